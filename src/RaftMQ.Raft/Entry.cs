@@ -1,0 +1,58 @@
+namespace RaftMQ.Raft;
+
+/// <summary>What a log entry carries.</summary>
+public enum EntryType : byte
+{
+    /// <summary>A command for the state machine.</summary>
+    Command = 0,
+
+    /// <summary>The empty entry a new leader appends at the start of its term (§5.4.2, §8).</summary>
+    NoOp = 1,
+}
+
+/// <summary>One entry of the replicated log.</summary>
+/// <param name="Index">Position in the log, starting at 1.</param>
+/// <param name="Term">Term of the leader that created the entry.</param>
+/// <param name="Type">Command or leader no-op.</param>
+/// <param name="Data">The command's bytes; empty for a no-op.</param>
+public readonly record struct Entry(ulong Index, ulong Term, EntryType Type, ReadOnlyMemory<byte> Data)
+{
+    /// <summary>Fixed per-entry cost used when a batch is bounded by bytes.</summary>
+    public const int Overhead = 24;
+
+    /// <summary>Size used for byte bounds on batches.</summary>
+    public int Size => Data.Length + Overhead;
+}
+
+/// <summary>The state Raft must persist before answering any message that depends on it (Figure 2).</summary>
+/// <param name="Term">The latest term this node has seen.</param>
+/// <param name="Vote">The node voted for in <paramref name="Term"/>, or 0.</param>
+/// <param name="Commit">The highest index known committed (persisted so a restart can re-apply quickly).</param>
+public readonly record struct HardState(ulong Term, ulong Vote, ulong Commit)
+{
+    /// <summary>The state of a node that has never run.</summary>
+    public static HardState Empty => default;
+}
+
+/// <summary>Where a snapshot ends: the last index and term it covers.</summary>
+public readonly record struct SnapshotMetadata(ulong Index, ulong Term);
+
+/// <summary>The role a node plays (§5.1); <see cref="PreCandidate"/> is the pre-vote phase (thesis §9.6).</summary>
+public enum Role : byte
+{
+    Follower = 0,
+    PreCandidate = 1,
+    Candidate = 2,
+    Leader = 3,
+}
+
+/// <summary>Volatile facts about a node, reported in a <see cref="Ready"/> when they change.</summary>
+/// <param name="Leader">The known leader's id, or 0.</param>
+/// <param name="Role">This node's role.</param>
+/// <param name="Term">This node's current term.</param>
+public readonly record struct SoftState(ulong Leader, Role Role, ulong Term);
+
+/// <summary>A linearizable read confirmed by a quorum: serve it once the applied index reaches <see cref="Index"/> (thesis §6.4).</summary>
+/// <param name="Context">The caller's id for the read, as given to <see cref="RaftNode.ReadIndex"/>.</param>
+/// <param name="Index">The commit index at the time the read was accepted.</param>
+public readonly record struct ReadState(ulong Context, ulong Index);

@@ -1,0 +1,693 @@
+using System.Diagnostics;
+
+namespace RaftMQ.Raft;
+
+/// <summary>
+/// The Raft consensus algorithm as a pure state machine (modelled on etcd's raft): it performs no I/O, reads no
+/// clock, starts no thread and never awaits. Inputs are <see cref="Tick"/>, <see cref="Step"/>,
+/// <see cref="Propose"/> and <see cref="ReadIndex"/>; outputs come as a <see cref="Ready"/> batch that the runtime
+/// handles and then acknowledges with <see cref="Advance"/>. The same inputs always give the same outputs.
+/// </summary>
+/// <remarks>Not thread-safe: one owner (a node's event loop or a test) calls it.</remarks>
+public sealed class RaftNode
+{
+    private readonly RaftOptions _options;
+    private readonly RaftLog _log;
+    private readonly SplitMix64 _random;
+    private readonly ulong[] _voters;
+    private readonly int _quorum;
+    private readonly Dictionary<ulong, Progress> _progress = [];
+    private readonly Dictionary<ulong, bool> _votes = [];
+    private readonly Queue<PendingRead> _pendingReads = new();
+    private readonly List<PendingRead> _readsAwaitingCommit = [];
+    private List<RaftMessage> _messages = [];
+    private List<ReadState> _readStates = [];
+
+    private int _electionElapsed;
+    private int _heartbeatElapsed;
+    private int _randomizedElectionTimeout;
+    private long _uncommittedBytes;
+    private bool _broadcastPending;
+    private bool _readRoundPending;
+    private ulong _readRound;
+    private HardState _previousHardState;
+    private SoftState _previousSoftState;
+    private Ready? _outstandingReady;
+
+    /// <summary>Creates a node over <paramref name="storage"/>, recovering term, vote and commit from it.</summary>
+    public RaftNode(RaftOptions options, ILogStorage storage)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(storage);
+        options.Validate();
+        _options = options;
+        Id = options.Id;
+        _voters = [.. options.Voters.Order()];
+        _quorum = _voters.Length / 2 + 1;
+        _random = new SplitMix64(options.RandomSeed ^ (options.Id * 0x9E3779B97F4A7C15UL));
+        _log = new RaftLog(storage, options.Applied);
+        var hs = storage.HardState;
+        Term = hs.Term;
+        Vote = hs.Vote;
+        _previousHardState = hs;
+        BecomeFollower(Term, 0);
+        _previousSoftState = SoftState;
+        // A cluster of one has nobody to wait for: it leads at once, also right after a restart.
+        if (_voters.Length == 1) Campaign();
+    }
+
+    /// <summary>This node's id.</summary>
+    public ulong Id { get; }
+
+    /// <summary>The current term (§5.1).</summary>
+    public ulong Term { get; private set; }
+
+    /// <summary>The candidate voted for in the current term, or 0.</summary>
+    public ulong Vote { get; private set; }
+
+    /// <summary>The leader this node knows of in the current term, or 0.</summary>
+    public ulong Leader { get; private set; }
+
+    /// <summary>This node's role.</summary>
+    public Role Role { get; private set; }
+
+    /// <summary>The highest index known to be committed.</summary>
+    public ulong CommitIndex => _log.Committed;
+
+    /// <summary>The highest index handed to the application.</summary>
+    public ulong AppliedIndex => _log.Applied;
+
+    /// <summary>The index of the last entry in the log (durable or not).</summary>
+    public ulong LastIndex => _log.LastIndex;
+
+    /// <summary>The term of the last entry in the log.</summary>
+    public ulong LastTerm => _log.LastTerm;
+
+    /// <summary>Index of the first entry still in the log (after the snapshot).</summary>
+    public ulong FirstIndex => _log.FirstIndex;
+
+    /// <summary>Ids of the voting members.</summary>
+    public IReadOnlyList<ulong> Voters => _voters;
+
+    /// <summary>Leader, role and term as one value.</summary>
+    public SoftState SoftState => new(Leader, Role, Term);
+
+    /// <summary>Term, vote and commit as they must be persisted.</summary>
+    public HardState HardState => new(Term, Vote, _log.Committed);
+
+    /// <summary>The log entry at <paramref name="index"/>, if the log holds it.</summary>
+    public bool TryGetEntry(ulong index, out Entry entry)
+    {
+        entry = default;
+        if (index < _log.FirstIndex || index > _log.LastIndex) return false;
+        var list = new List<Entry>(1);
+        _log.Slice(index, index + 1, long.MaxValue, list);
+        entry = list[0];
+        return true;
+    }
+
+    /// <summary>The leader's view of a follower's replication, for diagnostics ("Replicate match=5 next=6 ...").</summary>
+    public string? DescribeProgress(ulong peer) =>
+        Role == Role.Leader && _progress.TryGetValue(peer, out var p) ? p.ToString() : null;
+
+    /// <summary>Advances the logical clock by one tick: election timeouts, heartbeats and quorum checks.</summary>
+    public void Tick()
+    {
+        EnsureNoOutstandingReady();
+        if (Role == Role.Leader) TickLeader();
+        else TickElection();
+    }
+
+    /// <summary>
+    /// Proposes a command. Only the leader accepts; a follower answers <see cref="ProposeStatus.NotLeader"/> with
+    /// the leader's id so the runtime can forward.
+    /// </summary>
+    public ProposeResult Propose(ReadOnlyMemory<byte> command)
+    {
+        EnsureNoOutstandingReady();
+        if (Role != Role.Leader) return new ProposeResult(ProposeStatus.NotLeader, 0, 0, Leader);
+        var entry = new Entry(_log.LastIndex + 1, Term, EntryType.Command, command);
+        // Bound the uncommitted tail, but always let one entry through so a big command cannot wedge the leader.
+        if (_uncommittedBytes > 0 && _uncommittedBytes + entry.Size > _options.MaxUncommittedBytes)
+            return new ProposeResult(ProposeStatus.Overloaded, 0, 0, Id);
+        _log.AppendLeaderEntry(entry);
+        _uncommittedBytes += entry.Size;
+        _broadcastPending = true;
+        return new ProposeResult(ProposeStatus.Accepted, entry.Index, Term, Id);
+    }
+
+    /// <summary>
+    /// Asks for a linearizable read (thesis §6.4). When accepted, a <see cref="ReadState"/> with this context appears
+    /// in a later <see cref="Ready"/> once leadership is confirmed by a quorum; on a follower the request is forwarded
+    /// to the leader. A read may be lost with a leader change: callers time out and retry.
+    /// </summary>
+    public ProposeResult ReadIndex(ulong context)
+    {
+        EnsureNoOutstandingReady();
+        if (Role == Role.Leader)
+        {
+            return AcceptRead(context, Id)
+                ? new ProposeResult(ProposeStatus.Accepted, 0, Term, Id)
+                : new ProposeResult(ProposeStatus.Overloaded, 0, 0, Id);
+        }
+        if (Leader == 0) return new ProposeResult(ProposeStatus.NotLeader, 0, 0, 0);
+        Send(new ReadIndexRequest(Id, Leader, Term, context));
+        return new ProposeResult(ProposeStatus.Accepted, 0, Term, Leader);
+    }
+
+    /// <summary>Handles a message from a peer.</summary>
+    public void Step(RaftMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        EnsureNoOutstandingReady();
+        if (message.To != Id || message.From == Id || !_voters.Contains(message.From)) return;
+
+        if (message.Term > Term)
+        {
+            if (message is RequestVote && _options.CheckQuorum && Leader != 0 && _electionElapsed < _options.ElectionTicks)
+            {
+                // Thesis §4.2.3: while we hear from a current leader, ignore (pre-)vote requests from a disruptive node.
+                return;
+            }
+            if (message is RequestVote { PreVote: true } or RequestVoteResponse { PreVote: true, Granted: true })
+            {
+                // A pre-vote does not change terms (thesis §9.6); a granted pre-vote answer carries the future term.
+            }
+            else
+            {
+                var leader = message is AppendEntries or Heartbeat ? message.From : 0;
+                BecomeFollower(message.Term, leader);
+            }
+        }
+        else if (message.Term < Term)
+        {
+            if ((_options.CheckQuorum || _options.PreVote) && message is AppendEntries or Heartbeat)
+            {
+                // A stale leader (e.g. one back from a partition) learns our term and steps down; without this a
+                // node whose term rose while cut off could wait forever, since pre-vote keeps it from campaigning.
+                Send(new AppendEntriesResponse(Id, message.From, Term, false, 0, 0, 0));
+            }
+            else if (message is RequestVote { PreVote: true })
+            {
+                Send(new RequestVoteResponse(Id, message.From, Term, false, true));
+            }
+            return;
+        }
+
+        switch (message)
+        {
+            case RequestVote rv:
+                HandleRequestVote(rv);
+                return;
+            case ReadIndexResponse rr:
+                _readStates.Add(new ReadState(rr.Context, rr.Index));
+                return;
+        }
+
+        switch (Role)
+        {
+            case Role.Leader:
+                StepLeader(message);
+                break;
+            case Role.Candidate:
+            case Role.PreCandidate:
+                StepCandidate(message);
+                break;
+            default:
+                StepFollower(message);
+                break;
+        }
+    }
+
+    /// <summary>Whether <see cref="GetReady"/> has anything to hand out.</summary>
+    public bool HasReady()
+    {
+        if (_outstandingReady is not null) return false;
+        Flush();
+        return !SoftState.Equals(_previousSoftState)
+            || !HardState.Equals(_previousHardState)
+            || _log.HasUnstable
+            || _log.HasNextCommittedEntries
+            || _messages.Count > 0
+            || _readStates.Count > 0;
+    }
+
+    /// <summary>Takes the pending outputs. Call <see cref="Advance"/> with it before giving the node more input.</summary>
+    public Ready GetReady()
+    {
+        EnsureNoOutstandingReady();
+        Flush();
+        var soft = SoftState;
+        var hard = HardState;
+        var entries = _log.UnstableEntries();
+        var mustSync = entries.Count > 0 || hard.Term != _previousHardState.Term || hard.Vote != _previousHardState.Vote;
+        var ready = new Ready(
+            soft.Equals(_previousSoftState) ? null : soft,
+            hard.Equals(_previousHardState) ? null : hard,
+            entries,
+            _log.NextCommittedEntries(_options.MaxBytesPerApplyBatch),
+            _messages,
+            _readStates,
+            mustSync);
+        _previousSoftState = soft;
+        _previousHardState = hard;
+        _messages = [];
+        _readStates = [];
+        _outstandingReady = ready;
+        return ready;
+    }
+
+    /// <summary>The runtime persisted, sent and applied everything in <paramref name="ready"/>.</summary>
+    public void Advance(Ready ready)
+    {
+        ArgumentNullException.ThrowIfNull(ready);
+        if (!ReferenceEquals(ready, _outstandingReady))
+            throw new InvalidOperationException("Advance must be given the Ready returned by the last GetReady.");
+        _outstandingReady = null;
+        if (ready.Entries.Count > 0)
+        {
+            var last = ready.Entries[^1];
+            _log.StableTo(last.Index, last.Term);
+            if (Role == Role.Leader && _progress[Id].MaybeUpdate(_log.StableLastIndex) && MaybeCommit())
+                _broadcastPending = true;
+        }
+        if (ready.CommittedEntries.Count > 0)
+        {
+            _log.AppliedTo(ready.CommittedEntries[^1].Index);
+            if (Role == Role.Leader)
+            {
+                foreach (var e in ready.CommittedEntries)
+                    if (e.Term == Term) _uncommittedBytes -= e.Size;
+                if (_uncommittedBytes < 0) _uncommittedBytes = 0;
+            }
+        }
+    }
+
+    private void EnsureNoOutstandingReady()
+    {
+        if (_outstandingReady is not null)
+            throw new InvalidOperationException("The last Ready has not been advanced.");
+    }
+
+    // ---- elections (§5.2) ----
+
+    private void TickElection()
+    {
+        _electionElapsed++;
+        if (_electionElapsed >= _randomizedElectionTimeout)
+        {
+            _electionElapsed = 0;
+            StartElection();
+        }
+    }
+
+    private void TickLeader()
+    {
+        _heartbeatElapsed++;
+        _electionElapsed++;
+        if (_electionElapsed >= _options.ElectionTicks)
+        {
+            _electionElapsed = 0;
+            if (_options.CheckQuorum && !QuorumRecentlyActive())
+            {
+                // Thesis §6.2: a leader that has not heard from a majority for an election timeout steps down.
+                BecomeFollower(Term, 0);
+                return;
+            }
+        }
+        if (_heartbeatElapsed >= _options.HeartbeatTicks)
+        {
+            _heartbeatElapsed = 0;
+            BroadcastHeartbeat();
+        }
+    }
+
+    private void StartElection()
+    {
+        if (_options.PreVote) BecomePreCandidate();
+        else Campaign();
+    }
+
+    private void BecomePreCandidate()
+    {
+        // Thesis §9.6: ask whether we could win before disturbing anyone's term.
+        Role = Role.PreCandidate;
+        Leader = 0;
+        _votes.Clear();
+        _votes[Id] = true;
+        if (TallyVotes() == VoteResult.Won)
+        {
+            Campaign();
+            return;
+        }
+        foreach (var peer in _voters)
+            if (peer != Id) Send(new RequestVote(Id, peer, Term + 1, _log.LastIndex, _log.LastTerm, true));
+    }
+
+    private void Campaign()
+    {
+        Reset(Term + 1);
+        Role = Role.Candidate;
+        Vote = Id;
+        _votes[Id] = true;
+        if (TallyVotes() == VoteResult.Won)
+        {
+            BecomeLeader();
+            return;
+        }
+        foreach (var peer in _voters)
+            if (peer != Id) Send(new RequestVote(Id, peer, Term, _log.LastIndex, _log.LastTerm, false));
+    }
+
+    private void HandleRequestVote(RequestVote rv)
+    {
+        // §5.2: one vote per term, first come first served; a pre-vote for a later term binds nothing.
+        var canVote = Vote == rv.From || (Vote == 0 && Leader == 0) || (rv.PreVote && rv.Term > Term);
+        // §5.4.1: only for a candidate whose log is at least as up to date as ours.
+        if (canVote && _log.IsUpToDate(rv.LastLogIndex, rv.LastLogTerm))
+        {
+            Send(new RequestVoteResponse(Id, rv.From, rv.Term, true, rv.PreVote));
+            if (!rv.PreVote)
+            {
+                _electionElapsed = 0;
+                Vote = rv.From;
+            }
+        }
+        else
+        {
+            Send(new RequestVoteResponse(Id, rv.From, Term, false, rv.PreVote));
+        }
+    }
+
+    private enum VoteResult
+    {
+        Pending,
+        Won,
+        Lost,
+    }
+
+    private VoteResult TallyVotes()
+    {
+        int granted = 0, rejected = 0;
+        foreach (var (_, g) in _votes)
+        {
+            if (g) granted++;
+            else rejected++;
+        }
+        if (granted >= _quorum) return VoteResult.Won;
+        if (rejected >= _quorum) return VoteResult.Lost;
+        return VoteResult.Pending;
+    }
+
+    private void StepCandidate(RaftMessage message)
+    {
+        switch (message)
+        {
+            case AppendEntries ae:
+                // §5.2: a candidate that hears from a leader of its term returns to follower.
+                BecomeFollower(ae.Term, ae.From);
+                HandleAppendEntries(ae);
+                break;
+            case Heartbeat hb:
+                BecomeFollower(hb.Term, hb.From);
+                HandleHeartbeat(hb);
+                break;
+            case RequestVoteResponse vr when vr.PreVote == (Role == Role.PreCandidate):
+                _votes.TryAdd(vr.From, vr.Granted);
+                switch (TallyVotes())
+                {
+                    case VoteResult.Won:
+                        if (Role == Role.PreCandidate) Campaign();
+                        else BecomeLeader();
+                        break;
+                    case VoteResult.Lost:
+                        BecomeFollower(Term, 0);
+                        break;
+                }
+                break;
+        }
+    }
+
+    private void StepFollower(RaftMessage message)
+    {
+        switch (message)
+        {
+            case AppendEntries ae:
+                _electionElapsed = 0;
+                Leader = ae.From;
+                HandleAppendEntries(ae);
+                break;
+            case Heartbeat hb:
+                _electionElapsed = 0;
+                Leader = hb.From;
+                HandleHeartbeat(hb);
+                break;
+        }
+    }
+
+    // ---- log replication (§5.3) ----
+
+    private void HandleAppendEntries(AppendEntries ae)
+    {
+        if (ae.PrevLogIndex < _log.Committed)
+        {
+            // Everything up to our commit index already matches the leader (§5.4 leader completeness).
+            Send(new AppendEntriesResponse(Id, ae.From, Term, false, _log.Committed, 0, 0));
+            return;
+        }
+        if (_log.TryAppend(ae.PrevLogIndex, ae.PrevLogTerm, ae.Entries, out var lastNew))
+        {
+            // Figure 2, AppendEntries rule 5: commit up to min(leaderCommit, index of last new entry).
+            _log.CommitTo(Math.Min(ae.LeaderCommit, lastNew));
+            Send(new AppendEntriesResponse(Id, ae.From, Term, false, lastNew, 0, 0));
+            return;
+        }
+        // §5.3 optimisation: name our last entry whose term is at most the leader's PrevLogTerm, so the leader can
+        // skip a whole divergent term per round trip instead of one entry.
+        var hintIndex = _log.FindConflictByTerm(Math.Min(ae.PrevLogIndex, _log.LastIndex), ae.PrevLogTerm);
+        Send(new AppendEntriesResponse(Id, ae.From, Term, true, ae.PrevLogIndex, hintIndex, _log.Term(hintIndex)));
+    }
+
+    private void HandleHeartbeat(Heartbeat hb)
+    {
+        // The leader sends min(matchIndex, commit), so this never passes what we hold.
+        _log.CommitTo(Math.Min(hb.Commit, _log.LastIndex));
+        Send(new HeartbeatResponse(Id, hb.From, Term, hb.ReadRound));
+    }
+
+    private void StepLeader(RaftMessage message)
+    {
+        switch (message)
+        {
+            case AppendEntriesResponse r when _progress.TryGetValue(r.From, out var pr):
+                pr.RecentActive = true;
+                if (r.Reject)
+                {
+                    var hint = r.HintTerm > 0 ? _log.FindConflictByTerm(r.HintIndex, r.HintTerm) : r.HintIndex;
+                    if (pr.MaybeDecrTo(r.Index, hint))
+                    {
+                        if (pr.State == ReplicationState.Replicate) pr.BecomeProbe();
+                        SendAppend(r.From, sendIfEmpty: true);
+                    }
+                    break;
+                }
+                if (!pr.MaybeUpdate(r.Index)) break;
+                if (pr.State == ReplicationState.Probe) pr.BecomeReplicate();
+                else pr.FreeInflightTo(r.Index);
+                if (MaybeCommit()) _broadcastPending = true;
+                // Pipelining: keep the follower's window full while it is behind.
+                while (SendAppend(r.From, sendIfEmpty: false))
+                {
+                }
+                break;
+            case HeartbeatResponse h when _progress.TryGetValue(h.From, out var pr):
+                pr.RecentActive = true;
+                pr.ProbeSent = false;
+                if (pr.Match < _log.LastIndex) SendAppend(h.From, sendIfEmpty: true);
+                if (h.ReadRound > pr.ReadRoundAck)
+                {
+                    pr.ReadRoundAck = h.ReadRound;
+                    ReleaseConfirmedReads();
+                }
+                break;
+            case ReadIndexRequest rq:
+                AcceptRead(rq.Context, rq.From);
+                break;
+        }
+    }
+
+    /// <summary>Sends the follower the entries from its Next; false when paused or (unless asked) nothing to send.</summary>
+    private bool SendAppend(ulong to, bool sendIfEmpty)
+    {
+        var pr = _progress[to];
+        if (pr.IsPaused) return false;
+        var prevIndex = pr.Next - 1;
+        if (!_log.TryTerm(prevIndex, out var prevTerm))
+            throw new InvalidOperationException($"entry {prevIndex} for peer {to} is compacted; snapshot transfer is not available");
+        var entries = new List<Entry>();
+        if (pr.Next <= _log.LastIndex) _log.Slice(pr.Next, _log.LastIndex + 1, _options.MaxBytesPerAppend, entries);
+        if (entries.Count == 0 && !sendIfEmpty) return false;
+        Send(new AppendEntries(Id, to, Term, prevIndex, prevTerm, entries, _log.Committed));
+        pr.SentEntries(entries.Count > 0 ? entries[^1].Index : prevIndex, entries.Count);
+        return true;
+    }
+
+    private void BroadcastHeartbeat()
+    {
+        foreach (var peer in _voters)
+        {
+            if (peer == Id) continue;
+            var pr = _progress[peer];
+            Send(new Heartbeat(Id, peer, Term, Math.Min(pr.Match, _log.Committed), _readRound));
+        }
+    }
+
+    /// <summary>Sends what proposals and commits of this step owe the followers, once per Ready (batching).</summary>
+    private void Flush()
+    {
+        if (Role != Role.Leader) return;
+        if (_readRoundPending)
+        {
+            _readRoundPending = false;
+            _readRound++;
+            BroadcastHeartbeat();
+        }
+        if (_broadcastPending)
+        {
+            _broadcastPending = false;
+            foreach (var peer in _voters)
+                if (peer != Id) SendAppend(peer, sendIfEmpty: true);
+        }
+    }
+
+    /// <summary>§5.3/§5.4.2: commit the highest index a quorum holds, but only an entry of the current term.</summary>
+    private bool MaybeCommit()
+    {
+        Span<ulong> matches = _voters.Length <= 16 ? stackalloc ulong[_voters.Length] : new ulong[_voters.Length];
+        for (int i = 0; i < _voters.Length; i++) matches[i] = _progress[_voters[i]].Match;
+        matches.Sort();
+        var candidate = matches[_voters.Length - _quorum];
+        if (candidate <= _log.Committed || _log.Term(candidate) != Term) return false;
+        var firstCommitInTerm = _log.Term(_log.Committed) != Term;
+        _log.CommitTo(candidate);
+        if (firstCommitInTerm && _readsAwaitingCommit.Count > 0)
+        {
+            foreach (var r in _readsAwaitingCommit) StartRead(r.Context, r.From);
+            _readsAwaitingCommit.Clear();
+        }
+        return true;
+    }
+
+    private bool QuorumRecentlyActive()
+    {
+        var active = 0;
+        foreach (var peer in _voters)
+        {
+            if (peer == Id)
+            {
+                active++;
+                continue;
+            }
+            var pr = _progress[peer];
+            if (pr.RecentActive) active++;
+            pr.RecentActive = false;
+        }
+        return active >= _quorum;
+    }
+
+    // ---- linearizable reads (thesis §6.4) ----
+
+    private readonly record struct PendingRead(ulong Context, ulong Index, ulong Round, ulong From);
+
+    private bool AcceptRead(ulong context, ulong from)
+    {
+        if (_pendingReads.Count + _readsAwaitingCommit.Count >= _options.MaxPendingReads) return false;
+        if (_log.Term(_log.Committed) != Term)
+        {
+            // The leader does not yet know the full commit index until its no-op commits (§6.4 step 1).
+            _readsAwaitingCommit.Add(new PendingRead(context, 0, 0, from));
+            return true;
+        }
+        StartRead(context, from);
+        return true;
+    }
+
+    private void StartRead(ulong context, ulong from)
+    {
+        if (_voters.Length == 1)
+        {
+            DeliverRead(new PendingRead(context, _log.Committed, 0, from));
+            return;
+        }
+        // Reads that arrive before the next flush share one heartbeat round.
+        _pendingReads.Enqueue(new PendingRead(context, _log.Committed, _readRound + 1, from));
+        _readRoundPending = true;
+    }
+
+    private void ReleaseConfirmedReads()
+    {
+        Span<ulong> acks = _voters.Length <= 16 ? stackalloc ulong[_voters.Length] : new ulong[_voters.Length];
+        for (int i = 0; i < _voters.Length; i++)
+            acks[i] = _voters[i] == Id ? _readRound : _progress[_voters[i]].ReadRoundAck;
+        acks.Sort();
+        var confirmed = acks[_voters.Length - _quorum];
+        while (_pendingReads.Count > 0 && _pendingReads.Peek().Round <= confirmed)
+            DeliverRead(_pendingReads.Dequeue());
+    }
+
+    private void DeliverRead(PendingRead read)
+    {
+        if (read.From == Id) _readStates.Add(new ReadState(read.Context, read.Index));
+        else Send(new ReadIndexResponse(Id, read.From, Term, read.Context, read.Index));
+    }
+
+    // ---- role changes ----
+
+    private void Reset(ulong term)
+    {
+        if (term != Term)
+        {
+            Term = term;
+            Vote = 0;
+        }
+        Leader = 0;
+        _electionElapsed = 0;
+        _heartbeatElapsed = 0;
+        _randomizedElectionTimeout = _options.ElectionTicks + _random.Next(_options.ElectionTicks);
+        _votes.Clear();
+        _progress.Clear();
+        _pendingReads.Clear();
+        _readsAwaitingCommit.Clear();
+        _readRoundPending = false;
+        _broadcastPending = false;
+        _uncommittedBytes = 0;
+    }
+
+    private void BecomeFollower(ulong term, ulong leader)
+    {
+        Reset(term);
+        Role = Role.Follower;
+        Leader = leader;
+    }
+
+    private void BecomeLeader()
+    {
+        Debug.Assert(Role == Role.Candidate);
+        Reset(Term);
+        Role = Role.Leader;
+        Leader = Id;
+        foreach (var peer in _voters)
+        {
+            var pr = new Progress(_log.LastIndex + 1, _options.MaxInflightAppends);
+            _progress[peer] = pr;
+        }
+        _progress[Id].MaybeUpdate(_log.StableLastIndex);
+        // §5.4.2 and §8: a leader commits entries of earlier terms only by committing one of its own; the no-op is it.
+        var noOp = new Entry(_log.LastIndex + 1, Term, EntryType.NoOp, ReadOnlyMemory<byte>.Empty);
+        _log.AppendLeaderEntry(noOp);
+        _uncommittedBytes += noOp.Size;
+        _broadcastPending = true;
+    }
+
+    private void Send(RaftMessage message) => _messages.Add(message);
+}

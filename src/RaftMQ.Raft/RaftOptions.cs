@@ -1,0 +1,58 @@
+namespace RaftMQ.Raft;
+
+/// <summary>Settings of one consensus core. Every queue and batch it keeps has its bound here.</summary>
+public sealed class RaftOptions
+{
+    /// <summary>This node's id; not 0.</summary>
+    public ulong Id { get; set; }
+
+    /// <summary>The ids of all voting members, this node included.</summary>
+    public IReadOnlyList<ulong> Voters { get; set; } = [];
+
+    /// <summary>Ticks without hearing from a leader before a follower campaigns; randomized in [T, 2T) (§5.2).</summary>
+    public int ElectionTicks { get; set; } = 10;
+
+    /// <summary>Ticks between a leader's heartbeats; must be less than <see cref="ElectionTicks"/>.</summary>
+    public int HeartbeatTicks { get; set; } = 1;
+
+    /// <summary>Seed of the randomness used for election timeouts.</summary>
+    public ulong RandomSeed { get; set; }
+
+    /// <summary>Run a pre-vote before a real election so a partitioned node cannot disrupt the cluster (thesis §9.6).</summary>
+    public bool PreVote { get; set; } = true;
+
+    /// <summary>A leader steps down when it has not heard from a quorum within an election timeout (thesis §6.2).</summary>
+    public bool CheckQuorum { get; set; } = true;
+
+    /// <summary>Most AppendEntries in flight to one follower in replicate mode (the pipelining window).</summary>
+    public int MaxInflightAppends { get; set; } = 256;
+
+    /// <summary>Most bytes of entries in one AppendEntries (at least one entry is always sent).</summary>
+    public long MaxBytesPerAppend { get; set; } = 1 << 20;
+
+    /// <summary>Most bytes of committed entries handed to the application in one <see cref="Ready"/>.</summary>
+    public long MaxBytesPerApplyBatch { get; set; } = 4 << 20;
+
+    /// <summary>Most bytes of proposed but uncommitted entries the leader holds; further proposals are dropped.</summary>
+    public long MaxUncommittedBytes { get; set; } = 64 << 20;
+
+    /// <summary>Most linearizable reads waiting for leadership confirmation; further reads are dropped.</summary>
+    public int MaxPendingReads { get; set; } = 65_536;
+
+    /// <summary>The index the application has already applied (e.g. restored from a snapshot); entries after it are re-delivered.</summary>
+    public ulong Applied { get; set; }
+
+    internal void Validate()
+    {
+        if (Id == 0) throw new ArgumentException("Id must not be 0.");
+        if (!Voters.Contains(Id)) throw new ArgumentException($"Voters must include this node ({Id}).");
+        if (Voters.Contains(0UL)) throw new ArgumentException("Voter id 0 is reserved for 'none'.");
+        if (Voters.Distinct().Count() != Voters.Count) throw new ArgumentException("Voters must be distinct.");
+        if (HeartbeatTicks <= 0) throw new ArgumentException("HeartbeatTicks must be positive.");
+        if (ElectionTicks <= HeartbeatTicks) throw new ArgumentException("ElectionTicks must be greater than HeartbeatTicks.");
+        if (MaxInflightAppends <= 0) throw new ArgumentException("MaxInflightAppends must be positive.");
+        if (MaxBytesPerAppend <= 0 || MaxBytesPerApplyBatch <= 0 || MaxUncommittedBytes <= 0)
+            throw new ArgumentException("Byte limits must be positive.");
+        if (MaxPendingReads <= 0) throw new ArgumentException("MaxPendingReads must be positive.");
+    }
+}
