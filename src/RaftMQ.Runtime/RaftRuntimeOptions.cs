@@ -1,0 +1,25 @@
+using RaftMQ.Raft;
+
+namespace RaftMQ.Runtime;
+
+/// <summary>Settings of a node's runtime loop. Every queue has its bound here.</summary>
+public sealed class RaftRuntimeOptions
+{
+    /// <summary>The consensus settings (id, voters, ticks, batch bounds).</summary>
+    public required RaftOptions Raft { get; init; }
+
+    /// <summary>Wall-clock length of one Raft tick; election timeout = Raft.ElectionTicks ticks.</summary>
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Most inputs (peer messages, proposals, reads) waiting in the loop's inbox.</summary>
+    public int InboxCapacity { get; init; } = 65_536;
+
+    /// <summary>Most inputs handled before the loop persists and sends (one Ready per batch: group commit).</summary>
+    public int MaxInputsPerIteration { get; init; } = 4_096;
+
+    /// <summary>Most ticks caught up at once after the loop was held up (e.g. by a slow fsync).</summary>
+    public int MaxTicksCatchUp { get; init; } = 64;
+}
+
+/// <summary>A node's state as seen from outside the loop (a consistent copy, refreshed after every iteration).</summary>
+public sealed record RaftStatus(ulong Id, Role Role, ulong Term, ulong Leader, ulong CommitIndex, ulong AppliedIndex, ulong LastIndex);

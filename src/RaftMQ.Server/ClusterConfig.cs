@@ -1,0 +1,126 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+
+namespace RaftMQ.Server;
+
+/// <summary>One node's addresses: <see cref="Port"/> serves HTTP, <see cref="InternalPort"/> the Raft peers.</summary>
+public sealed record NodeAddress(string Ip, int Port, int InternalPort, bool InternalPortGiven)
+{
+    public Uri HttpUri => new($"http://{(Ip.Contains(':') ? $"[{Ip}]" : Ip)}:{Port}");
+}
+
+/// <summary>
+/// The RRMQ configuration file: <c>{"addresses": [{"ip": ..., "port": ..., "internal_port": ...}, ...]}</c>. A node
+/// without <c>internal_port</c> talks to peers on <c>port + 1000</c>.
+/// </summary>
+public sealed class ClusterConfig
+{
+    /// <summary>Offset of the peer port from the HTTP port when the file gives no internal_port.</summary>
+    public const int DefaultInternalPortOffset = 1000;
+
+    public const int MaxNodes = 15;
+
+    private ClusterConfig(IReadOnlyList<NodeAddress> addresses)
+    {
+        Addresses = addresses;
+        ClusterId = ComputeClusterId(addresses);
+    }
+
+    public IReadOnlyList<NodeAddress> Addresses { get; }
+
+    /// <summary>
+    /// A short stable name for this cluster, derived from its address list, so two clusters never share a data
+    /// directory or accept each other's peers.
+    /// </summary>
+    public string ClusterId { get; }
+
+    /// <summary>Raft node ids are the config indexes plus one (Raft reserves 0 for "none").</summary>
+    public static ulong NodeId(int index) => (ulong)index + 1;
+
+    public static int IndexOf(ulong nodeId) => (int)(nodeId - 1);
+
+    public static ClusterConfig Load(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"cannot read config file '{path}': {e.Message}");
+        }
+        return Parse(text, path);
+    }
+
+    public static ClusterConfig Parse(string json, string source = "config")
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 8 });
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException($"{source}: not valid JSON ({e.Message})");
+        }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object
+                || !doc.RootElement.TryGetProperty("addresses", out var list) || list.ValueKind != JsonValueKind.Array)
+                throw new ConfigException($"{source}: expected an object with an \"addresses\" array");
+            var addresses = new List<NodeAddress>();
+            var i = 0;
+            foreach (var a in list.EnumerateArray())
+            {
+                if (a.ValueKind != JsonValueKind.Object) throw new ConfigException($"{source}: addresses[{i}] is not an object");
+                if (!a.TryGetProperty("ip", out var ipEl) || ipEl.ValueKind != JsonValueKind.String || ipEl.GetString() is not { Length: > 0 } ip)
+                    throw new ConfigException($"{source}: addresses[{i}].ip must be a non-empty string");
+                var port = ReadPort(a, "port", i, source) ?? throw new ConfigException($"{source}: addresses[{i}].port is missing");
+                var internalPort = ReadPort(a, "internal_port", i, source);
+                if (internalPort is null && port + DefaultInternalPortOffset > 65535)
+                    throw new ConfigException($"{source}: addresses[{i}] has no internal_port and port + {DefaultInternalPortOffset} is not a valid port");
+                addresses.Add(new NodeAddress(ip, port, internalPort ?? port + DefaultInternalPortOffset, internalPort is not null));
+                i++;
+            }
+            if (addresses.Count == 0) throw new ConfigException($"{source}: \"addresses\" is empty");
+            if (addresses.Count > MaxNodes) throw new ConfigException($"{source}: at most {MaxNodes} nodes are supported");
+            var endpoints = new HashSet<string>();
+            foreach (var a in addresses)
+            {
+                if (!endpoints.Add($"{a.Ip}:{a.Port}") || !endpoints.Add($"{a.Ip}:{a.InternalPort}"))
+                    throw new ConfigException($"{source}: {a.Ip} uses a port twice ({a.Port}/{a.InternalPort})");
+            }
+            return new ClusterConfig(addresses);
+        }
+    }
+
+    private static int? ReadPort(JsonElement a, string name, int i, string source)
+    {
+        if (!a.TryGetProperty(name, out var el) || el.ValueKind == JsonValueKind.Null) return null;
+        if (el.ValueKind != JsonValueKind.Number || !el.TryGetInt32(out var port) || port is < 1 or > 65535)
+            throw new ConfigException($"{source}: addresses[{i}].{name} must be a port number (1-65535)");
+        return port;
+    }
+
+    private static string ComputeClusterId(IReadOnlyList<NodeAddress> addresses)
+    {
+        var canonical = string.Join(';', addresses.Select(a => $"{a.Ip}:{a.Port}:{a.InternalPort}"));
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(canonical));
+        return Convert.ToHexStringLower(hash.AsSpan(0, 8));
+    }
+
+    /// <summary>The peer endpoint of a node, resolving a host name if the config gives one.</summary>
+    public static IPEndPoint PeerEndPoint(NodeAddress a)
+    {
+        if (IPAddress.TryParse(a.Ip, out var ip)) return new IPEndPoint(ip, a.InternalPort);
+        var resolved = Dns.GetHostAddresses(a.Ip);
+        if (resolved.Length == 0) throw new ConfigException($"cannot resolve '{a.Ip}'");
+        return new IPEndPoint(resolved[0], a.InternalPort);
+    }
+}
+
+/// <summary>A configuration or command-line error; the message tells the user what to fix.</summary>
+public sealed class ConfigException(string message) : Exception(message);

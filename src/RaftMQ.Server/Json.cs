@@ -1,0 +1,46 @@
+using System.Text.Json.Serialization;
+
+namespace RaftMQ.Server;
+
+// The RRMQ bodies, field for field: clients compare whole bodies, so nothing may be added to these.
+public sealed record SuccessResponse([property: JsonPropertyName("success")] bool Success);
+
+public sealed record TopicsResponse(
+    [property: JsonPropertyName("success")] bool Success,
+    [property: JsonPropertyName("topics")] IReadOnlyList<string> Topics);
+
+public sealed record MessageResponse(
+    [property: JsonPropertyName("success")] bool Success,
+    [property: JsonPropertyName("message")] string Message);
+
+public sealed record StatusResponse(
+    [property: JsonPropertyName("role")] string Role,
+    [property: JsonPropertyName("term")] ulong Term);
+
+/// <summary>Body of a 4xx/5xx that is not part of the RRMQ table: still "success": false, plus why.</summary>
+public sealed record ErrorResponse(
+    [property: JsonPropertyName("success")] bool Success,
+    [property: JsonPropertyName("error")] string Error);
+
+/// <summary>RaftMQ's own node description (GET / and GET /v1/status).</summary>
+public sealed record NodeInfoResponse(
+    [property: JsonPropertyName("service")] string Service,
+    [property: JsonPropertyName("node")] int Node,
+    [property: JsonPropertyName("cluster_id")] string ClusterId,
+    [property: JsonPropertyName("ready")] bool Ready,
+    [property: JsonPropertyName("role")] string Role,
+    [property: JsonPropertyName("term")] ulong Term,
+    [property: JsonPropertyName("leader")] int? Leader,
+    [property: JsonPropertyName("leader_url")] string? LeaderUrl,
+    [property: JsonPropertyName("commit_index")] ulong CommitIndex,
+    [property: JsonPropertyName("applied_index")] ulong AppliedIndex,
+    [property: JsonPropertyName("last_index")] ulong LastIndex);
+
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSerializable(typeof(SuccessResponse))]
+[JsonSerializable(typeof(TopicsResponse))]
+[JsonSerializable(typeof(MessageResponse))]
+[JsonSerializable(typeof(StatusResponse))]
+[JsonSerializable(typeof(ErrorResponse))]
+[JsonSerializable(typeof(NodeInfoResponse))]
+internal sealed partial class ServerJsonContext : JsonSerializerContext;

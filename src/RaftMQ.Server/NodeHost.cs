@@ -1,0 +1,64 @@
+using System.Security.Cryptography;
+using System.Text;
+using RaftMQ.Raft;
+using RaftMQ.Runtime;
+
+namespace RaftMQ.Server;
+
+/// <summary>Wires one node together: durable storage, the peer transport and the Raft runtime over the queue.</summary>
+public sealed class NodeHost : IAsyncDisposable
+{
+    private readonly IAsyncDisposable? _transport;
+
+    private NodeHost(RaftRuntime runtime, IAsyncDisposable? transport)
+    {
+        Runtime = runtime;
+        _transport = transport;
+    }
+
+    public RaftRuntime Runtime { get; }
+
+    /// <summary>The data directory: the explicit option, else one keyed by the cluster's identity and the node's index.</summary>
+    public static string DataDirectory(NodeSettings settings, ClusterConfig config) =>
+        settings.DataDirectory ?? Path.Combine("raftmq-data", config.ClusterId, $"node-{settings.Index}");
+
+    /// <summary>The peers' shared secret: the configured one, else one derived from the cluster id.</summary>
+    public static byte[] ClusterSecret(NodeSettings settings, ClusterConfig config)
+    {
+        var text = settings.ClusterSecret ?? Environment.GetEnvironmentVariable("RAFTMQ_CLUSTER_SECRET");
+        return SHA256.HashData(Encoding.UTF8.GetBytes(text ?? "raftmq-cluster:" + config.ClusterId));
+    }
+
+    public static RaftOptions RaftOptions(NodeSettings settings, ClusterConfig config) => new()
+    {
+        Id = ClusterConfig.NodeId(settings.Index),
+        Voters = [.. Enumerable.Range(0, config.Addresses.Count).Select(ClusterConfig.NodeId)],
+        ElectionTicks = Math.Max(2, settings.ElectionTimeoutMs / settings.TickMs),
+        HeartbeatTicks = Math.Max(1, settings.HeartbeatMs / settings.TickMs),
+        RandomSeed = (ulong)RandomNumberGenerator.GetInt32(int.MaxValue),
+    };
+
+    public static NodeHost Start(NodeSettings settings, ClusterConfig config, QueueNode node, ILoggerFactory loggers)
+    {
+        var storage = new MemoryLogStorage();
+        var runtime = new RaftRuntime(
+            new RaftRuntimeOptions { Raft = RaftOptions(settings, config), TickInterval = TimeSpan.FromMilliseconds(settings.TickMs) },
+            storage, node.StateMachine, new DroppingSender(), TimeProvider.System, loggers.CreateLogger<RaftRuntime>());
+        runtime.Start();
+        node.SetStarted(runtime);
+        return new NodeHost(runtime, null);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Runtime.DisposeAsync().ConfigureAwait(false);
+        if (_transport is not null) await _transport.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private sealed class DroppingSender : IMessageSender
+    {
+        public void Send(RaftMessage message)
+        {
+        }
+    }
+}

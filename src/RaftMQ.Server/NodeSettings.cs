@@ -1,0 +1,114 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+
+namespace RaftMQ.Server;
+
+/// <summary>
+/// How a node is started: <c>raftmq-node CONFIG INDEX [options]</c>. Parsed by hand, not by a framework, because the
+/// HTTP port must answer within a few hundred milliseconds of launch.
+/// </summary>
+public sealed record NodeSettings
+{
+    public const string Usage = """
+        usage: raftmq-node CONFIG.json INDEX [options]
+
+          CONFIG.json                 {"addresses": [{"ip": "127.0.0.1", "port": 8567, "internal_port": 8568}, ...]}
+          INDEX                       this node's position in "addresses" (0-based)
+
+        options:
+          --data-dir DIR              where the log and snapshots live
+                                      (default: ./raftmq-data/<cluster id>/node-<INDEX>)
+          --election-timeout-ms N     minimum election timeout; the actual one is random in [N, 2N)   (default 150)
+          --heartbeat-ms N            leader heartbeat interval, less than the election timeout       (default 50)
+          --tick-ms N                 length of one Raft clock tick                                    (default 10)
+          --request-timeout-ms N      how long a request waits for a leader and a commit               (default 2500)
+          --cluster-secret TEXT       shared secret peers use to authenticate each other
+                                      (default: $RAFTMQ_CLUSTER_SECRET, else derived from the cluster id)
+          --log-level LEVEL           Trace, Debug, Information, Warning, Error                        (default Information)
+          --help                      show this help
+        """;
+
+    public required string ConfigPath { get; init; }
+
+    public required int Index { get; init; }
+
+    public string? DataDirectory { get; init; }
+
+    public int ElectionTimeoutMs { get; init; } = 150;
+
+    public int HeartbeatMs { get; init; } = 50;
+
+    public int TickMs { get; init; } = 10;
+
+    public int RequestTimeoutMs { get; init; } = 2500;
+
+    public string? ClusterSecret { get; init; }
+
+    public LogLevel LogLevel { get; init; } = LogLevel.Information;
+
+    /// <summary>Parses the command line; throws <see cref="ConfigException"/> with a message for the user.</summary>
+    public static NodeSettings Parse(IReadOnlyList<string> args)
+    {
+        var positional = new List<string>();
+        var named = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int i = 0; i < args.Count; i++)
+        {
+            var a = args[i];
+            if (!a.StartsWith("--", StringComparison.Ordinal))
+            {
+                positional.Add(a);
+                continue;
+            }
+            var eq = a.IndexOf('=', StringComparison.Ordinal);
+            if (eq > 0)
+            {
+                named[a[2..eq]] = a[(eq + 1)..];
+            }
+            else if (a == "--help")
+            {
+                named["help"] = "";
+            }
+            else
+            {
+                if (i + 1 >= args.Count) throw new ConfigException($"option {a} needs a value");
+                named[a[2..]] = args[++i];
+            }
+        }
+        if (named.ContainsKey("help")) throw new HelpRequestedException();
+        if (positional.Count != 2) throw new ConfigException("expected two arguments: the config file and this node's index");
+        if (!int.TryParse(positional[1], NumberStyles.None, CultureInfo.InvariantCulture, out var index))
+            throw new ConfigException($"INDEX must be a non-negative integer, not '{positional[1]}'");
+
+        var s = new NodeSettings { ConfigPath = positional[0], Index = index };
+        foreach (var (key, value) in named)
+        {
+            s = key switch
+            {
+                "data-dir" => s with { DataDirectory = value },
+                "election-timeout-ms" => s with { ElectionTimeoutMs = PositiveInt(key, value) },
+                "heartbeat-ms" => s with { HeartbeatMs = PositiveInt(key, value) },
+                "tick-ms" => s with { TickMs = PositiveInt(key, value) },
+                "request-timeout-ms" => s with { RequestTimeoutMs = PositiveInt(key, value) },
+                "cluster-secret" => s with { ClusterSecret = value },
+                "log-level" => s with
+                {
+                    LogLevel = Enum.TryParse<LogLevel>(value, ignoreCase: true, out var level)
+                        ? level
+                        : throw new ConfigException($"--log-level: unknown level '{value}'"),
+                },
+                _ => throw new ConfigException($"unknown option --{key}"),
+            };
+        }
+        if (s.HeartbeatMs < s.TickMs || s.ElectionTimeoutMs <= s.HeartbeatMs)
+            throw new ConfigException("need --tick-ms <= --heartbeat-ms < --election-timeout-ms");
+        return s;
+    }
+
+    private static int PositiveInt(string key, string value) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n
+            : throw new ConfigException($"--{key} must be a positive integer, not '{value}'");
+}
+
+/// <summary>The user asked for --help.</summary>
+public sealed class HelpRequestedException() : Exception("help requested");

@@ -1,0 +1,90 @@
+using System.Net;
+using Microsoft.Extensions.Logging.Console;
+using RaftMQ.Queue;
+using RaftMQ.Server;
+
+NodeSettings settings;
+ClusterConfig config;
+try
+{
+    settings = NodeSettings.Parse(args);
+    config = ClusterConfig.Load(settings.ConfigPath);
+    if (settings.Index < 0 || settings.Index >= config.Addresses.Count)
+        throw new ConfigException($"INDEX {settings.Index} is out of range: the config has {config.Addresses.Count} node(s)");
+}
+catch (HelpRequestedException)
+{
+    Console.Out.WriteLine(NodeSettings.Usage);
+    return 0;
+}
+catch (ConfigException e)
+{
+    Console.Error.WriteLine($"raftmq-node: {e.Message}");
+    Console.Error.WriteLine(NodeSettings.Usage);
+    return 2;
+}
+
+var me = config.Addresses[settings.Index];
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+builder.Logging.ClearProviders();
+builder.Logging.AddSimpleConsole(o =>
+{
+    o.SingleLine = true;
+    o.TimestampFormat = "HH:mm:ss.fff ";
+    o.ColorBehavior = LoggerColorBehavior.Disabled;
+});
+builder.Logging.SetMinimumLevel(settings.LogLevel);
+builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
+builder.WebHost.ConfigureKestrel(k =>
+{
+    k.AddServerHeader = false;
+    k.Limits.MaxRequestBodySize = ServerLimits.MaxRequestBodyBytes;
+    k.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
+    var ip = me.Ip == "localhost" ? IPAddress.Loopback : IPAddress.TryParse(me.Ip, out var parsed) ? parsed : IPAddress.Any;
+    k.Listen(ip, me.Port);
+});
+
+var app = builder.Build();
+var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("RaftMQ.Node");
+var node = new QueueNode(settings, config, new QueueStateMachine());
+RrmqEndpoints.Map(app, node);
+
+try
+{
+    await app.StartAsync();
+}
+catch (IOException e)
+{
+    Console.Error.WriteLine($"raftmq-node: cannot listen on {me.Ip}:{me.Port}: {e.Message}");
+    return 1;
+}
+
+var exitCode = 0;
+NodeHost? host = null;
+try
+{
+    host = NodeHost.Start(settings, config, node, app.Services.GetRequiredService<ILoggerFactory>());
+    _ = host.Runtime.Completion.ContinueWith(
+        t =>
+        {
+            if (t.IsFaulted)
+            {
+                exitCode = 1;
+                app.Lifetime.StopApplication();
+            }
+        },
+        TaskScheduler.Default);
+}
+catch (Exception e)
+{
+    logger.LogCritical(e, "Node {Index} could not start: {Message}", settings.Index, e.Message);
+    node.SetFailed(e);
+    await app.StopAsync();
+    return 1;
+}
+
+await app.WaitForShutdownAsync();
+await host.DisposeAsync();
+await node.DisposeAsync();
+return exitCode;

@@ -1,0 +1,212 @@
+using System.Net;
+using System.Net.Sockets;
+using RaftMQ.Queue;
+using RaftMQ.Raft;
+using RaftMQ.Runtime;
+
+namespace RaftMQ.Server;
+
+/// <summary>What became of a queue command sent through the cluster.</summary>
+public abstract record CommandOutcome
+{
+    /// <summary>Committed and applied; the state machine's result.</summary>
+    public sealed record Applied(QueueResult Result) : CommandOutcome;
+
+    /// <summary>Answered by the leader this request was forwarded to; relay it as it is.</summary>
+    public sealed record Relayed(int StatusCode, string ContentType, byte[] Body) : CommandOutcome;
+
+    /// <summary>Not done, or not known to be done; <see cref="Error"/> says which.</summary>
+    public sealed record Unavailable(string Error) : CommandOutcome;
+
+    /// <summary>This node is not the leader and the request was already forwarded once: the sender retries.</summary>
+    public sealed record NotLeader(ulong LeaderHint) : CommandOutcome;
+}
+
+/// <summary>
+/// One RaftMQ node as the HTTP layer sees it: the queue state machine on the Raft runtime, plus the routing that
+/// lets a client talk to any node — writes and pops go to the leader, reads are linearizable everywhere.
+/// </summary>
+public sealed class QueueNode : IAsyncDisposable
+{
+    /// <summary>Header on a request a follower forwarded to the leader (it is never forwarded again).</summary>
+    public const string ForwardedHeader = "X-RaftMQ-Forwarded";
+
+    /// <summary>Header on a 503 from a node that is not the leader, naming the leader it knows (config index) if any.</summary>
+    public const string NotLeaderHeader = "X-RaftMQ-Not-Leader";
+
+    private readonly ClusterConfig _config;
+    private readonly HttpClient _forwarder;
+    private readonly TaskCompletionSource<RaftRuntime> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public QueueNode(NodeSettings settings, ClusterConfig config, QueueStateMachine stateMachine)
+    {
+        Settings = settings;
+        _config = config;
+        StateMachine = stateMachine;
+        _forwarder = new HttpClient(new SocketsHttpHandler
+        {
+            ConnectTimeout = TimeSpan.FromMilliseconds(500),
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
+            MaxConnectionsPerServer = 256,
+        })
+        {
+            Timeout = Timeout.InfiniteTimeSpan,
+        };
+    }
+
+    public NodeSettings Settings { get; }
+
+    public ClusterConfig Config => _config;
+
+    public QueueStateMachine StateMachine { get; }
+
+    /// <summary>The runtime, once storage is recovered and the loop runs; null before.</summary>
+    public RaftRuntime? Runtime => _started.Task.IsCompletedSuccessfully ? _started.Task.Result : null;
+
+    public void SetStarted(RaftRuntime runtime) => _started.TrySetResult(runtime);
+
+    public void SetFailed(Exception e) => _started.TrySetException(e);
+
+    /// <summary>Creates a deadline token for one client request.</summary>
+    public CancellationTokenSource RequestDeadline(CancellationToken aborted)
+    {
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        cts.CancelAfter(Settings.RequestTimeoutMs);
+        return cts;
+    }
+
+    /// <summary>
+    /// Runs a replicated command: on the leader it is proposed; on a follower it is forwarded to the leader over
+    /// HTTP; during an election it waits (until the deadline) for a leader. A command is retried only when it
+    /// certainly was not applied, so nothing is applied twice.
+    /// </summary>
+    public async Task<CommandOutcome> ExecuteAsync(
+        QueueCommand command, bool forwarded, string method, string rawTarget, byte[] body, CancellationToken deadline)
+    {
+        var encoded = command.Encode();
+        try
+        {
+            var runtime = await _started.Task.WaitAsync(deadline).ConfigureAwait(false);
+            while (true)
+            {
+                deadline.ThrowIfCancellationRequested();
+                var changed = runtime.SoftStateChanged;
+                var status = runtime.Status;
+                if (status.Role == Role.Leader)
+                {
+                    try
+                    {
+                        var result = await runtime.ProposeAsync(encoded, deadline).ConfigureAwait(false);
+                        return new CommandOutcome.Applied((QueueResult)result!);
+                    }
+                    catch (NotLeaderException)
+                    {
+                        // Lost leadership before proposing: nothing was appended; route again.
+                    }
+                    catch (ProposalDroppedException)
+                    {
+                        // A new leader replaced the entry: it was not applied; safe to route again.
+                    }
+                    catch (NodeOverloadedException e)
+                    {
+                        return new CommandOutcome.Unavailable(e.Message);
+                    }
+                    continue;
+                }
+                if (forwarded) return new CommandOutcome.NotLeader(status.Leader);
+                if (status.Leader != 0)
+                {
+                    var relayed = await ForwardAsync(status.Leader, method, rawTarget, body, deadline).ConfigureAwait(false);
+                    if (relayed is not null) return relayed;
+                }
+                // No leader, or the one we know did not take the request: wait for the next leader change.
+                await changed.WaitAsync(deadline).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            return new CommandOutcome.Unavailable(
+                "timed out waiting for a leader or a commit; the command may or may not have been applied");
+        }
+        catch (NodeStoppedException e)
+        {
+            return new CommandOutcome.Unavailable(e.Message);
+        }
+    }
+
+    /// <summary>
+    /// Forwards to the leader. Null when the leader certainly did not apply the request (could not connect, or it
+    /// said it is no longer the leader), so the caller may route it again.
+    /// </summary>
+    private async Task<CommandOutcome?> ForwardAsync(
+        ulong leader, string method, string rawTarget, byte[] body, CancellationToken deadline)
+    {
+        var target = _config.Addresses[ClusterConfig.IndexOf(leader)];
+        using var request = new HttpRequestMessage(new HttpMethod(method), new Uri(target.HttpUri, rawTarget));
+        request.Headers.Add(ForwardedHeader, Settings.Index.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        request.Content = new ByteArrayContent(body);
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        HttpResponseMessage response;
+        try
+        {
+            response = await _forwarder.SendAsync(request, deadline).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.HostUnreachable or SocketError.NetworkUnreachable })
+        {
+            return null; // never reached the leader
+        }
+        catch (HttpRequestException e)
+        {
+            return new CommandOutcome.Unavailable(
+                $"lost the connection to the leader (node {ClusterConfig.IndexOf(leader)}) after sending: the command may or may not have been applied ({e.Message})");
+        }
+        using (response)
+        {
+            if (response.StatusCode == HttpStatusCode.ServiceUnavailable && response.Headers.Contains(NotLeaderHeader)) return null;
+            var bytes = await response.Content.ReadAsByteArrayAsync(deadline).ConfigureAwait(false);
+            return new CommandOutcome.Relayed(
+                (int)response.StatusCode, response.Content.Headers.ContentType?.ToString() ?? "application/json", bytes);
+        }
+    }
+
+    /// <summary>Runs a query at a linearizable point on this node (ReadIndex), waiting out elections until the deadline.</summary>
+    public async Task<(bool Ok, T Value, string? Error)> ReadAsync<T>(Func<QueueStateMachine, T> query, CancellationToken deadline)
+    {
+        try
+        {
+            var runtime = await _started.Task.WaitAsync(deadline).ConfigureAwait(false);
+            while (true)
+            {
+                var changed = runtime.SoftStateChanged;
+                try
+                {
+                    var value = await runtime.ReadAsync(() => query(StateMachine), deadline).ConfigureAwait(false);
+                    return (true, value, null);
+                }
+                catch (NotLeaderException)
+                {
+                    await changed.WaitAsync(deadline).ConfigureAwait(false);
+                }
+                catch (ReadAbortedException)
+                {
+                    // Leadership moved while confirming; ask again.
+                }
+            }
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            return (false, default!, "timed out waiting for a leader to confirm the read");
+        }
+        catch (Exception e) when (e is NodeStoppedException or NodeOverloadedException)
+        {
+            return (false, default!, e.Message);
+        }
+    }
+
+    /// <summary>Releases the forwarding client; the runtime belongs to <see cref="NodeHost"/>.</summary>
+    public ValueTask DisposeAsync()
+    {
+        _forwarder.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,234 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
+using RaftMQ.Queue;
+using RaftMQ.Raft;
+
+namespace RaftMQ.Server;
+
+/// <summary>
+/// The RRMQ-compatible REST API, to the letter of its specification: PUT/GET /topic, PUT /message,
+/// GET /message/&lt;topic&gt;, GET /status. Status codes are documented in the README.
+/// </summary>
+public static class RrmqEndpoints
+{
+    public static void Map(WebApplication app, QueueNode node)
+    {
+        app.MapPut("/topic", (HttpContext ctx) => PutTopic(ctx, node));
+        app.MapGet("/topic", (HttpContext ctx) => GetTopics(ctx, node));
+        app.MapPut("/message", (HttpContext ctx) => PutMessage(ctx, node));
+        app.MapGet("/message/{**topic}", (HttpContext ctx) => GetMessage(ctx, node));
+        app.MapGet("/status", (HttpContext ctx) => GetStatus(ctx, node));
+        app.MapGet("/", (HttpContext ctx) => GetInfo(ctx, node));
+        app.MapGet("/v1/status", (HttpContext ctx) => GetInfo(ctx, node));
+    }
+
+    private static async Task PutTopic(HttpContext ctx, QueueNode node)
+    {
+        var body = await ReadBodyAsync(ctx, node);
+        if (body is null) return;
+        var error = ParseFields(body, ["topic"], out var fields) ?? ValidateTopic(node, fields[0]);
+        if (error is not null)
+        {
+            await WriteError(ctx, StatusCodes.Status400BadRequest, error);
+            return;
+        }
+        await RunCommandAsync(ctx, node, QueueCommand.CreateTopic(fields[0]), body);
+    }
+
+    private static async Task PutMessage(HttpContext ctx, QueueNode node)
+    {
+        var body = await ReadBodyAsync(ctx, node);
+        if (body is null) return;
+        var error = ParseFields(body, ["topic", "message"], out var fields) ?? ValidateTopic(node, fields[0]);
+        if (error is not null)
+        {
+            await WriteError(ctx, StatusCodes.Status400BadRequest, error);
+            return;
+        }
+        if (Encoding.UTF8.GetByteCount(fields[1]) > node.StateMachine.Limits.MaxMessageBytes)
+        {
+            await WriteError(ctx, StatusCodes.Status413PayloadTooLarge,
+                $"message is longer than {node.StateMachine.Limits.MaxMessageBytes} bytes (UTF-8)");
+            return;
+        }
+        await RunCommandAsync(ctx, node, QueueCommand.Publish(fields[0], fields[1]), body);
+    }
+
+    private static async Task GetMessage(HttpContext ctx, QueueNode node)
+    {
+        // The raw target keeps %2F and other escapes intact, so any topic name round-trips.
+        var raw = ctx.Features.Get<IHttpRequestFeature>()?.RawTarget ?? ctx.Request.Path.Value ?? "";
+        var q = raw.IndexOf('?', StringComparison.Ordinal);
+        var path = q >= 0 ? raw[..q] : raw;
+        const string prefix = "/message/";
+        string topic;
+        try
+        {
+            topic = Uri.UnescapeDataString(path.StartsWith(prefix, StringComparison.Ordinal) ? path[prefix.Length..] : "");
+        }
+        catch (UriFormatException)
+        {
+            await WriteError(ctx, StatusCodes.Status400BadRequest, "the topic in the path is not a valid URL escape");
+            return;
+        }
+        if (ValidateTopic(node, topic) is { } error)
+        {
+            await WriteError(ctx, StatusCodes.Status400BadRequest, error);
+            return;
+        }
+        await RunCommandAsync(ctx, node, QueueCommand.Pop(topic), []);
+    }
+
+    private static async Task GetTopics(HttpContext ctx, QueueNode node)
+    {
+        using var deadline = node.RequestDeadline(ctx.RequestAborted);
+        var (ok, topics, error) = await node.ReadAsync(sm => sm.Topics(), deadline.Token);
+        if (!ok)
+        {
+            await WriteError(ctx, StatusCodes.Status503ServiceUnavailable, error!);
+            return;
+        }
+        await WriteJson(ctx, StatusCodes.Status200OK, new TopicsResponse(true, topics), ServerJsonContext.Default.TopicsResponse);
+    }
+
+    private static Task GetStatus(HttpContext ctx, QueueNode node)
+    {
+        var status = node.Runtime?.Status;
+        var role = status?.Role switch
+        {
+            Role.Leader => "Leader",
+            Role.Candidate or Role.PreCandidate => "Candidate",
+            _ => "Follower",
+        };
+        return WriteJson(ctx, StatusCodes.Status200OK, new StatusResponse(role, status?.Term ?? 0), ServerJsonContext.Default.StatusResponse);
+    }
+
+    private static Task GetInfo(HttpContext ctx, QueueNode node)
+    {
+        var s = node.Runtime?.Status;
+        int? leader = s is { Leader: > 0 } ? ClusterConfig.IndexOf(s.Leader) : null;
+        var info = new NodeInfoResponse(
+            "raftmq", node.Settings.Index, node.Config.ClusterId, s is not null, s?.Role.ToString() ?? "Starting", s?.Term ?? 0,
+            leader, leader is int l ? node.Config.Addresses[l].HttpUri.ToString() : null,
+            s?.CommitIndex ?? 0, s?.AppliedIndex ?? 0, s?.LastIndex ?? 0);
+        return WriteJson(ctx, StatusCodes.Status200OK, info, ServerJsonContext.Default.NodeInfoResponse);
+    }
+
+    private static async Task RunCommandAsync(HttpContext ctx, QueueNode node, QueueCommand command, byte[] body)
+    {
+        using var deadline = node.RequestDeadline(ctx.RequestAborted);
+        var forwarded = ctx.Request.Headers.ContainsKey(QueueNode.ForwardedHeader);
+        var raw = ctx.Features.Get<IHttpRequestFeature>()?.RawTarget ?? ctx.Request.Path.Value ?? "/";
+        var outcome = await node.ExecuteAsync(command, forwarded, ctx.Request.Method, raw, body, deadline.Token);
+        switch (outcome)
+        {
+            case CommandOutcome.Applied a:
+                await WriteResult(ctx, command.Op, a.Result);
+                break;
+            case CommandOutcome.Relayed r:
+                ctx.Response.StatusCode = r.StatusCode;
+                ctx.Response.ContentType = r.ContentType;
+                await ctx.Response.Body.WriteAsync(r.Body, ctx.RequestAborted);
+                break;
+            case CommandOutcome.NotLeader n:
+                ctx.Response.Headers[QueueNode.NotLeaderHeader] = n.LeaderHint == 0 ? "none" : ClusterConfig.IndexOf(n.LeaderHint).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                await WriteError(ctx, StatusCodes.Status503ServiceUnavailable, "this node is not the leader");
+                break;
+            case CommandOutcome.Unavailable u:
+                await WriteError(ctx, StatusCodes.Status503ServiceUnavailable, u.Error);
+                break;
+        }
+    }
+
+    private static Task WriteResult(HttpContext ctx, QueueOp op, QueueResult result)
+    {
+        if (op == QueueOp.Pop && result.Success)
+            return WriteJson(ctx, StatusCodes.Status200OK, new MessageResponse(true, result.Message!), ServerJsonContext.Default.MessageResponse);
+        var code = result.Status switch
+        {
+            QueueStatus.Ok => op == QueueOp.CreateTopic ? StatusCodes.Status201Created : StatusCodes.Status200OK,
+            QueueStatus.TopicExists => StatusCodes.Status409Conflict,
+            QueueStatus.NoSuchTopic or QueueStatus.Empty => StatusCodes.Status404NotFound,
+            QueueStatus.LimitReached => StatusCodes.Status507InsufficientStorage,
+            _ => StatusCodes.Status400BadRequest,
+        };
+        return WriteJson(ctx, code, new SuccessResponse(result.Success), ServerJsonContext.Default.SuccessResponse);
+    }
+
+    /// <summary>Reads the whole body within the size limit; on failure writes the 4xx and returns null.</summary>
+    private static async Task<byte[]?> ReadBodyAsync(HttpContext ctx, QueueNode node)
+    {
+        var limit = ServerLimits.MaxRequestBodyBytes;
+        if (ctx.Request.ContentLength > limit)
+        {
+            await WriteError(ctx, StatusCodes.Status413PayloadTooLarge, $"request body is larger than {limit} bytes");
+            return null;
+        }
+        using var buffer = new MemoryStream();
+        try
+        {
+            await ctx.Request.Body.CopyToAsync(buffer, ctx.RequestAborted);
+        }
+        catch (BadHttpRequestException e)
+        {
+            await WriteError(ctx, e.StatusCode, $"bad request body: {e.Message}");
+            return null;
+        }
+        return buffer.ToArray();
+    }
+
+    /// <summary>Parses a JSON object and takes the named string fields; returns what is wrong, or null.</summary>
+    private static string? ParseFields(byte[] body, string[] names, out string[] values)
+    {
+        values = new string[names.Length];
+        string? error = null;
+        try
+        {
+            using var doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 16 });
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                error = "body must be a JSON object";
+            }
+            else
+            {
+                for (int i = 0; i < names.Length && error is null; i++)
+                {
+                    if (!doc.RootElement.TryGetProperty(names[i], out var el)) error = $"missing field \"{names[i]}\"";
+                    else if (el.ValueKind != JsonValueKind.String) error = $"field \"{names[i]}\" must be a string";
+                    else values[i] = el.GetString()!;
+                }
+            }
+        }
+        catch (JsonException e)
+        {
+            error = $"body is not valid JSON: {e.Message}";
+        }
+        return error;
+    }
+
+    private static string? ValidateTopic(QueueNode node, string topic)
+    {
+        if (topic.Length == 0) return "topic must not be empty";
+        if (Encoding.UTF8.GetByteCount(topic) > node.StateMachine.Limits.MaxTopicNameBytes)
+            return $"topic is longer than {node.StateMachine.Limits.MaxTopicNameBytes} bytes (UTF-8)";
+        return null;
+    }
+
+    private static Task WriteError(HttpContext ctx, int status, string error) =>
+        WriteJson(ctx, status, new ErrorResponse(false, error), ServerJsonContext.Default.ErrorResponse);
+
+    private static Task WriteJson<T>(HttpContext ctx, int status, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
+    {
+        if (ctx.Response.HasStarted) return Task.CompletedTask;
+        ctx.Response.StatusCode = status;
+        return ctx.Response.WriteAsJsonAsync(value, type, contentType: "application/json", ctx.RequestAborted);
+    }
+}
+
+/// <summary>Bounds of the HTTP layer.</summary>
+public static class ServerLimits
+{
+    /// <summary>Largest request body; a 64 KiB message, escaped in JSON, fits with room to spare.</summary>
+    public const int MaxRequestBodyBytes = 1 << 20;
+}
