@@ -210,6 +210,8 @@ public static class RrmqEndpoints
     private static string? ValidateTopic(QueueNode node, string topic)
     {
         if (topic.Length == 0) return "topic must not be empty";
+        // A URL path cannot carry these as a segment (clients normalise them away), so GET /message/<topic> could not reach them.
+        if (topic is "." or "..") return "topic must not be \".\" or \"..\"";
         if (Encoding.UTF8.GetByteCount(topic) > node.StateMachine.Limits.MaxTopicNameBytes)
             return $"topic is longer than {node.StateMachine.Limits.MaxTopicNameBytes} bytes (UTF-8)";
         return null;

@@ -1,0 +1,162 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Threading.Channels;
+
+namespace RaftMQ.Server.Tests;
+
+/// <summary>A real node process: started from the built server, its output captured line by line.</summary>
+public sealed partial class NodeProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _lines = [];
+    private readonly Lock _gate = new();
+    private TaskCompletionSource _newLine = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private NodeProcess(Process process, int index)
+    {
+        _process = process;
+        Index = index;
+    }
+
+    public int Index { get; }
+
+    public int Pid => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    /// <summary>The server assembly built in the same configuration as the tests.</summary>
+    public static string ServerDll
+    {
+        get
+        {
+            var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
+            var path = Path.Combine(RepoRoot, "src", "RaftMQ.Server", "bin", configuration, "net10.0", "RaftMQ.Server.dll");
+            if (!File.Exists(path)) throw new FileNotFoundException("build the server first", path);
+            return path;
+        }
+    }
+
+    public static NodeProcess Start(string configPath, int index, string workingDirectory, params string[] extraArgs)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(ServerDll);
+        psi.ArgumentList.Add(configPath);
+        psi.ArgumentList.Add(index.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        foreach (var a in extraArgs) psi.ArgumentList.Add(a);
+        var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        var node = new NodeProcess(process, index);
+        process.OutputDataReceived += (_, e) => node.OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => node.OnLine(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return node;
+    }
+
+    private void OnLine(string? line)
+    {
+        if (line is null) return;
+        TaskCompletionSource signal;
+        lock (_gate)
+        {
+            _lines.Add(line);
+            signal = _newLine;
+            _newLine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        signal.TrySetResult();
+    }
+
+    public string Output
+    {
+        get
+        {
+            lock (_gate) return string.Join('\n', _lines);
+        }
+    }
+
+    /// <summary>Waits until a line of output satisfies <paramref name="match"/>; false at the deadline.</summary>
+    public async Task<bool> WaitForLineAsync(Func<string, bool> match, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        var seen = 0;
+        while (true)
+        {
+            Task next;
+            lock (_gate)
+            {
+                for (; seen < _lines.Count; seen++)
+                    if (match(_lines[seen])) return true;
+                next = _newLine.Task;
+            }
+            try
+            {
+                await next.WaitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <summary>SIGKILL: the process dies at once, keeping only what it had fsynced.</summary>
+    public async Task KillAsync()
+    {
+        if (!_process.HasExited) _process.Kill();
+        await _process.WaitForExitAsync();
+    }
+
+    /// <summary>SIGTERM, as a harness stops a node; returns how long the process took to exit.</summary>
+    public async Task<TimeSpan> TerminateAsync(TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        if (!_process.HasExited) SendSignal(_process.Id, 15);
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+            throw new TimeoutException($"node {Index} did not exit within {timeout} of SIGTERM");
+        }
+        return sw.Elapsed;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+
+    private static string FindRepoRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "RaftMQ.slnx"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException("cannot find the repository root (RaftMQ.slnx)");
+    }
+
+    private static void SendSignal(int pid, int signal)
+    {
+        if (Kill(pid, signal) != 0) throw new InvalidOperationException($"kill({pid}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+}

@@ -1,0 +1,191 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace RaftMQ.Server.Tests;
+
+/// <summary>
+/// N real node processes on free loopback ports, with an RRMQ client. Waits are on conditions with deadlines: a
+/// log line, or a periodic check of the nodes' answers — never a fixed sleep.
+/// </summary>
+public sealed class TestCluster : IAsyncDisposable
+{
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(15);
+
+    private readonly NodeProcess?[] _nodes;
+    private readonly string[] _extraArgs;
+
+    private TestCluster(int size, string directory, string[] extraArgs)
+    {
+        Directory = directory;
+        _nodes = new NodeProcess?[size];
+        _extraArgs = extraArgs;
+        var ports = FreePorts(size * 2);
+        Ports = [.. Enumerable.Range(0, size).Select(i => (ports[2 * i], ports[2 * i + 1]))];
+        ConfigPath = Path.Combine(directory, "config.json");
+        var addresses = new JsonArray([.. Ports.Select(p => (JsonNode)new JsonObject
+        {
+            ["ip"] = "127.0.0.1",
+            ["port"] = p.Http,
+            ["internal_port"] = p.Peer,
+        })]);
+        File.WriteAllText(ConfigPath, new JsonObject { ["addresses"] = addresses }.ToJsonString());
+        Http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+    }
+
+    public string Directory { get; }
+
+    public string ConfigPath { get; }
+
+    public (int Http, int Peer)[] Ports { get; }
+
+    public HttpClient Http { get; }
+
+    public int Size => _nodes.Length;
+
+    public NodeProcess Node(int i) => _nodes[i] ?? throw new InvalidOperationException($"node {i} is not running");
+
+    public bool IsRunning(int i) => _nodes[i] is { HasExited: false };
+
+    public static TestCluster Create(int size, params string[] extraArgs)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "raftmq-tests", Guid.NewGuid().ToString("N")[..12]);
+        System.IO.Directory.CreateDirectory(dir);
+        return new TestCluster(size, dir, extraArgs);
+    }
+
+    /// <summary>Starts every node (one after another, as harnesses do) and waits until each answers HTTP.</summary>
+    public async Task StartAllAsync()
+    {
+        for (int i = 0; i < Size; i++) Start(i);
+        for (int i = 0; i < Size; i++) await WaitUntilAnsweringAsync(i);
+    }
+
+    public NodeProcess Start(int i)
+    {
+        if (IsRunning(i)) throw new InvalidOperationException($"node {i} is already running");
+        var node = NodeProcess.Start(ConfigPath, i, Directory, _extraArgs);
+        _nodes[i] = node;
+        return node;
+    }
+
+    public Uri Url(int i, string path) => new($"http://127.0.0.1:{Ports[i].Http}{path}");
+
+    public async Task WaitUntilAnsweringAsync(int i) =>
+        (await Eventually.TrueAsync(async () => await TryStatusAsync(i) is not null, DefaultTimeout))
+            .ShouldBeTrue($"node {i} did not answer HTTP; output:\n{_nodes[i]?.Output}");
+
+    /// <summary>GET /status of node i, or null if it does not answer.</summary>
+    public async Task<(string Role, long Term)?> TryStatusAsync(int i)
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            var json = await Http.GetFromJsonAsync<JsonElement>(Url(i, "/status"), cts.Token);
+            return (json.GetProperty("role").GetString()!, json.GetProperty("term").GetInt64());
+        }
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException or JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Waits until exactly one running node reports Leader and every running node reports its term; returns it.</summary>
+    public async Task<int> WaitForLeaderAsync(TimeSpan? timeout = null, int? not = null)
+    {
+        var leader = -1;
+        var ok = await Eventually.TrueAsync(
+            async () =>
+            {
+                var leaders = new List<(int Index, long Term)>();
+                long maxTerm = 0;
+                for (int i = 0; i < Size; i++)
+                {
+                    if (!IsRunning(i)) continue;
+                    var s = await TryStatusAsync(i);
+                    if (s is null) continue;
+                    maxTerm = Math.Max(maxTerm, s.Value.Term);
+                    if (s.Value.Role == "Leader") leaders.Add((i, s.Value.Term));
+                }
+                var current = leaders.Where(l => l.Term == maxTerm).ToList();
+                if (current.Count != 1 || current[0].Index == not) return false;
+                leader = current[0].Index;
+                return true;
+            },
+            timeout ?? DefaultTimeout);
+        ok.ShouldBeTrue("no single leader was elected in time");
+        return leader;
+    }
+
+    public async Task<(HttpStatusCode Status, string Body)> SendAsync(int node, HttpMethod method, string path, string? body = null)
+    {
+        using var request = new HttpRequestMessage(method, Url(node, path));
+        if (body is not null) request.Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+        using var response = await Http.SendAsync(request);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    public Task<(HttpStatusCode Status, string Body)> CreateTopicAsync(int node, string topic) =>
+        SendAsync(node, HttpMethod.Put, "/topic", JsonSerializer.Serialize(new { topic }));
+
+    public Task<(HttpStatusCode Status, string Body)> PublishAsync(int node, string topic, string message) =>
+        SendAsync(node, HttpMethod.Put, "/message", JsonSerializer.Serialize(new { topic, message }));
+
+    public Task<(HttpStatusCode Status, string Body)> PopAsync(int node, string topic) =>
+        SendAsync(node, HttpMethod.Get, "/message/" + Uri.EscapeDataString(topic));
+
+    public Task<(HttpStatusCode Status, string Body)> TopicsAsync(int node) => SendAsync(node, HttpMethod.Get, "/topic");
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var n in _nodes)
+            if (n is not null) await n.DisposeAsync();
+        Http.Dispose();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort: a leftover temp directory is harmless.
+        }
+    }
+
+    /// <summary>Free TCP ports on loopback, distinct from each other.</summary>
+    public static int[] FreePorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ =>
+        {
+            var l = new TcpListener(IPAddress.Loopback, 0);
+            l.Start();
+            return l;
+        }).ToList();
+        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        foreach (var l in listeners) l.Stop();
+        return ports;
+    }
+}
+
+/// <summary>Waits for a condition with a deadline, checking it on a short period.</summary>
+public static class Eventually
+{
+    public static async Task<bool> TrueAsync(Func<Task<bool>> condition, TimeSpan timeout, TimeSpan? period = null)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        using var timer = new PeriodicTimer(period ?? TimeSpan.FromMilliseconds(25));
+        while (true)
+        {
+            if (await condition()) return true;
+            try
+            {
+                if (!await timer.WaitForNextTickAsync(cts.Token)) return false;
+            }
+            catch (OperationCanceledException)
+            {
+                return await condition();
+            }
+        }
+    }
+}
