@@ -171,7 +171,16 @@ internal sealed class RaftLog
             var storageHi = Math.Min(hi, _unstableOffset);
             var before = into.Count;
             _storage.ReadEntries(lo, storageHi, maxBytes, into);
-            for (int i = before; i < into.Count; i++) bytes += into[i].Size;
+            for (int i = before; i < into.Count; i++)
+            {
+                // Storage may return one entry past the bound; here the bound is a maximum (one entry always goes).
+                if (bytes > 0 && bytes + into[i].Size > maxBytes)
+                {
+                    into.RemoveRange(i, into.Count - i);
+                    return;
+                }
+                bytes += into[i].Size;
+            }
             if (bytes >= maxBytes || (ulong)(into.Count - before) < storageHi - lo) return;
             lo = storageHi;
         }
