@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
-using RaftMQ.Raft;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
 
 namespace RaftMQ.Benchmarks;
 
@@ -8,6 +9,7 @@ namespace RaftMQ.Benchmarks;
 /// reported time is per entry; the whole cluster runs on one thread, so the throughput is per core.
 /// </summary>
 [MemoryDiagnoser]
+[Config(typeof(EntriesPerSecondConfig))]
 public class ConsensusBenchmark
 {
     private const int EntriesPerInvocation = 16_384;
@@ -35,5 +37,14 @@ public class ConsensusBenchmark
             throw new InvalidOperationException($"commit index {_cluster.Leader.CommitIndex}, expected {target}");
         _cluster.Compact();
         return _cluster.Leader.CommitIndex;
+    }
+}
+
+/// <summary>Adds the median and the operations (here: committed entries) per second to the summary.</summary>
+public sealed class EntriesPerSecondConfig : ManualConfig
+{
+    public EntriesPerSecondConfig()
+    {
+        AddColumn(StatisticColumn.Median, StatisticColumn.OperationsPerSecond);
     }
 }
