@@ -171,7 +171,16 @@ internal sealed class RaftLog
             var storageHi = Math.Min(hi, _unstableOffset);
             var before = into.Count;
             _storage.ReadEntries(lo, storageHi, maxBytes, into);
-            for (int i = before; i < into.Count; i++) bytes += into[i].Size;
+            for (int i = before; i < into.Count; i++)
+            {
+                // Storage may return one entry past the bound; here the bound is a maximum (one entry always goes).
+                if (bytes > 0 && bytes + into[i].Size > maxBytes)
+                {
+                    into.RemoveRange(i, into.Count - i);
+                    return;
+                }
+                bytes += into[i].Size;
+            }
             if (bytes >= maxBytes || (ulong)(into.Count - before) < storageHi - lo) return;
             lo = storageHi;
         }
@@ -184,15 +193,19 @@ internal sealed class RaftLog
         }
     }
 
-    public List<Entry> UnstableEntries() => [.. _unstable];
+    public Entry[] UnstableEntries() => _unstable.ToArray();
 
     /// <summary>Committed entries not yet handed to the application, bounded by bytes.</summary>
-    public List<Entry> NextCommittedEntries(long maxBytes)
+    public IReadOnlyList<Entry> NextCommittedEntries(long maxBytes)
     {
-        var list = new List<Entry>();
-        if (Committed > Applied) Slice(Applied + 1, Committed + 1, maxBytes, list);
+        if (Committed <= Applied) return [];
+        var list = NewSliceList(Applied + 1, Committed + 1);
+        Slice(Applied + 1, Committed + 1, maxBytes, list);
         return list;
     }
+
+    /// <summary>A list sized for a slice of [lo, hi), so hot paths do not grow it entry by entry.</summary>
+    public static List<Entry> NewSliceList(ulong lo, ulong hi) => new((int)Math.Min(hi - lo, 1024));
 
     public bool HasNextCommittedEntries => Committed > Applied;
 

@@ -240,7 +240,7 @@ public sealed class RaftNode
         var soft = SoftState;
         var hard = HardState;
         var entries = _log.UnstableEntries();
-        var mustSync = entries.Count > 0 || hard.Term != _previousHardState.Term || hard.Vote != _previousHardState.Vote;
+        var mustSync = entries.Length > 0 || hard.Term != _previousHardState.Term || hard.Vote != _previousHardState.Vote;
         var ready = new Ready(
             soft.Equals(_previousSoftState) ? null : soft,
             hard.Equals(_previousHardState) ? null : hard,
@@ -524,8 +524,13 @@ public sealed class RaftNode
         var prevIndex = pr.Next - 1;
         if (!_log.TryTerm(prevIndex, out var prevTerm))
             throw new InvalidOperationException($"entry {prevIndex} for peer {to} is compacted; snapshot transfer is not available");
-        var entries = new List<Entry>();
-        if (pr.Next <= _log.LastIndex) _log.Slice(pr.Next, _log.LastIndex + 1, _options.MaxBytesPerAppend, entries);
+        IReadOnlyList<Entry> entries = [];
+        if (pr.Next <= _log.LastIndex)
+        {
+            var slice = RaftLog.NewSliceList(pr.Next, _log.LastIndex + 1);
+            _log.Slice(pr.Next, _log.LastIndex + 1, _options.MaxBytesPerAppend, slice);
+            entries = slice;
+        }
         if (entries.Count == 0 && !sendIfEmpty) return false;
         Send(new AppendEntries(Id, to, Term, prevIndex, prevTerm, entries, _log.Committed));
         pr.SentEntries(entries.Count > 0 ? entries[^1].Index : prevIndex, entries.Count);
