@@ -95,6 +95,14 @@ public sealed class MemoryLogStorage : IRaftStorage
         Snapshot = snapshot;
     }
 
+    /// <summary>Makes <paramref name="snapshot"/> the start of the log, discarding every entry (a snapshot from the leader).</summary>
+    public void InstallSnapshot(SnapshotMetadata snapshot)
+    {
+        _entries.Clear();
+        Snapshot = snapshot;
+        if (HardState.Commit < snapshot.Index) HardState = HardState with { Commit = snapshot.Index };
+    }
+
     /// <summary>A deep copy, as a crash would leave the durable state.</summary>
     public MemoryLogStorage Clone() => new(HardState, Snapshot, [.. _entries]);
 }

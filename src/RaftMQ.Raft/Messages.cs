@@ -43,3 +43,23 @@ public sealed record ReadIndexRequest(ulong From, ulong To, ulong Term, ulong Co
 /// <summary>The leader's answer to <see cref="ReadIndexRequest"/>: the index the follower must apply before serving the read.</summary>
 public sealed record ReadIndexResponse(ulong From, ulong To, ulong Term, ulong Context, ulong Index)
     : RaftMessage(From, To, Term);
+
+/// <summary>
+/// InstallSnapshot (§7): the leader no longer holds the entries this follower needs, so it sends its snapshot. The
+/// core sees only the snapshot's metadata: the runtime streams the bytes in <see cref="SnapshotChunk"/> messages and
+/// steps the follower's core with this message once the whole snapshot is received and verified.
+/// </summary>
+public sealed record InstallSnapshot(ulong From, ulong To, ulong Term, SnapshotMetadata Snapshot)
+    : RaftMessage(From, To, Term);
+
+/// <summary>
+/// One bounded piece of a snapshot being transferred (Figure 13's offset/data/done), sent and received by the
+/// runtime, never by the core. A transfer resumes from the offset the receiver last confirmed.
+/// </summary>
+public sealed record SnapshotChunk(
+    ulong From, ulong To, ulong Term, SnapshotMetadata Snapshot, ulong Offset, ReadOnlyMemory<byte> Data, bool Done)
+    : RaftMessage(From, To, Term);
+
+/// <summary>The receiver's answer to a <see cref="SnapshotChunk"/>: the offset it expects next, or that it gave up.</summary>
+public sealed record SnapshotChunkResponse(ulong From, ulong To, ulong Term, SnapshotMetadata Snapshot, ulong NextOffset, bool Failed)
+    : RaftMessage(From, To, Term);

@@ -8,6 +8,9 @@ internal enum ReplicationState : byte
 
     /// <summary>The follower matches: stream entries optimistically, up to the in-flight window.</summary>
     Replicate = 1,
+
+    /// <summary>The follower needs entries the leader has compacted: a snapshot is on its way (§7); send nothing else.</summary>
+    Snapshot = 2,
 }
 
 /// <summary>The leader's view of one follower (§5.3 nextIndex/matchIndex, plus flow control).</summary>
@@ -40,15 +43,36 @@ internal sealed class Progress
 
     public bool InflightFull => _inflightCount == _inflight.Length;
 
-    public bool IsPaused => State == ReplicationState.Probe ? ProbeSent : InflightFull;
+    /// <summary>The snapshot index being sent, in snapshot state.</summary>
+    public ulong PendingSnapshot { get; private set; }
+
+    public bool IsPaused => State switch
+    {
+        ReplicationState.Probe => ProbeSent,
+        ReplicationState.Replicate => InflightFull,
+        _ => true,
+    };
 
     public void BecomeProbe()
     {
+        // After a snapshot the follower holds at least its index (if it was installed; if not, probing corrects Next).
+        Next = State == ReplicationState.Snapshot ? Math.Max(Match + 1, PendingSnapshot + 1) : Match + 1;
         State = ReplicationState.Probe;
-        Next = Match + 1;
+        PendingSnapshot = 0;
         ProbeSent = false;
         ClearInflight();
     }
+
+    public void BecomeSnapshot(ulong snapshotIndex)
+    {
+        State = ReplicationState.Snapshot;
+        PendingSnapshot = snapshotIndex;
+        ProbeSent = false;
+        ClearInflight();
+    }
+
+    /// <summary>The snapshot transfer failed: forget it, so the next probe starts from what the follower has.</summary>
+    public void AbortSnapshot() => PendingSnapshot = 0;
 
     public void BecomeReplicate()
     {

@@ -15,6 +15,9 @@ internal sealed class RaftLog
     // Index of _unstable[0]; entries of storage at or after it are logically replaced.
     private ulong _unstableOffset;
 
+    // A snapshot received from the leader that replaces the whole log, until the runtime has installed it.
+    private SnapshotMetadata? _pendingSnapshot;
+
     public RaftLog(ILogStorage storage, ulong applied)
     {
         _storage = storage;
@@ -32,18 +35,26 @@ internal sealed class RaftLog
     /// <summary>Highest index handed to the application (in a Ready already taken).</summary>
     public ulong Applied { get; private set; }
 
-    public ulong FirstIndex => _storage.FirstIndex;
+    public ulong FirstIndex => _pendingSnapshot is { } p ? p.Index + 1 : _storage.FirstIndex;
 
-    public ulong LastIndex => _unstable.Count > 0 ? _unstableOffset + (ulong)_unstable.Count - 1 : _storage.LastIndex;
+    public ulong LastIndex => _unstable.Count > 0
+        ? _unstableOffset + (ulong)_unstable.Count - 1
+        : _pendingSnapshot is { } p ? p.Index : _storage.LastIndex;
 
-    /// <summary>Last index that is durable (not replaced by an unstable entry).</summary>
-    public ulong StableLastIndex => Math.Min(_storage.LastIndex, _unstableOffset - 1);
+    /// <summary>Last index that is durable (not replaced by an unstable entry or a snapshot being installed).</summary>
+    public ulong StableLastIndex => _pendingSnapshot is null ? Math.Min(_storage.LastIndex, _unstableOffset - 1) : 0;
+
+    /// <summary>The snapshot the durable log starts after.</summary>
+    public SnapshotMetadata StorageSnapshot => _storage.Snapshot;
+
+    /// <summary>A snapshot from the leader waiting to be installed by the runtime.</summary>
+    public SnapshotMetadata? PendingSnapshot => _pendingSnapshot;
 
     public ulong LastTerm => Term(LastIndex);
 
     public int UnstableCount => _unstable.Count;
 
-    public bool HasUnstable => _unstable.Count > 0;
+    public bool HasUnstable => _unstable.Count > 0 || _pendingSnapshot is not null;
 
     /// <summary>Term at <paramref name="index"/>, or false when the index is compacted away or past the end.</summary>
     public bool TryTerm(ulong index, out ulong term)
@@ -58,6 +69,11 @@ internal sealed class RaftLog
             }
             term = 0;
             return false;
+        }
+        if (_pendingSnapshot is { } pending)
+        {
+            term = index == pending.Index ? pending.Term : 0;
+            return index == pending.Index;
         }
         var snap = _storage.Snapshot;
         if (index < snap.Index || index > _storage.LastIndex)
@@ -217,6 +233,25 @@ internal sealed class RaftLog
         if (k >= (ulong)_unstable.Count || _unstable[(int)k].Term != term) return;
         _unstable.RemoveRange(0, (int)k + 1);
         _unstableOffset = index + 1;
+    }
+
+    /// <summary>
+    /// Replaces the whole log with a snapshot from the leader (§7): everything up to its index is committed and, once
+    /// the runtime restores the state machine from it, applied.
+    /// </summary>
+    public void Restore(SnapshotMetadata snapshot)
+    {
+        _pendingSnapshot = snapshot;
+        _unstable.Clear();
+        _unstableOffset = snapshot.Index + 1;
+        Committed = snapshot.Index;
+        Applied = snapshot.Index;
+    }
+
+    /// <summary>The runtime installed the pending snapshot in storage.</summary>
+    public void SnapshotStableTo(SnapshotMetadata snapshot)
+    {
+        if (_pendingSnapshot == snapshot) _pendingSnapshot = null;
     }
 
     public void AppliedTo(ulong index)

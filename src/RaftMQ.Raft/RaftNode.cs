@@ -161,6 +161,8 @@ public sealed class RaftNode
         ArgumentNullException.ThrowIfNull(message);
         EnsureNoOutstandingReady();
         if (message.To != Id || message.From == Id || !_voters.Contains(message.From)) return;
+        // Snapshot bytes are the runtime's business; the core sees the finished transfer as InstallSnapshot.
+        if (message is SnapshotChunk or SnapshotChunkResponse) return;
 
         if (message.Term > Term)
         {
@@ -175,13 +177,13 @@ public sealed class RaftNode
             }
             else
             {
-                var leader = message is AppendEntries or Heartbeat ? message.From : 0;
+                var leader = message is AppendEntries or Heartbeat or InstallSnapshot ? message.From : 0;
                 BecomeFollower(message.Term, leader);
             }
         }
         else if (message.Term < Term)
         {
-            if ((_options.CheckQuorum || _options.PreVote) && message is AppendEntries or Heartbeat)
+            if ((_options.CheckQuorum || _options.PreVote) && message is AppendEntries or Heartbeat or InstallSnapshot)
             {
                 // A stale leader (e.g. one back from a partition) learns our term and steps down; without this a
                 // node whose term rose while cut off could wait forever, since pre-vote keeps it from campaigning.
@@ -240,7 +242,9 @@ public sealed class RaftNode
         var soft = SoftState;
         var hard = HardState;
         var entries = _log.UnstableEntries();
-        var mustSync = entries.Length > 0 || hard.Term != _previousHardState.Term || hard.Vote != _previousHardState.Vote;
+        var snapshot = _log.PendingSnapshot;
+        var mustSync = entries.Length > 0 || snapshot is not null
+            || hard.Term != _previousHardState.Term || hard.Vote != _previousHardState.Vote;
         var ready = new Ready(
             soft.Equals(_previousSoftState) ? null : soft,
             hard.Equals(_previousHardState) ? null : hard,
@@ -248,7 +252,8 @@ public sealed class RaftNode
             _log.NextCommittedEntries(_options.MaxBytesPerApplyBatch),
             _messages,
             _readStates,
-            mustSync);
+            mustSync,
+            snapshot);
         _previousSoftState = soft;
         _previousHardState = hard;
         _messages = [];
@@ -264,6 +269,7 @@ public sealed class RaftNode
         if (!ReferenceEquals(ready, _outstandingReady))
             throw new InvalidOperationException("Advance must be given the Ready returned by the last GetReady.");
         _outstandingReady = null;
+        if (ready.Snapshot is { } snapshot) _log.SnapshotStableTo(snapshot);
         if (ready.Entries.Count > 0)
         {
             var last = ready.Entries[^1];
@@ -412,6 +418,10 @@ public sealed class RaftNode
                 BecomeFollower(hb.Term, hb.From);
                 HandleHeartbeat(hb);
                 break;
+            case InstallSnapshot snap:
+                BecomeFollower(snap.Term, snap.From);
+                HandleInstallSnapshot(snap);
+                break;
             case RequestVoteResponse vr when vr.PreVote == (Role == Role.PreCandidate):
                 _votes.TryAdd(vr.From, vr.Granted);
                 switch (TallyVotes())
@@ -442,7 +452,48 @@ public sealed class RaftNode
                 Leader = hb.From;
                 HandleHeartbeat(hb);
                 break;
+            case InstallSnapshot snap:
+                _electionElapsed = 0;
+                Leader = snap.From;
+                HandleInstallSnapshot(snap);
+                break;
         }
+    }
+
+    /// <summary>§7 / Figure 13: adopt the leader's snapshot unless the log already holds what it covers.</summary>
+    private void HandleInstallSnapshot(InstallSnapshot m)
+    {
+        var snap = m.Snapshot;
+        if (snap.Index <= _log.Committed)
+        {
+            Send(new AppendEntriesResponse(Id, m.From, Term, false, _log.Committed, 0, 0));
+            return;
+        }
+        if (_log.MatchTerm(snap.Index, snap.Term))
+        {
+            // "If existing log entry has same index and term as snapshot's last included entry, retain log entries
+            // following it": the entries are already here, only the commit index moves.
+            _log.CommitTo(snap.Index);
+        }
+        else
+        {
+            _log.Restore(snap);
+        }
+        Send(new AppendEntriesResponse(Id, m.From, Term, false, snap.Index, 0, 0));
+    }
+
+    /// <summary>
+    /// The runtime reports how a snapshot transfer to <paramref name="peer"/> ended. On failure the leader probes the
+    /// follower again (after its next heartbeat response), which starts a new transfer if it is still needed.
+    /// </summary>
+    public void ReportSnapshot(ulong peer, bool succeeded)
+    {
+        EnsureNoOutstandingReady();
+        if (Role != Role.Leader || !_progress.TryGetValue(peer, out var pr) || pr.State != ReplicationState.Snapshot) return;
+        if (!succeeded) pr.AbortSnapshot();
+        pr.BecomeProbe();
+        // Wait for the follower's answer (or a heartbeat response) before sending more.
+        pr.ProbeSent = true;
     }
 
     // ---- log replication (§5.3) ----
@@ -492,8 +543,20 @@ public sealed class RaftNode
                     break;
                 }
                 if (!pr.MaybeUpdate(r.Index)) break;
-                if (pr.State == ReplicationState.Probe) pr.BecomeReplicate();
-                else pr.FreeInflightTo(r.Index);
+                if (pr.State == ReplicationState.Snapshot)
+                {
+                    if (pr.Match < pr.PendingSnapshot) break;
+                    pr.BecomeProbe();
+                    pr.BecomeReplicate();
+                }
+                else if (pr.State == ReplicationState.Probe)
+                {
+                    pr.BecomeReplicate();
+                }
+                else
+                {
+                    pr.FreeInflightTo(r.Index);
+                }
                 if (MaybeCommit()) _broadcastPending = true;
                 // Pipelining: keep the follower's window full while it is behind.
                 while (SendAppend(r.From, sendIfEmpty: false))
@@ -523,7 +586,13 @@ public sealed class RaftNode
         if (pr.IsPaused) return false;
         var prevIndex = pr.Next - 1;
         if (!_log.TryTerm(prevIndex, out var prevTerm))
-            throw new InvalidOperationException($"entry {prevIndex} for peer {to} is compacted; snapshot transfer is not available");
+        {
+            // §7: the entries this follower needs are compacted away; it gets the snapshot instead.
+            var snapshot = _log.StorageSnapshot;
+            Send(new InstallSnapshot(Id, to, Term, snapshot));
+            pr.BecomeSnapshot(snapshot.Index);
+            return true;
+        }
         IReadOnlyList<Entry> entries = [];
         if (pr.Next <= _log.LastIndex)
         {

@@ -1,7 +1,7 @@
 namespace RaftMQ.Raft;
 
 /// <summary>
-/// What the core asks the runtime to do, in this order: persist <see cref="Entries"/> and <see cref="HardState"/>
+/// What the core asks the runtime to do, in this order: install <see cref="Snapshot"/>, persist <see cref="Entries"/> and <see cref="HardState"/>
 /// (fsync when <see cref="MustSync"/>), send <see cref="Messages"/>, apply <see cref="CommittedEntries"/>, release
 /// <see cref="ReadStates"/>; then call <see cref="RaftNode.Advance"/>.
 /// </summary>
@@ -9,9 +9,11 @@ public sealed class Ready
 {
     internal Ready(
         SoftState? softState, HardState? hardState, IReadOnlyList<Entry> entries, IReadOnlyList<Entry> committedEntries,
-        IReadOnlyList<RaftMessage> messages, IReadOnlyList<ReadState> readStates, bool mustSync)
+        IReadOnlyList<RaftMessage> messages, IReadOnlyList<ReadState> readStates, bool mustSync,
+        SnapshotMetadata? snapshot = null)
     {
         MustSync = mustSync;
+        Snapshot = snapshot;
         SoftState = softState;
         HardState = hardState;
         Entries = entries;
@@ -19,6 +21,12 @@ public sealed class Ready
         Messages = messages;
         ReadStates = readStates;
     }
+
+    /// <summary>
+    /// A snapshot received from the leader to install before anything else in this Ready: restore the state machine
+    /// from it and make it the start of the durable log, discarding every stored entry.
+    /// </summary>
+    public SnapshotMetadata? Snapshot { get; }
 
     /// <summary>The new leader, role or term, when one of them changed.</summary>
     public SoftState? SoftState { get; }

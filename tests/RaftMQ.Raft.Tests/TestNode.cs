@@ -52,6 +52,7 @@ internal sealed class TestNode
         while (Node.HasReady())
         {
             var ready = Node.GetReady();
+            if (ready.Snapshot is { } snapshot) Storage.InstallSnapshot(snapshot);
             Storage.Append(ready.Entries);
             if (ready.HardState is { } hs) Storage.SetHardState(hs);
             sent.AddRange(ready.Messages);
