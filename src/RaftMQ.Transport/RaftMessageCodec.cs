@@ -49,7 +49,9 @@ public static class RaftMessageCodec
             case RequestVote m:
             {
                 var w = Begin(writer, MessageType.RequestVote, m, 8 + 8 + 1);
-                w.U64(m.LastLogIndex).U64(m.LastLogTerm).Bool(m.PreVote);
+                w.U64(m.LastLogIndex);
+                w.U64(m.LastLogTerm);
+                w.Bool(m.PreVote);
                 w.Commit(writer);
                 break;
             }
@@ -57,7 +59,8 @@ public static class RaftMessageCodec
             case RequestVoteResponse m:
             {
                 var w = Begin(writer, MessageType.RequestVoteResponse, m, 1 + 1);
-                w.Bool(m.Granted).Bool(m.PreVote);
+                w.Bool(m.Granted);
+                w.Bool(m.PreVote);
                 w.Commit(writer);
                 break;
             }
@@ -69,7 +72,10 @@ public static class RaftMessageCodec
             case AppendEntriesResponse m:
             {
                 var w = Begin(writer, MessageType.AppendEntriesResponse, m, 1 + 8 + 8 + 8);
-                w.Bool(m.Reject).U64(m.Index).U64(m.HintIndex).U64(m.HintTerm);
+                w.Bool(m.Reject);
+                w.U64(m.Index);
+                w.U64(m.HintIndex);
+                w.U64(m.HintTerm);
                 w.Commit(writer);
                 break;
             }
@@ -77,7 +83,8 @@ public static class RaftMessageCodec
             case Heartbeat m:
             {
                 var w = Begin(writer, MessageType.Heartbeat, m, 8 + 8);
-                w.U64(m.Commit).U64(m.ReadRound);
+                w.U64(m.Commit);
+                w.U64(m.ReadRound);
                 w.Commit(writer);
                 break;
             }
@@ -101,7 +108,8 @@ public static class RaftMessageCodec
             case ReadIndexResponse m:
             {
                 var w = Begin(writer, MessageType.ReadIndexResponse, m, 8 + 8);
-                w.U64(m.Context).U64(m.Index);
+                w.U64(m.Context);
+                w.U64(m.Index);
                 w.Commit(writer);
                 break;
             }
@@ -169,7 +177,10 @@ public static class RaftMessageCodec
     private static void WriteAppendEntries(AppendEntries m, IBufferWriter<byte> writer)
     {
         var w = Begin(writer, MessageType.AppendEntries, m, (3 * sizeof(ulong)) + sizeof(uint));
-        w.U64(m.PrevLogIndex).U64(m.PrevLogTerm).U64(m.LeaderCommit).U32(checked((uint)m.Entries.Count));
+        w.U64(m.PrevLogIndex);
+        w.U64(m.PrevLogTerm);
+        w.U64(m.LeaderCommit);
+        w.U32(checked((uint)m.Entries.Count));
         w.Commit(writer);
         foreach (var e in m.Entries)
         {
@@ -225,7 +236,10 @@ public static class RaftMessageCodec
     private static FieldWriter Begin(IBufferWriter<byte> writer, MessageType type, RaftMessage m, int bodySize)
     {
         var w = new FieldWriter(writer.GetSpan(HeaderSize + bodySize), HeaderSize + bodySize);
-        w.Byte((byte)type).U64(m.From).U64(m.To).U64(m.Term);
+        w.Byte((byte)type);
+        w.U64(m.From);
+        w.U64(m.To);
+        w.U64(m.Term);
         return w;
     }
 
@@ -235,26 +249,23 @@ public static class RaftMessageCodec
         private readonly Span<byte> span = span;
         private int position;
 
-        public FieldWriter Byte(byte value)
+        public void Byte(byte value)
         {
             span[position++] = value;
-            return this;
         }
 
-        public FieldWriter Bool(bool value) => Byte(value ? (byte)1 : (byte)0);
+        public void Bool(bool value) => Byte(value ? (byte)1 : (byte)0);
 
-        public FieldWriter U32(uint value)
+        public void U32(uint value)
         {
             BinaryPrimitives.WriteUInt32BigEndian(span[position..], value);
             position += sizeof(uint);
-            return this;
         }
 
-        public FieldWriter U64(ulong value)
+        public void U64(ulong value)
         {
             BinaryPrimitives.WriteUInt64BigEndian(span[position..], value);
             position += sizeof(ulong);
-            return this;
         }
 
         public readonly void Commit(IBufferWriter<byte> writer)
@@ -304,16 +315,6 @@ internal ref struct FieldReader(ReadOnlySequence<byte> sequence)
 
         reader.Advance(length);
         return bytes;
-    }
-
-    public void Exactly(Span<byte> destination, string field)
-    {
-        if (!reader.TryCopyTo(destination))
-        {
-            throw Truncated(field);
-        }
-
-        reader.Advance(destination.Length);
     }
 
     private static ProtocolException Truncated(string field) => new($"Truncated message: missing {field}.");
