@@ -23,7 +23,7 @@ internal static class Handshake
     /// <summary>Cap on handshake frames: an unauthenticated peer cannot make this node buffer more.</summary>
     public const int MaxFrameBytes = 512;
 
-    private static readonly byte[] DialerLabel = "RaftMQ/peer-handshake/dialer\0"u8.ToArray();
+    internal static readonly byte[] DialerLabel = "RaftMQ/peer-handshake/dialer\0"u8.ToArray();
     private static readonly byte[] ListenerLabel = "RaftMQ/peer-handshake/listener\0"u8.ToArray();
 
     /// <summary>Runs the dialer's side on <paramref name="connection"/> to reach <paramref name="peerId"/>.</summary>
@@ -155,7 +155,7 @@ internal static class Handshake
             bytes[(19 + idLength)..]);
     }
 
-    private static (ulong ListenerId, byte[] Nonce, byte[] Proof) DecodeChallenge(byte[] bytes)
+    internal static (ulong ListenerId, byte[] Nonce, byte[] Proof) DecodeChallenge(byte[] bytes)
     {
         if (bytes.Length != 1 + sizeof(ulong) + NonceSize + ProofSize || bytes[0] != (byte)MessageType.HandshakeChallenge)
         {
@@ -184,7 +184,7 @@ internal static class Handshake
         }
     }
 
-    private static byte[] Transcript(string clusterId, ulong dialerId, ulong listenerId, byte[] dialerNonce, byte[] listenerNonce)
+    internal static byte[] Transcript(string clusterId, ulong dialerId, ulong listenerId, byte[] dialerNonce, byte[] listenerNonce)
     {
         var id = Encoding.UTF8.GetBytes(clusterId);
         var bytes = new byte[2 + id.Length + 16 + (2 * NonceSize)];
@@ -198,6 +198,6 @@ internal static class Handshake
         return bytes;
     }
 
-    private static byte[] Prove(byte[] secret, byte[] label, byte[] transcript) =>
+    internal static byte[] Prove(byte[] secret, byte[] label, byte[] transcript) =>
         HMACSHA256.HashData(secret, (byte[])[.. label, .. transcript]);
 }
