@@ -23,6 +23,7 @@ internal sealed class PeerSender : IAsyncDisposable
     private EndPoint endPoint;
     private ConnectionScope? current;
     private Task? loop;
+    private bool disposed;
 
     public PeerSender(
         ulong peerId, EndPoint endPoint, TcpTransportOptions options, TransportCounters counters, ILogger logger, TimeProvider time)
@@ -53,7 +54,10 @@ internal sealed class PeerSender : IAsyncDisposable
     {
         lock (gate)
         {
-            loop ??= Task.Run(RunAsync);
+            if (!disposed)
+            {
+                loop ??= Task.Run(RunAsync);
+            }
         }
     }
 
@@ -74,13 +78,20 @@ internal sealed class PeerSender : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        queue.Writer.TryComplete();
-        await stop.CancelAsync().ConfigureAwait(false);
         Task? running;
         lock (gate)
         {
+            if (disposed)
+            {
+                return;
+            }
+
+            disposed = true;
             running = loop;
         }
+
+        queue.Writer.TryComplete();
+        await stop.CancelAsync().ConfigureAwait(false);
 
         if (running is not null)
         {

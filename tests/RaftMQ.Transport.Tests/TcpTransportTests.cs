@@ -277,3 +277,119 @@ public sealed class TcpTransportTests
         }
     }
 }
+
+public sealed class TcpTransportBoundsTests
+{
+    [Fact]
+    public async Task A_peer_moved_to_a_new_endpoint_is_redialled_there()
+    {
+        var t = await StartClusterAsync(2);
+        try
+        {
+            await AssertExchangeAsync(t[0], t[1]);
+            await t[1].DisposeAsync();
+            var options = Options(2);
+            options.Peers[1] = t[0].LocalEndPoint;
+            t[1] = new TcpTransport(options);
+            await t[1].StartAsync();
+
+            t[0].SetPeer(2, t[1].LocalEndPoint);
+            await AssertExchangeAsync(t[0], t[1]);
+        }
+        finally
+        {
+            await DisposeAllAsync(t);
+        }
+    }
+
+    [Fact]
+    public async Task A_removed_peer_can_neither_be_sent_to_nor_connect()
+    {
+        var t = await StartClusterAsync(2);
+        try
+        {
+            await AssertExchangeAsync(t[0], t[1]);
+            await t[1].RemovePeerAsync(1);
+            t[1].Send(new Heartbeat(2, 1, 1, 1, 0));
+            t[1].Counters.UnknownPeerDrops.ShouldBe(1);
+
+            // Node 1 redials and is refused at the handshake: it is no longer a configured peer of node 2.
+            t[0].Send(new Heartbeat(1, 2, 1, 1, 0));
+            WaitUntil(() => t[1].Counters.AuthFailures >= 1, "node 2 refuses node 1");
+        }
+        finally
+        {
+            await DisposeAllAsync(t);
+        }
+    }
+
+    [Fact]
+    public async Task Connections_over_the_inbound_limit_are_closed_at_accept()
+    {
+        // Node 2 already holds node 1's connection; one idle stranger fills the limit of 2.
+        var t = await StartClusterAsync(2, o => o.MaxInboundConnections = 2);
+        try
+        {
+            await AssertExchangeAsync(t[0], t[1]);
+            using var idle = await ConnectRawAsync(t[1].LocalEndPoint);
+            using var refused = await ConnectRawAsync(t[1].LocalEndPoint);
+            await AssertClosedByPeerAsync(refused);
+            t[1].Counters.ConnectionsRefused.ShouldBe(1);
+            await AssertExchangeAsync(t[0], t[1]);
+        }
+        finally
+        {
+            await DisposeAllAsync(t);
+        }
+    }
+
+    [Fact]
+    public async Task A_connection_that_never_completes_the_handshake_is_closed_at_the_deadline()
+    {
+        var t = await StartClusterAsync(2, o => o.HandshakeTimeout = TimeSpan.FromMilliseconds(200));
+        try
+        {
+            using var silent = await ConnectRawAsync(t[1].LocalEndPoint);
+            await AssertClosedByPeerAsync(silent);
+            t[1].Counters.AuthFailures.ShouldBe(1);
+            await AssertExchangeAsync(t[0], t[1]);
+        }
+        finally
+        {
+            await DisposeAllAsync(t);
+        }
+    }
+
+    [Fact]
+    public async Task A_full_inbound_queue_drops_new_messages_and_counts_them()
+    {
+        var t = await StartClusterAsync(2, o => o.InboundQueueCapacity = 3);
+        try
+        {
+            for (ulong i = 1; i <= 10; i++)
+            {
+                t[0].Send(new Heartbeat(1, 2, 1, i, 0));
+            }
+
+            WaitUntil(() => t[1].Counters.MessagesReceived + t[1].Counters.InboundDrops == 10, "all ten arrive or are dropped");
+            t[1].Counters.MessagesReceived.ShouldBe(3);
+            t[1].Counters.InboundDrops.ShouldBe(7);
+            for (ulong i = 1; i <= 3; i++)
+            {
+                ((Heartbeat)await t[1].ReceiveAsync()).Commit.ShouldBe(i);
+            }
+        }
+        finally
+        {
+            await DisposeAllAsync(t);
+        }
+    }
+
+    [Fact]
+    public void Options_without_a_secret_or_cluster_id_are_refused()
+    {
+        Should.Throw<ArgumentException>(() => new TcpTransport(Options(1, secret: [1, 2, 3]))).Message.ShouldContain("ClusterSecret");
+        Should.Throw<ArgumentException>(() => new TcpTransport(Options(1, clusterId: ""))).Message.ShouldContain("ClusterId");
+        Should.Throw<ArgumentException>(() => new TcpTransport(Options(0))).Message.ShouldContain("NodeId");
+    }
+}
