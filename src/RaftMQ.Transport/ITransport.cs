@@ -16,6 +16,6 @@ public interface ITransport : IAsyncDisposable
     /// <summary>Starts listening and connecting to peers.</summary>
     Task StartAsync(CancellationToken cancellationToken = default);
 
-    /// <summary>Queues <paramref name="message"/> for its <see cref="RaftMessage.To"/> peer; returns at once and never throws.</summary>
+    /// <summary>Queues <paramref name="message"/> for its <see cref="RaftMessage.To"/> peer; returns at once and never throws for a non-null message.</summary>
     void Send(RaftMessage message);
 }

@@ -35,6 +35,9 @@ internal static partial class Log
     [LoggerMessage(10, LogLevel.Warning, "Dropped a {Type} of {Bytes} bytes to peer {PeerId}: over the frame cap of {Max} bytes")]
     public static partial void MessageTooLarge(this ILogger logger, string type, long bytes, ulong peerId, int max);
 
+    [LoggerMessage(12, LogLevel.Error, "Dropped a {Type} to peer {PeerId}: the transport has no encoding for this message type")]
+    public static partial void UnsupportedMessage(this ILogger logger, string type, ulong peerId);
+
     [LoggerMessage(11, LogLevel.Debug, "Dropped a {Type} from peer {PeerId} claiming From={From} To={To}")]
     public static partial void SpoofedMessage(this ILogger logger, string type, ulong peerId, ulong from, ulong to);
 }

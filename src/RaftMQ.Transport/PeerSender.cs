@@ -231,7 +231,14 @@ internal sealed class PeerSender : IAsyncDisposable
                 long bytes = 0;
                 while (bytes < options.MaxBatchBytes && reader.TryRead(out var message))
                 {
-                    var size = RaftMessageCodec.GetSize(message);
+                    if (!RaftMessageCodec.TryGetSize(message, out var size))
+                    {
+                        // A message type without an encoding must not take the link down with it.
+                        counters.UnsupportedDropped();
+                        logger.UnsupportedMessage(message.GetType().Name, peerId);
+                        continue;
+                    }
+
                     if (size > options.MaxFrameBytes)
                     {
                         counters.OversizedDropped();

@@ -8,7 +8,7 @@ namespace RaftMQ.Transport;
 /// The binary encoding of <see cref="RaftMessage"/>s: one type byte, the common header (From, To, Term), then the
 /// type's own fields. Integers are big-endian and fixed width; booleans are one byte, 0 or 1. Decoding checks every
 /// count and length against the bytes actually present before allocating, so hostile input costs at most its own
-/// size. To add a message type: a <see cref="MessageType"/> value, a case in <see cref="GetSize"/>,
+/// size. To add a message type: a <see cref="MessageType"/> value, a case in <see cref="TryGetSize"/>,
 /// <see cref="Write"/> and <see cref="Read(in ReadOnlySequence{byte})"/>.
 /// </summary>
 public static class RaftMessageCodec
@@ -22,10 +22,16 @@ public static class RaftMessageCodec
     private const int AppendEntriesFixedSize = HeaderSize + (3 * sizeof(ulong)) + sizeof(uint);
 
     /// <summary>The exact number of bytes <see cref="Write"/> produces for <paramref name="message"/>.</summary>
-    public static long GetSize(RaftMessage message)
+    public static long GetSize(RaftMessage message) =>
+        TryGetSize(message, out var size)
+            ? size
+            : throw new ArgumentException($"No encoding for message type {message.GetType().Name}.", nameof(message));
+
+    /// <summary>Like <see cref="GetSize"/>, but false instead of an exception for a type without an encoding.</summary>
+    public static bool TryGetSize(RaftMessage message, out long size)
     {
         ArgumentNullException.ThrowIfNull(message);
-        return message switch
+        size = message switch
         {
             RequestVote => HeaderSize + 8 + 8 + 1,
             RequestVoteResponse => HeaderSize + 1 + 1,
@@ -35,8 +41,9 @@ public static class RaftMessageCodec
             HeartbeatResponse => HeaderSize + 8,
             ReadIndexRequest => HeaderSize + 8,
             ReadIndexResponse => HeaderSize + 8 + 8,
-            _ => throw new ArgumentException($"No encoding for message type {message.GetType().Name}.", nameof(message)),
+            _ => -1,
         };
+        return size >= 0;
     }
 
     /// <summary>Writes <paramref name="message"/> to <paramref name="writer"/>: exactly <see cref="GetSize"/> bytes.</summary>

@@ -6,6 +6,7 @@ public sealed class TransportCounters
     private long sendQueueDrops;
     private long oversizedDrops;
     private long unknownPeerDrops;
+    private long unsupportedDrops;
     private long inboundDrops;
     private long spoofedDrops;
     private long messagesSent;
@@ -24,6 +25,9 @@ public sealed class TransportCounters
 
     /// <summary>Outgoing messages to an id that is not a configured peer.</summary>
     public long UnknownPeerDrops => Volatile.Read(ref unknownPeerDrops);
+
+    /// <summary>Outgoing messages of a type the codec cannot encode.</summary>
+    public long UnsupportedDrops => Volatile.Read(ref unsupportedDrops);
 
     /// <summary>Received messages dropped because the inbound queue was full.</summary>
     public long InboundDrops => Volatile.Read(ref inboundDrops);
@@ -57,6 +61,8 @@ public sealed class TransportCounters
     internal void OversizedDropped() => Interlocked.Increment(ref oversizedDrops);
 
     internal void UnknownPeerDropped() => Interlocked.Increment(ref unknownPeerDrops);
+
+    internal void UnsupportedDropped() => Interlocked.Increment(ref unsupportedDrops);
 
     internal void InboundDropped() => Interlocked.Increment(ref inboundDrops);
 

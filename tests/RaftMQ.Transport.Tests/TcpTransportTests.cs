@@ -393,3 +393,26 @@ public sealed class TcpTransportBoundsTests
         Should.Throw<ArgumentException>(() => new TcpTransport(Options(0))).Message.ShouldContain("NodeId");
     }
 }
+
+public sealed class UnsupportedMessageTests
+{
+    private sealed record FutureMessage(ulong From, ulong To, ulong Term) : RaftMessage(From, To, Term);
+
+    [Fact]
+    public async Task A_message_type_without_an_encoding_is_dropped_without_breaking_the_link()
+    {
+        RaftMessageCodec.TryGetSize(new FutureMessage(1, 2, 3), out _).ShouldBeFalse();
+        var t = await StartClusterAsync(2);
+        try
+        {
+            t[0].Send(new FutureMessage(1, 2, 1));
+            await AssertExchangeAsync(t[0], t[1]);
+            t[0].Counters.UnsupportedDrops.ShouldBe(1);
+            t[0].Counters.OutboundConnects.ShouldBe(1);
+        }
+        finally
+        {
+            await DisposeAllAsync(t);
+        }
+    }
+}
