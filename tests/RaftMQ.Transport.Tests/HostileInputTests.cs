@@ -15,6 +15,7 @@ namespace RaftMQ.Transport.Tests;
 public sealed class HostileInputTests : IAsyncLifetime
 {
     private readonly ListLogger log = new();
+    private readonly ReservedPort portOfNode3 = new();
     private TcpTransport[] t = [];
 
     private TcpTransport A => t[0];
@@ -28,13 +29,17 @@ public sealed class HostileInputTests : IAsyncLifetime
             o =>
             {
                 o.MaxFrameBytes = 64 * 1024;
-                o.Peers[3] = Loopback(FreePort());
+                o.Peers[3] = portOfNode3.EndPoint;
             },
             log);
         await AssertExchangeAsync(A, B);
     }
 
-    public async Task DisposeAsync() => await DisposeAllAsync(t);
+    public async Task DisposeAsync()
+    {
+        await DisposeAllAsync(t);
+        portOfNode3.Dispose();
+    }
 
     [Fact]
     public async Task Garbage_bytes_close_the_connection()
@@ -141,7 +146,9 @@ public sealed class HostileInputTests : IAsyncLifetime
         WaitUntil(() => c.Counters.AuthFailures >= 1 && B.Counters.AuthFailures >= 1, "both sides refuse the handshake");
         log.Has(LogLevel.Warning, "node 2 failed to prove the cluster secret").ShouldBeTrue();
         B.Counters.InboundAccepts.ShouldBe(1, "only node 1 ever authenticated");
+        c.Counters.OutboundConnects.ShouldBe(0);
         await AssertExchangeAsync(A, B);
+        WaitUntil(() => B.Counters.MessagesReceived >= receivedBefore + 1, "node 1's message is counted");
         B.Counters.MessagesReceived.ShouldBe(receivedBefore + 1, "only node 1's message arrived, node 3's never");
     }
 

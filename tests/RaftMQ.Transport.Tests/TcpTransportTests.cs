@@ -38,8 +38,9 @@ public sealed class TcpTransportTests
                 MessageGenerators.Same(expected, await t[0].ReceiveAsync()).ShouldBeTrue();
             }
 
-            WaitUntil(() => t[0].Counters.MessagesSent == 4 && t[1].Counters.MessagesSent == 4, "both sides count their sends");
-            t[0].Counters.MessagesReceived.ShouldBe(4);
+            WaitUntil(
+                () => t[0].Counters.MessagesSent == 4 && t[1].Counters.MessagesSent == 4 && t[0].Counters.MessagesReceived == 4,
+                "both sides count their sends and receipts");
             t[0].Counters.OutboundConnects.ShouldBe(1);
             t[0].Counters.InboundAccepts.ShouldBe(1);
         }
@@ -90,7 +91,8 @@ public sealed class TcpTransportTests
     [Fact]
     public async Task A_peer_down_at_boot_is_reached_once_it_starts()
     {
-        var portOfB = FreePort();
+        using var reserved = new ReservedPort();
+        var portOfB = reserved.Port;
         var optionsA = Options(1);
         optionsA.Peers[2] = Loopback(portOfB);
         await using var a = new TcpTransport(optionsA);
@@ -146,7 +148,8 @@ public sealed class TcpTransportTests
     [Fact]
     public async Task A_full_send_queue_drops_its_oldest_messages()
     {
-        var portOfB = FreePort();
+        using var reserved = new ReservedPort();
+        var portOfB = reserved.Port;
         var optionsA = Options(1);
         optionsA.SendQueueCapacity = 4;
         optionsA.Peers[2] = Loopback(portOfB);
@@ -177,7 +180,8 @@ public sealed class TcpTransportTests
     {
         var options = Options(1);
         options.SendQueueCapacity = 100;
-        options.Peers[2] = Loopback(FreePort());
+        using var dead = new ReservedPort();
+        options.Peers[2] = dead.EndPoint;
         var a = new TcpTransport(options);
         await a.StartAsync();
 

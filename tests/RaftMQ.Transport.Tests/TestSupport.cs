@@ -51,12 +51,25 @@ internal static class TestSupport
         return transports;
     }
 
-    /// <summary>A port nothing listens on (bound and released at once).</summary>
-    public static int FreePort()
+    /// <summary>
+    /// Holds a loopback port that nothing listens on: dials to it are refused, the OS hands it to no one else,
+    /// and a transport may still bind and listen on it (both sockets set SO_REUSEADDR; this one never listens).
+    /// </summary>
+    public sealed class ReservedPort : IDisposable
     {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(Loopback(0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+        private readonly Socket socket = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+
+        public ReservedPort()
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            socket.Bind(Loopback(0));
+        }
+
+        public int Port => ((IPEndPoint)socket.LocalEndPoint!).Port;
+
+        public IPEndPoint EndPoint => Loopback(Port);
+
+        public void Dispose() => socket.Dispose();
     }
 
     public static async Task<RaftMessage> ReceiveAsync(this TcpTransport transport)
