@@ -1,0 +1,26 @@
+namespace RaftMQ.Transport;
+
+/// <summary>
+/// The first byte of every frame payload. Raft messages use 1–63; the handshake uses 128 and up, so a handshake
+/// message after authentication, or a Raft message before it, is recognised as a protocol error.
+/// Values are part of the wire format: never renumber, only add.
+/// </summary>
+public enum MessageType : byte
+{
+    RequestVote = 1,
+    RequestVoteResponse = 2,
+    AppendEntries = 3,
+    AppendEntriesResponse = 4,
+    Heartbeat = 5,
+    HeartbeatResponse = 6,
+    ReadIndexRequest = 7,
+    ReadIndexResponse = 8,
+    InstallSnapshot = 9,
+    SnapshotChunk = 10,
+    SnapshotChunkResponse = 11,
+
+    HandshakeHello = 128,
+    HandshakeChallenge = 129,
+    HandshakeProof = 130,
+    HandshakeWelcome = 131,
+}

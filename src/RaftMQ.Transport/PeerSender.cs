@@ -1,0 +1,340 @@
+using System.Net;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using RaftMQ.Raft;
+
+namespace RaftMQ.Transport;
+
+/// <summary>
+/// The outbound half of one peer link: a bounded queue that drops its oldest message when full, and a loop that
+/// keeps one authenticated connection open (reconnecting with jittered exponential backoff) and writes every
+/// queued message to it, flushing once per batch.
+/// </summary>
+internal sealed class PeerSender : IAsyncDisposable
+{
+    private readonly ulong peerId;
+    private readonly TcpTransportOptions options;
+    private readonly TransportCounters counters;
+    private readonly ILogger logger;
+    private readonly TimeProvider time;
+    private readonly Channel<RaftMessage> queue;
+    private readonly CancellationTokenSource stop = new();
+    private readonly Lock gate = new();
+    private EndPoint endPoint;
+    private ConnectionScope? current;
+    private Task? loop;
+    private bool disposed;
+
+    public PeerSender(
+        ulong peerId, EndPoint endPoint, TcpTransportOptions options, TransportCounters counters, ILogger logger, TimeProvider time)
+    {
+        this.peerId = peerId;
+        this.endPoint = endPoint;
+        this.options = options;
+        this.counters = counters;
+        this.logger = logger;
+        this.time = time;
+
+        // Drop the oldest: a newer message supersedes it (a newer heartbeat, a later AppendEntries), and Raft
+        // re-sends whatever the peer still lacks (§5.3).
+        queue = Channel.CreateBounded<RaftMessage>(
+            new BoundedChannelOptions(options.SendQueueCapacity)
+            {
+                FullMode = BoundedChannelFullMode.DropOldest,
+                SingleReader = true,
+                SingleWriter = false,
+            },
+            _ => counters.SendQueueDropped());
+    }
+
+    /// <summary>Queues a message; never blocks. After disposal the message is silently discarded.</summary>
+    public void Enqueue(RaftMessage message) => queue.Writer.TryWrite(message);
+
+    public void Start()
+    {
+        lock (gate)
+        {
+            if (!disposed)
+            {
+                loop ??= Task.Run(RunAsync);
+            }
+        }
+    }
+
+    /// <summary>Points the link at a new address; the current connection, if any, is closed and redialled.</summary>
+    public void UpdateEndPoint(EndPoint newEndPoint)
+    {
+        lock (gate)
+        {
+            if (newEndPoint.Equals(endPoint))
+            {
+                return;
+            }
+
+            endPoint = newEndPoint;
+            current?.Close("peer endpoint changed");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Task? running;
+        lock (gate)
+        {
+            if (disposed)
+            {
+                return;
+            }
+
+            disposed = true;
+            running = loop;
+        }
+
+        queue.Writer.TryComplete();
+        await stop.CancelAsync().ConfigureAwait(false);
+
+        if (running is not null)
+        {
+            await running.ConfigureAwait(false);
+        }
+
+        stop.Dispose();
+    }
+
+    private async Task RunAsync()
+    {
+        var attempt = 0;
+        string? lastFailure = null;
+        while (!stop.IsCancellationRequested)
+        {
+            EndPoint target;
+            lock (gate)
+            {
+                target = endPoint;
+            }
+
+            PeerConnection connection;
+            try
+            {
+                connection = await DialAsync(target).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                // One line per outage, not one per retry: log only when the reason changes.
+                var reason = ex.Message;
+                if (ex is HandshakeException)
+                {
+                    counters.AuthFailed();
+                }
+
+                if (reason != lastFailure)
+                {
+                    if (ex is HandshakeException)
+                    {
+                        logger.AuthenticationFailed("to", $"peer {peerId} at {target}", reason);
+                    }
+                    else
+                    {
+                        logger.PeerUnreachable(peerId, target.ToString() ?? "?", reason);
+                    }
+
+                    lastFailure = reason;
+                }
+
+                if (!await BackoffAsync(attempt++).ConfigureAwait(false))
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            attempt = 0;
+            lastFailure = null;
+            counters.OutboundConnected();
+            logger.OutboundConnected(peerId, target.ToString() ?? "?");
+            string lost;
+            await using (connection.ConfigureAwait(false))
+            {
+                lost = await PumpAsync(connection).ConfigureAwait(false);
+            }
+
+            if (stop.IsCancellationRequested)
+            {
+                return;
+            }
+
+            logger.OutboundLost(peerId, lost);
+            if (!await BackoffAsync(attempt++).ConfigureAwait(false))
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Connects and authenticates, each step under its own deadline.</summary>
+    private async Task<PeerConnection> DialAsync(EndPoint target)
+    {
+        PeerConnection connection;
+        using (var connectTimeout = new CancellationTokenSource(options.ConnectTimeout, time))
+        using (var linked = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, connectTimeout.Token))
+        {
+            try
+            {
+                connection = await PeerConnection.ConnectAsync(target, linked.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (connectTimeout.IsCancellationRequested && !stop.IsCancellationRequested)
+            {
+                throw new TimeoutException($"connect timed out after {options.ConnectTimeout.TotalMilliseconds} ms");
+            }
+        }
+
+        using var handshakeTimeout = new CancellationTokenSource(options.HandshakeTimeout, time);
+        using var handshakeLinked = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, handshakeTimeout.Token);
+        try
+        {
+            await Handshake.DialAsync(connection, options, peerId, handshakeLinked.Token).ConfigureAwait(false);
+            return connection;
+        }
+        catch (OperationCanceledException) when (handshakeTimeout.IsCancellationRequested && !stop.IsCancellationRequested)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw new HandshakeException($"handshake timed out after {options.HandshakeTimeout.TotalMilliseconds} ms");
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Writes queued messages until the connection fails or the transport stops; returns why it ended.</summary>
+    private async Task<string> PumpAsync(PeerConnection connection)
+    {
+        using var scope = new ConnectionScope(stop.Token);
+        lock (gate)
+        {
+            current = scope;
+        }
+
+        var watch = WatchAsync(connection, scope);
+        try
+        {
+            var reader = queue.Reader;
+            while (await reader.WaitToReadAsync(scope.Token).ConfigureAwait(false))
+            {
+                var count = 0;
+                long bytes = 0;
+                while (bytes < options.MaxBatchBytes && reader.TryRead(out var message))
+                {
+                    if (!RaftMessageCodec.TryGetSize(message, out var size))
+                    {
+                        // A message type without an encoding must not take the link down with it.
+                        counters.UnsupportedDropped();
+                        logger.UnsupportedMessage(message.GetType().Name, peerId);
+                        continue;
+                    }
+
+                    if (size > options.MaxFrameBytes)
+                    {
+                        counters.OversizedDropped();
+                        logger.MessageTooLarge(message.GetType().Name, size, peerId, options.MaxFrameBytes);
+                        continue;
+                    }
+
+                    Frame.WriteHeader(connection.Writer, (int)size);
+                    RaftMessageCodec.Write(message, connection.Writer);
+                    bytes += Frame.HeaderSize + size;
+                    count++;
+                }
+
+                if (count == 0)
+                {
+                    continue;
+                }
+
+                // A peer that stops reading would otherwise hold this flush, and the link, forever.
+                using var writeTimeout = new CancellationTokenSource(options.WriteTimeout, time);
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(scope.Token, writeTimeout.Token);
+                try
+                {
+                    await connection.FlushAsync(linked.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (writeTimeout.IsCancellationRequested)
+                {
+                    scope.Close($"write timed out after {options.WriteTimeout.TotalMilliseconds} ms");
+                    break;
+                }
+
+                counters.Sent(count);
+            }
+
+            scope.Close("send queue closed");
+        }
+        catch (OperationCanceledException) when (scope.Token.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex)
+        {
+            // Any failure of this one connection ends it; the loop redials. Nothing reaches the sender.
+            scope.Close(ex.Message);
+        }
+        finally
+        {
+            lock (gate)
+            {
+                current = null;
+            }
+
+            scope.Close("connection ended");
+            await watch.ConfigureAwait(false);
+        }
+
+        return scope.Reason;
+    }
+
+    /// <summary>
+    /// Reads the outbound connection only to notice it die: the peer never sends on it after the handshake, so end
+    /// of stream, an error or any byte at all closes it, and an idle link learns of a dead peer before its next send.
+    /// </summary>
+    private static async Task WatchAsync(PeerConnection connection, ConnectionScope scope)
+    {
+        try
+        {
+            var result = await connection.Reader.ReadAsync(scope.Token).ConfigureAwait(false);
+            scope.Close(result.Buffer.IsEmpty ? "peer closed the connection" : "peer sent unexpected bytes");
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception ex)
+        {
+            scope.Close(ex.Message);
+        }
+    }
+
+    /// <summary>Waits the backoff for <paramref name="attempt"/>; false when the transport stops meanwhile.</summary>
+    private async Task<bool> BackoffAsync(int attempt)
+    {
+        var ceiling = Math.Min(
+            options.MaxReconnectDelay.Ticks,
+            options.InitialReconnectDelay.Ticks * Math.Pow(2, Math.Min(attempt, 30)));
+
+        // Equal jitter: half fixed, half random, so peers that lost the same leader do not redial in lockstep.
+        var half = (long)ceiling / 2;
+        var delay = TimeSpan.FromTicks(half + Random.Shared.NextInt64(half + 1));
+        try
+        {
+            await Task.Delay(delay, time, stop.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,388 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using RaftMQ.Raft;
+
+namespace RaftMQ.Transport;
+
+/// <summary>
+/// The binary encoding of <see cref="RaftMessage"/>s: one type byte, the common header (From, To, Term), then the
+/// type's own fields. Integers are big-endian and fixed width; booleans are one byte, 0 or 1. Decoding checks every
+/// count and length against the bytes actually present before allocating, so hostile input costs at most its own
+/// size. To add a message type: a <see cref="MessageType"/> value, a case in <see cref="TryGetSize"/>,
+/// <see cref="Write"/> and <see cref="Read(in ReadOnlySequence{byte})"/>.
+/// </summary>
+public static class RaftMessageCodec
+{
+    /// <summary>Type byte plus From, To and Term.</summary>
+    public const int HeaderSize = 1 + (3 * sizeof(ulong));
+
+    /// <summary>Index, Term, Type and data length of one entry; its data follows.</summary>
+    public const int EntryHeaderSize = sizeof(ulong) + sizeof(ulong) + 1 + sizeof(uint);
+
+    private const int AppendEntriesFixedSize = HeaderSize + (3 * sizeof(ulong)) + sizeof(uint);
+
+    private const int SnapshotChunkFixedSize = HeaderSize + (3 * sizeof(ulong)) + 1 + sizeof(uint);
+
+    /// <summary>The exact number of bytes <see cref="Write"/> produces for <paramref name="message"/>.</summary>
+    public static long GetSize(RaftMessage message) =>
+        TryGetSize(message, out var size)
+            ? size
+            : throw new ArgumentException($"No encoding for message type {message.GetType().Name}.", nameof(message));
+
+    /// <summary>Like <see cref="GetSize"/>, but false instead of an exception for a type without an encoding.</summary>
+    public static bool TryGetSize(RaftMessage message, out long size)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        size = message switch
+        {
+            RequestVote => HeaderSize + 8 + 8 + 1,
+            RequestVoteResponse => HeaderSize + 1 + 1,
+            AppendEntries m => AppendEntriesSize(m),
+            AppendEntriesResponse => HeaderSize + 1 + 8 + 8 + 8,
+            Heartbeat => HeaderSize + 8 + 8,
+            HeartbeatResponse => HeaderSize + 8,
+            ReadIndexRequest => HeaderSize + 8,
+            ReadIndexResponse => HeaderSize + 8 + 8,
+            InstallSnapshot => HeaderSize + 8 + 8,
+            SnapshotChunk m => SnapshotChunkFixedSize + m.Data.Length,
+            SnapshotChunkResponse => HeaderSize + 8 + 8 + 8 + 1,
+            _ => -1,
+        };
+        return size >= 0;
+    }
+
+    /// <summary>Writes <paramref name="message"/> to <paramref name="writer"/>: exactly <see cref="GetSize"/> bytes.</summary>
+    public static void Write(RaftMessage message, IBufferWriter<byte> writer)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        ArgumentNullException.ThrowIfNull(writer);
+        switch (message)
+        {
+            case RequestVote m:
+            {
+                var w = Begin(writer, MessageType.RequestVote, m, 8 + 8 + 1);
+                w.U64(m.LastLogIndex);
+                w.U64(m.LastLogTerm);
+                w.Bool(m.PreVote);
+                w.Commit(writer);
+                break;
+            }
+
+            case RequestVoteResponse m:
+            {
+                var w = Begin(writer, MessageType.RequestVoteResponse, m, 1 + 1);
+                w.Bool(m.Granted);
+                w.Bool(m.PreVote);
+                w.Commit(writer);
+                break;
+            }
+
+            case AppendEntries m:
+                WriteAppendEntries(m, writer);
+                break;
+
+            case AppendEntriesResponse m:
+            {
+                var w = Begin(writer, MessageType.AppendEntriesResponse, m, 1 + 8 + 8 + 8);
+                w.Bool(m.Reject);
+                w.U64(m.Index);
+                w.U64(m.HintIndex);
+                w.U64(m.HintTerm);
+                w.Commit(writer);
+                break;
+            }
+
+            case Heartbeat m:
+            {
+                var w = Begin(writer, MessageType.Heartbeat, m, 8 + 8);
+                w.U64(m.Commit);
+                w.U64(m.ReadRound);
+                w.Commit(writer);
+                break;
+            }
+
+            case HeartbeatResponse m:
+            {
+                var w = Begin(writer, MessageType.HeartbeatResponse, m, 8);
+                w.U64(m.ReadRound);
+                w.Commit(writer);
+                break;
+            }
+
+            case ReadIndexRequest m:
+            {
+                var w = Begin(writer, MessageType.ReadIndexRequest, m, 8);
+                w.U64(m.Context);
+                w.Commit(writer);
+                break;
+            }
+
+            case ReadIndexResponse m:
+            {
+                var w = Begin(writer, MessageType.ReadIndexResponse, m, 8 + 8);
+                w.U64(m.Context);
+                w.U64(m.Index);
+                w.Commit(writer);
+                break;
+            }
+
+            case InstallSnapshot m:
+            {
+                var w = Begin(writer, MessageType.InstallSnapshot, m, 8 + 8);
+                w.U64(m.Snapshot.Index);
+                w.U64(m.Snapshot.Term);
+                w.Commit(writer);
+                break;
+            }
+
+            case SnapshotChunk m:
+            {
+                var w = Begin(writer, MessageType.SnapshotChunk, m, SnapshotChunkFixedSize - HeaderSize);
+                w.U64(m.Snapshot.Index);
+                w.U64(m.Snapshot.Term);
+                w.U64(m.Offset);
+                w.Bool(m.Done);
+                w.U32((uint)m.Data.Length);
+                w.Commit(writer);
+                writer.Write(m.Data.Span);
+                break;
+            }
+
+            case SnapshotChunkResponse m:
+            {
+                var w = Begin(writer, MessageType.SnapshotChunkResponse, m, 8 + 8 + 8 + 1);
+                w.U64(m.Snapshot.Index);
+                w.U64(m.Snapshot.Term);
+                w.U64(m.NextOffset);
+                w.Bool(m.Failed);
+                w.Commit(writer);
+                break;
+            }
+
+            default:
+                throw new ArgumentException($"No encoding for message type {message.GetType().Name}.", nameof(message));
+        }
+    }
+
+    /// <summary>Encodes <paramref name="message"/> into a new array (tests and tools; the transport writes into its pipe).</summary>
+    public static byte[] Encode(RaftMessage message)
+    {
+        var buffer = new ArrayBufferWriter<byte>(checked((int)GetSize(message)));
+        Write(message, buffer);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Decodes one message that fills <paramref name="payload"/> exactly.</summary>
+    /// <exception cref="ProtocolException">Unknown type, truncated or malformed field, or trailing bytes.</exception>
+    public static RaftMessage Read(in ReadOnlySequence<byte> payload)
+    {
+        var r = new FieldReader(payload);
+        var typeByte = r.Byte("message type");
+        var type = (MessageType)typeByte;
+        var from = r.U64("From");
+        var to = r.U64("To");
+        var term = r.U64("Term");
+        RaftMessage message = type switch
+        {
+            MessageType.RequestVote => new RequestVote(
+                from, to, term, LastLogIndex: r.U64("LastLogIndex"), LastLogTerm: r.U64("LastLogTerm"), PreVote: r.Bool("PreVote")),
+            MessageType.RequestVoteResponse =>
+                new RequestVoteResponse(from, to, term, Granted: r.Bool("Granted"), PreVote: r.Bool("PreVote")),
+            MessageType.AppendEntries => ReadAppendEntries(ref r, from, to, term),
+            MessageType.AppendEntriesResponse => new AppendEntriesResponse(
+                from, to, term, Reject: r.Bool("Reject"), Index: r.U64("Index"), HintIndex: r.U64("HintIndex"), HintTerm: r.U64("HintTerm")),
+            MessageType.Heartbeat => new Heartbeat(from, to, term, Commit: r.U64("Commit"), ReadRound: r.U64("ReadRound")),
+            MessageType.HeartbeatResponse => new HeartbeatResponse(from, to, term, ReadRound: r.U64("ReadRound")),
+            MessageType.ReadIndexRequest => new ReadIndexRequest(from, to, term, Context: r.U64("Context")),
+            MessageType.ReadIndexResponse => new ReadIndexResponse(from, to, term, Context: r.U64("Context"), Index: r.U64("Index")),
+            MessageType.InstallSnapshot => new InstallSnapshot(from, to, term, ReadSnapshotMetadata(ref r)),
+            MessageType.SnapshotChunk => ReadSnapshotChunk(ref r, from, to, term),
+            MessageType.SnapshotChunkResponse => new SnapshotChunkResponse(
+                from, to, term, ReadSnapshotMetadata(ref r), NextOffset: r.U64("NextOffset"), Failed: r.Bool("Failed")),
+            _ => throw new ProtocolException($"Unknown message type {typeByte}."),
+        };
+        if (r.Remaining != 0)
+        {
+            throw new ProtocolException($"{r.Remaining} unexpected trailing bytes after a {type} message.");
+        }
+
+        return message;
+    }
+
+    /// <summary>Decodes one message that fills <paramref name="payload"/> exactly.</summary>
+    public static RaftMessage Read(ReadOnlyMemory<byte> payload) => Read(new ReadOnlySequence<byte>(payload));
+
+    private static long AppendEntriesSize(AppendEntries m)
+    {
+        long size = AppendEntriesFixedSize;
+        foreach (var e in m.Entries)
+        {
+            size += EntryHeaderSize + e.Data.Length;
+        }
+
+        return size;
+    }
+
+    private static void WriteAppendEntries(AppendEntries m, IBufferWriter<byte> writer)
+    {
+        var w = Begin(writer, MessageType.AppendEntries, m, (3 * sizeof(ulong)) + sizeof(uint));
+        w.U64(m.PrevLogIndex);
+        w.U64(m.PrevLogTerm);
+        w.U64(m.LeaderCommit);
+        w.U32(checked((uint)m.Entries.Count));
+        w.Commit(writer);
+        foreach (var e in m.Entries)
+        {
+            var span = writer.GetSpan(EntryHeaderSize);
+            BinaryPrimitives.WriteUInt64BigEndian(span, e.Index);
+            BinaryPrimitives.WriteUInt64BigEndian(span[8..], e.Term);
+            span[16] = (byte)e.Type;
+            BinaryPrimitives.WriteUInt32BigEndian(span[17..], (uint)e.Data.Length);
+            writer.Advance(EntryHeaderSize);
+            writer.Write(e.Data.Span);
+        }
+    }
+
+    private static SnapshotMetadata ReadSnapshotMetadata(ref FieldReader r) =>
+        new(r.U64("snapshot Index"), r.U64("snapshot Term"));
+
+    private static SnapshotChunk ReadSnapshotChunk(ref FieldReader r, ulong from, ulong to, ulong term)
+    {
+        var snapshot = ReadSnapshotMetadata(ref r);
+        var offset = r.U64("Offset");
+        var done = r.Bool("Done");
+        var length = r.U32("chunk length");
+        if (length > r.Remaining)
+        {
+            throw new ProtocolException($"Snapshot chunk of {length} bytes but only {r.Remaining} bytes follow.");
+        }
+
+        var data = length == 0 ? ReadOnlyMemory<byte>.Empty : r.Bytes((int)length);
+        return new SnapshotChunk(from, to, term, snapshot, offset, data, done);
+    }
+
+    private static AppendEntries ReadAppendEntries(ref FieldReader r, ulong from, ulong to, ulong term)
+    {
+        var prevLogIndex = r.U64("PrevLogIndex");
+        var prevLogTerm = r.U64("PrevLogTerm");
+        var leaderCommit = r.U64("LeaderCommit");
+        var count = r.U32("entry count");
+
+        // Every entry takes at least its header, so a count the remaining bytes cannot hold is a lie: refuse it
+        // before allocating the list.
+        if (count > r.Remaining / EntryHeaderSize)
+        {
+            throw new ProtocolException($"AppendEntries claims {count} entries but only {r.Remaining} bytes follow.");
+        }
+
+        var entries = new Entry[count];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var index = r.U64("entry Index");
+            var entryTerm = r.U64("entry Term");
+            var typeByte = r.Byte("entry Type");
+            if (typeByte > (byte)EntryType.NoOp)
+            {
+                throw new ProtocolException($"Unknown entry type {typeByte}.");
+            }
+
+            var length = r.U32("entry data length");
+            if (length > r.Remaining)
+            {
+                throw new ProtocolException($"Entry data of {length} bytes but only {r.Remaining} bytes follow.");
+            }
+
+            // Copied: the frame's buffer is reused once the message is decoded.
+            var data = length == 0 ? ReadOnlyMemory<byte>.Empty : r.Bytes((int)length);
+            entries[i] = new Entry(index, entryTerm, (EntryType)typeByte, data);
+        }
+
+        return new AppendEntries(from, to, term, prevLogIndex, prevLogTerm, entries, leaderCommit);
+    }
+
+    private static FieldWriter Begin(IBufferWriter<byte> writer, MessageType type, RaftMessage m, int bodySize)
+    {
+        var w = new FieldWriter(writer.GetSpan(HeaderSize + bodySize), HeaderSize + bodySize);
+        w.Byte((byte)type);
+        w.U64(m.From);
+        w.U64(m.To);
+        w.U64(m.Term);
+        return w;
+    }
+
+    /// <summary>Writes fixed-width fields into one span obtained up front.</summary>
+    private ref struct FieldWriter(Span<byte> span, int size)
+    {
+        private readonly Span<byte> span = span;
+        private int position;
+
+        public void Byte(byte value)
+        {
+            span[position++] = value;
+        }
+
+        public void Bool(bool value) => Byte(value ? (byte)1 : (byte)0);
+
+        public void U32(uint value)
+        {
+            BinaryPrimitives.WriteUInt32BigEndian(span[position..], value);
+            position += sizeof(uint);
+        }
+
+        public void U64(ulong value)
+        {
+            BinaryPrimitives.WriteUInt64BigEndian(span[position..], value);
+            position += sizeof(ulong);
+        }
+
+        public readonly void Commit(IBufferWriter<byte> writer)
+        {
+            // The field list of each case must match its declared size, or the frame length would lie.
+            if (position != size)
+            {
+                throw new InvalidOperationException($"Encoder wrote {position} bytes, declared {size}.");
+            }
+
+            writer.Advance(size);
+        }
+    }
+}
+
+/// <summary>Reads named fields and turns running out of bytes into a <see cref="ProtocolException"/> naming the field.</summary>
+internal ref struct FieldReader(ReadOnlySequence<byte> sequence)
+{
+    private SequenceReader<byte> reader = new(sequence);
+
+    public readonly long Remaining => reader.Remaining;
+
+    public byte Byte(string field) =>
+        reader.TryRead(out var value) ? value : throw Truncated(field);
+
+    public bool Bool(string field) => Byte(field) switch
+    {
+        0 => false,
+        1 => true,
+        var b => throw new ProtocolException($"Field {field} must be 0 or 1, got {b}."),
+    };
+
+    public uint U32(string field) =>
+        reader.TryReadBigEndian(out int value) ? (uint)value : throw Truncated(field);
+
+    public ulong U64(string field) =>
+        reader.TryReadBigEndian(out long value) ? (ulong)value : throw Truncated(field);
+
+    /// <summary>Copies <paramref name="length"/> bytes; the caller has checked them against <see cref="Remaining"/>.</summary>
+    public byte[] Bytes(int length)
+    {
+        var bytes = new byte[length];
+        if (!reader.TryCopyTo(bytes))
+        {
+            throw Truncated("bytes");
+        }
+
+        reader.Advance(length);
+        return bytes;
+    }
+
+    private static ProtocolException Truncated(string field) => new($"Truncated message: missing {field}.");
+}

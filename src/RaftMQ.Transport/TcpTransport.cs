@@ -1,0 +1,370 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using RaftMQ.Raft;
+
+namespace RaftMQ.Transport;
+
+/// <summary>
+/// Raft messages over TCP. Each node listens on its peer endpoint and keeps one outbound connection per peer;
+/// messages from A to B travel on A's outbound connection, so each connection carries one direction only.
+/// Every connection is authenticated (see <see cref="Handshake"/>) before any Raft message is read from it.
+/// </summary>
+public sealed class TcpTransport : ITransport
+{
+    private readonly TcpTransportOptions options;
+    private readonly ILogger logger;
+    private readonly TimeProvider time;
+    private readonly Channel<RaftMessage> inbound;
+    private readonly ConcurrentDictionary<ulong, PeerSender> peers = new();
+    private readonly ConcurrentDictionary<ulong, InboundLink> authenticated = new();
+    private readonly ConcurrentDictionary<InboundLink, byte> links = new();
+    private readonly CancellationTokenSource stop = new();
+    private readonly Lock gate = new();
+    private Socket? listener;
+    private Task? acceptLoop;
+    private int inboundCount;
+    private bool started;
+    private bool disposed;
+
+    public TcpTransport(TcpTransportOptions options, ILogger<TcpTransport>? logger = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        this.options = options;
+        this.logger = logger ?? (ILogger)NullLogger.Instance;
+        time = timeProvider ?? TimeProvider.System;
+
+        // Full means the node's loop is behind: drop new arrivals rather than stall every peer's reader (§5.3 retries).
+        inbound = Channel.CreateBounded<RaftMessage>(
+            new BoundedChannelOptions(options.InboundQueueCapacity) { FullMode = BoundedChannelFullMode.Wait });
+        foreach (var (id, endPoint) in options.Peers)
+        {
+            peers[id] = NewSender(id, endPoint);
+        }
+    }
+
+    /// <summary>This node's id.</summary>
+    public ulong NodeId => options.NodeId;
+
+    /// <inheritdoc/>
+    public ChannelReader<RaftMessage> Inbound => inbound.Reader;
+
+    /// <summary>Drops, refusals and traffic, for metrics and tests.</summary>
+    public TransportCounters Counters { get; } = new();
+
+    /// <summary>The bound listening endpoint (with the real port when 0 was asked for); only after <see cref="StartAsync"/>.</summary>
+    public IPEndPoint LocalEndPoint =>
+        (IPEndPoint?)listener?.LocalEndPoint ?? throw new InvalidOperationException("The transport has not been started.");
+
+    /// <inheritdoc/>
+    public Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        lock (gate)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            if (started)
+            {
+                throw new InvalidOperationException("The transport is already started.");
+            }
+
+            var socket = new Socket(options.ListenEndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                // A restarted node must rebind its port while old connections linger in TIME_WAIT. On Windows the
+                // option would let another process steal the port, and is not needed there.
+                if (!OperatingSystem.IsWindows())
+                {
+                    socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                }
+
+                socket.Bind(options.ListenEndPoint);
+                socket.Listen(options.ListenBacklog);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+
+            listener = socket;
+            started = true;
+            logger.Listening(options.NodeId, LocalEndPoint.ToString());
+            acceptLoop = Task.Run(AcceptLoopAsync, CancellationToken.None);
+            foreach (var sender in peers.Values)
+            {
+                sender.Start();
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public void Send(RaftMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (peers.TryGetValue(message.To, out var sender))
+        {
+            sender.Enqueue(message);
+        }
+        else
+        {
+            Counters.UnknownPeerDropped();
+        }
+    }
+
+    /// <summary>Adds a peer, or moves an existing one to a new endpoint (its link is redialled).</summary>
+    public void SetPeer(ulong id, EndPoint endPoint)
+    {
+        options.ValidatePeer(id, endPoint);
+        lock (gate)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            if (peers.TryGetValue(id, out var existing))
+            {
+                existing.UpdateEndPoint(endPoint);
+                return;
+            }
+
+            var sender = NewSender(id, endPoint);
+            peers[id] = sender;
+            if (started)
+            {
+                sender.Start();
+            }
+        }
+    }
+
+    /// <summary>Forgets a peer: its queue and connections are closed and it may no longer connect.</summary>
+    public async ValueTask RemovePeerAsync(ulong id)
+    {
+        PeerSender? sender;
+        lock (gate)
+        {
+            peers.TryRemove(id, out sender);
+        }
+
+        if (authenticated.TryGetValue(id, out var link))
+        {
+            link.Scope.Close("peer removed");
+        }
+
+        if (sender is not null)
+        {
+            await sender.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Closes the listener and every connection at once; queued messages are discarded.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        lock (gate)
+        {
+            if (disposed)
+            {
+                return;
+            }
+
+            disposed = true;
+        }
+
+        await stop.CancelAsync().ConfigureAwait(false);
+        listener?.Dispose();
+        if (acceptLoop is not null)
+        {
+            await acceptLoop.ConfigureAwait(false);
+        }
+
+        foreach (var sender in peers.Values)
+        {
+            await sender.DisposeAsync().ConfigureAwait(false);
+        }
+
+        // The accept loop has ended, so every link's Completion is set and no new link appears.
+        foreach (var link in links.Keys)
+        {
+            await link.Completion!.ConfigureAwait(false);
+        }
+
+        inbound.Writer.TryComplete();
+        stop.Dispose();
+    }
+
+    private PeerSender NewSender(ulong id, EndPoint endPoint) => new(id, endPoint, options, Counters, logger, time);
+
+    private async Task AcceptLoopAsync()
+    {
+        var socketListener = listener!;
+        while (!stop.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await socketListener.AcceptAsync(stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException || stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                // A transient accept failure (out of descriptors, a reset before accept): pause briefly, keep serving.
+                try
+                {
+                    await Task.Delay(options.InitialReconnectDelay, time, stop.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            if (Interlocked.Increment(ref inboundCount) > options.MaxInboundConnections)
+            {
+                Interlocked.Decrement(ref inboundCount);
+                Counters.ConnectionRefused();
+                logger.TooManyConnections(socket.RemoteEndPoint?.ToString() ?? "?", options.MaxInboundConnections);
+                socket.Dispose();
+                continue;
+            }
+
+            var link = new InboundLink(new PeerConnection(socket), new ConnectionScope(stop.Token));
+            links.TryAdd(link, 0);
+            link.Completion = Task.Run(() => ServeAsync(link), CancellationToken.None);
+        }
+    }
+
+    /// <summary>Authenticates one inbound connection, then delivers its messages until it ends. Never throws.</summary>
+    private async Task ServeAsync(InboundLink link)
+    {
+        var connection = link.Connection;
+        var scope = link.Scope;
+        ulong peerId = 0;
+        try
+        {
+            using (var handshakeTimeout = new CancellationTokenSource(options.HandshakeTimeout, time))
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(scope.Token, handshakeTimeout.Token))
+            {
+                try
+                {
+                    peerId = await Handshake.AcceptAsync(connection, options, peers.ContainsKey, linked.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (!scope.Token.IsCancellationRequested)
+                {
+                    Counters.AuthFailed();
+                    var why = ex switch
+                    {
+                        HandshakeException => ex.Message,
+                        OperationCanceledException => $"handshake timed out after {options.HandshakeTimeout.TotalMilliseconds} ms",
+                        _ => $"connection failed during the handshake: {ex.Message}",
+                    };
+                    logger.AuthenticationFailed("from", connection.Remote, why);
+                    return;
+                }
+            }
+
+            Counters.InboundAccepted();
+            logger.InboundConnected(peerId, connection.Remote);
+
+            // A peer that reconnects (say, after a restart) supersedes its old connection.
+            authenticated.AddOrUpdate(
+                peerId,
+                link,
+                (_, old) =>
+                {
+                    old.Scope.Close("replaced by a newer connection from the same peer");
+                    return link;
+                });
+            var reason = await ReceiveAsync(connection, peerId, scope.Token).ConfigureAwait(false);
+            logger.InboundLost(peerId, connection.Remote, reason);
+        }
+        catch (ProtocolException ex)
+        {
+            Counters.ProtocolError();
+            logger.ProtocolError(peerId, connection.Remote, ex.Message);
+        }
+        catch (OperationCanceledException) when (scope.Token.IsCancellationRequested)
+        {
+            if (peerId != 0 && !stop.IsCancellationRequested)
+            {
+                logger.InboundLost(peerId, connection.Remote, scope.Reason);
+            }
+        }
+        catch (Exception ex)
+        {
+            logger.InboundLost(peerId, connection.Remote, ex.Message);
+        }
+        finally
+        {
+            if (peerId != 0)
+            {
+                authenticated.TryRemove(KeyValuePair.Create(peerId, link));
+            }
+
+            await connection.DisposeAsync().ConfigureAwait(false);
+            scope.Dispose();
+            links.TryRemove(link, out _);
+            Interlocked.Decrement(ref inboundCount);
+        }
+    }
+
+    /// <summary>Reads frames and delivers their messages; returns why the peer went away.</summary>
+    /// <exception cref="ProtocolException">A bad frame or message: the caller closes the connection.</exception>
+    private async Task<string> ReceiveAsync(PeerConnection connection, ulong peerId, CancellationToken cancellationToken)
+    {
+        var reader = connection.Reader;
+        while (true)
+        {
+            var result = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            while (Frame.TryRead(ref buffer, options.MaxFrameBytes, out var payload))
+            {
+                Deliver(RaftMessageCodec.Read(payload), peerId);
+            }
+
+            if (result.IsCompleted)
+            {
+                return buffer.IsEmpty
+                    ? "peer closed the connection"
+                    : throw new ProtocolException($"connection closed inside a frame ({buffer.Length} bytes pending)");
+            }
+
+            reader.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    private void Deliver(RaftMessage message, ulong peerId)
+    {
+        // An authenticated peer may speak only for itself, and only to this node.
+        if (message.From != peerId || message.To != options.NodeId)
+        {
+            Counters.SpoofedDropped();
+            logger.SpoofedMessage(message.GetType().Name, peerId, message.From, message.To);
+            return;
+        }
+
+        if (inbound.Writer.TryWrite(message))
+        {
+            Counters.Received();
+        }
+        else
+        {
+            Counters.InboundDropped();
+        }
+    }
+
+    private sealed class InboundLink(PeerConnection connection, ConnectionScope scope)
+    {
+        public PeerConnection Connection { get; } = connection;
+
+        public ConnectionScope Scope { get; } = scope;
+
+        public Task? Completion { get; set; }
+    }
+}

@@ -1,0 +1,254 @@
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using RaftMQ.Raft;
+using static RaftMQ.Transport.Tests.TestSupport;
+
+namespace RaftMQ.Transport.Tests;
+
+/// <summary>
+/// Bad bytes and bad credentials on the peer port: each closes its own connection with a logged reason, and the
+/// node keeps serving its good peers. Node 3 is a configured peer of both nodes whose real transport never runs,
+/// so tests can speak for it by hand.
+/// </summary>
+public sealed class HostileInputTests : IAsyncLifetime
+{
+    private readonly ListLogger log = new();
+    private readonly ReservedPort portOfNode3 = new();
+    private TcpTransport[] t = [];
+
+    private TcpTransport A => t[0];
+
+    private TcpTransport B => t[1];
+
+    public async Task InitializeAsync()
+    {
+        t = await StartClusterAsync(
+            2,
+            o =>
+            {
+                o.MaxFrameBytes = 64 * 1024;
+                o.Peers[3] = portOfNode3.EndPoint;
+            },
+            log);
+        await AssertExchangeAsync(A, B);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await DisposeAllAsync(t);
+        portOfNode3.Dispose();
+    }
+
+    [Fact]
+    public async Task Garbage_bytes_close_the_connection()
+    {
+        using var socket = await ConnectRawAsync(B.LocalEndPoint);
+        await socket.SendAsync("GET / HTTP/1.1\r\nHost: raftmq\r\n\r\n"u8.ToArray());
+        await AssertClosedByPeerAsync(socket);
+
+        WaitUntil(() => B.Counters.AuthFailures == 1, "the refusal is counted");
+        log.Has(LogLevel.Warning, "Authentication failed").ShouldBeTrue();
+        await AssertExchangeAsync(A, B);
+    }
+
+    [Fact]
+    public async Task A_hello_frame_over_the_handshake_cap_closes_the_connection()
+    {
+        using var socket = await ConnectRawAsync(B.LocalEndPoint);
+        await socket.SendAsync(new byte[] { 0, 0, 0x10, 0, Frame.Version });
+        await AssertClosedByPeerAsync(socket);
+
+        WaitUntil(() => B.Counters.AuthFailures == 1, "the refusal is counted");
+        log.Has(LogLevel.Warning, "exceeds the cap of 512 bytes").ShouldBeTrue();
+        await AssertExchangeAsync(A, B);
+    }
+
+    [Fact]
+    public async Task A_wrong_frame_version_closes_the_connection()
+    {
+        using var socket = await ConnectRawAsync(B.LocalEndPoint);
+        var hello = Hello(3, 2);
+        byte[] frame = [0, 0, 0, (byte)hello.Length, 2, .. hello];
+        await socket.SendAsync(frame);
+        await AssertClosedByPeerAsync(socket);
+
+        WaitUntil(() => B.Counters.AuthFailures == 1, "the refusal is counted");
+        log.Has(LogLevel.Warning, "Unsupported frame version 2").ShouldBeTrue();
+        await AssertExchangeAsync(A, B);
+    }
+
+    [Fact]
+    public async Task A_malformed_hello_closes_the_connection()
+    {
+        await using var connection = await PeerConnection.ConnectAsync(B.LocalEndPoint, CancellationToken.None);
+        await connection.WriteFrameAsync(new byte[] { (byte)MessageType.HandshakeHello, Frame.Version, 200, 1, 2 }, CancellationToken.None);
+        await AssertClosedAsync(connection);
+
+        WaitUntil(() => B.Counters.AuthFailures == 1, "the refusal is counted");
+        log.Has(LogLevel.Warning, "malformed hello").ShouldBeTrue();
+        await AssertExchangeAsync(A, B);
+    }
+
+    [Fact]
+    public async Task A_wrong_cluster_id_is_refused()
+    {
+        await using var connection = await PeerConnection.ConnectAsync(B.LocalEndPoint, CancellationToken.None);
+        await connection.WriteFrameAsync(Hello(3, 2, clusterId: "another-cluster"), CancellationToken.None);
+        await AssertClosedAsync(connection);
+
+        WaitUntil(() => B.Counters.AuthFailures == 1, "the refusal is counted");
+        log.Has(LogLevel.Warning, "cluster id 'another-cluster' is not this cluster's").ShouldBeTrue();
+        await AssertExchangeAsync(A, B);
+    }
+
+    [Fact]
+    public async Task An_unknown_node_id_is_refused()
+    {
+        await using var connection = await PeerConnection.ConnectAsync(B.LocalEndPoint, CancellationToken.None);
+        await connection.WriteFrameAsync(Hello(99, 2), CancellationToken.None);
+        await AssertClosedAsync(connection);
+
+        WaitUntil(() => B.Counters.AuthFailures == 1, "the refusal is counted");
+        log.Has(LogLevel.Warning, "node 99 is not a configured peer").ShouldBeTrue();
+        await AssertExchangeAsync(A, B);
+    }
+
+    [Fact]
+    public async Task A_dialer_with_the_wrong_secret_is_refused_by_the_listener()
+    {
+        await using var connection = await PeerConnection.ConnectAsync(B.LocalEndPoint, CancellationToken.None);
+        var nonce = RandomNumberGenerator.GetBytes(Handshake.NonceSize);
+        await connection.WriteFrameAsync(Handshake.EncodeHello(Frame.Version, ClusterId, 3, 2, nonce), CancellationToken.None);
+        var (_, listenerNonce, _) = Handshake.DecodeChallenge(await connection.ReadFrameAsync(512, CancellationToken.None));
+        var wrongSecret = "not the cluster's secret at all"u8.ToArray();
+        var proof = Handshake.Prove(wrongSecret, Handshake.DialerLabel, Handshake.Transcript(ClusterId, 3, 2, nonce, listenerNonce));
+        await connection.WriteFrameAsync((byte[])[(byte)MessageType.HandshakeProof, .. proof], CancellationToken.None);
+        await AssertClosedAsync(connection);
+
+        WaitUntil(() => B.Counters.AuthFailures == 1, "the refusal is counted");
+        log.Has(LogLevel.Warning, "node 3 failed to prove the cluster secret").ShouldBeTrue();
+        await AssertExchangeAsync(A, B);
+    }
+
+    [Fact]
+    public async Task A_transport_with_the_wrong_secret_delivers_nothing()
+    {
+        var options = Options(3, secret: "a different secret, same length!!!!"u8.ToArray());
+        options.Peers[2] = B.LocalEndPoint;
+        var receivedBefore = B.Counters.MessagesReceived;
+        await using var c = new TcpTransport(options, log);
+        await c.StartAsync();
+        c.Send(new Heartbeat(3, 2, 1, 1, 0));
+
+        // The dialer checks the listener's proof first, so both sides see the handshake fail.
+        WaitUntil(() => c.Counters.AuthFailures >= 1 && B.Counters.AuthFailures >= 1, "both sides refuse the handshake");
+        log.Has(LogLevel.Warning, "node 2 failed to prove the cluster secret").ShouldBeTrue();
+        B.Counters.InboundAccepts.ShouldBe(1, "only node 1 ever authenticated");
+        c.Counters.OutboundConnects.ShouldBe(0);
+        await AssertExchangeAsync(A, B);
+        WaitUntil(() => B.Counters.MessagesReceived >= receivedBefore + 1, "node 1's message is counted");
+        B.Counters.MessagesReceived.ShouldBe(receivedBefore + 1, "only node 1's message arrived, node 3's never");
+    }
+
+    [Fact]
+    public async Task A_replayed_proof_is_refused()
+    {
+        var nonce = RandomNumberGenerator.GetBytes(Handshake.NonceSize);
+        byte[] recordedProof;
+        await using (var first = await PeerConnection.ConnectAsync(B.LocalEndPoint, CancellationToken.None))
+        {
+            await first.WriteFrameAsync(Handshake.EncodeHello(Frame.Version, ClusterId, 3, 2, nonce), CancellationToken.None);
+            var (_, listenerNonce, _) = Handshake.DecodeChallenge(await first.ReadFrameAsync(512, CancellationToken.None));
+            recordedProof = Handshake.Prove(Secret, Handshake.DialerLabel, Handshake.Transcript(ClusterId, 3, 2, nonce, listenerNonce));
+            await first.WriteFrameAsync((byte[])[(byte)MessageType.HandshakeProof, .. recordedProof], CancellationToken.None);
+            (await first.ReadFrameAsync(512, CancellationToken.None)).ShouldBe([(byte)MessageType.HandshakeWelcome]);
+        }
+
+        // Same hello, same proof: the listener's fresh nonce makes the recording worthless.
+        await using var replay = await PeerConnection.ConnectAsync(B.LocalEndPoint, CancellationToken.None);
+        await replay.WriteFrameAsync(Handshake.EncodeHello(Frame.Version, ClusterId, 3, 2, nonce), CancellationToken.None);
+        await replay.ReadFrameAsync(512, CancellationToken.None);
+        await replay.WriteFrameAsync((byte[])[(byte)MessageType.HandshakeProof, .. recordedProof], CancellationToken.None);
+        await AssertClosedAsync(replay);
+
+        WaitUntil(() => B.Counters.AuthFailures == 1, "the replay is refused");
+        B.Counters.InboundAccepts.ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task An_oversized_frame_after_authentication_closes_the_connection()
+    {
+        await using var connection = await AuthenticateAsNode3Async();
+        var header = new byte[Frame.HeaderSize];
+        BinaryPrimitives.WriteUInt32BigEndian(header, 64 * 1024 + 1);
+        header[4] = Frame.Version;
+        await connection.Writer.WriteAsync(header);
+        await AssertClosedAsync(connection);
+
+        WaitUntil(() => B.Counters.ProtocolErrors == 1, "the protocol error is counted");
+        log.Has(LogLevel.Warning, "exceeds the cap of 65536 bytes").ShouldBeTrue();
+        await AssertExchangeAsync(A, B);
+    }
+
+    [Fact]
+    public async Task A_garbled_message_after_authentication_closes_the_connection()
+    {
+        await using var connection = await AuthenticateAsNode3Async();
+        await connection.WriteFrameAsync(new byte[] { 42, 1, 2, 3 }, CancellationToken.None);
+        await AssertClosedAsync(connection);
+
+        WaitUntil(() => B.Counters.ProtocolErrors == 1, "the protocol error is counted");
+        log.Has(LogLevel.Warning, "Truncated message").ShouldBeTrue();
+        await AssertExchangeAsync(A, B);
+    }
+
+    [Fact]
+    public async Task A_message_claiming_another_sender_is_dropped()
+    {
+        await using var connection = await AuthenticateAsNode3Async();
+        await connection.WriteFrameAsync(RaftMessageCodec.Encode(new Heartbeat(From: 1, To: 2, 9, 9, 9)), CancellationToken.None);
+        await connection.WriteFrameAsync(RaftMessageCodec.Encode(new Heartbeat(From: 3, To: 1, 9, 9, 9)), CancellationToken.None);
+        await connection.WriteFrameAsync(RaftMessageCodec.Encode(new Heartbeat(From: 3, To: 2, 9, 9, 9)), CancellationToken.None);
+
+        (await B.ReceiveAsync()).ShouldBe(new Heartbeat(3, 2, 9, 9, 9));
+        B.Counters.SpoofedDrops.ShouldBe(2);
+        B.Counters.ProtocolErrors.ShouldBe(0);
+    }
+
+    private static byte[] Hello(ulong dialer, ulong listener, string clusterId = ClusterId) =>
+        Handshake.EncodeHello(Frame.Version, clusterId, dialer, listener, RandomNumberGenerator.GetBytes(Handshake.NonceSize));
+
+    private static async Task AssertClosedAsync(PeerConnection connection)
+    {
+        using var cts = new CancellationTokenSource(Deadline);
+        try
+        {
+            while (true)
+            {
+                var result = await connection.Reader.ReadAsync(cts.Token);
+                result.Buffer.IsEmpty.ShouldBeTrue("nothing is sent to a refused peer");
+                if (result.IsCompleted)
+                {
+                    return;
+                }
+
+                connection.Reader.AdvanceTo(result.Buffer.End);
+            }
+        }
+        catch (IOException ex) when (ex.InnerException is SocketException)
+        {
+            // Reset: closed with our bytes unread.
+        }
+    }
+
+    private async Task<PeerConnection> AuthenticateAsNode3Async()
+    {
+        var options = Options(3);
+        var connection = await PeerConnection.ConnectAsync(B.LocalEndPoint, CancellationToken.None);
+        using var cts = new CancellationTokenSource(Deadline);
+        await Handshake.DialAsync(connection, options, 2, cts.Token);
+        return connection;
+    }
+}

@@ -1,0 +1,70 @@
+using FsCheck;
+using FsCheck.Fluent;
+using RaftMQ.Raft;
+
+namespace RaftMQ.Transport.Tests;
+
+/// <summary>FsCheck generators for every Raft message type, with edge values mixed in.</summary>
+internal static class MessageGenerators
+{
+    private static readonly Gen<ulong> U64 = Gen.Frequency(
+        (3, ArbMap.Default.GeneratorFor<ulong>()),
+        (1, Gen.Elements(0UL, 1UL, (ulong)uint.MaxValue, ulong.MaxValue - 1, ulong.MaxValue)));
+
+    private static readonly Gen<bool> Bool = ArbMap.Default.GeneratorFor<bool>();
+
+    private static readonly Gen<Entry> EntryGen =
+        from index in U64
+        from term in U64
+        from type in Gen.Elements(EntryType.Command, EntryType.NoOp)
+        from data in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>())
+        select new Entry(index, term, type, data);
+
+    public static readonly Gen<RaftMessage> Message = Gen.OneOf(
+        from f in U64 from t in U64 from term in U64 from i in U64 from lt in U64 from pv in Bool
+        select (RaftMessage)new RequestVote(f, t, term, i, lt, pv),
+        from f in U64 from t in U64 from term in U64 from g in Bool from pv in Bool
+        select (RaftMessage)new RequestVoteResponse(f, t, term, g, pv),
+        from f in U64 from t in U64 from term in U64 from pi in U64 from pt in U64
+        from entries in Gen.ListOf(EntryGen) from c in U64
+        select (RaftMessage)new AppendEntries(f, t, term, pi, pt, entries.ToArray(), c),
+        from f in U64 from t in U64 from term in U64 from r in Bool from i in U64 from hi in U64 from ht in U64
+        select (RaftMessage)new AppendEntriesResponse(f, t, term, r, i, hi, ht),
+        from f in U64 from t in U64 from term in U64 from c in U64 from rr in U64
+        select (RaftMessage)new Heartbeat(f, t, term, c, rr),
+        from f in U64 from t in U64 from term in U64 from rr in U64
+        select (RaftMessage)new HeartbeatResponse(f, t, term, rr),
+        from f in U64 from t in U64 from term in U64 from ctx in U64
+        select (RaftMessage)new ReadIndexRequest(f, t, term, ctx),
+        from f in U64 from t in U64 from term in U64 from ctx in U64 from i in U64
+        select (RaftMessage)new ReadIndexResponse(f, t, term, ctx, i),
+        from f in U64 from t in U64 from term in U64 from si in U64 from st in U64
+        select (RaftMessage)new InstallSnapshot(f, t, term, new SnapshotMetadata(si, st)),
+        from f in U64 from t in U64 from term in U64 from si in U64 from st in U64 from o in U64
+        from data in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>()) from d in Bool
+        select (RaftMessage)new SnapshotChunk(f, t, term, new SnapshotMetadata(si, st), o, data, d),
+        from f in U64 from t in U64 from term in U64 from si in U64 from st in U64 from o in U64 from failed in Bool
+        select (RaftMessage)new SnapshotChunkResponse(f, t, term, new SnapshotMetadata(si, st), o, failed));
+
+    public static Arbitrary<RaftMessage> Messages => Message.ToArbitrary();
+
+    /// <summary>Structural equality: records compare entry lists by reference, so AppendEntries is compared by hand.</summary>
+    public static bool Same(RaftMessage expected, RaftMessage actual)
+    {
+        if (expected is AppendEntries a && actual is AppendEntries b)
+        {
+            return a.From == b.From && a.To == b.To && a.Term == b.Term && a.PrevLogIndex == b.PrevLogIndex
+                && a.PrevLogTerm == b.PrevLogTerm && a.LeaderCommit == b.LeaderCommit && a.Entries.Count == b.Entries.Count
+                && a.Entries.Zip(b.Entries).All(p =>
+                    p.First.Index == p.Second.Index && p.First.Term == p.Second.Term && p.First.Type == p.Second.Type
+                    && p.First.Data.Span.SequenceEqual(p.Second.Data.Span));
+        }
+
+        if (expected is SnapshotChunk c && actual is SnapshotChunk d)
+        {
+            return c with { Data = default } == d with { Data = default } && c.Data.Span.SequenceEqual(d.Data.Span);
+        }
+
+        return expected.Equals(actual);
+    }
+}
