@@ -1,14 +1,9 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using RaftMQ.Raft;
+using RaftMQ.Transport;
 
 namespace RaftMQ.Runtime;
-
-/// <summary>Where the runtime hands outbound peer messages: fire-and-forget, never blocks, never throws.</summary>
-public interface IMessageSender
-{
-    void Send(RaftMessage message);
-}
 
 /// <summary>
 /// Runs one Raft node: a single loop owns the consensus core, the storage and the state machine. Everything that
@@ -20,7 +15,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     private readonly RaftRuntimeOptions _options;
     private readonly IRaftStorage _storage;
     private readonly IStateMachine _stateMachine;
-    private readonly IMessageSender _sender;
+    private readonly ITransport _transport;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Channel<Input> _inbox;
@@ -31,6 +26,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     private RaftNode? _node;
     private ITimer? _ticker;
     private Task? _loop;
+    private Task? _pump;
     private int _ticksElapsed;
     private ulong _nextReadContext;
     private long _droppedPeerMessages;
@@ -40,14 +36,14 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     private volatile RaftStatus _status;
 
     public RaftRuntime(
-        RaftRuntimeOptions options, IRaftStorage storage, IStateMachine stateMachine, IMessageSender sender,
+        RaftRuntimeOptions options, IRaftStorage storage, IStateMachine stateMachine, ITransport transport,
         TimeProvider? timeProvider = null, ILogger<RaftRuntime>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         _storage = storage;
         _stateMachine = stateMachine;
-        _sender = sender;
+        _transport = transport;
         _time = timeProvider ?? TimeProvider.System;
         _logger = (ILogger?)logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         _inbox = Channel.CreateBounded<Input>(new BoundedChannelOptions(options.InboxCapacity)
@@ -75,6 +71,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
         _node = new RaftNode(_options.Raft, _storage);
         LogStarted(_logger, _options.Raft.Id, _storage.HardState.Term, _storage.LastIndex, _storage.HardState.Commit);
         _loop = Task.Run(() => RunAsync(_stop.Token));
+        _pump = Task.Run(() => PumpInboundAsync(_stop.Token));
         _ticker = _time.CreateTimer(
             static state => ((RaftRuntime)state!).OnTimer(), this, _options.TickInterval, _options.TickInterval);
     }
@@ -133,6 +130,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
         if (_ticker is not null) await _ticker.DisposeAsync().ConfigureAwait(false);
         await _stop.CancelAsync().ConfigureAwait(false);
         _inbox.Writer.TryComplete();
+        if (_pump is not null) await _pump.ConfigureAwait(false);
         if (_loop is not null)
         {
             try
@@ -159,6 +157,18 @@ public sealed partial class RaftRuntime : IAsyncDisposable
         catch (ChannelClosedException e)
         {
             throw new NodeStoppedException("The node has stopped.", e);
+        }
+    }
+
+    private async Task PumpInboundAsync(CancellationToken ct)
+    {
+        try
+        {
+            await foreach (var message in _transport.Inbound.ReadAllAsync(ct).ConfigureAwait(false)) Deliver(message);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Shutdown.
         }
     }
 
@@ -277,7 +287,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
 
     private void Send(IReadOnlyList<RaftMessage> messages)
     {
-        for (int i = 0; i < messages.Count; i++) _sender.Send(messages[i]);
+        for (int i = 0; i < messages.Count; i++) _transport.Send(messages[i]);
     }
 
     private void Apply(IReadOnlyList<Entry> entries)

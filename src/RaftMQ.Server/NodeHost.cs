@@ -1,7 +1,9 @@
+using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using RaftMQ.Raft;
 using RaftMQ.Runtime;
+using RaftMQ.Transport;
 
 namespace RaftMQ.Server;
 
@@ -38,27 +40,47 @@ public sealed class NodeHost : IAsyncDisposable
         RandomSeed = (ulong)RandomNumberGenerator.GetInt32(int.MaxValue),
     };
 
-    public static NodeHost Start(NodeSettings settings, ClusterConfig config, QueueNode node, ILoggerFactory loggers)
+    public static async Task<NodeHost> StartAsync(NodeSettings settings, ClusterConfig config, QueueNode node, ILoggerFactory loggers)
     {
-        var storage = new MemoryLogStorage();
-        var runtime = new RaftRuntime(
-            new RaftRuntimeOptions { Raft = RaftOptions(settings, config), TickInterval = TimeSpan.FromMilliseconds(settings.TickMs) },
-            storage, node.StateMachine, new DroppingSender(), TimeProvider.System, loggers.CreateLogger<RaftRuntime>());
-        runtime.Start();
-        node.SetStarted(runtime);
-        return new NodeHost(runtime, null);
+        var id = ClusterConfig.NodeId(settings.Index);
+        var me = config.Addresses[settings.Index];
+        var transportOptions = new TcpTransportOptions
+        {
+            NodeId = id,
+            ListenEndPoint = ListenEndPoint(me),
+            ClusterId = config.ClusterId,
+            ClusterSecret = ClusterSecret(settings, config),
+        };
+        for (int i = 0; i < config.Addresses.Count; i++)
+            if (i != settings.Index) transportOptions.Peers[ClusterConfig.NodeId(i)] = ClusterConfig.PeerEndPoint(config.Addresses[i]);
+        var transport = new TcpTransport(transportOptions, loggers.CreateLogger<TcpTransport>());
+        try
+        {
+            await transport.StartAsync().ConfigureAwait(false);
+            var storage = new MemoryLogStorage();
+            var runtime = new RaftRuntime(
+                new RaftRuntimeOptions { Raft = RaftOptions(settings, config), TickInterval = TimeSpan.FromMilliseconds(settings.TickMs) },
+                storage, node.StateMachine, transport, TimeProvider.System, loggers.CreateLogger<RaftRuntime>());
+            runtime.Start();
+            node.SetStarted(runtime);
+            return new NodeHost(runtime, transport);
+        }
+        catch
+        {
+            await transport.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static IPEndPoint ListenEndPoint(NodeAddress me)
+    {
+        if (me.Ip == "localhost") return new IPEndPoint(IPAddress.Loopback, me.InternalPort);
+        return new IPEndPoint(IPAddress.TryParse(me.Ip, out var ip) ? ip : IPAddress.Any, me.InternalPort);
     }
 
     public async ValueTask DisposeAsync()
     {
         await Runtime.DisposeAsync().ConfigureAwait(false);
         if (_transport is not null) await _transport.DisposeAsync().ConfigureAwait(false);
-    }
-
-    private sealed class DroppingSender : IMessageSender
-    {
-        public void Send(RaftMessage message)
-        {
-        }
     }
 }

@@ -64,7 +64,7 @@ var exitCode = 0;
 NodeHost? host = null;
 try
 {
-    host = NodeHost.Start(settings, config, node, app.Services.GetRequiredService<ILoggerFactory>());
+    host = await NodeHost.StartAsync(settings, config, node, app.Services.GetRequiredService<ILoggerFactory>());
     _ = host.Runtime.Completion.ContinueWith(
         t =>
         {
