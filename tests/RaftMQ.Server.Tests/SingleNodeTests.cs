@@ -5,6 +5,7 @@ using System.Text;
 namespace RaftMQ.Server.Tests;
 
 /// <summary>The RRMQ behaviours on a one-node cluster, through real processes and real HTTP.</summary>
+[Collection(ClusterCollection.Name)]
 public sealed class SingleNodeTests : IAsyncLifetime
 {
     private TestCluster _cluster = null!;
