@@ -6,6 +6,27 @@ using RaftMQ.Runtime;
 
 namespace RaftMQ.Server;
 
+/// <summary>The values of the <c>X-RaftMQ-Error</c> header on a 503, for clients to act on.</summary>
+public static class ErrorCodes
+{
+    public const string Header = "X-RaftMQ-Error";
+
+    /// <summary>No leader was found in time; the command was not applied. Safe to retry.</summary>
+    public const string NoLeader = "no-leader";
+
+    /// <summary>The command reached the log or the leader, but its commit was not seen: it may or may not be applied.</summary>
+    public const string OutcomeUnknown = "outcome-unknown";
+
+    /// <summary>The node is over a bound; the command was not applied. Retry later.</summary>
+    public const string Overloaded = "overloaded";
+
+    /// <summary>The node is shutting down or failed; the command was not applied.</summary>
+    public const string Stopped = "stopped";
+
+    /// <summary>A forwarded request reached a node that is no longer the leader; not applied.</summary>
+    public const string NotLeader = "not-leader";
+}
+
 /// <summary>What became of a queue command sent through the cluster.</summary>
 public abstract record CommandOutcome
 {
@@ -15,8 +36,8 @@ public abstract record CommandOutcome
     /// <summary>Answered by the leader this request was forwarded to; relay it as it is.</summary>
     public sealed record Relayed(int StatusCode, string ContentType, byte[] Body) : CommandOutcome;
 
-    /// <summary>Not done, or not known to be done; <see cref="Error"/> says which.</summary>
-    public sealed record Unavailable(string Error) : CommandOutcome;
+    /// <summary>Not done (<see cref="ErrorCodes.NoLeader"/>, ...) or not known to be done (<see cref="ErrorCodes.OutcomeUnknown"/>).</summary>
+    public sealed record Unavailable(string Code, string Error) : CommandOutcome;
 
     /// <summary>This node is not the leader and the request was already forwarded once: the sender retries.</summary>
     public sealed record NotLeader(ulong LeaderHint) : CommandOutcome;
@@ -84,6 +105,7 @@ public sealed class QueueNode : IAsyncDisposable
         QueueCommand command, bool forwarded, string method, string rawTarget, byte[] body, CancellationToken deadline)
     {
         var encoded = command.Encode();
+        var sent = false; // once a command left this method for the log or the leader, a timeout leaves its fate unknown
         try
         {
             var runtime = await _started.Task.WaitAsync(deadline).ConfigureAwait(false);
@@ -96,28 +118,33 @@ public sealed class QueueNode : IAsyncDisposable
                 {
                     try
                     {
+                        sent = true;
                         var result = await runtime.ProposeAsync(encoded, deadline).ConfigureAwait(false);
                         return new CommandOutcome.Applied((QueueResult)result!);
                     }
                     catch (NotLeaderException)
                     {
                         // Lost leadership before proposing: nothing was appended; route again.
+                        sent = false;
                     }
                     catch (ProposalDroppedException)
                     {
                         // A new leader replaced the entry: it was not applied; safe to route again.
+                        sent = false;
                     }
                     catch (NodeOverloadedException e)
                     {
-                        return new CommandOutcome.Unavailable(e.Message);
+                        return new CommandOutcome.Unavailable(ErrorCodes.Overloaded, e.Message);
                     }
                     continue;
                 }
                 if (forwarded) return new CommandOutcome.NotLeader(status.Leader);
                 if (status.Leader != 0)
                 {
+                    sent = true;
                     var relayed = await ForwardAsync(status.Leader, method, rawTarget, body, deadline).ConfigureAwait(false);
                     if (relayed is not null) return relayed;
+                    sent = false;
                 }
                 // No leader, or the one we know did not take the request: wait for the next leader change.
                 await changed.WaitAsync(deadline).ConfigureAwait(false);
@@ -125,12 +152,14 @@ public sealed class QueueNode : IAsyncDisposable
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
-            return new CommandOutcome.Unavailable(
-                "timed out waiting for a leader or a commit; the command may or may not have been applied");
+            return sent
+                ? new CommandOutcome.Unavailable(
+                    ErrorCodes.OutcomeUnknown, "timed out waiting for the commit; the command may or may not have been applied")
+                : new CommandOutcome.Unavailable(ErrorCodes.NoLeader, "timed out waiting for a leader; the command was not applied");
         }
         catch (NodeStoppedException e)
         {
-            return new CommandOutcome.Unavailable(e.Message);
+            return new CommandOutcome.Unavailable(sent ? ErrorCodes.OutcomeUnknown : ErrorCodes.Stopped, e.Message);
         }
     }
 
@@ -158,6 +187,7 @@ public sealed class QueueNode : IAsyncDisposable
         catch (HttpRequestException e)
         {
             return new CommandOutcome.Unavailable(
+                ErrorCodes.OutcomeUnknown,
                 $"lost the connection to the leader (node {ClusterConfig.IndexOf(leader)}) after sending: the command may or may not have been applied ({e.Message})");
         }
         using (response)
@@ -197,7 +227,11 @@ public sealed class QueueNode : IAsyncDisposable
         {
             return (false, default!, "timed out waiting for a leader to confirm the read");
         }
-        catch (Exception e) when (e is NodeStoppedException or NodeOverloadedException)
+        catch (NodeStoppedException e)
+        {
+            return (false, default!, e.Message);
+        }
+        catch (NodeOverloadedException e)
         {
             return (false, default!, e.Message);
         }

@@ -86,6 +86,7 @@ public static class RrmqEndpoints
         var (ok, topics, error) = await node.ReadAsync(sm => sm.Topics(), deadline.Token);
         if (!ok)
         {
+            ctx.Response.Headers[ErrorCodes.Header] = ErrorCodes.NoLeader;
             await WriteError(ctx, StatusCodes.Status503ServiceUnavailable, error!);
             return;
         }
@@ -133,9 +134,11 @@ public static class RrmqEndpoints
                 break;
             case CommandOutcome.NotLeader n:
                 ctx.Response.Headers[QueueNode.NotLeaderHeader] = n.LeaderHint == 0 ? "none" : ClusterConfig.IndexOf(n.LeaderHint).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                ctx.Response.Headers[ErrorCodes.Header] = ErrorCodes.NotLeader;
                 await WriteError(ctx, StatusCodes.Status503ServiceUnavailable, "this node is not the leader");
                 break;
             case CommandOutcome.Unavailable u:
+                ctx.Response.Headers[ErrorCodes.Header] = u.Code;
                 await WriteError(ctx, StatusCodes.Status503ServiceUnavailable, u.Error);
                 break;
         }
