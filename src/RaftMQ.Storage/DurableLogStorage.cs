@@ -26,6 +26,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     private readonly LogIndex _index = new();
     private readonly EntryCache _cache;
     private byte[] _writeBuffer = new byte[64 * 1024];
+    private byte[]? _readBuffer;
     private long _durableEnd; // bytes of the active segment known to be on disk
     private bool _unsynced;
     private Exception? _failure;
@@ -124,8 +125,11 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         var last = Math.Min(stop - 1, from + inRun - 1);
         long start = offsets[position];
         var runEnd = last - from + 1 < inRun ? offsets[position + (int)(last - from) + 1] : segment.Length;
-        var buffer = new byte[Math.Min(runEnd - start, _options.ReadChunkBytes)];
-        var filled = segment.File.Read(start, buffer);
+        // One reused chunk buffer (not a fresh large array per read, which would pile up on the large object heap);
+        // each entry gets a copy of its bytes.
+        _readBuffer ??= new byte[_options.ReadChunkBytes];
+        var buffer = _readBuffer;
+        var filled = segment.File.Read(start, buffer.AsSpan(0, (int)Math.Min(runEnd - start, buffer.Length)));
         var i = from;
         while (i <= last)
         {
@@ -147,7 +151,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
                     segment.Path, start + offset);
             }
             var body = buffer.AsSpan(offset + WalFormat.FrameBytes);
-            var data = new ReadOnlyMemory<byte>(buffer, offset + WalFormat.EntryRecordOverhead, length - WalFormat.EntryRecordOverhead);
+            var data = buffer.AsSpan(offset + WalFormat.EntryRecordOverhead, length - WalFormat.EntryRecordOverhead).ToArray();
             var entry = new Entry(i, WalFormat.EntryTerm(body), WalFormat.EntryKind(body), data);
             into.Add(entry);
             bytes += entry.Size;
