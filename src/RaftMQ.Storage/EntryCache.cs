@@ -29,7 +29,12 @@ internal sealed class EntryCache(int maxEntries, long maxBytes)
     public void Add(in Entry entry)
     {
         if (Count > 0 && entry.Index != FirstIndex + (ulong)Count) Clear();
-        if (entry.Data.Length > maxBytes) return;
+        if (entry.Data.Length > maxBytes)
+        {
+            // Too large to cache: the cache must stay a suffix of the log, so it restarts after this entry.
+            Clear();
+            return;
+        }
         while (Count > 0 && (Count == _ring.Length || _bytes + entry.Data.Length > maxBytes)) RemoveFirst();
         _ring[(_head + Count) % _ring.Length] = entry;
         Count++;
