@@ -9,6 +9,7 @@ namespace RaftMQ.Storage.Benchmarks;
 /// the same bytes to an appended file with one fsync. The ratio is what the log's format and bookkeeping cost.
 /// </summary>
 [SimpleJob(RunStrategy.Throughput, launchCount: 1, warmupCount: 3, iterationCount: 12)]
+[MedianColumn]
 public class BatchAppendBenchmarks
 {
     private TempFiles _files = null!;
@@ -60,6 +61,7 @@ public class BatchAppendBenchmarks
 
 /// <summary>The latency of acknowledging one entry: one small Save with fsync, against a raw 4 KiB write + fsync.</summary>
 [SimpleJob(RunStrategy.Throughput, launchCount: 1, warmupCount: 3, iterationCount: 12)]
+[MedianColumn]
 public class SingleAppendBenchmarks
 {
     private TempFiles _files = null!;
