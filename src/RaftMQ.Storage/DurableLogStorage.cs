@@ -1,0 +1,450 @@
+using System.Diagnostics;
+using RaftMQ.Raft;
+
+namespace RaftMQ.Storage;
+
+/// <summary>
+/// The durable Raft log: a write-ahead log of segment files in one directory (format in docs/storage.md).
+/// Implements <see cref="ILogStorage"/> with the semantics of <see cref="MemoryLogStorage"/>.
+/// <para>
+/// Every <see cref="Save"/> writes one batch: a header record carrying the hard state and the snapshot point,
+/// then the entry records; a batch is all-or-nothing on recovery. With <c>sync</c> it ends with a single fsync
+/// (group commit). Hard state lives in the log rather than in its own file so that one fsync covers entries and
+/// vote together; rewriting a file with rename per Ready would cost two more fsyncs.
+/// </para>
+/// <para>Not thread-safe: owned by one node's loop. A write or fsync failure is fatal (see <see cref="StorageFailedException"/>).</para>
+/// </summary>
+public sealed class DurableLogStorage : ILogStorage, IDisposable
+{
+    private const string LockFileName = "LOCK";
+
+    private readonly StorageOptions _options;
+    private readonly IStorageFileSystem _fs;
+    private readonly string _directory;
+    private readonly IDisposable _lock;
+    private readonly List<SegmentFile> _segments = [];
+    private readonly LogIndex _index = new();
+    private readonly EntryCache _cache;
+    private byte[] _writeBuffer = new byte[64 * 1024];
+    private byte[]? _readBuffer;
+    private long _durableEnd; // bytes of the active segment known to be on disk
+    private bool _unsynced;
+    private Exception? _failure;
+    private bool _disposed;
+
+    private DurableLogStorage(string directory, StorageOptions options, IDisposable directoryLock)
+    {
+        _options = options;
+        _fs = options.FileSystem;
+        _directory = directory;
+        _lock = directoryLock;
+        _cache = new EntryCache(options.CacheEntries, options.CacheBytes);
+        Recovery = null!;
+    }
+
+    /// <summary>
+    /// Opens (or creates) the log in <paramref name="directory"/>, recovering from a crash: a torn tail that was
+    /// never acknowledged is cut and described in <see cref="Recovery"/>.
+    /// </summary>
+    /// <exception cref="StorageCorruptedException">Damage recovery must not repair; the message says what to do.</exception>
+    public static DurableLogStorage Open(string directory, StorageOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        options ??= new StorageOptions();
+        options.Validate();
+        directory = Path.GetFullPath(directory);
+        options.FileSystem.CreateDirectory(directory);
+        var directoryLock = options.FileSystem.Lock(Path.Combine(directory, LockFileName));
+        var log = new DurableLogStorage(directory, options, directoryLock);
+        try
+        {
+            log.Recover();
+            return log;
+        }
+        catch
+        {
+            log.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>What recovery found and did; log it at start-up.</summary>
+    public StorageRecoveryReport Recovery { get; private set; }
+
+    /// <summary>The directory of the segment files.</summary>
+    public string Directory => _directory;
+
+    /// <inheritdoc />
+    public HardState HardState { get; private set; }
+
+    /// <inheritdoc />
+    public SnapshotMetadata Snapshot => _index.Snapshot;
+
+    /// <inheritdoc />
+    public ulong FirstIndex => _index.Snapshot.Index + 1;
+
+    /// <inheritdoc />
+    public ulong LastIndex => _index.LastIndex;
+
+    /// <summary>Number of segment files.</summary>
+    public int SegmentCount => _segments.Count;
+
+    /// <inheritdoc />
+    public ulong Term(ulong index) => _index.Term(index);
+
+    /// <inheritdoc />
+    public void ReadEntries(ulong from, ulong to, long maxBytes, List<Entry> into)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (from < FirstIndex || to > LastIndex + 1 || from >= to)
+            throw new ArgumentOutOfRangeException(nameof(from), $"[{from}, {to}) not within [{FirstIndex}, {LastIndex + 1})");
+        long bytes = 0;
+        var i = from;
+        while (i < to)
+        {
+            if (_cache.TryGet(i, out var cached))
+            {
+                into.Add(cached);
+                bytes += cached.Size;
+                i++;
+                if (bytes >= maxBytes) return;
+                continue;
+            }
+            // Not cached: read a run of entries from its segment, stopping where the cache takes over.
+            var stop = _cache.Count > 0 && _cache.FirstIndex > i ? Math.Min(to, _cache.FirstIndex) : to;
+            i = ReadFromDisk(i, stop, maxBytes, ref bytes, into);
+            if (bytes >= maxBytes) return;
+        }
+    }
+
+    // Reads entries [from, stop) of one segment (stopping at its end, a chunk, or the byte bound); returns the next index.
+    private ulong ReadFromDisk(ulong from, ulong stop, long maxBytes, ref long bytes, List<Entry> into)
+    {
+        var (segment, offsets, position) = _index.Locate(from);
+        var inRun = (ulong)(offsets.Count - position);
+        var last = Math.Min(stop - 1, from + inRun - 1);
+        long start = offsets[position];
+        var runEnd = last - from + 1 < inRun ? offsets[position + (int)(last - from) + 1] : segment.Length;
+        // One reused chunk buffer (not a fresh large array per read, which would pile up on the large object heap);
+        // each entry gets a copy of its bytes.
+        _readBuffer ??= new byte[_options.ReadChunkBytes];
+        var buffer = _readBuffer;
+        var filled = segment.File.Read(start, buffer.AsSpan(0, (int)Math.Min(runEnd - start, buffer.Length)));
+        var i = from;
+        while (i <= last)
+        {
+            var offset = (int)(offsets[position + (int)(i - from)] - start);
+            if (offset + WalFormat.FrameBytes > filled || !FitsIn(buffer, offset, filled))
+            {
+                if (i != from) break;
+                // A single record larger than the chunk: read exactly it.
+                buffer = ReadRecord(segment, start);
+                filled = buffer.Length;
+            }
+            var check = WalFormat.CheckRecord(buffer.AsSpan(offset, filled - offset), MaxBody, out var length, out var problem);
+            if (check != WalFormat.Check.Valid || buffer[offset + WalFormat.FrameBytes] != WalFormat.EntryRecord
+                || WalFormat.EntryIndex(buffer.AsSpan(offset + WalFormat.FrameBytes)) != i)
+            {
+                throw new StorageCorruptedException(
+                    $"entry {i} in {segment.Path} at offset {start + offset} is unreadable ({(check == WalFormat.Check.Valid ? "another record is there" : problem)}); " +
+                    "the file changed after it was written. Stop the node, and restore its directory from a replica or remove it so the node rejoins empty.",
+                    segment.Path, start + offset);
+            }
+            var body = buffer.AsSpan(offset + WalFormat.FrameBytes);
+            var data = buffer.AsSpan(offset + WalFormat.EntryRecordOverhead, length - WalFormat.EntryRecordOverhead).ToArray();
+            var entry = new Entry(i, WalFormat.EntryTerm(body), WalFormat.EntryKind(body), data);
+            into.Add(entry);
+            bytes += entry.Size;
+            i++;
+            if (bytes >= maxBytes) break;
+        }
+        return i;
+    }
+
+    private int MaxBody => WalFormat.EntryBodyHeaderBytes + _options.MaxEntryBytes;
+
+    private static bool FitsIn(byte[] buffer, int offset, int filled)
+    {
+        var length = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(offset + 4));
+        return offset + WalFormat.FrameBytes + (long)length <= filled;
+    }
+
+    private byte[] ReadRecord(SegmentFile segment, long offset)
+    {
+        Span<byte> frame = stackalloc byte[WalFormat.FrameBytes];
+        segment.File.Read(offset, frame);
+        var length = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(frame[4..]);
+        var total = (int)Math.Min(WalFormat.FrameBytes + (long)Math.Min(length, (uint)MaxBody), segment.Length - offset);
+        var buffer = new byte[total];
+        var n = segment.File.Read(offset, buffer);
+        return n == total ? buffer : buffer[..n];
+    }
+
+    /// <summary>
+    /// Persists one Raft Ready: appends <paramref name="entries"/> (first logically removing stored entries at or
+    /// after the first new index) and <paramref name="hardState"/> as one batch, then fsyncs once when
+    /// <paramref name="sync"/>. After a crash the batch is recovered whole or not at all.
+    /// </summary>
+    /// <param name="hardState">The new hard state, or null to keep the current one.</param>
+    /// <param name="entries">Consecutive entries; may be empty.</param>
+    /// <param name="sync">Whether to fsync before returning (Ready.MustSync).</param>
+    /// <exception cref="ArgumentException">The entries are not consecutive, leave a gap, overlap the snapshot, or exceed a size bound.</exception>
+    /// <exception cref="StorageFailedException">A write or fsync failed; the storage accepts no more writes.</exception>
+    public void Save(HardState? hardState, IReadOnlyList<Entry> entries, bool sync)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        ThrowIfUnwritable();
+        var newState = hardState ?? HardState;
+        if (entries.Count == 0 && newState == HardState)
+        {
+            if (sync && _unsynced) SyncActive();
+            return;
+        }
+        var size = WalFormat.BatchRecordBytes;
+        if (entries.Count > 0)
+        {
+            var first = entries[0].Index;
+            if (first <= Snapshot.Index)
+                throw new ArgumentException($"entry {first} is already covered by the snapshot at {Snapshot.Index}", nameof(entries));
+            if (first > LastIndex + 1)
+                throw new ArgumentException($"gap in the log: appending {first} after {LastIndex}", nameof(entries));
+            for (var k = 0; k < entries.Count; k++)
+            {
+                var e = entries[k];
+                if (e.Index != first + (ulong)k)
+                    throw new ArgumentException($"entries are not consecutive: {e.Index} at position {k} after {first}", nameof(entries));
+                if (e.Data.Length > _options.MaxEntryBytes)
+                    throw new ArgumentException($"entry {e.Index} has {e.Data.Length} bytes, over MaxEntryBytes {_options.MaxEntryBytes}", nameof(entries));
+                if (e.Type is not (EntryType.Command or EntryType.NoOp))
+                    throw new ArgumentException($"entry {e.Index} has unknown type {e.Type}", nameof(entries));
+                size += WalFormat.EntryRecordBytes(e);
+                if (size > _options.MaxBatchBytes)
+                    throw new ArgumentException($"batch exceeds MaxBatchBytes {_options.MaxBatchBytes}; split it", nameof(entries));
+            }
+        }
+        var firstIndex = entries.Count > 0 ? entries[0].Index : LastIndex + 1;
+        var header = new WalFormat.BatchHeader(0, (uint)entries.Count, firstIndex, newState, Snapshot, 0);
+        WriteBatch(header, entries, size, sync);
+        HardState = newState;
+    }
+
+    /// <summary>
+    /// Drops the entries a snapshot now covers, up to and including <paramref name="snapshot"/>.Index (all of them
+    /// when it is past the last index), like <see cref="MemoryLogStorage.Compact"/>; deletes the segment files that
+    /// hold only covered entries. Save the snapshot itself (<see cref="SnapshotStore"/>) first.
+    /// </summary>
+    /// <exception cref="ArgumentException">The log holds <paramref name="snapshot"/>.Index with another term.</exception>
+    /// <exception cref="StorageFailedException">A write or fsync failed.</exception>
+    public void Compact(SnapshotMetadata snapshot)
+    {
+        ThrowIfUnwritable();
+        if (snapshot.Index <= Snapshot.Index) return;
+        if (snapshot.Index <= LastIndex && Term(snapshot.Index) != snapshot.Term)
+            throw new ArgumentException($"snapshot {snapshot.Index}/{snapshot.Term} does not match the log's term {Term(snapshot.Index)} at that index; use InstallSnapshot", nameof(snapshot));
+        var reset = snapshot.Index > LastIndex;
+        var header = new WalFormat.BatchHeader(reset ? WalFormat.FlagReset : (byte)0, 0,
+            Math.Max(snapshot.Index, LastIndex) + 1, HardState, snapshot, 0);
+        WriteBatch(header, [], WalFormat.BatchRecordBytes, sync: true);
+        DeleteCoveredSegments();
+    }
+
+    /// <summary>
+    /// Adopts a snapshot received from the leader (InstallSnapshot, §7): when the log holds the snapshot's last
+    /// entry with the same term, the entries after it are kept; otherwise the whole log is discarded. Save the
+    /// snapshot itself (<see cref="SnapshotStore"/>) first. Returns false (and does nothing) for a snapshot not
+    /// newer than the current one.
+    /// </summary>
+    /// <exception cref="StorageFailedException">A write or fsync failed.</exception>
+    public bool InstallSnapshot(SnapshotMetadata snapshot)
+    {
+        ThrowIfUnwritable();
+        if (snapshot.Index <= Snapshot.Index) return false;
+        if (snapshot.Index <= LastIndex && Term(snapshot.Index) == snapshot.Term)
+        {
+            Compact(snapshot);
+            return true;
+        }
+        var header = new WalFormat.BatchHeader(WalFormat.FlagReset, 0, snapshot.Index + 1, HardState, snapshot, 0);
+        WriteBatch(header, [], WalFormat.BatchRecordBytes, sync: true);
+        DeleteCoveredSegments();
+        return true;
+    }
+
+    /// <summary>Fsyncs anything written without sync.</summary>
+    /// <exception cref="StorageFailedException">The fsync failed.</exception>
+    public void Sync()
+    {
+        ThrowIfUnwritable();
+        if (_unsynced) SyncActive();
+    }
+
+    /// <summary>Closes the files and releases the directory lock. Does not fsync: call <see cref="Sync"/> first if needed.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var s in _segments) s.File.Dispose();
+        _segments.Clear();
+        _lock.Dispose();
+    }
+
+    private void WriteBatch(WalFormat.BatchHeader header, IReadOnlyList<Entry> entries, int size, bool sync)
+    {
+        try
+        {
+            if (Active.Length + size > _options.SegmentBytes) Roll();
+            var active = Active;
+            header = header with { DurableEnd = (ulong)_durableEnd };
+            if (_writeBuffer.Length < size) _writeBuffer = new byte[Math.Max(size, Math.Min(_writeBuffer.Length * 2, _options.MaxBatchBytes))];
+            var buf = _writeBuffer.AsSpan(0, size);
+            WalFormat.WriteBatch(buf, header);
+            var pos = WalFormat.BatchRecordBytes;
+            var offsets = entries.Count == 0 ? [] : new uint[entries.Count];
+            for (var k = 0; k < entries.Count; k++)
+            {
+                var e = entries[k];
+                offsets[k] = (uint)(active.Length + pos);
+                WalFormat.WriteEntry(buf[pos..], e);
+                pos += WalFormat.EntryRecordBytes(e);
+            }
+            Debug.Assert(pos == size);
+            active.File.Write(active.Length, buf);
+            active.Length += size;
+            _unsynced = true;
+            Apply(header, entries, offsets, active);
+            if (sync) SyncActive();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw Fail("write", ex);
+        }
+    }
+
+    // Applies a batch to the in-memory view; recovery replays the same rules (LogIndex.ApplyHeader).
+    private void Apply(WalFormat.BatchHeader header, IReadOnlyList<Entry> entries, uint[] offsets, SegmentFile segment)
+    {
+        var problem = _index.ApplyHeader(header);
+        Debug.Assert(problem is null, problem);
+        if ((header.Flags & WalFormat.FlagReset) != 0) _cache.Clear();
+        else _cache.CompactTo(header.Snapshot.Index);
+        if (header.Count > 0) _cache.TruncateFrom(header.FirstIndex);
+        for (var k = 0; k < entries.Count; k++)
+        {
+            _index.Append(segment, entries[k].Index, entries[k].Term, offsets[k]);
+            _cache.Add(entries[k]);
+        }
+    }
+
+    private SegmentFile Active => _segments[^1];
+
+    private void SyncActive()
+    {
+        try
+        {
+            Active.File.Sync();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw Fail("fsync", ex);
+        }
+        _durableEnd = Active.Length;
+        _unsynced = false;
+    }
+
+    // Seals the active segment (fsynced, so only the last segment can ever have a torn tail) and starts the next.
+    private void Roll()
+    {
+        Active.File.Sync();
+        _unsynced = false;
+        _segments.Add(CreateSegment(Active.Sequence + 1));
+    }
+
+    // A new segment is durable (data and directory entry) before any batch goes into it.
+    private SegmentFile CreateSegment(ulong sequence)
+    {
+        var path = Path.Combine(_directory, WalFormat.SegmentName(sequence));
+        var file = _fs.Open(path, create: true);
+        Span<byte> head = stackalloc byte[WalFormat.SegmentOverhead];
+        WalFormat.WriteSegmentHeader(head, sequence);
+        WalFormat.WriteBatch(head[WalFormat.SegmentHeaderBytes..],
+            new WalFormat.BatchHeader(0, 0, LastIndex + 1, HardState, Snapshot, 0));
+        file.Write(0, head);
+        file.Sync();
+        _fs.SyncDirectory(_directory);
+        _durableEnd = head.Length;
+        return new SegmentFile(sequence, path, file, head.Length);
+    }
+
+    // Deletes, oldest first, the sealed segments holding no live entry. One directory fsync per deletion keeps the
+    // surviving files contiguous whatever order the file system persists unlinks in.
+    private void DeleteCoveredSegments()
+    {
+        try
+        {
+            while (_segments.Count > 1 && !_index.References(_segments[0]))
+            {
+                var s = _segments[0];
+                s.File.Dispose();
+                _fs.Delete(s.Path);
+                _fs.SyncDirectory(_directory);
+                _segments.RemoveAt(0);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw Fail("segment deletion", ex);
+        }
+    }
+
+    private StorageFailedException Fail(string operation, Exception ex)
+    {
+        _failure = ex;
+        return new StorageFailedException(
+            $"{operation} in {_directory} failed; whether the data reached the disk is unknown, so this storage accepts no more writes. " +
+            "Stop the node and restart it: recovery keeps what is durable.", ex);
+    }
+
+    private void ThrowIfUnwritable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_failure is not null)
+            throw new StorageFailedException($"storage in {_directory} failed earlier ({_failure.Message}) and accepts no more writes; restart the node", _failure);
+    }
+
+    private void Recover()
+    {
+        var clock = Stopwatch.StartNew();
+        var recovery = new WalRecovery(_fs, _directory, _options, _index);
+        var result = recovery.Run();
+        _segments.AddRange(result.Segments);
+        HardState = result.HardState;
+        var created = _segments.Count == 0;
+        if (created) _segments.Add(CreateSegment(1));
+        _durableEnd = Active.Length;
+        if (HardState.Commit > LastIndex)
+        {
+            throw new StorageCorruptedException(
+                $"the log in {_directory} ends at {LastIndex} but its hard state says {HardState.Commit} is committed: committed entries were lost " +
+                $"({(result.TruncatedFile is null ? "no tail was cut" : $"a tail was cut from {result.TruncatedFile}")}). " +
+                "Do not start this node on this directory; restore it from a replica or remove it so the node rejoins empty.",
+                result.TruncatedFile, result.TruncatedAtOffset);
+        }
+        Recovery = new StorageRecoveryReport
+        {
+            Directory = _directory,
+            CreatedNew = created,
+            Segments = result.Segments.Count,
+            BytesScanned = result.BytesScanned,
+            HardState = HardState,
+            Snapshot = Snapshot,
+            LastIndex = LastIndex,
+            TruncatedFile = result.TruncatedFile,
+            TruncatedAtOffset = result.TruncatedAtOffset,
+            TruncatedBytes = result.TruncatedBytes,
+            DiscardedEntries = result.DiscardedEntries,
+            TruncationReason = result.TruncationReason,
+            DeletedFiles = result.DeletedFiles,
+            Duration = clock.Elapsed,
+        };
+    }
+}

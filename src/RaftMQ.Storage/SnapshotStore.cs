@@ -1,0 +1,346 @@
+using System.Buffers.Binary;
+using RaftMQ.Raft;
+
+namespace RaftMQ.Storage;
+
+/// <summary>
+/// Snapshot files in one directory, each written atomically (temporary file, fsync, rename, directory fsync) and
+/// checked with a CRC-32C when opened. Owned by one node; not thread-safe.
+/// </summary>
+public sealed class SnapshotStore
+{
+    internal const ulong Magic = 0x4E53514D54464152; // "RAFTMQSN"
+    internal const ushort Version = 1;
+    internal const int HeaderBytes = 48;
+    private const string TempSuffix = ".tmp";
+
+    private readonly StorageOptions _options;
+    private readonly IStorageFileSystem _fs;
+
+    private SnapshotStore(string directory, StorageOptions options)
+    {
+        Directory = directory;
+        _options = options;
+        _fs = options.FileSystem;
+    }
+
+    /// <summary>Opens (or creates) the store in <paramref name="directory"/>, deleting unfinished temporary files.</summary>
+    public static SnapshotStore Open(string directory, StorageOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        options ??= new StorageOptions();
+        options.Validate();
+        directory = Path.GetFullPath(directory);
+        options.FileSystem.CreateDirectory(directory);
+        var store = new SnapshotStore(directory, options);
+        foreach (var tmp in options.FileSystem.ListFiles(directory, "*" + TempSuffix)) options.FileSystem.Delete(tmp);
+        return store;
+    }
+
+    /// <summary>The directory of the snapshot files.</summary>
+    public string Directory { get; }
+
+    /// <summary>Metadata of the newest complete snapshot (by index), or null. Its contents are checked by <see cref="OpenLatest"/>.</summary>
+    public SnapshotMetadata? Latest
+    {
+        get
+        {
+            SnapshotMetadata? best = null;
+            foreach (var (meta, _) in List())
+            {
+                if (best is null || meta.Index > best.Value.Index) best = meta;
+            }
+            return best;
+        }
+    }
+
+    /// <summary>
+    /// Starts writing the snapshot ending at <paramref name="metadata"/>. Write the state machine's bytes to the
+    /// returned stream, then <see cref="SnapshotWriter.Commit"/>; disposing it without committing discards it.
+    /// </summary>
+    public SnapshotWriter Create(SnapshotMetadata metadata)
+    {
+        var path = Path.Combine(Directory, FileName(metadata) + TempSuffix);
+        _fs.Delete(path);
+        return new SnapshotWriter(this, metadata, path, _fs.Open(path, create: true), _options.MaxSnapshotBytes);
+    }
+
+    /// <summary>Writes a whole snapshot from <paramref name="data"/> (for example one received from the leader) and commits it.</summary>
+    public void Save(SnapshotMetadata metadata, Stream data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        using var writer = Create(metadata);
+        data.CopyTo(writer, 64 * 1024);
+        writer.Commit();
+    }
+
+    /// <summary>
+    /// Opens the newest snapshot for reading after checking its header and checksum, or returns null when there
+    /// is none.
+    /// </summary>
+    /// <exception cref="StorageCorruptedException">The newest snapshot is damaged.</exception>
+    public SnapshotStream? OpenLatest()
+    {
+        var latest = Latest;
+        if (latest is null) return null;
+        var path = Path.Combine(Directory, FileName(latest.Value));
+        var file = _fs.Open(path, create: false);
+        try
+        {
+            Span<byte> header = stackalloc byte[HeaderBytes];
+            var problem = CheckHeader(header[..file.Read(0, header)], latest.Value, file.Length, out var dataLength, out var dataCrc);
+            if (problem is null)
+            {
+                var buffer = new byte[1024 * 1024];
+                var crc = ~0u;
+                for (long pos = 0; pos < dataLength;)
+                {
+                    var n = file.Read(HeaderBytes + pos, buffer.AsSpan(0, (int)Math.Min(buffer.Length, dataLength - pos)));
+                    if (n == 0) break;
+                    crc = Crc32C.Append(crc, buffer.AsSpan(0, n));
+                    pos += n;
+                }
+                if (~crc != dataCrc) problem = "data checksum mismatch";
+            }
+            if (problem is not null)
+            {
+                throw new StorageCorruptedException(
+                    $"snapshot {path} is damaged: {problem}. The log was compacted up to it, so the node cannot rebuild its state without it. " +
+                    "Do not start the node on this directory; restore it from a backup, or remove the node's data directory so it rejoins empty " +
+                    "and receives a snapshot from the leader.", path, 0);
+            }
+            return new SnapshotStream(latest.Value, file, HeaderBytes, dataLength);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    internal void Complete(SnapshotWriter writer, string tempPath)
+    {
+        var final = Path.Combine(Directory, FileName(writer.Metadata));
+        _fs.Rename(tempPath, final);
+        _fs.SyncDirectory(Directory);
+        // Keep the newest few; older ones are covered by them.
+        var all = List();
+        all.Sort((a, b) => b.Meta.Index.CompareTo(a.Meta.Index));
+        for (var i = _options.RetainSnapshots; i < all.Count; i++) _fs.Delete(all[i].Path);
+        if (all.Count > _options.RetainSnapshots) _fs.SyncDirectory(Directory);
+    }
+
+    internal void Abort(string tempPath) => _fs.Delete(tempPath);
+
+    internal static void WriteHeader(Span<byte> dst, SnapshotMetadata meta, long dataLength, uint dataCrc)
+    {
+        dst[..HeaderBytes].Clear();
+        BinaryPrimitives.WriteUInt64LittleEndian(dst, Magic);
+        BinaryPrimitives.WriteUInt16LittleEndian(dst[8..], Version);
+        BinaryPrimitives.WriteUInt32LittleEndian(dst[12..], HeaderBytes);
+        BinaryPrimitives.WriteUInt64LittleEndian(dst[16..], meta.Index);
+        BinaryPrimitives.WriteUInt64LittleEndian(dst[24..], meta.Term);
+        BinaryPrimitives.WriteUInt64LittleEndian(dst[32..], (ulong)dataLength);
+        BinaryPrimitives.WriteUInt32LittleEndian(dst[40..], dataCrc);
+        BinaryPrimitives.WriteUInt32LittleEndian(dst[44..], Crc32C.Compute(dst[..44]));
+    }
+
+    private static string? CheckHeader(ReadOnlySpan<byte> src, SnapshotMetadata expected, long fileLength, out long dataLength, out uint dataCrc)
+    {
+        dataLength = 0;
+        dataCrc = 0;
+        if (src.Length < HeaderBytes) return $"file is {fileLength} bytes, shorter than the {HeaderBytes}-byte header";
+        if (BinaryPrimitives.ReadUInt64LittleEndian(src) != Magic) return "bad magic number (not a RaftMQ snapshot)";
+        if (BinaryPrimitives.ReadUInt32LittleEndian(src[44..]) != Crc32C.Compute(src[..44])) return "header checksum mismatch";
+        var version = BinaryPrimitives.ReadUInt16LittleEndian(src[8..]);
+        if (version != Version) return $"format version {version}, this build reads version {Version}";
+        var meta = new SnapshotMetadata(BinaryPrimitives.ReadUInt64LittleEndian(src[16..]), BinaryPrimitives.ReadUInt64LittleEndian(src[24..]));
+        if (meta != expected) return $"header says {meta.Index}/{meta.Term}, file name says {expected.Index}/{expected.Term}";
+        dataLength = (long)BinaryPrimitives.ReadUInt64LittleEndian(src[32..]);
+        dataCrc = BinaryPrimitives.ReadUInt32LittleEndian(src[40..]);
+        if (fileLength != HeaderBytes + dataLength) return $"file is {fileLength} bytes, header promises {HeaderBytes + dataLength}";
+        return null;
+    }
+
+    private List<(SnapshotMetadata Meta, string Path)> List()
+    {
+        var found = new List<(SnapshotMetadata, string)>();
+        foreach (var path in _fs.ListFiles(Directory, "snap-*.snap"))
+        {
+            if (TryParseName(System.IO.Path.GetFileName(path), out var meta)) found.Add((meta, path));
+        }
+        return found;
+    }
+
+    private static string FileName(SnapshotMetadata meta) => $"snap-{meta.Index:D20}-{meta.Term:D20}.snap";
+
+    private static bool TryParseName(string name, out SnapshotMetadata meta)
+    {
+        meta = default;
+        // snap-<20 digits>-<20 digits>.snap
+        if (name.Length != 51 || !name.StartsWith("snap-", StringComparison.Ordinal) || name[25] != '-' || !name.EndsWith(".snap", StringComparison.Ordinal))
+            return false;
+        if (!ulong.TryParse(name.AsSpan(5, 20), System.Globalization.NumberStyles.None, null, out var index)) return false;
+        if (!ulong.TryParse(name.AsSpan(26, 20), System.Globalization.NumberStyles.None, null, out var term)) return false;
+        meta = new SnapshotMetadata(index, term);
+        return true;
+    }
+}
+
+/// <summary>A snapshot being written; <see cref="Commit"/> makes it durable and visible, disposing without it discards it.</summary>
+public sealed class SnapshotWriter : Stream
+{
+    private readonly SnapshotStore _store;
+    private readonly string _tempPath;
+    private readonly IStorageFile _file;
+    private readonly long _maxBytes;
+    private readonly byte[] _buffer = new byte[256 * 1024];
+    private int _buffered;
+    private long _written;
+    private long _flushed;
+    private uint _crc = ~0u;
+    private bool _done;
+
+    internal SnapshotWriter(SnapshotStore store, SnapshotMetadata metadata, string tempPath, IStorageFile file, long maxBytes)
+    {
+        _store = store;
+        Metadata = metadata;
+        _tempPath = tempPath;
+        _file = file;
+        _maxBytes = maxBytes;
+    }
+
+    /// <summary>The index and term the snapshot ends at.</summary>
+    public SnapshotMetadata Metadata { get; }
+
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => !_done;
+    public override long Length => _written;
+    public override long Position { get => _written; set => throw new NotSupportedException(); }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        ObjectDisposedException.ThrowIf(_done, this);
+        if (_written + buffer.Length > _maxBytes)
+            throw new InvalidOperationException($"snapshot exceeds MaxSnapshotBytes {_maxBytes}");
+        _crc = Crc32C.Append(_crc, buffer);
+        _written += buffer.Length;
+        while (buffer.Length > 0)
+        {
+            var n = Math.Min(buffer.Length, _buffer.Length - _buffered);
+            buffer[..n].CopyTo(_buffer.AsSpan(_buffered));
+            _buffered += n;
+            buffer = buffer[n..];
+            if (_buffered == _buffer.Length) FlushBuffer();
+        }
+    }
+
+    /// <summary>Writes the header, fsyncs, renames into place and fsyncs the directory. Only then does the snapshot exist.</summary>
+    public void Commit()
+    {
+        ObjectDisposedException.ThrowIf(_done, this);
+        FlushBuffer();
+        Span<byte> header = stackalloc byte[SnapshotStore.HeaderBytes];
+        SnapshotStore.WriteHeader(header, Metadata, _written, ~_crc);
+        _file.Write(0, header);
+        _file.Sync();
+        _file.Dispose();
+        _done = true;
+        _store.Complete(this, _tempPath);
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !_done)
+        {
+            _done = true;
+            _file.Dispose();
+            _store.Abort(_tempPath);
+        }
+        base.Dispose(disposing);
+    }
+
+    private void FlushBuffer()
+    {
+        if (_buffered == 0) return;
+        _file.Write(SnapshotStore.HeaderBytes + _flushed, _buffer.AsSpan(0, _buffered));
+        _flushed += _buffered;
+        _buffered = 0;
+    }
+}
+
+/// <summary>The data of a snapshot opened for reading (its checksum already verified).</summary>
+public sealed class SnapshotStream : Stream
+{
+    private readonly IStorageFile _file;
+    private readonly long _start;
+    private long _position;
+
+    internal SnapshotStream(SnapshotMetadata metadata, IStorageFile file, long start, long length)
+    {
+        Metadata = metadata;
+        _file = file;
+        _start = start;
+        Length = length;
+    }
+
+    /// <summary>The index and term the snapshot ends at.</summary>
+    public SnapshotMetadata Metadata { get; }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => true;
+    public override bool CanWrite => false;
+    public override long Length { get; }
+
+    public override long Position
+    {
+        get => _position;
+        set => _position = Math.Clamp(value, 0, Length);
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var n = (int)Math.Min(buffer.Length, Length - _position);
+        if (n <= 0) return 0;
+        n = _file.Read(_start + _position, buffer[..n]);
+        _position += n;
+        return n;
+    }
+
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            _ => Length + offset,
+        };
+        return _position;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _file.Dispose();
+        base.Dispose(disposing);
+    }
+}

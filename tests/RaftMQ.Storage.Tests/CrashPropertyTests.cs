@@ -1,0 +1,137 @@
+using FsCheck;
+using FsCheck.Fluent;
+using RaftMQ.Raft;
+using Xunit;
+using static RaftMQ.Storage.Tests.Logs;
+
+namespace RaftMQ.Storage.Tests;
+
+/// <summary>
+/// For any sequence of appends (some replacing a suffix), hard-state changes, compactions, snapshot installs and
+/// crashes (losing unsynced data whole, at any byte, or sector by sector), recovery yields a state the log was in
+/// at or after its last fsync: never less than what was synced, and never a log with a gap or a partial batch.
+/// </summary>
+public sealed class CrashPropertyTests
+{
+    private const string Dir = "/sim/prop";
+
+    private static int Runs => Environment.GetEnvironmentVariable("RAFTMQ_SOAK") == "1" ? 2000 : 150;
+
+    [Fact]
+    public void Recovery_yields_a_state_at_or_after_the_last_sync_for_any_history()
+    {
+        // FsCheck picks the seed and the history length; a seeded Random turns them into operations so that a
+        // failure replays exactly from the printed (seed, steps).
+        var histories = Gen.Zip(Gen.Choose(0, int.MaxValue - 1), Gen.Choose(1, 120)).ToArbitrary();
+        Prop.ForAll(histories, h => Run(h.Item1, h.Item2))
+            .Check(Config.QuickThrowOnFailure.WithMaxTest(Runs));
+    }
+
+    [Fact]
+    public void A_failing_history_replays_from_RAFTMQ_PROP_REPLAY()
+    {
+        // Set RAFTMQ_PROP_REPLAY=<seed>,<steps> (as printed by a failure) to rerun one history; otherwise this
+        // replays a history that once exposed a test-model bug (an ignored snapshot install does not sync).
+        var replay = Environment.GetEnvironmentVariable("RAFTMQ_PROP_REPLAY")?.Split(',');
+        if (replay is [var seed, var steps]) Run(int.Parse(seed), int.Parse(steps));
+        else Run(1917780980, 120);
+    }
+
+    private static void Run(int seed, int steps)
+    {
+        var random = new Random(seed);
+        var fs = new FaultyFileSystem();
+        var options = SmallOptions(fs);
+        var log = DurableLogStorage.Open(Dir, options);
+        var model = new LogModel();
+        // The states the log may recover to: the last synced one, then one per unsynced batch after it.
+        var candidates = new List<LogModel> { model.Clone() };
+        ulong term = 1;
+        for (var step = 0; step < steps; step++)
+        {
+            var op = random.Next(100);
+            var where = $"seed {seed}, steps {steps}, at step {step}";
+            if (op < 55)
+            {
+                var first = model.Log.LastIndex + 1;
+                var commit = model.Log.HardState.Commit;
+                if (random.Next(5) == 0 && model.Log.LastIndex > Math.Max(commit, model.Log.Snapshot.Index))
+                {
+                    // A new leader's entries replace an uncommitted suffix.
+                    term++;
+                    first = (ulong)random.NextInt64((long)Math.Max(commit, model.Log.Snapshot.Index) + 1, (long)model.Log.LastIndex + 1);
+                }
+                var count = random.Next(1, 12);
+                var batch = new Entry[count];
+                for (var i = 0; i < count; i++)
+                {
+                    var index = first + (ulong)i;
+                    var length = random.Next(10) == 0 ? random.Next(1000, 4000) : random.Next(0, 120);
+                    batch[i] = new Entry(index, term, random.Next(8) == 0 ? EntryType.NoOp : EntryType.Command, Data(index, term, length));
+                }
+                HardState? hs = random.Next(3) == 0 ? new HardState(term, 1, Math.Min(first - 1, commit + (ulong)random.Next(3))) : null;
+                var sync = random.Next(10) < 7;
+                log.Save(hs, batch, sync);
+                model.Save(hs, batch);
+                Record(candidates, model, sync);
+            }
+            else if (op < 65)
+            {
+                var hs = new HardState(term, (ulong)random.Next(3), Math.Min(model.Log.LastIndex, model.Log.HardState.Commit + (ulong)random.Next(5)));
+                var sync = random.Next(2) == 0;
+                log.Save(hs, [], sync);
+                model.Save(hs, []);
+                Record(candidates, model, sync);
+            }
+            else if (op < 75 && model.Log.LastIndex > model.Log.Snapshot.Index)
+            {
+                var index = (ulong)random.NextInt64((long)model.Log.Snapshot.Index + 1, (long)model.Log.LastIndex + 1);
+                var snapshot = new SnapshotMetadata(index, model.Log.Term(index));
+                log.Compact(snapshot);
+                model.Compact(snapshot);
+                Record(candidates, model, sync: true);
+            }
+            else if (op < 80)
+            {
+                var index = Math.Max(model.Log.HardState.Commit, model.Log.Snapshot.Index) + (ulong)random.Next(0, 15);
+                var snapshotTerm = index <= model.Log.LastIndex && random.Next(2) == 0 ? model.Log.Term(index) : term + 1;
+                term = Math.Max(term, snapshotTerm);
+                var snapshot = new SnapshotMetadata(index, snapshotTerm);
+                // A snapshot not newer than the log's is ignored, and then nothing is written or synced.
+                var installed = log.InstallSnapshot(snapshot);
+                model.Install(snapshot);
+                Record(candidates, model, sync: installed);
+            }
+            else if (op < 90)
+            {
+                var mode = (CrashMode)random.Next(3);
+                fs = fs.Crash(mode, random, random.NextInt64(0, 3000));
+                options = SmallOptions(fs);
+                log = DurableLogStorage.Open(Dir, options);
+                var match = candidates.FindIndex(c => Difference(c.Log, log) == null);
+                if (match < 0)
+                {
+                    throw new InvalidOperationException(
+                        $"{where}: after a {mode} crash the log recovered to a state it never had: " +
+                        $"{Difference(candidates[0].Log, log)} (synced state); report: {log.Recovery}");
+                }
+                model = candidates[match].Clone();
+                candidates = [model.Clone()];
+                term = Math.Max(term, model.Log.HardState.Term);
+                if (model.Log.LastIndex > 0) term = Math.Max(term, model.Log.Term(model.Log.LastIndex));
+            }
+            else
+            {
+                // Reads anywhere in the log agree with the model, from the cache or from disk.
+                var diff = Difference(model.Log, log);
+                if (diff is not null) throw new InvalidOperationException($"{where}: live log differs from the model: {diff}");
+            }
+        }
+    }
+
+    private static void Record(List<LogModel> candidates, LogModel model, bool sync)
+    {
+        if (sync) candidates.Clear();
+        candidates.Add(model.Clone());
+    }
+}

@@ -1,0 +1,245 @@
+using System.IO.Enumeration;
+
+namespace RaftMQ.Storage.Tests;
+
+/// <summary>How a simulated crash treats writes that were not fsynced.</summary>
+public enum CrashMode
+{
+    /// <summary>Every unsynced write is lost.</summary>
+    DropUnsynced,
+
+    /// <summary>The first N bytes of each file's unsynced writes reach the disk, in order: a torn write at any byte.</summary>
+    KeepPrefix,
+
+    /// <summary>Each 512-byte sector of unsynced data reaches the disk or not, independently (the kernel writes back pages in any order).</summary>
+    RandomSectors,
+}
+
+/// <summary>
+/// An in-memory file system that keeps what a power cut would keep apart from what it would lose, and injects
+/// faults: torn writes, lost unsynced writes, bit flips, failing writes and fsyncs. Follows the POSIX contract of
+/// <see cref="IStorageFileSystem"/> strictly: data is durable after Sync, names after SyncDirectory.
+/// </summary>
+public sealed class FaultyFileSystem : IStorageFileSystem
+{
+    private sealed class Inode
+    {
+        public byte[] Data = [];
+        public long Length;
+        public byte[] Durable = [];
+        public List<(long Offset, byte[] Bytes)> Unsynced = [];
+
+        public void WriteAt(long offset, ReadOnlySpan<byte> bytes)
+        {
+            var end = offset + bytes.Length;
+            if (end > Data.Length) Array.Resize(ref Data, (int)Math.Max(end, Data.Length * 2L));
+            bytes.CopyTo(Data.AsSpan((int)offset));
+            Length = Math.Max(Length, end);
+        }
+    }
+
+    private readonly Dictionary<string, Inode> _names = [];
+    private readonly Dictionary<string, Inode> _durableNames = [];
+    private readonly HashSet<string> _directories = [];
+
+    /// <summary>Fsyncs (file and directory) performed so far.</summary>
+    public int SyncCount { get; private set; }
+
+    /// <summary>When set, the fsync with this 1-based number (counting from now on) fails with an I/O error.</summary>
+    public int? FailSyncAfter { get; set; }
+
+    /// <summary>When set, the write with this 1-based number fails after writing <see cref="TornWriteBytes"/> bytes of it.</summary>
+    public int? FailWriteAfter { get; set; }
+
+    /// <summary>How much of a failing write lands before the error.</summary>
+    public int TornWriteBytes { get; set; }
+
+    public void CreateDirectory(string path) => _directories.Add(Path.GetFullPath(path));
+
+    public IReadOnlyList<string> ListFiles(string directory, string searchPattern)
+    {
+        var dir = Path.GetFullPath(directory);
+        return _names.Keys.Where(p => Path.GetDirectoryName(p) == dir && FileSystemName.MatchesSimpleExpression(searchPattern, Path.GetFileName(p)))
+            .Order(StringComparer.Ordinal).ToList();
+    }
+
+    public bool FileExists(string path) => _names.ContainsKey(Path.GetFullPath(path));
+
+    public IStorageFile Open(string path, bool create)
+    {
+        path = Path.GetFullPath(path);
+        if (create)
+        {
+            if (_names.ContainsKey(path)) throw new IOException($"{path} exists");
+            _names[path] = new Inode();
+        }
+        else if (!_names.ContainsKey(path))
+        {
+            throw new FileNotFoundException(path);
+        }
+        return new Handle(this, _names[path]);
+    }
+
+    public void Delete(string path) => _names.Remove(Path.GetFullPath(path));
+
+    public void Rename(string source, string destination)
+    {
+        source = Path.GetFullPath(source);
+        if (!_names.Remove(source, out var inode)) throw new FileNotFoundException(source);
+        _names[Path.GetFullPath(destination)] = inode;
+    }
+
+    public void SyncDirectory(string path)
+    {
+        CountSync();
+        var dir = Path.GetFullPath(path);
+        foreach (var p in _durableNames.Keys.Where(p => Path.GetDirectoryName(p) == dir).ToList()) _durableNames.Remove(p);
+        foreach (var (p, inode) in _names.Where(kv => Path.GetDirectoryName(kv.Key) == dir)) _durableNames[p] = inode;
+    }
+
+    public IDisposable Lock(string path) => new NoLock();
+
+    /// <summary>The current (not necessarily durable) bytes of a file.</summary>
+    public byte[] ReadAll(string path)
+    {
+        var inode = _names[Path.GetFullPath(path)];
+        return inode.Data.AsSpan(0, (int)inode.Length).ToArray();
+    }
+
+    /// <summary>Bytes of a file not yet fsynced (0 when all are durable).</summary>
+    public long UnsyncedBytes(string path) => _names[Path.GetFullPath(path)].Unsynced.Sum(u => (long)u.Bytes.Length);
+
+    /// <summary>Flips one bit of a file, durably (a disk error or a stray write).</summary>
+    public void FlipBit(string path, long offset, int bit = 0)
+    {
+        var inode = _names[Path.GetFullPath(path)];
+        inode.Data[offset] ^= (byte)(1 << bit);
+        if (offset < inode.Durable.Length) inode.Durable[offset] ^= (byte)(1 << bit);
+    }
+
+    /// <summary>Cuts a file durably (as a file system repair might).</summary>
+    public void Truncate(string path, long length)
+    {
+        var inode = _names[Path.GetFullPath(path)];
+        inode.Length = length;
+        inode.Durable = inode.Durable.AsSpan(0, (int)Math.Min(length, inode.Durable.Length)).ToArray();
+        inode.Unsynced.Clear();
+    }
+
+    /// <summary>
+    /// The disk as the machine finds it after a power cut now: durable names and data, plus the unsynced writes
+    /// <paramref name="mode"/> lets through (<paramref name="keepBytes"/> per file for <see cref="CrashMode.KeepPrefix"/>).
+    /// </summary>
+    public FaultyFileSystem Crash(CrashMode mode, Random random, long keepBytes = 0)
+    {
+        var after = new FaultyFileSystem();
+        foreach (var d in _directories) after._directories.Add(d);
+        var copies = new Dictionary<Inode, Inode>();
+        foreach (var (path, inode) in _durableNames)
+        {
+            if (!copies.TryGetValue(inode, out var copy))
+            {
+                copy = new Inode();
+                copy.WriteAt(0, inode.Durable);
+                var budget = keepBytes;
+                foreach (var (offset, bytes) in inode.Unsynced)
+                {
+                    switch (mode)
+                    {
+                        case CrashMode.KeepPrefix:
+                            var n = (int)Math.Min(budget, bytes.Length);
+                            copy.WriteAt(offset, bytes.AsSpan(0, n));
+                            budget -= n;
+                            break;
+                        case CrashMode.RandomSectors:
+                            for (var s = offset / 512 * 512; s < offset + bytes.Length; s += 512)
+                            {
+                                if (random.Next(2) == 0) continue;
+                                var from = Math.Max(s, offset);
+                                var to = Math.Min(s + 512, offset + bytes.Length);
+                                copy.WriteAt(from, bytes.AsSpan((int)(from - offset), (int)(to - from)));
+                            }
+                            break;
+                    }
+                }
+                copy.Durable = copy.Data.AsSpan(0, (int)copy.Length).ToArray();
+                copies[inode] = copy;
+            }
+            after._names[path] = copy;
+            after._durableNames[path] = copy;
+        }
+        return after;
+    }
+
+    private void CountSync()
+    {
+        SyncCount++;
+        if (FailSyncAfter is { } n)
+        {
+            if (n <= 1)
+            {
+                FailSyncAfter = null;
+                throw new IOException("injected fsync failure (EIO)");
+            }
+            FailSyncAfter = n - 1;
+        }
+    }
+
+    private sealed class NoLock : IDisposable
+    {
+        public void Dispose()
+        {
+        }
+    }
+
+    private sealed class Handle(FaultyFileSystem fs, Inode inode) : IStorageFile
+    {
+        public long Length => inode.Length;
+
+        public int Read(long offset, Span<byte> buffer)
+        {
+            var n = (int)Math.Max(0, Math.Min(buffer.Length, inode.Length - offset));
+            inode.Data.AsSpan((int)offset, n).CopyTo(buffer);
+            return n;
+        }
+
+        public void Write(long offset, ReadOnlySpan<byte> data)
+        {
+            if (fs.FailWriteAfter is { } n)
+            {
+                if (n <= 1)
+                {
+                    fs.FailWriteAfter = null;
+                    var torn = data[..Math.Min(fs.TornWriteBytes, data.Length)];
+                    inode.WriteAt(offset, torn);
+                    inode.Unsynced.Add((offset, torn.ToArray()));
+                    throw new IOException("injected write failure (ENOSPC)");
+                }
+                fs.FailWriteAfter = n - 1;
+            }
+            inode.WriteAt(offset, data);
+            inode.Unsynced.Add((offset, data.ToArray()));
+        }
+
+        public void Sync()
+        {
+            fs.CountSync();
+            inode.Durable = inode.Data.AsSpan(0, (int)inode.Length).ToArray();
+            inode.Unsynced.Clear();
+        }
+
+        public void SetLength(long length)
+        {
+            // A truncation is metadata: treated as durable at once (recovery fsyncs right after it anyway).
+            if (length > inode.Data.Length) Array.Resize(ref inode.Data, (int)length);
+            else inode.Data.AsSpan((int)length, (int)Math.Max(0, inode.Length - length)).Clear();
+            inode.Length = length;
+            inode.Durable = inode.Data.AsSpan(0, (int)length).ToArray();
+            inode.Unsynced.Clear();
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+}
