@@ -45,16 +45,16 @@ public sealed class SimCluster
         var n = options.Nodes;
         _nodes = new SimNode[n];
         _voters = new ulong[n];
+        Checker = new InvariantChecker(n, (invariant, description) => throw Violation(invariant, description));
         for (int i = 0; i < n; i++)
         {
-            _nodes[i] = new SimNode((ulong)i + 1);
+            _nodes[i] = new SimNode((ulong)i + 1, Checker);
             _voters[i] = (ulong)i + 1;
         }
         _links = new LinkConfig[n * n];
         Array.Fill(_links, options.Link);
         _blocked = new bool[n * n];
         _trace = new TraceRecord[options.TraceCapacity];
-        Checker = new InvariantChecker(n, (invariant, description) => throw Violation(invariant, description));
         foreach (var node in _nodes)
         {
             // Each node ticks on its own phase, so ticks of different nodes never line up by accident.
@@ -602,7 +602,6 @@ public sealed class SimCluster
     private void Apply(SimNode node, Entry entry)
     {
         Checker.OnApplied(node.Id, entry);
-        node.AppliedThisRun = entry.Index;
         if (_pendingProposals.Count > 0 && _pendingProposals.Remove((node.Id, entry.Index), out var p))
         {
             if (entry.Term == p.Result.Term && entry.Data.Span.SequenceEqual(p.Data.Span))
@@ -660,6 +659,15 @@ public sealed class SimCluster
         _traceCount++;
     }
 
+    /// <summary>A message as one short line; AppendEntries shows its entries' index range and terms.</summary>
+    public static string Format(RaftMessage message) => message switch
+    {
+        AppendEntries ae => $"AppendEntries n{ae.From}->n{ae.To} t{ae.Term} prev=({ae.PrevLogIndex}, t{ae.PrevLogTerm}) " +
+            (ae.Entries.Count == 0 ? "no entries" : $"entries {ae.Entries[0].Index}..{ae.Entries[^1].Index} (terms {string.Join(",", ae.Entries.Select(e => e.Term).Distinct())})") +
+            $" commit={ae.LeaderCommit}",
+        _ => message.ToString(),
+    };
+
     private static ulong Mix(ulong a, ulong b) => new SplitMix64(a ^ (b * 0xD1B54A32D192ED03UL)).NextUInt64();
 
     private enum EventKind : byte
@@ -699,7 +707,7 @@ public sealed class SimCluster
     private readonly record struct TraceRecord(long Time, TraceKind Kind, ulong Node, RaftMessage? Message, string? Note)
     {
         public override string ToString() =>
-            $"{Time,7} ms n{Node} {Kind}{(Note is null ? "" : " " + Note)}{(Message is null ? "" : " " + Message)}";
+            $"{Time,7} ms n{Node} {Kind}{(Note is null ? "" : " " + Note)}{(Message is null ? "" : " " + Format(Message))}";
     }
 }
 

@@ -9,12 +9,13 @@ namespace RaftMQ.Simulation;
 /// </summary>
 public sealed class SimNode
 {
-    private readonly List<Entry> _applied = [];
+    private readonly InvariantChecker _checker;
     private readonly List<ReadState> _readStates = [];
 
-    internal SimNode(ulong id)
+    internal SimNode(ulong id, InvariantChecker checker)
     {
         Id = id;
+        _checker = checker;
         Storage = new MemoryLogStorage();
     }
 
@@ -35,10 +36,10 @@ public sealed class SimNode
     public bool ClockPaused { get; internal set; }
 
     /// <summary>The node's state machine: every entry applied, index 1 first. Kept across restarts.</summary>
-    public IReadOnlyList<Entry> Applied => _applied;
+    public IReadOnlyList<Entry> Applied => _checker.AppliedBy(Id);
 
     /// <summary>The index applied by the current run of the node (re-applies from 1 after a restart).</summary>
-    public ulong AppliedThisRun { get; internal set; }
+    public ulong AppliedThisRun => _checker.AppliedThisRun(Id);
 
     /// <summary>Reads confirmed to this node in its current run, in order.</summary>
     public IReadOnlyList<ReadState> ReadStates => _readStates;
@@ -51,15 +52,9 @@ public sealed class SimNode
 
     public bool IsLeader => Raft is { Role: Role.Leader };
 
-    internal List<Entry> AppliedHistory => _applied;
-
     internal void AddReadState(ReadState state) => _readStates.Add(state);
 
-    internal void ClearRunState()
-    {
-        _readStates.Clear();
-        AppliedThisRun = 0;
-    }
+    internal void ClearRunState() => _readStates.Clear();
 
     /// <summary>A one-line summary: "n2 Leader t3 last=7 commit=7 applied=7".</summary>
     public override string ToString() => Raft is { } r
