@@ -25,6 +25,8 @@ public static class Fuzzer
     private static readonly int[] MaxDelayChoices = [2, 8, 25, 60];
     private static readonly double[] DuplicateChoices = [0, 0, 0.05, 0.2];
     private static readonly double[] LongDelayChoices = [0, 0, 0.01, 0.05];
+    private static readonly int[] InflightChoices = [1, 2, 4, 256];
+    private static readonly long[] AppendBytesChoices = [1, 100, 1 << 20];
 
     /// <summary>Virtual time the healed cluster gets to converge before the run counts as stuck.</summary>
     public const long ConvergeTimeoutMs = 30_000;
@@ -34,6 +36,9 @@ public static class Fuzzer
     {
         var rng = new SplitMix64(seed ^ 0x6A09E667F3BCC909UL);
         var n = rng.Next(2) == 0 ? 3 : 5;
+        // Small flow-control windows and batches make the lost-append and backtracking paths common.
+        var inflight = InflightChoices[rng.Next(InflightChoices.Length)];
+        var appendBytes = AppendBytesChoices[rng.Next(AppendBytesChoices.Length)];
         var sim = new SimCluster(new SimOptions
         {
             Nodes = n,
@@ -41,6 +46,11 @@ public static class Fuzzer
             Link = RandomLink(rng),
             ReplayCommand = replayCommand,
             TraceCapacity = 48,
+            ConfigureRaft = o =>
+            {
+                o.MaxInflightAppends = inflight;
+                o.MaxBytesPerAppend = appendBytes;
+            },
         });
         var crashes = 0;
         long value = 0;
