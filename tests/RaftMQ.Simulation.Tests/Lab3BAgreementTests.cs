@@ -149,7 +149,7 @@ public sealed class Lab3BAgreementTests
             var result2 = cfg.StartCommand(leader2, 30);
             cfg.Sim.Expect(result2.IsAccepted, "the new leader rejected a proposal");
             cfg.Sim.Expect(result2.Index >= result.Index && result2.Index <= result.Index + 2, $"unexpected index {result2.Index}");
-            cfg.One(1000, 5);
+            cfg.One(1000, 5, retry: true);
         }
     }
 
@@ -180,7 +180,7 @@ public sealed class Lab3BAgreementTests
         foreach (var seed in Sim.Seeds(3108))
         {
             var cfg = new LabCluster(GetType(), 3, seed);
-            cfg.One(101, 3);
+            cfg.One(101, 3, retry: true);
 
             // The leader is partitioned and takes proposals that can never commit.
             var leader1 = cfg.CheckOneLeader();
@@ -190,16 +190,16 @@ public sealed class Lab3BAgreementTests
             cfg.StartCommand(leader1, 104);
 
             // The others elect a new leader and commit.
-            cfg.One(103, 2);
+            cfg.One(103, 2, retry: true);
             var leader2 = cfg.CheckOneLeader();
             cfg.Disconnect(leader2);
 
             // The old leader rejoins: its uncommitted entries must give way.
             cfg.Connect(leader1);
-            cfg.One(104, 2);
+            cfg.One(104, 2, retry: true);
 
             cfg.Connect(leader2);
-            cfg.One(105, 3);
+            cfg.One(105, 3, retry: true);
         }
     }
 

@@ -11,31 +11,31 @@ public sealed class Lab3CPersistenceTests
         foreach (var seed in Sim.Seeds(3201))
         {
             var cfg = new LabCluster(GetType(), 3, seed);
-            cfg.One(11, 3);
+            cfg.One(11, 3, retry: true);
 
             // Crash and restart all.
             foreach (var id in cfg.Ids) cfg.Start(id);
             foreach (var id in cfg.Ids) cfg.Connect(id);
-            cfg.One(12, 3);
+            cfg.One(12, 3, retry: true);
 
             var leader1 = cfg.CheckOneLeader();
             cfg.Start(leader1);
             cfg.Connect(leader1);
-            cfg.One(13, 3);
+            cfg.One(13, 3, retry: true);
 
             var leader2 = cfg.CheckOneLeader();
             cfg.Disconnect(leader2);
-            var index = cfg.One(14, 2);
+            var index = cfg.One(14, 2, retry: true);
             cfg.Start(leader2);
             cfg.Connect(leader2);
             cfg.Wait(index, 3, null);
 
             var i3 = cfg.Next(cfg.CheckOneLeader(), 1);
             cfg.Disconnect(i3);
-            cfg.One(15, 2);
+            cfg.One(15, 2, retry: true);
             cfg.Start(i3);
             cfg.Connect(i3);
-            cfg.One(16, 3);
+            cfg.One(16, 3, retry: true);
         }
     }
 
@@ -48,11 +48,11 @@ public sealed class Lab3CPersistenceTests
             var index = 1;
             for (int iters = 0; iters < 5; iters++)
             {
-                cfg.One(10 + index++, 5);
+                cfg.One(10 + index++, 5, retry: true);
                 var leader1 = cfg.CheckOneLeader();
                 cfg.Disconnect(cfg.Next(leader1, 1));
                 cfg.Disconnect(cfg.Next(leader1, 2));
-                cfg.One(10 + index++, 3);
+                cfg.One(10 + index++, 3, retry: true);
 
                 cfg.Disconnect(leader1);
                 cfg.Disconnect(cfg.Next(leader1, 3));
@@ -65,12 +65,12 @@ public sealed class Lab3CPersistenceTests
 
                 cfg.Start(cfg.Next(leader1, 3));
                 cfg.Connect(cfg.Next(leader1, 3));
-                cfg.One(10 + index++, 3);
+                cfg.One(10 + index++, 3, retry: true);
 
                 cfg.Connect(cfg.Next(leader1, 4));
                 cfg.Connect(leader1);
             }
-            cfg.One(1000, 5);
+            cfg.One(1000, 5, retry: true);
         }
     }
 
@@ -80,10 +80,10 @@ public sealed class Lab3CPersistenceTests
         foreach (var seed in Sim.Seeds(3203))
         {
             var cfg = new LabCluster(GetType(), 3, seed);
-            cfg.One(101, 3);
+            cfg.One(101, 3, retry: true);
             var leader = cfg.CheckOneLeader();
             cfg.Disconnect(cfg.Next(leader, 2));
-            cfg.One(102, 2);
+            cfg.One(102, 2, retry: true);
 
             // The two that agreed crash; the one that missed 102 comes back with the old leader.
             cfg.Crash(leader);
@@ -91,11 +91,11 @@ public sealed class Lab3CPersistenceTests
             cfg.Connect(cfg.Next(leader, 2));
             cfg.Start(leader);
             cfg.Connect(leader);
-            cfg.One(103, 2);
+            cfg.One(103, 2, retry: true);
 
             cfg.Start(cfg.Next(leader, 1));
             cfg.Connect(cfg.Next(leader, 1));
-            cfg.One(104, 3);
+            cfg.One(104, 3, retry: true);
         }
     }
 
