@@ -54,7 +54,8 @@ public static class Cli
     public static async Task<int> RunAsync(IReadOnlyList<string> args, CancellationToken cancellationToken, bool inShell = false)
     {
         var root = Build(inShell);
-        var result = root.Parse(args);
+        // No command at all: show what there is, rather than an error.
+        var result = root.Parse(args.Count == 0 ? ["--help"] : args);
         if (result.Errors.Count > 0)
         {
             foreach (var e in result.Errors) Error(e.Message);

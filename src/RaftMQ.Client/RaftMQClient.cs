@@ -158,7 +158,10 @@ public sealed class RaftMQClient : IDisposable
         CheckTopic(topic);
         var path = "/message/" + Uri.EscapeDataString(topic);
         return RunAsync(
-            "pop", Safety.Unsafe, node => new HttpRequestMessage(HttpMethod.Get, new Uri(node, path)),
+            "pop", Safety.Unsafe,
+            // An empty body on purpose: SocketsHttpHandler silently re-sends a body-less request whose connection
+            // dropped before the answer (GET is idempotent in HTTP), and a repeated pop would lose a message.
+            node => new HttpRequestMessage(HttpMethod.Get, new Uri(node, path)) { Content = new ByteArrayContent([]) },
             (status, result) => status switch
             {
                 HttpStatusCode.OK when result?.Message is { } m => m,
