@@ -56,7 +56,8 @@ public static class Cli
         var root = Build(inShell);
         // No command at all: show what there is, rather than an error.
         var result = root.Parse(args.Count == 0 ? ["--help"] : args);
-        if (result.Errors.Count > 0)
+        // --help wins over a missing argument, so `raftmq publish --help` explains rather than complains.
+        if (result.Errors.Count > 0 && result.Action is not HelpWithExamples)
         {
             foreach (var e in result.Errors) Error(e.Message);
             var command = string.Join(' ', result.CommandResult.Command == root ? [] : CommandPath(result.CommandResult.Command));
@@ -461,7 +462,7 @@ public static class Cli
         var shell = new Command("shell", Describe(
             "An interactive prompt for every command above (without the `raftmq` prefix), with line editing, history and help.",
             "shell", "shell --urls http://127.0.0.1:8567"));
-        shell.SetAction(Guard((r, ct) => Shell.RunAsync(r.GetValue(Urls), r.GetValue(Data), ct)));
+        shell.SetAction(Guard((r, ct) => Shell.RunAsync(r.GetValue(Urls), r.GetValue(Data))));
         return shell;
     }
 

@@ -19,7 +19,7 @@ public static class Shell
         "--detach", "--topic", "--urls", "--data", "--timeout", "--help",
     ];
 
-    public static async Task<int> RunAsync(string? urls, string? data, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(string? urls, string? data)
     {
         var historyPath = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".raftmq", "history");
         var history = LoadHistory(historyPath);
@@ -30,8 +30,7 @@ public static class Shell
             AnsiConsole.MarkupLine("[bold]RaftMQ shell[/]: every command of [blue]raftmq[/] without the prefix. "
                 + "[grey]help[/] lists them, [grey]COMMAND --help[/] explains one, [grey]exit[/] leaves; Ctrl-C stops a running command.");
         }
-        var last = ExitCodes.Ok;
-        while (!cancellationToken.IsCancellationRequested || interactive)
+        while (true)
         {
             var line = editor.ReadLine("raftmq> ");
             if (line is null) break;
@@ -46,7 +45,7 @@ public static class Shell
             {
                 case "exit" or "quit":
                     SaveHistory(historyPath, history);
-                    return last;
+                    return ExitCodes.Ok;
                 case "help" or "?":
                     args = args.Count > 1 ? [.. args.Skip(1), "--help"] : ["--help"];
                     if (args.Count == 1)
@@ -61,11 +60,11 @@ public static class Shell
             }
             if (urls is not null && !args.Contains("--urls")) args.AddRange(["--urls", urls]);
             if (data is not null && !args.Contains("--data")) args.AddRange(["--data", data]);
-            last = await Cli.RunAsync(args, Signals.Renew(), inShell: true).ConfigureAwait(false);
+            var last = await Cli.RunAsync(args, Signals.Renew(), inShell: true).ConfigureAwait(false);
             if (last != ExitCodes.Ok && interactive) AnsiConsole.MarkupLine($"[grey](exit code {last})[/]");
         }
         SaveHistory(historyPath, history);
-        return last;
+        return ExitCodes.Ok;
     }
 
     private static List<string> LoadHistory(string path)
