@@ -4,7 +4,7 @@ namespace RaftMQ.Raft;
 /// An <see cref="ILogStorage"/> held in memory: what the simulator treats as "persisted", and a reference for the
 /// durable implementations. Not thread-safe; owned by one node's loop.
 /// </summary>
-public sealed class MemoryLogStorage : IRaftStorage
+public sealed class MemoryLogStorage : ILogStorage
 {
     // entries[i] has index snapshot.Index + 1 + i.
     private readonly List<Entry> _entries;
@@ -49,18 +49,6 @@ public sealed class MemoryLogStorage : IRaftStorage
             bytes += e.Size;
             if (bytes >= maxBytes) break;
         }
-    }
-
-    /// <inheritdoc/>
-    public void Save(HardState? hardState, IReadOnlyList<Entry> entries, bool sync)
-    {
-        Append(entries);
-        if (hardState is { } hs) HardState = hs;
-    }
-
-    /// <inheritdoc/>
-    public void Dispose()
-    {
     }
 
     /// <summary>Persists the hard state.</summary>

@@ -141,6 +141,14 @@ internal sealed class Progress
         }
     }
 
+    /// <summary>Frees the oldest window slot, so one more append can go out.</summary>
+    public void FreeFirstInflight()
+    {
+        if (_inflightCount == 0) return;
+        _inflightStart = (_inflightStart + 1) % _inflight.Length;
+        _inflightCount--;
+    }
+
     private void AddInflight(ulong index)
     {
         if (InflightFull) throw new InvalidOperationException("in-flight window overflow");

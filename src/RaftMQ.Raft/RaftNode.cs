@@ -566,6 +566,9 @@ public sealed class RaftNode
             case HeartbeatResponse h when _progress.TryGetValue(h.From, out var pr):
                 pr.RecentActive = true;
                 pr.ProbeSent = false;
+                // The follower is alive, but a full window may hold only lost appends, whose answers never come.
+                // Free one slot so an append goes out; if the follower lacks entries its rejection restarts probing.
+                if (pr.State == ReplicationState.Replicate && pr.InflightFull) pr.FreeFirstInflight();
                 if (pr.Match < _log.LastIndex) SendAppend(h.From, sendIfEmpty: true);
                 if (h.ReadRound > pr.ReadRoundAck)
                 {

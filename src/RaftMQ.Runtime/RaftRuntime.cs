@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using RaftMQ.Raft;
+using RaftMQ.Storage;
 using RaftMQ.Transport;
 
 namespace RaftMQ.Runtime;
@@ -13,7 +14,7 @@ namespace RaftMQ.Runtime;
 public sealed partial class RaftRuntime : IAsyncDisposable
 {
     private readonly RaftRuntimeOptions _options;
-    private readonly IRaftStorage _storage;
+    private readonly NodeStorage _storage;
     private readonly IStateMachine _stateMachine;
     private readonly ITransport _transport;
     private readonly TimeProvider _time;
@@ -32,11 +33,15 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     private long _droppedPeerMessages;
     private int _disposed;
     private HardState _persistedHardState;
+    private ulong _lastSnapshotIndex;
+    private IncomingSnapshot? _incomingSnapshot;
+    private readonly Dictionary<ulong, OutgoingSnapshot> _outgoingSnapshots = [];
+    private readonly List<(ulong Peer, bool Succeeded)> _snapshotReports = [];
     private TaskCompletionSource _softStateChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile RaftStatus _status;
 
     public RaftRuntime(
-        RaftRuntimeOptions options, IRaftStorage storage, IStateMachine stateMachine, ITransport transport,
+        RaftRuntimeOptions options, NodeStorage storage, IStateMachine stateMachine, ITransport transport,
         TimeProvider? timeProvider = null, ILogger<RaftRuntime>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -51,7 +56,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        _status = new RaftStatus(options.Raft.Id, Role.Follower, storage.HardState.Term, 0, storage.HardState.Commit, 0, storage.LastIndex);
+        _status = new RaftStatus(options.Raft.Id, Role.Follower, storage.Log.HardState.Term, 0, storage.Log.HardState.Commit, 0, storage.Log.LastIndex);
     }
 
     /// <summary>The node's state, refreshed after every loop iteration.</summary>
@@ -67,9 +72,22 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     public void Start()
     {
         if (_loop is not null) throw new InvalidOperationException("Already started.");
-        _persistedHardState = _storage.HardState;
-        _node = new RaftNode(_options.Raft, _storage);
-        LogStarted(_logger, _options.Raft.Id, _storage.HardState.Term, _storage.LastIndex, _storage.HardState.Commit);
+        var log = _storage.Log;
+        _persistedHardState = log.HardState;
+        LogRecovery(_logger, _options.Raft.Id, _storage.Recovery.ToString());
+        // The state machine starts from the newest snapshot; the log replays what follows it (§7).
+        using (var snapshot = _storage.OpenLatestSnapshot())
+        {
+            if (snapshot is not null)
+            {
+                _stateMachine.RestoreSnapshot(snapshot);
+                _lastSnapshotIndex = snapshot.Metadata.Index;
+                _options.Raft.Applied = snapshot.Metadata.Index;
+                LogSnapshotRestored(_logger, _options.Raft.Id, snapshot.Metadata.Index, snapshot.Metadata.Term);
+            }
+        }
+        _node = new RaftNode(_options.Raft, log);
+        LogStarted(_logger, _options.Raft.Id, log.HardState.Term, log.LastIndex, log.HardState.Commit);
         _loop = Task.Run(() => RunAsync(_stop.Token));
         _pump = Task.Run(() => PumpInboundAsync(_stop.Token));
         _ticker = _time.CreateTimer(
@@ -142,6 +160,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable
                 // A failed loop was already logged; disposal must still release everything.
             }
         }
+        foreach (var transfer in _outgoingSnapshots.Values) transfer.Dispose();
+        _outgoingSnapshots.Clear();
+        _incomingSnapshot?.Dispose();
         _storage.Dispose();
         _stop.Dispose();
     }
@@ -213,12 +234,19 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     {
         switch (input)
         {
+            case PeerInput { Message: SnapshotChunk chunk }:
+                ReceiveSnapshotChunk(node, chunk);
+                break;
+            case PeerInput { Message: SnapshotChunkResponse response }:
+                ContinueSnapshotTransfer(node, response);
+                break;
             case PeerInput p:
                 node.Step(p.Message);
                 break;
             case TickInput:
                 var ticks = Math.Min(Interlocked.Exchange(ref _ticksElapsed, 0), _options.MaxTicksCatchUp);
                 for (int i = 0; i < ticks; i++) node.Tick();
+                ExpireSnapshotTransfers(node);
                 break;
             case ProposeInput p:
                 var r = node.Propose(p.Command);
@@ -263,13 +291,14 @@ public sealed partial class RaftRuntime : IAsyncDisposable
             // once durable. Anything answering a vote must wait for the vote to be durable, hence the term/vote check.
             var sendFirst = node.Role == Role.Leader
                 && (ready.HardState is not { } h || (h.Term == _persistedHardState.Term && h.Vote == _persistedHardState.Vote));
-            if (sendFirst) Send(ready.Messages);
+            if (sendFirst) Send(node, ready.Messages);
+            if (ready.Snapshot is { } snapshot) InstallSnapshot(snapshot);
             if (ready.HardState is not null || ready.Entries.Count > 0)
             {
                 _storage.Save(ready.HardState, ready.Entries, ready.MustSync);
                 if (ready.HardState is { } saved) _persistedHardState = saved;
             }
-            if (!sendFirst) Send(ready.Messages);
+            if (!sendFirst) Send(node, ready.Messages);
             Apply(ready.CommittedEntries);
             foreach (var rs in ready.ReadStates)
             {
@@ -278,6 +307,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable
             node.Advance(ready);
             ServeConfirmedReads(node.AppliedIndex);
             if (ready.SoftState is { } soft) OnSoftStateChanged(node, soft);
+            foreach (var (peer, succeeded) in _snapshotReports) node.ReportSnapshot(peer, succeeded);
+            _snapshotReports.Clear();
+            MaybeTakeSnapshot(node);
         }
         UpdateStatus(node);
     }
@@ -285,9 +317,124 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     private void UpdateStatus(RaftNode node) =>
         _status = new RaftStatus(node.Id, node.Role, node.Term, node.Leader, node.CommitIndex, node.AppliedIndex, node.LastIndex);
 
-    private void Send(IReadOnlyList<RaftMessage> messages)
+    private void Send(RaftNode node, IReadOnlyList<RaftMessage> messages)
     {
-        for (int i = 0; i < messages.Count; i++) _transport.Send(messages[i]);
+        for (int i = 0; i < messages.Count; i++)
+        {
+            if (messages[i] is InstallSnapshot install) StartSnapshotTransfer(node, install.To);
+            else _transport.Send(messages[i]);
+        }
+    }
+
+    // ---- snapshots (§7) ----
+
+    /// <summary>Snapshots the state machine once enough entries were applied, then compacts the log behind it.</summary>
+    private void MaybeTakeSnapshot(RaftNode node)
+    {
+        var applied = node.AppliedIndex;
+        if (applied - _lastSnapshotIndex < _options.SnapshotEveryEntries || !node.TryGetEntry(applied, out var last)) return;
+        var metadata = new SnapshotMetadata(applied, last.Term);
+        using (var writer = _storage.CreateSnapshot(metadata))
+        {
+            _stateMachine.WriteSnapshot(writer);
+            writer.Commit();
+        }
+        _lastSnapshotIndex = applied;
+        // Keep a tail of entries so a follower a little behind is caught up from the log, not with a snapshot.
+        if (applied > _options.SnapshotRetainEntries)
+        {
+            var compactTo = applied - _options.SnapshotRetainEntries;
+            if (compactTo > _storage.Log.Snapshot.Index && node.TryGetEntry(compactTo, out var e))
+                _storage.Compact(new SnapshotMetadata(compactTo, e.Term));
+        }
+        LogSnapshotTaken(_logger, _options.Raft.Id, metadata.Index, metadata.Term, _storage.Log.FirstIndex);
+    }
+
+    /// <summary>Installs a snapshot the core adopted: the log starts after it and the state machine is rebuilt from it.</summary>
+    private void InstallSnapshot(SnapshotMetadata snapshot)
+    {
+        using var stream = _storage.OpenLatestSnapshot()
+            ?? throw new InvalidOperationException($"snapshot {snapshot} was adopted but is not in the store");
+        if (stream.Metadata != snapshot)
+            throw new InvalidOperationException($"snapshot {snapshot} was adopted but the store's newest is {stream.Metadata}");
+        _storage.Log.InstallSnapshot(snapshot);
+        _stateMachine.RestoreSnapshot(stream);
+        _lastSnapshotIndex = snapshot.Index;
+        LogSnapshotInstalled(_logger, _options.Raft.Id, snapshot.Index, snapshot.Term);
+    }
+
+    private void StartSnapshotTransfer(RaftNode node, ulong peer)
+    {
+        if (_outgoingSnapshots.Remove(peer, out var previous)) previous.Dispose();
+        // The newest snapshot is at least as new as the point the log was compacted to, which is all the follower needs.
+        var stream = _storage.OpenLatestSnapshot();
+        if (stream is null)
+        {
+            _snapshotReports.Add((peer, false));
+            return;
+        }
+        var transfer = new OutgoingSnapshot(peer, stream, _options.SnapshotChunkBytes, _time.GetTimestamp());
+        _outgoingSnapshots[peer] = transfer;
+        LogSnapshotSending(_logger, _options.Raft.Id, peer, stream.Metadata.Index, stream.Length);
+        _transport.Send(transfer.Probe(node.Id, node.Term));
+    }
+
+    private void ContinueSnapshotTransfer(RaftNode node, SnapshotChunkResponse response)
+    {
+        if (!_outgoingSnapshots.TryGetValue(response.From, out var transfer) || transfer.Snapshot != response.Snapshot) return;
+        if (response.Failed || node.Role != Role.Leader || response.Term > node.Term)
+        {
+            EndSnapshotTransfer(node, transfer, succeeded: false);
+            return;
+        }
+        var next = transfer.Next(response, node.Id, node.Term, _time.GetTimestamp());
+        if (next is null) EndSnapshotTransfer(node, transfer, succeeded: true);
+        else _transport.Send(next);
+    }
+
+    private void EndSnapshotTransfer(RaftNode node, OutgoingSnapshot transfer, bool succeeded)
+    {
+        _outgoingSnapshots.Remove(transfer.Peer);
+        transfer.Dispose();
+        node.ReportSnapshot(transfer.Peer, succeeded);
+    }
+
+    private void ExpireSnapshotTransfers(RaftNode node)
+    {
+        if (_outgoingSnapshots.Count == 0) return;
+        foreach (var transfer in _outgoingSnapshots.Values.ToList())
+        {
+            if (node.Role != Role.Leader || _time.GetElapsedTime(transfer.LastActivity) > _options.SnapshotTransferTimeout)
+                EndSnapshotTransfer(node, transfer, succeeded: false);
+        }
+    }
+
+    private void ReceiveSnapshotChunk(RaftNode node, SnapshotChunk chunk)
+    {
+        if (chunk.Term < node.Term)
+        {
+            _transport.Send(new SnapshotChunkResponse(node.Id, chunk.From, node.Term, chunk.Snapshot, 0, true));
+            return;
+        }
+        if (_incomingSnapshot is null || _incomingSnapshot.Snapshot != chunk.Snapshot)
+        {
+            if (chunk.Offset != 0)
+            {
+                // Not the transfer we hold: ask for it from the start.
+                _transport.Send(new SnapshotChunkResponse(node.Id, chunk.From, node.Term, chunk.Snapshot, 0, false));
+                return;
+            }
+            _incomingSnapshot?.Dispose();
+            _incomingSnapshot = new IncomingSnapshot(chunk.Snapshot, _storage.CreateSnapshot(chunk.Snapshot));
+        }
+        var incoming = _incomingSnapshot;
+        if (incoming.Accept(chunk))
+        {
+            _incomingSnapshot = null;
+            incoming.Dispose();
+            node.Step(new InstallSnapshot(chunk.From, node.Id, chunk.Term, chunk.Snapshot));
+        }
+        _transport.Send(new SnapshotChunkResponse(node.Id, chunk.From, node.Term, chunk.Snapshot, incoming.Received, false));
     }
 
     private void Apply(IReadOnlyList<Entry> entries)
@@ -323,6 +470,11 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     private void OnSoftStateChanged(RaftNode node, SoftState soft)
     {
         LogRoleChanged(_logger, _options.Raft.Id, soft.Role, soft.Term, soft.Leader);
+        if (soft.Role != Role.Leader && _outgoingSnapshots.Count > 0)
+        {
+            foreach (var transfer in _outgoingSnapshots.Values) transfer.Dispose();
+            _outgoingSnapshots.Clear();
+        }
         // A read not yet confirmed may never be: its heartbeat round or forwarded request belongs to the old leader.
         if (_unconfirmedReads.Count > 0)
         {
@@ -378,4 +530,19 @@ public sealed partial class RaftRuntime : IAsyncDisposable
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Critical, Message = "Node failed and stops (fail-stop)")]
     private static partial void LogFatal(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Node {Id} storage recovery: {Report}")]
+    private static partial void LogRecovery(ILogger logger, ulong id, string report);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Node {Id} restored the state machine from snapshot {Index} (term {Term})")]
+    private static partial void LogSnapshotRestored(ILogger logger, ulong id, ulong index, ulong term);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "Node {Id} took snapshot {Index} (term {Term}); log now starts at {FirstIndex}")]
+    private static partial void LogSnapshotTaken(ILogger logger, ulong id, ulong index, ulong term, ulong firstIndex);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Node {Id} installed snapshot {Index} (term {Term}) from the leader")]
+    private static partial void LogSnapshotInstalled(ILogger logger, ulong id, ulong index, ulong term);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Node {Id} sending snapshot {Index} ({Bytes} bytes) to node {Peer}")]
+    private static partial void LogSnapshotSending(ILogger logger, ulong id, ulong peer, ulong index, long bytes);
 }

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using RaftMQ.Raft;
 using RaftMQ.Runtime;
+using RaftMQ.Storage;
 using RaftMQ.Transport;
 
 namespace RaftMQ.Server;
@@ -57,9 +58,19 @@ public sealed class NodeHost : IAsyncDisposable
         try
         {
             await transport.StartAsync().ConfigureAwait(false);
-            var storage = new MemoryLogStorage();
+            var dataDirectory = DataDirectory(settings, config);
+            var storage = NodeStorage.Open(dataDirectory);
+            loggers.CreateLogger("RaftMQ.Node").LogInformation(
+                "Node {Index} of cluster {ClusterId}: data in {DataDirectory}", settings.Index, config.ClusterId, Path.GetFullPath(dataDirectory));
             var runtime = new RaftRuntime(
-                new RaftRuntimeOptions { Raft = RaftOptions(settings, config), TickInterval = TimeSpan.FromMilliseconds(settings.TickMs) },
+                new RaftRuntimeOptions
+                {
+                    Raft = RaftOptions(settings, config),
+                    TickInterval = TimeSpan.FromMilliseconds(settings.TickMs),
+                    SnapshotEveryEntries = (ulong)settings.SnapshotEveryEntries,
+                    // Keep a tenth of the interval behind each snapshot for followers that are a little behind.
+                    SnapshotRetainEntries = (ulong)settings.SnapshotEveryEntries / 10,
+                },
                 storage, node.StateMachine, transport, TimeProvider.System, loggers.CreateLogger<RaftRuntime>());
             runtime.Start();
             node.SetStarted(runtime);

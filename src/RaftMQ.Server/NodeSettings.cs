@@ -22,6 +22,7 @@ public sealed record NodeSettings
           --heartbeat-ms N            leader heartbeat interval, less than the election timeout       (default 50)
           --tick-ms N                 length of one Raft clock tick                                    (default 10)
           --request-timeout-ms N      how long a request waits for a leader and a commit               (default 2500)
+          --snapshot-every N          snapshot the queue and compact the log every N applied entries  (default 50000)
           --cluster-secret TEXT       shared secret peers use to authenticate each other
                                       (default: $RAFTMQ_CLUSTER_SECRET, else derived from the cluster id)
           --log-level LEVEL           Trace, Debug, Information, Warning, Error                        (default Information)
@@ -41,6 +42,8 @@ public sealed record NodeSettings
     public int TickMs { get; init; } = 10;
 
     public int RequestTimeoutMs { get; init; } = 2500;
+
+    public int SnapshotEveryEntries { get; init; } = 50_000;
 
     public string? ClusterSecret { get; init; }
 
@@ -89,6 +92,7 @@ public sealed record NodeSettings
                 "heartbeat-ms" => s with { HeartbeatMs = PositiveInt(key, value) },
                 "tick-ms" => s with { TickMs = PositiveInt(key, value) },
                 "request-timeout-ms" => s with { RequestTimeoutMs = PositiveInt(key, value) },
+                "snapshot-every" => s with { SnapshotEveryEntries = PositiveInt(key, value) },
                 "cluster-secret" => s with { ClusterSecret = value },
                 "log-level" => s with
                 {

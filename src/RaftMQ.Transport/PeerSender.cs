@@ -18,6 +18,7 @@ internal sealed class PeerSender : IAsyncDisposable
     private readonly ILogger logger;
     private readonly TimeProvider time;
     private readonly Channel<RaftMessage> queue;
+    private long queuedBytes;
     private readonly CancellationTokenSource stop = new();
     private readonly Lock gate = new();
     private EndPoint endPoint;
@@ -44,11 +45,47 @@ internal sealed class PeerSender : IAsyncDisposable
                 SingleReader = true,
                 SingleWriter = false,
             },
-            _ => counters.SendQueueDropped());
+            dropped =>
+            {
+                Interlocked.Add(ref queuedBytes, -SizeOf(dropped));
+                counters.SendQueueDropped();
+            });
     }
 
-    /// <summary>Queues a message; never blocks. After disposal the message is silently discarded.</summary>
-    public void Enqueue(RaftMessage message) => queue.Writer.TryWrite(message);
+    /// <summary>
+    /// Queues a message; never blocks. A message that would take the queue past its byte bound is dropped (Raft
+    /// resends what the peer still needs). After disposal the message is silently discarded.
+    /// </summary>
+    public void Enqueue(RaftMessage message)
+    {
+        var size = SizeOf(message);
+        if (Interlocked.Add(ref queuedBytes, size) > options.MaxQueuedBytesPerPeer)
+        {
+            Interlocked.Add(ref queuedBytes, -size);
+            counters.SendQueueDropped();
+            return;
+        }
+
+        if (!queue.Writer.TryWrite(message))
+        {
+            Interlocked.Add(ref queuedBytes, -size);
+        }
+    }
+
+    /// <summary>Bytes of messages waiting for this peer.</summary>
+    public long QueuedBytes => Interlocked.Read(ref queuedBytes);
+
+    private static long SizeOf(RaftMessage message) =>
+        RaftMessageCodec.TryGetSize(message, out var size) ? size + Frame.HeaderSize : Frame.HeaderSize;
+
+    private bool TryDequeue([System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out RaftMessage message)
+    {
+        if (!queue.Reader.TryRead(out message)) return false;
+        Interlocked.Add(ref queuedBytes, -SizeOf(message));
+        return true;
+    }
+
+
 
     public void Start()
     {
@@ -229,7 +266,7 @@ internal sealed class PeerSender : IAsyncDisposable
             {
                 var count = 0;
                 long bytes = 0;
-                while (bytes < options.MaxBatchBytes && reader.TryRead(out var message))
+                while (bytes < options.MaxBatchBytes && TryDequeue(out var message))
                 {
                     if (!RaftMessageCodec.TryGetSize(message, out var size))
                     {

@@ -32,6 +32,9 @@ public sealed class TcpTransportOptions
     /// <summary>Messages queued per peer; when full the oldest is dropped.</summary>
     public int SendQueueCapacity { get; set; } = 4096;
 
+    /// <summary>Most bytes of encoded messages queued for one peer; a message that would pass it is dropped.</summary>
+    public long MaxQueuedBytesPerPeer { get; set; } = 64L << 20;
+
     /// <summary>Messages received but not yet read from <see cref="ITransport.Inbound"/>; when full new ones are dropped.</summary>
     public int InboundQueueCapacity { get; set; } = 8192;
 
@@ -74,6 +77,7 @@ public sealed class TcpTransportOptions
         if (MaxFrameBytes < 1024 || MaxFrameBytes > 1 << 30)
             throw new ArgumentException("MaxFrameBytes must be between 1 KiB and 1 GiB.");
         if (SendQueueCapacity <= 0) throw new ArgumentException("SendQueueCapacity must be positive.");
+        if (MaxQueuedBytesPerPeer <= 0) throw new ArgumentException("MaxQueuedBytesPerPeer must be positive.");
         if (InboundQueueCapacity <= 0) throw new ArgumentException("InboundQueueCapacity must be positive.");
         if (MaxBatchBytes <= 0) throw new ArgumentException("MaxBatchBytes must be positive.");
         if (MaxInboundConnections <= 0) throw new ArgumentException("MaxInboundConnections must be positive.");

@@ -25,7 +25,7 @@ public sealed class TestCluster : IAsyncDisposable
         _extraArgs = extraArgs;
         var ports = FreePorts(size * 2);
         Ports = [.. Enumerable.Range(0, size).Select(i => (ports[2 * i], ports[2 * i + 1]))];
-        ConfigPath = Path.Combine(directory, "config.json");
+        ConfigPath = Path.Combine(directory, $"config-{Ports[0].Http}.json");
         var addresses = new JsonArray([.. Ports.Select(p => (JsonNode)new JsonObject
         {
             ["ip"] = "127.0.0.1",
@@ -50,12 +50,16 @@ public sealed class TestCluster : IAsyncDisposable
 
     public bool IsRunning(int i) => _nodes[i] is { HasExited: false };
 
-    public static TestCluster Create(int size, params string[] extraArgs)
+    public static TestCluster Create(int size, params string[] extraArgs) => CreateIn(NewDirectory(), size, extraArgs);
+
+    /// <summary>A cluster whose nodes run in <paramref name="directory"/> (several clusters may share one).</summary>
+    public static TestCluster CreateIn(string directory, int size, params string[] extraArgs)
     {
-        var dir = Path.Combine(Path.GetTempPath(), "raftmq-tests", Guid.NewGuid().ToString("N")[..12]);
-        System.IO.Directory.CreateDirectory(dir);
-        return new TestCluster(size, dir, extraArgs);
+        System.IO.Directory.CreateDirectory(directory);
+        return new TestCluster(size, directory, extraArgs);
     }
+
+    public static string NewDirectory() => Path.Combine(Path.GetTempPath(), "raftmq-tests", Guid.NewGuid().ToString("N")[..12]);
 
     /// <summary>Starts every node (one after another, as harnesses do) and waits until each answers HTTP.</summary>
     public async Task StartAllAsync()
@@ -138,6 +142,17 @@ public sealed class TestCluster : IAsyncDisposable
         SendAsync(node, HttpMethod.Get, "/message/" + Uri.EscapeDataString(topic));
 
     public Task<(HttpStatusCode Status, string Body)> TopicsAsync(int node) => SendAsync(node, HttpMethod.Get, "/topic");
+
+    /// <summary>Stops every running node with SIGTERM, as a harness does, and checks each exits cleanly.</summary>
+    public async Task StopAllAsync()
+    {
+        for (int i = 0; i < Size; i++)
+        {
+            if (!IsRunning(i)) continue;
+            await Node(i).TerminateAsync(TimeSpan.FromSeconds(5));
+            Node(i).ExitCode.ShouldBe(0, $"node {i} exit code; output:\n{Node(i).Output}");
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {

@@ -176,6 +176,26 @@ public sealed class TcpTransportTests
     }
 
     [Fact]
+    public async Task The_send_queue_of_a_peer_is_bounded_in_bytes_as_well_as_messages()
+    {
+        using var dead = new ReservedPort();
+        var options = Options(1);
+        options.Peers[2] = dead.EndPoint;
+        var message = new AppendEntries(1, 2, 1, 0, 1, [new Entry(1, 1, EntryType.Command, new byte[1000])], 0);
+        var size = RaftMessageCodec.GetSize(message) + Frame.HeaderSize;
+        options.MaxQueuedBytesPerPeer = 10 * size + size / 2;
+        await using var a = new TcpTransport(options);
+        await a.StartAsync();
+        for (int i = 0; i < 100; i++)
+        {
+            a.Send(message);
+        }
+
+        // Ten fit under the byte bound (far below the 4096-message bound); the other ninety are dropped.
+        a.Counters.SendQueueDrops.ShouldBe(90);
+    }
+
+    [Fact]
     public async Task Sending_to_a_dead_or_unknown_peer_never_throws_or_blocks()
     {
         var options = Options(1);

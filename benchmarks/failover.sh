@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Failover time of a local 3-node cluster: kill -9 the leader, then time until the first write succeeds through a
+# surviving node. Repeats KILLS times (default 20), restarting the killed node between rounds, and prints the
+# times with their median, p90 and maximum.
+#   usage: benchmarks/failover.sh [KILLS]        (build first: dotnet build -c Release RaftMQ.slnx)
+set -euo pipefail
+kills=${1:-20}
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+node="$root/bin/raftmq-node"
+dir=$(mktemp -d /tmp/raftmq-failover.XXXXXX)
+base=$(( 20000 + RANDOM % 20000 ))
+http=($base $((base + 2)) $((base + 4)))
+printf '{"addresses":[{"ip":"127.0.0.1","port":%d,"internal_port":%d},{"ip":"127.0.0.1","port":%d,"internal_port":%d},{"ip":"127.0.0.1","port":%d,"internal_port":%d}]}\n' \
+  "${http[0]}" $((http[0] + 1)) "${http[1]}" $((http[1] + 1)) "${http[2]}" $((http[2] + 1)) > "$dir/config.json"
+pids=(0 0 0)
+cleanup() {
+  for p in "${pids[@]}"; do [ "$p" != 0 ] && { kill -9 "$p"; wait "$p"; } 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+start() { (cd "$dir" && exec "$node" config.json "$1" >> "node$1.log" 2>&1) & pids[$1]=$!; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+leader() {
+  local deadline=$(( $(now_ms) + 10000 ))
+  while [ "$(now_ms)" -lt "$deadline" ]; do
+    for i in 0 1 2; do
+      curl -s -m 0.5 "http://127.0.0.1:${http[$i]}/status" 2>/dev/null | grep -q '"Leader"' && { echo "$i"; return; }
+    done
+  done
+  echo "no leader within 10 s" >&2; exit 1
+}
+for i in 0 1 2; do start "$i"; done
+l=$(leader)
+curl -s -XPUT "http://127.0.0.1:${http[$l]}/topic" -d '{"topic":"failover"}' > /dev/null
+times=()
+for k in $(seq 1 "$kills"); do
+  l=$(leader)
+  curl -s -XPUT "http://127.0.0.1:${http[$l]}/message" -d '{"topic":"failover","message":"warm"}' > /dev/null
+  t0=$(now_ms)
+  kill -9 "${pids[$l]}"; wait "${pids[$l]}" 2>/dev/null || true; pids[$l]=0
+  others=(); for i in 0 1 2; do [ "$i" != "$l" ] && others+=("$i"); done
+  n=0
+  until curl -s -m 1 -XPUT "http://127.0.0.1:${http[${others[$((n % 2))]}]}/message" \
+          -d '{"topic":"failover","message":"after"}' 2>/dev/null | grep -q '"success":true'; do n=$((n + 1)); done
+  t=$(( $(now_ms) - t0 )); times+=("$t"); echo "kill $k: node $l, first write after $t ms"
+  start "$l"
+  until curl -s -m 0.5 "http://127.0.0.1:${http[$l]}/status" 2>/dev/null | grep -q '"Follower"'; do :; done
+done
+sorted=($(printf '%s\n' "${times[@]}" | sort -n))
+c=${#sorted[@]}
+echo "failover over $c kills: median ${sorted[$(( (c - 1) / 2 ))]} ms, p90 ${sorted[$(( (c * 9 + 9) / 10 - 1 ))]} ms, max ${sorted[$((c - 1))]} ms"

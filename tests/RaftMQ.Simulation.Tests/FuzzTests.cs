@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using RaftMQ.Simulation.Tests.Support;
+using Xunit.Abstractions;
+
+namespace RaftMQ.Simulation.Tests;
+
+/// <summary>
+/// Randomized fault schedules (see <see cref="Fuzzer"/>): 10,000 in the default run, 200,000 with
+/// <c>RAFTMQ_SOAK=1</c>, one with <c>RAFTMQ_SEED=n</c>. The seeds are split over several test classes because xunit
+/// runs classes, not the cases of one theory, in parallel.
+/// </summary>
+public abstract class FuzzTestsBase(ITestOutputHelper output)
+{
+    private const int Parts = 4;
+    private const ulong FirstSeed = 1_000_000;
+    private const int DefaultSchedules = 10_000;
+    private const int SoakSchedules = 200_000;
+
+    protected abstract int Part { get; }
+
+    [Fact]
+    public void Fuzz()
+    {
+        var filter = "FullyQualifiedName~RaftMQ.Simulation.Tests.Fuzz";
+        if (SimEnvironment.SeedOverride is { } replay)
+        {
+            // Replays go to part 0 only; the other parts have nothing to do.
+            if (Part != 0) return;
+            var outcome = Fuzzer.Run(replay, SimEnvironment.ReplayCommand(replay, filter));
+            output.WriteLine(outcome.ToString());
+            return;
+        }
+
+        var total = SimEnvironment.Soak ? SoakSchedules : DefaultSchedules;
+        var perPart = total / Parts;
+        var first = FirstSeed + (ulong)(Part * perPart);
+        var watch = Stopwatch.StartNew();
+        long acknowledged = 0, proposals = 0, crashes = 0, elections = 0;
+        int withLeaderChange = 0, fiveNodes = 0;
+        for (int i = 0; i < perPart; i++)
+        {
+            var seed = first + (ulong)i;
+            var outcome = Fuzzer.Run(seed, SimEnvironment.ReplayCommand(seed, filter));
+            acknowledged += outcome.Acknowledged;
+            proposals += outcome.Proposals;
+            crashes += outcome.Crashes;
+            elections += outcome.Terms;
+            if (outcome.Terms > 1) withLeaderChange++;
+            if (outcome.Nodes == 5) fiveNodes++;
+        }
+        output.WriteLine($"{perPart} schedules (seeds {first}..{first + (ulong)perPart - 1}) in {watch.ElapsedMilliseconds} ms: " +
+            $"{proposals} proposals, {acknowledged} acknowledged, {crashes} crashes, {elections} leader terms, " +
+            $"{withLeaderChange} schedules with a leader change, {fiveNodes} on five nodes");
+
+        // The schedules must actually stress the cluster, or passing means nothing.
+        acknowledged.ShouldBeGreaterThan(perPart * 5L);
+        withLeaderChange.ShouldBeGreaterThan(perPart / 2);
+        crashes.ShouldBeGreaterThan(perPart);
+        fiveNodes.ShouldBeInRange(perPart / 3, perPart * 2 / 3);
+    }
+}
+
+public sealed class FuzzPart0Tests(ITestOutputHelper output) : FuzzTestsBase(output)
+{
+    protected override int Part => 0;
+}
+
+public sealed class FuzzPart1Tests(ITestOutputHelper output) : FuzzTestsBase(output)
+{
+    protected override int Part => 1;
+}
+
+public sealed class FuzzPart2Tests(ITestOutputHelper output) : FuzzTestsBase(output)
+{
+    protected override int Part => 2;
+}
+
+public sealed class FuzzPart3Tests(ITestOutputHelper output) : FuzzTestsBase(output)
+{
+    protected override int Part => 3;
+}

@@ -1,0 +1,192 @@
+using RaftMQ.Simulation.Tests.Support;
+
+namespace RaftMQ.Simulation.Tests;
+
+/// <summary>Step-by-step scenarios: freeze the cluster at an interesting moment and look at it.</summary>
+public sealed class ScriptedTests
+{
+    private SimCluster Cluster(int nodes, Action<SimOptions>? configure = null, [System.Runtime.CompilerServices.CallerMemberName] string test = "") =>
+        Sim.Cluster(GetType(), nodes, 42, o =>
+        {
+            o.Link = LinkConfig.Reliable with { MinDelayMs = 1, MaxDelayMs = 1 };
+            configure?.Invoke(o);
+        }, test);
+
+    private static SimNode ElectedLeader(SimCluster sim)
+    {
+        sim.Await(() => sim.Leader is { } l && l.CommitIndex >= 1 && sim.Nodes.All(n => n.Raft!.Leader == l.Id), 5_000, "a settled leader");
+        return sim.Leader!;
+    }
+
+    [Fact]
+    public void Campaign_HoldTheVoteResponses_CandidateWaits_ThenLeadsOnRelease()
+    {
+        var sim = Cluster(3);
+        // Only n1's clock runs, so n1 is the one that campaigns.
+        sim.PauseClock(2);
+        sim.PauseClock(3);
+        sim.Intercept<RequestVoteResponse>(InterceptPoint.BeforeReceive, _ => InterceptDecision.Hold, to: 1, where: m => !m.PreVote);
+
+        sim.Await(() => sim.Held.Count == 2, 1_000, "both vote responses held");
+
+        var n1 = sim.Node(1);
+        n1.Role.ShouldBe(Role.Candidate);
+        n1.Term.ShouldBe(1UL);
+        n1.Raft!.Vote.ShouldBe(1UL);
+        foreach (var id in new ulong[] { 2, 3 })
+        {
+            sim.Node(id).Role.ShouldBe(Role.Follower);
+            sim.Node(id).Term.ShouldBe(1UL);
+            sim.Node(id).Raft!.Vote.ShouldBe(1UL, "the vote must be persisted before the response leaves");
+            sim.Node(id).Storage.HardState.Vote.ShouldBe(1UL);
+        }
+        sim.Held.Select(h => h.Message).OfType<RequestVoteResponse>().ShouldAllBe(r => r.Granted && r.Term == 1);
+        sim.Describe().ShouldContain("n1 Candidate t1 vote=1");
+
+        // Time passes; without the answers n1 stays a candidate (its election timer may start another round).
+        sim.RunFor(5);
+        sim.Leader.ShouldBeNull();
+
+        sim.Release(sim.Held[0]);
+        n1.Role.ShouldBe(Role.Leader, "one granted vote plus its own is a majority of three");
+        sim.Checker.LeaderOfTerm[1].ShouldBe(1UL);
+    }
+
+    [Fact]
+    public void PreVote_PartitionedFollowerRejoining_DoesNotRaiseTermOrDeposeLeader()
+    {
+        var sim = Cluster(3);
+        var leader = ElectedLeader(sim);
+        var term = leader.Term;
+        var follower = sim.Nodes.First(n => n.Id != leader.Id);
+
+        sim.Isolate(follower.Id);
+        sim.RunFor(3_000); // many election timeouts
+        follower.Term.ShouldBe(term, "pre-vote fails without a quorum, so the term must not move");
+        follower.Role.ShouldNotBe(Role.Leader);
+
+        sim.Reconnect(follower.Id);
+        sim.Await(() => follower.Raft!.Leader == leader.Id, 1_000, "the follower rejoins the leader");
+        sim.RunFor(1_000);
+        leader.IsLeader.ShouldBeTrue();
+        sim.Nodes.ShouldAllBe(n => n.Term == term);
+        sim.Checker.LeaderOfTerm.Count.ShouldBe(1);
+    }
+
+    [Fact]
+    public void WithoutPreVote_PartitionedFollowerRejoining_DisruptsTheLeader()
+    {
+        // The control for the test above: the same script without pre-vote does raise the term.
+        var sim = Cluster(3, o => o.PreVote = false);
+        var leader = ElectedLeader(sim);
+        var term = leader.Term;
+        var follower = sim.Nodes.First(n => n.Id != leader.Id);
+
+        sim.Isolate(follower.Id);
+        sim.RunFor(3_000);
+        follower.Term.ShouldBeGreaterThan(term);
+
+        sim.Reconnect(follower.Id);
+        sim.Await(() => sim.Leader is { } l && l.Term > term, 2_000, "a new term after the rejoin");
+    }
+
+    [Fact]
+    public void CheckQuorum_LeaderCutFromItsMajority_StepsDown()
+    {
+        var sim = Cluster(5);
+        var leader = ElectedLeader(sim);
+        var term = leader.Term;
+
+        sim.Isolate(leader.Id);
+        var electionTimeoutMs = sim.Options.ElectionTicks * sim.Options.TickMs;
+        sim.Await(() => !leader.IsLeader, 2 * electionTimeoutMs + sim.Options.TickMs, "the isolated leader steps down");
+        sim.Await(() => sim.Leader is { } l && l.Id != leader.Id && l.Term > term, 2_000, "the majority elects a new leader");
+    }
+
+    [Fact]
+    public void CheckQuorum_LeaderWhoseMessagesAreLost_StepsDown()
+    {
+        // Asymmetric: the leader hears everyone but nobody hears it.
+        var sim = Cluster(3);
+        var leader = ElectedLeader(sim);
+        foreach (var n in sim.Nodes)
+            if (n.Id != leader.Id) sim.Block(leader.Id, n.Id);
+        sim.Await(() => !leader.IsLeader, 2_000, "the unheard leader steps down");
+        sim.Await(() => sim.Leader is { } l && l.Id != leader.Id, 2_000, "another node leads");
+    }
+
+    [Fact]
+    public void ReadIndex_ThroughAFollower_ReturnsAtLeastTheCommitIndexAtRequestTime()
+    {
+        var sim = Cluster(3);
+        var leader = ElectedLeader(sim);
+        for (int i = 0; i < 5; i++) sim.Propose(Sim.Cmd(i), leader.Id);
+        var follower = sim.Nodes.First(n => n.Id != leader.Id);
+        // Ask while the leader already committed the writes but the follower may not know it yet.
+        sim.Await(() => leader.CommitIndex == leader.Raft!.LastIndex, 1_000, "writes committed on the leader");
+        var commitAtRequest = leader.CommitIndex;
+
+        var result = sim.ReadIndex(follower.Id, context: 7);
+        result.IsAccepted.ShouldBeTrue();
+        result.LeaderHint.ShouldBe(leader.Id);
+        sim.Await(() => follower.ReadStates.Any(r => r.Context == 7), 1_000, "the read is confirmed");
+
+        var read = follower.ReadStates.Single(r => r.Context == 7);
+        read.Index.ShouldBeGreaterThanOrEqualTo(commitAtRequest);
+        sim.Await(() => follower.AppliedThisRun >= read.Index, 1_000, "the follower catches up to serve the read");
+    }
+
+    [Fact]
+    public void Propose_OnAFollower_ReturnsNotLeaderWithTheLeaderHint()
+    {
+        var sim = Cluster(3);
+        var leader = ElectedLeader(sim);
+        var follower = sim.Nodes.First(n => n.Id != leader.Id);
+
+        var proposal = sim.Propose(Sim.Cmd(1), follower.Id);
+        proposal.Result.Status.ShouldBe(ProposeStatus.NotLeader);
+        proposal.Result.LeaderHint.ShouldBe(leader.Id);
+        proposal.State.ShouldBe(ProposalState.Rejected);
+    }
+
+    [Fact]
+    public void SingleNodeCluster_LeadsAtOnce_AlsoAfterRestart()
+    {
+        var sim = Cluster(1);
+        var node = sim.Node(1);
+        node.IsLeader.ShouldBeTrue("a cluster of one needs no election");
+        sim.Now.ShouldBe(0L);
+
+        var p = sim.Propose(Sim.Cmd(1));
+        p.IsAcknowledged.ShouldBeTrue("with nobody to wait for, the entry commits in the same step");
+        var term = node.Term;
+
+        sim.Crash(1);
+        sim.Restart(1);
+        node.IsLeader.ShouldBeTrue();
+        node.Term.ShouldBeGreaterThan(term);
+        node.AppliedThisRun.ShouldBe(p.Result.Index + 1, "the restarted node re-applies its log and its new no-op");
+        sim.Propose(Sim.Cmd(2)).IsAcknowledged.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void StepByStep_DeliverOneMessageAtATime()
+    {
+        var sim = Cluster(3);
+        var leader = ElectedLeader(sim);
+        sim.RunUntil(() => sim.InFlight.Count == 0, 100);
+        // Freeze the clocks, propose, and walk the AppendEntries round by hand.
+        foreach (var n in sim.Nodes) sim.PauseClock(n.Id);
+        var p = sim.Propose(Sim.Cmd(9), leader.Id);
+        var appends = sim.InFlight.Where(m => m.Message is AppendEntries).ToList();
+        appends.Count.ShouldBe(2);
+
+        sim.DeliverNow(appends[0]);
+        var response = sim.InFlight.Single(m => m.Message is AppendEntriesResponse);
+        p.IsAcknowledged.ShouldBeFalse();
+        sim.DeliverNow(response);
+        p.IsAcknowledged.ShouldBeTrue("leader plus one follower is a majority of three");
+        leader.CommitIndex.ShouldBe(p.Result.Index);
+        sim.Node(appends[1].Message.To).Storage.LastIndex.ShouldBeLessThan(p.Result.Index, "the second append is still in flight");
+    }
+}

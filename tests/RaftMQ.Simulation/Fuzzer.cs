@@ -1,0 +1,178 @@
+using System.Buffers.Binary;
+using RaftMQ.Raft;
+
+namespace RaftMQ.Simulation;
+
+/// <summary>What one fuzzed schedule did.</summary>
+/// <param name="Seed">The schedule's seed; replays it exactly.</param>
+/// <param name="Nodes">Cluster size.</param>
+/// <param name="Proposals">Proposals made.</param>
+/// <param name="Acknowledged">Proposals acknowledged to the client.</param>
+/// <param name="Terms">Terms that had a leader.</param>
+/// <param name="Crashes">Nodes crashed.</param>
+/// <param name="VirtualMs">Virtual time the schedule took, convergence included.</param>
+public readonly record struct FuzzOutcome(ulong Seed, int Nodes, int Proposals, int Acknowledged, int Terms, int Crashes, long VirtualMs);
+
+/// <summary>
+/// Random fault schedules against a simulated cluster: partitions (symmetric and one-way), isolation, loss,
+/// duplication, reordering, long delays, crashes and restarts, leader kills and clock pauses, all while clients
+/// propose. The invariant checker runs after every step. Then the faults stop, and the cluster must converge:
+/// one leader, every node applied everything, and every acknowledged proposal applied exactly once everywhere.
+/// </summary>
+public static class Fuzzer
+{
+    private static readonly double[] LossChoices = [0, 0, 0.02, 0.1, 0.3];
+    private static readonly int[] MaxDelayChoices = [2, 8, 25, 60];
+    private static readonly double[] DuplicateChoices = [0, 0, 0.05, 0.2];
+    private static readonly double[] LongDelayChoices = [0, 0, 0.01, 0.05];
+    private static readonly int[] InflightChoices = [1, 2, 4, 256];
+    private static readonly long[] AppendBytesChoices = [1, 100, 1 << 20];
+
+    /// <summary>Virtual time the healed cluster gets to converge before the run counts as stuck.</summary>
+    public const long ConvergeTimeoutMs = 30_000;
+
+    /// <summary>Runs the schedule of <paramref name="seed"/>; throws <see cref="SimulationFailedException"/> on any failure.</summary>
+    public static FuzzOutcome Run(ulong seed, string? replayCommand)
+    {
+        var rng = new SplitMix64(seed ^ 0x6A09E667F3BCC909UL);
+        var n = rng.Next(2) == 0 ? 3 : 5;
+        // Small flow-control windows and batches make the lost-append and backtracking paths common.
+        var inflight = InflightChoices[rng.Next(InflightChoices.Length)];
+        var appendBytes = AppendBytesChoices[rng.Next(AppendBytesChoices.Length)];
+        var sim = new SimCluster(new SimOptions
+        {
+            Nodes = n,
+            Seed = seed,
+            Link = RandomLink(rng),
+            ReplayCommand = replayCommand,
+            TraceCapacity = 48,
+            ConfigureRaft = o =>
+            {
+                o.MaxInflightAppends = inflight;
+                o.MaxBytesPerAppend = appendBytes;
+            },
+        });
+        var crashes = 0;
+        long value = 0;
+        var chaosEnd = 800 + rng.Next(1_700);
+        while (sim.Now < chaosEnd)
+        {
+            sim.RunFor(5 + rng.Next(60));
+
+            // Client traffic: mostly to the leader, sometimes to a random node (which may refuse).
+            for (int k = rng.Next(4); k > 0; k--)
+            {
+                ulong? target = rng.Next(5) == 0 ? RandomNode(rng, n) : null;
+                sim.Propose(Payload(++value), target);
+            }
+
+            var action = rng.Next(100);
+            switch (action)
+            {
+                case < 8:
+                    // Symmetric partition into two random sides.
+                    var sides = Enumerable.Range(1, n).Select(i => (Id: (ulong)i, Side: rng.Next(2))).ToList();
+                    sim.Partition([.. sides.Where(s => s.Side == 0).Select(s => s.Id)], [.. sides.Where(s => s.Side == 1).Select(s => s.Id)]);
+                    break;
+                case < 13:
+                    // One-way cuts.
+                    for (int k = 1 + rng.Next(3); k > 0; k--)
+                    {
+                        var from = RandomNode(rng, n);
+                        var to = RandomNode(rng, n);
+                        if (from != to) sim.Block(from, to);
+                    }
+                    break;
+                case < 18:
+                    sim.Isolate(RandomNode(rng, n));
+                    break;
+                case < 28:
+                    sim.Heal();
+                    break;
+                case < 34:
+                    var victim = RandomNode(rng, n);
+                    if (sim.Node(victim).IsUp && sim.Nodes.Count(x => x.IsUp) > 1)
+                    {
+                        sim.Crash(victim);
+                        crashes++;
+                    }
+                    break;
+                case < 46:
+                    var down = sim.Nodes.Where(x => !x.IsUp).ToList();
+                    if (down.Count > 0) sim.Restart(down[rng.Next(down.Count)].Id);
+                    break;
+                case < 52:
+                    if (sim.Leader is { } leader && sim.Nodes.Count(x => x.IsUp) > 1)
+                    {
+                        sim.Crash(leader.Id);
+                        crashes++;
+                    }
+                    break;
+                case < 57:
+                    var a = RandomNode(rng, n);
+                    var b = RandomNode(rng, n);
+                    if (a != b) sim.SetLink(a, b, RandomLink(rng));
+                    break;
+                case < 60:
+                    sim.PauseClock(RandomNode(rng, n));
+                    break;
+                case < 65:
+                    foreach (var node in sim.Nodes) sim.ResumeClock(node.Id);
+                    break;
+            }
+        }
+
+        // Stop the faults and let the cluster converge.
+        sim.Heal();
+        sim.SetAllLinks(LinkConfig.Reliable);
+        foreach (var node in sim.Nodes)
+        {
+            sim.ResumeClock(node.Id);
+            if (!node.IsUp) sim.Restart(node.Id);
+        }
+        // Converged includes the final leader's own no-op being committed, so its whole log is decided.
+        if (!sim.RunUntil(() => Converged(sim, out _), ConvergeTimeoutMs))
+            throw sim.Failure($"the healed cluster did not converge within {ConvergeTimeoutMs} virtual ms");
+        sim.CheckAcknowledgedAppliedExactlyOnce();
+
+        return new FuzzOutcome(seed, n, sim.Proposals.Count, sim.Proposals.Count(p => p.IsAcknowledged),
+            sim.Checker.LeaderOfTerm.Count, crashes, sim.Now);
+    }
+
+    /// <summary>One leader that every node follows, its whole log committed and applied everywhere.</summary>
+    private static bool Converged(SimCluster sim, out SimNode? leader)
+    {
+        leader = sim.Leader;
+        if (leader?.Raft is not { } l || l.CommitIndex != l.LastIndex || l.LastTerm != l.Term) return false;
+        foreach (var node in sim.Nodes)
+        {
+            if (node.Raft is not { } r || r.Term != l.Term || r.Leader != leader.Id || node.AppliedThisRun != l.LastIndex)
+                return false;
+        }
+        return true;
+    }
+
+    private static LinkConfig RandomLink(SplitMix64 rng)
+    {
+        var max = MaxDelayChoices[rng.Next(MaxDelayChoices.Length)];
+        return new LinkConfig
+        {
+            LossProbability = LossChoices[rng.Next(LossChoices.Length)],
+            MinDelayMs = 1,
+            MaxDelayMs = max,
+            DuplicateProbability = DuplicateChoices[rng.Next(DuplicateChoices.Length)],
+            LongDelayProbability = LongDelayChoices[rng.Next(LongDelayChoices.Length)],
+            LongDelayMinMs = 100,
+            LongDelayMaxMs = 1_000,
+        };
+    }
+
+    private static ulong RandomNode(SplitMix64 rng, int n) => (ulong)rng.Next(n) + 1;
+
+    private static byte[] Payload(long value)
+    {
+        var bytes = new byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(bytes, value);
+        return bytes;
+    }
+}

@@ -1,0 +1,727 @@
+using System.Globalization;
+using System.Text;
+using RaftMQ.Raft;
+
+namespace RaftMQ.Simulation;
+
+/// <summary>
+/// A deterministic simulation of a Raft cluster: N <see cref="RaftNode"/>s in one process, on virtual time owned by
+/// the test, talking over a seeded, hostile network. Events (ticks, deliveries) run in (time, sequence) order, so a
+/// seed fixes the whole run. Every step is followed by the <see cref="InvariantChecker"/>; a violation throws an
+/// <see cref="InvariantViolationException"/> that names the seed and the command that replays it.
+/// </summary>
+/// <remarks>
+/// Each node handles its Ready the way a real runtime must: persist entries and hard state, then send the messages,
+/// then apply committed entries, then <see cref="RaftNode.Advance"/>, for as long as <see cref="RaftNode.HasReady"/>.
+/// </remarks>
+public sealed class SimCluster
+{
+    private readonly SimOptions _options;
+    private readonly SimNode[] _nodes;
+    private readonly ulong[] _voters;
+    private readonly SplitMix64 _random;
+    private readonly PriorityQueue<SimEvent, (long Time, long Seq)> _events = new();
+    private readonly Dictionary<long, Envelope> _inFlight = [];
+    private readonly List<HeldMessage> _held = [];
+    private readonly List<Interceptor> _interceptors = [];
+    private readonly LinkConfig[] _links;
+    private readonly bool[] _blocked;
+    private readonly Dictionary<(ulong Node, ulong Index), ClientProposal> _pendingProposals = [];
+    private readonly List<ClientProposal> _proposals = [];
+    private readonly TraceRecord[] _trace;
+    private long _traceCount;
+    private long _sequence;
+    private long _nextMessageId;
+    private long _instant = -1;
+    private int _eventsThisInstant;
+
+    public SimCluster(SimOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        Seed = options.Seed;
+        _random = new SplitMix64(options.Seed);
+        var n = options.Nodes;
+        _nodes = new SimNode[n];
+        _voters = new ulong[n];
+        Checker = new InvariantChecker(n, (invariant, description) => throw Violation(invariant, description));
+        for (int i = 0; i < n; i++)
+        {
+            _nodes[i] = new SimNode((ulong)i + 1, Checker);
+            _voters[i] = (ulong)i + 1;
+        }
+        _links = new LinkConfig[n * n];
+        Array.Fill(_links, options.Link);
+        _blocked = new bool[n * n];
+        _trace = new TraceRecord[options.TraceCapacity];
+        foreach (var node in _nodes)
+        {
+            // Each node ticks on its own phase, so ticks of different nodes never line up by accident.
+            var phase = 1 + _random.Next(options.TickMs);
+            Schedule(phase, new SimEvent(EventKind.Tick, node.Id, null));
+            Start(node);
+        }
+    }
+
+    /// <summary>The seed of this run.</summary>
+    public ulong Seed { get; }
+
+    public SimOptions Options => _options;
+
+    /// <summary>The virtual time in milliseconds.</summary>
+    public long Now { get; private set; }
+
+    /// <summary>Nodes by position; node ids are 1..N.</summary>
+    public IReadOnlyList<SimNode> Nodes => _nodes;
+
+    /// <summary>The safety checker that watches this run.</summary>
+    public InvariantChecker Checker { get; }
+
+    public NetworkStats Stats { get; } = new();
+
+    /// <summary>Every proposal made through <see cref="Propose"/>, in order.</summary>
+    public IReadOnlyList<ClientProposal> Proposals => _proposals;
+
+    /// <summary>Messages parked by interceptors.</summary>
+    public IReadOnlyList<HeldMessage> Held => _held;
+
+    /// <summary>Messages on the network, earliest delivery first.</summary>
+    public IReadOnlyList<InFlightMessage> InFlight =>
+        [.. _inFlight.Values.OrderBy(e => e.DeliverAt).ThenBy(e => e.Id).Select(e => new InFlightMessage(e.Id, e.Message, e.SentAt, e.DeliverAt))];
+
+    public SimNode Node(ulong id)
+    {
+        if (id == 0 || id > (ulong)_nodes.Length) throw new ArgumentOutOfRangeException(nameof(id), id, $"nodes are 1..{_nodes.Length}");
+        return _nodes[id - 1];
+    }
+
+    /// <summary>The running leader of the highest term, or null.</summary>
+    public SimNode? Leader
+    {
+        get
+        {
+            SimNode? best = null;
+            foreach (var node in _nodes)
+                if (node.Raft is { Role: Role.Leader } r && (best is null || r.Term > best.Raft!.Term)) best = node;
+            return best;
+        }
+    }
+
+    // ---- time ----
+
+    /// <summary>Processes the next event (a tick or a delivery), whatever its time. False only if nothing is scheduled.</summary>
+    public bool Step() => StepUntil(long.MaxValue);
+
+    /// <summary>Runs every event due in the next <paramref name="durationMs"/> virtual milliseconds.</summary>
+    public void RunFor(long durationMs)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(durationMs);
+        var deadline = Now + durationMs;
+        while (StepUntil(deadline))
+        {
+        }
+        Now = deadline;
+    }
+
+    /// <summary>
+    /// Runs until <paramref name="condition"/> holds (checked before the first and after every step) or
+    /// <paramref name="timeoutMs"/> of virtual time has passed. Returns whether the condition was met.
+    /// </summary>
+    public bool RunUntil(Func<bool> condition, long timeoutMs)
+    {
+        ArgumentNullException.ThrowIfNull(condition);
+        ArgumentOutOfRangeException.ThrowIfNegative(timeoutMs);
+        var deadline = Now + timeoutMs;
+        while (true)
+        {
+            if (condition()) return true;
+            if (!StepUntil(deadline))
+            {
+                Now = deadline;
+                return condition();
+            }
+        }
+    }
+
+    private bool StepUntil(long deadline)
+    {
+        if (!_events.TryPeek(out var ev, out var due) || due.Time > deadline) return false;
+        _events.Dequeue();
+        if (due.Time != _instant)
+        {
+            _instant = due.Time;
+            _eventsThisInstant = 0;
+        }
+        else if (++_eventsThisInstant > _options.MaxEventsPerInstant)
+        {
+            throw Failure($"livelock: more than {_options.MaxEventsPerInstant} events at virtual time {due.Time}");
+        }
+        Now = due.Time;
+        ProcessEvent(ev);
+        return true;
+    }
+
+    // ---- faults ----
+
+    /// <summary>Crashes a node: its in-memory state and every message to or from it are lost; its storage stays.</summary>
+    public void Crash(ulong id)
+    {
+        var node = Node(id);
+        if (!node.IsUp) return;
+        node.Raft = null;
+        // The disk outlives the process; a copy makes sure nothing of the dead process can still write to it.
+        node.Storage = node.Storage.Clone();
+        var lost = new List<long>();
+        foreach (var (key, env) in _inFlight)
+            if (env.Message.From == id || env.Message.To == id) lost.Add(key);
+        foreach (var key in lost)
+        {
+            _inFlight[key].Cancelled = true;
+            _inFlight.Remove(key);
+        }
+        Stats.Dropped += lost.Count + _held.RemoveAll(h => h.Message.From == id || h.Message.To == id);
+        foreach (var (key, p) in _pendingProposals.Where(kv => kv.Key.Node == id).ToList())
+        {
+            p.State = ProposalState.Unknown;
+            _pendingProposals.Remove(key);
+        }
+        Trace(TraceKind.Crash, id, null, null);
+    }
+
+    /// <summary>Starts a crashed node again from its storage; its state machine re-applies from index 1.</summary>
+    public void Restart(ulong id)
+    {
+        var node = Node(id);
+        if (node.IsUp) throw new InvalidOperationException($"n{id} is running; crash it first");
+        Start(node);
+    }
+
+    /// <summary>Stops (or restarts) a node's clock: it keeps receiving messages but never times out.</summary>
+    public void PauseClock(ulong id) => Node(id).ClockPaused = true;
+
+    public void ResumeClock(ulong id) => Node(id).ClockPaused = false;
+
+    private void Start(SimNode node)
+    {
+        node.Incarnation++;
+        var options = new RaftOptions
+        {
+            Id = node.Id,
+            Voters = _voters,
+            ElectionTicks = _options.ElectionTicks,
+            HeartbeatTicks = _options.HeartbeatTicks,
+            PreVote = _options.PreVote,
+            CheckQuorum = _options.CheckQuorum,
+            RandomSeed = Mix(Seed, (ulong)node.Incarnation),
+        };
+        _options.ConfigureRaft?.Invoke(options);
+        // The state machine is rebuilt from the log, so it starts from nothing.
+        options.Applied = 0;
+        node.ClearRunState();
+        Checker.OnRestart(node.Id, node.Storage.HardState.Commit);
+        Guard(() => node.Raft = new RaftNode(options, node.Storage));
+        Trace(TraceKind.Start, node.Id, null, null);
+        AfterInput(node);
+    }
+
+    // ---- the network ----
+
+    /// <summary>Sets how messages from <paramref name="from"/> to <paramref name="to"/> are treated.</summary>
+    public void SetLink(ulong from, ulong to, LinkConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        _links[LinkIndex(from, to)] = config;
+    }
+
+    /// <summary>Sets every link to <paramref name="config"/>.</summary>
+    public void SetAllLinks(LinkConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        Array.Fill(_links, config);
+    }
+
+    /// <summary>Blocks messages from <paramref name="from"/> to <paramref name="to"/> only (an asymmetric partition).</summary>
+    public void Block(ulong from, ulong to)
+    {
+        _blocked[LinkIndex(from, to)] = true;
+        Trace(TraceKind.Network, from, null, $"block n{from}->n{to}");
+    }
+
+    public void Unblock(ulong from, ulong to) => _blocked[LinkIndex(from, to)] = false;
+
+    public bool IsBlocked(ulong from, ulong to) => _blocked[LinkIndex(from, to)];
+
+    /// <summary>Cuts a node off from everyone, both ways (the lab's disconnect).</summary>
+    public void Isolate(ulong id)
+    {
+        foreach (var other in _voters)
+        {
+            if (other == id) continue;
+            _blocked[LinkIndex(id, other)] = true;
+            _blocked[LinkIndex(other, id)] = true;
+        }
+        Trace(TraceKind.Network, id, null, $"isolate n{id}");
+    }
+
+    /// <summary>Restores every link of a node, both ways (the lab's connect).</summary>
+    public void Reconnect(ulong id)
+    {
+        foreach (var other in _voters)
+        {
+            if (other == id) continue;
+            _blocked[LinkIndex(id, other)] = false;
+            _blocked[LinkIndex(other, id)] = false;
+        }
+        Trace(TraceKind.Network, id, null, $"reconnect n{id}");
+    }
+
+    /// <summary>Splits the cluster: nodes talk only within their group; nodes in no group are cut off from all.</summary>
+    public void Partition(params ulong[][] groups)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        var groupOf = new int[_nodes.Length + 1];
+        Array.Fill(groupOf, -1);
+        for (int g = 0; g < groups.Length; g++)
+        {
+            foreach (var id in groups[g])
+            {
+                Node(id);
+                if (groupOf[id] >= 0) throw new ArgumentException($"n{id} is in two groups");
+                groupOf[id] = g;
+            }
+        }
+        foreach (var a in _voters)
+            foreach (var b in _voters)
+                if (a != b) _blocked[LinkIndex(a, b)] = groupOf[a] < 0 || groupOf[a] != groupOf[b];
+        Trace(TraceKind.Network, 0, null, "partition " + string.Join(" | ", groups.Select(g => string.Join(",", g))));
+    }
+
+    /// <summary>Removes every partition and block (link faults set with <see cref="SetLink"/> stay).</summary>
+    public void Heal()
+    {
+        Array.Clear(_blocked);
+        Trace(TraceKind.Network, 0, null, "heal");
+    }
+
+    private int LinkIndex(ulong from, ulong to)
+    {
+        Node(from);
+        Node(to);
+        return (int)(from - 1) * _nodes.Length + (int)(to - 1);
+    }
+
+    // ---- interceptors and step-by-step delivery ----
+
+    /// <summary>
+    /// Installs a rule for messages of type <typeparamref name="T"/> (optionally only from / to given nodes) at
+    /// <paramref name="point"/>. Rules run in the order installed; the first that does not pass decides (a rewrite
+    /// goes on to the next rule with the new message).
+    /// </summary>
+    public Interceptor Intercept<T>(
+        InterceptPoint point, Func<T, InterceptDecision> decide, ulong? from = null, ulong? to = null, Func<T, bool>? where = null)
+        where T : RaftMessage
+    {
+        ArgumentNullException.ThrowIfNull(decide);
+        var interceptor = new Interceptor(
+            point,
+            m => m is T t && (from is null || m.From == from) && (to is null || m.To == to) && (where is null || where(t)),
+            m => decide((T)m));
+        _interceptors.Add(interceptor);
+        return interceptor;
+    }
+
+    public void RemoveInterceptor(Interceptor interceptor) => _interceptors.Remove(interceptor);
+
+    public void ClearInterceptors() => _interceptors.Clear();
+
+    /// <summary>Lets a held message go on: a held send enters the network, a held receive is delivered now.</summary>
+    public void Release(HeldMessage held)
+    {
+        ArgumentNullException.ThrowIfNull(held);
+        if (!_held.Remove(held)) throw new InvalidOperationException($"message {held.Id} is not held");
+        Trace(TraceKind.Release, held.Message.To, held.Message, null);
+        if (held.Point == InterceptPoint.BeforeSend) Transmit(held.Message);
+        else Receive(held.Message);
+    }
+
+    /// <summary>Releases every held message that matches <paramref name="where"/> (all when null), oldest first.</summary>
+    public int ReleaseAll(Func<HeldMessage, bool>? where = null)
+    {
+        var chosen = _held.Where(h => where is null || where(h)).ToList();
+        foreach (var h in chosen) Release(h);
+        return chosen.Count;
+    }
+
+    /// <summary>Loses a held message.</summary>
+    public void DropHeld(HeldMessage held)
+    {
+        ArgumentNullException.ThrowIfNull(held);
+        if (_held.Remove(held)) Stats.Dropped++;
+    }
+
+    /// <summary>Delivers an in-flight message now, ahead of its time (it still passes the receive interceptors).</summary>
+    public void DeliverNow(InFlightMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (!_inFlight.Remove(message.Id, out var env)) throw new InvalidOperationException($"message {message.Id} is not in flight");
+        env.Cancelled = true;
+        Arrive(env.Message);
+    }
+
+    private void Send(RaftMessage message)
+    {
+        Stats.OnSent(message);
+        Trace(TraceKind.Send, message.From, message, null);
+        if (Intercepted(InterceptPoint.BeforeSend, ref message)) return;
+        Transmit(message);
+    }
+
+    private void Transmit(RaftMessage message)
+    {
+        if (_inFlight.Count + _held.Count >= _options.MaxInFlightMessages)
+            throw Failure($"more than {_options.MaxInFlightMessages} messages in flight");
+        var index = LinkIndex(message.From, message.To);
+        var link = _links[index];
+        if (_blocked[index] || (link.LossProbability > 0 && _random.NextDouble() < link.LossProbability))
+        {
+            Stats.Dropped++;
+            return;
+        }
+        Enqueue(message, link);
+        if (link.DuplicateProbability > 0 && _random.NextDouble() < link.DuplicateProbability)
+        {
+            Stats.Duplicated++;
+            Enqueue(message, link);
+        }
+    }
+
+    private void Enqueue(RaftMessage message, LinkConfig link)
+    {
+        int delay;
+        if (link.LongDelayProbability > 0 && _random.NextDouble() < link.LongDelayProbability)
+            delay = link.LongDelayMinMs + _random.Next(link.LongDelayMaxMs - link.LongDelayMinMs + 1);
+        else
+            delay = link.MinDelayMs == link.MaxDelayMs ? link.MinDelayMs : link.MinDelayMs + _random.Next(link.MaxDelayMs - link.MinDelayMs + 1);
+        var env = new Envelope(++_nextMessageId, message, Now, Now + delay);
+        _inFlight.Add(env.Id, env);
+        Schedule(env.DeliverAt, new SimEvent(EventKind.Deliver, message.To, env));
+    }
+
+    private void Arrive(RaftMessage message)
+    {
+        // A partition also cuts what was already on the wire.
+        if (_blocked[LinkIndex(message.From, message.To)])
+        {
+            Stats.Dropped++;
+            return;
+        }
+        if (Intercepted(InterceptPoint.BeforeReceive, ref message)) return;
+        Receive(message);
+    }
+
+    private void Receive(RaftMessage message)
+    {
+        var node = Node(message.To);
+        if (node.Raft is not { } raft)
+        {
+            Stats.Dropped++;
+            return;
+        }
+        Stats.OnDelivered();
+        Trace(TraceKind.Deliver, message.To, message, null);
+        Guard(() => raft.Step(message));
+        AfterInput(node);
+    }
+
+    /// <summary>Runs the interceptors; true when the message was dropped or held.</summary>
+    private bool Intercepted(InterceptPoint point, ref RaftMessage message)
+    {
+        for (int i = 0; i < _interceptors.Count; i++)
+        {
+            var interceptor = _interceptors[i];
+            if (interceptor.Point != point) continue;
+            var decision = interceptor.Decide(message);
+            switch (decision.Action)
+            {
+                case InterceptAction.Drop:
+                    Stats.Dropped++;
+                    Trace(TraceKind.Intercept, message.From, message, "dropped");
+                    return true;
+                case InterceptAction.Hold:
+                    _held.Add(new HeldMessage(++_nextMessageId, point, message, Now));
+                    Trace(TraceKind.Intercept, message.From, message, "held");
+                    return true;
+                case InterceptAction.Rewrite:
+                    message = decision.Replacement!;
+                    Trace(TraceKind.Intercept, message.From, message, "rewritten to");
+                    break;
+            }
+        }
+        return false;
+    }
+
+    // ---- clients ----
+
+    /// <summary>
+    /// Proposes <paramref name="data"/> on <paramref name="node"/>, or on the current <see cref="Leader"/>. The result
+    /// is tracked: it is acknowledged once the proposing node applies the entry at its (index, term).
+    /// </summary>
+    public ClientProposal Propose(ReadOnlyMemory<byte> data, ulong? node = null)
+    {
+        var target = node is { } id ? Node(id) : Leader;
+        ProposeResult result = default;
+        if (target?.Raft is { } raft)
+        {
+            Guard(() => result = raft.Propose(data));
+            Trace(TraceKind.Propose, target.Id, null, result.IsAccepted ? $"accepted at (index {result.Index}, term {result.Term})" : result.Status.ToString());
+        }
+        else
+        {
+            result = new ProposeResult(ProposeStatus.NotLeader, 0, 0, 0);
+        }
+        var proposal = new ClientProposal(_proposals.Count + 1, target?.Id ?? 0, data, result, Now);
+        _proposals.Add(proposal);
+        if (result.IsAccepted)
+        {
+            var key = (target!.Id, result.Index);
+            // A new entry at this index means the one proposed there before was truncated away.
+            if (_pendingProposals.Remove(key, out var replaced)) replaced.State = ProposalState.Lost;
+            _pendingProposals.Add(key, proposal);
+        }
+        if (target is not null) AfterInput(target);
+        return proposal;
+    }
+
+    /// <summary>Asks <paramref name="node"/> for a linearizable read; the answer appears in its <see cref="SimNode.ReadStates"/>.</summary>
+    public ProposeResult ReadIndex(ulong node, ulong context)
+    {
+        var target = Node(node);
+        if (target.Raft is not { } raft) throw new InvalidOperationException($"n{node} is down");
+        ProposeResult result = default;
+        Guard(() => result = raft.ReadIndex(context));
+        AfterInput(target);
+        return result;
+    }
+
+    /// <summary>
+    /// Checks that every acknowledged proposal is applied exactly once by every running node (payloads must be
+    /// unique). Call when the cluster has converged.
+    /// </summary>
+    public void CheckAcknowledgedAppliedExactlyOnce()
+    {
+        var acknowledged = _proposals.Where(p => p.IsAcknowledged).ToList();
+        foreach (var node in _nodes)
+        {
+            if (!node.IsUp) continue;
+            var counts = new Dictionary<ReadOnlyMemory<byte>, int>(ByteContentComparer.Instance);
+            foreach (var e in node.Applied)
+                if (e.Type == EntryType.Command) counts[e.Data] = counts.GetValueOrDefault(e.Data) + 1;
+            foreach (var p in acknowledged)
+            {
+                var count = counts.GetValueOrDefault(p.Data);
+                if (count != 1)
+                    throw Violation("acknowledged proposals", $"n{node.Id} applied acknowledged {p} {count} times, not once");
+            }
+        }
+    }
+
+    /// <summary>Fails the run with <paramref name="message"/>, the seed and the replay command (for test assertions).</summary>
+    public SimulationFailedException Failure(string message, Exception? inner = null) =>
+        new(Report(message), Seed, _options.ReplayCommand, inner);
+
+    /// <summary>A summary of every node, one per line.</summary>
+    public string Describe() => string.Join(Environment.NewLine, _nodes.Select(n => n.ToString()));
+
+    // ---- one step: input, Ready handling, checks ----
+
+    private void ProcessEvent(SimEvent ev)
+    {
+        switch (ev.Kind)
+        {
+            case EventKind.Tick:
+                Schedule(Now + _options.TickMs, ev);
+                var node = _nodes[ev.Node - 1];
+                if (node.Raft is { } raft && !node.ClockPaused)
+                {
+                    Guard(raft.Tick);
+                    AfterInput(node);
+                }
+                break;
+            case EventKind.Deliver:
+                var env = ev.Envelope!;
+                if (env.Cancelled) break;
+                _inFlight.Remove(env.Id);
+                Arrive(env.Message);
+                break;
+        }
+    }
+
+    /// <summary>Handles everything the node's last input produced, then checks the invariants the step may touch.</summary>
+    private void AfterInput(SimNode node)
+    {
+        var rounds = 0;
+        while (node.Raft is { } raft && raft.HasReady())
+        {
+            if (++rounds > _options.MaxReadyRoundsPerStep)
+                throw Failure($"n{node.Id} still has a Ready after {_options.MaxReadyRoundsPerStep} rounds");
+            var ready = raft.GetReady();
+            if (ready.SoftState is { } soft)
+                Trace(TraceKind.Role, node.Id, null, $"{soft.Role} t{soft.Term} leader=n{soft.Leader}");
+            // 1. Persist: entries, then the hard state that may depend on them.
+            if (ready.Entries.Count > 0)
+            {
+                node.Storage.Append(ready.Entries);
+                var first = ready.Entries[0].Index;
+                Checker.OnPersistedEntries(node.Id, ready.Entries, node.Storage.Term(first - 1));
+            }
+            if (ready.HardState is { } hard)
+            {
+                Checker.OnPersistedHardState(node.Id, node.Storage.HardState, hard);
+                node.Storage.SetHardState(hard);
+            }
+            // 2. Send, only now that what the messages promise is durable.
+            var messages = ready.Messages;
+            for (int i = 0; i < messages.Count; i++) Send(messages[i]);
+            // 3. Apply.
+            var committed = ready.CommittedEntries;
+            for (int i = 0; i < committed.Count; i++) Apply(node, committed[i]);
+            foreach (var read in ready.ReadStates) node.AddReadState(read);
+            Guard(() => raft.Advance(ready));
+        }
+        if (node.Raft is { } r)
+        {
+            Checker.OnCommitIndex(node.Id, r.CommitIndex, r.LastIndex);
+            if (r.Role == Role.Leader && !(Checker.LeaderOfTerm.TryGetValue(r.Term, out var known) && known == node.Id))
+                Checker.OnLeader(node.Id, r.Term, index => r.TryGetEntry(index, out var e) ? e.Term : null);
+        }
+    }
+
+    private void Apply(SimNode node, Entry entry)
+    {
+        Checker.OnApplied(node.Id, entry);
+        if (_pendingProposals.Count > 0 && _pendingProposals.Remove((node.Id, entry.Index), out var p))
+        {
+            if (entry.Term == p.Result.Term && entry.Data.Span.SequenceEqual(p.Data.Span))
+            {
+                p.State = ProposalState.Acknowledged;
+                p.AcknowledgedAt = Now;
+            }
+            else
+            {
+                p.State = ProposalState.Lost;
+            }
+        }
+    }
+
+    private void Schedule(long time, SimEvent ev) => _events.Enqueue(ev, (time, ++_sequence));
+
+    /// <summary>Runs a call into the core; an exception from it fails the run with the seed attached.</summary>
+    private void Guard(Action action)
+    {
+        try
+        {
+            action();
+        }
+        catch (Exception ex) when (ex is not SimulationFailedException)
+        {
+            throw Failure($"the consensus core threw {ex.GetType().Name}: {ex.Message}", ex);
+        }
+    }
+
+    private InvariantViolationException Violation(string invariant, string description) =>
+        new InvariantViolationException(invariant, Report($"invariant violated: {invariant}: {description}"), Seed, _options.ReplayCommand);
+
+    private string Report(string message)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine(message);
+        sb.Append(CultureInfo.InvariantCulture, $"  seed {Seed}, virtual time {Now} ms").AppendLine();
+        if (_options.ReplayCommand is { } replay) sb.Append("  replay: ").AppendLine(replay);
+        sb.AppendLine("  nodes:");
+        foreach (var node in _nodes) sb.Append("    ").AppendLine(node.ToString());
+        var count = (int)Math.Min(_traceCount, _trace.Length);
+        if (count > 0)
+        {
+            sb.AppendLine("  last events:");
+            for (long i = _traceCount - count; i < _traceCount; i++)
+                sb.Append("    ").AppendLine(_trace[i % _trace.Length].ToString());
+        }
+        return sb.ToString();
+    }
+
+    private void Trace(TraceKind kind, ulong node, RaftMessage? message, string? note)
+    {
+        if (_trace.Length == 0) return;
+        _trace[_traceCount % _trace.Length] = new TraceRecord(Now, kind, node, message, note);
+        _traceCount++;
+    }
+
+    /// <summary>A message as one short line; AppendEntries shows its entries' index range and terms.</summary>
+    public static string Format(RaftMessage message) => message switch
+    {
+        AppendEntries ae => $"AppendEntries n{ae.From}->n{ae.To} t{ae.Term} prev=({ae.PrevLogIndex}, t{ae.PrevLogTerm}) " +
+            (ae.Entries.Count == 0 ? "no entries" : $"entries {ae.Entries[0].Index}..{ae.Entries[^1].Index} (terms {string.Join(",", ae.Entries.Select(e => e.Term).Distinct())})") +
+            $" commit={ae.LeaderCommit}",
+        _ => message.ToString(),
+    };
+
+    private static ulong Mix(ulong a, ulong b) => new SplitMix64(a ^ (b * 0xD1B54A32D192ED03UL)).NextUInt64();
+
+    private enum EventKind : byte
+    {
+        Tick,
+        Deliver,
+    }
+
+    private readonly record struct SimEvent(EventKind Kind, ulong Node, Envelope? Envelope);
+
+    private sealed class Envelope(long id, RaftMessage message, long sentAt, long deliverAt)
+    {
+        public long Id { get; } = id;
+
+        public RaftMessage Message { get; } = message;
+
+        public long SentAt { get; } = sentAt;
+
+        public long DeliverAt { get; } = deliverAt;
+
+        public bool Cancelled { get; set; }
+    }
+
+    private enum TraceKind : byte
+    {
+        Start,
+        Crash,
+        Send,
+        Deliver,
+        Intercept,
+        Release,
+        Propose,
+        Role,
+        Network,
+    }
+
+    private readonly record struct TraceRecord(long Time, TraceKind Kind, ulong Node, RaftMessage? Message, string? Note)
+    {
+        public override string ToString() =>
+            $"{Time,7} ms n{Node} {Kind}{(Note is null ? "" : " " + Note)}{(Message is null ? "" : " " + Format(Message))}";
+    }
+}
+
+/// <summary>Equality of byte buffers by content.</summary>
+internal sealed class ByteContentComparer : IEqualityComparer<ReadOnlyMemory<byte>>
+{
+    public static ByteContentComparer Instance { get; } = new();
+
+    public bool Equals(ReadOnlyMemory<byte> x, ReadOnlyMemory<byte> y) => x.Span.SequenceEqual(y.Span);
+
+    public int GetHashCode(ReadOnlyMemory<byte> obj)
+    {
+        var hash = new HashCode();
+        hash.AddBytes(obj.Span);
+        return hash.ToHashCode();
+    }
+}
