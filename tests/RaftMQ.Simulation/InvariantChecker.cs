@@ -10,8 +10,10 @@ namespace RaftMQ.Simulation;
 /// <item>Log matching: every persisted entry is recorded by (index, term) together with the term of the entry
 /// before it. If an (index, term) pair always comes with the same content and the same previous term, then by
 /// induction any two logs holding it are identical up to it.</item>
-/// <item>Leader completeness: a new leader holds the last entry known committed, hence (log matching) all of them.</item>
-/// <item>State machine safety: no two nodes apply different entries at one index.</item>
+/// <item>Leader completeness: a new leader holds the last entry known committed, hence (log matching) all of them;
+/// when its log is compacted past that entry, the entry its log starts after must be the committed one there.</item>
+/// <item>State machine safety: no two nodes apply different entries at one index. A snapshot a node installs or
+/// restarts from counts as applying every entry it holds, so it too must equal what every other node applied.</item>
 /// <item>A running node's commit index never decreases; a node's applied sequence never changes, also across
 /// restarts; persisted terms never decrease and a persisted vote never changes within a term.</item>
 /// </list>
@@ -94,25 +96,69 @@ public sealed class InvariantChecker
         var index = entry.Index;
         if (index != _appliedThisRun[node] + 1)
             Fail("apply order", $"n{node} applied {Describe(entry)} after index {_appliedThisRun[node]}");
+        Record(node, entry, "re-applied");
+        _appliedThisRun[node] = index;
+    }
+
+    /// <summary>
+    /// <paramref name="node"/> replaced its state machine by a snapshot of <paramref name="state"/> (index 1 first)
+    /// ending at <paramref name="snapshot"/>: one from the leader, which may only move it forward (§7), or its own
+    /// when it restarts (<paramref name="restart"/>), which must not go past what it applied before.
+    /// </summary>
+    public void OnSnapshotRestored(ulong node, SnapshotMetadata snapshot, IReadOnlyList<Entry> state, bool restart)
+    {
+        if ((ulong)state.Count != snapshot.Index || (state.Count > 0 && state[^1].Term != snapshot.Term))
+            Fail("snapshot", $"n{node}'s snapshot {snapshot.Index}/t{snapshot.Term} holds {state.Count} entries ending in term {(state.Count > 0 ? state[^1].Term : 0)}");
+        if (restart ? snapshot.Index > (ulong)_applied[node].Count : snapshot.Index <= _appliedThisRun[node])
+        {
+            Fail("snapshot", restart
+                ? $"n{node} restarted from a snapshot at {snapshot.Index} but had applied only {_applied[node].Count} entries"
+                : $"n{node} installed a snapshot at {snapshot.Index}, not past its applied index {_appliedThisRun[node]}");
+        }
+        for (int i = 0; i < state.Count; i++)
+        {
+            if (state[i].Index != (ulong)i + 1) Fail("snapshot", $"n{node}'s snapshot holds {Describe(state[i])} at position {i + 1}");
+            Record(node, state[i], "holds in a snapshot");
+        }
+        _appliedThisRun[node] = snapshot.Index;
+    }
+
+    /// <summary>
+    /// <paramref name="node"/> took a snapshot at <paramref name="snapshot"/> of its state machine, whose log holds
+    /// term <paramref name="logTerm"/> (null when compacted away) at that index.
+    /// </summary>
+    public void OnSnapshotTaken(ulong node, SnapshotMetadata snapshot, ulong? logTerm)
+    {
+        if (snapshot.Index > _appliedThisRun[node])
+            Fail("snapshot", $"n{node} took a snapshot at {snapshot.Index} past its applied index {_appliedThisRun[node]}");
+        if (snapshot.Index > 0 && _applied[node][(int)snapshot.Index - 1].Term != snapshot.Term)
+            Fail("snapshot", $"n{node} took a snapshot at {snapshot.Index}/t{snapshot.Term} but applied {Describe(_applied[node][(int)snapshot.Index - 1])}");
+        if (logTerm is { } t && t != snapshot.Term)
+            Fail("snapshot", $"n{node} took a snapshot at {snapshot.Index}/t{snapshot.Term} but its log has term {t} there");
+    }
+
+    // Adds an entry to the node's applied history and to the committed sequence, or checks it against them.
+    private void Record(ulong node, in Entry entry, string verb)
+    {
+        var index = entry.Index;
         var history = _applied[node];
         if (index <= (ulong)history.Count)
         {
             var before = history[(int)index - 1];
             if (!SameEntry(before, entry))
-                Fail("applied sequence", $"n{node} re-applied {Describe(entry)} where it had applied {Describe(before)}");
+                Fail("applied sequence", $"n{node} {verb} {Describe(entry)} where it had applied {Describe(before)}");
         }
         else
         {
             history.Add(entry);
         }
-        _appliedThisRun[node] = index;
 
-        // Contiguous application means no node can apply index > Count + 1.
+        // Contiguous application (and snapshots from index 1) means no node can apply index > Count + 1.
         if (index <= (ulong)_committed.Count)
         {
             var other = _committed[(int)index - 1];
             if (!SameEntry(other, entry))
-                Fail("state machine safety", $"n{node} applied {Describe(entry)} but {Describe(other)} was applied at that index before (§5.4.3)");
+                Fail("state machine safety", $"n{node} {verb} {Describe(entry)} but {Describe(other)} was applied at that index before (§5.4.3)");
         }
         else
         {
@@ -121,7 +167,13 @@ public sealed class InvariantChecker
     }
 
     /// <summary>Observes that <paramref name="node"/> is leader in <paramref name="term"/>; <paramref name="termAt"/> reads its log (null past the end).</summary>
-    public void OnLeader(ulong node, ulong term, Func<ulong, ulong?> termAt)
+    public void OnLeader(ulong node, ulong term, Func<ulong, ulong?> termAt) => OnLeader(node, term, default, termAt);
+
+    /// <summary>
+    /// Observes that <paramref name="node"/> is leader in <paramref name="term"/>; its log starts after
+    /// <paramref name="compactedTo"/> and <paramref name="termAt"/> reads the rest (null past the end).
+    /// </summary>
+    public void OnLeader(ulong node, ulong term, SnapshotMetadata compactedTo, Func<ulong, ulong?> termAt)
     {
         if (_leaderOfTerm.TryGetValue(term, out var leader))
         {
@@ -131,6 +183,17 @@ public sealed class InvariantChecker
         _leaderOfTerm.Add(term, node);
         if (_committed.Count == 0) return;
         var last = _committed[^1];
+        if (last.Index <= compactedTo.Index)
+        {
+            // The log no longer holds the entry; by log matching it suffices that the log starts after a committed one.
+            var at = compactedTo.Index <= (ulong)_committed.Count ? _committed[(int)compactedTo.Index - 1] : (Entry?)null;
+            if (at?.Term != compactedTo.Term)
+            {
+                Fail("leader completeness", $"n{node} became leader of term {term} with a log compacted to " +
+                    $"{compactedTo.Index}/t{compactedTo.Term}, but {(at is { } a ? Describe(a) : "nothing")} was applied there (§5.4.1)");
+            }
+            return;
+        }
         var held = termAt(last.Index);
         if (held != last.Term)
         {
@@ -147,7 +210,10 @@ public sealed class InvariantChecker
         _commit[node] = commit;
     }
 
-    /// <summary>A node restarted: its state machine starts over and its commit index is what it persisted.</summary>
+    /// <summary>
+    /// A node restarted: its state machine starts over (from its snapshot, reported next with
+    /// <see cref="OnSnapshotRestored"/>) and its commit index is what it persisted.
+    /// </summary>
     public void OnRestart(ulong node, ulong persistedCommit)
     {
         _appliedThisRun[node] = 0;
