@@ -10,7 +10,8 @@ namespace RaftMQ.Simulation;
 /// <item>Log matching: every persisted entry is recorded by (index, term) together with the term of the entry
 /// before it. If an (index, term) pair always comes with the same content and the same previous term, then by
 /// induction any two logs holding it are identical up to it.</item>
-/// <item>Leader completeness: a new leader holds the last entry known committed, hence (log matching) all of them;
+/// <item>Leader completeness: a new leader holds the last entry known committed in an earlier term (or its own),
+/// hence (log matching) all of them — a leader elected late for an old term need not hold entries committed since;
 /// when its log is compacted past that entry, the entry its log starts after must be the committed one there.</item>
 /// <item>State machine safety: no two nodes apply different entries at one index. A snapshot a node installs or
 /// restarts from counts as applying every entry it holds, so it too must equal what every other node applied.</item>
@@ -24,6 +25,10 @@ public sealed class InvariantChecker
     private readonly Dictionary<ulong, ulong> _leaderOfTerm = [];
     private readonly Dictionary<(ulong Index, ulong Term), (ulong PrevTerm, Entry Entry)> _logEntries = [];
     private readonly List<Entry> _committed = [];
+
+    // For each committed entry, a term at least the one it was committed in: the term of the node that applied it
+    // first, since a node learns a commit index only from a leader of its term or an earlier one.
+    private readonly List<ulong> _committedBy = [];
     private readonly List<Entry>[] _applied;
     private readonly ulong[] _appliedThisRun;
     private readonly ulong[] _commit;
@@ -90,13 +95,13 @@ public sealed class InvariantChecker
             Fail("commit", $"n{node} persisted commit {next.Commit} over commit {previous.Commit}");
     }
 
-    /// <summary><paramref name="node"/> applied <paramref name="entry"/> to its state machine.</summary>
-    public void OnApplied(ulong node, Entry entry)
+    /// <summary><paramref name="node"/>, in term <paramref name="term"/>, applied <paramref name="entry"/> to its state machine.</summary>
+    public void OnApplied(ulong node, Entry entry, ulong term = 0)
     {
         var index = entry.Index;
         if (index != _appliedThisRun[node] + 1)
             Fail("apply order", $"n{node} applied {Describe(entry)} after index {_appliedThisRun[node]}");
-        Record(node, entry, "re-applied");
+        Record(node, entry, "re-applied", term);
         _appliedThisRun[node] = index;
     }
 
@@ -104,8 +109,9 @@ public sealed class InvariantChecker
     /// <paramref name="node"/> replaced its state machine by a snapshot of <paramref name="state"/> (index 1 first)
     /// ending at <paramref name="snapshot"/>: one from the leader, which may only move it forward (§7), or its own
     /// when it restarts (<paramref name="restart"/>), which must not go past what it applied before.
+    /// <paramref name="term"/> is the node's term.
     /// </summary>
-    public void OnSnapshotRestored(ulong node, SnapshotMetadata snapshot, IReadOnlyList<Entry> state, bool restart)
+    public void OnSnapshotRestored(ulong node, SnapshotMetadata snapshot, IReadOnlyList<Entry> state, bool restart, ulong term = 0)
     {
         if ((ulong)state.Count != snapshot.Index || (state.Count > 0 && state[^1].Term != snapshot.Term))
             Fail("snapshot", $"n{node}'s snapshot {snapshot.Index}/t{snapshot.Term} holds {state.Count} entries ending in term {(state.Count > 0 ? state[^1].Term : 0)}");
@@ -118,7 +124,7 @@ public sealed class InvariantChecker
         for (int i = 0; i < state.Count; i++)
         {
             if (state[i].Index != (ulong)i + 1) Fail("snapshot", $"n{node}'s snapshot holds {Describe(state[i])} at position {i + 1}");
-            Record(node, state[i], "holds in a snapshot");
+            Record(node, state[i], "holds in a snapshot", term);
         }
         _appliedThisRun[node] = snapshot.Index;
     }
@@ -138,7 +144,7 @@ public sealed class InvariantChecker
     }
 
     // Adds an entry to the node's applied history and to the committed sequence, or checks it against them.
-    private void Record(ulong node, in Entry entry, string verb)
+    private void Record(ulong node, in Entry entry, string verb, ulong term)
     {
         var index = entry.Index;
         var history = _applied[node];
@@ -163,6 +169,7 @@ public sealed class InvariantChecker
         else
         {
             _committed.Add(entry);
+            _committedBy.Add(term);
         }
     }
 
@@ -181,8 +188,11 @@ public sealed class InvariantChecker
             return;
         }
         _leaderOfTerm.Add(term, node);
-        if (_committed.Count == 0) return;
-        var last = _committed[^1];
+        // The last entry committed in a term up to this one; usually the last one of all.
+        var k = _committed.Count - 1;
+        while (k >= 0 && _committedBy[k] > term) k--;
+        if (k < 0) return;
+        var last = _committed[k];
         if (last.Index <= compactedTo.Index)
         {
             // The log no longer holds the entry; by log matching it suffices that the log starts after a committed one.

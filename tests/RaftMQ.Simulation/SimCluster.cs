@@ -25,6 +25,7 @@ public sealed class SimCluster
     private readonly ulong[] _voters;
     private readonly SplitMix64 _random;
     private readonly SplitMix64 _diskRandom;
+    private DiskConfig _disk;
     private readonly PriorityQueue<SimEvent, (long Time, long Seq)> _events = new();
     private readonly Dictionary<long, Envelope> _inFlight = [];
     private readonly List<HeldMessage> _held = [];
@@ -49,6 +50,7 @@ public sealed class SimCluster
         _random = new SplitMix64(options.Seed);
         // Disk faults draw from their own stream, so turning them on does not change the network's choices.
         _diskRandom = new SplitMix64(options.Seed ^ 0x3C6EF372FE94F82BUL);
+        _disk = options.Disk;
         var n = options.Nodes;
         _nodes = new SimNode[n];
         _voters = new ulong[n];
@@ -180,7 +182,7 @@ public sealed class SimCluster
         var node = Node(id);
         if (!node.IsUp) return;
         // Writes reach the disk in order, so what survives of the unsynced ones is a prefix.
-        if (_options.Disk.LoseUnsyncedOnCrash) node.LoseUnsynced(_diskRandom.Next(node.UnsyncedWrites + 1));
+        if (_disk.LoseUnsyncedOnCrash) node.LoseUnsynced(_diskRandom.Next(node.UnsyncedWrites + 1));
         Stop(node, TraceKind.Crash, null);
     }
 
@@ -219,6 +221,18 @@ public sealed class SimCluster
         Start(node);
     }
 
+    /// <summary>How the disks fail from now on (e.g. <see cref="DiskConfig.Reliable"/> to let a cluster converge).</summary>
+    public DiskConfig Disk
+    {
+        get => _disk;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            value.Validate();
+            _disk = value;
+        }
+    }
+
     /// <summary>Stops (or restarts) a node's clock: it keeps receiving messages but never times out.</summary>
     public void PauseClock(ulong id) => Node(id).ClockPaused = true;
 
@@ -243,7 +257,7 @@ public sealed class SimCluster
         node.ClearRunState();
         node.Synced();
         Checker.OnRestart(node.Id, node.Storage.HardState.Commit);
-        if (node.Snapshot is { } snapshot) Checker.OnSnapshotRestored(node.Id, snapshot.Metadata, snapshot.State, restart: true);
+        if (node.Snapshot is { } snapshot) Checker.OnSnapshotRestored(node.Id, snapshot.Metadata, snapshot.State, restart: true, node.Storage.HardState.Term);
         Guard(() => node.Raft = new RaftNode(options, node.Storage));
         Trace(TraceKind.Start, node.Id, null, null);
         AfterInput(node);
@@ -657,7 +671,7 @@ public sealed class SimCluster
     /// </summary>
     private bool Persist(SimNode node, Ready ready)
     {
-        var disk = _options.Disk;
+        var disk = _disk;
         if (ready.Snapshot is { } snapshot)
         {
             // Installing is a synced write of its own (the snapshot file, then the log reset): a crash lands before or after it.
@@ -717,8 +731,8 @@ public sealed class SimCluster
     {
         node.DiskFaults++;
         Stop(node, TraceKind.DiskFault, note);
-        if (_options.Disk.RestartAfterFaultMs > 0)
-            Schedule(Now + _options.Disk.RestartAfterFaultMs, new SimEvent(EventKind.Restart, node.Id, null, node.Incarnation));
+        if (_disk.RestartAfterFaultMs > 0)
+            Schedule(Now + _disk.RestartAfterFaultMs, new SimEvent(EventKind.Restart, node.Id, null, node.Incarnation));
     }
 
     // ---- snapshots (§7) ----
@@ -757,7 +771,7 @@ public sealed class SimCluster
         node.Synced();
         node.SnapshotsInstalled++;
         Trace(TraceKind.Snapshot, node.Id, null, $"installed snapshot {metadata.Index}/t{metadata.Term}");
-        Checker.OnSnapshotRestored(node.Id, metadata, snapshot.State, restart: false);
+        Checker.OnSnapshotRestored(node.Id, metadata, snapshot.State, restart: false, node.Raft!.Term);
         // Proposals this node made at indexes the snapshot covers are never applied here one by one: their
         // clients cannot learn the outcome from this node.
         if (_pendingProposals.Count == 0) return;
@@ -837,7 +851,7 @@ public sealed class SimCluster
 
     private void Apply(SimNode node, Entry entry)
     {
-        Checker.OnApplied(node.Id, entry);
+        Checker.OnApplied(node.Id, entry, node.Raft!.Term);
         if (_pendingProposals.Count > 0 && _pendingProposals.Remove((node.Id, entry.Index), out var p))
         {
             if (entry.Term == p.Result.Term && entry.Data.Span.SequenceEqual(p.Data.Span))
