@@ -175,15 +175,29 @@ public sealed class SimCluster
 
     /// <summary>
     /// Crashes a node: its in-memory state and every message to or from it are lost; its disk stays, minus the
-    /// unsynced writes a power loss takes (<see cref="DiskConfig.LoseUnsyncedOnCrash"/>).
+    /// unsynced writes a power loss takes (<see cref="DiskConfig.LoseUnsyncedOnCrash"/>), or all but the first
+    /// <paramref name="keepUnsynced"/> of them when given.
     /// </summary>
-    public void Crash(ulong id)
+    public void Crash(ulong id, int? keepUnsynced = null)
     {
         var node = Node(id);
         if (!node.IsUp) return;
+        ArgumentOutOfRangeException.ThrowIfNegative(keepUnsynced ?? 0, nameof(keepUnsynced));
         // Writes reach the disk in order, so what survives of the unsynced ones is a prefix.
-        if (_disk.LoseUnsyncedOnCrash) node.LoseUnsynced(_diskRandom.Next(node.UnsyncedWrites + 1));
+        if (keepUnsynced is { } keep) node.LoseUnsynced(Math.Min(keep, node.UnsyncedWrites));
+        else if (_disk.LoseUnsyncedOnCrash) node.LoseUnsynced(_diskRandom.Next(node.UnsyncedWrites + 1));
         Stop(node, TraceKind.Crash, null);
+    }
+
+    /// <summary>
+    /// Crashes the node in the middle of its next persist of entries, before the Ready's messages are sent: its
+    /// earlier unsynced writes and the first <paramref name="keepEntries"/> entries survive, the rest and the
+    /// Ready's hard state do not.
+    /// </summary>
+    public void CrashDuringNextPersist(ulong id, int keepEntries)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(keepEntries);
+        Node(id).CrashDuringPersist = keepEntries;
     }
 
     /// <summary>Stops a running node, leaving its disk as it is now.</summary>
@@ -688,21 +702,31 @@ public sealed class SimCluster
         if (entries.Count == 0 && hard is null) return true;
 
         var fault = DiskFault.None;
-        if (disk.CrashDuringPersistProbability > 0 && _diskRandom.NextDouble() < disk.CrashDuringPersistProbability)
-            fault = DiskFault.CrashDuringPersist;
-        else if (ready.MustSync && disk.SyncFailureProbability > 0 && _diskRandom.NextDouble() < disk.SyncFailureProbability)
-            fault = DiskFault.SyncFailed;
         var keptEntries = entries.Count;
         var keptHardState = hard is not null;
-        if (fault != DiskFault.None)
+        if (node.CrashDuringPersist is { } scripted && entries.Count > 0)
         {
-            var pieces = node.UnsyncedWrites + entries.Count + (hard is null ? 0 : 1);
-            var kept = _diskRandom.Next(pieces + 1);
-            var keptUnsynced = Math.Min(kept, node.UnsyncedWrites);
-            node.LoseUnsynced(keptUnsynced);
-            kept -= keptUnsynced;
-            keptEntries = Math.Min(kept, entries.Count);
-            keptHardState = hard is not null && kept > entries.Count;
+            node.CrashDuringPersist = null;
+            fault = DiskFault.CrashDuringPersist;
+            keptEntries = Math.Min(scripted, entries.Count);
+            keptHardState = false;
+        }
+        else
+        {
+            if (disk.CrashDuringPersistProbability > 0 && _diskRandom.NextDouble() < disk.CrashDuringPersistProbability)
+                fault = DiskFault.CrashDuringPersist;
+            else if (ready.MustSync && disk.SyncFailureProbability > 0 && _diskRandom.NextDouble() < disk.SyncFailureProbability)
+                fault = DiskFault.SyncFailed;
+            if (fault != DiskFault.None)
+            {
+                // Writes reach the disk in order: unsynced ones first, then the entries, then the hard state.
+                var kept = _diskRandom.Next(node.UnsyncedWrites + entries.Count + (hard is null ? 0 : 1) + 1);
+                var keptUnsynced = Math.Min(kept, node.UnsyncedWrites);
+                node.LoseUnsynced(keptUnsynced);
+                kept -= keptUnsynced;
+                keptEntries = Math.Min(kept, entries.Count);
+                keptHardState = hard is not null && kept > entries.Count;
+            }
         }
         if (keptEntries > 0)
         {

@@ -47,6 +47,9 @@ public sealed class SimNode
     /// <summary>How often the node took a snapshot of its own state machine.</summary>
     public int SnapshotsTaken { get; internal set; }
 
+    /// <summary>Entries to keep when the next persist of entries crashes (<see cref="SimCluster.CrashDuringNextPersist"/>).</summary>
+    internal int? CrashDuringPersist { get; set; }
+
     /// <summary>The commit index as of the last sync.</summary>
     internal ulong SyncedCommit { get; set; }
 
