@@ -180,9 +180,9 @@ public sealed class SimCluster
     /// </summary>
     public void Crash(ulong id, int? keepUnsynced = null)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(keepUnsynced ?? 0, nameof(keepUnsynced));
         var node = Node(id);
         if (!node.IsUp) return;
-        ArgumentOutOfRangeException.ThrowIfNegative(keepUnsynced ?? 0, nameof(keepUnsynced));
         // Writes reach the disk in order, so what survives of the unsynced ones is a prefix.
         if (keepUnsynced is { } keep) node.LoseUnsynced(Math.Min(keep, node.UnsyncedWrites));
         else if (_disk.LoseUnsyncedOnCrash) node.LoseUnsynced(_diskRandom.Next(node.UnsyncedWrites + 1));
