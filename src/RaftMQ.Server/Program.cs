@@ -25,7 +25,11 @@ catch (ConfigException e)
 }
 
 var me = config.Addresses[settings.Index];
-var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+// The content root is the binary's directory, not the working directory: the data directories usually live under
+// the working directory, and the host's file watchers would otherwise wake on every write to every node's log.
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+// The node is configured by its command line only; no configuration files, so nothing to watch or reload.
+builder.Configuration.Sources.Clear();
 builder.Logging.ClearProviders();
 builder.Logging.AddSimpleConsole(o =>
 {
