@@ -237,7 +237,7 @@ public sealed class QueueNode : IAsyncDisposable
         }
     }
 
-    /// <summary>Releases the forwarding client; the runtime belongs to <see cref="NodeHost"/>.</summary>
+    /// <summary>Releases the forwarding client; the runtime belongs to its <see cref="RaftHost"/>.</summary>
     public ValueTask DisposeAsync()
     {
         _forwarder.Dispose();
