@@ -205,23 +205,8 @@ public sealed class QueueNode : IAsyncDisposable
         try
         {
             var runtime = await _started.Task.WaitAsync(deadline).ConfigureAwait(false);
-            while (true)
-            {
-                var changed = runtime.SoftStateChanged;
-                try
-                {
-                    var value = await runtime.ReadAsync(() => query(StateMachine), deadline).ConfigureAwait(false);
-                    return (true, value, null);
-                }
-                catch (NotLeaderException)
-                {
-                    await changed.WaitAsync(deadline).ConfigureAwait(false);
-                }
-                catch (ReadAbortedException)
-                {
-                    // Leadership moved while confirming; ask again.
-                }
-            }
+            var value = await runtime.ReadWaitingForLeaderAsync(() => query(StateMachine), deadline).ConfigureAwait(false);
+            return (true, value, null);
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {

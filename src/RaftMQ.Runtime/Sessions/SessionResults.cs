@@ -54,7 +54,7 @@ public interface IResultCodec
 }
 
 /// <summary>Bounds of the session table. The defaults suit a few thousand clients.</summary>
-public sealed class SessionOptions
+public sealed class ClientSessionOptions
 {
     /// <summary>Most open sessions; registering one more evicts the least recently active (thesis §6.3: LRU).</summary>
     public int MaxSessions { get; init; } = 10_000;

@@ -20,16 +20,16 @@ public sealed class SessionStateMachine : IStateMachine
 
     private readonly IStateMachine _inner;
     private readonly IResultCodec _codec;
-    private readonly SessionOptions _options;
+    private readonly ClientSessionOptions _options;
     private readonly Dictionary<ulong, Session> _sessions = [];
     private readonly LinkedList<Session> _byActivity = []; // least recently active first
     private long _clockMs;
 
-    public SessionStateMachine(IStateMachine inner, IResultCodec codec, SessionOptions? options = null)
+    public SessionStateMachine(IStateMachine inner, IResultCodec codec, ClientSessionOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(inner);
         ArgumentNullException.ThrowIfNull(codec);
-        _options = options ?? new SessionOptions();
+        _options = options ?? new ClientSessionOptions();
         _options.Validate();
         _inner = inner;
         _codec = codec;
