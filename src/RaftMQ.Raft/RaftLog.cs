@@ -27,7 +27,14 @@ internal sealed class RaftLog
         if (Committed > storage.LastIndex)
             throw new InvalidOperationException($"hard state commit {Committed} is past the last stored index {storage.LastIndex}");
         Applied = Math.Max(applied, storage.Snapshot.Index);
-        if (Applied > Committed) throw new InvalidOperationException($"applied {Applied} is past commit {Committed}");
+        if (Applied > Committed)
+        {
+            // Only committed entries are applied, so a state machine restored past the persisted commit index (a
+            // snapshot is synced, a commit index alone is not) proves those entries committed.
+            if (Applied > storage.LastIndex)
+                throw new InvalidOperationException($"applied {Applied} is past the last stored index {storage.LastIndex}");
+            Committed = Applied;
+        }
     }
 
     public ulong Committed { get; private set; }

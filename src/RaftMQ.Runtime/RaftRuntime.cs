@@ -34,6 +34,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     private int _disposed;
     private HardState _persistedHardState;
     private ulong _lastSnapshotIndex;
+    private long _bytesSinceSnapshot;
     private IncomingSnapshot? _incomingSnapshot;
     private readonly Dictionary<ulong, OutgoingSnapshot> _outgoingSnapshots = [];
     private readonly List<(ulong Peer, bool Succeeded)> _snapshotReports = [];
@@ -356,7 +357,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     private void MaybeTakeSnapshot(RaftNode node)
     {
         var applied = node.AppliedIndex;
-        if (applied - _lastSnapshotIndex < _options.SnapshotEveryEntries || !node.TryGetEntry(applied, out var last)) return;
+        var due = applied - _lastSnapshotIndex >= _options.SnapshotEveryEntries || _bytesSinceSnapshot >= _options.SnapshotEveryBytes;
+        if (!due || applied == _lastSnapshotIndex || !node.TryGetEntry(applied, out var last)) return;
         var metadata = new SnapshotMetadata(applied, last.Term);
         using (var writer = _storage.CreateSnapshot(metadata))
         {
@@ -364,6 +366,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
             writer.Commit();
         }
         _lastSnapshotIndex = applied;
+        _bytesSinceSnapshot = 0;
         // Keep a tail of entries so a follower a little behind is caught up from the log, not with a snapshot.
         if (applied > _options.SnapshotRetainEntries)
         {
@@ -384,6 +387,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
         _storage.Log.InstallSnapshot(snapshot);
         _stateMachine.RestoreSnapshot(stream);
         _lastSnapshotIndex = snapshot.Index;
+        _bytesSinceSnapshot = 0;
         LogSnapshotInstalled(_logger, _options.Raft.Id, snapshot.Index, snapshot.Term);
     }
 
@@ -467,6 +471,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
         {
             object? result = null;
             if (e.Type == EntryType.Command) result = _stateMachine.Apply(e.Index, e.Data);
+            _bytesSinceSnapshot += e.Data.Length;
             if (_proposals.Remove(e.Index, out var p))
             {
                 if (p.Term == e.Term) p.Completion.TrySetResult(result);

@@ -23,6 +23,9 @@ public sealed class RaftRuntimeOptions
     /// <summary>Take a snapshot of the state machine once this many entries were applied since the last one.</summary>
     public ulong SnapshotEveryEntries { get; init; } = 50_000;
 
+    /// <summary>Take a snapshot once this many bytes of commands were applied since the last one, whichever bound comes first.</summary>
+    public long SnapshotEveryBytes { get; init; } = 256L << 20;
+
     /// <summary>Entries kept in the log behind a snapshot, so a follower slightly behind catches up without a snapshot.</summary>
     public ulong SnapshotRetainEntries { get; init; } = 5_000;
 

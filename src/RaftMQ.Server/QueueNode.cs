@@ -34,7 +34,7 @@ public abstract record CommandOutcome
     public sealed record Applied(QueueResult Result) : CommandOutcome;
 
     /// <summary>Answered by the leader this request was forwarded to; relay it as it is.</summary>
-    public sealed record Relayed(int StatusCode, string ContentType, byte[] Body) : CommandOutcome;
+    public sealed record Relayed(int StatusCode, string ContentType, byte[] Body, string? ErrorCode) : CommandOutcome;
 
     /// <summary>Not done (<see cref="ErrorCodes.NoLeader"/>, ...) or not known to be done (<see cref="ErrorCodes.OutcomeUnknown"/>).</summary>
     public sealed record Unavailable(string Code, string Error) : CommandOutcome;
@@ -194,8 +194,9 @@ public sealed class QueueNode : IAsyncDisposable
         {
             if (response.StatusCode == HttpStatusCode.ServiceUnavailable && response.Headers.Contains(NotLeaderHeader)) return null;
             var bytes = await response.Content.ReadAsByteArrayAsync(deadline).ConfigureAwait(false);
+            var errorCode = response.Headers.TryGetValues(ErrorCodes.Header, out var codes) ? codes.FirstOrDefault() : null;
             return new CommandOutcome.Relayed(
-                (int)response.StatusCode, response.Content.Headers.ContentType?.ToString() ?? "application/json", bytes);
+                (int)response.StatusCode, response.Content.Headers.ContentType?.ToString() ?? "application/json", bytes, errorCode);
         }
     }
 

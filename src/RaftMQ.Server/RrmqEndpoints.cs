@@ -129,6 +129,7 @@ public static class RrmqEndpoints
                 break;
             case CommandOutcome.Relayed r:
                 ctx.Response.StatusCode = r.StatusCode;
+                if (r.ErrorCode is not null) ctx.Response.Headers[ErrorCodes.Header] = r.ErrorCode;
                 ctx.Response.ContentType = r.ContentType;
                 await ctx.Response.Body.WriteAsync(r.Body, ctx.RequestAborted);
                 break;

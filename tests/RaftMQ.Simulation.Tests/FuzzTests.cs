@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace RaftMQ.Simulation.Tests;
 
 /// <summary>
-/// Randomized fault schedules (see <see cref="Fuzzer"/>): 10,000 in the default run, 200,000 with
+/// Randomized fault schedules (see <see cref="Fuzzer"/>), with and without snapshots and disk faults: 10,000 in the default run, 200,000 with
 /// <c>RAFTMQ_SOAK=1</c>, one with <c>RAFTMQ_SEED=n</c>. The seeds are split over several test classes because xunit
 /// runs classes, not the cases of one theory, in parallel.
 /// </summary>
@@ -35,8 +35,8 @@ public abstract class FuzzTestsBase(ITestOutputHelper output)
         var perPart = total / Parts;
         var first = FirstSeed + (ulong)(Part * perPart);
         var watch = Stopwatch.StartNew();
-        long acknowledged = 0, proposals = 0, crashes = 0, elections = 0;
-        int withLeaderChange = 0, fiveNodes = 0;
+        long acknowledged = 0, proposals = 0, crashes = 0, elections = 0, snapshotsInstalled = 0, diskFaults = 0;
+        int withLeaderChange = 0, fiveNodes = 0, withSnapshotInstall = 0, withDiskFault = 0;
         for (int i = 0; i < perPart; i++)
         {
             var seed = first + (ulong)i;
@@ -47,16 +47,23 @@ public abstract class FuzzTestsBase(ITestOutputHelper output)
             elections += outcome.Terms;
             if (outcome.Terms > 1) withLeaderChange++;
             if (outcome.Nodes == 5) fiveNodes++;
+            snapshotsInstalled += outcome.SnapshotsInstalled;
+            diskFaults += outcome.DiskFaults;
+            if (outcome.SnapshotsInstalled > 0) withSnapshotInstall++;
+            if (outcome.DiskFaults > 0) withDiskFault++;
         }
         output.WriteLine($"{perPart} schedules (seeds {first}..{first + (ulong)perPart - 1}) in {watch.ElapsedMilliseconds} ms: " +
             $"{proposals} proposals, {acknowledged} acknowledged, {crashes} crashes, {elections} leader terms, " +
-            $"{withLeaderChange} schedules with a leader change, {fiveNodes} on five nodes");
+            $"{withLeaderChange} schedules with a leader change, {fiveNodes} on five nodes, " +
+            $"{snapshotsInstalled} snapshots installed in {withSnapshotInstall} schedules, {diskFaults} disk faults in {withDiskFault} schedules");
 
         // The schedules must actually stress the cluster, or passing means nothing.
         acknowledged.ShouldBeGreaterThan(perPart * 5L);
         withLeaderChange.ShouldBeGreaterThan(perPart / 2);
         crashes.ShouldBeGreaterThan(perPart);
         fiveNodes.ShouldBeInRange(perPart / 3, perPart * 2 / 3);
+        withSnapshotInstall.ShouldBeGreaterThan(perPart / 10);
+        withDiskFault.ShouldBeGreaterThan(perPart / 20);
     }
 }
 

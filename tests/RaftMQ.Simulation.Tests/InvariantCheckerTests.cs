@@ -63,6 +63,60 @@ public sealed class InvariantCheckerTests
     }
 
     [Fact]
+    public void LeaderCompleteness_ALeaderElectedLateForAnOlderTerm_NeedNotHoldLaterCommits()
+    {
+        var c = NewChecker();
+        c.OnApplied(1, E(1, 2), term: 2);
+        c.OnLeader(2, 1, _ => null);
+        ShouldViolate("leader completeness", () => c.OnLeader(3, 3, _ => null));
+    }
+
+    [Fact]
+    public void LeaderCompleteness_OnACompactedLog_ComparesTheEntryTheLogStartsAfter()
+    {
+        var c = NewChecker();
+        for (ulong i = 1; i <= 4; i++) c.OnApplied(1, E(i, i <= 2 ? 1UL : 2UL));
+        c.OnLeader(2, 3, new SnapshotMetadata(4, 2), _ => null);
+        c.OnLeader(3, 4, new SnapshotMetadata(2, 1), i => i <= 4 ? (i <= 2 ? 1UL : 2UL) : null);
+        ShouldViolate("leader completeness", () => c.OnLeader(1, 5, new SnapshotMetadata(4, 1), _ => null));
+    }
+
+    [Fact]
+    public void SnapshotInstall_MustEqualWhatOthersApplied_AndOnlyMoveForward()
+    {
+        var c = NewChecker();
+        c.OnApplied(1, E(1, 1));
+        c.OnApplied(1, E(2, 1));
+        c.OnApplied(2, E(1, 1));
+        c.OnSnapshotRestored(2, new SnapshotMetadata(3, 1), [E(1, 1), E(2, 1), E(3, 1)], restart: false);
+        c.AppliedThisRun(2).ShouldBe(3UL);
+        c.Committed.Count.ShouldBe(3, "the snapshot's entries count as applied");
+        c.OnApplied(2, E(4, 1));
+
+        ShouldViolate("state machine safety", () => c.OnSnapshotRestored(3, new SnapshotMetadata(2, 1), [E(1, 1), E(2, 1, 5)], restart: false));
+        ShouldViolate("snapshot", () => c.OnSnapshotRestored(2, new SnapshotMetadata(3, 1), [E(1, 1), E(2, 1), E(3, 1)], restart: false));
+        ShouldViolate("snapshot", () => c.OnSnapshotRestored(3, new SnapshotMetadata(2, 2), [E(1, 1), E(2, 1)], restart: false));
+    }
+
+    [Fact]
+    public void SnapshotRestart_StartsTheStateMachineAtTheSnapshot_NotPastWhatWasApplied()
+    {
+        var c = NewChecker();
+        for (ulong i = 1; i <= 3; i++) c.OnApplied(1, E(i, 1));
+        c.OnSnapshotTaken(1, new SnapshotMetadata(2, 1), 1);
+        ShouldViolate("snapshot", () => c.OnSnapshotTaken(1, new SnapshotMetadata(4, 1), null));
+        ShouldViolate("snapshot", () => c.OnSnapshotTaken(1, new SnapshotMetadata(2, 1), 2));
+
+        c.OnRestart(1, 0);
+        c.OnSnapshotRestored(1, new SnapshotMetadata(2, 1), [E(1, 1), E(2, 1)], restart: true);
+        ShouldViolate("apply order", () => c.OnApplied(1, E(2, 1)));
+        c.OnApplied(1, E(3, 1));
+
+        c.OnRestart(1, 0);
+        ShouldViolate("snapshot", () => c.OnSnapshotRestored(1, new SnapshotMetadata(4, 1), [E(1, 1), E(2, 1), E(3, 1), E(4, 1)], restart: true));
+    }
+
+    [Fact]
     public void CommitIndex_NeverGoesBack_OrPastTheLog()
     {
         var c = NewChecker();

@@ -17,7 +17,10 @@ public enum ProposalState : byte
     /// <summary>The proposing node applied another entry at that index: the proposal was lost to a leader change.</summary>
     Lost = 3,
 
-    /// <summary>The proposing node crashed before it could tell; the entry may or may not be committed.</summary>
+    /// <summary>
+    /// The proposing node crashed before it could tell, or jumped past the entry by installing a leader's snapshot;
+    /// the entry may or may not be committed.
+    /// </summary>
     Unknown = 4,
 }
 

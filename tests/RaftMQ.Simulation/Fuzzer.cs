@@ -11,12 +11,17 @@ namespace RaftMQ.Simulation;
 /// <param name="Terms">Terms that had a leader.</param>
 /// <param name="Crashes">Nodes crashed.</param>
 /// <param name="VirtualMs">Virtual time the schedule took, convergence included.</param>
-public readonly record struct FuzzOutcome(ulong Seed, int Nodes, int Proposals, int Acknowledged, int Terms, int Crashes, long VirtualMs);
+/// <param name="SnapshotsInstalled">Snapshots followers adopted from a leader.</param>
+/// <param name="DiskFaults">Nodes stopped by a torn persist or a failed fsync.</param>
+public readonly record struct FuzzOutcome(
+    ulong Seed, int Nodes, int Proposals, int Acknowledged, int Terms, int Crashes, long VirtualMs, int SnapshotsInstalled, int DiskFaults);
 
 /// <summary>
 /// Random fault schedules against a simulated cluster: partitions (symmetric and one-way), isolation, loss,
 /// duplication, reordering, long delays, crashes and restarts, leader kills and clock pauses, all while clients
-/// propose. The invariant checker runs after every step. Then the faults stop, and the cluster must converge:
+/// propose. Half the schedules snapshot every few entries (so lagging, partitioned and restarted followers get
+/// InstallSnapshot), and a third run on faulty disks (power loss at crashes, torn persists, failed fsyncs). The
+/// invariant checker runs after every step. Then the faults stop, and the cluster must converge:
 /// one leader, every node applied everything, and every acknowledged proposal applied exactly once everywhere.
 /// </summary>
 public static class Fuzzer
@@ -27,6 +32,10 @@ public static class Fuzzer
     private static readonly double[] LongDelayChoices = [0, 0, 0.01, 0.05];
     private static readonly int[] InflightChoices = [1, 2, 4, 256];
     private static readonly long[] AppendBytesChoices = [1, 100, 1 << 20];
+    private static readonly int[] SnapshotEveryChoices = [2, 3, 5, 10];
+    private static readonly int[] SnapshotRetainChoices = [0, 0, 1, 5];
+    private static readonly double[] TornPersistChoices = [0, 0.005, 0.02];
+    private static readonly double[] SyncFailureChoices = [0, 0.002, 0.01];
 
     /// <summary>Virtual time the healed cluster gets to converge before the run counts as stuck.</summary>
     public const long ConvergeTimeoutMs = 30_000;
@@ -39,11 +48,26 @@ public static class Fuzzer
         // Small flow-control windows and batches make the lost-append and backtracking paths common.
         var inflight = InflightChoices[rng.Next(InflightChoices.Length)];
         var appendBytes = AppendBytesChoices[rng.Next(AppendBytesChoices.Length)];
+        var snapshotEvery = rng.Next(2) == 0 ? SnapshotEveryChoices[rng.Next(SnapshotEveryChoices.Length)] : 0;
+        var snapshotRetain = SnapshotRetainChoices[rng.Next(SnapshotRetainChoices.Length)];
+        var disk = rng.Next(3) == 0
+            ? new DiskConfig
+            {
+                LoseUnsyncedOnCrash = true,
+                CrashDuringPersistProbability = TornPersistChoices[rng.Next(TornPersistChoices.Length)],
+                SyncFailureProbability = SyncFailureChoices[rng.Next(SyncFailureChoices.Length)],
+                RestartAfterFaultMs = 50 + rng.Next(500),
+            }
+            : DiskConfig.Reliable;
         var sim = new SimCluster(new SimOptions
         {
             Nodes = n,
             Seed = seed,
             Link = RandomLink(rng),
+            SnapshotEveryEntries = snapshotEvery,
+            SnapshotRetainEntries = snapshotRetain,
+            SnapshotTransferTimeoutMs = 100 + rng.Next(400),
+            Disk = disk,
             ReplayCommand = replayCommand,
             TraceCapacity = 48,
             ConfigureRaft = o =>
@@ -123,6 +147,7 @@ public static class Fuzzer
         }
 
         // Stop the faults and let the cluster converge.
+        sim.Disk = DiskConfig.Reliable;
         sim.Heal();
         sim.SetAllLinks(LinkConfig.Reliable);
         foreach (var node in sim.Nodes)
@@ -136,7 +161,7 @@ public static class Fuzzer
         sim.CheckAcknowledgedAppliedExactlyOnce();
 
         return new FuzzOutcome(seed, n, sim.Proposals.Count, sim.Proposals.Count(p => p.IsAcknowledged),
-            sim.Checker.LeaderOfTerm.Count, crashes, sim.Now);
+            sim.Checker.LeaderOfTerm.Count, crashes, sim.Now, sim.Nodes.Sum(x => x.SnapshotsInstalled), sim.Nodes.Sum(x => x.DiskFaults));
     }
 
     /// <summary>One leader that every node follows, its whole log committed and applied everywhere.</summary>

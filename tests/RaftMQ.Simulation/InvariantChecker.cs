@@ -10,8 +10,11 @@ namespace RaftMQ.Simulation;
 /// <item>Log matching: every persisted entry is recorded by (index, term) together with the term of the entry
 /// before it. If an (index, term) pair always comes with the same content and the same previous term, then by
 /// induction any two logs holding it are identical up to it.</item>
-/// <item>Leader completeness: a new leader holds the last entry known committed, hence (log matching) all of them.</item>
-/// <item>State machine safety: no two nodes apply different entries at one index.</item>
+/// <item>Leader completeness: a new leader holds the last entry known committed in an earlier term (or its own),
+/// hence (log matching) all of them — a leader elected late for an old term need not hold entries committed since;
+/// when its log is compacted past that entry, the entry its log starts after must be the committed one there.</item>
+/// <item>State machine safety: no two nodes apply different entries at one index. A snapshot a node installs or
+/// restarts from counts as applying every entry it holds, so it too must equal what every other node applied.</item>
 /// <item>A running node's commit index never decreases; a node's applied sequence never changes, also across
 /// restarts; persisted terms never decrease and a persisted vote never changes within a term.</item>
 /// </list>
@@ -22,6 +25,10 @@ public sealed class InvariantChecker
     private readonly Dictionary<ulong, ulong> _leaderOfTerm = [];
     private readonly Dictionary<(ulong Index, ulong Term), (ulong PrevTerm, Entry Entry)> _logEntries = [];
     private readonly List<Entry> _committed = [];
+
+    // For each committed entry, a term at least the one it was committed in: the term of the node that applied it
+    // first, since a node learns a commit index only from a leader of its term or an earlier one.
+    private readonly List<ulong> _committedBy = [];
     private readonly List<Entry>[] _applied;
     private readonly ulong[] _appliedThisRun;
     private readonly ulong[] _commit;
@@ -88,40 +95,92 @@ public sealed class InvariantChecker
             Fail("commit", $"n{node} persisted commit {next.Commit} over commit {previous.Commit}");
     }
 
-    /// <summary><paramref name="node"/> applied <paramref name="entry"/> to its state machine.</summary>
-    public void OnApplied(ulong node, Entry entry)
+    /// <summary><paramref name="node"/>, in term <paramref name="term"/>, applied <paramref name="entry"/> to its state machine.</summary>
+    public void OnApplied(ulong node, Entry entry, ulong term = 0)
     {
         var index = entry.Index;
         if (index != _appliedThisRun[node] + 1)
             Fail("apply order", $"n{node} applied {Describe(entry)} after index {_appliedThisRun[node]}");
+        Record(node, entry, "re-applied", term);
+        _appliedThisRun[node] = index;
+    }
+
+    /// <summary>
+    /// <paramref name="node"/> replaced its state machine by a snapshot of <paramref name="state"/> (index 1 first)
+    /// ending at <paramref name="snapshot"/>: one from the leader, which may only move it forward (§7), or its own
+    /// when it restarts (<paramref name="restart"/>), which must not go past what it applied before.
+    /// <paramref name="term"/> is the node's term.
+    /// </summary>
+    public void OnSnapshotRestored(ulong node, SnapshotMetadata snapshot, IReadOnlyList<Entry> state, bool restart, ulong term = 0)
+    {
+        if ((ulong)state.Count != snapshot.Index || (state.Count > 0 && state[^1].Term != snapshot.Term))
+            Fail("snapshot", $"n{node}'s snapshot {snapshot.Index}/t{snapshot.Term} holds {state.Count} entries ending in term {(state.Count > 0 ? state[^1].Term : 0)}");
+        if (restart ? snapshot.Index > (ulong)_applied[node].Count : snapshot.Index <= _appliedThisRun[node])
+        {
+            Fail("snapshot", restart
+                ? $"n{node} restarted from a snapshot at {snapshot.Index} but had applied only {_applied[node].Count} entries"
+                : $"n{node} installed a snapshot at {snapshot.Index}, not past its applied index {_appliedThisRun[node]}");
+        }
+        for (int i = 0; i < state.Count; i++)
+        {
+            if (state[i].Index != (ulong)i + 1) Fail("snapshot", $"n{node}'s snapshot holds {Describe(state[i])} at position {i + 1}");
+            Record(node, state[i], "holds in a snapshot", term);
+        }
+        _appliedThisRun[node] = snapshot.Index;
+    }
+
+    /// <summary>
+    /// <paramref name="node"/> took a snapshot at <paramref name="snapshot"/> of its state machine, whose log holds
+    /// term <paramref name="logTerm"/> (null when compacted away) at that index.
+    /// </summary>
+    public void OnSnapshotTaken(ulong node, SnapshotMetadata snapshot, ulong? logTerm)
+    {
+        if (snapshot.Index > _appliedThisRun[node])
+            Fail("snapshot", $"n{node} took a snapshot at {snapshot.Index} past its applied index {_appliedThisRun[node]}");
+        if (snapshot.Index > 0 && _applied[node][(int)snapshot.Index - 1].Term != snapshot.Term)
+            Fail("snapshot", $"n{node} took a snapshot at {snapshot.Index}/t{snapshot.Term} but applied {Describe(_applied[node][(int)snapshot.Index - 1])}");
+        if (logTerm is { } t && t != snapshot.Term)
+            Fail("snapshot", $"n{node} took a snapshot at {snapshot.Index}/t{snapshot.Term} but its log has term {t} there");
+    }
+
+    // Adds an entry to the node's applied history and to the committed sequence, or checks it against them.
+    private void Record(ulong node, in Entry entry, string verb, ulong term)
+    {
+        var index = entry.Index;
         var history = _applied[node];
         if (index <= (ulong)history.Count)
         {
             var before = history[(int)index - 1];
             if (!SameEntry(before, entry))
-                Fail("applied sequence", $"n{node} re-applied {Describe(entry)} where it had applied {Describe(before)}");
+                Fail("applied sequence", $"n{node} {verb} {Describe(entry)} where it had applied {Describe(before)}");
         }
         else
         {
             history.Add(entry);
         }
-        _appliedThisRun[node] = index;
 
-        // Contiguous application means no node can apply index > Count + 1.
+        // Contiguous application (and snapshots from index 1) means no node can apply index > Count + 1.
         if (index <= (ulong)_committed.Count)
         {
             var other = _committed[(int)index - 1];
             if (!SameEntry(other, entry))
-                Fail("state machine safety", $"n{node} applied {Describe(entry)} but {Describe(other)} was applied at that index before (§5.4.3)");
+                Fail("state machine safety", $"n{node} {verb} {Describe(entry)} but {Describe(other)} was applied at that index before (§5.4.3)");
         }
         else
         {
             _committed.Add(entry);
+            _committedBy.Add(term);
         }
     }
 
     /// <summary>Observes that <paramref name="node"/> is leader in <paramref name="term"/>; <paramref name="termAt"/> reads its log (null past the end).</summary>
-    public void OnLeader(ulong node, ulong term, Func<ulong, ulong?> termAt)
+    public void OnLeader(ulong node, ulong term, Func<ulong, ulong?> termAt) => OnLeader(node, term, default, termAt);
+
+    /// <summary>
+    /// Observes that <paramref name="node"/> is leader in <paramref name="term"/>; its log starts after
+    /// <paramref name="compactedTo"/> and <paramref name="termAt"/> reads the rest (null past the end).
+    /// </summary>
+    public void OnLeader(ulong node, ulong term, SnapshotMetadata compactedTo, Func<ulong, ulong?> termAt)
     {
         if (_leaderOfTerm.TryGetValue(term, out var leader))
         {
@@ -129,8 +188,22 @@ public sealed class InvariantChecker
             return;
         }
         _leaderOfTerm.Add(term, node);
-        if (_committed.Count == 0) return;
-        var last = _committed[^1];
+        // The last entry committed in a term up to this one; usually the last one of all.
+        var k = _committed.Count - 1;
+        while (k >= 0 && _committedBy[k] > term) k--;
+        if (k < 0) return;
+        var last = _committed[k];
+        if (last.Index <= compactedTo.Index)
+        {
+            // The log no longer holds the entry; by log matching it suffices that the log starts after a committed one.
+            var at = compactedTo.Index <= (ulong)_committed.Count ? _committed[(int)compactedTo.Index - 1] : (Entry?)null;
+            if (at?.Term != compactedTo.Term)
+            {
+                Fail("leader completeness", $"n{node} became leader of term {term} with a log compacted to " +
+                    $"{compactedTo.Index}/t{compactedTo.Term}, but {(at is { } a ? Describe(a) : "nothing")} was applied there (§5.4.1)");
+            }
+            return;
+        }
         var held = termAt(last.Index);
         if (held != last.Term)
         {
@@ -147,7 +220,10 @@ public sealed class InvariantChecker
         _commit[node] = commit;
     }
 
-    /// <summary>A node restarted: its state machine starts over and its commit index is what it persisted.</summary>
+    /// <summary>
+    /// A node restarted: its state machine starts over (from its snapshot, reported next with
+    /// <see cref="OnSnapshotRestored"/>) and its commit index is what it persisted.
+    /// </summary>
     public void OnRestart(ulong node, ulong persistedCommit)
     {
         _appliedThisRun[node] = 0;

@@ -24,7 +24,7 @@ public sealed class NetworkStats
     /// <summary>Extra copies the network made.</summary>
     public long Duplicated { get; internal set; }
 
-    /// <summary>Approximate bytes sent: <see cref="MessageOverhead"/> per message plus <see cref="Entry.Size"/> per entry.</summary>
+    /// <summary>Approximate bytes sent: <see cref="MessageOverhead"/> per message plus <see cref="Entry.Size"/> per entry and the bytes of snapshots.</summary>
     public long BytesSent { get; private set; }
 
     /// <summary>Log entries carried by AppendEntries messages sent.</summary>
@@ -53,6 +53,9 @@ public sealed class NetworkStats
                 break;
             case AppendEntriesResponse { Reject: true }:
                 AppendRejectionsSent++;
+                break;
+            case SnapshotChunk chunk:
+                bytes += chunk.Data.Length;
                 break;
         }
         BytesSent += bytes;

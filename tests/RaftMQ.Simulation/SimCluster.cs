@@ -11,8 +11,12 @@ namespace RaftMQ.Simulation;
 /// <see cref="InvariantViolationException"/> that names the seed and the command that replays it.
 /// </summary>
 /// <remarks>
-/// Each node handles its Ready the way a real runtime must: persist entries and hard state, then send the messages,
-/// then apply committed entries, then <see cref="RaftNode.Advance"/>, for as long as <see cref="RaftNode.HasReady"/>.
+/// Each node handles its Ready the way a real runtime must: install a snapshot the core adopted, persist entries and
+/// hard state (syncing when <see cref="Ready.MustSync"/>), then send the messages, then apply committed entries, then
+/// <see cref="RaftNode.Advance"/>, for as long as <see cref="RaftNode.HasReady"/>. With
+/// <see cref="SimOptions.SnapshotEveryEntries"/> it snapshots its state machine and compacts its log; a leader sends
+/// a follower that needs compacted entries its newest snapshot in one <see cref="SnapshotChunk"/>. The disk keeps
+/// exactly what <see cref="SimOptions.Disk"/> lets survive.
 /// </remarks>
 public sealed class SimCluster
 {
@@ -20,6 +24,8 @@ public sealed class SimCluster
     private readonly SimNode[] _nodes;
     private readonly ulong[] _voters;
     private readonly SplitMix64 _random;
+    private readonly SplitMix64 _diskRandom;
+    private DiskConfig _disk;
     private readonly PriorityQueue<SimEvent, (long Time, long Seq)> _events = new();
     private readonly Dictionary<long, Envelope> _inFlight = [];
     private readonly List<HeldMessage> _held = [];
@@ -42,6 +48,9 @@ public sealed class SimCluster
         _options = options;
         Seed = options.Seed;
         _random = new SplitMix64(options.Seed);
+        // Disk faults draw from their own stream, so turning them on does not change the network's choices.
+        _diskRandom = new SplitMix64(options.Seed ^ 0x3C6EF372FE94F82BUL);
+        _disk = options.Disk;
         var n = options.Nodes;
         _nodes = new SimNode[n];
         _voters = new ulong[n];
@@ -164,11 +173,37 @@ public sealed class SimCluster
 
     // ---- faults ----
 
-    /// <summary>Crashes a node: its in-memory state and every message to or from it are lost; its storage stays.</summary>
-    public void Crash(ulong id)
+    /// <summary>
+    /// Crashes a node: its in-memory state and every message to or from it are lost; its disk stays, minus the
+    /// unsynced writes a power loss takes (<see cref="DiskConfig.LoseUnsyncedOnCrash"/>), or all but the first
+    /// <paramref name="keepUnsynced"/> of them when given.
+    /// </summary>
+    public void Crash(ulong id, int? keepUnsynced = null)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(keepUnsynced ?? 0, nameof(keepUnsynced));
         var node = Node(id);
         if (!node.IsUp) return;
+        // Writes reach the disk in order, so what survives of the unsynced ones is a prefix.
+        if (keepUnsynced is { } keep) node.LoseUnsynced(Math.Min(keep, node.UnsyncedWrites));
+        else if (_disk.LoseUnsyncedOnCrash) node.LoseUnsynced(_diskRandom.Next(node.UnsyncedWrites + 1));
+        Stop(node, TraceKind.Crash, null);
+    }
+
+    /// <summary>
+    /// Crashes the node in the middle of its next persist of entries, before the Ready's messages are sent: its
+    /// earlier unsynced writes and the first <paramref name="keepEntries"/> entries survive, the rest and the
+    /// Ready's hard state do not.
+    /// </summary>
+    public void CrashDuringNextPersist(ulong id, int keepEntries)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(keepEntries);
+        Node(id).CrashDuringPersist = keepEntries;
+    }
+
+    /// <summary>Stops a running node, leaving its disk as it is now.</summary>
+    private void Stop(SimNode node, TraceKind kind, string? note)
+    {
+        var id = node.Id;
         node.Raft = null;
         // The disk outlives the process; a copy makes sure nothing of the dead process can still write to it.
         node.Storage = node.Storage.Clone();
@@ -186,15 +221,30 @@ public sealed class SimCluster
             p.State = ProposalState.Unknown;
             _pendingProposals.Remove(key);
         }
-        Trace(TraceKind.Crash, id, null, null);
+        Trace(kind, id, null, note);
     }
 
-    /// <summary>Starts a crashed node again from its storage; its state machine re-applies from index 1.</summary>
+    /// <summary>
+    /// Starts a crashed node again from its disk: the state machine from its newest snapshot (§7), then the log after
+    /// it (from index 1 when it has no snapshot).
+    /// </summary>
     public void Restart(ulong id)
     {
         var node = Node(id);
         if (node.IsUp) throw new InvalidOperationException($"n{id} is running; crash it first");
         Start(node);
+    }
+
+    /// <summary>How the disks fail from now on (e.g. <see cref="DiskConfig.Reliable"/> to let a cluster converge).</summary>
+    public DiskConfig Disk
+    {
+        get => _disk;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            value.Validate();
+            _disk = value;
+        }
     }
 
     /// <summary>Stops (or restarts) a node's clock: it keeps receiving messages but never times out.</summary>
@@ -216,10 +266,12 @@ public sealed class SimCluster
             RandomSeed = Mix(Seed, (ulong)node.Incarnation),
         };
         _options.ConfigureRaft?.Invoke(options);
-        // The state machine is rebuilt from the log, so it starts from nothing.
-        options.Applied = 0;
+        // The state machine is rebuilt from the snapshot and the log, so it starts at the snapshot.
+        options.Applied = node.Snapshot?.Metadata.Index ?? 0;
         node.ClearRunState();
+        node.Synced();
         Checker.OnRestart(node.Id, node.Storage.HardState.Commit);
+        if (node.Snapshot is { } snapshot) Checker.OnSnapshotRestored(node.Id, snapshot.Metadata, snapshot.State, restart: true, node.Storage.HardState.Term);
         Guard(() => node.Raft = new RaftNode(options, node.Storage));
         Trace(TraceKind.Start, node.Id, null, null);
         AfterInput(node);
@@ -432,6 +484,15 @@ public sealed class SimCluster
         }
         Stats.OnDelivered();
         Trace(TraceKind.Deliver, message.To, message, null);
+        switch (message)
+        {
+            case SnapshotChunk chunk:
+                ReceiveSnapshot(node, raft, chunk);
+                return;
+            case SnapshotChunkResponse response:
+                EndSnapshotTransfer(node, raft, response);
+                return;
+        }
         Guard(() => raft.Step(message));
         AfterInput(node);
     }
@@ -548,7 +609,12 @@ public sealed class SimCluster
                 {
                     Guard(raft.Tick);
                     AfterInput(node);
+                    ExpireSnapshotTransfers(node);
                 }
+                break;
+            case EventKind.Restart:
+                var stopped = _nodes[ev.Node - 1];
+                if (!stopped.IsUp && stopped.Incarnation == ev.Incarnation) Start(stopped);
                 break;
             case EventKind.Deliver:
                 var env = ev.Envelope!;
@@ -569,39 +635,247 @@ public sealed class SimCluster
                 throw Failure($"n{node.Id} still has a Ready after {_options.MaxReadyRoundsPerStep} rounds");
             var ready = raft.GetReady();
             if (ready.SoftState is { } soft)
+            {
                 Trace(TraceKind.Role, node.Id, null, $"{soft.Role} t{soft.Term} leader=n{soft.Leader}");
-            // 1. Persist: entries, then the hard state that may depend on them.
-            if (ready.Entries.Count > 0)
-            {
-                node.Storage.Append(ready.Entries);
-                var first = ready.Entries[0].Index;
-                Checker.OnPersistedEntries(node.Id, ready.Entries, node.Storage.Term(first - 1));
+                // Transfers belong to the leadership that started them.
+                if (soft.Role != Role.Leader) node.OutgoingSnapshots.Clear();
             }
-            if (ready.HardState is { } hard)
-            {
-                Checker.OnPersistedHardState(node.Id, node.Storage.HardState, hard);
-                node.Storage.SetHardState(hard);
-            }
+            // 1. Persist: the snapshot, entries, then the hard state that may depend on them. A disk fault stops the
+            // node here, before anything that depends on the lost writes was sent.
+            if (!Persist(node, ready)) return;
             // 2. Send, only now that what the messages promise is durable.
             var messages = ready.Messages;
-            for (int i = 0; i < messages.Count; i++) Send(messages[i]);
+            for (int i = 0; i < messages.Count; i++)
+            {
+                if (messages[i] is InstallSnapshot install) StartSnapshotTransfer(node, install);
+                else Send(messages[i]);
+            }
             // 3. Apply.
             var committed = ready.CommittedEntries;
             for (int i = 0; i < committed.Count; i++) Apply(node, committed[i]);
             foreach (var read in ready.ReadStates) node.AddReadState(read);
             Guard(() => raft.Advance(ready));
+            if (node.SnapshotReports.Count > 0)
+            {
+                foreach (var (peer, succeeded) in node.SnapshotReports) Guard(() => raft.ReportSnapshot(peer, succeeded));
+                node.SnapshotReports.Clear();
+            }
+            MaybeTakeSnapshot(node, raft);
         }
         if (node.Raft is { } r)
         {
             Checker.OnCommitIndex(node.Id, r.CommitIndex, r.LastIndex);
             if (r.Role == Role.Leader && !(Checker.LeaderOfTerm.TryGetValue(r.Term, out var known) && known == node.Id))
-                Checker.OnLeader(node.Id, r.Term, index => r.TryGetEntry(index, out var e) ? e.Term : null);
+                Checker.OnLeader(node.Id, r.Term, node.Storage.Snapshot, index => r.TryGetEntry(index, out var e) ? e.Term : null);
         }
+    }
+
+    // ---- the disk ----
+
+    private enum DiskFault : byte
+    {
+        None,
+        CrashDuringPersist,
+        SyncFailed,
+    }
+
+    /// <summary>
+    /// Persists what <paramref name="ready"/> asks, as the disk model allows. False when a disk fault stopped the
+    /// node: then a prefix of the writes (unsynced ones first, then the entries, then the hard state) survives.
+    /// </summary>
+    private bool Persist(SimNode node, Ready ready)
+    {
+        var disk = _disk;
+        if (ready.Snapshot is { } snapshot)
+        {
+            // Installing is a synced write of its own (the snapshot file, then the log reset): a crash lands before or after it.
+            if (disk.CrashDuringPersistProbability > 0 && _diskRandom.NextDouble() < disk.CrashDuringPersistProbability)
+            {
+                node.LoseUnsynced(_diskRandom.Next(node.UnsyncedWrites + 1));
+                StopByDiskFault(node, $"crash before installing snapshot {snapshot.Index}/t{snapshot.Term}");
+                return false;
+            }
+            InstallSnapshot(node, snapshot);
+        }
+        var entries = ready.Entries;
+        var hard = ready.HardState;
+        if (entries.Count == 0 && hard is null) return true;
+
+        var fault = DiskFault.None;
+        var keptEntries = entries.Count;
+        var keptHardState = hard is not null;
+        if (node.CrashDuringPersist is { } scripted && entries.Count > 0)
+        {
+            node.CrashDuringPersist = null;
+            fault = DiskFault.CrashDuringPersist;
+            keptEntries = Math.Min(scripted, entries.Count);
+            keptHardState = false;
+        }
+        else
+        {
+            if (disk.CrashDuringPersistProbability > 0 && _diskRandom.NextDouble() < disk.CrashDuringPersistProbability)
+                fault = DiskFault.CrashDuringPersist;
+            else if (ready.MustSync && disk.SyncFailureProbability > 0 && _diskRandom.NextDouble() < disk.SyncFailureProbability)
+                fault = DiskFault.SyncFailed;
+            if (fault != DiskFault.None)
+            {
+                // Writes reach the disk in order: unsynced ones first, then the entries, then the hard state.
+                var kept = _diskRandom.Next(node.UnsyncedWrites + entries.Count + (hard is null ? 0 : 1) + 1);
+                var keptUnsynced = Math.Min(kept, node.UnsyncedWrites);
+                node.LoseUnsynced(keptUnsynced);
+                kept -= keptUnsynced;
+                keptEntries = Math.Min(kept, entries.Count);
+                keptHardState = hard is not null && kept > entries.Count;
+            }
+        }
+        if (keptEntries > 0)
+        {
+            var written = keptEntries == entries.Count ? entries : entries.Take(keptEntries).ToArray();
+            node.Storage.Append(written);
+            Checker.OnPersistedEntries(node.Id, written, node.Storage.Term(written[0].Index - 1));
+        }
+        if (keptHardState)
+        {
+            Checker.OnPersistedHardState(node.Id, node.Storage.HardState, hard!.Value);
+            node.Storage.SetHardState(hard.Value);
+        }
+        if (fault != DiskFault.None)
+        {
+            StopByDiskFault(node, $"{(fault == DiskFault.SyncFailed ? "fsync failed" : "crash while persisting")}: " +
+                $"{keptEntries} of {entries.Count} entries{(hard is null ? "" : keptHardState ? " and the hard state" : ", not the hard state")} survive");
+            return false;
+        }
+        if (ready.MustSync) node.Synced();
+        else if (hard is { } unsynced) node.WroteUnsynced(unsynced.Commit);
+        return true;
+    }
+
+    /// <summary>A disk fault stopped the node (fail-stop); it comes back from its disk later, if the disk config says so.</summary>
+    private void StopByDiskFault(SimNode node, string note)
+    {
+        node.DiskFaults++;
+        Stop(node, TraceKind.DiskFault, note);
+        if (_disk.RestartAfterFaultMs > 0)
+            Schedule(Now + _disk.RestartAfterFaultMs, new SimEvent(EventKind.Restart, node.Id, null, node.Incarnation));
+    }
+
+    // ---- snapshots (§7) ----
+
+    /// <summary>Snapshots the state machine every <see cref="SimOptions.SnapshotEveryEntries"/> applied entries and compacts the log behind it.</summary>
+    private void MaybeTakeSnapshot(SimNode node, RaftNode raft)
+    {
+        var every = (ulong)_options.SnapshotEveryEntries;
+        var applied = raft.AppliedIndex;
+        if (every == 0 || applied < (node.Snapshot?.Metadata.Index ?? 0) + every) return;
+        // The state machine is the applied sequence, which the current run applied up to `applied`.
+        var history = Checker.AppliedBy(node.Id);
+        var metadata = new SnapshotMetadata(applied, history[(int)applied - 1].Term);
+        Checker.OnSnapshotTaken(node.Id, metadata, raft.TryGetEntry(applied, out var last) ? last.Term : null);
+        node.Snapshot = new SimSnapshot(metadata, new ListPrefix<Entry>(history, (int)applied));
+        node.SnapshotsTaken++;
+        Trace(TraceKind.Snapshot, node.Id, null, $"took snapshot {metadata.Index}/t{metadata.Term}");
+        // Keep a tail of entries so a follower a little behind is caught up from the log, not with a snapshot.
+        var retain = (ulong)_options.SnapshotRetainEntries;
+        if (applied <= retain) return;
+        var compactTo = applied - retain;
+        var storage = node.Storage;
+        if (compactTo <= storage.Snapshot.Index || compactTo > storage.LastIndex) return;
+        storage.Compact(new SnapshotMetadata(compactTo, storage.Term(compactTo)));
+        // Compaction is a synced write to the log, which makes the writes before it durable too.
+        node.Synced();
+    }
+
+    /// <summary>Installs the snapshot the core adopted: it becomes the node's snapshot, the start of its log and its state machine.</summary>
+    private void InstallSnapshot(SimNode node, SnapshotMetadata metadata)
+    {
+        if (node.ReceivedSnapshot is not { } snapshot || snapshot.Metadata != metadata)
+            throw Failure($"n{node.Id}'s core adopted snapshot {metadata.Index}/t{metadata.Term}, but the node received {node.ReceivedSnapshot?.ToString() ?? "none"}");
+        node.Snapshot = snapshot;
+        node.Storage.InstallSnapshot(metadata);
+        node.Synced();
+        node.SnapshotsInstalled++;
+        Trace(TraceKind.Snapshot, node.Id, null, $"installed snapshot {metadata.Index}/t{metadata.Term}");
+        Checker.OnSnapshotRestored(node.Id, metadata, snapshot.State, restart: false, node.Raft!.Term);
+        // Proposals this node made at indexes the snapshot covers are never applied here one by one: their
+        // clients cannot learn the outcome from this node.
+        if (_pendingProposals.Count == 0) return;
+        foreach (var (key, p) in _pendingProposals.Where(kv => kv.Key.Node == node.Id && kv.Key.Index <= metadata.Index).ToList())
+        {
+            p.State = ProposalState.Unknown;
+            _pendingProposals.Remove(key);
+        }
+    }
+
+    /// <summary>The leader's core asks to send a follower the snapshot: the newest one goes, whole, in one chunk.</summary>
+    private void StartSnapshotTransfer(SimNode node, InstallSnapshot install)
+    {
+        node.OutgoingSnapshots.Remove(install.To);
+        if (node.Snapshot is not { } snapshot)
+        {
+            node.SnapshotReports.Add((install.To, false));
+            return;
+        }
+        var data = snapshot.Encode();
+        node.OutgoingSnapshots[install.To] = new SnapshotTransfer(snapshot.Metadata, (ulong)data.Length, Now);
+        Send(new SnapshotChunk(node.Id, install.To, install.Term, snapshot.Metadata, 0, data, Done: true));
+    }
+
+    /// <summary>The follower side: keep the snapshot, let the core decide (it may adopt it via Ready.Snapshot), then answer.</summary>
+    private void ReceiveSnapshot(SimNode node, RaftNode raft, SnapshotChunk chunk)
+    {
+        if (chunk.Term < raft.Term)
+        {
+            Send(new SnapshotChunkResponse(node.Id, chunk.From, raft.Term, chunk.Snapshot, 0, Failed: true));
+            return;
+        }
+        SimSnapshot snapshot;
+        try
+        {
+            snapshot = SimSnapshot.Decode(chunk.Data);
+        }
+        catch (Exception ex) when (ex is FormatException or ArgumentException)
+        {
+            throw Failure($"n{node.Id} received an unreadable snapshot from n{chunk.From}: {ex.Message}", ex);
+        }
+        if (snapshot.Metadata != chunk.Snapshot)
+            throw Failure($"n{node.Id} received snapshot {snapshot} in a chunk for {chunk.Snapshot}");
+        node.ReceivedSnapshot = snapshot;
+        Guard(() => raft.Step(new InstallSnapshot(chunk.From, node.Id, chunk.Term, chunk.Snapshot)));
+        AfterInput(node);
+        // A crash while installing leaves the leader to time out.
+        if (node.Raft != raft) return;
+        node.ReceivedSnapshot = null;
+        Send(new SnapshotChunkResponse(node.Id, chunk.From, raft.Term, chunk.Snapshot, (ulong)chunk.Data.Length, Failed: false));
+    }
+
+    /// <summary>The leader side: the follower answered, so the transfer is over; the core hears how it went.</summary>
+    private void EndSnapshotTransfer(SimNode node, RaftNode raft, SnapshotChunkResponse response)
+    {
+        if (!node.OutgoingSnapshots.TryGetValue(response.From, out var transfer) || transfer.Snapshot != response.Snapshot) return;
+        node.OutgoingSnapshots.Remove(response.From);
+        var succeeded = !response.Failed && response.NextOffset >= transfer.Bytes && response.Term <= raft.Term;
+        Trace(TraceKind.Snapshot, node.Id, null, $"transfer to n{response.From} {(succeeded ? "succeeded" : "failed")}");
+        Guard(() => raft.ReportSnapshot(response.From, succeeded));
+        AfterInput(node);
+    }
+
+    /// <summary>A transfer whose follower has not answered in time failed: the message or its answer was lost, or the follower is down.</summary>
+    private void ExpireSnapshotTransfers(SimNode node)
+    {
+        if (node.OutgoingSnapshots.Count == 0 || node.Raft is not { } raft) return;
+        foreach (var (peer, transfer) in node.OutgoingSnapshots.ToList())
+        {
+            if (Now - transfer.StartedAt <= _options.SnapshotTransferTimeoutMs) continue;
+            node.OutgoingSnapshots.Remove(peer);
+            Trace(TraceKind.Snapshot, node.Id, null, $"transfer to n{peer} timed out");
+            Guard(() => raft.ReportSnapshot(peer, false));
+        }
+        AfterInput(node);
     }
 
     private void Apply(SimNode node, Entry entry)
     {
-        Checker.OnApplied(node.Id, entry);
+        Checker.OnApplied(node.Id, entry, node.Raft!.Term);
         if (_pendingProposals.Count > 0 && _pendingProposals.Remove((node.Id, entry.Index), out var p))
         {
             if (entry.Term == p.Result.Term && entry.Data.Span.SequenceEqual(p.Data.Span))
@@ -674,9 +948,11 @@ public sealed class SimCluster
     {
         Tick,
         Deliver,
+        Restart,
     }
 
-    private readonly record struct SimEvent(EventKind Kind, ulong Node, Envelope? Envelope);
+    /// <summary>An event; <paramref name="Incarnation"/> ties a restart to the run of the node that stopped.</summary>
+    private readonly record struct SimEvent(EventKind Kind, ulong Node, Envelope? Envelope, int Incarnation = 0);
 
     private sealed class Envelope(long id, RaftMessage message, long sentAt, long deliverAt)
     {
@@ -702,6 +978,8 @@ public sealed class SimCluster
         Propose,
         Role,
         Network,
+        Snapshot,
+        DiskFault,
     }
 
     private readonly record struct TraceRecord(long Time, TraceKind Kind, ulong Node, RaftMessage? Message, string? Note)

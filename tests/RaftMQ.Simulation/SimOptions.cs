@@ -46,6 +46,52 @@ public sealed record LinkConfig
     }
 }
 
+/// <summary>
+/// How each node's disk fails. A write is durable only once synced; the core asks for a sync with every Ready whose
+/// <see cref="Ready.MustSync"/> is set (entries, term or vote), while a Ready that only moves the commit index is
+/// written without one. Decisions are drawn from the run's seed, so a fault replays exactly.
+/// </summary>
+public sealed record DiskConfig
+{
+    /// <summary>A crash is a process crash: everything written survives; no write or sync fails.</summary>
+    public static DiskConfig Reliable { get; } = new();
+
+    /// <summary>Power loss at every crash, occasional torn persists and failed syncs, restarts after a fault.</summary>
+    public static DiskConfig Faulty { get; } = new()
+    {
+        LoseUnsyncedOnCrash = true,
+        CrashDuringPersistProbability = 0.005,
+        SyncFailureProbability = 0.002,
+        RestartAfterFaultMs = 300,
+    };
+
+    /// <summary>A crash loses writes not yet synced, keeping a random prefix of them (a power loss, not a process crash).</summary>
+    public bool LoseUnsyncedOnCrash { get; init; }
+
+    /// <summary>
+    /// Chance, per Ready with something to persist, that the node crashes in the middle of persisting it, before its
+    /// messages are sent: a prefix of what it was writing survives (unsynced writes first, then entries, then the hard
+    /// state), the rest is lost.
+    /// </summary>
+    public double CrashDuringPersistProbability { get; init; }
+
+    /// <summary>Chance, per sync, that the fsync fails: the node stops at once (fail-stop) and what survives is a prefix, as above.</summary>
+    public double SyncFailureProbability { get; init; }
+
+    /// <summary>Virtual milliseconds after a disk fault stopped a node until it restarts from its disk; 0 leaves it down.</summary>
+    public int RestartAfterFaultMs { get; init; }
+
+    /// <summary>Whether a write can be lost or a node stopped by this disk.</summary>
+    public bool HasFaults => LoseUnsyncedOnCrash || CrashDuringPersistProbability > 0 || SyncFailureProbability > 0;
+
+    internal void Validate()
+    {
+        if (CrashDuringPersistProbability is < 0 or > 1 || SyncFailureProbability is < 0 or > 1)
+            throw new ArgumentException("Disk fault probabilities must be in [0, 1].");
+        if (RestartAfterFaultMs < 0) throw new ArgumentException("RestartAfterFaultMs must not be negative.");
+    }
+}
+
 /// <summary>Settings of a simulated cluster. Everything random in a run derives from <see cref="Seed"/>.</summary>
 public sealed class SimOptions
 {
@@ -73,6 +119,24 @@ public sealed class SimOptions
     /// <summary>The link every (from, to) pair starts with.</summary>
     public LinkConfig Link { get; set; } = LinkConfig.Reliable;
 
+    /// <summary>
+    /// Each node snapshots its state machine every this many applied entries and compacts its log behind the
+    /// snapshot (§7); 0 (the default) never snapshots.
+    /// </summary>
+    public int SnapshotEveryEntries { get; set; }
+
+    /// <summary>Entries kept in the log before the newest snapshot, so a follower a little behind needs no snapshot.</summary>
+    public int SnapshotRetainEntries { get; set; }
+
+    /// <summary>
+    /// A leader gives up on a snapshot transfer (and reports it failed to its core) when the follower has not
+    /// answered within this many virtual milliseconds.
+    /// </summary>
+    public int SnapshotTransferTimeoutMs { get; set; } = 500;
+
+    /// <summary>How the nodes' disks fail; <see cref="DiskConfig.Reliable"/> by default.</summary>
+    public DiskConfig Disk { get; set; } = DiskConfig.Reliable;
+
     /// <summary>Further settings applied to each node's <see cref="RaftOptions"/> after the ones above.</summary>
     public Action<RaftOptions>? ConfigureRaft { get; set; }
 
@@ -97,7 +161,11 @@ public sealed class SimOptions
         if (TickMs <= 0) throw new ArgumentException("TickMs must be positive.");
         if (MaxInFlightMessages <= 0 || MaxEventsPerInstant <= 0 || MaxReadyRoundsPerStep <= 0 || TraceCapacity < 0)
             throw new ArgumentException("Bounds must be positive.");
+        if (SnapshotEveryEntries < 0 || SnapshotRetainEntries < 0) throw new ArgumentException("Snapshot settings must not be negative.");
+        if (SnapshotTransferTimeoutMs <= 0) throw new ArgumentException("SnapshotTransferTimeoutMs must be positive.");
         ArgumentNullException.ThrowIfNull(Link);
         Link.Validate();
+        ArgumentNullException.ThrowIfNull(Disk);
+        Disk.Validate();
     }
 }

@@ -97,6 +97,7 @@ public sealed class RaftHost : IAsyncDisposable
             },
             TickInterval = tick,
             SnapshotEveryEntries = options.SnapshotEveryEntries,
+            SnapshotEveryBytes = options.SnapshotEveryBytes,
             SnapshotRetainEntries = options.SnapshotRetainEntries ?? options.SnapshotEveryEntries / 10,
         };
     }

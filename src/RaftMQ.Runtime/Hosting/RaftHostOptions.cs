@@ -39,6 +39,9 @@ public sealed record RaftHostOptions
     /// <summary>Snapshot the state machine and compact the log every this many applied entries (§7).</summary>
     public ulong SnapshotEveryEntries { get; init; } = 50_000;
 
+    /// <summary>Also snapshot once this many bytes of commands were applied since the last snapshot.</summary>
+    public long SnapshotEveryBytes { get; init; } = 256L << 20;
+
     /// <summary>Entries kept behind a snapshot for followers slightly behind; default a tenth of <see cref="SnapshotEveryEntries"/>.</summary>
     public ulong? SnapshotRetainEntries { get; init; }
 
@@ -65,6 +68,6 @@ public sealed record RaftHostOptions
         if (TickInterval <= TimeSpan.Zero) throw new ArgumentException("TickInterval must be positive.");
         if (HeartbeatInterval < TickInterval || ElectionTimeout <= HeartbeatInterval)
             throw new ArgumentException("Need TickInterval <= HeartbeatInterval < ElectionTimeout.");
-        if (SnapshotEveryEntries == 0) throw new ArgumentException("SnapshotEveryEntries must be positive.");
+        if (SnapshotEveryEntries == 0 || SnapshotEveryBytes <= 0) throw new ArgumentException("SnapshotEveryEntries and SnapshotEveryBytes must be positive.");
     }
 }

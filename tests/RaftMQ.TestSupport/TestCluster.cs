@@ -3,8 +3,9 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Shouldly;
 
-namespace RaftMQ.Server.Tests;
+namespace RaftMQ.TestSupport;
 
 /// <summary>
 /// N real node processes on free loopback ports, with an RRMQ client. Waits are on conditions with deadlines: a

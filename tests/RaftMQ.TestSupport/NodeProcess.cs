@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 
-namespace RaftMQ.Server.Tests;
+namespace RaftMQ.TestSupport;
 
 /// <summary>A real node process: started from the built server, its output captured line by line.</summary>
 public sealed partial class NodeProcess : IAsyncDisposable

@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using RaftMQ.Client;
+using Spectre.Console;
+
+namespace RaftMQ.Cli;
+
+/// <summary>What to measure and for how long.</summary>
+public sealed record BenchSettings(string Operation, int Clients, int Size, long? Count, TimeSpan? Duration, string Topic, long Prefill);
+
+/// <summary>The outcome of a benchmark run.</summary>
+public sealed record BenchResult(
+    BenchSettings Settings, long Ops, long Empty, IReadOnlyDictionary<string, long> Errors, TimeSpan Elapsed, LatencyHistogram Latency)
+{
+    public double OpsPerSecond => Elapsed > TimeSpan.Zero ? Ops / Elapsed.TotalSeconds : 0;
+
+    public double MegabytesPerSecond => OpsPerSecond * Settings.Size / 1e6;
+
+    public long ErrorCount => Errors.Values.Sum();
+}
+
+/// <summary>
+/// The load generator: N client tasks share one <see cref="RaftMQClient"/> (one connection pool) and run one
+/// operation after another; each latency is a Stopwatch interval recorded in the task's own histogram.
+/// </summary>
+public static class Bench
+{
+    public static async Task<BenchResult> RunAsync(RaftMQClient client, BenchSettings s, bool showProgress, CancellationToken ct)
+    {
+        await client.CreateTopicAsync(s.Topic, ct).ConfigureAwait(false);
+        var payload = Payload(s.Size);
+        if (s.Operation == "pop")
+        {
+            var fill = s.Count ?? s.Prefill;
+            await RunPhaseAsync("filling", s with { Count = fill, Duration = null }, (c, t) => client.PublishAsync(s.Topic, payload, t), showProgress, ct)
+                .ConfigureAwait(false);
+            return await RunPhaseAsync("pop", s, async (c, t) => await client.PopAsync(s.Topic, t).ConfigureAwait(false) is not null, showProgress, ct)
+                .ConfigureAwait(false);
+        }
+        return await RunPhaseAsync("publish", s, async (c, t) =>
+        {
+            await client.PublishAsync(s.Topic, payload, t).ConfigureAwait(false);
+            return true;
+        }, showProgress, ct).ConfigureAwait(false);
+    }
+
+    private static Task<BenchResult> RunPhaseAsync(string label, BenchSettings s, Func<int, CancellationToken, Task> op, bool showProgress, CancellationToken ct) =>
+        RunPhaseAsync(label, s, async (c, t) =>
+        {
+            await op(c, t).ConfigureAwait(false);
+            return true;
+        }, showProgress, ct);
+
+    /// <summary>Runs <paramref name="op"/> from every client until the count or the duration is reached.</summary>
+    private static async Task<BenchResult> RunPhaseAsync(
+        string label, BenchSettings s, Func<int, CancellationToken, Task<bool>> op, bool showProgress, CancellationToken ct)
+    {
+        long issued = 0, done = 0, empty = 0;
+        var errors = new System.Collections.Concurrent.ConcurrentDictionary<string, long>();
+        var histograms = Enumerable.Range(0, s.Clients).Select(_ => new LatencyHistogram()).ToArray();
+        var start = Stopwatch.GetTimestamp();
+
+        async Task ClientAsync(int c)
+        {
+            var h = histograms[c];
+            while (!ct.IsCancellationRequested)
+            {
+                if (s.Count is { } count && Interlocked.Increment(ref issued) > count) break;
+                if (s.Duration is { } d && Stopwatch.GetElapsedTime(start) >= d) break;
+                var t0 = Stopwatch.GetTimestamp();
+                try
+                {
+                    if (await op(c, ct).ConfigureAwait(false))
+                    {
+                        h.Record(Stopwatch.GetElapsedTime(t0));
+                        Interlocked.Increment(ref done);
+                    }
+                    else
+                    {
+                        // Nothing left to pop: this client is done.
+                        Interlocked.Increment(ref empty);
+                        break;
+                    }
+                }
+                catch (RaftMQException e)
+                {
+                    errors.AddOrUpdate(ErrorKind(e), 1, (_, n) => n + 1);
+                    // A cluster that stays down would otherwise turn this loop into a busy spin of failures.
+                    if (e is ClusterUnavailableException) await Task.Delay(50, ct).ConfigureAwait(false);
+                }
+            }
+        }
+
+        var clients = Task.WhenAll(Enumerable.Range(0, s.Clients).Select(c => Task.Run(() => ClientAsync(c), ct)));
+        if (showProgress)
+        {
+            await AnsiConsole.Progress()
+                .AutoClear(true)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+                .StartAsync(async ctx =>
+                {
+                    var total = s.Count is { } n ? n : s.Duration!.Value.TotalSeconds;
+                    var task = ctx.AddTask($"{label} ({s.Clients} clients)", maxValue: Math.Max(total, 1));
+                    while (!clients.IsCompleted)
+                    {
+                        await Task.WhenAny(clients, Task.Delay(100, ct)).ConfigureAwait(false);
+                        task.Value = s.Count is not null ? Interlocked.Read(ref done) : Math.Min(Stopwatch.GetElapsedTime(start).TotalSeconds, total);
+                        task.Description = $"{label} ({s.Clients} clients, {Interlocked.Read(ref done):N0} ops)";
+                    }
+                    task.Value = task.MaxValue;
+                }).ConfigureAwait(false);
+        }
+        await clients.ConfigureAwait(false);
+        var elapsed = Stopwatch.GetElapsedTime(start);
+        var all = new LatencyHistogram();
+        foreach (var h in histograms) all.Add(h);
+        return new BenchResult(s, done, empty, new Dictionary<string, long>(errors), elapsed, all);
+    }
+
+    private static string ErrorKind(RaftMQException e) => e switch
+    {
+        OutcomeUnknownException => "outcome-unknown",
+        ClusterUnavailableException u => u.Reason,
+        TopicNotFoundException => "no-such-topic",
+        RequestRejectedException r => ((int)r.StatusCode).ToString(CultureInfo.InvariantCulture),
+        _ => e.GetType().Name,
+    };
+
+    private static string Payload(int size)
+    {
+        var chars = new char[size];
+        for (int i = 0; i < size; i++) chars[i] = (char)('a' + i % 26);
+        return new string(chars);
+    }
+
+    public static Table Table(BenchResult r)
+    {
+        var t = new Table().Border(TableBorder.Rounded);
+        foreach (var c in new[] { "operation", "clients", "size (B)", "ops", "errors", "seconds", "ops/s", "MB/s", "p50 ms", "p90 ms", "p99 ms", "max ms" })
+            t.AddColumn(new TableColumn(c).RightAligned());
+        var h = r.Latency;
+        t.AddRow(
+            r.Settings.Operation, N(r.Settings.Clients), N(r.Settings.Size), N(r.Ops), N(r.ErrorCount), r.Elapsed.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture),
+            r.OpsPerSecond.ToString("N0", CultureInfo.InvariantCulture), r.MegabytesPerSecond.ToString("0.00", CultureInfo.InvariantCulture),
+            Ms(h.Percentile(0.50)), Ms(h.Percentile(0.90)), Ms(h.Percentile(0.99)), Ms(h.MaxMicros));
+        return t;
+    }
+
+    public static string Json(BenchResult r)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            var h = r.Latency;
+            w.WriteStartObject();
+            w.WriteString("operation", r.Settings.Operation);
+            w.WriteString("topic", r.Settings.Topic);
+            w.WriteNumber("clients", r.Settings.Clients);
+            w.WriteNumber("size_bytes", r.Settings.Size);
+            w.WriteNumber("ops", r.Ops);
+            w.WriteNumber("errors", r.ErrorCount);
+            w.WriteStartObject("errors_by_kind");
+            foreach (var (k, v) in r.Errors) w.WriteNumber(k, v);
+            w.WriteEndObject();
+            w.WriteNumber("seconds", Math.Round(r.Elapsed.TotalSeconds, 3));
+            w.WriteNumber("ops_per_second", Math.Round(r.OpsPerSecond, 1));
+            w.WriteNumber("mb_per_second", Math.Round(r.MegabytesPerSecond, 3));
+            w.WriteStartObject("latency_ms");
+            w.WriteNumber("mean", Math.Round(h.Count == 0 ? 0 : h.SumMicros / h.Count / 1000, 3));
+            w.WriteNumber("p50", Math.Round(h.Percentile(0.50) / 1000, 3));
+            w.WriteNumber("p90", Math.Round(h.Percentile(0.90) / 1000, 3));
+            w.WriteNumber("p99", Math.Round(h.Percentile(0.99) / 1000, 3));
+            w.WriteNumber("max", Math.Round(h.MaxMicros / 1000.0, 3));
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    private static string N(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
+
+    private static string Ms(double micros) => (micros / 1000).ToString("0.00", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,595 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
+using RaftMQ.Client;
+using Spectre.Console;
+
+namespace RaftMQ.Cli;
+
+/// <summary>The <c>raftmq</c> command tree and what each command does.</summary>
+public static class Cli
+{
+    /// <summary>How the user invoked us (set by bin/raftmq), so every hint can be pasted as is.</summary>
+    public static string Name { get; } = Environment.GetEnvironmentVariable("RAFTMQ_INVOKED_AS") is { Length: > 0 } n ? n : "raftmq";
+
+    public static bool Interactive => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
+
+    /// <summary>
+    /// When the output is a pipe or a file (scripts, tests), tables are plain text and wide enough not to wrap.
+    /// </summary>
+    public static void ConfigureConsole()
+    {
+        if (!Console.IsOutputRedirected && Environment.GetEnvironmentVariable("NO_COLOR") is null) return;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = Console.IsOutputRedirected ? InteractionSupport.No : InteractionSupport.Detect,
+            Out = new AnsiConsoleOutput(Console.Out),
+        });
+        if (Console.IsOutputRedirected) console.Profile.Width = 160;
+        AnsiConsole.Console = console;
+    }
+
+    private static readonly Option<string?> Urls = new("--urls")
+    {
+        Description = "Comma-separated node URLs (default: $RAFTMQ_URLS, else the local cluster started by `cluster up`)",
+        Recursive = true,
+    };
+
+    private static readonly Option<string?> Data = new("--data")
+    {
+        Description = "Directory of the local cluster: config, node data, logs (default: $RAFTMQ_DATA, else ~/.raftmq/cluster)",
+        Recursive = true,
+    };
+
+    private static readonly Option<double> Timeout = new("--timeout")
+    {
+        Description = "Seconds an operation may take, retries included",
+        DefaultValueFactory = _ => 15,
+        Recursive = true,
+    };
+
+    /// <summary>Parses and runs one command line; returns the exit code. The shell calls this for each line.</summary>
+    public static async Task<int> RunAsync(IReadOnlyList<string> args, CancellationToken cancellationToken, bool inShell = false)
+    {
+        var root = Build(inShell);
+        // No command at all: show what there is, rather than an error.
+        var result = root.Parse(args.Count == 0 ? ["--help"] : args);
+        // --help wins over a missing argument, so `raftmq publish --help` explains rather than complains.
+        if (result.Errors.Count > 0 && result.Action is not HelpWithExamples)
+        {
+            foreach (var e in result.Errors) Error(e.Message);
+            var command = string.Join(' ', result.CommandResult.Command == root ? [] : CommandPath(result.CommandResult.Command));
+            Console.Error.WriteLine($"run `{Name} {command}{(command.Length > 0 ? " " : "")}--help` for usage");
+            return ExitCodes.Usage;
+        }
+        var config = new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false };
+        return await result.InvokeAsync(config, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static IEnumerable<string> CommandPath(Command command)
+    {
+        var names = new List<string>();
+        for (var c = command; c is not null and not RootCommand; c = c.Parents.OfType<Command>().FirstOrDefault()) names.Insert(0, c.Name);
+        return names;
+    }
+
+    public static RootCommand Build(bool inShell = false)
+    {
+        var root = new RootCommand(Describe(
+            "RaftMQ: a replicated message queue on Raft. Start a local cluster, manage topics, publish, consume and benchmark.",
+            "cluster up --detach", "publish orders \"hello\"", "consume orders"))
+        {
+            Urls, Data, Timeout,
+        };
+        root.Add(ClusterCommand());
+        root.Add(TopicCommand());
+        root.Add(PublishCommand());
+        root.Add(ConsumeCommand());
+        root.Add(BenchCommand());
+        if (!inShell) root.Add(ShellCommand());
+        root.Add(DemoCommand());
+        AddExamplesToHelp(root);
+        return root;
+    }
+
+    /// <summary>Examples per command description, shown at the end of that command's --help.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string[]> s_examples = new();
+
+    private static string Describe(string text, params string[] examples)
+    {
+        s_examples[text] = examples;
+        return text;
+    }
+
+    private static void AddExamplesToHelp(RootCommand root)
+    {
+        foreach (var help in root.Options.OfType<HelpOption>())
+        {
+            if (help.Action is HelpAction action) help.Action = new HelpWithExamples(action);
+        }
+    }
+
+    /// <summary>The standard help, then the command's examples.</summary>
+    private sealed class HelpWithExamples(HelpAction inner) : SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            var code = inner.Invoke(parseResult);
+            var command = parseResult.CommandResult.Command;
+            if (command.Description is { } d && s_examples.TryGetValue(d, out var examples) && examples.Length > 0)
+            {
+                var output = parseResult.InvocationConfiguration.Output;
+                output.WriteLine(examples.Length == 1 ? "Example:" : "Examples:");
+                foreach (var e in examples) output.WriteLine($"  {Name} {e}");
+                output.WriteLine();
+            }
+            return code;
+        }
+    }
+
+    // ---- cluster -------------------------------------------------------------------------------------------------
+
+    private static Command ClusterCommand()
+    {
+        var cluster = new Command("cluster", Describe("Start, inspect and stop a cluster.", "cluster up", "cluster status", "cluster down"));
+
+        var nodes = new Option<int>("--nodes", "-n") { Description = "Number of nodes (1-15)", DefaultValueFactory = _ => 3 };
+        var detach = new Option<bool>("--detach", "-d") { Description = "Leave the nodes running in the background and return" };
+        var fresh = new Option<bool>("--fresh") { Description = "Start from empty node data and new ports" };
+        var up = new Command("up", Describe(
+            "Start a local cluster: writes a config with free ports, starts the nodes, waits for a leader, then shows a live "
+            + "view until Ctrl-C, which stops the nodes. Node data is kept in --data for the next `cluster up`.",
+            "cluster up", "cluster up --nodes 5 --detach", "cluster up --data /tmp/mq --fresh"))
+        { nodes, detach, fresh };
+        up.SetAction(Guard((r, ct) => ClusterUpAsync(DataDir(r), r.GetValue(nodes), r.GetValue(detach), r.GetValue(fresh), r, ct)));
+
+        var down = new Command("down", Describe("Stop the local cluster started with `cluster up --detach` (SIGTERM, then SIGKILL after 5 s).", "cluster down"));
+        down.SetAction(Guard(async (r, ct) =>
+        {
+            var dir = DataDir(r);
+            var local = LocalCluster.Load(dir);
+            if (local is null)
+            {
+                Console.Out.WriteLine($"no cluster is recorded in {dir}; nothing to stop");
+                return ExitCodes.Ok;
+            }
+            var stopped = await local.StopAsync().ConfigureAwait(false);
+            Console.Out.WriteLine($"stopped {stopped} node(s)");
+            return ExitCodes.Ok;
+        }));
+
+        var watch = new Option<bool>("--watch", "-w") { Description = "Keep the view updated until Ctrl-C" };
+        var status = new Command("status", Describe(
+            "Show every node: URL, role, term, leader, commit and applied index.",
+            "cluster status", "cluster status --watch", "cluster status --urls http://10.0.0.1:8567,http://10.0.0.2:8567"))
+        { watch };
+        status.SetAction(Guard(async (r, ct) =>
+        {
+            var (urls, local) = Target(r);
+            using var client = NewClient(urls, r);
+            if (r.GetValue(watch))
+            {
+                await IgnoreCancel(ClusterView.WatchAsync(client, local, "Ctrl-C to quit", ct)).ConfigureAwait(false);
+                return ExitCodes.Ok;
+            }
+            var probes = await client.GetClusterStatusAsync(ct).ConfigureAwait(false);
+            AnsiConsole.Write(ClusterView.Render(probes, local));
+            Console.Out.WriteLine(ClusterView.Summary(probes));
+            if (probes.All(p => p.Status is null)) throw new CliException(NoneReachable(urls));
+            return ExitCodes.Ok;
+        }));
+
+        var index = new Argument<int>("NODE") { Description = "The node's index (the `node` column)" };
+        var kill = new Command("kill", Describe("Kill one node of the local cluster with SIGKILL, as in a crash.", "cluster kill 0")) { index };
+        kill.SetAction(Guard((r, ct) =>
+        {
+            var local = RequireLocal(r);
+            var i = r.GetValue(index);
+            local.KillNode(i);
+            Console.Out.WriteLine($"killed node {i} (pid {local.File.Nodes[i].Pid}); bring it back with: {Name} cluster start {i}{LocalCluster.DataArg(local.Directory)}");
+            return Task.FromResult(ExitCodes.Ok);
+        }));
+        var startIndex = new Argument<int>("NODE") { Description = "The node's index (the `node` column)" };
+        var start = new Command("start", Describe("Start a stopped node of the local cluster again; it catches up from the leader.", "cluster start 0")) { startIndex };
+        start.SetAction(Guard((r, ct) =>
+        {
+            var local = RequireLocal(r);
+            var i = r.GetValue(startIndex);
+            local.StartNode(i);
+            Console.Out.WriteLine($"started node {i} (pid {local.File.Nodes[i].Pid})");
+            return Task.FromResult(ExitCodes.Ok);
+        }));
+
+        cluster.Add(up);
+        cluster.Add(down);
+        cluster.Add(status);
+        cluster.Add(kill);
+        cluster.Add(start);
+        return cluster;
+    }
+
+    internal static async Task<int> ClusterUpAsync(string dir, int size, bool detach, bool fresh, ParseResult r, CancellationToken ct)
+    {
+        var binary = LocalCluster.FindNodeBinary();
+        var local = LocalCluster.Start(dir, size, binary, fresh, []);
+        try
+        {
+            using var client = NewClient(local.Urls, r);
+            var probes = await WaitForLeaderAsync(local, client, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+            AnsiConsole.Write(ClusterView.Render(probes, local));
+            Console.Out.WriteLine(ClusterView.Summary(probes));
+            if (detach)
+            {
+                var data = LocalCluster.DataArg(local.Directory);
+                Console.Out.WriteLine($"The cluster runs in the background (config, data and logs in {local.Directory}).");
+                Console.Out.WriteLine($"  {Name} cluster status --watch{data}   live view");
+                Console.Out.WriteLine($"  {Name} cluster down{data}             stop it");
+                return ExitCodes.Ok;
+            }
+            await IgnoreCancel(ClusterView.WatchAsync(client, local, "Ctrl-C stops the cluster", ct)).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // A cluster that failed to start, or whose view failed, is stopped rather than left half-running.
+            await local.StopAsync().ConfigureAwait(false);
+            throw;
+        }
+        var stopped = await local.StopAsync().ConfigureAwait(false);
+        Console.Out.WriteLine($"stopped {stopped} node(s)");
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>Polls the nodes until every one answers and one is leader; fails fast if a node process exits.</summary>
+    private static async Task<IReadOnlyList<NodeProbe>> WaitForLeaderAsync(LocalCluster local, RaftMQClient client, TimeSpan timeout, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            foreach (var n in local.File.Nodes)
+            {
+                if (!local.IsRunning(n.Index))
+                    throw new CliException($"node {n.Index} exited while starting; the end of its log ({n.Log}):\n{local.LogTail(n.Index)}");
+            }
+            var probes = await client.GetClusterStatusAsync(ct).ConfigureAwait(false);
+            if (probes.All(p => p.Status is not null) && probes.Any(p => p.Status!.IsLeader)) return probes;
+            if (DateTime.UtcNow > deadline)
+                throw new CliException($"no leader was elected within {timeout.TotalSeconds:0} s ({ClusterView.Summary(probes)}); node logs are in {local.Directory}");
+            await Task.Delay(50, ct).ConfigureAwait(false);
+        }
+    }
+
+    // ---- topics, publish, consume --------------------------------------------------------------------------------
+
+    private static Command TopicCommand()
+    {
+        var topic = new Command("topic", Describe("Create and list topics.", "topic create orders", "topic list"));
+        var name = new Argument<string>("TOPIC") { Description = "Topic name (1-255 bytes of UTF-8)" };
+        var create = new Command("create", Describe("Create a topic. Creating an existing topic is not an error.", "topic create orders")) { name };
+        create.SetAction(Guard(async (r, ct) =>
+        {
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var t = r.GetValue(name)!;
+            var created = await client.CreateTopicAsync(t, ct).ConfigureAwait(false);
+            Console.Out.WriteLine(created ? $"created topic '{t}'" : $"topic '{t}' already exists");
+            return ExitCodes.Ok;
+        }));
+        var list = new Command("list", Describe("List the topics, one per line, in creation order.", "topic list"));
+        list.SetAction(Guard(async (r, ct) =>
+        {
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var topics = await client.ListTopicsAsync(ct).ConfigureAwait(false);
+            foreach (var t in topics) Console.Out.WriteLine(t);
+            if (topics.Count == 0) Console.Error.WriteLine($"no topics yet; create one with: {Name} topic create NAME");
+            return ExitCodes.Ok;
+        }));
+        topic.Add(create);
+        topic.Add(list);
+        return topic;
+    }
+
+    private static Command PublishCommand()
+    {
+        var topic = new Argument<string>("TOPIC") { Description = "The topic to publish to" };
+        var message = new Argument<string?>("MESSAGE") { Description = "The message; without it, every line of standard input is one message", Arity = ArgumentArity.ZeroOrOne };
+        var publish = new Command("publish", Describe(
+            "Publish a message, or one message per line of standard input. Returns once each is committed.",
+            "publish orders \"order 42\"", "publish orders < orders.txt")) { topic, message };
+        publish.SetAction(Guard(async (r, ct) =>
+        {
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var t = r.GetValue(topic)!;
+            if (r.GetValue(message) is { } m)
+            {
+                await client.PublishAsync(t, m, ct).ConfigureAwait(false);
+                Console.Out.WriteLine($"published 1 message to '{t}'");
+                return ExitCodes.Ok;
+            }
+            if (!Console.IsInputRedirected) Console.Error.WriteLine("reading messages from standard input, one per line (Ctrl-D to end)");
+            long n = 0;
+            while (await Console.In.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+            {
+                try
+                {
+                    await client.PublishAsync(t, line, ct).ConfigureAwait(false);
+                }
+                catch (OutcomeUnknownException e)
+                {
+                    throw new CliException($"{e.Message}\n{n} message(s) before it were published; line {n + 1} may or may not have been", ExitCodes.OutcomeUnknown);
+                }
+                catch (RaftMQException) when (n > 0)
+                {
+                    Console.Error.WriteLine($"{n} message(s) were published before the error");
+                    throw;
+                }
+                n++;
+            }
+            Console.Out.WriteLine($"published {n} message(s) to '{t}'");
+            return ExitCodes.Ok;
+        }));
+        return publish;
+    }
+
+    private static Command ConsumeCommand()
+    {
+        var topic = new Argument<string>("TOPIC") { Description = "The topic to consume from" };
+        var count = new Option<long?>("--count", "-c") { Description = "Stop after this many messages (default: all waiting ones)" };
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep waiting for new messages (until --count or Ctrl-C)" };
+        var consume = new Command("consume", Describe(
+            "Pop messages (oldest first) and print each on its own line. Every printed message is removed from the topic.",
+            "consume orders", "consume orders --count 1", "consume orders --follow")) { topic, count, follow };
+        consume.SetAction(Guard(async (r, ct) =>
+        {
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var t = r.GetValue(topic)!;
+            var max = r.GetValue(count);
+            if (max is <= 0) throw new CliException("--count must be positive", ExitCodes.Usage);
+            var following = r.GetValue(follow);
+            long got = 0;
+            var idle = TimeSpan.FromMilliseconds(20);
+            var checkedTopic = false;
+            try
+            {
+                while (max is null || got < max)
+                {
+                    string? m;
+                    try
+                    {
+                        m = await client.PopAsync(t, ct).ConfigureAwait(false);
+                    }
+                    catch (OutcomeUnknownException e)
+                    {
+                        throw new CliException($"{e.Message}\n{got} message(s) were consumed before; one more may have been removed", ExitCodes.OutcomeUnknown);
+                    }
+                    if (m is not null)
+                    {
+                        Console.Out.WriteLine(m);
+                        got++;
+                        idle = TimeSpan.FromMilliseconds(20);
+                        continue;
+                    }
+                    if (!checkedTopic)
+                    {
+                        // 404 means empty or unknown: tell them apart once, so a typo is not a silent wait.
+                        if (!(await client.ListTopicsAsync(ct).ConfigureAwait(false)).Contains(t))
+                            throw new CliException($"topic '{t}' does not exist; create it with: {Name} topic create {t}");
+                        checkedTopic = true;
+                    }
+                    if (!following) break;
+                    // Polling (the REST API has no blocking pop): back off while the topic stays empty.
+                    await Task.Delay(idle, ct).ConfigureAwait(false);
+                    idle = TimeSpan.FromMilliseconds(Math.Min(idle.TotalMilliseconds * 2, 500));
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested && following)
+            {
+                // Ctrl-C is how --follow ends.
+            }
+            if (got == 0 && !following) Console.Error.WriteLine($"topic '{t}' is empty");
+            return ExitCodes.Ok;
+        }));
+        return consume;
+    }
+
+    // ---- bench ---------------------------------------------------------------------------------------------------
+
+    private static Command BenchCommand()
+    {
+        var bench = new Command("bench", Describe(
+            "Load generator: N concurrent clients publish or pop; prints throughput and latency percentiles.",
+            "bench publish --clients 16 --size 100 --duration 10", "bench pop --clients 4 --count 20000 --json"));
+        foreach (var op in new[] { "publish", "pop" })
+        {
+            var clients = new Option<int>("--clients") { Description = "Concurrent clients (1-1024)", DefaultValueFactory = _ => 4 };
+            var size = new Option<int>("--size") { Description = "Message size in bytes (0-65536)", DefaultValueFactory = _ => 100 };
+            var count = new Option<long?>("--count") { Description = "Operations in total (default 10,000 unless --duration is given)" };
+            var duration = new Option<double?>("--duration") { Description = "Run for this many seconds instead of a count" };
+            var topic = new Option<string?>("--topic") { Description = "Topic to use (default: a new bench-* topic)" };
+            var prefill = new Option<long>("--prefill") { Description = "pop with --duration: messages published first", DefaultValueFactory = _ => 20_000 };
+            var json = new Option<bool>("--json") { Description = "Print the result as JSON (no progress bar)" };
+            var cmd = new Command(op, op == "publish"
+                ? Describe("Measure publish: each operation is one committed message.", "bench publish --clients 1 --count 2000", "bench publish --clients 16 --size 100 --duration 10")
+                : Describe("Measure pop: fills a topic (not measured), then pops it.", "bench pop --clients 4 --count 20000"))
+            { clients, size, count, duration, topic, json };
+            if (op == "pop") cmd.Add(prefill);
+            cmd.SetAction(Guard(async (r, ct) =>
+            {
+                var c = r.GetValue(clients);
+                var s = r.GetValue(size);
+                var n = r.GetValue(count);
+                var d = r.GetValue(duration);
+                if (c is < 1 or > 1024) throw new CliException("--clients must be between 1 and 1024", ExitCodes.Usage);
+                if (s is < 0 or > 65536) throw new CliException("--size must be between 0 and 65536 bytes", ExitCodes.Usage);
+                if (n is not null && d is not null) throw new CliException("give --count or --duration, not both", ExitCodes.Usage);
+                if (n is <= 0) throw new CliException("--count must be positive", ExitCodes.Usage);
+                if (d is <= 0 or > 3600) throw new CliException("--duration must be between 0 and 3600 seconds", ExitCodes.Usage);
+                if (n is null && d is null) n = 10_000;
+                var p = op == "pop" ? r.GetValue(prefill) : 0;
+                if (op == "pop" && p <= 0) throw new CliException("--prefill must be positive", ExitCodes.Usage);
+                var settings = new BenchSettings(op, c, s, n, d is null ? null : TimeSpan.FromSeconds(d.Value),
+                    r.GetValue(topic) ?? $"bench-{Guid.NewGuid().ToString("N")[..8]}", p);
+                var (urls, _) = Target(r);
+                var options = ClientOptions(urls, r);
+                options.MaxConnectionsPerNode = Math.Max(options.MaxConnectionsPerNode, c);
+                using var client = new RaftMQClient(options);
+                var asJson = r.GetValue(json);
+                var result = await Bench.RunAsync(client, settings, showProgress: !asJson && Interactive, ct).ConfigureAwait(false);
+                if (asJson)
+                {
+                    Console.Out.WriteLine(Bench.Json(result));
+                }
+                else
+                {
+                    AnsiConsole.Write(Bench.Table(result));
+                    Console.Out.WriteLine($"topic '{settings.Topic}'" + (result.Errors.Count == 0 ? "" : "; errors: " + string.Join(", ", result.Errors.Select(e => $"{e.Key} {e.Value}"))));
+                }
+                return result.ErrorCount == 0 ? ExitCodes.Ok : ExitCodes.Failure;
+            }));
+            bench.Add(cmd);
+        }
+        return bench;
+    }
+
+    // ---- shell and demo ------------------------------------------------------------------------------------------
+
+    private static Command ShellCommand()
+    {
+        var shell = new Command("shell", Describe(
+            "An interactive prompt for every command above (without the `raftmq` prefix), with line editing, history and help.",
+            "shell", "shell --urls http://127.0.0.1:8567"));
+        shell.SetAction(Guard((r, ct) => Shell.RunAsync(r.GetValue(Urls), r.GetValue(Data))));
+        return shell;
+    }
+
+    private static Command DemoCommand()
+    {
+        var demo = new Command("demo", Describe(
+            "Start a local 3-node cluster in the background (or use the running one), send a few messages through it, "
+            + "and show what to try next.", "demo"));
+        demo.SetAction(Guard((r, ct) => Demo.RunAsync(r, DataDir(r), ct)));
+        return demo;
+    }
+
+    // ---- shared --------------------------------------------------------------------------------------------------
+
+    internal static string DataDir(ParseResult r) => r.GetValue(Data) ?? LocalCluster.DefaultDirectory;
+
+    private static LocalCluster RequireLocal(ParseResult r)
+    {
+        var dir = DataDir(r);
+        return LocalCluster.Load(dir) ?? throw new CliException($"no local cluster is recorded in {dir}; start one with: {Name} cluster up --detach");
+    }
+
+    /// <summary>The nodes to talk to: --urls, else $RAFTMQ_URLS, else the running local cluster.</summary>
+    internal static (IReadOnlyList<Uri> Urls, LocalCluster? Local) Target(ParseResult r)
+    {
+        var given = r.GetValue(Urls) ?? Environment.GetEnvironmentVariable("RAFTMQ_URLS");
+        if (!string.IsNullOrWhiteSpace(given)) return (ParseUrls(given), null);
+        var dir = DataDir(r);
+        var local = LocalCluster.Load(dir);
+        if (local is null || !local.AnyRunning)
+        {
+            throw new CliException(
+                $"no cluster to talk to: no --urls given and no local cluster is running in {dir}\n"
+                + $"start one with `{Name} cluster up --detach`, or pass --urls http://HOST:PORT,...");
+        }
+        return (local.Urls, local);
+    }
+
+    internal static IReadOnlyList<Uri> ParseUrls(string text)
+    {
+        var urls = new List<Uri>();
+        foreach (var part in text.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var candidate = part.Contains("://", StringComparison.Ordinal) ? part : "http://" + part;
+            if (!Uri.TryCreate(candidate, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https") || uri.Host.Length == 0)
+                throw new CliException($"'{part}' is not a node URL (expected e.g. http://127.0.0.1:8567)", ExitCodes.Usage);
+            urls.Add(uri);
+        }
+        return urls.Count > 0 ? urls : throw new CliException("--urls is empty", ExitCodes.Usage);
+    }
+
+    internal static RaftMQClientOptions ClientOptions(IReadOnlyList<Uri> urls, ParseResult r)
+    {
+        var seconds = r.GetValue(Timeout);
+        if (seconds is <= 0 or > 86_400) throw new CliException("--timeout must be between 0 and 86400 seconds", ExitCodes.Usage);
+        var options = new RaftMQClientOptions { OperationTimeout = TimeSpan.FromSeconds(seconds) };
+        foreach (var u in urls) options.Nodes.Add(u);
+        return options;
+    }
+
+    internal static RaftMQClient NewClient(IReadOnlyList<Uri> urls, ParseResult r) => new(ClientOptions(urls, r));
+
+    private static string NoneReachable(IReadOnlyList<Uri> urls) =>
+        $"no node answered at {string.Join(", ", urls.Select(u => u.ToString().TrimEnd('/')))}";
+
+    private static async Task IgnoreCancel(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The normal end of a view that runs until Ctrl-C.
+        }
+    }
+
+    /// <summary>Turns every failure a user can cause into a one-line message and an exit code.</summary>
+    private static Func<ParseResult, CancellationToken, Task<int>> Guard(Func<ParseResult, CancellationToken, Task<int>> action) =>
+        async (r, ct) =>
+        {
+            try
+            {
+                return await action(r, ct).ConfigureAwait(false);
+            }
+            catch (CliException e)
+            {
+                Error(e.Message);
+                return e.ExitCode;
+            }
+            catch (OutcomeUnknownException e)
+            {
+                Error($"{e.Message}\ncheck before retrying: the {e.Operation} may have been applied");
+                return ExitCodes.OutcomeUnknown;
+            }
+            catch (TopicNotFoundException e)
+            {
+                Error($"{e.Message}; create it with: {Name} topic create {e.Topic}");
+                return ExitCodes.Failure;
+            }
+            catch (ClusterUnavailableException e)
+            {
+                Error(e.Reason switch
+                {
+                    "unreachable" => $"cannot reach the cluster: {e.Message}",
+                    "no-leader" => $"the cluster has no leader (is a majority of its nodes running?): {e.Message}",
+                    _ => $"the cluster is unavailable: {e.Message}",
+                });
+                return ExitCodes.Failure;
+            }
+            catch (RequestRejectedException e)
+            {
+                Error(e.Message);
+                return ExitCodes.Failure;
+            }
+            catch (ArgumentException e)
+            {
+                Error(e.Message);
+                return ExitCodes.Usage;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                Console.Error.WriteLine("interrupted");
+                return ExitCodes.Interrupted;
+            }
+        };
+
+    internal static void Error(string message) => Console.Error.WriteLine($"{Name}: error: {message}");
+
+}

@@ -1,0 +1,25 @@
+namespace RaftMQ.Cli;
+
+/// <summary>A failure the user can fix; <see cref="ExitCode"/> is what the process returns.</summary>
+public sealed class CliException(string message, int exitCode = ExitCodes.Failure) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}
+
+/// <summary>The exit codes of every command (documented in docs/cli.md).</summary>
+public static class ExitCodes
+{
+    public const int Ok = 0;
+
+    /// <summary>The command failed and changed nothing: no cluster, no leader, unknown topic, rejected request.</summary>
+    public const int Failure = 1;
+
+    /// <summary>Bad arguments.</summary>
+    public const int Usage = 2;
+
+    /// <summary>A publish or pop may or may not have been applied.</summary>
+    public const int OutcomeUnknown = 3;
+
+    /// <summary>Interrupted by Ctrl-C.</summary>
+    public const int Interrupted = 130;
+}

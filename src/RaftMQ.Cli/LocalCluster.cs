@@ -1,0 +1,283 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace RaftMQ.Cli;
+
+/// <summary>One node of a local cluster as the cluster file records it.</summary>
+public sealed record LocalNode(
+    [property: JsonPropertyName("index")] int Index,
+    [property: JsonPropertyName("url")] string Url,
+    [property: JsonPropertyName("pid")] int Pid,
+    [property: JsonPropertyName("data_dir")] string DataDir,
+    [property: JsonPropertyName("log")] string Log);
+
+/// <summary>The cluster file (<c>cluster.json</c> in the data directory): how to find and stop a local cluster.</summary>
+public sealed record ClusterFile(
+    [property: JsonPropertyName("config")] string Config,
+    [property: JsonPropertyName("node_binary")] string NodeBinary,
+    [property: JsonPropertyName("nodes")] List<LocalNode> Nodes);
+
+[JsonSourceGenerationOptions(WriteIndented = true)]
+[JsonSerializable(typeof(ClusterFile))]
+internal sealed partial class CliJson : JsonSerializerContext;
+
+/// <summary>
+/// A cluster of node processes on this machine, started from the built node binary, with its configuration, node
+/// data, logs and cluster file in one directory. The nodes run in their own session (setsid) so they outlive the
+/// terminal when detached; they are stopped by pid, and only if the pid still runs a node of this cluster.
+/// </summary>
+public sealed class LocalCluster
+{
+    public const string ClusterFileName = "cluster.json";
+    public const string ConfigFileName = "config.json";
+    public const int MaxNodes = 15;
+
+    /// <summary>How long a node gets to exit after SIGTERM before it is killed.</summary>
+    public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
+
+    private LocalCluster(string directory, ClusterFile file)
+    {
+        Directory = directory;
+        File = file;
+    }
+
+    public string Directory { get; }
+
+    public ClusterFile File { get; private set; }
+
+    public IReadOnlyList<Uri> Urls => [.. File.Nodes.Select(n => new Uri(n.Url))];
+
+    public static string DefaultDirectory =>
+        Environment.GetEnvironmentVariable("RAFTMQ_DATA") is { Length: > 0 } d
+            ? d
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".raftmq", "cluster");
+
+    /// <summary>The cluster recorded in <paramref name="directory"/>, or null if there is none.</summary>
+    public static LocalCluster? Load(string directory)
+    {
+        var path = Path.Combine(directory, ClusterFileName);
+        if (!System.IO.File.Exists(path)) return null;
+        try
+        {
+            var file = JsonSerializer.Deserialize(System.IO.File.ReadAllText(path), CliJson.Default.ClusterFile)
+                ?? throw new JsonException("empty");
+            return new LocalCluster(Path.GetFullPath(directory), file);
+        }
+        catch (Exception e) when (e is JsonException or IOException)
+        {
+            throw new CliException($"the cluster file {path} is unreadable ({e.Message}); remove it and stop the nodes by hand");
+        }
+    }
+
+    /// <summary>Whether node <paramref name="index"/> runs: its pid is alive and still runs this cluster's node.</summary>
+    public bool IsRunning(int index)
+    {
+        var pid = File.Nodes[index].Pid;
+        return Posix.IsAlive(pid) && Posix.CommandLine(pid) is { } cmd && cmd.Contains(File.Config, StringComparison.Ordinal);
+    }
+
+    public bool AnyRunning => File.Nodes.Any(n => IsRunning(n.Index));
+
+    /// <summary>
+    /// Writes a configuration for <paramref name="size"/> nodes on free loopback ports (or reuses the one in the
+    /// directory, keeping its data, unless <paramref name="fresh"/>), starts every node and records the cluster file.
+    /// </summary>
+    public static LocalCluster Start(string directory, int size, string nodeBinary, bool fresh, IReadOnlyList<string> nodeArgs)
+    {
+        if (size is < 1 or > MaxNodes) throw new CliException($"--nodes must be between 1 and {MaxNodes}", ExitCodes.Usage);
+        directory = Path.GetFullPath(directory);
+        if (Load(directory) is { AnyRunning: true } running)
+        {
+            throw new CliException(
+                $"a cluster is already running from {directory} (pids {string.Join(", ", running.File.Nodes.Select(n => n.Pid))}); "
+                + $"stop it with: {Cli.Name} cluster down{DataArg(directory)}");
+        }
+        System.IO.Directory.CreateDirectory(directory);
+        var config = Path.Combine(directory, ConfigFileName);
+        if (fresh)
+        {
+            foreach (var d in System.IO.Directory.EnumerateDirectories(directory, "node-*")) System.IO.Directory.Delete(d, recursive: true);
+            foreach (var f in System.IO.Directory.EnumerateFiles(directory, "node-*.log")) System.IO.File.Delete(f);
+        }
+        var ports = !fresh && ReadPorts(config) is { } existing && existing.Count == size ? existing : WriteConfig(config, size);
+
+        var file = new ClusterFile(config, nodeBinary, [.. Enumerable.Range(0, size).Select(i => new LocalNode(
+            i, $"http://127.0.0.1:{ports[i]}", 0, Path.Combine(directory, $"node-{i}"), Path.Combine(directory, $"node-{i}.log")))]);
+        var cluster = new LocalCluster(directory, file) { NodeArgs = nodeArgs };
+        for (int i = 0; i < size; i++) cluster.StartNode(i);
+        return cluster;
+    }
+
+    private IReadOnlyList<string> NodeArgs { get; init; } = [];
+
+    /// <summary>Starts node <paramref name="index"/> again (after a kill) with the recorded binary and config.</summary>
+    public void StartNode(int index)
+    {
+        if (index < 0 || index >= File.Nodes.Count) throw new CliException($"no node {index}: the cluster has nodes 0-{File.Nodes.Count - 1}", ExitCodes.Usage);
+        if (IsRunning(index)) throw new CliException($"node {index} is already running (pid {File.Nodes[index].Pid})");
+        var node = File.Nodes[index];
+        System.IO.File.AppendAllText(node.Log, $"--- {DateTime.Now:yyyy-MM-dd HH:mm:ss} started by {Cli.Name}\n");
+        // sh redirects the node's output to its log and execs; setsid (it does not fork: the shell is no group
+        // leader) gives the node its own session, so a terminal's Ctrl-C or hang-up does not reach it. The pid stays.
+        var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, WorkingDirectory = Directory };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(System.IO.File.Exists("/usr/bin/setsid") || System.IO.File.Exists("/bin/setsid")
+            ? "log=\"$1\"; shift; exec setsid \"$@\" >>\"$log\" 2>&1 </dev/null"
+            : "log=\"$1\"; shift; exec \"$@\" >>\"$log\" 2>&1 </dev/null");
+        psi.ArgumentList.Add("sh");
+        psi.ArgumentList.Add(node.Log);
+        psi.ArgumentList.Add(File.NodeBinary);
+        psi.ArgumentList.Add(File.Config);
+        psi.ArgumentList.Add(index.ToString(CultureInfo.InvariantCulture));
+        psi.ArgumentList.Add("--data-dir");
+        psi.ArgumentList.Add(node.DataDir);
+        foreach (var a in NodeArgs) psi.ArgumentList.Add(a);
+        using var process = Process.Start(psi) ?? throw new CliException($"could not start node {index}");
+        File.Nodes[index] = node with { Pid = process.Id };
+        Save();
+    }
+
+    /// <summary>SIGKILL to one node: it dies at once, as in a crash.</summary>
+    public void KillNode(int index)
+    {
+        if (index < 0 || index >= File.Nodes.Count) throw new CliException($"no node {index}: the cluster has nodes 0-{File.Nodes.Count - 1}", ExitCodes.Usage);
+        if (!IsRunning(index)) throw new CliException($"node {index} is not running");
+        Posix.Signal(File.Nodes[index].Pid, Posix.SigKill);
+    }
+
+    /// <summary>The last lines of a node's log, to show why it failed.</summary>
+    public string LogTail(int index, int lines = 15)
+    {
+        try
+        {
+            return string.Join('\n', System.IO.File.ReadLines(File.Nodes[index].Log).TakeLast(lines));
+        }
+        catch (IOException)
+        {
+            return "(no log)";
+        }
+    }
+
+    /// <summary>
+    /// Stops every running node: SIGTERM, then SIGKILL for any still running after <see cref="StopGrace"/>; waits
+    /// until all are gone and removes the cluster file. Returns how many nodes were running.
+    /// </summary>
+    public async Task<int> StopAsync()
+    {
+        var running = File.Nodes.Where(n => IsRunning(n.Index)).Select(n => n.Pid).ToList();
+        foreach (var pid in running) Posix.Signal(pid, Posix.SigTerm);
+        if (!await WaitGoneAsync(running, StopGrace))
+        {
+            foreach (var pid in running.Where(Posix.IsAlive)) Posix.Signal(pid, Posix.SigKill);
+            if (!await WaitGoneAsync(running, TimeSpan.FromSeconds(5)))
+                throw new CliException($"nodes {string.Join(", ", running.Where(Posix.IsAlive))} survived SIGKILL");
+        }
+        System.IO.File.Delete(Path.Combine(Directory, ClusterFileName));
+        return running.Count;
+    }
+
+    private static async Task<bool> WaitGoneAsync(List<int> pids, TimeSpan timeout)
+    {
+        // Not our children in general (a detached cluster), so there is no exit event to wait on: poll /proc.
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (pids.Any(Posix.IsAlive))
+        {
+            if (Stopwatch.GetTimestamp() > deadline) return false;
+            await Task.Delay(20);
+        }
+        return true;
+    }
+
+    private void Save()
+    {
+        var path = Path.Combine(Directory, ClusterFileName);
+        var temp = path + ".tmp";
+        System.IO.File.WriteAllText(temp, JsonSerializer.Serialize(File, CliJson.Default.ClusterFile));
+        System.IO.File.Move(temp, path, overwrite: true);
+    }
+
+    internal static string DataArg(string directory) =>
+        Path.GetFullPath(directory) == Path.GetFullPath(DefaultDirectory) ? "" : $" --data {directory}";
+
+    private static List<int>? ReadPorts(string config)
+    {
+        if (!System.IO.File.Exists(config)) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(System.IO.File.ReadAllText(config));
+            return [.. doc.RootElement.GetProperty("addresses").EnumerateArray().Select(a => a.GetProperty("port").GetInt32())];
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or IOException)
+        {
+            return null;
+        }
+    }
+
+    private static List<int> WriteConfig(string config, int size)
+    {
+        var ports = FreePorts(size * 2);
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("addresses");
+            for (int i = 0; i < size; i++)
+            {
+                w.WriteStartObject();
+                w.WriteString("ip", "127.0.0.1");
+                w.WriteNumber("port", ports[2 * i]);
+                w.WriteNumber("internal_port", ports[2 * i + 1]);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        System.IO.File.WriteAllBytes(config, stream.ToArray());
+        return [.. Enumerable.Range(0, size).Select(i => ports[2 * i])];
+    }
+
+    /// <summary>Distinct free loopback ports: all are held open at once so none is handed out twice.</summary>
+    private static int[] FreePorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ =>
+        {
+            var l = new TcpListener(IPAddress.Loopback, 0);
+            l.Start();
+            return l;
+        }).ToList();
+        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        foreach (var l in listeners) l.Stop();
+        return ports;
+    }
+
+    /// <summary>
+    /// The node binary: $RAFTMQ_NODE_BINARY, else the build of src/RaftMQ.Server next to this CLI's build in the
+    /// repository (the same configuration first).
+    /// </summary>
+    public static string FindNodeBinary()
+    {
+        if (Environment.GetEnvironmentVariable("RAFTMQ_NODE_BINARY") is { Length: > 0 } given)
+        {
+            return System.IO.File.Exists(given) ? Path.GetFullPath(given)
+                : throw new CliException($"RAFTMQ_NODE_BINARY names {given}, which does not exist");
+        }
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !System.IO.File.Exists(Path.Combine(dir.FullName, "RaftMQ.slnx"))) dir = dir.Parent;
+        if (dir is not null)
+        {
+            var mine = AppContext.BaseDirectory.Contains("/Debug/", StringComparison.Ordinal) ? "Debug" : "Release";
+            foreach (var configuration in new[] { mine, mine == "Release" ? "Debug" : "Release" })
+            {
+                var path = Path.Combine(dir.FullName, "src", "RaftMQ.Server", "bin", configuration, "net10.0", "RaftMQ.Server");
+                if (System.IO.File.Exists(path)) return path;
+            }
+        }
+        throw new CliException(
+            "cannot find the node binary: build it with `dotnet build -c Release RaftMQ.slnx` in the repository, "
+            + "or set RAFTMQ_NODE_BINARY to its path");
+    }
+}

@@ -1,0 +1,94 @@
+using System.CommandLine.Parsing;
+using Spectre.Console;
+
+namespace RaftMQ.Cli;
+
+/// <summary>
+/// <c>raftmq shell</c>: reads command lines and runs each through the same command tree as the command line, so
+/// every command, option and error message is the same. Ctrl-C cancels the running command, not the shell.
+/// </summary>
+public static class Shell
+{
+    /// <summary>Most lines kept in the history file.</summary>
+    public const int MaxHistory = 1000;
+
+    private static readonly string[] Words =
+    [
+        "cluster", "up", "down", "status", "kill", "start", "topic", "create", "list", "publish", "consume", "bench", "pop", "demo",
+        "help", "history", "exit", "quit", "--count", "--follow", "--clients", "--size", "--duration", "--json", "--watch", "--nodes",
+        "--detach", "--topic", "--urls", "--data", "--timeout", "--help",
+    ];
+
+    public static async Task<int> RunAsync(string? urls, string? data)
+    {
+        var historyPath = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".raftmq", "history");
+        var history = LoadHistory(historyPath);
+        var editor = new LineEditor(history, Words);
+        var interactive = editor.IsInteractive;
+        if (interactive)
+        {
+            AnsiConsole.MarkupLine("[bold]RaftMQ shell[/]: every command of [blue]raftmq[/] without the prefix. "
+                + "[grey]help[/] lists them, [grey]COMMAND --help[/] explains one, [grey]exit[/] leaves; Ctrl-C stops a running command.");
+        }
+        while (true)
+        {
+            var line = editor.ReadLine("raftmq> ");
+            if (line is null) break;
+            line = line.Trim();
+            if (line.Length == 0 || line.StartsWith('#')) continue;
+            history.Add(line);
+            if (history.Count > MaxHistory) history.RemoveRange(0, history.Count - MaxHistory);
+            var args = CommandLineParser.SplitCommandLine(line).ToList();
+            if (args[0] == "raftmq") args.RemoveAt(0);
+            if (args.Count == 0) continue;
+            switch (args[0])
+            {
+                case "exit" or "quit":
+                    SaveHistory(historyPath, history);
+                    return ExitCodes.Ok;
+                case "help" or "?":
+                    args = args.Count > 1 ? [.. args.Skip(1), "--help"] : ["--help"];
+                    if (args.Count == 1)
+                        Console.Out.WriteLine("In the shell: `history` lists earlier lines, Up/Down recall them, Tab completes words, `exit` leaves.\n");
+                    break;
+                case "history":
+                    for (int i = 0; i < history.Count; i++) Console.Out.WriteLine($"{i + 1,5}  {history[i]}");
+                    continue;
+                case "shell":
+                    Cli.Error("already in the shell");
+                    continue;
+            }
+            if (urls is not null && !args.Contains("--urls")) args.AddRange(["--urls", urls]);
+            if (data is not null && !args.Contains("--data")) args.AddRange(["--data", data]);
+            var last = await Cli.RunAsync(args, Signals.Renew(), inShell: true).ConfigureAwait(false);
+            if (last != ExitCodes.Ok && interactive) AnsiConsole.MarkupLine($"[grey](exit code {last})[/]");
+        }
+        SaveHistory(historyPath, history);
+        return ExitCodes.Ok;
+    }
+
+    private static List<string> LoadHistory(string path)
+    {
+        try
+        {
+            return File.Exists(path) ? [.. File.ReadLines(path).TakeLast(MaxHistory)] : [];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
+    private static void SaveHistory(string path, List<string> history)
+    {
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            File.WriteAllLines(path, history.TakeLast(MaxHistory));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // History is a convenience; a read-only home must not break the shell.
+        }
+    }
+}

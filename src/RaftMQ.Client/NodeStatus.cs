@@ -1,0 +1,69 @@
+using System.Text.Json.Serialization;
+
+namespace RaftMQ.Client;
+
+/// <summary>One node's view of the cluster, as <c>GET /v1/status</c> reports it.</summary>
+/// <param name="Url">The URL the client asked.</param>
+/// <param name="Node">The node's index in the cluster configuration (0-based).</param>
+/// <param name="ClusterId">Identifier of the cluster the node belongs to.</param>
+/// <param name="Ready">Whether the node has finished starting.</param>
+/// <param name="Role">Leader, Follower, Candidate, PreCandidate or Starting.</param>
+/// <param name="Term">The node's current Raft term.</param>
+/// <param name="Leader">Index of the leader the node knows of, if any.</param>
+/// <param name="LeaderUrl">URL of that leader, if any.</param>
+/// <param name="CommitIndex">Highest log index the node knows to be committed.</param>
+/// <param name="AppliedIndex">Highest log index the node has applied to its queue.</param>
+/// <param name="LastIndex">Index of the last entry in the node's log.</param>
+public sealed record NodeStatus(
+    Uri Url, int Node, string ClusterId, bool Ready, string Role, ulong Term, int? Leader, Uri? LeaderUrl,
+    ulong CommitIndex, ulong AppliedIndex, ulong LastIndex)
+{
+    /// <summary>Whether the node says it is the leader.</summary>
+    public bool IsLeader => Role == "Leader";
+}
+
+/// <summary>The result of asking one node for its status: either <see cref="Status"/> or <see cref="Error"/>.</summary>
+/// <param name="Url">The URL asked.</param>
+/// <param name="Status">The answer, or null if the node did not answer.</param>
+/// <param name="Error">Why the node did not answer, or null.</param>
+public sealed record NodeProbe(Uri Url, NodeStatus? Status, string? Error);
+
+/// <summary>The RRMQ status of one node (<c>GET /status</c>).</summary>
+/// <param name="Role">Leader, Follower or Candidate.</param>
+/// <param name="Term">The node's current Raft term.</param>
+public sealed record RoleStatus(string Role, ulong Term);
+
+internal sealed record NodeInfoBody(
+    [property: JsonPropertyName("node")] int Node,
+    [property: JsonPropertyName("cluster_id")] string? ClusterId,
+    [property: JsonPropertyName("ready")] bool Ready,
+    [property: JsonPropertyName("role")] string? Role,
+    [property: JsonPropertyName("term")] ulong Term,
+    [property: JsonPropertyName("leader")] int? Leader,
+    [property: JsonPropertyName("leader_url")] string? LeaderUrl,
+    [property: JsonPropertyName("commit_index")] ulong CommitIndex,
+    [property: JsonPropertyName("applied_index")] ulong AppliedIndex,
+    [property: JsonPropertyName("last_index")] ulong LastIndex);
+
+internal sealed record RoleBody(
+    [property: JsonPropertyName("role")] string? Role,
+    [property: JsonPropertyName("term")] ulong Term);
+
+internal sealed record TopicBody([property: JsonPropertyName("topic")] string Topic);
+
+internal sealed record MessageBody(
+    [property: JsonPropertyName("topic")] string Topic,
+    [property: JsonPropertyName("message")] string Message);
+
+internal sealed record ResultBody(
+    [property: JsonPropertyName("success")] bool Success,
+    [property: JsonPropertyName("topics")] List<string>? Topics,
+    [property: JsonPropertyName("message")] string? Message,
+    [property: JsonPropertyName("error")] string? Error);
+
+[JsonSerializable(typeof(NodeInfoBody))]
+[JsonSerializable(typeof(RoleBody))]
+[JsonSerializable(typeof(TopicBody))]
+[JsonSerializable(typeof(MessageBody))]
+[JsonSerializable(typeof(ResultBody))]
+internal sealed partial class ClientJson : JsonSerializerContext;

@@ -1,0 +1,505 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Polly;
+using Polly.Retry;
+
+namespace RaftMQ.Client;
+
+/// <summary>
+/// A client for a RaftMQ cluster. It is given the URLs of some nodes, finds the leader among them (and learns the
+/// leader's URL if it was not given), sends every request to the leader, and follows it through elections.
+/// Thread-safe: share one instance; it holds one pooled <see cref="HttpClient"/>.
+/// </summary>
+/// <remarks>
+/// Error model: failures that are known not to have changed anything (no node reachable, no leader, a node
+/// shutting down, a read that timed out) are retried with back-off until <see cref="RaftMQClientOptions.OperationTimeout"/>
+/// and then reported as <see cref="ClusterUnavailableException"/>. A publish or pop whose request may have reached
+/// the leader but whose answer was lost is never retried: it fails with <see cref="OutcomeUnknownException"/>.
+/// Topic creation is retried even then, because a second attempt is harmless (it finds the topic existing).
+/// </remarks>
+public sealed class RaftMQClient : IDisposable
+{
+    /// <summary>The response header in which a node explains a 503.</summary>
+    public const string ErrorHeader = "X-RaftMQ-Error";
+
+    /// <summary>Largest response body the client reads; a node never sends more than a 64 KiB message, escaped.</summary>
+    public const int MaxResponseBytes = 4 << 20;
+
+    private readonly RaftMQClientOptions _options;
+    private readonly HttpClient _http;
+    private readonly ResiliencePipeline _retry;
+    private readonly Lock _gate = new();
+    private readonly List<Uri> _nodes;
+    private Uri? _leader;
+    private long _leaderFoundAt;
+    private Task<Discovery>? _discovery;
+
+    /// <summary>Creates a client for the cluster that the given nodes belong to, with default options.</summary>
+    /// <param name="nodes">Base URLs of one or more nodes, e.g. <c>http://127.0.0.1:8567</c>.</param>
+    public RaftMQClient(IEnumerable<Uri> nodes)
+        : this(WithNodes(nodes))
+    {
+    }
+
+    /// <summary>Creates a client with the given options (which must list at least one node).</summary>
+    public RaftMQClient(RaftMQClientOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        _nodes = [.. options.Nodes.DistinctBy(Key)];
+        var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = options.ConnectTimeout,
+            MaxConnectionsPerServer = options.MaxConnectionsPerNode,
+            PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
+            AutomaticDecompression = DecompressionMethods.None,
+            UseProxy = false,
+        };
+        // Timeouts are per attempt and per operation, enforced with cancellation, so the client's own is off.
+        _http = new HttpClient(handler, disposeHandler: true)
+        {
+            Timeout = Timeout.InfiniteTimeSpan,
+            MaxResponseContentBufferSize = MaxResponseBytes,
+        };
+        var builder = new ResiliencePipelineBuilder();
+        if (options.MaxRetries > 0)
+        {
+            builder.AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = new PredicateBuilder().Handle<RetryableException>(),
+                MaxRetryAttempts = options.MaxRetries,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = options.RetryDelay,
+                MaxDelay = options.MaxRetryDelay,
+            });
+        }
+        _retry = builder.Build();
+    }
+
+    /// <summary>The nodes the client knows: those it was given, then those it learned from the cluster.</summary>
+    public IReadOnlyList<Uri> Nodes
+    {
+        get
+        {
+            lock (_gate) return [.. _nodes];
+        }
+    }
+
+    /// <summary>The leader the client last found, or null if it does not know one.</summary>
+    public Uri? Leader
+    {
+        get
+        {
+            lock (_gate) return _leader;
+        }
+    }
+
+    /// <summary>Creates a topic. Safe to call again: an existing topic is not an error.</summary>
+    /// <returns>True if the topic was created, false if it existed already (possibly created by an earlier attempt of
+    /// this same call whose answer was lost).</returns>
+    /// <exception cref="ClusterUnavailableException">No leader could be reached in time; nothing was created.</exception>
+    /// <exception cref="RequestRejectedException">The name is invalid (400 or 413) or the topic limit is reached (507).</exception>
+    public Task<bool> CreateTopicAsync(string topic, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        var body = JsonSerializer.SerializeToUtf8Bytes(new TopicBody(topic), ClientJson.Default.TopicBody);
+        return RunAsync(
+            "create topic", Safety.Idempotent, node => JsonRequest(HttpMethod.Put, node, "/topic", body),
+            (status, result) => status switch
+            {
+                HttpStatusCode.Created => true,
+                HttpStatusCode.Conflict => false,
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>Lists the topics in creation order. A linearizable read: it sees every write acknowledged before it.</summary>
+    /// <exception cref="ClusterUnavailableException">No leader could be reached in time.</exception>
+    public Task<IReadOnlyList<string>> ListTopicsAsync(CancellationToken cancellationToken = default) =>
+        RunAsync<IReadOnlyList<string>>(
+            "list topics", Safety.Read, node => new HttpRequestMessage(HttpMethod.Get, new Uri(node, "/topic")),
+            (status, result) => status == HttpStatusCode.OK && result?.Topics is { } topics ? topics : throw Rejected(status, result),
+            cancellationToken);
+
+    /// <summary>Appends a message to a topic. Returns once the message is committed (replicated to a majority).</summary>
+    /// <exception cref="TopicNotFoundException">The topic does not exist; nothing was published.</exception>
+    /// <exception cref="OutcomeUnknownException">The request may have been applied but its answer was lost; it is not retried.</exception>
+    /// <exception cref="ClusterUnavailableException">No leader could be reached in time; nothing was published.</exception>
+    /// <exception cref="RequestRejectedException">The message is too large (413) or the queue is full (507).</exception>
+    public Task PublishAsync(string topic, string message, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        ArgumentNullException.ThrowIfNull(message);
+        var body = JsonSerializer.SerializeToUtf8Bytes(new MessageBody(topic, message), ClientJson.Default.MessageBody);
+        return RunAsync(
+            "publish", Safety.Unsafe, node => JsonRequest(HttpMethod.Put, node, "/message", body),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK => true,
+                HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>Removes and returns the oldest message of a topic.</summary>
+    /// <returns>The message, or null if the topic is empty or does not exist (the REST API answers both with 404).</returns>
+    /// <exception cref="OutcomeUnknownException">A message may have been popped but its answer was lost; it is not retried.</exception>
+    /// <exception cref="ClusterUnavailableException">No leader could be reached in time; nothing was popped.</exception>
+    public Task<string?> PopAsync(string topic, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        var path = "/message/" + Uri.EscapeDataString(topic);
+        return RunAsync(
+            "pop", Safety.Unsafe,
+            // An empty body on purpose: SocketsHttpHandler silently re-sends a body-less request whose connection
+            // dropped before the answer (GET is idempotent in HTTP), and a repeated pop would lose a message.
+            node => new HttpRequestMessage(HttpMethod.Get, new Uri(node, path)) { Content = new ByteArrayContent([]) },
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK when result?.Message is { } m => m,
+                HttpStatusCode.NotFound => null,
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>Asks one node for its view of the cluster (<c>GET /v1/status</c>). Not retried.</summary>
+    /// <exception cref="HttpRequestException">The node did not answer or answered something else than a status.</exception>
+    public async Task<NodeStatus> GetNodeStatusAsync(Uri node, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        var info = await GetJsonAsync(node, "/v1/status", ClientJson.Default.NodeInfoBody, cancellationToken).ConfigureAwait(false);
+        Uri? leaderUrl = info.LeaderUrl is { } u && Uri.TryCreate(u, UriKind.Absolute, out var parsed) ? parsed : null;
+        return new NodeStatus(
+            node, info.Node, info.ClusterId ?? "", info.Ready, info.Role ?? "Unknown", info.Term, info.Leader, leaderUrl,
+            info.CommitIndex, info.AppliedIndex, info.LastIndex);
+    }
+
+    /// <summary>Asks one node for its RRMQ status (<c>GET /status</c>): role and term. Not retried.</summary>
+    /// <exception cref="HttpRequestException">The node did not answer or answered something else than a status.</exception>
+    public async Task<RoleStatus> GetRoleAsync(Uri node, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        var body = await GetJsonAsync(node, "/status", ClientJson.Default.RoleBody, cancellationToken).ConfigureAwait(false);
+        return new RoleStatus(body.Role ?? "Unknown", body.Term);
+    }
+
+    /// <summary>
+    /// Asks every known node for its status at once. Never throws for an unreachable node: its entry carries the
+    /// error instead. Nodes named as leader but not known yet are learned.
+    /// </summary>
+    public async Task<IReadOnlyList<NodeProbe>> GetClusterStatusAsync(CancellationToken cancellationToken = default)
+    {
+        var probes = await Task.WhenAll(Nodes.Select(n => ProbeAsync(n, cancellationToken))).ConfigureAwait(false);
+        foreach (var p in probes)
+            if (p.Status?.LeaderUrl is { } l) Learn(l);
+        return probes;
+    }
+
+    /// <summary>Finds the current leader, asking the cluster if the client does not know one.</summary>
+    /// <exception cref="ClusterUnavailableException">No leader was found within the operation timeout.</exception>
+    public Task<Uri> FindLeaderAsync(CancellationToken cancellationToken = default) =>
+        RunWithRetriesAsync("find the leader", LeaderAsync, cancellationToken);
+
+    /// <summary>Releases the HTTP connections.</summary>
+    public void Dispose() => _http.Dispose();
+
+    private enum Safety
+    {
+        /// <summary>Changes nothing: retried after any failure.</summary>
+        Read,
+
+        /// <summary>A repeat is harmless (topic creation): retried after any failure.</summary>
+        Idempotent,
+
+        /// <summary>A repeat would change the queue again (publish, pop): retried only when known not applied.</summary>
+        Unsafe,
+    }
+
+    private Task<T> RunAsync<T>(
+        string operation, Safety safety, Func<Uri, HttpRequestMessage> request, Func<HttpStatusCode, ResultBody?, T> interpret,
+        CancellationToken cancellationToken) =>
+        RunWithRetriesAsync(
+            operation,
+            async token =>
+            {
+                var leader = await LeaderAsync(token).ConfigureAwait(false);
+                return await AttemptAsync(operation, safety, leader, request, interpret, token, cancellationToken).ConfigureAwait(false);
+            },
+            cancellationToken);
+
+    private async Task<T> RunWithRetriesAsync<T>(string operation, Func<CancellationToken, Task<T>> attempt, CancellationToken cancellationToken)
+    {
+        using var overall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        overall.CancelAfter(_options.OperationTimeout);
+        RetryableException? last = null;
+        try
+        {
+            return await _retry.ExecuteAsync(
+                async token =>
+                {
+                    try
+                    {
+                        return await attempt(token).ConfigureAwait(false);
+                    }
+                    catch (RetryableException e)
+                    {
+                        last = e;
+                        throw;
+                    }
+                },
+                overall.Token).ConfigureAwait(false);
+        }
+        catch (RetryableException e) when (!overall.IsCancellationRequested)
+        {
+            throw new ClusterUnavailableException(e.Reason, $"{operation} failed after {_options.MaxRetries + 1} attempts: {e.Message}", e.InnerException);
+        }
+        catch (Exception e) when (e is RetryableException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            var why = last is null ? "" : $"; last error: {last.Message}";
+            throw new ClusterUnavailableException(
+                last?.Reason ?? "unreachable", $"{operation} did not complete within {_options.OperationTimeout.TotalSeconds:0.#} s{why}", e);
+        }
+    }
+
+    /// <summary>One HTTP exchange with <paramref name="node"/>; classifies every failure as retryable or not.</summary>
+    private async Task<T> AttemptAsync<T>(
+        string operation, Safety safety, Uri node, Func<Uri, HttpRequestMessage> request, Func<HttpStatusCode, ResultBody?, T> interpret,
+        CancellationToken token, CancellationToken callerToken)
+    {
+        using var attempt = CancellationTokenSource.CreateLinkedTokenSource(token);
+        attempt.CancelAfter(_options.AttemptTimeout);
+        HttpStatusCode status;
+        string? code;
+        ResultBody? result;
+        try
+        {
+            using var message = request(node);
+            using var response = await _http.SendAsync(message, HttpCompletionOption.ResponseContentRead, attempt.Token).ConfigureAwait(false);
+            status = response.StatusCode;
+            code = response.Headers.TryGetValues(ErrorHeader, out var values) ? values.FirstOrDefault() : null;
+            result = await ReadResultAsync(response, attempt.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (callerToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e) when (NotSent(e, attempt.Token))
+        {
+            Forget(node);
+            throw new RetryableException("unreachable", $"cannot connect to {node}: {e.Message}", e);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException)
+        {
+            // The request may have reached the leader, which may have applied it.
+            Forget(node);
+            var what = e is OperationCanceledException
+                ? token.IsCancellationRequested
+                    ? $"the operation timed out while waiting for {node}"
+                    : $"no answer from {node} within {_options.AttemptTimeout.TotalSeconds:0.#} s"
+                : $"lost the connection to {node} ({e.Message})";
+            if (safety == Safety.Unsafe)
+                throw new OutcomeUnknownException(operation, $"{operation}: {what} after sending the request; it may or may not have been applied", e);
+            if (token.IsCancellationRequested) throw;
+            throw new RetryableException("unreachable", what, e);
+        }
+
+        if (status == HttpStatusCode.ServiceUnavailable)
+        {
+            // The node's own classification (docs/rest-api.md): these four were never applied.
+            if (code is "not-leader" or "no-leader" or "stopped" or "overloaded")
+            {
+                if (code != "overloaded") Forget(node);
+                throw new RetryableException(code, $"{node} answered 503 {code}: {result?.Error}", null);
+            }
+            Forget(node);
+            if (safety == Safety.Unsafe)
+                throw new OutcomeUnknownException(operation, $"{operation}: {node} answered 503 {code}: {result?.Error ?? "the command may or may not have been applied"}");
+            throw new RetryableException(code ?? "unavailable", $"{node} answered 503 {code}: {result?.Error}", null);
+        }
+        if ((int)status >= 500 && status != HttpStatusCode.InsufficientStorage)
+        {
+            if (safety == Safety.Unsafe)
+                throw new OutcomeUnknownException(operation, $"{operation}: {node} answered {(int)status}; the command may or may not have been applied");
+            throw new RetryableException("unavailable", $"{node} answered {(int)status}", null);
+        }
+        return interpret(status, result);
+    }
+
+    /// <summary>
+    /// True when the request certainly never left the client: the connection could not be opened, or the handler's
+    /// connect timeout (its only internal cancellation) fired while neither timeout of ours had.
+    /// </summary>
+    private static bool NotSent(Exception e, CancellationToken attemptToken) => e switch
+    {
+        HttpRequestException h => h.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError
+            or HttpRequestError.SecureConnectionError or HttpRequestError.ProxyTunnelError,
+        OperationCanceledException => !attemptToken.IsCancellationRequested,
+        _ => false,
+    };
+
+    private async Task<Uri> LeaderAsync(CancellationToken token)
+    {
+        Task<Discovery> discovery;
+        lock (_gate)
+        {
+            if (_leader is { } known)
+            {
+                // A stale leader is still used (a deposed one forwards); the refresh runs in the background.
+                if (Stopwatch.GetElapsedTime(_leaderFoundAt) >= _options.LeaderRefreshInterval) _discovery ??= Task.Run(DiscoverAsync);
+                return known;
+            }
+            discovery = _discovery ??= Task.Run(DiscoverAsync);
+        }
+        var d = await discovery.WaitAsync(token).ConfigureAwait(false);
+        return d.Leader ?? throw new RetryableException(d.Reason, d.Message, null);
+    }
+
+    /// <summary>Asks every known node at once; the leader is the node that says so in the highest term, or the one it names.</summary>
+    private async Task<Discovery> DiscoverAsync()
+    {
+        Discovery found;
+        try
+        {
+            var probes = await GetClusterStatusAsync(CancellationToken.None).ConfigureAwait(false);
+            var answered = probes.Where(p => p.Status is not null).Select(p => p.Status!).ToList();
+            if (answered.Count == 0)
+            {
+                found = new Discovery(null, "unreachable", "no node answered: " + string.Join("; ", probes.Select(p => $"{p.Url} {p.Error}")));
+            }
+            else
+            {
+                var maxTerm = answered.Max(s => s.Term);
+                var leader = answered.FirstOrDefault(s => s.IsLeader && s.Term == maxTerm)?.Url
+                    ?? answered.FirstOrDefault(s => s.Term == maxTerm && s.LeaderUrl is not null)?.LeaderUrl;
+                found = leader is null
+                    ? new Discovery(null, "no-leader", $"no leader elected yet ({answered.Count} of {probes.Count} nodes answered)")
+                    : new Discovery(leader, "", "");
+            }
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException)
+        {
+            found = new Discovery(null, "unreachable", e.Message);
+        }
+        lock (_gate)
+        {
+            if (found.Leader is not null)
+            {
+                _leader = found.Leader;
+                _leaderFoundAt = Stopwatch.GetTimestamp();
+            }
+            _discovery = null;
+        }
+        return found;
+    }
+
+    private async Task<NodeProbe> ProbeAsync(Uri node, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.StatusTimeout);
+        try
+        {
+            return new NodeProbe(node, await GetNodeStatusAsync(node, timeout.Token).ConfigureAwait(false), null);
+        }
+        catch (HttpRequestException e)
+        {
+            return new NodeProbe(node, null, e.Message);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new NodeProbe(node, null, $"no answer within {_options.StatusTimeout.TotalSeconds:0.#} s");
+        }
+    }
+
+    private async Task<T> GetJsonAsync<T>(Uri node, string path, JsonTypeInfo<T> type, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.AttemptTimeout);
+        try
+        {
+            using var response = await _http.GetAsync(new Uri(node, path), timeout.Token).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode) throw new HttpRequestException($"{node} answered {(int)response.StatusCode}", null, response.StatusCode);
+            var bytes = await response.Content.ReadAsByteArrayAsync(timeout.Token).ConfigureAwait(false);
+            return JsonSerializer.Deserialize(bytes, type) ?? throw new HttpRequestException($"{node} answered an empty status");
+        }
+        catch (JsonException e)
+        {
+            throw new HttpRequestException($"{node} did not answer a RaftMQ status: {e.Message}", e);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new HttpRequestException($"no answer from {node} within {_options.AttemptTimeout.TotalSeconds:0.#} s", e);
+        }
+    }
+
+    private static async Task<ResultBody?> ReadResultAsync(HttpResponseMessage response, CancellationToken token)
+    {
+        var bytes = await response.Content.ReadAsByteArrayAsync(token).ConfigureAwait(false);
+        if (bytes.Length == 0) return null;
+        try
+        {
+            return JsonSerializer.Deserialize(bytes, ClientJson.Default.ResultBody);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static HttpRequestMessage JsonRequest(HttpMethod method, Uri node, string path, byte[] body)
+    {
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        return new HttpRequestMessage(method, new Uri(node, path)) { Content = content };
+    }
+
+    private static RequestRejectedException Rejected(HttpStatusCode status, ResultBody? result) => new(status, result?.Error);
+
+    private static void CheckTopic(string topic)
+    {
+        ArgumentNullException.ThrowIfNull(topic);
+        if (topic.Length == 0) throw new ArgumentException("topic must not be empty", nameof(topic));
+    }
+
+    private void Forget(Uri node)
+    {
+        lock (_gate)
+        {
+            if (_leader == node) _leader = null;
+        }
+    }
+
+    private void Learn(Uri node)
+    {
+        lock (_gate)
+        {
+            if (_nodes.Count < _options.MaxKnownNodes && !_nodes.Any(n => Key(n) == Key(node))) _nodes.Add(node);
+        }
+    }
+
+    private static string Key(Uri node) => node.GetLeftPart(UriPartial.Authority).ToLowerInvariant();
+
+    private static RaftMQClientOptions WithNodes(IEnumerable<Uri> nodes)
+    {
+        ArgumentNullException.ThrowIfNull(nodes);
+        var options = new RaftMQClientOptions();
+        foreach (var n in nodes) options.Nodes.Add(n);
+        return options;
+    }
+
+    private sealed record Discovery(Uri? Leader, string Reason, string Message);
+
+    /// <summary>A failure known to have changed nothing; the retry pipeline tries again.</summary>
+    private sealed class RetryableException(string reason, string message, Exception? inner) : Exception(message, inner)
+    {
+        public string Reason { get; } = reason;
+    }
+}

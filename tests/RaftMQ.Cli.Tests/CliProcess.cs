@@ -1,0 +1,179 @@
+using System.Diagnostics;
+
+namespace RaftMQ.Cli.Tests;
+
+/// <summary>The real <c>raftmq</c> entry point run as a process, with its own data and home directories.</summary>
+public sealed class CliProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly System.Text.StringBuilder _out = new();
+    private readonly System.Text.StringBuilder _err = new();
+    private readonly Lock _gate = new();
+
+    private CliProcess(Process process) => _process = process;
+
+    public int Pid => _process.Id;
+
+    public string Stdout
+    {
+        get
+        {
+            lock (_gate) return _out.ToString();
+        }
+    }
+
+    public string Stderr
+    {
+        get
+        {
+            lock (_gate) return _err.ToString();
+        }
+    }
+
+    public static string CliDll
+    {
+        get
+        {
+            var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
+            var path = Path.Combine(NodeProcess.RepoRoot, "src", "RaftMQ.Cli", "bin", configuration, "net10.0", "raftmq.dll");
+            return File.Exists(path) ? path : throw new FileNotFoundException("build the CLI first", path);
+        }
+    }
+
+    public static CliProcess Start(CliEnvironment env, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = env.Home,
+        };
+        psi.ArgumentList.Add(CliDll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["RAFTMQ_DATA"] = env.Data;
+        psi.Environment["HOME"] = env.Home;
+        psi.Environment.Remove("RAFTMQ_URLS");
+        psi.Environment.Remove("RAFTMQ_INVOKED_AS");
+        var process = new Process { StartInfo = psi };
+        var cli = new CliProcess(process);
+        process.OutputDataReceived += (_, e) => cli.Append(cli._out, e.Data);
+        process.ErrorDataReceived += (_, e) => cli.Append(cli._err, e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return cli;
+    }
+
+    /// <summary>Runs to completion (with a deadline) and returns exit code and output.</summary>
+    public static async Task<CliResult> RunAsync(CliEnvironment env, string? stdin, params string[] args)
+    {
+        await using var cli = Start(env, args);
+        if (stdin is not null) await cli._process.StandardInput.WriteAsync(stdin);
+        cli._process.StandardInput.Close();
+        var code = await cli.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        return new CliResult(code, cli.Stdout, cli.Stderr);
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"raftmq did not exit within {timeout}; stdout:\n{Stdout}\nstderr:\n{Stderr}");
+        }
+        return _process.ExitCode;
+    }
+
+    public Task<bool> WaitForOutputAsync(string text, TimeSpan timeout) =>
+        Eventually.TrueAsync(() => Task.FromResult(Stdout.Contains(text, StringComparison.Ordinal) || _process.HasExited), timeout);
+
+    /// <summary>Sends a signal as a terminal would (SIGINT for Ctrl-C).</summary>
+    public async Task SignalAsync(string signal)
+    {
+        using var kill = Process.Start("kill", ["-" + signal, Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        await kill.WaitForExitAsync();
+    }
+
+    private void Append(System.Text.StringBuilder to, string? line)
+    {
+        if (line is null) return;
+        lock (_gate) to.AppendLine(line);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+}
+
+public sealed record CliResult(int ExitCode, string Stdout, string Stderr)
+{
+    public override string ToString() => $"exit {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}";
+}
+
+/// <summary>A private data directory (the local cluster's) and home (the shell history) for one test.</summary>
+public sealed class CliEnvironment : IAsyncDisposable
+{
+    public CliEnvironment()
+    {
+        Root = Path.Combine(Path.GetTempPath(), "raftmq-cli-tests", Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(Home);
+    }
+
+    public string Root { get; }
+
+    public string Data => Path.Combine(Root, "data");
+
+    public string Home => Path.Combine(Root, "home");
+
+    /// <summary>The pids the cluster file records (empty when there is none).</summary>
+    public IReadOnlyList<int> RecordedPids()
+    {
+        var file = Path.Combine(Data, "cluster.json");
+        if (!File.Exists(file)) return [];
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+        return [.. doc.RootElement.GetProperty("nodes").EnumerateArray().Select(n => n.GetProperty("pid").GetInt32())];
+    }
+
+    public static bool IsAlive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[stat.LastIndexOf(')') + 2] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    public Task<CliResult> RunAsync(params string[] args) => CliProcess.RunAsync(this, null, args);
+
+    public Task<CliResult> RunWithInputAsync(string stdin, params string[] args) => CliProcess.RunAsync(this, stdin, args);
+
+    public async ValueTask DisposeAsync()
+    {
+        // Whatever a failed test left running is stopped by the tool itself, then the directory goes.
+        if (File.Exists(Path.Combine(Data, "cluster.json"))) await RunAsync("cluster", "down");
+        try
+        {
+            Directory.Delete(Root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort: a leftover temp directory is harmless.
+        }
+    }
+}

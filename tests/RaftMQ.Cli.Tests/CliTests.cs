@@ -1,0 +1,182 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+
+namespace RaftMQ.Cli.Tests;
+
+/// <summary>Commands without a cluster: help, argument errors, no cluster to talk to.</summary>
+public sealed class CliUsageTests
+{
+    [Theory]
+    [InlineData("")]
+    [InlineData("cluster")]
+    [InlineData("cluster up")]
+    [InlineData("cluster down")]
+    [InlineData("cluster status")]
+    [InlineData("cluster kill")]
+    [InlineData("cluster start")]
+    [InlineData("topic create")]
+    [InlineData("topic list")]
+    [InlineData("publish")]
+    [InlineData("consume")]
+    [InlineData("bench publish")]
+    [InlineData("bench pop")]
+    [InlineData("shell")]
+    [InlineData("demo")]
+    public async Task Every_command_has_help_with_an_example(string command)
+    {
+        await using var env = new CliEnvironment();
+        var r = await env.RunAsync([.. command.Split(' ', StringSplitOptions.RemoveEmptyEntries), "--help"]);
+        r.ExitCode.ShouldBe(0, r.ToString());
+        r.Stdout.ShouldContain("Usage:");
+        r.Stdout.ShouldContain($"raftmq {command}".Trim());
+        r.Stdout.ShouldContain("Example");
+    }
+
+    [Theory]
+    [InlineData("frobnicate", "frobnicate")]
+    [InlineData("publish", "TOPIC")]
+    [InlineData("bench publish --clients 0 --urls http://127.0.0.1:1", "--clients")]
+    [InlineData("bench publish --count 5 --duration 1 --urls http://127.0.0.1:1", "not both")]
+    [InlineData("topic list --urls ftp://example", "not a node URL")]
+    [InlineData("cluster up --nodes 99", "--nodes")]
+    [InlineData("consume t --count x", "x")]
+    public async Task Bad_arguments_exit_with_2_and_say_what_is_wrong(string args, string expected)
+    {
+        await using var env = new CliEnvironment();
+        var r = await env.RunAsync(args.Split(' '));
+        r.ExitCode.ShouldBe(2, r.ToString());
+        r.Stderr.ShouldContain(expected);
+    }
+
+    [Fact]
+    public async Task Without_a_cluster_commands_fail_with_1_and_say_how_to_get_one()
+    {
+        await using var env = new CliEnvironment();
+        var none = await env.RunAsync("topic", "list");
+        none.ExitCode.ShouldBe(1, none.ToString());
+        none.Stderr.ShouldContain("no cluster to talk to");
+        none.Stderr.ShouldContain("raftmq cluster up --detach");
+
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var unreachable = await env.RunAsync("publish", "t", "m", "--urls", $"127.0.0.1:{port}", "--timeout", "2");
+        unreachable.ExitCode.ShouldBe(1, unreachable.ToString());
+        unreachable.Stderr.ShouldContain("cannot reach the cluster");
+        unreachable.Stderr.ShouldContain($"127.0.0.1:{port}");
+
+        var down = await env.RunAsync("cluster", "down");
+        down.ExitCode.ShouldBe(0, down.ToString());
+        down.Stdout.ShouldContain("nothing to stop");
+    }
+}
+
+/// <summary>Commands against local clusters the tool starts itself; every test checks that no node survives.</summary>
+[Collection(CliClusters.Name)]
+public sealed class CliClusterTests
+{
+    [Fact]
+    public async Task Demo_then_every_command_then_cluster_down_leaves_no_process()
+    {
+        await using var env = new CliEnvironment();
+        var demo = await env.RunAsync("demo");
+        demo.ExitCode.ShouldBe(0, demo.ToString());
+        demo.Stdout.ShouldContain("Leader");
+        demo.Stdout.ShouldContain("consumed  ← demo: hello, RaftMQ");
+        demo.Stdout.ShouldContain("raftmq cluster kill");
+        var pids = env.RecordedPids();
+        pids.Count.ShouldBe(3);
+        pids.ShouldAllBe(p => CliEnvironment.IsAlive(p));
+
+        var again = await env.RunAsync("cluster", "up", "--detach");
+        again.ExitCode.ShouldBe(1, again.ToString());
+        again.Stderr.ShouldContain("already running");
+
+        (await env.RunAsync("topic", "create", "orders")).Stdout.ShouldContain("created topic 'orders'");
+        (await env.RunAsync("topic", "create", "orders")).Stdout.ShouldContain("already exists");
+        (await env.RunAsync("topic", "list")).Stdout.ShouldBe("demo\norders\n");
+        (await env.RunAsync("publish", "orders", "first")).ExitCode.ShouldBe(0);
+        var piped = await env.RunWithInputAsync("second\nthird\n", "publish", "orders");
+        piped.Stdout.ShouldContain("published 2 message(s)", customMessage: piped.ToString());
+        var one = await env.RunAsync("consume", "orders", "--count", "1");
+        one.Stdout.ShouldBe("first\n", one.ToString());
+        (await env.RunAsync("consume", "orders")).Stdout.ShouldBe("second\nthird\n");
+        var empty = await env.RunAsync("consume", "orders");
+        (empty.ExitCode, empty.Stdout).ShouldBe((0, ""));
+        empty.Stderr.ShouldContain("is empty");
+
+        var missing = await env.RunAsync("consume", "nope");
+        missing.ExitCode.ShouldBe(1, missing.ToString());
+        missing.Stderr.ShouldContain("topic 'nope' does not exist");
+        (await env.RunAsync("publish", "nope", "x")).ExitCode.ShouldBe(1);
+
+        var bench = await env.RunAsync("bench", "publish", "--clients", "4", "--count", "200", "--size", "16", "--json");
+        bench.ExitCode.ShouldBe(0, bench.ToString());
+        using (var json = JsonDocument.Parse(bench.Stdout))
+        {
+            json.RootElement.GetProperty("ops").GetInt64().ShouldBe(200);
+            json.RootElement.GetProperty("errors").GetInt64().ShouldBe(0);
+            var latency = json.RootElement.GetProperty("latency_ms");
+            latency.GetProperty("p50").GetDouble().ShouldBeGreaterThan(0);
+            latency.GetProperty("p99").GetDouble().ShouldBeLessThanOrEqualTo(latency.GetProperty("max").GetDouble());
+        }
+        var pop = await env.RunAsync("bench", "pop", "--clients", "2", "--count", "100");
+        pop.ExitCode.ShouldBe(0, pop.ToString());
+        pop.Stdout.ShouldContain("p99 ms");
+
+        var shell = await env.RunWithInputAsync("topic create sh\npublish sh \"two words\"\nconsume sh\nbogus\nexit\n", "shell");
+        shell.ExitCode.ShouldBe(0, shell.ToString());
+        shell.Stdout.ShouldContain("two words\n");
+        shell.Stderr.ShouldContain("'bogus'");
+
+        var status = await env.RunAsync("cluster", "status");
+        status.ExitCode.ShouldBe(0, status.ToString());
+        status.Stdout.ShouldContain("Leader");
+        var leader = int.Parse(status.Stdout.Split("leader: node ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+
+        (await env.RunAsync("cluster", "kill", $"{leader}")).ExitCode.ShouldBe(0);
+        (await Eventually.TrueAsync(
+            async () =>
+            {
+                var s = await env.RunAsync("cluster", "status");
+                return s.Stdout.Contains("2 of 3 nodes up", StringComparison.Ordinal) && !s.Stdout.Contains($"leader: node {leader} ", StringComparison.Ordinal)
+                    && s.Stdout.Contains("leader: node", StringComparison.Ordinal);
+            },
+            TimeSpan.FromSeconds(30))).ShouldBeTrue("a new leader is elected after the kill");
+        (await env.RunAsync("cluster", "start", $"{leader}")).ExitCode.ShouldBe(0);
+        var restarted = env.RecordedPids();
+
+        var down = await env.RunAsync("cluster", "down");
+        down.ExitCode.ShouldBe(0, down.ToString());
+        down.Stdout.ShouldContain("stopped 3 node(s)");
+        pids.Concat(restarted).ShouldAllBe(p => !CliEnvironment.IsAlive(p));
+        env.RecordedPids().ShouldBeEmpty();
+        (await env.RunAsync("topic", "list")).ExitCode.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task Cluster_up_in_the_foreground_shows_the_nodes_and_stops_them_on_ctrl_c()
+    {
+        await using var env = new CliEnvironment();
+        await using var up = CliProcess.Start(env, "cluster", "up", "--nodes", "3");
+        (await up.WaitForOutputAsync("leader: node", TimeSpan.FromSeconds(40))).ShouldBeTrue($"{up.Stdout}\n{up.Stderr}");
+        up.Stdout.ShouldContain("commit index");
+        var pids = env.RecordedPids();
+        pids.Count.ShouldBe(3);
+        pids.ShouldAllBe(p => CliEnvironment.IsAlive(p));
+
+        await up.SignalAsync("INT");
+        (await up.WaitForExitAsync(TimeSpan.FromSeconds(20))).ShouldBe(0, up.Stderr);
+        up.Stdout.ShouldContain("stopped 3 node(s)");
+        pids.ShouldAllBe(p => !CliEnvironment.IsAlive(p));
+        env.RecordedPids().ShouldBeEmpty();
+    }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class CliClusters
+{
+    public const string Name = "CLI clusters";
+}

@@ -1,0 +1,123 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace RaftMQ.Client.Tests;
+
+/// <summary>
+/// The client's error model against scripted endpoints: what is retried, what is reported as unknown, what is final.
+/// </summary>
+public sealed class ErrorModelTests
+{
+    private static RaftMQClient Client(Uri url, int maxRetries = 3) => new(new RaftMQClientOptions
+    {
+        Nodes = { url },
+        MaxRetries = maxRetries,
+        RetryDelay = TimeSpan.FromMilliseconds(5),
+        MaxRetryDelay = TimeSpan.FromMilliseconds(20),
+        OperationTimeout = TimeSpan.FromSeconds(10),
+    });
+
+    [Fact]
+    public async Task A_publish_whose_connection_drops_after_sending_is_reported_unknown_and_not_retried()
+    {
+        await using var node = new FakeNode(_ => null);
+        using var client = Client(node.Url);
+        var e = await Should.ThrowAsync<OutcomeUnknownException>(() => client.PublishAsync("t", "m"));
+        e.Operation.ShouldBe("publish");
+        node.Requests.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task A_pop_whose_connection_drops_after_sending_is_reported_unknown_and_not_retried()
+    {
+        await using var node = new FakeNode(_ => null);
+        using var client = Client(node.Url);
+        (await Should.ThrowAsync<OutcomeUnknownException>(() => client.PopAsync("t"))).Operation.ShouldBe("pop");
+        node.Requests.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task A_node_reporting_outcome_unknown_is_surfaced_for_publish_but_retried_for_topic_creation()
+    {
+        var creates = 0;
+        await using var node = new FakeNode(target => target switch
+        {
+            "PUT /message" => FakeNode.Response(503, """{"success":false,"error":"timed out"}""", "outcome-unknown"),
+            // The first creation's outcome is unknown; the retry finds the topic there.
+            "PUT /topic" => Interlocked.Increment(ref creates) == 1
+                ? FakeNode.Response(503, """{"success":false,"error":"timed out"}""", "outcome-unknown")
+                : FakeNode.Response(409, """{"success":false}"""),
+            _ => FakeNode.Response(500, "{}"),
+        });
+        using var client = Client(node.Url);
+        await Should.ThrowAsync<OutcomeUnknownException>(() => client.PublishAsync("t", "m"));
+        node.Requests.ShouldBe(1);
+        (await client.CreateTopicAsync("t")).ShouldBeFalse();
+        creates.ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task Reads_are_retried_after_a_dropped_connection()
+    {
+        var calls = 0;
+        await using var node = new FakeNode(_ => Interlocked.Increment(ref calls) < 3 ? null : FakeNode.Response(200, """{"success":true,"topics":["a","b"]}"""));
+        using var client = Client(node.Url);
+        (await client.ListTopicsAsync()).ShouldBe(["a", "b"]);
+        calls.ShouldBe(3);
+    }
+
+    [Theory]
+    [InlineData("no-leader")]
+    [InlineData("not-leader")]
+    [InlineData("stopped")]
+    [InlineData("overloaded")]
+    public async Task A_publish_refused_as_not_applied_is_retried_then_reported_unavailable(string code)
+    {
+        await using var node = new FakeNode(_ => FakeNode.Response(503, """{"success":false,"error":"busy"}""", code));
+        using var client = Client(node.Url, maxRetries: 2);
+        var e = await Should.ThrowAsync<ClusterUnavailableException>(() => client.PublishAsync("t", "m"));
+        e.Reason.ShouldBe(code);
+        node.Requests.ShouldBe(3);
+    }
+
+    [Fact]
+    public async Task Final_answers_are_not_retried()
+    {
+        await using var node = new FakeNode(target => target switch
+        {
+            "PUT /message" => FakeNode.Response(404, """{"success":false}"""),
+            "PUT /topic" => FakeNode.Response(507, """{"success":false,"error":"the queue is full"}"""),
+            _ => FakeNode.Response(404, """{"success":false}"""),
+        });
+        using var client = Client(node.Url);
+        (await Should.ThrowAsync<TopicNotFoundException>(() => client.PublishAsync("missing", "m"))).Topic.ShouldBe("missing");
+        var rejected = await Should.ThrowAsync<RequestRejectedException>(() => client.CreateTopicAsync("t"));
+        rejected.StatusCode.ShouldBe(HttpStatusCode.InsufficientStorage);
+        rejected.ServerError.ShouldBe("the queue is full");
+        (await client.PopAsync("t")).ShouldBeNull();
+        node.Requests.ShouldBe(3);
+    }
+
+    [Fact]
+    public async Task No_reachable_node_is_reported_unavailable_not_unknown_even_for_publish()
+    {
+        // A port that was free a moment ago: connections are refused, so nothing can have been sent.
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        using var client = Client(new Uri($"http://127.0.0.1:{port}"), maxRetries: 2);
+        var e = await Should.ThrowAsync<ClusterUnavailableException>(() => client.PublishAsync("t", "m"));
+        e.Reason.ShouldBe("unreachable");
+        e.Message.ShouldContain($"127.0.0.1:{port}");
+    }
+
+    [Fact]
+    public void Bad_arguments_fail_before_any_request()
+    {
+        Should.Throw<ArgumentException>(() => new RaftMQClient([]));
+        Should.Throw<ArgumentException>(() => new RaftMQClient([new Uri("ftp://x")]));
+        using var client = new RaftMQClient([new Uri("http://127.0.0.1:1")]);
+        Should.Throw<ArgumentException>(() => client.PublishAsync("", "m"));
+    }
+}

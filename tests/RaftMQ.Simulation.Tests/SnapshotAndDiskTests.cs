@@ -1,0 +1,217 @@
+using RaftMQ.Simulation.Tests.Support;
+
+namespace RaftMQ.Simulation.Tests;
+
+/// <summary>Log compaction and InstallSnapshot (§7) in the simulated cluster, and disks that keep only what was synced.</summary>
+public sealed class SnapshotAndDiskTests
+{
+    private const int TransferTimeoutMs = 300;
+
+    private SimCluster Cluster(int nodes, Action<SimOptions>? configure = null, [System.Runtime.CompilerServices.CallerMemberName] string test = "") =>
+        Sim.Cluster(GetType(), nodes, 42, o =>
+        {
+            o.Link = LinkConfig.Reliable with { MinDelayMs = 1, MaxDelayMs = 1 };
+            o.SnapshotTransferTimeoutMs = TransferTimeoutMs;
+            configure?.Invoke(o);
+        }, test);
+
+    private static SimNode ElectedLeader(SimCluster sim)
+    {
+        sim.Await(() => sim.Leader is { } l && l.CommitIndex >= 1 && sim.Nodes.All(n => n.Raft?.Leader == l.Id), 5_000, "a settled leader");
+        return sim.Leader!;
+    }
+
+    private static void ProposeAndCommit(SimCluster sim, SimNode leader, int count, long firstValue)
+    {
+        var proposals = Enumerable.Range(0, count).Select(i => sim.Propose(Sim.Cmd(firstValue + i), leader.Id)).ToList();
+        sim.Await(() => proposals.All(p => p.IsAcknowledged), 2_000, $"{count} proposals acknowledged");
+    }
+
+    private static void AwaitConverged(SimCluster sim)
+    {
+        sim.Await(() => sim.Leader is { Raft: { } l } && l.CommitIndex == l.LastIndex
+            && sim.Nodes.All(n => n.IsUp && n.AppliedThisRun == l.LastIndex), 5_000, "every node applied the leader's whole log");
+        sim.CheckAcknowledgedAppliedExactlyOnce();
+    }
+
+    [Fact]
+    public void PartitionedFollower_WhileTheLeaderCompacts_GetsTheSnapshotAfterHealing()
+    {
+        var sim = Cluster(3, o => o.SnapshotEveryEntries = 5);
+        var leader = ElectedLeader(sim);
+        var follower = sim.Nodes.First(n => n.Id != leader.Id);
+        var behind = follower.Storage.LastIndex;
+
+        sim.Isolate(follower.Id);
+        ProposeAndCommit(sim, leader, 23, 1);
+        leader.Storage.FirstIndex.ShouldBeGreaterThan(behind + 1, "the leader compacted away what the follower lacks");
+        follower.Storage.LastIndex.ShouldBe(behind);
+
+        sim.Reconnect(follower.Id);
+        AwaitConverged(sim);
+        follower.SnapshotsInstalled.ShouldBe(1);
+        follower.Snapshot.ShouldNotBeNull().Metadata.Index.ShouldBeGreaterThan(behind);
+        follower.Storage.Snapshot.ShouldBe(follower.Snapshot!.Metadata, "the log starts after the installed snapshot");
+        follower.Applied.Select(e => e.Index).ShouldBe(leader.Applied.Select(e => e.Index));
+        sim.Checker.AppliedBy(follower.Id).Count.ShouldBe((int)leader.Raft!.LastIndex);
+
+        // Replication goes on from the log after the snapshot.
+        ProposeAndCommit(sim, leader, 3, 100);
+        AwaitConverged(sim);
+        follower.SnapshotsInstalled.ShouldBe(1);
+    }
+
+    [Fact]
+    public void DroppedSnapshot_IsSentAgain_AfterTheLeaderReportsTheFailedTransfer()
+    {
+        var sim = Cluster(3, o => o.SnapshotEveryEntries = 4);
+        var leader = ElectedLeader(sim);
+        var follower = sim.Nodes.First(n => n.Id != leader.Id);
+        sim.Isolate(follower.Id);
+        ProposeAndCommit(sim, leader, 12, 1);
+
+        var sentAt = new List<long>();
+        sim.Intercept<SnapshotChunk>(InterceptPoint.BeforeSend, _ =>
+        {
+            sentAt.Add(sim.Now);
+            return sentAt.Count == 1 ? InterceptDecision.Drop : InterceptDecision.Pass;
+        }, to: follower.Id);
+        sim.Reconnect(follower.Id);
+        sim.Await(() => sentAt.Count == 1, 1_000, "the first snapshot is sent (and lost)");
+        leader.Raft!.DescribeProgress(follower.Id)!.ShouldStartWith("Snapshot", Case.Sensitive, "nothing else goes out while a snapshot is on its way");
+
+        sim.RunFor(TransferTimeoutMs - 20);
+        sentAt.Count.ShouldBe(1, "the leader waits for the transfer to time out");
+        leader.Raft!.DescribeProgress(follower.Id)!.ShouldStartWith("Snapshot");
+
+        AwaitConverged(sim);
+        sentAt.Count.ShouldBe(2, "one retry after the failure report");
+        (sentAt[1] - sentAt[0]).ShouldBeGreaterThan(TransferTimeoutMs);
+        follower.SnapshotsInstalled.ShouldBe(1);
+    }
+
+    [Fact]
+    public void CrashWhilePersisting_KeepsAPrefixOfTheEntries_AndTheClusterStaysCorrect()
+    {
+        var sim = Cluster(3);
+        var leader = ElectedLeader(sim);
+        var follower = sim.Nodes.First(n => n.Id != leader.Id);
+        sim.Block(leader.Id, follower.Id);
+        ProposeAndCommit(sim, leader, 5, 1);
+        var before = follower.Storage.LastIndex;
+        var hardStateBefore = follower.Storage.HardState;
+        var answered = sim.Intercept<AppendEntriesResponse>(InterceptPoint.BeforeSend, _ => InterceptDecision.Pass,
+            from: follower.Id, where: r => !r.Reject && r.Index > before);
+        sim.CrashDuringNextPersist(follower.Id, keepEntries: 2);
+        sim.Unblock(leader.Id, follower.Id);
+        sim.Await(() => !follower.IsUp, 1_000, "the follower crashes while persisting the entries it missed");
+
+        follower.DiskFaults.ShouldBe(1);
+        follower.Storage.LastIndex.ShouldBe(before + 2, "a prefix of the batch survives");
+        // The crashed Ready's hard state (commit past `before`) was to be written after the entries, so it is lost.
+        (follower.Storage.HardState.Term, follower.Storage.HardState.Vote).ShouldBe((hardStateBefore.Term, hardStateBefore.Vote));
+        follower.Storage.HardState.Commit.ShouldBeLessThanOrEqualTo(before);
+        answered.Matched.ShouldBe(0, "nothing that depends on the lost writes was sent");
+
+        sim.Restart(follower.Id);
+        AwaitConverged(sim);
+        ProposeAndCommit(sim, leader, 2, 10);
+        AwaitConverged(sim);
+    }
+
+    [Fact]
+    public void Restart_FromSnapshotAndTheLogAfterIt()
+    {
+        var sim = Cluster(3, o =>
+        {
+            o.SnapshotEveryEntries = 4;
+            o.SnapshotRetainEntries = 2;
+            o.Disk = new DiskConfig { LoseUnsyncedOnCrash = true };
+        });
+        var leader = ElectedLeader(sim);
+        ProposeAndCommit(sim, leader, 10, 1);
+        AwaitConverged(sim);
+        var node = sim.Nodes.First(n => n.Id != leader.Id);
+        var snapshot = node.Snapshot.ShouldNotBeNull().Metadata;
+        snapshot.Index.ShouldBe(8UL, "snapshots at 4 and 8 of 11 applied entries");
+        node.Storage.Snapshot.Index.ShouldBe(6UL, "two entries kept before the snapshot");
+
+        sim.Crash(node.Id);
+        sim.Restart(node.Id);
+        node.Raft!.FirstIndex.ShouldBe(7UL);
+        // The checker fails the run if the restarted node applied anything but the entries after the snapshot.
+        node.AppliedThisRun.ShouldBeGreaterThanOrEqualTo(snapshot.Index);
+        AwaitConverged(sim);
+        ProposeAndCommit(sim, leader, 3, 100);
+        AwaitConverged(sim);
+    }
+
+    [Fact]
+    public void Restart_FromASnapshotPastTheSyncedCommitIndex()
+    {
+        // No compaction (a long retained tail), so nothing syncs the commit index the follower learned last.
+        var sim = Cluster(3, o =>
+        {
+            o.SnapshotEveryEntries = 4;
+            o.SnapshotRetainEntries = 1_000;
+        });
+        var leader = ElectedLeader(sim);
+        ProposeAndCommit(sim, leader, 7, 1);
+        AwaitConverged(sim);
+        var node = sim.Nodes.First(n => n.Id != leader.Id);
+        node.Snapshot.ShouldNotBeNull().Metadata.Index.ShouldBe(8UL);
+        node.UnsyncedWrites.ShouldBeGreaterThan(0);
+
+        sim.Crash(node.Id, keepUnsynced: 0);
+        node.Storage.HardState.Commit.ShouldBeLessThan(8UL, "the commit index that led to the snapshot was not synced");
+        sim.Restart(node.Id);
+        node.Raft!.CommitIndex.ShouldBeGreaterThanOrEqualTo(8UL, "applied entries are committed");
+        AwaitConverged(sim);
+    }
+
+    [Fact]
+    public void PowerLoss_LosesOnlyUnsyncedCommitIndexes()
+    {
+        var sim = Cluster(3, o => o.Disk = new DiskConfig { LoseUnsyncedOnCrash = true });
+        var leader = ElectedLeader(sim);
+        ProposeAndCommit(sim, leader, 5, 1);
+        AwaitConverged(sim);
+        var node = sim.Nodes.First(n => n.Id != leader.Id);
+        var log = node.Storage.LastIndex;
+        var hard = node.Storage.HardState;
+        node.UnsyncedWrites.ShouldBeGreaterThan(0, "the follower learned the last commit index from a heartbeat");
+
+        sim.Crash(node.Id, keepUnsynced: 0);
+        node.Storage.LastIndex.ShouldBe(log, "entries are synced before they are acknowledged");
+        (node.Storage.HardState.Term, node.Storage.HardState.Vote).ShouldBe((hard.Term, hard.Vote));
+        node.Storage.HardState.Commit.ShouldBeLessThan(hard.Commit);
+
+        sim.Restart(node.Id);
+        AwaitConverged(sim);
+    }
+
+    [Fact]
+    public void FailedFsync_StopsTheNode_WhichComesBackFromWhatWasSynced()
+    {
+        var sim = Cluster(3, o => o.Disk = new DiskConfig { SyncFailureProbability = 1, RestartAfterFaultMs = 200 });
+        sim.Await(() => sim.Nodes.Any(n => n.DiskFaults > 0), 2_000, "a failed fsync");
+        var stopped = sim.Nodes.First(n => n.DiskFaults > 0);
+        stopped.IsUp.ShouldBeFalse("an fsync failure stops the node at once");
+        sim.Leader.ShouldBeNull("every sync fails, so no vote is ever durable and no leader can be elected");
+
+        sim.Disk = DiskConfig.Reliable;
+        sim.Await(() => stopped.IsUp, 200, "the node restarts from its disk");
+        ElectedLeader(sim);
+        ProposeAndCommit(sim, sim.Leader!, 3, 1);
+        AwaitConverged(sim);
+    }
+
+    [Fact]
+    public void Snapshots_AreOffByDefault()
+    {
+        var sim = Cluster(3);
+        var leader = ElectedLeader(sim);
+        ProposeAndCommit(sim, leader, 20, 1);
+        sim.Nodes.ShouldAllBe(n => n.Snapshot == null && n.Storage.FirstIndex == 1);
+    }
+}
