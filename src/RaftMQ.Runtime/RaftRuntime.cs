@@ -128,6 +128,30 @@ public sealed partial class RaftRuntime : IAsyncDisposable
         return (T)(await tcs.Task.WaitAsync(cancellationToken).ConfigureAwait(false))!;
     }
 
+    /// <summary>
+    /// <see cref="ReadAsync{T}"/> that waits out elections: when no leader is known it waits for one, and when
+    /// leadership changed during the read it asks again, until <paramref name="cancellationToken"/> fires.
+    /// </summary>
+    public async Task<T> ReadWaitingForLeaderAsync<T>(Func<T> query, CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            var changed = SoftStateChanged;
+            try
+            {
+                return await ReadAsync(query, cancellationToken).ConfigureAwait(false);
+            }
+            catch (NotLeaderException)
+            {
+                await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (ReadAbortedException)
+            {
+                // Leadership moved while confirming; ask again.
+            }
+        }
+    }
+
     /// <summary>Completes at the next change of leader, role or term after this call.</summary>
     public Task SoftStateChanged => Volatile.Read(ref _softStateChanged).Task;
 

@@ -49,6 +49,24 @@ public sealed record NodeSettings
 
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
+    /// <summary>The data directory: the explicit option, else one keyed by the cluster's identity and the node's index.</summary>
+    public string DataDirectoryFor(ClusterConfig config) =>
+        DataDirectory ?? Path.Combine("raftmq-data", config.ClusterId, $"node-{Index}");
+
+    /// <summary>The peers' shared secret: the configured one, else one derived from the cluster id.</summary>
+    public byte[] ClusterSecretFor(ClusterConfig config) =>
+        RaftHostOptions.DeriveSecret(ClusterSecret ?? Environment.GetEnvironmentVariable("RAFTMQ_CLUSTER_SECRET") ?? "raftmq-cluster:" + config.ClusterId);
+
+    /// <summary>How the library hosts this node: the config's addresses plus this command line's timings.</summary>
+    public RaftHostOptions HostOptions(ClusterConfig config) =>
+        config.HostOptions(Index, DataDirectoryFor(config), ClusterSecretFor(config)) with
+        {
+            TickInterval = TimeSpan.FromMilliseconds(TickMs),
+            ElectionTimeout = TimeSpan.FromMilliseconds(ElectionTimeoutMs),
+            HeartbeatInterval = TimeSpan.FromMilliseconds(HeartbeatMs),
+            SnapshotEveryEntries = (ulong)SnapshotEveryEntries,
+        };
+
     /// <summary>Parses the command line; throws <see cref="ConfigException"/> with a message for the user.</summary>
     public static NodeSettings Parse(IReadOnlyList<string> args)
     {

@@ -1,4 +1,3 @@
-using System.Net;
 using Microsoft.Extensions.Logging.Console;
 using RaftMQ.Queue;
 using RaftMQ.Server;
@@ -45,8 +44,7 @@ builder.WebHost.ConfigureKestrel(k =>
     k.AddServerHeader = false;
     k.Limits.MaxRequestBodySize = ServerLimits.MaxRequestBodyBytes;
     k.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
-    var ip = me.Ip == "localhost" ? IPAddress.Loopback : IPAddress.TryParse(me.Ip, out var parsed) ? parsed : IPAddress.Any;
-    k.Listen(ip, me.Port);
+    k.Listen(ClusterConfig.ListenEndPoint(me.Ip, me.Port));
 });
 
 var app = builder.Build();
@@ -65,10 +63,11 @@ catch (IOException e)
 }
 
 var exitCode = 0;
-NodeHost? host = null;
+RaftHost? host = null;
 try
 {
-    host = await NodeHost.StartAsync(settings, config, node, app.Services.GetRequiredService<ILoggerFactory>());
+    host = await RaftHost.StartAsync(settings.HostOptions(config), node.StateMachine, app.Services.GetRequiredService<ILoggerFactory>());
+    node.SetStarted(host.Runtime);
     _ = host.Runtime.Completion.ContinueWith(
         t =>
         {

@@ -206,23 +206,8 @@ public sealed class QueueNode : IAsyncDisposable
         try
         {
             var runtime = await _started.Task.WaitAsync(deadline).ConfigureAwait(false);
-            while (true)
-            {
-                var changed = runtime.SoftStateChanged;
-                try
-                {
-                    var value = await runtime.ReadAsync(() => query(StateMachine), deadline).ConfigureAwait(false);
-                    return (true, value, null);
-                }
-                catch (NotLeaderException)
-                {
-                    await changed.WaitAsync(deadline).ConfigureAwait(false);
-                }
-                catch (ReadAbortedException)
-                {
-                    // Leadership moved while confirming; ask again.
-                }
-            }
+            var value = await runtime.ReadWaitingForLeaderAsync(() => query(StateMachine), deadline).ConfigureAwait(false);
+            return (true, value, null);
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
@@ -238,7 +223,7 @@ public sealed class QueueNode : IAsyncDisposable
         }
     }
 
-    /// <summary>Releases the forwarding client; the runtime belongs to <see cref="NodeHost"/>.</summary>
+    /// <summary>Releases the forwarding client; the runtime belongs to its <see cref="RaftHost"/>.</summary>
     public ValueTask DisposeAsync()
     {
         _forwarder.Dispose();

@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 
-namespace RaftMQ.Server;
+namespace RaftMQ.Runtime.Hosting;
 
 /// <summary>One node's addresses: <see cref="Port"/> serves HTTP, <see cref="InternalPort"/> the Raft peers.</summary>
 public sealed record NodeAddress(string Ip, int Port, int InternalPort, bool InternalPortGiven)
@@ -12,8 +12,9 @@ public sealed record NodeAddress(string Ip, int Port, int InternalPort, bool Int
 }
 
 /// <summary>
-/// The RRMQ configuration file: <c>{"addresses": [{"ip": ..., "port": ..., "internal_port": ...}, ...]}</c>. A node
-/// without <c>internal_port</c> talks to peers on <c>port + 1000</c>.
+/// A static cluster described by a JSON file: <c>{"addresses": [{"ip": ..., "port": ..., "internal_port": ...}, ...]}</c>
+/// (the RRMQ format). <c>port</c> is the application's client port, <c>internal_port</c> the Raft peers' port; a node
+/// without <c>internal_port</c> talks to peers on <c>port + 1000</c>. Node ids are the indexes plus one.
 /// </summary>
 public sealed class ClusterConfig
 {
@@ -110,6 +111,35 @@ public sealed class ClusterConfig
         var canonical = string.Join(';', addresses.Select(a => $"{a.Ip}:{a.Port}:{a.InternalPort}"));
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(canonical));
         return Convert.ToHexStringLower(hash.AsSpan(0, 8));
+    }
+
+    /// <summary>
+    /// The hosting options of node <paramref name="index"/>: its peer listen endpoint, the other nodes as peers, and
+    /// the cluster id. The caller sets the data directory, the secret and the timings.
+    /// </summary>
+    public RaftHostOptions HostOptions(int index, string dataDirectory, byte[] clusterSecret)
+    {
+        if (index < 0 || index >= Addresses.Count)
+            throw new ConfigException($"INDEX {index} is out of range: the config has {Addresses.Count} node(s)");
+        var peers = new Dictionary<ulong, EndPoint>();
+        for (int i = 0; i < Addresses.Count; i++)
+            if (i != index) peers[NodeId(i)] = PeerEndPoint(Addresses[i]);
+        return new RaftHostOptions
+        {
+            NodeId = NodeId(index),
+            Peers = peers,
+            ListenEndPoint = ListenEndPoint(Addresses[index].Ip, Addresses[index].InternalPort),
+            DataDirectory = dataDirectory,
+            ClusterId = ClusterId,
+            ClusterSecret = clusterSecret,
+        };
+    }
+
+    /// <summary>Where a node listens: "localhost" is loopback, an IP is itself, a host name listens on every interface.</summary>
+    public static IPEndPoint ListenEndPoint(string ip, int port)
+    {
+        if (ip == "localhost") return new IPEndPoint(IPAddress.Loopback, port);
+        return new IPEndPoint(IPAddress.TryParse(ip, out var parsed) ? parsed : IPAddress.Any, port);
     }
 
     /// <summary>The peer endpoint of a node, resolving a host name if the config gives one.</summary>

@@ -1,0 +1,87 @@
+using BankTeller.Server;
+using Microsoft.Extensions.Logging.Console;
+using RaftMQ.Runtime.Hosting;
+
+// The bank teller server: the bank state machine, with client sessions, on a node the Raft library hosts.
+ServerSettings settings;
+ClusterConfig config;
+try
+{
+    if (args is ["--help"] or ["-h"])
+    {
+        Console.Out.WriteLine(ServerSettings.Usage);
+        return 0;
+    }
+    settings = ServerSettings.Parse(args);
+    config = ClusterConfig.Load(settings.ConfigPath);
+    if (settings.Index < 0 || settings.Index >= config.Addresses.Count)
+        throw new ConfigException($"INDEX {settings.Index} is out of range: the config has {config.Addresses.Count} node(s)");
+}
+catch (ConfigException e)
+{
+    Console.Error.WriteLine($"bank-server: {e.Message}");
+    Console.Error.WriteLine(ServerSettings.Usage);
+    return 2;
+}
+
+var me = config.Addresses[settings.Index];
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+builder.Logging.ClearProviders();
+builder.Logging.AddSimpleConsole(o =>
+{
+    o.SingleLine = true;
+    o.TimestampFormat = "HH:mm:ss.fff ";
+    o.ColorBehavior = LoggerColorBehavior.Disabled;
+});
+builder.Logging.SetMinimumLevel(settings.LogLevel);
+builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
+builder.WebHost.ConfigureKestrel(k =>
+{
+    k.AddServerHeader = false;
+    k.Limits.MaxRequestBodySize = BankEndpoints.MaxRequestBodyBytes;
+    k.Listen(ClusterConfig.ListenEndPoint(me.Ip, me.Port));
+});
+
+var app = builder.Build();
+var loggers = app.Services.GetRequiredService<ILoggerFactory>();
+var node = new BankNode(settings, config);
+BankEndpoints.Map(app, node);
+try
+{
+    await app.StartAsync();
+}
+catch (IOException e)
+{
+    Console.Error.WriteLine($"bank-server: cannot listen on {me.Ip}:{me.Port}: {e.Message}");
+    return 1;
+}
+
+RaftHost host;
+try
+{
+    host = await RaftHost.StartAsync(settings.HostOptions(config), node.CreateStateMachine(), loggers);
+}
+catch (Exception e)
+{
+    loggers.CreateLogger("BankTeller").LogCritical(e, "Node {Index} could not start: {Message}", settings.Index, e.Message);
+    node.SetFailed(e);
+    await app.StopAsync();
+    return 1;
+}
+node.SetStarted(host);
+loggers.CreateLogger("BankTeller").LogInformation("Bank node {Index} serves http://{Ip}:{Port}", settings.Index, me.Ip, me.Port);
+
+// A node whose loop failed (e.g. a disk error) stops serving rather than answer from a stale state.
+var exitCode = 0;
+_ = host.Completion.ContinueWith(
+    t =>
+    {
+        if (!t.IsFaulted) return;
+        exitCode = 1;
+        app.Lifetime.StopApplication();
+    },
+    TaskScheduler.Default);
+await app.WaitForShutdownAsync();
+await host.DisposeAsync();
+return exitCode;

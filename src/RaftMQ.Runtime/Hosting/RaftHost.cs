@@ -1,0 +1,112 @@
+using System.Net;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using RaftMQ.Raft;
+using RaftMQ.Storage;
+using RaftMQ.Transport;
+
+namespace RaftMQ.Runtime.Hosting;
+
+/// <summary>
+/// One node of a static cluster, ready to use: the write-ahead log and snapshots in a directory
+/// (<see cref="NodeStorage"/>), the authenticated TCP peer transport (<see cref="TcpTransport"/>) and the Raft loop
+/// over the application's state machine (<see cref="RaftRuntime"/>). The application talks to <see cref="Runtime"/>:
+/// <c>ProposeAsync</c> for commands, <c>ReadAsync</c> for linearizable queries, <c>Status</c> for the role and indexes.
+/// </summary>
+public sealed class RaftHost : IAsyncDisposable
+{
+    private readonly TcpTransport _transport;
+    private int _disposed;
+
+    private RaftHost(RaftRuntime runtime, TcpTransport transport, string dataDirectory)
+    {
+        Runtime = runtime;
+        _transport = transport;
+        DataDirectory = dataDirectory;
+    }
+
+    /// <summary>The running node.</summary>
+    public RaftRuntime Runtime { get; }
+
+    /// <summary>The full path of the node's data directory.</summary>
+    public string DataDirectory { get; }
+
+    /// <summary>Where the node listens for peers (useful when the options asked for port 0).</summary>
+    public IPEndPoint PeerEndPoint => _transport.LocalEndPoint;
+
+    /// <summary>Completes when the node stops; faulted when it failed (fail-stop, e.g. a disk error).</summary>
+    public Task Completion => Runtime.Completion;
+
+    /// <summary>
+    /// Opens (or creates) the node's storage, restores <paramref name="stateMachine"/> from the newest snapshot,
+    /// replays the log after it, starts listening for peers and runs the node. Throws when the storage cannot be
+    /// recovered or the peer port cannot be bound; nothing is left running then.
+    /// </summary>
+    public static async Task<RaftHost> StartAsync(
+        RaftHostOptions options, IStateMachine stateMachine, ILoggerFactory? loggers = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(stateMachine);
+        options.Validate();
+        loggers ??= NullLoggerFactory.Instance;
+        var transportOptions = new TcpTransportOptions
+        {
+            NodeId = options.NodeId,
+            ListenEndPoint = options.ListenEndPoint,
+            ClusterId = options.ClusterId,
+            ClusterSecret = options.ClusterSecret,
+        };
+        foreach (var (id, endPoint) in options.Peers) transportOptions.Peers[id] = endPoint;
+        options.ConfigureTransport?.Invoke(transportOptions);
+        transportOptions.Validate();
+        var transport = new TcpTransport(transportOptions, loggers.CreateLogger<TcpTransport>());
+        try
+        {
+            await transport.StartAsync(cancellationToken).ConfigureAwait(false);
+            var dataDirectory = Path.GetFullPath(options.DataDirectory);
+            var storage = NodeStorage.Open(dataDirectory, options.Storage);
+            loggers.CreateLogger("RaftMQ.Node").LogInformation(
+                "Node {Id} of cluster {ClusterId}: data in {DataDirectory}", options.NodeId, options.ClusterId, dataDirectory);
+            var runtime = new RaftRuntime(
+                RuntimeOptions(options), storage, stateMachine, transport, TimeProvider.System, loggers.CreateLogger<RaftRuntime>());
+            runtime.Start();
+            return new RaftHost(runtime, transport, dataDirectory);
+        }
+        catch
+        {
+            await transport.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>The runtime settings the host derives from <paramref name="options"/> (timings in ticks, snapshot policy).</summary>
+    public static RaftRuntimeOptions RuntimeOptions(RaftHostOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var tick = options.TickInterval;
+        return new RaftRuntimeOptions
+        {
+            Raft = new RaftOptions
+            {
+                Id = options.NodeId,
+                Voters = [options.NodeId, .. options.Peers.Keys.Order()],
+                ElectionTicks = Math.Max(2, (int)(options.ElectionTimeout / tick)),
+                HeartbeatTicks = Math.Max(1, (int)(options.HeartbeatInterval / tick)),
+                RandomSeed = (ulong)RandomNumberGenerator.GetInt32(int.MaxValue),
+            },
+            TickInterval = tick,
+            SnapshotEveryEntries = options.SnapshotEveryEntries,
+            SnapshotEveryBytes = options.SnapshotEveryBytes,
+            SnapshotRetainEntries = options.SnapshotRetainEntries ?? options.SnapshotEveryEntries / 10,
+        };
+    }
+
+    /// <summary>Stops the node, then the transport; callers still waiting get <see cref="NodeStoppedException"/>.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        await Runtime.DisposeAsync().ConfigureAwait(false);
+        await _transport.DisposeAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,73 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using RaftMQ.Storage;
+using RaftMQ.Transport;
+
+namespace RaftMQ.Runtime.Hosting;
+
+/// <summary>How <see cref="RaftHost"/> starts one node of a static cluster.</summary>
+public sealed record RaftHostOptions
+{
+    /// <summary>This node's id; not 0.</summary>
+    public required ulong NodeId { get; init; }
+
+    /// <summary>The other voters and their peer (Raft) endpoints; empty for a single-node cluster.</summary>
+    public required IReadOnlyDictionary<ulong, EndPoint> Peers { get; init; }
+
+    /// <summary>Where this node accepts its peers' connections.</summary>
+    public required IPEndPoint ListenEndPoint { get; init; }
+
+    /// <summary>Where the write-ahead log and the snapshots live (created if missing).</summary>
+    public required string DataDirectory { get; init; }
+
+    /// <summary>Names the cluster: peers of another cluster are refused at the handshake.</summary>
+    public required string ClusterId { get; init; }
+
+    /// <summary>The key peers authenticate each other with (HMAC-SHA256), at least 16 bytes. See <see cref="DeriveSecret"/>.</summary>
+    public required byte[] ClusterSecret { get; init; }
+
+    /// <summary>Length of one Raft clock tick.</summary>
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Minimum election timeout; the actual one is random in [T, 2T) (§5.2).</summary>
+    public TimeSpan ElectionTimeout { get; init; } = TimeSpan.FromMilliseconds(150);
+
+    /// <summary>Leader heartbeat interval; less than <see cref="ElectionTimeout"/>.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Snapshot the state machine and compact the log every this many applied entries (§7).</summary>
+    public ulong SnapshotEveryEntries { get; init; } = 50_000;
+
+    /// <summary>Also snapshot once this many bytes of commands were applied since the last snapshot.</summary>
+    public long SnapshotEveryBytes { get; init; } = 256L << 20;
+
+    /// <summary>Entries kept behind a snapshot for followers slightly behind; default a tenth of <see cref="SnapshotEveryEntries"/>.</summary>
+    public ulong? SnapshotRetainEntries { get; init; }
+
+    /// <summary>Storage bounds (segment size, cache, largest entry); null for the defaults.</summary>
+    public StorageOptions? Storage { get; init; }
+
+    /// <summary>Adjusts the transport's bounds after the host filled in id, endpoints and secret.</summary>
+    public Action<TcpTransportOptions>? ConfigureTransport { get; init; }
+
+    /// <summary>A 32-byte secret from a passphrase shared by every node (SHA-256 of it).</summary>
+    public static byte[] DeriveSecret(string passphrase)
+    {
+        ArgumentNullException.ThrowIfNull(passphrase);
+        return SHA256.HashData(Encoding.UTF8.GetBytes(passphrase));
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
+    public void Validate()
+    {
+        if (NodeId == 0) throw new ArgumentException("NodeId must not be 0.");
+        if (Peers is null || Peers.ContainsKey(NodeId) || Peers.ContainsKey(0))
+            throw new ArgumentException("Peers must not contain this node or id 0.");
+        if (string.IsNullOrWhiteSpace(DataDirectory)) throw new ArgumentException("DataDirectory is required.");
+        if (TickInterval <= TimeSpan.Zero) throw new ArgumentException("TickInterval must be positive.");
+        if (HeartbeatInterval < TickInterval || ElectionTimeout <= HeartbeatInterval)
+            throw new ArgumentException("Need TickInterval <= HeartbeatInterval < ElectionTimeout.");
+        if (SnapshotEveryEntries == 0 || SnapshotEveryBytes <= 0) throw new ArgumentException("SnapshotEveryEntries and SnapshotEveryBytes must be positive.");
+    }
+}

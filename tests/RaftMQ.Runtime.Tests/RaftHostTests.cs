@@ -1,0 +1,69 @@
+using System.Net;
+using System.Text;
+using RaftMQ.Runtime.Hosting;
+using RaftMQ.Runtime.Sessions;
+
+namespace RaftMQ.Runtime.Tests;
+
+public sealed class RaftHostTests : IDisposable
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "raftmq-host-tests", Guid.NewGuid().ToString("N")[..12]);
+
+    private RaftHostOptions Options() => new()
+    {
+        NodeId = 1,
+        Peers = new Dictionary<ulong, EndPoint>(),
+        ListenEndPoint = new IPEndPoint(IPAddress.Loopback, 0),
+        DataDirectory = _directory,
+        ClusterId = "host-test",
+        ClusterSecret = RaftHostOptions.DeriveSecret("host-test"),
+    };
+
+    [Fact]
+    public async Task A_hosted_node_applies_through_sessions_and_recovers_its_state_from_the_log()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var inner = new AppendMachine();
+        ulong session;
+        await using (var host = await RaftHost.StartAsync(Options(), new SessionStateMachine(inner, new IntCodec()), cancellationToken: timeout.Token))
+        {
+            host.PeerEndPoint.Port.ShouldBeGreaterThan(0);
+            await host.Runtime.WaitForLeaderAsync(timeout.Token);
+            session = ((SessionRegistered)(await host.Runtime.ProposeAsync(SessionCommand.EncodeRegister(1), timeout.Token))!).SessionId;
+            var command = SessionCommand.EncodeCommand(2, session, 1, 1, Encoding.UTF8.GetBytes("x"));
+            (await host.Runtime.ProposeAsync(command, timeout.Token)).ShouldBe(1);
+            (await host.Runtime.ProposeAsync(command, timeout.Token)).ShouldBe(1); // a resend: the recorded answer
+            (await host.Runtime.ReadWaitingForLeaderAsync(() => inner.Items.Count, timeout.Token)).ShouldBe(1);
+        }
+
+        var again = new AppendMachine();
+        await using (var host = await RaftHost.StartAsync(Options(), new SessionStateMachine(again, new IntCodec()), cancellationToken: timeout.Token))
+        {
+            // The WAL replays into the new state machine, the session table with it.
+            (await host.Runtime.ReadWaitingForLeaderAsync(() => again.Items.ToList(), timeout.Token)).ShouldBe(["x"]);
+            var retry = SessionCommand.EncodeCommand(3, session, 1, 1, Encoding.UTF8.GetBytes("x"));
+            (await host.Runtime.ProposeAsync(retry, timeout.Token)).ShouldBe(1);
+            again.Applies.ShouldBe(1);
+        }
+    }
+
+    [Fact]
+    public async Task Invalid_options_are_refused_with_a_clear_error()
+    {
+        var e = await Should.ThrowAsync<ArgumentException>(() => RaftHost.StartAsync(
+            Options() with { HeartbeatInterval = TimeSpan.FromSeconds(1) }, new AppendMachine()));
+        e.Message.ShouldContain("HeartbeatInterval");
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // Nothing was written.
+        }
+    }
+}
