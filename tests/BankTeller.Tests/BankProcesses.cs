@@ -1,15 +1,13 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
-using System.Text;
 using System.Text.Json.Nodes;
+using RaftMQ.TestSupport;
 
 namespace BankTeller.Tests;
 
 /// <summary>Paths of the built sample, in the configuration the tests were built in.</summary>
 internal static class Built
 {
-    public static string RepoRoot { get; } = FindRepoRoot();
+    public static string RepoRoot => NodeProcess.RepoRoot;
 
     public static string Configuration { get; } = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
 
@@ -20,13 +18,6 @@ internal static class Built
     public static string AtmDll => Existing(Path.Combine(AppContext.BaseDirectory, "BankTeller.Atm.dll"));
 
     private static string Existing(string path) => File.Exists(path) ? path : throw new FileNotFoundException("build the sample first", path);
-
-    private static string FindRepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "RaftMQ.slnx"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("cannot find the repository root (RaftMQ.slnx)");
-    }
 }
 
 /// <summary>A finished process: exit code and everything it printed.</summary>
@@ -75,14 +66,13 @@ internal static class Run
 /// </summary>
 internal sealed class BankCluster : IAsyncDisposable
 {
-    private readonly Process?[] _nodes;
-    private readonly StringBuilder[] _output;
+    private readonly NodeProcess?[] _nodes;
 
     public BankCluster(int size)
     {
         Directory = Path.Combine(Path.GetTempPath(), "bank-tests", Guid.NewGuid().ToString("N")[..12]);
         System.IO.Directory.CreateDirectory(Directory);
-        var ports = FreePorts(2 * size);
+        var ports = TestCluster.FreePorts(2 * size);
         HttpPorts = [.. Enumerable.Range(0, size).Select(i => ports[2 * i])];
         var addresses = new JsonArray([.. Enumerable.Range(0, size).Select(i => (JsonNode)new JsonObject
         {
@@ -92,8 +82,7 @@ internal sealed class BankCluster : IAsyncDisposable
         })]);
         ConfigPath = Path.Combine(Directory, "cluster.json");
         File.WriteAllText(ConfigPath, new JsonObject { ["addresses"] = addresses }.ToJsonString());
-        _nodes = new Process?[size];
-        _output = [.. Enumerable.Range(0, size).Select(_ => new StringBuilder())];
+        _nodes = new NodeProcess?[size];
         Http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(10) };
     }
 
@@ -111,37 +100,15 @@ internal sealed class BankCluster : IAsyncDisposable
 
     public string ServerList => string.Join(',', Urls.Select(u => u.ToString().TrimEnd('/')));
 
-    public string Output(int i)
-    {
-        lock (_output[i]) return _output[i].ToString();
-    }
+    public string Output(int i) => _nodes[i]?.Output ?? "";
 
     public bool IsRunning(int i) => _nodes[i] is { HasExited: false };
 
     public void Start(int i)
     {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in new[] { Built.ServerDll, ConfigPath, i.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data-dir", Path.Combine(Directory, $"data-{i}") })
-            psi.ArgumentList.Add(a);
-        var process = new Process { StartInfo = psi };
-        var sink = _output[i];
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is not null) lock (sink) sink.AppendLine(e.Data);
-        };
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null) lock (sink) sink.AppendLine(e.Data);
-        };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _nodes[i] = process;
+        var index = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        _nodes[i] = NodeProcess.StartAssembly(
+            Built.ServerDll, [ConfigPath, index, "--data-dir", Path.Combine(Directory, $"data-{i}")], i, Directory);
     }
 
     public async Task StartAllAsync()
@@ -150,12 +117,7 @@ internal sealed class BankCluster : IAsyncDisposable
         await WaitForLeaderAsync();
     }
 
-    public async Task KillAsync(int i)
-    {
-        var p = _nodes[i] ?? throw new InvalidOperationException($"node {i} never started");
-        if (!p.HasExited) p.Kill();
-        await p.WaitForExitAsync();
-    }
+    public Task KillAsync(int i) => (_nodes[i] ?? throw new InvalidOperationException($"node {i} never started")).KillAsync();
 
     /// <summary>GET /stats of node i, or null if it does not answer.</summary>
     public async Task<JsonNode?> StatsAsync(int i)
@@ -174,41 +136,33 @@ internal sealed class BankCluster : IAsyncDisposable
     /// <summary>Waits until one running node is leader of the highest term any running node reports; returns its index.</summary>
     public async Task<int> WaitForLeaderAsync(int? not = null)
     {
-        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        using var period = new PeriodicTimer(TimeSpan.FromMilliseconds(25));
-        while (true)
-        {
-            var leaders = new List<(int Index, ulong Term)>();
-            ulong maxTerm = 0;
-            for (int i = 0; i < Size; i++)
+        var leader = -1;
+        var found = await Eventually.TrueAsync(
+            async () =>
             {
-                if (!IsRunning(i) || await StatsAsync(i) is not { } s) continue;
-                var term = s["term"]!.GetValue<ulong>();
-                maxTerm = Math.Max(maxTerm, term);
-                if (s["role"]!.GetValue<string>() == "Leader") leaders.Add((i, term));
-            }
-            var current = leaders.Where(l => l.Term == maxTerm).ToList();
-            if (current.Count == 1 && current[0].Index != not) return current[0].Index;
-            try
-            {
-                await period.WaitForNextTickAsync(deadline.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                throw new TimeoutException("no leader in time:\n" + string.Join("\n---\n", Enumerable.Range(0, Size).Select(Output)));
-            }
-        }
+                var leaders = new List<(int Index, ulong Term)>();
+                ulong maxTerm = 0;
+                for (int i = 0; i < Size; i++)
+                {
+                    if (!IsRunning(i) || await StatsAsync(i) is not { } s) continue;
+                    var term = s["term"]!.GetValue<ulong>();
+                    maxTerm = Math.Max(maxTerm, term);
+                    if (s["role"]!.GetValue<string>() == "Leader") leaders.Add((i, term));
+                }
+                var current = leaders.Where(l => l.Term == maxTerm).ToList();
+                if (current.Count != 1 || current[0].Index == not) return false;
+                leader = current[0].Index;
+                return true;
+            },
+            TimeSpan.FromSeconds(20));
+        if (!found) throw new TimeoutException("no leader in time:\n" + string.Join("\n---\n", Enumerable.Range(0, Size).Select(Output)));
+        return leader;
     }
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var p in _nodes)
-        {
-            if (p is null) continue;
-            if (!p.HasExited) p.Kill();
-            await p.WaitForExitAsync();
-            p.Dispose();
-        }
+        foreach (var node in _nodes)
+            if (node is not null) await node.DisposeAsync();
         Http.Dispose();
         try
         {
@@ -218,18 +172,5 @@ internal sealed class BankCluster : IAsyncDisposable
         {
             // A leftover temp directory is harmless.
         }
-    }
-
-    public static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ =>
-        {
-            var l = new TcpListener(IPAddress.Loopback, 0);
-            l.Start();
-            return l;
-        }).ToList();
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        foreach (var l in listeners) l.Stop();
-        return ports;
     }
 }

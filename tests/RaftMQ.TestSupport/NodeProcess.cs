@@ -40,7 +40,12 @@ public sealed partial class NodeProcess : IAsyncDisposable
         }
     }
 
-    public static NodeProcess Start(string configPath, int index, string workingDirectory, params string[] extraArgs)
+    /// <summary>Starts the RaftMQ node: <c>CONFIG INDEX [extraArgs]</c>.</summary>
+    public static NodeProcess Start(string configPath, int index, string workingDirectory, params string[] extraArgs) =>
+        StartAssembly(ServerDll, [configPath, index.ToString(System.Globalization.CultureInfo.InvariantCulture), .. extraArgs], index, workingDirectory);
+
+    /// <summary>Starts any node program built from this repository (e.g. a sample's server) as node <paramref name="index"/>.</summary>
+    public static NodeProcess StartAssembly(string assemblyPath, IEnumerable<string> args, int index, string workingDirectory)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -49,10 +54,8 @@ public sealed partial class NodeProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(ServerDll);
-        psi.ArgumentList.Add(configPath);
-        psi.ArgumentList.Add(index.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        foreach (var a in extraArgs) psi.ArgumentList.Add(a);
+        psi.ArgumentList.Add(assemblyPath);
+        foreach (var a in args) psi.ArgumentList.Add(a);
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         var node = new NodeProcess(process, index);
         process.OutputDataReceived += (_, e) => node.OnLine(e.Data);

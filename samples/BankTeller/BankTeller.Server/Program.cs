@@ -25,7 +25,10 @@ catch (ConfigException e)
 }
 
 var me = config.Addresses[settings.Index];
-var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+// Rooted at the binary's directory with no configuration files: the data directories live under the working
+// directory, and the host's file watchers would otherwise wake on every write to every node's log.
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+builder.Configuration.Sources.Clear();
 builder.Logging.ClearProviders();
 builder.Logging.AddSimpleConsole(o =>
 {
