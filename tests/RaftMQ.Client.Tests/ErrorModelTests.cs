@@ -8,10 +8,14 @@ namespace RaftMQ.Client.Tests;
 /// </summary>
 public sealed class ErrorModelTests
 {
+    // Generous status and attempt deadlines: these tests count requests per retry, and a discovery probe that timed
+    // out on a loaded machine would use up a retry without sending the request.
     private static RaftMQClient Client(Uri url, int maxRetries = 3) => new(new RaftMQClientOptions
     {
         Nodes = { url },
         MaxRetries = maxRetries,
+        StatusTimeout = TimeSpan.FromSeconds(10),
+        AttemptTimeout = TimeSpan.FromSeconds(10),
         RetryDelay = TimeSpan.FromMilliseconds(5),
         MaxRetryDelay = TimeSpan.FromMilliseconds(20),
         OperationTimeout = TimeSpan.FromSeconds(10),
