@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Logging.Console;
 using RaftMQ.Queue;
 using RaftMQ.Server;
 
@@ -24,28 +23,7 @@ catch (ConfigException e)
 }
 
 var me = config.Addresses[settings.Index];
-// The content root is the binary's directory, not the working directory: the data directories usually live under
-// the working directory, and the host's file watchers would otherwise wake on every write to every node's log.
-var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
-// The node is configured by its command line only; no configuration files, so nothing to watch or reload.
-builder.Configuration.Sources.Clear();
-builder.Logging.ClearProviders();
-builder.Logging.AddSimpleConsole(o =>
-{
-    o.SingleLine = true;
-    o.TimestampFormat = "HH:mm:ss.fff ";
-    o.ColorBehavior = LoggerColorBehavior.Disabled;
-});
-builder.Logging.SetMinimumLevel(settings.LogLevel);
-builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
-builder.WebHost.ConfigureKestrel(k =>
-{
-    k.AddServerHeader = false;
-    k.Limits.MaxRequestBodySize = ServerLimits.MaxRequestBodyBytes;
-    k.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
-    k.Listen(ClusterConfig.ListenEndPoint(me.Ip, me.Port));
-});
+var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes);
 
 var app = builder.Build();
 var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("RaftMQ.Node");

@@ -1,5 +1,4 @@
 using BankTeller.Server;
-using Microsoft.Extensions.Logging.Console;
 using RaftMQ.Runtime.Hosting;
 
 // The bank teller server: the bank state machine, with client sessions, on a node the Raft library hosts.
@@ -25,26 +24,7 @@ catch (ConfigException e)
 }
 
 var me = config.Addresses[settings.Index];
-// Rooted at the binary's directory with no configuration files: the data directories live under the working
-// directory, and the host's file watchers would otherwise wake on every write to every node's log.
-var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
-builder.Configuration.Sources.Clear();
-builder.Logging.ClearProviders();
-builder.Logging.AddSimpleConsole(o =>
-{
-    o.SingleLine = true;
-    o.TimestampFormat = "HH:mm:ss.fff ";
-    o.ColorBehavior = LoggerColorBehavior.Disabled;
-});
-builder.Logging.SetMinimumLevel(settings.LogLevel);
-builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
-builder.WebHost.ConfigureKestrel(k =>
-{
-    k.AddServerHeader = false;
-    k.Limits.MaxRequestBodySize = BankEndpoints.MaxRequestBodyBytes;
-    k.Listen(ClusterConfig.ListenEndPoint(me.Ip, me.Port));
-});
+var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, BankEndpoints.MaxRequestBodyBytes);
 
 var app = builder.Build();
 var loggers = app.Services.GetRequiredService<ILoggerFactory>();
