@@ -7,8 +7,7 @@ try
 {
     settings = NodeSettings.Parse(args);
     config = ClusterConfig.Load(settings.ConfigPath);
-    if (settings.Index < 0 || settings.Index >= config.Addresses.Count)
-        throw new ConfigException($"INDEX {settings.Index} is out of range: the config has {config.Addresses.Count} node(s)");
+    config.Address(settings.Index);
 }
 catch (HelpRequestedException)
 {
@@ -22,7 +21,7 @@ catch (ConfigException e)
     return 2;
 }
 
-var me = config.Addresses[settings.Index];
+var me = config.Address(settings.Index);
 var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes);
 
 var app = builder.Build();

@@ -113,14 +113,19 @@ public sealed class ClusterConfig
         return Convert.ToHexStringLower(hash.AsSpan(0, 8));
     }
 
+    /// <summary>The addresses of node <paramref name="index"/>; a <see cref="ConfigException"/> when the config has no such node.</summary>
+    public NodeAddress Address(int index) =>
+        index >= 0 && index < Addresses.Count
+            ? Addresses[index]
+            : throw new ConfigException($"INDEX {index} is out of range: the config has {Addresses.Count} node(s)");
+
     /// <summary>
     /// The hosting options of node <paramref name="index"/>: its peer listen endpoint, the other nodes as peers, and
     /// the cluster id. The caller sets the data directory, the secret and the timings.
     /// </summary>
     public RaftHostOptions HostOptions(int index, string dataDirectory, byte[] clusterSecret)
     {
-        if (index < 0 || index >= Addresses.Count)
-            throw new ConfigException($"INDEX {index} is out of range: the config has {Addresses.Count} node(s)");
+        Address(index);
         var peers = new Dictionary<ulong, EndPoint>();
         for (int i = 0; i < Addresses.Count; i++)
             if (i != index) peers[NodeId(i)] = PeerEndPoint(Addresses[i]);
