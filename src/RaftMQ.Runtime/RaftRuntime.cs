@@ -27,7 +27,6 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     private RaftNode? _node;
     private ITimer? _ticker;
     private Task? _loop;
-    private Task? _pump;
     private int _ticksElapsed;
     private ulong _nextReadContext;
     private long _droppedPeerMessages;
@@ -90,7 +89,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
         _node = new RaftNode(_options.Raft, log);
         LogStarted(_logger, _options.Raft.Id, log.HardState.Term, log.LastIndex, log.HardState.Commit);
         _loop = Task.Run(() => RunAsync(_stop.Token));
-        _pump = Task.Run(() => PumpInboundAsync(_stop.Token));
+        _transport.SetReceiver(Deliver); // straight from the connection's reader into the inbox: no extra hop
         _ticker = _time.CreateTimer(
             static state => ((RaftRuntime)state!).OnTimer(), this, _options.TickInterval, _options.TickInterval);
     }
@@ -173,7 +172,6 @@ public sealed partial class RaftRuntime : IAsyncDisposable
         if (_ticker is not null) await _ticker.DisposeAsync().ConfigureAwait(false);
         await _stop.CancelAsync().ConfigureAwait(false);
         _inbox.Writer.TryComplete();
-        if (_pump is not null) await _pump.ConfigureAwait(false);
         if (_loop is not null)
         {
             try
@@ -203,18 +201,6 @@ public sealed partial class RaftRuntime : IAsyncDisposable
         catch (ChannelClosedException e)
         {
             throw new NodeStoppedException("The node has stopped.", e);
-        }
-    }
-
-    private async Task PumpInboundAsync(CancellationToken ct)
-    {
-        try
-        {
-            await foreach (var message in _transport.Inbound.ReadAllAsync(ct).ConfigureAwait(false)) Deliver(message);
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-            // Shutdown.
         }
     }
 

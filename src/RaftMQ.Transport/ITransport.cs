@@ -13,6 +13,13 @@ public interface ITransport : IAsyncDisposable
     /// <summary>Messages received from authenticated peers, addressed to this node.</summary>
     ChannelReader<RaftMessage> Inbound { get; }
 
+    /// <summary>
+    /// Hands every later message straight to <paramref name="receiver"/> on the connection's reading thread instead of
+    /// queueing it on <see cref="Inbound"/>, which saves a thread hand-off per message. Messages already queued are
+    /// handed over first. The receiver must not block; it bounds its own queue (dropping is safe: Raft retries).
+    /// </summary>
+    void SetReceiver(Action<RaftMessage> receiver);
+
     /// <summary>Starts listening and connecting to peers.</summary>
     Task StartAsync(CancellationToken cancellationToken = default);
 

@@ -27,6 +27,7 @@ public sealed class TcpTransport : ITransport
     private Socket? listener;
     private Task? acceptLoop;
     private int inboundCount;
+    private volatile Action<RaftMessage>? receiver;
     private bool started;
     private bool disposed;
 
@@ -118,6 +119,19 @@ public sealed class TcpTransport : ITransport
     }
 
     /// <summary>Adds a peer, or moves an existing one to a new endpoint (its link is redialled).</summary>
+    /// <inheritdoc/>
+    public void SetReceiver(Action<RaftMessage> receiver)
+    {
+        ArgumentNullException.ThrowIfNull(receiver);
+        this.receiver = receiver;
+        // A reader that saw no receiver an instant ago may still queue one message after this drain; it stays
+        // unread, which Raft treats like any lost message.
+        while (inbound.Reader.TryRead(out var queued))
+        {
+            receiver(queued);
+        }
+    }
+
     public void SetPeer(ulong id, EndPoint endPoint)
     {
         options.ValidatePeer(id, endPoint);
@@ -349,7 +363,12 @@ public sealed class TcpTransport : ITransport
             return;
         }
 
-        if (inbound.Writer.TryWrite(message))
+        if (receiver is { } direct)
+        {
+            Counters.Received();
+            direct(message);
+        }
+        else if (inbound.Writer.TryWrite(message))
         {
             Counters.Received();
         }

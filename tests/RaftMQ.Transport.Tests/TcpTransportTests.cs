@@ -51,6 +51,30 @@ public sealed class TcpTransportTests
     }
 
     [Fact]
+    public async Task A_receiver_gets_the_queued_messages_first_then_every_later_one_in_order()
+    {
+        var t = await StartClusterAsync(2);
+        try
+        {
+            // Two arrive before the receiver is set (queued on Inbound), three after (handed over directly).
+            t[0].Send(new Heartbeat(1, 2, 1, 1, 1));
+            t[0].Send(new Heartbeat(1, 2, 1, 2, 2));
+            WaitUntil(() => t[1].Counters.MessagesReceived == 2, "the first two arrive on the queue");
+            var received = new System.Collections.Concurrent.ConcurrentQueue<RaftMessage>();
+            t[1].SetReceiver(received.Enqueue);
+            received.Count.ShouldBe(2, "the queued messages are handed over at once");
+            for (ulong i = 3; i <= 5; i++) t[0].Send(new Heartbeat(1, 2, 1, i, i));
+            WaitUntil(() => received.Count == 5, "the later three reach the receiver");
+            received.Select(m => ((Heartbeat)m).Commit).ShouldBe([1UL, 2, 3, 4, 5]);
+            t[1].Inbound.TryRead(out _).ShouldBeFalse("nothing is left on the queue");
+        }
+        finally
+        {
+            await DisposeAllAsync(t);
+        }
+    }
+
+    [Fact]
     public async Task Three_transports_each_reach_both_others()
     {
         var t = await StartClusterAsync(3);
