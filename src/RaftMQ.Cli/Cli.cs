@@ -440,7 +440,7 @@ public static class Cli
                 var b = r.GetValue(batch);
                 if (b is < 1 or > Bench.MaxBatch) throw new CliException($"--batch must be between 1 and {Bench.MaxBatch}", ExitCodes.Usage);
                 // A batch publish is one request body, bounded at 1 MiB: each message costs its bytes plus quotes and a comma.
-                if (b > 1 && (long)b * (s + 3) + 1024 > 1 << 20)
+                if (b > 1 && (long)b * (s + 3) + 1024 > RaftMQClient.MaxRequestBytes)
                     throw new CliException("--batch x --size must fit a 1 MiB request (batch x (size + 3) + 1 KiB)", ExitCodes.Usage);
                 var p = op == "pop" ? r.GetValue(prefill) : 0;
                 if (op == "pop" && p <= 0) throw new CliException("--prefill must be positive", ExitCodes.Usage);

@@ -26,6 +26,12 @@ public sealed class RaftMQClient : IDisposable
     public const string ErrorHeader = "X-RaftMQ-Error";
 
     /// <summary>
+    /// Largest request body a node accepts. A batch over it is refused by the client: a node refuses such a body
+    /// before reading it and closes the connection, which the client could not tell apart from a lost answer.
+    /// </summary>
+    public const int MaxRequestBytes = 1 << 20;
+
+    /// <summary>
     /// Largest response body the client reads. The largest a node sends is a batch pop: at most 1 MiB of messages
     /// (the queue's MaxPopBatchBytes), which JSON escaping can grow to 6 MiB (\uXXXX for a one-byte character).
     /// </summary>
@@ -177,7 +183,8 @@ public sealed class RaftMQClient : IDisposable
     /// <summary>
     /// Appends messages to a topic in one request, atomically: once it returns, all are committed, in order, after
     /// every message published before; if it throws, none was published (except after <see cref="OutcomeUnknownException"/>,
-    /// when all or none may have been). The cluster takes at most 1,000 messages per batch and 1 MiB of request body.
+    /// when all or none may have been). The cluster takes at most 1,000 messages per batch, and the JSON body must be
+    /// within <see cref="MaxRequestBytes"/> (1 MiB; checked before sending).
     /// </summary>
     /// <exception cref="TopicNotFoundException">The topic does not exist; nothing was published.</exception>
     /// <exception cref="OutcomeUnknownException">The request may have been applied but its answer was lost; it is not retried.</exception>
@@ -191,6 +198,8 @@ public sealed class RaftMQClient : IDisposable
         for (int i = 0; i < messages.Count; i++)
             if (messages[i] is null) throw new ArgumentException($"message {i} is null", nameof(messages));
         var body = JsonSerializer.SerializeToUtf8Bytes(new PublishBatchBody(topic, messages), ClientJson.Default.PublishBatchBody);
+        if (body.Length > MaxRequestBytes)
+            throw new ArgumentException($"the batch is {body.Length} bytes as JSON, over the {MaxRequestBytes}-byte request limit; split it", nameof(messages));
         return RunAsync(
             "publish", Safety.Unsafe, node => JsonRequest(HttpMethod.Post, node, "/v1/messages", body),
             (status, result) => status switch

@@ -70,6 +70,8 @@ public sealed class BatchErrorModelTests
         Should.Throw<ArgumentException>(() => client.PublishBatchAsync("t", []));
         Should.Throw<ArgumentException>(() => client.PublishBatchAsync("t", ["a", null!]));
         Should.Throw<ArgumentException>(() => client.PublishBatchAsync("", ["a"]));
+        Should.Throw<ArgumentException>(() => client.PublishBatchAsync("t", [.. Enumerable.Repeat(new string('x', 60_000), 20)]))
+            .Message.ShouldContain("request limit");
         Should.Throw<ArgumentOutOfRangeException>(() => client.PopBatchAsync("t", 0));
         Should.Throw<ArgumentOutOfRangeException>(() => client.PopBatchAsync("t", -1));
         Should.Throw<ArgumentException>(() => client.PopBatchAsync("", 1));
