@@ -6,16 +6,23 @@ using Spectre.Console;
 
 namespace RaftMQ.Cli;
 
-/// <summary>What to measure and for how long.</summary>
-public sealed record BenchSettings(string Operation, int Clients, int Size, long? Count, TimeSpan? Duration, string Topic, long Prefill);
+/// <summary>
+/// What to measure and for how long. <see cref="Count"/> and <see cref="Prefill"/> are in messages; with
+/// <see cref="Batch"/> above 1 each operation is one request carrying up to that many messages (the /v1 batch API),
+/// with 1 it is one RRMQ request per message.
+/// </summary>
+public sealed record BenchSettings(string Operation, int Clients, int Size, long? Count, TimeSpan? Duration, string Topic, long Prefill, int Batch = 1);
 
-/// <summary>The outcome of a benchmark run.</summary>
+/// <summary>The outcome of a benchmark run: <see cref="Ops"/> requests that carried <see cref="Messages"/> messages.</summary>
 public sealed record BenchResult(
-    BenchSettings Settings, long Ops, long Empty, IReadOnlyDictionary<string, long> Errors, TimeSpan Elapsed, LatencyHistogram Latency)
+    BenchSettings Settings, long Ops, long Empty, IReadOnlyDictionary<string, long> Errors, TimeSpan Elapsed, LatencyHistogram Latency, long Messages)
 {
+    /// <summary>Requests per second.</summary>
     public double OpsPerSecond => Elapsed > TimeSpan.Zero ? Ops / Elapsed.TotalSeconds : 0;
 
-    public double MegabytesPerSecond => OpsPerSecond * Settings.Size / 1e6;
+    public double MessagesPerSecond => Elapsed > TimeSpan.Zero ? Messages / Elapsed.TotalSeconds : 0;
+
+    public double MegabytesPerSecond => MessagesPerSecond * Settings.Size / 1e6;
 
     public long ErrorCount => Errors.Values.Sum();
 }
@@ -26,37 +33,40 @@ public sealed record BenchResult(
 /// </summary>
 public static class Bench
 {
+    /// <summary>Most messages per batch request: the server's bound (QueueLimits.MaxBatchMessages).</summary>
+    public const int MaxBatch = 1_000;
+
     public static async Task<BenchResult> RunAsync(RaftMQClient client, BenchSettings s, bool showProgress, CancellationToken ct)
     {
         await client.CreateTopicAsync(s.Topic, ct).ConfigureAwait(false);
-        var payload = Payload(s.Size);
+        var payloads = Enumerable.Repeat(Payload(s.Size), s.Batch).ToArray();
+        async Task<int> PublishAsync(int n, CancellationToken t)
+        {
+            if (s.Batch == 1) await client.PublishAsync(s.Topic, payloads[0], t).ConfigureAwait(false);
+            else await client.PublishBatchAsync(s.Topic, new ArraySegment<string>(payloads, 0, n), t).ConfigureAwait(false);
+            return n;
+        }
+
         if (s.Operation == "pop")
         {
             var fill = s.Count ?? s.Prefill;
-            await RunPhaseAsync("filling", s with { Count = fill, Duration = null }, (c, t) => client.PublishAsync(s.Topic, payload, t), showProgress, ct)
-                .ConfigureAwait(false);
-            return await RunPhaseAsync("pop", s, async (c, t) => await client.PopAsync(s.Topic, t).ConfigureAwait(false) is not null, showProgress, ct)
-                .ConfigureAwait(false);
+            await RunPhaseAsync("filling", s with { Count = fill, Duration = null }, PublishAsync, showProgress, ct).ConfigureAwait(false);
+            return await RunPhaseAsync("pop", s, async (n, t) => s.Batch == 1
+                ? await client.PopAsync(s.Topic, t).ConfigureAwait(false) is null ? 0 : 1
+                : (await client.PopBatchAsync(s.Topic, n, t).ConfigureAwait(false)).Count,
+                showProgress, ct).ConfigureAwait(false);
         }
-        return await RunPhaseAsync("publish", s, async (c, t) =>
-        {
-            await client.PublishAsync(s.Topic, payload, t).ConfigureAwait(false);
-            return true;
-        }, showProgress, ct).ConfigureAwait(false);
+        return await RunPhaseAsync("publish", s, PublishAsync, showProgress, ct).ConfigureAwait(false);
     }
 
-    private static Task<BenchResult> RunPhaseAsync(string label, BenchSettings s, Func<int, CancellationToken, Task> op, bool showProgress, CancellationToken ct) =>
-        RunPhaseAsync(label, s, async (c, t) =>
-        {
-            await op(c, t).ConfigureAwait(false);
-            return true;
-        }, showProgress, ct);
-
-    /// <summary>Runs <paramref name="op"/> from every client until the count or the duration is reached.</summary>
+    /// <summary>
+    /// Runs <paramref name="op"/> from every client until the count (of messages) or the duration is reached. The
+    /// op is given how many messages to carry and returns how many it did; 0 means nothing is left to pop.
+    /// </summary>
     private static async Task<BenchResult> RunPhaseAsync(
-        string label, BenchSettings s, Func<int, CancellationToken, Task<bool>> op, bool showProgress, CancellationToken ct)
+        string label, BenchSettings s, Func<int, CancellationToken, Task<int>> op, bool showProgress, CancellationToken ct)
     {
-        long issued = 0, done = 0, empty = 0;
+        long issued = 0, done = 0, messages = 0, empty = 0;
         var errors = new System.Collections.Concurrent.ConcurrentDictionary<string, long>();
         var histograms = Enumerable.Range(0, s.Clients).Select(_ => new LatencyHistogram()).ToArray();
         var start = Stopwatch.GetTimestamp();
@@ -66,15 +76,24 @@ public static class Bench
             var h = histograms[c];
             while (!ct.IsCancellationRequested)
             {
-                if (s.Count is { } count && Interlocked.Increment(ref issued) > count) break;
+                var n = s.Batch;
+                if (s.Count is { } count)
+                {
+                    // Claim up to a batch of the messages still to do.
+                    var before = Interlocked.Add(ref issued, s.Batch) - s.Batch;
+                    if (before >= count) break;
+                    n = (int)Math.Min(s.Batch, count - before);
+                }
                 if (s.Duration is { } d && Stopwatch.GetElapsedTime(start) >= d) break;
                 var t0 = Stopwatch.GetTimestamp();
                 try
                 {
-                    if (await op(c, ct).ConfigureAwait(false))
+                    var carried = await op(n, ct).ConfigureAwait(false);
+                    if (carried > 0)
                     {
                         h.Record(Stopwatch.GetElapsedTime(t0));
                         Interlocked.Increment(ref done);
+                        Interlocked.Add(ref messages, carried);
                     }
                     else
                     {
@@ -85,7 +104,7 @@ public static class Bench
                 }
                 catch (RaftMQException e)
                 {
-                    errors.AddOrUpdate(ErrorKind(e), 1, (_, n) => n + 1);
+                    errors.AddOrUpdate(ErrorKind(e), 1, (_, k) => k + 1);
                     // A cluster that stays down would otherwise turn this loop into a busy spin of failures.
                     if (e is ClusterUnavailableException) await Task.Delay(50, ct).ConfigureAwait(false);
                 }
@@ -105,8 +124,8 @@ public static class Bench
                     while (!clients.IsCompleted)
                     {
                         await Task.WhenAny(clients, Task.Delay(100, ct)).ConfigureAwait(false);
-                        task.Value = s.Count is not null ? Interlocked.Read(ref done) : Math.Min(Stopwatch.GetElapsedTime(start).TotalSeconds, total);
-                        task.Description = $"{label} ({s.Clients} clients, {Interlocked.Read(ref done):N0} ops)";
+                        task.Value = s.Count is not null ? Interlocked.Read(ref messages) : Math.Min(Stopwatch.GetElapsedTime(start).TotalSeconds, total);
+                        task.Description = $"{label} ({s.Clients} clients, {Interlocked.Read(ref messages):N0} messages)";
                     }
                     task.Value = task.MaxValue;
                 }).ConfigureAwait(false);
@@ -115,7 +134,7 @@ public static class Bench
         var elapsed = Stopwatch.GetElapsedTime(start);
         var all = new LatencyHistogram();
         foreach (var h in histograms) all.Add(h);
-        return new BenchResult(s, done, empty, new Dictionary<string, long>(errors), elapsed, all);
+        return new BenchResult(s, done, empty, new Dictionary<string, long>(errors), elapsed, all, messages);
     }
 
     private static string ErrorKind(RaftMQException e) => e switch
@@ -137,12 +156,15 @@ public static class Bench
     public static Table Table(BenchResult r)
     {
         var t = new Table().Border(TableBorder.Rounded);
-        foreach (var c in new[] { "operation", "clients", "size (B)", "ops", "errors", "seconds", "ops/s", "MB/s", "p50 ms", "p90 ms", "p99 ms", "max ms" })
+        // Latencies are per request (a whole batch).
+        foreach (var c in new[] { "operation", "clients", "batch", "size (B)", "requests", "messages", "errors", "seconds", "req/s", "msg/s", "MB/s", "p50 ms", "p90 ms", "p99 ms", "max ms" })
             t.AddColumn(new TableColumn(c).RightAligned());
         var h = r.Latency;
         t.AddRow(
-            r.Settings.Operation, N(r.Settings.Clients), N(r.Settings.Size), N(r.Ops), N(r.ErrorCount), r.Elapsed.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture),
-            r.OpsPerSecond.ToString("N0", CultureInfo.InvariantCulture), r.MegabytesPerSecond.ToString("0.00", CultureInfo.InvariantCulture),
+            r.Settings.Operation, N(r.Settings.Clients), N(r.Settings.Batch), N(r.Settings.Size), N(r.Ops), N(r.Messages), N(r.ErrorCount),
+            r.Elapsed.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture),
+            r.OpsPerSecond.ToString("N0", CultureInfo.InvariantCulture), r.MessagesPerSecond.ToString("N0", CultureInfo.InvariantCulture),
+            r.MegabytesPerSecond.ToString("0.00", CultureInfo.InvariantCulture),
             Ms(h.Percentile(0.50)), Ms(h.Percentile(0.90)), Ms(h.Percentile(0.99)), Ms(h.MaxMicros));
         return t;
     }
@@ -166,6 +188,12 @@ public static class Bench
             w.WriteNumber("seconds", Math.Round(r.Elapsed.TotalSeconds, 3));
             w.WriteNumber("ops_per_second", Math.Round(r.OpsPerSecond, 1));
             w.WriteNumber("mb_per_second", Math.Round(r.MegabytesPerSecond, 3));
+            // Added with batching; "ops" and "ops_per_second" count requests, as before (one message each at batch 1).
+            w.WriteNumber("batch", r.Settings.Batch);
+            w.WriteNumber("requests", r.Ops);
+            w.WriteNumber("requests_per_second", Math.Round(r.OpsPerSecond, 1));
+            w.WriteNumber("messages", r.Messages);
+            w.WriteNumber("messages_per_second", Math.Round(r.MessagesPerSecond, 1));
             w.WriteStartObject("latency_ms");
             w.WriteNumber("mean", Math.Round(h.Count == 0 ? 0 : h.SumMicros / h.Count / 1000, 3));
             w.WriteNumber("p50", Math.Round(h.Percentile(0.50) / 1000, 3));

@@ -45,7 +45,7 @@ public sealed class OutcomeUnknownException : RaftMQException
     public string Operation { get; }
 }
 
-/// <summary>A publish named a topic that does not exist (HTTP 404). Nothing was applied.</summary>
+/// <summary>A publish or a batch pop named a topic that does not exist (HTTP 404). Nothing was applied.</summary>
 public sealed class TopicNotFoundException : RaftMQException
 {
     /// <summary>Creates the exception.</summary>

@@ -55,15 +55,27 @@ internal sealed record MessageBody(
     [property: JsonPropertyName("topic")] string Topic,
     [property: JsonPropertyName("message")] string Message);
 
+internal sealed record PublishBatchBody(
+    [property: JsonPropertyName("topic")] string Topic,
+    [property: JsonPropertyName("messages")] IReadOnlyList<string> Messages);
+
+internal sealed record PopBatchBody(
+    [property: JsonPropertyName("topic")] string Topic,
+    [property: JsonPropertyName("max")] int Max);
+
 internal sealed record ResultBody(
     [property: JsonPropertyName("success")] bool Success,
     [property: JsonPropertyName("topics")] List<string>? Topics,
     [property: JsonPropertyName("message")] string? Message,
-    [property: JsonPropertyName("error")] string? Error);
+    [property: JsonPropertyName("error")] string? Error,
+    [property: JsonPropertyName("published")] int? Published = null,
+    [property: JsonPropertyName("messages")] List<string>? Messages = null);
 
 [JsonSerializable(typeof(NodeInfoBody))]
 [JsonSerializable(typeof(RoleBody))]
 [JsonSerializable(typeof(TopicBody))]
 [JsonSerializable(typeof(MessageBody))]
+[JsonSerializable(typeof(PublishBatchBody))]
+[JsonSerializable(typeof(PopBatchBody))]
 [JsonSerializable(typeof(ResultBody))]
 internal sealed partial class ClientJson : JsonSerializerContext;

@@ -25,8 +25,17 @@ public sealed class RaftMQClient : IDisposable
     /// <summary>The response header in which a node explains a 503.</summary>
     public const string ErrorHeader = "X-RaftMQ-Error";
 
-    /// <summary>Largest response body the client reads; a node never sends more than a 64 KiB message, escaped.</summary>
-    public const int MaxResponseBytes = 4 << 20;
+    /// <summary>
+    /// Largest request body a node accepts. A batch over it is refused by the client: a node refuses such a body
+    /// before reading it and closes the connection, which the client could not tell apart from a lost answer.
+    /// </summary>
+    public const int MaxRequestBytes = 1 << 20;
+
+    /// <summary>
+    /// Largest response body the client reads. The largest a node sends is a batch pop: at most 1 MiB of messages
+    /// (the queue's MaxPopBatchBytes), which JSON escaping can grow to 6 MiB (\uXXXX for a one-byte character).
+    /// </summary>
+    public const int MaxResponseBytes = 8 << 20;
 
     private readonly RaftMQClientOptions _options;
     private readonly HttpClient _http;
@@ -166,6 +175,65 @@ public sealed class RaftMQClient : IDisposable
             {
                 HttpStatusCode.OK when result?.Message is { } m => m,
                 HttpStatusCode.NotFound => null,
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>
+    /// Appends messages to a topic in one request, atomically: once it returns, all are committed, in order, after
+    /// every message published before; if it throws, none was published (except after <see cref="OutcomeUnknownException"/>,
+    /// when all or none may have been). The cluster takes at most 1,000 messages per batch, and the JSON body must be
+    /// within <see cref="MaxRequestBytes"/> (1 MiB; checked before sending).
+    /// </summary>
+    /// <exception cref="TopicNotFoundException">The topic does not exist; nothing was published.</exception>
+    /// <exception cref="OutcomeUnknownException">The request may have been applied but its answer was lost; it is not retried.</exception>
+    /// <exception cref="ClusterUnavailableException">No leader could be reached in time; nothing was published.</exception>
+    /// <exception cref="RequestRejectedException">A message or the batch is too large (413), or the queue is full (507); nothing was published.</exception>
+    public Task PublishBatchAsync(string topic, IReadOnlyList<string> messages, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        ArgumentNullException.ThrowIfNull(messages);
+        if (messages.Count == 0) throw new ArgumentException("a batch needs at least one message", nameof(messages));
+        for (int i = 0; i < messages.Count; i++)
+            if (messages[i] is null) throw new ArgumentException($"message {i} is null", nameof(messages));
+        var body = JsonSerializer.SerializeToUtf8Bytes(new PublishBatchBody(topic, messages), ClientJson.Default.PublishBatchBody);
+        if (body.Length > MaxRequestBytes)
+            throw new ArgumentException($"the batch is {body.Length} bytes as JSON, over the {MaxRequestBytes}-byte request limit; split it", nameof(messages));
+        return RunAsync(
+            "publish", Safety.Unsafe, node => JsonRequest(HttpMethod.Post, node, "/v1/messages", body),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK => true,
+                HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>
+    /// Removes and returns up to <paramref name="max"/> of the oldest messages of a topic, in order, in one request.
+    /// The cluster returns fewer when fewer wait, or when more would pass 1 MiB (but always one if any waits).
+    /// </summary>
+    /// <param name="topic">The topic.</param>
+    /// <param name="max">Most messages to pop, at least 1; the cluster allows at most 1,000 (else it answers 400).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The messages popped, oldest first; empty if the topic is empty.</returns>
+    /// <exception cref="TopicNotFoundException">The topic does not exist.</exception>
+    /// <exception cref="OutcomeUnknownException">Messages may have been popped but the answer was lost; it is not retried.</exception>
+    /// <exception cref="ClusterUnavailableException">No leader could be reached in time; nothing was popped.</exception>
+    /// <exception cref="RequestRejectedException">The request is invalid (400), e.g. <paramref name="max"/> over the cluster's bound.</exception>
+    public Task<IReadOnlyList<string>> PopBatchAsync(string topic, int max, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        var body = JsonSerializer.SerializeToUtf8Bytes(new PopBatchBody(topic, max), ClientJson.Default.PopBatchBody);
+        return RunAsync<IReadOnlyList<string>>(
+            "pop", Safety.Unsafe, node => JsonRequest(HttpMethod.Post, node, "/v1/messages/pop", body),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK when result?.Messages is { } messages => messages,
+                HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
                 _ => throw Rejected(status, result),
             },
             cancellationToken);

@@ -5,7 +5,7 @@ namespace RaftMQ.Queue;
 
 /// <summary>
 /// The message queue as a replicated state machine: topics in creation order, each a FIFO of messages. Create,
-/// publish and pop are commands in the Raft log, so every node holds the same queues.
+/// publish and pop (one message or a batch) are commands in the Raft log, so every node holds the same queues.
 /// </summary>
 public sealed class QueueStateMachine(QueueLimits? limits = null) : IStateMachine
 {
@@ -60,9 +60,51 @@ public sealed class QueueStateMachine(QueueLimits? limits = null) : IStateMachin
                 if (!p.TryDequeue(out var m)) return new QueueResult(QueueStatus.Empty);
                 _totalBytes -= Encoding.UTF8.GetByteCount(m);
                 return new QueueResult(QueueStatus.Ok, m);
+            case QueueOp.PublishBatch:
+                return PublishBatch(c.Topic, c.Messages);
+            case QueueOp.PopBatch:
+                return PopBatch(c.Topic, c.Max);
             default:
                 return new QueueResult(QueueStatus.Invalid);
         }
+    }
+
+    /// <summary>Validates every message first, then appends them all in order; a batch that breaks a bound changes nothing.</summary>
+    private QueueResult PublishBatch(string topic, IReadOnlyList<string>? messages)
+    {
+        if (!_topics.TryGetValue(topic, out var q)) return new QueueResult(QueueStatus.NoSuchTopic);
+        if (messages is null || messages.Count == 0 || messages.Count > _limits.MaxBatchMessages) return new QueueResult(QueueStatus.Invalid);
+        long size = 0;
+        foreach (var m in messages)
+        {
+            var bytes = Encoding.UTF8.GetByteCount(m);
+            if (bytes > _limits.MaxMessageBytes) return new QueueResult(QueueStatus.Invalid);
+            size += bytes;
+        }
+        if (_totalBytes + size > _limits.MaxTotalMessageBytes) return new QueueResult(QueueStatus.LimitReached);
+        foreach (var m in messages) q.Enqueue(m);
+        _totalBytes += size;
+        return QueueResult.Ok with { Count = messages.Count };
+    }
+
+    /// <summary>Removes up to <paramref name="max"/> oldest messages within <see cref="QueueLimits.MaxPopBatchBytes"/>; at least one if any waits.</summary>
+    private QueueResult PopBatch(string topic, int max)
+    {
+        if (!_topics.TryGetValue(topic, out var q)) return new QueueResult(QueueStatus.NoSuchTopic);
+        if (max < 1) return new QueueResult(QueueStatus.Invalid);
+        var limit = Math.Min(max, _limits.MaxBatchMessages);
+        var popped = new List<string>(Math.Min(limit, q.Count));
+        long size = 0;
+        while (popped.Count < limit && q.TryPeek(out var m))
+        {
+            var bytes = Encoding.UTF8.GetByteCount(m);
+            if (popped.Count > 0 && size + bytes > _limits.MaxPopBatchBytes) break;
+            q.Dequeue();
+            popped.Add(m);
+            size += bytes;
+        }
+        _totalBytes -= size;
+        return QueueResult.Ok with { Messages = popped };
     }
 
     public void WriteSnapshot(Stream destination)

@@ -36,6 +36,24 @@ public sealed record NodeInfoResponse(
     [property: JsonPropertyName("applied_index")] ulong AppliedIndex,
     [property: JsonPropertyName("last_index")] ulong LastIndex);
 
+/// <summary>Body of <c>POST /v1/messages</c>; fields are nullable so a missing one is told apart from a wrong one.</summary>
+public sealed record PublishBatchRequest(
+    [property: JsonPropertyName("topic")] string? Topic,
+    [property: JsonPropertyName("messages")] IReadOnlyList<string?>? Messages);
+
+public sealed record PublishBatchResponse(
+    [property: JsonPropertyName("success")] bool Success,
+    [property: JsonPropertyName("published")] int Published);
+
+/// <summary>Body of <c>POST /v1/messages/pop</c>; <c>max</c> defaults to 1.</summary>
+public sealed record PopBatchRequest(
+    [property: JsonPropertyName("topic")] string? Topic,
+    [property: JsonPropertyName("max")] int? Max);
+
+public sealed record PopBatchResponse(
+    [property: JsonPropertyName("success")] bool Success,
+    [property: JsonPropertyName("messages")] IReadOnlyList<string> Messages);
+
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(SuccessResponse))]
 [JsonSerializable(typeof(TopicsResponse))]
@@ -43,4 +61,8 @@ public sealed record NodeInfoResponse(
 [JsonSerializable(typeof(StatusResponse))]
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(NodeInfoResponse))]
+[JsonSerializable(typeof(PublishBatchRequest))]
+[JsonSerializable(typeof(PublishBatchResponse))]
+[JsonSerializable(typeof(PopBatchRequest))]
+[JsonSerializable(typeof(PopBatchResponse))]
 internal sealed partial class ServerJsonContext : JsonSerializerContext;

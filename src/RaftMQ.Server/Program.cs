@@ -28,6 +28,7 @@ var app = builder.Build();
 var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("RaftMQ.Node");
 var node = new QueueNode(settings, config, new QueueStateMachine());
 RrmqEndpoints.Map(app, node);
+V1Endpoints.Map(app, node);
 
 try
 {

@@ -116,7 +116,9 @@ public static class RrmqEndpoints
         return WriteJson(ctx, StatusCodes.Status200OK, info, ServerJsonContext.Default.NodeInfoResponse);
     }
 
-    private static async Task RunCommandAsync(HttpContext ctx, QueueNode node, QueueCommand command, byte[] body)
+    /// <summary>Runs a command through the cluster and answers; <paramref name="writeResult"/> writes an applied result (default: the RRMQ bodies).</summary>
+    internal static async Task RunCommandAsync(
+        HttpContext ctx, QueueNode node, QueueCommand command, byte[] body, Func<HttpContext, QueueResult, Task>? writeResult = null)
     {
         using var deadline = node.RequestDeadline(ctx.RequestAborted);
         var forwarded = ctx.Request.Headers.ContainsKey(QueueNode.ForwardedHeader);
@@ -125,7 +127,7 @@ public static class RrmqEndpoints
         switch (outcome)
         {
             case CommandOutcome.Applied a:
-                await WriteResult(ctx, command.Op, a.Result);
+                await (writeResult?.Invoke(ctx, a.Result) ?? WriteResult(ctx, command.Op, a.Result));
                 break;
             case CommandOutcome.Relayed r:
                 ctx.Response.StatusCode = r.StatusCode;
@@ -161,7 +163,7 @@ public static class RrmqEndpoints
     }
 
     /// <summary>Reads the whole body within the size limit; on failure writes the 4xx and returns null.</summary>
-    private static async Task<byte[]?> ReadBodyAsync(HttpContext ctx, QueueNode node)
+    internal static async Task<byte[]?> ReadBodyAsync(HttpContext ctx, QueueNode node)
     {
         var limit = ServerLimits.MaxRequestBodyBytes;
         if (ctx.Request.ContentLength > limit)
@@ -211,7 +213,7 @@ public static class RrmqEndpoints
         return error;
     }
 
-    private static string? ValidateTopic(QueueNode node, string topic)
+    internal static string? ValidateTopic(QueueNode node, string topic)
     {
         if (topic.Length == 0) return "topic must not be empty";
         // A URL path cannot carry these as a segment (clients normalise them away), so GET /message/<topic> could not reach them.
@@ -221,10 +223,10 @@ public static class RrmqEndpoints
         return null;
     }
 
-    private static Task WriteError(HttpContext ctx, int status, string error) =>
+    internal static Task WriteError(HttpContext ctx, int status, string error) =>
         WriteJson(ctx, status, new ErrorResponse(false, error), ServerJsonContext.Default.ErrorResponse);
 
-    private static Task WriteJson<T>(HttpContext ctx, int status, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
+    internal static Task WriteJson<T>(HttpContext ctx, int status, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
     {
         if (ctx.Response.HasStarted) return Task.CompletedTask;
         ctx.Response.StatusCode = status;

@@ -38,6 +38,9 @@ public sealed class CliUsageTests
     [InlineData("publish", "TOPIC")]
     [InlineData("bench publish --clients 0 --urls http://127.0.0.1:1", "--clients")]
     [InlineData("bench publish --count 5 --duration 1 --urls http://127.0.0.1:1", "not both")]
+    [InlineData("bench publish --batch 0 --urls http://127.0.0.1:1", "--batch")]
+    [InlineData("bench pop --batch 1001 --urls http://127.0.0.1:1", "--batch")]
+    [InlineData("bench publish --batch 100 --size 20000 --urls http://127.0.0.1:1", "1 MiB")]
     [InlineData("topic list --urls ftp://example", "not a node URL")]
     [InlineData("cluster up --nodes 99", "--nodes")]
     [InlineData("consume t --count x", "x")]
@@ -125,6 +128,26 @@ public sealed class CliClusterTests
         var pop = await env.RunAsync("bench", "pop", "--clients", "2", "--count", "100");
         pop.ExitCode.ShouldBe(0, pop.ToString());
         pop.Stdout.ShouldContain("p99 ms");
+
+        // Batches: --count is in messages, the last request of each client carries what is left.
+        var batch = await env.RunAsync("bench", "publish", "--clients", "3", "--count", "1000", "--size", "16", "--batch", "64", "--json");
+        batch.ExitCode.ShouldBe(0, batch.ToString());
+        using (var json = JsonDocument.Parse(batch.Stdout))
+        {
+            json.RootElement.GetProperty("batch").GetInt32().ShouldBe(64);
+            json.RootElement.GetProperty("messages").GetInt64().ShouldBe(1000);
+            json.RootElement.GetProperty("requests").GetInt64().ShouldBe(16); // 15 full batches and one of 40
+            json.RootElement.GetProperty("ops").GetInt64().ShouldBe(16);
+            json.RootElement.GetProperty("messages_per_second").GetDouble()
+                .ShouldBeGreaterThan(json.RootElement.GetProperty("requests_per_second").GetDouble());
+        }
+        var batchPop = await env.RunAsync("bench", "pop", "--clients", "2", "--count", "500", "--batch", "50", "--json");
+        batchPop.ExitCode.ShouldBe(0, batchPop.ToString());
+        using (var json = JsonDocument.Parse(batchPop.Stdout))
+        {
+            json.RootElement.GetProperty("messages").GetInt64().ShouldBe(500);
+            json.RootElement.GetProperty("requests").GetInt64().ShouldBe(10);
+        }
 
         var shell = await env.RunWithInputAsync("topic create sh\npublish sh \"two words\"\nconsume sh\nbogus\nexit\n", "shell");
         shell.ExitCode.ShouldBe(0, shell.ToString());

@@ -1,0 +1,101 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using RaftMQ.Queue;
+
+namespace RaftMQ.Server;
+
+/// <summary>
+/// RaftMQ's own API beyond the RRMQ drop-in: batch publish and batch pop, so that one request (one HTTP exchange,
+/// one Raft entry, one fsync) carries many messages. Status codes are documented in docs/rest-api.md.
+/// </summary>
+public static class V1Endpoints
+{
+    public static void Map(WebApplication app, QueueNode node)
+    {
+        app.MapPost("/v1/messages", (HttpContext ctx) => PublishBatch(ctx, node));
+        app.MapPost("/v1/messages/pop", (HttpContext ctx) => PopBatch(ctx, node));
+    }
+
+    private static async Task PublishBatch(HttpContext ctx, QueueNode node)
+    {
+        var body = await RrmqEndpoints.ReadBodyAsync(ctx, node);
+        if (body is null) return;
+        var (request, error) = Parse(body, ServerJsonContext.Default.PublishBatchRequest);
+        var limits = node.StateMachine.Limits;
+        error ??= request!.Topic is null ? "missing field \"topic\""
+            : request.Messages is null ? "missing field \"messages\""
+            : request.Messages.Count == 0 ? "\"messages\" must not be empty"
+            : request.Messages.Contains(null) ? "\"messages\" must hold strings, not null"
+            : RrmqEndpoints.ValidateTopic(node, request.Topic);
+        if (error is not null)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
+            return;
+        }
+        var messages = request!.Messages!;
+        if (messages.Count > limits.MaxBatchMessages)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status413PayloadTooLarge, $"more than {limits.MaxBatchMessages} messages in one batch");
+            return;
+        }
+        for (int i = 0; i < messages.Count; i++)
+        {
+            if (Encoding.UTF8.GetByteCount(messages[i]!) > limits.MaxMessageBytes)
+            {
+                await RrmqEndpoints.WriteError(ctx, StatusCodes.Status413PayloadTooLarge,
+                    $"message {i} is longer than {limits.MaxMessageBytes} bytes (UTF-8)");
+                return;
+            }
+        }
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.PublishBatch(request.Topic!, messages!), body,
+            (c, result) => result.Success
+                ? RrmqEndpoints.WriteJson(c, StatusCodes.Status200OK, new PublishBatchResponse(true, result.Count), ServerJsonContext.Default.PublishBatchResponse)
+                : WriteFailure(c, result, limits));
+    }
+
+    private static async Task PopBatch(HttpContext ctx, QueueNode node)
+    {
+        var body = await RrmqEndpoints.ReadBodyAsync(ctx, node);
+        if (body is null) return;
+        var (request, error) = Parse(body, ServerJsonContext.Default.PopBatchRequest);
+        var limits = node.StateMachine.Limits;
+        error ??= request!.Topic is null ? "missing field \"topic\""
+            : request.Max is < 1 || request.Max > limits.MaxBatchMessages ? $"\"max\" must be between 1 and {limits.MaxBatchMessages}"
+            : RrmqEndpoints.ValidateTopic(node, request.Topic);
+        if (error is not null)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
+            return;
+        }
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.PopBatch(request!.Topic!, request.Max ?? 1), body,
+            (c, result) => result.Success
+                ? RrmqEndpoints.WriteJson(c, StatusCodes.Status200OK, new PopBatchResponse(true, result.Messages!), ServerJsonContext.Default.PopBatchResponse)
+                : WriteFailure(c, result, limits));
+    }
+
+    /// <summary>Deserializes a JSON object body; on failure returns why.</summary>
+    private static (T? Value, string? Error) Parse<T>(byte[] body, JsonTypeInfo<T> type)
+        where T : class
+    {
+        try
+        {
+            // The generated reader allows no trailing content and refuses wrong-typed fields with a JsonException.
+            var value = JsonSerializer.Deserialize(body, type);
+            return value is null ? (null, "body must be a JSON object") : (value, null);
+        }
+        catch (JsonException e)
+        {
+            return (null, $"body is not a valid request: {e.Message}");
+        }
+    }
+
+    /// <summary>A command the state machine refused: why, with the status code the RRMQ endpoints use for the same outcome.</summary>
+    private static Task WriteFailure(HttpContext ctx, QueueResult result, QueueLimits limits) => result.Status switch
+    {
+        QueueStatus.NoSuchTopic => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound, "no such topic"),
+        QueueStatus.LimitReached => RrmqEndpoints.WriteError(ctx, StatusCodes.Status507InsufficientStorage,
+            $"the queue is full: the batch would pass {limits.MaxTotalMessageBytes} bytes of waiting messages; nothing was published"),
+        _ => RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, "the queue refused the command as invalid"),
+    };
+}
