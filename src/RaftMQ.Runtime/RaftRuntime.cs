@@ -62,6 +62,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     /// <summary>The node's state, refreshed after every loop iteration.</summary>
     public RaftStatus Status => _status;
 
+    /// <summary>What the loop has done so far (log writes and syncs, messages, entries applied, ...).</summary>
+    public RuntimeCounters Counters { get; } = new();
+
     /// <summary>Peer messages dropped because the inbox was full (Raft retries them).</summary>
     public long DroppedPeerMessages => Interlocked.Read(ref _droppedPeerMessages);
 
@@ -219,6 +222,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
             var reader = _inbox.Reader;
             while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
+                Counters.Iteration();
                 var handled = 0;
                 while (handled < _options.MaxInputsPerIteration && reader.TryRead(out var input))
                 {
@@ -243,6 +247,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
 
     private void Handle(RaftNode node, Input input)
     {
+        if (input is PeerInput) Counters.Handled();
         switch (input)
         {
             case PeerInput { Message: SnapshotChunk chunk }:
@@ -260,6 +265,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
                 ExpireSnapshotTransfers(node);
                 break;
             case ProposeInput p:
+                Counters.Proposed();
                 var r = node.Propose(p.Command);
                 switch (r.Status)
                 {
@@ -275,6 +281,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
                 }
                 break;
             case ReadInput q:
+                Counters.Read();
                 var context = ++_nextReadContext;
                 var rr = node.ReadIndex(context);
                 switch (rr.Status)
@@ -298,6 +305,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
         while (node.HasReady())
         {
             var ready = node.GetReady();
+            Counters.Ready();
             // Thesis §10.2.1: a leader may send appends in parallel with its own write, since it counts itself only
             // once durable. Anything answering a vote must wait for the vote to be durable, hence the term/vote check.
             var sendFirst = node.Role == Role.Leader
@@ -307,10 +315,12 @@ public sealed partial class RaftRuntime : IAsyncDisposable
             if (ready.HardState is not null || ready.Entries.Count > 0)
             {
                 _storage.Save(ready.HardState, ready.Entries, ready.MustSync);
+                Counters.Saved(ready.Entries.Count, ready.MustSync);
                 if (ready.HardState is { } saved) _persistedHardState = saved;
             }
             if (!sendFirst) Send(node, ready.Messages);
             Apply(ready.CommittedEntries);
+            Counters.Applied(ready.CommittedEntries.Count);
             foreach (var rs in ready.ReadStates)
             {
                 if (_unconfirmedReads.Remove(rs.Context, out var read)) _confirmedReads.Enqueue(read, rs.Index);
@@ -330,6 +340,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
 
     private void Send(RaftNode node, IReadOnlyList<RaftMessage> messages)
     {
+        Counters.Sent(messages.Count);
         for (int i = 0; i < messages.Count; i++)
         {
             if (messages[i] is InstallSnapshot install) StartSnapshotTransfer(node, install.To);
@@ -353,6 +364,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
         }
         _lastSnapshotIndex = applied;
         _bytesSinceSnapshot = 0;
+        Counters.SnapshotTaken();
         // Keep a tail of entries so a follower a little behind is caught up from the log, not with a snapshot.
         if (applied > _options.SnapshotRetainEntries)
         {

@@ -48,6 +48,31 @@ public sealed class RaftHostTests : IDisposable
     }
 
     [Fact]
+    public async Task The_counters_follow_what_the_loop_did()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var inner = new AppendMachine();
+        await using var host = await RaftHost.StartAsync(Options(), new SessionStateMachine(inner, new IntCodec()), cancellationToken: timeout.Token);
+        await host.Runtime.WaitForLeaderAsync(timeout.Token);
+        var session = ((SessionRegistered)(await host.Runtime.ProposeAsync(SessionCommand.EncodeRegister(1), timeout.Token))!).SessionId;
+        for (ulong i = 1; i <= 3; i++)
+            await host.Runtime.ProposeAsync(SessionCommand.EncodeCommand((long)i + 1, session, i, i, Encoding.UTF8.GetBytes("x")), timeout.Token);
+        await host.Runtime.ReadWaitingForLeaderAsync(() => inner.Items.Count, timeout.Token);
+
+        var c = host.Runtime.Counters;
+        c.Proposals.ShouldBe(4);
+        c.Reads.ShouldBe(1);
+        // The leader's no-op, the registration and the three commands, each written and applied once.
+        c.EntriesPersisted.ShouldBe(5);
+        c.EntriesApplied.ShouldBe(5);
+        c.LogSyncs.ShouldBeInRange(1, c.LogWrites);
+        c.LogWrites.ShouldBeInRange(1, c.Readies);
+        c.Iterations.ShouldBeGreaterThan(0);
+        c.MessagesSent.ShouldBe(0, "a one-node cluster has nobody to talk to");
+        c.MessagesHandled.ShouldBe(0);
+    }
+
+    [Fact]
     public async Task Invalid_options_are_refused_with_a_clear_error()
     {
         var e = await Should.ThrowAsync<ArgumentException>(() => RaftHost.StartAsync(
