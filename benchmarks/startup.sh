@@ -17,7 +17,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
     --cluster) cluster=$2; shift 2 ;;
-    --node) nodes+=("$2"); shift 2 ;;
+    --node) nodes+=("$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"); shift 2 ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "startup.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -35,7 +35,8 @@ DEADLINE_S = 10.0
 def free_port_base():
     # Two ports per node (HTTP, peer), all currently free.
     while True:
-        base = random.randrange(20000, 40000, 2)
+        # Below the kernel's ephemeral range, so a connect attempt cannot be handed the target port as its own.
+        base = random.randrange(20000, 32000, 2)
         try:
             held = []
             for p in range(base, base + 2 * cluster):
@@ -56,6 +57,8 @@ def first_answer(port, proc, t0):
             s.connect(("127.0.0.1", port))
         except ConnectionRefusedError:
             s.close(); time.sleep(0.0005); continue
+        if s.getsockname() == s.getpeername():  # TCP self-connect: nobody is listening yet
+            s.close(); continue
         try:
             s.settimeout(DEADLINE_S)
             s.sendall(REQUEST)
@@ -69,6 +72,16 @@ def first_answer(port, proc, t0):
             s.close()
     return None
 
+def cpu_ms(pid):
+    """CPU time all the process's threads have used so far (schedstat: ns on the CPU), or nan."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f: total += int(f.read().split()[0])
+    except OSError:
+        return float("nan")
+    return total / 1e6
+
 def run_once(node):
     work = tempfile.mkdtemp(prefix="raftmq-startup.")
     try:
@@ -79,6 +92,7 @@ def run_once(node):
         t0 = time.perf_counter_ns()
         proc = subprocess.Popen([node, "config.json", "0"], cwd=work, stdout=log, stderr=subprocess.STDOUT)
         answered = first_answer(base, proc, t0)
+        cpu = cpu_ms(proc.pid)
         t1 = time.perf_counter_ns()
         proc.send_signal(signal.SIGTERM)
         try:
@@ -90,19 +104,20 @@ def run_once(node):
         if answered is None or code != 0:
             sys.stdout.write(open(os.path.join(work, "node.log"), errors="replace").read())
             sys.exit(f"startup.sh: {node}: " + ("no answer within 10 s" if answered is None else f"exit code {code} after SIGTERM"))
-        return answered / 1e6, stop_ms
+        return answered / 1e6, cpu, stop_ms
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 load = os.getloadavg()[0]
-print(f"{runs} runs per node, {'one-node cluster' if cluster == 1 else '3-node cluster, peers down'}; load average {load:.2f}")
+print(f"{runs} runs per node, {'one-node cluster' if cluster == 1 else '3-node cluster, peers down'}; load average {load:.2f}", flush=True)
 results = {n: [] for n in nodes}
 for r in range(runs):
     for n in nodes:
         results[n].append(run_once(n))
 for n in nodes:
-    up = [u for u, _ in results[n]]; down = [d for _, d in results[n]]
+    up = [u for u, _, _ in results[n]]; cpu = [c for _, c, _ in results[n]]; down = [d for _, _, d in results[n]]
     print(f"{n}")
     print(f"  first answer (ms): {', '.join(f'{u:.0f}' for u in up)}   median {statistics.median(up):.0f} ms")
+    print(f"  CPU used by then (ms, all threads): {', '.join(f'{c:.0f}' for c in cpu)}   median {statistics.median(cpu):.0f} ms")
     print(f"  exit after SIGTERM (ms): median {statistics.median(down):.0f}, max {max(down):.0f}")
 PY

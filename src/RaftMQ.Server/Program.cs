@@ -28,6 +28,8 @@ var app = builder.Build();
 var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("RaftMQ.Node");
 var node = new QueueNode(settings, config, new QueueStateMachine());
 RrmqEndpoints.Map(app, node);
+// While Kestrel starts, the other core runs a first request through the endpoints (see WarmUpAsync).
+var warmUp = Task.Run(() => NodeWebApplication.WarmUpAsync(app, e => RrmqEndpoints.Map(e, node), "GET", "/status"));
 
 try
 {
@@ -64,6 +66,7 @@ catch (Exception e)
     return 1;
 }
 
+await warmUp;
 await app.WaitForShutdownAsync();
 await host.DisposeAsync();
 await node.DisposeAsync();
