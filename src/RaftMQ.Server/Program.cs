@@ -1,6 +1,8 @@
 using RaftMQ.Queue;
 using RaftMQ.Server;
 
+// The first answer's JSON metadata is built on the other core while this one starts the web host (docs/benchmarks.md).
+_ = Task.Run(() => System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new StatusResponse("Follower", 0), ServerJsonContext.Default.StatusResponse));
 NodeSettings settings;
 ClusterConfig config;
 try
