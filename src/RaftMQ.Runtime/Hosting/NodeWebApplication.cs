@@ -19,24 +19,21 @@ public static class NodeWebApplication
     /// <summary>
     /// A builder listening on <paramref name="listen"/> with a request-body bound, single-line console logs at
     /// <paramref name="logLevel"/> (framework messages from Warning), and a 1 s shutdown grace (a harness sends
-    /// SIGTERM and waits only a few seconds).
+    /// SIGTERM and waits only a few seconds). With <paramref name="loggers"/> (from <see cref="CreateLoggerFactory"/>)
+    /// the app logs through that factory instead, which the caller owns and disposes.
     /// </summary>
-    public static WebApplicationBuilder CreateBuilder(IPEndPoint listen, LogLevel logLevel, long maxRequestBodyBytes)
+    public static WebApplicationBuilder CreateBuilder(IPEndPoint listen, LogLevel logLevel, long maxRequestBodyBytes, ILoggerFactory? loggers = null)
     {
         ArgumentNullException.ThrowIfNull(listen);
         // Rooted at the binary's directory, with no configuration files: data directories usually live under the
         // working directory, and the host's file watchers would otherwise wake on every write to every node's log.
+        // The empty builder adds only what is asked for below: a node must answer HTTP within 300 ms of launch.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseKestrelCore();
         builder.Services.AddRoutingCore();
-        builder.Logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
-            o.ColorBehavior = LoggerColorBehavior.Disabled;
-        });
-        builder.Logging.SetMinimumLevel(logLevel);
-        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.Logging.ClearProviders();
+        if (loggers is null) ConfigureLogging(builder.Logging, logLevel);
+        else builder.Services.AddSingleton(loggers);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -46,6 +43,25 @@ public static class NodeWebApplication
             k.Listen(listen);
         });
         return builder;
+    }
+
+    /// <summary>
+    /// The node's console logging on its own, for a caller that starts logging things (e.g. the Raft host) before
+    /// the web host is built; pass it to <see cref="CreateBuilder"/> so both log alike. The caller disposes it,
+    /// which flushes the console.
+    /// </summary>
+    public static ILoggerFactory CreateLoggerFactory(LogLevel logLevel) => LoggerFactory.Create(b => ConfigureLogging(b, logLevel));
+
+    private static void ConfigureLogging(ILoggingBuilder logging, LogLevel logLevel)
+    {
+        logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+            o.ColorBehavior = LoggerColorBehavior.Disabled;
+        });
+        logging.SetMinimumLevel(logLevel);
+        logging.AddFilter("Microsoft", LogLevel.Warning);
     }
 
     /// <summary>
