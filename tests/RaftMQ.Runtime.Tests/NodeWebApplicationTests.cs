@@ -41,3 +41,52 @@ public sealed class NodeWebApplicationTests
         ran.ShouldBeTrue();
     }
 }
+
+public sealed class NodeLogFormatterTests
+{
+    private static string Format(LogLevel level, string category, int eventId, string message, Exception? exception)
+    {
+        var writer = new StringWriter();
+        var entry = new Microsoft.Extensions.Logging.Abstractions.LogEntry<string>(level, category, new EventId(eventId), message, exception, (s, _) => s);
+        new NodeLogFormatter().Write(entry, null, writer);
+        return writer.ToString();
+    }
+
+    [Fact]
+    public void Writes_one_line_per_event_in_the_simple_console_layout()
+    {
+        var line = Format(LogLevel.Information, "RaftMQ.Node", 4, "Node 1 started", null);
+
+        line.ShouldMatch(@"^\d\d:\d\d:\d\d\.\d\d\d info: RaftMQ\.Node\[4\] Node 1 started" + Environment.NewLine + "$");
+    }
+
+    [Fact]
+    public void Keeps_a_multi_line_message_and_its_exception_on_the_same_line()
+    {
+        Exception error;
+        try
+        {
+            throw new IOException("disk gone");
+        }
+        catch (IOException e)
+        {
+            error = e;
+        }
+
+        var line = Format(LogLevel.Critical, "RaftMQ.Node", 0, "could not start:" + Environment.NewLine + "details", error);
+
+        line.ShouldContain(" crit: RaftMQ.Node[0] could not start: details System.IO.IOException: disk gone");
+        line.IndexOf(Environment.NewLine, StringComparison.Ordinal).ShouldBe(line.Length - Environment.NewLine.Length);
+    }
+
+    [Fact]
+    public void Logger_factory_keeps_framework_messages_to_warnings()
+    {
+        using var loggers = NodeWebApplication.CreateLoggerFactory(LogLevel.Debug);
+
+        loggers.CreateLogger("Microsoft.AspNetCore.Hosting").IsEnabled(LogLevel.Information).ShouldBeFalse();
+        loggers.CreateLogger("Microsoft.AspNetCore.Hosting").IsEnabled(LogLevel.Warning).ShouldBeTrue();
+        loggers.CreateLogger("RaftMQ.Node").IsEnabled(LogLevel.Debug).ShouldBeTrue();
+        loggers.CreateLogger("RaftMQ.Node").IsEnabled(LogLevel.Trace).ShouldBeFalse();
+    }
+}

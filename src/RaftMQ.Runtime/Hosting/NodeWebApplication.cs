@@ -32,7 +32,7 @@ public static class NodeWebApplication
         builder.WebHost.UseKestrelCore();
         builder.Services.AddRoutingCore();
         builder.Logging.ClearProviders();
-        if (loggers is null) ConfigureLogging(builder.Logging, logLevel);
+        if (loggers is null) builder.Services.AddSingleton(_ => CreateLoggerFactory(logLevel)); // the container disposes it
         else builder.Services.AddSingleton(loggers);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
         builder.WebHost.ConfigureKestrel(k =>
@@ -46,22 +46,19 @@ public static class NodeWebApplication
     }
 
     /// <summary>
-    /// The node's console logging on its own, for a caller that starts logging things (e.g. the Raft host) before
-    /// the web host is built; pass it to <see cref="CreateBuilder"/> so both log alike. The caller disposes it,
-    /// which flushes the console.
+    /// The node's console logging (<see cref="NodeLogFormatter"/> lines on stdout; <paramref name="logLevel"/> and up,
+    /// framework messages from Warning) on its own, for a caller that starts logging things (e.g. the Raft host)
+    /// before the web host is built; pass it to <see cref="CreateBuilder"/> so both log alike. The caller disposes
+    /// it, which flushes the console.
     /// </summary>
-    public static ILoggerFactory CreateLoggerFactory(LogLevel logLevel) => LoggerFactory.Create(b => ConfigureLogging(b, logLevel));
-
-    private static void ConfigureLogging(ILoggingBuilder logging, LogLevel logLevel)
+    public static ILoggerFactory CreateLoggerFactory(LogLevel logLevel)
     {
-        logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
-            o.ColorBehavior = LoggerColorBehavior.Disabled;
-        });
-        logging.SetMinimumLevel(logLevel);
-        logging.AddFilter("Microsoft", LogLevel.Warning);
+        var filters = new LoggerFilterOptions { MinLevel = logLevel };
+        filters.Rules.Add(new LoggerFilterRule(null, "Microsoft", LogLevel.Warning, null));
+        var factory = new LoggerFactory([], filters);
+        // Added (not passed to the constructor) so that disposing the factory disposes it, flushing its queue.
+        factory.AddProvider(new ConsoleLoggerProvider(new NodeLogFormatter.FixedOptions(), [new NodeLogFormatter()]));
+        return factory;
     }
 
     /// <summary>
