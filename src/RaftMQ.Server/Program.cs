@@ -1,6 +1,8 @@
 using RaftMQ.Queue;
 using RaftMQ.Server;
 
+// The first answer's JSON metadata is built on the other core while this one starts the web host (docs/benchmarks.md).
+_ = Task.Run(() => System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new StatusResponse("Follower", 0), ServerJsonContext.Default.StatusResponse));
 NodeSettings settings;
 ClusterConfig config;
 try
@@ -22,13 +24,19 @@ catch (ConfigException e)
 }
 
 var me = config.Address(settings.Index);
-var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes);
+// The Raft host (storage, peer transport) starts on the other core while this one builds the web host, so the first
+// HTTP request does not compete with it for the CPU (docs/benchmarks.md, "Node start-up"). Both log through one factory.
+using var loggers = NodeWebApplication.CreateLoggerFactory(settings.LogLevel);
+var logger = loggers.CreateLogger("RaftMQ.Node");
+var node = new QueueNode(settings, config, new QueueStateMachine());
+var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(config), node.StateMachine, loggers));
+var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers);
 
 var app = builder.Build();
-var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("RaftMQ.Node");
-var node = new QueueNode(settings, config, new QueueStateMachine());
 RrmqEndpoints.Map(app, node);
 V1Endpoints.Map(app, node);
+// While Kestrel starts, the other core runs a first request through the endpoints (see WarmUpAsync).
+var warmUp = Task.Run(() => NodeWebApplication.WarmUpAsync(app, e => RrmqEndpoints.Map(e, node), "GET", "/status"));
 
 try
 {
@@ -37,6 +45,14 @@ try
 catch (IOException e)
 {
     Console.Error.WriteLine($"raftmq-node: cannot listen on {me.Ip}:{me.Port}: {e.Message}");
+    try
+    {
+        await (await raftStart).DisposeAsync();
+    }
+    catch (Exception)
+    {
+        // Exiting for the listen failure reported above; a Raft host that could not start either left nothing running.
+    }
     return 1;
 }
 
@@ -44,7 +60,7 @@ var exitCode = 0;
 RaftHost? host = null;
 try
 {
-    host = await RaftHost.StartAsync(settings.HostOptions(config), node.StateMachine, app.Services.GetRequiredService<ILoggerFactory>());
+    host = await raftStart;
     node.SetStarted(host.Runtime);
     _ = host.Runtime.Completion.ContinueWith(
         t =>
@@ -65,6 +81,7 @@ catch (Exception e)
     return 1;
 }
 
+await warmUp;
 await app.WaitForShutdownAsync();
 await host.DisposeAsync();
 await node.DisposeAsync();

@@ -12,7 +12,7 @@ namespace RaftMQ.Server;
 /// </summary>
 public static class RrmqEndpoints
 {
-    public static void Map(WebApplication app, QueueNode node)
+    public static void Map(IEndpointRouteBuilder app, QueueNode node)
     {
         app.MapPut("/topic", (HttpContext ctx) => PutTopic(ctx, node));
         app.MapGet("/topic", (HttpContext ctx) => GetTopics(ctx, node));

@@ -11,7 +11,7 @@ namespace RaftMQ.Server;
 /// </summary>
 public static class V1Endpoints
 {
-    public static void Map(WebApplication app, QueueNode node)
+    public static void Map(IEndpointRouteBuilder app, QueueNode node)
     {
         app.MapPost("/v1/messages", (HttpContext ctx) => PublishBatch(ctx, node));
         app.MapPost("/v1/messages/pop", (HttpContext ctx) => PopBatch(ctx, node));
