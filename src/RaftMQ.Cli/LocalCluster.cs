@@ -256,7 +256,7 @@ public sealed class LocalCluster
 
     /// <summary>
     /// The node binary: $RAFTMQ_NODE_BINARY, else the build of src/RaftMQ.Server next to this CLI's build in the
-    /// repository (the same configuration first).
+    /// repository (the same configuration first; in Release, the precompiled self-contained node that bin/raftmq-node runs).
     /// </summary>
     public static string FindNodeBinary()
     {
@@ -272,8 +272,11 @@ public sealed class LocalCluster
             var mine = AppContext.BaseDirectory.Contains("/Debug/", StringComparison.Ordinal) ? "Debug" : "Release";
             foreach (var configuration in new[] { mine, mine == "Release" ? "Debug" : "Release" })
             {
-                var path = Path.Combine(dir.FullName, "src", "RaftMQ.Server", "bin", configuration, "net10.0", "RaftMQ.Server");
-                if (System.IO.File.Exists(path)) return path;
+                foreach (var output in configuration == "Release" ? new[] { "node", "net10.0" } : ["net10.0"])
+                {
+                    var path = Path.Combine(dir.FullName, "src", "RaftMQ.Server", "bin", configuration, output, "RaftMQ.Server");
+                    if (System.IO.File.Exists(path)) return path;
+                }
             }
         }
         throw new CliException(

@@ -40,21 +40,40 @@ public sealed partial class NodeProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The node as bin/raftmq-node runs it: in Release the self-contained, precompiled executable (bin/Release/node);
+    /// in Debug none is built, so null and <see cref="ServerDll"/> runs on the shared runtime.
+    /// </summary>
+    public static string? ServerExecutable
+    {
+        get
+        {
+            if (!AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal)) return null;
+            var path = Path.Combine(RepoRoot, "src", "RaftMQ.Server", "bin", "Release", "node", "RaftMQ.Server");
+            return File.Exists(path) ? path : throw new FileNotFoundException("build the server first (dotnet build -c Release)", path);
+        }
+    }
+
     /// <summary>Starts the RaftMQ node: <c>CONFIG INDEX [extraArgs]</c>.</summary>
-    public static NodeProcess Start(string configPath, int index, string workingDirectory, params string[] extraArgs) =>
-        StartAssembly(ServerDll, [configPath, index.ToString(System.Globalization.CultureInfo.InvariantCulture), .. extraArgs], index, workingDirectory);
+    public static NodeProcess Start(string configPath, int index, string workingDirectory, params string[] extraArgs)
+    {
+        string[] args = [configPath, index.ToString(System.Globalization.CultureInfo.InvariantCulture), .. extraArgs];
+        return ServerExecutable is { } exe ? Run(exe, args, index, workingDirectory) : StartAssembly(ServerDll, args, index, workingDirectory);
+    }
 
     /// <summary>Starts any node program built from this repository (e.g. a sample's server) as node <paramref name="index"/>.</summary>
-    public static NodeProcess StartAssembly(string assemblyPath, IEnumerable<string> args, int index, string workingDirectory)
+    public static NodeProcess StartAssembly(string assemblyPath, IEnumerable<string> args, int index, string workingDirectory) =>
+        Run("dotnet", [assemblyPath, .. args], index, workingDirectory);
+
+    private static NodeProcess Run(string program, IEnumerable<string> args, int index, string workingDirectory)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(program)
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(assemblyPath);
         foreach (var a in args) psi.ArgumentList.Add(a);
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         var node = new NodeProcess(process, index);
