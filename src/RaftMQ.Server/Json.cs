@@ -66,3 +66,23 @@ public sealed record PopBatchResponse(
 [JsonSerializable(typeof(PopBatchRequest))]
 [JsonSerializable(typeof(PopBatchResponse))]
 internal sealed partial class ServerJsonContext : JsonSerializerContext;
+
+/// <summary>GET /v1/metrics: this node's counters since it started; the two sections are null until the node runs.</summary>
+public sealed record MetricsResponse(
+    int Node, bool Ready, string Role, ulong Term, int? Leader, ulong CommitIndex, ulong AppliedIndex, ulong LastIndex,
+    RuntimeMetrics? Runtime, TransportMetrics? Transport);
+
+/// <summary>The node's loop (see <c>RuntimeCounters</c>).</summary>
+public sealed record RuntimeMetrics(
+    long LoopIterations, long Readies, long LogWrites, long LogSyncs, long EntriesPersisted, long EntriesApplied,
+    long MessagesSent, long MessagesHandled, long PeerMessagesDropped, long Proposals, long Reads, long SnapshotsTaken);
+
+/// <summary>The peer transport (see <c>TransportCounters</c>).</summary>
+public sealed record TransportMetrics(
+    long MessagesSent, long MessagesReceived, long SendQueueDrops, long InboundDrops, long OversizedDrops, long UnknownPeerDrops,
+    long UnsupportedDrops, long SpoofedDrops, long OutboundConnects, long InboundAccepts, long AuthFailures, long ProtocolErrors,
+    long ConnectionsRefused);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSerializable(typeof(MetricsResponse))]
+internal sealed partial class MetricsJsonContext : JsonSerializerContext;

@@ -61,7 +61,7 @@ RaftHost? host = null;
 try
 {
     host = await raftStart;
-    node.SetStarted(host.Runtime);
+    node.SetStarted(host);
     _ = host.Runtime.Completion.ContinueWith(
         t =>
         {

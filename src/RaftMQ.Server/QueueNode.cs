@@ -58,6 +58,7 @@ public sealed class QueueNode : IAsyncDisposable
     private readonly ClusterConfig _config;
     private readonly HttpClient _forwarder;
     private readonly TaskCompletionSource<RaftRuntime> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile RaftHost? _host;
 
     public QueueNode(NodeSettings settings, ClusterConfig config, QueueStateMachine stateMachine)
     {
@@ -84,7 +85,14 @@ public sealed class QueueNode : IAsyncDisposable
     /// <summary>The runtime, once storage is recovered and the loop runs; null before.</summary>
     public RaftRuntime? Runtime => _started.Task.IsCompletedSuccessfully ? _started.Task.Result : null;
 
-    public void SetStarted(RaftRuntime runtime) => _started.TrySetResult(runtime);
+    /// <summary>The running node (storage, transport, runtime), once started; null before.</summary>
+    public RaftHost? Host => _host;
+
+    public void SetStarted(RaftHost host)
+    {
+        _host = host;
+        _started.TrySetResult(host.Runtime);
+    }
 
     public void SetFailed(Exception e) => _started.TrySetException(e);
 

@@ -15,6 +15,33 @@ public static class V1Endpoints
     {
         app.MapPost("/v1/messages", (HttpContext ctx) => PublishBatch(ctx, node));
         app.MapPost("/v1/messages/pop", (HttpContext ctx) => PopBatch(ctx, node));
+        app.MapGet("/v1/metrics", (HttpContext ctx) => Metrics(ctx, node));
+    }
+
+    /// <summary>This node's own counters (not a cluster view, and not linearizable: each value is read as it is now).</summary>
+    private static Task Metrics(HttpContext ctx, QueueNode node)
+    {
+        var host = node.Host;
+        var s = host?.Runtime.Status;
+        int? leader = s is { Leader: > 0 } ? ClusterConfig.IndexOf(s.Leader) : null;
+        RuntimeMetrics? runtime = null;
+        TransportMetrics? transport = null;
+        if (host is not null)
+        {
+            var r = host.Runtime.Counters;
+            runtime = new RuntimeMetrics(
+                r.Iterations, r.Readies, r.LogWrites, r.LogSyncs, r.EntriesPersisted, r.EntriesApplied, r.MessagesSent,
+                r.MessagesHandled, host.Runtime.DroppedPeerMessages, r.Proposals, r.Reads, r.SnapshotsTaken);
+            var t = host.TransportCounters;
+            transport = new TransportMetrics(
+                t.MessagesSent, t.MessagesReceived, t.SendQueueDrops, t.InboundDrops, t.OversizedDrops, t.UnknownPeerDrops,
+                t.UnsupportedDrops, t.SpoofedDrops, t.OutboundConnects, t.InboundAccepts, t.AuthFailures, t.ProtocolErrors,
+                t.ConnectionsRefused);
+        }
+        var metrics = new MetricsResponse(
+            node.Settings.Index, host is not null, s?.Role.ToString() ?? "Starting", s?.Term ?? 0, leader,
+            s?.CommitIndex ?? 0, s?.AppliedIndex ?? 0, s?.LastIndex ?? 0, runtime, transport);
+        return RrmqEndpoints.WriteJson(ctx, StatusCodes.Status200OK, metrics, MetricsJsonContext.Default.MetricsResponse);
     }
 
     private static async Task PublishBatch(HttpContext ctx, QueueNode node)

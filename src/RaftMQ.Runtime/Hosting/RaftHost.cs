@@ -32,6 +32,9 @@ public sealed class RaftHost : IAsyncDisposable
     /// <summary>The full path of the node's data directory.</summary>
     public string DataDirectory { get; }
 
+    /// <summary>The peer transport's traffic, drops and refusals (for metrics).</summary>
+    public TransportCounters TransportCounters => _transport.Counters;
+
     /// <summary>Where the node listens for peers (useful when the options asked for port 0).</summary>
     public IPEndPoint PeerEndPoint => _transport.LocalEndPoint;
 
