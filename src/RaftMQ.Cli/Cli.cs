@@ -310,23 +310,49 @@ public static class Cli
                 return ExitCodes.Ok;
             }
             if (!Console.IsInputRedirected) Console.Error.WriteLine("reading messages from standard input, one per line (Ctrl-D to end)");
+            // Lines go out in batches, one request at a time, in order (RaftMQPublisher); the publisher stops at the
+            // first failure, so every line after the failed batch is certainly not published.
             long n = 0;
-            while (await Console.In.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+            var inFlight = new Queue<(Task Done, long Line)>();
+            await using (var publisher = new RaftMQPublisher(client, t))
+            {
+                long read = 0;
+                while (await Console.In.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+                {
+                    Task done;
+                    try
+                    {
+                        done = await publisher.EnqueueAsync(line, ct).ConfigureAwait(false);
+                    }
+                    catch (PublisherFaultedException)
+                    {
+                        break; // the failure is reported below, from the failed line's own task
+                    }
+                    inFlight.Enqueue((done, ++read));
+                    while (inFlight.TryPeek(out var front) && front.Done.IsCompletedSuccessfully)
+                    {
+                        inFlight.Dequeue();
+                        n++;
+                    }
+                    if (inFlight.TryPeek(out var first) && first.Done.IsFaulted) break;
+                }
+            }
+            foreach (var (done, line) in inFlight)
             {
                 try
                 {
-                    await client.PublishAsync(t, line, ct).ConfigureAwait(false);
+                    await done.ConfigureAwait(false);
+                    n++;
                 }
                 catch (OutcomeUnknownException e)
                 {
-                    throw new CliException($"{e.Message}\n{n} message(s) before it were published; line {n + 1} may or may not have been", ExitCodes.OutcomeUnknown);
+                    throw new CliException($"{e.Message}\n{n} message(s) before it were published; the batch from line {line} may or may not have been, and no later line was", ExitCodes.OutcomeUnknown);
                 }
-                catch (RaftMQException) when (n > 0)
+                catch (RaftMQException)
                 {
-                    Console.Error.WriteLine($"{n} message(s) were published before the error");
+                    Console.Error.WriteLine($"{n} message(s) were published before the error; none from line {line} on");
                     throw;
                 }
-                n++;
             }
             Console.Out.WriteLine($"published {n} message(s) to '{t}'");
             return ExitCodes.Ok;

@@ -106,6 +106,14 @@ public sealed class CliClusterTests
         var one = await env.RunAsync("consume", "orders", "--count", "1");
         one.Stdout.ShouldBe("first\n", one.ToString());
         (await env.RunAsync("consume", "orders")).Stdout.ShouldBe("second\nthird\n");
+        // Piped lines go out in batches, in order; a failure names the first line that was not published.
+        var many = string.Concat(Enumerable.Range(0, 2000).Select(i => $"line {i}\n"));
+        var bulk = await env.RunWithInputAsync(many, "publish", "orders");
+        bulk.Stdout.ShouldContain("published 2000 message(s)", customMessage: bulk.ToString());
+        (await env.RunAsync("consume", "orders")).Stdout.ShouldBe(many);
+        var refused = await env.RunWithInputAsync("a\nb\n", "publish", "no-such-topic");
+        refused.ExitCode.ShouldNotBe(0, refused.ToString());
+        refused.Stderr.ShouldContain("0 message(s) were published before the error; none from line 1 on", customMessage: refused.ToString());
         var empty = await env.RunAsync("consume", "orders");
         (empty.ExitCode, empty.Stdout).ShouldBe((0, ""));
         empty.Stderr.ShouldContain("is empty");
