@@ -5,22 +5,11 @@ namespace RaftMQ.Client.Tests;
 /// <summary>Batch publish and pop: their error model against scripted endpoints, and their behaviour on a real cluster.</summary>
 public sealed class BatchErrorModelTests
 {
-    private static RaftMQClient Client(Uri url, int maxRetries = 3) => new(new RaftMQClientOptions
-    {
-        Nodes = { url },
-        MaxRetries = maxRetries,
-        StatusTimeout = TimeSpan.FromSeconds(10),
-        AttemptTimeout = TimeSpan.FromSeconds(10),
-        RetryDelay = TimeSpan.FromMilliseconds(5),
-        MaxRetryDelay = TimeSpan.FromMilliseconds(20),
-        OperationTimeout = TimeSpan.FromSeconds(10),
-    });
-
     [Fact]
     public async Task A_batch_whose_connection_drops_after_sending_is_reported_unknown_and_not_retried()
     {
         await using var node = new FakeNode(_ => null);
-        using var client = Client(node.Url);
+        using var client = FakeNode.Client(node.Url);
         (await Should.ThrowAsync<OutcomeUnknownException>(() => client.PublishBatchAsync("t", ["a", "b"]))).Operation.ShouldBe("publish");
         (await Should.ThrowAsync<OutcomeUnknownException>(() => client.PopBatchAsync("t", 5))).Operation.ShouldBe("pop");
         node.Requests.ShouldBe(2);
@@ -30,7 +19,7 @@ public sealed class BatchErrorModelTests
     public async Task A_node_reporting_outcome_unknown_is_surfaced_and_not_retried()
     {
         await using var node = new FakeNode(_ => FakeNode.Response(503, """{"success":false,"error":"timed out"}""", "outcome-unknown"));
-        using var client = Client(node.Url);
+        using var client = FakeNode.Client(node.Url);
         await Should.ThrowAsync<OutcomeUnknownException>(() => client.PublishBatchAsync("t", ["a"]));
         await Should.ThrowAsync<OutcomeUnknownException>(() => client.PopBatchAsync("t", 2));
         node.Requests.ShouldBe(2);
@@ -40,7 +29,7 @@ public sealed class BatchErrorModelTests
     public async Task A_batch_refused_as_not_applied_is_retried_then_reported_unavailable()
     {
         await using var node = new FakeNode(_ => FakeNode.Response(503, """{"success":false,"error":"no leader"}""", "no-leader"));
-        using var client = Client(node.Url, maxRetries: 2);
+        using var client = FakeNode.Client(node.Url, maxRetries: 2);
         (await Should.ThrowAsync<ClusterUnavailableException>(() => client.PublishBatchAsync("t", ["a"]))).Reason.ShouldBe("no-leader");
         node.Requests.ShouldBe(3);
     }
@@ -54,7 +43,7 @@ public sealed class BatchErrorModelTests
             "POST /v1/messages/pop" => FakeNode.Response(404, """{"success":false,"error":"no such topic"}"""),
             _ => FakeNode.Response(500, "{}"),
         });
-        using var client = Client(node.Url);
+        using var client = FakeNode.Client(node.Url);
         var rejected = await Should.ThrowAsync<RequestRejectedException>(() => client.PublishBatchAsync("t", ["a"]));
         rejected.StatusCode.ShouldBe(HttpStatusCode.RequestEntityTooLarge);
         rejected.ServerError.ShouldBe("more than 1000 messages in one batch");
@@ -87,9 +76,7 @@ public sealed class BatchClusterTests
         await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
         await cluster.StartAllAsync();
         var leader = await cluster.WaitForLeaderAsync();
-        var options = new RaftMQClientOptions { AttemptTimeout = TimeSpan.FromSeconds(12), OperationTimeout = TimeSpan.FromSeconds(30) };
-        options.Nodes.Add(cluster.Url((leader + 1) % 3, "/"));
-        using var client = new RaftMQClient(options);
+        using var client = RealClusters.Client(cluster.Url((leader + 1) % 3, "/"));
 
         await client.CreateTopicAsync("t");
         await client.PublishAsync("t", "m0");

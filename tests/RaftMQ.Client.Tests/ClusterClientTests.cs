@@ -89,4 +89,12 @@ public sealed class ClusterClientTests
 public sealed class RealClusters
 {
     public const string Name = "Real clusters";
+
+    /// <summary>A client with deadlines long enough for a loaded machine, which starts from <paramref name="node"/>.</summary>
+    public static RaftMQClient Client(Uri node)
+    {
+        var options = new RaftMQClientOptions { AttemptTimeout = TimeSpan.FromSeconds(12), OperationTimeout = TimeSpan.FromSeconds(30) };
+        options.Nodes.Add(node);
+        return new RaftMQClient(options);
+    }
 }

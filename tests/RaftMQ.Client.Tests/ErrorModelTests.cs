@@ -8,24 +8,11 @@ namespace RaftMQ.Client.Tests;
 /// </summary>
 public sealed class ErrorModelTests
 {
-    // Generous status and attempt deadlines: these tests count requests per retry, and a discovery probe that timed
-    // out on a loaded machine would use up a retry without sending the request.
-    private static RaftMQClient Client(Uri url, int maxRetries = 3) => new(new RaftMQClientOptions
-    {
-        Nodes = { url },
-        MaxRetries = maxRetries,
-        StatusTimeout = TimeSpan.FromSeconds(10),
-        AttemptTimeout = TimeSpan.FromSeconds(10),
-        RetryDelay = TimeSpan.FromMilliseconds(5),
-        MaxRetryDelay = TimeSpan.FromMilliseconds(20),
-        OperationTimeout = TimeSpan.FromSeconds(10),
-    });
-
     [Fact]
     public async Task A_publish_whose_connection_drops_after_sending_is_reported_unknown_and_not_retried()
     {
         await using var node = new FakeNode(_ => null);
-        using var client = Client(node.Url);
+        using var client = FakeNode.Client(node.Url);
         var e = await Should.ThrowAsync<OutcomeUnknownException>(() => client.PublishAsync("t", "m"));
         e.Operation.ShouldBe("publish");
         node.Requests.ShouldBe(1);
@@ -35,7 +22,7 @@ public sealed class ErrorModelTests
     public async Task A_pop_whose_connection_drops_after_sending_is_reported_unknown_and_not_retried()
     {
         await using var node = new FakeNode(_ => null);
-        using var client = Client(node.Url);
+        using var client = FakeNode.Client(node.Url);
         (await Should.ThrowAsync<OutcomeUnknownException>(() => client.PopAsync("t"))).Operation.ShouldBe("pop");
         node.Requests.ShouldBe(1);
     }
@@ -53,7 +40,7 @@ public sealed class ErrorModelTests
                 : FakeNode.Response(409, """{"success":false}"""),
             _ => FakeNode.Response(500, "{}"),
         });
-        using var client = Client(node.Url);
+        using var client = FakeNode.Client(node.Url);
         await Should.ThrowAsync<OutcomeUnknownException>(() => client.PublishAsync("t", "m"));
         node.Requests.ShouldBe(1);
         (await client.CreateTopicAsync("t")).ShouldBeFalse();
@@ -65,7 +52,7 @@ public sealed class ErrorModelTests
     {
         var calls = 0;
         await using var node = new FakeNode(_ => Interlocked.Increment(ref calls) < 3 ? null : FakeNode.Response(200, """{"success":true,"topics":["a","b"]}"""));
-        using var client = Client(node.Url);
+        using var client = FakeNode.Client(node.Url);
         (await client.ListTopicsAsync()).ShouldBe(["a", "b"]);
         calls.ShouldBe(3);
     }
@@ -78,7 +65,7 @@ public sealed class ErrorModelTests
     public async Task A_publish_refused_as_not_applied_is_retried_then_reported_unavailable(string code)
     {
         await using var node = new FakeNode(_ => FakeNode.Response(503, """{"success":false,"error":"busy"}""", code));
-        using var client = Client(node.Url, maxRetries: 2);
+        using var client = FakeNode.Client(node.Url, maxRetries: 2);
         var e = await Should.ThrowAsync<ClusterUnavailableException>(() => client.PublishAsync("t", "m"));
         e.Reason.ShouldBe(code);
         node.Requests.ShouldBe(3);
@@ -93,7 +80,7 @@ public sealed class ErrorModelTests
             "PUT /topic" => FakeNode.Response(507, """{"success":false,"error":"the queue is full"}"""),
             _ => FakeNode.Response(404, """{"success":false}"""),
         });
-        using var client = Client(node.Url);
+        using var client = FakeNode.Client(node.Url);
         (await Should.ThrowAsync<TopicNotFoundException>(() => client.PublishAsync("missing", "m"))).Topic.ShouldBe("missing");
         var rejected = await Should.ThrowAsync<RequestRejectedException>(() => client.CreateTopicAsync("t"));
         rejected.StatusCode.ShouldBe(HttpStatusCode.InsufficientStorage);
@@ -110,7 +97,7 @@ public sealed class ErrorModelTests
         listener.Start();
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
-        using var client = Client(new Uri($"http://127.0.0.1:{port}"), maxRetries: 2);
+        using var client = FakeNode.Client(new Uri($"http://127.0.0.1:{port}"), maxRetries: 2);
         var e = await Should.ThrowAsync<ClusterUnavailableException>(() => client.PublishAsync("t", "m"));
         e.Reason.ShouldBe("unreachable");
         e.Message.ShouldContain($"127.0.0.1:{port}");

@@ -32,6 +32,21 @@ public sealed class FakeNode : IAsyncDisposable
     /// <summary>Requests other than /v1/status received so far.</summary>
     public int Requests => Volatile.Read(ref _requests);
 
+    /// <summary>
+    /// A client of one scripted node. Generous status and attempt deadlines: the tests count requests per retry, and a
+    /// discovery probe that timed out on a loaded machine would use up a retry without sending the request.
+    /// </summary>
+    public static RaftMQClient Client(Uri url, int maxRetries = 3) => new(new RaftMQClientOptions
+    {
+        Nodes = { url },
+        MaxRetries = maxRetries,
+        StatusTimeout = TimeSpan.FromSeconds(10),
+        AttemptTimeout = TimeSpan.FromSeconds(10),
+        RetryDelay = TimeSpan.FromMilliseconds(5),
+        MaxRetryDelay = TimeSpan.FromMilliseconds(20),
+        OperationTimeout = TimeSpan.FromSeconds(10),
+    });
+
     public static string Response(int status, string body, string? errorCode = null) =>
         $"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {Encoding.UTF8.GetByteCount(body)}\r\n"
         + (errorCode is null ? "" : $"X-RaftMQ-Error: {errorCode}\r\n") + $"Connection: close\r\n\r\n{body}";

@@ -5,22 +5,11 @@ namespace RaftMQ.Client.Tests;
 /// <summary>RaftMQPublisher: its error model against scripted endpoints.</summary>
 public sealed class PublisherErrorModelTests
 {
-    private static RaftMQClient Client(Uri url) => new(new RaftMQClientOptions
-    {
-        Nodes = { url },
-        MaxRetries = 1,
-        StatusTimeout = TimeSpan.FromSeconds(10),
-        AttemptTimeout = TimeSpan.FromSeconds(10),
-        RetryDelay = TimeSpan.FromMilliseconds(5),
-        MaxRetryDelay = TimeSpan.FromMilliseconds(20),
-        OperationTimeout = TimeSpan.FromSeconds(10),
-    });
-
     [Fact]
     public async Task After_a_failed_batch_nothing_more_is_sent_and_later_messages_say_they_were_not_published()
     {
         await using var node = new FakeNode(_ => FakeNode.Response(503, """{"success":false,"error":"timed out"}""", "outcome-unknown"));
-        using var client = Client(node.Url);
+        using var client = FakeNode.Client(node.Url, maxRetries: 1);
         await using var publisher = new RaftMQPublisher(client, "t");
         await Should.ThrowAsync<OutcomeUnknownException>(() => publisher.PublishAsync("first"));
         var later = await Should.ThrowAsync<PublisherFaultedException>(() => publisher.PublishAsync("second"));
@@ -32,7 +21,7 @@ public sealed class PublisherErrorModelTests
     public async Task Disposing_sends_everything_queued_and_answers_every_message()
     {
         await using var node = new FakeNode(_ => FakeNode.Response(200, """{"success":true,"published":1}"""));
-        using var client = Client(node.Url);
+        using var client = FakeNode.Client(node.Url, maxRetries: 1);
         var publisher = new RaftMQPublisher(client, "t", new RaftMQPublisherOptions { MaxBatchMessages = 4 });
         var sent = Enumerable.Range(0, 10).Select(i => publisher.PublishAsync($"m{i}")).ToList();
         await publisher.DisposeAsync();
@@ -60,9 +49,7 @@ public sealed class PublisherClusterTests
         await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
         await cluster.StartAllAsync();
         var leader = await cluster.WaitForLeaderAsync();
-        var options = new RaftMQClientOptions { AttemptTimeout = TimeSpan.FromSeconds(12), OperationTimeout = TimeSpan.FromSeconds(30) };
-        options.Nodes.Add(cluster.Url(leader, "/"));
-        using var client = new RaftMQClient(options);
+        using var client = RealClusters.Client(cluster.Url(leader, "/"));
         await client.CreateTopicAsync("t");
 
         const int count = 500;
