@@ -57,8 +57,7 @@ public sealed class QueueNode : IAsyncDisposable
 
     private readonly ClusterConfig _config;
     private readonly HttpClient _forwarder;
-    private readonly TaskCompletionSource<RaftRuntime> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private volatile RaftHost? _host;
+    private readonly TaskCompletionSource<RaftHost> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public QueueNode(NodeSettings settings, ClusterConfig config, QueueStateMachine stateMachine)
     {
@@ -83,16 +82,12 @@ public sealed class QueueNode : IAsyncDisposable
     public QueueStateMachine StateMachine { get; }
 
     /// <summary>The runtime, once storage is recovered and the loop runs; null before.</summary>
-    public RaftRuntime? Runtime => _started.Task.IsCompletedSuccessfully ? _started.Task.Result : null;
+    public RaftRuntime? Runtime => Host?.Runtime;
 
     /// <summary>The running node (storage, transport, runtime), once started; null before.</summary>
-    public RaftHost? Host => _host;
+    public RaftHost? Host => _started.Task.IsCompletedSuccessfully ? _started.Task.Result : null;
 
-    public void SetStarted(RaftHost host)
-    {
-        _host = host;
-        _started.TrySetResult(host.Runtime);
-    }
+    public void SetStarted(RaftHost host) => _started.TrySetResult(host);
 
     public void SetFailed(Exception e) => _started.TrySetException(e);
 
@@ -116,7 +111,7 @@ public sealed class QueueNode : IAsyncDisposable
         var sent = false; // once a command left this method for the log or the leader, a timeout leaves its fate unknown
         try
         {
-            var runtime = await _started.Task.WaitAsync(deadline).ConfigureAwait(false);
+            var runtime = (await _started.Task.WaitAsync(deadline).ConfigureAwait(false)).Runtime;
             while (true)
             {
                 deadline.ThrowIfCancellationRequested();
@@ -213,7 +208,7 @@ public sealed class QueueNode : IAsyncDisposable
     {
         try
         {
-            var runtime = await _started.Task.WaitAsync(deadline).ConfigureAwait(false);
+            var runtime = (await _started.Task.WaitAsync(deadline).ConfigureAwait(false)).Runtime;
             var value = await runtime.ReadWaitingForLeaderAsync(() => query(StateMachine), deadline).ConfigureAwait(false);
             return (true, value, null);
         }
