@@ -107,19 +107,24 @@ public sealed class QueueStateMachine(QueueLimits? limits = null) : IStateMachin
         return QueueResult.Ok with { Messages = popped };
     }
 
-    public void WriteSnapshot(Stream destination)
+    /// <summary>Captures the topics and their messages (references to immutable strings); written off the loop.</summary>
+    public IStateMachineSnapshot CaptureSnapshot()
     {
-        using var w = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true);
-        w.Write(SnapshotMagic);
-        w.Write(SnapshotVersion);
-        w.Write(_order.Count);
-        foreach (var topic in _order)
+        var topics = new (string Topic, string[] Messages)[_order.Count];
+        for (int i = 0; i < topics.Length; i++) topics[i] = (_order[i], _topics[_order[i]].ToArray());
+        return StateMachineSnapshots.Deferred(destination =>
         {
-            w.Write(topic);
-            var q = _topics[topic];
-            w.Write(q.Count);
-            foreach (var m in q) w.Write(m);
-        }
+            using var w = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true);
+            w.Write(SnapshotMagic);
+            w.Write(SnapshotVersion);
+            w.Write(topics.Length);
+            foreach (var (topic, messages) in topics)
+            {
+                w.Write(topic);
+                w.Write(messages.Length);
+                foreach (var m in messages) w.Write(m);
+            }
+        });
     }
 
     public void RestoreSnapshot(Stream source)

@@ -359,7 +359,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable
         var metadata = new SnapshotMetadata(applied, last.Term);
         using (var writer = _storage.CreateSnapshot(metadata))
         {
-            _stateMachine.WriteSnapshot(writer);
+            using var captured = _stateMachine.CaptureSnapshot();
+            captured.WriteTo(writer);
             writer.Commit();
         }
         _lastSnapshotIndex = applied;

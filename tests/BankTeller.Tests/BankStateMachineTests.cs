@@ -1,3 +1,4 @@
+using RaftMQ.Runtime;
 using RaftMQ.Runtime.Sessions;
 
 namespace BankTeller.Tests;

@@ -1,6 +1,7 @@
 using System.Text;
-using FsCheck;
 using FsCheck.Fluent;
+using FsCheck;
+using RaftMQ.Runtime;
 
 namespace RaftMQ.Queue.Tests;
 

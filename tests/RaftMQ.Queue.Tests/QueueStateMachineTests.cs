@@ -1,5 +1,6 @@
-using FsCheck;
 using FsCheck.Fluent;
+using FsCheck;
+using RaftMQ.Runtime;
 
 namespace RaftMQ.Queue.Tests;
 

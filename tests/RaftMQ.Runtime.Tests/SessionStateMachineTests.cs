@@ -17,7 +17,9 @@ internal sealed class AppendMachine : IStateMachine
         return Items.Count;
     }
 
-    public void WriteSnapshot(Stream destination)
+    public IStateMachineSnapshot CaptureSnapshot() => StateMachineSnapshots.Serialized(Write);
+
+    private void Write(Stream destination)
     {
         using var w = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true);
         w.Write(Items.Count);

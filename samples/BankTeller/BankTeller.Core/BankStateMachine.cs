@@ -77,7 +77,10 @@ public sealed class BankStateMachine(BankLimits? limits = null) : IStateMachine
         return null;
     }
 
-    public void WriteSnapshot(Stream destination)
+    /// <summary>The accounts are few and small: serialized on the loop at capture.</summary>
+    public IStateMachineSnapshot CaptureSnapshot() => StateMachineSnapshots.Serialized(WriteAccounts);
+
+    private void WriteAccounts(Stream destination)
     {
         using var w = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true);
         w.Write(SnapshotMagic);

@@ -123,7 +123,18 @@ public sealed class SessionStateMachine : IStateMachine
         _byActivity.Remove(session.Node!);
     }
 
-    public void WriteSnapshot(Stream destination)
+    /// <summary>
+    /// The session table is bounded (<see cref="ClientSessionOptions"/>), so it is serialized at capture; the inner
+    /// state machine captures its own view. The table goes ahead of the inner state in the snapshot.
+    /// </summary>
+    public IStateMachineSnapshot CaptureSnapshot()
+    {
+        var table = StateMachineSnapshots.Serialized(WriteTable);
+        var inner = _inner.CaptureSnapshot();
+        return new CompositeSnapshot(table, inner);
+    }
+
+    private void WriteTable(Stream destination)
     {
         using (var w = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true))
         {
@@ -145,7 +156,21 @@ public sealed class SessionStateMachine : IStateMachine
                 }
             }
         }
-        _inner.WriteSnapshot(destination);
+    }
+
+    private sealed class CompositeSnapshot(IStateMachineSnapshot table, IStateMachineSnapshot inner) : IStateMachineSnapshot
+    {
+        public void WriteTo(Stream destination)
+        {
+            table.WriteTo(destination);
+            inner.WriteTo(destination);
+        }
+
+        public void Dispose()
+        {
+            table.Dispose();
+            inner.Dispose();
+        }
     }
 
     public void RestoreSnapshot(Stream source)
