@@ -20,6 +20,7 @@ public sealed class RaftNode
     private readonly Dictionary<ulong, bool> _votes = [];
     private readonly Queue<PendingRead> _pendingReads = new();
     private readonly List<PendingRead> _readsAwaitingCommit = [];
+    private readonly HashSet<ulong> _forwardedReads = [];
     private List<RaftMessage> _messages = [];
     private List<ReadState> _readStates = [];
 
@@ -126,6 +127,7 @@ public sealed class RaftNode
     {
         EnsureNoOutstandingReady();
         if (Role != Role.Leader) return new ProposeResult(ProposeStatus.NotLeader, 0, 0, Leader);
+        if (command.Length > _options.MaxEntryBytes) return new ProposeResult(ProposeStatus.TooLarge, 0, 0, Id);
         var entry = new Entry(_log.LastIndex + 1, Term, EntryType.Command, command);
         // Bound the uncommitted tail, but always let one entry through so a big command cannot wedge the leader.
         if (_uncommittedBytes > 0 && _uncommittedBytes + entry.Size > _options.MaxUncommittedBytes)
@@ -151,6 +153,8 @@ public sealed class RaftNode
                 : new ProposeResult(ProposeStatus.Overloaded, 0, 0, Id);
         }
         if (Leader == 0) return new ProposeResult(ProposeStatus.NotLeader, 0, 0, 0);
+        if (_forwardedReads.Count >= _options.MaxPendingReads) return new ProposeResult(ProposeStatus.Overloaded, 0, 0, Leader);
+        _forwardedReads.Add(context);
         Send(new ReadIndexRequest(Id, Leader, Term, context));
         return new ProposeResult(ProposeStatus.Accepted, 0, Term, Leader);
     }
@@ -202,7 +206,9 @@ public sealed class RaftNode
                 HandleRequestVote(rv);
                 return;
             case ReadIndexResponse rr:
-                _readStates.Add(new ReadState(rr.Context, rr.Index));
+                // Only an answer to a read this node forwarded to this leader in this term counts: a late answer to
+                // a read of an earlier run (contexts of a new run could repeat) must not confirm a new one.
+                if (rr.From == Leader && _forwardedReads.Remove(rr.Context)) _readStates.Add(new ReadState(rr.Context, rr.Index));
                 return;
         }
 
@@ -735,6 +741,7 @@ public sealed class RaftNode
         _progress.Clear();
         _pendingReads.Clear();
         _readsAwaitingCommit.Clear();
+        _forwardedReads.Clear();
         _readRoundPending = false;
         _broadcastPending = false;
         _uncommittedBytes = 0;

@@ -27,6 +27,9 @@ public sealed class RaftOptions
     /// <summary>Most AppendEntries in flight to one follower in replicate mode (the pipelining window).</summary>
     public int MaxInflightAppends { get; set; } = 256;
 
+    /// <summary>Largest command accepted by <see cref="RaftNode.Propose"/>; storage and transport must carry one such entry.</summary>
+    public int MaxEntryBytes { get; set; } = 4 << 20;
+
     /// <summary>Most bytes of entries in one AppendEntries (at least one entry is always sent).</summary>
     public long MaxBytesPerAppend { get; set; } = 1 << 20;
 
@@ -53,6 +56,7 @@ public sealed class RaftOptions
         if (MaxInflightAppends <= 0) throw new ArgumentException("MaxInflightAppends must be positive.");
         if (MaxBytesPerAppend <= 0 || MaxBytesPerApplyBatch <= 0 || MaxUncommittedBytes <= 0)
             throw new ArgumentException("Byte limits must be positive.");
+        if (MaxEntryBytes <= 0) throw new ArgumentException("MaxEntryBytes must be positive.");
         if (MaxPendingReads <= 0) throw new ArgumentException("MaxPendingReads must be positive.");
     }
 }

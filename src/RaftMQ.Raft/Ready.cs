@@ -61,6 +61,9 @@ public enum ProposeStatus : byte
 
     /// <summary>The leader is over a bound (uncommitted bytes or pending reads); try again later.</summary>
     Overloaded = 2,
+
+    /// <summary>The command is larger than <see cref="RaftOptions.MaxEntryBytes"/>; it was not proposed.</summary>
+    TooLarge = 3,
 }
 
 /// <summary>

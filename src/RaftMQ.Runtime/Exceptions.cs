@@ -22,3 +22,22 @@ public sealed class ReadAbortedException() : Exception("Leadership changed befor
 
 /// <summary>The node stopped (shut down or failed); <see cref="Exception.InnerException"/> holds the cause of a failure.</summary>
 public sealed class NodeStoppedException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>The command is larger than the node accepts (<c>RaftOptions.MaxEntryBytes</c>); it was not proposed.</summary>
+public sealed class CommandTooLargeException(int bytes, int maxBytes)
+    : Exception($"The command has {bytes} bytes; the most a node accepts is {maxBytes}.")
+{
+    public int Bytes { get; } = bytes;
+
+    public int MaxBytes { get; } = maxBytes;
+}
+
+/// <summary>
+/// The proposal's entry was covered by a snapshot installed from the leader before this node applied it, so whether it
+/// was committed cannot be told here: the outcome is unknown (retry only if the command is idempotent).
+/// </summary>
+public sealed class ProposalOutcomeUnknownException(ulong index)
+    : Exception($"The outcome of the proposal at index {index} is unknown: a snapshot from the leader replaced the log there.")
+{
+    public ulong Index { get; } = index;
+}

@@ -7,11 +7,12 @@ using RaftMQ.Transport;
 namespace RaftMQ.Runtime;
 
 /// <summary>
-/// Runs one Raft node: a single loop owns the consensus core, the storage and the state machine. Everything that
-/// touches them — peer messages, ticks, proposals, reads — is posted to the loop's bounded inbox. One iteration takes
-/// a batch of inputs, then persists (one fsync for the batch), sends, applies and completes waiting callers.
+/// Runs one Raft node: a single loop owns the <see cref="NodeDriver"/> (the consensus core, the storage and the
+/// state machine). Everything that touches them — peer messages, ticks, proposals, reads, finished snapshot writes —
+/// is posted to the loop's bounded inbox. One iteration takes a batch of inputs, then lets the driver persist (one
+/// fsync for the batch), send, apply and complete waiting callers. Snapshots are written on the thread pool.
 /// </summary>
-public sealed partial class RaftRuntime : IAsyncDisposable
+public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
 {
     private readonly RaftRuntimeOptions _options;
     private readonly NodeStorage _storage;
@@ -21,22 +22,12 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Channel<Input> _inbox;
     private readonly CancellationTokenSource _stop = new();
-    private readonly Dictionary<ulong, PendingProposal> _proposals = [];
-    private readonly Dictionary<ulong, PendingRead> _unconfirmedReads = [];
-    private readonly PriorityQueue<PendingRead, ulong> _confirmedReads = new();
-    private RaftNode? _node;
+    private NodeDriver? _driver;
     private ITimer? _ticker;
     private Task? _loop;
     private int _ticksElapsed;
-    private ulong _nextReadContext;
     private long _droppedPeerMessages;
     private int _disposed;
-    private HardState _persistedHardState;
-    private ulong _lastSnapshotIndex;
-    private long _bytesSinceSnapshot;
-    private IncomingSnapshot? _incomingSnapshot;
-    private readonly Dictionary<ulong, OutgoingSnapshot> _outgoingSnapshots = [];
-    private readonly List<(ulong Peer, bool Succeeded)> _snapshotReports = [];
     private TaskCompletionSource _softStateChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile RaftStatus _status;
 
@@ -63,7 +54,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     public RaftStatus Status => _status;
 
     /// <summary>What the loop has done so far (log writes and syncs, messages, entries applied, ...).</summary>
-    public RuntimeCounters Counters { get; } = new();
+    public RuntimeCounters Counters => _driver?.Counters ?? _idleCounters;
+
+    private readonly RuntimeCounters _idleCounters = new();
 
     /// <summary>Peer messages dropped because the inbox was full (Raft retries them).</summary>
     public long DroppedPeerMessages => Interlocked.Read(ref _droppedPeerMessages);
@@ -71,31 +64,40 @@ public sealed partial class RaftRuntime : IAsyncDisposable
     /// <summary>Completes when the loop ends: normally on shutdown, faulted when the node failed (e.g. an fsync error).</summary>
     public Task Completion => _loop ?? Task.CompletedTask;
 
-    /// <summary>Builds the core from storage and starts the loop and the tick timer.</summary>
+    /// <summary>Builds the driver (state machine from the newest snapshot, core over the log) and starts the loop and the tick timer.</summary>
     public void Start()
     {
         if (_loop is not null) throw new InvalidOperationException("Already started.");
-        var log = _storage.Log;
-        _persistedHardState = log.HardState;
         LogRecovery(_logger, _options.Raft.Id, _storage.Recovery.ToString());
-        // The state machine starts from the newest snapshot; the log replays what follows it (§7).
-        using (var snapshot = _storage.OpenLatestSnapshot())
-        {
-            if (snapshot is not null)
-            {
-                _stateMachine.RestoreSnapshot(snapshot);
-                _lastSnapshotIndex = snapshot.Metadata.Index;
-                _options.Raft.Applied = snapshot.Metadata.Index;
-                LogSnapshotRestored(_logger, _options.Raft.Id, snapshot.Metadata.Index, snapshot.Metadata.Term);
-            }
-        }
-        _node = new RaftNode(_options.Raft, log);
-        LogStarted(_logger, _options.Raft.Id, log.HardState.Term, log.LastIndex, log.HardState.Commit);
+        // Read contexts start at a random point in every run, so a late answer to a read of an earlier run of this
+        // node can never confirm one of this run.
+        var readContextSeed = BitConverter.ToUInt64(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+        _driver = new NodeDriver(_options.Raft, _options.Node, _storage, _stateMachine, this, readContextSeed, _logger);
+        _driver.SoftStateChanged += OnSoftStateChanged;
         _loop = Task.Run(() => RunAsync(_stop.Token));
         _transport.SetReceiver(Deliver); // straight from the connection's reader into the inbox: no extra hop
         _ticker = _time.CreateTimer(
             static state => ((RaftRuntime)state!).OnTimer(), this, _options.TickInterval, _options.TickInterval);
     }
+
+    TimeProvider INodeHost.Time => _time;
+
+    void INodeHost.Send(RaftMessage message) => _transport.Send(message);
+
+    void INodeHost.WriteSnapshotInBackground(SnapshotJob job) =>
+        _ = Task.Run(async () =>
+        {
+            job.Write();
+            try
+            {
+                // Waits for room like a proposal: the loop must get the job back to take the next snapshot.
+                await _inbox.Writer.WriteAsync(new SnapshotWrittenInput(job), _stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ChannelClosedException or ObjectDisposedException)
+            {
+                // The node stopped; nothing waits for the job.
+            }
+        });
 
     /// <summary>Hands the loop a message from a peer; drops it when the inbox is full (never blocks the transport).</summary>
     public void Deliver(RaftMessage message)
@@ -186,9 +188,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
                 // A failed loop was already logged; disposal must still release everything.
             }
         }
-        foreach (var transfer in _outgoingSnapshots.Values) transfer.Dispose();
-        _outgoingSnapshots.Clear();
-        _incomingSnapshot?.Dispose();
+        _driver?.Dispose();
         _storage.Dispose();
         _stop.Dispose();
     }
@@ -215,21 +215,23 @@ public sealed partial class RaftRuntime : IAsyncDisposable
 
     private async Task RunAsync(CancellationToken ct)
     {
-        var node = _node!;
+        var driver = _driver!;
         try
         {
-            ProcessReady(node);
+            driver.ProcessReady();
+            UpdateStatus(driver.Raft);
             var reader = _inbox.Reader;
             while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
-                Counters.Iteration();
+                driver.Counters.Iteration();
                 var handled = 0;
                 while (handled < _options.MaxInputsPerIteration && reader.TryRead(out var input))
                 {
-                    Handle(node, input);
+                    Handle(driver, input);
                     handled++;
                 }
-                ProcessReady(node);
+                driver.ProcessReady();
+                UpdateStatus(driver.Raft);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -245,271 +247,34 @@ public sealed partial class RaftRuntime : IAsyncDisposable
         FailAll(new NodeStoppedException("The node is shutting down."));
     }
 
-    private void Handle(RaftNode node, Input input)
+    private void Handle(NodeDriver driver, Input input)
     {
-        if (input is PeerInput) Counters.Handled();
         switch (input)
         {
-            case PeerInput { Message: SnapshotChunk chunk }:
-                ReceiveSnapshotChunk(node, chunk);
-                break;
-            case PeerInput { Message: SnapshotChunkResponse response }:
-                ContinueSnapshotTransfer(node, response);
-                break;
             case PeerInput p:
-                node.Step(p.Message);
+                driver.Step(p.Message);
                 break;
             case TickInput:
-                var ticks = Math.Min(Interlocked.Exchange(ref _ticksElapsed, 0), _options.MaxTicksCatchUp);
-                for (int i = 0; i < ticks; i++) node.Tick();
-                ExpireSnapshotTransfers(node);
+                driver.Tick(Math.Min(Interlocked.Exchange(ref _ticksElapsed, 0), _options.MaxTicksCatchUp));
                 break;
             case ProposeInput p:
-                Counters.Proposed();
-                var r = node.Propose(p.Command);
-                switch (r.Status)
-                {
-                    case ProposeStatus.Accepted:
-                        _proposals[r.Index] = new PendingProposal(r.Term, p.Completion);
-                        break;
-                    case ProposeStatus.NotLeader:
-                        p.Completion.TrySetException(new NotLeaderException(r.LeaderHint));
-                        break;
-                    default:
-                        p.Completion.TrySetException(new NodeOverloadedException("too many uncommitted bytes"));
-                        break;
-                }
+                driver.Propose(p.Command, p.Completion);
                 break;
             case ReadInput q:
-                Counters.Read();
-                var context = ++_nextReadContext;
-                var rr = node.ReadIndex(context);
-                switch (rr.Status)
-                {
-                    case ProposeStatus.Accepted:
-                        _unconfirmedReads[context] = new PendingRead(q.Query, q.Completion);
-                        break;
-                    case ProposeStatus.NotLeader:
-                        q.Completion.TrySetException(new NotLeaderException(rr.LeaderHint));
-                        break;
-                    default:
-                        q.Completion.TrySetException(new NodeOverloadedException("too many pending reads"));
-                        break;
-                }
+                driver.Read(q.Query, q.Completion);
+                break;
+            case SnapshotWrittenInput w:
+                driver.CompleteSnapshot(w.Job);
                 break;
         }
-    }
-
-    private void ProcessReady(RaftNode node)
-    {
-        while (node.HasReady())
-        {
-            var ready = node.GetReady();
-            Counters.Ready();
-            // Thesis §10.2.1: a leader may send appends in parallel with its own write, since it counts itself only
-            // once durable. Anything answering a vote must wait for the vote to be durable, hence the term/vote check.
-            var sendFirst = node.Role == Role.Leader
-                && (ready.HardState is not { } h || (h.Term == _persistedHardState.Term && h.Vote == _persistedHardState.Vote));
-            if (sendFirst) Send(node, ready.Messages);
-            if (ready.Snapshot is { } snapshot) InstallSnapshot(snapshot);
-            if (ready.HardState is not null || ready.Entries.Count > 0)
-            {
-                _storage.Save(ready.HardState, ready.Entries, ready.MustSync);
-                Counters.Saved(ready.Entries.Count, ready.MustSync);
-                if (ready.HardState is { } saved) _persistedHardState = saved;
-            }
-            if (!sendFirst) Send(node, ready.Messages);
-            Apply(ready.CommittedEntries);
-            Counters.Applied(ready.CommittedEntries.Count);
-            foreach (var rs in ready.ReadStates)
-            {
-                if (_unconfirmedReads.Remove(rs.Context, out var read)) _confirmedReads.Enqueue(read, rs.Index);
-            }
-            node.Advance(ready);
-            ServeConfirmedReads(node.AppliedIndex);
-            if (ready.SoftState is { } soft) OnSoftStateChanged(node, soft);
-            foreach (var (peer, succeeded) in _snapshotReports) node.ReportSnapshot(peer, succeeded);
-            _snapshotReports.Clear();
-            MaybeTakeSnapshot(node);
-        }
-        UpdateStatus(node);
     }
 
     private void UpdateStatus(RaftNode node) =>
         _status = new RaftStatus(node.Id, node.Role, node.Term, node.Leader, node.CommitIndex, node.AppliedIndex, node.LastIndex);
 
-    private void Send(RaftNode node, IReadOnlyList<RaftMessage> messages)
+    private void OnSoftStateChanged(SoftState soft)
     {
-        Counters.Sent(messages.Count);
-        for (int i = 0; i < messages.Count; i++)
-        {
-            if (messages[i] is InstallSnapshot install) StartSnapshotTransfer(node, install.To);
-            else _transport.Send(messages[i]);
-        }
-    }
-
-    // ---- snapshots (§7) ----
-
-    /// <summary>Snapshots the state machine once enough entries were applied, then compacts the log behind it.</summary>
-    private void MaybeTakeSnapshot(RaftNode node)
-    {
-        var applied = node.AppliedIndex;
-        var due = applied - _lastSnapshotIndex >= _options.SnapshotEveryEntries || _bytesSinceSnapshot >= _options.SnapshotEveryBytes;
-        if (!due || applied == _lastSnapshotIndex || !node.TryGetEntry(applied, out var last)) return;
-        var metadata = new SnapshotMetadata(applied, last.Term);
-        using (var writer = _storage.CreateSnapshot(metadata))
-        {
-            using var captured = _stateMachine.CaptureSnapshot();
-            captured.WriteTo(writer);
-            writer.Commit();
-        }
-        _lastSnapshotIndex = applied;
-        _bytesSinceSnapshot = 0;
-        Counters.SnapshotTaken();
-        // Keep a tail of entries so a follower a little behind is caught up from the log, not with a snapshot.
-        if (applied > _options.SnapshotRetainEntries)
-        {
-            var compactTo = applied - _options.SnapshotRetainEntries;
-            if (compactTo > _storage.Log.Snapshot.Index && node.TryGetEntry(compactTo, out var e))
-                _storage.Compact(new SnapshotMetadata(compactTo, e.Term));
-        }
-        LogSnapshotTaken(_logger, _options.Raft.Id, metadata.Index, metadata.Term, _storage.Log.FirstIndex);
-    }
-
-    /// <summary>Installs a snapshot the core adopted: the log starts after it and the state machine is rebuilt from it.</summary>
-    private void InstallSnapshot(SnapshotMetadata snapshot)
-    {
-        using var stream = _storage.OpenLatestSnapshot()
-            ?? throw new InvalidOperationException($"snapshot {snapshot} was adopted but is not in the store");
-        if (stream.Metadata != snapshot)
-            throw new InvalidOperationException($"snapshot {snapshot} was adopted but the store's newest is {stream.Metadata}");
-        _storage.Log.InstallSnapshot(snapshot);
-        _stateMachine.RestoreSnapshot(stream);
-        _lastSnapshotIndex = snapshot.Index;
-        _bytesSinceSnapshot = 0;
-        LogSnapshotInstalled(_logger, _options.Raft.Id, snapshot.Index, snapshot.Term);
-    }
-
-    private void StartSnapshotTransfer(RaftNode node, ulong peer)
-    {
-        if (_outgoingSnapshots.Remove(peer, out var previous)) previous.Dispose();
-        // The newest snapshot is at least as new as the point the log was compacted to, which is all the follower needs.
-        var stream = _storage.OpenLatestSnapshot();
-        if (stream is null)
-        {
-            _snapshotReports.Add((peer, false));
-            return;
-        }
-        var transfer = new OutgoingSnapshot(peer, stream, _options.SnapshotChunkBytes, _time.GetTimestamp());
-        _outgoingSnapshots[peer] = transfer;
-        LogSnapshotSending(_logger, _options.Raft.Id, peer, stream.Metadata.Index, stream.Length);
-        _transport.Send(transfer.Probe(node.Id, node.Term));
-    }
-
-    private void ContinueSnapshotTransfer(RaftNode node, SnapshotChunkResponse response)
-    {
-        if (!_outgoingSnapshots.TryGetValue(response.From, out var transfer) || transfer.Snapshot != response.Snapshot) return;
-        if (response.Failed || node.Role != Role.Leader || response.Term > node.Term)
-        {
-            EndSnapshotTransfer(node, transfer, succeeded: false);
-            return;
-        }
-        var next = transfer.Next(response, node.Id, node.Term, _time.GetTimestamp());
-        if (next is null) EndSnapshotTransfer(node, transfer, succeeded: true);
-        else _transport.Send(next);
-    }
-
-    private void EndSnapshotTransfer(RaftNode node, OutgoingSnapshot transfer, bool succeeded)
-    {
-        _outgoingSnapshots.Remove(transfer.Peer);
-        transfer.Dispose();
-        node.ReportSnapshot(transfer.Peer, succeeded);
-    }
-
-    private void ExpireSnapshotTransfers(RaftNode node)
-    {
-        if (_outgoingSnapshots.Count == 0) return;
-        foreach (var transfer in _outgoingSnapshots.Values.ToList())
-        {
-            if (node.Role != Role.Leader || _time.GetElapsedTime(transfer.LastActivity) > _options.SnapshotTransferTimeout)
-                EndSnapshotTransfer(node, transfer, succeeded: false);
-        }
-    }
-
-    private void ReceiveSnapshotChunk(RaftNode node, SnapshotChunk chunk)
-    {
-        if (chunk.Term < node.Term)
-        {
-            _transport.Send(new SnapshotChunkResponse(node.Id, chunk.From, node.Term, chunk.Snapshot, 0, true));
-            return;
-        }
-        if (_incomingSnapshot is null || _incomingSnapshot.Snapshot != chunk.Snapshot)
-        {
-            if (chunk.Offset != 0)
-            {
-                // Not the transfer we hold: ask for it from the start.
-                _transport.Send(new SnapshotChunkResponse(node.Id, chunk.From, node.Term, chunk.Snapshot, 0, false));
-                return;
-            }
-            _incomingSnapshot?.Dispose();
-            _incomingSnapshot = new IncomingSnapshot(chunk.Snapshot, _storage.CreateSnapshot(chunk.Snapshot));
-        }
-        var incoming = _incomingSnapshot;
-        if (incoming.Accept(chunk))
-        {
-            _incomingSnapshot = null;
-            incoming.Dispose();
-            node.Step(new InstallSnapshot(chunk.From, node.Id, chunk.Term, chunk.Snapshot));
-        }
-        _transport.Send(new SnapshotChunkResponse(node.Id, chunk.From, node.Term, chunk.Snapshot, incoming.Received, false));
-    }
-
-    private void Apply(IReadOnlyList<Entry> entries)
-    {
-        foreach (var e in entries)
-        {
-            object? result = null;
-            if (e.Type == EntryType.Command) result = _stateMachine.Apply(e.Index, e.Data);
-            _bytesSinceSnapshot += e.Data.Length;
-            if (_proposals.Remove(e.Index, out var p))
-            {
-                if (p.Term == e.Term) p.Completion.TrySetResult(result);
-                else p.Completion.TrySetException(new ProposalDroppedException(e.Index));
-            }
-        }
-    }
-
-    private void ServeConfirmedReads(ulong applied)
-    {
-        while (_confirmedReads.TryPeek(out var read, out var index) && index <= applied)
-        {
-            _confirmedReads.Dequeue();
-            try
-            {
-                read.Completion.TrySetResult(read.Query());
-            }
-            catch (Exception e)
-            {
-                read.Completion.TrySetException(e);
-            }
-        }
-    }
-
-    private void OnSoftStateChanged(RaftNode node, SoftState soft)
-    {
-        LogRoleChanged(_logger, _options.Raft.Id, soft.Role, soft.Term, soft.Leader);
-        if (soft.Role != Role.Leader && _outgoingSnapshots.Count > 0)
-        {
-            foreach (var transfer in _outgoingSnapshots.Values) transfer.Dispose();
-            _outgoingSnapshots.Clear();
-        }
-        // A read not yet confirmed may never be: its heartbeat round or forwarded request belongs to the old leader.
-        if (_unconfirmedReads.Count > 0)
-        {
-            foreach (var (_, read) in _unconfirmedReads) read.Completion.TrySetException(new ReadAbortedException());
-            _unconfirmedReads.Clear();
-        }
-        UpdateStatus(node);
+        UpdateStatus(_driver!.Raft);
         var changed = Interlocked.Exchange(
             ref _softStateChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         changed.TrySetResult();
@@ -517,11 +282,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable
 
     private void FailAll(Exception e)
     {
-        foreach (var (_, p) in _proposals) p.Completion.TrySetException(e);
-        _proposals.Clear();
-        foreach (var (_, r) in _unconfirmedReads) r.Completion.TrySetException(e);
-        _unconfirmedReads.Clear();
-        while (_confirmedReads.TryDequeue(out var r, out _)) r.Completion.TrySetException(e);
+        _driver?.FailAll(e);
         _inbox.Writer.TryComplete();
         while (_inbox.Reader.TryRead(out var input))
         {
@@ -546,31 +307,11 @@ public sealed partial class RaftRuntime : IAsyncDisposable
 
     private sealed record ReadInput(Func<object?> Query, TaskCompletionSource<object?> Completion) : Input;
 
-    private readonly record struct PendingProposal(ulong Term, TaskCompletionSource<object?> Completion);
-
-    private sealed record PendingRead(Func<object?> Query, TaskCompletionSource<object?> Completion);
-
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Node {Id} started: term {Term}, last index {LastIndex}, commit {Commit}")]
-    private static partial void LogStarted(ILogger logger, ulong id, ulong term, ulong lastIndex, ulong commit);
-
-    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Node {Id} is {Role} in term {Term}; leader {Leader}")]
-    private static partial void LogRoleChanged(ILogger logger, ulong id, Role role, ulong term, ulong leader);
+    private sealed record SnapshotWrittenInput(SnapshotJob Job) : Input;
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Critical, Message = "Node failed and stops (fail-stop)")]
     private static partial void LogFatal(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Node {Id} storage recovery: {Report}")]
     private static partial void LogRecovery(ILogger logger, ulong id, string report);
-
-    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Node {Id} restored the state machine from snapshot {Index} (term {Term})")]
-    private static partial void LogSnapshotRestored(ILogger logger, ulong id, ulong index, ulong term);
-
-    [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "Node {Id} took snapshot {Index} (term {Term}); log now starts at {FirstIndex}")]
-    private static partial void LogSnapshotTaken(ILogger logger, ulong id, ulong index, ulong term, ulong firstIndex);
-
-    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Node {Id} installed snapshot {Index} (term {Term}) from the leader")]
-    private static partial void LogSnapshotInstalled(ILogger logger, ulong id, ulong index, ulong term);
-
-    [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Node {Id} sending snapshot {Index} ({Bytes} bytes) to node {Peer}")]
-    private static partial void LogSnapshotSending(ILogger logger, ulong id, ulong peer, ulong index, long bytes);
 }

@@ -20,20 +20,8 @@ public sealed class RaftRuntimeOptions
     /// <summary>Most ticks caught up at once after the loop was held up (e.g. by a slow fsync).</summary>
     public int MaxTicksCatchUp { get; init; } = 64;
 
-    /// <summary>Take a snapshot of the state machine once this many entries were applied since the last one.</summary>
-    public ulong SnapshotEveryEntries { get; init; } = 50_000;
-
-    /// <summary>Take a snapshot once this many bytes of commands were applied since the last one, whichever bound comes first.</summary>
-    public long SnapshotEveryBytes { get; init; } = 256L << 20;
-
-    /// <summary>Entries kept in the log behind a snapshot, so a follower slightly behind catches up without a snapshot.</summary>
-    public ulong SnapshotRetainEntries { get; init; } = 5_000;
-
-    /// <summary>Largest chunk of a snapshot sent to a follower in one message.</summary>
-    public int SnapshotChunkBytes { get; init; } = 1 << 20;
-
-    /// <summary>A snapshot transfer with no answer for this long is abandoned (and retried by Raft).</summary>
-    public TimeSpan SnapshotTransferTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Snapshot policy and transfer settings of the node driver.</summary>
+    public NodeDriverOptions Node { get; init; } = new();
 }
 
 /// <summary>A node's state as seen from outside the loop (a consistent copy, refreshed after every iteration).</summary>

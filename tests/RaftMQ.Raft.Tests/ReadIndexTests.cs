@@ -80,6 +80,37 @@ public sealed class ReadIndexTests
         follower.ReadStates.ShouldBe([new ReadState(5, 1)]);
     }
 
+    // A follower restarted: its new run must not take the leader's late answer to a read of the old run (same
+    // context, same term) as the answer to a read it never forwarded.
+    [Fact]
+    public void Follower_IgnoresAnAnswerToAReadItDidNotForward()
+    {
+        var leader = new TestNode(1, Three);
+        var follower = new TestNode(2, Three);
+        foreach (var ae in leader.Elect().To<AppendEntries>(2))
+            foreach (var answer in follower.Step(ae)) leader.Step(answer);
+
+        follower.Node.ReadIndex(1).IsAccepted.ShouldBeTrue();
+        var request = follower.Flush().OfType<ReadIndexRequest>().ShouldHaveSingleItem();
+        var heartbeat = leader.Step(request).To<Heartbeat>(2).Single(h => h.ReadRound > 0);
+        var response = leader.Step(follower.Step(heartbeat).OfType<HeartbeatResponse>().Single()).OfType<ReadIndexResponse>().Single();
+
+        // The follower restarts from its disk and learns the leader again; the old answer arrives late.
+        var restarted = new TestNode(2, Three, follower.Storage);
+        foreach (var ae in leader.Flush().To<AppendEntries>(2)) restarted.Step(ae);
+        restarted.Step(new Heartbeat(1, 2, leader.Node.Term, leader.Node.CommitIndex, 0));
+        restarted.Node.Leader.ShouldBe(1UL);
+        restarted.Step(response);
+        restarted.ReadStates.ShouldBeEmpty();
+
+        // An answer from a node that is not the leader does not count either, nor a second answer to one read.
+        follower.Step(response with { From = 3 });
+        follower.ReadStates.ShouldBeEmpty();
+        follower.Step(response);
+        follower.Step(response);
+        follower.ReadStates.ShouldBe([new ReadState(1, response.Index)]);
+    }
+
     [Fact]
     public void Read_OverMaxPendingReads_IsOverloaded()
     {

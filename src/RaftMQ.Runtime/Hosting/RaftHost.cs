@@ -99,9 +99,12 @@ public sealed class RaftHost : IAsyncDisposable
                 RandomSeed = (ulong)RandomNumberGenerator.GetInt32(int.MaxValue),
             },
             TickInterval = tick,
-            SnapshotEveryEntries = options.SnapshotEveryEntries,
-            SnapshotEveryBytes = options.SnapshotEveryBytes,
-            SnapshotRetainEntries = options.SnapshotRetainEntries ?? options.SnapshotEveryEntries / 10,
+            Node = new NodeDriverOptions
+            {
+                SnapshotEveryEntries = options.SnapshotEveryEntries,
+                SnapshotEveryBytes = options.SnapshotEveryBytes,
+                SnapshotRetainEntries = options.SnapshotRetainEntries ?? options.SnapshotEveryEntries / 10,
+            },
         };
     }
 

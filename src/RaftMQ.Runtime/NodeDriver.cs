@@ -1,0 +1,568 @@
+using Microsoft.Extensions.Logging;
+using RaftMQ.Raft;
+using RaftMQ.Storage;
+
+namespace RaftMQ.Runtime;
+
+/// <summary>What a <see cref="NodeDriver"/> needs from the world around it: sending, time and a background worker.</summary>
+/// <remarks>
+/// Production (<see cref="RaftRuntime"/>) sends over TCP, reads the system clock and writes snapshots on the thread
+/// pool; the simulator sends over its seeded network, reads virtual time and runs background work as scheduled events.
+/// </remarks>
+public interface INodeHost
+{
+    /// <summary>Sends a message to a peer; fire and forget (Raft tolerates loss). Must not block or throw.</summary>
+    void Send(RaftMessage message);
+
+    /// <summary>Now, as a timestamp of the host's <see cref="TimeProvider"/>.</summary>
+    TimeProvider Time { get; }
+
+    /// <summary>
+    /// Runs <paramref name="job"/>'s <see cref="SnapshotJob.Write"/> off the loop, then hands the job back to the
+    /// loop's <see cref="NodeDriver.CompleteSnapshot"/> (whether or not it failed).
+    /// </summary>
+    void WriteSnapshotInBackground(SnapshotJob job);
+}
+
+/// <summary>Observes what a node did, in order, on its loop (for metrics, tracing and the simulator's checks).</summary>
+public interface INodeObserver
+{
+    /// <summary>A Ready's entries and hard state were written (and synced when the Ready required it).</summary>
+    void Persisted(HardState? hardState, IReadOnlyList<Entry> entries);
+
+    /// <summary>A committed entry was applied to the state machine (no-ops included).</summary>
+    void Applied(Entry entry);
+
+    /// <summary>A snapshot of the state machine was made durable and the log compacted behind it.</summary>
+    void SnapshotTaken(SnapshotMetadata snapshot);
+
+    /// <summary>The state machine was replaced by a snapshot: at start-up, or one the leader sent.</summary>
+    void SnapshotRestored(SnapshotMetadata snapshot, bool atStartup);
+}
+
+/// <summary>
+/// A snapshot of the state machine captured on the loop at <see cref="Metadata"/>, to be written out off the loop.
+/// </summary>
+public sealed class SnapshotJob
+{
+    private readonly IStateMachineSnapshot _captured;
+    private readonly SnapshotWriter _writer;
+
+    internal SnapshotJob(SnapshotMetadata metadata, IStateMachineSnapshot captured, SnapshotWriter writer)
+    {
+        Metadata = metadata;
+        _captured = captured;
+        _writer = writer;
+    }
+
+    public SnapshotMetadata Metadata { get; }
+
+    /// <summary>Why writing failed, or null once it succeeded.</summary>
+    public Exception? Error { get; private set; }
+
+    /// <summary>Writes, fsyncs and commits the snapshot file. Never throws: a failure is kept in <see cref="Error"/>.</summary>
+    public void Write()
+    {
+        try
+        {
+            _captured.WriteTo(_writer);
+            _writer.Commit();
+        }
+        catch (Exception e)
+        {
+            Error = e;
+        }
+        finally
+        {
+            _captured.Dispose();
+            _writer.Dispose();
+        }
+    }
+}
+
+/// <summary>Settings of a node that are not the consensus core's: snapshots and their transfer.</summary>
+public sealed class NodeDriverOptions
+{
+    /// <summary>Take a snapshot of the state machine once this many entries were applied since the last one.</summary>
+    public ulong SnapshotEveryEntries { get; init; } = 50_000;
+
+    /// <summary>Take a snapshot once this many bytes of commands were applied since the last one, whichever bound comes first.</summary>
+    public long SnapshotEveryBytes { get; init; } = 256L << 20;
+
+    /// <summary>Entries kept in the log behind a snapshot, so a follower slightly behind catches up without a snapshot.</summary>
+    public ulong SnapshotRetainEntries { get; init; } = 5_000;
+
+    /// <summary>Largest chunk of a snapshot sent to a follower in one message.</summary>
+    public int SnapshotChunkBytes { get; init; } = 1 << 20;
+
+    /// <summary>A snapshot transfer with no answer for this long is abandoned (and retried by Raft).</summary>
+    public TimeSpan SnapshotTransferTimeout { get; init; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>
+/// One Raft node, driven one synchronous step at a time: it owns the consensus core, the storage and the state
+/// machine, and turns each <see cref="Ready"/> into effects in the order Raft requires — persist (fsync before
+/// anything that depends on it is sent; a leader may send appends in parallel with its own write), send, apply,
+/// release reads, complete proposals, take or install snapshots. It has no thread, clock or socket of its own: the
+/// same class runs in production inside <see cref="RaftRuntime"/>'s loop and in the simulator on virtual time.
+/// </summary>
+/// <remarks>Not thread-safe: its owner calls it from one thread.</remarks>
+public sealed partial class NodeDriver : IDisposable
+{
+    private readonly RaftOptions _raftOptions;
+    private readonly NodeDriverOptions _options;
+    private readonly NodeStorage _storage;
+    private readonly IStateMachine _stateMachine;
+    private readonly INodeHost _host;
+    private readonly INodeObserver? _observer;
+    private readonly ILogger _logger;
+    private readonly Dictionary<ulong, PendingProposal> _proposals = [];
+    private readonly Dictionary<ulong, PendingRead> _unconfirmedReads = [];
+    private readonly PriorityQueue<PendingRead, ulong> _confirmedReads = new();
+    private readonly Dictionary<ulong, OutgoingSnapshot> _outgoingSnapshots = [];
+    private readonly List<(ulong Peer, bool Succeeded)> _snapshotReports = [];
+    private readonly RaftNode _node;
+    private ulong _nextReadContext;
+    private HardState _persistedHardState;
+    private ulong _lastSnapshotIndex;
+    private long _bytesSinceSnapshot;
+    private SnapshotJob? _snapshotInProgress;
+    private IncomingSnapshot? _incomingSnapshot;
+
+    /// <summary>
+    /// Opens the node from its storage: the state machine from the newest snapshot (§7), the core over the log after
+    /// it. <paramref name="readContextSeed"/> numbers this run's reads; it must differ between runs of a node (a
+    /// random number does), so that a late answer to a read of an earlier run can never confirm a read of this one.
+    /// </summary>
+    public NodeDriver(
+        RaftOptions raftOptions, NodeDriverOptions options, NodeStorage storage, IStateMachine stateMachine, INodeHost host,
+        ulong readContextSeed, ILogger? logger = null, INodeObserver? observer = null)
+    {
+        ArgumentNullException.ThrowIfNull(raftOptions);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(storage);
+        ArgumentNullException.ThrowIfNull(stateMachine);
+        ArgumentNullException.ThrowIfNull(host);
+        _raftOptions = raftOptions;
+        _options = options;
+        _storage = storage;
+        _stateMachine = stateMachine;
+        _host = host;
+        _observer = observer;
+        _logger = logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        _nextReadContext = readContextSeed;
+        var log = _storage.Log;
+        _persistedHardState = log.HardState;
+        var applied = 0UL;
+        using (var snapshot = _storage.OpenLatestSnapshot())
+        {
+            if (snapshot is not null)
+            {
+                _stateMachine.RestoreSnapshot(snapshot);
+                _lastSnapshotIndex = snapshot.Metadata.Index;
+                applied = snapshot.Metadata.Index;
+                _observer?.SnapshotRestored(snapshot.Metadata, atStartup: true);
+                LogSnapshotRestored(_logger, raftOptions.Id, snapshot.Metadata.Index, snapshot.Metadata.Term);
+            }
+        }
+        raftOptions.Applied = applied;
+        _node = new RaftNode(raftOptions, log);
+        LogStarted(_logger, raftOptions.Id, log.HardState.Term, log.LastIndex, log.HardState.Commit);
+    }
+
+    /// <summary>The consensus core (read its state between steps; give it input only through the driver).</summary>
+    public RaftNode Raft => _node;
+
+    /// <summary>The node's storage.</summary>
+    public NodeStorage Storage => _storage;
+
+    /// <summary>What the driver has done so far.</summary>
+    public RuntimeCounters Counters { get; } = new();
+
+    /// <summary>Raised on the loop after a Ready changed the leader, role or term.</summary>
+    public event Action<SoftState>? SoftStateChanged;
+
+    /// <summary>Proposals waiting for their entry to be applied.</summary>
+    public int PendingProposals => _proposals.Count;
+
+    /// <summary>Whether a snapshot is being written in the background.</summary>
+    public bool SnapshotInProgress => _snapshotInProgress is not null;
+
+    // ---- inputs ----
+
+    /// <summary>Hands the node a message from a peer.</summary>
+    public void Step(RaftMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        Counters.Handled();
+        switch (message)
+        {
+            case SnapshotChunk chunk:
+                ReceiveSnapshotChunk(chunk);
+                break;
+            case SnapshotChunkResponse response:
+                ContinueSnapshotTransfer(response);
+                break;
+            default:
+                _node.Step(message);
+                break;
+        }
+    }
+
+    /// <summary>Advances the node's logical clock by <paramref name="ticks"/> ticks.</summary>
+    public void Tick(int ticks = 1)
+    {
+        for (int i = 0; i < ticks; i++) _node.Tick();
+        ExpireSnapshotTransfers();
+    }
+
+    /// <summary>
+    /// Proposes <paramref name="command"/>; <paramref name="completion"/> gets the state machine's result once it is
+    /// applied, or <see cref="NotLeaderException"/>, <see cref="NodeOverloadedException"/>,
+    /// <see cref="ProposalDroppedException"/> (not applied) or <see cref="ProposalOutcomeUnknownException"/>.
+    /// </summary>
+    public void Propose(ReadOnlyMemory<byte> command, TaskCompletionSource<object?> completion)
+    {
+        ArgumentNullException.ThrowIfNull(completion);
+        Counters.Proposed();
+        var r = _node.Propose(command);
+        switch (r.Status)
+        {
+            case ProposeStatus.Accepted:
+                // A pending proposal at this index belonged to an earlier leadership of this node whose entry was
+                // overwritten before it was applied here: it was not applied.
+                if (_proposals.Remove(r.Index, out var replaced))
+                    replaced.Completion.TrySetException(new ProposalDroppedException(r.Index));
+                _proposals[r.Index] = new PendingProposal(r.Term, completion);
+                break;
+            case ProposeStatus.NotLeader:
+                completion.TrySetException(new NotLeaderException(r.LeaderHint));
+                break;
+            case ProposeStatus.TooLarge:
+                completion.TrySetException(new CommandTooLargeException(command.Length, _raftOptions.MaxEntryBytes));
+                break;
+            default:
+                completion.TrySetException(new NodeOverloadedException("too many uncommitted bytes"));
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="query"/> at a linearizable point (thesis §6.4): once a quorum confirmed leadership and the
+    /// state machine applied everything committed before the read began. Works on followers too.
+    /// </summary>
+    public void Read(Func<object?> query, TaskCompletionSource<object?> completion)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentNullException.ThrowIfNull(completion);
+        Counters.Read();
+        var context = unchecked(++_nextReadContext);
+        var rr = _node.ReadIndex(context);
+        switch (rr.Status)
+        {
+            case ProposeStatus.Accepted:
+                _unconfirmedReads[context] = new PendingRead(query, completion);
+                break;
+            case ProposeStatus.NotLeader:
+                completion.TrySetException(new NotLeaderException(rr.LeaderHint));
+                break;
+            default:
+                completion.TrySetException(new NodeOverloadedException("too many pending reads"));
+                break;
+        }
+    }
+
+    /// <summary>The background write of <paramref name="job"/> ended: on success the log is compacted behind it.</summary>
+    public void CompleteSnapshot(SnapshotJob job)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        if (!ReferenceEquals(job, _snapshotInProgress)) throw new InvalidOperationException("not the snapshot in progress");
+        _snapshotInProgress = null;
+        if (job.Error is { } error)
+        {
+            // The snapshot is lost, not the node: the log still holds everything. Disk errors show up in the log's
+            // own fsyncs, which do stop the node.
+            LogSnapshotFailed(_logger, _raftOptions.Id, job.Metadata.Index, error);
+            return;
+        }
+        var metadata = job.Metadata;
+        Counters.SnapshotTaken();
+        // A snapshot installed from the leader meanwhile may already cover this one.
+        if (metadata.Index <= _storage.Log.Snapshot.Index) return;
+        _observer?.SnapshotTaken(metadata);
+        // Keep a tail of entries so a follower a little behind is caught up from the log, not with a snapshot.
+        if (metadata.Index > _options.SnapshotRetainEntries)
+        {
+            var compactTo = metadata.Index - _options.SnapshotRetainEntries;
+            if (compactTo > _storage.Log.Snapshot.Index && _node.TryGetEntry(compactTo, out var e))
+                _storage.Compact(new SnapshotMetadata(compactTo, e.Term));
+        }
+        LogSnapshotTaken(_logger, _raftOptions.Id, metadata.Index, metadata.Term, _storage.Log.FirstIndex);
+    }
+
+    // ---- the Ready ----
+
+    /// <summary>Handles every Ready the core has, in the order Raft requires. An exception means the node must stop.</summary>
+    public void ProcessReady()
+    {
+        var node = _node;
+        while (node.HasReady())
+        {
+            var ready = node.GetReady();
+            Counters.Ready();
+            // Thesis §10.2.1: a leader may send appends in parallel with its own write, since it counts itself only
+            // once durable. Anything answering a vote must wait for the vote to be durable, hence the term/vote check.
+            var sendFirst = node.Role == Role.Leader
+                && (ready.HardState is not { } h || (h.Term == _persistedHardState.Term && h.Vote == _persistedHardState.Vote));
+            if (sendFirst) Send(ready.Messages);
+            if (ready.Snapshot is { } snapshot) InstallSnapshot(snapshot);
+            if (ready.HardState is not null || ready.Entries.Count > 0)
+            {
+                _storage.Save(ready.HardState, ready.Entries, ready.MustSync);
+                Counters.Saved(ready.Entries.Count, ready.MustSync);
+                if (ready.HardState is { } saved) _persistedHardState = saved;
+                _observer?.Persisted(ready.HardState, ready.Entries);
+            }
+            if (!sendFirst) Send(ready.Messages);
+            Apply(ready.CommittedEntries);
+            Counters.Applied(ready.CommittedEntries.Count);
+            foreach (var rs in ready.ReadStates)
+            {
+                if (_unconfirmedReads.Remove(rs.Context, out var read)) _confirmedReads.Enqueue(read, rs.Index);
+            }
+            node.Advance(ready);
+            ServeConfirmedReads(node.AppliedIndex);
+            if (ready.SoftState is { } soft) OnSoftStateChanged(soft);
+            foreach (var (peer, succeeded) in _snapshotReports) node.ReportSnapshot(peer, succeeded);
+            _snapshotReports.Clear();
+            MaybeTakeSnapshot();
+        }
+    }
+
+    /// <summary>Fails every waiting caller with <paramref name="error"/> (the node stops).</summary>
+    public void FailAll(Exception error)
+    {
+        foreach (var (_, p) in _proposals) p.Completion.TrySetException(error);
+        _proposals.Clear();
+        foreach (var (_, r) in _unconfirmedReads) r.Completion.TrySetException(error);
+        _unconfirmedReads.Clear();
+        while (_confirmedReads.TryDequeue(out var r, out _)) r.Completion.TrySetException(error);
+    }
+
+    /// <summary>Releases files held by snapshot transfers; the storage is the owner's to close.</summary>
+    public void Dispose()
+    {
+        foreach (var transfer in _outgoingSnapshots.Values) transfer.Dispose();
+        _outgoingSnapshots.Clear();
+        _incomingSnapshot?.Dispose();
+        _incomingSnapshot = null;
+    }
+
+    private void Send(IReadOnlyList<RaftMessage> messages)
+    {
+        Counters.Sent(messages.Count);
+        for (int i = 0; i < messages.Count; i++)
+        {
+            if (messages[i] is InstallSnapshot install) StartSnapshotTransfer(install.To);
+            else _host.Send(messages[i]);
+        }
+    }
+
+    private void Apply(IReadOnlyList<Entry> entries)
+    {
+        foreach (var e in entries)
+        {
+            object? result = null;
+            if (e.Type == EntryType.Command) result = _stateMachine.Apply(e.Index, e.Data);
+            _bytesSinceSnapshot += e.Data.Length;
+            _observer?.Applied(e);
+            if (_proposals.Remove(e.Index, out var p))
+            {
+                if (p.Term == e.Term) p.Completion.TrySetResult(result);
+                else p.Completion.TrySetException(new ProposalDroppedException(e.Index));
+            }
+        }
+    }
+
+    private void ServeConfirmedReads(ulong applied)
+    {
+        while (_confirmedReads.TryPeek(out var read, out var index) && index <= applied)
+        {
+            _confirmedReads.Dequeue();
+            try
+            {
+                read.Completion.TrySetResult(read.Query());
+            }
+            catch (Exception e)
+            {
+                read.Completion.TrySetException(e);
+            }
+        }
+    }
+
+    private void OnSoftStateChanged(SoftState soft)
+    {
+        LogRoleChanged(_logger, _raftOptions.Id, soft.Role, soft.Term, soft.Leader);
+        if (soft.Role != Role.Leader && _outgoingSnapshots.Count > 0)
+        {
+            foreach (var transfer in _outgoingSnapshots.Values) transfer.Dispose();
+            _outgoingSnapshots.Clear();
+        }
+        // A read not yet confirmed may never be: its heartbeat round or forwarded request belongs to the old leader.
+        if (_unconfirmedReads.Count > 0)
+        {
+            foreach (var (_, read) in _unconfirmedReads) read.Completion.TrySetException(new ReadAbortedException());
+            _unconfirmedReads.Clear();
+        }
+        SoftStateChanged?.Invoke(soft);
+    }
+
+    // ---- snapshots (§7) ----
+
+    /// <summary>Once enough was applied, captures the state machine on the loop and has the host write it off the loop.</summary>
+    private void MaybeTakeSnapshot()
+    {
+        if (_snapshotInProgress is not null) return;
+        var applied = _node.AppliedIndex;
+        var due = applied - _lastSnapshotIndex >= _options.SnapshotEveryEntries || _bytesSinceSnapshot >= _options.SnapshotEveryBytes;
+        if (!due || applied <= _lastSnapshotIndex || !_node.TryGetEntry(applied, out var last)) return;
+        var metadata = new SnapshotMetadata(applied, last.Term);
+        var writer = _storage.CreateSnapshot(metadata);
+        IStateMachineSnapshot captured;
+        try
+        {
+            captured = _stateMachine.CaptureSnapshot();
+        }
+        catch
+        {
+            writer.Dispose();
+            throw;
+        }
+        _lastSnapshotIndex = applied;
+        _bytesSinceSnapshot = 0;
+        _snapshotInProgress = new SnapshotJob(metadata, captured, writer);
+        _host.WriteSnapshotInBackground(_snapshotInProgress);
+    }
+
+    /// <summary>Installs a snapshot the core adopted: the log starts after it and the state machine is rebuilt from it.</summary>
+    private void InstallSnapshot(SnapshotMetadata snapshot)
+    {
+        using var stream = _storage.OpenLatestSnapshot()
+            ?? throw new InvalidOperationException($"snapshot {snapshot} was adopted but is not in the store");
+        if (stream.Metadata != snapshot)
+            throw new InvalidOperationException($"snapshot {snapshot} was adopted but the store's newest is {stream.Metadata}");
+        _storage.Log.InstallSnapshot(snapshot);
+        _stateMachine.RestoreSnapshot(stream);
+        _lastSnapshotIndex = Math.Max(_lastSnapshotIndex, snapshot.Index);
+        _bytesSinceSnapshot = 0;
+        // The entries these proposals were waiting for are inside the snapshot: whether each was this node's
+        // proposal or another leader's cannot be told any more.
+        foreach (var index in _proposals.Keys.Where(i => i <= snapshot.Index).ToList())
+        {
+            _proposals.Remove(index, out var p);
+            p.Completion.TrySetException(new ProposalOutcomeUnknownException(index));
+        }
+        _observer?.SnapshotRestored(snapshot, atStartup: false);
+        LogSnapshotInstalled(_logger, _raftOptions.Id, snapshot.Index, snapshot.Term);
+    }
+
+    private void StartSnapshotTransfer(ulong peer)
+    {
+        if (_outgoingSnapshots.Remove(peer, out var previous)) previous.Dispose();
+        // The newest snapshot is at least as new as the point the log was compacted to, which is all the follower needs.
+        var stream = _storage.OpenLatestSnapshot();
+        if (stream is null)
+        {
+            _snapshotReports.Add((peer, false));
+            return;
+        }
+        var transfer = new OutgoingSnapshot(peer, stream, _options.SnapshotChunkBytes, _host.Time.GetTimestamp());
+        _outgoingSnapshots[peer] = transfer;
+        LogSnapshotSending(_logger, _raftOptions.Id, peer, stream.Metadata.Index, stream.Length);
+        _host.Send(transfer.Probe(_node.Id, _node.Term));
+    }
+
+    private void ContinueSnapshotTransfer(SnapshotChunkResponse response)
+    {
+        if (!_outgoingSnapshots.TryGetValue(response.From, out var transfer) || transfer.Snapshot != response.Snapshot) return;
+        if (response.Failed || _node.Role != Role.Leader || response.Term > _node.Term)
+        {
+            EndSnapshotTransfer(transfer, succeeded: false);
+            return;
+        }
+        var next = transfer.Next(response, _node.Id, _node.Term, _host.Time.GetTimestamp());
+        if (next is null) EndSnapshotTransfer(transfer, succeeded: true);
+        else _host.Send(next);
+    }
+
+    private void EndSnapshotTransfer(OutgoingSnapshot transfer, bool succeeded)
+    {
+        _outgoingSnapshots.Remove(transfer.Peer);
+        transfer.Dispose();
+        _node.ReportSnapshot(transfer.Peer, succeeded);
+    }
+
+    private void ExpireSnapshotTransfers()
+    {
+        if (_outgoingSnapshots.Count == 0) return;
+        foreach (var transfer in _outgoingSnapshots.Values.ToList())
+        {
+            if (_node.Role != Role.Leader || _host.Time.GetElapsedTime(transfer.LastActivity) > _options.SnapshotTransferTimeout)
+                EndSnapshotTransfer(transfer, succeeded: false);
+        }
+    }
+
+    private void ReceiveSnapshotChunk(SnapshotChunk chunk)
+    {
+        var node = _node;
+        if (chunk.Term < node.Term)
+        {
+            _host.Send(new SnapshotChunkResponse(node.Id, chunk.From, node.Term, chunk.Snapshot, 0, true));
+            return;
+        }
+        if (_incomingSnapshot is null || _incomingSnapshot.Snapshot != chunk.Snapshot)
+        {
+            if (chunk.Offset != 0)
+            {
+                // Not the transfer we hold: ask for it from the start.
+                _host.Send(new SnapshotChunkResponse(node.Id, chunk.From, node.Term, chunk.Snapshot, 0, false));
+                return;
+            }
+            _incomingSnapshot?.Dispose();
+            _incomingSnapshot = new IncomingSnapshot(chunk.Snapshot, _storage.CreateSnapshot(chunk.Snapshot));
+        }
+        var incoming = _incomingSnapshot;
+        if (incoming.Accept(chunk))
+        {
+            _incomingSnapshot = null;
+            incoming.Dispose();
+            node.Step(new InstallSnapshot(chunk.From, node.Id, chunk.Term, chunk.Snapshot));
+        }
+        _host.Send(new SnapshotChunkResponse(node.Id, chunk.From, node.Term, chunk.Snapshot, incoming.Received, false));
+    }
+
+    private readonly record struct PendingProposal(ulong Term, TaskCompletionSource<object?> Completion);
+
+    private sealed record PendingRead(Func<object?> Query, TaskCompletionSource<object?> Completion);
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Node {Id} started: term {Term}, last index {LastIndex}, commit {Commit}")]
+    private static partial void LogStarted(ILogger logger, ulong id, ulong term, ulong lastIndex, ulong commit);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Node {Id} is {Role} in term {Term}; leader {Leader}")]
+    private static partial void LogRoleChanged(ILogger logger, ulong id, Role role, ulong term, ulong leader);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Node {Id} restored the state machine from snapshot {Index} (term {Term})")]
+    private static partial void LogSnapshotRestored(ILogger logger, ulong id, ulong index, ulong term);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "Node {Id} took snapshot {Index} (term {Term}); log now starts at {FirstIndex}")]
+    private static partial void LogSnapshotTaken(ILogger logger, ulong id, ulong index, ulong term, ulong firstIndex);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Node {Id} installed snapshot {Index} (term {Term}) from the leader")]
+    private static partial void LogSnapshotInstalled(ILogger logger, ulong id, ulong index, ulong term);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Node {Id} sending snapshot {Index} ({Bytes} bytes) to node {Peer}")]
+    private static partial void LogSnapshotSending(ILogger logger, ulong id, ulong peer, ulong index, long bytes);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Warning, Message = "Node {Id} could not write snapshot {Index}; the log keeps the entries")]
+    private static partial void LogSnapshotFailed(ILogger logger, ulong id, ulong index, Exception exception);
+}
