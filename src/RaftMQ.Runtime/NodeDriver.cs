@@ -220,8 +220,9 @@ public sealed partial class NodeDriver : IDisposable
     /// Proposes <paramref name="command"/>; <paramref name="completion"/> gets the state machine's result once it is
     /// applied, or <see cref="NotLeaderException"/>, <see cref="NodeOverloadedException"/>,
     /// <see cref="ProposalDroppedException"/> (not applied) or <see cref="ProposalOutcomeUnknownException"/>.
+    /// Returns what the core said: where the entry went, or why it was refused.
     /// </summary>
-    public void Propose(ReadOnlyMemory<byte> command, TaskCompletionSource<object?> completion)
+    public ProposeResult Propose(ReadOnlyMemory<byte> command, TaskCompletionSource<object?> completion)
     {
         ArgumentNullException.ThrowIfNull(completion);
         Counters.Proposed();
@@ -245,6 +246,7 @@ public sealed partial class NodeDriver : IDisposable
                 completion.TrySetException(new NodeOverloadedException("too many uncommitted bytes"));
                 break;
         }
+        return r;
     }
 
     /// <summary>
@@ -335,8 +337,8 @@ public sealed partial class NodeDriver : IDisposable
             if (ready.SoftState is { } soft) OnSoftStateChanged(soft);
             foreach (var (peer, succeeded) in _snapshotReports) node.ReportSnapshot(peer, succeeded);
             _snapshotReports.Clear();
-            MaybeTakeSnapshot();
         }
+        MaybeTakeSnapshot();
     }
 
     /// <summary>Fails every waiting caller with <paramref name="error"/> (the node stops).</summary>

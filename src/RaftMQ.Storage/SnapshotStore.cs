@@ -13,6 +13,7 @@ public sealed class SnapshotStore
     internal const ushort Version = 1;
     internal const int HeaderBytes = 48;
     private const string TempSuffix = ".tmp";
+    private long _writers;
 
     private readonly StorageOptions _options;
     private readonly IStorageFileSystem _fs;
@@ -60,7 +61,9 @@ public sealed class SnapshotStore
     /// </summary>
     public SnapshotWriter Create(SnapshotMetadata metadata)
     {
-        var path = Path.Combine(Directory, FileName(metadata) + TempSuffix);
+        // Writers never share a temporary file: the node's own snapshot (written in the background) and one received
+        // from the leader can be at the same index at once.
+        var path = Path.Combine(Directory, $"{FileName(metadata)}.{Interlocked.Increment(ref _writers)}{TempSuffix}");
         _fs.Delete(path);
         return new SnapshotWriter(this, metadata, path, _fs.Open(path, create: true), _options.MaxSnapshotBytes);
     }

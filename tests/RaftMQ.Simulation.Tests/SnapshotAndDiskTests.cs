@@ -25,12 +25,15 @@ public sealed class SnapshotAndDiskTests
     {
         var proposals = Enumerable.Range(0, count).Select(i => sim.Propose(Sim.Cmd(firstValue + i), leader.Id)).ToList();
         sim.Await(() => proposals.All(p => p.IsAcknowledged), 2_000, $"{count} proposals acknowledged");
+        // Snapshots are written in the background; let the ones due be written.
+        sim.Await(() => sim.Nodes.All(n => n.Driver is not { SnapshotInProgress: true }), 1_000, "snapshot writes finished");
     }
 
     private static void AwaitConverged(SimCluster sim)
     {
         sim.Await(() => sim.Leader is { Raft: { } l } && l.CommitIndex == l.LastIndex
             && sim.Nodes.All(n => n.IsUp && n.AppliedThisRun == l.LastIndex), 5_000, "every node applied the leader's whole log");
+        sim.Await(() => sim.Nodes.All(n => n.Driver is not { SnapshotInProgress: true }), 1_000, "snapshot writes finished");
         sim.CheckAcknowledgedAppliedExactlyOnce();
     }
 
@@ -50,8 +53,8 @@ public sealed class SnapshotAndDiskTests
         sim.Reconnect(follower.Id);
         AwaitConverged(sim);
         follower.SnapshotsInstalled.ShouldBe(1);
-        follower.Snapshot.ShouldNotBeNull().Metadata.Index.ShouldBeGreaterThan(behind);
-        follower.Storage.Snapshot.ShouldBe(follower.Snapshot!.Metadata, "the log starts after the installed snapshot");
+        follower.LatestSnapshot.ShouldNotBeNull().Index.ShouldBeGreaterThan(behind);
+        follower.Storage.Snapshot.ShouldBe(follower.LatestSnapshot!.Value, "the log starts after the installed snapshot");
         follower.Applied.Select(e => e.Index).ShouldBe(leader.Applied.Select(e => e.Index));
         sim.Checker.AppliedBy(follower.Id).Count.ShouldBe((int)leader.Raft!.LastIndex);
 
@@ -70,12 +73,13 @@ public sealed class SnapshotAndDiskTests
         sim.Isolate(follower.Id);
         ProposeAndCommit(sim, leader, 12, 1);
 
+        // Each transfer starts with an empty probe chunk; dropping the first probe loses the first transfer.
         var sentAt = new List<long>();
         sim.Intercept<SnapshotChunk>(InterceptPoint.BeforeSend, _ =>
         {
             sentAt.Add(sim.Now);
             return sentAt.Count == 1 ? InterceptDecision.Drop : InterceptDecision.Pass;
-        }, to: follower.Id);
+        }, to: follower.Id, where: c => c.Offset == 0 && c.Data.IsEmpty);
         sim.Reconnect(follower.Id);
         sim.Await(() => sentAt.Count == 1, 1_000, "the first snapshot is sent (and lost)");
         leader.Raft!.DescribeProgress(follower.Id)!.ShouldStartWith("Snapshot", Case.Sensitive, "nothing else goes out while a snapshot is on its way");
@@ -102,16 +106,18 @@ public sealed class SnapshotAndDiskTests
         var hardStateBefore = follower.Storage.HardState;
         var answered = sim.Intercept<AppendEntriesResponse>(InterceptPoint.BeforeSend, _ => InterceptDecision.Pass,
             from: follower.Id, where: r => !r.Reject && r.Index > before);
-        sim.CrashDuringNextPersist(follower.Id, keepEntries: 2);
+        // The next write to the follower's disk tears after 100 bytes and the node stops (fail-stop).
+        follower.Disk.FailWriteAfter = 1;
+        follower.Disk.TornWriteBytes = 100;
         sim.Unblock(leader.Id, follower.Id);
         sim.Await(() => !follower.IsUp, 1_000, "the follower crashes while persisting the entries it missed");
 
         follower.DiskFaults.ShouldBe(1);
-        follower.Storage.LastIndex.ShouldBe(before + 2, "a prefix of the batch survives");
-        // The crashed Ready's hard state (commit past `before`) was to be written after the entries, so it is lost.
-        (follower.Storage.HardState.Term, follower.Storage.HardState.Vote).ShouldBe((hardStateBefore.Term, hardStateBefore.Vote));
-        follower.Storage.HardState.Commit.ShouldBeLessThanOrEqualTo(before);
         answered.Matched.ShouldBe(0, "nothing that depends on the lost writes was sent");
+        var disk = sim.DiskLog(follower.Id);
+        disk.LastIndex.ShouldBeInRange(before, before + 5, "at most a prefix of the batch survives");
+        (disk.HardState.Term, disk.HardState.Vote).ShouldBe((hardStateBefore.Term, hardStateBefore.Vote));
+        disk.HardState.Commit.ShouldBeLessThanOrEqualTo(disk.LastIndex);
 
         sim.Restart(follower.Id);
         AwaitConverged(sim);
@@ -132,13 +138,14 @@ public sealed class SnapshotAndDiskTests
         ProposeAndCommit(sim, leader, 10, 1);
         AwaitConverged(sim);
         var node = sim.Nodes.First(n => n.Id != leader.Id);
-        var snapshot = node.Snapshot.ShouldNotBeNull().Metadata;
-        snapshot.Index.ShouldBe(8UL, "snapshots at 4 and 8 of 11 applied entries");
-        node.Storage.Snapshot.Index.ShouldBe(6UL, "two entries kept before the snapshot");
+        var snapshot = node.LatestSnapshot.ShouldNotBeNull();
+        snapshot.Index.ShouldBeGreaterThanOrEqualTo(8UL, "a snapshot at least every 4 of 11 applied entries");
+        node.Storage.Snapshot.Index.ShouldBe(snapshot.Index - 2, "two entries kept before the snapshot");
 
         sim.Crash(node.Id);
         sim.Restart(node.Id);
-        node.Raft!.FirstIndex.ShouldBe(7UL);
+        // Opening the storage adopts the newest snapshot in the log (NodeStorage.Open), so the log starts after it.
+        node.Raft!.FirstIndex.ShouldBe(snapshot.Index + 1);
         // The checker fails the run if the restarted node applied anything but the entries after the snapshot.
         node.AppliedThisRun.ShouldBeGreaterThanOrEqualTo(snapshot.Index);
         AwaitConverged(sim);
@@ -159,11 +166,11 @@ public sealed class SnapshotAndDiskTests
         ProposeAndCommit(sim, leader, 7, 1);
         AwaitConverged(sim);
         var node = sim.Nodes.First(n => n.Id != leader.Id);
-        node.Snapshot.ShouldNotBeNull().Metadata.Index.ShouldBe(8UL);
-        node.UnsyncedWrites.ShouldBeGreaterThan(0);
+        node.LatestSnapshot.ShouldNotBeNull().Index.ShouldBe(8UL);
+        node.Disk.HasUnsyncedWrites.ShouldBeTrue();
 
-        sim.Crash(node.Id, keepUnsynced: 0);
-        node.Storage.HardState.Commit.ShouldBeLessThan(8UL, "the commit index that led to the snapshot was not synced");
+        sim.Crash(node.Id, CrashMode.DropUnsynced);
+        sim.DiskLog(node.Id).HardState.Commit.ShouldBeLessThan(8UL, "the commit index that led to the snapshot was not synced");
         sim.Restart(node.Id);
         node.Raft!.CommitIndex.ShouldBeGreaterThanOrEqualTo(8UL, "applied entries are committed");
         AwaitConverged(sim);
@@ -179,12 +186,13 @@ public sealed class SnapshotAndDiskTests
         var node = sim.Nodes.First(n => n.Id != leader.Id);
         var log = node.Storage.LastIndex;
         var hard = node.Storage.HardState;
-        node.UnsyncedWrites.ShouldBeGreaterThan(0, "the follower learned the last commit index from a heartbeat");
+        node.Disk.HasUnsyncedWrites.ShouldBeTrue("the follower learned the last commit index from a heartbeat");
 
-        sim.Crash(node.Id, keepUnsynced: 0);
-        node.Storage.LastIndex.ShouldBe(log, "entries are synced before they are acknowledged");
-        (node.Storage.HardState.Term, node.Storage.HardState.Vote).ShouldBe((hard.Term, hard.Vote));
-        node.Storage.HardState.Commit.ShouldBeLessThan(hard.Commit);
+        sim.Crash(node.Id, CrashMode.DropUnsynced);
+        var disk = sim.DiskLog(node.Id);
+        disk.LastIndex.ShouldBe(log, "entries are synced before they are acknowledged");
+        (disk.HardState.Term, disk.HardState.Vote).ShouldBe((hard.Term, hard.Vote));
+        disk.HardState.Commit.ShouldBeLessThan(hard.Commit);
 
         sim.Restart(node.Id);
         AwaitConverged(sim);
@@ -212,6 +220,6 @@ public sealed class SnapshotAndDiskTests
         var sim = Cluster(3);
         var leader = ElectedLeader(sim);
         ProposeAndCommit(sim, leader, 20, 1);
-        sim.Nodes.ShouldAllBe(n => n.Snapshot == null && n.Storage.FirstIndex == 1);
+        sim.Nodes.ShouldAllBe(n => n.LatestSnapshot == null && n.Storage.FirstIndex == 1);
     }
 }

@@ -27,8 +27,9 @@ public enum ProposalState : byte
 /// <summary>A command a test client proposed through <see cref="SimCluster.Propose"/>.</summary>
 public sealed class ClientProposal
 {
-    internal ClientProposal(long id, ulong node, ReadOnlyMemory<byte> data, ProposeResult result, long submittedAt)
+    internal ClientProposal(long id, ulong node, ReadOnlyMemory<byte> data, ProposeResult result, long submittedAt, Task<object?> completion)
     {
+        Completion = completion;
         Id = id;
         Node = node;
         Data = data;
@@ -50,6 +51,9 @@ public sealed class ClientProposal
 
     public long SubmittedAt { get; }
 
+    /// <summary>The driver's answer to the proposer.</summary>
+    public Task<object?> Completion { get; }
+
     public ProposalState State { get; internal set; }
 
     /// <summary>Virtual time of the acknowledgement, or -1.</summary>
@@ -58,4 +62,39 @@ public sealed class ClientProposal
     public bool IsAcknowledged => State == ProposalState.Acknowledged;
 
     public override string ToString() => $"proposal {Id} on n{Node}: {State} at (index {Result.Index}, term {Result.Term})";
+}
+
+/// <summary>A linearizable read a client asked one node for, and what it saw.</summary>
+public sealed class ClientRead
+{
+    internal ClientRead(long id, ulong node, long issuedAt, ulong mustSee, Task<object?> completion)
+    {
+        Id = id;
+        Node = node;
+        IssuedAt = issuedAt;
+        MustSee = mustSee;
+        Completion = completion;
+    }
+
+    public long Id { get; }
+
+    public ulong Node { get; }
+
+    /// <summary>Virtual time the read was issued.</summary>
+    public long IssuedAt { get; }
+
+    /// <summary>The highest index of a write acknowledged before the read began: the read must see at least this.</summary>
+    public ulong MustSee { get; }
+
+    /// <summary>The driver's answer: the applied index the read saw, or why it failed.</summary>
+    public Task<object?> Completion { get; }
+
+    /// <summary>Virtual time of the answer, or -1.</summary>
+    public long AnsweredAt { get; internal set; } = -1;
+
+    /// <summary>The applied index the read saw, once answered successfully.</summary>
+    public ulong? Index { get; internal set; }
+
+    public override string ToString() => $"read {Id} on n{Node} at {IssuedAt} ms: " +
+        (Index is { } i ? $"saw index {i}" : Completion.IsCompleted ? $"failed ({Completion.Exception?.InnerException?.GetType().Name})" : "pending");
 }

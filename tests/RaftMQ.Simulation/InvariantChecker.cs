@@ -32,6 +32,7 @@ public sealed class InvariantChecker
     private readonly List<Entry>[] _applied;
     private readonly ulong[] _appliedThisRun;
     private readonly ulong[] _commit;
+    private readonly Dictionary<(ulong Node, ulong Term), ulong> _votes = [];
 
     /// <summary>Creates a checker for nodes 1..<paramref name="nodes"/>.</summary>
     /// <param name="nodes">Number of nodes.</param>
@@ -107,20 +108,18 @@ public sealed class InvariantChecker
 
     /// <summary>
     /// <paramref name="node"/> replaced its state machine by a snapshot of <paramref name="state"/> (index 1 first)
-    /// ending at <paramref name="snapshot"/>: one from the leader, which may only move it forward (§7), or its own
-    /// when it restarts (<paramref name="restart"/>), which must not go past what it applied before.
+    /// ending at <paramref name="snapshot"/>: one from the leader, which may only move it forward (§7), or the newest
+    /// on its disk when it restarts (<paramref name="restart"/>).
     /// <paramref name="term"/> is the node's term.
     /// </summary>
     public void OnSnapshotRestored(ulong node, SnapshotMetadata snapshot, IReadOnlyList<Entry> state, bool restart, ulong term = 0)
     {
         if ((ulong)state.Count != snapshot.Index || (state.Count > 0 && state[^1].Term != snapshot.Term))
             Fail("snapshot", $"n{node}'s snapshot {snapshot.Index}/t{snapshot.Term} holds {state.Count} entries ending in term {(state.Count > 0 ? state[^1].Term : 0)}");
-        if (restart ? snapshot.Index > (ulong)_applied[node].Count : snapshot.Index <= _appliedThisRun[node])
-        {
-            Fail("snapshot", restart
-                ? $"n{node} restarted from a snapshot at {snapshot.Index} but had applied only {_applied[node].Count} entries"
-                : $"n{node} installed a snapshot at {snapshot.Index}, not past its applied index {_appliedThisRun[node]}");
-        }
+        // At a restart the newest snapshot may be one received from the leader and stored just before the crash,
+        // past what the node applied: it holds committed entries only, which the checks below compare.
+        if (!restart && snapshot.Index <= _appliedThisRun[node])
+            Fail("snapshot", $"n{node} installed a snapshot at {snapshot.Index}, not past its applied index {_appliedThisRun[node]}");
         for (int i = 0; i < state.Count; i++)
         {
             if (state[i].Index != (ulong)i + 1) Fail("snapshot", $"n{node}'s snapshot holds {Describe(state[i])} at position {i + 1}");
@@ -210,6 +209,20 @@ public sealed class InvariantChecker
             Fail("leader completeness", $"n{node} became leader of term {term} without committed {Describe(last)} " +
                 $"(its log has {(held is { } t ? $"term {t}" : "nothing")} there) (§5.4.1)");
         }
+    }
+
+    /// <summary>
+    /// <paramref name="node"/> sent a granted vote for <paramref name="candidate"/> in <paramref name="term"/>. A node
+    /// votes for at most one candidate per term, over all its runs (§5.2): a vote forgotten in a crash breaks it.
+    /// </summary>
+    public void OnVoteGranted(ulong node, ulong term, ulong candidate)
+    {
+        if (_votes.TryGetValue((node, term), out var earlier))
+        {
+            if (earlier != candidate) Fail("one vote per term", $"n{node} voted for n{earlier} and then for n{candidate} in term {term} (§5.2)");
+            return;
+        }
+        _votes.Add((node, term), candidate);
     }
 
     /// <summary>Observes the commit index of a running node after a step.</summary>

@@ -1,22 +1,23 @@
 using System.Globalization;
 using System.Text;
 using RaftMQ.Raft;
+using RaftMQ.Runtime;
+using RaftMQ.Storage;
 
 namespace RaftMQ.Simulation;
 
 /// <summary>
-/// A deterministic simulation of a Raft cluster: N <see cref="RaftNode"/>s in one process, on virtual time owned by
-/// the test, talking over a seeded, hostile network. Events (ticks, deliveries) run in (time, sequence) order, so a
+/// A deterministic simulation of a Raft cluster: N production <see cref="NodeDriver"/>s (the consensus core, the
+/// durable log and snapshot files on a fault-injecting in-memory disk, the node's Ready handling) in one process, on
+/// virtual time owned by the test, talking over a seeded, hostile network. Events (ticks, deliveries) run in (time, sequence) order, so a
 /// seed fixes the whole run. Every step is followed by the <see cref="InvariantChecker"/>; a violation throws an
 /// <see cref="InvariantViolationException"/> that names the seed and the command that replays it.
 /// </summary>
 /// <remarks>
-/// Each node handles its Ready the way a real runtime must: install a snapshot the core adopted, persist entries and
-/// hard state (syncing when <see cref="Ready.MustSync"/>), then send the messages, then apply committed entries, then
-/// <see cref="RaftNode.Advance"/>, for as long as <see cref="RaftNode.HasReady"/>. With
-/// <see cref="SimOptions.SnapshotEveryEntries"/> it snapshots its state machine and compacts its log; a leader sends
-/// a follower that needs compacted entries its newest snapshot in one <see cref="SnapshotChunk"/>. The disk keeps
-/// exactly what <see cref="SimOptions.Disk"/> lets survive.
+/// Nothing of a node's Ready handling is written here: the driver persists, sends, applies, snapshots and transfers
+/// snapshots exactly as it does in production. The simulator supplies what the production loop supplies — messages,
+/// ticks, proposals, reads, a clock and a background worker for snapshot writes — and a disk that keeps exactly what
+/// <see cref="SimOptions.Disk"/> lets survive.
 /// </remarks>
 public sealed class SimCluster
 {
@@ -32,8 +33,11 @@ public sealed class SimCluster
     private readonly List<Interceptor> _interceptors = [];
     private readonly LinkConfig[] _links;
     private readonly bool[] _blocked;
-    private readonly Dictionary<(ulong Node, ulong Index), ClientProposal> _pendingProposals = [];
+    private readonly List<ClientProposal> _pendingProposals = [];
     private readonly List<ClientProposal> _proposals = [];
+    private readonly List<ClientRead> _reads = [];
+    private readonly List<ClientRead> _pendingReads = [];
+    private readonly VirtualTime _time;
     private readonly TraceRecord[] _trace;
     private long _traceCount;
     private long _sequence;
@@ -51,6 +55,7 @@ public sealed class SimCluster
         // Disk faults draw from their own stream, so turning them on does not change the network's choices.
         _diskRandom = new SplitMix64(options.Seed ^ 0x3C6EF372FE94F82BUL);
         _disk = options.Disk;
+        _time = new VirtualTime(this);
         var n = options.Nodes;
         _nodes = new SimNode[n];
         _voters = new ulong[n];
@@ -91,6 +96,9 @@ public sealed class SimCluster
 
     /// <summary>Every proposal made through <see cref="Propose"/>, in order.</summary>
     public IReadOnlyList<ClientProposal> Proposals => _proposals;
+
+    /// <summary>Every read made through <see cref="Read"/>, in order.</summary>
+    public IReadOnlyList<ClientRead> Reads => _reads;
 
     /// <summary>Messages parked by interceptors.</summary>
     public IReadOnlyList<HeldMessage> Held => _held;
@@ -174,54 +182,48 @@ public sealed class SimCluster
     // ---- faults ----
 
     /// <summary>
-    /// Crashes a node: its in-memory state and every message to or from it are lost; its disk stays, minus the
-    /// unsynced writes a power loss takes (<see cref="DiskConfig.LoseUnsyncedOnCrash"/>), or all but the first
-    /// <paramref name="keepUnsynced"/> of them when given.
+    /// Crashes a node: its in-memory state is lost; its disk stays, as <paramref name="mode"/> leaves it — by default
+    /// everything written survives (a process crash), or, with <see cref="DiskConfig.LoseUnsyncedOnCrash"/>, a power
+    /// cut keeps a random part of what was not fsynced. Messages on the wire may still arrive
+    /// (<see cref="SimOptions.MessagesSurviveCrashProbability"/>), as a TCP connection's queues do.
     /// </summary>
-    public void Crash(ulong id, int? keepUnsynced = null)
+    public void Crash(ulong id, CrashMode? mode = null)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(keepUnsynced ?? 0, nameof(keepUnsynced));
         var node = Node(id);
         if (!node.IsUp) return;
-        // Writes reach the disk in order, so what survives of the unsynced ones is a prefix.
-        if (keepUnsynced is { } keep) node.LoseUnsynced(Math.Min(keep, node.UnsyncedWrites));
-        else if (_disk.LoseUnsyncedOnCrash) node.LoseUnsynced(_diskRandom.Next(node.UnsyncedWrites + 1));
         Stop(node, TraceKind.Crash, null);
+        LoseUnsynced(node, mode);
     }
 
-    /// <summary>
-    /// Crashes the node in the middle of its next persist of entries, before the Ready's messages are sent: its
-    /// earlier unsynced writes and the first <paramref name="keepEntries"/> entries survive, the rest and the
-    /// Ready's hard state do not.
-    /// </summary>
-    public void CrashDuringNextPersist(ulong id, int keepEntries)
+    /// <summary>What survives of the node's disk after it stopped.</summary>
+    private void LoseUnsynced(SimNode node, CrashMode? mode)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(keepEntries);
-        Node(id).CrashDuringPersist = keepEntries;
+        var random = new Random((int)(_diskRandom.NextUInt64() & int.MaxValue));
+        var chosen = mode ?? (_disk.LoseUnsyncedOnCrash ? (CrashMode)_diskRandom.Next(3) : CrashMode.KeepAll);
+        node.Disk = node.Disk.Crash(chosen, random, keepBytes: random.Next(64 * 1024));
     }
 
     /// <summary>Stops a running node, leaving its disk as it is now.</summary>
     private void Stop(SimNode node, TraceKind kind, string? note)
     {
         var id = node.Id;
-        node.Raft = null;
-        // The disk outlives the process; a copy makes sure nothing of the dead process can still write to it.
-        node.Storage = node.Storage.Clone();
-        var lost = new List<long>();
-        foreach (var (key, env) in _inFlight)
-            if (env.Message.From == id || env.Message.To == id) lost.Add(key);
-        foreach (var key in lost)
+        node.Stop(new NodeStoppedException($"n{id} stopped ({kind})"));
+        var survive = _options.MessagesSurviveCrashProbability > 0 && _random.NextDouble() < _options.MessagesSurviveCrashProbability;
+        if (!survive)
         {
-            _inFlight[key].Cancelled = true;
-            _inFlight.Remove(key);
+            var lost = new List<long>();
+            foreach (var (key, env) in _inFlight)
+                if (env.Message.From == id || env.Message.To == id) lost.Add(key);
+            foreach (var key in lost)
+            {
+                _inFlight[key].Cancelled = true;
+                _inFlight.Remove(key);
+            }
+            Stats.Dropped += lost.Count;
         }
-        Stats.Dropped += lost.Count + _held.RemoveAll(h => h.Message.From == id || h.Message.To == id);
-        foreach (var (key, p) in _pendingProposals.Where(kv => kv.Key.Node == id).ToList())
-        {
-            p.State = ProposalState.Unknown;
-            _pendingProposals.Remove(key);
-        }
-        Trace(kind, id, null, note);
+        Stats.Dropped += _held.RemoveAll(h => h.Message.From == id || h.Message.To == id);
+        UpdateClients();
+        Trace(kind, id, null, note + (survive ? " (its messages on the wire survive)" : ""));
     }
 
     /// <summary>
@@ -235,6 +237,27 @@ public sealed class SimCluster
         Start(node);
     }
 
+    /// <summary>
+    /// The log a restart of <paramref name="id"/> would find on its disk now (opened on a copy, so the disk itself is
+    /// left as it is). For tests that check what survived a crash.
+    /// </summary>
+    public DurableLogStorage DiskLog(ulong id)
+    {
+        var copy = Node(id).Disk.Crash(CrashMode.KeepAll, new Random(0));
+        return NodeStorage.Open(SimNode.DataDirectory, StorageOptionsOn(copy)).Log;
+    }
+
+    /// <summary>A node's storage settings: the production code with small files, so segments roll and are deleted often.</summary>
+    private StorageOptions StorageOptionsOn(FaultyFileSystem disk) => new()
+    {
+        FileSystem = disk,
+        SegmentBytes = _options.SegmentBytes,
+        MaxEntryBytes = _options.MaxEntryBytes,
+        MaxBatchBytes = (int)Math.Min(_options.SegmentBytes - 4096, int.MaxValue),
+        CacheBytes = 256 * 1024,
+        CacheEntries = 1024,
+    };
+
     /// <summary>How the disks fail from now on (e.g. <see cref="DiskConfig.Reliable"/> to let a cluster converge).</summary>
     public DiskConfig Disk
     {
@@ -244,6 +267,11 @@ public sealed class SimCluster
             ArgumentNullException.ThrowIfNull(value);
             value.Validate();
             _disk = value;
+            foreach (var node in _nodes)
+            {
+                node.Disk.WriteFailureProbability = value.CrashDuringPersistProbability;
+                node.Disk.SyncFailureProbability = value.SyncFailureProbability;
+            }
         }
     }
 
@@ -264,17 +292,43 @@ public sealed class SimCluster
             PreVote = _options.PreVote,
             CheckQuorum = _options.CheckQuorum,
             RandomSeed = Mix(Seed, (ulong)node.Incarnation),
+            MaxEntryBytes = _options.MaxEntryBytes,
         };
         _options.ConfigureRaft?.Invoke(options);
-        // The state machine is rebuilt from the snapshot and the log, so it starts at the snapshot.
-        options.Applied = node.Snapshot?.Metadata.Index ?? 0;
-        node.ClearRunState();
-        node.Synced();
-        Checker.OnRestart(node.Id, node.Storage.HardState.Commit);
-        if (node.Snapshot is { } snapshot) Checker.OnSnapshotRestored(node.Id, snapshot.Metadata, snapshot.State, restart: true, node.Storage.HardState.Term);
-        Guard(() => node.Raft = new RaftNode(options, node.Storage));
+        var every = _options.SnapshotEveryEntries;
+        var driverOptions = new NodeDriverOptions
+        {
+            SnapshotEveryEntries = every == 0 ? ulong.MaxValue : (ulong)every,
+            SnapshotEveryBytes = long.MaxValue,
+            SnapshotRetainEntries = (ulong)_options.SnapshotRetainEntries,
+            SnapshotChunkBytes = _options.SnapshotChunkBytes,
+            SnapshotTransferTimeout = TimeSpan.FromMilliseconds(_options.SnapshotTransferTimeoutMs),
+        };
+        var disk = node.Disk;
+        disk.FaultRandom = new Random((int)(Mix(Seed ^ 0xD15C, (ulong)node.Incarnation * 64 + node.Id) & int.MaxValue));
+        disk.WriteFailureProbability = _disk.CrashDuringPersistProbability;
+        disk.SyncFailureProbability = _disk.SyncFailureProbability;
+        var storageOptions = StorageOptionsOn(disk);
+        // Each run of a node numbers its reads from its own random point, as production does.
+        var readContextSeed = Mix(Seed ^ 0x5EAD, (ulong)node.Incarnation * 64 + node.Id);
+        if (_options.ReuseReadContexts) readContextSeed = 0;
+        try
+        {
+            node.Start(options, driverOptions, storageOptions, new Host(this, node, node.Incarnation), readContextSeed);
+        }
+        catch (Exception e) when (FaultyFileSystem.IsInjected(e))
+        {
+            // Recovery itself hit a disk fault: the node fails to start and is tried again later.
+            node.Stop(e);
+            StopByDiskFault(node, $"disk fault during start-up: {e.Message}");
+            return;
+        }
+        catch (Exception e) when (e is not SimulationFailedException)
+        {
+            throw Failure($"n{node.Id} could not start from its disk: {e.GetType().Name}: {e.Message}", e);
+        }
         Trace(TraceKind.Start, node.Id, null, null);
-        AfterInput(node);
+        Drive(node, static () => { });
     }
 
     // ---- the network ----
@@ -425,6 +479,7 @@ public sealed class SimCluster
 
     private void Send(RaftMessage message)
     {
+        if (message is RequestVoteResponse { Granted: true, PreVote: false } vote) Checker.OnVoteGranted(vote.From, vote.Term, vote.To);
         Stats.OnSent(message);
         Trace(TraceKind.Send, message.From, message, null);
         if (Intercepted(InterceptPoint.BeforeSend, ref message)) return;
@@ -477,24 +532,14 @@ public sealed class SimCluster
     private void Receive(RaftMessage message)
     {
         var node = Node(message.To);
-        if (node.Raft is not { } raft)
+        if (node.Driver is not { } driver)
         {
             Stats.Dropped++;
             return;
         }
         Stats.OnDelivered();
         Trace(TraceKind.Deliver, message.To, message, null);
-        switch (message)
-        {
-            case SnapshotChunk chunk:
-                ReceiveSnapshot(node, raft, chunk);
-                return;
-            case SnapshotChunkResponse response:
-                EndSnapshotTransfer(node, raft, response);
-                return;
-        }
-        Guard(() => raft.Step(message));
-        AfterInput(node);
+        Drive(node, () => driver.Step(message));
     }
 
     /// <summary>Runs the interceptors; true when the message was dropped or held.</summary>
@@ -527,44 +572,44 @@ public sealed class SimCluster
     // ---- clients ----
 
     /// <summary>
-    /// Proposes <paramref name="data"/> on <paramref name="node"/>, or on the current <see cref="Leader"/>. The result
-    /// is tracked: it is acknowledged once the proposing node applies the entry at its (index, term).
+    /// Proposes <paramref name="data"/> on <paramref name="node"/>, or on the current <see cref="Leader"/>, through the
+    /// node's driver. The result is tracked: acknowledged when the driver answers with the applied result.
     /// </summary>
     public ClientProposal Propose(ReadOnlyMemory<byte> data, ulong? node = null)
     {
         var target = node is { } id ? Node(id) : Leader;
-        ProposeResult result = default;
-        if (target?.Raft is { } raft)
+        var completion = new TaskCompletionSource<object?>();
+        ProposeResult result = new(ProposeStatus.NotLeader, 0, 0, 0);
+        if (target?.Driver is { } driver)
         {
-            Guard(() => result = raft.Propose(data));
+            Drive(target, () => result = driver.Propose(data, completion));
             Trace(TraceKind.Propose, target.Id, null, result.IsAccepted ? $"accepted at (index {result.Index}, term {result.Term})" : result.Status.ToString());
         }
-        else
-        {
-            result = new ProposeResult(ProposeStatus.NotLeader, 0, 0, 0);
-        }
-        var proposal = new ClientProposal(_proposals.Count + 1, target?.Id ?? 0, data, result, Now);
+        var proposal = new ClientProposal(_proposals.Count + 1, target?.Id ?? 0, data, result, Now, completion.Task);
         _proposals.Add(proposal);
-        if (result.IsAccepted)
-        {
-            var key = (target!.Id, result.Index);
-            // A new entry at this index means the one proposed there before was truncated away.
-            if (_pendingProposals.Remove(key, out var replaced)) replaced.State = ProposalState.Lost;
-            _pendingProposals.Add(key, proposal);
-        }
-        if (target is not null) AfterInput(target);
+        if (result.IsAccepted) _pendingProposals.Add(proposal);
+        UpdateClients();
         return proposal;
     }
 
-    /// <summary>Asks <paramref name="node"/> for a linearizable read; the answer appears in its <see cref="SimNode.ReadStates"/>.</summary>
-    public ProposeResult ReadIndex(ulong node, ulong context)
+    /// <summary>
+    /// Asks <paramref name="node"/> for a linearizable read of its state machine (the last index it applied); the
+    /// answer is checked against every write acknowledged before the read began.
+    /// </summary>
+    public ClientRead Read(ulong node)
     {
         var target = Node(node);
-        if (target.Raft is not { } raft) throw new InvalidOperationException($"n{node} is down");
-        ProposeResult result = default;
-        Guard(() => result = raft.ReadIndex(context));
-        AfterInput(target);
-        return result;
+        if (target.Driver is not { } driver) throw new InvalidOperationException($"n{node} is down");
+        var completion = new TaskCompletionSource<object?>();
+        // A read must see every write acknowledged before it began (linearizability's real-time order).
+        var mustSee = _proposals.Where(p => p.IsAcknowledged).Select(p => p.Result.Index).DefaultIfEmpty(0UL).Max();
+        var read = new ClientRead(_reads.Count + 1, node, Now, mustSee, completion.Task);
+        _reads.Add(read);
+        _pendingReads.Add(read);
+        var machine = target.StateMachine!;
+        Drive(target, () => driver.Read(() => machine.AppliedIndex, completion));
+        UpdateClients();
+        return read;
     }
 
     /// <summary>
@@ -605,12 +650,7 @@ public sealed class SimCluster
             case EventKind.Tick:
                 Schedule(Now + _options.TickMs, ev);
                 var node = _nodes[ev.Node - 1];
-                if (node.Raft is { } raft && !node.ClockPaused)
-                {
-                    Guard(raft.Tick);
-                    AfterInput(node);
-                    ExpireSnapshotTransfers(node);
-                }
+                if (node.Driver is { } driver && !node.ClockPaused) Drive(node, () => driver.Tick());
                 break;
             case EventKind.Restart:
                 var stopped = _nodes[ev.Node - 1];
@@ -622,288 +662,112 @@ public sealed class SimCluster
                 _inFlight.Remove(env.Id);
                 Arrive(env.Message);
                 break;
+            case EventKind.SnapshotWrite:
+                var writer = _nodes[ev.Node - 1];
+                // A crash in between loses the write, as it would lose the thread doing it.
+                if (writer.Driver is not { } owner || writer.Incarnation != ev.Incarnation) break;
+                var job = ev.Job!;
+                job.Write();
+                if (job.Error is { } error && !FaultyFileSystem.IsInjected(error))
+                    throw Failure($"n{writer.Id} failed to write snapshot {job.Metadata.Index}/t{job.Metadata.Term}: {error}", error);
+                Trace(TraceKind.Snapshot, writer.Id, null, $"wrote snapshot {job.Metadata.Index}/t{job.Metadata.Term}{(job.Error is null ? "" : ": " + job.Error.Message)}");
+                Drive(writer, () => owner.CompleteSnapshot(job));
+                break;
         }
     }
 
-    /// <summary>Handles everything the node's last input produced, then checks the invariants the step may touch.</summary>
+    /// <summary>
+    /// Gives the node one input, then lets its driver handle every Ready, then checks the invariants the step may
+    /// touch. A disk fault the disk injected stops the node (fail-stop), as it stops a production node.
+    /// </summary>
+    private void Drive(SimNode node, Action input)
+    {
+        if (node.Driver is not { } driver) return;
+        try
+        {
+            input();
+            driver.ProcessReady();
+        }
+        catch (Exception e) when (FaultyFileSystem.IsInjected(e))
+        {
+            Stop(node, TraceKind.DiskFault, e.Message);
+            node.DiskFaults++;
+            LoseUnsynced(node, null);
+            if (_disk.RestartAfterFaultMs > 0)
+                Schedule(Now + _disk.RestartAfterFaultMs, new SimEvent(EventKind.Restart, node.Id, null, node.Incarnation));
+            return;
+        }
+        catch (Exception e) when (e is not SimulationFailedException)
+        {
+            throw Failure($"n{node.Id} threw {e.GetType().Name}: {e.Message}", e);
+        }
+        AfterInput(node);
+    }
+
+    /// <summary>Checks what a node's last step may have changed, and records the answers clients got.</summary>
     private void AfterInput(SimNode node)
     {
-        var rounds = 0;
-        while (node.Raft is { } raft && raft.HasReady())
-        {
-            if (++rounds > _options.MaxReadyRoundsPerStep)
-                throw Failure($"n{node.Id} still has a Ready after {_options.MaxReadyRoundsPerStep} rounds");
-            var ready = raft.GetReady();
-            if (ready.SoftState is { } soft)
-            {
-                Trace(TraceKind.Role, node.Id, null, $"{soft.Role} t{soft.Term} leader=n{soft.Leader}");
-                // Transfers belong to the leadership that started them.
-                if (soft.Role != Role.Leader) node.OutgoingSnapshots.Clear();
-            }
-            // 1. Persist: the snapshot, entries, then the hard state that may depend on them. A disk fault stops the
-            // node here, before anything that depends on the lost writes was sent.
-            if (!Persist(node, ready)) return;
-            // 2. Send, only now that what the messages promise is durable.
-            var messages = ready.Messages;
-            for (int i = 0; i < messages.Count; i++)
-            {
-                if (messages[i] is InstallSnapshot install) StartSnapshotTransfer(node, install);
-                else Send(messages[i]);
-            }
-            // 3. Apply.
-            var committed = ready.CommittedEntries;
-            for (int i = 0; i < committed.Count; i++) Apply(node, committed[i]);
-            foreach (var read in ready.ReadStates) node.AddReadState(read);
-            Guard(() => raft.Advance(ready));
-            if (node.SnapshotReports.Count > 0)
-            {
-                foreach (var (peer, succeeded) in node.SnapshotReports) Guard(() => raft.ReportSnapshot(peer, succeeded));
-                node.SnapshotReports.Clear();
-            }
-            MaybeTakeSnapshot(node, raft);
-        }
+        UpdateClients();
         if (node.Raft is { } r)
         {
             Checker.OnCommitIndex(node.Id, r.CommitIndex, r.LastIndex);
             if (r.Role == Role.Leader && !(Checker.LeaderOfTerm.TryGetValue(r.Term, out var known) && known == node.Id))
-                Checker.OnLeader(node.Id, r.Term, node.Storage.Snapshot, index => r.TryGetEntry(index, out var e) ? e.Term : null);
-        }
-    }
-
-    // ---- the disk ----
-
-    private enum DiskFault : byte
-    {
-        None,
-        CrashDuringPersist,
-        SyncFailed,
-    }
-
-    /// <summary>
-    /// Persists what <paramref name="ready"/> asks, as the disk model allows. False when a disk fault stopped the
-    /// node: then a prefix of the writes (unsynced ones first, then the entries, then the hard state) survives.
-    /// </summary>
-    private bool Persist(SimNode node, Ready ready)
-    {
-        var disk = _disk;
-        if (ready.Snapshot is { } snapshot)
-        {
-            // Installing is a synced write of its own (the snapshot file, then the log reset): a crash lands before or after it.
-            if (disk.CrashDuringPersistProbability > 0 && _diskRandom.NextDouble() < disk.CrashDuringPersistProbability)
             {
-                node.LoseUnsynced(_diskRandom.Next(node.UnsyncedWrites + 1));
-                StopByDiskFault(node, $"crash before installing snapshot {snapshot.Index}/t{snapshot.Term}");
-                return false;
-            }
-            InstallSnapshot(node, snapshot);
-        }
-        var entries = ready.Entries;
-        var hard = ready.HardState;
-        if (entries.Count == 0 && hard is null) return true;
-
-        var fault = DiskFault.None;
-        var keptEntries = entries.Count;
-        var keptHardState = hard is not null;
-        if (node.CrashDuringPersist is { } scripted && entries.Count > 0)
-        {
-            node.CrashDuringPersist = null;
-            fault = DiskFault.CrashDuringPersist;
-            keptEntries = Math.Min(scripted, entries.Count);
-            keptHardState = false;
-        }
-        else
-        {
-            if (disk.CrashDuringPersistProbability > 0 && _diskRandom.NextDouble() < disk.CrashDuringPersistProbability)
-                fault = DiskFault.CrashDuringPersist;
-            else if (ready.MustSync && disk.SyncFailureProbability > 0 && _diskRandom.NextDouble() < disk.SyncFailureProbability)
-                fault = DiskFault.SyncFailed;
-            if (fault != DiskFault.None)
-            {
-                // Writes reach the disk in order: unsynced ones first, then the entries, then the hard state.
-                var kept = _diskRandom.Next(node.UnsyncedWrites + entries.Count + (hard is null ? 0 : 1) + 1);
-                var keptUnsynced = Math.Min(kept, node.UnsyncedWrites);
-                node.LoseUnsynced(keptUnsynced);
-                kept -= keptUnsynced;
-                keptEntries = Math.Min(kept, entries.Count);
-                keptHardState = hard is not null && kept > entries.Count;
+                var log = node.Storage;
+                Checker.OnLeader(node.Id, r.Term, log.Snapshot, index => r.TryGetEntry(index, out var e) ? e.Term : null);
             }
         }
-        if (keptEntries > 0)
-        {
-            var written = keptEntries == entries.Count ? entries : entries.Take(keptEntries).ToArray();
-            node.Storage.Append(written);
-            Checker.OnPersistedEntries(node.Id, written, node.Storage.Term(written[0].Index - 1));
-        }
-        if (keptHardState)
-        {
-            Checker.OnPersistedHardState(node.Id, node.Storage.HardState, hard!.Value);
-            node.Storage.SetHardState(hard.Value);
-        }
-        if (fault != DiskFault.None)
-        {
-            StopByDiskFault(node, $"{(fault == DiskFault.SyncFailed ? "fsync failed" : "crash while persisting")}: " +
-                $"{keptEntries} of {entries.Count} entries{(hard is null ? "" : keptHardState ? " and the hard state" : ", not the hard state")} survive");
-            return false;
-        }
-        if (ready.MustSync) node.Synced();
-        else if (hard is { } unsynced) node.WroteUnsynced(unsynced.Commit);
-        return true;
     }
 
-    /// <summary>A disk fault stopped the node (fail-stop); it comes back from its disk later, if the disk config says so.</summary>
+    /// <summary>A disk fault stopped the node at start-up; it comes back from its disk later, if the disk config says so.</summary>
     private void StopByDiskFault(SimNode node, string note)
     {
         node.DiskFaults++;
-        Stop(node, TraceKind.DiskFault, note);
+        Trace(TraceKind.DiskFault, node.Id, null, note);
+        LoseUnsynced(node, null);
         if (_disk.RestartAfterFaultMs > 0)
             Schedule(Now + _disk.RestartAfterFaultMs, new SimEvent(EventKind.Restart, node.Id, null, node.Incarnation));
     }
 
-    // ---- snapshots (§7) ----
-
-    /// <summary>Snapshots the state machine every <see cref="SimOptions.SnapshotEveryEntries"/> applied entries and compacts the log behind it.</summary>
-    private void MaybeTakeSnapshot(SimNode node, RaftNode raft)
+    /// <summary>Moves every client request whose answer came in to its final state, and checks reads.</summary>
+    private void UpdateClients()
     {
-        var every = (ulong)_options.SnapshotEveryEntries;
-        var applied = raft.AppliedIndex;
-        if (every == 0 || applied < (node.Snapshot?.Metadata.Index ?? 0) + every) return;
-        // The state machine is the applied sequence, which the current run applied up to `applied`.
-        var history = Checker.AppliedBy(node.Id);
-        var metadata = new SnapshotMetadata(applied, history[(int)applied - 1].Term);
-        Checker.OnSnapshotTaken(node.Id, metadata, raft.TryGetEntry(applied, out var last) ? last.Term : null);
-        node.Snapshot = new SimSnapshot(metadata, new ListPrefix<Entry>(history, (int)applied));
-        node.SnapshotsTaken++;
-        Trace(TraceKind.Snapshot, node.Id, null, $"took snapshot {metadata.Index}/t{metadata.Term}");
-        // Keep a tail of entries so a follower a little behind is caught up from the log, not with a snapshot.
-        var retain = (ulong)_options.SnapshotRetainEntries;
-        if (applied <= retain) return;
-        var compactTo = applied - retain;
-        var storage = node.Storage;
-        if (compactTo <= storage.Snapshot.Index || compactTo > storage.LastIndex) return;
-        storage.Compact(new SnapshotMetadata(compactTo, storage.Term(compactTo)));
-        // Compaction is a synced write to the log, which makes the writes before it durable too.
-        node.Synced();
-    }
-
-    /// <summary>Installs the snapshot the core adopted: it becomes the node's snapshot, the start of its log and its state machine.</summary>
-    private void InstallSnapshot(SimNode node, SnapshotMetadata metadata)
-    {
-        if (node.ReceivedSnapshot is not { } snapshot || snapshot.Metadata != metadata)
-            throw Failure($"n{node.Id}'s core adopted snapshot {metadata.Index}/t{metadata.Term}, but the node received {node.ReceivedSnapshot?.ToString() ?? "none"}");
-        node.Snapshot = snapshot;
-        node.Storage.InstallSnapshot(metadata);
-        node.Synced();
-        node.SnapshotsInstalled++;
-        Trace(TraceKind.Snapshot, node.Id, null, $"installed snapshot {metadata.Index}/t{metadata.Term}");
-        Checker.OnSnapshotRestored(node.Id, metadata, snapshot.State, restart: false, node.Raft!.Term);
-        // Proposals this node made at indexes the snapshot covers are never applied here one by one: their
-        // clients cannot learn the outcome from this node.
-        if (_pendingProposals.Count == 0) return;
-        foreach (var (key, p) in _pendingProposals.Where(kv => kv.Key.Node == node.Id && kv.Key.Index <= metadata.Index).ToList())
+        for (int i = _pendingProposals.Count - 1; i >= 0; i--)
         {
-            p.State = ProposalState.Unknown;
-            _pendingProposals.Remove(key);
-        }
-    }
-
-    /// <summary>The leader's core asks to send a follower the snapshot: the newest one goes, whole, in one chunk.</summary>
-    private void StartSnapshotTransfer(SimNode node, InstallSnapshot install)
-    {
-        node.OutgoingSnapshots.Remove(install.To);
-        if (node.Snapshot is not { } snapshot)
-        {
-            node.SnapshotReports.Add((install.To, false));
-            return;
-        }
-        var data = snapshot.Encode();
-        node.OutgoingSnapshots[install.To] = new SnapshotTransfer(snapshot.Metadata, (ulong)data.Length, Now);
-        Send(new SnapshotChunk(node.Id, install.To, install.Term, snapshot.Metadata, 0, data, Done: true));
-    }
-
-    /// <summary>The follower side: keep the snapshot, let the core decide (it may adopt it via Ready.Snapshot), then answer.</summary>
-    private void ReceiveSnapshot(SimNode node, RaftNode raft, SnapshotChunk chunk)
-    {
-        if (chunk.Term < raft.Term)
-        {
-            Send(new SnapshotChunkResponse(node.Id, chunk.From, raft.Term, chunk.Snapshot, 0, Failed: true));
-            return;
-        }
-        SimSnapshot snapshot;
-        try
-        {
-            snapshot = SimSnapshot.Decode(chunk.Data);
-        }
-        catch (Exception ex) when (ex is FormatException or ArgumentException)
-        {
-            throw Failure($"n{node.Id} received an unreadable snapshot from n{chunk.From}: {ex.Message}", ex);
-        }
-        if (snapshot.Metadata != chunk.Snapshot)
-            throw Failure($"n{node.Id} received snapshot {snapshot} in a chunk for {chunk.Snapshot}");
-        node.ReceivedSnapshot = snapshot;
-        Guard(() => raft.Step(new InstallSnapshot(chunk.From, node.Id, chunk.Term, chunk.Snapshot)));
-        AfterInput(node);
-        // A crash while installing leaves the leader to time out.
-        if (node.Raft != raft) return;
-        node.ReceivedSnapshot = null;
-        Send(new SnapshotChunkResponse(node.Id, chunk.From, raft.Term, chunk.Snapshot, (ulong)chunk.Data.Length, Failed: false));
-    }
-
-    /// <summary>The leader side: the follower answered, so the transfer is over; the core hears how it went.</summary>
-    private void EndSnapshotTransfer(SimNode node, RaftNode raft, SnapshotChunkResponse response)
-    {
-        if (!node.OutgoingSnapshots.TryGetValue(response.From, out var transfer) || transfer.Snapshot != response.Snapshot) return;
-        node.OutgoingSnapshots.Remove(response.From);
-        var succeeded = !response.Failed && response.NextOffset >= transfer.Bytes && response.Term <= raft.Term;
-        Trace(TraceKind.Snapshot, node.Id, null, $"transfer to n{response.From} {(succeeded ? "succeeded" : "failed")}");
-        Guard(() => raft.ReportSnapshot(response.From, succeeded));
-        AfterInput(node);
-    }
-
-    /// <summary>A transfer whose follower has not answered in time failed: the message or its answer was lost, or the follower is down.</summary>
-    private void ExpireSnapshotTransfers(SimNode node)
-    {
-        if (node.OutgoingSnapshots.Count == 0 || node.Raft is not { } raft) return;
-        foreach (var (peer, transfer) in node.OutgoingSnapshots.ToList())
-        {
-            if (Now - transfer.StartedAt <= _options.SnapshotTransferTimeoutMs) continue;
-            node.OutgoingSnapshots.Remove(peer);
-            Trace(TraceKind.Snapshot, node.Id, null, $"transfer to n{peer} timed out");
-            Guard(() => raft.ReportSnapshot(peer, false));
-        }
-        AfterInput(node);
-    }
-
-    private void Apply(SimNode node, Entry entry)
-    {
-        Checker.OnApplied(node.Id, entry, node.Raft!.Term);
-        if (_pendingProposals.Count > 0 && _pendingProposals.Remove((node.Id, entry.Index), out var p))
-        {
-            if (entry.Term == p.Result.Term && entry.Data.Span.SequenceEqual(p.Data.Span))
+            var p = _pendingProposals[i];
+            if (!p.Completion.IsCompleted) continue;
+            _pendingProposals.RemoveAt(i);
+            if (p.Completion.IsCompletedSuccessfully)
             {
+                var index = (ulong)p.Completion.Result!;
+                if (index != p.Result.Index)
+                    throw Failure($"{p} was answered with the result of index {index}");
                 p.State = ProposalState.Acknowledged;
                 p.AcknowledgedAt = Now;
             }
             else
             {
-                p.State = ProposalState.Lost;
+                p.State = p.Completion.Exception?.InnerException is ProposalDroppedException ? ProposalState.Lost : ProposalState.Unknown;
+            }
+        }
+        for (int i = _pendingReads.Count - 1; i >= 0; i--)
+        {
+            var r = _pendingReads[i];
+            if (!r.Completion.IsCompleted) continue;
+            _pendingReads.RemoveAt(i);
+            r.AnsweredAt = Now;
+            if (!r.Completion.IsCompletedSuccessfully) continue;
+            var seen = (ulong)r.Completion.Result!;
+            r.Index = seen;
+            if (seen < r.MustSee)
+            {
+                throw Violation("linearizable reads",
+                    $"read {r.Id} on n{r.Node} (issued at {r.IssuedAt} ms) saw the state at index {seen}, but a write at index {r.MustSee} was acknowledged before it began");
             }
         }
     }
 
     private void Schedule(long time, SimEvent ev) => _events.Enqueue(ev, (time, ++_sequence));
-
-    /// <summary>Runs a call into the core; an exception from it fails the run with the seed attached.</summary>
-    private void Guard(Action action)
-    {
-        try
-        {
-            action();
-        }
-        catch (Exception ex) when (ex is not SimulationFailedException)
-        {
-            throw Failure($"the consensus core threw {ex.GetType().Name}: {ex.Message}", ex);
-        }
-    }
 
     private InvariantViolationException Violation(string invariant, string description) =>
         new InvariantViolationException(invariant, Report($"invariant violated: {invariant}: {description}"), Seed, _options.ReplayCommand);
@@ -949,10 +813,35 @@ public sealed class SimCluster
         Tick,
         Deliver,
         Restart,
+        SnapshotWrite,
     }
 
-    /// <summary>An event; <paramref name="Incarnation"/> ties a restart to the run of the node that stopped.</summary>
-    private readonly record struct SimEvent(EventKind Kind, ulong Node, Envelope? Envelope, int Incarnation = 0);
+    /// <summary>An event; <paramref name="Incarnation"/> ties a restart or a snapshot write to the run of the node.</summary>
+    private readonly record struct SimEvent(EventKind Kind, ulong Node, Envelope? Envelope, int Incarnation = 0, SnapshotJob? Job = null);
+
+    /// <summary>What a node's driver needs from the world, for one run of the node.</summary>
+    private sealed class Host(SimCluster cluster, SimNode node, int incarnation) : INodeHost
+    {
+        public TimeProvider Time => cluster._time;
+
+        public void Send(RaftMessage message) => cluster.Send(message);
+
+        public void WriteSnapshotInBackground(SnapshotJob job)
+        {
+            var delay = cluster._options.SnapshotWriteDelayMaxMs == 0 ? 0 : cluster._random.Next(cluster._options.SnapshotWriteDelayMaxMs + 1);
+            cluster.Schedule(cluster.Now + delay, new SimEvent(EventKind.SnapshotWrite, node.Id, null, incarnation, job));
+        }
+    }
+
+    /// <summary>The virtual clock as a <see cref="TimeProvider"/>: one timestamp tick per virtual millisecond.</summary>
+    private sealed class VirtualTime(SimCluster cluster) : TimeProvider
+    {
+        public override long TimestampFrequency => 1000;
+
+        public override long GetTimestamp() => cluster.Now;
+
+        public override DateTimeOffset GetUtcNow() => DateTimeOffset.UnixEpoch.AddMilliseconds(cluster.Now);
+    }
 
     private sealed class Envelope(long id, RaftMessage message, long sentAt, long deliverAt)
     {

@@ -1,66 +1,61 @@
 using RaftMQ.Raft;
+using RaftMQ.Runtime;
+using RaftMQ.Storage;
 
 namespace RaftMQ.Simulation;
 
 /// <summary>
-/// One simulated server: a <see cref="RaftNode"/> over a <see cref="MemoryLogStorage"/> (its "disk") and a state
-/// machine that records the entries it applied. A crash drops the node and everything not persisted; the storage and
-/// the record of applied entries survive, so a restart can be checked against what was applied before.
+/// One simulated server: the production <see cref="NodeDriver"/> over the production <see cref="NodeStorage"/>
+/// (write-ahead log and snapshot files) on a <see cref="FaultyFileSystem"/> — the node's disk — with a state machine
+/// that records the entries it applied. A crash drops the driver and whatever the disk model loses; the disk and the
+/// record of applied entries survive, so a restart can be checked against what was applied before.
 /// </summary>
-public sealed class SimNode
+public sealed class SimNode : INodeObserver
 {
-    private readonly InvariantChecker _checker;
-    private readonly List<ReadState> _readStates = [];
+    /// <summary>Where the node keeps its data on its (simulated) disk.</summary>
+    public const string DataDirectory = "/sim/node";
 
-    // Commit indexes written since the last sync, oldest first: the only writes the core lets go unsynced.
-    private readonly List<ulong> _unsyncedCommits = [];
+    private readonly InvariantChecker _checker;
+    private HardState _persistedHardState;
+    private DurableLogStorage? _lastLog;
 
     internal SimNode(ulong id, InvariantChecker checker)
     {
         Id = id;
         _checker = checker;
-        Storage = new MemoryLogStorage();
+        Disk = new FaultyFileSystem();
     }
 
     public ulong Id { get; }
 
+    /// <summary>The node's disk. Replaced at each crash by what survives of it.</summary>
+    public FaultyFileSystem Disk { get; internal set; }
+
+    /// <summary>The node while it runs; null while it is down.</summary>
+    public NodeDriver? Driver { get; private set; }
+
     /// <summary>The consensus core while the node is up; null while it is crashed.</summary>
-    public RaftNode? Raft { get; internal set; }
+    public RaftNode? Raft => Driver?.Raft;
 
-    public bool IsUp => Raft is not null;
+    public bool IsUp => Driver is not null;
 
-    /// <summary>What the node has persisted. Replaced by a copy at each crash, as a disk outlives a process.</summary>
-    public MemoryLogStorage Storage { get; internal set; }
+    /// <summary>The state machine of the current run (null while down).</summary>
+    public SimStateMachine? StateMachine { get; private set; }
 
-    /// <summary>The newest snapshot on the node's disk (taken or installed), or null. Written atomically and synced.</summary>
-    public SimSnapshot? Snapshot { get; internal set; }
+    /// <summary>The node's log as its storage holds it (as last seen when the node is down).</summary>
+    public ILogStorage Storage => Driver?.Storage.Log ?? _lastLog ?? throw new InvalidOperationException($"n{Id} never started");
 
-    /// <summary>Commit index writes not yet synced (a crash with <see cref="DiskConfig.LoseUnsyncedOnCrash"/> may lose them).</summary>
-    public int UnsyncedWrites => _unsyncedCommits.Count;
+    /// <summary>The newest snapshot file on the node's disk, or null.</summary>
+    public SnapshotMetadata? LatestSnapshot => Driver?.Storage.Snapshots.Latest;
 
-    /// <summary>Disk faults (torn persists, failed syncs) that stopped this node.</summary>
+    /// <summary>Disk faults (failed writes or fsyncs) that stopped this node.</summary>
     public int DiskFaults { get; internal set; }
 
     /// <summary>How often the node's core adopted a snapshot from the leader.</summary>
-    public int SnapshotsInstalled { get; internal set; }
+    public int SnapshotsInstalled { get; private set; }
 
     /// <summary>How often the node took a snapshot of its own state machine.</summary>
-    public int SnapshotsTaken { get; internal set; }
-
-    /// <summary>Entries to keep when the next persist of entries crashes (<see cref="SimCluster.CrashDuringNextPersist"/>).</summary>
-    internal int? CrashDuringPersist { get; set; }
-
-    /// <summary>The commit index as of the last sync.</summary>
-    internal ulong SyncedCommit { get; set; }
-
-    /// <summary>A snapshot received from the leader, while the core decides whether to adopt it.</summary>
-    internal SimSnapshot? ReceivedSnapshot { get; set; }
-
-    /// <summary>Leader side: snapshot transfers in progress, by follower.</summary>
-    internal Dictionary<ulong, SnapshotTransfer> OutgoingSnapshots { get; } = [];
-
-    /// <summary>Transfer outcomes to report to the core once its Ready is advanced.</summary>
-    internal List<(ulong Peer, bool Succeeded)> SnapshotReports { get; } = [];
+    public int SnapshotsTaken { get; private set; }
 
     /// <summary>How often the node was (re)started; 1 for the first run.</summary>
     public int Incarnation { get; internal set; }
@@ -71,11 +66,8 @@ public sealed class SimNode
     /// <summary>The node's state machine: every entry applied, index 1 first. Kept across restarts.</summary>
     public IReadOnlyList<Entry> Applied => _checker.AppliedBy(Id);
 
-    /// <summary>The index applied by the current run of the node (re-applies from 1 after a restart).</summary>
+    /// <summary>The index applied by the current run of the node (re-applies from its snapshot after a restart).</summary>
     public ulong AppliedThisRun => _checker.AppliedThisRun(Id);
-
-    /// <summary>Reads confirmed to this node in its current run, in order.</summary>
-    public IReadOnlyList<ReadState> ReadStates => _readStates;
 
     public Role Role => Raft?.Role ?? Role.Follower;
 
@@ -85,47 +77,123 @@ public sealed class SimNode
 
     public bool IsLeader => Raft is { Role: Role.Leader };
 
-    internal void AddReadState(ReadState state) => _readStates.Add(state);
-
-    internal void ClearRunState()
+    /// <summary>Opens the node's storage on its disk and starts a driver over it.</summary>
+    internal void Start(RaftOptions raftOptions, NodeDriverOptions driverOptions, StorageOptions storageOptions, INodeHost host, ulong readContextSeed)
     {
-        _readStates.Clear();
-        ReceivedSnapshot = null;
-        OutgoingSnapshots.Clear();
-        SnapshotReports.Clear();
+        var storage = NodeStorage.Open(DataDirectory, storageOptions);
+        try
+        {
+            _lastLog = storage.Log;
+            _persistedHardState = storage.Log.HardState;
+            _checker.OnRestart(Id, _persistedHardState.Commit);
+            StateMachine = new SimStateMachine();
+            Driver = new NodeDriver(raftOptions, driverOptions, storage, StateMachine, host, readContextSeed, logger: null, observer: this);
+        }
+        catch
+        {
+            StateMachine = null;
+            storage.Dispose();
+            throw;
+        }
     }
 
-    /// <summary>Records a write of the commit index without a sync.</summary>
-    internal void WroteUnsynced(ulong commit) => _unsyncedCommits.Add(commit);
-
-    /// <summary>Everything written is durable now.</summary>
-    internal void Synced()
+    /// <summary>Stops the driver (callers waiting on it learn it stopped); the disk stays as it is.</summary>
+    internal void Stop(Exception reason)
     {
-        _unsyncedCommits.Clear();
-        SyncedCommit = Storage.HardState.Commit;
+        if (Driver is not { } driver) return;
+        Driver = null;
+        StateMachine = null;
+        driver.FailAll(reason);
+        driver.Dispose();
+        driver.Storage.Dispose();
     }
 
-    /// <summary>
-    /// The disk after a crash that kept only the first <paramref name="keep"/> unsynced writes: the commit index goes
-    /// back to the newest surviving one. Term and vote are always synced, so only the commit index can be lost.
-    /// </summary>
-    internal void LoseUnsynced(int keep)
+    void INodeObserver.Persisted(HardState? hardState, IReadOnlyList<Entry> entries)
     {
-        if (_unsyncedCommits.Count == 0) return;
-        var commit = keep == 0 ? SyncedCommit : _unsyncedCommits[keep - 1];
-        Storage.SetHardState(Storage.HardState with { Commit = commit });
-        Synced();
+        if (entries.Count > 0)
+            _checker.OnPersistedEntries(Id, entries, Storage.Term(entries[0].Index - 1));
+        if (hardState is { } next)
+        {
+            _checker.OnPersistedHardState(Id, _persistedHardState, next);
+            _persistedHardState = next;
+        }
+    }
+
+    void INodeObserver.Applied(Entry entry)
+    {
+        StateMachine!.Record(entry);
+        _checker.OnApplied(Id, entry, Raft?.Term ?? 0);
+    }
+
+    void INodeObserver.SnapshotTaken(SnapshotMetadata snapshot)
+    {
+        SnapshotsTaken++;
+        _checker.OnSnapshotTaken(Id, snapshot, Raft!.TryGetEntry(snapshot.Index, out var e) ? e.Term : null);
+    }
+
+    void INodeObserver.SnapshotRestored(SnapshotMetadata snapshot, bool atStartup)
+    {
+        if (!atStartup) SnapshotsInstalled++;
+        _checker.OnSnapshotRestored(Id, snapshot, StateMachine!.Entries, restart: atStartup, Raft?.Term ?? _persistedHardState.Term);
     }
 
     /// <summary>A one-line summary: "n2 Leader t3 last=7 commit=7 applied=7".</summary>
-    public override string ToString() => Raft is { } r
-        ? $"n{Id} {r.Role} t{r.Term} vote={r.Vote} last={r.LastIndex}/t{r.LastTerm} commit={r.CommitIndex} applied={r.AppliedIndex}{SnapshotSummary}{(ClockPaused ? " paused" : "")}"
-        : $"n{Id} down t{Storage.HardState.Term} last={Storage.LastIndex} commit={Storage.HardState.Commit}{SnapshotSummary}";
+    public override string ToString()
+    {
+        if (Raft is { } r)
+        {
+            return $"n{Id} {r.Role} t{r.Term} vote={r.Vote} last={r.LastIndex}/t{r.LastTerm} commit={r.CommitIndex} applied={r.AppliedIndex}" +
+                $"{SnapshotSummary}{(ClockPaused ? " paused" : "")}";
+        }
+        return _lastLog is null ? $"n{Id} never started" : $"n{Id} down t{_lastLog.HardState.Term} last={_lastLog.LastIndex} commit={_lastLog.HardState.Commit}";
+    }
 
-    private string SnapshotSummary => Storage.Snapshot.Index == 0 && Snapshot is null
+    private string SnapshotSummary => Storage.Snapshot.Index == 0 && LatestSnapshot is null
         ? ""
-        : $" compacted={Storage.Snapshot.Index} snapshot={Snapshot?.Metadata.Index ?? 0}";
+        : $" compacted={Storage.Snapshot.Index} snapshot={LatestSnapshot?.Index ?? 0}";
 }
 
-/// <summary>A snapshot a leader sent to a follower and waits to hear about.</summary>
-internal sealed record SnapshotTransfer(SnapshotMetadata Snapshot, ulong Bytes, long StartedAt);
+/// <summary>
+/// The simulated application: its state is the sequence of entries it applied (no-ops included), which makes every
+/// safety property checkable against the other nodes. Its snapshot is that sequence; a command's result is its index.
+/// </summary>
+public sealed class SimStateMachine : IStateMachine
+{
+    private List<Entry> _entries = [];
+
+    /// <summary>The applied entries, index 1 first.</summary>
+    public IReadOnlyList<Entry> Entries => _entries;
+
+    /// <summary>The last applied index.</summary>
+    public ulong AppliedIndex => (ulong)_entries.Count;
+
+    public object? Apply(ulong index, ReadOnlyMemory<byte> command)
+    {
+        // The entry itself (with its term) is recorded by the node's observer, which sees no-ops too.
+        if (index != AppliedIndex + 1) throw new InvalidOperationException($"applied {index} after {AppliedIndex}");
+        return index;
+    }
+
+    internal void Record(Entry entry)
+    {
+        if (entry.Index != AppliedIndex + 1) throw new InvalidOperationException($"recorded {entry.Index} after {AppliedIndex}");
+        _entries.Add(entry);
+    }
+
+    public IStateMachineSnapshot CaptureSnapshot()
+    {
+        // The list only grows within a run (a restore replaces it), so a view of its first entries is a point-in-time copy.
+        var count = _entries.Count;
+        var view = new ListPrefix<Entry>(_entries, count);
+        var metadata = count == 0 ? default : new SnapshotMetadata(_entries[^1].Index, _entries[^1].Term);
+        return StateMachineSnapshots.Deferred(destination => destination.Write(new SimSnapshot(metadata, view).Encode().Span));
+    }
+
+    public void RestoreSnapshot(Stream source)
+    {
+        using var buffer = new MemoryStream();
+        source.CopyTo(buffer);
+        var snapshot = SimSnapshot.Decode(buffer.ToArray());
+        _entries = [.. snapshot.State];
+    }
+}

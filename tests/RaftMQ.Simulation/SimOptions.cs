@@ -134,6 +134,27 @@ public sealed class SimOptions
     /// </summary>
     public int SnapshotTransferTimeoutMs { get; set; } = 500;
 
+    /// <summary>Largest chunk of a snapshot a leader sends in one message (small, so transfers take several).</summary>
+    public int SnapshotChunkBytes { get; set; } = 4096;
+
+    /// <summary>Snapshots are written in the background; each write finishes up to this many virtual milliseconds later.</summary>
+    public int SnapshotWriteDelayMaxMs { get; set; }
+
+    /// <summary>Size of a node's log segment files (small, so segments roll and get deleted often).</summary>
+    public long SegmentBytes { get; set; } = 256 * 1024;
+
+    /// <summary>Largest command a node accepts (<see cref="RaftOptions.MaxEntryBytes"/> and the storage's bound).</summary>
+    public int MaxEntryBytes { get; set; } = 64 * 1024;
+
+    /// <summary>Chance, per crash, that the messages already on the wire to and from the node still arrive.</summary>
+    public double MessagesSurviveCrashProbability { get; set; }
+
+    /// <summary>
+    /// A deliberate bug for the mutation check: every run of a node numbers its reads from 0, so a late answer to a
+    /// read of an earlier run can confirm a read of this one.
+    /// </summary>
+    public bool ReuseReadContexts { get; set; }
+
     /// <summary>How the nodes' disks fail; <see cref="DiskConfig.Reliable"/> by default.</summary>
     public DiskConfig Disk { get; set; } = DiskConfig.Reliable;
 
@@ -149,9 +170,6 @@ public sealed class SimOptions
     /// <summary>Most events processed at one virtual instant before the run is declared livelocked.</summary>
     public int MaxEventsPerInstant { get; set; } = 100_000;
 
-    /// <summary>Most Ready rounds one input may cause before the node is declared stuck.</summary>
-    public int MaxReadyRoundsPerStep { get; set; } = 10_000;
-
     /// <summary>How many recent events a failure report shows.</summary>
     public int TraceCapacity { get; set; } = 64;
 
@@ -159,10 +177,12 @@ public sealed class SimOptions
     {
         if (Nodes is < 1 or > 64) throw new ArgumentException("Nodes must be in [1, 64].");
         if (TickMs <= 0) throw new ArgumentException("TickMs must be positive.");
-        if (MaxInFlightMessages <= 0 || MaxEventsPerInstant <= 0 || MaxReadyRoundsPerStep <= 0 || TraceCapacity < 0)
+        if (MaxInFlightMessages <= 0 || MaxEventsPerInstant <= 0 || TraceCapacity < 0)
             throw new ArgumentException("Bounds must be positive.");
         if (SnapshotEveryEntries < 0 || SnapshotRetainEntries < 0) throw new ArgumentException("Snapshot settings must not be negative.");
-        if (SnapshotTransferTimeoutMs <= 0) throw new ArgumentException("SnapshotTransferTimeoutMs must be positive.");
+        if (SnapshotTransferTimeoutMs <= 0 || SnapshotChunkBytes <= 0 || SnapshotWriteDelayMaxMs < 0)
+            throw new ArgumentException("Snapshot transfer settings must be positive.");
+        if (MessagesSurviveCrashProbability is < 0 or > 1) throw new ArgumentException("MessagesSurviveCrashProbability must be in [0, 1].");
         ArgumentNullException.ThrowIfNull(Link);
         Link.Validate();
         ArgumentNullException.ThrowIfNull(Disk);

@@ -1,6 +1,7 @@
 using FsCheck;
 using FsCheck.Fluent;
 using RaftMQ.Raft;
+using RaftMQ.Simulation;
 using Xunit;
 using static RaftMQ.Storage.Tests.Logs;
 

@@ -1,6 +1,7 @@
 using System.IO.Enumeration;
+using RaftMQ.Storage;
 
-namespace RaftMQ.Storage.Tests;
+namespace RaftMQ.Simulation;
 
 /// <summary>How a simulated crash treats writes that were not fsynced.</summary>
 public enum CrashMode
@@ -13,6 +14,9 @@ public enum CrashMode
 
     /// <summary>Each 512-byte sector of unsynced data reaches the disk or not, independently (the kernel writes back pages in any order).</summary>
     RandomSectors,
+
+    /// <summary>A process crash, not a power cut: every write and every name change survives (the kernel has them).</summary>
+    KeepAll,
 }
 
 /// <summary>
@@ -53,6 +57,23 @@ public sealed class FaultyFileSystem : IStorageFileSystem
 
     /// <summary>How much of a failing write lands before the error.</summary>
     public int TornWriteBytes { get; set; }
+
+    /// <summary>Chance that a write fails after landing a random part of it (drawn from <see cref="FaultRandom"/>).</summary>
+    public double WriteFailureProbability { get; set; }
+
+    /// <summary>Chance that an fsync (of a file or a directory) fails (drawn from <see cref="FaultRandom"/>).</summary>
+    public double SyncFailureProbability { get; set; }
+
+    /// <summary>The source of the random faults above; none are injected without one.</summary>
+    public Random? FaultRandom { get; set; }
+
+    /// <summary>Whether <paramref name="e"/> (or an exception inside it) is a fault this file system injected.</summary>
+    public static bool IsInjected(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+            if (e is IOException && e.Message.StartsWith("injected", StringComparison.Ordinal)) return true;
+        return false;
+    }
 
     public void CreateDirectory(string path) => _directories.Add(Path.GetFullPath(path));
 
@@ -106,6 +127,9 @@ public sealed class FaultyFileSystem : IStorageFileSystem
         return inode.Data.AsSpan(0, (int)inode.Length).ToArray();
     }
 
+    /// <summary>Whether any file holds writes not yet fsynced.</summary>
+    public bool HasUnsyncedWrites => _names.Values.Any(i => i.Unsynced.Count > 0);
+
     /// <summary>Bytes of a file not yet fsynced (0 when all are durable).</summary>
     public long UnsyncedBytes(string path) => _names[Path.GetFullPath(path)].Unsynced.Sum(u => (long)u.Bytes.Length);
 
@@ -135,12 +159,12 @@ public sealed class FaultyFileSystem : IStorageFileSystem
         var after = new FaultyFileSystem();
         foreach (var d in _directories) after._directories.Add(d);
         var copies = new Dictionary<Inode, Inode>();
-        foreach (var (path, inode) in _durableNames)
+        foreach (var (path, inode) in mode == CrashMode.KeepAll ? _names : _durableNames)
         {
             if (!copies.TryGetValue(inode, out var copy))
             {
                 copy = new Inode();
-                copy.WriteAt(0, inode.Durable);
+                copy.WriteAt(0, mode == CrashMode.KeepAll ? inode.Data.AsSpan(0, (int)inode.Length) : inode.Durable);
                 var budget = keepBytes;
                 foreach (var (offset, bytes) in inode.Unsynced)
                 {
@@ -174,6 +198,8 @@ public sealed class FaultyFileSystem : IStorageFileSystem
     private void CountSync()
     {
         SyncCount++;
+        if (FaultRandom is { } random && SyncFailureProbability > 0 && random.NextDouble() < SyncFailureProbability)
+            throw new IOException("injected fsync failure (EIO)");
         if (FailSyncAfter is { } n)
         {
             if (n <= 1)
@@ -205,6 +231,13 @@ public sealed class FaultyFileSystem : IStorageFileSystem
 
         public void Write(long offset, ReadOnlySpan<byte> data)
         {
+            if (fs.FaultRandom is { } random && fs.WriteFailureProbability > 0 && random.NextDouble() < fs.WriteFailureProbability)
+            {
+                var landed = data[..random.Next(data.Length + 1)];
+                inode.WriteAt(offset, landed);
+                inode.Unsynced.Add((offset, landed.ToArray()));
+                throw new IOException("injected write failure (torn write)");
+            }
             if (fs.FailWriteAfter is { } n)
             {
                 if (n <= 1)
