@@ -8,7 +8,8 @@ namespace RaftMQ.Server.Tests;
 [Collection(ClusterCollection.Name)]
 public sealed class LoadTests(ITestOutputHelper output)
 {
-    private const int Requests = 48;
+    private const int Concurrent = 48;
+    private const int Bursts = 3; // whether a burst's entries reach the log together depends on timing; three make it likely
     private const int MessagesPerRequest = 16;
     private const int MessageChars = 60_000; // ASCII: 16 x 60,000 bytes plus JSON is about 0.96 MB, under the 1 MiB body limit
 
@@ -24,52 +25,43 @@ public sealed class LoadTests(ITestOutputHelper output)
         (await cluster.CreateTopicAsync(leader, "load")).Status.ShouldBe(HttpStatusCode.Created);
         using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(2) };
 
-        var batches = Enumerable.Range(0, Requests)
-            .Select(r => Enumerable.Range(0, MessagesPerRequest).Select(i => $"r{r:D2}.m{i:D2}.".PadRight(MessageChars, 'x')).ToArray())
+        // Request r publishes "r<r>.m<i>.xxx...": every message says which request carried it and where in it.
+        var batches = Enumerable.Range(0, Concurrent * Bursts)
+            .Select(r => Enumerable.Range(0, MessagesPerRequest).Select(i => $"r{r:D3}.m{i:D2}.".PadRight(MessageChars, 'x')).ToArray())
             .ToArray();
-        var answers = await Task.WhenAll(batches.Select(async messages =>
-        {
-            var body = JsonSerializer.Serialize(new { topic = "load", messages });
-            body.Length.ShouldBeLessThan(1 << 20, "each request is within the documented body limit");
-            try
-            {
-                using var response = await http.PostAsync(
-                    cluster.Url(leader, "/v1/messages"), new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
-                var code = response.Headers.TryGetValues("X-RaftMQ-Error", out var codes) ? codes.Single() : null;
-                return (Status: (int)response.StatusCode, Code: code, Text: await response.Content.ReadAsStringAsync());
-            }
-            catch (HttpRequestException e)
-            {
-                return (Status: 0, Code: (string?)null, Text: $"no answer: {e.Message}");
-            }
-        }));
-
-        for (int i = 0; i < cluster.Size; i++)
-            cluster.Node(i).HasExited.ShouldBeFalse($"node {i} stopped under the load; its last output:\n{Tail(cluster.Node(i).Output)}");
         var acknowledged = new HashSet<int>();
         var unknown = new HashSet<int>();
-        for (int r = 0; r < Requests; r++)
+        for (int burst = 0; burst < Bursts; burst++)
         {
-            var (status, code, text) = answers[r];
-            output.WriteLine($"request {r}: {status} {code} {text}");
-            if (status == 200)
+            var first = burst * Concurrent;
+            var answers = await BurstAsync(http, cluster.Url(leader, "/v1/messages"), batches[first..(first + Concurrent)]);
+            for (int i = 0; i < cluster.Size; i++)
+                cluster.Node(i).HasExited.ShouldBeFalse($"node {i} stopped under burst {burst}; its last output:\n{Tail(cluster.Node(i).Output)}");
+            for (int k = 0; k < Concurrent; k++)
             {
-                text.ShouldBe($$"""{"success":true,"published":{{MessagesPerRequest}}}""");
-                acknowledged.Add(r);
+                var (status, code, text) = answers[k];
+                var r = first + k;
+                output.WriteLine($"request {r}: {status} {code} {text}");
+                if (status == 200)
+                {
+                    text.ShouldBe($$"""{"success":true,"published":{{MessagesPerRequest}}}""");
+                    acknowledged.Add(r);
+                }
+                else if (status == 503 && code == "outcome-unknown")
+                {
+                    unknown.Add(r);
+                }
+                else
+                {
+                    (status == 503 && NotApplied.Contains(code)).ShouldBeTrue($"request {r} got neither success nor a documented error: {status} {code} {text}");
+                }
             }
-            else if (status == 503 && code == "outcome-unknown")
-            {
-                unknown.Add(r);
-            }
-            else
-            {
-                (status == 503 && NotApplied.Contains(code)).ShouldBeTrue($"request {r} got neither success nor a documented error: {status} {code} {text}");
-            }
+            // The leader (whichever node it is now) still serves, and the next burst goes to it.
+            leader = await cluster.WaitForLeaderAsync();
         }
-        output.WriteLine($"{acknowledged.Count} acknowledged, {unknown.Count} outcome unknown, {Requests - acknowledged.Count - unknown.Count} refused");
+        output.WriteLine($"{acknowledged.Count} acknowledged, {unknown.Count} outcome unknown, {batches.Length - acknowledged.Count - unknown.Count} refused");
+        acknowledged.ShouldNotBeEmpty("a healthy cluster takes some of the load");
 
-        // The leader (whichever node it is now) still serves a write and a read.
-        leader = await cluster.WaitForLeaderAsync();
         (await cluster.CreateTopicAsync(leader, "after")).Status.ShouldBe(HttpStatusCode.Created);
         (await cluster.PublishAsync(leader, "after", "ok")).Status.ShouldBe(HttpStatusCode.OK);
         (await cluster.PopAsync(leader, "after")).Body.ShouldBe("""{"success":true,"message":"ok"}""");
@@ -87,7 +79,7 @@ public sealed class LoadTests(ITestOutputHelper output)
             popped.AddRange(messages);
         }
         popped.ShouldBeUnique();
-        var byRequest = popped.Select((m, at) => (Request: int.Parse(m[1..3], System.Globalization.CultureInfo.InvariantCulture), Message: m, At: at))
+        var byRequest = popped.Select((m, at) => (Request: int.Parse(m[1..4], System.Globalization.CultureInfo.InvariantCulture), Message: m, At: at))
             .GroupBy(p => p.Request)
             .ToDictionary(g => g.Key, g => g.ToList());
         foreach (var r in acknowledged) byRequest.ShouldContainKey(r, $"request {r} was acknowledged but its messages are gone");
@@ -98,6 +90,36 @@ public sealed class LoadTests(ITestOutputHelper output)
             (got[^1].At - got[0].At).ShouldBe(MessagesPerRequest - 1, $"request {r}: the batch is not contiguous");
         }
         for (int i = 0; i < cluster.Size; i++) cluster.Node(i).HasExited.ShouldBeFalse($"node {i} stopped; its last output:\n{Tail(cluster.Node(i).Output)}");
+    }
+
+    /// <summary>
+    /// One burst, as that many clients would send it: a connection each, opened beforehand, then every body at once.
+    /// Status 0 is no answer at all (the connection failed).
+    /// </summary>
+    private static async Task<(int Status, string? Code, string Text)[]> BurstAsync(HttpClient http, Uri url, string[][] batches)
+    {
+        var bodies = batches.Select(messages => System.Text.Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { topic = "load", messages }))).ToArray();
+        foreach (var body in bodies) body.Length.ShouldBeLessThan(1 << 20, "each request is within the documented body limit");
+        await Task.WhenAll(bodies.Select(async _ => (await http.GetAsync(new Uri(url, "/status"))).Dispose()));
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var sends = bodies.Select(async body =>
+        {
+            await go.Task;
+            try
+            {
+                using var content = new ByteArrayContent(body);
+                content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+                using var response = await http.PostAsync(url, content);
+                var code = response.Headers.TryGetValues("X-RaftMQ-Error", out var codes) ? codes.Single() : null;
+                return (Status: (int)response.StatusCode, Code: code, Text: await response.Content.ReadAsStringAsync());
+            }
+            catch (HttpRequestException e)
+            {
+                return (Status: 0, Code: (string?)null, Text: $"no answer: {e.Message}");
+            }
+        }).ToArray();
+        go.SetResult();
+        return await Task.WhenAll(sends);
     }
 
     private static string Tail(string text) => text.Length <= 4000 ? text : "..." + text[^4000..];
