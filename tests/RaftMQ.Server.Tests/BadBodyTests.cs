@@ -103,6 +103,20 @@ public sealed class BadBodyTests : IAsyncLifetime
         await AssertAll400Async(bodies);
     }
 
+    [Fact]
+    public async Task Escapes_of_real_characters_and_surrogate_pairs_are_still_taken()
+    {
+        // Escaped, raw UTF-8 and a surrogate pair (U+1F600) side by side: only lone surrogates and invalid UTF-8 are refused.
+        var escaped = """ \ud83d\ude00 \u00e9 é \" \\ \u0000 \/ """;
+        var expected = " \U0001F600 é é \" \\ \0 / ";
+        (await _cluster.SendAsync(0, HttpMethod.Put, "/topic", $$"""{"topic":"u{{escaped}}"}""")).Status.ShouldBe(HttpStatusCode.Created);
+        (await _cluster.SendAsync(0, HttpMethod.Put, "/message", $$"""{"topic":"u{{escaped}}","message":"m{{escaped}}"}""")).Status.ShouldBe(HttpStatusCode.OK);
+        (await _cluster.SendAsync(0, HttpMethod.Post, "/v1/messages", $$"""{"topic":"u{{escaped}}","messages":["b{{escaped}}"]}""")).Status.ShouldBe(HttpStatusCode.OK);
+        var (status, body) = await _cluster.SendAsync(0, HttpMethod.Post, "/v1/messages/pop", $$"""{"topic":"u{{escaped}}","max":2}""");
+        status.ShouldBe(HttpStatusCode.OK, body);
+        System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("messages").EnumerateArray().Select(m => m.GetString()).ShouldBe(["m" + expected, "b" + expected]);
+    }
+
     /// <summary>Sends each body; collects every answer that is not a 400 with a JSON reason, so one run shows them all.</summary>
     private async Task AssertAll400Async(List<(string Method, string Path, string What, byte[] Body)> bodies)
     {
