@@ -168,8 +168,8 @@ public sealed class QueueNode : IAsyncDisposable
 
     /// <summary>
     /// Forwards to the leader, at the same path and query on the leader's own address (never a host the request
-    /// names: see <see cref="RequestTarget"/>). Null when the leader certainly did not apply the request (could not connect, or it
-    /// said it is no longer the leader), so the caller may route it again.
+    /// names: see <see cref="RequestTarget"/>). Null when the leader certainly did not apply the request (could not
+    /// connect, or it said it is no longer the leader), so the caller may route it again.
     /// </summary>
     private async Task<CommandOutcome?> ForwardAsync(
         ulong leader, string method, string pathAndQuery, byte[] body, CancellationToken deadline)
