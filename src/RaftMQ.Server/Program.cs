@@ -33,6 +33,9 @@ var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(config),
 var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers);
 
 var app = builder.Build();
+// Before routing: a target that names a host must never reach the forwarding to the leader (RequestTarget).
+app.Use(RequestTarget.RefuseUnlessOriginForm);
+app.UseRouting();
 RrmqEndpoints.Map(app, node);
 V1Endpoints.Map(app, node);
 // While Kestrel starts, the other core runs a first request through the endpoints (see WarmUpAsync).

@@ -105,7 +105,7 @@ public sealed class QueueNode : IAsyncDisposable
     /// certainly was not applied, so nothing is applied twice.
     /// </summary>
     public async Task<CommandOutcome> ExecuteAsync(
-        QueueCommand command, bool forwarded, string method, string rawTarget, byte[] body, CancellationToken deadline)
+        QueueCommand command, bool forwarded, string method, string pathAndQuery, byte[] body, CancellationToken deadline)
     {
         var encoded = command.Encode();
         var sent = false; // once a command left this method for the log or the leader, a timeout leaves its fate unknown
@@ -145,7 +145,7 @@ public sealed class QueueNode : IAsyncDisposable
                 if (status.Leader != 0)
                 {
                     sent = true;
-                    var relayed = await ForwardAsync(status.Leader, method, rawTarget, body, deadline).ConfigureAwait(false);
+                    var relayed = await ForwardAsync(status.Leader, method, pathAndQuery, body, deadline).ConfigureAwait(false);
                     if (relayed is not null) return relayed;
                     sent = false;
                 }
@@ -167,14 +167,15 @@ public sealed class QueueNode : IAsyncDisposable
     }
 
     /// <summary>
-    /// Forwards to the leader. Null when the leader certainly did not apply the request (could not connect, or it
-    /// said it is no longer the leader), so the caller may route it again.
+    /// Forwards to the leader, at the same path and query on the leader's own address (never a host the request
+    /// names: see <see cref="RequestTarget"/>). Null when the leader certainly did not apply the request (could not
+    /// connect, or it said it is no longer the leader), so the caller may route it again.
     /// </summary>
     private async Task<CommandOutcome?> ForwardAsync(
-        ulong leader, string method, string rawTarget, byte[] body, CancellationToken deadline)
+        ulong leader, string method, string pathAndQuery, byte[] body, CancellationToken deadline)
     {
         var target = _config.Addresses[ClusterConfig.IndexOf(leader)];
-        using var request = new HttpRequestMessage(new HttpMethod(method), new Uri(target.HttpUri, rawTarget));
+        using var request = new HttpRequestMessage(new HttpMethod(method), RequestTarget.OnNode(target.HttpUri, pathAndQuery));
         request.Headers.Add(ForwardedHeader, Settings.Index.ToString(System.Globalization.CultureInfo.InvariantCulture));
         request.Content = new ByteArrayContent(body);
         request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");

@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using Microsoft.AspNetCore.Http.Features;
 using RaftMQ.Queue;
 using RaftMQ.Raft;
 
@@ -25,7 +24,7 @@ public static class RrmqEndpoints
 
     private static async Task PutTopic(HttpContext ctx, QueueNode node)
     {
-        var body = await ReadBodyAsync(ctx, node);
+        var body = await RequestBody.ReadAsync(ctx);
         if (body is null) return;
         var error = ParseFields(body, ["topic"], out var fields) ?? ValidateTopic(node, fields[0]);
         if (error is not null)
@@ -38,7 +37,7 @@ public static class RrmqEndpoints
 
     private static async Task PutMessage(HttpContext ctx, QueueNode node)
     {
-        var body = await ReadBodyAsync(ctx, node);
+        var body = await RequestBody.ReadAsync(ctx);
         if (body is null) return;
         var error = ParseFields(body, ["topic", "message"], out var fields) ?? ValidateTopic(node, fields[0]);
         if (error is not null)
@@ -58,7 +57,7 @@ public static class RrmqEndpoints
     private static async Task GetMessage(HttpContext ctx, QueueNode node)
     {
         // The raw target keeps %2F and other escapes intact, so any topic name round-trips.
-        var raw = ctx.Features.Get<IHttpRequestFeature>()?.RawTarget ?? ctx.Request.Path.Value ?? "";
+        var raw = RequestTarget.Of(ctx);
         var q = raw.IndexOf('?', StringComparison.Ordinal);
         var path = q >= 0 ? raw[..q] : raw;
         const string prefix = "/message/";
@@ -122,8 +121,7 @@ public static class RrmqEndpoints
     {
         using var deadline = node.RequestDeadline(ctx.RequestAborted);
         var forwarded = ctx.Request.Headers.ContainsKey(QueueNode.ForwardedHeader);
-        var raw = ctx.Features.Get<IHttpRequestFeature>()?.RawTarget ?? ctx.Request.Path.Value ?? "/";
-        var outcome = await node.ExecuteAsync(command, forwarded, ctx.Request.Method, raw, body, deadline.Token);
+        var outcome = await node.ExecuteAsync(command, forwarded, ctx.Request.Method, RequestTarget.Of(ctx), body, deadline.Token);
         switch (outcome)
         {
             case CommandOutcome.Applied a:
@@ -162,28 +160,6 @@ public static class RrmqEndpoints
         return WriteJson(ctx, code, new SuccessResponse(result.Success), ServerJsonContext.Default.SuccessResponse);
     }
 
-    /// <summary>Reads the whole body within the size limit; on failure writes the 4xx and returns null.</summary>
-    internal static async Task<byte[]?> ReadBodyAsync(HttpContext ctx, QueueNode node)
-    {
-        var limit = ServerLimits.MaxRequestBodyBytes;
-        if (ctx.Request.ContentLength > limit)
-        {
-            await WriteError(ctx, StatusCodes.Status413PayloadTooLarge, $"request body is larger than {limit} bytes");
-            return null;
-        }
-        using var buffer = new MemoryStream();
-        try
-        {
-            await ctx.Request.Body.CopyToAsync(buffer, ctx.RequestAborted);
-        }
-        catch (BadHttpRequestException e)
-        {
-            await WriteError(ctx, e.StatusCode, $"bad request body: {e.Message}");
-            return null;
-        }
-        return buffer.ToArray();
-    }
-
     /// <summary>Parses a JSON object and takes the named string fields; returns what is wrong, or null.</summary>
     private static string? ParseFields(byte[] body, string[] names, out string[] values)
     {
@@ -191,7 +167,7 @@ public static class RrmqEndpoints
         string? error = null;
         try
         {
-            using var doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 16 });
+            using var doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = RequestBody.MaxDepth });
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
             {
                 error = "body must be a JSON object";

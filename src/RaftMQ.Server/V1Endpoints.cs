@@ -46,7 +46,7 @@ public static class V1Endpoints
 
     private static async Task PublishBatch(HttpContext ctx, QueueNode node)
     {
-        var body = await RrmqEndpoints.ReadBodyAsync(ctx, node);
+        var body = await RequestBody.ReadAsync(ctx);
         if (body is null) return;
         var (request, error) = Parse(body, ServerJsonContext.Default.PublishBatchRequest);
         var limits = node.StateMachine.Limits;
@@ -83,7 +83,7 @@ public static class V1Endpoints
 
     private static async Task PopBatch(HttpContext ctx, QueueNode node)
     {
-        var body = await RrmqEndpoints.ReadBodyAsync(ctx, node);
+        var body = await RequestBody.ReadAsync(ctx);
         if (body is null) return;
         var (request, error) = Parse(body, ServerJsonContext.Default.PopBatchRequest);
         var limits = node.StateMachine.Limits;

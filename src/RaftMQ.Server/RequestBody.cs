@@ -1,0 +1,71 @@
+using System.Text.Json;
+using System.Text.Unicode;
+
+namespace RaftMQ.Server;
+
+/// <summary>
+/// A request's JSON body, read and checked once for every endpoint that takes one: within the size bound, valid
+/// UTF-8, well-formed JSON no deeper than <see cref="MaxDepth"/>, and every string and field name decodable to text.
+/// The endpoints' own parsers then see only bodies they can read, so nothing in a body reaches them as an
+/// exception (a 500): a lone surrogate escape (<c>"\ud800"</c>) is valid JSON syntax but no text, and JSON readers
+/// do not check the UTF-8 of strings until a string is decoded (or never, for a field nobody reads).
+/// </summary>
+internal static class RequestBody
+{
+    /// <summary>The deepest nesting accepted; the bodies taken are two deep.</summary>
+    public const int MaxDepth = 16;
+
+    /// <summary>Reads the whole body within the size limit and checks it; on failure writes the 4xx and returns null.</summary>
+    public static async Task<byte[]?> ReadAsync(HttpContext ctx)
+    {
+        var limit = ServerLimits.MaxRequestBodyBytes;
+        if (ctx.Request.ContentLength > limit)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status413PayloadTooLarge, $"request body is larger than {limit} bytes");
+            return null;
+        }
+        using var buffer = new MemoryStream();
+        try
+        {
+            await ctx.Request.Body.CopyToAsync(buffer, ctx.RequestAborted);
+        }
+        catch (BadHttpRequestException e)
+        {
+            await RrmqEndpoints.WriteError(ctx, e.StatusCode, $"bad request body: {e.Message}");
+            return null;
+        }
+        var body = buffer.ToArray();
+        if (Check(body) is { } error)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
+            return null;
+        }
+        return body;
+    }
+
+    /// <summary>What is wrong with <paramref name="body"/> as JSON text, or null if nothing is.</summary>
+    public static string? Check(ReadOnlySpan<byte> body)
+    {
+        if (!Utf8.IsValid(body)) return "body is not valid UTF-8";
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = MaxDepth });
+        try
+        {
+            while (reader.Read())
+            {
+                // Only an escaped string can hold a lone surrogate: the UTF-8 itself was checked above.
+                if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && reader.ValueIsEscaped)
+                    _ = reader.GetString();
+            }
+        }
+        catch (JsonException e)
+        {
+            return $"body is not valid JSON: {e.Message}";
+        }
+        catch (InvalidOperationException)
+        {
+            // GetString's only failure on a token of the right type: the escapes do not decode to UTF-16 text.
+            return $"body is not valid JSON text: a string at byte {reader.TokenStartIndex} has a \\u escape of a lone surrogate (not a character)";
+        }
+        return null;
+    }
+}
