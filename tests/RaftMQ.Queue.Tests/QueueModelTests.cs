@@ -150,7 +150,7 @@ public sealed class QueueModelTests : IDisposable
                 snapshot?.Dispose();
                 foreach (var m in machines) m.Dispose();
             }
-        }).QuickCheckThrowOnFailure();
+        }).Check(Config.QuickThrowOnFailure.WithMaxTest(1_000));
     }
 
     private static string Show(QueueResult r) =>
