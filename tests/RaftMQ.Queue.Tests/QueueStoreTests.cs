@@ -119,6 +119,38 @@ public sealed class QueueStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_snapshot_is_written_on_another_thread_while_commands_go_on()
+    {
+        var sm = _queues.Create(storeOptions: new QueueStoreOptions { SegmentBytes = 4_096 });
+        Apply(sm, QueueCommand.CreateTopic("t"));
+        var expected = Enumerable.Range(0, 5_000).Select(i => $"captured {i}").ToArray();
+        foreach (var chunk in expected.Chunk(500)) Apply(sm, QueueCommand.PublishBatch("t", chunk));
+        var snapshot = sm.CaptureSnapshot();
+        using var buffer = new MemoryStream();
+        var writing = Task.Run(() =>
+        {
+            snapshot.WriteTo(buffer);
+            snapshot.Dispose();
+        });
+        // Meanwhile the loop consumes what was captured (compaction retires its segments) and appends more.
+        for (int i = 0; i < 5_000; i++)
+        {
+            Apply(sm, QueueCommand.Pop("t")).Message.ShouldBe(expected[i]);
+            Apply(sm, QueueCommand.Publish("t", $"later {i}"));
+        }
+        await writing;
+
+        var restored = _queues.Create();
+        buffer.Position = 0;
+        restored.RestoreSnapshot(buffer);
+        Apply(restored, QueueCommand.PopBatch("t", 1_000)).Messages!.Count.ShouldBe(1_000);
+        restored.Depth("t").ShouldBe(4_000);
+        for (int i = 1_000; i < 5_000; i++) Apply(restored, QueueCommand.Pop("t")).Message.ShouldBe(expected[i]);
+        // Only the live segments are left: the captured ones went with the snapshot.
+        ((long)SegmentFiles(sm).Length).ShouldBeLessThanOrEqualTo(sm.TotalMessageBytes / 4_096 + 2);
+    }
+
+    [Fact]
     public void Restoring_replaces_the_files_while_an_earlier_capture_still_reads_its_own()
     {
         var sm = _queues.Create(storeOptions: new QueueStoreOptions { SegmentBytes = 200 });
