@@ -79,10 +79,14 @@ public sealed class QueueStoreTests : IDisposable
         SegmentFiles(sm).Length.ShouldBe(5); // the segment holding 50..59 is half consumed
         sm.Offsets("t").ShouldBe((55UL, 100UL));
         Apply(sm, QueueCommand.PopBatch("t", 1_000)).Messages!.Count.ShouldBe(45);
-        SegmentFiles(sm).Length.ShouldBe(1); // the active segment stays until the next one starts
+        SegmentFiles(sm).ShouldBeEmpty(); // drained, and the active segment held over a quarter of SegmentBytes
         Apply(sm, QueueCommand.Publish("t", "next"));
         SegmentFiles(sm).ShouldBe(["g0-t0-00000000000000000100.seg"]);
         sm.TotalMessageBytes.ShouldBe(O + 4);
+        Apply(sm, QueueCommand.Pop("t")).Message.ShouldBe("next");
+        SegmentFiles(sm).ShouldBe(["g0-t0-00000000000000000100.seg"]); // a small active segment stays: no file per message
+        Apply(sm, QueueCommand.Publish("t", "last")).ShouldBe(QueueResult.Ok);
+        Apply(sm, QueueCommand.Pop("t")).Message.ShouldBe("last");
     }
 
     [Fact]

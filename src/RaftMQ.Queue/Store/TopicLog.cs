@@ -68,6 +68,15 @@ internal sealed class TopicLog
         Bytes -= recordSize;
         _store.Counted(-1, -recordSize);
         RetireConsumedSegments();
+        // A drained topic gives up its active segment too once that holds a quarter of a segment: the disk a
+        // topic that keeps up with its producers holds stays small, and files are created at most once per
+        // SegmentBytes / 4 written.
+        if (Head == Tail && _segments[0].Size >= _store.Options.SegmentBytes / 4)
+        {
+            _store.Retire(_segments[0]);
+            _segments.Clear();
+            _headPosition = 0;
+        }
     }
 
     /// <summary>Captures the waiting range for a snapshot: retains its segments and records their current sizes.</summary>
