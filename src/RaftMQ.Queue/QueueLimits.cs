@@ -15,8 +15,26 @@ public sealed record QueueLimits
     /// <summary>Most topics.</summary>
     public int MaxTopics { get; init; } = 10_000;
 
-    /// <summary>Most bytes of messages held across all topics; a publish past it is refused.</summary>
+    /// <summary>
+    /// What a message counts against the byte bounds beyond its payload: its record's header in the segment file
+    /// (docs/queue-store.md). So an empty message costs this much, not nothing.
+    /// </summary>
+    public const int MessageOverheadBytes = Store.MessageRecord.OverheadBytes;
+
+    /// <summary>
+    /// Most bytes of messages held across all topics, each message counting its payload plus
+    /// <see cref="MessageOverheadBytes"/>; a publish past it is refused (LimitReached).
+    /// </summary>
     public long MaxTotalMessageBytes { get; init; } = 1L << 30;
+
+    /// <summary>Most bytes of messages held in one topic, counted as for <see cref="MaxTotalMessageBytes"/>.</summary>
+    public long MaxTopicMessageBytes { get; init; } = 1L << 30;
+
+    /// <summary>Most messages held across all topics.</summary>
+    public long MaxTotalMessages { get; init; } = 20_000_000;
+
+    /// <summary>Most messages held in one topic.</summary>
+    public int MaxTopicMessages { get; init; } = 10_000_000;
 
     /// <summary>
     /// Most messages in one batch: a batch publish of more is refused whole (Invalid); a batch pop asking for more

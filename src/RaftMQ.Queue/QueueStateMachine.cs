@@ -1,32 +1,51 @@
+using System.Buffers;
 using System.Text;
+using RaftMQ.Queue.Store;
 using RaftMQ.Runtime;
 
 namespace RaftMQ.Queue;
 
 /// <summary>
-/// The message queue as a replicated state machine: topics in creation order, each a FIFO of messages. Create,
-/// publish and pop (one message or a batch) are commands in the Raft log, so every node holds the same queues.
+/// The message queue as a replicated state machine: topics in creation order, each a FIFO of messages with
+/// per-topic offsets. Create, publish and pop (one message or a batch) are commands in the Raft log, so every node
+/// holds the same queues. Messages live in segment files under <see cref="Directory"/> (docs/queue-store.md); memory
+/// holds only each topic's cursors and segment list.
 /// </summary>
-public sealed class QueueStateMachine(QueueLimits? limits = null) : IStateMachine
+public sealed class QueueStateMachine : IStateMachine, IDisposable
 {
-    private const uint SnapshotMagic = 0x51464D52; // "RMFQ"
-    private const byte SnapshotVersion = 1;
+    private readonly QueueLimits _limits;
+    private readonly MessageStore _store;
 
-    private readonly QueueLimits _limits = limits ?? QueueLimits.Default;
-    private readonly List<string> _order = [];
-    private readonly Dictionary<string, Queue<string>> _topics = new(StringComparer.Ordinal);
-    private long _totalBytes;
+    /// <summary>
+    /// A queue over <paramref name="directory"/>, which it owns: the segment files (<c>*.seg</c>) found there are
+    /// deleted, and the state starts empty until <see cref="RestoreSnapshot"/> and <see cref="Apply"/> rebuild it from
+    /// the snapshot and the Raft log.
+    /// </summary>
+    public QueueStateMachine(string directory, QueueLimits? limits = null, QueueStoreOptions? storeOptions = null)
+    {
+        _limits = limits ?? QueueLimits.Default;
+        _store = new MessageStore(directory, storeOptions ?? QueueStoreOptions.Default);
+    }
 
     public QueueLimits Limits => _limits;
 
+    /// <summary>Where the segment files are.</summary>
+    public string Directory => _store.Directory;
+
     /// <summary>Topics in creation order (a copy; call on the runtime's loop, e.g. through ReadAsync).</summary>
-    public IReadOnlyList<string> Topics() => [.. _order];
+    public IReadOnlyList<string> Topics() => [.. _store.Topics.Select(t => t.Name)];
 
     /// <summary>Messages waiting in <paramref name="topic"/>, or null when it does not exist.</summary>
-    public int? Depth(string topic) => _topics.TryGetValue(topic, out var q) ? q.Count : null;
+    public int? Depth(string topic) => _store.Find(topic) is { } t ? (int)t.Count : null;
 
-    /// <summary>Total bytes of waiting messages.</summary>
-    public long TotalMessageBytes => _totalBytes;
+    /// <summary>The offsets waiting in <paramref name="topic"/>: [head, tail), the head being the next pop; null when it does not exist.</summary>
+    public (ulong Head, ulong Tail)? Offsets(string topic) => _store.Find(topic) is { } t ? (t.Head, t.Tail) : null;
+
+    /// <summary>Bytes the waiting messages count against the limits: payloads plus <see cref="QueueLimits.MessageOverheadBytes"/> each.</summary>
+    public long TotalMessageBytes => _store.TotalBytes;
+
+    /// <summary>Messages waiting in all topics.</summary>
+    public long TotalMessages => _store.TotalMessages;
 
     public object? Apply(ulong index, ReadOnlyMemory<byte> command)
     {
@@ -34,122 +53,118 @@ public sealed class QueueStateMachine(QueueLimits? limits = null) : IStateMachin
         return Execute(c);
     }
 
-    /// <summary>Applies a decoded command (the same rules as <see cref="Apply"/>).</summary>
+    /// <summary>
+    /// Applies a decoded command (the same rules as <see cref="Apply"/>). A bad command is an error result; a
+    /// corrupt segment file throws <see cref="QueueStoreCorruptException"/>, which stops the node (a local fault).
+    /// </summary>
     public QueueResult Execute(QueueCommand c)
     {
         if (Encoding.UTF8.GetByteCount(c.Topic) > _limits.MaxTopicNameBytes || c.Topic.Length == 0)
             return new QueueResult(QueueStatus.Invalid);
-        switch (c.Op)
+        try
         {
-            case QueueOp.CreateTopic:
-                if (_topics.ContainsKey(c.Topic)) return new QueueResult(QueueStatus.TopicExists);
-                if (_topics.Count >= _limits.MaxTopics) return new QueueResult(QueueStatus.LimitReached);
-                _topics.Add(c.Topic, new Queue<string>());
-                _order.Add(c.Topic);
-                return QueueResult.Ok;
-            case QueueOp.Publish:
-                if (!_topics.TryGetValue(c.Topic, out var q)) return new QueueResult(QueueStatus.NoSuchTopic);
-                var size = Encoding.UTF8.GetByteCount(c.Message ?? "");
-                if (size > _limits.MaxMessageBytes) return new QueueResult(QueueStatus.Invalid);
-                if (_totalBytes + size > _limits.MaxTotalMessageBytes) return new QueueResult(QueueStatus.LimitReached);
-                q.Enqueue(c.Message ?? "");
-                _totalBytes += size;
-                return QueueResult.Ok;
-            case QueueOp.Pop:
-                if (!_topics.TryGetValue(c.Topic, out var p)) return new QueueResult(QueueStatus.NoSuchTopic);
-                if (!p.TryDequeue(out var m)) return new QueueResult(QueueStatus.Empty);
-                _totalBytes -= Encoding.UTF8.GetByteCount(m);
-                return new QueueResult(QueueStatus.Ok, m);
-            case QueueOp.PublishBatch:
-                return PublishBatch(c.Topic, c.Messages);
-            case QueueOp.PopBatch:
-                return PopBatch(c.Topic, c.Max);
-            default:
-                return new QueueResult(QueueStatus.Invalid);
+            return c.Op switch
+            {
+                QueueOp.CreateTopic => CreateTopic(c.Topic),
+                QueueOp.Publish => Publish(c.Topic, [c.Message ?? ""]),
+                QueueOp.Pop => Pop(c.Topic),
+                QueueOp.PublishBatch => PublishBatch(c.Topic, c.Messages),
+                QueueOp.PopBatch => PopBatch(c.Topic, c.Max),
+                _ => new QueueResult(QueueStatus.Invalid),
+            };
         }
+        finally
+        {
+            _store.Flush();
+        }
+    }
+
+    private QueueResult CreateTopic(string topic)
+    {
+        if (_store.Find(topic) is not null) return new QueueResult(QueueStatus.TopicExists);
+        if (_store.Topics.Count >= _limits.MaxTopics) return new QueueResult(QueueStatus.LimitReached);
+        _store.CreateTopic(topic);
+        return QueueResult.Ok;
     }
 
     /// <summary>Validates every message first, then appends them all in order; a batch that breaks a bound changes nothing.</summary>
     private QueueResult PublishBatch(string topic, IReadOnlyList<string>? messages)
     {
-        if (!_topics.TryGetValue(topic, out var q)) return new QueueResult(QueueStatus.NoSuchTopic);
+        if (_store.Find(topic) is null) return new QueueResult(QueueStatus.NoSuchTopic);
         if (messages is null || messages.Count == 0 || messages.Count > _limits.MaxBatchMessages) return new QueueResult(QueueStatus.Invalid);
-        long size = 0;
+        var result = Publish(topic, messages);
+        return result.Success ? result with { Count = messages.Count } : result;
+    }
+
+    /// <summary>Appends <paramref name="messages"/> to <paramref name="topic"/> if all fit the bounds, else none.</summary>
+    private QueueResult Publish(string topic, IReadOnlyList<string> messages)
+    {
+        if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
+        long bytes = 0;
+        var largest = 0;
         foreach (var m in messages)
         {
-            var bytes = Encoding.UTF8.GetByteCount(m);
-            if (bytes > _limits.MaxMessageBytes) return new QueueResult(QueueStatus.Invalid);
-            size += bytes;
+            var size = Encoding.UTF8.GetByteCount(m);
+            if (size > _limits.MaxMessageBytes) return new QueueResult(QueueStatus.Invalid);
+            bytes += QueueLimits.MessageOverheadBytes + size;
+            largest = Math.Max(largest, size);
         }
-        if (_totalBytes + size > _limits.MaxTotalMessageBytes) return new QueueResult(QueueStatus.LimitReached);
-        foreach (var m in messages) q.Enqueue(m);
-        _totalBytes += size;
-        return QueueResult.Ok with { Count = messages.Count };
+        if (_store.TotalBytes + bytes > _limits.MaxTotalMessageBytes || log.Bytes + bytes > _limits.MaxTopicMessageBytes
+            || _store.TotalMessages + messages.Count > _limits.MaxTotalMessages || log.Count + messages.Count > _limits.MaxTopicMessages)
+            return new QueueResult(QueueStatus.LimitReached);
+        var buffer = ArrayPool<byte>.Shared.Rent(largest);
+        try
+        {
+            // Commands carry no publish time yet: the record's timestamp stays 0 until the leader stamps them.
+            foreach (var m in messages) log.Append(buffer.AsSpan(0, Encoding.UTF8.GetBytes(m, buffer)), timestamp: 0);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return QueueResult.Ok;
+    }
+
+    private QueueResult Pop(string topic)
+    {
+        if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
+        if (log.Count == 0) return new QueueResult(QueueStatus.Empty);
+        // Published as valid UTF-8 (the commands carry strings), so the string edge decodes it exactly.
+        var message = Encoding.UTF8.GetString(log.PeekHead(out var recordSize));
+        log.AdvanceHead(recordSize);
+        return new QueueResult(QueueStatus.Ok, message);
     }
 
     /// <summary>Removes up to <paramref name="max"/> oldest messages within <see cref="QueueLimits.MaxPopBatchBytes"/>; at least one if any waits.</summary>
     private QueueResult PopBatch(string topic, int max)
     {
-        if (!_topics.TryGetValue(topic, out var q)) return new QueueResult(QueueStatus.NoSuchTopic);
+        if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
         if (max < 1) return new QueueResult(QueueStatus.Invalid);
-        var limit = Math.Min(max, _limits.MaxBatchMessages);
-        var popped = new List<string>(Math.Min(limit, q.Count));
+        var limit = (int)Math.Min(Math.Min(max, _limits.MaxBatchMessages), log.Count);
+        var popped = new List<string>(limit);
         long size = 0;
-        while (popped.Count < limit && q.TryPeek(out var m))
+        while (popped.Count < limit)
         {
-            var bytes = Encoding.UTF8.GetByteCount(m);
-            if (popped.Count > 0 && size + bytes > _limits.MaxPopBatchBytes) break;
-            q.Dequeue();
-            popped.Add(m);
-            size += bytes;
+            var payload = log.PeekHead(out var recordSize);
+            // The bound is on the payloads returned (the response), not on the records' cost.
+            if (popped.Count > 0 && size + payload.Length > _limits.MaxPopBatchBytes) break;
+            popped.Add(Encoding.UTF8.GetString(payload));
+            size += payload.Length;
+            log.AdvanceHead(recordSize);
         }
-        _totalBytes -= size;
         return QueueResult.Ok with { Messages = popped };
     }
 
-    /// <summary>Captures the topics and their messages (references to immutable strings); written off the loop.</summary>
-    public IStateMachineSnapshot CaptureSnapshot()
-    {
-        var topics = new (string Topic, string[] Messages)[_order.Count];
-        for (int i = 0; i < topics.Length; i++) topics[i] = (_order[i], _topics[_order[i]].ToArray());
-        return StateMachineSnapshots.Deferred(destination =>
-        {
-            using var w = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true);
-            w.Write(SnapshotMagic);
-            w.Write(SnapshotVersion);
-            w.Write(topics.Length);
-            foreach (var (topic, messages) in topics)
-            {
-                w.Write(topic);
-                w.Write(messages.Length);
-                foreach (var m in messages) w.Write(m);
-            }
-        });
-    }
+    /// <summary>
+    /// Captures every topic's offsets and segment sizes, retaining the segment files until the snapshot is disposed:
+    /// O(topics + segments), no message copied. <see cref="IStateMachineSnapshot.WriteTo"/> then copies the live
+    /// records out of the files on the caller's thread while Apply goes on.
+    /// </summary>
+    public IStateMachineSnapshot CaptureSnapshot() => _store.Capture();
 
-    public void RestoreSnapshot(Stream source)
-    {
-        using var r = new BinaryReader(source, Encoding.UTF8, leaveOpen: true);
-        if (r.ReadUInt32() != SnapshotMagic) throw new InvalidDataException("not a queue snapshot");
-        var version = r.ReadByte();
-        if (version != SnapshotVersion) throw new InvalidDataException($"unknown queue snapshot version {version}");
-        _order.Clear();
-        _topics.Clear();
-        _totalBytes = 0;
-        var topics = r.ReadInt32();
-        for (int i = 0; i < topics; i++)
-        {
-            var topic = r.ReadString();
-            var count = r.ReadInt32();
-            var q = new Queue<string>(Math.Min(count, 1 << 16));
-            for (int j = 0; j < count; j++)
-            {
-                var m = r.ReadString();
-                q.Enqueue(m);
-                _totalBytes += Encoding.UTF8.GetByteCount(m);
-            }
-            _topics.Add(topic, q);
-            _order.Add(topic);
-        }
-    }
+    /// <summary>Replaces every topic and segment file with the snapshot's (this version's, or the older all-in-memory format).</summary>
+    public void RestoreSnapshot(Stream source) => _store.Restore(source);
+
+    /// <summary>Closes the segment files and deletes them once no snapshot references them.</summary>
+    public void Dispose() => _store.Dispose();
 }

@@ -28,7 +28,8 @@ var me = config.Address(settings.Index);
 // HTTP request does not compete with it for the CPU (docs/benchmarks.md, "Node start-up"). Both log through one factory.
 using var loggers = NodeWebApplication.CreateLoggerFactory(settings.LogLevel);
 var logger = loggers.CreateLogger("RaftMQ.Node");
-var node = new QueueNode(settings, config, new QueueStateMachine());
+// The queue keeps its messages in segment files beside the Raft log; it rebuilds them from the snapshot and the log.
+var node = new QueueNode(settings, config, new QueueStateMachine(Path.Combine(settings.DataDirectoryFor(config), "queue")));
 var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(config), node.StateMachine, loggers));
 var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers);
 

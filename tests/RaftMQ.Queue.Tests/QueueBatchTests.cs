@@ -5,8 +5,14 @@ using RaftMQ.Runtime;
 
 namespace RaftMQ.Queue.Tests;
 
-public sealed class QueueBatchTests
+public sealed class QueueBatchTests : IDisposable
 {
+    private readonly TestQueues _queues = new();
+
+    public void Dispose() => _queues.Dispose();
+
+    private const int O = QueueLimits.MessageOverheadBytes; // what each message counts beyond its payload
+
     private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
 
     private static bool IsUtf8(string s) => Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(s)) == s;
@@ -78,7 +84,7 @@ public sealed class QueueBatchTests
     [Fact]
     public void Garbage_after_a_batch_header_never_throws()
     {
-        var sm = new QueueStateMachine();
+        var sm = _queues.Create();
         Apply(sm, QueueCommand.CreateTopic("t"));
         Prop.ForAll(ArbMap.Default.ArbFor<byte[]>(), ArbMap.Default.ArbFor<bool>(), (tail, publish) =>
         {
@@ -92,14 +98,14 @@ public sealed class QueueBatchTests
     [Fact]
     public void A_batch_publish_appends_all_messages_in_order_interleaved_with_single_ones()
     {
-        var sm = new QueueStateMachine();
+        var sm = _queues.Create();
         Apply(sm, QueueCommand.CreateTopic("t"));
         Apply(sm, QueueCommand.Publish("t", "m0")).ShouldBe(QueueResult.Ok);
         Apply(sm, QueueCommand.PublishBatch("t", ["m1", "m2", "m3"])).ShouldBe(QueueResult.Ok with { Count = 3 });
         Apply(sm, QueueCommand.Publish("t", "m4")).ShouldBe(QueueResult.Ok);
         Apply(sm, QueueCommand.PublishBatch("t", ["m5"])).Count.ShouldBe(1);
         sm.Depth("t").ShouldBe(6);
-        sm.TotalMessageBytes.ShouldBe(12);
+        sm.TotalMessageBytes.ShouldBe(12 + 6 * O);
         Apply(sm, QueueCommand.Pop("t")).Message.ShouldBe("m0");
         Apply(sm, QueueCommand.PopBatch("t", 2)).Messages.ShouldBe(["m1", "m2"]);
         Apply(sm, QueueCommand.PopBatch("t", 100)).Messages.ShouldBe(["m3", "m4", "m5"]);
@@ -110,7 +116,7 @@ public sealed class QueueBatchTests
     [Fact]
     public void A_batch_that_breaks_a_bound_changes_nothing()
     {
-        var sm = new QueueStateMachine(new QueueLimits { MaxMessageBytes = 3, MaxTotalMessageBytes = 10, MaxBatchMessages = 4 });
+        var sm = _queues.Create(new QueueLimits { MaxMessageBytes = 3, MaxTotalMessageBytes = 10 + 4 * O, MaxBatchMessages = 4 });
         Apply(sm, QueueCommand.CreateTopic("t"));
         Apply(sm, QueueCommand.PublishBatch("t", ["abc", "abc"])).Count.ShouldBe(2);
 
@@ -123,18 +129,18 @@ public sealed class QueueBatchTests
         Apply(sm, QueueCommand.PublishBatch("t", [])).Status.ShouldBe(QueueStatus.Invalid);
         Apply(sm, QueueCommand.PublishBatch("missing", ["a"])).Status.ShouldBe(QueueStatus.NoSuchTopic);
         sm.Depth("t").ShouldBe(2);
-        sm.TotalMessageBytes.ShouldBe(6);
+        sm.TotalMessageBytes.ShouldBe(6 + 2 * O);
 
         // Exactly at the total is allowed.
         Apply(sm, QueueCommand.PublishBatch("t", ["ab", "ab"])).Count.ShouldBe(2);
-        sm.TotalMessageBytes.ShouldBe(10);
+        sm.TotalMessageBytes.ShouldBe(10 + 4 * O);
         Apply(sm, QueueCommand.PopBatch("t", 10)).Messages.ShouldBe(["abc", "abc", "ab", "ab"]);
     }
 
     [Fact]
     public void A_batch_pop_stops_at_the_byte_bound_but_always_takes_one()
     {
-        var sm = new QueueStateMachine(new QueueLimits { MaxPopBatchBytes = 10, MaxBatchMessages = 3 });
+        var sm = _queues.Create(new QueueLimits { MaxPopBatchBytes = 10, MaxBatchMessages = 3 });
         Apply(sm, QueueCommand.CreateTopic("t"));
         Apply(sm, QueueCommand.PublishBatch("t", ["aaaa", "bbbb", "cccc"])).Count.ShouldBe(3);
         Apply(sm, QueueCommand.PublishBatch("t", [new string('x', 25), "dd", "ee"])).Count.ShouldBe(3);
@@ -146,7 +152,7 @@ public sealed class QueueBatchTests
         Apply(sm, QueueCommand.PopBatch("t", 0)).Status.ShouldBe(QueueStatus.Invalid);
         Apply(sm, QueueCommand.PopBatch("missing", 1)).Status.ShouldBe(QueueStatus.NoSuchTopic);
         sm.Depth("t").ShouldBe(1);
-        sm.TotalMessageBytes.ShouldBe(2);
+        sm.TotalMessageBytes.ShouldBe(2 + O);
     }
 
     [Fact]
@@ -154,9 +160,9 @@ public sealed class QueueBatchTests
     {
         Prop.ForAll(ArbMap.Default.ArbFor<int[]>(), steps =>
         {
-            var limits = new QueueLimits { MaxTotalMessageBytes = 200, MaxBatchMessages = 8, MaxPopBatchBytes = 20 };
-            var a = new QueueStateMachine(limits);
-            var b = new QueueStateMachine(limits);
+            var limits = new QueueLimits { MaxTotalMessageBytes = 200 + 10 * O, MaxBatchMessages = 8, MaxPopBatchBytes = 20 };
+            using var a = _queues.Create(limits);
+            using var b = _queues.Create(limits);
             ulong index = 0, serial = 0;
             foreach (var step in steps)
             {
@@ -182,7 +188,7 @@ public sealed class QueueBatchTests
     [Fact]
     public void The_byte_total_matches_the_waiting_messages_after_any_mix_of_commands()
     {
-        var sm = new QueueStateMachine(new QueueLimits { MaxTotalMessageBytes = 100, MaxPopBatchBytes = 9 });
+        var sm = _queues.Create(new QueueLimits { MaxTotalMessageBytes = 100 + 10 * O, MaxPopBatchBytes = 9 });
         Apply(sm, QueueCommand.CreateTopic("t"));
         var rng = new Random(7);
         var model = new Queue<string>();
@@ -202,7 +208,7 @@ public sealed class QueueBatchTests
                     if (single.Success) single.Message.ShouldBe(model.Dequeue());
                     break;
             }
-            sm.TotalMessageBytes.ShouldBe(model.Sum(m => (long)Encoding.UTF8.GetByteCount(m)));
+            sm.TotalMessageBytes.ShouldBe(model.Sum(m => (long)O + Encoding.UTF8.GetByteCount(m)));
         }
     }
 

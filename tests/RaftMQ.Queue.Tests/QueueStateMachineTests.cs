@@ -4,8 +4,12 @@ using RaftMQ.Runtime;
 
 namespace RaftMQ.Queue.Tests;
 
-public sealed class QueueStateMachineTests
+public sealed class QueueStateMachineTests : IDisposable
 {
+    private readonly TestQueues _queues = new();
+
+    public void Dispose() => _queues.Dispose();
+
     private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
 
     [Fact]
@@ -33,7 +37,7 @@ public sealed class QueueStateMachineTests
     [Fact]
     public void Garbage_is_not_a_command_and_applies_as_invalid_without_changing_state()
     {
-        var sm = new QueueStateMachine();
+        var sm = _queues.Create();
         Apply(sm, QueueCommand.CreateTopic("t"));
         Prop.ForAll(ArbMap.Default.ArbFor<byte[]>(), bytes =>
         {
@@ -47,7 +51,7 @@ public sealed class QueueStateMachineTests
     [Fact]
     public void Topics_keep_creation_order_and_messages_pop_first_in_first_out()
     {
-        var sm = new QueueStateMachine();
+        var sm = _queues.Create();
         Apply(sm, QueueCommand.CreateTopic("z")).ShouldBe(QueueResult.Ok);
         Apply(sm, QueueCommand.CreateTopic("a")).ShouldBe(QueueResult.Ok);
         Apply(sm, QueueCommand.CreateTopic("z")).Status.ShouldBe(QueueStatus.TopicExists);
@@ -63,7 +67,7 @@ public sealed class QueueStateMachineTests
     [Fact]
     public void Limits_are_enforced_by_the_state_machine_itself()
     {
-        var sm = new QueueStateMachine(new QueueLimits { MaxTopics = 2, MaxTopicNameBytes = 4, MaxMessageBytes = 3, MaxTotalMessageBytes = 5 });
+        var sm = _queues.Create(new QueueLimits { MaxTopics = 2, MaxTopicNameBytes = 4, MaxMessageBytes = 3, MaxTotalMessageBytes = QueueLimits.MessageOverheadBytes + 5 });
         Apply(sm, QueueCommand.CreateTopic("toolong")).Status.ShouldBe(QueueStatus.Invalid);
         Apply(sm, QueueCommand.CreateTopic("")).Status.ShouldBe(QueueStatus.Invalid);
         Apply(sm, QueueCommand.CreateTopic("a")).ShouldBe(QueueResult.Ok);
@@ -79,7 +83,7 @@ public sealed class QueueStateMachineTests
     [Fact]
     public void A_snapshot_restores_the_same_queues_on_another_node()
     {
-        var source = new QueueStateMachine();
+        var source = _queues.Create();
         Apply(source, QueueCommand.CreateTopic("ü/topic"));
         Apply(source, QueueCommand.CreateTopic("empty"));
         for (int i = 0; i < 100; i++) Apply(source, QueueCommand.Publish("ü/topic", new string('x', i)));
@@ -87,7 +91,7 @@ public sealed class QueueStateMachineTests
         using var buffer = new MemoryStream();
         source.WriteSnapshot(buffer);
 
-        var target = new QueueStateMachine();
+        var target = _queues.Create();
         Apply(target, QueueCommand.CreateTopic("stale"));
         buffer.Position = 0;
         target.RestoreSnapshot(buffer);
@@ -101,7 +105,7 @@ public sealed class QueueStateMachineTests
     [Fact]
     public void A_foreign_or_damaged_snapshot_is_refused()
     {
-        var sm = new QueueStateMachine();
+        var sm = _queues.Create();
         Should.Throw<InvalidDataException>(() => sm.RestoreSnapshot(new MemoryStream([1, 2, 3, 4, 5])));
         using var buffer = new MemoryStream();
         sm.WriteSnapshot(buffer);

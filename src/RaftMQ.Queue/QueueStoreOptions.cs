@@ -1,0 +1,29 @@
+using RaftMQ.Queue.Store;
+
+namespace RaftMQ.Queue;
+
+/// <summary>
+/// How the message store lays out its files. Unlike <see cref="QueueLimits"/> these do not change any command's
+/// result, so nodes may differ; nodes with the same options write byte-identical segment files.
+/// </summary>
+public sealed record QueueStoreOptions
+{
+    /// <summary>A segment is sealed and a new one started when the next record would take it past this size.</summary>
+    public long SegmentBytes { get; init; } = 64L << 20;
+
+    /// <summary>Records of one command are gathered in this buffer and written with one call.</summary>
+    public int WriteBufferBytes { get; init; } = 256 * 1024;
+
+    /// <summary>Pops read the head segment in chunks of this size.</summary>
+    public int ReadBufferBytes { get; init; } = 64 * 1024;
+
+    public static QueueStoreOptions Default { get; } = new();
+
+    internal void Validate()
+    {
+        if (SegmentBytes < 1) throw new ArgumentOutOfRangeException(nameof(SegmentBytes), SegmentBytes, "must be positive");
+        if (WriteBufferBytes < 1) throw new ArgumentOutOfRangeException(nameof(WriteBufferBytes), WriteBufferBytes, "must be positive");
+        if (ReadBufferBytes < MessageRecord.OverheadBytes)
+            throw new ArgumentOutOfRangeException(nameof(ReadBufferBytes), ReadBufferBytes, $"must hold a record's {MessageRecord.OverheadBytes}-byte header");
+    }
+}

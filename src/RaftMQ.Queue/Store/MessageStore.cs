@@ -1,0 +1,282 @@
+using System.Text;
+using RaftMQ.Runtime;
+
+namespace RaftMQ.Queue.Store;
+
+/// <summary>
+/// The queue's messages on disk: per topic, append-only segment files in one directory, written as entries are
+/// applied and read back as they are consumed; in memory only the topics' cursors and segment lists, one write
+/// buffer and one read buffer (docs/queue-store.md). Used from the state machine's loop thread only, except the
+/// snapshots it captures, which are written on another thread.
+/// </summary>
+internal sealed class MessageStore : IDisposable
+{
+    private const string SegmentSuffix = ".seg";
+    private const uint SnapshotMagic = 0x51464D52; // "RMFQ"
+    private const byte LegacySnapshotVersion = 1; // topics of UTF-8 strings, from before the store
+    private const byte SnapshotVersion = 2;
+
+    private readonly Dictionary<string, TopicLog> _topics = new(StringComparer.Ordinal);
+    private readonly List<TopicLog> _order = [];
+    private byte[] _writeBuffer;
+    private int _pending;
+    private long _pendingPosition;
+    private Segment? _pendingSegment;
+    private readonly byte[] _readBuffer;
+    private Segment? _cached;
+    private long _cacheStart;
+    private int _cacheLength;
+    private int _generation;
+    private bool _disposed;
+
+    /// <summary>Opens the store over <paramref name="directory"/>, deleting the segment files a previous run left there.</summary>
+    public MessageStore(string directory, QueueStoreOptions options)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        Directory = Path.GetFullPath(directory);
+        Options = options;
+        _writeBuffer = new byte[options.WriteBufferBytes];
+        _readBuffer = new byte[options.ReadBufferBytes];
+        System.IO.Directory.CreateDirectory(Directory);
+        // Nothing of an earlier run is trusted: the state is rebuilt from the snapshot and the log (RestoreSnapshot
+        // and Apply), so a file torn by a crash is never read. Only the store's own files are touched.
+        foreach (var file in System.IO.Directory.EnumerateFiles(Directory, "*" + SegmentSuffix)) File.Delete(file);
+    }
+
+    public string Directory { get; }
+
+    public QueueStoreOptions Options { get; }
+
+    public IReadOnlyList<TopicLog> Topics => _order;
+
+    /// <summary>Messages waiting in all topics.</summary>
+    public long TotalMessages { get; private set; }
+
+    /// <summary>Bytes of the waiting messages' records in all topics.</summary>
+    public long TotalBytes { get; private set; }
+
+    public TopicLog? Find(string name) => _topics.GetValueOrDefault(name);
+
+    public TopicLog CreateTopic(string name) => AddTopic(name, 0);
+
+    /// <summary>Writes out the write buffer (no fsync). Called at the end of every applied command and before any read.</summary>
+    public void Flush()
+    {
+        if (_pending == 0) return;
+        _pendingSegment!.Write(_pendingPosition, _writeBuffer.AsSpan(0, _pending));
+        _pending = 0;
+        _pendingSegment = null;
+    }
+
+    internal void Counted(long messages, long bytes)
+    {
+        TotalMessages += messages;
+        TotalBytes += bytes;
+    }
+
+    /// <summary>The buffer space for the next <paramref name="size"/> bytes of <paramref name="segment"/>.</summary>
+    internal Span<byte> Reserve(Segment segment, int size)
+    {
+        if (_pendingSegment != segment || _pending + size > _writeBuffer.Length) Flush();
+        if (size > _writeBuffer.Length) _writeBuffer = new byte[size]; // one record larger than the buffer: bounded by MaxMessageBytes
+        var position = segment.Grow(size);
+        if (_pending == 0) _pendingPosition = position;
+        _pendingSegment = segment;
+        var span = _writeBuffer.AsSpan(_pending, size);
+        _pending += size;
+        return span;
+    }
+
+    internal Segment CreateSegment(TopicLog topic, ulong firstOffset) =>
+        Segment.Create(Path.Combine(Directory, $"g{_generation}-t{topic.Id}-{firstOffset:D20}{SegmentSuffix}"), firstOffset);
+
+    /// <summary>The store is done with <paramref name="segment"/>: the file goes when no snapshot references it either.</summary>
+    internal void Retire(Segment segment)
+    {
+        if (_pendingSegment == segment)
+        {
+            _pending = 0;
+            _pendingSegment = null;
+        }
+        if (_cached == segment) _cached = null;
+        segment.Close();
+        segment.Release();
+    }
+
+    /// <summary>
+    /// Reads and checks the record of <paramref name="offset"/> at <paramref name="position"/>; returns its payload,
+    /// valid until the next call. Sequential pops are served from the read buffer, one file read per buffer-full.
+    /// </summary>
+    internal ReadOnlySpan<byte> ReadRecord(Segment segment, long position, ulong offset, out int recordSize)
+    {
+        Flush();
+        if (!Cached(segment, position, MessageRecord.PrefixBytes)) Fill(segment, position);
+        if (!Cached(segment, position, MessageRecord.PrefixBytes)) throw Corrupt(segment, position, "the file ends inside a record");
+        var size = MessageRecord.SizeFromPrefix(_readBuffer.AsSpan((int)(position - _cacheStart)));
+        if (size < 0 || position + size > segment.Size) throw Corrupt(segment, position, "record length out of range");
+        recordSize = (int)size;
+        if (!Cached(segment, position, recordSize) && recordSize <= _readBuffer.Length) Fill(segment, position);
+        ReadOnlySpan<byte> record;
+        if (Cached(segment, position, recordSize))
+        {
+            record = _readBuffer.AsSpan((int)(position - _cacheStart), recordSize);
+        }
+        else
+        {
+            // Larger than the read buffer (or the file is short, which the read below reports).
+            var large = new byte[recordSize];
+            if (segment.Read(position, large) != recordSize) throw Corrupt(segment, position, "the file ends inside a record");
+            record = large;
+        }
+        var payload = MessageRecord.Check(record, offset, out var problem) ?? throw Corrupt(segment, position, problem!);
+        return record[payload];
+    }
+
+    /// <summary>Captures every topic's cursors and segment sizes (O(topics + segments), no message is copied).</summary>
+    public IStateMachineSnapshot Capture()
+    {
+        Flush(); // the snapshot reads the files, not the buffer
+        var topics = new CapturedTopic[_order.Count];
+        for (int i = 0; i < topics.Length; i++) topics[i] = _order[i].Capture();
+        return new Snapshot(topics);
+    }
+
+    /// <summary>Replaces every topic and file with the state in <paramref name="source"/>.</summary>
+    public void Restore(Stream source)
+    {
+        using var r = new BinaryReader(source, Encoding.UTF8, leaveOpen: true);
+        if (r.ReadUInt32() != SnapshotMagic) throw new InvalidDataException("not a queue snapshot");
+        var version = r.ReadByte();
+        if (version is not (LegacySnapshotVersion or SnapshotVersion)) throw new InvalidDataException($"unknown queue snapshot version {version}");
+        Clear();
+        // New file names: files of the replaced state may still be read by a snapshot being written.
+        _generation++;
+        var topics = r.ReadInt32();
+        if (topics < 0) throw new InvalidDataException("negative topic count");
+        for (int i = 0; i < topics; i++)
+        {
+            var name = r.ReadString();
+            if (_topics.ContainsKey(name)) throw new InvalidDataException($"topic {name} twice in the snapshot");
+            if (version == LegacySnapshotVersion) RestoreLegacyTopic(r, name);
+            else RestoreTopic(r, name);
+        }
+        Flush();
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Clear();
+    }
+
+    private TopicLog AddTopic(string name, ulong head)
+    {
+        var topic = new TopicLog(this, name, _order.Count, head);
+        _topics.Add(name, topic);
+        _order.Add(topic);
+        return topic;
+    }
+
+    private void Clear()
+    {
+        foreach (var topic in _order) topic.RetireAll();
+        _topics.Clear();
+        _order.Clear();
+        TotalMessages = 0;
+        TotalBytes = 0;
+    }
+
+    private void RestoreTopic(BinaryReader r, string name)
+    {
+        var head = r.ReadUInt64();
+        var tail = r.ReadUInt64();
+        var bytes = r.ReadInt64();
+        if (tail < head || bytes < 0) throw new InvalidDataException($"topic {name}: bad range [{head}, {tail}) of {bytes} bytes");
+        var topic = AddTopic(name, head);
+        var record = new byte[MessageRecord.OverheadBytes];
+        for (var offset = head; offset < tail; offset++)
+        {
+            r.BaseStream.ReadExactly(record.AsSpan(0, MessageRecord.PrefixBytes));
+            var size = MessageRecord.SizeFromPrefix(record);
+            if (size < 0 || size > bytes - topic.Bytes || size > Array.MaxLength) throw new InvalidDataException($"topic {name}: record {offset} has a bad length");
+            if (size > record.Length) Array.Resize(ref record, (int)size);
+            r.BaseStream.ReadExactly(record.AsSpan(MessageRecord.PrefixBytes, (int)size - MessageRecord.PrefixBytes));
+            if (MessageRecord.Check(record.AsSpan(0, (int)size), offset, out var problem) is null)
+                throw new InvalidDataException($"topic {name}: record {offset}: {problem}");
+            topic.AppendRecord(record.AsSpan(0, (int)size));
+        }
+        if (topic.Bytes != bytes) throw new InvalidDataException($"topic {name}: {topic.Bytes} bytes of records where {bytes} were announced");
+    }
+
+    private void RestoreLegacyTopic(BinaryReader r, string name)
+    {
+        var topic = AddTopic(name, 0);
+        var count = r.ReadInt32();
+        for (int j = 0; j < count; j++) topic.Append(Encoding.UTF8.GetBytes(r.ReadString()), timestamp: 0);
+    }
+
+    private bool Cached(Segment segment, long position, int count) =>
+        _cached == segment && position >= _cacheStart && position + count <= _cacheStart + _cacheLength;
+
+    private void Fill(Segment segment, long position)
+    {
+        _cached = segment;
+        _cacheStart = position;
+        _cacheLength = segment.Read(position, _readBuffer);
+    }
+
+    private static QueueStoreCorruptException Corrupt(Segment segment, long position, string problem) => new(segment.Path, position, problem);
+
+    /// <summary>
+    /// A captured state: each topic's range and its segments, retained until disposed so that the loop's compaction
+    /// cannot delete them. <see cref="WriteTo"/> copies the live records from the files (format in docs/queue-store.md).
+    /// </summary>
+    private sealed class Snapshot(CapturedTopic[] topics) : IStateMachineSnapshot
+    {
+        private int _disposed;
+
+        public void WriteTo(Stream destination)
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+            using var w = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true);
+            w.Write(SnapshotMagic);
+            w.Write(SnapshotVersion);
+            w.Write(topics.Length);
+            var buffer = new byte[64 * 1024];
+            foreach (var topic in topics)
+            {
+                w.Write(topic.Name);
+                w.Write(topic.Head);
+                w.Write(topic.Tail);
+                w.Write(topic.Bytes);
+                long written = 0;
+                for (int i = 0; i < topic.Segments.Length; i++)
+                {
+                    var (segment, size) = topic.Segments[i];
+                    using var file = Segment.OpenForSnapshot(segment.Path);
+                    for (var position = i == 0 ? topic.HeadPosition : 0; position < size;)
+                    {
+                        var n = RandomAccess.Read(file, buffer.AsSpan(0, (int)Math.Min(buffer.Length, size - position)), position);
+                        if (n == 0) throw new QueueStoreCorruptException(segment.Path, position, "the file ends before its captured size");
+                        w.Write(buffer, 0, n);
+                        position += n;
+                        written += n;
+                    }
+                }
+                if (written != topic.Bytes)
+                    throw new InvalidOperationException($"topic {topic.Name}: wrote {written} bytes of records where {topic.Bytes} were captured");
+            }
+            w.Flush();
+        }
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+            foreach (var topic in topics)
+                foreach (var segment in topic.Segments) segment.Segment.Release();
+        }
+    }
+}

@@ -1,0 +1,94 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace RaftMQ.Queue.Store;
+
+/// <summary>
+/// One append-only segment file of a topic: the records from <see cref="FirstOffset"/> on. Only the topic's last
+/// segment grows; the others are sealed and never change. The file lives while anyone references it: the store
+/// holds one reference until every message in it is consumed (or the state is replaced), and each snapshot capture
+/// that includes it holds one until the snapshot is disposed; the last release deletes the file. So a snapshot
+/// written off the loop can read bytes the loop has already consumed.
+/// </summary>
+internal sealed class Segment
+{
+    private SafeFileHandle? _handle;
+    private int _references = 1;
+
+    private Segment(string path, ulong firstOffset)
+    {
+        Path = path;
+        FirstOffset = firstOffset;
+    }
+
+    public string Path { get; }
+
+    /// <summary>The offset of the first record in the file.</summary>
+    public ulong FirstOffset { get; }
+
+    /// <summary>
+    /// Bytes of records given to this segment (loop thread only). The store may still hold the last of them in its
+    /// write buffer; it flushes them (<see cref="MessageStore.Flush"/>) before anything reads the file.
+    /// </summary>
+    public long Size { get; private set; }
+
+    /// <summary>Creates the file, which must not exist yet.</summary>
+    public static Segment Create(string path, ulong firstOffset)
+    {
+        var segment = new Segment(path, firstOffset);
+        segment._handle = OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite);
+        return segment;
+    }
+
+    /// <summary>Opens a segment for reading off the loop, even while the loop appends to it or has released it.</summary>
+    public static SafeFileHandle OpenForSnapshot(string path) => OpenHandle(path, FileMode.Open, FileAccess.Read);
+
+    /// <summary>Claims the next <paramref name="count"/> bytes of the file; returns where they start.</summary>
+    public long Grow(int count)
+    {
+        var position = Size;
+        Size += count;
+        return position;
+    }
+
+    /// <summary>Writes claimed bytes. No fsync: the Raft log is the durable copy (docs/queue-store.md).</summary>
+    public void Write(long position, ReadOnlySpan<byte> bytes) => RandomAccess.Write(Handle, bytes, position);
+
+    /// <summary>Reads up to <paramref name="buffer"/>'s length at <paramref name="position"/>, stopping at <see cref="Size"/>; returns the count.</summary>
+    public int Read(long position, Span<byte> buffer)
+    {
+        var wanted = (int)Math.Min(buffer.Length, Size - position);
+        var total = 0;
+        while (total < wanted)
+        {
+            var n = RandomAccess.Read(Handle, buffer[total..wanted], position + total);
+            if (n == 0) break; // the file is shorter than written: the caller reports it
+            total += n;
+        }
+        return total;
+    }
+
+    /// <summary>Closes the file handle (it reopens on the next read or append); keeps the file.</summary>
+    public void Close()
+    {
+        _handle?.Dispose();
+        _handle = null;
+    }
+
+    /// <summary>Adds a reference for a snapshot capture (on the loop, while the store still holds its own).</summary>
+    public void Retain() => Interlocked.Increment(ref _references);
+
+    /// <summary>Drops a reference, from any thread; the last one deletes the file.</summary>
+    public void Release()
+    {
+        var left = Interlocked.Decrement(ref _references);
+        if (left < 0) throw new InvalidOperationException($"segment {Path} released more often than retained");
+        if (left > 0) return;
+        Close();
+        File.Delete(Path);
+    }
+
+    private SafeFileHandle Handle => _handle ??= OpenHandle(Path, FileMode.Open, FileAccess.ReadWrite);
+
+    private static SafeFileHandle OpenHandle(string path, FileMode mode, FileAccess access) =>
+        File.OpenHandle(path, mode, access, FileShare.ReadWrite | FileShare.Delete);
+}

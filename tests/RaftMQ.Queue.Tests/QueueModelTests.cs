@@ -1,0 +1,158 @@
+using System.Text;
+using FsCheck;
+using FsCheck.Fluent;
+
+namespace RaftMQ.Queue.Tests;
+
+/// <summary>
+/// The store against a model: a list of topics and a Queue&lt;string&gt; each, with the same bounds. Any sequence of
+/// commands, with snapshots captured, left open while commands go on, written and restored at random points, must
+/// give exactly the model's results.
+/// </summary>
+public sealed class QueueModelTests : IDisposable
+{
+    private const int O = QueueLimits.MessageOverheadBytes;
+
+    private readonly TestQueues _queues = new();
+
+    public void Dispose() => _queues.Dispose();
+
+    /// <summary>The specification: the queue before it had a store, plus the record overhead in the byte bounds.</summary>
+    private sealed class Model(QueueLimits limits)
+    {
+        public List<(string Name, Queue<string> Messages)> Topics { get; private init; } = [];
+
+        public long Bytes => Topics.Sum(t => TopicBytes(t.Messages));
+
+        public Model Clone() => new(limits) { Topics = [.. Topics.Select(t => (t.Name, new Queue<string>(t.Messages)))] };
+
+        public QueueResult Execute(QueueCommand c)
+        {
+            if (c.Topic.Length == 0 || Encoding.UTF8.GetByteCount(c.Topic) > limits.MaxTopicNameBytes) return new(QueueStatus.Invalid);
+            var q = Topics.FirstOrDefault(t => t.Name == c.Topic).Messages;
+            if (c.Op == QueueOp.CreateTopic)
+            {
+                if (q is not null) return new(QueueStatus.TopicExists);
+                if (Topics.Count >= limits.MaxTopics) return new(QueueStatus.LimitReached);
+                Topics.Add((c.Topic, new Queue<string>()));
+                return QueueResult.Ok;
+            }
+            if (q is null) return new(QueueStatus.NoSuchTopic);
+            switch (c.Op)
+            {
+                case QueueOp.Publish:
+                    return Publish(q, [c.Message!]);
+                case QueueOp.PublishBatch:
+                    if (c.Messages!.Count == 0 || c.Messages.Count > limits.MaxBatchMessages) return new(QueueStatus.Invalid);
+                    var r = Publish(q, c.Messages);
+                    return r.Success ? r with { Count = c.Messages.Count } : r;
+                case QueueOp.Pop:
+                    return q.TryDequeue(out var m) ? new(QueueStatus.Ok, m) : new(QueueStatus.Empty);
+                default:
+                    if (c.Max < 1) return new(QueueStatus.Invalid);
+                    var popped = new List<string>();
+                    var size = 0;
+                    while (popped.Count < Math.Min(c.Max, limits.MaxBatchMessages) && q.TryPeek(out var next))
+                    {
+                        var n = Encoding.UTF8.GetByteCount(next);
+                        if (popped.Count > 0 && size + n > limits.MaxPopBatchBytes) break;
+                        popped.Add(q.Dequeue());
+                        size += n;
+                    }
+                    return QueueResult.Ok with { Messages = popped };
+            }
+        }
+
+        private QueueResult Publish(Queue<string> q, IReadOnlyList<string> messages)
+        {
+            if (messages.Any(m => Encoding.UTF8.GetByteCount(m) > limits.MaxMessageBytes)) return new(QueueStatus.Invalid);
+            var bytes = TopicBytes(messages);
+            if (Bytes + bytes > limits.MaxTotalMessageBytes || TopicBytes(q) + bytes > limits.MaxTopicMessageBytes
+                || Topics.Sum(t => t.Messages.Count) + messages.Count > limits.MaxTotalMessages || q.Count + messages.Count > limits.MaxTopicMessages)
+                return new(QueueStatus.LimitReached);
+            foreach (var m in messages) q.Enqueue(m);
+            return QueueResult.Ok;
+        }
+
+        private static long TopicBytes(IEnumerable<string> messages) => messages.Sum(m => (long)O + Encoding.UTF8.GetByteCount(m));
+    }
+
+    [Fact]
+    public void Any_commands_with_snapshots_at_random_points_give_the_models_results()
+    {
+        var limits = new QueueLimits
+        {
+            MaxTopics = 3, MaxMessageBytes = 40, MaxBatchMessages = 6, MaxPopBatchBytes = 30,
+            MaxTotalMessageBytes = 40 * O, MaxTopicMessageBytes = 25 * O, MaxTotalMessages = 30, MaxTopicMessages = 20,
+        };
+        // Small segments and buffers, so that commands roll segments, compaction deletes them and reads refill.
+        var store = new QueueStoreOptions { SegmentBytes = 200, WriteBufferBytes = 64, ReadBufferBytes = 48 };
+        Prop.ForAll(ArbMap.Default.ArbFor<int[]>(), steps =>
+        {
+            var machines = new List<QueueStateMachine> { _queues.Create(limits, store) };
+            var sm = machines[0];
+            var model = new Model(limits);
+            RaftMQ.Runtime.IStateMachineSnapshot? snapshot = null;
+            Model? captured = null;
+            var serial = 0;
+            try
+            {
+                foreach (var step in steps)
+                {
+                    var (op, t, count) = (step & 0xFF, (step >> 8) & 0xFF, (step >> 16) & 0xFF);
+                    var topic = "t" + t % 4; // one more than MaxTopics
+                    string Message() => new('ü', serial++ % 23);
+                    QueueCommand? command = (op % 9) switch
+                    {
+                        0 => QueueCommand.CreateTopic(topic),
+                        1 or 2 => QueueCommand.Publish(topic, Message()),
+                        3 => QueueCommand.Pop(topic),
+                        4 => QueueCommand.PublishBatch(topic, [.. Enumerable.Range(0, count % 8).Select(_ => Message())]),
+                        5 => QueueCommand.PopBatch(topic, count % 8),
+                        _ => null,
+                    };
+                    if (command is { } c)
+                    {
+                        var expected = model.Execute(c);
+                        var actual = (QueueResult)sm.Apply(1, c.Encode())!;
+                        if (!expected.Equals(actual)) throw new Exception($"{c.Op} {c.Topic}: expected {Show(expected)}, got {Show(actual)}");
+                    }
+                    else if (op % 9 == 6 || snapshot is null)
+                    {
+                        snapshot?.Dispose();
+                        snapshot = sm.CaptureSnapshot();
+                        captured = model.Clone();
+                    }
+                    else
+                    {
+                        // Written after the commands since the capture; restored into this machine or a new one.
+                        using var buffer = new MemoryStream();
+                        snapshot.WriteTo(buffer);
+                        snapshot.Dispose();
+                        snapshot = null;
+                        if (op % 9 == 7)
+                        {
+                            sm = _queues.Create(limits, store);
+                            machines.Add(sm);
+                        }
+                        buffer.Position = 0;
+                        sm.RestoreSnapshot(buffer);
+                        model = captured!;
+                    }
+                    if (!sm.Topics().SequenceEqual(model.Topics.Select(x => x.Name)) || sm.TotalMessageBytes != model.Bytes
+                        || model.Topics.Any(x => sm.Depth(x.Name) != x.Messages.Count))
+                        throw new Exception("the queue's state differs from the model's");
+                }
+                return true;
+            }
+            finally
+            {
+                snapshot?.Dispose();
+                foreach (var m in machines) m.Dispose();
+            }
+        }).Check(Config.QuickThrowOnFailure.WithMaxTest(1_000));
+    }
+
+    private static string Show(QueueResult r) =>
+        $"{r.Status} message={r.Message} count={r.Count} messages=[{string.Join(",", r.Messages ?? [])}]";
+}
