@@ -35,7 +35,7 @@ public abstract class FuzzTestsBase(ITestOutputHelper output)
         var perPart = total / Parts;
         var first = FirstSeed + (ulong)(Part * perPart);
         var watch = Stopwatch.StartNew();
-        long acknowledged = 0, proposals = 0, crashes = 0, elections = 0, snapshotsInstalled = 0, diskFaults = 0;
+        long acknowledged = 0, proposals = 0, crashes = 0, elections = 0, snapshotsInstalled = 0, diskFaults = 0, reads = 0;
         int withLeaderChange = 0, fiveNodes = 0, withSnapshotInstall = 0, withDiskFault = 0;
         for (int i = 0; i < perPart; i++)
         {
@@ -49,13 +49,15 @@ public abstract class FuzzTestsBase(ITestOutputHelper output)
             if (outcome.Nodes == 5) fiveNodes++;
             snapshotsInstalled += outcome.SnapshotsInstalled;
             diskFaults += outcome.DiskFaults;
+            reads += outcome.ReadsServed;
             if (outcome.SnapshotsInstalled > 0) withSnapshotInstall++;
             if (outcome.DiskFaults > 0) withDiskFault++;
         }
         output.WriteLine($"{perPart} schedules (seeds {first}..{first + (ulong)perPart - 1}) in {watch.ElapsedMilliseconds} ms: " +
             $"{proposals} proposals, {acknowledged} acknowledged, {crashes} crashes, {elections} leader terms, " +
             $"{withLeaderChange} schedules with a leader change, {fiveNodes} on five nodes, " +
-            $"{snapshotsInstalled} snapshots installed in {withSnapshotInstall} schedules, {diskFaults} disk faults in {withDiskFault} schedules");
+            $"{snapshotsInstalled} snapshots installed in {withSnapshotInstall} schedules, {diskFaults} disk faults in {withDiskFault} schedules, " +
+            $"{reads} reads served");
 
         // The schedules must actually stress the cluster, or passing means nothing.
         acknowledged.ShouldBeGreaterThan(perPart * 5L);
@@ -64,6 +66,7 @@ public abstract class FuzzTestsBase(ITestOutputHelper output)
         fiveNodes.ShouldBeInRange(perPart / 3, perPart * 2 / 3);
         withSnapshotInstall.ShouldBeGreaterThan(perPart / 10);
         withDiskFault.ShouldBeGreaterThan(perPart / 20);
+        reads.ShouldBeGreaterThan(perPart * 5L);
     }
 }
 

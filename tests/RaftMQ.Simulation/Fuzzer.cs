@@ -13,16 +13,23 @@ namespace RaftMQ.Simulation;
 /// <param name="VirtualMs">Virtual time the schedule took, convergence included.</param>
 /// <param name="SnapshotsInstalled">Snapshots followers adopted from a leader.</param>
 /// <param name="DiskFaults">Nodes stopped by a torn persist or a failed fsync.</param>
+/// <param name="ReadsServed">Linearizable reads answered (each checked against the writes acknowledged before it).</param>
 public readonly record struct FuzzOutcome(
-    ulong Seed, int Nodes, int Proposals, int Acknowledged, int Terms, int Crashes, long VirtualMs, int SnapshotsInstalled, int DiskFaults);
+    ulong Seed, int Nodes, int Proposals, int Acknowledged, int Terms, int Crashes, long VirtualMs, int SnapshotsInstalled, int DiskFaults,
+    int ReadsServed);
 
 /// <summary>
-/// Random fault schedules against a simulated cluster: partitions (symmetric and one-way), isolation, loss,
-/// duplication, reordering, long delays, crashes and restarts, leader kills and clock pauses, all while clients
-/// propose. Half the schedules snapshot every few entries (so lagging, partitioned and restarted followers get
-/// InstallSnapshot), and a third run on faulty disks (power loss at crashes, torn persists, failed fsyncs). The
-/// invariant checker runs after every step. Then the faults stop, and the cluster must converge:
-/// one leader, every node applied everything, and every acknowledged proposal applied exactly once everywhere.
+/// Random fault schedules against a simulated cluster of production node drivers: partitions (symmetric and
+/// one-way), isolation, loss, duplication, reordering, long delays, crashes and restarts (with the messages on the
+/// wire surviving into the node's next run in some schedules), leader kills and clock pauses, all while clients
+/// propose (entries from a few bytes up to the node's limit, and bursts of large ones) and read from leaders and
+/// followers. The Raft settings are drawn per schedule (pre-vote, check-quorum, election and heartbeat ticks, flow
+/// control). Half the schedules snapshot every few entries (so lagging, partitioned and restarted followers get
+/// chunked InstallSnapshot), and a third run on faulty disks (power loss at crashes — which loses unsynced term,
+/// vote and commit alike — torn writes, failed fsyncs). The invariant checker runs after every step, every read is
+/// checked against the writes acknowledged before it, and every granted vote against the node's earlier votes.
+/// Then the faults stop, and the cluster must converge: one leader, every node applied everything, and every
+/// acknowledged proposal applied exactly once everywhere.
 /// </summary>
 public static class Fuzzer
 {
@@ -36,6 +43,12 @@ public static class Fuzzer
     private static readonly int[] SnapshotRetainChoices = [0, 0, 1, 5];
     private static readonly double[] TornPersistChoices = [0, 0.005, 0.02];
     private static readonly double[] SyncFailureChoices = [0, 0.002, 0.01];
+    private static readonly int[] ElectionTickChoices = [5, 10, 20];
+    private static readonly int[] ChunkChoices = [64, 1024, 64 * 1024];
+    private static readonly int[] EntryBytesChoices = [8, 64, 1024, 16 * 1024, SimEntryLimit];
+
+    /// <summary>The largest command the fuzzed nodes accept (their MaxEntryBytes): bursts go up to it.</summary>
+    private const int SimEntryLimit = 64 * 1024;
 
     /// <summary>Virtual time the healed cluster gets to converge before the run counts as stuck.</summary>
     public const long ConvergeTimeoutMs = 30_000;
@@ -59,14 +72,26 @@ public static class Fuzzer
                 RestartAfterFaultMs = 50 + rng.Next(500),
             }
             : DiskConfig.Reliable;
+        var electionTicks = ElectionTickChoices[rng.Next(ElectionTickChoices.Length)];
+        var heartbeatTicks = 1 + rng.Next(Math.Max(1, electionTicks / 3));
+        var entryBytes = EntryBytesChoices[rng.Next(EntryBytesChoices.Length)];
         var sim = new SimCluster(new SimOptions
         {
             Nodes = n,
             Seed = seed,
             Link = RandomLink(rng),
+            TickMs = 5 + rng.Next(16),
+            ElectionTicks = electionTicks,
+            HeartbeatTicks = heartbeatTicks,
+            PreVote = rng.Next(4) != 0,
+            CheckQuorum = rng.Next(4) != 0,
             SnapshotEveryEntries = snapshotEvery,
             SnapshotRetainEntries = snapshotRetain,
             SnapshotTransferTimeoutMs = 100 + rng.Next(400),
+            SnapshotChunkBytes = ChunkChoices[rng.Next(ChunkChoices.Length)],
+            SnapshotWriteDelayMaxMs = rng.Next(2) == 0 ? 0 : 1 + rng.Next(50),
+            MessagesSurviveCrashProbability = rng.Next(2) == 0 ? 0 : 0.5,
+            MaxEntryBytes = SimEntryLimit,
             Disk = disk,
             ReplayCommand = replayCommand,
             TraceCapacity = 48,
@@ -83,11 +108,20 @@ public static class Fuzzer
         {
             sim.RunFor(5 + rng.Next(60));
 
-            // Client traffic: mostly to the leader, sometimes to a random node (which may refuse).
-            for (int k = rng.Next(4); k > 0; k--)
+            // Client traffic: mostly to the leader, sometimes to a random node (which may refuse); now and then a
+            // burst of entries at the size limit.
+            var burst = rng.Next(25) == 0;
+            for (int k = burst ? 4 + rng.Next(8) : rng.Next(4); k > 0; k--)
             {
                 ulong? target = rng.Next(5) == 0 ? RandomNode(rng, n) : null;
-                sim.Propose(Payload(++value), target);
+                sim.Propose(Payload(++value, burst ? SimEntryLimit : 8 + rng.Next(entryBytes - 7)), target);
+            }
+
+            // Linearizable reads on leaders and followers alike.
+            for (int k = rng.Next(3); k > 0; k--)
+            {
+                var reader = sim.Node(RandomNode(rng, n));
+                if (reader.IsUp) sim.Read(reader.Id);
             }
 
             var action = rng.Next(100);
@@ -160,8 +194,15 @@ public static class Fuzzer
             throw sim.Failure($"the healed cluster did not converge within {ConvergeTimeoutMs} virtual ms");
         sim.CheckAcknowledgedAppliedExactlyOnce();
 
+        // Every node serves a read after convergence: the final check of the read path.
+        // (A read lost on the way during the faults stays unanswered, as a production caller's would until it times out.)
+        var finalReads = sim.Nodes.Select(node => sim.Read(node.Id)).ToList();
+        if (!sim.RunUntil(() => finalReads.All(r => r.Index is not null), ConvergeTimeoutMs))
+            throw sim.Failure("reads on the converged cluster were not answered: " + string.Join("; ", finalReads));
+
         return new FuzzOutcome(seed, n, sim.Proposals.Count, sim.Proposals.Count(p => p.IsAcknowledged),
-            sim.Checker.LeaderOfTerm.Count, crashes, sim.Now, sim.Nodes.Sum(x => x.SnapshotsInstalled), sim.Nodes.Sum(x => x.DiskFaults));
+            sim.Checker.LeaderOfTerm.Count, crashes, sim.Now, sim.Nodes.Sum(x => x.SnapshotsInstalled), sim.Nodes.Sum(x => x.DiskFaults),
+            sim.Reads.Count(r => r.Index is not null));
     }
 
     /// <summary>One leader that every node follows, its whole log committed and applied everywhere.</summary>
@@ -194,10 +235,12 @@ public static class Fuzzer
 
     private static ulong RandomNode(SplitMix64 rng, int n) => (ulong)rng.Next(n) + 1;
 
-    private static byte[] Payload(long value)
+    /// <summary>A unique command of <paramref name="size"/> bytes (at least 8): the value, then filler.</summary>
+    private static byte[] Payload(long value, int size = 8)
     {
-        var bytes = new byte[8];
+        var bytes = new byte[Math.Max(8, size)];
         BinaryPrimitives.WriteInt64LittleEndian(bytes, value);
+        bytes.AsSpan(8).Fill((byte)value);
         return bytes;
     }
 }
