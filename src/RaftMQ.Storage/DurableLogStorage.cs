@@ -29,6 +29,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     private byte[] _writeBuffer = new byte[64 * 1024];
     private byte[]? _readBuffer;
     private long _durableEnd; // bytes of the active segment known to be on disk
+    private DurableEndFile? _durableEndFile; // set by recovery
     private bool _unsynced;
     private Exception? _failure;
     private bool _disposed;
@@ -204,13 +205,10 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         {
             if (newState != HardState)
             {
-                WriteBatch(new WalFormat.BatchHeader(0, 0, LastIndex + 1, newState, Snapshot, 0), entries, 0, WalFormat.BatchRecordBytes, sync);
+                WriteBatch(new WalFormat.BatchHeader(0, 0, LastIndex + 1, newState, Snapshot, 0), entries, 0, WalFormat.BatchRecordBytes);
                 HardState = newState;
             }
-            else if (sync && _unsynced)
-            {
-                SyncActive();
-            }
+            if (sync && _unsynced) SyncActive();
             return;
         }
         CheckAppend(entries);
@@ -229,11 +227,12 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
             // with the first batch: the entries carry the new term, and persisting term and vote early is safe.
             var state = isLast ? newState : newState with { Commit = Math.Min(newState.Commit, entries[end - 1].Index) };
             var header = new WalFormat.BatchHeader(0, (uint)(end - start), entries[start].Index, state, Snapshot, 0);
-            WriteBatch(header, entries, start, size, sync && isLast);
+            WriteBatch(header, entries, start, size);
             // Kept in step batch by batch: a segment rolled by the next batch opens with this state.
             HardState = state;
             start = end;
         }
+        if (sync) SyncActive();
     }
 
     private void CheckAppend(IReadOnlyList<Entry> entries)
@@ -271,7 +270,8 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         var reset = snapshot.Index > LastIndex;
         var header = new WalFormat.BatchHeader(reset ? WalFormat.FlagReset : (byte)0, 0,
             Math.Max(snapshot.Index, LastIndex) + 1, HardState, snapshot, 0);
-        WriteBatch(header, [], 0, WalFormat.BatchRecordBytes, sync: true);
+        WriteBatch(header, [], 0, WalFormat.BatchRecordBytes);
+        SyncActive();
         DeleteCoveredSegments();
     }
 
@@ -292,31 +292,55 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
             return true;
         }
         var header = new WalFormat.BatchHeader(WalFormat.FlagReset, 0, snapshot.Index + 1, HardState, snapshot, 0);
-        WriteBatch(header, [], 0, WalFormat.BatchRecordBytes, sync: true);
+        WriteBatch(header, [], 0, WalFormat.BatchRecordBytes);
+        SyncActive();
         DeleteCoveredSegments();
         return true;
     }
 
-    /// <summary>Fsyncs anything written without sync.</summary>
+    /// <summary>Fsyncs anything written without sync, and the DURABLE file.</summary>
     /// <exception cref="StorageFailedException">The fsync failed.</exception>
     public void Sync()
     {
         ThrowIfUnwritable();
         if (_unsynced) SyncActive();
+        try
+        {
+            _durableEndFile?.Sync();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw Fail("fsync of the DURABLE file", ex);
+        }
     }
 
-    /// <summary>Closes the files and releases the directory lock. Does not fsync: call <see cref="Sync"/> first if needed.</summary>
+    /// <summary>
+    /// Closes the files and releases the directory lock. Does not fsync the log (call <see cref="Sync"/> first if
+    /// needed); fsyncs the DURABLE file so that the next start checks the log against its latest durable end.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
+        if (_failure is null && _durableEndFile is not null)
+        {
+            try
+            {
+                _durableEndFile.Sync();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Ignored: an unsynced DURABLE file lags behind the log, which only makes the next recovery check less.
+            }
+        }
+        _durableEndFile?.Dispose();
         foreach (var s in _segments) s.File.Dispose();
         _segments.Clear();
         _lock.Dispose();
     }
 
     // Writes one batch: the header and header.Count entries from entries[start], `size` bytes in all, with one write.
-    private void WriteBatch(WalFormat.BatchHeader header, IReadOnlyList<Entry> entries, int start, int size, bool sync)
+    private void WriteBatch(WalFormat.BatchHeader header, IReadOnlyList<Entry> entries, int start, int size)
     {
         try
         {
@@ -341,7 +365,6 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
             active.Length += size;
             _unsynced = true;
             Apply(header, entries, start, offsets, active);
-            if (sync) SyncActive();
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -372,21 +395,32 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         try
         {
             Active.File.Sync();
+            _durableEnd = Active.Length;
+            _unsynced = false;
+            // After the fsync, so it claims only what is on disk; not fsynced itself (see DurableEndFile).
+            RecordDurableEnd(sync: false);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             throw Fail("fsync", ex);
         }
-        _durableEnd = Active.Length;
-        _unsynced = false;
+    }
+
+    private void RecordDurableEnd(bool sync)
+    {
+        Debug.Assert(!_unsynced && _durableEnd == Active.Length);
+        _durableEndFile!.Write(new DurableEnd(Active.Sequence, _durableEnd, LastIndex, HardState));
+        if (sync) _durableEndFile.Sync();
     }
 
     // Seals the active segment (fsynced, so only the last segment can ever have a torn tail) and starts the next.
+    // DURABLE is fsynced here (once per segment): after a power cut it lags by less than one segment.
     private void Roll()
     {
         Active.File.Sync();
         _unsynced = false;
         _segments.Add(CreateSegment(Active.Sequence + 1));
+        RecordDurableEnd(sync: true);
     }
 
     // A new segment is durable (data and directory entry) before any batch goes into it.
@@ -444,13 +478,28 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     private void Recover()
     {
         var clock = Stopwatch.StartNew();
-        var recovery = new WalRecovery(_fs, _directory, _options, _index);
+        _durableEndFile = DurableEndFile.Open(_fs, _directory);
+        var recovery = new WalRecovery(_fs, _directory, _options, _index, _durableEndFile?.Current);
         var result = recovery.Run();
         _segments.AddRange(result.Segments);
         HardState = result.HardState;
         var created = _segments.Count == 0;
-        if (created) _segments.Add(CreateSegment(1));
+        var durableEndMissing = !created && _durableEndFile is null;
+        if (created)
+        {
+            // DURABLE first: a directory with segments and no DURABLE is then never one this version wrote.
+            _durableEndFile ??= DurableEndFile.Create(_fs, _directory, DurableEnd.None);
+            _segments.Add(CreateSegment(1));
+        }
+        else if (_durableEndFile is null)
+        {
+            // Written by an older version, or DURABLE was deleted: what is there now becomes the durable end.
+            Active.File.Sync();
+            _durableEnd = Active.Length;
+            _durableEndFile = DurableEndFile.Create(_fs, _directory, new DurableEnd(Active.Sequence, _durableEnd, LastIndex, HardState));
+        }
         _durableEnd = Active.Length;
+        if (created) RecordDurableEnd(sync: true);
         if (HardState.Commit > LastIndex)
         {
             throw new StorageCorruptedException(
@@ -474,6 +523,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
             DiscardedEntries = result.DiscardedEntries,
             TruncationReason = result.TruncationReason,
             DeletedFiles = result.DeletedFiles,
+            DurableEndMissing = durableEndMissing,
             Duration = clock.Elapsed,
         };
     }
