@@ -7,8 +7,9 @@ namespace RaftMQ.Storage;
 /// The durable Raft log: a write-ahead log of segment files in one directory (format in docs/storage.md).
 /// Implements <see cref="ILogStorage"/> with the semantics of <see cref="MemoryLogStorage"/>.
 /// <para>
-/// Every <see cref="Save"/> writes one batch: a header record carrying the hard state and the snapshot point,
-/// then the entry records; a batch is all-or-nothing on recovery. With <c>sync</c> it ends with a single fsync
+/// Every <see cref="Save"/> writes batches: a header record carrying the hard state and the snapshot point, then
+/// the entry records; a batch is all-or-nothing on recovery, and a Save larger than
+/// <see cref="StorageOptions.MaxBatchBytes"/> is split into several. With <c>sync</c> it ends with a single fsync
 /// (group commit). Hard state lives in the log rather than in its own file so that one fsync covers entries and
 /// vote together; rewriting a file with rename per Ready would cost two more fsyncs.
 /// </para>
@@ -28,6 +29,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     private byte[] _writeBuffer = new byte[64 * 1024];
     private byte[]? _readBuffer;
     private long _durableEnd; // bytes of the active segment known to be on disk
+    private DurableEndFile? _durableEndFile; // set by recovery
     private bool _unsynced;
     private Exception? _failure;
     private bool _disposed;
@@ -182,50 +184,74 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
 
     /// <summary>
     /// Persists one Raft Ready: appends <paramref name="entries"/> (first logically removing stored entries at or
-    /// after the first new index) and <paramref name="hardState"/> as one batch, then fsyncs once when
-    /// <paramref name="sync"/>. After a crash the batch is recovered whole or not at all.
+    /// after the first new index) and <paramref name="hardState"/>, then fsyncs once when <paramref name="sync"/>.
+    /// Entries are written as batches of at most <see cref="StorageOptions.MaxBatchBytes"/>, any number of them
+    /// (group commit: still one fsync). After a crash each batch is recovered whole or not at all, and only a prefix
+    /// of the batches can survive: the log then holds a prefix of <paramref name="entries"/>, with the new term and
+    /// vote and a commit index clamped to the entries present (the full hard state goes with the last batch).
     /// </summary>
     /// <param name="hardState">The new hard state, or null to keep the current one.</param>
     /// <param name="entries">Consecutive entries; may be empty.</param>
     /// <param name="sync">Whether to fsync before returning (Ready.MustSync).</param>
-    /// <exception cref="ArgumentException">The entries are not consecutive, leave a gap, overlap the snapshot, or exceed a size bound.</exception>
+    /// <exception cref="ArgumentException">The entries are not consecutive, leave a gap, overlap the snapshot, or one
+    /// exceeds <see cref="StorageOptions.MaxEntryBytes"/>; nothing is written.</exception>
     /// <exception cref="StorageFailedException">A write or fsync failed; the storage accepts no more writes.</exception>
     public void Save(HardState? hardState, IReadOnlyList<Entry> entries, bool sync)
     {
         ArgumentNullException.ThrowIfNull(entries);
         ThrowIfUnwritable();
         var newState = hardState ?? HardState;
-        if (entries.Count == 0 && newState == HardState)
+        if (entries.Count == 0)
         {
+            if (newState != HardState)
+            {
+                WriteBatch(new WalFormat.BatchHeader(0, 0, LastIndex + 1, newState, Snapshot, 0), entries, 0, WalFormat.BatchRecordBytes);
+                HardState = newState;
+            }
             if (sync && _unsynced) SyncActive();
             return;
         }
-        var size = WalFormat.BatchRecordBytes;
-        if (entries.Count > 0)
+        CheckAppend(entries);
+        var start = 0;
+        while (start < entries.Count)
         {
-            var first = entries[0].Index;
-            if (first <= Snapshot.Index)
-                throw new ArgumentException($"entry {first} is already covered by the snapshot at {Snapshot.Index}", nameof(entries));
-            if (first > LastIndex + 1)
-                throw new ArgumentException($"gap in the log: appending {first} after {LastIndex}", nameof(entries));
-            for (var k = 0; k < entries.Count; k++)
-            {
-                var e = entries[k];
-                if (e.Index != first + (ulong)k)
-                    throw new ArgumentException($"entries are not consecutive: {e.Index} at position {k} after {first}", nameof(entries));
-                if (e.Data.Length > _options.MaxEntryBytes)
-                    throw new ArgumentException($"entry {e.Index} has {e.Data.Length} bytes, over MaxEntryBytes {_options.MaxEntryBytes}", nameof(entries));
-                if (e.Type is not (EntryType.Command or EntryType.NoOp))
-                    throw new ArgumentException($"entry {e.Index} has unknown type {e.Type}", nameof(entries));
-                size += WalFormat.EntryRecordBytes(e);
-                if (size > _options.MaxBatchBytes)
-                    throw new ArgumentException($"batch exceeds MaxBatchBytes {_options.MaxBatchBytes}; split it", nameof(entries));
-            }
+            var size = WalFormat.BatchRecordBytes;
+            var end = start;
+            // Validate() guarantees one entry of MaxEntryBytes fits in a batch, so each batch takes at least one.
+            while (end < entries.Count && (end == start || size + WalFormat.EntryRecordBytes(entries[end]) <= _options.MaxBatchBytes))
+                size += WalFormat.EntryRecordBytes(entries[end++]);
+            Debug.Assert(size <= _options.MaxBatchBytes);
+            var isLast = end == entries.Count;
+            // A batch's hard state must not claim what a crash right after it could leave out: the commit index
+            // may cover entries of later batches, so it is clamped to this batch's last entry. Term and vote go
+            // with the first batch: the entries carry the new term, and persisting term and vote early is safe.
+            var state = isLast ? newState : newState with { Commit = Math.Min(newState.Commit, entries[end - 1].Index) };
+            var header = new WalFormat.BatchHeader(0, (uint)(end - start), entries[start].Index, state, Snapshot, 0);
+            WriteBatch(header, entries, start, size);
+            // Kept in step batch by batch: a segment rolled by the next batch opens with this state.
+            HardState = state;
+            start = end;
         }
-        var firstIndex = entries.Count > 0 ? entries[0].Index : LastIndex + 1;
-        var header = new WalFormat.BatchHeader(0, (uint)entries.Count, firstIndex, newState, Snapshot, 0);
-        WriteBatch(header, entries, size, sync);
-        HardState = newState;
+        if (sync) SyncActive();
+    }
+
+    private void CheckAppend(IReadOnlyList<Entry> entries)
+    {
+        var first = entries[0].Index;
+        if (first <= Snapshot.Index)
+            throw new ArgumentException($"entry {first} is already covered by the snapshot at {Snapshot.Index}", nameof(entries));
+        if (first > LastIndex + 1)
+            throw new ArgumentException($"gap in the log: appending {first} after {LastIndex}", nameof(entries));
+        for (var k = 0; k < entries.Count; k++)
+        {
+            var e = entries[k];
+            if (e.Index != first + (ulong)k)
+                throw new ArgumentException($"entries are not consecutive: {e.Index} at position {k} after {first}", nameof(entries));
+            if (e.Data.Length > _options.MaxEntryBytes)
+                throw new ArgumentException($"entry {e.Index} has {e.Data.Length} bytes, over MaxEntryBytes {_options.MaxEntryBytes}", nameof(entries));
+            if (e.Type is not (EntryType.Command or EntryType.NoOp))
+                throw new ArgumentException($"entry {e.Index} has unknown type {e.Type}", nameof(entries));
+        }
     }
 
     /// <summary>
@@ -244,7 +270,8 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         var reset = snapshot.Index > LastIndex;
         var header = new WalFormat.BatchHeader(reset ? WalFormat.FlagReset : (byte)0, 0,
             Math.Max(snapshot.Index, LastIndex) + 1, HardState, snapshot, 0);
-        WriteBatch(header, [], WalFormat.BatchRecordBytes, sync: true);
+        WriteBatch(header, [], 0, WalFormat.BatchRecordBytes);
+        SyncActive();
         DeleteCoveredSegments();
     }
 
@@ -265,30 +292,55 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
             return true;
         }
         var header = new WalFormat.BatchHeader(WalFormat.FlagReset, 0, snapshot.Index + 1, HardState, snapshot, 0);
-        WriteBatch(header, [], WalFormat.BatchRecordBytes, sync: true);
+        WriteBatch(header, [], 0, WalFormat.BatchRecordBytes);
+        SyncActive();
         DeleteCoveredSegments();
         return true;
     }
 
-    /// <summary>Fsyncs anything written without sync.</summary>
+    /// <summary>Fsyncs anything written without sync, and the DURABLE file.</summary>
     /// <exception cref="StorageFailedException">The fsync failed.</exception>
     public void Sync()
     {
         ThrowIfUnwritable();
         if (_unsynced) SyncActive();
+        try
+        {
+            _durableEndFile?.Sync();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw Fail("fsync of the DURABLE file", ex);
+        }
     }
 
-    /// <summary>Closes the files and releases the directory lock. Does not fsync: call <see cref="Sync"/> first if needed.</summary>
+    /// <summary>
+    /// Closes the files and releases the directory lock. Does not fsync the log (call <see cref="Sync"/> first if
+    /// needed); fsyncs the DURABLE file so that the next start checks the log against its latest durable end.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
+        if (_failure is null && _durableEndFile is not null)
+        {
+            try
+            {
+                _durableEndFile.Sync();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Ignored: an unsynced DURABLE file lags behind the log, which only makes the next recovery check less.
+            }
+        }
+        _durableEndFile?.Dispose();
         foreach (var s in _segments) s.File.Dispose();
         _segments.Clear();
         _lock.Dispose();
     }
 
-    private void WriteBatch(WalFormat.BatchHeader header, IReadOnlyList<Entry> entries, int size, bool sync)
+    // Writes one batch: the header and header.Count entries from entries[start], `size` bytes in all, with one write.
+    private void WriteBatch(WalFormat.BatchHeader header, IReadOnlyList<Entry> entries, int start, int size)
     {
         try
         {
@@ -299,10 +351,11 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
             var buf = _writeBuffer.AsSpan(0, size);
             WalFormat.WriteBatch(buf, header);
             var pos = WalFormat.BatchRecordBytes;
-            var offsets = entries.Count == 0 ? [] : new uint[entries.Count];
-            for (var k = 0; k < entries.Count; k++)
+            var count = (int)header.Count;
+            var offsets = count == 0 ? [] : new uint[count];
+            for (var k = 0; k < count; k++)
             {
-                var e = entries[k];
+                var e = entries[start + k];
                 offsets[k] = (uint)(active.Length + pos);
                 WalFormat.WriteEntry(buf[pos..], e);
                 pos += WalFormat.EntryRecordBytes(e);
@@ -311,8 +364,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
             active.File.Write(active.Length, buf);
             active.Length += size;
             _unsynced = true;
-            Apply(header, entries, offsets, active);
-            if (sync) SyncActive();
+            Apply(header, entries, start, offsets, active);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -321,17 +373,18 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     }
 
     // Applies a batch to the in-memory view; recovery replays the same rules (LogIndex.ApplyHeader).
-    private void Apply(WalFormat.BatchHeader header, IReadOnlyList<Entry> entries, uint[] offsets, SegmentFile segment)
+    private void Apply(WalFormat.BatchHeader header, IReadOnlyList<Entry> entries, int start, uint[] offsets, SegmentFile segment)
     {
         var problem = _index.ApplyHeader(header);
         Debug.Assert(problem is null, problem);
         if ((header.Flags & WalFormat.FlagReset) != 0) _cache.Clear();
         else _cache.CompactTo(header.Snapshot.Index);
         if (header.Count > 0) _cache.TruncateFrom(header.FirstIndex);
-        for (var k = 0; k < entries.Count; k++)
+        for (var k = 0; k < offsets.Length; k++)
         {
-            _index.Append(segment, entries[k].Index, entries[k].Term, offsets[k]);
-            _cache.Add(entries[k]);
+            var e = entries[start + k];
+            _index.Append(segment, e.Index, e.Term, offsets[k]);
+            _cache.Add(e);
         }
     }
 
@@ -342,21 +395,32 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         try
         {
             Active.File.Sync();
+            _durableEnd = Active.Length;
+            _unsynced = false;
+            // After the fsync, so it claims only what is on disk; not fsynced itself (see DurableEndFile).
+            RecordDurableEnd(sync: false);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             throw Fail("fsync", ex);
         }
-        _durableEnd = Active.Length;
-        _unsynced = false;
+    }
+
+    private void RecordDurableEnd(bool sync)
+    {
+        Debug.Assert(!_unsynced && _durableEnd == Active.Length);
+        _durableEndFile!.Write(new DurableEnd(Active.Sequence, _durableEnd, LastIndex, HardState));
+        if (sync) _durableEndFile.Sync();
     }
 
     // Seals the active segment (fsynced, so only the last segment can ever have a torn tail) and starts the next.
+    // DURABLE is fsynced here (once per segment): after a power cut it lags by less than one segment.
     private void Roll()
     {
         Active.File.Sync();
         _unsynced = false;
         _segments.Add(CreateSegment(Active.Sequence + 1));
+        RecordDurableEnd(sync: true);
     }
 
     // A new segment is durable (data and directory entry) before any batch goes into it.
@@ -414,13 +478,28 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     private void Recover()
     {
         var clock = Stopwatch.StartNew();
-        var recovery = new WalRecovery(_fs, _directory, _options, _index);
+        _durableEndFile = DurableEndFile.Open(_fs, _directory);
+        var recovery = new WalRecovery(_fs, _directory, _options, _index, _durableEndFile?.Current);
         var result = recovery.Run();
         _segments.AddRange(result.Segments);
         HardState = result.HardState;
         var created = _segments.Count == 0;
-        if (created) _segments.Add(CreateSegment(1));
+        var durableEndMissing = !created && _durableEndFile is null;
+        if (created)
+        {
+            // DURABLE first: a directory with segments and no DURABLE is then never one this version wrote.
+            _durableEndFile ??= DurableEndFile.Create(_fs, _directory, DurableEnd.None);
+            _segments.Add(CreateSegment(1));
+        }
+        else if (_durableEndFile is null)
+        {
+            // Written by an older version, or DURABLE was deleted: what is there now becomes the durable end.
+            Active.File.Sync();
+            _durableEnd = Active.Length;
+            _durableEndFile = DurableEndFile.Create(_fs, _directory, new DurableEnd(Active.Sequence, _durableEnd, LastIndex, HardState));
+        }
         _durableEnd = Active.Length;
+        if (created) RecordDurableEnd(sync: true);
         if (HardState.Commit > LastIndex)
         {
             throw new StorageCorruptedException(
@@ -444,6 +523,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
             DiscardedEntries = result.DiscardedEntries,
             TruncationReason = result.TruncationReason,
             DeletedFiles = result.DeletedFiles,
+            DurableEndMissing = durableEndMissing,
             Duration = clock.Elapsed,
         };
     }

@@ -6,12 +6,17 @@ public sealed class StorageOptions
     /// <summary>Largest size of a segment file; a batch that would not fit starts a new segment. Default 64 MiB.</summary>
     public long SegmentBytes { get; init; } = 64L * 1024 * 1024;
 
-    /// <summary>Largest <see cref="RaftMQ.Raft.Entry.Data"/> accepted. Default 4 MiB.</summary>
+    /// <summary>
+    /// Largest <see cref="RaftMQ.Raft.Entry.Data"/> (in bytes) accepted; <see cref="DurableLogStorage.Save"/> refuses a longer
+    /// entry. The consensus core must refuse proposals over this bound: check at start-up with
+    /// <see cref="ValidateEntryLimit"/>. Default 4 MiB.
+    /// </summary>
     public int MaxEntryBytes { get; init; } = 4 * 1024 * 1024;
 
     /// <summary>
-    /// Largest encoded batch one <see cref="DurableLogStorage.Save"/> may write (entries plus framing). Must leave
-    /// room in a segment. Default 16 MiB.
+    /// Largest encoded batch record group written with one write (entries plus framing). A
+    /// <see cref="DurableLogStorage.Save"/> of more is split into several batches (still one fsync). Must hold one
+    /// entry of <see cref="MaxEntryBytes"/> and fit in a segment. Default 16 MiB.
     /// </summary>
     public int MaxBatchBytes { get; init; } = 16 * 1024 * 1024;
 
@@ -32,6 +37,21 @@ public sealed class StorageOptions
 
     /// <summary>The file operations used; the real file system unless a test injects faults.</summary>
     public IStorageFileSystem FileSystem { get; init; } = PhysicalFileSystem.Instance;
+
+    /// <summary>
+    /// Checks that every entry a producer of entries (the consensus core) may create, with at most
+    /// <paramref name="maxEntryBytes"/> bytes of <see cref="RaftMQ.Raft.Entry.Data"/>, is accepted by this storage.
+    /// Call it at start-up, so that a proposal storage would refuse is refused up front rather than stopping the node.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxEntryBytes"/> is not positive or exceeds <see cref="MaxEntryBytes"/>.</exception>
+    public void ValidateEntryLimit(long maxEntryBytes)
+    {
+        if (maxEntryBytes < 1 || maxEntryBytes > MaxEntryBytes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxEntryBytes), maxEntryBytes,
+                $"the entry limit must be in [1, MaxEntryBytes = {MaxEntryBytes}] of the storage, which refuses longer entries");
+        }
+    }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()

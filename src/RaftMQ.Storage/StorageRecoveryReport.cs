@@ -48,6 +48,13 @@ public sealed class StorageRecoveryReport
     /// <summary>Segment files deleted because their creation never completed.</summary>
     public IReadOnlyList<string> DeletedFiles { get; init; } = [];
 
+    /// <summary>
+    /// Whether the DURABLE file (how far the log was fsynced) was missing from a directory that held segments: written
+    /// by an older version, or deleted. Recovery then could not check that no acknowledged tail was lost; it wrote a
+    /// new DURABLE file for the next start.
+    /// </summary>
+    public bool DurableEndMissing { get; init; }
+
     /// <summary>Wall time of recovery.</summary>
     public TimeSpan Duration { get; init; }
 
@@ -61,6 +68,8 @@ public sealed class StorageRecoveryReport
         if (TailTruncated)
             sb.Append($"; cut incomplete tail of {TruncatedFile} at offset {TruncatedAtOffset} ({TruncatedBytes} bytes, {DiscardedEntries} readable entries of an unfinished batch): {TruncationReason}");
         foreach (var f in DeletedFiles) sb.Append($"; deleted unfinished segment {f}");
+        if (DurableEndMissing)
+            sb.Append("; WARNING: no DURABLE file (an older version's log, or it was deleted), so a lost tail could not be detected; wrote a new one");
         return sb.ToString();
     }
 }

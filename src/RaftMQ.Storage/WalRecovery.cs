@@ -4,10 +4,11 @@ namespace RaftMQ.Storage;
 
 /// <summary>
 /// Rebuilds the log's index from its segment files. Rules (docs/storage.md, "Recovery"):
-/// sealed segments must be intact; the last segment may end in an unfinished batch, which is cut off, unless a
-/// later batch header proves the damaged bytes had been fsynced, which is corruption.
+/// sealed segments must be intact; the log must reach <paramref name="durableEnd"/> (what the DURABLE file says was
+/// fsynced; null when there is no such file); the last segment may end in an unfinished batch past that point,
+/// which is cut off. Anything else is corruption.
 /// </summary>
-internal sealed class WalRecovery(IStorageFileSystem fs, string directory, StorageOptions options, LogIndex index)
+internal sealed class WalRecovery(IStorageFileSystem fs, string directory, StorageOptions options, LogIndex index, DurableEnd? durableEnd)
 {
     private const string Advice =
         "Do not start the node on this directory. Keep a copy for diagnosis, then restore the directory from a backup, " +
@@ -62,6 +63,17 @@ internal sealed class WalRecovery(IStorageFileSystem fs, string directory, Stora
             }
         }
 
+        var lastSequence = files.Count > 0 ? files[^1].Sequence : 0;
+        if (durableEnd is { } claim && claim.Segment > lastSequence)
+        {
+            var missing = Path.Combine(directory, WalFormat.SegmentName(claim.Segment));
+            throw new StorageCorruptedException(
+                $"segment {WalFormat.SegmentName(claim.Segment)} is missing from {directory}: {DurableEndFile.FileName} records that the log was fsynced " +
+                $"through offset {claim.Offset} of it ({Describe(claim)}), but {(files.Count == 0 ? "no segment is left" : $"the newest segment is {Path.GetFileName(files[^1].Path)}")}. " +
+                "Acknowledged entries, and possibly the node's term and vote, are gone; starting would roll them back, and a forgotten vote breaks " +
+                $"Raft's safety. If the file was moved, put it back. {Advice}", missing);
+        }
+
         var initialized = false;
         var pending = new List<(ulong Term, uint Offset)>();
         Span<byte> head = stackalloc byte[WalFormat.SegmentHeaderBytes];
@@ -75,12 +87,14 @@ internal sealed class WalRecovery(IStorageFileSystem fs, string directory, Stora
             {
                 var length = file.Length;
                 result.BytesScanned += length;
+                // How much of this segment the DURABLE file vouches for: recovery must find at least that, intact.
+                var claimed = durableEnd is { } c && c.Segment == seq ? c.Offset : 0L;
                 var headProblem = WalFormat.CheckSegmentHeader(head[..file.Read(0, head)], seq);
                 if (headProblem is not null)
                 {
                     // A segment is fsynced with its header and opening batch before anything else is written to it,
                     // so a bad header on a file that never grew past them is an interrupted creation.
-                    if (isLast && length <= WalFormat.SegmentOverhead && (files.Count > 1 || seq == 1))
+                    if (isLast && claimed == 0 && length <= WalFormat.SegmentOverhead && (files.Count > 1 || seq == 1))
                     {
                         DeleteUnfinished(file, path, result);
                         break;
@@ -164,13 +178,8 @@ internal sealed class WalRecovery(IStorageFileSystem fs, string directory, Stora
                             $"segment {path} is damaged at offset {failureAt}: {failure}. It is not the last segment, and every segment is fsynced " +
                             $"before the next one starts, so these bytes were durable. {Advice}", path, failureAt);
                     }
-                    var proof = FindDurableBatchAfter(file, failureAt, length);
-                    if (proof is { } p)
-                    {
-                        throw new StorageCorruptedException(
-                            $"segment {path} is damaged at offset {failureAt}: {failure}. The batch at offset {p.Offset} records that the file was fsynced " +
-                            $"through offset {p.DurableEnd}, so the damaged bytes had been acknowledged. {Advice}", path, failureAt);
-                    }
+                    var cut = batch is not null ? batchOffset : failureAt;
+                    if (cut < claimed) throw Lost(path, length, claimed, $"{failure} at offset {failureAt}", failureAt);
                     if (!opened)
                     {
                         if (files.Count > 1 || seq == 1)
@@ -181,7 +190,6 @@ internal sealed class WalRecovery(IStorageFileSystem fs, string directory, Stora
                         }
                         throw new StorageCorruptedException($"segment {path}, the only one left, has no valid opening batch: {failure}. {Advice}", path, failureAt);
                     }
-                    var cut = batch is not null ? batchOffset : failureAt;
                     file.SetLength(cut);
                     file.Sync();
                     segment.Length = cut;
@@ -190,6 +198,10 @@ internal sealed class WalRecovery(IStorageFileSystem fs, string directory, Stora
                     result.TruncatedBytes = length - cut;
                     result.DiscardedEntries = pending.Count;
                     result.TruncationReason = $"{failure} at offset {failureAt}";
+                }
+                else if (length < claimed)
+                {
+                    throw Lost(path, length, claimed, "it ends at a record boundary", length);
                 }
                 result.Segments.Add(segment);
             }
@@ -208,6 +220,15 @@ internal sealed class WalRecovery(IStorageFileSystem fs, string directory, Stora
                 $"entries {index.Snapshot.Index + 1} to {index.Base} are missing: they were in segments before {first}, which are gone, " +
                 $"and no snapshot covers them. {Advice}", first);
         }
+        // Reaching the durable end implies its hard state was read back; an older term means these files are not
+        // the ones that were fsynced (a segment replaced by an older copy).
+        if (durableEnd is { } d && result.HardState.Term < d.HardState.Term)
+        {
+            var last = result.Segments.Count > 0 ? result.Segments[^1].Path : directory;
+            throw new StorageCorruptedException(
+                $"the log in {directory} ends with term {result.HardState.Term}, but {DurableEndFile.FileName} records that term " +
+                $"{d.HardState.Term} had been fsynced ({Describe(d)}): the segment files are older than the log that was acknowledged. {Advice}", last);
+        }
     }
 
     private void ApplyHeader(in WalFormat.BatchHeader header, string path, long offset, Result result)
@@ -225,28 +246,17 @@ internal sealed class WalRecovery(IStorageFileSystem fs, string directory, Stora
         result.DeletedFiles.Add(path);
     }
 
-    // Looks past a damaged record for an intact batch header written after bytes at or beyond `damagedAt` had been
-    // fsynced: the proof that the damage hit acknowledged data rather than an unfinished write.
-    private (long Offset, ulong DurableEnd)? FindDurableBatchAfter(IStorageFile file, long damagedAt, long length)
+    // The log does not reach what DURABLE says was fsynced in this segment: acknowledged bytes were cut off or damaged.
+    private static StorageCorruptedException Lost(string path, long length, long claimed, string found, long at)
     {
-        var buffer = new byte[Math.Max(options.ReadChunkBytes, WalFormat.BatchRecordBytes * 2)];
-        var pos = damagedAt + 1;
-        while (pos + WalFormat.BatchRecordBytes <= length)
-        {
-            var n = file.Read(pos, buffer.AsSpan(0, (int)Math.Min(buffer.Length, length - pos)));
-            if (n < WalFormat.BatchRecordBytes) break;
-            var span = buffer.AsSpan(0, n);
-            for (var k = 0; k + WalFormat.BatchRecordBytes <= n; k++)
-            {
-                // Cheap filter before the checksum: the body length of a batch and its type byte.
-                if (span[k + 4] != WalFormat.BatchBodyBytes || span[k + 5] != 0 || span[k + 6] != 0 || span[k + 7] != 0
-                    || span[k + 8] != WalFormat.BatchRecord) continue;
-                if (WalFormat.CheckRecord(span[k..], WalFormat.BatchBodyBytes, out _, out _) != WalFormat.Check.Valid) continue;
-                var h = WalFormat.ReadBatch(span.Slice(k + WalFormat.FrameBytes, WalFormat.BatchBodyBytes));
-                if (h.DurableEnd > (ulong)damagedAt) return (pos + k, h.DurableEnd);
-            }
-            pos += n - WalFormat.BatchRecordBytes + 1;
-        }
-        return null;
+        var what = length < claimed
+            ? $"segment {path} is {length} bytes long, but {DurableEndFile.FileName} records that it was fsynced through offset {claimed}: " +
+              $"its end was cut off after it had been acknowledged ({found})"
+            : $"segment {path} is damaged at offset {at} ({found}), but {DurableEndFile.FileName} records that it was fsynced through offset " +
+              $"{claimed}: the damaged bytes had been acknowledged";
+        return new StorageCorruptedException($"{what}. {Advice}", path, at);
     }
+
+    private static string Describe(in DurableEnd claim) =>
+        $"last index {claim.LastIndex}, term {claim.HardState.Term}, vote {claim.HardState.Vote}, commit {claim.HardState.Commit}";
 }

@@ -26,7 +26,8 @@ while (true)
         log.Save(new HardState(term, 1, 0), [], sync: false);
     }
     batch.Clear();
-    var count = random.Next(1, 100);
+    // Now and then a Ready over MaxBatchBytes (up to most of a segment), which Save splits into batches.
+    var count = random.Next(10) == 0 ? random.Next(100, 500) : random.Next(1, 100);
     for (var i = 0; i < count; i++)
     {
         var index = first + (ulong)i;

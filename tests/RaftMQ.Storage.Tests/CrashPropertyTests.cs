@@ -62,7 +62,8 @@ public sealed class CrashPropertyTests
                     term++;
                     first = (ulong)random.NextInt64((long)Math.Max(commit, model.Log.Snapshot.Index) + 1, (long)model.Log.LastIndex + 1);
                 }
-                var count = random.Next(1, 12);
+                // Now and then a Ready larger than MaxBatchBytes, which Save splits into several batches.
+                var count = random.Next(20) == 0 ? random.Next(12, 40) : random.Next(1, 12);
                 var batch = new Entry[count];
                 for (var i = 0; i < count; i++)
                 {
@@ -73,6 +74,7 @@ public sealed class CrashPropertyTests
                 HardState? hs = random.Next(3) == 0 ? new HardState(term, 1, Math.Min(first - 1, commit + (ulong)random.Next(3))) : null;
                 var sync = random.Next(10) < 7;
                 log.Save(hs, batch, sync);
+                RecordSplitPrefixes(candidates, model, hs, batch, options);
                 model.Save(hs, batch);
                 Record(candidates, model, sync);
             }
@@ -127,6 +129,20 @@ public sealed class CrashPropertyTests
                 var diff = Difference(model.Log, log);
                 if (diff is not null) throw new InvalidOperationException($"{where}: live log differs from the model: {diff}");
             }
+        }
+    }
+
+    // A save over MaxBatchBytes is written as several batches, so a crash may keep a prefix of its entries, with
+    // the new term and vote and the commit index clamped to what is there. Every prefix is allowed (the split points
+    // are the storage's business).
+    private static void RecordSplitPrefixes(List<LogModel> candidates, LogModel model, HardState? hs, Entry[] batch, StorageOptions options)
+    {
+        if (WalFormat.BatchRecordBytes + batch.Sum(e => (long)WalFormat.EntryRecordBytes(e)) <= options.MaxBatchBytes) return;
+        for (var k = 1; k < batch.Length; k++)
+        {
+            var partial = model.Clone();
+            partial.Save(hs is { } h ? h with { Commit = Math.Min(h.Commit, batch[k - 1].Index) } : null, batch[..k]);
+            candidates.Add(partial);
         }
     }
 

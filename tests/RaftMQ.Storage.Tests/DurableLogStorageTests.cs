@@ -198,7 +198,6 @@ public sealed class DurableLogStorageTests : IDisposable
         Should.Throw<ArgumentException>(() => log.Save(null, Range(7, 8, 1), sync: true)).Message.ShouldContain("gap");
         Should.Throw<ArgumentException>(() => log.Save(null, [E(6, 1), E(8, 1)], sync: true)).Message.ShouldContain("consecutive");
         Should.Throw<ArgumentException>(() => log.Save(null, [E(6, 1, length: 5000)], sync: true)).Message.ShouldContain("MaxEntryBytes");
-        Should.Throw<ArgumentException>(() => log.Save(null, Range(6, 20, 1, length: 4000), sync: true)).Message.ShouldContain("MaxBatchBytes");
         log.Compact(new SnapshotMetadata(3, 1));
         Should.Throw<ArgumentException>(() => log.Save(null, Range(2, 4, 1), sync: true)).Message.ShouldContain("snapshot");
         log.LastIndex.ShouldBe(5UL);

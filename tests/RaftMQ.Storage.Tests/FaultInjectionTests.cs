@@ -90,7 +90,10 @@ public sealed class FaultInjectionTests
         var offset = WalFormat.SegmentOverhead + WalFormat.BatchRecordBytes + 3 * (WalFormat.EntryRecordOverhead + 100) + 30;
         fs.FlipBit(FirstSegment, offset, 3);
 
-        var crashed = fs.Crash(CrashMode.DropUnsynced, new Random(1));
+        // The process is killed (the page cache, with the latest DURABLE record, survives). After a power cut
+        // DURABLE may lag behind the log (it is fsynced only per segment and on close), and damage past its claim
+        // is then cut like a torn write: see docs/storage.md, "Recovery".
+        var crashed = fs.Crash(CrashMode.KeepPrefix, new Random(1), keepBytes: long.MaxValue);
         var ex = Should.Throw<StorageCorruptedException>(() => Open(crashed));
         ex.FilePath.ShouldBe(FirstSegment);
         ex.Offset.ShouldBe(offset - 30);
