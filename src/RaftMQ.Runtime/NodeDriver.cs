@@ -487,6 +487,7 @@ public sealed partial class NodeDriver : IDisposable
     private void ContinueSnapshotTransfer(SnapshotChunkResponse response)
     {
         if (!_outgoingSnapshots.TryGetValue(response.From, out var transfer) || transfer.Snapshot != response.Snapshot) return;
+        if (!transfer.TakeResponse(response)) return;
         if (response.Failed || _node.Role != Role.Leader || response.Term > _node.Term)
         {
             EndSnapshotTransfer(transfer, succeeded: false);

@@ -13,6 +13,8 @@ internal sealed class OutgoingSnapshot : IDisposable
     private readonly SnapshotStream _stream;
     private readonly byte[] _buffer;
     private bool _doneSent;
+    private bool _awaitingResponse;
+    private ulong? _expectedNextOffset; // null after the probe: the follower says where to go on
 
     public OutgoingSnapshot(ulong peer, SnapshotStream stream, int chunkBytes, long now)
     {
@@ -29,8 +31,26 @@ internal sealed class OutgoingSnapshot : IDisposable
     /// <summary>Timestamp of the last chunk sent or answered, for the transfer timeout.</summary>
     public long LastActivity { get; private set; }
 
-    public SnapshotChunk Probe(ulong from, ulong term) =>
-        new(from, Peer, term, Snapshot, 0, ReadOnlyMemory<byte>.Empty, _stream.Length == 0 && (_doneSent = true));
+    public SnapshotChunk Probe(ulong from, ulong term)
+    {
+        _awaitingResponse = true;
+        _expectedNextOffset = null;
+        return new(from, Peer, term, Snapshot, 0, ReadOnlyMemory<byte>.Empty, _stream.Length == 0 && (_doneSent = true));
+    }
+
+    /// <summary>
+    /// Takes an answer from the follower: true only for the answer to the chunk last sent (the one that confirms it,
+    /// or any answer to the probe). One chunk is in flight at a time, so any other answer is a duplicate or a late
+    /// one; acting on it would put a second chunk in flight, and on a network that duplicates, chunks and answers
+    /// would multiply without bound. A transfer whose answer never comes times out and starts again with a probe.
+    /// </summary>
+    public bool TakeResponse(SnapshotChunkResponse response)
+    {
+        if (!_awaitingResponse) return false;
+        if (!response.Failed && _expectedNextOffset is { } expected && response.NextOffset != expected) return false;
+        _awaitingResponse = false;
+        return true;
+    }
 
     /// <summary>The follower's answer: the next chunk to send, or null when the transfer is complete.</summary>
     public SnapshotChunk? Next(SnapshotChunkResponse response, ulong from, ulong term, long now)
@@ -49,6 +69,8 @@ internal sealed class OutgoingSnapshot : IDisposable
         }
         var done = offset + (ulong)read == length;
         _doneSent |= done;
+        _awaitingResponse = true;
+        _expectedNextOffset = offset + (ulong)read;
         return new SnapshotChunk(from, Peer, term, Snapshot, offset, _buffer.AsSpan(0, read).ToArray(), done);
     }
 

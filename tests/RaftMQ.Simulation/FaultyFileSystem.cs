@@ -30,8 +30,34 @@ public sealed class FaultyFileSystem : IStorageFileSystem
     {
         public byte[] Data = [];
         public long Length;
-        public byte[] Durable = [];
+        // What survives a power cut: the first DurableLength bytes of DurableData (a buffer that grows by doubling,
+        // so a sync costs the bytes it makes durable, not the whole file).
+        public byte[] DurableData = [];
+        public long DurableLength;
         public List<(long Offset, byte[] Bytes)> Unsynced = [];
+
+        public ReadOnlySpan<byte> Durable => DurableData.AsSpan(0, (int)DurableLength);
+
+        public void SetDurable(ReadOnlySpan<byte> bytes)
+        {
+            DurableData = bytes.ToArray();
+            DurableLength = bytes.Length;
+        }
+
+        /// <summary>An fsync: every write so far becomes durable.</summary>
+        public void MakeDurable()
+        {
+            if (DurableData.Length < Length) Array.Resize(ref DurableData, (int)Math.Max(Length, DurableData.Length * 2L));
+            // The file's current bytes past the old durable end, then the overwrites before it.
+            if (Length > DurableLength) Data.AsSpan((int)DurableLength, (int)(Length - DurableLength)).CopyTo(DurableData.AsSpan((int)DurableLength));
+            foreach (var (offset, bytes) in Unsynced)
+            {
+                var end = Math.Min(offset + bytes.Length, Length);
+                if (end > offset) bytes.AsSpan(0, (int)(end - offset)).CopyTo(DurableData.AsSpan((int)offset));
+            }
+            DurableLength = Length;
+            Unsynced.Clear();
+        }
 
         public void WriteAt(long offset, ReadOnlySpan<byte> bytes)
         {
@@ -138,7 +164,7 @@ public sealed class FaultyFileSystem : IStorageFileSystem
     {
         var inode = _names[Path.GetFullPath(path)];
         inode.Data[offset] ^= (byte)(1 << bit);
-        if (offset < inode.Durable.Length) inode.Durable[offset] ^= (byte)(1 << bit);
+        if (offset < inode.DurableLength) inode.DurableData[offset] ^= (byte)(1 << bit);
     }
 
     /// <summary>Cuts a file durably (as a file system repair might).</summary>
@@ -146,7 +172,7 @@ public sealed class FaultyFileSystem : IStorageFileSystem
     {
         var inode = _names[Path.GetFullPath(path)];
         inode.Length = length;
-        inode.Durable = inode.Durable.AsSpan(0, (int)Math.Min(length, inode.Durable.Length)).ToArray();
+        inode.DurableLength = Math.Min(length, inode.DurableLength);
         inode.Unsynced.Clear();
     }
 
@@ -186,7 +212,7 @@ public sealed class FaultyFileSystem : IStorageFileSystem
                             break;
                     }
                 }
-                copy.Durable = copy.Data.AsSpan(0, (int)copy.Length).ToArray();
+                copy.SetDurable(copy.Data.AsSpan(0, (int)copy.Length));
                 copies[inode] = copy;
             }
             after._names[path] = copy;
@@ -257,8 +283,7 @@ public sealed class FaultyFileSystem : IStorageFileSystem
         public void Sync()
         {
             fs.CountSync();
-            inode.Durable = inode.Data.AsSpan(0, (int)inode.Length).ToArray();
-            inode.Unsynced.Clear();
+            inode.MakeDurable();
         }
 
         public void SetLength(long length)
@@ -267,7 +292,7 @@ public sealed class FaultyFileSystem : IStorageFileSystem
             if (length > inode.Data.Length) Array.Resize(ref inode.Data, (int)length);
             else inode.Data.AsSpan((int)length, (int)Math.Max(0, inode.Length - length)).Clear();
             inode.Length = length;
-            inode.Durable = inode.Data.AsSpan(0, (int)length).ToArray();
+            inode.SetDurable(inode.Data.AsSpan(0, (int)length));
             inode.Unsynced.Clear();
         }
 

@@ -44,7 +44,7 @@ public static class Fuzzer
     private static readonly double[] TornPersistChoices = [0, 0.005, 0.02];
     private static readonly double[] SyncFailureChoices = [0, 0.002, 0.01];
     private static readonly int[] ElectionTickChoices = [5, 10, 20];
-    private static readonly int[] ChunkChoices = [64, 1024, 64 * 1024];
+    private static readonly int[] ChunkChoices = [4 * 1024, 64 * 1024, 1024 * 1024];
     private static readonly int[] EntryBytesChoices = [8, 64, 1024, 16 * 1024, SimEntryLimit];
 
     /// <summary>The largest command the fuzzed nodes accept (their MaxEntryBytes): bursts go up to it.</summary>
@@ -94,7 +94,7 @@ public static class Fuzzer
             MaxEntryBytes = SimEntryLimit,
             Disk = disk,
             ReplayCommand = replayCommand,
-            TraceCapacity = 48,
+            TraceCapacity = 400,
             ConfigureRaft = o =>
             {
                 o.MaxInflightAppends = inflight;

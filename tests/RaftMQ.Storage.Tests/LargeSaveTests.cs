@@ -1,4 +1,5 @@
 using RaftMQ.Raft;
+using RaftMQ.Simulation;
 using Shouldly;
 using Xunit;
 using static RaftMQ.Storage.Tests.Logs;
