@@ -14,9 +14,9 @@ public sealed class StorageOptions
     public int MaxEntryBytes { get; init; } = 4 * 1024 * 1024;
 
     /// <summary>
-    /// Largest encoded batch record group written with one write (entries plus framing). A
-    /// <see cref="DurableLogStorage.Save"/> of more is split into several batches (still one fsync). Must hold one
-    /// entry of <see cref="MaxEntryBytes"/> and fit in a segment. Default 16 MiB.
+    /// Largest encoded batch (entries plus framing), written with one write. A <see cref="DurableLogStorage.Save"/>
+    /// of more is split into several batches (still one fsync). Must hold one entry of <see cref="MaxEntryBytes"/>
+    /// and fit in a segment. Default 16 MiB.
     /// </summary>
     public int MaxBatchBytes { get; init; } = 16 * 1024 * 1024;
 
