@@ -325,6 +325,9 @@ public sealed partial class NodeDriver : IDisposable
                 if (ready.HardState is { } saved) _persistedHardState = saved;
                 _observer?.Persisted(ready.HardState, ready.Entries);
             }
+            // A leader never overwrites its log (§5.3); anyone else may have just replaced entries this node proposed.
+            if (_proposals.Count > 0 && node.Role != Role.Leader && (ready.Entries.Count > 0 || ready.Snapshot is not null))
+                DropOverwrittenProposals();
             if (!sendFirst) Send(ready.Messages);
             Apply(ready.CommittedEntries);
             Counters.Applied(ready.CommittedEntries.Count);
@@ -383,6 +386,27 @@ public sealed partial class NodeDriver : IDisposable
                 if (p.Term == e.Term) p.Completion.TrySetResult(result);
                 else p.Completion.TrySetException(new ProposalDroppedException(e.Index));
             }
+        }
+    }
+
+    /// <summary>
+    /// Answers the proposals whose entries are no longer in the log: replaced by another leader's entry at their
+    /// index, or cut off behind a shorter log. Such an entry can never be committed (by log matching, no leader holds
+    /// it), so the proposal was not applied; without this its caller would wait until the log grew back to its index.
+    /// </summary>
+    private void DropOverwrittenProposals()
+    {
+        List<ulong>? dropped = null;
+        foreach (var (index, p) in _proposals)
+        {
+            if (index <= _node.FirstIndex - 1) continue; // compacted: answered at apply or at the snapshot install
+            if (index > _node.LastIndex || !_node.TryGetEntry(index, out var e) || e.Term != p.Term) (dropped ??= []).Add(index);
+        }
+        if (dropped is null) return;
+        foreach (var index in dropped)
+        {
+            _proposals.Remove(index, out var p);
+            p.Completion.TrySetException(new ProposalDroppedException(index));
         }
     }
 

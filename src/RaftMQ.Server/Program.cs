@@ -30,7 +30,10 @@ using var loggers = NodeWebApplication.CreateLoggerFactory(settings.LogLevel);
 var logger = loggers.CreateLogger("RaftMQ.Node");
 // The queue keeps its messages in segment files beside the Raft log; it rebuilds them from the snapshot and the log.
 var node = new QueueNode(settings, config, new QueueStateMachine(Path.Combine(settings.DataDirectoryFor(config), "queue")));
-var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(config), node.StateMachine, loggers));
+var hostOptions = settings.HostOptions(config);
+// Every command a request can become must be one the node accepts (no input within the limits may stop a node).
+ServerLimits.CheckAgainst(hostOptions);
+var raftStart = Task.Run(() => RaftHost.StartAsync(hostOptions, node.StateMachine, loggers));
 var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers);
 
 var app = builder.Build();

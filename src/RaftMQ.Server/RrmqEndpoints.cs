@@ -215,4 +215,23 @@ public static class ServerLimits
 {
     /// <summary>Largest request body; a 64 KiB message, escaped in JSON, fits with room to spare.</summary>
     public const int MaxRequestBodyBytes = 1 << 20;
+
+    /// <summary>
+    /// Most bytes a queue command (and its session envelope) adds to the text taken from a body: JSON only shrinks
+    /// strings (escapes decode to fewer bytes), and the binary form adds at most a 5-byte length per message of a
+    /// batch, the topic and a fixed header.
+    /// </summary>
+    public const int CommandOverheadBytes = 16 * 1024;
+
+    /// <summary>Throws when a request body within <see cref="MaxRequestBodyBytes"/> could become a command the node refuses.</summary>
+    public static void CheckAgainst(RaftMQ.Runtime.Hosting.RaftHostOptions host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        if (MaxRequestBodyBytes + CommandOverheadBytes > host.MaxCommandBytes)
+        {
+            throw new ArgumentException(
+                $"a request body of up to {MaxRequestBodyBytes} bytes becomes a command of up to {MaxRequestBodyBytes + CommandOverheadBytes} bytes, " +
+                $"over the node's MaxCommandBytes {host.MaxCommandBytes}");
+        }
+    }
 }

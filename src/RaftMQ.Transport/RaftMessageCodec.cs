@@ -23,6 +23,17 @@ public static class RaftMessageCodec
 
     private const int SnapshotChunkFixedSize = HeaderSize + (3 * sizeof(ulong)) + 1 + sizeof(uint);
 
+    /// <summary>
+    /// The largest encoded AppendEntries a leader sends with these core bounds: entries up to
+    /// <paramref name="maxBytesPerAppend"/> (the core counts each entry with at least its encoded header), or one
+    /// entry of <paramref name="maxEntryBytes"/> when that is larger (the core always sends at least one).
+    /// </summary>
+    public static long MaxAppendEntriesSize(long maxBytesPerAppend, int maxEntryBytes) =>
+        AppendEntriesFixedSize + Math.Max(maxBytesPerAppend, (long)EntryHeaderSize + maxEntryBytes);
+
+    /// <summary>The largest encoded snapshot chunk carrying <paramref name="chunkBytes"/> bytes of snapshot.</summary>
+    public static long MaxSnapshotChunkSize(int chunkBytes) => SnapshotChunkFixedSize + (long)chunkBytes;
+
     /// <summary>The exact number of bytes <see cref="Write"/> produces for <paramref name="message"/>.</summary>
     public static long GetSize(RaftMessage message) =>
         TryGetSize(message, out var size)

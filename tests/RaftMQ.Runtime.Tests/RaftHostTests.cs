@@ -1,7 +1,10 @@
 using System.Net;
 using System.Text;
+using RaftMQ.Raft;
 using RaftMQ.Runtime.Hosting;
 using RaftMQ.Runtime.Sessions;
+using RaftMQ.Storage;
+using RaftMQ.Transport;
 
 namespace RaftMQ.Runtime.Tests;
 
@@ -89,6 +92,65 @@ public sealed class RaftHostTests : IDisposable
         catch (DirectoryNotFoundException)
         {
             // Nothing was written.
+        }
+    }
+}
+
+public sealed class NodeLimitsTests
+{
+    private static readonly RaftOptions Raft = new() { Id = 1, Voters = [1] };
+
+    [Fact]
+    public void The_default_bounds_of_every_layer_fit_together() =>
+        NodeLimits.Validate(Raft, new NodeDriverOptions(), new StorageOptions(), new TcpTransportOptions());
+
+    [Fact]
+    public void A_command_limit_over_what_storage_keeps_is_refused()
+    {
+        var e = Should.Throw<ArgumentException>(() => NodeLimits.Validate(
+            new RaftOptions { Id = 1, Voters = [1], MaxEntryBytes = 8 << 20 }, new NodeDriverOptions(), new StorageOptions(), new TcpTransportOptions()));
+        e.Message.ShouldContain("StorageOptions.MaxEntryBytes");
+    }
+
+    [Fact]
+    public void An_append_or_a_snapshot_chunk_larger_than_a_transport_frame_is_refused()
+    {
+        var small = new TcpTransportOptions { MaxFrameBytes = 2 << 20 };
+        Should.Throw<ArgumentException>(() => NodeLimits.Validate(Raft, new NodeDriverOptions(), new StorageOptions(), small))
+            .Message.ShouldContain("AppendEntries");
+        var raft = new RaftOptions { Id = 1, Voters = [1], MaxEntryBytes = 1 << 20 };
+        Should.Throw<ArgumentException>(() => NodeLimits.Validate(raft, new NodeDriverOptions { SnapshotChunkBytes = 4 << 20 }, new StorageOptions(), small))
+            .Message.ShouldContain("snapshot chunk");
+    }
+
+    [Fact]
+    public async Task A_command_over_the_limit_is_refused_and_the_node_keeps_serving()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "raftmq-limits-tests", Guid.NewGuid().ToString("N")[..12]);
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            var options = new RaftHostOptions
+            {
+                NodeId = 1,
+                Peers = new Dictionary<ulong, EndPoint>(),
+                ListenEndPoint = new IPEndPoint(IPAddress.Loopback, 0),
+                DataDirectory = directory,
+                ClusterId = "limits-test",
+                ClusterSecret = RaftHostOptions.DeriveSecret("limits-test"),
+                MaxCommandBytes = 1024,
+            };
+            var machine = new AppendMachine();
+            await using var host = await RaftHost.StartAsync(options, machine, cancellationToken: timeout.Token);
+            await host.Runtime.WaitForLeaderAsync(timeout.Token);
+            var e = await Should.ThrowAsync<CommandTooLargeException>(() => host.Runtime.ProposeAsync(new byte[1025], timeout.Token));
+            e.MaxBytes.ShouldBe(1024);
+            (await host.Runtime.ProposeAsync(Encoding.UTF8.GetBytes("fits"), timeout.Token)).ShouldBe(1);
+            host.Completion.IsCompleted.ShouldBeFalse();
+        }
+        finally
+        {
+            if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
         }
     }
 }

@@ -134,6 +134,21 @@ public sealed class ScriptedTests
     }
 
     [Fact]
+    public void Propose_OverTheEntryLimit_IsRefused_AndTheLeaderGoesOn()
+    {
+        var sim = Cluster(3);
+        var leader = ElectedLeader(sim);
+        var tooLarge = sim.Propose(new byte[sim.Options.MaxEntryBytes + 1], leader.Id);
+        tooLarge.Result.Status.ShouldBe(ProposeStatus.TooLarge);
+        tooLarge.State.ShouldBe(ProposalState.Rejected);
+        tooLarge.Completion.Exception!.InnerException.ShouldBeOfType<RaftMQ.Runtime.CommandTooLargeException>();
+
+        var atLimit = sim.Propose(new byte[sim.Options.MaxEntryBytes], leader.Id);
+        sim.Await(() => atLimit.IsAcknowledged, 1_000, "a command at the limit is committed");
+        leader.IsLeader.ShouldBeTrue();
+    }
+
+    [Fact]
     public void Propose_OnAFollower_ReturnsNotLeaderWithTheLeaderHint()
     {
         var sim = Cluster(3);

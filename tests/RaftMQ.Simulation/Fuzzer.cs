@@ -193,6 +193,7 @@ public static class Fuzzer
         if (!sim.RunUntil(() => Converged(sim, out _), ConvergeTimeoutMs))
             throw sim.Failure($"the healed cluster did not converge within {ConvergeTimeoutMs} virtual ms");
         sim.CheckAcknowledgedAppliedExactlyOnce();
+        sim.CheckEveryProposalAnswered();
 
         // Every node serves a read after convergence: the final check of the read path.
         // (A read lost on the way during the faults stays unanswered, as a production caller's would until it times out.)

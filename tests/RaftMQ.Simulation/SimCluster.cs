@@ -613,6 +613,17 @@ public sealed class SimCluster
     }
 
     /// <summary>
+    /// Checks that every proposal got an answer: on a converged cluster nothing is left pending (a proposal on a node
+    /// that crashed counts as answered: its client saw the connection drop). Call when the cluster has converged.
+    /// </summary>
+    public void CheckEveryProposalAnswered()
+    {
+        UpdateClients();
+        if (_pendingProposals.Count > 0)
+            throw Violation("every proposal answered", $"{_pendingProposals.Count} proposals never answered, the first {_pendingProposals[^1]}");
+    }
+
+    /// <summary>
     /// Checks that every acknowledged proposal is applied exactly once by every running node (payloads must be
     /// unique). Call when the cluster has converged.
     /// </summary>

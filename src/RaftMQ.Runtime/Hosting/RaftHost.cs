@@ -63,6 +63,8 @@ public sealed class RaftHost : IAsyncDisposable
         foreach (var (id, endPoint) in options.Peers) transportOptions.Peers[id] = endPoint;
         options.ConfigureTransport?.Invoke(transportOptions);
         transportOptions.Validate();
+        var runtimeOptions = RuntimeOptions(options);
+        NodeLimits.Validate(runtimeOptions.Raft, runtimeOptions.Node, options.Storage ?? new StorageOptions(), transportOptions);
         var transport = new TcpTransport(transportOptions, loggers.CreateLogger<TcpTransport>());
         try
         {
@@ -72,7 +74,7 @@ public sealed class RaftHost : IAsyncDisposable
             loggers.CreateLogger("RaftMQ.Node").LogInformation(
                 "Node {Id} of cluster {ClusterId}: data in {DataDirectory}", options.NodeId, options.ClusterId, dataDirectory);
             var runtime = new RaftRuntime(
-                RuntimeOptions(options), storage, stateMachine, transport, TimeProvider.System, loggers.CreateLogger<RaftRuntime>());
+                runtimeOptions, storage, stateMachine, transport, TimeProvider.System, loggers.CreateLogger<RaftRuntime>());
             runtime.Start();
             return new RaftHost(runtime, transport, dataDirectory);
         }
@@ -97,6 +99,7 @@ public sealed class RaftHost : IAsyncDisposable
                 ElectionTicks = Math.Max(2, (int)(options.ElectionTimeout / tick)),
                 HeartbeatTicks = Math.Max(1, (int)(options.HeartbeatInterval / tick)),
                 RandomSeed = (ulong)RandomNumberGenerator.GetInt32(int.MaxValue),
+                MaxEntryBytes = options.MaxCommandBytes,
             },
             TickInterval = tick,
             Node = new NodeDriverOptions

@@ -45,6 +45,12 @@ public sealed record RaftHostOptions
     /// <summary>Entries kept behind a snapshot for followers slightly behind; default a tenth of <see cref="SnapshotEveryEntries"/>.</summary>
     public ulong? SnapshotRetainEntries { get; init; }
 
+    /// <summary>
+    /// Largest command a node accepts (RaftOptions.MaxEntryBytes); a larger one is refused with
+    /// <see cref="CommandTooLargeException"/>. Checked at start-up against the storage and transport bounds.
+    /// </summary>
+    public int MaxCommandBytes { get; init; } = 4 << 20;
+
     /// <summary>Storage bounds (segment size, cache, largest entry); null for the defaults.</summary>
     public StorageOptions? Storage { get; init; }
 
@@ -68,6 +74,7 @@ public sealed record RaftHostOptions
         if (TickInterval <= TimeSpan.Zero) throw new ArgumentException("TickInterval must be positive.");
         if (HeartbeatInterval < TickInterval || ElectionTimeout <= HeartbeatInterval)
             throw new ArgumentException("Need TickInterval <= HeartbeatInterval < ElectionTimeout.");
+        if (MaxCommandBytes <= 0) throw new ArgumentException("MaxCommandBytes must be positive.");
         if (SnapshotEveryEntries == 0 || SnapshotEveryBytes <= 0) throw new ArgumentException("SnapshotEveryEntries and SnapshotEveryBytes must be positive.");
     }
 }
