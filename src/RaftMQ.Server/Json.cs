@@ -22,6 +22,24 @@ public sealed record ErrorResponse(
     [property: JsonPropertyName("success")] bool Success,
     [property: JsonPropertyName("error")] string Error);
 
+/// <summary>
+/// Body of a <c>507</c> with <c>X-RaftMQ-Error: disk-full</c>: the leader's free space and its limit, in bytes. The
+/// RRMQ clients see <c>"success": false</c> as for any failure; the rest says why.
+/// </summary>
+public sealed record DiskFullResponse(
+    [property: JsonPropertyName("success")] bool Success,
+    [property: JsonPropertyName("error")] string Error,
+    [property: JsonPropertyName("free_bytes")] long FreeBytes,
+    [property: JsonPropertyName("limit_bytes")] long LimitBytes)
+{
+    public static DiskFullResponse For(DiskState disk) => new(
+        false,
+        $"disk full: the leader has {disk.FreeBytes / (1024 * 1024)} MB free ({disk.FreeBytes} bytes), below its --disk-free-limit-mb of "
+        + $"{disk.LimitBytes / (1024 * 1024)} MB; publishes and topic creation are refused until consumers drain the queue or space is freed; nothing was applied",
+        disk.FreeBytes,
+        disk.LimitBytes);
+}
+
 /// <summary>RaftMQ's own node description (GET / and GET /v1/status).</summary>
 public sealed record NodeInfoResponse(
     [property: JsonPropertyName("service")] string Service,
@@ -60,6 +78,7 @@ public sealed record PopBatchResponse(
 [JsonSerializable(typeof(MessageResponse))]
 [JsonSerializable(typeof(StatusResponse))]
 [JsonSerializable(typeof(ErrorResponse))]
+[JsonSerializable(typeof(DiskFullResponse))]
 [JsonSerializable(typeof(NodeInfoResponse))]
 [JsonSerializable(typeof(PublishBatchRequest))]
 [JsonSerializable(typeof(PublishBatchResponse))]
@@ -70,7 +89,10 @@ internal sealed partial class ServerJsonContext : JsonSerializerContext;
 /// <summary>GET /v1/metrics: this node's counters since it started; the two sections are null until the node runs.</summary>
 public sealed record MetricsResponse(
     int Node, bool Ready, string Role, ulong Term, int? Leader, ulong CommitIndex, ulong AppliedIndex, ulong LastIndex,
-    RuntimeMetrics? Runtime, TransportMetrics? Transport);
+    RuntimeMetrics? Runtime, TransportMetrics? Transport, DiskMetrics Disk);
+
+/// <summary>The disk alarm (see <c>DiskAlarm</c>): the file system of the data directory, read at most every 250 ms.</summary>
+public sealed record DiskMetrics(bool Alarm, long FreeBytes, long LimitBytes, string DataDirectory);
 
 /// <summary>The node's loop (see <c>RuntimeCounters</c>).</summary>
 public sealed record RuntimeMetrics(

@@ -23,6 +23,8 @@ public sealed record NodeSettings
           --tick-ms N                 length of one Raft clock tick                                    (default 10)
           --request-timeout-ms N      how long a request waits for a leader and a commit               (default 2500)
           --snapshot-every N          snapshot the queue and compact the log every N applied entries  (default 50000)
+          --disk-free-limit-mb N      refuse publishes and topic creation (507 disk-full) while the data
+                                      directory's file system has less than N MB free; 0 turns it off  (default 256)
           --cluster-secret TEXT       shared secret peers use to authenticate each other
                                       (default: $RAFTMQ_CLUSTER_SECRET, else derived from the cluster id)
           --log-level LEVEL           Trace, Debug, Information, Warning, Error                        (default Information)
@@ -44,6 +46,14 @@ public sealed record NodeSettings
     public int RequestTimeoutMs { get; init; } = 2500;
 
     public int SnapshotEveryEntries { get; init; } = 50_000;
+
+    /// <summary>
+    /// The disk alarm's limit (see <see cref="DiskAlarm"/>). 256 MB leaves room for what is already admitted when the
+    /// alarm trips (a publish costs its bytes twice, in the log and in the queue's segment files, on every node), for
+    /// the log entries of the pops that drain the queue (compacted only at the next snapshot), and for some of a
+    /// snapshot; RabbitMQ's default of 50 MB assumes a smaller write pipeline.
+    /// </summary>
+    public int DiskFreeLimitMb { get; init; } = 256;
 
     public string? ClusterSecret { get; init; }
 
@@ -111,6 +121,7 @@ public sealed record NodeSettings
                 "tick-ms" => s with { TickMs = PositiveInt(key, value) },
                 "request-timeout-ms" => s with { RequestTimeoutMs = PositiveInt(key, value) },
                 "snapshot-every" => s with { SnapshotEveryEntries = PositiveInt(key, value) },
+                "disk-free-limit-mb" => s with { DiskFreeLimitMb = NonNegativeInt(key, value) },
                 "cluster-secret" => s with { ClusterSecret = value },
                 "log-level" => s with
                 {
@@ -125,6 +136,11 @@ public sealed record NodeSettings
             throw new ConfigException("need --tick-ms <= --heartbeat-ms < --election-timeout-ms");
         return s;
     }
+
+    private static int NonNegativeInt(string key, string value) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n)
+            ? n
+            : throw new ConfigException($"--{key} must be a non-negative integer, not '{value}'");
 
     private static int PositiveInt(string key, string value) =>
         int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0

@@ -29,7 +29,9 @@ var me = config.Address(settings.Index);
 using var loggers = NodeWebApplication.CreateLoggerFactory(settings.LogLevel);
 var logger = loggers.CreateLogger("RaftMQ.Node");
 // The queue keeps its messages in segment files beside the Raft log; it rebuilds them from the snapshot and the log.
-var node = new QueueNode(settings, config, new QueueStateMachine(Path.Combine(settings.DataDirectoryFor(config), "queue")));
+var dataDirectory = settings.DataDirectoryFor(config);
+var disk = new DiskAlarm(dataDirectory, settings.DiskFreeLimitMb * 1024L * 1024, TimeProvider.System, logger);
+var node = new QueueNode(settings, config, new QueueStateMachine(Path.Combine(dataDirectory, "queue")), disk);
 var hostOptions = settings.HostOptions(config);
 // Every command a request can become must be one the node accepts (no input within the limits may stop a node).
 ServerLimits.CheckAgainst(hostOptions);
@@ -74,6 +76,15 @@ try
         {
             if (t.IsFaulted)
             {
+                // The runtime logged the failure; a full disk gets a line of its own, naming what the alarm saw.
+                if (DiskAlarm.IsDiskFull(t.Exception))
+                {
+                    var d = disk.Current;
+                    logger.LogCritical(
+                        "Node {Index} stopped: its disk is full (ENOSPC) under {Directory}; {FreeMb} MB free, disk alarm limit {LimitMb} MB. "
+                        + "Free space (or raise --disk-free-limit-mb so the alarm refuses publishes sooner), then restart the node: it recovers from its log",
+                        settings.Index, d.Directory, d.FreeBytes / (1024 * 1024), d.LimitBytes / (1024 * 1024));
+                }
                 exitCode = 1;
                 app.Lifetime.StopApplication();
             }

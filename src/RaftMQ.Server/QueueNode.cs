@@ -25,6 +25,12 @@ public static class ErrorCodes
 
     /// <summary>A forwarded request reached a node that is no longer the leader; not applied.</summary>
     public const string NotLeader = "not-leader";
+
+    /// <summary>
+    /// On a 507: the leader's disk has less free space than its <c>--disk-free-limit-mb</c>, so it refuses publishes
+    /// and topic creation; not applied. Retry once consumers have drained the queue or space was freed.
+    /// </summary>
+    public const string DiskFull = "disk-full";
 }
 
 /// <summary>What became of a queue command sent through the cluster.</summary>
@@ -41,6 +47,9 @@ public abstract record CommandOutcome
 
     /// <summary>This node is not the leader and the request was already forwarded once: the sender retries.</summary>
     public sealed record NotLeader(ulong LeaderHint) : CommandOutcome;
+
+    /// <summary>This node is the leader and its disk alarm is on: a command that adds data was refused, not applied.</summary>
+    public sealed record DiskFull(DiskState Disk) : CommandOutcome;
 }
 
 /// <summary>
@@ -59,9 +68,10 @@ public sealed class QueueNode : IAsyncDisposable
     private readonly HttpClient _forwarder;
     private readonly TaskCompletionSource<RaftHost> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public QueueNode(NodeSettings settings, ClusterConfig config, QueueStateMachine stateMachine)
+    public QueueNode(NodeSettings settings, ClusterConfig config, QueueStateMachine stateMachine, DiskAlarm disk)
     {
         Settings = settings;
+        Disk = disk;
         _config = config;
         StateMachine = stateMachine;
         _forwarder = new HttpClient(new SocketsHttpHandler
@@ -80,6 +90,9 @@ public sealed class QueueNode : IAsyncDisposable
     public ClusterConfig Config => _config;
 
     public QueueStateMachine StateMachine { get; }
+
+    /// <summary>This node's disk alarm; it decides for the commands this node proposes as the leader.</summary>
+    public DiskAlarm Disk { get; }
 
     /// <summary>The runtime, once storage is recovered and the loop runs; null before.</summary>
     public RaftRuntime? Runtime => Host?.Runtime;
@@ -119,6 +132,9 @@ public sealed class QueueNode : IAsyncDisposable
                 var status = runtime.Status;
                 if (status.Role == Role.Leader)
                 {
+                    // The leader's disk decides (a follower forwards and relays the answer): it is the one that would
+                    // append the entry first. Pops and reads pass; they free space.
+                    if (AddsData(command.Op) && Disk.Current is { Alarm: true } full) return new CommandOutcome.DiskFull(full);
                     try
                     {
                         sent = true;
@@ -165,6 +181,8 @@ public sealed class QueueNode : IAsyncDisposable
             return new CommandOutcome.Unavailable(sent ? ErrorCodes.OutcomeUnknown : ErrorCodes.Stopped, e.Message);
         }
     }
+
+    private static bool AddsData(QueueOp op) => op is QueueOp.Publish or QueueOp.PublishBatch or QueueOp.CreateTopic;
 
     /// <summary>
     /// Forwards to the leader, at the same path and query on the leader's own address (never a host the request

@@ -138,6 +138,10 @@ public static class RrmqEndpoints
                 ctx.Response.Headers[ErrorCodes.Header] = ErrorCodes.NotLeader;
                 await WriteError(ctx, StatusCodes.Status503ServiceUnavailable, "this node is not the leader");
                 break;
+            case CommandOutcome.DiskFull d:
+                ctx.Response.Headers[ErrorCodes.Header] = ErrorCodes.DiskFull;
+                await WriteJson(ctx, StatusCodes.Status507InsufficientStorage, DiskFullResponse.For(d.Disk), ServerJsonContext.Default.DiskFullResponse);
+                break;
             case CommandOutcome.Unavailable u:
                 ctx.Response.Headers[ErrorCodes.Header] = u.Code;
                 await WriteError(ctx, StatusCodes.Status503ServiceUnavailable, u.Error);

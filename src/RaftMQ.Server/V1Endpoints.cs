@@ -38,9 +38,11 @@ public static class V1Endpoints
                 t.UnsupportedDrops, t.SpoofedDrops, t.OutboundConnects, t.InboundAccepts, t.AuthFailures, t.ProtocolErrors,
                 t.ConnectionsRefused);
         }
+        var d = node.Disk.Current;
         var metrics = new MetricsResponse(
             node.Settings.Index, host is not null, s?.Role.ToString() ?? "Starting", s?.Term ?? 0, leader,
-            s?.CommitIndex ?? 0, s?.AppliedIndex ?? 0, s?.LastIndex ?? 0, runtime, transport);
+            s?.CommitIndex ?? 0, s?.AppliedIndex ?? 0, s?.LastIndex ?? 0, runtime, transport,
+            new DiskMetrics(d.Alarm, d.FreeBytes, d.LimitBytes, d.Directory));
         return RrmqEndpoints.WriteJson(ctx, StatusCodes.Status200OK, metrics, MetricsJsonContext.Default.MetricsResponse);
     }
 

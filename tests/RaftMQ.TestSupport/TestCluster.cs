@@ -68,10 +68,13 @@ public sealed class TestCluster : IAsyncDisposable
         for (int i = 0; i < Size; i++) await WaitUntilAnsweringAsync(i);
     }
 
-    public NodeProcess Start(int i)
+    public NodeProcess Start(int i) => Start(i, []);
+
+    /// <summary>Starts node i with the cluster's options followed by <paramref name="moreArgs"/> (a later option wins).</summary>
+    public NodeProcess Start(int i, params string[] moreArgs)
     {
         if (IsRunning(i)) throw new InvalidOperationException($"node {i} is already running");
-        var node = NodeProcess.Start(ConfigPath, i, Directory, _extraArgs);
+        var node = NodeProcess.Start(ConfigPath, i, Directory, [.. _extraArgs, .. moreArgs]);
         _nodes[i] = node;
         return node;
     }
