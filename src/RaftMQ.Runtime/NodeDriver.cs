@@ -92,6 +92,12 @@ public sealed class NodeDriverOptions
     /// <summary>Entries kept in the log behind a snapshot, so a follower slightly behind catches up without a snapshot.</summary>
     public ulong SnapshotRetainEntries { get; init; } = 5_000;
 
+    /// <summary>
+    /// Most bytes of commands kept behind a snapshot, whichever of this and <see cref="SnapshotRetainEntries"/> keeps
+    /// less: with large entries, a count alone would keep the whole backlog on disk twice.
+    /// </summary>
+    public long SnapshotRetainBytes { get; init; } = 64L << 20;
+
     /// <summary>Largest chunk of a snapshot sent to a follower in one message.</summary>
     public int SnapshotChunkBytes { get; init; } = 1 << 20;
 
@@ -109,6 +115,8 @@ public sealed class NodeDriverOptions
 /// <remarks>Not thread-safe: its owner calls it from one thread.</remarks>
 public sealed partial class NodeDriver : IDisposable
 {
+    private const int MaxApplyCheckpoints = 4_096;
+
     private readonly RaftOptions _raftOptions;
     private readonly NodeDriverOptions _options;
     private readonly NodeStorage _storage;
@@ -127,6 +135,9 @@ public sealed partial class NodeDriver : IDisposable
     private ulong _lastSnapshotIndex;
     private long _bytesSinceSnapshot;
     private SnapshotJob? _snapshotInProgress;
+    private long _appliedBytes; // command bytes applied in this run, for the byte bound on the retained log
+    private long _appliedBytesAtSnapshot;
+    private readonly Queue<(ulong Index, long AppliedBytes)> _applyCheckpoints = new();
     private IncomingSnapshot? _incomingSnapshot;
 
     /// <summary>
@@ -150,7 +161,11 @@ public sealed partial class NodeDriver : IDisposable
         _host = host;
         _observer = observer;
         _logger = logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+#if MUTATION_REUSEREADCONTEXTS
+        _nextReadContext = 0; // the bug: every run numbers its reads from 1
+#else
         _nextReadContext = readContextSeed;
+#endif
         var log = _storage.Log;
         _persistedHardState = log.HardState;
         var applied = 0UL;
@@ -292,13 +307,17 @@ public sealed partial class NodeDriver : IDisposable
         // A snapshot installed from the leader meanwhile may already cover this one.
         if (metadata.Index <= _storage.Log.Snapshot.Index) return;
         _observer?.SnapshotTaken(metadata);
-        // Keep a tail of entries so a follower a little behind is caught up from the log, not with a snapshot.
-        if (metadata.Index > _options.SnapshotRetainEntries)
+        // Keep a tail of entries so a follower a little behind is caught up from the log, not with a snapshot: at most
+        // SnapshotRetainEntries entries and SnapshotRetainBytes bytes of them.
+        var compactTo = metadata.Index > _options.SnapshotRetainEntries ? metadata.Index - _options.SnapshotRetainEntries : 0;
+        while (_applyCheckpoints.TryPeek(out var checkpoint) && checkpoint.Index <= metadata.Index
+            && _appliedBytesAtSnapshot - checkpoint.AppliedBytes > _options.SnapshotRetainBytes)
         {
-            var compactTo = metadata.Index - _options.SnapshotRetainEntries;
-            if (compactTo > _storage.Log.Snapshot.Index && _node.TryGetEntry(compactTo, out var e))
-                _storage.Compact(new SnapshotMetadata(compactTo, e.Term));
+            compactTo = Math.Max(compactTo, checkpoint.Index);
+            _applyCheckpoints.Dequeue();
         }
+        if (compactTo > _storage.Log.Snapshot.Index && _node.TryGetEntry(compactTo, out var e))
+            _storage.Compact(new SnapshotMetadata(compactTo, e.Term));
         LogSnapshotTaken(_logger, _raftOptions.Id, metadata.Index, metadata.Term, _storage.Log.FirstIndex);
     }
 
@@ -314,8 +333,12 @@ public sealed partial class NodeDriver : IDisposable
             Counters.Ready();
             // Thesis §10.2.1: a leader may send appends in parallel with its own write, since it counts itself only
             // once durable. Anything answering a vote must wait for the vote to be durable, hence the term/vote check.
+#if MUTATION_SENDBEFOREPERSIST
+            var sendFirst = true; // the bug: votes and acknowledgements leave before what they promise is durable
+#else
             var sendFirst = node.Role == Role.Leader
                 && (ready.HardState is not { } h || (h.Term == _persistedHardState.Term && h.Vote == _persistedHardState.Vote));
+#endif
             if (sendFirst) Send(ready.Messages);
             if (ready.Snapshot is { } snapshot) InstallSnapshot(snapshot);
             if (ready.HardState is not null || ready.Entries.Count > 0)
@@ -331,6 +354,12 @@ public sealed partial class NodeDriver : IDisposable
             if (!sendFirst) Send(ready.Messages);
             Apply(ready.CommittedEntries);
             Counters.Applied(ready.CommittedEntries.Count);
+            if (ready.CommittedEntries.Count > 0)
+            {
+                // Bounded: dropping the oldest checkpoint can only make a compaction keep more, never less.
+                if (_applyCheckpoints.Count >= MaxApplyCheckpoints) _applyCheckpoints.Dequeue();
+                _applyCheckpoints.Enqueue((ready.CommittedEntries[^1].Index, _appliedBytes));
+            }
             foreach (var rs in ready.ReadStates)
             {
                 if (_unconfirmedReads.Remove(rs.Context, out var read)) _confirmedReads.Enqueue(read, rs.Index);
@@ -380,6 +409,7 @@ public sealed partial class NodeDriver : IDisposable
             object? result = null;
             if (e.Type == EntryType.Command) result = _stateMachine.Apply(e.Index, e.Data);
             _bytesSinceSnapshot += e.Data.Length;
+            _appliedBytes += e.Data.Length;
             _observer?.Applied(e);
             if (_proposals.Remove(e.Index, out var p))
             {
@@ -466,6 +496,7 @@ public sealed partial class NodeDriver : IDisposable
         }
         _lastSnapshotIndex = applied;
         _bytesSinceSnapshot = 0;
+        _appliedBytesAtSnapshot = _appliedBytes;
         _snapshotInProgress = new SnapshotJob(metadata, captured, writer);
         _host.WriteSnapshotInBackground(_snapshotInProgress);
     }
@@ -481,6 +512,7 @@ public sealed partial class NodeDriver : IDisposable
         _stateMachine.RestoreSnapshot(stream);
         _lastSnapshotIndex = Math.Max(_lastSnapshotIndex, snapshot.Index);
         _bytesSinceSnapshot = 0;
+        _applyCheckpoints.Clear();
         // The entries these proposals were waiting for are inside the snapshot: whether each was this node's
         // proposal or another leader's cannot be told any more.
         foreach (var index in _proposals.Keys.Where(i => i <= snapshot.Index).ToList())

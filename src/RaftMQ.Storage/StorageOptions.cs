@@ -32,8 +32,12 @@ public sealed class StorageOptions
     /// <summary>Largest snapshot accepted by <see cref="SnapshotStore"/>. Default 16 GiB.</summary>
     public long MaxSnapshotBytes { get; init; } = 16L * 1024 * 1024 * 1024;
 
-    /// <summary>Complete snapshots kept on disk (the newest first); older ones are deleted. Default 2.</summary>
-    public int RetainSnapshots { get; init; } = 2;
+    /// <summary>
+    /// Complete snapshots kept on disk (the newest first); older ones are deleted once a newer one is durable. Default
+    /// 1: the log is compacted past an older snapshot's index, so the older one could not rebuild the state anyway, and
+    /// with a large state every extra copy costs its whole size on disk.
+    /// </summary>
+    public int RetainSnapshots { get; init; } = 1;
 
     /// <summary>The file operations used; the real file system unless a test injects faults.</summary>
     public IStorageFileSystem FileSystem { get; init; } = PhysicalFileSystem.Instance;

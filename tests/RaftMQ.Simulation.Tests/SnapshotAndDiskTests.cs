@@ -215,6 +215,27 @@ public sealed class SnapshotAndDiskTests
     }
 
     [Fact]
+    public void TheLogKeptBehindASnapshot_IsBoundedInBytes_NotOnlyInEntries()
+    {
+        var sim = Cluster(3, o =>
+        {
+            o.SnapshotEveryEntries = 10;
+            o.SnapshotRetainEntries = 1_000;
+            o.SnapshotRetainBytes = 4 * 1024;
+        });
+        var leader = ElectedLeader(sim);
+        var proposals = Enumerable.Range(0, 30).Select(i => sim.Propose(Sim.Cmd(i).Concat(new byte[1024]).ToArray(), leader.Id)).ToList();
+        sim.Await(() => proposals.All(p => p.IsAcknowledged), 2_000, "30 proposals of 1 KiB acknowledged");
+        AwaitConverged(sim);
+        foreach (var node in sim.Nodes)
+        {
+            var snapshot = node.LatestSnapshot.ShouldNotBeNull();
+            var retained = snapshot.Index - node.Storage.Snapshot.Index;
+            retained.ShouldBeLessThanOrEqualTo(8UL, $"n{node.Id} keeps about 4 KiB of 1 KiB entries behind its snapshot at {snapshot.Index}, not 1,000 entries");
+        }
+    }
+
+    [Fact]
     public void Snapshots_AreOffByDefault()
     {
         var sim = Cluster(3);

@@ -301,6 +301,7 @@ public sealed class SimCluster
             SnapshotEveryEntries = every == 0 ? ulong.MaxValue : (ulong)every,
             SnapshotEveryBytes = long.MaxValue,
             SnapshotRetainEntries = (ulong)_options.SnapshotRetainEntries,
+            SnapshotRetainBytes = _options.SnapshotRetainBytes,
             SnapshotChunkBytes = _options.SnapshotChunkBytes,
             SnapshotTransferTimeout = TimeSpan.FromMilliseconds(_options.SnapshotTransferTimeoutMs),
         };
@@ -311,7 +312,6 @@ public sealed class SimCluster
         var storageOptions = StorageOptionsOn(disk);
         // Each run of a node numbers its reads from its own random point, as production does.
         var readContextSeed = Mix(Seed ^ 0x5EAD, (ulong)node.Incarnation * 64 + node.Id);
-        if (_options.ReuseReadContexts) readContextSeed = 0;
         try
         {
             node.Start(options, driverOptions, storageOptions, new Host(this, node, node.Incarnation), readContextSeed);

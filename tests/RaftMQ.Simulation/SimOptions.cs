@@ -134,6 +134,9 @@ public sealed class SimOptions
     /// </summary>
     public int SnapshotTransferTimeoutMs { get; set; } = 500;
 
+    /// <summary>Most bytes of commands kept in the log behind a snapshot (see <c>NodeDriverOptions.SnapshotRetainBytes</c>).</summary>
+    public long SnapshotRetainBytes { get; set; } = long.MaxValue;
+
     /// <summary>Largest chunk of a snapshot a leader sends in one message (small, so transfers take several).</summary>
     public int SnapshotChunkBytes { get; set; } = 4096;
 
@@ -148,12 +151,6 @@ public sealed class SimOptions
 
     /// <summary>Chance, per crash, that the messages already on the wire to and from the node still arrive.</summary>
     public double MessagesSurviveCrashProbability { get; set; }
-
-    /// <summary>
-    /// A deliberate bug for the mutation check: every run of a node numbers its reads from 0, so a late answer to a
-    /// read of an earlier run can confirm a read of this one.
-    /// </summary>
-    public bool ReuseReadContexts { get; set; }
 
     /// <summary>How the nodes' disks fail; <see cref="DiskConfig.Reliable"/> by default.</summary>
     public DiskConfig Disk { get; set; } = DiskConfig.Reliable;
