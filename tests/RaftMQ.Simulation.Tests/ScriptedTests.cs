@@ -133,6 +133,40 @@ public sealed class ScriptedTests
         forwarded.Matched.ShouldBe(1, "the follower asked the leader for the read index");
     }
 
+    // A follower forwards a read, crashes and restarts; the leader's answer to the read of its earlier run arrives only
+    // now, after a write was acknowledged. It must not confirm the read of the new run: each run of a node numbers its
+    // reads from a point of its own, and the core takes only answers to reads it forwarded. (The mutation check's
+    // ReuseReadContexts makes every run number from 1, which this test catches.)
+    [Fact]
+    public void LateReadAnswer_ToAnEarlierRunOfTheFollower_DoesNotConfirmANewRead()
+    {
+        var sim = Cluster(3, o => o.MessagesSurviveCrashProbability = 1);
+        var leader = ElectedLeader(sim);
+        var follower = sim.Nodes.First(n => n.Id != leader.Id);
+        var held = 0;
+        sim.Intercept<ReadIndexResponse>(InterceptPoint.BeforeReceive, _ => held++ == 0 ? InterceptDecision.Hold : InterceptDecision.Pass, to: follower.Id);
+        var oldRead = sim.Read(follower.Id);
+        sim.Await(() => sim.Held.Count == 1, 1_000, "the leader's answer to the first read is on its way (held)");
+
+        sim.Crash(follower.Id);
+        var write = sim.Propose(Sim.Cmd(1), leader.Id);
+        sim.Await(() => write.IsAcknowledged, 1_000, "a write acknowledged while the follower is down");
+
+        // The restarted follower learns the leader from heartbeats but gets no new entries, so it cannot catch up.
+        var appends = sim.Intercept<AppendEntries>(InterceptPoint.BeforeReceive, _ => InterceptDecision.Drop, to: follower.Id);
+        sim.Restart(follower.Id);
+        sim.Await(() => follower.Raft!.Leader == leader.Id, 1_000, "the restarted follower knows the leader");
+        var newRead = sim.Read(follower.Id);
+        sim.Release(sim.Held.Single()); // the old answer arrives; the invariant checker fails the run if it confirms newRead
+
+        sim.RunFor(100);
+        newRead.Index.ShouldBeNull("the new read waits for its own answer and for the entries it needs");
+        sim.RemoveInterceptor(appends);
+        sim.Await(() => newRead.Index is not null, 1_000, "the new read is served once the follower caught up");
+        newRead.Index!.Value.ShouldBeGreaterThanOrEqualTo(write.Result.Index);
+        oldRead.Completion.IsFaulted.ShouldBeTrue("the first run's read ended with that run");
+    }
+
     [Fact]
     public void Propose_OverTheEntryLimit_IsRefused_AndTheLeaderGoesOn()
     {

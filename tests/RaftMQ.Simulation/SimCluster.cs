@@ -221,7 +221,8 @@ public sealed class SimCluster
             }
             Stats.Dropped += lost.Count;
         }
-        Stats.Dropped += _held.RemoveAll(h => h.Message.From == id || h.Message.To == id);
+        // (Messages that survive include held ones: a held message is one still on its way.)
+        if (!survive) Stats.Dropped += _held.RemoveAll(h => h.Message.From == id || h.Message.To == id);
         UpdateClients();
         Trace(kind, id, null, note + (survive ? " (its messages on the wire survive)" : ""));
     }
