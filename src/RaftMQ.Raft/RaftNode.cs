@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using RaftMQ.Raft.Quorum;
 
 namespace RaftMQ.Raft;
 
@@ -14,10 +15,7 @@ public sealed class RaftNode
     private readonly RaftOptions _options;
     private readonly RaftLog _log;
     private readonly SplitMix64 _random;
-    private readonly ulong[] _voters;
-    private readonly int _quorum;
-    private readonly Dictionary<ulong, Progress> _progress = [];
-    private readonly Dictionary<ulong, bool> _votes = [];
+    private readonly ProgressTracker _tracker;
     private readonly Queue<PendingRead> _pendingReads = new();
     private readonly List<PendingRead> _readsAwaitingCommit = [];
     private readonly HashSet<ulong> _forwardedReads = [];
@@ -30,7 +28,6 @@ public sealed class RaftNode
     private long _uncommittedBytes;
     private bool _broadcastPending;
     private bool _readRoundPending;
-    private ulong _readRound;
     private HardState _previousHardState;
     private SoftState _previousSoftState;
     private Ready? _outstandingReady;
@@ -43,8 +40,7 @@ public sealed class RaftNode
         options.Validate();
         _options = options;
         Id = options.Id;
-        _voters = [.. options.Voters.Order()];
-        _quorum = _voters.Length / 2 + 1;
+        _tracker = new ProgressTracker(Id, new JointConfig(options.Voters), options.MaxInflightAppends);
         _random = new SplitMix64(options.RandomSeed ^ (options.Id * 0x9E3779B97F4A7C15UL));
         _log = new RaftLog(storage, options.Applied);
         var hs = storage.HardState;
@@ -54,7 +50,7 @@ public sealed class RaftNode
         BecomeFollower(Term, 0);
         _previousSoftState = SoftState;
         // A cluster of one has nobody to wait for: it leads at once, also right after a restart.
-        if (_voters.Length == 1) Campaign();
+        if (_tracker.SelfIsQuorum) Campaign();
     }
 
     /// <summary>This node's id.</summary>
@@ -88,7 +84,7 @@ public sealed class RaftNode
     public ulong FirstIndex => _log.FirstIndex;
 
     /// <summary>Ids of the voting members.</summary>
-    public IReadOnlyList<ulong> Voters => _voters;
+    public IReadOnlyList<ulong> Voters => _tracker.Voters;
 
     /// <summary>Leader, role and term as one value.</summary>
     public SoftState SoftState => new(Leader, Role, Term);
@@ -109,7 +105,7 @@ public sealed class RaftNode
 
     /// <summary>The leader's view of a follower's replication, for diagnostics ("Replicate match=5 next=6 ...").</summary>
     public string? DescribeProgress(ulong peer) =>
-        Role == Role.Leader && _progress.TryGetValue(peer, out var p) ? p.ToString() : null;
+        Role == Role.Leader && _tracker.TryGetProgress(peer, out var p) ? p.ToString() : null;
 
     /// <summary>Advances the logical clock by one tick: election timeouts, heartbeats and quorum checks.</summary>
     public void Tick()
@@ -164,7 +160,7 @@ public sealed class RaftNode
     {
         ArgumentNullException.ThrowIfNull(message);
         EnsureNoOutstandingReady();
-        if (message.To != Id || message.From == Id || !_voters.Contains(message.From)) return;
+        if (message.To != Id || message.From == Id || !_tracker.IsVoter(message.From)) return;
         // Snapshot bytes are the runtime's business; the core sees the finished transfer as InstallSnapshot.
         if (message is SnapshotChunk or SnapshotChunkResponse) return;
 
@@ -280,7 +276,7 @@ public sealed class RaftNode
         {
             var last = ready.Entries[^1];
             _log.StableTo(last.Index, last.Term);
-            if (Role == Role.Leader && _progress[Id].MaybeUpdate(_log.StableLastIndex) && MaybeCommit())
+            if (Role == Role.Leader && _tracker[Id].MaybeUpdate(_log.StableLastIndex) && MaybeCommit())
                 _broadcastPending = true;
         }
         if (ready.CommittedEntries.Count > 0)
@@ -345,14 +341,14 @@ public sealed class RaftNode
         // Thesis §9.6: ask whether we could win before disturbing anyone's term.
         Role = Role.PreCandidate;
         Leader = 0;
-        _votes.Clear();
-        _votes[Id] = true;
-        if (TallyVotes() == VoteResult.Won)
+        _tracker.ResetVotes();
+        _tracker.RecordVote(Id, true);
+        if (_tracker.TallyVotes() == VoteResult.Won)
         {
             Campaign();
             return;
         }
-        foreach (var peer in _voters)
+        foreach (var peer in _tracker.Voters)
             if (peer != Id) Send(new RequestVote(Id, peer, Term + 1, _log.LastIndex, _log.LastTerm, true));
     }
 
@@ -361,13 +357,13 @@ public sealed class RaftNode
         Reset(Term + 1);
         Role = Role.Candidate;
         Vote = Id;
-        _votes[Id] = true;
-        if (TallyVotes() == VoteResult.Won)
+        _tracker.RecordVote(Id, true);
+        if (_tracker.TallyVotes() == VoteResult.Won)
         {
             BecomeLeader();
             return;
         }
-        foreach (var peer in _voters)
+        foreach (var peer in _tracker.Voters)
             if (peer != Id) Send(new RequestVote(Id, peer, Term, _log.LastIndex, _log.LastTerm, false));
     }
 
@@ -391,26 +387,6 @@ public sealed class RaftNode
         }
     }
 
-    private enum VoteResult
-    {
-        Pending,
-        Won,
-        Lost,
-    }
-
-    private VoteResult TallyVotes()
-    {
-        int granted = 0, rejected = 0;
-        foreach (var (_, g) in _votes)
-        {
-            if (g) granted++;
-            else rejected++;
-        }
-        if (granted >= _quorum) return VoteResult.Won;
-        if (rejected >= _quorum) return VoteResult.Lost;
-        return VoteResult.Pending;
-    }
-
     private void StepCandidate(RaftMessage message)
     {
         switch (message)
@@ -429,8 +405,8 @@ public sealed class RaftNode
                 HandleInstallSnapshot(snap);
                 break;
             case RequestVoteResponse vr when vr.PreVote == (Role == Role.PreCandidate):
-                _votes.TryAdd(vr.From, vr.Granted);
-                switch (TallyVotes())
+                _tracker.RecordVote(vr.From, vr.Granted);
+                switch (_tracker.TallyVotes())
                 {
                     case VoteResult.Won:
                         if (Role == Role.PreCandidate) Campaign();
@@ -495,7 +471,7 @@ public sealed class RaftNode
     public void ReportSnapshot(ulong peer, bool succeeded)
     {
         EnsureNoOutstandingReady();
-        if (Role != Role.Leader || !_progress.TryGetValue(peer, out var pr) || pr.State != ReplicationState.Snapshot) return;
+        if (Role != Role.Leader || !_tracker.TryGetProgress(peer, out var pr) || pr.State != ReplicationState.Snapshot) return;
         if (!succeeded) pr.AbortSnapshot();
         pr.BecomeProbe();
         // Wait for the follower's answer (or a heartbeat response) before sending more.
@@ -536,7 +512,7 @@ public sealed class RaftNode
     {
         switch (message)
         {
-            case AppendEntriesResponse r when _progress.TryGetValue(r.From, out var pr):
+            case AppendEntriesResponse r when _tracker.TryGetProgress(r.From, out var pr):
                 pr.RecentActive = true;
                 if (r.Reject)
                 {
@@ -569,18 +545,14 @@ public sealed class RaftNode
                 {
                 }
                 break;
-            case HeartbeatResponse h when _progress.TryGetValue(h.From, out var pr):
+            case HeartbeatResponse h when _tracker.TryGetProgress(h.From, out var pr):
                 pr.RecentActive = true;
                 pr.ProbeSent = false;
                 // The follower is alive, but a full window may hold only lost appends, whose answers never come.
                 // Free one slot so an append goes out; if the follower lacks entries its rejection restarts probing.
                 if (pr.State == ReplicationState.Replicate && pr.InflightFull) pr.FreeFirstInflight();
                 if (pr.Match < _log.LastIndex) SendAppend(h.From, sendIfEmpty: true);
-                if (h.ReadRound > pr.ReadRoundAck)
-                {
-                    pr.ReadRoundAck = h.ReadRound;
-                    ReleaseConfirmedReads();
-                }
+                if (_tracker.RecordReadRoundAck(h.From, h.ReadRound)) ReleaseConfirmedReads();
                 break;
             case ReadIndexRequest rq:
                 AcceptRead(rq.Context, rq.From);
@@ -591,7 +563,7 @@ public sealed class RaftNode
     /// <summary>Sends the follower the entries from its Next; false when paused or (unless asked) nothing to send.</summary>
     private bool SendAppend(ulong to, bool sendIfEmpty)
     {
-        var pr = _progress[to];
+        var pr = _tracker[to];
         if (pr.IsPaused) return false;
         var prevIndex = pr.Next - 1;
         if (!_log.TryTerm(prevIndex, out var prevTerm))
@@ -617,11 +589,11 @@ public sealed class RaftNode
 
     private void BroadcastHeartbeat()
     {
-        foreach (var peer in _voters)
+        foreach (var peer in _tracker.Voters)
         {
             if (peer == Id) continue;
-            var pr = _progress[peer];
-            Send(new Heartbeat(Id, peer, Term, Math.Min(pr.Match, _log.Committed), _readRound));
+            var pr = _tracker[peer];
+            Send(new Heartbeat(Id, peer, Term, Math.Min(pr.Match, _log.Committed), _tracker.ReadRound));
         }
     }
 
@@ -632,13 +604,13 @@ public sealed class RaftNode
         if (_readRoundPending)
         {
             _readRoundPending = false;
-            _readRound++;
+            _tracker.StartReadRound();
             BroadcastHeartbeat();
         }
         if (_broadcastPending)
         {
             _broadcastPending = false;
-            foreach (var peer in _voters)
+            foreach (var peer in _tracker.Voters)
                 if (peer != Id) SendAppend(peer, sendIfEmpty: true);
         }
     }
@@ -646,10 +618,7 @@ public sealed class RaftNode
     /// <summary>§5.3/§5.4.2: commit the highest index a quorum holds, but only an entry of the current term.</summary>
     private bool MaybeCommit()
     {
-        Span<ulong> matches = _voters.Length <= 16 ? stackalloc ulong[_voters.Length] : new ulong[_voters.Length];
-        for (int i = 0; i < _voters.Length; i++) matches[i] = _progress[_voters[i]].Match;
-        matches.Sort();
-        var candidate = matches[_voters.Length - _quorum];
+        var candidate = _tracker.Committed();
         if (candidate <= _log.Committed || _log.Term(candidate) != Term) return false;
         var firstCommitInTerm = _log.Term(_log.Committed) != Term;
         _log.CommitTo(candidate);
@@ -661,21 +630,12 @@ public sealed class RaftNode
         return true;
     }
 
+    /// <summary>Whether a quorum was heard from in the election timeout now ending; the next one starts afresh.</summary>
     private bool QuorumRecentlyActive()
     {
-        var active = 0;
-        foreach (var peer in _voters)
-        {
-            if (peer == Id)
-            {
-                active++;
-                continue;
-            }
-            var pr = _progress[peer];
-            if (pr.RecentActive) active++;
-            pr.RecentActive = false;
-        }
-        return active >= _quorum;
+        var active = _tracker.QuorumActive();
+        _tracker.ResetRecentActive();
+        return active;
     }
 
     // ---- linearizable reads (thesis §6.4) ----
@@ -697,23 +657,19 @@ public sealed class RaftNode
 
     private void StartRead(ulong context, ulong from)
     {
-        if (_voters.Length == 1)
+        if (_tracker.SelfIsQuorum)
         {
             DeliverRead(new PendingRead(context, _log.Committed, 0, from));
             return;
         }
         // Reads that arrive before the next flush share one heartbeat round.
-        _pendingReads.Enqueue(new PendingRead(context, _log.Committed, _readRound + 1, from));
+        _pendingReads.Enqueue(new PendingRead(context, _log.Committed, _tracker.ReadRound + 1, from));
         _readRoundPending = true;
     }
 
     private void ReleaseConfirmedReads()
     {
-        Span<ulong> acks = _voters.Length <= 16 ? stackalloc ulong[_voters.Length] : new ulong[_voters.Length];
-        for (int i = 0; i < _voters.Length; i++)
-            acks[i] = _voters[i] == Id ? _readRound : _progress[_voters[i]].ReadRoundAck;
-        acks.Sort();
-        var confirmed = acks[_voters.Length - _quorum];
+        var confirmed = _tracker.ConfirmedReadRound();
         while (_pendingReads.Count > 0 && _pendingReads.Peek().Round <= confirmed)
             DeliverRead(_pendingReads.Dequeue());
     }
@@ -737,8 +693,8 @@ public sealed class RaftNode
         _electionElapsed = 0;
         _heartbeatElapsed = 0;
         _randomizedElectionTimeout = _options.ElectionTicks + _random.Next(_options.ElectionTicks);
-        _votes.Clear();
-        _progress.Clear();
+        _tracker.ResetVotes();
+        _tracker.ClearProgress();
         _pendingReads.Clear();
         _readsAwaitingCommit.Clear();
         _forwardedReads.Clear();
@@ -760,12 +716,8 @@ public sealed class RaftNode
         Reset(Term);
         Role = Role.Leader;
         Leader = Id;
-        foreach (var peer in _voters)
-        {
-            var pr = new Progress(_log.LastIndex + 1, _options.MaxInflightAppends);
-            _progress[peer] = pr;
-        }
-        _progress[Id].MaybeUpdate(_log.StableLastIndex);
+        _tracker.ResetProgress(_log.LastIndex + 1);
+        _tracker[Id].MaybeUpdate(_log.StableLastIndex);
         // §5.4.2 and §8: a leader commits entries of earlier terms only by committing one of its own; the no-op is it.
         var noOp = new Entry(_log.LastIndex + 1, Term, EntryType.NoOp, ReadOnlyMemory<byte>.Empty);
         _log.AppendLeaderEntry(noOp);

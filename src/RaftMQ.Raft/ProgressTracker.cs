@@ -1,0 +1,119 @@
+using RaftMQ.Raft.Quorum;
+
+namespace RaftMQ.Raft;
+
+/// <summary>
+/// What the core knows of its peers, and every question answered by counting them: the voter configuration, the
+/// leader's <see cref="Progress"/> of each voter (itself included), the votes of an election, the read rounds each
+/// follower confirmed. Modelled on etcd's <c>tracker.ProgressTracker</c>; the arithmetic itself is in
+/// <see cref="JointConfig"/>.
+/// </summary>
+internal sealed class ProgressTracker
+{
+    private readonly ulong _self;
+    private readonly int _maxInflight;
+    private readonly Dictionary<ulong, Progress> _progress = [];
+    private readonly Dictionary<ulong, bool> _votes = [];
+
+    // Built once so that counting on the hot path (every append answer) allocates nothing.
+    private readonly Func<ulong, ulong> _matchOf;
+    private readonly Func<ulong, ulong> _readRoundAckOf;
+    private readonly Func<ulong, bool> _isActive;
+    private readonly Func<ulong, bool> _isSelf;
+    private readonly Func<ulong, bool?> _voteOf;
+
+    public ProgressTracker(ulong self, JointConfig config, int maxInflight)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (!config.Contains(self)) throw new ArgumentException($"The configuration {config} must include this node ({self}).");
+        _self = self;
+        _maxInflight = maxInflight;
+        Config = config;
+        _matchOf = id => _progress[id].Match;
+        _readRoundAckOf = id => id == _self ? ReadRound : _progress[id].ReadRoundAck;
+        // The leader is always active to itself; followers must have been heard from since the last check.
+        _isActive = id => id == _self || _progress[id].RecentActive;
+        _isSelf = id => id == _self;
+        _voteOf = id => _votes.TryGetValue(id, out var granted) ? granted : null;
+    }
+
+    /// <summary>The voters.</summary>
+    public JointConfig Config { get; }
+
+    /// <summary>Every voter, ascending: those that get messages from a leader or a candidate.</summary>
+    public IReadOnlyList<ulong> Voters => Config.Ids;
+
+    /// <summary>Whether this node alone is a quorum (a cluster of one): nobody to wait for.</summary>
+    public bool SelfIsQuorum => Config.HasQuorum(_isSelf);
+
+    /// <summary>
+    /// The last read round the leader started. It only grows, across terms too; followers echo it in heartbeat
+    /// responses, and the leader has confirmed its own round by starting it.
+    /// </summary>
+    public ulong ReadRound { get; private set; }
+
+    /// <summary>Whether <paramref name="id"/> is a voter.</summary>
+    public bool IsVoter(ulong id) => Config.Contains(id);
+
+    // ---- progress (leader only) ----
+
+    /// <summary>A new leader's view: every voter probed from <paramref name="next"/>, nothing known to match.</summary>
+    public void ResetProgress(ulong next)
+    {
+        _progress.Clear();
+        foreach (var id in Config.Ids) _progress[id] = new Progress(next, _maxInflight);
+    }
+
+    /// <summary>Forgets all progress (this node is no longer leader).</summary>
+    public void ClearProgress() => _progress.Clear();
+
+    /// <summary>The progress of voter <paramref name="id"/>; only while leading.</summary>
+    public Progress this[ulong id] => _progress[id];
+
+    /// <summary>The progress of <paramref name="id"/>, if this node leads and it is a voter.</summary>
+    public bool TryGetProgress(ulong id, out Progress progress) => _progress.TryGetValue(id, out progress!);
+
+    /// <summary>The largest index a quorum holds (by match index); the leader still checks its term (§5.4.2).</summary>
+    public ulong Committed() => Config.CommittedIndex(_matchOf);
+
+    /// <summary>Whether a quorum was heard from since <see cref="ResetRecentActive"/> (thesis §6.2 check-quorum).</summary>
+    public bool QuorumActive() => Config.HasQuorum(_isActive);
+
+    /// <summary>Starts a new check-quorum period: every follower must be heard from again.</summary>
+    public void ResetRecentActive()
+    {
+        foreach (var (id, pr) in _progress)
+            if (id != _self) pr.RecentActive = false;
+    }
+
+    // ---- read rounds (thesis §6.4) ----
+
+    /// <summary>Starts the next read round; its heartbeats carry the returned number.</summary>
+    public ulong StartReadRound() => ++ReadRound;
+
+    /// <summary>
+    /// Records that <paramref name="id"/> answered a heartbeat of read round <paramref name="round"/>; true when
+    /// that is news (an earlier or repeated answer confirms nothing new).
+    /// </summary>
+    public bool RecordReadRoundAck(ulong id, ulong round)
+    {
+        var pr = _progress[id];
+        if (round <= pr.ReadRoundAck) return false;
+        pr.ReadRoundAck = round;
+        return true;
+    }
+
+    /// <summary>The highest read round a quorum (the leader included) has answered in this term.</summary>
+    public ulong ConfirmedReadRound() => Config.CommittedIndex(_readRoundAckOf);
+
+    // ---- elections (§5.2) ----
+
+    /// <summary>Records <paramref name="id"/>'s answer to this election; only its first answer counts.</summary>
+    public void RecordVote(ulong id, bool granted) => _votes.TryAdd(id, granted);
+
+    /// <summary>Forgets the votes of the last election.</summary>
+    public void ResetVotes() => _votes.Clear();
+
+    /// <summary>Whether the votes so far win, lose or leave the election open.</summary>
+    public VoteResult TallyVotes() => Config.VoteResult(_voteOf);
+}
