@@ -619,7 +619,11 @@ public sealed class RaftNode
     private bool MaybeCommit()
     {
         var candidate = _tracker.Committed();
+#if MUTATION_COMMITPREVIOUSTERM
+        if (candidate <= _log.Committed) return false; // the bug: a previous-term entry is committed by counting replicas
+#else
         if (candidate <= _log.Committed || _log.Term(candidate) != Term) return false;
+#endif
         var firstCommitInTerm = _log.Term(_log.Committed) != Term;
         _log.CommitTo(candidate);
         if (firstCommitInTerm && _readsAwaitingCommit.Count > 0)
@@ -657,7 +661,11 @@ public sealed class RaftNode
 
     private void StartRead(ulong context, ulong from)
     {
+#if MUTATION_READWITHOUTROUND
+        if (_tracker.SelfIsQuorum || Term > 0) // the bug: the leader answers without confirming it still leads
+#else
         if (_tracker.SelfIsQuorum)
+#endif
         {
             DeliverRead(new PendingRead(context, _log.Committed, 0, from));
             return;
