@@ -1,8 +1,8 @@
 using BankTeller.Protocol;
+using RaftMQ.Hosting;
 using RaftMQ.Raft;
 using RaftMQ.Runtime;
-using RaftMQ.Runtime.Hosting;
-using RaftMQ.Runtime.Sessions;
+using RaftMQ.StateMachine.Sessions;
 
 namespace BankTeller.Server;
 
