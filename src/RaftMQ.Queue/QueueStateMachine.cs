@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Text;
 using RaftMQ.Queue.Store;
-using RaftMQ.Runtime;
+using RaftMQ.StateMachine;
 
 namespace RaftMQ.Queue;
 

@@ -156,6 +156,73 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         }
     }
 
+    /// <summary>
+    /// Proposes a command if this node leads, and says what became of it (<see cref="ProposeOutcome"/>) instead of
+    /// throwing. It waits out elections until <paramref name="deadline"/>, and proposes again while the command was
+    /// certainly not applied (this node lost leadership before proposing, or a new leader replaced the entry). When
+    /// another node leads it returns <see cref="ProposeOutcome.Elsewhere"/>: the caller forwards or redirects.
+    /// <paramref name="command"/> is called once per attempt, on the leader, right before proposing (so it may stamp
+    /// the leader's clock into the command); an exception it throws reaches the caller, with nothing proposed.
+    /// </summary>
+    public async Task<ProposeOutcome> ProposeOrRouteAsync(Func<ReadOnlyMemory<byte>> command, CancellationToken deadline)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        var sent = false; // once proposed, a timeout or a stop leaves the command's fate unknown
+        try
+        {
+            while (true)
+            {
+                deadline.ThrowIfCancellationRequested();
+                // The status of a stopped node is stale: it must not look like a leader to propose on.
+                if (_loop is { IsCompleted: true } loop) throw new NodeStoppedException("The node has stopped.", loop.Exception?.InnerException);
+                var changed = SoftStateChanged; // read before the status, so a change in between is not missed
+                var status = _status;
+                if (status.Role == Role.Leader)
+                {
+                    var bytes = command();
+                    try
+                    {
+                        sent = true;
+                        return new ProposeOutcome.Applied(await ProposeAsync(bytes, deadline).ConfigureAwait(false));
+                    }
+                    catch (Exception e) when (e is NotLeaderException or ProposalDroppedException)
+                    {
+                        sent = false; // certainly not applied: route again
+                    }
+                    continue;
+                }
+                if (status.Leader != 0) return new ProposeOutcome.Elsewhere(status.Leader, changed);
+                await changed.WaitAsync(deadline).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            return sent
+                ? new ProposeOutcome.Unknown(
+                    UnknownReason.TimedOut, "timed out waiting for the commit; the command may or may not have been applied")
+                : new ProposeOutcome.NotApplied(
+                    NotAppliedReason.NoLeader, "timed out waiting for a leader; the command was not applied");
+        }
+        catch (NodeOverloadedException e)
+        {
+            return new ProposeOutcome.NotApplied(NotAppliedReason.Overloaded, e.Message);
+        }
+        catch (CommandTooLargeException e)
+        {
+            return new ProposeOutcome.NotApplied(NotAppliedReason.TooLarge, e.Message);
+        }
+        catch (ProposalOutcomeUnknownException e)
+        {
+            return new ProposeOutcome.Unknown(UnknownReason.SnapshotCovered, e.Message);
+        }
+        catch (NodeStoppedException e)
+        {
+            return sent
+                ? new ProposeOutcome.Unknown(UnknownReason.Stopped, e.Message)
+                : new ProposeOutcome.NotApplied(NotAppliedReason.Stopped, e.Message);
+        }
+    }
+
     /// <summary>Completes at the next change of leader, role or term after this call.</summary>
     public Task SoftStateChanged => Volatile.Read(ref _softStateChanged).Task;
 

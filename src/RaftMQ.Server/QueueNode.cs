@@ -121,65 +121,81 @@ public sealed class QueueNode : IAsyncDisposable
         QueueCommand command, bool forwarded, string method, string pathAndQuery, byte[] body, CancellationToken deadline)
     {
         var encoded = command.Encode();
-        var sent = false; // once a command left this method for the log or the leader, a timeout leaves its fate unknown
+        RaftRuntime runtime;
         try
         {
-            var runtime = (await _started.Task.WaitAsync(deadline).ConfigureAwait(false)).Runtime;
-            while (true)
-            {
-                deadline.ThrowIfCancellationRequested();
-                var changed = runtime.SoftStateChanged;
-                var status = runtime.Status;
-                if (status.Role == Role.Leader)
-                {
-                    // The leader's disk decides (a follower forwards and relays the answer): it is the one that would
-                    // append the entry first. Pops and reads pass; they free space.
-                    if (AddsData(command.Op) && Disk.Current is { Alarm: true } full) return new CommandOutcome.DiskFull(full);
-                    try
-                    {
-                        sent = true;
-                        var result = await runtime.ProposeAsync(encoded, deadline).ConfigureAwait(false);
-                        return new CommandOutcome.Applied((QueueResult)result!);
-                    }
-                    catch (NotLeaderException)
-                    {
-                        // Lost leadership before proposing: nothing was appended; route again.
-                        sent = false;
-                    }
-                    catch (ProposalDroppedException)
-                    {
-                        // A new leader replaced the entry: it was not applied; safe to route again.
-                        sent = false;
-                    }
-                    catch (NodeOverloadedException e)
-                    {
-                        return new CommandOutcome.Unavailable(ErrorCodes.Overloaded, e.Message);
-                    }
-                    continue;
-                }
-                if (forwarded) return new CommandOutcome.NotLeader(status.Leader);
-                if (status.Leader != 0)
-                {
-                    sent = true;
-                    var relayed = await ForwardAsync(status.Leader, method, pathAndQuery, body, deadline).ConfigureAwait(false);
-                    if (relayed is not null) return relayed;
-                    sent = false;
-                }
-                // No leader, or the one we know did not take the request: wait for the next leader change.
-                await changed.WaitAsync(deadline).ConfigureAwait(false);
-            }
+            runtime = (await _started.Task.WaitAsync(deadline).ConfigureAwait(false)).Runtime;
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
-            return sent
-                ? new CommandOutcome.Unavailable(
-                    ErrorCodes.OutcomeUnknown, "timed out waiting for the commit; the command may or may not have been applied")
-                : new CommandOutcome.Unavailable(ErrorCodes.NoLeader, "timed out waiting for a leader; the command was not applied");
+            return new CommandOutcome.Unavailable(ErrorCodes.NoLeader, "timed out waiting for a leader; the command was not applied");
         }
-        catch (NodeStoppedException e)
+        // Called on the leader right before each proposal. The leader's disk decides (a follower forwards and relays
+        // the answer): it is the one that would append the entry first. Pops and reads pass; they free space.
+        ReadOnlyMemory<byte> CommandUnlessDiskFull() =>
+            AddsData(command.Op) && Disk.Current is { Alarm: true } full ? throw new DiskAlarmOnException(full) : encoded;
+        while (true)
         {
-            return new CommandOutcome.Unavailable(sent ? ErrorCodes.OutcomeUnknown : ErrorCodes.Stopped, e.Message);
+            // A forwarded request is never forwarded again, nor does it wait here for a leader: the sender routes it.
+            if (forwarded && runtime.Status is { Role: not Role.Leader } status) return new CommandOutcome.NotLeader(status.Leader);
+            ProposeOutcome outcome;
+            try
+            {
+                outcome = await runtime.ProposeOrRouteAsync(CommandUnlessDiskFull, deadline).ConfigureAwait(false);
+            }
+            catch (DiskAlarmOnException e)
+            {
+                return new CommandOutcome.DiskFull(e.Disk);
+            }
+            switch (outcome)
+            {
+                case ProposeOutcome.Applied applied:
+                    return new CommandOutcome.Applied((QueueResult)applied.Result!);
+                case ProposeOutcome.Elsewhere elsewhere when forwarded:
+                    return new CommandOutcome.NotLeader(elsewhere.LeaderId);
+                case ProposeOutcome.Elsewhere elsewhere:
+                    try
+                    {
+                        var relayed = await ForwardAsync(elsewhere.LeaderId, method, pathAndQuery, body, deadline).ConfigureAwait(false);
+                        if (relayed is not null) return relayed;
+                    }
+                    catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+                    {
+                        return new CommandOutcome.Unavailable(
+                            ErrorCodes.OutcomeUnknown, "timed out waiting for the commit; the command may or may not have been applied");
+                    }
+                    try
+                    {
+                        // The leader we know did not take the request: wait for the next leader change.
+                        await elsewhere.LeaderChanged.WaitAsync(deadline).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+                    {
+                        return new CommandOutcome.Unavailable(ErrorCodes.NoLeader, "timed out waiting for a leader; the command was not applied");
+                    }
+                    continue;
+                case ProposeOutcome.NotApplied { Reason: NotAppliedReason.TooLarge } tooLarge:
+                    // RrmqEndpoints.CheckAgainst rules this out at start-up: every body the server accepts fits.
+                    throw new InvalidOperationException(tooLarge.Message);
+                case ProposeOutcome.NotApplied notApplied:
+                    return new CommandOutcome.Unavailable(
+                        notApplied.Reason switch
+                        {
+                            NotAppliedReason.NoLeader => ErrorCodes.NoLeader,
+                            NotAppliedReason.Overloaded => ErrorCodes.Overloaded,
+                            _ => ErrorCodes.Stopped,
+                        },
+                        notApplied.Message);
+                case ProposeOutcome.Unknown unknown:
+                    return new CommandOutcome.Unavailable(ErrorCodes.OutcomeUnknown, unknown.Message);
+            }
         }
+    }
+
+    /// <summary>Thrown by the command factory on a leader whose disk alarm is on: nothing is proposed.</summary>
+    private sealed class DiskAlarmOnException(DiskState disk) : Exception("the disk alarm is on")
+    {
+        public DiskState Disk { get; } = disk;
     }
 
     private static bool AddsData(QueueOp op) => op is QueueOp.Publish or QueueOp.PublishBatch or QueueOp.CreateTopic;

@@ -228,7 +228,7 @@ public static class ServerLimits
     public const int CommandOverheadBytes = 16 * 1024;
 
     /// <summary>Throws when a request body within <see cref="MaxRequestBodyBytes"/> could become a command the node refuses.</summary>
-    public static void CheckAgainst(RaftMQ.Runtime.Hosting.RaftHostOptions host)
+    public static void CheckAgainst(RaftMQ.Hosting.RaftHostOptions host)
     {
         ArgumentNullException.ThrowIfNull(host);
         if (MaxRequestBodyBytes + CommandOverheadBytes > host.MaxCommandBytes)

@@ -1,7 +1,8 @@
 using RaftMQ.Raft;
 using RaftMQ.Runtime;
-using RaftMQ.Runtime.Sessions;
 using RaftMQ.Simulation;
+using RaftMQ.StateMachine;
+using RaftMQ.StateMachine.Sessions;
 
 namespace BankTeller.Tests;
 

@@ -1,5 +1,5 @@
-using RaftMQ.Runtime;
-using RaftMQ.Runtime.Sessions;
+using RaftMQ.StateMachine;
+using RaftMQ.StateMachine.Sessions;
 
 namespace BankTeller.Tests;
 

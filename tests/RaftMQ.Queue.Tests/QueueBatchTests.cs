@@ -1,7 +1,7 @@
 using System.Text;
 using FsCheck.Fluent;
 using FsCheck;
-using RaftMQ.Runtime;
+using RaftMQ.StateMachine;
 
 namespace RaftMQ.Queue.Tests;
 

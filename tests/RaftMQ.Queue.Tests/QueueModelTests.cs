@@ -92,7 +92,7 @@ public sealed class QueueModelTests : IDisposable
             var machines = new List<QueueStateMachine> { _queues.Create(limits, store) };
             var sm = machines[0];
             var model = new Model(limits);
-            RaftMQ.Runtime.IStateMachineSnapshot? snapshot = null;
+            RaftMQ.StateMachine.IStateMachineSnapshot? snapshot = null;
             Model? captured = null;
             var serial = 0;
             try

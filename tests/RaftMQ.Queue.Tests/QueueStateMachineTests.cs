@@ -1,6 +1,6 @@
 using FsCheck.Fluent;
 using FsCheck;
-using RaftMQ.Runtime;
+using RaftMQ.StateMachine;
 
 namespace RaftMQ.Queue.Tests;
 

@@ -1,6 +1,6 @@
 using System.Text;
 using RaftMQ.Queue.Store;
-using RaftMQ.Runtime;
+using RaftMQ.StateMachine;
 
 namespace RaftMQ.Queue.Tests;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 using BankTeller.Atm;
-using RaftMQ.Runtime.Hosting;
+using RaftMQ.Hosting;
 
 // The ATM: one-shot commands (`atm credit alice 10`) or, with no command, an interactive prompt.
 const string Usage = """

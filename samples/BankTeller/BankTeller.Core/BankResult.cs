@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
-using RaftMQ.Runtime.Sessions;
+using RaftMQ.StateMachine.Sessions;
 
 namespace BankTeller;
 

@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Text.Json;
 using BankTeller.Protocol;
+using RaftMQ.Hosting;
 using RaftMQ.Raft;
-using RaftMQ.Runtime.Hosting;
-using RaftMQ.Runtime.Sessions;
+using RaftMQ.StateMachine.Sessions;
 
 namespace BankTeller.Server;
 

@@ -1,8 +1,7 @@
 using BankTeller.Protocol;
-using RaftMQ.Raft;
+using RaftMQ.Hosting;
 using RaftMQ.Runtime;
-using RaftMQ.Runtime.Hosting;
-using RaftMQ.Runtime.Sessions;
+using RaftMQ.StateMachine.Sessions;
 
 namespace BankTeller.Server;
 
@@ -65,46 +64,31 @@ public sealed class BankNode(ServerSettings settings, ClusterConfig config)
     /// </summary>
     public async Task<WriteOutcome> WriteAsync(Func<long, byte[]> envelope, CancellationToken deadline)
     {
-        var sent = false;
+        RaftRuntime runtime;
         try
         {
-            var runtime = (await _host.Task.WaitAsync(deadline).ConfigureAwait(false)).Runtime;
-            while (true)
-            {
-                var changed = runtime.SoftStateChanged;
-                var status = runtime.Status;
-                if (status.Role == Role.Leader)
-                {
-                    try
-                    {
-                        sent = true;
-                        var command = envelope(TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds());
-                        return new WriteOutcome.Applied(await runtime.ProposeAsync(command, deadline).ConfigureAwait(false));
-                    }
-                    catch (Exception e) when (e is NotLeaderException or ProposalDroppedException)
-                    {
-                        sent = false; // certainly not applied: route again
-                        continue;
-                    }
-                }
-                if (status.Leader != 0) return new WriteOutcome.Redirect(status.Leader);
-                await changed.WaitAsync(deadline).ConfigureAwait(false);
-            }
+            runtime = (await _host.Task.WaitAsync(deadline).ConfigureAwait(false)).Runtime;
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
-            return sent
-                ? new WriteOutcome.Unavailable(ErrorCodes.OutcomeUnknown, "the commit was not seen in time; retry with the same session and sequence")
-                : new WriteOutcome.Unavailable(ErrorCodes.NoLeader, "no leader was elected in time; not applied");
+            return new WriteOutcome.Unavailable(ErrorCodes.NoLeader, "no leader was elected in time; not applied");
         }
-        catch (NodeOverloadedException e)
+        var outcome = await runtime.ProposeOrRouteAsync(
+            () => envelope(TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds()), deadline).ConfigureAwait(false);
+        return outcome switch
         {
-            return new WriteOutcome.Unavailable(ErrorCodes.Unavailable, e.Message);
-        }
-        catch (NodeStoppedException e)
-        {
-            return new WriteOutcome.Unavailable(sent ? ErrorCodes.OutcomeUnknown : ErrorCodes.Unavailable, e.Message);
-        }
+            ProposeOutcome.Applied applied => new WriteOutcome.Applied(applied.Result),
+            ProposeOutcome.Elsewhere elsewhere => new WriteOutcome.Redirect(elsewhere.LeaderId),
+            ProposeOutcome.NotApplied { Reason: NotAppliedReason.NoLeader } =>
+                new WriteOutcome.Unavailable(ErrorCodes.NoLeader, "no leader was elected in time; not applied"),
+            // A bank command is a few dozen bytes, far below any command limit.
+            ProposeOutcome.NotApplied { Reason: NotAppliedReason.TooLarge } tooLarge => throw new InvalidOperationException(tooLarge.Message),
+            ProposeOutcome.NotApplied notApplied => new WriteOutcome.Unavailable(ErrorCodes.Unavailable, notApplied.Message),
+            ProposeOutcome.Unknown { Reason: UnknownReason.TimedOut } =>
+                new WriteOutcome.Unavailable(ErrorCodes.OutcomeUnknown, "the commit was not seen in time; retry with the same session and sequence"),
+            ProposeOutcome.Unknown unknown => new WriteOutcome.Unavailable(ErrorCodes.OutcomeUnknown, unknown.Message),
+            _ => throw new InvalidOperationException("unexpected outcome " + outcome),
+        };
     }
 
     /// <summary>Runs <paramref name="query"/> on the bank at a linearizable point; null when no leader confirmed it in time.</summary>

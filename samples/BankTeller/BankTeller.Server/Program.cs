@@ -1,5 +1,5 @@
 using BankTeller.Server;
-using RaftMQ.Runtime.Hosting;
+using RaftMQ.Hosting;
 
 // The bank teller server: the bank state machine, with client sessions, on a node the Raft library hosts.
 ServerSettings settings;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using RaftMQ.Runtime.Hosting;
+using RaftMQ.Hosting;
 
 namespace BankTeller.Server;
 

@@ -1,5 +1,5 @@
 using System.Text;
-using RaftMQ.Runtime;
+using RaftMQ.StateMachine;
 
 namespace RaftMQ.Queue.Store;
 

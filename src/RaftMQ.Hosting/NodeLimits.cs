@@ -1,8 +1,9 @@
 using RaftMQ.Raft;
+using RaftMQ.Runtime;
 using RaftMQ.Storage;
 using RaftMQ.Transport;
 
-namespace RaftMQ.Runtime.Hosting;
+namespace RaftMQ.Hosting;
 
 /// <summary>
 /// Checks at start-up that the bounds of the layers fit each other, so that no input within the documented limits

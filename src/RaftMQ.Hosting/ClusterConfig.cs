@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 
-namespace RaftMQ.Runtime.Hosting;
+namespace RaftMQ.Hosting;
 
 /// <summary>One node's addresses: <see cref="Port"/> serves HTTP, <see cref="InternalPort"/> the Raft peers.</summary>
 public sealed record NodeAddress(string Ip, int Port, int InternalPort, bool InternalPortGiven)

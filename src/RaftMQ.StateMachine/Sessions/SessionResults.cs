@@ -1,4 +1,4 @@
-namespace RaftMQ.Runtime.Sessions;
+namespace RaftMQ.StateMachine.Sessions;
 
 /// <summary>Result of a <see cref="SessionCommandKind.Register"/> entry: the new session's id (its log index).</summary>
 public sealed record SessionRegistered(ulong SessionId);

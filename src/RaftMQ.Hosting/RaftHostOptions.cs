@@ -1,10 +1,11 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
+using RaftMQ.Runtime;
 using RaftMQ.Storage;
 using RaftMQ.Transport;
 
-namespace RaftMQ.Runtime.Hosting;
+namespace RaftMQ.Hosting;
 
 /// <summary>How <see cref="RaftHost"/> starts one node of a static cluster.</summary>
 public sealed record RaftHostOptions

@@ -1,12 +1,12 @@
 using System.Net;
 using System.Text;
+using RaftMQ.Runtime;
 using RaftMQ.Raft;
-using RaftMQ.Runtime.Hosting;
-using RaftMQ.Runtime.Sessions;
+using RaftMQ.StateMachine.Sessions;
 using RaftMQ.Storage;
 using RaftMQ.Transport;
 
-namespace RaftMQ.Runtime.Tests;
+namespace RaftMQ.Hosting.Tests;
 
 public sealed class RaftHostTests : IDisposable
 {

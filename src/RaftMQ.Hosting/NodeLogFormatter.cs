@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 
-namespace RaftMQ.Runtime.Hosting;
+namespace RaftMQ.Hosting;
 
 /// <summary>
 /// A node's log line, one per event: <c>HH:mm:ss.fff level: Category[EventId] message exception</c>, newlines in the

@@ -3,9 +3,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
-using RaftMQ.Runtime.Hosting;
 
-namespace RaftMQ.Runtime.Tests;
+namespace RaftMQ.Hosting.Tests;
 
 public sealed class NodeWebApplicationTests
 {

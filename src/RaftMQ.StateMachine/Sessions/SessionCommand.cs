@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace RaftMQ.Runtime.Sessions;
+namespace RaftMQ.StateMachine.Sessions;
 
 /// <summary>What a <see cref="SessionCommand"/> asks of the <see cref="SessionStateMachine"/>.</summary>
 public enum SessionCommandKind : byte

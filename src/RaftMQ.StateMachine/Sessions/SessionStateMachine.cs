@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace RaftMQ.Runtime.Sessions;
+namespace RaftMQ.StateMachine.Sessions;
 
 /// <summary>
 /// Client sessions over any state machine (thesis §6.3): a client registers a session, numbers its commands, and a
@@ -11,7 +11,7 @@ namespace RaftMQ.Runtime.Sessions;
 /// </summary>
 /// <remarks>
 /// Every entry must be a <see cref="SessionCommand"/> envelope. Queries bypass the session layer: read the inner
-/// state machine through <see cref="RaftRuntime.ReadAsync{T}"/>.
+/// state machine through the runtime's <c>ReadAsync</c>.
 /// </remarks>
 public sealed class SessionStateMachine : IStateMachine
 {

@@ -3,10 +3,12 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using RaftMQ.Raft;
+using RaftMQ.Runtime;
+using RaftMQ.StateMachine;
 using RaftMQ.Storage;
 using RaftMQ.Transport;
 
-namespace RaftMQ.Runtime.Hosting;
+namespace RaftMQ.Hosting;
 
 /// <summary>
 /// One node of a static cluster, ready to use: the write-ahead log and snapshots in a directory

@@ -1,4 +1,4 @@
-namespace RaftMQ.Runtime;
+namespace RaftMQ.StateMachine;
 
 /// <summary>
 /// The application replicated by Raft. The runtime calls <see cref="Apply"/>, <see cref="CaptureSnapshot"/> and
