@@ -20,8 +20,10 @@ internal readonly record struct DurableEnd(ulong Segment, long Offset, ulong Las
 /// power cut, but it never claims more than is durable, because each claim describes bytes already fsynced.
 /// It is fsynced when a segment rolls, on <see cref="DurableLogStorage.Sync"/> and on close.
 /// <para>
-/// Two copies 4 KiB apart (different pages, so a torn write-back harms one), written alternately, each with a
-/// generation number and a CRC; the valid copy with the higher generation counts. Layout in docs/storage.md.
+/// Two copies 4 KiB apart (different pages), each with a generation number and a CRC; the valid copy with the higher
+/// generation counts. Between two fsyncs of the file every write goes to the same copy — the one not holding the
+/// last fsynced claim — so a power cut can tear at most that copy, never both; each fsync swaps the roles. Layout in
+/// docs/storage.md.
 /// </para>
 /// </summary>
 internal sealed class DurableEndFile : IDisposable
@@ -38,13 +40,15 @@ internal sealed class DurableEndFile : IDisposable
     private readonly byte[] _buffer = new byte[CopyBytes];
     private ulong _generation;
     private bool _unsynced;
+    private int _syncedSlot; // the copy holding the last fsynced claim: never written until the other one is fsynced
 
-    private DurableEndFile(string path, IStorageFile file, ulong generation, DurableEnd current)
+    private DurableEndFile(string path, IStorageFile file, ulong generation, DurableEnd current, int syncedSlot)
     {
         Path = path;
         _file = file;
         _generation = generation;
         Current = current;
+        _syncedSlot = syncedSlot;
     }
 
     public string Path { get; }
@@ -61,12 +65,12 @@ internal sealed class DurableEndFile : IDisposable
         if (!fs.FileExists(path)) return null;
         var file = fs.Open(path, create: false);
         var copy = new byte[CopyBytes];
-        (ulong Generation, DurableEnd End)? best = null;
+        (ulong Generation, DurableEnd End, int Slot)? best = null;
         for (var slot = 0; slot < 2; slot++)
         {
             var n = file.Read(slot * CopyStride, copy);
             if (n == CopyBytes && TryDecode(copy, out var generation, out var end) && (best is null || generation > best.Value.Generation))
-                best = (generation, end);
+                best = (generation, end, slot);
         }
         if (best is not { } b)
         {
@@ -78,7 +82,10 @@ internal sealed class DurableEndFile : IDisposable
                 "directory: keep a copy for diagnosis, then restore it from a backup or remove it so the node rejoins the cluster empty.",
                 path, 0);
         }
-        return new DurableEndFile(path, file, b.Generation, b.End);
+        // What was read may still be only in the page cache (after a process crash): make it durable before the
+        // other copy is written to.
+        file.Sync();
+        return new DurableEndFile(path, file, b.Generation, b.End, b.Slot);
     }
 
     /// <summary>
@@ -99,7 +106,7 @@ internal sealed class DurableEndFile : IDisposable
         }
         fs.Rename(temp, path);
         fs.SyncDirectory(directory);
-        return new DurableEndFile(path, fs.Open(path, create: false), 0, end);
+        return new DurableEndFile(path, fs.Open(path, create: false), 0, end, syncedSlot: 0);
     }
 
     /// <summary>Records a new claim (bytes it names must already be fsynced); no fsync of this file.</summary>
@@ -108,17 +115,18 @@ internal sealed class DurableEndFile : IDisposable
         if (end == Current) return;
         _generation++;
         Encode(_buffer, _generation, end);
-        _file.Write((long)(_generation % 2) * CopyStride, _buffer);
+        _file.Write((long)(1 - _syncedSlot) * CopyStride, _buffer);
         Current = end;
         _unsynced = true;
     }
 
-    /// <summary>Fsyncs the latest claim, if it is not yet.</summary>
+    /// <summary>Fsyncs the latest claim, if it is not yet; the copy it is in becomes the one left alone.</summary>
     public void Sync()
     {
         if (!_unsynced) return;
         _file.Sync();
         _unsynced = false;
+        _syncedSlot = 1 - _syncedSlot;
     }
 
     public void Dispose() => _file.Dispose();

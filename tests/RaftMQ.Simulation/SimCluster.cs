@@ -662,7 +662,13 @@ public sealed class SimCluster
             case EventKind.Tick:
                 Schedule(Now + _options.TickMs, ev);
                 var node = _nodes[ev.Node - 1];
-                if (node.Driver is { } driver && !node.ClockPaused) Drive(node, () => driver.Tick());
+                if (node.Driver is not { } driver || node.ClockPaused) break;
+                // A loop held up by a slow fsync counts the ticks it missed and catches up, as RaftRuntime does.
+                node.MissedTicks++;
+                if (node.BusyUntil > Now) break;
+                var ticks = Math.Min(node.MissedTicks, 64);
+                node.MissedTicks = 0;
+                Drive(node, () => driver.Tick(ticks));
                 break;
             case EventKind.Restart:
                 var stopped = _nodes[ev.Node - 1];
@@ -671,6 +677,12 @@ public sealed class SimCluster
             case EventKind.Deliver:
                 var env = ev.Envelope!;
                 if (env.Cancelled) break;
+                // The receiver's loop is held up by a slow fsync: the message waits in its inbox.
+                if (_nodes[env.Message.To - 1] is { IsUp: true } busy && busy.BusyUntil > Now)
+                {
+                    Schedule(busy.BusyUntil, ev);
+                    break;
+                }
                 _inFlight.Remove(env.Id);
                 Arrive(env.Message);
                 break;
@@ -679,6 +691,11 @@ public sealed class SimCluster
                 // A crash in between loses the write, as it would lose the thread doing it.
                 if (writer.Driver is not { } owner || writer.Incarnation != ev.Incarnation) break;
                 var job = ev.Job!;
+                if (writer.BusyUntil > Now)
+                {
+                    Schedule(writer.BusyUntil, ev); // the loop takes the finished job back once it is free
+                    break;
+                }
                 job.Write();
                 if (job.Error is { } error && !FaultyFileSystem.IsInjected(error))
                     throw Failure($"n{writer.Id} failed to write snapshot {job.Metadata.Index}/t{job.Metadata.Term}: {error}", error);
@@ -695,10 +712,14 @@ public sealed class SimCluster
     private void Drive(SimNode node, Action input)
     {
         if (node.Driver is not { } driver) return;
+        var syncs = driver.Counters.LogSyncs;
         try
         {
             input();
             driver.ProcessReady();
+            // A slow disk: the fsync this step did holds the node's loop up for a while (nothing else is handled).
+            if (driver.Counters.LogSyncs > syncs && _options.SlowFsyncProbability > 0 && _diskRandom.NextDouble() < _options.SlowFsyncProbability)
+                node.BusyUntil = Now + 1 + _diskRandom.Next(_options.SlowFsyncMaxMs);
         }
         catch (Exception e) when (FaultyFileSystem.IsInjected(e))
         {

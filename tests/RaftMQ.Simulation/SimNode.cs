@@ -60,6 +60,12 @@ public sealed class SimNode : INodeObserver
     /// <summary>How often the node was (re)started; 1 for the first run.</summary>
     public int Incarnation { get; internal set; }
 
+    /// <summary>Until when the node's loop is held up by a slow fsync: messages wait and ticks are counted, not handled.</summary>
+    public long BusyUntil { get; internal set; }
+
+    /// <summary>Ticks that came while the loop was held up; handled together (at most 64) once it is free.</summary>
+    internal int MissedTicks { get; set; }
+
     /// <summary>Whether the node's clock is stopped (no ticks), as in a long pause of the process.</summary>
     public bool ClockPaused { get; internal set; }
 
@@ -100,6 +106,8 @@ public sealed class SimNode : INodeObserver
     /// <summary>Stops the driver (callers waiting on it learn it stopped); the disk stays as it is.</summary>
     internal void Stop(Exception reason)
     {
+        BusyUntil = 0;
+        MissedTicks = 0;
         if (Driver is not { } driver) return;
         Driver = null;
         StateMachine = null;

@@ -149,6 +149,12 @@ public sealed class SimOptions
     /// <summary>Largest command a node accepts (<see cref="RaftOptions.MaxEntryBytes"/> and the storage's bound).</summary>
     public int MaxEntryBytes { get; set; } = 64 * 1024;
 
+    /// <summary>Chance, per step that fsynced, that the fsync was slow and held the node's loop up.</summary>
+    public double SlowFsyncProbability { get; set; }
+
+    /// <summary>Longest hold-up of a slow fsync, in virtual milliseconds.</summary>
+    public int SlowFsyncMaxMs { get; set; } = 100;
+
     /// <summary>Chance, per crash, that the messages already on the wire to and from the node still arrive.</summary>
     public double MessagesSurviveCrashProbability { get; set; }
 
@@ -180,6 +186,7 @@ public sealed class SimOptions
         if (SnapshotTransferTimeoutMs <= 0 || SnapshotChunkBytes <= 0 || SnapshotWriteDelayMaxMs < 0)
             throw new ArgumentException("Snapshot transfer settings must be positive.");
         if (MessagesSurviveCrashProbability is < 0 or > 1) throw new ArgumentException("MessagesSurviveCrashProbability must be in [0, 1].");
+        if (SlowFsyncProbability is < 0 or > 1 || SlowFsyncMaxMs < 0) throw new ArgumentException("Slow fsync settings must be a probability and a non-negative delay.");
         ArgumentNullException.ThrowIfNull(Link);
         Link.Validate();
         ArgumentNullException.ThrowIfNull(Disk);
