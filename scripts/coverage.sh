@@ -20,7 +20,10 @@ measure() {
 }
 measure raft tests/RaftMQ.Raft.Tests
 # The 10,000-schedule fuzz sweep adds hours under instrumentation and little coverage; every other simulation test runs.
-measure simulation tests/RaftMQ.Simulation.Tests --filter "FullyQualifiedName!~RaftMQ.Simulation.Tests.Fuzz"
+# PreserveCompilationContext lets coverlet resolve the ASP.NET Core assemblies RaftMQ.Runtime references (logging
+# abstractions); without it coverlet skips the module ("Unable to instrument module", seen with --diag).
+measure simulation tests/RaftMQ.Simulation.Tests -p:PreserveCompilationContext=true \
+  --filter "FullyQualifiedName!~RaftMQ.Simulation.Tests.Fuzz"
 measure storage tests/RaftMQ.Storage.Tests
 
 # Of RaftMQ.Runtime only the driver's file is measured: the rest (RaftRuntime, hosting) is exercised by the real-process
