@@ -47,6 +47,51 @@ public sealed class LeaderRulesTests
         leader.Node.CommitIndex.ShouldBe(3UL);
     }
 
+    // §5.3: the quorum is counted by value, not by position: acknowledgements from the highest ids count like any.
+    [Fact]
+    public void Commit_CountsAnyMajority_WhicheverFollowersAnswer()
+    {
+        var leader = new TestNode(1, Five);
+        leader.Elect();
+        var term = leader.Node.Term;
+
+        leader.Step(Ack(5, term, 1));
+        leader.Node.CommitIndex.ShouldBe(0UL);
+        leader.Step(Ack(4, term, 1));
+        leader.Node.CommitIndex.ShouldBe(1UL);
+    }
+
+    [Fact]
+    public void Read_IsConfirmedByAnyMajority_WhicheverFollowersAnswer()
+    {
+        var leader = new TestNode(1, Five);
+        leader.ElectAndCommitNoOp();
+        leader.Node.ReadIndex(8).IsAccepted.ShouldBeTrue();
+        var heartbeats = leader.Flush().OfType<Heartbeat>().Where(h => h.ReadRound > 0).ToList();
+
+        leader.Step(TestNode.AckOf(heartbeats.Single(h => h.To == 5)));
+        leader.ReadStates.ShouldBeEmpty();
+        leader.Step(TestNode.AckOf(heartbeats.Single(h => h.To == 4)));
+        leader.ReadStates.ShouldBe([new ReadState(8, 1)]);
+    }
+
+    // §5.3: "the leader ... includes [the highest committed index] in future AppendEntries RPCs ... so that the other
+    // servers eventually find out": a commit goes out at once, even to a follower with no new entries to receive.
+    [Fact]
+    public void NewCommitIndex_GoesOutAtOnce_ToEveryFollower()
+    {
+        var leader = new TestNode(1, Three);
+        leader.ElectAndCommitNoOp();
+        leader.Propose();
+        var appends = leader.Flush().OfType<AppendEntries>().ToList();
+
+        var sent = leader.Step(TestNode.AckOf(appends.Single(a => a.To == 2)));
+
+        leader.Node.CommitIndex.ShouldBe(2UL);
+        sent.To<AppendEntries>(3).ShouldHaveSingleItem().LeaderCommit.ShouldBe(2UL); // 3 has entry 2 in flight already
+        sent.To<AppendEntries>(2).ShouldHaveSingleItem().LeaderCommit.ShouldBe(2UL);
+    }
+
     // Thesis §6.4: leadership for a read is confirmed by a majority, the leader included: in five, two followers.
     [Fact]
     public void Read_InACusterOfFive_NeedsTwoFollowerAcknowledgements()
