@@ -178,6 +178,10 @@ public sealed class LeaderRulesTests
         resent.Entries.Select(e => e.Index).ShouldBe([4UL]);
         leader.Node.DescribeProgress(2).ShouldBe("Replicate match=1 next=5 inflight=2");
 
+        // The window stays consistent after the freed slot: acknowledging everything empties it.
+        leader.Step(TestNode.AckOf(resent));
+        leader.Node.DescribeProgress(2).ShouldBe("Replicate match=4 next=5 inflight=0");
+
         // With room in the window a heartbeat answer frees nothing (the empty append it causes takes no slot).
         var other = new TestNode(1, Three, configure: o => o.MaxInflightAppends = 3);
         other.ElectAndCommitNoOp();
@@ -232,6 +236,31 @@ public sealed class LeaderRulesTests
 
         leader.Step(new AppendEntriesResponse(2, 1, 2, false, 3, 0, 0)).To<AppendEntries>(2).ShouldBeEmpty();
         leader.Node.DescribeProgress(2)!.ShouldStartWith("Snapshot match=3");
+
+        // Nor do new proposals send anything to it, not even the snapshot again: one transfer at a time.
+        leader.Propose();
+        leader.Flush().Where(m => m.To == 2).ShouldBeEmpty();
+    }
+
+    // §7: a follower streaming in replicate mode that falls behind the leader's compaction (its next entries are gone)
+    // is switched to the snapshot, with nothing left counted in flight.
+    [Fact]
+    public void FollowerBehindTheLeadersCompaction_GetsTheSnapshot()
+    {
+        var leader = new TestNode(1, Three, configure: o => o.MaxInflightAppends = 2);
+        leader.ElectAndCommitNoOp();
+        for (int i = 0; i < 3; i++)
+        {
+            leader.Propose();
+            foreach (var ae in leader.Flush().To<AppendEntries>(2)) leader.Step(TestNode.AckOf(ae)); // 3 never answers
+        }
+        leader.Node.CommitIndex.ShouldBe(4UL);
+        leader.Node.DescribeProgress(3).ShouldBe("Replicate match=1 next=4 inflight=2"); // entry 4 was never sent to 3
+        leader.Storage.Compact(new SnapshotMetadata(4, 1));
+
+        var sent = leader.Step(new HeartbeatResponse(3, 1, 1, 0)); // frees a slot: the next send needs entry 3, compacted
+        sent.To<InstallSnapshot>(3).ShouldHaveSingleItem().Snapshot.ShouldBe(new SnapshotMetadata(4, 1));
+        leader.Node.DescribeProgress(3).ShouldBe("Snapshot match=1 next=4 inflight=0");
     }
 
     // §7 with the runtime reporting the transfer: on success the leader probes right after the snapshot, but only
@@ -279,6 +308,21 @@ public sealed class LeaderRulesTests
 
         // (The ack also commits 3, which goes out in an empty append: only the ones carrying entries are counted.)
         var rest = leader.Step(TestNode.AckOf(first)).To<AppendEntries>(2).Where(a => a.Entries.Count > 0);
+        rest.Select(a => (a.PrevLogIndex, a.Entries.Count)).ShouldBe([(3UL, 2), (5UL, 1)]);
+    }
+
+    // Pipelining: an acknowledgement that commits nothing still refills the follower's window with what is left.
+    [Fact]
+    public void Acknowledgement_RefillsTheWindow_WithoutACommit()
+    {
+        var leader = new TestNode(1, Five, configure: o => o.MaxBytesPerAppend = 250);
+        leader.ElectAndCommitNoOp();
+        for (int i = 0; i < 5; i++) leader.Propose(100);
+        var first = leader.Flush().To<AppendEntries>(2).ShouldHaveSingleItem();
+
+        var rest = leader.Step(TestNode.AckOf(first)).To<AppendEntries>(2); // 1 and 2 of 5 hold entry 3: no commit
+
+        leader.Node.CommitIndex.ShouldBe(1UL);
         rest.Select(a => (a.PrevLogIndex, a.Entries.Count)).ShouldBe([(3UL, 2), (5UL, 1)]);
     }
 

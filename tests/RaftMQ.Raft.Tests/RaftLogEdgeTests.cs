@@ -165,4 +165,42 @@ public sealed class RaftLogEdgeTests
         log.Slice(3, 5, 249, into); // the bound is not reached in storage: continue into the unstable tail
         into.Select(e => e.Index).ShouldBe([3UL, 4UL]);
     }
+    // [lo, lo) is empty wherever it lies; in the durable part storage is not even asked (it refuses an empty range).
+    [Fact]
+    public void Slice_OfAnEmptyRange_IsEmpty()
+    {
+        var log = new RaftLog(Stored(0, 1, 1, 1), applied: 0);
+        log.AppendLeaderEntry(Command(4, 2));
+        var into = new List<Entry>();
+        log.Slice(2, 2, long.MaxValue, into);
+        log.Slice(4, 4, long.MaxValue, into);
+        log.Slice(3, 2, long.MaxValue, into);
+        into.ShouldBeEmpty();
+    }
+
+    // The byte bound is a maximum in the unstable tail too: an exact fit is taken whole.
+    [Fact]
+    public void Slice_TakesAnExactFit_InTheUnstableTail()
+    {
+        var log = new RaftLog(Stored(0, 1), applied: 0);
+        for (ulong i = 2; i <= 4; i++) log.AppendLeaderEntry(Command(i, 2));
+        var into = new List<Entry>();
+        log.Slice(2, 5, 248, into);
+        into.Select(e => e.Index).ShouldBe([2UL, 3UL]);
+    }
+
+    // §7: a snapshot from the leader replaces unstable (not yet written) entries too.
+    [Fact]
+    public void Restore_DropsTheUnstableTail()
+    {
+        var log = new RaftLog(Stored(0, 1), applied: 0);
+        log.TryAppend(1, 1, [Command(2, 1), Command(3, 1)], out _).ShouldBeTrue();
+        log.UnstableCount.ShouldBe(2);
+
+        log.Restore(new SnapshotMetadata(6, 2));
+
+        log.UnstableCount.ShouldBe(0);
+        log.UnstableEntries().ShouldBeEmpty();
+        (log.LastIndex, log.LastTerm).ShouldBe((6UL, 2UL));
+    }
 }

@@ -73,6 +73,19 @@ public sealed class ReadyContractTests
         last.Messages.ShouldBeEmpty();
     }
 
+    // MaxBytesPerApplyBatch bounds one Ready's committed entries; the rest come in the following Readies, with nothing
+    // else to report, until every committed entry is applied.
+    [Fact]
+    public void CommittedEntries_BeyondOneApplyBatch_ComeInTheNextReadies()
+    {
+        var follower = new TestNode(2, Three, configure: o => o.MaxBytesPerApplyBatch = 1);
+        follower.Step(new AppendEntries(1, 2, 1, 0, 0, TestNode.Entries(1, 1, 1, 1), 3));
+
+        follower.Applied.Select(e => e.Index).ShouldBe([1UL, 2UL, 3UL]);
+        follower.Readies.Select(r => r.CommittedEntries.Count).ShouldBe([1, 1, 1]);
+        follower.Node.AppliedIndex.ShouldBe(3UL);
+    }
+
     [Fact]
     public void Inputs_BeforeAdvance_AreRefused()
     {
