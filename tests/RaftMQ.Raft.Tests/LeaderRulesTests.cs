@@ -234,7 +234,7 @@ public sealed class LeaderRulesTests
         var leader = CompactedLeader();
         leader.Step(new AppendEntriesResponse(2, 1, 2, true, 10, 2, 1)).To<InstallSnapshot>(2).ShouldHaveSingleItem();
 
-        leader.Step(new AppendEntriesResponse(2, 1, 2, false, 3, 0, 0)).To<AppendEntries>(2).ShouldBeEmpty();
+        leader.Step(new AppendEntriesResponse(2, 1, 2, false, 3, 0, 0)).Where(m => m.To == 2).ShouldBeEmpty();
         leader.Node.DescribeProgress(2)!.ShouldStartWith("Snapshot match=3");
 
         // Nor do new proposals send anything to it, not even the snapshot again: one transfer at a time.

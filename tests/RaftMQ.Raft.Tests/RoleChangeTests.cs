@@ -43,9 +43,11 @@ public sealed class RoleChangeTests
         leader.Node.ReadIndex(1).IsAccepted.ShouldBeTrue();
         leader.Step(new AppendEntriesResponse(2, 1, 5, false, 0, 0, 0));
 
-        foreach (var ae in leader.Elect().OfType<AppendEntries>()) leader.Step(TestNode.AckOf(ae));
-        var heartbeats = leader.Flush().OfType<Heartbeat>().ToList();
-        heartbeats.ShouldAllBe(h => h.ReadRound == 0); // nothing to confirm
+        var sent = new List<RaftMessage>();
+        foreach (var ae in leader.Elect().OfType<AppendEntries>()) sent.AddRange(leader.Step(TestNode.AckOf(ae)));
+        leader.Node.CommitIndex.ShouldBe(2UL); // the new term's no-op committed: no read of this term waits
+        sent.OfType<Heartbeat>().ShouldAllBe(h => h.ReadRound == 0); // nothing to confirm
+        foreach (var hb in sent.OfType<Heartbeat>()) leader.Step(TestNode.AckOf(hb));
         leader.ReadStates.ShouldBeEmpty();
     }
 
