@@ -1,0 +1,165 @@
+namespace RaftMQ.Raft.Tests;
+
+/// <summary>
+/// The contract between the core and its runtime: what a <see cref="Ready"/> holds, when it must be synced (Figure 2:
+/// persistent state is on stable storage before the node answers), and that each Ready is advanced before more input.
+/// </summary>
+public sealed class ReadyContractTests
+{
+    private static readonly ulong[] Three = [1, 2, 3];
+
+    // Figure 2: term and vote must be durable before a message that depends on them goes out; the commit index need
+    // not be (a lost commit index is learned again from the leader).
+    [Fact]
+    public void MustSync_IsSetForTermVoteAndEntries_ButNotForTheCommitIndexAlone()
+    {
+        var node = new TestNode(1, Three, TestNode.StorageWith(term: 2, commit: 0, 1, 2));
+
+        node.Step(new Heartbeat(2, 1, 2, 1, 0));
+        var commitOnly = node.Readies.ShouldHaveSingleItem();
+        commitOnly.HardState.ShouldBe(new HardState(2, 0, 1));
+        commitOnly.Entries.ShouldBeEmpty();
+        commitOnly.MustSync.ShouldBeFalse();
+
+        // A vote in the same term changes only the vote: still synced before the answer.
+        var voter = new TestNode(1, Three, TestNode.StorageWith(term: 2, commit: 0));
+        voter.Step(new RequestVote(3, 1, 2, 0, 0, false)).ShouldHaveSingleItem().ShouldBeOfType<RequestVoteResponse>().Granted.ShouldBeTrue();
+        var vote = voter.Readies.ShouldHaveSingleItem();
+        vote.HardState.ShouldBe(new HardState(2, 3, 0));
+        vote.MustSync.ShouldBeTrue();
+
+        // New entries alone (no hard state change) are synced too.
+        var follower = new TestNode(1, Three, TestNode.StorageWith(term: 2, commit: 0));
+        follower.Step(new Heartbeat(2, 1, 2, 0, 0));
+        follower.Step(new AppendEntries(2, 1, 2, 0, 0, TestNode.Entries(1, 2), 0));
+        var append = follower.Readies[^1];
+        append.HardState.ShouldBeNull();
+        append.Entries.ShouldHaveSingleItem();
+        append.MustSync.ShouldBeTrue();
+    }
+
+    // A Ready reports soft and hard state only when they changed since the last one.
+    [Fact]
+    public void Ready_CarriesSoftAndHardStateOnlyWhenChanged()
+    {
+        var node = new TestNode(1, Three);
+        node.Node.HasReady().ShouldBeFalse();
+
+        node.Step(new Heartbeat(2, 1, 3, 0, 0));
+        var first = node.Readies.ShouldHaveSingleItem();
+        first.SoftState.ShouldBe(new SoftState(2, Role.Follower, 3));
+        first.HardState.ShouldBe(new HardState(3, 0, 0));
+
+        node.Step(new Heartbeat(2, 1, 3, 0, 0));
+        var second = node.Readies[1];
+        second.SoftState.ShouldBeNull();
+        second.HardState.ShouldBeNull();
+        second.Messages.ShouldHaveSingleItem().ShouldBeOfType<HeartbeatResponse>();
+        node.Node.SoftState.ShouldBe(new SoftState(2, Role.Follower, 3));
+        node.Node.HardState.ShouldBe(new HardState(3, 0, 0));
+    }
+
+    // A role change alone (same term, no message, no hard state) is still something to report.
+    [Fact]
+    public void HasReady_IsTrue_ForASoftStateChangeAlone()
+    {
+        var node = new TestNode(1, Three);
+        node.ElectAndCommitNoOp();
+        node.Tick(2 * TestNode.ElectionTicks); // no follower answers: the leader steps down (thesis §6.2) in the same term
+        node.Node.Role.ShouldBe(Role.Follower);
+        var last = node.Readies[^1];
+        last.SoftState.ShouldBe(new SoftState(0, Role.Follower, 1));
+        last.HardState.ShouldBeNull();
+        last.Messages.ShouldBeEmpty();
+    }
+
+    // MaxBytesPerApplyBatch bounds one Ready's committed entries; the rest come in the following Readies, with nothing
+    // else to report, until every committed entry is applied.
+    [Fact]
+    public void CommittedEntries_BeyondOneApplyBatch_ComeInTheNextReadies()
+    {
+        var follower = new TestNode(2, Three, configure: o => o.MaxBytesPerApplyBatch = 1);
+        follower.Step(new AppendEntries(1, 2, 1, 0, 0, TestNode.Entries(1, 1, 1, 1), 3));
+
+        follower.Applied.Select(e => e.Index).ShouldBe([1UL, 2UL, 3UL]);
+        follower.Readies.Select(r => r.CommittedEntries.Count).ShouldBe([1, 1, 1]);
+        follower.Node.AppliedIndex.ShouldBe(3UL);
+    }
+
+    [Fact]
+    public void Inputs_BeforeAdvance_AreRefused()
+    {
+        var node = new TestNode(1, Three);
+        node.Node.Step(new Heartbeat(2, 1, 3, 0, 0));
+        var ready = node.Node.GetReady();
+
+        node.Node.HasReady().ShouldBeFalse(); // nothing more is handed out until this one is advanced
+        Should.Throw<InvalidOperationException>(() => node.Node.Tick());
+        Should.Throw<InvalidOperationException>(() => node.Node.Step(new Heartbeat(2, 1, 3, 0, 0)));
+        Should.Throw<InvalidOperationException>(() => node.Node.Propose(new byte[1]));
+        Should.Throw<InvalidOperationException>(() => node.Node.ReadIndex(1));
+        Should.Throw<InvalidOperationException>(() => node.Node.ReportSnapshot(2, true));
+        Should.Throw<InvalidOperationException>(() => node.Node.GetReady());
+
+        node.Node.Advance(ready);
+        node.Node.Tick();
+    }
+
+    [Fact]
+    public void Advance_WithAnotherReady_IsRefused()
+    {
+        var node = new TestNode(1, Three);
+        node.Node.Step(new Heartbeat(2, 1, 3, 0, 0));
+        var ready = node.Node.GetReady();
+        node.Node.Advance(ready);
+        node.Node.Step(new Heartbeat(2, 1, 3, 0, 0));
+        var next = node.Node.GetReady();
+
+        Should.Throw<InvalidOperationException>(() => node.Node.Advance(ready));
+        Should.Throw<ArgumentNullException>(() => node.Node.Advance(null!));
+        node.Node.Advance(next);
+        Should.Throw<InvalidOperationException>(() => node.Node.Advance(next)); // not twice either
+    }
+
+    [Fact]
+    public void Step_WithNull_IsRefused() =>
+        Should.Throw<ArgumentNullException>(() => new TestNode(1, Three).Node.Step(null!));
+
+    // The log as seen through the node: entries by index, and nothing outside [FirstIndex, LastIndex].
+    [Fact]
+    public void TryGetEntry_ReturnsTheEntry_OnlyWithinTheLog()
+    {
+        var storage = TestNode.StorageWith(1, 4, 1, 1, 1, 1);
+        storage.Compact(new SnapshotMetadata(2, 1));
+        var node = new TestNode(1, Three, storage, o => o.Applied = 2);
+
+        node.Node.TryGetEntry(2, out _).ShouldBeFalse(); // compacted
+        node.Node.TryGetEntry(5, out _).ShouldBeFalse(); // past the end
+        node.Node.TryGetEntry(3, out var third).ShouldBeTrue();
+        third.ShouldBe(storage.ReadOne(3));
+        node.Node.TryGetEntry(4, out var fourth).ShouldBeTrue();
+        fourth.Index.ShouldBe(4UL);
+        (node.Node.FirstIndex, node.Node.LastIndex, node.Node.LastTerm).ShouldBe((3UL, 4UL, 1UL));
+    }
+
+    // Progress is the leader's view; other roles have none to describe.
+    [Fact]
+    public void DescribeProgress_IsOnlyAvailableOnTheLeader_ForAMember()
+    {
+        var node = new TestNode(1, Three);
+        node.Node.DescribeProgress(2).ShouldBeNull();
+        node.Elect();
+        node.Node.DescribeProgress(2).ShouldBe("Probe match=0 next=1 inflight=0");
+        node.Node.DescribeProgress(9).ShouldBeNull();
+    }
+}
+
+internal static class ReadyTestExtensions
+{
+    public static Entry ReadOne(this MemoryLogStorage storage, ulong index)
+    {
+        var list = new List<Entry>();
+        storage.ReadEntries(index, index + 1, long.MaxValue, list);
+        return list[0];
+    }
+}
