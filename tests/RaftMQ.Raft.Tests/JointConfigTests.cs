@@ -27,6 +27,12 @@ public sealed class JointConfigTests
         Plain.VoteResult(Votes("1", "2")).ShouldBe(VoteResult.Pending);
         Plain.HasQuorum(id => id != 3).ShouldBeTrue();
         Plain.HasQuorum(id => id == 3).ShouldBeFalse();
+
+        // No outgoing half given is the empty one, which never holds a decision back.
+        var explicitNull = new JointConfig(new MajorityConfig([1, 2, 3]), null);
+        explicitNull.Outgoing.Count.ShouldBe(0);
+        explicitNull.CommittedIndex(Acks((1, 5), (2, 4), (3, 1))).ShouldBe(4UL);
+        explicitNull.Contains(1).ShouldBeTrue();
     }
 
     [Fact]

@@ -161,7 +161,10 @@ public sealed class MajorityConfigTests
 
         config.Ids.ShouldBe([1UL, 2UL, 3UL]);
         config.Contains(2).ShouldBeTrue();
+        config.Contains(1).ShouldBeTrue("the smallest id is a voter too");
+        config.Contains(3).ShouldBeTrue();
         config.Contains(4).ShouldBeFalse();
+        config.Contains(0).ShouldBeFalse();
         config.ToString().ShouldBe("(1 2 3)");
         Should.Throw<ArgumentException>(() => new MajorityConfig([1, 2, 1]));
         Should.Throw<ArgumentException>(() => new MajorityConfig([0, 1]));
