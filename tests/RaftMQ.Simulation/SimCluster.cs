@@ -320,7 +320,6 @@ public sealed class SimCluster
         catch (Exception e) when (FaultyFileSystem.IsInjected(e))
         {
             // Recovery itself hit a disk fault: the node fails to start and is tried again later.
-            node.Stop(e);
             StopByDiskFault(node, $"disk fault during start-up: {e.Message}");
             return;
         }
@@ -723,11 +722,7 @@ public sealed class SimCluster
         }
         catch (Exception e) when (FaultyFileSystem.IsInjected(e))
         {
-            Stop(node, TraceKind.DiskFault, e.Message);
-            node.DiskFaults++;
-            LoseUnsynced(node, null);
-            if (_disk.RestartAfterFaultMs > 0)
-                Schedule(Now + _disk.RestartAfterFaultMs, new SimEvent(EventKind.Restart, node.Id, null, node.Incarnation));
+            StopByDiskFault(node, e.Message);
             return;
         }
         catch (Exception e) when (e is not SimulationFailedException)
@@ -752,11 +747,15 @@ public sealed class SimCluster
         }
     }
 
-    /// <summary>A disk fault stopped the node at start-up; it comes back from its disk later, if the disk config says so.</summary>
+    /// <summary>
+    /// A disk fault stopped the node (fail-stop, while running or at start-up); what the disk had not made durable may
+    /// be lost, and the node comes back from its disk later, if the disk config says so.
+    /// </summary>
     private void StopByDiskFault(SimNode node, string note)
     {
+        if (node.IsUp) Stop(node, TraceKind.DiskFault, note);
+        else Trace(TraceKind.DiskFault, node.Id, null, note);
         node.DiskFaults++;
-        Trace(TraceKind.DiskFault, node.Id, null, note);
         LoseUnsynced(node, null);
         if (_disk.RestartAfterFaultMs > 0)
             Schedule(Now + _disk.RestartAfterFaultMs, new SimEvent(EventKind.Restart, node.Id, null, node.Incarnation));
