@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using RaftMQ.Raft;
+using RaftMQ.StateMachine;
 
 namespace RaftMQ.Storage;
 
@@ -112,7 +113,7 @@ public sealed class SnapshotStore
                     "Do not start the node on this directory; restore it from a backup, or remove the node's data directory so it rejoins empty " +
                     "and receives a snapshot from the leader.", path, 0);
             }
-            return new SnapshotStream(latest.Value, file, HeaderBytes, dataLength);
+            return new SnapshotStream(latest.Value, file, HeaderBytes, dataLength, _fs is PhysicalFileSystem ? path : null);
         }
         catch
         {
@@ -283,19 +284,33 @@ public sealed class SnapshotWriter : Stream
     }
 }
 
-/// <summary>The data of a snapshot opened for reading (its checksum already verified).</summary>
-public sealed class SnapshotStream : Stream
+/// <summary>
+/// The data of a snapshot opened for reading (its checksum already verified). On the operating system's file system
+/// it tells a state machine where the file is (<see cref="ISnapshotFile"/>): committed snapshot files are never
+/// written again, so the state machine may link to them instead of copying.
+/// </summary>
+public sealed class SnapshotStream : Stream, ISnapshotFile
 {
     private readonly IStorageFile _file;
     private readonly long _start;
+    private readonly string? _physicalPath;
     private long _position;
 
-    internal SnapshotStream(SnapshotMetadata metadata, IStorageFile file, long start, long length)
+    internal SnapshotStream(SnapshotMetadata metadata, IStorageFile file, long start, long length, string? physicalPath = null)
     {
         Metadata = metadata;
         _file = file;
         _start = start;
         Length = length;
+        _physicalPath = physicalPath;
+    }
+
+    /// <inheritdoc/>
+    public bool TryGetFile(out string path, out long dataStart)
+    {
+        path = _physicalPath ?? "";
+        dataStart = _start;
+        return _physicalPath is not null;
     }
 
     /// <summary>The index and term the snapshot ends at.</summary>

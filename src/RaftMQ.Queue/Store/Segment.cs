@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace RaftMQ.Queue.Store;
@@ -9,7 +10,7 @@ namespace RaftMQ.Queue.Store;
 /// that includes it holds one until the snapshot is disposed; the last release deletes the file. So a snapshot
 /// written off the loop can read bytes the loop has already consumed.
 /// </summary>
-internal sealed class Segment
+internal sealed partial class Segment
 {
     private SafeFileHandle? _handle;
     private int _references = 1;
@@ -31,6 +32,9 @@ internal sealed class Segment
     /// </summary>
     public long Size { get; private set; }
 
+    /// <summary>Whether nothing may be appended: a segment linked to a snapshot file.</summary>
+    public bool Sealed { get; private init; }
+
     /// <summary>Creates the file, which must not exist yet.</summary>
     public static Segment Create(string path, ulong firstOffset)
     {
@@ -39,12 +43,47 @@ internal sealed class Segment
         return segment;
     }
 
+    /// <summary>
+    /// Makes <paramref name="path"/> a hard link to the snapshot file <paramref name="snapshotFile"/>, whose bytes up to
+    /// <paramref name="end"/> hold records from <paramref name="firstOffset"/> on (the caller knows where they start).
+    /// Null when the file system cannot link them (another file system, no hard links): the caller copies instead.
+    /// The snapshot store may delete its own name for the file at any time; the link keeps the bytes.
+    /// </summary>
+    public static Segment? TryLink(string snapshotFile, string path, ulong firstOffset, long end)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS() && !OperatingSystem.IsFreeBSD()) return null;
+        if (Link(snapshotFile, path) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            // EXDEV (18), EPERM (1), EMLINK (31), ENOTSUP/EOPNOTSUPP (95): this file system cannot link these files.
+            if (errno is 18 or 1 or 31 or 95) return null;
+            throw new IOException($"cannot link the snapshot file {snapshotFile} as {path}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
+        }
+        var segment = new Segment(path, firstOffset) { Sealed = true, Size = end };
+        try
+        {
+            segment._handle = OpenHandle(path, FileMode.Open, FileAccess.Read);
+            if (RandomAccess.GetLength(segment._handle) < end)
+                throw new QueueStoreCorruptException(path, RandomAccess.GetLength(segment._handle), $"the snapshot file is shorter than the {end} bytes its index promises");
+        }
+        catch
+        {
+            segment.Release();
+            throw;
+        }
+        return segment;
+    }
+
+    [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Link(string existing, string newPath);
+
     /// <summary>Opens a segment for reading off the loop, even while the loop appends to it or has released it.</summary>
     public static SafeFileHandle OpenForSnapshot(string path) => OpenHandle(path, FileMode.Open, FileAccess.Read);
 
     /// <summary>Claims the next <paramref name="count"/> bytes of the file; returns where they start.</summary>
     public long Grow(int count)
     {
+        if (Sealed) throw new InvalidOperationException($"segment {Path} is sealed");
         var position = Size;
         Size += count;
         return position;
@@ -87,7 +126,7 @@ internal sealed class Segment
         File.Delete(Path);
     }
 
-    private SafeFileHandle Handle => _handle ??= OpenHandle(Path, FileMode.Open, FileAccess.ReadWrite);
+    private SafeFileHandle Handle => _handle ??= OpenHandle(Path, FileMode.Open, Sealed ? FileAccess.Read : FileAccess.ReadWrite);
 
     private static SafeFileHandle OpenHandle(string path, FileMode mode, FileAccess access) =>
         File.OpenHandle(path, mode, access, FileShare.ReadWrite | FileShare.Delete);

@@ -53,6 +53,20 @@ internal sealed class TopicLog
         Appended(record.Length);
     }
 
+    /// <summary>
+    /// Makes <paramref name="segment"/> (linked to a snapshot file, holding the records of offsets
+    /// [<see cref="Head"/>, <paramref name="tail"/>) from byte <paramref name="start"/> on) this empty topic's first segment.
+    /// </summary>
+    public void AdoptLinked(Segment segment, long start, ulong tail, long bytes)
+    {
+        if (_segments.Count != 0 || Head != Tail) throw new InvalidOperationException($"topic {Name} is not empty");
+        _segments.Add(segment);
+        _headPosition = start;
+        Tail = tail;
+        Bytes = bytes;
+        _store.Counted((long)(tail - Head), bytes);
+    }
+
     /// <summary>The oldest waiting message's payload (valid until the store's next operation) and its record size.</summary>
     public ReadOnlySpan<byte> PeekHead(out int recordSize)
     {
@@ -71,7 +85,7 @@ internal sealed class TopicLog
         // A drained topic gives up its active segment too once that holds a quarter of a segment: the disk a
         // topic that keeps up with its producers holds stays small, and files are created at most once per
         // SegmentBytes / 4 written.
-        if (Head == Tail && _segments[0].Size >= _store.Options.SegmentBytes / 4)
+        if (Head == Tail && (_segments[0].Sealed || _segments[0].Size >= _store.Options.SegmentBytes / 4))
         {
             _store.Retire(_segments[0]);
             _segments.Clear();
@@ -105,8 +119,8 @@ internal sealed class TopicLog
         if (_segments.Count > 0)
         {
             var active = _segments[^1];
-            // A segment always takes at least one record, however large.
-            if (active.Size == 0 || active.Size + size <= _store.Options.SegmentBytes) return active;
+            // A segment always takes at least one record, however large; a sealed one none.
+            if (!active.Sealed && (active.Size == 0 || active.Size + size <= _store.Options.SegmentBytes)) return active;
             _store.Flush();
             if (_segments.Count > 1) active.Close(); // sealed and not the one being read: no handle needed
         }
