@@ -83,8 +83,16 @@ static long ProcKb(int pid, string field)
     }
 }
 
-static long DiskBytes(string dir) =>
-    Directory.Exists(dir) ? new DirectoryInfo(dir).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
+// Apparent bytes of the files under dir, each file once: a segment restored from a snapshot is a hard link to it,
+// and summing file lengths would count those bytes twice. du counts each inode once.
+static long DiskBytes(string dir)
+{
+    if (!Directory.Exists(dir)) return 0;
+    using var du = Process.Start(new ProcessStartInfo("du", ["-sb", dir]) { RedirectStandardOutput = true })!;
+    var output = du.StandardOutput.ReadToEnd();
+    du.WaitForExit();
+    return long.Parse(output.Split('\t')[0], System.Globalization.CultureInfo.InvariantCulture);
+}
 
 try
 {
@@ -200,6 +208,7 @@ try
     }
     var restartMs = restartClock.Elapsed.TotalMilliseconds;
     var restartedRssKb = ProcKb(pids[follower], "VmHWM");
+    var restartedDisk = DiskBytes(Path.Combine(opt.Dir, $"node-{follower}"));
 
     double[] sorted;
     lock (probeLatencies) sorted = [.. probeLatencies.Order()];
@@ -222,6 +231,7 @@ try
         ["live_mb"] = liveBytes / 1_000_000,
         ["restart_follower"] = follower, ["restart_first_read_ms"] = Math.Round(restartMs),
         ["restart_answered"] = firstAnswer is not null, ["restarted_peak_rss_mb"] = restartedRssKb / 1024,
+        ["restarted_disk_mb"] = restartedDisk / 1_000_000,
     };
     Console.WriteLine(JsonSerializer.Serialize(result));
     return firstAnswer is null ? 1 : 0;
