@@ -83,4 +83,21 @@ public sealed partial class PhysicalFileSystem : IStorageFileSystem
 
         public void Dispose() => handle.Dispose();
     }
+
+    /// <summary>
+    /// Makes <paramref name="newPath"/> a hard link to <paramref name="existing"/>. False when this file system cannot
+    /// link them (another device, no hard links, too many links); other failures throw.
+    /// </summary>
+    public bool TryLink(string existing, string newPath)
+    {
+        if (OperatingSystem.IsWindows()) return false;
+        if (Link(existing, newPath) == 0) return true;
+        var errno = Marshal.GetLastPInvokeError();
+        // EPERM (1), EXDEV (18), EMLINK (31), ENOTSUP/EOPNOTSUPP (95 on Linux, 45 on macOS).
+        if (errno is 1 or 18 or 31 or 95 or 45) return false;
+        throw new IOException($"cannot link {existing} as {newPath}", new Win32Exception(errno));
+    }
+
+    [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Link(string existing, string newPath);
 }

@@ -6,14 +6,24 @@ namespace RaftMQ.Storage;
 
 /// <summary>
 /// Snapshot files in one directory, each written atomically (temporary file, fsync, rename, directory fsync) and
-/// checked with a CRC-32C when opened. Owned by one node; not thread-safe.
+/// checked with a CRC-32C when opened. Owned by one node; not thread-safe, except that snapshots may be written on
+/// other threads while the owner reads.
+/// A snapshot's data is a sequence of runs: bytes written into the snapshot file itself, and ranges of other files
+/// (a state machine's immutable data files) that the writer hard-links into the directory as parts of the snapshot
+/// instead of copying them (<see cref="ISnapshotFileSink"/>). Readers see one stream either way. File format in
+/// docs/storage.md ("Snapshot files").
 /// </summary>
 public sealed class SnapshotStore
 {
     internal const ulong Magic = 0x4E53514D54464152; // "RAFTMQSN"
-    internal const ushort Version = 1;
-    internal const int HeaderBytes = 48;
+    internal const ushort Version1 = 1;
+    internal const ushort Version = 2;
+    internal const int HeaderBytes1 = 48;
+    internal const int HeaderBytes = 64;
+    internal const int RunBytes = 1 + 1 + PartNameMax + 16;
+    internal const int PartNameMax = 96;
     private const string TempSuffix = ".tmp";
+    private const string PartInfix = ".part";
     private long _writers;
 
     private readonly StorageOptions _options;
@@ -26,7 +36,7 @@ public sealed class SnapshotStore
         _fs = options.FileSystem;
     }
 
-    /// <summary>Opens (or creates) the store in <paramref name="directory"/>, deleting unfinished temporary files.</summary>
+    /// <summary>Opens (or creates) the store in <paramref name="directory"/>, deleting unfinished temporary files and parts no snapshot uses.</summary>
     public static SnapshotStore Open(string directory, StorageOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
@@ -36,6 +46,8 @@ public sealed class SnapshotStore
         options.FileSystem.CreateDirectory(directory);
         var store = new SnapshotStore(directory, options);
         foreach (var tmp in options.FileSystem.ListFiles(directory, "*" + TempSuffix)) options.FileSystem.Delete(tmp);
+        foreach (var tmp in options.FileSystem.ListFiles(directory, "*" + TempSuffix + PartInfix + "*")) options.FileSystem.Delete(tmp);
+        store.DeleteUnusedParts();
         return store;
     }
 
@@ -79,33 +91,49 @@ public sealed class SnapshotStore
     }
 
     /// <summary>
-    /// Opens the newest snapshot for reading after checking its header and checksum, or returns null when there
-    /// is none.
+    /// Opens the newest snapshot for reading after checking its header, its checksum and that its parts are there,
+    /// or returns null when there is none.
     /// </summary>
-    /// <exception cref="StorageCorruptedException">The newest snapshot is damaged.</exception>
+    /// <exception cref="StorageCorruptedException">The newest snapshot is damaged or a part of it is missing.</exception>
     public SnapshotStream? OpenLatest()
     {
         var latest = Latest;
         if (latest is null) return null;
         var path = Path.Combine(Directory, FileName(latest.Value));
         var file = _fs.Open(path, create: false);
+        var opened = new List<IStorageFile>();
         try
         {
-            Span<byte> header = stackalloc byte[HeaderBytes];
-            var problem = CheckHeader(header[..file.Read(0, header)], latest.Value, file.Length, out var dataLength, out var dataCrc);
-            if (problem is null)
+            var runs = ReadRuns(file, latest.Value, out var problem, out var dataLength);
+            var pieces = new List<SnapshotStream.Piece>();
+            var physical = _fs is PhysicalFileSystem;
+            long logical = 0;
+            foreach (var run in runs ?? [])
             {
-                var buffer = new byte[1024 * 1024];
-                var crc = ~0u;
-                for (long pos = 0; pos < dataLength;)
+                if (run.Part is null)
                 {
-                    var n = file.Read(HeaderBytes + pos, buffer.AsSpan(0, (int)Math.Min(buffer.Length, dataLength - pos)));
-                    if (n == 0) break;
-                    crc = Crc32C.Append(crc, buffer.AsSpan(0, n));
-                    pos += n;
+                    pieces.Add(new SnapshotStream.Piece(logical, run.Length, file, run.Offset, physical ? path : null));
                 }
-                if (~crc != dataCrc) problem = "data checksum mismatch";
+                else
+                {
+                    var partPath = Path.Combine(Directory, run.Part);
+                    if (!_fs.FileExists(partPath))
+                    {
+                        problem = $"its part {partPath} is missing";
+                        break;
+                    }
+                    var part = _fs.Open(partPath, create: false);
+                    opened.Add(part);
+                    if (part.Length < run.Offset + run.Length)
+                    {
+                        problem = $"its part {partPath} is {part.Length} bytes, shorter than the {run.Offset + run.Length} it needs";
+                        break;
+                    }
+                    pieces.Add(new SnapshotStream.Piece(logical, run.Length, part, run.Offset, physical ? partPath : null));
+                }
+                logical += run.Length;
             }
+            if (problem is null && logical != dataLength) problem = $"its runs hold {logical} bytes, the header promises {dataLength}";
             if (problem is not null)
             {
                 throw new StorageCorruptedException(
@@ -113,30 +141,158 @@ public sealed class SnapshotStore
                     "Do not start the node on this directory; restore it from a backup, or remove the node's data directory so it rejoins empty " +
                     "and receives a snapshot from the leader.", path, 0);
             }
-            return new SnapshotStream(latest.Value, file, HeaderBytes, dataLength, _fs is PhysicalFileSystem ? path : null);
+            return new SnapshotStream(latest.Value, [file, .. opened], pieces, dataLength);
         }
         catch
         {
             file.Dispose();
+            foreach (var part in opened) part.Dispose();
             throw;
         }
     }
 
-    internal void Complete(SnapshotWriter writer, string tempPath)
+    internal readonly record struct Run(string? Part, long Offset, long Length);
+
+    /// <summary>Checks the header and the checksum and returns the data's runs; null with a problem when damaged.</summary>
+    private static List<Run>? ReadRuns(IStorageFile file, SnapshotMetadata expected, out string? problem, out long dataLength)
     {
-        var final = Path.Combine(Directory, FileName(writer.Metadata));
-        _fs.Rename(tempPath, final);
+        dataLength = 0;
+        Span<byte> header = stackalloc byte[HeaderBytes];
+        var n = file.Read(0, header);
+        problem = CheckHeader(header[..n], expected, file.Length, out var version, out dataLength, out var dataCrc, out var runCount, out var tableOffset);
+        if (problem is not null) return null;
+        // Version 1: the data is the rest of the file. Version 2: the file's own bytes, then the run table, all
+        // under the checksum.
+        var bodyStart = version == Version1 ? HeaderBytes1 : HeaderBytes;
+        var buffer = new byte[1024 * 1024];
+        var crc = ~0u;
+        for (long pos = bodyStart; pos < file.Length;)
+        {
+            var read = file.Read(pos, buffer.AsSpan(0, (int)Math.Min(buffer.Length, file.Length - pos)));
+            if (read == 0) break;
+            crc = Crc32C.Append(crc, buffer.AsSpan(0, read));
+            pos += read;
+        }
+        if (~crc != dataCrc)
+        {
+            problem = "data checksum mismatch";
+            return null;
+        }
+        if (version == Version1) return [new Run(null, HeaderBytes1, dataLength)];
+        var table = new byte[runCount * RunBytes];
+        if (file.Read(tableOffset, table) != table.Length)
+        {
+            problem = "the run table is cut short";
+            return null;
+        }
+        var runs = new List<Run>(runCount);
+        for (int i = 0; i < runCount; i++)
+        {
+            var entry = table.AsSpan(i * RunBytes, RunBytes);
+            var nameLength = entry[1];
+            var offset = BinaryPrimitives.ReadInt64LittleEndian(entry[(2 + PartNameMax)..]);
+            var length = BinaryPrimitives.ReadInt64LittleEndian(entry[(10 + PartNameMax)..]);
+            if (offset < 0 || length < 0 || nameLength > PartNameMax)
+            {
+                problem = $"run {i} is out of range";
+                return null;
+            }
+            if (entry[0] == 1)
+            {
+                if (offset < HeaderBytes || offset + length > tableOffset)
+                {
+                    problem = $"run {i} lies outside the file's data";
+                    return null;
+                }
+                runs.Add(new Run(null, offset, length));
+            }
+            else if (entry[0] == 2)
+            {
+                var name = System.Text.Encoding.UTF8.GetString(entry.Slice(2, nameLength));
+                if (name.Contains('/') || name.Contains('\\') || !name.Contains(PartInfix, StringComparison.Ordinal))
+                {
+                    problem = $"run {i} names an invalid part";
+                    return null;
+                }
+                runs.Add(new Run(name, offset, length));
+            }
+            else
+            {
+                problem = $"run {i} has an unknown kind {entry[0]}";
+                return null;
+            }
+        }
+        return runs;
+    }
+
+    /// <summary>A fresh name for a part of the snapshot <paramref name="metadata"/> (unique across writers and restarts).</summary>
+    internal static string PartName(SnapshotMetadata metadata, int number) =>
+        $"{FileName(metadata)}{PartInfix}{number}.{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6))}";
+
+    internal IStorageFileSystem FileSystem => _fs;
+
+    internal void Complete(SnapshotWriter writer, string tempPath, IReadOnlyList<(string Temp, string Final)> parts)
+    {
+        // Parts first: once the snapshot file has its final name, everything it names must be there.
+        foreach (var (temp, final) in parts) _fs.Rename(temp, Path.Combine(Directory, final));
+        var finalPath = Path.Combine(Directory, FileName(writer.Metadata));
+        _fs.Rename(tempPath, finalPath);
         _fs.SyncDirectory(Directory);
-        // Keep the newest few; older ones are covered by them.
+        // Keep the newest few; older ones are covered by them. Then the parts no kept snapshot names.
         var all = List();
         all.Sort((a, b) => b.Meta.Index.CompareTo(a.Meta.Index));
         for (var i = _options.RetainSnapshots; i < all.Count; i++) _fs.Delete(all[i].Path);
+        DeleteUnusedParts();
         if (all.Count > _options.RetainSnapshots) _fs.SyncDirectory(Directory);
     }
 
-    internal void Abort(string tempPath) => _fs.Delete(tempPath);
+    internal void Abort(string tempPath, IEnumerable<string> tempParts)
+    {
+        _fs.Delete(tempPath);
+        foreach (var part in tempParts) _fs.Delete(part);
+    }
 
-    internal static void WriteHeader(Span<byte> dst, SnapshotMetadata meta, long dataLength, uint dataCrc)
+    /// <summary>Deletes committed parts that no snapshot in the directory names (a replaced or deleted snapshot's).</summary>
+    private void DeleteUnusedParts()
+    {
+        var parts = _fs.ListFiles(Directory, "snap-*" + PartInfix + "*").Where(p => !p.Contains(TempSuffix + PartInfix, StringComparison.Ordinal)).ToList();
+        if (parts.Count == 0) return;
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (meta, path) in List())
+        {
+            try
+            {
+                using var file = _fs.Open(path, create: false);
+                foreach (var run in ReadRunTable(file, meta)) if (run.Part is not null) used.Add(run.Part);
+            }
+            catch (IOException)
+            {
+                return; // cannot tell what is used: delete nothing
+            }
+        }
+        foreach (var part in parts)
+            if (!used.Contains(Path.GetFileName(part))) _fs.Delete(part);
+    }
+
+    /// <summary>The run table alone, without the checksum pass (for housekeeping); all runs are kept when the header is not readable.</summary>
+    private static List<Run> ReadRunTable(IStorageFile file, SnapshotMetadata meta)
+    {
+        Span<byte> header = stackalloc byte[HeaderBytes];
+        var n = file.Read(0, header);
+        if (CheckHeader(header[..n], meta, file.Length, out var version, out _, out _, out var runCount, out var tableOffset) is not null || version == Version1)
+            return [];
+        var table = new byte[runCount * RunBytes];
+        if (file.Read(tableOffset, table) != table.Length) return [];
+        var runs = new List<Run>(runCount);
+        for (int i = 0; i < runCount; i++)
+        {
+            var entry = table.AsSpan(i * RunBytes, RunBytes);
+            if (entry[0] == 2 && entry[1] <= PartNameMax) runs.Add(new Run(System.Text.Encoding.UTF8.GetString(entry.Slice(2, entry[1])), 0, 0));
+        }
+        return runs;
+    }
+
+    internal static void WriteHeader(Span<byte> dst, SnapshotMetadata meta, long dataLength, uint dataCrc, int runCount, long tableOffset)
     {
         dst[..HeaderBytes].Clear();
         BinaryPrimitives.WriteUInt64LittleEndian(dst, Magic);
@@ -146,23 +302,37 @@ public sealed class SnapshotStore
         BinaryPrimitives.WriteUInt64LittleEndian(dst[24..], meta.Term);
         BinaryPrimitives.WriteUInt64LittleEndian(dst[32..], (ulong)dataLength);
         BinaryPrimitives.WriteUInt32LittleEndian(dst[40..], dataCrc);
-        BinaryPrimitives.WriteUInt32LittleEndian(dst[44..], Crc32C.Compute(dst[..44]));
+        BinaryPrimitives.WriteInt32LittleEndian(dst[44..], runCount);
+        BinaryPrimitives.WriteInt64LittleEndian(dst[48..], tableOffset);
+        BinaryPrimitives.WriteUInt32LittleEndian(dst[60..], Crc32C.Compute(dst[..60]));
     }
 
-    private static string? CheckHeader(ReadOnlySpan<byte> src, SnapshotMetadata expected, long fileLength, out long dataLength, out uint dataCrc)
+    private static string? CheckHeader(
+        ReadOnlySpan<byte> src, SnapshotMetadata expected, long fileLength,
+        out ushort version, out long dataLength, out uint dataCrc, out int runCount, out long tableOffset)
     {
         dataLength = 0;
         dataCrc = 0;
-        if (src.Length < HeaderBytes) return $"file is {fileLength} bytes, shorter than the {HeaderBytes}-byte header";
+        runCount = 0;
+        tableOffset = 0;
+        version = 0;
+        if (src.Length < HeaderBytes1) return $"file is {fileLength} bytes, shorter than the {HeaderBytes1}-byte header";
         if (BinaryPrimitives.ReadUInt64LittleEndian(src) != Magic) return "bad magic number (not a RaftMQ snapshot)";
-        if (BinaryPrimitives.ReadUInt32LittleEndian(src[44..]) != Crc32C.Compute(src[..44])) return "header checksum mismatch";
-        var version = BinaryPrimitives.ReadUInt16LittleEndian(src[8..]);
-        if (version != Version) return $"format version {version}, this build reads version {Version}";
+        version = BinaryPrimitives.ReadUInt16LittleEndian(src[8..]);
+        var headerBytes = version == Version1 ? HeaderBytes1 : HeaderBytes;
+        if (src.Length < headerBytes) return $"file is {fileLength} bytes, shorter than the {headerBytes}-byte header";
+        if (BinaryPrimitives.ReadUInt32LittleEndian(src[(headerBytes - 4)..]) != Crc32C.Compute(src[..(headerBytes - 4)])) return "header checksum mismatch";
+        if (version is not (Version1 or Version)) return $"format version {version}, this build reads versions {Version1} and {Version}";
         var meta = new SnapshotMetadata(BinaryPrimitives.ReadUInt64LittleEndian(src[16..]), BinaryPrimitives.ReadUInt64LittleEndian(src[24..]));
         if (meta != expected) return $"header says {meta.Index}/{meta.Term}, file name says {expected.Index}/{expected.Term}";
         dataLength = (long)BinaryPrimitives.ReadUInt64LittleEndian(src[32..]);
         dataCrc = BinaryPrimitives.ReadUInt32LittleEndian(src[40..]);
-        if (fileLength != HeaderBytes + dataLength) return $"file is {fileLength} bytes, header promises {HeaderBytes + dataLength}";
+        if (version == Version1)
+            return fileLength != HeaderBytes1 + dataLength ? $"file is {fileLength} bytes, header promises {HeaderBytes1 + dataLength}" : null;
+        runCount = BinaryPrimitives.ReadInt32LittleEndian(src[44..]);
+        tableOffset = BinaryPrimitives.ReadInt64LittleEndian(src[48..]);
+        if (dataLength < 0 || runCount < 0 || tableOffset < HeaderBytes || tableOffset + ((long)runCount * RunBytes) != fileLength)
+            return $"file is {fileLength} bytes, header promises a run table of {runCount} at {tableOffset}";
         return null;
     }
 
@@ -191,17 +361,24 @@ public sealed class SnapshotStore
     }
 }
 
-/// <summary>A snapshot being written; <see cref="Commit"/> makes it durable and visible, disposing without it discards it.</summary>
-public sealed class SnapshotWriter : Stream
+/// <summary>
+/// A snapshot being written; <see cref="Commit"/> makes it durable and visible, disposing without it discards it.
+/// Bytes written go into the snapshot file; <see cref="TryAppendFileRange"/> adds a range of another file by hard
+/// link, without copying it.
+/// </summary>
+public sealed class SnapshotWriter : Stream, ISnapshotFileSink
 {
     private readonly SnapshotStore _store;
     private readonly string _tempPath;
     private readonly IStorageFile _file;
     private readonly long _maxBytes;
     private readonly byte[] _buffer = new byte[256 * 1024];
+    private readonly List<SnapshotStore.Run> _runs = [];
+    private readonly List<(string Temp, string Final)> _parts = [];
     private int _buffered;
-    private long _written;
-    private long _flushed;
+    private long _written; // logical bytes: the stream's length
+    private long _flushed; // bytes of the file after the header
+    private long _runStart = -1; // where the current run of the file's own bytes starts, or -1
     private uint _crc = ~0u;
     private bool _done;
 
@@ -230,7 +407,8 @@ public sealed class SnapshotWriter : Stream
         ObjectDisposedException.ThrowIf(_done, this);
         if (_written + buffer.Length > _maxBytes)
             throw new InvalidOperationException($"snapshot exceeds MaxSnapshotBytes {_maxBytes}");
-        _crc = Crc32C.Append(_crc, buffer);
+        if (buffer.IsEmpty) return;
+        if (_runStart < 0) _runStart = SnapshotStore.HeaderBytes + _flushed + _buffered;
         _written += buffer.Length;
         while (buffer.Length > 0)
         {
@@ -242,18 +420,76 @@ public sealed class SnapshotWriter : Stream
         }
     }
 
-    /// <summary>Writes the header, fsyncs, renames into place and fsyncs the directory. Only then does the snapshot exist.</summary>
+    /// <summary>
+    /// Adds bytes [<paramref name="offset"/>, +<paramref name="length"/>) of the file at <paramref name="path"/> to the
+    /// snapshot by hard-linking the file into the snapshot directory and fsyncing it. The caller promises those bytes
+    /// never change (later bytes may). False, having added nothing, when this store's file system cannot link it (not
+    /// the operating system's file system, another device, no hard links): the caller writes the bytes instead.
+    /// </summary>
+    public bool TryAppendFileRange(string path, long offset, long length)
+    {
+        ObjectDisposedException.ThrowIf(_done, this);
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if (_store.FileSystem is not PhysicalFileSystem physical) return false;
+        if (_written + length > _maxBytes)
+            throw new InvalidOperationException($"snapshot exceeds MaxSnapshotBytes {_maxBytes}");
+        if (length == 0) return true;
+        var temp = $"{_tempPath}.part{_parts.Count}";
+        if (!physical.TryLink(path, temp)) return false;
+        _parts.Add((temp, SnapshotStore.PartName(Metadata, _parts.Count)));
+        try
+        {
+            using var part = physical.Open(temp, create: false);
+            if (part.Length < offset + length)
+                throw new InvalidOperationException($"{path} is {part.Length} bytes, shorter than the range {offset}+{length} given to the snapshot");
+            part.Sync();
+        }
+        catch
+        {
+            _store.FileSystem.Delete(temp);
+            _parts.RemoveAt(_parts.Count - 1);
+            throw;
+        }
+        EndRun();
+        _runs.Add(new SnapshotStore.Run(_parts[^1].Final, offset, length));
+        _written += length;
+        return true;
+    }
+
+    /// <summary>Writes the run table and the header, fsyncs, renames parts and file into place and fsyncs the directory. Only then does the snapshot exist.</summary>
     public void Commit()
     {
         ObjectDisposedException.ThrowIf(_done, this);
         FlushBuffer();
+        EndRun();
+        var tableOffset = SnapshotStore.HeaderBytes + _flushed;
+        var table = new byte[_runs.Count * SnapshotStore.RunBytes];
+        for (int i = 0; i < _runs.Count; i++)
+        {
+            var entry = table.AsSpan(i * SnapshotStore.RunBytes, SnapshotStore.RunBytes);
+            var run = _runs[i];
+            if (run.Part is null)
+            {
+                entry[0] = 1;
+            }
+            else
+            {
+                entry[0] = 2;
+                entry[1] = (byte)System.Text.Encoding.UTF8.GetBytes(run.Part, entry.Slice(2, SnapshotStore.PartNameMax));
+            }
+            BinaryPrimitives.WriteInt64LittleEndian(entry[(2 + SnapshotStore.PartNameMax)..], run.Offset);
+            BinaryPrimitives.WriteInt64LittleEndian(entry[(10 + SnapshotStore.PartNameMax)..], run.Length);
+        }
+        _crc = Crc32C.Append(_crc, table);
+        _file.Write(tableOffset, table);
         Span<byte> header = stackalloc byte[SnapshotStore.HeaderBytes];
-        SnapshotStore.WriteHeader(header, Metadata, _written, ~_crc);
+        SnapshotStore.WriteHeader(header, Metadata, _written, ~_crc, _runs.Count, tableOffset);
         _file.Write(0, header);
         _file.Sync();
         _file.Dispose();
         _done = true;
-        _store.Complete(this, _tempPath);
+        _store.Complete(this, _tempPath, _parts);
     }
 
     public override void Flush()
@@ -270,14 +506,24 @@ public sealed class SnapshotWriter : Stream
         {
             _done = true;
             _file.Dispose();
-            _store.Abort(_tempPath);
+            _store.Abort(_tempPath, _parts.Select(p => p.Temp));
         }
         base.Dispose(disposing);
+    }
+
+    /// <summary>Closes the current run of the file's own bytes, if any.</summary>
+    private void EndRun()
+    {
+        if (_runStart < 0) return;
+        var end = SnapshotStore.HeaderBytes + _flushed + _buffered;
+        _runs.Add(new SnapshotStore.Run(null, _runStart, end - _runStart));
+        _runStart = -1;
     }
 
     private void FlushBuffer()
     {
         if (_buffered == 0) return;
+        _crc = Crc32C.Append(_crc, _buffer.AsSpan(0, _buffered));
         _file.Write(SnapshotStore.HeaderBytes + _flushed, _buffer.AsSpan(0, _buffered));
         _flushed += _buffered;
         _buffered = 0;
@@ -285,32 +531,25 @@ public sealed class SnapshotWriter : Stream
 }
 
 /// <summary>
-/// The data of a snapshot opened for reading (its checksum already verified). On the operating system's file system
-/// it tells a state machine where the file is (<see cref="ISnapshotFile"/>): committed snapshot files are never
-/// written again, so the state machine may link to them instead of copying.
+/// The data of a snapshot opened for reading (its checksum already verified): the snapshot file's own bytes and the
+/// ranges of its parts, as one stream. On the operating system's file system it tells a state machine where each
+/// byte lies (<see cref="ISnapshotFile"/>): committed snapshot files and their parts are never written again in
+/// those ranges, so the state machine may link to them instead of copying.
 /// </summary>
 public sealed class SnapshotStream : Stream, ISnapshotFile
 {
-    private readonly IStorageFile _file;
-    private readonly long _start;
-    private readonly string? _physicalPath;
+    private readonly IStorageFile[] _files;
+    private readonly List<Piece> _pieces;
     private long _position;
 
-    internal SnapshotStream(SnapshotMetadata metadata, IStorageFile file, long start, long length, string? physicalPath = null)
+    internal readonly record struct Piece(long Start, long Length, IStorageFile File, long FileOffset, string? PhysicalPath);
+
+    internal SnapshotStream(SnapshotMetadata metadata, IStorageFile[] files, List<Piece> pieces, long length)
     {
         Metadata = metadata;
-        _file = file;
-        _start = start;
+        _files = files;
+        _pieces = pieces;
         Length = length;
-        _physicalPath = physicalPath;
-    }
-
-    /// <inheritdoc/>
-    public bool TryGetFile(out string path, out long dataStart)
-    {
-        path = _physicalPath ?? "";
-        dataStart = _start;
-        return _physicalPath is not null;
     }
 
     /// <summary>The index and term the snapshot ends at.</summary>
@@ -327,13 +566,31 @@ public sealed class SnapshotStream : Stream, ISnapshotFile
         set => _position = Math.Clamp(value, 0, Length);
     }
 
+    /// <inheritdoc/>
+    public bool TryGetFileRange(long position, out string path, out long fileOffset, out long length)
+    {
+        path = "";
+        fileOffset = 0;
+        length = 0;
+        if (position < 0 || position >= Length) return false;
+        var piece = _pieces[Find(position)];
+        if (piece.PhysicalPath is null) return false;
+        path = piece.PhysicalPath;
+        fileOffset = piece.FileOffset + (position - piece.Start);
+        length = piece.Length - (position - piece.Start);
+        return true;
+    }
+
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
         var n = (int)Math.Min(buffer.Length, Length - _position);
         if (n <= 0) return 0;
-        n = _file.Read(_start + _position, buffer[..n]);
+        var piece = _pieces[Find(_position)];
+        var within = _position - piece.Start;
+        n = (int)Math.Min(n, piece.Length - within);
+        n = piece.File.Read(piece.FileOffset + within, buffer[..n]);
         _position += n;
         return n;
     }
@@ -358,7 +615,21 @@ public sealed class SnapshotStream : Stream, ISnapshotFile
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _file.Dispose();
+        if (disposing)
+            foreach (var file in _files) file.Dispose();
         base.Dispose(disposing);
+    }
+
+    /// <summary>The piece holding <paramref name="position"/> (binary search; pieces are in order and never empty).</summary>
+    private int Find(long position)
+    {
+        int lo = 0, hi = _pieces.Count - 1;
+        while (lo < hi)
+        {
+            var mid = (lo + hi + 1) / 2;
+            if (_pieces[mid].Start <= position) lo = mid;
+            else hi = mid - 1;
+        }
+        return lo;
     }
 }

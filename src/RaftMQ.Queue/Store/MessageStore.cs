@@ -155,27 +155,24 @@ internal sealed class MessageStore : IDisposable
         _generation++;
         var topics = r.ReadInt32();
         if (topics < 0) throw new InvalidDataException("negative topic count");
-        string? file = null;
-        long dataStart = 0;
-        var linkable = version == SnapshotVersion && source is ISnapshotFile snapshotFile && source.CanSeek
-            && snapshotFile.TryGetFile(out file, out dataStart);
+        var files = version == SnapshotVersion && source.CanSeek ? source as ISnapshotFile : null;
         for (int i = 0; i < topics; i++)
         {
             var name = r.ReadString();
             if (_topics.ContainsKey(name)) throw new InvalidDataException($"topic {name} twice in the snapshot");
             if (version == LegacySnapshotVersion) RestoreLegacyTopic(r, name);
-            else if (!linkable || !TryRestoreLinkedTopic(r, name, file!, dataStart)) RestoreTopic(r, name);
+            else if (files is null || !TryRestoreLinkedTopic(r, name, files)) RestoreTopic(r, name);
         }
         Flush();
     }
 
     /// <summary>
-    /// Restores a topic by linking its segment to the snapshot file (the records are already there, in segment
-    /// format, and the whole file's checksum was verified when it was opened): O(1) per topic whatever the backlog.
-    /// Each record is still checked (length, CRC, offset) when it is read. False, having read nothing, when the
-    /// file system cannot link; the caller then copies.
+    /// Restores a topic by linking its records where the snapshot's files hold them (already in segment format, and
+    /// the snapshot's checksum was verified when it was opened): one linked segment per contiguous range, O(1) per
+    /// range whatever the backlog. Each record is still checked (length, CRC, offset) when it is read. False, having
+    /// consumed nothing, when some range is not in a file or the file system cannot link; the caller then copies.
     /// </summary>
-    private bool TryRestoreLinkedTopic(BinaryReader r, string name, string file, long dataStart)
+    private bool TryRestoreLinkedTopic(BinaryReader r, string name, ISnapshotFile files)
     {
         var source = r.BaseStream;
         var start = source.Position;
@@ -185,24 +182,50 @@ internal sealed class MessageStore : IDisposable
         CheckRange(name, head, tail, bytes);
         if (bytes > source.Length - source.Position)
             throw new InvalidDataException($"topic {name}: {bytes} bytes of records announced, {source.Length - source.Position} left in the snapshot");
-        if (tail == head)
-        {
-            AddTopic(name, head);
-            return true;
-        }
-        var recordsAt = dataStart + source.Position;
         var topic = AddTopic(name, head);
-        var segment = Segment.TryLink(file, Path.Combine(Directory, $"g{_generation}-t{topic.Id}-{head:D20}{SegmentSuffix}"), head, recordsAt + bytes);
-        if (segment is null)
+        var linked = new List<Segment>();
+        var position = source.Position;
+        var remaining = bytes;
+        var firstOffset = head;
+        while (remaining > 0)
         {
-            _topics.Remove(name);
-            _order.RemoveAt(_order.Count - 1);
-            source.Position = start;
-            return false;
+            Segment? segment = null;
+            if (files.TryGetFileRange(position, out var path, out var fileOffset, out var contiguous))
+            {
+                var take = Math.Min(contiguous, remaining);
+                if (linked.Count > 0) firstOffset = FirstOffsetAt(name, path, fileOffset, firstOffset, tail);
+                segment = Segment.TryLink(path, Path.Combine(Directory, $"g{_generation}-t{topic.Id}-{firstOffset:D20}{SegmentSuffix}"), firstOffset, fileOffset, fileOffset + take);
+                position += take;
+                remaining -= take;
+            }
+            if (segment is null)
+            {
+                foreach (var done in linked) done.Release();
+                _topics.Remove(name);
+                _order.RemoveAt(_order.Count - 1);
+                source.Position = start;
+                return false;
+            }
+            linked.Add(segment);
         }
-        topic.AdoptLinked(segment, recordsAt, tail, bytes);
-        source.Position += bytes;
+        topic.AdoptLinked(linked, tail, bytes);
+        source.Position = position;
         return true;
+    }
+
+    /// <summary>The offset of the record at <paramref name="fileOffset"/> of <paramref name="path"/>, which must lie after <paramref name="previous"/> and before <paramref name="tail"/>.</summary>
+    private static ulong FirstOffsetAt(string name, string path, long fileOffset, ulong previous, ulong tail)
+    {
+        Span<byte> prefix = stackalloc byte[MessageRecord.PrefixBytes + sizeof(ulong)];
+        using (var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+        {
+            if (RandomAccess.Read(handle, prefix, fileOffset) != prefix.Length)
+                throw new InvalidDataException($"topic {name}: the snapshot's range in {path} ends inside a record");
+        }
+        var offset = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(prefix[MessageRecord.PrefixBytes..]);
+        if (offset <= previous || offset >= tail)
+            throw new InvalidDataException($"topic {name}: a range of the snapshot in {path} starts at offset {offset}, outside ({previous}, {tail})");
+        return offset;
     }
 
     private static void CheckRange(string name, ulong head, ulong tail, long bytes)
@@ -302,8 +325,16 @@ internal sealed class MessageStore : IDisposable
                 for (int i = 0; i < topic.Segments.Length; i++)
                 {
                     var (segment, size) = topic.Segments[i];
+                    var from = i == 0 ? topic.HeadPosition : segment.Start;
+                    // Sealed bytes never change and the active segment only grows, so [from, size) can be linked.
+                    w.Flush();
+                    if (destination is ISnapshotFileSink sink && sink.TryAppendFileRange(segment.Path, from, size - from))
+                    {
+                        written += size - from;
+                        continue;
+                    }
                     using var file = Segment.OpenForSnapshot(segment.Path);
-                    for (var position = i == 0 ? topic.HeadPosition : 0; position < size;)
+                    for (var position = from; position < size;)
                     {
                         var n = RandomAccess.Read(file, buffer.AsSpan(0, (int)Math.Min(buffer.Length, size - position)), position);
                         if (n == 0) throw new QueueStoreCorruptException(segment.Path, position, "the file ends before its captured size");

@@ -35,6 +35,9 @@ internal sealed partial class Segment
     /// <summary>Whether nothing may be appended: a segment linked to a snapshot file.</summary>
     public bool Sealed { get; private init; }
 
+    /// <summary>Where the first record starts in the file: 0, except in a segment linked to a snapshot's file.</summary>
+    public long Start { get; private init; }
+
     /// <summary>Creates the file, which must not exist yet.</summary>
     public static Segment Create(string path, ulong firstOffset)
     {
@@ -44,32 +47,28 @@ internal sealed partial class Segment
     }
 
     /// <summary>
-    /// Makes <paramref name="path"/> a hard link to the snapshot file <paramref name="snapshotFile"/>, whose bytes up to
-    /// <paramref name="end"/> hold records from <paramref name="firstOffset"/> on (the caller knows where they start).
-    /// Null when the file system cannot link them (another file system, no hard links): the caller copies instead.
-    /// The snapshot store may delete its own name for the file at any time; the link keeps the bytes.
+    /// Makes <paramref name="path"/> a hard link to <paramref name="snapshotFile"/> (a snapshot file or one of its
+    /// parts), whose bytes [<paramref name="start"/>, <paramref name="end"/>) hold records from
+    /// <paramref name="firstOffset"/> on. Null when the file system cannot link them (another file system, no hard
+    /// links): the caller copies instead. The snapshot store may delete its own name for the file at any time; the
+    /// link keeps the bytes. The file is opened on first read.
     /// </summary>
-    public static Segment? TryLink(string snapshotFile, string path, ulong firstOffset, long end)
+    public static Segment? TryLink(string snapshotFile, string path, ulong firstOffset, long start, long end)
     {
         if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS() && !OperatingSystem.IsFreeBSD()) return null;
         if (Link(snapshotFile, path) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
-            // EXDEV (18), EPERM (1), EMLINK (31), ENOTSUP/EOPNOTSUPP (95): this file system cannot link these files.
-            if (errno is 18 or 1 or 31 or 95) return null;
+            // EPERM (1), EXDEV (18), EMLINK (31), ENOTSUP/EOPNOTSUPP (95 on Linux, 45 on macOS): this file system cannot link these files.
+            if (errno is 1 or 18 or 31 or 95 or 45) return null;
             throw new IOException($"cannot link the snapshot file {snapshotFile} as {path}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
         }
-        var segment = new Segment(path, firstOffset) { Sealed = true, Size = end };
-        try
-        {
-            segment._handle = OpenHandle(path, FileMode.Open, FileAccess.Read);
-            if (RandomAccess.GetLength(segment._handle) < end)
-                throw new QueueStoreCorruptException(path, RandomAccess.GetLength(segment._handle), $"the snapshot file is shorter than the {end} bytes its index promises");
-        }
-        catch
+        var segment = new Segment(path, firstOffset) { Sealed = true, Start = start, Size = end };
+        var length = new FileInfo(path).Length;
+        if (length < end)
         {
             segment.Release();
-            throw;
+            throw new QueueStoreCorruptException(path, length, $"the snapshot's file is shorter than the {end} bytes its index promises");
         }
         return segment;
     }

@@ -54,14 +54,14 @@ internal sealed class TopicLog
     }
 
     /// <summary>
-    /// Makes <paramref name="segment"/> (linked to a snapshot file, holding the records of offsets
-    /// [<see cref="Head"/>, <paramref name="tail"/>) from byte <paramref name="start"/> on) this empty topic's first segment.
+    /// Makes <paramref name="segments"/> (linked to a snapshot's files, together holding the records of offsets
+    /// [<see cref="Head"/>, <paramref name="tail"/>) in order) this empty topic's segments.
     /// </summary>
-    public void AdoptLinked(Segment segment, long start, ulong tail, long bytes)
+    public void AdoptLinked(IReadOnlyList<Segment> segments, ulong tail, long bytes)
     {
         if (_segments.Count != 0 || Head != Tail) throw new InvalidOperationException($"topic {Name} is not empty");
-        _segments.Add(segment);
-        _headPosition = start;
+        _segments.AddRange(segments);
+        _headPosition = segments.Count > 0 ? segments[0].Start : 0;
         Tail = tail;
         Bytes = bytes;
         _store.Counted((long)(tail - Head), bytes);
@@ -144,7 +144,7 @@ internal sealed class TopicLog
         {
             _store.Retire(_segments[0]);
             _segments.RemoveAt(0);
-            _headPosition = 0;
+            _headPosition = _segments[0].Start;
         }
     }
 }
