@@ -58,11 +58,21 @@ public sealed record RaftHostOptions
     /// <summary>Adjusts the transport's bounds after the host filled in id, endpoints and secret.</summary>
     public Action<TcpTransportOptions>? ConfigureTransport { get; init; }
 
-    /// <summary>A 32-byte secret from a passphrase shared by every node (SHA-256 of it).</summary>
+    /// <summary>PBKDF2 iterations of <see cref="DeriveSecret"/> (OWASP's figure for PBKDF2-HMAC-SHA256).</summary>
+    public const int PassphraseIterations = 600_000;
+
+    /// <summary>The salt of <see cref="DeriveSecret"/>: fixed, so every node derives the same key from the same passphrase.</summary>
+    private static readonly byte[] PassphraseSalt = "RaftMQ/cluster-passphrase/v1"u8.ToArray();
+
+    /// <summary>
+    /// A 32-byte secret from a passphrase shared by every node: PBKDF2-HMAC-SHA256 with
+    /// <see cref="PassphraseIterations"/> iterations, so each guess of someone who recorded a handshake costs as much.
+    /// A random secret (a secret file) needs no stretching and is used as it is (<see cref="ClusterSecret"/>).
+    /// </summary>
     public static byte[] DeriveSecret(string passphrase)
     {
-        ArgumentNullException.ThrowIfNull(passphrase);
-        return SHA256.HashData(Encoding.UTF8.GetBytes(passphrase));
+        ArgumentException.ThrowIfNullOrEmpty(passphrase);
+        return Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(passphrase), PassphraseSalt, PassphraseIterations, HashAlgorithmName.SHA256, 32);
     }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
