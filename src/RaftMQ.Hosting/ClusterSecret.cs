@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
+using RaftMQ.Storage;
 using RaftMQ.Transport;
 
 namespace RaftMQ.Hosting;
@@ -53,8 +54,6 @@ public sealed partial class ClusterSecret
     /// <summary>Most bytes a secret file may hold (one HMAC-SHA256 block).</summary>
     public const int MaxFileBytes = 64;
 
-    private const UnixFileMode OwnerReadWrite = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-    private const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     private const int EExist = 17;
     private const string Remedy = "pass --cluster-secret TEXT or --cluster-secret-file PATH";
 
@@ -117,7 +116,7 @@ public sealed partial class ClusterSecret
         var shared = CreateOrRead(sources.SharedFile, RandomNumberGenerator.GetBytes(GeneratedBytes), "the shared cluster secret file");
         try
         {
-            CreateDirectoryOwnerOnly(sources.DataDirectory);
+            PhysicalFileSystem.CreateDirectoryOwnerOnly(sources.DataDirectory);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -127,19 +126,6 @@ public sealed partial class ClusterSecret
         // Another start of this node may have written its copy meanwhile; the copy on disk is the one that counts.
         var key = CreateOrRead(copy, shared, "this node's copy of the cluster secret");
         return new ClusterSecret(key, null, sources.SharedFile);
-    }
-
-    /// <summary>Creates <paramref name="path"/> and any missing parents readable by the owner only (0700).</summary>
-    public static void CreateDirectoryOwnerOnly(string path)
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            Directory.CreateDirectory(path);
-        }
-        else
-        {
-            Directory.CreateDirectory(path, OwnerOnlyDirectory);
-        }
     }
 
     /// <summary>Reads a secret file: hex digits (whitespace around them ignored), <see cref="MinFileBytes"/> to <see cref="MaxFileBytes"/> bytes.</summary>
@@ -185,7 +171,7 @@ public sealed partial class ClusterSecret
         try
         {
             var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = OwnerReadWrite;
+            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = PhysicalFileSystem.OwnerOnlyFile;
             using (var stream = new FileStream(temp, options))
             {
                 stream.Write(Encoding.ASCII.GetBytes(Convert.ToHexStringLower(key) + "\n"));

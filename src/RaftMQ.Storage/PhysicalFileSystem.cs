@@ -24,11 +24,26 @@ public sealed partial class PhysicalFileSystem : IStorageFileSystem
     {
     }
 
-    public void CreateDirectory(string path)
+    public void CreateDirectory(string path) => CreateDirectoryOwnerOnly(path);
+
+    /// <summary>
+    /// Creates <paramref name="path"/> and every missing parent with <see cref="OwnerOnlyDirectory"/> (like
+    /// <c>mkdir -p</c>, but the mode applies to the parents too). Directories that exist, say one the operator chose,
+    /// keep their mode.
+    /// </summary>
+    public static void CreateDirectoryOwnerOnly(string path)
     {
-        // Only directories created here get the mode: an existing one (say, one the operator chose) is left as it is.
-        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(path);
-        else Directory.CreateDirectory(path, OwnerOnlyDirectory);
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+            return;
+        }
+
+        var full = Path.GetFullPath(path);
+        if (Directory.Exists(full)) return;
+        if (Path.GetDirectoryName(full) is { } parent) CreateDirectoryOwnerOnly(parent);
+        // Another process may create it meanwhile: CreateDirectory succeeds on an existing directory.
+        Directory.CreateDirectory(full, OwnerOnlyDirectory);
     }
 
     public IReadOnlyList<string> ListFiles(string directory, string searchPattern) =>
