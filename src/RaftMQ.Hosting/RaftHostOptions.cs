@@ -25,7 +25,10 @@ public sealed record RaftHostOptions
     /// <summary>Names the cluster: peers of another cluster are refused at the handshake.</summary>
     public required string ClusterId { get; init; }
 
-    /// <summary>The key peers authenticate each other with (HMAC-SHA256), at least 16 bytes. See <see cref="DeriveSecret"/>.</summary>
+    /// <summary>
+    /// The key peers authenticate each other with (HMAC-SHA256), at least 16 bytes: random bytes, or a passphrase
+    /// through <see cref="DeriveSecret"/>. <see cref="ClusterSecret.Resolve"/> finds or creates it for a node.
+    /// </summary>
     public required byte[] ClusterSecret { get; init; }
 
     /// <summary>Length of one Raft clock tick.</summary>
