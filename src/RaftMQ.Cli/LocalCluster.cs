@@ -34,6 +34,9 @@ public sealed class LocalCluster
 {
     public const string ClusterFileName = "cluster.json";
     public const string ConfigFileName = "config.json";
+
+    /// <summary>The peers' shared secret the nodes create next to their config (the node's <c>CONFIG.secret</c>).</summary>
+    public const string SecretFileName = ConfigFileName + ".secret";
     public const int MaxNodes = 15;
 
     /// <summary>How long a node gets to exit after SIGTERM before it is killed.</summary>
@@ -102,6 +105,8 @@ public sealed class LocalCluster
         {
             foreach (var d in System.IO.Directory.EnumerateDirectories(directory, "node-*")) System.IO.Directory.Delete(d, recursive: true);
             foreach (var f in System.IO.Directory.EnumerateFiles(directory, "node-*.log")) System.IO.File.Delete(f);
+            // A fresh cluster gets a fresh peer secret: the first node to start generates it (docs/security.md).
+            System.IO.File.Delete(Path.Combine(directory, SecretFileName));
         }
         var ports = !fresh && ReadPorts(config) is { } existing && existing.Count == size ? existing : WriteConfig(config, size);
 

@@ -25,7 +25,10 @@ public sealed record RaftHostOptions
     /// <summary>Names the cluster: peers of another cluster are refused at the handshake.</summary>
     public required string ClusterId { get; init; }
 
-    /// <summary>The key peers authenticate each other with (HMAC-SHA256), at least 16 bytes. See <see cref="DeriveSecret"/>.</summary>
+    /// <summary>
+    /// The key peers authenticate each other with (HMAC-SHA256), at least 16 bytes: random bytes, or a passphrase
+    /// through <see cref="DeriveSecret"/>. <see cref="ClusterSecret.Resolve"/> finds or creates it for a node.
+    /// </summary>
     public required byte[] ClusterSecret { get; init; }
 
     /// <summary>Length of one Raft clock tick.</summary>
@@ -58,11 +61,21 @@ public sealed record RaftHostOptions
     /// <summary>Adjusts the transport's bounds after the host filled in id, endpoints and secret.</summary>
     public Action<TcpTransportOptions>? ConfigureTransport { get; init; }
 
-    /// <summary>A 32-byte secret from a passphrase shared by every node (SHA-256 of it).</summary>
+    /// <summary>PBKDF2 iterations of <see cref="DeriveSecret"/> (OWASP's figure for PBKDF2-HMAC-SHA256).</summary>
+    public const int PassphraseIterations = 600_000;
+
+    /// <summary>The salt of <see cref="DeriveSecret"/>: fixed, so every node derives the same key from the same passphrase.</summary>
+    private static readonly byte[] PassphraseSalt = "RaftMQ/cluster-passphrase/v1"u8.ToArray();
+
+    /// <summary>
+    /// A 32-byte secret from a passphrase shared by every node: PBKDF2-HMAC-SHA256 with
+    /// <see cref="PassphraseIterations"/> iterations, so each guess of someone who recorded a handshake costs as much.
+    /// A random secret (a secret file) needs no stretching and is used as it is (<see cref="ClusterSecret"/>).
+    /// </summary>
     public static byte[] DeriveSecret(string passphrase)
     {
-        ArgumentNullException.ThrowIfNull(passphrase);
-        return SHA256.HashData(Encoding.UTF8.GetBytes(passphrase));
+        ArgumentException.ThrowIfNullOrEmpty(passphrase);
+        return Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(passphrase), PassphraseSalt, PassphraseIterations, HashAlgorithmName.SHA256, 32);
     }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>

@@ -161,6 +161,9 @@ public sealed class RaftNode
         ArgumentNullException.ThrowIfNull(message);
         EnsureNoOutstandingReady();
         if (message.To != Id || message.From == Id || !_tracker.IsVoter(message.From)) return;
+        // A term or index no real cluster reaches is hostile or corrupt: adopting it could leave this node at a term
+        // it can never campaign past (the transport refuses such messages too; this guards every other caller).
+        if (RaftLimits.FirstOutOfRange(message) is not null) return;
         // Snapshot bytes are the runtime's business; the core sees the finished transfer as InstallSnapshot.
         if (message is SnapshotChunk or SnapshotChunkResponse) return;
 

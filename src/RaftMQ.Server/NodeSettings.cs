@@ -25,8 +25,11 @@ public sealed record NodeSettings
           --snapshot-every N          snapshot the queue and compact the log every N applied entries  (default 50000)
           --disk-free-limit-mb N      refuse publishes and topic creation (507 disk-full) while the data
                                       directory's file system has less than N MB free; 0 turns it off  (default 256)
-          --cluster-secret TEXT       shared secret peers use to authenticate each other
-                                      (default: $RAFTMQ_CLUSTER_SECRET, else derived from the cluster id)
+          --cluster-secret TEXT       passphrase the peers authenticate each other with (same on every node)
+          --cluster-secret-file PATH  file holding the peers' secret as hex digits (openssl rand -hex 32)
+                                      default: $RAFTMQ_CLUSTER_SECRET, else the node's copy in its data
+                                      directory, else CONFIG.json.secret, created with a random secret by
+                                      the first node to start (docs/security.md)
           --log-level LEVEL           Trace, Debug, Information, Warning, Error                        (default Information)
           --help                      show this help
         """;
@@ -57,19 +60,27 @@ public sealed record NodeSettings
 
     public string? ClusterSecret { get; init; }
 
+    public string? ClusterSecretFile { get; init; }
+
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
     /// <summary>The data directory: the explicit option, else one keyed by the cluster's identity and the node's index.</summary>
     public string DataDirectoryFor(ClusterConfig config) =>
         DataDirectory ?? Path.Combine("raftmq-data", config.ClusterId, $"node-{Index}");
 
-    /// <summary>The peers' shared secret: the configured one, else one derived from the cluster id.</summary>
-    public byte[] ClusterSecretFor(ClusterConfig config) =>
-        RaftHostOptions.DeriveSecret(ClusterSecret ?? Environment.GetEnvironmentVariable("RAFTMQ_CLUSTER_SECRET") ?? "raftmq-cluster:" + config.ClusterId);
+    /// <summary>Where this node looks for the peers' secret (<see cref="RaftMQ.Hosting.ClusterSecret.Resolve"/>).</summary>
+    public ClusterSecretSources SecretSources(ClusterConfig config) => new()
+    {
+        Passphrase = ClusterSecret,
+        SecretFile = ClusterSecretFile,
+        EnvironmentVariable = "RAFTMQ_CLUSTER_SECRET",
+        DataDirectory = DataDirectoryFor(config),
+        SharedFile = RaftMQ.Hosting.ClusterSecret.SharedFileFor(ConfigPath),
+    };
 
-    /// <summary>How the library hosts this node: the config's addresses plus this command line's timings.</summary>
-    public RaftHostOptions HostOptions(ClusterConfig config) =>
-        config.HostOptions(Index, DataDirectoryFor(config), ClusterSecretFor(config)) with
+    /// <summary>How the library hosts this node: the config's addresses, the peers' key and this command line's timings.</summary>
+    public RaftHostOptions HostOptions(ClusterConfig config, byte[] clusterSecret) =>
+        config.HostOptions(Index, DataDirectoryFor(config), clusterSecret) with
         {
             TickInterval = TimeSpan.FromMilliseconds(TickMs),
             ElectionTimeout = TimeSpan.FromMilliseconds(ElectionTimeoutMs),
@@ -123,6 +134,7 @@ public sealed record NodeSettings
                 "snapshot-every" => s with { SnapshotEveryEntries = PositiveInt(key, value) },
                 "disk-free-limit-mb" => s with { DiskFreeLimitMb = NonNegativeInt(key, value) },
                 "cluster-secret" => s with { ClusterSecret = value },
+                "cluster-secret-file" => s with { ClusterSecretFile = value },
                 "log-level" => s with
                 {
                     LogLevel = Enum.TryParse<LogLevel>(value, ignoreCase: true, out var level)

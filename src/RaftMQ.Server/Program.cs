@@ -23,6 +23,18 @@ catch (ConfigException e)
     return 2;
 }
 
+// The peers' secret: found, or created for a new cluster, before anything listens (docs/security.md).
+RaftMQ.Hosting.ClusterSecret secret;
+try
+{
+    secret = RaftMQ.Hosting.ClusterSecret.Resolve(settings.SecretSources(config));
+}
+catch (ConfigException e)
+{
+    Console.Error.WriteLine($"raftmq-node: {e.Message}");
+    return 2;
+}
+
 var me = config.Address(settings.Index);
 // The Raft host (storage, peer transport) starts on the other core while this one builds the web host, so the first
 // HTTP request does not compete with it for the CPU (docs/benchmarks.md, "Node start-up"). Both log through one factory.
@@ -32,10 +44,11 @@ var logger = loggers.CreateLogger("RaftMQ.Node");
 var dataDirectory = settings.DataDirectoryFor(config);
 var disk = new DiskAlarm(dataDirectory, settings.DiskFreeLimitMb * 1024L * 1024, TimeProvider.System, logger);
 var node = new QueueNode(settings, config, new QueueStateMachine(Path.Combine(dataDirectory, "queue")), disk);
-var hostOptions = settings.HostOptions(config);
-// Every command a request can become must be one the node accepts (no input within the limits may stop a node).
-ServerLimits.CheckAgainst(hostOptions);
-var raftStart = Task.Run(() => RaftHost.StartAsync(hostOptions, node.StateMachine, loggers));
+// Every command a request can become must be one the node accepts (no input within the limits may stop a node);
+// the limits do not depend on the secret.
+ServerLimits.CheckAgainst(settings.HostOptions(config, clusterSecret: []));
+// A passphrase's key comes from a slow KDF, so it is derived on that other core too, off the first answer's path.
+var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(config, secret.Key()), node.StateMachine, loggers));
 var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers);
 
 var app = builder.Build();
@@ -71,6 +84,7 @@ try
 {
     host = await raftStart;
     node.SetStarted(host);
+    logger.LogInformation("Peers authenticate with the cluster secret from {Source}", secret.Source);
     _ = host.Runtime.Completion.ContinueWith(
         t =>
         {

@@ -4,9 +4,19 @@ using Microsoft.Win32.SafeHandles;
 
 namespace RaftMQ.Storage;
 
-/// <summary>The real file system: <see cref="RandomAccess"/> on <see cref="SafeFileHandle"/>s, fsync through <see cref="RandomAccess.FlushToDisk"/>.</summary>
+/// <summary>
+/// The real file system: <see cref="RandomAccess"/> on <see cref="SafeFileHandle"/>s, fsync through
+/// <see cref="RandomAccess.FlushToDisk"/>. Directories it creates are the owner's only (0700) and so are files (0600):
+/// the log holds every message the application committed.
+/// </summary>
 public sealed partial class PhysicalFileSystem : IStorageFileSystem
 {
+    /// <summary>Mode of the files this file system creates on Unix.</summary>
+    public const UnixFileMode OwnerOnlyFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>Mode of the directories this file system creates on Unix.</summary>
+    public const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
     /// <summary>The one instance.</summary>
     public static PhysicalFileSystem Instance { get; } = new();
 
@@ -14,15 +24,47 @@ public sealed partial class PhysicalFileSystem : IStorageFileSystem
     {
     }
 
-    public void CreateDirectory(string path) => Directory.CreateDirectory(path);
+    public void CreateDirectory(string path) => CreateDirectoryOwnerOnly(path);
+
+    /// <summary>
+    /// Creates <paramref name="path"/> and every missing parent with <see cref="OwnerOnlyDirectory"/> (like
+    /// <c>mkdir -p</c>, but the mode applies to the parents too). Directories that exist, say one the operator chose,
+    /// keep their mode.
+    /// </summary>
+    public static void CreateDirectoryOwnerOnly(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+            return;
+        }
+
+        var full = Path.GetFullPath(path);
+        if (Directory.Exists(full)) return;
+        if (Path.GetDirectoryName(full) is { } parent) CreateDirectoryOwnerOnly(parent);
+        // Another process may create it meanwhile: CreateDirectory succeeds on an existing directory.
+        Directory.CreateDirectory(full, OwnerOnlyDirectory);
+    }
 
     public IReadOnlyList<string> ListFiles(string directory, string searchPattern) =>
         Directory.Exists(directory) ? Directory.GetFiles(directory, searchPattern) : [];
 
     public bool FileExists(string path) => File.Exists(path);
 
-    public IStorageFile Open(string path, bool create) =>
-        new PhysicalFile(File.OpenHandle(path, create ? FileMode.CreateNew : FileMode.Open, FileAccess.ReadWrite, FileShare.Read));
+    public IStorageFile Open(string path, bool create)
+    {
+        var handle = File.OpenHandle(path, create ? FileMode.CreateNew : FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        try
+        {
+            if (create && !OperatingSystem.IsWindows()) File.SetUnixFileMode(handle, OwnerOnlyFile);
+            return new PhysicalFile(handle);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
 
     public void Delete(string path) => File.Delete(path);
 
@@ -46,9 +88,13 @@ public sealed partial class PhysicalFileSystem : IStorageFileSystem
         }
     }
 
-    public IDisposable Lock(string path) =>
+    public IDisposable Lock(string path)
+    {
         // FileShare.None takes an advisory lock (flock on Unix) that the kernel drops when the process dies.
-        File.Open(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = OwnerOnlyFile;
+        return new FileStream(path, options);
+    }
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags);

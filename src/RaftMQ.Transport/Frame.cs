@@ -9,8 +9,11 @@ namespace RaftMQ.Transport;
 /// </summary>
 public static class Frame
 {
-    /// <summary>The only framing and protocol version this build speaks.</summary>
-    public const byte Version = 1;
+    /// <summary>
+    /// The only framing and protocol version this build speaks. 2: the dialer proves the cluster secret first in the
+    /// handshake (version 1 had the listener prove first); nodes of different versions refuse each other.
+    /// </summary>
+    public const byte Version = 2;
 
     /// <summary>Length prefix plus version byte.</summary>
     public const int HeaderSize = sizeof(uint) + 1;

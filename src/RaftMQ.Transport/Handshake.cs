@@ -10,21 +10,27 @@ internal sealed class HandshakeException(string message, Exception? inner = null
 /// <summary>
 /// Mutual challenge–response authentication run on every new connection before any Raft message is read.
 /// The dialer sends Hello(version, cluster id, dialer id, listener id, dialer nonce); the listener answers
-/// Challenge(listener id, listener nonce, listener proof); the dialer answers Proof(dialer proof); the listener
-/// answers Welcome. A proof is HMAC-SHA256(secret, role label ‖ transcript) where the transcript holds the
-/// version, cluster id, both ids and both nonces: fresh nonces on both sides make a recorded proof useless
-/// later, and the role label stops a listener's proof being reflected back as a dialer's.
+/// Challenge(listener id, listener nonce) — a nonce and nothing derived from the secret; the dialer answers
+/// Proof(dialer proof); only once that proof checks out does the listener answer Welcome(listener proof), which the
+/// dialer checks in turn. A proof is HMAC-SHA256(secret, role label ‖ transcript) where the transcript holds the
+/// version, cluster id, both ids and both nonces: fresh nonces on both sides make a recorded proof useless later, and
+/// the role label stops a listener's proof being reflected back as a dialer's. Because the dialer proves first, a
+/// stranger who connects to the peer port learns a random nonce and nothing it could test guesses of the secret
+/// against (docs/security.md).
 /// </summary>
 internal static class Handshake
 {
     public const int NonceSize = 32;
     public const int ProofSize = 32;
 
+    /// <summary>Bytes of a challenge: type, listener id, listener nonce.</summary>
+    public const int ChallengeSize = 1 + sizeof(ulong) + NonceSize;
+
     /// <summary>Cap on handshake frames: an unauthenticated peer cannot make this node buffer more.</summary>
     public const int MaxFrameBytes = 512;
 
     internal static readonly byte[] DialerLabel = "RaftMQ/peer-handshake/dialer\0"u8.ToArray();
-    private static readonly byte[] ListenerLabel = "RaftMQ/peer-handshake/listener\0"u8.ToArray();
+    internal static readonly byte[] ListenerLabel = "RaftMQ/peer-handshake/listener\0"u8.ToArray();
 
     /// <summary>Runs the dialer's side on <paramref name="connection"/> to reach <paramref name="peerId"/>.</summary>
     public static async Task DialAsync(PeerConnection connection, TcpTransportOptions options, ulong peerId, CancellationToken cancellationToken)
@@ -33,28 +39,22 @@ internal static class Handshake
         await connection.WriteFrameAsync(EncodeHello(Frame.Version, options.ClusterId, options.NodeId, peerId, dialerNonce), cancellationToken)
             .ConfigureAwait(false);
 
-        var challenge = await ReadAsync(connection, "challenge", cancellationToken).ConfigureAwait(false);
-        var (listenerId, listenerNonce, listenerProof) = DecodeChallenge(challenge);
+        var (listenerId, listenerNonce) = DecodeChallenge(await ReadAsync(connection, "challenge", cancellationToken).ConfigureAwait(false));
         if (listenerId != peerId)
         {
             throw new HandshakeException($"expected node {peerId} but node {listenerId} answered");
         }
 
         var transcript = Transcript(options.ClusterId, options.NodeId, peerId, dialerNonce, listenerNonce);
+        await connection.WriteFrameAsync(EncodeProof(MessageType.HandshakeProof, Prove(options.ClusterSecret, DialerLabel, transcript)), cancellationToken)
+            .ConfigureAwait(false);
+
+        var welcome = await ReadAsync(connection, "welcome", cancellationToken, $"node {peerId} closed the connection instead of a welcome: it refused this node's proof (a different cluster secret?) or timed out")
+            .ConfigureAwait(false);
+        var listenerProof = DecodeProof(welcome, MessageType.HandshakeWelcome, "welcome");
         if (!CryptographicOperations.FixedTimeEquals(listenerProof, Prove(options.ClusterSecret, ListenerLabel, transcript)))
         {
             throw new HandshakeException($"node {peerId} failed to prove the cluster secret");
-        }
-
-        var proof = new byte[1 + ProofSize];
-        proof[0] = (byte)MessageType.HandshakeProof;
-        Prove(options.ClusterSecret, DialerLabel, transcript).CopyTo(proof, 1);
-        await connection.WriteFrameAsync(proof, cancellationToken).ConfigureAwait(false);
-
-        var welcome = await ReadAsync(connection, "welcome", cancellationToken).ConfigureAwait(false);
-        if (welcome.Length != 1 || welcome[0] != (byte)MessageType.HandshakeWelcome)
-        {
-            throw new HandshakeException("malformed welcome");
         }
     }
 
@@ -84,26 +84,18 @@ internal static class Handshake
         }
 
         var listenerNonce = RandomNumberGenerator.GetBytes(NonceSize);
+        await connection.WriteFrameAsync(EncodeChallenge(options.NodeId, listenerNonce), cancellationToken).ConfigureAwait(false);
+
         var transcript = Transcript(options.ClusterId, hello.DialerId, options.NodeId, hello.Nonce, listenerNonce);
-        var challenge = new byte[1 + sizeof(ulong) + NonceSize + ProofSize];
-        challenge[0] = (byte)MessageType.HandshakeChallenge;
-        BinaryPrimitives.WriteUInt64BigEndian(challenge.AsSpan(1), options.NodeId);
-        listenerNonce.CopyTo(challenge, 1 + sizeof(ulong));
-        Prove(options.ClusterSecret, ListenerLabel, transcript).CopyTo(challenge, 1 + sizeof(ulong) + NonceSize);
-        await connection.WriteFrameAsync(challenge, cancellationToken).ConfigureAwait(false);
-
-        var proof = await ReadAsync(connection, "proof", cancellationToken).ConfigureAwait(false);
-        if (proof.Length != 1 + ProofSize || proof[0] != (byte)MessageType.HandshakeProof)
-        {
-            throw new HandshakeException("malformed proof");
-        }
-
-        if (!CryptographicOperations.FixedTimeEquals(proof.AsSpan(1), Prove(options.ClusterSecret, DialerLabel, transcript)))
+        var proof = DecodeProof(await ReadAsync(connection, "proof", cancellationToken).ConfigureAwait(false), MessageType.HandshakeProof, "proof");
+        if (!CryptographicOperations.FixedTimeEquals(proof, Prove(options.ClusterSecret, DialerLabel, transcript)))
         {
             throw new HandshakeException($"node {hello.DialerId} failed to prove the cluster secret");
         }
 
-        await connection.WriteFrameAsync(new[] { (byte)MessageType.HandshakeWelcome }, cancellationToken).ConfigureAwait(false);
+        // Only a peer that proved the secret gets a proof from this node.
+        await connection.WriteFrameAsync(EncodeProof(MessageType.HandshakeWelcome, Prove(options.ClusterSecret, ListenerLabel, transcript)), cancellationToken)
+            .ConfigureAwait(false);
         return hello.DialerId;
     }
 
@@ -155,20 +147,47 @@ internal static class Handshake
             bytes[(19 + idLength)..]);
     }
 
-    internal static (ulong ListenerId, byte[] Nonce, byte[] Proof) DecodeChallenge(byte[] bytes)
+    /// <summary>[type][u64 listener id][listener nonce].</summary>
+    internal static byte[] EncodeChallenge(ulong listenerId, byte[] nonce)
     {
-        if (bytes.Length != 1 + sizeof(ulong) + NonceSize + ProofSize || bytes[0] != (byte)MessageType.HandshakeChallenge)
+        var bytes = new byte[ChallengeSize];
+        bytes[0] = (byte)MessageType.HandshakeChallenge;
+        BinaryPrimitives.WriteUInt64BigEndian(bytes.AsSpan(1), listenerId);
+        nonce.CopyTo(bytes, 1 + sizeof(ulong));
+        return bytes;
+    }
+
+    internal static (ulong ListenerId, byte[] Nonce) DecodeChallenge(byte[] bytes)
+    {
+        if (bytes.Length != ChallengeSize || bytes[0] != (byte)MessageType.HandshakeChallenge)
         {
             throw new HandshakeException("malformed challenge");
         }
 
-        return (
-            BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan(1)),
-            bytes[(1 + sizeof(ulong))..(1 + sizeof(ulong) + NonceSize)],
-            bytes[(1 + sizeof(ulong) + NonceSize)..]);
+        return (BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan(1)), bytes[(1 + sizeof(ulong))..]);
     }
 
-    private static async Task<byte[]> ReadAsync(PeerConnection connection, string what, CancellationToken cancellationToken)
+    /// <summary>[type][HMAC]: the dialer's Proof and the listener's Welcome share this layout.</summary>
+    internal static byte[] EncodeProof(MessageType type, byte[] proof)
+    {
+        var bytes = new byte[1 + ProofSize];
+        bytes[0] = (byte)type;
+        proof.CopyTo(bytes, 1);
+        return bytes;
+    }
+
+    private static byte[] DecodeProof(byte[] bytes, MessageType type, string what)
+    {
+        if (bytes.Length != 1 + ProofSize || bytes[0] != (byte)type)
+        {
+            throw new HandshakeException($"malformed {what}");
+        }
+
+        return bytes[1..];
+    }
+
+    private static async Task<byte[]> ReadAsync(
+        PeerConnection connection, string what, CancellationToken cancellationToken, string? whenClosed = null)
     {
         try
         {
@@ -180,7 +199,7 @@ internal static class Handshake
         }
         catch (EndOfStreamException ex)
         {
-            throw new HandshakeException($"connection closed while waiting for the {what}", ex);
+            throw new HandshakeException(whenClosed ?? $"connection closed while waiting for the {what}", ex);
         }
     }
 

@@ -184,7 +184,10 @@ public static class RaftMessageCodec
     }
 
     /// <summary>Decodes one message that fills <paramref name="payload"/> exactly.</summary>
-    /// <exception cref="ProtocolException">Unknown type, truncated or malformed field, or trailing bytes.</exception>
+    /// <exception cref="ProtocolException">
+    /// Unknown type, truncated or malformed field, trailing bytes, or a term, index or offset beyond
+    /// <see cref="RaftLimits"/>.
+    /// </exception>
     public static RaftMessage Read(in ReadOnlySequence<byte> payload)
     {
         var r = new FieldReader(payload);
@@ -215,6 +218,11 @@ public static class RaftMessageCodec
         if (r.Remaining != 0)
         {
             throw new ProtocolException($"{r.Remaining} unexpected trailing bytes after a {type} message.");
+        }
+
+        if (RaftLimits.FirstOutOfRange(message) is { } outOfRange)
+        {
+            throw new ProtocolException($"{type} message with {outOfRange}, beyond the protocol's bound of 2^62.");
         }
 
         return message;

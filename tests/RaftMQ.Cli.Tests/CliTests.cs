@@ -204,6 +204,34 @@ public sealed class CliClusterTests
         pids.ShouldAllBe(p => !CliEnvironment.IsAlive(p));
         env.RecordedPids().ShouldBeEmpty();
     }
+
+    [Fact]
+    public async Task Cluster_up_keeps_the_generated_peer_secret_across_restarts_and_fresh_makes_a_new_one()
+    {
+        await using var env = new CliEnvironment();
+        var shared = Path.Combine(env.Data, "config.json.secret");
+
+        async Task<string> UpAndServeAsync(params string[] extra)
+        {
+            var up = await env.RunAsync(["cluster", "up", "--detach", "--nodes", "3", .. extra]);
+            up.ExitCode.ShouldBe(0, up.ToString());
+            // Published through the leader and committed by a majority: the nodes authenticated each other.
+            var topic = "t" + Guid.NewGuid().ToString("N")[..8];
+            var created = await env.RunAsync("topic", "create", topic);
+            created.ExitCode.ShouldBe(0, created.ToString());
+            (await env.RunAsync("publish", topic, "x")).ExitCode.ShouldBe(0);
+            var secret = File.ReadAllText(shared).Trim();
+            for (int i = 0; i < 3; i++)
+                File.ReadAllText(Path.Combine(env.Data, $"node-{i}", "cluster-secret")).Trim().ShouldBe(secret, $"node {i}'s copy");
+            var down = await env.RunAsync("cluster", "down");
+            down.ExitCode.ShouldBe(0, down.ToString());
+            return secret;
+        }
+
+        var first = await UpAndServeAsync();
+        (await UpAndServeAsync()).ShouldBe(first, "a restarted cluster keeps its secret");
+        (await UpAndServeAsync("--fresh")).ShouldNotBe(first, "a fresh cluster gets a new secret");
+    }
 }
 
 [CollectionDefinition(Name, DisableParallelization = true)]

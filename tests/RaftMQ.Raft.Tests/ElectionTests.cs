@@ -319,4 +319,34 @@ public sealed class ElectionTests
 
         node.Node.Role.ShouldBe(Role.Leader);
     }
+
+    // A message whose term or index no real cluster reaches (RaftLimits) is dropped: adopting term 2^64-1 would leave
+    // the node unable to campaign (term + 1 overflows), so the cluster would stay leaderless.
+    [Fact]
+    public void TermOrIndexBeyondTheBound_IsIgnored_AndTheNodeStillElects()
+    {
+        var node = new TestNode(1, Three);
+
+        node.Step(new Heartbeat(2, 1, ulong.MaxValue, 0, 0)).ShouldBeEmpty();
+        node.Step(new AppendEntries(2, 1, ulong.MaxValue, 0, 0, TestNode.Entries(1, 1), 1)).ShouldBeEmpty();
+        node.Step(new RequestVote(2, 1, RaftLimits.MaxTerm + 1, 0, 0, false)).ShouldBeEmpty();
+        node.Step(new AppendEntries(2, 1, 1, ulong.MaxValue, 1, [], ulong.MaxValue)).ShouldBeEmpty();
+        node.Node.Term.ShouldBe(0UL);
+        node.Node.Leader.ShouldBe(0UL);
+        node.Node.LastIndex.ShouldBe(0UL);
+
+        node.ElectAndCommitNoOp();
+        node.Node.Role.ShouldBe(Role.Leader);
+        node.Node.Term.ShouldBe(1UL);
+    }
+
+    // The bound itself is a legal term: a node adopts it like any other.
+    [Fact]
+    public void TermAtTheBound_IsAdopted()
+    {
+        var node = new TestNode(1, Three);
+        node.Step(new Heartbeat(2, 1, RaftLimits.MaxTerm, 0, 0));
+        node.Node.Term.ShouldBe(RaftLimits.MaxTerm);
+        node.Node.Leader.ShouldBe(2UL);
+    }
 }

@@ -69,14 +69,75 @@ public sealed class HostileInputTests : IAsyncLifetime
     public async Task A_wrong_frame_version_closes_the_connection()
     {
         using var socket = await ConnectRawAsync(B.LocalEndPoint);
+        // Version 1 is the earlier handshake, where the listener proved the secret first.
         var hello = Hello(3, 2);
-        byte[] frame = [0, 0, 0, (byte)hello.Length, 2, .. hello];
+        byte[] frame = [0, 0, 0, (byte)hello.Length, 1, .. hello];
         await socket.SendAsync(frame);
         await AssertClosedByPeerAsync(socket);
 
         WaitUntil(() => B.Counters.AuthFailures == 1, "the refusal is counted");
-        log.Has(LogLevel.Warning, "Unsupported frame version 2").ShouldBeTrue();
+        log.Has(LogLevel.Warning, $"Unsupported frame version 1 (this node speaks {Frame.Version})").ShouldBeTrue();
         await AssertExchangeAsync(A, B);
+    }
+
+    [Fact]
+    public async Task A_hello_of_another_protocol_version_is_refused()
+    {
+        await using var connection = await PeerConnection.ConnectAsync(B.LocalEndPoint, CancellationToken.None);
+        var nonce = RandomNumberGenerator.GetBytes(Handshake.NonceSize);
+        await connection.WriteFrameAsync(Handshake.EncodeHello(Frame.Version - 1, ClusterId, 3, 2, nonce), CancellationToken.None);
+        await AssertClosedAsync(connection);
+
+        WaitUntil(() => B.Counters.AuthFailures == 1, "the refusal is counted");
+        log.Has(LogLevel.Warning, $"protocol version {Frame.Version - 1} is not supported (this node speaks {Frame.Version})").ShouldBeTrue();
+        await AssertExchangeAsync(A, B);
+    }
+
+    [Fact]
+    public async Task A_stranger_gets_a_nonce_and_nothing_derived_from_the_secret()
+    {
+        // Everything a stranger can put in a hello is public (cluster id, node ids): the answer must not let it test
+        // guesses of the secret offline, so the challenge is exactly an id and a fresh nonce, and a wrong proof ends
+        // the connection with nothing more sent.
+        await using var connection = await PeerConnection.ConnectAsync(B.LocalEndPoint, CancellationToken.None);
+        await connection.WriteFrameAsync(Hello(3, 2), CancellationToken.None);
+        var challenge = await connection.ReadFrameAsync(512, CancellationToken.None);
+        challenge.Length.ShouldBe(1 + sizeof(ulong) + Handshake.NonceSize);
+        challenge[0].ShouldBe((byte)MessageType.HandshakeChallenge);
+        BinaryPrimitives.ReadUInt64BigEndian(challenge.AsSpan(1)).ShouldBe(2UL);
+
+        await connection.WriteFrameAsync(Handshake.EncodeProof(MessageType.HandshakeProof, new byte[Handshake.ProofSize]), CancellationToken.None);
+        await AssertClosedAsync(connection);
+        WaitUntil(() => B.Counters.AuthFailures == 1, "the refusal is counted");
+        log.Has(LogLevel.Warning, "node 3 failed to prove the cluster secret").ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task A_listener_with_the_wrong_secret_is_refused_by_the_dialer()
+    {
+        // A listener that does not know the secret answers the challenge and then welcomes with a proof of its own
+        // key: the dialer must refuse it and send nothing else.
+        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var wrongSecret = "a listener that is not of this cluster"u8.ToArray();
+        var fake = Task.Run(async () =>
+        {
+            await using var accepted = new PeerConnection(await listener.AcceptSocketAsync());
+            var hello = Handshake.DecodeHello(await accepted.ReadFrameAsync(512, CancellationToken.None));
+            var listenerNonce = RandomNumberGenerator.GetBytes(Handshake.NonceSize);
+            await accepted.WriteFrameAsync(Handshake.EncodeChallenge(2, listenerNonce), CancellationToken.None);
+            await accepted.ReadFrameAsync(512, CancellationToken.None);
+            var transcript = Handshake.Transcript(ClusterId, hello.DialerId, 2, hello.Nonce, listenerNonce);
+            await accepted.WriteFrameAsync(
+                Handshake.EncodeProof(MessageType.HandshakeWelcome, Handshake.Prove(wrongSecret, Handshake.ListenerLabel, transcript)),
+                CancellationToken.None);
+        });
+
+        await using var connection = await PeerConnection.ConnectAsync(listener.LocalEndpoint, CancellationToken.None);
+        using var cts = new CancellationTokenSource(Deadline);
+        var refusal = await Should.ThrowAsync<HandshakeException>(() => Handshake.DialAsync(connection, Options(3), 2, cts.Token));
+        refusal.Message.ShouldBe("node 2 failed to prove the cluster secret");
+        await fake;
     }
 
     [Fact]
@@ -121,7 +182,7 @@ public sealed class HostileInputTests : IAsyncLifetime
         await using var connection = await PeerConnection.ConnectAsync(B.LocalEndPoint, CancellationToken.None);
         var nonce = RandomNumberGenerator.GetBytes(Handshake.NonceSize);
         await connection.WriteFrameAsync(Handshake.EncodeHello(Frame.Version, ClusterId, 3, 2, nonce), CancellationToken.None);
-        var (_, listenerNonce, _) = Handshake.DecodeChallenge(await connection.ReadFrameAsync(512, CancellationToken.None));
+        var (_, listenerNonce) = Handshake.DecodeChallenge(await connection.ReadFrameAsync(512, CancellationToken.None));
         var wrongSecret = "not the cluster's secret at all"u8.ToArray();
         var proof = Handshake.Prove(wrongSecret, Handshake.DialerLabel, Handshake.Transcript(ClusterId, 3, 2, nonce, listenerNonce));
         await connection.WriteFrameAsync((byte[])[(byte)MessageType.HandshakeProof, .. proof], CancellationToken.None);
@@ -142,9 +203,10 @@ public sealed class HostileInputTests : IAsyncLifetime
         await c.StartAsync();
         c.Send(new Heartbeat(3, 2, 1, 1, 0));
 
-        // The dialer checks the listener's proof first, so both sides see the handshake fail.
+        // The listener refuses the dialer's proof and closes without a proof of its own; both sides count it.
         WaitUntil(() => c.Counters.AuthFailures >= 1 && B.Counters.AuthFailures >= 1, "both sides refuse the handshake");
-        log.Has(LogLevel.Warning, "node 2 failed to prove the cluster secret").ShouldBeTrue();
+        log.Has(LogLevel.Warning, "node 3 failed to prove the cluster secret").ShouldBeTrue();
+        WaitUntil(() => log.Has(LogLevel.Warning, "node 2 closed the connection instead of a welcome"), "the dialer logs why");
         B.Counters.InboundAccepts.ShouldBe(1, "only node 1 ever authenticated");
         c.Counters.OutboundConnects.ShouldBe(0);
         await AssertExchangeAsync(A, B);
@@ -160,10 +222,12 @@ public sealed class HostileInputTests : IAsyncLifetime
         await using (var first = await PeerConnection.ConnectAsync(B.LocalEndPoint, CancellationToken.None))
         {
             await first.WriteFrameAsync(Handshake.EncodeHello(Frame.Version, ClusterId, 3, 2, nonce), CancellationToken.None);
-            var (_, listenerNonce, _) = Handshake.DecodeChallenge(await first.ReadFrameAsync(512, CancellationToken.None));
+            var (_, listenerNonce) = Handshake.DecodeChallenge(await first.ReadFrameAsync(512, CancellationToken.None));
             recordedProof = Handshake.Prove(Secret, Handshake.DialerLabel, Handshake.Transcript(ClusterId, 3, 2, nonce, listenerNonce));
             await first.WriteFrameAsync((byte[])[(byte)MessageType.HandshakeProof, .. recordedProof], CancellationToken.None);
-            (await first.ReadFrameAsync(512, CancellationToken.None)).ShouldBe([(byte)MessageType.HandshakeWelcome]);
+            var welcome = await first.ReadFrameAsync(512, CancellationToken.None);
+            welcome[0].ShouldBe((byte)MessageType.HandshakeWelcome);
+            welcome[1..].ShouldBe(Handshake.Prove(Secret, Handshake.ListenerLabel, Handshake.Transcript(ClusterId, 3, 2, nonce, listenerNonce)));
         }
 
         // Same hello, same proof: the listener's fresh nonce makes the recording worthless.

@@ -11,39 +11,44 @@ internal static class MessageGenerators
         (3, ArbMap.Default.GeneratorFor<ulong>()),
         (1, Gen.Elements(0UL, 1UL, (ulong)uint.MaxValue, ulong.MaxValue - 1, ulong.MaxValue)));
 
+    /// <summary>Terms, indexes and snapshot offsets: anything up to the protocol's bound, with the edges mixed in.</summary>
+    private static readonly Gen<ulong> Bounded = Gen.Frequency(
+        (3, ArbMap.Default.GeneratorFor<ulong>().Select(v => v % (RaftLimits.MaxIndex + 1))),
+        (1, Gen.Elements(0UL, 1UL, (ulong)uint.MaxValue, RaftLimits.MaxIndex - 1, RaftLimits.MaxIndex)));
+
     private static readonly Gen<bool> Bool = ArbMap.Default.GeneratorFor<bool>();
 
     private static readonly Gen<Entry> EntryGen =
-        from index in U64
-        from term in U64
+        from index in Bounded
+        from term in Bounded
         from type in Gen.Elements(EntryType.Command, EntryType.NoOp)
         from data in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>())
         select new Entry(index, term, type, data);
 
     public static readonly Gen<RaftMessage> Message = Gen.OneOf(
-        from f in U64 from t in U64 from term in U64 from i in U64 from lt in U64 from pv in Bool
+        from f in U64 from t in U64 from term in Bounded from i in Bounded from lt in Bounded from pv in Bool
         select (RaftMessage)new RequestVote(f, t, term, i, lt, pv),
-        from f in U64 from t in U64 from term in U64 from g in Bool from pv in Bool
+        from f in U64 from t in U64 from term in Bounded from g in Bool from pv in Bool
         select (RaftMessage)new RequestVoteResponse(f, t, term, g, pv),
-        from f in U64 from t in U64 from term in U64 from pi in U64 from pt in U64
-        from entries in Gen.ListOf(EntryGen) from c in U64
+        from f in U64 from t in U64 from term in Bounded from pi in Bounded from pt in Bounded
+        from entries in Gen.ListOf(EntryGen) from c in Bounded
         select (RaftMessage)new AppendEntries(f, t, term, pi, pt, entries.ToArray(), c),
-        from f in U64 from t in U64 from term in U64 from r in Bool from i in U64 from hi in U64 from ht in U64
+        from f in U64 from t in U64 from term in Bounded from r in Bool from i in Bounded from hi in Bounded from ht in Bounded
         select (RaftMessage)new AppendEntriesResponse(f, t, term, r, i, hi, ht),
-        from f in U64 from t in U64 from term in U64 from c in U64 from rr in U64
+        from f in U64 from t in U64 from term in Bounded from c in Bounded from rr in U64
         select (RaftMessage)new Heartbeat(f, t, term, c, rr),
-        from f in U64 from t in U64 from term in U64 from rr in U64
+        from f in U64 from t in U64 from term in Bounded from rr in U64
         select (RaftMessage)new HeartbeatResponse(f, t, term, rr),
-        from f in U64 from t in U64 from term in U64 from ctx in U64
+        from f in U64 from t in U64 from term in Bounded from ctx in U64
         select (RaftMessage)new ReadIndexRequest(f, t, term, ctx),
-        from f in U64 from t in U64 from term in U64 from ctx in U64 from i in U64
+        from f in U64 from t in U64 from term in Bounded from ctx in U64 from i in Bounded
         select (RaftMessage)new ReadIndexResponse(f, t, term, ctx, i),
-        from f in U64 from t in U64 from term in U64 from si in U64 from st in U64
+        from f in U64 from t in U64 from term in Bounded from si in Bounded from st in Bounded
         select (RaftMessage)new InstallSnapshot(f, t, term, new SnapshotMetadata(si, st)),
-        from f in U64 from t in U64 from term in U64 from si in U64 from st in U64 from o in U64
+        from f in U64 from t in U64 from term in Bounded from si in Bounded from st in Bounded from o in Bounded
         from data in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>()) from d in Bool
         select (RaftMessage)new SnapshotChunk(f, t, term, new SnapshotMetadata(si, st), o, data, d),
-        from f in U64 from t in U64 from term in U64 from si in U64 from st in U64 from o in U64 from failed in Bool
+        from f in U64 from t in U64 from term in Bounded from si in Bounded from st in Bounded from o in Bounded from failed in Bool
         select (RaftMessage)new SnapshotChunkResponse(f, t, term, new SnapshotMetadata(si, st), o, failed));
 
     public static Arbitrary<RaftMessage> Messages => Message.ToArbitrary();

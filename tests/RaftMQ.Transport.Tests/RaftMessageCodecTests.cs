@@ -148,6 +148,49 @@ public sealed class RaftMessageCodecTests
     }
 
     [Fact]
+    public void A_term_beyond_the_bound_is_refused_in_every_message_type()
+    {
+        // 2^64-1 as the term would leave a node that adopted it unable to ever campaign (term + 1 overflows).
+        Prop.ForAll(MessageGenerators.Messages, message =>
+        {
+            var bytes = RaftMessageCodec.Encode(message);
+            BinaryPrimitives.WriteUInt64BigEndian(bytes.AsSpan(1 + 16), ulong.MaxValue);
+            Should.Throw<ProtocolException>(() => RaftMessageCodec.Read(bytes)).Message.ShouldContain($"Term = {ulong.MaxValue}");
+        }).QuickCheckThrowOnFailure();
+    }
+
+    public static TheoryData<string, RaftMessage> OutOfRange => new()
+    {
+        { "Term = 4611686018427387905", new Heartbeat(1, 2, RaftLimits.MaxTerm + 1, 0, 0) },
+        { "LastLogIndex = 18446744073709551615", new RequestVote(1, 2, 3, ulong.MaxValue, 1, false) },
+        { "LastLogTerm = 18446744073709551615", new RequestVote(1, 2, 3, 1, ulong.MaxValue, true) },
+        { "PrevLogIndex = 18446744073709551615", new AppendEntries(1, 2, 3, ulong.MaxValue, 1, [], 0) },
+        { "LeaderCommit = 18446744073709551615", new AppendEntries(1, 2, 3, 1, 1, [], ulong.MaxValue) },
+        { "entry Index = 18446744073709551615", new AppendEntries(1, 2, 3, 1, 1, [new Entry(2, 3, EntryType.NoOp, default), new Entry(ulong.MaxValue, 3, EntryType.NoOp, default)], 0) },
+        { "entry Term = 18446744073709551615", new AppendEntries(1, 2, 3, 1, 1, [new Entry(2, ulong.MaxValue, EntryType.NoOp, default)], 0) },
+        { "HintTerm = 18446744073709551615", new AppendEntriesResponse(1, 2, 3, true, 4, 3, ulong.MaxValue) },
+        { "Commit = 18446744073709551615", new Heartbeat(1, 2, 3, ulong.MaxValue, 0) },
+        { "Index = 18446744073709551615", new ReadIndexResponse(1, 2, 3, 7, ulong.MaxValue) },
+        { "snapshot Index = 18446744073709551615", new InstallSnapshot(1, 2, 3, new SnapshotMetadata(ulong.MaxValue, 1)) },
+        { "Offset = 18446744073709551615", new SnapshotChunk(1, 2, 3, new SnapshotMetadata(5, 1), ulong.MaxValue, new byte[] { 1 }, false) },
+        { "NextOffset = 18446744073709551615", new SnapshotChunkResponse(1, 2, 3, new SnapshotMetadata(5, 1), ulong.MaxValue, false) },
+    };
+
+    [Theory]
+    [MemberData(nameof(OutOfRange))]
+    public void A_term_index_or_offset_beyond_the_bound_is_refused(string field, RaftMessage message)
+    {
+        Should.Throw<ProtocolException>(() => RaftMessageCodec.Read(RaftMessageCodec.Encode(message))).Message.ShouldContain(field);
+    }
+
+    [Fact]
+    public void The_bound_itself_is_accepted()
+    {
+        var message = new RequestVote(1, 2, RaftLimits.MaxTerm, RaftLimits.MaxIndex, RaftLimits.MaxTerm, false);
+        RaftMessageCodec.Read(RaftMessageCodec.Encode(message)).ShouldBe(message);
+    }
+
+    [Fact]
     public void Writes_big_endian_fields_after_the_type_byte()
     {
         // Pins the wire format documented in docs/transport.md.

@@ -22,6 +22,18 @@ catch (ConfigException e)
     return 2;
 }
 
+// The nodes' secret: found, or created for a new cluster, before anything listens.
+ClusterSecret secret;
+try
+{
+    secret = ClusterSecret.Resolve(settings.SecretSources(config));
+}
+catch (ConfigException e)
+{
+    Console.Error.WriteLine($"bank-server: {e.Message}");
+    return 2;
+}
+
 var me = config.Address(settings.Index);
 var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, BankEndpoints.MaxRequestBodyBytes);
 
@@ -42,7 +54,7 @@ catch (IOException e)
 RaftHost host;
 try
 {
-    host = await RaftHost.StartAsync(settings.HostOptions(config), node.CreateStateMachine(), loggers);
+    host = await RaftHost.StartAsync(settings.HostOptions(config, secret.Key()), node.CreateStateMachine(), loggers);
 }
 catch (Exception e)
 {

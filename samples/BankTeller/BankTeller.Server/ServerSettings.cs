@@ -15,8 +15,11 @@ public sealed record ServerSettings
 
         options:
           --data-dir DIR              write-ahead log and snapshots (default: ./bank-data/<cluster id>/node-<INDEX>)
-          --cluster-secret TEXT       passphrase the nodes authenticate each other with
-                                      (default: $BANK_CLUSTER_SECRET, else derived from the cluster id)
+          --cluster-secret TEXT       passphrase the nodes authenticate each other with (same on every node)
+          --cluster-secret-file PATH  file holding the nodes' secret as hex digits (openssl rand -hex 32)
+                                      default: $BANK_CLUSTER_SECRET, else the node's copy in its data
+                                      directory, else CONFIG.json.secret, created with a random secret by
+                                      the first node to start
           --election-timeout-ms N     minimum election timeout                       (default 150)
           --heartbeat-ms N            leader heartbeat interval                      (default 50)
           --tick-ms N                 one Raft clock tick                            (default 10)
@@ -33,6 +36,8 @@ public sealed record ServerSettings
     public string? DataDirectory { get; init; }
 
     public string? ClusterSecret { get; init; }
+
+    public string? ClusterSecretFile { get; init; }
 
     public int ElectionTimeoutMs { get; init; } = 150;
 
@@ -67,6 +72,7 @@ public sealed record ServerSettings
             {
                 "data-dir" => s with { DataDirectory = value },
                 "cluster-secret" => s with { ClusterSecret = value },
+                "cluster-secret-file" => s with { ClusterSecretFile = value },
                 "election-timeout-ms" => s with { ElectionTimeoutMs = Positive(a, value) },
                 "heartbeat-ms" => s with { HeartbeatMs = Positive(a, value) },
                 "tick-ms" => s with { TickMs = Positive(a, value) },
@@ -88,19 +94,29 @@ public sealed record ServerSettings
         return s with { ConfigPath = positional[0], Index = index };
     }
 
-    /// <summary>The library's hosting options for this node: the config's addresses plus these settings.</summary>
-    public RaftHostOptions HostOptions(ClusterConfig config)
+    /// <summary>The data directory: the explicit option, else one keyed by the cluster's identity and the node's index.</summary>
+    public string DataDirectoryFor(ClusterConfig config) =>
+        DataDirectory ?? Path.Combine("bank-data", config.ClusterId, $"node-{Index}");
+
+    /// <summary>Where this node looks for the nodes' secret (<see cref="RaftMQ.Hosting.ClusterSecret.Resolve"/>).</summary>
+    public ClusterSecretSources SecretSources(ClusterConfig config) => new()
     {
-        var dataDirectory = DataDirectory ?? Path.Combine("bank-data", config.ClusterId, $"node-{Index}");
-        var passphrase = ClusterSecret ?? Environment.GetEnvironmentVariable("BANK_CLUSTER_SECRET") ?? "bank-teller:" + config.ClusterId;
-        return config.HostOptions(Index, dataDirectory, RaftHostOptions.DeriveSecret(passphrase)) with
+        Passphrase = ClusterSecret,
+        SecretFile = ClusterSecretFile,
+        EnvironmentVariable = "BANK_CLUSTER_SECRET",
+        DataDirectory = DataDirectoryFor(config),
+        SharedFile = RaftMQ.Hosting.ClusterSecret.SharedFileFor(ConfigPath),
+    };
+
+    /// <summary>The library's hosting options for this node: the config's addresses, the nodes' key and these settings.</summary>
+    public RaftHostOptions HostOptions(ClusterConfig config, byte[] clusterSecret) =>
+        config.HostOptions(Index, DataDirectoryFor(config), clusterSecret) with
         {
             TickInterval = TimeSpan.FromMilliseconds(TickMs),
             ElectionTimeout = TimeSpan.FromMilliseconds(ElectionTimeoutMs),
             HeartbeatInterval = TimeSpan.FromMilliseconds(HeartbeatMs),
             SnapshotEveryEntries = (ulong)SnapshotEveryEntries,
         };
-    }
 
     private static int Positive(string option, string value) =>
         int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0

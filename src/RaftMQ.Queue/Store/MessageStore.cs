@@ -39,7 +39,9 @@ internal sealed class MessageStore : IDisposable
         Options = options;
         _writeBuffer = new byte[options.WriteBufferBytes];
         _readBuffer = new byte[options.ReadBufferBytes];
-        System.IO.Directory.CreateDirectory(Directory);
+        // Owner-only when created here (0700), like the node's data directory it normally sits in.
+        if (OperatingSystem.IsWindows()) System.IO.Directory.CreateDirectory(Directory);
+        else System.IO.Directory.CreateDirectory(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         // Nothing of an earlier run is trusted: the state is rebuilt from the snapshot and the log (RestoreSnapshot
         // and Apply), so a file torn by a crash is never read. Only the store's own files are touched.
         foreach (var file in System.IO.Directory.EnumerateFiles(Directory, "*" + SegmentSuffix)) File.Delete(file);

@@ -43,6 +43,8 @@ internal sealed partial class Segment
     {
         var segment = new Segment(path, firstOffset);
         segment._handle = OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite);
+        // The queue's messages are the owner's only, like the Raft log they came from (0600).
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(segment._handle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         return segment;
     }
 
