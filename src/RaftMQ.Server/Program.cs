@@ -1,4 +1,5 @@
 using RaftMQ.Queue;
+using Microsoft.Extensions.Logging;
 using RaftMQ.Server;
 
 // The first answer's JSON metadata is built on the other core while this one starts the web host (docs/benchmarks.md).
@@ -35,8 +36,22 @@ var node = new QueueNode(settings, config, new QueueStateMachine(Path.Combine(da
 var hostOptions = settings.HostOptions(config);
 // Every command a request can become must be one the node accepts (no input within the limits may stop a node).
 ServerLimits.CheckAgainst(hostOptions);
+// Every connection the bounds allow, plus the node's files, must fit the open-file limit (docs/rest-api.md).
+var httpLimits = settings.HttpLimits();
+var descriptors = FileDescriptorBudget.Apply(FileDescriptorBudget.For(hostOptions, httpLimits), httpExplicit: settings.MaxConnections is not null);
+if (descriptors.Error is not null)
+{
+    Console.Error.WriteLine($"raftmq-node: {descriptors.Error}");
+    return 2;
+}
+if (descriptors.Warning is not null) logger.LogWarning("{Warning}", descriptors.Warning);
+httpLimits = httpLimits with
+{
+    MaxConnections = descriptors.HttpConnections,
+    MaxConnectionsPerAddress = Math.Min(httpLimits.MaxConnectionsPerAddress, descriptors.HttpConnections),
+};
 var raftStart = Task.Run(() => RaftHost.StartAsync(hostOptions, node.StateMachine, loggers));
-var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers);
+var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers, httpLimits);
 
 var app = builder.Build();
 // Before routing: a target that names a host must never reach the forwarding to the leader (RequestTarget).
