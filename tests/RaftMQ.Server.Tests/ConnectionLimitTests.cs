@@ -116,6 +116,33 @@ public sealed class ConnectionLimitTests
             .ShouldBeTrue($"the node did not answer; output:\n{node.Output}");
     }
 
+    [Theory]
+    [InlineData("--max-connections 10 --max-connections-per-ip 11", "--max-connections-per-ip 11 is over --max-connections 10")]
+    [InlineData("--max-connections 0", "--max-connections must be a positive integer")]
+    [InlineData("--idle-timeout-ms soon", "--idle-timeout-ms must be a positive integer")]
+    public async Task Bad_connection_options_are_refused_with_the_usage(string options, string message)
+    {
+        await using var cluster = TestCluster.Create(1, options.Split(' '));
+        var node = cluster.Start(0);
+        await AssertExitsWithAsync(node, 2);
+        node.Output.ShouldContain(message);
+        node.Output.ShouldContain("--max-connections-per-ip N");
+    }
+
+    [Fact]
+    public async Task The_help_lists_the_connection_options_and_their_defaults()
+    {
+        await using var cluster = TestCluster.Create(1, "--help");
+        var node = cluster.Start(0);
+        await AssertExitsWithAsync(node, 0);
+        node.Output.ShouldContain("--max-connections N");
+        node.Output.ShouldContain("(default 4096)");
+        node.Output.ShouldContain("--max-connections-per-ip N");
+        node.Output.ShouldContain("(default 1024)");
+        node.Output.ShouldContain("--idle-timeout-ms N");
+        node.Output.ShouldContain("(default 60000)");
+    }
+
     private static async Task<List<Socket>> OpenAsync(IPEndPoint server, string from, int count, List<Socket> all)
     {
         var opened = new List<Socket>();
@@ -167,3 +194,4 @@ public sealed class ConnectionLimitTests
         node.ExitCode.ShouldBe(exitCode, $"output:\n{node.Output}");
     }
 }
+
