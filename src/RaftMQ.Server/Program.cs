@@ -1,5 +1,5 @@
-using RaftMQ.Queue;
 using Microsoft.Extensions.Logging;
+using RaftMQ.Queue;
 using RaftMQ.Server;
 
 // The first answer's JSON metadata is built on the other core while this one starts the web host (docs/benchmarks.md).
