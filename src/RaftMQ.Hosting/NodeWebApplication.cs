@@ -22,7 +22,7 @@ public static class NodeWebApplication
     /// <paramref name="logLevel"/> (framework messages from Warning), and a 1 s shutdown grace (a harness sends
     /// SIGTERM and waits only a few seconds). With <paramref name="loggers"/> (from <see cref="CreateLoggerFactory"/>)
     /// the app logs through that factory instead, which the caller owns and disposes. Connections are bounded by
-    /// <paramref name="connections"/> (the defaults when null).
+    /// <paramref name="connections"/> (the defaults when null), through the app's <see cref="HttpConnectionLimiter"/> service.
     /// </summary>
     public static WebApplicationBuilder CreateBuilder(
         IPEndPoint listen, LogLevel logLevel, long maxRequestBodyBytes, ILoggerFactory? loggers = null, HttpConnectionLimits? connections = null)
@@ -40,6 +40,7 @@ public static class NodeWebApplication
         if (loggers is null) builder.Services.AddSingleton(_ => CreateLoggerFactory(logLevel)); // the container disposes it
         else builder.Services.AddSingleton(loggers);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
+        builder.Services.AddSingleton(sp => new HttpConnectionLimiter(connections, sp.GetRequiredService<ILoggerFactory>().CreateLogger("RaftMQ.Http")));
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
@@ -57,8 +58,8 @@ public static class NodeWebApplication
             k.Limits.MinResponseDataRate = new MinDataRate(240, TimeSpan.FromSeconds(5));
             k.Listen(listen, o => o.Use(next =>
             {
-                // Built when Kestrel binds, once the app's services (and so its logging) exist.
-                var limiter = new HttpConnectionLimiter(connections, o.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger("RaftMQ.Http"));
+                // Resolved when Kestrel binds, once the app's services (and so its logging) exist; one per app, for metrics.
+                var limiter = o.ApplicationServices.GetRequiredService<HttpConnectionLimiter>();
                 return connection => limiter.OnConnectionAsync(connection, next);
             }));
         });

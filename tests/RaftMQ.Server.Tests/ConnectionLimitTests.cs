@@ -52,6 +52,10 @@ public sealed class ConnectionLimitTests
         // With the idle connections gone, a new client is served.
         (await Eventually.TrueAsync(async () => await cluster.TryStatusAsync(0) is not null, TestCluster.DefaultTimeout)).ShouldBeTrue();
         (await cluster.CreateTopicAsync(0, "after-the-flood")).Status.ShouldBe(HttpStatusCode.Created);
+        // 5 from 127.0.0.2, 10 and the clients' one or two from 127.0.0.3, 200 from 127.0.0.4.
+        var metrics = System.Text.Json.JsonDocument.Parse((await cluster.SendAsync(0, HttpMethod.Get, "/v1/metrics")).Body).RootElement;
+        metrics.GetProperty("http").GetProperty("connections_refused").GetInt64().ShouldBeInRange(216, 217);
+        metrics.GetProperty("http").GetProperty("open_connections").GetInt32().ShouldBeInRange(1, 3);
 
         // At most one line per kind (per address, node-wide) per 10 s interval, not one per refused connection.
         foreach (var kind in new[] { "(--max-connections-per-ip)", "(--max-connections)" })
