@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -20,11 +21,15 @@ public static class NodeWebApplication
     /// A builder listening on <paramref name="listen"/> with a request-body bound, single-line console logs at
     /// <paramref name="logLevel"/> (framework messages from Warning), and a 1 s shutdown grace (a harness sends
     /// SIGTERM and waits only a few seconds). With <paramref name="loggers"/> (from <see cref="CreateLoggerFactory"/>)
-    /// the app logs through that factory instead, which the caller owns and disposes.
+    /// the app logs through that factory instead, which the caller owns and disposes. Connections are bounded by
+    /// <paramref name="connections"/> (the defaults when null), through the app's <see cref="HttpConnectionLimiter"/> service.
     /// </summary>
-    public static WebApplicationBuilder CreateBuilder(IPEndPoint listen, LogLevel logLevel, long maxRequestBodyBytes, ILoggerFactory? loggers = null)
+    public static WebApplicationBuilder CreateBuilder(
+        IPEndPoint listen, LogLevel logLevel, long maxRequestBodyBytes, ILoggerFactory? loggers = null, HttpConnectionLimits? connections = null)
     {
         ArgumentNullException.ThrowIfNull(listen);
+        connections ??= new HttpConnectionLimits();
+        connections.Validate();
         // Rooted at the binary's directory, with no configuration files: data directories usually live under the
         // working directory, and the host's file watchers would otherwise wake on every write to every node's log.
         // The empty builder adds only what is asked for below: a node must answer HTTP within 300 ms of launch.
@@ -35,12 +40,28 @@ public static class NodeWebApplication
         if (loggers is null) builder.Services.AddSingleton(_ => CreateLoggerFactory(logLevel)); // the container disposes it
         else builder.Services.AddSingleton(loggers);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
+        builder.Services.AddSingleton(sp => new HttpConnectionLimiter(connections, sp.GetRequiredService<ILoggerFactory>().CreateLogger("RaftMQ.Http")));
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = maxRequestBodyBytes;
             k.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
-            k.Listen(listen);
+            // The connection count is enforced by HttpConnectionLimiter, per address as well as in total, and its
+            // refusals are logged at a bounded rate; Kestrel's own limit would log a warning per refused connection.
+            k.Limits.MaxConcurrentConnections = null;
+            // The API has no upgrade (WebSocket) endpoints.
+            k.Limits.MaxConcurrentUpgradedConnections = 0;
+            k.Limits.KeepAliveTimeout = connections.IdleTimeout;
+            k.Limits.RequestHeadersTimeout = connections.RequestHeadersTimeout;
+            // A request body or a response slower than 240 bytes/s after a 5 s grace is cut off (Kestrel's defaults).
+            k.Limits.MinRequestBodyDataRate = new MinDataRate(240, TimeSpan.FromSeconds(5));
+            k.Limits.MinResponseDataRate = new MinDataRate(240, TimeSpan.FromSeconds(5));
+            k.Listen(listen, o => o.Use(next =>
+            {
+                // Resolved when Kestrel binds, once the app's services (and so its logging) exist; one per app, for metrics.
+                var limiter = o.ApplicationServices.GetRequiredService<HttpConnectionLimiter>();
+                return connection => limiter.OnConnectionAsync(connection, next);
+            }));
         });
         return builder;
     }

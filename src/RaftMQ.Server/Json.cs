@@ -89,7 +89,10 @@ internal sealed partial class ServerJsonContext : JsonSerializerContext;
 /// <summary>GET /v1/metrics: this node's counters since it started; the two sections are null until the node runs.</summary>
 public sealed record MetricsResponse(
     int Node, bool Ready, string Role, ulong Term, int? Leader, ulong CommitIndex, ulong AppliedIndex, ulong LastIndex,
-    RuntimeMetrics? Runtime, TransportMetrics? Transport, DiskMetrics Disk);
+    RuntimeMetrics? Runtime, TransportMetrics? Transport, DiskMetrics Disk, HttpMetrics Http);
+
+/// <summary>The HTTP connections (see <c>HttpConnectionLimiter</c>): open now, and closed at accept since start.</summary>
+public sealed record HttpMetrics(int OpenConnections, long ConnectionsRefused);
 
 /// <summary>The disk alarm (see <c>DiskAlarm</c>): the file system of the data directory, read at most every 250 ms.</summary>
 public sealed record DiskMetrics(bool Alarm, long FreeBytes, long LimitBytes, string DataDirectory);

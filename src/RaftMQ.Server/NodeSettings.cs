@@ -22,6 +22,10 @@ public sealed record NodeSettings
           --heartbeat-ms N            leader heartbeat interval, less than the election timeout       (default 50)
           --tick-ms N                 length of one Raft clock tick                                    (default 10)
           --request-timeout-ms N      how long a request waits for a leader and a commit               (default 2500)
+          --max-connections N         most open HTTP connections; a connection over it is closed at   (default 4096)
+                                      accept, and the start-up check of open files (RLIMIT_NOFILE) counts it
+          --max-connections-per-ip N  most open HTTP connections from one IP address                  (default 1024)
+          --idle-timeout-ms N         close an HTTP connection idle this long (checked once a second) (default 60000)
           --snapshot-every N          snapshot the queue and compact the log every N applied entries  (default 50000)
           --disk-free-limit-mb N      refuse publishes and topic creation (507 disk-full) while the data
                                       directory's file system has less than N MB free; 0 turns it off  (default 256)
@@ -47,6 +51,31 @@ public sealed record NodeSettings
     public int TickMs { get; init; } = 10;
 
     public int RequestTimeoutMs { get; init; } = 2500;
+
+    /// <summary>The HTTP connection bound (--max-connections); null for the default, which the start-up check may lower.</summary>
+    public int? MaxConnections { get; init; }
+
+    /// <summary>The HTTP connection bound per IP address (--max-connections-per-ip); null for the default.</summary>
+    public int? MaxConnectionsPerIp { get; init; }
+
+    /// <summary>How long an idle HTTP connection stays open (--idle-timeout-ms); null for the default.</summary>
+    public int? IdleTimeoutMs { get; init; }
+
+    /// <summary>
+    /// The node's HTTP connection bounds. A per-address bound left at its default never exceeds the total one, so
+    /// <c>--max-connections 50</c> alone is valid.
+    /// </summary>
+    public HttpConnectionLimits HttpLimits()
+    {
+        var defaults = new HttpConnectionLimits();
+        var max = MaxConnections ?? defaults.MaxConnections;
+        return defaults with
+        {
+            MaxConnections = max,
+            MaxConnectionsPerAddress = MaxConnectionsPerIp ?? Math.Min(defaults.MaxConnectionsPerAddress, max),
+            IdleTimeout = IdleTimeoutMs is { } ms ? TimeSpan.FromMilliseconds(ms) : defaults.IdleTimeout,
+        };
+    }
 
     public int SnapshotEveryEntries { get; init; } = 50_000;
 
@@ -131,6 +160,9 @@ public sealed record NodeSettings
                 "heartbeat-ms" => s with { HeartbeatMs = PositiveInt(key, value) },
                 "tick-ms" => s with { TickMs = PositiveInt(key, value) },
                 "request-timeout-ms" => s with { RequestTimeoutMs = PositiveInt(key, value) },
+                "max-connections" => s with { MaxConnections = PositiveInt(key, value) },
+                "max-connections-per-ip" => s with { MaxConnectionsPerIp = PositiveInt(key, value) },
+                "idle-timeout-ms" => s with { IdleTimeoutMs = PositiveInt(key, value) },
                 "snapshot-every" => s with { SnapshotEveryEntries = PositiveInt(key, value) },
                 "disk-free-limit-mb" => s with { DiskFreeLimitMb = NonNegativeInt(key, value) },
                 "cluster-secret" => s with { ClusterSecret = value },
@@ -146,6 +178,8 @@ public sealed record NodeSettings
         }
         if (s.HeartbeatMs < s.TickMs || s.ElectionTimeoutMs <= s.HeartbeatMs)
             throw new ConfigException("need --tick-ms <= --heartbeat-ms < --election-timeout-ms");
+        if (s.HttpLimits() is var http && http.MaxConnectionsPerAddress > http.MaxConnections)
+            throw new ConfigException($"--max-connections-per-ip {http.MaxConnectionsPerAddress} is over --max-connections {http.MaxConnections}");
         return s;
     }
 

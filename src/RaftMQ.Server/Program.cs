@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using RaftMQ.Queue;
 using RaftMQ.Server;
 
@@ -46,10 +47,25 @@ var disk = new DiskAlarm(dataDirectory, settings.DiskFreeLimitMb * 1024L * 1024,
 var node = new QueueNode(settings, config, new QueueStateMachine(Path.Combine(dataDirectory, "queue")), disk);
 // Every command a request can become must be one the node accepts (no input within the limits may stop a node);
 // the limits do not depend on the secret.
-ServerLimits.CheckAgainst(settings.HostOptions(config, clusterSecret: []));
+var limitOptions = settings.HostOptions(config, clusterSecret: []);
+ServerLimits.CheckAgainst(limitOptions);
+// Every connection the bounds allow, plus the node's files, must fit the open-file limit (docs/rest-api.md).
+var httpLimits = settings.HttpLimits();
+var descriptors = FileDescriptorBudget.Apply(FileDescriptorBudget.For(limitOptions, httpLimits), httpExplicit: settings.MaxConnections is not null);
+if (descriptors.Error is not null)
+{
+    Console.Error.WriteLine($"raftmq-node: {descriptors.Error}");
+    return 2;
+}
+if (descriptors.Warning is not null) logger.LogWarning("{Warning}", descriptors.Warning);
+httpLimits = httpLimits with
+{
+    MaxConnections = descriptors.HttpConnections,
+    MaxConnectionsPerAddress = Math.Min(httpLimits.MaxConnectionsPerAddress, descriptors.HttpConnections),
+};
 // A passphrase's key comes from a slow KDF, so it is derived on that other core too, off the first answer's path.
 var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(config, secret.Key()), node.StateMachine, loggers));
-var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers);
+var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers, httpLimits);
 
 var app = builder.Build();
 // Before routing: a target that names a host must never reach the forwarding to the leader (RequestTarget).

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using Microsoft.Extensions.DependencyInjection;
 using RaftMQ.Queue;
 
 namespace RaftMQ.Server;
@@ -39,10 +40,11 @@ public static class V1Endpoints
                 t.ConnectionsRefused);
         }
         var d = node.Disk.Current;
+        var http = ctx.RequestServices.GetRequiredService<HttpConnectionLimiter>();
         var metrics = new MetricsResponse(
             node.Settings.Index, host is not null, s?.Role.ToString() ?? "Starting", s?.Term ?? 0, leader,
             s?.CommitIndex ?? 0, s?.AppliedIndex ?? 0, s?.LastIndex ?? 0, runtime, transport,
-            new DiskMetrics(d.Alarm, d.FreeBytes, d.LimitBytes, d.Directory));
+            new DiskMetrics(d.Alarm, d.FreeBytes, d.LimitBytes, d.Directory), new HttpMetrics(http.Open, http.Refused));
         return RrmqEndpoints.WriteJson(ctx, StatusCodes.Status200OK, metrics, MetricsJsonContext.Default.MetricsResponse);
     }
 

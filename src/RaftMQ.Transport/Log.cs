@@ -29,8 +29,29 @@ internal static partial class Log
     [LoggerMessage(8, LogLevel.Warning, "Protocol error from peer {PeerId} at {Remote}: {Reason}; connection closed")]
     public static partial void ProtocolError(this ILogger logger, ulong peerId, string remote, string reason);
 
-    [LoggerMessage(9, LogLevel.Warning, "Refused connection from {Remote}: {Max} inbound connections already open")]
-    public static partial void TooManyConnections(this ILogger logger, string remote, int max);
+    [LoggerMessage(9, LogLevel.Warning, "Refused connection from {Remote}: {Max} inbound connections already open{Suppressed}")]
+    private static partial void TooManyConnections(this ILogger logger, string remote, int max, string suppressed);
+
+    /// <summary>Rate-limited (see <see cref="RateLimitedLog"/>): <paramref name="suppressed"/> refusals were not logged before this one.</summary>
+    public static void TooManyConnections(this ILogger logger, string remote, int max, long suppressed) =>
+        logger.TooManyConnections(remote, max, RateLimitedLog.Since(suppressed));
+
+    [LoggerMessage(13, LogLevel.Warning, "Authentication failed on connection from {Remote}: {Reason}; closed{Suppressed}")]
+    private static partial void InboundHandshakeFailed(this ILogger logger, string remote, string reason, string suppressed);
+
+    /// <summary>Rate-limited: <paramref name="suppressed"/> failed inbound handshakes were not logged before this one.</summary>
+    public static void InboundHandshakeFailed(this ILogger logger, string remote, string reason, long suppressed) =>
+        logger.InboundHandshakeFailed(remote, reason, RateLimitedLog.Since(suppressed));
+
+    [LoggerMessage(
+        14,
+        LogLevel.Warning,
+        "Closed unauthenticated connection from {Remote} to make room for a newer one (at most {MaxPending} in their handshake, {MaxPerAddress} per address){Suppressed}")]
+    private static partial void HandshakeEvicted(this ILogger logger, string remote, int maxPending, int maxPerAddress, string suppressed);
+
+    /// <summary>Rate-limited: <paramref name="suppressed"/> evictions were not logged before this one.</summary>
+    public static void HandshakeEvicted(this ILogger logger, string remote, int maxPending, int maxPerAddress, long suppressed) =>
+        logger.HandshakeEvicted(remote, maxPending, maxPerAddress, RateLimitedLog.Since(suppressed));
 
     [LoggerMessage(10, LogLevel.Warning, "Dropped a {Type} of {Bytes} bytes to peer {PeerId}: over the frame cap of {Max} bytes")]
     public static partial void MessageTooLarge(this ILogger logger, string type, long bytes, ulong peerId, int max);

@@ -22,11 +22,14 @@ public sealed class TcpTransport : ITransport
     private readonly ConcurrentDictionary<ulong, PeerSender> peers = new();
     private readonly ConcurrentDictionary<ulong, InboundLink> authenticated = new();
     private readonly ConcurrentDictionary<InboundLink, byte> links = new();
+    private readonly InboundSlots<InboundLink> slots;
+    private readonly RateLimitedLog refusalLog;
+    private readonly RateLimitedLog evictionLog;
+    private readonly RateLimitedLog handshakeFailureLog;
     private readonly CancellationTokenSource stop = new();
     private readonly Lock gate = new();
     private Socket? listener;
     private Task? acceptLoop;
-    private int inboundCount;
     private volatile Action<RaftMessage>? receiver;
     private bool started;
     private bool disposed;
@@ -38,6 +41,10 @@ public sealed class TcpTransport : ITransport
         this.options = options;
         this.logger = logger ?? (ILogger)NullLogger.Instance;
         time = timeProvider ?? TimeProvider.System;
+        slots = new(options.MaxInboundConnections, options.MaxPendingHandshakes, options.MaxPendingHandshakesPerAddress);
+        refusalLog = new RateLimitedLog(options.RefusalLogInterval, time);
+        evictionLog = new RateLimitedLog(options.RefusalLogInterval, time);
+        handshakeFailureLog = new RateLimitedLog(options.RefusalLogInterval, time);
 
         // Full means the node's loop is behind: drop new arrivals rather than stall every peer's reader (§5.3 retries).
         inbound = Channel.CreateBounded<RaftMessage>(
@@ -239,19 +246,42 @@ public sealed class TcpTransport : ITransport
                 continue;
             }
 
-            if (Interlocked.Increment(ref inboundCount) > options.MaxInboundConnections)
+            Admit(socket);
+        }
+    }
+
+    /// <summary>Gives a new connection a slot (closing the pending ones it displaces), or closes it when there is none.</summary>
+    private void Admit(Socket socket)
+    {
+        var remote = socket.RemoteEndPoint as IPEndPoint;
+        var link = new InboundLink(new PeerConnection(socket), new ConnectionScope(stop.Token));
+        var evicted = new List<InboundLink>(1);
+        link.Slot = slots.Admit(remote?.Address ?? IPAddress.None, link, evicted);
+        foreach (var old in evicted)
+        {
+            Counters.ConnectionRefused();
+            old.Scope.Close("evicted by a newer connection");
+            if (evictionLog.TryLog(out var suppressed))
             {
-                Interlocked.Decrement(ref inboundCount);
-                Counters.ConnectionRefused();
-                logger.TooManyConnections(socket.RemoteEndPoint?.ToString() ?? "?", options.MaxInboundConnections);
-                socket.Dispose();
-                continue;
+                logger.HandshakeEvicted(old.Connection.Remote, options.MaxPendingHandshakes, options.MaxPendingHandshakesPerAddress, suppressed);
+            }
+        }
+
+        if (link.Slot is null)
+        {
+            Counters.ConnectionRefused();
+            if (refusalLog.TryLog(out var suppressed))
+            {
+                logger.TooManyConnections(link.Connection.Remote, options.MaxInboundConnections, suppressed);
             }
 
-            var link = new InboundLink(new PeerConnection(socket), new ConnectionScope(stop.Token));
-            links.TryAdd(link, 0);
-            link.Completion = Task.Run(() => ServeAsync(link), CancellationToken.None);
+            link.Scope.Dispose();
+            _ = link.Connection.DisposeAsync().AsTask();
+            return;
         }
+
+        links.TryAdd(link, 0);
+        link.Completion = Task.Run(() => ServeAsync(link), CancellationToken.None);
     }
 
     /// <summary>Authenticates one inbound connection, then delivers its messages until it ends. Never throws.</summary>
@@ -278,9 +308,20 @@ public sealed class TcpTransport : ITransport
                         OperationCanceledException => $"handshake timed out after {options.HandshakeTimeout.TotalMilliseconds} ms",
                         _ => $"connection failed during the handshake: {ex.Message}",
                     };
-                    logger.AuthenticationFailed("from", connection.Remote, why);
+                    if (handshakeFailureLog.TryLog(out var suppressed))
+                    {
+                        logger.InboundHandshakeFailed(connection.Remote, why, suppressed);
+                    }
+
                     return;
                 }
+            }
+
+            if (!slots.Authenticate(link.Slot!))
+            {
+                // Evicted just as it finished: its scope is closed, so it must not replace a live connection.
+                peerId = 0;
+                return;
             }
 
             Counters.InboundAccepted();
@@ -324,7 +365,7 @@ public sealed class TcpTransport : ITransport
             await connection.DisposeAsync().ConfigureAwait(false);
             scope.Dispose();
             links.TryRemove(link, out _);
-            Interlocked.Decrement(ref inboundCount);
+            slots.Release(link.Slot!);
         }
     }
 
@@ -385,5 +426,7 @@ public sealed class TcpTransport : ITransport
         public ConnectionScope Scope { get; } = scope;
 
         public Task? Completion { get; set; }
+
+        public InboundSlots<InboundLink>.Slot? Slot { get; set; }
     }
 }

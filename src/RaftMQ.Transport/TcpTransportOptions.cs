@@ -41,8 +41,23 @@ public sealed class TcpTransportOptions
     /// <summary>Bytes written to a connection before a flush; queued frames are batched up to this.</summary>
     public int MaxBatchBytes { get; set; } = 1 << 20;
 
-    /// <summary>Open inbound connections, authenticated or not; more are closed on accept.</summary>
+    /// <summary>
+    /// Open inbound connections, authenticated or not. A newcomer beyond it takes the slot of the oldest connection
+    /// still in its handshake; only when every slot holds an authenticated peer is it closed on accept.
+    /// </summary>
     public int MaxInboundConnections { get; set; } = 64;
+
+    /// <summary>
+    /// Inbound connections still in their handshake, from all addresses. A newcomer beyond it closes the oldest of
+    /// them, so junk connections cannot keep a peer out: the newest always gets its <see cref="HandshakeTimeout"/>.
+    /// </summary>
+    public int MaxPendingHandshakes { get; set; } = 16;
+
+    /// <summary>Inbound connections still in their handshake from one IP address; a newcomer beyond it closes that address's oldest.</summary>
+    public int MaxPendingHandshakesPerAddress { get; set; } = 8;
+
+    /// <summary>At most one log line per this interval for each kind of refusal (refused, evicted, failed handshake).</summary>
+    public TimeSpan RefusalLogInterval { get; set; } = RateLimitedLog.DefaultInterval;
 
     /// <summary>Pending connections the OS queues before this node accepts them.</summary>
     public int ListenBacklog { get; set; } = 128;
@@ -50,8 +65,11 @@ public sealed class TcpTransportOptions
     /// <summary>Time allowed for a TCP connect.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(3);
 
-    /// <summary>Time allowed for the whole handshake, on either side.</summary>
-    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// Time allowed for the whole handshake, on either side: two round trips and two HMACs, a few milliseconds on a
+    /// LAN. It bounds how long a silent connection holds a pending slot.
+    /// </summary>
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Time allowed for one flush; a peer that stops reading for longer is disconnected.</summary>
     public TimeSpan WriteTimeout { get; set; } = TimeSpan.FromSeconds(10);
@@ -81,6 +99,11 @@ public sealed class TcpTransportOptions
         if (InboundQueueCapacity <= 0) throw new ArgumentException("InboundQueueCapacity must be positive.");
         if (MaxBatchBytes <= 0) throw new ArgumentException("MaxBatchBytes must be positive.");
         if (MaxInboundConnections <= 0) throw new ArgumentException("MaxInboundConnections must be positive.");
+        if (MaxPendingHandshakes <= 0 || MaxPendingHandshakes > MaxInboundConnections)
+            throw new ArgumentException("MaxPendingHandshakes must be positive and at most MaxInboundConnections.");
+        if (MaxPendingHandshakesPerAddress <= 0 || MaxPendingHandshakesPerAddress > MaxPendingHandshakes)
+            throw new ArgumentException("MaxPendingHandshakesPerAddress must be positive and at most MaxPendingHandshakes.");
+        if (RefusalLogInterval <= TimeSpan.Zero) throw new ArgumentException("RefusalLogInterval must be positive.");
         if (ListenBacklog <= 0) throw new ArgumentException("ListenBacklog must be positive.");
         if (ConnectTimeout <= TimeSpan.Zero || HandshakeTimeout <= TimeSpan.Zero || WriteTimeout <= TimeSpan.Zero)
             throw new ArgumentException("ConnectTimeout, HandshakeTimeout and WriteTimeout must be positive.");

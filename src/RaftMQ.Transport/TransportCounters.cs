@@ -53,7 +53,12 @@ public sealed class TransportCounters
     /// <summary>Authenticated connections closed for breaking the protocol (bad frame, bad message).</summary>
     public long ProtocolErrors => Volatile.Read(ref protocolErrors);
 
-    /// <summary>Inbound connections closed at accept because <see cref="TcpTransportOptions.MaxInboundConnections"/> were open.</summary>
+    /// <summary>
+    /// Inbound connections closed by the connection bounds: refused at accept because every one of
+    /// <see cref="TcpTransportOptions.MaxInboundConnections"/> slots held an authenticated peer, or closed in their
+    /// handshake to make room for a newer connection (<see cref="TcpTransportOptions.MaxPendingHandshakes"/>,
+    /// <see cref="TcpTransportOptions.MaxPendingHandshakesPerAddress"/>).
+    /// </summary>
     public long ConnectionsRefused => Volatile.Read(ref connectionsRefused);
 
     internal void SendQueueDropped() => Interlocked.Increment(ref sendQueueDrops);

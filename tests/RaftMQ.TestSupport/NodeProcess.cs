@@ -61,6 +61,18 @@ public sealed partial class NodeProcess : IAsyncDisposable
         return ServerExecutable is { } exe ? Run(exe, args, index, workingDirectory) : StartAssembly(ServerDll, args, index, workingDirectory);
     }
 
+    /// <summary>
+    /// Starts the RaftMQ node as <see cref="Start"/> does, under an open-file limit (RLIMIT_NOFILE, soft and hard) of
+    /// <paramref name="openFiles"/>, set by the shell's <c>ulimit -n</c>.
+    /// </summary>
+    public static NodeProcess StartWithOpenFileLimit(int openFiles, string configPath, int index, string workingDirectory, params string[] extraArgs)
+    {
+        string[] node = ServerExecutable is { } exe ? [exe] : ["dotnet", ServerDll];
+        string[] args = [configPath, index.ToString(System.Globalization.CultureInfo.InvariantCulture), .. extraArgs];
+        // bash -c SCRIPT $0 $@...: the limit is $0, the node's command line "$@", passed through without quoting.
+        return Run("bash", ["-c", "ulimit -n \"$0\" && exec \"$@\"", openFiles.ToString(System.Globalization.CultureInfo.InvariantCulture), .. node, .. args], index, workingDirectory);
+    }
+
     /// <summary>Starts any node program built from this repository (e.g. a sample's server) as node <paramref name="index"/>.</summary>
     public static NodeProcess StartAssembly(string assemblyPath, IEnumerable<string> args, int index, string workingDirectory) =>
         Run("dotnet", [assemblyPath, .. args], index, workingDirectory);

@@ -372,17 +372,16 @@ public sealed class TcpTransportBoundsTests
     }
 
     [Fact]
-    public async Task Connections_over_the_inbound_limit_are_closed_at_accept()
+    public async Task A_connection_is_refused_at_accept_only_when_every_slot_holds_an_authenticated_peer()
     {
-        // Node 2 already holds node 1's connection; one idle stranger fills the limit of 2.
-        var t = await StartClusterAsync(2, o => o.MaxInboundConnections = 2);
+        // Node 2's one slot holds node 1's authenticated connection: there is no handshake to displace.
+        var t = await StartClusterAsync(2, o => (o.MaxInboundConnections, o.MaxPendingHandshakes, o.MaxPendingHandshakesPerAddress) = (1, 1, 1));
         try
         {
             await AssertExchangeAsync(t[0], t[1]);
-            using var idle = await ConnectRawAsync(t[1].LocalEndPoint);
             using var refused = await ConnectRawAsync(t[1].LocalEndPoint);
             await AssertClosedByPeerAsync(refused);
-            t[1].Counters.ConnectionsRefused.ShouldBe(1);
+            WaitUntil(() => t[1].Counters.ConnectionsRefused == 1, "the refusal is counted");
             await AssertExchangeAsync(t[0], t[1]);
         }
         finally
