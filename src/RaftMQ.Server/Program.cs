@@ -35,7 +35,7 @@ var node = new QueueNode(settings, config, new QueueStateMachine(Path.Combine(da
 var hostOptions = settings.HostOptions(config);
 // Every command a request can become must be one the node accepts (no input within the limits may stop a node).
 ServerLimits.CheckAgainst(hostOptions);
-var raftStart = Task.Run(() => RaftHost.StartAsync(hostOptions, node.StateMachine, loggers));
+var raftStart = Task.Run(() => RaftHost.StartAsync(hostOptions, node.StateMachine, node.Forwarding, loggers));
 var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers);
 
 var app = builder.Build();

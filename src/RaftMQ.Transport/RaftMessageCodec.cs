@@ -39,6 +39,13 @@ public static class RaftMessageCodec
     /// <summary>The largest encoded snapshot chunk carrying <paramref name="chunkBytes"/> bytes of snapshot.</summary>
     public static long MaxSnapshotChunkSize(int chunkBytes) => SnapshotChunkFixedSize + (long)chunkBytes;
 
+    /// <summary>The largest encoded <see cref="ForwardProposal"/> carrying a command of <paramref name="commandBytes"/> bytes.</summary>
+    public static long MaxForwardProposalSize(int commandBytes) => ForwardProposalFixedSize + (long)commandBytes;
+
+    /// <summary>The largest encoded <see cref="ForwardResult"/> carrying a payload of <paramref name="payloadBytes"/> bytes.</summary>
+    public static long MaxForwardResultSize(int payloadBytes) =>
+        ForwardResultFixedSize + (long)ForwardResult.MaxCodeBytes + ForwardResult.MaxMessageBytes + payloadBytes;
+
     /// <summary>The exact number of bytes <see cref="Write"/> produces for <paramref name="message"/>.</summary>
     public static long GetSize(RaftMessage message) =>
         TryGetSize(message, out var size)
