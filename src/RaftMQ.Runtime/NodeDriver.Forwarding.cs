@@ -11,8 +11,14 @@ namespace RaftMQ.Runtime;
 /// </summary>
 public sealed partial class NodeDriver
 {
+    /// <summary>Forward requests remembered to recognise a duplicate; the oldest is forgotten beyond this.</summary>
+    private const int MaxRememberedForwards = 65_536;
+
     private readonly Dictionary<ulong, PendingForward> _forwards = [];
+    private readonly HashSet<(ulong From, ulong RequestId)> _seenForwards = [];
+    private readonly Queue<(ulong From, ulong RequestId)> _seenForwardsOrder = new();
     private ulong _nextForwardId;
+    private ulong _startTerm; // the term this run started in: forwards sent up to it may have been taken by the previous run
     private int _forwardedInFlight;
 
     /// <summary>Forwards this node sent and is waiting on.</summary>
@@ -57,10 +63,28 @@ public sealed partial class NodeDriver
         _host.Send(new ForwardProposal(_node.Id, leader, _node.Term, id, command));
     }
 
-    /// <summary>The leader side: admit, propose, and remember whom to answer; or answer at once why not.</summary>
+    /// <summary>
+    /// The leader side: admit, propose, and remember whom to answer; or answer at once why not. A command is not
+    /// idempotent, so each request is taken at most once: a copy of one already seen gets no answer of its own (the
+    /// first copy's answer is the answer), and one sent in a term no later than the one this run started in is
+    /// answered as unknown: this node may have taken it in its previous run, which it does not remember.
+    /// </summary>
     private void ReceiveForward(ForwardProposal m)
     {
         if (m.To != _node.Id) return;
+        if (!_seenForwards.Add((m.From, m.RequestId)))
+        {
+            Counters.ForwardDuplicateIgnored();
+            return;
+        }
+        _seenForwardsOrder.Enqueue((m.From, m.RequestId));
+        if (_seenForwardsOrder.Count > MaxRememberedForwards) _seenForwards.Remove(_seenForwardsOrder.Dequeue());
+        if (m.Term <= _startTerm)
+        {
+            Answer(m.From, m.RequestId, ForwardStatus.Unknown, (byte)UnknownReason.Stale,
+                $"node {_node.Id} restarted in term {_startTerm} and got the command sent in term {m.Term}: it cannot tell whether it took it before");
+            return;
+        }
         var forwarding = _options.Forwarding;
         if (forwarding is null)
         {

@@ -171,6 +171,7 @@ public sealed partial class NodeDriver : IDisposable
         _nextReadContext = readContextSeed;
 #endif
         _nextForwardId = readContextSeed;
+        _startTerm = storage.Log.HardState.Term;
         options.Forwarding?.Validate();
         var log = _storage.Log;
         _persistedHardState = log.HardState;

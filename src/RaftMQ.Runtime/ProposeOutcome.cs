@@ -63,4 +63,7 @@ public enum UnknownReason
 
     /// <summary>The leader applied a forwarded command but could not send its result back (too large, or not encodable).</summary>
     ResultLost,
+
+    /// <summary>The node asked restarted since the command was forwarded to it, and cannot tell whether its previous run took it.</summary>
+    Stale,
 }

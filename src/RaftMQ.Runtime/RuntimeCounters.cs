@@ -20,6 +20,7 @@ public sealed class RuntimeCounters
     private long _forwardsSent;
     private long _forwardsRefused;
     private long _forwardAnswersIgnored;
+    private long _forwardDuplicatesIgnored;
 
     /// <summary>Passes of the loop: each takes a batch of inputs, then handles every Ready they produced.</summary>
     public long Iterations => Volatile.Read(ref _iterations);
@@ -63,6 +64,9 @@ public sealed class RuntimeCounters
     /// <summary>Answers to forwards ignored: unknown request id (late, or of an earlier run) or not from the node asked.</summary>
     public long ForwardAnswersIgnored => Volatile.Read(ref _forwardAnswersIgnored);
 
+    /// <summary>Copies of a forward request this node had already taken, ignored (a command is taken at most once).</summary>
+    public long ForwardDuplicatesIgnored => Volatile.Read(ref _forwardDuplicatesIgnored);
+
     internal void Iteration() => Volatile.Write(ref _iterations, _iterations + 1);
 
     internal void Ready() => Volatile.Write(ref _readies, _readies + 1);
@@ -91,4 +95,6 @@ public sealed class RuntimeCounters
     internal void ForwardRefused() => Volatile.Write(ref _forwardsRefused, _forwardsRefused + 1);
 
     internal void ForwardAnswerIgnored() => Volatile.Write(ref _forwardAnswersIgnored, _forwardAnswersIgnored + 1);
+
+    internal void ForwardDuplicateIgnored() => Volatile.Write(ref _forwardDuplicatesIgnored, _forwardDuplicatesIgnored + 1);
 }
