@@ -946,7 +946,11 @@ public sealed class SimCluster
     {
         public TimeProvider Time => cluster._time;
 
-        public void Send(RaftMessage message) => cluster.Send(message);
+        public void Send(RaftMessage message)
+        {
+            // A node that crashed sends nothing more (its driver still answers its waiting callers as it stops).
+            if (node.IsUp && node.Incarnation == incarnation) cluster.Send(message);
+        }
 
         public void WriteSnapshotInBackground(SnapshotJob job)
         {
