@@ -11,14 +11,14 @@ public sealed class ForwardingTests : IDisposable
     private readonly List<NodeDriver> _drivers = [];
 
     private (NodeDriver Driver, TestHost Host, AppendMachine Machine) Create(
-        ulong id, IReadOnlyList<ulong> voters, ProposalForwarding? forwarding, ulong seed = 1000)
+        ulong id, IReadOnlyList<ulong> voters, ProposalForwarding? forwarding, ulong seed = 1000, string? directory = null)
     {
         var host = new TestHost();
         var machine = new AppendMachine();
         var driver = new NodeDriver(
             new RaftOptions { Id = id, Voters = voters, ElectionTicks = 5, RandomSeed = 3, MaxEntryBytes = 1024 },
             new NodeDriverOptions { Forwarding = forwarding },
-            NodeStorage.Open(Path.Combine(_directory, $"n{id}-{_drivers.Count}")), machine, host, seed);
+            NodeStorage.Open(Path.Combine(_directory, directory ?? $"n{id}-{_drivers.Count}")), machine, host, seed);
         _drivers.Add(driver);
         return (driver, host, machine);
     }
@@ -28,9 +28,9 @@ public sealed class ForwardingTests : IDisposable
         new() { Results = new IntCodec(), Admit = admit, MaxForwardedInFlight = maxInFlight, MaxOutstandingForwards = maxOutstanding, Timeout = TimeSpan.FromSeconds(5) };
 
     /// <summary>A single-voter node 1 that has elected itself.</summary>
-    private (NodeDriver Driver, TestHost Host, AppendMachine Machine) Leader(ProposalForwarding? forwarding)
+    private (NodeDriver Driver, TestHost Host, AppendMachine Machine) Leader(ProposalForwarding? forwarding, string? directory = null)
     {
-        var leader = Create(1, [1], forwarding);
+        var leader = Create(1, [1], forwarding, directory: directory);
         for (int i = 0; i < 50 && leader.Driver.Raft.Role != Role.Leader; i++)
         {
             leader.Driver.Tick();
@@ -275,6 +275,49 @@ public sealed class ForwardingTests : IDisposable
     {
         completion.Task.IsCompletedSuccessfully.ShouldBeTrue();
         return completion.Task.Result;
+    }
+
+    [Fact]
+    public void A_copy_of_a_forward_already_taken_is_not_proposed_again_nor_answered()
+    {
+        var (driver, host, machine) = Leader(Forwarding());
+        var forward = new ForwardProposal(2, 1, driver.Raft.Term, 8, Bytes("once"));
+        driver.Step(forward);
+        driver.Step(forward);
+        driver.ProcessReady();
+        driver.Step(forward);
+        driver.ProcessReady();
+        machine.Items.ShouldBe(["once"]);
+        host.Sent.OfType<ForwardResult>().ShouldHaveSingleItem().Status.ShouldBe(ForwardStatus.Applied);
+        driver.Counters.ForwardDuplicatesIgnored.ShouldBe(2);
+    }
+
+    [Fact]
+    public void After_a_restart_a_forward_of_an_earlier_term_is_answered_unknown_not_taken_again()
+    {
+        var (first, firstHost, firstMachine) = Leader(Forwarding(), directory: "restarted");
+        var term = first.Raft.Term;
+        var forward = new ForwardProposal(2, 1, term, 8, Bytes("once"));
+        first.Step(forward);
+        first.ProcessReady();
+        firstMachine.Items.ShouldBe(["once"]);
+        firstHost.Sent.OfType<ForwardResult>().Single().Status.ShouldBe(ForwardStatus.Applied);
+        _drivers.Remove(first);
+        first.Dispose();
+        first.Storage.Dispose();
+
+        // The next run replays its log (the command is applied again there, as every replay does), wins a later
+        // term, and then a copy of the old forward arrives: it must not become a second entry.
+        var (second, secondHost, secondMachine) = Leader(Forwarding(), directory: "restarted");
+        second.Raft.Term.ShouldBeGreaterThan(term);
+        var lastIndex = second.Raft.LastIndex;
+        second.Step(forward);
+        second.ProcessReady();
+        second.Raft.LastIndex.ShouldBe(lastIndex);
+        secondMachine.Items.Count(i => i == "once").ShouldBe(1);
+        var answer = secondHost.Sent.OfType<ForwardResult>().ShouldHaveSingleItem();
+        answer.Status.ShouldBe(ForwardStatus.Unknown);
+        ((UnknownReason)answer.Reason).ShouldBe(UnknownReason.Stale);
     }
 
     private static ForwardResult Applied(ulong from, ulong requestId) =>
