@@ -41,6 +41,19 @@ public static class NodeLimits
                 $"a snapshot chunk can take {chunk} bytes (SnapshotChunkBytes {node.SnapshotChunkBytes}) but a transport frame holds at most " +
                 $"{transport.MaxFrameBytes} (TcpTransportOptions.MaxFrameBytes)");
         }
+        if (node.Forwarding is { } forwarding)
+        {
+            forwarding.Validate();
+            var proposal = RaftMessageCodec.MaxForwardProposalSize(raft.MaxEntryBytes);
+            var result = RaftMessageCodec.MaxForwardResultSize(forwarding.MaxResultBytes);
+            if (Math.Max(proposal, result) > transport.MaxFrameBytes)
+            {
+                throw new ArgumentException(
+                    $"a forwarded command or its result can take {Math.Max(proposal, result)} bytes (MaxEntryBytes {raft.MaxEntryBytes}, " +
+                    $"ProposalForwarding.MaxResultBytes {forwarding.MaxResultBytes}) but a transport frame holds at most " +
+                    $"{transport.MaxFrameBytes} (TcpTransportOptions.MaxFrameBytes)");
+            }
+        }
         if (node.SnapshotChunkBytes <= 0) throw new ArgumentException("SnapshotChunkBytes must be positive.");
     }
 }

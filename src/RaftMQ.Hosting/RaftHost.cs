@@ -48,8 +48,18 @@ public sealed class RaftHost : IAsyncDisposable
     /// replays the log after it, starts listening for peers and runs the node. Throws when the storage cannot be
     /// recovered or the peer port cannot be bound; nothing is left running then.
     /// </summary>
+    public static Task<RaftHost> StartAsync(
+        RaftHostOptions options, IStateMachine stateMachine, ILoggerFactory? loggers = null, CancellationToken cancellationToken = default) =>
+        StartAsync(options, stateMachine, forwarding: null, loggers, cancellationToken);
+
+    /// <summary>
+    /// <see cref="StartAsync(RaftHostOptions, IStateMachine, ILoggerFactory?, CancellationToken)"/> with
+    /// <paramref name="forwarding"/>: a follower then forwards the commands given to
+    /// <see cref="RaftRuntime.ProposeOrRouteAsync"/> to the leader over the peer link (null leaves it off).
+    /// </summary>
     public static async Task<RaftHost> StartAsync(
-        RaftHostOptions options, IStateMachine stateMachine, ILoggerFactory? loggers = null, CancellationToken cancellationToken = default)
+        RaftHostOptions options, IStateMachine stateMachine, ProposalForwarding? forwarding, ILoggerFactory? loggers = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(stateMachine);
@@ -65,7 +75,7 @@ public sealed class RaftHost : IAsyncDisposable
         foreach (var (id, endPoint) in options.Peers) transportOptions.Peers[id] = endPoint;
         options.ConfigureTransport?.Invoke(transportOptions);
         transportOptions.Validate();
-        var runtimeOptions = RuntimeOptions(options);
+        var runtimeOptions = RuntimeOptions(options, forwarding);
         NodeLimits.Validate(runtimeOptions.Raft, runtimeOptions.Node, options.Storage ?? new StorageOptions(), transportOptions);
         var transport = new TcpTransport(transportOptions, loggers.CreateLogger<TcpTransport>());
         try
@@ -87,8 +97,11 @@ public sealed class RaftHost : IAsyncDisposable
         }
     }
 
-    /// <summary>The runtime settings the host derives from <paramref name="options"/> (timings in ticks, snapshot policy).</summary>
-    public static RaftRuntimeOptions RuntimeOptions(RaftHostOptions options)
+    /// <summary>
+    /// The runtime settings the host derives from <paramref name="options"/> (timings in ticks, snapshot policy), with
+    /// <paramref name="forwarding"/> if given.
+    /// </summary>
+    public static RaftRuntimeOptions RuntimeOptions(RaftHostOptions options, ProposalForwarding? forwarding = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var tick = options.TickInterval;
@@ -109,6 +122,7 @@ public sealed class RaftHost : IAsyncDisposable
                 SnapshotEveryEntries = options.SnapshotEveryEntries,
                 SnapshotEveryBytes = options.SnapshotEveryBytes,
                 SnapshotRetainEntries = options.SnapshotRetainEntries ?? options.SnapshotEveryEntries / 10,
+                Forwarding = forwarding,
             },
         };
     }

@@ -103,6 +103,9 @@ public sealed class NodeDriverOptions
 
     /// <summary>A snapshot transfer with no answer for this long is abandoned (and retried by Raft).</summary>
     public TimeSpan SnapshotTransferTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Forwarding of proposals from followers to the leader over the peer link; null leaves it off.</summary>
+    public ProposalForwarding? Forwarding { get; init; }
 }
 
 /// <summary>
@@ -142,8 +145,9 @@ public sealed partial class NodeDriver : IDisposable
 
     /// <summary>
     /// Opens the node from its storage: the state machine from the newest snapshot (§7), the core over the log after
-    /// it. <paramref name="readContextSeed"/> numbers this run's reads; it must differ between runs of a node (a
-    /// random number does), so that a late answer to a read of an earlier run can never confirm a read of this one.
+    /// it. <paramref name="readContextSeed"/> numbers this run's reads and forwarded proposals; it must differ between
+    /// runs of a node (a random number does), so that a late answer to a read or forward of an earlier run can never
+    /// be taken for the answer to one of this run.
     /// </summary>
     public NodeDriver(
         RaftOptions raftOptions, NodeDriverOptions options, NodeStorage storage, IStateMachine stateMachine, INodeHost host,
@@ -166,6 +170,9 @@ public sealed partial class NodeDriver : IDisposable
 #else
         _nextReadContext = readContextSeed;
 #endif
+        _nextForwardId = readContextSeed;
+        _startTerm = storage.Log.HardState.Term;
+        options.Forwarding?.Validate();
         var log = _storage.Log;
         _persistedHardState = log.HardState;
         var applied = 0UL;
@@ -218,6 +225,12 @@ public sealed partial class NodeDriver : IDisposable
             case SnapshotChunkResponse response:
                 ContinueSnapshotTransfer(response);
                 break;
+            case ForwardProposal forward:
+                ReceiveForward(forward);
+                break;
+            case ForwardResult result:
+                ReceiveForwardResult(result);
+                break;
             default:
                 _node.Step(message);
                 break;
@@ -229,6 +242,7 @@ public sealed partial class NodeDriver : IDisposable
     {
         for (int i = 0; i < ticks; i++) _node.Tick();
         ExpireSnapshotTransfers();
+        ExpireForwards();
     }
 
     /// <summary>
@@ -247,9 +261,8 @@ public sealed partial class NodeDriver : IDisposable
             case ProposeStatus.Accepted:
                 // A pending proposal at this index belonged to an earlier leadership of this node whose entry was
                 // overwritten before it was applied here: it was not applied.
-                if (_proposals.Remove(r.Index, out var replaced))
-                    replaced.Completion.TrySetException(new ProposalDroppedException(r.Index));
-                _proposals[r.Index] = new PendingProposal(r.Term, completion);
+                if (_proposals.Remove(r.Index, out var replaced)) Fail(replaced, new ProposalDroppedException(r.Index));
+                _proposals[r.Index] = new PendingProposal(r.Term, completion, 0, 0);
                 break;
             case ProposeStatus.NotLeader:
                 completion.TrySetException(new NotLeaderException(r.LeaderHint));
@@ -376,8 +389,9 @@ public sealed partial class NodeDriver : IDisposable
     /// <summary>Fails every waiting caller with <paramref name="error"/> (the node stops).</summary>
     public void FailAll(Exception error)
     {
-        foreach (var (_, p) in _proposals) p.Completion.TrySetException(error);
+        foreach (var (_, p) in _proposals) Fail(p, error);
         _proposals.Clear();
+        FailForwards(error);
         foreach (var (_, r) in _unconfirmedReads) r.Completion.TrySetException(error);
         _unconfirmedReads.Clear();
         while (_confirmedReads.TryDequeue(out var r, out _)) r.Completion.TrySetException(error);
@@ -413,8 +427,8 @@ public sealed partial class NodeDriver : IDisposable
             _observer?.Applied(e);
             if (_proposals.Remove(e.Index, out var p))
             {
-                if (p.Term == e.Term) p.Completion.TrySetResult(result);
-                else p.Completion.TrySetException(new ProposalDroppedException(e.Index));
+                if (p.Term == e.Term) Succeed(p, result);
+                else Fail(p, new ProposalDroppedException(e.Index));
             }
         }
     }
@@ -436,7 +450,7 @@ public sealed partial class NodeDriver : IDisposable
         foreach (var index in dropped)
         {
             _proposals.Remove(index, out var p);
-            p.Completion.TrySetException(new ProposalDroppedException(index));
+            Fail(p, new ProposalDroppedException(index));
         }
     }
 
@@ -518,7 +532,7 @@ public sealed partial class NodeDriver : IDisposable
         foreach (var index in _proposals.Keys.Where(i => i <= snapshot.Index).ToList())
         {
             _proposals.Remove(index, out var p);
-            p.Completion.TrySetException(new ProposalOutcomeUnknownException(index));
+            Fail(p, new ProposalOutcomeUnknownException(index));
         }
         _observer?.SnapshotRestored(snapshot, atStartup: false);
         LogSnapshotInstalled(_logger, _raftOptions.Id, snapshot.Index, snapshot.Term);
@@ -600,7 +614,12 @@ public sealed partial class NodeDriver : IDisposable
         _host.Send(new SnapshotChunkResponse(node.Id, chunk.From, node.Term, chunk.Snapshot, incoming.Received, false));
     }
 
-    private readonly record struct PendingProposal(ulong Term, TaskCompletionSource<object?> Completion);
+    /// <summary>
+    /// A proposal waiting for its entry: this node's caller's (<paramref name="Completion"/>), or one forwarded by
+    /// node <paramref name="ForwardedBy"/> as its request <paramref name="RequestId"/> (Completion null).
+    /// </summary>
+    private readonly record struct PendingProposal(
+        ulong Term, TaskCompletionSource<object?>? Completion, ulong ForwardedBy, ulong RequestId);
 
     private sealed record PendingRead(Func<object?> Query, TaskCompletionSource<object?> Completion);
 

@@ -15,10 +15,16 @@ public abstract record ProposeOutcome
 
     /// <summary>
     /// This node is not the leader and <paramref name="LeaderId"/> is: nothing was proposed here; the caller forwards
-    /// or redirects. <paramref name="LeaderChanged"/> completes at the next change of leader after this one was seen:
+    /// or redirects. Only without <see cref="ProposalForwarding"/>: with it, the runtime forwards. <paramref name="LeaderChanged"/> completes at the next change of leader after this one was seen:
     /// a caller whose forward did not reach the leader waits for it before asking again.
     /// </summary>
     public sealed record Elsewhere(ulong LeaderId, Task LeaderChanged) : ProposeOutcome;
+
+    /// <summary>
+    /// The leader's admission check (<see cref="ProposalForwarding.Admit"/>) refused the command: it was not proposed.
+    /// The refusal is the leader's, also when this node forwarded the command.
+    /// </summary>
+    public sealed record Refused(ProposalRefusal Refusal) : ProposeOutcome;
 
     /// <summary>Certainly not applied (see <paramref name="Reason"/>); whether to retry depends on the reason.</summary>
     public sealed record NotApplied(NotAppliedReason Reason, string Message) : ProposeOutcome;
@@ -54,4 +60,10 @@ public enum UnknownReason
 
     /// <summary>A snapshot from the leader replaced the log at the entry (<see cref="ProposalOutcomeUnknownException"/>).</summary>
     SnapshotCovered,
+
+    /// <summary>The leader applied a forwarded command but could not send its result back (too large, or not encodable).</summary>
+    ResultLost,
+
+    /// <summary>The node asked restarted since the command was forwarded to it, and cannot tell whether its previous run took it.</summary>
+    Stale,
 }

@@ -157,17 +157,21 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     }
 
     /// <summary>
-    /// Proposes a command if this node leads, and says what became of it (<see cref="ProposeOutcome"/>) instead of
+    /// Proposes a command through the leader, and says what became of it (<see cref="ProposeOutcome"/>) instead of
     /// throwing. It waits out elections until <paramref name="deadline"/>, and proposes again while the command was
-    /// certainly not applied (this node lost leadership before proposing, or a new leader replaced the entry). When
-    /// another node leads it returns <see cref="ProposeOutcome.Elsewhere"/>: the caller forwards or redirects.
-    /// <paramref name="command"/> is called once per attempt, on the leader, right before proposing (so it may stamp
-    /// the leader's clock into the command); an exception it throws reaches the caller, with nothing proposed.
+    /// certainly not applied (leadership moved before it was proposed, or a new leader replaced the entry). On the
+    /// leader, the application's admission check (<see cref="ProposalForwarding.Admit"/>) runs first. When another
+    /// node leads: with <see cref="NodeDriverOptions.Forwarding"/> on, the command is forwarded to it over the peer
+    /// link and its answer returned as if proposed here; without, <see cref="ProposeOutcome.Elsewhere"/> is returned
+    /// and the caller forwards or redirects. <paramref name="command"/> is called once per attempt, right before the
+    /// command is proposed or forwarded, on the node running this call; an exception it throws reaches the caller,
+    /// with nothing proposed.
     /// </summary>
     public async Task<ProposeOutcome> ProposeOrRouteAsync(Func<ReadOnlyMemory<byte>> command, CancellationToken deadline)
     {
         ArgumentNullException.ThrowIfNull(command);
-        var sent = false; // once proposed, a timeout or a stop leaves the command's fate unknown
+        var forwarding = _options.Node.Forwarding;
+        var sent = false; // once proposed or forwarded, a timeout or a stop leaves the command's fate unknown
         try
         {
             while (true)
@@ -180,6 +184,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 if (status.Role == Role.Leader)
                 {
                     var bytes = command();
+                    if (forwarding?.Admit?.Invoke(bytes) is { } refusal) return new ProposeOutcome.Refused(refusal);
                     try
                     {
                         sent = true;
@@ -191,7 +196,16 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                     }
                     continue;
                 }
-                if (status.Leader != 0) return new ProposeOutcome.Elsewhere(status.Leader, changed);
+                if (status.Leader != 0)
+                {
+                    if (forwarding is null) return new ProposeOutcome.Elsewhere(status.Leader, changed);
+                    sent = true;
+                    var answer = await ForwardAsync(command(), deadline).ConfigureAwait(false);
+                    if (answer.Status != ForwardStatus.NotLeader) return Outcome(answer, forwarding);
+                    // Certainly not applied. The leader this node knew did not take the command, or this node leads
+                    // now: either way its view of the leader changed or will, after the status read above.
+                    sent = false;
+                }
                 await changed.WaitAsync(deadline).ConfigureAwait(false);
             }
         }
@@ -220,6 +234,48 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             return sent
                 ? new ProposeOutcome.Unknown(UnknownReason.Stopped, e.Message)
                 : new ProposeOutcome.NotApplied(NotAppliedReason.Stopped, e.Message);
+        }
+    }
+
+    /// <summary>Has the loop forward <paramref name="command"/> to the leader and waits for the answer; a caller that gives up cancels the wait on the loop too.</summary>
+    private async Task<ForwardResult> ForwardAsync(ReadOnlyMemory<byte> command, CancellationToken deadline)
+    {
+        var tcs = new TaskCompletionSource<ForwardResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        try
+        {
+            await PostAsync(new ForwardInput(command, tcs), deadline).ConfigureAwait(false);
+            return await tcs.Task.WaitAsync(deadline).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            tcs.TrySetCanceled(deadline); // the loop forgets the forward at its next tick
+            throw;
+        }
+    }
+
+    /// <summary>What a forward's answer means for the caller: the leader's result, decoded, or why there is none.</summary>
+    private static ProposeOutcome Outcome(ForwardResult answer, ProposalForwarding forwarding)
+    {
+        switch (answer.Status)
+        {
+            case ForwardStatus.Applied:
+                try
+                {
+                    return new ProposeOutcome.Applied(forwarding.Results.Decode(answer.Payload.Span));
+                }
+                catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException or IndexOutOfRangeException or EndOfStreamException)
+                {
+                    return new ProposeOutcome.Unknown(
+                        UnknownReason.ResultLost, "the leader applied the command, but its result could not be decoded: " + e.Message);
+                }
+            case ForwardStatus.Refused:
+                return new ProposeOutcome.Refused(new ProposalRefusal(answer.Code, answer.Message, answer.Payload));
+            case ForwardStatus.NotApplied:
+                var reason = Enum.IsDefined((NotAppliedReason)answer.Reason) ? (NotAppliedReason)answer.Reason : NotAppliedReason.Overloaded;
+                return new ProposeOutcome.NotApplied(reason, answer.Message);
+            default:
+                var unknown = Enum.IsDefined((UnknownReason)answer.Reason) ? (UnknownReason)answer.Reason : UnknownReason.TimedOut;
+                return new ProposeOutcome.Unknown(unknown, answer.Message);
         }
     }
 
@@ -330,6 +386,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             case ReadInput q:
                 driver.Read(q.Query, q.Completion);
                 break;
+            case ForwardInput f:
+                driver.Forward(f.Command, f.Completion);
+                break;
             case SnapshotWrittenInput w:
                 driver.CompleteSnapshot(w.Job);
                 break;
@@ -357,6 +416,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             {
                 case ProposeInput p: p.Completion.TrySetException(e); break;
                 case ReadInput q: q.Completion.TrySetException(e); break;
+                case ForwardInput f: f.Completion.TrySetException(e); break;
             }
         }
     }
@@ -375,6 +435,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private sealed record ReadInput(Func<object?> Query, TaskCompletionSource<object?> Completion) : Input;
 
     private sealed record SnapshotWrittenInput(SnapshotJob Job) : Input;
+
+    private sealed record ForwardInput(ReadOnlyMemory<byte> Command, TaskCompletionSource<ForwardResult> Completion) : Input;
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Critical, Message = "Node failed and stops (fail-stop)")]
     private static partial void LogFatal(ILogger logger, Exception exception);

@@ -17,6 +17,10 @@ public sealed class RuntimeCounters
     private long _proposals;
     private long _reads;
     private long _snapshotsTaken;
+    private long _forwardsSent;
+    private long _forwardsRefused;
+    private long _forwardAnswersIgnored;
+    private long _forwardDuplicatesIgnored;
 
     /// <summary>Passes of the loop: each takes a batch of inputs, then handles every Ready they produced.</summary>
     public long Iterations => Volatile.Read(ref _iterations);
@@ -51,6 +55,18 @@ public sealed class RuntimeCounters
     /// <summary>Snapshots this node took of its state machine.</summary>
     public long SnapshotsTaken => Volatile.Read(ref _snapshotsTaken);
 
+    /// <summary>Commands this node forwarded to the leader.</summary>
+    public long ForwardsSent => Volatile.Read(ref _forwardsSent);
+
+    /// <summary>Forwarded commands this node, as the leader, refused by the application's admission check.</summary>
+    public long ForwardsRefused => Volatile.Read(ref _forwardsRefused);
+
+    /// <summary>Answers to forwards ignored: unknown request id (late, or of an earlier run) or not from the node asked.</summary>
+    public long ForwardAnswersIgnored => Volatile.Read(ref _forwardAnswersIgnored);
+
+    /// <summary>Copies of a forward request this node had already taken, ignored (a command is taken at most once).</summary>
+    public long ForwardDuplicatesIgnored => Volatile.Read(ref _forwardDuplicatesIgnored);
+
     internal void Iteration() => Volatile.Write(ref _iterations, _iterations + 1);
 
     internal void Ready() => Volatile.Write(ref _readies, _readies + 1);
@@ -73,4 +89,12 @@ public sealed class RuntimeCounters
     internal void Read() => Volatile.Write(ref _reads, _reads + 1);
 
     internal void SnapshotTaken() => Volatile.Write(ref _snapshotsTaken, _snapshotsTaken + 1);
+
+    internal void Forwarded() => Volatile.Write(ref _forwardsSent, _forwardsSent + 1);
+
+    internal void ForwardRefused() => Volatile.Write(ref _forwardsRefused, _forwardsRefused + 1);
+
+    internal void ForwardAnswerIgnored() => Volatile.Write(ref _forwardAnswersIgnored, _forwardAnswersIgnored + 1);
+
+    internal void ForwardDuplicateIgnored() => Volatile.Write(ref _forwardDuplicatesIgnored, _forwardDuplicatesIgnored + 1);
 }

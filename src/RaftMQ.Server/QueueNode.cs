@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using RaftMQ.Queue;
 using RaftMQ.Raft;
 using RaftMQ.Runtime;
@@ -23,9 +21,6 @@ public static class ErrorCodes
     /// <summary>The node is shutting down or failed; the command was not applied.</summary>
     public const string Stopped = "stopped";
 
-    /// <summary>A forwarded request reached a node that is no longer the leader; not applied.</summary>
-    public const string NotLeader = "not-leader";
-
     /// <summary>
     /// On a 507: the leader's disk has less free space than its <c>--disk-free-limit-mb</c>, so it refuses publishes
     /// and topic creation; not applied. Retry once consumers have drained the queue or space was freed.
@@ -39,33 +34,21 @@ public abstract record CommandOutcome
     /// <summary>Committed and applied; the state machine's result.</summary>
     public sealed record Applied(QueueResult Result) : CommandOutcome;
 
-    /// <summary>Answered by the leader this request was forwarded to; relay it as it is.</summary>
-    public sealed record Relayed(int StatusCode, string ContentType, byte[] Body, string? ErrorCode) : CommandOutcome;
-
     /// <summary>Not done (<see cref="ErrorCodes.NoLeader"/>, ...) or not known to be done (<see cref="ErrorCodes.OutcomeUnknown"/>).</summary>
     public sealed record Unavailable(string Code, string Error) : CommandOutcome;
 
-    /// <summary>This node is not the leader and the request was already forwarded once: the sender retries.</summary>
-    public sealed record NotLeader(ulong LeaderHint) : CommandOutcome;
-
-    /// <summary>This node is the leader and its disk alarm is on: a command that adds data was refused, not applied.</summary>
+    /// <summary>The leader's disk alarm is on: a command that adds data was refused, not applied. <paramref name="Disk"/> is the leader's reading.</summary>
     public sealed record DiskFull(DiskState Disk) : CommandOutcome;
 }
 
 /// <summary>
 /// One RaftMQ node as the HTTP layer sees it: the queue state machine on the Raft runtime, plus the routing that
-/// lets a client talk to any node — writes and pops go to the leader, reads are linearizable everywhere.
+/// lets a client talk to any node — writes and pops go to the leader (a follower forwards them over the peer link
+/// and answers with the leader's result), reads are linearizable everywhere.
 /// </summary>
 public sealed class QueueNode : IAsyncDisposable
 {
-    /// <summary>Header on a request a follower forwarded to the leader (it is never forwarded again).</summary>
-    public const string ForwardedHeader = "X-RaftMQ-Forwarded";
-
-    /// <summary>Header on a 503 from a node that is not the leader, naming the leader it knows (config index) if any.</summary>
-    public const string NotLeaderHeader = "X-RaftMQ-Not-Leader";
-
     private readonly ClusterConfig _config;
-    private readonly HttpClient _forwarder;
     private readonly TaskCompletionSource<RaftHost> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public QueueNode(NodeSettings settings, ClusterConfig config, QueueStateMachine stateMachine, DiskAlarm disk)
@@ -74,15 +57,7 @@ public sealed class QueueNode : IAsyncDisposable
         Disk = disk;
         _config = config;
         StateMachine = stateMachine;
-        _forwarder = new HttpClient(new SocketsHttpHandler
-        {
-            ConnectTimeout = TimeSpan.FromMilliseconds(500),
-            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
-            MaxConnectionsPerServer = 256,
-        })
-        {
-            Timeout = Timeout.InfiniteTimeSpan,
-        };
+        Forwarding = new ProposalForwarding { Results = QueueResultCodec.Instance, Admit = Admit };
     }
 
     public NodeSettings Settings { get; }
@@ -91,8 +66,11 @@ public sealed class QueueNode : IAsyncDisposable
 
     public QueueStateMachine StateMachine { get; }
 
-    /// <summary>This node's disk alarm; it decides for the commands this node proposes as the leader.</summary>
+    /// <summary>This node's disk alarm; it decides for the commands this node proposes as the leader, its own and forwarded ones.</summary>
     public DiskAlarm Disk { get; }
+
+    /// <summary>How a follower forwards commands to the leader: queue results as bytes, and the leader's disk check.</summary>
+    public ProposalForwarding Forwarding { get; }
 
     /// <summary>The runtime, once storage is recovered and the loop runs; null before.</summary>
     public RaftRuntime? Runtime => Host?.Runtime;
@@ -113,12 +91,11 @@ public sealed class QueueNode : IAsyncDisposable
     }
 
     /// <summary>
-    /// Runs a replicated command: on the leader it is proposed; on a follower it is forwarded to the leader over
-    /// HTTP; during an election it waits (until the deadline) for a leader. A command is retried only when it
-    /// certainly was not applied, so nothing is applied twice.
+    /// Runs a replicated command: on the leader it is proposed; on a follower the runtime forwards it to the leader
+    /// over the peer link and returns the leader's answer; during an election it waits (until the deadline) for a
+    /// leader. A command is retried only when it certainly was not applied, so nothing is applied twice.
     /// </summary>
-    public async Task<CommandOutcome> ExecuteAsync(
-        QueueCommand command, bool forwarded, string method, string pathAndQuery, byte[] body, CancellationToken deadline)
+    public async Task<CommandOutcome> ExecuteAsync(QueueCommand command, CancellationToken deadline)
     {
         var encoded = command.Encode();
         RaftRuntime runtime;
@@ -130,113 +107,61 @@ public sealed class QueueNode : IAsyncDisposable
         {
             return new CommandOutcome.Unavailable(ErrorCodes.NoLeader, "timed out waiting for a leader; the command was not applied");
         }
-        // Called on the leader right before each proposal. The leader's disk decides (a follower forwards and relays
-        // the answer): it is the one that would append the entry first. Pops and reads pass; they free space.
-        ReadOnlyMemory<byte> CommandUnlessDiskFull() =>
-            AddsData(command.Op) && Disk.Current is { Alarm: true } full ? throw new DiskAlarmOnException(full) : encoded;
-        while (true)
+        var outcome = await runtime.ProposeOrRouteAsync(() => encoded, deadline).ConfigureAwait(false);
+        switch (outcome)
         {
-            // A forwarded request is never forwarded again, nor does it wait here for a leader: the sender routes it.
-            if (forwarded && runtime.Status is { Role: not Role.Leader } status) return new CommandOutcome.NotLeader(status.Leader);
-            ProposeOutcome outcome;
-            try
-            {
-                outcome = await runtime.ProposeOrRouteAsync(CommandUnlessDiskFull, deadline).ConfigureAwait(false);
-            }
-            catch (DiskAlarmOnException e)
-            {
-                return new CommandOutcome.DiskFull(e.Disk);
-            }
-            switch (outcome)
-            {
-                case ProposeOutcome.Applied applied:
-                    return new CommandOutcome.Applied((QueueResult)applied.Result!);
-                case ProposeOutcome.Elsewhere elsewhere when forwarded:
-                    return new CommandOutcome.NotLeader(elsewhere.LeaderId);
-                case ProposeOutcome.Elsewhere elsewhere:
-                    try
+            case ProposeOutcome.Applied applied:
+                return new CommandOutcome.Applied((QueueResult)applied.Result!);
+            case ProposeOutcome.Refused { Refusal: { Code: ErrorCodes.DiskFull } refusal }:
+                return new CommandOutcome.DiskFull(DecodeDisk(refusal.Detail.Span));
+            case ProposeOutcome.Refused refused:
+                // Admit refuses only for the disk; a leader of another build could say more.
+                return new CommandOutcome.Unavailable(ErrorCodes.Overloaded, refused.Refusal.Message);
+            case ProposeOutcome.NotApplied { Reason: NotAppliedReason.TooLarge } tooLarge:
+                // RrmqEndpoints.CheckAgainst rules this out at start-up: every body the server accepts fits.
+                throw new InvalidOperationException(tooLarge.Message);
+            case ProposeOutcome.NotApplied notApplied:
+                return new CommandOutcome.Unavailable(
+                    notApplied.Reason switch
                     {
-                        var relayed = await ForwardAsync(elsewhere.LeaderId, method, pathAndQuery, body, deadline).ConfigureAwait(false);
-                        if (relayed is not null) return relayed;
-                    }
-                    catch (OperationCanceledException) when (deadline.IsCancellationRequested)
-                    {
-                        return new CommandOutcome.Unavailable(
-                            ErrorCodes.OutcomeUnknown, "timed out waiting for the commit; the command may or may not have been applied");
-                    }
-                    try
-                    {
-                        // The leader we know did not take the request: wait for the next leader change.
-                        await elsewhere.LeaderChanged.WaitAsync(deadline).ConfigureAwait(false);
-                    }
-                    catch (OperationCanceledException) when (deadline.IsCancellationRequested)
-                    {
-                        return new CommandOutcome.Unavailable(ErrorCodes.NoLeader, "timed out waiting for a leader; the command was not applied");
-                    }
-                    continue;
-                case ProposeOutcome.NotApplied { Reason: NotAppliedReason.TooLarge } tooLarge:
-                    // RrmqEndpoints.CheckAgainst rules this out at start-up: every body the server accepts fits.
-                    throw new InvalidOperationException(tooLarge.Message);
-                case ProposeOutcome.NotApplied notApplied:
-                    return new CommandOutcome.Unavailable(
-                        notApplied.Reason switch
-                        {
-                            NotAppliedReason.NoLeader => ErrorCodes.NoLeader,
-                            NotAppliedReason.Overloaded => ErrorCodes.Overloaded,
-                            _ => ErrorCodes.Stopped,
-                        },
-                        notApplied.Message);
-                case ProposeOutcome.Unknown unknown:
-                    return new CommandOutcome.Unavailable(ErrorCodes.OutcomeUnknown, unknown.Message);
-            }
+                        NotAppliedReason.NoLeader => ErrorCodes.NoLeader,
+                        NotAppliedReason.Overloaded => ErrorCodes.Overloaded,
+                        _ => ErrorCodes.Stopped,
+                    },
+                    notApplied.Message);
+            case ProposeOutcome.Unknown unknown:
+                return new CommandOutcome.Unavailable(ErrorCodes.OutcomeUnknown, unknown.Message);
+            default:
+                // Forwarding is on (Program starts the host with it), so the runtime never hands routing back.
+                throw new InvalidOperationException($"unexpected outcome {outcome}");
         }
     }
 
-    /// <summary>Thrown by the command factory on a leader whose disk alarm is on: nothing is proposed.</summary>
-    private sealed class DiskAlarmOnException(DiskState disk) : Exception("the disk alarm is on")
-    {
-        public DiskState Disk { get; } = disk;
-    }
+    /// <summary>
+    /// The leader's admission check, for its own commands and forwarded ones: while the disk alarm is on, commands
+    /// that add data are refused (the leader appends the entry first). Pops and reads pass; they free space.
+    /// </summary>
+    private ProposalRefusal? Admit(ReadOnlyMemory<byte> command) =>
+        command.Length > 0 && AddsData((QueueOp)command.Span[0]) && Disk.Current is { Alarm: true } full
+            ? new ProposalRefusal(ErrorCodes.DiskFull, "the disk alarm is on", EncodeDisk(full))
+            : null;
 
     private static bool AddsData(QueueOp op) => op is QueueOp.Publish or QueueOp.PublishBatch or QueueOp.CreateTopic;
 
-    /// <summary>
-    /// Forwards to the leader, at the same path and query on the leader's own address (never a host the request
-    /// names: see <see cref="RequestTarget"/>). Null when the leader certainly did not apply the request (could not
-    /// connect, or it said it is no longer the leader), so the caller may route it again.
-    /// </summary>
-    private async Task<CommandOutcome?> ForwardAsync(
-        ulong leader, string method, string pathAndQuery, byte[] body, CancellationToken deadline)
+    /// <summary>The leader's free and limit bytes, for a follower to answer with the leader's numbers.</summary>
+    private static byte[] EncodeDisk(DiskState disk)
     {
-        var target = _config.Addresses[ClusterConfig.IndexOf(leader)];
-        using var request = new HttpRequestMessage(new HttpMethod(method), RequestTarget.OnNode(target.HttpUri, pathAndQuery));
-        request.Headers.Add(ForwardedHeader, Settings.Index.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        request.Content = new ByteArrayContent(body);
-        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
-        HttpResponseMessage response;
-        try
-        {
-            response = await _forwarder.SendAsync(request, deadline).ConfigureAwait(false);
-        }
-        catch (HttpRequestException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.HostUnreachable or SocketError.NetworkUnreachable })
-        {
-            return null; // never reached the leader
-        }
-        catch (HttpRequestException e)
-        {
-            return new CommandOutcome.Unavailable(
-                ErrorCodes.OutcomeUnknown,
-                $"lost the connection to the leader (node {ClusterConfig.IndexOf(leader)}) after sending: the command may or may not have been applied ({e.Message})");
-        }
-        using (response)
-        {
-            if (response.StatusCode == HttpStatusCode.ServiceUnavailable && response.Headers.Contains(NotLeaderHeader)) return null;
-            var bytes = await response.Content.ReadAsByteArrayAsync(deadline).ConfigureAwait(false);
-            var errorCode = response.Headers.TryGetValues(ErrorCodes.Header, out var codes) ? codes.FirstOrDefault() : null;
-            return new CommandOutcome.Relayed(
-                (int)response.StatusCode, response.Content.Headers.ContentType?.ToString() ?? "application/json", bytes, errorCode);
-        }
+        var bytes = new byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes, disk.FreeBytes);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(8), disk.LimitBytes);
+        return bytes;
     }
+
+    private static DiskState DecodeDisk(ReadOnlySpan<byte> detail) =>
+        detail.Length == 16
+            ? new DiskState(true, System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(detail),
+                System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(detail[8..]), "")
+            : new DiskState(true, 0, 0, "");
 
     /// <summary>Runs a query at a linearizable point on this node (ReadIndex), waiting out elections until the deadline.</summary>
     public async Task<(bool Ok, T Value, string? Error)> ReadAsync<T>(Func<QueueStateMachine, T> query, CancellationToken deadline)
@@ -261,10 +186,6 @@ public sealed class QueueNode : IAsyncDisposable
         }
     }
 
-    /// <summary>Releases the forwarding client; the runtime belongs to its <see cref="RaftHost"/>.</summary>
-    public ValueTask DisposeAsync()
-    {
-        _forwarder.Dispose();
-        return ValueTask.CompletedTask;
-    }
+    /// <summary>Nothing of its own to release: the runtime belongs to its <see cref="RaftHost"/>.</summary>
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

@@ -32,7 +32,7 @@ public static class RrmqEndpoints
             await WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
-        await RunCommandAsync(ctx, node, QueueCommand.CreateTopic(fields[0]), body);
+        await RunCommandAsync(ctx, node, QueueCommand.CreateTopic(fields[0]));
     }
 
     private static async Task PutMessage(HttpContext ctx, QueueNode node)
@@ -51,7 +51,7 @@ public static class RrmqEndpoints
                 $"message is longer than {node.StateMachine.Limits.MaxMessageBytes} bytes (UTF-8)");
             return;
         }
-        await RunCommandAsync(ctx, node, QueueCommand.Publish(fields[0], fields[1]), body);
+        await RunCommandAsync(ctx, node, QueueCommand.Publish(fields[0], fields[1]));
     }
 
     private static async Task GetMessage(HttpContext ctx, QueueNode node)
@@ -76,7 +76,7 @@ public static class RrmqEndpoints
             await WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
-        await RunCommandAsync(ctx, node, QueueCommand.Pop(topic), []);
+        await RunCommandAsync(ctx, node, QueueCommand.Pop(topic));
     }
 
     private static async Task GetTopics(HttpContext ctx, QueueNode node)
@@ -117,26 +117,14 @@ public static class RrmqEndpoints
 
     /// <summary>Runs a command through the cluster and answers; <paramref name="writeResult"/> writes an applied result (default: the RRMQ bodies).</summary>
     internal static async Task RunCommandAsync(
-        HttpContext ctx, QueueNode node, QueueCommand command, byte[] body, Func<HttpContext, QueueResult, Task>? writeResult = null)
+        HttpContext ctx, QueueNode node, QueueCommand command, Func<HttpContext, QueueResult, Task>? writeResult = null)
     {
         using var deadline = node.RequestDeadline(ctx.RequestAborted);
-        var forwarded = ctx.Request.Headers.ContainsKey(QueueNode.ForwardedHeader);
-        var outcome = await node.ExecuteAsync(command, forwarded, ctx.Request.Method, RequestTarget.Of(ctx), body, deadline.Token);
+        var outcome = await node.ExecuteAsync(command, deadline.Token);
         switch (outcome)
         {
             case CommandOutcome.Applied a:
                 await (writeResult?.Invoke(ctx, a.Result) ?? WriteResult(ctx, command.Op, a.Result));
-                break;
-            case CommandOutcome.Relayed r:
-                ctx.Response.StatusCode = r.StatusCode;
-                if (r.ErrorCode is not null) ctx.Response.Headers[ErrorCodes.Header] = r.ErrorCode;
-                ctx.Response.ContentType = r.ContentType;
-                await ctx.Response.Body.WriteAsync(r.Body, ctx.RequestAborted);
-                break;
-            case CommandOutcome.NotLeader n:
-                ctx.Response.Headers[QueueNode.NotLeaderHeader] = n.LeaderHint == 0 ? "none" : ClusterConfig.IndexOf(n.LeaderHint).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                ctx.Response.Headers[ErrorCodes.Header] = ErrorCodes.NotLeader;
-                await WriteError(ctx, StatusCodes.Status503ServiceUnavailable, "this node is not the leader");
                 break;
             case CommandOutcome.DiskFull d:
                 ctx.Response.Headers[ErrorCodes.Header] = ErrorCodes.DiskFull;

@@ -79,7 +79,7 @@ public static class V1Endpoints
                 return;
             }
         }
-        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.PublishBatch(request.Topic!, messages!), body,
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.PublishBatch(request.Topic!, messages!),
             (c, result) => result.Success
                 ? RrmqEndpoints.WriteJson(c, StatusCodes.Status200OK, new PublishBatchResponse(true, result.Count), ServerJsonContext.Default.PublishBatchResponse)
                 : WriteFailure(c, result, limits));
@@ -99,7 +99,7 @@ public static class V1Endpoints
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
-        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.PopBatch(request!.Topic!, request.Max ?? 1), body,
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.PopBatch(request!.Topic!, request.Max ?? 1),
             (c, result) => result.Success
                 ? RrmqEndpoints.WriteJson(c, StatusCodes.Status200OK, new PopBatchResponse(true, result.Messages!), ServerJsonContext.Default.PopBatchResponse)
                 : WriteFailure(c, result, limits));

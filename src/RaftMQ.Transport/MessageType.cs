@@ -18,6 +18,8 @@ public enum MessageType : byte
     InstallSnapshot = 9,
     SnapshotChunk = 10,
     SnapshotChunkResponse = 11,
+    ForwardProposal = 12,
+    ForwardResult = 13,
 
     HandshakeHello = 128,
     HandshakeChallenge = 129,

@@ -23,6 +23,11 @@ public static class RaftMessageCodec
 
     private const int SnapshotChunkFixedSize = HeaderSize + (3 * sizeof(ulong)) + 1 + sizeof(uint);
 
+    private const int ForwardProposalFixedSize = HeaderSize + sizeof(ulong) + sizeof(uint);
+
+    // RequestId, Status, Reason, LeaderHint, code length (1 byte), message length (2 bytes), payload length.
+    private const int ForwardResultFixedSize = HeaderSize + sizeof(ulong) + 1 + 1 + sizeof(ulong) + 1 + sizeof(ushort) + sizeof(uint);
+
     /// <summary>
     /// The largest encoded AppendEntries a leader sends with these core bounds: entries up to
     /// <paramref name="maxBytesPerAppend"/> (the core counts each entry with at least its encoded header), or one
@@ -33,6 +38,13 @@ public static class RaftMessageCodec
 
     /// <summary>The largest encoded snapshot chunk carrying <paramref name="chunkBytes"/> bytes of snapshot.</summary>
     public static long MaxSnapshotChunkSize(int chunkBytes) => SnapshotChunkFixedSize + (long)chunkBytes;
+
+    /// <summary>The largest encoded <see cref="ForwardProposal"/> carrying a command of <paramref name="commandBytes"/> bytes.</summary>
+    public static long MaxForwardProposalSize(int commandBytes) => ForwardProposalFixedSize + (long)commandBytes;
+
+    /// <summary>The largest encoded <see cref="ForwardResult"/> carrying a payload of <paramref name="payloadBytes"/> bytes.</summary>
+    public static long MaxForwardResultSize(int payloadBytes) =>
+        ForwardResultFixedSize + (long)ForwardResult.MaxCodeBytes + ForwardResult.MaxMessageBytes + payloadBytes;
 
     /// <summary>The exact number of bytes <see cref="Write"/> produces for <paramref name="message"/>.</summary>
     public static long GetSize(RaftMessage message) =>
@@ -57,6 +69,8 @@ public static class RaftMessageCodec
             InstallSnapshot => HeaderSize + 8 + 8,
             SnapshotChunk m => SnapshotChunkFixedSize + m.Data.Length,
             SnapshotChunkResponse => HeaderSize + 8 + 8 + 8 + 1,
+            ForwardProposal m => ForwardProposalFixedSize + m.Command.Length,
+            ForwardResult m => ForwardResultSize(m),
             _ => -1,
         };
         return size >= 0;
@@ -170,6 +184,20 @@ public static class RaftMessageCodec
                 break;
             }
 
+            case ForwardProposal m:
+            {
+                var w = Begin(writer, MessageType.ForwardProposal, m, ForwardProposalFixedSize - HeaderSize);
+                w.U64(m.RequestId);
+                w.U32((uint)m.Command.Length);
+                w.Commit(writer);
+                writer.Write(m.Command.Span);
+                break;
+            }
+
+            case ForwardResult m:
+                WriteForwardResult(m, writer);
+                break;
+
             default:
                 throw new ArgumentException($"No encoding for message type {message.GetType().Name}.", nameof(message));
         }
@@ -213,6 +241,8 @@ public static class RaftMessageCodec
             MessageType.SnapshotChunk => ReadSnapshotChunk(ref r, from, to, term),
             MessageType.SnapshotChunkResponse => new SnapshotChunkResponse(
                 from, to, term, ReadSnapshotMetadata(ref r), NextOffset: r.U64("NextOffset"), Failed: r.Bool("Failed")),
+            MessageType.ForwardProposal => ReadForwardProposal(ref r, from, to, term),
+            MessageType.ForwardResult => ReadForwardResult(ref r, from, to, term),
             _ => throw new ProtocolException($"Unknown message type {typeByte}."),
         };
         if (r.Remaining != 0)
@@ -319,6 +349,98 @@ public static class RaftMessageCodec
         return new AppendEntries(from, to, term, prevLogIndex, prevLogTerm, entries, leaderCommit);
     }
 
+    private static long ForwardResultSize(ForwardResult m) =>
+        ForwardResultFixedSize + (long)Utf8.GetByteCount(m.Code) + Utf8.GetByteCount(m.Message) + m.Payload.Length;
+
+    private static void WriteForwardResult(ForwardResult m, IBufferWriter<byte> writer)
+    {
+        var code = Utf8.GetBytes(m.Code);
+        var text = Utf8.GetBytes(m.Message);
+        if (code.Length > ForwardResult.MaxCodeBytes || text.Length > ForwardResult.MaxMessageBytes)
+        {
+            throw new ArgumentException("ForwardResult code or message over its bound.", nameof(m));
+        }
+
+        var w = Begin(writer, MessageType.ForwardResult, m, 8 + 1 + 1 + 8);
+        w.U64(m.RequestId);
+        w.Byte((byte)m.Status);
+        w.Byte(m.Reason);
+        w.U64(m.LeaderHint);
+        w.Commit(writer);
+        var span = writer.GetSpan(1 + code.Length + 2 + text.Length + 4);
+        span[0] = (byte)code.Length;
+        code.CopyTo(span[1..]);
+        var at = 1 + code.Length;
+        BinaryPrimitives.WriteUInt16BigEndian(span[at..], (ushort)text.Length);
+        text.CopyTo(span[(at + 2)..]);
+        at += 2 + text.Length;
+        BinaryPrimitives.WriteUInt32BigEndian(span[at..], (uint)m.Payload.Length);
+        writer.Advance(at + 4);
+        writer.Write(m.Payload.Span);
+    }
+
+    private static ForwardProposal ReadForwardProposal(ref FieldReader r, ulong from, ulong to, ulong term)
+    {
+        var requestId = r.U64("RequestId");
+        var length = r.U32("command length");
+        if (length > r.Remaining)
+        {
+            throw new ProtocolException($"Forwarded command of {length} bytes but only {r.Remaining} bytes follow.");
+        }
+
+        var command = length == 0 ? ReadOnlyMemory<byte>.Empty : r.Bytes((int)length);
+        return new ForwardProposal(from, to, term, requestId, command);
+    }
+
+    private static ForwardResult ReadForwardResult(ref FieldReader r, ulong from, ulong to, ulong term)
+    {
+        var requestId = r.U64("RequestId");
+        var statusByte = r.Byte("Status");
+        if (statusByte > (byte)ForwardStatus.Unknown)
+        {
+            throw new ProtocolException($"Unknown forward status {statusByte}.");
+        }
+
+        var reason = r.Byte("Reason");
+        var leaderHint = r.U64("LeaderHint");
+        var code = ReadText(ref r, r.Byte("code length"), ForwardResult.MaxCodeBytes, "code");
+        var message = ReadText(ref r, r.U16("message length"), ForwardResult.MaxMessageBytes, "message");
+        var length = r.U32("payload length");
+        if (length > r.Remaining)
+        {
+            throw new ProtocolException($"Forward result payload of {length} bytes but only {r.Remaining} bytes follow.");
+        }
+
+        var payload = length == 0 ? ReadOnlyMemory<byte>.Empty : r.Bytes((int)length);
+        return new ForwardResult(from, to, term, requestId, (ForwardStatus)statusByte, reason, leaderHint, code, message, payload);
+    }
+
+    private static string ReadText(ref FieldReader r, int length, int maxBytes, string field)
+    {
+        if (length > maxBytes)
+        {
+            throw new ProtocolException($"Field {field} of {length} bytes is over its bound of {maxBytes}.");
+        }
+
+        if (length > r.Remaining)
+        {
+            throw new ProtocolException($"Field {field} of {length} bytes but only {r.Remaining} bytes follow.");
+        }
+
+        try
+        {
+            return length == 0 ? "" : StrictUtf8.GetString(r.Bytes(length));
+        }
+        catch (System.Text.DecoderFallbackException)
+        {
+            throw new ProtocolException($"Field {field} is not valid UTF-8.");
+        }
+    }
+
+    private static readonly System.Text.UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
+
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     private static FieldWriter Begin(IBufferWriter<byte> writer, MessageType type, RaftMessage m, int bodySize)
     {
         var w = new FieldWriter(writer.GetSpan(HeaderSize + bodySize), HeaderSize + bodySize);
@@ -383,6 +505,9 @@ internal ref struct FieldReader(ReadOnlySequence<byte> sequence)
         1 => true,
         var b => throw new ProtocolException($"Field {field} must be 0 or 1, got {b}."),
     };
+
+    public ushort U16(string field) =>
+        reader.TryReadBigEndian(out short value) ? (ushort)value : throw Truncated(field);
 
     public uint U32(string field) =>
         reader.TryReadBigEndian(out int value) ? (uint)value : throw Truncated(field);

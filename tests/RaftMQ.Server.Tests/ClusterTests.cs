@@ -62,6 +62,34 @@ public sealed partial class ClusterTests
     }
 
     [Fact]
+    public async Task A_client_sent_forwarded_header_has_no_effect_on_leader_or_follower()
+    {
+        // Followers forward over the authenticated peer link; an HTTP header saying "already forwarded" means nothing.
+        await using var cluster = TestCluster.Create(3, Args);
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = Enumerable.Range(0, 3).First(i => i != leader);
+        async Task<(HttpStatusCode Status, string Body, bool NotLeaderHeader)> SendAsync(int node, HttpMethod method, string path, string? body)
+        {
+            using var request = new HttpRequestMessage(method, cluster.Url(node, path));
+            request.Headers.Add("X-RaftMQ-Forwarded", "1");
+            if (body is not null) request.Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+            using var response = await cluster.Http.SendAsync(request);
+            return (response.StatusCode, await response.Content.ReadAsStringAsync(), response.Headers.Contains("X-RaftMQ-Not-Leader"));
+        }
+        foreach (var node in new[] { follower, leader })
+        {
+            var topic = $"spoof{node}";
+            (await SendAsync(node, HttpMethod.Put, "/topic", $$"""{"topic":"{{topic}}"}""")).ShouldBe((HttpStatusCode.Created, """{"success":true}""", false));
+            (await SendAsync(node, HttpMethod.Put, "/message", $$"""{"topic":"{{topic}}","message":"m"}""")).ShouldBe((HttpStatusCode.OK, """{"success":true}""", false));
+            (await SendAsync(node, HttpMethod.Post, "/v1/messages", $$"""{"topic":"{{topic}}","messages":["n","o"]}""")).ShouldBe((HttpStatusCode.OK, """{"success":true,"published":2}""", false));
+            (await SendAsync(node, HttpMethod.Get, $"/message/{topic}", null)).ShouldBe((HttpStatusCode.OK, """{"success":true,"message":"m"}""", false));
+            (await SendAsync(node, HttpMethod.Post, "/v1/messages/pop", $$"""{"topic":"{{topic}}","max":5}""")).ShouldBe((HttpStatusCode.OK, """{"success":true,"messages":["n","o"]}""", false));
+            (await SendAsync(node, HttpMethod.Get, $"/message/{topic}", null)).ShouldBe((HttpStatusCode.NotFound, """{"success":false}""", false));
+        }
+    }
+
+    [Fact]
     public async Task Killing_the_leader_under_continuous_publishing_loses_and_duplicates_no_acknowledged_message()
     {
         await using var cluster = TestCluster.Create(3, Args);

@@ -4,9 +4,9 @@ using System.Net.Sockets;
 namespace RaftMQ.Server.Tests;
 
 /// <summary>
-/// Request targets that are not a path. A follower forwards writes to the leader; a target naming a host
-/// (absolute-form, <c>PUT http://elsewhere/message</c>) must not make it send the request, or relay the answer,
-/// anywhere else. Sent over a bare socket: HttpClient only sends origin-form targets.
+/// Request targets that are not a path. A target naming a host (absolute-form, <c>PUT http://elsewhere/message</c>)
+/// must not make a node send the request, or anything, anywhere else. Sent over a bare socket: HttpClient only sends
+/// origin-form targets.
 /// </summary>
 [Collection(ClusterCollection.Name)]
 public sealed class RequestTargetTests
@@ -65,7 +65,7 @@ public sealed class RequestTargetTests
         (await cluster.PopAsync(follower, "t")).Body.ShouldBe("""{"success":true,"message":"kept"}""");
     }
 
-    /// <summary>A bounded accept is the deadline: a forwarded request would connect well within it.</summary>
+    /// <summary>A bounded accept is the deadline: a request sent on would connect well within it.</summary>
     private static async Task AssertNoConnectionAsync(TcpListener bait)
     {
         using var window = new CancellationTokenSource(TimeSpan.FromSeconds(2));

@@ -35,13 +35,14 @@ public abstract class FuzzTestsBase(ITestOutputHelper output)
         var perPart = total / Parts;
         var first = FirstSeed + (ulong)(Part * perPart);
         var watch = Stopwatch.StartNew();
-        long acknowledged = 0, proposals = 0, crashes = 0, elections = 0, snapshotsInstalled = 0, diskFaults = 0, reads = 0;
+        long acknowledged = 0, forwarded = 0, proposals = 0, crashes = 0, elections = 0, snapshotsInstalled = 0, diskFaults = 0, reads = 0;
         int withLeaderChange = 0, fiveNodes = 0, withSnapshotInstall = 0, withDiskFault = 0;
         for (int i = 0; i < perPart; i++)
         {
             var seed = first + (ulong)i;
             var outcome = Fuzzer.Run(seed, SimEnvironment.ReplayCommand(seed, filter));
             acknowledged += outcome.Acknowledged;
+            forwarded += outcome.ForwardedAcknowledged;
             proposals += outcome.Proposals;
             crashes += outcome.Crashes;
             elections += outcome.Terms;
@@ -54,13 +55,14 @@ public abstract class FuzzTestsBase(ITestOutputHelper output)
             if (outcome.DiskFaults > 0) withDiskFault++;
         }
         output.WriteLine($"{perPart} schedules (seeds {first}..{first + (ulong)perPart - 1}) in {watch.ElapsedMilliseconds} ms: " +
-            $"{proposals} proposals, {acknowledged} acknowledged, {crashes} crashes, {elections} leader terms, " +
+            $"{proposals} proposals, {acknowledged} acknowledged ({forwarded} forwarded by a follower), {crashes} crashes, {elections} leader terms, " +
             $"{withLeaderChange} schedules with a leader change, {fiveNodes} on five nodes, " +
             $"{snapshotsInstalled} snapshots installed in {withSnapshotInstall} schedules, {diskFaults} disk faults in {withDiskFault} schedules, " +
             $"{reads} reads served");
 
         // The schedules must actually stress the cluster, or passing means nothing.
         acknowledged.ShouldBeGreaterThan(perPart * 5L);
+        forwarded.ShouldBeGreaterThan((long)perPart);
         withLeaderChange.ShouldBeGreaterThan(perPart / 2);
         crashes.ShouldBeGreaterThan(perPart);
         fiveNodes.ShouldBeInRange(perPart / 3, perPart * 2 / 3);

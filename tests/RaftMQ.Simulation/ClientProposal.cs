@@ -5,7 +5,7 @@ namespace RaftMQ.Simulation;
 /// <summary>What became of a client's proposal.</summary>
 public enum ProposalState : byte
 {
-    /// <summary>The node did not accept it (not leader, or overloaded).</summary>
+    /// <summary>The node did not accept it (not leader, or overloaded); for a forwarded one, certainly not applied.</summary>
     Rejected = 0,
 
     /// <summary>In the proposing leader's log, not yet applied there.</summary>
@@ -27,8 +27,11 @@ public enum ProposalState : byte
 /// <summary>A command a test client proposed through <see cref="SimCluster.Propose"/>.</summary>
 public sealed class ClientProposal
 {
-    internal ClientProposal(long id, ulong node, ReadOnlyMemory<byte> data, ProposeResult result, long submittedAt, Task<object?> completion)
+    internal ClientProposal(
+        long id, ulong node, ReadOnlyMemory<byte> data, ProposeResult result, long submittedAt, Task<object?> completion,
+        Task<ForwardResult>? forwardAnswer = null)
     {
+        ForwardAnswer = forwardAnswer;
         Completion = completion;
         Id = id;
         Node = node;
@@ -46,8 +49,22 @@ public sealed class ClientProposal
 
     public ReadOnlyMemory<byte> Data { get; }
 
-    /// <summary>The core's answer: index, term, or why it refused.</summary>
+    /// <summary>The core's answer: index, term, or why it refused. For a forwarded proposal, a placeholder (index 0).</summary>
     public ProposeResult Result { get; }
+
+    /// <summary>Whether a follower forwarded the proposal to its leader (<see cref="SimCluster.ProposeThrough"/>).</summary>
+    public bool Forwarded => ForwardAnswer is not null;
+
+    /// <summary>The answer the forwarding follower's driver gave, for a forwarded proposal.</summary>
+    public Task<ForwardResult>? ForwardAnswer { get; }
+
+    /// <summary>
+    /// The index the proposal's entry has: where the proposer put it, or, for a forwarded proposal, where the leader
+    /// said it applied it (0 until acknowledged).
+    /// </summary>
+    public ulong Index => Forwarded ? AppliedIndex : Result.Index;
+
+    internal ulong AppliedIndex { get; set; }
 
     public long SubmittedAt { get; }
 
@@ -61,7 +78,9 @@ public sealed class ClientProposal
 
     public bool IsAcknowledged => State == ProposalState.Acknowledged;
 
-    public override string ToString() => $"proposal {Id} on n{Node}: {State} at (index {Result.Index}, term {Result.Term})";
+    public override string ToString() => Forwarded
+        ? $"proposal {Id} forwarded by n{Node}: {State} at index {Index}"
+        : $"proposal {Id} on n{Node}: {State} at (index {Result.Index}, term {Result.Term})";
 }
 
 /// <summary>A linearizable read a client asked one node for, and what it saw.</summary>

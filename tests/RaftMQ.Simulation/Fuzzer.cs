@@ -14,16 +14,17 @@ namespace RaftMQ.Simulation;
 /// <param name="SnapshotsInstalled">Snapshots followers adopted from a leader.</param>
 /// <param name="DiskFaults">Nodes stopped by a torn persist or a failed fsync.</param>
 /// <param name="ReadsServed">Linearizable reads answered (each checked against the writes acknowledged before it).</param>
+/// <param name="ForwardedAcknowledged">Proposals a follower forwarded to its leader that were acknowledged.</param>
 public readonly record struct FuzzOutcome(
     ulong Seed, int Nodes, int Proposals, int Acknowledged, int Terms, int Crashes, long VirtualMs, int SnapshotsInstalled, int DiskFaults,
-    int ReadsServed);
+    int ReadsServed, int ForwardedAcknowledged);
 
 /// <summary>
 /// Random fault schedules against a simulated cluster of production node drivers: partitions (symmetric and
 /// one-way), isolation, loss, duplication, reordering, long delays, crashes and restarts (with the messages on the
 /// wire surviving into the node's next run in some schedules), leader kills and clock pauses, all while clients
-/// propose (entries from a few bytes up to the node's limit, and bursts of large ones) and read from leaders and
-/// followers, and a third of the schedules have slow fsyncs that hold a node's loop up for up to a few hundred
+/// propose (entries from a few bytes up to the node's limit, and bursts of large ones; mostly on the leader, a share
+/// through followers that forward them to the leader over the faulty network) and read from leaders and followers, and a third of the schedules have slow fsyncs that hold a node's loop up for up to a few hundred
 /// milliseconds. The Raft settings are drawn per schedule (pre-vote, check-quorum, election and heartbeat ticks, flow
 /// control). Half the schedules snapshot every few entries (so lagging, partitioned and restarted followers get
 /// chunked InstallSnapshot), and a third run on faulty disks (power loss at crashes — which loses unsynced term,
@@ -111,13 +112,16 @@ public static class Fuzzer
         {
             sim.RunFor(5 + rng.Next(60));
 
-            // Client traffic: mostly to the leader, sometimes to a random node (which may refuse); now and then a
-            // burst of entries at the size limit.
+            // Client traffic: mostly to the leader, sometimes to a random node (which may refuse), sometimes through
+            // a follower that forwards it to the leader it knows; now and then a burst of entries at the size limit.
             var burst = rng.Next(25) == 0;
             for (int k = burst ? 4 + rng.Next(8) : rng.Next(4); k > 0; k--)
             {
-                ulong? target = rng.Next(5) == 0 ? RandomNode(rng, n) : null;
-                sim.Propose(Payload(++value, burst ? SimEntryLimit : 8 + rng.Next(entryBytes - 7)), target);
+                var route = rng.Next(5);
+                ulong? target = route <= 1 ? RandomNode(rng, n) : null;
+                var payload = Payload(++value, burst ? SimEntryLimit : 8 + rng.Next(entryBytes - 7));
+                if (route == 1 && target is { } via && sim.Node(via) is { IsUp: true, IsLeader: false }) sim.ProposeThrough(payload, via);
+                else sim.Propose(payload, route == 1 ? null : target);
             }
 
             // Linearizable reads on leaders and followers alike.
@@ -196,6 +200,10 @@ public static class Fuzzer
         // Converged includes the final leader's own no-op being committed, so its whole log is decided.
         if (!sim.RunUntil(() => Converged(sim, out _), ConvergeTimeoutMs))
             throw sim.Failure($"the healed cluster did not converge within {ConvergeTimeoutMs} virtual ms");
+        // A forward whose message or answer was lost is answered at the follower's timeout (as unknown); one still on
+        // its way may add an entry, so the cluster converges again.
+        if (!sim.RunUntil(() => sim.PendingForwards == 0 && Converged(sim, out _), SimCluster.ForwardTimeoutMs + ConvergeTimeoutMs))
+            throw sim.Failure($"{sim.PendingForwards} forwarded proposals were never answered, not even at the timeout, or the cluster did not converge again");
         sim.CheckAcknowledgedAppliedExactlyOnce();
         sim.CheckEveryProposalAnswered();
 
@@ -213,7 +221,7 @@ public static class Fuzzer
 
         return new FuzzOutcome(seed, n, sim.Proposals.Count, sim.Proposals.Count(p => p.IsAcknowledged),
             sim.Checker.LeaderOfTerm.Count, crashes, sim.Now, sim.Nodes.Sum(x => x.SnapshotsInstalled), sim.Nodes.Sum(x => x.DiskFaults),
-            sim.Reads.Count(r => r.Index is not null));
+            sim.Reads.Count(r => r.Index is not null), sim.Proposals.Count(p => p.Forwarded && p.IsAcknowledged));
     }
 
     /// <summary>One leader that every node follows, its whole log committed and applied everywhere.</summary>

@@ -35,6 +35,7 @@ public sealed class SimCluster
     private readonly bool[] _blocked;
     private readonly List<ClientProposal> _pendingProposals = [];
     private readonly List<ClientProposal> _proposals = [];
+    private readonly Dictionary<ClientProposal, TaskCompletionSource<object?>> _forwardCompletions = [];
     private readonly List<ClientRead> _reads = [];
     private readonly List<ClientRead> _pendingReads = [];
     private readonly VirtualTime _time;
@@ -305,6 +306,7 @@ public sealed class SimCluster
             SnapshotRetainBytes = _options.SnapshotRetainBytes,
             SnapshotChunkBytes = _options.SnapshotChunkBytes,
             SnapshotTransferTimeout = TimeSpan.FromMilliseconds(_options.SnapshotTransferTimeoutMs),
+            Forwarding = new ProposalForwarding { Results = IndexResultCodec.Instance, Timeout = TimeSpan.FromMilliseconds(ForwardTimeoutMs) },
         };
         var disk = node.Disk;
         disk.FaultRandom = new Random((int)(Mix(Seed ^ 0xD15C, (ulong)node.Incarnation * 64 + node.Id) & int.MaxValue));
@@ -592,6 +594,40 @@ public sealed class SimCluster
         return proposal;
     }
 
+    /// <summary>How long a follower waits for the leader's answer to a forwarded proposal before it gives up (virtual ms).</summary>
+    public const int ForwardTimeoutMs = 1_500;
+
+    /// <summary>
+    /// Proposes <paramref name="data"/> through <paramref name="node"/>: its driver forwards it to the leader it knows,
+    /// which proposes it and sends the result back (<see cref="NodeDriver.Forward"/>). Tracked like
+    /// <see cref="Propose"/>: acknowledged when the leader's result arrives, with the index it was applied at.
+    /// </summary>
+    public ClientProposal ProposeThrough(ReadOnlyMemory<byte> data, ulong node)
+    {
+        var target = Node(node);
+        var answer = new TaskCompletionSource<ForwardResult>();
+        if (target.Driver is { } driver)
+        {
+            Drive(target, () => driver.Forward(data, answer));
+            Trace(TraceKind.Propose, target.Id, null, answer.Task.IsCompleted ? $"not forwarded: {answer.Task.Result.Status}" : "forwarded");
+        }
+        else
+        {
+            answer.SetException(new NodeStoppedException($"n{node} is down"));
+        }
+        var completion = new TaskCompletionSource<object?>();
+        var proposal = new ClientProposal(
+            _proposals.Count + 1, node, data, new ProposeResult(ProposeStatus.Accepted, 0, 0, 0), Now, completion.Task, answer.Task);
+        _forwardCompletions[proposal] = completion;
+        _proposals.Add(proposal);
+        _pendingProposals.Add(proposal);
+        UpdateClients();
+        return proposal;
+    }
+
+    /// <summary>Forwarded proposals not answered yet (an answer lost on the way comes at the follower's timeout).</summary>
+    public int PendingForwards => _pendingProposals.Count(p => p.Forwarded);
+
     /// <summary>
     /// Asks <paramref name="node"/> for a linearizable read of its state machine (the last index it applied); the
     /// answer is checked against every write acknowledged before the read began.
@@ -602,7 +638,7 @@ public sealed class SimCluster
         if (target.Driver is not { } driver) throw new InvalidOperationException($"n{node} is down");
         var completion = new TaskCompletionSource<object?>();
         // A read must see every write acknowledged before it began (linearizability's real-time order).
-        var mustSee = _proposals.Where(p => p.IsAcknowledged).Select(p => p.Result.Index).DefaultIfEmpty(0UL).Max();
+        var mustSee = _proposals.Where(p => p.IsAcknowledged).Select(p => p.Index).DefaultIfEmpty(0UL).Max();
         var read = new ClientRead(_reads.Count + 1, node, Now, mustSee, completion.Task);
         _reads.Add(read);
         _pendingReads.Add(read);
@@ -641,6 +677,10 @@ public sealed class SimCluster
                 var count = counts.GetValueOrDefault(p.Data);
                 if (count != 1)
                     throw Violation("acknowledged proposals", $"n{node.Id} applied acknowledged {p} {count} times, not once");
+                // The index the client was answered with holds its command (for a forwarded one: the leader's word).
+                var applied = node.Applied;
+                if (p.Index == 0 || p.Index > (ulong)applied.Count || !applied[(int)p.Index - 1].Data.Span.SequenceEqual(p.Data.Span))
+                    throw Violation("acknowledged proposals", $"n{node.Id} does not hold acknowledged {p} at its index");
             }
         }
     }
@@ -767,19 +807,25 @@ public sealed class SimCluster
         for (int i = _pendingProposals.Count - 1; i >= 0; i--)
         {
             var p = _pendingProposals[i];
+            if (p.Forwarded) AnswerForwarded(p);
             if (!p.Completion.IsCompleted) continue;
             _pendingProposals.RemoveAt(i);
             if (p.Completion.IsCompletedSuccessfully)
             {
                 var index = (ulong)p.Completion.Result!;
-                if (index != p.Result.Index)
+                if (index != p.Index)
                     throw Failure($"{p} was answered with the result of index {index}");
                 p.State = ProposalState.Acknowledged;
                 p.AcknowledgedAt = Now;
             }
             else
             {
-                p.State = p.Completion.Exception?.InnerException is ProposalDroppedException ? ProposalState.Lost : ProposalState.Unknown;
+                p.State = p.Completion.Exception?.InnerException switch
+                {
+                    ProposalDroppedException => ProposalState.Lost,
+                    ForwardNotAppliedException => ProposalState.Rejected,
+                    _ => ProposalState.Unknown,
+                };
             }
         }
         for (int i = _pendingReads.Count - 1; i >= 0; i--)
@@ -797,6 +843,50 @@ public sealed class SimCluster
                     $"read {r.Id} on n{r.Node} (issued at {r.IssuedAt} ms) saw the state at index {seen}, but a write at index {r.MustSee} was acknowledged before it began");
             }
         }
+    }
+
+    /// <summary>
+    /// Turns the follower's answer to a forwarded proposal into the client's: the applied index, or certainly not
+    /// applied, or unknown (a timeout, the leader's word, or the follower stopped).
+    /// </summary>
+    private void AnswerForwarded(ClientProposal p)
+    {
+        var answer = p.ForwardAnswer!;
+        if (!answer.IsCompleted || !_forwardCompletions.Remove(p, out var completion)) return;
+        if (!answer.IsCompletedSuccessfully)
+        {
+            completion.SetException(answer.Exception?.InnerException ?? new InvalidOperationException("forward cancelled"));
+            return;
+        }
+        var result = answer.Result;
+        switch (result.Status)
+        {
+            case ForwardStatus.Applied:
+                var index = (ulong)IndexResultCodec.Instance.Decode(result.Payload.Span)!;
+                p.AppliedIndex = index;
+                completion.SetResult(index);
+                break;
+            case ForwardStatus.NotLeader or ForwardStatus.NotApplied or ForwardStatus.Refused:
+                completion.SetException(new ForwardNotAppliedException(result.Status));
+                break;
+            default:
+                completion.SetException(new ProposalOutcomeUnknownException(0));
+                break;
+        }
+    }
+
+    /// <summary>A forwarded proposal that was certainly not applied (its status says why).</summary>
+    private sealed class ForwardNotAppliedException(ForwardStatus status) : Exception($"not applied: {status}");
+
+    /// <summary>The simulated state machine's result, its entry's index, as 8 bytes.</summary>
+    private sealed class IndexResultCodec : RaftMQ.StateMachine.Sessions.IResultCodec
+    {
+        public static readonly IndexResultCodec Instance = new();
+
+        public byte[] Encode(object? result) => BitConverter.GetBytes((ulong)result!);
+
+        public object? Decode(ReadOnlySpan<byte> bytes) =>
+            bytes.Length == 8 ? BitConverter.ToUInt64(bytes) : throw new FormatException($"an index is 8 bytes, not {bytes.Length}");
     }
 
     private void Schedule(long time, SimEvent ev) => _events.Enqueue(ev, (time, ++_sequence));
@@ -856,7 +946,11 @@ public sealed class SimCluster
     {
         public TimeProvider Time => cluster._time;
 
-        public void Send(RaftMessage message) => cluster.Send(message);
+        public void Send(RaftMessage message)
+        {
+            // A node that crashed sends nothing more (its driver still answers its waiting callers as it stops).
+            if (node.IsUp && node.Incarnation == incarnation) cluster.Send(message);
+        }
 
         public void WriteSnapshotInBackground(SnapshotJob job)
         {

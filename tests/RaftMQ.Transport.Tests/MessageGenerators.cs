@@ -49,9 +49,23 @@ internal static class MessageGenerators
         from data in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>()) from d in Bool
         select (RaftMessage)new SnapshotChunk(f, t, term, new SnapshotMetadata(si, st), o, data, d),
         from f in U64 from t in U64 from term in Bounded from si in Bounded from st in Bounded from o in Bounded from failed in Bool
-        select (RaftMessage)new SnapshotChunkResponse(f, t, term, new SnapshotMetadata(si, st), o, failed));
+        select (RaftMessage)new SnapshotChunkResponse(f, t, term, new SnapshotMetadata(si, st), o, failed),
+        from f in U64 from t in U64 from term in Bounded from id in U64 from command in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>())
+        select (RaftMessage)new ForwardProposal(f, t, term, id, command),
+        from f in U64 from t in U64 from term in Bounded from id in U64
+        from status in Gen.Elements(Enum.GetValues<ForwardStatus>()) from reason in ArbMap.Default.GeneratorFor<byte>()
+        from hint in U64 from code in Text(ForwardResult.MaxCodeBytes) from text in Text(ForwardResult.MaxMessageBytes)
+        from payload in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>())
+        select (RaftMessage)new ForwardResult(f, t, term, id, status, reason, hint, code, text, payload));
 
     public static Arbitrary<RaftMessage> Messages => Message.ToArbitrary();
+
+    /// <summary>Text of any characters (multi-byte ones included), cut to the field's bound in UTF-8 bytes.</summary>
+    private static Gen<string> Text(int maxBytes) =>
+        Gen.Frequency(
+            (3, ArbMap.Default.GeneratorFor<string>().Select(s => s ?? "")),
+            (1, Gen.Elements("", "disk-full", "é€😀", new string('x', maxBytes), new string('é', maxBytes))))
+        .Select(s => ForwardResult.Truncate(string.Concat(s.EnumerateRunes().Select(r => r.ToString())), maxBytes));
 
     /// <summary>Structural equality: records compare entry lists by reference, so AppendEntries is compared by hand.</summary>
     public static bool Same(RaftMessage expected, RaftMessage actual)
@@ -68,6 +82,16 @@ internal static class MessageGenerators
         if (expected is SnapshotChunk c && actual is SnapshotChunk d)
         {
             return c with { Data = default } == d with { Data = default } && c.Data.Span.SequenceEqual(d.Data.Span);
+        }
+
+        if (expected is ForwardProposal p && actual is ForwardProposal q)
+        {
+            return p with { Command = default } == q with { Command = default } && p.Command.Span.SequenceEqual(q.Command.Span);
+        }
+
+        if (expected is ForwardResult r && actual is ForwardResult s)
+        {
+            return r with { Payload = default } == s with { Payload = default } && r.Payload.Span.SequenceEqual(s.Payload.Span);
         }
 
         return expected.Equals(actual);

@@ -93,7 +93,7 @@ public sealed class RaftMessageCodecTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(12)]
+    [InlineData(14)]
     [InlineData(63)]
     [InlineData(128)]
     [InlineData(255)]
@@ -102,6 +102,65 @@ public sealed class RaftMessageCodecTests
         var bytes = new byte[RaftMessageCodec.HeaderSize + 16];
         bytes[0] = type;
         Should.Throw<ProtocolException>(() => RaftMessageCodec.Read(bytes)).Message.ShouldContain($"Unknown message type {type}");
+    }
+
+    [Fact]
+    public void A_forward_result_round_trips_its_text_and_payload()
+    {
+        var message = new ForwardResult(2, 3, 7, ulong.MaxValue, ForwardStatus.Refused, 5, 2, "disk-full", "plus de place: é€😀", new byte[] { 0, 1, 255 });
+        var decoded = (ForwardResult)RaftMessageCodec.Read(RaftMessageCodec.Encode(message));
+        decoded.Code.ShouldBe("disk-full");
+        decoded.Message.ShouldBe("plus de place: é€😀");
+        decoded.Payload.ToArray().ShouldBe(new byte[] { 0, 1, 255 });
+        (decoded with { Payload = default }).ShouldBe(message with { Payload = default });
+    }
+
+    [Fact]
+    public void A_forward_proposal_whose_command_length_passes_the_frame_is_refused_before_allocating()
+    {
+        var bytes = RaftMessageCodec.Encode(new ForwardProposal(1, 2, 3, 4, new byte[] { 9 }));
+        BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(RaftMessageCodec.HeaderSize + 8), int.MaxValue);
+        Should.Throw<ProtocolException>(() => RaftMessageCodec.Read(bytes)).Message.ShouldContain("Forwarded command of 2147483647 bytes");
+    }
+
+    [Fact]
+    public void A_forward_result_with_an_oversized_or_lying_field_is_refused()
+    {
+        var bytes = RaftMessageCodec.Encode(new ForwardResult(1, 2, 3, 4, ForwardStatus.Applied, 0, 0, "", "", new byte[] { 9 }));
+        var fixedEnd = RaftMessageCodec.HeaderSize + 8 + 1 + 1 + 8;
+
+        var status = (byte[])bytes.Clone();
+        status[RaftMessageCodec.HeaderSize + 8] = 5;
+        Should.Throw<ProtocolException>(() => RaftMessageCodec.Read(status)).Message.ShouldContain("Unknown forward status 5");
+
+        var code = (byte[])bytes.Clone();
+        code[fixedEnd] = ForwardResult.MaxCodeBytes + 1;
+        Should.Throw<ProtocolException>(() => RaftMessageCodec.Read(code)).Message.ShouldContain("over its bound");
+
+        var text = (byte[])bytes.Clone();
+        BinaryPrimitives.WriteUInt16BigEndian(text.AsSpan(fixedEnd + 1), ForwardResult.MaxMessageBytes + 1);
+        Should.Throw<ProtocolException>(() => RaftMessageCodec.Read(text)).Message.ShouldContain("over its bound");
+
+        var payload = (byte[])bytes.Clone();
+        BinaryPrimitives.WriteUInt32BigEndian(payload.AsSpan(fixedEnd + 1 + 2), uint.MaxValue);
+        Should.Throw<ProtocolException>(() => RaftMessageCodec.Read(payload)).Message.ShouldContain("payload of 4294967295 bytes");
+    }
+
+    [Fact]
+    public void A_forward_result_code_that_is_not_utf8_is_refused()
+    {
+        var bytes = RaftMessageCodec.Encode(new ForwardResult(1, 2, 3, 4, ForwardStatus.Refused, 0, 0, "ab", "", ReadOnlyMemory<byte>.Empty));
+        bytes[RaftMessageCodec.HeaderSize + 8 + 1 + 1 + 8 + 1] = 0xFF;
+        Should.Throw<ProtocolException>(() => RaftMessageCodec.Read(bytes)).Message.ShouldContain("not valid UTF-8");
+    }
+
+    [Fact]
+    public void A_forward_result_over_its_text_bounds_cannot_be_built()
+    {
+        Should.Throw<ArgumentException>(() => new ForwardResult(1, 2, 3, 4, ForwardStatus.Refused, 0, 0, new string('c', ForwardResult.MaxCodeBytes + 1), "", default));
+        Should.Throw<ArgumentException>(() => new ForwardResult(1, 2, 3, 4, ForwardStatus.Refused, 0, 0, "", new string('é', ForwardResult.MaxMessageBytes), default));
+        ForwardResult.Truncate(new string('é', ForwardResult.MaxMessageBytes), ForwardResult.MaxMessageBytes).Length.ShouldBe(ForwardResult.MaxMessageBytes / 2);
+        ForwardResult.Truncate("a😀", 4).ShouldBe("a");
     }
 
     [Fact]
