@@ -10,7 +10,7 @@ namespace RaftMQ.Raft;
 /// handles and then acknowledges with <see cref="Advance"/>. The same inputs always give the same outputs.
 /// </summary>
 /// <remarks>Not thread-safe: one owner (a node's event loop or a test) calls it.</remarks>
-public sealed class RaftNode
+public sealed partial class RaftNode
 {
     private readonly RaftOptions _options;
     private readonly RaftLog _log;
@@ -40,9 +40,11 @@ public sealed class RaftNode
         options.Validate();
         _options = options;
         Id = options.Id;
-        _tracker = new ProgressTracker(Id, new JointConfig(options.Voters), options.MaxInflightAppends);
+        var initial = storage.Snapshot.Configuration ?? new ClusterConfiguration(options.Voters);
+        _tracker = new ProgressTracker(Id, initial, options.MaxInflightAppends);
         _random = new SplitMix64(options.RandomSeed ^ (options.Id * 0x9E3779B97F4A7C15UL));
         _log = new RaftLog(storage, options.Applied);
+        LoadConfigurations(initial);
         var hs = storage.HardState;
         Term = hs.Term;
         Vote = hs.Vote;
@@ -83,8 +85,11 @@ public sealed class RaftNode
     /// <summary>Index of the first entry still in the log (after the snapshot).</summary>
     public ulong FirstIndex => _log.FirstIndex;
 
-    /// <summary>Ids of the voting members.</summary>
+    /// <summary>Ids of the voting members of the current configuration.</summary>
     public IReadOnlyList<ulong> Voters => _tracker.Voters;
+
+    /// <summary>Ids of the learners of the current configuration.</summary>
+    public IReadOnlyList<ulong> Learners => _tracker.Learners;
 
     /// <summary>Leader, role and term as one value.</summary>
     public SoftState SoftState => new(Leader, Role, Term);
@@ -123,6 +128,7 @@ public sealed class RaftNode
     {
         EnsureNoOutstandingReady();
         if (Role != Role.Leader) return new ProposeResult(ProposeStatus.NotLeader, 0, 0, Leader);
+        if (_transferTarget != 0) return new ProposeResult(ProposeStatus.Transferring, 0, 0, Id);
         if (command.Length > _options.MaxEntryBytes) return new ProposeResult(ProposeStatus.TooLarge, 0, 0, Id);
         var entry = new Entry(_log.LastIndex + 1, Term, EntryType.Command, command);
         // Bound the uncommitted tail, but always let one entry through so a big command cannot wedge the leader.
@@ -160,15 +166,17 @@ public sealed class RaftNode
     {
         ArgumentNullException.ThrowIfNull(message);
         EnsureNoOutstandingReady();
-        if (message.To != Id || message.From == Id || !_tracker.IsVoter(message.From)) return;
+        if (message.To != Id || message.From == Id || !AcceptsFrom(message)) return;
         // Snapshot bytes are the runtime's business; the core sees the finished transfer as InstallSnapshot.
         if (message is SnapshotChunk or SnapshotChunkResponse) return;
 
         if (message.Term > Term)
         {
-            if (message is RequestVote && _options.CheckQuorum && Leader != 0 && _electionElapsed < _options.ElectionTicks)
+            if (message is RequestVote { LeadershipTransfer: false } && _options.CheckQuorum && Leader != 0
+                && _electionElapsed < _options.ElectionTicks)
             {
-                // Thesis §4.2.3: while we hear from a current leader, ignore (pre-)vote requests from a disruptive node.
+                // Thesis §4.2.3: while we hear from a current leader, ignore (pre-)vote requests from a disruptive node;
+                // an election the leader itself asked for (§3.10) is the exception.
                 return;
             }
             if (message is RequestVote { PreVote: true } or RequestVoteResponse { PreVote: true, Granted: true })
@@ -313,6 +321,11 @@ public sealed class RaftNode
     {
         _heartbeatElapsed++;
         _electionElapsed++;
+        if (_transferTarget != 0 && ++_transferElapsed >= _options.ElectionTicks)
+        {
+            // Thesis §3.10: the target did not take over within an election timeout; lead on and accept proposals.
+            AbortLeadershipTransfer();
+        }
         if (_electionElapsed >= _options.ElectionTicks)
         {
             _electionElapsed = 0;
@@ -332,6 +345,8 @@ public sealed class RaftNode
 
     private void StartElection()
     {
+        // A learner, a removed node or one that has not joined yet never campaigns.
+        if (!_tracker.IsVoter(Id)) return;
         if (_options.PreVote) BecomePreCandidate();
         else Campaign();
     }
@@ -352,7 +367,7 @@ public sealed class RaftNode
             if (peer != Id) Send(new RequestVote(Id, peer, Term + 1, _log.LastIndex, _log.LastTerm, true));
     }
 
-    private void Campaign()
+    private void Campaign(bool leadershipTransfer = false)
     {
         Reset(Term + 1);
         Role = Role.Candidate;
@@ -364,7 +379,7 @@ public sealed class RaftNode
             return;
         }
         foreach (var peer in _tracker.Voters)
-            if (peer != Id) Send(new RequestVote(Id, peer, Term, _log.LastIndex, _log.LastTerm, false));
+            if (peer != Id) Send(new RequestVote(Id, peer, Term, _log.LastIndex, _log.LastTerm, false, leadershipTransfer));
     }
 
     private void HandleRequestVote(RequestVote rv)
@@ -439,6 +454,10 @@ public sealed class RaftNode
                 Leader = snap.From;
                 HandleInstallSnapshot(snap);
                 break;
+            case TimeoutNow:
+                // Thesis §3.10: the leader brought our log up to date and asks us to take over at once.
+                if (_tracker.IsVoter(Id)) Campaign(leadershipTransfer: true);
+                break;
         }
     }
 
@@ -460,6 +479,7 @@ public sealed class RaftNode
         else
         {
             _log.Restore(snap);
+            RestoreConfiguration(snap);
         }
         Send(new AppendEntriesResponse(Id, m.From, Term, false, snap.Index, 0, 0));
     }
@@ -488,8 +508,10 @@ public sealed class RaftNode
             Send(new AppendEntriesResponse(Id, ae.From, Term, false, _log.Committed, 0, 0));
             return;
         }
+        if (!ConfigurationEntriesValid(ae)) return;
         if (_log.TryAppend(ae.PrevLogIndex, ae.PrevLogTerm, ae.Entries, out var lastNew))
         {
+            NoteAppended(ae.PrevLogIndex, ae.Entries);
             // Figure 2, AppendEntries rule 5: commit up to min(leaderCommit, index of last new entry).
             _log.CommitTo(Math.Min(ae.LeaderCommit, lastNew));
             Send(new AppendEntriesResponse(Id, ae.From, Term, false, lastNew, 0, 0));
@@ -544,6 +566,7 @@ public sealed class RaftNode
                 while (SendAppend(r.From, sendIfEmpty: false))
                 {
                 }
+                if (r.From == _transferTarget) MaybeSendTimeoutNow();
                 break;
             case HeartbeatResponse h when _tracker.TryGetProgress(h.From, out var pr):
                 pr.RecentActive = true;
@@ -570,6 +593,8 @@ public sealed class RaftNode
         {
             // §7: the entries this follower needs are compacted away; it gets the snapshot instead.
             var snapshot = _log.StorageSnapshot;
+            // The follower adopts the configuration as of the snapshot with it (§4 with §7).
+            snapshot = snapshot with { Configuration = snapshot.Configuration ?? ConfigurationAt(snapshot.Index) };
             Send(new InstallSnapshot(Id, to, Term, snapshot));
             pr.BecomeSnapshot(snapshot.Index);
             return true;
@@ -589,7 +614,7 @@ public sealed class RaftNode
 
     private void BroadcastHeartbeat()
     {
-        foreach (var peer in _tracker.Voters)
+        foreach (var peer in _tracker.Replicas)
         {
             if (peer == Id) continue;
             var pr = _tracker[peer];
@@ -610,9 +635,10 @@ public sealed class RaftNode
         if (_broadcastPending)
         {
             _broadcastPending = false;
-            foreach (var peer in _tracker.Voters)
+            foreach (var peer in _tracker.Replicas)
                 if (peer != Id) SendAppend(peer, sendIfEmpty: true);
         }
+        MaybeStepDownAfterRemoval();
     }
 
     /// <summary>§5.3/§5.4.2: commit the highest index a quorum holds, but only an entry of the current term.</summary>
@@ -709,6 +735,8 @@ public sealed class RaftNode
         _readRoundPending = false;
         _broadcastPending = false;
         _uncommittedBytes = 0;
+        _transferTarget = 0;
+        _transferElapsed = 0;
     }
 
     private void BecomeFollower(ulong term, ulong leader)

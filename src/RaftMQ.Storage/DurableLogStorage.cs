@@ -249,7 +249,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
                 throw new ArgumentException($"entries are not consecutive: {e.Index} at position {k} after {first}", nameof(entries));
             if (e.Data.Length > _options.MaxEntryBytes)
                 throw new ArgumentException($"entry {e.Index} has {e.Data.Length} bytes, over MaxEntryBytes {_options.MaxEntryBytes}", nameof(entries));
-            if (e.Type is not (EntryType.Command or EntryType.NoOp))
+            if (e.Type is not (EntryType.Command or EntryType.NoOp or EntryType.Configuration))
                 throw new ArgumentException($"entry {e.Index} has unknown type {e.Type}", nameof(entries));
         }
     }

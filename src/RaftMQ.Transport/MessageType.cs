@@ -18,6 +18,9 @@ public enum MessageType : byte
     InstallSnapshot = 9,
     SnapshotChunk = 10,
     SnapshotChunkResponse = 11,
+    TimeoutNow = 12,
+    /// <summary>A <c>RequestVote</c> of an election the leader asked for (leadership transfer); same fields as RequestVote.</summary>
+    TransferVote = 13,
 
     HandshakeHello = 128,
     HandshakeChallenge = 129,
