@@ -58,10 +58,10 @@ public sealed class ClusterConfiguration : IEquatable<ClusterConfiguration>
     public bool IsMember(ulong id) => IsVoter(id) || IsLearner(id);
 
     /// <summary>This configuration with <paramref name="id"/> added as a learner.</summary>
-    public ClusterConfiguration WithLearner(ulong id) => new(_voters, [.. _learners, id]);
+    public ClusterConfiguration WithLearner(ulong id) => new(_voters, _learners.Append(id));
 
     /// <summary>This configuration with <paramref name="id"/> a voter (a learner is promoted).</summary>
-    public ClusterConfiguration WithVoter(ulong id) => new([.. _voters, id], _learners.Where(l => l != id));
+    public ClusterConfiguration WithVoter(ulong id) => new(_voters.Append(id), _learners.Where(l => l != id));
 
     /// <summary>This configuration without <paramref name="id"/>.</summary>
     public ClusterConfiguration Without(ulong id) => new(_voters.Where(v => v != id), _learners.Where(l => l != id));

@@ -46,6 +46,14 @@ public readonly record struct SnapshotMetadata(ulong Index, ulong Term)
     /// <see cref="RaftOptions.Voters"/>).
     /// </summary>
     public ClusterConfiguration? Configuration { get; init; }
+
+    /// <summary>
+    /// Two metadata are equal when they name the same snapshot point (index and term). The configuration is not
+    /// compared: by the log matching property it is determined by that point, and it may be known on one side only.
+    /// </summary>
+    public bool Equals(SnapshotMetadata other) => Index == other.Index && Term == other.Term;
+
+    public override int GetHashCode() => HashCode.Combine(Index, Term);
 }
 
 /// <summary>The role a node plays (§5.1); <see cref="PreCandidate"/> is the pre-vote phase (thesis §9.6).</summary>

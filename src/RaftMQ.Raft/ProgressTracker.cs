@@ -45,6 +45,7 @@ internal sealed class ProgressTracker
         Config = config;
         Learners = learners;
         Replicas = [.. config.Ids.Union(learners).Order()];
+        ReplicationTargets = Replicas;
         _matchOf = id => _progress[id].Match;
         _readRoundAckOf = id => id == _self ? ReadRound : _progress[id].ReadRoundAck;
         // The leader is always active to itself; followers must have been heard from since the last check.
@@ -69,19 +70,41 @@ internal sealed class ProgressTracker
     public bool IsLearner(ulong id) => Learners.Contains(id);
 
     /// <summary>
+    /// Members a leader removed by a change not yet committed: they still get the log (so that they learn of their
+    /// removal and do not campaign) but count in no quorum.
+    /// </summary>
+    public IReadOnlyList<ulong> Departing { get; private set; } = [];
+
+    /// <summary>Every node a leader sends entries and heartbeats to: <see cref="Replicas"/> and <see cref="Departing"/>.</summary>
+    public IReadOnlyList<ulong> ReplicationTargets { get; private set; } = [];
+
+    /// <summary>
     /// Switches to <paramref name="configuration"/>. While leading, a new member gets a progress probed from
-    /// <paramref name="next"/> and a member that left loses its progress (this node keeps its own).
+    /// <paramref name="next"/> and a member that left becomes <see cref="Departing"/> (this node keeps its own).
     /// </summary>
     public void SetConfiguration(ClusterConfiguration configuration, ulong next)
     {
         Config = new JointConfig(configuration.Voters);
         Learners = configuration.Learners;
         Replicas = [.. Config.Ids.Union(Learners).Order()];
-        if (_progress.Count == 0) return;
+        if (_progress.Count == 0)
+        {
+            Departing = [];
+            ReplicationTargets = Replicas;
+            return;
+        }
         foreach (var id in Replicas)
             if (!_progress.ContainsKey(id)) _progress[id] = new Progress(next, _maxInflight);
-        foreach (var id in _progress.Keys.ToList())
-            if (id != _self && !Replicas.Contains(id)) _progress.Remove(id);
+        Departing = [.. _progress.Keys.Where(id => id != _self && !Replicas.Contains(id)).Order()];
+        ReplicationTargets = [.. Replicas.Union(Departing).Order()];
+    }
+
+    /// <summary>Stops tracking departing member <paramref name="id"/>: the change that removed it committed.</summary>
+    public void ForgetDeparting(ulong id)
+    {
+        _progress.Remove(id);
+        Departing = [.. Departing.Where(d => d != id)];
+        ReplicationTargets = [.. Replicas.Union(Departing).Order()];
     }
 
     /// <summary>Whether this node alone is a quorum (a cluster of one): nobody to wait for.</summary>
@@ -102,13 +125,20 @@ internal sealed class ProgressTracker
     public void ResetProgress(ulong next)
     {
         _progress.Clear();
+        Departing = [];
+        ReplicationTargets = Replicas;
         foreach (var id in Replicas) _progress[id] = new Progress(next, _maxInflight);
         // A leader that is being removed still tracks its own log.
         _progress.TryAdd(_self, new Progress(next, _maxInflight));
     }
 
     /// <summary>Forgets all progress (this node is no longer leader).</summary>
-    public void ClearProgress() => _progress.Clear();
+    public void ClearProgress()
+    {
+        _progress.Clear();
+        Departing = [];
+        ReplicationTargets = Replicas;
+    }
 
     /// <summary>The progress of voter <paramref name="id"/>; only while leading.</summary>
     public Progress this[ulong id] => _progress[id];
@@ -126,7 +156,11 @@ internal sealed class ProgressTracker
     public void ResetRecentActive()
     {
         foreach (var (id, pr) in _progress)
-            if (id != _self) pr.RecentActive = false;
+        {
+            if (id == _self) continue;
+            pr.SilentLastPeriod = !pr.RecentActive;
+            pr.RecentActive = false;
+        }
     }
 
     // ---- read rounds (thesis §6.4) ----

@@ -9,6 +9,10 @@ public sealed partial class RaftNode
     // The configuration as of the start of the log (the snapshot's, or the initial one from the options).
     private ClusterConfiguration _baseConfiguration = ClusterConfiguration.Empty;
 
+    // The last candidate outside the configuration this node granted a pre-vote, and for which term: its real vote
+    // request is then heard too.
+    private (ulong From, ulong Term) _preVoteGrantedToNonMember;
+
     private ulong _transferTarget;
     private int _transferElapsed;
     private bool _timeoutNowSent;
@@ -174,7 +178,8 @@ public sealed partial class RaftNode
     private void RestoreConfiguration(SnapshotMetadata snapshot)
     {
         var before = Configuration;
-        _baseConfiguration = snapshot.Configuration ?? ConfigurationAt(snapshot.Index);
+        // Without a configuration in the snapshot, the one this node had as of the start of its log is kept.
+        _baseConfiguration = snapshot.Configuration ?? _baseConfiguration;
         _configurations.Clear();
         if (!Configuration.Equals(before)) ApplyConfiguration();
     }
@@ -198,10 +203,47 @@ public sealed partial class RaftNode
         ReleaseConfirmedReads();
     }
 
-    /// <summary>Messages from non-members are dropped, except a leader's and a candidate's (thesis §4.1: a node whose log lags must still hear them).</summary>
-    private bool AcceptsFrom(RaftMessage message) =>
-        _tracker.Replicas.Contains(message.From)
-        || message is AppendEntries or Heartbeat or InstallSnapshot or TimeoutNow or RequestVote;
+    /// <summary>
+    /// Messages from outside the configuration are dropped (a stray or misrouted message must not move the term), with
+    /// the exceptions a changing membership needs (thesis §4.1): a node whose log lags behind the change that added
+    /// the leader still takes the leader's entries and snapshots, and then its heartbeats in the term it adopted; a
+    /// node that has not joined yet (no voters known) takes whatever a leader sends.
+    /// </summary>
+    private bool AcceptsFrom(RaftMessage message)
+    {
+        if (_tracker.Replicas.Contains(message.From)) return true;
+        // A leader still hears from the members it is removing.
+        if (Role == Role.Leader) return _tracker.TryGetProgress(message.From, out _);
+        if (message is AppendEntries or InstallSnapshot) return true;
+        // Heartbeats, and the request to take over from a leader that removed itself, from the leader already followed.
+        if (message is Heartbeat or TimeoutNow) return _tracker.Voters.Count == 0 || (message.Term == Term && message.From == Leader);
+        // A candidate this node does not know may be a voter of a configuration its log lacks, whose vote it needs
+        // (thesis §4.1). A pre-vote moves no term, so it is heard; the real request only after a granted pre-vote
+        // (or when pre-votes are off), and a leadership transfer's, which a leader of this cluster asked for.
+        if (message is RequestVote rv)
+        {
+            return rv.PreVote || rv.LeadershipTransfer || !_options.PreVote
+                || _preVoteGrantedToNonMember == (rv.From, rv.Term);
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Whether this node may campaign: it is a voter of its latest configuration, or a change that removes it is not
+    /// yet known to be committed and it was a voter before it. The second case lets a removed leader that lost its
+    /// leadership before the change committed finish the change: its votes come from the new configuration's voters,
+    /// and once the change commits it steps down. A node whose removal is committed never campaigns.
+    /// </summary>
+    private bool Promotable
+    {
+        get
+        {
+            if (_tracker.IsVoter(Id)) return true;
+            if (ConfigurationIndex <= _log.Committed) return false;
+            var previous = _configurations.Count >= 2 ? _configurations[^2].Configuration : _baseConfiguration;
+            return previous.IsVoter(Id);
+        }
+    }
 
     // ---- proposing a change ----
 
@@ -264,6 +306,23 @@ public sealed partial class RaftNode
         Send(new TimeoutNow(Id, _transferTarget, Term));
         _timeoutNowSent = true;
         return true;
+    }
+
+    /// <summary>
+    /// Once the change removing them committed, stops replicating to departing members: each as soon as it holds the
+    /// change, after a last heartbeat telling it the change committed (so that it stays quiet), and the others when an
+    /// election timeout has passed since (a removed node is often a dead one).
+    /// </summary>
+    private void MaybeForgetDeparting(bool periodEnded)
+    {
+        if (_tracker.Departing.Count == 0 || _log.Committed < ConfigurationIndex) return;
+        foreach (var id in _tracker.Departing.ToArray())
+        {
+            var match = _tracker[id].Match;
+            if (match < ConfigurationIndex && !periodEnded) continue;
+            Send(new Heartbeat(Id, id, Term, Math.Min(match, _log.Committed), 0));
+            _tracker.ForgetDeparting(id);
+        }
     }
 
     private void AbortLeadershipTransfer()

@@ -329,7 +329,9 @@ public sealed partial class RaftNode
         if (_electionElapsed >= _options.ElectionTicks)
         {
             _electionElapsed = 0;
-            if (_options.CheckQuorum && !QuorumRecentlyActive())
+            var quorumActive = QuorumRecentlyActive();
+            MaybeForgetDeparting(periodEnded: true);
+            if (_options.CheckQuorum && !quorumActive)
             {
                 // Thesis §6.2: a leader that has not heard from a majority for an election timeout steps down.
                 BecomeFollower(Term, 0);
@@ -345,8 +347,13 @@ public sealed partial class RaftNode
 
     private void StartElection()
     {
-        // A learner, a removed node or one that has not joined yet never campaigns.
-        if (!_tracker.IsVoter(Id)) return;
+        if (!Promotable)
+        {
+            // A learner, a removed node or one that has not joined yet never campaigns; it only stops counting on a
+            // leader it no longer hears from, so that it answers the vote requests of a new one.
+            Leader = 0;
+            return;
+        }
         if (_options.PreVote) BecomePreCandidate();
         else Campaign();
     }
@@ -389,6 +396,7 @@ public sealed partial class RaftNode
         // §5.4.1: only for a candidate whose log is at least as up to date as ours.
         if (canVote && _log.IsUpToDate(rv.LastLogIndex, rv.LastLogTerm))
         {
+            if (rv.PreVote && !_tracker.Replicas.Contains(rv.From)) _preVoteGrantedToNonMember = (rv.From, rv.Term);
             Send(new RequestVoteResponse(Id, rv.From, rv.Term, true, rv.PreVote));
             if (!rv.PreVote)
             {
@@ -456,7 +464,7 @@ public sealed partial class RaftNode
                 break;
             case TimeoutNow:
                 // Thesis §3.10: the leader brought our log up to date and asks us to take over at once.
-                if (_tracker.IsVoter(Id)) Campaign(leadershipTransfer: true);
+                if (Promotable) Campaign(leadershipTransfer: true);
                 break;
         }
     }
@@ -567,6 +575,7 @@ public sealed partial class RaftNode
                 {
                 }
                 if (r.From == _transferTarget) MaybeSendTimeoutNow();
+                if (_tracker.Departing.Count > 0) MaybeForgetDeparting(periodEnded: false);
                 break;
             case HeartbeatResponse h when _tracker.TryGetProgress(h.From, out var pr):
                 pr.RecentActive = true;
@@ -586,8 +595,8 @@ public sealed partial class RaftNode
     /// <summary>Sends the follower the entries from its Next; false when paused or (unless asked) nothing to send.</summary>
     private bool SendAppend(ulong to, bool sendIfEmpty)
     {
-        var pr = _tracker[to];
-        if (pr.IsPaused) return false;
+        // A member removed by a change that just committed has no progress any more.
+        if (!_tracker.TryGetProgress(to, out var pr) || pr.IsPaused) return false;
         var prevIndex = pr.Next - 1;
         if (!_log.TryTerm(prevIndex, out var prevTerm))
         {
@@ -614,11 +623,19 @@ public sealed partial class RaftNode
 
     private void BroadcastHeartbeat()
     {
-        foreach (var peer in _tracker.Replicas)
+        foreach (var peer in _tracker.ReplicationTargets)
         {
             if (peer == Id) continue;
             var pr = _tracker[peer];
             Send(new Heartbeat(Id, peer, Term, Math.Min(pr.Match, _log.Committed), _tracker.ReadRound));
+            if (pr.State == ReplicationState.Probe && pr.ProbeSent && pr.SilentLastPeriod && !pr.RecentActive
+                && _log.TryTerm(pr.Next - 1, out var prevTerm))
+            {
+                // A follower whose log lags behind the change that added this leader drops its heartbeats (it does not
+                // know the sender) but takes appends (thesis §4.1): after a silent election timeout an empty append
+                // re-sends the lost probe.
+                Send(new AppendEntries(Id, peer, Term, pr.Next - 1, prevTerm, [], _log.Committed));
+            }
         }
     }
 
@@ -635,7 +652,7 @@ public sealed partial class RaftNode
         if (_broadcastPending)
         {
             _broadcastPending = false;
-            foreach (var peer in _tracker.Replicas)
+            foreach (var peer in _tracker.ReplicationTargets)
                 if (peer != Id) SendAppend(peer, sendIfEmpty: true);
         }
         MaybeStepDownAfterRemoval();
@@ -652,6 +669,7 @@ public sealed partial class RaftNode
 #endif
         var firstCommitInTerm = _log.Term(_log.Committed) != Term;
         _log.CommitTo(candidate);
+        MaybeForgetDeparting(periodEnded: false);
         if (firstCommitInTerm && _readsAwaitingCommit.Count > 0)
         {
             foreach (var r in _readsAwaitingCommit) StartRead(r.Context, r.From);
