@@ -18,9 +18,11 @@ public enum MessageType : byte
     InstallSnapshot = 9,
     SnapshotChunk = 10,
     SnapshotChunkResponse = 11,
-    TimeoutNow = 12,
+
+    // Membership and leadership transfer take 32 and up.
+    TimeoutNow = 32,
     /// <summary>A <c>RequestVote</c> of an election the leader asked for (leadership transfer); same fields as RequestVote.</summary>
-    TransferVote = 13,
+    TransferVote = 33,
 
     HandshakeHello = 128,
     HandshakeChallenge = 129,

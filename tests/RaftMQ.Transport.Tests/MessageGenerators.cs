@@ -16,9 +16,20 @@ internal static class MessageGenerators
     private static readonly Gen<Entry> EntryGen =
         from index in U64
         from term in U64
-        from type in Gen.Elements(EntryType.Command, EntryType.NoOp)
+        from type in Gen.Elements(EntryType.Command, EntryType.NoOp, EntryType.Configuration)
         from data in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>())
         select new Entry(index, term, type, data);
+
+    private static readonly Gen<ClusterConfiguration?> ConfigurationGen = Gen.Frequency(
+        (1, Gen.Constant<ClusterConfiguration?>(null)),
+        (2, from ids in Gen.Shuffle(Enumerable.Range(1, 80).Select(i => (ulong)i).ToArray())
+            from voters in Gen.Choose(0, 8)
+            from learners in Gen.Choose(0, 4)
+            select (ClusterConfiguration?)new ClusterConfiguration(ids.Take(voters), ids.Skip(voters).Take(learners))));
+
+    private static readonly Gen<SnapshotMetadata> SnapshotGen =
+        from si in U64 from st in U64 from c in ConfigurationGen
+        select new SnapshotMetadata(si, st) { Configuration = c };
 
     public static readonly Gen<RaftMessage> Message = Gen.OneOf(
         from f in U64 from t in U64 from term in U64 from i in U64 from lt in U64 from pv in Bool
@@ -38,13 +49,17 @@ internal static class MessageGenerators
         select (RaftMessage)new ReadIndexRequest(f, t, term, ctx),
         from f in U64 from t in U64 from term in U64 from ctx in U64 from i in U64
         select (RaftMessage)new ReadIndexResponse(f, t, term, ctx, i),
-        from f in U64 from t in U64 from term in U64 from si in U64 from st in U64
-        select (RaftMessage)new InstallSnapshot(f, t, term, new SnapshotMetadata(si, st)),
-        from f in U64 from t in U64 from term in U64 from si in U64 from st in U64 from o in U64
+        from f in U64 from t in U64 from term in U64 from snap in SnapshotGen
+        select (RaftMessage)new InstallSnapshot(f, t, term, snap),
+        from f in U64 from t in U64 from term in U64 from snap in SnapshotGen from o in U64
         from data in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>()) from d in Bool
-        select (RaftMessage)new SnapshotChunk(f, t, term, new SnapshotMetadata(si, st), o, data, d),
-        from f in U64 from t in U64 from term in U64 from si in U64 from st in U64 from o in U64 from failed in Bool
-        select (RaftMessage)new SnapshotChunkResponse(f, t, term, new SnapshotMetadata(si, st), o, failed));
+        select (RaftMessage)new SnapshotChunk(f, t, term, snap, o, data, d),
+        from f in U64 from t in U64 from term in U64 from snap in SnapshotGen from o in U64 from failed in Bool
+        select (RaftMessage)new SnapshotChunkResponse(f, t, term, snap, o, failed),
+        from f in U64 from t in U64 from term in U64
+        select (RaftMessage)new TimeoutNow(f, t, term),
+        from f in U64 from t in U64 from term in U64 from i in U64 from lt in U64 from pv in Bool
+        select (RaftMessage)new RequestVote(f, t, term, i, lt, pv, LeadershipTransfer: true));
 
     public static Arbitrary<RaftMessage> Messages => Message.ToArbitrary();
 
@@ -62,9 +77,17 @@ internal static class MessageGenerators
 
         if (expected is SnapshotChunk c && actual is SnapshotChunk d)
         {
-            return c with { Data = default } == d with { Data = default } && c.Data.Span.SequenceEqual(d.Data.Span);
+            return c with { Data = default } == d with { Data = default } && c.Data.Span.SequenceEqual(d.Data.Span)
+                && Equals(c.Snapshot.Configuration, d.Snapshot.Configuration);
         }
 
-        return expected.Equals(actual);
+        // Snapshot metadata compare by index and term only: the configuration is compared on its own.
+        var configurationsMatch = (expected, actual) switch
+        {
+            (InstallSnapshot x, InstallSnapshot y) => Equals(x.Snapshot.Configuration, y.Snapshot.Configuration),
+            (SnapshotChunkResponse x, SnapshotChunkResponse y) => Equals(x.Snapshot.Configuration, y.Snapshot.Configuration),
+            _ => true,
+        };
+        return expected.Equals(actual) && configurationsMatch;
     }
 }
