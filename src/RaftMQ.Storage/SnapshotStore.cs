@@ -11,8 +11,21 @@ namespace RaftMQ.Storage;
 public sealed class SnapshotStore
 {
     internal const ulong Magic = 0x4E53514D54464152; // "RAFTMQSN"
+
+    /// <summary>The header layout without a cluster configuration: 48 bytes, then the data.</summary>
     internal const ushort Version = 1;
+
+    /// <summary>
+    /// The layout of a snapshot that records its cluster configuration: the 48 bytes of version 1 (whose header
+    /// length field then covers the extension), the encoded configuration, its CRC-32C (u32), then the data. A
+    /// snapshot without a configuration is still written as version 1.
+    /// </summary>
+    internal const ushort VersionWithConfiguration = 2;
+
     internal const int HeaderBytes = 48;
+
+    /// <summary>The longest header: version 2 with a configuration of the most members.</summary>
+    internal const int MaxHeaderBytes = HeaderBytes + 5 + (8 * ClusterConfiguration.MaxMembers) + 4;
     private const string TempSuffix = ".tmp";
     private long _writers;
 
@@ -91,15 +104,16 @@ public sealed class SnapshotStore
         var file = _fs.Open(path, create: false);
         try
         {
-            Span<byte> header = stackalloc byte[HeaderBytes];
-            var problem = CheckHeader(header[..file.Read(0, header)], latest.Value, file.Length, out var dataLength, out var dataCrc);
+            Span<byte> header = stackalloc byte[MaxHeaderBytes];
+            var problem = CheckHeader(header[..file.Read(0, header)], latest.Value, file.Length, out var dataLength, out var dataCrc,
+                out var headerLength, out var configuration);
             if (problem is null)
             {
                 var buffer = new byte[1024 * 1024];
                 var crc = ~0u;
                 for (long pos = 0; pos < dataLength;)
                 {
-                    var n = file.Read(HeaderBytes + pos, buffer.AsSpan(0, (int)Math.Min(buffer.Length, dataLength - pos)));
+                    var n = file.Read(headerLength + pos, buffer.AsSpan(0, (int)Math.Min(buffer.Length, dataLength - pos)));
                     if (n == 0) break;
                     crc = Crc32C.Append(crc, buffer.AsSpan(0, n));
                     pos += n;
@@ -113,13 +127,35 @@ public sealed class SnapshotStore
                     "Do not start the node on this directory; restore it from a backup, or remove the node's data directory so it rejoins empty " +
                     "and receives a snapshot from the leader.", path, 0);
             }
-            return new SnapshotStream(latest.Value, file, HeaderBytes, dataLength, _fs is PhysicalFileSystem ? path : null);
+            var metadata = latest.Value with { Configuration = configuration };
+            return new SnapshotStream(metadata, file, headerLength, dataLength, _fs is PhysicalFileSystem ? path : null);
         }
         catch
         {
             file.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The cluster configuration recorded in the header of the snapshot ending at <paramref name="snapshot"/> (null
+    /// when it records none, or there is no such file). Reads the header only; <see cref="OpenLatest"/> checks the data.
+    /// </summary>
+    /// <exception cref="StorageCorruptedException">The snapshot's header is damaged.</exception>
+    public ClusterConfiguration? ReadConfiguration(SnapshotMetadata snapshot)
+    {
+        var path = Path.Combine(Directory, FileName(snapshot));
+        if (!_fs.FileExists(path)) return null;
+        using var file = _fs.Open(path, create: false);
+        Span<byte> header = stackalloc byte[MaxHeaderBytes];
+        var problem = CheckHeader(header[..file.Read(0, header)], snapshot, file.Length, out _, out _, out _, out var configuration);
+        if (problem is not null)
+        {
+            throw new StorageCorruptedException(
+                $"snapshot {path} is damaged: {problem}. Do not start the node on this directory; restore it from a backup, or remove the " +
+                "node's data directory so it rejoins empty and receives a snapshot from the leader.", path, 0);
+        }
+        return configuration;
     }
 
     internal void Complete(SnapshotWriter writer, string tempPath)
@@ -136,33 +172,63 @@ public sealed class SnapshotStore
 
     internal void Abort(string tempPath) => _fs.Delete(tempPath);
 
+    /// <summary>The header's length for <paramref name="meta"/>: 48 bytes, more with a configuration.</summary>
+    internal static int HeaderLength(SnapshotMetadata meta) =>
+        meta.Configuration is { } c ? HeaderBytes + 5 + (8 * (c.Voters.Count + c.Learners.Count)) + 4 : HeaderBytes;
+
     internal static void WriteHeader(Span<byte> dst, SnapshotMetadata meta, long dataLength, uint dataCrc)
     {
-        dst[..HeaderBytes].Clear();
+        var length = HeaderLength(meta);
+        dst[..length].Clear();
         BinaryPrimitives.WriteUInt64LittleEndian(dst, Magic);
-        BinaryPrimitives.WriteUInt16LittleEndian(dst[8..], Version);
-        BinaryPrimitives.WriteUInt32LittleEndian(dst[12..], HeaderBytes);
+        BinaryPrimitives.WriteUInt16LittleEndian(dst[8..], meta.Configuration is null ? Version : VersionWithConfiguration);
+        BinaryPrimitives.WriteUInt32LittleEndian(dst[12..], (uint)length);
         BinaryPrimitives.WriteUInt64LittleEndian(dst[16..], meta.Index);
         BinaryPrimitives.WriteUInt64LittleEndian(dst[24..], meta.Term);
         BinaryPrimitives.WriteUInt64LittleEndian(dst[32..], (ulong)dataLength);
         BinaryPrimitives.WriteUInt32LittleEndian(dst[40..], dataCrc);
         BinaryPrimitives.WriteUInt32LittleEndian(dst[44..], Crc32C.Compute(dst[..44]));
+        if (meta.Configuration is { } configuration)
+        {
+            var encoded = configuration.Encode();
+            encoded.CopyTo(dst[HeaderBytes..]);
+            BinaryPrimitives.WriteUInt32LittleEndian(dst[(HeaderBytes + encoded.Length)..], Crc32C.Compute(encoded));
+        }
     }
 
-    private static string? CheckHeader(ReadOnlySpan<byte> src, SnapshotMetadata expected, long fileLength, out long dataLength, out uint dataCrc)
+    private static string? CheckHeader(
+        ReadOnlySpan<byte> src, SnapshotMetadata expected, long fileLength, out long dataLength, out uint dataCrc,
+        out int headerLength, out ClusterConfiguration? configuration)
     {
         dataLength = 0;
         dataCrc = 0;
+        headerLength = HeaderBytes;
+        configuration = null;
         if (src.Length < HeaderBytes) return $"file is {fileLength} bytes, shorter than the {HeaderBytes}-byte header";
         if (BinaryPrimitives.ReadUInt64LittleEndian(src) != Magic) return "bad magic number (not a RaftMQ snapshot)";
         if (BinaryPrimitives.ReadUInt32LittleEndian(src[44..]) != Crc32C.Compute(src[..44])) return "header checksum mismatch";
         var version = BinaryPrimitives.ReadUInt16LittleEndian(src[8..]);
-        if (version != Version) return $"format version {version}, this build reads version {Version}";
+        if (version is not (Version or VersionWithConfiguration))
+            return $"format version {version}, this build reads versions {Version} and {VersionWithConfiguration}";
         var meta = new SnapshotMetadata(BinaryPrimitives.ReadUInt64LittleEndian(src[16..]), BinaryPrimitives.ReadUInt64LittleEndian(src[24..]));
         if (meta != expected) return $"header says {meta.Index}/{meta.Term}, file name says {expected.Index}/{expected.Term}";
+        var declared = BinaryPrimitives.ReadUInt32LittleEndian(src[12..]);
+        if (version == VersionWithConfiguration)
+        {
+            if (declared < HeaderBytes + 5 + 4 || declared > MaxHeaderBytes)
+                return $"header length {declared} outside [{HeaderBytes + 9}, {MaxHeaderBytes}]";
+            if (src.Length < declared) return $"file is {fileLength} bytes, shorter than its {declared}-byte header";
+            var encoded = src[HeaderBytes..((int)declared - 4)];
+            if (BinaryPrimitives.ReadUInt32LittleEndian(src[((int)declared - 4)..]) != Crc32C.Compute(encoded))
+                return "configuration checksum mismatch";
+            if (!ClusterConfiguration.TryDecode(encoded, out var decoded, out var problem)) return $"bad configuration: {problem}";
+            configuration = decoded;
+        }
+        headerLength = (int)declared;
+        if (version == Version && headerLength != HeaderBytes) return $"header length {declared}, version {Version} has {HeaderBytes}";
         dataLength = (long)BinaryPrimitives.ReadUInt64LittleEndian(src[32..]);
         dataCrc = BinaryPrimitives.ReadUInt32LittleEndian(src[40..]);
-        if (fileLength != HeaderBytes + dataLength) return $"file is {fileLength} bytes, header promises {HeaderBytes + dataLength}";
+        if (fileLength != headerLength + dataLength) return $"file is {fileLength} bytes, header promises {headerLength + dataLength}";
         return null;
     }
 
@@ -198,6 +264,7 @@ public sealed class SnapshotWriter : Stream
     private readonly string _tempPath;
     private readonly IStorageFile _file;
     private readonly long _maxBytes;
+    private readonly int _headerLength;
     private readonly byte[] _buffer = new byte[256 * 1024];
     private int _buffered;
     private long _written;
@@ -212,9 +279,10 @@ public sealed class SnapshotWriter : Stream
         _tempPath = tempPath;
         _file = file;
         _maxBytes = maxBytes;
+        _headerLength = SnapshotStore.HeaderLength(metadata);
     }
 
-    /// <summary>The index and term the snapshot ends at.</summary>
+    /// <summary>The index and term the snapshot ends at, and the cluster configuration recorded with it.</summary>
     public SnapshotMetadata Metadata { get; }
 
     public override bool CanRead => false;
@@ -247,7 +315,7 @@ public sealed class SnapshotWriter : Stream
     {
         ObjectDisposedException.ThrowIf(_done, this);
         FlushBuffer();
-        Span<byte> header = stackalloc byte[SnapshotStore.HeaderBytes];
+        Span<byte> header = stackalloc byte[_headerLength];
         SnapshotStore.WriteHeader(header, Metadata, _written, ~_crc);
         _file.Write(0, header);
         _file.Sync();
@@ -278,7 +346,7 @@ public sealed class SnapshotWriter : Stream
     private void FlushBuffer()
     {
         if (_buffered == 0) return;
-        _file.Write(SnapshotStore.HeaderBytes + _flushed, _buffer.AsSpan(0, _buffered));
+        _file.Write(_headerLength + _flushed, _buffer.AsSpan(0, _buffered));
         _flushed += _buffered;
         _buffered = 0;
     }
