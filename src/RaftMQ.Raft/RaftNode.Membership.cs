@@ -174,12 +174,11 @@ public sealed partial class RaftNode
         if ((removed > 0 || added) && !Configuration.Equals(before)) ApplyConfiguration();
     }
 
-    /// <summary>A snapshot replaced the log: its configuration (when it carries one) is now the base.</summary>
-    private void RestoreConfiguration(SnapshotMetadata snapshot)
+    /// <summary>A snapshot replaced the log: its configuration, or when it carries none <paramref name="fallback"/>, is now the base.</summary>
+    private void RestoreConfiguration(SnapshotMetadata snapshot, ClusterConfiguration fallback)
     {
         var before = Configuration;
-        // Without a configuration in the snapshot, the one this node had as of the start of its log is kept.
-        _baseConfiguration = snapshot.Configuration ?? _baseConfiguration;
+        _baseConfiguration = snapshot.Configuration ?? fallback;
         _configurations.Clear();
         if (!Configuration.Equals(before)) ApplyConfiguration();
     }
@@ -213,7 +212,7 @@ public sealed partial class RaftNode
     {
         if (_tracker.Replicas.Contains(message.From)) return true;
         // A leader still hears from the members it is removing.
-        if (Role == Role.Leader) return _tracker.TryGetProgress(message.From, out _);
+        if (Role == Role.Leader && _tracker.TryGetProgress(message.From, out _)) return true;
         if (message is AppendEntries or InstallSnapshot) return true;
         // Heartbeats, and the request to take over from a leader that removed itself, from the leader already followed.
         if (message is Heartbeat or TimeoutNow) return _tracker.Voters.Count == 0 || (message.Term == Term && message.From == Leader);

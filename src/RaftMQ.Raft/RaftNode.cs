@@ -486,8 +486,10 @@ public sealed partial class RaftNode
         }
         else
         {
+            // Without a configuration in the snapshot, the last one this node knows committed is the best it has.
+            var fallback = ConfigurationAt(_log.Committed);
             _log.Restore(snap);
-            RestoreConfiguration(snap);
+            RestoreConfiguration(snap, fallback);
         }
         Send(new AppendEntriesResponse(Id, m.From, Term, false, snap.Index, 0, 0));
     }

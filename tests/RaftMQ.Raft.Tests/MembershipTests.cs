@@ -183,6 +183,37 @@ public sealed class MembershipTests
     }
 
     [Fact]
+    public void ALeaderThatRemovedItself_AndLostLeadershipBeforeTheChangeCommitted_FinishesTheChange()
+    {
+        var c = ThreeWithLeader1();
+        c.Change(1, n => n.RemoveMember(2)).IsAccepted.ShouldBeTrue();
+        c.Tick();
+        c.Change(1, n => n.TransferLeadership(3)).IsAccepted.ShouldBeTrue();
+        c.Node(3).Role.ShouldBe(Role.Leader);
+        c.Tick();
+        ShouldHaveConfiguration(c.Node(3), [1, 3]);
+
+        // Leader 3 removes itself while the only other voter is cut off, then steps down (check-quorum). Only node 3
+        // holds the change, and node 1, the one voter left, lacks it.
+        c.Isolate(1);
+        c.Change(3, n => n.RemoveMember(3)).IsAccepted.ShouldBeTrue();
+        c.Tick(2 * TestNode.ElectionTicks);
+        c.Node(3).Role.ShouldNotBe(Role.Leader);
+        ShouldHaveConfiguration(c.Node(3), [1]);
+        ShouldHaveConfiguration(c.Node(1), [1, 3]);
+
+        // Node 1 cannot win without node 3, whose log is more up to date; node 3 campaigns to finish the change.
+        c.Heal(1);
+        c.Tick(10 * TestNode.ElectionTicks);
+
+        var leader = c.Leader.ShouldNotBeNull();
+        leader.Node.Id.ShouldBe(1UL);
+        ShouldHaveConfiguration(c.Node(1), [1]);
+        c.Node(1).CommitIndex.ShouldBeGreaterThanOrEqualTo(c.Node(1).ConfigurationIndex);
+        c.Node(3).Role.ShouldBe(Role.Follower);
+    }
+
+    [Fact]
     public void Changes_AreRefused_WithAClearReason()
     {
         var c = ThreeWithLeader1();
