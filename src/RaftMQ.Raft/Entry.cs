@@ -8,13 +8,16 @@ public enum EntryType : byte
 
     /// <summary>The empty entry a new leader appends at the start of its term (§5.4.2, §8).</summary>
     NoOp = 1,
+
+    /// <summary>A membership change: the data is the whole new <see cref="ClusterConfiguration"/> (<see cref="ClusterConfiguration.Encode"/>).</summary>
+    Configuration = 2,
 }
 
 /// <summary>One entry of the replicated log.</summary>
 /// <param name="Index">Position in the log, starting at 1.</param>
 /// <param name="Term">Term of the leader that created the entry.</param>
-/// <param name="Type">Command or leader no-op.</param>
-/// <param name="Data">The command's bytes; empty for a no-op.</param>
+/// <param name="Type">Command, leader no-op or configuration.</param>
+/// <param name="Data">The command's bytes; empty for a no-op; the encoded configuration for a configuration entry.</param>
 public readonly record struct Entry(ulong Index, ulong Term, EntryType Type, ReadOnlyMemory<byte> Data)
 {
     /// <summary>Fixed per-entry cost used when a batch is bounded by bytes.</summary>
@@ -34,8 +37,24 @@ public readonly record struct HardState(ulong Term, ulong Vote, ulong Commit)
     public static HardState Empty => default;
 }
 
-/// <summary>Where a snapshot ends: the last index and term it covers.</summary>
-public readonly record struct SnapshotMetadata(ulong Index, ulong Term);
+/// <summary>Where a snapshot ends: the last index and term it covers, and the cluster configuration as of that index.</summary>
+public readonly record struct SnapshotMetadata(ulong Index, ulong Term)
+{
+    /// <summary>
+    /// The configuration in force at <see cref="Index"/> (the latest configuration entry at or before it), so that
+    /// it survives compaction; null when unknown, in which case the core keeps the configuration it has (at start-up,
+    /// <see cref="RaftOptions.Voters"/>).
+    /// </summary>
+    public ClusterConfiguration? Configuration { get; init; }
+
+    /// <summary>
+    /// Two metadata are equal when they name the same snapshot point (index and term). The configuration is not
+    /// compared: by the log matching property it is determined by that point, and it may be known on one side only.
+    /// </summary>
+    public bool Equals(SnapshotMetadata other) => Index == other.Index && Term == other.Term;
+
+    public override int GetHashCode() => HashCode.Combine(Index, Term);
+}
 
 /// <summary>The role a node plays (§5.1); <see cref="PreCandidate"/> is the pre-vote phase (thesis §9.6).</summary>
 public enum Role : byte

@@ -3,8 +3,13 @@ namespace RaftMQ.Raft;
 /// <summary>A message between Raft peers. Every message carries its sender, receiver and the sender's term.</summary>
 public abstract record RaftMessage(ulong From, ulong To, ulong Term);
 
-/// <summary>RequestVote (§5.2), or a pre-vote (thesis §9.6) when <paramref name="PreVote"/> is set; a pre-vote carries the term the sender would campaign in.</summary>
-public sealed record RequestVote(ulong From, ulong To, ulong Term, ulong LastLogIndex, ulong LastLogTerm, bool PreVote)
+/// <summary>
+/// RequestVote (§5.2), or a pre-vote (thesis §9.6) when <paramref name="PreVote"/> is set; a pre-vote carries the term
+/// the sender would campaign in. <paramref name="LeadershipTransfer"/> marks the election a leader asked for with
+/// <see cref="TimeoutNow"/>: voters answer it even while they still hear from that leader (thesis §3.10, §4.2.3).
+/// </summary>
+public sealed record RequestVote(
+    ulong From, ulong To, ulong Term, ulong LastLogIndex, ulong LastLogTerm, bool PreVote, bool LeadershipTransfer = false)
     : RaftMessage(From, To, Term);
 
 /// <summary>The answer to <see cref="RequestVote"/>.</summary>

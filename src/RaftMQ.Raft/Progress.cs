@@ -38,6 +38,9 @@ internal sealed class Progress
     /// <summary>Heard from since the last check-quorum round.</summary>
     public bool RecentActive { get; set; }
 
+    /// <summary>Not heard from during the whole of the last check-quorum period.</summary>
+    public bool SilentLastPeriod { get; set; }
+
     /// <summary>Highest read round this follower has acknowledged in the current term.</summary>
     public ulong ReadRoundAck { get; set; }
 

@@ -23,12 +23,29 @@ internal sealed class ProgressTracker
     private readonly Func<ulong, bool?> _voteOf;
 
     public ProgressTracker(ulong self, JointConfig config, int maxInflight)
+        : this(self, config, [], maxInflight)
+    {
+        if (!config.Contains(self)) throw new ArgumentException($"The configuration {config} must include this node ({self}).");
+    }
+
+    /// <summary>
+    /// A tracker of <paramref name="configuration"/>, which need not include this node: a learner, a node that was
+    /// removed, or one that has not joined yet.
+    /// </summary>
+    public ProgressTracker(ulong self, ClusterConfiguration configuration, int maxInflight)
+        : this(self, new JointConfig(configuration.Voters), configuration.Learners, maxInflight)
+    {
+    }
+
+    private ProgressTracker(ulong self, JointConfig config, IReadOnlyList<ulong> learners, int maxInflight)
     {
         ArgumentNullException.ThrowIfNull(config);
-        if (!config.Contains(self)) throw new ArgumentException($"The configuration {config} must include this node ({self}).");
         _self = self;
         _maxInflight = maxInflight;
         Config = config;
+        Learners = learners;
+        Replicas = [.. config.Ids.Union(learners).Order()];
+        ReplicationTargets = Replicas;
         _matchOf = id => _progress[id].Match;
         _readRoundAckOf = id => id == _self ? ReadRound : _progress[id].ReadRoundAck;
         // The leader is always active to itself; followers must have been heard from since the last check.
@@ -38,13 +55,60 @@ internal sealed class ProgressTracker
     }
 
     /// <summary>The voters.</summary>
-    public JointConfig Config { get; }
+    public JointConfig Config { get; private set; }
 
-    /// <summary>Every voter, ascending: those that get messages from a leader or a candidate.</summary>
+    /// <summary>Every voter, ascending: those a candidate asks for votes and whose majorities decide.</summary>
     public IReadOnlyList<ulong> Voters => Config.Ids;
 
+    /// <summary>The learners, ascending: they get the log but never vote or count (thesis §4.2.1).</summary>
+    public IReadOnlyList<ulong> Learners { get; private set; }
+
+    /// <summary>Voters and learners, ascending: every member a leader replicates to.</summary>
+    public IReadOnlyList<ulong> Replicas { get; private set; }
+
+    /// <summary>Whether <paramref name="id"/> is a learner.</summary>
+    public bool IsLearner(ulong id) => Learners.Contains(id);
+
+    /// <summary>
+    /// Members a leader removed by a change not yet committed: they still get the log (so that they learn of their
+    /// removal and do not campaign) but count in no quorum.
+    /// </summary>
+    public IReadOnlyList<ulong> Departing { get; private set; } = [];
+
+    /// <summary>Every node a leader sends entries and heartbeats to: <see cref="Replicas"/> and <see cref="Departing"/>.</summary>
+    public IReadOnlyList<ulong> ReplicationTargets { get; private set; } = [];
+
+    /// <summary>
+    /// Switches to <paramref name="configuration"/>. While leading, a new member gets a progress probed from
+    /// <paramref name="next"/> and a member that left becomes <see cref="Departing"/> (this node keeps its own).
+    /// </summary>
+    public void SetConfiguration(ClusterConfiguration configuration, ulong next)
+    {
+        Config = new JointConfig(configuration.Voters);
+        Learners = configuration.Learners;
+        Replicas = [.. Config.Ids.Union(Learners).Order()];
+        if (_progress.Count == 0)
+        {
+            Departing = [];
+            ReplicationTargets = Replicas;
+            return;
+        }
+        foreach (var id in Replicas)
+            if (!_progress.ContainsKey(id)) _progress[id] = new Progress(next, _maxInflight);
+        Departing = [.. _progress.Keys.Where(id => id != _self && !Replicas.Contains(id)).Order()];
+        ReplicationTargets = [.. Replicas.Union(Departing).Order()];
+    }
+
+    /// <summary>Stops tracking departing member <paramref name="id"/>: the change that removed it committed.</summary>
+    public void ForgetDeparting(ulong id)
+    {
+        _progress.Remove(id);
+        Departing = [.. Departing.Where(d => d != id)];
+        ReplicationTargets = [.. Replicas.Union(Departing).Order()];
+    }
+
     /// <summary>Whether this node alone is a quorum (a cluster of one): nobody to wait for.</summary>
-    public bool SelfIsQuorum => Config.HasQuorum(_isSelf);
+    public bool SelfIsQuorum => Config.Contains(_self) && Config.HasQuorum(_isSelf);
 
     /// <summary>
     /// The last read round the leader started. It only grows, across terms too; followers echo it in heartbeat
@@ -61,11 +125,20 @@ internal sealed class ProgressTracker
     public void ResetProgress(ulong next)
     {
         _progress.Clear();
-        foreach (var id in Config.Ids) _progress[id] = new Progress(next, _maxInflight);
+        Departing = [];
+        ReplicationTargets = Replicas;
+        foreach (var id in Replicas) _progress[id] = new Progress(next, _maxInflight);
+        // A leader that is being removed still tracks its own log.
+        _progress.TryAdd(_self, new Progress(next, _maxInflight));
     }
 
     /// <summary>Forgets all progress (this node is no longer leader).</summary>
-    public void ClearProgress() => _progress.Clear();
+    public void ClearProgress()
+    {
+        _progress.Clear();
+        Departing = [];
+        ReplicationTargets = Replicas;
+    }
 
     /// <summary>The progress of voter <paramref name="id"/>; only while leading.</summary>
     public Progress this[ulong id] => _progress[id];
@@ -83,7 +156,11 @@ internal sealed class ProgressTracker
     public void ResetRecentActive()
     {
         foreach (var (id, pr) in _progress)
-            if (id != _self) pr.RecentActive = false;
+        {
+            if (id == _self) continue;
+            pr.SilentLastPeriod = !pr.RecentActive;
+            pr.RecentActive = false;
+        }
     }
 
     // ---- read rounds (thesis §6.4) ----

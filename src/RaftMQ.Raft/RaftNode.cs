@@ -10,7 +10,7 @@ namespace RaftMQ.Raft;
 /// handles and then acknowledges with <see cref="Advance"/>. The same inputs always give the same outputs.
 /// </summary>
 /// <remarks>Not thread-safe: one owner (a node's event loop or a test) calls it.</remarks>
-public sealed class RaftNode
+public sealed partial class RaftNode
 {
     private readonly RaftOptions _options;
     private readonly RaftLog _log;
@@ -40,9 +40,11 @@ public sealed class RaftNode
         options.Validate();
         _options = options;
         Id = options.Id;
-        _tracker = new ProgressTracker(Id, new JointConfig(options.Voters), options.MaxInflightAppends);
+        var initial = storage.Snapshot.Configuration ?? new ClusterConfiguration(options.Voters);
+        _tracker = new ProgressTracker(Id, initial, options.MaxInflightAppends);
         _random = new SplitMix64(options.RandomSeed ^ (options.Id * 0x9E3779B97F4A7C15UL));
         _log = new RaftLog(storage, options.Applied);
+        LoadConfigurations(initial);
         var hs = storage.HardState;
         Term = hs.Term;
         Vote = hs.Vote;
@@ -83,8 +85,11 @@ public sealed class RaftNode
     /// <summary>Index of the first entry still in the log (after the snapshot).</summary>
     public ulong FirstIndex => _log.FirstIndex;
 
-    /// <summary>Ids of the voting members.</summary>
+    /// <summary>Ids of the voting members of the current configuration.</summary>
     public IReadOnlyList<ulong> Voters => _tracker.Voters;
+
+    /// <summary>Ids of the learners of the current configuration.</summary>
+    public IReadOnlyList<ulong> Learners => _tracker.Learners;
 
     /// <summary>Leader, role and term as one value.</summary>
     public SoftState SoftState => new(Leader, Role, Term);
@@ -123,6 +128,7 @@ public sealed class RaftNode
     {
         EnsureNoOutstandingReady();
         if (Role != Role.Leader) return new ProposeResult(ProposeStatus.NotLeader, 0, 0, Leader);
+        if (_transferTarget != 0) return new ProposeResult(ProposeStatus.Transferring, 0, 0, Id);
         if (command.Length > _options.MaxEntryBytes) return new ProposeResult(ProposeStatus.TooLarge, 0, 0, Id);
         var entry = new Entry(_log.LastIndex + 1, Term, EntryType.Command, command);
         // Bound the uncommitted tail, but always let one entry through so a big command cannot wedge the leader.
@@ -160,7 +166,7 @@ public sealed class RaftNode
     {
         ArgumentNullException.ThrowIfNull(message);
         EnsureNoOutstandingReady();
-        if (message.To != Id || message.From == Id || !_tracker.IsVoter(message.From)) return;
+        if (message.To != Id || message.From == Id || !AcceptsFrom(message)) return;
         // A term or index no real cluster reaches is hostile or corrupt: adopting it could leave this node at a term
         // it can never campaign past (the transport refuses such messages too; this guards every other caller).
         if (RaftLimits.FirstOutOfRange(message) is not null) return;
@@ -169,9 +175,11 @@ public sealed class RaftNode
 
         if (message.Term > Term)
         {
-            if (message is RequestVote && _options.CheckQuorum && Leader != 0 && _electionElapsed < _options.ElectionTicks)
+            if (message is RequestVote { LeadershipTransfer: false } && _options.CheckQuorum && Leader != 0
+                && _electionElapsed < _options.ElectionTicks)
             {
-                // Thesis §4.2.3: while we hear from a current leader, ignore (pre-)vote requests from a disruptive node.
+                // Thesis §4.2.3: while we hear from a current leader, ignore (pre-)vote requests from a disruptive node;
+                // an election the leader itself asked for (§3.10) is the exception.
                 return;
             }
             if (message is RequestVote { PreVote: true } or RequestVoteResponse { PreVote: true, Granted: true })
@@ -316,10 +324,17 @@ public sealed class RaftNode
     {
         _heartbeatElapsed++;
         _electionElapsed++;
+        if (_transferTarget != 0 && ++_transferElapsed >= _options.ElectionTicks)
+        {
+            // Thesis §3.10: the target did not take over within an election timeout; lead on and accept proposals.
+            AbortLeadershipTransfer();
+        }
         if (_electionElapsed >= _options.ElectionTicks)
         {
             _electionElapsed = 0;
-            if (_options.CheckQuorum && !QuorumRecentlyActive())
+            var quorumActive = QuorumRecentlyActive();
+            MaybeForgetDeparting(periodEnded: true);
+            if (_options.CheckQuorum && !quorumActive)
             {
                 // Thesis §6.2: a leader that has not heard from a majority for an election timeout steps down.
                 BecomeFollower(Term, 0);
@@ -335,6 +350,13 @@ public sealed class RaftNode
 
     private void StartElection()
     {
+        if (!Promotable)
+        {
+            // A learner, a removed node or one that has not joined yet never campaigns; it only stops counting on a
+            // leader it no longer hears from, so that it answers the vote requests of a new one.
+            Leader = 0;
+            return;
+        }
         if (_options.PreVote) BecomePreCandidate();
         else Campaign();
     }
@@ -355,7 +377,7 @@ public sealed class RaftNode
             if (peer != Id) Send(new RequestVote(Id, peer, Term + 1, _log.LastIndex, _log.LastTerm, true));
     }
 
-    private void Campaign()
+    private void Campaign(bool leadershipTransfer = false)
     {
         Reset(Term + 1);
         Role = Role.Candidate;
@@ -367,7 +389,7 @@ public sealed class RaftNode
             return;
         }
         foreach (var peer in _tracker.Voters)
-            if (peer != Id) Send(new RequestVote(Id, peer, Term, _log.LastIndex, _log.LastTerm, false));
+            if (peer != Id) Send(new RequestVote(Id, peer, Term, _log.LastIndex, _log.LastTerm, false, leadershipTransfer));
     }
 
     private void HandleRequestVote(RequestVote rv)
@@ -377,6 +399,7 @@ public sealed class RaftNode
         // §5.4.1: only for a candidate whose log is at least as up to date as ours.
         if (canVote && _log.IsUpToDate(rv.LastLogIndex, rv.LastLogTerm))
         {
+            if (rv.PreVote && !_tracker.Replicas.Contains(rv.From)) _preVoteGrantedToNonMember = (rv.From, rv.Term);
             Send(new RequestVoteResponse(Id, rv.From, rv.Term, true, rv.PreVote));
             if (!rv.PreVote)
             {
@@ -442,6 +465,10 @@ public sealed class RaftNode
                 Leader = snap.From;
                 HandleInstallSnapshot(snap);
                 break;
+            case TimeoutNow:
+                // Thesis §3.10: the leader brought our log up to date and asks us to take over at once.
+                if (Promotable) Campaign(leadershipTransfer: true);
+                break;
         }
     }
 
@@ -462,7 +489,10 @@ public sealed class RaftNode
         }
         else
         {
+            // Without a configuration in the snapshot, the last one this node knows committed is the best it has.
+            var fallback = ConfigurationAt(_log.Committed);
             _log.Restore(snap);
+            RestoreConfiguration(snap, fallback);
         }
         Send(new AppendEntriesResponse(Id, m.From, Term, false, snap.Index, 0, 0));
     }
@@ -491,8 +521,10 @@ public sealed class RaftNode
             Send(new AppendEntriesResponse(Id, ae.From, Term, false, _log.Committed, 0, 0));
             return;
         }
+        if (!ConfigurationEntriesValid(ae)) return;
         if (_log.TryAppend(ae.PrevLogIndex, ae.PrevLogTerm, ae.Entries, out var lastNew))
         {
+            NoteAppended(ae.PrevLogIndex, ae.Entries);
             // Figure 2, AppendEntries rule 5: commit up to min(leaderCommit, index of last new entry).
             _log.CommitTo(Math.Min(ae.LeaderCommit, lastNew));
             Send(new AppendEntriesResponse(Id, ae.From, Term, false, lastNew, 0, 0));
@@ -547,6 +579,8 @@ public sealed class RaftNode
                 while (SendAppend(r.From, sendIfEmpty: false))
                 {
                 }
+                if (r.From == _transferTarget) MaybeSendTimeoutNow();
+                if (_tracker.Departing.Count > 0) MaybeForgetDeparting(periodEnded: false);
                 break;
             case HeartbeatResponse h when _tracker.TryGetProgress(h.From, out var pr):
                 pr.RecentActive = true;
@@ -566,13 +600,15 @@ public sealed class RaftNode
     /// <summary>Sends the follower the entries from its Next; false when paused or (unless asked) nothing to send.</summary>
     private bool SendAppend(ulong to, bool sendIfEmpty)
     {
-        var pr = _tracker[to];
-        if (pr.IsPaused) return false;
+        // A member removed by a change that just committed has no progress any more.
+        if (!_tracker.TryGetProgress(to, out var pr) || pr.IsPaused) return false;
         var prevIndex = pr.Next - 1;
         if (!_log.TryTerm(prevIndex, out var prevTerm))
         {
             // §7: the entries this follower needs are compacted away; it gets the snapshot instead.
             var snapshot = _log.StorageSnapshot;
+            // The follower adopts the configuration as of the snapshot with it (§4 with §7).
+            snapshot = snapshot with { Configuration = snapshot.Configuration ?? ConfigurationAt(snapshot.Index) };
             Send(new InstallSnapshot(Id, to, Term, snapshot));
             pr.BecomeSnapshot(snapshot.Index);
             return true;
@@ -592,11 +628,19 @@ public sealed class RaftNode
 
     private void BroadcastHeartbeat()
     {
-        foreach (var peer in _tracker.Voters)
+        foreach (var peer in _tracker.ReplicationTargets)
         {
             if (peer == Id) continue;
             var pr = _tracker[peer];
             Send(new Heartbeat(Id, peer, Term, Math.Min(pr.Match, _log.Committed), _tracker.ReadRound));
+            if (pr.State == ReplicationState.Probe && pr.ProbeSent && pr.SilentLastPeriod && !pr.RecentActive
+                && _log.TryTerm(pr.Next - 1, out var prevTerm))
+            {
+                // A follower whose log lags behind the change that added this leader drops its heartbeats (it does not
+                // know the sender) but takes appends (thesis §4.1): after a silent election timeout an empty append
+                // re-sends the lost probe.
+                Send(new AppendEntries(Id, peer, Term, pr.Next - 1, prevTerm, [], _log.Committed));
+            }
         }
     }
 
@@ -613,9 +657,10 @@ public sealed class RaftNode
         if (_broadcastPending)
         {
             _broadcastPending = false;
-            foreach (var peer in _tracker.Voters)
+            foreach (var peer in _tracker.ReplicationTargets)
                 if (peer != Id) SendAppend(peer, sendIfEmpty: true);
         }
+        MaybeStepDownAfterRemoval();
     }
 
     /// <summary>§5.3/§5.4.2: commit the highest index a quorum holds, but only an entry of the current term.</summary>
@@ -629,6 +674,7 @@ public sealed class RaftNode
 #endif
         var firstCommitInTerm = _log.Term(_log.Committed) != Term;
         _log.CommitTo(candidate);
+        MaybeForgetDeparting(periodEnded: false);
         if (firstCommitInTerm && _readsAwaitingCommit.Count > 0)
         {
             foreach (var r in _readsAwaitingCommit) StartRead(r.Context, r.From);
@@ -712,6 +758,8 @@ public sealed class RaftNode
         _readRoundPending = false;
         _broadcastPending = false;
         _uncommittedBytes = 0;
+        _transferTarget = 0;
+        _transferElapsed = 0;
     }
 
     private void BecomeFollower(ulong term, ulong leader)

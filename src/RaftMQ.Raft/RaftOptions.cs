@@ -6,7 +6,11 @@ public sealed class RaftOptions
     /// <summary>This node's id; not 0.</summary>
     public ulong Id { get; set; }
 
-    /// <summary>The ids of all voting members, this node included.</summary>
+    /// <summary>
+    /// The ids of the voting members, this node included: the initial configuration. Configuration entries in the log
+    /// and the configuration of a snapshot override it. Empty for a node that joins an existing cluster: it waits to be
+    /// added (as a learner) and learns the configuration from the leader.
+    /// </summary>
     public IReadOnlyList<ulong> Voters { get; set; } = [];
 
     /// <summary>Ticks without hearing from a leader before a follower campaigns; randomized in [T, 2T) (§5.2).</summary>
@@ -42,13 +46,21 @@ public sealed class RaftOptions
     /// <summary>Most linearizable reads waiting for leadership confirmation; further reads are dropped.</summary>
     public int MaxPendingReads { get; set; } = 65_536;
 
+    /// <summary>
+    /// Most entries a learner's log may lag the leader's last index and still be promoted to voter
+    /// (<see cref="RaftNode.PromoteLearner"/>); a voter far behind would weaken the quorum until it catches up.
+    /// </summary>
+    public int MaxPromotionLagEntries { get; set; } = 1_000;
+
     /// <summary>The index the application has already applied (e.g. restored from a snapshot); entries after it are re-delivered.</summary>
     public ulong Applied { get; set; }
 
     internal void Validate()
     {
         if (Id == 0) throw new ArgumentException("Id must not be 0.");
-        if (!Voters.Contains(Id)) throw new ArgumentException($"Voters must include this node ({Id}).");
+        if (Voters.Count > 0 && !Voters.Contains(Id)) throw new ArgumentException($"Voters must include this node ({Id}) or be empty (a node joining a cluster).");
+        if (Voters.Count > ClusterConfiguration.MaxMembers) throw new ArgumentException($"At most {ClusterConfiguration.MaxMembers} voters.");
+        if (MaxPromotionLagEntries < 0) throw new ArgumentException("MaxPromotionLagEntries must not be negative.");
         if (Voters.Contains(0UL)) throw new ArgumentException("Voter id 0 is reserved for 'none'.");
         if (Voters.Distinct().Count() != Voters.Count) throw new ArgumentException("Voters must be distinct.");
         if (HeartbeatTicks <= 0) throw new ArgumentException("HeartbeatTicks must be positive.");

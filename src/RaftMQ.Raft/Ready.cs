@@ -64,6 +64,9 @@ public enum ProposeStatus : byte
 
     /// <summary>The command is larger than <see cref="RaftOptions.MaxEntryBytes"/>; it was not proposed.</summary>
     TooLarge = 3,
+
+    /// <summary>The leader is handing leadership over (<see cref="RaftNode.TransferLeadership"/>); retry on the new leader.</summary>
+    Transferring = 4,
 }
 
 /// <summary>

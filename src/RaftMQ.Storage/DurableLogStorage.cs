@@ -73,6 +73,9 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     /// <summary>What recovery found and did; log it at start-up.</summary>
     public StorageRecoveryReport Recovery { get; private set; }
 
+    // The configuration of the snapshot the log starts after, when known (the segments do not record it).
+    private ClusterConfiguration? _snapshotConfiguration;
+
     /// <summary>The directory of the segment files.</summary>
     public string Directory => _directory;
 
@@ -80,7 +83,21 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     public HardState HardState { get; private set; }
 
     /// <inheritdoc />
-    public SnapshotMetadata Snapshot => _index.Snapshot;
+    /// <remarks>
+    /// The segments record only the snapshot's index and term; its cluster configuration is the one given to
+    /// <see cref="Compact"/> or <see cref="InstallSnapshot"/>, or after a restart the one its snapshot file records
+    /// (<see cref="AdoptSnapshotConfiguration"/>, which <see cref="NodeStorage.Open"/> calls).
+    /// </remarks>
+    public SnapshotMetadata Snapshot => _index.Snapshot with { Configuration = _snapshotConfiguration };
+
+    /// <summary>
+    /// Records the cluster configuration of the snapshot the log starts after, as its snapshot file has it; ignored
+    /// unless <paramref name="snapshot"/> names that snapshot (same index and term).
+    /// </summary>
+    public void AdoptSnapshotConfiguration(SnapshotMetadata snapshot)
+    {
+        if (snapshot == _index.Snapshot) _snapshotConfiguration = snapshot.Configuration;
+    }
 
     /// <inheritdoc />
     public ulong FirstIndex => _index.Snapshot.Index + 1;
@@ -249,7 +266,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
                 throw new ArgumentException($"entries are not consecutive: {e.Index} at position {k} after {first}", nameof(entries));
             if (e.Data.Length > _options.MaxEntryBytes)
                 throw new ArgumentException($"entry {e.Index} has {e.Data.Length} bytes, over MaxEntryBytes {_options.MaxEntryBytes}", nameof(entries));
-            if (e.Type is not (EntryType.Command or EntryType.NoOp))
+            if (e.Type is not (EntryType.Command or EntryType.NoOp or EntryType.Configuration))
                 throw new ArgumentException($"entry {e.Index} has unknown type {e.Type}", nameof(entries));
         }
     }
@@ -272,6 +289,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
             Math.Max(snapshot.Index, LastIndex) + 1, HardState, snapshot, 0);
         WriteBatch(header, [], 0, WalFormat.BatchRecordBytes);
         SyncActive();
+        _snapshotConfiguration = snapshot.Configuration;
         DeleteCoveredSegments();
     }
 
@@ -294,6 +312,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         var header = new WalFormat.BatchHeader(WalFormat.FlagReset, 0, snapshot.Index + 1, HardState, snapshot, 0);
         WriteBatch(header, [], 0, WalFormat.BatchRecordBytes);
         SyncActive();
+        _snapshotConfiguration = snapshot.Configuration;
         DeleteCoveredSegments();
         return true;
     }

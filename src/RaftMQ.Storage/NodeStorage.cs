@@ -43,6 +43,8 @@ public sealed class NodeStorage : IDisposable
                     $"is {(latest is null ? "missing" : $"at {latest.Value.Index}")}: the state machine cannot be rebuilt. " +
                     "Restore the snapshot files from a backup, or remove the data directory so the node rejoins empty.", snapshots.Directory);
             }
+            // The segments keep only the snapshot's index and term; its file keeps the cluster configuration.
+            if (log.Snapshot.Index > 0) log.AdoptSnapshotConfiguration(log.Snapshot with { Configuration = snapshots.ReadConfiguration(log.Snapshot) });
             return new NodeStorage(log, snapshots);
         }
         catch

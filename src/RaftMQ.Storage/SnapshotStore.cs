@@ -20,6 +20,12 @@ public sealed class SnapshotStore
     internal const ushort Version = 2;
     internal const int HeaderBytes1 = 48;
     internal const int HeaderBytes = 64;
+
+    /// <summary>
+    /// The longest version 2 header: the fixed 64 bytes, then the cluster configuration as of the snapshot (when the
+    /// metadata carries one: 5 bytes plus 8 per member) and its CRC-32C.
+    /// </summary>
+    internal const int MaxHeaderBytes = HeaderBytes + 5 + (8 * ClusterConfiguration.MaxMembers) + 4;
     internal const int RunBytes = 1 + 1 + PartNameMax + 16;
     internal const int PartNameMax = 96;
     private const string TempSuffix = ".tmp";
@@ -104,7 +110,7 @@ public sealed class SnapshotStore
         var opened = new List<IStorageFile>();
         try
         {
-            var runs = ReadRuns(file, latest.Value, out var problem, out var dataLength);
+            var runs = ReadRuns(file, latest.Value, out var problem, out var dataLength, out var configuration);
             var pieces = new List<SnapshotStream.Piece>();
             var physical = _fs is PhysicalFileSystem;
             long logical = 0;
@@ -141,7 +147,7 @@ public sealed class SnapshotStore
                     "Do not start the node on this directory; restore it from a backup, or remove the node's data directory so it rejoins empty " +
                     "and receives a snapshot from the leader.", path, 0);
             }
-            return new SnapshotStream(latest.Value, [file, .. opened], pieces, dataLength);
+            return new SnapshotStream(latest.Value with { Configuration = configuration }, [file, .. opened], pieces, dataLength);
         }
         catch
         {
@@ -153,17 +159,40 @@ public sealed class SnapshotStore
 
     internal readonly record struct Run(string? Part, long Offset, long Length);
 
-    /// <summary>Checks the header and the checksum and returns the data's runs; null with a problem when damaged.</summary>
-    private static List<Run>? ReadRuns(IStorageFile file, SnapshotMetadata expected, out string? problem, out long dataLength)
+    /// <summary>
+    /// The cluster configuration recorded with the snapshot ending at <paramref name="snapshot"/> (null when it
+    /// records none, or there is no such file). Reads the header only; <see cref="OpenLatest"/> checks the data.
+    /// </summary>
+    /// <exception cref="StorageCorruptedException">The snapshot's header is damaged.</exception>
+    public ClusterConfiguration? ReadConfiguration(SnapshotMetadata snapshot)
     {
-        dataLength = 0;
-        Span<byte> header = stackalloc byte[HeaderBytes];
+        var path = Path.Combine(Directory, FileName(snapshot));
+        if (!_fs.FileExists(path)) return null;
+        using var file = _fs.Open(path, create: false);
+        Span<byte> header = stackalloc byte[MaxHeaderBytes];
+        var problem = CheckHeader(header[..file.Read(0, header)], snapshot, file.Length, out var h);
+        if (problem is not null)
+        {
+            throw new StorageCorruptedException(
+                $"snapshot {path} is damaged: {problem}. Do not start the node on this directory; restore it from a backup, or remove the " +
+                "node's data directory so it rejoins empty and receives a snapshot from the leader.", path, 0);
+        }
+        return h.Configuration;
+    }
+
+    /// <summary>Checks the header and the checksum and returns the data's runs; null with a problem when damaged.</summary>
+    private static List<Run>? ReadRuns(IStorageFile file, SnapshotMetadata expected, out string? problem, out long dataLength, out ClusterConfiguration? configuration)
+    {
+        Span<byte> header = stackalloc byte[MaxHeaderBytes];
         var n = file.Read(0, header);
-        problem = CheckHeader(header[..n], expected, file.Length, out var version, out dataLength, out var dataCrc, out var runCount, out var tableOffset);
+        problem = CheckHeader(header[..n], expected, file.Length, out var h);
+        dataLength = h.DataLength;
+        configuration = h.Configuration;
         if (problem is not null) return null;
+        var (version, dataCrc, runCount, tableOffset) = (h.Version, h.DataCrc, h.RunCount, h.TableOffset);
         // Version 1: the data is the rest of the file. Version 2: the file's own bytes, then the run table, all
         // under the checksum.
-        var bodyStart = version == Version1 ? HeaderBytes1 : HeaderBytes;
+        var bodyStart = h.HeaderLength;
         var buffer = new byte[1024 * 1024];
         var crc = ~0u;
         for (long pos = bodyStart; pos < file.Length;)
@@ -199,7 +228,7 @@ public sealed class SnapshotStore
             }
             if (entry[0] == 1)
             {
-                if (offset < HeaderBytes || offset + length > tableOffset)
+                if (offset < bodyStart || offset + length > tableOffset)
                 {
                     problem = $"run {i} lies outside the file's data";
                     return null;
@@ -277,10 +306,10 @@ public sealed class SnapshotStore
     /// <summary>The run table alone, without the checksum pass (for housekeeping); all runs are kept when the header is not readable.</summary>
     private static List<Run> ReadRunTable(IStorageFile file, SnapshotMetadata meta)
     {
-        Span<byte> header = stackalloc byte[HeaderBytes];
+        Span<byte> header = stackalloc byte[MaxHeaderBytes];
         var n = file.Read(0, header);
-        if (CheckHeader(header[..n], meta, file.Length, out var version, out _, out _, out var runCount, out var tableOffset) is not null || version == Version1)
-            return [];
+        if (CheckHeader(header[..n], meta, file.Length, out var h) is not null || h.Version == Version1) return [];
+        var (runCount, tableOffset) = (h.RunCount, h.TableOffset);
         var table = new byte[runCount * RunBytes];
         if (file.Read(tableOffset, table) != table.Length) return [];
         var runs = new List<Run>(runCount);
@@ -292,12 +321,17 @@ public sealed class SnapshotStore
         return runs;
     }
 
+    /// <summary>The header's length for <paramref name="meta"/>: 64 bytes, more with a configuration.</summary>
+    internal static int HeaderLength(SnapshotMetadata meta) =>
+        meta.Configuration is { } c ? HeaderBytes + 5 + (8 * (c.Voters.Count + c.Learners.Count)) + 4 : HeaderBytes;
+
     internal static void WriteHeader(Span<byte> dst, SnapshotMetadata meta, long dataLength, uint dataCrc, int runCount, long tableOffset)
     {
-        dst[..HeaderBytes].Clear();
+        var length = HeaderLength(meta);
+        dst[..length].Clear();
         BinaryPrimitives.WriteUInt64LittleEndian(dst, Magic);
         BinaryPrimitives.WriteUInt16LittleEndian(dst[8..], Version);
-        BinaryPrimitives.WriteUInt32LittleEndian(dst[12..], HeaderBytes);
+        BinaryPrimitives.WriteUInt32LittleEndian(dst[12..], (uint)length);
         BinaryPrimitives.WriteUInt64LittleEndian(dst[16..], meta.Index);
         BinaryPrimitives.WriteUInt64LittleEndian(dst[24..], meta.Term);
         BinaryPrimitives.WriteUInt64LittleEndian(dst[32..], (ulong)dataLength);
@@ -305,33 +339,54 @@ public sealed class SnapshotStore
         BinaryPrimitives.WriteInt32LittleEndian(dst[44..], runCount);
         BinaryPrimitives.WriteInt64LittleEndian(dst[48..], tableOffset);
         BinaryPrimitives.WriteUInt32LittleEndian(dst[60..], Crc32C.Compute(dst[..60]));
+        if (meta.Configuration is { } configuration)
+        {
+            var encoded = configuration.Encode();
+            encoded.CopyTo(dst[HeaderBytes..]);
+            BinaryPrimitives.WriteUInt32LittleEndian(dst[(HeaderBytes + encoded.Length)..], Crc32C.Compute(encoded));
+        }
     }
 
-    private static string? CheckHeader(
-        ReadOnlySpan<byte> src, SnapshotMetadata expected, long fileLength,
-        out ushort version, out long dataLength, out uint dataCrc, out int runCount, out long tableOffset)
+    /// <summary>What a header says.</summary>
+    private readonly record struct Header(
+        ushort Version, int HeaderLength, long DataLength, uint DataCrc, int RunCount, long TableOffset, ClusterConfiguration? Configuration);
+
+    private static string? CheckHeader(ReadOnlySpan<byte> src, SnapshotMetadata expected, long fileLength, out Header header)
     {
-        dataLength = 0;
-        dataCrc = 0;
-        runCount = 0;
-        tableOffset = 0;
-        version = 0;
+        header = default;
         if (src.Length < HeaderBytes1) return $"file is {fileLength} bytes, shorter than the {HeaderBytes1}-byte header";
         if (BinaryPrimitives.ReadUInt64LittleEndian(src) != Magic) return "bad magic number (not a RaftMQ snapshot)";
-        version = BinaryPrimitives.ReadUInt16LittleEndian(src[8..]);
-        var headerBytes = version == Version1 ? HeaderBytes1 : HeaderBytes;
-        if (src.Length < headerBytes) return $"file is {fileLength} bytes, shorter than the {headerBytes}-byte header";
-        if (BinaryPrimitives.ReadUInt32LittleEndian(src[(headerBytes - 4)..]) != Crc32C.Compute(src[..(headerBytes - 4)])) return "header checksum mismatch";
+        var version = BinaryPrimitives.ReadUInt16LittleEndian(src[8..]);
+        var fixedBytes = version == Version1 ? HeaderBytes1 : HeaderBytes;
+        if (src.Length < fixedBytes) return $"file is {fileLength} bytes, shorter than the {fixedBytes}-byte header";
+        if (BinaryPrimitives.ReadUInt32LittleEndian(src[(fixedBytes - 4)..]) != Crc32C.Compute(src[..(fixedBytes - 4)])) return "header checksum mismatch";
         if (version is not (Version1 or Version)) return $"format version {version}, this build reads versions {Version1} and {Version}";
         var meta = new SnapshotMetadata(BinaryPrimitives.ReadUInt64LittleEndian(src[16..]), BinaryPrimitives.ReadUInt64LittleEndian(src[24..]));
         if (meta != expected) return $"header says {meta.Index}/{meta.Term}, file name says {expected.Index}/{expected.Term}";
-        dataLength = (long)BinaryPrimitives.ReadUInt64LittleEndian(src[32..]);
-        dataCrc = BinaryPrimitives.ReadUInt32LittleEndian(src[40..]);
+        var dataLength = (long)BinaryPrimitives.ReadUInt64LittleEndian(src[32..]);
+        var dataCrc = BinaryPrimitives.ReadUInt32LittleEndian(src[40..]);
         if (version == Version1)
+        {
+            header = new Header(version, HeaderBytes1, dataLength, dataCrc, 0, 0, null);
             return fileLength != HeaderBytes1 + dataLength ? $"file is {fileLength} bytes, header promises {HeaderBytes1 + dataLength}" : null;
-        runCount = BinaryPrimitives.ReadInt32LittleEndian(src[44..]);
-        tableOffset = BinaryPrimitives.ReadInt64LittleEndian(src[48..]);
-        if (dataLength < 0 || runCount < 0 || tableOffset < HeaderBytes || tableOffset + ((long)runCount * RunBytes) != fileLength)
+        }
+        var declared = BinaryPrimitives.ReadUInt32LittleEndian(src[12..]);
+        ClusterConfiguration? configuration = null;
+        if (declared != HeaderBytes)
+        {
+            if (declared < HeaderBytes + 5 + 4 || declared > MaxHeaderBytes)
+                return $"header length {declared} outside [{HeaderBytes + 9}, {MaxHeaderBytes}]";
+            if (src.Length < declared) return $"file is {fileLength} bytes, shorter than its {declared}-byte header";
+            var encoded = src[HeaderBytes..((int)declared - 4)];
+            if (BinaryPrimitives.ReadUInt32LittleEndian(src[((int)declared - 4)..]) != Crc32C.Compute(encoded))
+                return "configuration checksum mismatch";
+            if (!ClusterConfiguration.TryDecode(encoded, out var decoded, out var problem)) return $"bad configuration: {problem}";
+            configuration = decoded;
+        }
+        var runCount = BinaryPrimitives.ReadInt32LittleEndian(src[44..]);
+        var tableOffset = BinaryPrimitives.ReadInt64LittleEndian(src[48..]);
+        header = new Header(version, (int)declared, dataLength, dataCrc, runCount, tableOffset, configuration);
+        if (dataLength < 0 || runCount < 0 || tableOffset < declared || tableOffset + ((long)runCount * RunBytes) != fileLength)
             return $"file is {fileLength} bytes, header promises a run table of {runCount} at {tableOffset}";
         return null;
     }
@@ -379,6 +434,7 @@ public sealed class SnapshotWriter : Stream, ISnapshotFileSink
     private long _written; // logical bytes: the stream's length
     private long _flushed; // bytes of the file after the header
     private long _runStart = -1; // where the current run of the file's own bytes starts, or -1
+    private readonly int _headerLength;
     private uint _crc = ~0u;
     private bool _done;
 
@@ -389,9 +445,10 @@ public sealed class SnapshotWriter : Stream, ISnapshotFileSink
         _tempPath = tempPath;
         _file = file;
         _maxBytes = maxBytes;
+        _headerLength = SnapshotStore.HeaderLength(metadata);
     }
 
-    /// <summary>The index and term the snapshot ends at.</summary>
+    /// <summary>The index and term the snapshot ends at, and the cluster configuration recorded with it.</summary>
     public SnapshotMetadata Metadata { get; }
 
     public override bool CanRead => false;
@@ -408,7 +465,7 @@ public sealed class SnapshotWriter : Stream, ISnapshotFileSink
         if (_written + buffer.Length > _maxBytes)
             throw new InvalidOperationException($"snapshot exceeds MaxSnapshotBytes {_maxBytes}");
         if (buffer.IsEmpty) return;
-        if (_runStart < 0) _runStart = SnapshotStore.HeaderBytes + _flushed + _buffered;
+        if (_runStart < 0) _runStart = _headerLength + _flushed + _buffered;
         _written += buffer.Length;
         while (buffer.Length > 0)
         {
@@ -463,7 +520,7 @@ public sealed class SnapshotWriter : Stream, ISnapshotFileSink
         ObjectDisposedException.ThrowIf(_done, this);
         FlushBuffer();
         EndRun();
-        var tableOffset = SnapshotStore.HeaderBytes + _flushed;
+        var tableOffset = _headerLength + _flushed;
         var table = new byte[_runs.Count * SnapshotStore.RunBytes];
         for (int i = 0; i < _runs.Count; i++)
         {
@@ -483,7 +540,7 @@ public sealed class SnapshotWriter : Stream, ISnapshotFileSink
         }
         _crc = Crc32C.Append(_crc, table);
         _file.Write(tableOffset, table);
-        Span<byte> header = stackalloc byte[SnapshotStore.HeaderBytes];
+        Span<byte> header = stackalloc byte[_headerLength];
         SnapshotStore.WriteHeader(header, Metadata, _written, ~_crc, _runs.Count, tableOffset);
         _file.Write(0, header);
         _file.Sync();
@@ -515,7 +572,7 @@ public sealed class SnapshotWriter : Stream, ISnapshotFileSink
     private void EndRun()
     {
         if (_runStart < 0) return;
-        var end = SnapshotStore.HeaderBytes + _flushed + _buffered;
+        var end = _headerLength + _flushed + _buffered;
         _runs.Add(new SnapshotStore.Run(null, _runStart, end - _runStart));
         _runStart = -1;
     }
@@ -524,7 +581,7 @@ public sealed class SnapshotWriter : Stream, ISnapshotFileSink
     {
         if (_buffered == 0) return;
         _crc = Crc32C.Append(_crc, _buffer.AsSpan(0, _buffered));
-        _file.Write(SnapshotStore.HeaderBytes + _flushed, _buffer.AsSpan(0, _buffered));
+        _file.Write(_headerLength + _flushed, _buffer.AsSpan(0, _buffered));
         _flushed += _buffered;
         _buffered = 0;
     }

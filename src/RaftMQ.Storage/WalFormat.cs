@@ -163,7 +163,7 @@ internal static class WalFormat
         var ok = body[0] switch
         {
             BatchRecord => bodyLength == BatchBodyBytes,
-            EntryRecord => bodyLength >= EntryBodyHeaderBytes && body[1] <= (byte)EntryType.NoOp,
+            EntryRecord => bodyLength >= EntryBodyHeaderBytes && body[1] <= (byte)EntryType.Configuration,
             _ => false,
         };
         if (!ok)

@@ -21,6 +21,11 @@ public enum MessageType : byte
     ForwardProposal = 12,
     ForwardResult = 13,
 
+    // Membership and leadership transfer take 32 and up.
+    TimeoutNow = 32,
+    /// <summary>A <c>RequestVote</c> of an election the leader asked for (leadership transfer); same fields as RequestVote.</summary>
+    TransferVote = 33,
+
     HandshakeHello = 128,
     HandshakeChallenge = 129,
     HandshakeProof = 130,

@@ -8,7 +8,8 @@ namespace RaftMQ.Transport;
 /// The binary encoding of <see cref="RaftMessage"/>s: one type byte, the common header (From, To, Term), then the
 /// type's own fields. Integers are big-endian and fixed width; booleans are one byte, 0 or 1. Decoding checks every
 /// count and length against the bytes actually present before allocating, so hostile input costs at most its own
-/// size. To add a message type: a <see cref="MessageType"/> value, a case in <see cref="TryGetSize"/>,
+/// size. Snapshot metadata carries the cluster configuration as of the snapshot: a presence byte, then voter and
+/// learner counts (u16) and the ids (u64). To add a message type: a <see cref="MessageType"/> value, a case in <see cref="TryGetSize"/>,
 /// <see cref="Write"/> and <see cref="Read(in ReadOnlySequence{byte})"/>.
 /// </summary>
 public static class RaftMessageCodec
@@ -27,6 +28,8 @@ public static class RaftMessageCodec
 
     // RequestId, Status, Reason, LeaderHint, code length (1 byte), message length (2 bytes), payload length.
     private const int ForwardResultFixedSize = HeaderSize + sizeof(ulong) + 1 + 1 + sizeof(ulong) + 1 + sizeof(ushort) + sizeof(uint);
+    /// <summary>The most bytes a snapshot's configuration adds to its metadata (presence byte included).</summary>
+    public const int MaxSnapshotConfigurationSize = 1 + 2 + 2 + (ClusterConfiguration.MaxMembers * sizeof(ulong));
 
     /// <summary>
     /// The largest encoded AppendEntries a leader sends with these core bounds: entries up to
@@ -37,7 +40,7 @@ public static class RaftMessageCodec
         AppendEntriesFixedSize + Math.Max(maxBytesPerAppend, (long)EntryHeaderSize + maxEntryBytes);
 
     /// <summary>The largest encoded snapshot chunk carrying <paramref name="chunkBytes"/> bytes of snapshot.</summary>
-    public static long MaxSnapshotChunkSize(int chunkBytes) => SnapshotChunkFixedSize + (long)chunkBytes;
+    public static long MaxSnapshotChunkSize(int chunkBytes) => SnapshotChunkFixedSize + MaxSnapshotConfigurationSize + (long)chunkBytes;
 
     /// <summary>The largest encoded <see cref="ForwardProposal"/> carrying a command of <paramref name="commandBytes"/> bytes.</summary>
     public static long MaxForwardProposalSize(int commandBytes) => ForwardProposalFixedSize + (long)commandBytes;
@@ -66,11 +69,12 @@ public static class RaftMessageCodec
             HeartbeatResponse => HeaderSize + 8,
             ReadIndexRequest => HeaderSize + 8,
             ReadIndexResponse => HeaderSize + 8 + 8,
-            InstallSnapshot => HeaderSize + 8 + 8,
-            SnapshotChunk m => SnapshotChunkFixedSize + m.Data.Length,
-            SnapshotChunkResponse => HeaderSize + 8 + 8 + 8 + 1,
+            InstallSnapshot m => HeaderSize + 8 + 8 + ConfigurationSize(m.Snapshot),
+            SnapshotChunk m => SnapshotChunkFixedSize + ConfigurationSize(m.Snapshot) + m.Data.Length,
+            SnapshotChunkResponse m => HeaderSize + 8 + 8 + ConfigurationSize(m.Snapshot) + 8 + 1,
             ForwardProposal m => ForwardProposalFixedSize + m.Command.Length,
             ForwardResult m => ForwardResultSize(m),
+            TimeoutNow => HeaderSize,
             _ => -1,
         };
         return size >= 0;
@@ -83,6 +87,10 @@ public static class RaftMessageCodec
         ArgumentNullException.ThrowIfNull(writer);
         switch (message)
         {
+            case RequestVote { LeadershipTransfer: true } m:
+                WriteTransferVote(m, writer);
+                break;
+
             case RequestVote m:
             {
                 var w = Begin(writer, MessageType.RequestVote, m, 8 + 8 + 1);
@@ -157,14 +165,18 @@ public static class RaftMessageCodec
                 w.U64(m.Snapshot.Index);
                 w.U64(m.Snapshot.Term);
                 w.Commit(writer);
+                WriteConfiguration(m.Snapshot.Configuration, writer);
                 break;
             }
 
             case SnapshotChunk m:
             {
-                var w = Begin(writer, MessageType.SnapshotChunk, m, SnapshotChunkFixedSize - HeaderSize);
+                var w = Begin(writer, MessageType.SnapshotChunk, m, 8 + 8);
                 w.U64(m.Snapshot.Index);
                 w.U64(m.Snapshot.Term);
+                w.Commit(writer);
+                WriteConfiguration(m.Snapshot.Configuration, writer);
+                w = new FieldWriter(writer.GetSpan(8 + 1 + 4), 8 + 1 + 4);
                 w.U64(m.Offset);
                 w.Bool(m.Done);
                 w.U32((uint)m.Data.Length);
@@ -175,9 +187,12 @@ public static class RaftMessageCodec
 
             case SnapshotChunkResponse m:
             {
-                var w = Begin(writer, MessageType.SnapshotChunkResponse, m, 8 + 8 + 8 + 1);
+                var w = Begin(writer, MessageType.SnapshotChunkResponse, m, 8 + 8);
                 w.U64(m.Snapshot.Index);
                 w.U64(m.Snapshot.Term);
+                w.Commit(writer);
+                WriteConfiguration(m.Snapshot.Configuration, writer);
+                w = new FieldWriter(writer.GetSpan(8 + 1), 8 + 1);
                 w.U64(m.NextOffset);
                 w.Bool(m.Failed);
                 w.Commit(writer);
@@ -196,6 +211,10 @@ public static class RaftMessageCodec
 
             case ForwardResult m:
                 WriteForwardResult(m, writer);
+                break;
+
+            case TimeoutNow m:
+                Begin(writer, MessageType.TimeoutNow, m, 0).Commit(writer);
                 break;
 
             default:
@@ -243,6 +262,8 @@ public static class RaftMessageCodec
                 from, to, term, ReadSnapshotMetadata(ref r), NextOffset: r.U64("NextOffset"), Failed: r.Bool("Failed")),
             MessageType.ForwardProposal => ReadForwardProposal(ref r, from, to, term),
             MessageType.ForwardResult => ReadForwardResult(ref r, from, to, term),
+            MessageType.TimeoutNow => new TimeoutNow(from, to, term),
+            MessageType.TransferVote => ReadTransferVote(ref r, from, to, term),
             _ => throw new ProtocolException($"Unknown message type {typeByte}."),
         };
         if (r.Remaining != 0)
@@ -293,7 +314,7 @@ public static class RaftMessageCodec
     }
 
     private static SnapshotMetadata ReadSnapshotMetadata(ref FieldReader r) =>
-        new(r.U64("snapshot Index"), r.U64("snapshot Term"));
+        new(r.U64("snapshot Index"), r.U64("snapshot Term")) { Configuration = ReadConfiguration(ref r) };
 
     private static SnapshotChunk ReadSnapshotChunk(ref FieldReader r, ulong from, ulong to, ulong term)
     {
@@ -330,7 +351,7 @@ public static class RaftMessageCodec
             var index = r.U64("entry Index");
             var entryTerm = r.U64("entry Term");
             var typeByte = r.Byte("entry Type");
-            if (typeByte > (byte)EntryType.NoOp)
+            if (typeByte > (byte)EntryType.Configuration)
             {
                 throw new ProtocolException($"Unknown entry type {typeByte}.");
             }
@@ -440,6 +461,79 @@ public static class RaftMessageCodec
     private static readonly System.Text.UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
     private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+    // ---- membership: snapshot configurations, leadership transfer ----
+
+    private static int ConfigurationSize(SnapshotMetadata snapshot) => snapshot.Configuration is { } c
+        ? 1 + 2 + 2 + ((c.Voters.Count + c.Learners.Count) * sizeof(ulong))
+        : 1;
+
+    private static void WriteConfiguration(ClusterConfiguration? configuration, IBufferWriter<byte> writer)
+    {
+        if (configuration is null)
+        {
+            writer.GetSpan(1)[0] = 0;
+            writer.Advance(1);
+            return;
+        }
+
+        var count = configuration.Voters.Count + configuration.Learners.Count;
+        var size = 1 + 2 + 2 + (count * sizeof(ulong));
+        var span = writer.GetSpan(size);
+        span[0] = 1;
+        BinaryPrimitives.WriteUInt16BigEndian(span[1..], (ushort)configuration.Voters.Count);
+        BinaryPrimitives.WriteUInt16BigEndian(span[3..], (ushort)configuration.Learners.Count);
+        var at = 5;
+        foreach (var id in configuration.Voters.Concat(configuration.Learners))
+        {
+            BinaryPrimitives.WriteUInt64BigEndian(span[at..], id);
+            at += sizeof(ulong);
+        }
+
+        writer.Advance(size);
+    }
+
+    private static ClusterConfiguration? ReadConfiguration(ref FieldReader r)
+    {
+        if (!r.Bool("snapshot configuration present"))
+        {
+            return null;
+        }
+
+        var voters = r.U16("configuration voter count");
+        var learners = r.U16("configuration learner count");
+        if (voters + learners > ClusterConfiguration.MaxMembers)
+        {
+            throw new ProtocolException($"Configuration of {voters + learners} members is over the bound of {ClusterConfiguration.MaxMembers}.");
+        }
+
+        var ids = new ulong[voters + learners];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            ids[i] = r.U64("configuration member id");
+        }
+
+        try
+        {
+            return new ClusterConfiguration(ids.Take(voters), ids.Skip(voters));
+        }
+        catch (ArgumentException e)
+        {
+            throw new ProtocolException($"Invalid snapshot configuration: {e.Message}");
+        }
+    }
+
+    private static void WriteTransferVote(RequestVote m, IBufferWriter<byte> writer)
+    {
+        var w = Begin(writer, MessageType.TransferVote, m, 8 + 8 + 1);
+        w.U64(m.LastLogIndex);
+        w.U64(m.LastLogTerm);
+        w.Bool(m.PreVote);
+        w.Commit(writer);
+    }
+
+    private static RequestVote ReadTransferVote(ref FieldReader r, ulong from, ulong to, ulong term) => new(
+        from, to, term, LastLogIndex: r.U64("LastLogIndex"), LastLogTerm: r.U64("LastLogTerm"), PreVote: r.Bool("PreVote"),
+        LeadershipTransfer: true);
 
     private static FieldWriter Begin(IBufferWriter<byte> writer, MessageType type, RaftMessage m, int bodySize)
     {

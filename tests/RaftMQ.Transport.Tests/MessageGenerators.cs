@@ -21,9 +21,20 @@ internal static class MessageGenerators
     private static readonly Gen<Entry> EntryGen =
         from index in Bounded
         from term in Bounded
-        from type in Gen.Elements(EntryType.Command, EntryType.NoOp)
+        from type in Gen.Elements(EntryType.Command, EntryType.NoOp, EntryType.Configuration)
         from data in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>())
         select new Entry(index, term, type, data);
+
+    private static readonly Gen<ClusterConfiguration?> ConfigurationGen = Gen.Frequency(
+        (1, Gen.Constant<ClusterConfiguration?>(null)),
+        (2, from ids in Gen.Shuffle(Enumerable.Range(1, 80).Select(i => (ulong)i).ToArray())
+            from voters in Gen.Choose(0, 8)
+            from learners in Gen.Choose(0, 4)
+            select (ClusterConfiguration?)new ClusterConfiguration(ids.Take(voters), ids.Skip(voters).Take(learners))));
+
+    private static readonly Gen<SnapshotMetadata> SnapshotGen =
+        from si in Bounded from st in Bounded from c in ConfigurationGen
+        select new SnapshotMetadata(si, st) { Configuration = c };
 
     public static readonly Gen<RaftMessage> Message = Gen.OneOf(
         from f in U64 from t in U64 from term in Bounded from i in Bounded from lt in Bounded from pv in Bool
@@ -43,20 +54,24 @@ internal static class MessageGenerators
         select (RaftMessage)new ReadIndexRequest(f, t, term, ctx),
         from f in U64 from t in U64 from term in Bounded from ctx in U64 from i in Bounded
         select (RaftMessage)new ReadIndexResponse(f, t, term, ctx, i),
-        from f in U64 from t in U64 from term in Bounded from si in Bounded from st in Bounded
-        select (RaftMessage)new InstallSnapshot(f, t, term, new SnapshotMetadata(si, st)),
-        from f in U64 from t in U64 from term in Bounded from si in Bounded from st in Bounded from o in Bounded
+        from f in U64 from t in U64 from term in Bounded from snap in SnapshotGen
+        select (RaftMessage)new InstallSnapshot(f, t, term, snap),
+        from f in U64 from t in U64 from term in Bounded from snap in SnapshotGen from o in Bounded
         from data in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>()) from d in Bool
-        select (RaftMessage)new SnapshotChunk(f, t, term, new SnapshotMetadata(si, st), o, data, d),
-        from f in U64 from t in U64 from term in Bounded from si in Bounded from st in Bounded from o in Bounded from failed in Bool
-        select (RaftMessage)new SnapshotChunkResponse(f, t, term, new SnapshotMetadata(si, st), o, failed),
+        select (RaftMessage)new SnapshotChunk(f, t, term, snap, o, data, d),
+        from f in U64 from t in U64 from term in Bounded from snap in SnapshotGen from o in Bounded from failed in Bool
+        select (RaftMessage)new SnapshotChunkResponse(f, t, term, snap, o, failed),
         from f in U64 from t in U64 from term in Bounded from id in U64 from command in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>())
         select (RaftMessage)new ForwardProposal(f, t, term, id, command),
         from f in U64 from t in U64 from term in Bounded from id in U64
         from status in Gen.Elements(Enum.GetValues<ForwardStatus>()) from reason in ArbMap.Default.GeneratorFor<byte>()
         from hint in U64 from code in Text(ForwardResult.MaxCodeBytes) from text in Text(ForwardResult.MaxMessageBytes)
         from payload in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>())
-        select (RaftMessage)new ForwardResult(f, t, term, id, status, reason, hint, code, text, payload));
+        select (RaftMessage)new ForwardResult(f, t, term, id, status, reason, hint, code, text, payload),
+        from f in U64 from t in U64 from term in Bounded
+        select (RaftMessage)new TimeoutNow(f, t, term),
+        from f in U64 from t in U64 from term in Bounded from i in Bounded from lt in Bounded from pv in Bool
+        select (RaftMessage)new RequestVote(f, t, term, i, lt, pv, LeadershipTransfer: true));
 
     public static Arbitrary<RaftMessage> Messages => Message.ToArbitrary();
 
@@ -81,7 +96,8 @@ internal static class MessageGenerators
 
         if (expected is SnapshotChunk c && actual is SnapshotChunk d)
         {
-            return c with { Data = default } == d with { Data = default } && c.Data.Span.SequenceEqual(d.Data.Span);
+            return c with { Data = default } == d with { Data = default } && c.Data.Span.SequenceEqual(d.Data.Span)
+                && Equals(c.Snapshot.Configuration, d.Snapshot.Configuration);
         }
 
         if (expected is ForwardProposal p && actual is ForwardProposal q)
@@ -94,6 +110,13 @@ internal static class MessageGenerators
             return r with { Payload = default } == s with { Payload = default } && r.Payload.Span.SequenceEqual(s.Payload.Span);
         }
 
-        return expected.Equals(actual);
+        // Snapshot metadata compare by index and term only: the configuration is compared on its own.
+        var configurationsMatch = (expected, actual) switch
+        {
+            (InstallSnapshot x, InstallSnapshot y) => Equals(x.Snapshot.Configuration, y.Snapshot.Configuration),
+            (SnapshotChunkResponse x, SnapshotChunkResponse y) => Equals(x.Snapshot.Configuration, y.Snapshot.Configuration),
+            _ => true,
+        };
+        return expected.Equals(actual) && configurationsMatch;
     }
 }
