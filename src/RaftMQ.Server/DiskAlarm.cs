@@ -7,7 +7,10 @@ namespace RaftMQ.Server;
 /// free space than the limit, the leader refuses commands that add data (publish, batch publish, topic creation), so
 /// a full disk refuses publishes instead of stopping the node on ENOSPC. Pops and reads go on: their log entries are
 /// small and they free space. Free space is read with statvfs (through <see cref="DriveInfo"/>) at most once per
-/// <see cref="CheckInterval"/>; between reads the cached value answers, so a publish costs no system call.
+/// <see cref="CheckInterval"/>; between reads the cached value answers, so a publish costs no system call. The cache
+/// is bounded in bytes as well as in time: a fast disk (tmpfs, NVMe) takes far more than the limit in one interval,
+/// so <see cref="Admit"/> reads again as soon as the bytes admitted since the last reading could have used half of
+/// the room it saw above the limit. Far from the limit that is rare; near it, every publish reads.
 /// </summary>
 public sealed partial class DiskAlarm
 {
@@ -20,6 +23,7 @@ public sealed partial class DiskAlarm
     private readonly Lock _gate = new();
     private DiskState _state;
     private long _checkedAt;
+    private long _admittedSinceCheck;
 
     public DiskAlarm(string directory, long limitBytes, TimeProvider time, ILogger logger)
     {
@@ -35,27 +39,56 @@ public sealed partial class DiskAlarm
     /// <summary>Refuse new data while fewer bytes than this are free; 0 turns the alarm off.</summary>
     public long LimitBytes { get; }
 
+    /// <summary>
+    /// Each admitted byte is written at least twice (the log's entry and the queue's segment file); the cached
+    /// reading is used until the admitted bytes, times this, could have taken half the room above the limit.
+    /// </summary>
+    public const int WriteAmplification = 2;
+
     /// <summary>The state now: the cached reading if it is fresh, else a new one.</summary>
     public DiskState Current
     {
         get
         {
-            lock (_gate)
-            {
-                var now = _time.GetTimestamp();
-                if (_checkedAt != long.MinValue && _time.GetElapsedTime(_checkedAt, now) < CheckInterval) return _state;
-                _checkedAt = now;
-                var free = FreeBytes();
-                var alarm = LimitBytes > 0 && free < LimitBytes;
-                if (alarm != _state.Alarm)
-                {
-                    if (alarm) LogRaised(_logger, free / Mb, LimitBytes / Mb, _directory);
-                    else LogCleared(_logger, free / Mb, LimitBytes / Mb, _directory);
-                }
-                _state = new DiskState(alarm, free, LimitBytes, _directory);
-                return _state;
-            }
+            lock (_gate) return Read(force: false);
         }
+    }
+
+    /// <summary>
+    /// The leader's admission of a command adding <paramref name="bytes"/>: the state to decide on, read again when
+    /// the bytes admitted since the last reading may have used the room that reading saw; unless the alarm is on,
+    /// the bytes are counted as admitted.
+    /// </summary>
+    public DiskState Admit(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        lock (_gate)
+        {
+            var room = _state.FreeBytes - LimitBytes;
+            // While the alarm is on nothing is admitted: the time bound alone decides when to look again.
+            var stale = LimitBytes > 0 && !_state.Alarm && (_admittedSinceCheck + bytes) * WriteAmplification > room / 2;
+            var state = Read(force: stale);
+            if (!state.Alarm) _admittedSinceCheck += bytes;
+            return state;
+        }
+    }
+
+    /// <summary>The cached reading, unless it is older than <see cref="CheckInterval"/> or <paramref name="force"/>d.</summary>
+    private DiskState Read(bool force)
+    {
+        var now = _time.GetTimestamp();
+        if (!force && _checkedAt != long.MinValue && _time.GetElapsedTime(_checkedAt, now) < CheckInterval) return _state;
+        _checkedAt = now;
+        _admittedSinceCheck = 0;
+        var free = FreeBytes();
+        var alarm = LimitBytes > 0 && free < LimitBytes;
+        if (alarm != _state.Alarm)
+        {
+            if (alarm) LogRaised(_logger, free / Mb, LimitBytes / Mb, _directory);
+            else LogCleared(_logger, free / Mb, LimitBytes / Mb, _directory);
+        }
+        _state = new DiskState(alarm, free, LimitBytes, _directory);
+        return _state;
     }
 
     private const long Mb = 1024 * 1024;

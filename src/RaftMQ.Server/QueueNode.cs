@@ -142,7 +142,7 @@ public sealed class QueueNode : IAsyncDisposable
     /// that add data are refused (the leader appends the entry first). Pops and reads pass; they free space.
     /// </summary>
     private ProposalRefusal? Admit(ReadOnlyMemory<byte> command) =>
-        command.Length > 0 && AddsData((QueueOp)command.Span[0]) && Disk.Current is { Alarm: true } full
+        command.Length > 0 && AddsData((QueueOp)command.Span[0]) && Disk.Admit(command.Length) is { Alarm: true } full
             ? new ProposalRefusal(ErrorCodes.DiskFull, "the disk alarm is on", EncodeDisk(full))
             : null;
 

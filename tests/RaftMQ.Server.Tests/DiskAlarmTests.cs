@@ -42,9 +42,9 @@ public sealed class DiskAlarmTests
     private static async Task<JsonElement> DiskMetricsAsync(TestCluster cluster, int node) =>
         (await SendAsync(cluster, node, HttpMethod.Get, "/v1/metrics")).Json.GetProperty("disk");
 
-    private static void ShouldBeDiskFull(Answer a, long limitBytes)
+    private static void ShouldBeDiskFull(Answer a, long limitBytes, NodeProcess? node = null)
     {
-        a.Status.ShouldBe(HttpStatusCode.InsufficientStorage, a.Body);
+        a.Status.ShouldBe(HttpStatusCode.InsufficientStorage, node is null ? a.Body : $"{a.Body}\nnode output:\n{node.Output}");
         a.ErrorCode.ShouldBe(DiskFull);
         var json = a.Json;
         json.GetProperty("success").GetBoolean().ShouldBeFalse();
@@ -93,7 +93,7 @@ public sealed class DiskAlarmTests
             if (a.Status == HttpStatusCode.OK) acknowledged.AddRange(messages);
             else refused = a;
         }
-        ShouldBeDiskFull(refused, limitBytes);
+        ShouldBeDiskFull(refused, limitBytes, cluster.Node(node));
         acknowledged.Count.ShouldBeGreaterThan(0);
 
         // Every way of adding data is refused; the node stays up and says so in its metrics.
