@@ -85,8 +85,16 @@ public sealed class RaftMQPublisher : IAsyncDisposable
     /// </summary>
     /// <exception cref="ObjectDisposedException">The publisher was disposed.</exception>
     /// <exception cref="PublisherFaultedException">An earlier message failed; this one was not published.</exception>
-    public async Task PublishAsync(string message, CancellationToken cancellationToken = default) =>
-        await (await EnqueueAsync(message, cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
+    public Task PublishAsync(string message, CancellationToken cancellationToken = default)
+    {
+        // With room in the queue, the task returned is the message's own: it is complete as soon as the message is
+        // answered, so after DisposeAsync every such task is done. (An async wrapper would complete a moment later,
+        // on the thread pool.) Only a publish that waited for room goes through a wrapper.
+        var enqueued = EnqueueAsync(message, cancellationToken);
+        return enqueued.IsCompletedSuccessfully ? enqueued.Result : WhenSentAsync(enqueued);
+
+        static async Task WhenSentAsync(ValueTask<Task> enqueued) => await (await enqueued.ConfigureAwait(false)).ConfigureAwait(false);
+    }
 
     /// <summary>
     /// Waits for room in the queue (<see cref="RaftMQPublisherOptions.MaxQueuedMessages"/>), queues
