@@ -63,13 +63,16 @@ internal sealed record PopBatchBody(
     [property: JsonPropertyName("topic")] string Topic,
     [property: JsonPropertyName("max")] int Max);
 
+internal sealed record PopMessagesBody([property: JsonPropertyName("max")] int Max);
+
 internal sealed record ResultBody(
     [property: JsonPropertyName("success")] bool Success,
     [property: JsonPropertyName("topics")] List<string>? Topics,
     [property: JsonPropertyName("message")] string? Message,
     [property: JsonPropertyName("error")] string? Error,
     [property: JsonPropertyName("published")] int? Published = null,
-    [property: JsonPropertyName("messages")] List<string>? Messages = null);
+    [property: JsonPropertyName("messages")] System.Text.Json.JsonElement? Messages = null,
+    [property: JsonPropertyName("first_offset")] ulong? FirstOffset = null);
 
 [JsonSerializable(typeof(NodeInfoBody))]
 [JsonSerializable(typeof(RoleBody))]
@@ -78,4 +81,5 @@ internal sealed record ResultBody(
 [JsonSerializable(typeof(PublishBatchBody))]
 [JsonSerializable(typeof(PopBatchBody))]
 [JsonSerializable(typeof(ResultBody))]
+[JsonSerializable(typeof(PopMessagesBody))]
 internal sealed partial class ClientJson : JsonSerializerContext;

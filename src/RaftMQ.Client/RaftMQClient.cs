@@ -232,7 +232,68 @@ public sealed class RaftMQClient : IDisposable
             "pop", Safety.Unsafe, node => JsonRequest(HttpMethod.Post, node, "/v1/messages/pop", body),
             (status, result) => status switch
             {
-                HttpStatusCode.OK when result?.Messages is { } messages => messages,
+                HttpStatusCode.OK when result?.Messages is { ValueKind: JsonValueKind.Array } messages
+                    && messages.EnumerateArray().All(m => m.ValueKind == JsonValueKind.String) =>
+                    messages.EnumerateArray().Select(m => m.GetString()!).ToList(),
+                HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>
+    /// Appends binary messages with their headers to a topic in one request (<c>POST /v1/topics/&lt;topic&gt;/messages</c>),
+    /// atomically as <see cref="PublishBatchAsync"/>. The leader stamps them with its publish time.
+    /// </summary>
+    /// <returns>How many were published and the offset of the first (the others follow one by one).</returns>
+    /// <exception cref="TopicNotFoundException">The topic does not exist; nothing was published.</exception>
+    /// <exception cref="OutcomeUnknownException">The request may have been applied but its answer was lost; it is not retried.</exception>
+    /// <exception cref="ClusterUnavailableException">No leader could be reached in time; nothing was published.</exception>
+    /// <exception cref="RequestRejectedException">
+    /// Headers out of bounds (400: at most 16, names of 1 to 64 HTTP token characters, values up to 1 KiB, 4 KiB
+    /// together), a payload or the batch too large (413), or the queue full (507); nothing was published.
+    /// </exception>
+    public Task<PublishResult> PublishMessagesAsync(string topic, IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        ArgumentNullException.ThrowIfNull(messages);
+        if (messages.Count == 0) throw new ArgumentException("a batch needs at least one message", nameof(messages));
+        var body = MessageJson.PublishBody(messages);
+        if (body.Length > MaxRequestBytes)
+            throw new ArgumentException($"the batch is {body.Length} bytes as JSON, over the {MaxRequestBytes}-byte request limit; split it", nameof(messages));
+        var path = $"/v1/topics/{Uri.EscapeDataString(topic)}/messages";
+        return RunAsync(
+            "publish", Safety.Unsafe, node => JsonRequest(HttpMethod.Post, node, path, body),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK when result is { Published: { } n, FirstOffset: { } first } => new PublishResult(n, first),
+                HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>
+    /// Removes and returns up to <paramref name="max"/> of the oldest messages of a topic with their offsets, publish
+    /// times and headers (<c>POST /v1/topics/&lt;topic&gt;/messages/pop</c>). The cluster returns fewer when fewer wait,
+    /// or when more would pass 1 MiB of payloads and headers (but always one if any waits).
+    /// </summary>
+    /// <returns>The messages popped, oldest first; empty if the topic is empty.</returns>
+    /// <exception cref="TopicNotFoundException">The topic does not exist.</exception>
+    /// <exception cref="OutcomeUnknownException">Messages may have been popped but the answer was lost; it is not retried.</exception>
+    /// <exception cref="ClusterUnavailableException">No leader could be reached in time; nothing was popped.</exception>
+    /// <exception cref="RequestRejectedException">The request is invalid (400), e.g. <paramref name="max"/> over the cluster's bound.</exception>
+    public Task<IReadOnlyList<ReceivedMessage>> PopMessagesAsync(string topic, int max, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        var body = JsonSerializer.SerializeToUtf8Bytes(new PopMessagesBody(max), ClientJson.Default.PopMessagesBody);
+        var path = $"/v1/topics/{Uri.EscapeDataString(topic)}/messages/pop";
+        return RunAsync(
+            "pop", Safety.Unsafe, node => JsonRequest(HttpMethod.Post, node, path, body),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK when result?.Messages is { } messages => MessageJson.Popped(messages),
                 HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
                 _ => throw Rejected(status, result),
             },

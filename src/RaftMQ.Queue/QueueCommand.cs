@@ -11,6 +11,12 @@ public enum QueueOp : byte
     Pop = 3,
     PublishBatch = 4,
     PopBatch = 5,
+
+    /// <summary>Binary messages with headers and the leader's publish time; answered with the first offset.</summary>
+    PublishMessages = 6,
+
+    /// <summary>A batch pop answered with whole messages: offset, publish time, headers, payload.</summary>
+    PopMessages = 7,
 }
 
 /// <summary>
@@ -18,9 +24,13 @@ public enum QueueOp : byte
 /// <list type="bullet">
 /// <item>CreateTopic, Pop: [0 u32]; Publish: [message length u32][message] (the original three, unchanged);</item>
 /// <item>PublishBatch: [count u32] then count times [message length u32][message];</item>
-/// <item>PopBatch: [max u32].</item>
+/// <item>PopBatch, PopMessages: [max u32];</item>
+/// <item>PublishMessages: [timestamp i64][count u32] then count times [header bytes u16][headers][payload length u32][payload],
+/// the headers as <see cref="MessageHeaders"/> writes them. The timestamp (Unix ms) sits at a fixed place, right after
+/// the topic, so the leader can stamp it into the bytes it proposes (<see cref="PublishStamper"/>).</item>
 /// </list>
-/// Strings are UTF-8, integers little-endian.
+/// Strings are UTF-8, integers little-endian. Ops 1 to 5 are the string model (and decode exactly as before), 6 and 7
+/// the binary one.
 /// </summary>
 public readonly record struct QueueCommand(QueueOp Op, string Topic, string? Message)
 {
@@ -29,8 +39,22 @@ public readonly record struct QueueCommand(QueueOp Op, string Topic, string? Mes
     /// <summary>The messages of a <see cref="QueueOp.PublishBatch"/>, in order; null for the other ops.</summary>
     public IReadOnlyList<string>? Messages { get; init; }
 
-    /// <summary>Most messages a <see cref="QueueOp.PopBatch"/> removes; 0 for the other ops.</summary>
+    /// <summary>Most messages a <see cref="QueueOp.PopBatch"/> or <see cref="QueueOp.PopMessages"/> removes; 0 for the other ops.</summary>
     public int Max { get; init; }
+
+    /// <summary>The binary messages of a <see cref="QueueOp.PublishMessages"/>, in order; null for the other ops.</summary>
+    public IReadOnlyList<QueueMessage>? Binary { get; init; }
+
+    /// <summary>The publish time of a <see cref="QueueOp.PublishMessages"/> (Unix ms), as the leader stamped it; 0 when not stamped.</summary>
+    public long TimestampMs { get; init; }
+
+    /// <summary>Where a <see cref="QueueOp.PublishMessages"/> command's timestamp lies in its encoding, or -1 for other bytes.</summary>
+    public static int TimestampPosition(ReadOnlySpan<byte> encoded)
+    {
+        if (encoded.Length < HeaderBytes || encoded[0] != (byte)QueueOp.PublishMessages) return -1;
+        var at = HeaderBytes + BinaryPrimitives.ReadUInt16LittleEndian(encoded[1..]);
+        return encoded.Length >= at + 8 + 4 ? at : -1;
+    }
 
     public static QueueCommand CreateTopic(string topic) => new(QueueOp.CreateTopic, topic, null);
 
@@ -45,12 +69,33 @@ public readonly record struct QueueCommand(QueueOp Op, string Topic, string? Mes
     /// <summary>Removes up to <paramref name="max"/> of the oldest messages.</summary>
     public static QueueCommand PopBatch(string topic, int max) => new(QueueOp.PopBatch, topic, null) { Max = max };
 
+    /// <summary>
+    /// Appends all <paramref name="messages"/> in order, or none of them. <paramref name="timestampMs"/> is normally
+    /// left 0 and stamped by the leader when it proposes the command.
+    /// </summary>
+    public static QueueCommand PublishMessages(string topic, IReadOnlyList<QueueMessage> messages, long timestampMs = 0) =>
+        new(QueueOp.PublishMessages, topic, null) { Binary = messages, TimestampMs = timestampMs };
+
+    /// <summary>Removes up to <paramref name="max"/> of the oldest messages, answered with their offsets, times and headers.</summary>
+    public static QueueCommand PopMessages(string topic, int max) => new(QueueOp.PopMessages, topic, null) { Max = max };
+
     public byte[] Encode()
     {
         var topicBytes = Encoding.UTF8.GetByteCount(Topic);
         if (topicBytes > ushort.MaxValue) throw new ArgumentException("topic name too long");
         var length = HeaderBytes + topicBytes + 4L;
-        if (Op == QueueOp.PublishBatch)
+        if (Op == QueueOp.PublishMessages)
+        {
+            if (Binary is null) throw new ArgumentException("a binary publish needs its messages");
+            length += 8;
+            foreach (var m in Binary)
+            {
+                var headers = MessageHeaders.EncodedBytes(m.Headers);
+                if (headers > ushort.MaxValue) throw new ArgumentException("headers too large to encode");
+                length += 2 + headers + 4 + m.Payload.Length;
+            }
+        }
+        else if (Op == QueueOp.PublishBatch)
         {
             if (Messages is null) throw new ArgumentException("a batch publish needs its messages");
             foreach (var m in Messages) length += 4 + Encoding.UTF8.GetByteCount(m);
@@ -60,7 +105,7 @@ public readonly record struct QueueCommand(QueueOp Op, string Topic, string? Mes
             length += Encoding.UTF8.GetByteCount(Message);
         }
         if (length > Array.MaxLength) throw new ArgumentException("command too large to encode");
-        if (Op == QueueOp.PopBatch && Max < 0) throw new ArgumentException("a batch pop's max must not be negative");
+        if (Op is QueueOp.PopBatch or QueueOp.PopMessages && Max < 0) throw new ArgumentException("a batch pop's max must not be negative");
 
         var buffer = new byte[length];
         var span = buffer.AsSpan();
@@ -80,8 +125,22 @@ public readonly record struct QueueCommand(QueueOp Op, string Topic, string? Mes
                     rest = rest[(4 + n)..];
                 }
                 break;
-            case QueueOp.PopBatch:
+            case QueueOp.PopBatch or QueueOp.PopMessages:
                 BinaryPrimitives.WriteUInt32LittleEndian(rest, (uint)Max);
+                break;
+            case QueueOp.PublishMessages:
+                BinaryPrimitives.WriteInt64LittleEndian(rest, TimestampMs);
+                BinaryPrimitives.WriteUInt32LittleEndian(rest[8..], (uint)Binary!.Count);
+                rest = rest[12..];
+                foreach (var m in Binary)
+                {
+                    var headers = MessageHeaders.Write(rest[2..], m.Headers);
+                    BinaryPrimitives.WriteUInt16LittleEndian(rest, (ushort)headers);
+                    rest = rest[(2 + headers)..];
+                    BinaryPrimitives.WriteUInt32LittleEndian(rest, (uint)m.Payload.Length);
+                    m.Payload.Span.CopyTo(rest[4..]);
+                    rest = rest[(4 + m.Payload.Length)..];
+                }
                 break;
             default:
                 var messageBytes = Message is null ? 0 : Encoding.UTF8.GetBytes(Message, rest[4..]);
@@ -98,10 +157,11 @@ public readonly record struct QueueCommand(QueueOp Op, string Topic, string? Mes
     public static bool TryDecode(ReadOnlySpan<byte> data, out QueueCommand command)
     {
         command = default;
-        if (data.Length < HeaderBytes + 4 || data[0] is < (byte)QueueOp.CreateTopic or > (byte)QueueOp.PopBatch) return false;
+        if (data.Length < HeaderBytes + 4 || data[0] is < (byte)QueueOp.CreateTopic or > (byte)QueueOp.PopMessages) return false;
         var op = (QueueOp)data[0];
         int topicLength = BinaryPrimitives.ReadUInt16LittleEndian(data[1..]);
         if (data.Length < HeaderBytes + topicLength + 4) return false;
+        if (op == QueueOp.PublishMessages) return TryDecodeMessages(data, topicLength, out command);
         var rest = data[(HeaderBytes + topicLength)..];
         var value = BinaryPrimitives.ReadUInt32LittleEndian(rest);
         rest = rest[4..];
@@ -131,9 +191,9 @@ public readonly record struct QueueCommand(QueueOp Op, string Topic, string? Mes
                     if (!rest.IsEmpty) return false;
                     command = PublishBatch(topic, messages);
                     return true;
-                case QueueOp.PopBatch:
+                case QueueOp.PopBatch or QueueOp.PopMessages:
                     if (!rest.IsEmpty || value > int.MaxValue) return false;
-                    command = PopBatch(topic, (int)value);
+                    command = op == QueueOp.PopBatch ? PopBatch(topic, (int)value) : PopMessages(topic, (int)value);
                     return true;
                 default:
                     if (value != 0 || !rest.IsEmpty) return false;
@@ -147,9 +207,47 @@ public readonly record struct QueueCommand(QueueOp Op, string Topic, string? Mes
         }
     }
 
+    private static bool TryDecodeMessages(ReadOnlySpan<byte> data, int topicLength, out QueueCommand command)
+    {
+        command = default;
+        var rest = data[(HeaderBytes + topicLength)..];
+        if (rest.Length < 12) return false;
+        var timestamp = BinaryPrimitives.ReadInt64LittleEndian(rest);
+        var count = BinaryPrimitives.ReadUInt32LittleEndian(rest[8..]);
+        rest = rest[12..];
+        // Each message takes at least its two lengths (6 bytes): a count the bytes cannot hold is refused first.
+        if (count > (uint)rest.Length / 6) return false;
+        string topic;
+        try
+        {
+            topic = new UTF8Encoding(false, true).GetString(data.Slice(HeaderBytes, topicLength));
+        }
+        catch (DecoderFallbackException)
+        {
+            return false;
+        }
+        var messages = new QueueMessage[count];
+        for (int i = 0; i < messages.Length; i++)
+        {
+            if (rest.Length < 2) return false;
+            int headerBytes = BinaryPrimitives.ReadUInt16LittleEndian(rest);
+            if (rest.Length < 2 + headerBytes + 4) return false;
+            if (!MessageHeaders.TryRead(rest.Slice(2, headerBytes), out var headers)) return false;
+            rest = rest[(2 + headerBytes)..];
+            var length = BinaryPrimitives.ReadUInt32LittleEndian(rest);
+            if (length > (uint)rest.Length - 4) return false;
+            messages[i] = new QueueMessage(rest.Slice(4, (int)length).ToArray(), headers);
+            rest = rest[(4 + (int)length)..];
+        }
+        if (!rest.IsEmpty) return false;
+        command = PublishMessages(topic, messages, timestamp);
+        return true;
+    }
+
     /// <summary>Value equality, batch messages compared one by one.</summary>
     public bool Equals(QueueCommand other) =>
-        Op == other.Op && Max == other.Max && string.Equals(Topic, other.Topic, StringComparison.Ordinal)
+        Op == other.Op && Max == other.Max && TimestampMs == other.TimestampMs && string.Equals(Topic, other.Topic, StringComparison.Ordinal)
+        && (ReferenceEquals(Binary, other.Binary) || (Binary is not null && other.Binary is not null && Binary.SequenceEqual(other.Binary)))
         && string.Equals(Message, other.Message, StringComparison.Ordinal)
         && (ReferenceEquals(Messages, other.Messages)
             || (Messages is not null && other.Messages is not null && Messages.SequenceEqual(other.Messages, StringComparer.Ordinal)));
@@ -170,7 +268,10 @@ public enum QueueStatus : byte
 
 /// <summary>
 /// A command's result: <see cref="Message"/> is set for a successful pop, <see cref="Count"/> for a successful batch
-/// publish (messages appended), <see cref="Messages"/> for a successful batch pop (possibly empty).
+/// publish (messages appended), <see cref="Messages"/> for a successful batch pop (possibly empty). For the binary
+/// ops: a successful <see cref="QueueOp.PublishMessages"/> sets <see cref="Count"/> and <see cref="FirstOffset"/>
+/// (the offset of its first message; the others follow one by one), a successful <see cref="QueueOp.PopMessages"/>
+/// sets <see cref="Delivered"/> (possibly empty).
 /// </summary>
 public sealed record QueueResult(QueueStatus Status, string? Message = null)
 {
@@ -180,11 +281,20 @@ public sealed record QueueResult(QueueStatus Status, string? Message = null)
 
     public IReadOnlyList<string>? Messages { get; init; }
 
+    /// <summary>The offset a binary publish's first message got; null for the other results.</summary>
+    public ulong? FirstOffset { get; init; }
+
+    /// <summary>The messages a binary pop removed, with their offsets, publish times and headers; null for the other results.</summary>
+    public IReadOnlyList<QueueMessage>? Delivered { get; init; }
+
     public bool Success => Status == QueueStatus.Ok;
 
     /// <summary>Value equality, popped messages compared one by one.</summary>
     public bool Equals(QueueResult? other) =>
         other is not null && Status == other.Status && Count == other.Count && string.Equals(Message, other.Message, StringComparison.Ordinal)
+        && FirstOffset == other.FirstOffset
+        && (ReferenceEquals(Delivered, other.Delivered)
+            || (Delivered is not null && other.Delivered is not null && Delivered.SequenceEqual(other.Delivered)))
         && (ReferenceEquals(Messages, other.Messages)
             || (Messages is not null && other.Messages is not null && Messages.SequenceEqual(other.Messages, StringComparer.Ordinal)));
 

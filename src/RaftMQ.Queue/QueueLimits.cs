@@ -42,11 +42,46 @@ public sealed record QueueLimits
     /// </summary>
     public int MaxBatchMessages { get; init; } = 1_000;
 
+    /// <summary>Most headers on one message (binary publishes, <see cref="QueueOp.PublishMessages"/>).</summary>
+    public int MaxHeaders { get; init; } = 16;
+
+    /// <summary>Longest header name, in bytes (names are HTTP token characters, so one byte each).</summary>
+    public int MaxHeaderNameBytes { get; init; } = 64;
+
+    /// <summary>Longest header value, in UTF-8 bytes.</summary>
+    public int MaxHeaderValueBytes { get; init; } = 1024;
+
+    /// <summary>
+    /// Most bytes of one message's encoded headers (<see cref="MessageHeaders"/>: 3 bytes per header plus names and
+    /// values). They are stored in the message's record and count against the byte bounds like the payload. At most
+    /// 65 535 (the record's header length field).
+    /// </summary>
+    public int MaxHeaderBytes { get; init; } = 4 * 1024;
+
     /// <summary>
     /// Most UTF-8 bytes of messages one batch pop returns: it stops before the message that would cross this, but
     /// always returns at least one message if any is waiting (a single message is within <see cref="MaxMessageBytes"/>).
     /// </summary>
     public int MaxPopBatchBytes { get; init; } = 1 << 20;
+
+    /// <summary>
+    /// Largest message record: <see cref="MessageOverheadBytes"/>, <see cref="MaxHeaderBytes"/> and
+    /// <see cref="MaxMessageBytes"/> together.
+    /// </summary>
+    public long MaxRecordBytes => MessageOverheadBytes + (long)MaxHeaderBytes + MaxMessageBytes;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bound that cannot work.</summary>
+    public void Validate()
+    {
+        if (MaxTopicNameBytes is < 1 or > ushort.MaxValue) throw new ArgumentException("MaxTopicNameBytes must be between 1 and 65535.");
+        if (MaxMessageBytes < 0) throw new ArgumentException("MaxMessageBytes must not be negative.");
+        if (MaxHeaders < 0) throw new ArgumentException("MaxHeaders must not be negative.");
+        if (MaxHeaderNameBytes is < 1 or > byte.MaxValue) throw new ArgumentException("MaxHeaderNameBytes must be between 1 and 255.");
+        if (MaxHeaderValueBytes is < 0 or > ushort.MaxValue) throw new ArgumentException("MaxHeaderValueBytes must be between 0 and 65535.");
+        if (MaxHeaderBytes is < 0 or > ushort.MaxValue) throw new ArgumentException("MaxHeaderBytes must be between 0 and 65535 (the record's header length field).");
+        if (MaxBatchMessages < 1) throw new ArgumentException("MaxBatchMessages must be positive.");
+        if (MaxPopBatchBytes < 0) throw new ArgumentException("MaxPopBatchBytes must not be negative.");
+    }
 
     public static QueueLimits Default { get; } = new();
 }

@@ -7,13 +7,32 @@ namespace RaftMQ.Queue;
 /// <summary>
 /// The bytes of a <see cref="QueueResult"/>, so a leader can send the result of a forwarded command back to the
 /// follower that forwarded it. Little-endian, like the commands: status (1 byte), which parts follow (1 byte: 1 = a
-/// message, 2 = a list of messages), count (4), then the message (length 4 + UTF-8) and the list (count 4, then each
-/// length 4 + UTF-8) when present.
+/// message, 2 = a list of messages, 4 = a first offset, 8 = a list of whole messages), count (4), then in that order
+/// the parts present: the message (length 4 + UTF-8), the list (count 4, then each length 4 + UTF-8), the first offset
+/// (u64), the whole messages (count 4, then each [offset u64][timestamp i64][header bytes u16][headers][payload length
+/// 4][payload]). A result of the string ops never has parts 4 and 8, so it encodes as before.
 /// </summary>
 public sealed class QueueResultCodec : IResultCodec
 {
     private const byte HasMessage = 1;
     private const byte HasMessages = 2;
+    private const byte HasFirstOffset = 4;
+    private const byte HasDelivered = 8;
+
+    /// <summary>The fixed bytes of one whole message in a result, besides its headers and payload.</summary>
+    public const int DeliveredOverheadBytes = 8 + 8 + 2 + 4;
+
+    /// <summary>
+    /// The largest encoded result of a binary pop under <paramref name="limits"/>: its payloads and headers within
+    /// <see cref="QueueLimits.MaxPopBatchBytes"/> (or one message, when that alone is larger), plus the fixed bytes of
+    /// <see cref="QueueLimits.MaxBatchMessages"/> messages. What a leader sends back must fit its forwarding bound.
+    /// </summary>
+    public static long MaxPopMessagesResultBytes(QueueLimits limits)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        var content = Math.Max(limits.MaxPopBatchBytes, (long)limits.MaxMessageBytes + limits.MaxHeaderBytes);
+        return 6 + 4 + content + (long)limits.MaxBatchMessages * DeliveredOverheadBytes;
+    }
     private static readonly UTF8Encoding Strict = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     public static QueueResultCodec Instance { get; } = new();
@@ -28,9 +47,16 @@ public sealed class QueueResultCodec : IResultCodec
             size += 4;
             foreach (var m in list) size += 4 + Strict.GetByteCount(m);
         }
+        if (r.FirstOffset is not null) size += 8;
+        if (r.Delivered is { } delivered)
+        {
+            size += 4;
+            foreach (var m in delivered) size += DeliveredOverheadBytes + MessageHeaders.EncodedBytes(m.Headers) + m.Payload.Length;
+        }
         var bytes = new byte[size];
         bytes[0] = (byte)r.Status;
-        bytes[1] = (byte)((r.Message is null ? 0 : HasMessage) | (r.Messages is null ? 0 : HasMessages));
+        bytes[1] = (byte)((r.Message is null ? 0 : HasMessage) | (r.Messages is null ? 0 : HasMessages)
+            | (r.FirstOffset is null ? 0 : HasFirstOffset) | (r.Delivered is null ? 0 : HasDelivered));
         BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(2), r.Count);
         var at = 6;
         if (r.Message is not null) at = WriteText(bytes, at, r.Message);
@@ -39,6 +65,27 @@ public sealed class QueueResultCodec : IResultCodec
             BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(at), messages.Count);
             at += 4;
             foreach (var m in messages) at = WriteText(bytes, at, m);
+        }
+        if (r.FirstOffset is { } first)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(at), first);
+            at += 8;
+        }
+        if (r.Delivered is { } whole)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(at), whole.Count);
+            at += 4;
+            foreach (var m in whole)
+            {
+                BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(at), m.Offset);
+                BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(at + 8), m.TimestampMs);
+                var headers = MessageHeaders.Write(bytes.AsSpan(at + 18), m.Headers);
+                BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(at + 16), checked((ushort)headers));
+                at += 18 + headers;
+                BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(at), m.Payload.Length);
+                m.Payload.Span.CopyTo(bytes.AsSpan(at + 4));
+                at += 4 + m.Payload.Length;
+            }
         }
         return bytes;
     }
@@ -49,7 +96,7 @@ public sealed class QueueResultCodec : IResultCodec
         if (bytes.Length < 6) throw new FormatException("a queue result is at least 6 bytes");
         if (bytes[0] > (byte)QueueStatus.Invalid) throw new FormatException($"unknown queue status {bytes[0]}");
         var parts = bytes[1];
-        if ((parts & ~(HasMessage | HasMessages)) != 0) throw new FormatException($"unknown result parts {parts}");
+        if ((parts & ~(HasMessage | HasMessages | HasFirstOffset | HasDelivered)) != 0) throw new FormatException($"unknown result parts {parts}");
         var count = BinaryPrimitives.ReadInt32LittleEndian(bytes[2..]);
         var rest = bytes[6..];
         var message = (parts & HasMessage) != 0 ? ReadText(ref rest) : null;
@@ -62,8 +109,43 @@ public sealed class QueueResultCodec : IResultCodec
             messages = new List<string>(n);
             for (int i = 0; i < n; i++) messages.Add(ReadText(ref rest));
         }
+        ulong? firstOffset = null;
+        if ((parts & HasFirstOffset) != 0)
+        {
+            if (rest.Length < 8) throw new FormatException("truncated queue result");
+            firstOffset = BinaryPrimitives.ReadUInt64LittleEndian(rest);
+            rest = rest[8..];
+        }
+        List<QueueMessage>? delivered = null;
+        if ((parts & HasDelivered) != 0)
+        {
+            var n = ReadLength(ref rest);
+            if (n > rest.Length / DeliveredOverheadBytes) throw new FormatException($"{n} messages claimed, {rest.Length} bytes left");
+            delivered = new List<QueueMessage>(n);
+            for (int i = 0; i < n; i++) delivered.Add(ReadMessage(ref rest));
+        }
         if (!rest.IsEmpty) throw new FormatException($"{rest.Length} bytes left over after a queue result");
-        return new QueueResult((QueueStatus)bytes[0], message) { Count = count, Messages = messages };
+        return new QueueResult((QueueStatus)bytes[0], message)
+        {
+            Count = count, Messages = messages, FirstOffset = firstOffset, Delivered = delivered,
+        };
+    }
+
+    private static QueueMessage ReadMessage(ref ReadOnlySpan<byte> rest)
+    {
+        if (rest.Length < 18) throw new FormatException("truncated queue result");
+        var offset = BinaryPrimitives.ReadUInt64LittleEndian(rest);
+        var timestamp = BinaryPrimitives.ReadInt64LittleEndian(rest[8..]);
+        int headerBytes = BinaryPrimitives.ReadUInt16LittleEndian(rest[16..]);
+        rest = rest[18..];
+        if (headerBytes > rest.Length) throw new FormatException($"headers of {headerBytes} bytes, {rest.Length} left");
+        if (!MessageHeaders.TryRead(rest[..headerBytes], out var headers)) throw new FormatException("headers that do not decode in a queue result");
+        rest = rest[headerBytes..];
+        var length = ReadLength(ref rest);
+        if (length > rest.Length) throw new FormatException($"payload of {length} bytes, {rest.Length} left");
+        var payload = rest[..length].ToArray();
+        rest = rest[length..];
+        return new QueueMessage(payload, headers) { Offset = offset, TimestampMs = timestamp };
     }
 
     private static int WriteText(byte[] bytes, int at, string text)

@@ -24,6 +24,7 @@ public sealed class QueueStateMachine : IStateMachine, IDisposable
     public QueueStateMachine(string directory, QueueLimits? limits = null, QueueStoreOptions? storeOptions = null)
     {
         _limits = limits ?? QueueLimits.Default;
+        _limits.Validate();
         _store = new MessageStore(directory, storeOptions ?? QueueStoreOptions.Default);
     }
 
@@ -70,6 +71,8 @@ public sealed class QueueStateMachine : IStateMachine, IDisposable
                 QueueOp.Pop => Pop(c.Topic),
                 QueueOp.PublishBatch => PublishBatch(c.Topic, c.Messages),
                 QueueOp.PopBatch => PopBatch(c.Topic, c.Max),
+                QueueOp.PublishMessages => PublishMessages(c.Topic, c.Binary, c.TimestampMs),
+                QueueOp.PopMessages => PopMessages(c.Topic, c.Max),
                 _ => new QueueResult(QueueStatus.Invalid),
             };
         }
@@ -109,14 +112,12 @@ public sealed class QueueStateMachine : IStateMachine, IDisposable
             bytes += QueueLimits.MessageOverheadBytes + size;
             largest = Math.Max(largest, size);
         }
-        if (_store.TotalBytes + bytes > _limits.MaxTotalMessageBytes || log.Bytes + bytes > _limits.MaxTopicMessageBytes
-            || _store.TotalMessages + messages.Count > _limits.MaxTotalMessages || log.Count + messages.Count > _limits.MaxTopicMessages)
-            return new QueueResult(QueueStatus.LimitReached);
+        if (!Fits(log, bytes, messages.Count)) return new QueueResult(QueueStatus.LimitReached);
         var buffer = ArrayPool<byte>.Shared.Rent(largest);
         try
         {
             // Commands carry no publish time yet: the record's timestamp stays 0 until the leader stamps them.
-            foreach (var m in messages) log.Append(buffer.AsSpan(0, Encoding.UTF8.GetBytes(m, buffer)), timestamp: 0);
+            foreach (var m in messages) log.Append([], buffer.AsSpan(0, Encoding.UTF8.GetBytes(m, buffer)), timestamp: 0);
         }
         finally
         {
@@ -125,11 +126,79 @@ public sealed class QueueStateMachine : IStateMachine, IDisposable
         return QueueResult.Ok;
     }
 
+    /// <summary>Whether <paramref name="count"/> more messages of <paramref name="bytes"/> (records) fit all four bounds.</summary>
+    private bool Fits(TopicLog log, long bytes, int count) =>
+        _store.TotalBytes + bytes <= _limits.MaxTotalMessageBytes && log.Bytes + bytes <= _limits.MaxTopicMessageBytes
+        && _store.TotalMessages + count <= _limits.MaxTotalMessages && log.Count + count <= _limits.MaxTopicMessages;
+
+    /// <summary>
+    /// Binary messages: each within <see cref="QueueLimits.MaxMessageBytes"/> and with headers
+    /// <see cref="MessageHeaders.Check"/> accepts, all appended with the command's publish time, or none.
+    /// </summary>
+    private QueueResult PublishMessages(string topic, IReadOnlyList<QueueMessage>? messages, long timestamp)
+    {
+        if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
+        if (messages is null || messages.Count == 0 || messages.Count > _limits.MaxBatchMessages) return new QueueResult(QueueStatus.Invalid);
+        long bytes = 0;
+        var largestHeaders = 0;
+        foreach (var m in messages)
+        {
+            if (m.Payload.Length > _limits.MaxMessageBytes || MessageHeaders.Check(m.Headers, _limits) is not null)
+                return new QueueResult(QueueStatus.Invalid);
+            var headerBytes = MessageHeaders.EncodedBytes(m.Headers);
+            bytes += QueueLimits.MessageOverheadBytes + headerBytes + m.Payload.Length;
+            largestHeaders = Math.Max(largestHeaders, headerBytes);
+        }
+        if (!Fits(log, bytes, messages.Count)) return new QueueResult(QueueStatus.LimitReached);
+        var first = log.Tail;
+        var buffer = ArrayPool<byte>.Shared.Rent(largestHeaders);
+        try
+        {
+            foreach (var m in messages)
+                log.Append(buffer.AsSpan(0, MessageHeaders.Write(buffer, m.Headers)), m.Payload.Span, timestamp);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return QueueResult.Ok with { Count = messages.Count, FirstOffset = first };
+    }
+
+    /// <summary>
+    /// Removes up to <paramref name="max"/> oldest messages as whole messages; the batch stops before the message whose
+    /// payload and encoded headers would take it past <see cref="QueueLimits.MaxPopBatchBytes"/>, but holds at least
+    /// one if any waits. Messages published by string commands come with no headers and timestamp 0.
+    /// </summary>
+    private QueueResult PopMessages(string topic, int max)
+    {
+        if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
+        if (max < 1) return new QueueResult(QueueStatus.Invalid);
+        var limit = (int)Math.Min(Math.Min(max, _limits.MaxBatchMessages), log.Count);
+        var popped = new List<QueueMessage>(limit);
+        long size = 0;
+        while (popped.Count < limit)
+        {
+            var offset = log.Head;
+            var record = log.PeekHeadRecord(out var recordSize);
+            var headers = MessageRecord.Headers(record);
+            var payload = MessageRecord.Payload(record);
+            if (popped.Count > 0 && size + headers.Length + payload.Length > _limits.MaxPopBatchBytes) break;
+            // Written by this store from a decoded command, and checked by CRC on the way back: always well formed.
+            if (!MessageHeaders.TryRead(headers, out var decoded))
+                throw new InvalidDataException($"the headers of message {offset} in topic {topic} do not decode");
+            popped.Add(new QueueMessage(payload.ToArray(), decoded) { Offset = offset, TimestampMs = MessageRecord.Timestamp(record) });
+            size += headers.Length + payload.Length;
+            log.AdvanceHead(recordSize);
+        }
+        return QueueResult.Ok with { Delivered = popped };
+    }
+
     private QueueResult Pop(string topic)
     {
         if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
         if (log.Count == 0) return new QueueResult(QueueStatus.Empty);
-        // Published as valid UTF-8 (the commands carry strings), so the string edge decodes it exactly.
+        // A string command's message is valid UTF-8 and decodes exactly; a binary one that is not text reaches the
+        // string edge with each invalid sequence replaced by U+FFFD (the binary pop returns the bytes).
         var message = Encoding.UTF8.GetString(log.PeekHead(out var recordSize));
         log.AdvanceHead(recordSize);
         return new QueueResult(QueueStatus.Ok, message);

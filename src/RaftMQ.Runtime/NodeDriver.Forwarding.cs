@@ -111,8 +111,10 @@ public sealed partial class NodeDriver
                 ForwardResult.Truncate(refusal.Message, ForwardResult.MaxMessageBytes), refusal.Detail));
             return;
         }
+        // The leader's own bytes go into the log, not the follower's: Prepare runs here, never on the sender.
+        var command = forwarding.Prepare is { } prepare ? prepare(m.Command) : m.Command;
         Counters.Proposed();
-        var r = _node.Propose(m.Command);
+        var r = _node.Propose(command);
         switch (r.Status)
         {
             case ProposeStatus.Accepted:
@@ -125,7 +127,7 @@ public sealed partial class NodeDriver
                 break;
             case ProposeStatus.TooLarge:
                 Answer(m.From, m.RequestId, ForwardStatus.NotApplied, (byte)NotAppliedReason.TooLarge,
-                    new CommandTooLargeException(m.Command.Length, _raftOptions.MaxEntryBytes).Message);
+                    new CommandTooLargeException(command.Length, _raftOptions.MaxEntryBytes).Message);
                 break;
             default:
                 Answer(m.From, m.RequestId, ForwardStatus.NotApplied, (byte)NotAppliedReason.Overloaded,

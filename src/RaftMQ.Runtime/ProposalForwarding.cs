@@ -22,6 +22,17 @@ public sealed class ProposalForwarding
     /// </summary>
     public Func<ReadOnlyMemory<byte>, ProposalRefusal?>? Admit { get; init; }
 
+    /// <summary>
+    /// The application's last word on a command, run on the leader right after <see cref="Admit"/> admitted it and
+    /// right before it is proposed — its own callers' commands and forwarded ones alike, never on a follower: what it
+    /// returns is what goes into the log. So a value only the leader should choose (a publish time, say) is chosen once
+    /// and replicated, and every node applies the same bytes. Null proposes the command as given. It runs again on
+    /// each attempt (a command proposed anew after a leader change is prepared by the new leader). Called from the
+    /// runtime's loop and from callers' threads: it must be thread-safe, quick, must not throw, and must return a new
+    /// buffer rather than change the one it is given.
+    /// </summary>
+    public Func<ReadOnlyMemory<byte>, ReadOnlyMemory<byte>>? Prepare { get; init; }
+
     /// <summary>Most forwarded proposals a leader holds in its log, not yet answered; beyond it a forward is refused as overloaded.</summary>
     public int MaxForwardedInFlight { get; init; } = 4_096;
 

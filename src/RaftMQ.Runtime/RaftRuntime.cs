@@ -160,7 +160,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     /// Proposes a command through the leader, and says what became of it (<see cref="ProposeOutcome"/>) instead of
     /// throwing. It waits out elections until <paramref name="deadline"/>, and proposes again while the command was
     /// certainly not applied (leadership moved before it was proposed, or a new leader replaced the entry). On the
-    /// leader, the application's admission check (<see cref="ProposalForwarding.Admit"/>) runs first. When another
+    /// leader, the application's admission check (<see cref="ProposalForwarding.Admit"/>) runs first, then its
+    /// <see cref="ProposalForwarding.Prepare"/>, whose bytes are proposed. When another
     /// node leads: with <see cref="NodeDriverOptions.Forwarding"/> on, the command is forwarded to it over the peer
     /// link and its answer returned as if proposed here; without, <see cref="ProposeOutcome.Elsewhere"/> is returned
     /// and the caller forwards or redirects. <paramref name="command"/> is called once per attempt, right before the
@@ -185,6 +186,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 {
                     var bytes = command();
                     if (forwarding?.Admit?.Invoke(bytes) is { } refusal) return new ProposeOutcome.Refused(refusal);
+                    if (forwarding?.Prepare is { } prepare) bytes = prepare(bytes);
                     try
                     {
                         sent = true;

@@ -72,7 +72,14 @@ public sealed record PopBatchResponse(
     [property: JsonPropertyName("success")] bool Success,
     [property: JsonPropertyName("messages")] IReadOnlyList<string> Messages);
 
+/// <summary>Answer of <c>POST /v1/topics/&lt;topic&gt;/messages</c>: how many were published, and the offset of the first (the rest follow one by one).</summary>
+public sealed record PublishMessagesResponse(
+    [property: JsonPropertyName("success")] bool Success,
+    [property: JsonPropertyName("published")] int Published,
+    [property: JsonPropertyName("first_offset")] ulong FirstOffset);
+
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSerializable(typeof(PublishMessagesResponse))]
 [JsonSerializable(typeof(SuccessResponse))]
 [JsonSerializable(typeof(TopicsResponse))]
 [JsonSerializable(typeof(MessageResponse))]

@@ -49,6 +49,7 @@ var node = new QueueNode(settings, config, new QueueStateMachine(Path.Combine(da
 // the limits do not depend on the secret.
 var limitOptions = settings.HostOptions(config, clusterSecret: []);
 ServerLimits.CheckAgainst(limitOptions);
+ServerLimits.CheckAgainst(node.StateMachine.Limits, node.Forwarding);
 // Every connection the bounds allow, plus the node's files, must fit the open-file limit (docs/rest-api.md).
 var httpLimits = settings.HttpLimits();
 var descriptors = FileDescriptorBudget.Apply(FileDescriptorBudget.For(limitOptions, httpLimits), httpExplicit: settings.MaxConnections is not null);
@@ -73,6 +74,7 @@ app.Use(RequestTarget.RefuseUnlessOriginForm);
 app.UseRouting();
 RrmqEndpoints.Map(app, node);
 V1Endpoints.Map(app, node);
+MessageEndpoints.Map(app, node);
 // While Kestrel starts, the other core runs a first request through the endpoints (see WarmUpAsync).
 var warmUp = Task.Run(() => NodeWebApplication.WarmUpAsync(app, e => RrmqEndpoints.Map(e, node), "GET", "/status"));
 

@@ -51,14 +51,18 @@ public sealed class QueueNode : IAsyncDisposable
     private readonly ClusterConfig _config;
     private readonly TaskCompletionSource<RaftHost> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public QueueNode(NodeSettings settings, ClusterConfig config, QueueStateMachine stateMachine, DiskAlarm disk)
+    public QueueNode(NodeSettings settings, ClusterConfig config, QueueStateMachine stateMachine, DiskAlarm disk, TimeProvider? time = null)
     {
         Settings = settings;
         Disk = disk;
         _config = config;
         StateMachine = stateMachine;
-        Forwarding = new ProposalForwarding { Results = QueueResultCodec.Instance, Admit = Admit };
+        Stamper = new PublishStamper(time ?? TimeProvider.System);
+        Forwarding = new ProposalForwarding { Results = QueueResultCodec.Instance, Admit = Admit, Prepare = Stamper.Stamp };
     }
+
+    /// <summary>Stamps binary publishes with this node's clock when it proposes them as the leader (its own and forwarded ones).</summary>
+    public PublishStamper Stamper { get; }
 
     public NodeSettings Settings { get; }
 
@@ -69,7 +73,7 @@ public sealed class QueueNode : IAsyncDisposable
     /// <summary>This node's disk alarm; it decides for the commands this node proposes as the leader, its own and forwarded ones.</summary>
     public DiskAlarm Disk { get; }
 
-    /// <summary>How a follower forwards commands to the leader: queue results as bytes, and the leader's disk check.</summary>
+    /// <summary>How a follower forwards commands to the leader: queue results as bytes, the leader's disk check and its publish time.</summary>
     public ProposalForwarding Forwarding { get; }
 
     /// <summary>The runtime, once storage is recovered and the loop runs; null before.</summary>
@@ -146,7 +150,7 @@ public sealed class QueueNode : IAsyncDisposable
             ? new ProposalRefusal(ErrorCodes.DiskFull, "the disk alarm is on", EncodeDisk(full))
             : null;
 
-    private static bool AddsData(QueueOp op) => op is QueueOp.Publish or QueueOp.PublishBatch or QueueOp.CreateTopic;
+    private static bool AddsData(QueueOp op) => op is QueueOp.Publish or QueueOp.PublishBatch or QueueOp.PublishMessages or QueueOp.CreateTopic;
 
     /// <summary>The leader's free and limit bytes, for a follower to answer with the leader's numbers.</summary>
     private static byte[] EncodeDisk(DiskState disk)

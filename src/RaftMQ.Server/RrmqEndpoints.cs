@@ -226,4 +226,21 @@ public static class ServerLimits
                 $"over the node's MaxCommandBytes {host.MaxCommandBytes}");
         }
     }
+
+    /// <summary>
+    /// Throws when a result the queue can give under <paramref name="limits"/> (the largest: a binary batch pop) would
+    /// not fit what a leader sends back to a forwarding follower, or the queue's bounds cannot work.
+    /// </summary>
+    public static void CheckAgainst(QueueLimits limits, RaftMQ.Runtime.ProposalForwarding forwarding)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        ArgumentNullException.ThrowIfNull(forwarding);
+        limits.Validate();
+        var largest = QueueResultCodec.MaxPopMessagesResultBytes(limits);
+        if (largest > forwarding.MaxResultBytes)
+        {
+            throw new ArgumentException(
+                $"a batch pop's result can take {largest} bytes, over the {forwarding.MaxResultBytes} bytes a leader sends back (ProposalForwarding.MaxResultBytes)");
+        }
+    }
 }

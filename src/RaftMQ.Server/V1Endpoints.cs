@@ -122,7 +122,7 @@ public static class V1Endpoints
     }
 
     /// <summary>A command the state machine refused: why, with the status code the RRMQ endpoints use for the same outcome.</summary>
-    private static Task WriteFailure(HttpContext ctx, QueueResult result, QueueLimits limits) => result.Status switch
+    internal static Task WriteFailure(HttpContext ctx, QueueResult result, QueueLimits limits) => result.Status switch
     {
         QueueStatus.NoSuchTopic => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound, "no such topic"),
         QueueStatus.LimitReached => RrmqEndpoints.WriteError(ctx, StatusCodes.Status507InsufficientStorage,

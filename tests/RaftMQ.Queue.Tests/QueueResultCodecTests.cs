@@ -46,7 +46,7 @@ public sealed class QueueResultCodecTests
         status[0] = 6;
         Should.Throw<FormatException>(() => Codec.Decode(status)).Message.ShouldContain("status 6");
         var parts = (byte[])ok.Clone();
-        parts[1] = 4;
+        parts[1] = 16;
         Should.Throw<FormatException>(() => Codec.Decode(parts));
         var count = (byte[])ok.Clone();
         System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(count.AsSpan(6), int.MaxValue);

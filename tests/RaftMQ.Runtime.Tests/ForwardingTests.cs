@@ -24,8 +24,25 @@ public sealed class ForwardingTests : IDisposable
     }
 
     private static ProposalForwarding Forwarding(
-        Func<ReadOnlyMemory<byte>, ProposalRefusal?>? admit = null, int maxInFlight = 16, int maxOutstanding = 16) =>
-        new() { Results = new IntCodec(), Admit = admit, MaxForwardedInFlight = maxInFlight, MaxOutstandingForwards = maxOutstanding, Timeout = TimeSpan.FromSeconds(5) };
+        Func<ReadOnlyMemory<byte>, ProposalRefusal?>? admit = null, int maxInFlight = 16, int maxOutstanding = 16,
+        Func<ReadOnlyMemory<byte>, ReadOnlyMemory<byte>>? prepare = null) =>
+        new()
+        {
+            Results = new IntCodec(), Admit = admit, Prepare = prepare, MaxForwardedInFlight = maxInFlight,
+            MaxOutstandingForwards = maxOutstanding, Timeout = TimeSpan.FromSeconds(5),
+        };
+
+    /// <summary>A Prepare hook that prefixes <paramref name="mark"/> and counts its calls.</summary>
+    private sealed class Marker(string mark)
+    {
+        public int Calls { get; private set; }
+
+        public ReadOnlyMemory<byte> Prepare(ReadOnlyMemory<byte> command)
+        {
+            Calls++;
+            return Encoding.UTF8.GetBytes(mark + Encoding.UTF8.GetString(command.Span));
+        }
+    }
 
     /// <summary>A single-voter node 1 that has elected itself.</summary>
     private (NodeDriver Driver, TestHost Host, AppendMachine Machine) Leader(ProposalForwarding? forwarding, string? directory = null)
@@ -124,6 +141,49 @@ public sealed class ForwardingTests : IDisposable
         driver.Raft.LastIndex.ShouldBe(lastIndex);
         machine.Applies.ShouldBe(0);
         driver.Counters.ForwardsRefused.ShouldBe(1);
+    }
+
+    [Fact]
+    public void The_leader_prepares_a_forwarded_command_and_the_follower_does_not()
+    {
+        var leaderMark = new Marker("leader:");
+        var followerMark = new Marker("follower:");
+        var (leader, leaderHost, machine) = Leader(Forwarding(prepare: leaderMark.Prepare));
+        var (follower, followerHost, followerMachine) = Create(3, [1, 2, 3], Forwarding(prepare: followerMark.Prepare));
+        follower.Step(new Heartbeat(1, 3, 5, 0, 0));
+        follower.ProcessReady();
+        followerHost.Sent.Clear();
+        var completion = new TaskCompletionSource<ForwardResult>();
+        follower.Forward(Bytes("b"), completion);
+        var forward = followerHost.Sent.OfType<ForwardProposal>().ShouldHaveSingleItem();
+        forward.Command.ToArray().ShouldBe(Bytes("b")); // sent as the caller built it
+        leader.Step(forward with { To = 1 });
+        leader.ProcessReady();
+        machine.Items.ShouldBe(["leader:b"]); // what the log holds is the leader's preparation
+        leaderMark.Calls.ShouldBe(1);
+        follower.Step(leaderHost.Sent.OfType<ForwardResult>().ShouldHaveSingleItem());
+        Done(completion).Status.ShouldBe(ForwardStatus.Applied);
+        followerMark.Calls.ShouldBe(0);
+        followerMachine.Applies.ShouldBe(0);
+    }
+
+    [Fact]
+    public void A_refused_command_is_not_prepared_and_a_follower_answering_not_leader_prepares_nothing()
+    {
+        var mark = new Marker("p:");
+        var (leader, _, machine) = Leader(Forwarding(admit: c => c.Span[0] == (byte)'x' ? new ProposalRefusal("no", "no") : null, prepare: mark.Prepare));
+        leader.Step(new ForwardProposal(2, 1, 1, 1, Bytes("x")));
+        leader.Step(new ForwardProposal(2, 1, 1, 2, Bytes("y")));
+        leader.ProcessReady();
+        machine.Items.ShouldBe(["p:y"]);
+        mark.Calls.ShouldBe(1);
+
+        var followerMark = new Marker("f:");
+        var (follower, host, _) = Follower(Forwarding(prepare: followerMark.Prepare));
+        follower.Step(new ForwardProposal(3, 1, 1, 5, Bytes("c")));
+        follower.ProcessReady();
+        host.Sent.OfType<ForwardResult>().ShouldHaveSingleItem().Status.ShouldBe(ForwardStatus.NotLeader);
+        followerMark.Calls.ShouldBe(0);
     }
 
     [Fact]

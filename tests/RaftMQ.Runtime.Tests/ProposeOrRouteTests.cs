@@ -11,12 +11,14 @@ public sealed class ProposeOrRouteTests : IDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "raftmq-propose-tests", Guid.NewGuid().ToString("N")[..12]);
 
-    private RaftRuntime Start(IStateMachine stateMachine, IReadOnlyList<ulong> voters, int maxEntryBytes = 4 << 20)
+    private RaftRuntime Start(
+        IStateMachine stateMachine, IReadOnlyList<ulong> voters, int maxEntryBytes = 4 << 20, ProposalForwarding? forwarding = null)
     {
         var options = new RaftRuntimeOptions
         {
             Raft = new RaftOptions { Id = 1, Voters = voters, ElectionTicks = 5, RandomSeed = 7, MaxEntryBytes = maxEntryBytes },
             TickInterval = TimeSpan.FromMilliseconds(10),
+            Node = new NodeDriverOptions { Forwarding = forwarding },
         };
         var runtime = new RaftRuntime(options, NodeStorage.Open(_directory), stateMachine, new NoPeers());
         runtime.Start();
@@ -40,6 +42,33 @@ public sealed class ProposeOrRouteTests : IDisposable
         outcome.ShouldBe(new ProposeOutcome.Applied(1));
         built.ShouldBe(1);
         machine.Items.ShouldBe(["x"]);
+    }
+
+    [Fact]
+    public async Task The_leader_proposes_what_prepare_returns_after_admission_and_never_prepares_a_refused_command()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var machine = new AppendMachine();
+        var prepared = new List<string>();
+        var forwarding = new ProposalForwarding
+        {
+            Results = new IntCodec(),
+            Admit = c => c.Span[0] == (byte)'x' ? new ProposalRefusal("no", "refused") : null,
+            Prepare = c =>
+            {
+                lock (prepared) prepared.Add(Encoding.UTF8.GetString(c.Span));
+                return Encoding.UTF8.GetBytes("stamped:" + Encoding.UTF8.GetString(c.Span));
+            },
+        };
+        await using var runtime = Start(machine, [1], forwarding: forwarding);
+        var original = Encoding.UTF8.GetBytes("y");
+        (await runtime.ProposeOrRouteAsync(() => original, timeout.Token)).ShouldBe(new ProposeOutcome.Applied(1));
+        (await runtime.ProposeOrRouteAsync(() => Encoding.UTF8.GetBytes("x"), timeout.Token)).ShouldBeOfType<ProposeOutcome.Refused>();
+        (await runtime.ProposeOrRouteAsync(() => Encoding.UTF8.GetBytes("z"), timeout.Token)).ShouldBe(new ProposeOutcome.Applied(2));
+        var items = await runtime.ReadWaitingForLeaderAsync(() => machine.Items.ToArray(), timeout.Token);
+        items.ShouldBe(["stamped:y", "stamped:z"]);
+        lock (prepared) prepared.ShouldBe(["y", "z"]);
+        original.ShouldBe(Encoding.UTF8.GetBytes("y"));
     }
 
     [Fact]

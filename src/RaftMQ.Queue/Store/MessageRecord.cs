@@ -8,9 +8,9 @@ namespace RaftMQ.Queue.Store;
 /// [length u32]       bytes after the checksum: 20 + header length + payload length
 /// [crc32c u32]       CRC-32C of those bytes
 /// [offset u64]       the message's sequence number in its topic
-/// [timestamp i64]    the leader's publish time (Unix ms); 0 until commands carry it
-/// [flags u16]        0; reserved for the consumer-group issue
-/// [header length u16] 0; headers, when they come, sit between this field and the payload
+/// [timestamp i64]    the leader's publish time (Unix ms); 0 for a string command's message (it carries none)
+/// [flags u16]        0; reserved for consumption state
+/// [header length u16] the bytes of the headers (MessageHeaders' encoding), between this field and the payload
 /// [headers][payload]
 /// </code>
 /// </summary>
@@ -25,17 +25,22 @@ internal static class MessageRecord
     /// <summary>Offset, timestamp, flags and header length: the least a record's length field can say.</summary>
     public const int MinLength = OverheadBytes - PrefixBytes;
 
-    /// <summary>Writes the record of <paramref name="payload"/> at the start of <paramref name="destination"/>; returns its size.</summary>
-    public static int Write(Span<byte> destination, ulong offset, long timestamp, ReadOnlySpan<byte> payload)
+    /// <summary>
+    /// Writes the record of <paramref name="payload"/> with its encoded <paramref name="headers"/> (at most 65 535
+    /// bytes) at the start of <paramref name="destination"/>; returns its size.
+    /// </summary>
+    public static int Write(Span<byte> destination, ulong offset, long timestamp, ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload)
     {
-        var size = OverheadBytes + payload.Length;
+        if (headers.Length > ushort.MaxValue) throw new ArgumentException("headers longer than a record holds", nameof(headers));
+        var size = OverheadBytes + headers.Length + payload.Length;
         var record = destination[..size];
         BinaryPrimitives.WriteUInt32LittleEndian(record, (uint)(size - PrefixBytes));
         BinaryPrimitives.WriteUInt64LittleEndian(record[8..], offset);
         BinaryPrimitives.WriteInt64LittleEndian(record[16..], timestamp);
         BinaryPrimitives.WriteUInt16LittleEndian(record[24..], 0);
-        BinaryPrimitives.WriteUInt16LittleEndian(record[26..], 0);
-        payload.CopyTo(record[OverheadBytes..]);
+        BinaryPrimitives.WriteUInt16LittleEndian(record[26..], (ushort)headers.Length);
+        headers.CopyTo(record[OverheadBytes..]);
+        payload.CopyTo(record[(OverheadBytes + headers.Length)..]);
         BinaryPrimitives.WriteUInt32LittleEndian(record[4..], Crc32C.Compute(record[PrefixBytes..]));
         return size;
     }
@@ -74,4 +79,15 @@ internal static class MessageRecord
         }
         return new Range(OverheadBytes + headerLength, record.Length);
     }
+
+    /// <summary>The publish time of a checked record.</summary>
+    public static long Timestamp(ReadOnlySpan<byte> record) => BinaryPrimitives.ReadInt64LittleEndian(record[16..]);
+
+    /// <summary>The encoded headers of a checked record (empty when it has none).</summary>
+    public static ReadOnlySpan<byte> Headers(ReadOnlySpan<byte> record) =>
+        record.Slice(OverheadBytes, BinaryPrimitives.ReadUInt16LittleEndian(record[26..]));
+
+    /// <summary>The payload of a checked record.</summary>
+    public static ReadOnlySpan<byte> Payload(ReadOnlySpan<byte> record) =>
+        record[(OverheadBytes + BinaryPrimitives.ReadUInt16LittleEndian(record[26..]))..];
 }

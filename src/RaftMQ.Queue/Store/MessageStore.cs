@@ -108,8 +108,8 @@ internal sealed class MessageStore : IDisposable
     }
 
     /// <summary>
-    /// Reads and checks the record of <paramref name="offset"/> at <paramref name="position"/>; returns its payload,
-    /// valid until the next call. Sequential pops are served from the read buffer, one file read per buffer-full.
+    /// Reads and checks the record of <paramref name="offset"/> at <paramref name="position"/>; returns the whole
+    /// record (see <see cref="MessageRecord"/> for its fields), valid until the next call. Sequential pops are served from the read buffer, one file read per buffer-full.
     /// </summary>
     internal ReadOnlySpan<byte> ReadRecord(Segment segment, long position, ulong offset, out int recordSize)
     {
@@ -132,8 +132,8 @@ internal sealed class MessageStore : IDisposable
             if (segment.Read(position, large) != recordSize) throw Corrupt(segment, position, "the file ends inside a record");
             record = large;
         }
-        var payload = MessageRecord.Check(record, offset, out var problem) ?? throw Corrupt(segment, position, problem!);
-        return record[payload];
+        _ = MessageRecord.Check(record, offset, out var problem) ?? throw Corrupt(segment, position, problem!);
+        return record;
     }
 
     /// <summary>Captures every topic's cursors and segment sizes (O(topics + segments), no message is copied).</summary>
@@ -286,7 +286,7 @@ internal sealed class MessageStore : IDisposable
     {
         var topic = AddTopic(name, 0);
         var count = r.ReadInt32();
-        for (int j = 0; j < count; j++) topic.Append(Encoding.UTF8.GetBytes(r.ReadString()), timestamp: 0);
+        for (int j = 0; j < count; j++) topic.Append([], Encoding.UTF8.GetBytes(r.ReadString()), timestamp: 0);
     }
 
     private bool Cached(Segment segment, long position, int count) =>

@@ -38,11 +38,11 @@ internal sealed class TopicLog
 
     public IReadOnlyList<Segment> Segments => _segments;
 
-    /// <summary>Appends <paramref name="payload"/> as the message at <see cref="Tail"/>.</summary>
-    public void Append(ReadOnlySpan<byte> payload, long timestamp)
+    /// <summary>Appends <paramref name="payload"/> with its encoded <paramref name="headers"/> as the message at <see cref="Tail"/>.</summary>
+    public void Append(ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, long timestamp)
     {
-        var size = MessageRecord.OverheadBytes + payload.Length;
-        MessageRecord.Write(_store.Reserve(SegmentFor(size), size), Tail, timestamp, payload);
+        var size = MessageRecord.OverheadBytes + headers.Length + payload.Length;
+        MessageRecord.Write(_store.Reserve(SegmentFor(size), size), Tail, timestamp, headers, payload);
         Appended(size);
     }
 
@@ -68,7 +68,13 @@ internal sealed class TopicLog
     }
 
     /// <summary>The oldest waiting message's payload (valid until the store's next operation) and its record size.</summary>
-    public ReadOnlySpan<byte> PeekHead(out int recordSize)
+    public ReadOnlySpan<byte> PeekHead(out int recordSize) => MessageRecord.Payload(PeekHeadRecord(out recordSize));
+
+    /// <summary>
+    /// The oldest waiting message's whole record, checked (read its fields with <see cref="MessageRecord"/>; valid
+    /// until the store's next operation).
+    /// </summary>
+    public ReadOnlySpan<byte> PeekHeadRecord(out int recordSize)
     {
         if (Head == Tail) throw new InvalidOperationException($"topic {Name} is empty");
         return _store.ReadRecord(_segments[0], _headPosition, Head, out recordSize);
