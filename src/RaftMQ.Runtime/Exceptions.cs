@@ -59,9 +59,13 @@ public sealed class LeadershipTransferringException(ulong target)
 /// target, a transfer already running) or abandoned (status <see cref="MembershipStatus.Transferring"/>: the target
 /// did not take over within an election timeout). <see cref="LeaderHint"/> is the leader as the node knew it, or 0.
 /// </summary>
-public sealed class LeadershipTransferException(MembershipStatus status, ulong leaderHint, string message) : Exception(message)
+public sealed class LeadershipTransferException(MembershipStatus status, ulong leaderHint, string message, bool abandoned = false)
+    : Exception(message)
 {
     public MembershipStatus Status { get; } = status;
+
+    /// <summary>The transfer started but was abandoned: the target did not take over, and this node leads on.</summary>
+    public bool Abandoned { get; } = abandoned;
 
     public ulong LeaderHint { get; } = leaderHint;
 }

@@ -57,7 +57,8 @@ public sealed partial class NodeDriver
         if (node.LeadTransferee != 0) return;
         _transfer = null;
         waiter.TrySetException(new LeadershipTransferException(MembershipStatus.Transferring, node.Id,
-            $"node {_transferTarget} did not take over within an election timeout; node {node.Id} leads on and accepts proposals again"));
+            $"node {_transferTarget} did not take over within an election timeout; node {node.Id} leads on and accepts proposals again",
+            abandoned: true));
     }
 
     private void FailTransfer(Exception error)
