@@ -33,6 +33,9 @@ public sealed record NodeProbe(Uri Url, NodeStatus? Status, string? Error);
 /// <param name="Term">The node's current Raft term.</param>
 public sealed record RoleStatus(string Role, ulong Term);
 
+/// <summary>The outcome of <see cref="RaftMQClient.TransferLeaderAsync"/>: node <paramref name="Leader"/> (an index) leads in <paramref name="Term"/>.</summary>
+public sealed record LeadershipTransfer(int Leader, ulong Term);
+
 internal sealed record NodeInfoBody(
     [property: JsonPropertyName("node")] int Node,
     [property: JsonPropertyName("cluster_id")] string? ClusterId,
@@ -63,13 +66,18 @@ internal sealed record PopBatchBody(
     [property: JsonPropertyName("topic")] string Topic,
     [property: JsonPropertyName("max")] int Max);
 
+internal sealed record TransferLeaderBody([property: JsonPropertyName("to")] int? To);
+
 internal sealed record ResultBody(
     [property: JsonPropertyName("success")] bool Success,
     [property: JsonPropertyName("topics")] List<string>? Topics,
     [property: JsonPropertyName("message")] string? Message,
     [property: JsonPropertyName("error")] string? Error,
     [property: JsonPropertyName("published")] int? Published = null,
-    [property: JsonPropertyName("messages")] List<string>? Messages = null);
+    [property: JsonPropertyName("messages")] List<string>? Messages = null,
+    [property: JsonPropertyName("leader")] int? Leader = null,
+    [property: JsonPropertyName("leader_url")] string? LeaderUrl = null,
+    [property: JsonPropertyName("term")] ulong? Term = null);
 
 [JsonSerializable(typeof(NodeInfoBody))]
 [JsonSerializable(typeof(RoleBody))]
@@ -78,4 +86,5 @@ internal sealed record ResultBody(
 [JsonSerializable(typeof(PublishBatchBody))]
 [JsonSerializable(typeof(PopBatchBody))]
 [JsonSerializable(typeof(ResultBody))]
+[JsonSerializable(typeof(TransferLeaderBody))]
 internal sealed partial class ClientJson : JsonSerializerContext;

@@ -16,7 +16,7 @@ public static class ClusterEndpoints
     /// <summary><c>X-RaftMQ-Error</c> of a <c>409</c> from a node that does not lead: ask the leader named in the body.</summary>
     public const string NotLeader = "not-leader";
 
-    /// <summary><c>X-RaftMQ-Error</c> of a <c>503</c>: the target did not take over within an election timeout; the old leader leads on.</summary>
+    /// <summary><c>X-RaftMQ-Error</c> of a <c>409</c>: the target did not take over within an election timeout; the old leader leads on.</summary>
     public const string TransferAbandoned = "transfer-abandoned";
 
     /// <summary><c>X-RaftMQ-Error</c> of a <c>409</c>: a transfer is already under way.</summary>
@@ -99,8 +99,8 @@ public static class ClusterEndpoints
                     $"node {me} is not the leader and knows of none (an election is under way); retry shortly");
             case MembershipStatus.Transferring when e.Abandoned:
                 ctx.Response.Headers[ErrorCodes.Header] = TransferAbandoned;
-                return RrmqEndpoints.WriteError(ctx, StatusCodes.Status503ServiceUnavailable,
-                    $"node {(to is int t ? t.ToString(System.Globalization.CultureInfo.InvariantCulture) : "chosen")} did not take over within an election timeout; node {me} leads on");
+                return RrmqEndpoints.WriteError(ctx, StatusCodes.Status409Conflict,
+                    $"the transfer was abandoned: node {(to is int t ? t.ToString(System.Globalization.CultureInfo.InvariantCulture) : "chosen")} did not take over within an election timeout; node {me} leads on");
             case MembershipStatus.Transferring:
                 ctx.Response.Headers[ErrorCodes.Header] = TransferInProgress;
                 return RrmqEndpoints.WriteError(ctx, StatusCodes.Status409Conflict, "a leadership transfer is already under way; retry when it is over");
