@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Microsoft.AspNetCore.Http.Features;
 using RaftMQ.Raft;
 using RaftMQ.Runtime;
 
@@ -28,10 +27,11 @@ public static class ClusterEndpoints
     private static async Task TransferLeader(HttpContext ctx, QueueNode node)
     {
         int? to = null;
-        if (HasBody(ctx))
+        // No body, or an empty one, asks for the most up-to-date node.
+        var body = await RequestBody.ReadAsync(ctx, optional: true);
+        if (body is null) return;
+        if (body.Length > 0)
         {
-            var body = await RequestBody.ReadAsync(ctx);
-            if (body is null) return;
             var error = ParseTarget(body, out to);
             if (error is not null)
             {
@@ -117,10 +117,6 @@ public static class ClusterEndpoints
     private static string Translate(string message) =>
         System.Text.RegularExpressions.Regex.Replace(message, @"node (\d+)", m =>
             ulong.TryParse(m.Groups[1].Value, out var id) && id > 0 ? "node " + ClusterConfig.IndexOf(id) : m.Value);
-
-    /// <summary>Whether the request carries a body to read: a POST without one asks for the most up-to-date node.</summary>
-    private static bool HasBody(HttpContext ctx) =>
-        ctx.Request.ContentLength is not 0 && (ctx.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? true);
 
     /// <summary>Reads <c>{"to": index}</c> (the field optional, null meaning absent); returns what is wrong, or null.</summary>
     private static string? ParseTarget(byte[] body, out int? to)
