@@ -44,7 +44,7 @@ public sealed class NodeStorage : IDisposable
                     "Restore the snapshot files from a backup, or remove the data directory so the node rejoins empty.", snapshots.Directory);
             }
             // The segments keep only the snapshot's index and term; its file keeps the cluster configuration.
-            if (log.Snapshot.Index > 0) log.AdoptSnapshotConfiguration(log.Snapshot with { Configuration = ConfigurationAtLogStart(log, snapshots, latest) });
+            if (log.Snapshot.Index > 0) log.AdoptSnapshotConfiguration(log.Snapshot with { Configuration = snapshots.ReadConfiguration(log.Snapshot) });
             return new NodeStorage(log, snapshots);
         }
         catch
@@ -52,30 +52,6 @@ public sealed class NodeStorage : IDisposable
             log.Dispose();
             throw;
         }
-    }
-
-    /// <summary>
-    /// The configuration in force where the log starts: the one recorded in the snapshot file ending there, or else
-    /// (a node keeps a tail of entries behind its newest snapshot, so the log usually starts before it) the newest
-    /// snapshot's when no configuration entry lies between the two. Null when neither tells it.
-    /// </summary>
-    private static ClusterConfiguration? ConfigurationAtLogStart(DurableLogStorage log, SnapshotStore snapshots, SnapshotMetadata? latest)
-    {
-        if (snapshots.ReadConfiguration(log.Snapshot) is { } exact) return exact;
-        if (latest is not { } newest || newest.Index <= log.Snapshot.Index) return null;
-        var configuration = snapshots.ReadConfiguration(newest);
-        if (configuration is null) return null;
-        var batch = new List<Entry>();
-        var end = Math.Min(newest.Index, log.LastIndex) + 1;
-        for (var from = log.FirstIndex; from < end;)
-        {
-            batch.Clear();
-            log.ReadEntries(from, end, 4L << 20, batch);
-            foreach (var e in batch)
-                if (e.Type == EntryType.Configuration) return null;
-            from = batch[^1].Index + 1;
-        }
-        return configuration;
     }
 
     /// <summary>The durable log; pass it to <see cref="RaftNode"/> as its <see cref="ILogStorage"/>.</summary>
