@@ -87,9 +87,12 @@ public sealed class LeadershipTransferTests
         acknowledged.Where(m => !got.Contains(m)).ShouldBeEmpty("acknowledged messages were lost");
         var sent = acknowledged.Concat(unknown).ToHashSet();
         consumed.Where(m => !sent.Contains(m)).ShouldBeEmpty("messages never acknowledged nor in doubt were consumed");
-        // Published in order by one client, consumed in that order.
-        consumed.ShouldBe(consumed.OrderBy(m => int.Parse(m[1..], System.Globalization.CultureInfo.InvariantCulture)).ToList());
-        acknowledged.Count.ShouldBeGreaterThan(100);
+        // Published one after another by one client: the acknowledged ones are consumed in that order. (A message
+        // whose outcome is unknown may have been applied after later ones.)
+        var acked = acknowledged.ToHashSet();
+        var consumedAcked = consumed.Where(acked.Contains).ToList();
+        consumedAcked.ShouldBe(consumedAcked.OrderBy(m => int.Parse(m[1..], System.Globalization.CultureInfo.InvariantCulture)).ToList());
+        acknowledged.Count.ShouldBeGreaterThanOrEqualTo(100);
     }
 
     [Fact]
