@@ -107,6 +107,25 @@ public sealed class LeadershipTransferTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_transfer_to_an_unreachable_node_is_abandoned_and_a_proposal_made_meanwhile_is_applied_once_here()
+    {
+        using var timeout = new CancellationTokenSource(Deadline);
+        var leader = await StableLeaderAsync(timeout.Token);
+        var target = leader % 3 + 1;
+        _network.Isolate(target);
+        // The transfer is queued on the loop before the proposal, so the proposal meets it.
+        var transfer = Node(leader).TransferLeadershipAsync(target, timeout.Token);
+        var proposal = Node(leader).ProposeOrRouteAsync(() => Encoding.UTF8.GetBytes("during"), timeout.Token);
+        var abandoned = await Should.ThrowAsync<LeadershipTransferException>(() => transfer);
+        abandoned.Abandoned.ShouldBeTrue();
+        abandoned.Message.ShouldContain("did not take over");
+        Node(leader).Status.Role.ShouldBe(Role.Leader);
+        (await proposal).ShouldBeOfType<ProposeOutcome.Applied>();
+        var items = await Node(leader).ReadAsync(() => _machines[leader - 1].Items.ToList(), timeout.Token);
+        items.Count(i => i == "during").ShouldBe(1);
+    }
+
+    [Fact]
     public async Task Proposals_made_during_transfers_are_applied_exactly_once()
     {
         using var timeout = new CancellationTokenSource(Deadline);
@@ -202,8 +221,18 @@ public sealed class LeadershipTransferTests : IAsyncLifetime
     private sealed class InProcessNetwork
     {
         private readonly ConcurrentDictionary<ulong, Action<RaftMessage>> _receivers = new();
+        private long _isolated;
 
         public ITransport Join(ulong id) => new Endpoint(this, id);
+
+        /// <summary>From now on, messages to and from node <paramref name="id"/> are lost.</summary>
+        public void Isolate(ulong id) => Interlocked.Exchange(ref _isolated, (long)id);
+
+        private bool Lost(RaftMessage m)
+        {
+            var isolated = (ulong)Interlocked.Read(ref _isolated);
+            return isolated != 0 && (m.From == isolated || m.To == isolated);
+        }
 
         private sealed class Endpoint(InProcessNetwork network, ulong id) : ITransport
         {
@@ -217,7 +246,7 @@ public sealed class LeadershipTransferTests : IAsyncLifetime
 
             public void Send(RaftMessage message)
             {
-                if (network._receivers.TryGetValue(message.To, out var receiver)) receiver(message);
+                if (!network.Lost(message) && network._receivers.TryGetValue(message.To, out var receiver)) receiver(message);
             }
 
             public ValueTask DisposeAsync()
