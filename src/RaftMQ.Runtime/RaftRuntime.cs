@@ -109,7 +109,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     /// <summary>
     /// Replicates <paramref name="command"/> and returns the state machine's result once it is committed and applied.
     /// Throws <see cref="NotLeaderException"/> on a non-leader (nothing was proposed; safe to retry elsewhere),
-    /// <see cref="ProposalDroppedException"/> when a new leader replaced it (not applied; safe to retry), and
+    /// <see cref="ProposalDroppedException"/> when a new leader replaced it (not applied; safe to retry),
+    /// <see cref="LeadershipTransferringException"/> while this node hands leadership over (not proposed; safe to retry), and
     /// <see cref="OperationCanceledException"/> when cancelled (the outcome is then unknown).
     /// </summary>
     public async Task<object?> ProposeAsync(ReadOnlyMemory<byte> command, CancellationToken cancellationToken = default)
