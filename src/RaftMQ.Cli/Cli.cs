@@ -202,11 +202,33 @@ public static class Cli
             return Task.FromResult(ExitCodes.Ok);
         }));
 
+        var target = new Argument<int?>("NODE")
+        {
+            Description = "The index of the node to hand leadership to (the `node` column); omitted: the node whose log is the most up to date",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var transfer = new Command("transfer-leader", Describe(
+            "Hand leadership to another node and wait until it leads (e.g. before stopping the leader for maintenance). "
+            + "Writes made meanwhile are not lost: they wait for the new leader.",
+            "cluster transfer-leader", "cluster transfer-leader 2"))
+        { target };
+        transfer.SetAction(Guard(async (r, ct) =>
+        {
+            var to = r.GetValue(target);
+            if (to < 0) throw new CliException("NODE must be a node index (0, 1, ...)", ExitCodes.Usage);
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var done = await client.TransferLeaderAsync(to, ct).ConfigureAwait(false);
+            Console.Out.WriteLine($"node {done.Leader} leads (term {done.Term})");
+            return ExitCodes.Ok;
+        }));
+
         cluster.Add(up);
         cluster.Add(down);
         cluster.Add(status);
         cluster.Add(kill);
         cluster.Add(start);
+        cluster.Add(transfer);
         return cluster;
     }
 

@@ -33,6 +33,9 @@ public sealed record NodeProbe(Uri Url, NodeStatus? Status, string? Error);
 /// <param name="Term">The node's current Raft term.</param>
 public sealed record RoleStatus(string Role, ulong Term);
 
+/// <summary>The outcome of <see cref="RaftMQClient.TransferLeaderAsync"/>: node <paramref name="Leader"/> (an index) leads in <paramref name="Term"/>.</summary>
+public sealed record LeadershipTransfer(int Leader, ulong Term);
+
 internal sealed record NodeInfoBody(
     [property: JsonPropertyName("node")] int Node,
     [property: JsonPropertyName("cluster_id")] string? ClusterId,
@@ -65,6 +68,8 @@ internal sealed record PopBatchBody(
 
 internal sealed record PopMessagesBody([property: JsonPropertyName("max")] int Max);
 
+internal sealed record TransferLeaderBody([property: JsonPropertyName("to")] int? To);
+
 internal sealed record ResultBody(
     [property: JsonPropertyName("success")] bool Success,
     [property: JsonPropertyName("topics")] List<string>? Topics,
@@ -72,7 +77,10 @@ internal sealed record ResultBody(
     [property: JsonPropertyName("error")] string? Error,
     [property: JsonPropertyName("published")] int? Published = null,
     [property: JsonPropertyName("messages")] System.Text.Json.JsonElement? Messages = null,
-    [property: JsonPropertyName("first_offset")] ulong? FirstOffset = null);
+    [property: JsonPropertyName("first_offset")] ulong? FirstOffset = null,
+    [property: JsonPropertyName("leader")] int? Leader = null,
+    [property: JsonPropertyName("leader_url")] string? LeaderUrl = null,
+    [property: JsonPropertyName("term")] ulong? Term = null);
 
 [JsonSerializable(typeof(NodeInfoBody))]
 [JsonSerializable(typeof(RoleBody))]
@@ -82,4 +90,5 @@ internal sealed record ResultBody(
 [JsonSerializable(typeof(PopBatchBody))]
 [JsonSerializable(typeof(ResultBody))]
 [JsonSerializable(typeof(PopMessagesBody))]
+[JsonSerializable(typeof(TransferLeaderBody))]
 internal sealed partial class ClientJson : JsonSerializerContext;

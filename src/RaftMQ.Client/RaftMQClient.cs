@@ -300,6 +300,43 @@ public sealed class RaftMQClient : IDisposable
             cancellationToken);
     }
 
+    /// <summary>
+    /// Hands leadership to node <paramref name="to"/> (its index in the cluster configuration), or with null to the
+    /// node whose log is the most up to date (<c>POST /v1/cluster/transfer-leader</c>), and returns once the new
+    /// leader is elected. The request goes to the leader; a node that does not lead names it, and the client asks it.
+    /// </summary>
+    /// <returns>The node that leads now, and its term.</returns>
+    /// <exception cref="RequestRejectedException">
+    /// No such node (404); the target already leads or cannot lead (400); another transfer is under way, or the target
+    /// did not take over within an election timeout, so the old leader leads on (409).
+    /// </exception>
+    /// <exception cref="OutcomeUnknownException">The answer was lost; leadership may or may not have moved.</exception>
+    /// <exception cref="ClusterUnavailableException">No leader could be reached in time; leadership did not move.</exception>
+    public Task<LeadershipTransfer> TransferLeaderAsync(int? to = null, CancellationToken cancellationToken = default)
+    {
+        if (to < 0) throw new ArgumentOutOfRangeException(nameof(to), to, "a node index is at least 0");
+        var body = JsonSerializer.SerializeToUtf8Bytes(new TransferLeaderBody(to), ClientJson.Default.TransferLeaderBody);
+        return RunAsync(
+            "transfer leadership", Safety.Unsafe, node => JsonRequest(HttpMethod.Post, node, "/v1/cluster/transfer-leader", body),
+            (status, result) =>
+            {
+                if (status == HttpStatusCode.OK && result is { Leader: int leader, Term: ulong term }) return new LeadershipTransfer(leader, term);
+                if (status == HttpStatusCode.Conflict && result?.LeaderUrl is { } u && Uri.TryCreate(u, UriKind.Absolute, out var leaderUrl))
+                {
+                    // A node that does not lead: ask the one it names.
+                    Learn(leaderUrl);
+                    lock (_gate)
+                    {
+                        _leader = leaderUrl;
+                        _leaderFoundAt = Stopwatch.GetTimestamp();
+                    }
+                    throw new RetryableException("not-leader", $"the node asked does not lead; node {result.Leader} at {leaderUrl} does", null);
+                }
+                throw Rejected(status, result);
+            },
+            cancellationToken);
+    }
+
     /// <summary>Asks one node for its view of the cluster (<c>GET /v1/status</c>). Not retried.</summary>
     /// <exception cref="HttpRequestException">The node did not answer or answered something else than a status.</exception>
     public async Task<NodeStatus> GetNodeStatusAsync(Uri node, CancellationToken cancellationToken = default)

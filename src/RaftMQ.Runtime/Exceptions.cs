@@ -1,3 +1,5 @@
+using RaftMQ.Raft;
+
 namespace RaftMQ.Runtime;
 
 /// <summary>This node is not the leader; <see cref="LeaderId"/> is the leader it knows of, or 0.</summary>
@@ -40,4 +42,30 @@ public sealed class ProposalOutcomeUnknownException(ulong index)
     : Exception($"The outcome of the proposal at index {index} is unknown: a snapshot from the leader replaced the log there.")
 {
     public ulong Index { get; } = index;
+}
+
+/// <summary>
+/// The leader is handing leadership over (<see cref="RaftNode.TransferLeadership"/>): the command was not proposed.
+/// Safe to retry on the new leader.
+/// </summary>
+public sealed class LeadershipTransferringException(ulong target)
+    : Exception($"Leadership is being transferred to node {target}; the command was not proposed.")
+{
+    public ulong Target { get; } = target;
+}
+
+/// <summary>
+/// A leadership transfer was refused (<see cref="Status"/> and the core's message: not the leader, unknown or invalid
+/// target, a transfer already running) or abandoned (status <see cref="MembershipStatus.Transferring"/>: the target
+/// did not take over within an election timeout). <see cref="LeaderHint"/> is the leader as the node knew it, or 0.
+/// </summary>
+public sealed class LeadershipTransferException(MembershipStatus status, ulong leaderHint, string message, bool abandoned = false)
+    : Exception(message)
+{
+    public MembershipStatus Status { get; } = status;
+
+    /// <summary>The transfer started but was abandoned: the target did not take over, and this node leads on.</summary>
+    public bool Abandoned { get; } = abandoned;
+
+    public ulong LeaderHint { get; } = leaderHint;
 }

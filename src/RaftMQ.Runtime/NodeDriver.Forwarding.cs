@@ -125,6 +125,10 @@ public sealed partial class NodeDriver
             case ProposeStatus.NotLeader:
                 Answer(m.From, m.RequestId, ForwardStatus.NotLeader, 0, $"node {_node.Id} is not the leader");
                 break;
+            case ProposeStatus.Transferring:
+                // Not proposed, and this node is about to stop leading: the follower routes again to the new leader.
+                Answer(m.From, m.RequestId, ForwardStatus.NotLeader, 0, $"node {_node.Id} is handing leadership to node {_node.LeadTransferee}");
+                break;
             case ProposeStatus.TooLarge:
                 Answer(m.From, m.RequestId, ForwardStatus.NotApplied, (byte)NotAppliedReason.TooLarge,
                     new CommandTooLargeException(command.Length, _raftOptions.MaxEntryBytes).Message);

@@ -248,6 +248,7 @@ public sealed partial class NodeDriver : IDisposable
     /// <summary>
     /// Proposes <paramref name="command"/>; <paramref name="completion"/> gets the state machine's result once it is
     /// applied, or <see cref="NotLeaderException"/>, <see cref="NodeOverloadedException"/>,
+    /// <see cref="LeadershipTransferringException"/> (not proposed),
     /// <see cref="ProposalDroppedException"/> (not applied) or <see cref="ProposalOutcomeUnknownException"/>.
     /// Returns what the core said: where the entry went, or why it was refused.
     /// </summary>
@@ -269,6 +270,9 @@ public sealed partial class NodeDriver : IDisposable
                 break;
             case ProposeStatus.TooLarge:
                 completion.TrySetException(new CommandTooLargeException(command.Length, _raftOptions.MaxEntryBytes));
+                break;
+            case ProposeStatus.Transferring:
+                completion.TrySetException(new LeadershipTransferringException(_node.LeadTransferee));
                 break;
             default:
                 completion.TrySetException(new NodeOverloadedException("too many uncommitted bytes"));
@@ -330,7 +334,7 @@ public sealed partial class NodeDriver : IDisposable
             _applyCheckpoints.Dequeue();
         }
         if (compactTo > _storage.Log.Snapshot.Index && _node.TryGetEntry(compactTo, out var e))
-            _storage.Compact(new SnapshotMetadata(compactTo, e.Term));
+            _storage.Compact(new SnapshotMetadata(compactTo, e.Term) { Configuration = _node.ConfigurationAt(compactTo) });
         LogSnapshotTaken(_logger, _raftOptions.Id, metadata.Index, metadata.Term, _storage.Log.FirstIndex);
     }
 
@@ -384,6 +388,7 @@ public sealed partial class NodeDriver : IDisposable
             _snapshotReports.Clear();
         }
         MaybeTakeSnapshot();
+        CheckTransfer();
     }
 
     /// <summary>Fails every waiting caller with <paramref name="error"/> (the node stops).</summary>
@@ -392,6 +397,7 @@ public sealed partial class NodeDriver : IDisposable
         foreach (var (_, p) in _proposals) Fail(p, error);
         _proposals.Clear();
         FailForwards(error);
+        FailTransfer(error);
         foreach (var (_, r) in _unconfirmedReads) r.Completion.TrySetException(error);
         _unconfirmedReads.Clear();
         while (_confirmedReads.TryDequeue(out var r, out _)) r.Completion.TrySetException(error);
@@ -496,7 +502,8 @@ public sealed partial class NodeDriver : IDisposable
         var applied = _node.AppliedIndex;
         var due = applied - _lastSnapshotIndex >= _options.SnapshotEveryEntries || _bytesSinceSnapshot >= _options.SnapshotEveryBytes;
         if (!due || applied <= _lastSnapshotIndex || !_node.TryGetEntry(applied, out var last)) return;
-        var metadata = new SnapshotMetadata(applied, last.Term);
+        // The configuration goes with the snapshot, so that a node whose log is compacted behind it recovers it.
+        var metadata = new SnapshotMetadata(applied, last.Term) { Configuration = _node.ConfigurationAt(applied) };
         var writer = _storage.CreateSnapshot(metadata);
         IStateMachineSnapshot captured;
         try

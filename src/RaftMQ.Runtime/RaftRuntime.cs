@@ -26,6 +26,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private ITimer? _ticker;
     private Task? _loop;
     private int _ticksElapsed;
+    private ulong _transferee; // the loop's last view of the core's transfer target
     private long _droppedPeerMessages;
     private int _disposed;
     private TaskCompletionSource _softStateChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -108,7 +109,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     /// <summary>
     /// Replicates <paramref name="command"/> and returns the state machine's result once it is committed and applied.
     /// Throws <see cref="NotLeaderException"/> on a non-leader (nothing was proposed; safe to retry elsewhere),
-    /// <see cref="ProposalDroppedException"/> when a new leader replaced it (not applied; safe to retry), and
+    /// <see cref="ProposalDroppedException"/> when a new leader replaced it (not applied; safe to retry),
+    /// <see cref="LeadershipTransferringException"/> while this node hands leadership over (not proposed; safe to retry), and
     /// <see cref="OperationCanceledException"/> when cancelled (the outcome is then unknown).
     /// </summary>
     public async Task<object?> ProposeAsync(ReadOnlyMemory<byte> command, CancellationToken cancellationToken = default)
@@ -196,6 +198,13 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                     {
                         sent = false; // certainly not applied: route again
                     }
+                    catch (LeadershipTransferringException)
+                    {
+                        // Not proposed: this node is handing leadership over. Wait for the new leader (or for the
+                        // transfer to be abandoned, which also signals) and route again.
+                        sent = false;
+                        await changed.WaitAsync(deadline).ConfigureAwait(false);
+                    }
                     continue;
                 }
                 if (status.Leader != 0)
@@ -205,8 +214,18 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                     var answer = await ForwardAsync(command(), deadline).ConfigureAwait(false);
                     if (answer.Status != ForwardStatus.NotLeader) return Outcome(answer, forwarding);
                     // Certainly not applied. The leader this node knew did not take the command, or this node leads
-                    // now: either way its view of the leader changed or will, after the status read above.
+                    // now, or the leader is handing leadership over: this node's view of the leader changed or will,
+                    // after the status read above. A transfer may also be abandoned, leaving the leader as it was:
+                    // after an election timeout without news, ask it again.
                     sent = false;
+                    try
+                    {
+                        await changed.WaitAsync(ElectionTimeout, _time, deadline).ConfigureAwait(false);
+                    }
+                    catch (TimeoutException)
+                    {
+                    }
+                    continue;
                 }
                 await changed.WaitAsync(deadline).ConfigureAwait(false);
             }
@@ -238,6 +257,33 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 : new ProposeOutcome.NotApplied(NotAppliedReason.Stopped, e.Message);
         }
     }
+
+    /// <summary>
+    /// Hands leadership to voter <paramref name="target"/>, or with 0 to the voter whose log is the most up to date
+    /// (thesis §3.10), and completes once this node has stepped down and a new leader is known, with that leader and
+    /// its term. Throws <see cref="LeadershipTransferException"/> when the core refused (not the leader, with the
+    /// leader's id as hint; an unknown target; a learner or this node as target; a transfer already running) or when
+    /// the transfer was abandoned (the target did not take over within an election timeout). Meanwhile proposals here
+    /// are not proposed but wait for the new leader (<see cref="ProposeOrRouteAsync"/> routes them there). Cancelling
+    /// stops the wait, not the transfer.
+    /// </summary>
+    public async Task<LeadershipTransferred> TransferLeadershipAsync(ulong target = 0, CancellationToken cancellationToken = default)
+    {
+        var tcs = new TaskCompletionSource<LeadershipTransferred>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await PostAsync(new TransferInput(target, tcs), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await tcs.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            tcs.TrySetCanceled(cancellationToken); // the loop forgets the waiter at its next iteration
+            throw;
+        }
+    }
+
+    /// <summary>An election timeout in wall-clock time.</summary>
+    private TimeSpan ElectionTimeout => _options.TickInterval * _options.Raft.ElectionTicks;
 
     /// <summary>Has the loop forward <paramref name="command"/> to the leader and waits for the answer; a caller that gives up cancels the wait on the loop too.</summary>
     private async Task<ForwardResult> ForwardAsync(ReadOnlyMemory<byte> command, CancellationToken deadline)
@@ -281,7 +327,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         }
     }
 
-    /// <summary>Completes at the next change of leader, role or term after this call.</summary>
+    /// <summary>Completes at the next change of leader, role or term after this call, or when a leadership transfer this node ran ends.</summary>
     public Task SoftStateChanged => Volatile.Read(ref _softStateChanged).Task;
 
     /// <summary>Completes when a leader is known (this node or another).</summary>
@@ -357,6 +403,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 }
                 driver.ProcessReady();
                 UpdateStatus(driver.Raft);
+                NoteTransfer(driver);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -394,6 +441,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             case SnapshotWrittenInput w:
                 driver.CompleteSnapshot(w.Job);
                 break;
+            case TransferInput t:
+                driver.TransferLeadership(t.Target, t.Completion);
+                break;
         }
     }
 
@@ -403,6 +453,24 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private void OnSoftStateChanged(SoftState soft)
     {
         UpdateStatus(_driver!.Raft);
+        SignalChange();
+    }
+
+    /// <summary>
+    /// A leadership transfer that ended without a change of leader (abandoned) is news too: proposals refused while
+    /// it ran wait for it.
+    /// </summary>
+    private void NoteTransfer(NodeDriver driver)
+    {
+        var transferee = driver.LeadTransferee;
+        if (transferee == _transferee) return;
+        var ended = transferee == 0;
+        _transferee = transferee;
+        if (ended) SignalChange();
+    }
+
+    private void SignalChange()
+    {
         var changed = Interlocked.Exchange(
             ref _softStateChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         changed.TrySetResult();
@@ -419,6 +487,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 case ProposeInput p: p.Completion.TrySetException(e); break;
                 case ReadInput q: q.Completion.TrySetException(e); break;
                 case ForwardInput f: f.Completion.TrySetException(e); break;
+                case TransferInput t: t.Completion.TrySetException(e); break;
             }
         }
     }
@@ -439,6 +508,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private sealed record SnapshotWrittenInput(SnapshotJob Job) : Input;
 
     private sealed record ForwardInput(ReadOnlyMemory<byte> Command, TaskCompletionSource<ForwardResult> Completion) : Input;
+
+    private sealed record TransferInput(ulong Target, TaskCompletionSource<LeadershipTransferred> Completion) : Input;
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Critical, Message = "Node failed and stops (fail-stop)")]
     private static partial void LogFatal(ILogger logger, Exception exception);

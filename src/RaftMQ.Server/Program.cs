@@ -75,6 +75,7 @@ app.UseRouting();
 RrmqEndpoints.Map(app, node);
 V1Endpoints.Map(app, node);
 MessageEndpoints.Map(app, node);
+ClusterEndpoints.Map(app, node);
 // While Kestrel starts, the other core runs a first request through the endpoints (see WarmUpAsync).
 var warmUp = Task.Run(() => NodeWebApplication.WarmUpAsync(app, e => RrmqEndpoints.Map(e, node), "GET", "/status"));
 

@@ -15,8 +15,11 @@ internal static class RequestBody
     /// <summary>The deepest nesting accepted; the bodies taken are two deep.</summary>
     public const int MaxDepth = 16;
 
-    /// <summary>Reads the whole body within the size limit and checks it; on failure writes the 4xx and returns null.</summary>
-    public static async Task<byte[]?> ReadAsync(HttpContext ctx)
+    /// <summary>
+    /// Reads the whole body within the size limit and checks it; on failure writes the 4xx and returns null. With
+    /// <paramref name="optional"/>, an empty body is returned as empty instead of refused.
+    /// </summary>
+    public static async Task<byte[]?> ReadAsync(HttpContext ctx, bool optional = false)
     {
         var limit = ServerLimits.MaxRequestBodyBytes;
         if (ctx.Request.ContentLength > limit)
@@ -35,6 +38,7 @@ internal static class RequestBody
             return null;
         }
         var body = buffer.ToArray();
+        if (optional && body.Length == 0) return body;
         if (Check(body) is { } error)
         {
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);

@@ -15,6 +15,7 @@ public sealed class CliUsageTests
     [InlineData("cluster status")]
     [InlineData("cluster kill")]
     [InlineData("cluster start")]
+    [InlineData("cluster transfer-leader")]
     [InlineData("topic create")]
     [InlineData("topic list")]
     [InlineData("publish")]
@@ -44,6 +45,8 @@ public sealed class CliUsageTests
     [InlineData("topic list --urls ftp://example", "not a node URL")]
     [InlineData("cluster up --nodes 99", "--nodes")]
     [InlineData("consume t --count x", "x")]
+    [InlineData("cluster transfer-leader x --urls http://127.0.0.1:1", "'x'")]
+    [InlineData("cluster transfer-leader -1 --urls http://127.0.0.1:1", "NODE must be a node index")]
     public async Task Bad_arguments_exit_with_2_and_say_what_is_wrong(string args, string expected)
     {
         await using var env = new CliEnvironment();
@@ -166,6 +169,20 @@ public sealed class CliClusterTests
         status.ExitCode.ShouldBe(0, status.ToString());
         status.Stdout.ShouldContain("Leader");
         var leader = int.Parse(status.Stdout.Split("leader: node ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+
+        // Leadership moves to the node named, then to whichever is the most up to date; a node that does not exist is refused.
+        var named = (leader + 1) % 3;
+        var transfer = await env.RunAsync("cluster", "transfer-leader", $"{named}");
+        transfer.ExitCode.ShouldBe(0, transfer.ToString());
+        transfer.Stdout.ShouldStartWith($"node {named} leads (term ");
+        (await env.RunAsync("cluster", "status")).Stdout.ShouldContain($"leader: node {named} ");
+        var anyOther = await env.RunAsync("cluster", "transfer-leader");
+        anyOther.ExitCode.ShouldBe(0, anyOther.ToString());
+        anyOther.Stdout.ShouldNotStartWith($"node {named} ");
+        leader = int.Parse(anyOther.Stdout.Split("node ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        var unknown = await env.RunAsync("cluster", "transfer-leader", "9");
+        unknown.ExitCode.ShouldBe(1, unknown.ToString());
+        unknown.Stderr.ShouldContain("no node 9");
 
         (await env.RunAsync("cluster", "kill", $"{leader}")).ExitCode.ShouldBe(0);
         (await Eventually.TrueAsync(
