@@ -68,6 +68,7 @@ httpLimits = httpLimits with
 var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(config, secret.Key()), node.StateMachine, node.Forwarding, loggers));
 var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers, httpLimits);
 
+NodeHealth.AddTo(builder, () => node.Runtime);
 var app = builder.Build();
 // Before routing: a target that names a host must never reach the forwarding to the leader (RequestTarget).
 app.Use(RequestTarget.RefuseUnlessOriginForm);
@@ -76,6 +77,7 @@ RrmqEndpoints.Map(app, node);
 V1Endpoints.Map(app, node);
 MessageEndpoints.Map(app, node);
 ClusterEndpoints.Map(app, node);
+NodeHealth.Map(app);
 // While Kestrel starts, the other core runs a first request through the endpoints (see WarmUpAsync).
 var warmUp = Task.Run(() => NodeWebApplication.WarmUpAsync(app, e => RrmqEndpoints.Map(e, node), "GET", "/status"));
 
