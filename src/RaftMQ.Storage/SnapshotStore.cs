@@ -189,7 +189,7 @@ public sealed class SnapshotStore
         dataLength = h.DataLength;
         configuration = h.Configuration;
         if (problem is not null) return null;
-        var (version, dataCrc, runCount, tableOffset) = (h.Version, h.DataCrc, h.RunCount, h.TableOffset);
+        var (version, dataCrc) = (h.Version, h.DataCrc);
         // Version 1: the data is the rest of the file. Version 2: the file's own bytes, then the run table, all
         // under the checksum.
         var bodyStart = h.HeaderLength;
@@ -208,14 +208,21 @@ public sealed class SnapshotStore
             return null;
         }
         if (version == Version1) return [new Run(null, HeaderBytes1, dataLength)];
-        var table = new byte[runCount * RunBytes];
-        if (file.Read(tableOffset, table) != table.Length)
+        return ParseRunTable(file, h, out problem);
+    }
+
+    /// <summary>Reads and checks a version 2 run table; null with a problem when it is cut short or out of range.</summary>
+    private static List<Run>? ParseRunTable(IStorageFile file, Header h, out string? problem)
+    {
+        problem = null;
+        var table = new byte[h.RunCount * RunBytes];
+        if (file.Read(h.TableOffset, table) != table.Length)
         {
             problem = "the run table is cut short";
             return null;
         }
-        var runs = new List<Run>(runCount);
-        for (int i = 0; i < runCount; i++)
+        var runs = new List<Run>(h.RunCount);
+        for (int i = 0; i < h.RunCount; i++)
         {
             var entry = table.AsSpan(i * RunBytes, RunBytes);
             var nameLength = entry[1];
@@ -228,7 +235,7 @@ public sealed class SnapshotStore
             }
             if (entry[0] == 1)
             {
-                if (offset < bodyStart || offset + length > tableOffset)
+                if (offset < h.HeaderLength || offset + length > h.TableOffset)
                 {
                     problem = $"run {i} lies outside the file's data";
                     return null;
@@ -292,7 +299,9 @@ public sealed class SnapshotStore
             try
             {
                 using var file = _fs.Open(path, create: false);
-                foreach (var run in ReadRunTable(file, meta)) if (run.Part is not null) used.Add(run.Part);
+                // A snapshot whose table cannot be read may still name parts: delete nothing.
+                if (ReadRunTable(file, meta) is not { } runs) return;
+                foreach (var run in runs) if (run.Part is not null) used.Add(run.Part);
             }
             catch (IOException)
             {
@@ -303,22 +312,13 @@ public sealed class SnapshotStore
             if (!used.Contains(Path.GetFileName(part))) _fs.Delete(part);
     }
 
-    /// <summary>The run table alone, without the checksum pass (for housekeeping); all runs are kept when the header is not readable.</summary>
-    private static List<Run> ReadRunTable(IStorageFile file, SnapshotMetadata meta)
+    /// <summary>The run table alone, without the checksum pass (for housekeeping); null when the header or table is not readable.</summary>
+    private static List<Run>? ReadRunTable(IStorageFile file, SnapshotMetadata meta)
     {
         Span<byte> header = stackalloc byte[MaxHeaderBytes];
         var n = file.Read(0, header);
-        if (CheckHeader(header[..n], meta, file.Length, out var h) is not null || h.Version == Version1) return [];
-        var (runCount, tableOffset) = (h.RunCount, h.TableOffset);
-        var table = new byte[runCount * RunBytes];
-        if (file.Read(tableOffset, table) != table.Length) return [];
-        var runs = new List<Run>(runCount);
-        for (int i = 0; i < runCount; i++)
-        {
-            var entry = table.AsSpan(i * RunBytes, RunBytes);
-            if (entry[0] == 2 && entry[1] <= PartNameMax) runs.Add(new Run(System.Text.Encoding.UTF8.GetString(entry.Slice(2, entry[1])), 0, 0));
-        }
-        return runs;
+        if (CheckHeader(header[..n], meta, file.Length, out var h) is not null) return null;
+        return h.Version == Version1 ? [] : ParseRunTable(file, h, out _);
     }
 
     /// <summary>The header's length for <paramref name="meta"/>: 64 bytes, more with a configuration.</summary>

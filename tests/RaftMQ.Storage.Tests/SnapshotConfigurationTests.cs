@@ -18,33 +18,19 @@ public sealed class SnapshotConfigurationTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static byte[] Payload(int length)
-    {
-        var data = new byte[length];
-        new Random(length).NextBytes(data);
-        return data;
-    }
-
-    private static byte[] ReadToEnd(Stream s)
-    {
-        using var ms = new MemoryStream();
-        s.CopyTo(ms);
-        return ms.ToArray();
-    }
-
     private string OnlySnapshotFile() => Directory.GetFiles(_dir.Path, "snap-*.snap").ShouldHaveSingleItem();
 
     [Fact]
     public void A_snapshot_with_a_configuration_reads_back_with_it_and_its_data()
     {
         var store = SnapshotStore.Open(_dir.Path);
-        var data = Payload(300_000);
+        var data = SnapshotBytes.Random(300_000, 300_000);
         store.Save(new SnapshotMetadata(10, 2) { Configuration = Configuration }, new MemoryStream(data));
 
         using var r = store.OpenLatest().ShouldNotBeNull();
 
         r.Metadata.Configuration.ShouldBe(Configuration);
-        ReadToEnd(r).ShouldBe(data);
+        SnapshotBytes.ReadToEnd(r).ShouldBe(data);
         r.TryGetFileRange(0, out _, out var dataStart, out _).ShouldBeTrue();
         dataStart.ShouldBe(64 + Configuration.Encode().Length + 4);
         store.ReadConfiguration(new SnapshotMetadata(10, 2)).ShouldBe(Configuration);
@@ -55,7 +41,7 @@ public sealed class SnapshotConfigurationTests : IDisposable
     public void A_snapshot_without_a_configuration_has_the_fixed_header()
     {
         var store = SnapshotStore.Open(_dir.Path);
-        var data = Payload(1000);
+        var data = SnapshotBytes.Random(1000, 1000);
         store.Save(new SnapshotMetadata(10, 2), new MemoryStream(data));
 
         var bytes = File.ReadAllBytes(OnlySnapshotFile());
@@ -64,7 +50,7 @@ public sealed class SnapshotConfigurationTests : IDisposable
         bytes.AsSpan(64, data.Length).ToArray().ShouldBe(data);
         using var r = store.OpenLatest().ShouldNotBeNull();
         r.Metadata.Configuration.ShouldBeNull();
-        ReadToEnd(r).ShouldBe(data);
+        SnapshotBytes.ReadToEnd(r).ShouldBe(data);
         store.ReadConfiguration(new SnapshotMetadata(10, 2)).ShouldBeNull();
     }
 
@@ -72,7 +58,7 @@ public sealed class SnapshotConfigurationTests : IDisposable
     public void A_damaged_configuration_is_reported_as_corruption()
     {
         var store = SnapshotStore.Open(_dir.Path);
-        store.Save(new SnapshotMetadata(10, 2) { Configuration = Configuration }, new MemoryStream(Payload(100)));
+        store.Save(new SnapshotMetadata(10, 2) { Configuration = Configuration }, new MemoryStream(SnapshotBytes.Random(100, 100)));
         var path = OnlySnapshotFile();
         var bytes = File.ReadAllBytes(path);
         bytes[64 + 6] ^= 0xFF; // a byte of the first voter id
@@ -91,7 +77,7 @@ public sealed class SnapshotConfigurationTests : IDisposable
             storage.Save(new HardState(2, 1, 40), Range(1, 50, 2), sync: true);
             using (var w = storage.CreateSnapshot(snapshot))
             {
-                w.Write(Payload(100));
+                w.Write(SnapshotBytes.Random(100, 100));
                 w.Commit();
             }
             storage.Compact(snapshot);
@@ -114,7 +100,7 @@ public sealed class SnapshotConfigurationTests : IDisposable
         using (var storage = NodeStorage.Open(_dir.Path, SmallOptions()))
         {
             storage.Save(new HardState(2, 1, 10), Range(1, 20, 2), sync: true);
-            storage.InstallSnapshot(snapshot, new MemoryStream(Payload(1000))).ShouldBeTrue();
+            storage.InstallSnapshot(snapshot, new MemoryStream(SnapshotBytes.Random(1000, 1000))).ShouldBeTrue();
             storage.Log.Snapshot.Configuration.ShouldBe(Configuration);
         }
 

@@ -16,20 +16,6 @@ public sealed class SnapshotPartsTests : IDisposable
 
     private string Snapshots => Path.Combine(_dir.Path, "snapshots");
 
-    private static byte[] Bytes(int length, int seed)
-    {
-        var data = new byte[length];
-        new Random(seed).NextBytes(data);
-        return data;
-    }
-
-    private static byte[] ReadToEnd(Stream s)
-    {
-        using var ms = new MemoryStream();
-        s.CopyTo(ms);
-        return ms.ToArray();
-    }
-
     /// <summary>A data file of the application's, outside the snapshot directory.</summary>
     private string DataFile(string name, byte[] contents)
     {
@@ -42,10 +28,10 @@ public sealed class SnapshotPartsTests : IDisposable
     public void A_linked_range_reads_back_in_place_without_being_copied()
     {
         var store = SnapshotStore.Open(Snapshots);
-        var external = Bytes(300_000, 1);
+        var external = SnapshotBytes.Random(300_000, 1);
         var path = DataFile("segment-1", external);
-        var before = Bytes(1_000, 2);
-        var after = Bytes(500, 3);
+        var before = SnapshotBytes.Random(1_000, 2);
+        var after = SnapshotBytes.Random(500, 3);
         using (var w = store.Create(new SnapshotMetadata(10, 2)))
         {
             w.Write(before);
@@ -56,14 +42,14 @@ public sealed class SnapshotPartsTests : IDisposable
         }
 
         // The application's file keeps changing after its range: appended to, as an active segment is.
-        using (var append = new FileStream(path, FileMode.Append)) append.Write(Bytes(10_000, 4));
+        using (var append = new FileStream(path, FileMode.Append)) append.Write(SnapshotBytes.Random(10_000, 4));
 
         var main = Directory.GetFiles(Snapshots, "*.snap").Single();
         new FileInfo(main).Length.ShouldBeLessThan(before.Length + after.Length + 1_000);
         Directory.GetFiles(Snapshots, "*.part*").Length.ShouldBe(1);
         using var r = store.OpenLatest().ShouldNotBeNull();
         r.Length.ShouldBe(before.Length + 200_000 + after.Length);
-        ReadToEnd(r).ShouldBe([.. before, .. external.AsSpan(1_000, 200_000), .. after]);
+        SnapshotBytes.ReadToEnd(r).ShouldBe([.. before, .. external.AsSpan(1_000, 200_000), .. after]);
 
         // Where each byte lies, for a state machine that links instead of copying.
         r.TryGetFileRange(0, out var p0, out var o0, out var l0).ShouldBeTrue();
@@ -79,7 +65,7 @@ public sealed class SnapshotPartsTests : IDisposable
     public void Parts_go_with_their_snapshot_and_orphans_are_removed_on_open()
     {
         var store = SnapshotStore.Open(Snapshots);
-        var path = DataFile("segment-1", Bytes(10_000, 1));
+        var path = DataFile("segment-1", SnapshotBytes.Random(10_000, 1));
         foreach (var index in new ulong[] { 5, 6 })
         {
             using var w = store.Create(new SnapshotMetadata(index, 1));
@@ -106,7 +92,7 @@ public sealed class SnapshotPartsTests : IDisposable
     public void A_writer_disposed_without_commit_removes_its_parts()
     {
         var store = SnapshotStore.Open(Snapshots);
-        var path = DataFile("segment-1", Bytes(100, 1));
+        var path = DataFile("segment-1", SnapshotBytes.Random(100, 1));
         using (var w = store.Create(new SnapshotMetadata(5, 1)))
         {
             w.TryAppendFileRange(path, 0, 100).ShouldBeTrue();
@@ -119,7 +105,7 @@ public sealed class SnapshotPartsTests : IDisposable
     public void A_missing_or_short_part_is_a_clear_corruption_error()
     {
         var store = SnapshotStore.Open(Snapshots);
-        var path = DataFile("segment-1", Bytes(1_000, 1));
+        var path = DataFile("segment-1", SnapshotBytes.Random(1_000, 1));
         using (var w = store.Create(new SnapshotMetadata(5, 1)))
         {
             w.TryAppendFileRange(path, 0, 1_000).ShouldBeTrue();
@@ -138,7 +124,7 @@ public sealed class SnapshotPartsTests : IDisposable
     public void A_range_past_the_end_of_its_file_is_refused_when_it_is_added()
     {
         var store = SnapshotStore.Open(Snapshots);
-        var path = DataFile("segment-1", Bytes(100, 1));
+        var path = DataFile("segment-1", SnapshotBytes.Random(100, 1));
         using var w = store.Create(new SnapshotMetadata(5, 1));
         Should.Throw<InvalidOperationException>(() => w.TryAppendFileRange(path, 50, 100)).Message.ShouldContain(path);
         Directory.GetFiles(Snapshots, "*.part*").ShouldBeEmpty();
@@ -149,20 +135,20 @@ public sealed class SnapshotPartsTests : IDisposable
     {
         var fs = new FaultyFileSystem();
         var store = SnapshotStore.Open("/snapshots", new StorageOptions { FileSystem = fs });
-        var path = DataFile("segment-1", Bytes(100, 1));
+        var path = DataFile("segment-1", SnapshotBytes.Random(100, 1));
         using var w = store.Create(new SnapshotMetadata(5, 1));
         w.TryAppendFileRange(path, 0, 100).ShouldBeFalse();
-        w.Write(Bytes(100, 1));
+        w.Write(SnapshotBytes.Random(100, 1));
         w.Commit();
         using var r = store.OpenLatest().ShouldNotBeNull();
-        ReadToEnd(r).ShouldBe(Bytes(100, 1));
+        SnapshotBytes.ReadToEnd(r).ShouldBe(SnapshotBytes.Random(100, 1));
         r.TryGetFileRange(0, out _, out _, out _).ShouldBeFalse(); // not on the operating system's file system
     }
 
     [Fact]
     public void A_version_1_snapshot_is_still_read()
     {
-        var data = Bytes(5_000, 9);
+        var data = SnapshotBytes.Random(5_000, 9);
         var header = new byte[48];
         BinaryPrimitives.WriteUInt64LittleEndian(header, SnapshotStore.Magic);
         BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(8), 1);
@@ -178,7 +164,7 @@ public sealed class SnapshotPartsTests : IDisposable
         var store = SnapshotStore.Open(Snapshots);
         using var r = store.OpenLatest().ShouldNotBeNull();
         r.Metadata.ShouldBe(new SnapshotMetadata(12, 3));
-        ReadToEnd(r).ShouldBe(data);
+        SnapshotBytes.ReadToEnd(r).ShouldBe(data);
         r.TryGetFileRange(100, out _, out var offset, out var length).ShouldBeTrue();
         (offset, length).ShouldBe((148L, data.Length - 100L));
     }

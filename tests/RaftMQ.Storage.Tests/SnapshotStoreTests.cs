@@ -12,27 +12,13 @@ public sealed class SnapshotStoreTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static byte[] Payload(int length, int seed)
-    {
-        var data = new byte[length];
-        new Random(seed).NextBytes(data);
-        return data;
-    }
-
-    private static byte[] ReadToEnd(Stream s)
-    {
-        using var ms = new MemoryStream();
-        s.CopyTo(ms);
-        return ms.ToArray();
-    }
-
     [Fact]
     public void A_committed_snapshot_opens_with_its_metadata_and_bytes()
     {
         var store = SnapshotStore.Open(_dir.Path);
         store.Latest.ShouldBeNull();
         store.OpenLatest().ShouldBeNull();
-        var data = Payload(700_000, 1);
+        var data = SnapshotBytes.Random(700_000, 1);
         using (var w = store.Create(new SnapshotMetadata(10, 2)))
         {
             w.Write(data.AsSpan(0, 123));
@@ -43,25 +29,25 @@ public sealed class SnapshotStoreTests : IDisposable
         using var r = store.OpenLatest().ShouldNotBeNull();
         r.Metadata.ShouldBe(new SnapshotMetadata(10, 2));
         r.Length.ShouldBe(data.Length);
-        ReadToEnd(r).ShouldBe(data);
+        SnapshotBytes.ReadToEnd(r).ShouldBe(data);
     }
 
     [Fact]
     public void The_newest_snapshots_are_kept_and_older_ones_deleted()
     {
         var store = SnapshotStore.Open(_dir.Path, new StorageOptions { RetainSnapshots = 2 });
-        foreach (var i in new ulong[] { 5, 20, 10, 30 }) store.Save(new SnapshotMetadata(i, 1), new MemoryStream(Payload(100, (int)i)));
+        foreach (var i in new ulong[] { 5, 20, 10, 30 }) store.Save(new SnapshotMetadata(i, 1), new MemoryStream(SnapshotBytes.Random(100, (int)i)));
         store.Latest.ShouldBe(new SnapshotMetadata(30, 1));
         Directory.GetFiles(_dir.Path, "*.snap").Length.ShouldBe(2);
         using var r = store.OpenLatest().ShouldNotBeNull();
-        ReadToEnd(r).ShouldBe(Payload(100, 30));
+        SnapshotBytes.ReadToEnd(r).ShouldBe(SnapshotBytes.Random(100, 30));
     }
 
     [Fact]
     public void A_snapshot_disposed_without_commit_is_discarded()
     {
         var store = SnapshotStore.Open(_dir.Path);
-        using (var w = store.Create(new SnapshotMetadata(10, 2))) w.Write(Payload(1000, 1));
+        using (var w = store.Create(new SnapshotMetadata(10, 2))) w.Write(SnapshotBytes.Random(1000, 1));
         store.Latest.ShouldBeNull();
         Directory.GetFiles(_dir.Path).ShouldBeEmpty();
     }
@@ -79,7 +65,7 @@ public sealed class SnapshotStoreTests : IDisposable
     public void A_damaged_snapshot_is_a_clear_corruption_error()
     {
         var store = SnapshotStore.Open(_dir.Path);
-        store.Save(new SnapshotMetadata(10, 2), new MemoryStream(Payload(5000, 1)));
+        store.Save(new SnapshotMetadata(10, 2), new MemoryStream(SnapshotBytes.Random(5000, 1)));
         var path = Directory.GetFiles(_dir.Path, "*.snap").Single();
         var bytes = File.ReadAllBytes(path);
         bytes[3000] ^= 0x10;
@@ -108,13 +94,13 @@ public sealed class SnapshotStoreTests : IDisposable
         var options = new StorageOptions { FileSystem = fs };
         var store = SnapshotStore.Open("/sim/snaps", options);
         var w = store.Create(new SnapshotMetadata(7, 1));
-        w.Write(Payload(10_000, 3));
+        w.Write(SnapshotBytes.Random(10_000, 3));
         SnapshotStore.Open("/sim/snaps", new StorageOptions { FileSystem = fs.Crash(CrashMode.KeepPrefix, new Random(1), long.MaxValue) })
             .Latest.ShouldBeNull();
         w.Commit();
         var after = SnapshotStore.Open("/sim/snaps", new StorageOptions { FileSystem = fs.Crash(CrashMode.DropUnsynced, new Random(1)) });
         using var r = after.OpenLatest().ShouldNotBeNull();
-        ReadToEnd(r).ShouldBe(Payload(10_000, 3));
+        SnapshotBytes.ReadToEnd(r).ShouldBe(SnapshotBytes.Random(10_000, 3));
     }
 
     [Fact]
@@ -126,7 +112,7 @@ public sealed class SnapshotStoreTests : IDisposable
             storage.Save(new HardState(2, 1, 40), Range(1, 50, 2), sync: true);
             model.Save(new HardState(2, 1, 40), Range(1, 50, 2));
             using var w = storage.CreateSnapshot(new SnapshotMetadata(40, 2));
-            w.Write(Payload(100, 1));
+            w.Write(SnapshotBytes.Random(100, 1));
             w.Commit();
             // The crash comes before Compact.
         }
@@ -145,16 +131,16 @@ public sealed class SnapshotStoreTests : IDisposable
         {
             storage.Save(new HardState(2, 1, 10), Range(1, 50, 2), sync: true);
             model.Save(new HardState(2, 1, 10), Range(1, 50, 2));
-            storage.InstallSnapshot(new SnapshotMetadata(30, 3), new MemoryStream(Payload(1000, 2))).ShouldBeTrue();
+            storage.InstallSnapshot(new SnapshotMetadata(30, 3), new MemoryStream(SnapshotBytes.Random(1000, 2))).ShouldBeTrue();
             model.Install(new SnapshotMetadata(30, 3));
             storage.Log.ShouldMatch(model.Log);
-            storage.InstallSnapshot(new SnapshotMetadata(20, 3), new MemoryStream(Payload(10, 2))).ShouldBeFalse();
+            storage.InstallSnapshot(new SnapshotMetadata(20, 3), new MemoryStream(SnapshotBytes.Random(10, 2))).ShouldBeFalse();
         }
         using var reopened = NodeStorage.Open(_dir.Path, SmallOptions());
         reopened.Log.ShouldMatch(model.Log);
         reopened.Log.LastIndex.ShouldBe(30UL);
         using var snap = reopened.OpenLatestSnapshot().ShouldNotBeNull();
-        ReadToEnd(snap).ShouldBe(Payload(1000, 2));
+        SnapshotBytes.ReadToEnd(snap).ShouldBe(SnapshotBytes.Random(1000, 2));
     }
 
     [Fact]

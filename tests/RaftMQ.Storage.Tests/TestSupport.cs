@@ -123,3 +123,23 @@ public sealed class LogModel
 
     public LogModel Clone() => new() { Log = Log.Clone() };
 }
+
+/// <summary>Snapshot data for tests.</summary>
+public static class SnapshotBytes
+{
+    /// <summary><paramref name="length"/> random bytes, the same for the same <paramref name="seed"/>.</summary>
+    public static byte[] Random(int length, int seed)
+    {
+        var data = new byte[length];
+        new System.Random(seed).NextBytes(data);
+        return data;
+    }
+
+    /// <summary>Everything left in <paramref name="s"/>.</summary>
+    public static byte[] ReadToEnd(Stream s)
+    {
+        using var ms = new MemoryStream();
+        s.CopyTo(ms);
+        return ms.ToArray();
+    }
+}

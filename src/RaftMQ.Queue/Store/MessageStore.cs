@@ -92,7 +92,11 @@ internal sealed class MessageStore : IDisposable
     }
 
     internal Segment CreateSegment(TopicLog topic, ulong firstOffset) =>
-        Segment.Create(Path.Combine(Directory, $"g{_generation}-t{topic.Id}-{firstOffset:D20}{SegmentSuffix}"), firstOffset);
+        Segment.Create(SegmentPath(topic, firstOffset), firstOffset);
+
+    /// <summary>The file of <paramref name="topic"/>'s segment from <paramref name="firstOffset"/> in this generation.</summary>
+    private string SegmentPath(TopicLog topic, ulong firstOffset) =>
+        Path.Combine(Directory, $"g{_generation}-t{topic.Id}-{firstOffset:D20}{SegmentSuffix}");
 
     /// <summary>The store is done with <paramref name="segment"/>: the file goes when no snapshot references it either.</summary>
     internal void Retire(Segment segment)
@@ -196,7 +200,7 @@ internal sealed class MessageStore : IDisposable
             {
                 var take = Math.Min(contiguous, remaining);
                 if (linked.Count > 0) firstOffset = FirstOffsetAt(name, path, fileOffset, firstOffset, tail);
-                segment = Segment.TryLink(path, Path.Combine(Directory, $"g{_generation}-t{topic.Id}-{firstOffset:D20}{SegmentSuffix}"), firstOffset, fileOffset, fileOffset + take);
+                segment = Segment.TryLink(path, SegmentPath(topic, firstOffset), firstOffset, fileOffset, fileOffset + take);
                 position += take;
                 remaining -= take;
             }
