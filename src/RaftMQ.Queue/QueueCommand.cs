@@ -17,6 +17,30 @@ public enum QueueOp : byte
 
     /// <summary>A batch pop answered with whole messages: offset, publish time, headers, payload.</summary>
     PopMessages = 7,
+
+    /// <summary>Creates a topic or changes its settings (<see cref="QueueCommand.MaxDeliveries"/>).</summary>
+    ConfigureTopic = 8,
+
+    /// <summary>Deletes a topic with its groups and its dead-letter topic.</summary>
+    DeleteTopic = 9,
+
+    /// <summary>Creates a consumer group starting at the topic's earliest or latest message.</summary>
+    CreateGroup = 10,
+
+    /// <summary>Leases up to <see cref="QueueCommand.Max"/> messages to a group's consumer.</summary>
+    Receive = 11,
+
+    /// <summary>Finishes the deliveries named by receipts.</summary>
+    Ack = 12,
+
+    /// <summary>Gives deliveries back, to be delivered again (after a delay), or dead-lettered at the delivery limit.</summary>
+    Nack = 13,
+
+    /// <summary>Extends the leases of the deliveries named by receipts.</summary>
+    Extend = 14,
+
+    /// <summary>Moves dead letters back to the topic's tail.</summary>
+    Redrive = 15,
 }
 
 /// <summary>
@@ -32,7 +56,7 @@ public enum QueueOp : byte
 /// Strings are UTF-8, integers little-endian. Ops 1 to 5 are the string model (and decode exactly as before), 6 and 7
 /// the binary one.
 /// </summary>
-public readonly record struct QueueCommand(QueueOp Op, string Topic, string? Message)
+public readonly partial record struct QueueCommand(QueueOp Op, string Topic, string? Message)
 {
     private const int HeaderBytes = 1 + 2;
 
@@ -45,16 +69,40 @@ public readonly record struct QueueCommand(QueueOp Op, string Topic, string? Mes
     /// <summary>The binary messages of a <see cref="QueueOp.PublishMessages"/>, in order; null for the other ops.</summary>
     public IReadOnlyList<QueueMessage>? Binary { get; init; }
 
-    /// <summary>The publish time of a <see cref="QueueOp.PublishMessages"/> (Unix ms), as the leader stamped it; 0 when not stamped.</summary>
+    /// <summary>The leader's time in a stamped command (a <see cref="QueueOp.PublishMessages"/>'s publish time, a group command's now; Unix ms); 0 when not stamped.</summary>
     public long TimestampMs { get; init; }
+
+    /// <summary>The consumer group of a receive, ack, nack, extend or group creation; null for the other ops.</summary>
+    public string? Group { get; init; }
+
+    /// <summary>The lease of a receive or extend, in milliseconds; the delay of a nack.</summary>
+    public long DurationMs { get; init; }
+
+    /// <summary>The receipts of an ack, nack or extend; null for the other ops.</summary>
+    public IReadOnlyList<Receipt>? Receipts { get; init; }
+
+    /// <summary>The error a nack reports (kept with the message, shown when it is dead-lettered); null for none.</summary>
+    public string? Error { get; init; }
+
+    /// <summary>A ConfigureTopic's max_deliveries (0 keeps the current value, or the default on creation).</summary>
+    public int MaxDeliveries { get; init; }
+
+    /// <summary>Whether a ConfigureTopic creates a missing topic (else it answers NoSuchTopic).</summary>
+    public bool CreateIfMissing { get; init; }
+
+    /// <summary>Where a CreateGroup's group starts.</summary>
+    public GroupStart Start { get; init; }
 
     /// <summary>Where a <see cref="QueueOp.PublishMessages"/> command's timestamp lies in its encoding, or -1 for other bytes.</summary>
     public static int TimestampPosition(ReadOnlySpan<byte> encoded)
     {
-        if (encoded.Length < HeaderBytes || encoded[0] != (byte)QueueOp.PublishMessages) return -1;
+        if (encoded.Length < HeaderBytes || !IsStamped((QueueOp)encoded[0])) return -1;
         var at = HeaderBytes + BinaryPrimitives.ReadUInt16LittleEndian(encoded[1..]);
-        return encoded.Length >= at + 8 + 4 ? at : -1;
+        return encoded.Length >= at + 8 + (encoded[0] == (byte)QueueOp.PublishMessages ? 4 : 0) ? at : -1;
     }
+
+    /// <summary>Whether commands of <paramref name="op"/> carry the leader's time right after the topic.</summary>
+    public static bool IsStamped(QueueOp op) => op is QueueOp.PublishMessages or >= QueueOp.ConfigureTopic and <= QueueOp.Redrive;
 
     public static QueueCommand CreateTopic(string topic) => new(QueueOp.CreateTopic, topic, null);
 
@@ -81,6 +129,7 @@ public readonly record struct QueueCommand(QueueOp Op, string Topic, string? Mes
 
     public byte[] Encode()
     {
+        if (Op >= QueueOp.ConfigureTopic) return EncodeGroupOp();
         var topicBytes = Encoding.UTF8.GetByteCount(Topic);
         if (topicBytes > ushort.MaxValue) throw new ArgumentException("topic name too long");
         var length = HeaderBytes + topicBytes + 4L;
@@ -157,6 +206,8 @@ public readonly record struct QueueCommand(QueueOp Op, string Topic, string? Mes
     public static bool TryDecode(ReadOnlySpan<byte> data, out QueueCommand command)
     {
         command = default;
+        if (data.Length >= HeaderBytes && data[0] is >= (byte)QueueOp.ConfigureTopic and <= (byte)QueueOp.Redrive)
+            return TryDecodeGroupOp(data, out command);
         if (data.Length < HeaderBytes + 4 || data[0] is < (byte)QueueOp.CreateTopic or > (byte)QueueOp.PopMessages) return false;
         var op = (QueueOp)data[0];
         int topicLength = BinaryPrimitives.ReadUInt16LittleEndian(data[1..]);
@@ -247,6 +298,7 @@ public readonly record struct QueueCommand(QueueOp Op, string Topic, string? Mes
     /// <summary>Value equality, batch messages compared one by one.</summary>
     public bool Equals(QueueCommand other) =>
         Op == other.Op && Max == other.Max && TimestampMs == other.TimestampMs && string.Equals(Topic, other.Topic, StringComparison.Ordinal)
+        && GroupFieldsEqual(other)
         && (ReferenceEquals(Binary, other.Binary) || (Binary is not null && other.Binary is not null && Binary.SequenceEqual(other.Binary)))
         && string.Equals(Message, other.Message, StringComparison.Ordinal)
         && (ReferenceEquals(Messages, other.Messages)
@@ -264,6 +316,12 @@ public enum QueueStatus : byte
     Empty = 3,
     LimitReached = 4,
     Invalid = 5,
+
+    /// <summary>A consumer group of that name exists already.</summary>
+    GroupExists = 6,
+
+    /// <summary>The topic has no consumer group of that name.</summary>
+    NoSuchGroup = 7,
 }
 
 /// <summary>
@@ -287,12 +345,16 @@ public sealed record QueueResult(QueueStatus Status, string? Message = null)
     /// <summary>The messages a binary pop removed, with their offsets, publish times and headers; null for the other results.</summary>
     public IReadOnlyList<QueueMessage>? Delivered { get; init; }
 
+    /// <summary>The receipts an ack, nack or extend refused as no longer current; null for the other results.</summary>
+    public IReadOnlyList<Receipt>? Stale { get; init; }
+
     public bool Success => Status == QueueStatus.Ok;
 
     /// <summary>Value equality, popped messages compared one by one.</summary>
     public bool Equals(QueueResult? other) =>
         other is not null && Status == other.Status && Count == other.Count && string.Equals(Message, other.Message, StringComparison.Ordinal)
         && FirstOffset == other.FirstOffset
+        && (ReferenceEquals(Stale, other.Stale) || (Stale is not null && other.Stale is not null && Stale.SequenceEqual(other.Stale)))
         && (ReferenceEquals(Delivered, other.Delivered)
             || (Delivered is not null && other.Delivered is not null && Delivered.SequenceEqual(other.Delivered)))
         && (ReferenceEquals(Messages, other.Messages)

@@ -64,6 +64,52 @@ public sealed record QueueLimits
     /// </summary>
     public int MaxPopBatchBytes { get; init; } = 1 << 20;
 
+    /// <summary>Most consumer groups of one topic, <c>default</c> included.</summary>
+    public int MaxGroupsPerTopic { get; init; } = 64;
+
+    /// <summary>Longest consumer group name, in bytes (letters, digits, <c>-</c>, <c>_</c>, <c>.</c>; at most 255).</summary>
+    public int MaxGroupNameBytes { get; init; } = 64;
+
+    /// <summary>Longest lease a receive or extend may ask for, in milliseconds (the shortest is 1).</summary>
+    public long MaxLeaseMs { get; init; } = 12L * 60 * 60 * 1000;
+
+    /// <summary>Longest delay a nack may ask for before the message is delivered again, in milliseconds.</summary>
+    public long MaxNackDelayMs { get; init; } = 12L * 60 * 60 * 1000;
+
+    /// <summary>Longest error text a nack may carry, in UTF-8 bytes (kept with the message, shown on its dead letter).</summary>
+    public int MaxNackErrorBytes { get; init; } = 1024;
+
+    /// <summary>Most receipts in one ack, nack or extend.</summary>
+    public int MaxReceiptsPerCall { get; init; } = 1_000;
+
+    /// <summary>
+    /// Most messages one group may have in flight (leased, or waiting to be delivered again): a receive takes no new
+    /// message from the backlog past it. Bounds the memory a group's state takes.
+    /// </summary>
+    public int MaxInFlightPerGroup { get; init; } = 100_000;
+
+    /// <summary>Highest <c>max_deliveries</c> a topic may be given (the lowest is 1).</summary>
+    public int MaxDeliveriesLimit { get; init; } = 1_000;
+
+    /// <summary>The <c>max_deliveries</c> of a topic created without one.</summary>
+    public int DefaultMaxDeliveries { get; init; } = 20;
+
+    /// <summary>
+    /// What is wrong with <paramref name="group"/> as a consumer group name, or null: 1 to
+    /// <see cref="MaxGroupNameBytes"/> characters, each a letter, digit, <c>-</c>, <c>_</c> or <c>.</c>.
+    /// </summary>
+    public string? CheckGroupName(string? group)
+    {
+        if (string.IsNullOrEmpty(group)) return "the group name must not be empty";
+        if (group.Length > MaxGroupNameBytes) return $"the group name is longer than {MaxGroupNameBytes} characters";
+        foreach (var c in group)
+        {
+            if (c is not (>= 'a' and <= 'z' or >= 'A' and <= 'Z' or >= '0' and <= '9' or '-' or '_' or '.'))
+                return "the group name may hold only letters, digits, '-', '_' and '.'";
+        }
+        return null;
+    }
+
     /// <summary>
     /// Largest message record: <see cref="MessageOverheadBytes"/>, <see cref="MaxHeaderBytes"/> and
     /// <see cref="MaxMessageBytes"/> together.
@@ -81,6 +127,17 @@ public sealed record QueueLimits
         if (MaxHeaderBytes is < 0 or > ushort.MaxValue) throw new ArgumentException("MaxHeaderBytes must be between 0 and 65535 (the record's header length field).");
         if (MaxBatchMessages < 1) throw new ArgumentException("MaxBatchMessages must be positive.");
         if (MaxPopBatchBytes < 0) throw new ArgumentException("MaxPopBatchBytes must not be negative.");
+        if (MaxGroupsPerTopic < 1) throw new ArgumentException("MaxGroupsPerTopic must be positive.");
+        if (MaxGroupNameBytes is < 7 or > byte.MaxValue) throw new ArgumentException("MaxGroupNameBytes must be between 7 (\"default\") and 255.");
+        if (MaxLeaseMs < 1) throw new ArgumentException("MaxLeaseMs must be positive.");
+        if (MaxNackDelayMs < 0) throw new ArgumentException("MaxNackDelayMs must not be negative.");
+        if (MaxNackErrorBytes is < 0 or > 16 * 1024) throw new ArgumentException("MaxNackErrorBytes must be between 0 and 16384.");
+        if (MaxReceiptsPerCall < 1) throw new ArgumentException("MaxReceiptsPerCall must be positive.");
+        if (MaxInFlightPerGroup < 1) throw new ArgumentException("MaxInFlightPerGroup must be positive.");
+        if (MaxDeliveriesLimit < 1) throw new ArgumentException("MaxDeliveriesLimit must be positive.");
+        if (DefaultMaxDeliveries < 1 || DefaultMaxDeliveries > MaxDeliveriesLimit) throw new ArgumentException("DefaultMaxDeliveries must be between 1 and MaxDeliveriesLimit.");
+        if (MaxHeaderBytes + DeadLetters.MaxAddedHeaderBytes(this) > ushort.MaxValue)
+            throw new ArgumentException("MaxHeaderBytes leaves no room in a record for a dead letter's headers; lower it or MaxNackErrorBytes.");
     }
 
     public static QueueLimits Default { get; } = new();

@@ -22,9 +22,15 @@ public sealed record QueueMessage(ReadOnlyMemory<byte> Payload, IReadOnlyList<Me
     /// <summary>The publish time the leader stamped into the log entry, Unix milliseconds (set on popped messages).</summary>
     public long TimestampMs { get; init; }
 
+    /// <summary>
+    /// How many times the message has been delivered to its group, this delivery included (set on received
+    /// messages; 0 on popped ones). With <see cref="Offset"/> it makes the delivery's <see cref="Receipt"/>.
+    /// </summary>
+    public int DeliveryCount { get; init; }
+
     /// <summary>Value equality: payload bytes and headers compared in order.</summary>
     public bool Equals(QueueMessage? other) =>
-        other is not null && Offset == other.Offset && TimestampMs == other.TimestampMs
+        other is not null && Offset == other.Offset && TimestampMs == other.TimestampMs && DeliveryCount == other.DeliveryCount
         && Payload.Span.SequenceEqual(other.Payload.Span) && Headers.SequenceEqual(other.Headers);
 
     public override int GetHashCode() => HashCode.Combine(Offset, TimestampMs, Payload.Length, Headers.Count);

@@ -10,7 +10,9 @@ namespace RaftMQ.Queue;
 /// message, 2 = a list of messages, 4 = a first offset, 8 = a list of whole messages), count (4), then in that order
 /// the parts present: the message (length 4 + UTF-8), the list (count 4, then each length 4 + UTF-8), the first offset
 /// (u64), the whole messages (count 4, then each [offset u64][timestamp i64][header bytes u16][headers][payload length
-/// 4][payload]). A result of the string ops never has parts 4 and 8, so it encodes as before.
+/// 4][payload]), the stale receipts (16: count 4, then each [offset u64][delivery i32]), the delivery counts of the
+/// whole messages (32: one i32 per message, present when any is not 0: a receive's). A result of the string ops never
+/// has parts 4 to 32, so it encodes as before.
 /// </summary>
 public sealed class QueueResultCodec : IResultCodec
 {
@@ -18,6 +20,8 @@ public sealed class QueueResultCodec : IResultCodec
     private const byte HasMessages = 2;
     private const byte HasFirstOffset = 4;
     private const byte HasDelivered = 8;
+    private const byte HasStale = 16;
+    private const byte HasDeliveryCounts = 32;
 
     /// <summary>The fixed bytes of one whole message in a result, besides its headers and payload.</summary>
     public const int DeliveredOverheadBytes = 8 + 8 + 2 + 4;
@@ -30,8 +34,9 @@ public sealed class QueueResultCodec : IResultCodec
     public static long MaxPopMessagesResultBytes(QueueLimits limits)
     {
         ArgumentNullException.ThrowIfNull(limits);
-        var content = Math.Max(limits.MaxPopBatchBytes, (long)limits.MaxMessageBytes + limits.MaxHeaderBytes);
-        return 6 + 4 + content + (long)limits.MaxBatchMessages * DeliveredOverheadBytes;
+        // A dead letter's record holds more headers than a publish may (DeadLetters), and a receive adds a count per message.
+        var content = Math.Max(limits.MaxPopBatchBytes, (long)limits.MaxMessageBytes + limits.MaxHeaderBytes + DeadLetters.MaxAddedHeaderBytes(limits));
+        return 6 + 4 + content + (long)limits.MaxBatchMessages * DeliveredOverheadBytes + 4 + 4L * limits.MaxBatchMessages;
     }
     private static readonly UTF8Encoding Strict = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -53,10 +58,14 @@ public sealed class QueueResultCodec : IResultCodec
             size += 4;
             foreach (var m in delivered) size += DeliveredOverheadBytes + MessageHeaders.EncodedBytes(m.Headers) + m.Payload.Length;
         }
+        var counts = r.Delivered is { } d && d.Any(m => m.DeliveryCount != 0);
+        if (counts) size += 4 + 4 * r.Delivered!.Count;
+        if (r.Stale is { } staleList) size += 4 + 12 * staleList.Count;
         var bytes = new byte[size];
         bytes[0] = (byte)r.Status;
         bytes[1] = (byte)((r.Message is null ? 0 : HasMessage) | (r.Messages is null ? 0 : HasMessages)
-            | (r.FirstOffset is null ? 0 : HasFirstOffset) | (r.Delivered is null ? 0 : HasDelivered));
+            | (r.FirstOffset is null ? 0 : HasFirstOffset) | (r.Delivered is null ? 0 : HasDelivered)
+            | (r.Stale is null ? 0 : HasStale) | (counts ? HasDeliveryCounts : 0));
         BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(2), r.Count);
         var at = 6;
         if (r.Message is not null) at = WriteText(bytes, at, r.Message);
@@ -87,6 +96,27 @@ public sealed class QueueResultCodec : IResultCodec
                 at += 4 + m.Payload.Length;
             }
         }
+        if (r.Stale is { } stale)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(at), stale.Count);
+            at += 4;
+            foreach (var receipt in stale)
+            {
+                BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(at), receipt.Offset);
+                BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(at + 8), receipt.Delivery);
+                at += 12;
+            }
+        }
+        if (counts)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(at), r.Delivered!.Count);
+            at += 4;
+            foreach (var m in r.Delivered)
+            {
+                BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(at), m.DeliveryCount);
+                at += 4;
+            }
+        }
         return bytes;
     }
 
@@ -94,9 +124,10 @@ public sealed class QueueResultCodec : IResultCodec
     public object? Decode(ReadOnlySpan<byte> bytes)
     {
         if (bytes.Length < 6) throw new FormatException("a queue result is at least 6 bytes");
-        if (bytes[0] > (byte)QueueStatus.Invalid) throw new FormatException($"unknown queue status {bytes[0]}");
+        if (bytes[0] > (byte)QueueStatus.NoSuchGroup) throw new FormatException($"unknown queue status {bytes[0]}");
         var parts = bytes[1];
-        if ((parts & ~(HasMessage | HasMessages | HasFirstOffset | HasDelivered)) != 0) throw new FormatException($"unknown result parts {parts}");
+        if ((parts & ~(HasMessage | HasMessages | HasFirstOffset | HasDelivered | HasStale | HasDeliveryCounts)) != 0)
+            throw new FormatException($"unknown result parts {parts}");
         var count = BinaryPrimitives.ReadInt32LittleEndian(bytes[2..]);
         var rest = bytes[6..];
         var message = (parts & HasMessage) != 0 ? ReadText(ref rest) : null;
@@ -124,10 +155,32 @@ public sealed class QueueResultCodec : IResultCodec
             delivered = new List<QueueMessage>(n);
             for (int i = 0; i < n; i++) delivered.Add(ReadMessage(ref rest));
         }
+        List<Receipt>? stale = null;
+        if ((parts & HasStale) != 0)
+        {
+            var n = ReadLength(ref rest);
+            if (n > rest.Length / 12) throw new FormatException($"{n} receipts claimed, {rest.Length} bytes left");
+            stale = new List<Receipt>(n);
+            for (int i = 0; i < n; i++)
+            {
+                stale.Add(new Receipt(BinaryPrimitives.ReadUInt64LittleEndian(rest), BinaryPrimitives.ReadInt32LittleEndian(rest[8..])));
+                rest = rest[12..];
+            }
+        }
+        if ((parts & HasDeliveryCounts) != 0)
+        {
+            var n = ReadLength(ref rest);
+            if (delivered is null || n != delivered.Count || rest.Length < 4L * n) throw new FormatException("delivery counts that do not match the messages");
+            for (int i = 0; i < n; i++)
+            {
+                delivered[i] = delivered[i] with { DeliveryCount = BinaryPrimitives.ReadInt32LittleEndian(rest) };
+                rest = rest[4..];
+            }
+        }
         if (!rest.IsEmpty) throw new FormatException($"{rest.Length} bytes left over after a queue result");
         return new QueueResult((QueueStatus)bytes[0], message)
         {
-            Count = count, Messages = messages, FirstOffset = firstOffset, Delivered = delivered,
+            Count = count, Messages = messages, FirstOffset = firstOffset, Delivered = delivered, Stale = stale,
         };
     }
 

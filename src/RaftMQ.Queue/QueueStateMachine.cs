@@ -11,7 +11,7 @@ namespace RaftMQ.Queue;
 /// holds the same queues. Messages live in segment files under <see cref="Directory"/> (docs/queue-store.md); memory
 /// holds only each topic's cursors and segment list.
 /// </summary>
-public sealed class QueueStateMachine : IStateMachine, IDisposable
+public sealed partial class QueueStateMachine : IStateMachine, IDisposable
 {
     private readonly QueueLimits _limits;
     private readonly MessageStore _store;
@@ -26,6 +26,7 @@ public sealed class QueueStateMachine : IStateMachine, IDisposable
         _limits = limits ?? QueueLimits.Default;
         _limits.Validate();
         _store = new MessageStore(directory, storeOptions ?? QueueStoreOptions.Default);
+        _store.InitialState = InitialState;
     }
 
     public QueueLimits Limits => _limits;
@@ -34,7 +35,7 @@ public sealed class QueueStateMachine : IStateMachine, IDisposable
     public string Directory => _store.Directory;
 
     /// <summary>Topics in creation order (a copy; call on the runtime's loop, e.g. through ReadAsync).</summary>
-    public IReadOnlyList<string> Topics() => [.. _store.Topics.Select(t => t.Name)];
+    public IReadOnlyList<string> Topics() => [.. _store.Topics.Where(t => !DeadLetters.IsDeadLetterTopic(t.Name)).Select(t => t.Name)];
 
     /// <summary>Messages waiting in <paramref name="topic"/>, or null when it does not exist.</summary>
     public int? Depth(string topic) => _store.Find(topic) is { } t ? (int)t.Count : null;
@@ -60,12 +61,22 @@ public sealed class QueueStateMachine : IStateMachine, IDisposable
     /// </summary>
     public QueueResult Execute(QueueCommand c)
     {
-        if (Encoding.UTF8.GetByteCount(c.Topic) > _limits.MaxTopicNameBytes || c.Topic.Length == 0)
+        var nameLimit = _limits.MaxTopicNameBytes + (DeadLetters.IsDeadLetterTopic(c.Topic) ? DeadLetters.Suffix.Length : 0);
+        if (Encoding.UTF8.GetByteCount(c.Topic) > nameLimit || c.Topic.Length == 0)
             return new QueueResult(QueueStatus.Invalid);
+        var now = Tick(c);
         try
         {
             return c.Op switch
             {
+                QueueOp.ConfigureTopic => ConfigureTopic(c.Topic, c.MaxDeliveries, c.CreateIfMissing),
+                QueueOp.DeleteTopic => DeleteTopic(c.Topic),
+                QueueOp.CreateGroup => CreateGroup(c.Topic, c.Group, c.Start),
+                QueueOp.Receive => Receive(c.Topic, c.Group, c.Max, c.DurationMs, now),
+                QueueOp.Ack => Ack(c.Topic, c.Group, c.Receipts, now),
+                QueueOp.Nack => Nack(c.Topic, c.Group, c.Receipts, c.DurationMs, c.Error, now),
+                QueueOp.Extend => Extend(c.Topic, c.Group, c.Receipts, c.DurationMs, now),
+                QueueOp.Redrive => Redrive(c.Topic, c.Max, now),
                 QueueOp.CreateTopic => CreateTopic(c.Topic),
                 QueueOp.Publish => Publish(c.Topic, [c.Message ?? ""]),
                 QueueOp.Pop => Pop(c.Topic),
@@ -85,8 +96,9 @@ public sealed class QueueStateMachine : IStateMachine, IDisposable
     private QueueResult CreateTopic(string topic)
     {
         if (_store.Find(topic) is not null) return new QueueResult(QueueStatus.TopicExists);
-        if (_store.Topics.Count >= _limits.MaxTopics) return new QueueResult(QueueStatus.LimitReached);
-        _store.CreateTopic(topic);
+        if (DeadLetters.IsDeadLetterTopic(topic)) return new QueueResult(QueueStatus.Invalid);
+        if (UserTopicCount() >= _limits.MaxTopics) return new QueueResult(QueueStatus.LimitReached);
+        NewTopic(topic, _limits.DefaultMaxDeliveries);
         return QueueResult.Ok;
     }
 
@@ -118,6 +130,7 @@ public sealed class QueueStateMachine : IStateMachine, IDisposable
         {
             // Commands carry no publish time yet: the record's timestamp stays 0 until the leader stamps them.
             foreach (var m in messages) log.Append([], buffer.AsSpan(0, Encoding.UTF8.GetBytes(m, buffer)), timestamp: 0);
+            log.State!.PublishedTotal += messages.Count;
         }
         finally
         {
@@ -156,6 +169,7 @@ public sealed class QueueStateMachine : IStateMachine, IDisposable
         {
             foreach (var m in messages)
                 log.Append(buffer.AsSpan(0, MessageHeaders.Write(buffer, m.Headers)), m.Payload.Span, timestamp);
+            log.State!.PublishedTotal += messages.Count;
         }
         finally
         {
@@ -165,43 +179,41 @@ public sealed class QueueStateMachine : IStateMachine, IDisposable
     }
 
     /// <summary>
-    /// Removes up to <paramref name="max"/> oldest messages as whole messages; the batch stops before the message whose
-    /// payload and encoded headers would take it past <see cref="QueueLimits.MaxPopBatchBytes"/>, but holds at least
-    /// one if any waits. Messages published by string commands come with no headers and timestamp 0.
+    /// Removes up to <paramref name="max"/> oldest messages as whole messages: an atomic receive and ack on the group
+    /// <c>default</c>. The batch stops before the message whose payload and encoded headers would take it past
+    /// <see cref="QueueLimits.MaxPopBatchBytes"/>, but holds at least one if any waits. Messages published by string
+    /// commands come with no headers and timestamp 0.
     /// </summary>
     private QueueResult PopMessages(string topic, int max)
     {
         if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
         if (max < 1) return new QueueResult(QueueStatus.Invalid);
-        var limit = (int)Math.Min(Math.Min(max, _limits.MaxBatchMessages), log.Count);
-        var popped = new List<QueueMessage>(limit);
+        var popped = new List<QueueMessage>();
         long size = 0;
-        while (popped.Count < limit)
+        PopDefault(log, Math.Min(max, _limits.MaxBatchMessages), (offset, record) =>
         {
-            var offset = log.Head;
-            var record = log.PeekHeadRecord(out var recordSize);
             var headers = MessageRecord.Headers(record);
             var payload = MessageRecord.Payload(record);
-            if (popped.Count > 0 && size + headers.Length + payload.Length > _limits.MaxPopBatchBytes) break;
-            // Written by this store from a decoded command, and checked by CRC on the way back: always well formed.
-            if (!MessageHeaders.TryRead(headers, out var decoded))
-                throw new InvalidDataException($"the headers of message {offset} in topic {topic} do not decode");
-            popped.Add(new QueueMessage(payload.ToArray(), decoded) { Offset = offset, TimestampMs = MessageRecord.Timestamp(record) });
+            if (popped.Count > 0 && size + headers.Length + payload.Length > _limits.MaxPopBatchBytes) return false;
+            popped.Add(ToMessage(topic, offset, record));
             size += headers.Length + payload.Length;
-            log.AdvanceHead(recordSize);
-        }
+            return true;
+        });
         return QueueResult.Ok with { Delivered = popped };
     }
 
     private QueueResult Pop(string topic)
     {
         if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
-        if (log.Count == 0) return new QueueResult(QueueStatus.Empty);
+        string? message = null;
         // A string command's message is valid UTF-8 and decodes exactly; a binary one that is not text reaches the
         // string edge with each invalid sequence replaced by U+FFFD (the binary pop returns the bytes).
-        var message = Encoding.UTF8.GetString(log.PeekHead(out var recordSize));
-        log.AdvanceHead(recordSize);
-        return new QueueResult(QueueStatus.Ok, message);
+        PopDefault(log, 1, (_, record) =>
+        {
+            message = Encoding.UTF8.GetString(MessageRecord.Payload(record));
+            return true;
+        });
+        return message is null ? new QueueResult(QueueStatus.Empty) : new QueueResult(QueueStatus.Ok, message);
     }
 
     /// <summary>Removes up to <paramref name="max"/> oldest messages within <see cref="QueueLimits.MaxPopBatchBytes"/>; at least one if any waits.</summary>
@@ -209,18 +221,17 @@ public sealed class QueueStateMachine : IStateMachine, IDisposable
     {
         if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
         if (max < 1) return new QueueResult(QueueStatus.Invalid);
-        var limit = (int)Math.Min(Math.Min(max, _limits.MaxBatchMessages), log.Count);
-        var popped = new List<string>(limit);
+        var popped = new List<string>();
         long size = 0;
-        while (popped.Count < limit)
+        PopDefault(log, Math.Min(max, _limits.MaxBatchMessages), (_, record) =>
         {
-            var payload = log.PeekHead(out var recordSize);
+            var payload = MessageRecord.Payload(record);
             // The bound is on the payloads returned (the response), not on the records' cost.
-            if (popped.Count > 0 && size + payload.Length > _limits.MaxPopBatchBytes) break;
+            if (popped.Count > 0 && size + payload.Length > _limits.MaxPopBatchBytes) return false;
             popped.Add(Encoding.UTF8.GetString(payload));
             size += payload.Length;
-            log.AdvanceHead(recordSize);
-        }
+            return true;
+        });
         return QueueResult.Ok with { Messages = popped };
     }
 

@@ -43,10 +43,10 @@ public sealed class QueueResultCodecTests
     {
         var ok = Codec.Encode(new QueueResult(QueueStatus.Ok) { Messages = ["ab"] });
         var status = (byte[])ok.Clone();
-        status[0] = 6;
-        Should.Throw<FormatException>(() => Codec.Decode(status)).Message.ShouldContain("status 6");
+        status[0] = 8;
+        Should.Throw<FormatException>(() => Codec.Decode(status)).Message.ShouldContain("status 8");
         var parts = (byte[])ok.Clone();
-        parts[1] = 16;
+        parts[1] = 64;
         Should.Throw<FormatException>(() => Codec.Decode(parts));
         var count = (byte[])ok.Clone();
         System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(count.AsSpan(6), int.MaxValue);

@@ -219,7 +219,7 @@ public sealed class QueueStoreTests : IDisposable
         using var buffer = new MemoryStream();
         sm.WriteSnapshot(buffer);
         var bytes = buffer.ToArray();
-        bytes[^2] ^= 0x20;
+        bytes[bytes.AsSpan().IndexOf("payload"u8) + 5] ^= 0x20;
         Should.Throw<InvalidDataException>(() => _queues.Create().RestoreSnapshot(new MemoryStream(bytes))).Message.ShouldContain("checksum");
         Should.Throw<EndOfStreamException>(() => _queues.Create().RestoreSnapshot(new MemoryStream(buffer.ToArray()[..^3])));
     }

@@ -14,7 +14,8 @@ internal sealed class MessageStore : IDisposable
     private const string SegmentSuffix = ".seg";
     private const uint SnapshotMagic = 0x51464D52; // "RMFQ"
     private const byte LegacySnapshotVersion = 1; // topics of UTF-8 strings, from before the store
-    private const byte SnapshotVersion = 2;
+    private const byte RecordsSnapshotVersion = 2; // records only, from before consumer groups
+    private const byte SnapshotVersion = 3;
 
     private readonly Dictionary<string, TopicLog> _topics = new(StringComparer.Ordinal);
     private readonly List<TopicLog> _order = [];
@@ -27,6 +28,7 @@ internal sealed class MessageStore : IDisposable
     private long _cacheStart;
     private int _cacheLength;
     private int _generation;
+    private int _nextTopicId;
     private bool _disposed;
 
     /// <summary>Opens the store over <paramref name="directory"/>, deleting the segment files a previous run left there.</summary>
@@ -61,7 +63,22 @@ internal sealed class MessageStore : IDisposable
 
     public TopicLog? Find(string name) => _topics.GetValueOrDefault(name);
 
-    public TopicLog CreateTopic(string name) => AddTopic(name, 0);
+    public TopicLog CreateTopic(string name) => AddTopic(name, 0, 0);
+
+    /// <summary>The replicated clock: the latest leader time applied (Unix ms), carried by snapshots.</summary>
+    public long Clock { get; set; }
+
+    /// <summary>Called for each topic a snapshot restores without consumption state (older formats): gives it its initial state.</summary>
+    public Action<TopicLog>? InitialState { get; set; }
+
+    /// <summary>Deletes <paramref name="topic"/>: its files go once no snapshot references them.</summary>
+    public void RemoveTopic(TopicLog topic)
+    {
+        Counted(-topic.Count, -topic.Bytes);
+        topic.RetireAll();
+        _topics.Remove(topic.Name);
+        _order.Remove(topic);
+    }
 
     /// <summary>Writes out the write buffer (no fsync). Called at the end of every applied command and before any read.</summary>
     public void Flush()
@@ -146,7 +163,7 @@ internal sealed class MessageStore : IDisposable
         Flush(); // the snapshot reads the files, not the buffer
         var topics = new CapturedTopic[_order.Count];
         for (int i = 0; i < topics.Length; i++) topics[i] = _order[i].Capture();
-        return new Snapshot(topics);
+        return new Snapshot(topics, Clock);
     }
 
     /// <summary>Replaces every topic and file with the state in <paramref name="source"/>.</summary>
@@ -155,19 +172,37 @@ internal sealed class MessageStore : IDisposable
         using var r = new BinaryReader(source, Encoding.UTF8, leaveOpen: true);
         if (r.ReadUInt32() != SnapshotMagic) throw new InvalidDataException("not a queue snapshot");
         var version = r.ReadByte();
-        if (version is not (LegacySnapshotVersion or SnapshotVersion)) throw new InvalidDataException($"unknown queue snapshot version {version}");
+        if (version is not (LegacySnapshotVersion or RecordsSnapshotVersion or SnapshotVersion))
+            throw new InvalidDataException($"unknown queue snapshot version {version}");
         Clear();
         // New file names: files of the replaced state may still be read by a snapshot being written.
         _generation++;
+        Clock = version == SnapshotVersion ? r.ReadInt64() : 0;
         var topics = r.ReadInt32();
         if (topics < 0) throw new InvalidDataException("negative topic count");
-        var files = version == SnapshotVersion && source.CanSeek ? source as ISnapshotFile : null;
+        var files = version != LegacySnapshotVersion && source.CanSeek ? source as ISnapshotFile : null;
         for (int i = 0; i < topics; i++)
         {
             var name = r.ReadString();
             if (_topics.ContainsKey(name)) throw new InvalidDataException($"topic {name} twice in the snapshot");
-            if (version == LegacySnapshotVersion) RestoreLegacyTopic(r, name);
-            else if (files is null || !TryRestoreLinkedTopic(r, name, files)) RestoreTopic(r, name);
+            var logicalHead = version == SnapshotVersion ? r.ReadInt64() : 0;
+            TopicLog topic;
+            if (version == LegacySnapshotVersion) topic = RestoreLegacyTopic(r, name);
+            else if (files is null || TryRestoreLinkedTopic(r, name, logicalHead, files) is not { } linked) topic = RestoreTopic(r, name, logicalHead);
+            else topic = linked;
+            if (version == SnapshotVersion)
+            {
+                var length = r.ReadInt32();
+                if (length < 0 || length > source.Length - source.Position) throw new InvalidDataException($"topic {name}: bad state length {length}");
+                var state = r.ReadBytes(length);
+                using var stateReader = new BinaryReader(new MemoryStream(state), Encoding.UTF8);
+                topic.State = Groups.TopicState.Read(stateReader, name, topic.Head, topic.Tail);
+                if (stateReader.BaseStream.Position != length) throw new InvalidDataException($"topic {name}: bytes left over after its state");
+            }
+            else
+            {
+                InitialState?.Invoke(topic);
+            }
         }
         Flush();
     }
@@ -178,7 +213,7 @@ internal sealed class MessageStore : IDisposable
     /// range whatever the backlog. Each record is still checked (length, CRC, offset) when it is read. False, having
     /// consumed nothing, when some range is not in a file or the file system cannot link; the caller then copies.
     /// </summary>
-    private bool TryRestoreLinkedTopic(BinaryReader r, string name, ISnapshotFile files)
+    private TopicLog? TryRestoreLinkedTopic(BinaryReader r, string name, long logicalHead, ISnapshotFile files)
     {
         var source = r.BaseStream;
         var start = source.Position;
@@ -188,7 +223,7 @@ internal sealed class MessageStore : IDisposable
         CheckRange(name, head, tail, bytes);
         if (bytes > source.Length - source.Position)
             throw new InvalidDataException($"topic {name}: {bytes} bytes of records announced, {source.Length - source.Position} left in the snapshot");
-        var topic = AddTopic(name, head);
+        var topic = AddTopic(name, head, logicalHead);
         var linked = new List<Segment>();
         var position = source.Position;
         var remaining = bytes;
@@ -210,13 +245,13 @@ internal sealed class MessageStore : IDisposable
                 _topics.Remove(name);
                 _order.RemoveAt(_order.Count - 1);
                 source.Position = start;
-                return false;
+                return null;
             }
             linked.Add(segment);
         }
         topic.AdoptLinked(linked, tail, bytes);
         source.Position = position;
-        return true;
+        return topic;
     }
 
     /// <summary>The offset of the record at <paramref name="fileOffset"/> of <paramref name="path"/>, which must lie after <paramref name="previous"/> and before <paramref name="tail"/>.</summary>
@@ -247,9 +282,9 @@ internal sealed class MessageStore : IDisposable
         Clear();
     }
 
-    private TopicLog AddTopic(string name, ulong head)
+    private TopicLog AddTopic(string name, ulong head, long logicalHead)
     {
-        var topic = new TopicLog(this, name, _order.Count, head);
+        var topic = new TopicLog(this, name, _nextTopicId++, head, logicalHead);
         _topics.Add(name, topic);
         _order.Add(topic);
         return topic;
@@ -260,17 +295,18 @@ internal sealed class MessageStore : IDisposable
         foreach (var topic in _order) topic.RetireAll();
         _topics.Clear();
         _order.Clear();
+        _nextTopicId = 0;
         TotalMessages = 0;
         TotalBytes = 0;
     }
 
-    private void RestoreTopic(BinaryReader r, string name)
+    private TopicLog RestoreTopic(BinaryReader r, string name, long logicalHead)
     {
         var head = r.ReadUInt64();
         var tail = r.ReadUInt64();
         var bytes = r.ReadInt64();
         CheckRange(name, head, tail, bytes);
-        var topic = AddTopic(name, head);
+        var topic = AddTopic(name, head, logicalHead);
         var record = new byte[MessageRecord.OverheadBytes];
         for (var offset = head; offset < tail; offset++)
         {
@@ -284,13 +320,15 @@ internal sealed class MessageStore : IDisposable
             topic.AppendRecord(record.AsSpan(0, (int)size));
         }
         if (topic.Bytes != bytes) throw new InvalidDataException($"topic {name}: {topic.Bytes} bytes of records where {bytes} were announced");
+        return topic;
     }
 
-    private void RestoreLegacyTopic(BinaryReader r, string name)
+    private TopicLog RestoreLegacyTopic(BinaryReader r, string name)
     {
-        var topic = AddTopic(name, 0);
+        var topic = AddTopic(name, 0, 0);
         var count = r.ReadInt32();
         for (int j = 0; j < count; j++) topic.Append([], Encoding.UTF8.GetBytes(r.ReadString()), timestamp: 0);
+        return topic;
     }
 
     private bool Cached(Segment segment, long position, int count) =>
@@ -309,7 +347,7 @@ internal sealed class MessageStore : IDisposable
     /// A captured state: each topic's range and its segments, retained until disposed so that the loop's compaction
     /// cannot delete them. <see cref="WriteTo"/> copies the live records from the files (format in docs/queue-store.md).
     /// </summary>
-    private sealed class Snapshot(CapturedTopic[] topics) : IStateMachineSnapshot
+    private sealed class Snapshot(CapturedTopic[] topics, long clock) : IStateMachineSnapshot
     {
         private int _disposed;
 
@@ -319,11 +357,13 @@ internal sealed class MessageStore : IDisposable
             using var w = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true);
             w.Write(SnapshotMagic);
             w.Write(SnapshotVersion);
+            w.Write(clock);
             w.Write(topics.Length);
             var buffer = new byte[64 * 1024];
             foreach (var topic in topics)
             {
                 w.Write(topic.Name);
+                w.Write(topic.LogicalHead);
                 w.Write(topic.Head);
                 w.Write(topic.Tail);
                 w.Write(topic.Bytes);
@@ -351,6 +391,8 @@ internal sealed class MessageStore : IDisposable
                 }
                 if (written != topic.Bytes)
                     throw new InvalidOperationException($"topic {topic.Name}: wrote {written} bytes of records where {topic.Bytes} were captured");
+                w.Write(topic.State.Length);
+                w.Write(topic.State);
             }
             w.Flush();
         }

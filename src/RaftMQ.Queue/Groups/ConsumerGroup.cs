@@ -1,0 +1,260 @@
+namespace RaftMQ.Queue.Groups;
+
+/// <summary>A delivery that holds a lease: where its record is, how many deliveries so far, when the lease ends, the last nack error.</summary>
+internal readonly record struct Lease(long Position, int Count, long Deadline, string? Error);
+
+/// <summary>A message waiting to be delivered again (nacked or its lease expired): not before <see cref="NotBefore"/> (Unix ms).</summary>
+internal readonly record struct Pending(long Position, int Count, long NotBefore, string? Error);
+
+/// <summary>
+/// One consumer group of a topic. Every offset below <see cref="Floor"/> is finished (acked or dead-lettered);
+/// every offset in [<see cref="Floor"/>, <see cref="Cursor"/>) is exactly one of leased, pending (ready again) or
+/// finished (in a range set); from <see cref="Cursor"/> on nothing was delivered yet. Memory is O(leased + pending +
+/// gaps), never O(backlog). Positions are the topic's logical byte positions of the records (see TopicLog).
+/// Pure bookkeeping: it reads no clock and no file.
+/// </summary>
+internal sealed class ConsumerGroup
+{
+    private readonly Dictionary<ulong, Lease> _leased = [];
+    private readonly SortedSet<(long Deadline, ulong Offset)> _expiry = [];
+    private readonly SortedDictionary<ulong, Pending> _pending = [];
+    private readonly RangeSet _finished = new();
+
+    public ConsumerGroup(string name, ulong start, long position)
+    {
+        Name = name;
+        Cursor = Floor = start;
+        CursorPosition = FloorPosition = position;
+    }
+
+    public string Name { get; }
+
+    /// <summary>The next offset never delivered to this group.</summary>
+    public ulong Cursor { get; private set; }
+
+    public long CursorPosition { get; private set; }
+
+    /// <summary>Every offset below is finished for this group.</summary>
+    public ulong Floor { get; private set; }
+
+    public long FloorPosition { get; private set; }
+
+    /// <summary>Deliveries so far (each receive of a message counts one).</summary>
+    public long DeliveredTotal { get; set; }
+
+    /// <summary>Messages acked so far (including atomic pops).</summary>
+    public long AckedTotal { get; set; }
+
+    /// <summary>Messages moved to the dead-letter topic so far.</summary>
+    public long DeadLetteredTotal { get; set; }
+
+    /// <summary>Leased plus pending: what the in-flight bound counts.</summary>
+    public int InFlight => _leased.Count + _pending.Count;
+
+    public int LeasedCount => _leased.Count;
+
+    public IReadOnlyDictionary<ulong, Lease> Leased => _leased;
+
+    public IReadOnlyDictionary<ulong, Pending> PendingEntries => _pending;
+
+    public RangeSet Finished => _finished;
+
+    /// <summary>Moves every lease whose deadline is at or before <paramref name="now"/> to pending (ready now), oldest deadline first.</summary>
+    public void ExpireLeases(long now)
+    {
+        while (_expiry.Count > 0 && _expiry.Min.Deadline <= now)
+        {
+            var (_, offset) = _expiry.Min;
+            _expiry.Remove(_expiry.Min);
+            var lease = _leased[offset];
+            _leased.Remove(offset);
+            _pending.Add(offset, new Pending(lease.Position, lease.Count, 0, lease.Error));
+        }
+    }
+
+    /// <summary>The pending message with the lowest offset that may be delivered at <paramref name="now"/>.</summary>
+    public bool FirstReady(long now, out ulong offset, out Pending pending)
+    {
+        foreach (var (o, p) in _pending)
+        {
+            if (p.NotBefore <= now)
+            {
+                offset = o;
+                pending = p;
+                return true;
+            }
+        }
+        offset = 0;
+        pending = default;
+        return false;
+    }
+
+    public bool RemovePending(ulong offset) => _pending.Remove(offset);
+
+    /// <summary>Passes the cursor's message (its record is <paramref name="recordSize"/> bytes) to the caller.</summary>
+    public void AdvanceCursor(int recordSize)
+    {
+        Cursor++;
+        CursorPosition += recordSize;
+    }
+
+    public void AddLease(ulong offset, Lease lease)
+    {
+        _leased.Add(offset, lease);
+        _expiry.Add((lease.Deadline, offset));
+    }
+
+    public bool TryGetLease(ulong offset, out Lease lease) => _leased.TryGetValue(offset, out lease);
+
+    public bool TryGetPending(ulong offset, out Pending pending) => _pending.TryGetValue(offset, out pending);
+
+    public void RemoveLease(ulong offset)
+    {
+        if (!_leased.Remove(offset, out var lease)) throw new InvalidOperationException($"offset {offset} is not leased");
+        _expiry.Remove((lease.Deadline, offset));
+    }
+
+    public void SetPending(ulong offset, Pending pending) => _pending[offset] = pending;
+
+    /// <summary>
+    /// Marks <paramref name="offset"/> (no longer leased nor pending) finished and moves the floor over every
+    /// finished offset above it.
+    /// </summary>
+    public void Finish(ulong offset)
+    {
+        if (offset < Floor || offset >= Cursor) throw new InvalidOperationException($"offset {offset} is outside [{Floor}, {Cursor})");
+        if (offset != Floor)
+        {
+            _finished.Add(offset);
+            return;
+        }
+        var floor = _finished.TakeRunFrom(offset + 1);
+        Floor = floor;
+        FloorPosition = floor == Cursor ? CursorPosition
+            : _leased.TryGetValue(floor, out var l) ? l.Position
+            : _pending.TryGetValue(floor, out var p) ? p.Position
+            : throw new InvalidOperationException($"offset {floor} of group {Name} is neither finished, leased nor pending");
+    }
+
+    /// <summary>Leased messages whose lease has not ended at <paramref name="now"/>.</summary>
+    public int LiveLeases(long now)
+    {
+        var n = 0;
+        foreach (var (deadline, _) in _expiry)
+        {
+            if (deadline > now) n++;
+        }
+        return n;
+    }
+
+    /// <summary>Pending messages not deliverable before a later time (nacked with a delay).</summary>
+    public int Delayed(long now)
+    {
+        var n = 0;
+        foreach (var p in _pending.Values)
+        {
+            if (p.NotBefore > now) n++;
+        }
+        return n;
+    }
+
+    /// <summary>Messages not yet finished: [floor, tail) less the finished ones.</summary>
+    public long Unfinished(ulong tail) => (long)(tail - Floor) - _finished.Count;
+
+    public void Write(BinaryWriter w)
+    {
+        w.Write(Name);
+        w.Write(Cursor);
+        w.Write(CursorPosition);
+        w.Write(Floor);
+        w.Write(FloorPosition);
+        w.Write(DeliveredTotal);
+        w.Write(AckedTotal);
+        w.Write(DeadLetteredTotal);
+        w.Write(_leased.Count);
+        foreach (var (offset, lease) in _leased.OrderBy(e => e.Key))
+        {
+            w.Write(offset);
+            w.Write(lease.Position);
+            w.Write(lease.Count);
+            w.Write(lease.Deadline);
+            WriteError(w, lease.Error);
+        }
+        w.Write(_pending.Count);
+        foreach (var (offset, pending) in _pending)
+        {
+            w.Write(offset);
+            w.Write(pending.Position);
+            w.Write(pending.Count);
+            w.Write(pending.NotBefore);
+            WriteError(w, pending.Error);
+        }
+        w.Write(_finished.RangeCount);
+        foreach (var (start, end) in _finished.Ranges)
+        {
+            w.Write(start);
+            w.Write(end);
+        }
+    }
+
+    /// <summary>Reads what <see cref="Write"/> wrote, checking it against the topic's [<paramref name="head"/>, <paramref name="tail"/>).</summary>
+    public static ConsumerGroup Read(BinaryReader r, ulong head, ulong tail)
+    {
+        var name = r.ReadString();
+        var cursor = r.ReadUInt64();
+        var cursorPosition = r.ReadInt64();
+        var floor = r.ReadUInt64();
+        var floorPosition = r.ReadInt64();
+        if (floor < head || cursor < floor || cursor > tail || floorPosition > cursorPosition)
+            throw new InvalidDataException($"group {name}: floor {floor} and cursor {cursor} outside the topic's [{head}, {tail})");
+        var group = new ConsumerGroup(name, cursor, cursorPosition)
+        {
+            DeliveredTotal = r.ReadInt64(), AckedTotal = r.ReadInt64(), DeadLetteredTotal = r.ReadInt64(),
+        };
+        group.Floor = floor;
+        group.FloorPosition = floorPosition;
+        var leased = r.ReadInt32();
+        if (leased < 0) throw new InvalidDataException($"group {name}: negative lease count");
+        for (int i = 0; i < leased; i++)
+        {
+            var offset = ReadInFlightOffset(r, name, floor, cursor);
+            var lease = new Lease(r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), ReadError(r));
+            if (group._leased.ContainsKey(offset)) throw new InvalidDataException($"group {name}: offset {offset} leased twice");
+            group.AddLease(offset, lease);
+        }
+        var pending = r.ReadInt32();
+        if (pending < 0) throw new InvalidDataException($"group {name}: negative pending count");
+        for (int i = 0; i < pending; i++)
+        {
+            var offset = ReadInFlightOffset(r, name, floor, cursor);
+            var p = new Pending(r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), ReadError(r));
+            if (group._leased.ContainsKey(offset) || !group._pending.TryAdd(offset, p))
+                throw new InvalidDataException($"group {name}: offset {offset} in flight twice");
+        }
+        var ranges = r.ReadInt32();
+        if (ranges < 0) throw new InvalidDataException($"group {name}: negative range count");
+        for (int i = 0; i < ranges; i++)
+        {
+            var start = r.ReadUInt64();
+            var end = r.ReadUInt64();
+            if (start <= floor || end > cursor) throw new InvalidDataException($"group {name}: finished range [{start}, {end}) outside ({floor}, {cursor}]");
+            group._finished.AddRange(start, end);
+        }
+        return group;
+    }
+
+    private static ulong ReadInFlightOffset(BinaryReader r, string name, ulong floor, ulong cursor)
+    {
+        var offset = r.ReadUInt64();
+        if (offset < floor || offset >= cursor) throw new InvalidDataException($"group {name}: in-flight offset {offset} outside [{floor}, {cursor})");
+        return offset;
+    }
+
+    private static void WriteError(BinaryWriter w, string? error)
+    {
+        w.Write(error is not null);
+        if (error is not null) w.Write(error);
+    }
+
+    private static string? ReadError(BinaryReader r) => r.ReadBoolean() ? r.ReadString() : null;
+}

@@ -1,0 +1,87 @@
+namespace RaftMQ.Queue.Groups;
+
+/// <summary>
+/// A topic's consumption state beside its records: its settings and its consumer groups in creation order (the
+/// group <c>default</c> first, created with the topic). The topic's removable head is the lowest ack floor of its
+/// groups.
+/// </summary>
+internal sealed class TopicState
+{
+    /// <summary>The group every topic has, on which the RRMQ pops are an atomic receive and ack.</summary>
+    public const string DefaultGroup = "default";
+
+    private readonly Dictionary<string, ConsumerGroup> _groups = new(StringComparer.Ordinal);
+    private readonly List<ConsumerGroup> _order = [];
+
+    /// <summary>A state with the group <c>default</c> starting at <paramref name="head"/>.</summary>
+    public TopicState(int maxDeliveries, ulong head, long headPosition)
+    {
+        MaxDeliveries = maxDeliveries;
+        Add(new ConsumerGroup(DefaultGroup, head, headPosition));
+    }
+
+    private TopicState(int maxDeliveries) => MaxDeliveries = maxDeliveries;
+
+    /// <summary>Deliveries after which a message is dead-lettered instead of delivered again; 0 for never (dead-letter topics).</summary>
+    public int MaxDeliveries { get; set; }
+
+    /// <summary>Messages published to the topic so far (binary and string publishes, redrives included).</summary>
+    public long PublishedTotal { get; set; }
+
+    public IReadOnlyList<ConsumerGroup> Groups => _order;
+
+    public ConsumerGroup Default => _order[0];
+
+    public ConsumerGroup? Find(string name) => _groups.GetValueOrDefault(name);
+
+    public void Add(ConsumerGroup group)
+    {
+        _groups.Add(group.Name, group);
+        _order.Add(group);
+    }
+
+    /// <summary>The group with the lowest floor (the first such in creation order).</summary>
+    public ConsumerGroup Lowest()
+    {
+        var lowest = _order[0];
+        foreach (var g in _order)
+        {
+            if (g.Floor < lowest.Floor) lowest = g;
+        }
+        return lowest;
+    }
+
+    /// <summary>Whether a message that has had <paramref name="deliveries"/> deliveries must be dead-lettered rather than delivered again.</summary>
+    public bool Exhausted(int deliveries) => MaxDeliveries > 0 && deliveries >= MaxDeliveries;
+
+    /// <summary>The state in a snapshot: settings, totals, then each group.</summary>
+    public byte[] Serialize()
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write(MaxDeliveries);
+            w.Write(PublishedTotal);
+            w.Write(_order.Count);
+            foreach (var g in _order) g.Write(w);
+        }
+        return buffer.ToArray();
+    }
+
+    public static TopicState Read(BinaryReader r, string topic, ulong head, ulong tail)
+    {
+        var state = new TopicState(r.ReadInt32()) { PublishedTotal = r.ReadInt64() };
+        if (state.MaxDeliveries < 0) throw new InvalidDataException($"topic {topic}: negative max_deliveries");
+        var groups = r.ReadInt32();
+        if (groups < 1) throw new InvalidDataException($"topic {topic}: {groups} groups");
+        for (int i = 0; i < groups; i++)
+        {
+            var group = ConsumerGroup.Read(r, head, tail);
+            if (i == 0 && group.Name != DefaultGroup) throw new InvalidDataException($"topic {topic}: the first group is {group.Name}, not {DefaultGroup}");
+            if (state._groups.ContainsKey(group.Name)) throw new InvalidDataException($"topic {topic}: group {group.Name} twice");
+            state.Add(group);
+        }
+        if (state.Lowest().Floor != head) throw new InvalidDataException($"topic {topic}: head {head} is not its lowest group floor {state.Lowest().Floor}");
+        return state;
+    }
+}

@@ -1,0 +1,206 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace RaftMQ.Queue;
+
+/// <summary>Where a new consumer group starts.</summary>
+public enum GroupStart : byte
+{
+    /// <summary>At the topic's oldest retained message (its head).</summary>
+    Earliest = 0,
+
+    /// <summary>At the topic's tail: only messages published from now on.</summary>
+    Latest = 1,
+}
+
+/// <summary>
+/// The consumer-group commands (ops 8 to 15). Each is <c>[op u8][topic length u16][topic][timestamp i64]</c>, the
+/// timestamp at the same fixed place as a binary publish's so the leader stamps it (<see cref="PublishStamper"/>),
+/// then per op:
+/// <list type="bullet">
+/// <item>ConfigureTopic: [create u8 (1: create when missing)][max_deliveries i32 (0: keep)];</item>
+/// <item>DeleteTopic: nothing;</item>
+/// <item>CreateGroup: [group][start u8];</item>
+/// <item>Receive: [group][max u32][lease_ms i64];</item>
+/// <item>Ack: [group][receipts]; Nack: [group][delay_ms i64][error length u16][error][receipts]; Extend: [group][lease_ms i64][receipts];</item>
+/// <item>Redrive: [max u32];</item>
+/// </list>
+/// a group being [length u8][UTF-8], receipts [count u32] then count times [offset u64][delivery i32].
+/// </summary>
+public readonly partial record struct QueueCommand
+{
+    public static QueueCommand ConfigureTopic(string topic, int maxDeliveries, bool createIfMissing = true) =>
+        new(QueueOp.ConfigureTopic, topic, null) { MaxDeliveries = maxDeliveries, CreateIfMissing = createIfMissing };
+
+    public static QueueCommand DeleteTopic(string topic) => new(QueueOp.DeleteTopic, topic, null);
+
+    public static QueueCommand CreateGroup(string topic, string group, GroupStart start) =>
+        new(QueueOp.CreateGroup, topic, null) { Group = group, Start = start };
+
+    /// <summary>Leases up to <paramref name="max"/> messages for <paramref name="leaseMs"/> ms. <paramref name="timestampMs"/> is normally stamped by the leader.</summary>
+    public static QueueCommand Receive(string topic, string group, int max, long leaseMs, long timestampMs = 0) =>
+        new(QueueOp.Receive, topic, null) { Group = group, Max = max, DurationMs = leaseMs, TimestampMs = timestampMs };
+
+    public static QueueCommand Ack(string topic, string group, IReadOnlyList<Receipt> receipts, long timestampMs = 0) =>
+        new(QueueOp.Ack, topic, null) { Group = group, Receipts = receipts, TimestampMs = timestampMs };
+
+    public static QueueCommand Nack(string topic, string group, IReadOnlyList<Receipt> receipts, long delayMs, string? error, long timestampMs = 0) =>
+        new(QueueOp.Nack, topic, null) { Group = group, Receipts = receipts, DurationMs = delayMs, Error = string.IsNullOrEmpty(error) ? null : error, TimestampMs = timestampMs };
+
+    public static QueueCommand Extend(string topic, string group, IReadOnlyList<Receipt> receipts, long leaseMs, long timestampMs = 0) =>
+        new(QueueOp.Extend, topic, null) { Group = group, Receipts = receipts, DurationMs = leaseMs, TimestampMs = timestampMs };
+
+    public static QueueCommand Redrive(string topic, int max, long timestampMs = 0) =>
+        new(QueueOp.Redrive, topic, null) { Max = max, TimestampMs = timestampMs };
+
+    private bool GroupFieldsEqual(QueueCommand other) =>
+        string.Equals(Group, other.Group, StringComparison.Ordinal) && DurationMs == other.DurationMs
+        && string.Equals(Error, other.Error, StringComparison.Ordinal) && MaxDeliveries == other.MaxDeliveries
+        && CreateIfMissing == other.CreateIfMissing && Start == other.Start
+        && (ReferenceEquals(Receipts, other.Receipts) || (Receipts is not null && other.Receipts is not null && Receipts.SequenceEqual(other.Receipts)));
+
+    private static bool HasGroup(QueueOp op) => op is QueueOp.CreateGroup or QueueOp.Receive or QueueOp.Ack or QueueOp.Nack or QueueOp.Extend;
+
+    private static bool HasReceipts(QueueOp op) => op is QueueOp.Ack or QueueOp.Nack or QueueOp.Extend;
+
+    private byte[] EncodeGroupOp()
+    {
+        var topic = Encoding.UTF8.GetBytes(Topic);
+        if (topic.Length > ushort.MaxValue) throw new ArgumentException("topic name too long");
+        var group = HasGroup(Op) ? Encoding.UTF8.GetBytes(Group ?? throw new ArgumentException($"a {Op} needs its group")) : [];
+        if (group.Length > byte.MaxValue) throw new ArgumentException("group name too long to encode");
+        var error = Op == QueueOp.Nack && Error is not null ? Encoding.UTF8.GetBytes(Error) : [];
+        if (error.Length > ushort.MaxValue) throw new ArgumentException("nack error too long to encode");
+        var receipts = HasReceipts(Op) ? Receipts ?? throw new ArgumentException($"a {Op} needs its receipts") : [];
+        if (Op is QueueOp.Receive or QueueOp.Redrive && Max < 0) throw new ArgumentException("max must not be negative");
+        using var buffer = new MemoryStream();
+        using (var w = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write((byte)Op);
+            w.Write((ushort)topic.Length);
+            w.Write(topic);
+            w.Write(TimestampMs);
+            if (HasGroup(Op))
+            {
+                w.Write((byte)group.Length);
+                w.Write(group);
+            }
+            switch (Op)
+            {
+                case QueueOp.ConfigureTopic:
+                    w.Write((byte)(CreateIfMissing ? 1 : 0));
+                    w.Write(MaxDeliveries);
+                    break;
+                case QueueOp.CreateGroup:
+                    w.Write((byte)Start);
+                    break;
+                case QueueOp.Receive:
+                    w.Write((uint)Max);
+                    w.Write(DurationMs);
+                    break;
+                case QueueOp.Nack:
+                    w.Write(DurationMs);
+                    w.Write((ushort)error.Length);
+                    w.Write(error);
+                    break;
+                case QueueOp.Extend:
+                    w.Write(DurationMs);
+                    break;
+                case QueueOp.Redrive:
+                    w.Write((uint)Max);
+                    break;
+            }
+            if (HasReceipts(Op))
+            {
+                w.Write((uint)receipts.Count);
+                foreach (var r in receipts)
+                {
+                    w.Write(r.Offset);
+                    w.Write(r.Delivery);
+                }
+            }
+        }
+        return buffer.ToArray();
+    }
+
+    private static bool TryDecodeGroupOp(ReadOnlySpan<byte> data, out QueueCommand command)
+    {
+        command = default;
+        var op = (QueueOp)data[0];
+        int topicLength = BinaryPrimitives.ReadUInt16LittleEndian(data[1..]);
+        var rest = data[3..];
+        if (rest.Length < topicLength + 8) return false;
+        var utf8 = new UTF8Encoding(false, true);
+        try
+        {
+            var topic = utf8.GetString(rest[..topicLength]);
+            rest = rest[topicLength..];
+            var c = new QueueCommand(op, topic, null) { TimestampMs = BinaryPrimitives.ReadInt64LittleEndian(rest) };
+            rest = rest[8..];
+            if (HasGroup(op))
+            {
+                if (rest.Length < 1 || rest.Length < 1 + rest[0]) return false;
+                c = c with { Group = utf8.GetString(rest.Slice(1, rest[0])) };
+                rest = rest[(1 + rest[0])..];
+            }
+            switch (op)
+            {
+                case QueueOp.ConfigureTopic:
+                    if (rest.Length != 5 || rest[0] > 1) return false;
+                    command = c with { CreateIfMissing = rest[0] == 1, MaxDeliveries = BinaryPrimitives.ReadInt32LittleEndian(rest[1..]) };
+                    return true;
+                case QueueOp.DeleteTopic:
+                    if (!rest.IsEmpty) return false;
+                    command = c;
+                    return true;
+                case QueueOp.CreateGroup:
+                    if (rest.Length != 1 || rest[0] > (byte)GroupStart.Latest) return false;
+                    command = c with { Start = (GroupStart)rest[0] };
+                    return true;
+                case QueueOp.Receive:
+                    if (rest.Length != 12) return false;
+                    var max = BinaryPrimitives.ReadUInt32LittleEndian(rest);
+                    if (max > int.MaxValue) return false;
+                    command = c with { Max = (int)max, DurationMs = BinaryPrimitives.ReadInt64LittleEndian(rest[4..]) };
+                    return true;
+                case QueueOp.Redrive:
+                    if (rest.Length != 4) return false;
+                    var redrive = BinaryPrimitives.ReadUInt32LittleEndian(rest);
+                    if (redrive > int.MaxValue) return false;
+                    command = c with { Max = (int)redrive };
+                    return true;
+                case QueueOp.Nack:
+                    if (rest.Length < 10) return false;
+                    c = c with { DurationMs = BinaryPrimitives.ReadInt64LittleEndian(rest) };
+                    int errorLength = BinaryPrimitives.ReadUInt16LittleEndian(rest[8..]);
+                    rest = rest[10..];
+                    if (rest.Length < errorLength) return false;
+                    c = c with { Error = errorLength == 0 ? null : utf8.GetString(rest[..errorLength]) };
+                    rest = rest[errorLength..];
+                    break;
+                case QueueOp.Extend:
+                    if (rest.Length < 8) return false;
+                    c = c with { DurationMs = BinaryPrimitives.ReadInt64LittleEndian(rest) };
+                    rest = rest[8..];
+                    break;
+            }
+            // Ack, Nack, Extend: the receipts, exactly filling the rest.
+            if (rest.Length < 4) return false;
+            var count = BinaryPrimitives.ReadUInt32LittleEndian(rest);
+            rest = rest[4..];
+            if (count > (uint)rest.Length / 12 || (ulong)rest.Length != count * 12UL) return false;
+            var receipts = new Receipt[count];
+            for (int i = 0; i < receipts.Length; i++)
+            {
+                receipts[i] = new Receipt(BinaryPrimitives.ReadUInt64LittleEndian(rest), BinaryPrimitives.ReadInt32LittleEndian(rest[8..]));
+                rest = rest[12..];
+            }
+            command = c with { Receipts = receipts };
+            return true;
+        }
+        catch (DecoderFallbackException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,458 @@
+using System.Buffers;
+using System.Text;
+using RaftMQ.Queue.Groups;
+using RaftMQ.Queue.Store;
+
+namespace RaftMQ.Queue;
+
+/// <summary>
+/// The delivery model (docs/queue-store.md, "Consumer groups"): per topic, groups with cursors, leases, messages to
+/// deliver again, finished ranges above an ack floor; dead letters; the pops as an atomic receive and ack on the
+/// group <c>default</c>. Every time it uses is the leader's, from the commands (<see cref="Tick"/>).
+/// </summary>
+public sealed partial class QueueStateMachine
+{
+    private delegate bool RecordSink(ulong offset, ReadOnlySpan<byte> record);
+
+    /// <summary>A message a group may be given next: from its pending set (a redelivery) or at its cursor.</summary>
+    private readonly record struct Candidate(ulong Offset, long Position, int Count, string? Error, bool Redelivery);
+
+    /// <summary>The replicated clock: the latest leader time applied (Unix ms); it never goes back.</summary>
+    public long Clock => _store.Clock;
+
+    /// <summary>Advances the replicated clock to a stamped command's time and returns it; unstamped commands leave it.</summary>
+    private long Tick(QueueCommand c)
+    {
+        if (QueueCommand.IsStamped(c.Op) && c.TimestampMs > _store.Clock) _store.Clock = c.TimestampMs;
+        return _store.Clock;
+    }
+
+    /// <summary>A topic restored from a snapshot of a format without groups: <c>default</c> at its head, the default settings.</summary>
+    private void InitialState(TopicLog log) =>
+        log.State = new TopicState(DeadLetters.IsDeadLetterTopic(log.Name) ? 0 : _limits.DefaultMaxDeliveries, log.Head, log.LogicalHead);
+
+    private int UserTopicCount()
+    {
+        var n = 0;
+        foreach (var t in _store.Topics)
+        {
+            if (!DeadLetters.IsDeadLetterTopic(t.Name)) n++;
+        }
+        return n;
+    }
+
+    private TopicLog NewTopic(string name, int maxDeliveries)
+    {
+        var log = _store.CreateTopic(name);
+        log.State = new TopicState(maxDeliveries, log.Head, log.LogicalHead);
+        return log;
+    }
+
+    private static QueueMessage ToMessage(string topic, ulong offset, ReadOnlySpan<byte> record, int deliveryCount = 0)
+    {
+        // Written by this store from a decoded command, and checked by CRC on the way back: always well formed.
+        if (!MessageHeaders.TryRead(MessageRecord.Headers(record), out var headers))
+            throw new InvalidDataException($"the headers of message {offset} in topic {topic} do not decode");
+        return new QueueMessage(MessageRecord.Payload(record).ToArray(), headers)
+        {
+            Offset = offset, TimestampMs = MessageRecord.Timestamp(record), DeliveryCount = deliveryCount,
+        };
+    }
+
+    /// <summary>
+    /// Atomic receive and ack on <c>default</c>, up to <paramref name="limit"/> messages, for as long as
+    /// <paramref name="sink"/> takes them (it returns false to leave a message where it is).
+    /// </summary>
+    private void PopDefault(TopicLog log, int limit, RecordSink sink)
+    {
+        var state = log.State!;
+        var group = state.Default;
+        var now = _store.Clock;
+        group.ExpireLeases(now);
+        for (var taken = 0; taken < limit && NextCandidate(log, state, group, now, out var c); taken++)
+        {
+            var record = log.ReadRecordAt(c.Offset, c.Position, out var size);
+            if (!sink(c.Offset, record)) break;
+            Take(group, c, size);
+            group.Finish(c.Offset);
+            group.AckedTotal++;
+        }
+        AdvanceHead(log);
+    }
+
+    /// <summary>
+    /// The next message for <paramref name="group"/>: the lowest pending offset deliverable now (dead-lettering on
+    /// the way those that reached the delivery limit), else the cursor's, else none.
+    /// </summary>
+    private bool NextCandidate(TopicLog log, TopicState state, ConsumerGroup group, long now, out Candidate candidate)
+    {
+        while (group.FirstReady(now, out var offset, out var pending))
+        {
+            if (!state.Exhausted(pending.Count))
+            {
+                candidate = new Candidate(offset, pending.Position, pending.Count, pending.Error, true);
+                return true;
+            }
+            group.RemovePending(offset);
+            DeadLetter(log, group, offset, pending.Position, pending.Count, pending.Error, now);
+        }
+        if (group.Cursor < log.Tail)
+        {
+            candidate = new Candidate(group.Cursor, group.CursorPosition, 0, null, false);
+            return true;
+        }
+        candidate = default;
+        return false;
+    }
+
+    private static void Take(ConsumerGroup group, Candidate c, int recordSize)
+    {
+        if (c.Redelivery) group.RemovePending(c.Offset);
+        else group.AdvanceCursor(recordSize);
+        group.DeliveredTotal++;
+    }
+
+    /// <summary>
+    /// Moves <paramref name="offset"/> (already neither leased nor pending) to the dead-letter topic with its story in
+    /// headers, and finishes it for <paramref name="group"/>. Not bound by the byte limits: the message is held
+    /// already, and refusing would lose it.
+    /// </summary>
+    private void DeadLetter(TopicLog log, ConsumerGroup group, ulong offset, long position, int deliveries, string? error, long now)
+    {
+        var record = log.ReadRecordAt(offset, position, out _);
+        var message = ToMessage(log.Name, offset, record);
+        var name = DeadLetters.TopicFor(log.Name);
+        var dead = _store.Find(name) ?? NewTopic(name, 0);
+        var headers = DeadLetters.Headers(message.Headers, deliveries, offset, message.TimestampMs, group.Name, error);
+        var encoded = new byte[MessageHeaders.EncodedBytes(headers)];
+        MessageHeaders.Write(encoded, headers);
+        dead.Append(encoded, message.Payload.Span, now);
+        dead.State!.PublishedTotal++;
+        group.Finish(offset);
+        group.DeadLetteredTotal++;
+    }
+
+    /// <summary>Moves the topic's head up to its lowest group floor, deleting what every group has finished.</summary>
+    private static void AdvanceHead(TopicLog log)
+    {
+        var lowest = log.State!.Lowest();
+        if (lowest.Floor > log.Head) log.AdvanceHeadTo(lowest.Floor, lowest.FloorPosition);
+    }
+
+    private QueueResult ConfigureTopic(string topic, int maxDeliveries, bool createIfMissing)
+    {
+        if (maxDeliveries < 0 || maxDeliveries > _limits.MaxDeliveriesLimit) return new QueueResult(QueueStatus.Invalid);
+        if (_store.Find(topic) is { } log)
+        {
+            if (maxDeliveries == 0) return QueueResult.Ok;
+            // A dead-letter topic keeps its messages whatever happens to them: it never dead-letters.
+            if (DeadLetters.IsDeadLetterTopic(topic)) return new QueueResult(QueueStatus.Invalid);
+            log.State!.MaxDeliveries = maxDeliveries;
+            return QueueResult.Ok;
+        }
+        if (!createIfMissing) return new QueueResult(QueueStatus.NoSuchTopic);
+        if (DeadLetters.IsDeadLetterTopic(topic)) return new QueueResult(QueueStatus.Invalid);
+        if (UserTopicCount() >= _limits.MaxTopics) return new QueueResult(QueueStatus.LimitReached);
+        NewTopic(topic, maxDeliveries == 0 ? _limits.DefaultMaxDeliveries : maxDeliveries);
+        return QueueResult.Ok with { Count = 1 };
+    }
+
+    private QueueResult DeleteTopic(string topic)
+    {
+        if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
+        _store.RemoveTopic(log);
+        if (!DeadLetters.IsDeadLetterTopic(topic) && _store.Find(DeadLetters.TopicFor(topic)) is { } dead) _store.RemoveTopic(dead);
+        return QueueResult.Ok;
+    }
+
+    private QueueResult CreateGroup(string topic, string? group, GroupStart start)
+    {
+        if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
+        if (_limits.CheckGroupName(group) is not null) return new QueueResult(QueueStatus.Invalid);
+        var state = log.State!;
+        if (state.Find(group!) is not null) return new QueueResult(QueueStatus.GroupExists);
+        if (state.Groups.Count >= _limits.MaxGroupsPerTopic) return new QueueResult(QueueStatus.LimitReached);
+        state.Add(start == GroupStart.Latest
+            ? new ConsumerGroup(group!, log.Tail, log.LogicalTail)
+            : new ConsumerGroup(group!, log.Head, log.LogicalHead));
+        return QueueResult.Ok;
+    }
+
+    /// <summary>The topic and group a group command names, or why not.</summary>
+    private QueueResult? FindGroup(string topic, string? group, out TopicLog log, out ConsumerGroup consumers)
+    {
+        log = null!;
+        consumers = null!;
+        if (_store.Find(topic) is not { } found) return new QueueResult(QueueStatus.NoSuchTopic);
+        if (group is null || found.State!.Find(group) is not { } g) return new QueueResult(QueueStatus.NoSuchGroup);
+        log = found;
+        consumers = g;
+        return null;
+    }
+
+    /// <summary>
+    /// Leases up to <paramref name="max"/> messages for <paramref name="leaseMs"/>: deliverable pending ones first
+    /// (lowest offset first), then from the cursor while the group has fewer than
+    /// <see cref="QueueLimits.MaxInFlightPerGroup"/> in flight; within <see cref="QueueLimits.MaxPopBatchBytes"/> as a pop.
+    /// </summary>
+    private QueueResult Receive(string topic, string? group, int max, long leaseMs, long now)
+    {
+        if (FindGroup(topic, group, out var log, out var consumers) is { } missing) return missing;
+        if (max < 1 || max > _limits.MaxBatchMessages || leaseMs < 1 || leaseMs > _limits.MaxLeaseMs) return new QueueResult(QueueStatus.Invalid);
+        var state = log.State!;
+        consumers.ExpireLeases(now);
+        var delivered = new List<QueueMessage>();
+        long size = 0;
+        while (delivered.Count < max && NextCandidate(log, state, consumers, now, out var c))
+        {
+            if (!c.Redelivery && consumers.InFlight >= _limits.MaxInFlightPerGroup) break;
+            var record = log.ReadRecordAt(c.Offset, c.Position, out var recordSize);
+            var bytes = MessageRecord.Headers(record).Length + MessageRecord.Payload(record).Length;
+            if (delivered.Count > 0 && size + bytes > _limits.MaxPopBatchBytes) break;
+            delivered.Add(ToMessage(topic, c.Offset, record, c.Count + 1));
+            size += bytes;
+            Take(consumers, c, recordSize);
+            consumers.AddLease(c.Offset, new Lease(c.Position, c.Count + 1, now + leaseMs, c.Error));
+        }
+        AdvanceHead(log);
+        return QueueResult.Ok with { Delivered = delivered };
+    }
+
+    /// <summary>
+    /// The delivery <paramref name="receipt"/> names, if it is still the message's latest delivery and not finished:
+    /// leased, or its lease ended and it was not delivered again yet.
+    /// </summary>
+    private static bool Current(ConsumerGroup group, Receipt receipt, out long position, out string? error, out bool leased)
+    {
+        if (group.TryGetLease(receipt.Offset, out var lease) && lease.Count == receipt.Delivery)
+        {
+            (position, error, leased) = (lease.Position, lease.Error, true);
+            return true;
+        }
+        if (group.TryGetPending(receipt.Offset, out var pending) && pending.Count == receipt.Delivery)
+        {
+            (position, error, leased) = (pending.Position, pending.Error, false);
+            return true;
+        }
+        (position, error, leased) = (0, null, false);
+        return false;
+    }
+
+    private static void Release(ConsumerGroup group, ulong offset, bool leased)
+    {
+        if (leased) group.RemoveLease(offset);
+        else group.RemovePending(offset);
+    }
+
+    private QueueResult? CheckReceipts(IReadOnlyList<Receipt>? receipts) =>
+        receipts is null || receipts.Count == 0 || receipts.Count > _limits.MaxReceiptsPerCall ? new QueueResult(QueueStatus.Invalid) : null;
+
+    /// <summary>Finishes the current deliveries among <paramref name="receipts"/>; the others are answered as stale.</summary>
+    private QueueResult Ack(string topic, string? group, IReadOnlyList<Receipt>? receipts, long now)
+    {
+        if (FindGroup(topic, group, out var log, out var consumers) is { } missing) return missing;
+        if (CheckReceipts(receipts) is { } invalid) return invalid;
+        consumers.ExpireLeases(now);
+        var stale = new List<Receipt>();
+        var acked = 0;
+        foreach (var r in receipts!)
+        {
+            if (!Current(consumers, r, out _, out _, out var leased))
+            {
+                stale.Add(r);
+                continue;
+            }
+            Release(consumers, r.Offset, leased);
+            consumers.Finish(r.Offset);
+            consumers.AckedTotal++;
+            acked++;
+        }
+        AdvanceHead(log);
+        return QueueResult.Ok with { Count = acked, Stale = stale };
+    }
+
+    /// <summary>
+    /// Gives the current deliveries among <paramref name="receipts"/> back: each is delivered again no sooner than
+    /// <paramref name="delayMs"/> from now, or dead-lettered when it has had max_deliveries deliveries.
+    /// </summary>
+    private QueueResult Nack(string topic, string? group, IReadOnlyList<Receipt>? receipts, long delayMs, string? error, long now)
+    {
+        if (FindGroup(topic, group, out var log, out var consumers) is { } missing) return missing;
+        if (CheckReceipts(receipts) is { } invalid) return invalid;
+        if (delayMs < 0 || delayMs > _limits.MaxNackDelayMs || (error is not null && Encoding.UTF8.GetByteCount(error) > _limits.MaxNackErrorBytes))
+            return new QueueResult(QueueStatus.Invalid);
+        var state = log.State!;
+        consumers.ExpireLeases(now);
+        var stale = new List<Receipt>();
+        var nacked = 0;
+        foreach (var r in receipts!)
+        {
+            if (!Current(consumers, r, out var position, out var previous, out var leased))
+            {
+                stale.Add(r);
+                continue;
+            }
+            Release(consumers, r.Offset, leased);
+            var last = error ?? previous;
+            if (state.Exhausted(r.Delivery)) DeadLetter(log, consumers, r.Offset, position, r.Delivery, last, now);
+            else consumers.SetPending(r.Offset, new Pending(position, r.Delivery, now + delayMs, last));
+            nacked++;
+        }
+        AdvanceHead(log);
+        return QueueResult.Ok with { Count = nacked, Stale = stale };
+    }
+
+    /// <summary>Leases the current deliveries among <paramref name="receipts"/> for <paramref name="leaseMs"/> from now (also one whose lease just ended, if not delivered again).</summary>
+    private QueueResult Extend(string topic, string? group, IReadOnlyList<Receipt>? receipts, long leaseMs, long now)
+    {
+        if (FindGroup(topic, group, out _, out var consumers) is { } missing) return missing;
+        if (CheckReceipts(receipts) is { } invalid) return invalid;
+        if (leaseMs < 1 || leaseMs > _limits.MaxLeaseMs) return new QueueResult(QueueStatus.Invalid);
+        consumers.ExpireLeases(now);
+        var stale = new List<Receipt>();
+        var extended = 0;
+        foreach (var r in receipts!)
+        {
+            if (!Current(consumers, r, out var position, out var error, out var leased))
+            {
+                stale.Add(r);
+                continue;
+            }
+            Release(consumers, r.Offset, leased);
+            consumers.AddLease(r.Offset, new Lease(position, r.Delivery, now + leaseMs, error));
+            extended++;
+        }
+        return QueueResult.Ok with { Count = extended, Stale = stale };
+    }
+
+    /// <summary>
+    /// Moves up to <paramref name="max"/> of the oldest dead letters back to the topic's tail (their added headers
+    /// removed, published now); stops at the topic's bounds (LimitReached when none fit).
+    /// </summary>
+    private QueueResult Redrive(string topic, int max, long now)
+    {
+        if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
+        if (DeadLetters.IsDeadLetterTopic(topic) || max < 1 || max > _limits.MaxBatchMessages) return new QueueResult(QueueStatus.Invalid);
+        if (_store.Find(DeadLetters.TopicFor(topic)) is not { } dead) return QueueResult.Ok with { Count = 0 };
+        var state = dead.State!;
+        var consumers = state.Default;
+        consumers.ExpireLeases(now);
+        var moved = 0;
+        var full = false;
+        var buffer = ArrayPool<byte>.Shared.Rent(_limits.MaxHeaderBytes + DeadLetters.MaxAddedHeaderBytes(_limits));
+        try
+        {
+            while (moved < max && NextCandidate(dead, state, consumers, now, out var c))
+            {
+                var record = dead.ReadRecordAt(c.Offset, c.Position, out var recordSize);
+                var message = ToMessage(dead.Name, c.Offset, record);
+                var headers = message.Headers.Where(h => !DeadLetters.IsReservedHeader(h.Name)).ToList();
+                var headerBytes = MessageHeaders.EncodedBytes(headers);
+                if (!Fits(log, QueueLimits.MessageOverheadBytes + headerBytes + message.Payload.Length, 1))
+                {
+                    full = true;
+                    break;
+                }
+                log.Append(buffer.AsSpan(0, MessageHeaders.Write(buffer, headers)), message.Payload.Span, now);
+                log.State!.PublishedTotal++;
+                Take(consumers, c, recordSize);
+                consumers.Finish(c.Offset);
+                consumers.AckedTotal++;
+                moved++;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        AdvanceHead(dead);
+        return full && moved == 0 ? new QueueResult(QueueStatus.LimitReached) : QueueResult.Ok with { Count = moved };
+    }
+
+    /// <summary>
+    /// A topic's settings and each group's counts at <paramref name="now"/> (the later of it and <see cref="Clock"/>);
+    /// null when the topic does not exist. A read: call on the runtime's loop (ReadAsync). O(groups + in flight).
+    /// </summary>
+    public TopicStats? Stats(string topic, long now)
+    {
+        if (_store.Find(topic) is not { } log) return null;
+        now = Math.Max(now, _store.Clock);
+        var state = log.State!;
+        var groups = new List<GroupStats>(state.Groups.Count);
+        foreach (var g in state.Groups)
+        {
+            var live = g.LiveLeases(now);
+            var delayed = g.Delayed(now);
+            long? oldest = null;
+            if (g.Floor < log.Tail)
+            {
+                var timestamp = MessageRecord.Timestamp(log.ReadRecordAt(g.Floor, g.FloorPosition, out _));
+                if (timestamp > 0) oldest = Math.Max(0, now - timestamp);
+            }
+            var ready = (long)(log.Tail - g.Cursor) + g.InFlight - live - delayed;
+            groups.Add(new GroupStats(g.Name, g.Cursor, g.Floor, ready, live, delayed, g.Unfinished(log.Tail), oldest,
+                g.DeliveredTotal, g.AckedTotal, g.DeadLetteredTotal));
+        }
+        var deadName = DeadLetters.IsDeadLetterTopic(topic) ? null : DeadLetters.TopicFor(topic);
+        var dead = deadName is null ? null : _store.Find(deadName);
+        return new TopicStats(topic, log.Head, log.Tail, log.Count, log.Bytes, state.MaxDeliveries, deadName,
+            dead is null ? 0 : dead.State!.Default.Unfinished(dead.Tail), state.PublishedTotal, groups);
+    }
+
+    /// <summary>
+    /// Up to <paramref name="max"/> messages from offset <paramref name="from"/> (the head when null or below it), without
+    /// consuming anything, within <see cref="QueueLimits.MaxPopBatchBytes"/>; null when the topic does not exist. A
+    /// read (call on the loop); starting at an offset other than the head reads the records before it in its segment.
+    /// </summary>
+    public IReadOnlyList<QueueMessage>? Peek(string topic, ulong? from, int max)
+    {
+        if (_store.Find(topic) is not { } log) return null;
+        var offset = Math.Max(from ?? log.Head, log.Head);
+        var result = new List<QueueMessage>();
+        if (offset >= log.Tail || max < 1) return result;
+        var position = log.FindPosition(offset);
+        long size = 0;
+        while (result.Count < Math.Min(max, _limits.MaxBatchMessages) && offset < log.Tail)
+        {
+            var record = log.ReadRecordAt(offset, position, out var recordSize);
+            var bytes = MessageRecord.Headers(record).Length + MessageRecord.Payload(record).Length;
+            if (result.Count > 0 && size + bytes > _limits.MaxPopBatchBytes) break;
+            result.Add(ToMessage(topic, offset, record));
+            size += bytes;
+            offset++;
+            position += recordSize;
+        }
+        return result;
+    }
+}
+
+/// <summary>A topic as <see cref="QueueStateMachine.Stats"/> sees it.</summary>
+/// <param name="Topic">The topic's name.</param>
+/// <param name="MaxDeliveries">Deliveries after which a message is dead-lettered; 0 for a dead-letter topic (never).</param>
+/// <param name="PublishedTotal">Messages published to it since it was created.</param>
+/// <param name="Groups">Its consumer groups, <c>default</c> first, then in creation order.</param>
+/// <param name="Head">The oldest retained offset (the lowest ack floor of the groups).</param>
+/// <param name="Tail">The offset the next message gets.</param>
+/// <param name="Messages">Messages retained (tail − head).</param>
+/// <param name="Bytes">Bytes the retained messages count against the limits.</param>
+/// <param name="DeadLetterTopic">The name of the topic's dead-letter topic; null for a dead-letter topic itself.</param>
+/// <param name="DeadLettered">Messages waiting in the dead-letter topic.</param>
+public sealed record TopicStats(
+    string Topic, ulong Head, ulong Tail, long Messages, long Bytes, int MaxDeliveries, string? DeadLetterTopic, long DeadLettered,
+    long PublishedTotal, IReadOnlyList<GroupStats> Groups);
+
+/// <summary>One consumer group of <see cref="TopicStats"/>.</summary>
+/// <param name="Group">The group's name.</param>
+/// <param name="DeliveredTotal">Deliveries so far (a redelivery counts again).</param>
+/// <param name="AckedTotal">Messages acked so far (a pop counts as one).</param>
+/// <param name="DeadLetteredTotal">Messages it dead-lettered so far.</param>
+/// <param name="Cursor">The next offset never delivered to the group.</param>
+/// <param name="AckFloor">Every offset below is acked or dead-lettered for the group.</param>
+/// <param name="Ready">Deliverable now: never delivered, or given back (nack, expired lease) and due.</param>
+/// <param name="Leased">Leased to a consumer, the lease not ended.</param>
+/// <param name="Delayed">Nacked with a delay not yet over.</param>
+/// <param name="Unacked">Neither acked nor dead-lettered (from the floor to the tail).</param>
+/// <param name="OldestAgeMs">Age of the oldest unacked message by its publish time; null when none, or it has no publish time (a string message).</param>
+public sealed record GroupStats(
+    string Group, ulong Cursor, ulong AckFloor, long Ready, int Leased, int Delayed, long Unacked, long? OldestAgeMs,
+    long DeliveredTotal, long AckedTotal, long DeadLetteredTotal);
