@@ -391,7 +391,7 @@ public sealed partial class QueueStateMachine
             }
             var ready = (long)(log.Tail - g.Cursor) + g.InFlight - live - delayed;
             groups.Add(new GroupStats(g.Name, g.Cursor, g.Floor, ready, live, delayed, g.Unfinished(log.Tail), oldest,
-                g.DeliveredTotal, g.AckedTotal, g.DeadLetteredTotal));
+                g.DeliveredTotal, g.AckedTotal, g.DeadLetteredTotal, g.Finished.RangeCount));
         }
         var deadName = DeadLetters.IsDeadLetterTopic(topic) ? null : DeadLetters.TopicFor(topic);
         var dead = deadName is null ? null : _store.Find(deadName);
@@ -446,6 +446,7 @@ public sealed record TopicStats(
 /// <param name="DeliveredTotal">Deliveries so far (a redelivery counts again).</param>
 /// <param name="AckedTotal">Messages acked so far (a pop counts as one).</param>
 /// <param name="DeadLetteredTotal">Messages it dead-lettered so far.</param>
+/// <param name="FinishedRanges">Ranges of acked offsets held above the ack floor: with the in-flight messages, what the group's state costs in memory.</param>
 /// <param name="Cursor">The next offset never delivered to the group.</param>
 /// <param name="AckFloor">Every offset below is acked or dead-lettered for the group.</param>
 /// <param name="Ready">Deliverable now: never delivered, or given back (nack, expired lease) and due.</param>
@@ -455,4 +456,4 @@ public sealed record TopicStats(
 /// <param name="OldestAgeMs">Age of the oldest unacked message by its publish time; null when none, or it has no publish time (a string message).</param>
 public sealed record GroupStats(
     string Group, ulong Cursor, ulong AckFloor, long Ready, int Leased, int Delayed, long Unacked, long? OldestAgeMs,
-    long DeliveredTotal, long AckedTotal, long DeadLetteredTotal);
+    long DeliveredTotal, long AckedTotal, long DeadLetteredTotal, int FinishedRanges);

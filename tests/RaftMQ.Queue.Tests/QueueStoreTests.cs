@@ -5,6 +5,7 @@ using RaftMQ.StateMachine;
 namespace RaftMQ.Queue.Tests;
 
 /// <summary>The message store under the queue: its files, snapshots, bounds, memory and faults (docs/queue-store.md).</summary>
+[Collection(QueueMemoryCollection.Name)]
 public sealed class QueueStoreTests : IDisposable
 {
     private const int O = QueueLimits.MessageOverheadBytes;

@@ -193,8 +193,9 @@ internal sealed class MessageStore : IDisposable
             if (version == SnapshotVersion)
             {
                 var length = r.ReadInt32();
-                if (length < 0 || length > source.Length - source.Position) throw new InvalidDataException($"topic {name}: bad state length {length}");
+                if (length < 0) throw new InvalidDataException($"topic {name}: bad state length {length}");
                 var state = r.ReadBytes(length);
+                if (state.Length != length) throw new EndOfStreamException($"the snapshot ends inside the state of topic {name}");
                 using var stateReader = new BinaryReader(new MemoryStream(state), Encoding.UTF8);
                 topic.State = Groups.TopicState.Read(stateReader, name, topic.Head, topic.Tail);
                 if (stateReader.BaseStream.Position != length) throw new InvalidDataException($"topic {name}: bytes left over after its state");
