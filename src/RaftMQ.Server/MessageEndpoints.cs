@@ -13,8 +13,11 @@ public static class MessageEndpoints
 {
     private const string Prefix = "/v1/topics/";
 
-    public static void Map(IEndpointRouteBuilder app, QueueNode node) =>
+    public static void Map(IEndpointRouteBuilder app, QueueNode node)
+    {
         app.MapPost("/v1/topics/{**rest}", (HttpContext ctx) => Route(ctx, node));
+        GroupEndpoints.Map(app, node);
+    }
 
     private static async Task Route(HttpContext ctx, QueueNode node)
     {

@@ -150,7 +150,8 @@ public sealed class QueueNode : IAsyncDisposable
             ? new ProposalRefusal(ErrorCodes.DiskFull, "the disk alarm is on", EncodeDisk(full))
             : null;
 
-    private static bool AddsData(QueueOp op) => op is QueueOp.Publish or QueueOp.PublishBatch or QueueOp.PublishMessages or QueueOp.CreateTopic;
+    private static bool AddsData(QueueOp op) =>
+        op is QueueOp.Publish or QueueOp.PublishBatch or QueueOp.PublishMessages or QueueOp.CreateTopic or QueueOp.ConfigureTopic or QueueOp.Redrive;
 
     /// <summary>The leader's free and limit bytes, for a follower to answer with the leader's numbers.</summary>
     private static byte[] EncodeDisk(DiskState disk)

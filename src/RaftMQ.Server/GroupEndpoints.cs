@@ -1,0 +1,575 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Unicode;
+using RaftMQ.Queue;
+
+namespace RaftMQ.Server;
+
+/// <summary>
+/// At-least-once consumption over HTTP (docs/rest-api.md, "Topics, consumer groups and leases"): topic configuration
+/// and stats, consumer groups, publish, receive with a lease, ack, nack, extend, peek and redrive. Each route is
+/// mapped with its own template so it is listed as it is; the topic (and group) are read from the raw request target,
+/// percent-escaped, so any name round-trips (<c>%2F</c> for a slash). A topic's dead-letter topic is reached under
+/// <c>/v1/topics/{topic}/dead-letters</c> (its name holds U+0000, which no request target may carry).
+/// </summary>
+public static class GroupEndpoints
+{
+    private const string Prefix = "/v1/topics/";
+    private const int DefaultLeaseMs = 30_000;
+    private const int DefaultPeekMax = 10;
+    private const int DefaultRedriveMax = 100;
+    private const string DeadLettersSegment = "dead-letters";
+
+    public static void Map(IEndpointRouteBuilder app, QueueNode node)
+    {
+        app.MapPut("/v1/topics/{topic}", (HttpContext ctx) => Configure(ctx, node));
+        app.MapGet("/v1/topics/{topic}", (HttpContext ctx) => Stats(ctx, node));
+        app.MapDelete("/v1/topics/{topic}", (HttpContext ctx) => Delete(ctx, node));
+        app.MapPut("/v1/topics/{topic}/groups/{group}", (HttpContext ctx) => CreateGroup(ctx, node));
+        app.MapPost("/v1/topics/{topic}/publish", (HttpContext ctx) => Publish(ctx, node));
+        app.MapPost("/v1/topics/{topic}/receive", (HttpContext ctx) => Receive(ctx, node));
+        app.MapPost("/v1/topics/{topic}/ack", (HttpContext ctx) => Settle(ctx, node, QueueOp.Ack));
+        app.MapPost("/v1/topics/{topic}/nack", (HttpContext ctx) => Settle(ctx, node, QueueOp.Nack));
+        app.MapPost("/v1/topics/{topic}/extend", (HttpContext ctx) => Settle(ctx, node, QueueOp.Extend));
+        app.MapGet("/v1/topics/{topic}/peek", (HttpContext ctx) => Peek(ctx, node));
+        app.MapPost("/v1/topics/{topic}/redrive", (HttpContext ctx) => Redrive(ctx, node));
+        app.MapGet("/v1/topics/{topic}/dead-letters", (HttpContext ctx) => Stats(ctx, node));
+        app.MapGet("/v1/topics/{topic}/dead-letters/peek", (HttpContext ctx) => Peek(ctx, node));
+        app.MapPost("/v1/topics/{topic}/dead-letters/receive", (HttpContext ctx) => Receive(ctx, node));
+        app.MapPost("/v1/topics/{topic}/dead-letters/ack", (HttpContext ctx) => Settle(ctx, node, QueueOp.Ack));
+        app.MapPost("/v1/topics/{topic}/dead-letters/nack", (HttpContext ctx) => Settle(ctx, node, QueueOp.Nack));
+        app.MapPost("/v1/topics/{topic}/dead-letters/extend", (HttpContext ctx) => Settle(ctx, node, QueueOp.Extend));
+    }
+
+    /// <summary>The path's segments after <c>/v1/topics/</c>, unescaped; null (having answered 400) when one is not a valid escape.</summary>
+    private static async Task<string[]?> Segments(HttpContext ctx)
+    {
+        var raw = RequestTarget.Of(ctx);
+        var q = raw.IndexOf('?', StringComparison.Ordinal);
+        var path = q >= 0 ? raw[..q] : raw;
+        var parts = path.Length > Prefix.Length ? path[Prefix.Length..].Split('/') : [""];
+        try
+        {
+            return [.. parts.Select(Uri.UnescapeDataString)];
+        }
+        catch (UriFormatException)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, "the topic or group in the path is not a valid URL escape");
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The topic of the path, checked (under <c>/dead-letters</c>: its dead-letter topic); null (having answered 400)
+    /// when it is not a valid name.
+    /// </summary>
+    private static async Task<string?> TopicOf(HttpContext ctx, QueueNode node)
+    {
+        if (await Segments(ctx) is not { } segments) return null;
+        var topic = segments[0];
+        var error = DeadLetters.IsDeadLetterTopic(topic)
+            ? "topic names may not end in U+0000 followed by \"dlq\": that suffix names dead-letter topics (reach them under /v1/topics/<topic>/dead-letters)"
+            : RrmqEndpoints.ValidateTopic(node, topic);
+        if (error is null) return segments.Length > 1 && segments[1] == DeadLettersSegment ? DeadLetters.TopicFor(topic) : topic;
+        await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
+        return null;
+    }
+
+    private static async Task Configure(HttpContext ctx, QueueNode node)
+    {
+        if (await TopicOf(ctx, node) is not { } topic) return;
+        var body = await RequestBody.ReadAsync(ctx, optional: true);
+        if (body is null) return;
+        var limits = node.StateMachine.Limits;
+        var maxDeliveries = 0;
+        var error = body.Length == 0 ? null : Fields(body, (name, value) => name switch
+        {
+            "max_deliveries" => Int(value, name, 1, limits.MaxDeliveriesLimit, out maxDeliveries),
+            "max_messages" or "max_bytes" or "max_age_ms" or "overflow" or "dedup_window_ms" =>
+                $"\"{name}\" is not supported yet (retention, overflow and deduplication settings are not implemented); leave it out",
+            _ => $"unknown field \"{name}\" (the body takes \"max_deliveries\")",
+        });
+        if (error is not null)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
+            return;
+        }
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.ConfigureTopic(topic, maxDeliveries),
+            (c, result) => result.Success
+                ? WriteObject(c, result.Count == 1 ? StatusCodes.Status201Created : StatusCodes.Status200OK, json =>
+                {
+                    json.WriteBoolean("created", result.Count == 1);
+                    json.WriteString("topic", topic);
+                })
+                : result.Status == QueueStatus.LimitReached
+                    ? RrmqEndpoints.WriteError(c, StatusCodes.Status507InsufficientStorage, $"the cluster holds its maximum of {limits.MaxTopics} topics")
+                    : Failure(c, result, topic, null));
+    }
+
+    private static async Task Stats(HttpContext ctx, QueueNode node)
+    {
+        if (await TopicOf(ctx, node) is not { } topic) return;
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        using var deadline = node.RequestDeadline(ctx.RequestAborted);
+        var (ok, stats, error) = await node.ReadAsync(sm => sm.Stats(topic, now), deadline.Token);
+        if (!ok)
+        {
+            ctx.Response.Headers[ErrorCodes.Header] = ErrorCodes.NoLeader;
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status503ServiceUnavailable, error!);
+            return;
+        }
+        if (stats is null)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
+                DeadLetters.IsDeadLetterTopic(topic) ? "no dead letters: the topic does not exist or never dead-lettered a message" : "no such topic");
+            return;
+        }
+        await WriteObject(ctx, StatusCodes.Status200OK, json =>
+        {
+            var dead = DeadLetters.IsDeadLetterTopic(stats.Topic);
+            json.WriteString("topic", dead ? DeadLetters.SourceOf(stats.Topic) : stats.Topic);
+            json.WriteBoolean("dead_letters", dead);
+            json.WriteNumber("head", stats.Head);
+            json.WriteNumber("tail", stats.Tail);
+            json.WriteNumber("messages", stats.Messages);
+            json.WriteNumber("bytes", stats.Bytes);
+            json.WriteNumber("max_deliveries", stats.MaxDeliveries);
+            json.WriteNumber("dead_lettered", stats.DeadLettered);
+            json.WriteNumber("published_total", stats.PublishedTotal);
+            json.WriteStartArray("groups");
+            foreach (var g in stats.Groups)
+            {
+                json.WriteStartObject();
+                json.WriteString("group", g.Group);
+                json.WriteNumber("ready", g.Ready);
+                json.WriteNumber("leased", g.Leased);
+                json.WriteNumber("delayed", g.Delayed);
+                json.WriteNumber("unacked", g.Unacked);
+                if (g.OldestAgeMs is { } age) json.WriteNumber("oldest_age_ms", age);
+                else json.WriteNull("oldest_age_ms");
+                json.WriteNumber("cursor", g.Cursor);
+                json.WriteNumber("ack_floor", g.AckFloor);
+                json.WriteNumber("delivered_total", g.DeliveredTotal);
+                json.WriteNumber("acked_total", g.AckedTotal);
+                json.WriteNumber("dead_lettered_total", g.DeadLetteredTotal);
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
+        });
+    }
+
+    private static async Task Delete(HttpContext ctx, QueueNode node)
+    {
+        if (await TopicOf(ctx, node) is not { } topic) return;
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.DeleteTopic(topic),
+            (c, result) => result.Success ? WriteObject(c, StatusCodes.Status200OK, _ => { }) : Failure(c, result, topic, null));
+    }
+
+    private static async Task CreateGroup(HttpContext ctx, QueueNode node)
+    {
+        if (await TopicOf(ctx, node) is not { } topic) return;
+        var segments = (await Segments(ctx))!;
+        var group = segments.Length == 3 ? segments[2] : "";
+        var limits = node.StateMachine.Limits;
+        if (limits.CheckGroupName(group) is { } bad)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, bad);
+            return;
+        }
+        var body = await RequestBody.ReadAsync(ctx, optional: true);
+        if (body is null) return;
+        var start = GroupStart.Earliest;
+        var error = body.Length == 0 ? null : Fields(body, (name, value) => name switch
+        {
+            "start" => value.ValueKind == JsonValueKind.String && value.GetString() is "earliest" or "latest"
+                ? Set(out start, value.GetString() == "latest" ? GroupStart.Latest : GroupStart.Earliest)
+                : "\"start\" must be \"earliest\" or \"latest\"",
+            _ => $"unknown field \"{name}\" (the body takes \"start\")",
+        });
+        if (error is not null)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
+            return;
+        }
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.CreateGroup(topic, group, start),
+            (c, result) => result.Status switch
+            {
+                QueueStatus.Ok => WriteObject(c, StatusCodes.Status201Created, json => json.WriteBoolean("created", true)),
+                QueueStatus.GroupExists => WriteObject(c, StatusCodes.Status200OK, json => json.WriteBoolean("created", false)),
+                QueueStatus.LimitReached => RrmqEndpoints.WriteError(c, StatusCodes.Status409Conflict,
+                    $"topic {topic} has its maximum of {limits.MaxGroupsPerTopic} consumer groups"),
+                _ => Failure(c, result, topic, group),
+            });
+    }
+
+    private static async Task Publish(HttpContext ctx, QueueNode node)
+    {
+        if (await TopicOf(ctx, node) is not { } topic) return;
+        var body = await RequestBody.ReadAsync(ctx);
+        if (body is null) return;
+        var limits = node.StateMachine.Limits;
+        var (messages, status, error) = ParsePublish(body, limits);
+        if (error is not null)
+        {
+            await RrmqEndpoints.WriteError(ctx, status, error);
+            return;
+        }
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.PublishMessages(topic, messages!),
+            (c, result) => result.Success
+                ? WriteObject(c, StatusCodes.Status200OK, json =>
+                {
+                    json.WriteStartArray("offsets");
+                    for (int i = 0; i < result.Count; i++) json.WriteNumberValue(result.FirstOffset!.Value + (ulong)i);
+                    json.WriteEndArray();
+                    json.WriteNumber("duplicates", 0);
+                })
+                : V1Endpoints.WriteFailure(c, result, limits));
+    }
+
+    /// <summary>
+    /// <c>{"messages": [{"body" | "body_base64", "headers", "id", "delay_ms"}]}</c>: 400 for a malformed body, an
+    /// unsupported field (<c>id</c>, a <c>delay_ms</c> other than 0) or headers out of bounds; 413 for too many
+    /// messages or a body over <see cref="QueueLimits.MaxMessageBytes"/>.
+    /// </summary>
+    internal static (List<QueueMessage>? Messages, int Status, string? Error) ParsePublish(byte[] body, QueueLimits limits)
+    {
+        using var doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = RequestBody.MaxDepth });
+        var root = doc.RootElement;
+        if (root.ValueKind != JsonValueKind.Object) return (null, 400, "body must be a JSON object");
+        JsonElement list = default;
+        foreach (var field in root.EnumerateObject())
+        {
+            if (field.Name != "messages") return (null, 400, $"unknown field \"{field.Name}\" (the body takes \"messages\")");
+            list = field.Value;
+        }
+        if (list.ValueKind != JsonValueKind.Array) return (null, 400, "\"messages\" must be an array of message objects");
+        var count = list.GetArrayLength();
+        if (count == 0) return (null, 400, "\"messages\" must not be empty");
+        if (count > limits.MaxBatchMessages) return (null, 413, $"more than {limits.MaxBatchMessages} messages in one batch");
+        var messages = new List<QueueMessage>(count);
+        var i = 0;
+        foreach (var m in list.EnumerateArray())
+        {
+            if (m.ValueKind != JsonValueKind.Object) return (null, 400, $"message {i} must be an object");
+            byte[]? payload = null;
+            var sources = 0;
+            var headers = new List<MessageHeader>();
+            foreach (var field in m.EnumerateObject())
+            {
+                switch (field.Name)
+                {
+                    case "body":
+                        if (field.Value.ValueKind != JsonValueKind.String) return (null, 400, $"message {i}: \"body\" must be a string");
+                        payload = Encoding.UTF8.GetBytes(field.Value.GetString()!);
+                        sources++;
+                        break;
+                    case "body_base64":
+                        if (field.Value.ValueKind != JsonValueKind.String) return (null, 400, $"message {i}: \"body_base64\" must be a string");
+                        try
+                        {
+                            payload = Convert.FromBase64String(field.Value.GetString()!);
+                        }
+                        catch (FormatException)
+                        {
+                            return (null, 400, $"message {i}: \"body_base64\" is not valid base64 (RFC 4648, with padding)");
+                        }
+                        sources++;
+                        break;
+                    case "headers":
+                        if (field.Value.ValueKind != JsonValueKind.Object) return (null, 400, $"message {i}: \"headers\" must be an object of string values");
+                        foreach (var h in field.Value.EnumerateObject())
+                        {
+                            if (h.Value.ValueKind != JsonValueKind.String) return (null, 400, $"message {i}: the value of header \"{h.Name}\" must be a string");
+                            headers.Add(new MessageHeader(h.Name, h.Value.GetString()!));
+                        }
+                        break;
+                    case "id":
+                        return (null, 400, $"message {i}: \"id\" is not supported yet (idempotent publishing is not implemented); leave it out");
+                    case "delay_ms":
+                        if (field.Value.ValueKind != JsonValueKind.Number || !field.Value.TryGetInt64(out var delay) || delay < 0)
+                            return (null, 400, $"message {i}: \"delay_ms\" must be a non-negative integer");
+                        if (delay != 0) return (null, 400, $"message {i}: \"delay_ms\" other than 0 is not supported yet (delayed delivery is not implemented)");
+                        break;
+                    default:
+                        return (null, 400, $"message {i}: unknown field \"{field.Name}\" (a message takes \"body\" or \"body_base64\", \"headers\", \"id\", \"delay_ms\")");
+                }
+            }
+            if (sources != 1) return (null, 400, $"message {i} must have exactly one of \"body\" and \"body_base64\"");
+            if (MessageHeaders.Check(headers, limits) is { } problem) return (null, 400, $"message {i}: {problem}");
+            if (payload!.Length > limits.MaxMessageBytes) return (null, 413, $"message {i} is longer than {limits.MaxMessageBytes} bytes");
+            messages.Add(new QueueMessage(payload, headers));
+            i++;
+        }
+        return (messages, 200, null);
+    }
+
+    private static async Task Receive(HttpContext ctx, QueueNode node)
+    {
+        if (await TopicOf(ctx, node) is not { } topic) return;
+        var body = await RequestBody.ReadAsync(ctx, optional: true);
+        if (body is null) return;
+        var limits = node.StateMachine.Limits;
+        string group = "default";
+        int max = 1;
+        long lease = DefaultLeaseMs;
+        var error = body.Length == 0 ? null : Fields(body, (name, value) => name switch
+        {
+            "group" => Group(value, limits, out group),
+            "max" => Int(value, name, 1, limits.MaxBatchMessages, out max),
+            "lease_ms" => Long(value, name, 1, limits.MaxLeaseMs, out lease),
+            "wait_ms" => Long(value, name, 0, long.MaxValue, out var wait) ?? (wait == 0 ? null
+                : "\"wait_ms\" other than 0 is not supported yet (long polling is not implemented): poll again instead"),
+            _ => $"unknown field \"{name}\" (the body takes \"group\", \"max\", \"lease_ms\", \"wait_ms\")",
+        });
+        if (error is not null)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
+            return;
+        }
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.Receive(topic, group, max, lease),
+            (c, result) => result.Success ? WriteMessages(c, result.Delivered!, received: true) : Failure(c, result, topic, group));
+    }
+
+    /// <summary>Ack, nack or extend: <c>{"group", "receipts": [...]}</c> plus the op's own fields; answers the count done and the stale receipts.</summary>
+    private static async Task Settle(HttpContext ctx, QueueNode node, QueueOp op)
+    {
+        if (await TopicOf(ctx, node) is not { } topic) return;
+        var body = await RequestBody.ReadAsync(ctx);
+        if (body is null) return;
+        var limits = node.StateMachine.Limits;
+        string group = "default";
+        List<Receipt>? receipts = null;
+        long duration = op == QueueOp.Extend ? DefaultLeaseMs : 0;
+        string? reason = null;
+        var accepted = op switch
+        {
+            QueueOp.Nack => "\"group\", \"receipts\", \"delay_ms\", \"error\"",
+            QueueOp.Extend => "\"group\", \"receipts\", \"lease_ms\"",
+            _ => "\"group\", \"receipts\"",
+        };
+        var error = Fields(body, (name, value) => (name, op) switch
+        {
+            ("group", _) => Group(value, limits, out group),
+            ("receipts", _) => Receipts(value, limits, out receipts),
+            ("delay_ms", QueueOp.Nack) => Long(value, name, 0, limits.MaxNackDelayMs, out duration),
+            ("error", QueueOp.Nack) => value.ValueKind != JsonValueKind.String ? "\"error\" must be a string"
+                : Encoding.UTF8.GetByteCount(value.GetString()!) > limits.MaxNackErrorBytes ? $"\"error\" is longer than {limits.MaxNackErrorBytes} bytes (UTF-8)"
+                : Set(out reason, value.GetString()),
+            ("lease_ms", QueueOp.Extend) => Long(value, name, 1, limits.MaxLeaseMs, out duration),
+            _ => $"unknown field \"{name}\" (the body takes {accepted})",
+        }) ?? (receipts is null ? "missing field \"receipts\"" : null);
+        if (error is not null)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
+            return;
+        }
+        var command = op switch
+        {
+            QueueOp.Ack => QueueCommand.Ack(topic, group, receipts!),
+            QueueOp.Nack => QueueCommand.Nack(topic, group, receipts!, duration, reason),
+            _ => QueueCommand.Extend(topic, group, receipts!, duration),
+        };
+        var done = op switch { QueueOp.Ack => "acked", QueueOp.Nack => "nacked", _ => "extended" };
+        await RrmqEndpoints.RunCommandAsync(ctx, node, command,
+            (c, result) => result.Success
+                ? WriteObject(c, StatusCodes.Status200OK, json =>
+                {
+                    json.WriteNumber(done, result.Count);
+                    json.WriteStartArray("stale");
+                    foreach (var r in result.Stale!) json.WriteStringValue(r.ToString());
+                    json.WriteEndArray();
+                })
+                : Failure(c, result, topic, group));
+    }
+
+    private static async Task Peek(HttpContext ctx, QueueNode node)
+    {
+        if (await TopicOf(ctx, node) is not { } topic) return;
+        var limits = node.StateMachine.Limits;
+        ulong? from = null;
+        var max = DefaultPeekMax;
+        string? error = null;
+        foreach (var (name, values) in ctx.Request.Query)
+        {
+            var value = values.Count == 1 ? values[0] : null;
+            error ??= name switch
+            {
+                "from" => ulong.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var f) ? Set(out from, f) : "\"from\" must be an offset (a non-negative integer), given once",
+                "max" => int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var m) && m >= 1 && m <= limits.MaxBatchMessages
+                    ? Set(out max, m) : $"\"max\" must be an integer between 1 and {limits.MaxBatchMessages}, given once",
+                _ => $"unknown query parameter \"{name}\" (peek takes \"from\" and \"max\")",
+            };
+        }
+        if (error is not null)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
+            return;
+        }
+        using var deadline = node.RequestDeadline(ctx.RequestAborted);
+        var (ok, messages, readError) = await node.ReadAsync(sm => sm.Peek(topic, from, max), deadline.Token);
+        if (!ok)
+        {
+            ctx.Response.Headers[ErrorCodes.Header] = ErrorCodes.NoLeader;
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status503ServiceUnavailable, readError!);
+            return;
+        }
+        if (messages is null) await RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
+            DeadLetters.IsDeadLetterTopic(topic) ? "no dead letters: the topic does not exist or never dead-lettered a message" : "no such topic");
+        else await WriteMessages(ctx, messages, received: false);
+    }
+
+    private static async Task Redrive(HttpContext ctx, QueueNode node)
+    {
+        if (await TopicOf(ctx, node) is not { } topic) return;
+        if (DeadLetters.IsDeadLetterTopic(topic))
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, "redrive the topic the dead letters came from, not its dead-letter topic");
+            return;
+        }
+        var body = await RequestBody.ReadAsync(ctx, optional: true);
+        if (body is null) return;
+        var limits = node.StateMachine.Limits;
+        var max = DefaultRedriveMax;
+        var error = body.Length == 0 ? null : Fields(body, (name, value) => name switch
+        {
+            "max" => Int(value, name, 1, limits.MaxBatchMessages, out max),
+            _ => $"unknown field \"{name}\" (the body takes \"max\")",
+        });
+        if (error is not null)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
+            return;
+        }
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.Redrive(topic, max),
+            (c, result) => result.Success
+                ? WriteObject(c, StatusCodes.Status200OK, json => json.WriteNumber("redriven", result.Count))
+                : V1Endpoints.WriteFailure(c, result, limits));
+    }
+
+    /// <summary>A refusal of the state machine: 404 for a missing topic or group, 400 otherwise.</summary>
+    private static Task Failure(HttpContext ctx, QueueResult result, string topic, string? group) => result.Status switch
+    {
+        QueueStatus.NoSuchTopic => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound, "no such topic"),
+        QueueStatus.NoSuchGroup => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
+            $"no such consumer group \"{group}\" (create it with PUT /v1/topics/<topic>/groups/{group})"),
+        _ => RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest,
+            DeadLetters.IsDeadLetterTopic(topic) ? "a dead-letter topic cannot be configured or created" : "the queue refused the command as invalid"),
+    };
+
+    /// <summary>Runs <paramref name="field"/> on each field of a JSON object body; the first error it returns, or null.</summary>
+    private static string? Fields(byte[] body, Func<string, JsonElement, string?> field)
+    {
+        using var doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = RequestBody.MaxDepth });
+        if (doc.RootElement.ValueKind != JsonValueKind.Object) return "body must be a JSON object";
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var f in doc.RootElement.EnumerateObject())
+        {
+            if (!seen.Add(f.Name)) return $"field \"{f.Name}\" appears twice";
+            if (field(f.Name, f.Value) is { } error) return error;
+        }
+        return null;
+    }
+
+    private static string? Set<T>(out T target, T value)
+    {
+        target = value;
+        return null;
+    }
+
+    private static string? Int(JsonElement value, string name, int min, int max, out int result)
+    {
+        result = 0;
+        return value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out result) && result >= min && result <= max
+            ? null : $"\"{name}\" must be an integer between {min} and {max}";
+    }
+
+    private static string? Long(JsonElement value, string name, long min, long max, out long result)
+    {
+        result = 0;
+        return value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out result) && result >= min && result <= max
+            ? null : max == long.MaxValue ? $"\"{name}\" must be an integer of at least {min}" : $"\"{name}\" must be an integer between {min} and {max}";
+    }
+
+    private static string? Group(JsonElement value, QueueLimits limits, out string group)
+    {
+        group = "";
+        if (value.ValueKind != JsonValueKind.String) return "\"group\" must be a string";
+        group = value.GetString()!;
+        return limits.CheckGroupName(group) is { } error ? $"\"group\": {error}" : null;
+    }
+
+    private static string? Receipts(JsonElement value, QueueLimits limits, out List<Receipt>? receipts)
+    {
+        receipts = null;
+        if (value.ValueKind != JsonValueKind.Array) return "\"receipts\" must be an array of receipt strings";
+        var count = value.GetArrayLength();
+        if (count == 0) return "\"receipts\" must not be empty";
+        if (count > limits.MaxReceiptsPerCall) return $"more than {limits.MaxReceiptsPerCall} receipts in one call";
+        var list = new List<Receipt>(count);
+        var i = 0;
+        foreach (var r in value.EnumerateArray())
+        {
+            if (r.ValueKind != JsonValueKind.String || !Receipt.TryParse(r.GetString(), out var receipt))
+                return $"receipt {i} is not a receipt: pass the \"receipt\" strings receive returned, unchanged";
+            list.Add(receipt);
+            i++;
+        }
+        receipts = list;
+        return null;
+    }
+
+    /// <summary><c>{"success": true, ...}</c> with the fields <paramref name="write"/> writes.</summary>
+    private static async Task WriteObject(HttpContext ctx, int status, Action<Utf8JsonWriter> write)
+    {
+        if (ctx.Response.HasStarted) return;
+        ctx.Response.StatusCode = status;
+        ctx.Response.ContentType = "application/json";
+        await using var json = new Utf8JsonWriter(ctx.Response.Body);
+        json.WriteStartObject();
+        json.WriteBoolean("success", true);
+        write(json);
+        json.WriteEndObject();
+        await json.FlushAsync(ctx.RequestAborted);
+    }
+
+    /// <summary>
+    /// <c>{"success": true, "messages": [{"offset", "body", "published_at", "headers", and for a receive "receipt",
+    /// "delivery_count"}]}</c>; "body" is the payload as text, or null with "body_base64" when it is not valid UTF-8.
+    /// </summary>
+    private static async Task WriteMessages(HttpContext ctx, IReadOnlyList<QueueMessage> messages, bool received)
+    {
+        if (ctx.Response.HasStarted) return;
+        ctx.Response.StatusCode = StatusCodes.Status200OK;
+        ctx.Response.ContentType = "application/json";
+        await using var json = new Utf8JsonWriter(ctx.Response.Body);
+        json.WriteStartObject();
+        json.WriteBoolean("success", true);
+        json.WriteStartArray("messages");
+        foreach (var m in messages)
+        {
+            json.WriteStartObject();
+            json.WriteNumber("offset", m.Offset);
+            if (Utf8.IsValid(m.Payload.Span)) json.WriteString("body", m.Payload.Span);
+            else
+            {
+                json.WriteNull("body");
+                json.WriteBase64String("body_base64", m.Payload.Span);
+            }
+            if (received)
+            {
+                json.WriteString("receipt", new Receipt(m.Offset, m.DeliveryCount).ToString());
+                json.WriteNumber("delivery_count", m.DeliveryCount);
+            }
+            json.WriteNumber("published_at", m.TimestampMs);
+            json.WriteStartObject("headers");
+            foreach (var h in m.Headers) json.WriteString(h.Name, h.Value);
+            json.WriteEndObject();
+            json.WriteEndObject();
+            if (json.BytesPending > 64 * 1024) await json.FlushAsync(ctx.RequestAborted);
+        }
+        json.WriteEndArray();
+        json.WriteEndObject();
+        await json.FlushAsync(ctx.RequestAborted);
+    }
+}

@@ -1,0 +1,174 @@
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace RaftMQ.Server.Tests;
+
+/// <summary>
+/// At-least-once consumption through a real 3-node cluster: topics, groups, receive with a lease, ack, nack,
+/// extend, redelivery after a lease expires, dead letters and redrive, peek, stats, and bad input.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class GroupApiTests
+{
+    private static string Path(string topic, string action = "") =>
+        $"/v1/topics/{Uri.EscapeDataString(topic)}{(action.Length == 0 ? "" : "/" + action)}";
+
+    private static async Task<JsonObject> Ok(TestCluster cluster, int node, HttpMethod method, string path, string? body = null, HttpStatusCode expected = HttpStatusCode.OK)
+    {
+        var (status, text) = await cluster.SendAsync(node, method, path, body);
+        status.ShouldBe(expected, $"{method} {path}: {text}");
+        var json = JsonNode.Parse(text)!.AsObject();
+        json["success"]!.GetValue<bool>().ShouldBeTrue();
+        return json;
+    }
+
+    private static async Task<string> Refused(TestCluster cluster, int node, HttpMethod method, string path, string? body, HttpStatusCode expected)
+    {
+        var (status, text) = await cluster.SendAsync(node, method, path, body);
+        status.ShouldBe(expected, $"{method} {path} {body}: {text}");
+        var json = JsonNode.Parse(text)!.AsObject();
+        json["success"]!.GetValue<bool>().ShouldBeFalse();
+        return json["error"]?.GetValue<string>() ?? "";
+    }
+
+    private static JsonArray Messages(JsonObject json) => json["messages"]!.AsArray();
+
+    [Fact]
+    public async Task Receive_ack_redelivery_dead_letters_and_redrive_through_followers()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = Enumerable.Range(0, 3).First(i => i != leader);
+        const string topic = "jobs/eu";
+
+        (await Ok(cluster, follower, HttpMethod.Put, Path(topic), """{"max_deliveries": 2}""", HttpStatusCode.Created))["created"]!.GetValue<bool>().ShouldBeTrue();
+        (await Ok(cluster, leader, HttpMethod.Put, Path(topic), """{"max_deliveries": 2}"""))["created"]!.GetValue<bool>().ShouldBeFalse();
+        var binary = new byte[] { 0, 255, 128, 1 };
+        var published = await Ok(cluster, follower, HttpMethod.Post, Path(topic, "publish"),
+            $$$"""{"messages": [{"body": "first ✓", "headers": {"kind": "a"}}, {"body_base64": "{{{Convert.ToBase64String(binary)}}}"}, {"body": "third"}]}""");
+        published["offsets"]!.AsArray().Select(o => o!.GetValue<long>()).ShouldBe([0, 1, 2]);
+        published["duplicates"]!.GetValue<int>().ShouldBe(0);
+
+        // Three leased through a follower (forwarded, the lease measured by the leader's clock).
+        var got = Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"group": "default", "max": 3, "lease_ms": 1500}"""));
+        got.Count.ShouldBe(3);
+        got.Select(m => m!["delivery_count"]!.GetValue<int>()).ShouldBe([1, 1, 1]);
+        got[0]!["body"]!.GetValue<string>().ShouldBe("first ✓");
+        got[0]!["headers"]!["kind"]!.GetValue<string>().ShouldBe("a");
+        got[1]!["body"].ShouldBeNull();
+        Convert.FromBase64String(got[1]!["body_base64"]!.GetValue<string>()).ShouldBe(binary);
+        got[0]!["published_at"]!.GetValue<long>().ShouldBeGreaterThan(0);
+        var receipts = got.Select(m => m!["receipt"]!.GetValue<string>()).ToArray();
+
+        var acked = await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{receipts[0]}}", "{{receipts[2]}}", "{{receipts[0]}}"]}""");
+        acked["acked"]!.GetValue<int>().ShouldBe(2);
+        acked["stale"]!.AsArray().Select(s => s!.GetValue<string>()).ShouldBe([receipts[0]]);
+        var extended = await Ok(cluster, follower, HttpMethod.Post, Path(topic, "extend"), $$"""{"receipts": ["{{receipts[1]}}"], "lease_ms": 1500}""");
+        extended["extended"]!.GetValue<int>().ShouldBe(1);
+
+        // Nobody acks offset 1: once its lease ends it is delivered again, with delivery_count 2.
+        JsonNode? again = null;
+        (await Eventually.TrueAsync(async () =>
+        {
+            var r = Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"max": 1, "lease_ms": 60000}"""));
+            again = r.SingleOrDefault();
+            return again is not null;
+        }, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(100))).ShouldBeTrue();
+        (again!["offset"]!.GetValue<long>(), again["delivery_count"]!.GetValue<int>()).ShouldBe((1L, 2));
+        // The first consumer's receipt is stale now: refused, not applied.
+        (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{receipts[1]}}"]}"""))["acked"]!.GetValue<int>().ShouldBe(0);
+
+        // A nack at the delivery limit dead-letters it, with its story.
+        var nacked = await Ok(cluster, follower, HttpMethod.Post, Path(topic, "nack"),
+            $$"""{"group": "default", "receipts": ["{{again["receipt"]!.GetValue<string>()}}"], "delay_ms": 0, "error": "cannot parse"}""");
+        nacked["nacked"]!.GetValue<int>().ShouldBe(1);
+        var stats = await Ok(cluster, follower, HttpMethod.Get, Path(topic));
+        stats["dead_lettered"]!.GetValue<long>().ShouldBe(1);
+        stats["max_deliveries"]!.GetValue<int>().ShouldBe(2);
+        var group = stats["groups"]!.AsArray().Single()!;
+        (group["group"]!.GetValue<string>(), group["ready"]!.GetValue<long>(), group["leased"]!.GetValue<int>(), group["unacked"]!.GetValue<long>())
+            .ShouldBe(("default", 0L, 0, 0L));
+        group["dead_lettered_total"]!.GetValue<long>().ShouldBe(1);
+
+        var letter = Messages(await Ok(cluster, leader, HttpMethod.Get, Path(topic, "dead-letters/peek") + "?max=10")).Single()!;
+        Convert.FromBase64String(letter["body_base64"]!.GetValue<string>()).ShouldBe(binary);
+        letter["headers"]!["raftmq-delivery-count"]!.GetValue<string>().ShouldBe("2");
+        letter["headers"]!["raftmq-last-error"]!.GetValue<string>().ShouldBe("cannot parse");
+        letter["headers"]!["raftmq-original-offset"]!.GetValue<string>().ShouldBe("1");
+
+        var dead = await Ok(cluster, leader, HttpMethod.Get, Path(topic, "dead-letters"));
+        (dead["topic"]!.GetValue<string>(), dead["dead_letters"]!.GetValue<bool>(), dead["messages"]!.GetValue<long>()).ShouldBe((topic, true, 1L));
+        (await Ok(cluster, follower, HttpMethod.Post, Path(topic, "redrive"), """{"max": 10}"""))["redriven"]!.GetValue<int>().ShouldBe(1);
+        var back = Messages(await Ok(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"max": 10}""")).Single()!;
+        (back["offset"]!.GetValue<long>(), back["delivery_count"]!.GetValue<int>()).ShouldBe((3L, 1));
+        Convert.FromBase64String(back["body_base64"]!.GetValue<string>()).ShouldBe(binary);
+        (await Ok(cluster, leader, HttpMethod.Get, Path(topic)))["dead_lettered"]!.GetValue<long>().ShouldBe(0);
+
+        // A second group sees every retained message; the RRMQ pop is a receive and ack on "default".
+        (await Ok(cluster, follower, HttpMethod.Put, Path(topic, "groups/audit"), """{"start": "earliest"}""", HttpStatusCode.Created))["created"]!.GetValue<bool>().ShouldBeTrue();
+        (await Ok(cluster, follower, HttpMethod.Put, Path(topic, "groups/audit"), """{"start": "latest"}"""))["created"]!.GetValue<bool>().ShouldBeFalse();
+        (await cluster.PublishAsync(follower, topic, "rrmq")).Status.ShouldBe(HttpStatusCode.OK);
+        (await cluster.PopAsync(follower, topic)).Body.ShouldBe("""{"success":true,"message":"rrmq"}""");
+        Messages(await Ok(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"group": "audit", "max": 10}"""))
+            .Select(m => m!["offset"]!.GetValue<long>()).ShouldBe([3, 4]);
+        Messages(await Ok(cluster, leader, HttpMethod.Get, Path(topic, "peek") + "?from=4")).Single()!["body"]!.GetValue<string>().ShouldBe("rrmq");
+
+        (await Ok(cluster, follower, HttpMethod.Delete, Path(topic))).Count.ShouldBe(1);
+        (await Refused(cluster, leader, HttpMethod.Get, Path(topic), null, HttpStatusCode.NotFound)).ShouldBe("no such topic");
+        (await Refused(cluster, leader, HttpMethod.Get, Path(topic, "dead-letters"), null, HttpStatusCode.NotFound)).ShouldContain("no dead letters");
+    }
+
+    [Fact]
+    public async Task Bad_input_gets_a_4xx_with_a_clear_error()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        const string topic = "t";
+        await Ok(cluster, leader, HttpMethod.Put, Path(topic), null, HttpStatusCode.Created);
+        var receipt = "r0-1";
+
+        (HttpMethod, string, string?, HttpStatusCode, string)[] cases =
+        [
+            (HttpMethod.Put, Path(topic), """{"dedup_window_ms": 1000}""", HttpStatusCode.BadRequest, "not supported yet"),
+            (HttpMethod.Put, Path(topic), """{"max_deliveries": 0}""", HttpStatusCode.BadRequest, "\"max_deliveries\" must be an integer between 1 and"),
+            (HttpMethod.Put, Path(topic), """{"colour": "red"}""", HttpStatusCode.BadRequest, "unknown field \"colour\""),
+            (HttpMethod.Put, "/topic", """{"topic": "x\u0000dlq"}""", HttpStatusCode.BadRequest, ""),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "id": "k1"}]}""", HttpStatusCode.BadRequest, "\"id\" is not supported yet"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "delay_ms": 10}]}""", HttpStatusCode.BadRequest, "not supported yet"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "body_base64": "YQ=="}]}""", HttpStatusCode.BadRequest, "exactly one of"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": []}""", HttpStatusCode.BadRequest, "must not be empty"),
+            (HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 100}""", HttpStatusCode.BadRequest, "long polling"),
+            (HttpMethod.Post, Path(topic, "receive"), """{"max": 0}""", HttpStatusCode.BadRequest, "\"max\" must be an integer between 1 and 1000"),
+            (HttpMethod.Post, Path(topic, "receive"), """{"lease_ms": 0}""", HttpStatusCode.BadRequest, "\"lease_ms\" must be an integer between 1 and"),
+            (HttpMethod.Post, Path(topic, "receive"), """{"group": "no such"}""", HttpStatusCode.BadRequest, "\"group\""),
+            (HttpMethod.Post, Path(topic, "receive"), """{"max": 1, "max": 2}""", HttpStatusCode.BadRequest, "appears twice"),
+            (HttpMethod.Post, Path(topic, "receive"), """{"group": "ghost"}""", HttpStatusCode.NotFound, "no such consumer group \"ghost\""),
+            (HttpMethod.Post, Path("missing", "receive"), "{}", HttpStatusCode.NotFound, "no such topic"),
+            (HttpMethod.Post, Path(topic, "ack"), """{"receipts": ["not-a-receipt"]}""", HttpStatusCode.BadRequest, "receipt 0 is not a receipt"),
+            (HttpMethod.Post, Path(topic, "ack"), """{"receipts": []}""", HttpStatusCode.BadRequest, "must not be empty"),
+            (HttpMethod.Post, Path(topic, "ack"), "{}", HttpStatusCode.BadRequest, "missing field \"receipts\""),
+            (HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{receipt}}"], "lease_ms": 5}""", HttpStatusCode.BadRequest, "unknown field \"lease_ms\""),
+            (HttpMethod.Post, Path(topic, "nack"), $$"""{"receipts": ["{{receipt}}"], "delay_ms": -1}""", HttpStatusCode.BadRequest, "\"delay_ms\""),
+            (HttpMethod.Post, Path(topic, "extend"), $$"""{"receipts": ["{{receipt}}"], "lease_ms": 999999999999}""", HttpStatusCode.BadRequest, "\"lease_ms\""),
+            (HttpMethod.Get, Path(topic, "peek") + "?max=0", null, HttpStatusCode.BadRequest, "\"max\""),
+            (HttpMethod.Get, Path(topic, "peek") + "?from=-1", null, HttpStatusCode.BadRequest, "\"from\""),
+            (HttpMethod.Get, Path(topic, "peek") + "?colour=1", null, HttpStatusCode.BadRequest, "unknown query parameter"),
+            (HttpMethod.Put, Path(topic, "groups/bad%20name"), null, HttpStatusCode.BadRequest, "group name"),
+            (HttpMethod.Put, Path(topic, "groups/g"), """{"start": "middle"}""", HttpStatusCode.BadRequest, "\"start\" must be"),
+            (HttpMethod.Post, Path(topic, "redrive"), """{"max": 0}""", HttpStatusCode.BadRequest, "\"max\""),
+            (HttpMethod.Post, Path(topic, "receive"), "[1]", HttpStatusCode.BadRequest, "JSON object"),
+            (HttpMethod.Post, Path(topic, "receive"), "{", HttpStatusCode.BadRequest, "not valid JSON"),
+        ];
+        foreach (var (method, path, body, status, error) in cases)
+            (await Refused(cluster, leader, method, path, body, status)).ShouldContain(error, Case.Sensitive, $"{method} {path} {body}");
+
+        // Nothing was applied: the topic is as created.
+        var stats = await Ok(cluster, leader, HttpMethod.Get, Path(topic));
+        (stats["tail"]!.GetValue<long>(), stats["max_deliveries"]!.GetValue<int>(), stats["groups"]!.AsArray().Count).ShouldBe((0L, 20, 1));
+        // A receipt of the right form that names no delivery is stale, not an error.
+        (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{receipt}}"]}"""))["stale"]!.AsArray().Count.ShouldBe(1);
+    }
+}
