@@ -7,7 +7,7 @@ using Spectre.Console;
 namespace RaftMQ.Cli;
 
 /// <summary>The <c>raftmq</c> command tree and what each command does.</summary>
-public static class Cli
+public static partial class Cli
 {
     /// <summary>How the user invoked us (set by bin/raftmq), so every hint can be pasted as is.</summary>
     public static string Name { get; } = Environment.GetEnvironmentVariable("RAFTMQ_INVOKED_AS") is { Length: > 0 } n ? n : "raftmq";
@@ -87,6 +87,9 @@ public static class Cli
         root.Add(TopicCommand());
         root.Add(PublishCommand());
         root.Add(ConsumeCommand());
+        root.Add(ReceiveCommand());
+        root.Add(AckCommand());
+        root.Add(DlqCommand());
         root.Add(BenchCommand());
         if (!inShell) root.Add(ShellCommand());
         root.Add(DemoCommand());
@@ -310,6 +313,7 @@ public static class Cli
         }));
         topic.Add(create);
         topic.Add(list);
+        AddTopicSettings(topic);
         return topic;
     }
 
@@ -387,9 +391,11 @@ public static class Cli
         var topic = new Argument<string>("TOPIC") { Description = "The topic to consume from" };
         var count = new Option<long?>("--count", "-c") { Description = "Stop after this many messages (default: all waiting ones)" };
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep waiting for new messages (until --count or Ctrl-C)" };
+        var group = new Option<string?>("--group", "-g") { Description = "Receive as a consumer of this group and ack each message after printing it (at least once)" };
         var consume = new Command("consume", Describe(
-            "Pop messages (oldest first) and print each on its own line. Every printed message is removed from the topic.",
-            "consume orders", "consume orders --count 1", "consume orders --follow")) { topic, count, follow };
+            "Pop messages (oldest first) and print each on its own line. Every printed message is removed from the topic. "
+            + "With --group, receive each with a lease and ack it once printed: a crash before the ack leaves it to be delivered again.",
+            "consume orders", "consume orders --count 1", "consume orders --follow", "consume orders --group billing")) { topic, count, follow, group };
         consume.SetAction(Guard(async (r, ct) =>
         {
             var (urls, _) = Target(r);
@@ -397,6 +403,7 @@ public static class Cli
             var t = r.GetValue(topic)!;
             var max = r.GetValue(count);
             if (max is <= 0) throw new CliException("--count must be positive", ExitCodes.Usage);
+            if (r.GetValue(group) is { } g) return await ConsumeGroupAsync(client, t, g, max, r.GetValue(follow), ct).ConfigureAwait(false);
             var following = r.GetValue(follow);
             long got = 0;
             var idle = TimeSpan.FromMilliseconds(20);

@@ -80,7 +80,12 @@ internal sealed record ResultBody(
     [property: JsonPropertyName("first_offset")] ulong? FirstOffset = null,
     [property: JsonPropertyName("leader")] int? Leader = null,
     [property: JsonPropertyName("leader_url")] string? LeaderUrl = null,
-    [property: JsonPropertyName("term")] ulong? Term = null);
+    [property: JsonPropertyName("term")] ulong? Term = null)
+{
+    /// <summary>The answer's other fields (those of the consumer-group endpoints), by name.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, System.Text.Json.JsonElement>? Extra { get; set; }
+}
 
 [JsonSerializable(typeof(NodeInfoBody))]
 [JsonSerializable(typeof(RoleBody))]

@@ -20,7 +20,7 @@ namespace RaftMQ.Client;
 /// the leader but whose answer was lost is never retried: it fails with <see cref="OutcomeUnknownException"/>.
 /// Topic creation is retried even then, because a second attempt is harmless (it finds the topic existing).
 /// </remarks>
-public sealed class RaftMQClient : IDisposable
+public sealed partial class RaftMQClient : IDisposable
 {
     /// <summary>The response header in which a node explains a 503.</summary>
     public const string ErrorHeader = "X-RaftMQ-Error";

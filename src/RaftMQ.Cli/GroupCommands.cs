@@ -1,0 +1,195 @@
+using System.CommandLine;
+using System.Globalization;
+using RaftMQ.Client;
+
+namespace RaftMQ.Cli;
+
+/// <summary>The at-least-once verbs: topic configure|stats|delete, receive, ack, dlq list|redrive, consume --group.</summary>
+public static partial class Cli
+{
+    private static void AddTopicSettings(Command topic)
+    {
+        var name = new Argument<string>("TOPIC") { Description = "Topic name" };
+        var maxDeliveries = new Option<int?>("--max-deliveries") { Description = "Deliveries after which a message is dead-lettered (default 20 for a new topic)" };
+        var configure = new Command("configure", Describe(
+            "Create a topic or change its settings.", "topic configure orders --max-deliveries 5")) { name, maxDeliveries };
+        configure.SetAction(Guard(async (r, ct) =>
+        {
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var t = r.GetValue(name)!;
+            var created = await client.ConfigureTopicAsync(t, r.GetValue(maxDeliveries), ct).ConfigureAwait(false);
+            Console.Out.WriteLine(created ? $"created topic '{t}'" : $"configured topic '{t}'");
+            return ExitCodes.Ok;
+        }));
+        var statsName = new Argument<string>("TOPIC") { Description = "Topic name" };
+        var stats = new Command("stats", Describe(
+            "Show a topic's counts and each consumer group's ready, leased, delayed and unacked messages.", "topic stats orders")) { statsName };
+        stats.SetAction(Guard(async (r, ct) =>
+        {
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var s = await client.GetTopicStatsAsync(r.GetValue(statsName)!, cancellationToken: ct).ConfigureAwait(false);
+            Console.Out.WriteLine($"topic {s.Topic}: offsets [{s.Head}, {s.Tail}), {s.Messages} retained ({s.Bytes} bytes), max_deliveries {s.MaxDeliveries}, "
+                + $"{s.DeadLettered} dead-lettered, {s.PublishedTotal} published");
+            Console.Out.WriteLine("group\tready\tleased\tdelayed\tunacked\toldest_age_ms\tacked_total\tdead_lettered_total");
+            foreach (var g in s.Groups)
+            {
+                Console.Out.WriteLine(string.Join('\t', g.Group, g.Ready, g.Leased, g.Delayed, g.Unacked,
+                    g.OldestAgeMs?.ToString(CultureInfo.InvariantCulture) ?? "-", g.AckedTotal, g.DeadLetteredTotal));
+            }
+            return ExitCodes.Ok;
+        }));
+        var deleteName = new Argument<string>("TOPIC") { Description = "Topic name" };
+        var delete = new Command("delete", Describe("Delete a topic with its groups and dead letters.", "topic delete orders")) { deleteName };
+        delete.SetAction(Guard(async (r, ct) =>
+        {
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var t = r.GetValue(deleteName)!;
+            await client.DeleteTopicAsync(t, ct).ConfigureAwait(false);
+            Console.Out.WriteLine($"deleted topic '{t}'");
+            return ExitCodes.Ok;
+        }));
+        topic.Add(configure);
+        topic.Add(stats);
+        topic.Add(delete);
+    }
+
+    private static Option<string> GroupOption() =>
+        new("--group", "-g") { Description = "Consumer group", DefaultValueFactory = _ => "default" };
+
+    private static Command ReceiveCommand()
+    {
+        var topic = new Argument<string>("TOPIC") { Description = "The topic to receive from" };
+        var group = GroupOption();
+        var max = new Option<int>("--max", "-n") { Description = "Most messages to lease", DefaultValueFactory = _ => 1 };
+        var lease = new Option<long>("--lease-ms") { Description = "Lease: the messages are delivered again unless acked within it", DefaultValueFactory = _ => 30_000 };
+        var receive = new Command("receive", Describe(
+            "Lease messages without removing them; prints RECEIPT, OFFSET, DELIVERY_COUNT and the body, tab-separated, one line each. "
+            + "Ack them with `ack TOPIC RECEIPT...` before the lease ends.",
+            "receive orders", "receive orders --group billing --max 10 --lease-ms 60000")) { topic, group, max, lease };
+        receive.SetAction(Guard(async (r, ct) =>
+        {
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var t = r.GetValue(topic)!;
+            if (r.GetValue(max) < 1) throw new CliException("--max must be positive", ExitCodes.Usage);
+            if (r.GetValue(lease) < 1) throw new CliException("--lease-ms must be positive", ExitCodes.Usage);
+            var got = await client.ReceiveAsync(t, r.GetValue(group)!, r.GetValue(max), TimeSpan.FromMilliseconds(r.GetValue(lease)), cancellationToken: ct).ConfigureAwait(false);
+            foreach (var d in got) Console.Out.WriteLine($"{d.Receipt}\t{d.Offset}\t{d.DeliveryCount}\t{d.Text}");
+            if (got.Count == 0) Console.Error.WriteLine($"no message ready in '{t}' for group '{r.GetValue(group)}'");
+            return ExitCodes.Ok;
+        }));
+        return receive;
+    }
+
+    private static Command AckCommand()
+    {
+        var topic = new Argument<string>("TOPIC") { Description = "The topic the messages came from" };
+        var receipts = new Argument<string[]>("RECEIPT") { Description = "Receipts printed by receive", Arity = ArgumentArity.OneOrMore };
+        var group = GroupOption();
+        var ack = new Command("ack", Describe(
+            "Ack received messages by their receipts. Exits 1 when a receipt is stale (its lease ended and the message went to another consumer, or it was acked already).",
+            "ack orders r2a-1 r2b-1")) { topic, receipts, group };
+        ack.SetAction(Guard(async (r, ct) =>
+        {
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var result = await client.AckAsync(r.GetValue(topic)!, r.GetValue(receipts)!, r.GetValue(group)!, cancellationToken: ct).ConfigureAwait(false);
+            Console.Out.WriteLine($"acked {result.Applied}");
+            foreach (var s in result.Stale) Console.Error.WriteLine($"stale receipt {s}: not acked (delivered again since, or acked already)");
+            return result.Stale.Count == 0 ? ExitCodes.Ok : ExitCodes.Failure;
+        }));
+        return ack;
+    }
+
+    private static Command DlqCommand()
+    {
+        var dlq = new Command("dlq", Describe("Inspect and redrive a topic's dead letters.", "dlq list orders", "dlq redrive orders"));
+        var topic = new Argument<string>("TOPIC") { Description = "The topic whose dead letters to show" };
+        var max = new Option<int>("--max", "-n") { Description = "Most dead letters to show", DefaultValueFactory = _ => 100 };
+        var list = new Command("list", Describe(
+            "Show dead letters without removing them: offset, delivery count, last error and body, tab-separated.", "dlq list orders")) { topic, max };
+        list.SetAction(Guard(async (r, ct) =>
+        {
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var t = r.GetValue(topic)!;
+            IReadOnlyList<ReceivedMessage> letters;
+            try
+            {
+                letters = await client.PeekAsync(t, max: r.GetValue(max), deadLetters: true, cancellationToken: ct).ConfigureAwait(false);
+            }
+            catch (TopicNotFoundException)
+            {
+                letters = [];
+            }
+            foreach (var m in letters)
+            {
+                string Header(string name) => m.Headers.FirstOrDefault(h => h.Key == name).Value ?? "-";
+                Console.Out.WriteLine($"{Header("raftmq-original-offset")}\t{Header("raftmq-delivery-count")}\t{Header("raftmq-last-error")}\t{m.Text}");
+            }
+            if (letters.Count == 0) Console.Error.WriteLine($"no dead letters in '{t}'");
+            return ExitCodes.Ok;
+        }));
+        var redriveTopic = new Argument<string>("TOPIC") { Description = "The topic whose dead letters to move back" };
+        var redriveMax = new Option<int>("--max", "-n") { Description = "Most dead letters to move", DefaultValueFactory = _ => 100 };
+        var redrive = new Command("redrive", Describe("Move dead letters back to the end of their topic.", "dlq redrive orders")) { redriveTopic, redriveMax };
+        redrive.SetAction(Guard(async (r, ct) =>
+        {
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var t = r.GetValue(redriveTopic)!;
+            int n;
+            try
+            {
+                n = await client.RedriveAsync(t, r.GetValue(redriveMax), ct).ConfigureAwait(false);
+            }
+            catch (OutcomeUnknownException e)
+            {
+                throw new CliException($"{e.Message}\nsome dead letters may have been moved", ExitCodes.OutcomeUnknown);
+            }
+            Console.Out.WriteLine($"redrove {n} message(s) to '{t}'");
+            return ExitCodes.Ok;
+        }));
+        dlq.Add(list);
+        dlq.Add(redrive);
+        return dlq;
+    }
+
+    /// <summary><c>consume --group</c>: receive with a lease, print, then ack what was printed.</summary>
+    private static async Task<int> ConsumeGroupAsync(RaftMQClient client, string topic, string group, long? max, bool following, CancellationToken ct)
+    {
+        long got = 0;
+        var idle = TimeSpan.FromMilliseconds(20);
+        try
+        {
+            while (max is null || got < max)
+            {
+                var want = (int)Math.Min(100, max is null ? 100 : max.Value - got);
+                var batch = await client.ReceiveAsync(topic, group, want, TimeSpan.FromSeconds(30), cancellationToken: ct).ConfigureAwait(false);
+                if (batch.Count > 0)
+                {
+                    foreach (var d in batch) Console.Out.WriteLine(d.Text);
+                    await Console.Out.FlushAsync(ct).ConfigureAwait(false);
+                    var acked = await client.AckAsync(topic, [.. batch.Select(d => d.Receipt)], group, cancellationToken: ct).ConfigureAwait(false);
+                    foreach (var s in acked.Stale) Console.Error.WriteLine($"stale receipt {s}: its lease ended before the ack; the message will be delivered again");
+                    got += batch.Count;
+                    idle = TimeSpan.FromMilliseconds(20);
+                    continue;
+                }
+                if (!following) break;
+                // Polling (long polling is not implemented yet): back off while nothing is ready.
+                await Task.Delay(idle, ct).ConfigureAwait(false);
+                idle = TimeSpan.FromMilliseconds(Math.Min(idle.TotalMilliseconds * 2, 500));
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested && following)
+        {
+            // Ctrl-C ends --follow; leased messages not acked come back when their lease ends.
+        }
+        if (got == 0 && !following) Console.Error.WriteLine($"no message ready in '{topic}' for group '{group}'");
+        return ExitCodes.Ok;
+    }
+}

@@ -1,0 +1,293 @@
+using System.Net;
+using System.Text.Json;
+
+namespace RaftMQ.Client;
+
+/// <summary>Where a new consumer group starts reading.</summary>
+public enum GroupStartPosition
+{
+    /// <summary>At the topic's oldest retained message.</summary>
+    Earliest,
+
+    /// <summary>At the next message published.</summary>
+    Latest,
+}
+
+/// <summary>
+/// One delivery of a message to a consumer group (<see cref="RaftMQClient.ReceiveAsync"/>): ack it with its
+/// <paramref name="Receipt"/> before the lease ends, or it is delivered again. <paramref name="DeliveryCount"/> is 1 on
+/// the first delivery; <paramref name="PublishedAtMs"/> the leader's publish time (Unix ms; 0 for a string message).
+/// </summary>
+public sealed record Delivery(
+    ulong Offset, string Receipt, int DeliveryCount, long PublishedAtMs, IReadOnlyList<KeyValuePair<string, string>> Headers, byte[] Body)
+{
+    /// <summary>The body as UTF-8 text (invalid sequences become U+FFFD).</summary>
+    public string Text => System.Text.Encoding.UTF8.GetString(Body);
+}
+
+/// <summary>
+/// What an ack, nack or extend did: how many receipts it applied to, and the receipts it refused as stale (their
+/// message was delivered again since, or is already acked or dead-lettered).
+/// </summary>
+public sealed record SettleResult(int Applied, IReadOnlyList<string> Stale);
+
+/// <summary>A topic's settings and counts (<see cref="RaftMQClient.GetTopicStatsAsync"/>); field meanings in docs/rest-api.md.</summary>
+public sealed record TopicStatistics(
+    string Topic, bool DeadLetters, ulong Head, ulong Tail, long Messages, long Bytes, int MaxDeliveries, long DeadLettered,
+    long PublishedTotal, IReadOnlyList<GroupStatistics> Groups);
+
+/// <summary>One consumer group of <see cref="TopicStatistics"/>.</summary>
+public sealed record GroupStatistics(
+    string Group, long Ready, int Leased, int Delayed, long Unacked, long? OldestAgeMs, ulong Cursor, ulong AckFloor,
+    long DeliveredTotal, long AckedTotal, long DeadLetteredTotal);
+
+/// <summary>At-least-once consumption: topics, consumer groups, leases (docs/client.md, "Consumer groups").</summary>
+public sealed partial class RaftMQClient
+{
+    private static string TopicPath(string topic, string action = "") =>
+        $"/v1/topics/{Uri.EscapeDataString(topic)}{(action.Length == 0 ? "" : "/" + action)}";
+
+    /// <summary>
+    /// Creates a topic, or changes its settings when it exists (<c>PUT /v1/topics/{topic}</c>); retried safely.
+    /// <paramref name="maxDeliveries"/>: deliveries after which a message is dead-lettered (null: 20 for a new topic,
+    /// unchanged for an existing one).
+    /// </summary>
+    /// <returns>True when the topic was created, false when it existed.</returns>
+    /// <exception cref="RequestRejectedException">A bad setting (400) or the topic limit reached (507).</exception>
+    public Task<bool> ConfigureTopicAsync(string topic, int? maxDeliveries = null, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        var body = Json(w =>
+        {
+            if (maxDeliveries is { } n) w.WriteNumber("max_deliveries", n);
+        });
+        return RunAsync(
+            "configure topic", Safety.Idempotent, node => JsonRequest(HttpMethod.Put, node, TopicPath(topic), body),
+            (status, result) => status switch
+            {
+                HttpStatusCode.Created => true,
+                HttpStatusCode.OK => false,
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>A topic's settings, counts and groups (<c>GET /v1/topics/{topic}</c>); <paramref name="deadLetters"/> for its dead-letter topic.</summary>
+    /// <exception cref="TopicNotFoundException">The topic does not exist (or, with <paramref name="deadLetters"/>, never dead-lettered).</exception>
+    public Task<TopicStatistics> GetTopicStatsAsync(string topic, bool deadLetters = false, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        var path = TopicPath(topic, deadLetters ? "dead-letters" : "");
+        return RunAsync(
+            "topic stats", Safety.Read, node => new HttpRequestMessage(HttpMethod.Get, new Uri(node, path)),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK => Parse(result, "topic stats", r => new TopicStatistics(
+                    Get(r, "topic").GetString()!, Get(r, "dead_letters").GetBoolean(), Get(r, "head").GetUInt64(), Get(r, "tail").GetUInt64(),
+                    r.Messages!.Value.GetInt64(), Get(r, "bytes").GetInt64(), Get(r, "max_deliveries").GetInt32(),
+                    Get(r, "dead_lettered").GetInt64(), Get(r, "published_total").GetInt64(),
+                    [.. Get(r, "groups").EnumerateArray().Select(g => new GroupStatistics(
+                        g.GetProperty("group").GetString()!, g.GetProperty("ready").GetInt64(), g.GetProperty("leased").GetInt32(),
+                        g.GetProperty("delayed").GetInt32(), g.GetProperty("unacked").GetInt64(),
+                        g.GetProperty("oldest_age_ms").ValueKind == JsonValueKind.Null ? null : g.GetProperty("oldest_age_ms").GetInt64(),
+                        g.GetProperty("cursor").GetUInt64(), g.GetProperty("ack_floor").GetUInt64(), g.GetProperty("delivered_total").GetInt64(),
+                        g.GetProperty("acked_total").GetInt64(), g.GetProperty("dead_lettered_total").GetInt64()))])),
+                HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>Deletes a topic with its groups and dead letters (<c>DELETE /v1/topics/{topic}</c>); not retried once sent.</summary>
+    /// <exception cref="TopicNotFoundException">The topic does not exist.</exception>
+    public Task DeleteTopicAsync(string topic, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        return RunAsync(
+            "delete topic", Safety.Unsafe, node => new HttpRequestMessage(HttpMethod.Delete, new Uri(node, TopicPath(topic))),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK => true,
+                HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>Creates a consumer group (<c>PUT /v1/topics/{topic}/groups/{group}</c>); retried safely.</summary>
+    /// <returns>True when created, false when it existed (its start unchanged).</returns>
+    public Task<bool> CreateGroupAsync(string topic, string group, GroupStartPosition start = GroupStartPosition.Earliest, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        ArgumentException.ThrowIfNullOrEmpty(group);
+        var body = Json(w => w.WriteString("start", start == GroupStartPosition.Latest ? "latest" : "earliest"));
+        return RunAsync(
+            "create group", Safety.Idempotent, node => JsonRequest(HttpMethod.Put, node, TopicPath(topic, "groups/" + Uri.EscapeDataString(group)), body),
+            (status, result) => status switch
+            {
+                HttpStatusCode.Created => true,
+                HttpStatusCode.OK => false,
+                HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>
+    /// Leases up to <paramref name="max"/> messages to this consumer of <paramref name="group"/> for
+    /// <paramref name="lease"/> (default 30 s) (<c>POST /v1/topics/{topic}/receive</c>). Retried after a lost answer:
+    /// messages leased by an attempt whose answer was lost come back once their lease ends.
+    /// </summary>
+    /// <returns>The deliveries, redeliveries first; empty when nothing is ready.</returns>
+    /// <exception cref="TopicNotFoundException">The topic does not exist.</exception>
+    /// <exception cref="RequestRejectedException">No such group (404) or a bad argument (400).</exception>
+    public Task<IReadOnlyList<Delivery>> ReceiveAsync(
+        string topic, string group = "default", int max = 1, TimeSpan? lease = null, bool deadLetters = false, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        var body = Json(w =>
+        {
+            w.WriteString("group", group);
+            w.WriteNumber("max", max);
+            w.WriteNumber("lease_ms", (long)(lease ?? TimeSpan.FromSeconds(30)).TotalMilliseconds);
+        });
+        var path = TopicPath(topic, deadLetters ? "dead-letters/receive" : "receive");
+        return RunAsync(
+            "receive", Safety.Idempotent, node => JsonRequest(HttpMethod.Post, node, path, body),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK => Parse(result, "receive", r => (IReadOnlyList<Delivery>)[.. r.Messages!.Value.EnumerateArray().Select(m => new Delivery(
+                    m.GetProperty("offset").GetUInt64(), m.GetProperty("receipt").GetString()!, m.GetProperty("delivery_count").GetInt32(),
+                    m.GetProperty("published_at").GetInt64(), Headers(m), Body(m)))]),
+                HttpStatusCode.NotFound when result?.Error == "no such topic" => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>
+    /// Acks deliveries by their receipts (<c>POST /v1/topics/{topic}/ack</c>). Retried after a lost answer: a receipt the
+    /// lost attempt acked is then reported stale.
+    /// </summary>
+    public Task<SettleResult> AckAsync(string topic, IReadOnlyList<string> receipts, string group = "default", bool deadLetters = false, CancellationToken cancellationToken = default) =>
+        SettleAsync(topic, deadLetters ? "dead-letters/ack" : "ack", "acked", group, receipts, _ => { }, cancellationToken);
+
+    /// <summary>
+    /// Gives deliveries back (<c>POST /v1/topics/{topic}/nack</c>): delivered again after <paramref name="delay"/>, or
+    /// dead-lettered with <paramref name="error"/> once they had max_deliveries deliveries.
+    /// </summary>
+    public Task<SettleResult> NackAsync(
+        string topic, IReadOnlyList<string> receipts, string group = "default", TimeSpan? delay = null, string? error = null, bool deadLetters = false,
+        CancellationToken cancellationToken = default) =>
+        SettleAsync(topic, deadLetters ? "dead-letters/nack" : "nack", "nacked", group, receipts, w =>
+        {
+            w.WriteNumber("delay_ms", (long)(delay ?? TimeSpan.Zero).TotalMilliseconds);
+            if (error is not null) w.WriteString("error", error);
+        }, cancellationToken);
+
+    /// <summary>Extends the leases of deliveries to <paramref name="lease"/> from now (<c>POST /v1/topics/{topic}/extend</c>).</summary>
+    public Task<SettleResult> ExtendAsync(
+        string topic, IReadOnlyList<string> receipts, TimeSpan lease, string group = "default", bool deadLetters = false, CancellationToken cancellationToken = default) =>
+        SettleAsync(topic, deadLetters ? "dead-letters/extend" : "extend", "extended", group, receipts,
+            w => w.WriteNumber("lease_ms", (long)lease.TotalMilliseconds), cancellationToken);
+
+    /// <summary>
+    /// Reads up to <paramref name="max"/> messages from offset <paramref name="from"/> (default: the oldest retained)
+    /// without consuming them (<c>GET /v1/topics/{topic}/peek</c>); <paramref name="deadLetters"/> reads the dead letters.
+    /// </summary>
+    public Task<IReadOnlyList<ReceivedMessage>> PeekAsync(string topic, ulong? from = null, int max = 10, bool deadLetters = false, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        var path = TopicPath(topic, deadLetters ? "dead-letters/peek" : "peek") + $"?max={max}" + (from is { } f ? $"&from={f}" : "");
+        return RunAsync(
+            "peek", Safety.Read, node => new HttpRequestMessage(HttpMethod.Get, new Uri(node, path)),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK => Parse(result, "peek", r => (IReadOnlyList<ReceivedMessage>)[.. r.Messages!.Value.EnumerateArray().Select(m =>
+                    new ReceivedMessage(m.GetProperty("offset").GetUInt64(), m.GetProperty("published_at").GetInt64(), Headers(m), Body(m)))]),
+                HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>Moves up to <paramref name="max"/> dead letters back to the topic's tail (<c>POST /v1/topics/{topic}/redrive</c>); not retried once sent.</summary>
+    /// <returns>How many were moved.</returns>
+    public Task<int> RedriveAsync(string topic, int max = 100, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        var body = Json(w => w.WriteNumber("max", max));
+        return RunAsync(
+            "redrive", Safety.Unsafe, node => JsonRequest(HttpMethod.Post, node, TopicPath(topic, "redrive"), body),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK => Parse(result, "redrive", r => Get(r, "redriven").GetInt32()),
+                HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    private Task<SettleResult> SettleAsync(
+        string topic, string action, string field, string group, IReadOnlyList<string> receipts, Action<Utf8JsonWriter> more, CancellationToken cancellationToken)
+    {
+        CheckTopic(topic);
+        ArgumentNullException.ThrowIfNull(receipts);
+        if (receipts.Count == 0) throw new ArgumentException("at least one receipt", nameof(receipts));
+        var body = Json(w =>
+        {
+            w.WriteString("group", group);
+            w.WriteStartArray("receipts");
+            foreach (var r in receipts) w.WriteStringValue(r);
+            w.WriteEndArray();
+            more(w);
+        });
+        return RunAsync(
+            action, Safety.Idempotent, node => JsonRequest(HttpMethod.Post, node, TopicPath(topic, action), body),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK => Parse(result, action, r => new SettleResult(
+                    Get(r, field).GetInt32(), [.. Get(r, "stale").EnumerateArray().Select(s => s.GetString()!)])),
+                HttpStatusCode.NotFound when result?.Error == "no such topic" => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    private static byte[] Json(Action<Utf8JsonWriter> write)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            write(w);
+            w.WriteEndObject();
+        }
+        return buffer.ToArray();
+    }
+
+    private static JsonElement Get(ResultBody r, string name) =>
+        r.Extra is not null && r.Extra.TryGetValue(name, out var value) ? value : throw new KeyNotFoundException($"no \"{name}\" in the answer");
+
+    private static T Parse<T>(ResultBody? result, string operation, Func<ResultBody, T> read)
+    {
+        try
+        {
+            return read(result ?? throw new InvalidOperationException("an empty answer"));
+        }
+        catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or FormatException)
+        {
+            throw new HttpRequestException($"the node's {operation} answer is not what the API documents: {e.Message}", e);
+        }
+    }
+
+    private static List<KeyValuePair<string, string>> Headers(JsonElement m) =>
+        [.. m.GetProperty("headers").EnumerateObject().Select(h => new KeyValuePair<string, string>(h.Name, h.Value.GetString()!))];
+
+    private static byte[] Body(JsonElement m) =>
+        m.GetProperty("body").ValueKind == JsonValueKind.String
+            ? System.Text.Encoding.UTF8.GetBytes(m.GetProperty("body").GetString()!)
+            : m.GetProperty("body_base64").GetBytesFromBase64();
+}
