@@ -24,6 +24,14 @@ public sealed class CliUsageTests
     [InlineData("bench pop")]
     [InlineData("shell")]
     [InlineData("demo")]
+    [InlineData("topic configure")]
+    [InlineData("topic stats")]
+    [InlineData("topic delete")]
+    [InlineData("receive")]
+    [InlineData("ack")]
+    [InlineData("dlq")]
+    [InlineData("dlq list")]
+    [InlineData("dlq redrive")]
     public async Task Every_command_has_help_with_an_example(string command)
     {
         await using var env = new CliEnvironment();
@@ -83,6 +91,48 @@ public sealed class CliUsageTests
 [Collection(CliClusters.Name)]
 public sealed class CliClusterTests
 {
+    [Fact]
+    public async Task Receive_ack_dead_letters_and_redrive_from_the_command_line()
+    {
+        await using var env = new CliEnvironment();
+        var up = await env.RunAsync("cluster", "up", "--detach");
+        up.ExitCode.ShouldBe(0, up.ToString());
+        (await env.RunAsync("topic", "configure", "jobs", "--max-deliveries", "1")).Stdout.ShouldBe("created topic 'jobs'\n");
+        (await env.RunAsync("publish", "jobs", "a")).ExitCode.ShouldBe(0);
+        (await env.RunAsync("publish", "jobs", "b")).ExitCode.ShouldBe(0);
+
+        var received = await env.RunAsync("receive", "jobs", "--lease-ms", "60000");
+        received.Stdout.ShouldBe("r0-1\t0\t1\ta\n", received.ToString());
+        (await env.RunAsync("ack", "jobs", "r0-1")).Stdout.ShouldBe("acked 1\n");
+        var stale = await env.RunAsync("ack", "jobs", "r0-1");
+        (stale.ExitCode, stale.Stdout).ShouldBe((1, "acked 0\n"), stale.ToString());
+        stale.Stderr.ShouldContain("stale receipt r0-1");
+        var bad = await env.RunAsync("ack", "jobs", "nonsense");
+        bad.ExitCode.ShouldBe(1, bad.ToString());
+        bad.Stderr.ShouldContain("is not a receipt");
+        (await env.RunAsync("consume", "jobs", "--group", "default")).Stdout.ShouldBe("b\n");
+
+        // A message whose only delivery's lease ends is dead-lettered (max_deliveries 1) by the next receive.
+        (await env.RunAsync("publish", "jobs", "poison")).ExitCode.ShouldBe(0);
+        (await env.RunAsync("receive", "jobs", "--lease-ms", "1")).Stdout.ShouldStartWith("r2-1\t2\t1\tpoison");
+        (await Eventually.TrueAsync(async () =>
+        {
+            (await env.RunAsync("receive", "jobs")).ExitCode.ShouldBe(0);
+            return (await env.RunAsync("topic", "stats", "jobs")).Stdout.Contains("1 dead-lettered", StringComparison.Ordinal);
+        }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(100))).ShouldBeTrue();
+        (await env.RunAsync("dlq", "list", "jobs")).Stdout.ShouldBe("2\t1\t-\tpoison\n");
+        (await env.RunAsync("dlq", "redrive", "jobs")).Stdout.ShouldBe("redrove 1 message(s) to 'jobs'\n");
+        (await env.RunAsync("consume", "jobs", "--group", "default")).Stdout.ShouldBe("poison\n");
+        var stats = await env.RunAsync("topic", "stats", "jobs");
+        stats.Stdout.ShouldContain("0 dead-lettered");
+        stats.Stdout.ShouldContain("default\t0\t0\t0\t0\t-\t");
+
+        (await env.RunAsync("topic", "delete", "jobs")).Stdout.ShouldBe("deleted topic 'jobs'\n");
+        var gone = await env.RunAsync("topic", "stats", "jobs");
+        gone.ExitCode.ShouldBe(1, gone.ToString());
+        (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
+    }
+
     [Fact]
     public async Task Demo_then_every_command_then_cluster_down_leaves_no_process()
     {
