@@ -1,0 +1,59 @@
+namespace RaftMQ.Client.Tests;
+
+/// <summary>The consumer-group operations of the client against real node processes, through a follower.</summary>
+[Collection(RealClusters.Name)]
+public sealed class GroupClientTests
+{
+    private static RaftMQClient Client(params Uri[] nodes)
+    {
+        var options = new RaftMQClientOptions { AttemptTimeout = TimeSpan.FromSeconds(12), OperationTimeout = TimeSpan.FromSeconds(30) };
+        foreach (var n in nodes) options.Nodes.Add(n);
+        return new RaftMQClient(options);
+    }
+
+    [Fact]
+    public async Task Receive_ack_nack_extend_peek_stats_redrive_and_delete()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        using var client = Client(cluster.Url((leader + 1) % 3, "/"));
+        const string topic = "work items";
+
+        (await client.ConfigureTopicAsync(topic, maxDeliveries: 1)).ShouldBeTrue();
+        (await client.ConfigureTopicAsync(topic)).ShouldBeFalse();
+        (await client.CreateGroupAsync(topic, "audit", GroupStartPosition.Latest)).ShouldBeTrue();
+        (await client.CreateGroupAsync(topic, "audit")).ShouldBeFalse();
+        await client.PublishMessagesAsync(topic, [OutgoingMessage.FromText("one", [new("k", "v")]), new OutgoingMessage(new byte[] { 0xff, 0 })]);
+
+        var got = await client.ReceiveAsync(topic, max: 10, lease: TimeSpan.FromMinutes(1));
+        got.Select(d => (d.Offset, d.DeliveryCount)).ShouldBe([(0UL, 1), (1UL, 1)]);
+        got[0].Text.ShouldBe("one");
+        got[0].Headers.ShouldBe([new("k", "v")]);
+        got[1].Body.ShouldBe(new byte[] { 0xff, 0 });
+        got[0].PublishedAtMs.ShouldBeGreaterThan(0);
+
+        var extended = await client.ExtendAsync(topic, [got[0].Receipt], TimeSpan.FromMinutes(2));
+        (extended.Applied, extended.Stale.Count).ShouldBe((1, 0));
+        var acked = await client.AckAsync(topic, [got[0].Receipt, got[0].Receipt]);
+        (acked.Applied, acked.Stale.Single()).ShouldBe((1, got[0].Receipt));
+        (await client.NackAsync(topic, [got[1].Receipt], error: "unreadable")).Applied.ShouldBe(1);
+
+        var stats = await client.GetTopicStatsAsync(topic);
+        (stats.DeadLettered, stats.MaxDeliveries, string.Join(",", stats.Groups.Select(g => g.Group))).ShouldBe((1L, 1, "default,audit"));
+        stats.Groups[1].Ready.ShouldBe(2);
+        var letter = (await client.PeekAsync(topic, deadLetters: true)).Single();
+        letter.Payload.ShouldBe(new byte[] { 0xff, 0 });
+        letter.Headers.ShouldContain(new KeyValuePair<string, string>("raftmq-last-error", "unreadable"));
+        (await client.GetTopicStatsAsync(topic, deadLetters: true)).Messages.ShouldBe(1);
+
+        (await client.RedriveAsync(topic)).ShouldBe(1);
+        (await client.PeekAsync(topic, from: 2)).Single().Payload.ShouldBe(new byte[] { 0xff, 0 });
+        (await client.ReceiveAsync(topic, "audit", 10)).Select(d => d.Offset).ShouldBe([0UL, 1UL, 2UL]);
+
+        (await Should.ThrowAsync<RequestRejectedException>(() => client.ReceiveAsync(topic, "nobody"))).Message.ShouldContain("no such consumer group");
+        await client.DeleteTopicAsync(topic);
+        await Should.ThrowAsync<TopicNotFoundException>(() => client.GetTopicStatsAsync(topic));
+        await Should.ThrowAsync<TopicNotFoundException>(() => client.ReceiveAsync(topic));
+    }
+}
