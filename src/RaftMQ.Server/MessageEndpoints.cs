@@ -29,7 +29,7 @@ public static class MessageEndpoints
         if (slash <= 0 || action is not ("messages" or "messages/pop"))
         {
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
-                "no such endpoint: POST /v1/topics/<topic>/messages or /v1/topics/<topic>/messages/pop (the topic percent-escaped, %2F for '/')");
+                "no such endpoint: POST /v1/topics/<topic>/ then messages, messages/pop, publish, receive, ack, nack, extend or redrive (the topic percent-escaped, %2F for '/'; docs/rest-api.md)");
             return;
         }
         string topic;
