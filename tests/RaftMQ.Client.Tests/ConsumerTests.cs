@@ -1,0 +1,94 @@
+using System.Collections.Concurrent;
+
+namespace RaftMQ.Client.Tests;
+
+/// <summary><see cref="RaftMQConsumer"/> against real node processes: ack on success, nack on failure, lease extension, clean stop.</summary>
+[Collection(RealClusters.Name)]
+public sealed class ConsumerTests
+{
+    private static RaftMQClient Client(params Uri[] nodes)
+    {
+        var options = new RaftMQClientOptions { AttemptTimeout = TimeSpan.FromSeconds(12), OperationTimeout = TimeSpan.FromSeconds(30) };
+        foreach (var n in nodes) options.Nodes.Add(n);
+        return new RaftMQClient(options);
+    }
+
+    [Fact]
+    public async Task Every_message_is_handled_or_dead_lettered_and_a_slow_handler_keeps_its_lease()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        using var client = Client(cluster.Url((leader + 1) % 3, "/"));
+        const string topic = "tasks";
+        await client.ConfigureTopicAsync(topic, maxDeliveries: 2);
+        await client.PublishMessagesAsync(topic, [.. Enumerable.Range(0, 20).Select(i => OutgoingMessage.FromText(i == 7 ? "bad" : $"job {i}"))]);
+
+        var handled = new ConcurrentBag<string>();
+        var errors = new ConcurrentQueue<Exception>();
+        await using (var consumer = new RaftMQConsumer(client, topic, (d, _) =>
+            {
+                if (d.Text == "bad") throw new InvalidOperationException("cannot do bad");
+                handled.Add(d.Text);
+                return Task.CompletedTask;
+            },
+            new RaftMQConsumerOptions { Prefetch = 4, Lease = TimeSpan.FromSeconds(10) }) { OnError = errors.Enqueue })
+        {
+            (await Eventually.TrueAsync(async () =>
+            {
+                var s = await client.GetTopicStatsAsync(topic);
+                return s.Groups[0].Unacked == 0 && s.DeadLettered == 1;
+            }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(50))).ShouldBeTrue();
+            await consumer.StopAsync();
+            (consumer.Processed, consumer.Failed).ShouldBe((19L, 2L));
+        }
+        handled.Order().ShouldBe(Enumerable.Range(0, 20).Where(i => i != 7).Select(i => $"job {i}").Order());
+        errors.ShouldBeEmpty();
+        var letter = (await client.PeekAsync(topic, deadLetters: true)).Single();
+        letter.Text.ShouldBe("bad");
+        letter.Headers.ShouldContain(new KeyValuePair<string, string>("raftmq-last-error", "cannot do bad"));
+
+        // A handler slower than the lease: the consumer extends it, so no other consumer gets the message meanwhile.
+        await client.PublishMessagesAsync(topic, [OutgoingMessage.FromText("slow")]);
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var slow = new RaftMQConsumer(client, topic, async (d, _) =>
+        {
+            started.TrySetResult();
+            await release.Task;
+        }, new RaftMQConsumerOptions { Prefetch = 1, Lease = TimeSpan.FromSeconds(3) }) { OnError = errors.Enqueue };
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        // More than two whole leases pass while the handler runs (extended every 1.5 s); no receive meanwhile gets it.
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(7);
+        while (DateTime.UtcNow < until) (await client.ReceiveAsync(topic, lease: TimeSpan.FromMinutes(1))).ShouldBeEmpty();
+        release.SetResult();
+        (await Eventually.TrueAsync(() => Task.FromResult(slow.Processed == 1), TimeSpan.FromSeconds(30))).ShouldBeTrue();
+        await slow.StopAsync();
+        errors.ShouldBeEmpty();
+        (await client.GetTopicStatsAsync(topic)).Groups[0].Unacked.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task Stop_nacks_the_prefetched_messages_it_did_not_start()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        await cluster.WaitForLeaderAsync();
+        using var client = Client(cluster.Url(0, "/"));
+        const string topic = "stop";
+        await client.ConfigureTopicAsync(topic);
+        await client.PublishMessagesAsync(topic, [.. Enumerable.Range(0, 5).Select(i => OutgoingMessage.FromText($"m{i}"))]);
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var consumer = new RaftMQConsumer(client, topic, async (d, stop) =>
+        {
+            started.TrySetResult();
+            await Task.Delay(Timeout.Infinite, stop); // runs until the consumer stops: then it throws, and the message is nacked
+        }, new RaftMQConsumerOptions { Prefetch = 5, Lease = TimeSpan.FromMinutes(5) });
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await consumer.StopAsync();
+        await consumer.DisposeAsync();
+        // All five are ready again at once (not after the 5-minute lease), delivery count 1 behind them.
+        var again = await client.ReceiveAsync(topic, max: 10);
+        again.Select(d => (d.Text, d.DeliveryCount)).ShouldBe(Enumerable.Range(0, 5).Select(i => ($"m{i}", 2)));
+    }
+}
