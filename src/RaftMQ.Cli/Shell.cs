@@ -17,6 +17,7 @@ public static class Shell
         "cluster", "up", "down", "status", "kill", "start", "topic", "create", "list", "publish", "consume", "bench", "pop", "demo",
         "help", "history", "exit", "quit", "--count", "--follow", "--clients", "--size", "--duration", "--json", "--watch", "--nodes",
         "--detach", "--topic", "--urls", "--data", "--timeout", "--help",
+        "configure", "stats", "delete", "receive", "ack", "dlq", "redrive", "--group", "--max", "--lease-ms", "--max-deliveries",
     ];
 
     public static async Task<int> RunAsync(string? urls, string? data)
