@@ -1,3 +1,4 @@
+using RaftMQ.StateMachine;
 using System.Text;
 
 namespace RaftMQ.Queue.Tests;
@@ -297,5 +298,58 @@ public sealed class ConsumerGroupTests : IDisposable
     private sealed class FixedTime(DateTimeOffset now) : TimeProvider
     {
         public override DateTimeOffset GetUtcNow() => now;
+    }
+}
+
+/// <summary>Snapshots from before consumer groups (version 2: records only) restore with one group, default, at the head.</summary>
+[Collection(QueueMemoryCollection.Name)]
+public sealed class GroupSnapshotCompatibilityTests : IDisposable
+{
+    private readonly TestQueues _queues = new();
+
+    public void Dispose() => _queues.Dispose();
+
+    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
+
+    [Fact]
+    public void A_version_2_snapshot_restores_with_the_default_group_at_its_head()
+    {
+        var sm = _queues.Create();
+        Apply(sm, QueueCommand.CreateTopic("t"));
+        foreach (var m in new[] { "a", "b", "c" }) Apply(sm, QueueCommand.Publish("t", m));
+        Apply(sm, QueueCommand.Pop("t")).Message.ShouldBe("a");
+        var v3 = Snapshot(sm);
+
+        // Version 3 is version 2 plus the clock, each topic's logical head, and each topic's state after its records.
+        var name = System.Text.Encoding.UTF8.GetBytes("t");
+        var topicStart = 4 + 1 + 8 + 4;
+        var afterName = topicStart + 1 + name.Length;
+        var recordBytes = BitConverter.ToInt64(v3, afterName + 8 + 16);
+        var recordsEnd = afterName + 8 + 24 + (int)recordBytes;
+        using var v2 = new MemoryStream();
+        v2.Write(v3.AsSpan(0, 4));
+        v2.WriteByte(2);
+        v2.Write(v3.AsSpan(13, 4));
+        v2.Write(v3.AsSpan(topicStart, 1 + name.Length));
+        v2.Write(v3.AsSpan(afterName + 8, recordsEnd - afterName - 8));
+        v2.Position = 0;
+
+        var restored = _queues.Create();
+        restored.RestoreSnapshot(v2);
+        restored.Offsets("t").ShouldBe((1UL, 3UL));
+        var stats = restored.Stats("t", 0)!;
+        (stats.Groups.Single().Group, stats.Groups.Single().AckFloor, stats.MaxDeliveries).ShouldBe(("default", 1UL, restored.Limits.DefaultMaxDeliveries));
+        var got = Apply(restored, QueueCommand.Receive("t", "default", 1, 1_000, 5_000)).Delivered!.Single();
+        (got.Offset, System.Text.Encoding.UTF8.GetString(got.Payload.Span)).ShouldBe((1UL, "b"));
+        Apply(restored, QueueCommand.Pop("t")).Message.ShouldBe("c");
+        Apply(restored, QueueCommand.Ack("t", "default", [new Receipt(1, 1)], 5_001)).Count.ShouldBe(1);
+        restored.Depth("t").ShouldBe(0);
+    }
+
+    private static byte[] Snapshot(QueueStateMachine sm)
+    {
+        using var buffer = new MemoryStream();
+        sm.WriteSnapshot(buffer);
+        return buffer.ToArray();
     }
 }
