@@ -203,6 +203,21 @@ public sealed class ConsumerGroupTests : IDisposable
     }
 
     [Fact]
+    public void A_group_takes_no_new_message_past_its_in_flight_bound_but_still_redelivers()
+    {
+        var sm = _queues.Create(new QueueLimits { MaxInFlightPerGroup = 2 });
+        Apply(sm, QueueCommand.ConfigureTopic("t", 0));
+        Apply(sm, QueueCommand.PublishMessages("t", [Msg("a"), Msg("b"), Msg("c")], 1));
+        var two = Apply(sm, QueueCommand.Receive("t", "default", 10, 100, 1_000)).Delivered!;
+        two.Select(Text).ShouldBe(["a", "b"]);
+        Apply(sm, QueueCommand.Receive("t", "default", 10, 100, 1_001)).Delivered!.ShouldBeEmpty();
+        // The leases end: the two come back (redeliveries are not bounded), still not the third.
+        Apply(sm, QueueCommand.Receive("t", "default", 10, 100, 1_100)).Delivered!.Select(m => (Text(m), m.DeliveryCount)).ShouldBe([("a", 2), ("b", 2)]);
+        Apply(sm, QueueCommand.Ack("t", "default", [new Receipt(0, 2)], 1_101)).Count.ShouldBe(1);
+        Apply(sm, QueueCommand.Receive("t", "default", 10, 100, 1_102)).Delivered!.Select(Text).ShouldBe(["c"]);
+    }
+
+    [Fact]
     public void Configure_changes_max_deliveries_and_delete_removes_the_topic_with_its_dead_letters()
     {
         var sm = WithTopic(_queues, 1, maxDeliveries: 1);
