@@ -121,6 +121,32 @@ public sealed class GroupApiTests
     }
 
     [Fact]
+    public async Task Leases_survive_the_leaders_death_and_every_message_is_acked_once()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var other = (leader + 1) % 3;
+        const string topic = "failover";
+        await Ok(cluster, other, HttpMethod.Put, Path(topic), null, HttpStatusCode.Created);
+        var messages = string.Join(", ", Enumerable.Range(0, 10).Select(i => $$"""{"body": "m{{i}}"}"""));
+        await Ok(cluster, other, HttpMethod.Post, Path(topic, "publish"), $$"""{"messages": [{{messages}}]}""");
+        var got = Messages(await Ok(cluster, other, HttpMethod.Post, Path(topic, "receive"), """{"max": 6, "lease_ms": 120000}"""));
+        got.Count.ShouldBe(6);
+
+        // The leader dies with six messages leased: the new leader holds the same leases.
+        await cluster.Node(leader).KillAsync();
+        await cluster.WaitForLeaderAsync(not: leader);
+        var rest = Messages(await Ok(cluster, other, HttpMethod.Post, Path(topic, "receive"), """{"max": 10, "lease_ms": 120000}"""));
+        rest.Select(m => m!["body"]!.GetValue<string>()).ShouldBe(Enumerable.Range(6, 4).Select(i => $"m{i}"), "the leased six are not delivered again");
+        var receipts = string.Join(", ", got.Concat(rest).Select(m => $"\"{m!["receipt"]!.GetValue<string>()}\""));
+        var acked = await Ok(cluster, other, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": [{{receipts}}]}""");
+        (acked["acked"]!.GetValue<int>(), acked["stale"]!.AsArray().Count).ShouldBe((10, 0));
+        var group = (await Ok(cluster, other, HttpMethod.Get, Path(topic)))["groups"]!.AsArray().Single()!;
+        (group["unacked"]!.GetValue<long>(), group["acked_total"]!.GetValue<long>()).ShouldBe((0L, 10L));
+    }
+
+    [Fact]
     public async Task Bad_input_gets_a_4xx_with_a_clear_error()
     {
         await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
