@@ -45,6 +45,8 @@ var logger = loggers.CreateLogger("RaftMQ.Node");
 var dataDirectory = settings.DataDirectoryFor(config);
 var disk = new DiskAlarm(dataDirectory, settings.DiskFreeLimitMb * 1024L * 1024, TimeProvider.System, logger);
 var node = new QueueNode(settings, config, new QueueStateMachine(Path.Combine(dataDirectory, "queue")), disk);
+using var queueInstruments = new QueueInstruments(node.StateMachine);
+using var httpInstruments = new HttpInstruments();
 // Every command a request can become must be one the node accepts (no input within the limits may stop a node);
 // the limits do not depend on the secret.
 var limitOptions = settings.HostOptions(config, clusterSecret: []);
@@ -70,6 +72,7 @@ var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.I
 
 NodeHealth.AddTo(builder, () => node.Runtime);
 var app = builder.Build();
+app.Use(httpInstruments.Middleware);
 // Before routing: a target that names a host must never reach the forwarding to the leader (RequestTarget).
 app.Use(RequestTarget.RefuseUnlessOriginForm);
 app.UseRouting();
@@ -78,6 +81,9 @@ V1Endpoints.Map(app, node);
 MessageEndpoints.Map(app, node);
 ClusterEndpoints.Map(app, node);
 NodeHealth.Map(app);
+// The metrics exporter is built on the other core while this one starts listening (it is not needed for /status).
+var meterProvider = Task.Run(() => PrometheusEndpoint.StartCollecting(settings.Index));
+PrometheusEndpoint.Map(app, meterProvider);
 // While Kestrel starts, the other core runs a first request through the endpoints (see WarmUpAsync).
 var warmUp = Task.Run(() => NodeWebApplication.WarmUpAsync(app, e => RrmqEndpoints.Map(e, node), "GET", "/status"));
 
@@ -138,4 +144,5 @@ await warmUp;
 await app.WaitForShutdownAsync();
 await host.DisposeAsync();
 await node.DisposeAsync();
+(await meterProvider).Dispose();
 return exitCode;

@@ -64,6 +64,11 @@ public sealed class TcpTransport : ITransport
     /// <summary>Drops, refusals and traffic, for metrics and tests.</summary>
     public TransportCounters Counters { get; } = new();
 
+    /// <summary>The counters as instruments on the <see cref="TransportInstruments.MeterName"/> meter; created on first use.</summary>
+    public TransportInstruments Instruments => instruments ??= new TransportInstruments(Counters);
+
+    private TransportInstruments? instruments;
+
     /// <summary>The bound listening endpoint (with the real port when 0 was asked for); only after <see cref="StartAsync"/>.</summary>
     public IPEndPoint LocalEndPoint =>
         (IPEndPoint?)listener?.LocalEndPoint ?? throw new InvalidOperationException("The transport has not been started.");
@@ -212,6 +217,7 @@ public sealed class TcpTransport : ITransport
         }
 
         inbound.Writer.TryComplete();
+        instruments?.Dispose();
         stop.Dispose();
     }
 
@@ -380,6 +386,7 @@ public sealed class TcpTransport : ITransport
             var buffer = result.Buffer;
             while (Frame.TryRead(ref buffer, options.MaxFrameBytes, out var payload))
             {
+                Counters.BytesRead(Frame.HeaderSize + payload.Length);
                 Deliver(RaftMessageCodec.Read(payload), peerId);
             }
 

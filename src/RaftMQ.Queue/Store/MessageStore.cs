@@ -53,6 +53,15 @@ internal sealed class MessageStore : IDisposable
 
     public IReadOnlyList<TopicLog> Topics => _order;
 
+    /// <summary>
+    /// The topics as of the last creation or restore, safe to read from any thread (a copy replaced, never changed):
+    /// for metrics, whose readers must not wait for the node's loop. Each topic's counters read from it may be a
+    /// moment old and not consistent with each other.
+    /// </summary>
+    public IReadOnlyList<TopicLog> TopicsForReaders => Volatile.Read(ref _published);
+
+    private TopicLog[] _published = [];
+
     /// <summary>Messages waiting in all topics.</summary>
     public long TotalMessages { get; private set; }
 
@@ -209,6 +218,7 @@ internal sealed class MessageStore : IDisposable
                 foreach (var done in linked) done.Release();
                 _topics.Remove(name);
                 _order.RemoveAt(_order.Count - 1);
+                Volatile.Write(ref _published, [.. _order]);
                 source.Position = start;
                 return false;
             }
@@ -252,6 +262,7 @@ internal sealed class MessageStore : IDisposable
         var topic = new TopicLog(this, name, _order.Count, head);
         _topics.Add(name, topic);
         _order.Add(topic);
+        Volatile.Write(ref _published, [.. _order]);
         return topic;
     }
 
@@ -260,6 +271,7 @@ internal sealed class MessageStore : IDisposable
         foreach (var topic in _order) topic.RetireAll();
         _topics.Clear();
         _order.Clear();
+        Volatile.Write(ref _published, []);
         TotalMessages = 0;
         TotalBytes = 0;
     }
