@@ -39,7 +39,7 @@ catch (ConfigException e)
 var me = config.Address(settings.Index);
 // The Raft host (storage, peer transport) starts on the other core while this one builds the web host, so the first
 // HTTP request does not compete with it for the CPU (docs/benchmarks.md, "Node start-up"). Both log through one factory.
-using var loggers = NodeWebApplication.CreateLoggerFactory(settings.LogLevel);
+using var loggers = NodeWebApplication.CreateLoggerFactory(settings.LogLevel, settings.LogFormat);
 var logger = loggers.CreateLogger("RaftMQ.Node");
 // The queue keeps its messages in segment files beside the Raft log; it rebuilds them from the snapshot and the log.
 var dataDirectory = settings.DataDirectoryFor(config);
@@ -81,9 +81,11 @@ V1Endpoints.Map(app, node);
 MessageEndpoints.Map(app, node);
 ClusterEndpoints.Map(app, node);
 NodeHealth.Map(app);
-// The metrics exporter is built on the other core while this one starts listening (it is not needed for /status).
-var meterProvider = Task.Run(() => PrometheusEndpoint.StartCollecting(settings.Index));
-PrometheusEndpoint.Map(app, meterProvider);
+// The metrics exporter is built once the node serves (it costs tens of milliseconds of CPU that the first answer
+// should not wait for); a scrape before then waits for it. Counters and gauges read cumulative values, so they miss
+// nothing; the latency histograms and HTTP counts start with it.
+var meterProvider = new TaskCompletionSource<OpenTelemetry.Metrics.MeterProvider>(TaskCreationOptions.RunContinuationsAsynchronously);
+PrometheusEndpoint.Map(app, meterProvider.Task);
 // While Kestrel starts, the other core runs a first request through the endpoints (see WarmUpAsync).
 var warmUp = Task.Run(() => NodeWebApplication.WarmUpAsync(app, e => RrmqEndpoints.Map(e, node), "GET", "/status"));
 
@@ -141,8 +143,9 @@ catch (Exception e)
 }
 
 await warmUp;
+meterProvider.SetResult(PrometheusEndpoint.StartCollecting(settings.Index));
 await app.WaitForShutdownAsync();
 await host.DisposeAsync();
 await node.DisposeAsync();
-(await meterProvider).Dispose();
+(await meterProvider.Task).Dispose();
 return exitCode;
