@@ -70,22 +70,17 @@ httpLimits = httpLimits with
 var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(config, secret.Key()), node.StateMachine, node.Forwarding, loggers));
 var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers, httpLimits);
 
-NodeHealth.AddTo(builder, () => node.Runtime);
+NodeEndpoints.AddServices(builder, node);
 var app = builder.Build();
 app.Use(httpInstruments.Middleware);
 // Before routing: a target that names a host must never reach the forwarding to the leader (RequestTarget).
 app.Use(RequestTarget.RefuseUnlessOriginForm);
 app.UseRouting();
-RrmqEndpoints.Map(app, node);
-V1Endpoints.Map(app, node);
-MessageEndpoints.Map(app, node);
-ClusterEndpoints.Map(app, node);
-NodeHealth.Map(app);
 // The metrics exporter is built once the node serves (it costs tens of milliseconds of CPU that the first answer
 // should not wait for); a scrape before then waits for it. Counters and gauges read cumulative values, so they miss
 // nothing; the latency histograms and HTTP counts start with it.
 var meterProvider = new TaskCompletionSource<OpenTelemetry.Metrics.MeterProvider>(TaskCreationOptions.RunContinuationsAsynchronously);
-PrometheusEndpoint.Map(app, meterProvider.Task);
+NodeEndpoints.Map(app, node, meterProvider.Task);
 // While Kestrel starts, the other core runs a first request through the endpoints (see WarmUpAsync).
 var warmUp = Task.Run(() => NodeWebApplication.WarmUpAsync(app, e => RrmqEndpoints.Map(e, node), "GET", "/status"));
 
