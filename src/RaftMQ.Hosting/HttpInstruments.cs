@@ -20,6 +20,9 @@ public sealed class HttpInstruments : IDisposable
 
     private readonly Meter _meter = new(MeterName);
     private readonly Counter<long> _requests;
+
+    /// <summary>The meter these instruments are on (one per instance).</summary>
+    public Meter Meter => _meter;
     private readonly Histogram<double> _duration;
 
     public HttpInstruments()
