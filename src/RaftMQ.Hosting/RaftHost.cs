@@ -78,7 +78,6 @@ public sealed class RaftHost : IAsyncDisposable
         var runtimeOptions = RuntimeOptions(options, forwarding);
         NodeLimits.Validate(runtimeOptions.Raft, runtimeOptions.Node, options.Storage ?? new StorageOptions(), transportOptions);
         var transport = new TcpTransport(transportOptions, loggers.CreateLogger<TcpTransport>());
-        _ = transport.Instruments; // the transport's metrics exist from the start
         try
         {
             await transport.StartAsync(cancellationToken).ConfigureAwait(false);

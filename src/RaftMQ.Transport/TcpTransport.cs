@@ -45,6 +45,7 @@ public sealed class TcpTransport : ITransport
         refusalLog = new RateLimitedLog(options.RefusalLogInterval, time);
         evictionLog = new RateLimitedLog(options.RefusalLogInterval, time);
         handshakeFailureLog = new RateLimitedLog(options.RefusalLogInterval, time);
+        Instruments = new TransportInstruments(Counters);
 
         // Full means the node's loop is behind: drop new arrivals rather than stall every peer's reader (§5.3 retries).
         inbound = Channel.CreateBounded<RaftMessage>(
@@ -64,10 +65,8 @@ public sealed class TcpTransport : ITransport
     /// <summary>Drops, refusals and traffic, for metrics and tests.</summary>
     public TransportCounters Counters { get; } = new();
 
-    /// <summary>The counters as instruments on the <see cref="TransportInstruments.MeterName"/> meter; created on first use.</summary>
-    public TransportInstruments Instruments => instruments ??= new TransportInstruments(Counters);
-
-    private TransportInstruments? instruments;
+    /// <summary>The counters as instruments on the <see cref="TransportInstruments.MeterName"/> meter, for the transport's lifetime.</summary>
+    public TransportInstruments Instruments { get; }
 
     /// <summary>The bound listening endpoint (with the real port when 0 was asked for); only after <see cref="StartAsync"/>.</summary>
     public IPEndPoint LocalEndPoint =>
@@ -217,7 +216,7 @@ public sealed class TcpTransport : ITransport
         }
 
         inbound.Writer.TryComplete();
-        instruments?.Dispose();
+        Instruments.Dispose();
         stop.Dispose();
     }
 
