@@ -72,7 +72,7 @@ public static class ApiDocument
             new Dictionary<string, string> { ["200"] = "{\"status\": \"Healthy\", \"reason\": \"ready\"}", ["503"] = "{\"status\": \"Unhealthy\", \"reason\"}" }),
         [("GET", "/metrics")] = new("Prometheus metrics (text exposition format); docs/operations.md lists them", null,
             new Dictionary<string, string> { ["200"] = "text/plain; version=0.0.4" }),
-        [("GET", "/openapi/{documentName}.json")] = new("This OpenAPI document (documentName: v1)", null,
+        [("GET", Route)] = new("This OpenAPI document (documentName: v1)", null,
             new Dictionary<string, string> { ["200"] = "the OpenAPI document" }),
         [("GET", "/ui")] = new("The web console (HTML)", null, new Dictionary<string, string> { ["200"] = "text/html" }),
         [("GET", "/ui/{file}")] = new("The web console's script and style sheet", null,
@@ -90,8 +90,32 @@ public static class ApiDocument
         }));
     }
 
-    /// <summary>Maps <see cref="Path"/>.</summary>
-    public static void Map(WebApplication app) => app.MapOpenApi();
+    /// <summary>The route of the documents (<see cref="Path"/> is the one named v1).</summary>
+    public const string Route = "/openapi/{documentName}.json";
+
+    /// <summary>
+    /// Maps <see cref="Route"/>. Not with <c>MapOpenApi</c>: its handler is a delegate whose request-binding code is
+    /// compiled when routing first runs, i.e. on the node's first request; this one is a plain request delegate.
+    /// </summary>
+    public static void Map(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.MapGet(Route, async ctx =>
+        {
+            var name = (string)ctx.Request.RouteValues["documentName"]!;
+            if (ctx.RequestServices.GetKeyedService<IOpenApiDocumentProvider>(name) is not { } provider)
+            {
+                ctx.Response.StatusCode = StatusCodes.Status404NotFound;
+                return;
+            }
+            var document = await provider.GetOpenApiDocumentAsync(ctx.RequestAborted);
+            ctx.Response.ContentType = "application/json; charset=utf-8";
+            using var buffer = new MemoryStream();
+            await document.SerializeAsJsonAsync(buffer, OpenApiSpecVersion.OpenApi3_1, ctx.RequestAborted);
+            ctx.Response.ContentLength = buffer.Length;
+            await ctx.Response.Body.WriteAsync(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), ctx.RequestAborted);
+        });
+    }
 
     /// <summary>The OpenAPI path of a route template: parameters by name, without constraints or catch-all stars.</summary>
     public static string OpenApiPath(RoutePattern pattern)
