@@ -187,36 +187,39 @@ public sealed record NodeSettings
     /// This with the option <paramref name="key"/> (its command-line name without the dashes) set to
     /// <paramref name="value"/>; <paramref name="source"/> names where it came from in an error.
     /// </summary>
-    private NodeSettings Apply(string key, string value, string source) => key switch
+    private NodeSettings Apply(string key, string value, string source) =>
+        Options.TryGetValue(key, out var set) ? set(this, value, source) : throw new ConfigException($"unknown option {source}");
+
+    /// <summary>Every named option and how it sets its property: the one place each is parsed and checked, whatever its source.</summary>
+    private static readonly Dictionary<string, Func<NodeSettings, string, string, NodeSettings>> Options = new(StringComparer.Ordinal)
     {
-        "data-dir" => this with { DataDirectory = value },
-        "election-timeout-ms" => this with { ElectionTimeoutMs = PositiveInt(source, value) },
-        "heartbeat-ms" => this with { HeartbeatMs = PositiveInt(source, value) },
-        "tick-ms" => this with { TickMs = PositiveInt(source, value) },
-        "request-timeout-ms" => this with { RequestTimeoutMs = PositiveInt(source, value) },
-        "max-connections" => this with { MaxConnections = PositiveInt(source, value) },
-        "max-connections-per-ip" => this with { MaxConnectionsPerIp = PositiveInt(source, value) },
-        "idle-timeout-ms" => this with { IdleTimeoutMs = PositiveInt(source, value) },
-        "snapshot-every" => this with { SnapshotEveryEntries = PositiveInt(source, value) },
-        "disk-free-limit-mb" => this with { DiskFreeLimitMb = NonNegativeInt(source, value) },
-        "cluster-secret" => this with { ClusterSecret = value },
-        "cluster-secret-file" => this with { ClusterSecretFile = value },
-        "log-level" => this with
+        ["data-dir"] = (s, v, _) => s with { DataDirectory = v },
+        ["election-timeout-ms"] = (s, v, source) => s with { ElectionTimeoutMs = PositiveInt(source, v) },
+        ["heartbeat-ms"] = (s, v, source) => s with { HeartbeatMs = PositiveInt(source, v) },
+        ["tick-ms"] = (s, v, source) => s with { TickMs = PositiveInt(source, v) },
+        ["request-timeout-ms"] = (s, v, source) => s with { RequestTimeoutMs = PositiveInt(source, v) },
+        ["max-connections"] = (s, v, source) => s with { MaxConnections = PositiveInt(source, v) },
+        ["max-connections-per-ip"] = (s, v, source) => s with { MaxConnectionsPerIp = PositiveInt(source, v) },
+        ["idle-timeout-ms"] = (s, v, source) => s with { IdleTimeoutMs = PositiveInt(source, v) },
+        ["snapshot-every"] = (s, v, source) => s with { SnapshotEveryEntries = PositiveInt(source, v) },
+        ["disk-free-limit-mb"] = (s, v, source) => s with { DiskFreeLimitMb = NonNegativeInt(source, v) },
+        ["cluster-secret"] = (s, v, _) => s with { ClusterSecret = v },
+        ["cluster-secret-file"] = (s, v, _) => s with { ClusterSecretFile = v },
+        ["log-level"] = (s, v, source) => s with
         {
-            LogLevel = Enum.TryParse<LogLevel>(value, ignoreCase: true, out var level) && Enum.IsDefined(level)
+            LogLevel = Enum.TryParse<LogLevel>(v, ignoreCase: true, out var level) && Enum.IsDefined(level)
                 ? level
-                : throw new ConfigException($"{source}: unknown level '{value}' (Trace, Debug, Information, Warning, Error, Critical)"),
+                : throw new ConfigException($"{source}: unknown level '{v}' (Trace, Debug, Information, Warning, Error, Critical)"),
         },
-        "log-format" => this with
+        ["log-format"] = (s, v, source) => s with
         {
-            LogFormat = value.ToUpperInvariant() switch
+            LogFormat = v.ToUpperInvariant() switch
             {
                 "TEXT" => LogFormat.Text,
                 "JSON" => LogFormat.Json,
-                _ => throw new ConfigException($"{source}: unknown log format '{value}' (text or json)"),
+                _ => throw new ConfigException($"{source}: unknown log format '{v}' (text or json)"),
             },
         },
-        _ => throw new ConfigException($"unknown option {source}"),
     };
 
     /// <summary>
@@ -269,15 +272,7 @@ public sealed record NodeSettings
     /// </summary>
     private static bool IsOptionVariable(string name) =>
         name.StartsWith(EnvironmentPrefix, StringComparison.Ordinal) && name != "RAFTMQ_CLUSTER_SECRET"
-        && OptionNames.Contains(OptionName(name));
-
-    /// <summary>The options a settings file or a variable may set: every command-line option but --settings and --help.</summary>
-    private static readonly HashSet<string> OptionNames =
-    [
-        "data-dir", "election-timeout-ms", "heartbeat-ms", "tick-ms", "request-timeout-ms", "max-connections",
-        "max-connections-per-ip", "idle-timeout-ms", "snapshot-every", "disk-free-limit-mb", "cluster-secret-file",
-        "log-level", "log-format",
-    ];
+        && Options.ContainsKey(OptionName(name));
 
     private static Dictionary<string, string> ReadEnvironment()
     {
