@@ -50,10 +50,10 @@ public sealed class NodeLogFormatter() : ConsoleFormatter(FormatterName)
         textWriter.Write(text.Replace(Environment.NewLine, " ", StringComparison.Ordinal));
     }
 
-    /// <summary>Fixed console options, for <see cref="ConsoleLoggerProvider"/>: this formatter, stdout, the default queue bound.</summary>
-    internal sealed class FixedOptions : IOptionsMonitor<ConsoleLoggerOptions>
+    /// <summary>Fixed console options, for <see cref="ConsoleLoggerProvider"/>: the named formatter (this one by default), stdout, the default queue bound.</summary>
+    internal sealed class FixedOptions(string formatterName = FormatterName) : IOptionsMonitor<ConsoleLoggerOptions>
     {
-        public ConsoleLoggerOptions CurrentValue { get; } = new() { FormatterName = NodeLogFormatter.FormatterName };
+        public ConsoleLoggerOptions CurrentValue { get; } = new() { FormatterName = formatterName };
 
         public ConsoleLoggerOptions Get(string? name) => CurrentValue;
 

@@ -70,15 +70,17 @@ public static class NodeWebApplication
     /// The node's console logging (<see cref="NodeLogFormatter"/> lines on stdout; <paramref name="logLevel"/> and up,
     /// framework messages from Warning) on its own, for a caller that starts logging things (e.g. the Raft host)
     /// before the web host is built; pass it to <see cref="CreateBuilder"/> so both log alike. The caller disposes
-    /// it, which flushes the console.
+    /// it, which flushes the console. <paramref name="format"/> <see cref="LogFormat.Json"/> writes one JSON object per
+    /// line instead (<see cref="NodeJsonLogFormatter"/>).
     /// </summary>
-    public static ILoggerFactory CreateLoggerFactory(LogLevel logLevel)
+    public static ILoggerFactory CreateLoggerFactory(LogLevel logLevel, LogFormat format = LogFormat.Text)
     {
         var filters = new LoggerFilterOptions { MinLevel = logLevel };
         filters.Rules.Add(new LoggerFilterRule(null, "Microsoft", LogLevel.Warning, null));
         var factory = new LoggerFactory([], filters);
         // Added (not passed to the constructor) so that disposing the factory disposes it, flushing its queue.
-        factory.AddProvider(new ConsoleLoggerProvider(new NodeLogFormatter.FixedOptions(), [new NodeLogFormatter()]));
+        ConsoleFormatter formatter = format == LogFormat.Json ? new NodeJsonLogFormatter() : new NodeLogFormatter();
+        factory.AddProvider(new ConsoleLoggerProvider(new NodeLogFormatter.FixedOptions(formatter.Name), [formatter]));
         return factory;
     }
 

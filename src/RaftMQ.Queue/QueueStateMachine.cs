@@ -49,6 +49,13 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     /// <summary>Messages waiting in all topics.</summary>
     public long TotalMessages => _store.TotalMessages;
 
+    /// <summary>
+    /// Every topic's counters, readable from any thread without the node's loop (for metrics and the console): each
+    /// value is as the loop last wrote it, so they may be a moment old and not consistent with each other.
+    /// </summary>
+    public IReadOnlyList<TopicCounters> TopicCounters() =>
+        [.. _store.TopicsForReaders.Select(t => new TopicCounters(t.Name, t.Count, t.Bytes, (long)t.Tail, (long)t.Head))];
+
     public object? Apply(ulong index, ReadOnlyMemory<byte> command)
     {
         if (!QueueCommand.TryDecode(command.Span, out var c)) return new QueueResult(QueueStatus.Invalid);

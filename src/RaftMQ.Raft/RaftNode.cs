@@ -112,6 +112,10 @@ public sealed partial class RaftNode
     public string? DescribeProgress(ulong peer) =>
         Role == Role.Leader && _tracker.TryGetProgress(peer, out var p) ? p.ToString() : null;
 
+    /// <summary>On the leader, the highest index known to be in <paramref name="peer"/>'s log; null elsewhere or for an unknown peer.</summary>
+    public ulong? MatchIndexOf(ulong peer) =>
+        Role == Role.Leader && _tracker.TryGetProgress(peer, out var p) ? p.Match : null;
+
     /// <summary>Advances the logical clock by one tick: election timeouts, heartbeats and quorum checks.</summary>
     public void Tick()
     {

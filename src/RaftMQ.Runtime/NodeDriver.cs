@@ -60,13 +60,22 @@ public sealed class SnapshotJob
     /// <summary>Why writing failed, or null once it succeeded.</summary>
     public Exception? Error { get; private set; }
 
+    /// <summary>Bytes written to the snapshot file (once <see cref="Write"/> returned).</summary>
+    public long Bytes { get; private set; }
+
+    /// <summary>How long <see cref="Write"/> took, fsync and commit included.</summary>
+    public TimeSpan Duration { get; private set; }
+
     /// <summary>Writes, fsyncs and commits the snapshot file. Never throws: a failure is kept in <see cref="Error"/>.</summary>
     public void Write()
     {
+        var start = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             _captured.WriteTo(_writer);
+            Bytes = _writer.Length;
             _writer.Commit();
+            Duration = System.Diagnostics.Stopwatch.GetElapsedTime(start);
         }
         catch (Exception e)
         {
@@ -360,8 +369,9 @@ public sealed partial class NodeDriver : IDisposable
             if (ready.Snapshot is { } snapshot) InstallSnapshot(snapshot);
             if (ready.HardState is not null || ready.Entries.Count > 0)
             {
+                var saveStart = System.Diagnostics.Stopwatch.GetTimestamp();
                 _storage.Save(ready.HardState, ready.Entries, ready.MustSync);
-                Counters.Saved(ready.Entries.Count, ready.MustSync);
+                Counters.Saved(ready.Entries.Count, ready.MustSync, saveStart);
                 if (ready.HardState is { } saved) _persistedHardState = saved;
                 _observer?.Persisted(ready.HardState, ready.Entries);
             }

@@ -31,6 +31,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private int _disposed;
     private TaskCompletionSource _softStateChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile RaftStatus _status;
+    private volatile PeerReplication[] _replication = [];
+    private long _leaderChanges;
+    private RuntimeInstruments? _instruments;
 
     public RaftRuntime(
         RaftRuntimeOptions options, NodeStorage storage, IStateMachine stateMachine, ITransport transport,
@@ -59,6 +62,12 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
 
     private readonly RuntimeCounters _idleCounters = new();
 
+    /// <summary>On the leader, each other member's replication as of the last loop iteration; empty elsewhere.</summary>
+    public IReadOnlyList<PeerReplication> Replication => _replication;
+
+    /// <summary>Times this node saw the leader it knows change (to another node, or to none).</summary>
+    public long LeaderChanges => Interlocked.Read(ref _leaderChanges);
+
     /// <summary>Peer messages dropped because the inbox was full (Raft retries them).</summary>
     public long DroppedPeerMessages => Interlocked.Read(ref _droppedPeerMessages);
 
@@ -74,6 +83,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         // node can never confirm one of this run.
         var readContextSeed = BitConverter.ToUInt64(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
         _driver = new NodeDriver(_options.Raft, _options.Node, _storage, _stateMachine, this, readContextSeed, _logger);
+        _instruments = new RuntimeInstruments(this);
+        _driver.Counters.Instruments = _instruments;
         _driver.SoftStateChanged += OnSoftStateChanged;
         _loop = Task.Run(() => RunAsync(_stop.Token));
         _transport.SetReceiver(Deliver); // straight from the connection's reader into the inbox: no extra hop
@@ -89,6 +100,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         _ = Task.Run(async () =>
         {
             job.Write();
+            _instruments?.SnapshotWritten(job);
             try
             {
                 // Waits for room like a proposal: the loop must get the job back to take the next snapshot.
@@ -360,6 +372,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             }
         }
         _driver?.Dispose();
+        _instruments?.Dispose();
         _storage.Dispose();
         _stop.Dispose();
     }
@@ -447,8 +460,24 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         }
     }
 
-    private void UpdateStatus(RaftNode node) =>
+    private void UpdateStatus(RaftNode node)
+    {
+        if (node.Leader != _status.Leader) Interlocked.Increment(ref _leaderChanges);
         _status = new RaftStatus(node.Id, node.Role, node.Term, node.Leader, node.CommitIndex, node.AppliedIndex, node.LastIndex);
+        UpdateReplication(node);
+    }
+
+    /// <summary>Publishes the leader's view of each other member's log (a new array only when a value changed).</summary>
+    private void UpdateReplication(RaftNode node)
+    {
+        if (node.Role != Role.Leader)
+        {
+            if (_replication.Length > 0) _replication = [];
+            return;
+        }
+        PeerReplication[] next = [.. node.Voters.Concat(node.Learners).Where(p => p != node.Id).Select(p => new PeerReplication(p, node.MatchIndexOf(p) ?? 0))];
+        if (!next.AsSpan().SequenceEqual(_replication)) _replication = next;
+    }
 
     private void OnSoftStateChanged(SoftState soft)
     {

@@ -71,11 +71,15 @@ public sealed class RuntimeCounters
 
     internal void Ready() => Volatile.Write(ref _readies, _readies + 1);
 
-    internal void Saved(int entries, bool sync)
+    /// <summary>Where the loop records how long each log write took; null records nothing.</summary>
+    internal RuntimeInstruments? Instruments { get; set; }
+
+    internal void Saved(int entries, bool sync, long startTimestamp)
     {
         Volatile.Write(ref _saves, _saves + 1);
         if (sync) Volatile.Write(ref _syncs, _syncs + 1);
         Volatile.Write(ref _entriesPersisted, _entriesPersisted + entries);
+        Instruments?.LogWritten(System.Diagnostics.Stopwatch.GetElapsedTime(startTimestamp), sync);
     }
 
     internal void Applied(int entries) => Volatile.Write(ref _entriesApplied, _entriesApplied + entries);

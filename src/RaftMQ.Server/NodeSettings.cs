@@ -1,10 +1,16 @@
 using System.Globalization;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 
 namespace RaftMQ.Server;
 
 /// <summary>
-/// How a node is started: <c>raftmq-node CONFIG INDEX [options]</c>. Parsed by hand, not by a framework, because the
+/// How a node is started: <c>raftmq-node CONFIG INDEX [options]</c>. Every option can also come from a JSON settings
+/// file (<c>--settings FILE</c>, keys named as the options: <c>{"election-timeout-ms": 300}</c>) or from an environment
+/// variable (<c>RAFTMQ_ELECTION_TIMEOUT_MS=300</c>), read through the .NET configuration providers; the command line
+/// wins over the environment, which wins over the file. Each setting is parsed and checked in one place
+/// (<see cref="Apply"/>), whatever its source, and a bad one stops the node with a message naming it. The command line
+/// itself is parsed by hand, and the configuration providers are loaded only when a file or a variable is given: the
 /// HTTP port must answer within a few hundred milliseconds of launch.
 /// </summary>
 public sealed record NodeSettings
@@ -35,8 +41,20 @@ public sealed record NodeSettings
                                       directory, else CONFIG.json.secret, created with a random secret by
                                       the first node to start (docs/security.md)
           --log-level LEVEL           Trace, Debug, Information, Warning, Error                        (default Information)
+          --log-format FORMAT         text (one line per event) or json (one JSON object per line)     (default text)
+          --settings FILE             a JSON object of any of the options above, named without the dashes in front:
+                                      {"election-timeout-ms": 300, "log-format": "json"}
           --help                      show this help
+
+        Every option can also be set as an environment variable: RAFTMQ_ and its name in capitals with underscores
+        (RAFTMQ_ELECTION_TIMEOUT_MS=300). The command line wins over the environment, which wins over --settings.
         """;
+
+    /// <summary>Prefix of the environment variables that set options (<c>RAFTMQ_ELECTION_TIMEOUT_MS</c>).</summary>
+    public const string EnvironmentPrefix = "RAFTMQ_";
+
+    /// <summary>How a node's log lines are written.</summary>
+    public LogFormat LogFormat { get; init; } = LogFormat.Text;
 
     public required string ConfigPath { get; init; }
 
@@ -118,7 +136,9 @@ public sealed record NodeSettings
         };
 
     /// <summary>Parses the command line; throws <see cref="ConfigException"/> with a message for the user.</summary>
-    public static NodeSettings Parse(IReadOnlyList<string> args)
+    /// <param name="args">The command line.</param>
+    /// <param name="environment">The environment variables to read (null: the process's own).</param>
+    public static NodeSettings Parse(IReadOnlyList<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
         var positional = new List<string>();
         var named = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -151,31 +171,11 @@ public sealed record NodeSettings
             throw new ConfigException($"INDEX must be a non-negative integer, not '{positional[1]}'");
 
         var s = new NodeSettings { ConfigPath = positional[0], Index = index };
-        foreach (var (key, value) in named)
-        {
-            s = key switch
-            {
-                "data-dir" => s with { DataDirectory = value },
-                "election-timeout-ms" => s with { ElectionTimeoutMs = PositiveInt(key, value) },
-                "heartbeat-ms" => s with { HeartbeatMs = PositiveInt(key, value) },
-                "tick-ms" => s with { TickMs = PositiveInt(key, value) },
-                "request-timeout-ms" => s with { RequestTimeoutMs = PositiveInt(key, value) },
-                "max-connections" => s with { MaxConnections = PositiveInt(key, value) },
-                "max-connections-per-ip" => s with { MaxConnectionsPerIp = PositiveInt(key, value) },
-                "idle-timeout-ms" => s with { IdleTimeoutMs = PositiveInt(key, value) },
-                "snapshot-every" => s with { SnapshotEveryEntries = PositiveInt(key, value) },
-                "disk-free-limit-mb" => s with { DiskFreeLimitMb = NonNegativeInt(key, value) },
-                "cluster-secret" => s with { ClusterSecret = value },
-                "cluster-secret-file" => s with { ClusterSecretFile = value },
-                "log-level" => s with
-                {
-                    LogLevel = Enum.TryParse<LogLevel>(value, ignoreCase: true, out var level)
-                        ? level
-                        : throw new ConfigException($"--log-level: unknown level '{value}'"),
-                },
-                _ => throw new ConfigException($"unknown option --{key}"),
-            };
-        }
+        // Lowest precedence first: the settings file, then the environment, then the command line.
+        named.Remove("settings", out var settingsFile);
+        foreach (var (key, value, source) in FromConfiguration(settingsFile, environment ?? ReadEnvironment()))
+            s = s.Apply(key, value, source);
+        foreach (var (key, value) in named) s = s.Apply(key, value, $"--{key}");
         if (s.HeartbeatMs < s.TickMs || s.ElectionTimeoutMs <= s.HeartbeatMs)
             throw new ConfigException("need --tick-ms <= --heartbeat-ms < --election-timeout-ms");
         if (s.HttpLimits() is var http && http.MaxConnectionsPerAddress > http.MaxConnections)
@@ -183,15 +183,116 @@ public sealed record NodeSettings
         return s;
     }
 
-    private static int NonNegativeInt(string key, string value) =>
+    /// <summary>
+    /// This with the option <paramref name="key"/> (its command-line name without the dashes) set to
+    /// <paramref name="value"/>; <paramref name="source"/> names where it came from in an error.
+    /// </summary>
+    private NodeSettings Apply(string key, string value, string source) =>
+        Options.TryGetValue(key, out var set) ? set(this, value, source) : throw new ConfigException($"unknown option {source}");
+
+    /// <summary>Every named option and how it sets its property: the one place each is parsed and checked, whatever its source.</summary>
+    private static readonly Dictionary<string, Func<NodeSettings, string, string, NodeSettings>> Options = new(StringComparer.Ordinal)
+    {
+        ["data-dir"] = (s, v, _) => s with { DataDirectory = v },
+        ["election-timeout-ms"] = (s, v, source) => s with { ElectionTimeoutMs = PositiveInt(source, v) },
+        ["heartbeat-ms"] = (s, v, source) => s with { HeartbeatMs = PositiveInt(source, v) },
+        ["tick-ms"] = (s, v, source) => s with { TickMs = PositiveInt(source, v) },
+        ["request-timeout-ms"] = (s, v, source) => s with { RequestTimeoutMs = PositiveInt(source, v) },
+        ["max-connections"] = (s, v, source) => s with { MaxConnections = PositiveInt(source, v) },
+        ["max-connections-per-ip"] = (s, v, source) => s with { MaxConnectionsPerIp = PositiveInt(source, v) },
+        ["idle-timeout-ms"] = (s, v, source) => s with { IdleTimeoutMs = PositiveInt(source, v) },
+        ["snapshot-every"] = (s, v, source) => s with { SnapshotEveryEntries = PositiveInt(source, v) },
+        ["disk-free-limit-mb"] = (s, v, source) => s with { DiskFreeLimitMb = NonNegativeInt(source, v) },
+        ["cluster-secret"] = (s, v, _) => s with { ClusterSecret = v },
+        ["cluster-secret-file"] = (s, v, _) => s with { ClusterSecretFile = v },
+        ["log-level"] = (s, v, source) => s with
+        {
+            LogLevel = Enum.TryParse<LogLevel>(v, ignoreCase: true, out var level) && Enum.IsDefined(level)
+                ? level
+                : throw new ConfigException($"{source}: unknown level '{v}' (Trace, Debug, Information, Warning, Error, Critical)"),
+        },
+        ["log-format"] = (s, v, source) => s with
+        {
+            LogFormat = v.ToUpperInvariant() switch
+            {
+                "TEXT" => LogFormat.Text,
+                "JSON" => LogFormat.Json,
+                _ => throw new ConfigException($"{source}: unknown log format '{v}' (text or json)"),
+            },
+        },
+    };
+
+    /// <summary>
+    /// The options a settings file and the environment give, lowest precedence first, through the configuration
+    /// providers (JSON file, then environment variables); nothing is loaded when there are neither.
+    /// </summary>
+    private static List<(string Key, string Value, string Source)> FromConfiguration(string? settingsFile, IReadOnlyDictionary<string, string> environment)
+    {
+        var result = new List<(string, string, string)>();
+        if (settingsFile is not null)
+        {
+            var path = Path.GetFullPath(settingsFile);
+            IConfigurationRoot file;
+            try
+            {
+                file = new ConfigurationBuilder().AddJsonFile(path, optional: false, reloadOnChange: false).Build();
+            }
+            catch (Exception e) when (e is FileNotFoundException or InvalidDataException or FormatException or IOException or System.Text.Json.JsonException)
+            {
+                throw new ConfigException($"--settings {settingsFile}: {e.Message}");
+            }
+            foreach (var (key, value) in file.AsEnumerable().OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                if (value is null) continue; // the parent of a nested object: its children are reported below
+                if (key is "settings" or "help" || key.Contains(':', StringComparison.Ordinal))
+                    throw new ConfigException($"--settings {settingsFile}: unknown setting \"{key}\"");
+                result.Add((key, value, $"\"{key}\" in {settingsFile}"));
+            }
+        }
+        var variables = environment.Where(kv => IsOptionVariable(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        if (variables.Count > 0)
+        {
+            var env = new ConfigurationBuilder().AddInMemoryCollection(variables!).Build();
+            foreach (var (name, value) in env.AsEnumerable().OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                if (value is null) continue;
+                result.Add((OptionName(name), value, name));
+            }
+        }
+        return result;
+    }
+
+    /// <summary>The option an environment variable sets: RAFTMQ_ELECTION_TIMEOUT_MS is election-timeout-ms.</summary>
+    private static string OptionName(string variable) =>
+        variable[EnvironmentPrefix.Length..].Replace('_', '-').ToLowerInvariant();
+
+    /// <summary>
+    /// Whether a variable sets an option: RAFTMQ_ and the name of one. Others with the prefix are left alone (tools
+    /// around a node use some); RAFTMQ_CLUSTER_SECRET is read where the secret is resolved (docs/security.md).
+    /// </summary>
+    private static bool IsOptionVariable(string name) =>
+        name.StartsWith(EnvironmentPrefix, StringComparison.Ordinal) && name != "RAFTMQ_CLUSTER_SECRET"
+        && Options.ContainsKey(OptionName(name));
+
+    private static Dictionary<string, string> ReadEnvironment()
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
+        {
+            if (e.Key is string k && e.Value is string v && k.StartsWith(EnvironmentPrefix, StringComparison.Ordinal)) result[k] = v;
+        }
+        return result;
+    }
+
+    private static int NonNegativeInt(string source, string value) =>
         int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n)
             ? n
-            : throw new ConfigException($"--{key} must be a non-negative integer, not '{value}'");
+            : throw new ConfigException($"{source} must be a non-negative integer, not '{value}'");
 
-    private static int PositiveInt(string key, string value) =>
+    private static int PositiveInt(string source, string value) =>
         int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
             ? n
-            : throw new ConfigException($"--{key} must be a positive integer, not '{value}'");
+            : throw new ConfigException($"{source} must be a positive integer, not '{value}'");
 }
 
 /// <summary>The user asked for --help.</summary>

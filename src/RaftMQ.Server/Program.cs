@@ -39,12 +39,14 @@ catch (ConfigException e)
 var me = config.Address(settings.Index);
 // The Raft host (storage, peer transport) starts on the other core while this one builds the web host, so the first
 // HTTP request does not compete with it for the CPU (docs/benchmarks.md, "Node start-up"). Both log through one factory.
-using var loggers = NodeWebApplication.CreateLoggerFactory(settings.LogLevel);
+using var loggers = NodeWebApplication.CreateLoggerFactory(settings.LogLevel, settings.LogFormat);
 var logger = loggers.CreateLogger("RaftMQ.Node");
 // The queue keeps its messages in segment files beside the Raft log; it rebuilds them from the snapshot and the log.
 var dataDirectory = settings.DataDirectoryFor(config);
 var disk = new DiskAlarm(dataDirectory, settings.DiskFreeLimitMb * 1024L * 1024, TimeProvider.System, logger);
 var node = new QueueNode(settings, config, new QueueStateMachine(Path.Combine(dataDirectory, "queue")), disk);
+using var queueInstruments = new QueueInstruments(node.StateMachine);
+using var httpInstruments = new HttpInstruments();
 // Every command a request can become must be one the node accepts (no input within the limits may stop a node);
 // the limits do not depend on the secret.
 var limitOptions = settings.HostOptions(config, clusterSecret: []);
@@ -68,16 +70,17 @@ httpLimits = httpLimits with
 var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(config, secret.Key()), node.StateMachine, node.Forwarding, loggers));
 var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers, httpLimits);
 
-NodeHealth.AddTo(builder, () => node.Runtime);
+NodeEndpoints.AddServices(builder, node);
 var app = builder.Build();
+app.Use(httpInstruments.Middleware);
 // Before routing: a target that names a host must never reach the forwarding to the leader (RequestTarget).
 app.Use(RequestTarget.RefuseUnlessOriginForm);
 app.UseRouting();
-RrmqEndpoints.Map(app, node);
-V1Endpoints.Map(app, node);
-MessageEndpoints.Map(app, node);
-ClusterEndpoints.Map(app, node);
-NodeHealth.Map(app);
+// The metrics exporter is built once the node serves (it costs tens of milliseconds of CPU that the first answer
+// should not wait for); a scrape before then waits for it. Counters and gauges read cumulative values, so they miss
+// nothing; the latency histograms and HTTP counts start with it.
+var meterProvider = new TaskCompletionSource<OpenTelemetry.Metrics.MeterProvider>(TaskCreationOptions.RunContinuationsAsynchronously);
+NodeEndpoints.Map(app, node, meterProvider.Task);
 // While Kestrel starts, the other core runs a first request through the endpoints (see WarmUpAsync).
 var warmUp = Task.Run(() => NodeWebApplication.WarmUpAsync(app, e => RrmqEndpoints.Map(e, node), "GET", "/status"));
 
@@ -135,7 +138,9 @@ catch (Exception e)
 }
 
 await warmUp;
+meterProvider.SetResult(PrometheusEndpoint.StartCollecting(settings.Index));
 await app.WaitForShutdownAsync();
 await host.DisposeAsync();
 await node.DisposeAsync();
+(await meterProvider.Task).Dispose();
 return exitCode;

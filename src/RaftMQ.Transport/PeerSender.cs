@@ -307,7 +307,7 @@ internal sealed class PeerSender : IAsyncDisposable
                     break;
                 }
 
-                counters.Sent(count);
+                counters.Sent(count, bytes);
             }
 
             scope.Close("send queue closed");

@@ -45,6 +45,7 @@ public sealed class TcpTransport : ITransport
         refusalLog = new RateLimitedLog(options.RefusalLogInterval, time);
         evictionLog = new RateLimitedLog(options.RefusalLogInterval, time);
         handshakeFailureLog = new RateLimitedLog(options.RefusalLogInterval, time);
+        Instruments = new TransportInstruments(Counters);
 
         // Full means the node's loop is behind: drop new arrivals rather than stall every peer's reader (§5.3 retries).
         inbound = Channel.CreateBounded<RaftMessage>(
@@ -63,6 +64,9 @@ public sealed class TcpTransport : ITransport
 
     /// <summary>Drops, refusals and traffic, for metrics and tests.</summary>
     public TransportCounters Counters { get; } = new();
+
+    /// <summary>The counters as instruments on the <see cref="TransportInstruments.MeterName"/> meter, for the transport's lifetime.</summary>
+    public TransportInstruments Instruments { get; }
 
     /// <summary>The bound listening endpoint (with the real port when 0 was asked for); only after <see cref="StartAsync"/>.</summary>
     public IPEndPoint LocalEndPoint =>
@@ -212,6 +216,7 @@ public sealed class TcpTransport : ITransport
         }
 
         inbound.Writer.TryComplete();
+        Instruments.Dispose();
         stop.Dispose();
     }
 
@@ -380,6 +385,7 @@ public sealed class TcpTransport : ITransport
             var buffer = result.Buffer;
             while (Frame.TryRead(ref buffer, options.MaxFrameBytes, out var payload))
             {
+                Counters.BytesRead(Frame.HeaderSize + payload.Length);
                 Deliver(RaftMessageCodec.Read(payload), peerId);
             }
 

@@ -11,6 +11,8 @@ public sealed class TransportCounters
     private long spoofedDrops;
     private long messagesSent;
     private long messagesReceived;
+    private long bytesSent;
+    private long bytesReceived;
     private long outboundConnects;
     private long inboundAccepts;
     private long authFailures;
@@ -40,6 +42,12 @@ public sealed class TransportCounters
 
     /// <summary>Messages received and queued on the inbound channel.</summary>
     public long MessagesReceived => Volatile.Read(ref messagesReceived);
+
+    /// <summary>Bytes of frames (header included) written and flushed to a connection.</summary>
+    public long BytesSent => Volatile.Read(ref bytesSent);
+
+    /// <summary>Bytes of frames (header included) read from authenticated connections.</summary>
+    public long BytesReceived => Volatile.Read(ref bytesReceived);
 
     /// <summary>Outbound connections that completed the handshake.</summary>
     public long OutboundConnects => Volatile.Read(ref outboundConnects);
@@ -73,7 +81,13 @@ public sealed class TransportCounters
 
     internal void SpoofedDropped() => Interlocked.Increment(ref spoofedDrops);
 
-    internal void Sent(int count) => Interlocked.Add(ref messagesSent, count);
+    internal void Sent(int count, long bytes)
+    {
+        Interlocked.Add(ref messagesSent, count);
+        Interlocked.Add(ref bytesSent, bytes);
+    }
+
+    internal void BytesRead(long bytes) => Interlocked.Add(ref bytesReceived, bytes);
 
     internal void Received() => Interlocked.Increment(ref messagesReceived);
 

@@ -73,11 +73,22 @@ public sealed partial class NodeProcess : IAsyncDisposable
         return Run("bash", ["-c", "ulimit -n \"$0\" && exec \"$@\"", openFiles.ToString(System.Globalization.CultureInfo.InvariantCulture), .. node, .. args], index, workingDirectory);
     }
 
+    /// <summary>Starts the RaftMQ node as <see cref="Start"/> does, with <paramref name="environment"/> added to its environment.</summary>
+    public static NodeProcess StartWithEnvironment(
+        IReadOnlyDictionary<string, string> environment, string configPath, int index, string workingDirectory, params string[] extraArgs)
+    {
+        string[] args = [configPath, index.ToString(System.Globalization.CultureInfo.InvariantCulture), .. extraArgs];
+        return ServerExecutable is { } exe
+            ? Run(exe, args, index, workingDirectory, environment)
+            : Run("dotnet", [ServerDll, .. args], index, workingDirectory, environment);
+    }
+
     /// <summary>Starts any node program built from this repository (e.g. a sample's server) as node <paramref name="index"/>.</summary>
     public static NodeProcess StartAssembly(string assemblyPath, IEnumerable<string> args, int index, string workingDirectory) =>
         Run("dotnet", [assemblyPath, .. args], index, workingDirectory);
 
-    private static NodeProcess Run(string program, IEnumerable<string> args, int index, string workingDirectory)
+    private static NodeProcess Run(
+        string program, IEnumerable<string> args, int index, string workingDirectory, IReadOnlyDictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo(program)
         {
@@ -87,6 +98,7 @@ public sealed partial class NodeProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) psi.Environment[name] = value;
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         var node = new NodeProcess(process, index);
         process.OutputDataReceived += (_, e) => node.OnLine(e.Data);

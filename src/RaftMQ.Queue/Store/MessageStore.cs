@@ -55,6 +55,15 @@ internal sealed class MessageStore : IDisposable
 
     public IReadOnlyList<TopicLog> Topics => _order;
 
+    /// <summary>
+    /// The topics as of the last creation or restore, safe to read from any thread (a copy replaced, never changed):
+    /// for metrics, whose readers must not wait for the node's loop. Each topic's counters read from it may be a
+    /// moment old and not consistent with each other.
+    /// </summary>
+    public IReadOnlyList<TopicLog> TopicsForReaders => Volatile.Read(ref _published);
+
+    private TopicLog[] _published = [];
+
     /// <summary>Messages waiting in all topics.</summary>
     public long TotalMessages { get; private set; }
 
@@ -78,6 +87,7 @@ internal sealed class MessageStore : IDisposable
         topic.RetireAll();
         _topics.Remove(topic.Name);
         _order.Remove(topic);
+        Volatile.Write(ref _published, [.. _order]);
     }
 
     /// <summary>Writes out the write buffer (no fsync). Called at the end of every applied command and before any read.</summary>
@@ -245,6 +255,7 @@ internal sealed class MessageStore : IDisposable
                 foreach (var done in linked) done.Release();
                 _topics.Remove(name);
                 _order.RemoveAt(_order.Count - 1);
+                Volatile.Write(ref _published, [.. _order]);
                 source.Position = start;
                 return null;
             }
@@ -288,6 +299,7 @@ internal sealed class MessageStore : IDisposable
         var topic = new TopicLog(this, name, _nextTopicId++, head, logicalHead);
         _topics.Add(name, topic);
         _order.Add(topic);
+        Volatile.Write(ref _published, [.. _order]);
         return topic;
     }
 
@@ -297,6 +309,7 @@ internal sealed class MessageStore : IDisposable
         _topics.Clear();
         _order.Clear();
         _nextTopicId = 0;
+        Volatile.Write(ref _published, []);
         TotalMessages = 0;
         TotalBytes = 0;
     }

@@ -1,0 +1,178 @@
+// The RaftMQ console: polls GET /v1/cluster/overview on the node that served the page and redraws. Plain
+// JavaScript, no dependencies. Optional endpoints (GET /v1/topics/{topic}) are asked for and shown when the node
+// has them; a 404 or 405 means "not available" on this node's version.
+"use strict";
+
+const POLL_MS = 500;
+const HISTORY = 240; // samples in the chart: 2 minutes at POLL_MS
+const history = []; // {t, published, consumed} totals over all topics
+const previousTopics = new Map(); // topic -> {t, published, consumed}
+let detailTopic = "";
+
+const $ = (selector) => document.querySelector(selector);
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function renderMembers(overview) {
+  const body = $("#members tbody");
+  body.textContent = "";
+  for (const m of overview.members) {
+    const row = body.insertRow();
+    row.dataset.node = String(m.node);
+    row.dataset.up = String(m.up);
+    row.dataset.role = m.up ? m.role : "";
+    if (m.up && m.role === "Leader") row.classList.add("leader");
+    if (!m.up) row.classList.add("is-down");
+    cell(row, m.node === overview.node ? `${m.node} (this node)` : String(m.node));
+    cell(row, m.url);
+    const state = cell(row, m.up ? "up" : "down", "state " + (m.up ? "up" : "down"));
+    if (!m.up && m.error) state.title = m.error;
+    cell(row, m.up ? m.role : "—", "role");
+    cell(row, m.up ? String(m.term) : "—", "num");
+    cell(row, m.up ? String(m.commit_index) : "—", "num");
+    cell(row, m.up ? String(m.applied_index) : "—", "num");
+    cell(row, m.up ? String(m.last_index) : "—", "num");
+    cell(row, m.up && m.lag !== null ? String(m.lag) : "—", "num lag");
+  }
+  const up = overview.members.filter((m) => m.up).length;
+  const leader = overview.members.find((m) => m.up && m.role === "Leader");
+  $("#summary").textContent = `${up} of ${overview.members.length} nodes up · leader: ${leader ? "node " + leader.node + ", term " + leader.term : "none"}`;
+  $("#summary").dataset.leader = leader ? String(leader.node) : "";
+}
+
+function renderTopics(overview) {
+  const body = $("#topic-table tbody");
+  body.textContent = "";
+  const now = overview.time_ms;
+  for (const t of overview.topics) {
+    const row = body.insertRow();
+    row.dataset.topic = t.topic;
+    const before = previousTopics.get(t.topic);
+    const seconds = before ? (now - before.t) / 1000 : 0;
+    const rate = (a, b) => (seconds > 0 ? Math.max(0, (a - b) / seconds).toFixed(1) : "—");
+    cell(row, t.topic);
+    cell(row, String(t.ready), "num ready");
+    cell(row, String(t.ready_bytes), "num");
+    cell(row, String(t.published), "num published");
+    cell(row, String(t.consumed), "num consumed");
+    cell(row, before ? rate(t.published, before.published) : "—", "num");
+    cell(row, before ? rate(t.consumed, before.consumed) : "—", "num");
+    previousTopics.set(t.topic, { t: now, published: t.published, consumed: t.consumed });
+  }
+  $("#no-topics").hidden = overview.topics.length > 0;
+  const select = $("#detail-topic");
+  const names = overview.topics.map((t) => t.topic);
+  if (select.options.length !== names.length || names.some((n, i) => select.options[i].value !== n)) {
+    select.textContent = "";
+    for (const n of names) select.add(new Option(n, n));
+    if (names.includes(detailTopic)) select.value = detailTopic;
+    else detailTopic = select.value;
+  }
+}
+
+function recordThroughput(overview) {
+  const sum = (field) => overview.topics.reduce((s, t) => s + t[field], 0);
+  history.push({ t: overview.time_ms, published: sum("published"), consumed: sum("consumed") });
+  if (history.length > HISTORY + 1) history.shift();
+}
+
+function drawChart() {
+  const canvas = $("#chart");
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height, pad = 24;
+  ctx.clearRect(0, 0, w, h);
+  const rates = [];
+  for (let i = 1; i < history.length; i++) {
+    const dt = (history[i].t - history[i - 1].t) / 1000;
+    if (dt <= 0) continue;
+    rates.push({
+      published: Math.max(0, (history[i].published - history[i - 1].published) / dt),
+      consumed: Math.max(0, (history[i].consumed - history[i - 1].consumed) / dt),
+    });
+  }
+  const max = Math.max(1, ...rates.map((r) => Math.max(r.published, r.consumed)));
+  ctx.strokeStyle = "#dde1ea";
+  ctx.fillStyle = "#6b7385";
+  ctx.font = "11px sans-serif";
+  ctx.beginPath(); ctx.moveTo(pad, h - pad); ctx.lineTo(w, h - pad); ctx.stroke();
+  ctx.fillText(max.toFixed(0) + "/s", 2, 12);
+  ctx.fillText("0", 2, h - pad);
+  const x = (i) => pad + (i * (w - pad)) / Math.max(1, HISTORY - 1);
+  const y = (v) => h - pad - (v / max) * (h - 2 * pad);
+  for (const [field, color] of [["published", "#2d6cdf"], ["consumed", "#e08a1e"]]) {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    const offset = HISTORY - rates.length;
+    rates.forEach((r, i) => (i === 0 ? ctx.moveTo(x(i + offset), y(r[field])) : ctx.lineTo(x(i + offset), y(r[field]))));
+    ctx.stroke();
+  }
+}
+
+async function refreshDetails() {
+  const body = $("#detail-body");
+  if (!detailTopic) { body.textContent = "no topic selected"; return; }
+  try {
+    const answer = await fetch("/v1/topics/" + encodeURIComponent(detailTopic), { cache: "no-store" });
+    if (answer.status === 404 || answer.status === 405) { body.textContent = "not available on this node"; body.className = "muted"; return; }
+    const json = await answer.json();
+    body.className = "";
+    body.textContent = "";
+    const pre = document.createElement("pre");
+    pre.textContent = JSON.stringify(json, null, 2);
+    body.append(pre);
+  } catch (e) {
+    body.textContent = "not available: " + e.message;
+    body.className = "muted";
+  }
+}
+
+let polls = 0;
+async function poll() {
+  try {
+    const answer = await fetch("/v1/cluster/overview", { cache: "no-store" });
+    if (!answer.ok) throw new Error("HTTP " + answer.status);
+    const overview = await answer.json();
+    renderMembers(overview);
+    renderTopics(overview);
+    recordThroughput(overview);
+    drawChart();
+    $("#updated").textContent = "updated " + new Date(overview.time_ms).toLocaleTimeString();
+    document.body.dataset.ready = "true";
+    if (polls++ % 4 === 0) refreshDetails();
+  } catch (e) {
+    $("#summary").textContent = "this node does not answer: " + e.message;
+  } finally {
+    setTimeout(poll, POLL_MS);
+  }
+}
+
+async function send(method, path, body) {
+  const answer = await fetch(path, {
+    method,
+    headers: body ? { "content-type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await answer.text();
+  $("#result").textContent = `${method} ${path} → ${answer.status}\n${text}`;
+  $("#result").className = answer.ok ? "" : "down";
+}
+
+function onSubmit(id, action) {
+  $(id).addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const data = new FormData(e.target);
+    try { await action(data); } catch (err) { $("#result").textContent = "failed: " + err.message; }
+  });
+}
+
+onSubmit("#create-form", (d) => send("PUT", "/topic", { topic: d.get("topic") }));
+onSubmit("#publish-form", (d) => send("PUT", "/message", { topic: d.get("topic"), message: d.get("message") }));
+onSubmit("#pop-form", (d) => send("GET", "/message/" + encodeURIComponent(d.get("topic"))));
+$("#detail-topic").addEventListener("change", (e) => { detailTopic = e.target.value; refreshDetails(); });
+poll();

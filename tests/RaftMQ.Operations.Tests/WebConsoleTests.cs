@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using System.Net;
+using PuppeteerSharp;
+
+namespace RaftMQ.Operations.Tests;
+
+/// <summary>The web console at /ui in a real headless Chromium, against a real three-node cluster.</summary>
+public sealed class WebConsoleTests
+{
+    /// <summary>How long a busy machine may take to start the browser and render the first poll.</summary>
+    private static readonly int LoadTimeoutMs = 30_000;
+
+    [ChromiumFact]
+    public async Task The_console_shows_the_nodes_and_leader_a_killed_node_as_down_within_two_seconds_and_topic_depths()
+    {
+        await using var cluster = TestCluster.Create(3);
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var serving = Enumerable.Range(0, 3).First(i => i != leader);
+        var victim = Enumerable.Range(0, 3).First(i => i != leader && i != serving);
+        (await cluster.CreateTopicAsync(leader, "orders")).Status.ShouldBe(HttpStatusCode.Created);
+
+        await using var browser = await Chromium.LaunchAsync();
+        await using var page = await browser.NewPageAsync();
+        var errors = new List<string>();
+        var console = new List<string>();
+        page.PageError += (_, e) => errors.Add(e.Message);
+        page.Console += (_, e) => console.Add(e.Message.Text);
+        (await page.GoToAsync(cluster.Url(serving, "/ui").ToString(), LoadTimeoutMs))!.Status.ShouldBe(HttpStatusCode.OK);
+
+        // Three nodes, up, one of them marked as the leader — the one the nodes themselves name (an election may have
+        // happened since the cluster started, so the page is compared with the nodes' answers, not an earlier one).
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
+            "() => document.querySelectorAll('#members tr[data-up=\"true\"]').length === 3 && document.querySelectorAll('#members tr[data-role=\"Leader\"]').length === 1",
+            new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
+        (await page.QuerySelectorAllAsync("#members tbody tr")).Length.ShouldBe(3);
+        var shownLeader = int.Parse(
+            await page.EvaluateExpressionAsync<string>("document.querySelector('#members tr[data-role=\"Leader\"]').dataset.node"),
+            System.Globalization.CultureInfo.InvariantCulture);
+        (await cluster.WaitForLeaderAsync()).ShouldBe(shownLeader);
+        (await page.EvaluateExpressionAsync<string>("document.querySelector('#summary').dataset.leader"))
+            .ShouldBe(shownLeader.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        // Messages published through the API show in the topic's depth.
+        for (int i = 0; i < 3; i++) (await cluster.PublishAsync(leader, "orders", $"m{i}")).Status.ShouldBe(HttpStatusCode.OK);
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
+            "() => document.querySelector('#topic-table tr[data-topic=\"orders\"] td.ready')?.textContent === '3'",
+            new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
+
+        // ... and so does one published with the page's own form; the pop form takes the oldest.
+        await page.TypeAsync("#publish-form input[name=topic]", "orders");
+        await page.TypeAsync("#publish-form input[name=message]", "from the console");
+        await page.ClickAsync("#publish-form button");
+        await page.WaitForFunctionAsync(
+            "() => document.querySelector('#topic-table tr[data-topic=\"orders\"] td.ready')?.textContent === '4'",
+            new WaitForFunctionOptions { Timeout = LoadTimeoutMs });
+        await page.TypeAsync("#pop-form input[name=topic]", "orders");
+        await page.ClickAsync("#pop-form button");
+        await page.WaitForFunctionAsync("() => document.querySelector('#result').textContent.includes('\"message\":\"m0\"')",
+            new WaitForFunctionOptions { Timeout = LoadTimeoutMs });
+
+        // A killed node shows as down within 2 s of its death.
+        await cluster.Node(victim).KillAsync();
+        var sinceKill = Stopwatch.StartNew();
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForSelectorAsync(
+            $"#members tr[data-node=\"{victim}\"][data-up=\"false\"]", new WaitForSelectorOptions { Timeout = 2_000 }));
+        sinceKill.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(2));
+        (await page.QuerySelectorAllAsync("#members tr[data-up=\"true\"]")).Length.ShouldBe(2);
+
+        errors.ShouldBeEmpty("the page's script raised no errors");
+    }
+
+    /// <summary>Runs a wait; when it times out, fails with what the page shows and logged, to tell why.</summary>
+    private static async Task WhatThePageShowsOnFailure(IPage page, List<string> console, Func<Task> wait)
+    {
+        try
+        {
+            await wait();
+        }
+        catch (WaitTaskTimeoutException e)
+        {
+            var shown = await page.EvaluateExpressionAsync<string>(
+                "document.querySelector('#summary').textContent + '\\n' + document.querySelector('#members').outerHTML + '\\n' + document.querySelector('#topic-table').outerHTML");
+            throw new ShouldAssertException($"{e.Message}\nthe page shows:\n{shown}\nits console:\n{string.Join('\n', console)}", e);
+        }
+    }
+}

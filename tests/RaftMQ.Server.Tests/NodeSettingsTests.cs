@@ -1,0 +1,112 @@
+using System.Net;
+using System.Text.Json;
+
+namespace RaftMQ.Server.Tests;
+
+/// <summary>
+/// A node's settings from the command line, a --settings file and RAFTMQ_ variables (real node processes), and how
+/// bad ones are refused.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class NodeSettingsTests
+{
+    private static string SettingsFile(TestCluster cluster, string json)
+    {
+        var path = Path.Combine(cluster.Directory, $"settings-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, json);
+        return path;
+    }
+
+    /// <summary>Waits until the one-node cluster's node (started outside the cluster object) is its leader.</summary>
+    private static async Task WaitForLeaderAsync(TestCluster cluster, NodeProcess node) =>
+        (await Eventually.TrueAsync(async () => await cluster.TryStatusAsync(0) is { Role: "Leader" }, TestCluster.DefaultTimeout))
+            .ShouldBeTrue($"output:\n{node.Output}");
+
+    private static async Task<string> ExitOutputAsync(NodeProcess node, int exitCode, string expected)
+    {
+        (await node.WaitForLineAsync(l => l.Contains(expected, StringComparison.Ordinal), TestCluster.DefaultTimeout))
+            .ShouldBeTrue($"no line with {expected}; output:\n{node.Output}");
+        (await Eventually.TrueAsync(() => Task.FromResult(node.HasExited), TestCluster.DefaultTimeout)).ShouldBeTrue($"the node kept running; output:\n{node.Output}");
+        node.ExitCode.ShouldBe(exitCode, $"output:\n{node.Output}");
+        return node.Output;
+    }
+
+    [Fact]
+    public async Task The_command_line_wins_over_the_environment_which_wins_over_the_settings_file()
+    {
+        await using var cluster = TestCluster.Create(1);
+        var file = SettingsFile(cluster, """{"data-dir": "from-file", "log-format": "json", "disk-free-limit-mb": 0}""");
+        var env = new Dictionary<string, string> { ["RAFTMQ_DATA_DIR"] = "from-env", ["RAFTMQ_SOAK"] = "1" };
+
+        // The environment's data directory beats the file's; the file's log format holds.
+        await using (var node = NodeProcess.StartWithEnvironment(env, cluster.ConfigPath, 0, cluster.Directory, "--settings", file))
+        {
+            await WaitForLeaderAsync(cluster, node);
+            (await cluster.CreateTopicAsync(0, "t")).Status.ShouldBe(HttpStatusCode.Created);
+            Directory.Exists(Path.Combine(cluster.Directory, "from-env")).ShouldBeTrue($"output:\n{node.Output}");
+            Directory.Exists(Path.Combine(cluster.Directory, "from-file")).ShouldBeFalse();
+            node.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[0].ShouldStartWith("{");
+            await node.TerminateAsync(TimeSpan.FromSeconds(5));
+        }
+
+        // The command line beats both.
+        await using (var node = NodeProcess.StartWithEnvironment(env, cluster.ConfigPath, 0, cluster.Directory, "--settings", file, "--data-dir", "from-args"))
+        {
+            await WaitForLeaderAsync(cluster, node);
+            Directory.Exists(Path.Combine(cluster.Directory, "from-args")).ShouldBeTrue($"output:\n{node.Output}");
+            await node.TerminateAsync(TimeSpan.FromSeconds(5));
+        }
+    }
+
+    [Theory]
+    [InlineData("""{"heartbeat-ms": "often"}""", "\"heartbeat-ms\" in ", "must be a positive integer, not 'often'")]
+    [InlineData("""{"idle-timeout-ms": 0}""", "\"idle-timeout-ms\" in ", "must be a positive integer, not '0'")]
+    [InlineData("""{"log-format": "xml"}""", "\"log-format\" in ", "unknown log format 'xml'")]
+    [InlineData("""{"no-such-setting": 1}""", "unknown option \"no-such-setting\" in ", "settings-")]
+    [InlineData("""{"log": {"level": "Debug"}}""", "unknown setting \"log:level\"", "settings-")]
+    [InlineData("""{"heartbeat-ms": 5""", "--settings ", "settings-")]
+    public async Task A_bad_settings_file_stops_the_node_naming_the_setting(string json, string names, string says)
+    {
+        await using var cluster = TestCluster.Create(1);
+        var output = await ExitOutputAsync(cluster.Start(0, "--settings", SettingsFile(cluster, json)), 2, names);
+        output.ShouldContain(says);
+    }
+
+    [Fact]
+    public async Task A_missing_settings_file_stops_the_node()
+    {
+        await using var cluster = TestCluster.Create(1);
+        await ExitOutputAsync(cluster.Start(0, "--settings", "none.json"), 2, "--settings none.json");
+    }
+
+    [Fact]
+    public async Task A_bad_variable_stops_the_node_naming_it()
+    {
+        await using var cluster = TestCluster.Create(1);
+        var env = new Dictionary<string, string> { ["RAFTMQ_REQUEST_TIMEOUT_MS"] = "-5" };
+        await using var node = NodeProcess.StartWithEnvironment(env, cluster.ConfigPath, 0, cluster.Directory);
+        await ExitOutputAsync(node, 2, "RAFTMQ_REQUEST_TIMEOUT_MS must be a positive integer, not '-5'");
+    }
+
+    [Fact]
+    public async Task With_log_format_json_every_line_is_one_json_object_with_the_messages_values()
+    {
+        await using var cluster = TestCluster.Create(1, "--log-format", "json", "--log-level", "Debug");
+        var node = cluster.Start(0);
+        await cluster.WaitForLeaderAsync();
+        (await node.WaitForLineAsync(l => l.Contains("\"Peers authenticate", StringComparison.Ordinal), TestCluster.DefaultTimeout))
+            .ShouldBeTrue($"output:\n{node.Output}");
+        var lines = node.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        lines.Length.ShouldBeGreaterThan(1);
+        var events = lines.Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        foreach (var e in events)
+        {
+            e.GetProperty("level").GetString().ShouldNotBeNullOrEmpty();
+            e.GetProperty("category").GetString().ShouldNotBeNullOrEmpty();
+            e.GetProperty("message").GetString().ShouldNotBeNull();
+            DateTimeOffset.Parse(e.GetProperty("timestamp").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        var secret = events.First(e => e.GetProperty("message").GetString()!.StartsWith("Peers authenticate", StringComparison.Ordinal));
+        secret.GetProperty("state").GetProperty("Source").GetString().ShouldNotBeNullOrEmpty("the message's named values are fields");
+    }
+}
