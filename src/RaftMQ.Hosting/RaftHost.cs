@@ -122,6 +122,7 @@ public sealed class RaftHost : IAsyncDisposable
                 SnapshotEveryEntries = options.SnapshotEveryEntries,
                 SnapshotEveryBytes = options.SnapshotEveryBytes,
                 SnapshotRetainEntries = options.SnapshotRetainEntries ?? options.SnapshotEveryEntries / 10,
+                MaxProposalBytesInFlight = RaftHostOptions.MaxProposalBytesInFlight,
                 Forwarding = forwarding,
             },
         };

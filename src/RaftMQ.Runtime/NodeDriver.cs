@@ -104,6 +104,24 @@ public sealed class NodeDriverOptions
     /// <summary>A snapshot transfer with no answer for this long is abandoned (and retried by Raft).</summary>
     public TimeSpan SnapshotTransferTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Fairness at the leader: once this many bytes of commands proposed on this node (its callers' and those
+    /// forwarded to it) are in the log and not yet applied, a command larger than <see cref="SmallProposalBytes"/>
+    /// waits, in arrival order, until enough of them are applied, while smaller ones are proposed at once. A small
+    /// request then waits behind at most about this many bytes of others' entries, not behind all that was sent.
+    /// 0 turns pacing off.
+    /// </summary>
+    public long MaxProposalBytesInFlight { get; init; }
+
+    /// <summary>Commands of at most this many bytes are never held back by <see cref="MaxProposalBytesInFlight"/>.</summary>
+    public int SmallProposalBytes { get; init; } = 64 << 10;
+
+    /// <summary>Most commands held back by pacing; more are refused as overloaded.</summary>
+    public int MaxHeldProposals { get; init; } = 4_096;
+
+    /// <summary>Most bytes of commands held back by pacing; more are refused as overloaded.</summary>
+    public long MaxHeldProposalBytes { get; init; } = 64L << 20;
+
     /// <summary>Forwarding of proposals from followers to the leader over the peer link; null leaves it off.</summary>
     public ProposalForwarding? Forwarding { get; init; }
 }
@@ -237,9 +255,17 @@ public sealed partial class NodeDriver : IDisposable
         }
     }
 
-    /// <summary>Advances the node's logical clock by <paramref name="ticks"/> ticks.</summary>
+    /// <summary>
+    /// Advances the node's logical clock by <paramref name="ticks"/> ticks: the ticks that elapsed since the last
+    /// call, after the owner handed the node every message that arrived meanwhile. At most one less than an election
+    /// timeout is caught up at once: a loop held up (a long fsync, a GC pause) is no sign that the leader or a quorum
+    /// went silent, and its messages queued in the meantime were just handled. Catching up more would let one hold-up
+    /// start an election on a follower that heard from its leader, or make a leader that heard from its quorum see
+    /// a whole check-quorum period with nobody (§6.2) and step down.
+    /// </summary>
     public void Tick(int ticks = 1)
     {
+        ticks = Math.Min(ticks, Math.Max(1, _raftOptions.ElectionTicks - 1));
         for (int i = 0; i < ticks; i++) _node.Tick();
         ExpireSnapshotTransfers();
         ExpireForwards();
@@ -256,14 +282,29 @@ public sealed partial class NodeDriver : IDisposable
     {
         ArgumentNullException.ThrowIfNull(completion);
         Counters.Proposed();
+        switch (Hold(command, completion, 0, 0))
+        {
+            case HoldOutcome.Held:
+                return new ProposeResult(ProposeStatus.Accepted, 0, 0, 0);
+            case HoldOutcome.Refused:
+                completion.TrySetException(new NodeOverloadedException(HeldFullMessage));
+                return new ProposeResult(ProposeStatus.Overloaded, 0, 0, 0);
+            default:
+                return ProposeNow(command, completion);
+        }
+    }
+
+    /// <summary>Proposes a command of this node's caller to the core now (it was not held back, or no longer is).</summary>
+    private ProposeResult ProposeNow(ReadOnlyMemory<byte> command, TaskCompletionSource<object?> completion)
+    {
         var r = _node.Propose(command);
         switch (r.Status)
         {
             case ProposeStatus.Accepted:
                 // A pending proposal at this index belonged to an earlier leadership of this node whose entry was
                 // overwritten before it was applied here: it was not applied.
-                if (_proposals.Remove(r.Index, out var replaced)) Fail(replaced, new ProposalDroppedException(r.Index));
-                _proposals[r.Index] = new PendingProposal(r.Term, completion, 0, 0);
+                if (RemoveProposal(r.Index, out var replaced)) Fail(replaced, new ProposalDroppedException(r.Index));
+                AddProposal(r.Index, new PendingProposal(r.Term, completion, 0, 0, command.Length));
                 break;
             case ProposeStatus.NotLeader:
                 completion.TrySetException(new NotLeaderException(r.LeaderHint));
@@ -343,6 +384,17 @@ public sealed partial class NodeDriver : IDisposable
     /// <summary>Handles every Ready the core has, in the order Raft requires. An exception means the node must stop.</summary>
     public void ProcessReady()
     {
+        do
+        {
+            ProcessReadies();
+        }
+        while (ProposeHeld()); // what was applied made room for held-back proposals: their entries make a new Ready
+        MaybeTakeSnapshot();
+        CheckTransfer();
+    }
+
+    private void ProcessReadies()
+    {
         var node = _node;
         while (node.HasReady())
         {
@@ -387,8 +439,6 @@ public sealed partial class NodeDriver : IDisposable
             foreach (var (peer, succeeded) in _snapshotReports) node.ReportSnapshot(peer, succeeded);
             _snapshotReports.Clear();
         }
-        MaybeTakeSnapshot();
-        CheckTransfer();
     }
 
     /// <summary>Fails every waiting caller with <paramref name="error"/> (the node stops).</summary>
@@ -396,6 +446,8 @@ public sealed partial class NodeDriver : IDisposable
     {
         foreach (var (_, p) in _proposals) Fail(p, error);
         _proposals.Clear();
+        _proposedBytesInFlight = 0;
+        FailHeld(error);
         FailForwards(error);
         FailTransfer(error);
         foreach (var (_, r) in _unconfirmedReads) r.Completion.TrySetException(error);
@@ -431,7 +483,7 @@ public sealed partial class NodeDriver : IDisposable
             _bytesSinceSnapshot += e.Data.Length;
             _appliedBytes += e.Data.Length;
             _observer?.Applied(e);
-            if (_proposals.Remove(e.Index, out var p))
+            if (RemoveProposal(e.Index, out var p))
             {
                 if (p.Term == e.Term) Succeed(p, result);
                 else Fail(p, new ProposalDroppedException(e.Index));
@@ -455,7 +507,7 @@ public sealed partial class NodeDriver : IDisposable
         if (dropped is null) return;
         foreach (var index in dropped)
         {
-            _proposals.Remove(index, out var p);
+            RemoveProposal(index, out var p);
             Fail(p, new ProposalDroppedException(index));
         }
     }
@@ -538,7 +590,7 @@ public sealed partial class NodeDriver : IDisposable
         // proposal or another leader's cannot be told any more.
         foreach (var index in _proposals.Keys.Where(i => i <= snapshot.Index).ToList())
         {
-            _proposals.Remove(index, out var p);
+            RemoveProposal(index, out var p);
             Fail(p, new ProposalOutcomeUnknownException(index));
         }
         _observer?.SnapshotRestored(snapshot, atStartup: false);
@@ -626,7 +678,7 @@ public sealed partial class NodeDriver : IDisposable
     /// node <paramref name="ForwardedBy"/> as its request <paramref name="RequestId"/> (Completion null).
     /// </summary>
     private readonly record struct PendingProposal(
-        ulong Term, TaskCompletionSource<object?>? Completion, ulong ForwardedBy, ulong RequestId);
+        ulong Term, TaskCompletionSource<object?>? Completion, ulong ForwardedBy, ulong RequestId, int Bytes);
 
     private sealed record PendingRead(Func<object?> Query, TaskCompletionSource<object?> Completion);
 

@@ -26,6 +26,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private ITimer? _ticker;
     private Task? _loop;
     private int _ticksElapsed;
+    private long _lastSlowLog;
     private ulong _transferee; // the loop's last view of the core's transfer target
     private long _droppedPeerMessages;
     private int _disposed;
@@ -395,15 +396,24 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
                 driver.Counters.Iteration();
+                var started = _time.GetTimestamp();
                 var handled = 0;
+                var tick = false;
                 while (handled < _options.MaxInputsPerIteration && reader.TryRead(out var input))
                 {
-                    Handle(driver, input);
+                    // Time is judged after the messages: a heartbeat that waited in the inbox while the loop was
+                    // held up counts before the ticks that elapsed meanwhile, never after them.
+                    if (input is TickInput) tick = true;
+                    else Handle(driver, input);
                     handled++;
                 }
+                if (tick) driver.Tick(Math.Min(Interlocked.Exchange(ref _ticksElapsed, 0), _options.MaxTicksCatchUp));
+                var handledAt = _time.GetTimestamp();
                 driver.ProcessReady();
                 UpdateStatus(driver.Raft);
                 NoteTransfer(driver);
+                var took = _time.GetElapsedTime(started);
+                if (took > SlowIteration) NoteSlowIteration(handled, _time.GetElapsedTime(started, handledAt), took);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -426,9 +436,6 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             case PeerInput p:
                 driver.Step(p.Message);
                 break;
-            case TickInput:
-                driver.Tick(Math.Min(Interlocked.Exchange(ref _ticksElapsed, 0), _options.MaxTicksCatchUp));
-                break;
             case ProposeInput p:
                 driver.Propose(p.Command, p.Completion);
                 break;
@@ -445,6 +452,20 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 driver.TransferLeadership(t.Target, t.Completion);
                 break;
         }
+    }
+
+    /// <summary>An iteration longer than this is logged: it holds up heartbeats and votes (a third of an election timeout).</summary>
+    private TimeSpan SlowIteration => ElectionTimeout / 3;
+
+    private void NoteSlowIteration(int inputs, TimeSpan handling, TimeSpan took)
+    {
+        // At most one line a second: a saturated node would otherwise log every iteration.
+        var now = _time.GetTimestamp();
+        if (_lastSlowLog != 0 && _time.GetElapsedTime(_lastSlowLog, now) < TimeSpan.FromSeconds(1)) return;
+        _lastSlowLog = now;
+        var c = _driver!.Counters;
+        LogSlowIteration(_logger, _options.Raft.Id, (long)took.TotalMilliseconds, inputs, (long)handling.TotalMilliseconds,
+            c.LogSyncs, c.EntriesApplied);
     }
 
     private void UpdateStatus(RaftNode node) =>
@@ -513,6 +534,10 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Critical, Message = "Node failed and stops (fail-stop)")]
     private static partial void LogFatal(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Warning,
+        Message = "Node {Id} loop held up for {Ms} ms: {Inputs} inputs handled in {HandlingMs} ms, the rest persisting, sending and applying (log syncs so far {Syncs}, entries applied {Applied})")]
+    private static partial void LogSlowIteration(ILogger logger, ulong id, long ms, int inputs, long handlingMs, long syncs, long applied);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Node {Id} storage recovery: {Report}")]
     private static partial void LogRecovery(ILogger logger, ulong id, string report);
