@@ -99,9 +99,12 @@ public sealed class QueueNode : IAsyncDisposable
     /// over the peer link and returns the leader's answer; during an election it waits (until the deadline) for a
     /// leader. A command is retried only when it certainly was not applied, so nothing is applied twice.
     /// </summary>
-    public async Task<CommandOutcome> ExecuteAsync(QueueCommand command, CancellationToken deadline)
+    public Task<CommandOutcome> ExecuteAsync(QueueCommand command, CancellationToken deadline) =>
+        ExecuteAsync(command.Encode(), deadline);
+
+    /// <summary><see cref="ExecuteAsync(QueueCommand, CancellationToken)"/> of a command already encoded.</summary>
+    public async Task<CommandOutcome> ExecuteAsync(byte[] encoded, CancellationToken deadline)
     {
-        var encoded = command.Encode();
         RaftRuntime runtime;
         try
         {
