@@ -123,6 +123,7 @@ public sealed class RaftHost : IAsyncDisposable
                 SnapshotEveryBytes = options.SnapshotEveryBytes,
                 SnapshotRetainEntries = options.SnapshotRetainEntries ?? options.SnapshotEveryEntries / 10,
                 MaxProposalBytesInFlight = RaftHostOptions.MaxProposalBytesInFlight,
+                ReadDiskAlarm = options.ReadDiskAlarm,
                 Forwarding = forwarding,
             },
         };

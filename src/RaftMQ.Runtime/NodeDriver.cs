@@ -122,6 +122,12 @@ public sealed class NodeDriverOptions
     /// <summary>Most bytes of commands held back by pacing; more are refused as overloaded.</summary>
     public long MaxHeldProposalBytes { get; init; } = 64L << 20;
 
+    /// <summary>
+    /// Reads this node's disk alarm (cheap: called on the loop at every tick); a follower reports it to the leader
+    /// (<see cref="NodeDriver.PeerDiskAlarm"/>). Null sends no reports.
+    /// </summary>
+    public Func<DiskReading>? ReadDiskAlarm { get; init; }
+
     /// <summary>Forwarding of proposals from followers to the leader over the peer link; null leaves it off.</summary>
     public ProposalForwarding? Forwarding { get; init; }
 }
@@ -249,6 +255,9 @@ public sealed partial class NodeDriver : IDisposable
             case ForwardResult result:
                 ReceiveForwardResult(result);
                 break;
+            case DiskAlarmReport report:
+                ReceiveDiskAlarm(report);
+                break;
             default:
                 _node.Step(message);
                 break;
@@ -267,6 +276,7 @@ public sealed partial class NodeDriver : IDisposable
     {
         ticks = Math.Min(ticks, Math.Max(1, _raftOptions.ElectionTicks - 1));
         for (int i = 0; i < ticks; i++) _node.Tick();
+        ReportDiskAlarm(ticks);
         ExpireSnapshotTransfers();
         ExpireForwards();
     }
@@ -412,7 +422,9 @@ public sealed partial class NodeDriver : IDisposable
             if (ready.Snapshot is { } snapshot) InstallSnapshot(snapshot);
             if (ready.HardState is not null || ready.Entries.Count > 0)
             {
+                var saving = _host.Time.GetTimestamp();
                 _storage.Save(ready.HardState, ready.Entries, ready.MustSync);
+                Counters.SaveTook(_host.Time.GetTimestamp() - saving);
                 Counters.Saved(ready.Entries.Count, ready.MustSync);
                 if (ready.HardState is { } saved) _persistedHardState = saved;
                 _observer?.Persisted(ready.HardState, ready.Entries);
@@ -421,7 +433,9 @@ public sealed partial class NodeDriver : IDisposable
             if (_proposals.Count > 0 && node.Role != Role.Leader && (ready.Entries.Count > 0 || ready.Snapshot is not null))
                 DropOverwrittenProposals();
             if (!sendFirst) Send(ready.Messages);
+            var applying = _host.Time.GetTimestamp();
             Apply(ready.CommittedEntries);
+            Counters.ApplyTook(_host.Time.GetTimestamp() - applying);
             Counters.Applied(ready.CommittedEntries.Count);
             if (ready.CommittedEntries.Count > 0)
             {
@@ -531,6 +545,7 @@ public sealed partial class NodeDriver : IDisposable
     private void OnSoftStateChanged(SoftState soft)
     {
         LogRoleChanged(_logger, _raftOptions.Id, soft.Role, soft.Term, soft.Leader);
+        ForgetPeerAlarms(); // a new leadership, or none: followers report again to whoever leads
         if (soft.Role != Role.Leader && _outgoingSnapshots.Count > 0)
         {
             foreach (var transfer in _outgoingSnapshots.Values) transfer.Dispose();

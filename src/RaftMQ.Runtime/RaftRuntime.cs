@@ -27,6 +27,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private Task? _loop;
     private int _ticksElapsed;
     private long _lastSlowLog;
+    private volatile DiskAlarmReport? _peerDiskAlarm;
     private ulong _transferee; // the loop's last view of the core's transfer target
     private long _droppedPeerMessages;
     private int _disposed;
@@ -59,6 +60,12 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     public RuntimeCounters Counters => _driver?.Counters ?? _idleCounters;
 
     private readonly RuntimeCounters _idleCounters = new();
+
+    /// <summary>
+    /// While this node leads: the report of a peer whose disk alarm is on (<see cref="NodeDriver.PeerDiskAlarm"/>), as
+    /// of the last loop iteration; null when no peer reported one. Thread-safe.
+    /// </summary>
+    public DiskAlarmReport? PeerDiskAlarm => _peerDiskAlarm;
 
     /// <summary>Peer messages dropped because the inbox was full (Raft retries them).</summary>
     public long DroppedPeerMessages => Interlocked.Read(ref _droppedPeerMessages);
@@ -409,11 +416,18 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 }
                 if (tick) driver.Tick(Math.Min(Interlocked.Exchange(ref _ticksElapsed, 0), _options.MaxTicksCatchUp));
                 var handledAt = _time.GetTimestamp();
+                var (saveBefore, applyBefore) = (driver.Counters.SaveTimestampTicks, driver.Counters.ApplyTimestampTicks);
                 driver.ProcessReady();
                 UpdateStatus(driver.Raft);
                 NoteTransfer(driver);
+                _peerDiskAlarm = driver.PeerDiskAlarm;
                 var took = _time.GetElapsedTime(started);
-                if (took > SlowIteration) NoteSlowIteration(handled, _time.GetElapsedTime(started, handledAt), took);
+                if (took > SlowIteration)
+                {
+                    NoteSlowIteration(handled, took, _time.GetElapsedTime(started, handledAt),
+                        _time.GetElapsedTime(0, driver.Counters.SaveTimestampTicks - saveBefore),
+                        _time.GetElapsedTime(0, driver.Counters.ApplyTimestampTicks - applyBefore));
+                }
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -457,15 +471,14 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     /// <summary>An iteration longer than this is logged: it holds up heartbeats and votes (a third of an election timeout).</summary>
     private TimeSpan SlowIteration => ElectionTimeout / 3;
 
-    private void NoteSlowIteration(int inputs, TimeSpan handling, TimeSpan took)
+    private void NoteSlowIteration(int inputs, TimeSpan took, TimeSpan handling, TimeSpan saving, TimeSpan applying)
     {
         // At most one line a second: a saturated node would otherwise log every iteration.
         var now = _time.GetTimestamp();
         if (_lastSlowLog != 0 && _time.GetElapsedTime(_lastSlowLog, now) < TimeSpan.FromSeconds(1)) return;
         _lastSlowLog = now;
-        var c = _driver!.Counters;
         LogSlowIteration(_logger, _options.Raft.Id, (long)took.TotalMilliseconds, inputs, (long)handling.TotalMilliseconds,
-            c.LogSyncs, c.EntriesApplied);
+            (long)saving.TotalMilliseconds, (long)applying.TotalMilliseconds);
     }
 
     private void UpdateStatus(RaftNode node) =>
@@ -536,8 +549,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private static partial void LogFatal(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 11, Level = LogLevel.Warning,
-        Message = "Node {Id} loop held up for {Ms} ms: {Inputs} inputs handled in {HandlingMs} ms, the rest persisting, sending and applying (log syncs so far {Syncs}, entries applied {Applied})")]
-    private static partial void LogSlowIteration(ILogger logger, ulong id, long ms, int inputs, long handlingMs, long syncs, long applied);
+        Message = "Node {Id} loop held up for {Ms} ms: {Inputs} inputs handled in {HandlingMs} ms, log writes and syncs {SaveMs} ms, applying {ApplyMs} ms")]
+    private static partial void LogSlowIteration(ILogger logger, ulong id, long ms, int inputs, long handlingMs, long saveMs, long applyMs);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Node {Id} storage recovery: {Report}")]
     private static partial void LogRecovery(ILogger logger, ulong id, string report);

@@ -78,6 +78,19 @@ public sealed class RuntimeCounters
         Volatile.Write(ref _entriesPersisted, _entriesPersisted + entries);
     }
 
+    /// <summary>Time spent writing (and syncing) the log, in ticks of the host's <see cref="TimeProvider"/>.</summary>
+    public long SaveTimestampTicks => Volatile.Read(ref _saveTicks);
+
+    /// <summary>Time spent applying committed entries to the state machine, in ticks of the host's <see cref="TimeProvider"/>.</summary>
+    public long ApplyTimestampTicks => Volatile.Read(ref _applyTicks);
+
+    private long _saveTicks;
+    private long _applyTicks;
+
+    internal void SaveTook(long ticks) => Volatile.Write(ref _saveTicks, _saveTicks + ticks);
+
+    internal void ApplyTook(long ticks) => Volatile.Write(ref _applyTicks, _applyTicks + ticks);
+
     internal void Applied(int entries) => Volatile.Write(ref _entriesApplied, _entriesApplied + entries);
 
     internal void Sent(int messages) => Volatile.Write(ref _messagesSent, _messagesSent + messages);

@@ -138,4 +138,8 @@ public sealed partial class DiskAlarm
 }
 
 /// <summary>One reading of the disk alarm.</summary>
-public sealed record DiskState(bool Alarm, long FreeBytes, long LimitBytes, string Directory);
+public sealed record DiskState(bool Alarm, long FreeBytes, long LimitBytes, string Directory)
+{
+    /// <summary>The cluster index of the node whose alarm this is, when not the leader's own (a follower reported it).</summary>
+    public int? Node { get; init; }
+}
