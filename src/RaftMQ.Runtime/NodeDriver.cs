@@ -105,6 +105,13 @@ public sealed class NodeDriverOptions
     public TimeSpan SnapshotTransferTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// Most bytes of commands applied in one <see cref="NodeDriver.ProcessReady"/> before it returns with Readies
+    /// left (at least one Ready is always handled): applying a backlog of large entries does not hold the loop, and
+    /// heartbeats, acknowledgements and votes that arrive meanwhile are handled between the chunks.
+    /// </summary>
+    public long MaxApplyBytesPerStep { get; init; } = 1L << 20;
+
+    /// <summary>
     /// Fairness at the leader: once this many bytes of commands proposed on this node (its callers' and those
     /// forwarded to it) are in the log and not yet applied, a command larger than <see cref="SmallProposalBytes"/>
     /// waits, in arrival order, until enough of them are applied, while smaller ones are proposed at once. A small
@@ -391,7 +398,12 @@ public sealed partial class NodeDriver : IDisposable
 
     // ---- the Ready ----
 
-    /// <summary>Handles every Ready the core has, in the order Raft requires. An exception means the node must stop.</summary>
+    /// <summary>
+    /// Handles the Readies the core has, in the order Raft requires, until at least
+    /// <see cref="NodeDriverOptions.MaxApplyBytesPerStep"/> bytes of commands were applied: then the rest waits for the
+    /// next call (<see cref="HasPendingReady"/>), so that the owner hands the node the messages that arrived meanwhile
+    /// (heartbeats, acknowledgements, votes) before it applies more. An exception means the node must stop.
+    /// </summary>
     public void ProcessReady()
     {
         do
@@ -403,10 +415,14 @@ public sealed partial class NodeDriver : IDisposable
         CheckTransfer();
     }
 
+    /// <summary>Whether the core has a Ready that <see cref="ProcessReady"/> left for its next call.</summary>
+    public bool HasPendingReady => _node.HasReady();
+
     private void ProcessReadies()
     {
         var node = _node;
-        while (node.HasReady())
+        var appliedBefore = _appliedBytes;
+        while (node.HasReady() && _appliedBytes - appliedBefore < _options.MaxApplyBytesPerStep)
         {
             var ready = node.GetReady();
             Counters.Ready();

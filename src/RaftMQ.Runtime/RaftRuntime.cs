@@ -400,8 +400,11 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             driver.ProcessReady();
             UpdateStatus(driver.Raft);
             var reader = _inbox.Reader;
-            while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+            // With Readies left (ProcessReady stops after a bounded amount of applying), the loop goes round again at
+            // once: the inputs that arrived meanwhile are handled first, then the next chunk.
+            while (driver.HasPendingReady || await reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
+                ct.ThrowIfCancellationRequested();
                 driver.Counters.Iteration();
                 var started = _time.GetTimestamp();
                 var handled = 0;

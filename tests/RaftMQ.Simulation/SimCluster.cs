@@ -709,6 +709,16 @@ public sealed class SimCluster
                 node.MissedTicks = 0;
                 Drive(node, () => driver.Tick(ticks));
                 break;
+            case EventKind.Continue:
+                var continuing = _nodes[ev.Node - 1];
+                if (continuing.Driver is null || continuing.Incarnation != ev.Incarnation) break;
+                if (continuing.BusyUntil > Now)
+                {
+                    Schedule(continuing.BusyUntil, ev);
+                    break;
+                }
+                Drive(continuing, static () => { });
+                break;
             case EventKind.Restart:
                 var stopped = _nodes[ev.Node - 1];
                 if (!stopped.IsUp && stopped.Incarnation == ev.Incarnation) Start(stopped);
@@ -759,6 +769,8 @@ public sealed class SimCluster
             // A slow disk: the fsync this step did holds the node's loop up for a while (nothing else is handled).
             if (driver.Counters.LogSyncs > syncs && _options.SlowFsyncProbability > 0 && _diskRandom.NextDouble() < _options.SlowFsyncProbability)
                 node.BusyUntil = Now + 1 + _diskRandom.Next(_options.SlowFsyncMaxMs);
+            // Readies left for the next step, as RaftRuntime's loop goes round again at once: after the inputs queued now.
+            if (driver.HasPendingReady) Schedule(Now, new SimEvent(EventKind.Continue, node.Id, null, node.Incarnation));
         }
         catch (Exception e) when (FaultyFileSystem.IsInjected(e))
         {
@@ -936,6 +948,9 @@ public sealed class SimCluster
         Deliver,
         Restart,
         SnapshotWrite,
+
+        /// <summary>The node's driver left Readies for its next step (bounded applying): it handles them now.</summary>
+        Continue,
     }
 
     /// <summary>An event; <paramref name="Incarnation"/> ties a restart or a snapshot write to the run of the node.</summary>
