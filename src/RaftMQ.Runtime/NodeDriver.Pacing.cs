@@ -52,6 +52,7 @@ public sealed partial class NodeDriver
             ProposeResult r;
             if (h.Completion is { } completion)
             {
+                if (completion.Task.IsCompleted) continue; // its caller gave up while it was held: never proposed
                 r = ProposeNow(h.Command, completion);
             }
             else

@@ -125,6 +125,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     {
         var tcs = new TaskCompletionSource<object?>(TaskCreationOptions.RunContinuationsAsynchronously);
         await PostAsync(new ProposeInput(command, tcs), cancellationToken).ConfigureAwait(false);
+        // A caller that gives up cancels the completion too: a command the leader still holds back (pacing) is then
+        // never proposed.
+        using var giveUp = cancellationToken.Register(static state => ((TaskCompletionSource<object?>)state!).TrySetCanceled(), tcs);
         return await tcs.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 

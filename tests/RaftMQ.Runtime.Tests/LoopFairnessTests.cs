@@ -87,6 +87,24 @@ public sealed class LoopFairnessTests : IDisposable
     }
 
     [Fact]
+    public void A_held_command_whose_caller_gave_up_is_never_proposed()
+    {
+        var machine = new AppendMachine();
+        var driver = Open([1], new NodeDriverOptions { MaxProposalBytesInFlight = Large }, machine, new RecordingHost());
+        ElectAlone(driver);
+        driver.Propose(Command("large-1", Large), new TaskCompletionSource<object?>());
+        var abandoned = new TaskCompletionSource<object?>();
+        driver.Propose(Command("large-2", Large), abandoned);
+        driver.HeldProposals.ShouldBe(1);
+        abandoned.TrySetCanceled(); // what RaftRuntime.ProposeAsync does when its caller's deadline fires
+
+        driver.ProcessReady();
+
+        machine.Items.Select(Tag).ShouldBe(["large-1"]);
+        driver.HeldProposals.ShouldBe(0);
+    }
+
+    [Fact]
     public void Without_pacing_commands_enter_the_log_in_arrival_order()
     {
         var machine = new AppendMachine();
