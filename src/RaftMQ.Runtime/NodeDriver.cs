@@ -293,7 +293,8 @@ public sealed partial class NodeDriver : IDisposable
     /// applied, or <see cref="NotLeaderException"/>, <see cref="NodeOverloadedException"/>,
     /// <see cref="LeadershipTransferringException"/> (not proposed),
     /// <see cref="ProposalDroppedException"/> (not applied) or <see cref="ProposalOutcomeUnknownException"/>.
-    /// Returns what the core said: where the entry went, or why it was refused.
+    /// Returns what the core said: where the entry went, or why it was refused; Accepted at index 0 when pacing holds
+    /// the command back (<see cref="NodeDriverOptions.MaxProposalBytesInFlight"/>): it is proposed once there is room.
     /// </summary>
     public ProposeResult Propose(ReadOnlyMemory<byte> command, TaskCompletionSource<object?> completion)
     {
