@@ -128,6 +128,17 @@ public sealed class SimCluster
 
     // ---- time ----
 
+    /// <summary>
+    /// Holds node <paramref name="id"/>'s loop up for <paramref name="durationMs"/> from now, as a long fsync or a GC
+    /// pause does: messages wait in its inbox and ticks are counted, then it handles the messages and catches up.
+    /// </summary>
+    public void HoldUp(ulong id, long durationMs)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(durationMs);
+        var node = Node(id);
+        node.BusyUntil = Math.Max(node.BusyUntil, Now + durationMs);
+    }
+
     /// <summary>Processes the next event (a tick or a delivery), whatever its time. False only if nothing is scheduled.</summary>
     public bool Step() => StepUntil(long.MaxValue);
 
