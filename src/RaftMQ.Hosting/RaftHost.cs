@@ -122,6 +122,8 @@ public sealed class RaftHost : IAsyncDisposable
                 SnapshotEveryEntries = options.SnapshotEveryEntries,
                 SnapshotEveryBytes = options.SnapshotEveryBytes,
                 SnapshotRetainEntries = options.SnapshotRetainEntries ?? options.SnapshotEveryEntries / 10,
+                MaxProposalBytesInFlight = RaftHostOptions.MaxProposalBytesInFlight,
+                ReadDiskAlarm = options.ReadDiskAlarm,
                 Forwarding = forwarding,
             },
         };

@@ -55,6 +55,19 @@ public sealed record RaftHostOptions
     /// </summary>
     public int MaxCommandBytes { get; init; } = 4 << 20;
 
+    /// <summary>
+    /// Reads this node's disk alarm; followers report it to the leader, whose admission check can then refuse new
+    /// data while any node's alarm is on (<see cref="NodeDriverOptions.ReadDiskAlarm"/>). Null sends no reports.
+    /// </summary>
+    public Func<DiskReading>? ReadDiskAlarm { get; init; }
+
+    /// <summary>
+    /// Bytes of commands the leader keeps in flight (proposed, not yet applied) before it holds back large ones
+    /// (<see cref="NodeDriverOptions.MaxProposalBytesInFlight"/>): a small request waits behind at most about this
+    /// much of the others' data. 4 MiB is four of the largest batches, enough to keep replication and fsyncs busy.
+    /// </summary>
+    public const long MaxProposalBytesInFlight = 4L << 20;
+
     /// <summary>Storage bounds (segment size, cache, largest entry); null for the defaults.</summary>
     public StorageOptions? Storage { get; init; }
 

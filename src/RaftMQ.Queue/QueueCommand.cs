@@ -104,6 +104,70 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
     /// <summary>Whether commands of <paramref name="op"/> carry the leader's time right after the topic.</summary>
     public static bool IsStamped(QueueOp op) => op is QueueOp.PublishMessages or >= QueueOp.ConfigureTopic and <= QueueOp.Redrive;
 
+    /// <summary>Length of a <see cref="QueueOp.PublishBatch"/> command of <paramref name="count"/> messages of <paramref name="messageBytes"/> UTF-8 bytes in all.</summary>
+    public static long PublishBatchLength(int topicBytes, int count, long messageBytes) => HeaderBytes + topicBytes + 4L + 4L * count + messageBytes;
+
+    /// <summary>
+    /// Writes the start of a <see cref="QueueOp.PublishBatch"/> command (op, topic, count) and returns its length: the
+    /// caller writes the <paramref name="count"/> messages after it, each as [length u32][UTF-8] (<see cref="WriteBatchMessageLength"/>),
+    /// so a batch goes from a request straight into the command's bytes.
+    /// </summary>
+    public static int WritePublishBatchStart(Span<byte> destination, string topic, int count)
+    {
+        var topicBytes = Encoding.UTF8.GetByteCount(topic);
+        if (topicBytes > ushort.MaxValue) throw new ArgumentException("topic name too long");
+        destination[0] = (byte)QueueOp.PublishBatch;
+        BinaryPrimitives.WriteUInt16LittleEndian(destination[1..], (ushort)topicBytes);
+        Encoding.UTF8.GetBytes(topic, destination.Slice(HeaderBytes, topicBytes));
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[(HeaderBytes + topicBytes)..], (uint)count);
+        return HeaderBytes + topicBytes + 4;
+    }
+
+    /// <summary>Writes a batch message's length prefix; the message's UTF-8 bytes follow it.</summary>
+    public static void WriteBatchMessageLength(Span<byte> destination, int length) =>
+        BinaryPrimitives.WriteUInt32LittleEndian(destination, (uint)length);
+
+    /// <summary>Whether <paramref name="data"/> is (or claims to be) a <see cref="QueueOp.PublishBatch"/> command.</summary>
+    public static bool IsPublishBatch(ReadOnlySpan<byte> data) => !data.IsEmpty && data[0] == (byte)QueueOp.PublishBatch;
+
+    /// <summary>
+    /// Reads a <see cref="QueueOp.PublishBatch"/> command without decoding its messages: the topic (strict UTF-8),
+    /// the count and the bytes holding the messages, to walk with <see cref="TryReadBatchMessage"/>. False when
+    /// the header is malformed.
+    /// </summary>
+    public static bool TryReadPublishBatch(ReadOnlySpan<byte> data, out string topic, out uint count, out ReadOnlySpan<byte> messages)
+    {
+        topic = "";
+        count = 0;
+        messages = default;
+        if (!IsPublishBatch(data) || data.Length < HeaderBytes + 4) return false;
+        int topicLength = BinaryPrimitives.ReadUInt16LittleEndian(data[1..]);
+        if (data.Length < HeaderBytes + topicLength + 4) return false;
+        try
+        {
+            topic = new UTF8Encoding(false, true).GetString(data.Slice(HeaderBytes, topicLength));
+        }
+        catch (DecoderFallbackException)
+        {
+            return false;
+        }
+        count = BinaryPrimitives.ReadUInt32LittleEndian(data[(HeaderBytes + topicLength)..]);
+        messages = data[(HeaderBytes + topicLength + 4)..];
+        return true;
+    }
+
+    /// <summary>Takes the next [length u32][bytes] message off <paramref name="rest"/>; false when it runs past the end.</summary>
+    public static bool TryReadBatchMessage(ref ReadOnlySpan<byte> rest, out ReadOnlySpan<byte> message)
+    {
+        message = default;
+        if (rest.Length < 4) return false;
+        var length = BinaryPrimitives.ReadUInt32LittleEndian(rest);
+        if (length > (uint)rest.Length - 4) return false;
+        message = rest.Slice(4, (int)length);
+        rest = rest[(4 + (int)length)..];
+        return true;
+    }
+
     public static QueueCommand CreateTopic(string topic) => new(QueueOp.CreateTopic, topic, null);
 
     public static QueueCommand Publish(string topic, string message) => new(QueueOp.Publish, topic, message);

@@ -114,27 +114,44 @@ public sealed partial class NodeDriver
         // The leader's own bytes go into the log, not the follower's: Prepare runs here, never on the sender.
         var command = forwarding.Prepare is { } prepare ? prepare(m.Command) : m.Command;
         Counters.Proposed();
+        switch (Hold(command, null, m.From, m.RequestId))
+        {
+            case HoldOutcome.Held:
+                _forwardedInFlight++; // answered once proposed and applied, or dropped
+                break;
+            case HoldOutcome.Refused:
+                Answer(m.From, m.RequestId, ForwardStatus.NotApplied, (byte)NotAppliedReason.Overloaded, HeldFullMessage);
+                break;
+            default:
+                ProposeForwarded(command, m.From, m.RequestId);
+                break;
+        }
+    }
+
+    /// <summary>Proposes a command forwarded by node <paramref name="from"/> to the core now, or answers why not.</summary>
+    private void ProposeForwarded(ReadOnlyMemory<byte> command, ulong from, ulong requestId)
+    {
         var r = _node.Propose(command);
         switch (r.Status)
         {
             case ProposeStatus.Accepted:
-                if (_proposals.Remove(r.Index, out var replaced)) Fail(replaced, new ProposalDroppedException(r.Index));
-                _proposals[r.Index] = new PendingProposal(r.Term, null, m.From, m.RequestId);
+                if (RemoveProposal(r.Index, out var replaced)) Fail(replaced, new ProposalDroppedException(r.Index));
+                AddProposal(r.Index, new PendingProposal(r.Term, null, from, requestId, command.Length));
                 _forwardedInFlight++;
                 break;
             case ProposeStatus.NotLeader:
-                Answer(m.From, m.RequestId, ForwardStatus.NotLeader, 0, $"node {_node.Id} is not the leader");
+                Answer(from, requestId, ForwardStatus.NotLeader, 0, $"node {_node.Id} is not the leader");
                 break;
             case ProposeStatus.Transferring:
                 // Not proposed, and this node is about to stop leading: the follower routes again to the new leader.
-                Answer(m.From, m.RequestId, ForwardStatus.NotLeader, 0, $"node {_node.Id} is handing leadership to node {_node.LeadTransferee}");
+                Answer(from, requestId, ForwardStatus.NotLeader, 0, $"node {_node.Id} is handing leadership to node {_node.LeadTransferee}");
                 break;
             case ProposeStatus.TooLarge:
-                Answer(m.From, m.RequestId, ForwardStatus.NotApplied, (byte)NotAppliedReason.TooLarge,
+                Answer(from, requestId, ForwardStatus.NotApplied, (byte)NotAppliedReason.TooLarge,
                     new CommandTooLargeException(command.Length, _raftOptions.MaxEntryBytes).Message);
                 break;
             default:
-                Answer(m.From, m.RequestId, ForwardStatus.NotApplied, (byte)NotAppliedReason.Overloaded,
+                Answer(from, requestId, ForwardStatus.NotApplied, (byte)NotAppliedReason.Overloaded,
                     new NodeOverloadedException("too many uncommitted bytes").Message);
                 break;
         }

@@ -113,6 +113,37 @@ public sealed class NodeDriverOptions
     /// <summary>A snapshot transfer with no answer for this long is abandoned (and retried by Raft).</summary>
     public TimeSpan SnapshotTransferTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Most bytes of commands applied in one <see cref="NodeDriver.ProcessReady"/> before it returns with Readies
+    /// left (at least one Ready is always handled): applying a backlog of large entries does not hold the loop, and
+    /// heartbeats, acknowledgements and votes that arrive meanwhile are handled between the chunks.
+    /// </summary>
+    public long MaxApplyBytesPerStep { get; init; } = 1L << 20;
+
+    /// <summary>
+    /// Fairness at the leader: once this many bytes of commands proposed on this node (its callers' and those
+    /// forwarded to it) are in the log and not yet applied, a command larger than <see cref="SmallProposalBytes"/>
+    /// waits, in arrival order, until enough of them are applied, while smaller ones are proposed at once. A small
+    /// request then waits behind at most about this many bytes of others' entries, not behind all that was sent.
+    /// 0 turns pacing off.
+    /// </summary>
+    public long MaxProposalBytesInFlight { get; init; }
+
+    /// <summary>Commands of at most this many bytes are never held back by <see cref="MaxProposalBytesInFlight"/>.</summary>
+    public int SmallProposalBytes { get; init; } = 64 << 10;
+
+    /// <summary>Most commands held back by pacing; more are refused as overloaded.</summary>
+    public int MaxHeldProposals { get; init; } = 4_096;
+
+    /// <summary>Most bytes of commands held back by pacing; more are refused as overloaded.</summary>
+    public long MaxHeldProposalBytes { get; init; } = 64L << 20;
+
+    /// <summary>
+    /// Reads this node's disk alarm (cheap: called on the loop at every tick); a follower reports it to the leader
+    /// (<see cref="NodeDriver.PeerDiskAlarm"/>). Null sends no reports.
+    /// </summary>
+    public Func<DiskReading>? ReadDiskAlarm { get; init; }
+
     /// <summary>Forwarding of proposals from followers to the leader over the peer link; null leaves it off.</summary>
     public ProposalForwarding? Forwarding { get; init; }
 }
@@ -240,16 +271,28 @@ public sealed partial class NodeDriver : IDisposable
             case ForwardResult result:
                 ReceiveForwardResult(result);
                 break;
+            case DiskAlarmReport report:
+                ReceiveDiskAlarm(report);
+                break;
             default:
                 _node.Step(message);
                 break;
         }
     }
 
-    /// <summary>Advances the node's logical clock by <paramref name="ticks"/> ticks.</summary>
+    /// <summary>
+    /// Advances the node's logical clock by <paramref name="ticks"/> ticks: the ticks that elapsed since the last
+    /// call, after the owner handed the node every message that arrived meanwhile. At most one less than an election
+    /// timeout is caught up at once: a loop held up (a long fsync, a GC pause) is no sign that the leader or a quorum
+    /// went silent, and its messages queued in the meantime were just handled. Catching up more would let one hold-up
+    /// start an election on a follower that heard from its leader, or make a leader that heard from its quorum see
+    /// a whole check-quorum period with nobody (§6.2) and step down.
+    /// </summary>
     public void Tick(int ticks = 1)
     {
+        ticks = Math.Min(ticks, Math.Max(1, _raftOptions.ElectionTicks - 1));
         for (int i = 0; i < ticks; i++) _node.Tick();
+        ReportDiskAlarm(ticks);
         ExpireSnapshotTransfers();
         ExpireForwards();
     }
@@ -259,20 +302,36 @@ public sealed partial class NodeDriver : IDisposable
     /// applied, or <see cref="NotLeaderException"/>, <see cref="NodeOverloadedException"/>,
     /// <see cref="LeadershipTransferringException"/> (not proposed),
     /// <see cref="ProposalDroppedException"/> (not applied) or <see cref="ProposalOutcomeUnknownException"/>.
-    /// Returns what the core said: where the entry went, or why it was refused.
+    /// Returns what the core said: where the entry went, or why it was refused; Accepted at index 0 when pacing holds
+    /// the command back (<see cref="NodeDriverOptions.MaxProposalBytesInFlight"/>): it is proposed once there is room.
     /// </summary>
     public ProposeResult Propose(ReadOnlyMemory<byte> command, TaskCompletionSource<object?> completion)
     {
         ArgumentNullException.ThrowIfNull(completion);
         Counters.Proposed();
+        switch (Hold(command, completion, 0, 0))
+        {
+            case HoldOutcome.Held:
+                return new ProposeResult(ProposeStatus.Accepted, 0, 0, 0);
+            case HoldOutcome.Refused:
+                completion.TrySetException(new NodeOverloadedException(HeldFullMessage));
+                return new ProposeResult(ProposeStatus.Overloaded, 0, 0, 0);
+            default:
+                return ProposeNow(command, completion);
+        }
+    }
+
+    /// <summary>Proposes a command of this node's caller to the core now (it was not held back, or no longer is).</summary>
+    private ProposeResult ProposeNow(ReadOnlyMemory<byte> command, TaskCompletionSource<object?> completion)
+    {
         var r = _node.Propose(command);
         switch (r.Status)
         {
             case ProposeStatus.Accepted:
                 // A pending proposal at this index belonged to an earlier leadership of this node whose entry was
                 // overwritten before it was applied here: it was not applied.
-                if (_proposals.Remove(r.Index, out var replaced)) Fail(replaced, new ProposalDroppedException(r.Index));
-                _proposals[r.Index] = new PendingProposal(r.Term, completion, 0, 0);
+                if (RemoveProposal(r.Index, out var replaced)) Fail(replaced, new ProposalDroppedException(r.Index));
+                AddProposal(r.Index, new PendingProposal(r.Term, completion, 0, 0, command.Length));
                 break;
             case ProposeStatus.NotLeader:
                 completion.TrySetException(new NotLeaderException(r.LeaderHint));
@@ -349,11 +408,31 @@ public sealed partial class NodeDriver : IDisposable
 
     // ---- the Ready ----
 
-    /// <summary>Handles every Ready the core has, in the order Raft requires. An exception means the node must stop.</summary>
+    /// <summary>
+    /// Handles the Readies the core has, in the order Raft requires, until at least
+    /// <see cref="NodeDriverOptions.MaxApplyBytesPerStep"/> bytes of commands were applied: then the rest waits for the
+    /// next call (<see cref="HasPendingReady"/>), so that the owner hands the node the messages that arrived meanwhile
+    /// (heartbeats, acknowledgements, votes) before it applies more. An exception means the node must stop.
+    /// </summary>
     public void ProcessReady()
     {
+        do
+        {
+            ProcessReadies();
+        }
+        while (ProposeHeld()); // what was applied made room for held-back proposals: their entries make a new Ready
+        MaybeTakeSnapshot();
+        CheckTransfer();
+    }
+
+    /// <summary>Whether the core has a Ready that <see cref="ProcessReady"/> left for its next call.</summary>
+    public bool HasPendingReady => _node.HasReady();
+
+    private void ProcessReadies()
+    {
         var node = _node;
-        while (node.HasReady())
+        var appliedBefore = _appliedBytes;
+        while (node.HasReady() && _appliedBytes - appliedBefore < _options.MaxApplyBytesPerStep)
         {
             var ready = node.GetReady();
             Counters.Ready();
@@ -369,9 +448,11 @@ public sealed partial class NodeDriver : IDisposable
             if (ready.Snapshot is { } snapshot) InstallSnapshot(snapshot);
             if (ready.HardState is not null || ready.Entries.Count > 0)
             {
-                var saveStart = System.Diagnostics.Stopwatch.GetTimestamp();
+                var saving = _host.Time.GetTimestamp();
                 _storage.Save(ready.HardState, ready.Entries, ready.MustSync);
-                Counters.Saved(ready.Entries.Count, ready.MustSync, saveStart);
+                var saveEnd = _host.Time.GetTimestamp();
+                Counters.SaveTook(saveEnd - saving);
+                Counters.Saved(ready.Entries.Count, ready.MustSync, _host.Time.GetElapsedTime(saving, saveEnd));
                 if (ready.HardState is { } saved) _persistedHardState = saved;
                 _observer?.Persisted(ready.HardState, ready.Entries);
             }
@@ -379,7 +460,9 @@ public sealed partial class NodeDriver : IDisposable
             if (_proposals.Count > 0 && node.Role != Role.Leader && (ready.Entries.Count > 0 || ready.Snapshot is not null))
                 DropOverwrittenProposals();
             if (!sendFirst) Send(ready.Messages);
+            var applying = _host.Time.GetTimestamp();
             Apply(ready.CommittedEntries);
+            Counters.ApplyTook(_host.Time.GetTimestamp() - applying);
             Counters.Applied(ready.CommittedEntries.Count);
             if (ready.CommittedEntries.Count > 0)
             {
@@ -397,8 +480,6 @@ public sealed partial class NodeDriver : IDisposable
             foreach (var (peer, succeeded) in _snapshotReports) node.ReportSnapshot(peer, succeeded);
             _snapshotReports.Clear();
         }
-        MaybeTakeSnapshot();
-        CheckTransfer();
     }
 
     /// <summary>Fails every waiting caller with <paramref name="error"/> (the node stops).</summary>
@@ -406,6 +487,8 @@ public sealed partial class NodeDriver : IDisposable
     {
         foreach (var (_, p) in _proposals) Fail(p, error);
         _proposals.Clear();
+        _proposedBytesInFlight = 0;
+        FailHeld(error);
         FailForwards(error);
         FailTransfer(error);
         foreach (var (_, r) in _unconfirmedReads) r.Completion.TrySetException(error);
@@ -441,7 +524,7 @@ public sealed partial class NodeDriver : IDisposable
             _bytesSinceSnapshot += e.Data.Length;
             _appliedBytes += e.Data.Length;
             _observer?.Applied(e);
-            if (_proposals.Remove(e.Index, out var p))
+            if (RemoveProposal(e.Index, out var p))
             {
                 if (p.Term == e.Term) Succeed(p, result);
                 else Fail(p, new ProposalDroppedException(e.Index));
@@ -465,7 +548,7 @@ public sealed partial class NodeDriver : IDisposable
         if (dropped is null) return;
         foreach (var index in dropped)
         {
-            _proposals.Remove(index, out var p);
+            RemoveProposal(index, out var p);
             Fail(p, new ProposalDroppedException(index));
         }
     }
@@ -489,6 +572,7 @@ public sealed partial class NodeDriver : IDisposable
     private void OnSoftStateChanged(SoftState soft)
     {
         LogRoleChanged(_logger, _raftOptions.Id, soft.Role, soft.Term, soft.Leader);
+        ForgetPeerAlarms(); // a new leadership, or none: followers report again to whoever leads
         if (soft.Role != Role.Leader && _outgoingSnapshots.Count > 0)
         {
             foreach (var transfer in _outgoingSnapshots.Values) transfer.Dispose();
@@ -548,7 +632,7 @@ public sealed partial class NodeDriver : IDisposable
         // proposal or another leader's cannot be told any more.
         foreach (var index in _proposals.Keys.Where(i => i <= snapshot.Index).ToList())
         {
-            _proposals.Remove(index, out var p);
+            RemoveProposal(index, out var p);
             Fail(p, new ProposalOutcomeUnknownException(index));
         }
         _observer?.SnapshotRestored(snapshot, atStartup: false);
@@ -636,7 +720,7 @@ public sealed partial class NodeDriver : IDisposable
     /// node <paramref name="ForwardedBy"/> as its request <paramref name="RequestId"/> (Completion null).
     /// </summary>
     private readonly record struct PendingProposal(
-        ulong Term, TaskCompletionSource<object?>? Completion, ulong ForwardedBy, ulong RequestId);
+        ulong Term, TaskCompletionSource<object?>? Completion, ulong ForwardedBy, ulong RequestId, int Bytes);
 
     private sealed record PendingRead(Func<object?> Query, TaskCompletionSource<object?> Completion);
 

@@ -26,6 +26,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private ITimer? _ticker;
     private Task? _loop;
     private int _ticksElapsed;
+    private long _lastSlowLog;
+    private volatile DiskAlarmReport? _peerDiskAlarm;
     private ulong _transferee; // the loop's last view of the core's transfer target
     private long _droppedPeerMessages;
     private int _disposed;
@@ -67,6 +69,12 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
 
     /// <summary>Times this node saw the leader it knows change (to another node, or to none).</summary>
     public long LeaderChanges => Interlocked.Read(ref _leaderChanges);
+
+    /// <summary>
+    /// While this node leads: the report of a peer whose disk alarm is on (<see cref="NodeDriver.PeerDiskAlarm"/>), as
+    /// of the last loop iteration; null when no peer reported one. Thread-safe.
+    /// </summary>
+    public DiskAlarmReport? PeerDiskAlarm => _peerDiskAlarm;
 
     /// <summary>Peer messages dropped because the inbox was full (Raft retries them).</summary>
     public long DroppedPeerMessages => Interlocked.Read(ref _droppedPeerMessages);
@@ -129,6 +137,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     {
         var tcs = new TaskCompletionSource<object?>(TaskCreationOptions.RunContinuationsAsynchronously);
         await PostAsync(new ProposeInput(command, tcs), cancellationToken).ConfigureAwait(false);
+        // A caller that gives up cancels the completion too: a command the leader still holds back (pacing) is then
+        // never proposed.
+        using var giveUp = cancellationToken.Register(static state => ((TaskCompletionSource<object?>)state!).TrySetCanceled(), tcs);
         return await tcs.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -405,18 +416,37 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             driver.ProcessReady();
             UpdateStatus(driver.Raft);
             var reader = _inbox.Reader;
-            while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+            // With Readies left (ProcessReady stops after a bounded amount of applying), the loop goes round again at
+            // once: the inputs that arrived meanwhile are handled first, then the next chunk.
+            while (driver.HasPendingReady || await reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
+                ct.ThrowIfCancellationRequested();
                 driver.Counters.Iteration();
+                var started = _time.GetTimestamp();
                 var handled = 0;
+                var tick = false;
                 while (handled < _options.MaxInputsPerIteration && reader.TryRead(out var input))
                 {
-                    Handle(driver, input);
+                    // Time is judged after the messages: a heartbeat that waited in the inbox while the loop was
+                    // held up counts before the ticks that elapsed meanwhile, never after them.
+                    if (input is TickInput) tick = true;
+                    else Handle(driver, input);
                     handled++;
                 }
+                if (tick) driver.Tick(Math.Min(Interlocked.Exchange(ref _ticksElapsed, 0), _options.MaxTicksCatchUp));
+                var handledAt = _time.GetTimestamp();
+                var (saveBefore, applyBefore) = (driver.Counters.SaveTimestampTicks, driver.Counters.ApplyTimestampTicks);
                 driver.ProcessReady();
                 UpdateStatus(driver.Raft);
                 NoteTransfer(driver);
+                _peerDiskAlarm = driver.PeerDiskAlarm;
+                var took = _time.GetElapsedTime(started);
+                if (took > SlowIteration)
+                {
+                    NoteSlowIteration(handled, took, _time.GetElapsedTime(started, handledAt),
+                        _time.GetElapsedTime(0, driver.Counters.SaveTimestampTicks - saveBefore),
+                        _time.GetElapsedTime(0, driver.Counters.ApplyTimestampTicks - applyBefore));
+                }
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -439,9 +469,6 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             case PeerInput p:
                 driver.Step(p.Message);
                 break;
-            case TickInput:
-                driver.Tick(Math.Min(Interlocked.Exchange(ref _ticksElapsed, 0), _options.MaxTicksCatchUp));
-                break;
             case ProposeInput p:
                 driver.Propose(p.Command, p.Completion);
                 break;
@@ -458,6 +485,19 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 driver.TransferLeadership(t.Target, t.Completion);
                 break;
         }
+    }
+
+    /// <summary>An iteration longer than this is logged: it holds up heartbeats and votes (a third of an election timeout).</summary>
+    private TimeSpan SlowIteration => ElectionTimeout / 3;
+
+    private void NoteSlowIteration(int inputs, TimeSpan took, TimeSpan handling, TimeSpan saving, TimeSpan applying)
+    {
+        // At most one line a second: a saturated node would otherwise log every iteration.
+        var now = _time.GetTimestamp();
+        if (_lastSlowLog != 0 && _time.GetElapsedTime(_lastSlowLog, now) < TimeSpan.FromSeconds(1)) return;
+        _lastSlowLog = now;
+        LogSlowIteration(_logger, _options.Raft.Id, (long)took.TotalMilliseconds, inputs, (long)handling.TotalMilliseconds,
+            (long)saving.TotalMilliseconds, (long)applying.TotalMilliseconds);
     }
 
     private void UpdateStatus(RaftNode node)
@@ -542,6 +582,10 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Critical, Message = "Node failed and stops (fail-stop)")]
     private static partial void LogFatal(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Warning,
+        Message = "Node {Id} loop held up for {Ms} ms: {Inputs} inputs handled in {HandlingMs} ms, log writes and syncs {SaveMs} ms, applying {ApplyMs} ms")]
+    private static partial void LogSlowIteration(ILogger logger, ulong id, long ms, int inputs, long handlingMs, long saveMs, long applyMs);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Node {Id} storage recovery: {Report}")]
     private static partial void LogRecovery(ILogger logger, ulong id, string report);

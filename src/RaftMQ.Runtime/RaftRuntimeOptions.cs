@@ -17,7 +17,10 @@ public sealed class RaftRuntimeOptions
     /// <summary>Most inputs handled before the loop persists and sends (one Ready per batch: group commit).</summary>
     public int MaxInputsPerIteration { get; init; } = 4_096;
 
-    /// <summary>Most ticks caught up at once after the loop was held up (e.g. by a slow fsync).</summary>
+    /// <summary>
+    /// Most ticks caught up at once after the loop was held up (e.g. by a slow fsync); the driver never catches up
+    /// more than one less than an election timeout (<see cref="NodeDriver.Tick"/>).
+    /// </summary>
     public int MaxTicksCatchUp { get; init; } = 64;
 
     /// <summary>Snapshot policy and transfer settings of the node driver.</summary>

@@ -74,13 +74,26 @@ public sealed class RuntimeCounters
     /// <summary>Where the loop records how long each log write took; null records nothing.</summary>
     internal RuntimeInstruments? Instruments { get; set; }
 
-    internal void Saved(int entries, bool sync, long startTimestamp)
+    internal void Saved(int entries, bool sync, TimeSpan took)
     {
         Volatile.Write(ref _saves, _saves + 1);
         if (sync) Volatile.Write(ref _syncs, _syncs + 1);
         Volatile.Write(ref _entriesPersisted, _entriesPersisted + entries);
-        Instruments?.LogWritten(System.Diagnostics.Stopwatch.GetElapsedTime(startTimestamp), sync);
+        Instruments?.LogWritten(took, sync);
     }
+
+    /// <summary>Time spent writing (and syncing) the log, in ticks of the host's <see cref="TimeProvider"/>.</summary>
+    public long SaveTimestampTicks => Volatile.Read(ref _saveTicks);
+
+    /// <summary>Time spent applying committed entries to the state machine, in ticks of the host's <see cref="TimeProvider"/>.</summary>
+    public long ApplyTimestampTicks => Volatile.Read(ref _applyTicks);
+
+    private long _saveTicks;
+    private long _applyTicks;
+
+    internal void SaveTook(long ticks) => Volatile.Write(ref _saveTicks, _saveTicks + ticks);
+
+    internal void ApplyTook(long ticks) => Volatile.Write(ref _applyTicks, _applyTicks + ticks);
 
     internal void Applied(int entries) => Volatile.Write(ref _entriesApplied, _entriesApplied + entries);
 

@@ -5,8 +5,9 @@ namespace RaftMQ.Server;
 /// <summary>
 /// The disk alarm (as RabbitMQ's <c>disk_free_limit</c>): while the file system holding the data directory has less
 /// free space than the limit, the leader refuses commands that add data (publish, batch publish, topic creation), so
-/// a full disk refuses publishes instead of stopping the node on ENOSPC. Pops and reads go on: their log entries are
-/// small and they free space. Free space is read with statvfs (through <see cref="DriveInfo"/>) at most once per
+/// a full disk refuses publishes instead of stopping the node on ENOSPC. The alarm is cluster-wide: a follower's
+/// runtime reports its alarm to the leader (<see cref="QueueNode.ReadDiskAlarm"/>), whose admission refuses the same
+/// commands while any node's alarm is on. Pops and reads go on: their log entries are small and they free space. Free space is read with statvfs (through <see cref="DriveInfo"/>) at most once per
 /// <see cref="CheckInterval"/>; between reads the cached value answers, so a publish costs no system call. The cache
 /// is bounded in bytes as well as in time: a fast disk (tmpfs, NVMe) takes far more than the limit in one interval,
 /// so <see cref="Admit"/> reads again as soon as the bytes admitted since the last reading could have used half of
@@ -138,4 +139,8 @@ public sealed partial class DiskAlarm
 }
 
 /// <summary>One reading of the disk alarm.</summary>
-public sealed record DiskState(bool Alarm, long FreeBytes, long LimitBytes, string Directory);
+public sealed record DiskState(bool Alarm, long FreeBytes, long LimitBytes, string Directory)
+{
+    /// <summary>The cluster index of the node whose alarm this is, when not the leader's own (a follower reported it).</summary>
+    public int? Node { get; init; }
+}

@@ -34,7 +34,11 @@ public sealed record DiskFullResponse(
 {
     public static DiskFullResponse For(DiskState disk) => new(
         false,
-        $"disk full: the leader has {disk.FreeBytes / (1024 * 1024)} MB free ({disk.FreeBytes} bytes), below its --disk-free-limit-mb of "
+        disk.Node is { } node
+            ? $"disk full: node {node} has {disk.FreeBytes / (1024 * 1024)} MB free ({disk.FreeBytes} bytes), below its --disk-free-limit-mb of "
+                + $"{disk.LimitBytes / (1024 * 1024)} MB; the cluster refuses publishes and topic creation while any node's disk alarm is on, "
+                + "until consumers drain the queue or space is freed there; nothing was applied"
+            : $"disk full: the leader has {disk.FreeBytes / (1024 * 1024)} MB free ({disk.FreeBytes} bytes), below its --disk-free-limit-mb of "
         + $"{disk.LimitBytes / (1024 * 1024)} MB; publishes and topic creation are refused until consumers drain the queue or space is freed; nothing was applied",
         disk.FreeBytes,
         disk.LimitBytes);

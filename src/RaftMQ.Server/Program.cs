@@ -67,7 +67,7 @@ httpLimits = httpLimits with
     MaxConnectionsPerAddress = Math.Min(httpLimits.MaxConnectionsPerAddress, descriptors.HttpConnections),
 };
 // A passphrase's key comes from a slow KDF, so it is derived on that other core too, off the first answer's path.
-var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(config, secret.Key()), node.StateMachine, node.Forwarding, loggers));
+var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(config, secret.Key()) with { ReadDiskAlarm = node.ReadDiskAlarm }, node.StateMachine, node.Forwarding, loggers));
 var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers, httpLimits);
 
 NodeEndpoints.AddServices(builder, node);

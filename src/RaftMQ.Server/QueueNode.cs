@@ -99,9 +99,12 @@ public sealed class QueueNode : IAsyncDisposable
     /// over the peer link and returns the leader's answer; during an election it waits (until the deadline) for a
     /// leader. A command is retried only when it certainly was not applied, so nothing is applied twice.
     /// </summary>
-    public async Task<CommandOutcome> ExecuteAsync(QueueCommand command, CancellationToken deadline)
+    public Task<CommandOutcome> ExecuteAsync(QueueCommand command, CancellationToken deadline) =>
+        ExecuteAsync(command.Encode(), deadline);
+
+    /// <summary><see cref="ExecuteAsync(QueueCommand, CancellationToken)"/> of a command already encoded.</summary>
+    public async Task<CommandOutcome> ExecuteAsync(byte[] encoded, CancellationToken deadline)
     {
-        var encoded = command.Encode();
         RaftRuntime runtime;
         try
         {
@@ -145,27 +148,49 @@ public sealed class QueueNode : IAsyncDisposable
     /// The leader's admission check, for its own commands and forwarded ones: while the disk alarm is on, commands
     /// that add data are refused (the leader appends the entry first). Pops and reads pass; they free space.
     /// </summary>
-    private ProposalRefusal? Admit(ReadOnlyMemory<byte> command) =>
-        command.Length > 0 && AddsData((QueueOp)command.Span[0]) && Disk.Admit(command.Length) is { Alarm: true } full
-            ? new ProposalRefusal(ErrorCodes.DiskFull, "the disk alarm is on", EncodeDisk(full))
-            : null;
+    private ProposalRefusal? Admit(ReadOnlyMemory<byte> command)
+    {
+        if (command.Length == 0 || !AddsData((QueueOp)command.Span[0])) return null;
+        if (Disk.Admit(command.Length) is { Alarm: true } full) return new ProposalRefusal(ErrorCodes.DiskFull, "the disk alarm is on", EncodeDisk(full));
+        // The cluster-wide alarm: a follower whose disk is under its limit could not store the entry either.
+        if (Runtime?.PeerDiskAlarm is { } peer)
+        {
+            var state = new DiskState(true, peer.FreeBytes, peer.LimitBytes, "") { Node = ClusterConfig.IndexOf(peer.From) };
+            return new ProposalRefusal(ErrorCodes.DiskFull, $"the disk alarm of node {state.Node} is on", EncodeDisk(state));
+        }
+        return null;
+    }
+
+    /// <summary>This node's disk alarm as the runtime reports it to the leader (the cached reading; cheap).</summary>
+    public DiskReading ReadDiskAlarm()
+    {
+        var d = Disk.Current;
+        return new DiskReading(d.Alarm, d.FreeBytes, d.LimitBytes);
+    }
 
     private static bool AddsData(QueueOp op) =>
         op is QueueOp.Publish or QueueOp.PublishBatch or QueueOp.PublishMessages or QueueOp.CreateTopic or QueueOp.ConfigureTopic or QueueOp.Redrive;
 
-    /// <summary>The leader's free and limit bytes, for a follower to answer with the leader's numbers.</summary>
+    /// <summary>
+    /// The free and limit bytes the refusal is about, for a follower to answer with the same numbers: the leader's
+    /// (16 bytes), or a peer's followed by that node's index (24 bytes).
+    /// </summary>
     private static byte[] EncodeDisk(DiskState disk)
     {
-        var bytes = new byte[16];
+        var bytes = new byte[disk.Node is null ? 16 : 24];
         System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes, disk.FreeBytes);
         System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(8), disk.LimitBytes);
+        if (disk.Node is { } node) System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(16), node);
         return bytes;
     }
 
     private static DiskState DecodeDisk(ReadOnlySpan<byte> detail) =>
-        detail.Length == 16
+        detail.Length is 16 or 24
             ? new DiskState(true, System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(detail),
                 System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(detail[8..]), "")
+            {
+                Node = detail.Length == 24 ? (int)System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(detail[16..]) : null,
+            }
             : new DiskState(true, 0, 0, "");
 
     /// <summary>Runs a query at a linearizable point on this node (ReadIndex), waiting out elections until the deadline.</summary>

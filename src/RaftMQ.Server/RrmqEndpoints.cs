@@ -121,10 +121,23 @@ public static class RrmqEndpoints
     {
         using var deadline = node.RequestDeadline(ctx.RequestAborted);
         var outcome = await node.ExecuteAsync(command, deadline.Token);
+        await WriteOutcome(ctx, outcome, result => writeResult?.Invoke(ctx, result) ?? WriteResult(ctx, command.Op, result));
+    }
+
+    /// <summary><see cref="RunCommandAsync"/> of a command already encoded.</summary>
+    internal static async Task RunEncodedAsync(HttpContext ctx, QueueNode node, byte[] command, Func<HttpContext, QueueResult, Task> writeResult)
+    {
+        using var deadline = node.RequestDeadline(ctx.RequestAborted);
+        var outcome = await node.ExecuteAsync(command, deadline.Token);
+        await WriteOutcome(ctx, outcome, result => writeResult(ctx, result));
+    }
+
+    private static async Task WriteOutcome(HttpContext ctx, CommandOutcome outcome, Func<QueueResult, Task> writeResult)
+    {
         switch (outcome)
         {
             case CommandOutcome.Applied a:
-                await (writeResult?.Invoke(ctx, a.Result) ?? WriteResult(ctx, command.Op, a.Result));
+                await writeResult(a.Result);
                 break;
             case CommandOutcome.DiskFull d:
                 ctx.Response.Headers[ErrorCodes.Header] = ErrorCodes.DiskFull;

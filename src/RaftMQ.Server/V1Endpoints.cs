@@ -50,36 +50,21 @@ public static class V1Endpoints
 
     private static async Task PublishBatch(HttpContext ctx, QueueNode node)
     {
-        var body = await RequestBody.ReadAsync(ctx);
-        if (body is null) return;
-        var (request, error) = Parse(body, ServerJsonContext.Default.PublishBatchRequest);
+        byte[]? command;
+        BatchPublishBody.Parsed parsed;
         var limits = node.StateMachine.Limits;
-        error ??= request!.Topic is null ? "missing field \"topic\""
-            : request.Messages is null ? "missing field \"messages\""
-            : request.Messages.Count == 0 ? "\"messages\" must not be empty"
-            : request.Messages.Contains(null) ? "\"messages\" must hold strings, not null"
-            : RrmqEndpoints.ValidateTopic(node, request.Topic);
-        if (error is not null)
+        using (var body = await RequestBody.ReadPooledAsync(ctx))
         {
-            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
+            if (body is null) return;
+            parsed = BatchPublishBody.Parse(body.Span, limits, topic => RrmqEndpoints.ValidateTopic(node, topic));
+            command = parsed.Command;
+        }
+        if (command is null)
+        {
+            await RrmqEndpoints.WriteError(ctx, parsed.Status, parsed.Error!);
             return;
         }
-        var messages = request!.Messages!;
-        if (messages.Count > limits.MaxBatchMessages)
-        {
-            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status413PayloadTooLarge, $"more than {limits.MaxBatchMessages} messages in one batch");
-            return;
-        }
-        for (int i = 0; i < messages.Count; i++)
-        {
-            if (Encoding.UTF8.GetByteCount(messages[i]!) > limits.MaxMessageBytes)
-            {
-                await RrmqEndpoints.WriteError(ctx, StatusCodes.Status413PayloadTooLarge,
-                    $"message {i} is longer than {limits.MaxMessageBytes} bytes (UTF-8)");
-                return;
-            }
-        }
-        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.PublishBatch(request.Topic!, messages!),
+        await RrmqEndpoints.RunEncodedAsync(ctx, node, command,
             (c, result) => result.Success
                 ? RrmqEndpoints.WriteJson(c, StatusCodes.Status200OK, new PublishBatchResponse(true, result.Count), ServerJsonContext.Default.PublishBatchResponse)
                 : WriteFailure(c, result, limits));

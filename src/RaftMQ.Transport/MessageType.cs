@@ -20,6 +20,7 @@ public enum MessageType : byte
     SnapshotChunkResponse = 11,
     ForwardProposal = 12,
     ForwardResult = 13,
+    DiskAlarmReport = 14,
 
     // Membership and leadership transfer take 32 and up.
     TimeoutNow = 32,

@@ -75,6 +75,7 @@ public static class RaftMessageCodec
             ForwardProposal m => ForwardProposalFixedSize + m.Command.Length,
             ForwardResult m => ForwardResultSize(m),
             TimeoutNow => HeaderSize,
+            DiskAlarmReport => HeaderSize + 1 + 8 + 8,
             _ => -1,
         };
         return size >= 0;
@@ -217,6 +218,16 @@ public static class RaftMessageCodec
                 Begin(writer, MessageType.TimeoutNow, m, 0).Commit(writer);
                 break;
 
+            case DiskAlarmReport m:
+            {
+                var w = Begin(writer, MessageType.DiskAlarmReport, m, 1 + 8 + 8);
+                w.Bool(m.Alarm);
+                w.U64((ulong)m.FreeBytes);
+                w.U64((ulong)m.LimitBytes);
+                w.Commit(writer);
+                break;
+            }
+
             default:
                 throw new ArgumentException($"No encoding for message type {message.GetType().Name}.", nameof(message));
         }
@@ -263,6 +274,8 @@ public static class RaftMessageCodec
             MessageType.ForwardProposal => ReadForwardProposal(ref r, from, to, term),
             MessageType.ForwardResult => ReadForwardResult(ref r, from, to, term),
             MessageType.TimeoutNow => new TimeoutNow(from, to, term),
+            MessageType.DiskAlarmReport => new DiskAlarmReport(
+                from, to, term, Alarm: r.Bool("Alarm"), FreeBytes: (long)r.U64("FreeBytes"), LimitBytes: (long)r.U64("LimitBytes")),
             MessageType.TransferVote => ReadTransferVote(ref r, from, to, term),
             _ => throw new ProtocolException($"Unknown message type {typeByte}."),
         };

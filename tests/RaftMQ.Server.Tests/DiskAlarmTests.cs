@@ -125,7 +125,7 @@ public sealed class DiskAlarmTests
     }
 
     [Fact]
-    public async Task A_follower_relays_the_leaders_refusal_and_its_own_alarm_does_not_refuse()
+    public async Task A_follower_relays_the_leaders_refusal_and_its_own_alarm_refuses_cluster_wide()
     {
         // A limit no disk meets (2 PB): every node's alarm is on.
         await using var cluster = TestCluster.Create(3, "--disk-free-limit-mb", "2000000000");
@@ -142,7 +142,8 @@ public sealed class DiskAlarmTests
         (await cluster.PopAsync(follower, "t")).Status.ShouldBe(HttpStatusCode.NotFound);
         (await cluster.TopicsAsync(follower)).ShouldBe((HttpStatusCode.OK, """{"success":true,"topics":[]}"""));
 
-        // Now the leader alone has room (limit 0: off). The follower's alarm stays on, but it does not decide.
+        // Now the leader alone has room (limit 0: off). The followers' alarms are on: they report them to the leader,
+        // which refuses new data for them (the cluster-wide alarm), naming the node.
         await cluster.Node(leader).TerminateAsync(TimeSpan.FromSeconds(5));
         cluster.Start(leader, "--disk-free-limit-mb", "0");
         var newLeader = await cluster.WaitForLeaderAsync();
@@ -156,11 +157,88 @@ public sealed class DiskAlarmTests
             cluster.Start(stopped);
             await cluster.WaitUntilAnsweringAsync(stopped);
         }
-        var alarmed = Enumerable.Range(0, 3).First(i => i != leader);
-        (await DiskMetricsAsync(cluster, alarmed)).GetProperty("alarm").GetBoolean().ShouldBeTrue();
+        var alarmed = Enumerable.Range(0, 3).Where(i => i != leader).ToArray();
+        (await DiskMetricsAsync(cluster, alarmed[0])).GetProperty("alarm").GetBoolean().ShouldBeTrue();
         (await DiskMetricsAsync(cluster, leader)).GetProperty("alarm").GetBoolean().ShouldBeFalse();
-        (await SendAsync(cluster, alarmed, HttpMethod.Put, "/topic", new { topic = "t" })).Status.ShouldBe(HttpStatusCode.Created);
-        (await SendAsync(cluster, alarmed, HttpMethod.Put, "/message", new { topic = "t", message = "m" })).Status.ShouldBe(HttpStatusCode.OK);
-        (await cluster.PopAsync(alarmed, "t")).ShouldBe((HttpStatusCode.OK, """{"success":true,"message":"m"}"""));
+        Answer refused = null!;
+        (await Eventually.TrueAsync(
+            async () => (refused = await SendAsync(cluster, alarmed[0], HttpMethod.Put, "/topic", new { topic = "t" })).Status == HttpStatusCode.InsufficientStorage,
+            TimeSpan.FromSeconds(10))).ShouldBeTrue($"the followers' alarms did not refuse: {refused.Status} {refused.Body}");
+        ShouldBeDiskFull(refused, limitBytes);
+        refused.Json.GetProperty("error").GetString()!.ShouldMatch($"^disk full: node ({alarmed[0]}|{alarmed[1]}) has .*any node's disk alarm is on");
+        ShouldBeDiskFull(await SendAsync(cluster, leader, HttpMethod.Put, "/topic", new { topic = "t" }), limitBytes);
+
+        // Room comes back on the followers (restarted with the alarm off): the leader admits data again by itself.
+        foreach (var i in alarmed)
+        {
+            await cluster.Node(i).TerminateAsync(TimeSpan.FromSeconds(5));
+            cluster.Start(i, "--disk-free-limit-mb", "0");
+            await cluster.WaitUntilAnsweringAsync(i);
+        }
+        await cluster.WaitForLeaderAsync();
+        (await Eventually.TrueAsync(
+            async () => (await SendAsync(cluster, alarmed[0], HttpMethod.Put, "/topic", new { topic = "t" })).Status == HttpStatusCode.Created,
+            TimeSpan.FromSeconds(15))).ShouldBeTrue("topic creation was still refused after every alarm cleared");
+        (await SendAsync(cluster, alarmed[0], HttpMethod.Put, "/message", new { topic = "t", message = "m" })).Status.ShouldBe(HttpStatusCode.OK);
+        (await cluster.PopAsync(alarmed[0], "t")).ShouldBe((HttpStatusCode.OK, """{"success":true,"message":"m"}"""));
+    }
+
+    [TmpfsFact]
+    public async Task A_follower_with_a_full_disk_keeps_running_the_cluster_refuses_publishes_and_recovers_when_space_returns()
+    {
+        const int limitMb = 20;
+        const long limitBytes = limitMb * 1024L * 1024;
+        await using var tmpfs = await TmpfsMount.MountAsync(Path.GetTempPath(), 64);
+        var reserve = Path.Combine(tmpfs.Path, "reserve");
+        await File.WriteAllBytesAsync(reserve, new byte[16 << 20]);
+        // Nodes 0 and 1 have the temporary directory's disk; node 2 keeps its data on the small tmpfs.
+        await using var cluster = TestCluster.Create(3);
+        cluster.Start(0);
+        cluster.Start(1);
+        const int small = 2;
+        cluster.Start(small, "--data-dir", Path.Combine(tmpfs.Path, "node-2"), "--disk-free-limit-mb", $"{limitMb}");
+        for (int i = 0; i < 3; i++) await cluster.WaitUntilAnsweringAsync(i);
+        var leader = await cluster.WaitForLeaderAsync();
+        if (leader == small)
+        {
+            // The test is about a follower's disk: hand leadership to node 0.
+            (await SendAsync(cluster, leader, HttpMethod.Post, "/v1/cluster/transfer-leader", new { to = 0 })).Status.ShouldBe(HttpStatusCode.OK);
+            leader = await cluster.WaitForLeaderAsync(not: small);
+        }
+        (await cluster.CreateTopicAsync(leader, "t")).Status.ShouldBe(HttpStatusCode.Created);
+
+        // Fill through the leader until the cluster refuses: node 2's disk is the one that fills.
+        var acknowledged = new List<string>();
+        Answer refused = null!;
+        for (int batch = 0; refused is null; batch++)
+        {
+            batch.ShouldBeLessThan(1000, "the cluster never refused a publish");
+            var messages = Enumerable.Range(0, 100).Select(i => $"{batch:D5}.{i:D3} ".PadRight(1000, 'x')).ToList();
+            var a = await PublishBatchAsync(cluster, leader, "t", messages);
+            if (a.Status == HttpStatusCode.OK) acknowledged.AddRange(messages);
+            else refused = a;
+        }
+        ShouldBeDiskFull(refused, limitBytes, cluster.Node(small));
+        refused.Json.GetProperty("error").GetString()!.ShouldStartWith($"disk full: node {small} has");
+        acknowledged.Count.ShouldBeGreaterThan(0);
+        // Refused through any node, and by every way of adding data; the full node keeps running and serving.
+        ShouldBeDiskFull(await SendAsync(cluster, small, HttpMethod.Put, "/message", new { topic = "t", message = "one more" }), limitBytes);
+        ShouldBeDiskFull(await SendAsync(cluster, 1, HttpMethod.Put, "/topic", new { topic = "new" }), limitBytes);
+        (await DiskMetricsAsync(cluster, small)).GetProperty("alarm").GetBoolean().ShouldBeTrue();
+        for (int i = 0; i < 3; i++) cluster.Node(i).HasExited.ShouldBeFalse($"node {i} stopped:\n{cluster.Node(i).Output}");
+        (await cluster.TopicsAsync(small)).ShouldBe((HttpStatusCode.OK, """{"success":true,"topics":["t"]}"""));
+
+        // Pops go on, through the full node too, and give back exactly what was acknowledged, in order.
+        (await cluster.PopAsync(small, "t")).ShouldBe((HttpStatusCode.OK, JsonSerializer.Serialize(new { success = true, message = acknowledged[0] })));
+        var rest = await DrainAsync(cluster, leader, "t");
+        rest.SequenceEqual(acknowledged.Skip(1)).ShouldBeTrue("the popped messages differ from the acknowledged ones");
+
+        // Space comes back on node 2: its alarm clears, it tells the leader, and publishes are accepted again.
+        File.Delete(reserve);
+        (await Eventually.TrueAsync(
+            async () => (await cluster.PublishAsync(leader, "t", "after")).Status == HttpStatusCode.OK, TimeSpan.FromSeconds(10)))
+            .ShouldBeTrue("publishes were still refused after space was freed on the follower");
+        (await cluster.PopAsync(small, "t")).ShouldBe((HttpStatusCode.OK, """{"success":true,"message":"after"}"""));
+        for (int i = 0; i < 3; i++) cluster.Node(i).HasExited.ShouldBeFalse();
     }
 }

@@ -128,6 +128,17 @@ public sealed class SimCluster
 
     // ---- time ----
 
+    /// <summary>
+    /// Holds node <paramref name="id"/>'s loop up for <paramref name="durationMs"/> from now, as a long fsync or a GC
+    /// pause does: messages wait in its inbox and ticks are counted, then it handles the messages and catches up.
+    /// </summary>
+    public void HoldUp(ulong id, long durationMs)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(durationMs);
+        var node = Node(id);
+        node.BusyUntil = Math.Max(node.BusyUntil, Now + durationMs);
+    }
+
     /// <summary>Processes the next event (a tick or a delivery), whatever its time. False only if nothing is scheduled.</summary>
     public bool Step() => StepUntil(long.MaxValue);
 
@@ -709,6 +720,16 @@ public sealed class SimCluster
                 node.MissedTicks = 0;
                 Drive(node, () => driver.Tick(ticks));
                 break;
+            case EventKind.Continue:
+                var continuing = _nodes[ev.Node - 1];
+                if (continuing.Driver is null || continuing.Incarnation != ev.Incarnation) break;
+                if (continuing.BusyUntil > Now)
+                {
+                    Schedule(continuing.BusyUntil, ev);
+                    break;
+                }
+                Drive(continuing, static () => { });
+                break;
             case EventKind.Restart:
                 var stopped = _nodes[ev.Node - 1];
                 if (!stopped.IsUp && stopped.Incarnation == ev.Incarnation) Start(stopped);
@@ -759,6 +780,8 @@ public sealed class SimCluster
             // A slow disk: the fsync this step did holds the node's loop up for a while (nothing else is handled).
             if (driver.Counters.LogSyncs > syncs && _options.SlowFsyncProbability > 0 && _diskRandom.NextDouble() < _options.SlowFsyncProbability)
                 node.BusyUntil = Now + 1 + _diskRandom.Next(_options.SlowFsyncMaxMs);
+            // Readies left for the next step, as RaftRuntime's loop goes round again at once: after the inputs queued now.
+            if (driver.HasPendingReady) Schedule(Now, new SimEvent(EventKind.Continue, node.Id, null, node.Incarnation));
         }
         catch (Exception e) when (FaultyFileSystem.IsInjected(e))
         {
@@ -936,6 +959,9 @@ public sealed class SimCluster
         Deliver,
         Restart,
         SnapshotWrite,
+
+        /// <summary>The node's driver left Readies for its next step (bounded applying): it handles them now.</summary>
+        Continue,
     }
 
     /// <summary>An event; <paramref name="Incarnation"/> ties a restart or a snapshot write to the run of the node.</summary>

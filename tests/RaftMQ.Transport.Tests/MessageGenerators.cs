@@ -70,6 +70,9 @@ internal static class MessageGenerators
         select (RaftMessage)new ForwardResult(f, t, term, id, status, reason, hint, code, text, payload),
         from f in U64 from t in U64 from term in Bounded
         select (RaftMessage)new TimeoutNow(f, t, term),
+        from f in U64 from t in U64 from term in Bounded from alarm in Bool
+        from free in ArbMap.Default.GeneratorFor<long>() from limit in ArbMap.Default.GeneratorFor<long>()
+        select (RaftMessage)new DiskAlarmReport(f, t, term, alarm, free, limit),
         from f in U64 from t in U64 from term in Bounded from i in Bounded from lt in Bounded from pv in Bool
         select (RaftMessage)new RequestVote(f, t, term, i, lt, pv, LeadershipTransfer: true));
 

@@ -93,7 +93,7 @@ public sealed class RaftMessageCodecTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(14)]
+    [InlineData(15)]
     [InlineData(63)]
     [InlineData(128)]
     [InlineData(255)]
