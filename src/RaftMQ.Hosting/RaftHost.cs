@@ -19,13 +19,15 @@ namespace RaftMQ.Hosting;
 public sealed class RaftHost : IAsyncDisposable
 {
     private readonly TcpTransport _transport;
+    private readonly PeerSync _peers;
     private int _disposed;
 
-    private RaftHost(RaftRuntime runtime, TcpTransport transport, string dataDirectory)
+    private RaftHost(RaftRuntime runtime, TcpTransport transport, string dataDirectory, PeerSync peers)
     {
         Runtime = runtime;
         _transport = transport;
         DataDirectory = dataDirectory;
+        _peers = peers;
     }
 
     /// <summary>The running node.</summary>
@@ -87,8 +89,10 @@ public sealed class RaftHost : IAsyncDisposable
                 "Node {Id} of cluster {ClusterId}: data in {DataDirectory}", options.NodeId, options.ClusterId, dataDirectory);
             var runtime = new RaftRuntime(
                 runtimeOptions, storage, stateMachine, transport, TimeProvider.System, loggers.CreateLogger<RaftRuntime>());
+            var peers = new PeerSync(options, transport, loggers.CreateLogger("RaftMQ.Node"));
+            runtime.ConfigurationChanged += peers.OnConfigurationChanged;
             runtime.Start();
-            return new RaftHost(runtime, transport, dataDirectory);
+            return new RaftHost(runtime, transport, dataDirectory, peers);
         }
         catch
         {
@@ -110,13 +114,14 @@ public sealed class RaftHost : IAsyncDisposable
             Raft = new RaftOptions
             {
                 Id = options.NodeId,
-                Voters = [options.NodeId, .. options.Peers.Keys.Order()],
+                Voters = options.JoinExisting ? [] : [options.NodeId, .. options.Peers.Keys.Order()],
                 ElectionTicks = Math.Max(2, (int)(options.ElectionTimeout / tick)),
                 HeartbeatTicks = Math.Max(1, (int)(options.HeartbeatInterval / tick)),
                 RandomSeed = (ulong)RandomNumberGenerator.GetInt32(int.MaxValue),
                 MaxEntryBytes = options.MaxCommandBytes,
             },
             TickInterval = tick,
+            PromoteCaughtUpLearners = options.PromoteCaughtUpLearners,
             Node = new NodeDriverOptions
             {
                 SnapshotEveryEntries = options.SnapshotEveryEntries,
@@ -132,6 +137,7 @@ public sealed class RaftHost : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await Runtime.DisposeAsync().ConfigureAwait(false);
+        _peers.Stop();
         await _transport.DisposeAsync().ConfigureAwait(false);
     }
 }

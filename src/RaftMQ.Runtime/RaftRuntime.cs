@@ -391,6 +391,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         {
             driver.ProcessReady();
             UpdateStatus(driver.Raft);
+            NoteMembership(driver.Raft);
             var reader = _inbox.Reader;
             while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
@@ -404,6 +405,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 driver.ProcessReady();
                 UpdateStatus(driver.Raft);
                 NoteTransfer(driver);
+                NoteMembership(driver.Raft);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -428,6 +430,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 break;
             case TickInput:
                 driver.Tick(Math.Min(Interlocked.Exchange(ref _ticksElapsed, 0), _options.MaxTicksCatchUp));
+                MaybePromoteLearner(driver);
                 break;
             case ProposeInput p:
                 driver.Propose(p.Command, p.Completion);
@@ -443,6 +446,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 break;
             case TransferInput t:
                 driver.TransferLeadership(t.Target, t.Completion);
+                break;
+            case MembershipInput m:
+                HandleMembership(driver, m);
                 break;
         }
     }
@@ -479,6 +485,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private void FailAll(Exception e)
     {
         _driver?.FailAll(e);
+        FailMembership(e);
         _inbox.Writer.TryComplete();
         while (_inbox.Reader.TryRead(out var input))
         {
@@ -488,6 +495,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 case ReadInput q: q.Completion.TrySetException(e); break;
                 case ForwardInput f: f.Completion.TrySetException(e); break;
                 case TransferInput t: t.Completion.TrySetException(e); break;
+                case MembershipInput m: m.Completion.TrySetException(e); break;
             }
         }
     }
