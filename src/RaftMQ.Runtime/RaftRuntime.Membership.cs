@@ -24,6 +24,13 @@ public sealed partial class RaftRuntime
     public event Action<ClusterConfiguration>? ConfigurationChanged;
 
     /// <summary>
+    /// The configuration in force and the leader, read at a linearizable point (as <see cref="ReadWaitingForLeaderAsync{T}"/>,
+    /// waiting out elections): every change committed before the call is in it.
+    /// </summary>
+    public Task<(ClusterConfiguration Configuration, ulong Leader)> ReadConfigurationAsync(CancellationToken cancellationToken = default) =>
+        ReadWaitingForLeaderAsync(() => (_driver!.Raft.Configuration, _driver.Raft.Leader), cancellationToken);
+
+    /// <summary>
     /// Adds node <paramref name="id"/> as a learner (it gets the log, then a leader with
     /// <see cref="RaftRuntimeOptions.PromoteCaughtUpLearners"/> promotes it once caught up), recording
     /// <paramref name="addresses"/> in the configuration; completes once the change is committed. Throws
