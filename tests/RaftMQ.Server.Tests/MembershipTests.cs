@@ -1,0 +1,240 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text.Json;
+using RaftMQ.Client;
+
+namespace RaftMQ.Server.Tests;
+
+/// <summary>
+/// Membership changes on real node processes: nodes joining with <c>raftmq-node --join</c>, members removed with
+/// <c>DELETE /v1/cluster/members/{node}</c> (the leader included), a joined node's restart, and every misuse.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class MembershipTests
+{
+    private static readonly string[] Args = ["--request-timeout-ms", "8000"];
+    private static readonly TimeSpan Progress = TimeSpan.FromSeconds(30);
+
+    private sealed record Member(int Node, string Role, string Url);
+
+    /// <summary>The members as node <paramref name="via"/> reports them (null when it does not answer 200).</summary>
+    private static async Task<List<Member>?> MembersAsync(TestCluster cluster, int via)
+    {
+        try
+        {
+            var (status, body) = await cluster.SendAsync(via, HttpMethod.Get, "/v1/cluster/members");
+            if (status != HttpStatusCode.OK) return null;
+            using var doc = JsonDocument.Parse(body);
+            return [.. doc.RootElement.GetProperty("members").EnumerateArray().Select(m => new Member(
+                m.GetProperty("node").GetInt32(), m.GetProperty("role").GetString()!, m.GetProperty("url").GetString()!))];
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+    }
+
+    private static async Task WaitForVotersAsync(TestCluster cluster, int via, int[] voters)
+    {
+        List<Member>? last = null;
+        var ok = await Eventually.TrueAsync(async () =>
+        {
+            last = await MembersAsync(cluster, via);
+            return last is not null && last.All(m => m.Role == "voter") && last.Select(m => m.Node).Order().SequenceEqual(voters);
+        }, Progress);
+        ok.ShouldBeTrue($"the members did not become voters {string.Join(',', voters)}; last seen: {(last is null ? "none" : string.Join(", ", last))}");
+    }
+
+    [Fact]
+    public async Task Three_nodes_grow_to_five_and_shrink_to_three_removing_the_leader_while_a_client_publishes_and_no_acknowledged_message_is_lost()
+    {
+        await using var cluster = TestCluster.CreateGrowable(3, 2, Args);
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        (await cluster.CreateTopicAsync(leader, "growing")).Status.ShouldBe(HttpStatusCode.Created);
+
+        using var client = new RaftMQClient(Enumerable.Range(0, 5).Select(i => cluster.Url(i, "/")));
+        var acknowledged = new ConcurrentQueue<string>();
+        var unknown = new ConcurrentQueue<string>();
+        using var stop = new CancellationTokenSource();
+        var publisher = Task.Run(async () =>
+        {
+            for (var n = 0; !stop.IsCancellationRequested; n++)
+            {
+                var message = "m" + n;
+                try
+                {
+                    await client.PublishAsync("growing", message);
+                    acknowledged.Enqueue(message);
+                }
+                catch (OutcomeUnknownException)
+                {
+                    unknown.Enqueue(message);
+                }
+                catch (ClusterUnavailableException)
+                {
+                    // Certainly not published.
+                }
+            }
+        });
+        async Task MakesProgress(string after)
+        {
+            var before = acknowledged.Count;
+            (await Eventually.TrueAsync(() => Task.FromResult(acknowledged.Count >= before + 20), Progress))
+                .ShouldBeTrue($"the publisher made no progress after {after}");
+        }
+
+        var removed = new List<int>();
+        try
+        {
+            await MakesProgress("the start");
+
+            // Grow: node 3 asks the leader, node 4 a follower (which names the leader).
+            cluster.StartJoining(3, leader);
+            await WaitForVotersAsync(cluster, leader, [0, 1, 2, 3]);
+            await MakesProgress("node 3 joined");
+            cluster.StartJoining(4, (leader + 1) % 3);
+            await WaitForVotersAsync(cluster, leader, [0, 1, 2, 3, 4]);
+            await MakesProgress("node 4 joined");
+            foreach (var i in new[] { 3, 4 }) (await MembersAsync(cluster, i)).ShouldNotBeNull($"node {i} does not answer the members");
+
+            // Shrink: the leader first (it hands over and steps down), then one of the nodes that joined.
+            leader = await cluster.WaitForLeaderAsync();
+            var (status, body) = await cluster.SendAsync(leader, HttpMethod.Delete, $"/v1/cluster/members/{leader}");
+            status.ShouldBe(HttpStatusCode.OK, body);
+            removed.Add(leader);
+            var newLeader = await cluster.WaitForLeaderAsync(not: leader);
+            await cluster.Node(leader).TerminateAsync(TimeSpan.FromSeconds(5));
+            await MakesProgress($"the leader (node {leader}) was removed");
+            var second = new[] { 4, 3 }.First(i => i != newLeader && i != leader);
+            (status, body) = await cluster.SendAsync(newLeader, HttpMethod.Delete, $"/v1/cluster/members/{second}");
+            status.ShouldBe(HttpStatusCode.OK, body);
+            removed.Add(second);
+            await cluster.Node(second).TerminateAsync(TimeSpan.FromSeconds(5));
+            await WaitForVotersAsync(cluster, newLeader, [.. Enumerable.Range(0, 5).Except(removed)]);
+            await MakesProgress($"node {second} was removed");
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await publisher;
+        }
+
+        var consumed = new List<string>();
+        while (true)
+        {
+            var batch = await client.PopBatchAsync("growing", 1000);
+            if (batch.Count == 0) break;
+            consumed.AddRange(batch);
+        }
+        consumed.Distinct().Count().ShouldBe(consumed.Count, "a message was consumed twice");
+        var got = consumed.ToHashSet();
+        acknowledged.Where(m => !got.Contains(m)).ShouldBeEmpty("acknowledged messages were lost");
+        var sent = acknowledged.Concat(unknown).ToHashSet();
+        consumed.Where(m => !sent.Contains(m)).ShouldBeEmpty("messages never acknowledged nor in doubt were consumed");
+        acknowledged.Count.ShouldBeGreaterThanOrEqualTo(100);
+        // Every remaining node holds the same queue: a pop through each finds it empty, and each one still serves.
+        foreach (var i in Enumerable.Range(0, 5).Except(removed))
+            (await cluster.PopAsync(i, "growing")).Status.ShouldBe(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task A_joined_node_restarted_with_the_same_command_keeps_its_identity_and_membership()
+    {
+        await using var cluster = TestCluster.CreateGrowable(3, 1, Args);
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        (await cluster.CreateTopicAsync(leader, "kept")).Status.ShouldBe(HttpStatusCode.Created);
+        (await cluster.PublishAsync(leader, "kept", "before")).Status.ShouldBe(HttpStatusCode.OK);
+        cluster.StartJoining(3, leader);
+        await WaitForVotersAsync(cluster, leader, [0, 1, 2, 3]);
+        var (_, statusBefore) = await cluster.SendAsync(3, HttpMethod.Get, "/v1/status");
+        var clusterId = JsonDocument.Parse(statusBefore).RootElement.GetProperty("cluster_id").GetString();
+
+        await cluster.Node(3).KillAsync();
+        cluster.Start(3); // the same --join command: the identity in its data directory wins
+        await cluster.WaitUntilAnsweringAsync(3);
+
+        (await cluster.Node(3).WaitForLineAsync(l => l.Contains("Node 4 started", StringComparison.Ordinal), TimeSpan.FromSeconds(15)))
+            .ShouldBeTrue(cluster.Node(3).Output);
+        cluster.Node(3).Output.ShouldNotContain("asking the cluster");
+        await WaitForVotersAsync(cluster, 3, [0, 1, 2, 3]);
+        using (var status = JsonDocument.Parse((await cluster.SendAsync(3, HttpMethod.Get, "/v1/status")).Body))
+        {
+            status.RootElement.GetProperty("node").GetInt32().ShouldBe(3);
+            status.RootElement.GetProperty("cluster_id").GetString().ShouldBe(clusterId);
+        }
+        // It serves: a publish through it, then the messages in order through another node.
+        (await cluster.PublishAsync(3, "kept", "after")).Status.ShouldBe(HttpStatusCode.OK);
+        (await cluster.PopAsync(0, "kept")).Body.ShouldBe("""{"success":true,"message":"before"}""");
+        (await cluster.PopAsync(1, "kept")).Body.ShouldBe("""{"success":true,"message":"after"}""");
+        File.Exists(Path.Combine(cluster.JoinedDataDirectory(3), "node-identity.json")).ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task Every_misuse_of_the_members_endpoints_gets_a_clear_error()
+    {
+        await using var cluster = TestCluster.CreateGrowable(3, 1, Args);
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        const string path = "/v1/cluster/members";
+
+        // A follower names the leader.
+        using (var request = new HttpRequestMessage(HttpMethod.Delete, cluster.Url(follower, path + "/" + follower)))
+        {
+            using var response = await cluster.Http.SendAsync(request);
+            response.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+            response.Headers.GetValues("X-RaftMQ-Error").ShouldBe(["not-leader"]);
+            using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+            doc.RootElement.GetProperty("leader").GetInt32().ShouldBe(leader);
+            doc.RootElement.GetProperty("leader_url").GetString().ShouldBe(cluster.Url(leader, "/").ToString());
+        }
+        // Bad bodies and node numbers.
+        (await cluster.SendAsync(leader, HttpMethod.Post, path, "{}")).Status.ShouldBe(HttpStatusCode.BadRequest);
+        (await cluster.SendAsync(leader, HttpMethod.Post, path, "not json")).Status.ShouldBe(HttpStatusCode.BadRequest);
+        (await cluster.SendAsync(leader, HttpMethod.Post, path, """{"url": "ftp://127.0.0.1:9"}""")).Status.ShouldBe(HttpStatusCode.BadRequest);
+        (await cluster.SendAsync(leader, HttpMethod.Post, path, """{"url": "http://127.0.0.1:9", "peer_port": 70000}""")).Status.ShouldBe(HttpStatusCode.BadRequest);
+        (await cluster.SendAsync(leader, HttpMethod.Delete, path + "/abc")).Status.ShouldBe(HttpStatusCode.BadRequest);
+        var (status, body) = await cluster.SendAsync(leader, HttpMethod.Delete, path + "/7");
+        status.ShouldBe(HttpStatusCode.NotFound);
+        body.ShouldContain("node 7 is not a member");
+        // Adding a member twice: by its address, or by its number.
+        (status, body) = await cluster.SendAsync(leader, HttpMethod.Post, path, $$"""{"url": "{{cluster.Url(follower, "").ToString().TrimEnd('/')}}"}""");
+        status.ShouldBe(HttpStatusCode.Conflict);
+        body.ShouldContain($"already node {follower}");
+        (status, body) = await cluster.SendAsync(leader, HttpMethod.Post, path, $$"""{"url": "http://127.0.0.1:{{cluster.Ports[3].Http}}", "node": {{follower}}}""");
+        status.ShouldBe(HttpStatusCode.Conflict);
+        body.ShouldContain($"node {follower} is already a member");
+
+        // A node added but never started stays a learner (it cannot catch up), and can be removed.
+        (status, body) = await cluster.SendAsync(leader, HttpMethod.Post, path,
+            $$"""{"url": "http://127.0.0.1:{{cluster.Ports[3].Http}}", "peer_port": {{cluster.Ports[3].Peer}}}""");
+        status.ShouldBe(HttpStatusCode.Created, body);
+        using (var doc = JsonDocument.Parse(body))
+        {
+            doc.RootElement.GetProperty("node").GetInt32().ShouldBe(3);
+            doc.RootElement.GetProperty("members").EnumerateArray().Single(m => m.GetProperty("node").GetInt32() == 3)
+                .GetProperty("role").GetString().ShouldBe("learner");
+        }
+        (await MembersAsync(cluster, follower))!.Single(m => m.Node == 3).Role.ShouldBe("learner");
+        (await cluster.SendAsync(leader, HttpMethod.Delete, path + "/3")).Status.ShouldBe(HttpStatusCode.OK);
+
+        // Removing down to the last voter: the last one is refused.
+        foreach (var i in Enumerable.Range(0, 3).Where(i => i != leader))
+        {
+            (status, body) = await cluster.SendAsync(leader, HttpMethod.Delete, $"{path}/{i}");
+            status.ShouldBe(HttpStatusCode.OK, body);
+        }
+        using (var request = new HttpRequestMessage(HttpMethod.Delete, cluster.Url(leader, $"{path}/{leader}")))
+        {
+            using var response = await cluster.Http.SendAsync(request);
+            response.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+            response.Headers.GetValues("X-RaftMQ-Error").ShouldBe(["last-voter"]);
+            (await response.Content.ReadAsStringAsync()).ShouldContain("last voter");
+        }
+        // The one remaining node serves alone.
+        (await cluster.CreateTopicAsync(leader, "alone")).Status.ShouldBe(HttpStatusCode.Created);
+        (await MembersAsync(cluster, leader))!.Select(m => m.Node).ShouldBe([leader]);
+    }
+}
