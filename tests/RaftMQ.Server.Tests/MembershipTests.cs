@@ -237,4 +237,32 @@ public sealed class MembershipTests
         (await cluster.CreateTopicAsync(leader, "alone")).Status.ShouldBe(HttpStatusCode.Created);
         (await MembersAsync(cluster, leader))!.Select(m => m.Node).ShouldBe([leader]);
     }
+
+    [Fact]
+    public async Task A_node_whose_disk_was_wiped_is_replaced_by_a_new_node_that_catches_up_from_a_snapshot()
+    {
+        await using var cluster = TestCluster.CreateGrowable(3, 1, [.. Args, "--snapshot-every", "20"]);
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        (await cluster.CreateTopicAsync(leader, "kept")).Status.ShouldBe(HttpStatusCode.Created);
+        for (var i = 0; i < 60; i++) (await cluster.PublishAsync(leader, "kept", "m" + i)).Status.ShouldBe(HttpStatusCode.OK);
+
+        // A follower's disk dies: the process is gone and its data with it.
+        var dead = (leader + 1) % 3;
+        await cluster.Node(dead).KillAsync();
+        var (status, body) = await cluster.SendAsync(leader, HttpMethod.Delete, $"/v1/cluster/members/{dead}");
+        status.ShouldBe(HttpStatusCode.OK, body);
+        await WaitForVotersAsync(cluster, leader, [.. Enumerable.Range(0, 3).Where(i => i != dead)]);
+
+        // Its replacement joins empty, gets the snapshot and the log after it, and is promoted.
+        cluster.StartJoining(3, leader);
+        await WaitForVotersAsync(cluster, leader, [.. Enumerable.Range(0, 4).Where(i => i != dead)]);
+        (await cluster.Node(3).WaitForLineAsync(l => l.Contains("installed snapshot", StringComparison.Ordinal), TimeSpan.FromSeconds(15)))
+            .ShouldBeTrue(cluster.Node(3).Output);
+        // The cluster of three now survives the loss of any one of them: the replacement counts in the quorum.
+        var other = Enumerable.Range(0, 3).Single(i => i != dead && i != leader);
+        await cluster.Node(other).KillAsync();
+        for (var i = 0; i < 60; i++) (await cluster.PopAsync(3, "kept")).Body.ShouldBe($$"""{"success":true,"message":"m{{i}}"}""");
+        (await cluster.PopAsync(leader, "kept")).Status.ShouldBe(HttpStatusCode.NotFound);
+    }
 }
