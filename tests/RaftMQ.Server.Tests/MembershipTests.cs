@@ -265,4 +265,33 @@ public sealed class MembershipTests
         for (var i = 0; i < 60; i++) (await cluster.PopAsync(3, "kept")).Body.ShouldBe($$"""{"success":true,"message":"m{{i}}"}""");
         (await cluster.PopAsync(leader, "kept")).Status.ShouldBe(HttpStatusCode.NotFound);
     }
+
+    [Fact]
+    public async Task A_join_without_an_address_or_without_the_clusters_secret_stops_at_once_with_what_to_do()
+    {
+        var directory = TestCluster.NewDirectory();
+        Directory.CreateDirectory(directory);
+        try
+        {
+            var port = TestCluster.FreePorts(1)[0];
+            await using (var noAddress = NodeProcess.StartWith(["--join", $"http://127.0.0.1:{port}"], 0, directory))
+            {
+                (await Eventually.TrueAsync(() => Task.FromResult(noAddress.HasExited), TimeSpan.FromSeconds(30))).ShouldBeTrue();
+                noAddress.ExitCode.ShouldBe(2);
+                noAddress.Output.ShouldContain("--join needs --address");
+            }
+            await using (var noSecret = NodeProcess.StartWith(
+                ["--join", $"http://127.0.0.1:{port}", "--address", $"127.0.0.1:{port}", "--data-dir", Path.Combine(directory, "d")], 0, directory))
+            {
+                (await Eventually.TrueAsync(() => Task.FromResult(noSecret.HasExited), TimeSpan.FromSeconds(30))).ShouldBeTrue();
+                noSecret.ExitCode.ShouldBe(2);
+                noSecret.Output.ShouldContain("needs the cluster's secret");
+            }
+            File.Exists(Path.Combine(directory, "d", "node-identity.json")).ShouldBeFalse();
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
 }
