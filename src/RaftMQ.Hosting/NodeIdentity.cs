@@ -44,13 +44,18 @@ public sealed record NodeIdentity(string ClusterId, ulong NodeId, bool Joined, I
         }
     }
 
-    /// <summary>Writes the identity into <paramref name="dataDirectory"/> (created if missing): a temporary file, fsync, rename, fsync of the directory.</summary>
+    /// <summary>
+    /// Writes the identity into <paramref name="dataDirectory"/> (created if missing, the owner's only): a temporary
+    /// file (mode 0600), fsync, rename, fsync of the directory.
+    /// </summary>
     public void Save(string dataDirectory)
     {
         PhysicalFileSystem.CreateDirectoryOwnerOnly(dataDirectory);
         var path = Path.Combine(dataDirectory, FileName);
         var temp = path + ".tmp";
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write))
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = PhysicalFileSystem.OwnerOnlyFile; // like every file of the node's
+        using (var stream = new FileStream(temp, options))
         {
             using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
             {

@@ -3,6 +3,7 @@ using RaftMQ.Raft;
 namespace RaftMQ.Hosting.Tests;
 
 /// <summary>The node identity stored in a data directory, members' addresses as the configuration records them, and the member directory.</summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class NodeIdentityTests : IDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "raftmq-identity-" + Guid.NewGuid().ToString("N")[..8]);
@@ -31,6 +32,7 @@ public sealed class NodeIdentityTests : IDisposable
         loaded.Members[1].ShouldBe(new NodeAddress("127.0.0.1", 8567, 8568, true));
         loaded.Members[4].ShouldBe(new NodeAddress("::1", 9000, 9100, true));
         Directory.GetFiles(_directory).Select(Path.GetFileName).ShouldBe([NodeIdentity.FileName], "no temporary file is left");
+        File.GetUnixFileMode(Path.Combine(_directory, NodeIdentity.FileName)).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
     [Fact]
