@@ -22,7 +22,8 @@ public readonly record struct FuzzOutcome(
 /// <summary>
 /// Random fault schedules against a simulated cluster of production node drivers: partitions (symmetric and
 /// one-way), isolation, loss, duplication, reordering, long delays, crashes and restarts (with the messages on the
-/// wire surviving into the node's next run in some schedules), leader kills and clock pauses, all while clients
+/// wire surviving into the node's next run in some schedules), leader kills, clock pauses and leadership transfers
+/// (to a named node or the most up-to-date one), all while clients
 /// propose (entries from a few bytes up to the node's limit, and bursts of large ones; mostly on the leader, a share
 /// through followers that forward them to the leader over the faulty network) and read from leaders and followers, and a third of the schedules have slow fsyncs that hold a node's loop up for up to a few hundred
 /// milliseconds. The Raft settings are drawn per schedule (pre-vote, check-quorum, election and heartbeat ticks, flow
@@ -183,6 +184,10 @@ public static class Fuzzer
                     break;
                 case < 65:
                     foreach (var node in sim.Nodes) sim.ResumeClock(node.Id);
+                    break;
+                case < 69:
+                    // A leadership transfer, to a named node or the most up-to-date one; proposals meanwhile are refused.
+                    if (sim.Leader is { } current) sim.TransferLeadership(current.Id, rng.Next(3) == 0 ? 0 : RandomNode(rng, n));
                     break;
             }
         }
