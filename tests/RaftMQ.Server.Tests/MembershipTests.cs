@@ -12,7 +12,9 @@ namespace RaftMQ.Server.Tests;
 [Collection(ClusterCollection.Name)]
 public sealed class MembershipTests
 {
-    private static readonly string[] Args = ["--request-timeout-ms", "8000"];
+    // Elections only when a node is really gone: the tests name nodes by their role, and a busy machine must not move
+    // leadership on its own (removing the leader hands over at once; no test waits for an election timeout).
+    private static readonly string[] Args = ["--request-timeout-ms", "8000", "--election-timeout-ms", "1000", "--heartbeat-ms", "100"];
     private static readonly TimeSpan Progress = TimeSpan.FromSeconds(30);
 
     private sealed record Member(int Node, string Role, string Url);
@@ -32,6 +34,14 @@ public sealed class MembershipTests
         {
             return null;
         }
+    }
+
+    /// <summary>Waits until node <paramref name="via"/> answers a members list that satisfies <paramref name="condition"/>.</summary>
+    private static async Task WaitForMembersAsync(TestCluster cluster, int via, Func<List<Member>, bool> condition, string what)
+    {
+        List<Member>? last = null;
+        var ok = await Eventually.TrueAsync(async () => (last = await MembersAsync(cluster, via)) is not null && condition(last), Progress);
+        ok.ShouldBeTrue($"node {via} did not report {what}; last seen: {(last is null ? "no answer" : string.Join(", ", last))}");
     }
 
     private static async Task WaitForVotersAsync(TestCluster cluster, int via, int[] voters)
@@ -96,7 +106,7 @@ public sealed class MembershipTests
             cluster.StartJoining(4, (leader + 1) % 3);
             await WaitForVotersAsync(cluster, leader, [0, 1, 2, 3, 4]);
             await MakesProgress("node 4 joined");
-            foreach (var i in new[] { 3, 4 }) (await MembersAsync(cluster, i)).ShouldNotBeNull($"node {i} does not answer the members");
+            foreach (var i in new[] { 3, 4 }) await WaitForMembersAsync(cluster, i, m => m.Count == 5, "the five members");
 
             // Shrink: the leader first (it hands over and steps down), then one of the nodes that joined.
             leader = await cluster.WaitForLeaderAsync();
@@ -217,7 +227,7 @@ public sealed class MembershipTests
             doc.RootElement.GetProperty("members").EnumerateArray().Single(m => m.GetProperty("node").GetInt32() == 3)
                 .GetProperty("role").GetString().ShouldBe("learner");
         }
-        (await MembersAsync(cluster, follower))!.Single(m => m.Node == 3).Role.ShouldBe("learner");
+        await WaitForMembersAsync(cluster, follower, m => m.Any(x => x.Node == 3 && x.Role == "learner"), "node 3 as a learner");
         (await cluster.SendAsync(leader, HttpMethod.Delete, path + "/3")).Status.ShouldBe(HttpStatusCode.OK);
 
         // Removing down to the last voter: the last one is refused.
@@ -235,7 +245,7 @@ public sealed class MembershipTests
         }
         // The one remaining node serves alone.
         (await cluster.CreateTopicAsync(leader, "alone")).Status.ShouldBe(HttpStatusCode.Created);
-        (await MembersAsync(cluster, leader))!.Select(m => m.Node).ShouldBe([leader]);
+        await WaitForMembersAsync(cluster, leader, m => m.Select(x => x.Node).SequenceEqual([leader]), $"node {leader} alone");
     }
 
     [Fact]
