@@ -29,6 +29,15 @@ public sealed record RaftHostOptions
     /// </summary>
     public MemberDirectory? Members { get; init; }
 
+    /// <summary>
+    /// Recovery of a cluster that permanently lost its majority (<c>--force-new-cluster</c>): before the node starts,
+    /// a configuration entry making it the only voter is appended to its log, so it elects itself and commits
+    /// everything its log holds. Unsafe by design: writes acknowledged by the lost majority but missing from this
+    /// node's log are lost, and entries this node holds that were never committed become committed. The other old
+    /// members must never run again with their data; new nodes join with <c>--join</c>.
+    /// </summary>
+    public bool ForceNewCluster { get; init; }
+
     /// <summary>Whether a leader promotes a learner to voter once it has caught up (see RaftRuntimeOptions.PromoteCaughtUpLearners).</summary>
     public bool PromoteCaughtUpLearners { get; init; } = true;
 

@@ -42,6 +42,9 @@ public sealed record NodeSettings
                                       directory, else CONFIG.json.secret, created with a random secret by
                                       the first node to start (docs/security.md). A node started with
                                       --join must be given the cluster's secret (or find it in its data directory)
+          --force-new-cluster         UNSAFE recovery of a cluster that lost its majority for good: this node
+                                      becomes the only voter and commits what its log holds; what only the lost
+                                      nodes held is gone. Then start new nodes with --join (docs/membership.md)
           --log-level LEVEL           Trace, Debug, Information, Warning, Error                        (default Information)
           --help                      show this help
         """;
@@ -57,6 +60,9 @@ public sealed record NodeSettings
 
     /// <summary>With <c>--join</c>: this node's addresses (<c>--address</c>), or null to take them from the config at <see cref="Index"/>.</summary>
     public NodeAddress? Address { get; init; }
+
+    /// <summary><c>--force-new-cluster</c>: make this node the only voter before it starts (see RaftHostOptions.ForceNewCluster).</summary>
+    public bool ForceNewCluster { get; init; }
 
     /// <summary>With <c>--join</c>: the node number asked for (<c>--node</c>), or null for the cluster to choose.</summary>
     public int? NodeNumber { get; init; }
@@ -151,6 +157,7 @@ public sealed record NodeSettings
         ClusterSecret = clusterSecret,
         JoinExisting = identity.Joined,
         Members = members,
+        ForceNewCluster = ForceNewCluster,
         TickInterval = TimeSpan.FromMilliseconds(TickMs),
         ElectionTimeout = TimeSpan.FromMilliseconds(ElectionTimeoutMs),
         HeartbeatInterval = TimeSpan.FromMilliseconds(HeartbeatMs),
@@ -175,9 +182,9 @@ public sealed record NodeSettings
             {
                 named[a[2..eq]] = a[(eq + 1)..];
             }
-            else if (a == "--help")
+            else if (a is "--help" or "--force-new-cluster")
             {
-                named["help"] = "";
+                named[a[2..]] = "";
             }
             else
             {
@@ -230,6 +237,7 @@ public sealed record NodeSettings
                         ?? throw new ConfigException($"--address must be IP:PORT or IP:PORT:PEER_PORT (ports 1-65535, the peer port PORT + 1000 by default), not '{value}'"),
                 },
                 "node" => s with { NodeNumber = NonNegativeInt(key, value) },
+                "force-new-cluster" => s with { ForceNewCluster = true },
                 "log-level" => s with
                 {
                     LogLevel = Enum.TryParse<LogLevel>(value, ignoreCase: true, out var level)
