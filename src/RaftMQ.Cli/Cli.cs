@@ -143,8 +143,10 @@ public static partial class Cli
         var fresh = new Option<bool>("--fresh") { Description = "Start from empty node data and new ports" };
         var up = new Command("up", Describe(
             "Start a local cluster: writes a config with free ports, starts the nodes, waits for a leader, then shows a live "
-            + "view until Ctrl-C, which stops the nodes. Node data is kept in --data for the next `cluster up`.",
-            "cluster up", "cluster up --nodes 5 --detach", "cluster up --data /tmp/mq --fresh"))
+            + "view until Ctrl-C, which stops the nodes. Node data is kept in --data for the next `cluster up`. On a running "
+            + "local cluster, --nodes grows it (new nodes join and are promoted once caught up) or shrinks it (the last "
+            + "nodes are removed from the membership, then stopped), one node at a time, while it serves.",
+            "cluster up", "cluster up --nodes 5 --detach", "cluster up --data /tmp/mq --fresh", "cluster up --nodes 5   (on a running 3-node cluster)"))
         { nodes, detach, fresh };
         up.SetAction(Guard((r, ct) => ClusterUpAsync(DataDir(r), r.GetValue(nodes), r.GetValue(detach), r.GetValue(fresh), r, ct)));
 
@@ -232,11 +234,14 @@ public static partial class Cli
         cluster.Add(kill);
         cluster.Add(start);
         cluster.Add(transfer);
+        foreach (var c in MembershipCommands()) cluster.Add(c);
         return cluster;
     }
 
     internal static async Task<int> ClusterUpAsync(string dir, int size, bool detach, bool fresh, ParseResult r, CancellationToken ct)
     {
+        if (!fresh && LocalCluster.Load(dir) is { AnyRunning: true } running && running.File.Nodes.Count != size)
+            return await ResizeAsync(running, size, r, ct).ConfigureAwait(false);
         var binary = LocalCluster.FindNodeBinary();
         var local = LocalCluster.Start(dir, size, binary, fresh, []);
         try

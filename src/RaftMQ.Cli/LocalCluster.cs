@@ -7,13 +7,17 @@ using System.Text.Json.Serialization;
 
 namespace RaftMQ.Cli;
 
-/// <summary>One node of a local cluster as the cluster file records it.</summary>
+/// <summary>
+/// One node of a local cluster as the cluster file records it. <see cref="Args"/> are the node's arguments when it
+/// joined the running cluster (<c>--join ...</c>) rather than starting from the config.
+/// </summary>
 public sealed record LocalNode(
     [property: JsonPropertyName("index")] int Index,
     [property: JsonPropertyName("url")] string Url,
     [property: JsonPropertyName("pid")] int Pid,
     [property: JsonPropertyName("data_dir")] string DataDir,
-    [property: JsonPropertyName("log")] string Log);
+    [property: JsonPropertyName("log")] string Log,
+    [property: JsonPropertyName("args")] List<string>? Args = null);
 
 /// <summary>The cluster file (<c>cluster.json</c> in the data directory): how to find and stop a local cluster.</summary>
 public sealed record ClusterFile(
@@ -108,7 +112,13 @@ public sealed class LocalCluster
             // A fresh cluster gets a fresh peer secret: the first node to start generates it (docs/security.md).
             System.IO.File.Delete(Path.Combine(directory, SecretFileName));
         }
-        var ports = !fresh && ReadPorts(config) is { } existing && existing.Count == size ? existing : WriteConfig(config, size);
+        var reuse = !fresh && ReadPorts(config) is { } existing && existing.Count == size ? existing : null;
+        if (reuse is null)
+        {
+            // New ports make a new cluster: node data of an earlier one (whose members may have joined at other ports) would not fit it.
+            foreach (var d in System.IO.Directory.EnumerateDirectories(directory, "node-*")) System.IO.Directory.Delete(d, recursive: true);
+        }
+        var ports = reuse ?? WriteConfig(config, size);
 
         var file = new ClusterFile(config, nodeBinary, [.. Enumerable.Range(0, size).Select(i => new LocalNode(
             i, $"http://127.0.0.1:{ports[i]}", 0, Path.Combine(directory, $"node-{i}"), Path.Combine(directory, $"node-{i}.log")))]);
@@ -136,14 +146,59 @@ public sealed class LocalCluster
         psi.ArgumentList.Add("sh");
         psi.ArgumentList.Add(node.Log);
         psi.ArgumentList.Add(File.NodeBinary);
-        psi.ArgumentList.Add(File.Config);
-        psi.ArgumentList.Add(index.ToString(CultureInfo.InvariantCulture));
-        psi.ArgumentList.Add("--data-dir");
-        psi.ArgumentList.Add(node.DataDir);
+        if (node.Args is { } joined)
+        {
+            foreach (var a in joined) psi.ArgumentList.Add(a);
+        }
+        else
+        {
+            psi.ArgumentList.Add(File.Config);
+            psi.ArgumentList.Add(index.ToString(CultureInfo.InvariantCulture));
+            psi.ArgumentList.Add("--data-dir");
+            psi.ArgumentList.Add(node.DataDir);
+        }
         foreach (var a in NodeArgs) psi.ArgumentList.Add(a);
         using var process = Process.Start(psi) ?? throw new CliException($"could not start node {index}");
         File.Nodes[index] = node with { Pid = process.Id };
         Save();
+    }
+
+    /// <summary>
+    /// Starts node <paramref name="index"/> (the next one after the last) on free ports as a new node that asks the
+    /// running cluster at <paramref name="member"/> to add it (<c>raftmq-node --join</c>), with the cluster's secret file.
+    /// </summary>
+    public void StartJoiningNode(int index, Uri member)
+    {
+        if (index != File.Nodes.Count) throw new InvalidOperationException("nodes are added after the last one");
+        if (index >= MaxNodes) throw new CliException($"a local cluster has at most {MaxNodes} nodes", ExitCodes.Usage);
+        var ports = FreePorts(2);
+        var dataDir = Path.Combine(Directory, $"node-{index}");
+        if (System.IO.Directory.Exists(dataDir)) System.IO.Directory.Delete(dataDir, recursive: true); // a node removed earlier
+        List<string> args =
+        [
+            "--join", member.ToString(), "--address", $"127.0.0.1:{ports[0]}:{ports[1]}", "--node", index.ToString(CultureInfo.InvariantCulture),
+            "--data-dir", dataDir, "--cluster-secret-file", Path.Combine(Directory, SecretFileName),
+        ];
+        File.Nodes.Add(new LocalNode(index, $"http://127.0.0.1:{ports[0]}", 0, dataDir, Path.Combine(Directory, $"node-{index}.log"), args));
+        StartNode(index);
+    }
+
+    /// <summary>
+    /// Stops the last node (removed from the cluster's membership beforehand) and forgets it: its entry, and its data,
+    /// which belongs to a member that no longer exists.
+    /// </summary>
+    public async Task DropLastNodeAsync()
+    {
+        var last = File.Nodes[^1];
+        if (IsRunning(last.Index))
+        {
+            Posix.Signal(last.Pid, Posix.SigTerm);
+            if (!await WaitGoneAsync([last.Pid], StopGrace).ConfigureAwait(false)) Posix.Signal(last.Pid, Posix.SigKill);
+            await WaitGoneAsync([last.Pid], TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        File.Nodes.RemoveAt(File.Nodes.Count - 1);
+        Save();
+        if (System.IO.Directory.Exists(last.DataDir)) System.IO.Directory.Delete(last.DataDir, recursive: true);
     }
 
     /// <summary>SIGKILL to one node: it dies at once, as in a crash.</summary>

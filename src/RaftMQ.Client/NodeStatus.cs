@@ -68,6 +68,19 @@ internal sealed record PopBatchBody(
 
 internal sealed record PopMessagesBody([property: JsonPropertyName("max")] int Max);
 
+/// <summary>One member of a cluster: its number, <c>"voter"</c> or <c>"learner"</c>, its HTTP address and its peer port.</summary>
+public sealed record ClusterMember(int Node, string Role, Uri? Url, int PeerPort)
+{
+    /// <summary>Whether it votes (a learner only receives the log until it is promoted).</summary>
+    public bool IsVoter => Role == "voter";
+}
+
+/// <summary>
+/// The members of a cluster (<c>GET /v1/cluster/members</c>, and the answer to a change): the node a change concerned,
+/// the cluster's id, the leader, and every member by number.
+/// </summary>
+public sealed record ClusterMembers(int? Node, string ClusterId, int? Leader, IReadOnlyList<ClusterMember> Members);
+
 internal sealed record TransferLeaderBody([property: JsonPropertyName("to")] int? To);
 
 internal sealed record ResultBody(
@@ -80,12 +93,26 @@ internal sealed record ResultBody(
     [property: JsonPropertyName("first_offset")] ulong? FirstOffset = null,
     [property: JsonPropertyName("leader")] int? Leader = null,
     [property: JsonPropertyName("leader_url")] string? LeaderUrl = null,
-    [property: JsonPropertyName("term")] ulong? Term = null)
+    [property: JsonPropertyName("term")] ulong? Term = null,
+    [property: JsonPropertyName("node")] int? Node = null,
+    [property: JsonPropertyName("cluster_id")] string? ClusterId = null,
+    [property: JsonPropertyName("members")] List<MemberEntry>? Members = null)
 {
     /// <summary>The answer's other fields (those of the consumer-group endpoints), by name.</summary>
     [JsonExtensionData]
     public Dictionary<string, System.Text.Json.JsonElement>? Extra { get; set; }
 }
+
+internal sealed record MemberEntry(
+    [property: JsonPropertyName("node")] int Node,
+    [property: JsonPropertyName("role")] string? Role,
+    [property: JsonPropertyName("url")] string? Url,
+    [property: JsonPropertyName("peer_port")] int PeerPort);
+
+internal sealed record AddMemberRequest(
+    [property: JsonPropertyName("url")] string Url,
+    [property: JsonPropertyName("peer_port")] int? PeerPort,
+    [property: JsonPropertyName("node")] int? Node);
 
 [JsonSerializable(typeof(NodeInfoBody))]
 [JsonSerializable(typeof(RoleBody))]
@@ -96,4 +123,5 @@ internal sealed record ResultBody(
 [JsonSerializable(typeof(ResultBody))]
 [JsonSerializable(typeof(PopMessagesBody))]
 [JsonSerializable(typeof(TransferLeaderBody))]
+[JsonSerializable(typeof(AddMemberRequest))]
 internal sealed partial class ClientJson : JsonSerializerContext;

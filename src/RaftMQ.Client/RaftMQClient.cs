@@ -337,6 +337,62 @@ public sealed partial class RaftMQClient : IDisposable
             cancellationToken);
     }
 
+    /// <summary>The cluster's members as the leader confirms them (<c>GET /v1/cluster/members</c>).</summary>
+    /// <exception cref="ClusterUnavailableException">No node answered within the operation timeout.</exception>
+    public Task<ClusterMembers> GetMembersAsync(CancellationToken cancellationToken = default) =>
+        RunAsync("list the members", Safety.Read, node => new HttpRequestMessage(HttpMethod.Get, new Uri(node, "/v1/cluster/members")),
+            (status, result) => status == HttpStatusCode.OK ? Members(result) : throw FollowOrReject(status, result), cancellationToken);
+
+    /// <summary>
+    /// Adds the node serving HTTP at <paramref name="url"/> (its peers' port <paramref name="peerPort"/>, by default
+    /// the HTTP port + 1000) as a learner, numbered <paramref name="node"/> or one above the highest member; the
+    /// leader promotes it to voter once it has caught up. The node itself is started with <c>raftmq-node --join</c>.
+    /// </summary>
+    /// <exception cref="RequestRejectedException">Refused: already a member (409), a change in progress (409), bad address (400).</exception>
+    public Task<ClusterMembers> AddMemberAsync(Uri url, int? peerPort = null, int? node = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        var body = JsonSerializer.SerializeToUtf8Bytes(
+            new AddMemberRequest(url.GetLeftPart(UriPartial.Authority), peerPort, node), ClientJson.Default.AddMemberRequest);
+        return RunAsync("add a member", Safety.Unsafe, n => JsonRequest(HttpMethod.Post, n, "/v1/cluster/members", body),
+            (status, result) => status == HttpStatusCode.Created ? Members(result) : throw FollowOrReject(status, result), cancellationToken);
+    }
+
+    /// <summary>
+    /// Removes member <paramref name="node"/> (the leader included: it hands over and steps down); completes once the
+    /// change is committed. Stop the removed node afterwards.
+    /// </summary>
+    /// <exception cref="RequestRejectedException">Refused: no such member (404), the last voter or a change in progress (409).</exception>
+    public Task<ClusterMembers> RemoveMemberAsync(int node, CancellationToken cancellationToken = default)
+    {
+        if (node < 0) throw new ArgumentOutOfRangeException(nameof(node), node, "a node number is at least 0");
+        return RunAsync("remove a member", Safety.Unsafe,
+            n => new HttpRequestMessage(HttpMethod.Delete, new Uri(n, "/v1/cluster/members/" + node.ToString(System.Globalization.CultureInfo.InvariantCulture))),
+            (status, result) => status == HttpStatusCode.OK ? Members(result) : throw FollowOrReject(status, result), cancellationToken);
+    }
+
+    private static ClusterMembers Members(ResultBody? result) =>
+        result?.Members is { } members
+            ? new ClusterMembers(result.Node, result.ClusterId ?? "", result.Leader, [.. members.Select(m => new ClusterMember(
+                m.Node, m.Role ?? "unknown", Uri.TryCreate(m.Url, UriKind.Absolute, out var u) ? u : null, m.PeerPort))])
+            : throw new RequestRejectedException(HttpStatusCode.OK, "the node's answer lists no members");
+
+    /// <summary>A <c>409</c> naming the leader: learn it and retry there (certainly not applied); anything else is the answer.</summary>
+    private Exception FollowOrReject(HttpStatusCode status, ResultBody? result)
+    {
+        if (status == HttpStatusCode.Conflict && result is { Members: null, LeaderUrl: { } u } && Uri.TryCreate(u, UriKind.Absolute, out var leaderUrl))
+        {
+            Learn(leaderUrl);
+            lock (_gate)
+            {
+                _leader = leaderUrl;
+                _leaderFoundAt = Stopwatch.GetTimestamp();
+            }
+            return new RetryableException("not-leader", $"the node asked does not lead; node {result.Leader} at {leaderUrl} does", null);
+        }
+        return Rejected(status, result);
+    }
+
     /// <summary>Asks one node for its view of the cluster (<c>GET /v1/status</c>). Not retried.</summary>
     /// <exception cref="HttpRequestException">The node did not answer or answered something else than a status.</exception>
     public async Task<NodeStatus> GetNodeStatusAsync(Uri node, CancellationToken cancellationToken = default)

@@ -140,6 +140,17 @@ public sealed class ClusterConfig
         };
     }
 
+    /// <summary>
+    /// The identity node <paramref name="index"/> takes when it bootstraps this cluster: the cluster id derived from
+    /// the address list, id index + 1, and every node of the config as a first member.
+    /// </summary>
+    public NodeIdentity Identity(int index)
+    {
+        Address(index);
+        return new NodeIdentity(ClusterId, NodeId(index), Joined: false,
+            Addresses.Select((a, i) => (a, i)).ToDictionary(x => NodeId(x.i), x => x.a));
+    }
+
     /// <summary>Where a node listens: "localhost" is loopback, an IP is itself, a host name listens on every interface.</summary>
     public static IPEndPoint ListenEndPoint(string ip, int port)
     {

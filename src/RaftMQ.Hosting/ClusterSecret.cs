@@ -24,9 +24,10 @@ public sealed record ClusterSecretSources
 
     /// <summary>
     /// The file every node of a one-machine cluster shares (see <see cref="ClusterSecret.SharedFileFor"/>): read if it
-    /// exists, else created with a random secret by whichever node gets there first.
+    /// exists, else created with a random secret by whichever node gets there first. Null for a node that joins a
+    /// running cluster without a config file: it must be given the cluster's secret, never make one up.
     /// </summary>
-    public required string SharedFile { get; init; }
+    public required string? SharedFile { get; init; }
 }
 
 /// <summary>
@@ -111,6 +112,13 @@ public sealed partial class ClusterSecret
         if (File.Exists(copy))
         {
             return new ClusterSecret(ReadKeyFile(copy, "this node's copy of the cluster secret"), null, copy);
+        }
+
+        if (sources.SharedFile is null)
+        {
+            throw new ConfigException(
+                $"a node joining a running cluster needs the cluster's secret and has none in its data directory: {Remedy} "
+                + "(the one the cluster's nodes use; a local cluster's is CONFIG.json.secret), or set $" + (sources.EnvironmentVariable ?? "RAFTMQ_CLUSTER_SECRET"));
         }
 
         var shared = CreateOrRead(sources.SharedFile, RandomNumberGenerator.GetBytes(GeneratedBytes), "the shared cluster secret file");

@@ -19,13 +19,15 @@ namespace RaftMQ.Hosting;
 public sealed class RaftHost : IAsyncDisposable
 {
     private readonly TcpTransport _transport;
+    private readonly PeerSync _peers;
     private int _disposed;
 
-    private RaftHost(RaftRuntime runtime, TcpTransport transport, string dataDirectory)
+    private RaftHost(RaftRuntime runtime, TcpTransport transport, string dataDirectory, PeerSync peers)
     {
         Runtime = runtime;
         _transport = transport;
         DataDirectory = dataDirectory;
+        _peers = peers;
     }
 
     /// <summary>The running node.</summary>
@@ -83,18 +85,59 @@ public sealed class RaftHost : IAsyncDisposable
             await transport.StartAsync(cancellationToken).ConfigureAwait(false);
             var dataDirectory = Path.GetFullPath(options.DataDirectory);
             var storage = NodeStorage.Open(dataDirectory, options.Storage);
+            if (options.ForceNewCluster) ForceSingleVoter(storage, options, dataDirectory, loggers.CreateLogger("RaftMQ.Node"));
             loggers.CreateLogger("RaftMQ.Node").LogInformation(
                 "Node {Id} of cluster {ClusterId}: data in {DataDirectory}", options.NodeId, options.ClusterId, dataDirectory);
             var runtime = new RaftRuntime(
                 runtimeOptions, storage, stateMachine, transport, TimeProvider.System, loggers.CreateLogger<RaftRuntime>());
+            var peers = new PeerSync(options, transport, loggers.CreateLogger("RaftMQ.Node"));
+            runtime.ConfigurationChanged += peers.OnConfigurationChanged;
             runtime.Start();
-            return new RaftHost(runtime, transport, dataDirectory);
+            return new RaftHost(runtime, transport, dataDirectory, peers);
         }
         catch
         {
             await transport.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>The file that records, in the data directory, that <see cref="RaftHostOptions.ForceNewCluster"/> was applied.</summary>
+    public const string ForcedMarkerFileName = "forced-new-cluster";
+
+    /// <summary>
+    /// Appends (and syncs) a configuration entry with this node as the only voter, after the last entry of its log, in
+    /// the latest term it knows (see <see cref="RaftHostOptions.ForceNewCluster"/>), and records that it did so in
+    /// <see cref="ForcedMarkerFileName"/>. Applied once: with the file present the node refuses to start with the
+    /// option, since by then the new cluster may have grown and forcing again would drop its members.
+    /// </summary>
+    private static void ForceSingleVoter(NodeStorage storage, RaftHostOptions options, string dataDirectory, ILogger logger)
+    {
+        var marker = Path.Combine(dataDirectory, ForcedMarkerFileName);
+        if (File.Exists(marker))
+        {
+            throw new InvalidOperationException(
+                $"--force-new-cluster was already applied to this node ({File.ReadAllText(marker).Trim()}); start it without the option. "
+                + $"To force again (the cluster lost its majority once more), delete {marker} first");
+        }
+        var log = storage.Log;
+        var alone = new ClusterConfiguration([options.NodeId]);
+        if (options.Members?.AddressOf(options.NodeId) is { } address)
+            alone = alone.WithAddresses([KeyValuePair.Create(options.NodeId, MemberAddress.Encode(address))]);
+        var term = Math.Max(log.HardState.Term, log.Term(log.LastIndex));
+        var entry = new Entry(log.LastIndex + 1, term, EntryType.Configuration, alone.Encode());
+        storage.Save(null, [entry], sync: true);
+        var markerOptions = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) markerOptions.UnixCreateMode = PhysicalFileSystem.OwnerOnlyFile;
+        using (var stream = new FileStream(marker, markerOptions))
+        {
+            stream.Write(System.Text.Encoding.UTF8.GetBytes($"node {options.NodeId} made the only voter by the entry at index {entry.Index}, term {term}, {DateTime.UtcNow:O}\n"));
+            stream.Flush(flushToDisk: true);
+        }
+        logger.LogWarning(
+            "--force-new-cluster: node {Id} is now the only voter (configuration entry at index {Index}, term {Term}); "
+            + "whatever the lost members held beyond this node's log is gone. Never start the old members with their data again",
+            options.NodeId, entry.Index, term);
     }
 
     /// <summary>
@@ -110,13 +153,14 @@ public sealed class RaftHost : IAsyncDisposable
             Raft = new RaftOptions
             {
                 Id = options.NodeId,
-                Voters = [options.NodeId, .. options.Peers.Keys.Order()],
+                Voters = options.JoinExisting ? [] : [options.NodeId, .. options.Peers.Keys.Order()],
                 ElectionTicks = Math.Max(2, (int)(options.ElectionTimeout / tick)),
                 HeartbeatTicks = Math.Max(1, (int)(options.HeartbeatInterval / tick)),
                 RandomSeed = (ulong)RandomNumberGenerator.GetInt32(int.MaxValue),
                 MaxEntryBytes = options.MaxCommandBytes,
             },
             TickInterval = tick,
+            PromoteCaughtUpLearners = options.PromoteCaughtUpLearners,
             Node = new NodeDriverOptions
             {
                 SnapshotEveryEntries = options.SnapshotEveryEntries,
@@ -134,6 +178,7 @@ public sealed class RaftHost : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await Runtime.DisposeAsync().ConfigureAwait(false);
+        _peers.Stop();
         await _transport.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -16,6 +16,34 @@ public sealed record RaftHostOptions
     /// <summary>The other voters and their peer (Raft) endpoints; empty for a single-node cluster.</summary>
     public required IReadOnlyDictionary<ulong, EndPoint> Peers { get; init; }
 
+    /// <summary>
+    /// This node joins a running cluster rather than bootstrapping one: it starts with no configuration, waits for a
+    /// leader that added it, and learns the members from the log. <see cref="Peers"/> are then the members it knows of
+    /// (to answer the leader before its log says where the others are).
+    /// </summary>
+    public bool JoinExisting { get; init; }
+
+    /// <summary>
+    /// The members' addresses (HTTP and peer), kept up to date from the configuration in force; null when the
+    /// application needs no more than <see cref="Peers"/>. The transport's peers follow the configuration either way.
+    /// </summary>
+    public MemberDirectory? Members { get; init; }
+
+    /// <summary>
+    /// Recovery of a cluster that permanently lost its majority (<c>--force-new-cluster</c>): before the node starts,
+    /// a configuration entry making it the only voter is appended to its log, so it elects itself and commits
+    /// everything its log holds. Unsafe by design: writes acknowledged by the lost majority but missing from this
+    /// node's log are lost, and entries this node holds that were never committed become committed. The other old
+    /// members must never run again with their data; new nodes join with <c>--join</c>.
+    /// </summary>
+    public bool ForceNewCluster { get; init; }
+
+    /// <summary>Whether a leader promotes a learner to voter once it has caught up (see RaftRuntimeOptions.PromoteCaughtUpLearners).</summary>
+    public bool PromoteCaughtUpLearners { get; init; } = true;
+
+    /// <summary>How long the transport still talks to a member after a configuration no longer has it (so it learns of its removal).</summary>
+    public TimeSpan RemovedPeerGrace { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Where this node accepts its peers' connections.</summary>
     public required IPEndPoint ListenEndPoint { get; init; }
 

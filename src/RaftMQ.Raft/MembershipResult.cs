@@ -41,6 +41,9 @@ public enum MembershipStatus : byte
 
     /// <summary>A transfer target that cannot lead: this node itself, a learner, or no other voter exists.</summary>
     InvalidTarget = 12,
+
+    /// <summary>A member's address is longer than <see cref="ClusterConfiguration.MaxAddressBytes"/>.</summary>
+    InvalidAddress = 13,
 }
 
 /// <summary>The result of a membership change or leadership transfer, with a message saying why it was refused.</summary>

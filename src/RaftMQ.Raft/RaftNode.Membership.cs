@@ -42,15 +42,27 @@ public sealed partial class RaftNode
         return _baseConfiguration;
     }
 
-    /// <summary>Adds <paramref name="id"/> as a learner: it receives the log but does not vote until promoted.</summary>
-    public MembershipResult AddLearner(ulong id)
+    /// <summary>
+    /// Adds <paramref name="id"/> as a learner: it receives the log but does not vote until promoted.
+    /// <paramref name="addresses"/>, if given, are recorded in the new configuration for the members they name (the
+    /// new one's, and any other's to record or update); the core never reads them.
+    /// </summary>
+    public MembershipResult AddLearner(ulong id, IEnumerable<KeyValuePair<ulong, byte[]>>? addresses = null)
     {
         if (RefuseChange(id) is { } refused) return refused;
         var current = Configuration;
         if (current.IsMember(id)) return Refuse(MembershipStatus.AlreadyMember, $"node {id} is already a {RoleName(current, id)}");
         if (current.Voters.Count + current.Learners.Count >= ClusterConfiguration.MaxMembers)
             return Refuse(MembershipStatus.TooManyMembers, $"the configuration already has {ClusterConfiguration.MaxMembers} members");
-        return ProposeConfiguration(current.WithLearner(id));
+        var next = current.WithLearner(id);
+        if (addresses is not null)
+        {
+            var list = addresses.ToList();
+            if (list.Any(a => a.Value.Length > ClusterConfiguration.MaxAddressBytes))
+                return Refuse(MembershipStatus.InvalidAddress, $"an address is over {ClusterConfiguration.MaxAddressBytes} bytes");
+            next = next.WithAddresses(list);
+        }
+        return ProposeConfiguration(next);
     }
 
     /// <summary>

@@ -69,3 +69,20 @@ public sealed class LeadershipTransferException(MembershipStatus status, ulong l
 
     public ulong LeaderHint { get; } = leaderHint;
 }
+
+/// <summary>
+/// A membership change was refused (<see cref="Status"/>, with the core's message: not the leader, a change in
+/// progress, an unknown or duplicate member, the last voter, ...) or its outcome is unknown (<see cref="OutcomeUnknown"/>:
+/// leadership changed before the change was seen committed). <see cref="LeaderHint"/> is the leader as the node knew
+/// it, or 0.
+/// </summary>
+public sealed class MembershipChangeException(MembershipStatus status, ulong leaderHint, string message, bool outcomeUnknown = false)
+    : Exception(message)
+{
+    public MembershipStatus Status { get; } = status;
+
+    public ulong LeaderHint { get; } = leaderHint;
+
+    /// <summary>The change was appended but leadership moved before it was seen committed: it may or may not be in force.</summary>
+    public bool OutcomeUnknown { get; } = outcomeUnknown;
+}

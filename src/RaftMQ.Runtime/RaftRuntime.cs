@@ -415,6 +415,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         {
             driver.ProcessReady();
             UpdateStatus(driver.Raft);
+            NoteMembership(driver.Raft);
             var reader = _inbox.Reader;
             // With Readies left (ProcessReady stops after a bounded amount of applying), the loop goes round again at
             // once: the inputs that arrived meanwhile are handled first, then the next chunk.
@@ -433,12 +434,17 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                     else Handle(driver, input);
                     handled++;
                 }
-                if (tick) driver.Tick(Math.Min(Interlocked.Exchange(ref _ticksElapsed, 0), _options.MaxTicksCatchUp));
+                if (tick)
+                {
+                    driver.Tick(Math.Min(Interlocked.Exchange(ref _ticksElapsed, 0), _options.MaxTicksCatchUp));
+                    MaybePromoteLearner(driver);
+                }
                 var handledAt = _time.GetTimestamp();
                 var (saveBefore, applyBefore) = (driver.Counters.SaveTimestampTicks, driver.Counters.ApplyTimestampTicks);
                 driver.ProcessReady();
                 UpdateStatus(driver.Raft);
                 NoteTransfer(driver);
+                NoteMembership(driver.Raft);
                 _peerDiskAlarm = driver.PeerDiskAlarm;
                 var took = _time.GetElapsedTime(started);
                 if (took > SlowIteration)
@@ -483,6 +489,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 break;
             case TransferInput t:
                 driver.TransferLeadership(t.Target, t.Completion);
+                break;
+            case MembershipInput m:
+                HandleMembership(driver, m);
                 break;
         }
     }
@@ -548,6 +557,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private void FailAll(Exception e)
     {
         _driver?.FailAll(e);
+        FailMembership(e);
         _inbox.Writer.TryComplete();
         while (_inbox.Reader.TryRead(out var input))
         {
@@ -557,6 +567,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 case ReadInput q: q.Completion.TrySetException(e); break;
                 case ForwardInput f: f.Completion.TrySetException(e); break;
                 case TransferInput t: t.Completion.TrySetException(e); break;
+                case MembershipInput m: m.Completion.TrySetException(e); break;
             }
         }
     }

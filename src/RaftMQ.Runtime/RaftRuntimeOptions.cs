@@ -23,6 +23,12 @@ public sealed class RaftRuntimeOptions
     /// </summary>
     public int MaxTicksCatchUp { get; init; } = 64;
 
+    /// <summary>
+    /// Whether a leader promotes every learner to voter as soon as the core allows it (the learner has caught up within
+    /// <see cref="RaftOptions.MaxPromotionLagEntries"/>), so that a node added as a learner becomes a voter on its own.
+    /// </summary>
+    public bool PromoteCaughtUpLearners { get; init; }
+
     /// <summary>Snapshot policy and transfer settings of the node driver.</summary>
     public NodeDriverOptions Node { get; init; } = new();
 }

@@ -6,11 +6,12 @@ using RaftMQ.Runtime;
 namespace RaftMQ.Server;
 
 /// <summary>
-/// Operations on the cluster itself: <c>POST /v1/cluster/transfer-leader</c> hands leadership to another node. Nodes
-/// are named by their index in the cluster configuration, as everywhere in the API. Status codes are documented in
-/// docs/rest-api.md.
+/// Operations on the cluster itself: <c>POST /v1/cluster/transfer-leader</c> hands leadership to another node;
+/// <c>GET</c>, <c>POST /v1/cluster/members</c> and <c>DELETE /v1/cluster/members/{node}</c> list, add and remove
+/// members. Nodes are named by their number (the index in the cluster configuration for the nodes that bootstrapped
+/// it), as everywhere in the API. Status codes are documented in docs/rest-api.md.
 /// </summary>
-public static class ClusterEndpoints
+public static partial class ClusterEndpoints
 {
     /// <summary><c>X-RaftMQ-Error</c> of a <c>409</c> from a node that does not lead: ask the leader named in the body.</summary>
     public const string NotLeader = "not-leader";
@@ -21,8 +22,11 @@ public static class ClusterEndpoints
     /// <summary><c>X-RaftMQ-Error</c> of a <c>409</c>: a transfer is already under way.</summary>
     public const string TransferInProgress = "transfer-in-progress";
 
-    public static void Map(IEndpointRouteBuilder app, QueueNode node) =>
+    public static void Map(IEndpointRouteBuilder app, QueueNode node)
+    {
         app.MapPost("/v1/cluster/transfer-leader", (HttpContext ctx) => TransferLeader(ctx, node));
+        MapMembers(app, node);
+    }
 
     private static async Task TransferLeader(HttpContext ctx, QueueNode node)
     {
@@ -38,13 +42,6 @@ public static class ClusterEndpoints
                 await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
                 return;
             }
-        }
-        var count = node.Config.Addresses.Count;
-        if (to is int t && t >= count)
-        {
-            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
-                $"no node {t}: the cluster's nodes are 0 to {count - 1}");
-            return;
         }
         var runtime = node.Runtime;
         if (runtime is null)
@@ -91,7 +88,7 @@ public static class ClusterEndpoints
             case MembershipStatus.NotLeader when leader is int l:
                 ctx.Response.Headers[ErrorCodes.Header] = NotLeader;
                 return RrmqEndpoints.WriteJson(ctx, StatusCodes.Status409Conflict,
-                    new NotLeaderResponse(false, $"node {me} is not the leader; node {l} is: ask it", l, node.Config.Addresses[l].HttpUri.ToString()),
+                    new NotLeaderResponse(false, $"node {me} is not the leader; node {l} is: ask it", l, node.UrlOf(e.LeaderHint) ?? ""),
                     ClusterJsonContext.Default.NotLeaderResponse);
             case MembershipStatus.NotLeader:
                 ctx.Response.Headers[ErrorCodes.Header] = ErrorCodes.NoLeader;
@@ -105,7 +102,7 @@ public static class ClusterEndpoints
                 ctx.Response.Headers[ErrorCodes.Header] = TransferInProgress;
                 return RrmqEndpoints.WriteError(ctx, StatusCodes.Status409Conflict, "a leadership transfer is already under way; retry when it is over");
             case MembershipStatus.UnknownMember:
-                return RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound, $"node {to} is not a voting member of the cluster");
+                return RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound, $"no node {to}: it is not a voting member of the cluster");
             case MembershipStatus.InvalidTarget when to is int target && target == me:
                 return RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, $"node {target} already leads");
             default:
@@ -114,9 +111,14 @@ public static class ClusterEndpoints
     }
 
     /// <summary>The core speaks of Raft ids (index + 1); the API of indexes.</summary>
-    private static string Translate(string message) =>
-        System.Text.RegularExpressions.Regex.Replace(message, @"node (\d+)", m =>
+    internal static string Translate(string message)
+    {
+        var nodes = System.Text.RegularExpressions.Regex.Replace(message, @"node (\d+)", m =>
             ulong.TryParse(m.Groups[1].Value, out var id) && id > 0 ? "node " + ClusterConfig.IndexOf(id) : m.Value);
+        // A configuration as the core prints it: "voters (1 2 3) learners (4)".
+        return System.Text.RegularExpressions.Regex.Replace(nodes, @"(voters|learners) \(([\d ]*)\)", m =>
+            $"{m.Groups[1].Value} ({string.Join(' ', m.Groups[2].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(i => ulong.TryParse(i, out var id) && id > 0 ? ClusterConfig.IndexOf(id).ToString(System.Globalization.CultureInfo.InvariantCulture) : i))})");
+    }
 
     /// <summary>Reads <c>{"to": index}</c> (the field optional, null meaning absent); returns what is wrong, or null.</summary>
     private static string? ParseTarget(byte[] body, out int? to)

@@ -16,14 +16,21 @@ namespace RaftMQ.Server;
 public sealed record NodeSettings
 {
     public const string Usage = """
-        usage: raftmq-node CONFIG.json INDEX [options]
+        usage: raftmq-node CONFIG.json INDEX [options]                 start (or restart) a node of a cluster
+               raftmq-node --join URL --address IP:PORT[:PEER_PORT] [options]   add a new node to a running cluster
 
           CONFIG.json                 {"addresses": [{"ip": "127.0.0.1", "port": 8567, "internal_port": 8568}, ...]}
           INDEX                       this node's position in "addresses" (0-based)
+          --join URL                  a new node asks the cluster at URL (any member's HTTP address) to add it; it
+                                      joins as a learner and becomes a voter once it has caught up. Once joined,
+                                      the node's identity is in its data directory and --join is ignored
+          --address IP:PORT[:PEER_PORT]  with --join: where this node serves HTTP and its peers (default PORT + 1000)
+          --node N                    with --join: the node number to ask for (default: one above the highest member)
 
         options:
           --data-dir DIR              where the log and snapshots live
-                                      (default: ./raftmq-data/<cluster id>/node-<INDEX>)
+                                      (default: ./raftmq-data/<cluster id>/node-<INDEX>;
+                                      with --join: ./raftmq-data/joined-<PORT>)
           --election-timeout-ms N     minimum election timeout; the actual one is random in [N, 2N)   (default 150)
           --heartbeat-ms N            leader heartbeat interval, less than the election timeout       (default 50)
           --tick-ms N                 length of one Raft clock tick                                    (default 10)
@@ -39,7 +46,11 @@ public sealed record NodeSettings
           --cluster-secret-file PATH  file holding the peers' secret as hex digits (openssl rand -hex 32)
                                       default: $RAFTMQ_CLUSTER_SECRET, else the node's copy in its data
                                       directory, else CONFIG.json.secret, created with a random secret by
-                                      the first node to start (docs/security.md)
+                                      the first node to start (docs/security.md). A node started with
+                                      --join must be given the cluster's secret (or find it in its data directory)
+          --force-new-cluster         UNSAFE recovery of a cluster that lost its majority for good: this node
+                                      becomes the only voter and commits what its log holds; what only the lost
+                                      nodes held is gone. Then start new nodes with --join (docs/membership.md)
           --log-level LEVEL           Trace, Debug, Information, Warning, Error                        (default Information)
           --log-format FORMAT         text (one line per event) or json (one JSON object per line)     (default text)
           --settings FILE             a JSON object of any of the options above, named without the dashes in front:
@@ -56,9 +67,23 @@ public sealed record NodeSettings
     /// <summary>How a node's log lines are written.</summary>
     public LogFormat LogFormat { get; init; } = LogFormat.Text;
 
+    /// <summary>The cluster config file; empty for a node started with <c>--join</c> and <c>--address</c> only.</summary>
     public required string ConfigPath { get; init; }
 
+    /// <summary>This node's number (its index in the config, or the number it joined as); -1 until a joining node knows it.</summary>
     public required int Index { get; init; }
+
+    /// <summary>With <c>--join</c>: the HTTP address of a member to ask to add this node.</summary>
+    public Uri? Join { get; init; }
+
+    /// <summary>With <c>--join</c>: this node's addresses (<c>--address</c>), or null to take them from the config at <see cref="Index"/>.</summary>
+    public NodeAddress? Address { get; init; }
+
+    /// <summary><c>--force-new-cluster</c>: make this node the only voter before it starts (see RaftHostOptions.ForceNewCluster).</summary>
+    public bool ForceNewCluster { get; init; }
+
+    /// <summary>With <c>--join</c>: the node number asked for (<c>--node</c>), or null for the cluster to choose.</summary>
+    public int? NodeNumber { get; init; }
 
     public string? DataDirectory { get; init; }
 
@@ -112,28 +137,50 @@ public sealed record NodeSettings
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
     /// <summary>The data directory: the explicit option, else one keyed by the cluster's identity and the node's index.</summary>
-    public string DataDirectoryFor(ClusterConfig config) =>
-        DataDirectory ?? Path.Combine("raftmq-data", config.ClusterId, $"node-{Index}");
+    public string DataDirectoryFor(ClusterConfig? config) =>
+        DataDirectory ?? (config is null
+            ? Path.Combine("raftmq-data", $"joined-{Address!.Port}")
+            : Path.Combine("raftmq-data", config.ClusterId, $"node-{Index}"));
 
     /// <summary>Where this node looks for the peers' secret (<see cref="RaftMQ.Hosting.ClusterSecret.Resolve"/>).</summary>
-    public ClusterSecretSources SecretSources(ClusterConfig config) => new()
+    public ClusterSecretSources SecretSources(ClusterConfig? config) => new()
     {
         Passphrase = ClusterSecret,
         SecretFile = ClusterSecretFile,
         EnvironmentVariable = "RAFTMQ_CLUSTER_SECRET",
         DataDirectory = DataDirectoryFor(config),
-        SharedFile = RaftMQ.Hosting.ClusterSecret.SharedFileFor(ConfigPath),
+        // A joining node uses the shared file of its config only when there is one already: it never makes one up.
+        SharedFile = ConfigPath.Length == 0 || (Join is not null && !File.Exists(RaftMQ.Hosting.ClusterSecret.SharedFileFor(ConfigPath)))
+            ? null
+            : RaftMQ.Hosting.ClusterSecret.SharedFileFor(ConfigPath),
     };
 
     /// <summary>How the library hosts this node: the config's addresses, the peers' key and this command line's timings.</summary>
     public RaftHostOptions HostOptions(ClusterConfig config, byte[] clusterSecret) =>
-        config.HostOptions(Index, DataDirectoryFor(config), clusterSecret) with
-        {
-            TickInterval = TimeSpan.FromMilliseconds(TickMs),
-            ElectionTimeout = TimeSpan.FromMilliseconds(ElectionTimeoutMs),
-            HeartbeatInterval = TimeSpan.FromMilliseconds(HeartbeatMs),
-            SnapshotEveryEntries = (ulong)SnapshotEveryEntries,
-        };
+        HostOptions(config.Identity(Index), config.Address(Index), DataDirectoryFor(config), clusterSecret);
+
+    /// <summary>
+    /// How the library hosts the node <paramref name="identity"/> names, listening at <paramref name="me"/>: the
+    /// members it knows as its first peers, the peers' key and this command line's timings.
+    /// </summary>
+    public RaftHostOptions HostOptions(
+        NodeIdentity identity, NodeAddress me, string dataDirectory, byte[] clusterSecret, MemberDirectory? members = null) => new()
+    {
+        NodeId = identity.NodeId,
+        Peers = identity.Members.Where(m => m.Key != identity.NodeId)
+            .ToDictionary(m => m.Key, m => (System.Net.EndPoint)ClusterConfig.PeerEndPoint(m.Value)),
+        ListenEndPoint = ClusterConfig.ListenEndPoint(me.Ip, me.InternalPort),
+        DataDirectory = dataDirectory,
+        ClusterId = identity.ClusterId,
+        ClusterSecret = clusterSecret,
+        JoinExisting = identity.Joined,
+        Members = members,
+        ForceNewCluster = ForceNewCluster,
+        TickInterval = TimeSpan.FromMilliseconds(TickMs),
+        ElectionTimeout = TimeSpan.FromMilliseconds(ElectionTimeoutMs),
+        HeartbeatInterval = TimeSpan.FromMilliseconds(HeartbeatMs),
+        SnapshotEveryEntries = (ulong)SnapshotEveryEntries,
+    };
 
     /// <summary>Parses the command line; throws <see cref="ConfigException"/> with a message for the user.</summary>
     /// <param name="args">The command line.</param>
@@ -155,9 +202,9 @@ public sealed record NodeSettings
             {
                 named[a[2..eq]] = a[(eq + 1)..];
             }
-            else if (a == "--help")
+            else if (a is "--help" or "--force-new-cluster")
             {
-                named["help"] = "";
+                named[a[2..]] = "";
             }
             else
             {
@@ -166,11 +213,22 @@ public sealed record NodeSettings
             }
         }
         if (named.ContainsKey("help")) throw new HelpRequestedException();
-        if (positional.Count != 2) throw new ConfigException("expected two arguments: the config file and this node's index");
-        if (!int.TryParse(positional[1], NumberStyles.None, CultureInfo.InvariantCulture, out var index))
+        var joining = named.ContainsKey("join");
+        if (joining && positional.Count == 0)
+        {
+            if (!named.ContainsKey("address")) throw new ConfigException("--join needs --address IP:PORT[:PEER_PORT] (or a config file and INDEX) to say where this node listens");
+        }
+        else if (positional.Count != 2)
+        {
+            throw new ConfigException("expected two arguments: the config file and this node's index (or --join URL --address IP:PORT)");
+        }
+        var index = -1;
+        if (positional.Count == 2 && !int.TryParse(positional[1], NumberStyles.None, CultureInfo.InvariantCulture, out index))
             throw new ConfigException($"INDEX must be a non-negative integer, not '{positional[1]}'");
+        if (!joining && (named.ContainsKey("address") || named.ContainsKey("node")))
+            throw new ConfigException("--address and --node go with --join");
 
-        var s = new NodeSettings { ConfigPath = positional[0], Index = index };
+        var s = new NodeSettings { ConfigPath = positional.Count == 2 ? positional[0] : "", Index = index };
         // Lowest precedence first: the settings file, then the environment, then the command line.
         named.Remove("settings", out var settingsFile);
         foreach (var (key, value, source) in FromConfiguration(settingsFile, environment ?? ReadEnvironment()))
@@ -205,6 +263,28 @@ public sealed record NodeSettings
         ["disk-free-limit-mb"] = (s, v, source) => s with { DiskFreeLimitMb = NonNegativeInt(source, v) },
         ["cluster-secret"] = (s, v, _) => s with { ClusterSecret = v },
         ["cluster-secret-file"] = (s, v, _) => s with { ClusterSecretFile = v },
+        ["join"] = (s, v, source) => s with
+        {
+            Join = Uri.TryCreate(v, UriKind.Absolute, out var join) && join.Scheme == Uri.UriSchemeHttp
+                ? join
+                : throw new ConfigException($"{source} must be a member's HTTP address like http://10.0.0.1:8567, not '{v}'"),
+        },
+        ["address"] = (s, v, source) => s with
+        {
+            Address = MemberAddress.Decode(v)
+                ?? throw new ConfigException($"{source} must be IP:PORT or IP:PORT:PEER_PORT (ports 1-65535, the peer port PORT + 1000 by default), not '{v}'"),
+        },
+        ["node"] = (s, v, source) => s with { NodeNumber = NonNegativeInt(source, v) },
+        ["force-new-cluster"] = (s, v, source) => s with
+        {
+            // A flag on the command line (no value); "true" or "false" in a settings file or the environment.
+            ForceNewCluster = v.ToUpperInvariant() switch
+            {
+                "" or "TRUE" => true,
+                "FALSE" => false,
+                _ => throw new ConfigException($"{source} is a flag: true or false, not '{v}'"),
+            },
+        },
         ["log-level"] = (s, v, source) => s with
         {
             LogLevel = Enum.TryParse<LogLevel>(v, ignoreCase: true, out var level) && Enum.IsDefined(level)

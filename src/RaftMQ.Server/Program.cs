@@ -5,12 +5,17 @@ using RaftMQ.Server;
 // The first answer's JSON metadata is built on the other core while this one starts the web host (docs/benchmarks.md).
 _ = Task.Run(() => System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new StatusResponse("Follower", 0), ServerJsonContext.Default.StatusResponse));
 NodeSettings settings;
-ClusterConfig config;
+ClusterConfig? config = null;
+NodeAddress me;
 try
 {
     settings = NodeSettings.Parse(args);
-    config = ClusterConfig.Load(settings.ConfigPath);
-    config.Address(settings.Index);
+    if (settings.ConfigPath.Length > 0)
+    {
+        config = ClusterConfig.Load(settings.ConfigPath);
+        config.Address(settings.Index);
+    }
+    me = settings.Address ?? config!.Address(settings.Index);
 }
 catch (HelpRequestedException)
 {
@@ -36,20 +41,33 @@ catch (ConfigException e)
     return 2;
 }
 
-var me = config.Address(settings.Index);
+// Who this node is: stored in its data directory at its first start (bootstrapped from the config, or joined).
+var dataDirectory = settings.DataDirectoryFor(config);
+NodeIdentity identity;
+try
+{
+    identity = await NodeIdentityStart.ResolveAsync(settings, config, me, dataDirectory);
+}
+catch (ConfigException e)
+{
+    Console.Error.WriteLine($"raftmq-node: {e.Message}");
+    return 2;
+}
+settings = settings with { Index = ClusterConfig.IndexOf(identity.NodeId) };
+var members = new MemberDirectory(identity.Members);
+
 // The Raft host (storage, peer transport) starts on the other core while this one builds the web host, so the first
 // HTTP request does not compete with it for the CPU (docs/benchmarks.md, "Node start-up"). Both log through one factory.
 using var loggers = NodeWebApplication.CreateLoggerFactory(settings.LogLevel, settings.LogFormat);
 var logger = loggers.CreateLogger("RaftMQ.Node");
 // The queue keeps its messages in segment files beside the Raft log; it rebuilds them from the snapshot and the log.
-var dataDirectory = settings.DataDirectoryFor(config);
 var disk = new DiskAlarm(dataDirectory, settings.DiskFreeLimitMb * 1024L * 1024, TimeProvider.System, logger);
-var node = new QueueNode(settings, config, new QueueStateMachine(Path.Combine(dataDirectory, "queue")), disk);
+var node = new QueueNode(settings, identity, members, new QueueStateMachine(Path.Combine(dataDirectory, "queue")), disk);
 using var queueInstruments = new QueueInstruments(node.StateMachine);
 using var httpInstruments = new HttpInstruments();
 // Every command a request can become must be one the node accepts (no input within the limits may stop a node);
 // the limits do not depend on the secret.
-var limitOptions = settings.HostOptions(config, clusterSecret: []);
+var limitOptions = settings.HostOptions(identity, me, dataDirectory, clusterSecret: []);
 ServerLimits.CheckAgainst(limitOptions);
 ServerLimits.CheckAgainst(node.StateMachine.Limits, node.Forwarding);
 // Every connection the bounds allow, plus the node's files, must fit the open-file limit (docs/rest-api.md).
@@ -67,7 +85,7 @@ httpLimits = httpLimits with
     MaxConnectionsPerAddress = Math.Min(httpLimits.MaxConnectionsPerAddress, descriptors.HttpConnections),
 };
 // A passphrase's key comes from a slow KDF, so it is derived on that other core too, off the first answer's path.
-var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(config, secret.Key()) with { ReadDiskAlarm = node.ReadDiskAlarm }, node.StateMachine, node.Forwarding, loggers));
+var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(identity, me, dataDirectory, secret.Key(), members) with { ReadDiskAlarm = node.ReadDiskAlarm }, node.StateMachine, node.Forwarding, loggers));
 var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers, httpLimits);
 
 NodeEndpoints.AddServices(builder, node);

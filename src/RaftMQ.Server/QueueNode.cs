@@ -48,14 +48,15 @@ public abstract record CommandOutcome
 /// </summary>
 public sealed class QueueNode : IAsyncDisposable
 {
-    private readonly ClusterConfig _config;
     private readonly TaskCompletionSource<RaftHost> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public QueueNode(NodeSettings settings, ClusterConfig config, QueueStateMachine stateMachine, DiskAlarm disk, TimeProvider? time = null)
+    public QueueNode(
+        NodeSettings settings, NodeIdentity identity, MemberDirectory members, QueueStateMachine stateMachine, DiskAlarm disk, TimeProvider? time = null)
     {
         Settings = settings;
         Disk = disk;
-        _config = config;
+        Identity = identity;
+        Members = members;
         StateMachine = stateMachine;
         Stamper = new PublishStamper(time ?? TimeProvider.System);
         Forwarding = new ProposalForwarding { Results = QueueResultCodec.Instance, Admit = Admit, Prepare = Stamper.Stamp };
@@ -66,7 +67,17 @@ public sealed class QueueNode : IAsyncDisposable
 
     public NodeSettings Settings { get; }
 
-    public ClusterConfig Config => _config;
+    /// <summary>Who this node is: its cluster and its Raft id (fixed in its data directory at its first start).</summary>
+    public NodeIdentity Identity { get; }
+
+    /// <summary>The cluster's id, as peers and clients see it.</summary>
+    public string ClusterId => Identity.ClusterId;
+
+    /// <summary>Where the members are, from the configuration in force.</summary>
+    public MemberDirectory Members { get; }
+
+    /// <summary>The HTTP address of node <paramref name="id"/> (a Raft id), or null when unknown.</summary>
+    public string? UrlOf(ulong id) => Members.AddressOf(id)?.HttpUri.ToString();
 
     public QueueStateMachine StateMachine { get; }
 

@@ -109,8 +109,8 @@ public static class RrmqEndpoints
         var s = node.Runtime?.Status;
         int? leader = s is { Leader: > 0 } ? ClusterConfig.IndexOf(s.Leader) : null;
         var info = new NodeInfoResponse(
-            "raftmq", node.Settings.Index, node.Config.ClusterId, s is not null, s?.Role.ToString() ?? "Starting", s?.Term ?? 0,
-            leader, leader is int l ? node.Config.Addresses[l].HttpUri.ToString() : null,
+            "raftmq", node.Settings.Index, node.ClusterId, s is not null, s?.Role.ToString() ?? "Starting", s?.Term ?? 0,
+            leader, s is { Leader: > 0 } ? node.UrlOf(s.Leader) : null,
             s?.CommitIndex ?? 0, s?.AppliedIndex ?? 0, s?.LastIndex ?? 0);
         return WriteJson(ctx, StatusCodes.Status200OK, info, ServerJsonContext.Default.NodeInfoResponse);
     }

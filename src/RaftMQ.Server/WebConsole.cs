@@ -60,11 +60,12 @@ public static class WebConsole
     private static async Task OverviewAsync(HttpContext ctx, QueueNode node)
     {
         var peers = ctx.RequestServices.GetRequiredService<PeerClient>();
-        var config = node.Config;
-        var me = node.Settings.Index;
-        var members = await Task.WhenAll(config.Addresses.Select((a, i) => i == me
-            ? Task.FromResult(Local(node, i, a))
-            : peers.AskAsync(i, a, ctx.RequestAborted)));
+        // The members of the configuration in force, in node order (a member added at run time included).
+        var myId = node.Identity.NodeId;
+        var me = ClusterConfig.IndexOf(myId);
+        var members = await Task.WhenAll(node.Members.Addresses.OrderBy(m => m.Key).Select(m => m.Key == myId
+            ? Task.FromResult(Local(node, ClusterConfig.IndexOf(m.Key), m.Value))
+            : peers.AskAsync(ClusterConfig.IndexOf(m.Key), m.Value, ctx.RequestAborted)));
         // Lag: entries of the leader's log a member does not hold, as far as the answers tell.
         var leader = members.Where(m => m.Up && m.Role == nameof(Role.Leader)).MaxBy(m => m.Term);
         if (leader is not null)

@@ -23,9 +23,10 @@ public sealed class SnapshotStore
 
     /// <summary>
     /// The longest version 2 header: the fixed 64 bytes, then the cluster configuration as of the snapshot (when the
-    /// metadata carries one: 5 bytes plus 8 per member) and its CRC-32C.
+    /// metadata carries one: <see cref="ClusterConfiguration.Encode"/>'s bytes, at most
+    /// <see cref="ClusterConfiguration.MaxEncodedBytes"/>) and its CRC-32C.
     /// </summary>
-    internal const int MaxHeaderBytes = HeaderBytes + 5 + (8 * ClusterConfiguration.MaxMembers) + 4;
+    internal const int MaxHeaderBytes = HeaderBytes + ClusterConfiguration.MaxEncodedBytes + 4;
     internal const int RunBytes = 1 + 1 + PartNameMax + 16;
     internal const int PartNameMax = 96;
     private const string TempSuffix = ".tmp";
@@ -323,7 +324,7 @@ public sealed class SnapshotStore
 
     /// <summary>The header's length for <paramref name="meta"/>: 64 bytes, more with a configuration.</summary>
     internal static int HeaderLength(SnapshotMetadata meta) =>
-        meta.Configuration is { } c ? HeaderBytes + 5 + (8 * (c.Voters.Count + c.Learners.Count)) + 4 : HeaderBytes;
+        meta.Configuration is { } c ? HeaderBytes + c.EncodedLength + 4 : HeaderBytes;
 
     internal static void WriteHeader(Span<byte> dst, SnapshotMetadata meta, long dataLength, uint dataCrc, int runCount, long tableOffset)
     {

@@ -8,8 +8,9 @@ namespace RaftMQ.Transport;
 /// The binary encoding of <see cref="RaftMessage"/>s: one type byte, the common header (From, To, Term), then the
 /// type's own fields. Integers are big-endian and fixed width; booleans are one byte, 0 or 1. Decoding checks every
 /// count and length against the bytes actually present before allocating, so hostile input costs at most its own
-/// size. Snapshot metadata carries the cluster configuration as of the snapshot: a presence byte, then voter and
-/// learner counts (u16) and the ids (u64). To add a message type: a <see cref="MessageType"/> value, a case in <see cref="TryGetSize"/>,
+/// size. Snapshot metadata carries the cluster configuration as of the snapshot: a presence byte, then (1) voter and
+/// learner counts (u16) and the ids (u64), or (2, when members carry addresses) a u32 length and
+/// <see cref="ClusterConfiguration.Encode"/>'s bytes. To add a message type: a <see cref="MessageType"/> value, a case in <see cref="TryGetSize"/>,
 /// <see cref="Write"/> and <see cref="Read(in ReadOnlySequence{byte})"/>.
 /// </summary>
 public static class RaftMessageCodec
@@ -29,7 +30,7 @@ public static class RaftMessageCodec
     // RequestId, Status, Reason, LeaderHint, code length (1 byte), message length (2 bytes), payload length.
     private const int ForwardResultFixedSize = HeaderSize + sizeof(ulong) + 1 + 1 + sizeof(ulong) + 1 + sizeof(ushort) + sizeof(uint);
     /// <summary>The most bytes a snapshot's configuration adds to its metadata (presence byte included).</summary>
-    public const int MaxSnapshotConfigurationSize = 1 + 2 + 2 + (ClusterConfiguration.MaxMembers * sizeof(ulong));
+    public const int MaxSnapshotConfigurationSize = 1 + sizeof(uint) + ClusterConfiguration.MaxEncodedBytes;
 
     /// <summary>
     /// The largest encoded AppendEntries a leader sends with these core bounds: entries up to
@@ -476,9 +477,12 @@ public static class RaftMessageCodec
     private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
     // ---- membership: snapshot configurations, leadership transfer ----
 
-    private static int ConfigurationSize(SnapshotMetadata snapshot) => snapshot.Configuration is { } c
-        ? 1 + 2 + 2 + ((c.Voters.Count + c.Learners.Count) * sizeof(ulong))
-        : 1;
+    private static int ConfigurationSize(SnapshotMetadata snapshot) => snapshot.Configuration switch
+    {
+        null => 1,
+        { Addresses.Count: > 0 } c => 1 + sizeof(uint) + c.EncodedLength,
+        var c => 1 + 2 + 2 + ((c.Voters.Count + c.Learners.Count) * sizeof(ulong)),
+    };
 
     private static void WriteConfiguration(ClusterConfiguration? configuration, IBufferWriter<byte> writer)
     {
@@ -486,6 +490,17 @@ public static class RaftMessageCodec
         {
             writer.GetSpan(1)[0] = 0;
             writer.Advance(1);
+            return;
+        }
+
+        if (configuration.Addresses.Count > 0)
+        {
+            var encoded = configuration.Encode();
+            var target = writer.GetSpan(1 + sizeof(uint) + encoded.Length);
+            target[0] = 2;
+            BinaryPrimitives.WriteUInt32BigEndian(target[1..], (uint)encoded.Length);
+            encoded.CopyTo(target[(1 + sizeof(uint))..]);
+            writer.Advance(1 + sizeof(uint) + encoded.Length);
             return;
         }
 
@@ -507,9 +522,29 @@ public static class RaftMessageCodec
 
     private static ClusterConfiguration? ReadConfiguration(ref FieldReader r)
     {
-        if (!r.Bool("snapshot configuration present"))
+        var presence = r.Byte("snapshot configuration present");
+        if (presence == 0)
         {
             return null;
+        }
+
+        if (presence == 2)
+        {
+            var length = r.U32("configuration length");
+            if (length > ClusterConfiguration.MaxEncodedBytes || length > r.Remaining)
+            {
+                throw new ProtocolException($"Configuration of {length} bytes is over the bound of {ClusterConfiguration.MaxEncodedBytes} or cut short.");
+            }
+
+            var bytes = r.Bytes((int)length);
+            return ClusterConfiguration.TryDecode(bytes, out var decoded, out var problem)
+                ? decoded
+                : throw new ProtocolException($"Invalid snapshot configuration: {problem}");
+        }
+
+        if (presence != 1)
+        {
+            throw new ProtocolException($"Field snapshot configuration present must be 0, 1 or 2, got {presence}.");
         }
 
         var voters = r.U16("configuration voter count");

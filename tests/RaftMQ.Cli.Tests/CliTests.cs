@@ -16,6 +16,9 @@ public sealed class CliUsageTests
     [InlineData("cluster kill")]
     [InlineData("cluster start")]
     [InlineData("cluster transfer-leader")]
+    [InlineData("cluster members")]
+    [InlineData("cluster add")]
+    [InlineData("cluster remove")]
     [InlineData("topic create")]
     [InlineData("topic list")]
     [InlineData("publish")]
@@ -55,6 +58,8 @@ public sealed class CliUsageTests
     [InlineData("consume t --count x", "x")]
     [InlineData("cluster transfer-leader x --urls http://127.0.0.1:1", "'x'")]
     [InlineData("cluster transfer-leader -1 --urls http://127.0.0.1:1", "NODE must be a node index")]
+    [InlineData("cluster remove -1 --urls http://127.0.0.1:1", "NODE must be a node number")]
+    [InlineData("cluster add ftp://10.0.0.4:8567 --urls http://127.0.0.1:1", "not a node URL")]
     public async Task Bad_arguments_exit_with_2_and_say_what_is_wrong(string args, string expected)
     {
         await using var env = new CliEnvironment();
@@ -252,6 +257,52 @@ public sealed class CliClusterTests
         pids.Concat(restarted).ShouldAllBe(p => !CliEnvironment.IsAlive(p));
         env.RecordedPids().ShouldBeEmpty();
         (await env.RunAsync("topic", "list")).ExitCode.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task Cluster_up_grows_and_shrinks_a_running_cluster_and_members_add_remove_say_what_they_did()
+    {
+        await using var env = new CliEnvironment();
+        var up = await env.RunAsync("cluster", "up", "--detach");
+        up.ExitCode.ShouldBe(0, up.ToString());
+        (await env.RunAsync("topic", "create", "kept")).ExitCode.ShouldBe(0);
+        (await env.RunAsync("publish", "kept", "before")).ExitCode.ShouldBe(0);
+
+        var grow = await env.RunAsync("cluster", "up", "--nodes", "5");
+        grow.ExitCode.ShouldBe(0, grow.ToString());
+        grow.Stdout.ShouldContain("node 3 is a voter");
+        grow.Stdout.ShouldContain("node 4 is a voter");
+        grow.Stdout.ShouldContain("5 of 5 nodes up");
+        env.RecordedPids().Count.ShouldBe(5);
+        var members = await env.RunAsync("cluster", "members");
+        members.ExitCode.ShouldBe(0, members.ToString());
+        members.Stdout.ShouldContain("5 voter(s), 0 learner(s)");
+
+        var twice = await env.RunAsync("cluster", "add", grow.Stdout.Split("node 4 joining at ")[1].Split(' ')[0]);
+        twice.ExitCode.ShouldBe(1, twice.ToString());
+        twice.Stderr.ShouldContain("already node 4");
+        var unknown = await env.RunAsync("cluster", "remove", "9");
+        unknown.ExitCode.ShouldBe(1, unknown.ToString());
+        unknown.Stderr.ShouldContain("node 9 is not a member");
+
+        var pids = env.RecordedPids();
+        var shrink = await env.RunAsync("cluster", "up", "--nodes", "3");
+        shrink.ExitCode.ShouldBe(0, shrink.ToString());
+        shrink.Stdout.ShouldContain("node 4 removed and stopped");
+        shrink.Stdout.ShouldContain("node 3 removed and stopped");
+        pids.Skip(3).ShouldAllBe(p => !CliEnvironment.IsAlive(p));
+        (await env.RunAsync("cluster", "members")).Stdout.ShouldContain("3 voter(s), 0 learner(s)");
+        (await env.RunAsync("consume", "kept")).Stdout.ShouldBe("before\n");
+
+        var remove = await env.RunAsync("cluster", "remove", "2");
+        remove.ExitCode.ShouldBe(0, remove.ToString());
+        remove.Stdout.ShouldContain("removed node 2 from the cluster");
+        remove.Stdout.ShouldContain("stopped node 2");
+        (await env.RunAsync("cluster", "members")).Stdout.ShouldContain("2 voter(s), 0 learner(s)");
+        var down = await env.RunAsync("cluster", "down");
+        down.ExitCode.ShouldBe(0, down.ToString());
+        down.Stdout.ShouldContain("stopped 2 node(s)");
+        pids.ShouldAllBe(p => !CliEnvironment.IsAlive(p));
     }
 
     [Fact]

@@ -45,7 +45,8 @@ public sealed class OpenApiTests : IAsyncLifetime
         var config = ClusterConfig.Parse("""{"addresses": [{"ip": "127.0.0.1", "port": 1, "internal_port": 2}]}""");
         var settings = new NodeSettings { ConfigPath = Path.Combine(_directory, "config.json"), Index = 0, DataDirectory = _directory };
         _queue = new QueueStateMachine(Path.Combine(_directory, "queue"));
-        var node = new QueueNode(settings, config, _queue, new DiskAlarm(_directory, 0, TimeProvider.System, NullLogger.Instance));
+        var identity = config.Identity(0);
+        var node = new QueueNode(settings, identity, new MemberDirectory(identity.Members), _queue, new DiskAlarm(_directory, 0, TimeProvider.System, NullLogger.Instance));
         var builder = NodeWebApplication.CreateBuilder(new IPEndPoint(IPAddress.Loopback, 0), LogLevel.Warning, 1 << 20);
         NodeEndpoints.AddServices(builder, node);
         _app = builder.Build();

@@ -115,7 +115,7 @@ public sealed class LeadershipTransferTests
             doc.RootElement.GetProperty("leader_url").GetString().ShouldBe(cluster.Url(leader, "/").ToString());
         }
         (await cluster.SendAsync(leader, HttpMethod.Post, path, """{"to": 3}""")).ShouldBe(
-            (HttpStatusCode.NotFound, """{"success":false,"error":"no node 3: the cluster\u0027s nodes are 0 to 2"}"""));
+            (HttpStatusCode.NotFound, """{"success":false,"error":"no node 3: it is not a voting member of the cluster"}"""));
         (await cluster.SendAsync(leader, HttpMethod.Post, path, $$"""{"to": {{leader}}}""")).ShouldBe(
             (HttpStatusCode.BadRequest, $$"""{"success":false,"error":"node {{leader}} already leads"}"""));
         (await cluster.SendAsync(leader, HttpMethod.Post, path, """{"to": "1"}""")).Status.ShouldBe(HttpStatusCode.BadRequest);

@@ -35,7 +35,7 @@ public abstract class FuzzTestsBase(ITestOutputHelper output)
         var perPart = total / Parts;
         var first = FirstSeed + (ulong)(Part * perPart);
         var watch = Stopwatch.StartNew();
-        long acknowledged = 0, forwarded = 0, proposals = 0, crashes = 0, elections = 0, snapshotsInstalled = 0, diskFaults = 0, reads = 0;
+        long acknowledged = 0, forwarded = 0, proposals = 0, crashes = 0, elections = 0, snapshotsInstalled = 0, diskFaults = 0, reads = 0, transfers = 0;
         int withLeaderChange = 0, fiveNodes = 0, withSnapshotInstall = 0, withDiskFault = 0;
         for (int i = 0; i < perPart; i++)
         {
@@ -51,6 +51,7 @@ public abstract class FuzzTestsBase(ITestOutputHelper output)
             snapshotsInstalled += outcome.SnapshotsInstalled;
             diskFaults += outcome.DiskFaults;
             reads += outcome.ReadsServed;
+            transfers += outcome.TransfersStarted;
             if (outcome.SnapshotsInstalled > 0) withSnapshotInstall++;
             if (outcome.DiskFaults > 0) withDiskFault++;
         }
@@ -58,7 +59,7 @@ public abstract class FuzzTestsBase(ITestOutputHelper output)
             $"{proposals} proposals, {acknowledged} acknowledged ({forwarded} forwarded by a follower), {crashes} crashes, {elections} leader terms, " +
             $"{withLeaderChange} schedules with a leader change, {fiveNodes} on five nodes, " +
             $"{snapshotsInstalled} snapshots installed in {withSnapshotInstall} schedules, {diskFaults} disk faults in {withDiskFault} schedules, " +
-            $"{reads} reads served");
+            $"{reads} reads served, {transfers} leadership transfers started");
 
         // The schedules must actually stress the cluster, or passing means nothing.
         acknowledged.ShouldBeGreaterThan(perPart * 5L);
@@ -69,6 +70,7 @@ public abstract class FuzzTestsBase(ITestOutputHelper output)
         withSnapshotInstall.ShouldBeGreaterThan(perPart / 10);
         withDiskFault.ShouldBeGreaterThan(perPart / 20);
         reads.ShouldBeGreaterThan(perPart * 5L);
+        transfers.ShouldBeGreaterThan(perPart / 4L);
     }
 }
 

@@ -15,14 +15,16 @@ namespace RaftMQ.Simulation;
 /// <param name="DiskFaults">Nodes stopped by a torn persist or a failed fsync.</param>
 /// <param name="ReadsServed">Linearizable reads answered (each checked against the writes acknowledged before it).</param>
 /// <param name="ForwardedAcknowledged">Proposals a follower forwarded to its leader that were acknowledged.</param>
+/// <param name="TransfersStarted">Leadership transfers a leader accepted.</param>
 public readonly record struct FuzzOutcome(
     ulong Seed, int Nodes, int Proposals, int Acknowledged, int Terms, int Crashes, long VirtualMs, int SnapshotsInstalled, int DiskFaults,
-    int ReadsServed, int ForwardedAcknowledged);
+    int ReadsServed, int ForwardedAcknowledged, int TransfersStarted);
 
 /// <summary>
 /// Random fault schedules against a simulated cluster of production node drivers: partitions (symmetric and
 /// one-way), isolation, loss, duplication, reordering, long delays, crashes and restarts (with the messages on the
-/// wire surviving into the node's next run in some schedules), leader kills and clock pauses, all while clients
+/// wire surviving into the node's next run in some schedules), leader kills, clock pauses and leadership transfers
+/// (to a named node or the most up-to-date one), all while clients
 /// propose (entries from a few bytes up to the node's limit, and bursts of large ones; mostly on the leader, a share
 /// through followers that forward them to the leader over the faulty network) and read from leaders and followers, and a third of the schedules have slow fsyncs that hold a node's loop up for up to a few hundred
 /// milliseconds. The Raft settings are drawn per schedule (pre-vote, check-quorum, election and heartbeat ticks, flow
@@ -106,6 +108,7 @@ public static class Fuzzer
             },
         });
         var crashes = 0;
+        var transfers = 0;
         long value = 0;
         var chaosEnd = 800 + rng.Next(1_700);
         while (sim.Now < chaosEnd)
@@ -184,6 +187,10 @@ public static class Fuzzer
                 case < 65:
                     foreach (var node in sim.Nodes) sim.ResumeClock(node.Id);
                     break;
+                case < 69:
+                    // A leadership transfer, to a named node or the most up-to-date one; proposals meanwhile are refused.
+                    if (sim.Leader is { } current && sim.TransferLeadership(current.Id, rng.Next(3) == 0 ? 0 : RandomNode(rng, n)).IsAccepted) transfers++;
+                    break;
             }
         }
 
@@ -221,7 +228,7 @@ public static class Fuzzer
 
         return new FuzzOutcome(seed, n, sim.Proposals.Count, sim.Proposals.Count(p => p.IsAcknowledged),
             sim.Checker.LeaderOfTerm.Count, crashes, sim.Now, sim.Nodes.Sum(x => x.SnapshotsInstalled), sim.Nodes.Sum(x => x.DiskFaults),
-            sim.Reads.Count(r => r.Index is not null), sim.Proposals.Count(p => p.Forwarded && p.IsAcknowledged));
+            sim.Reads.Count(r => r.Index is not null), sim.Proposals.Count(p => p.Forwarded && p.IsAcknowledged), transfers);
     }
 
     /// <summary>One leader that every node follows, its whole log committed and applied everywhere.</summary>

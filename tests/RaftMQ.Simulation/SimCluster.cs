@@ -605,6 +605,22 @@ public sealed class SimCluster
         return proposal;
     }
 
+    /// <summary>
+    /// Asks node <paramref name="id"/> to hand leadership to <paramref name="target"/> (0: the most up-to-date voter),
+    /// as <see cref="NodeDriver.TransferLeadership"/>; returns what the core said (a node that does not lead refuses).
+    /// </summary>
+    public MembershipResult TransferLeadership(ulong id, ulong target)
+    {
+        var node = Node(id);
+        var result = new MembershipResult(MembershipStatus.NotLeader, 0, 0, 0, "down");
+        if (node.Driver is { } driver)
+        {
+            Drive(node, () => result = driver.TransferLeadership(target, new TaskCompletionSource<LeadershipTransferred>()));
+            Trace(TraceKind.Propose, id, null, result.IsAccepted ? $"leadership transfer to n{target} started" : $"leadership transfer refused: {result.Status}");
+        }
+        return result;
+    }
+
     /// <summary>How long a follower waits for the leader's answer to a forwarded proposal before it gives up (virtual ms).</summary>
     public const int ForwardTimeoutMs = 1_500;
 

@@ -61,6 +61,10 @@ public sealed partial class NodeProcess : IAsyncDisposable
         return ServerExecutable is { } exe ? Run(exe, args, index, workingDirectory) : StartAssembly(ServerDll, args, index, workingDirectory);
     }
 
+    /// <summary>Starts the RaftMQ node with exactly <paramref name="args"/> (e.g. <c>--join URL --address ...</c>).</summary>
+    public static NodeProcess StartWith(IEnumerable<string> args, int index, string workingDirectory) =>
+        ServerExecutable is { } exe ? Run(exe, args, index, workingDirectory) : StartAssembly(ServerDll, args, index, workingDirectory);
+
     /// <summary>
     /// Starts the RaftMQ node as <see cref="Start"/> does, under an open-file limit (RLIMIT_NOFILE, soft and hard) of
     /// <paramref name="openFiles"/>, set by the shell's <c>ulimit -n</c>.

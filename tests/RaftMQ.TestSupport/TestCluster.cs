@@ -17,16 +17,19 @@ public sealed class TestCluster : IAsyncDisposable
 
     private readonly NodeProcess?[] _nodes;
     private readonly string[] _extraArgs;
+    private readonly string[]?[] _joinArgs;
 
-    private TestCluster(int size, string directory, string[] extraArgs)
+    private TestCluster(int size, string directory, string[] extraArgs, int spare = 0)
     {
         Directory = directory;
-        _nodes = new NodeProcess?[size];
+        _nodes = new NodeProcess?[size + spare];
+        _joinArgs = new string[]?[size + spare];
         _extraArgs = extraArgs;
-        var ports = FreePorts(size * 2);
-        Ports = [.. Enumerable.Range(0, size).Select(i => (ports[2 * i], ports[2 * i + 1]))];
+        BootstrapSize = size;
+        var ports = FreePorts((size + spare) * 2);
+        Ports = [.. Enumerable.Range(0, size + spare).Select(i => (ports[2 * i], ports[2 * i + 1]))];
         ConfigPath = Path.Combine(directory, $"config-{Ports[0].Http}.json");
-        var addresses = new JsonArray([.. Ports.Select(p => (JsonNode)new JsonObject
+        var addresses = new JsonArray([.. Ports.Take(size).Select(p => (JsonNode)new JsonObject
         {
             ["ip"] = "127.0.0.1",
             ["port"] = p.Http,
@@ -44,7 +47,11 @@ public sealed class TestCluster : IAsyncDisposable
 
     public HttpClient Http { get; }
 
+    /// <summary>Every node slot: the nodes of the config, then the spare ones that may join later (<see cref="CreateGrowable"/>).</summary>
     public int Size => _nodes.Length;
+
+    /// <summary>The nodes of the config, which bootstrap the cluster.</summary>
+    public int BootstrapSize { get; }
 
     public NodeProcess Node(int i) => _nodes[i] ?? throw new InvalidOperationException($"node {i} is not running");
 
@@ -59,13 +66,46 @@ public sealed class TestCluster : IAsyncDisposable
         return new TestCluster(size, directory, extraArgs);
     }
 
+    /// <summary>
+    /// A cluster of <paramref name="size"/> nodes in its config, with ports for <paramref name="spare"/> more nodes
+    /// (numbered after them) that join it at run time (<see cref="StartJoining"/>).
+    /// </summary>
+    public static TestCluster CreateGrowable(int size, int spare, params string[] extraArgs)
+    {
+        var directory = NewDirectory();
+        System.IO.Directory.CreateDirectory(directory);
+        return new TestCluster(size, directory, extraArgs, spare);
+    }
+
+    /// <summary>
+    /// Starts spare node <paramref name="i"/> as a new node asking the member <paramref name="member"/> to add it
+    /// (<c>raftmq-node --join</c>), with the cluster's secret file; <see cref="Start(int)"/> restarts it with the same arguments.
+    /// </summary>
+    public NodeProcess StartJoining(int i, int member, params string[] moreArgs)
+    {
+        if (IsRunning(i)) throw new InvalidOperationException($"node {i} is already running");
+        string[] args =
+        [
+            "--join", Url(member, "/").ToString(), "--address", $"127.0.0.1:{Ports[i].Http}:{Ports[i].Peer}",
+            "--node", i.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data-dir", JoinedDataDirectory(i),
+            "--cluster-secret-file", ConfigPath + ".secret", .. _extraArgs, .. moreArgs,
+        ];
+        _joinArgs[i] = args;
+        var node = NodeProcess.StartWith(args, i, Directory);
+        _nodes[i] = node;
+        return node;
+    }
+
+    /// <summary>The data directory of a node started with <see cref="StartJoining"/>.</summary>
+    public string JoinedDataDirectory(int i) => Path.Combine(Directory, $"joined-{i}");
+
     public static string NewDirectory() => Path.Combine(Path.GetTempPath(), "raftmq-tests", Guid.NewGuid().ToString("N")[..12]);
 
     /// <summary>Starts every node (one after another, as harnesses do) and waits until each answers HTTP.</summary>
     public async Task StartAllAsync()
     {
-        for (int i = 0; i < Size; i++) Start(i);
-        for (int i = 0; i < Size; i++) await WaitUntilAnsweringAsync(i);
+        for (int i = 0; i < BootstrapSize; i++) Start(i);
+        for (int i = 0; i < BootstrapSize; i++) await WaitUntilAnsweringAsync(i);
     }
 
     public NodeProcess Start(int i) => Start(i, []);
@@ -74,7 +114,9 @@ public sealed class TestCluster : IAsyncDisposable
     public NodeProcess Start(int i, params string[] moreArgs)
     {
         if (IsRunning(i)) throw new InvalidOperationException($"node {i} is already running");
-        var node = NodeProcess.Start(ConfigPath, i, Directory, [.. _extraArgs, .. moreArgs]);
+        var node = _joinArgs[i] is { } joined
+            ? NodeProcess.StartWith([.. joined, .. moreArgs], i, Directory)
+            : NodeProcess.Start(ConfigPath, i, Directory, [.. _extraArgs, .. moreArgs]);
         _nodes[i] = node;
         return node;
     }

@@ -63,11 +63,50 @@ public sealed class MembershipCodecTests
     public void TheLargestChunk_FitsTheBoundWithAFullConfiguration()
     {
         var ids = Enumerable.Range(1, ClusterConfiguration.MaxMembers).Select(i => (ulong)i).ToArray();
-        var snapshot = new SnapshotMetadata(1, 1) { Configuration = new ClusterConfiguration(ids.Take(5), ids.Skip(5)) };
+        var full = new ClusterConfiguration(ids.Take(5), ids.Skip(5))
+            .WithAddresses(ids.Select(id => KeyValuePair.Create(id, new byte[ClusterConfiguration.MaxAddressBytes])));
+        var snapshot = new SnapshotMetadata(1, 1) { Configuration = full };
 
         var chunk = new SnapshotChunk(1, 2, 1, snapshot, 0, new byte[1000], false);
 
         RaftMessageCodec.GetSize(chunk).ShouldBe(RaftMessageCodec.MaxSnapshotChunkSize(1000));
+        RoundTrip(chunk).Snapshot.Configuration.ShouldBe(full);
+    }
+
+    [Fact]
+    public void ASnapshotConfigurationWithAddresses_RoundTrips_AndOneWithoutKeepsTheIdOnlyLayout()
+    {
+        var plain = new ClusterConfiguration([1, 2], [3]);
+        var withAddresses = plain.WithAddresses([KeyValuePair.Create(3UL, "127.0.0.1:9000:9001"u8.ToArray())]);
+
+        var decoded = RoundTrip(new InstallSnapshot(1, 2, 4, new SnapshotMetadata(100, 4) { Configuration = withAddresses })).Snapshot.Configuration!;
+
+        decoded.ShouldBe(withAddresses);
+        decoded.AddressOf(3).ToArray().ShouldBe("127.0.0.1:9000:9001"u8.ToArray());
+        decoded.AddressOf(1).IsEmpty.ShouldBeTrue();
+        var plainBytes = RaftMessageCodec.Encode(new InstallSnapshot(1, 2, 4, new SnapshotMetadata(100, 4) { Configuration = plain }));
+        plainBytes[RaftMessageCodec.HeaderSize + 16].ShouldBe((byte)1);
+        plainBytes.Length.ShouldBe(RaftMessageCodec.HeaderSize + 16 + 5 + (3 * 8));
+    }
+
+    [Fact]
+    public void AnAddressedSnapshotConfiguration_OverItsBoundOrCutShort_FailsWithAProtocolException()
+    {
+        var configuration = new ClusterConfiguration([1, 2]).WithAddresses([KeyValuePair.Create(2UL, "h:1:2"u8.ToArray())]);
+        var bytes = RaftMessageCodec.Encode(new InstallSnapshot(1, 2, 1, new SnapshotMetadata(1, 1) { Configuration = configuration }));
+        var lengthAt = RaftMessageCodec.HeaderSize + 16 + 1;
+
+        var huge = (byte[])bytes.Clone();
+        huge[lengthAt] = 0x7F;
+        Should.Throw<ProtocolException>(() => RaftMessageCodec.Read(huge)).Message.ShouldContain("bound");
+
+        var badAddress = (byte[])bytes.Clone();
+        badAddress[^7] = 0xFF; // the last address length's low byte (u16 little-endian): now past the end
+        Should.Throw<ProtocolException>(() => RaftMessageCodec.Read(badAddress)).Message.ShouldContain("address");
+
+        var badPresence = (byte[])bytes.Clone();
+        badPresence[lengthAt - 1] = 3;
+        Should.Throw<ProtocolException>(() => RaftMessageCodec.Read(badPresence)).Message.ShouldContain("0, 1 or 2");
     }
 
     [Fact]

@@ -1,0 +1,156 @@
+using Microsoft.Extensions.Logging;
+using RaftMQ.Raft;
+
+namespace RaftMQ.Runtime;
+
+// Membership changes through the loop (docs/membership.md): add a learner, promote it, remove a member; the
+// configuration in force as seen from outside the loop; a leader's promotion of caught-up learners.
+public sealed partial class RaftRuntime
+{
+    private readonly List<PendingChange> _pendingChanges = [];
+    private volatile ClusterConfiguration _configuration = ClusterConfiguration.Empty;
+    private volatile ClusterConfiguration _committedConfiguration = ClusterConfiguration.Empty;
+
+    /// <summary>The configuration this node runs on (the latest in its log, committed or not), refreshed every iteration.</summary>
+    public ClusterConfiguration Configuration => _configuration;
+
+    /// <summary>The configuration in force at this node's commit index.</summary>
+    public ClusterConfiguration CommittedConfiguration => _committedConfiguration;
+
+    /// <summary>
+    /// Raised on the loop whenever <see cref="Configuration"/> changes (and once at start), with the new one. The handler
+    /// must return quickly and must not call into the runtime synchronously.
+    /// </summary>
+    public event Action<ClusterConfiguration>? ConfigurationChanged;
+
+    /// <summary>
+    /// The configuration in force and the leader, read at a linearizable point (as <see cref="ReadWaitingForLeaderAsync{T}"/>,
+    /// waiting out elections): every change committed before the call is in it.
+    /// </summary>
+    public Task<(ClusterConfiguration Configuration, ulong Leader)> ReadConfigurationAsync(CancellationToken cancellationToken = default) =>
+        ReadWaitingForLeaderAsync(() => (_driver!.Raft.Configuration, _driver.Raft.Leader), cancellationToken);
+
+    /// <summary>
+    /// Adds node <paramref name="id"/> as a learner (it gets the log, then a leader with
+    /// <see cref="RaftRuntimeOptions.PromoteCaughtUpLearners"/> promotes it once caught up), recording
+    /// <paramref name="addresses"/> in the configuration; completes once the change is committed. Throws
+    /// <see cref="MembershipChangeException"/> when refused or when its outcome is unknown.
+    /// </summary>
+    public Task<MembershipChanged> AddLearnerAsync(
+        ulong id, IReadOnlyDictionary<ulong, byte[]>? addresses = null, CancellationToken cancellationToken = default) =>
+        ChangeAsync(raft => raft.AddLearner(id, addresses), cancellationToken);
+
+    /// <summary>Makes learner <paramref name="id"/> a voter once it has caught up; completes when committed. See <see cref="AddLearnerAsync"/>.</summary>
+    public Task<MembershipChanged> PromoteLearnerAsync(ulong id, CancellationToken cancellationToken = default) =>
+        ChangeAsync(raft => raft.PromoteLearner(id), cancellationToken);
+
+    /// <summary>
+    /// Removes voter or learner <paramref name="id"/>, this node included when it leads (it hands over and steps down
+    /// once the change commits); completes when committed. See <see cref="AddLearnerAsync"/>.
+    /// </summary>
+    public Task<MembershipChanged> RemoveMemberAsync(ulong id, CancellationToken cancellationToken = default) =>
+        ChangeAsync(raft => raft.RemoveMember(id), cancellationToken);
+
+    private async Task<MembershipChanged> ChangeAsync(Func<RaftNode, MembershipResult> change, CancellationToken cancellationToken)
+    {
+        var tcs = new TaskCompletionSource<MembershipChanged>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await PostAsync(new MembershipInput(change, tcs), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await tcs.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            tcs.TrySetCanceled(cancellationToken); // the loop forgets the waiter at its next iteration
+            throw;
+        }
+    }
+
+    private void HandleMembership(NodeDriver driver, MembershipInput input)
+    {
+        var raft = driver.Raft;
+        var r = input.Change(raft);
+        if (!r.IsAccepted)
+        {
+            input.Completion.TrySetException(new MembershipChangeException(r.Status, r.LeaderHint, r.Message));
+            return;
+        }
+        _pendingChanges.Add(new PendingChange(r.Index, r.Term, raft.Configuration, input.Completion));
+    }
+
+    /// <summary>On a tick of a leader that promotes learners: tries the first learner (refused while it is behind).</summary>
+    private void MaybePromoteLearner(NodeDriver driver)
+    {
+        var raft = driver.Raft;
+        if (!_options.PromoteCaughtUpLearners || raft.Role != Role.Leader || raft.LeadTransferee != 0) return;
+        var learners = raft.Configuration.Learners;
+        if (learners.Count == 0 || raft.ConfigurationIndex > raft.CommitIndex) return;
+        foreach (var id in learners)
+        {
+            var r = raft.PromoteLearner(id);
+            if (r.IsAccepted)
+            {
+                LogPromoted(_logger, id, r.Index);
+                return;
+            }
+        }
+    }
+
+    /// <summary>After every iteration: publishes the configuration and completes the changes now committed (or lost).</summary>
+    private void NoteMembership(RaftNode raft)
+    {
+        var configuration = raft.Configuration;
+        _committedConfiguration = raft.ConfigurationIndex <= raft.CommitIndex ? configuration : raft.ConfigurationAt(raft.CommitIndex);
+        if (!ReferenceEquals(configuration, _configuration))
+        {
+            var changed = !configuration.Equals(_configuration);
+            _configuration = configuration;
+            if (changed)
+            {
+                LogConfiguration(_logger, raft.Id, configuration.ToString());
+                ConfigurationChanged?.Invoke(configuration);
+            }
+        }
+        for (var i = _pendingChanges.Count - 1; i >= 0; i--)
+        {
+            var p = _pendingChanges[i];
+            if (p.Completion.Task.IsCompleted)
+            {
+                _pendingChanges.RemoveAt(i);
+                continue;
+            }
+            // Committed in the term the change was appended in: the entry at that index is the change (one leader per term).
+            if (raft.Term == p.Term && raft.CommitIndex >= p.Index)
+            {
+                p.Completion.TrySetResult(new MembershipChanged(p.Index, p.Term, p.Configuration));
+                _pendingChanges.RemoveAt(i);
+            }
+            else if (raft.Term != p.Term)
+            {
+                p.Completion.TrySetException(new MembershipChangeException(MembershipStatus.NotLeader, raft.Leader,
+                    $"leadership moved before the change at index {p.Index} was seen committed; it may or may not be in force (see the members list)",
+                    outcomeUnknown: true));
+                _pendingChanges.RemoveAt(i);
+            }
+        }
+    }
+
+    private void FailMembership(Exception e)
+    {
+        foreach (var p in _pendingChanges) p.Completion.TrySetException(e);
+        _pendingChanges.Clear();
+    }
+
+    private sealed record MembershipInput(Func<RaftNode, MembershipResult> Change, TaskCompletionSource<MembershipChanged> Completion) : Input;
+
+    private readonly record struct PendingChange(ulong Index, ulong Term, ClusterConfiguration Configuration, TaskCompletionSource<MembershipChanged> Completion);
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Node {Id} runs on configuration {Configuration}")]
+    private static partial void LogConfiguration(ILogger logger, ulong id, string configuration);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Information, Message = "Learner {Id} caught up: promoted to voter by the entry at index {Index}")]
+    private static partial void LogPromoted(ILogger logger, ulong id, ulong index);
+}
+
+/// <summary>A committed membership change: its entry's index and term, and the configuration it put in force.</summary>
+public sealed record MembershipChanged(ulong Index, ulong Term, ClusterConfiguration Configuration);
