@@ -116,6 +116,30 @@ public sealed partial class RaftNode
     public ulong? MatchIndexOf(ulong peer) =>
         Role == Role.Leader && _tracker.TryGetProgress(peer, out var p) ? p.Match : null;
 
+    /// <summary>
+    /// Ticks until the next tick that does something (a heartbeat, a quorum check, the end of a leadership transfer or
+    /// an election timeout), at least 1. Ticks before it only count; a host may sleep until then, and must tick the
+    /// node for the time that passed when anything else wakes it (messages change this value: a heartbeat received
+    /// restarts the election timeout).
+    /// </summary>
+    public int TicksUntilTimeout
+    {
+        get
+        {
+            int ticks;
+            if (Role == Role.Leader)
+            {
+                ticks = Math.Min(_options.HeartbeatTicks - _heartbeatElapsed, _options.ElectionTicks - _electionElapsed);
+                if (_transferTarget != 0) ticks = Math.Min(ticks, _options.ElectionTicks - _transferElapsed);
+            }
+            else
+            {
+                ticks = _randomizedElectionTimeout - _electionElapsed;
+            }
+            return Math.Max(1, ticks);
+        }
+    }
+
     /// <summary>Advances the logical clock by one tick: election timeouts, heartbeats and quorum checks.</summary>
     public void Tick()
     {

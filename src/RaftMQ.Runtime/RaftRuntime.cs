@@ -25,7 +25,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private NodeDriver? _driver;
     private ITimer? _ticker;
     private Task? _loop;
-    private int _ticksElapsed;
+    private int _wakePending; // 1 while the timer's wake-up waits in the inbox
+    private long _lastTick; // the loop's clock: the timestamp up to which ticks were given to the core
+    private long _timerDue; // when the timer is set to wake the loop (a timestamp); loop thread only
     private long _lastSlowLog;
     private volatile DiskAlarmReport? _peerDiskAlarm;
     private ulong _transferee; // the loop's last view of the core's transfer target
@@ -96,8 +98,12 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         _driver.SoftStateChanged += OnSoftStateChanged;
         _loop = Task.Run(() => RunAsync(_stop.Token));
         _transport.SetReceiver(Deliver); // straight from the connection's reader into the inbox: no extra hop
+        // No fixed tick: the loop gives the core the ticks that passed whenever it wakes, and sets this one-shot timer
+        // for the next tick that does something (ScheduleWake).
+        _lastTick = _time.GetTimestamp();
+        _timerDue = _lastTick + TicksToTimestamp(1);
         _ticker = _time.CreateTimer(
-            static state => ((RaftRuntime)state!).OnTimer(), this, _options.TickInterval, _options.TickInterval);
+            static state => ((RaftRuntime)state!).OnTimer(), this, _options.TickInterval, Timeout.InfiniteTimeSpan);
     }
 
     TimeProvider INodeHost.Time => _time;
@@ -404,8 +410,44 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
 
     private void OnTimer()
     {
-        // Ticks are counted, not queued: one wake-up carries however many elapsed while the loop was busy.
-        if (Interlocked.Increment(ref _ticksElapsed) == 1) _inbox.Writer.TryWrite(TickInput.Instance);
+        // The timer only wakes the loop; the loop reads the clock. At most one wake-up waits in the inbox.
+        if (Interlocked.Exchange(ref _wakePending, 1) == 0 && !_inbox.Writer.TryWrite(TickInput.Instance))
+            Volatile.Write(ref _wakePending, 0); // inbox full or closed: the loop is busy (and ticks as it goes) or stopping
+    }
+
+    private long TicksToTimestamp(long ticks) => (long)(_options.TickInterval.TotalSeconds * ticks * _time.TimestampFrequency);
+
+    /// <summary>
+    /// Gives the core the ticks that passed since the last ones (at most <see cref="RaftRuntimeOptions.MaxTicksCatchUp"/>;
+    /// the driver caps a catch-up below an election timeout). Called after the iteration's messages, so a heartbeat
+    /// that waited in the inbox while the loop was held up counts before the time that passed meanwhile.
+    /// </summary>
+    private void TickForTimePassed(NodeDriver driver)
+    {
+        var now = _time.GetTimestamp();
+        var tick = TicksToTimestamp(1);
+        var passed = (now - _lastTick) / tick;
+        if (passed <= 0) return;
+        _lastTick += passed * tick;
+        driver.Tick((int)Math.Min(passed, _options.MaxTicksCatchUp));
+        MaybePromoteLearner(driver);
+    }
+
+    /// <summary>Sets the timer for the core's next timeout (a heartbeat on the leader, the election timeout elsewhere).</summary>
+    private void ScheduleWake(NodeDriver driver)
+    {
+        var due = _lastTick + TicksToTimestamp(driver.Raft.TicksUntilTimeout);
+        if (due == _timerDue) return;
+        _timerDue = due;
+        var wait = _time.GetElapsedTime(_time.GetTimestamp(), due);
+        try
+        {
+            _ticker?.Change(wait > TimeSpan.Zero ? wait : TimeSpan.FromTicks(1), Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Stopping: the timer went first.
+        }
     }
 
     private async Task RunAsync(CancellationToken ct)
@@ -425,26 +467,29 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 driver.Counters.Iteration();
                 var started = _time.GetTimestamp();
                 var handled = 0;
-                var tick = false;
                 while (handled < _options.MaxInputsPerIteration && reader.TryRead(out var input))
                 {
                     // Time is judged after the messages: a heartbeat that waited in the inbox while the loop was
                     // held up counts before the ticks that elapsed meanwhile, never after them.
-                    if (input is TickInput) tick = true;
-                    else Handle(driver, input);
+                    if (input is TickInput)
+                    {
+                        Volatile.Write(ref _wakePending, 0);
+                        _timerDue = long.MinValue; // fired: set again below
+                    }
+                    else
+                    {
+                        Handle(driver, input);
+                    }
                     handled++;
                 }
-                if (tick)
-                {
-                    driver.Tick(Math.Min(Interlocked.Exchange(ref _ticksElapsed, 0), _options.MaxTicksCatchUp));
-                    MaybePromoteLearner(driver);
-                }
+                TickForTimePassed(driver);
                 var handledAt = _time.GetTimestamp();
                 var (saveBefore, applyBefore) = (driver.Counters.SaveTimestampTicks, driver.Counters.ApplyTimestampTicks);
                 driver.ProcessReady();
                 UpdateStatus(driver.Raft);
                 NoteTransfer(driver);
                 NoteMembership(driver.Raft);
+                ScheduleWake(driver);
                 _peerDiskAlarm = driver.PeerDiskAlarm;
                 var took = _time.GetElapsedTime(started);
                 if (took > SlowIteration)
