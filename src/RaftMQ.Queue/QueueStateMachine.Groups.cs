@@ -29,7 +29,10 @@ public sealed partial class QueueStateMachine
 
     /// <summary>A topic restored from a snapshot of a format without groups: <c>default</c> at its head, the default settings.</summary>
     private void InitialState(TopicLog log) =>
-        log.State = new TopicState(DeadLetters.IsDeadLetterTopic(log.Name) ? 0 : _limits.DefaultMaxDeliveries, log.Head, log.LogicalHead);
+        log.State = new TopicState(DeadLetters.IsDeadLetterTopic(log.Name) ? 0 : _limits.DefaultMaxDeliveries, log.Head, log.LogicalHead)
+        {
+            DedupWindowMs = _limits.DefaultDedupWindowMs,
+        };
 
     private int UserTopicCount()
     {
@@ -44,7 +47,7 @@ public sealed partial class QueueStateMachine
     private TopicLog NewTopic(string name, int maxDeliveries)
     {
         var log = _store.CreateTopic(name);
-        log.State = new TopicState(maxDeliveries, log.Head, log.LogicalHead);
+        log.State = new TopicState(maxDeliveries, log.Head, log.LogicalHead) { DedupWindowMs = _limits.DefaultDedupWindowMs };
         return log;
     }
 
@@ -139,27 +142,31 @@ public sealed partial class QueueStateMachine
         if (lowest.Floor > log.Head) log.AdvanceHeadTo(lowest.Floor, lowest.FloorPosition);
     }
 
-    private QueueResult ConfigureTopic(string topic, int maxDeliveries, bool createIfMissing)
+    private QueueResult ConfigureTopic(string topic, int maxDeliveries, bool createIfMissing, long? dedupWindowMs)
     {
         if (maxDeliveries < 0 || maxDeliveries > _limits.MaxDeliveriesLimit) return new QueueResult(QueueStatus.Invalid);
+        if (dedupWindowMs is < 0 || dedupWindowMs > _limits.MaxDedupWindowMs) return new QueueResult(QueueStatus.Invalid);
         if (_store.Find(topic) is { } log)
         {
-            if (maxDeliveries == 0) return QueueResult.Ok;
+            if (maxDeliveries == 0 && dedupWindowMs is null) return QueueResult.Ok;
             // A dead-letter topic keeps its messages whatever happens to them: it never dead-letters.
             if (DeadLetters.IsDeadLetterTopic(topic)) return new QueueResult(QueueStatus.Invalid);
-            log.State!.MaxDeliveries = maxDeliveries;
+            if (maxDeliveries != 0) log.State!.MaxDeliveries = maxDeliveries;
+            if (dedupWindowMs is { } window) log.State!.DedupWindowMs = window;
             return QueueResult.Ok;
         }
         if (!createIfMissing) return new QueueResult(QueueStatus.NoSuchTopic);
         if (DeadLetters.IsDeadLetterTopic(topic)) return new QueueResult(QueueStatus.Invalid);
         if (UserTopicCount() >= _limits.MaxTopics) return new QueueResult(QueueStatus.LimitReached);
-        NewTopic(topic, maxDeliveries == 0 ? _limits.DefaultMaxDeliveries : maxDeliveries);
+        var created = NewTopic(topic, maxDeliveries == 0 ? _limits.DefaultMaxDeliveries : maxDeliveries);
+        if (dedupWindowMs is { } w) created.State!.DedupWindowMs = w;
         return QueueResult.Ok with { Count = 1 };
     }
 
     private QueueResult DeleteTopic(string topic)
     {
         if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
+        _dedupIds -= log.State!.Dedup.Count;
         _store.RemoveTopic(log);
         if (!DeadLetters.IsDeadLetterTopic(topic) && _store.Find(DeadLetters.TopicFor(topic)) is { } dead) _store.RemoveTopic(dead);
         return QueueResult.Ok;
@@ -396,7 +403,10 @@ public sealed partial class QueueStateMachine
         var deadName = DeadLetters.IsDeadLetterTopic(topic) ? null : DeadLetters.TopicFor(topic);
         var dead = deadName is null ? null : _store.Find(deadName);
         return new TopicStats(topic, log.Head, log.Tail, log.Count, log.Bytes, state.MaxDeliveries, deadName,
-            dead is null ? 0 : dead.State!.Default.Unfinished(dead.Tail), state.PublishedTotal, groups);
+            dead is null ? 0 : dead.State!.Default.Unfinished(dead.Tail), state.PublishedTotal, groups)
+        {
+            DedupWindowMs = state.DedupWindowMs, DedupIds = state.Dedup.Count, DedupForgottenEarlyTotal = state.Dedup.ForgottenEarlyTotal,
+        };
     }
 
     /// <summary>
@@ -439,7 +449,17 @@ public sealed partial class QueueStateMachine
 /// <param name="DeadLettered">Messages waiting in the dead-letter topic.</param>
 public sealed record TopicStats(
     string Topic, ulong Head, ulong Tail, long Messages, long Bytes, int MaxDeliveries, string? DeadLetterTopic, long DeadLettered,
-    long PublishedTotal, IReadOnlyList<GroupStats> Groups);
+    long PublishedTotal, IReadOnlyList<GroupStats> Groups)
+{
+    /// <summary>How long a published message id is remembered, in ms (0: ids are not remembered).</summary>
+    public long DedupWindowMs { get; init; }
+
+    /// <summary>Message ids the topic remembers now (some may have expired and not been forgotten yet: that happens at its next extended publish).</summary>
+    public int DedupIds { get; init; }
+
+    /// <summary>Ids forgotten before their window passed, to stay within <see cref="QueueLimits.MaxDedupIdsPerTopic"/> or <see cref="QueueLimits.MaxDedupIds"/>.</summary>
+    public long DedupForgottenEarlyTotal { get; init; }
+}
 
 /// <summary>One consumer group of <see cref="TopicStats"/>.</summary>
 /// <param name="Group">The group's name.</param>

@@ -69,7 +69,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
         {
             return c.Op switch
             {
-                QueueOp.ConfigureTopic => ConfigureTopic(c.Topic, c.MaxDeliveries, c.CreateIfMissing),
+                QueueOp.ConfigureTopic => ConfigureTopic(c.Topic, c.MaxDeliveries, c.CreateIfMissing, c.DedupWindowMs),
                 QueueOp.DeleteTopic => DeleteTopic(c.Topic),
                 QueueOp.CreateGroup => CreateGroup(c.Topic, c.Group, c.Start),
                 QueueOp.Receive => Receive(c.Topic, c.Group, c.Max, c.DurationMs, now),
@@ -84,6 +84,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
                 QueueOp.PopBatch => PopBatch(c.Topic, c.Max),
                 QueueOp.PublishMessages => PublishMessages(c.Topic, c.Binary, c.TimestampMs),
                 QueueOp.PopMessages => PopMessages(c.Topic, c.Max),
+                QueueOp.PublishExtended => PublishExtended(c.Topic, c.Binary, now),
                 _ => new QueueResult(QueueStatus.Invalid),
             };
         }
@@ -243,7 +244,11 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     public IStateMachineSnapshot CaptureSnapshot() => _store.Capture();
 
     /// <summary>Replaces every topic and segment file with the snapshot's (this version's, or the older all-in-memory format).</summary>
-    public void RestoreSnapshot(Stream source) => _store.Restore(source);
+    public void RestoreSnapshot(Stream source)
+    {
+        _store.Restore(source);
+        AfterRestore();
+    }
 
     /// <summary>Closes the segment files and deletes them once no snapshot references them.</summary>
     public void Dispose() => _store.Dispose();

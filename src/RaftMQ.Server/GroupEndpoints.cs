@@ -83,19 +83,21 @@ public static class GroupEndpoints
         if (body is null) return;
         var limits = node.StateMachine.Limits;
         var maxDeliveries = 0;
+        long? dedupWindow = null;
         var error = body.Length == 0 ? null : Fields(body, (name, value) => name switch
         {
             "max_deliveries" => Int(value, name, 1, limits.MaxDeliveriesLimit, out maxDeliveries),
-            "max_messages" or "max_bytes" or "max_age_ms" or "overflow" or "dedup_window_ms" =>
-                $"\"{name}\" is not supported yet (retention, overflow and deduplication settings are not implemented); leave it out",
-            _ => $"unknown field \"{name}\" (the body takes \"max_deliveries\")",
+            "dedup_window_ms" => Long(value, name, 0, limits.MaxDedupWindowMs, out var window) ?? Set(out dedupWindow, (long?)window),
+            "max_messages" or "max_bytes" or "max_age_ms" or "overflow" =>
+                $"\"{name}\" is not supported yet (retention and overflow settings are not implemented); leave it out",
+            _ => $"unknown field \"{name}\" (the body takes \"max_deliveries\", \"dedup_window_ms\")",
         });
         if (error is not null)
         {
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
-        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.ConfigureTopic(topic, maxDeliveries),
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.ConfigureTopic(topic, maxDeliveries, dedupWindowMs: dedupWindow),
             (c, result) => result.Success
                 ? WriteObject(c, result.Count == 1 ? StatusCodes.Status201Created : StatusCodes.Status200OK, json =>
                 {
@@ -137,6 +139,9 @@ public static class GroupEndpoints
             json.WriteNumber("max_deliveries", stats.MaxDeliveries);
             json.WriteNumber("dead_lettered", stats.DeadLettered);
             json.WriteNumber("published_total", stats.PublishedTotal);
+            json.WriteNumber("dedup_window_ms", stats.DedupWindowMs);
+            json.WriteNumber("dedup_ids", stats.DedupIds);
+            json.WriteNumber("dedup_forgotten_early_total", stats.DedupForgottenEarlyTotal);
             json.WriteStartArray("groups");
             foreach (var g in stats.Groups)
             {
@@ -215,21 +220,31 @@ public static class GroupEndpoints
             await RrmqEndpoints.WriteError(ctx, status, error);
             return;
         }
-        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.PublishMessages(topic, messages!),
+        // Messages with an id (or a delay) travel in the extended publish; the others as a plain binary publish.
+        var extended = messages!.Any(m => m.Id is not null || m.DelayMs != 0);
+        var command = extended ? QueueCommand.PublishExtended(topic, messages!) : QueueCommand.PublishMessages(topic, messages!);
+        await RrmqEndpoints.RunCommandAsync(ctx, node, command,
             (c, result) => result.Success
                 ? WriteObject(c, StatusCodes.Status200OK, json =>
                 {
                     json.WriteStartArray("offsets");
-                    for (int i = 0; i < result.Count; i++) json.WriteNumberValue(result.FirstOffset!.Value + (ulong)i);
+                    if (result.Offsets is { } offsets)
+                    {
+                        foreach (var o in offsets) json.WriteNumberValue(o);
+                    }
+                    else
+                    {
+                        for (int i = 0; i < result.Count; i++) json.WriteNumberValue(result.FirstOffset!.Value + (ulong)i);
+                    }
                     json.WriteEndArray();
-                    json.WriteNumber("duplicates", 0);
+                    json.WriteNumber("duplicates", result.Offsets is { } all ? all.Count - result.Count : 0);
                 })
                 : V1Endpoints.WriteFailure(c, result, limits));
     }
 
     /// <summary>
     /// <c>{"messages": [{"body" | "body_base64", "headers", "id", "delay_ms"}]}</c>: 400 for a malformed body, an
-    /// unsupported field (<c>id</c>, a <c>delay_ms</c> other than 0) or headers out of bounds; 413 for too many
+    /// unsupported field (a <c>delay_ms</c> other than 0), an id out of bounds or headers out of bounds; 413 for too many
     /// messages or a body over <see cref="QueueLimits.MaxMessageBytes"/>.
     /// </summary>
     internal static (List<QueueMessage>? Messages, int Status, string? Error) ParsePublish(byte[] body, QueueLimits limits)
@@ -255,6 +270,7 @@ public static class GroupEndpoints
             byte[]? payload = null;
             var sources = 0;
             var headers = new List<MessageHeader>();
+            string? id = null;
             foreach (var field in m.EnumerateObject())
             {
                 switch (field.Name)
@@ -285,7 +301,11 @@ public static class GroupEndpoints
                         }
                         break;
                     case "id":
-                        return (null, 400, $"message {i}: \"id\" is not supported yet (idempotent publishing is not implemented); leave it out");
+                        if (field.Value.ValueKind != JsonValueKind.String) return (null, 400, $"message {i}: \"id\" must be a string");
+                        id = field.Value.GetString()!;
+                        if (id.Length == 0 || Encoding.UTF8.GetByteCount(id) > limits.MaxMessageIdBytes)
+                            return (null, 400, $"message {i}: \"id\" must be 1 to {limits.MaxMessageIdBytes} bytes (UTF-8)");
+                        break;
                     case "delay_ms":
                         if (field.Value.ValueKind != JsonValueKind.Number || !field.Value.TryGetInt64(out var delay) || delay < 0)
                             return (null, 400, $"message {i}: \"delay_ms\" must be a non-negative integer");
@@ -298,7 +318,7 @@ public static class GroupEndpoints
             if (sources != 1) return (null, 400, $"message {i} must have exactly one of \"body\" and \"body_base64\"");
             if (MessageHeaders.Check(headers, limits) is { } problem) return (null, 400, $"message {i}: {problem}");
             if (payload!.Length > limits.MaxMessageBytes) return (null, 413, $"message {i} is longer than {limits.MaxMessageBytes} bytes");
-            messages.Add(new QueueMessage(payload, headers));
+            messages.Add(new QueueMessage(payload, headers) { Id = id });
             i++;
         }
         return (messages, 200, null);
