@@ -34,6 +34,10 @@ public sealed class GroupApiTests
 
     private static JsonArray Messages(JsonObject json) => json["messages"]!.AsArray();
 
+    /// <summary>A publish answer as "OFFSET,... duplicates N".</summary>
+    private static string Published(JsonObject json) =>
+        $"{string.Join(',', json["offsets"]!.AsArray().Select(o => o!.GetValue<long>()))} duplicates {json["duplicates"]!.GetValue<int>()}";
+
     [Fact]
     public async Task Receive_ack_redelivery_dead_letters_and_redrive_through_followers()
     {
@@ -147,6 +151,46 @@ public sealed class GroupApiTests
     }
 
     [Fact]
+    public async Task A_retried_publish_whose_answer_was_lost_is_stored_once_until_the_window_expires()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = Enumerable.Range(0, 3).First(i => i != leader);
+        const string topic = "orders";
+        await Ok(cluster, follower, HttpMethod.Put, Path(topic), """{"dedup_window_ms": 600000}""", HttpStatusCode.Created);
+        const string batch = """{"messages": [{"body": "order 1", "id": "o-1"}, {"body": "order 2", "id": "o-2"}]}""";
+        var first = await Ok(cluster, follower, HttpMethod.Post, Path(topic, "publish"), batch);
+        Published(first).ShouldBe("0,1 duplicates 0");
+
+        // The producer never saw that answer and retries, through the leader and then, after the leader died,
+        // through the new one: each retry is answered with the original offsets and stores nothing.
+        var again = await Ok(cluster, leader, HttpMethod.Post, Path(topic, "publish"), batch);
+        Published(again).ShouldBe("0,1 duplicates 2");
+        await cluster.Node(leader).KillAsync();
+        var next = await cluster.WaitForLeaderAsync(not: leader);
+        var third = await Ok(cluster, next, HttpMethod.Post, Path(topic, "publish"),
+            """{"messages": [{"body": "order 2", "id": "o-2"}, {"body": "order 3", "id": "o-3"}]}""");
+        Published(third).ShouldBe("1,2 duplicates 1");
+        Messages(await Ok(cluster, next, HttpMethod.Get, Path(topic, "peek") + "?max=10")).Select(m => m!["body"]!.GetValue<string>())
+            .ShouldBe(["order 1", "order 2", "order 3"]);
+        var stats = await Ok(cluster, next, HttpMethod.Get, Path(topic));
+        (stats["published_total"]!.GetValue<long>(), stats["dedup_ids"]!.GetValue<int>(), stats["dedup_window_ms"]!.GetValue<long>()).ShouldBe((3L, 3, 600000L));
+
+        // A short window: the id is a duplicate until the leader's clock has moved past it, then stored again.
+        await Ok(cluster, next, HttpMethod.Put, Path(topic), """{"dedup_window_ms": 300}""");
+        const string retry = """{"messages": [{"body": "late", "id": "late-1"}]}""";
+        (await Ok(cluster, next, HttpMethod.Post, Path(topic, "publish"), retry))["duplicates"]!.GetValue<int>().ShouldBe(0);
+        JsonObject? stored = null;
+        (await Eventually.TrueAsync(async () =>
+        {
+            stored = await Ok(cluster, next, HttpMethod.Post, Path(topic, "publish"), retry);
+            return stored["duplicates"]!.GetValue<int>() == 0;
+        }, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(50))).ShouldBeTrue();
+        stored!["offsets"]!.AsArray().Single()!.GetValue<long>().ShouldBe(4);
+    }
+
+    [Fact]
     public async Task Bad_input_gets_a_4xx_with_a_clear_error()
     {
         await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
@@ -158,11 +202,13 @@ public sealed class GroupApiTests
 
         (HttpMethod, string, string?, HttpStatusCode, string)[] cases =
         [
-            (HttpMethod.Put, Path(topic), """{"dedup_window_ms": 1000}""", HttpStatusCode.BadRequest, "not supported yet"),
+            (HttpMethod.Put, Path(topic), """{"max_messages": 1000}""", HttpStatusCode.BadRequest, "not supported yet"),
+            (HttpMethod.Put, Path(topic), """{"dedup_window_ms": -1}""", HttpStatusCode.BadRequest, "\"dedup_window_ms\" must be an integer between 0 and"),
             (HttpMethod.Put, Path(topic), """{"max_deliveries": 0}""", HttpStatusCode.BadRequest, "\"max_deliveries\" must be an integer between 1 and"),
             (HttpMethod.Put, Path(topic), """{"colour": "red"}""", HttpStatusCode.BadRequest, "unknown field \"colour\""),
             (HttpMethod.Put, "/topic", """{"topic": "x\u0000dlq"}""", HttpStatusCode.BadRequest, ""),
-            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "id": "k1"}]}""", HttpStatusCode.BadRequest, "\"id\" is not supported yet"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "id": 7}]}""", HttpStatusCode.BadRequest, "message 0: \"id\" must be a string"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "id": ""}]}""", HttpStatusCode.BadRequest, "\"id\" must be 1 to 128 bytes"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "delay_ms": 10}]}""", HttpStatusCode.BadRequest, "not supported yet"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "body_base64": "YQ=="}]}""", HttpStatusCode.BadRequest, "exactly one of"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": []}""", HttpStatusCode.BadRequest, "must not be empty"),
