@@ -11,14 +11,18 @@ public static partial class Cli
     {
         var name = new Argument<string>("TOPIC") { Description = "Topic name" };
         var maxDeliveries = new Option<int?>("--max-deliveries") { Description = "Deliveries after which a message is dead-lettered (default 20 for a new topic)" };
+        var dedupWindow = new Option<long?>("--dedup-window-ms") { Description = "How long message ids are remembered for idempotent publishing, in ms (default 3600000 for a new topic; 0: none)" };
         var configure = new Command("configure", Describe(
-            "Create a topic or change its settings.", "topic configure orders --max-deliveries 5")) { name, maxDeliveries };
+            "Create a topic or change its settings.", "topic configure orders --max-deliveries 5", "topic configure orders --dedup-window-ms 86400000"))
+            { name, maxDeliveries, dedupWindow };
         configure.SetAction(Guard(async (r, ct) =>
         {
             var (urls, _) = Target(r);
             using var client = NewClient(urls, r);
             var t = r.GetValue(name)!;
-            var created = await client.ConfigureTopicAsync(t, r.GetValue(maxDeliveries), ct).ConfigureAwait(false);
+            var window = r.GetValue(dedupWindow);
+            if (window is < 0) throw new CliException("--dedup-window-ms must not be negative", ExitCodes.Usage);
+            var created = await client.ConfigureTopicAsync(t, r.GetValue(maxDeliveries), window is { } ms ? TimeSpan.FromMilliseconds(ms) : null, ct).ConfigureAwait(false);
             Console.Out.WriteLine(created ? $"created topic '{t}'" : $"configured topic '{t}'");
             return ExitCodes.Ok;
         }));

@@ -36,6 +36,12 @@ public sealed record TopicStatistics(
     string Topic, bool DeadLetters, ulong Head, ulong Tail, long Messages, long Bytes, int MaxDeliveries, long DeadLettered,
     long PublishedTotal, IReadOnlyList<GroupStatistics> Groups);
 
+/// <summary>
+/// What an idempotent publish did (<see cref="RaftMQClient.PublishIdempotentAsync"/>): each message's offset, in order
+/// (for a duplicate, where its id was stored first), and how many were duplicates and so not stored again.
+/// </summary>
+public sealed record IdempotentPublishResult(IReadOnlyList<ulong> Offsets, int Duplicates);
+
 /// <summary>One consumer group of <see cref="TopicStatistics"/>.</summary>
 public sealed record GroupStatistics(
     string Group, long Ready, int Leased, int Delayed, long Unacked, long? OldestAgeMs, ulong Cursor, ulong AckFloor,
@@ -54,12 +60,21 @@ public sealed partial class RaftMQClient
     /// </summary>
     /// <returns>True when the topic was created, false when it existed.</returns>
     /// <exception cref="RequestRejectedException">A bad setting (400) or the topic limit reached (507).</exception>
-    public Task<bool> ConfigureTopicAsync(string topic, int? maxDeliveries = null, CancellationToken cancellationToken = default)
+    public Task<bool> ConfigureTopicAsync(string topic, int? maxDeliveries = null, CancellationToken cancellationToken = default) =>
+        ConfigureTopicAsync(topic, maxDeliveries, dedupWindow: null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ConfigureTopicAsync(string, int?, CancellationToken)"/>, also setting how long the topic remembers
+    /// message ids (<paramref name="dedupWindow"/>, whole milliseconds up to 7 days; zero remembers none; null: 1 hour
+    /// for a new topic, unchanged for an existing one).
+    /// </summary>
+    public Task<bool> ConfigureTopicAsync(string topic, int? maxDeliveries, TimeSpan? dedupWindow, CancellationToken cancellationToken = default)
     {
         CheckTopic(topic);
         var body = Json(w =>
         {
             if (maxDeliveries is { } n) w.WriteNumber("max_deliveries", n);
+            if (dedupWindow is { } window) w.WriteNumber("dedup_window_ms", (long)window.TotalMilliseconds);
         });
         return RunAsync(
             "configure topic", Safety.Idempotent, node => JsonRequest(HttpMethod.Put, node, TopicPath(topic), body),
@@ -127,6 +142,54 @@ public sealed partial class RaftMQClient
             {
                 HttpStatusCode.Created => true,
                 HttpStatusCode.OK => false,
+                HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>
+    /// Publishes messages that each carry an <see cref="OutgoingMessage.Id"/> (<c>POST /v1/topics/{topic}/publish</c>):
+    /// a message whose id the topic remembers (stored within its dedup window) is not stored again. So this call is
+    /// retried after a lost answer like a read, and never ends in an unknown outcome: the retry finds the ids the lost
+    /// attempt stored and answers their offsets.
+    /// </summary>
+    /// <exception cref="ArgumentException">A message without an id, or the batch over the request limit.</exception>
+    /// <exception cref="TopicNotFoundException">The topic does not exist; nothing was published.</exception>
+    /// <exception cref="RequestRejectedException">A bad id or headers (400), too large (413), or the queue full (507); nothing was published.</exception>
+    public Task<IdempotentPublishResult> PublishIdempotentAsync(string topic, IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        ArgumentNullException.ThrowIfNull(messages);
+        if (messages.Count == 0) throw new ArgumentException("a batch needs at least one message", nameof(messages));
+        var body = Json(w =>
+        {
+            w.WriteStartArray("messages");
+            for (int i = 0; i < messages.Count; i++)
+            {
+                var m = messages[i] ?? throw new ArgumentException($"message {i} is null", nameof(messages));
+                if (string.IsNullOrEmpty(m.Id)) throw new ArgumentException($"message {i} has no id", nameof(messages));
+                w.WriteStartObject();
+                w.WriteBase64String("body_base64", m.Payload.Span);
+                w.WriteString("id", m.Id);
+                if (m.Headers is { Count: > 0 } headers)
+                {
+                    w.WriteStartObject("headers");
+                    foreach (var (name, value) in headers) w.WriteString(name, value);
+                    w.WriteEndObject();
+                }
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        });
+        if (body.Length > MaxRequestBytes)
+            throw new ArgumentException($"the batch is {body.Length} bytes as JSON, over the {MaxRequestBytes}-byte request limit; split it", nameof(messages));
+        return RunAsync(
+            "publish", Safety.Idempotent, node => JsonRequest(HttpMethod.Post, node, TopicPath(topic, "publish"), body),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK => Parse(result, "publish", r => new IdempotentPublishResult(
+                    [.. Get(r, "offsets").EnumerateArray().Select(o => o.GetUInt64())], Get(r, "duplicates").GetInt32())),
                 HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
                 _ => throw Rejected(status, result),
             },

@@ -127,6 +127,14 @@ public sealed class CliClusterTests
         stats.Stdout.ShouldContain("0 dead-lettered");
         stats.Stdout.ShouldContain("default\t0\t0\t0\t0\t-\t");
 
+        // An id makes a publish safe to repeat: the second is recognised and not stored.
+        (await env.RunAsync("topic", "configure", "jobs", "--dedup-window-ms", "600000")).Stdout.ShouldBe("configured topic 'jobs'\n");
+        (await env.RunAsync("publish", "jobs", "once", "--id", "job-7")).Stdout.ShouldBe("published 1 message to 'jobs' at offset 4\n");
+        (await env.RunAsync("publish", "jobs", "once", "--id", "job-7")).Stdout.ShouldBe("id 'job-7' was published to 'jobs' already, at offset 4: not stored again\n");
+        (await env.RunAsync("consume", "jobs", "--group", "default")).Stdout.ShouldBe("once\n");
+        var noMessage = await env.RunAsync("publish", "jobs", "--id", "x");
+        (noMessage.ExitCode, noMessage.Stderr.Contains("--id takes one MESSAGE", StringComparison.Ordinal)).ShouldBe((2, true), noMessage.ToString());
+
         (await env.RunAsync("topic", "delete", "jobs")).Stdout.ShouldBe("deleted topic 'jobs'\n");
         var gone = await env.RunAsync("topic", "stats", "jobs");
         gone.ExitCode.ShouldBe(1, gone.ToString());
