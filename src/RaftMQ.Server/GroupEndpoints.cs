@@ -348,7 +348,7 @@ public static class GroupEndpoints
             return;
         }
         await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.Receive(topic, group, max, lease),
-            (c, result) => result.Success ? WriteMessages(c, result.Delivered!, received: true) : Failure(c, result, topic, group));
+            (c, result) => result.Success ? WriteMessages(c, result.Delivered!, topic, group) : Failure(c, result, topic, group));
     }
 
     /// <summary>Ack, nack or extend: <c>{"group", "receipts": [...]}</c> plus the op's own fields; answers the count done and the stale receipts.</summary>
@@ -359,7 +359,7 @@ public static class GroupEndpoints
         if (body is null) return;
         var limits = node.StateMachine.Limits;
         string group = "default";
-        List<Receipt>? receipts = null;
+        List<(Receipt Receipt, ulong? Tag, string Text)>? receipts = null;
         long duration = op == QueueOp.Extend ? DefaultLeaseMs : 0;
         string? reason = null;
         var accepted = op switch
@@ -384,22 +384,33 @@ public static class GroupEndpoints
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
+        // A receipt given to another group or topic (or of the form without a group) names no delivery of this
+        // group: stale, and not sent, so it cannot settle a delivery that has the same offset and count here.
+        var tag = Receipt.Tag(topic, group);
+        var own = receipts!.Where(r => r.Tag == tag).Select(r => r.Receipt).ToList();
+        var foreign = receipts!.Where(r => r.Tag != tag).Select(r => r.Text).ToList();
+        var done = op switch { QueueOp.Ack => "acked", QueueOp.Nack => "nacked", _ => "extended" };
+        Task Answer(HttpContext c, int count, IEnumerable<string> stale) => WriteObject(c, StatusCodes.Status200OK, json =>
+        {
+            json.WriteNumber(done, count);
+            json.WriteStartArray("stale");
+            foreach (var r in stale) json.WriteStringValue(r);
+            json.WriteEndArray();
+        });
+        if (own.Count == 0)
+        {
+            await Answer(ctx, 0, foreign);
+            return;
+        }
         var command = op switch
         {
-            QueueOp.Ack => QueueCommand.Ack(topic, group, receipts!),
-            QueueOp.Nack => QueueCommand.Nack(topic, group, receipts!, duration, reason),
-            _ => QueueCommand.Extend(topic, group, receipts!, duration),
+            QueueOp.Ack => QueueCommand.Ack(topic, group, own),
+            QueueOp.Nack => QueueCommand.Nack(topic, group, own, duration, reason),
+            _ => QueueCommand.Extend(topic, group, own, duration),
         };
-        var done = op switch { QueueOp.Ack => "acked", QueueOp.Nack => "nacked", _ => "extended" };
         await RrmqEndpoints.RunCommandAsync(ctx, node, command,
             (c, result) => result.Success
-                ? WriteObject(c, StatusCodes.Status200OK, json =>
-                {
-                    json.WriteNumber(done, result.Count);
-                    json.WriteStartArray("stale");
-                    foreach (var r in result.Stale!) json.WriteStringValue(r.ToString());
-                    json.WriteEndArray();
-                })
+                ? Answer(c, result.Count, foreign.Concat(result.Stale!.Select(r => r.Format(topic, group))))
                 : Failure(c, result, topic, group));
     }
 
@@ -436,7 +447,7 @@ public static class GroupEndpoints
         }
         if (messages is null) await RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
             DeadLetters.IsDeadLetterTopic(topic) ? "no dead letters: the topic does not exist or never dead-lettered a message" : "no such topic");
-        else await WriteMessages(ctx, messages, received: false);
+        else await WriteMessages(ctx, messages, null, null);
     }
 
     private static async Task Redrive(HttpContext ctx, QueueNode node)
@@ -519,20 +530,21 @@ public static class GroupEndpoints
         return limits.CheckGroupName(group) is { } error ? $"\"group\": {error}" : null;
     }
 
-    private static string? Receipts(JsonElement value, QueueLimits limits, out List<Receipt>? receipts)
+    /// <summary>The receipts of a settle call, each parsed with its group tag (null for the form without one) and its text.</summary>
+    private static string? Receipts(JsonElement value, QueueLimits limits, out List<(Receipt Receipt, ulong? Tag, string Text)>? receipts)
     {
         receipts = null;
         if (value.ValueKind != JsonValueKind.Array) return "\"receipts\" must be an array of receipt strings";
         var count = value.GetArrayLength();
         if (count == 0) return "\"receipts\" must not be empty";
         if (count > limits.MaxReceiptsPerCall) return $"more than {limits.MaxReceiptsPerCall} receipts in one call";
-        var list = new List<Receipt>(count);
+        var list = new List<(Receipt, ulong?, string)>(count);
         var i = 0;
         foreach (var r in value.EnumerateArray())
         {
-            if (r.ValueKind != JsonValueKind.String || !Receipt.TryParse(r.GetString(), out var receipt))
+            if (r.ValueKind != JsonValueKind.String || !Receipt.TryParse(r.GetString(), out var receipt, out var tag))
                 return $"receipt {i} is not a receipt: pass the \"receipt\" strings receive returned, unchanged";
-            list.Add(receipt);
+            list.Add((receipt, tag, r.GetString()!));
             i++;
         }
         receipts = list;
@@ -557,7 +569,7 @@ public static class GroupEndpoints
     /// <c>{"success": true, "messages": [{"offset", "body", "published_at", "headers", and for a receive "receipt",
     /// "delivery_count"}]}</c>; "body" is the payload as text, or null with "body_base64" when it is not valid UTF-8.
     /// </summary>
-    private static async Task WriteMessages(HttpContext ctx, IReadOnlyList<QueueMessage> messages, bool received)
+    private static async Task WriteMessages(HttpContext ctx, IReadOnlyList<QueueMessage> messages, string? topic, string? group)
     {
         if (ctx.Response.HasStarted) return;
         ctx.Response.StatusCode = StatusCodes.Status200OK;
@@ -576,9 +588,9 @@ public static class GroupEndpoints
                 json.WriteNull("body");
                 json.WriteBase64String("body_base64", m.Payload.Span);
             }
-            if (received)
+            if (group is not null)
             {
-                json.WriteString("receipt", new Receipt(m.Offset, m.DeliveryCount).ToString());
+                json.WriteString("receipt", new Receipt(m.Offset, m.DeliveryCount).Format(topic!, group!));
                 json.WriteNumber("delivery_count", m.DeliveryCount);
             }
             json.WriteNumber("published_at", m.TimestampMs);

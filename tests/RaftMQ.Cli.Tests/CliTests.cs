@@ -102,11 +102,13 @@ public sealed class CliClusterTests
         (await env.RunAsync("publish", "jobs", "b")).ExitCode.ShouldBe(0);
 
         var received = await env.RunAsync("receive", "jobs", "--lease-ms", "60000");
-        received.Stdout.ShouldBe("r0-1\t0\t1\ta\n", received.ToString());
-        (await env.RunAsync("ack", "jobs", "r0-1")).Stdout.ShouldBe("acked 1\n");
-        var stale = await env.RunAsync("ack", "jobs", "r0-1");
+        var receipt = received.Stdout.Split('\t')[0];
+        receipt.ShouldStartWith("r0-1-"); // the receipt names the group too
+        received.Stdout.ShouldBe($"{receipt}\t0\t1\ta\n", received.ToString());
+        (await env.RunAsync("ack", "jobs", receipt)).Stdout.ShouldBe("acked 1\n");
+        var stale = await env.RunAsync("ack", "jobs", receipt);
         (stale.ExitCode, stale.Stdout).ShouldBe((1, "acked 0\n"), stale.ToString());
-        stale.Stderr.ShouldContain("stale receipt r0-1");
+        stale.Stderr.ShouldContain($"stale receipt {receipt}");
         var bad = await env.RunAsync("ack", "jobs", "nonsense");
         bad.ExitCode.ShouldBe(1, bad.ToString());
         bad.Stderr.ShouldContain("is not a receipt");
@@ -114,7 +116,7 @@ public sealed class CliClusterTests
 
         // A message whose only delivery's lease ends is dead-lettered (max_deliveries 1) by the next receive.
         (await env.RunAsync("publish", "jobs", "poison")).ExitCode.ShouldBe(0);
-        (await env.RunAsync("receive", "jobs", "--lease-ms", "1")).Stdout.ShouldStartWith("r2-1\t2\t1\tpoison");
+        (await env.RunAsync("receive", "jobs", "--lease-ms", "1")).Stdout.ShouldMatch("^r2-1-[0-9a-f]{16}\t2\t1\tpoison");
         (await Eventually.TrueAsync(async () =>
         {
             (await env.RunAsync("receive", "jobs")).ExitCode.ShouldBe(0);

@@ -243,4 +243,38 @@ public sealed class GroupApiTests
         // A receipt of the right form that names no delivery is stale, not an error.
         (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{receipt}}"]}"""))["stale"]!.AsArray().Count.ShouldBe(1);
     }
+
+    [Fact]
+    public async Task A_receipt_of_one_group_is_stale_for_another_group_at_the_same_offset_and_count()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        const string topic = "fanout";
+        await Ok(cluster, leader, HttpMethod.Put, Path(topic), null, HttpStatusCode.Created);
+        await Ok(cluster, leader, HttpMethod.Put, Path(topic, "groups/billing"), null, HttpStatusCode.Created);
+        await Ok(cluster, leader, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "m"}]}""");
+        var mine = Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"group": "default", "lease_ms": 600000}""")).Single()!;
+        var theirs = Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"group": "billing", "lease_ms": 600000}""")).Single()!;
+        (mine["offset"]!.GetValue<long>(), mine["delivery_count"]!.GetValue<int>()).ShouldBe((theirs["offset"]!.GetValue<long>(), theirs["delivery_count"]!.GetValue<int>()));
+        var receipt = mine["receipt"]!.GetValue<string>();
+        receipt.ShouldNotBe(theirs["receipt"]!.GetValue<string>());
+
+        // default's receipt, given for billing (and the form without a group): stale, nothing acked in billing.
+        foreach (var op in new[] { "ack", "nack", "extend" })
+        {
+            var answer = await Ok(cluster, follower, HttpMethod.Post, Path(topic, op), $$"""{"group": "billing", "receipts": ["{{receipt}}", "r0-1"]}""");
+            answer["stale"]!.AsArray().Select(s => s!.GetValue<string>()).ShouldBe([receipt, "r0-1"], op);
+        }
+        var billing = (await Ok(cluster, leader, HttpMethod.Get, Path(topic)))["groups"]!.AsArray().Single(g => g!["group"]!.GetValue<string>() == "billing")!;
+        (billing["leased"]!.GetValue<int>(), billing["acked_total"]!.GetValue<long>()).ShouldBe((1, 0L));
+        // The dead letters of the topic are another topic: the receipt is stale there too.
+        (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "dead-letters/ack"), $$"""{"receipts": ["{{receipt}}"]}"""))["acked"]!.GetValue<int>().ShouldBe(0);
+
+        // Each receipt acks its own group's delivery.
+        (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"group": "billing", "receipts": ["{{theirs["receipt"]!.GetValue<string>()}}"]}"""))["acked"]!.GetValue<int>().ShouldBe(1);
+        var acked = await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{receipt}}", "{{receipt}}"]}""");
+        (acked["acked"]!.GetValue<int>(), acked["stale"]!.AsArray().Single()!.GetValue<string>()).ShouldBe((1, receipt));
+    }
 }
