@@ -94,6 +94,15 @@ public sealed record QueueLimits
     /// <summary>The <c>max_deliveries</c> of a topic created without one.</summary>
     public int DefaultMaxDeliveries { get; init; } = 20;
 
+    /// <summary>Longest delay a message may be published with (<c>delay_ms</c>), in milliseconds (24 hours).</summary>
+    public long MaxPublishDelayMs { get; init; } = 24L * 60 * 60 * 1000;
+
+    /// <summary>
+    /// Most messages of one topic waiting for their delay to pass: a publish that would hold more is refused
+    /// (LimitReached). Bounds the memory of the delayed messages.
+    /// </summary>
+    public int MaxDelayedPerTopic { get; init; } = 1_000_000;
+
     /// <summary>Longest message id of an idempotent publish, in UTF-8 bytes (the shortest is 1).</summary>
     public int MaxMessageIdBytes { get; init; } = 128;
 
@@ -158,6 +167,8 @@ public sealed record QueueLimits
         if (MaxInFlightPerGroup < 1) throw new ArgumentException("MaxInFlightPerGroup must be positive.");
         if (MaxDeliveriesLimit < 1) throw new ArgumentException("MaxDeliveriesLimit must be positive.");
         if (DefaultMaxDeliveries < 1 || DefaultMaxDeliveries > MaxDeliveriesLimit) throw new ArgumentException("DefaultMaxDeliveries must be between 1 and MaxDeliveriesLimit.");
+        if (MaxPublishDelayMs < 0) throw new ArgumentException("MaxPublishDelayMs must not be negative.");
+        if (MaxDelayedPerTopic < 0) throw new ArgumentException("MaxDelayedPerTopic must not be negative.");
         if (MaxMessageIdBytes is < 1 or > byte.MaxValue) throw new ArgumentException("MaxMessageIdBytes must be between 1 and 255.");
         if (MaxDedupWindowMs < 0) throw new ArgumentException("MaxDedupWindowMs must not be negative.");
         if (DefaultDedupWindowMs < 0 || DefaultDedupWindowMs > MaxDedupWindowMs) throw new ArgumentException("DefaultDedupWindowMs must be between 0 and MaxDedupWindowMs.");

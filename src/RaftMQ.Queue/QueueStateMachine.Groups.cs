@@ -99,8 +99,19 @@ public sealed partial class QueueStateMachine
             group.RemovePending(offset);
             DeadLetter(log, group, offset, pending.Position, pending.Count, pending.Error, now);
         }
-        if (group.Cursor < log.Tail)
+        state.Delays.Prune(now, log.Head);
+        while (group.Cursor < log.Tail)
         {
+            // A message published with a delay not over yet: set aside in the group's pending set until it is due,
+            // and the cursor goes on (within the group's in-flight bound).
+            if (state.Delays.Count > 0 && state.Delays.TryGetDue(group.Cursor, out var due) && due > now)
+            {
+                if (group.InFlight >= _limits.MaxInFlightPerGroup) break;
+                log.ReadRecordAt(group.Cursor, group.CursorPosition, out var size);
+                group.SetPending(group.Cursor, new Pending(group.CursorPosition, 0, due, null));
+                group.AdvanceCursor(size);
+                continue;
+            }
             candidate = new Candidate(group.Cursor, group.CursorPosition, 0, null, false);
             return true;
         }
@@ -396,7 +407,9 @@ public sealed partial class QueueStateMachine
                 var timestamp = MessageRecord.Timestamp(log.ReadRecordAt(g.Floor, g.FloorPosition, out _));
                 if (timestamp > 0) oldest = Math.Max(0, now - timestamp);
             }
-            var ready = (long)(log.Tail - g.Cursor) + g.InFlight - live - delayed;
+            var notDue = state.Delays.NotDueFrom(g.Cursor, now);
+            var ready = (long)(log.Tail - g.Cursor) + g.InFlight - live - delayed - notDue;
+            delayed += notDue;
             groups.Add(new GroupStats(g.Name, g.Cursor, g.Floor, ready, live, delayed, g.Unfinished(log.Tail), oldest,
                 g.DeliveredTotal, g.AckedTotal, g.DeadLetteredTotal, g.Finished.RangeCount));
         }

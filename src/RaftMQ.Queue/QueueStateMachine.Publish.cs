@@ -33,16 +33,18 @@ public sealed partial class QueueStateMachine
         {
             if (m.Payload.Length > _limits.MaxMessageBytes || MessageHeaders.Check(m.Headers, _limits) is not null) return new QueueResult(QueueStatus.Invalid);
             if (m.Id is not null && (m.Id.Length == 0 || Encoding.UTF8.GetByteCount(m.Id) > _limits.MaxMessageIdBytes)) return new QueueResult(QueueStatus.Invalid);
-            if (m.DelayMs != 0) return new QueueResult(QueueStatus.Invalid);
+            if (m.DelayMs < 0 || m.DelayMs > _limits.MaxPublishDelayMs) return new QueueResult(QueueStatus.Invalid);
         }
         var state = log.State!;
         _dedupIds -= state.Dedup.Expire(now, state.DedupWindowMs);
+        state.Delays.Prune(now, log.Head);
         var offsets = new ulong[messages.Count];
         var stored = new bool[messages.Count];
         Dictionary<string, ulong>? batch = null;
         var next = log.Tail;
         long bytes = 0;
         var count = 0;
+        var delayed = 0;
         var largestHeaders = 0;
         for (int i = 0; i < messages.Count; i++)
         {
@@ -57,11 +59,13 @@ public sealed partial class QueueStateMachine
             offsets[i] = next++;
             stored[i] = true;
             count++;
+            if (m.DelayMs > 0) delayed++;
             var headerBytes = MessageHeaders.EncodedBytes(m.Headers);
             bytes += QueueLimits.MessageOverheadBytes + headerBytes + m.Payload.Length;
             largestHeaders = Math.Max(largestHeaders, headerBytes);
         }
         if (count > 0 && !Fits(log, bytes, count)) return new QueueResult(QueueStatus.LimitReached);
+        if (state.Delays.Count + delayed > _limits.MaxDelayedPerTopic) return new QueueResult(QueueStatus.LimitReached);
         var buffer = ArrayPool<byte>.Shared.Rent(largestHeaders);
         try
         {
@@ -71,6 +75,7 @@ public sealed partial class QueueStateMachine
                 var m = messages[i];
                 log.Append(buffer.AsSpan(0, MessageHeaders.Write(buffer, m.Headers)), m.Payload.Span, now);
                 if (m.Id is not null) Remember(state, m.Id, offsets[i], now);
+                if (m.DelayMs > 0) state.Delays.Add(offsets[i], now + m.DelayMs);
             }
             state.PublishedTotal += count;
         }

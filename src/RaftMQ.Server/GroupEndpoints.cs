@@ -244,7 +244,7 @@ public static class GroupEndpoints
 
     /// <summary>
     /// <c>{"messages": [{"body" | "body_base64", "headers", "id", "delay_ms"}]}</c>: 400 for a malformed body, an
-    /// unsupported field (a <c>delay_ms</c> other than 0), an id out of bounds or headers out of bounds; 413 for too many
+    /// id or a <c>delay_ms</c> out of bounds, or headers out of bounds; 413 for too many
     /// messages or a body over <see cref="QueueLimits.MaxMessageBytes"/>.
     /// </summary>
     internal static (List<QueueMessage>? Messages, int Status, string? Error) ParsePublish(byte[] body, QueueLimits limits)
@@ -271,6 +271,7 @@ public static class GroupEndpoints
             var sources = 0;
             var headers = new List<MessageHeader>();
             string? id = null;
+            long delay = 0;
             foreach (var field in m.EnumerateObject())
             {
                 switch (field.Name)
@@ -307,9 +308,8 @@ public static class GroupEndpoints
                             return (null, 400, $"message {i}: \"id\" must be 1 to {limits.MaxMessageIdBytes} bytes (UTF-8)");
                         break;
                     case "delay_ms":
-                        if (field.Value.ValueKind != JsonValueKind.Number || !field.Value.TryGetInt64(out var delay) || delay < 0)
-                            return (null, 400, $"message {i}: \"delay_ms\" must be a non-negative integer");
-                        if (delay != 0) return (null, 400, $"message {i}: \"delay_ms\" other than 0 is not supported yet (delayed delivery is not implemented)");
+                        if (field.Value.ValueKind != JsonValueKind.Number || !field.Value.TryGetInt64(out delay) || delay < 0 || delay > limits.MaxPublishDelayMs)
+                            return (null, 400, $"message {i}: \"delay_ms\" must be an integer between 0 and {limits.MaxPublishDelayMs}");
                         break;
                     default:
                         return (null, 400, $"message {i}: unknown field \"{field.Name}\" (a message takes \"body\" or \"body_base64\", \"headers\", \"id\", \"delay_ms\")");
@@ -318,7 +318,7 @@ public static class GroupEndpoints
             if (sources != 1) return (null, 400, $"message {i} must have exactly one of \"body\" and \"body_base64\"");
             if (MessageHeaders.Check(headers, limits) is { } problem) return (null, 400, $"message {i}: {problem}");
             if (payload!.Length > limits.MaxMessageBytes) return (null, 413, $"message {i} is longer than {limits.MaxMessageBytes} bytes");
-            messages.Add(new QueueMessage(payload, headers) { Id = id });
+            messages.Add(new QueueMessage(payload, headers) { Id = id, DelayMs = delay });
             i++;
         }
         return (messages, 200, null);

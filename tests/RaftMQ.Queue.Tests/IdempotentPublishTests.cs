@@ -169,15 +169,25 @@ public sealed class IdempotentPublishTests : IDisposable
         sm.WriteSnapshot(buffer);
         var bytes = buffer.ToArray();
         // One empty topic "t": magic, version, clock, count, name, logical head, head, tail, bytes, then the state's
-        // length and the state, whose last 20 bytes are the dedup section (window, forgotten total, no ids).
+        // length and the state, whose last 24 bytes are the dedup section (window, forgotten total, no ids) and the
+        // delayed section (no messages).
         const int lengthAt = 4 + 1 + 8 + 4 + 2 + 32;
         var stateLength = BitConverter.ToInt32(bytes, lengthAt);
         (lengthAt + 4 + stateLength).ShouldBe(bytes.Length);
-        BitConverter.ToInt64(bytes, bytes.Length - 20).ShouldBe(10_000);
-        var old = bytes[..^20];
-        BitConverter.GetBytes(stateLength - 20).CopyTo(old, lengthAt);
+        BitConverter.ToInt64(bytes, bytes.Length - 24).ShouldBe(10_000);
+        byte[] Without(int tail)
+        {
+            var old = bytes[..^tail];
+            BitConverter.GetBytes(stateLength - tail).CopyTo(old, lengthAt);
+            return old;
+        }
+        // Written before delayed delivery: the window is kept.
+        var withDedup = _queues.Create();
+        withDedup.RestoreSnapshot(new MemoryStream(Without(4)));
+        withDedup.Stats("t", 0)!.DedupWindowMs.ShouldBe(10_000);
+        // Written before deduplication: the default window.
         var restored = _queues.Create();
-        restored.RestoreSnapshot(new MemoryStream(old));
+        restored.RestoreSnapshot(new MemoryStream(Without(24)));
         restored.Stats("t", 0)!.DedupWindowMs.ShouldBe(restored.Limits.DefaultDedupWindowMs);
         Publish(restored, 1_000, Msg("a", "k")).Count.ShouldBe(1);
         Publish(restored, 1_001, Msg("a", "k")).Count.ShouldBe(0);

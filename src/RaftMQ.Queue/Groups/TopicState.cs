@@ -37,6 +37,9 @@ internal sealed class TopicState
     /// <summary>The message ids remembered for idempotent publishing.</summary>
     public DedupTable Dedup { get; private set; } = new();
 
+    /// <summary>Messages published with a delay not over yet.</summary>
+    public DelayedMessages Delays { get; private set; } = new();
+
     public IReadOnlyList<ConsumerGroup> Groups => _order;
 
     public ConsumerGroup Default => _order[0];
@@ -64,8 +67,8 @@ internal sealed class TopicState
     public bool Exhausted(int deliveries) => MaxDeliveries > 0 && deliveries >= MaxDeliveries;
 
     /// <summary>
-    /// The state in a snapshot: settings, totals, each group, then the deduplication section (window and ids), which
-    /// states written before deduplication lack.
+    /// The state in a snapshot: settings, totals, each group, then the deduplication section (window and ids) and the
+    /// delayed messages (count, then offset and due time each), which states written before them lack.
     /// </summary>
     public byte[] Serialize()
     {
@@ -78,6 +81,7 @@ internal sealed class TopicState
             foreach (var g in _order) g.Write(w);
             w.Write(DedupWindowMs);
             Dedup.Write(w);
+            Delays.Write(w);
         }
         return buffer.ToArray();
     }
@@ -100,6 +104,8 @@ internal sealed class TopicState
             state.DedupWindowMs = r.ReadInt64();
             if (state.DedupWindowMs < 0) throw new InvalidDataException($"topic {topic}: negative dedup window");
             state.Dedup = DedupTable.Read(r, topic);
+            // States written with deduplication but before delayed delivery end here.
+            if (r.BaseStream.Position < r.BaseStream.Length) state.Delays = DelayedMessages.Read(r, topic, head, tail);
         }
         if (state.Lowest().Floor != head) throw new InvalidDataException($"topic {topic}: head {head} is not its lowest group floor {state.Lowest().Floor}");
         return state;
