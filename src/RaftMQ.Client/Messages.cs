@@ -14,6 +14,12 @@ public sealed record OutgoingMessage(ReadOnlyMemory<byte> Payload, IReadOnlyList
     /// </summary>
     public string? Id { get; init; }
 
+    /// <summary>
+    /// For <see cref="RaftMQClient.PublishToTopicAsync"/>: how long after its publish time the message may first be
+    /// delivered (whole milliseconds, up to 24 hours); null or zero for at once.
+    /// </summary>
+    public TimeSpan? Delay { get; init; }
+
     /// <summary>A message whose payload is <paramref name="text"/> as UTF-8.</summary>
     public static OutgoingMessage FromText(string text, IReadOnlyList<KeyValuePair<string, string>>? headers = null)
     {

@@ -156,22 +156,43 @@ public sealed partial class RaftMQClient
     /// </summary>
     /// <exception cref="ArgumentException">A message without an id, or the batch over the request limit.</exception>
     /// <exception cref="TopicNotFoundException">The topic does not exist; nothing was published.</exception>
-    /// <exception cref="RequestRejectedException">A bad id or headers (400), too large (413), or the queue full (507); nothing was published.</exception>
+    /// <exception cref="RequestRejectedException">A bad id, delay or headers (400), too large (413), or the queue full (507); nothing was published.</exception>
     public Task<IdempotentPublishResult> PublishIdempotentAsync(string topic, IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        for (int i = 0; i < messages.Count; i++)
+        {
+            if (messages[i] is { } m && string.IsNullOrEmpty(m.Id)) throw new ArgumentException($"message {i} has no id", nameof(messages));
+        }
+        return PublishToTopicAsync(topic, messages, cancellationToken);
+    }
+
+    /// <summary>
+    /// Publishes messages with their headers and, optionally, ids (<see cref="OutgoingMessage.Id"/>) and delays
+    /// (<see cref="OutgoingMessage.Delay"/>) (<c>POST /v1/topics/{topic}/publish</c>), all or none. Retried after a lost
+    /// answer only when every message has an id (see <see cref="PublishIdempotentAsync"/>); otherwise a lost answer is
+    /// an <see cref="OutcomeUnknownException"/>.
+    /// </summary>
+    /// <returns>Each message's offset, in order, and how many were duplicates of remembered ids.</returns>
+    /// <exception cref="TopicNotFoundException">The topic does not exist; nothing was published.</exception>
+    /// <exception cref="RequestRejectedException">A bad id, delay or headers (400), too large (413), or the queue full (507); nothing was published.</exception>
+    public Task<IdempotentPublishResult> PublishToTopicAsync(string topic, IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken = default)
     {
         CheckTopic(topic);
         ArgumentNullException.ThrowIfNull(messages);
         if (messages.Count == 0) throw new ArgumentException("a batch needs at least one message", nameof(messages));
+        var allIds = true;
         var body = Json(w =>
         {
             w.WriteStartArray("messages");
             for (int i = 0; i < messages.Count; i++)
             {
                 var m = messages[i] ?? throw new ArgumentException($"message {i} is null", nameof(messages));
-                if (string.IsNullOrEmpty(m.Id)) throw new ArgumentException($"message {i} has no id", nameof(messages));
                 w.WriteStartObject();
                 w.WriteBase64String("body_base64", m.Payload.Span);
-                w.WriteString("id", m.Id);
+                if (string.IsNullOrEmpty(m.Id)) allIds = false;
+                else w.WriteString("id", m.Id);
+                if (m.Delay is { } delay && delay > TimeSpan.Zero) w.WriteNumber("delay_ms", (long)delay.TotalMilliseconds);
                 if (m.Headers is { Count: > 0 } headers)
                 {
                     w.WriteStartObject("headers");
@@ -185,7 +206,7 @@ public sealed partial class RaftMQClient
         if (body.Length > MaxRequestBytes)
             throw new ArgumentException($"the batch is {body.Length} bytes as JSON, over the {MaxRequestBytes}-byte request limit; split it", nameof(messages));
         return RunAsync(
-            "publish", Safety.Idempotent, node => JsonRequest(HttpMethod.Post, node, TopicPath(topic, "publish"), body),
+            "publish", allIds ? Safety.Idempotent : Safety.Unsafe, node => JsonRequest(HttpMethod.Post, node, TopicPath(topic, "publish"), body),
             (status, result) => status switch
             {
                 HttpStatusCode.OK => Parse(result, "publish", r => new IdempotentPublishResult(

@@ -134,8 +134,10 @@ public sealed class CliClusterTests
         (await env.RunAsync("publish", "jobs", "once", "--id", "job-7")).Stdout.ShouldBe("published 1 message to 'jobs' at offset 4\n");
         (await env.RunAsync("publish", "jobs", "once", "--id", "job-7")).Stdout.ShouldBe("id 'job-7' was published to 'jobs' already, at offset 4: not stored again\n");
         (await env.RunAsync("consume", "jobs", "--group", "default")).Stdout.ShouldBe("once\n");
+        (await env.RunAsync("publish", "jobs", "later", "--delay-ms", "3600000")).Stdout.ShouldBe("published 1 message to 'jobs' at offset 5\n");
+        (await env.RunAsync("topic", "stats", "jobs")).Stdout.ShouldContain("default\t0\t0\t1\t1\t");
         var noMessage = await env.RunAsync("publish", "jobs", "--id", "x");
-        (noMessage.ExitCode, noMessage.Stderr.Contains("--id takes one MESSAGE", StringComparison.Ordinal)).ShouldBe((2, true), noMessage.ToString());
+        (noMessage.ExitCode, noMessage.Stderr.Contains("--id and --delay-ms take one MESSAGE", StringComparison.Ordinal)).ShouldBe((2, true), noMessage.ToString());
 
         (await env.RunAsync("topic", "delete", "jobs")).Stdout.ShouldBe("deleted topic 'jobs'\n");
         var gone = await env.RunAsync("topic", "stats", "jobs");

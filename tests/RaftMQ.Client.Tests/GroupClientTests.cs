@@ -58,6 +58,8 @@ public sealed class GroupClientTests
         (await client.PublishIdempotentAsync(topic, batch)).ShouldBe(new IdempotentPublishResult([3UL, 4UL], 2), new IdempotentPublishComparer());
         (await client.GetTopicStatsAsync(topic)).Tail.ShouldBe(5UL);
         await Should.ThrowAsync<ArgumentException>(() => client.PublishIdempotentAsync(topic, [OutgoingMessage.FromText("no id")]));
+        (await client.PublishToTopicAsync(topic, [OutgoingMessage.FromText("later") with { Delay = TimeSpan.FromHours(1) }])).Offsets.ShouldBe([5UL]);
+        (await client.GetTopicStatsAsync(topic)).Groups[0].Delayed.ShouldBe(1);
 
         (await Should.ThrowAsync<RequestRejectedException>(() => client.ReceiveAsync(topic, "nobody"))).Message.ShouldContain("no such consumer group");
         await client.DeleteTopicAsync(topic);

@@ -191,6 +191,33 @@ public sealed class GroupApiTests
     }
 
     [Fact]
+    public async Task A_delayed_message_is_delivered_once_its_delay_is_over_and_not_before()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        const string topic = "reminders";
+        await Ok(cluster, follower, HttpMethod.Put, Path(topic), null, HttpStatusCode.Created);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await Ok(cluster, follower, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "later", "delay_ms": 1500}, {"body": "now"}]}""");
+        var first = Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"max": 10}"""));
+        first.Select(m => m!["body"]!.GetValue<string>()).ShouldBe(["now"]);
+        var group = (await Ok(cluster, leader, HttpMethod.Get, Path(topic)))["groups"]!.AsArray().Single()!;
+        (group["delayed"]!.GetValue<int>(), group["ready"]!.GetValue<long>()).ShouldBe((1, 0L));
+
+        JsonNode? later = null;
+        (await Eventually.TrueAsync(async () =>
+        {
+            later = Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"max": 10}""")).SingleOrDefault();
+            return later is not null;
+        }, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(50))).ShouldBeTrue();
+        // Not before its time: the leader's clock and this one both run at least 1.5 s between publish and delivery.
+        sw.ElapsedMilliseconds.ShouldBeGreaterThanOrEqualTo(1500);
+        (later!["body"]!.GetValue<string>(), later["delivery_count"]!.GetValue<int>(), later["offset"]!.GetValue<long>()).ShouldBe(("later", 1, 0L));
+    }
+
+    [Fact]
     public async Task Bad_input_gets_a_4xx_with_a_clear_error()
     {
         await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
@@ -209,7 +236,8 @@ public sealed class GroupApiTests
             (HttpMethod.Put, "/topic", """{"topic": "x\u0000dlq"}""", HttpStatusCode.BadRequest, ""),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "id": 7}]}""", HttpStatusCode.BadRequest, "message 0: \"id\" must be a string"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "id": ""}]}""", HttpStatusCode.BadRequest, "\"id\" must be 1 to 128 bytes"),
-            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "delay_ms": 10}]}""", HttpStatusCode.BadRequest, "not supported yet"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "delay_ms": -1}]}""", HttpStatusCode.BadRequest, "message 0: \"delay_ms\" must be an integer between 0 and 86400000"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "delay_ms": 86400001}]}""", HttpStatusCode.BadRequest, "\"delay_ms\" must be an integer between 0 and"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "body_base64": "YQ=="}]}""", HttpStatusCode.BadRequest, "exactly one of"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": []}""", HttpStatusCode.BadRequest, "must not be empty"),
             (HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 100}""", HttpStatusCode.BadRequest, "long polling"),
