@@ -423,6 +423,27 @@ public sealed partial class QueueStateMachine
     }
 
     /// <summary>
+    /// Whether a receive of <paramref name="group"/> at <paramref name="now"/> (the later of it and <see cref="Clock"/>)
+    /// might deliver something: a lease ended, a pending message due, or a message past the cursor within the
+    /// in-flight bound (possibly one still delayed: a false yes costs one empty receive). True when the topic or
+    /// group does not exist, so the receive answers that. A read (call on the loop); O(in flight).
+    /// </summary>
+    public bool MightDeliver(string topic, string group, long now)
+    {
+        if (_store.Find(topic) is not { } log || log.State!.Find(group) is not { } g) return true;
+        now = Math.Max(now, _store.Clock);
+        foreach (var lease in g.Leased.Values)
+        {
+            if (lease.Deadline <= now) return true;
+        }
+        foreach (var pending in g.PendingEntries.Values)
+        {
+            if (pending.NotBefore <= now) return true;
+        }
+        return g.Cursor < log.Tail && g.InFlight < _limits.MaxInFlightPerGroup;
+    }
+
+    /// <summary>
     /// Up to <paramref name="max"/> messages from offset <paramref name="from"/> (the head when null or below it), without
     /// consuming anything, within <see cref="QueueLimits.MaxPopBatchBytes"/>; null when the topic does not exist. A
     /// read (call on the loop); starting at an offset other than the head reads the records before it in its segment.

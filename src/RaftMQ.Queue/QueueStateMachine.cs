@@ -31,6 +31,12 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
 
     public QueueLimits Limits => _limits;
 
+    /// <summary>
+    /// Called with a topic's name after an applied command may have made some of its messages deliverable (a publish,
+    /// a nack, a redrive, a new group), on the thread that applies; must be quick and not throw. Null for none.
+    /// </summary>
+    public Action<string>? Deliverable { get; set; }
+
     /// <summary>Where the segment files are.</summary>
     public string Directory => _store.Directory;
 
@@ -67,7 +73,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
         var now = Tick(c);
         try
         {
-            return c.Op switch
+            var result = c.Op switch
             {
                 QueueOp.ConfigureTopic => ConfigureTopic(c.Topic, c.MaxDeliveries, c.CreateIfMissing, c.DedupWindowMs),
                 QueueOp.DeleteTopic => DeleteTopic(c.Topic),
@@ -87,6 +93,10 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
                 QueueOp.PublishExtended => PublishExtended(c.Topic, c.Binary, now),
                 _ => new QueueResult(QueueStatus.Invalid),
             };
+            if (result.Success && Deliverable is { } notify && c.Op is QueueOp.Publish or QueueOp.PublishBatch or QueueOp.PublishMessages
+                    or QueueOp.PublishExtended or QueueOp.Nack or QueueOp.Redrive or QueueOp.CreateGroup)
+                notify(c.Topic);
+            return result;
         }
         finally
         {

@@ -333,13 +333,13 @@ public static class GroupEndpoints
         string group = "default";
         int max = 1;
         long lease = DefaultLeaseMs;
+        long wait = 0;
         var error = body.Length == 0 ? null : Fields(body, (name, value) => name switch
         {
             "group" => Group(value, limits, out group),
             "max" => Int(value, name, 1, limits.MaxBatchMessages, out max),
             "lease_ms" => Long(value, name, 1, limits.MaxLeaseMs, out lease),
-            "wait_ms" => Long(value, name, 0, long.MaxValue, out var wait) ?? (wait == 0 ? null
-                : "\"wait_ms\" other than 0 is not supported yet (long polling is not implemented): poll again instead"),
+            "wait_ms" => Long(value, name, 0, ServerLimits.MaxReceiveWaitMs, out wait),
             _ => $"unknown field \"{name}\" (the body takes \"group\", \"max\", \"lease_ms\", \"wait_ms\")",
         });
         if (error is not null)
@@ -347,8 +347,67 @@ public static class GroupEndpoints
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
-        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.Receive(topic, group, max, lease),
-            (c, result) => result.Success ? WriteMessages(c, result.Delivered!, topic, group) : Failure(c, result, topic, group));
+        var command = QueueCommand.Receive(topic, group, max, lease);
+        Task Write(HttpContext c, QueueResult result) => result.Success ? WriteMessages(c, result.Delivered!, topic, group) : Failure(c, result, topic, group);
+        if (wait == 0 || !node.Waiters.TryEnter())
+        {
+            await RrmqEndpoints.RunCommandAsync(ctx, node, command, Write);
+            return;
+        }
+        try
+        {
+            await ReceiveWaitingAsync(ctx, node, command, wait, Write);
+        }
+        finally
+        {
+            node.Waiters.Exit();
+        }
+    }
+
+    /// <summary>
+    /// Long polling: receives; while that leases nothing and <paramref name="waitMs"/> has not passed, waits until a
+    /// command applied on this node may have made the topic's messages deliverable, or
+    /// <see cref="ServerLimits.ReceiveRecheckMs"/> passed and a read finds something might be (a lease ended, a delay
+    /// over), then receives again. Nothing is proposed while nothing can be delivered; a client that gives up stops
+    /// it, and what a receive leased for it then comes back when the lease ends.
+    /// </summary>
+    private static async Task ReceiveWaitingAsync(HttpContext ctx, QueueNode node, QueueCommand command, long waitMs, Func<HttpContext, QueueResult, Task> write)
+    {
+        var until = Environment.TickCount64 + waitMs;
+        while (true)
+        {
+            var signal = node.Waiters.Next(command.Topic);
+            using (var deadline = node.RequestDeadline(ctx.RequestAborted))
+            {
+                var outcome = await node.ExecuteAsync(command, deadline.Token);
+                if (outcome is not CommandOutcome.Applied { Result: { Success: true, Delivered.Count: 0 } } || Environment.TickCount64 >= until)
+                {
+                    await RrmqEndpoints.RunCommandOutcomeAsync(ctx, outcome, write);
+                    return;
+                }
+            }
+            while (true)
+            {
+                var left = until - Environment.TickCount64;
+                if (left <= 0) break;
+                try
+                {
+                    await signal.WaitAsync(TimeSpan.FromMilliseconds(Math.Min(left, ServerLimits.ReceiveRecheckMs)), ctx.RequestAborted);
+                    break;
+                }
+                catch (TimeoutException)
+                {
+                }
+                catch (OperationCanceledException)
+                {
+                    return; // the client is gone: nothing to answer
+                }
+                using var readDeadline = node.RequestDeadline(ctx.RequestAborted);
+                var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                var (ok, might, _) = await node.ReadAsync(sm => sm.MightDeliver(command.Topic, command.Group!, now), readDeadline.Token);
+                if (!ok || might) break;
+            }
+        }
     }
 
     /// <summary>Ack, nack or extend: <c>{"group", "receipts": [...]}</c> plus the op's own fields; answers the count done and the stale receipts.</summary>

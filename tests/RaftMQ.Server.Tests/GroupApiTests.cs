@@ -218,6 +218,37 @@ public sealed class GroupApiTests
     }
 
     [Fact]
+    public async Task A_waiting_receive_is_answered_by_a_publish_or_an_ended_lease_and_otherwise_when_its_wait_is_over()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        var other = (leader + 2) % 3;
+        const string topic = "polled";
+        await Ok(cluster, leader, HttpMethod.Put, Path(topic), null, HttpStatusCode.Created);
+
+        // Nothing comes: the answer is an empty list once the wait is over, not before.
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 700}""")).ShouldBeEmpty();
+        sw.ElapsedMilliseconds.ShouldBeGreaterThanOrEqualTo(700);
+
+        // A publish through another node answers a receive waiting on a follower.
+        sw.Restart();
+        var waiting = Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 15000, "lease_ms": 500}""");
+        await Ok(cluster, other, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "hello"}]}""");
+        var got = Messages(await waiting).Single()!;
+        (got["body"]!.GetValue<string>(), got["delivery_count"]!.GetValue<int>()).ShouldBe(("hello", 1));
+        sw.ElapsedMilliseconds.ShouldBeLessThan(15000);
+
+        // Its lease of 500 ms ends unacked: a receive waiting on the leader gets it again without any new publish.
+        sw.Restart();
+        var again = Messages(await Ok(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 15000}""")).Single()!;
+        (again["body"]!.GetValue<string>(), again["delivery_count"]!.GetValue<int>()).ShouldBe(("hello", 2));
+        sw.ElapsedMilliseconds.ShouldBeLessThan(15000);
+    }
+
+    [Fact]
     public async Task Bad_input_gets_a_4xx_with_a_clear_error()
     {
         await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
@@ -240,7 +271,7 @@ public sealed class GroupApiTests
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "delay_ms": 86400001}]}""", HttpStatusCode.BadRequest, "\"delay_ms\" must be an integer between 0 and"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "body_base64": "YQ=="}]}""", HttpStatusCode.BadRequest, "exactly one of"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": []}""", HttpStatusCode.BadRequest, "must not be empty"),
-            (HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 100}""", HttpStatusCode.BadRequest, "long polling"),
+            (HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 20001}""", HttpStatusCode.BadRequest, "\"wait_ms\" must be an integer between 0 and 20000"),
             (HttpMethod.Post, Path(topic, "receive"), """{"max": 0}""", HttpStatusCode.BadRequest, "\"max\" must be an integer between 1 and 1000"),
             (HttpMethod.Post, Path(topic, "receive"), """{"lease_ms": 0}""", HttpStatusCode.BadRequest, "\"lease_ms\" must be an integer between 1 and"),
             (HttpMethod.Post, Path(topic, "receive"), """{"group": "no such"}""", HttpStatusCode.BadRequest, "\"group\""),
