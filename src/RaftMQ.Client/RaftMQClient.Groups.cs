@@ -14,7 +14,7 @@ public enum GroupStartPosition
 }
 
 /// <summary>
-/// One delivery of a message to a consumer group (<see cref="RaftMQClient.ReceiveAsync"/>): ack it with its
+/// One delivery of a message to a consumer group (<see cref="RaftMQClient.ReceiveAsync(string, string, int, TimeSpan?, bool, CancellationToken)"/>): ack it with its
 /// <paramref name="Receipt"/> before the lease ends, or it is delivered again. <paramref name="DeliveryCount"/> is 1 on
 /// the first delivery; <paramref name="PublishedAtMs"/> the leader's publish time (Unix ms; 0 for a string message).
 /// </summary>
@@ -226,15 +226,26 @@ public sealed partial class RaftMQClient
     /// <exception cref="TopicNotFoundException">The topic does not exist.</exception>
     /// <exception cref="RequestRejectedException">No such group (404) or a bad argument (400).</exception>
     public Task<IReadOnlyList<Delivery>> ReceiveAsync(
-        string topic, string group = "default", int max = 1, TimeSpan? lease = null, bool deadLetters = false, CancellationToken cancellationToken = default)
+        string topic, string group = "default", int max = 1, TimeSpan? lease = null, bool deadLetters = false, CancellationToken cancellationToken = default) =>
+        ReceiveAsync(topic, group, max, lease, wait: TimeSpan.Zero, deadLetters, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ReceiveAsync(string, string, int, TimeSpan?, bool, CancellationToken)"/>, but when nothing is ready
+    /// the server holds the request up to <paramref name="wait"/> (long polling, at most 20 s) and answers as soon as
+    /// messages are; empty when none came in time. Each attempt's timeout is extended by the wait.
+    /// </summary>
+    public Task<IReadOnlyList<Delivery>> ReceiveAsync(
+        string topic, string group, int max, TimeSpan? lease, TimeSpan wait, bool deadLetters = false, CancellationToken cancellationToken = default)
     {
         CheckTopic(topic);
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(wait, TimeSpan.Zero);
         var body = Json(w =>
         {
             w.WriteString("group", group);
             w.WriteNumber("max", max);
             w.WriteNumber("lease_ms", (long)(lease ?? TimeSpan.FromSeconds(30)).TotalMilliseconds);
+            if (wait > TimeSpan.Zero) w.WriteNumber("wait_ms", (long)wait.TotalMilliseconds);
         });
         var path = TopicPath(topic, deadLetters ? "dead-letters/receive" : "receive");
         return RunAsync(
@@ -247,7 +258,7 @@ public sealed partial class RaftMQClient
                 HttpStatusCode.NotFound when result?.Error == "no such topic" => throw new TopicNotFoundException(topic),
                 _ => throw Rejected(status, result),
             },
-            cancellationToken);
+            cancellationToken, wait);
     }
 
     /// <summary>

@@ -136,6 +136,8 @@ public sealed class CliClusterTests
         (await env.RunAsync("consume", "jobs", "--group", "default")).Stdout.ShouldBe("once\n");
         (await env.RunAsync("publish", "jobs", "later", "--delay-ms", "3600000")).Stdout.ShouldBe("published 1 message to 'jobs' at offset 5\n");
         (await env.RunAsync("topic", "stats", "jobs")).Stdout.ShouldContain("default\t0\t0\t1\t1\t");
+        var waited = await env.RunAsync("receive", "jobs", "--wait-ms", "300"); // only a delayed message: nothing within the wait
+        (waited.ExitCode, waited.Stdout).ShouldBe((0, ""), waited.ToString());
         var noMessage = await env.RunAsync("publish", "jobs", "--id", "x");
         (noMessage.ExitCode, noMessage.Stderr.Contains("--id and --delay-ms take one MESSAGE", StringComparison.Ordinal)).ShouldBe((2, true), noMessage.ToString());
 

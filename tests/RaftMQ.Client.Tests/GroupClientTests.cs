@@ -60,6 +60,11 @@ public sealed class GroupClientTests
         await Should.ThrowAsync<ArgumentException>(() => client.PublishIdempotentAsync(topic, [OutgoingMessage.FromText("no id")]));
         (await client.PublishToTopicAsync(topic, [OutgoingMessage.FromText("later") with { Delay = TimeSpan.FromHours(1) }])).Offsets.ShouldBe([5UL]);
         (await client.GetTopicStatsAsync(topic)).Groups[0].Delayed.ShouldBe(1);
+        // Long polling: once default's ready messages are leased, nothing is ready (the last is delayed an hour) within the wait.
+        (await client.ReceiveAsync(topic, "default", 10)).Select(d => d.Offset).ShouldBe([2UL, 3UL, 4UL]);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        (await client.ReceiveAsync(topic, "default", 10, null, TimeSpan.FromMilliseconds(400))).ShouldBeEmpty();
+        sw.ElapsedMilliseconds.ShouldBeGreaterThanOrEqualTo(400);
 
         (await Should.ThrowAsync<RequestRejectedException>(() => client.ReceiveAsync(topic, "nobody"))).Message.ShouldContain("no such consumer group");
         await client.DeleteTopicAsync(topic);
