@@ -376,7 +376,6 @@ public static class GroupEndpoints
         var until = Environment.TickCount64 + waitMs;
         while (true)
         {
-            var signal = node.Waiters.Next(command.Topic);
             using (var deadline = node.RequestDeadline(ctx.RequestAborted))
             {
                 var outcome = await node.ExecuteAsync(command, deadline.Token);
@@ -386,6 +385,9 @@ public static class GroupEndpoints
                     return;
                 }
             }
+            // Taken only once the topic and group are known to exist, so signals exist only for real topics. A publish
+            // applied between the receive and this is not signalled, but the next recheck finds it.
+            var signal = node.Waiters.Next(command.Topic);
             while (true)
             {
                 var left = until - Environment.TickCount64;

@@ -26,10 +26,17 @@ public sealed class ReceiveWaiters
         }
     }
 
-    /// <summary>Gives back a place taken by <see cref="TryEnter"/>.</summary>
-    public void Exit() => Interlocked.Decrement(ref _waiting);
+    /// <summary>
+    /// Gives back a place taken by <see cref="TryEnter"/>. The last one out drops every signal, so the signals of
+    /// topics nobody waits on (deleted ones included) do not pile up; a receive that took one just before misses at
+    /// most one wake-up, which its next recheck makes up for.
+    /// </summary>
+    public void Exit()
+    {
+        if (Interlocked.Decrement(ref _waiting) == 0) _signals.Clear();
+    }
 
-    /// <summary>A task completed at the next <see cref="Notify"/> of <paramref name="topic"/>. Take it before checking, so no wake-up is missed.</summary>
+    /// <summary>A task completed at the next <see cref="Notify"/> of <paramref name="topic"/>.</summary>
     public Task Next(string topic) =>
         _signals.GetOrAdd(topic, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
 
