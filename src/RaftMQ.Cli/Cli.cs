@@ -326,14 +326,30 @@ public static partial class Cli
     {
         var topic = new Argument<string>("TOPIC") { Description = "The topic to publish to" };
         var message = new Argument<string?>("MESSAGE") { Description = "The message; without it, every line of standard input is one message", Arity = ArgumentArity.ZeroOrOne };
+        var id = new Option<string?>("--id") { Description = "A message id (one MESSAGE only): a repeat within the topic's dedup window is not stored again, so the command may be retried safely" };
+        var delayMs = new Option<long?>("--delay-ms") { Description = "Deliver the message (one MESSAGE only) no sooner than this many ms after it is published (up to 86400000)" };
         var publish = new Command("publish", Describe(
             "Publish a message, or one message per line of standard input. Returns once each is committed.",
-            "publish orders \"order 42\"", "publish orders < orders.txt")) { topic, message };
+            "publish orders \"order 42\"", "publish orders \"order 42\" --id order-42", "publish orders \"reminder\" --delay-ms 60000", "publish orders < orders.txt")) { topic, message, id, delayMs };
         publish.SetAction(Guard(async (r, ct) =>
         {
             var (urls, _) = Target(r);
             using var client = NewClient(urls, r);
             var t = r.GetValue(topic)!;
+            var messageId = r.GetValue(id);
+            var delay = r.GetValue(delayMs);
+            if (messageId is not null || delay is not null)
+            {
+                if (r.GetValue(message) is not { } text) throw new CliException("--id and --delay-ms take one MESSAGE argument, not standard input", ExitCodes.Usage);
+                if (messageId is { Length: 0 }) throw new CliException("--id must not be empty", ExitCodes.Usage);
+                if (delay is < 0) throw new CliException("--delay-ms must not be negative", ExitCodes.Usage);
+                var outgoing = OutgoingMessage.FromText(text) with { Id = messageId, Delay = delay is { } d ? TimeSpan.FromMilliseconds(d) : null };
+                var result = await client.PublishToTopicAsync(t, [outgoing], ct).ConfigureAwait(false);
+                Console.Out.WriteLine(result.Duplicates == 0
+                    ? $"published 1 message to '{t}' at offset {result.Offsets[0]}"
+                    : $"id '{messageId}' was published to '{t}' already, at offset {result.Offsets[0]}: not stored again");
+                return ExitCodes.Ok;
+            }
             if (r.GetValue(message) is { } m)
             {
                 await client.PublishAsync(t, m, ct).ConfigureAwait(false);

@@ -11,14 +11,18 @@ public static partial class Cli
     {
         var name = new Argument<string>("TOPIC") { Description = "Topic name" };
         var maxDeliveries = new Option<int?>("--max-deliveries") { Description = "Deliveries after which a message is dead-lettered (default 20 for a new topic)" };
+        var dedupWindow = new Option<long?>("--dedup-window-ms") { Description = "How long message ids are remembered for idempotent publishing, in ms (default 3600000 for a new topic; 0: none)" };
         var configure = new Command("configure", Describe(
-            "Create a topic or change its settings.", "topic configure orders --max-deliveries 5")) { name, maxDeliveries };
+            "Create a topic or change its settings.", "topic configure orders --max-deliveries 5", "topic configure orders --dedup-window-ms 86400000"))
+            { name, maxDeliveries, dedupWindow };
         configure.SetAction(Guard(async (r, ct) =>
         {
             var (urls, _) = Target(r);
             using var client = NewClient(urls, r);
             var t = r.GetValue(name)!;
-            var created = await client.ConfigureTopicAsync(t, r.GetValue(maxDeliveries), ct).ConfigureAwait(false);
+            var window = r.GetValue(dedupWindow);
+            if (window is < 0) throw new CliException("--dedup-window-ms must not be negative", ExitCodes.Usage);
+            var created = await client.ConfigureTopicAsync(t, r.GetValue(maxDeliveries), window is { } ms ? TimeSpan.FromMilliseconds(ms) : null, ct).ConfigureAwait(false);
             Console.Out.WriteLine(created ? $"created topic '{t}'" : $"configured topic '{t}'");
             return ExitCodes.Ok;
         }));
@@ -65,10 +69,11 @@ public static partial class Cli
         var group = GroupOption();
         var max = new Option<int>("--max", "-n") { Description = "Most messages to lease", DefaultValueFactory = _ => 1 };
         var lease = new Option<long>("--lease-ms") { Description = "Lease: the messages are delivered again unless acked within it", DefaultValueFactory = _ => 30_000 };
+        var waitMs = new Option<long>("--wait-ms") { Description = "When nothing is ready, wait up to this long (at most 20000 ms) for messages", DefaultValueFactory = _ => 0 };
         var receive = new Command("receive", Describe(
             "Lease messages without removing them; prints RECEIPT, OFFSET, DELIVERY_COUNT and the body, tab-separated, one line each. "
             + "Ack them with `ack TOPIC RECEIPT...` before the lease ends.",
-            "receive orders", "receive orders --group billing --max 10 --lease-ms 60000")) { topic, group, max, lease };
+            "receive orders", "receive orders --group billing --max 10 --lease-ms 60000", "receive orders --wait-ms 20000")) { topic, group, max, lease, waitMs };
         receive.SetAction(Guard(async (r, ct) =>
         {
             var (urls, _) = Target(r);
@@ -76,7 +81,9 @@ public static partial class Cli
             var t = r.GetValue(topic)!;
             if (r.GetValue(max) < 1) throw new CliException("--max must be positive", ExitCodes.Usage);
             if (r.GetValue(lease) < 1) throw new CliException("--lease-ms must be positive", ExitCodes.Usage);
-            var got = await client.ReceiveAsync(t, r.GetValue(group)!, r.GetValue(max), TimeSpan.FromMilliseconds(r.GetValue(lease)), cancellationToken: ct).ConfigureAwait(false);
+            if (r.GetValue(waitMs) < 0) throw new CliException("--wait-ms must not be negative", ExitCodes.Usage);
+            var got = await client.ReceiveAsync(t, r.GetValue(group)!, r.GetValue(max), TimeSpan.FromMilliseconds(r.GetValue(lease)),
+                TimeSpan.FromMilliseconds(r.GetValue(waitMs)), cancellationToken: ct).ConfigureAwait(false);
             foreach (var d in got) Console.Out.WriteLine($"{d.Receipt}\t{d.Offset}\t{d.DeliveryCount}\t{d.Text}");
             if (got.Count == 0) Console.Error.WriteLine($"no message ready in '{t}' for group '{r.GetValue(group)}'");
             return ExitCodes.Ok;

@@ -8,6 +8,18 @@ namespace RaftMQ.Client;
 /// </summary>
 public sealed record OutgoingMessage(ReadOnlyMemory<byte> Payload, IReadOnlyList<KeyValuePair<string, string>>? Headers = null)
 {
+    /// <summary>
+    /// The message id for <see cref="RaftMQClient.PublishIdempotentAsync"/> (1 to 128 bytes of UTF-8): a repeat of an
+    /// id the topic remembers (its dedup window, 1 hour by default) is not stored again.
+    /// </summary>
+    public string? Id { get; init; }
+
+    /// <summary>
+    /// For <see cref="RaftMQClient.PublishToTopicAsync"/>: how long after its publish time the message may first be
+    /// delivered (whole milliseconds, up to 24 hours); null or zero for at once.
+    /// </summary>
+    public TimeSpan? Delay { get; init; }
+
     /// <summary>A message whose payload is <paramref name="text"/> as UTF-8.</summary>
     public static OutgoingMessage FromText(string text, IReadOnlyList<KeyValuePair<string, string>>? headers = null)
     {

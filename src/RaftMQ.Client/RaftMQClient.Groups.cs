@@ -14,7 +14,7 @@ public enum GroupStartPosition
 }
 
 /// <summary>
-/// One delivery of a message to a consumer group (<see cref="RaftMQClient.ReceiveAsync"/>): ack it with its
+/// One delivery of a message to a consumer group (<see cref="RaftMQClient.ReceiveAsync(string, string, int, TimeSpan?, bool, CancellationToken)"/>): ack it with its
 /// <paramref name="Receipt"/> before the lease ends, or it is delivered again. <paramref name="DeliveryCount"/> is 1 on
 /// the first delivery; <paramref name="PublishedAtMs"/> the leader's publish time (Unix ms; 0 for a string message).
 /// </summary>
@@ -36,6 +36,12 @@ public sealed record TopicStatistics(
     string Topic, bool DeadLetters, ulong Head, ulong Tail, long Messages, long Bytes, int MaxDeliveries, long DeadLettered,
     long PublishedTotal, IReadOnlyList<GroupStatistics> Groups);
 
+/// <summary>
+/// What an idempotent publish did (<see cref="RaftMQClient.PublishIdempotentAsync"/>): each message's offset, in order
+/// (for a duplicate, where its id was stored first), and how many were duplicates and so not stored again.
+/// </summary>
+public sealed record IdempotentPublishResult(IReadOnlyList<ulong> Offsets, int Duplicates);
+
 /// <summary>One consumer group of <see cref="TopicStatistics"/>.</summary>
 public sealed record GroupStatistics(
     string Group, long Ready, int Leased, int Delayed, long Unacked, long? OldestAgeMs, ulong Cursor, ulong AckFloor,
@@ -54,12 +60,21 @@ public sealed partial class RaftMQClient
     /// </summary>
     /// <returns>True when the topic was created, false when it existed.</returns>
     /// <exception cref="RequestRejectedException">A bad setting (400) or the topic limit reached (507).</exception>
-    public Task<bool> ConfigureTopicAsync(string topic, int? maxDeliveries = null, CancellationToken cancellationToken = default)
+    public Task<bool> ConfigureTopicAsync(string topic, int? maxDeliveries = null, CancellationToken cancellationToken = default) =>
+        ConfigureTopicAsync(topic, maxDeliveries, dedupWindow: null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ConfigureTopicAsync(string, int?, CancellationToken)"/>, also setting how long the topic remembers
+    /// message ids (<paramref name="dedupWindow"/>, whole milliseconds up to 7 days; zero remembers none; null: 1 hour
+    /// for a new topic, unchanged for an existing one).
+    /// </summary>
+    public Task<bool> ConfigureTopicAsync(string topic, int? maxDeliveries, TimeSpan? dedupWindow, CancellationToken cancellationToken = default)
     {
         CheckTopic(topic);
         var body = Json(w =>
         {
             if (maxDeliveries is { } n) w.WriteNumber("max_deliveries", n);
+            if (dedupWindow is { } window) w.WriteNumber("dedup_window_ms", (long)window.TotalMilliseconds);
         });
         return RunAsync(
             "configure topic", Safety.Idempotent, node => JsonRequest(HttpMethod.Put, node, TopicPath(topic), body),
@@ -134,6 +149,75 @@ public sealed partial class RaftMQClient
     }
 
     /// <summary>
+    /// Publishes messages that each carry an <see cref="OutgoingMessage.Id"/> (<c>POST /v1/topics/{topic}/publish</c>):
+    /// a message whose id the topic remembers (stored within its dedup window) is not stored again. So this call is
+    /// retried after a lost answer like a read, and never ends in an unknown outcome: the retry finds the ids the lost
+    /// attempt stored and answers their offsets.
+    /// </summary>
+    /// <exception cref="ArgumentException">A message without an id, or the batch over the request limit.</exception>
+    /// <exception cref="TopicNotFoundException">The topic does not exist; nothing was published.</exception>
+    /// <exception cref="RequestRejectedException">A bad id, delay or headers (400), too large (413), or the queue full (507); nothing was published.</exception>
+    public Task<IdempotentPublishResult> PublishIdempotentAsync(string topic, IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        for (int i = 0; i < messages.Count; i++)
+        {
+            if (messages[i] is { } m && string.IsNullOrEmpty(m.Id)) throw new ArgumentException($"message {i} has no id", nameof(messages));
+        }
+        return PublishToTopicAsync(topic, messages, cancellationToken);
+    }
+
+    /// <summary>
+    /// Publishes messages with their headers and, optionally, ids (<see cref="OutgoingMessage.Id"/>) and delays
+    /// (<see cref="OutgoingMessage.Delay"/>) (<c>POST /v1/topics/{topic}/publish</c>), all or none. Retried after a lost
+    /// answer only when every message has an id (see <see cref="PublishIdempotentAsync"/>); otherwise a lost answer is
+    /// an <see cref="OutcomeUnknownException"/>.
+    /// </summary>
+    /// <returns>Each message's offset, in order, and how many were duplicates of remembered ids.</returns>
+    /// <exception cref="TopicNotFoundException">The topic does not exist; nothing was published.</exception>
+    /// <exception cref="RequestRejectedException">A bad id, delay or headers (400), too large (413), or the queue full (507); nothing was published.</exception>
+    public Task<IdempotentPublishResult> PublishToTopicAsync(string topic, IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        ArgumentNullException.ThrowIfNull(messages);
+        if (messages.Count == 0) throw new ArgumentException("a batch needs at least one message", nameof(messages));
+        var allIds = true;
+        var body = Json(w =>
+        {
+            w.WriteStartArray("messages");
+            for (int i = 0; i < messages.Count; i++)
+            {
+                var m = messages[i] ?? throw new ArgumentException($"message {i} is null", nameof(messages));
+                w.WriteStartObject();
+                w.WriteBase64String("body_base64", m.Payload.Span);
+                if (string.IsNullOrEmpty(m.Id)) allIds = false;
+                else w.WriteString("id", m.Id);
+                if (m.Delay is { } delay && delay > TimeSpan.Zero) w.WriteNumber("delay_ms", (long)delay.TotalMilliseconds);
+                if (m.Headers is { Count: > 0 } headers)
+                {
+                    w.WriteStartObject("headers");
+                    foreach (var (name, value) in headers) w.WriteString(name, value);
+                    w.WriteEndObject();
+                }
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        });
+        if (body.Length > MaxRequestBytes)
+            throw new ArgumentException($"the batch is {body.Length} bytes as JSON, over the {MaxRequestBytes}-byte request limit; split it", nameof(messages));
+        return RunAsync(
+            "publish", allIds ? Safety.Idempotent : Safety.Unsafe, node => JsonRequest(HttpMethod.Post, node, TopicPath(topic, "publish"), body),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK => Parse(result, "publish", r => new IdempotentPublishResult(
+                    [.. Get(r, "offsets").EnumerateArray().Select(o => o.GetUInt64())], Get(r, "duplicates").GetInt32())),
+                HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
+    /// <summary>
     /// Leases up to <paramref name="max"/> messages to this consumer of <paramref name="group"/> for
     /// <paramref name="lease"/> (default 30 s) (<c>POST /v1/topics/{topic}/receive</c>). Retried after a lost answer:
     /// messages leased by an attempt whose answer was lost come back once their lease ends.
@@ -142,15 +226,26 @@ public sealed partial class RaftMQClient
     /// <exception cref="TopicNotFoundException">The topic does not exist.</exception>
     /// <exception cref="RequestRejectedException">No such group (404) or a bad argument (400).</exception>
     public Task<IReadOnlyList<Delivery>> ReceiveAsync(
-        string topic, string group = "default", int max = 1, TimeSpan? lease = null, bool deadLetters = false, CancellationToken cancellationToken = default)
+        string topic, string group = "default", int max = 1, TimeSpan? lease = null, bool deadLetters = false, CancellationToken cancellationToken = default) =>
+        ReceiveAsync(topic, group, max, lease, wait: TimeSpan.Zero, deadLetters, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ReceiveAsync(string, string, int, TimeSpan?, bool, CancellationToken)"/>, but when nothing is ready
+    /// the server holds the request up to <paramref name="wait"/> (long polling, at most 20 s) and answers as soon as
+    /// messages are; empty when none came in time. Each attempt's timeout is extended by the wait.
+    /// </summary>
+    public Task<IReadOnlyList<Delivery>> ReceiveAsync(
+        string topic, string group, int max, TimeSpan? lease, TimeSpan wait, bool deadLetters = false, CancellationToken cancellationToken = default)
     {
         CheckTopic(topic);
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(wait, TimeSpan.Zero);
         var body = Json(w =>
         {
             w.WriteString("group", group);
             w.WriteNumber("max", max);
             w.WriteNumber("lease_ms", (long)(lease ?? TimeSpan.FromSeconds(30)).TotalMilliseconds);
+            if (wait > TimeSpan.Zero) w.WriteNumber("wait_ms", (long)wait.TotalMilliseconds);
         });
         var path = TopicPath(topic, deadLetters ? "dead-letters/receive" : "receive");
         return RunAsync(
@@ -163,7 +258,7 @@ public sealed partial class RaftMQClient
                 HttpStatusCode.NotFound when result?.Error == "no such topic" => throw new TopicNotFoundException(topic),
                 _ => throw Rejected(status, result),
             },
-            cancellationToken);
+            cancellationToken, wait);
     }
 
     /// <summary>

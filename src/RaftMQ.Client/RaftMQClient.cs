@@ -446,22 +446,23 @@ public sealed partial class RaftMQClient : IDisposable
         Unsafe,
     }
 
+    /// <summary>Runs a request with retries; <paramref name="serverWait"/> is how long the server may hold it on purpose (long polling), added to each timeout.</summary>
     private Task<T> RunAsync<T>(
         string operation, Safety safety, Func<Uri, HttpRequestMessage> request, Func<HttpStatusCode, ResultBody?, T> interpret,
-        CancellationToken cancellationToken) =>
+        CancellationToken cancellationToken, TimeSpan serverWait = default) =>
         RunWithRetriesAsync(
             operation,
             async token =>
             {
                 var leader = await LeaderAsync(token).ConfigureAwait(false);
-                return await AttemptAsync(operation, safety, leader, request, interpret, token, cancellationToken).ConfigureAwait(false);
+                return await AttemptAsync(operation, safety, leader, request, interpret, token, cancellationToken, serverWait).ConfigureAwait(false);
             },
-            cancellationToken);
+            cancellationToken, serverWait);
 
-    private async Task<T> RunWithRetriesAsync<T>(string operation, Func<CancellationToken, Task<T>> attempt, CancellationToken cancellationToken)
+    private async Task<T> RunWithRetriesAsync<T>(string operation, Func<CancellationToken, Task<T>> attempt, CancellationToken cancellationToken, TimeSpan serverWait = default)
     {
         using var overall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        overall.CancelAfter(_options.OperationTimeout);
+        overall.CancelAfter(_options.OperationTimeout + serverWait);
         RetryableException? last = null;
         try
         {
@@ -495,10 +496,10 @@ public sealed partial class RaftMQClient : IDisposable
     /// <summary>One HTTP exchange with <paramref name="node"/>; classifies every failure as retryable or not.</summary>
     private async Task<T> AttemptAsync<T>(
         string operation, Safety safety, Uri node, Func<Uri, HttpRequestMessage> request, Func<HttpStatusCode, ResultBody?, T> interpret,
-        CancellationToken token, CancellationToken callerToken)
+        CancellationToken token, CancellationToken callerToken, TimeSpan serverWait = default)
     {
         using var attempt = CancellationTokenSource.CreateLinkedTokenSource(token);
-        attempt.CancelAfter(_options.AttemptTimeout);
+        attempt.CancelAfter(_options.AttemptTimeout + serverWait);
         HttpStatusCode status;
         string? code;
         ResultBody? result;

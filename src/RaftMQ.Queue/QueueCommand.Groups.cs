@@ -18,7 +18,8 @@ public enum GroupStart : byte
 /// timestamp at the same fixed place as a binary publish's so the leader stamps it (<see cref="PublishStamper"/>),
 /// then per op:
 /// <list type="bullet">
-/// <item>ConfigureTopic: [create u8 (1: create when missing)][max_deliveries i32 (0: keep)];</item>
+/// <item>ConfigureTopic: [create u8 (1: create when missing)][max_deliveries i32 (0: keep)], then optionally
+/// [dedup_window_ms i64] (absent: keep; commands written before deduplication end before it);</item>
 /// <item>DeleteTopic: nothing;</item>
 /// <item>CreateGroup: [group][start u8];</item>
 /// <item>Receive: [group][max u32][lease_ms i64];</item>
@@ -29,8 +30,8 @@ public enum GroupStart : byte
 /// </summary>
 public readonly partial record struct QueueCommand
 {
-    public static QueueCommand ConfigureTopic(string topic, int maxDeliveries, bool createIfMissing = true) =>
-        new(QueueOp.ConfigureTopic, topic, null) { MaxDeliveries = maxDeliveries, CreateIfMissing = createIfMissing };
+    public static QueueCommand ConfigureTopic(string topic, int maxDeliveries, bool createIfMissing = true, long? dedupWindowMs = null) =>
+        new(QueueOp.ConfigureTopic, topic, null) { MaxDeliveries = maxDeliveries, CreateIfMissing = createIfMissing, DedupWindowMs = dedupWindowMs };
 
     public static QueueCommand DeleteTopic(string topic) => new(QueueOp.DeleteTopic, topic, null);
 
@@ -56,7 +57,7 @@ public readonly partial record struct QueueCommand
     private bool GroupFieldsEqual(QueueCommand other) =>
         string.Equals(Group, other.Group, StringComparison.Ordinal) && DurationMs == other.DurationMs
         && string.Equals(Error, other.Error, StringComparison.Ordinal) && MaxDeliveries == other.MaxDeliveries
-        && CreateIfMissing == other.CreateIfMissing && Start == other.Start
+        && CreateIfMissing == other.CreateIfMissing && Start == other.Start && DedupWindowMs == other.DedupWindowMs
         && (ReferenceEquals(Receipts, other.Receipts) || (Receipts is not null && other.Receipts is not null && Receipts.SequenceEqual(other.Receipts)));
 
     private static bool HasGroup(QueueOp op) => op is QueueOp.CreateGroup or QueueOp.Receive or QueueOp.Ack or QueueOp.Nack or QueueOp.Extend;
@@ -90,6 +91,7 @@ public readonly partial record struct QueueCommand
                 case QueueOp.ConfigureTopic:
                     w.Write((byte)(CreateIfMissing ? 1 : 0));
                     w.Write(MaxDeliveries);
+                    if (DedupWindowMs is { } window) w.Write(window);
                     break;
                 case QueueOp.CreateGroup:
                     w.Write((byte)Start);
@@ -146,8 +148,12 @@ public readonly partial record struct QueueCommand
             switch (op)
             {
                 case QueueOp.ConfigureTopic:
-                    if (rest.Length != 5 || rest[0] > 1) return false;
-                    command = c with { CreateIfMissing = rest[0] == 1, MaxDeliveries = BinaryPrimitives.ReadInt32LittleEndian(rest[1..]) };
+                    if (rest.Length is not (5 or 13) || rest[0] > 1) return false;
+                    command = c with
+                    {
+                        CreateIfMissing = rest[0] == 1, MaxDeliveries = BinaryPrimitives.ReadInt32LittleEndian(rest[1..]),
+                        DedupWindowMs = rest.Length == 13 ? BinaryPrimitives.ReadInt64LittleEndian(rest[5..]) : null,
+                    };
                     return true;
                 case QueueOp.DeleteTopic:
                     if (!rest.IsEmpty) return false;

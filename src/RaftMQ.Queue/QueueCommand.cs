@@ -41,6 +41,9 @@ public enum QueueOp : byte
 
     /// <summary>Moves dead letters back to the topic's tail.</summary>
     Redrive = 15,
+
+    /// <summary>Binary messages that may carry a message id (idempotent publishing) and a delivery delay; answered with each message's offset.</summary>
+    PublishExtended = 16,
 }
 
 /// <summary>
@@ -93,6 +96,9 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
     /// <summary>Where a CreateGroup's group starts.</summary>
     public GroupStart Start { get; init; }
 
+    /// <summary>A ConfigureTopic's dedup_window_ms (0: ids not remembered); null keeps the current value, or the default on creation.</summary>
+    public long? DedupWindowMs { get; init; }
+
     /// <summary>Where a <see cref="QueueOp.PublishMessages"/> command's timestamp lies in its encoding, or -1 for other bytes.</summary>
     public static int TimestampPosition(ReadOnlySpan<byte> encoded)
     {
@@ -102,7 +108,7 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
     }
 
     /// <summary>Whether commands of <paramref name="op"/> carry the leader's time right after the topic.</summary>
-    public static bool IsStamped(QueueOp op) => op is QueueOp.PublishMessages or >= QueueOp.ConfigureTopic and <= QueueOp.Redrive;
+    public static bool IsStamped(QueueOp op) => op is QueueOp.PublishMessages or >= QueueOp.ConfigureTopic and <= QueueOp.PublishExtended;
 
     /// <summary>Length of a <see cref="QueueOp.PublishBatch"/> command of <paramref name="count"/> messages of <paramref name="messageBytes"/> UTF-8 bytes in all.</summary>
     public static long PublishBatchLength(int topicBytes, int count, long messageBytes) => HeaderBytes + topicBytes + 4L + 4L * count + messageBytes;
@@ -193,6 +199,7 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
 
     public byte[] Encode()
     {
+        if (Op == QueueOp.PublishExtended) return EncodePublishExtended();
         if (Op >= QueueOp.ConfigureTopic) return EncodeGroupOp();
         var topicBytes = Encoding.UTF8.GetByteCount(Topic);
         if (topicBytes > ushort.MaxValue) throw new ArgumentException("topic name too long");
@@ -270,6 +277,7 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
     public static bool TryDecode(ReadOnlySpan<byte> data, out QueueCommand command)
     {
         command = default;
+        if (data.Length >= HeaderBytes && data[0] == (byte)QueueOp.PublishExtended) return TryDecodePublishExtended(data, out command);
         if (data.Length >= HeaderBytes && data[0] is >= (byte)QueueOp.ConfigureTopic and <= (byte)QueueOp.Redrive)
             return TryDecodeGroupOp(data, out command);
         if (data.Length < HeaderBytes + 4 || data[0] is < (byte)QueueOp.CreateTopic or > (byte)QueueOp.PopMessages) return false;
@@ -412,12 +420,20 @@ public sealed record QueueResult(QueueStatus Status, string? Message = null)
     /// <summary>The receipts an ack, nack or extend refused as no longer current; null for the other results.</summary>
     public IReadOnlyList<Receipt>? Stale { get; init; }
 
+    /// <summary>
+    /// The offset of each message of a successful <see cref="QueueOp.PublishExtended"/>, in order: where it was stored,
+    /// or for a duplicate where its id was stored before. <see cref="Count"/> is then the messages stored, so
+    /// <c>Offsets.Count - Count</c> are duplicates. Null for the other results.
+    /// </summary>
+    public IReadOnlyList<ulong>? Offsets { get; init; }
+
     public bool Success => Status == QueueStatus.Ok;
 
     /// <summary>Value equality, popped messages compared one by one.</summary>
     public bool Equals(QueueResult? other) =>
         other is not null && Status == other.Status && Count == other.Count && string.Equals(Message, other.Message, StringComparison.Ordinal)
         && FirstOffset == other.FirstOffset
+        && (ReferenceEquals(Offsets, other.Offsets) || (Offsets is not null && other.Offsets is not null && Offsets.SequenceEqual(other.Offsets)))
         && (ReferenceEquals(Stale, other.Stale) || (Stale is not null && other.Stale is not null && Stale.SequenceEqual(other.Stale)))
         && (ReferenceEquals(Delivered, other.Delivered)
             || (Delivered is not null && other.Delivered is not null && Delivered.SequenceEqual(other.Delivered)))

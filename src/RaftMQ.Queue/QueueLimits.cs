@@ -94,6 +94,37 @@ public sealed record QueueLimits
     /// <summary>The <c>max_deliveries</c> of a topic created without one.</summary>
     public int DefaultMaxDeliveries { get; init; } = 20;
 
+    /// <summary>Longest delay a message may be published with (<c>delay_ms</c>), in milliseconds (24 hours).</summary>
+    public long MaxPublishDelayMs { get; init; } = 24L * 60 * 60 * 1000;
+
+    /// <summary>
+    /// Most messages of one topic waiting for their delay to pass: a publish that would hold more is refused
+    /// (LimitReached). Bounds the memory of the delayed messages.
+    /// </summary>
+    public int MaxDelayedPerTopic { get; init; } = 1_000_000;
+
+    /// <summary>Longest message id of an idempotent publish, in UTF-8 bytes (the shortest is 1).</summary>
+    public int MaxMessageIdBytes { get; init; } = 128;
+
+    /// <summary>The <c>dedup_window_ms</c> of a topic created without one: how long a message id is remembered (1 hour).</summary>
+    public long DefaultDedupWindowMs { get; init; } = 60L * 60 * 1000;
+
+    /// <summary>Longest <c>dedup_window_ms</c> a topic may be given (7 days); 0 turns deduplication off.</summary>
+    public long MaxDedupWindowMs { get; init; } = 7L * 24 * 60 * 60 * 1000;
+
+    /// <summary>
+    /// Most message ids one topic remembers: past it, the topic forgets its oldest id early for each new one (so a
+    /// retry is recognised only if fewer than this many ids were published to the topic since).
+    /// </summary>
+    public int MaxDedupIdsPerTopic { get; init; } = 100_000;
+
+    /// <summary>
+    /// Most message ids remembered across all topics: past it, a topic publishing a new id forgets its own oldest
+    /// early; one that remembers none publishes without remembering the new id. With
+    /// <see cref="MaxMessageIdBytes"/> it bounds the memory of the id tables (about 300 bytes an id at most).
+    /// </summary>
+    public int MaxDedupIds { get; init; } = 1_000_000;
+
     /// <summary>
     /// What is wrong with <paramref name="group"/> as a consumer group name, or null: 1 to
     /// <see cref="MaxGroupNameBytes"/> characters, each a letter, digit, <c>-</c>, <c>_</c> or <c>.</c>.
@@ -136,6 +167,13 @@ public sealed record QueueLimits
         if (MaxInFlightPerGroup < 1) throw new ArgumentException("MaxInFlightPerGroup must be positive.");
         if (MaxDeliveriesLimit < 1) throw new ArgumentException("MaxDeliveriesLimit must be positive.");
         if (DefaultMaxDeliveries < 1 || DefaultMaxDeliveries > MaxDeliveriesLimit) throw new ArgumentException("DefaultMaxDeliveries must be between 1 and MaxDeliveriesLimit.");
+        if (MaxPublishDelayMs < 0) throw new ArgumentException("MaxPublishDelayMs must not be negative.");
+        if (MaxDelayedPerTopic < 0) throw new ArgumentException("MaxDelayedPerTopic must not be negative.");
+        if (MaxMessageIdBytes is < 1 or > byte.MaxValue) throw new ArgumentException("MaxMessageIdBytes must be between 1 and 255.");
+        if (MaxDedupWindowMs < 0) throw new ArgumentException("MaxDedupWindowMs must not be negative.");
+        if (DefaultDedupWindowMs < 0 || DefaultDedupWindowMs > MaxDedupWindowMs) throw new ArgumentException("DefaultDedupWindowMs must be between 0 and MaxDedupWindowMs.");
+        if (MaxDedupIdsPerTopic < 1) throw new ArgumentException("MaxDedupIdsPerTopic must be positive.");
+        if (MaxDedupIds < 1) throw new ArgumentException("MaxDedupIds must be positive.");
         if (MaxHeaderBytes + DeadLetters.MaxAddedHeaderBytes(this) > ushort.MaxValue)
             throw new ArgumentException("MaxHeaderBytes leaves no room in a record for a dead letter's headers; lower it or MaxNackErrorBytes.");
     }

@@ -28,9 +28,19 @@ public sealed record QueueMessage(ReadOnlyMemory<byte> Payload, IReadOnlyList<Me
     /// </summary>
     public int DeliveryCount { get; init; }
 
+    /// <summary>
+    /// The message id of an idempotent publish (<see cref="QueueOp.PublishExtended"/>): a repeat of an id the topic
+    /// still remembers is not stored again. Null for none; set on published messages only.
+    /// </summary>
+    public string? Id { get; init; }
+
+    /// <summary>How long after its publish time the message may first be delivered, in ms (set on published messages only).</summary>
+    public long DelayMs { get; init; }
+
     /// <summary>Value equality: payload bytes and headers compared in order.</summary>
     public bool Equals(QueueMessage? other) =>
         other is not null && Offset == other.Offset && TimestampMs == other.TimestampMs && DeliveryCount == other.DeliveryCount
+        && string.Equals(Id, other.Id, StringComparison.Ordinal) && DelayMs == other.DelayMs
         && Payload.Span.SequenceEqual(other.Payload.Span) && Headers.SequenceEqual(other.Headers);
 
     public override int GetHashCode() => HashCode.Combine(Offset, TimestampMs, Payload.Length, Headers.Count);

@@ -11,7 +11,8 @@ namespace RaftMQ.Queue;
 /// the parts present: the message (length 4 + UTF-8), the list (count 4, then each length 4 + UTF-8), the first offset
 /// (u64), the whole messages (count 4, then each [offset u64][timestamp i64][header bytes u16][headers][payload length
 /// 4][payload]), the stale receipts (16: count 4, then each [offset u64][delivery i32]), the delivery counts of the
-/// whole messages (32: one i32 per message, present when any is not 0: a receive's). A result of the string ops never
+/// whole messages (32: one i32 per message, present when any is not 0: a receive's), the offsets of an extended
+/// publish (64: count 4, then each u64). A result of the string ops never
 /// has parts 4 to 32, so it encodes as before.
 /// </summary>
 public sealed class QueueResultCodec : IResultCodec
@@ -22,6 +23,7 @@ public sealed class QueueResultCodec : IResultCodec
     private const byte HasDelivered = 8;
     private const byte HasStale = 16;
     private const byte HasDeliveryCounts = 32;
+    private const byte HasOffsets = 64;
 
     /// <summary>The fixed bytes of one whole message in a result, besides its headers and payload.</summary>
     public const int DeliveredOverheadBytes = 8 + 8 + 2 + 4;
@@ -61,11 +63,12 @@ public sealed class QueueResultCodec : IResultCodec
         var counts = r.Delivered is { } d && d.Any(m => m.DeliveryCount != 0);
         if (counts) size += 4 + 4 * r.Delivered!.Count;
         if (r.Stale is { } staleList) size += 4 + 12 * staleList.Count;
+        if (r.Offsets is { } offsetList) size += 4 + 8 * offsetList.Count;
         var bytes = new byte[size];
         bytes[0] = (byte)r.Status;
         bytes[1] = (byte)((r.Message is null ? 0 : HasMessage) | (r.Messages is null ? 0 : HasMessages)
             | (r.FirstOffset is null ? 0 : HasFirstOffset) | (r.Delivered is null ? 0 : HasDelivered)
-            | (r.Stale is null ? 0 : HasStale) | (counts ? HasDeliveryCounts : 0));
+            | (r.Stale is null ? 0 : HasStale) | (counts ? HasDeliveryCounts : 0) | (r.Offsets is null ? 0 : HasOffsets));
         BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(2), r.Count);
         var at = 6;
         if (r.Message is not null) at = WriteText(bytes, at, r.Message);
@@ -117,6 +120,16 @@ public sealed class QueueResultCodec : IResultCodec
                 at += 4;
             }
         }
+        if (r.Offsets is { } offsets)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(at), offsets.Count);
+            at += 4;
+            foreach (var o in offsets)
+            {
+                BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(at), o);
+                at += 8;
+            }
+        }
         return bytes;
     }
 
@@ -126,7 +139,7 @@ public sealed class QueueResultCodec : IResultCodec
         if (bytes.Length < 6) throw new FormatException("a queue result is at least 6 bytes");
         if (bytes[0] > (byte)QueueStatus.NoSuchGroup) throw new FormatException($"unknown queue status {bytes[0]}");
         var parts = bytes[1];
-        if ((parts & ~(HasMessage | HasMessages | HasFirstOffset | HasDelivered | HasStale | HasDeliveryCounts)) != 0)
+        if ((parts & ~(HasMessage | HasMessages | HasFirstOffset | HasDelivered | HasStale | HasDeliveryCounts | HasOffsets)) != 0)
             throw new FormatException($"unknown result parts {parts}");
         var count = BinaryPrimitives.ReadInt32LittleEndian(bytes[2..]);
         var rest = bytes[6..];
@@ -177,10 +190,22 @@ public sealed class QueueResultCodec : IResultCodec
                 rest = rest[4..];
             }
         }
+        List<ulong>? offsetList = null;
+        if ((parts & HasOffsets) != 0)
+        {
+            var n = ReadLength(ref rest);
+            if (n > rest.Length / 8) throw new FormatException($"{n} offsets claimed, {rest.Length} bytes left");
+            offsetList = new List<ulong>(n);
+            for (int i = 0; i < n; i++)
+            {
+                offsetList.Add(BinaryPrimitives.ReadUInt64LittleEndian(rest));
+                rest = rest[8..];
+            }
+        }
         if (!rest.IsEmpty) throw new FormatException($"{rest.Length} bytes left over after a queue result");
         return new QueueResult((QueueStatus)bytes[0], message)
         {
-            Count = count, Messages = messages, FirstOffset = firstOffset, Delivered = delivered, Stale = stale,
+            Count = count, Messages = messages, FirstOffset = firstOffset, Delivered = delivered, Stale = stale, Offsets = offsetList,
         };
     }
 

@@ -29,7 +29,10 @@ public sealed partial class QueueStateMachine
 
     /// <summary>A topic restored from a snapshot of a format without groups: <c>default</c> at its head, the default settings.</summary>
     private void InitialState(TopicLog log) =>
-        log.State = new TopicState(DeadLetters.IsDeadLetterTopic(log.Name) ? 0 : _limits.DefaultMaxDeliveries, log.Head, log.LogicalHead);
+        log.State = new TopicState(DeadLetters.IsDeadLetterTopic(log.Name) ? 0 : _limits.DefaultMaxDeliveries, log.Head, log.LogicalHead)
+        {
+            DedupWindowMs = _limits.DefaultDedupWindowMs,
+        };
 
     private int UserTopicCount()
     {
@@ -44,7 +47,7 @@ public sealed partial class QueueStateMachine
     private TopicLog NewTopic(string name, int maxDeliveries)
     {
         var log = _store.CreateTopic(name);
-        log.State = new TopicState(maxDeliveries, log.Head, log.LogicalHead);
+        log.State = new TopicState(maxDeliveries, log.Head, log.LogicalHead) { DedupWindowMs = _limits.DefaultDedupWindowMs };
         return log;
     }
 
@@ -96,8 +99,19 @@ public sealed partial class QueueStateMachine
             group.RemovePending(offset);
             DeadLetter(log, group, offset, pending.Position, pending.Count, pending.Error, now);
         }
-        if (group.Cursor < log.Tail)
+        state.Delays.Prune(now, log.Head);
+        while (group.Cursor < log.Tail)
         {
+            // A message published with a delay not over yet: set aside in the group's pending set until it is due,
+            // and the cursor goes on (within the group's in-flight bound).
+            if (state.Delays.Count > 0 && state.Delays.TryGetDue(group.Cursor, out var due) && due > now)
+            {
+                if (group.InFlight >= _limits.MaxInFlightPerGroup) break;
+                log.ReadRecordAt(group.Cursor, group.CursorPosition, out var size);
+                group.SetPending(group.Cursor, new Pending(group.CursorPosition, 0, due, null));
+                group.AdvanceCursor(size);
+                continue;
+            }
             candidate = new Candidate(group.Cursor, group.CursorPosition, 0, null, false);
             return true;
         }
@@ -139,27 +153,31 @@ public sealed partial class QueueStateMachine
         if (lowest.Floor > log.Head) log.AdvanceHeadTo(lowest.Floor, lowest.FloorPosition);
     }
 
-    private QueueResult ConfigureTopic(string topic, int maxDeliveries, bool createIfMissing)
+    private QueueResult ConfigureTopic(string topic, int maxDeliveries, bool createIfMissing, long? dedupWindowMs)
     {
         if (maxDeliveries < 0 || maxDeliveries > _limits.MaxDeliveriesLimit) return new QueueResult(QueueStatus.Invalid);
+        if (dedupWindowMs is < 0 || dedupWindowMs > _limits.MaxDedupWindowMs) return new QueueResult(QueueStatus.Invalid);
         if (_store.Find(topic) is { } log)
         {
-            if (maxDeliveries == 0) return QueueResult.Ok;
+            if (maxDeliveries == 0 && dedupWindowMs is null) return QueueResult.Ok;
             // A dead-letter topic keeps its messages whatever happens to them: it never dead-letters.
             if (DeadLetters.IsDeadLetterTopic(topic)) return new QueueResult(QueueStatus.Invalid);
-            log.State!.MaxDeliveries = maxDeliveries;
+            if (maxDeliveries != 0) log.State!.MaxDeliveries = maxDeliveries;
+            if (dedupWindowMs is { } window) log.State!.DedupWindowMs = window;
             return QueueResult.Ok;
         }
         if (!createIfMissing) return new QueueResult(QueueStatus.NoSuchTopic);
         if (DeadLetters.IsDeadLetterTopic(topic)) return new QueueResult(QueueStatus.Invalid);
         if (UserTopicCount() >= _limits.MaxTopics) return new QueueResult(QueueStatus.LimitReached);
-        NewTopic(topic, maxDeliveries == 0 ? _limits.DefaultMaxDeliveries : maxDeliveries);
+        var created = NewTopic(topic, maxDeliveries == 0 ? _limits.DefaultMaxDeliveries : maxDeliveries);
+        if (dedupWindowMs is { } w) created.State!.DedupWindowMs = w;
         return QueueResult.Ok with { Count = 1 };
     }
 
     private QueueResult DeleteTopic(string topic)
     {
         if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
+        _dedupIds -= log.State!.Dedup.Count;
         _store.RemoveTopic(log);
         if (!DeadLetters.IsDeadLetterTopic(topic) && _store.Find(DeadLetters.TopicFor(topic)) is { } dead) _store.RemoveTopic(dead);
         return QueueResult.Ok;
@@ -389,14 +407,40 @@ public sealed partial class QueueStateMachine
                 var timestamp = MessageRecord.Timestamp(log.ReadRecordAt(g.Floor, g.FloorPosition, out _));
                 if (timestamp > 0) oldest = Math.Max(0, now - timestamp);
             }
-            var ready = (long)(log.Tail - g.Cursor) + g.InFlight - live - delayed;
+            var notDue = state.Delays.NotDueFrom(g.Cursor, now);
+            var ready = (long)(log.Tail - g.Cursor) + g.InFlight - live - delayed - notDue;
+            delayed += notDue;
             groups.Add(new GroupStats(g.Name, g.Cursor, g.Floor, ready, live, delayed, g.Unfinished(log.Tail), oldest,
                 g.DeliveredTotal, g.AckedTotal, g.DeadLetteredTotal, g.Finished.RangeCount));
         }
         var deadName = DeadLetters.IsDeadLetterTopic(topic) ? null : DeadLetters.TopicFor(topic);
         var dead = deadName is null ? null : _store.Find(deadName);
         return new TopicStats(topic, log.Head, log.Tail, log.Count, log.Bytes, state.MaxDeliveries, deadName,
-            dead is null ? 0 : dead.State!.Default.Unfinished(dead.Tail), state.PublishedTotal, groups);
+            dead is null ? 0 : dead.State!.Default.Unfinished(dead.Tail), state.PublishedTotal, groups)
+        {
+            DedupWindowMs = state.DedupWindowMs, DedupIds = state.Dedup.Count, DedupForgottenEarlyTotal = state.Dedup.ForgottenEarlyTotal,
+        };
+    }
+
+    /// <summary>
+    /// Whether a receive of <paramref name="group"/> at <paramref name="now"/> (the later of it and <see cref="Clock"/>)
+    /// might deliver something: a lease ended, a pending message due, or a message past the cursor within the
+    /// in-flight bound (possibly one still delayed: a false yes costs one empty receive). True when the topic or
+    /// group does not exist, so the receive answers that. A read (call on the loop); O(in flight).
+    /// </summary>
+    public bool MightDeliver(string topic, string group, long now)
+    {
+        if (_store.Find(topic) is not { } log || log.State!.Find(group) is not { } g) return true;
+        now = Math.Max(now, _store.Clock);
+        foreach (var lease in g.Leased.Values)
+        {
+            if (lease.Deadline <= now) return true;
+        }
+        foreach (var pending in g.PendingEntries.Values)
+        {
+            if (pending.NotBefore <= now) return true;
+        }
+        return g.Cursor < log.Tail && g.InFlight < _limits.MaxInFlightPerGroup;
     }
 
     /// <summary>
@@ -439,7 +483,17 @@ public sealed partial class QueueStateMachine
 /// <param name="DeadLettered">Messages waiting in the dead-letter topic.</param>
 public sealed record TopicStats(
     string Topic, ulong Head, ulong Tail, long Messages, long Bytes, int MaxDeliveries, string? DeadLetterTopic, long DeadLettered,
-    long PublishedTotal, IReadOnlyList<GroupStats> Groups);
+    long PublishedTotal, IReadOnlyList<GroupStats> Groups)
+{
+    /// <summary>How long a published message id is remembered, in ms (0: ids are not remembered).</summary>
+    public long DedupWindowMs { get; init; }
+
+    /// <summary>Message ids the topic remembers now (some may have expired and not been forgotten yet: that happens at its next extended publish).</summary>
+    public int DedupIds { get; init; }
+
+    /// <summary>Ids forgotten before their window passed, to stay within <see cref="QueueLimits.MaxDedupIdsPerTopic"/> or <see cref="QueueLimits.MaxDedupIds"/>.</summary>
+    public long DedupForgottenEarlyTotal { get; init; }
+}
 
 /// <summary>One consumer group of <see cref="TopicStats"/>.</summary>
 /// <param name="Group">The group's name.</param>

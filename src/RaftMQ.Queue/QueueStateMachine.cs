@@ -31,6 +31,12 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
 
     public QueueLimits Limits => _limits;
 
+    /// <summary>
+    /// Called with a topic's name after an applied command may have made some of its messages deliverable (a publish,
+    /// a nack, a redrive, a new group), on the thread that applies; must be quick and not throw. Null for none.
+    /// </summary>
+    public Action<string>? Deliverable { get; set; }
+
     /// <summary>Where the segment files are.</summary>
     public string Directory => _store.Directory;
 
@@ -111,9 +117,9 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
         var now = Tick(c);
         try
         {
-            return c.Op switch
+            var result = c.Op switch
             {
-                QueueOp.ConfigureTopic => ConfigureTopic(c.Topic, c.MaxDeliveries, c.CreateIfMissing),
+                QueueOp.ConfigureTopic => ConfigureTopic(c.Topic, c.MaxDeliveries, c.CreateIfMissing, c.DedupWindowMs),
                 QueueOp.DeleteTopic => DeleteTopic(c.Topic),
                 QueueOp.CreateGroup => CreateGroup(c.Topic, c.Group, c.Start),
                 QueueOp.Receive => Receive(c.Topic, c.Group, c.Max, c.DurationMs, now),
@@ -128,8 +134,13 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
                 QueueOp.PopBatch => PopBatch(c.Topic, c.Max),
                 QueueOp.PublishMessages => PublishMessages(c.Topic, c.Binary, c.TimestampMs),
                 QueueOp.PopMessages => PopMessages(c.Topic, c.Max),
+                QueueOp.PublishExtended => PublishExtended(c.Topic, c.Binary, now),
                 _ => new QueueResult(QueueStatus.Invalid),
             };
+            if (result.Success && Deliverable is { } notify && c.Op is QueueOp.Publish or QueueOp.PublishBatch or QueueOp.PublishMessages
+                    or QueueOp.PublishExtended or QueueOp.Nack or QueueOp.Redrive or QueueOp.CreateGroup)
+                notify(c.Topic);
+            return result;
         }
         finally
         {
@@ -287,7 +298,11 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     public IStateMachineSnapshot CaptureSnapshot() => _store.Capture();
 
     /// <summary>Replaces every topic and segment file with the snapshot's (this version's, or the older all-in-memory format).</summary>
-    public void RestoreSnapshot(Stream source) => _store.Restore(source);
+    public void RestoreSnapshot(Stream source)
+    {
+        _store.Restore(source);
+        AfterRestore();
+    }
 
     /// <summary>Closes the segment files and deletes them once no snapshot references them.</summary>
     public void Dispose() => _store.Dispose();

@@ -83,19 +83,21 @@ public static class GroupEndpoints
         if (body is null) return;
         var limits = node.StateMachine.Limits;
         var maxDeliveries = 0;
+        long? dedupWindow = null;
         var error = body.Length == 0 ? null : Fields(body, (name, value) => name switch
         {
             "max_deliveries" => Int(value, name, 1, limits.MaxDeliveriesLimit, out maxDeliveries),
-            "max_messages" or "max_bytes" or "max_age_ms" or "overflow" or "dedup_window_ms" =>
-                $"\"{name}\" is not supported yet (retention, overflow and deduplication settings are not implemented); leave it out",
-            _ => $"unknown field \"{name}\" (the body takes \"max_deliveries\")",
+            "dedup_window_ms" => Long(value, name, 0, limits.MaxDedupWindowMs, out var window) ?? Set(out dedupWindow, (long?)window),
+            "max_messages" or "max_bytes" or "max_age_ms" or "overflow" =>
+                $"\"{name}\" is not supported yet (retention and overflow settings are not implemented); leave it out",
+            _ => $"unknown field \"{name}\" (the body takes \"max_deliveries\", \"dedup_window_ms\")",
         });
         if (error is not null)
         {
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
-        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.ConfigureTopic(topic, maxDeliveries),
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.ConfigureTopic(topic, maxDeliveries, dedupWindowMs: dedupWindow),
             (c, result) => result.Success
                 ? WriteObject(c, result.Count == 1 ? StatusCodes.Status201Created : StatusCodes.Status200OK, json =>
                 {
@@ -137,6 +139,9 @@ public static class GroupEndpoints
             json.WriteNumber("max_deliveries", stats.MaxDeliveries);
             json.WriteNumber("dead_lettered", stats.DeadLettered);
             json.WriteNumber("published_total", stats.PublishedTotal);
+            json.WriteNumber("dedup_window_ms", stats.DedupWindowMs);
+            json.WriteNumber("dedup_ids", stats.DedupIds);
+            json.WriteNumber("dedup_forgotten_early_total", stats.DedupForgottenEarlyTotal);
             json.WriteStartArray("groups");
             foreach (var g in stats.Groups)
             {
@@ -215,21 +220,31 @@ public static class GroupEndpoints
             await RrmqEndpoints.WriteError(ctx, status, error);
             return;
         }
-        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.PublishMessages(topic, messages!),
+        // Messages with an id (or a delay) travel in the extended publish; the others as a plain binary publish.
+        var extended = messages!.Any(m => m.Id is not null || m.DelayMs != 0);
+        var command = extended ? QueueCommand.PublishExtended(topic, messages!) : QueueCommand.PublishMessages(topic, messages!);
+        await RrmqEndpoints.RunCommandAsync(ctx, node, command,
             (c, result) => result.Success
                 ? WriteObject(c, StatusCodes.Status200OK, json =>
                 {
                     json.WriteStartArray("offsets");
-                    for (int i = 0; i < result.Count; i++) json.WriteNumberValue(result.FirstOffset!.Value + (ulong)i);
+                    if (result.Offsets is { } offsets)
+                    {
+                        foreach (var o in offsets) json.WriteNumberValue(o);
+                    }
+                    else
+                    {
+                        for (int i = 0; i < result.Count; i++) json.WriteNumberValue(result.FirstOffset!.Value + (ulong)i);
+                    }
                     json.WriteEndArray();
-                    json.WriteNumber("duplicates", 0);
+                    json.WriteNumber("duplicates", result.Offsets is { } all ? all.Count - result.Count : 0);
                 })
                 : V1Endpoints.WriteFailure(c, result, limits));
     }
 
     /// <summary>
     /// <c>{"messages": [{"body" | "body_base64", "headers", "id", "delay_ms"}]}</c>: 400 for a malformed body, an
-    /// unsupported field (<c>id</c>, a <c>delay_ms</c> other than 0) or headers out of bounds; 413 for too many
+    /// id or a <c>delay_ms</c> out of bounds, or headers out of bounds; 413 for too many
     /// messages or a body over <see cref="QueueLimits.MaxMessageBytes"/>.
     /// </summary>
     internal static (List<QueueMessage>? Messages, int Status, string? Error) ParsePublish(byte[] body, QueueLimits limits)
@@ -255,6 +270,8 @@ public static class GroupEndpoints
             byte[]? payload = null;
             var sources = 0;
             var headers = new List<MessageHeader>();
+            string? id = null;
+            long delay = 0;
             foreach (var field in m.EnumerateObject())
             {
                 switch (field.Name)
@@ -285,11 +302,14 @@ public static class GroupEndpoints
                         }
                         break;
                     case "id":
-                        return (null, 400, $"message {i}: \"id\" is not supported yet (idempotent publishing is not implemented); leave it out");
+                        if (field.Value.ValueKind != JsonValueKind.String) return (null, 400, $"message {i}: \"id\" must be a string");
+                        id = field.Value.GetString()!;
+                        if (id.Length == 0 || Encoding.UTF8.GetByteCount(id) > limits.MaxMessageIdBytes)
+                            return (null, 400, $"message {i}: \"id\" must be 1 to {limits.MaxMessageIdBytes} bytes (UTF-8)");
+                        break;
                     case "delay_ms":
-                        if (field.Value.ValueKind != JsonValueKind.Number || !field.Value.TryGetInt64(out var delay) || delay < 0)
-                            return (null, 400, $"message {i}: \"delay_ms\" must be a non-negative integer");
-                        if (delay != 0) return (null, 400, $"message {i}: \"delay_ms\" other than 0 is not supported yet (delayed delivery is not implemented)");
+                        if (field.Value.ValueKind != JsonValueKind.Number || !field.Value.TryGetInt64(out delay) || delay < 0 || delay > limits.MaxPublishDelayMs)
+                            return (null, 400, $"message {i}: \"delay_ms\" must be an integer between 0 and {limits.MaxPublishDelayMs}");
                         break;
                     default:
                         return (null, 400, $"message {i}: unknown field \"{field.Name}\" (a message takes \"body\" or \"body_base64\", \"headers\", \"id\", \"delay_ms\")");
@@ -298,7 +318,7 @@ public static class GroupEndpoints
             if (sources != 1) return (null, 400, $"message {i} must have exactly one of \"body\" and \"body_base64\"");
             if (MessageHeaders.Check(headers, limits) is { } problem) return (null, 400, $"message {i}: {problem}");
             if (payload!.Length > limits.MaxMessageBytes) return (null, 413, $"message {i} is longer than {limits.MaxMessageBytes} bytes");
-            messages.Add(new QueueMessage(payload, headers));
+            messages.Add(new QueueMessage(payload, headers) { Id = id, DelayMs = delay });
             i++;
         }
         return (messages, 200, null);
@@ -313,13 +333,13 @@ public static class GroupEndpoints
         string group = "default";
         int max = 1;
         long lease = DefaultLeaseMs;
+        long wait = 0;
         var error = body.Length == 0 ? null : Fields(body, (name, value) => name switch
         {
             "group" => Group(value, limits, out group),
             "max" => Int(value, name, 1, limits.MaxBatchMessages, out max),
             "lease_ms" => Long(value, name, 1, limits.MaxLeaseMs, out lease),
-            "wait_ms" => Long(value, name, 0, long.MaxValue, out var wait) ?? (wait == 0 ? null
-                : "\"wait_ms\" other than 0 is not supported yet (long polling is not implemented): poll again instead"),
+            "wait_ms" => Long(value, name, 0, ServerLimits.MaxReceiveWaitMs, out wait),
             _ => $"unknown field \"{name}\" (the body takes \"group\", \"max\", \"lease_ms\", \"wait_ms\")",
         });
         if (error is not null)
@@ -327,8 +347,69 @@ public static class GroupEndpoints
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
-        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.Receive(topic, group, max, lease),
-            (c, result) => result.Success ? WriteMessages(c, result.Delivered!, received: true) : Failure(c, result, topic, group));
+        var command = QueueCommand.Receive(topic, group, max, lease);
+        Task Write(HttpContext c, QueueResult result) => result.Success ? WriteMessages(c, result.Delivered!, topic, group) : Failure(c, result, topic, group);
+        if (wait == 0 || !node.Waiters.TryEnter())
+        {
+            await RrmqEndpoints.RunCommandAsync(ctx, node, command, Write);
+            return;
+        }
+        try
+        {
+            await ReceiveWaitingAsync(ctx, node, command, wait, Write);
+        }
+        finally
+        {
+            node.Waiters.Exit();
+        }
+    }
+
+    /// <summary>
+    /// Long polling: receives; while that leases nothing and <paramref name="waitMs"/> has not passed, waits until a
+    /// command applied on this node may have made the topic's messages deliverable, or
+    /// <see cref="ServerLimits.ReceiveRecheckMs"/> passed and a read finds something might be (a lease ended, a delay
+    /// over), then receives again. Nothing is proposed while nothing can be delivered; a client that gives up stops
+    /// it, and what a receive leased for it then comes back when the lease ends.
+    /// </summary>
+    private static async Task ReceiveWaitingAsync(HttpContext ctx, QueueNode node, QueueCommand command, long waitMs, Func<HttpContext, QueueResult, Task> write)
+    {
+        var until = Environment.TickCount64 + waitMs;
+        while (true)
+        {
+            using (var deadline = node.RequestDeadline(ctx.RequestAborted))
+            {
+                var outcome = await node.ExecuteAsync(command, deadline.Token);
+                if (outcome is not CommandOutcome.Applied { Result: { Success: true, Delivered.Count: 0 } } || Environment.TickCount64 >= until)
+                {
+                    await RrmqEndpoints.RunCommandOutcomeAsync(ctx, outcome, write);
+                    return;
+                }
+            }
+            // Taken only once the topic and group are known to exist, so signals exist only for real topics. A publish
+            // applied between the receive and this is not signalled, but the next recheck finds it.
+            var signal = node.Waiters.Next(command.Topic);
+            while (true)
+            {
+                var left = until - Environment.TickCount64;
+                if (left <= 0) break;
+                try
+                {
+                    await signal.WaitAsync(TimeSpan.FromMilliseconds(Math.Min(left, ServerLimits.ReceiveRecheckMs)), ctx.RequestAborted);
+                    break;
+                }
+                catch (TimeoutException)
+                {
+                }
+                catch (OperationCanceledException)
+                {
+                    return; // the client is gone: nothing to answer
+                }
+                using var readDeadline = node.RequestDeadline(ctx.RequestAborted);
+                var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                var (ok, might, _) = await node.ReadAsync(sm => sm.MightDeliver(command.Topic, command.Group!, now), readDeadline.Token);
+                if (!ok || might) break;
+            }
+        }
     }
 
     /// <summary>Ack, nack or extend: <c>{"group", "receipts": [...]}</c> plus the op's own fields; answers the count done and the stale receipts.</summary>
@@ -339,7 +420,7 @@ public static class GroupEndpoints
         if (body is null) return;
         var limits = node.StateMachine.Limits;
         string group = "default";
-        List<Receipt>? receipts = null;
+        List<(Receipt Receipt, ulong? Tag, string Text)>? receipts = null;
         long duration = op == QueueOp.Extend ? DefaultLeaseMs : 0;
         string? reason = null;
         var accepted = op switch
@@ -364,22 +445,33 @@ public static class GroupEndpoints
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
+        // A receipt given to another group or topic (or of the form without a group) names no delivery of this
+        // group: stale, and not sent, so it cannot settle a delivery that has the same offset and count here.
+        var tag = Receipt.Tag(topic, group);
+        var own = receipts!.Where(r => r.Tag == tag).Select(r => r.Receipt).ToList();
+        var foreign = receipts!.Where(r => r.Tag != tag).Select(r => r.Text).ToList();
+        var done = op switch { QueueOp.Ack => "acked", QueueOp.Nack => "nacked", _ => "extended" };
+        Task Answer(HttpContext c, int count, IEnumerable<string> stale) => WriteObject(c, StatusCodes.Status200OK, json =>
+        {
+            json.WriteNumber(done, count);
+            json.WriteStartArray("stale");
+            foreach (var r in stale) json.WriteStringValue(r);
+            json.WriteEndArray();
+        });
+        if (own.Count == 0)
+        {
+            await Answer(ctx, 0, foreign);
+            return;
+        }
         var command = op switch
         {
-            QueueOp.Ack => QueueCommand.Ack(topic, group, receipts!),
-            QueueOp.Nack => QueueCommand.Nack(topic, group, receipts!, duration, reason),
-            _ => QueueCommand.Extend(topic, group, receipts!, duration),
+            QueueOp.Ack => QueueCommand.Ack(topic, group, own),
+            QueueOp.Nack => QueueCommand.Nack(topic, group, own, duration, reason),
+            _ => QueueCommand.Extend(topic, group, own, duration),
         };
-        var done = op switch { QueueOp.Ack => "acked", QueueOp.Nack => "nacked", _ => "extended" };
         await RrmqEndpoints.RunCommandAsync(ctx, node, command,
             (c, result) => result.Success
-                ? WriteObject(c, StatusCodes.Status200OK, json =>
-                {
-                    json.WriteNumber(done, result.Count);
-                    json.WriteStartArray("stale");
-                    foreach (var r in result.Stale!) json.WriteStringValue(r.ToString());
-                    json.WriteEndArray();
-                })
+                ? Answer(c, result.Count, foreign.Concat(result.Stale!.Select(r => r.Format(topic, group))))
                 : Failure(c, result, topic, group));
     }
 
@@ -416,7 +508,7 @@ public static class GroupEndpoints
         }
         if (messages is null) await RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
             DeadLetters.IsDeadLetterTopic(topic) ? "no dead letters: the topic does not exist or never dead-lettered a message" : "no such topic");
-        else await WriteMessages(ctx, messages, received: false);
+        else await WriteMessages(ctx, messages, null, null);
     }
 
     private static async Task Redrive(HttpContext ctx, QueueNode node)
@@ -499,20 +591,21 @@ public static class GroupEndpoints
         return limits.CheckGroupName(group) is { } error ? $"\"group\": {error}" : null;
     }
 
-    private static string? Receipts(JsonElement value, QueueLimits limits, out List<Receipt>? receipts)
+    /// <summary>The receipts of a settle call, each parsed with its group tag (null for the form without one) and its text.</summary>
+    private static string? Receipts(JsonElement value, QueueLimits limits, out List<(Receipt Receipt, ulong? Tag, string Text)>? receipts)
     {
         receipts = null;
         if (value.ValueKind != JsonValueKind.Array) return "\"receipts\" must be an array of receipt strings";
         var count = value.GetArrayLength();
         if (count == 0) return "\"receipts\" must not be empty";
         if (count > limits.MaxReceiptsPerCall) return $"more than {limits.MaxReceiptsPerCall} receipts in one call";
-        var list = new List<Receipt>(count);
+        var list = new List<(Receipt, ulong?, string)>(count);
         var i = 0;
         foreach (var r in value.EnumerateArray())
         {
-            if (r.ValueKind != JsonValueKind.String || !Receipt.TryParse(r.GetString(), out var receipt))
+            if (r.ValueKind != JsonValueKind.String || !Receipt.TryParse(r.GetString(), out var receipt, out var tag))
                 return $"receipt {i} is not a receipt: pass the \"receipt\" strings receive returned, unchanged";
-            list.Add(receipt);
+            list.Add((receipt, tag, r.GetString()!));
             i++;
         }
         receipts = list;
@@ -537,7 +630,7 @@ public static class GroupEndpoints
     /// <c>{"success": true, "messages": [{"offset", "body", "published_at", "headers", and for a receive "receipt",
     /// "delivery_count"}]}</c>; "body" is the payload as text, or null with "body_base64" when it is not valid UTF-8.
     /// </summary>
-    private static async Task WriteMessages(HttpContext ctx, IReadOnlyList<QueueMessage> messages, bool received)
+    private static async Task WriteMessages(HttpContext ctx, IReadOnlyList<QueueMessage> messages, string? topic, string? group)
     {
         if (ctx.Response.HasStarted) return;
         ctx.Response.StatusCode = StatusCodes.Status200OK;
@@ -556,9 +649,9 @@ public static class GroupEndpoints
                 json.WriteNull("body");
                 json.WriteBase64String("body_base64", m.Payload.Span);
             }
-            if (received)
+            if (group is not null)
             {
-                json.WriteString("receipt", new Receipt(m.Offset, m.DeliveryCount).ToString());
+                json.WriteString("receipt", new Receipt(m.Offset, m.DeliveryCount).Format(topic!, group!));
                 json.WriteNumber("delivery_count", m.DeliveryCount);
             }
             json.WriteNumber("published_at", m.TimestampMs);

@@ -58,9 +58,13 @@ public sealed class QueueNode : IAsyncDisposable
         Identity = identity;
         Members = members;
         StateMachine = stateMachine;
+        StateMachine.Deliverable = Waiters.Notify;
         Stamper = new PublishStamper(time ?? TimeProvider.System);
         Forwarding = new ProposalForwarding { Results = QueueResultCodec.Instance, Admit = Admit, Prepare = Stamper.Stamp };
     }
+
+    /// <summary>The receives waiting on this node for messages (long polling).</summary>
+    public ReceiveWaiters Waiters { get; } = new();
 
     /// <summary>Stamps binary publishes with this node's clock when it proposes them as the leader (its own and forwarded ones).</summary>
     public PublishStamper Stamper { get; }

@@ -132,6 +132,10 @@ public static class RrmqEndpoints
         await WriteOutcome(ctx, outcome, result => writeResult(ctx, result));
     }
 
+    /// <summary>Answers a command's outcome: the result as <paramref name="writeResult"/> writes it, or the 507 or 503 of a command not applied.</summary>
+    internal static Task RunCommandOutcomeAsync(HttpContext ctx, CommandOutcome outcome, Func<HttpContext, QueueResult, Task> writeResult) =>
+        WriteOutcome(ctx, outcome, result => writeResult(ctx, result));
+
     private static async Task WriteOutcome(HttpContext ctx, CommandOutcome outcome, Func<QueueResult, Task> writeResult)
     {
         switch (outcome)
@@ -227,6 +231,18 @@ public static class ServerLimits
     /// batch, the topic and a fixed header.
     /// </summary>
     public const int CommandOverheadBytes = 16 * 1024;
+
+    /// <summary>Longest <c>wait_ms</c> a receive may ask for (long polling), in milliseconds.</summary>
+    public const long MaxReceiveWaitMs = 20_000;
+
+    /// <summary>Most receives one node holds waiting at once; a receive past it is answered at once, as with <c>wait_ms</c> 0.</summary>
+    public const int MaxWaitingReceives = 1_024;
+
+    /// <summary>
+    /// Longest a waiting receive goes without looking again while nothing was published to its topic: how soon it
+    /// notices a lease that ended, a nack delay or a publish delay that is over.
+    /// </summary>
+    public const int ReceiveRecheckMs = 100;
 
     /// <summary>Throws when a request body within <see cref="MaxRequestBodyBytes"/> could become a command the node refuses.</summary>
     public static void CheckAgainst(RaftMQ.Hosting.RaftHostOptions host)

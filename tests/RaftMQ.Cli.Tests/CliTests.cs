@@ -107,11 +107,13 @@ public sealed class CliClusterTests
         (await env.RunAsync("publish", "jobs", "b")).ExitCode.ShouldBe(0);
 
         var received = await env.RunAsync("receive", "jobs", "--lease-ms", "60000");
-        received.Stdout.ShouldBe("r0-1\t0\t1\ta\n", received.ToString());
-        (await env.RunAsync("ack", "jobs", "r0-1")).Stdout.ShouldBe("acked 1\n");
-        var stale = await env.RunAsync("ack", "jobs", "r0-1");
+        var receipt = received.Stdout.Split('\t')[0];
+        receipt.ShouldStartWith("r0-1-"); // the receipt names the group too
+        received.Stdout.ShouldBe($"{receipt}\t0\t1\ta\n", received.ToString());
+        (await env.RunAsync("ack", "jobs", receipt)).Stdout.ShouldBe("acked 1\n");
+        var stale = await env.RunAsync("ack", "jobs", receipt);
         (stale.ExitCode, stale.Stdout).ShouldBe((1, "acked 0\n"), stale.ToString());
-        stale.Stderr.ShouldContain("stale receipt r0-1");
+        stale.Stderr.ShouldContain($"stale receipt {receipt}");
         var bad = await env.RunAsync("ack", "jobs", "nonsense");
         bad.ExitCode.ShouldBe(1, bad.ToString());
         bad.Stderr.ShouldContain("is not a receipt");
@@ -119,7 +121,7 @@ public sealed class CliClusterTests
 
         // A message whose only delivery's lease ends is dead-lettered (max_deliveries 1) by the next receive.
         (await env.RunAsync("publish", "jobs", "poison")).ExitCode.ShouldBe(0);
-        (await env.RunAsync("receive", "jobs", "--lease-ms", "1")).Stdout.ShouldStartWith("r2-1\t2\t1\tpoison");
+        (await env.RunAsync("receive", "jobs", "--lease-ms", "1")).Stdout.ShouldMatch("^r2-1-[0-9a-f]{16}\t2\t1\tpoison");
         (await Eventually.TrueAsync(async () =>
         {
             (await env.RunAsync("receive", "jobs")).ExitCode.ShouldBe(0);
@@ -131,6 +133,18 @@ public sealed class CliClusterTests
         var stats = await env.RunAsync("topic", "stats", "jobs");
         stats.Stdout.ShouldContain("0 dead-lettered");
         stats.Stdout.ShouldContain("default\t0\t0\t0\t0\t-\t");
+
+        // An id makes a publish safe to repeat: the second is recognised and not stored.
+        (await env.RunAsync("topic", "configure", "jobs", "--dedup-window-ms", "600000")).Stdout.ShouldBe("configured topic 'jobs'\n");
+        (await env.RunAsync("publish", "jobs", "once", "--id", "job-7")).Stdout.ShouldBe("published 1 message to 'jobs' at offset 4\n");
+        (await env.RunAsync("publish", "jobs", "once", "--id", "job-7")).Stdout.ShouldBe("id 'job-7' was published to 'jobs' already, at offset 4: not stored again\n");
+        (await env.RunAsync("consume", "jobs", "--group", "default")).Stdout.ShouldBe("once\n");
+        (await env.RunAsync("publish", "jobs", "later", "--delay-ms", "3600000")).Stdout.ShouldBe("published 1 message to 'jobs' at offset 5\n");
+        (await env.RunAsync("topic", "stats", "jobs")).Stdout.ShouldContain("default\t0\t0\t1\t1\t");
+        var waited = await env.RunAsync("receive", "jobs", "--wait-ms", "300"); // only a delayed message: nothing within the wait
+        (waited.ExitCode, waited.Stdout).ShouldBe((0, ""), waited.ToString());
+        var noMessage = await env.RunAsync("publish", "jobs", "--id", "x");
+        (noMessage.ExitCode, noMessage.Stderr.Contains("--id and --delay-ms take one MESSAGE", StringComparison.Ordinal)).ShouldBe((2, true), noMessage.ToString());
 
         (await env.RunAsync("topic", "delete", "jobs")).Stdout.ShouldBe("deleted topic 'jobs'\n");
         var gone = await env.RunAsync("topic", "stats", "jobs");

@@ -51,9 +51,33 @@ public sealed class GroupClientTests
         (await client.PeekAsync(topic, from: 2)).Single().Payload.ShouldBe(new byte[] { 0xff, 0 });
         (await client.ReceiveAsync(topic, "audit", 10)).Select(d => d.Offset).ShouldBe([0UL, 1UL, 2UL]);
 
+        // Messages with ids: a repeat is answered with the first offsets and not stored.
+        (await client.ConfigureTopicAsync(topic, null, TimeSpan.FromMinutes(10))).ShouldBeFalse();
+        var batch = new[] { OutgoingMessage.FromText("x") with { Id = "x-1" }, OutgoingMessage.FromText("y") with { Id = "y-1" } };
+        (await client.PublishIdempotentAsync(topic, batch)).ShouldBe(new IdempotentPublishResult([3UL, 4UL], 0), new IdempotentPublishComparer());
+        (await client.PublishIdempotentAsync(topic, batch)).ShouldBe(new IdempotentPublishResult([3UL, 4UL], 2), new IdempotentPublishComparer());
+        (await client.GetTopicStatsAsync(topic)).Tail.ShouldBe(5UL);
+        await Should.ThrowAsync<ArgumentException>(() => client.PublishIdempotentAsync(topic, [OutgoingMessage.FromText("no id")]));
+        (await client.PublishToTopicAsync(topic, [OutgoingMessage.FromText("later") with { Delay = TimeSpan.FromHours(1) }])).Offsets.ShouldBe([5UL]);
+        (await client.GetTopicStatsAsync(topic)).Groups[0].Delayed.ShouldBe(1);
+        // Long polling: once default's ready messages are leased, nothing is ready (the last is delayed an hour) within the wait.
+        (await client.ReceiveAsync(topic, "default", 10)).Select(d => d.Offset).ShouldBe([2UL, 3UL, 4UL]);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        (await client.ReceiveAsync(topic, "default", 10, null, TimeSpan.FromMilliseconds(400))).ShouldBeEmpty();
+        sw.ElapsedMilliseconds.ShouldBeGreaterThanOrEqualTo(400);
+
         (await Should.ThrowAsync<RequestRejectedException>(() => client.ReceiveAsync(topic, "nobody"))).Message.ShouldContain("no such consumer group");
         await client.DeleteTopicAsync(topic);
         await Should.ThrowAsync<TopicNotFoundException>(() => client.GetTopicStatsAsync(topic));
         await Should.ThrowAsync<TopicNotFoundException>(() => client.ReceiveAsync(topic));
     }
+}
+
+/// <summary>Compares publish results by their offsets, in order, and duplicates.</summary>
+internal sealed class IdempotentPublishComparer : IEqualityComparer<IdempotentPublishResult>
+{
+    public bool Equals(IdempotentPublishResult? x, IdempotentPublishResult? y) =>
+        x is not null && y is not null && x.Offsets.SequenceEqual(y.Offsets) && x.Duplicates == y.Duplicates;
+
+    public int GetHashCode(IdempotentPublishResult obj) => obj.Duplicates;
 }

@@ -310,6 +310,25 @@ public sealed class ConsumerGroupTests : IDisposable
             Receipt.TryParse(bad, out _).ShouldBeFalse(bad);
     }
 
+    [Fact]
+    public void A_receipts_text_names_its_topic_and_group()
+    {
+        var r = new Receipt(0x1234, 2);
+        var text = r.Format("orders", "billing");
+        text.ShouldMatch("^r1234-2-[0-9a-f]{16}$");
+        Receipt.TryParse(text, out var parsed, out var tag).ShouldBeTrue();
+        (parsed, tag).ShouldBe((r, Receipt.Tag("orders", "billing")));
+        // Another group, another topic, or the dead letters of the topic: another tag.
+        new[] { Receipt.Tag("orders", "default"), Receipt.Tag("invoices", "billing"), Receipt.Tag(DeadLetters.TopicFor("orders"), "billing"), Receipt.Tag("orders\0", "billing") }
+            .ShouldAllBe(t => t != tag);
+        Receipt.Tag("orders", "billing").ShouldBe(tag!.Value); // the same on every call and every node
+        // The form without a group still parses, with no tag.
+        Receipt.TryParse("r1234-2", out var old, out var none).ShouldBeTrue();
+        (old, none).ShouldBe((r, (ulong?)null));
+        foreach (var bad in new[] { "r1234-2-", "r1234-2-0123456789abcde", "r1234-2-0123456789abcdef0", "r1234-2-0123456789ABCDEF", "r1234-0-0123456789abcdef", "r1234-2-0123456789abcdef-1" })
+            Receipt.TryParse(bad, out _, out _).ShouldBeFalse(bad);
+    }
+
     private sealed class FixedTime(DateTimeOffset now) : TimeProvider
     {
         public override DateTimeOffset GetUtcNow() => now;

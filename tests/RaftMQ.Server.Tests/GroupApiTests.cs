@@ -34,6 +34,10 @@ public sealed class GroupApiTests
 
     private static JsonArray Messages(JsonObject json) => json["messages"]!.AsArray();
 
+    /// <summary>A publish answer as "OFFSET,... duplicates N".</summary>
+    private static string Published(JsonObject json) =>
+        $"{string.Join(',', json["offsets"]!.AsArray().Select(o => o!.GetValue<long>()))} duplicates {json["duplicates"]!.GetValue<int>()}";
+
     [Fact]
     public async Task Receive_ack_redelivery_dead_letters_and_redrive_through_followers()
     {
@@ -147,6 +151,104 @@ public sealed class GroupApiTests
     }
 
     [Fact]
+    public async Task A_retried_publish_whose_answer_was_lost_is_stored_once_until_the_window_expires()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = Enumerable.Range(0, 3).First(i => i != leader);
+        const string topic = "orders";
+        await Ok(cluster, follower, HttpMethod.Put, Path(topic), """{"dedup_window_ms": 600000}""", HttpStatusCode.Created);
+        const string batch = """{"messages": [{"body": "order 1", "id": "o-1"}, {"body": "order 2", "id": "o-2"}]}""";
+        var first = await Ok(cluster, follower, HttpMethod.Post, Path(topic, "publish"), batch);
+        Published(first).ShouldBe("0,1 duplicates 0");
+
+        // The producer never saw that answer and retries, through the leader and then, after the leader died,
+        // through the new one: each retry is answered with the original offsets and stores nothing.
+        var again = await Ok(cluster, leader, HttpMethod.Post, Path(topic, "publish"), batch);
+        Published(again).ShouldBe("0,1 duplicates 2");
+        await cluster.Node(leader).KillAsync();
+        var next = await cluster.WaitForLeaderAsync(not: leader);
+        var third = await Ok(cluster, next, HttpMethod.Post, Path(topic, "publish"),
+            """{"messages": [{"body": "order 2", "id": "o-2"}, {"body": "order 3", "id": "o-3"}]}""");
+        Published(third).ShouldBe("1,2 duplicates 1");
+        Messages(await Ok(cluster, next, HttpMethod.Get, Path(topic, "peek") + "?max=10")).Select(m => m!["body"]!.GetValue<string>())
+            .ShouldBe(["order 1", "order 2", "order 3"]);
+        var stats = await Ok(cluster, next, HttpMethod.Get, Path(topic));
+        (stats["published_total"]!.GetValue<long>(), stats["dedup_ids"]!.GetValue<int>(), stats["dedup_window_ms"]!.GetValue<long>()).ShouldBe((3L, 3, 600000L));
+
+        // A short window: the id is a duplicate until the leader's clock has moved past it, then stored again.
+        await Ok(cluster, next, HttpMethod.Put, Path(topic), """{"dedup_window_ms": 300}""");
+        const string retry = """{"messages": [{"body": "late", "id": "late-1"}]}""";
+        (await Ok(cluster, next, HttpMethod.Post, Path(topic, "publish"), retry))["duplicates"]!.GetValue<int>().ShouldBe(0);
+        JsonObject? stored = null;
+        (await Eventually.TrueAsync(async () =>
+        {
+            stored = await Ok(cluster, next, HttpMethod.Post, Path(topic, "publish"), retry);
+            return stored["duplicates"]!.GetValue<int>() == 0;
+        }, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(50))).ShouldBeTrue();
+        stored!["offsets"]!.AsArray().Single()!.GetValue<long>().ShouldBe(4);
+    }
+
+    [Fact]
+    public async Task A_delayed_message_is_delivered_once_its_delay_is_over_and_not_before()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        const string topic = "reminders";
+        await Ok(cluster, follower, HttpMethod.Put, Path(topic), null, HttpStatusCode.Created);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await Ok(cluster, follower, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "later", "delay_ms": 1500}, {"body": "now"}]}""");
+        var first = Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"max": 10}"""));
+        first.Select(m => m!["body"]!.GetValue<string>()).ShouldBe(["now"]);
+        var group = (await Ok(cluster, leader, HttpMethod.Get, Path(topic)))["groups"]!.AsArray().Single()!;
+        (group["delayed"]!.GetValue<int>(), group["ready"]!.GetValue<long>()).ShouldBe((1, 0L));
+
+        JsonNode? later = null;
+        (await Eventually.TrueAsync(async () =>
+        {
+            later = Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"max": 10}""")).SingleOrDefault();
+            return later is not null;
+        }, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(50))).ShouldBeTrue();
+        // Not before its time: the leader's clock and this one both run at least 1.5 s between publish and delivery.
+        sw.ElapsedMilliseconds.ShouldBeGreaterThanOrEqualTo(1500);
+        (later!["body"]!.GetValue<string>(), later["delivery_count"]!.GetValue<int>(), later["offset"]!.GetValue<long>()).ShouldBe(("later", 1, 0L));
+    }
+
+    [Fact]
+    public async Task A_waiting_receive_is_answered_by_a_publish_or_an_ended_lease_and_otherwise_when_its_wait_is_over()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        var other = (leader + 2) % 3;
+        const string topic = "polled";
+        await Ok(cluster, leader, HttpMethod.Put, Path(topic), null, HttpStatusCode.Created);
+
+        // Nothing comes: the answer is an empty list once the wait is over, not before.
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 700}""")).ShouldBeEmpty();
+        sw.ElapsedMilliseconds.ShouldBeGreaterThanOrEqualTo(700);
+
+        // A publish through another node answers a receive waiting on a follower.
+        sw.Restart();
+        var waiting = Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 15000, "lease_ms": 500}""");
+        await Ok(cluster, other, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "hello"}]}""");
+        var got = Messages(await waiting).Single()!;
+        (got["body"]!.GetValue<string>(), got["delivery_count"]!.GetValue<int>()).ShouldBe(("hello", 1));
+        sw.ElapsedMilliseconds.ShouldBeLessThan(15000);
+
+        // Its lease of 500 ms ends unacked: a receive waiting on the leader gets it again without any new publish.
+        sw.Restart();
+        var again = Messages(await Ok(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 15000}""")).Single()!;
+        (again["body"]!.GetValue<string>(), again["delivery_count"]!.GetValue<int>()).ShouldBe(("hello", 2));
+        sw.ElapsedMilliseconds.ShouldBeLessThan(15000);
+    }
+
+    [Fact]
     public async Task Bad_input_gets_a_4xx_with_a_clear_error()
     {
         await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
@@ -158,15 +260,18 @@ public sealed class GroupApiTests
 
         (HttpMethod, string, string?, HttpStatusCode, string)[] cases =
         [
-            (HttpMethod.Put, Path(topic), """{"dedup_window_ms": 1000}""", HttpStatusCode.BadRequest, "not supported yet"),
+            (HttpMethod.Put, Path(topic), """{"max_messages": 1000}""", HttpStatusCode.BadRequest, "not supported yet"),
+            (HttpMethod.Put, Path(topic), """{"dedup_window_ms": -1}""", HttpStatusCode.BadRequest, "\"dedup_window_ms\" must be an integer between 0 and"),
             (HttpMethod.Put, Path(topic), """{"max_deliveries": 0}""", HttpStatusCode.BadRequest, "\"max_deliveries\" must be an integer between 1 and"),
             (HttpMethod.Put, Path(topic), """{"colour": "red"}""", HttpStatusCode.BadRequest, "unknown field \"colour\""),
             (HttpMethod.Put, "/topic", """{"topic": "x\u0000dlq"}""", HttpStatusCode.BadRequest, ""),
-            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "id": "k1"}]}""", HttpStatusCode.BadRequest, "\"id\" is not supported yet"),
-            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "delay_ms": 10}]}""", HttpStatusCode.BadRequest, "not supported yet"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "id": 7}]}""", HttpStatusCode.BadRequest, "message 0: \"id\" must be a string"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "id": ""}]}""", HttpStatusCode.BadRequest, "\"id\" must be 1 to 128 bytes"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "delay_ms": -1}]}""", HttpStatusCode.BadRequest, "message 0: \"delay_ms\" must be an integer between 0 and 86400000"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "delay_ms": 86400001}]}""", HttpStatusCode.BadRequest, "\"delay_ms\" must be an integer between 0 and"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "body_base64": "YQ=="}]}""", HttpStatusCode.BadRequest, "exactly one of"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": []}""", HttpStatusCode.BadRequest, "must not be empty"),
-            (HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 100}""", HttpStatusCode.BadRequest, "long polling"),
+            (HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 20001}""", HttpStatusCode.BadRequest, "\"wait_ms\" must be an integer between 0 and 20000"),
             (HttpMethod.Post, Path(topic, "receive"), """{"max": 0}""", HttpStatusCode.BadRequest, "\"max\" must be an integer between 1 and 1000"),
             (HttpMethod.Post, Path(topic, "receive"), """{"lease_ms": 0}""", HttpStatusCode.BadRequest, "\"lease_ms\" must be an integer between 1 and"),
             (HttpMethod.Post, Path(topic, "receive"), """{"group": "no such"}""", HttpStatusCode.BadRequest, "\"group\""),
@@ -196,5 +301,39 @@ public sealed class GroupApiTests
         (stats["tail"]!.GetValue<long>(), stats["max_deliveries"]!.GetValue<int>(), stats["groups"]!.AsArray().Count).ShouldBe((0L, 20, 1));
         // A receipt of the right form that names no delivery is stale, not an error.
         (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{receipt}}"]}"""))["stale"]!.AsArray().Count.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task A_receipt_of_one_group_is_stale_for_another_group_at_the_same_offset_and_count()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        const string topic = "fanout";
+        await Ok(cluster, leader, HttpMethod.Put, Path(topic), null, HttpStatusCode.Created);
+        await Ok(cluster, leader, HttpMethod.Put, Path(topic, "groups/billing"), null, HttpStatusCode.Created);
+        await Ok(cluster, leader, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "m"}]}""");
+        var mine = Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"group": "default", "lease_ms": 600000}""")).Single()!;
+        var theirs = Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"group": "billing", "lease_ms": 600000}""")).Single()!;
+        (mine["offset"]!.GetValue<long>(), mine["delivery_count"]!.GetValue<int>()).ShouldBe((theirs["offset"]!.GetValue<long>(), theirs["delivery_count"]!.GetValue<int>()));
+        var receipt = mine["receipt"]!.GetValue<string>();
+        receipt.ShouldNotBe(theirs["receipt"]!.GetValue<string>());
+
+        // default's receipt, given for billing (and the form without a group): stale, nothing acked in billing.
+        foreach (var op in new[] { "ack", "nack", "extend" })
+        {
+            var answer = await Ok(cluster, follower, HttpMethod.Post, Path(topic, op), $$"""{"group": "billing", "receipts": ["{{receipt}}", "r0-1"]}""");
+            answer["stale"]!.AsArray().Select(s => s!.GetValue<string>()).ShouldBe([receipt, "r0-1"], op);
+        }
+        var billing = (await Ok(cluster, leader, HttpMethod.Get, Path(topic)))["groups"]!.AsArray().Single(g => g!["group"]!.GetValue<string>() == "billing")!;
+        (billing["leased"]!.GetValue<int>(), billing["acked_total"]!.GetValue<long>()).ShouldBe((1, 0L));
+        // The dead letters of the topic are another topic: the receipt is stale there too.
+        (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "dead-letters/ack"), $$"""{"receipts": ["{{receipt}}"]}"""))["acked"]!.GetValue<int>().ShouldBe(0);
+
+        // Each receipt acks its own group's delivery.
+        (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"group": "billing", "receipts": ["{{theirs["receipt"]!.GetValue<string>()}}"]}"""))["acked"]!.GetValue<int>().ShouldBe(1);
+        var acked = await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{receipt}}", "{{receipt}}"]}""");
+        (acked["acked"]!.GetValue<int>(), acked["stale"]!.AsArray().Single()!.GetValue<string>()).ShouldBe((1, receipt));
     }
 }

@@ -28,6 +28,18 @@ internal sealed class TopicState
     /// <summary>Messages published to the topic so far (binary and string publishes, redrives included).</summary>
     public long PublishedTotal { get; set; }
 
+    /// <summary>
+    /// How long a published message id is remembered, in ms (0: ids are not remembered); −1 after restoring a
+    /// snapshot written before deduplication, until the state machine gives it the default.
+    /// </summary>
+    public long DedupWindowMs { get; set; } = -1;
+
+    /// <summary>The message ids remembered for idempotent publishing.</summary>
+    public DedupTable Dedup { get; private set; } = new();
+
+    /// <summary>Messages published with a delay not over yet.</summary>
+    public DelayedMessages Delays { get; private set; } = new();
+
     public IReadOnlyList<ConsumerGroup> Groups => _order;
 
     public ConsumerGroup Default => _order[0];
@@ -54,7 +66,10 @@ internal sealed class TopicState
     /// <summary>Whether a message that has had <paramref name="deliveries"/> deliveries must be dead-lettered rather than delivered again.</summary>
     public bool Exhausted(int deliveries) => MaxDeliveries > 0 && deliveries >= MaxDeliveries;
 
-    /// <summary>The state in a snapshot: settings, totals, then each group.</summary>
+    /// <summary>
+    /// The state in a snapshot: settings, totals, each group, then the deduplication section (window and ids) and the
+    /// delayed messages (count, then offset and due time each), which states written before them lack.
+    /// </summary>
     public byte[] Serialize()
     {
         using var buffer = new MemoryStream();
@@ -64,6 +79,9 @@ internal sealed class TopicState
             w.Write(PublishedTotal);
             w.Write(_order.Count);
             foreach (var g in _order) g.Write(w);
+            w.Write(DedupWindowMs);
+            Dedup.Write(w);
+            Delays.Write(w);
         }
         return buffer.ToArray();
     }
@@ -80,6 +98,14 @@ internal sealed class TopicState
             if (i == 0 && group.Name != DefaultGroup) throw new InvalidDataException($"topic {topic}: the first group is {group.Name}, not {DefaultGroup}");
             if (state._groups.ContainsKey(group.Name)) throw new InvalidDataException($"topic {topic}: group {group.Name} twice");
             state.Add(group);
+        }
+        if (r.BaseStream.Position < r.BaseStream.Length)
+        {
+            state.DedupWindowMs = r.ReadInt64();
+            if (state.DedupWindowMs < 0) throw new InvalidDataException($"topic {topic}: negative dedup window");
+            state.Dedup = DedupTable.Read(r, topic);
+            // States written with deduplication but before delayed delivery end here.
+            if (r.BaseStream.Position < r.BaseStream.Length) state.Delays = DelayedMessages.Read(r, topic, head, tail);
         }
         if (state.Lowest().Floor != head) throw new InvalidDataException($"topic {topic}: head {head} is not its lowest group floor {state.Lowest().Floor}");
         return state;

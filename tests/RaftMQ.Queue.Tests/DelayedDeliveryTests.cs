@@ -1,0 +1,94 @@
+using System.Text;
+using RaftMQ.StateMachine;
+
+namespace RaftMQ.Queue.Tests;
+
+/// <summary>Delayed delivery: a message published with delay_ms reaches no group, nor a pop, before its time by the commands' clock.</summary>
+[Collection(QueueMemoryCollection.Name)]
+public sealed class DelayedDeliveryTests : IDisposable
+{
+    private readonly TestQueues _queues = new();
+
+    public void Dispose() => _queues.Dispose();
+
+    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
+
+    private static QueueMessage Msg(string text, long delayMs = 0) => new(Encoding.UTF8.GetBytes(text)) { DelayMs = delayMs };
+
+    private static string[] Receive(QueueStateMachine sm, string group, long now, int max = 10) =>
+        [.. Apply(sm, QueueCommand.Receive("t", group, max, 60_000, now)).Delivered!.Select(m => $"{Encoding.UTF8.GetString(m.Payload.Span)}#{m.DeliveryCount}")];
+
+    private QueueStateMachine WithTopic(QueueLimits? limits = null)
+    {
+        var sm = _queues.Create(limits);
+        Apply(sm, QueueCommand.ConfigureTopic("t", 0)).Count.ShouldBe(1);
+        Apply(sm, QueueCommand.CreateGroup("t", "other", GroupStart.Earliest)).ShouldBe(QueueResult.Ok);
+        return sm;
+    }
+
+    [Fact]
+    public void A_delayed_message_reaches_no_group_before_its_time_and_does_not_hold_back_the_others()
+    {
+        var sm = WithTopic();
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("later", 5_000), Msg("now")], 1_000)).ShouldBe(QueueResult.Ok with { Count = 2, Offsets = [0UL, 1UL] });
+        var stats = sm.Stats("t", 1_000)!.Groups;
+        stats.Select(g => (g.Ready, g.Delayed)).ShouldBe([(1L, 1), (1L, 1)]);
+
+        Receive(sm, "default", 2_000).ShouldBe(["now#1"]);
+        Receive(sm, "default", 5_999).ShouldBeEmpty();
+        sm.Stats("t", 5_999)!.Groups[0].ShouldSatisfyAllConditions(g => g.Delayed.ShouldBe(1), g => g.Ready.ShouldBe(0L), g => g.Leased.ShouldBe(1));
+        Receive(sm, "default", 6_000).ShouldBe(["later#1"]); // due: the first delivery
+        // The other group and the pops follow the same clock.
+        Apply(sm, QueueCommand.PopMessages("t", 10)).Delivered!.ShouldBeEmpty();
+        Receive(sm, "other", 6_001).ShouldBe(["later#1", "now#1"]);
+    }
+
+    [Fact]
+    public void Pops_wait_for_the_delay_too()
+    {
+        var sm = _queues.Create();
+        Apply(sm, QueueCommand.ConfigureTopic("t", 0));
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("a", 1_000), Msg("b")], 10_000));
+        Apply(sm, QueueCommand.PopMessages("t", 10)).Delivered!.Select(m => m.Offset).ShouldBe([1UL]);
+        Apply(sm, QueueCommand.Pop("t")).Status.ShouldBe(QueueStatus.Empty);
+        // Pops carry no time: the next stamped command moves the clock past the delay.
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("c")], 11_000));
+        Apply(sm, QueueCommand.PopMessages("t", 10)).Delivered!.Select(m => m.Offset).ShouldBe([0UL, 2UL]);
+        sm.Depth("t").ShouldBe(0);
+    }
+
+    [Fact]
+    public void Delays_survive_a_snapshot()
+    {
+        var sm = WithTopic();
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("a", 10_000), Msg("b", 20_000)], 1_000));
+        Receive(sm, "default", 1_500).ShouldBeEmpty(); // default has set both aside; other has not reached them
+        using var buffer = new MemoryStream();
+        sm.WriteSnapshot(buffer);
+        buffer.Position = 0;
+        var restored = _queues.Create();
+        restored.RestoreSnapshot(buffer);
+        foreach (var q in new[] { sm, restored })
+        {
+            Receive(q, "other", 10_999).ShouldBeEmpty();
+            Receive(q, "default", 11_000).ShouldBe(["a#1"]);
+            Receive(q, "other", 11_000).ShouldBe(["a#1"]);
+            Receive(q, "other", 21_000).ShouldBe(["b#1"]);
+            Receive(q, "default", 21_000).ShouldBe(["b#1"]);
+        }
+    }
+
+    [Fact]
+    public void Delays_out_of_bounds_are_refused()
+    {
+        var sm = WithTopic(QueueLimits.Default with { MaxDelayedPerTopic = 1 });
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("a", sm.Limits.MaxPublishDelayMs + 1)], 1_000)).Status.ShouldBe(QueueStatus.Invalid);
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("a", -1)], 1_000)).Status.ShouldBe(QueueStatus.Invalid);
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("a", 1_000), Msg("b", 1_000)], 1_000)).Status.ShouldBe(QueueStatus.LimitReached);
+        sm.Depth("t").ShouldBe(0);
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("a", 1_000)], 1_000)).Count.ShouldBe(1);
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("b", 1_000)], 1_500)).Status.ShouldBe(QueueStatus.LimitReached);
+        // Once the first is due it no longer counts.
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("b", 1_000)], 2_000)).Count.ShouldBe(1);
+    }
+}
