@@ -1,3 +1,5 @@
+using System.IO.Compression;
+
 namespace RaftMQ.Packaging.Tests;
 
 /// <summary>
@@ -29,6 +31,18 @@ public sealed class PackageTests : IDisposable
     public async Task Client_package_restores_into_a_program_that_publishes_and_consumes_on_a_real_node()
     {
         var version = await PackAsync("src/RaftMQ.Client/RaftMQ.Client.csproj", "RaftMQ.Client");
+        using (var package = ZipFile.OpenRead(PackagePath("RaftMQ.Client", version)))
+        {
+            var entries = package.Entries.Select(e => e.FullName).ToList();
+            entries.ShouldContain("README.md");
+            entries.ShouldContain("lib/net10.0/RaftMQ.Client.dll");
+            entries.ShouldContain("lib/net10.0/RaftMQ.Client.xml");
+            using var nuspec = new StreamReader(package.GetEntry("RaftMQ.Client.nuspec")!.Open());
+            var metadata = await nuspec.ReadToEndAsync();
+            metadata.ShouldContain("<license type=\"expression\">MIT</license>");
+            metadata.ShouldContain("<readme>README.md</readme>");
+            metadata.ShouldContain("<dependency id=\"Polly\"");
+        }
 
         var app = Path.Combine(_root, "app");
         Directory.CreateDirectory(app);
@@ -107,6 +121,14 @@ public sealed class PackageTests : IDisposable
     {
         var version = await PackAsync("src/RaftMQ.Cli/RaftMQ.Cli.csproj", "raftmq");
         var tools = Path.Combine(_root, "tools");
+        using (var package = ZipFile.OpenRead(PackagePath("raftmq", version)))
+        {
+            var entries = package.Entries.Select(e => e.FullName).ToList();
+            entries.ShouldContain("tools/net10.0/any/raftmq.dll");
+            entries.ShouldContain("tools/net10.0/any/DotnetToolSettings.xml");
+            // The node is not part of the tool: a launcher without its assemblies would only fail at run time.
+            entries.ShouldNotContain(e => e.Contains("RaftMQ.Server", StringComparison.Ordinal));
+        }
 
         await DotnetAsync(_root, "tool", "install", "--tool-path", tools, "--add-source", Feed, "--version", version, "raftmq");
 
@@ -126,6 +148,8 @@ public sealed class PackageTests : IDisposable
         var name = Path.GetFileNameWithoutExtension(package);
         return name[(packageId.Length + 1)..];
     }
+
+    private string PackagePath(string packageId, string version) => Path.Combine(Feed, $"{packageId}.{version}.nupkg");
 
     private async Task DotnetAsync(string workingDirectory, params string[] args) =>
         (await ProcessRunner.RunAsync("dotnet", args, workingDirectory, SdkTimeout, SdkEnvironment)).ShouldSucceed($"dotnet {args[0]}");
