@@ -21,30 +21,8 @@ public sealed class LeadershipTransferTests
         (await cluster.CreateTopicAsync(leader, "moving")).Status.ShouldBe(HttpStatusCode.Created);
 
         using var client = new RaftMQClient(Enumerable.Range(0, 3).Select(i => cluster.Url(i, "/")));
-        var acknowledged = new ConcurrentQueue<string>();
-        var unknown = new ConcurrentQueue<string>();
-        var notPublished = 0;
-        using var stop = new CancellationTokenSource();
-        var publisher = Task.Run(async () =>
-        {
-            for (var n = 0; !stop.IsCancellationRequested; n++)
-            {
-                var message = "m" + n;
-                try
-                {
-                    await client.PublishAsync("moving", message);
-                    acknowledged.Enqueue(message);
-                }
-                catch (OutcomeUnknownException)
-                {
-                    unknown.Enqueue(message);
-                }
-                catch (ClusterUnavailableException)
-                {
-                    Interlocked.Increment(ref notPublished); // certainly not published
-                }
-            }
-        });
+        await using var history = PublishHistory.Start(client, "moving");
+        var acknowledged = history.Acknowledged;
         long lastTerm = 0;
         try
         {
@@ -71,22 +49,10 @@ public sealed class LeadershipTransferTests
         }
         finally
         {
-            await stop.CancelAsync();
-            await publisher;
+            await history.StopAsync();
         }
 
-        var consumed = new List<string>();
-        while (true)
-        {
-            var batch = await client.PopBatchAsync("moving", 1000);
-            if (batch.Count == 0) break;
-            consumed.AddRange(batch);
-        }
-        consumed.Distinct().Count().ShouldBe(consumed.Count, "a message was consumed twice");
-        var got = consumed.ToHashSet();
-        acknowledged.Where(m => !got.Contains(m)).ShouldBeEmpty("acknowledged messages were lost");
-        var sent = acknowledged.Concat(unknown).ToHashSet();
-        consumed.Where(m => !sent.Contains(m)).ShouldBeEmpty("messages never acknowledged nor in doubt were consumed");
+        var consumed = await history.DrainAndCheckAsync();
         // Published one after another by one client: the acknowledged ones are consumed in that order. (A message
         // whose outcome is unknown may have been applied after later ones.)
         var acked = acknowledged.ToHashSet();

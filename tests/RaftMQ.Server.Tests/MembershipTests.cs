@@ -64,29 +64,8 @@ public sealed class MembershipTests
         (await cluster.CreateTopicAsync(leader, "growing")).Status.ShouldBe(HttpStatusCode.Created);
 
         using var client = new RaftMQClient(Enumerable.Range(0, 5).Select(i => cluster.Url(i, "/")));
-        var acknowledged = new ConcurrentQueue<string>();
-        var unknown = new ConcurrentQueue<string>();
-        using var stop = new CancellationTokenSource();
-        var publisher = Task.Run(async () =>
-        {
-            for (var n = 0; !stop.IsCancellationRequested; n++)
-            {
-                var message = "m" + n;
-                try
-                {
-                    await client.PublishAsync("growing", message);
-                    acknowledged.Enqueue(message);
-                }
-                catch (OutcomeUnknownException)
-                {
-                    unknown.Enqueue(message);
-                }
-                catch (ClusterUnavailableException)
-                {
-                    // Certainly not published.
-                }
-            }
-        });
+        await using var history = PublishHistory.Start(client, "growing");
+        var acknowledged = history.Acknowledged;
         async Task MakesProgress(string after)
         {
             var before = acknowledged.Count;
@@ -126,22 +105,10 @@ public sealed class MembershipTests
         }
         finally
         {
-            await stop.CancelAsync();
-            await publisher;
+            await history.StopAsync();
         }
 
-        var consumed = new List<string>();
-        while (true)
-        {
-            var batch = await client.PopBatchAsync("growing", 1000);
-            if (batch.Count == 0) break;
-            consumed.AddRange(batch);
-        }
-        consumed.Distinct().Count().ShouldBe(consumed.Count, "a message was consumed twice");
-        var got = consumed.ToHashSet();
-        acknowledged.Where(m => !got.Contains(m)).ShouldBeEmpty("acknowledged messages were lost");
-        var sent = acknowledged.Concat(unknown).ToHashSet();
-        consumed.Where(m => !sent.Contains(m)).ShouldBeEmpty("messages never acknowledged nor in doubt were consumed");
+        await history.DrainAndCheckAsync();
         acknowledged.Count.ShouldBeGreaterThanOrEqualTo(100);
         // Every remaining node holds the same queue: a pop through each finds it empty, and each one still serves.
         foreach (var i in Enumerable.Range(0, 5).Except(removed))
