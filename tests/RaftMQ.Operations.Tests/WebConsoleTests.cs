@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Text.Json;
 using PuppeteerSharp;
 
 namespace RaftMQ.Operations.Tests;
@@ -59,6 +60,37 @@ public sealed class WebConsoleTests
         await page.WaitForFunctionAsync("() => document.querySelector('#result').textContent.includes('\"message\":\"m0\"')",
             new WaitForFunctionOptions { Timeout = LoadTimeoutMs });
 
+        // A message dead-lettered through the API shows as one dead letter of the chosen topic; the Redrive button
+        // moves it back, where the group sees it ready again.
+        (await cluster.SendAsync(leader, HttpMethod.Put, "/v1/topics/jobs", "{\"max_deliveries\": 1}")).Status.ShouldBe(HttpStatusCode.Created);
+        (await cluster.PublishAsync(leader, "jobs", "doomed")).Status.ShouldBe(HttpStatusCode.OK);
+        var received = await cluster.SendAsync(leader, HttpMethod.Post, "/v1/topics/jobs/receive", "{\"lease_ms\": 2000}");
+        received.Status.ShouldBe(HttpStatusCode.OK);
+        var receipt = JsonDocument.Parse(received.Body).RootElement.GetProperty("messages")[0].GetProperty("receipt").GetString();
+        var nacked = await cluster.SendAsync(leader, HttpMethod.Post, "/v1/topics/jobs/nack",
+            $"{{\"group\": \"default\", \"receipts\": [\"{receipt}\"], \"error\": \"cannot process\"}}");
+        nacked.Status.ShouldBe(HttpStatusCode.OK);
+        JsonDocument.Parse(nacked.Body).RootElement.GetProperty("nacked").GetInt32().ShouldBe(1);
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
+            "() => [...document.querySelectorAll('#detail-topic option')].some(o => o.value === 'jobs')",
+            new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
+        await page.SelectAsync("#detail-topic", "jobs");
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
+            "() => document.querySelector('#detail-body').dataset.topic === 'jobs' && document.querySelector('#dead-letters')?.dataset.count === '1'"
+            + " && document.querySelector('#groups tr[data-group=\"default\"] td.ready')?.textContent === '0'"
+            + " && document.querySelector('#groups tr[data-group=\"default\"] td.unacked')?.textContent === '0'"
+            + " && !document.querySelector('#redrive').disabled",
+            new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
+        await page.ClickAsync("#redrive");
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
+            "() => document.querySelector('#detail-body').dataset.topic === 'jobs' && document.querySelector('#dead-letters')?.dataset.count === '0'"
+            + " && document.querySelector('#groups tr[data-group=\"default\"] td.ready')?.textContent === '1'"
+            + " && document.querySelector('#result').textContent.includes('\"redriven\":1')",
+            new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
+        var back = await cluster.PopAsync(leader, "jobs");
+        back.Status.ShouldBe(HttpStatusCode.OK);
+        back.Body.ShouldContain("doomed");
+
         // A killed node shows as down within 2 s of its death.
         await cluster.Node(victim).KillAsync();
         var sinceKill = Stopwatch.StartNew();
@@ -80,7 +112,8 @@ public sealed class WebConsoleTests
         catch (WaitTaskTimeoutException e)
         {
             var shown = await page.EvaluateExpressionAsync<string>(
-                "document.querySelector('#summary').textContent + '\\n' + document.querySelector('#members').outerHTML + '\\n' + document.querySelector('#topic-table').outerHTML");
+                "document.querySelector('#summary').textContent + '\\n' + document.querySelector('#members').outerHTML + '\\n' + document.querySelector('#topic-table').outerHTML"
+                + " + '\\n' + document.querySelector('#details').outerHTML + '\\n' + document.querySelector('#result').textContent");
             throw new ShouldAssertException($"{e.Message}\nthe page shows:\n{shown}\nits console:\n{string.Join('\n', console)}", e);
         }
     }

@@ -116,20 +116,74 @@ function drawChart() {
 
 async function refreshDetails() {
   const body = $("#detail-body");
-  if (!detailTopic) { body.textContent = "no topic selected"; return; }
+  if (!detailTopic) { body.textContent = "no topic selected"; body.className = "muted"; return; }
+  const topic = detailTopic;
   try {
-    const answer = await fetch("/v1/topics/" + encodeURIComponent(detailTopic), { cache: "no-store" });
+    const answer = await fetch("/v1/topics/" + encodeURIComponent(topic), { cache: "no-store" });
     if (answer.status === 404 || answer.status === 405) { body.textContent = "not available on this node"; body.className = "muted"; return; }
-    const json = await answer.json();
-    body.className = "";
-    body.textContent = "";
-    const pre = document.createElement("pre");
-    pre.textContent = JSON.stringify(json, null, 2);
-    body.append(pre);
+    const stats = await answer.json();
+    if (!answer.ok) throw new Error(stats.error || "HTTP " + answer.status);
+    if (topic !== detailTopic) return; // another topic was chosen while this one was asked for
+    renderDetails(body, stats);
   } catch (e) {
     body.textContent = "not available: " + e.message;
     body.className = "muted";
   }
+}
+
+// The topic's groups (one row each) and its dead letters, with a button that redrives them.
+function renderDetails(body, stats) {
+  body.className = "";
+  body.textContent = "";
+  body.dataset.topic = stats.topic;
+  const table = document.createElement("table");
+  table.id = "groups";
+  const head = table.createTHead().insertRow();
+  for (const h of ["group", "ready", "leased", "delayed", "unacked", "oldest age"]) {
+    const th = document.createElement("th");
+    th.textContent = h;
+    head.append(th);
+  }
+  const rows = table.createTBody();
+  for (const g of stats.groups || []) {
+    const row = rows.insertRow();
+    row.dataset.group = g.group;
+    cell(row, g.group);
+    cell(row, String(g.ready), "num ready");
+    cell(row, String(g.leased), "num leased");
+    cell(row, String(g.delayed), "num delayed");
+    cell(row, String(g.unacked), "num unacked");
+    cell(row, g.oldest_age_ms === null || g.oldest_age_ms === undefined ? "—" : formatAge(g.oldest_age_ms), "num age");
+  }
+  const dead = document.createElement("p");
+  dead.id = "dead-letters";
+  dead.dataset.count = String(stats.dead_lettered);
+  dead.append(`dead letters: `);
+  const count = document.createElement("strong");
+  count.className = stats.dead_lettered > 0 ? "down" : "";
+  count.textContent = String(stats.dead_lettered);
+  dead.append(count, " ");
+  const redrive = document.createElement("button");
+  redrive.id = "redrive";
+  redrive.type = "button";
+  redrive.textContent = "Redrive";
+  redrive.title = "move up to 100 of the oldest dead letters back to the end of the topic";
+  redrive.disabled = !(stats.dead_lettered > 0);
+  redrive.addEventListener("click", async () => {
+    redrive.disabled = true;
+    try { await send("POST", "/v1/topics/" + encodeURIComponent(stats.topic) + "/redrive", { max: 100 }); }
+    catch (err) { $("#result").textContent = "failed: " + err.message; }
+    refreshDetails();
+  });
+  dead.append(redrive);
+  body.append(table, dead);
+}
+
+function formatAge(ms) {
+  if (ms < 1000) return ms + " ms";
+  if (ms < 120_000) return (ms / 1000).toFixed(1) + " s";
+  if (ms < 7_200_000) return (ms / 60_000).toFixed(1) + " min";
+  return (ms / 3_600_000).toFixed(1) + " h";
 }
 
 let polls = 0;
