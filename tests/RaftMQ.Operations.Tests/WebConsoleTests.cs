@@ -91,6 +91,26 @@ public sealed class WebConsoleTests
         back.Status.ShouldBe(HttpStatusCode.OK);
         back.Body.ShouldContain("doomed");
 
+        // The latency chart differences this node's /metrics between two scrapes: publishes this node answers after
+        // its first scrape show as a sample with a mean.
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
+            "() => document.querySelector('#latency-last').dataset.count !== undefined", new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
+        for (int i = 0; i < 5; i++) (await cluster.PublishAsync(serving, "orders", $"timed{i}")).Status.ShouldBe(HttpStatusCode.OK);
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
+            "() => Number(document.querySelector('#latency-chart').dataset.samples) >= 1", new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
+
+        // Every member has a Remove button; adding a member with a bad URL shows the server's refusal, as the node
+        // answers it to anyone.
+        (await page.QuerySelectorAllAsync("#members tbody tr button.remove")).Length.ShouldBe(3);
+        var refusal = await cluster.SendAsync(serving, HttpMethod.Post, "/v1/cluster/members", "{\"url\": \"not-a-url\"}");
+        refusal.Status.ShouldBe(HttpStatusCode.BadRequest);
+        await page.TypeAsync("#add-member-form input[name=url]", "not-a-url");
+        await page.ClickAsync("#add-member-form button");
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
+            "(body) => document.querySelector('#result').textContent === 'POST /v1/cluster/members → 400\\n' + body",
+            new WaitForFunctionOptions { Timeout = LoadTimeoutMs }, refusal.Body));
+        (await cluster.SendAsync(leader, HttpMethod.Get, "/v1/cluster/members")).Body.ShouldNotContain("not-a-url");
+
         // A killed node shows as down within 2 s of its death.
         await cluster.Node(victim).KillAsync();
         var sinceKill = Stopwatch.StartNew();

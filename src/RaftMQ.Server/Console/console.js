@@ -38,6 +38,16 @@ function renderMembers(overview) {
     cell(row, m.up ? String(m.applied_index) : "—", "num");
     cell(row, m.up ? String(m.last_index) : "—", "num");
     cell(row, m.up && m.lag !== null ? String(m.lag) : "—", "num lag");
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.textContent = "Remove";
+    remove.title = "remove node " + m.node + " from the cluster (DELETE /v1/cluster/members/" + m.node + ")";
+    remove.addEventListener("click", async () => {
+      if (!confirm(`Remove node ${m.node} (${m.url}) from the cluster? Stop its process afterwards.`)) return;
+      try { await send("DELETE", "/v1/cluster/members/" + m.node); } catch (err) { $("#result").textContent = "failed: " + err.message; }
+    });
+    row.insertCell().append(remove);
   }
   const up = overview.members.filter((m) => m.up).length;
   const leader = overview.members.find((m) => m.up && m.role === "Leader");
@@ -110,6 +120,86 @@ function drawChart() {
     ctx.beginPath();
     const offset = HISTORY - rates.length;
     rates.forEach((r, i) => (i === 0 ? ctx.moveTo(x(i + offset), y(r[field])) : ctx.lineTo(x(i + offset), y(r[field]))));
+    ctx.stroke();
+  }
+}
+
+// Publish latency, from this node's GET /metrics: the histogram raftmq_http_request_duration_seconds of the publish
+// routes, differenced between two scrapes (2 s apart) — the mean and the 99th percentile's bucket bound of the
+// publishes this node answered in between. Followers forward publishes, so on a follower it includes the forward.
+const PUBLISH_ROUTES = new Set(["/message", "/v1/messages", "/v1/topics/{topic}/publish"]);
+const latency = []; // {mean, p99} in ms, or null for an interval with no publish
+let previousScrape = null;
+
+function parseLatency(text) {
+  const scrape = { count: 0, sum: 0, buckets: new Map() };
+  const line = /^raftmq_http_request_duration_seconds_(sum|count|bucket)\{((?:[^}"]|"(?:[^"\\]|\\.)*")*)\}\s+(\S+)/;
+  for (const l of text.split("\n")) {
+    const m = line.exec(l);
+    if (!m) continue;
+    const labels = Object.fromEntries([...m[2].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (!PUBLISH_ROUTES.has(labels.route)) continue;
+    const value = Number(m[3]);
+    if (m[1] === "sum") scrape.sum += value;
+    else if (m[1] === "count") scrape.count += value;
+    else scrape.buckets.set(labels.le, (scrape.buckets.get(labels.le) || 0) + value);
+  }
+  return scrape;
+}
+
+async function refreshLatency() {
+  try {
+    const answer = await fetch("/metrics", { cache: "no-store" });
+    if (!answer.ok) throw new Error("HTTP " + answer.status);
+    const scrape = parseLatency(await answer.text());
+    if (previousScrape) {
+      const count = scrape.count - previousScrape.count;
+      let sample = null;
+      if (count > 0) {
+        const mean = ((scrape.sum - previousScrape.sum) / count) * 1000;
+        const bounds = [...scrape.buckets.keys()].filter((le) => le !== "+Inf").sort((a, b) => Number(a) - Number(b));
+        const p99 = bounds.find((le) => scrape.buckets.get(le) - (previousScrape.buckets.get(le) || 0) >= 0.99 * count);
+        sample = { mean, p99: p99 === undefined ? null : Number(p99) * 1000 };
+      }
+      latency.push(sample);
+      if (latency.length > HISTORY / 4) latency.shift();
+      const last = $("#latency-last");
+      last.textContent = sample ? `last 2 s: ${count} publishes, mean ${sample.mean.toFixed(1)} ms, p99 ≤ ${sample.p99 === null ? "> 10 s" : sample.p99 + " ms"}` : "last 2 s: no publishes on this node";
+      last.dataset.count = String(count);
+    }
+    previousScrape = scrape;
+    drawLatency();
+  } catch (e) {
+    $("#latency-last").textContent = "not available: " + e.message;
+  }
+}
+
+function drawLatency() {
+  const canvas = $("#latency-chart");
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height, pad = 24, slots = HISTORY / 4;
+  ctx.clearRect(0, 0, w, h);
+  const max = Math.max(1, ...latency.filter((s) => s).map((s) => Math.max(s.mean, s.p99 ?? 0)));
+  ctx.strokeStyle = "#dde1ea";
+  ctx.fillStyle = "#6b7385";
+  ctx.font = "11px sans-serif";
+  ctx.beginPath(); ctx.moveTo(pad, h - pad); ctx.lineTo(w, h - pad); ctx.stroke();
+  ctx.fillText(max.toFixed(max < 10 ? 1 : 0) + " ms", 2, 12);
+  ctx.fillText("0", 2, h - pad);
+  const x = (i) => pad + (i * (w - pad)) / Math.max(1, slots - 1);
+  const y = (v) => h - pad - (Math.min(v, max) / max) * (h - 2 * pad);
+  canvas.dataset.samples = String(latency.filter((s) => s).length);
+  const offset = slots - latency.length;
+  for (const [field, color] of [["p99", "#8e44ad"], ["mean", "#1f8a4c"]]) {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    let drawing = false;
+    latency.forEach((s, i) => {
+      if (!s || s[field] === null) { drawing = false; return; } // a gap: no publish in that interval
+      if (drawing) ctx.lineTo(x(i + offset), y(s[field])); else ctx.moveTo(x(i + offset), y(s[field]));
+      drawing = true;
+    });
     ctx.stroke();
   }
 }
@@ -198,7 +288,7 @@ async function poll() {
     drawChart();
     $("#updated").textContent = "updated " + new Date(overview.time_ms).toLocaleTimeString();
     document.body.dataset.ready = "true";
-    if (polls++ % 4 === 0) refreshDetails();
+    if (polls++ % 4 === 0) { refreshDetails(); refreshLatency(); }
   } catch (e) {
     $("#summary").textContent = "this node does not answer: " + e.message;
   } finally {
@@ -228,5 +318,6 @@ function onSubmit(id, action) {
 onSubmit("#create-form", (d) => send("PUT", "/topic", { topic: d.get("topic") }));
 onSubmit("#publish-form", (d) => send("PUT", "/message", { topic: d.get("topic"), message: d.get("message") }));
 onSubmit("#pop-form", (d) => send("GET", "/message/" + encodeURIComponent(d.get("topic"))));
+onSubmit("#add-member-form", (d) => send("POST", "/v1/cluster/members", { url: d.get("url") }));
 $("#detail-topic").addEventListener("change", (e) => { detailTopic = e.target.value; refreshDetails(); });
 poll();
