@@ -82,7 +82,10 @@ public sealed class ConsumerTests
         var consumer = new RaftMQConsumer(client, topic, async (d, stop) =>
         {
             started.TrySetResult();
-            await Task.Delay(Timeout.Infinite, stop); // runs until the consumer stops: then it throws, and the message is nacked
+            // Runs until the consumer stops: then it throws, and the message is nacked.
+            var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            await using (stop.Register(() => stopped.TrySetCanceled(stop)))
+                await stopped.Task;
         }, new RaftMQConsumerOptions { Prefetch = 5, Lease = TimeSpan.FromMinutes(5) });
         await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
         await consumer.StopAsync();
