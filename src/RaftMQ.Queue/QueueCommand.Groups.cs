@@ -129,16 +129,11 @@ public readonly partial record struct QueueCommand
     {
         command = default;
         var op = (QueueOp)data[0];
-        int topicLength = BinaryPrimitives.ReadUInt16LittleEndian(data[1..]);
-        var rest = data[3..];
-        if (rest.Length < topicLength + 8) return false;
+        if (!TryReadStampedHead(data, 0, out var topic, out var timestamp, out var rest)) return false;
         var utf8 = new UTF8Encoding(false, true);
         try
         {
-            var topic = utf8.GetString(rest[..topicLength]);
-            rest = rest[topicLength..];
-            var c = new QueueCommand(op, topic, null) { TimestampMs = BinaryPrimitives.ReadInt64LittleEndian(rest) };
-            rest = rest[8..];
+            var c = new QueueCommand(op, topic, null) { TimestampMs = timestamp };
             if (HasGroup(op))
             {
                 if (rest.Length < 1 || rest.Length < 1 + rest[0]) return false;

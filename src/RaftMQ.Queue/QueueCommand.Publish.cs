@@ -53,20 +53,40 @@ public readonly partial record struct QueueCommand
         return buffer.ToArray();
     }
 
+    /// <summary>
+    /// Reads the head of a command stamped with the leader's time: op, topic (strict UTF-8) and timestamp; false when
+    /// it is malformed or fewer than <paramref name="minRest"/> bytes follow it. <paramref name="rest"/> is what follows.
+    /// </summary>
+    private static bool TryReadStampedHead(ReadOnlySpan<byte> data, int minRest, out string topic, out long timestamp, out ReadOnlySpan<byte> rest)
+    {
+        topic = "";
+        timestamp = 0;
+        rest = default;
+        int topicLength = BinaryPrimitives.ReadUInt16LittleEndian(data[1..]);
+        var after = data[HeaderBytes..];
+        if (after.Length < topicLength + 8 + minRest) return false;
+        try
+        {
+            topic = new UTF8Encoding(false, true).GetString(after[..topicLength]);
+        }
+        catch (DecoderFallbackException)
+        {
+            return false;
+        }
+        timestamp = BinaryPrimitives.ReadInt64LittleEndian(after[topicLength..]);
+        rest = after[(topicLength + 8)..];
+        return true;
+    }
+
     private static bool TryDecodePublishExtended(ReadOnlySpan<byte> data, out QueueCommand command)
     {
         command = default;
-        int topicLength = BinaryPrimitives.ReadUInt16LittleEndian(data[1..]);
-        var rest = data[3..];
-        if (rest.Length < topicLength + 12) return false;
+        if (!TryReadStampedHead(data, 4, out var topic, out var timestamp, out var rest)) return false;
         var utf8 = new UTF8Encoding(false, true);
         try
         {
-            var topic = utf8.GetString(rest[..topicLength]);
-            rest = rest[topicLength..];
-            var timestamp = BinaryPrimitives.ReadInt64LittleEndian(rest);
-            var count = BinaryPrimitives.ReadUInt32LittleEndian(rest[8..]);
-            rest = rest[12..];
+            var count = BinaryPrimitives.ReadUInt32LittleEndian(rest);
+            rest = rest[4..];
             // Each message takes at least its fixed fields: a count the bytes cannot hold is refused first.
             if (count > (uint)rest.Length / ExtendedMessageOverhead) return false;
             var messages = new QueueMessage[count];
