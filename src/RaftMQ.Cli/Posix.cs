@@ -26,17 +26,34 @@ internal static partial class Posix
     }
 
     /// <summary>The command line of a process (arguments joined by spaces), or null if it is gone.</summary>
+    /// <remarks>
+    /// A process in the middle of exec (sh → setsid → node when a node starts) or of exiting has no arguments to
+    /// show: the kernel reads them as empty. An empty answer from a live process is therefore read again until it has
+    /// arguments or is gone (bounded by <see cref="ExecWindow"/>); otherwise a node that is starting looks like one that exited.
+    /// </remarks>
     public static string? CommandLine(int pid)
     {
-        try
+        var deadline = Environment.TickCount64 + (long)ExecWindow.TotalMilliseconds;
+        var spin = default(SpinWait);
+        while (true)
         {
-            return File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ');
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
+            string text;
+            try
+            {
+                text = File.ReadAllText($"/proc/{pid}/cmdline");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return null;
+            }
+            if (text.Length > 0) return text.Replace('\0', ' ');
+            if (!IsAlive(pid) || Environment.TickCount64 > deadline) return null;
+            spin.SpinOnce();
         }
     }
+
+    /// <summary>How long a live process may show no arguments (an exec in progress) before it is taken for something else.</summary>
+    private static readonly TimeSpan ExecWindow = TimeSpan.FromSeconds(2);
 
     public static bool Signal(int pid, int signal) => pid > 0 && Kill(pid, signal) == 0;
 

@@ -146,18 +146,7 @@ public sealed class CliEnvironment : IAsyncDisposable
         return [.. doc.RootElement.GetProperty("nodes").EnumerateArray().Select(n => n.GetProperty("pid").GetInt32())];
     }
 
-    public static bool IsAlive(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[stat.LastIndexOf(')') + 2] != 'Z';
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
+    public static bool IsAlive(int pid) => Posix.IsAlive(pid);
 
     public Task<CliResult> RunAsync(params string[] args) => CliProcess.RunAsync(this, null, args);
 
