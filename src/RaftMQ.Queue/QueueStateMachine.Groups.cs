@@ -144,6 +144,7 @@ public sealed partial class QueueStateMachine
         dead.State!.PublishedTotal++;
         group.Finish(offset);
         group.DeadLetteredTotal++;
+        _deadLettered = true;
     }
 
     /// <summary>Moves the topic's head up to its lowest group floor, deleting what every group has finished.</summary>
@@ -423,24 +424,21 @@ public sealed partial class QueueStateMachine
     }
 
     /// <summary>
-    /// Whether a receive of <paramref name="group"/> at <paramref name="now"/> (the later of it and <see cref="Clock"/>)
-    /// might deliver something: a lease ended, a pending message due, or a message past the cursor within the
-    /// in-flight bound (possibly one still delayed: a false yes costs one empty receive). True when the topic or
-    /// group does not exist, so the receive answers that. A read (call on the loop); O(in flight).
+    /// The earliest replicated time (Unix ms, compared with the stamp of a receive) at which a receive of
+    /// <paramref name="group"/> might deliver something with no other command applied first: the earliest end of a
+    /// lease or of a pending message's delay (one already past <see cref="Clock"/> counts as now). <see cref="long.MinValue"/>
+    /// when a receive might deliver now whatever its time: a message waits past the cursor within the in-flight bound
+    /// (perhaps one still delayed, which that receive sets aside with its due time), or the topic or group does not
+    /// exist (the receive answers that). <see cref="long.MaxValue"/> when nothing will until a command changes the
+    /// group (see <see cref="Deliverable"/>). A read (call on the loop); O(pending).
     /// </summary>
-    public bool MightDeliver(string topic, string group, long now)
+    public long NextDeliveryAt(string topic, string group)
     {
-        if (_store.Find(topic) is not { } log || log.State!.Find(group) is not { } g) return true;
-        now = Math.Max(now, _store.Clock);
-        foreach (var lease in g.Leased.Values)
-        {
-            if (lease.Deadline <= now) return true;
-        }
-        foreach (var pending in g.PendingEntries.Values)
-        {
-            if (pending.NotBefore <= now) return true;
-        }
-        return g.Cursor < log.Tail && g.InFlight < _limits.MaxInFlightPerGroup;
+        if (_store.Find(topic) is not { } log || log.State!.Find(group) is not { } g) return long.MinValue;
+        if (g.Cursor < log.Tail && g.InFlight < _limits.MaxInFlightPerGroup) return long.MinValue;
+        var next = g.EarliestLeaseDeadline;
+        foreach (var pending in g.PendingEntries.Values) next = Math.Min(next, pending.NotBefore);
+        return next <= _store.Clock ? long.MinValue : next;
     }
 
     /// <summary>

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using RaftMQ.Queue.Groups;
 using RaftMQ.Queue.Store;
 using RaftMQ.StateMachine;
 
@@ -32,10 +33,15 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     public QueueLimits Limits => _limits;
 
     /// <summary>
-    /// Called with a topic's name after an applied command may have made some of its messages deliverable (a publish,
-    /// a nack, a redrive, a new group), on the thread that applies; must be quick and not throw. Null for none.
+    /// Called with a topic and a group (null: every group of the topic) after an applied command may have made some of
+    /// the group's messages deliverable or changed when they will be (<see cref="Signal"/> lists the commands), and for
+    /// every topic after a snapshot is restored; on the thread that applies; must be quick and not throw. Null for none.
+    /// What only time does (a lease ending, a delay over) is not signalled: <see cref="NextDeliveryAt"/> says when.
     /// </summary>
-    public Action<string>? Deliverable { get; set; }
+    public Action<string, string?>? Deliverable { get; set; }
+
+    /// <summary>Set by <see cref="DeadLetter"/>: the command being applied added to a dead-letter topic.</summary>
+    private bool _deadLettered;
 
     /// <summary>Where the segment files are.</summary>
     public string Directory => _store.Directory;
@@ -97,6 +103,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
             rest = messages;
             // Commands carry no publish time yet: the record's timestamp stays 0 until the leader stamps them.
             while (QueueCommand.TryReadBatchMessage(ref rest, out var m)) log.Append([], m, timestamp: 0);
+            Deliverable?.Invoke(topic, null);
             return QueueResult.Ok with { Count = (int)count };
         }
         finally
@@ -137,14 +144,43 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
                 QueueOp.PublishExtended => PublishExtended(c.Topic, c.Binary, now),
                 _ => new QueueResult(QueueStatus.Invalid),
             };
-            if (result.Success && Deliverable is { } notify && c.Op is QueueOp.Publish or QueueOp.PublishBatch or QueueOp.PublishMessages
-                    or QueueOp.PublishExtended or QueueOp.Nack or QueueOp.Redrive or QueueOp.CreateGroup)
-                notify(c.Topic);
+            if (Deliverable is { } notify) Signal(notify, c, result);
             return result;
         }
         finally
         {
+            _deadLettered = false;
             _store.Flush();
+        }
+    }
+
+    /// <summary>
+    /// Tells <see cref="Deliverable"/> what an applied command may have made deliverable: a publish or a redrive, every
+    /// group of the topic; a nack (its messages come back, perhaps later), the group; an ack or a pop that finished
+    /// messages of a group with more behind its cursor (it may have been at its in-flight bound), the group; a new
+    /// group; a deleted topic (its waiting receives answer that); and the dead-letter topic, when the command
+    /// dead-lettered a message.
+    /// </summary>
+    private void Signal(Action<string, string?> notify, QueueCommand c, QueueResult result)
+    {
+        if (_deadLettered) notify(DeadLetters.TopicFor(c.Topic), null);
+        if (!result.Success) return;
+        switch (c.Op)
+        {
+            case QueueOp.Publish or QueueOp.PublishBatch or QueueOp.PublishMessages or QueueOp.PublishExtended or QueueOp.Redrive:
+                notify(c.Topic, null);
+                break;
+            case QueueOp.DeleteTopic:
+                notify(c.Topic, null);
+                if (!DeadLetters.IsDeadLetterTopic(c.Topic)) notify(DeadLetters.TopicFor(c.Topic), null);
+                break;
+            case QueueOp.Nack or QueueOp.CreateGroup:
+                notify(c.Topic, c.Group);
+                break;
+            case QueueOp.Ack or QueueOp.Pop or QueueOp.PopBatch or QueueOp.PopMessages:
+                var group = c.Op == QueueOp.Ack ? c.Group! : TopicState.DefaultGroup;
+                if (_store.Find(c.Topic) is { } log && log.State!.Find(group) is { } g && g.Cursor < log.Tail) notify(c.Topic, group);
+                break;
         }
     }
 
@@ -302,6 +338,10 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     {
         _store.Restore(source);
         AfterRestore();
+        if (Deliverable is { } notify)
+        {
+            foreach (var t in _store.Topics) notify(t.Name, null);
+        }
     }
 
     /// <summary>Closes the segment files and deletes them once no snapshot references them.</summary>

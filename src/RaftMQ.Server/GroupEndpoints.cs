@@ -349,65 +349,86 @@ public static class GroupEndpoints
         }
         var command = QueueCommand.Receive(topic, group, max, lease);
         Task Write(HttpContext c, QueueResult result) => result.Success ? WriteMessages(c, result.Delivered!, topic, group) : Failure(c, result, topic, group);
-        if (wait == 0 || !node.Waiters.TryEnter())
+        using var waiter = wait == 0 ? null : node.Waiters.TryEnter(topic, group);
+        if (waiter is null)
         {
+            // wait_ms 0, or every waiting place is taken: one receive, answered at once.
             await RrmqEndpoints.RunCommandAsync(ctx, node, command, Write);
             return;
         }
-        try
-        {
-            await ReceiveWaitingAsync(ctx, node, command, wait, Write);
-        }
-        finally
-        {
-            node.Waiters.Exit();
-        }
+        await ReceiveWaitingAsync(ctx, node, waiter, command, wait, Write);
     }
 
     /// <summary>
-    /// Long polling: receives; while that leases nothing and <paramref name="waitMs"/> has not passed, waits until a
-    /// command applied on this node may have made the topic's messages deliverable, or
-    /// <see cref="ServerLimits.ReceiveRecheckMs"/> passed and a read finds something might be (a lease ended, a delay
-    /// over), then receives again. Nothing is proposed while nothing can be delivered; a client that gives up stops
-    /// it, and what a receive leased for it then comes back when the lease ends.
+    /// Long polling (docs/rest-api.md, "Long polling"). Each round takes the group's signal, then reads on this node
+    /// when a receive could next deliver (<see cref="QueueStateMachine.NextDeliveryAt"/>): now, a replicated time (a
+    /// lease or a delay ending), or not until a command is applied. When now (the time compared is this node's clock,
+    /// which stamps the receive when it leads), it proposes the receive and answers what it leased; otherwise it
+    /// waits for the signal, that time, or the end of <paramref name="waitMs"/>, whichever comes first, and at the end
+    /// answers an empty list without proposing. So nothing goes to the log while nothing can be delivered, and
+    /// nothing polls. A receive that came back empty is proposed again without a signal in between only after
+    /// <see cref="ServerLimits.ReceiveRetryMs"/>, doubling each time: that bounds the entries a clock ahead of the
+    /// leader's (a follower's) can cause. A client that gives up stops it; what a receive leased for it then comes
+    /// back when the lease ends.
     /// </summary>
-    private static async Task ReceiveWaitingAsync(HttpContext ctx, QueueNode node, QueueCommand command, long waitMs, Func<HttpContext, QueueResult, Task> write)
+    private static async Task ReceiveWaitingAsync(
+        HttpContext ctx, QueueNode node, ReceiveWaiters.Waiter waiter, QueueCommand command, long waitMs, Func<HttpContext, QueueResult, Task> write)
     {
-        var until = Environment.TickCount64 + waitMs;
+        var time = node.Time;
+        var started = time.GetTimestamp();
+        var signal = waiter.Signal();
+        var empties = 0;
+        var retryAt = 0L; // after an empty receive: no receive again before this (a timestamp) unless a command is applied
         while (true)
         {
-            using (var deadline = node.RequestDeadline(ctx.RequestAborted))
+            if (signal.IsCompleted)
             {
+                signal = waiter.Signal(); // taken before the read: a command applied after it completes this one
+                empties = 0;
+                retryAt = 0;
+            }
+            long next;
+            using (var readDeadline = node.RequestDeadline(ctx.RequestAborted))
+            {
+                var (ok, at, _) = await node.ReadAsync(sm => sm.NextDeliveryAt(waiter.Topic, waiter.Group), readDeadline.Token);
+                if (ctx.RequestAborted.IsCancellationRequested) return; // the client is gone: nothing to answer
+                next = ok ? at : long.MinValue; // a failed read: propose, and answer what that gives
+            }
+            var wall = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var left = waitMs - (long)time.GetElapsedTime(started).TotalMilliseconds;
+            var due = next <= wall;
+            if (due && time.GetTimestamp() >= retryAt)
+            {
+                using var deadline = node.RequestDeadline(ctx.RequestAborted);
                 var outcome = await node.ExecuteAsync(command, deadline.Token);
-                if (outcome is not CommandOutcome.Applied { Result: { Success: true, Delivered.Count: 0 } } || Environment.TickCount64 >= until)
+                if (outcome is not CommandOutcome.Applied { Result: { Success: true, Delivered.Count: 0 } } || left <= 0)
                 {
                     await RrmqEndpoints.RunCommandOutcomeAsync(ctx, outcome, write);
                     return;
                 }
+                empties++;
+                var holdOff = Math.Min(ServerLimits.MaxReceiveWaitMs, ServerLimits.ReceiveRetryMs << Math.Min(empties - 1, 16));
+                retryAt = time.GetTimestamp() + holdOff * time.TimestampFrequency / 1000;
+                continue;
             }
-            // Taken only once the topic and group are known to exist, so signals exist only for real topics. A publish
-            // applied between the receive and this is not signalled, but the next recheck finds it.
-            var signal = node.Waiters.Next(command.Topic);
-            while (true)
+            if (left <= 0)
             {
-                var left = until - Environment.TickCount64;
-                if (left <= 0) break;
-                try
-                {
-                    await signal.WaitAsync(TimeSpan.FromMilliseconds(Math.Min(left, ServerLimits.ReceiveRecheckMs)), ctx.RequestAborted);
-                    break;
-                }
-                catch (TimeoutException)
-                {
-                }
-                catch (OperationCanceledException)
-                {
-                    return; // the client is gone: nothing to answer
-                }
-                using var readDeadline = node.RequestDeadline(ctx.RequestAborted);
-                var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-                var (ok, might, _) = await node.ReadAsync(sm => sm.MightDeliver(command.Topic, command.Group!, now), readDeadline.Token);
-                if (!ok || might) break;
+                await write(ctx, QueueResult.Ok with { Delivered = [] });
+                return;
+            }
+            var sleep = left;
+            if (due) sleep = Math.Min(sleep, (long)Math.Ceiling(time.GetElapsedTime(time.GetTimestamp(), retryAt).TotalMilliseconds));
+            else if (next != long.MaxValue) sleep = Math.Min(sleep, next - wall);
+            try
+            {
+                await signal.WaitAsync(TimeSpan.FromMilliseconds(Math.Max(1, sleep)), time, ctx.RequestAborted);
+            }
+            catch (TimeoutException)
+            {
+            }
+            catch (OperationCanceledException)
+            {
+                return; // the client is gone: nothing to answer
             }
         }
     }

@@ -59,9 +59,13 @@ public sealed class QueueNode : IAsyncDisposable
         Members = members;
         StateMachine = stateMachine;
         StateMachine.Deliverable = Waiters.Notify;
-        Stamper = new PublishStamper(time ?? TimeProvider.System);
+        Time = time ?? TimeProvider.System;
+        Stamper = new PublishStamper(Time);
         Forwarding = new ProposalForwarding { Results = QueueResultCodec.Instance, Admit = Admit, Prepare = Stamper.Stamp };
     }
+
+    /// <summary>This node's clock: the leader's publish and receive stamps, and the timers of waiting receives.</summary>
+    public TimeProvider Time { get; }
 
     /// <summary>The receives waiting on this node for messages (long polling).</summary>
     public ReceiveWaiters Waiters { get; } = new();

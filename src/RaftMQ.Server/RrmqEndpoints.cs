@@ -235,14 +235,19 @@ public static class ServerLimits
     /// <summary>Longest <c>wait_ms</c> a receive may ask for (long polling), in milliseconds.</summary>
     public const long MaxReceiveWaitMs = 20_000;
 
-    /// <summary>Most receives one node holds waiting at once; a receive past it is answered at once, as with <c>wait_ms</c> 0.</summary>
+    /// <summary>
+    /// Most receives one node holds waiting at once (long polling); a receive past it is answered at once, as with
+    /// <c>wait_ms</c> 0: whatever one receive leases, perhaps nothing.
+    /// </summary>
     public const int MaxWaitingReceives = 1_024;
 
     /// <summary>
-    /// Longest a waiting receive goes without looking again while nothing was published to its topic: how soon it
-    /// notices a lease that ended, a nack delay or a publish delay that is over.
+    /// How long a waiting receive that came back empty holds off before it is proposed again when no command was
+    /// applied meanwhile (its read said a lease or a delay had ended by this node's clock, but the leader's clock had
+    /// not got there); doubled each time, up to the rest of the wait. It bounds the log entries a node whose clock is
+    /// ahead of the leader's can add: about log2(skew / this) per waiting receive.
     /// </summary>
-    public const int ReceiveRecheckMs = 100;
+    public const int ReceiveRetryMs = 10;
 
     /// <summary>Throws when a request body within <see cref="MaxRequestBodyBytes"/> could become a command the node refuses.</summary>
     public static void CheckAgainst(RaftMQ.Hosting.RaftHostOptions host)

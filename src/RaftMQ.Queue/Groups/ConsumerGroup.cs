@@ -57,6 +57,9 @@ internal sealed class ConsumerGroup
 
     public IReadOnlyDictionary<ulong, Pending> PendingEntries => _pending;
 
+    /// <summary>When the first of the leases ends (Unix ms); <see cref="long.MaxValue"/> when none is held.</summary>
+    public long EarliestLeaseDeadline => _expiry.Count > 0 ? _expiry.Min.Deadline : long.MaxValue;
+
     public RangeSet Finished => _finished;
 
     /// <summary>Moves every lease whose deadline is at or before <paramref name="now"/> to pending (ready now), oldest deadline first.</summary>
