@@ -165,17 +165,21 @@ public static partial class Cli
         return dlq;
     }
 
+    /// <summary>How long each receive of <c>consume --group --follow</c> waits on the server for a message (at most the server's 20 s).</summary>
+    private static readonly TimeSpan FollowWait = TimeSpan.FromSeconds(10);
+
     /// <summary><c>consume --group</c>: receive with a lease, print, then ack what was printed.</summary>
     private static async Task<int> ConsumeGroupAsync(RaftMQClient client, string topic, string group, long? max, bool following, CancellationToken ct)
     {
         long got = 0;
-        var idle = TimeSpan.FromMilliseconds(20);
         try
         {
             while (max is null || got < max)
             {
                 var want = (int)Math.Min(100, max is null ? 100 : max.Value - got);
-                var batch = await client.ReceiveAsync(topic, group, want, TimeSpan.FromSeconds(30), cancellationToken: ct).ConfigureAwait(false);
+                // --follow long-polls: the server holds the receive until a message is ready or FollowWait is over.
+                var batch = await client.ReceiveAsync(topic, group, want, TimeSpan.FromSeconds(30), following ? FollowWait : TimeSpan.Zero, cancellationToken: ct)
+                    .ConfigureAwait(false);
                 if (batch.Count > 0)
                 {
                     foreach (var d in batch) Console.Out.WriteLine(d.Text);
@@ -183,13 +187,9 @@ public static partial class Cli
                     var acked = await client.AckAsync(topic, [.. batch.Select(d => d.Receipt)], group, cancellationToken: ct).ConfigureAwait(false);
                     foreach (var s in acked.Stale) Console.Error.WriteLine($"stale receipt {s}: its lease ended before the ack; the message will be delivered again");
                     got += batch.Count;
-                    idle = TimeSpan.FromMilliseconds(20);
                     continue;
                 }
                 if (!following) break;
-                // Polling (long polling is not implemented yet): back off while nothing is ready.
-                await Task.Delay(idle, ct).ConfigureAwait(false);
-                idle = TimeSpan.FromMilliseconds(Math.Min(idle.TotalMilliseconds * 2, 500));
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested && following)

@@ -17,8 +17,14 @@ public sealed record RaftMQConsumerOptions
     /// <summary>The delay before a message the handler failed on is delivered again.</summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.Zero;
 
-    /// <summary>Longest pause between receives while nothing is ready (the pause doubles from 20 ms up to this).</summary>
-    public TimeSpan MaxIdleDelay { get; init; } = TimeSpan.FromMilliseconds(500);
+    /// <summary>
+    /// How long each receive waits on the server while nothing is ready (long polling; 1 ms to <see cref="MaxWait"/>):
+    /// a message published meanwhile is delivered at once, and an idle consumer sends about one receive per this.
+    /// </summary>
+    public TimeSpan Wait { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The longest <see cref="Wait"/>: the server's bound on <c>wait_ms</c> (docs/rest-api.md, "Long polling").</summary>
+    public static TimeSpan MaxWait { get; } = TimeSpan.FromSeconds(20);
 
     internal void Validate()
     {
@@ -26,13 +32,14 @@ public sealed record RaftMQConsumerOptions
         if (Prefetch is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(Prefetch), Prefetch, "must be 1..1000");
         if (Lease < TimeSpan.FromMilliseconds(2)) throw new ArgumentOutOfRangeException(nameof(Lease), Lease, "must be at least 2 ms");
         if (RetryDelay < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(RetryDelay), RetryDelay, "must not be negative");
-        if (MaxIdleDelay < TimeSpan.FromMilliseconds(1)) throw new ArgumentOutOfRangeException(nameof(MaxIdleDelay), MaxIdleDelay, "must be positive");
+        if (Wait < TimeSpan.FromMilliseconds(1) || Wait > MaxWait) throw new ArgumentOutOfRangeException(nameof(Wait), Wait, $"must be 1 ms to {MaxWait.TotalSeconds:0} s");
     }
 }
 
 /// <summary>
 /// Runs a handler on the messages of one topic's consumer group, at least once: it receives up to
-/// <see cref="RaftMQConsumerOptions.Prefetch"/> messages with a lease, runs the handler on each in turn, acks the
+/// <see cref="RaftMQConsumerOptions.Prefetch"/> messages with a lease (waiting on the server up to
+/// <see cref="RaftMQConsumerOptions.Wait"/> while none is ready), runs the handler on each in turn, acks the
 /// message when the handler returns and nacks it (with the exception's message as its error) when the handler
 /// throws. While messages wait or run, their leases are extended every half lease, so a slow handler keeps its
 /// message. <see cref="StopAsync"/> lets the running handler finish, nacks the prefetched messages it did not start,
@@ -99,16 +106,25 @@ public sealed class RaftMQConsumer : IAsyncDisposable
         _stop.Dispose();
     }
 
+    /// <summary>The pause after a receive that failed, doubling up to <see cref="MaxErrorPause"/> while failures go on.</summary>
+    private static readonly TimeSpan FirstErrorPause = TimeSpan.FromMilliseconds(20);
+
+    private static readonly TimeSpan MaxErrorPause = TimeSpan.FromSeconds(1);
+
     private async Task RunAsync()
     {
         var stopping = _stop.Token;
-        var idle = TimeSpan.FromMilliseconds(20);
+        var pause = FirstErrorPause;
         while (!stopping.IsCancellationRequested)
         {
             IReadOnlyList<Delivery> batch;
             try
             {
-                batch = await _client.ReceiveAsync(_topic, _options.Group, _options.Prefetch, _options.Lease, cancellationToken: stopping).ConfigureAwait(false);
+                // Long polling: while nothing is ready the server holds the receive until something is (or Wait is
+                // over), so the next receive follows at once, with no pause between receives.
+                batch = await _client.ReceiveAsync(_topic, _options.Group, _options.Prefetch, _options.Lease, _options.Wait, cancellationToken: stopping)
+                    .ConfigureAwait(false);
+                pause = FirstErrorPause;
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {
@@ -120,24 +136,20 @@ public sealed class RaftMQConsumer : IAsyncDisposable
             }
             catch (RaftMQException e)
             {
+                // The client retried until its operation timeout already; pause so a node failing fast is not hammered.
                 OnError?.Invoke(e);
-                batch = [];
-            }
-            if (batch.Count == 0)
-            {
                 try
                 {
-                    await Task.Delay(idle, stopping).ConfigureAwait(false);
+                    await Task.Delay(pause, stopping).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
                     return;
                 }
-                idle = TimeSpan.FromMilliseconds(Math.Min(idle.TotalMilliseconds * 2, _options.MaxIdleDelay.TotalMilliseconds));
+                pause = TimeSpan.FromMilliseconds(Math.Min(pause.TotalMilliseconds * 2, MaxErrorPause.TotalMilliseconds));
                 continue;
             }
-            idle = TimeSpan.FromMilliseconds(20);
-            await HandleBatchAsync(batch, stopping).ConfigureAwait(false);
+            if (batch.Count > 0) await HandleBatchAsync(batch, stopping).ConfigureAwait(false);
         }
     }
 

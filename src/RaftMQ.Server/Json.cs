@@ -102,8 +102,11 @@ public sealed record MetricsResponse(
     int Node, bool Ready, string Role, ulong Term, int? Leader, ulong CommitIndex, ulong AppliedIndex, ulong LastIndex,
     RuntimeMetrics? Runtime, TransportMetrics? Transport, DiskMetrics Disk, HttpMetrics Http);
 
-/// <summary>The HTTP connections (see <c>HttpConnectionLimiter</c>): open now, and closed at accept since start.</summary>
-public sealed record HttpMetrics(int OpenConnections, long ConnectionsRefused);
+/// <summary>
+/// The HTTP connections (see <c>HttpConnectionLimiter</c>): open now, and closed at accept since start; and the
+/// receives waiting now (long polling, at most <c>ServerLimits.MaxWaitingReceives</c>).
+/// </summary>
+public sealed record HttpMetrics(int OpenConnections, long ConnectionsRefused, int WaitingReceives);
 
 /// <summary>The disk alarm (see <c>DiskAlarm</c>): the file system of the data directory, read at most every 250 ms.</summary>
 public sealed record DiskMetrics(bool Alarm, long FreeBytes, long LimitBytes, string DataDirectory);

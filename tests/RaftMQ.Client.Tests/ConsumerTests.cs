@@ -94,4 +94,53 @@ public sealed class ConsumerTests
         var again = await client.ReceiveAsync(topic, max: 10);
         again.Select(d => (d.Text, d.DeliveryCount)).ShouldBe(Enumerable.Range(0, 5).Select(i => ($"m{i}", 2)));
     }
+    /// <summary>The receives node <paramref name="node"/> answered so far (its /metrics request counter).</summary>
+    private static async Task<long> ReceivesAnsweredAsync(TestCluster cluster, int node)
+    {
+        var text = await cluster.Http.GetStringAsync(cluster.Url(node, "/metrics"));
+        return text.Split('\n')
+            .Where(l => l.StartsWith("raftmq_http_requests_total{", StringComparison.Ordinal) && l.Contains("route=\"/v1/topics/{topic}/receive\"", StringComparison.Ordinal))
+            .Sum(l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public async Task An_idle_consumer_waits_on_the_server_and_gets_a_message_published_meanwhile_at_once()
+    {
+        await using var cluster = TestCluster.Create(1);
+        await cluster.StartAllAsync();
+        var node = await cluster.WaitForLeaderAsync();
+        using var client = Client(cluster.Url(node, "/"));
+        const string topic = "quiet";
+        await client.ConfigureTopicAsync(topic);
+        var handled = new ConcurrentQueue<string>();
+        var errors = new ConcurrentQueue<Exception>();
+        var consumer = new RaftMQConsumer(client, topic, (d, _) =>
+        {
+            handled.Enqueue(d.Text);
+            return Task.CompletedTask;
+        }, new RaftMQConsumerOptions { Wait = RaftMQConsumerOptions.MaxWait }) { OnError = errors.Enqueue };
+        try
+        {
+            // Idle for three seconds: the consumer's receive waits on the server (20 s), so at most the one it had
+            // started before is answered meanwhile, not one per short pause. The window is a measurement, not a wait
+            // for a condition.
+            var before = await ReceivesAnsweredAsync(cluster, node);
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            (await ReceivesAnsweredAsync(cluster, node) - before).ShouldBeLessThanOrEqualTo(1, "an idle consumer does not poll");
+
+            // A message published now reaches the waiting receive at once: well before its 20 s wait would end.
+            await client.PublishMessagesAsync(topic, [OutgoingMessage.FromText("wake")]);
+            (await Eventually.TrueAsync(() => Task.FromResult(handled.Contains("wake")), TimeSpan.FromSeconds(10))).ShouldBeTrue("delivered to the waiting receive");
+
+            // Stopping cancels the waiting receive (a fresh 20 s one): it does not sit out its wait.
+            await consumer.StopAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            await consumer.DisposeAsync();
+        }
+        consumer.Processed.ShouldBe(1);
+        errors.ShouldBeEmpty();
+        (await client.GetTopicStatsAsync(topic)).Groups[0].Unacked.ShouldBe(0);
+    }
 }
