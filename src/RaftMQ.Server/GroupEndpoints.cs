@@ -418,7 +418,8 @@ public static class GroupEndpoints
             }
             var sleep = left;
             if (due) sleep = Math.Min(sleep, (long)Math.Ceiling(time.GetElapsedTime(time.GetTimestamp(), retryAt).TotalMilliseconds));
-            else if (next != long.MaxValue) sleep = Math.Min(sleep, next - wall);
+            // One millisecond over: the wall clock reads whole milliseconds and a timer may fire a little early.
+            else if (next != long.MaxValue) sleep = Math.Min(sleep, next - wall + 1);
             try
             {
                 await signal.WaitAsync(TimeSpan.FromMilliseconds(Math.Max(1, sleep)), time, ctx.RequestAborted);
