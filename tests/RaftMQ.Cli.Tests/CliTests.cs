@@ -143,6 +143,14 @@ public sealed class CliClusterTests
         (await env.RunAsync("topic", "stats", "jobs")).Stdout.ShouldContain("default\t0\t0\t1\t1\t");
         var waited = await env.RunAsync("receive", "jobs", "--wait-ms", "300"); // only a delayed message: nothing within the wait
         (waited.ExitCode, waited.Stdout).ShouldBe((0, ""), waited.ToString());
+        // consume --group --follow long-polls: a message published while it waits is printed and acked; --count 1 ends it.
+        await using (var following = CliProcess.Start(env, "consume", "jobs", "--group", "default", "--follow", "--count", "1"))
+        {
+            (await env.RunAsync("publish", "jobs", "awaited")).ExitCode.ShouldBe(0);
+            (await following.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBe(0, following.Stderr);
+            following.Stdout.ShouldBe("awaited\n");
+        }
+        (await env.RunAsync("topic", "stats", "jobs")).Stdout.ShouldContain("default\t0\t0\t1\t1\t");
         var noMessage = await env.RunAsync("publish", "jobs", "--id", "x");
         (noMessage.ExitCode, noMessage.Stderr.Contains("--id and --delay-ms take one MESSAGE", StringComparison.Ordinal)).ShouldBe((2, true), noMessage.ToString());
 
