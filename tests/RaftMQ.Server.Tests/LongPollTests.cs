@@ -117,6 +117,14 @@ public sealed class LongPollTests
         var after = await CountsAsync(cluster, leader);
         (after.LastIndex - before.LastIndex).ShouldBeLessThanOrEqualTo(4 + after.Term - before.Term, "the four commands sent, and no receive of audit");
         (await CountsAsync(cluster, follower)).Waiting.ShouldBe(0);
+
+        // The topic deleted while a receive waits: it answers 404 then, not when its 20 s are over.
+        sw.Restart();
+        var orphaned = Send(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"group": "audit", "wait_ms": 20000}""", HttpStatusCode.NotFound);
+        (await Eventually.TrueAsync(async () => (await CountsAsync(cluster, follower)).Waiting == 1, TimeSpan.FromSeconds(10))).ShouldBeTrue();
+        await Send(cluster, leader, HttpMethod.Delete, Path(topic));
+        (await orphaned)["error"]!.GetValue<string>().ShouldBe("no such topic");
+        sw.ElapsedMilliseconds.ShouldBeLessThan(15000, "answered when the deletion was applied");
     }
 
     [Fact]
