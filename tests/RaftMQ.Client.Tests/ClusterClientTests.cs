@@ -76,8 +76,11 @@ public sealed class ClusterClientTests
             }
         }
         unknown.Count.ShouldBeLessThanOrEqualTo(1);
-        var next = await cluster.WaitForLeaderAsync(not: leader);
-        client.Leader.ShouldBe(cluster.Url(next, "/"));
+        // The client left the dead leader for the one that answered its last publishes. On a busy machine that one may
+        // already have lost leadership again to the third node, so the client's view is only required to be a survivor.
+        client.Leader.ShouldNotBe(cluster.Url(leader, "/"));
+        client.Leader.ShouldBeOneOf([.. Enumerable.Range(0, 3).Where(i => i != leader).Select(i => cluster.Url(i, "/"))]);
+        await cluster.WaitForLeaderAsync(not: leader);
 
         var popped = new List<string>();
         while (await client.PopAsync("stream") is { } m) popped.Add(m);
