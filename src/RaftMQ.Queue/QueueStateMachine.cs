@@ -93,7 +93,9 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
         {
             if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
             if (count == 0 || count > (uint)_limits.MaxBatchMessages || tooLarge) return new QueueResult(QueueStatus.Invalid);
-            if (!Fits(log, bytes, (int)count)) return new QueueResult(QueueStatus.LimitReached);
+            ExpireOld(log, _store.Clock);
+            if (Admit(log, bytes, (int)count, out var plan) is { } refused) return new QueueResult(refused);
+            Drop(log, plan);
             rest = messages;
             // Commands carry no publish time yet: the record's timestamp stays 0 until the leader stamps them.
             while (QueueCommand.TryReadBatchMessage(ref rest, out var m)) log.Append([], m, timestamp: 0);
@@ -114,12 +116,15 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
         var nameLimit = _limits.MaxTopicNameBytes + (DeadLetters.IsDeadLetterTopic(c.Topic) ? DeadLetters.Suffix.Length : 0);
         if (Encoding.UTF8.GetByteCount(c.Topic) > nameLimit || c.Topic.Length == 0)
             return new QueueResult(QueueStatus.Invalid);
+        var before = _store.Clock;
         var now = Tick(c);
         try
         {
+            // Retention by age moves with the clock: each step expires what it made old, in every topic.
+            if (now > before) ExpireAll(now);
             var result = c.Op switch
             {
-                QueueOp.ConfigureTopic => ConfigureTopic(c.Topic, c.MaxDeliveries, c.CreateIfMissing, c.DedupWindowMs),
+                QueueOp.ConfigureTopic => ConfigureTopic(c.Topic, c.MaxDeliveries, c.CreateIfMissing, c.DedupWindowMs, c.Retention, now),
                 QueueOp.DeleteTopic => DeleteTopic(c.Topic),
                 QueueOp.CreateGroup => CreateGroup(c.Topic, c.Group, c.Start),
                 QueueOp.Receive => Receive(c.Topic, c.Group, c.Max, c.DurationMs, now),
@@ -179,7 +184,9 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
             bytes += QueueLimits.MessageOverheadBytes + size;
             largest = Math.Max(largest, size);
         }
-        if (!Fits(log, bytes, messages.Count)) return new QueueResult(QueueStatus.LimitReached);
+        ExpireOld(log, _store.Clock);
+        if (Admit(log, bytes, messages.Count, out var plan) is { } refused) return new QueueResult(refused);
+        Drop(log, plan);
         var buffer = ArrayPool<byte>.Shared.Rent(largest);
         try
         {
@@ -194,8 +201,11 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
         return QueueResult.Ok;
     }
 
-    /// <summary>Whether <paramref name="count"/> more messages of <paramref name="bytes"/> (records) fit all four bounds.</summary>
-    private bool Fits(TopicLog log, long bytes, int count) =>
+    /// <summary>
+    /// Whether <paramref name="count"/> more messages of <paramref name="bytes"/> (records) fit all four bounds of the
+    /// queue (either may be negative: what a drop-oldest publish frees first, net of what it adds).
+    /// </summary>
+    private bool Fits(TopicLog log, long bytes, long count) =>
         _store.TotalBytes + bytes <= _limits.MaxTotalMessageBytes && log.Bytes + bytes <= _limits.MaxTopicMessageBytes
         && _store.TotalMessages + count <= _limits.MaxTotalMessages && log.Count + count <= _limits.MaxTopicMessages;
 
@@ -217,7 +227,9 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
             bytes += QueueLimits.MessageOverheadBytes + headerBytes + m.Payload.Length;
             largestHeaders = Math.Max(largestHeaders, headerBytes);
         }
-        if (!Fits(log, bytes, messages.Count)) return new QueueResult(QueueStatus.LimitReached);
+        ExpireOld(log, _store.Clock);
+        if (Admit(log, bytes, messages.Count, out var plan) is { } refused) return new QueueResult(refused);
+        Drop(log, plan);
         var first = log.Tail;
         var buffer = ArrayPool<byte>.Shared.Rent(largestHeaders);
         try

@@ -164,6 +164,7 @@ public static class RrmqEndpoints
             QueueStatus.TopicExists => StatusCodes.Status409Conflict,
             QueueStatus.NoSuchTopic or QueueStatus.Empty => StatusCodes.Status404NotFound,
             QueueStatus.LimitReached => StatusCodes.Status507InsufficientStorage,
+            QueueStatus.TopicFull => StatusCodes.Status409Conflict,
             _ => StatusCodes.Status400BadRequest,
         };
         return WriteJson(ctx, code, new SuccessResponse(result.Success), ServerJsonContext.Default.SuccessResponse);
