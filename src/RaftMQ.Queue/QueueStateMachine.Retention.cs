@@ -107,12 +107,7 @@ public sealed partial class QueueStateMachine
     {
         var state = log.State!;
         if (state.MaxAgeMs <= 0 || log.Head == log.Tail) return;
-        if (state.HeadTimeOffset != log.Head)
-        {
-            state.HeadTime = MessageRecord.Timestamp(log.ReadRecordAt(log.Head, log.LogicalHead, out _));
-            state.HeadTimeOffset = log.Head;
-        }
-        if (!Expired(state, state.HeadTime, now)) return;
+        if (!Expired(state, HeadTime(log), now)) return;
         var offset = log.Head;
         var position = log.LogicalHead;
         TopicLog? dead = null;
@@ -138,6 +133,39 @@ public sealed partial class QueueStateMachine
         state.ExpiredTotal += (long)(offset - log.Head);
         state.DropBelow(offset, position);
         AdvanceHead(log);
+    }
+
+    /// <summary>The publish time of the head's record (the topic must have messages), cached while the head stays.</summary>
+    private static long HeadTime(TopicLog log)
+    {
+        var state = log.State!;
+        if (state.HeadTimeOffset != log.Head)
+        {
+            state.HeadTime = MessageRecord.Timestamp(log.ReadRecordAt(log.Head, log.LogicalHead, out _));
+            state.HeadTimeOffset = log.Head;
+        }
+        return state.HeadTime;
+    }
+
+    /// <summary>
+    /// When the next message expires by age (Unix ms; the earliest head publish time plus its topic's
+    /// <c>max_age_ms</c>) and in which topic; null when no topic has a message that will. A read (call on the loop):
+    /// O(topics), a file read only for a head not seen before. The leader's server uses it to propose a command that
+    /// moves the replicated clock when nothing else does, so messages expire on an idle cluster too.
+    /// </summary>
+    public (string Topic, long DueMs)? NextExpiry()
+    {
+        (string Topic, long DueMs)? next = null;
+        foreach (var log in _store.Topics)
+        {
+            var state = log.State!;
+            if (state.MaxAgeMs <= 0 || log.Head == log.Tail) continue;
+            var time = HeadTime(log);
+            if (time <= 0) continue; // no publish time: never expires
+            var due = time + state.MaxAgeMs;
+            if (next is null || due < next.Value.DueMs) next = (log.Name, due);
+        }
+        return next;
     }
 
     private static bool Expired(TopicState state, long timestamp, long now) => timestamp > 0 && now - timestamp >= state.MaxAgeMs;

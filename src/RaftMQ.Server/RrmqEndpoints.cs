@@ -245,6 +245,12 @@ public static class ServerLimits
     /// </summary>
     public const int ReceiveRecheckMs = 100;
 
+    /// <summary>
+    /// How often the leader checks whether a message is due to expire by age (its topic's <c>max_age_ms</c>) while no
+    /// command moves the replicated clock: the longest an expired message outlives its age on an idle cluster.
+    /// </summary>
+    public const int ExpiryCheckMs = 1_000;
+
     /// <summary>Throws when a request body within <see cref="MaxRequestBodyBytes"/> could become a command the node refuses.</summary>
     public static void CheckAgainst(RaftMQ.Hosting.RaftHostOptions host)
     {
