@@ -200,6 +200,28 @@ public sealed class RetentionTests : IDisposable
     }
 
     [Fact]
+    public void Next_expiry_names_the_topic_whose_head_is_due_first_and_an_empty_configure_at_that_time_expires_it()
+    {
+        var sm = WithTopic(new TopicRetention(MaxAgeMs: 1_000));
+        sm.NextExpiry().ShouldBeNull();
+        Publish(sm, 5_000, "a");
+        sm.NextExpiry().ShouldBe(("t", 6_000L));
+        Apply(sm, QueueCommand.ConfigureTopic("u", 0, retention: new TopicRetention(MaxAgeMs: 100))).Count.ShouldBe(1);
+        Apply(sm, QueueCommand.PublishMessages("u", [Msg("b")], 5_500)).Success.ShouldBeTrue();
+        // A topic whose head has no publish time (a string message) is never due.
+        Apply(sm, QueueCommand.ConfigureTopic("s", 0, retention: new TopicRetention(MaxAgeMs: 1))).Count.ShouldBe(1);
+        Apply(sm, QueueCommand.Publish("s", "untimed")).ShouldBe(QueueResult.Ok);
+        sm.NextExpiry().ShouldBe(("u", 5_600L));
+
+        // What the leader proposes when that time comes: a configure that changes nothing but the clock.
+        Apply(sm, QueueCommand.ConfigureTopic("u", 0, createIfMissing: false) with { TimestampMs = 5_600 }).ShouldBe(QueueResult.Ok);
+        sm.Depth("u").ShouldBe(0);
+        sm.Stats("u", 5_600)!.ExpiredTotal.ShouldBe(1L);
+        sm.NextExpiry().ShouldBe(("t", 6_000L));
+        sm.Depth("s").ShouldBe(1);
+    }
+
+    [Fact]
     public void Retention_settings_and_counters_survive_a_snapshot_and_both_machines_go_on_alike()
     {
         var store = new QueueStoreOptions { SegmentBytes = 200 };
