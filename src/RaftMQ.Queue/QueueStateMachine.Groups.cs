@@ -161,7 +161,13 @@ public sealed partial class QueueStateMachine
         if (retention is not null && _limits.CheckRetention(retention) is not null) return new QueueResult(QueueStatus.Invalid);
         if (_store.Find(topic) is { } log)
         {
-            if (maxDeliveries == 0 && dedupWindowMs is null && (retention is null || retention.IsEmpty)) return QueueResult.Ok;
+            if (maxDeliveries == 0 && dedupWindowMs is null && (retention is null || retention.IsEmpty))
+            {
+                // Changes nothing, but expires what is due on the topic now (what the leader proposes it for when no
+                // other command moves the clock).
+                ExpireOld(log, now);
+                return QueueResult.Ok;
+            }
             // A dead-letter topic keeps its messages whatever happens to them: it never dead-letters, and it has no
             // retention of its own (its messages leave by redrive, or with the topic).
             if (DeadLetters.IsDeadLetterTopic(topic)) return new QueueResult(QueueStatus.Invalid);

@@ -219,6 +219,16 @@ public sealed class RetentionTests : IDisposable
         sm.Stats("u", 5_600)!.ExpiredTotal.ShouldBe(1L);
         sm.NextExpiry().ShouldBe(("t", 6_000L));
         sm.Depth("s").ShouldBe(1);
+
+        // A head that is due already without a clock step (a message stamped earlier than the one before it, by a
+        // leader whose clock was behind, reaching the head through a pop): the same empty configure expires it.
+        Apply(sm, QueueCommand.ConfigureTopic("k", 0, retention: new TopicRetention(MaxAgeMs: 1_500))).Count.ShouldBe(1);
+        Apply(sm, QueueCommand.PublishMessages("k", [Msg("late")], 7_000)).Success.ShouldBeTrue();
+        Apply(sm, QueueCommand.PublishMessages("k", [Msg("early")], 5_000)).Success.ShouldBeTrue();
+        Apply(sm, QueueCommand.PopMessages("k", 1)).Delivered!.Single().TimestampMs.ShouldBe(7_000);
+        sm.NextExpiry().ShouldBe(("k", 6_500L));
+        Apply(sm, QueueCommand.ConfigureTopic("k", 0, createIfMissing: false) with { TimestampMs = 6_900 }).ShouldBe(QueueResult.Ok);
+        (sm.Clock, sm.Depth("k")).ShouldBe((7_000L, 0));
     }
 
     [Fact]
