@@ -12,9 +12,15 @@ public static partial class Cli
         var name = new Argument<string>("TOPIC") { Description = "Topic name" };
         var maxDeliveries = new Option<int?>("--max-deliveries") { Description = "Deliveries after which a message is dead-lettered (default 20 for a new topic)" };
         var dedupWindow = new Option<long?>("--dedup-window-ms") { Description = "How long message ids are remembered for idempotent publishing, in ms (default 3600000 for a new topic; 0: none)" };
+        var maxMessages = new Option<long?>("--max-messages") { Description = "Most messages retained (not yet acked by every group); 0: unlimited (the default)" };
+        var maxBytes = new Option<long?>("--max-bytes") { Description = "Most bytes retained (payload, headers and 28 bytes a message); 0: unlimited (the default)" };
+        var maxAge = new Option<long?>("--max-age-ms") { Description = "Age in ms at which a message expires; 0: never (the default)" };
+        var overflow = new Option<string?>("--overflow") { Description = "At max-messages or max-bytes: reject-publish (the default) or drop-oldest" };
+        var expire = new Option<string?>("--expire") { Description = "What becomes of an expired message: dead-letter (the default) or drop" };
         var configure = new Command("configure", Describe(
-            "Create a topic or change its settings.", "topic configure orders --max-deliveries 5", "topic configure orders --dedup-window-ms 86400000"))
-            { name, maxDeliveries, dedupWindow };
+            "Create a topic or change its settings.", "topic configure orders --max-deliveries 5", "topic configure orders --dedup-window-ms 86400000",
+            "topic configure events --max-messages 100000 --overflow drop-oldest", "topic configure orders --max-age-ms 3600000 --expire dead-letter"))
+            { name, maxDeliveries, dedupWindow, maxMessages, maxBytes, maxAge, overflow, expire };
         configure.SetAction(Guard(async (r, ct) =>
         {
             var (urls, _) = Target(r);
@@ -22,7 +28,30 @@ public static partial class Cli
             var t = r.GetValue(name)!;
             var window = r.GetValue(dedupWindow);
             if (window is < 0) throw new CliException("--dedup-window-ms must not be negative", ExitCodes.Usage);
-            var created = await client.ConfigureTopicAsync(t, r.GetValue(maxDeliveries), window is { } ms ? TimeSpan.FromMilliseconds(ms) : null, ct).ConfigureAwait(false);
+            if (r.GetValue(maxMessages) is < 0) throw new CliException("--max-messages must not be negative", ExitCodes.Usage);
+            if (r.GetValue(maxBytes) is < 0) throw new CliException("--max-bytes must not be negative", ExitCodes.Usage);
+            var age = r.GetValue(maxAge);
+            if (age is < 0) throw new CliException("--max-age-ms must not be negative", ExitCodes.Usage);
+            var settings = new TopicSettings
+            {
+                MaxDeliveries = r.GetValue(maxDeliveries), DedupWindow = window is { } ms ? TimeSpan.FromMilliseconds(ms) : null,
+                MaxMessages = r.GetValue(maxMessages), MaxBytes = r.GetValue(maxBytes), MaxAge = age is { } a ? TimeSpan.FromMilliseconds(a) : null,
+                Overflow = r.GetValue(overflow) switch
+                {
+                    null => null,
+                    "reject-publish" => TopicOverflow.RejectPublish,
+                    "drop-oldest" => TopicOverflow.DropOldest,
+                    var other => throw new CliException($"--overflow must be reject-publish or drop-oldest, not '{other}'", ExitCodes.Usage),
+                },
+                Expire = r.GetValue(expire) switch
+                {
+                    null => null,
+                    "dead-letter" => TopicExpiry.DeadLetter,
+                    "drop" => TopicExpiry.Drop,
+                    var other => throw new CliException($"--expire must be dead-letter or drop, not '{other}'", ExitCodes.Usage),
+                },
+            };
+            var created = await client.ConfigureTopicAsync(t, settings, ct).ConfigureAwait(false);
             Console.Out.WriteLine(created ? $"created topic '{t}'" : $"configured topic '{t}'");
             return ExitCodes.Ok;
         }));
@@ -36,6 +65,8 @@ public static partial class Cli
             var s = await client.GetTopicStatsAsync(r.GetValue(statsName)!, cancellationToken: ct).ConfigureAwait(false);
             Console.Out.WriteLine($"topic {s.Topic}: offsets [{s.Head}, {s.Tail}), {s.Messages} retained ({s.Bytes} bytes), max_deliveries {s.MaxDeliveries}, "
                 + $"{s.DeadLettered} dead-lettered, {s.PublishedTotal} published");
+            Console.Out.WriteLine($"retention: max_messages {Limit(s.MaxMessages)}, max_bytes {Limit(s.MaxBytes)}, max_age_ms {Limit(s.MaxAgeMs)}, "
+                + $"overflow {s.Overflow}, expire {s.Expire}; {s.OverflowDroppedTotal} dropped by overflow, {s.ExpiredTotal} expired");
             Console.Out.WriteLine("group\tready\tleased\tdelayed\tunacked\toldest_age_ms\tacked_total\tdead_lettered_total");
             foreach (var g in s.Groups)
             {
@@ -55,6 +86,7 @@ public static partial class Cli
             Console.Out.WriteLine($"deleted topic '{t}'");
             return ExitCodes.Ok;
         }));
+        static string Limit(long value) => value == 0 ? "unlimited" : value.ToString(CultureInfo.InvariantCulture);
         topic.Add(configure);
         topic.Add(stats);
         topic.Add(delete);

@@ -34,7 +34,78 @@ public sealed record SettleResult(int Applied, IReadOnlyList<string> Stale);
 /// <summary>A topic's settings and counts (<see cref="RaftMQClient.GetTopicStatsAsync"/>); field meanings in docs/rest-api.md.</summary>
 public sealed record TopicStatistics(
     string Topic, bool DeadLetters, ulong Head, ulong Tail, long Messages, long Bytes, int MaxDeliveries, long DeadLettered,
-    long PublishedTotal, IReadOnlyList<GroupStatistics> Groups);
+    long PublishedTotal, IReadOnlyList<GroupStatistics> Groups)
+{
+    /// <summary>Most messages retained (0: unlimited).</summary>
+    public long MaxMessages { get; init; }
+
+    /// <summary>Most bytes retained (0: unlimited).</summary>
+    public long MaxBytes { get; init; }
+
+    /// <summary>Age in ms at which a message expires (0: never).</summary>
+    public long MaxAgeMs { get; init; }
+
+    /// <summary><c>reject-publish</c> or <c>drop-oldest</c>.</summary>
+    public string Overflow { get; init; } = "reject-publish";
+
+    /// <summary><c>dead-letter</c> or <c>drop</c>: what becomes of an expired message.</summary>
+    public string Expire { get; init; } = "dead-letter";
+
+    /// <summary>Messages removed so far to make room under <c>drop-oldest</c>.</summary>
+    public long OverflowDroppedTotal { get; init; }
+
+    /// <summary>Messages removed so far by age (dead-lettered or dropped).</summary>
+    public long ExpiredTotal { get; init; }
+}
+
+/// <summary>What a publish to a topic at its <see cref="TopicSettings.MaxMessages"/> or <see cref="TopicSettings.MaxBytes"/> does.</summary>
+public enum TopicOverflow
+{
+    /// <summary>The publish is refused whole (409, <c>topic-full</c>).</summary>
+    RejectPublish,
+
+    /// <summary>The oldest retained messages are removed for every group to make room (counted in the stats).</summary>
+    DropOldest,
+}
+
+/// <summary>What becomes of a message older than <see cref="TopicSettings.MaxAge"/>.</summary>
+public enum TopicExpiry
+{
+    /// <summary>Moved to the topic's dead letters with the header <c>raftmq-reason: expired</c>.</summary>
+    DeadLetter,
+
+    /// <summary>Removed, counted in the topic's <c>expired_total</c>.</summary>
+    Drop,
+}
+
+/// <summary>
+/// Settings for <see cref="RaftMQClient.ConfigureTopicAsync(string, TopicSettings, CancellationToken)"/>: each null
+/// leaves the setting as it is (for a new topic: its default). Zero for <see cref="MaxMessages"/>,
+/// <see cref="MaxBytes"/> or <see cref="MaxAge"/> means unlimited. Field meanings and bounds in docs/rest-api.md.
+/// </summary>
+public sealed record TopicSettings
+{
+    /// <summary>Deliveries after which a message is dead-lettered (default 20).</summary>
+    public int? MaxDeliveries { get; init; }
+
+    /// <summary>How long message ids are remembered, whole milliseconds (default 1 hour; zero: none).</summary>
+    public TimeSpan? DedupWindow { get; init; }
+
+    /// <summary>Most messages retained: not yet acked by every group (default 0, unlimited).</summary>
+    public long? MaxMessages { get; init; }
+
+    /// <summary>Most bytes retained, each message counting payload, headers and 28 bytes (default 0, unlimited).</summary>
+    public long? MaxBytes { get; init; }
+
+    /// <summary>Age, whole milliseconds, at which a message expires (default zero: never).</summary>
+    public TimeSpan? MaxAge { get; init; }
+
+    /// <summary>What a publish past the bounds does (default <see cref="TopicOverflow.RejectPublish"/>).</summary>
+    public TopicOverflow? Overflow { get; init; }
+
+    /// <summary>What becomes of an expired message (default <see cref="TopicExpiry.DeadLetter"/>).</summary>
+    public TopicExpiry? Expire { get; init; }
+}
 
 /// <summary>
 /// What an idempotent publish did (<see cref="RaftMQClient.PublishIdempotentAsync"/>): each message's offset, in order
@@ -68,13 +139,28 @@ public sealed partial class RaftMQClient
     /// message ids (<paramref name="dedupWindow"/>, whole milliseconds up to 7 days; zero remembers none; null: 1 hour
     /// for a new topic, unchanged for an existing one).
     /// </summary>
-    public Task<bool> ConfigureTopicAsync(string topic, int? maxDeliveries, TimeSpan? dedupWindow, CancellationToken cancellationToken = default)
+    public Task<bool> ConfigureTopicAsync(string topic, int? maxDeliveries, TimeSpan? dedupWindow, CancellationToken cancellationToken = default) =>
+        ConfigureTopicAsync(topic, new TopicSettings { MaxDeliveries = maxDeliveries, DedupWindow = dedupWindow }, cancellationToken);
+
+    /// <summary>
+    /// Creates a topic, or changes its settings when it exists (<c>PUT /v1/topics/{topic}</c>): delivery limit, id
+    /// window and retention (<see cref="TopicSettings"/>; a null setting is left as it is). Retried safely.
+    /// </summary>
+    /// <returns>True when the topic was created, false when it existed.</returns>
+    /// <exception cref="RequestRejectedException">A bad setting (400, naming the field) or the topic limit reached (507).</exception>
+    public Task<bool> ConfigureTopicAsync(string topic, TopicSettings settings, CancellationToken cancellationToken = default)
     {
         CheckTopic(topic);
+        ArgumentNullException.ThrowIfNull(settings);
         var body = Json(w =>
         {
-            if (maxDeliveries is { } n) w.WriteNumber("max_deliveries", n);
-            if (dedupWindow is { } window) w.WriteNumber("dedup_window_ms", (long)window.TotalMilliseconds);
+            if (settings.MaxDeliveries is { } n) w.WriteNumber("max_deliveries", n);
+            if (settings.DedupWindow is { } window) w.WriteNumber("dedup_window_ms", (long)window.TotalMilliseconds);
+            if (settings.MaxMessages is { } messages) w.WriteNumber("max_messages", messages);
+            if (settings.MaxBytes is { } bytes) w.WriteNumber("max_bytes", bytes);
+            if (settings.MaxAge is { } age) w.WriteNumber("max_age_ms", (long)age.TotalMilliseconds);
+            if (settings.Overflow is { } overflow) w.WriteString("overflow", overflow == TopicOverflow.DropOldest ? "drop-oldest" : "reject-publish");
+            if (settings.Expire is { } expire) w.WriteString("expire", expire == TopicExpiry.Drop ? "drop" : "dead-letter");
         });
         return RunAsync(
             "configure topic", Safety.Idempotent, node => JsonRequest(HttpMethod.Put, node, TopicPath(topic), body),
@@ -106,7 +192,15 @@ public sealed partial class RaftMQClient
                         g.GetProperty("delayed").GetInt32(), g.GetProperty("unacked").GetInt64(),
                         g.GetProperty("oldest_age_ms").ValueKind == JsonValueKind.Null ? null : g.GetProperty("oldest_age_ms").GetInt64(),
                         g.GetProperty("cursor").GetUInt64(), g.GetProperty("ack_floor").GetUInt64(), g.GetProperty("delivered_total").GetInt64(),
-                        g.GetProperty("acked_total").GetInt64(), g.GetProperty("dead_lettered_total").GetInt64()))])),
+                        g.GetProperty("acked_total").GetInt64(), g.GetProperty("dead_lettered_total").GetInt64()))])
+                {
+                    // Absent from servers built before retention: their topics had none.
+                    MaxMessages = Optional(r, "max_messages")?.GetInt64() ?? 0, MaxBytes = Optional(r, "max_bytes")?.GetInt64() ?? 0,
+                    MaxAgeMs = Optional(r, "max_age_ms")?.GetInt64() ?? 0,
+                    Overflow = Optional(r, "overflow")?.GetString() ?? "reject-publish", Expire = Optional(r, "expire")?.GetString() ?? "dead-letter",
+                    OverflowDroppedTotal = Optional(r, "overflow_dropped_total")?.GetInt64() ?? 0,
+                    ExpiredTotal = Optional(r, "expired_total")?.GetInt64() ?? 0,
+                }),
                 HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
                 _ => throw Rejected(status, result),
             },
@@ -362,6 +456,9 @@ public sealed partial class RaftMQClient
         }
         return buffer.ToArray();
     }
+
+    private static JsonElement? Optional(ResultBody r, string name) =>
+        r.Extra is not null && r.Extra.TryGetValue(name, out var value) ? value : null;
 
     private static JsonElement Get(ResultBody r, string name) =>
         r.Extra is not null && r.Extra.TryGetValue(name, out var value) ? value : throw new KeyNotFoundException($"no \"{name}\" in the answer");

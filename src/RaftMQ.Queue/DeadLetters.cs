@@ -29,8 +29,17 @@ public static class DeadLetters
     /// <summary>Header: the last error a nack gave, when one did.</summary>
     public const string LastErrorHeader = "raftmq-last-error";
 
+    /// <summary>
+    /// Header: why the message was dead-lettered when it was not its delivery limit: <see cref="ExpiredReason"/> for
+    /// a message past its topic's <c>max_age_ms</c>. A dead letter without it reached <c>max_deliveries</c> in a group.
+    /// </summary>
+    public const string ReasonHeader = "raftmq-reason";
+
+    /// <summary>The <see cref="ReasonHeader"/> of a message dead-lettered by age.</summary>
+    public const string ExpiredReason = "expired";
+
     private static readonly string[] Reserved =
-        [DeliveryCountHeader, OriginalOffsetHeader, OriginalPublishedAtHeader, GroupHeader, LastErrorHeader];
+        [DeliveryCountHeader, OriginalOffsetHeader, OriginalPublishedAtHeader, GroupHeader, LastErrorHeader, ReasonHeader];
 
     /// <summary>The dead-letter topic of <paramref name="topic"/>.</summary>
     public static string TopicFor(string topic) => topic + Suffix;
@@ -49,7 +58,26 @@ public static class DeadLetters
     {
         var names = 0;
         foreach (var name in Reserved) names += 3 + name.Length;
-        return names + 10 + 20 + 20 + limits.MaxGroupNameBytes + limits.MaxNackErrorBytes;
+        return names + 10 + 20 + 20 + limits.MaxGroupNameBytes + limits.MaxNackErrorBytes + ExpiredReason.Length;
+    }
+
+    /// <summary>
+    /// The headers of a message dead-lettered by age (once, for every group): the reason, its offset and publish time,
+    /// then the message's own (any of the reserved names left out).
+    /// </summary>
+    internal static List<MessageHeader> ExpiredHeaders(IReadOnlyList<MessageHeader> original, ulong offset, long publishedAt)
+    {
+        var headers = new List<MessageHeader>(original.Count + 3)
+        {
+            new(ReasonHeader, ExpiredReason),
+            new(OriginalOffsetHeader, offset.ToString(CultureInfo.InvariantCulture)),
+            new(OriginalPublishedAtHeader, publishedAt.ToString(CultureInfo.InvariantCulture)),
+        };
+        foreach (var h in original)
+        {
+            if (!IsReservedHeader(h.Name)) headers.Add(h);
+        }
+        return headers;
     }
 
     /// <summary>The headers of a dead letter: the added ones first, then the message's own (any of the reserved names left out).</summary>

@@ -19,7 +19,9 @@ public enum GroupStart : byte
 /// then per op:
 /// <list type="bullet">
 /// <item>ConfigureTopic: [create u8 (1: create when missing)][max_deliveries i32 (0: keep)], then optionally
-/// [dedup_window_ms i64] (absent: keep; commands written before deduplication end before it);</item>
+/// [dedup_window_ms i64] (absent: keep; commands written before deduplication end before it), then optionally the
+/// retention settings [max_messages i64][max_bytes i64][max_age_ms i64] (−1: keep; 0: unlimited)[overflow u8]
+/// [expire u8] (0: keep, else the enum's value + 1), with the dedup window −1 for keep when they are present;</item>
 /// <item>DeleteTopic: nothing;</item>
 /// <item>CreateGroup: [group][start u8];</item>
 /// <item>Receive: [group][max u32][lease_ms i64];</item>
@@ -30,8 +32,16 @@ public enum GroupStart : byte
 /// </summary>
 public readonly partial record struct QueueCommand
 {
-    public static QueueCommand ConfigureTopic(string topic, int maxDeliveries, bool createIfMissing = true, long? dedupWindowMs = null) =>
-        new(QueueOp.ConfigureTopic, topic, null) { MaxDeliveries = maxDeliveries, CreateIfMissing = createIfMissing, DedupWindowMs = dedupWindowMs };
+    public static QueueCommand ConfigureTopic(
+        string topic, int maxDeliveries, bool createIfMissing = true, long? dedupWindowMs = null, TopicRetention? retention = null) =>
+        new(QueueOp.ConfigureTopic, topic, null)
+        {
+            MaxDeliveries = maxDeliveries, CreateIfMissing = createIfMissing, DedupWindowMs = dedupWindowMs,
+            Retention = retention is null || retention.IsEmpty ? null : retention,
+        };
+
+    /// <summary>Bytes of the optional retention part of a ConfigureTopic.</summary>
+    private const int RetentionBytes = 8 * 3 + 2;
 
     public static QueueCommand DeleteTopic(string topic) => new(QueueOp.DeleteTopic, topic, null);
 
@@ -58,6 +68,7 @@ public readonly partial record struct QueueCommand
         string.Equals(Group, other.Group, StringComparison.Ordinal) && DurationMs == other.DurationMs
         && string.Equals(Error, other.Error, StringComparison.Ordinal) && MaxDeliveries == other.MaxDeliveries
         && CreateIfMissing == other.CreateIfMissing && Start == other.Start && DedupWindowMs == other.DedupWindowMs
+        && Equals(Retention, other.Retention)
         && (ReferenceEquals(Receipts, other.Receipts) || (Receipts is not null && other.Receipts is not null && Receipts.SequenceEqual(other.Receipts)));
 
     private static bool HasGroup(QueueOp op) => op is QueueOp.CreateGroup or QueueOp.Receive or QueueOp.Ack or QueueOp.Nack or QueueOp.Extend;
@@ -91,7 +102,16 @@ public readonly partial record struct QueueCommand
                 case QueueOp.ConfigureTopic:
                     w.Write((byte)(CreateIfMissing ? 1 : 0));
                     w.Write(MaxDeliveries);
-                    if (DedupWindowMs is { } window) w.Write(window);
+                    if (Retention is { } retention)
+                    {
+                        w.Write(DedupWindowMs ?? -1);
+                        w.Write(retention.MaxMessages ?? -1);
+                        w.Write(retention.MaxBytes ?? -1);
+                        w.Write(retention.MaxAgeMs ?? -1);
+                        w.Write((byte)(retention.Overflow is { } o ? (byte)o + 1 : 0));
+                        w.Write((byte)(retention.Expire is { } e ? (byte)e + 1 : 0));
+                    }
+                    else if (DedupWindowMs is { } window) w.Write(window);
                     break;
                 case QueueOp.CreateGroup:
                     w.Write((byte)Start);
@@ -143,11 +163,23 @@ public readonly partial record struct QueueCommand
             switch (op)
             {
                 case QueueOp.ConfigureTopic:
-                    if (rest.Length is not (5 or 13) || rest[0] > 1) return false;
+                    if (rest.Length != 5 && rest.Length != 13 && rest.Length != 13 + RetentionBytes || rest[0] > 1) return false;
+                    long? dedup = rest.Length >= 13 ? BinaryPrimitives.ReadInt64LittleEndian(rest[5..]) : null;
+                    TopicRetention? retention = null;
+                    if (rest.Length == 13 + RetentionBytes)
+                    {
+                        if (dedup == -1) dedup = null;
+                        static long? Kept(long value) => value == -1 ? null : value;
+                        var part = rest[13..];
+                        retention = new TopicRetention(
+                            Kept(BinaryPrimitives.ReadInt64LittleEndian(part)), Kept(BinaryPrimitives.ReadInt64LittleEndian(part[8..])),
+                            Kept(BinaryPrimitives.ReadInt64LittleEndian(part[16..])),
+                            part[24] == 0 ? null : (OverflowPolicy)(part[24] - 1), part[25] == 0 ? null : (ExpiryAction)(part[25] - 1));
+                    }
                     command = c with
                     {
                         CreateIfMissing = rest[0] == 1, MaxDeliveries = BinaryPrimitives.ReadInt32LittleEndian(rest[1..]),
-                        DedupWindowMs = rest.Length == 13 ? BinaryPrimitives.ReadInt64LittleEndian(rest[5..]) : null,
+                        DedupWindowMs = dedup, Retention = retention,
                     };
                     return true;
                 case QueueOp.DeleteTopic:

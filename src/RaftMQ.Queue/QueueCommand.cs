@@ -99,6 +99,9 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
     /// <summary>A ConfigureTopic's dedup_window_ms (0: ids not remembered); null keeps the current value, or the default on creation.</summary>
     public long? DedupWindowMs { get; init; }
 
+    /// <summary>A ConfigureTopic's retention settings (each null keeps the current value); null changes none.</summary>
+    public TopicRetention? Retention { get; init; }
+
     /// <summary>Where a <see cref="QueueOp.PublishMessages"/> command's timestamp lies in its encoding, or -1 for other bytes.</summary>
     public static int TimestampPosition(ReadOnlySpan<byte> encoded)
     {
@@ -394,6 +397,12 @@ public enum QueueStatus : byte
 
     /// <summary>The topic has no consumer group of that name.</summary>
     NoSuchGroup = 7,
+
+    /// <summary>
+    /// The publish would take the topic past its own <c>max_messages</c> or <c>max_bytes</c> (overflow
+    /// <c>reject-publish</c>), or is larger than they allow at all; nothing was stored.
+    /// </summary>
+    TopicFull = 8,
 }
 
 /// <summary>

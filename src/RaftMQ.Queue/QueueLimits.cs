@@ -113,6 +113,27 @@ public sealed record QueueLimits
     public long MaxDedupWindowMs { get; init; } = 7L * 24 * 60 * 60 * 1000;
 
     /// <summary>
+    /// Longest <c>max_age_ms</c> a topic may be given (365 days); 0 means messages never expire by age. A topic's
+    /// <c>max_messages</c> may be at most <see cref="MaxTopicMessages"/> and its <c>max_bytes</c> at most
+    /// <see cref="MaxTopicMessageBytes"/> (0: no bound of its own).
+    /// </summary>
+    public long MaxRetentionAgeMs { get; init; } = 365L * 24 * 60 * 60 * 1000;
+
+    /// <summary>What is wrong with a retention setting, naming the field (as HTTP and the CLI call it), or null.</summary>
+    public string? CheckRetention(TopicRetention retention)
+    {
+        if (retention.MaxMessages is < 0 || retention.MaxMessages > MaxTopicMessages)
+            return $"\"max_messages\" must be an integer between 0 (unlimited) and {MaxTopicMessages}";
+        if (retention.MaxBytes is < 0 || retention.MaxBytes > MaxTopicMessageBytes)
+            return $"\"max_bytes\" must be an integer between 0 (unlimited) and {MaxTopicMessageBytes}";
+        if (retention.MaxAgeMs is < 0 || retention.MaxAgeMs > MaxRetentionAgeMs)
+            return $"\"max_age_ms\" must be an integer between 0 (unlimited) and {MaxRetentionAgeMs}";
+        if (retention.Overflow is { } o && !Enum.IsDefined(o)) return "\"overflow\" must be \"reject-publish\" or \"drop-oldest\"";
+        if (retention.Expire is { } e && !Enum.IsDefined(e)) return "\"expire\" must be \"dead-letter\" or \"drop\"";
+        return null;
+    }
+
+    /// <summary>
     /// Most message ids one topic remembers: past it, the topic forgets its oldest id early for each new one (so a
     /// retry is recognised only if fewer than this many ids were published to the topic since).
     /// </summary>
@@ -172,6 +193,7 @@ public sealed record QueueLimits
         if (MaxMessageIdBytes is < 1 or > byte.MaxValue) throw new ArgumentException("MaxMessageIdBytes must be between 1 and 255.");
         if (MaxDedupWindowMs < 0) throw new ArgumentException("MaxDedupWindowMs must not be negative.");
         if (DefaultDedupWindowMs < 0 || DefaultDedupWindowMs > MaxDedupWindowMs) throw new ArgumentException("DefaultDedupWindowMs must be between 0 and MaxDedupWindowMs.");
+        if (MaxRetentionAgeMs < 0) throw new ArgumentException("MaxRetentionAgeMs must not be negative.");
         if (MaxDedupIdsPerTopic < 1) throw new ArgumentException("MaxDedupIdsPerTopic must be positive.");
         if (MaxDedupIds < 1) throw new ArgumentException("MaxDedupIds must be positive.");
         if (MaxHeaderBytes + DeadLetters.MaxAddedHeaderBytes(this) > ushort.MaxValue)

@@ -71,6 +71,7 @@ public sealed partial class QueueStateMachine
         var state = log.State!;
         var group = state.Default;
         var now = _store.Clock;
+        ExpireOld(log, now);
         group.ExpireLeases(now);
         for (var taken = 0; taken < limit && NextCandidate(log, state, group, now, out var c); taken++)
         {
@@ -154,17 +155,27 @@ public sealed partial class QueueStateMachine
         if (lowest.Floor > log.Head) log.AdvanceHeadTo(lowest.Floor, lowest.FloorPosition);
     }
 
-    private QueueResult ConfigureTopic(string topic, int maxDeliveries, bool createIfMissing, long? dedupWindowMs)
+    private QueueResult ConfigureTopic(string topic, int maxDeliveries, bool createIfMissing, long? dedupWindowMs, TopicRetention? retention, long now)
     {
         if (maxDeliveries < 0 || maxDeliveries > _limits.MaxDeliveriesLimit) return new QueueResult(QueueStatus.Invalid);
         if (dedupWindowMs is < 0 || dedupWindowMs > _limits.MaxDedupWindowMs) return new QueueResult(QueueStatus.Invalid);
+        if (retention is not null && _limits.CheckRetention(retention) is not null) return new QueueResult(QueueStatus.Invalid);
         if (_store.Find(topic) is { } log)
         {
-            if (maxDeliveries == 0 && dedupWindowMs is null) return QueueResult.Ok;
-            // A dead-letter topic keeps its messages whatever happens to them: it never dead-letters.
+            if (maxDeliveries == 0 && dedupWindowMs is null && (retention is null || retention.IsEmpty))
+            {
+                // Changes nothing, but expires what is due on the topic now (what the leader proposes it for when no
+                // other command moves the clock).
+                ExpireOld(log, now);
+                return QueueResult.Ok;
+            }
+            // A dead-letter topic keeps its messages whatever happens to them: it never dead-letters, and it has no
+            // retention of its own (its messages leave by redrive, or with the topic).
             if (DeadLetters.IsDeadLetterTopic(topic)) return new QueueResult(QueueStatus.Invalid);
             if (maxDeliveries != 0) log.State!.MaxDeliveries = maxDeliveries;
             if (dedupWindowMs is { } window) log.State!.DedupWindowMs = window;
+            SetRetention(log.State!, retention);
+            EnforceRetention(log, now);
             return QueueResult.Ok;
         }
         if (!createIfMissing) return new QueueResult(QueueStatus.NoSuchTopic);
@@ -172,6 +183,7 @@ public sealed partial class QueueStateMachine
         if (UserTopicCount() >= _limits.MaxTopics) return new QueueResult(QueueStatus.LimitReached);
         var created = NewTopic(topic, maxDeliveries == 0 ? _limits.DefaultMaxDeliveries : maxDeliveries);
         if (dedupWindowMs is { } w) created.State!.DedupWindowMs = w;
+        SetRetention(created.State!, retention);
         return QueueResult.Ok with { Count = 1 };
     }
 
@@ -219,6 +231,7 @@ public sealed partial class QueueStateMachine
         if (FindGroup(topic, group, out var log, out var consumers) is { } missing) return missing;
         if (max < 1 || max > _limits.MaxBatchMessages || leaseMs < 1 || leaseMs > _limits.MaxLeaseMs) return new QueueResult(QueueStatus.Invalid);
         var state = log.State!;
+        ExpireOld(log, now);
         consumers.ExpireLeases(now);
         var delivered = new List<QueueMessage>();
         long size = 0;
@@ -346,7 +359,7 @@ public sealed partial class QueueStateMachine
 
     /// <summary>
     /// Moves up to <paramref name="max"/> of the oldest dead letters back to the topic's tail (their added headers
-    /// removed, published now); stops at the topic's bounds (LimitReached when none fit).
+    /// removed, published now); stops at the topic's bounds (LimitReached, or TopicFull for its own retention bounds, when none fit).
     /// </summary>
     private QueueResult Redrive(string topic, int max, long now)
     {
@@ -357,7 +370,7 @@ public sealed partial class QueueStateMachine
         var consumers = state.Default;
         consumers.ExpireLeases(now);
         var moved = 0;
-        var full = false;
+        QueueStatus? full = null;
         var buffer = ArrayPool<byte>.Shared.Rent(_limits.MaxHeaderBytes + DeadLetters.MaxAddedHeaderBytes(_limits));
         try
         {
@@ -367,11 +380,12 @@ public sealed partial class QueueStateMachine
                 var message = ToMessage(dead.Name, c.Offset, record);
                 var headers = message.Headers.Where(h => !DeadLetters.IsReservedHeader(h.Name)).ToList();
                 var headerBytes = MessageHeaders.EncodedBytes(headers);
-                if (!Fits(log, QueueLimits.MessageOverheadBytes + headerBytes + message.Payload.Length, 1))
+                if (Admit(log, QueueLimits.MessageOverheadBytes + headerBytes + message.Payload.Length, 1, out var plan) is { } refused)
                 {
-                    full = true;
+                    full = refused;
                     break;
                 }
+                Drop(log, plan);
                 log.Append(buffer.AsSpan(0, MessageHeaders.Write(buffer, headers)), message.Payload.Span, now);
                 log.State!.PublishedTotal++;
                 Take(consumers, c, recordSize);
@@ -385,7 +399,7 @@ public sealed partial class QueueStateMachine
             ArrayPool<byte>.Shared.Return(buffer);
         }
         AdvanceHead(dead);
-        return full && moved == 0 ? new QueueResult(QueueStatus.LimitReached) : QueueResult.Ok with { Count = moved };
+        return full is { } status && moved == 0 ? new QueueResult(status) : QueueResult.Ok with { Count = moved };
     }
 
     /// <summary>
@@ -420,6 +434,8 @@ public sealed partial class QueueStateMachine
             dead is null ? 0 : dead.State!.Default.Unfinished(dead.Tail), state.PublishedTotal, groups)
         {
             DedupWindowMs = state.DedupWindowMs, DedupIds = state.Dedup.Count, DedupForgottenEarlyTotal = state.Dedup.ForgottenEarlyTotal,
+            MaxMessages = state.MaxMessages, MaxBytes = state.MaxBytes, MaxAgeMs = state.MaxAgeMs, Overflow = state.Overflow,
+            Expire = state.Expire, OverflowDroppedTotal = state.OverflowDroppedTotal, ExpiredTotal = state.ExpiredTotal,
         };
     }
 
@@ -491,6 +507,27 @@ public sealed record TopicStats(
 
     /// <summary>Ids forgotten before their window passed, to stay within <see cref="QueueLimits.MaxDedupIdsPerTopic"/> or <see cref="QueueLimits.MaxDedupIds"/>.</summary>
     public long DedupForgottenEarlyTotal { get; init; }
+
+    /// <summary>Most messages retained (0: unlimited).</summary>
+    public long MaxMessages { get; init; }
+
+    /// <summary>Most bytes retained (0: unlimited).</summary>
+    public long MaxBytes { get; init; }
+
+    /// <summary>Age at which a message expires, in ms (0: never).</summary>
+    public long MaxAgeMs { get; init; }
+
+    /// <summary>What a publish past <see cref="MaxMessages"/> or <see cref="MaxBytes"/> does.</summary>
+    public OverflowPolicy Overflow { get; init; }
+
+    /// <summary>What becomes of an expired message.</summary>
+    public ExpiryAction Expire { get; init; }
+
+    /// <summary>Messages removed so far to make room under <see cref="OverflowPolicy.DropOldest"/>.</summary>
+    public long OverflowDroppedTotal { get; init; }
+
+    /// <summary>Messages removed so far by age (dead-lettered or dropped).</summary>
+    public long ExpiredTotal { get; init; }
 }
 
 /// <summary>One consumer group of <see cref="TopicStats"/>.</summary>

@@ -36,6 +36,7 @@ public sealed partial class QueueStateMachine
             if (m.DelayMs < 0 || m.DelayMs > _limits.MaxPublishDelayMs) return new QueueResult(QueueStatus.Invalid);
         }
         var state = log.State!;
+        ExpireOld(log, now);
         _dedupIds -= state.Dedup.Expire(now, state.DedupWindowMs);
         state.Delays.Prune(now, log.Head);
         var offsets = new ulong[messages.Count];
@@ -64,8 +65,10 @@ public sealed partial class QueueStateMachine
             bytes += QueueLimits.MessageOverheadBytes + headerBytes + m.Payload.Length;
             largestHeaders = Math.Max(largestHeaders, headerBytes);
         }
-        if (count > 0 && !Fits(log, bytes, count)) return new QueueResult(QueueStatus.LimitReached);
+        DropPlan? plan = null;
+        if (count > 0 && Admit(log, bytes, count, out plan) is { } refused) return new QueueResult(refused);
         if (state.Delays.Count + delayed > _limits.MaxDelayedPerTopic) return new QueueResult(QueueStatus.LimitReached);
+        Drop(log, plan);
         var buffer = ArrayPool<byte>.Shared.Rent(largestHeaders);
         try
         {

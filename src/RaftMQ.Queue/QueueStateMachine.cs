@@ -43,6 +43,13 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     /// <summary>Set by <see cref="DeadLetter"/>: the command being applied added to a dead-letter topic.</summary>
     private bool _deadLettered;
 
+    /// <summary>
+    /// Topics whose messages retention removed while the command was applied (expiry happens in any topic whenever the
+    /// clock moves): their groups' leases on those messages ended, which can free room under the in-flight bound, and
+    /// their dead-letter topics may have gained messages. Cleared after each command.
+    /// </summary>
+    private readonly List<string> _retentionTouched = [];
+
     /// <summary>Where the segment files are.</summary>
     public string Directory => _store.Directory;
 
@@ -99,7 +106,9 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
         {
             if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
             if (count == 0 || count > (uint)_limits.MaxBatchMessages || tooLarge) return new QueueResult(QueueStatus.Invalid);
-            if (!Fits(log, bytes, (int)count)) return new QueueResult(QueueStatus.LimitReached);
+            ExpireOld(log, _store.Clock);
+            if (Admit(log, bytes, (int)count, out var plan) is { } refused) return new QueueResult(refused);
+            Drop(log, plan);
             rest = messages;
             // Commands carry no publish time yet: the record's timestamp stays 0 until the leader stamps them.
             while (QueueCommand.TryReadBatchMessage(ref rest, out var m)) log.Append([], m, timestamp: 0);
@@ -121,12 +130,15 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
         var nameLimit = _limits.MaxTopicNameBytes + (DeadLetters.IsDeadLetterTopic(c.Topic) ? DeadLetters.Suffix.Length : 0);
         if (Encoding.UTF8.GetByteCount(c.Topic) > nameLimit || c.Topic.Length == 0)
             return new QueueResult(QueueStatus.Invalid);
+        var before = _store.Clock;
         var now = Tick(c);
         try
         {
+            // Retention by age moves with the clock: each step expires what it made old, in every topic.
+            if (now > before) ExpireAll(now);
             var result = c.Op switch
             {
-                QueueOp.ConfigureTopic => ConfigureTopic(c.Topic, c.MaxDeliveries, c.CreateIfMissing, c.DedupWindowMs),
+                QueueOp.ConfigureTopic => ConfigureTopic(c.Topic, c.MaxDeliveries, c.CreateIfMissing, c.DedupWindowMs, c.Retention, now),
                 QueueOp.DeleteTopic => DeleteTopic(c.Topic),
                 QueueOp.CreateGroup => CreateGroup(c.Topic, c.Group, c.Start),
                 QueueOp.Receive => Receive(c.Topic, c.Group, c.Max, c.DurationMs, now),
@@ -150,6 +162,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
         finally
         {
             _deadLettered = false;
+            _retentionTouched.Clear();
             _store.Flush();
         }
     }
@@ -158,12 +171,13 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     /// Tells <see cref="Deliverable"/> what an applied command may have made deliverable: a publish or a redrive, every
     /// group of the topic; a nack (its messages come back, perhaps later), the group; an ack or a pop that finished
     /// messages of a group with more behind its cursor (it may have been at its in-flight bound), the group; a new
-    /// group; a deleted topic (its waiting receives answer that); and the dead-letter topic, when the command
-    /// dead-lettered a message.
+    /// group; a deleted topic (its waiting receives answer that); the dead-letter topic, when the command
+    /// dead-lettered a message; and every topic retention removed messages from, with its dead-letter topic.
     /// </summary>
     private void Signal(Action<string, string?> notify, QueueCommand c, QueueResult result)
     {
         if (_deadLettered) notify(DeadLetters.TopicFor(c.Topic), null);
+        foreach (var topic in _retentionTouched) notify(topic, null);
         if (!result.Success) return;
         switch (c.Op)
         {
@@ -215,7 +229,9 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
             bytes += QueueLimits.MessageOverheadBytes + size;
             largest = Math.Max(largest, size);
         }
-        if (!Fits(log, bytes, messages.Count)) return new QueueResult(QueueStatus.LimitReached);
+        ExpireOld(log, _store.Clock);
+        if (Admit(log, bytes, messages.Count, out var plan) is { } refused) return new QueueResult(refused);
+        Drop(log, plan);
         var buffer = ArrayPool<byte>.Shared.Rent(largest);
         try
         {
@@ -230,8 +246,11 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
         return QueueResult.Ok;
     }
 
-    /// <summary>Whether <paramref name="count"/> more messages of <paramref name="bytes"/> (records) fit all four bounds.</summary>
-    private bool Fits(TopicLog log, long bytes, int count) =>
+    /// <summary>
+    /// Whether <paramref name="count"/> more messages of <paramref name="bytes"/> (records) fit all four bounds of the
+    /// queue (either may be negative: what a drop-oldest publish frees first, net of what it adds).
+    /// </summary>
+    private bool Fits(TopicLog log, long bytes, long count) =>
         _store.TotalBytes + bytes <= _limits.MaxTotalMessageBytes && log.Bytes + bytes <= _limits.MaxTopicMessageBytes
         && _store.TotalMessages + count <= _limits.MaxTotalMessages && log.Count + count <= _limits.MaxTopicMessages;
 
@@ -253,7 +272,9 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
             bytes += QueueLimits.MessageOverheadBytes + headerBytes + m.Payload.Length;
             largestHeaders = Math.Max(largestHeaders, headerBytes);
         }
-        if (!Fits(log, bytes, messages.Count)) return new QueueResult(QueueStatus.LimitReached);
+        ExpireOld(log, _store.Clock);
+        if (Admit(log, bytes, messages.Count, out var plan) is { } refused) return new QueueResult(refused);
+        Drop(log, plan);
         var first = log.Tail;
         var buffer = ArrayPool<byte>.Shared.Rent(largestHeaders);
         try

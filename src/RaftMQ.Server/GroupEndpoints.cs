@@ -84,20 +84,28 @@ public static class GroupEndpoints
         var limits = node.StateMachine.Limits;
         var maxDeliveries = 0;
         long? dedupWindow = null;
+        var retention = new TopicRetention();
         var error = body.Length == 0 ? null : Fields(body, (name, value) => name switch
         {
             "max_deliveries" => Int(value, name, 1, limits.MaxDeliveriesLimit, out maxDeliveries),
             "dedup_window_ms" => Long(value, name, 0, limits.MaxDedupWindowMs, out var window) ?? Set(out dedupWindow, (long?)window),
-            "max_messages" or "max_bytes" or "max_age_ms" or "overflow" =>
-                $"\"{name}\" is not supported yet (retention and overflow settings are not implemented); leave it out",
-            _ => $"unknown field \"{name}\" (the body takes \"max_deliveries\", \"dedup_window_ms\")",
+            "max_messages" => Long(value, name, 0, limits.MaxTopicMessages, out var m) ?? Set(out retention, retention with { MaxMessages = m }),
+            "max_bytes" => Long(value, name, 0, limits.MaxTopicMessageBytes, out var b) ?? Set(out retention, retention with { MaxBytes = b }),
+            "max_age_ms" => Long(value, name, 0, limits.MaxRetentionAgeMs, out var a) ?? Set(out retention, retention with { MaxAgeMs = a }),
+            "overflow" => value.ValueKind == JsonValueKind.String && TopicRetention.TryParseOverflow(value.GetString(), out var o)
+                ? Set(out retention, retention with { Overflow = o })
+                : "\"overflow\" must be \"reject-publish\" or \"drop-oldest\"",
+            "expire" => value.ValueKind == JsonValueKind.String && TopicRetention.TryParseExpire(value.GetString(), out var e)
+                ? Set(out retention, retention with { Expire = e })
+                : "\"expire\" must be \"dead-letter\" or \"drop\"",
+            _ => $"unknown field \"{name}\" (the body takes \"max_deliveries\", \"dedup_window_ms\", \"max_messages\", \"max_bytes\", \"max_age_ms\", \"overflow\", \"expire\")",
         });
         if (error is not null)
         {
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
-        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.ConfigureTopic(topic, maxDeliveries, dedupWindowMs: dedupWindow),
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.ConfigureTopic(topic, maxDeliveries, dedupWindowMs: dedupWindow, retention: retention),
             (c, result) => result.Success
                 ? WriteObject(c, result.Count == 1 ? StatusCodes.Status201Created : StatusCodes.Status200OK, json =>
                 {
@@ -142,6 +150,13 @@ public static class GroupEndpoints
             json.WriteNumber("dedup_window_ms", stats.DedupWindowMs);
             json.WriteNumber("dedup_ids", stats.DedupIds);
             json.WriteNumber("dedup_forgotten_early_total", stats.DedupForgottenEarlyTotal);
+            json.WriteNumber("max_messages", stats.MaxMessages);
+            json.WriteNumber("max_bytes", stats.MaxBytes);
+            json.WriteNumber("max_age_ms", stats.MaxAgeMs);
+            json.WriteString("overflow", TopicRetention.Name(stats.Overflow));
+            json.WriteString("expire", TopicRetention.Name(stats.Expire));
+            json.WriteNumber("overflow_dropped_total", stats.OverflowDroppedTotal);
+            json.WriteNumber("expired_total", stats.ExpiredTotal);
             json.WriteStartArray("groups");
             foreach (var g in stats.Groups)
             {

@@ -126,6 +126,8 @@ try
 {
     host = await raftStart;
     node.SetStarted(host);
+    // Messages past their topic's max_age_ms expire within a second even when no client command moves the clock.
+    _ = ExpiryTicker.RunAsync(node, TimeProvider.System, logger, app.Lifetime.ApplicationStopping);
     logger.LogInformation("Peers authenticate with the cluster secret from {Source}", secret.Source);
     _ = host.Runtime.Completion.ContinueWith(
         t =>

@@ -26,6 +26,12 @@ public static class ErrorCodes
     /// and topic creation; not applied. Retry once consumers have drained the queue or space was freed.
     /// </summary>
     public const string DiskFull = "disk-full";
+
+    /// <summary>
+    /// On a 409 to a publish: the topic holds its own <c>max_messages</c> or <c>max_bytes</c> and its overflow policy is
+    /// <c>reject-publish</c>; nothing was stored. Retry once consumers have acked enough (or messages expired).
+    /// </summary>
+    public const string TopicFull = "topic-full";
 }
 
 /// <summary>What became of a queue command sent through the cluster.</summary>

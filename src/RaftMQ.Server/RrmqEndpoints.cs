@@ -164,6 +164,7 @@ public static class RrmqEndpoints
             QueueStatus.TopicExists => StatusCodes.Status409Conflict,
             QueueStatus.NoSuchTopic or QueueStatus.Empty => StatusCodes.Status404NotFound,
             QueueStatus.LimitReached => StatusCodes.Status507InsufficientStorage,
+            QueueStatus.TopicFull => StatusCodes.Status409Conflict,
             _ => StatusCodes.Status400BadRequest,
         };
         return WriteJson(ctx, code, new SuccessResponse(result.Success), ServerJsonContext.Default.SuccessResponse);
@@ -248,6 +249,12 @@ public static class ServerLimits
     /// ahead of the leader's can add: about log2(skew / this) per waiting receive.
     /// </summary>
     public const int ReceiveRetryMs = 10;
+
+    /// <summary>
+    /// How often the leader checks whether a message is due to expire by age (its topic's <c>max_age_ms</c>) while no
+    /// command moves the replicated clock: the longest an expired message outlives its age on an idle cluster.
+    /// </summary>
+    public const int ExpiryCheckMs = 1_000;
 
     /// <summary>Throws when a request body within <see cref="MaxRequestBodyBytes"/> could become a command the node refuses.</summary>
     public static void CheckAgainst(RaftMQ.Hosting.RaftHostOptions host)

@@ -106,10 +106,22 @@ public static class V1Endpoints
         }
     }
 
+    /// <summary>
+    /// 409 with <see cref="ErrorCodes.TopicFull"/>: the publish would take the topic past its own <c>max_messages</c> or
+    /// <c>max_bytes</c> under <c>reject-publish</c> (or is larger than they allow); nothing was stored.
+    /// </summary>
+    internal static Task WriteTopicFull(HttpContext ctx)
+    {
+        ctx.Response.Headers[ErrorCodes.Header] = ErrorCodes.TopicFull;
+        return RrmqEndpoints.WriteError(ctx, StatusCodes.Status409Conflict,
+            "the topic is full: the messages would take it past its max_messages or max_bytes (overflow reject-publish); nothing was published");
+    }
+
     /// <summary>A command the state machine refused: why, with the status code the RRMQ endpoints use for the same outcome.</summary>
     internal static Task WriteFailure(HttpContext ctx, QueueResult result, QueueLimits limits) => result.Status switch
     {
         QueueStatus.NoSuchTopic => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound, "no such topic"),
+        QueueStatus.TopicFull => WriteTopicFull(ctx),
         QueueStatus.LimitReached => RrmqEndpoints.WriteError(ctx, StatusCodes.Status507InsufficientStorage,
             $"the queue is full: the batch would pass {limits.MaxTotalMessageBytes} bytes of waiting messages; nothing was published"),
         _ => RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, "the queue refused the command as invalid"),

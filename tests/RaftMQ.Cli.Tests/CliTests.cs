@@ -154,6 +154,17 @@ public sealed class CliClusterTests
         var noMessage = await env.RunAsync("publish", "jobs", "--id", "x");
         (noMessage.ExitCode, noMessage.Stderr.Contains("--id and --delay-ms take one MESSAGE", StringComparison.Ordinal)).ShouldBe((2, true), noMessage.ToString());
 
+        // Retention: at max-messages 1 with drop-oldest, a publish drops the delayed message, and stats say so.
+        (await env.RunAsync("topic", "configure", "jobs", "--max-messages", "1", "--overflow", "drop-oldest", "--max-age-ms", "3600000"))
+            .Stdout.ShouldBe("configured topic 'jobs'\n");
+        (await env.RunAsync("publish", "jobs", "newer")).ExitCode.ShouldBe(0);
+        (await env.RunAsync("topic", "stats", "jobs")).Stdout.ShouldContain(
+            "retention: max_messages 1, max_bytes unlimited, max_age_ms 3600000, overflow drop-oldest, expire dead-letter; 1 dropped by overflow, 0 expired\n");
+        var sideways = await env.RunAsync("topic", "configure", "jobs", "--overflow", "sideways");
+        (sideways.ExitCode, sideways.Stderr.Contains("--overflow must be reject-publish or drop-oldest", StringComparison.Ordinal)).ShouldBe((2, true), sideways.ToString());
+        var tooOld = await env.RunAsync("topic", "configure", "jobs", "--max-age-ms", "31536000001");
+        (tooOld.ExitCode, tooOld.Stderr.Contains("\"max_age_ms\" must be an integer between 0 and 31536000000", StringComparison.Ordinal)).ShouldBe((1, true), tooOld.ToString());
+
         (await env.RunAsync("topic", "delete", "jobs")).Stdout.ShouldBe("deleted topic 'jobs'\n");
         var gone = await env.RunAsync("topic", "stats", "jobs");
         gone.ExitCode.ShouldBe(1, gone.ToString());

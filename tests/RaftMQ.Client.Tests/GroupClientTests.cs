@@ -66,6 +66,20 @@ public sealed class GroupClientTests
         (await client.ReceiveAsync(topic, "default", 10, null, TimeSpan.FromMilliseconds(400))).ShouldBeEmpty();
         sw.ElapsedMilliseconds.ShouldBeGreaterThanOrEqualTo(400);
 
+        // Retention: the six retained messages (audit has acked none) fill max_messages 6, so reject-publish refuses
+        // with 409; drop-oldest then drops offset 0 to take one more, and the stats show the settings and the count.
+        (await client.ConfigureTopicAsync(topic, new TopicSettings { MaxMessages = 6 })).ShouldBeFalse();
+        var full = await Should.ThrowAsync<RequestRejectedException>(() => client.PublishMessagesAsync(topic, [OutgoingMessage.FromText("z")]));
+        (full.StatusCode, full.ServerError!.Contains("max_messages", StringComparison.Ordinal)).ShouldBe((System.Net.HttpStatusCode.Conflict, true));
+        (await client.ConfigureTopicAsync(topic, new TopicSettings { Overflow = TopicOverflow.DropOldest, MaxAge = TimeSpan.FromHours(1), Expire = TopicExpiry.Drop }))
+            .ShouldBeFalse();
+        (await client.PublishMessagesAsync(topic, [OutgoingMessage.FromText("z")])).FirstOffset.ShouldBe(6UL);
+        var retained = await client.GetTopicStatsAsync(topic);
+        (retained.Head, retained.Messages, retained.MaxMessages, retained.MaxBytes, retained.MaxAgeMs, retained.Overflow, retained.Expire,
+            retained.OverflowDroppedTotal, retained.ExpiredTotal).ShouldBe((1UL, 6L, 6L, 0L, 3_600_000L, "drop-oldest", "drop", 1L, 0L));
+        (await Should.ThrowAsync<RequestRejectedException>(() => client.ConfigureTopicAsync(topic, new TopicSettings { MaxMessages = -1 })))
+            .ServerError.ShouldBe("\"max_messages\" must be an integer between 0 and 10000000");
+
         (await Should.ThrowAsync<RequestRejectedException>(() => client.ReceiveAsync(topic, "nobody"))).Message.ShouldContain("no such consumer group");
         await client.DeleteTopicAsync(topic);
         await Should.ThrowAsync<TopicNotFoundException>(() => client.GetTopicStatsAsync(topic));

@@ -73,6 +73,21 @@ public sealed class LongPollSignalTests : IDisposable
     }
 
     [Fact]
+    public void Expiry_by_a_command_on_another_topic_signals_the_expired_topic_and_its_dead_letters()
+    {
+        var (sm, signals) = Setup();
+        Apply(sm, QueueCommand.ConfigureTopic("t", 0, retention: new TopicRetention(MaxAgeMs: 1_000))).Success.ShouldBeTrue();
+        Apply(sm, QueueCommand.ConfigureTopic("other", 0)).Success.ShouldBeTrue();
+        Apply(sm, QueueCommand.PublishMessages("t", [Msg("a")], 1_000)).Success.ShouldBeTrue();
+        Apply(sm, QueueCommand.Receive("t", "audit", 1, 60_000, 1_001)).Delivered!.Count.ShouldBe(1);
+        signals.Clear();
+
+        // "other" moves the clock past a's age: a is dead-lettered, and audit's lease on it ends (room under its bound).
+        Apply(sm, QueueCommand.PublishMessages("other", [Msg("x")], 2_000)).Success.ShouldBeTrue();
+        signals.ShouldBe(["t/*", "t|dlq/*", "other/*"]);
+    }
+
+    [Fact]
     public void Dead_lettering_signals_the_dead_letter_topic_a_redrive_the_topic_and_a_deletion_both()
     {
         var (sm, signals) = Setup(maxDeliveries: 1);

@@ -260,7 +260,12 @@ public sealed class GroupApiTests
 
         (HttpMethod, string, string?, HttpStatusCode, string)[] cases =
         [
-            (HttpMethod.Put, Path(topic), """{"max_messages": 1000}""", HttpStatusCode.BadRequest, "not supported yet"),
+            (HttpMethod.Put, Path(topic), """{"max_messages": -1}""", HttpStatusCode.BadRequest, "\"max_messages\" must be an integer between 0 and 10000000"),
+            (HttpMethod.Put, Path(topic), """{"max_bytes": 1.5}""", HttpStatusCode.BadRequest, "\"max_bytes\" must be an integer between 0 and 1073741824"),
+            (HttpMethod.Put, Path(topic), """{"max_age_ms": 31536000001}""", HttpStatusCode.BadRequest, "\"max_age_ms\" must be an integer between 0 and 31536000000"),
+            (HttpMethod.Put, Path(topic), """{"overflow": "drop-newest"}""", HttpStatusCode.BadRequest, "\"overflow\" must be \"reject-publish\" or \"drop-oldest\""),
+            (HttpMethod.Put, Path(topic), """{"expire": 1}""", HttpStatusCode.BadRequest, "\"expire\" must be \"dead-letter\" or \"drop\""),
+            (HttpMethod.Put, Path(topic), """{"max_messages": 5, "overflow": "sideways"}""", HttpStatusCode.BadRequest, "\"overflow\""),
             (HttpMethod.Put, Path(topic), """{"dedup_window_ms": -1}""", HttpStatusCode.BadRequest, "\"dedup_window_ms\" must be an integer between 0 and"),
             (HttpMethod.Put, Path(topic), """{"max_deliveries": 0}""", HttpStatusCode.BadRequest, "\"max_deliveries\" must be an integer between 1 and"),
             (HttpMethod.Put, Path(topic), """{"colour": "red"}""", HttpStatusCode.BadRequest, "unknown field \"colour\""),
@@ -299,6 +304,8 @@ public sealed class GroupApiTests
         // Nothing was applied: the topic is as created.
         var stats = await Ok(cluster, leader, HttpMethod.Get, Path(topic));
         (stats["tail"]!.GetValue<long>(), stats["max_deliveries"]!.GetValue<int>(), stats["groups"]!.AsArray().Count).ShouldBe((0L, 20, 1));
+        (stats["max_messages"]!.GetValue<long>(), stats["max_bytes"]!.GetValue<long>(), stats["max_age_ms"]!.GetValue<long>(),
+            stats["overflow"]!.GetValue<string>(), stats["expire"]!.GetValue<string>()).ShouldBe((0L, 0L, 0L, "reject-publish", "dead-letter"));
         // A receipt of the right form that names no delivery is stale, not an error.
         (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{receipt}}"]}"""))["stale"]!.AsArray().Count.ShouldBe(1);
     }

@@ -131,12 +131,52 @@ internal sealed class ConsumerGroup
             _finished.Add(offset);
             return;
         }
-        var floor = _finished.TakeRunFrom(offset + 1);
+        SetFloor(_finished.TakeRunFrom(offset + 1));
+    }
+
+    private void SetFloor(ulong floor)
+    {
         Floor = floor;
         FloorPosition = floor == Cursor ? CursorPosition
             : _leased.TryGetValue(floor, out var l) ? l.Position
             : _pending.TryGetValue(floor, out var p) ? p.Position
             : throw new InvalidOperationException($"offset {floor} of group {Name} is neither finished, leased nor pending");
+    }
+
+    /// <summary>
+    /// Retention: every offset below <paramref name="offset"/> (whose record starts at <paramref name="position"/>)
+    /// is gone for this group, delivered or not. Their leases and pending deliveries end without a trace, so their
+    /// receipts are stale from now on; the cursor and the floor move up to it (the floor further over offsets finished
+    /// above it). O(in flight + finished ranges).
+    /// </summary>
+    public void DropBelow(ulong offset, long position)
+    {
+        if (offset <= Floor) return;
+        List<ulong>? gone = null;
+        foreach (var o in _leased.Keys)
+        {
+            if (o < offset) (gone ??= []).Add(o);
+        }
+        if (gone is not null)
+        {
+            foreach (var o in gone) RemoveLease(o);
+        }
+        while (_pending.Count > 0)
+        {
+            var first = _pending.Keys.First();
+            if (first >= offset) break;
+            _pending.Remove(first);
+        }
+        _finished.RemoveBelow(offset);
+        if (Cursor <= offset)
+        {
+            Cursor = offset;
+            CursorPosition = position;
+        }
+        Floor = offset;
+        FloorPosition = position;
+        var floor = _finished.TakeRunFrom(offset);
+        if (floor != offset) SetFloor(floor);
     }
 
     /// <summary>Leased messages whose lease has not ended at <paramref name="now"/>.</summary>

@@ -55,6 +55,23 @@ internal sealed class RangeSet
         return end;
     }
 
+    /// <summary>Removes every offset below <paramref name="offset"/> (a group's floor jumping past them).</summary>
+    public void RemoveBelow(ulong offset)
+    {
+        var whole = 0;
+        while (whole < _ranges.Count && _ranges[whole].End <= offset)
+        {
+            Count -= (long)(_ranges[whole].End - _ranges[whole].Start);
+            whole++;
+        }
+        _ranges.RemoveRange(0, whole);
+        if (_ranges.Count > 0 && _ranges[0].Start < offset)
+        {
+            Count -= (long)(offset - _ranges[0].Start);
+            _ranges[0] = (offset, _ranges[0].End);
+        }
+    }
+
     /// <summary>Appends a range read from a snapshot; ranges must come sorted, disjoint and not touching.</summary>
     public void AddRange(ulong start, ulong end)
     {

@@ -40,6 +40,33 @@ internal sealed class TopicState
     /// <summary>Messages published with a delay not over yet.</summary>
     public DelayedMessages Delays { get; private set; } = new();
 
+    /// <summary>Most messages retained (0: no bound of the topic's own).</summary>
+    public long MaxMessages { get; set; }
+
+    /// <summary>Most bytes retained, counted as the queue's byte bounds count (0: no bound of the topic's own).</summary>
+    public long MaxBytes { get; set; }
+
+    /// <summary>Age on the replicated clock at which a message expires (0: never).</summary>
+    public long MaxAgeMs { get; set; }
+
+    public OverflowPolicy Overflow { get; set; }
+
+    public ExpiryAction Expire { get; set; }
+
+    /// <summary>Messages removed by <see cref="OverflowPolicy.DropOldest"/> so far.</summary>
+    public long OverflowDroppedTotal { get; set; }
+
+    /// <summary>Messages removed by age so far (dead-lettered or dropped, as <see cref="Expire"/> said at the time).</summary>
+    public long ExpiredTotal { get; set; }
+
+    /// <summary>
+    /// A cache of the publish time of the record at offset <see cref="HeadTimeOffset"/> (the head when it was read), so
+    /// the expiry check at each clock step reads no file while the head stays. Not part of the state.
+    /// </summary>
+    public ulong HeadTimeOffset { get; set; } = ulong.MaxValue;
+
+    public long HeadTime { get; set; }
+
     public IReadOnlyList<ConsumerGroup> Groups => _order;
 
     public ConsumerGroup Default => _order[0];
@@ -63,12 +90,19 @@ internal sealed class TopicState
         return lowest;
     }
 
+    /// <summary>Removes every offset below <paramref name="offset"/> (its record at <paramref name="position"/>) for every group.</summary>
+    public void DropBelow(ulong offset, long position)
+    {
+        foreach (var g in _order) g.DropBelow(offset, position);
+    }
+
     /// <summary>Whether a message that has had <paramref name="deliveries"/> deliveries must be dead-lettered rather than delivered again.</summary>
     public bool Exhausted(int deliveries) => MaxDeliveries > 0 && deliveries >= MaxDeliveries;
 
     /// <summary>
-    /// The state in a snapshot: settings, totals, each group, then the deduplication section (window and ids) and the
-    /// delayed messages (count, then offset and due time each), which states written before them lack.
+    /// The state in a snapshot: settings, totals, each group, then the deduplication section (window and ids), the
+    /// delayed messages (count, then offset and due time each) and the retention section (bounds, policies, counters),
+    /// which states written before them lack.
     /// </summary>
     public byte[] Serialize()
     {
@@ -82,6 +116,13 @@ internal sealed class TopicState
             w.Write(DedupWindowMs);
             Dedup.Write(w);
             Delays.Write(w);
+            w.Write(MaxMessages);
+            w.Write(MaxBytes);
+            w.Write(MaxAgeMs);
+            w.Write((byte)Overflow);
+            w.Write((byte)Expire);
+            w.Write(OverflowDroppedTotal);
+            w.Write(ExpiredTotal);
         }
         return buffer.ToArray();
     }
@@ -106,6 +147,21 @@ internal sealed class TopicState
             state.Dedup = DedupTable.Read(r, topic);
             // States written with deduplication but before delayed delivery end here.
             if (r.BaseStream.Position < r.BaseStream.Length) state.Delays = DelayedMessages.Read(r, topic, head, tail);
+            // And states written before retention here (no bounds, reject-publish, dead-letter: what they behaved as).
+            if (r.BaseStream.Position < r.BaseStream.Length)
+            {
+                state.MaxMessages = r.ReadInt64();
+                state.MaxBytes = r.ReadInt64();
+                state.MaxAgeMs = r.ReadInt64();
+                var overflow = r.ReadByte();
+                var expire = r.ReadByte();
+                if (state.MaxMessages < 0 || state.MaxBytes < 0 || state.MaxAgeMs < 0 || overflow > 1 || expire > 1)
+                    throw new InvalidDataException($"topic {topic}: bad retention settings");
+                state.Overflow = (OverflowPolicy)overflow;
+                state.Expire = (ExpiryAction)expire;
+                state.OverflowDroppedTotal = r.ReadInt64();
+                state.ExpiredTotal = r.ReadInt64();
+            }
         }
         if (state.Lowest().Floor != head) throw new InvalidDataException($"topic {topic}: head {head} is not its lowest group floor {state.Lowest().Floor}");
         return state;

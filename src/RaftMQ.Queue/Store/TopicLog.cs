@@ -186,6 +186,29 @@ internal sealed class TopicLog
         return logical;
     }
 
+    /// <summary>
+    /// The lowest offset at or above <paramref name="minOffset"/> whose record starts at or after logical position
+    /// <paramref name="minPosition"/>, with its position (the tail when none is): how far the head must move so that
+    /// at most tail − <paramref name="minOffset"/> messages and logical tail − <paramref name="minPosition"/> bytes
+    /// remain. Skips whole segments by their first offsets and positions, then reads records from the segment where
+    /// the answer starts (for a bytes bound, into the next ones while a single record is larger than what is left).
+    /// </summary>
+    public (ulong Offset, long Position) FirstAtOrAbove(ulong minOffset, long minPosition)
+    {
+        if (minOffset >= Tail || minPosition >= LogicalTail || _segments.Count == 0) return (Tail, LogicalTail);
+        var at = 0;
+        while (at + 1 < _segments.Count && (_segments[at + 1].FirstOffset <= minOffset || _segmentPositions[at + 1] <= minPosition)) at++;
+        var current = at == 0 ? Head : _segments[at].FirstOffset;
+        var logical = at == 0 ? LogicalHead : _segmentPositions[at];
+        while (current < Tail && (current < minOffset || logical < minPosition))
+        {
+            _ = ReadRecordAt(current, logical, out var size);
+            current++;
+            logical += size;
+        }
+        return (current, logical);
+    }
+
     /// <summary>Captures the waiting range for a snapshot: retains its segments and records their current sizes.</summary>
     public CapturedTopic Capture()
     {
