@@ -88,6 +88,13 @@ public sealed record QueueLimits
     /// </summary>
     public int MaxInFlightPerGroup { get; init; } = 100_000;
 
+    /// <summary>
+    /// Most time, in ms of this node's clock, between two refreshes of the per-group counters that metrics read
+    /// (<see cref="QueueStateMachine.GroupCounters"/>): each refresh costs what a stats read of every topic costs, so
+    /// it runs at most this often, on the node's loop.
+    /// </summary>
+    public long GroupCountersRefreshMs { get; init; } = 1_000;
+
     /// <summary>Highest <c>max_deliveries</c> a topic may be given (the lowest is 1).</summary>
     public int MaxDeliveriesLimit { get; init; } = 1_000;
 
@@ -165,6 +172,7 @@ public sealed record QueueLimits
         if (MaxNackErrorBytes is < 0 or > 16 * 1024) throw new ArgumentException("MaxNackErrorBytes must be between 0 and 16384.");
         if (MaxReceiptsPerCall < 1) throw new ArgumentException("MaxReceiptsPerCall must be positive.");
         if (MaxInFlightPerGroup < 1) throw new ArgumentException("MaxInFlightPerGroup must be positive.");
+        if (GroupCountersRefreshMs < 1) throw new ArgumentException("GroupCountersRefreshMs must be positive.");
         if (MaxDeliveriesLimit < 1) throw new ArgumentException("MaxDeliveriesLimit must be positive.");
         if (DefaultMaxDeliveries < 1 || DefaultMaxDeliveries > MaxDeliveriesLimit) throw new ArgumentException("DefaultMaxDeliveries must be between 1 and MaxDeliveriesLimit.");
         if (MaxPublishDelayMs < 0) throw new ArgumentException("MaxPublishDelayMs must not be negative.");
