@@ -229,7 +229,7 @@ function renderDetails(body, stats) {
   const table = document.createElement("table");
   table.id = "groups";
   const head = table.createTHead().insertRow();
-  for (const h of ["group", "ready", "leased", "delayed", "unacked", "oldest age"]) {
+  for (const h of ["group", "ready", "leased", "delayed", "unacked", "dead-lettered", "oldest age"]) {
     const th = document.createElement("th");
     th.textContent = h;
     head.append(th);
@@ -243,6 +243,8 @@ function renderDetails(body, stats) {
     cell(row, String(g.leased), "num leased");
     cell(row, String(g.delayed), "num delayed");
     cell(row, String(g.unacked), "num unacked");
+    const deadLettered = cell(row, String(g.dead_lettered_total), "num dead-lettered");
+    deadLettered.title = "messages this group dead-lettered so far";
     cell(row, g.oldest_age_ms === null || g.oldest_age_ms === undefined ? "—" : formatAge(g.oldest_age_ms), "num age");
   }
   const dead = document.createElement("p");
