@@ -89,9 +89,9 @@ public sealed record QueueLimits
     public int MaxInFlightPerGroup { get; init; } = 100_000;
 
     /// <summary>
-    /// Most time, in ms of this node's clock, between two refreshes of the per-group counters that metrics read
-    /// (<see cref="QueueStateMachine.GroupCounters"/>): each refresh costs what a stats read of every topic costs, so
-    /// it runs at most this often, on the node's loop.
+    /// How often, in ms of this node's clock, the node's loop counts every group again for the metrics
+    /// (<see cref="QueueStateMachine.GroupCounters"/>): at the first loop iteration this long after the last count, so
+    /// never more often. A count costs what a stats read of every topic costs; a scrape may see one this old.
     /// </summary>
     public long GroupCountersRefreshMs { get; init; } = 1_000;
 
