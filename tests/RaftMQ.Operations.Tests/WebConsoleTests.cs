@@ -79,6 +79,7 @@ public sealed class WebConsoleTests
             "() => document.querySelector('#detail-body').dataset.topic === 'jobs' && document.querySelector('#dead-letters')?.dataset.count === '1'"
             + " && document.querySelector('#groups tr[data-group=\"default\"] td.ready')?.textContent === '0'"
             + " && document.querySelector('#groups tr[data-group=\"default\"] td.unacked')?.textContent === '0'"
+            + " && document.querySelector('#groups tr[data-group=\"default\"] td.dead-lettered')?.textContent === '1'"
             + " && !document.querySelector('#redrive').disabled",
             new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
         await page.ClickAsync("#redrive");
