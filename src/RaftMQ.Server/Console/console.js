@@ -279,21 +279,28 @@ function renderDetails(body, stats) {
   count.className = stats.dead_lettered > 0 ? "down" : "";
   count.textContent = String(stats.dead_lettered);
   dead.append(count, " ");
+  redriveButton.dataset.topic = stats.topic;
+  redriveButton.disabled = !(stats.dead_lettered > 0);
+  dead.append(redriveButton);
+  body.append(table, dead);
+}
+
+// One Redrive button, moved into each redraw of the details rather than made anew: a click that spans a redraw
+// still lands on it. It acts on the topic the details last showed.
+const redriveButton = (() => {
   const redrive = document.createElement("button");
   redrive.id = "redrive";
   redrive.type = "button";
   redrive.textContent = "Redrive";
   redrive.title = "move up to 100 of the oldest dead letters back to the end of the topic";
-  redrive.disabled = !(stats.dead_lettered > 0);
   redrive.addEventListener("click", async () => {
     redrive.disabled = true;
-    try { await send("POST", "/v1/topics/" + encodeURIComponent(stats.topic) + "/redrive", { max: 100 }); }
+    try { await send("POST", "/v1/topics/" + encodeURIComponent(redrive.dataset.topic) + "/redrive", { max: 100 }); }
     catch (err) { $("#result").textContent = "failed: " + err.message; }
     refreshDetails();
   });
-  dead.append(redrive);
-  body.append(table, dead);
-}
+  return redrive;
+})();
 
 function formatAge(ms) {
   if (ms < 1000) return ms + " ms";
