@@ -88,6 +88,13 @@ public sealed record QueueLimits
     /// </summary>
     public int MaxInFlightPerGroup { get; init; } = 100_000;
 
+    /// <summary>
+    /// How often, in ms of this node's clock, the node's loop counts every group again for the metrics
+    /// (<see cref="QueueStateMachine.GroupCounters"/>): at the first loop iteration this long after the last count, so
+    /// never more often. A count costs what a stats read of every topic costs; a scrape may see one this old.
+    /// </summary>
+    public long GroupCountersRefreshMs { get; init; } = 1_000;
+
     /// <summary>Highest <c>max_deliveries</c> a topic may be given (the lowest is 1).</summary>
     public int MaxDeliveriesLimit { get; init; } = 1_000;
 
@@ -186,6 +193,7 @@ public sealed record QueueLimits
         if (MaxNackErrorBytes is < 0 or > 16 * 1024) throw new ArgumentException("MaxNackErrorBytes must be between 0 and 16384.");
         if (MaxReceiptsPerCall < 1) throw new ArgumentException("MaxReceiptsPerCall must be positive.");
         if (MaxInFlightPerGroup < 1) throw new ArgumentException("MaxInFlightPerGroup must be positive.");
+        if (GroupCountersRefreshMs < 1) throw new ArgumentException("GroupCountersRefreshMs must be positive.");
         if (MaxDeliveriesLimit < 1) throw new ArgumentException("MaxDeliveriesLimit must be positive.");
         if (DefaultMaxDeliveries < 1 || DefaultMaxDeliveries > MaxDeliveriesLimit) throw new ArgumentException("DefaultMaxDeliveries must be between 1 and MaxDeliveriesLimit.");
         if (MaxPublishDelayMs < 0) throw new ArgumentException("MaxPublishDelayMs must not be negative.");

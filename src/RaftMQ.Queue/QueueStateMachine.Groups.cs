@@ -412,26 +412,10 @@ public sealed partial class QueueStateMachine
         now = Math.Max(now, _store.Clock);
         var state = log.State!;
         var groups = new List<GroupStats>(state.Groups.Count);
-        foreach (var g in state.Groups)
-        {
-            var live = g.LiveLeases(now);
-            var delayed = g.Delayed(now);
-            long? oldest = null;
-            if (g.Floor < log.Tail)
-            {
-                var timestamp = MessageRecord.Timestamp(log.ReadRecordAt(g.Floor, g.FloorPosition, out _));
-                if (timestamp > 0) oldest = Math.Max(0, now - timestamp);
-            }
-            var notDue = state.Delays.NotDueFrom(g.Cursor, now);
-            var ready = (long)(log.Tail - g.Cursor) + g.InFlight - live - delayed - notDue;
-            delayed += notDue;
-            groups.Add(new GroupStats(g.Name, g.Cursor, g.Floor, ready, live, delayed, g.Unfinished(log.Tail), oldest,
-                g.DeliveredTotal, g.AckedTotal, g.DeadLetteredTotal, g.Finished.RangeCount));
-        }
+        foreach (var g in state.Groups) groups.Add(CountGroup(log, g, now, OldestPublished(log, g)));
         var deadName = DeadLetters.IsDeadLetterTopic(topic) ? null : DeadLetters.TopicFor(topic);
-        var dead = deadName is null ? null : _store.Find(deadName);
         return new TopicStats(topic, log.Head, log.Tail, log.Count, log.Bytes, state.MaxDeliveries, deadName,
-            dead is null ? 0 : dead.State!.Default.Unfinished(dead.Tail), state.PublishedTotal, groups)
+            DeadLettersWaiting(log), state.PublishedTotal, groups)
         {
             DedupWindowMs = state.DedupWindowMs, DedupIds = state.Dedup.Count, DedupForgottenEarlyTotal = state.Dedup.ForgottenEarlyTotal,
             MaxMessages = state.MaxMessages, MaxBytes = state.MaxBytes, MaxAgeMs = state.MaxAgeMs, Overflow = state.Overflow,
@@ -545,4 +529,8 @@ public sealed record TopicStats(
 /// <param name="OldestAgeMs">Age of the oldest unacked message by its publish time; null when none, or it has no publish time (a string message).</param>
 public sealed record GroupStats(
     string Group, ulong Cursor, ulong AckFloor, long Ready, int Leased, int Delayed, long Unacked, long? OldestAgeMs,
-    long DeliveredTotal, long AckedTotal, long DeadLetteredTotal, int FinishedRanges);
+    long DeliveredTotal, long AckedTotal, long DeadLetteredTotal, int FinishedRanges)
+{
+    /// <summary>Publish time (Unix ms, the leader's clock) of the oldest unacked message; null when <see cref="OldestAgeMs"/> is.</summary>
+    public long? OldestPublishedMs { get; init; }
+}

@@ -457,6 +457,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         {
             driver.ProcessReady();
             UpdateStatus(driver.Raft);
+            PublishReaderView();
             NoteMembership(driver.Raft);
             var reader = _inbox.Reader;
             // With Readies left (ProcessReady stops after a bounded amount of applying), the loop goes round again at
@@ -487,6 +488,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 var (saveBefore, applyBefore) = (driver.Counters.SaveTimestampTicks, driver.Counters.ApplyTimestampTicks);
                 driver.ProcessReady();
                 UpdateStatus(driver.Raft);
+                PublishReaderView();
                 NoteTransfer(driver);
                 NoteMembership(driver.Raft);
                 ScheduleWake(driver);
@@ -552,6 +554,12 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         _lastSlowLog = now;
         LogSlowIteration(_logger, _options.Raft.Id, (long)took.TotalMilliseconds, inputs, (long)handling.TotalMilliseconds,
             (long)saving.TotalMilliseconds, (long)applying.TotalMilliseconds);
+    }
+
+    /// <summary>Lets a state machine with a view for readers off the loop (<see cref="IReaderView"/>) refresh it.</summary>
+    private void PublishReaderView()
+    {
+        if (_stateMachine is IReaderView view) view.PublishReaderView(_time.GetUtcNow());
     }
 
     private void UpdateStatus(RaftNode node)

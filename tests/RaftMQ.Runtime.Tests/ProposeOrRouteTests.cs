@@ -122,7 +122,7 @@ public sealed class ProposeOrRouteTests : IDisposable
     }
 
     /// <summary>A transport for a node without peers: nothing to send, nothing arrives.</summary>
-    private sealed class NoPeers : ITransport
+    internal sealed class NoPeers : ITransport
     {
         private readonly Channel<RaftMessage> _inbound = Channel.CreateUnbounded<RaftMessage>();
 

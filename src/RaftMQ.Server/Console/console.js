@@ -18,37 +18,61 @@ function cell(row, text, className) {
   return td;
 }
 
+// A member's row is kept from one poll to the next and only its cells are rewritten: its Remove button stays the
+// same element, so a click (press and release) that spans a redraw still lands on it.
+function memberRow(body, m) {
+  const existing = [...body.rows].find((r) => r.dataset.node === String(m.node) && r.dataset.url === m.url);
+  if (existing) return existing;
+  const row = document.createElement("tr");
+  row.dataset.node = String(m.node);
+  row.dataset.url = m.url;
+  for (let i = 0; i < 9; i++) row.insertCell();
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "remove";
+  remove.textContent = "Remove";
+  remove.title = "remove node " + m.node + " from the cluster (DELETE /v1/cluster/members/" + m.node + ")";
+  remove.addEventListener("click", async () => {
+    if (!confirm(`Remove node ${m.node} (${m.url}) from the cluster? Stop its process afterwards.`)) return;
+    try { await send("DELETE", "/v1/cluster/members/" + m.node); } catch (err) { $("#result").textContent = "failed: " + err.message; }
+  });
+  row.insertCell().append(remove);
+  return row;
+}
+
+function setCell(td, text, className) {
+  td.textContent = text;
+  td.className = className || "";
+  td.removeAttribute("title");
+  return td;
+}
+
 function renderMembers(overview) {
   const body = $("#members tbody");
-  body.textContent = "";
-  for (const m of overview.members) {
-    const row = body.insertRow();
-    row.dataset.node = String(m.node);
+  const rows = overview.members.map((m) => {
+    const row = memberRow(body, m);
     row.dataset.up = String(m.up);
     row.dataset.role = m.up ? m.role : "";
-    if (m.up && m.role === "Leader") row.classList.add("leader");
-    if (!m.up) row.classList.add("is-down");
-    cell(row, m.node === overview.node ? `${m.node} (this node)` : String(m.node));
-    cell(row, m.url);
-    const state = cell(row, m.up ? "up" : "down", "state " + (m.up ? "up" : "down"));
+    row.classList.toggle("leader", m.up && m.role === "Leader");
+    row.classList.toggle("is-down", !m.up);
+    const c = row.cells;
+    setCell(c[0], m.node === overview.node ? `${m.node} (this node)` : String(m.node));
+    setCell(c[1], m.url);
+    const state = setCell(c[2], m.up ? "up" : "down", "state " + (m.up ? "up" : "down"));
     if (!m.up && m.error) state.title = m.error;
-    cell(row, m.up ? m.role : "—", "role");
-    cell(row, m.up ? String(m.term) : "—", "num");
-    cell(row, m.up ? String(m.commit_index) : "—", "num");
-    cell(row, m.up ? String(m.applied_index) : "—", "num");
-    cell(row, m.up ? String(m.last_index) : "—", "num");
-    cell(row, m.up && m.lag !== null ? String(m.lag) : "—", "num lag");
-    const remove = document.createElement("button");
-    remove.type = "button";
-    remove.className = "remove";
-    remove.textContent = "Remove";
-    remove.title = "remove node " + m.node + " from the cluster (DELETE /v1/cluster/members/" + m.node + ")";
-    remove.addEventListener("click", async () => {
-      if (!confirm(`Remove node ${m.node} (${m.url}) from the cluster? Stop its process afterwards.`)) return;
-      try { await send("DELETE", "/v1/cluster/members/" + m.node); } catch (err) { $("#result").textContent = "failed: " + err.message; }
-    });
-    row.insertCell().append(remove);
-  }
+    setCell(c[3], m.up ? m.role : "—", "role");
+    setCell(c[4], m.up ? String(m.term) : "—", "num");
+    setCell(c[5], m.up ? String(m.commit_index) : "—", "num");
+    setCell(c[6], m.up ? String(m.applied_index) : "—", "num");
+    setCell(c[7], m.up ? String(m.last_index) : "—", "num");
+    setCell(c[8], m.up && m.lag !== null ? String(m.lag) : "—", "num lag");
+    return row;
+  });
+  // In node order; the rows of members no longer in the configuration go.
+  rows.forEach((row, i) => {
+    if (body.rows[i] !== row) body.insertBefore(row, body.rows[i] || null);
+  });
+  while (body.rows.length > rows.length) body.deleteRow(rows.length);
   const up = overview.members.filter((m) => m.up).length;
   const leader = overview.members.find((m) => m.up && m.role === "Leader");
   $("#summary").textContent = `${up} of ${overview.members.length} nodes up · leader: ${leader ? "node " + leader.node + ", term " + leader.term : "none"}`;
@@ -229,7 +253,7 @@ function renderDetails(body, stats) {
   const table = document.createElement("table");
   table.id = "groups";
   const head = table.createTHead().insertRow();
-  for (const h of ["group", "ready", "leased", "delayed", "unacked", "oldest age"]) {
+  for (const h of ["group", "ready", "leased", "delayed", "unacked", "dead-lettered", "oldest age"]) {
     const th = document.createElement("th");
     th.textContent = h;
     head.append(th);
@@ -243,6 +267,8 @@ function renderDetails(body, stats) {
     cell(row, String(g.leased), "num leased");
     cell(row, String(g.delayed), "num delayed");
     cell(row, String(g.unacked), "num unacked");
+    const deadLettered = cell(row, String(g.dead_lettered_total), "num dead-lettered");
+    deadLettered.title = "messages this group dead-lettered so far";
     cell(row, g.oldest_age_ms === null || g.oldest_age_ms === undefined ? "—" : formatAge(g.oldest_age_ms), "num age");
   }
   const dead = document.createElement("p");
@@ -253,21 +279,28 @@ function renderDetails(body, stats) {
   count.className = stats.dead_lettered > 0 ? "down" : "";
   count.textContent = String(stats.dead_lettered);
   dead.append(count, " ");
+  redriveButton.dataset.topic = stats.topic;
+  redriveButton.disabled = !(stats.dead_lettered > 0);
+  dead.append(redriveButton);
+  body.append(table, dead);
+}
+
+// One Redrive button, moved into each redraw of the details rather than made anew: a click that spans a redraw
+// still lands on it. It acts on the topic the details last showed.
+const redriveButton = (() => {
   const redrive = document.createElement("button");
   redrive.id = "redrive";
   redrive.type = "button";
   redrive.textContent = "Redrive";
   redrive.title = "move up to 100 of the oldest dead letters back to the end of the topic";
-  redrive.disabled = !(stats.dead_lettered > 0);
   redrive.addEventListener("click", async () => {
     redrive.disabled = true;
-    try { await send("POST", "/v1/topics/" + encodeURIComponent(stats.topic) + "/redrive", { max: 100 }); }
+    try { await send("POST", "/v1/topics/" + encodeURIComponent(redrive.dataset.topic) + "/redrive", { max: 100 }); }
     catch (err) { $("#result").textContent = "failed: " + err.message; }
     refreshDetails();
   });
-  dead.append(redrive);
-  body.append(table, dead);
-}
+  return redrive;
+})();
 
 function formatAge(ms) {
   if (ms < 1000) return ms + " ms";

@@ -1,0 +1,110 @@
+using System.Text;
+
+namespace RaftMQ.Queue.Tests;
+
+/// <summary>
+/// The per-group counts the loop publishes for metrics (<see cref="QueueStateMachine.GroupCounters"/>): the stats of
+/// every group as of one moment, rebuilt only once the refresh interval passed.
+/// </summary>
+[Collection(QueueMemoryCollection.Name)]
+public sealed class GroupCountersTests : IDisposable
+{
+    private readonly TestQueues _queues = new();
+
+    public void Dispose() => _queues.Dispose();
+
+    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
+
+    private static Receipt ReceiptOf(QueueMessage m) => new(m.Offset, m.DeliveryCount);
+
+    private static DateTimeOffset At(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs);
+
+    /// <summary>Topic t: three messages published at 1,000, max_deliveries 1, groups default and audit.</summary>
+    private QueueStateMachine WithTwoGroups(QueueLimits? limits = null)
+    {
+        var sm = _queues.Create(limits);
+        Apply(sm, QueueCommand.ConfigureTopic("t", 1)).Count.ShouldBe(1);
+        Apply(sm, QueueCommand.CreateGroup("t", "audit", GroupStart.Earliest)).Success.ShouldBeTrue();
+        Apply(sm, QueueCommand.PublishMessages("t", [.. Enumerable.Range(0, 3).Select(i => new QueueMessage(Encoding.UTF8.GetBytes($"m{i}")))], 1_000)).Success.ShouldBeTrue();
+        return sm;
+    }
+
+    [Fact]
+    public void The_published_counts_are_the_stats_of_every_group_at_that_moment_and_dead_letter_topics_have_none()
+    {
+        var sm = WithTwoGroups();
+        var leased = Apply(sm, QueueCommand.Receive("t", "default", 2, 30_000, 2_000)).Delivered!;
+        Apply(sm, QueueCommand.Ack("t", "default", [ReceiptOf(leased[0])], 2_001)).Count.ShouldBe(1);
+        var audit = Apply(sm, QueueCommand.Receive("t", "audit", 1, 30_000, 2_002)).Delivered!.Single();
+        Apply(sm, QueueCommand.Nack("t", "audit", [ReceiptOf(audit)], 0, "bad", 2_003)).Count.ShouldBe(1); // max_deliveries 1: dead-lettered
+
+        sm.GroupCounters().ShouldBeSameAs(GroupCountersView.Empty, "nothing is published before the loop asks");
+        sm.PublishReaderView(At(5_000));
+
+        var view = sm.GroupCounters();
+        view.TakenAtMs.ShouldBe(5_000);
+        var stats = sm.Stats("t", 5_000)!;
+        var topic = view.Topics.ShouldHaveSingleItem("the dead-letter topic has no entry of its own");
+        topic.Topic.ShouldBe("t");
+        topic.DeadLettered.ShouldBe(1);
+        topic.DeadLettered.ShouldBe(stats.DeadLettered);
+        topic.Groups.ShouldBe(stats.Groups);
+        var (d, a) = (topic.Groups[0], topic.Groups[1]);
+        (d.Group, d.Ready, d.Leased, d.Delayed, d.Unacked, d.DeliveredTotal, d.AckedTotal, d.DeadLetteredTotal).ShouldBe(("default", 1L, 1, 0, 2L, 2L, 1L, 0L));
+        (a.Group, a.Ready, a.Leased, a.Delayed, a.Unacked, a.DeliveredTotal, a.AckedTotal, a.DeadLetteredTotal).ShouldBe(("audit", 2L, 0, 0, 2L, 1L, 0L, 1L));
+        (d.OldestPublishedMs, d.OldestAgeMs).ShouldBe((1_000L, 4_000L));
+    }
+
+    [Fact]
+    public void It_is_rebuilt_once_the_refresh_interval_passed_and_counts_by_the_later_of_the_nodes_clock_and_the_replicated_one()
+    {
+        var sm = WithTwoGroups(QueueLimits.Default with { GroupCountersRefreshMs = 1_000 });
+        var leased = Apply(sm, QueueCommand.Receive("t", "default", 1, 3_000, 2_000)).Delivered!.Single(); // lease until 5,000
+        sm.PublishReaderView(At(2_000));
+        var first = sm.GroupCounters();
+        first.Topics[0].Groups[0].Leased.ShouldBe(1);
+
+        Apply(sm, QueueCommand.Ack("t", "default", [ReceiptOf(leased)], 2_100)).Count.ShouldBe(1);
+        sm.PublishReaderView(At(2_999));
+        sm.GroupCounters().ShouldBeSameAs(first, "within the interval the last count stays");
+
+        sm.PublishReaderView(At(3_000));
+        var second = sm.GroupCounters();
+        second.ShouldNotBeSameAs(first);
+        (second.Topics[0].Groups[0].AckedTotal, second.Topics[0].Groups[0].Leased, second.Topics[0].Groups[0].Unacked).ShouldBe((1L, 0, 2L));
+
+        // A lease ends by the node's clock with no command applied: the next count has it ready again.
+        Apply(sm, QueueCommand.Receive("t", "default", 1, 3_000, 3_100)).Delivered!.Single().Offset.ShouldBe(1UL); // until 6,100
+        sm.PublishReaderView(At(4_000));
+        sm.GroupCounters().Topics[0].Groups[0].Leased.ShouldBe(1);
+        sm.PublishReaderView(At(6_100));
+        var expired = sm.GroupCounters().Topics[0].Groups[0];
+        (expired.Leased, expired.Ready).ShouldBe((0, 2L));
+
+        // A node clock behind the replicated one counts at the replicated time, and a clock that went back rebuilds at once.
+        Apply(sm, QueueCommand.Receive("t", "audit", 1, 1_000, 9_000)).Delivered!.ShouldHaveSingleItem();
+        sm.PublishReaderView(At(5_000));
+        var behind = sm.GroupCounters();
+        behind.TakenAtMs.ShouldBe(9_000);
+        behind.Topics[0].Groups[1].Leased.ShouldBe(1);
+    }
+
+    [Fact]
+    public void A_deleted_topic_leaves_the_next_count_and_one_created_again_with_the_same_name_starts_from_zero()
+    {
+        var sm = WithTwoGroups(QueueLimits.Default with { GroupCountersRefreshMs = 1 });
+        Apply(sm, QueueCommand.Receive("t", "default", 1, 30_000, 2_000)).Delivered!.ShouldHaveSingleItem();
+        sm.PublishReaderView(At(2_000));
+        sm.GroupCounters().Topics[0].Groups[0].OldestPublishedMs.ShouldBe(1_000);
+
+        Apply(sm, QueueCommand.DeleteTopic("t")).Success.ShouldBeTrue();
+        sm.PublishReaderView(At(2_001));
+        sm.GroupCounters().Topics.ShouldBeEmpty();
+
+        Apply(sm, QueueCommand.ConfigureTopic("t", 1)).Count.ShouldBe(1);
+        Apply(sm, QueueCommand.PublishMessages("t", [new QueueMessage(Encoding.UTF8.GetBytes("again"))], 7_000)).Success.ShouldBeTrue();
+        sm.PublishReaderView(At(7_500));
+        var group = sm.GroupCounters().Topics.ShouldHaveSingleItem().Groups.ShouldHaveSingleItem();
+        (group.Group, group.Ready, group.DeliveredTotal, group.OldestPublishedMs, group.OldestAgeMs).ShouldBe(("default", 1L, 0L, 7_000L, 500L));
+    }
+}
