@@ -36,7 +36,7 @@ public sealed class QueueInstruments : IDisposable
         _meter.CreateObservableGauge("raftmq.queue.ready.size", () => PerTopic(queue, t => t.ReadyBytes), "By", "Bytes of the messages waiting in each topic");
         _meter.CreateObservableCounter("raftmq.queue.published", () => PerTopic(queue, t => t.Published), "{message}", "Messages published to each topic");
         _meter.CreateObservableCounter("raftmq.queue.consumed", () => PerTopic(queue, t => t.Consumed), "{message}", "Messages popped from each topic");
-        _meter.CreateObservableGauge("raftmq.queue.topics", () => queue.TopicCounters().Count, "{topic}", "Topics in the queue");
+        _meter.CreateObservableGauge("raftmq.queue.topics", () => UserTopics(queue).Count(), "{topic}", "Topics in the queue (dead-letter topics not counted)");
         _meter.CreateObservableGauge("raftmq.queue.group.ready", () => PerGroup(queue, g => g.Ready), "{message}",
             "Messages each consumer group may be given now: never delivered, or given back (nack, expired lease) and due");
         _meter.CreateObservableGauge("raftmq.queue.group.leased", () => PerGroup(queue, g => g.Leased), "{message}",
@@ -75,5 +75,12 @@ public sealed class QueueInstruments : IDisposable
         [new("topic", topic.Topic), new("group", group.Group)];
 
     private static IEnumerable<Measurement<long>> PerTopic(QueueStateMachine queue, Func<TopicCounters, long> value) =>
-        queue.TopicCounters().Select(t => new Measurement<long>(value(t), new KeyValuePair<string, object?>("topic", t.Topic)));
+        UserTopics(queue).Select(t => new Measurement<long>(value(t), new KeyValuePair<string, object?>("topic", t.Topic)));
+
+    /// <summary>
+    /// The topics clients made: a dead-letter topic's internal name holds a NUL, which has no place in a label, and its
+    /// depth is <c>raftmq.queue.dead_letters</c> of its source topic.
+    /// </summary>
+    private static IEnumerable<TopicCounters> UserTopics(QueueStateMachine queue) =>
+        queue.TopicCounters().Where(t => !DeadLetters.IsDeadLetterTopic(t.Topic));
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using RaftMQ.Queue;
 using RaftMQ.Raft;
 
 namespace RaftMQ.Server;
@@ -75,7 +76,8 @@ public static class WebConsole
                 if (m.Up) m.Lag = (long)leader.LastIndex - (long)Math.Min(m.LastIndex, leader.LastIndex);
             }
         }
-        var topics = node.StateMachine.TopicCounters()
+        // A dead-letter topic is shown with its source topic's groups, not as a topic of its own.
+        var topics = node.StateMachine.TopicCounters().Where(t => !DeadLetters.IsDeadLetterTopic(t.Topic))
             .Select(t => new TopicOverview(t.Topic, t.Ready, t.ReadyBytes, t.Published, t.Consumed)).ToList();
         var overview = new ClusterOverview(me, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), members, topics);
         ctx.Response.Headers.CacheControl = "no-store";
