@@ -14,7 +14,7 @@
 #   usage: benchmarks/receive-ack.sh
 #   build first: dotnet build -c Release RaftMQ.slnx   (bin/raftmq and bin/raftmq-node use the Release build)
 #   needs: rabbitmq-server, nats-server, jq (apt-get install -y rabbitmq-server nats-server jq), the .NET 10 SDK
-#   env: CLIENTS (16), BATCH (10; 0 = windows of 1 only), SIZE (100), SYSTEMS ("rabbitmq nats raftmq"),
+#   env: CLIENTS (16), BATCH (10: the batch windows besides 1, e.g. "10 100"; 0 = 1 only), SIZE (100), SYSTEMS ("rabbitmq nats raftmq"),
 #        COUNT_<system>_<window> messages per measured run (defaults below keep each run at roughly 5-30 s here),
 #        BENCH_DIR (the harness, default ../shared/bench next to this repository), BENCH_TMP (/tmp/mq-bench-receive-ack),
 #        RESULTS ($BENCH_TMP/results), TIMEOUT (180 s per loadgen run)
@@ -29,7 +29,7 @@ TIMEOUT=${TIMEOUT:-180}
 BENCH_TMP=${BENCH_TMP:-/tmp/mq-bench-receive-ack}; export BENCH_TMP
 RESULTS=${RESULTS:-$BENCH_TMP/results}
 OUT=$RESULTS/receive-ack-$(date -u +%Y%m%d-%H%M%S).jsonl
-windows=(1); [ "$BATCH" -gt 1 ] && windows+=("$BATCH")
+windows=(1); for b in $BATCH; do [ "$b" -gt 1 ] && windows+=("$b"); done
 
 [ -x "$BENCH_DIR/peers/rabbitmq-cluster.sh" ] || { echo "no harness at $BENCH_DIR (set BENCH_DIR)" >&2; exit 1; }
 [[ " $SYSTEMS " != *" raftmq "* ]] || { [ -x "$root/src/RaftMQ.Server/bin/Release/node/RaftMQ.Server" ] && [ -x "$root/src/RaftMQ.Cli/bin/Release/net10.0/raftmq" ]; } \
@@ -41,11 +41,12 @@ count_for() { # count_for SYSTEM WINDOW -> messages per measured run
   if [ -n "${!var:-}" ]; then echo "${!var}"; return; fi
   case "$1:$2" in
     rabbitmq:1) echo 15000 ;;   # about 0.8-3k msg/s on the shared 2-core machine
-    rabbitmq:*) echo 30000 ;;   # about 2-5k msg/s
+    rabbitmq:*) echo 30000 ;;   # about 2-5k msg/s with a window of 10
     nats:1) echo 60000 ;;       # about 3-15k msg/s
-    nats:*) echo 200000 ;;      # about 20k msg/s
+    nats:*) echo 200000 ;;      # about 20k msg/s with a window of 10
     raftmq:1) echo 10000 ;;     # about 0.4-2k msg/s
-    raftmq:*) echo 60000 ;;     # about 4k msg/s and up
+    raftmq:10) echo 60000 ;;    # about 4k msg/s
+    raftmq:*) echo 150000 ;;
   esac
 }
 
