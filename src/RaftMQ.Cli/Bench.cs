@@ -36,6 +36,12 @@ public sealed record BenchResult(
     public double MegabytesPerSecond => MessagesPerSecond * Settings.Size / 1e6;
 
     public long ErrorCount => Errors.Values.Sum();
+
+    /// <summary>
+    /// Latencies of the requests an operation is made of, by name, when it is made of several (receive: "receive" and
+    /// "ack", each per request), so that a run shows where an operation's time goes; empty otherwise.
+    /// </summary>
+    public IReadOnlyDictionary<string, LatencyHistogram> Parts { get; init; } = new Dictionary<string, LatencyHistogram>();
 }
 
 /// <summary>
@@ -92,19 +98,29 @@ public static class Bench
 
         long stale = 0;
         var lease = TimeSpan.FromMilliseconds(s.LeaseMs);
+        LatencyHistogram receives = new(), acks = new();
+        static void Record(LatencyHistogram h, long since)
+        {
+            var latency = Stopwatch.GetElapsedTime(since);
+            lock (h) h.Record(latency);
+        }
         var result = await RunPhaseAsync("receive+ack", s, async (n, t) =>
         {
+            var t0 = Stopwatch.GetTimestamp();
             var deliveries = await client.ReceiveAsync(s.Topic, s.Group, n, lease, deadLetters: false, t).ConfigureAwait(false);
+            Record(receives, t0);
             if (deliveries.Count == 0) return 0;
             var receipts = new string[deliveries.Count];
             for (int i = 0; i < receipts.Length; i++) receipts[i] = deliveries[i].Receipt;
+            var t1 = Stopwatch.GetTimestamp();
             var settled = await client.AckAsync(s.Topic, receipts, s.Group, deadLetters: false, t).ConfigureAwait(false);
+            Record(acks, t1);
             if (settled.Stale.Count > 0) Interlocked.Add(ref stale, settled.Stale.Count);
             return settled.Applied;
         }, showProgress, ct).ConfigureAwait(false);
-        if (stale == 0) return result;
-        var errors = new Dictionary<string, long>(result.Errors) { ["stale-receipt"] = stale };
-        return result with { Errors = errors };
+        var errors = new Dictionary<string, long>(result.Errors);
+        if (stale > 0) errors["stale-receipt"] = stale;
+        return result with { Errors = errors, Parts = new Dictionary<string, LatencyHistogram> { ["receive"] = receives, ["ack"] = acks } };
     }
 
     /// <summary>Messages per fill request: as many as fit a 1 MiB body (each costs its bytes plus quotes and a comma).</summary>
@@ -266,6 +282,21 @@ public static class Bench
             w.WriteNumber("p99", Math.Round(h.Percentile(0.99) / 1000, 3));
             w.WriteNumber("max", Math.Round(h.MaxMicros / 1000.0, 3));
             w.WriteEndObject();
+            if (r.Parts.Count > 0)
+            {
+                // Each request of an operation on its own (receive: the receive, then the ack), per request.
+                w.WriteStartObject("requests_ms");
+                foreach (var (name, part) in r.Parts)
+                {
+                    w.WriteStartObject(name);
+                    w.WriteNumber("count", part.Count);
+                    w.WriteNumber("mean", Math.Round(part.Count == 0 ? 0 : part.SumMicros / part.Count / 1000, 3));
+                    w.WriteNumber("p50", Math.Round(part.Percentile(0.50) / 1000, 3));
+                    w.WriteNumber("p99", Math.Round(part.Percentile(0.99) / 1000, 3));
+                    w.WriteEndObject();
+                }
+                w.WriteEndObject();
+            }
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());

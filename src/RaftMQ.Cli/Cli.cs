@@ -564,6 +564,11 @@ public static partial class Cli
                 else
                 {
                     AnsiConsole.Write(Bench.Table(result));
+                    foreach (var (name, part) in result.Parts)
+                    {
+                        Console.Out.WriteLine(FormattableString.Invariant(
+                            $"{name} requests: {part.Count:N0}, mean {part.SumMicros / Math.Max(1, part.Count) / 1000:0.00} ms, p50 {part.Percentile(0.5) / 1000:0.00} ms, p99 {part.Percentile(0.99) / 1000:0.00} ms"));
+                    }
                     Console.Out.WriteLine($"topic '{settings.Topic}'" + (result.Errors.Count == 0 ? "" : "; errors: " + string.Join(", ", result.Errors.Select(e => $"{e.Key} {e.Value}"))));
                 }
                 return result.ErrorCount == 0 ? ExitCodes.Ok : ExitCodes.Failure;

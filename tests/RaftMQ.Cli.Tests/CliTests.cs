@@ -245,6 +245,10 @@ public sealed class CliClusterTests
             json.RootElement.GetProperty("latency_per").GetString().ShouldBe("message");
             json.RootElement.GetProperty("requests").GetInt64().ShouldBeGreaterThanOrEqualTo(43);
             json.RootElement.GetProperty("latency_ms").GetProperty("p50").GetDouble().ShouldBeGreaterThan(0);
+            // The receive and the ack of each pair, timed on their own.
+            var parts = json.RootElement.GetProperty("requests_ms");
+            parts.GetProperty("ack").GetProperty("count").GetInt64().ShouldBe(json.RootElement.GetProperty("requests").GetInt64());
+            parts.GetProperty("receive").GetProperty("p50").GetDouble().ShouldBeGreaterThan(0);
         }
         // Nothing is left behind: every message was acked, none is leased or ready.
         var acked = await env.RunAsync("topic", "stats", "acked");
