@@ -9,9 +9,20 @@ namespace RaftMQ.Cli;
 /// <summary>
 /// What to measure and for how long. <see cref="Count"/> and <see cref="Prefill"/> are in messages; with
 /// <see cref="Batch"/> above 1 each operation is one request carrying up to that many messages (the /v1 batch API),
-/// with 1 it is one RRMQ request per message.
+/// with 1 it is one RRMQ request per message. For <c>receive</c> an operation is a receive of up to
+/// <see cref="Batch"/> messages (its <c>max</c>) leased for <see cref="LeaseMs"/> to consumer group
+/// <see cref="Group"/>, followed by one ack of all their receipts.
 /// </summary>
-public sealed record BenchSettings(string Operation, int Clients, int Size, long? Count, TimeSpan? Duration, string Topic, long Prefill, int Batch = 1);
+public sealed record BenchSettings(
+    string Operation, int Clients, int Size, long? Count, TimeSpan? Duration, string Topic, long Prefill, int Batch = 1,
+    int LeaseMs = 30_000, string Group = "default")
+{
+    /// <summary>
+    /// Whether each message records the latency of the operation that carried it (receive: receive sent → ack
+    /// answered), rather than each request once (publish, pop).
+    /// </summary>
+    public bool LatencyPerMessage => Operation == "receive";
+}
 
 /// <summary>The outcome of a benchmark run: <see cref="Ops"/> requests that carried <see cref="Messages"/> messages.</summary>
 public sealed record BenchResult(
@@ -25,6 +36,12 @@ public sealed record BenchResult(
     public double MegabytesPerSecond => MessagesPerSecond * Settings.Size / 1e6;
 
     public long ErrorCount => Errors.Values.Sum();
+
+    /// <summary>
+    /// Latencies of the requests an operation is made of, by name, when it is made of several (receive: "receive" and
+    /// "ack", each per request), so that a run shows where an operation's time goes; empty otherwise.
+    /// </summary>
+    public IReadOnlyDictionary<string, LatencyHistogram> Parts { get; init; } = new Dictionary<string, LatencyHistogram>();
 }
 
 /// <summary>
@@ -47,6 +64,7 @@ public static class Bench
             return n;
         }
 
+        if (s.Operation == "receive") return await ReceiveAndAckAsync(client, s, showProgress, ct).ConfigureAwait(false);
         if (s.Operation == "pop")
         {
             var fill = s.Count ?? s.Prefill;
@@ -58,6 +76,56 @@ public static class Bench
         }
         return await RunPhaseAsync("publish", s, PublishAsync, showProgress, ct).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// At-least-once consumption: fills the topic (not measured, in requests as large as a 1 MiB body allows), then
+    /// every client receives up to <see cref="BenchSettings.Batch"/> messages with a lease and acks their receipts in one
+    /// request, again and again. A message counts once its ack is answered with it applied; its latency runs from
+    /// sending the receive to that answer. A receipt the ack reports stale (its lease ran out and the message went to
+    /// another consumer) counts as an error, and its message will be received again.
+    /// </summary>
+    private static async Task<BenchResult> ReceiveAndAckAsync(RaftMQClient client, BenchSettings s, bool showProgress, CancellationToken ct)
+    {
+        if (s.Group != "default") await client.CreateGroupAsync(s.Topic, s.Group, GroupStartPosition.Earliest, ct).ConfigureAwait(false);
+        var fillBatch = FillBatch(s.Size);
+        var payload = Enumerable.Repeat(Payload(s.Size), fillBatch).ToArray();
+        await RunPhaseAsync("filling", s with { Operation = "fill", Count = s.Count ?? s.Prefill, Duration = null, Batch = fillBatch },
+            async (n, t) =>
+            {
+                await client.PublishBatchAsync(s.Topic, new ArraySegment<string>(payload, 0, n), t).ConfigureAwait(false);
+                return n;
+            }, showProgress, ct).ConfigureAwait(false);
+
+        long stale = 0;
+        var lease = TimeSpan.FromMilliseconds(s.LeaseMs);
+        LatencyHistogram receives = new(), acks = new();
+        static void Record(LatencyHistogram h, long since)
+        {
+            var latency = Stopwatch.GetElapsedTime(since);
+            lock (h) h.Record(latency);
+        }
+        var result = await RunPhaseAsync("receive+ack", s, async (n, t) =>
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            var deliveries = await client.ReceiveAsync(s.Topic, s.Group, n, lease, deadLetters: false, t).ConfigureAwait(false);
+            Record(receives, t0);
+            if (deliveries.Count == 0) return 0;
+            var receipts = new string[deliveries.Count];
+            for (int i = 0; i < receipts.Length; i++) receipts[i] = deliveries[i].Receipt;
+            var t1 = Stopwatch.GetTimestamp();
+            var settled = await client.AckAsync(s.Topic, receipts, s.Group, deadLetters: false, t).ConfigureAwait(false);
+            Record(acks, t1);
+            if (settled.Stale.Count > 0) Interlocked.Add(ref stale, settled.Stale.Count);
+            return settled.Applied;
+        }, showProgress, ct).ConfigureAwait(false);
+        var errors = new Dictionary<string, long>(result.Errors);
+        if (stale > 0) errors["stale-receipt"] = stale;
+        return result with { Errors = errors, Parts = new Dictionary<string, LatencyHistogram> { ["receive"] = receives, ["ack"] = acks } };
+    }
+
+    /// <summary>Messages per fill request: as many as fit a 1 MiB body (each costs its bytes plus quotes and a comma).</summary>
+    internal static int FillBatch(int size) =>
+        (int)Math.Clamp((RaftMQClient.MaxRequestBytes - 1024) / (size + 3L), 1, MaxBatch);
 
     /// <summary>
     /// Runs <paramref name="op"/> from every client until the count (of messages) or the duration is reached. The
@@ -91,9 +159,14 @@ public static class Bench
                     var carried = await op(n, ct).ConfigureAwait(false);
                     if (carried > 0)
                     {
-                        h.Record(Stopwatch.GetElapsedTime(t0));
+                        var latency = Stopwatch.GetElapsedTime(t0);
+                        if (s.LatencyPerMessage) h.Record(latency, carried);
+                        else h.Record(latency);
                         Interlocked.Increment(ref done);
                         Interlocked.Add(ref messages, carried);
+                        // A request that carried fewer than it claimed (a receive short of messages, a stale ack) hands
+                        // the rest back, so that --count messages are done in the end.
+                        if (s.Count is not null && carried < n) Interlocked.Add(ref issued, carried - n);
                     }
                     else
                     {
@@ -156,7 +229,7 @@ public static class Bench
     public static Table Table(BenchResult r)
     {
         var t = new Table().Border(TableBorder.Rounded);
-        // Latencies are per request (a whole batch).
+        // Latencies are per request (a whole batch), except for receive: per message, receive sent → ack answered.
         foreach (var c in new[] { "operation", "clients", "batch", "size (B)", "requests", "messages", "errors", "seconds", "req/s", "msg/s", "MB/s", "p50 ms", "p90 ms", "p99 ms", "max ms" })
             t.AddColumn(new TableColumn(c).RightAligned());
         var h = r.Latency;
@@ -194,6 +267,14 @@ public static class Bench
             w.WriteNumber("requests_per_second", Math.Round(r.OpsPerSecond, 1));
             w.WriteNumber("messages", r.Messages);
             w.WriteNumber("messages_per_second", Math.Round(r.MessagesPerSecond, 1));
+            if (r.Settings.Operation == "receive")
+            {
+                w.WriteString("group", r.Settings.Group);
+                w.WriteNumber("max", r.Settings.Batch);
+                w.WriteNumber("lease_ms", r.Settings.LeaseMs);
+            }
+            // What one latency sample is: a request, or (receive) a message from its receive sent to its ack answered.
+            w.WriteString("latency_per", r.Settings.LatencyPerMessage ? "message" : "request");
             w.WriteStartObject("latency_ms");
             w.WriteNumber("mean", Math.Round(h.Count == 0 ? 0 : h.SumMicros / h.Count / 1000, 3));
             w.WriteNumber("p50", Math.Round(h.Percentile(0.50) / 1000, 3));
@@ -201,6 +282,21 @@ public static class Bench
             w.WriteNumber("p99", Math.Round(h.Percentile(0.99) / 1000, 3));
             w.WriteNumber("max", Math.Round(h.MaxMicros / 1000.0, 3));
             w.WriteEndObject();
+            if (r.Parts.Count > 0)
+            {
+                // Each request of an operation on its own (receive: the receive, then the ack), per request.
+                w.WriteStartObject("requests_ms");
+                foreach (var (name, part) in r.Parts)
+                {
+                    w.WriteStartObject(name);
+                    w.WriteNumber("count", part.Count);
+                    w.WriteNumber("mean", Math.Round(part.Count == 0 ? 0 : part.SumMicros / part.Count / 1000, 3));
+                    w.WriteNumber("p50", Math.Round(part.Percentile(0.50) / 1000, 3));
+                    w.WriteNumber("p99", Math.Round(part.Percentile(0.99) / 1000, 3));
+                    w.WriteEndObject();
+                }
+                w.WriteEndObject();
+            }
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());

@@ -477,30 +477,54 @@ public static partial class Cli
     private static Command BenchCommand()
     {
         var bench = new Command("bench", Describe(
-            "Load generator: N concurrent clients publish or pop; prints throughput and latency percentiles.",
+            "Load generator: N concurrent clients publish, pop, or receive and ack; prints throughput and latency percentiles.",
             "bench publish --clients 16 --size 100 --duration 10", "bench publish --clients 16 --duration 10 --batch 64",
-            "bench pop --clients 4 --count 20000 --json"));
-        foreach (var op in new[] { "publish", "pop" })
+            "bench pop --clients 4 --count 20000 --json", "bench receive --clients 16 --max 10 --count 50000"));
+        foreach (var op in new[] { "publish", "pop", "receive" })
         {
             var clients = new Option<int>("--clients") { Description = "Concurrent clients (1-1024)", DefaultValueFactory = _ => 4 };
             var size = new Option<int>("--size") { Description = "Message size in bytes (0-65536)", DefaultValueFactory = _ => 100 };
             var count = new Option<long?>("--count") { Description = "Messages in total (default 10,000 unless --duration is given)" };
             var duration = new Option<double?>("--duration") { Description = "Run for this many seconds instead of a count" };
             var topic = new Option<string?>("--topic") { Description = "Topic to use (default: a new bench-* topic)" };
-            var prefill = new Option<long>("--prefill") { Description = "pop with --duration: messages published first", DefaultValueFactory = _ => 20_000 };
+            var prefill = new Option<long>("--prefill") { Description = $"{op} with --duration: messages published first", DefaultValueFactory = _ => 20_000 };
             var json = new Option<bool>("--json") { Description = "Print the result as JSON (no progress bar)" };
             var batch = new Option<int>("--batch")
             {
                 Description = $"Messages per request (1-{Bench.MaxBatch}); 1 uses the RRMQ API, more the /v1 batch endpoints",
                 DefaultValueFactory = _ => 1,
             };
-            var cmd = new Command(op, op == "publish"
-                ? Describe("Measure publish: each operation is one committed request of --batch messages.", "bench publish --clients 1 --count 2000",
-                    "bench publish --clients 16 --size 100 --duration 10", "bench publish --clients 16 --duration 10 --batch 64")
-                : Describe("Measure pop: fills a topic (not measured, in batches of --batch), then pops it, up to --batch messages a request.",
-                    "bench pop --clients 4 --count 20000", "bench pop --clients 4 --count 100000 --batch 100"))
-            { clients, size, count, duration, topic, json, batch };
-            if (op == "pop") cmd.Add(prefill);
+            var max = new Option<int>("--max")
+            {
+                Description = $"Messages per receive (1-{Bench.MaxBatch}); each receive is followed by one ack of all it got",
+                DefaultValueFactory = _ => 1,
+            };
+            var lease = new Option<int>("--lease-ms") { Description = "Lease of each receive, in milliseconds", DefaultValueFactory = _ => 30_000 };
+            var group = new Option<string>("--group") { Description = "Consumer group the clients share (created if missing)", DefaultValueFactory = _ => "default" };
+            var cmd = new Command(op, op switch
+            {
+                "publish" => Describe("Measure publish: each operation is one committed request of --batch messages.", "bench publish --clients 1 --count 2000",
+                    "bench publish --clients 16 --size 100 --duration 10", "bench publish --clients 16 --duration 10 --batch 64"),
+                "pop" => Describe("Measure pop: fills a topic (not measured, in batches of --batch), then pops it, up to --batch messages a request.",
+                    "bench pop --clients 4 --count 20000", "bench pop --clients 4 --count 100000 --batch 100"),
+                _ => Describe(
+                    "Measure at-least-once consumption: fills a topic (not measured), then each client receives up to --max messages with a "
+                    + "lease (POST /v1/topics/T/receive) and acks their receipts in one request (POST /v1/topics/T/ack), again and again. "
+                    + "msg/s counts acked messages; latency is per message, from sending its receive to its ack's answer.",
+                    "bench receive --clients 16 --max 1 --count 20000", "bench receive --clients 16 --max 100 --count 200000 --json"),
+            })
+            { clients, size, count, duration, topic, json };
+            if (op == "receive")
+            {
+                cmd.Add(max);
+                cmd.Add(lease);
+                cmd.Add(group);
+            }
+            else
+            {
+                cmd.Add(batch);
+            }
+            if (op != "publish") cmd.Add(prefill);
             cmd.SetAction(Guard(async (r, ct) =>
             {
                 var c = r.GetValue(clients);
@@ -513,15 +537,20 @@ public static partial class Cli
                 if (n is <= 0) throw new CliException("--count must be positive", ExitCodes.Usage);
                 if (d is <= 0 or > 3600) throw new CliException("--duration must be between 0 and 3600 seconds", ExitCodes.Usage);
                 if (n is null && d is null) n = 10_000;
-                var b = r.GetValue(batch);
-                if (b is < 1 or > Bench.MaxBatch) throw new CliException($"--batch must be between 1 and {Bench.MaxBatch}", ExitCodes.Usage);
+                var b = op == "receive" ? r.GetValue(max) : r.GetValue(batch);
+                var batchName = op == "receive" ? "--max" : "--batch";
+                if (b is < 1 or > Bench.MaxBatch) throw new CliException($"{batchName} must be between 1 and {Bench.MaxBatch}", ExitCodes.Usage);
+                var leaseMs = op == "receive" ? r.GetValue(lease) : 30_000;
+                if (leaseMs is < 1 or > 43_200_000) throw new CliException("--lease-ms must be between 1 and 43,200,000 (12 h)", ExitCodes.Usage);
+                var groupName = op == "receive" ? r.GetValue(group) ?? "default" : "default";
+                if (groupName.Length == 0) throw new CliException("--group must not be empty", ExitCodes.Usage);
                 // A batch publish is one request body, bounded at 1 MiB: each message costs its bytes plus quotes and a comma.
-                if (b > 1 && (long)b * (s + 3) + 1024 > RaftMQClient.MaxRequestBytes)
+                if (op != "receive" && b > 1 && (long)b * (s + 3) + 1024 > RaftMQClient.MaxRequestBytes)
                     throw new CliException("--batch x --size must fit a 1 MiB request (batch x (size + 3) + 1 KiB)", ExitCodes.Usage);
-                var p = op == "pop" ? r.GetValue(prefill) : 0;
-                if (op == "pop" && p <= 0) throw new CliException("--prefill must be positive", ExitCodes.Usage);
+                var p = op != "publish" ? r.GetValue(prefill) : 0;
+                if (op != "publish" && p <= 0) throw new CliException("--prefill must be positive", ExitCodes.Usage);
                 var settings = new BenchSettings(op, c, s, n, d is null ? null : TimeSpan.FromSeconds(d.Value),
-                    r.GetValue(topic) ?? $"bench-{Guid.NewGuid().ToString("N")[..8]}", p, b);
+                    r.GetValue(topic) ?? $"bench-{Guid.NewGuid().ToString("N")[..8]}", p, b, leaseMs, groupName);
                 var (urls, _) = Target(r);
                 var options = ClientOptions(urls, r);
                 options.MaxConnectionsPerNode = Math.Max(options.MaxConnectionsPerNode, c);
@@ -535,6 +564,11 @@ public static partial class Cli
                 else
                 {
                     AnsiConsole.Write(Bench.Table(result));
+                    foreach (var (name, part) in result.Parts)
+                    {
+                        Console.Out.WriteLine(FormattableString.Invariant(
+                            $"{name} requests: {part.Count:N0}, mean {part.SumMicros / Math.Max(1, part.Count) / 1000:0.00} ms, p50 {part.Percentile(0.5) / 1000:0.00} ms, p99 {part.Percentile(0.99) / 1000:0.00} ms"));
+                    }
                     Console.Out.WriteLine($"topic '{settings.Topic}'" + (result.Errors.Count == 0 ? "" : "; errors: " + string.Join(", ", result.Errors.Select(e => $"{e.Key} {e.Value}"))));
                 }
                 return result.ErrorCount == 0 ? ExitCodes.Ok : ExitCodes.Failure;

@@ -19,13 +19,17 @@ public sealed class LatencyHistogram
 
     public double SumMicros { get; private set; }
 
-    public void Record(TimeSpan latency)
+    public void Record(TimeSpan latency) => Record(latency, 1);
+
+    /// <summary>Records <paramref name="times"/> samples of the same latency (each message of a batch).</summary>
+    public void Record(TimeSpan latency, long times)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(times);
         var us = Math.Clamp((long)(latency.Ticks / (double)TimeSpan.TicksPerMicrosecond), 0, (1L << MaxLog2) - 1);
-        _counts[Index(us)]++;
-        Count++;
-        SumMicros += us;
-        if (us > MaxMicros) MaxMicros = us;
+        _counts[Index(us)] += times;
+        Count += times;
+        SumMicros += (double)us * times;
+        if (times > 0 && us > MaxMicros) MaxMicros = us;
     }
 
     public void Add(LatencyHistogram other)

@@ -25,6 +25,7 @@ public sealed class CliUsageTests
     [InlineData("consume")]
     [InlineData("bench publish")]
     [InlineData("bench pop")]
+    [InlineData("bench receive")]
     [InlineData("shell")]
     [InlineData("demo")]
     [InlineData("topic configure")]
@@ -53,6 +54,8 @@ public sealed class CliUsageTests
     [InlineData("bench publish --batch 0 --urls http://127.0.0.1:1", "--batch")]
     [InlineData("bench pop --batch 1001 --urls http://127.0.0.1:1", "--batch")]
     [InlineData("bench publish --batch 100 --size 20000 --urls http://127.0.0.1:1", "1 MiB")]
+    [InlineData("bench receive --max 0 --urls http://127.0.0.1:1", "--max")]
+    [InlineData("bench receive --lease-ms 0 --urls http://127.0.0.1:1", "--lease-ms")]
     [InlineData("topic list --urls ftp://example", "not a node URL")]
     [InlineData("cluster up --nodes 99", "--nodes")]
     [InlineData("consume t --count x", "x")]
@@ -247,6 +250,30 @@ public sealed class CliClusterTests
             json.RootElement.GetProperty("messages").GetInt64().ShouldBe(500);
             json.RootElement.GetProperty("requests").GetInt64().ShouldBe(10);
         }
+
+        // Receive + ack: every message is received with a lease and acked; latency is per message. 300 messages in
+        // receives of up to 7: at least 43 receive+ack pairs, more only if a receive came back short.
+        var receive = await env.RunAsync("bench", "receive", "--clients", "3", "--count", "300", "--size", "16", "--max", "7", "--topic", "acked", "--json");
+        receive.ExitCode.ShouldBe(0, receive.ToString());
+        using (var json = JsonDocument.Parse(receive.Stdout))
+        {
+            json.RootElement.GetProperty("operation").GetString().ShouldBe("receive");
+            json.RootElement.GetProperty("messages").GetInt64().ShouldBe(300);
+            json.RootElement.GetProperty("errors").GetInt64().ShouldBe(0);
+            json.RootElement.GetProperty("max").GetInt32().ShouldBe(7);
+            json.RootElement.GetProperty("latency_per").GetString().ShouldBe("message");
+            json.RootElement.GetProperty("requests").GetInt64().ShouldBeGreaterThanOrEqualTo(43);
+            json.RootElement.GetProperty("latency_ms").GetProperty("p50").GetDouble().ShouldBeGreaterThan(0);
+            // The receive and the ack of each pair, timed on their own.
+            var parts = json.RootElement.GetProperty("requests_ms");
+            parts.GetProperty("ack").GetProperty("count").GetInt64().ShouldBe(json.RootElement.GetProperty("requests").GetInt64());
+            parts.GetProperty("receive").GetProperty("p50").GetDouble().ShouldBeGreaterThan(0);
+        }
+        // Nothing is left behind: every message was acked, none is leased or ready.
+        var acked = await env.RunAsync("topic", "stats", "acked");
+        acked.ExitCode.ShouldBe(0, acked.ToString());
+        // group, ready, leased, delayed, unacked, oldest_age_ms, acked_total, dead_lettered_total
+        acked.Stdout.Split('\n').ShouldContain("default\t0\t0\t0\t0\t-\t300\t0", customMessage: acked.ToString());
 
         var shell = await env.RunWithInputAsync("topic create sh\npublish sh \"two words\"\nconsume sh\nbogus\nexit\n", "shell");
         shell.ExitCode.ShouldBe(0, shell.ToString());
