@@ -33,9 +33,10 @@ public abstract class MembershipFuzzTestsBase(ITestOutputHelper output)
         var perPart = total / Parts;
         var first = FirstSeed + (ulong)(Part * perPart);
         var watch = Stopwatch.StartNew();
-        long asked = 0, added = 0, promoted = 0, votersRemoved = 0, learnersRemoved = 0, selfRemovals = 0, wiped = 0, inFlight = 0, misuse = 0;
+        long asked = 0, added = 0, promoted = 0, votersRemoved = 0, learnersRemoved = 0, selfRemovals = 0, wiped = 0, inFlight = 0, misuse = 0, notLeader = 0;
         long acknowledged = 0, crashes = 0, snapshotJoins = 0;
         int grown = 0, shrunk = 0, oneVoter = 0;
+        var statuses = new SortedDictionary<string, int>(StringComparer.Ordinal);
         for (int i = 0; i < perPart; i++)
         {
             var seed = first + (ulong)i;
@@ -50,18 +51,20 @@ public abstract class MembershipFuzzTestsBase(ITestOutputHelper output)
             wiped += m.Wiped;
             inFlight += m.InFlightRefusals;
             misuse += m.MisuseRefusals;
+            notLeader += m.NotLeaderRefusals;
             snapshotJoins += m.JoinedFromSnapshot;
             acknowledged += outcome.Acknowledged;
             crashes += outcome.Crashes;
             if (m.FinalVoters > outcome.Nodes) grown++;
             if (m.FinalVoters < outcome.Nodes) shrunk++;
             if (m.FinalVoters == 1) oneVoter++;
+            foreach (var ((kind, status), count) in m.Statuses) statuses[$"{kind} {status}"] = statuses.GetValueOrDefault($"{kind} {status}") + count;
         }
         output.WriteLine($"{perPart} schedules (seeds {first}..{first + (ulong)perPart - 1}) in {watch.ElapsedMilliseconds} ms: " +
             $"{asked} changes asked, committed: {added} learners added, {promoted} promoted, {votersRemoved} voters and {learnersRemoved} learners removed; " +
-            $"{selfRemovals} leader self-removals accepted, {wiped} nodes wiped, {inFlight} refused while another was in flight, {misuse} misuses refused, " +
+            $"{selfRemovals} leader self-removals accepted, {wiped} nodes wiped, {inFlight} refused while another was in flight, {misuse} misuses and {notLeader} asked of a non-leader refused, " +
             $"{snapshotJoins} joiners caught up from a snapshot; {grown} schedules ended larger, {shrunk} smaller, {oneVoter} with one voter; " +
-            $"{acknowledged} proposals acknowledged, {crashes} crashes");
+            $"{acknowledged} proposals acknowledged, {crashes} crashes; answers: {string.Join(", ", statuses.Select(kv => $"{kv.Key} {kv.Value}"))}");
 
         // Every kind of change must actually happen, or passing means little.
         added.ShouldBeGreaterThan(perPart / 2L);

@@ -13,11 +13,14 @@ namespace RaftMQ.Simulation;
 /// <param name="Wiped">Nodes whose disk was wiped (they were replaced, or at least removed).</param>
 /// <param name="InFlightRefusals">Changes refused because another was not committed yet (each checked).</param>
 /// <param name="MisuseRefusals">Changes refused as misuse: the last voter, an existing member, an unknown id, id 0, a voter promoted.</param>
+/// <param name="NotLeaderRefusals">Changes refused by a node that does not lead (each with the leader it knows as a hint).</param>
 /// <param name="JoinedFromSnapshot">Joined nodes that caught up from a snapshot.</param>
 /// <param name="FinalVoters">Voters of the final configuration.</param>
+/// <param name="Statuses">How many calls got each status, by (kind, status).</param>
 public sealed record MembershipOutcome(
     int Asked, int LearnersAdded, int Promoted, int VotersRemoved, int LearnersRemoved, int LeaderSelfRemovals, int Wiped,
-    int InFlightRefusals, int MisuseRefusals, int JoinedFromSnapshot, int FinalVoters);
+    int InFlightRefusals, int MisuseRefusals, int NotLeaderRefusals, int JoinedFromSnapshot, int FinalVoters,
+    IReadOnlyDictionary<(MembershipChangeKind Kind, MembershipStatus Status), int> Statuses);
 
 public static partial class Fuzzer
 {
@@ -35,23 +38,32 @@ public static partial class Fuzzer
     private sealed class MembershipSchedule(ulong seed)
     {
         private readonly SplitMix64 _rng = new(seed ^ 0xBB67AE8584CAA73BUL);
-        private int _asked, _selfRemovals, _wiped, _inFlight, _misuse;
+        private int _asked, _selfRemovals, _wiped, _inFlight, _misuse, _notLeader;
+        private bool _owed; // an action came due while nobody led
 
         /// <summary>Node ids of the pool: two or three spares beyond the first configuration.</summary>
         public int PoolFor(int nodes) => nodes + 2 + _rng.Next(2);
 
+        /// <summary>
+        /// Whether leaders promote caught-up learners on their own (two schedules in three); otherwise learners stay
+        /// learners until promoted by a call, or removed.
+        /// </summary>
+        public bool AutoPromote { get; } = new SplitMix64(seed ^ 0x3C6EF372FE94F82BUL).Next(3) != 0;
+
         /// <summary>One chance of a membership action, after the schedule's fault of this round.</summary>
         public void Step(SimCluster sim)
         {
-            if (_rng.Next(100) >= 14) return;
+            if (!_owed && _rng.Next(100) >= 30) return;
             var leader = sim.Leader;
             if (leader is null)
             {
-                // Nobody leads: whoever is asked must say so.
+                // Nobody leads: whoever is asked now and then must say so; the operator tries again once a node leads.
+                _owed = true;
                 var up = sim.Nodes.Where(x => x.IsUp).ToList();
-                if (up.Count > 0) Ask(sim, up[_rng.Next(up.Count)].Id, RandomKind(), RandomTarget(sim, null));
+                if (up.Count > 0 && _rng.Next(8) == 0) Ask(sim, up[_rng.Next(up.Count)].Id, RandomKind(), RandomTarget(sim, null));
                 return;
             }
+            _owed = false;
             var id = leader.Id;
             var configuration = sim.Checker.ConfigurationOf(id);
             var wipedMember = configuration.Voters.Concat(configuration.Learners).FirstOrDefault(sim.IsRetired);
@@ -61,12 +73,15 @@ public static partial class Fuzzer
             {
                 first = Ask(sim, id, MembershipChangeKind.RemoveMember, wipedMember); // the replacement's second half
             }
-            else if (roll < 30)
+            else if (roll < 35)
             {
-                var spare = sim.UnusedSpares.FirstOrDefault();
-                first = Ask(sim, id, MembershipChangeKind.AddLearner, spare != 0 ? spare : RandomMember(configuration));
+                // A spare never used, or a node removed earlier whose disk is still there (it rejoins with its old log).
+                var candidates = sim.UnusedSpares.Concat(sim.Nodes
+                    .Where(x => x.Incarnation > 0 && !sim.IsRetired(x.Id) && !configuration.IsMember(x.Id)).Select(x => x.Id)).ToList();
+                first = Ask(sim, id, MembershipChangeKind.AddLearner,
+                    candidates.Count > 0 ? candidates[_rng.Next(candidates.Count)] : RandomMember(configuration));
             }
-            else if (roll < 38)
+            else if (roll < 45)
             {
                 var learners = configuration.Learners;
                 if (learners.Count > 0) first = Ask(sim, id, MembershipChangeKind.PromoteLearner, learners[_rng.Next(learners.Count)]);
@@ -133,8 +148,9 @@ public static partial class Fuzzer
                 previous = next;
             }
             var joinedFromSnapshot = sim.Nodes.Count(x => sim.HasJoined(x.Id) && x.SnapshotsInstalled > 0);
-            return new MembershipOutcome(_asked, added, promoted, votersRemoved, learnersRemoved, _selfRemovals, _wiped, _inFlight, _misuse,
-                joinedFromSnapshot, previous.Voters.Count);
+            return new MembershipOutcome(_asked, added, promoted, votersRemoved, learnersRemoved, _selfRemovals, _wiped, _inFlight, _misuse, _notLeader,
+                joinedFromSnapshot, previous.Voters.Count,
+                sim.MembershipChanges.GroupBy(c => (c.Kind, c.Result.Status)).ToDictionary(g => g.Key, g => g.Count()));
         }
 
         // A member to remove: the leader itself now and then, else a learner or another voter. While a wiped member is
@@ -227,9 +243,13 @@ public static partial class Fuzzer
                 _inFlight++;
             }
             else if (status is MembershipStatus.LastVoter or MembershipStatus.AlreadyMember or MembershipStatus.UnknownMember
-                or MembershipStatus.InvalidId or MembershipStatus.NotLearner or MembershipStatus.NotLeader)
+                or MembershipStatus.InvalidId or MembershipStatus.NotLearner)
             {
                 _misuse++;
+            }
+            else if (status == MembershipStatus.NotLeader)
+            {
+                _notLeader++;
             }
             return change;
         }

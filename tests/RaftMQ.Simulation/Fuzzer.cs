@@ -92,6 +92,7 @@ public static partial class Fuzzer
         {
             Nodes = n,
             Pool = changes?.PoolFor(n) ?? 0,
+            PromoteCaughtUpLearners = changes?.AutoPromote ?? true,
             Seed = seed,
             Link = RandomLink(rng),
             TickMs = 5 + rng.Next(16),
