@@ -41,8 +41,8 @@ public static partial class Fuzzer
         private int _asked, _selfRemovals, _wiped, _inFlight, _misuse, _notLeader;
         private bool _owed; // an action came due while nobody led
 
-        /// <summary>Node ids of the pool: two or three spares beyond the first configuration.</summary>
-        public int PoolFor(int nodes) => nodes + 2 + _rng.Next(2);
+        /// <summary>Node ids of the pool: three to five spares beyond the first configuration.</summary>
+        public int PoolFor(int nodes) => nodes + 3 + _rng.Next(3);
 
         /// <summary>
         /// Whether leaders promote caught-up learners on their own (two schedules in three); otherwise learners stay
@@ -53,6 +53,9 @@ public static partial class Fuzzer
         /// <summary>One chance of a membership action, after the schedule's fault of this round.</summary>
         public void Step(SimCluster sim)
         {
+            // The operator shuts a removed node down some time after its removal committed (docs/membership.md); until
+            // then it runs on, possibly never having heard of its removal.
+            if (_rng.Next(100) < 15) DecommissionRemoved(sim);
             if (!_owed && _rng.Next(100) >= 30) return;
             var leader = sim.Leader;
             if (leader is null)
@@ -75,11 +78,9 @@ public static partial class Fuzzer
             }
             else if (roll < 35)
             {
-                // A spare never used, or a node removed earlier whose disk is still there (it rejoins with its old log).
-                var candidates = sim.UnusedSpares.Concat(sim.Nodes
-                    .Where(x => x.Incarnation > 0 && !sim.IsRetired(x.Id) && !configuration.IsMember(x.Id)).Select(x => x.Id)).ToList();
-                first = Ask(sim, id, MembershipChangeKind.AddLearner,
-                    candidates.Count > 0 ? candidates[_rng.Next(candidates.Count)] : RandomMember(configuration));
+                // A spare never used (a removed node never comes back with its data, docs/membership.md), or else a member.
+                var spares = sim.UnusedSpares.ToList();
+                first = Ask(sim, id, MembershipChangeKind.AddLearner, spares.Count > 0 ? spares[_rng.Next(spares.Count)] : RandomMember(configuration));
             }
             else if (roll < 45)
             {
@@ -101,9 +102,8 @@ public static partial class Fuzzer
             }
             else
             {
-                // An operator shuts down a node that is no longer a member.
-                var removed = sim.Nodes.Where(x => x.IsUp && x.Incarnation > 0 && !configuration.IsMember(x.Id) && x.Id != id).ToList();
-                if (removed.Count > 0 && _rng.Next(2) == 0) sim.Decommission(removed[_rng.Next(removed.Count)].Id);
+                var up = sim.Nodes.Where(x => x.IsUp && x.Id != id).ToList();
+                if (up.Count > 0) Ask(sim, up[_rng.Next(up.Count)].Id, RandomKind(), RandomTarget(sim, configuration)); // a follower, or a stale leader
             }
             // Often a second change at once: refused while the first is not committed (a single voter commits at once).
             if (first is { IsAccepted: true } && _rng.Next(2) == 0 && leader.IsUp)
@@ -116,6 +116,7 @@ public static partial class Fuzzer
         /// </summary>
         public void Settle(SimCluster sim)
         {
+            DecommissionRemoved(sim);
             var deadline = sim.Now + ConvergeTimeoutMs;
             while (true)
             {
@@ -131,6 +132,25 @@ public static partial class Fuzzer
             var final = sim.Checker.ConfigurationOf(sim.Leader!.Id);
             foreach (var node in sim.Nodes)
                 if (node.IsUp && !final.IsMember(node.Id)) sim.Decommission(node.Id);
+        }
+
+        /// <summary>
+        /// Stops for good every node that a committed configuration had and the latest committed one (the last
+        /// configuration entry any node applied) no longer has: the removed nodes.
+        /// </summary>
+        private static void DecommissionRemoved(SimCluster sim)
+        {
+            var latest = sim.InitialConfiguration(1);
+            var everMember = new HashSet<ulong>(latest.Voters);
+            foreach (var e in sim.Checker.Committed)
+            {
+                if (e.Type != EntryType.Configuration) continue;
+                latest = ClusterConfiguration.Decode(e.Data.Span);
+                everMember.UnionWith(latest.Voters);
+                everMember.UnionWith(latest.Learners);
+            }
+            foreach (var id in everMember)
+                if (!latest.IsMember(id) && !sim.IsRetired(id)) sim.Decommission(id);
         }
 
         public MembershipOutcome Outcome(SimCluster sim)
