@@ -34,7 +34,9 @@ public readonly record struct FuzzOutcome(
 /// vote and commit alike — torn writes, failed fsyncs). The invariant checker runs after every step, every read is
 /// checked against the writes acknowledged before it, and every granted vote against the node's earlier votes.
 /// Then the faults stop, and the cluster must converge: one leader, every node applied everything, and every
-/// acknowledged proposal applied exactly once everywhere.
+/// acknowledged proposal applied exactly once everywhere. With <c>membership: true</c> the schedule also changes the
+/// cluster's membership among the faults (Fuzzer.Membership.cs), and converged means every member of the final
+/// configuration.
 /// </summary>
 public static partial class Fuzzer
 {
