@@ -18,9 +18,10 @@ declare -A mutations=(
   [SendBeforePersist]="src/RaftMQ.Runtime/NodeDriver.cs: votes and acknowledgements are sent before they are durable (§5.2, thesis §10.2.1)"
   [CommitPreviousTerm]="src/RaftMQ.Raft: a leader counts replicas of previous-term entries towards commit (§5.4.2, Figure 8)"
   [ReuseReadContexts]="src/RaftMQ.Runtime/NodeDriver.cs: every run of a node numbers its reads from 1 (a late answer confirms a new read)"
+  [CountRemoved]="src/RaftMQ.Raft/ProgressTracker.cs: members being removed (the leader too, once it removed itself) still count towards commit"
 )
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(ReadWithoutRound SendBeforePersist CommitPreviousTerm ReuseReadContexts)
+[ ${#names[@]} -eq 0 ] && names=(ReadWithoutRound SendBeforePersist CommitPreviousTerm ReuseReadContexts CountRemoved)
 
 survived=0
 for name in "${names[@]}"; do

@@ -147,7 +147,12 @@ internal sealed class ProgressTracker
     public bool TryGetProgress(ulong id, out Progress progress) => _progress.TryGetValue(id, out progress!);
 
     /// <summary>The largest index a quorum holds (by match index); the leader still checks its term (§5.4.2).</summary>
+#if MUTATION_COUNTREMOVED
+    // The bug: members being removed, this leader included when it removed itself, still count towards commit.
+    public ulong Committed() => new JointConfig(Config.Ids.Union(Departing).Union(_progress.ContainsKey(_self) ? new[] { _self } : Array.Empty<ulong>())).CommittedIndex(_matchOf);
+#else
     public ulong Committed() => Config.CommittedIndex(_matchOf);
+#endif
 
     /// <summary>Whether a quorum was heard from since <see cref="ResetRecentActive"/> (thesis §6.2 check-quorum).</summary>
     public bool QuorumActive() => Config.HasQuorum(_isActive);

@@ -146,6 +146,12 @@ public sealed class NodeDriverOptions
 
     /// <summary>Forwarding of proposals from followers to the leader over the peer link; null leaves it off.</summary>
     public ProposalForwarding? Forwarding { get; init; }
+
+    /// <summary>
+    /// Whether a leader promotes every learner to voter as soon as the core allows it (the learner has caught up within
+    /// <see cref="RaftOptions.MaxPromotionLagEntries"/>), so that a node added as a learner becomes a voter on its own.
+    /// </summary>
+    public bool PromoteCaughtUpLearners { get; init; }
 }
 
 /// <summary>
@@ -212,6 +218,7 @@ public sealed partial class NodeDriver : IDisposable
 #endif
         _nextForwardId = readContextSeed;
         _startTerm = storage.Log.HardState.Term;
+        PromoteCaughtUpLearners = options.PromoteCaughtUpLearners;
         options.Forwarding?.Validate();
         var log = _storage.Log;
         _persistedHardState = log.HardState;
@@ -295,6 +302,7 @@ public sealed partial class NodeDriver : IDisposable
         ReportDiskAlarm(ticks);
         ExpireSnapshotTransfers();
         ExpireForwards();
+        MaybePromoteLearner();
     }
 
     /// <summary>
@@ -423,6 +431,7 @@ public sealed partial class NodeDriver : IDisposable
         while (ProposeHeld()); // what was applied made room for held-back proposals: their entries make a new Ready
         MaybeTakeSnapshot();
         CheckTransfer();
+        CheckMembershipChanges();
     }
 
     /// <summary>Whether the core has a Ready that <see cref="ProcessReady"/> left for its next call.</summary>
@@ -491,6 +500,7 @@ public sealed partial class NodeDriver : IDisposable
         FailHeld(error);
         FailForwards(error);
         FailTransfer(error);
+        FailMembershipChanges(error);
         foreach (var (_, r) in _unconfirmedReads) r.Completion.TrySetException(error);
         _unconfirmedReads.Clear();
         while (_confirmedReads.TryDequeue(out var r, out _)) r.Completion.TrySetException(error);

@@ -4,10 +4,10 @@ using RaftMQ.Raft;
 namespace RaftMQ.Runtime;
 
 // Membership changes through the loop (docs/membership.md): add a learner, promote it, remove a member; the
-// configuration in force as seen from outside the loop; a leader's promotion of caught-up learners.
+// configuration in force as seen from outside the loop. The driver proposes the changes, completes their callers
+// and promotes caught-up learners (NodeDriver.Membership.cs).
 public sealed partial class RaftRuntime
 {
-    private readonly List<PendingChange> _pendingChanges = [];
     private volatile ClusterConfiguration _configuration = ClusterConfiguration.Empty;
     private volatile ClusterConfiguration _committedConfiguration = ClusterConfiguration.Empty;
 
@@ -66,37 +66,10 @@ public sealed partial class RaftRuntime
         }
     }
 
-    private void HandleMembership(NodeDriver driver, MembershipInput input)
-    {
-        var raft = driver.Raft;
-        var r = input.Change(raft);
-        if (!r.IsAccepted)
-        {
-            input.Completion.TrySetException(new MembershipChangeException(r.Status, r.LeaderHint, r.Message));
-            return;
-        }
-        _pendingChanges.Add(new PendingChange(r.Index, r.Term, raft.Configuration, input.Completion));
-    }
+    // The driver runs the change and completes the caller once it is committed (NodeDriver.ChangeMembership).
+    private static void HandleMembership(NodeDriver driver, MembershipInput input) => driver.ChangeMembership(input.Change, input.Completion);
 
-    /// <summary>On a tick of a leader that promotes learners: tries the first learner (refused while it is behind).</summary>
-    private void MaybePromoteLearner(NodeDriver driver)
-    {
-        var raft = driver.Raft;
-        if (!_options.PromoteCaughtUpLearners || raft.Role != Role.Leader || raft.LeadTransferee != 0) return;
-        var learners = raft.Configuration.Learners;
-        if (learners.Count == 0 || raft.ConfigurationIndex > raft.CommitIndex) return;
-        foreach (var id in learners)
-        {
-            var r = raft.PromoteLearner(id);
-            if (r.IsAccepted)
-            {
-                LogPromoted(_logger, id, r.Index);
-                return;
-            }
-        }
-    }
-
-    /// <summary>After every iteration: publishes the configuration and completes the changes now committed (or lost).</summary>
+    /// <summary>After every iteration: publishes the configuration in force and the committed one.</summary>
     private void NoteMembership(RaftNode raft)
     {
         var configuration = raft.Configuration;
@@ -111,46 +84,10 @@ public sealed partial class RaftRuntime
                 ConfigurationChanged?.Invoke(configuration);
             }
         }
-        for (var i = _pendingChanges.Count - 1; i >= 0; i--)
-        {
-            var p = _pendingChanges[i];
-            if (p.Completion.Task.IsCompleted)
-            {
-                _pendingChanges.RemoveAt(i);
-                continue;
-            }
-            // Committed in the term the change was appended in: the entry at that index is the change (one leader per term).
-            if (raft.Term == p.Term && raft.CommitIndex >= p.Index)
-            {
-                p.Completion.TrySetResult(new MembershipChanged(p.Index, p.Term, p.Configuration));
-                _pendingChanges.RemoveAt(i);
-            }
-            else if (raft.Term != p.Term)
-            {
-                p.Completion.TrySetException(new MembershipChangeException(MembershipStatus.NotLeader, raft.Leader,
-                    $"leadership moved before the change at index {p.Index} was seen committed; it may or may not be in force (see the members list)",
-                    outcomeUnknown: true));
-                _pendingChanges.RemoveAt(i);
-            }
-        }
-    }
-
-    private void FailMembership(Exception e)
-    {
-        foreach (var p in _pendingChanges) p.Completion.TrySetException(e);
-        _pendingChanges.Clear();
     }
 
     private sealed record MembershipInput(Func<RaftNode, MembershipResult> Change, TaskCompletionSource<MembershipChanged> Completion) : Input;
 
-    private readonly record struct PendingChange(ulong Index, ulong Term, ClusterConfiguration Configuration, TaskCompletionSource<MembershipChanged> Completion);
-
     [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Node {Id} runs on configuration {Configuration}")]
     private static partial void LogConfiguration(ILogger logger, ulong id, string configuration);
-
-    [LoggerMessage(EventId = 21, Level = LogLevel.Information, Message = "Learner {Id} caught up: promoted to voter by the entry at index {Index}")]
-    private static partial void LogPromoted(ILogger logger, ulong id, ulong index);
 }
-
-/// <summary>A committed membership change: its entry's index and term, and the configuration it put in force.</summary>
-public sealed record MembershipChanged(ulong Index, ulong Term, ClusterConfiguration Configuration);

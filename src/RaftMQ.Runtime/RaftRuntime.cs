@@ -93,6 +93,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         // node can never confirm one of this run.
         var readContextSeed = BitConverter.ToUInt64(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
         _driver = new NodeDriver(_options.Raft, _options.Node, _storage, _stateMachine, this, readContextSeed, _logger);
+        if (_options.PromoteCaughtUpLearners) _driver.PromoteCaughtUpLearners = true;
         _instruments = new RuntimeInstruments(this);
         _driver.Counters.Instruments = _instruments;
         _driver.SoftStateChanged += OnSoftStateChanged;
@@ -429,8 +430,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         var passed = (now - _lastTick) / tick;
         if (passed <= 0) return;
         _lastTick += passed * tick;
-        driver.Tick((int)Math.Min(passed, _options.MaxTicksCatchUp));
-        MaybePromoteLearner(driver);
+        driver.Tick((int)Math.Min(passed, _options.MaxTicksCatchUp)); // a leader promotes caught-up learners here
     }
 
     /// <summary>Sets the timer for the core's next timeout (a heartbeat on the leader, the election timeout elsewhere).</summary>
@@ -610,7 +610,6 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private void FailAll(Exception e)
     {
         _driver?.FailAll(e);
-        FailMembership(e);
         _inbox.Writer.TryComplete();
         while (_inbox.Reader.TryRead(out var input))
         {

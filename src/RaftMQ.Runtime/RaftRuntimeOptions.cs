@@ -25,7 +25,8 @@ public sealed class RaftRuntimeOptions
 
     /// <summary>
     /// Whether a leader promotes every learner to voter as soon as the core allows it (the learner has caught up within
-    /// <see cref="RaftOptions.MaxPromotionLagEntries"/>), so that a node added as a learner becomes a voter on its own.
+    /// <see cref="RaftOptions.MaxPromotionLagEntries"/>), so that a node added as a learner becomes a voter on its own. The driver does it
+    /// (<see cref="NodeDriver.PromoteCaughtUpLearners"/>); this or <see cref="NodeDriverOptions.PromoteCaughtUpLearners"/> turns it on.
     /// </summary>
     public bool PromoteCaughtUpLearners { get; init; }
 

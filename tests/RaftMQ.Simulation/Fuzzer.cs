@@ -16,9 +16,10 @@ namespace RaftMQ.Simulation;
 /// <param name="ReadsServed">Linearizable reads answered (each checked against the writes acknowledged before it).</param>
 /// <param name="ForwardedAcknowledged">Proposals a follower forwarded to its leader that were acknowledged.</param>
 /// <param name="TransfersStarted">Leadership transfers a leader accepted.</param>
+/// <param name="Membership">What the membership changes of a schedule run with them did (null without).</param>
 public readonly record struct FuzzOutcome(
     ulong Seed, int Nodes, int Proposals, int Acknowledged, int Terms, int Crashes, long VirtualMs, int SnapshotsInstalled, int DiskFaults,
-    int ReadsServed, int ForwardedAcknowledged, int TransfersStarted);
+    int ReadsServed, int ForwardedAcknowledged, int TransfersStarted, MembershipOutcome? Membership = null);
 
 /// <summary>
 /// Random fault schedules against a simulated cluster of production node drivers: partitions (symmetric and
@@ -33,9 +34,11 @@ public readonly record struct FuzzOutcome(
 /// vote and commit alike — torn writes, failed fsyncs). The invariant checker runs after every step, every read is
 /// checked against the writes acknowledged before it, and every granted vote against the node's earlier votes.
 /// Then the faults stop, and the cluster must converge: one leader, every node applied everything, and every
-/// acknowledged proposal applied exactly once everywhere.
+/// acknowledged proposal applied exactly once everywhere. With <c>membership: true</c> the schedule also changes the
+/// cluster's membership among the faults (Fuzzer.Membership.cs), and converged means every member of the final
+/// configuration.
 /// </summary>
-public static class Fuzzer
+public static partial class Fuzzer
 {
     private static readonly double[] LossChoices = [0, 0, 0.02, 0.1, 0.3];
     private static readonly int[] MaxDelayChoices = [2, 8, 25, 60];
@@ -58,7 +61,13 @@ public static class Fuzzer
     public const long ConvergeTimeoutMs = 30_000;
 
     /// <summary>Runs the schedule of <paramref name="seed"/>; throws <see cref="SimulationFailedException"/> on any failure.</summary>
-    public static FuzzOutcome Run(ulong seed, string? replayCommand)
+    public static FuzzOutcome Run(ulong seed, string? replayCommand) => Run(seed, replayCommand, membership: false);
+
+    /// <summary>
+    /// Runs the schedule of <paramref name="seed"/>, with membership changes of every kind among the faults when
+    /// <paramref name="membership"/> is set (see Fuzzer.Membership.cs; the other choices of a seed stay as they are).
+    /// </summary>
+    public static FuzzOutcome Run(ulong seed, string? replayCommand, bool membership)
     {
         var rng = new SplitMix64(seed ^ 0x6A09E667F3BCC909UL);
         var n = rng.Next(2) == 0 ? 3 : 5;
@@ -79,9 +88,13 @@ public static class Fuzzer
         var electionTicks = ElectionTickChoices[rng.Next(ElectionTickChoices.Length)];
         var heartbeatTicks = 1 + rng.Next(Math.Max(1, electionTicks / 3));
         var entryBytes = EntryBytesChoices[rng.Next(EntryBytesChoices.Length)];
+        // Membership draws come from their own stream, so a seed's other choices are the same with or without them.
+        var changes = membership ? new MembershipSchedule(seed) : null;
         var sim = new SimCluster(new SimOptions
         {
             Nodes = n,
+            Pool = changes?.PoolFor(n) ?? 0,
+            PromoteCaughtUpLearners = changes?.AutoPromote ?? true,
             Seed = seed,
             Link = RandomLink(rng),
             TickMs = 5 + rng.Next(16),
@@ -111,6 +124,13 @@ public static class Fuzzer
         var transfers = 0;
         long value = 0;
         var chaosEnd = 800 + rng.Next(1_700);
+        // A random node that has a disk: the nodes 1..n, and with membership changes any joined node not wiped.
+        ulong Pick()
+        {
+            if (changes is null) return RandomNode(rng, n);
+            var ids = Live(sim);
+            return ids[rng.Next(ids.Count)];
+        }
         while (sim.Now < chaosEnd)
         {
             sim.RunFor(5 + rng.Next(60));
@@ -121,7 +141,7 @@ public static class Fuzzer
             for (int k = burst ? 4 + rng.Next(8) : rng.Next(4); k > 0; k--)
             {
                 var route = rng.Next(5);
-                ulong? target = route <= 1 ? RandomNode(rng, n) : null;
+                ulong? target = route <= 1 ? Pick() : null;
                 var payload = Payload(++value, burst ? SimEntryLimit : 8 + rng.Next(entryBytes - 7));
                 if (route == 1 && target is { } via && sim.Node(via) is { IsUp: true, IsLeader: false }) sim.ProposeThrough(payload, via);
                 else sim.Propose(payload, route == 1 ? null : target);
@@ -130,7 +150,7 @@ public static class Fuzzer
             // Linearizable reads on leaders and followers alike.
             for (int k = rng.Next(3); k > 0; k--)
             {
-                var reader = sim.Node(RandomNode(rng, n));
+                var reader = sim.Node(Pick());
                 if (reader.IsUp) sim.Read(reader.Id);
             }
 
@@ -139,26 +159,26 @@ public static class Fuzzer
             {
                 case < 8:
                     // Symmetric partition into two random sides.
-                    var sides = Enumerable.Range(1, n).Select(i => (Id: (ulong)i, Side: rng.Next(2))).ToList();
+                    var sides = (changes is null ? [.. Enumerable.Range(1, n).Select(i => (ulong)i)] : Live(sim)).Select(id => (Id: id, Side: rng.Next(2))).ToList();
                     sim.Partition([.. sides.Where(s => s.Side == 0).Select(s => s.Id)], [.. sides.Where(s => s.Side == 1).Select(s => s.Id)]);
                     break;
                 case < 13:
                     // One-way cuts.
                     for (int k = 1 + rng.Next(3); k > 0; k--)
                     {
-                        var from = RandomNode(rng, n);
-                        var to = RandomNode(rng, n);
+                        var from = Pick();
+                        var to = Pick();
                         if (from != to) sim.Block(from, to);
                     }
                     break;
                 case < 18:
-                    sim.Isolate(RandomNode(rng, n));
+                    sim.Isolate(Pick());
                     break;
                 case < 28:
                     sim.Heal();
                     break;
                 case < 34:
-                    var victim = RandomNode(rng, n);
+                    var victim = Pick();
                     if (sim.Node(victim).IsUp && sim.Nodes.Count(x => x.IsUp) > 1)
                     {
                         sim.Crash(victim);
@@ -166,7 +186,7 @@ public static class Fuzzer
                     }
                     break;
                 case < 46:
-                    var down = sim.Nodes.Where(x => !x.IsUp).ToList();
+                    var down = sim.Nodes.Where(x => !x.IsUp && x.Incarnation > 0 && !sim.IsRetired(x.Id)).ToList();
                     if (down.Count > 0) sim.Restart(down[rng.Next(down.Count)].Id);
                     break;
                 case < 52:
@@ -177,21 +197,24 @@ public static class Fuzzer
                     }
                     break;
                 case < 57:
-                    var a = RandomNode(rng, n);
-                    var b = RandomNode(rng, n);
+                    var a = Pick();
+                    var b = Pick();
                     if (a != b) sim.SetLink(a, b, RandomLink(rng));
                     break;
                 case < 60:
-                    sim.PauseClock(RandomNode(rng, n));
+                    sim.PauseClock(Pick());
                     break;
                 case < 65:
                     foreach (var node in sim.Nodes) sim.ResumeClock(node.Id);
                     break;
                 case < 69:
                     // A leadership transfer, to a named node or the most up-to-date one; proposals meanwhile are refused.
-                    if (sim.Leader is { } current && sim.TransferLeadership(current.Id, rng.Next(3) == 0 ? 0 : RandomNode(rng, n)).IsAccepted) transfers++;
+                    if (sim.Leader is { } current && sim.TransferLeadership(current.Id, rng.Next(3) == 0 ? 0 : Pick()).IsAccepted) transfers++;
                     break;
             }
+
+            // Membership changes of every kind, interleaved with the faults above.
+            changes?.Step(sim);
         }
 
         // Stop the faults and let the cluster converge.
@@ -202,8 +225,11 @@ public static class Fuzzer
         foreach (var node in sim.Nodes)
         {
             sim.ResumeClock(node.Id);
-            if (!node.IsUp) sim.Restart(node.Id);
+            if (!node.IsUp && node.Incarnation > 0 && !sim.IsRetired(node.Id)) sim.Restart(node.Id);
         }
+        // Wiped members are removed (their replacements were added meanwhile, or not), and nodes outside the final
+        // configuration are shut down, as an operator would.
+        changes?.Settle(sim);
         // Converged includes the final leader's own no-op being committed, so its whole log is decided.
         if (!sim.RunUntil(() => Converged(sim, out _), ConvergeTimeoutMs))
             throw sim.Failure($"the healed cluster did not converge within {ConvergeTimeoutMs} virtual ms");
@@ -213,11 +239,12 @@ public static class Fuzzer
             throw sim.Failure($"{sim.PendingForwards} forwarded proposals were never answered, not even at the timeout, or the cluster did not converge again");
         sim.CheckAcknowledgedAppliedExactlyOnce();
         sim.CheckEveryProposalAnswered();
+        if (changes is not null) sim.CheckCommittedChangesInLog();
 
         // Every node serves a read after convergence: the final check of the read path.
         // (A read lost on the way during the faults stays unanswered, as a production caller's would until it times out.)
         // A read aborted by a leader change is asked again, as ReadWaitingForLeaderAsync does.
-        var finalReads = sim.Nodes.Select(node => sim.Read(node.Id)).ToList();
+        var finalReads = sim.Nodes.Where(node => node.IsUp).Select(node => sim.Read(node.Id)).ToList();
         var answered = sim.RunUntil(() =>
         {
             for (int i = 0; i < finalReads.Count; i++)
@@ -228,16 +255,18 @@ public static class Fuzzer
 
         return new FuzzOutcome(seed, n, sim.Proposals.Count, sim.Proposals.Count(p => p.IsAcknowledged),
             sim.Checker.LeaderOfTerm.Count, crashes, sim.Now, sim.Nodes.Sum(x => x.SnapshotsInstalled), sim.Nodes.Sum(x => x.DiskFaults),
-            sim.Reads.Count(r => r.Index is not null), sim.Proposals.Count(p => p.Forwarded && p.IsAcknowledged), transfers);
+            sim.Reads.Count(r => r.Index is not null), sim.Proposals.Count(p => p.Forwarded && p.IsAcknowledged), transfers, changes?.Outcome(sim));
     }
 
-    /// <summary>One leader that every node follows, its whole log committed and applied everywhere.</summary>
-    private static bool Converged(SimCluster sim, out SimNode? leader)
+    /// <summary>One leader that every member of its configuration follows, its whole log committed and applied everywhere.</summary>
+    public static bool Converged(SimCluster sim, out SimNode? leader)
     {
         leader = sim.Leader;
         if (leader?.Raft is not { } l || l.CommitIndex != l.LastIndex || l.LastTerm != l.Term) return false;
+        var configuration = l.Configuration;
         foreach (var node in sim.Nodes)
         {
+            if (!configuration.IsMember(node.Id) || sim.IsRetired(node.Id)) continue; // a wiped member is removed next
             if (node.Raft is not { } r || r.Term != l.Term || r.Leader != leader.Id || node.AppliedThisRun != l.LastIndex)
                 return false;
         }
@@ -260,6 +289,10 @@ public static class Fuzzer
     }
 
     private static ulong RandomNode(SplitMix64 rng, int n) => (ulong)rng.Next(n) + 1;
+
+    /// <summary>Nodes that have a disk to run from: started at least once and not wiped or decommissioned.</summary>
+    private static List<ulong> Live(SimCluster sim) =>
+        [.. sim.Nodes.Where(x => x.Incarnation > 0 && !sim.IsRetired(x.Id)).Select(x => x.Id)];
 
     /// <summary>A unique command of <paramref name="size"/> bytes (at least 8): the value, then filler.</summary>
     private static byte[] Payload(long value, int size = 8)

@@ -19,7 +19,7 @@ namespace RaftMQ.Simulation;
 /// restarts; persisted terms never decrease and a persisted vote never changes within a term.</item>
 /// </list>
 /// </summary>
-public sealed class InvariantChecker
+public sealed partial class InvariantChecker
 {
     private readonly Action<string, string> _fail;
     private readonly Dictionary<ulong, ulong> _leaderOfTerm = [];
@@ -83,6 +83,7 @@ public sealed class InvariantChecker
             }
             prevTerm = e.Term;
         }
+        NoteConfigurations(node, entries);
     }
 
     /// <summary><paramref name="node"/> persisted <paramref name="next"/> over <paramref name="previous"/>.</summary>
@@ -187,6 +188,7 @@ public sealed class InvariantChecker
             return;
         }
         _leaderOfTerm.Add(term, node);
+        CheckElectionQuorum(node, term);
         // The last entry committed in a term up to this one; usually the last one of all.
         var k = _committed.Count - 1;
         while (k >= 0 && _committedBy[k] > term) k--;
@@ -224,6 +226,9 @@ public sealed class InvariantChecker
         }
         _votes.Add((node, term), candidate);
     }
+
+    /// <summary>The commit index last observed of <paramref name="node"/> (what it persisted, after a restart).</summary>
+    public ulong CommitOf(ulong node) => _commit[node];
 
     /// <summary>Observes the commit index of a running node after a step.</summary>
     public void OnCommitIndex(ulong node, ulong commit, ulong lastIndex)

@@ -19,7 +19,7 @@ namespace RaftMQ.Simulation;
 /// ticks, proposals, reads, a clock and a background worker for snapshot writes — and a disk that keeps exactly what
 /// <see cref="SimOptions.Disk"/> lets survive.
 /// </remarks>
-public sealed class SimCluster
+public sealed partial class SimCluster
 {
     private readonly SimOptions _options;
     private readonly SimNode[] _nodes;
@@ -57,15 +57,12 @@ public sealed class SimCluster
         _diskRandom = new SplitMix64(options.Seed ^ 0x3C6EF372FE94F82BUL);
         _disk = options.Disk;
         _time = new VirtualTime(this);
-        var n = options.Nodes;
+        var n = options.PoolSize;
         _nodes = new SimNode[n];
-        _voters = new ulong[n];
+        _voters = new ulong[options.Nodes];
         Checker = new InvariantChecker(n, (invariant, description) => throw Violation(invariant, description));
-        for (int i = 0; i < n; i++)
-        {
-            _nodes[i] = new SimNode((ulong)i + 1, Checker);
-            _voters[i] = (ulong)i + 1;
-        }
+        for (int i = 0; i < n; i++) _nodes[i] = new SimNode((ulong)i + 1, Checker);
+        for (int i = 0; i < _voters.Length; i++) _voters[i] = (ulong)i + 1;
         _links = new LinkConfig[n * n];
         Array.Fill(_links, options.Link);
         _blocked = new bool[n * n];
@@ -75,7 +72,7 @@ public sealed class SimCluster
             // Each node ticks on its own phase, so ticks of different nodes never line up by accident.
             var phase = 1 + _random.Next(options.TickMs);
             Schedule(phase, new SimEvent(EventKind.Tick, node.Id, null));
-            Start(node);
+            if (node.Id <= (ulong)_voters.Length) Start(node); // spares start when a membership change adds them
         }
     }
 
@@ -87,7 +84,7 @@ public sealed class SimCluster
     /// <summary>The virtual time in milliseconds.</summary>
     public long Now { get; private set; }
 
-    /// <summary>Nodes by position; node ids are 1..N.</summary>
+    /// <summary>Nodes by position; node ids are 1..N (spares of the pool included).</summary>
     public IReadOnlyList<SimNode> Nodes => _nodes;
 
     /// <summary>The safety checker that watches this run.</summary>
@@ -247,6 +244,7 @@ public sealed class SimCluster
     {
         var node = Node(id);
         if (node.IsUp) throw new InvalidOperationException($"n{id} is running; crash it first");
+        if (IsRetired(id)) throw new InvalidOperationException($"n{id} was wiped or decommissioned; it never runs again");
         Start(node);
     }
 
@@ -299,7 +297,7 @@ public sealed class SimCluster
         var options = new RaftOptions
         {
             Id = node.Id,
-            Voters = _voters,
+            Voters = InitialConfiguration(node.Id).Voters.ToArray(),
             ElectionTicks = _options.ElectionTicks,
             HeartbeatTicks = _options.HeartbeatTicks,
             PreVote = _options.PreVote,
@@ -318,6 +316,7 @@ public sealed class SimCluster
             SnapshotChunkBytes = _options.SnapshotChunkBytes,
             SnapshotTransferTimeout = TimeSpan.FromMilliseconds(_options.SnapshotTransferTimeoutMs),
             Forwarding = new ProposalForwarding { Results = IndexResultCodec.Instance, Timeout = TimeSpan.FromMilliseconds(ForwardTimeoutMs) },
+            PromoteCaughtUpLearners = _options.PromoteCaughtUpLearners,
         };
         var disk = node.Disk;
         disk.FaultRandom = new Random((int)(Mix(Seed ^ 0xD15C, (ulong)node.Incarnation * 64 + node.Id) & int.MaxValue));
@@ -340,6 +339,7 @@ public sealed class SimCluster
         {
             throw Failure($"n{node.Id} could not start from its disk: {e.GetType().Name}: {e.Message}", e);
         }
+        Checker.OnLogOpened(node.Id, node.Storage, InitialConfiguration(node.Id));
         Trace(TraceKind.Start, node.Id, null, null);
         Drive(node, static () => { });
     }
@@ -376,7 +376,7 @@ public sealed class SimCluster
     /// <summary>Cuts a node off from everyone, both ways (the lab's disconnect).</summary>
     public void Isolate(ulong id)
     {
-        foreach (var other in _voters)
+        foreach (var other in NodeIds)
         {
             if (other == id) continue;
             _blocked[LinkIndex(id, other)] = true;
@@ -388,7 +388,7 @@ public sealed class SimCluster
     /// <summary>Restores every link of a node, both ways (the lab's connect).</summary>
     public void Reconnect(ulong id)
     {
-        foreach (var other in _voters)
+        foreach (var other in NodeIds)
         {
             if (other == id) continue;
             _blocked[LinkIndex(id, other)] = false;
@@ -412,8 +412,8 @@ public sealed class SimCluster
                 groupOf[id] = g;
             }
         }
-        foreach (var a in _voters)
-            foreach (var b in _voters)
+        foreach (var a in NodeIds)
+            foreach (var b in NodeIds)
                 if (a != b) _blocked[LinkIndex(a, b)] = groupOf[a] < 0 || groupOf[a] != groupOf[b];
         Trace(TraceKind.Network, 0, null, "partition " + string.Join(" | ", groups.Select(g => string.Join(",", g))));
     }
@@ -748,7 +748,7 @@ public sealed class SimCluster
                 break;
             case EventKind.Restart:
                 var stopped = _nodes[ev.Node - 1];
-                if (!stopped.IsUp && stopped.Incarnation == ev.Incarnation) Start(stopped);
+                if (!stopped.IsUp && stopped.Incarnation == ev.Incarnation && !IsRetired(stopped.Id)) Start(stopped);
                 break;
             case EventKind.Deliver:
                 var env = ev.Envelope!;
@@ -817,7 +817,9 @@ public sealed class SimCluster
         UpdateClients();
         if (node.Raft is { } r)
         {
+            var commitBefore = Checker.CommitOf(node.Id);
             Checker.OnCommitIndex(node.Id, r.CommitIndex, r.LastIndex);
+            if (r.Role == Role.Leader && r.CommitIndex > commitBefore) CheckCommitQuorum(node, r);
             if (r.Role == Role.Leader && !(Checker.LeaderOfTerm.TryGetValue(r.Term, out var known) && known == node.Id))
             {
                 var log = node.Storage;

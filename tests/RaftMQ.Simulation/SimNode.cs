@@ -143,6 +143,8 @@ public sealed class SimNode : INodeObserver
     {
         if (!atStartup) SnapshotsInstalled++;
         _checker.OnSnapshotRestored(Id, snapshot, StateMachine!.Entries, restart: atStartup, Raft?.Term ?? _persistedHardState.Term);
+        // An installed snapshot replaced the log (or its prefix): the checker reads the node's log and configuration again.
+        if (!atStartup) _checker.OnLogOpened(Id, Storage, null);
     }
 
     /// <summary>A one-line summary: "n2 Leader t3 last=7 commit=7 applied=7".</summary>

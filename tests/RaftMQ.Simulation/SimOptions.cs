@@ -95,8 +95,20 @@ public sealed record DiskConfig
 /// <summary>Settings of a simulated cluster. Everything random in a run derives from <see cref="Seed"/>.</summary>
 public sealed class SimOptions
 {
-    /// <summary>Number of nodes; their ids are 1..Nodes.</summary>
+    /// <summary>Number of nodes; their ids are 1..Nodes. They are the first configuration's voters.</summary>
     public int Nodes { get; set; } = 3;
+
+    /// <summary>
+    /// Node ids that exist, 1..Pool (0: as many as <see cref="Nodes"/>). The ones past <see cref="Nodes"/> are spares:
+    /// not running, with empty disks, until a membership change adds them (<see cref="SimCluster.AddLearner"/>).
+    /// </summary>
+    public int Pool { get; set; }
+
+    /// <summary>See <c>NodeDriverOptions.PromoteCaughtUpLearners</c>: a leader promotes a learner once it has caught up.</summary>
+    public bool PromoteCaughtUpLearners { get; set; } = true;
+
+    /// <summary>The number of node ids, spares included.</summary>
+    public int PoolSize => Math.Max(Pool, Nodes);
 
     /// <summary>The seed of the run: network faults, tick phases and the nodes' election randomness.</summary>
     public ulong Seed { get; set; } = 1;
@@ -179,6 +191,7 @@ public sealed class SimOptions
     internal void Validate()
     {
         if (Nodes is < 1 or > 64) throw new ArgumentException("Nodes must be in [1, 64].");
+        if (Pool is < 0 or > 64) throw new ArgumentException("Pool must be in [0, 64].");
         if (TickMs <= 0) throw new ArgumentException("TickMs must be positive.");
         if (MaxInFlightMessages <= 0 || MaxEventsPerInstant <= 0 || TraceCapacity < 0)
             throw new ArgumentException("Bounds must be positive.");

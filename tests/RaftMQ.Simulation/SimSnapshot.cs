@@ -78,7 +78,7 @@ public sealed class SimSnapshot
             var type = (EntryType)span[at + 16];
             var length = BinaryPrimitives.ReadInt32LittleEndian(span[(at + 17)..]);
             at += EntryHeaderBytes;
-            if (index != i + 1 || type is not (EntryType.Command or EntryType.NoOp) || length < 0 || length > span.Length - at)
+            if (index != i + 1 || type is not (EntryType.Command or EntryType.NoOp or EntryType.Configuration) || length < 0 || length > span.Length - at)
                 throw new FormatException($"snapshot {metadata} has a bad entry at position {i + 1}");
             state[i] = new Entry(index, term, type, bytes.Slice(at, length));
             at += length;
