@@ -134,76 +134,11 @@ public static class Fuzzer
                 if (reader.IsUp) sim.Read(reader.Id);
             }
 
-            var action = rng.Next(100);
-            switch (action)
-            {
-                case < 8:
-                    // Symmetric partition into two random sides.
-                    var sides = Enumerable.Range(1, n).Select(i => (Id: (ulong)i, Side: rng.Next(2))).ToList();
-                    sim.Partition([.. sides.Where(s => s.Side == 0).Select(s => s.Id)], [.. sides.Where(s => s.Side == 1).Select(s => s.Id)]);
-                    break;
-                case < 13:
-                    // One-way cuts.
-                    for (int k = 1 + rng.Next(3); k > 0; k--)
-                    {
-                        var from = RandomNode(rng, n);
-                        var to = RandomNode(rng, n);
-                        if (from != to) sim.Block(from, to);
-                    }
-                    break;
-                case < 18:
-                    sim.Isolate(RandomNode(rng, n));
-                    break;
-                case < 28:
-                    sim.Heal();
-                    break;
-                case < 34:
-                    var victim = RandomNode(rng, n);
-                    if (sim.Node(victim).IsUp && sim.Nodes.Count(x => x.IsUp) > 1)
-                    {
-                        sim.Crash(victim);
-                        crashes++;
-                    }
-                    break;
-                case < 46:
-                    var down = sim.Nodes.Where(x => !x.IsUp).ToList();
-                    if (down.Count > 0) sim.Restart(down[rng.Next(down.Count)].Id);
-                    break;
-                case < 52:
-                    if (sim.Leader is { } leader && sim.Nodes.Count(x => x.IsUp) > 1)
-                    {
-                        sim.Crash(leader.Id);
-                        crashes++;
-                    }
-                    break;
-                case < 57:
-                    var a = RandomNode(rng, n);
-                    var b = RandomNode(rng, n);
-                    if (a != b) sim.SetLink(a, b, RandomLink(rng));
-                    break;
-                case < 60:
-                    sim.PauseClock(RandomNode(rng, n));
-                    break;
-                case < 65:
-                    foreach (var node in sim.Nodes) sim.ResumeClock(node.Id);
-                    break;
-                case < 69:
-                    // A leadership transfer, to a named node or the most up-to-date one; proposals meanwhile are refused.
-                    if (sim.Leader is { } current && sim.TransferLeadership(current.Id, rng.Next(3) == 0 ? 0 : RandomNode(rng, n)).IsAccepted) transfers++;
-                    break;
-            }
+            InjectFault(sim, rng, n, ref crashes, ref transfers);
         }
 
         // Stop the faults and let the cluster converge.
-        sim.Disk = DiskConfig.Reliable;
-        sim.Options.SlowFsyncProbability = 0;
-        sim.Heal();
-        sim.SetAllLinks(LinkConfig.Reliable);
-        foreach (var node in sim.Nodes)
-        {
-            sim.ResumeClock(node.Id);
-            if (!node.IsUp) sim.Restart(node.Id);
-        }
+        StopFaults(sim);
         // Converged includes the final leader's own no-op being committed, so its whole log is decided.
         if (!sim.RunUntil(() => Converged(sim, out _), ConvergeTimeoutMs))
             throw sim.Failure($"the healed cluster did not converge within {ConvergeTimeoutMs} virtual ms");
@@ -231,8 +166,88 @@ public static class Fuzzer
             sim.Reads.Count(r => r.Index is not null), sim.Proposals.Count(p => p.Forwarded && p.IsAcknowledged), transfers);
     }
 
+    /// <summary>
+    /// One random fault, or none: a partition, one-way cuts, an isolated node, a heal, a crash or a restart, a leader
+    /// kill, a changed link, a paused or resumed clock, or a leadership transfer. Counts crashes and accepted transfers.
+    /// </summary>
+    internal static void InjectFault(SimCluster sim, SplitMix64 rng, int n, ref int crashes, ref int transfers)
+    {
+        var action = rng.Next(100);
+        switch (action)
+        {
+            case < 8:
+                // Symmetric partition into two random sides.
+                var sides = Enumerable.Range(1, n).Select(i => (Id: (ulong)i, Side: rng.Next(2))).ToList();
+                sim.Partition([.. sides.Where(s => s.Side == 0).Select(s => s.Id)], [.. sides.Where(s => s.Side == 1).Select(s => s.Id)]);
+                break;
+            case < 13:
+                // One-way cuts.
+                for (int k = 1 + rng.Next(3); k > 0; k--)
+                {
+                    var from = RandomNode(rng, n);
+                    var to = RandomNode(rng, n);
+                    if (from != to) sim.Block(from, to);
+                }
+                break;
+            case < 18:
+                sim.Isolate(RandomNode(rng, n));
+                break;
+            case < 28:
+                sim.Heal();
+                break;
+            case < 34:
+                var victim = RandomNode(rng, n);
+                if (sim.Node(victim).IsUp && sim.Nodes.Count(x => x.IsUp) > 1)
+                {
+                    sim.Crash(victim);
+                    crashes++;
+                }
+                break;
+            case < 46:
+                var down = sim.Nodes.Where(x => !x.IsUp).ToList();
+                if (down.Count > 0) sim.Restart(down[rng.Next(down.Count)].Id);
+                break;
+            case < 52:
+                if (sim.Leader is { } leader && sim.Nodes.Count(x => x.IsUp) > 1)
+                {
+                    sim.Crash(leader.Id);
+                    crashes++;
+                }
+                break;
+            case < 57:
+                var a = RandomNode(rng, n);
+                var b = RandomNode(rng, n);
+                if (a != b) sim.SetLink(a, b, RandomLink(rng));
+                break;
+            case < 60:
+                sim.PauseClock(RandomNode(rng, n));
+                break;
+            case < 65:
+                foreach (var node in sim.Nodes) sim.ResumeClock(node.Id);
+                break;
+            case < 69:
+                // A leadership transfer, to a named node or the most up-to-date one; proposals meanwhile are refused.
+                if (sim.Leader is { } current && sim.TransferLeadership(current.Id, rng.Next(3) == 0 ? 0 : RandomNode(rng, n)).IsAccepted) transfers++;
+                break;
+        }
+    }
+
+    /// <summary>Ends the faults: reliable disks and links, no partitions, every clock running and every node up.</summary>
+    internal static void StopFaults(SimCluster sim)
+    {
+        sim.Disk = DiskConfig.Reliable;
+        sim.Options.SlowFsyncProbability = 0;
+        sim.Heal();
+        sim.SetAllLinks(LinkConfig.Reliable);
+        foreach (var node in sim.Nodes)
+        {
+            sim.ResumeClock(node.Id);
+            if (!node.IsUp) sim.Restart(node.Id);
+        }
+    }
+
     /// <summary>One leader that every node follows, its whole log committed and applied everywhere.</summary>
-    private static bool Converged(SimCluster sim, out SimNode? leader)
+    internal static bool Converged(SimCluster sim, out SimNode? leader)
     {
         leader = sim.Leader;
         if (leader?.Raft is not { } l || l.CommitIndex != l.LastIndex || l.LastTerm != l.Term) return false;
@@ -244,7 +259,7 @@ public static class Fuzzer
         return true;
     }
 
-    private static LinkConfig RandomLink(SplitMix64 rng)
+    internal static LinkConfig RandomLink(SplitMix64 rng)
     {
         var max = MaxDelayChoices[rng.Next(MaxDelayChoices.Length)];
         return new LinkConfig
@@ -259,7 +274,7 @@ public static class Fuzzer
         };
     }
 
-    private static ulong RandomNode(SplitMix64 rng, int n) => (ulong)rng.Next(n) + 1;
+    internal static ulong RandomNode(SplitMix64 rng, int n) => (ulong)rng.Next(n) + 1;
 
     /// <summary>A unique command of <paramref name="size"/> bytes (at least 8): the value, then filler.</summary>
     private static byte[] Payload(long value, int size = 8)
