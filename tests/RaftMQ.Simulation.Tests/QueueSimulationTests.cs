@@ -132,6 +132,7 @@ public sealed class QueueSimulationTests(ITestOutputHelper output)
 
         // The partition heals and the first consumer's late ack (a zombie) is refused as stale.
         sim.Reconnect(follower);
+        sim.Await(() => sim.Node(follower).Raft?.Leader is > 0 and var l && l == sim.Leader?.Id, 5_000, "the follower back with the leader");
         first.Ack(follower, held)!.Count.ShouldBe(3);
         ShouldPass(history);
     }
@@ -222,7 +223,9 @@ public sealed class QueueSimulationTests(ITestOutputHelper output)
         sim.Await(() => sim.Node(lagging).AppliedThisRun == sim.Node(leader).AppliedThisRun, 10_000, "the restarted follower caught up");
         sim.Node(lagging).Queue!.Offsets(Topic).ShouldBe(sim.Node(leader).Queue!.Offsets(Topic));
 
-        // It leads now, from the state the snapshot gave it: the leases of m0 and m1 hold until they end.
+        // It leads now, from the state the snapshot gave it: the leases of m0 and m1 hold until they end. (The leader
+        // first learns that the restarted follower holds the snapshot: its answer to the last chunk was lost in the crash.)
+        sim.RunFor(1_000);
         sim.TransferLeadership(leader, lagging).IsAccepted.ShouldBeTrue();
         sim.Await(() => sim.Leader?.Id == lagging, 5_000, "the follower leads");
         consumer.Receive(lagging, 10, 4_000)!.Select(d => d.MessageId).ShouldBe(["m4", "m5"]);
