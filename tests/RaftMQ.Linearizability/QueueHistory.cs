@@ -85,6 +85,9 @@ public sealed class QueueCall
     /// <summary>A receive's lease, in ms.</summary>
     public long LeaseMs { get; internal init; }
 
+    /// <summary>The most messages a receive asked for.</summary>
+    public int Max { get; internal init; }
+
     /// <summary>What a successful receive delivered, in the order of its answer.</summary>
     public IReadOnlyList<QueueDelivery> Deliveries { get; internal set; } = [];
 
@@ -105,7 +108,7 @@ public sealed class QueueCall
         var what = Kind switch
         {
             QueueCallKind.Publish => $"publish [{string.Join(", ", MessageIds)}]" + (Outcome == QueueCallOutcome.Ok ? $" -> offsets [{string.Join(", ", Offsets)}]" : ""),
-            QueueCallKind.Receive => $"receive in {Group} (lease {LeaseMs} ms)" +
+            QueueCallKind.Receive => $"receive in {Group} (max {Max}, lease {LeaseMs} ms)" +
                 (Outcome == QueueCallOutcome.Ok ? $" -> [{string.Join(", ", Deliveries.Select(d => $"{d.MessageId}@{d.Offset}#{d.DeliveryCount}"))}]" : ""),
             QueueCallKind.Ack or QueueCallKind.Nack => $"{Kind.ToString().ToLowerInvariant()} in {Group} [{string.Join(", ", Receipts)}]" +
                 (Outcome == QueueCallOutcome.Ok ? $" -> stale [{string.Join(", ", Stale)}]" : ""),
@@ -153,6 +156,7 @@ public sealed class QueueHistory
         {
             MessageIds = c.MessageIds,
             LeaseMs = c.LeaseMs,
+            Max = c.Max,
             Receipts = c.Receipts,
             DeadLettered = c.DeadLettered,
             AnsweredAt = c.AnsweredAt,
@@ -166,8 +170,8 @@ public sealed class QueueHistory
     public QueueCall Publish(string client, IReadOnlyList<string> messageIds) =>
         Add(id => new QueueCall(id, QueueCallKind.Publish, client, null, _now()) { MessageIds = [.. messageIds] });
 
-    public QueueCall Receive(string client, string group, long leaseMs) =>
-        Add(id => new QueueCall(id, QueueCallKind.Receive, client, group, _now()) { LeaseMs = leaseMs });
+    public QueueCall Receive(string client, string group, int max, long leaseMs) =>
+        Add(id => new QueueCall(id, QueueCallKind.Receive, client, group, _now()) { Max = max, LeaseMs = leaseMs });
 
     public QueueCall Ack(string client, string group, IReadOnlyList<QueueReceipt> receipts) =>
         Add(id => new QueueCall(id, QueueCallKind.Ack, client, group, _now()) { Receipts = [.. receipts] });

@@ -34,7 +34,8 @@ public sealed record QueueCheckResult(IReadOnlyList<string> Violations, int Acke
 /// the message was leased twice at once (to two consumers, or to one twice).</item>
 /// <item><b>Delivery counts go up by one per delivery</b>: per (group, offset) no count is delivered twice, counts
 /// follow real time (a delivery answered before another was invoked has the lower count), and the counts skipped
-/// (never seen by a client) in a group are no more than that group's receives whose answer no client saw.</item>
+/// (deliveries no client saw) are accounted for by the group's receives whose answer no client saw: per offset no more
+/// than there are such receives (a receive delivers a message at most once), in all no more than they asked for.</item>
 /// <item><b>Order</b>: a group's first deliveries (count 1) follow offset order — within one answer strictly
 /// increasing, and across receives every first delivery of a receive answered before another was invoked has a lower
 /// offset than the other's. <b>Out of order within redeliveries</b> means, here: within one receive's answer, a
@@ -138,17 +139,22 @@ public static class QueueHistoryChecker
         }
 
         // 5 and 6. One lease at a time; counts unique, in real-time order.
+        var unseen = history.Where(c => c.Kind == QueueCallKind.Receive && c.Group == group && c.Outcome is QueueCallOutcome.Unknown or QueueCallOutcome.Pending).ToList();
         long skipped = 0;
         foreach (var (offset, ds) in byOffset)
         {
             var last = 0;
+            long skippedHere = 0;
             foreach (var (call, d) in ds)
             {
                 if (d.DeliveryCount < 1) violations.Add($"delivery count {d.DeliveryCount} in {group}: {call}");
                 if (d.DeliveryCount == last) violations.Add($"offset {offset} delivered twice with count {last} in {group}: {string.Join(" and ", ds.Where(x => x.Delivery.DeliveryCount == last).Select(x => x.Call))}");
-                else skipped += Math.Max(0, d.DeliveryCount - last - 1);
+                else skippedHere += Math.Max(0, d.DeliveryCount - last - 1);
                 last = d.DeliveryCount;
             }
+            if (skippedHere > unseen.Count)
+                violations.Add($"offset {offset} in {group} skips {skippedHere} delivery counts no client saw, but only {unseen.Count} receives went unanswered");
+            skipped += skippedHere;
             for (int i = 0; i < ds.Count; i++)
             {
                 for (int j = i + 1; j < ds.Count; j++)
@@ -169,9 +175,9 @@ public static class QueueHistoryChecker
                 }
             }
         }
-        var unseenReceives = history.Count(c => c.Kind == QueueCallKind.Receive && c.Group == group && c.Outcome is QueueCallOutcome.Unknown or QueueCallOutcome.Pending);
-        if (skipped > unseenReceives)
-            violations.Add($"delivery counts in {group} skip {skipped} deliveries no client saw, but only {unseenReceives} receives went unanswered");
+        var unseenCapacity = unseen.Sum(c => (long)c.Max);
+        if (skipped > unseenCapacity)
+            violations.Add($"delivery counts in {group} skip {skipped} deliveries no client saw, but the receives that went unanswered asked for only {unseenCapacity}");
 
         // 7. Order: within one answer redeliveries first, each part in increasing offsets; first deliveries across receives.
         var receives = deliveries.Select(x => x.Call).Distinct().ToList();

@@ -39,11 +39,11 @@ public sealed class QueueHistoryCheckerTests
         var h = new Clock();
         var p = h.At(0, x => x.Publish("p", ["a", "b", "c"]));
         h.Then(5, x => x.Published(p, [0, 1, 2]));
-        var r1 = h.At(10, x => x.Receive("c1", "g", 100));
+        var r1 = h.At(10, x => x.Receive("c1", "g", 3, 100));
         h.Then(12, x => x.Received(r1, [new(0, 1, "a"), new(1, 1, "b")]));
         var ack = h.At(20, x => x.Ack("c1", "g", [new(0, 1)]));
         h.Then(22, x => x.Settled(ack, []));
-        var r2 = h.At(200, x => x.Receive("c2", "g", 100));
+        var r2 = h.At(200, x => x.Receive("c2", "g", 3, 100));
         h.Then(202, x => x.Received(r2, [new(1, 2, "b"), new(2, 1, "c")]));
         var late = h.At(210, x => x.Ack("c1", "g", [new(1, 1)]));
         h.Then(212, x => x.Settled(late, [new(1, 1)])); // the late ack of the first delivery is stale
@@ -103,7 +103,7 @@ public sealed class QueueHistoryCheckerTests
     {
         var h = Correct();
         // c3 gets b with count 3 at 240: the lease of delivery 2 (from 200, 100 ms) cannot have ended yet.
-        var r = h.At(230, x => x.Receive("c3", "g", 100));
+        var r = h.At(230, x => x.Receive("c3", "g", 3, 100));
         h.Then(240, x => x.Received(r, [new(1, 3, "b")]));
         ShouldFail(h, "leased twice at once in g: offset 1 #2");
     }
@@ -114,11 +114,11 @@ public sealed class QueueHistoryCheckerTests
         var h = new Clock();
         var p = h.At(0, x => x.Publish("p", ["a"]));
         h.Then(5, x => x.Published(p, [0]));
-        var r1 = h.At(10, x => x.Receive("c1", "g", 1_000));
+        var r1 = h.At(10, x => x.Receive("c1", "g", 3, 1_000));
         h.Then(12, x => x.Received(r1, [new(0, 1, "a")]));
         var nack = h.At(20, x => x.Nack("c1", "g", [new(0, 1)]));
         h.Then(22, x => x.Settled(nack, []));
-        var r2 = h.At(30, x => x.Receive("c2", "g", 1_000));
+        var r2 = h.At(30, x => x.Receive("c2", "g", 3, 1_000));
         h.Then(32, x => x.Received(r2, [new(0, 2, "a")]));
         var ack = h.At(40, x => x.Ack("c2", "g", [new(0, 2)]));
         h.Then(42, x => x.Settled(ack, []));
@@ -151,7 +151,7 @@ public sealed class QueueHistoryCheckerTests
     public void A_redelivery_after_an_ack_fails()
     {
         var h = Correct();
-        var r = h.At(500, x => x.Receive("c3", "g", 100));
+        var r = h.At(500, x => x.Receive("c3", "g", 3, 100));
         h.Then(502, x => x.Received(r, [new(0, 2, "a")]));
         ShouldFail(h, "delivered again after its ack in g");
     }
@@ -180,7 +180,7 @@ public sealed class QueueHistoryCheckerTests
         var h = Correct();
         var retry = h.At(300, x => x.Publish("p", ["c"]));
         h.Then(2_300, x => x.Unknown(retry)); // the retry's answer was lost, but it was stored again:
-        var r = h.At(2_400, x => x.Receive("c2", "g", 100));
+        var r = h.At(2_400, x => x.Receive("c2", "g", 3, 100));
         h.Then(2_402, x => x.Received(r, [new(3, 1, "c")]));
         ShouldFail(h, "duplicate storage: id c is at offset 2");
     }
@@ -189,7 +189,7 @@ public sealed class QueueHistoryCheckerTests
     public void A_delivery_of_a_message_nobody_published_fails()
     {
         var h = Correct();
-        var r = h.At(300, x => x.Receive("c2", "g", 100));
+        var r = h.At(300, x => x.Receive("c2", "g", 3, 100));
         h.Then(302, x => x.Received(r, [new(3, 1, "ghost")]));
         ShouldFail(h, "delivered ghost, which no client published");
     }
@@ -200,9 +200,9 @@ public sealed class QueueHistoryCheckerTests
         var h = new Clock();
         var p = h.At(0, x => x.Publish("p", ["a", "b"]));
         h.Then(5, x => x.Published(p, [0, 1]));
-        var r1 = h.At(10, x => x.Receive("c1", "g", 1_000));
+        var r1 = h.At(10, x => x.Receive("c1", "g", 3, 1_000));
         h.Then(12, x => x.Received(r1, [new(1, 1, "b")]));
-        var r2 = h.At(20, x => x.Receive("c2", "g", 1_000));
+        var r2 = h.At(20, x => x.Receive("c2", "g", 3, 1_000));
         h.Then(22, x => x.Received(r2, [new(0, 1, "a")]));
         ShouldFail(h, "first deliveries out of order in g");
     }
@@ -213,9 +213,9 @@ public sealed class QueueHistoryCheckerTests
         var h = new Clock();
         var p = h.At(0, x => x.Publish("p", ["a", "b"]));
         h.Then(5, x => x.Published(p, [0, 1]));
-        var r1 = h.At(10, x => x.Receive("c1", "g", 50));
+        var r1 = h.At(10, x => x.Receive("c1", "g", 3, 50));
         h.Then(12, x => x.Received(r1, [new(0, 1, "a")]));
-        var r2 = h.At(100, x => x.Receive("c2", "g", 50));
+        var r2 = h.At(100, x => x.Receive("c2", "g", 3, 50));
         h.Then(102, x => x.Received(r2, [new(1, 1, "b"), new(0, 2, "a")]));
         ShouldFail(h, "redelivery after a first delivery in one answer in g");
     }
@@ -226,16 +226,31 @@ public sealed class QueueHistoryCheckerTests
         var h = new Clock();
         var p = h.At(0, x => x.Publish("p", ["a"]));
         h.Then(5, x => x.Published(p, [0]));
-        var r1 = h.At(10, x => x.Receive("c1", "g", 50));
+        var r1 = h.At(10, x => x.Receive("c1", "g", 3, 50));
         h.Then(12, x => x.Received(r1, [new(0, 1, "a")]));
-        var r2 = h.At(100, x => x.Receive("c2", "g", 50));
+        var r2 = h.At(100, x => x.Receive("c2", "g", 3, 50));
         h.Then(102, x => x.Received(r2, [new(0, 3, "a")]));
-        ShouldFail(h, "skip 1 deliveries no client saw");
+        ShouldFail(h, "offset 0 in g skips 1 delivery counts no client saw, but only 0 receives");
 
         // With a receive whose answer was lost in between, count 2 may have gone to it.
-        var lost = h.At(70, x => x.Receive("c3", "g", 50));
+        var lost = h.At(70, x => x.Receive("c3", "g", 3, 50));
         h.Then(2_070, x => x.Unknown(lost));
         Check(h).Describe().ShouldBe("ok");
+    }
+
+    [Fact]
+    public void Skipped_counts_beyond_what_the_unanswered_receives_asked_for_fail()
+    {
+        var h = new Clock();
+        var p = h.At(0, x => x.Publish("p", ["a", "b"]));
+        h.Then(5, x => x.Published(p, [0, 1]));
+        var r1 = h.At(10, x => x.Receive("c1", "g", 2, 50));
+        h.Then(12, x => x.Received(r1, [new(0, 1, "a"), new(1, 1, "b")]));
+        var lost = h.At(70, x => x.Receive("c3", "g", 1, 50)); // could have delivered one of them, not both
+        h.Then(2_070, x => x.Unknown(lost));
+        var r2 = h.At(3_000, x => x.Receive("c2", "g", 2, 50));
+        h.Then(3_002, x => x.Received(r2, [new(0, 3, "a"), new(1, 3, "b")]));
+        ShouldFail(h, "skip 2 deliveries no client saw, but the receives that went unanswered asked for only 1");
     }
 
     [Fact]
@@ -244,9 +259,9 @@ public sealed class QueueHistoryCheckerTests
         var h = new Clock();
         var p = h.At(0, x => x.Publish("p", ["a"]));
         h.Then(5, x => x.Published(p, [0]));
-        var r1 = h.At(10, x => x.Receive("c1", "g", 50));
+        var r1 = h.At(10, x => x.Receive("c1", "g", 3, 50));
         h.Then(12, x => x.Received(r1, [new(0, 1, "a")]));
-        var r2 = h.At(100, x => x.Receive("c2", "g", 50));
+        var r2 = h.At(100, x => x.Receive("c2", "g", 3, 50));
         h.Then(102, x => x.Received(r2, [new(0, 1, "a")]));
         ShouldFail(h, "offset 0 delivered twice with count 1");
     }
@@ -257,7 +272,7 @@ public sealed class QueueHistoryCheckerTests
         var copy = call.Kind switch
         {
             QueueCallKind.Publish => to.At(call.InvokedAt, x => x.Publish(call.Client, call.MessageIds)),
-            QueueCallKind.Receive => to.At(call.InvokedAt, x => x.Receive(call.Client, call.Group!, call.LeaseMs)),
+            QueueCallKind.Receive => to.At(call.InvokedAt, x => x.Receive(call.Client, call.Group!, call.Max, call.LeaseMs)),
             QueueCallKind.Ack => to.At(call.InvokedAt, x => x.Ack(call.Client, call.Group!, call.Receipts)),
             QueueCallKind.Nack => to.At(call.InvokedAt, x => x.Nack(call.Client, call.Group!, call.Receipts)),
             _ => to.At(call.InvokedAt, x => x.DeadLetter(call.Client, call.Group!, call.DeadLettered.Offset, call.DeadLettered.MessageId)),

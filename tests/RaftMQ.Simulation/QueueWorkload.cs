@@ -11,7 +11,7 @@ namespace RaftMQ.Simulation;
 /// time, recording what they ask and are answered in a <see cref="QueueHistory"/>. Producers publish batches of
 /// messages with ids (the id is also the body) and retry a batch with the same ids until it is answered Ok — also,
 /// now and then, after an Ok, as a producer does whose answer was lost on its side. Consumers in two groups receive
-/// with leases, hold the messages for a random time (sometimes past the lease, so their acks come late and may be
+/// with leases, hold the messages for a random time (often past the lease, so their acks come late and may be
 /// stale), then ack most, nack some and drop some (never settled: delivered again when the lease ends); and they
 /// crash mid-lease — abandoning what they hold and the answer they wait for — and either never come back or come
 /// back later as a new consumer. Each call goes to a random node (the leader more often): the leader proposes it
@@ -311,7 +311,8 @@ public sealed class QueueWorkload
             if (_held.Count == 0 && sim.Now >= _nextAt)
             {
                 var lease = LeaseChoices[w._rng.Next(LeaseChoices.Length)];
-                _call = w.Start(QueueCommand.Receive(Topic, Group, 1 + w._rng.Next(3), lease), w.History.Receive(name, Group, lease));
+                var max = 1 + w._rng.Next(3);
+                _call = w.Start(QueueCommand.Receive(Topic, Group, max, lease), w.History.Receive(name, Group, max, lease));
             }
         }
 
@@ -335,8 +336,8 @@ public sealed class QueueWorkload
                 if (_held.Count > 0)
                 {
                     w._lastDelivery[Group] = sim.Now;
-                    // Processing takes a while; outside the drain sometimes longer than the lease.
-                    _holdUntil = sim.Now + (w.Draining ? w.Between(0, 20) : w.Between(0, record.LeaseMs * 13 / 10));
+                    // Processing takes a while; outside the drain often longer than the lease (the ack comes late).
+                    _holdUntil = sim.Now + (w.Draining ? w.Between(0, 20) : w.Between(0, record.LeaseMs * 2));
                 }
                 else
                 {
