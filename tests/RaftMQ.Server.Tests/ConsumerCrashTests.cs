@@ -3,6 +3,7 @@ using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using RaftMQ.Linearizability;
+using Xunit.Abstractions;
 
 namespace RaftMQ.Server.Tests;
 
@@ -13,7 +14,7 @@ namespace RaftMQ.Server.Tests;
 /// killed while that consumer acks.
 /// </summary>
 [Collection(ClusterCollection.Name)]
-public sealed class ConsumerCrashTests
+public sealed class ConsumerCrashTests(ITestOutputHelper output)
 {
     private const string Topic = "crashing";
     private const string Group = "default";
@@ -121,7 +122,9 @@ public sealed class ConsumerCrashTests
 
         // Another consumer, on the leader: nothing while the dead one's leases last (when that is certain)...
         var early = (await ReceiveAsync(cluster, history, "second", leader, Messages, 2_000)).ShouldNotBeNull();
-        if (Now() < killedReceive.InvokedAt + KilledLeaseMs) early.ShouldBeEmpty("the dead consumer's leases have not ended");
+        var withinLease = Now() < killedReceive.InvokedAt + KilledLeaseMs;
+        if (withinLease) early.ShouldBeEmpty("the dead consumer's leases have not ended");
+        output.WriteLine(withinLease ? "a receive within the dead consumer's leases got nothing" : "the machine was too slow to receive within the dead consumer's leases");
 
         // ...and all six once they ended, delivered a second time.
         var again = early;
@@ -152,6 +155,7 @@ public sealed class ConsumerCrashTests
         {
             history.Unknown(ackCall);
         }
+        output.WriteLine($"the ack sent as the leader died: {(ackStatus == HttpStatusCode.OK ? $"answered, {firstAcked} acked" : $"no answer ({ackStatus})")}");
         var next = await cluster.WaitForLeaderAsync(not: leader);
         var retryCall = history.Ack("second", Group, receipts);
         (status, text) = await SendAsync(cluster, next, Path("ack"), $$"""{"group": "{{Group}}", "receipts": [{{receiptText}}]}""");
