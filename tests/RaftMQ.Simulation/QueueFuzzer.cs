@@ -44,12 +44,12 @@ public static class QueueFuzzer
             ? new DiskConfig { LoseUnsyncedOnCrash = true, CrashDuringPersistProbability = 0.005, SyncFailureProbability = 0.002, RestartAfterFaultMs = 50 + rng.Next(500) }
             : DiskConfig.Reliable;
         var electionTicks = 5 + rng.Next(11);
+        var link = Fuzzer.RandomLink(rng);
         using var sim = new SimCluster(new SimOptions
         {
             Application = SimApplication.Queue,
             Nodes = n,
             Seed = seed,
-            Link = Fuzzer.RandomLink(rng),
             TickMs = 5 + rng.Next(11),
             ElectionTicks = electionTicks,
             HeartbeatTicks = 1 + rng.Next(Math.Max(1, electionTicks / 3)),
@@ -65,9 +65,11 @@ public static class QueueFuzzer
             ReplayCommand = replayCommand,
             TraceCapacity = 200,
         });
+        // The topic and its groups are set up on a reliable network; the faults start after.
         if (!sim.RunUntil(() => sim.Leader is not null, 10_000)) throw sim.Failure("no leader was elected");
         var workload = new QueueWorkload(sim, rng);
         workload.Setup();
+        sim.SetAllLinks(link);
 
         var crashes = 0;
         var transfers = 0;
