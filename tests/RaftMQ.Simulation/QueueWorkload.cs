@@ -132,20 +132,29 @@ public sealed class QueueWorkload
     /// <summary>Receives and acks the topic's dead letters until none is left, recording the group and offset each names.</summary>
     private void ReadDeadLetters(long deadline)
     {
+        const long lease = 300;
         var topic = DeadLetters.TopicFor(Topic);
+        var unansweredUntil = 0L; // a receive whose answer was lost may hold dead letters under a lease until then
         while (true)
         {
             if (_sim.Now > deadline) throw _sim.Failure("the dead letters could not be read back in time");
-            var receive = Send(QueueCommand.Receive(topic, "default", 10, 5_000));
+            var receive = Send(QueueCommand.Receive(topic, "default", 10, lease));
+            var sentAt = _sim.Now;
             _sim.RunUntil(() => receive.State != ProposalState.Pending, ClientTimeoutMs);
             if (receive.Answer is not QueueResult result)
             {
+                unansweredUntil = _sim.Now + lease;
                 _sim.RunFor(50);
                 continue;
             }
             if (result.Status == QueueStatus.NoSuchTopic) return; // nothing was ever dead-lettered
             if (result.Status != QueueStatus.Ok) throw _sim.Failure($"a dead-letter receive answered {result.Status}");
-            if (result.Delivered is not { Count: > 0 } delivered) return;
+            if (result.Delivered is not { Count: > 0 } delivered)
+            {
+                if (sentAt > unansweredUntil) return;
+                _sim.RunFor(50);
+                continue;
+            }
             foreach (var m in delivered)
             {
                 string Header(string name) => m.Headers.First(h => h.Name == name).Value;
