@@ -78,6 +78,9 @@ public sealed class ClientProposal
 
     public bool IsAcknowledged => State == ProposalState.Acknowledged;
 
+    /// <summary>The state machine's result once acknowledged (the entry's index, or in queue mode a <c>QueueResult</c>); null before.</summary>
+    public object? Answer => IsAcknowledged ? Completion.Result : null;
+
     public override string ToString() => Forwarded
         ? $"proposal {Id} forwarded by n{Node}: {State} at index {Index}"
         : $"proposal {Id} on n{Node}: {State} at (index {Result.Index}, term {Result.Term})";

@@ -154,79 +154,14 @@ public static partial class Fuzzer
                 if (reader.IsUp) sim.Read(reader.Id);
             }
 
-            var action = rng.Next(100);
-            switch (action)
-            {
-                case < 8:
-                    // Symmetric partition into two random sides.
-                    var sides = (changes is null ? [.. Enumerable.Range(1, n).Select(i => (ulong)i)] : Live(sim)).Select(id => (Id: id, Side: rng.Next(2))).ToList();
-                    sim.Partition([.. sides.Where(s => s.Side == 0).Select(s => s.Id)], [.. sides.Where(s => s.Side == 1).Select(s => s.Id)]);
-                    break;
-                case < 13:
-                    // One-way cuts.
-                    for (int k = 1 + rng.Next(3); k > 0; k--)
-                    {
-                        var from = Pick();
-                        var to = Pick();
-                        if (from != to) sim.Block(from, to);
-                    }
-                    break;
-                case < 18:
-                    sim.Isolate(Pick());
-                    break;
-                case < 28:
-                    sim.Heal();
-                    break;
-                case < 34:
-                    var victim = Pick();
-                    if (sim.Node(victim).IsUp && sim.Nodes.Count(x => x.IsUp) > 1)
-                    {
-                        sim.Crash(victim);
-                        crashes++;
-                    }
-                    break;
-                case < 46:
-                    var down = sim.Nodes.Where(x => !x.IsUp && x.Incarnation > 0 && !sim.IsRetired(x.Id)).ToList();
-                    if (down.Count > 0) sim.Restart(down[rng.Next(down.Count)].Id);
-                    break;
-                case < 52:
-                    if (sim.Leader is { } leader && sim.Nodes.Count(x => x.IsUp) > 1)
-                    {
-                        sim.Crash(leader.Id);
-                        crashes++;
-                    }
-                    break;
-                case < 57:
-                    var a = Pick();
-                    var b = Pick();
-                    if (a != b) sim.SetLink(a, b, RandomLink(rng));
-                    break;
-                case < 60:
-                    sim.PauseClock(Pick());
-                    break;
-                case < 65:
-                    foreach (var node in sim.Nodes) sim.ResumeClock(node.Id);
-                    break;
-                case < 69:
-                    // A leadership transfer, to a named node or the most up-to-date one; proposals meanwhile are refused.
-                    if (sim.Leader is { } current && sim.TransferLeadership(current.Id, rng.Next(3) == 0 ? 0 : Pick()).IsAccepted) transfers++;
-                    break;
-            }
+            InjectFault(sim, rng, changes is not null, Pick, ref crashes, ref transfers);
 
             // Membership changes of every kind, interleaved with the faults above.
             changes?.Step(sim);
         }
 
         // Stop the faults and let the cluster converge.
-        sim.Disk = DiskConfig.Reliable;
-        sim.Options.SlowFsyncProbability = 0;
-        sim.Heal();
-        sim.SetAllLinks(LinkConfig.Reliable);
-        foreach (var node in sim.Nodes)
-        {
-            sim.ResumeClock(node.Id);
-            if (!node.IsUp && node.Incarnation > 0 && !sim.IsRetired(node.Id)) sim.Restart(node.Id);
-        }
+        StopFaults(sim);
         // Wiped members are removed (their replacements were added meanwhile, or not), and nodes outside the final
         // configuration are shut down, as an operator would.
         changes?.Settle(sim);
@@ -258,6 +193,88 @@ public static partial class Fuzzer
             sim.Reads.Count(r => r.Index is not null), sim.Proposals.Count(p => p.Forwarded && p.IsAcknowledged), transfers, changes?.Outcome(sim));
     }
 
+    /// <summary>
+    /// One random fault, or none: a partition, one-way cuts, an isolated node, a heal, a crash or a restart, a leader
+    /// kill, a changed link, a paused or resumed clock, or a leadership transfer. <paramref name="pick"/> draws a node
+    /// (with <paramref name="membership"/>, among the joined nodes that are not wiped). Counts crashes and accepted transfers.
+    /// </summary>
+    internal static void InjectFault(SimCluster sim, SplitMix64 rng, bool membership, Func<ulong> pick, ref int crashes, ref int transfers)
+    {
+        ulong Pick() => pick();
+        var action = rng.Next(100);
+        switch (action)
+        {
+            case < 8:
+                // Symmetric partition into two random sides.
+                var sides = (membership ? Live(sim) : [.. Enumerable.Range(1, sim.Options.Nodes).Select(i => (ulong)i)]).Select(id => (Id: id, Side: rng.Next(2))).ToList();
+                sim.Partition([.. sides.Where(s => s.Side == 0).Select(s => s.Id)], [.. sides.Where(s => s.Side == 1).Select(s => s.Id)]);
+                break;
+            case < 13:
+                // One-way cuts.
+                for (int k = 1 + rng.Next(3); k > 0; k--)
+                {
+                    var from = Pick();
+                    var to = Pick();
+                    if (from != to) sim.Block(from, to);
+                }
+                break;
+            case < 18:
+                sim.Isolate(Pick());
+                break;
+            case < 28:
+                sim.Heal();
+                break;
+            case < 34:
+                var victim = Pick();
+                if (sim.Node(victim).IsUp && sim.Nodes.Count(x => x.IsUp) > 1)
+                {
+                    sim.Crash(victim);
+                    crashes++;
+                }
+                break;
+            case < 46:
+                var down = sim.Nodes.Where(x => !x.IsUp && x.Incarnation > 0 && !sim.IsRetired(x.Id)).ToList();
+                if (down.Count > 0) sim.Restart(down[rng.Next(down.Count)].Id);
+                break;
+            case < 52:
+                if (sim.Leader is { } leader && sim.Nodes.Count(x => x.IsUp) > 1)
+                {
+                    sim.Crash(leader.Id);
+                    crashes++;
+                }
+                break;
+            case < 57:
+                var a = Pick();
+                var b = Pick();
+                if (a != b) sim.SetLink(a, b, RandomLink(rng));
+                break;
+            case < 60:
+                sim.PauseClock(Pick());
+                break;
+            case < 65:
+                foreach (var node in sim.Nodes) sim.ResumeClock(node.Id);
+                break;
+            case < 69:
+                // A leadership transfer, to a named node or the most up-to-date one; proposals meanwhile are refused.
+                if (sim.Leader is { } current && sim.TransferLeadership(current.Id, rng.Next(3) == 0 ? 0 : Pick()).IsAccepted) transfers++;
+                break;
+        }
+    }
+
+    /// <summary>Ends every fault: reliable disks and links, healed partitions, running clocks, and every node that may run again restarted.</summary>
+    internal static void StopFaults(SimCluster sim)
+    {
+        sim.Disk = DiskConfig.Reliable;
+        sim.Options.SlowFsyncProbability = 0;
+        sim.Heal();
+        sim.SetAllLinks(LinkConfig.Reliable);
+        foreach (var node in sim.Nodes)
+        {
+            sim.ResumeClock(node.Id);
+            if (!node.IsUp && node.Incarnation > 0 && !sim.IsRetired(node.Id)) sim.Restart(node.Id);
+        }
+    }
+
     /// <summary>One leader that every member of its configuration follows, its whole log committed and applied everywhere.</summary>
     public static bool Converged(SimCluster sim, out SimNode? leader)
     {
@@ -273,7 +290,7 @@ public static partial class Fuzzer
         return true;
     }
 
-    private static LinkConfig RandomLink(SplitMix64 rng)
+    internal static LinkConfig RandomLink(SplitMix64 rng)
     {
         var max = MaxDelayChoices[rng.Next(MaxDelayChoices.Length)];
         return new LinkConfig
@@ -288,7 +305,7 @@ public static partial class Fuzzer
         };
     }
 
-    private static ulong RandomNode(SplitMix64 rng, int n) => (ulong)rng.Next(n) + 1;
+    internal static ulong RandomNode(SplitMix64 rng, int n) => (ulong)rng.Next(n) + 1;
 
     /// <summary>Nodes that have a disk to run from: started at least once and not wiped or decommissioned.</summary>
     private static List<ulong> Live(SimCluster sim) =>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using RaftMQ.Queue;
 using RaftMQ.Raft;
 using RaftMQ.Runtime;
 using RaftMQ.Storage;
@@ -19,7 +20,7 @@ namespace RaftMQ.Simulation;
 /// ticks, proposals, reads, a clock and a background worker for snapshot writes — and a disk that keeps exactly what
 /// <see cref="SimOptions.Disk"/> lets survive.
 /// </remarks>
-public sealed partial class SimCluster
+public sealed partial class SimCluster : IDisposable
 {
     private readonly SimOptions _options;
     private readonly SimNode[] _nodes;
@@ -67,6 +68,16 @@ public sealed partial class SimCluster
         Array.Fill(_links, options.Link);
         _blocked = new bool[n * n];
         _trace = new TraceRecord[options.TraceCapacity];
+        if (options.Application == SimApplication.Queue)
+        {
+            // Real files: each node's queue keeps its messages in segment files, as in production.
+            QueueRoot = Path.Combine(Path.GetTempPath(), "raftmq-sim", $"{options.Seed}-{Guid.NewGuid():N}");
+            foreach (var node in _nodes)
+            {
+                node.QueueDirectory = Path.Combine(QueueRoot, $"n{node.Id}");
+                Directory.CreateDirectory(node.QueueDirectory);
+            }
+        }
         foreach (var node in _nodes)
         {
             // Each node ticks on its own phase, so ticks of different nodes never line up by accident.
@@ -78,6 +89,19 @@ public sealed partial class SimCluster
 
     /// <summary>The seed of this run.</summary>
     public ulong Seed { get; }
+
+    /// <summary>In queue mode, the temporary directory holding every node's queue directory (deleted by <see cref="Dispose"/>).</summary>
+    public string? QueueRoot { get; }
+
+    private bool QueueMode => _options.Application == SimApplication.Queue;
+
+    /// <summary>Stops every node and, in queue mode, deletes the nodes' queue directories.</summary>
+    public void Dispose()
+    {
+        foreach (var node in _nodes)
+            if (node.IsUp) node.Stop(new NodeStoppedException($"n{node.Id} stopped: the simulation ended"));
+        if (QueueRoot is { } root && Directory.Exists(root)) Directory.Delete(root, recursive: true);
+    }
 
     public SimOptions Options => _options;
 
@@ -315,7 +339,7 @@ public sealed partial class SimCluster
             SnapshotRetainBytes = _options.SnapshotRetainBytes,
             SnapshotChunkBytes = _options.SnapshotChunkBytes,
             SnapshotTransferTimeout = TimeSpan.FromMilliseconds(_options.SnapshotTransferTimeoutMs),
-            Forwarding = new ProposalForwarding { Results = IndexResultCodec.Instance, Timeout = TimeSpan.FromMilliseconds(ForwardTimeoutMs) },
+            Forwarding = QueueMode ? QueueForwarding(node) : new ProposalForwarding { Results = IndexResultCodec.Instance, Timeout = TimeSpan.FromMilliseconds(ForwardTimeoutMs) },
             PromoteCaughtUpLearners = _options.PromoteCaughtUpLearners,
         };
         var disk = node.Disk;
@@ -342,6 +366,20 @@ public sealed partial class SimCluster
         Checker.OnLogOpened(node.Id, node.Storage, InitialConfiguration(node.Id));
         Trace(TraceKind.Start, node.Id, null, null);
         Drive(node, static () => { });
+    }
+
+    /// <summary>
+    /// The queue node's forwarding hooks, as a RaftMQ server sets them (<c>QueueNode.Forwarding</c>): results as
+    /// <see cref="QueueResultCodec"/> bytes, and <see cref="PublishStamper.Stamp"/> as the leader's last word on each
+    /// command, with a stamper on the virtual clock for each run of the node (a restarted process has a new one). The
+    /// server's disk-alarm admission check is not modelled (the simulated disks do not fill up).
+    /// </summary>
+    private ProposalForwarding QueueForwarding(SimNode node)
+    {
+        var stamper = new PublishStamper(_time);
+        node.Stamper = stamper;
+        node.Forwarding = new ProposalForwarding { Results = QueueResultCodec.Instance, Prepare = stamper.Stamp, Timeout = TimeSpan.FromMilliseconds(ForwardTimeoutMs) };
+        return node.Forwarding;
     }
 
     // ---- the network ----
@@ -652,6 +690,23 @@ public sealed partial class SimCluster
         return proposal;
     }
 
+    /// <summary>
+    /// A client's command sent to node <paramref name="node"/>, as a RaftMQ server takes one from its HTTP client: on
+    /// the leader, the forwarding hooks' admission check and <see cref="ProposalForwarding.Prepare"/> (the leader's
+    /// time stamped in) run and the command is proposed, as <c>RaftRuntime.ProposeOrRouteAsync</c> does; on a
+    /// follower it is forwarded to the leader, which prepares it; on a node that is down it is refused (the client's
+    /// connection fails). The answer (<see cref="ClientProposal.Answer"/>) is the state machine's result.
+    /// </summary>
+    public ClientProposal Submit(ReadOnlyMemory<byte> command, ulong node)
+    {
+        var target = Node(node);
+        if (target.Raft is not { } raft) return Propose(command, node);
+        if (raft.Role != Role.Leader) return ProposeThrough(command, node);
+        // (No admission check: the simulated nodes have no disk alarm.)
+        if (target.Forwarding?.Prepare is { } prepare) command = prepare(command);
+        return Propose(command, node);
+    }
+
     /// <summary>Forwarded proposals not answered yet (an answer lost on the way comes at the follower's timeout).</summary>
     public int PendingForwards => _pendingProposals.Count(p => p.Forwarded);
 
@@ -669,8 +724,8 @@ public sealed partial class SimCluster
         var read = new ClientRead(_reads.Count + 1, node, Now, mustSee, completion.Task);
         _reads.Add(read);
         _pendingReads.Add(read);
-        var machine = target.StateMachine!;
-        Drive(target, () => driver.Read(() => machine.AppliedIndex, completion));
+        Func<object?> applied = target.StateMachine is { } machine ? () => machine.AppliedIndex : () => target.AppliedThisRun;
+        Drive(target, () => driver.Read(applied, completion));
         UpdateClients();
         return read;
     }
@@ -853,8 +908,8 @@ public sealed partial class SimCluster
             _pendingProposals.RemoveAt(i);
             if (p.Completion.IsCompletedSuccessfully)
             {
-                var index = (ulong)p.Completion.Result!;
-                if (index != p.Index)
+                // The simulated application answers with the entry's index; the queue with its result.
+                if (!QueueMode && (ulong)p.Completion.Result! is var index && index != p.Index)
                     throw Failure($"{p} was answered with the result of index {index}");
                 p.State = ProposalState.Acknowledged;
                 p.AcknowledgedAt = Now;
@@ -902,6 +957,9 @@ public sealed partial class SimCluster
         var result = answer.Result;
         switch (result.Status)
         {
+            case ForwardStatus.Applied when QueueMode:
+                completion.SetResult(QueueResultCodec.Instance.Decode(result.Payload.Span));
+                break;
             case ForwardStatus.Applied:
                 var index = (ulong)IndexResultCodec.Instance.Decode(result.Payload.Span)!;
                 p.AppliedIndex = index;

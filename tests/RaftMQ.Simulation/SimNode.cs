@@ -1,3 +1,4 @@
+using RaftMQ.Queue;
 using RaftMQ.Raft;
 using RaftMQ.Runtime;
 using RaftMQ.Storage;
@@ -39,8 +40,20 @@ public sealed class SimNode : INodeObserver
 
     public bool IsUp => Driver is not null;
 
-    /// <summary>The state machine of the current run (null while down).</summary>
+    /// <summary>The state machine of the current run (null while down, and in queue mode).</summary>
     public SimStateMachine? StateMachine { get; private set; }
+
+    /// <summary>In queue mode (<see cref="SimApplication.Queue"/>), the production queue of the current run; null while down.</summary>
+    public QueueStateMachine? Queue { get; private set; }
+
+    /// <summary>In queue mode, the stamper of the current run (the leader's clock in the commands it proposes).</summary>
+    public PublishStamper? Stamper { get; internal set; }
+
+    /// <summary>The forwarding hooks of the current run, in queue mode.</summary>
+    internal ProposalForwarding? Forwarding { get; set; }
+
+    /// <summary>In queue mode, the node's queue directory (real files; it survives crashes, as the process's disk does).</summary>
+    public string? QueueDirectory { get; internal set; }
 
     /// <summary>The node's log as its storage holds it (as last seen when the node is down).</summary>
     public ILogStorage Storage => Driver?.Storage.Log ?? _lastLog ?? throw new InvalidOperationException($"n{Id} never started");
@@ -92,12 +105,26 @@ public sealed class SimNode : INodeObserver
             _lastLog = storage.Log;
             _persistedHardState = storage.Log.HardState;
             _checker.OnRestart(Id, _persistedHardState.Commit);
-            StateMachine = new SimStateMachine();
-            Driver = new NodeDriver(raftOptions, driverOptions, storage, StateMachine, host, readContextSeed, logger: null, observer: this);
+            IStateMachine machine;
+            if (QueueDirectory is { } directory)
+            {
+                // As a node process does at start-up: a new queue over its directory (which drops the old segment
+                // files), rebuilt from the newest snapshot and the log by the driver.
+                Queue = new QueueStateMachine(directory);
+                machine = Queue;
+            }
+            else
+            {
+                StateMachine = new SimStateMachine();
+                machine = StateMachine;
+            }
+            Driver = new NodeDriver(raftOptions, driverOptions, storage, machine, host, readContextSeed, logger: null, observer: this);
         }
         catch
         {
             StateMachine = null;
+            Queue?.Dispose();
+            Queue = null;
             storage.Dispose();
             throw;
         }
@@ -114,6 +141,8 @@ public sealed class SimNode : INodeObserver
         driver.FailAll(reason);
         driver.Dispose();
         driver.Storage.Dispose();
+        Queue?.Dispose();
+        Queue = null;
     }
 
     void INodeObserver.Persisted(HardState? hardState, IReadOnlyList<Entry> entries)
@@ -129,7 +158,7 @@ public sealed class SimNode : INodeObserver
 
     void INodeObserver.Applied(Entry entry)
     {
-        StateMachine!.Record(entry);
+        StateMachine?.Record(entry);
         _checker.OnApplied(Id, entry, Raft?.Term ?? 0);
     }
 
@@ -142,7 +171,10 @@ public sealed class SimNode : INodeObserver
     void INodeObserver.SnapshotRestored(SnapshotMetadata snapshot, bool atStartup)
     {
         if (!atStartup) SnapshotsInstalled++;
-        _checker.OnSnapshotRestored(Id, snapshot, StateMachine!.Entries, restart: atStartup, Raft?.Term ?? _persistedHardState.Term);
+        // The queue's snapshot holds queue state, not entries: it is checked as holding the committed entries up to its
+        // index (its metadata against them); the queue's state itself is compared across nodes by the queue tests.
+        var state = StateMachine is { } machine ? machine.Entries : _checker.Committed.Take((int)snapshot.Index).ToList();
+        _checker.OnSnapshotRestored(Id, snapshot, state, restart: atStartup, Raft?.Term ?? _persistedHardState.Term);
         // An installed snapshot replaced the log (or its prefix): the checker reads the node's log and configuration again.
         if (!atStartup) _checker.OnLogOpened(Id, Storage, null);
     }

@@ -92,6 +92,20 @@ public sealed record DiskConfig
     }
 }
 
+/// <summary>The application each simulated node runs.</summary>
+public enum SimApplication
+{
+    /// <summary><see cref="SimStateMachine"/>: the sequence of applied entries (every safety property checkable).</summary>
+    Entries,
+
+    /// <summary>
+    /// The production queue (<c>RaftMQ.Queue.QueueStateMachine</c>) over real segment files in a temporary directory
+    /// per node, with the production forwarding hooks: queue results as bytes and the leader's time stamped into
+    /// each command by <c>PublishStamper</c> (on virtual time).
+    /// </summary>
+    Queue,
+}
+
 /// <summary>Settings of a simulated cluster. Everything random in a run derives from <see cref="Seed"/>.</summary>
 public sealed class SimOptions
 {
@@ -172,6 +186,9 @@ public sealed class SimOptions
 
     /// <summary>How the nodes' disks fail; <see cref="DiskConfig.Reliable"/> by default.</summary>
     public DiskConfig Disk { get; set; } = DiskConfig.Reliable;
+
+    /// <summary>What the nodes run: <see cref="SimApplication.Entries"/> (the default) or the production queue.</summary>
+    public SimApplication Application { get; set; } = SimApplication.Entries;
 
     /// <summary>Further settings applied to each node's <see cref="RaftOptions"/> after the ones above.</summary>
     public Action<RaftOptions>? ConfigureRaft { get; set; }
