@@ -152,6 +152,13 @@ public sealed partial class QueueStateMachine
     }
 
     /// <summary>
+    /// Whether any topic has a <c>max_age_ms</c>: safe to call from any thread (it reads the list published for
+    /// readers and one field per topic, which may be a command late). The leader's expiry check skips its read while
+    /// this is false, so a cluster without age limits does nothing for them.
+    /// </summary>
+    public bool AnyAgeLimit() => _store.TopicsForReaders.Any(t => t.State is { MaxAgeMs: > 0 });
+
+    /// <summary>
     /// When the next message expires by age (Unix ms; the earliest head publish time plus its topic's
     /// <c>max_age_ms</c>) and in which topic; null when no topic has a message that will. A read (call on the loop):
     /// O(topics), a file read only for a head not seen before. The leader's server uses it to propose a command that

@@ -9,7 +9,8 @@ namespace RaftMQ.Server;
 /// (docs/queue-store.md, "Retention"). So every <see cref="ServerLimits.ExpiryCheckMs"/> the leader asks the state
 /// machine when the next message is due (<see cref="QueueStateMachine.NextExpiry"/>) and, once its own clock has
 /// passed that, proposes a ConfigureTopic of that topic that changes nothing: a stamped command, whose time expires
-/// the message on every node. Nothing is proposed while nothing is due, nor by followers.
+/// the message on every node. Nothing is proposed while nothing is due, nor by followers; and while no topic has an
+/// age limit the leader does not even read.
 /// </summary>
 public static partial class ExpiryTicker
 {
@@ -38,7 +39,7 @@ public static partial class ExpiryTicker
 
     private static async Task TickAsync(QueueNode node, TimeProvider time, CancellationToken stop)
     {
-        if (node.Runtime?.Status.Role != Role.Leader) return;
+        if (node.Runtime?.Status.Role != Role.Leader || !node.StateMachine.AnyAgeLimit()) return;
         using var deadline = node.RequestDeadline(stop);
         var (ok, next, _) = await node.ReadAsync(sm => sm.NextExpiry(), deadline.Token).ConfigureAwait(false);
         if (!ok || next is not { } due || due.DueMs > time.GetUtcNow().ToUnixTimeMilliseconds()) return;
