@@ -2,11 +2,15 @@ using RaftMQ.StateMachine;
 using System.Globalization;
 using System.Text;
 
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
 namespace RaftMQ.Queue.Tests;
 
 /// <summary>
 /// Tests that measure the process's heap (<see cref="GC.GetTotalMemory"/>) run apart from the tests that allocate
-/// much, so that another test's garbage is not counted.
+/// much, so that another test's garbage is not counted. A collection alone does not give that (classes outside it run
+/// beside it, and a heap measure counts what any of them holds at that instant), so this assembly runs its tests one
+/// at a time: all of them take a few seconds.
 /// </summary>
 [CollectionDefinition(Name)]
 public sealed class QueueMemoryCollection
