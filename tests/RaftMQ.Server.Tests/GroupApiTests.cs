@@ -2,6 +2,8 @@ using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 
+using static RaftMQ.Server.Tests.V1Api;
+
 namespace RaftMQ.Server.Tests;
 
 /// <summary>
@@ -11,29 +13,6 @@ namespace RaftMQ.Server.Tests;
 [Collection(ClusterCollection.Name)]
 public sealed class GroupApiTests
 {
-    private static string Path(string topic, string action = "") =>
-        $"/v1/topics/{Uri.EscapeDataString(topic)}{(action.Length == 0 ? "" : "/" + action)}";
-
-    private static async Task<JsonObject> Ok(TestCluster cluster, int node, HttpMethod method, string path, string? body = null, HttpStatusCode expected = HttpStatusCode.OK)
-    {
-        var (status, text) = await cluster.SendAsync(node, method, path, body);
-        status.ShouldBe(expected, $"{method} {path}: {text}");
-        var json = JsonNode.Parse(text)!.AsObject();
-        json["success"]!.GetValue<bool>().ShouldBeTrue();
-        return json;
-    }
-
-    private static async Task<string> Refused(TestCluster cluster, int node, HttpMethod method, string path, string? body, HttpStatusCode expected)
-    {
-        var (status, text) = await cluster.SendAsync(node, method, path, body);
-        status.ShouldBe(expected, $"{method} {path} {body}: {text}");
-        var json = JsonNode.Parse(text)!.AsObject();
-        json["success"]!.GetValue<bool>().ShouldBeFalse();
-        return json["error"]?.GetValue<string>() ?? "";
-    }
-
-    private static JsonArray Messages(JsonObject json) => json["messages"]!.AsArray();
-
     /// <summary>A publish answer as "OFFSET,... duplicates N".</summary>
     private static string Published(JsonObject json) =>
         $"{string.Join(',', json["offsets"]!.AsArray().Select(o => o!.GetValue<long>()))} duplicates {json["duplicates"]!.GetValue<int>()}";

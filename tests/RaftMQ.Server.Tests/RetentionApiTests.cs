@@ -1,6 +1,8 @@
 using System.Net;
 using System.Text.Json.Nodes;
 
+using static RaftMQ.Server.Tests.V1Api;
+
 namespace RaftMQ.Server.Tests;
 
 /// <summary>
@@ -11,18 +13,6 @@ namespace RaftMQ.Server.Tests;
 [Collection(ClusterCollection.Name)]
 public sealed class RetentionApiTests
 {
-    private static string Path(string topic, string action = "") =>
-        $"/v1/topics/{Uri.EscapeDataString(topic)}{(action.Length == 0 ? "" : "/" + action)}";
-
-    private static async Task<JsonObject> Ok(TestCluster cluster, int node, HttpMethod method, string path, string? body = null, HttpStatusCode expected = HttpStatusCode.OK)
-    {
-        var (status, text) = await cluster.SendAsync(node, method, path, body);
-        status.ShouldBe(expected, $"{method} {path}: {text}");
-        var json = JsonNode.Parse(text)!.AsObject();
-        json["success"]!.GetValue<bool>().ShouldBeTrue();
-        return json;
-    }
-
     private static long Number(JsonObject json, string name) => json[name]!.GetValue<long>();
 
     [Fact]
