@@ -57,6 +57,12 @@ public sealed class QueueInstruments : IDisposable
         _meter.CreateObservableGauge("raftmq.queue.dead_letters",
             () => queue.GroupCounters().Topics.Select(t => new Measurement<long>(t.DeadLettered, new KeyValuePair<string, object?>("topic", t.Topic))),
             "{message}", "Messages waiting in each topic's dead-letter topic");
+        _meter.CreateObservableCounter("raftmq.queue.expired",
+            () => queue.GroupCounters().Topics.Select(t => new Measurement<long>(t.Expired, new KeyValuePair<string, object?>("topic", t.Topic))),
+            "{message}", "Messages of each topic that expired by its max_age_ms (dead-lettered or dropped as its expire setting says)");
+        _meter.CreateObservableCounter("raftmq.queue.overflow_dropped",
+            () => queue.GroupCounters().Topics.Select(t => new Measurement<long>(t.OverflowDropped, new KeyValuePair<string, object?>("topic", t.Topic))),
+            "{message}", "Messages of each topic removed by the drop-oldest overflow policy to make room");
     }
 
     public void Dispose() => _meter.Dispose();

@@ -53,7 +53,7 @@ public sealed partial class QueueStateMachine : IReaderView
                 oldestRead[g] = (g.Floor, published);
                 groups.Add(CountGroup(log, g, at, published));
             }
-            topics.Add(new TopicGroupCounters(log.Name, DeadLettersWaiting(log), groups));
+            topics.Add(new TopicGroupCounters(log.Name, DeadLettersWaiting(log), groups, log.State.ExpiredTotal, log.State.OverflowDroppedTotal));
         }
         _oldestRead = oldestRead;
         Volatile.Write(ref _groupCounters, new GroupCountersView(at, topics));
@@ -104,4 +104,6 @@ public sealed record GroupCountersView(long TakenAtMs, IReadOnlyList<TopicGroupC
 /// <param name="Topic">The topic's name.</param>
 /// <param name="DeadLettered">Messages waiting in its dead-letter topic (the stats' <c>dead_lettered</c>).</param>
 /// <param name="Groups">Its groups, <c>default</c> first, counted as <see cref="QueueStateMachine.Stats"/> counts them.</param>
-public sealed record TopicGroupCounters(string Topic, long DeadLettered, IReadOnlyList<GroupStats> Groups);
+/// <param name="Expired">Messages retention removed for their age (the stats' <c>expired_total</c>).</param>
+/// <param name="OverflowDropped">Messages drop-oldest removed to make room (the stats' <c>overflow_dropped_total</c>).</param>
+public sealed record TopicGroupCounters(string Topic, long DeadLettered, IReadOnlyList<GroupStats> Groups, long Expired = 0, long OverflowDropped = 0);

@@ -72,6 +72,21 @@ public sealed class RetentionApiTests
         letters.Select(m => m!["body"]!.GetValue<string>()).ShouldBe(["c", "d", "e", "f"]);
         letters.ShouldAllBe(m => m!["headers"]!["raftmq-reason"]!.GetValue<string>() == "expired");
 
+        // Prometheus counts both removals per topic, on every node (refreshed about once a second).
+        foreach (var node in new[] { leader, follower })
+        {
+            (await Eventually.TrueAsync(
+                async () =>
+                {
+                    var (status, text) = await cluster.SendAsync(node, HttpMethod.Get, "/metrics", null);
+                    status.ShouldBe(HttpStatusCode.OK);
+                    var samples = PrometheusMetricsTests.Parse(text);
+                    double? Of(string name) => samples.FirstOrDefault(x => x.Name == name && x.Labels.GetValueOrDefault("topic") == topic)?.Value;
+                    return Of("raftmq_queue_expired_total") == 4 && Of("raftmq_queue_overflow_dropped_total") == 2;
+                },
+                TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(200))).ShouldBeTrue($"node {node}'s /metrics counts 4 expired and 2 dropped");
+        }
+
         // The RRMQ publish is refused with 409 by a full reject-publish topic, and behaves as before elsewhere.
         await Ok(cluster, follower, HttpMethod.Put, Path("legacy"), """{"max_messages": 1}""", HttpStatusCode.Created);
         (await cluster.PublishAsync(follower, "legacy", "one")).Status.ShouldBe(HttpStatusCode.OK);
