@@ -114,7 +114,8 @@ public static class V1Endpoints
     {
         ctx.Response.Headers[ErrorCodes.Header] = ErrorCodes.TopicFull;
         return RrmqEndpoints.WriteError(ctx, StatusCodes.Status409Conflict,
-            "the topic is full: the messages would take it past its max_messages or max_bytes (overflow reject-publish); nothing was published");
+            "the topic is full: under overflow reject-publish the messages would take it past its max_messages or max_bytes, or "
+            + "under either policy the publish alone holds more than they allow; nothing was published");
     }
 
     /// <summary>A command the state machine refused: why, with the status code the RRMQ endpoints use for the same outcome.</summary>
