@@ -3,6 +3,8 @@
 #   start I      launch node I (appends to node I.log in the directory)
 #   leader       print the index of the node that reports Leader (waits up to 10 s)
 #   now_ms       milliseconds since the epoch
+# The node runs in the cluster's directory: make a relative path to it absolute first.
+case "$node" in /*) ;; *) node="$PWD/$node" ;; esac
 dir=$(mktemp -d "/tmp/raftmq-$name.XXXXXX")
 base=$(( 20000 + RANDOM % 20000 ))
 http=($base $((base + 2)) $((base + 4)))

@@ -169,21 +169,38 @@ public sealed partial class NodeDriver
         f.Completion.TrySetResult(m);
     }
 
-    /// <summary>Forgets forwards whose caller stopped waiting, and gives up on those past the timeout (outcome unknown).</summary>
-    private void ExpireForwards()
+    /// <summary>
+    /// Forgets forwards whose caller stopped waiting, and gives up on those past the timeout, or whose leader has not
+    /// led for an election timeout (<paramref name="ticks"/> counted since the last call): outcome unknown. A deposed
+    /// leader that is alive answers its forwarded entries as they are applied or replaced, which takes a heartbeat or
+    /// two of the new leader; one that crashed never answers, and its followers' callers should not wait the whole
+    /// <see cref="ProposalForwarding.Timeout"/> for it.
+    /// </summary>
+    private void ExpireForwards(int ticks)
     {
         if (_forwards.Count == 0 || _options.Forwarding is not { } forwarding) return;
-        List<ulong>? expired = null;
+        List<(ulong Id, UnknownReason Reason)>? expired = null;
+        List<ulong>? leaderless = null;
         foreach (var (id, f) in _forwards)
         {
-            if (f.Completion.Task.IsCompleted || _host.Time.GetElapsedTime(f.SentAt) > forwarding.Timeout) (expired ??= []).Add(id);
+            if (f.Completion.Task.IsCompleted || _host.Time.GetElapsedTime(f.SentAt) > forwarding.Timeout)
+                (expired ??= []).Add((id, UnknownReason.TimedOut));
+            else if (_node.Leader != f.Leader && f.TicksWithoutLeader + ticks >= _raftOptions.ElectionTicks)
+                (expired ??= []).Add((id, UnknownReason.LeaderLost));
+            else if (_node.Leader != f.Leader)
+                (leaderless ??= []).Add(id);
+        }
+        if (leaderless is not null)
+        {
+            foreach (var id in leaderless) _forwards[id] = _forwards[id] with { TicksWithoutLeader = _forwards[id].TicksWithoutLeader + ticks };
         }
         if (expired is null) return;
-        foreach (var id in expired)
+        foreach (var (id, reason) in expired)
         {
             _forwards.Remove(id, out var f);
-            f.Completion.TrySetResult(LocalAnswer(ForwardStatus.Unknown, (byte)UnknownReason.TimedOut, f.Leader,
-                $"no answer from the leader (node {f.Leader}) in {forwarding.Timeout.TotalSeconds:0.#} s; the command may or may not have been applied"));
+            f.Completion.TrySetResult(LocalAnswer(ForwardStatus.Unknown, (byte)reason, f.Leader, reason == UnknownReason.TimedOut
+                ? $"no answer from the leader (node {f.Leader}) in {forwarding.Timeout.TotalSeconds:0.#} s; the command may or may not have been applied"
+                : $"the leader (node {f.Leader}) stopped leading before it answered; the command may or may not have been applied"));
         }
     }
 
@@ -257,7 +274,7 @@ public sealed partial class NodeDriver
         new(_node.Id, _node.Id, _node.Term, 0, status, reason, leader, "",
             ForwardResult.Truncate(message, ForwardResult.MaxMessageBytes), ReadOnlyMemory<byte>.Empty);
 
-    private readonly record struct PendingForward(ulong Leader, TaskCompletionSource<ForwardResult> Completion, long SentAt);
+    private readonly record struct PendingForward(ulong Leader, TaskCompletionSource<ForwardResult> Completion, long SentAt, int TicksWithoutLeader = 0);
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Error, Message = "Node {Id} applied a forwarded command but could not encode its result")]
     private static partial void LogResultNotEncoded(ILogger logger, ulong id, Exception exception);

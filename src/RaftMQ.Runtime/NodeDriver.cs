@@ -301,7 +301,7 @@ public sealed partial class NodeDriver : IDisposable
         for (int i = 0; i < ticks; i++) _node.Tick();
         ReportDiskAlarm(ticks);
         ExpireSnapshotTransfers();
-        ExpireForwards();
+        ExpireForwards(ticks);
         MaybePromoteLearner();
     }
 

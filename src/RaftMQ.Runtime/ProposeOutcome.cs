@@ -66,4 +66,10 @@ public enum UnknownReason
 
     /// <summary>The node asked restarted since the command was forwarded to it, and cannot tell whether its previous run took it.</summary>
     Stale,
+
+    /// <summary>
+    /// The leader the command was forwarded to stopped leading (another leads, or none is known) and did not answer
+    /// within an election timeout: it may have crashed with the command in its log.
+    /// </summary>
+    LeaderLost,
 }

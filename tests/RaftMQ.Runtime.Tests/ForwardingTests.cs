@@ -282,6 +282,40 @@ public sealed class ForwardingTests : IDisposable
     }
 
     [Fact]
+    public void A_forward_whose_leader_stopped_leading_becomes_unknown_after_an_election_timeout_not_the_whole_timeout()
+    {
+        var (driver, _, _) = Follower(Forwarding());
+        var kept = new TaskCompletionSource<ForwardResult>();
+        driver.Forward(Bytes("kept"), kept);
+        // While node 2 goes on leading, the forward waits (here ten election timeouts' worth of ticks).
+        for (int i = 0; i < 50; i++)
+        {
+            driver.Step(new Heartbeat(2, 1, 1, 0, 0));
+            driver.Tick();
+        }
+        kept.Task.IsCompleted.ShouldBeFalse();
+        var lost = new TaskCompletionSource<ForwardResult>();
+        driver.Forward(Bytes("lost"), lost);
+        // Node 3 leads term 2: node 2 (perhaps crashed with both commands) will not be heard from again.
+        driver.Step(new Heartbeat(3, 1, 2, 0, 0));
+        driver.ProcessReady();
+        for (int i = 0; i < 4; i++)
+        {
+            driver.Step(new Heartbeat(3, 1, 2, 0, 0));
+            driver.Tick();
+        }
+        lost.Task.IsCompleted.ShouldBeFalse("node 2 may still answer within an election timeout");
+        driver.Step(new Heartbeat(3, 1, 2, 0, 0));
+        driver.Tick();
+        foreach (var completion in new[] { kept, lost })
+        {
+            Done(completion).Status.ShouldBe(ForwardStatus.Unknown);
+            ((UnknownReason)Done(completion).Reason).ShouldBe(UnknownReason.LeaderLost);
+        }
+        driver.OutstandingForwards.ShouldBe(0);
+    }
+
+    [Fact]
     public void Without_a_known_leader_nothing_is_sent_and_the_caller_hears_not_leader()
     {
         var (driver, host, _) = Create(1, [1, 2, 3], Forwarding());
