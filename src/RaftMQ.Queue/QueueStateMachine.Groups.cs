@@ -148,11 +148,15 @@ public sealed partial class QueueStateMachine
         _deadLettered = true;
     }
 
-    /// <summary>Moves the topic's head up to its lowest group floor, deleting what every group has finished.</summary>
+    /// <summary>
+    /// Moves the topic's head up to its lowest group floor, deleting what every group has finished; and lets the store
+    /// compact segments held only by an unfinished message below what every group finished above it.
+    /// </summary>
     private static void AdvanceHead(TopicLog log)
     {
         var lowest = log.State!.Lowest();
         if (lowest.Floor > log.Head) log.AdvanceHeadTo(lowest.Floor, lowest.FloorPosition);
+        log.MaybeCompact();
     }
 
     private QueueResult ConfigureTopic(string topic, int maxDeliveries, bool createIfMissing, long? dedupWindowMs, TopicRetention? retention, long now)
@@ -203,10 +207,39 @@ public sealed partial class QueueStateMachine
         var state = log.State!;
         if (state.Find(group!) is not null) return new QueueResult(QueueStatus.GroupExists);
         if (state.Groups.Count >= _limits.MaxGroupsPerTopic) return new QueueResult(QueueStatus.LimitReached);
-        state.Add(start == GroupStart.Latest
-            ? new ConsumerGroup(group!, log.Tail, log.LogicalTail)
-            : new ConsumerGroup(group!, log.Head, log.LogicalHead));
+        state.Add(start == GroupStart.Latest ? new ConsumerGroup(group!, log.Tail, log.LogicalTail) : GroupAtHead(log, group!));
         return QueueResult.Ok;
+    }
+
+    /// <summary>
+    /// A new group at the earliest retained message: below the lowest cursor it owes what some group still holds
+    /// (leased or pending there; due when its publish delay ends), and skips what every group has finished, which the
+    /// store may no longer keep (docs/queue-store.md, "Compaction").
+    /// </summary>
+    private static ConsumerGroup GroupAtHead(TopicLog log, string name)
+    {
+        var state = log.State!;
+        var lowest = state.Groups[0];
+        foreach (var g in state.Groups)
+        {
+            if (g.Cursor < lowest.Cursor) lowest = g;
+        }
+        var waiting = new SortedDictionary<ulong, Pending>();
+        foreach (var g in state.Groups)
+        {
+            foreach (var (offset, lease) in g.Leased)
+            {
+                if (offset < lowest.Cursor) waiting.TryAdd(offset, new Pending(lease.Position, 0, Due(state, offset), null));
+            }
+            foreach (var (offset, pending) in g.PendingEntries)
+            {
+                if (offset < lowest.Cursor) waiting.TryAdd(offset, new Pending(pending.Position, 0, Due(state, offset), null));
+            }
+        }
+        return ConsumerGroup.StartingAtHead(name, log.Head, log.LogicalHead, lowest.Cursor, lowest.CursorPosition,
+            waiting.Select(e => (e.Key, e.Value)), state.FinishedByAll(log.Head, lowest.Cursor));
+
+        static long Due(TopicState state, ulong offset) => state.Delays.TryGetDue(offset, out var due) ? due : 0;
     }
 
     /// <summary>The topic and group a group command names, or why not.</summary>
@@ -445,6 +478,7 @@ public sealed partial class QueueStateMachine
     /// Up to <paramref name="max"/> messages from offset <paramref name="from"/> (the head when null or below it), without
     /// consuming anything, within <see cref="QueueLimits.MaxPopBatchBytes"/>; null when the topic does not exist. A
     /// read (call on the loop); starting at an offset other than the head reads the records before it in its segment.
+    /// Messages every group has finished are not shown (the store may no longer keep them).
     /// </summary>
     public IReadOnlyList<QueueMessage>? Peek(string topic, ulong? from, int max)
     {
@@ -452,17 +486,17 @@ public sealed partial class QueueStateMachine
         var offset = Math.Max(from ?? log.Head, log.Head);
         var result = new List<QueueMessage>();
         if (offset >= log.Tail || max < 1) return result;
-        var position = log.FindPosition(offset);
         long size = 0;
-        while (result.Count < Math.Min(max, _limits.MaxBatchMessages) && offset < log.Tail)
+        var (start, position) = log.StartAtOrBefore(offset, 0);
+        foreach (var (at, atPosition, _) in log.Retained(start, position))
         {
-            var record = log.ReadRecordAt(offset, position, out var recordSize);
+            if (at < offset) continue;
+            if (result.Count >= Math.Min(max, _limits.MaxBatchMessages)) break;
+            var record = log.ReadRecordAt(at, atPosition, out _);
             var bytes = MessageRecord.Headers(record).Length + MessageRecord.Payload(record).Length;
             if (result.Count > 0 && size + bytes > _limits.MaxPopBatchBytes) break;
-            result.Add(ToMessage(topic, offset, record));
+            result.Add(ToMessage(topic, at, record));
             size += bytes;
-            offset++;
-            position += recordSize;
         }
         return result;
     }

@@ -47,7 +47,8 @@ public sealed partial class QueueStateMachine
     {
         if (plan is not { } p || p.Offset <= log.Head) return;
         var state = log.State!;
-        state.OverflowDroppedTotal += (long)(p.Offset - log.Head);
+        // What every group had finished already is not counted: nobody loses it.
+        state.OverflowDroppedTotal += (long)(p.Offset - log.Head) - state.FinishedByAllCount(log.Head, p.Offset);
         state.DropBelow(p.Offset, p.Position);
         AdvanceHead(log);
     }
@@ -100,7 +101,8 @@ public sealed partial class QueueStateMachine
     /// Removes the messages at the head of <paramref name="log"/> whose publish time is <c>max_age_ms</c> or more
     /// before <paramref name="now"/>, oldest first, stopping at the first that is not (so a message stamped earlier
     /// than one before it, by a leader whose clock is behind, goes with the later one) and at a message without a
-    /// publish time (one of the string ops, timestamp 0: it never expires). Each is dead-lettered (with
+    /// publish time (one of the string ops, timestamp 0: it never expires); messages every group has finished are
+    /// passed over (not counted, not dead-lettered). Each is dead-lettered (with
     /// <c>raftmq-reason: expired</c>) or dropped as the topic says; either way it is gone for every group, its
     /// leases and pending deliveries ended, so their receipts are stale.
     /// </summary>
@@ -109,18 +111,26 @@ public sealed partial class QueueStateMachine
         var state = log.State!;
         if (state.MaxAgeMs <= 0 || log.Head == log.Tail) return;
         if (!Expired(state, HeadTime(log), now)) return;
-        var offset = log.Head;
-        var position = log.LogicalHead;
+        var offset = log.Tail;
+        var position = log.LogicalTail;
+        long expired = 0;
         TopicLog? dead = null;
-        while (offset < log.Tail)
+        // Messages every group has finished are skipped: nobody will read them again, and the store may not keep them.
+        foreach (var (at, atPosition, _) in log.Retained(log.Head, log.LogicalHead))
         {
-            var record = log.ReadRecordAt(offset, position, out var size);
+            var record = log.ReadRecordAt(at, atPosition, out _);
             var timestamp = MessageRecord.Timestamp(record);
-            if (!Expired(state, timestamp, now)) break;
+            if (!Expired(state, timestamp, now))
+            {
+                offset = at;
+                position = atPosition;
+                break;
+            }
+            expired++;
             if (state.Expire == ExpiryAction.DeadLetter)
             {
-                var message = ToMessage(log.Name, offset, record);
-                var headers = DeadLetters.ExpiredHeaders(message.Headers, offset, timestamp);
+                var message = ToMessage(log.Name, at, record);
+                var headers = DeadLetters.ExpiredHeaders(message.Headers, at, timestamp);
                 var encoded = new byte[MessageHeaders.EncodedBytes(headers)];
                 MessageHeaders.Write(encoded, headers);
                 var name = DeadLetters.TopicFor(log.Name);
@@ -128,11 +138,9 @@ public sealed partial class QueueStateMachine
                 dead.Append(encoded, message.Payload.Span, now);
                 dead.State!.PublishedTotal++;
             }
-            offset++;
-            position += size;
         }
-        if (offset == log.Head) return;
-        state.ExpiredTotal += (long)(offset - log.Head);
+        if (expired == 0) return;
+        state.ExpiredTotal += expired;
         state.DropBelow(offset, position);
         AdvanceHead(log);
         _retentionTouched.Add(log.Name);

@@ -17,11 +17,18 @@ public sealed record QueueStoreOptions
     /// <summary>Pops read the head segment in chunks of this size.</summary>
     public int ReadBufferBytes { get; init; } = 64 * 1024;
 
+    /// <summary>
+    /// Compaction looks at a topic's segments each time its groups have finished this many more messages (acked or
+    /// dead-lettered); see docs/queue-store.md, "Compaction".
+    /// </summary>
+    public long CompactionCheckMessages { get; init; } = 4096;
+
     public static QueueStoreOptions Default { get; } = new();
 
     internal void Validate()
     {
         if (SegmentBytes < 1) throw new ArgumentOutOfRangeException(nameof(SegmentBytes), SegmentBytes, "must be positive");
+        if (CompactionCheckMessages < 1) throw new ArgumentOutOfRangeException(nameof(CompactionCheckMessages), CompactionCheckMessages, "must be positive");
         if (WriteBufferBytes < 1) throw new ArgumentOutOfRangeException(nameof(WriteBufferBytes), WriteBufferBytes, "must be positive");
         if (ReadBufferBytes < MessageRecord.OverheadBytes)
             throw new ArgumentOutOfRangeException(nameof(ReadBufferBytes), ReadBufferBytes, $"must hold a record's {MessageRecord.OverheadBytes}-byte header");

@@ -431,6 +431,7 @@ public sealed class SnapshotWriter : Stream, ISnapshotFileSink
     private readonly byte[] _buffer = new byte[256 * 1024];
     private readonly List<SnapshotStore.Run> _runs = [];
     private readonly List<(string Temp, string Final)> _parts = [];
+    private readonly Dictionary<string, int> _partsByPath = new(StringComparer.Ordinal); // a file linked once per snapshot
     private int _buffered;
     private long _written; // logical bytes: the stream's length
     private long _flushed; // bytes of the file after the header
@@ -493,6 +494,20 @@ public sealed class SnapshotWriter : Stream, ISnapshotFileSink
         if (_written + length > _maxBytes)
             throw new InvalidOperationException($"snapshot exceeds MaxSnapshotBytes {_maxBytes}");
         if (length == 0) return true;
+        if (_partsByPath.TryGetValue(path, out var already))
+        {
+            // The same file again (another range of it): its link is fsynced already, with every byte written
+            // before it was linked, and the caller promises this range was written before the first.
+            using (var again = physical.Open(_parts[already].Temp, create: false))
+            {
+                if (again.Length < offset + length)
+                    throw new InvalidOperationException($"{path} is {again.Length} bytes, shorter than the range {offset}+{length} given to the snapshot");
+            }
+            EndRun();
+            _runs.Add(new SnapshotStore.Run(_parts[already].Final, offset, length));
+            _written += length;
+            return true;
+        }
         var temp = $"{_tempPath}.part{_parts.Count}";
         if (!physical.TryLink(path, temp)) return false;
         _parts.Add((temp, SnapshotStore.PartName(Metadata, _parts.Count)));
@@ -509,6 +524,7 @@ public sealed class SnapshotWriter : Stream, ISnapshotFileSink
             _parts.RemoveAt(_parts.Count - 1);
             throw;
         }
+        _partsByPath[path] = _parts.Count - 1;
         EndRun();
         _runs.Add(new SnapshotStore.Run(_parts[^1].Final, offset, length));
         _written += length;

@@ -352,20 +352,24 @@ public sealed class GroupSnapshotCompatibilityTests : IDisposable
         Apply(sm, QueueCommand.CreateTopic("t"));
         foreach (var m in new[] { "a", "b", "c" }) Apply(sm, QueueCommand.Publish("t", m));
         Apply(sm, QueueCommand.Pop("t")).Message.ShouldBe("a");
-        var v3 = Snapshot(sm);
+        var v4 = Snapshot(sm);
 
-        // Version 3 is version 2 plus the clock, each topic's logical head, and each topic's state after its records.
+        // Version 4 is version 2 plus the clock, each topic's logical head, its extent table (before its records) and
+        // its state (after them).
         var name = System.Text.Encoding.UTF8.GetBytes("t");
         var topicStart = 4 + 1 + 8 + 4;
         var afterName = topicStart + 1 + name.Length;
-        var recordBytes = BitConverter.ToInt64(v3, afterName + 8 + 16);
-        var recordsEnd = afterName + 8 + 24 + (int)recordBytes;
+        var recordBytes = BitConverter.ToInt64(v4, afterName + 8 + 16);
+        var extents = BitConverter.ToInt32(v4, afterName + 8 + 24);
+        extents.ShouldBe(1);
+        var recordsStart = afterName + 8 + 24 + 4 + 24 * extents;
         using var v2 = new MemoryStream();
-        v2.Write(v3.AsSpan(0, 4));
+        v2.Write(v4.AsSpan(0, 4));
         v2.WriteByte(2);
-        v2.Write(v3.AsSpan(13, 4));
-        v2.Write(v3.AsSpan(topicStart, 1 + name.Length));
-        v2.Write(v3.AsSpan(afterName + 8, recordsEnd - afterName - 8));
+        v2.Write(v4.AsSpan(13, 4));
+        v2.Write(v4.AsSpan(topicStart, 1 + name.Length));
+        v2.Write(v4.AsSpan(afterName + 8, 24));
+        v2.Write(v4.AsSpan(recordsStart, (int)recordBytes));
         v2.Position = 0;
 
         var restored = _queues.Create();

@@ -168,10 +168,10 @@ public sealed class IdempotentPublishTests : IDisposable
         using var buffer = new MemoryStream();
         sm.WriteSnapshot(buffer);
         var bytes = buffer.ToArray();
-        // One empty topic "t": magic, version, clock, count, name, logical head, head, tail, bytes, then the state's
+        // One empty topic "t": magic, version, clock, count, name, logical head, head, tail, bytes, no extents, then the state's
         // length and the state, whose last bytes are the dedup section (window, forgotten total, no ids: 20), the
         // delayed section (no messages: 4) and the retention section (42).
-        const int lengthAt = 4 + 1 + 8 + 4 + 2 + 32;
+        const int lengthAt = 4 + 1 + 8 + 4 + 2 + 32 + 4;
         var stateLength = BitConverter.ToInt32(bytes, lengthAt);
         (lengthAt + 4 + stateLength).ShouldBe(bytes.Length);
         BitConverter.ToInt64(bytes, bytes.Length - 42 - 24).ShouldBe(10_000);

@@ -27,6 +27,22 @@ internal sealed class ConsumerGroup
         CursorPosition = FloorPosition = position;
     }
 
+    /// <summary>
+    /// A group that starts at the topic's head <paramref name="head"/> and owes everything retained: the messages
+    /// other groups still hold below <paramref name="cursor"/> (the lowest cursor) are <paramref name="waiting"/> for
+    /// delivery, the offsets every group has finished there are <paramref name="finished"/> (no longer kept, so never
+    /// delivered), and from the cursor on nothing was delivered yet.
+    /// </summary>
+    public static ConsumerGroup StartingAtHead(
+        string name, ulong head, long headPosition, ulong cursor, long cursorPosition,
+        IEnumerable<(ulong Offset, Pending Pending)> waiting, IEnumerable<(ulong Start, ulong End)> finished)
+    {
+        var group = new ConsumerGroup(name, cursor, cursorPosition) { Floor = head, FloorPosition = headPosition };
+        foreach (var (offset, pending) in waiting) group._pending.Add(offset, pending);
+        foreach (var (start, end) in finished) group._finished.AddRange(start, end);
+        return group;
+    }
+
     public string Name { get; }
 
     /// <summary>The next offset never delivered to this group.</summary>

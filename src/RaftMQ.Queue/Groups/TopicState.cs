@@ -90,6 +90,63 @@ internal sealed class TopicState
         return lowest;
     }
 
+    /// <summary>
+    /// The offsets in [<paramref name="from"/>, <paramref name="to"/>) that every group has finished (acked or
+    /// dead-lettered), as sorted disjoint ranges: what no consumer will read again, though a lower unfinished offset
+    /// keeps them between the head and the tail. Pure bookkeeping, O(groups + finished ranges). Only a group's floor
+    /// or its finished ranges can hold such offsets, so each range ends at an offset some group has not finished.
+    /// </summary>
+    public List<(ulong Start, ulong End)> FinishedByAll(ulong from, ulong to)
+    {
+        List<(ulong Start, ulong End)> common = [];
+        if (from >= to) return common;
+        common.Add((from, to));
+        foreach (var g in _order)
+        {
+            if (common.Count == 0) break;
+            // This group's finished offsets: below its floor, and its ranges above it.
+            List<(ulong Start, ulong End)> finished = [];
+            if (g.Floor > 0) finished.Add((0, g.Floor));
+            finished.AddRange(g.Finished.Ranges);
+            List<(ulong Start, ulong End)> both = [];
+            int i = 0, j = 0;
+            while (i < common.Count && j < finished.Count)
+            {
+                var start = Math.Max(common[i].Start, finished[j].Start);
+                var end = Math.Min(common[i].End, finished[j].End);
+                if (start < end) both.Add((start, end));
+                if (common[i].End < finished[j].End) i++;
+                else j++;
+            }
+            common = both;
+        }
+        return common;
+    }
+
+    /// <summary>Messages in [<paramref name="from"/>, <paramref name="to"/>) every group has finished.</summary>
+    public long FinishedByAllCount(ulong from, ulong to)
+    {
+        long n = 0;
+        foreach (var (start, end) in FinishedByAll(from, to)) n += (long)(end - start);
+        return n;
+    }
+
+    /// <summary>
+    /// The logical position of <paramref name="offset"/>'s record, which some group has not finished: that group's
+    /// cursor, floor, lease or pending delivery says where it is.
+    /// </summary>
+    public long PositionOfUnfinished(ulong offset)
+    {
+        foreach (var g in _order)
+        {
+            if (offset == g.Cursor) return g.CursorPosition;
+            if (offset == g.Floor) return g.FloorPosition;
+            if (g.TryGetLease(offset, out var lease)) return lease.Position;
+            if (g.TryGetPending(offset, out var pending)) return pending.Position;
+        }
+        throw new InvalidOperationException($"offset {offset} is finished by every group or past every cursor: no group knows its position");
+    }
+
     /// <summary>Removes every offset below <paramref name="offset"/> (its record at <paramref name="position"/>) for every group.</summary>
     public void DropBelow(ulong offset, long position)
     {

@@ -15,7 +15,8 @@ internal sealed class MessageStore : IDisposable
     private const uint SnapshotMagic = 0x51464D52; // "RMFQ"
     private const byte LegacySnapshotVersion = 1; // topics of UTF-8 strings, from before the store
     private const byte RecordsSnapshotVersion = 2; // records only, from before consumer groups
-    private const byte SnapshotVersion = 3;
+    private const byte GroupsSnapshotVersion = 3; // every record between head and tail, from before compaction
+    private const byte SnapshotVersion = 4; // only the records some group has not finished, as extents
 
     private readonly Dictionary<string, TopicLog> _topics = new(StringComparer.Ordinal);
     private readonly List<TopicLog> _order = [];
@@ -29,6 +30,7 @@ internal sealed class MessageStore : IDisposable
     private int _cacheLength;
     private int _generation;
     private int _nextTopicId;
+    private int _rewrites;
     private bool _disposed;
 
     /// <summary>Opens the store over <paramref name="directory"/>, deleting the segment files a previous run left there.</summary>
@@ -121,6 +123,46 @@ internal sealed class MessageStore : IDisposable
     internal Segment CreateSegment(TopicLog topic, ulong firstOffset) =>
         Segment.Create(SegmentPath(topic, firstOffset), firstOffset);
 
+    /// <summary>
+    /// Writes the records of <paramref name="keep"/> (extents of one sealed segment of <paramref name="topic"/>, in
+    /// order) into a new sealed segment, back to back, and returns their extents there (compaction).
+    /// </summary>
+    internal List<Extent> Rewrite(TopicLog topic, List<Extent> keep)
+    {
+        Flush();
+        var path = Path.Combine(Directory, $"g{_generation}-t{topic.Id}-{keep[0].FirstOffset:D20}-c{++_rewrites}{SegmentSuffix}");
+        var segment = Segment.Create(path, keep[0].FirstOffset);
+        var result = new List<Extent>(keep.Count);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(256 * 1024);
+        try
+        {
+            foreach (var e in keep)
+            {
+                var physical = segment.Size;
+                for (long done = 0; done < e.Length;)
+                {
+                    var n = (int)Math.Min(buffer.Length, e.Length - done);
+                    if (e.Segment.Read(e.Physical + done, buffer.AsSpan(0, n)) != n)
+                        throw Corrupt(e.Segment, e.Physical + done, "the file ends before the records it holds");
+                    segment.Write(segment.Grow(n), buffer.AsSpan(0, n));
+                    done += n;
+                }
+                result.Add(e with { Segment = segment, Physical = physical });
+            }
+        }
+        catch
+        {
+            segment.Release();
+            throw;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+        segment.Seal();
+        return result;
+    }
+
     /// <summary>The file of <paramref name="topic"/>'s segment from <paramref name="firstOffset"/> in this generation.</summary>
     private string SegmentPath(TopicLog topic, ulong firstOffset) =>
         Path.Combine(Directory, $"g{_generation}-t{topic.Id}-{firstOffset:D20}{SegmentSuffix}");
@@ -182,12 +224,13 @@ internal sealed class MessageStore : IDisposable
         using var r = new BinaryReader(source, Encoding.UTF8, leaveOpen: true);
         if (r.ReadUInt32() != SnapshotMagic) throw new InvalidDataException("not a queue snapshot");
         var version = r.ReadByte();
-        if (version is not (LegacySnapshotVersion or RecordsSnapshotVersion or SnapshotVersion))
+        if (version is not (LegacySnapshotVersion or RecordsSnapshotVersion or GroupsSnapshotVersion or SnapshotVersion))
             throw new InvalidDataException($"unknown queue snapshot version {version}");
         Clear();
         // New file names: files of the replaced state may still be read by a snapshot being written.
         _generation++;
-        Clock = version == SnapshotVersion ? r.ReadInt64() : 0;
+        var withGroups = version >= GroupsSnapshotVersion;
+        Clock = withGroups ? r.ReadInt64() : 0;
         var topics = r.ReadInt32();
         if (topics < 0) throw new InvalidDataException("negative topic count");
         var files = version != LegacySnapshotVersion && source.CanSeek ? source as ISnapshotFile : null;
@@ -195,12 +238,18 @@ internal sealed class MessageStore : IDisposable
         {
             var name = r.ReadString();
             if (_topics.ContainsKey(name)) throw new InvalidDataException($"topic {name} twice in the snapshot");
-            var logicalHead = version == SnapshotVersion ? r.ReadInt64() : 0;
+            var logicalHead = withGroups ? r.ReadInt64() : 0;
             TopicLog topic;
-            if (version == LegacySnapshotVersion) topic = RestoreLegacyTopic(r, name);
-            else if (files is null || TryRestoreLinkedTopic(r, name, logicalHead, files) is not { } linked) topic = RestoreTopic(r, name, logicalHead);
-            else topic = linked;
-            if (version == SnapshotVersion)
+            if (version == LegacySnapshotVersion)
+            {
+                topic = RestoreLegacyTopic(r, name);
+            }
+            else
+            {
+                var range = ReadRange(r, name, logicalHead, version == SnapshotVersion);
+                topic = files is not null && TryRestoreLinkedTopic(r, range, files) is { } linked ? linked : RestoreTopic(r, range);
+            }
+            if (withGroups)
             {
                 var length = r.ReadInt32();
                 if (length < 0) throw new InvalidDataException($"topic {name}: bad state length {length}");
@@ -218,52 +267,112 @@ internal sealed class MessageStore : IDisposable
         Flush();
     }
 
-    /// <summary>
-    /// Restores a topic by linking its records where the snapshot's files hold them (already in segment format, and
-    /// the snapshot's checksum was verified when it was opened): one linked segment per contiguous range, O(1) per
-    /// range whatever the backlog. Each record is still checked (length, CRC, offset) when it is read. False, having
-    /// consumed nothing, when some range is not in a file or the file system cannot link; the caller then copies.
-    /// </summary>
-    private TopicLog? TryRestoreLinkedTopic(BinaryReader r, string name, long logicalHead, ISnapshotFile files)
+    /// <summary>A topic's range in a snapshot: head, tail, logical bytes between them, and the extents holding the kept records.</summary>
+    private sealed record SnapshotRange(string Name, ulong Head, ulong Tail, long LogicalHead, long Bytes, List<(ulong FirstOffset, long Logical, long Length)> Extents)
     {
-        var source = r.BaseStream;
-        var start = source.Position;
+        public long Kept => Extents.Sum(e => e.Length);
+    }
+
+    /// <summary>
+    /// Reads a topic's range: with <paramref name="extents"/> (version 4) its extent table, else (versions 2 and 3)
+    /// one extent of every record between head and tail. Checks the extents lie in order within the range.
+    /// </summary>
+    private static SnapshotRange ReadRange(BinaryReader r, string name, long logicalHead, bool extents)
+    {
         var head = r.ReadUInt64();
         var tail = r.ReadUInt64();
         var bytes = r.ReadInt64();
-        CheckRange(name, head, tail, bytes);
-        if (bytes > source.Length - source.Position)
-            throw new InvalidDataException($"topic {name}: {bytes} bytes of records announced, {source.Length - source.Position} left in the snapshot");
-        var topic = AddTopic(name, head, logicalHead);
-        var linked = new List<Segment>();
-        var position = source.Position;
-        var remaining = bytes;
-        var firstOffset = head;
-        while (remaining > 0)
+        if (tail < head || bytes < 0 || (tail - head) > (ulong)(bytes / MessageRecord.OverheadBytes))
+            throw new InvalidDataException($"topic {name}: bad range [{head}, {tail}) of {bytes} bytes");
+        List<(ulong, long, long)> list = [];
+        if (!extents)
         {
-            Segment? segment = null;
-            if (files.TryGetFileRange(position, out var path, out var fileOffset, out var contiguous))
-            {
-                var take = Math.Min(contiguous, remaining);
-                if (linked.Count > 0) firstOffset = FirstOffsetAt(name, path, fileOffset, firstOffset, tail);
-                segment = Segment.TryLink(path, SegmentPath(topic, firstOffset), firstOffset, fileOffset, fileOffset + take);
-                position += take;
-                remaining -= take;
-            }
-            if (segment is null)
-            {
-                foreach (var done in linked) done.Release();
-                _topics.Remove(name);
-                _order.RemoveAt(_order.Count - 1);
-                Volatile.Write(ref _published, [.. _order]);
-                source.Position = start;
-                return null;
-            }
-            linked.Add(segment);
+            if (tail > head) list.Add((head, logicalHead, bytes));
         }
-        topic.AdoptLinked(linked, tail, bytes);
+        else
+        {
+            var count = r.ReadInt32();
+            if (count < 0 || (ulong)count > tail - head) throw new InvalidDataException($"topic {name}: bad extent count {count}");
+            var offset = head;
+            var logical = logicalHead;
+            for (int i = 0; i < count; i++)
+            {
+                var first = r.ReadUInt64();
+                var position = r.ReadInt64();
+                var length = r.ReadInt64();
+                if (first < offset || first >= tail || position < logical || length < MessageRecord.OverheadBytes
+                    || length > logicalHead + bytes - position || (i == 0 && (first != head || position != logicalHead)))
+                    throw new InvalidDataException($"topic {name}: extent {i} (offset {first} at {position}, {length} bytes) out of order or outside the range");
+                list.Add((first, position, length));
+                offset = first + 1;
+                logical = position + length;
+            }
+            if (tail > head && count == 0) throw new InvalidDataException($"topic {name}: messages but no extent");
+        }
+        return new SnapshotRange(name, head, tail, logicalHead, bytes, list);
+    }
+
+    /// <summary>
+    /// Restores a topic by linking its records where the snapshot's files hold them (already in segment format, and
+    /// the snapshot's checksum was verified when it was opened): one linked segment per file range, O(1) per extent
+    /// whatever the backlog. Each record is still checked (length, CRC, offset) when it is read. Null, having
+    /// consumed nothing, when some range is not in a file or the file system cannot link; the caller then copies.
+    /// </summary>
+    private TopicLog? TryRestoreLinkedTopic(BinaryReader r, SnapshotRange range, ISnapshotFile files)
+    {
+        var source = r.BaseStream;
+        var start = source.Position;
+        if (range.Kept > source.Length - start)
+            throw new InvalidDataException($"topic {range.Name}: {range.Kept} bytes of records announced, {source.Length - start} left in the snapshot");
+        var topic = AddTopic(range.Name, range.Head, range.LogicalHead);
+        List<Extent> extents = [];
+        List<Segment> linked = [];
+        var position = start;
+        var run = 0;
+        long inRun = 0; // bytes of the current extent already placed
+        var previous = range.Head;
+        while (run < range.Extents.Count)
+        {
+            // One link per file range, holding the extents (or the parts of one) that lie in it back to back.
+            if (!files.TryGetFileRange(position, out var path, out var fileOffset, out var contiguous)) return Abandon();
+            var pieces = extents.Count;
+            long taken = 0;
+            while (run < range.Extents.Count && taken < contiguous)
+            {
+                var (first, logical, length) = range.Extents[run];
+                var take = Math.Min(length - inRun, contiguous - taken);
+                // An extent split over two file ranges (its bytes linked from two files): its second part starts at a
+                // record whose offset the file says.
+                var firstOffset = inRun == 0 ? first : FirstOffsetAt(range.Name, path, fileOffset + taken, previous, range.Tail);
+                extents.Add(new Extent(null!, fileOffset + taken, firstOffset, logical + inRun, take));
+                previous = firstOffset;
+                taken += take;
+                inRun += take;
+                if (inRun == length)
+                {
+                    run++;
+                    inRun = 0;
+                }
+            }
+            var segment = Segment.TryLink(path, SegmentPath(topic, extents[pieces].FirstOffset), extents[pieces].FirstOffset, fileOffset + taken);
+            if (segment is null) return Abandon();
+            linked.Add(segment);
+            for (var k = pieces; k < extents.Count; k++) extents[k] = extents[k] with { Segment = segment };
+            position += taken;
+        }
+        topic.AdoptLinked(extents, range.Tail, range.Bytes);
         source.Position = position;
         return topic;
+
+        TopicLog? Abandon()
+        {
+            foreach (var done in linked) done.Release();
+            _topics.Remove(range.Name);
+            _order.RemoveAt(_order.Count - 1);
+            Volatile.Write(ref _published, [.. _order]);
+            source.Position = start;
+            return null;
+        }
     }
 
     /// <summary>The offset of the record at <paramref name="fileOffset"/> of <paramref name="path"/>, which must lie after <paramref name="previous"/> and before <paramref name="tail"/>.</summary>
@@ -279,12 +388,6 @@ internal sealed class MessageStore : IDisposable
         if (offset <= previous || offset >= tail)
             throw new InvalidDataException($"topic {name}: a range of the snapshot in {path} starts at offset {offset}, outside ({previous}, {tail})");
         return offset;
-    }
-
-    private static void CheckRange(string name, ulong head, ulong tail, long bytes)
-    {
-        if (tail < head || bytes < 0 || (tail - head) > (ulong)(bytes / MessageRecord.OverheadBytes))
-            throw new InvalidDataException($"topic {name}: bad range [{head}, {tail}) of {bytes} bytes");
     }
 
     public void Dispose()
@@ -314,26 +417,32 @@ internal sealed class MessageStore : IDisposable
         TotalBytes = 0;
     }
 
-    private TopicLog RestoreTopic(BinaryReader r, string name, long logicalHead)
+    /// <summary>Restores a topic by copying its records out of the snapshot, each checked.</summary>
+    private TopicLog RestoreTopic(BinaryReader r, SnapshotRange range)
     {
-        var head = r.ReadUInt64();
-        var tail = r.ReadUInt64();
-        var bytes = r.ReadInt64();
-        CheckRange(name, head, tail, bytes);
-        var topic = AddTopic(name, head, logicalHead);
+        var name = range.Name;
+        var topic = AddTopic(name, range.Head, range.LogicalHead);
         var record = new byte[MessageRecord.OverheadBytes];
-        for (var offset = head; offset < tail; offset++)
+        foreach (var (first, logical, length) in range.Extents)
         {
-            r.BaseStream.ReadExactly(record.AsSpan(0, MessageRecord.PrefixBytes));
-            var size = MessageRecord.SizeFromPrefix(record);
-            if (size < 0 || size > bytes - topic.Bytes || size > Array.MaxLength) throw new InvalidDataException($"topic {name}: record {offset} has a bad length");
-            if (size > record.Length) Array.Resize(ref record, (int)size);
-            r.BaseStream.ReadExactly(record.AsSpan(MessageRecord.PrefixBytes, (int)size - MessageRecord.PrefixBytes));
-            if (MessageRecord.Check(record.AsSpan(0, (int)size), offset, out var problem) is null)
-                throw new InvalidDataException($"topic {name}: record {offset}: {problem}");
-            topic.AppendRecord(record.AsSpan(0, (int)size));
+            topic.SkipTo(first, logical);
+            for (long read = 0; read < length;)
+            {
+                r.BaseStream.ReadExactly(record.AsSpan(0, MessageRecord.PrefixBytes));
+                var size = MessageRecord.SizeFromPrefix(record);
+                if (size < 0 || size > length - read || size > Array.MaxLength) throw new InvalidDataException($"topic {name}: record {topic.Tail} has a bad length");
+                if (size > record.Length) Array.Resize(ref record, (int)size);
+                r.BaseStream.ReadExactly(record.AsSpan(MessageRecord.PrefixBytes, (int)size - MessageRecord.PrefixBytes));
+                if (MessageRecord.Check(record.AsSpan(0, (int)size), topic.Tail, out var problem) is null)
+                    throw new InvalidDataException($"topic {name}: record {topic.Tail}: {problem}");
+                if (topic.Tail >= range.Tail) throw new InvalidDataException($"topic {name}: more records than [{range.Head}, {range.Tail}) holds");
+                topic.AppendRecord(record.AsSpan(0, (int)size));
+                read += size;
+            }
         }
-        if (topic.Bytes != bytes) throw new InvalidDataException($"topic {name}: {topic.Bytes} bytes of records where {bytes} were announced");
+        if (topic.LogicalTail > range.LogicalHead + range.Bytes)
+            throw new InvalidDataException($"topic {name}: {topic.LogicalTail - range.LogicalHead} bytes of records where {range.Bytes} were announced");
+        topic.SkipTo(range.Tail, range.LogicalHead + range.Bytes);
         return topic;
     }
 
@@ -381,30 +490,45 @@ internal sealed class MessageStore : IDisposable
                 w.Write(topic.Head);
                 w.Write(topic.Tail);
                 w.Write(topic.Bytes);
-                long written = 0;
-                for (int i = 0; i < topic.Segments.Length; i++)
+                // The table lists the runs of kept records, whatever files hold them (extents that follow each other
+                // logically are one run), so the same state gives the same snapshot on every node.
+                List<(ulong FirstOffset, long Logical, long Length)> runs = [];
+                long kept = 0;
+                foreach (var e in topic.Extents)
                 {
-                    var (segment, size) = topic.Segments[i];
-                    var from = i == 0 ? topic.HeadPosition : segment.Start;
-                    // Sealed bytes never change and the active segment only grows, so [from, size) can be linked.
+                    if (runs.Count > 0 && runs[^1].Logical + runs[^1].Length == e.Logical) runs[^1] = runs[^1] with { Length = runs[^1].Length + e.Length };
+                    else runs.Add((e.FirstOffset, e.Logical, e.Length));
+                    kept += e.Length;
+                }
+                w.Write(runs.Count);
+                foreach (var (first, logical, length) in runs)
+                {
+                    w.Write(first);
+                    w.Write(logical);
+                    w.Write(length);
+                }
+                long written = 0;
+                foreach (var e in topic.Extents)
+                {
+                    // Sealed bytes never change and the active segment only grows, so an extent's bytes can be linked.
                     w.Flush();
-                    if (destination is ISnapshotFileSink sink && sink.TryAppendFileRange(segment.Path, from, size - from))
+                    if (destination is ISnapshotFileSink sink && sink.TryAppendFileRange(e.Segment.Path, e.Physical, e.Length))
                     {
-                        written += size - from;
+                        written += e.Length;
                         continue;
                     }
-                    using var file = Segment.OpenForSnapshot(segment.Path);
-                    for (var position = from; position < size;)
+                    using var file = Segment.OpenForSnapshot(e.Segment.Path);
+                    for (var position = e.Physical; position < e.Physical + e.Length;)
                     {
-                        var n = RandomAccess.Read(file, buffer.AsSpan(0, (int)Math.Min(buffer.Length, size - position)), position);
-                        if (n == 0) throw new QueueStoreCorruptException(segment.Path, position, "the file ends before its captured size");
+                        var n = RandomAccess.Read(file, buffer.AsSpan(0, (int)Math.Min(buffer.Length, e.Physical + e.Length - position)), position);
+                        if (n == 0) throw new QueueStoreCorruptException(e.Segment.Path, position, "the file ends before its captured size");
                         w.Write(buffer, 0, n);
                         position += n;
                         written += n;
                     }
                 }
-                if (written != topic.Bytes)
-                    throw new InvalidOperationException($"topic {topic.Name}: wrote {written} bytes of records where {topic.Bytes} were captured");
+                if (written != kept)
+                    throw new InvalidOperationException($"topic {topic.Name}: wrote {written} bytes of records where {kept} were captured");
                 w.Write(topic.State.Length);
                 w.Write(topic.State);
             }
@@ -415,7 +539,15 @@ internal sealed class MessageStore : IDisposable
         {
             if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
             foreach (var topic in topics)
-                foreach (var segment in topic.Segments) segment.Segment.Release();
+            {
+                Segment? previous = null;
+                foreach (var e in topic.Extents)
+                {
+                    if (e.Segment == previous) continue;
+                    e.Segment.Release();
+                    previous = e.Segment;
+                }
+            }
         }
     }
 }

@@ -32,11 +32,11 @@ internal sealed partial class Segment
     /// </summary>
     public long Size { get; private set; }
 
-    /// <summary>Whether nothing may be appended: a segment linked to a snapshot file.</summary>
-    public bool Sealed { get; private init; }
+    /// <summary>Whether nothing may be appended: a segment linked to a snapshot file, or rewritten by compaction.</summary>
+    public bool Sealed { get; private set; }
 
-    /// <summary>Where the first record starts in the file: 0, except in a segment linked to a snapshot's file.</summary>
-    public long Start { get; private init; }
+    /// <summary>Ends appending to this segment (a rewritten one, once written).</summary>
+    public void Seal() => Sealed = true;
 
     /// <summary>Creates the file, which must not exist yet.</summary>
     public static Segment Create(string path, ulong firstOffset)
@@ -50,12 +50,12 @@ internal sealed partial class Segment
 
     /// <summary>
     /// Makes <paramref name="path"/> a hard link to <paramref name="snapshotFile"/> (a snapshot file or one of its
-    /// parts), whose bytes [<paramref name="start"/>, <paramref name="end"/>) hold records from
-    /// <paramref name="firstOffset"/> on. Null when the file system cannot link them (another file system, no hard
+    /// parts), whose first <paramref name="end"/> bytes must exist, sealed (the caller's extents say which of them
+    /// hold records, from <paramref name="firstOffset"/> on). Null when the file system cannot link them (another file system, no hard
     /// links): the caller copies instead. The snapshot store may delete its own name for the file at any time; the
     /// link keeps the bytes. The file is opened on first read.
     /// </summary>
-    public static Segment? TryLink(string snapshotFile, string path, ulong firstOffset, long start, long end)
+    public static Segment? TryLink(string snapshotFile, string path, ulong firstOffset, long end)
     {
         if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS() && !OperatingSystem.IsFreeBSD()) return null;
         if (Link(snapshotFile, path) != 0)
@@ -65,7 +65,7 @@ internal sealed partial class Segment
             if (errno is 1 or 18 or 31 or 95 or 45) return null;
             throw new IOException($"cannot link the snapshot file {snapshotFile} as {path}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
         }
-        var segment = new Segment(path, firstOffset) { Sealed = true, Start = start, Size = end };
+        var segment = new Segment(path, firstOffset) { Sealed = true, Size = end };
         var length = new FileInfo(path).Length;
         if (length < end)
         {

@@ -1,15 +1,16 @@
 namespace RaftMQ.Queue.Store;
 
 /// <summary>
-/// One topic's messages: offsets [<see cref="Head"/>, <see cref="Tail"/>) wait in its segments, oldest first. What
-/// is in memory is this object and one small entry per segment file, whatever the backlog.
+/// One topic's messages: offsets [<see cref="Head"/>, <see cref="Tail"/>) lie between its head and tail, oldest first,
+/// in extents of segment files. What is in memory is this object and one small entry per extent, whatever the
+/// backlog: an extent is a run of consecutive records, so a segment as written is one extent, and a segment rewritten
+/// by compaction holds one extent per run of records it kept (docs/queue-store.md, "Compaction").
 /// </summary>
 internal sealed class TopicLog
 {
     private readonly MessageStore _store;
-    private readonly List<Segment> _segments = [];
-    private readonly List<long> _segmentPositions = []; // the logical position of each segment's first record
-    private long _headPosition; // where record Head starts in _segments[0]
+    private readonly List<Extent> _extents = []; // by logical position; the first starts at LogicalHead
+    private long _finishedAtLastCheck; // the groups' finished total when compaction last looked (not replicated)
 
     public TopicLog(MessageStore store, string name, int id, ulong head, long headLogical = 0)
     {
@@ -39,19 +40,31 @@ internal sealed class TopicLog
     /// <summary>A number for this topic's file names, unique within the store's current generation.</summary>
     public int Id { get; }
 
-    /// <summary>The offset of the oldest waiting message (the next pop).</summary>
+    /// <summary>The offset of the oldest retained message (the lowest floor of the groups; the next pop).</summary>
     public ulong Head { get; private set; }
 
     /// <summary>The offset the next published message gets.</summary>
     public ulong Tail { get; private set; }
 
-    /// <summary>Messages waiting.</summary>
+    /// <summary>Messages between the head and the tail: what the limits count.</summary>
     public long Count => (long)(Tail - Head);
 
-    /// <summary>Bytes of the waiting messages' records (payload plus record overhead): what the limits count.</summary>
+    /// <summary>Bytes of the records between the head and the tail (payload plus record overhead): what the limits count.</summary>
     public long Bytes { get; private set; }
 
-    public IReadOnlyList<Segment> Segments => _segments;
+    /// <summary>The extents, oldest first.</summary>
+    public IReadOnlyList<Extent> Extents => _extents;
+
+    /// <summary>Bytes of records the segment files keep for this topic (at most <see cref="Bytes"/>; less after compaction).</summary>
+    public long KeptBytes
+    {
+        get
+        {
+            long kept = 0;
+            foreach (var e in _extents) kept += e.Length;
+            return kept;
+        }
+    }
 
     /// <summary>Appends <paramref name="payload"/> with its encoded <paramref name="headers"/> as the message at <see cref="Tail"/>.</summary>
     public void Append(ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, long timestamp)
@@ -69,36 +82,42 @@ internal sealed class TopicLog
     }
 
     /// <summary>
-    /// Makes <paramref name="segments"/> (linked to a snapshot's files, together holding the records of offsets
-    /// [<see cref="Head"/>, <paramref name="tail"/>) in order) this empty topic's segments.
+    /// Moves the tail over records not kept (restoring a snapshot that left out what every group had finished): the
+    /// next record appended is <paramref name="offset"/> at logical position <paramref name="logical"/>.
     /// </summary>
-    public void AdoptLinked(IReadOnlyList<Segment> segments, ulong tail, long bytes)
+    public void SkipTo(ulong offset, long logical)
     {
-        if (_segments.Count != 0 || Head != Tail) throw new InvalidOperationException($"topic {Name} is not empty");
-        _segments.AddRange(segments);
-        var logical = LogicalHead;
-        foreach (var segment in segments)
-        {
-            _segmentPositions.Add(logical);
-            logical += segment.Size - segment.Start;
-        }
-        _headPosition = segments.Count > 0 ? segments[0].Start : 0;
+        if (offset < Tail || logical < LogicalTail || (offset == Tail) != (logical == LogicalTail))
+            throw new InvalidOperationException($"topic {Name}: cannot skip from {Tail} at {LogicalTail} to {offset} at {logical}");
+        _store.Counted((long)(offset - Tail), logical - LogicalTail);
+        Tail = offset;
+        Bytes = logical - LogicalHead;
+    }
+
+    /// <summary>
+    /// Makes <paramref name="extents"/> (in segments linked to a snapshot's files, holding the kept records between
+    /// <see cref="Head"/> and <paramref name="tail"/>) this empty topic's extents.
+    /// </summary>
+    public void AdoptLinked(IReadOnlyList<Extent> extents, ulong tail, long bytes)
+    {
+        if (_extents.Count != 0 || Head != Tail) throw new InvalidOperationException($"topic {Name} is not empty");
+        _extents.AddRange(extents);
         Tail = tail;
         Bytes = bytes;
         _store.Counted((long)(tail - Head), bytes);
     }
 
-    /// <summary>The oldest waiting message's payload (valid until the store's next operation) and its record size.</summary>
+    /// <summary>The oldest retained message's payload (valid until the store's next operation) and its record size.</summary>
     public ReadOnlySpan<byte> PeekHead(out int recordSize) => MessageRecord.Payload(PeekHeadRecord(out recordSize));
 
     /// <summary>
-    /// The oldest waiting message's whole record, checked (read its fields with <see cref="MessageRecord"/>; valid
+    /// The oldest retained message's whole record, checked (read its fields with <see cref="MessageRecord"/>; valid
     /// until the store's next operation).
     /// </summary>
     public ReadOnlySpan<byte> PeekHeadRecord(out int recordSize)
     {
         if (Head == Tail) throw new InvalidOperationException($"topic {Name} is empty");
-        return _store.ReadRecord(_segments[0], _headPosition, Head, out recordSize);
+        return ReadRecordAt(Head, LogicalHead, out recordSize);
     }
 
     /// <summary>Consumes the head message, whose record is <paramref name="recordSize"/> bytes (from <see cref="PeekHead"/>).</summary>
@@ -118,160 +137,299 @@ internal sealed class TopicLog
         Head = head;
         LogicalHead = logical;
         Bytes -= bytes;
-        RetireConsumedSegments();
-        _headPosition = _segments.Count > 0 ? _segments[0].Start + (LogicalHead - _segmentPositions[0]) : 0;
+        // Extents wholly behind go (the active segment's stays, empty, to take the next records); the first one left
+        // is trimmed to start at the head.
+        while (_extents.Count > 0 && _extents[0].End <= logical)
+        {
+            if (_extents.Count == 1 && _extents[0].End == logical && IsAppendable(_extents[0])) break;
+            RemoveFirstExtent();
+        }
+        if (_extents.Count > 0 && _extents[0].Logical < logical)
+        {
+            var first = _extents[0];
+            var cut = logical - first.Logical;
+            _extents[0] = first with { Physical = first.Physical + cut, FirstOffset = head, Logical = logical, Length = first.Length - cut };
+        }
         // A drained topic gives up its active segment too once that holds a quarter of a segment: the disk a
         // topic that keeps up with its producers holds stays small, and files are created at most once per
         // SegmentBytes / 4 written.
-        if (Head == Tail && _segments.Count > 0 && (_segments[0].Sealed || _segments[0].Size >= _store.Options.SegmentBytes / 4))
-        {
-            _store.Retire(_segments[0]);
-            _segments.Clear();
-            _segmentPositions.Clear();
-            _headPosition = 0;
-        }
+        if (Head == Tail && _extents.Count == 1 && (_extents[0].Segment.Sealed || _extents[0].Segment.Size >= _store.Options.SegmentBytes / 4))
+            RemoveFirstExtent();
     }
 
     /// <summary>
-    /// The whole record of <paramref name="offset"/> (in [<see cref="Head"/>, <see cref="Tail"/>)) at logical
-    /// position <paramref name="logical"/>, checked, with its size; valid until the store's next operation.
+    /// The whole record of <paramref name="offset"/> (in [<see cref="Head"/>, <see cref="Tail"/>), not finished by
+    /// every group) at logical position <paramref name="logical"/>, checked, with its size; valid until the store's
+    /// next operation.
     /// </summary>
     public ReadOnlySpan<byte> ReadRecordAt(ulong offset, long logical, out int recordSize)
     {
         if (offset < Head || offset >= Tail || logical < LogicalHead || logical >= LogicalTail)
             throw new InvalidOperationException($"topic {Name}: offset {offset} at {logical} is outside [{Head}, {Tail})");
-        int lo = 0, hi = _segments.Count - 1, at = 0;
+        var at = ExtentAtOrBefore(logical);
+        if (at < 0 || logical >= _extents[at].End)
+            throw new InvalidOperationException($"topic {Name}: offset {offset} at {logical} is not kept (every group had finished it)");
+        var extent = _extents[at];
+        return _store.ReadRecord(extent.Segment, extent.Physical + (logical - extent.Logical), offset, out recordSize);
+    }
+
+    /// <summary>
+    /// A record start known without reading at or before the first record that can have an offset of at least
+    /// <paramref name="minOffset"/> and a position of at least <paramref name="minPosition"/>: the head, or the start
+    /// of the last extent before it. Where a walk (<see cref="Retained"/>) towards such a record begins.
+    /// </summary>
+    public (ulong Offset, long Position) StartAtOrBefore(ulong minOffset, long minPosition)
+    {
+        var at = 0;
+        while (at + 1 < _extents.Count && (_extents[at + 1].FirstOffset <= minOffset || _extents[at + 1].Logical <= minPosition)) at++;
+        return at == 0 ? (Head, LogicalHead) : (_extents[at].FirstOffset, _extents[at].Logical);
+    }
+
+    /// <summary>
+    /// The records from <paramref name="offset"/> (a record start at <paramref name="position"/>) to the tail that some
+    /// group has not finished, with their positions and sizes, in order: the runs every group has finished are
+    /// jumped over without reading them. Reads each record's length; the group state must not change meanwhile.
+    /// </summary>
+    public IEnumerable<(ulong Offset, long Position, int Size)> Retained(ulong offset, long position)
+    {
+        var finished = State?.FinishedByAll(offset, Tail) ?? [];
+        var next = 0;
+        while (offset < Tail)
+        {
+            while (next < finished.Count && finished[next].End <= offset) next++;
+            if (next < finished.Count && finished[next].Start <= offset)
+            {
+                offset = finished[next].End;
+                position = offset == Tail ? LogicalTail : State!.PositionOfUnfinished(offset);
+                continue;
+            }
+            _ = ReadRecordAt(offset, position, out var size);
+            yield return (offset, position, size);
+            offset++;
+            position += size;
+        }
+    }
+
+    /// <summary>
+    /// The lowest offset at or above <paramref name="minOffset"/> whose record starts at or after logical position
+    /// <paramref name="minPosition"/> and that some group has not finished, with its position (the tail when none
+    /// is): how far the head must move so that at most tail − <paramref name="minOffset"/> messages and logical tail −
+    /// <paramref name="minPosition"/> bytes remain. Skips whole extents by their first offsets and positions, then
+    /// walks the records from there.
+    /// </summary>
+    public (ulong Offset, long Position) FirstAtOrAbove(ulong minOffset, long minPosition)
+    {
+        if (minOffset >= Tail || minPosition >= LogicalTail || _extents.Count == 0) return (Tail, LogicalTail);
+        var (start, position) = StartAtOrBefore(minOffset, minPosition);
+        foreach (var (offset, at, _) in Retained(start, position))
+        {
+            if (offset >= minOffset && at >= minPosition) return (offset, at);
+        }
+        return (Tail, LogicalTail);
+    }
+
+    /// <summary>
+    /// The extents that hold records some group has not finished, cut to those records (a snapshot keeps no more):
+    /// as (first offset, logical position, length, segment, where in the segment). Reads one record per run of
+    /// finished offsets (the record before it, for its length).
+    /// </summary>
+    public List<Extent> KeptExtents()
+    {
+        var finished = FinishedPositions();
+        if (finished.Count == 0) return [.. _extents];
+        List<Extent> kept = [];
+        var next = 0;
+        foreach (var extent in _extents)
+        {
+            var piece = extent;
+            while (piece.Length > 0)
+            {
+                while (next < finished.Count && finished[next].EndPosition <= piece.Logical) next++;
+                if (next == finished.Count || finished[next].StartPosition >= piece.End)
+                {
+                    kept.Add(piece);
+                    break;
+                }
+                var (_, endOffset, startPosition, endPosition) = finished[next];
+                if (startPosition > piece.Logical) kept.Add(piece with { Length = startPosition - piece.Logical });
+                if (endPosition >= piece.End) break;
+                var cut = endPosition - piece.Logical;
+                piece = piece with { Physical = piece.Physical + cut, FirstOffset = endOffset, Logical = endPosition, Length = piece.Length - cut };
+            }
+        }
+        return kept;
+    }
+
+    /// <summary>
+    /// Compaction, when the groups have finished <see cref="QueueStoreOptions.CompactionCheckMessages"/> messages
+    /// since the last look: each segment other than the one being appended to whose records every group has finished
+    /// make at least half of what it keeps is rewritten with only the rest (or dropped when nothing is left). The
+    /// copy costs at most what it frees. Changes no result: only what no group will read again goes.
+    /// </summary>
+    public void MaybeCompact()
+    {
+        if (State is null || _extents.Count < 2) return;
+        long finishedTotal = 0;
+        foreach (var g in State.Groups) finishedTotal += g.AckedTotal + g.DeadLetteredTotal;
+        if (finishedTotal - _finishedAtLastCheck < _store.Options.CompactionCheckMessages) return;
+        _finishedAtLastCheck = finishedTotal;
+        Compact();
+    }
+
+    /// <summary>Compacts now (see <see cref="MaybeCompact"/>); returns the bytes no longer kept.</summary>
+    public long Compact()
+    {
+        if (State is null || _extents.Count < 2) return 0;
+        var kept = KeptExtents();
+        long freed = 0;
+        var i = 0;
+        while (i < _extents.Count)
+        {
+            var segment = _extents[i].Segment;
+            var j = i;
+            long holds = 0;
+            while (j < _extents.Count && _extents[j].Segment == segment) holds += _extents[j++].Length;
+            if (j == _extents.Count && IsAppendable(_extents[j - 1]))
+                break; // the active segment: records are still being appended to it
+            List<Extent> keep = [];
+            long keeps = 0;
+            foreach (var e in kept)
+            {
+                if (e.Segment != segment) continue;
+                keep.Add(e);
+                keeps += e.Length;
+            }
+            if (keeps * 2 > holds)
+            {
+                i = j;
+                continue;
+            }
+            var rewritten = keep.Count == 0 ? [] : _store.Rewrite(this, keep);
+            _extents.RemoveRange(i, j - i);
+            _extents.InsertRange(i, rewritten);
+            _store.Retire(segment);
+            freed += holds - keeps;
+            i += rewritten.Count;
+        }
+        return freed;
+    }
+
+    /// <summary>Captures the retained range for a snapshot: retains its segments and records the kept extents as they are now.</summary>
+    public CapturedTopic Capture()
+    {
+        var state = State?.Serialize() ?? [];
+        if (Head == Tail) return new CapturedTopic(Name, Head, Tail, 0, [], LogicalHead, state);
+        var extents = KeptExtents();
+        Segment? previous = null;
+        foreach (var e in extents)
+        {
+            if (e.Segment == previous) continue;
+            e.Segment.Retain();
+            previous = e.Segment;
+        }
+        return new CapturedTopic(Name, Head, Tail, Bytes, [.. extents], LogicalHead, state);
+    }
+
+    /// <summary>Gives up every segment (the state is being replaced or closed).</summary>
+    public void RetireAll()
+    {
+        while (_extents.Count > 0) RemoveFirstExtent();
+    }
+
+    /// <summary>
+    /// The runs of offsets every group has finished between the head and the lowest cursor (none lies above it),
+    /// with where their records start and end.
+    /// </summary>
+    private List<(ulong StartOffset, ulong EndOffset, long StartPosition, long EndPosition)> FinishedPositions()
+    {
+        List<(ulong, ulong, long, long)> runs = [];
+        if (State is null || Head == Tail) return runs;
+        var lowestCursor = Tail;
+        foreach (var g in State.Groups) lowestCursor = Math.Min(lowestCursor, g.Cursor);
+        foreach (var (start, end) in State.FinishedByAll(Head, lowestCursor))
+        {
+            // The offset before the run is not finished by some group (else the run would start lower; the head never
+            // is), so that group knows where its record is, and the run starts where it ends.
+            var before = start - 1;
+            var position = State.PositionOfUnfinished(before);
+            _ = ReadRecordAt(before, position, out var size);
+            runs.Add((start, end, position + size, end == Tail ? LogicalTail : State.PositionOfUnfinished(end)));
+        }
+        return runs;
+    }
+
+    private bool IsAppendable(Extent e) => !e.Segment.Sealed && e.Physical + e.Length == e.Segment.Size;
+
+    private int ExtentAtOrBefore(long logical)
+    {
+        int lo = 0, hi = _extents.Count - 1, at = -1;
         while (lo <= hi)
         {
             var mid = (lo + hi) >>> 1;
-            if (_segmentPositions[mid] <= logical)
+            if (_extents[mid].Logical <= logical)
             {
                 at = mid;
                 lo = mid + 1;
             }
             else hi = mid - 1;
         }
-        var segment = _segments[at];
-        return _store.ReadRecord(segment, segment.Start + (logical - _segmentPositions[at]), offset, out recordSize);
+        return at;
     }
 
-    /// <summary>
-    /// The logical position of <paramref name="offset"/>'s record, found by walking the records from the start of
-    /// the segment holding it (a browse from an arbitrary offset): at most one segment's records are read.
-    /// </summary>
-    public long FindPosition(ulong offset)
+    /// <summary>Removes the first extent, giving up its segment when no other extent is in it.</summary>
+    private void RemoveFirstExtent()
     {
-        if (offset < Head || offset > Tail) throw new ArgumentOutOfRangeException(nameof(offset), offset, $"outside [{Head}, {Tail}]");
-        if (offset == Tail) return LogicalTail;
-        var at = 0;
-        while (at + 1 < _segments.Count && _segments[at + 1].FirstOffset <= offset) at++;
-        ulong current;
-        long logical;
-        if (at == 0)
-        {
-            current = Head;
-            logical = LogicalHead;
-        }
-        else
-        {
-            current = _segments[at].FirstOffset;
-            logical = _segmentPositions[at];
-        }
-        while (current < offset)
-        {
-            _ = ReadRecordAt(current, logical, out var size);
-            current++;
-            logical += size;
-        }
-        return logical;
-    }
-
-    /// <summary>
-    /// The lowest offset at or above <paramref name="minOffset"/> whose record starts at or after logical position
-    /// <paramref name="minPosition"/>, with its position (the tail when none is): how far the head must move so that
-    /// at most tail − <paramref name="minOffset"/> messages and logical tail − <paramref name="minPosition"/> bytes
-    /// remain. Skips whole segments by their first offsets and positions, then reads records from the segment where
-    /// the answer starts (for a bytes bound, into the next ones while a single record is larger than what is left).
-    /// </summary>
-    public (ulong Offset, long Position) FirstAtOrAbove(ulong minOffset, long minPosition)
-    {
-        if (minOffset >= Tail || minPosition >= LogicalTail || _segments.Count == 0) return (Tail, LogicalTail);
-        var at = 0;
-        while (at + 1 < _segments.Count && (_segments[at + 1].FirstOffset <= minOffset || _segmentPositions[at + 1] <= minPosition)) at++;
-        var current = at == 0 ? Head : _segments[at].FirstOffset;
-        var logical = at == 0 ? LogicalHead : _segmentPositions[at];
-        while (current < Tail && (current < minOffset || logical < minPosition))
-        {
-            _ = ReadRecordAt(current, logical, out var size);
-            current++;
-            logical += size;
-        }
-        return (current, logical);
-    }
-
-    /// <summary>Captures the waiting range for a snapshot: retains its segments and records their current sizes.</summary>
-    public CapturedTopic Capture()
-    {
-        var state = State?.Serialize() ?? [];
-        if (Head == Tail) return new CapturedTopic(Name, Head, Tail, 0, 0, [], LogicalHead, state);
-        var segments = new CapturedSegment[_segments.Count];
-        for (int i = 0; i < segments.Length; i++)
-        {
-            _segments[i].Retain();
-            segments[i] = new CapturedSegment(_segments[i], _segments[i].Size);
-        }
-        return new CapturedTopic(Name, Head, Tail, Bytes, _headPosition, segments, LogicalHead, state);
-    }
-
-    /// <summary>Gives up every segment (the state is being replaced or closed).</summary>
-    public void RetireAll()
-    {
-        foreach (var segment in _segments) _store.Retire(segment);
-        _segments.Clear();
-        _segmentPositions.Clear();
+        var segment = _extents[0].Segment;
+        _extents.RemoveAt(0);
+        if (_extents.Count == 0 || _extents[0].Segment != segment) _store.Retire(segment);
     }
 
     /// <summary>The active segment, after rolling to a new one if a record of <paramref name="size"/> would overfill it.</summary>
     private Segment SegmentFor(int size)
     {
-        if (_segments.Count > 0)
+        if (_extents.Count > 0)
         {
-            var active = _segments[^1];
+            var last = _extents[^1];
+            var active = last.Segment;
             // A segment always takes at least one record, however large; a sealed one none.
-            if (!active.Sealed && (active.Size == 0 || active.Size + size <= _store.Options.SegmentBytes)) return active;
+            if (IsAppendable(last) && last.End == LogicalTail && (active.Size == 0 || active.Size + size <= _store.Options.SegmentBytes)) return active;
             _store.Flush();
-            if (_segments.Count > 1) active.Close(); // sealed and not the one being read: no handle needed
+            if (_extents[0].Segment != active) active.Close(); // not the one being read: no handle needed
+            if (last.Length == 0) RemoveLastExtent();
         }
         var segment = _store.CreateSegment(this, Tail);
-        _segments.Add(segment);
-        _segmentPositions.Add(LogicalTail);
-        RetireConsumedSegments();
+        _extents.Add(new Extent(segment, 0, Tail, LogicalTail, 0));
         return segment;
+    }
+
+    private void RemoveLastExtent()
+    {
+        var segment = _extents[^1].Segment;
+        _extents.RemoveAt(_extents.Count - 1);
+        if (_extents.Count == 0 || _extents[^1].Segment != segment) _store.Retire(segment);
     }
 
     private void Appended(int size)
     {
+        _extents[^1] = _extents[^1] with { Length = _extents[^1].Length + size };
         Tail++;
         Bytes += size;
         _store.Counted(1, size);
     }
-
-    /// <summary>Deletes the segments before the one holding <see cref="Head"/> (compaction: whole consumed segments).</summary>
-    private void RetireConsumedSegments()
-    {
-        while (_segments.Count > 1 && Head >= _segments[1].FirstOffset)
-        {
-            _store.Retire(_segments[0]);
-            _segments.RemoveAt(0);
-            _segmentPositions.RemoveAt(0);
-            _headPosition = _segments[0].Start + (LogicalHead - _segmentPositions[0]);
-        }
-    }
 }
 
-/// <summary>A segment as captured: the file and its size at capture time (the bytes before it never change).</summary>
-internal readonly record struct CapturedSegment(Segment Segment, long Size);
+/// <summary>
+/// A run of consecutive records of a topic in one segment file: offsets from <see cref="FirstOffset"/> at logical
+/// positions [<see cref="Logical"/>, <see cref="End"/>), stored from byte <see cref="Physical"/> of the file.
+/// </summary>
+internal readonly record struct Extent(Segment Segment, long Physical, ulong FirstOffset, long Logical, long Length)
+{
+    public long End => Logical + Length;
+}
 
-/// <summary>A topic as captured: its waiting range and where its records lie.</summary>
-internal sealed record CapturedTopic(
-    string Name, ulong Head, ulong Tail, long Bytes, long HeadPosition, CapturedSegment[] Segments, long LogicalHead, byte[] State);
+/// <summary>
+/// A topic as captured: its range and the extents holding the records some group has not finished (their segments
+/// retained until the snapshot is disposed; sealed bytes never change and the active segment only grows, so each
+/// extent's bytes stay as captured).
+/// </summary>
+internal sealed record CapturedTopic(string Name, ulong Head, ulong Tail, long Bytes, Extent[] Extents, long LogicalHead, byte[] State);
