@@ -72,7 +72,7 @@ public sealed record RaftHostOptions
     public ulong SnapshotEveryEntries { get; init; } = 50_000;
 
     /// <summary>Also snapshot once this many bytes of commands were applied since the last snapshot.</summary>
-    public long SnapshotEveryBytes { get; init; } = 256L << 20;
+    public long SnapshotEveryBytes { get; init; } = 128L << 20;
 
     /// <summary>Entries kept behind a snapshot for followers slightly behind; default a tenth of <see cref="SnapshotEveryEntries"/>.</summary>
     public ulong? SnapshotRetainEntries { get; init; }

@@ -96,7 +96,7 @@ public sealed class NodeDriverOptions
     public ulong SnapshotEveryEntries { get; init; } = 50_000;
 
     /// <summary>Take a snapshot once this many bytes of commands were applied since the last one, whichever bound comes first.</summary>
-    public long SnapshotEveryBytes { get; init; } = 256L << 20;
+    public long SnapshotEveryBytes { get; init; } = 128L << 20;
 
     /// <summary>Entries kept in the log behind a snapshot, so a follower slightly behind catches up without a snapshot.</summary>
     public ulong SnapshotRetainEntries { get; init; } = 5_000;

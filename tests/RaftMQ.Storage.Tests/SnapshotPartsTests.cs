@@ -62,6 +62,27 @@ public sealed class SnapshotPartsTests : IDisposable
     }
 
     [Fact]
+    public void Several_ranges_of_one_file_share_one_part_and_read_back_in_order()
+    {
+        var store = SnapshotStore.Open(Snapshots);
+        var external = SnapshotBytes.Random(50_000, 5);
+        var path = DataFile("segment-2", external);
+        var between = SnapshotBytes.Random(300, 6);
+        using (var w = store.Create(new SnapshotMetadata(11, 2)))
+        {
+            w.TryAppendFileRange(path, 100, 1_000).ShouldBeTrue();
+            w.Write(between);
+            w.TryAppendFileRange(path, 40_000, 5_000).ShouldBeTrue();
+            w.TryAppendFileRange(path, 2_000, 10).ShouldBeTrue();
+            Should.Throw<InvalidOperationException>(() => w.TryAppendFileRange(path, 49_000, 5_000)); // past the file's end
+            w.Commit();
+        }
+        Directory.GetFiles(Snapshots, "*.part*").Length.ShouldBe(1, "one link per file, however many ranges");
+        using var r = store.OpenLatest().ShouldNotBeNull();
+        SnapshotBytes.ReadToEnd(r).ShouldBe([.. external.AsSpan(100, 1_000), .. between, .. external.AsSpan(40_000, 5_000), .. external.AsSpan(2_000, 10)]);
+    }
+
+    [Fact]
     public void Parts_go_with_their_snapshot_and_orphans_are_removed_on_open()
     {
         var store = SnapshotStore.Open(Snapshots);

@@ -508,11 +508,21 @@ internal sealed class MessageStore : IDisposable
                     w.Write(length);
                 }
                 long written = 0;
+                // A link keeps the whole file alive while the snapshot lives: worth it only for a segment whose
+                // records the snapshot mostly keeps. The rest of a file mostly finished (or rewritten by compaction
+                // since) is copied instead, so the snapshot does not hold it on disk.
+                var keptIn = new Dictionary<Segment, (long Kept, long End)>();
+                foreach (var e in topic.Extents)
+                {
+                    var (k, end) = keptIn.GetValueOrDefault(e.Segment);
+                    keptIn[e.Segment] = (k + e.Length, Math.Max(end, e.Physical + e.Length));
+                }
                 foreach (var e in topic.Extents)
                 {
                     // Sealed bytes never change and the active segment only grows, so an extent's bytes can be linked.
                     w.Flush();
-                    if (destination is ISnapshotFileSink sink && sink.TryAppendFileRange(e.Segment.Path, e.Physical, e.Length))
+                    var (keptBytes, extentEnd) = keptIn[e.Segment];
+                    if (keptBytes * 2 >= extentEnd && destination is ISnapshotFileSink sink && sink.TryAppendFileRange(e.Segment.Path, e.Physical, e.Length))
                     {
                         written += e.Length;
                         continue;
