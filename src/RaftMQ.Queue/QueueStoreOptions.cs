@@ -8,8 +8,13 @@ namespace RaftMQ.Queue;
 /// </summary>
 public sealed record QueueStoreOptions
 {
-    /// <summary>A segment is sealed and a new one started when the next record would take it past this size.</summary>
-    public long SegmentBytes { get; init; } = 64L << 20;
+    /// <summary>
+    /// A segment is sealed and a new one started when the next record would take it past this size. It is also the
+    /// most a topic's active segment, or one the newest snapshot links, holds of what every group has finished, so
+    /// it bounds the disk beyond the kept records (docs/queue-store.md, "Compaction"): 16 MiB (64 MiB before
+    /// compaction, when a held message pinned whole segments anyway).
+    /// </summary>
+    public long SegmentBytes { get; init; } = 16L << 20;
 
     /// <summary>Records of one command are gathered in this buffer and written with one call.</summary>
     public int WriteBufferBytes { get; init; } = 256 * 1024;

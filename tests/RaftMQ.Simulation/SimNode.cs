@@ -97,6 +97,8 @@ public sealed class SimNode : INodeObserver
     public bool IsLeader => Raft is { Role: Role.Leader };
 
     /// <summary>Opens the node's storage on its disk and starts a driver over it.</summary>
+    private static readonly QueueStoreOptions SimStoreOptions = new() { SegmentBytes = 4_096, CompactionCheckMessages = 8 };
+
     internal void Start(RaftOptions raftOptions, NodeDriverOptions driverOptions, StorageOptions storageOptions, INodeHost host, ulong readContextSeed)
     {
         var storage = NodeStorage.Open(DataDirectory, storageOptions);
@@ -110,7 +112,9 @@ public sealed class SimNode : INodeObserver
             {
                 // As a node process does at start-up: a new queue over its directory (which drops the old segment
                 // files), rebuilt from the newest snapshot and the log by the driver.
-                Queue = new QueueStateMachine(directory);
+                // Small segments and a compaction look every few finished messages, so that rolling, rewriting and
+                // linking compacted segments into snapshots happen under every fault (they change no result).
+                Queue = new QueueStateMachine(directory, storeOptions: SimStoreOptions);
                 machine = Queue;
             }
             else

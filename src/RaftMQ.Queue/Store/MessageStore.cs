@@ -334,7 +334,7 @@ internal sealed class MessageStore : IDisposable
         while (run < range.Extents.Count)
         {
             // One link per file range, holding the extents (or the parts of one) that lie in it back to back.
-            if (!files.TryGetFileRange(position, out var path, out var fileOffset, out var contiguous)) return Abandon();
+            if (!files.TryGetFileRange(position, out var path, out var fileOffset, out var contiguous) || contiguous <= 0) return Abandon();
             var pieces = extents.Count;
             long taken = 0;
             while (run < range.Extents.Count && taken < contiguous)

@@ -55,17 +55,6 @@ internal sealed class TopicLog
     /// <summary>The extents, oldest first.</summary>
     public IReadOnlyList<Extent> Extents => _extents;
 
-    /// <summary>Bytes of records the segment files keep for this topic (at most <see cref="Bytes"/>; less after compaction).</summary>
-    public long KeptBytes
-    {
-        get
-        {
-            long kept = 0;
-            foreach (var e in _extents) kept += e.Length;
-            return kept;
-        }
-    }
-
     /// <summary>Appends <paramref name="payload"/> with its encoded <paramref name="headers"/> as the message at <see cref="Tail"/>.</summary>
     public void Append(ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, long timestamp)
     {
