@@ -97,7 +97,7 @@ public sealed class SimNode : INodeObserver
     public bool IsLeader => Raft is { Role: Role.Leader };
 
     /// <summary>Opens the node's storage on its disk and starts a driver over it.</summary>
-    private static readonly QueueStoreOptions SimStoreOptions = new() { SegmentBytes = 4_096, CompactionCheckMessages = 8 };
+    private static readonly QueueStoreOptions SimStoreOptions = new() { SegmentBytes = 256, CompactionCheckMessages = 4 };
 
     internal void Start(RaftOptions raftOptions, NodeDriverOptions driverOptions, StorageOptions storageOptions, INodeHost host, ulong readContextSeed)
     {
