@@ -87,6 +87,7 @@ public static partial class Cli
         root.Add(TopicCommand());
         root.Add(PublishCommand());
         root.Add(ConsumeCommand());
+        root.Add(GroupCommand());
         root.Add(ReceiveCommand());
         root.Add(AckCommand());
         root.Add(DlqCommand());

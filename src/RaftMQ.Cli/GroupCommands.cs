@@ -4,7 +4,7 @@ using RaftMQ.Client;
 
 namespace RaftMQ.Cli;
 
-/// <summary>The at-least-once verbs: topic configure|stats|delete, receive, ack, dlq list|redrive, consume --group.</summary>
+/// <summary>The at-least-once verbs: topic configure|stats|delete, group create|delete, receive, ack, dlq list|redrive, consume --group.</summary>
 public static partial class Cli
 {
     private static void AddTopicSettings(Command topic)
@@ -90,6 +90,51 @@ public static partial class Cli
         topic.Add(configure);
         topic.Add(stats);
         topic.Add(delete);
+    }
+
+    private static Command GroupCommand()
+    {
+        var command = new Command("group", Describe(
+            "Create and delete a topic's consumer groups. Every group gets every message; a topic keeps each message until every group is done with it.",
+            "group create orders billing", "group delete orders default"));
+        var createTopic = new Argument<string>("TOPIC") { Description = "Topic name" };
+        var createGroup = new Argument<string>("GROUP") { Description = "Group name (1-64 letters, digits, '-', '_', '.')" };
+        var start = new Option<string>("--start") { Description = "Where the group starts: earliest (every retained message) or latest (new ones only)", DefaultValueFactory = _ => "earliest" };
+        var create = new Command("create", Describe("Create a consumer group; creating an existing one changes nothing.", "group create orders billing --start latest"))
+            { createTopic, createGroup, start };
+        create.SetAction(Guard(async (r, ct) =>
+        {
+            var position = r.GetValue(start) switch
+            {
+                "earliest" => GroupStartPosition.Earliest,
+                "latest" => GroupStartPosition.Latest,
+                var other => throw new CliException($"--start must be earliest or latest, not '{other}'", ExitCodes.Usage),
+            };
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var (t, g) = (r.GetValue(createTopic)!, r.GetValue(createGroup)!);
+            var created = await client.CreateGroupAsync(t, g, position, ct).ConfigureAwait(false);
+            Console.Out.WriteLine(created ? $"created group '{g}' of topic '{t}'" : $"group '{g}' of topic '{t}' exists (unchanged)");
+            return ExitCodes.Ok;
+        }));
+        var deleteTopic = new Argument<string>("TOPIC") { Description = "Topic name" };
+        var deleteGroup = new Argument<string>("GROUP") { Description = "Group name" };
+        var delete = new Command("delete", Describe(
+            "Delete a consumer group: its leases end and what only it still held goes. A topic keeps at least one group. Deleting 'default' ends the RRMQ pops on the topic until it is created again.",
+            "group delete orders default")) { deleteTopic, deleteGroup };
+        delete.SetAction(Guard(async (r, ct) =>
+        {
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var (t, g) = (r.GetValue(deleteTopic)!, r.GetValue(deleteGroup)!);
+            if (!await client.DeleteGroupAsync(t, g, ct).ConfigureAwait(false))
+                throw new CliException($"topic '{t}' has no group '{g}'", ExitCodes.Failure);
+            Console.Out.WriteLine($"deleted group '{g}' of topic '{t}'");
+            return ExitCodes.Ok;
+        }));
+        command.Add(create);
+        command.Add(delete);
+        return command;
     }
 
     private static Option<string> GroupOption() =>

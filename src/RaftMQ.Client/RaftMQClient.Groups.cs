@@ -207,6 +207,30 @@ public sealed partial class RaftMQClient
             cancellationToken);
     }
 
+    /// <summary>
+    /// Deletes a consumer group (<c>DELETE /v1/topics/{topic}/groups/{group}</c>): its leases end, and messages only it
+    /// still held go. Retried safely: a repeat finds the group gone.
+    /// </summary>
+    /// <returns>True when deleted, false when the topic has no such group.</returns>
+    /// <exception cref="TopicNotFoundException">The topic does not exist.</exception>
+    /// <exception cref="RequestRejectedException">409: it is the topic's last group (delete the topic instead).</exception>
+    public Task<bool> DeleteGroupAsync(string topic, string group, CancellationToken cancellationToken = default)
+    {
+        CheckTopic(topic);
+        ArgumentException.ThrowIfNullOrEmpty(group);
+        return RunAsync(
+            "delete group", Safety.Idempotent,
+            node => new HttpRequestMessage(HttpMethod.Delete, new Uri(node, TopicPath(topic, "groups/" + Uri.EscapeDataString(group)))),
+            (status, result) => status switch
+            {
+                HttpStatusCode.OK => true,
+                HttpStatusCode.NotFound when result?.Error?.StartsWith("no such consumer group", StringComparison.Ordinal) == true => false,
+                HttpStatusCode.NotFound => throw new TopicNotFoundException(topic),
+                _ => throw Rejected(status, result),
+            },
+            cancellationToken);
+    }
+
     /// <summary>Deletes a topic with its groups and dead letters (<c>DELETE /v1/topics/{topic}</c>); not retried once sent.</summary>
     /// <exception cref="TopicNotFoundException">The topic does not exist.</exception>
     public Task DeleteTopicAsync(string topic, CancellationToken cancellationToken = default)

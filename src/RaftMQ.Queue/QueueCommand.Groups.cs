@@ -23,7 +23,7 @@ public enum GroupStart : byte
 /// retention settings [max_messages i64][max_bytes i64][max_age_ms i64] (−1: keep; 0: unlimited)[overflow u8]
 /// [expire u8] (0: keep, else the enum's value + 1), with the dedup window −1 for keep when they are present;</item>
 /// <item>DeleteTopic: nothing;</item>
-/// <item>CreateGroup: [group][start u8];</item>
+/// <item>CreateGroup: [group][start u8]; DeleteGroup (op 17): [group];</item>
 /// <item>Receive: [group][max u32][lease_ms i64];</item>
 /// <item>Ack: [group][receipts]; Nack: [group][delay_ms i64][error length u16][error][receipts]; Extend: [group][lease_ms i64][receipts];</item>
 /// <item>Redrive: [max u32];</item>
@@ -48,6 +48,9 @@ public readonly partial record struct QueueCommand
     public static QueueCommand CreateGroup(string topic, string group, GroupStart start) =>
         new(QueueOp.CreateGroup, topic, null) { Group = group, Start = start };
 
+    public static QueueCommand DeleteGroup(string topic, string group, long timestampMs = 0) =>
+        new(QueueOp.DeleteGroup, topic, null) { Group = group, TimestampMs = timestampMs };
+
     /// <summary>Leases up to <paramref name="max"/> messages for <paramref name="leaseMs"/> ms. <paramref name="timestampMs"/> is normally stamped by the leader.</summary>
     public static QueueCommand Receive(string topic, string group, int max, long leaseMs, long timestampMs = 0) =>
         new(QueueOp.Receive, topic, null) { Group = group, Max = max, DurationMs = leaseMs, TimestampMs = timestampMs };
@@ -71,7 +74,7 @@ public readonly partial record struct QueueCommand
         && Equals(Retention, other.Retention)
         && (ReferenceEquals(Receipts, other.Receipts) || (Receipts is not null && other.Receipts is not null && Receipts.SequenceEqual(other.Receipts)));
 
-    private static bool HasGroup(QueueOp op) => op is QueueOp.CreateGroup or QueueOp.Receive or QueueOp.Ack or QueueOp.Nack or QueueOp.Extend;
+    private static bool HasGroup(QueueOp op) => op is QueueOp.CreateGroup or QueueOp.Receive or QueueOp.Ack or QueueOp.Nack or QueueOp.Extend or QueueOp.DeleteGroup;
 
     private static bool HasReceipts(QueueOp op) => op is QueueOp.Ack or QueueOp.Nack or QueueOp.Extend;
 
@@ -182,7 +185,7 @@ public readonly partial record struct QueueCommand
                         DedupWindowMs = dedup, Retention = retention,
                     };
                     return true;
-                case QueueOp.DeleteTopic:
+                case QueueOp.DeleteTopic or QueueOp.DeleteGroup:
                     if (!rest.IsEmpty) return false;
                     command = c;
                     return true;

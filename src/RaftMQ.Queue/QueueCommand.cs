@@ -44,6 +44,9 @@ public enum QueueOp : byte
 
     /// <summary>Binary messages that may carry a message id (idempotent publishing) and a delivery delay; answered with each message's offset.</summary>
     PublishExtended = 16,
+
+    /// <summary>Deletes a consumer group: its leases end, and what only it held goes.</summary>
+    DeleteGroup = 17,
 }
 
 /// <summary>
@@ -111,7 +114,7 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
     }
 
     /// <summary>Whether commands of <paramref name="op"/> carry the leader's time right after the topic.</summary>
-    public static bool IsStamped(QueueOp op) => op is QueueOp.PublishMessages or >= QueueOp.ConfigureTopic and <= QueueOp.PublishExtended;
+    public static bool IsStamped(QueueOp op) => op is QueueOp.PublishMessages or >= QueueOp.ConfigureTopic and <= QueueOp.DeleteGroup;
 
     /// <summary>Length of a <see cref="QueueOp.PublishBatch"/> command of <paramref name="count"/> messages of <paramref name="messageBytes"/> UTF-8 bytes in all.</summary>
     public static long PublishBatchLength(int topicBytes, int count, long messageBytes) => HeaderBytes + topicBytes + 4L + 4L * count + messageBytes;
@@ -281,7 +284,7 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
     {
         command = default;
         if (data.Length >= HeaderBytes && data[0] == (byte)QueueOp.PublishExtended) return TryDecodePublishExtended(data, out command);
-        if (data.Length >= HeaderBytes && data[0] is >= (byte)QueueOp.ConfigureTopic and <= (byte)QueueOp.Redrive)
+        if (data.Length >= HeaderBytes && data[0] is >= (byte)QueueOp.ConfigureTopic and <= (byte)QueueOp.Redrive or (byte)QueueOp.DeleteGroup)
             return TryDecodeGroupOp(data, out command);
         if (data.Length < HeaderBytes + 4 || data[0] is < (byte)QueueOp.CreateTopic or > (byte)QueueOp.PopMessages) return false;
         var op = (QueueOp)data[0];
@@ -403,6 +406,9 @@ public enum QueueStatus : byte
     /// <c>reject-publish</c>), or is larger than they allow at all; nothing was stored.
     /// </summary>
     TopicFull = 8,
+
+    /// <summary>The group is the topic's last: a topic keeps at least one (delete the topic instead).</summary>
+    LastGroup = 9,
 }
 
 /// <summary>

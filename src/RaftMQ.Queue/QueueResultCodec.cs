@@ -137,7 +137,7 @@ public sealed class QueueResultCodec : IResultCodec
     public object? Decode(ReadOnlySpan<byte> bytes)
     {
         if (bytes.Length < 6) throw new FormatException("a queue result is at least 6 bytes");
-        if (bytes[0] > (byte)QueueStatus.TopicFull) throw new FormatException($"unknown queue status {bytes[0]}");
+        if (bytes[0] > (byte)QueueStatus.LastGroup) throw new FormatException($"unknown queue status {bytes[0]}");
         var parts = bytes[1];
         if ((parts & ~(HasMessage | HasMessages | HasFirstOffset | HasDelivered | HasStale | HasDeliveryCounts | HasOffsets)) != 0)
             throw new FormatException($"unknown result parts {parts}");

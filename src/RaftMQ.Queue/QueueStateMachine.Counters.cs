@@ -87,7 +87,7 @@ public sealed partial class QueueStateMachine : IReaderView
     /// <summary>Messages waiting in <paramref name="log"/>'s dead-letter topic (0 when it has none, or is one).</summary>
     private long DeadLettersWaiting(TopicLog log) =>
         !DeadLetters.IsDeadLetterTopic(log.Name) && _store.Find(DeadLetters.TopicFor(log.Name)) is { } dead
-            ? dead.State!.Default.Unfinished(dead.Tail)
+            ? dead.State!.Default!.Unfinished(dead.Tail)
             : 0;
 }
 

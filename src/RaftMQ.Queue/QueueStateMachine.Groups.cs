@@ -69,7 +69,7 @@ public sealed partial class QueueStateMachine
     private void PopDefault(TopicLog log, int limit, RecordSink sink)
     {
         var state = log.State!;
-        var group = state.Default;
+        var group = state.Default!;
         var now = _store.Clock;
         ExpireOld(log, now);
         group.ExpireLeases(now);
@@ -208,6 +208,26 @@ public sealed partial class QueueStateMachine
         if (state.Find(group!) is not null) return new QueueResult(QueueStatus.GroupExists);
         if (state.Groups.Count >= _limits.MaxGroupsPerTopic) return new QueueResult(QueueStatus.LimitReached);
         state.Add(start == GroupStart.Latest ? new ConsumerGroup(group!, log.Tail, log.LogicalTail) : GroupAtHead(log, group!));
+        return QueueResult.Ok;
+    }
+
+    /// <summary>
+    /// Deletes a group: its leases and pending deliveries end (their receipts answer as unknown group), and the head
+    /// moves up to the lowest floor of the groups left, deleting what only it held. The topic's last group stays
+    /// (<see cref="QueueStatus.LastGroup"/>): with none, nothing would hold what is published. <c>default</c> can go
+    /// too; the string and binary pops (an atomic receive and ack on it) then answer <see cref="QueueStatus.NoSuchGroup"/>
+    /// until a group of that name is created again.
+    /// </summary>
+    private QueueResult DeleteGroup(string topic, string? group)
+    {
+        if (DeadLetters.IsDeadLetterTopic(topic)) return new QueueResult(QueueStatus.Invalid);
+        if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
+        if (_limits.CheckGroupName(group) is not null) return new QueueResult(QueueStatus.Invalid);
+        var state = log.State!;
+        if (state.Find(group!) is null) return new QueueResult(QueueStatus.NoSuchGroup);
+        if (state.Groups.Count == 1) return new QueueResult(QueueStatus.LastGroup);
+        state.Remove(group!);
+        AdvanceHead(log);
         return QueueResult.Ok;
     }
 
@@ -400,7 +420,7 @@ public sealed partial class QueueStateMachine
         if (DeadLetters.IsDeadLetterTopic(topic) || max < 1 || max > _limits.MaxBatchMessages) return new QueueResult(QueueStatus.Invalid);
         if (_store.Find(DeadLetters.TopicFor(topic)) is not { } dead) return QueueResult.Ok with { Count = 0 };
         var state = dead.State!;
-        var consumers = state.Default;
+        var consumers = state.Default!; // a dead-letter topic's only group
         consumers.ExpireLeases(now);
         var moved = 0;
         QueueStatus? full = null;

@@ -141,6 +141,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
                 QueueOp.ConfigureTopic => ConfigureTopic(c.Topic, c.MaxDeliveries, c.CreateIfMissing, c.DedupWindowMs, c.Retention, now),
                 QueueOp.DeleteTopic => DeleteTopic(c.Topic),
                 QueueOp.CreateGroup => CreateGroup(c.Topic, c.Group, c.Start),
+                QueueOp.DeleteGroup => DeleteGroup(c.Topic, c.Group),
                 QueueOp.Receive => Receive(c.Topic, c.Group, c.Max, c.DurationMs, now),
                 QueueOp.Ack => Ack(c.Topic, c.Group, c.Receipts, now),
                 QueueOp.Nack => Nack(c.Topic, c.Group, c.Receipts, c.DurationMs, c.Error, now),
@@ -188,7 +189,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
                 notify(c.Topic, null);
                 if (!DeadLetters.IsDeadLetterTopic(c.Topic)) notify(DeadLetters.TopicFor(c.Topic), null);
                 break;
-            case QueueOp.Nack or QueueOp.CreateGroup:
+            case QueueOp.Nack or QueueOp.CreateGroup or QueueOp.DeleteGroup:
                 notify(c.Topic, c.Group);
                 break;
             case QueueOp.Ack or QueueOp.Pop or QueueOp.PopBatch or QueueOp.PopMessages:
@@ -300,6 +301,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     {
         if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
         if (max < 1) return new QueueResult(QueueStatus.Invalid);
+        if (log.State!.Default is null) return new QueueResult(QueueStatus.NoSuchGroup);
         var popped = new List<QueueMessage>();
         long size = 0;
         PopDefault(log, Math.Min(max, _limits.MaxBatchMessages), (offset, record) =>
@@ -317,6 +319,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     private QueueResult Pop(string topic)
     {
         if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
+        if (log.State!.Default is null) return new QueueResult(QueueStatus.NoSuchGroup);
         string? message = null;
         // A string command's message is valid UTF-8 and decodes exactly; a binary one that is not text reaches the
         // string edge with each invalid sequence replaced by U+FFFD (the binary pop returns the bytes).
@@ -333,6 +336,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     {
         if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
         if (max < 1) return new QueueResult(QueueStatus.Invalid);
+        if (log.State!.Default is null) return new QueueResult(QueueStatus.NoSuchGroup);
         var popped = new List<string>();
         long size = 0;
         PopDefault(log, Math.Min(max, _limits.MaxBatchMessages), (_, record) =>

@@ -27,6 +27,7 @@ public static class GroupEndpoints
         app.MapGet("/v1/topics/{topic}", (HttpContext ctx) => Stats(ctx, node));
         app.MapDelete("/v1/topics/{topic}", (HttpContext ctx) => Delete(ctx, node));
         app.MapPut("/v1/topics/{topic}/groups/{group}", (HttpContext ctx) => CreateGroup(ctx, node));
+        app.MapDelete("/v1/topics/{topic}/groups/{group}", (HttpContext ctx) => DeleteGroup(ctx, node));
         app.MapPost("/v1/topics/{topic}/publish", (HttpContext ctx) => Publish(ctx, node));
         app.MapPost("/v1/topics/{topic}/receive", (HttpContext ctx) => Receive(ctx, node));
         app.MapPost("/v1/topics/{topic}/ack", (HttpContext ctx) => Settle(ctx, node, QueueOp.Ack));
@@ -184,6 +185,30 @@ public static class GroupEndpoints
         if (await TopicOf(ctx, node) is not { } topic) return;
         await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.DeleteTopic(topic),
             (c, result) => result.Success ? WriteObject(c, StatusCodes.Status200OK, _ => { }) : Failure(c, result, topic, null));
+    }
+
+    /// <summary>
+    /// DELETE /v1/topics/{topic}/groups/{group}: 200 when deleted (its leases end; what only it held goes), 404 for a
+    /// missing topic or group, 409 for the topic's last group.
+    /// </summary>
+    private static async Task DeleteGroup(HttpContext ctx, QueueNode node)
+    {
+        if (await TopicOf(ctx, node) is not { } topic) return;
+        var segments = (await Segments(ctx))!;
+        var group = segments.Length == 3 ? segments[2] : "";
+        if (node.StateMachine.Limits.CheckGroupName(group) is { } bad)
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, bad);
+            return;
+        }
+        await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.DeleteGroup(topic, group),
+            (c, result) => result.Status switch
+            {
+                QueueStatus.Ok => WriteObject(c, StatusCodes.Status200OK, json => json.WriteBoolean("deleted", true)),
+                QueueStatus.LastGroup => RrmqEndpoints.WriteError(c, StatusCodes.Status409Conflict,
+                    $"group \"{group}\" is the last of topic {topic}: a topic keeps at least one group (delete the topic instead)"),
+                _ => Failure(c, result, topic, group),
+            });
     }
 
     private static async Task CreateGroup(HttpContext ctx, QueueNode node)

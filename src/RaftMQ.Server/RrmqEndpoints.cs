@@ -162,7 +162,8 @@ public static class RrmqEndpoints
         {
             QueueStatus.Ok => op == QueueOp.CreateTopic ? StatusCodes.Status201Created : StatusCodes.Status200OK,
             QueueStatus.TopicExists => StatusCodes.Status409Conflict,
-            QueueStatus.NoSuchTopic or QueueStatus.Empty => StatusCodes.Status404NotFound,
+            // A topic whose group "default" was deleted has nothing to pop, as an empty one.
+            QueueStatus.NoSuchTopic or QueueStatus.Empty or QueueStatus.NoSuchGroup => StatusCodes.Status404NotFound,
             QueueStatus.LimitReached => StatusCodes.Status507InsufficientStorage,
             QueueStatus.TopicFull => StatusCodes.Status409Conflict,
             _ => StatusCodes.Status400BadRequest,

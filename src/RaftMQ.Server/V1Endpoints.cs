@@ -123,6 +123,8 @@ public static class V1Endpoints
     {
         QueueStatus.NoSuchTopic => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound, "no such topic"),
         QueueStatus.TopicFull => WriteTopicFull(ctx),
+        QueueStatus.NoSuchGroup => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
+            "the topic's group \"default\" was deleted: a pop receives and acks on it (create it again with PUT /v1/topics/<topic>/groups/default, or receive from another group)"),
         QueueStatus.LimitReached => RrmqEndpoints.WriteError(ctx, StatusCodes.Status507InsufficientStorage,
             $"the queue is full: the batch would pass {limits.MaxTotalMessageBytes} bytes of waiting messages; nothing was published"),
         _ => RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, "the queue refused the command as invalid"),

@@ -43,8 +43,8 @@ public sealed class QueueResultCodecTests
     {
         var ok = Codec.Encode(new QueueResult(QueueStatus.Ok) { Messages = ["ab"] });
         var status = (byte[])ok.Clone();
-        status[0] = 9;
-        Should.Throw<FormatException>(() => Codec.Decode(status)).Message.ShouldContain("status 9");
+        status[0] = 10;
+        Should.Throw<FormatException>(() => Codec.Decode(status)).Message.ShouldContain("status 10");
         var parts = (byte[])ok.Clone();
         parts[1] = 64;
         Should.Throw<FormatException>(() => Codec.Decode(parts));

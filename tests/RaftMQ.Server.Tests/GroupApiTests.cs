@@ -18,6 +18,38 @@ public sealed class GroupApiTests
         $"{string.Join(',', json["offsets"]!.AsArray().Select(o => o!.GetValue<long>()))} duplicates {json["duplicates"]!.GetValue<int>()}";
 
     [Fact]
+    public async Task Deleting_a_group_frees_what_only_it_held_and_the_last_group_stays()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = Enumerable.Range(0, 3).First(i => i != leader);
+        const string topic = "fanout";
+        await Ok(cluster, leader, HttpMethod.Put, Path(topic), "{}", HttpStatusCode.Created);
+        await Ok(cluster, leader, HttpMethod.Put, Path(topic, "groups/billing"), "{}", HttpStatusCode.Created);
+        await Ok(cluster, leader, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a"}, {"body": "b"}]}""");
+        var got = Messages(await Ok(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"group": "billing", "max": 2}"""));
+        var receipts = string.Join(',', got.Select(m => $"\"{m!["receipt"]!.GetValue<string>()}\""));
+        (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"group": "billing", "receipts": [{{receipts}}]}"""))["acked"]!.GetValue<int>().ShouldBe(2);
+        // default was never consumed: it still holds both messages.
+        (await Ok(cluster, leader, HttpMethod.Get, Path(topic)))["messages"]!.GetValue<long>().ShouldBe(2);
+
+        (await Ok(cluster, follower, HttpMethod.Delete, Path(topic, "groups/default")))["deleted"]!.GetValue<bool>().ShouldBeTrue();
+        var stats = await Ok(cluster, leader, HttpMethod.Get, Path(topic));
+        stats["messages"]!.GetValue<long>().ShouldBe(0);
+        stats["groups"]!.AsArray().Select(g => g!["group"]!.GetValue<string>()).ShouldBe(["billing"]);
+        // The RRMQ pop receives and acks on default: with it gone there is nothing to pop.
+        var (status, _) = await cluster.SendAsync(leader, HttpMethod.Get, $"/message/{topic}");
+        status.ShouldBe(HttpStatusCode.NotFound);
+        (await Refused(cluster, leader, HttpMethod.Post, "/v1/topics/fanout/messages/pop", "{}", HttpStatusCode.NotFound)).ShouldContain("default");
+
+        (await Refused(cluster, leader, HttpMethod.Delete, Path(topic, "groups/default"), null, HttpStatusCode.NotFound)).ShouldContain("no such consumer group");
+        (await Refused(cluster, leader, HttpMethod.Delete, Path(topic, "groups/billing"), null, HttpStatusCode.Conflict)).ShouldContain("last");
+        (await Refused(cluster, leader, HttpMethod.Delete, Path("missing", "groups/billing"), null, HttpStatusCode.NotFound)).ShouldContain("no such topic");
+        (await Refused(cluster, leader, HttpMethod.Delete, Path(topic, "groups/bad%20name"), null, HttpStatusCode.BadRequest)).ShouldNotBeEmpty();
+    }
+
+    [Fact]
     public async Task Receive_ack_redelivery_dead_letters_and_redrive_through_followers()
     {
         await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");

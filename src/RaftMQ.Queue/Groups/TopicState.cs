@@ -2,7 +2,7 @@ namespace RaftMQ.Queue.Groups;
 
 /// <summary>
 /// A topic's consumption state beside its records: its settings and its consumer groups in creation order (the
-/// group <c>default</c> first, created with the topic). The topic's removable head is the lowest ack floor of its
+/// group <c>default</c> first, created with the topic, unless it was deleted; at least one group always). The topic's removable head is the lowest ack floor of its
 /// groups.
 /// </summary>
 internal sealed class TopicState
@@ -69,7 +69,8 @@ internal sealed class TopicState
 
     public IReadOnlyList<ConsumerGroup> Groups => _order;
 
-    public ConsumerGroup Default => _order[0];
+    /// <summary>The group <c>default</c>; null once deleted (a dead-letter topic always has it, and only it).</summary>
+    public ConsumerGroup? Default => Find(DefaultGroup);
 
     public ConsumerGroup? Find(string name) => _groups.GetValueOrDefault(name);
 
@@ -77,6 +78,13 @@ internal sealed class TopicState
     {
         _groups.Add(group.Name, group);
         _order.Add(group);
+    }
+
+    /// <summary>Removes a group (never the last).</summary>
+    public void Remove(string name)
+    {
+        if (_order.Count == 1 || !_groups.Remove(name, out var group)) throw new InvalidOperationException($"cannot remove group {name}");
+        _order.Remove(group);
     }
 
     /// <summary>The group with the lowest floor (the first such in creation order).</summary>
@@ -193,7 +201,6 @@ internal sealed class TopicState
         for (int i = 0; i < groups; i++)
         {
             var group = ConsumerGroup.Read(r, head, tail);
-            if (i == 0 && group.Name != DefaultGroup) throw new InvalidDataException($"topic {topic}: the first group is {group.Name}, not {DefaultGroup}");
             if (state._groups.ContainsKey(group.Name)) throw new InvalidDataException($"topic {topic}: group {group.Name} twice");
             state.Add(group);
         }
