@@ -161,6 +161,7 @@ public sealed partial class QueueStateMachine
 
     private QueueResult ConfigureTopic(string topic, int maxDeliveries, bool createIfMissing, long? dedupWindowMs, TopicRetention? retention, long now)
     {
+        _ageLimitedTopics = -1;
         if (maxDeliveries < 0 || maxDeliveries > _limits.MaxDeliveriesLimit) return new QueueResult(QueueStatus.Invalid);
         if (dedupWindowMs is < 0 || dedupWindowMs > _limits.MaxDedupWindowMs) return new QueueResult(QueueStatus.Invalid);
         if (retention is not null && _limits.CheckRetention(retention) is not null) return new QueueResult(QueueStatus.Invalid);
@@ -193,6 +194,7 @@ public sealed partial class QueueStateMachine
 
     private QueueResult DeleteTopic(string topic)
     {
+        _ageLimitedTopics = -1;
         if (_store.Find(topic) is not { } log) return new QueueResult(QueueStatus.NoSuchTopic);
         _dedupIds -= log.State!.Dedup.Count;
         _store.RemoveTopic(log);

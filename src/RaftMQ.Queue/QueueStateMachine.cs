@@ -362,6 +362,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     public void RestoreSnapshot(Stream source)
     {
         _store.Restore(source);
+        _ageLimitedTopics = -1;
         AfterRestore();
         if (Deliverable is { } notify)
         {
