@@ -73,6 +73,8 @@ public static class ApiDocument
             Answers(("200", "{\"success\": true}"), ("404", "no such topic"))),
         [("PUT", "/v1/topics/{topic}/groups/{group}")] = new("Create a consumer group starting at the earliest or the latest message", """{"start": "earliest"}""",
             Answers(("201", "{\"success\": true, \"created\": true}"), ("200", "the group existed (unchanged)"), ("404", "no such topic"), ("409", "the topic has the most groups allowed"))),
+        [("DELETE", "/v1/topics/{topic}/groups/{group}")] = new("Delete a consumer group: its leases end and what only it held goes", null,
+            Answers(("200", "{\"success\": true, \"deleted\": true}"), ("404", "no such topic or group"), ("409", "the topic's last group"))),
         [("POST", "/v1/topics/{topic}/publish")] = new("Publish messages (text body or body_base64, headers); answers their offsets", """{"messages": [{"body": "resize 42.png", "headers": {"tenant": "a"}}]}""",
             Answers(("200", "{\"success\": true, \"offsets\": [o], \"duplicates\": n}"), ("404", "no such topic"),
                 ("409", "the topic is at its max_messages or max_bytes under overflow reject-publish (X-RaftMQ-Error: topic-full); nothing stored"),
