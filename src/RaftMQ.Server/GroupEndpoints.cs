@@ -419,6 +419,7 @@ public static class GroupEndpoints
         var signal = waiter.Signal();
         var empties = 0;
         var retryAt = 0L; // after an empty receive: no receive again before this (a timestamp) unless a command is applied
+        var waited = false;
         while (true)
         {
             if (signal.IsCompleted)
@@ -428,28 +429,48 @@ public static class GroupEndpoints
                 retryAt = 0;
             }
             long next;
-            using (var readDeadline = node.RequestDeadline(ctx.RequestAborted))
+            long left;
+            bool due;
+            long wall;
+            // Once it has waited, a receive reads and proposes in turn with the group's other woken receives here (a
+            // fresh one goes straight on, so a busy group's receives are not serialized).
+            IDisposable? turn = null;
+            try
             {
-                var (ok, at, _) = await node.ReadAsync(sm => sm.NextDeliveryAt(waiter.Topic, waiter.Group), readDeadline.Token);
-                if (ctx.RequestAborted.IsCancellationRequested) return; // the client is gone: nothing to answer
-                next = ok ? at : long.MinValue; // a failed read: propose, and answer what that gives
-            }
-            var wall = time.GetUtcNow().ToUnixTimeMilliseconds();
-            var left = waitMs - (long)time.GetElapsedTime(started).TotalMilliseconds;
-            var due = next <= wall;
-            if (due && time.GetTimestamp() >= retryAt)
-            {
-                using var deadline = node.RequestDeadline(ctx.RequestAborted);
-                var outcome = await node.ExecuteAsync(command, deadline.Token);
-                if (outcome is not CommandOutcome.Applied { Result: { Success: true, Delivered.Count: 0 } } || left <= 0)
+                if (waited) turn = await waiter.TakeTurnAsync(ctx.RequestAborted);
+                using (var readDeadline = node.RequestDeadline(ctx.RequestAborted))
                 {
-                    await RrmqEndpoints.RunCommandOutcomeAsync(ctx, outcome, write);
-                    return;
+                    var (ok, at, _) = await node.ReadAsync(sm => sm.NextDeliveryAt(waiter.Topic, waiter.Group), readDeadline.Token);
+                    if (ctx.RequestAborted.IsCancellationRequested) return; // the client is gone: nothing to answer
+                    next = ok ? at : long.MinValue; // a failed read: propose, and answer what that gives
                 }
-                empties++;
-                var holdOff = Math.Min(ServerLimits.MaxReceiveWaitMs, ServerLimits.ReceiveRetryMs << Math.Min(empties - 1, 16));
-                retryAt = time.GetTimestamp() + holdOff * time.TimestampFrequency / 1000;
-                continue;
+                wall = time.GetUtcNow().ToUnixTimeMilliseconds();
+                left = waitMs - (long)time.GetElapsedTime(started).TotalMilliseconds;
+                due = next <= wall;
+                if (due && time.GetTimestamp() >= retryAt)
+                {
+                    using var deadline = node.RequestDeadline(ctx.RequestAborted);
+                    var outcome = await node.ExecuteAsync(command, deadline.Token);
+                    if (outcome is not CommandOutcome.Applied { Result: { Success: true, Delivered.Count: 0 } } || left <= 0)
+                    {
+                        turn?.Dispose();
+                        turn = null;
+                        await RrmqEndpoints.RunCommandOutcomeAsync(ctx, outcome, write);
+                        return;
+                    }
+                    empties++;
+                    var holdOff = Math.Min(ServerLimits.MaxReceiveWaitMs, ServerLimits.ReceiveRetryMs << Math.Min(empties - 1, 16));
+                    retryAt = time.GetTimestamp() + holdOff * time.TimestampFrequency / 1000;
+                    continue;
+                }
+            }
+            catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+            {
+                return; // the client is gone: nothing to answer
+            }
+            finally
+            {
+                turn?.Dispose();
             }
             if (left <= 0)
             {
@@ -460,6 +481,7 @@ public static class GroupEndpoints
             if (due) sleep = Math.Min(sleep, (long)Math.Ceiling(time.GetElapsedTime(time.GetTimestamp(), retryAt).TotalMilliseconds));
             // One millisecond over: the wall clock reads whole milliseconds and a timer may fire a little early.
             else if (next != long.MaxValue) sleep = Math.Min(sleep, next - wall + 1);
+            waited = true;
             try
             {
                 await signal.WaitAsync(TimeSpan.FromMilliseconds(Math.Max(1, sleep)), time, ctx.RequestAborted);

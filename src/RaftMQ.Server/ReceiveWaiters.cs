@@ -77,6 +77,9 @@ public sealed class ReceiveWaiters
     {
         public int Waiters;
 
+        /// <summary>One woken receive of the group at a time reads and proposes (see <see cref="Waiter.TakeTurnAsync"/>).</summary>
+        public readonly SemaphoreSlim Turn = new(1, 1);
+
         public TaskCompletionSource Signal = New();
 
         /// <summary>Completes the current signal and puts a fresh one in its place (under the gate).</summary>
@@ -88,6 +91,16 @@ public sealed class ReceiveWaiters
         }
 
         private static TaskCompletionSource New() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed class Release(SemaphoreSlim turn) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0) turn.Release();
+        }
     }
 
     /// <summary>One waiting receive's place: its signal, and the place given back on dispose.</summary>
@@ -108,6 +121,18 @@ public sealed class ReceiveWaiters
 
         /// <summary>A task completed by the next <see cref="Notify"/> of this waiter's group; take it before reading the state.</summary>
         public Task Signal() => _owner.Current(_slot);
+
+        /// <summary>
+        /// Waits until no other woken receive of this group on this node is reading or proposing, and holds the turn
+        /// until disposed. A command that makes one message deliverable wakes every receive waiting for the group;
+        /// taking turns, the first proposes and gets it, and the others then read that nothing is left and go back to
+        /// waiting, instead of each proposing a receive that comes back empty.
+        /// </summary>
+        public async Task<IDisposable> TakeTurnAsync(CancellationToken cancellationToken)
+        {
+            await _slot.Turn.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return new Release(_slot.Turn);
+        }
 
         public void Dispose()
         {

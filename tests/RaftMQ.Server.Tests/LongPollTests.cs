@@ -85,6 +85,30 @@ public sealed class LongPollTests
     }
 
     [Fact]
+    public async Task Woken_receives_of_one_group_take_turns_so_one_message_costs_one_receive()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        const string topic = "herd";
+        await Send(cluster, leader, HttpMethod.Put, Path(topic), null, HttpStatusCode.Created);
+
+        // Six receives of one group wait on the leader; one message is published. One of them gets it, and one receive
+        // reaches the log: the five others read that nothing is left and go on waiting, until their wait is over.
+        const int waiters = 6;
+        var waiting = Enumerable.Range(0, waiters)
+            .Select(_ => Send(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 6000}""")).ToArray();
+        (await Eventually.TrueAsync(async () => (await CountsAsync(cluster, leader)).Waiting == waiters, TimeSpan.FromSeconds(10)))
+            .ShouldBeTrue("every receive is waiting");
+        var before = await CountsAsync(cluster, leader);
+        await Send(cluster, leader, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "one"}]}""");
+        var answers = await Task.WhenAll(waiting);
+        answers.Sum(a => Messages(a).Count).ShouldBe(1);
+        var after = await CountsAsync(cluster, leader);
+        (after.LastIndex - before.LastIndex).ShouldBeLessThanOrEqualTo(2 + after.Term - before.Term, "the publish and one receive");
+    }
+
+    [Fact]
     public async Task Another_groups_commands_do_not_make_a_waiting_receive_propose()
     {
         await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
