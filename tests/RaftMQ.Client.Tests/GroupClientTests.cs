@@ -81,6 +81,13 @@ public sealed class GroupClientTests
             .ServerError.ShouldBe("\"max_messages\" must be an integer between 0 and 10000000");
 
         (await Should.ThrowAsync<RequestRejectedException>(() => client.ReceiveAsync(topic, "nobody"))).Message.ShouldContain("no such consumer group");
+
+        // Deleting groups: audit (which acked nothing) goes, then a repeat finds it gone; default, the last, stays.
+        (await client.DeleteGroupAsync(topic, "audit")).ShouldBeTrue();
+        (await client.DeleteGroupAsync(topic, "audit")).ShouldBeFalse();
+        (await client.GetTopicStatsAsync(topic)).Groups.Select(g => g.Group).ShouldBe(["default"]);
+        (await Should.ThrowAsync<RequestRejectedException>(() => client.DeleteGroupAsync(topic, "default"))).StatusCode.ShouldBe(System.Net.HttpStatusCode.Conflict);
+        await Should.ThrowAsync<TopicNotFoundException>(() => client.DeleteGroupAsync("no such topic", "default"));
         await client.DeleteTopicAsync(topic);
         await Should.ThrowAsync<TopicNotFoundException>(() => client.GetTopicStatsAsync(topic));
         await Should.ThrowAsync<TopicNotFoundException>(() => client.ReceiveAsync(topic));
