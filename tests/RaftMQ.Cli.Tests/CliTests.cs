@@ -31,6 +31,9 @@ public sealed class CliUsageTests
     [InlineData("topic configure")]
     [InlineData("topic stats")]
     [InlineData("topic delete")]
+    [InlineData("group")]
+    [InlineData("group create")]
+    [InlineData("group delete")]
     [InlineData("receive")]
     [InlineData("ack")]
     [InlineData("dlq")]
@@ -167,6 +170,17 @@ public sealed class CliClusterTests
         (sideways.ExitCode, sideways.Stderr.Contains("--overflow must be reject-publish or drop-oldest", StringComparison.Ordinal)).ShouldBe((2, true), sideways.ToString());
         var tooOld = await env.RunAsync("topic", "configure", "jobs", "--max-age-ms", "31536000001");
         (tooOld.ExitCode, tooOld.Stderr.Contains("\"max_age_ms\" must be an integer between 0 and 31536000000", StringComparison.Ordinal)).ShouldBe((1, true), tooOld.ToString());
+
+        // Groups: created, created again (unchanged), deleted, and the last one refused.
+        (await env.RunAsync("group", "create", "jobs", "audit", "--start", "latest")).Stdout.ShouldBe("created group 'audit' of topic 'jobs'\n");
+        (await env.RunAsync("group", "create", "jobs", "audit")).Stdout.ShouldBe("group 'audit' of topic 'jobs' exists (unchanged)\n");
+        (await env.RunAsync("group", "delete", "jobs", "default")).Stdout.ShouldBe("deleted group 'default' of topic 'jobs'\n");
+        var missing = await env.RunAsync("group", "delete", "jobs", "default");
+        (missing.ExitCode, missing.Stderr.Contains("topic 'jobs' has no group 'default'", StringComparison.Ordinal)).ShouldBe((1, true), missing.ToString());
+        var last = await env.RunAsync("group", "delete", "jobs", "audit");
+        (last.ExitCode, last.Stderr.Contains("last", StringComparison.Ordinal)).ShouldBe((1, true), last.ToString());
+        var badStart = await env.RunAsync("group", "create", "jobs", "x", "--start", "middle");
+        (badStart.ExitCode, badStart.Stderr.Contains("--start must be earliest or latest", StringComparison.Ordinal)).ShouldBe((2, true), badStart.ToString());
 
         (await env.RunAsync("topic", "delete", "jobs")).Stdout.ShouldBe("deleted topic 'jobs'\n");
         var gone = await env.RunAsync("topic", "stats", "jobs");
