@@ -43,6 +43,12 @@ public static partial class Cli
         Recursive = true,
     };
 
+    private static readonly Option<string?> ApiKey = new("--api-key")
+    {
+        Description = "API key for nodes started with --auth-file, sent as Authorization: Bearer KEY (default: $RAFTMQ_API_KEY)",
+        Recursive = true,
+    };
+
     private static readonly Option<double> Timeout = new("--timeout")
     {
         Description = "Seconds an operation may take, retries included",
@@ -81,7 +87,7 @@ public static partial class Cli
             "RaftMQ: a replicated message queue on Raft. Start a local cluster, manage topics, publish, consume and benchmark.",
             "cluster up --detach", "publish orders \"hello\"", "consume orders"))
         {
-            Urls, Data, Timeout,
+            Urls, Data, Timeout, ApiKey,
         };
         root.Add(ClusterCommand());
         root.Add(TopicCommand());
@@ -585,7 +591,7 @@ public static partial class Cli
         var shell = new Command("shell", Describe(
             "An interactive prompt for every command above (without the `raftmq` prefix), with line editing, history and help.",
             "shell", "shell --urls http://127.0.0.1:8567"));
-        shell.SetAction(Guard((r, ct) => Shell.RunAsync(r.GetValue(Urls), r.GetValue(Data))));
+        shell.SetAction(Guard((r, ct) => Shell.RunAsync(r.GetValue(Urls), r.GetValue(Data), r.GetValue(ApiKey))));
         return shell;
     }
 
@@ -641,7 +647,12 @@ public static partial class Cli
     {
         var seconds = r.GetValue(Timeout);
         if (seconds is <= 0 or > 86_400) throw new CliException("--timeout must be between 0 and 86400 seconds", ExitCodes.Usage);
-        var options = new RaftMQClientOptions { OperationTimeout = TimeSpan.FromSeconds(seconds) };
+        var key = r.GetValue(ApiKey) ?? Environment.GetEnvironmentVariable("RAFTMQ_API_KEY");
+        var options = new RaftMQClientOptions
+        {
+            OperationTimeout = TimeSpan.FromSeconds(seconds),
+            ApiKey = string.IsNullOrWhiteSpace(key) ? null : key.Trim(),
+        };
         foreach (var u in urls) options.Nodes.Add(u);
         return options;
     }
@@ -695,6 +706,16 @@ public static partial class Cli
                     _ => $"the cluster is unavailable: {e.Message}",
                 });
                 return ExitCodes.Failure;
+            }
+            catch (AuthenticationFailedException e)
+            {
+                Error($"{e.Message}\npass the key with --api-key KEY or $RAFTMQ_API_KEY");
+                return ExitCodes.AccessDenied;
+            }
+            catch (PermissionDeniedException e)
+            {
+                Error(e.Message);
+                return ExitCodes.AccessDenied;
             }
             catch (RequestRejectedException e)
             {
