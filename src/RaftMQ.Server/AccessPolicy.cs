@@ -22,7 +22,8 @@ public enum AccessNeed
 /// <summary>
 /// What one request needs: <see cref="Need"/>, the <see cref="Permission"/> (with <see cref="AnyOf"/>: any one of
 /// its flags), the <see cref="TopicName"/> of the path, and whether it is an RRMQ endpoint (open unless
-/// <c>--auth-rrmq</c>). A path whose topic is not a valid URL escape has a null topic: the endpoint answers 400.
+/// <c>--auth-rrmq</c>). The topic is unescaped as the endpoints unescape it; should that ever fail, it is null, which
+/// asks for the permission on every topic.
 /// </summary>
 public readonly record struct AccessRule(AccessNeed Need, ClientPermission Permission = ClientPermission.None, string? TopicName = null, bool Rrmq = false, bool AnyOf = false);
 

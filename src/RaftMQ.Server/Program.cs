@@ -29,6 +29,21 @@ catch (ConfigException e)
     return 2;
 }
 
+// Clients' API keys (--auth-file): a file that cannot be used stops the node here; later changes are reloaded.
+ApiKeyStore? apiKeys = null;
+if (settings.AuthFile is { } authFile)
+{
+    try
+    {
+        apiKeys = ApiKeyStore.Open(authFile, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+    }
+    catch (ApiKeyFileException e)
+    {
+        Console.Error.WriteLine($"raftmq-node: {e.Message}");
+        return 2;
+    }
+}
+
 // The peers' secret: found, or created for a new cluster, before anything listens (docs/security.md).
 RaftMQ.Hosting.ClusterSecret secret;
 try
@@ -55,21 +70,6 @@ catch (ConfigException e)
 }
 settings = settings with { Index = ClusterConfig.IndexOf(identity.NodeId) };
 var members = new MemberDirectory(identity.Members);
-
-// Clients' API keys (--auth-file): a file that cannot be used stops the node here; later changes are reloaded.
-ApiKeyStore? apiKeys = null;
-if (settings.AuthFile is { } authFile)
-{
-    try
-    {
-        apiKeys = ApiKeyStore.Open(authFile, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-    }
-    catch (ApiKeyFileException e)
-    {
-        Console.Error.WriteLine($"raftmq-node: {e.Message}");
-        return 2;
-    }
-}
 
 // The Raft host (storage, peer transport) starts on the other core while this one builds the web host, so the first
 // HTTP request does not compete with it for the CPU (docs/benchmarks.md, "Node start-up"). Both log through one factory.
