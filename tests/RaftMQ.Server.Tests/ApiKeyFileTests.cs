@@ -57,6 +57,17 @@ public sealed class ApiKeyFileTests
     }
 
     [Fact]
+    public void Comments_are_allowed_and_a_key_may_have_no_permissions()
+    {
+        var keys = Parse($$"""
+            // who may do what
+            {"keys": [ /* read-only dashboards get their own key */ {{Key("idle", AppKey, "[]")}}]}
+            """);
+        var key = keys.Authenticate(AppKey).ShouldNotBeNull();
+        key.Allows(ClientPermission.Consume, "anything", anyOf: true).ShouldBeFalse();
+    }
+
+    [Fact]
     public void An_empty_key_list_is_valid_and_admits_no_one()
     {
         Parse("""{"keys": []}""").Authenticate(AppKey).ShouldBeNull();
@@ -170,5 +181,64 @@ public sealed class ApiKeyFileTests
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+}
+
+/// <summary>The node options of client authentication and the browser checks, as <c>raftmq-node</c> parses them.</summary>
+public sealed class AuthSettingsTests
+{
+    private static readonly Dictionary<string, string> NoEnvironment = [];
+
+    private static NodeSettings Parse(params string[] options) => NodeSettings.Parse(["config.json", "0", .. options], NoEnvironment);
+
+    private static string Refused(params string[] options) =>
+        Should.Throw<RaftMQ.Hosting.ConfigException>(() => Parse(options)).Message;
+
+    [Fact]
+    public void By_default_no_keys_only_same_origin_pages_and_any_host()
+    {
+        var s = Parse();
+        s.AuthFile.ShouldBeNull();
+        s.AuthRrmq.ShouldBeFalse();
+        s.AllowedOrigins.ShouldNotBeNull().ShouldBeEmpty();
+        s.AllowedHosts.ShouldBeNull();
+    }
+
+    [Fact]
+    public void The_options_are_parsed_and_normalized_from_the_command_line_and_the_environment()
+    {
+        var s = Parse("--auth-file", "keys.json", "--auth-rrmq", "--allowed-origins", "https://Console.Example.com, http://10.0.0.5:8080",
+            "--allowed-hosts", "queue.example.com,10.0.0.5");
+        s.AuthFile.ShouldBe("keys.json");
+        s.AuthRrmq.ShouldBeTrue();
+        s.AllowedOrigins.ShouldBe(["https://console.example.com:443", "http://10.0.0.5:8080"]);
+        s.AllowedHosts.ShouldBe(["queue.example.com", "10.0.0.5"]);
+        Parse("--allowed-origins", "*", "--allowed-hosts", "*").ShouldSatisfyAllConditions(
+            p => p.AllowedOrigins.ShouldBeNull(),
+            p => p.AllowedHosts.ShouldBeNull());
+
+        var env = new Dictionary<string, string> { ["RAFTMQ_AUTH_FILE"] = "env-keys.json", ["RAFTMQ_AUTH_RRMQ"] = "true" };
+        var fromEnv = NodeSettings.Parse(["config.json", "0"], env);
+        fromEnv.AuthFile.ShouldBe("env-keys.json");
+        fromEnv.AuthRrmq.ShouldBeTrue();
+    }
+
+    [Theory]
+    [InlineData("--auth-rrmq needs --auth-file", "--auth-rrmq")]
+    [InlineData("--allowed-origins: 'ftp://x' is not an origin", "--allowed-origins", "ftp://x")]
+    [InlineData("--allowed-origins: 'https://x/path' is not an origin", "--allowed-origins", "https://x/path")]
+    [InlineData("--allowed-hosts: 'queue.example:80' is not a host name", "--allowed-hosts", "queue.example:80")]
+    [InlineData("--allowed-hosts needs at least one host name", "--allowed-hosts", ",")]
+    [InlineData("--auth-file needs a file path", "--auth-file", "")]
+    public void Bad_values_stop_the_node_naming_the_option(string expected, params string[] options)
+    {
+        Refused(options).ShouldContain(expected);
+    }
+
+    [Fact]
+    public void The_help_lists_the_options()
+    {
+        foreach (var option in new[] { "--auth-file PATH", "--auth-rrmq", "--allowed-origins LIST", "--allowed-hosts LIST" })
+            NodeSettings.Usage.ShouldContain(option);
     }
 }
