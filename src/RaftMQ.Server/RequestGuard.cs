@@ -46,6 +46,23 @@ public sealed class RequestGuard
         }
         if (_origins is not null && AccessPolicy.IsStateChanging(request.Method, target) && CrossSiteReason(request) is { } why)
             return Refuse(ctx, StatusCodes.Status403Forbidden, ErrorCodes.OriginNotAllowed, why);
+        if (_origins is { Count: > 0 } && request.Headers.Origin.Count == 1 && NormalizeOrigin(request.Headers.Origin.ToString()) is { } listed
+            && _origins.Contains(listed))
+        {
+            // A page of a listed origin may read the answers too (CORS); its preflight is answered here, without a key
+            // (browsers send none with it): the request itself is checked like any other.
+            var headers = ctx.Response.Headers;
+            headers.AccessControlAllowOrigin = request.Headers.Origin.ToString();
+            headers.Vary = "Origin";
+            if (HttpMethods.IsOptions(request.Method) && request.Headers.AccessControlRequestMethod.Count > 0)
+            {
+                headers.AccessControlAllowMethods = "GET, HEAD, PUT, POST, DELETE";
+                headers.AccessControlAllowHeaders = "Authorization, Content-Type";
+                headers.AccessControlMaxAge = "600";
+                ctx.Response.StatusCode = StatusCodes.Status204NoContent;
+                return Task.CompletedTask;
+            }
+        }
         if (_keys is null) return next(ctx);
 
         var rule = AccessPolicy.Classify(request.Method, target);

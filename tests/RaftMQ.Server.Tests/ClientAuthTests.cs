@@ -245,6 +245,23 @@ public sealed class ClientAuthTests
             .ShouldBe(HttpStatusCode.Forbidden, "http is another origin than https");
         (await SendAsync(cluster, HttpMethod.Put, "/topic", """{"topic": "u"}""", headers: [("Host", "queue.example"), ("Origin", "https://evil.example")])).Status
             .ShouldBe(HttpStatusCode.Forbidden);
+
+        // A listed origin's page may read the answers (CORS), and its preflight is answered; another origin gets neither.
+        var listed = await SendAsync(cluster, HttpMethod.Get, "/topic", headers: [("Host", "queue.example"), ("Origin", "https://console.example")]);
+        listed.Status.ShouldBe(HttpStatusCode.OK);
+        listed.Header("Access-Control-Allow-Origin").ShouldBe("https://console.example");
+        var preflight = await SendAsync(cluster, HttpMethod.Options, "/message", headers:
+            [("Host", "queue.example"), ("Origin", "https://console.example"), ("Access-Control-Request-Method", "PUT"), ("Access-Control-Request-Headers", "authorization, content-type")]);
+        preflight.Status.ShouldBe(HttpStatusCode.NoContent);
+        preflight.Header("Access-Control-Allow-Origin").ShouldBe("https://console.example");
+        preflight.Header("Access-Control-Allow-Headers").ShouldBe("Authorization, Content-Type");
+        var other = await SendAsync(cluster, HttpMethod.Get, "/topic", headers: [("Host", "queue.example"), ("Origin", "https://evil.example")]);
+        other.Status.ShouldBe(HttpStatusCode.OK);
+        other.Header("Access-Control-Allow-Origin").ShouldBeNull();
+        var otherPreflight = await SendAsync(cluster, HttpMethod.Options, "/message", headers:
+            [("Host", "queue.example"), ("Origin", "https://evil.example"), ("Access-Control-Request-Method", "PUT")]);
+        otherPreflight.Status.ShouldNotBe(HttpStatusCode.NoContent);
+        otherPreflight.Header("Access-Control-Allow-Origin").ShouldBeNull();
     }
 
     [Fact]
