@@ -55,9 +55,9 @@ public sealed record NodeSettings
           --auth-rrmq                 with --auth-file: the RRMQ endpoints (PUT/GET /topic, PUT /message,
                                       GET /message/TOPIC) need a key too (default: they stay open)
           --allowed-origins LIST      comma-separated origins (https://host[:port]) whose browser pages may send
-                                      requests that change state, and read answers (CORS); "*" allows any, as
-                                      before. Default: none besides the node's own pages (a request that
-                                      changes state with another Origin is refused, 403)
+                                      requests that change state, and read answers (CORS); "*": any origin,
+                                      no check and no CORS. Default: none besides the node's own pages (a
+                                      request that changes state with another Origin is refused, 403)
           --allowed-hosts LIST        comma-separated host names the node answers to (DNS-rebinding protection;
                                       the node's own IP is always allowed); default "*": any. Set it when
                                       browsers can reach the node
