@@ -169,13 +169,15 @@ public sealed class ClientAuthTests
             async () => (await SendAsync(cluster, HttpMethod.Get, V1Api.Path("audit"), key: LateKey)).Status == HttpStatusCode.OK,
             TestCluster.DefaultTimeout)).ShouldBeTrue($"the new key was not accepted; output:\n{cluster.Node(0).Output}");
         (await SendAsync(cluster, HttpMethod.Post, V1Api.Path("audit", "messages"), OneMessage, key: ProducerKey)).Status.ShouldBe(HttpStatusCode.OK);
-        cluster.Node(0).Output.ShouldContain("Reloaded the auth file");
+        (await cluster.Node(0).WaitForLineAsync(l => l.Contains("Reloaded the auth file", StringComparison.Ordinal), TestCluster.DefaultTimeout))
+            .ShouldBeTrue($"the reload was not logged; output:\n{cluster.Node(0).Output}");
 
         // A broken file is logged and changes nothing.
         File.WriteAllText(keyFile, "{\"keys\": [ {\"name\": \"late\"");
-        (await cluster.Node(0).WaitForLineAsync(l => l.Contains("stay in force until the file is fixed", StringComparison.Ordinal), TestCluster.DefaultTimeout))
+        (await cluster.Node(0).WaitForLineAsync(
+                l => l.Contains($"auth file {keyFile}: not valid JSON", StringComparison.Ordinal) && l.Contains("stay in force until the file is fixed", StringComparison.Ordinal),
+                TestCluster.DefaultTimeout))
             .ShouldBeTrue($"no error logged for the broken file; output:\n{cluster.Node(0).Output}");
-        cluster.Node(0).Output.ShouldContain($"auth file {keyFile}: not valid JSON");
         (await SendAsync(cluster, HttpMethod.Get, V1Api.Path("audit"), key: LateKey)).Status.ShouldBe(HttpStatusCode.OK);
         (await SendAsync(cluster, HttpMethod.Get, V1Api.Path("audit"))).Status.ShouldBe(HttpStatusCode.Unauthorized);
 
@@ -327,17 +329,19 @@ public sealed class ClientAuthTests
         await using var cluster = TestCluster.CreateIn(dir, 1);
 
         await using (var node = NodeProcess.Start(cluster.ConfigPath, 0, dir, "--auth-file", keyFile))
-        {
-            (await Eventually.TrueAsync(() => Task.FromResult(node.HasExited), TestCluster.DefaultTimeout)).ShouldBeTrue($"output:\n{node.Output}");
-            node.ExitCode.ShouldBe(2, node.Output);
-            node.Output.ShouldContain($"raftmq-node: auth file {keyFile}: keys[0] (\"a\") permissions[0]: unknown permission \"read\"");
-        }
+            await ExitsWithAsync(node, $"raftmq-node: auth file {keyFile}: keys[0] (\"a\") permissions[0]: unknown permission \"read\"");
         await using (var node = NodeProcess.Start(cluster.ConfigPath, 0, dir, "--auth-rrmq"))
-        {
-            (await Eventually.TrueAsync(() => Task.FromResult(node.HasExited), TestCluster.DefaultTimeout)).ShouldBeTrue($"output:\n{node.Output}");
-            node.ExitCode.ShouldBe(2, node.Output);
-            node.Output.ShouldContain("--auth-rrmq needs --auth-file");
-        }
+            await ExitsWithAsync(node, "--auth-rrmq needs --auth-file");
+        Directory.Exists(Path.Combine(dir, "raftmq-data")).ShouldBeFalse("the node stopped before it made its data directory");
+    }
+
+    /// <summary>Waits for the line holding <paramref name="expected"/>, then for the node to exit with code 2.</summary>
+    private static async Task ExitsWithAsync(NodeProcess node, string expected)
+    {
+        (await node.WaitForLineAsync(l => l.Contains(expected, StringComparison.Ordinal), TestCluster.DefaultTimeout))
+            .ShouldBeTrue($"no line with {expected}; output:\n{node.Output}");
+        (await Eventually.TrueAsync(() => Task.FromResult(node.HasExited), TestCluster.DefaultTimeout)).ShouldBeTrue($"output:\n{node.Output}");
+        node.ExitCode.ShouldBe(2, node.Output);
     }
 
     /// <summary>The CLI built in the tests' configuration.</summary>
