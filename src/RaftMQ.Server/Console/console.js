@@ -313,6 +313,7 @@ let polls = 0;
 async function poll() {
   try {
     const answer = await api("/v1/cluster/overview", { cache: "no-store" });
+    if (answer.status === 401) throw new Error("HTTP 401: the node asks for an API key (enter it above, right)");
     if (!answer.ok) throw new Error("HTTP " + answer.status);
     const overview = await answer.json();
     renderMembers(overview);
