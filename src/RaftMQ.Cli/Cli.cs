@@ -147,14 +147,19 @@ public static partial class Cli
         var nodes = new Option<int>("--nodes", "-n") { Description = "Number of nodes (1-15)", DefaultValueFactory = _ => 3 };
         var detach = new Option<bool>("--detach", "-d") { Description = "Leave the nodes running in the background and return" };
         var fresh = new Option<bool>("--fresh") { Description = "Start from empty node data and new ports" };
+        var authFile = new Option<string?>("--auth-file")
+        {
+            Description = "Start every node with this API key file (raftmq-node --auth-file): clients then need --api-key or $RAFTMQ_API_KEY",
+        };
         var up = new Command("up", Describe(
             "Start a local cluster: writes a config with free ports, starts the nodes, waits for a leader, then shows a live "
             + "view until Ctrl-C, which stops the nodes. Node data is kept in --data for the next `cluster up`. On a running "
             + "local cluster, --nodes grows it (new nodes join and are promoted once caught up) or shrinks it (the last "
             + "nodes are removed from the membership, then stopped), one node at a time, while it serves.",
-            "cluster up", "cluster up --nodes 5 --detach", "cluster up --data /tmp/mq --fresh", "cluster up --nodes 5   (on a running 3-node cluster)"))
-        { nodes, detach, fresh };
-        up.SetAction(Guard((r, ct) => ClusterUpAsync(DataDir(r), r.GetValue(nodes), r.GetValue(detach), r.GetValue(fresh), r, ct)));
+            "cluster up", "cluster up --nodes 5 --detach", "cluster up --data /tmp/mq --fresh", "cluster up --nodes 5   (on a running 3-node cluster)",
+            "cluster up --detach --auth-file keys.json"))
+        { nodes, detach, fresh, authFile };
+        up.SetAction(Guard((r, ct) => ClusterUpAsync(DataDir(r), r.GetValue(nodes), r.GetValue(detach), r.GetValue(fresh), r, ct, r.GetValue(authFile))));
 
         var down = new Command("down", Describe("Stop the local cluster started with `cluster up --detach` (SIGTERM, then SIGKILL after 5 s).", "cluster down"));
         down.SetAction(Guard(async (r, ct) =>
@@ -244,12 +249,16 @@ public static partial class Cli
         return cluster;
     }
 
-    internal static async Task<int> ClusterUpAsync(string dir, int size, bool detach, bool fresh, ParseResult r, CancellationToken ct)
+    internal static async Task<int> ClusterUpAsync(string dir, int size, bool detach, bool fresh, ParseResult r, CancellationToken ct, string? authFile = null)
     {
         if (!fresh && LocalCluster.Load(dir) is { AnyRunning: true } running && running.File.Nodes.Count != size)
+        {
+            if (authFile is not null && running.File.AuthFile != Path.GetFullPath(authFile))
+                throw new CliException($"the running cluster was started with {(running.File.AuthFile is { } f ? "--auth-file " + f : "no --auth-file")}; its new nodes take the same", ExitCodes.Usage);
             return await ResizeAsync(running, size, r, ct).ConfigureAwait(false);
+        }
         var binary = LocalCluster.FindNodeBinary();
-        var local = LocalCluster.Start(dir, size, binary, fresh, []);
+        var local = LocalCluster.Start(dir, size, binary, fresh, [], authFile);
         try
         {
             using var client = NewClient(local.Urls, r);
