@@ -43,6 +43,12 @@ public static partial class Cli
         Recursive = true,
     };
 
+    private static readonly Option<string?> ApiKey = new("--api-key")
+    {
+        Description = "API key for nodes started with --auth-file, sent as Authorization: Bearer KEY (default: $RAFTMQ_API_KEY)",
+        Recursive = true,
+    };
+
     private static readonly Option<double> Timeout = new("--timeout")
     {
         Description = "Seconds an operation may take, retries included",
@@ -81,7 +87,7 @@ public static partial class Cli
             "RaftMQ: a replicated message queue on Raft. Start a local cluster, manage topics, publish, consume and benchmark.",
             "cluster up --detach", "publish orders \"hello\"", "consume orders"))
         {
-            Urls, Data, Timeout,
+            Urls, Data, Timeout, ApiKey,
         };
         root.Add(ClusterCommand());
         root.Add(TopicCommand());
@@ -142,14 +148,19 @@ public static partial class Cli
         var nodes = new Option<int>("--nodes", "-n") { Description = "Number of nodes (1-15)", DefaultValueFactory = _ => 3 };
         var detach = new Option<bool>("--detach", "-d") { Description = "Leave the nodes running in the background and return" };
         var fresh = new Option<bool>("--fresh") { Description = "Start from empty node data and new ports" };
+        var authFile = new Option<string?>("--auth-file")
+        {
+            Description = "Start every node with this API key file (raftmq-node --auth-file): clients then need --api-key or $RAFTMQ_API_KEY",
+        };
         var up = new Command("up", Describe(
             "Start a local cluster: writes a config with free ports, starts the nodes, waits for a leader, then shows a live "
             + "view until Ctrl-C, which stops the nodes. Node data is kept in --data for the next `cluster up`. On a running "
             + "local cluster, --nodes grows it (new nodes join and are promoted once caught up) or shrinks it (the last "
             + "nodes are removed from the membership, then stopped), one node at a time, while it serves.",
-            "cluster up", "cluster up --nodes 5 --detach", "cluster up --data /tmp/mq --fresh", "cluster up --nodes 5   (on a running 3-node cluster)"))
-        { nodes, detach, fresh };
-        up.SetAction(Guard((r, ct) => ClusterUpAsync(DataDir(r), r.GetValue(nodes), r.GetValue(detach), r.GetValue(fresh), r, ct)));
+            "cluster up", "cluster up --nodes 5 --detach", "cluster up --data /tmp/mq --fresh", "cluster up --nodes 5   (on a running 3-node cluster)",
+            "cluster up --detach --auth-file keys.json"))
+        { nodes, detach, fresh, authFile };
+        up.SetAction(Guard((r, ct) => ClusterUpAsync(DataDir(r), r.GetValue(nodes), r.GetValue(detach), r.GetValue(fresh), r, ct, r.GetValue(authFile))));
 
         var down = new Command("down", Describe("Stop the local cluster started with `cluster up --detach` (SIGTERM, then SIGKILL after 5 s).", "cluster down"));
         down.SetAction(Guard(async (r, ct) =>
@@ -239,12 +250,16 @@ public static partial class Cli
         return cluster;
     }
 
-    internal static async Task<int> ClusterUpAsync(string dir, int size, bool detach, bool fresh, ParseResult r, CancellationToken ct)
+    internal static async Task<int> ClusterUpAsync(string dir, int size, bool detach, bool fresh, ParseResult r, CancellationToken ct, string? authFile = null)
     {
         if (!fresh && LocalCluster.Load(dir) is { AnyRunning: true } running && running.File.Nodes.Count != size)
+        {
+            if (authFile is not null && running.File.AuthFile != Path.GetFullPath(authFile))
+                throw new CliException($"the running cluster was started with {(running.File.AuthFile is { } f ? "--auth-file " + f : "no --auth-file")}; its new nodes take the same", ExitCodes.Usage);
             return await ResizeAsync(running, size, r, ct).ConfigureAwait(false);
+        }
         var binary = LocalCluster.FindNodeBinary();
-        var local = LocalCluster.Start(dir, size, binary, fresh, []);
+        var local = LocalCluster.Start(dir, size, binary, fresh, [], authFile);
         try
         {
             using var client = NewClient(local.Urls, r);
@@ -586,7 +601,7 @@ public static partial class Cli
         var shell = new Command("shell", Describe(
             "An interactive prompt for every command above (without the `raftmq` prefix), with line editing, history and help.",
             "shell", "shell --urls http://127.0.0.1:8567"));
-        shell.SetAction(Guard((r, ct) => Shell.RunAsync(r.GetValue(Urls), r.GetValue(Data))));
+        shell.SetAction(Guard((r, ct) => Shell.RunAsync(r.GetValue(Urls), r.GetValue(Data), r.GetValue(ApiKey))));
         return shell;
     }
 
@@ -642,7 +657,12 @@ public static partial class Cli
     {
         var seconds = r.GetValue(Timeout);
         if (seconds is <= 0 or > 86_400) throw new CliException("--timeout must be between 0 and 86400 seconds", ExitCodes.Usage);
-        var options = new RaftMQClientOptions { OperationTimeout = TimeSpan.FromSeconds(seconds) };
+        var key = r.GetValue(ApiKey) ?? Environment.GetEnvironmentVariable("RAFTMQ_API_KEY");
+        var options = new RaftMQClientOptions
+        {
+            OperationTimeout = TimeSpan.FromSeconds(seconds),
+            ApiKey = string.IsNullOrWhiteSpace(key) ? null : key.Trim(),
+        };
         foreach (var u in urls) options.Nodes.Add(u);
         return options;
     }
@@ -696,6 +716,16 @@ public static partial class Cli
                     _ => $"the cluster is unavailable: {e.Message}",
                 });
                 return ExitCodes.Failure;
+            }
+            catch (AuthenticationFailedException e)
+            {
+                Error($"{e.Message}\npass the key with --api-key KEY or $RAFTMQ_API_KEY");
+                return ExitCodes.AccessDenied;
+            }
+            catch (PermissionDeniedException e)
+            {
+                Error(e.Message);
+                return ExitCodes.AccessDenied;
             }
             catch (RequestRejectedException e)
             {

@@ -20,6 +20,9 @@ public static class ExitCodes
     /// <summary>A publish or pop may or may not have been applied.</summary>
     public const int OutcomeUnknown = 3;
 
+    /// <summary>The node refused the credentials (401: no API key or an unknown one) or the permission (403); nothing was applied.</summary>
+    public const int AccessDenied = 4;
+
     /// <summary>Interrupted by Ctrl-C.</summary>
     public const int Interrupted = 130;
 }

@@ -23,7 +23,8 @@ public sealed record LocalNode(
 public sealed record ClusterFile(
     [property: JsonPropertyName("config")] string Config,
     [property: JsonPropertyName("node_binary")] string NodeBinary,
-    [property: JsonPropertyName("nodes")] List<LocalNode> Nodes);
+    [property: JsonPropertyName("nodes")] List<LocalNode> Nodes,
+    [property: JsonPropertyName("auth_file")] string? AuthFile = null);
 
 [JsonSourceGenerationOptions(WriteIndented = true)]
 [JsonSerializable(typeof(ClusterFile))]
@@ -93,9 +94,15 @@ public sealed class LocalCluster
     /// Writes a configuration for <paramref name="size"/> nodes on free loopback ports (or reuses the one in the
     /// directory, keeping its data, unless <paramref name="fresh"/>), starts every node and records the cluster file.
     /// </summary>
-    public static LocalCluster Start(string directory, int size, string nodeBinary, bool fresh, IReadOnlyList<string> nodeArgs)
+    /// <param name="authFile">The API key file every node is started with (<c>--auth-file</c>), or null for none.</param>
+    public static LocalCluster Start(string directory, int size, string nodeBinary, bool fresh, IReadOnlyList<string> nodeArgs, string? authFile = null)
     {
         if (size is < 1 or > MaxNodes) throw new CliException($"--nodes must be between 1 and {MaxNodes}", ExitCodes.Usage);
+        if (authFile is not null)
+        {
+            authFile = Path.GetFullPath(authFile);
+            if (!System.IO.File.Exists(authFile)) throw new CliException($"--auth-file {authFile}: no such file", ExitCodes.Usage);
+        }
         directory = Path.GetFullPath(directory);
         if (Load(directory) is { AnyRunning: true } running)
         {
@@ -121,7 +128,7 @@ public sealed class LocalCluster
         var ports = reuse ?? WriteConfig(config, size);
 
         var file = new ClusterFile(config, nodeBinary, [.. Enumerable.Range(0, size).Select(i => new LocalNode(
-            i, $"http://127.0.0.1:{ports[i]}", 0, Path.Combine(directory, $"node-{i}"), Path.Combine(directory, $"node-{i}.log")))]);
+            i, $"http://127.0.0.1:{ports[i]}", 0, Path.Combine(directory, $"node-{i}"), Path.Combine(directory, $"node-{i}.log")))], authFile);
         var cluster = new LocalCluster(directory, file) { NodeArgs = nodeArgs };
         for (int i = 0; i < size; i++) cluster.StartNode(i);
         return cluster;
@@ -156,6 +163,12 @@ public sealed class LocalCluster
             psi.ArgumentList.Add(index.ToString(CultureInfo.InvariantCulture));
             psi.ArgumentList.Add("--data-dir");
             psi.ArgumentList.Add(node.DataDir);
+        }
+        // Every start of every node (a restart, a node that joins later) takes the cluster's key file.
+        if (File.AuthFile is { } keys)
+        {
+            psi.ArgumentList.Add("--auth-file");
+            psi.ArgumentList.Add(keys);
         }
         foreach (var a in NodeArgs) psi.ArgumentList.Add(a);
         using var process = Process.Start(psi) ?? throw new CliException($"could not start node {index}");

@@ -76,3 +76,33 @@ public sealed class RequestRejectedException : RaftMQException
     /// <summary>The node's explanation (the <c>error</c> field of the body), if it gave one.</summary>
     public string? ServerError { get; }
 }
+
+/// <summary>
+/// The node refused the request's credentials (HTTP 401): no API key was given and the node requires one, or the key
+/// given is not one of the node's (<see cref="RaftMQClientOptions.ApiKey"/>). Nothing was applied; retrying with the
+/// same key gives the same answer.
+/// </summary>
+public sealed class AuthenticationFailedException : RaftMQException
+{
+    /// <summary>Creates the exception.</summary>
+    public AuthenticationFailedException(string operation, bool keyGiven, string? serverError)
+        : base($"{operation}: the node requires a valid API key (401){(keyGiven ? ": the key given was refused" : ": none was given (RaftMQClientOptions.ApiKey)")}"
+            + (serverError is null ? "" : $"; the node says: {serverError}")) => ServerError = serverError;
+
+    /// <summary>The node's explanation, if it gave one.</summary>
+    public string? ServerError { get; }
+}
+
+/// <summary>
+/// The API key is valid but lacks the permission the request needs (HTTP 403): publish, consume or admin on the topic,
+/// or admin on every topic for cluster operations. Also a request refused for its Origin or Host. Nothing was applied.
+/// </summary>
+public sealed class PermissionDeniedException : RaftMQException
+{
+    /// <summary>Creates the exception.</summary>
+    public PermissionDeniedException(string operation, string? serverError)
+        : base($"{operation}: permission denied (403){(serverError is null ? "" : ": " + serverError)}") => ServerError = serverError;
+
+    /// <summary>The node's explanation (for a key: which permission on which topic it lacks), if it gave one.</summary>
+    public string? ServerError { get; }
+}

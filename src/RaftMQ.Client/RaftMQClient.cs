@@ -75,6 +75,7 @@ public sealed partial class RaftMQClient : IDisposable
             Timeout = Timeout.InfiniteTimeSpan,
             MaxResponseContentBufferSize = MaxResponseBytes,
         };
+        if (options.ApiKey is { } key) _http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
         var builder = new ResiliencePipelineBuilder();
         if (options.MaxRetries > 0)
         {
@@ -554,6 +555,9 @@ public sealed partial class RaftMQClient : IDisposable
                 throw new OutcomeUnknownException(operation, $"{operation}: {node} answered {(int)status}; the command may or may not have been applied");
             throw new RetryableException("unavailable", $"{node} answered {(int)status}", null);
         }
+        // Credentials: never retried, whatever the operation (the same key gets the same answer).
+        if (status == HttpStatusCode.Unauthorized) throw new AuthenticationFailedException(operation, _options.ApiKey is not null, result?.Error);
+        if (status == HttpStatusCode.Forbidden) throw new PermissionDeniedException(operation, result?.Error);
         return interpret(status, result);
     }
 

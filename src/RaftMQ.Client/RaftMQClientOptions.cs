@@ -46,8 +46,20 @@ public sealed class RaftMQClientOptions
     /// <summary>Most nodes the client remembers (given plus learned from the cluster). Default 32.</summary>
     public int MaxKnownNodes { get; set; } = 32;
 
+    /// <summary>
+    /// The API key to send as <c>Authorization: Bearer KEY</c> with every request, for nodes started with
+    /// <c>--auth-file</c> (docs/security.md); null (the default) sends none. A node that refuses it answers 401
+    /// (<see cref="AuthenticationFailedException"/>) or, without the permission, 403 (<see cref="PermissionDeniedException"/>).
+    /// </summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>Longest <see cref="ApiKey"/> accepted (the nodes accept no longer key).</summary>
+    public const int MaxApiKeyLength = 512;
+
     internal void Validate()
     {
+        if (ApiKey is not null && (ApiKey.Length is 0 or > MaxApiKeyLength || !ApiKey.All(IsTokenChar)))
+            throw new ArgumentException($"the API key must be 1 to {MaxApiKeyLength} letters, digits or - . _ ~ + / = (a bearer token)", nameof(ApiKey));
         if (Nodes.Count == 0) throw new ArgumentException("give at least one node URL", nameof(Nodes));
         foreach (var n in Nodes)
         {
@@ -65,6 +77,8 @@ public sealed class RaftMQClientOptions
         if (MaxConnectionsPerNode < 1) throw new ArgumentOutOfRangeException(nameof(MaxConnectionsPerNode), MaxConnectionsPerNode, "must be positive");
         if (MaxKnownNodes < Nodes.Count) throw new ArgumentOutOfRangeException(nameof(MaxKnownNodes), MaxKnownNodes, "must be at least the number of nodes given");
     }
+
+    private static bool IsTokenChar(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' or '~' or '+' or '/' or '=';
 
     private static void Positive(TimeSpan value, string name)
     {

@@ -213,6 +213,21 @@ public static class ApiDocument
         }
     }
 
+    /// <summary>The permission a rule asks for, in words.</summary>
+    private static string Needs(AccessRule rule)
+    {
+        var what = rule.AnyOf
+            ? "any permission"
+            : string.Join(" and ", new[] { ClientPermission.Publish, ClientPermission.Consume, ClientPermission.Admin }
+                .Where(f => rule.Permission.HasFlag(f)).Select(f => f.ToString().ToLowerInvariant())) + " permission";
+        return rule.Need switch
+        {
+            AccessNeed.Cluster => $"{what} on every topic (a grant on \"*\")",
+            AccessNeed.BodyTopic => $"{what} on the topic of the body",
+            _ => $"{what} on the topic",
+        };
+    }
+
     private static OpenApiOperation NewOperation(string method, string path, RoutePattern pattern)
     {
         var known = Operations.GetValueOrDefault((method, path));
@@ -229,7 +244,16 @@ public static class ApiDocument
             })],
             Responses = [],
         };
-        foreach (var (status, meaning) in (known?.Responses ?? new Dictionary<string, string> { ["200"] = "success" }).OrderBy(r => r.Key, StringComparer.Ordinal))
+        var responses = new Dictionary<string, string>(known?.Responses ?? new Dictionary<string, string> { ["200"] = "success" });
+        // With --auth-file (docs/rest-api.md, "Authentication and permissions").
+        var rule = AccessPolicy.Classify(method, path);
+        if (rule.Need != AccessNeed.Open)
+        {
+            var when = rule.Rrmq ? "with --auth-file and --auth-rrmq" : "with --auth-file";
+            responses["401"] = $"{when}: no API key, or one the node does not hold (WWW-Authenticate: Bearer)";
+            if (rule.Need != AccessNeed.Authenticated) responses["403"] = $"{when}: the API key lacks {Needs(rule)}";
+        }
+        foreach (var (status, meaning) in responses.OrderBy(r => r.Key, StringComparer.Ordinal))
             operation.Responses[status] = new OpenApiResponse { Description = meaning };
         if (known?.RequestExample is { } example)
         {

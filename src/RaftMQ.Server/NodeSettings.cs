@@ -48,6 +48,19 @@ public sealed record NodeSettings
                                       directory, else CONFIG.json.secret, created with a random secret by
                                       the first node to start (docs/security.md). A node started with
                                       --join must be given the cluster's secret (or find it in its data directory)
+          --auth-file PATH            clients must send an API key (Authorization: Bearer KEY) of this JSON file,
+                                      with the permission the endpoint needs (publish, consume, admin per topic);
+                                      401 without a valid key, 403 without the permission. Re-read when it
+                                      changes, no restart (docs/security.md). Default: no client authentication
+          --auth-rrmq                 with --auth-file: the RRMQ endpoints (PUT/GET /topic, PUT /message,
+                                      GET /message/TOPIC) need a key too (default: they stay open)
+          --allowed-origins LIST      comma-separated origins (https://host[:port]) whose browser pages may send
+                                      requests that change state, and read answers (CORS); "*": any origin,
+                                      no check and no CORS. Default: none besides the node's own pages (a
+                                      request that changes state with another Origin is refused, 403)
+          --allowed-hosts LIST        comma-separated host names the node answers to (DNS-rebinding protection;
+                                      the node's own IP is always allowed); default "*": any. Set it when
+                                      browsers can reach the node
           --force-new-cluster         UNSAFE recovery of a cluster that lost its majority for good: this node
                                       becomes the only voter and commits what its log holds; what only the lost
                                       nodes held is gone. Then start new nodes with --join (docs/membership.md)
@@ -136,6 +149,21 @@ public sealed record NodeSettings
 
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
+    /// <summary><c>--auth-file</c>: the API keys clients must present, or null for no client authentication.</summary>
+    public string? AuthFile { get; init; }
+
+    /// <summary><c>--auth-rrmq</c>: the RRMQ endpoints need a key too (only with <see cref="AuthFile"/>).</summary>
+    public bool AuthRrmq { get; init; }
+
+    /// <summary>
+    /// <c>--allowed-origins</c>: origins besides the node's own whose pages may send state-changing requests; empty
+    /// (the default) allows none, null (<c>*</c>) any.
+    /// </summary>
+    public IReadOnlyList<string>? AllowedOrigins { get; init; } = [];
+
+    /// <summary><c>--allowed-hosts</c>: the host names the node answers to; null (the default, <c>*</c>) for any.</summary>
+    public IReadOnlyList<string>? AllowedHosts { get; init; }
+
     /// <summary>The data directory: the explicit option, else one keyed by the cluster's identity and the node's index.</summary>
     public string DataDirectoryFor(ClusterConfig? config) =>
         DataDirectory ?? (config is null
@@ -202,7 +230,7 @@ public sealed record NodeSettings
             {
                 named[a[2..eq]] = a[(eq + 1)..];
             }
-            else if (a is "--help" or "--force-new-cluster")
+            else if (a is "--help" or "--force-new-cluster" or "--auth-rrmq")
             {
                 named[a[2..]] = "";
             }
@@ -236,6 +264,7 @@ public sealed record NodeSettings
         foreach (var (key, value) in named) s = s.Apply(key, value, $"--{key}");
         if (s.HeartbeatMs < s.TickMs || s.ElectionTimeoutMs <= s.HeartbeatMs)
             throw new ConfigException("need --tick-ms <= --heartbeat-ms < --election-timeout-ms");
+        if (s.AuthRrmq && s.AuthFile is null) throw new ConfigException("--auth-rrmq needs --auth-file PATH (the keys the RRMQ endpoints would ask for)");
         if (s.HttpLimits() is var http && http.MaxConnectionsPerAddress > http.MaxConnections)
             throw new ConfigException($"--max-connections-per-ip {http.MaxConnectionsPerAddress} is over --max-connections {http.MaxConnections}");
         return s;
@@ -275,16 +304,11 @@ public sealed record NodeSettings
                 ?? throw new ConfigException($"{source} must be IP:PORT or IP:PORT:PEER_PORT (ports 1-65535, the peer port PORT + 1000 by default), not '{v}'"),
         },
         ["node"] = (s, v, source) => s with { NodeNumber = NonNegativeInt(source, v) },
-        ["force-new-cluster"] = (s, v, source) => s with
-        {
-            // A flag on the command line (no value); "true" or "false" in a settings file or the environment.
-            ForceNewCluster = v.ToUpperInvariant() switch
-            {
-                "" or "TRUE" => true,
-                "FALSE" => false,
-                _ => throw new ConfigException($"{source} is a flag: true or false, not '{v}'"),
-            },
-        },
+        ["force-new-cluster"] = (s, v, source) => s with { ForceNewCluster = Flag(source, v) },
+        ["auth-file"] = (s, v, source) => s with { AuthFile = v.Length > 0 ? v : throw new ConfigException($"{source} needs a file path") },
+        ["auth-rrmq"] = (s, v, source) => s with { AuthRrmq = Flag(source, v) },
+        ["allowed-origins"] = (s, v, source) => s with { AllowedOrigins = Origins(source, v) },
+        ["allowed-hosts"] = (s, v, source) => s with { AllowedHosts = Hosts(source, v) },
         ["log-level"] = (s, v, source) => s with
         {
             LogLevel = Enum.TryParse<LogLevel>(v, ignoreCase: true, out var level) && Enum.IsDefined(level)
@@ -362,6 +386,45 @@ public sealed record NodeSettings
             if (e.Key is string k && e.Value is string v && k.StartsWith(EnvironmentPrefix, StringComparison.Ordinal)) result[k] = v;
         }
         return result;
+    }
+
+    /// <summary>A flag: no value on the command line; "true" or "false" in a settings file or the environment.</summary>
+    private static bool Flag(string source, string value) => value.ToUpperInvariant() switch
+    {
+        "" or "TRUE" => true,
+        "FALSE" => false,
+        _ => throw new ConfigException($"{source} is a flag: true or false, not '{value}'"),
+    };
+
+    private static string[] List(string value) =>
+        value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    /// <summary>Origins as <c>scheme://host:port</c>, or null for <c>*</c> (any).</summary>
+    private static List<string>? Origins(string source, string value)
+    {
+        var items = List(value);
+        if (items is ["*"]) return null;
+        var result = new List<string>();
+        foreach (var o in items)
+        {
+            result.Add(RequestGuard.NormalizeOrigin(o)
+                ?? throw new ConfigException($"{source}: '{o}' is not an origin: scheme, host and port only, like https://console.example.com or http://10.0.0.5:8080 (or \"*\" alone for any)"));
+        }
+        return result;
+    }
+
+    /// <summary>Host names, or null for <c>*</c> (any).</summary>
+    private static List<string>? Hosts(string source, string value)
+    {
+        var items = List(value);
+        if (items is ["*"]) return null;
+        if (items.Length == 0) throw new ConfigException($"{source} needs at least one host name (or \"*\" for any)");
+        foreach (var h in items)
+        {
+            if (Uri.CheckHostName(h.TrimStart('[').TrimEnd(']')) == UriHostNameType.Unknown)
+                throw new ConfigException($"{source}: '{h}' is not a host name or IP address (no scheme or port: queue.example.com, 10.0.0.5)");
+        }
+        return [.. items];
     }
 
     private static int NonNegativeInt(string source, string value) =>

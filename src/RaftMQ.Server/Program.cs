@@ -29,6 +29,21 @@ catch (ConfigException e)
     return 2;
 }
 
+// Clients' API keys (--auth-file): a file that cannot be used stops the node here; later changes are reloaded.
+ApiKeyStore? apiKeys = null;
+if (settings.AuthFile is { } authFile)
+{
+    try
+    {
+        apiKeys = ApiKeyStore.Open(authFile, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+    }
+    catch (ApiKeyFileException e)
+    {
+        Console.Error.WriteLine($"raftmq-node: {e.Message}");
+        return 2;
+    }
+}
+
 // The peers' secret: found, or created for a new cluster, before anything listens (docs/security.md).
 RaftMQ.Hosting.ClusterSecret secret;
 try
@@ -93,6 +108,11 @@ var app = builder.Build();
 app.Use(httpInstruments.Middleware);
 // Before routing: a target that names a host must never reach the forwarding to the leader (RequestTarget).
 app.Use(RequestTarget.RefuseUnlessOriginForm);
+// Host, Origin and API key checks, before routing: a refused request never reaches an endpoint (docs/security.md).
+if (apiKeys is not null) apiKeys.Logger = loggers.CreateLogger("RaftMQ.Auth");
+var guard = new RequestGuard(apiKeys, settings.AuthRrmq, settings.AllowedOrigins,
+    settings.AllowedHosts is { } hosts ? [.. hosts, me.Ip] : null);
+app.Use(guard.InvokeAsync);
 app.UseRouting();
 // The metrics exporter is built once the node serves (it costs tens of milliseconds of CPU that the first answer
 // should not wait for); a scrape before then waits for it. Counters and gauges read cumulative values, so they miss
@@ -128,6 +148,12 @@ try
     node.SetStarted(host);
     // Messages past their topic's max_age_ms expire within a second even when no client command moves the clock.
     _ = ExpiryTicker.RunAsync(node, TimeProvider.System, logger, app.Lifetime.ApplicationStopping);
+    if (apiKeys is not null)
+    {
+        logger.LogInformation("Clients authenticate with the {Count} API keys of {Path}{Rrmq}", apiKeys.Current.Keys.Count, settings.AuthFile,
+            settings.AuthRrmq ? ", the RRMQ endpoints included" : "; the RRMQ endpoints stay open (--auth-rrmq)");
+        _ = apiKeys.WatchAsync(app.Lifetime.ApplicationStopping);
+    }
     logger.LogInformation("Peers authenticate with the cluster secret from {Source}", secret.Source);
     _ = host.Runtime.Completion.ContinueWith(
         t =>

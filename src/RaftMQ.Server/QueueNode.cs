@@ -32,6 +32,18 @@ public static class ErrorCodes
     /// <c>reject-publish</c>; nothing was stored. Retry once consumers have acked enough (or messages expired).
     /// </summary>
     public const string TopicFull = "topic-full";
+
+    /// <summary>On a 401: no API key, or one the node's <c>--auth-file</c> does not hold (docs/security.md).</summary>
+    public const string Unauthorized = "unauthorized";
+
+    /// <summary>On a 403: the API key lacks the permission the endpoint needs on the topic (or on every topic).</summary>
+    public const string Forbidden = "forbidden";
+
+    /// <summary>On a 403: a state-changing request from a browser page of another origin (<c>--allowed-origins</c>).</summary>
+    public const string OriginNotAllowed = "origin-not-allowed";
+
+    /// <summary>On a 403: the Host header names a host the node does not answer to (<c>--allowed-hosts</c>).</summary>
+    public const string HostNotAllowed = "host-not-allowed";
 }
 
 /// <summary>What became of a queue command sent through the cluster.</summary>

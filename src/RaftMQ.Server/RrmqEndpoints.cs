@@ -32,6 +32,7 @@ public static class RrmqEndpoints
             await WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
+        if (!await RequestGuard.AllowsTopicAsync(ctx, fields[0], ClientPermission.Admin)) return;
         await RunCommandAsync(ctx, node, QueueCommand.CreateTopic(fields[0]));
     }
 
@@ -45,6 +46,7 @@ public static class RrmqEndpoints
             await WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
+        if (!await RequestGuard.AllowsTopicAsync(ctx, fields[0], ClientPermission.Publish)) return;
         if (Encoding.UTF8.GetByteCount(fields[1]) > node.StateMachine.Limits.MaxMessageBytes)
         {
             await WriteError(ctx, StatusCodes.Status413PayloadTooLarge,

@@ -53,10 +53,15 @@ public static class V1Endpoints
         byte[]? command;
         BatchPublishBody.Parsed parsed;
         var limits = node.StateMachine.Limits;
+        string? topic = null;
         using (var body = await RequestBody.ReadPooledAsync(ctx))
         {
             if (body is null) return;
-            parsed = BatchPublishBody.Parse(body.Span, limits, topic => RrmqEndpoints.ValidateTopic(node, topic));
+            parsed = BatchPublishBody.Parse(body.Span, limits, t =>
+            {
+                topic = t;
+                return RrmqEndpoints.ValidateTopic(node, t);
+            });
             command = parsed.Command;
         }
         if (command is null)
@@ -64,6 +69,7 @@ public static class V1Endpoints
             await RrmqEndpoints.WriteError(ctx, parsed.Status, parsed.Error!);
             return;
         }
+        if (!await RequestGuard.AllowsTopicAsync(ctx, topic!, ClientPermission.Publish)) return;
         await RrmqEndpoints.RunEncodedAsync(ctx, node, command,
             (c, result) => result.Success
                 ? RrmqEndpoints.WriteJson(c, StatusCodes.Status200OK, new PublishBatchResponse(true, result.Count), ServerJsonContext.Default.PublishBatchResponse)
@@ -84,6 +90,7 @@ public static class V1Endpoints
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
+        if (!await RequestGuard.AllowsTopicAsync(ctx, request!.Topic!, ClientPermission.Consume)) return;
         await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.PopBatch(request!.Topic!, request.Max ?? 1),
             (c, result) => result.Success
                 ? RrmqEndpoints.WriteJson(c, StatusCodes.Status200OK, new PopBatchResponse(true, result.Messages!), ServerJsonContext.Default.PopBatchResponse)

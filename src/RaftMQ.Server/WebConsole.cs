@@ -66,7 +66,7 @@ public static class WebConsole
         var me = ClusterConfig.IndexOf(myId);
         var members = await Task.WhenAll(node.Members.Addresses.OrderBy(m => m.Key).Select(m => m.Key == myId
             ? Task.FromResult(Local(node, ClusterConfig.IndexOf(m.Key), m.Value))
-            : peers.AskAsync(ClusterConfig.IndexOf(m.Key), m.Value, ctx.RequestAborted)));
+            : peers.AskAsync(ClusterConfig.IndexOf(m.Key), m.Value, ctx.Request.Headers.Authorization.ToString(), ctx.RequestAborted)));
         // Lag: entries of the leader's log a member does not hold, as far as the answers tell.
         var leader = members.Where(m => m.Up && m.Role == nameof(Role.Leader)).MaxBy(m => m.Term);
         if (leader is not null)
@@ -116,12 +116,18 @@ public static class WebConsole
             MaxResponseContentBufferSize = 64 * 1024,
         };
 
-        public async Task<MemberOverview> AskAsync(int index, NodeAddress address, CancellationToken aborted)
+        /// <summary>
+        /// Asks one peer; <paramref name="authorization"/> is the console's own Authorization header, passed on so that
+        /// with <c>--auth-file</c> (the same keys on every node) the peer answers the key that asked this node.
+        /// </summary>
+        public async Task<MemberOverview> AskAsync(int index, NodeAddress address, string authorization, CancellationToken aborted)
         {
             var url = address.HttpUri.ToString().TrimEnd('/');
             try
             {
-                using var answer = await _http.GetAsync(url + "/v1/metrics", aborted).ConfigureAwait(false);
+                using var request = new HttpRequestMessage(HttpMethod.Get, url + "/v1/metrics");
+                if (authorization.Length > 0) request.Headers.TryAddWithoutValidation("Authorization", authorization);
+                using var answer = await _http.SendAsync(request, aborted).ConfigureAwait(false);
                 if (answer.StatusCode != HttpStatusCode.OK) return new MemberOverview(index, url) { Error = $"HTTP {(int)answer.StatusCode}" };
                 using var json = JsonDocument.Parse(await answer.Content.ReadAsByteArrayAsync(aborted).ConfigureAwait(false));
                 var m = json.RootElement;

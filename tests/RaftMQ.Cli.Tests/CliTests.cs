@@ -398,6 +398,38 @@ public sealed class CliClusterTests
     }
 
     [Fact]
+    public async Task Cluster_up_with_an_auth_file_starts_every_node_with_it_also_on_restart_and_commands_need_the_key()
+    {
+        await using var env = new CliEnvironment();
+        const string key = "operator-0123456789abcdef";
+        var keys = Path.Combine(env.Root, "keys.json");
+        File.WriteAllText(keys, $$"""{"keys": [{"name": "operator", "key": "{{key}}", "permissions": [{"topics": "*", "allow": ["publish", "consume", "admin"]}]}]}""");
+        var up = await env.RunAsync("cluster", "up", "--detach", "--nodes", "1", "--auth-file", keys);
+        up.ExitCode.ShouldBe(0, up.ToString());
+
+        var denied = await env.RunAsync("topic", "configure", "jobs");
+        denied.ExitCode.ShouldBe(4, denied.ToString());
+        denied.Stderr.ShouldContain("--api-key");
+        (await env.RunAsync("topic", "configure", "jobs", "--api-key", key)).ExitCode.ShouldBe(0);
+
+        // A node started again by the tool takes the key file again.
+        (await env.RunAsync("cluster", "kill", "0")).ExitCode.ShouldBe(0);
+        (await env.RunAsync("cluster", "start", "0")).ExitCode.ShouldBe(0);
+        CliResult? again = null;
+        (await Eventually.TrueAsync(async () => (again = await env.RunAsync("topic", "stats", "jobs")).ExitCode != 1, TimeSpan.FromSeconds(60)))
+            .ShouldBeTrue($"the restarted node never answered: {again}");
+        again!.ExitCode.ShouldBe(4, again.ToString());
+        var stats = await env.RunAsync("topic", "stats", "jobs", "--api-key", key);
+        stats.ExitCode.ShouldBe(0, stats.ToString());
+
+        (await env.RunAsync("cluster", "up", "--nodes", "2", "--auth-file", Path.Combine(env.Root, "other.json"))).ExitCode.ShouldBe(2);
+        (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
+        var missing = await env.RunAsync("cluster", "up", "--detach", "--auth-file", Path.Combine(env.Root, "missing.json"));
+        missing.ExitCode.ShouldBe(2, missing.ToString());
+        missing.Stderr.ShouldContain("missing.json: no such file");
+    }
+
+    [Fact]
     public async Task Cluster_up_keeps_the_generated_peer_secret_across_restarts_and_fresh_makes_a_new_one()
     {
         await using var env = new CliEnvironment();

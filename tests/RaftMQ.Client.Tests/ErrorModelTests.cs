@@ -90,6 +90,35 @@ public sealed class ErrorModelTests
     }
 
     [Fact]
+    public async Task A_401_or_403_is_reported_as_such_at_once_even_for_publish_and_never_retried()
+    {
+        await using var node = new FakeNode(target => target switch
+        {
+            "PUT /message" => FakeNode.Response(401, """{"success":false,"error":"this endpoint needs an API key"}""", "unauthorized"),
+            _ => FakeNode.Response(403, """{"success":false,"error":"the API key \"app\" lacks consume permission on topic \"t\""}""", "forbidden"),
+        });
+        using var client = FakeNode.Client(node.Url);
+        var unauthenticated = await Should.ThrowAsync<AuthenticationFailedException>(() => client.PublishAsync("t", "m"));
+        unauthenticated.Message.ShouldContain("none was given (RaftMQClientOptions.ApiKey)");
+        unauthenticated.ServerError.ShouldBe("this endpoint needs an API key");
+        (await Should.ThrowAsync<PermissionDeniedException>(() => client.PopAsync("t"))).ServerError
+            .ShouldBe("the API key \"app\" lacks consume permission on topic \"t\"");
+        (await Should.ThrowAsync<PermissionDeniedException>(() => client.ListTopicsAsync())).Message.ShouldContain("permission denied (403)");
+        node.Requests.ShouldBe(3);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("has space")]
+    [InlineData("line\nbreak")]
+    public void An_API_key_that_cannot_be_a_bearer_token_is_refused_before_any_request(string key)
+    {
+        var options = new RaftMQClientOptions { Nodes = { new Uri("http://127.0.0.1:1") }, ApiKey = key };
+        Should.Throw<ArgumentException>(() => new RaftMQClient(options)).ParamName.ShouldBe("ApiKey");
+        Should.Throw<ArgumentException>(() => new RaftMQClient(new RaftMQClientOptions { Nodes = { new Uri("http://127.0.0.1:1") }, ApiKey = new string('k', RaftMQClientOptions.MaxApiKeyLength + 1) }));
+    }
+
+    [Fact]
     public async Task No_reachable_node_is_reported_unavailable_not_unknown_even_for_publish()
     {
         // A port that was free a moment ago: connections are refused, so nothing can have been sent.

@@ -121,6 +121,18 @@ public sealed class OpenApiTests : IAsyncLifetime
         paths.GetProperty("/v1/topics/{topic}/messages").GetProperty("post").GetProperty("requestBody").ValueKind.ShouldBe(JsonValueKind.Object);
         foreach (var path in new[] { "/metrics", "/healthz", "/readyz", "/ui", "/v1/cluster/overview", "/openapi/{documentName}.json" })
             paths.TryGetProperty(path, out _).ShouldBeTrue($"{path} is not in the document");
+
+        // The answers of --auth-file, where they can come: the permission an endpoint needs, none for health.
+        string? Response(string path, string method, string status) =>
+            paths.GetProperty(path).GetProperty(method).GetProperty("responses").TryGetProperty(status, out var r) ? r.GetProperty("description").GetString() : null;
+        Response("/v1/topics/{topic}/publish", "post", "401").ShouldNotBeNull().ShouldStartWith("with --auth-file:");
+        Response("/v1/topics/{topic}/publish", "post", "403").ShouldBe("with --auth-file: the API key lacks publish permission on the topic");
+        Response("/message/{topic}", "get", "403").ShouldBe("with --auth-file and --auth-rrmq: the API key lacks consume permission on the topic");
+        Response("/v1/cluster/transfer-leader", "post", "403").ShouldBe("with --auth-file: the API key lacks admin permission on every topic (a grant on \"*\")");
+        Response("/v1/metrics", "get", "401").ShouldNotBeNull();
+        Response("/v1/metrics", "get", "403").ShouldBeNull("any valid key may read the metrics");
+        Response("/healthz", "get", "401").ShouldBeNull();
+        Response("/status", "get", "401").ShouldBeNull();
     }
 
     [Fact]

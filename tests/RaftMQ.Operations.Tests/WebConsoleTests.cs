@@ -178,6 +178,59 @@ public sealed class WebConsoleTests
         errors.ShouldBeEmpty("the page's script raised no errors");
     }
 
+    [ChromiumFact]
+    public async Task With_an_auth_file_the_console_asks_for_a_key_and_then_shows_every_node_and_sends_it_with_its_forms()
+    {
+        const string key = "console-0123456789abcdef01";
+        var dir = TestCluster.NewDirectory();
+        Directory.CreateDirectory(dir);
+        var keys = Path.Combine(dir, "keys.json");
+        File.WriteAllText(keys, $$"""{"keys": [{"name": "operator", "key": "{{key}}", "permissions": [{"topics": "*", "allow": ["publish", "consume", "admin"]}]}]}""");
+        await using var cluster = TestCluster.CreateIn(dir, 3, "--auth-file", keys, "--auth-rrmq");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var serving = Enumerable.Range(0, 3).First(i => i != leader);
+
+        await using var browser = await Chromium.LaunchAsync();
+        await using var page = await browser.NewPageAsync();
+        var errors = new List<string>();
+        var console = new List<string>();
+        page.PageError += (_, e) => errors.Add(e.Message);
+        page.Console += (_, e) => console.Add(e.Message.Text);
+        (await page.GoToAsync(cluster.Url(serving, "/ui").ToString(), LoadTimeoutMs))!.Status.ShouldBe(HttpStatusCode.OK);
+
+        // Without a key the overview is refused, and the page says so.
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
+            "() => document.querySelector('#summary').textContent.includes('HTTP 401') && document.querySelector('#api-key').classList.contains('down')",
+            new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
+
+        // With the key typed in, every node shows as up: the serving node passes the key on to the peers it asks.
+        await page.TypeAsync("#api-key", key);
+        await page.Keyboard.PressAsync("Tab");
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
+            "() => document.querySelectorAll('#members tr[data-up=\"true\"]').length === 3",
+            new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
+
+        // The forms send it too (the RRMQ endpoints need it here: --auth-rrmq).
+        await page.TypeAsync("#create-form input[name=topic]", "orders");
+        await page.ClickAsync("#create-form button");
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
+            "() => document.querySelector('#result').textContent.startsWith('PUT /topic → 201')", new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
+        await page.TypeAsync("#publish-form input[name=topic]", "orders");
+        await page.TypeAsync("#publish-form input[name=message]", "from the console");
+        await page.ClickAsync("#publish-form button");
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
+            "() => document.querySelector('#result').textContent.startsWith('PUT /message → 200')", new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
+        (await cluster.PopAsync(leader, "orders")).Status.ShouldBe(HttpStatusCode.Unauthorized, "the RRMQ pop needs a key here");
+        await page.TypeAsync("#pop-form input[name=topic]", "orders");
+        await page.ClickAsync("#pop-form button");
+        await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
+            "() => document.querySelector('#result').textContent.includes('\"message\":\"from the console\"')",
+            new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
+
+        errors.ShouldBeEmpty("the page's script raised no errors");
+    }
+
     /// <summary>How long a membership change may take on a busy machine.</summary>
     private static readonly TimeSpan MembershipProgress = TimeSpan.FromSeconds(30);
 

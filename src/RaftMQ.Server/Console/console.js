@@ -173,7 +173,7 @@ function parseLatency(text) {
 
 async function refreshLatency() {
   try {
-    const answer = await fetch("/metrics", { cache: "no-store" });
+    const answer = await api("/metrics", { cache: "no-store" });
     if (!answer.ok) throw new Error("HTTP " + answer.status);
     const scrape = parseLatency(await answer.text());
     if (previousScrape) {
@@ -233,7 +233,7 @@ async function refreshDetails() {
   if (!detailTopic) { body.textContent = "no topic selected"; body.className = "muted"; return; }
   const topic = detailTopic;
   try {
-    const answer = await fetch("/v1/topics/" + encodeURIComponent(topic), { cache: "no-store" });
+    const answer = await api("/v1/topics/" + encodeURIComponent(topic), { cache: "no-store" });
     if (answer.status === 404 || answer.status === 405) { body.textContent = "not available on this node"; body.className = "muted"; return; }
     const stats = await answer.json();
     if (!answer.ok) throw new Error(stats.error || "HTTP " + answer.status);
@@ -312,7 +312,8 @@ function formatAge(ms) {
 let polls = 0;
 async function poll() {
   try {
-    const answer = await fetch("/v1/cluster/overview", { cache: "no-store" });
+    const answer = await api("/v1/cluster/overview", { cache: "no-store" });
+    if (answer.status === 401) throw new Error("HTTP 401: the node asks for an API key (enter it above, right)");
     if (!answer.ok) throw new Error("HTTP " + answer.status);
     const overview = await answer.json();
     renderMembers(overview);
@@ -329,8 +330,27 @@ async function poll() {
   }
 }
 
+// With --auth-file the node asks for an API key: the one typed in the header is kept for this tab (sessionStorage)
+// and sent as "Authorization: Bearer KEY" with every request of the console.
+function api(path, options = {}) {
+  const key = sessionStorage.getItem("raftmq-api-key");
+  const headers = { ...(options.headers || {}) };
+  if (key) headers.authorization = "Bearer " + key;
+  return fetch(path, { ...options, headers }).then((answer) => {
+    if (answer.status === 401) $("#api-key").classList.add("down");
+    return answer;
+  });
+}
+
+$("#api-key").value = sessionStorage.getItem("raftmq-api-key") || "";
+$("#api-key").addEventListener("change", (e) => {
+  const key = e.target.value.trim();
+  if (key) sessionStorage.setItem("raftmq-api-key", key); else sessionStorage.removeItem("raftmq-api-key");
+  e.target.classList.remove("down");
+});
+
 async function send(method, path, body) {
-  const answer = await fetch(path, {
+  const answer = await api(path, {
     method,
     headers: body ? { "content-type": "application/json" } : {},
     body: body ? JSON.stringify(body) : undefined,
