@@ -104,7 +104,7 @@ public static class AccessPolicy
             if (HttpMethods.IsPut(method) || HttpMethods.IsDelete(method)) return Need(ClientPermission.Admin);
             return Strictest;
         }
-        if (HttpMethods.IsPut(method) && action.StartsWith("groups/", Ci) && action.IndexOf('/', "groups/".Length) < 0)
+        if ((HttpMethods.IsPut(method) || HttpMethods.IsDelete(method)) && action.StartsWith("groups/", Ci) && action.IndexOf('/', "groups/".Length) < 0)
             return Need(ClientPermission.Admin);
         var dead = action.StartsWith("dead-letters", Ci) && (action.Length == "dead-letters".Length || action["dead-letters".Length] == '/');
         var verb = dead ? action["dead-letters".Length..].TrimStart('/') : action;

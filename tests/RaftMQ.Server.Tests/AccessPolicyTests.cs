@@ -42,6 +42,7 @@ public sealed class AccessPolicyTests
     [InlineData("DELETE", "/v1/topics/orders", AccessNeed.Topic, A, "orders", false)]
     [InlineData("GET", "/v1/topics/orders", AccessNeed.Topic, Any, "orders", false)]
     [InlineData("PUT", "/v1/topics/orders/groups/billing", AccessNeed.Topic, A, "orders", false)]
+    [InlineData("DELETE", "/v1/topics/orders/groups/billing", AccessNeed.Topic, A, "orders", false)]
     [InlineData("POST", "/v1/topics/orders/publish", AccessNeed.Topic, P, "orders", false)]
     [InlineData("POST", "/v1/topics/orders/messages", AccessNeed.Topic, P, "orders", false)]
     [InlineData("POST", "/v1/topics/orders/messages/pop", AccessNeed.Topic, C, "orders", false)]
