@@ -122,6 +122,7 @@ public sealed class CompactionTests : IDisposable
         // the active one).
         var copied = _queues.Create(storeOptions: Compacting);
         copied.RestoreSnapshot(new MemoryStream(expected));
+        Directory.GetFiles(copied.Directory, "*.seg").Length.ShouldBe(1, "the two runs are copied into one file, as two extents");
         var snapshots = SnapshotStore.Open(Path.Combine(_queues.Root, "snapshots"));
         using (var captured = compacting.CaptureSnapshot())
         using (var writer = snapshots.Create(new SnapshotMetadata(10, 1)))

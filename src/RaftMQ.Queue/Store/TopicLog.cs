@@ -225,7 +225,7 @@ internal sealed class TopicLog
     public List<Extent> KeptExtents()
     {
         var finished = FinishedPositions();
-        if (finished.Count == 0) return [.. _extents];
+        if (finished.Count == 0) return [.. _extents.Where(e => e.Length > 0)];
         List<Extent> kept = [];
         var next = 0;
         foreach (var extent in _extents)
@@ -381,7 +381,17 @@ internal sealed class TopicLog
             var last = _extents[^1];
             var active = last.Segment;
             // A segment always takes at least one record, however large; a sealed one none.
-            if (IsAppendable(last) && last.End == LogicalTail && (active.Size == 0 || active.Size + size <= _store.Options.SegmentBytes)) return active;
+            if (IsAppendable(last) && (active.Size == 0 || active.Size + size <= _store.Options.SegmentBytes))
+            {
+                // A run that starts after records not kept (restoring a snapshot that left them out): a new extent in
+                // the same file.
+                if (last.End != LogicalTail)
+                {
+                    if (last.Length == 0) _extents[^1] = last with { FirstOffset = Tail, Logical = LogicalTail };
+                    else _extents.Add(new Extent(active, active.Size, Tail, LogicalTail, 0));
+                }
+                return active;
+            }
             _store.Flush();
             if (_extents[0].Segment != active) active.Close(); // not the one being read: no handle needed
             if (last.Length == 0) RemoveLastExtent();
