@@ -1,0 +1,56 @@
+using System.Net;
+
+namespace RaftMQ.Server.Tests;
+
+/// <summary>
+/// Disk faults on a real node's log while it is down (docs/storage.md, "DURABLE"): a segment damaged in the middle,
+/// cut short or deleted is never silently dropped. The node refuses to start, naming the file and what is wrong;
+/// with the intact file back it starts and serves every acknowledged message.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class WalDamageTests
+{
+    private const int Messages = 200;
+
+    [Fact]
+    public async Task A_damaged_cut_or_missing_log_segment_stops_the_node_naming_it_and_the_intact_file_serves_everything()
+    {
+        await using var cluster = TestCluster.Create(1, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        await cluster.CreateTopicAsync(0, "kept");
+        for (int i = 0; i < Messages; i++) (await cluster.PublishAsync(0, "kept", $"m{i}")).Status.ShouldBe(HttpStatusCode.OK);
+        await cluster.Node(0).KillAsync(); // kill -9: every acknowledged message was fsynced first
+
+        var wal = Directory.GetFiles(cluster.Directory, "wal-*.seg", SearchOption.AllDirectories).ShouldHaveSingleItem();
+        var intact = File.ReadAllBytes(wal);
+        var damages = new (string Name, Action Damage, string Says)[]
+        {
+            ("a flipped word in the middle", () =>
+            {
+                var bytes = (byte[])intact.Clone();
+                for (int k = 0; k < 4; k++) bytes[intact.Length / 2 + k] ^= 0xFF;
+                File.WriteAllBytes(wal, bytes);
+            }, "is damaged at offset"),
+            ("the end cut off", () => File.WriteAllBytes(wal, intact[..(intact.Length / 2)]), "cut off"),
+            ("the file deleted", () => File.Delete(wal), "is missing"),
+        };
+        foreach (var (name, damage, says) in damages)
+        {
+            damage();
+            var node = cluster.Start(0);
+            (await Eventually.TrueAsync(() => Task.FromResult(node.HasExited), TimeSpan.FromSeconds(30))).ShouldBeTrue($"{name}: the node must not run");
+            node.ExitCode.ShouldNotBe(0, name);
+            node.Output.ShouldContain(Path.GetFileName(wal), customMessage: name);
+            node.Output.ShouldContain(says, customMessage: name);
+            node.Output.ShouldContain("Do not start the node on this directory", customMessage: name);
+            File.WriteAllBytes(wal, intact);
+        }
+
+        // The intact file back: everything acknowledged is there, in order.
+        cluster.Start(0);
+        await cluster.WaitUntilAnsweringAsync(0);
+        (await cluster.WaitForLeaderAsync()).ShouldBe(0);
+        for (int i = 0; i < Messages; i++) (await cluster.PopAsync(0, "kept")).Body.ShouldBe($$"""{"success":true,"message":"m{{i}}"}""");
+        (await cluster.PopAsync(0, "kept")).Status.ShouldBe(HttpStatusCode.NotFound);
+    }
+}
