@@ -28,18 +28,8 @@ public sealed class NemesisTests(ITestOutputHelper output)
 
     private static string Path(string action) => $"/v1/topics/{Topic}/{action}";
 
-    /// <summary>A request that may meet a paused or dead node: a failed connection or a timeout is a status 0.</summary>
-    private static async Task<(HttpStatusCode Status, string Body)> SendAsync(TestCluster cluster, int node, string path, string body)
-    {
-        try
-        {
-            return await cluster.SendAsync(node, HttpMethod.Post, path, body);
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-        {
-            return (0, e.Message);
-        }
-    }
+    private static Task<(HttpStatusCode Status, string Body)> SendAsync(TestCluster cluster, int node, string path, string body) =>
+        V1Api.TryPostAsync(cluster, node, path, body);
 
     private static void Signal(NodeProcess node, string signal)
     {

@@ -30,6 +30,19 @@ internal static class V1Api
         return json["error"]?.GetValue<string>() ?? "";
     }
 
+    /// <summary>A POST that may meet a node paused or dying: a failed connection or a timeout is a status 0.</summary>
+    public static async Task<(HttpStatusCode Status, string Body)> TryPostAsync(TestCluster cluster, int node, string path, string body)
+    {
+        try
+        {
+            return await cluster.SendAsync(node, HttpMethod.Post, path, body);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return (0, e.Message);
+        }
+    }
+
     /// <summary>The <c>messages</c> of a receive's or a peek's answer.</summary>
     public static JsonArray Messages(JsonObject json) => json["messages"]!.AsArray();
 }
