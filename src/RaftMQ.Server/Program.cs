@@ -77,7 +77,18 @@ using var loggers = NodeWebApplication.CreateLoggerFactory(settings.LogLevel, se
 var logger = loggers.CreateLogger("RaftMQ.Node");
 // The queue keeps its messages in segment files beside the Raft log; it rebuilds them from the snapshot and the log.
 var disk = new DiskAlarm(dataDirectory, settings.DiskFreeLimitMb * 1024L * 1024, TimeProvider.System, logger);
-var node = new QueueNode(settings, identity, members, new QueueStateMachine(Path.Combine(dataDirectory, "queue")), disk);
+QueueStateMachine queue;
+try
+{
+    queue = new QueueStateMachine(Path.Combine(dataDirectory, "queue"));
+}
+catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+{
+    // A data directory the node cannot write (read-only, not its owner's, a disk error): a clear line, not a crash.
+    logger.LogCritical("Node {Index} could not start: {Message}", settings.Index, e.Message);
+    return 1;
+}
+var node = new QueueNode(settings, identity, members, queue, disk);
 using var queueInstruments = new QueueInstruments(node.StateMachine);
 using var httpInstruments = new HttpInstruments();
 // Every command a request can become must be one the node accepts (no input within the limits may stop a node);

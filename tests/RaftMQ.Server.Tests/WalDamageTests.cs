@@ -3,9 +3,10 @@ using System.Net;
 namespace RaftMQ.Server.Tests;
 
 /// <summary>
-/// Disk faults on a real node's log while it is down (docs/storage.md, "DURABLE"): a segment damaged in the middle,
-/// cut short or deleted is never silently dropped. The node refuses to start, naming the file and what is wrong;
-/// with the intact file back it starts and serves every acknowledged message.
+/// Disk faults on a real node's data while it is down (docs/operations.md, "Damaged files"): a log segment damaged in
+/// the middle, cut short or deleted is never silently dropped, and a read-only data directory is not a crash loop of
+/// stack traces: the node refuses to start, naming the file and what is wrong; with the intact file back, or the file
+/// system writable again, it starts and serves every acknowledged message.
 /// </summary>
 [Collection(ClusterCollection.Name)]
 public sealed class WalDamageTests
@@ -55,5 +56,36 @@ public sealed class WalDamageTests
         (await cluster.WaitForLeaderAsync()).ShouldBe(0);
         for (int i = 0; i < Messages; i++) (await cluster.PopAsync(0, "kept")).Body.ShouldBe($$"""{"success":true,"message":"m{{i}}"}""");
         (await cluster.PopAsync(0, "kept")).Status.ShouldBe(HttpStatusCode.NotFound);
+    }
+
+    [TmpfsFact]
+    public async Task A_read_only_data_directory_stops_the_node_at_start_naming_it_and_it_serves_once_writable()
+    {
+        await using var tmpfs = await TmpfsMount.MountAsync(Path.GetTempPath(), 64);
+        await using var cluster = TestCluster.CreateIn(Path.Combine(tmpfs.Path, "cluster"), 1, "--request-timeout-ms", "8000", "--disk-free-limit-mb", "1");
+        await cluster.StartAllAsync();
+        await cluster.CreateTopicAsync(0, "kept");
+        (await cluster.PublishAsync(0, "kept", "m")).Status.ShouldBe(HttpStatusCode.OK);
+        await cluster.Node(0).KillAsync();
+
+        await tmpfs.RemountAsync(readOnly: true);
+        try
+        {
+            var node = cluster.Start(0);
+            static bool Refusal(string line) => line.Contains("could not start", StringComparison.Ordinal) && line.Contains("Read-only file system", StringComparison.Ordinal);
+            (await node.WaitForLineAsync(Refusal, TimeSpan.FromSeconds(30))).ShouldBeTrue($"no refusal in\n{node.Output}");
+            node.Output.Split('\n').First(Refusal).ShouldContain(tmpfs.Path);
+            (await Eventually.TrueAsync(() => Task.FromResult(node.HasExited), TimeSpan.FromSeconds(30))).ShouldBeTrue("the node must not run");
+            node.ExitCode.ShouldNotBe(0);
+        }
+        finally
+        {
+            await tmpfs.RemountAsync(readOnly: false);
+        }
+
+        cluster.Start(0);
+        await cluster.WaitUntilAnsweringAsync(0);
+        (await cluster.WaitForLeaderAsync()).ShouldBe(0);
+        (await cluster.PopAsync(0, "kept")).Body.ShouldBe("""{"success":true,"message":"m"}""");
     }
 }

@@ -31,6 +31,9 @@ public sealed class TmpfsMount : IAsyncDisposable
         return new TmpfsMount(path);
     }
 
+    /// <summary>Makes the file system read-only, or writable again (<c>mount -o remount,ro|rw</c>).</summary>
+    public Task RemountAsync(bool readOnly) => RunAsync("mount", "-o", readOnly ? "remount,ro" : "remount,rw", Path);
+
     public async ValueTask DisposeAsync()
     {
         await RunAsync("umount", Path);
