@@ -27,6 +27,9 @@ public static class Demo
         var leader = await client.FindLeaderAsync(ct).ConfigureAwait(false);
         var leaderNode = local.File.Nodes.FirstOrDefault(n => new Uri(n.Url).Authority == leader.Authority);
         await client.CreateTopicAsync(Topic, ct).ConfigureAwait(false);
+        // The pops below are an atomic receive and ack on the group default: if it was deleted (`group delete demo
+        // default`), create it again, at the tail.
+        await client.CreateGroupAsync(Topic, "default", RaftMQ.Client.GroupStartPosition.Latest, ct).ConfigureAwait(false);
         // Leftovers of an earlier demo would come out first; clear them (bounded) so the output reads straight.
         for (int i = 0; i < 10_000 && await client.PopAsync(Topic, ct).ConfigureAwait(false) is not null; i++)
         {
