@@ -122,7 +122,6 @@ public sealed partial class RaftNode
     /// </summary>
     public MembershipResult TransferLeadership(ulong target = 0)
     {
-        EnsureNoOutstandingReady();
         if (Role != Role.Leader) return NotLeaderResult();
         if (_transferTarget != 0)
             return Refuse(MembershipStatus.Transferring, $"leadership is already being transferred to node {_transferTarget}");
@@ -260,7 +259,6 @@ public sealed partial class RaftNode
 
     private MembershipResult? RefuseChange(ulong id)
     {
-        EnsureNoOutstandingReady();
         if (Role != Role.Leader) return NotLeaderResult();
         if (id == 0) return Refuse(MembershipStatus.InvalidId, "node id 0 names no node");
         if (_transferTarget != 0)

@@ -8,6 +8,8 @@ namespace RaftMQ.Raft;
 /// clock, starts no thread and never awaits. Inputs are <see cref="Tick"/>, <see cref="Step"/>,
 /// <see cref="Propose"/> and <see cref="ReadIndex"/>; outputs come as a <see cref="Ready"/> batch that the runtime
 /// handles and then acknowledges with <see cref="Advance"/>. The same inputs always give the same outputs.
+/// Inputs may continue while a Ready is outstanding (its entries being made durable off the loop): what they
+/// produce waits for the next Ready, except the messages <see cref="TakeMessagesBeforeDurable"/> hands out.
 /// </summary>
 /// <remarks>Not thread-safe: one owner (a node's event loop or a test) calls it.</remarks>
 public sealed partial class RaftNode
@@ -29,6 +31,7 @@ public sealed partial class RaftNode
     private bool _broadcastPending;
     private bool _readRoundPending;
     private HardState _previousHardState;
+    private HardState _durableHardState; // as of the last Ready advanced (the runtime persisted it)
     private SoftState _previousSoftState;
     private Ready? _outstandingReady;
 
@@ -49,6 +52,7 @@ public sealed partial class RaftNode
         Term = hs.Term;
         Vote = hs.Vote;
         _previousHardState = hs;
+        _durableHardState = hs;
         BecomeFollower(Term, 0);
         _previousSoftState = SoftState;
         // A cluster of one has nobody to wait for: it leads at once, also right after a restart.
@@ -143,7 +147,6 @@ public sealed partial class RaftNode
     /// <summary>Advances the logical clock by one tick: election timeouts, heartbeats and quorum checks.</summary>
     public void Tick()
     {
-        EnsureNoOutstandingReady();
         if (Role == Role.Leader) TickLeader();
         else TickElection();
     }
@@ -154,7 +157,6 @@ public sealed partial class RaftNode
     /// </summary>
     public ProposeResult Propose(ReadOnlyMemory<byte> command)
     {
-        EnsureNoOutstandingReady();
         if (Role != Role.Leader) return new ProposeResult(ProposeStatus.NotLeader, 0, 0, Leader);
         if (_transferTarget != 0) return new ProposeResult(ProposeStatus.Transferring, 0, 0, Id);
         if (command.Length > _options.MaxEntryBytes) return new ProposeResult(ProposeStatus.TooLarge, 0, 0, Id);
@@ -175,7 +177,6 @@ public sealed partial class RaftNode
     /// </summary>
     public ProposeResult ReadIndex(ulong context)
     {
-        EnsureNoOutstandingReady();
         if (Role == Role.Leader)
         {
             return AcceptRead(context, Id)
@@ -193,7 +194,9 @@ public sealed partial class RaftNode
     public void Step(RaftMessage message)
     {
         ArgumentNullException.ThrowIfNull(message);
-        EnsureNoOutstandingReady();
+        // Adopting a snapshot replaces the log and the applied index that an outstanding Ready's Advance relies on.
+        if (message is InstallSnapshot && _outstandingReady is not null)
+            throw new InvalidOperationException("An InstallSnapshot must wait until the outstanding Ready is advanced.");
         if (message.To != Id || message.From == Id || !AcceptsFrom(message)) return;
         // A term or index no real cluster reaches is hostile or corrupt: adopting it could leave this node at a term
         // it can never campaign past (the transport refuses such messages too; this guards every other caller).
@@ -275,7 +278,10 @@ public sealed partial class RaftNode
             || _readStates.Count > 0;
     }
 
-    /// <summary>Takes the pending outputs. Call <see cref="Advance"/> with it before giving the node more input.</summary>
+    /// <summary>
+    /// Takes the pending outputs. Call <see cref="Advance"/> with it before the next <see cref="GetReady"/>; inputs
+    /// may be given meanwhile (except an <see cref="InstallSnapshot"/>), while the runtime makes the Ready durable.
+    /// </summary>
     public Ready GetReady()
     {
         EnsureNoOutstandingReady();
@@ -310,6 +316,7 @@ public sealed partial class RaftNode
         if (!ReferenceEquals(ready, _outstandingReady))
             throw new InvalidOperationException("Advance must be given the Ready returned by the last GetReady.");
         _outstandingReady = null;
+        if (ready.HardState is { } persisted) _durableHardState = persisted;
         if (ready.Snapshot is { } snapshot) _log.SnapshotStableTo(snapshot);
         if (ready.Entries.Count > 0)
         {
@@ -328,6 +335,37 @@ public sealed partial class RaftNode
                 if (_uncommittedBytes < 0) _uncommittedBytes = 0;
             }
         }
+    }
+
+    /// <summary>
+    /// While a Ready is outstanding, takes the messages produced since that need nothing of it to be durable, so the
+    /// runtime sends them before its write ends: a leader's (it counts itself only once durable, thesis §10.2.1: its
+    /// appends and heartbeats may go at once), and elsewhere heartbeat responses and forwarded read requests, which
+    /// promise nothing about the log. Only while this node's term and vote are those last persisted: a message that
+    /// carries a term or vote not yet durable waits for the Ready that persists it. The rest wait for the next Ready.
+    /// </summary>
+    public IReadOnlyList<RaftMessage> TakeMessagesBeforeDurable()
+    {
+        if (Term != _durableHardState.Term || Vote != _durableHardState.Vote) return [];
+        Flush();
+        if (_messages.Count == 0) return [];
+        if (Role == Role.Leader)
+        {
+            var all = _messages;
+            _messages = [];
+            return all;
+        }
+        List<RaftMessage>? early = null;
+        var kept = 0;
+        for (var i = 0; i < _messages.Count; i++)
+        {
+            var m = _messages[i];
+            if (m is HeartbeatResponse or ReadIndexRequest) (early ??= []).Add(m);
+            else _messages[kept++] = m;
+        }
+        if (early is null) return [];
+        _messages.RemoveRange(kept, _messages.Count - kept);
+        return early;
     }
 
     private void EnsureNoOutstandingReady()
@@ -531,7 +569,6 @@ public sealed partial class RaftNode
     /// </summary>
     public void ReportSnapshot(ulong peer, bool succeeded)
     {
-        EnsureNoOutstandingReady();
         if (Role != Role.Leader || !_tracker.TryGetProgress(peer, out var pr) || pr.State != ReplicationState.Snapshot) return;
         if (!succeeded) pr.AbortSnapshot();
         pr.BecomeProbe();

@@ -22,6 +22,43 @@ public interface INodeHost
     /// loop's <see cref="NodeDriver.CompleteSnapshot"/> (whether or not it failed).
     /// </summary>
     void WriteSnapshotInBackground(SnapshotJob job);
+
+    /// <summary>
+    /// Runs <paramref name="job"/>'s <see cref="LogSyncJob.Run"/> (the fsync of a Ready the loop wrote) off the loop,
+    /// then hands the job back to the loop's <see cref="NodeDriver.CompleteLogSync"/>, and returns true; the loop goes
+    /// on meanwhile (answering heartbeats, ticking, taking proposals). A host that returns false has the driver fsync
+    /// on the loop instead.
+    /// </summary>
+    bool TrySyncLogInBackground(LogSyncJob job) => false;
+}
+
+/// <summary>
+/// The fsync of one Ready's entries and hard state, which the loop has written: run off the loop, then back on the
+/// loop the Ready is finished (its messages sent, its committed entries applied, the core advanced).
+/// </summary>
+public sealed class LogSyncJob
+{
+    internal LogSyncJob(Ready ready, bool sentFirst, DurableLogStorage.LogSync sync, long startedAt)
+    {
+        Ready = ready;
+        SentFirst = sentFirst;
+        Sync = sync;
+        StartedAt = startedAt;
+    }
+
+    internal Ready Ready { get; }
+
+    internal bool SentFirst { get; }
+
+    internal DurableLogStorage.LogSync Sync { get; }
+
+    internal long StartedAt { get; }
+
+    /// <summary>Fsyncs. Never throws: a failure is reported when the loop takes the job back, and stops the node.</summary>
+    public void Run() => Sync.Run();
+
+    /// <summary>Why the fsync failed, or null (once <see cref="Run"/> returned).</summary>
+    public Exception? Error => Sync.Error;
 }
 
 /// <summary>Observes what a node did, in order, on its loop (for metrics, tracing and the simulator's checks).</summary>
@@ -166,6 +203,12 @@ public sealed partial class NodeDriver : IDisposable
 {
     private const int MaxApplyCheckpoints = 4_096;
 
+    /// <summary>
+    /// Applied bytes between two points where the log may be compacted by its byte bound: a 64th of that bound, so a
+    /// compaction keeps at most that much more than it must, however many entries a Ready applied at once.
+    /// </summary>
+    private long CheckpointBytes => Math.Max(1, _options.SnapshotRetainBytes / 64);
+
     private readonly RaftOptions _raftOptions;
     private readonly NodeDriverOptions _options;
     private readonly NodeStorage _storage;
@@ -186,8 +229,12 @@ public sealed partial class NodeDriver : IDisposable
     private SnapshotJob? _snapshotInProgress;
     private long _appliedBytes; // command bytes applied in this run, for the byte bound on the retained log
     private long _appliedBytesAtSnapshot;
-    private readonly Queue<(ulong Index, long AppliedBytes)> _applyCheckpoints = new();
+    private readonly Queue<(ulong Index, long AppliedBytes)> _applyCheckpoints = new(); // where compaction may cut
+    private long _lastCheckpointBytes;
     private IncomingSnapshot? _incomingSnapshot;
+    private LogSyncJob? _logSync; // a Ready written and being fsynced off the loop; no other Ready until it is back
+    private InstallSnapshot? _installAfterSync; // a received snapshot waits for the outstanding Ready
+    private SnapshotJob? _snapshotAfterSync; // a finished snapshot compacts the log once no fsync runs
 
     /// <summary>
     /// Opens the node from its storage: the state machine from the newest snapshot (§7), the core over the log after
@@ -257,6 +304,9 @@ public sealed partial class NodeDriver : IDisposable
     /// <summary>Whether a snapshot is being written in the background.</summary>
     public bool SnapshotInProgress => _snapshotInProgress is not null;
 
+    /// <summary>Whether a Ready's fsync runs off the loop (<see cref="INodeHost.TrySyncLogInBackground"/>).</summary>
+    public bool LogSyncInProgress => _logSync is not null;
+
     // ---- inputs ----
 
     /// <summary>Hands the node a message from a peer.</summary>
@@ -280,6 +330,9 @@ public sealed partial class NodeDriver : IDisposable
                 break;
             case DiskAlarmReport report:
                 ReceiveDiskAlarm(report);
+                break;
+            case InstallSnapshot install when _logSync is not null:
+                _installAfterSync = install; // the core takes it once the outstanding Ready is advanced
                 break;
             default:
                 _node.Step(message);
@@ -387,6 +440,12 @@ public sealed partial class NodeDriver : IDisposable
     {
         ArgumentNullException.ThrowIfNull(job);
         if (!ReferenceEquals(job, _snapshotInProgress)) throw new InvalidOperationException("not the snapshot in progress");
+        if (_logSync is not null)
+        {
+            // Compacting writes to the log, which must stay as it is while its fsync runs: after it.
+            _snapshotAfterSync = job;
+            return;
+        }
         _snapshotInProgress = null;
         if (job.Error is { } error)
         {
@@ -440,6 +499,14 @@ public sealed partial class NodeDriver : IDisposable
     private void ProcessReadies()
     {
         var node = _node;
+        if (_logSync is not null)
+        {
+            // A Ready's fsync runs: what needs none of it to be durable goes now (heartbeats and their answers above
+            // all, so that a long fsync does not look like a dead node), the rest waits for the Ready to be back.
+            var early = node.TakeMessagesBeforeDurable();
+            if (early.Count > 0) Send(early);
+            return;
+        }
         var appliedBefore = _appliedBytes;
         while (node.HasReady() && _appliedBytes - appliedBefore < _options.MaxApplyBytesPerStep)
         {
@@ -458,6 +525,20 @@ public sealed partial class NodeDriver : IDisposable
             if (ready.HardState is not null || ready.Entries.Count > 0)
             {
                 var saving = _host.Time.GetTimestamp();
+                if (ready.MustSync && ready.Snapshot is null)
+                {
+                    // Written here, fsynced off the loop when the host can: the loop answers heartbeats meanwhile.
+                    var job = new LogSyncJob(ready, sendFirst, _storage.SaveUnsynced(ready.HardState, ready.Entries), saving);
+                    Counters.SaveTook(_host.Time.GetTimestamp() - saving);
+                    if (job.Sync.IsNeeded && _host.TrySyncLogInBackground(job))
+                    {
+                        _logSync = job;
+                        return;
+                    }
+                    job.Run();
+                    Synced(job);
+                    continue;
+                }
                 _storage.Save(ready.HardState, ready.Entries, ready.MustSync);
                 var saveEnd = _host.Time.GetTimestamp();
                 Counters.SaveTook(saveEnd - saving);
@@ -465,30 +546,65 @@ public sealed partial class NodeDriver : IDisposable
                 if (ready.HardState is { } saved) _persistedHardState = saved;
                 _observer?.Persisted(ready.HardState, ready.Entries);
             }
-            // A leader never overwrites its log (§5.3); anyone else may have just replaced entries this node proposed.
-            if (_proposals.Count > 0 && node.Role != Role.Leader && (ready.Entries.Count > 0 || ready.Snapshot is not null))
-                DropOverwrittenProposals();
-            if (!sendFirst) Send(ready.Messages);
-            var applying = _host.Time.GetTimestamp();
-            Apply(ready.CommittedEntries);
-            Counters.ApplyTook(_host.Time.GetTimestamp() - applying);
-            Counters.Applied(ready.CommittedEntries.Count);
-            if (ready.CommittedEntries.Count > 0)
-            {
-                // Bounded: dropping the oldest checkpoint can only make a compaction keep more, never less.
-                if (_applyCheckpoints.Count >= MaxApplyCheckpoints) _applyCheckpoints.Dequeue();
-                _applyCheckpoints.Enqueue((ready.CommittedEntries[^1].Index, _appliedBytes));
-            }
-            foreach (var rs in ready.ReadStates)
-            {
-                if (_unconfirmedReads.Remove(rs.Context, out var read)) _confirmedReads.Enqueue(read, rs.Index);
-            }
-            node.Advance(ready);
-            ServeConfirmedReads(node.AppliedIndex);
-            if (ready.SoftState is { } soft) OnSoftStateChanged(soft);
-            foreach (var (peer, succeeded) in _snapshotReports) node.ReportSnapshot(peer, succeeded);
-            _snapshotReports.Clear();
+            FinishReady(ready, sendFirst);
         }
+    }
+
+    /// <summary>
+    /// The fsync of the outstanding Ready (<see cref="INodeHost.TrySyncLogInBackground"/>) ended: the Ready is
+    /// finished (messages sent, committed entries applied, the core advanced), and what waited for it goes on. Throws
+    /// when the fsync failed: the node must stop. Call <see cref="ProcessReady"/> next, as after any input.
+    /// </summary>
+    public void CompleteLogSync(LogSyncJob job)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        if (!ReferenceEquals(job, _logSync)) throw new InvalidOperationException("not the log fsync in progress");
+        _logSync = null;
+        Synced(job);
+        if (_installAfterSync is { } install)
+        {
+            _installAfterSync = null;
+            _node.Step(install);
+        }
+        if (_snapshotAfterSync is { } snapshot)
+        {
+            _snapshotAfterSync = null;
+            CompleteSnapshot(snapshot);
+        }
+    }
+
+    /// <summary>A Ready's write is durable: record it and finish the Ready.</summary>
+    private void Synced(LogSyncJob job)
+    {
+        _storage.CompleteSync(job.Sync); // throws if the fsync failed
+        var ready = job.Ready;
+        Counters.Saved(ready.Entries.Count, true, _host.Time.GetElapsedTime(job.StartedAt));
+        if (ready.HardState is { } saved) _persistedHardState = saved;
+        _observer?.Persisted(ready.HardState, ready.Entries);
+        FinishReady(ready, job.SentFirst);
+    }
+
+    /// <summary>What follows a Ready's persisting, in order: send, apply, release reads, advance the core.</summary>
+    private void FinishReady(Ready ready, bool sentFirst)
+    {
+        var node = _node;
+        // A leader never overwrites its log (§5.3); anyone else may have just replaced entries this node proposed.
+        if (_proposals.Count > 0 && node.Role != Role.Leader && (ready.Entries.Count > 0 || ready.Snapshot is not null))
+            DropOverwrittenProposals();
+        if (!sentFirst) Send(ready.Messages);
+        var applying = _host.Time.GetTimestamp();
+        Apply(ready.CommittedEntries);
+        Counters.ApplyTook(_host.Time.GetTimestamp() - applying);
+        Counters.Applied(ready.CommittedEntries.Count);
+        foreach (var rs in ready.ReadStates)
+        {
+            if (_unconfirmedReads.Remove(rs.Context, out var read)) _confirmedReads.Enqueue(read, rs.Index);
+        }
+        node.Advance(ready);
+        ServeConfirmedReads(node.AppliedIndex);
+        if (ready.SoftState is { } soft) OnSoftStateChanged(soft);
+        foreach (var (peer, succeeded) in _snapshotReports) node.ReportSnapshot(peer, succeeded);
+        _snapshotReports.Clear();
     }
 
     /// <summary>Fails every waiting caller with <paramref name="error"/> (the node stops).</summary>
@@ -533,6 +649,13 @@ public sealed partial class NodeDriver : IDisposable
             if (e.Type == EntryType.Command) result = _stateMachine.Apply(e.Index, e.Data);
             _bytesSinceSnapshot += e.Data.Length;
             _appliedBytes += e.Data.Length;
+            if (_appliedBytes - _lastCheckpointBytes >= CheckpointBytes)
+            {
+                // Bounded: dropping the oldest checkpoint can only make a compaction keep more, never less.
+                if (_applyCheckpoints.Count >= MaxApplyCheckpoints) _applyCheckpoints.Dequeue();
+                _applyCheckpoints.Enqueue((e.Index, _appliedBytes));
+                _lastCheckpointBytes = _appliedBytes;
+            }
             _observer?.Applied(e);
             if (RemoveProposal(e.Index, out var p))
             {
@@ -720,7 +843,9 @@ public sealed partial class NodeDriver : IDisposable
         {
             _incomingSnapshot = null;
             incoming.Dispose();
-            node.Step(new InstallSnapshot(chunk.From, node.Id, chunk.Term, chunk.Snapshot));
+            var install = new InstallSnapshot(chunk.From, node.Id, chunk.Term, chunk.Snapshot);
+            if (_logSync is null) node.Step(install);
+            else _installAfterSync = install; // after the outstanding Ready, which the core must advance first
         }
         _host.Send(new SnapshotChunkResponse(node.Id, chunk.From, node.Term, chunk.Snapshot, incoming.Received, false));
     }

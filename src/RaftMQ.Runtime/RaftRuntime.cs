@@ -9,8 +9,9 @@ namespace RaftMQ.Runtime;
 /// <summary>
 /// Runs one Raft node: a single loop owns the <see cref="NodeDriver"/> (the consensus core, the storage and the
 /// state machine). Everything that touches them — peer messages, ticks, proposals, reads, finished snapshot writes —
-/// is posted to the loop's bounded inbox. One iteration takes a batch of inputs, then lets the driver persist (one
-/// fsync for the batch), send, apply and complete waiting callers. Snapshots are written on the thread pool.
+/// is posted to the loop's bounded inbox. One iteration takes a batch of inputs, then lets the driver persist, send,
+/// apply and complete waiting callers. A Ready's fsync runs on a thread of its own (<see cref="LogSyncThread"/>) while
+/// the loop goes on taking inputs, which the next Ready writes together; snapshots are written on the thread pool.
 /// </summary>
 public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
 {
@@ -38,6 +39,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private volatile PeerReplication[] _replication = [];
     private long _leaderChanges;
     private RuntimeInstruments? _instruments;
+    private LogSyncThread? _logSyncThread;
 
     public RaftRuntime(
         RaftRuntimeOptions options, NodeStorage storage, IStateMachine stateMachine, ITransport transport,
@@ -97,6 +99,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         _instruments = new RuntimeInstruments(this);
         _driver.Counters.Instruments = _instruments;
         _driver.SoftStateChanged += OnSoftStateChanged;
+        _logSyncThread = new LogSyncThread($"raftmq-fsync-{_options.Raft.Id}", OnLogSynced);
         _loop = Task.Run(() => RunAsync(_stop.Token));
         _transport.SetReceiver(Deliver); // straight from the connection's reader into the inbox: no extra hop
         // No fixed tick: the loop gives the core the ticks that passed whenever it wakes, and sets this one-shot timer
@@ -126,6 +129,25 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 // The node stopped; nothing waits for the job.
             }
         });
+
+    bool INodeHost.TrySyncLogInBackground(LogSyncJob job)
+    {
+        _logSyncThread!.Start(job);
+        return true;
+    }
+
+    /// <summary>On the fsync thread: hands the finished job back to the loop (it waits for room, like a proposal).</summary>
+    private void OnLogSynced(LogSyncJob job)
+    {
+        try
+        {
+            _inbox.Writer.WriteAsync(new LogSyncedInput(job), _stop.Token).AsTask().GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is OperationCanceledException or ChannelClosedException or ObjectDisposedException)
+        {
+            // The node stopped; nothing waits for the job.
+        }
+    }
 
     /// <summary>Hands the loop a message from a peer; drops it when the inbox is full (never blocks the transport).</summary>
     public void Deliver(RaftMessage message)
@@ -389,6 +411,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 // A failed loop was already logged; disposal must still release everything.
             }
         }
+        _logSyncThread?.Dispose(); // after the loop, before the storage: an fsync that runs finishes first
         _driver?.Dispose();
         _instruments?.Dispose();
         _storage.Dispose();
@@ -534,6 +557,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             case SnapshotWrittenInput w:
                 driver.CompleteSnapshot(w.Job);
                 break;
+            case LogSyncedInput l:
+                driver.CompleteLogSync(l.Job); // throws when the fsync failed: the node stops
+                break;
             case TransferInput t:
                 driver.TransferLeadership(t.Target, t.Completion);
                 break;
@@ -638,6 +664,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private sealed record ReadInput(Func<object?> Query, TaskCompletionSource<object?> Completion) : Input;
 
     private sealed record SnapshotWrittenInput(SnapshotJob Job) : Input;
+
+    private sealed record LogSyncedInput(LogSyncJob Job) : Input;
 
     private sealed record ForwardInput(ReadOnlyMemory<byte> Command, TaskCompletionSource<ForwardResult> Completion) : Input;
 

@@ -252,6 +252,45 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         if (sync) SyncActive();
     }
 
+    /// <summary>
+    /// Writes one Ready like <see cref="Save"/> but leaves its fsync to the returned <see cref="LogSync"/>, which may
+    /// run on another thread (<see cref="LogSync.Run"/>) while this storage is only read; hand it back to
+    /// <see cref="CompleteSync"/> on the owner's thread before writing again. Until then nothing written here may be
+    /// acknowledged as durable: a crash can lose any suffix of it (recovery cuts a torn tail).
+    /// </summary>
+    /// <exception cref="StorageFailedException">A write failed; the storage accepts no more writes.</exception>
+    public LogSync SaveUnsynced(HardState? hardState, IReadOnlyList<Entry> entries)
+    {
+        Save(hardState, entries, sync: false);
+        return new LogSync(_unsynced ? Active : null, Active.Length);
+    }
+
+    /// <summary>
+    /// Takes back a <see cref="LogSync"/> that ran: what it covered is durable from now on. Throws (and accepts no
+    /// more writes) when its fsync failed.
+    /// </summary>
+    /// <exception cref="StorageFailedException">The fsync failed.</exception>
+    public void CompleteSync(LogSync sync)
+    {
+        ArgumentNullException.ThrowIfNull(sync);
+        ThrowIfUnwritable();
+        if (!sync.Finished) throw new InvalidOperationException("the fsync has not run");
+        if (sync.Error is { } error) throw Fail("fsync", error);
+        // A segment rolled since was fsynced when it was sealed; only the active one's durable end moves here.
+        if (sync.Segment is null || !ReferenceEquals(sync.Segment, Active)) return;
+        _durableEnd = Math.Max(_durableEnd, sync.Length);
+        if (Active.Length != sync.Length) return; // written again meanwhile: still unsynced past sync.Length
+        _unsynced = false;
+        try
+        {
+            RecordDurableEnd(sync: false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw Fail("fsync", ex);
+        }
+    }
+
     private void CheckAppend(IReadOnlyList<Entry> entries)
     {
         var first = entries[0].Index;
@@ -408,6 +447,45 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     }
 
     private SegmentFile Active => _segments[^1];
+
+    /// <summary>
+    /// The fsync of what <see cref="SaveUnsynced"/> wrote: <see cref="Run"/> it once, on any thread, then give it back
+    /// to <see cref="CompleteSync"/> on the storage owner's thread.
+    /// </summary>
+    public sealed class LogSync
+    {
+        internal LogSync(SegmentFile? segment, long length)
+        {
+            Segment = segment;
+            Length = length;
+        }
+
+        internal SegmentFile? Segment { get; }
+
+        internal long Length { get; }
+
+        internal bool Finished { get; private set; }
+
+        /// <summary>Why the fsync failed, or null.</summary>
+        public Exception? Error { get; private set; }
+
+        /// <summary>Whether there is anything to fsync (a Ready that wrote nothing needs none).</summary>
+        public bool IsNeeded => Segment is not null;
+
+        /// <summary>Fsyncs the segment written to. Never throws: a failure is kept in <see cref="Error"/>.</summary>
+        public void Run()
+        {
+            try
+            {
+                Segment?.File.Sync();
+            }
+            catch (Exception ex)
+            {
+                Error = ex; // reported on the owner's thread, which stops the node
+            }
+            Finished = true;
+        }
+    }
 
     private void SyncActive()
     {

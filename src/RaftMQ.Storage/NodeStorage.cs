@@ -66,6 +66,12 @@ public sealed class NodeStorage : IDisposable
     /// <summary>Persists one Ready; see <see cref="DurableLogStorage.Save"/>.</summary>
     public void Save(HardState? hardState, IReadOnlyList<Entry> entries, bool sync) => Log.Save(hardState, entries, sync);
 
+    /// <summary>Writes one Ready and leaves its fsync to the result; see <see cref="DurableLogStorage.SaveUnsynced"/>.</summary>
+    public DurableLogStorage.LogSync SaveUnsynced(HardState? hardState, IReadOnlyList<Entry> entries) => Log.SaveUnsynced(hardState, entries);
+
+    /// <summary>Takes back a finished fsync; see <see cref="DurableLogStorage.CompleteSync"/>.</summary>
+    public void CompleteSync(DurableLogStorage.LogSync sync) => Log.CompleteSync(sync);
+
     /// <summary>Starts a snapshot of the local state machine; commit it, then call <see cref="Compact"/>.</summary>
     public SnapshotWriter CreateSnapshot(SnapshotMetadata metadata) => Snapshots.Create(metadata);
 

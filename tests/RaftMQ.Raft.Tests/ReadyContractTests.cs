@@ -2,7 +2,8 @@ namespace RaftMQ.Raft.Tests;
 
 /// <summary>
 /// The contract between the core and its runtime: what a <see cref="Ready"/> holds, when it must be synced (Figure 2:
-/// persistent state is on stable storage before the node answers), and that each Ready is advanced before more input.
+/// persistent state is on stable storage before the node answers), that each Ready is advanced before the next, and
+/// what may happen while one is outstanding.
 /// </summary>
 public sealed class ReadyContractTests
 {
@@ -87,22 +88,96 @@ public sealed class ReadyContractTests
     }
 
     [Fact]
-    public void Inputs_BeforeAdvance_AreRefused()
+    public void Inputs_WhileAReadyIsOutstanding_AreTaken_AndWhatTheyProduceWaitsForTheNextReady()
     {
-        var node = new TestNode(1, Three);
-        node.Node.Step(new Heartbeat(2, 1, 3, 0, 0));
-        var ready = node.Node.GetReady();
+        var node = new TestNode(1, Three, TestNode.StorageWith(term: 2, commit: 0));
+        node.Node.Step(new AppendEntries(2, 1, 2, 0, 0, TestNode.Entries(1, 2), 0));
+        var ready = node.Node.GetReady(); // its entry is being made durable (off the loop, in a runtime)
+        ready.Entries.Select(e => e.Index).ShouldBe([1UL]);
+        ready.Messages.ShouldHaveSingleItem().ShouldBeOfType<AppendEntriesResponse>().Index.ShouldBe(1UL);
 
         node.Node.HasReady().ShouldBeFalse(); // nothing more is handed out until this one is advanced
-        Should.Throw<InvalidOperationException>(() => node.Node.Tick());
-        Should.Throw<InvalidOperationException>(() => node.Node.Step(new Heartbeat(2, 1, 3, 0, 0)));
-        Should.Throw<InvalidOperationException>(() => node.Node.Propose(new byte[1]));
-        Should.Throw<InvalidOperationException>(() => node.Node.ReadIndex(1));
-        Should.Throw<InvalidOperationException>(() => node.Node.ReportSnapshot(2, true));
         Should.Throw<InvalidOperationException>(() => node.Node.GetReady());
+        // A snapshot would replace the log the outstanding Ready's Advance relies on: it waits for the runtime.
+        Should.Throw<InvalidOperationException>(() => node.Node.Step(new InstallSnapshot(2, 1, 2, new SnapshotMetadata(5, 2))));
 
-        node.Node.Advance(ready);
+        node.Node.Step(new Heartbeat(2, 1, 2, 1, 4));
+        node.Node.Step(new AppendEntries(2, 1, 2, 1, 2, TestNode.Entries(2, 2), 1));
         node.Node.Tick();
+        node.Node.Propose(new byte[1]).Status.ShouldBe(ProposeStatus.NotLeader);
+        node.Node.ReadIndex(7).Status.ShouldBe(ProposeStatus.Accepted);
+        // The heartbeat's answer and the forwarded read promise nothing about the log: they go before the write ends.
+        // The second append's answer claims entry 2 is durable: it waits.
+        var early = node.Node.TakeMessagesBeforeDurable();
+        early.OfType<HeartbeatResponse>().ShouldHaveSingleItem().ReadRound.ShouldBe(4UL);
+        early.OfType<ReadIndexRequest>().ShouldHaveSingleItem().Context.ShouldBe(7UL);
+        early.Count.ShouldBe(2);
+        node.Node.TakeMessagesBeforeDurable().ShouldBeEmpty(); // taken once
+
+        node.Storage.Append(ready.Entries);
+        node.Node.Advance(ready);
+        var next = node.Node.GetReady();
+        next.Entries.Select(e => e.Index).ShouldBe([2UL]); // only what came meanwhile
+        next.CommittedEntries.Select(e => e.Index).ShouldBe([1UL]);
+        next.Messages.ShouldHaveSingleItem().ShouldBeOfType<AppendEntriesResponse>().Index.ShouldBe(2UL);
+        node.Storage.Append(next.Entries);
+        node.Node.Advance(next);
+        node.Node.LastIndex.ShouldBe(2UL);
+    }
+
+    // Figure 2: a node answers nothing in a term, and grants no vote, before that term and vote are durable.
+    [Fact]
+    public void A_term_or_vote_not_yet_durable_holds_every_message_back()
+    {
+        var node = new TestNode(1, Three, TestNode.StorageWith(term: 2, commit: 0));
+        node.Node.Step(new Heartbeat(2, 1, 3, 0, 0)); // a leader of term 3
+        var ready = node.Node.GetReady();
+        ready.HardState!.Value.Term.ShouldBe(3UL);
+        node.Node.Step(new Heartbeat(2, 1, 3, 0, 0));
+        node.Node.TakeMessagesBeforeDurable().ShouldBeEmpty();
+        node.Storage.SetHardState(ready.HardState!.Value);
+        node.Node.Advance(ready);
+        node.Node.GetReady().Messages.Count.ShouldBe(1); // the held answer, now that term 3 is durable
+
+        var voter = new TestNode(1, Three, TestNode.StorageWith(term: 2, commit: 0));
+        voter.Node.Step(new RequestVote(3, 1, 2, 0, 0, false));
+        var vote = voter.Node.GetReady();
+        vote.HardState.ShouldBe(new HardState(2, 3, 0));
+        voter.Node.Step(new Heartbeat(3, 1, 2, 0, 0));
+        voter.Node.TakeMessagesBeforeDurable().ShouldBeEmpty(); // vote not durable yet
+    }
+
+    // Thesis §10.2.1: a leader sends its entries while it writes them, and counts itself only once they are durable.
+    [Fact]
+    public void A_leader_sends_appends_during_its_own_write_and_counts_itself_only_after_it()
+    {
+        var leader = new TestNode(1, Three);
+        leader.ElectAndCommitNoOp();
+        leader.Node.CommitIndex.ShouldBe(1UL);
+        leader.Propose();
+        var ready = leader.Node.GetReady();
+        ready.Entries.Select(e => e.Index).ShouldBe([2UL]);
+        var first = ready.Messages.OfType<AppendEntries>().ToList();
+        first.Count.ShouldBe(2);
+
+        leader.Propose(); // entry 3, while entry 2 is written
+        var early = leader.Node.TakeMessagesBeforeDurable().OfType<AppendEntries>().ToList();
+        early.Count.ShouldBe(2);
+        early.ShouldAllBe(ae => ae.Entries.Count == 1 && ae.Entries[0].Index == 3UL);
+
+        // Follower 2 holds 2 and 3; with the leader's own write outstanding that is one durable copy of three.
+        leader.Node.Step(new AppendEntriesResponse(2, 1, leader.Node.Term, false, 3, 0, 0));
+        leader.Node.CommitIndex.ShouldBe(1UL);
+
+        leader.Storage.Append(ready.Entries);
+        leader.Node.Advance(ready); // entry 2 durable here: leader and follower 2 hold it
+        leader.Node.CommitIndex.ShouldBe(2UL);
+        var next = leader.Node.GetReady();
+        next.Entries.Select(e => e.Index).ShouldBe([3UL]);
+        next.CommittedEntries.Select(e => e.Index).ShouldBe([2UL]);
+        leader.Storage.Append(next.Entries);
+        leader.Node.Advance(next);
+        leader.Node.CommitIndex.ShouldBe(3UL);
     }
 
     [Fact]

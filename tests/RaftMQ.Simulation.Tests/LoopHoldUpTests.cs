@@ -31,3 +31,45 @@ public sealed class LoopHoldUpTests
         leader.Raft!.Term.ShouldBe(term);
     }
 }
+
+/// <summary>
+/// A Ready's fsync runs off the node's loop: while every node's fsyncs take up to three election timeouts, the loops
+/// still answer heartbeats and the leader keeps its quorum, so a steady stream of proposals commits under one leader.
+/// </summary>
+public sealed class SlowFsyncTests
+{
+    [Theory]
+    [InlineData(11UL)]
+    [InlineData(12UL)]
+    [InlineData(13UL)]
+    public void Fsyncs_slower_than_an_election_timeout_cost_no_leadership(ulong seed)
+    {
+        var sim = Sim.Cluster(GetType(), 3, seed, o =>
+        {
+            o.Link = LinkConfig.Reliable with { MinDelayMs = 1, MaxDelayMs = 3 };
+            o.PreVote = true;
+            o.CheckQuorum = true;
+        });
+        sim.Await(() => sim.Leader is { CommitIndex: > 0 } l && sim.Nodes.All(n => n.Raft?.Leader == l.Id), 5_000, "a settled leader");
+        var leader = sim.Leader!;
+        var term = leader.Raft!.Term;
+        var campaigns = sim.Stats.SentOf<RequestVote>();
+        var electionMs = sim.Options.ElectionTicks * sim.Options.TickMs;
+        sim.Options.SlowFsyncProbability = 1;
+        sim.Options.SlowFsyncMaxMs = (int)(3 * electionMs);
+
+        var proposals = new List<ClientProposal>();
+        for (var i = 0; i < 40; i++)
+        {
+            proposals.Add(sim.Propose(Sim.Cmd(i), leader.Id));
+            sim.RunFor(electionMs / 2);
+        }
+        sim.Await(() => proposals.All(p => p.IsAcknowledged), 60_000, "every proposal acknowledged");
+        sim.Await(() => sim.Nodes.All(n => n.AppliedThisRun == leader.Raft!.LastIndex), 60_000, "every node applied the whole log");
+
+        sim.Stats.SentOf<RequestVote>().ShouldBe(campaigns, "a node campaigned (a pre-vote is a RequestVote too)");
+        sim.Leader.ShouldBe(leader);
+        leader.Raft!.Term.ShouldBe(term);
+        sim.CheckAcknowledgedAppliedExactlyOnce();
+    }
+}

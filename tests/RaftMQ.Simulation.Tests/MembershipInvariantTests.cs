@@ -76,6 +76,25 @@ public sealed class MembershipInvariantTests
         ShouldViolate("configuration in force", () => c.OnLeaderCommit(1, 1, 4, 1, FiveVoters));
     }
 
+    // The leader's fsync runs off its loop: a configuration entry it appended is in force before it is durable there.
+    [Fact]
+    public void ConfigurationInForce_FromTheLeadersUnpersistedTail_IsTheLatest()
+    {
+        var c = FiveNodes();
+        Entry[] durable = [E(1, 1), E(2, 1, 2)];
+        foreach (var n in new ulong[] { 1, 2, 3 }) c.OnPersistedEntries(n, durable, 0);
+        Entry[] tail = [Config(3, 1, FiveRemoved)];
+        c.OnPersistedEntries(2, tail, 1);
+        c.OnPersistedEntries(3, tail, 1);
+        Entry? At(ulong i) => i == 3 ? tail[0] : null;
+        // n1 runs on the removal it has not persisted: n2 and n3 hold index 3, with n1 not counted that is 2 of 4.
+        ShouldViolate("commit quorum", () => c.OnLeaderCommit(1, 1, 3, 1, FiveRemoved, 3, At));
+        c.OnPersistedEntries(4, [.. durable, .. tail], 0);
+        c.OnLeaderCommit(1, 1, 3, 1, FiveRemoved, 3, At);
+        // Without that entry in its log, the same leader on the same configuration is caught.
+        ShouldViolate("configuration in force", () => c.OnLeaderCommit(1, 1, 2, 1, FiveRemoved, 2, At));
+    }
+
     [Fact]
     public void ConfigurationRecord_FollowsTruncationAndSnapshots()
     {

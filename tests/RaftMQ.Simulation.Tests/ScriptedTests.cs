@@ -198,36 +198,42 @@ public sealed class ScriptedTests
     [Fact]
     public void SingleNodeCluster_LeadsAtOnce_AlsoAfterRestart()
     {
-        var sim = Cluster(1);
+        var sim = Cluster(1, o => o.LogSyncDelayMaxMs = 0);
         var node = sim.Node(1);
         node.IsLeader.ShouldBeTrue("a cluster of one needs no election");
         sim.Now.ShouldBe(0L);
 
         var p = sim.Propose(Sim.Cmd(1));
-        p.IsAcknowledged.ShouldBeTrue("with nobody to wait for, the entry commits in the same step");
+        sim.RunFor(0); // its fsync, off the loop, ends at the same virtual instant
+        p.IsAcknowledged.ShouldBeTrue("with nobody to wait for, the entry commits once it is durable here");
         var term = node.Term;
 
         sim.Crash(1);
         sim.Restart(1);
         node.IsLeader.ShouldBeTrue();
         node.Term.ShouldBeGreaterThan(term);
+        sim.RunFor(0);
         node.AppliedThisRun.ShouldBe(p.Result.Index + 1, "the restarted node re-applies its log and its new no-op");
-        sim.Propose(Sim.Cmd(2)).IsAcknowledged.ShouldBeTrue();
+        var second = sim.Propose(Sim.Cmd(2));
+        sim.RunFor(0);
+        second.IsAcknowledged.ShouldBeTrue();
     }
 
     [Fact]
     public void StepByStep_DeliverOneMessageAtATime()
     {
-        var sim = Cluster(3);
+        var sim = Cluster(3, o => o.LogSyncDelayMaxMs = 0);
         var leader = ElectedLeader(sim);
         sim.RunUntil(() => sim.InFlight.Count == 0, 100);
         // Freeze the clocks, propose, and walk the AppendEntries round by hand.
         foreach (var n in sim.Nodes) sim.PauseClock(n.Id);
         var p = sim.Propose(Sim.Cmd(9), leader.Id);
         var appends = sim.InFlight.Where(m => m.Message is AppendEntries).ToList();
-        appends.Count.ShouldBe(2);
+        appends.Count.ShouldBe(2, "a leader sends its entries while it writes them");
 
         sim.DeliverNow(appends[0]);
+        sim.InFlight.ShouldNotContain(m => m.Message is AppendEntriesResponse, "the follower answers once the entry is durable");
+        sim.RunFor(0); // the fsyncs, off the loops, end at this virtual instant (messages take 1 ms)
         var response = sim.InFlight.Single(m => m.Message is AppendEntriesResponse);
         p.IsAcknowledged.ShouldBeFalse();
         sim.DeliverNow(response);

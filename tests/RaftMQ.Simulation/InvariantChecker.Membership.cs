@@ -19,7 +19,8 @@ namespace RaftMQ.Simulation;
 /// voters of its configuration (itself included if it is one) must be a majority of that configuration's voters: a
 /// vote from a node outside it never elects.</item>
 /// <item><b>Configuration in force.</b> A leader's core runs on the configuration this record says (the latest in its
-/// log).</item>
+/// log), or on the latest configuration entry of the tail it appended and has not persisted yet (its fsync runs off
+/// the loop; the entry is in its log all the same), decoded from the leader's log here.</item>
 /// </list>
 /// Election safety, log matching, leader completeness and state machine safety (the checks in
 /// <c>InvariantChecker.cs</c>) cover every node of the pool, so a node that joins late — from a snapshot or the log —
@@ -30,6 +31,7 @@ public sealed partial class InvariantChecker
     // For every persisted (index, term): a bit per node (bit id-1) that durably held it at some point.
     private readonly Dictionary<(ulong Index, ulong Term), ulong> _holders = [];
     private readonly Dictionary<ulong, NodeConfigurations> _configurations = [];
+    private readonly Dictionary<ulong, ulong> _persistedEnd = []; // last index of each node's durable log
 
     /// <summary>The configuration node <paramref name="node"/> runs on, as this checker reconstructed it.</summary>
     public ClusterConfiguration ConfigurationOf(ulong node) =>
@@ -48,6 +50,7 @@ public sealed partial class InvariantChecker
         var record = new NodeConfigurations(initial, log.Snapshot.Configuration ?? initial);
         _configurations[node] = record;
         if (log.Snapshot.Index > 0) NoteSnapshotHeld(node, log.Snapshot.Index);
+        _persistedEnd[node] = log.LastIndex;
         var entries = new List<Entry>();
         for (var from = log.FirstIndex; from <= log.LastIndex; from = entries[^1].Index + 1)
         {
@@ -65,6 +68,7 @@ public sealed partial class InvariantChecker
     private void NoteConfigurations(ulong node, IReadOnlyList<Entry> entries)
     {
         if (entries.Count == 0 || !_configurations.TryGetValue(node, out var record)) return;
+        _persistedEnd[node] = entries[^1].Index; // a batch replaces the log from its first index: the log ends here
         record.TruncateFrom(entries[0].Index);
         foreach (var e in entries)
         {
@@ -92,12 +96,24 @@ public sealed partial class InvariantChecker
     /// <summary>
     /// Leader <paramref name="node"/> of <paramref name="term"/> moved its commit index to <paramref name="commit"/>,
     /// whose entry has term <paramref name="entryTerm"/> in its log, running on <paramref name="inForce"/> (its core's
-    /// configuration): checks that a majority of the voters of its configuration held that entry.
+    /// configuration): checks that a majority of the voters of its configuration held that entry. The leader's log
+    /// ends at <paramref name="lastIndex"/>; <paramref name="entryAt"/> reads the entries it has not persisted yet.
     /// </summary>
-    public void OnLeaderCommit(ulong node, ulong term, ulong commit, ulong entryTerm, ClusterConfiguration inForce)
+    public void OnLeaderCommit(
+        ulong node, ulong term, ulong commit, ulong entryTerm, ClusterConfiguration inForce, ulong lastIndex = 0, Func<ulong, Entry?>? entryAt = null)
     {
         ArgumentNullException.ThrowIfNull(inForce);
+        entryAt ??= static _ => null;
         var configuration = ConfigurationOf(node);
+        // A leader only appends: its log is what it persisted and then the entries its fsync has not covered yet.
+        for (var i = lastIndex; i > _persistedEnd.GetValueOrDefault(node); i--)
+        {
+            if (entryAt(i) is { Type: EntryType.Configuration } e)
+            {
+                configuration = Decode(node, e);
+                break;
+            }
+        }
         if (!configuration.Equals(inForce))
         {
             Fail("configuration in force", $"leader n{node} of term {term} runs on {inForce}, but the latest configuration in its log is {configuration} (§4.1)");

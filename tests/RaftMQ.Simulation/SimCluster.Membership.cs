@@ -190,6 +190,7 @@ public sealed partial class SimCluster
         if (raft.TryGetEntry(commit, out var e)) term = e.Term;
         else if (commit == node.Storage.Snapshot.Index) term = node.Storage.Snapshot.Term;
         else return;
-        Checker.OnLeaderCommit(node.Id, raft.Term, commit, term, raft.Configuration);
+        Checker.OnLeaderCommit(node.Id, raft.Term, commit, term, raft.Configuration, raft.LastIndex,
+            index => raft.TryGetEntry(index, out var entry) ? entry : null);
     }
 }

@@ -833,6 +833,19 @@ public sealed partial class SimCluster : IDisposable
                 Trace(TraceKind.Snapshot, writer.Id, null, $"wrote snapshot {job.Metadata.Index}/t{job.Metadata.Term}{(job.Error is null ? "" : ": " + job.Error.Message)}");
                 Drive(writer, () => owner.CompleteSnapshot(job));
                 break;
+            case EventKind.LogSync:
+                var syncing = _nodes[ev.Node - 1];
+                // A crash in between loses the fsync: what it would have covered may be lost on the disk too.
+                if (syncing.Driver is not { } syncer || syncing.Incarnation != ev.Incarnation) break;
+                if (syncing.BusyUntil > Now)
+                {
+                    Schedule(syncing.BusyUntil, ev);
+                    break;
+                }
+                var logJob = ev.LogJob!;
+                logJob.Run();
+                Drive(syncing, () => syncer.CompleteLogSync(logJob), loopSyncs: false);
+                break;
         }
     }
 
@@ -840,7 +853,7 @@ public sealed partial class SimCluster : IDisposable
     /// Gives the node one input, then lets its driver handle every Ready, then checks the invariants the step may
     /// touch. A disk fault the disk injected stops the node (fail-stop), as it stops a production node.
     /// </summary>
-    private void Drive(SimNode node, Action input)
+    private void Drive(SimNode node, Action input, bool loopSyncs = true)
     {
         if (node.Driver is not { } driver) return;
         var syncs = driver.Counters.LogSyncs;
@@ -848,8 +861,9 @@ public sealed partial class SimCluster : IDisposable
         {
             input();
             driver.ProcessReady();
-            // A slow disk: the fsync this step did holds the node's loop up for a while (nothing else is handled).
-            if (driver.Counters.LogSyncs > syncs && _options.SlowFsyncProbability > 0 && _diskRandom.NextDouble() < _options.SlowFsyncProbability)
+            // A slow disk: an fsync this step did on the loop holds the loop up for a while (nothing else is handled).
+            // A Ready's fsync runs off the loop (LogSync events); the one that ends in this step was not on the loop.
+            if (loopSyncs && driver.Counters.LogSyncs > syncs && _options.SlowFsyncProbability > 0 && _diskRandom.NextDouble() < _options.SlowFsyncProbability)
                 node.BusyUntil = Now + 1 + _diskRandom.Next(_options.SlowFsyncMaxMs);
             // Readies left for the next step, as RaftRuntime's loop goes round again at once: after the inputs queued now.
             if (driver.HasPendingReady) Schedule(Now, new SimEvent(EventKind.Continue, node.Id, null, node.Incarnation));
@@ -1036,12 +1050,16 @@ public sealed partial class SimCluster : IDisposable
         Restart,
         SnapshotWrite,
 
+        /// <summary>A Ready's fsync, run off the node's loop, ends: the driver finishes the Ready.</summary>
+        LogSync,
+
         /// <summary>The node's driver left Readies for its next step (bounded applying): it handles them now.</summary>
         Continue,
     }
 
     /// <summary>An event; <paramref name="Incarnation"/> ties a restart or a snapshot write to the run of the node.</summary>
-    private readonly record struct SimEvent(EventKind Kind, ulong Node, Envelope? Envelope, int Incarnation = 0, SnapshotJob? Job = null);
+    private readonly record struct SimEvent(
+        EventKind Kind, ulong Node, Envelope? Envelope, int Incarnation = 0, SnapshotJob? Job = null, LogSyncJob? LogJob = null);
 
     /// <summary>What a node's driver needs from the world, for one run of the node.</summary>
     private sealed class Host(SimCluster cluster, SimNode node, int incarnation) : INodeHost
@@ -1058,6 +1076,16 @@ public sealed partial class SimCluster : IDisposable
         {
             var delay = cluster._options.SnapshotWriteDelayMaxMs == 0 ? 0 : cluster._random.Next(cluster._options.SnapshotWriteDelayMaxMs + 1);
             cluster.Schedule(cluster.Now + delay, new SimEvent(EventKind.SnapshotWrite, node.Id, null, incarnation, job));
+        }
+
+        public bool TrySyncLogInBackground(LogSyncJob job)
+        {
+            var options = cluster._options;
+            var delay = options.LogSyncDelayMaxMs == 0 ? 0 : cluster._diskRandom.Next(options.LogSyncDelayMaxMs + 1);
+            if (options.SlowFsyncProbability > 0 && cluster._diskRandom.NextDouble() < options.SlowFsyncProbability)
+                delay += 1 + cluster._diskRandom.Next(options.SlowFsyncMaxMs);
+            cluster.Schedule(cluster.Now + delay, new SimEvent(EventKind.LogSync, node.Id, null, incarnation, LogJob: job));
+            return true;
         }
     }
 

@@ -175,7 +175,16 @@ public sealed class SimOptions
     /// <summary>Largest command a node accepts (<see cref="RaftOptions.MaxEntryBytes"/> and the storage's bound).</summary>
     public int MaxEntryBytes { get; set; } = 64 * 1024;
 
-    /// <summary>Chance, per step that fsynced, that the fsync was slow and held the node's loop up.</summary>
+    /// <summary>
+    /// A Ready's fsync runs off the node's loop (as production's does) and ends up to this many virtual milliseconds
+    /// later; the loop goes on meanwhile.
+    /// </summary>
+    public int LogSyncDelayMaxMs { get; set; } = 2;
+
+    /// <summary>
+    /// Chance, per fsync, that it was slow: a Ready's fsync off the loop then ends up to <see cref="SlowFsyncMaxMs"/>
+    /// later; an fsync on the loop (installing a snapshot, compacting) holds the loop up that long.
+    /// </summary>
     public double SlowFsyncProbability { get; set; }
 
     /// <summary>Longest hold-up of a slow fsync, in virtual milliseconds.</summary>
@@ -216,7 +225,7 @@ public sealed class SimOptions
         if (SnapshotTransferTimeoutMs <= 0 || SnapshotChunkBytes <= 0 || SnapshotWriteDelayMaxMs < 0)
             throw new ArgumentException("Snapshot transfer settings must be positive.");
         if (MessagesSurviveCrashProbability is < 0 or > 1) throw new ArgumentException("MessagesSurviveCrashProbability must be in [0, 1].");
-        if (SlowFsyncProbability is < 0 or > 1 || SlowFsyncMaxMs < 0) throw new ArgumentException("Slow fsync settings must be a probability and a non-negative delay.");
+        if (SlowFsyncProbability is < 0 or > 1 || SlowFsyncMaxMs < 0 || LogSyncDelayMaxMs < 0) throw new ArgumentException("Slow fsync settings must be a probability and a non-negative delay.");
         ArgumentNullException.ThrowIfNull(Link);
         Link.Validate();
         ArgumentNullException.ThrowIfNull(Disk);
