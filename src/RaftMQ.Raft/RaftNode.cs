@@ -698,13 +698,21 @@ public sealed partial class RaftNode
             if (peer == Id) continue;
             var pr = _tracker[peer];
             Send(new Heartbeat(Id, peer, Term, Math.Min(pr.Match, _log.Committed), _tracker.ReadRound));
-            if (pr.State == ReplicationState.Probe && pr.ProbeSent && pr.SilentLastPeriod && !pr.RecentActive
-                && _log.TryTerm(pr.Next - 1, out var prevTerm))
+            if (pr.State == ReplicationState.Probe && pr.ProbeSent && pr.SilentLastPeriod && !pr.RecentActive)
             {
                 // A follower whose log lags behind the change that added this leader drops its heartbeats (it does not
-                // know the sender) but takes appends (thesis §4.1): after a silent election timeout an empty append
-                // re-sends the lost probe.
-                Send(new AppendEntries(Id, peer, Term, pr.Next - 1, prevTerm, [], _log.Committed));
+                // know the sender) but takes appends and snapshots (thesis §4.1): after a silent election timeout an
+                // empty append re-sends the lost probe, or, when this log was compacted past what the follower
+                // needs, the snapshot is sent (without it such a follower never answered and never caught up).
+                if (_log.TryTerm(pr.Next - 1, out var prevTerm))
+                {
+                    Send(new AppendEntries(Id, peer, Term, pr.Next - 1, prevTerm, [], _log.Committed));
+                }
+                else
+                {
+                    pr.ProbeSent = false;
+                    SendAppend(peer, sendIfEmpty: true);
+                }
             }
         }
     }

@@ -51,6 +51,31 @@ public sealed class SnapshotTests
         sent.To<InstallSnapshot>(2).ShouldHaveSingleItem().Snapshot.Index.ShouldBe(5UL);
     }
 
+    // A follower whose log lags behind the change that added this leader drops the leader's heartbeats, so a failed
+    // transfer is never retried by its heartbeat response: after a silent election timeout the leader re-sends the
+    // probe, which here (the log compacted past what the follower needs) is the snapshot. Found by the membership
+    // fuzzer: such a follower stayed empty for good.
+    [Fact]
+    public void Leader_RetriesTheSnapshot_ToAFollowerThatDropsItsHeartbeats()
+    {
+        var leader = CompactedLeader();
+        leader.Step(new AppendEntriesResponse(2, 1, 2, true, 10, 2, 1)).To<InstallSnapshot>(2).ShouldHaveSingleItem();
+        leader.Node.ReportSnapshot(2, succeeded: false);
+        leader.Flush();
+        var retried = new List<InstallSnapshot>();
+        for (var i = 0; i < 3 * TestNode.ElectionTicks && retried.Count == 0; i++)
+        {
+            foreach (var m in leader.Tick())
+            {
+                if (m is InstallSnapshot { To: 2 } snap) retried.Add(snap);
+                // Follower 3 answers its heartbeats (so the leader keeps its quorum); follower 2 answers nothing.
+                if (m is Heartbeat { To: 3 } hb) leader.Step(TestNode.AckOf(hb));
+            }
+        }
+        retried.ShouldHaveSingleItem().Snapshot.Index.ShouldBe(5UL);
+        leader.Node.Role.ShouldBe(Role.Leader);
+    }
+
     // Figure 13, receiver rule 6-8: a snapshot past the follower's log replaces the whole log; the state machine is
     // reset from it and the commit index moves to its last included index.
     [Fact]
