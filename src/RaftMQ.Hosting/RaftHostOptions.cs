@@ -92,9 +92,11 @@ public sealed record RaftHostOptions
     /// <summary>
     /// Bytes of commands the leader keeps in flight (proposed, not yet applied) before it holds back large ones
     /// (<see cref="NodeDriverOptions.MaxProposalBytesInFlight"/>): a small request waits behind at most about this
-    /// much of the others' data. 4 MiB is four of the largest batches, enough to keep replication and fsyncs busy.
+    /// much of the others' data. 1 MiB: with the fsync off the loop the next Ready is written while one is fsynced, so
+    /// one large batch in flight keeps the disk busy; 4 MiB and 2 MiB gave small requests three times the median wait
+    /// and more of them over 150 ms for the same fill rate (docs/benchmarks.md, "Log fsync off the loop").
     /// </summary>
-    public const long MaxProposalBytesInFlight = 4L << 20;
+    public const long MaxProposalBytesInFlight = 1L << 20;
 
     /// <summary>Storage bounds (segment size, cache, largest entry); null for the defaults.</summary>
     public StorageOptions? Storage { get; init; }
