@@ -682,6 +682,8 @@ public sealed partial class RaftMQClient : IDisposable
         try
         {
             using var response = await _http.GetAsync(new Uri(node, path), timeout.Token).ConfigureAwait(false);
+            if (response.Headers.TryGetValues("X-RaftMQ-Error", out var codes) && codes.Contains("tls-required"))
+                throw new HttpRequestException($"{node} speaks HTTPS only (the node runs with TLS): use https:// in its URL", null, response.StatusCode);
             if (!response.IsSuccessStatusCode) throw new HttpRequestException($"{node} answered {(int)response.StatusCode}", null, response.StatusCode);
             var bytes = await response.Content.ReadAsByteArrayAsync(timeout.Token).ConfigureAwait(false);
             return JsonSerializer.Deserialize(bytes, type) ?? throw new HttpRequestException($"{node} answered an empty status");

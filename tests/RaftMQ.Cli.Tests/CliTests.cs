@@ -467,6 +467,7 @@ public sealed class CliClusterTests
 }
 
 /// <summary><c>raftmq cert</c> and <c>cluster up --tls</c>: real certificates, real TLS nodes, the CLI trusting the cluster's CA.</summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class CertTests
 {
     [Fact]
