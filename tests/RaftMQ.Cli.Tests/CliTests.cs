@@ -566,6 +566,12 @@ public sealed class TlsClusterCliTests
         fromEnvironment.ExitCode.ShouldBe(0, fromEnvironment.ToString());
         env.Variables.Remove("RAFTMQ_CA");
 
+        // A node added to the running cluster gets a certificate of the same CA and joins over https.
+        var grown = await env.RunAsync("cluster", "up", "--nodes", "4");
+        grown.ExitCode.ShouldBe(0, grown.ToString());
+        grown.Stdout.ShouldContain("node 3 is a voter");
+        File.Exists(Path.Combine(env.Data, "tls", "node-3.pem")).ShouldBeTrue();
+
         // A plain http:// URL to the TLS port fails with the node's own explanation.
         var plain = await env.RunAsync("topic", "list", "--urls", url.Replace("https://", "http://", StringComparison.Ordinal), "--timeout", "3");
         plain.ExitCode.ShouldNotBe(0, plain.ToString());

@@ -68,6 +68,16 @@ public sealed class TlsClusterTests
             e.HttpRequestError.ShouldBe(HttpRequestError.SecureConnectionError);
         }
 
+        // The console's overview asks the peers over HTTPS, trusting the cluster's CA: node 2 (index 1) is up in it.
+        var (overviewStatus, overview) = await cluster.SendAsync(0, HttpMethod.Get, "/v1/cluster/overview");
+        overviewStatus.ShouldBe(HttpStatusCode.OK, overview);
+        using (var json = System.Text.Json.JsonDocument.Parse(overview))
+        {
+            var peer = json.RootElement.GetProperty("members").EnumerateArray().Single(m => m.GetProperty("node").GetInt32() == 1);
+            peer.GetProperty("url").GetString().ShouldBe($"https://127.0.0.1:{cluster.Ports[1].Http}");
+            peer.GetProperty("up").GetBoolean().ShouldBeTrue(overview);
+        }
+
         // A plain HTTP request on the HTTPS port gets a plain 400 saying so; the node goes on serving HTTPS.
         var plain = await RawHttp.SendAsync(cluster.Ports[0].Http, "GET", "/status");
         plain.Status.ShouldBe(400);
