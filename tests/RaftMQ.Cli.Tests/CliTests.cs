@@ -531,7 +531,16 @@ public sealed class TlsClusterCliTests
     public async Task Cluster_up_tls_serves_https_between_mutual_TLS_nodes_and_the_CLI_trusts_its_CA()
     {
         await using var env = new CliEnvironment();
-        var up = await env.RunAsync("cluster", "up", "--detach", "--tls", "--nodes", "3");
+        // TLS everywhere and per-topic permissions: an operator key for everything, an app key that may only publish to "secure".
+        const string operatorKey = "operator-0123456789abcdef";
+        const string appKey = "app-0123456789abcdef0123";
+        var keys = Path.Combine(env.Root, "keys.json");
+        File.WriteAllText(keys, $$"""
+            {"keys": [
+              {"name": "operator", "key": "{{operatorKey}}", "permissions": [{"topics": "*", "allow": ["publish", "consume", "admin"]}]},
+              {"name": "app", "key": "{{appKey}}", "permissions": [{"topics": "secure", "allow": ["publish"]}]}]}
+            """);
+        var up = await env.RunAsync("cluster", "up", "--detach", "--tls", "--nodes", "3", "--auth-file", keys);
         up.ExitCode.ShouldBe(0, up.ToString());
         up.Stdout.ShouldContain("https://127.0.0.1:");
         using (var file = JsonDocument.Parse(File.ReadAllText(Path.Combine(env.Data, "cluster.json"))))
@@ -541,13 +550,22 @@ public sealed class TlsClusterCliTests
         }
         File.ReadAllText(Path.Combine(env.Data, "node-0.log")).ShouldContain("mutual TLS between peers");
 
-        // Every command finds the CA in the cluster file.
+        // Without a key the nodes refuse (the /v1 API; the RRMQ endpoints stay open without --auth-rrmq), over TLS as without it.
+        var keyless = await env.RunAsync("topic", "configure", "secure");
+        keyless.ExitCode.ShouldBe(4, keyless.ToString());
+
+        // Every command finds the CA in the cluster file; the key comes from the environment.
+        env.Variables["RAFTMQ_API_KEY"] = operatorKey;
         (await env.RunAsync("topic", "create", "secure")).ExitCode.ShouldBe(0);
         var published = await env.RunAsync("publish", "secure", "over tls");
         published.ExitCode.ShouldBe(0, published.ToString());
         var consumed = await env.RunAsync("consume", "secure", "--count", "1");
         consumed.ExitCode.ShouldBe(0, consumed.ToString());
         consumed.Stdout.Trim().ShouldBe("over tls");
+        (await env.RunAsync("publish", "secure", "from the app", "--api-key", appKey)).ExitCode.ShouldBe(0);
+        var notAllowed = await env.RunAsync("receive", "secure", "--api-key", appKey);
+        notAllowed.ExitCode.ShouldBe(4, notAllowed.ToString());
+        notAllowed.Stderr.ShouldContain("consume");
 
         // Another cluster's URLs (--urls) take the CA from --ca or $RAFTMQ_CA, never from the local cluster file.
         string url;
@@ -566,17 +584,27 @@ public sealed class TlsClusterCliTests
         fromEnvironment.ExitCode.ShouldBe(0, fromEnvironment.ToString());
         env.Variables.Remove("RAFTMQ_CA");
 
-        // A node added to the running cluster gets a certificate of the same CA and joins over https.
-        var grown = await env.RunAsync("cluster", "up", "--nodes", "4");
-        grown.ExitCode.ShouldBe(0, grown.ToString());
-        grown.Stdout.ShouldContain("node 3 is a voter");
-        File.Exists(Path.Combine(env.Data, "tls", "node-3.pem")).ShouldBeTrue();
-
         // A plain http:// URL to the TLS port fails with the node's own explanation.
         var plain = await env.RunAsync("topic", "list", "--urls", url.Replace("https://", "http://", StringComparison.Ordinal), "--timeout", "3");
         plain.ExitCode.ShouldNotBe(0, plain.ToString());
         plain.Stderr.ShouldContain("HTTPS");
 
+        (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task Cluster_up_tls_grows_by_a_node_that_gets_a_certificate_of_the_CA_and_joins_over_https()
+    {
+        await using var env = new CliEnvironment();
+        var up = await env.RunAsync("cluster", "up", "--detach", "--tls", "--nodes", "1");
+        up.ExitCode.ShouldBe(0, up.ToString());
+        var grown = await env.RunAsync("cluster", "up", "--nodes", "2");
+        grown.ExitCode.ShouldBe(0, grown.ToString());
+        grown.Stdout.ShouldContain("node 1 is a voter");
+        File.Exists(Path.Combine(env.Data, "tls", "node-1.pem")).ShouldBeTrue();
+        var members = await env.RunAsync("cluster", "members");
+        members.ExitCode.ShouldBe(0, members.ToString());
+        members.Stdout.ShouldContain("2 voter(s)");
         (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
     }
 }
