@@ -49,6 +49,12 @@ public static partial class Cli
         Recursive = true,
     };
 
+    private static readonly Option<string?> Ca = new("--ca")
+    {
+        Description = "CA certificate (PEM) that issued the nodes' HTTPS certificates, trusted for these connections only (default: $RAFTMQ_CA, else the local cluster's from `cluster up --tls`)",
+        Recursive = true,
+    };
+
     private static readonly Option<double> Timeout = new("--timeout")
     {
         Description = "Seconds an operation may take, retries included",
@@ -87,7 +93,7 @@ public static partial class Cli
             "RaftMQ: a replicated message queue on Raft. Start a local cluster, manage topics, publish, consume and benchmark.",
             "cluster up --detach", "publish orders \"hello\"", "consume orders"))
         {
-            Urls, Data, Timeout, ApiKey,
+            Urls, Data, Timeout, ApiKey, Ca,
         };
         root.Add(ClusterCommand());
         root.Add(TopicCommand());
@@ -98,6 +104,7 @@ public static partial class Cli
         root.Add(AckCommand());
         root.Add(DlqCommand());
         root.Add(BenchCommand());
+        root.Add(CertCommand());
         if (!inShell) root.Add(ShellCommand());
         root.Add(DemoCommand());
         AddExamplesToHelp(root);
@@ -152,15 +159,19 @@ public static partial class Cli
         {
             Description = "Start every node with this API key file (raftmq-node --auth-file): clients then need --api-key or $RAFTMQ_API_KEY",
         };
+        var tls = new Option<bool>("--tls")
+        {
+            Description = "TLS everywhere: make a CA and node certificates in DATA/tls (kept for later starts), serve HTTPS and run mutual TLS between the nodes; the CLI trusts that CA for this cluster",
+        };
         var up = new Command("up", Describe(
             "Start a local cluster: writes a config with free ports, starts the nodes, waits for a leader, then shows a live "
             + "view until Ctrl-C, which stops the nodes. Node data is kept in --data for the next `cluster up`. On a running "
             + "local cluster, --nodes grows it (new nodes join and are promoted once caught up) or shrinks it (the last "
             + "nodes are removed from the membership, then stopped), one node at a time, while it serves.",
             "cluster up", "cluster up --nodes 5 --detach", "cluster up --data /tmp/mq --fresh", "cluster up --nodes 5   (on a running 3-node cluster)",
-            "cluster up --detach --auth-file keys.json"))
-        { nodes, detach, fresh, authFile };
-        up.SetAction(Guard((r, ct) => ClusterUpAsync(DataDir(r), r.GetValue(nodes), r.GetValue(detach), r.GetValue(fresh), r, ct, r.GetValue(authFile))));
+            "cluster up --detach --auth-file keys.json", "cluster up --detach --tls"))
+        { nodes, detach, fresh, authFile, tls };
+        up.SetAction(Guard((r, ct) => ClusterUpAsync(DataDir(r), r.GetValue(nodes), r.GetValue(detach), r.GetValue(fresh), r, ct, r.GetValue(authFile), r.GetValue(tls))));
 
         var down = new Command("down", Describe("Stop the local cluster started with `cluster up --detach` (SIGTERM, then SIGKILL after 5 s).", "cluster down"));
         down.SetAction(Guard(async (r, ct) =>
@@ -250,16 +261,18 @@ public static partial class Cli
         return cluster;
     }
 
-    internal static async Task<int> ClusterUpAsync(string dir, int size, bool detach, bool fresh, ParseResult r, CancellationToken ct, string? authFile = null)
+    internal static async Task<int> ClusterUpAsync(string dir, int size, bool detach, bool fresh, ParseResult r, CancellationToken ct, string? authFile = null, bool tls = false)
     {
         if (!fresh && LocalCluster.Load(dir) is { AnyRunning: true } running && running.File.Nodes.Count != size)
         {
             if (authFile is not null && running.File.AuthFile != Path.GetFullPath(authFile))
                 throw new CliException($"the running cluster was started with {(running.File.AuthFile is { } f ? "--auth-file " + f : "no --auth-file")}; its new nodes take the same", ExitCodes.Usage);
+            if (tls && running.File.Ca is null)
+                throw new CliException("the running cluster runs without TLS; its new nodes would too (stop it to restart it with --tls)", ExitCodes.Usage);
             return await ResizeAsync(running, size, r, ct).ConfigureAwait(false);
         }
         var binary = LocalCluster.FindNodeBinary();
-        var local = LocalCluster.Start(dir, size, binary, fresh, [], authFile);
+        var local = LocalCluster.Start(dir, size, binary, fresh, [], authFile, tls);
         try
         {
             using var client = NewClient(local.Urls, r);
@@ -601,7 +614,7 @@ public static partial class Cli
         var shell = new Command("shell", Describe(
             "An interactive prompt for every command above (without the `raftmq` prefix), with line editing, history and help.",
             "shell", "shell --urls http://127.0.0.1:8567"));
-        shell.SetAction(Guard((r, ct) => Shell.RunAsync(r.GetValue(Urls), r.GetValue(Data), r.GetValue(ApiKey))));
+        shell.SetAction(Guard((r, ct) => Shell.RunAsync(r.GetValue(Urls), r.GetValue(Data), r.GetValue(ApiKey), r.GetValue(Ca))));
         return shell;
     }
 
@@ -662,6 +675,7 @@ public static partial class Cli
         {
             OperationTimeout = TimeSpan.FromSeconds(seconds),
             ApiKey = string.IsNullOrWhiteSpace(key) ? null : key.Trim(),
+            CaCertificate = TrustedCa(r, urls),
         };
         foreach (var u in urls) options.Nodes.Add(u);
         return options;

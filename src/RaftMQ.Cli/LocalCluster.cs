@@ -19,12 +19,17 @@ public sealed record LocalNode(
     [property: JsonPropertyName("log")] string Log,
     [property: JsonPropertyName("args")] List<string>? Args = null);
 
-/// <summary>The cluster file (<c>cluster.json</c> in the data directory): how to find and stop a local cluster.</summary>
+/// <summary>
+/// The cluster file (<c>cluster.json</c> in the data directory): how to find and stop a local cluster. <see cref="Ca"/>
+/// is the CA of a TLS cluster (<c>cluster up --tls</c>), whose node certificates are beside it (<c>node-N.pem</c>,
+/// <c>node-N.key</c>); the CLI's commands trust it for this cluster.
+/// </summary>
 public sealed record ClusterFile(
     [property: JsonPropertyName("config")] string Config,
     [property: JsonPropertyName("node_binary")] string NodeBinary,
     [property: JsonPropertyName("nodes")] List<LocalNode> Nodes,
-    [property: JsonPropertyName("auth_file")] string? AuthFile = null);
+    [property: JsonPropertyName("auth_file")] string? AuthFile = null,
+    [property: JsonPropertyName("ca")] string? Ca = null);
 
 [JsonSourceGenerationOptions(WriteIndented = true)]
 [JsonSerializable(typeof(ClusterFile))]
@@ -43,6 +48,9 @@ public sealed class LocalCluster
     /// <summary>The peers' shared secret the nodes create next to their config (the node's <c>CONFIG.secret</c>).</summary>
     public const string SecretFileName = ConfigFileName + ".secret";
     public const int MaxNodes = 15;
+
+    /// <summary>The directory of a TLS cluster's CA and node certificates, in the cluster's directory.</summary>
+    public const string TlsDirectoryName = "tls";
 
     /// <summary>How long a node gets to exit after SIGTERM before it is killed.</summary>
     public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
@@ -95,7 +103,11 @@ public sealed class LocalCluster
     /// directory, keeping its data, unless <paramref name="fresh"/>), starts every node and records the cluster file.
     /// </summary>
     /// <param name="authFile">The API key file every node is started with (<c>--auth-file</c>), or null for none.</param>
-    public static LocalCluster Start(string directory, int size, string nodeBinary, bool fresh, IReadOnlyList<string> nodeArgs, string? authFile = null)
+    /// <param name="tls">
+    /// TLS everywhere: a CA (made once, kept across restarts, new with <paramref name="fresh"/>) and a certificate per
+    /// node in <see cref="TlsDirectoryName"/>; nodes serve HTTPS and talk mutual TLS to each other.
+    /// </param>
+    public static LocalCluster Start(string directory, int size, string nodeBinary, bool fresh, IReadOnlyList<string> nodeArgs, string? authFile = null, bool tls = false)
     {
         if (size is < 1 or > MaxNodes) throw new CliException($"--nodes must be between 1 and {MaxNodes}", ExitCodes.Usage);
         if (authFile is not null)
@@ -127,8 +139,18 @@ public sealed class LocalCluster
         }
         var ports = reuse ?? WriteConfig(config, size);
 
+        string? ca = null;
+        var certificates = Path.Combine(directory, TlsDirectoryName);
+        if (fresh && System.IO.Directory.Exists(certificates)) System.IO.Directory.Delete(certificates, recursive: true);
+        if (tls)
+        {
+            ca = Path.Combine(certificates, Cli.CaFile);
+            if (!System.IO.File.Exists(ca)) Cli.CreateAuthority(certificates, 3650, "RaftMQ local cluster CA");
+            for (int i = 0; i < size; i++) EnsureNodeCertificate(certificates, i);
+        }
+        var scheme = tls ? "https" : "http";
         var file = new ClusterFile(config, nodeBinary, [.. Enumerable.Range(0, size).Select(i => new LocalNode(
-            i, $"http://127.0.0.1:{ports[i]}", 0, Path.Combine(directory, $"node-{i}"), Path.Combine(directory, $"node-{i}.log")))], authFile);
+            i, $"{scheme}://127.0.0.1:{ports[i]}", 0, Path.Combine(directory, $"node-{i}"), Path.Combine(directory, $"node-{i}.log")))], authFile, ca);
         var cluster = new LocalCluster(directory, file) { NodeArgs = nodeArgs };
         for (int i = 0; i < size; i++) cluster.StartNode(i);
         return cluster;
@@ -170,6 +192,17 @@ public sealed class LocalCluster
             psi.ArgumentList.Add("--auth-file");
             psi.ArgumentList.Add(keys);
         }
+        // ... and, for a TLS cluster, its own certificate and the cluster's CA.
+        if (File.Ca is { } ca)
+        {
+            var certificates = Path.GetDirectoryName(ca)!;
+            psi.ArgumentList.Add("--tls-cert");
+            psi.ArgumentList.Add(Path.Combine(certificates, $"node-{index}.pem"));
+            psi.ArgumentList.Add("--tls-key");
+            psi.ArgumentList.Add(Path.Combine(certificates, $"node-{index}.key"));
+            psi.ArgumentList.Add("--tls-ca");
+            psi.ArgumentList.Add(ca);
+        }
         foreach (var a in NodeArgs) psi.ArgumentList.Add(a);
         using var process = Process.Start(psi) ?? throw new CliException($"could not start node {index}");
         File.Nodes[index] = node with { Pid = process.Id };
@@ -187,13 +220,21 @@ public sealed class LocalCluster
         var ports = FreePorts(2);
         var dataDir = Path.Combine(Directory, $"node-{index}");
         if (System.IO.Directory.Exists(dataDir)) System.IO.Directory.Delete(dataDir, recursive: true); // a node removed earlier
+        if (File.Ca is { } ca) EnsureNodeCertificate(Path.GetDirectoryName(ca)!, index);
         List<string> args =
         [
             "--join", member.ToString(), "--address", $"127.0.0.1:{ports[0]}:{ports[1]}", "--node", index.ToString(CultureInfo.InvariantCulture),
             "--data-dir", dataDir, "--cluster-secret-file", Path.Combine(Directory, SecretFileName),
         ];
-        File.Nodes.Add(new LocalNode(index, $"http://127.0.0.1:{ports[0]}", 0, dataDir, Path.Combine(Directory, $"node-{index}.log"), args));
+        File.Nodes.Add(new LocalNode(index, $"{(File.Ca is null ? "http" : "https")}://127.0.0.1:{ports[0]}", 0, dataDir, Path.Combine(Directory, $"node-{index}.log"), args));
         StartNode(index);
+    }
+
+    /// <summary>Node <paramref name="index"/>'s certificate (for 127.0.0.1 and localhost), made by the cluster's CA if missing.</summary>
+    private static void EnsureNodeCertificate(string certificates, int index)
+    {
+        if (!System.IO.File.Exists(Path.Combine(certificates, $"node-{index}.pem")))
+            Cli.CreateNode(certificates, $"node-{index}", ["127.0.0.1", "localhost"], 825);
     }
 
     /// <summary>

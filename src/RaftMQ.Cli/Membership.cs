@@ -38,8 +38,8 @@ public static partial class Cli
         add.SetAction(Guard(async (r, ct) =>
         {
             var text = r.GetValue(url)!;
-            if (!Uri.TryCreate(text.Contains("://", StringComparison.Ordinal) ? text : "http://" + text, UriKind.Absolute, out var node) || node.Scheme != "http")
-                throw new CliException($"'{text}' is not a node URL (expected e.g. http://10.0.0.4:8567)", ExitCodes.Usage);
+            if (!Uri.TryCreate(text.Contains("://", StringComparison.Ordinal) ? text : "http://" + text, UriKind.Absolute, out var node) || node.Scheme is not ("http" or "https"))
+                throw new CliException($"'{text}' is not a node URL (expected e.g. http://10.0.0.4:8567, or https:// for a TLS cluster)", ExitCodes.Usage);
             var (urls, _) = Target(r);
             using var client = NewClient(urls, r);
             var m = await client.AddMemberAsync(node, r.GetValue(peerPort), r.GetValue(number), ct).ConfigureAwait(false);

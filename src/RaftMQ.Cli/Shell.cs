@@ -16,11 +16,11 @@ public static class Shell
     [
         "cluster", "up", "down", "status", "kill", "start", "topic", "create", "list", "publish", "consume", "bench", "pop", "demo",
         "help", "history", "exit", "quit", "--count", "--follow", "--clients", "--size", "--duration", "--json", "--watch", "--nodes",
-        "--detach", "--topic", "--urls", "--data", "--timeout", "--api-key", "--help",
+        "--detach", "--topic", "--urls", "--data", "--timeout", "--api-key", "--ca", "--tls", "cert", "--help",
         "configure", "stats", "delete", "receive", "ack", "dlq", "redrive", "--group", "--max", "--lease-ms", "--max-deliveries",
     ];
 
-    public static async Task<int> RunAsync(string? urls, string? data, string? apiKey = null)
+    public static async Task<int> RunAsync(string? urls, string? data, string? apiKey = null, string? ca = null)
     {
         var historyPath = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".raftmq", "history");
         var history = LoadHistory(historyPath);
@@ -62,6 +62,7 @@ public static class Shell
             if (urls is not null && !args.Contains("--urls")) args.AddRange(["--urls", urls]);
             if (data is not null && !args.Contains("--data")) args.AddRange(["--data", data]);
             if (apiKey is not null && !args.Contains("--api-key")) args.AddRange(["--api-key", apiKey]);
+            if (ca is not null && !args.Contains("--ca")) args.AddRange(["--ca", ca]);
             var last = await Cli.RunAsync(args, Signals.Renew(), inShell: true).ConfigureAwait(false);
             if (last != ExitCodes.Ok && interactive) AnsiConsole.MarkupLine($"[grey](exit code {last})[/]");
         }

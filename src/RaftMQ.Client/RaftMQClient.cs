@@ -69,6 +69,17 @@ public sealed partial class RaftMQClient : IDisposable
             AutomaticDecompression = DecompressionMethods.None,
             UseProxy = false,
         };
+        if (options.CaCertificate is { } ca)
+        {
+            // The cluster's CA as the only trusted root, for this client's connections alone; host names are still checked.
+            var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
+            {
+                TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
+                RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+            };
+            policy.CustomTrustStore.Add(ca);
+            handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions { CertificateChainPolicy = policy };
+        }
         // Timeouts are per attempt and per operation, enforced with cancellation, so the client's own is off.
         _http = new HttpClient(handler, disposeHandler: true)
         {
@@ -519,7 +530,7 @@ public sealed partial class RaftMQClient : IDisposable
         catch (Exception e) when (NotSent(e, attempt.Token))
         {
             Forget(node);
-            throw new RetryableException("unreachable", $"cannot connect to {node}: {e.Message}", e);
+            throw new RetryableException("unreachable", $"cannot connect to {node}: {Why(e)}", e);
         }
         catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException)
         {
@@ -529,7 +540,7 @@ public sealed partial class RaftMQClient : IDisposable
                 ? token.IsCancellationRequested
                     ? $"the operation timed out while waiting for {node}"
                     : $"no answer from {node} within {_options.AttemptTimeout.TotalSeconds:0.#} s"
-                : $"lost the connection to {node} ({e.Message})";
+                : $"lost the connection to {node} ({Why(e)})";
             if (safety == Safety.Unsafe)
                 throw new OutcomeUnknownException(operation, $"{operation}: {what} after sending the request; it may or may not have been applied", e);
             if (token.IsCancellationRequested) throw;
@@ -628,6 +639,24 @@ public sealed partial class RaftMQClient : IDisposable
         return found;
     }
 
+    /// <summary>
+    /// What went wrong, for a message: a failed TLS handshake says why (an untrusted CA, a name mismatch), which the
+    /// handler's own message ("The SSL connection could not be established") leaves to its inner exception.
+    /// </summary>
+    private static string Why(Exception e)
+    {
+        if (e is HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError, InnerException: { } inner })
+        {
+            while (inner.InnerException is { } deeper) inner = deeper;
+            var hint = inner.Message.Contains("UntrustedRoot", StringComparison.Ordinal) || inner.Message.Contains("PartialChain", StringComparison.Ordinal)
+                ? " (give the cluster's CA certificate: RaftMQClientOptions.CaCertificate, raftmq --ca FILE or $RAFTMQ_CA)"
+                : "";
+            return $"TLS handshake failed: {inner.Message}{hint}";
+        }
+
+        return e.Message;
+    }
+
     private async Task<NodeProbe> ProbeAsync(Uri node, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -638,7 +667,7 @@ public sealed partial class RaftMQClient : IDisposable
         }
         catch (HttpRequestException e)
         {
-            return new NodeProbe(node, null, e.Message);
+            return new NodeProbe(node, null, Why(e));
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -653,6 +682,8 @@ public sealed partial class RaftMQClient : IDisposable
         try
         {
             using var response = await _http.GetAsync(new Uri(node, path), timeout.Token).ConfigureAwait(false);
+            if (response.Headers.TryGetValues("X-RaftMQ-Error", out var codes) && codes.Contains("tls-required"))
+                throw new HttpRequestException($"{node} speaks HTTPS only (the node runs with TLS): use https:// in its URL", null, response.StatusCode);
             if (!response.IsSuccessStatusCode) throw new HttpRequestException($"{node} answered {(int)response.StatusCode}", null, response.StatusCode);
             var bytes = await response.Content.ReadAsByteArrayAsync(timeout.Token).ConfigureAwait(false);
             return JsonSerializer.Deserialize(bytes, type) ?? throw new HttpRequestException($"{node} answered an empty status");

@@ -1,3 +1,5 @@
+using System.Security.Cryptography.X509Certificates;
+
 namespace RaftMQ.Client;
 
 /// <summary>Settings of a <see cref="RaftMQClient"/>. Every wait and every retry loop has a bound here.</summary>
@@ -52,6 +54,14 @@ public sealed class RaftMQClientOptions
     /// (<see cref="AuthenticationFailedException"/>) or, without the permission, 403 (<see cref="PermissionDeniedException"/>).
     /// </summary>
     public string? ApiKey { get; set; }
+
+    /// <summary>
+    /// The CA that issued the nodes' HTTPS certificates (a cluster run with <c>--tls-ca</c>, docs/security.md "TLS"):
+    /// this client then trusts that CA only, for its own connections, and still checks that each node's certificate
+    /// names the host in its URL. Null (the default) validates against the system's trusted roots. Nothing is
+    /// changed for other HTTP clients of the process.
+    /// </summary>
+    public X509Certificate2? CaCertificate { get; set; }
 
     /// <summary>Longest <see cref="ApiKey"/> accepted (the nodes accept no longer key).</summary>
     public const int MaxApiKeyLength = 512;

@@ -8,7 +8,8 @@ namespace RaftMQ.Hosting;
 /// <summary>One node's addresses: <see cref="Port"/> serves HTTP, <see cref="InternalPort"/> the Raft peers.</summary>
 public sealed record NodeAddress(string Ip, int Port, int InternalPort, bool InternalPortGiven)
 {
-    public Uri HttpUri => new($"http://{(Ip.Contains(':') ? $"[{Ip}]" : Ip)}:{Port}");
+    /// <summary>The node's HTTP API: <c>https</c> when this process runs with TLS (<see cref="NodeHttp"/>).</summary>
+    public Uri HttpUri => new($"{NodeHttp.Scheme}://{(Ip.Contains(':') ? $"[{Ip}]" : Ip)}:{Port}");
 }
 
 /// <summary>

@@ -3,7 +3,10 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -23,9 +26,13 @@ public static class NodeWebApplication
     /// SIGTERM and waits only a few seconds). With <paramref name="loggers"/> (from <see cref="CreateLoggerFactory"/>)
     /// the app logs through that factory instead, which the caller owns and disposes. Connections are bounded by
     /// <paramref name="connections"/> (the defaults when null), through the app's <see cref="HttpConnectionLimiter"/> service.
+    /// With <paramref name="https"/> (a certificate with its private key) the port serves HTTPS only: a plain HTTP request
+    /// gets a plain <c>400</c> (<c>X-RaftMQ-Error: tls-required</c>) and is closed (<see cref="PlainHttpRefusal"/>), without a
+    /// log line per attempt.
     /// </summary>
     public static WebApplicationBuilder CreateBuilder(
-        IPEndPoint listen, LogLevel logLevel, long maxRequestBodyBytes, ILoggerFactory? loggers = null, HttpConnectionLimits? connections = null)
+        IPEndPoint listen, LogLevel logLevel, long maxRequestBodyBytes, ILoggerFactory? loggers = null, HttpConnectionLimits? connections = null,
+        X509Certificate2? https = null)
     {
         ArgumentNullException.ThrowIfNull(listen);
         connections ??= new HttpConnectionLimits();
@@ -35,6 +42,7 @@ public static class NodeWebApplication
         // The empty builder adds only what is asked for below: a node must answer HTTP within 300 ms of launch.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseKestrelCore();
+        if (https is not null) builder.WebHost.UseKestrelHttpsConfiguration();
         builder.Services.AddRoutingCore();
         builder.Logging.ClearProviders();
         if (loggers is null) builder.Services.AddSingleton(_ => CreateLoggerFactory(logLevel)); // the container disposes it
@@ -56,12 +64,26 @@ public static class NodeWebApplication
             // A request body or a response slower than 240 bytes/s after a 5 s grace is cut off (Kestrel's defaults).
             k.Limits.MinRequestBodyDataRate = new MinDataRate(240, TimeSpan.FromSeconds(5));
             k.Limits.MinResponseDataRate = new MinDataRate(240, TimeSpan.FromSeconds(5));
-            k.Listen(listen, o => o.Use(next =>
+            k.Listen(listen, o =>
             {
-                // Resolved when Kestrel binds, once the app's services (and so its logging) exist; one per app, for metrics.
-                var limiter = o.ApplicationServices.GetRequiredService<HttpConnectionLimiter>();
-                return connection => limiter.OnConnectionAsync(connection, next);
-            }));
+                o.Use(next =>
+                {
+                    // Resolved when Kestrel binds, once the app's services (and so its logging) exist; one per app, for metrics.
+                    var limiter = o.ApplicationServices.GetRequiredService<HttpConnectionLimiter>();
+                    return connection => limiter.OnConnectionAsync(connection, next);
+                });
+                // After the connection bound: a refused connection costs no TLS handshake.
+                if (https is not null)
+                {
+                    o.Use(next => connection => PlainHttpRefusal.OnConnectionAsync(connection, next));
+                    o.UseHttps(new HttpsConnectionAdapterOptions
+                    {
+                        ServerCertificate = https,
+                        SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                        HandshakeTimeout = TimeSpan.FromSeconds(5),
+                    });
+                }
+            });
         });
         return builder;
     }

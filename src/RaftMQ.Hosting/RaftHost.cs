@@ -73,6 +73,7 @@ public sealed class RaftHost : IAsyncDisposable
             ListenEndPoint = options.ListenEndPoint,
             ClusterId = options.ClusterId,
             ClusterSecret = options.ClusterSecret,
+            Tls = options.PeerTls,
         };
         foreach (var (id, endPoint) in options.Peers) transportOptions.Peers[id] = endPoint;
         options.ConfigureTransport?.Invoke(transportOptions);

@@ -59,6 +59,9 @@ public sealed record RaftHostOptions
     /// </summary>
     public required byte[] ClusterSecret { get; init; }
 
+    /// <summary>Mutual TLS on the peer links (docs/security.md, "TLS"); null runs them over plain TCP.</summary>
+    public PeerTlsOptions? PeerTls { get; init; }
+
     /// <summary>Length of one Raft clock tick.</summary>
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
 

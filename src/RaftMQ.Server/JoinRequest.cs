@@ -17,7 +17,7 @@ public static class JoinRequest
     /// <summary>Asks the cluster at <paramref name="member"/> to add this node; throws <see cref="ConfigException"/> with what went wrong.</summary>
     public static async Task<NodeIdentity> JoinAsync(Uri member, NodeAddress me, int? nodeNumber, Action<string> log, CancellationToken cancellationToken = default)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var http = new HttpClient(new SocketsHttpHandler { SslOptions = NodeHttp.ClientOptions() ?? new() }) { Timeout = TimeSpan.FromSeconds(10) };
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(Timeout);
         var body = JsonSerializer.SerializeToUtf8Bytes(

@@ -226,9 +226,9 @@ public static partial class ClusterEndpoints
             return $"body must be a JSON object like {{\"url\": \"http://10.0.0.4:8567\"}}: {e.Message}";
         }
         if (request?.Url is not { } text) return "field \"url\" (the new node's HTTP address, like http://10.0.0.4:8567) is required";
-        if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme != Uri.UriSchemeHttp || url.IsDefaultPort && !text.Contains(':', StringComparison.Ordinal)
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme != NodeHttp.Scheme || url.IsDefaultPort && !text.Contains(':', StringComparison.Ordinal)
             || url.AbsolutePath != "/" || url.Query.Length > 0)
-            return $"field \"url\" must be an HTTP address with a port, like http://10.0.0.4:8567, not '{text}'";
+            return $"field \"url\" must be an address with a port, like {NodeHttp.Scheme}://10.0.0.4:8567 (this cluster speaks {NodeHttp.Scheme}), not '{text}'";
         var peerPort = request.PeerPort ?? url.Port + ClusterConfig.DefaultInternalPortOffset;
         if (peerPort is < 1 or > 65535 || peerPort == url.Port) return $"field \"peer_port\" must be a port (1-65535) other than the HTTP port, not {peerPort}";
         if (request.Node is < 0 or > 1_000_000) return "field \"node\" must be a node number from 0";

@@ -61,6 +61,13 @@ public sealed record NodeSettings
           --allowed-hosts LIST        comma-separated host names the node answers to (DNS-rebinding protection;
                                       the node's own IP is always allowed); default "*": any. Set it when
                                       browsers can reach the node
+          --tls-cert FILE             TLS everywhere, with --tls-key and --tls-ca: this node's certificate (PEM),
+                                      served on the HTTP port (HTTPS only) and presented to its peers. It must
+                                      be issued by --tls-ca and name the node's address (raftmq cert node)
+          --tls-key FILE              the certificate's private key (PEM; keep it 0600)
+          --tls-ca FILE               the cluster's CA certificate (PEM): peers connect over mutual TLS and
+                                      each must present a certificate of this CA naming its address
+                                      (docs/security.md, "TLS"). Default: no TLS
           --force-new-cluster         UNSAFE recovery of a cluster that lost its majority for good: this node
                                       becomes the only voter and commits what its log holds; what only the lost
                                       nodes held is gone. Then start new nodes with --join (docs/membership.md)
@@ -151,6 +158,18 @@ public sealed record NodeSettings
 
     /// <summary><c>--auth-file</c>: the API keys clients must present, or null for no client authentication.</summary>
     public string? AuthFile { get; init; }
+
+    /// <summary><c>--tls-cert</c>: the node's certificate (PEM); TLS is on when this, <see cref="TlsKey"/> and <see cref="TlsCa"/> are given.</summary>
+    public string? TlsCert { get; init; }
+
+    /// <summary><c>--tls-key</c>: the private key of <see cref="TlsCert"/> (PEM).</summary>
+    public string? TlsKey { get; init; }
+
+    /// <summary><c>--tls-ca</c>: the cluster's CA certificate (PEM), the only issuer accepted for peers.</summary>
+    public string? TlsCa { get; init; }
+
+    /// <summary>Whether the node runs with TLS (all three TLS files given).</summary>
+    public bool Tls => TlsCert is not null;
 
     /// <summary><c>--auth-rrmq</c>: the RRMQ endpoints need a key too (only with <see cref="AuthFile"/>).</summary>
     public bool AuthRrmq { get; init; }
@@ -264,6 +283,8 @@ public sealed record NodeSettings
         foreach (var (key, value) in named) s = s.Apply(key, value, $"--{key}");
         if (s.HeartbeatMs < s.TickMs || s.ElectionTimeoutMs <= s.HeartbeatMs)
             throw new ConfigException("need --tick-ms <= --heartbeat-ms < --election-timeout-ms");
+        if ((s.TlsCert is null) != (s.TlsKey is null) || (s.TlsCert is null) != (s.TlsCa is null))
+            throw new ConfigException("--tls-cert, --tls-key and --tls-ca go together: the node's certificate, its key and the cluster's CA (TLS on the HTTP port and between peers)");
         if (s.AuthRrmq && s.AuthFile is null) throw new ConfigException("--auth-rrmq needs --auth-file PATH (the keys the RRMQ endpoints would ask for)");
         if (s.HttpLimits() is var http && http.MaxConnectionsPerAddress > http.MaxConnections)
             throw new ConfigException($"--max-connections-per-ip {http.MaxConnectionsPerAddress} is over --max-connections {http.MaxConnections}");
@@ -294,9 +315,9 @@ public sealed record NodeSettings
         ["cluster-secret-file"] = (s, v, _) => s with { ClusterSecretFile = v },
         ["join"] = (s, v, source) => s with
         {
-            Join = Uri.TryCreate(v, UriKind.Absolute, out var join) && join.Scheme == Uri.UriSchemeHttp
+            Join = Uri.TryCreate(v, UriKind.Absolute, out var join) && (join.Scheme == Uri.UriSchemeHttp || join.Scheme == Uri.UriSchemeHttps)
                 ? join
-                : throw new ConfigException($"{source} must be a member's HTTP address like http://10.0.0.1:8567, not '{v}'"),
+                : throw new ConfigException($"{source} must be a member's HTTP address like http://10.0.0.1:8567 (https:// with TLS), not '{v}'"),
         },
         ["address"] = (s, v, source) => s with
         {
@@ -306,6 +327,9 @@ public sealed record NodeSettings
         ["node"] = (s, v, source) => s with { NodeNumber = NonNegativeInt(source, v) },
         ["force-new-cluster"] = (s, v, source) => s with { ForceNewCluster = Flag(source, v) },
         ["auth-file"] = (s, v, source) => s with { AuthFile = v.Length > 0 ? v : throw new ConfigException($"{source} needs a file path") },
+        ["tls-cert"] = (s, v, source) => s with { TlsCert = v.Length > 0 ? v : throw new ConfigException($"{source} needs a file path") },
+        ["tls-key"] = (s, v, source) => s with { TlsKey = v.Length > 0 ? v : throw new ConfigException($"{source} needs a file path") },
+        ["tls-ca"] = (s, v, source) => s with { TlsCa = v.Length > 0 ? v : throw new ConfigException($"{source} needs a file path") },
         ["auth-rrmq"] = (s, v, source) => s with { AuthRrmq = Flag(source, v) },
         ["allowed-origins"] = (s, v, source) => s with { AllowedOrigins = Origins(source, v) },
         ["allowed-hosts"] = (s, v, source) => s with { AllowedHosts = Hosts(source, v) },

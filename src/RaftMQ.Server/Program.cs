@@ -44,6 +44,27 @@ if (settings.AuthFile is { } authFile)
     }
 }
 
+// TLS (--tls-cert, --tls-key, --tls-ca): files that cannot be used stop the node here, with one line naming the file.
+NodeTls? tls = null;
+if (settings.Tls)
+{
+    try
+    {
+        tls = NodeTls.Load(settings.TlsCert!, settings.TlsKey!, settings.TlsCa!, me.Ip);
+    }
+    catch (ConfigException e)
+    {
+        Console.Error.WriteLine($"raftmq-node: {e.Message}");
+        return 2;
+    }
+    if (settings.Join is { Scheme: not "https" } plainJoin)
+    {
+        Console.Error.WriteLine($"raftmq-node: --join {plainJoin}: a node with TLS joins a TLS cluster, at an https:// address");
+        return 2;
+    }
+    NodeHttp.UseTls(tls.Authority);
+}
+
 // The peers' secret: found, or created for a new cluster, before anything listens (docs/security.md).
 RaftMQ.Hosting.ClusterSecret secret;
 try
@@ -111,8 +132,8 @@ httpLimits = httpLimits with
     MaxConnectionsPerAddress = Math.Min(httpLimits.MaxConnectionsPerAddress, descriptors.HttpConnections),
 };
 // A passphrase's key comes from a slow KDF, so it is derived on that other core too, off the first answer's path.
-var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(identity, me, dataDirectory, secret.Key(), members) with { ReadDiskAlarm = node.ReadDiskAlarm }, node.StateMachine, node.Forwarding, loggers));
-var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers, httpLimits);
+var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(identity, me, dataDirectory, secret.Key(), members) with { ReadDiskAlarm = node.ReadDiskAlarm, PeerTls = tls?.Peer }, node.StateMachine, node.Forwarding, loggers));
+var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers, httpLimits, tls?.Certificate);
 
 NodeEndpoints.AddServices(builder, node);
 var app = builder.Build();
@@ -166,6 +187,9 @@ try
         _ = apiKeys.WatchAsync(app.Lifetime.ApplicationStopping);
     }
     logger.LogInformation("Peers authenticate with the cluster secret from {Source}", secret.Source);
+    if (tls is not null)
+        logger.LogInformation("TLS: HTTPS on port {Port} and mutual TLS between peers with {Certificate} ({Subject}, valid until {NotAfter:u}), peers' CA {Ca}",
+            me.Port, tls.CertificatePath, tls.Certificate.Subject, tls.Certificate.NotAfter.ToUniversalTime(), tls.Authority.Subject);
     _ = host.Runtime.Completion.ContinueWith(
         t =>
         {

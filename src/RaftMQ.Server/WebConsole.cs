@@ -110,6 +110,7 @@ public static class WebConsole
             ConnectTimeout = PeerTimeout,
             PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
             MaxConnectionsPerServer = 4,
+            SslOptions = NodeHttp.ClientOptions() ?? new(),
         })
         {
             Timeout = PeerTimeout,

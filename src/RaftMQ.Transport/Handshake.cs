@@ -58,9 +58,12 @@ internal static class Handshake
         }
     }
 
-    /// <summary>Runs the listener's side; returns the authenticated peer's id.</summary>
+    /// <summary>
+    /// Runs the listener's side; returns the authenticated peer's id. <paramref name="refusePeer"/> says why the
+    /// dialer's claimed id may not connect (not a peer; with TLS, a certificate not naming that peer), or null.
+    /// </summary>
     public static async Task<ulong> AcceptAsync(
-        PeerConnection connection, TcpTransportOptions options, Func<ulong, bool> isPeer, CancellationToken cancellationToken)
+        PeerConnection connection, TcpTransportOptions options, Func<ulong, string?> refusePeer, CancellationToken cancellationToken)
     {
         var hello = DecodeHello(await ReadAsync(connection, "hello", cancellationToken).ConfigureAwait(false));
         if (hello.Version != Frame.Version)
@@ -78,9 +81,9 @@ internal static class Handshake
             throw new HandshakeException($"hello addressed to node {hello.ListenerId}, this is node {options.NodeId}");
         }
 
-        if (!isPeer(hello.DialerId))
+        if (refusePeer(hello.DialerId) is { } refusal)
         {
-            throw new HandshakeException($"node {hello.DialerId} is not a configured peer");
+            throw new HandshakeException(refusal);
         }
 
         var listenerNonce = RandomNumberGenerator.GetBytes(NonceSize);

@@ -1,17 +1,23 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 
 namespace RaftMQ.Transport;
 
-/// <summary>One TCP connection to or from a peer, read and written through pipes.</summary>
+/// <summary>
+/// One TCP connection to or from a peer, read and written through pipes; over TLS once <see cref="SecureAsServerAsync"/>
+/// or <see cref="SecureAsClientAsync"/> has run (before anything else was read or written).
+/// </summary>
 internal sealed class PeerConnection : IAsyncDisposable
 {
     private const int PipeBufferBytes = 64 * 1024;
 
     private readonly Socket socket;
     private readonly NetworkStream stream;
+    private SslStream? tls;
     private int disposed;
 
     public PeerConnection(Socket socket)
@@ -22,13 +28,41 @@ internal sealed class PeerConnection : IAsyncDisposable
         socket.NoDelay = true;
         Remote = socket.RemoteEndPoint?.ToString() ?? "?";
         stream = new NetworkStream(socket, ownsSocket: true);
-        Reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: PipeBufferBytes, leaveOpen: true));
-        Writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: PipeBufferBytes, leaveOpen: true));
+        Attach(stream);
     }
 
-    public PipeReader Reader { get; }
+    public PipeReader Reader { get; private set; } = null!;
 
-    public PipeWriter Writer { get; }
+    public PipeWriter Writer { get; private set; } = null!;
+
+    /// <summary>The certificate the peer presented in the TLS handshake; null without TLS.</summary>
+    public X509Certificate? RemoteCertificate => tls?.RemoteCertificate;
+
+    /// <summary>Runs the listener's TLS handshake; from then on the pipes read and write through TLS.</summary>
+    public async Task SecureAsServerAsync(SslServerAuthenticationOptions options, CancellationToken cancellationToken)
+    {
+        var ssl = new SslStream(stream, leaveInnerStreamOpen: true);
+        tls = ssl;
+        await ssl.AuthenticateAsServerAsync(options, cancellationToken).ConfigureAwait(false);
+        Attach(ssl);
+    }
+
+    /// <summary>Runs the dialer's TLS handshake; from then on the pipes read and write through TLS.</summary>
+    public async Task SecureAsClientAsync(SslClientAuthenticationOptions options, CancellationToken cancellationToken)
+    {
+        var ssl = new SslStream(stream, leaveInnerStreamOpen: true);
+        tls = ssl;
+        await ssl.AuthenticateAsClientAsync(options, cancellationToken).ConfigureAwait(false);
+        Attach(ssl);
+    }
+
+    private void Attach(Stream over)
+    {
+        // The pipes over the plain stream have read and written nothing yet (the TLS handshake comes first), so they
+        // hold no bytes and are simply replaced.
+        Reader = PipeReader.Create(over, new StreamPipeReaderOptions(bufferSize: PipeBufferBytes, leaveOpen: true));
+        Writer = PipeWriter.Create(over, new StreamPipeWriterOptions(minimumBufferSize: PipeBufferBytes, leaveOpen: true));
+    }
 
     /// <summary>The remote address, for logs.</summary>
     public string Remote { get; }
@@ -107,6 +141,17 @@ internal sealed class PeerConnection : IAsyncDisposable
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException)
         {
+        }
+
+        if (tls is not null)
+        {
+            try
+            {
+                await tls.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException)
+            {
+            }
         }
 
         await stream.DisposeAsync().ConfigureAwait(false);

@@ -234,6 +234,11 @@ internal sealed class PeerSender : IAsyncDisposable
         using var handshakeLinked = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, handshakeTimeout.Token);
         try
         {
+            if (options.Tls is { } tls)
+            {
+                await SecureAsync(connection, tls, target, handshakeLinked.Token).ConfigureAwait(false);
+            }
+
             await Handshake.DialAsync(connection, options, peerId, handshakeLinked.Token).ConfigureAwait(false);
             return connection;
         }
@@ -246,6 +251,34 @@ internal sealed class PeerSender : IAsyncDisposable
         {
             await connection.DisposeAsync().ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>The TLS handshake as the client: the listener must present a certificate of the cluster's CA naming <paramref name="target"/>.</summary>
+    private async Task SecureAsync(PeerConnection connection, PeerTlsOptions tls, EndPoint target, CancellationToken cancellationToken)
+    {
+        string? refusal = null;
+        try
+        {
+            await connection.SecureAsClientAsync(tls.ClientOptions(target, why => refusal = why), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is System.Security.Authentication.AuthenticationException or IOException)
+        {
+            throw new HandshakeException(refusal is not null
+                ? $"TLS: refused node {peerId}'s certificate: {refusal}"
+                : $"TLS handshake failed: {ex.Message} (does node {peerId} run with TLS, with a certificate of the same CA, and accept this node's?)", ex);
+        }
+    }
+
+    /// <summary>Where this peer is dialled.</summary>
+    public EndPoint EndPoint
+    {
+        get
+        {
+            lock (gate)
+            {
+                return endPoint;
+            }
         }
     }
 

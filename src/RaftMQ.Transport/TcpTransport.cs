@@ -300,9 +300,24 @@ public sealed class TcpTransport : ITransport
             using (var handshakeTimeout = new CancellationTokenSource(options.HandshakeTimeout, time))
             using (var linked = CancellationTokenSource.CreateLinkedTokenSource(scope.Token, handshakeTimeout.Token))
             {
+                string? tlsRefusal = null;
                 try
                 {
-                    peerId = await Handshake.AcceptAsync(connection, options, peers.ContainsKey, linked.Token).ConfigureAwait(false);
+                    if (options.Tls is { } tls)
+                    {
+                        try
+                        {
+                            await connection.SecureAsServerAsync(tls.ServerOptions(why => tlsRefusal = why), linked.Token).ConfigureAwait(false);
+                        }
+                        catch (Exception ex) when (ex is System.Security.Authentication.AuthenticationException or IOException)
+                        {
+                            throw new HandshakeException(tlsRefusal is not null
+                                ? $"TLS: refused the peer's certificate: {tlsRefusal}"
+                                : $"TLS handshake failed: {ex.Message} (a peer without TLS, or not speaking TLS?)", ex);
+                        }
+                    }
+
+                    peerId = await Handshake.AcceptAsync(connection, options, id => RefusePeer(id, connection), linked.Token).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (!scope.Token.IsCancellationRequested)
                 {
@@ -372,6 +387,22 @@ public sealed class TcpTransport : ITransport
             links.TryRemove(link, out _);
             slots.Release(link.Slot!);
         }
+    }
+
+    /// <summary>
+    /// Why the dialer that says it is <paramref name="id"/> may not connect, or null: it must be a configured peer and,
+    /// with TLS, have presented a certificate naming the address that peer is configured at.
+    /// </summary>
+    private string? RefusePeer(ulong id, PeerConnection connection)
+    {
+        if (!peers.TryGetValue(id, out var sender))
+        {
+            return $"node {id} is not a configured peer";
+        }
+
+        return options.Tls is null || PeerTlsOptions.Refuses(connection.RemoteCertificate, sender.EndPoint) is not { } why
+            ? null
+            : $"TLS: node {id} is not who it says: {why}";
     }
 
     /// <summary>Reads frames and delivers their messages; returns why the peer went away.</summary>

@@ -26,6 +26,12 @@ public sealed class TcpTransportOptions
     /// <summary>The shared secret peers prove knowledge of (HMAC-SHA256 key), at least <see cref="MinSecretBytes"/>.</summary>
     public byte[] ClusterSecret { get; set; } = [];
 
+    /// <summary>
+    /// Mutual TLS on every peer connection (docs/security.md, "TLS"); null (the default) runs the handshake over plain
+    /// TCP. Every node of a cluster must agree: a plain peer and a TLS peer refuse each other at the handshake.
+    /// </summary>
+    public PeerTlsOptions? Tls { get; set; }
+
     /// <summary>Largest frame payload accepted or sent; a bigger incoming frame closes the connection, a bigger outgoing message is dropped.</summary>
     public int MaxFrameBytes { get; set; } = 16 << 20;
 
@@ -67,7 +73,8 @@ public sealed class TcpTransportOptions
 
     /// <summary>
     /// Time allowed for the whole handshake, on either side: two round trips and two HMACs, a few milliseconds on a
-    /// LAN. It bounds how long a silent connection holds a pending slot.
+    /// LAN (with <see cref="Tls"/>, the TLS handshake before them too). It bounds how long a silent connection holds a
+    /// pending slot.
     /// </summary>
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
@@ -92,6 +99,7 @@ public sealed class TcpTransportOptions
             throw new ArgumentException($"ClusterId must be at most {MaxClusterIdBytes} UTF-8 bytes.");
         if (ClusterSecret is null || ClusterSecret.Length < MinSecretBytes)
             throw new ArgumentException($"ClusterSecret must be at least {MinSecretBytes} bytes.");
+        Tls?.Validate();
         if (MaxFrameBytes < 1024 || MaxFrameBytes > 1 << 30)
             throw new ArgumentException("MaxFrameBytes must be between 1 KiB and 1 GiB.");
         if (SendQueueCapacity <= 0) throw new ArgumentException("SendQueueCapacity must be positive.");

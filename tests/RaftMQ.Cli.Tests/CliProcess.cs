@@ -56,6 +56,8 @@ public sealed class CliProcess : IAsyncDisposable
         psi.Environment["HOME"] = env.Home;
         psi.Environment.Remove("RAFTMQ_URLS");
         psi.Environment.Remove("RAFTMQ_INVOKED_AS");
+        psi.Environment.Remove("RAFTMQ_CA");
+        foreach (var (name, value) in env.Variables) psi.Environment[name] = value;
         var process = new Process { StartInfo = psi };
         var cli = new CliProcess(process);
         process.OutputDataReceived += (_, e) => cli.Append(cli._out, e.Data);
@@ -136,6 +138,9 @@ public sealed class CliEnvironment : IAsyncDisposable
     public string Data => Path.Combine(Root, "data");
 
     public string Home => Path.Combine(Root, "home");
+
+    /// <summary>Environment variables every command of this environment runs with.</summary>
+    public Dictionary<string, string> Variables { get; } = [];
 
     /// <summary>The pids the cluster file records (empty when there is none).</summary>
     public IReadOnlyList<int> RecordedPids()

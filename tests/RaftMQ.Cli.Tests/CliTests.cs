@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
@@ -39,6 +40,10 @@ public sealed class CliUsageTests
     [InlineData("dlq")]
     [InlineData("dlq list")]
     [InlineData("dlq redrive")]
+    [InlineData("cert")]
+    [InlineData("cert ca")]
+    [InlineData("cert node")]
+    [InlineData("cert client")]
     public async Task Every_command_has_help_with_an_example(string command)
     {
         await using var env = new CliEnvironment();
@@ -66,6 +71,9 @@ public sealed class CliUsageTests
     [InlineData("cluster transfer-leader -1 --urls http://127.0.0.1:1", "NODE must be a node index")]
     [InlineData("cluster remove -1 --urls http://127.0.0.1:1", "NODE must be a node number")]
     [InlineData("cluster add ftp://10.0.0.4:8567 --urls http://127.0.0.1:1", "not a node URL")]
+    [InlineData("cert ca --days 0", "--days")]
+    [InlineData("cert node ../escape", "NAME must be")]
+    [InlineData("topic list --urls https://127.0.0.1:1 --ca /nonexistent/ca.pem", "--ca: cannot read /nonexistent/ca.pem")]
     public async Task Bad_arguments_exit_with_2_and_say_what_is_wrong(string args, string expected)
     {
         await using var env = new CliEnvironment();
@@ -455,6 +463,149 @@ public sealed class CliClusterTests
         var first = await UpAndServeAsync();
         (await UpAndServeAsync()).ShouldBe(first, "a restarted cluster keeps its secret");
         (await UpAndServeAsync("--fresh")).ShouldNotBe(first, "a fresh cluster gets a new secret");
+    }
+}
+
+/// <summary><c>raftmq cert</c> and <c>cluster up --tls</c>: real certificates, real TLS nodes, the CLI trusting the cluster's CA.</summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public sealed class CertTests
+{
+    [Fact]
+    public async Task Cert_makes_a_CA_node_and_client_certificates_that_validate_with_owner_only_keys()
+    {
+        await using var env = new CliEnvironment();
+        var dir = Path.Combine(env.Root, "certs");
+        var none = await env.RunAsync("cert", "node", "n0", "--dir", dir);
+        none.ExitCode.ShouldBe(1, none.ToString());
+        none.Stderr.ShouldContain("raftmq cert ca --dir");
+
+        (await env.RunAsync("cert", "ca", "--dir", dir)).ExitCode.ShouldBe(0);
+        var node = await env.RunAsync("cert", "node", "n0", "--host", "10.0.0.1", "--host", "mq.example.com", "--dir", dir);
+        node.ExitCode.ShouldBe(0, node.ToString());
+        (await env.RunAsync("cert", "client", "app", "--dir", dir)).ExitCode.ShouldBe(0);
+        var again = await env.RunAsync("cert", "ca", "--dir", dir);
+        again.ExitCode.ShouldBe(1, again.ToString());
+        again.Stderr.ShouldContain("already exists");
+        var badHost = await env.RunAsync("cert", "node", "n1", "--host", "not a host", "--dir", dir);
+        badHost.ExitCode.ShouldBe(2, badHost.ToString());
+
+        foreach (var key in new[] { "ca.key", "n0.key", "app.key" })
+            File.GetUnixFileMode(Path.Combine(dir, key)).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite, key);
+        using var ca = X509Certificate2.CreateFromPemFile(Path.Combine(dir, "ca.pem"), Path.Combine(dir, "ca.key"));
+        using var n0 = X509Certificate2.CreateFromPemFile(Path.Combine(dir, "n0.pem"), Path.Combine(dir, "n0.key"));
+        using var app = X509Certificate2.CreateFromPemFile(Path.Combine(dir, "app.pem"), Path.Combine(dir, "app.key"));
+        ca.Extensions.OfType<X509BasicConstraintsExtension>().Single().CertificateAuthority.ShouldBeTrue();
+        n0.GetECDsaPublicKey()!.KeySize.ShouldBe(256);
+        var names = n0.Extensions.OfType<X509SubjectAlternativeNameExtension>().Single();
+        names.EnumerateIPAddresses().ShouldContain(IPAddress.Parse("10.0.0.1"));
+        names.EnumerateDnsNames().ShouldContain("mq.example.com");
+
+        Chains(n0, ca, "1.3.6.1.5.5.7.3.1").ShouldBeTrue("a node certificate serves TLS");
+        Chains(n0, ca, "1.3.6.1.5.5.7.3.2").ShouldBeTrue("a node certificate is a TLS client of its peers");
+        Chains(app, ca, "1.3.6.1.5.5.7.3.2").ShouldBeTrue("a client certificate is a TLS client");
+        Chains(app, ca, "1.3.6.1.5.5.7.3.1").ShouldBeFalse("a client certificate cannot serve as a node");
+        using (var otherCa = System.Security.Cryptography.ECDsa.Create())
+        {
+            var request = new CertificateRequest("CN=other", otherCa, System.Security.Cryptography.HashAlgorithmName.SHA256);
+            request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+            using var other = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddDays(1));
+            Chains(n0, other, "1.3.6.1.5.5.7.3.1").ShouldBeFalse("only the issuing CA vouches for it");
+        }
+    }
+
+    private static bool Chains(X509Certificate2 leaf, X509Certificate2 root, string usage)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(root);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid(usage));
+        return chain.Build(leaf);
+    }
+}
+
+[Collection(CliClusters.Name)]
+public sealed class TlsClusterCliTests
+{
+    [Fact]
+    public async Task Cluster_up_tls_serves_https_between_mutual_TLS_nodes_and_the_CLI_trusts_its_CA()
+    {
+        await using var env = new CliEnvironment();
+        // TLS everywhere and per-topic permissions: an operator key for everything, an app key that may only publish to "secure".
+        const string operatorKey = "operator-0123456789abcdef";
+        const string appKey = "app-0123456789abcdef0123";
+        var keys = Path.Combine(env.Root, "keys.json");
+        File.WriteAllText(keys, $$"""
+            {"keys": [
+              {"name": "operator", "key": "{{operatorKey}}", "permissions": [{"topics": "*", "allow": ["publish", "consume", "admin"]}]},
+              {"name": "app", "key": "{{appKey}}", "permissions": [{"topics": "secure", "allow": ["publish"]}]}]}
+            """);
+        var up = await env.RunAsync("cluster", "up", "--detach", "--tls", "--nodes", "3", "--auth-file", keys);
+        up.ExitCode.ShouldBe(0, up.ToString());
+        up.Stdout.ShouldContain("https://127.0.0.1:");
+        using (var file = JsonDocument.Parse(File.ReadAllText(Path.Combine(env.Data, "cluster.json"))))
+        {
+            file.RootElement.GetProperty("ca").GetString().ShouldBe(Path.Combine(env.Data, "tls", "ca.pem"));
+            file.RootElement.GetProperty("nodes").EnumerateArray().ShouldAllBe(n => n.GetProperty("url").GetString()!.StartsWith("https://", StringComparison.Ordinal));
+        }
+        File.ReadAllText(Path.Combine(env.Data, "node-0.log")).ShouldContain("mutual TLS between peers");
+
+        // Without a key the nodes refuse (the /v1 API; the RRMQ endpoints stay open without --auth-rrmq), over TLS as without it.
+        var keyless = await env.RunAsync("topic", "configure", "secure");
+        keyless.ExitCode.ShouldBe(4, keyless.ToString());
+
+        // Every command finds the CA in the cluster file; the key comes from the environment.
+        env.Variables["RAFTMQ_API_KEY"] = operatorKey;
+        (await env.RunAsync("topic", "create", "secure")).ExitCode.ShouldBe(0);
+        var published = await env.RunAsync("publish", "secure", "over tls");
+        published.ExitCode.ShouldBe(0, published.ToString());
+        var consumed = await env.RunAsync("consume", "secure", "--count", "1");
+        consumed.ExitCode.ShouldBe(0, consumed.ToString());
+        consumed.Stdout.Trim().ShouldBe("over tls");
+        (await env.RunAsync("publish", "secure", "from the app", "--api-key", appKey)).ExitCode.ShouldBe(0);
+        var notAllowed = await env.RunAsync("receive", "secure", "--api-key", appKey);
+        notAllowed.ExitCode.ShouldBe(4, notAllowed.ToString());
+        notAllowed.Stderr.ShouldContain("consume");
+
+        // Another cluster's URLs (--urls) take the CA from --ca or $RAFTMQ_CA, never from the local cluster file.
+        string url;
+        using (var file = JsonDocument.Parse(File.ReadAllText(Path.Combine(env.Data, "cluster.json"))))
+            url = file.RootElement.GetProperty("nodes")[1].GetProperty("url").GetString()!.Replace("127.0.0.1", "localhost", StringComparison.Ordinal);
+        var untrusted = await env.RunAsync("topic", "list", "--urls", url, "--timeout", "3");
+        untrusted.ExitCode.ShouldBe(1, untrusted.ToString());
+        untrusted.Stderr.ShouldContain("TLS handshake failed");
+        untrusted.Stderr.ShouldContain("--ca FILE");
+        var ca = Path.Combine(env.Data, "tls", "ca.pem");
+        var withCa = await env.RunAsync("topic", "list", "--urls", url, "--ca", ca);
+        withCa.ExitCode.ShouldBe(0, withCa.ToString());
+        withCa.Stdout.ShouldContain("secure");
+        env.Variables["RAFTMQ_CA"] = ca;
+        var fromEnvironment = await env.RunAsync("publish", "secure", "again", "--urls", url);
+        fromEnvironment.ExitCode.ShouldBe(0, fromEnvironment.ToString());
+        env.Variables.Remove("RAFTMQ_CA");
+
+        // A plain http:// URL to the TLS port fails with the node's own explanation.
+        var plain = await env.RunAsync("topic", "list", "--urls", url.Replace("https://", "http://", StringComparison.Ordinal), "--timeout", "3");
+        plain.ExitCode.ShouldNotBe(0, plain.ToString());
+        plain.Stderr.ShouldContain("HTTPS");
+
+        (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task Cluster_up_tls_grows_by_a_node_that_gets_a_certificate_of_the_CA_and_joins_over_https()
+    {
+        await using var env = new CliEnvironment();
+        var up = await env.RunAsync("cluster", "up", "--detach", "--tls", "--nodes", "1");
+        up.ExitCode.ShouldBe(0, up.ToString());
+        var grown = await env.RunAsync("cluster", "up", "--nodes", "2");
+        grown.ExitCode.ShouldBe(0, grown.ToString());
+        grown.Stdout.ShouldContain("node 1 is a voter");
+        File.Exists(Path.Combine(env.Data, "tls", "node-1.pem")).ShouldBeTrue();
+        var members = await env.RunAsync("cluster", "members");
+        members.ExitCode.ShouldBe(0, members.ToString());
+        members.Stdout.ShouldContain("2 voter(s)");
+        (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
     }
 }
 

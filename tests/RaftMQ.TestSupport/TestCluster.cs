@@ -45,7 +45,27 @@ public sealed class TestCluster : IAsyncDisposable
 
     public (int Http, int Peer)[] Ports { get; }
 
-    public HttpClient Http { get; }
+    public HttpClient Http { get; private set; }
+
+    /// <summary><c>http</c>, or <c>https</c> after <see cref="UseTls"/>.</summary>
+    public string Scheme { get; private set; } = "http";
+
+    /// <summary>
+    /// The nodes serve HTTPS with certificates of <paramref name="ca"/> (started with <c>--tls-*</c> options):
+    /// <see cref="Url"/> and <see cref="Http"/> use https, trusting that CA only.
+    /// </summary>
+    public void UseTls(System.Security.Cryptography.X509Certificates.X509Certificate2 ca)
+    {
+        var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
+        {
+            TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
+            RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+        };
+        policy.CustomTrustStore.Add(ca);
+        Http.Dispose();
+        Http = new HttpClient(new SocketsHttpHandler { SslOptions = new() { CertificateChainPolicy = policy } }) { Timeout = TimeSpan.FromSeconds(10) };
+        Scheme = "https";
+    }
 
     /// <summary>Every node slot: the nodes of the config, then the spare ones that may join later (<see cref="CreateGrowable"/>).</summary>
     public int Size => _nodes.Length;
@@ -121,7 +141,7 @@ public sealed class TestCluster : IAsyncDisposable
         return node;
     }
 
-    public Uri Url(int i, string path) => new($"http://127.0.0.1:{Ports[i].Http}{path}");
+    public Uri Url(int i, string path) => new($"{Scheme}://127.0.0.1:{Ports[i].Http}{path}");
 
     public async Task WaitUntilAnsweringAsync(int i) =>
         (await Eventually.TrueAsync(async () => await TryStatusAsync(i) is not null, DefaultTimeout))
