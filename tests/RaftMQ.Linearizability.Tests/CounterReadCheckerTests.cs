@@ -18,7 +18,7 @@ public sealed class CounterReadCheckerTests
     public void A_read_that_misses_a_write_answered_before_it_began_is_stale()
     {
         var result = CounterReadChecker.Check([W(0, 0, 10), W(1, 20, 30)], [R(1, 31, 40)]);
-        result.ShouldStartWith("1 non-linearizable reads");
+        result.ShouldStartWith("1 non-linearizable operations");
         result.ShouldContain("r1@31");
     }
 

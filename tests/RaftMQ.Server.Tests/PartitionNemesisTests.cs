@@ -264,9 +264,14 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
                     await cluster.Node(killed).KillAsync();
                 }
                 var label = string.Join(" + ", new[] { what, paused >= 0 ? $"pause {paused}" : "", killed >= 0 ? $"kill {killed}" : "" }.Where(x => x.Length > 0));
-                faults.Add($"{label} (leader {leaderNow})");
+                var before = Volatile.Read(ref published);
+                var faultStarted = Stopwatch.StartNew();
 
                 await Progress(publishes, atMostMs);
+                // What the fault did: how long it lasted, the publishes acknowledged meanwhile, who led at its end
+                // (not asked with a node paused: a paused node answers nothing until its status request times out).
+                var leaderThen = paused < 0 ? (await LeaderNowAsync()).ToString(CultureInfo.InvariantCulture) : "?";
+                faults.Add($"{label} (leader {leaderNow} -> {leaderThen}, {faultStarted.ElapsedMilliseconds} ms, {Volatile.Read(ref published) - before} publishes)");
                 await network.HealAllAsync();
                 if (paused >= 0) Signal(cluster.Node(paused), "CONT");
                 if (killed >= 0) cluster.Start(killed);
@@ -285,7 +290,7 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
         }
         finally
         {
-            output.WriteLine($"faults: {string.Join(", ", faults)}");
+            output.WriteLine($"faults:{Environment.NewLine}  {string.Join(Environment.NewLine + "  ", faults.Select((f, i) => $"{i + 1}. {f}"))}");
         }
         (await network.RoutesAsync()).ShouldBeEmpty("every cut is healed");
         for (int i = 0; i < Nodes; i++) await cluster.WaitUntilAnsweringAsync(i);
