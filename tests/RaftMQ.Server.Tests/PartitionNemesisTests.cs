@@ -59,7 +59,10 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
         output.WriteLine($"seed {seed} (RAFTMQ_SEED={seed} replays the fault schedule)");
         var started = Stopwatch.StartNew();
         await using var network = await NodeNetwork.CreateAsync(Nodes);
-        await using var cluster = TestCluster.CreateOn(network, "--request-timeout-ms", "4000");
+        // A node cut off from the leader answers 503 within 2 s, and a client gives up on a paused node after 3 s:
+        // the clients spend a fault retrying elsewhere rather than waiting on the nodes it cut off.
+        await using var cluster = TestCluster.CreateOn(network, "--request-timeout-ms", "2000");
+        cluster.Http.Timeout = TimeSpan.FromSeconds(3);
         output.WriteLine($"network 10.213.{network.Subnet}.0/24, namespaces {network.Namespace(0)}..{network.Namespace(Nodes - 1)}");
         await cluster.StartAllAsync();
         var firstLeader = await cluster.WaitForLeaderAsync();
@@ -72,6 +75,7 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
         var drainDeadline = long.MaxValue;
         var lastDelivery = Now();
         var published = 0;
+        var publishFailures = 0;
 
         async Task Produce(string name, Random random)
         {
@@ -90,6 +94,7 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
                         break;
                     }
                     history.Unknown(call); // tried again at once, at another random node
+                    Interlocked.Increment(ref publishFailures);
                 }
             }
         }
@@ -265,13 +270,14 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
                 }
                 var label = string.Join(" + ", new[] { what, paused >= 0 ? $"pause {paused}" : "", killed >= 0 ? $"kill {killed}" : "" }.Where(x => x.Length > 0));
                 var before = Volatile.Read(ref published);
+                var failedBefore = Volatile.Read(ref publishFailures);
                 var faultStarted = Stopwatch.StartNew();
 
                 await Progress(publishes, atMostMs);
                 // What the fault did: how long it lasted, the publishes acknowledged meanwhile, who led at its end
                 // (not asked with a node paused: a paused node answers nothing until its status request times out).
                 var leaderThen = paused < 0 ? (await LeaderNowAsync()).ToString(CultureInfo.InvariantCulture) : "?";
-                faults.Add($"{label} (leader {leaderNow} -> {leaderThen}, {faultStarted.ElapsedMilliseconds} ms, {Volatile.Read(ref published) - before} publishes)");
+                faults.Add($"{label} (leader {leaderNow} -> {leaderThen}, {faultStarted.ElapsedMilliseconds} ms, {Volatile.Read(ref published) - before} publishes, {Volatile.Read(ref publishFailures) - failedBefore} failed)");
                 await network.HealAllAsync();
                 if (paused >= 0) Signal(cluster.Node(paused), "CONT");
                 if (killed >= 0) cluster.Start(killed);
