@@ -77,6 +77,18 @@ public sealed partial class NodeProcess : IAsyncDisposable
         return Run("bash", ["-c", "ulimit -n \"$0\" && exec \"$@\"", openFiles.ToString(System.Globalization.CultureInfo.InvariantCulture), .. node, .. args], index, workingDirectory);
     }
 
+    /// <summary>
+    /// Starts the RaftMQ node as <see cref="Start"/> does, through <paramref name="launcher"/>, a command that runs the
+    /// node's command line it is given by exec-ing it (e.g. <c>ip netns exec NAMESPACE</c>), so that <see cref="Pid"/>
+    /// is the node's own and signals reach it.
+    /// </summary>
+    public static NodeProcess StartThrough(IReadOnlyList<string> launcher, string configPath, int index, string workingDirectory, params string[] extraArgs)
+    {
+        string[] node = ServerExecutable is { } exe ? [exe] : ["dotnet", ServerDll];
+        string[] args = [configPath, index.ToString(System.Globalization.CultureInfo.InvariantCulture), .. extraArgs];
+        return Run(launcher[0], [.. launcher.Skip(1), .. node, .. args], index, workingDirectory);
+    }
+
     /// <summary>Starts the RaftMQ node as <see cref="Start"/> does, with <paramref name="environment"/> added to its environment.</summary>
     public static NodeProcess StartWithEnvironment(
         IReadOnlyDictionary<string, string> environment, string configPath, int index, string workingDirectory, params string[] extraArgs)

@@ -18,20 +18,24 @@ public sealed class TestCluster : IAsyncDisposable
     private readonly NodeProcess?[] _nodes;
     private readonly string[] _extraArgs;
     private readonly string[]?[] _joinArgs;
+    private readonly NodeNetwork? _network;
 
-    private TestCluster(int size, string directory, string[] extraArgs, int spare = 0)
+    private TestCluster(int size, string directory, string[] extraArgs, int spare = 0, NodeNetwork? network = null)
     {
         Directory = directory;
         _nodes = new NodeProcess?[size + spare];
         _joinArgs = new string[]?[size + spare];
         _extraArgs = extraArgs;
+        _network = network;
         BootstrapSize = size;
-        var ports = FreePorts((size + spare) * 2);
+        // In a node network every node has its own address and namespace, so every node can take the same ports.
+        var ports = network is null ? FreePorts((size + spare) * 2) : [.. Enumerable.Range(0, size + spare).SelectMany(_ => new[] { 8567, 8568 })];
         Ports = [.. Enumerable.Range(0, size + spare).Select(i => (ports[2 * i], ports[2 * i + 1]))];
+        Hosts = [.. Enumerable.Range(0, size + spare).Select(i => network?.Address(i) ?? "127.0.0.1")];
         ConfigPath = Path.Combine(directory, $"config-{Ports[0].Http}.json");
-        var addresses = new JsonArray([.. Ports.Take(size).Select(p => (JsonNode)new JsonObject
+        var addresses = new JsonArray([.. Ports.Take(size).Select((p, i) => (JsonNode)new JsonObject
         {
-            ["ip"] = "127.0.0.1",
+            ["ip"] = Hosts[i],
             ["port"] = p.Http,
             ["internal_port"] = p.Peer,
         })]);
@@ -44,6 +48,9 @@ public sealed class TestCluster : IAsyncDisposable
     public string ConfigPath { get; }
 
     public (int Http, int Peer)[] Ports { get; }
+
+    /// <summary>Each node's IP address: loopback, or its own address in a <see cref="NodeNetwork"/>.</summary>
+    public string[] Hosts { get; }
 
     public HttpClient Http { get; private set; }
 
@@ -84,6 +91,18 @@ public sealed class TestCluster : IAsyncDisposable
     {
         System.IO.Directory.CreateDirectory(directory);
         return new TestCluster(size, directory, extraArgs);
+    }
+
+    /// <summary>
+    /// A cluster of one node per node of <paramref name="network"/>, each started in its own namespace and listening on
+    /// its own address there (the network stays the caller's to dispose, after the cluster).
+    /// </summary>
+    public static TestCluster CreateOn(NodeNetwork network, params string[] extraArgs)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        var directory = NewDirectory();
+        System.IO.Directory.CreateDirectory(directory);
+        return new TestCluster(network.Size, directory, extraArgs, network: network);
     }
 
     /// <summary>
@@ -136,12 +155,14 @@ public sealed class TestCluster : IAsyncDisposable
         if (IsRunning(i)) throw new InvalidOperationException($"node {i} is already running");
         var node = _joinArgs[i] is { } joined
             ? NodeProcess.StartWith([.. joined, .. moreArgs], i, Directory)
-            : NodeProcess.Start(ConfigPath, i, Directory, [.. _extraArgs, .. moreArgs]);
+            : _network is { } network
+                ? NodeProcess.StartThrough(network.Launcher(i), ConfigPath, i, Directory, [.. _extraArgs, .. moreArgs])
+                : NodeProcess.Start(ConfigPath, i, Directory, [.. _extraArgs, .. moreArgs]);
         _nodes[i] = node;
         return node;
     }
 
-    public Uri Url(int i, string path) => new($"{Scheme}://127.0.0.1:{Ports[i].Http}{path}");
+    public Uri Url(int i, string path) => new($"{Scheme}://{Hosts[i]}:{Ports[i].Http}{path}");
 
     public async Task WaitUntilAnsweringAsync(int i) =>
         (await Eventually.TrueAsync(async () => await TryStatusAsync(i) is not null, DefaultTimeout))
