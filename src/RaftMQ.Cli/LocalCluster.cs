@@ -204,10 +204,19 @@ public sealed class LocalCluster
             psi.ArgumentList.Add(ca);
         }
         foreach (var a in NodeArgs) psi.ArgumentList.Add(a);
+        // A node that joins a cluster whose nodes require keys asks with the tool's key (an environment variable, not
+        // an argument: arguments are visible to every user of the machine).
+        if (node.Args is not null && JoinApiKey is { } key) psi.Environment["RAFTMQ_API_KEY"] = key;
         using var process = Process.Start(psi) ?? throw new CliException($"could not start node {index}");
         File.Nodes[index] = node with { Pid = process.Id };
         Save();
     }
+
+    /// <summary>Whether node <paramref name="index"/> was named a member by the cluster (it stored the identity it was given).</summary>
+    public bool HasJoined(int index) => System.IO.File.Exists(Path.Combine(File.Nodes[index].DataDir, "node-identity.json"));
+
+    /// <summary>The API key a node that joins sends with its request (the tool's own key), or null.</summary>
+    public string? JoinApiKey { get; set; }
 
     /// <summary>
     /// Starts node <paramref name="index"/> (the next one after the last) on free ports as a new node that asks the

@@ -85,14 +85,29 @@ public static partial class Cli
     private static async Task<int> ResizeAsync(LocalCluster local, int size, ParseResult r, CancellationToken ct)
     {
         if (size is < 1 or > LocalCluster.MaxNodes) throw new CliException($"--nodes must be between 1 and {LocalCluster.MaxNodes}", ExitCodes.Usage);
-        using var client = NewClient(local.Urls, r);
+        var options = ClientOptions(local.Urls, r);
+        using var client = new RaftMQClient(options);
+        local.JoinApiKey = options.ApiKey; // adding a member needs an admin key when the nodes require keys
+        // Listing the members needs the same permission as adding one: a cluster that would refuse the new node
+        // refuses this first, before a node is started for nothing.
+        if (local.File.Nodes.Count < size) await client.GetMembersAsync(ct).ConfigureAwait(false);
         while (local.File.Nodes.Count < size)
         {
             var index = local.File.Nodes.Count;
             var leader = await client.FindLeaderAsync(ct).ConfigureAwait(false);
             local.StartJoiningNode(index, leader);
             Console.Out.WriteLine($"node {index} joining at {local.File.Nodes[index].Url} ...");
-            await WaitForVoterAsync(local, client, index, ct).ConfigureAwait(false);
+            try
+            {
+                await WaitForVoterAsync(local, client, index, ct).ConfigureAwait(false);
+            }
+            catch (CliException) when (!local.IsRunning(index) && !local.HasJoined(index))
+            {
+                // Refused before the cluster named it a member (it stores its identity only then): forget it, so
+                // that the same command can be run again (with a key, say).
+                await local.DropLastNodeAsync().ConfigureAwait(false);
+                throw;
+            }
             Console.Out.WriteLine($"node {index} is a voter");
         }
         while (local.File.Nodes.Count > size)

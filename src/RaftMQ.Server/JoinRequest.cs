@@ -14,8 +14,18 @@ public static class JoinRequest
     /// <summary>How long a joining node keeps asking before it gives up.</summary>
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
-    /// <summary>Asks the cluster at <paramref name="member"/> to add this node; throws <see cref="ConfigException"/> with what went wrong.</summary>
-    public static async Task<NodeIdentity> JoinAsync(Uri member, NodeAddress me, int? nodeNumber, Action<string> log, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// The environment variable a joining node reads an API key from, for a cluster whose nodes require one
+    /// (<c>--auth-file</c>): adding a member needs a key with <c>admin</c> on every topic. The same variable the CLI reads.
+    /// </summary>
+    public const string ApiKeyVariable = "RAFTMQ_API_KEY";
+
+    /// <summary>
+    /// Asks the cluster at <paramref name="member"/> to add this node, with <paramref name="apiKey"/> as its bearer key
+    /// when given; throws <see cref="ConfigException"/> with what went wrong.
+    /// </summary>
+    public static async Task<NodeIdentity> JoinAsync(
+        Uri member, NodeAddress me, int? nodeNumber, Action<string> log, string? apiKey = null, CancellationToken cancellationToken = default)
     {
         using var http = new HttpClient(new SocketsHttpHandler { SslOptions = NodeHttp.ClientOptions() ?? new() }) { Timeout = TimeSpan.FromSeconds(10) };
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -30,7 +40,9 @@ public static class JoinRequest
             {
                 using var content = new ByteArrayContent(body);
                 content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
-                using var response = await http.PostAsync(new Uri(target, "/v1/cluster/members"), content, deadline.Token).ConfigureAwait(false);
+                using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(target, "/v1/cluster/members")) { Content = content };
+                if (!string.IsNullOrWhiteSpace(apiKey)) request.Headers.Authorization = new("Bearer", apiKey.Trim());
+                using var response = await http.SendAsync(request, deadline.Token).ConfigureAwait(false);
                 var text = await response.Content.ReadAsStringAsync(deadline.Token).ConfigureAwait(false);
                 var answer = Parse(text);
                 var code = response.Headers.TryGetValues(ErrorCodes.Header, out var codes) ? codes.FirstOrDefault() : null;
@@ -49,6 +61,11 @@ public static class JoinRequest
                 lastProblem = $"{(int)response.StatusCode} {code}: {answer?.Error ?? text}";
                 var retry = response.StatusCode == HttpStatusCode.ServiceUnavailable
                     || (response.StatusCode == HttpStatusCode.Conflict && code is ClusterEndpoints.ChangeInProgress or ClusterEndpoints.TransferInProgress or ClusterEndpoints.NotLeader);
+                if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+                {
+                    throw new ConfigException($"the cluster at {target} refused to add this node: {lastProblem}; its nodes require an API key: " +
+                        $"start this node with ${ApiKeyVariable} set to a key with admin on every topic");
+                }
                 if (!retry) throw new ConfigException($"the cluster at {target} refused to add this node: {lastProblem}");
             }
             catch (HttpRequestException e)

@@ -25,7 +25,7 @@ public static class NodeIdentityStart
         {
             Console.Error.WriteLine($"raftmq-node: asking the cluster at {join} to add this node ({MemberAddress.Format(me)})");
             identity = await JoinRequest.JoinAsync(join, me, settings.NodeNumber ?? (config is not null ? settings.Index : null),
-                line => Console.Error.WriteLine($"raftmq-node: {line}")).ConfigureAwait(false);
+                line => Console.Error.WriteLine($"raftmq-node: {line}"), Environment.GetEnvironmentVariable(JoinRequest.ApiKeyVariable)).ConfigureAwait(false);
             Console.Error.WriteLine(
                 $"raftmq-node: added to cluster {identity.ClusterId} as node {ClusterConfig.IndexOf(identity.NodeId)} (a learner until it has caught up)");
         }

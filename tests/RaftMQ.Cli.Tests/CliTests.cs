@@ -430,6 +430,15 @@ public sealed class CliClusterTests
         var stats = await env.RunAsync("topic", "stats", "jobs", "--api-key", key);
         stats.ExitCode.ShouldBe(0, stats.ToString());
 
+        // Growing it needs the key, which the node that joins sends with its request; without it nothing starts.
+        var refused = await env.RunAsync("cluster", "up", "--nodes", "2");
+        refused.ExitCode.ShouldBe(4, refused.ToString());
+        refused.Stderr.ShouldContain("--api-key");
+        refused.Stdout.ShouldNotContain("joining");
+        var grown = await env.RunAsync("cluster", "up", "--nodes", "2", "--api-key", key);
+        grown.ExitCode.ShouldBe(0, grown.ToString());
+        grown.Stdout.ShouldContain("node 1 is a voter");
+
         (await env.RunAsync("cluster", "up", "--nodes", "2", "--auth-file", Path.Combine(env.Root, "other.json"))).ExitCode.ShouldBe(2);
         (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
         var missing = await env.RunAsync("cluster", "up", "--detach", "--auth-file", Path.Combine(env.Root, "missing.json"));
