@@ -159,6 +159,10 @@ public static partial class Cli
         {
             Description = "Start every node with this API key file (raftmq-node --auth-file): clients then need --api-key or $RAFTMQ_API_KEY",
         };
+        var authRrmq = new Option<bool>("--auth-rrmq")
+        {
+            Description = "With --auth-file: the RRMQ endpoints (PUT/GET /topic, PUT/GET /message) need a key too (raftmq-node --auth-rrmq)",
+        };
         var tls = new Option<bool>("--tls")
         {
             Description = "TLS everywhere: make a CA and node certificates in DATA/tls (kept for later starts), serve HTTPS and run mutual TLS between the nodes; the CLI trusts that CA for this cluster",
@@ -170,8 +174,9 @@ public static partial class Cli
             + "nodes are removed from the membership, then stopped), one node at a time, while it serves.",
             "cluster up", "cluster up --nodes 5 --detach", "cluster up --data /tmp/mq --fresh", "cluster up --nodes 5   (on a running 3-node cluster)",
             "cluster up --detach --auth-file keys.json", "cluster up --detach --tls"))
-        { nodes, detach, fresh, authFile, tls };
-        up.SetAction(Guard((r, ct) => ClusterUpAsync(DataDir(r), r.GetValue(nodes), r.GetValue(detach), r.GetValue(fresh), r, ct, r.GetValue(authFile), r.GetValue(tls))));
+        { nodes, detach, fresh, authFile, authRrmq, tls };
+        up.SetAction(Guard((r, ct) => ClusterUpAsync(
+            DataDir(r), r.GetValue(nodes), r.GetValue(detach), r.GetValue(fresh), r, ct, r.GetValue(authFile), r.GetValue(tls), r.GetValue(authRrmq))));
 
         var down = new Command("down", Describe("Stop the local cluster started with `cluster up --detach` (SIGTERM, then SIGKILL after 5 s).", "cluster down"));
         down.SetAction(Guard(async (r, ct) =>
@@ -261,18 +266,21 @@ public static partial class Cli
         return cluster;
     }
 
-    internal static async Task<int> ClusterUpAsync(string dir, int size, bool detach, bool fresh, ParseResult r, CancellationToken ct, string? authFile = null, bool tls = false)
+    internal static async Task<int> ClusterUpAsync(
+        string dir, int size, bool detach, bool fresh, ParseResult r, CancellationToken ct, string? authFile = null, bool tls = false, bool authRrmq = false)
     {
         if (!fresh && LocalCluster.Load(dir) is { AnyRunning: true } running && running.File.Nodes.Count != size)
         {
             if (authFile is not null && running.File.AuthFile != Path.GetFullPath(authFile))
                 throw new CliException($"the running cluster was started with {(running.File.AuthFile is { } f ? "--auth-file " + f : "no --auth-file")}; its new nodes take the same", ExitCodes.Usage);
+            if (authRrmq && !running.File.AuthRrmq)
+                throw new CliException("the running cluster was started without --auth-rrmq; its new nodes take the same", ExitCodes.Usage);
             if (tls && running.File.Ca is null)
                 throw new CliException("the running cluster runs without TLS; its new nodes would too (stop it to restart it with --tls)", ExitCodes.Usage);
             return await ResizeAsync(running, size, r, ct).ConfigureAwait(false);
         }
         var binary = LocalCluster.FindNodeBinary();
-        var local = LocalCluster.Start(dir, size, binary, fresh, [], authFile, tls);
+        var local = LocalCluster.Start(dir, size, binary, fresh, [], authFile, tls, authRrmq);
         try
         {
             using var client = NewClient(local.Urls, r);

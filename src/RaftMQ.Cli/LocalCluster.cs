@@ -29,7 +29,8 @@ public sealed record ClusterFile(
     [property: JsonPropertyName("node_binary")] string NodeBinary,
     [property: JsonPropertyName("nodes")] List<LocalNode> Nodes,
     [property: JsonPropertyName("auth_file")] string? AuthFile = null,
-    [property: JsonPropertyName("ca")] string? Ca = null);
+    [property: JsonPropertyName("ca")] string? Ca = null,
+    [property: JsonPropertyName("auth_rrmq")] bool AuthRrmq = false);
 
 [JsonSourceGenerationOptions(WriteIndented = true)]
 [JsonSerializable(typeof(ClusterFile))]
@@ -107,9 +108,12 @@ public sealed class LocalCluster
     /// TLS everywhere: a CA (made once, kept across restarts, new with <paramref name="fresh"/>) and a certificate per
     /// node in <see cref="TlsDirectoryName"/>; nodes serve HTTPS and talk mutual TLS to each other.
     /// </param>
-    public static LocalCluster Start(string directory, int size, string nodeBinary, bool fresh, IReadOnlyList<string> nodeArgs, string? authFile = null, bool tls = false)
+    /// <param name="authRrmq">With <paramref name="authFile"/>: the RRMQ endpoints need a key too (<c>--auth-rrmq</c>).</param>
+    public static LocalCluster Start(
+        string directory, int size, string nodeBinary, bool fresh, IReadOnlyList<string> nodeArgs, string? authFile = null, bool tls = false, bool authRrmq = false)
     {
         if (size is < 1 or > MaxNodes) throw new CliException($"--nodes must be between 1 and {MaxNodes}", ExitCodes.Usage);
+        if (authRrmq && authFile is null) throw new CliException("--auth-rrmq needs --auth-file (the keys the RRMQ endpoints then require)", ExitCodes.Usage);
         if (authFile is not null)
         {
             authFile = Path.GetFullPath(authFile);
@@ -150,7 +154,7 @@ public sealed class LocalCluster
         }
         var scheme = tls ? "https" : "http";
         var file = new ClusterFile(config, nodeBinary, [.. Enumerable.Range(0, size).Select(i => new LocalNode(
-            i, $"{scheme}://127.0.0.1:{ports[i]}", 0, Path.Combine(directory, $"node-{i}"), Path.Combine(directory, $"node-{i}.log")))], authFile, ca);
+            i, $"{scheme}://127.0.0.1:{ports[i]}", 0, Path.Combine(directory, $"node-{i}"), Path.Combine(directory, $"node-{i}.log")))], authFile, ca, authRrmq);
         var cluster = new LocalCluster(directory, file) { NodeArgs = nodeArgs };
         for (int i = 0; i < size; i++) cluster.StartNode(i);
         return cluster;
@@ -191,6 +195,7 @@ public sealed class LocalCluster
         {
             psi.ArgumentList.Add("--auth-file");
             psi.ArgumentList.Add(keys);
+            if (File.AuthRrmq) psi.ArgumentList.Add("--auth-rrmq");
         }
         // ... and, for a TLS cluster, its own certificate and the cluster's CA.
         if (File.Ca is { } ca)

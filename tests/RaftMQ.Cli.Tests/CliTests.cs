@@ -447,6 +447,29 @@ public sealed class CliClusterTests
     }
 
     [Fact]
+    public async Task Cluster_up_with_auth_rrmq_requires_keys_on_the_rrmq_endpoints_too()
+    {
+        await using var env = new CliEnvironment();
+        const string key = "operator-0123456789abcdef";
+        var keys = Path.Combine(env.Root, "keys.json");
+        File.WriteAllText(keys, $$"""{"keys": [{"name": "operator", "key": "{{key}}", "permissions": [{"topics": "*", "allow": ["publish", "consume", "admin"]}]}]}""");
+        var alone = await env.RunAsync("cluster", "up", "--detach", "--nodes", "1", "--auth-rrmq");
+        alone.ExitCode.ShouldBe(2, alone.ToString());
+        alone.Stderr.ShouldContain("--auth-file");
+
+        var up = await env.RunAsync("cluster", "up", "--detach", "--nodes", "1", "--auth-file", keys, "--auth-rrmq");
+        up.ExitCode.ShouldBe(0, up.ToString());
+        var file = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(env.Data, "cluster.json")))!;
+        file["auth_rrmq"]!.GetValue<bool>().ShouldBeTrue();
+        var url = new Uri(file["nodes"]![0]!["url"]!.GetValue<string>());
+        using var http = new HttpClient();
+        (await http.GetAsync(new Uri(url, "/message/jobs"))).StatusCode.ShouldBe(System.Net.HttpStatusCode.Unauthorized);
+        using var withKey = new HttpRequestMessage(HttpMethod.Get, new Uri(url, "/message/jobs"));
+        withKey.Headers.Authorization = new("Bearer", key);
+        (await http.SendAsync(withKey)).StatusCode.ShouldNotBe(System.Net.HttpStatusCode.Unauthorized);
+    }
+
+    [Fact]
     public async Task Cluster_up_keeps_the_generated_peer_secret_across_restarts_and_fresh_makes_a_new_one()
     {
         await using var env = new CliEnvironment();
