@@ -41,9 +41,7 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
 
     private static int Faults => Environment.GetEnvironmentVariable("RAFTMQ_SOAK") == "1" ? 80 : 10;
 
-    private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-
-    private static string Path(string action) => $"/v1/topics/{Topic}/{action}";
+    private static long Now() => NemesisClients.Now();
 
     private static void Signal(NodeProcess node, string signal)
     {
@@ -68,36 +66,8 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
         var firstLeader = await cluster.WaitForLeaderAsync();
         (await cluster.SendAsync(firstLeader, HttpMethod.Put, $"/v1/topics/{Topic}", """{"dedup_window_ms": 3600000}""")).Status.ShouldBe(HttpStatusCode.Created);
 
-        var history = new QueueHistory(Now);
         var reads = new List<CounterRead>();
-        using var producing = new CancellationTokenSource();
-        var draining = false;
-        var drainDeadline = long.MaxValue;
-        var lastDelivery = Now();
-        var published = 0;
-        var publishFailures = 0;
-
-        async Task Produce(string name, Random random)
-        {
-            for (var n = 0; !producing.IsCancellationRequested; )
-            {
-                var ids = Enumerable.Range(0, random.Next(1, 4)).Select(_ => $"{name}-{n++}").ToArray();
-                var body = $$"""{"messages": [{{string.Join(", ", ids.Select(id => $$"""{"body": "{{id}}", "id": "{{id}}"}"""))}}]}""";
-                while (true) // the same ids until answered: a repeat of a stored id is answered, not stored again
-                {
-                    var call = history.Publish(name, ids);
-                    var (status, text) = await V1Api.TryPostAsync(cluster, random.Next(Nodes), Path("publish"), body);
-                    if (status == HttpStatusCode.OK)
-                    {
-                        history.Published(call, [.. JsonNode.Parse(text)!["offsets"]!.AsArray().Select(o => o!.GetValue<ulong>())]);
-                        Interlocked.Increment(ref published);
-                        break;
-                    }
-                    history.Unknown(call); // tried again at once, at another random node
-                    Interlocked.Increment(ref publishFailures);
-                }
-            }
-        }
+        var clients = new NemesisClients(cluster, Nodes, Topic, Group, LeaseMs, StatsAsync);
 
         // The topic's tail (the next offset) read through a random node: a linearizable read, or no answer.
         async Task<JsonNode?> StatsAsync(int node)
@@ -120,50 +90,7 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
 
         async Task Read(Random random)
         {
-            while (!producing.IsCancellationRequested) await StatsAsync(random.Next(Nodes));
-        }
-
-        // Drained: no delivery for two leases, and the group says nothing is left unacked (a linearizable read).
-        async Task<bool> DrainedAsync(Random random)
-        {
-            if (Now() - Volatile.Read(ref lastDelivery) < 2 * LeaseMs + 1_500) return false;
-            var stats = await StatsAsync(random.Next(Nodes));
-            return stats?["groups"]!.AsArray().Single(g => g!["group"]!.GetValue<string>() == Group)!["unacked"]!.GetValue<long>() == 0;
-        }
-
-        async Task Consume(string name, Random random)
-        {
-            while (!draining || !await DrainedAsync(random))
-            {
-                if (draining && Now() > drainDeadline) throw new TimeoutException($"seed {seed}: the topic was not drained within a minute");
-                var max = random.Next(1, 4);
-                var call = history.Receive(name, Group, max, LeaseMs);
-                var (status, text) = await V1Api.TryPostAsync(cluster, random.Next(Nodes), Path("receive"), $$"""{"max": {{max}}, "lease_ms": {{LeaseMs}}, "wait_ms": 300}""");
-                if (status != HttpStatusCode.OK)
-                {
-                    history.Unknown(call);
-                    continue;
-                }
-                var got = JsonNode.Parse(text)!["messages"]!.AsArray().Select(m => (
-                    Delivery: new QueueDelivery(m!["offset"]!.GetValue<ulong>(), m["delivery_count"]!.GetValue<int>(), m["body"]!.GetValue<string>()),
-                    Receipt: m["receipt"]!.GetValue<string>())).ToList();
-                history.Received(call, [.. got.Select(g => g.Delivery)]);
-                if (got.Count == 0) continue;
-                Volatile.Write(ref lastDelivery, Now());
-                var roll = draining ? 0 : random.Next(20);
-                if (roll == 19) continue; // dropped: delivered again when the lease ends
-                var receipts = got.Select(g => new QueueReceipt(g.Delivery.Offset, g.Delivery.DeliveryCount)).ToList();
-                var nack = roll == 18;
-                var settle = nack ? history.Nack(name, Group, receipts) : history.Ack(name, Group, receipts);
-                var list = string.Join(", ", got.Select(g => $"\"{g.Receipt}\""));
-                var (ackStatus, ackText) = await V1Api.TryPostAsync(cluster, random.Next(Nodes), Path(nack ? "nack" : "ack"), $$"""{"receipts": [{{list}}]}""");
-                if (ackStatus != HttpStatusCode.OK)
-                {
-                    history.Unknown(settle);
-                    continue;
-                }
-                history.Settled(settle, [.. JsonNode.Parse(ackText)!["stale"]!.AsArray().Select(r => receipts[got.FindIndex(g => g.Receipt == r!.GetValue<string>())])]);
-            }
+            while (clients.Producing) await StatsAsync(random.Next(Nodes));
         }
 
         // The node that leads now (the highest term's self-declared leader among those answering), or -1.
@@ -182,11 +109,6 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
         {
             // A fault lasts, and the quiet spell after it, until the producers have had some more publishes
             // acknowledged (the cluster got on without the nodes cut off, or with them again), or a random while.
-            async Task Progress(int publishes, int atMostMs)
-            {
-                var target = Volatile.Read(ref published) + publishes;
-                await Eventually.TrueAsync(() => Task.FromResult(Volatile.Read(ref published) >= target), TimeSpan.FromMilliseconds(atMostMs));
-            }
             for (int f = 0; f < Faults; f++)
             {
                 // Every draw is made whatever the cluster looks like, so a seed always gives the same schedule.
@@ -269,25 +191,25 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
                     await cluster.Node(killed).KillAsync();
                 }
                 var label = string.Join(" + ", new[] { what, paused >= 0 ? $"pause {paused}" : "", killed >= 0 ? $"kill {killed}" : "" }.Where(x => x.Length > 0));
-                var before = Volatile.Read(ref published);
-                var failedBefore = Volatile.Read(ref publishFailures);
+                var before = clients.Published;
+                var failedBefore = clients.PublishFailures;
                 var faultStarted = Stopwatch.StartNew();
 
-                await Progress(publishes, atMostMs);
+                await clients.ProgressAsync(publishes, atMostMs);
                 // What the fault did: how long it lasted, the publishes acknowledged meanwhile, who led at its end
                 // (not asked with a node paused: a paused node answers nothing until its status request times out).
                 var leaderThen = paused < 0 ? (await LeaderNowAsync()).ToString(CultureInfo.InvariantCulture) : "?";
-                faults.Add($"{label} (leader {leaderNow} -> {leaderThen}, {faultStarted.ElapsedMilliseconds} ms, {Volatile.Read(ref published) - before} publishes, {Volatile.Read(ref publishFailures) - failedBefore} failed)");
+                faults.Add($"{label} (leader {leaderNow} -> {leaderThen}, {faultStarted.ElapsedMilliseconds} ms, {clients.Published - before} publishes, {clients.PublishFailures - failedBefore} failed)");
                 await network.HealAllAsync();
                 if (paused >= 0) Signal(cluster.Node(paused), "CONT");
                 if (killed >= 0) cluster.Start(killed);
-                await Progress(quietPublishes, quietMs);
+                await clients.ProgressAsync(quietPublishes, quietMs);
             }
         }
 
         var schedule = new Random(seed);
-        var producers = new[] { Produce("p0", new Random(schedule.Next())), Produce("p1", new Random(schedule.Next())) };
-        var consumers = new[] { Consume("c0", new Random(schedule.Next())), Consume("c1", new Random(schedule.Next())) };
+        var producers = new[] { clients.Produce("p0", new Random(schedule.Next())), clients.Produce("p1", new Random(schedule.Next())) };
+        var consumers = new[] { clients.Consume("c0", new Random(schedule.Next())), clients.Consume("c1", new Random(schedule.Next())) };
         var reader = Read(new Random(schedule.Next()));
         var nemesis = Nemesis(new Random(schedule.Next()));
         try
@@ -301,11 +223,10 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
         (await network.RoutesAsync()).ShouldBeEmpty("every cut is healed");
         for (int i = 0; i < Nodes; i++) await cluster.WaitUntilAnsweringAsync(i);
         await cluster.WaitForLeaderAsync();
-        producing.Cancel();
+        clients.StopProducing();
         await Task.WhenAll(producers);
         await reader;
-        drainDeadline = Now() + 60_000;
-        draining = true;
+        clients.StartDraining();
         await Task.WhenAll(consumers);
 
         // Every node caught up after the heal: each has applied all the leader had committed once the topic was
@@ -344,11 +265,11 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
             TimeSpan.FromSeconds(30));
         caughtUp.ShouldBeTrue($"seed {seed}: not every node caught up (commit {commit} at leader {leader}) after the heal:{Environment.NewLine}{string.Join(Environment.NewLine, statuses)}");
 
-        var check = QueueHistoryChecker.Check(history.Calls, [Group], drained: true);
+        var check = QueueHistoryChecker.Check(clients.History.Calls, [Group], drained: true);
         List<CounterRead> allReads;
         lock (reads) allReads = [.. reads];
-        var readCheck = CounterReadChecker.Check(OffsetWrites(history.Calls), allReads);
-        output.WriteLine($"{history.Calls.Count} calls; {check.AckedPublishes} messages published, {check.Deliveries} deliveries, {check.Redeliveries} redeliveries, " +
+        var readCheck = CounterReadChecker.Check(OffsetWrites(clients.History.Calls), allReads);
+        output.WriteLine($"{clients.History.Calls.Count} calls; {check.AckedPublishes} messages published, {check.Deliveries} deliveries, {check.Redeliveries} redeliveries, " +
             $"{check.Acked} acked; {allReads.Count} tail reads; {started.Elapsed.TotalSeconds:F1} s");
         if (!check.Ok) Assert.Fail($"seed {seed}: {check.Describe()}");
         if (readCheck != "ok") Assert.Fail($"seed {seed}: {readCheck}");
