@@ -34,11 +34,12 @@ public interface INodeHost
 
 /// <summary>
 /// The fsync of one Ready's entries and hard state, which the loop has written: run off the loop, then back on the
-/// loop the Ready is finished (its messages sent, its committed entries applied, the core advanced).
+/// loop the Ready is finished (its messages sent, its committed entries applied, the core advanced). Or a log
+/// compaction's fsync and the deletion of the segment files it freed, after which the log is written again.
 /// </summary>
 public sealed class LogSyncJob
 {
-    internal LogSyncJob(Ready ready, bool sentFirst, DurableLogStorage.LogSync sync, long startedAt)
+    internal LogSyncJob(Ready? ready, bool sentFirst, DurableLogStorage.LogSync sync, long startedAt)
     {
         Ready = ready;
         SentFirst = sentFirst;
@@ -46,7 +47,8 @@ public sealed class LogSyncJob
         StartedAt = startedAt;
     }
 
-    internal Ready Ready { get; }
+    /// <summary>The Ready whose entries and hard state this fsyncs; null for a compaction's fsync and file deletions.</summary>
+    internal Ready? Ready { get; }
 
     internal bool SentFirst { get; }
 
@@ -454,7 +456,19 @@ public sealed partial class NodeDriver : IDisposable
             LogSnapshotFailed(_logger, _raftOptions.Id, job.Metadata.Index, error);
             return;
         }
-        var metadata = job.Metadata;
+        var started = _host.Time.GetTimestamp();
+        try
+        {
+            CompactBehind(job.Metadata);
+        }
+        finally
+        {
+            Counters.SnapshotTook(_host.Time.GetTimestamp() - started);
+        }
+    }
+
+    private void CompactBehind(SnapshotMetadata metadata)
+    {
         Counters.SnapshotTaken();
         // A snapshot installed from the leader meanwhile may already cover this one.
         if (metadata.Index <= _storage.Log.Snapshot.Index) return;
@@ -469,7 +483,21 @@ public sealed partial class NodeDriver : IDisposable
             _applyCheckpoints.Dequeue();
         }
         if (compactTo > _storage.Log.Snapshot.Index && _node.TryGetEntry(compactTo, out var e))
-            _storage.Compact(new SnapshotMetadata(compactTo, e.Term) { Configuration = _node.ConfigurationAt(compactTo) });
+        {
+            // The record is written here; its fsync and the deletion of the files it frees run off the loop when the
+            // host can, like a Ready's fsync, and the log is not written again until they are back.
+            var sync = _storage.CompactUnsynced(new SnapshotMetadata(compactTo, e.Term) { Configuration = _node.ConfigurationAt(compactTo) });
+            var job = new LogSyncJob(null, false, sync, _host.Time.GetTimestamp());
+            if (sync.IsNeeded && _host.TrySyncLogInBackground(job))
+            {
+                _logSync = job;
+            }
+            else
+            {
+                job.Run();
+                _storage.CompleteSync(sync);
+            }
+        }
         LogSnapshotTaken(_logger, _raftOptions.Id, metadata.Index, metadata.Term, _storage.Log.FirstIndex);
     }
 
@@ -494,7 +522,7 @@ public sealed partial class NodeDriver : IDisposable
     }
 
     /// <summary>Whether the core has a Ready that <see cref="ProcessReady"/> left for its next call.</summary>
-    public bool HasPendingReady => _node.HasReady();
+    public bool HasPendingReady => _logSync is null && _node.HasReady(); // a running fsync hands its job back as an input
 
     private void ProcessReadies()
     {
@@ -560,7 +588,8 @@ public sealed partial class NodeDriver : IDisposable
         ArgumentNullException.ThrowIfNull(job);
         if (!ReferenceEquals(job, _logSync)) throw new InvalidOperationException("not the log fsync in progress");
         _logSync = null;
-        Synced(job);
+        if (job.Ready is null) _storage.CompleteSync(job.Sync); // a compaction's (throws if it failed)
+        else Synced(job);
         if (_installAfterSync is { } install)
         {
             _installAfterSync = null;
@@ -577,7 +606,7 @@ public sealed partial class NodeDriver : IDisposable
     private void Synced(LogSyncJob job)
     {
         _storage.CompleteSync(job.Sync); // throws if the fsync failed
-        var ready = job.Ready;
+        var ready = job.Ready!;
         Counters.Saved(ready.Entries.Count, true, _host.Time.GetElapsedTime(job.StartedAt));
         if (ready.HardState is { } saved) _persistedHardState = saved;
         _observer?.Persisted(ready.HardState, ready.Entries);
@@ -730,6 +759,7 @@ public sealed partial class NodeDriver : IDisposable
         var due = applied - _lastSnapshotIndex >= _options.SnapshotEveryEntries || _bytesSinceSnapshot >= _options.SnapshotEveryBytes;
         if (!due || applied <= _lastSnapshotIndex || !_node.TryGetEntry(applied, out var last)) return;
         // The configuration goes with the snapshot, so that a node whose log is compacted behind it recovers it.
+        var started = _host.Time.GetTimestamp();
         var metadata = new SnapshotMetadata(applied, last.Term) { Configuration = _node.ConfigurationAt(applied) };
         var writer = _storage.CreateSnapshot(metadata);
         IStateMachineSnapshot captured;
@@ -746,6 +776,7 @@ public sealed partial class NodeDriver : IDisposable
         _bytesSinceSnapshot = 0;
         _appliedBytesAtSnapshot = _appliedBytes;
         _snapshotInProgress = new SnapshotJob(metadata, captured, writer);
+        Counters.SnapshotTook(_host.Time.GetTimestamp() - started);
         _host.WriteSnapshotInBackground(_snapshotInProgress);
     }
 

@@ -490,6 +490,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 ct.ThrowIfCancellationRequested();
                 driver.Counters.Iteration();
                 var started = _time.GetTimestamp();
+                var (saveBefore, applyBefore, snapshotBefore) =
+                    (driver.Counters.SaveTimestampTicks, driver.Counters.ApplyTimestampTicks, driver.Counters.SnapshotTimestampTicks);
                 var handled = 0;
                 while (handled < _options.MaxInputsPerIteration && reader.TryRead(out var input))
                 {
@@ -508,7 +510,6 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 }
                 TickForTimePassed(driver);
                 var handledAt = _time.GetTimestamp();
-                var (saveBefore, applyBefore) = (driver.Counters.SaveTimestampTicks, driver.Counters.ApplyTimestampTicks);
                 driver.ProcessReady();
                 UpdateStatus(driver.Raft);
                 PublishReaderView();
@@ -521,7 +522,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 {
                     NoteSlowIteration(handled, took, _time.GetElapsedTime(started, handledAt),
                         _time.GetElapsedTime(0, driver.Counters.SaveTimestampTicks - saveBefore),
-                        _time.GetElapsedTime(0, driver.Counters.ApplyTimestampTicks - applyBefore));
+                        _time.GetElapsedTime(0, driver.Counters.ApplyTimestampTicks - applyBefore),
+                        _time.GetElapsedTime(0, driver.Counters.SnapshotTimestampTicks - snapshotBefore));
                 }
             }
         }
@@ -572,14 +574,14 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     /// <summary>An iteration longer than this is logged: it holds up heartbeats and votes (a third of an election timeout).</summary>
     private TimeSpan SlowIteration => ElectionTimeout / 3;
 
-    private void NoteSlowIteration(int inputs, TimeSpan took, TimeSpan handling, TimeSpan saving, TimeSpan applying)
+    private void NoteSlowIteration(int inputs, TimeSpan took, TimeSpan handling, TimeSpan saving, TimeSpan applying, TimeSpan snapshots)
     {
         // At most one line a second: a saturated node would otherwise log every iteration.
         var now = _time.GetTimestamp();
         if (_lastSlowLog != 0 && _time.GetElapsedTime(_lastSlowLog, now) < TimeSpan.FromSeconds(1)) return;
         _lastSlowLog = now;
         LogSlowIteration(_logger, _options.Raft.Id, (long)took.TotalMilliseconds, inputs, (long)handling.TotalMilliseconds,
-            (long)saving.TotalMilliseconds, (long)applying.TotalMilliseconds);
+            (long)saving.TotalMilliseconds, (long)applying.TotalMilliseconds, (long)snapshots.TotalMilliseconds);
     }
 
     /// <summary>Lets a state machine with a view for readers off the loop (<see cref="IReaderView"/>) refresh it.</summary>
@@ -675,8 +677,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private static partial void LogFatal(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 11, Level = LogLevel.Warning,
-        Message = "Node {Id} loop held up for {Ms} ms: {Inputs} inputs handled in {HandlingMs} ms, log writes and syncs {SaveMs} ms, applying {ApplyMs} ms")]
-    private static partial void LogSlowIteration(ILogger logger, ulong id, long ms, int inputs, long handlingMs, long saveMs, long applyMs);
+        Message = "Node {Id} loop held up for {Ms} ms: {Inputs} inputs handled in {HandlingMs} ms, log writes and syncs {SaveMs} ms, applying {ApplyMs} ms, snapshots and compaction {SnapshotMs} ms (the last three within the whole iteration)")]
+    private static partial void LogSlowIteration(ILogger logger, ulong id, long ms, int inputs, long handlingMs, long saveMs, long applyMs, long snapshotMs);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Node {Id} storage recovery: {Report}")]
     private static partial void LogRecovery(ILogger logger, ulong id, string report);

@@ -88,8 +88,14 @@ public sealed class RuntimeCounters
     /// <summary>Time spent applying committed entries to the state machine, in ticks of the host's <see cref="TimeProvider"/>.</summary>
     public long ApplyTimestampTicks => Volatile.Read(ref _applyTicks);
 
+    /// <summary>Time the loop spent on snapshots: capturing the state machine and compacting the log behind a written snapshot.</summary>
+    public long SnapshotTimestampTicks => Volatile.Read(ref _snapshotTicks);
+
     private long _saveTicks;
     private long _applyTicks;
+    private long _snapshotTicks;
+
+    internal void SnapshotTook(long ticks) => Volatile.Write(ref _snapshotTicks, _snapshotTicks + ticks);
 
     internal void SaveTook(long ticks) => Volatile.Write(ref _saveTicks, _saveTicks + ticks);
 

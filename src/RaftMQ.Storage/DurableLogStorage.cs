@@ -262,7 +262,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     public LogSync SaveUnsynced(HardState? hardState, IReadOnlyList<Entry> entries)
     {
         Save(hardState, entries, sync: false);
-        return new LogSync(_unsynced ? Active : null, Active.Length);
+        return new LogSync(_unsynced ? Active : null, Active.Length, [], this);
     }
 
     /// <summary>
@@ -275,7 +275,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         ArgumentNullException.ThrowIfNull(sync);
         ThrowIfUnwritable();
         if (!sync.Finished) throw new InvalidOperationException("the fsync has not run");
-        if (sync.Error is { } error) throw Fail("fsync", error);
+        if (sync.Error is { } error) throw Fail(sync.Operation, error);
         // A segment rolled since was fsynced when it was sealed; only the active one's durable end moves here.
         if (sync.Segment is null || !ReferenceEquals(sync.Segment, Active)) return;
         _durableEnd = Math.Max(_durableEnd, sync.Length);
@@ -313,23 +313,37 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     /// <summary>
     /// Drops the entries a snapshot now covers, up to and including <paramref name="snapshot"/>.Index (all of them
     /// when it is past the last index), like <see cref="MemoryLogStorage.Compact"/>; deletes the segment files that
-    /// hold only covered entries. Save the snapshot itself (<see cref="SnapshotStore"/>) first.
+    /// hold only covered entries. Save the snapshot itself (<see cref="SnapshotStore"/>) first. Runs
+    /// <see cref="CompactUnsynced"/> and its <see cref="LogSync"/> at once.
     /// </summary>
     /// <exception cref="ArgumentException">The log holds <paramref name="snapshot"/>.Index with another term.</exception>
-    /// <exception cref="StorageFailedException">A write or fsync failed.</exception>
+    /// <exception cref="StorageFailedException">A write, fsync or deletion failed.</exception>
     public void Compact(SnapshotMetadata snapshot)
     {
+        var sync = CompactUnsynced(snapshot);
+        sync.Run();
+        CompleteSync(sync);
+    }
+
+    /// <summary>
+    /// Compacts like <see cref="Compact"/> but leaves the slow part to the returned <see cref="LogSync"/>, which may
+    /// run on another thread while this storage is only read (hand it back to <see cref="CompleteSync"/> before
+    /// writing again): the fsync of the compaction record, then the deletion of the segment files that now hold
+    /// only covered entries (they are out of the log's view at once; their files go only once the record saying
+    /// they are not needed is durable). A crash before it ran recovers the log as it was before the compaction.
+    /// </summary>
+    /// <exception cref="ArgumentException">The log holds <paramref name="snapshot"/>.Index with another term.</exception>
+    /// <exception cref="StorageFailedException">The write failed.</exception>
+    public LogSync CompactUnsynced(SnapshotMetadata snapshot)
+    {
         ThrowIfUnwritable();
-        if (snapshot.Index <= Snapshot.Index) return;
+        if (snapshot.Index <= Snapshot.Index) return new LogSync(null, Active.Length, [], this);
         if (snapshot.Index <= LastIndex && Term(snapshot.Index) != snapshot.Term)
             throw new ArgumentException($"snapshot {snapshot.Index}/{snapshot.Term} does not match the log's term {Term(snapshot.Index)} at that index; use InstallSnapshot", nameof(snapshot));
         var reset = snapshot.Index > LastIndex;
         var header = new WalFormat.BatchHeader(reset ? WalFormat.FlagReset : (byte)0, 0,
             Math.Max(snapshot.Index, LastIndex) + 1, HardState, snapshot, 0);
-        WriteBatch(header, [], 0, WalFormat.BatchRecordBytes);
-        SyncActive();
-        _snapshotConfiguration = snapshot.Configuration;
-        DeleteCoveredSegments();
+        return WriteCompaction(header, snapshot);
     }
 
     /// <summary>
@@ -349,11 +363,25 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
             return true;
         }
         var header = new WalFormat.BatchHeader(WalFormat.FlagReset, 0, snapshot.Index + 1, HardState, snapshot, 0);
-        WriteBatch(header, [], 0, WalFormat.BatchRecordBytes);
-        SyncActive();
-        _snapshotConfiguration = snapshot.Configuration;
-        DeleteCoveredSegments();
+        var sync = WriteCompaction(header, snapshot);
+        sync.Run();
+        CompleteSync(sync);
         return true;
+    }
+
+    // Writes a compaction (or reset) record and takes the segments it leaves without a live entry out of the log's
+    // view; the returned LogSync fsyncs the record, then deletes their files.
+    private LogSync WriteCompaction(WalFormat.BatchHeader header, SnapshotMetadata snapshot)
+    {
+        WriteBatch(header, [], 0, WalFormat.BatchRecordBytes);
+        _snapshotConfiguration = snapshot.Configuration;
+        List<SegmentFile> covered = [];
+        while (_segments.Count > 1 && !_index.References(_segments[0]))
+        {
+            covered.Add(_segments[0]);
+            _segments.RemoveAt(0);
+        }
+        return new LogSync(Active, Active.Length, covered, this);
     }
 
     /// <summary>Fsyncs anything written without sync, and the DURABLE file.</summary>
@@ -454,13 +482,22 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     /// </summary>
     public sealed class LogSync
     {
-        internal LogSync(SegmentFile? segment, long length)
+        private readonly IReadOnlyList<SegmentFile> _covered;
+        private readonly DurableLogStorage _storage;
+        private string _operation = "fsync";
+
+        internal LogSync(SegmentFile? segment, long length, IReadOnlyList<SegmentFile> covered, DurableLogStorage storage)
         {
             Segment = segment;
             Length = length;
+            _covered = covered;
+            _storage = storage;
         }
 
         internal SegmentFile? Segment { get; }
+
+        /// <summary>What failed: "fsync" or "segment deletion".</summary>
+        internal string Operation => _operation;
 
         internal long Length { get; }
 
@@ -469,19 +506,31 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         /// <summary>Why the fsync failed, or null.</summary>
         public Exception? Error { get; private set; }
 
-        /// <summary>Whether there is anything to fsync (a Ready that wrote nothing needs none).</summary>
-        public bool IsNeeded => Segment is not null;
+        /// <summary>Whether there is anything to do (a Ready that wrote nothing needs no fsync).</summary>
+        public bool IsNeeded => Segment is not null || _covered.Count > 0;
 
-        /// <summary>Fsyncs the segment written to. Never throws: a failure is kept in <see cref="Error"/>.</summary>
+        /// <summary>
+        /// Fsyncs the segment written to, then deletes, oldest first, the segment files a compaction left without a
+        /// live entry: one directory fsync per deletion keeps the surviving files contiguous whatever order the file
+        /// system persists unlinks in. Never throws: a failure is kept in <see cref="Error"/>.
+        /// </summary>
         public void Run()
         {
             try
             {
                 Segment?.File.Sync();
+                _operation = "segment deletion";
+                foreach (var s in _covered)
+                {
+                    s.File.Dispose();
+                    _storage._fs.Delete(s.Path);
+                    _storage._fs.SyncDirectory(_storage._directory);
+                }
             }
             catch (Exception ex)
             {
                 Error = ex; // reported on the owner's thread, which stops the node
+                foreach (var s in _covered) s.File.Dispose();
             }
             Finished = true;
         }
@@ -534,27 +583,6 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         _fs.SyncDirectory(_directory);
         _durableEnd = head.Length;
         return new SegmentFile(sequence, path, file, head.Length);
-    }
-
-    // Deletes, oldest first, the sealed segments holding no live entry. One directory fsync per deletion keeps the
-    // surviving files contiguous whatever order the file system persists unlinks in.
-    private void DeleteCoveredSegments()
-    {
-        try
-        {
-            while (_segments.Count > 1 && !_index.References(_segments[0]))
-            {
-                var s = _segments[0];
-                s.File.Dispose();
-                _fs.Delete(s.Path);
-                _fs.SyncDirectory(_directory);
-                _segments.RemoveAt(0);
-            }
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw Fail("segment deletion", ex);
-        }
     }
 
     private StorageFailedException Fail(string operation, Exception ex)

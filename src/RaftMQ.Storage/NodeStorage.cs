@@ -78,6 +78,9 @@ public sealed class NodeStorage : IDisposable
     /// <summary>Drops log entries covered by a committed snapshot; see <see cref="DurableLogStorage.Compact"/>.</summary>
     public void Compact(SnapshotMetadata snapshot) => Log.Compact(snapshot);
 
+    /// <summary>Compacts and leaves the fsync and the file deletions to the result; see <see cref="DurableLogStorage.CompactUnsynced"/>.</summary>
+    public DurableLogStorage.LogSync CompactUnsynced(SnapshotMetadata snapshot) => Log.CompactUnsynced(snapshot);
+
     /// <summary>
     /// Stores a snapshot received from the leader, then adopts it in the log (§7): the log's suffix after it is
     /// kept when it matches, otherwise the whole log is discarded. Returns false for a snapshot not newer than the

@@ -90,9 +90,21 @@ public sealed class CrashPropertyTests
             {
                 var index = (ulong)random.NextInt64((long)model.Log.Snapshot.Index + 1, (long)model.Log.LastIndex + 1);
                 var snapshot = new SnapshotMetadata(index, model.Log.Term(index));
-                log.Compact(snapshot);
+                // As the node does it (CompactUnsynced, its LogSync run on another thread, then CompleteSync), with a
+                // crash before the LogSync ran or after it ran but before it was handed back.
+                var way = random.Next(3);
+                if (way == 0)
+                {
+                    log.Compact(snapshot);
+                }
+                else
+                {
+                    var pending = log.CompactUnsynced(snapshot);
+                    if (way == 2) pending.Run();
+                }
                 model.Compact(snapshot);
-                Record(candidates, model, sync: true);
+                Record(candidates, model, sync: way != 1);
+                if (way != 0) (fs, options, log, model, candidates, term) = Crash(fs, random, candidates, term, where);
             }
             else if (op < 80)
             {
@@ -107,21 +119,7 @@ public sealed class CrashPropertyTests
             }
             else if (op < 90)
             {
-                var mode = (CrashMode)random.Next(3);
-                fs = fs.Crash(mode, random, random.NextInt64(0, 3000));
-                options = SmallOptions(fs);
-                log = DurableLogStorage.Open(Dir, options);
-                var match = candidates.FindIndex(c => Difference(c.Log, log) == null);
-                if (match < 0)
-                {
-                    throw new InvalidOperationException(
-                        $"{where}: after a {mode} crash the log recovered to a state it never had: " +
-                        $"{Difference(candidates[0].Log, log)} (synced state); report: {log.Recovery}");
-                }
-                model = candidates[match].Clone();
-                candidates = [model.Clone()];
-                term = Math.Max(term, model.Log.HardState.Term);
-                if (model.Log.LastIndex > 0) term = Math.Max(term, model.Log.Term(model.Log.LastIndex));
+                (fs, options, log, model, candidates, term) = Crash(fs, random, candidates, term, where);
             }
             else
             {
@@ -130,6 +128,27 @@ public sealed class CrashPropertyTests
                 if (diff is not null) throw new InvalidOperationException($"{where}: live log differs from the model: {diff}");
             }
         }
+    }
+
+    // Crashes the file system, recovers the log and checks it is one of the candidate states.
+    private static (FaultyFileSystem, StorageOptions, DurableLogStorage, LogModel, List<LogModel>, ulong) Crash(
+        FaultyFileSystem fs, Random random, List<LogModel> candidates, ulong term, string where)
+    {
+        var mode = (CrashMode)random.Next(3);
+        fs = fs.Crash(mode, random, random.NextInt64(0, 3000));
+        var options = SmallOptions(fs);
+        var log = DurableLogStorage.Open(Dir, options);
+        var match = candidates.FindIndex(c => Difference(c.Log, log) == null);
+        if (match < 0)
+        {
+            throw new InvalidOperationException(
+                $"{where}: after a {mode} crash the log recovered to a state it never had: " +
+                $"{Difference(candidates[0].Log, log)} (synced state); report: {log.Recovery}");
+        }
+        var model = candidates[match].Clone();
+        term = Math.Max(term, model.Log.HardState.Term);
+        if (model.Log.LastIndex > 0) term = Math.Max(term, model.Log.Term(model.Log.LastIndex));
+        return (fs, options, log, model, [model.Clone()], term);
     }
 
     // A save over MaxBatchBytes is written as several batches, so a crash may keep a prefix of its entries, with

@@ -147,6 +147,38 @@ public sealed class DurableLogStorageTests : IDisposable
     }
 
     [Fact]
+    public void An_unsynced_compaction_deletes_the_files_it_frees_only_when_its_LogSync_runs()
+    {
+        var model = new LogModel();
+        using (var log = Open())
+        {
+            for (ulong i = 1; i <= 1000; i += 100)
+            {
+                log.Save(null, Range(i, i + 99, 2, length: 300), sync: true);
+                model.Save(null, Range(i, i + 99, 2, length: 300));
+            }
+            var files = Directory.GetFiles(_dir.Path, "*.seg").Length;
+            var sync = log.CompactUnsynced(new SnapshotMetadata(800, 2));
+            model.Compact(new SnapshotMetadata(800, 2));
+            // The log's view is compacted at once; the files stay until the record saying so is durable.
+            log.FirstIndex.ShouldBe(801UL);
+            log.ShouldMatch(model.Log);
+            sync.IsNeeded.ShouldBeTrue();
+            Directory.GetFiles(_dir.Path, "*.seg").Length.ShouldBe(files);
+            log.SegmentCount.ShouldBeLessThan(files);
+            Should.Throw<InvalidOperationException>(() => log.CompleteSync(sync)); // not run yet
+            sync.Run();
+            sync.Error.ShouldBeNull();
+            log.CompleteSync(sync);
+            Directory.GetFiles(_dir.Path, "*.seg").Length.ShouldBe(log.SegmentCount);
+            log.Save(null, Range(1001, 1010, 2, length: 300), sync: true);
+            model.Save(null, Range(1001, 1010, 2, length: 300));
+        }
+        using var reopened = Open();
+        reopened.ShouldMatch(model.Log);
+    }
+
+    [Fact]
     public void Compaction_with_a_term_that_does_not_match_the_log_is_refused()
     {
         using var log = Open();
