@@ -262,8 +262,16 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     public LogSync SaveUnsynced(HardState? hardState, IReadOnlyList<Entry> entries)
     {
         Save(hardState, entries, sync: false);
-        return new LogSync(_unsynced ? Active : null, Active.Length, [], this);
+        var sync = new LogSync(_unsynced ? Active : null, Active.Length, [], this);
+        // A segment close to full is sealed and the next one created by this fsync, off the owner's thread, rather
+        // than by a later write on it (Roll): the same steps in the same order, so recovery's rules do not change.
+        if (Active.Length >= _options.SegmentBytes - _options.SegmentBytes / 8)
+            sync.RollTo = new NextSegment(Active.Sequence + 1, LastIndex + 1, HardState, Snapshot);
+        return sync;
     }
+
+    // What a new segment opens with: its sequence number and the log's state at its start.
+    internal sealed record NextSegment(ulong Sequence, ulong FirstIndex, HardState HardState, SnapshotMetadata Snapshot);
 
     /// <summary>
     /// Takes back a <see cref="LogSync"/> that ran: what it covered is durable from now on. Throws (and accepts no
@@ -276,6 +284,14 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         ThrowIfUnwritable();
         if (!sync.Finished) throw new InvalidOperationException("the fsync has not run");
         if (sync.Error is { } error) throw Fail(sync.Operation, error);
+        if (sync.Rolled is { } next)
+        {
+            // The old segment was fsynced, then the next one created durable, and DURABLE points into it.
+            _segments.Add(next);
+            _durableEnd = next.Length;
+            _unsynced = false;
+            return;
+        }
         // A segment rolled since was fsynced when it was sealed; only the active one's durable end moves here.
         if (sync.Segment is null || !ReferenceEquals(sync.Segment, Active)) return;
         _durableEnd = Math.Max(_durableEnd, sync.Length);
@@ -496,7 +512,13 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
 
         internal SegmentFile? Segment { get; }
 
-        /// <summary>What failed: "fsync" or "segment deletion".</summary>
+        /// <summary>When set, <see cref="Run"/> seals the segment and creates this next one.</summary>
+        internal NextSegment? RollTo { get; set; }
+
+        /// <summary>The segment <see cref="Run"/> created, once it did.</summary>
+        internal SegmentFile? Rolled { get; private set; }
+
+        /// <summary>What failed: "fsync", "segment creation" or "segment deletion".</summary>
         internal string Operation => _operation;
 
         internal long Length { get; }
@@ -507,7 +529,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         public Exception? Error { get; private set; }
 
         /// <summary>Whether there is anything to do (a Ready that wrote nothing needs no fsync).</summary>
-        public bool IsNeeded => Segment is not null || _covered.Count > 0;
+        public bool IsNeeded => Segment is not null || _covered.Count > 0 || RollTo is not null;
 
         /// <summary>
         /// Fsyncs the segment written to, then deletes, oldest first, the segment files a compaction left without a
@@ -519,6 +541,12 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
             try
             {
                 Segment?.File.Sync();
+                if (RollTo is { } next)
+                {
+                    _operation = "segment creation";
+                    Rolled = _storage.CreateSegment(next);
+                    _storage.RecordDurableEnd(Rolled, next.FirstIndex - 1, next.HardState, sync: true);
+                }
                 _operation = "segment deletion";
                 foreach (var s in _covered)
                 {
@@ -555,34 +583,42 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     private void RecordDurableEnd(bool sync)
     {
         Debug.Assert(!_unsynced && _durableEnd == Active.Length);
-        _durableEndFile!.Write(new DurableEnd(Active.Sequence, _durableEnd, LastIndex, HardState));
+        RecordDurableEnd(Active, LastIndex, HardState, sync);
+    }
+
+    private void RecordDurableEnd(SegmentFile active, ulong lastIndex, HardState hardState, bool sync)
+    {
+        _durableEndFile!.Write(new DurableEnd(active.Sequence, active.Length, lastIndex, hardState));
         if (sync) _durableEndFile.Sync();
     }
 
     // Seals the active segment (fsynced, so only the last segment can ever have a torn tail) and starts the next.
-    // DURABLE is fsynced here (once per segment): after a power cut it lags by less than one segment.
+    // DURABLE is fsynced here (once per segment): after a power cut it lags by less than one segment. Normally a
+    // LogSync did this already (SaveUnsynced); this is for a write that fills the segment before one could.
     private void Roll()
     {
         Active.File.Sync();
         _unsynced = false;
-        _segments.Add(CreateSegment(Active.Sequence + 1));
+        var next = CreateSegment(new NextSegment(Active.Sequence + 1, LastIndex + 1, HardState, Snapshot));
+        _segments.Add(next);
+        _durableEnd = next.Length;
         RecordDurableEnd(sync: true);
     }
 
-    // A new segment is durable (data and directory entry) before any batch goes into it.
-    private SegmentFile CreateSegment(ulong sequence)
+    // A new segment is durable (data and directory entry) before any batch goes into it. Touches no field but the
+    // file system's, so a LogSync may run it off the owner's thread.
+    private SegmentFile CreateSegment(NextSegment next)
     {
-        var path = Path.Combine(_directory, WalFormat.SegmentName(sequence));
+        var path = Path.Combine(_directory, WalFormat.SegmentName(next.Sequence));
         var file = _fs.Open(path, create: true);
         Span<byte> head = stackalloc byte[WalFormat.SegmentOverhead];
-        WalFormat.WriteSegmentHeader(head, sequence);
+        WalFormat.WriteSegmentHeader(head, next.Sequence);
         WalFormat.WriteBatch(head[WalFormat.SegmentHeaderBytes..],
-            new WalFormat.BatchHeader(0, 0, LastIndex + 1, HardState, Snapshot, 0));
+            new WalFormat.BatchHeader(0, 0, next.FirstIndex, next.HardState, next.Snapshot, 0));
         file.Write(0, head);
         file.Sync();
         _fs.SyncDirectory(_directory);
-        _durableEnd = head.Length;
-        return new SegmentFile(sequence, path, file, head.Length);
+        return new SegmentFile(next.Sequence, path, file, head.Length);
     }
 
     private StorageFailedException Fail(string operation, Exception ex)
@@ -614,7 +650,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         {
             // DURABLE first: a directory with segments and no DURABLE is then never one this version wrote.
             _durableEndFile ??= DurableEndFile.Create(_fs, _directory, DurableEnd.None);
-            _segments.Add(CreateSegment(1));
+            _segments.Add(CreateSegment(new NextSegment(1, LastIndex + 1, HardState, Snapshot)));
         }
         else if (_durableEndFile is null)
         {

@@ -73,10 +73,23 @@ public sealed class CrashPropertyTests
                 }
                 HardState? hs = random.Next(3) == 0 ? new HardState(term, 1, Math.Min(first - 1, commit + (ulong)random.Next(3))) : null;
                 var sync = random.Next(10) < 7;
-                log.Save(hs, batch, sync);
+                // A synced save either at once or as the node does it: SaveUnsynced, its LogSync run (which may seal
+                // the segment and create the next), CompleteSync; or with a crash before or after the LogSync ran.
+                var way = sync ? random.Next(4) : 0;
+                if (way == 0)
+                {
+                    log.Save(hs, batch, sync);
+                }
+                else
+                {
+                    var pending = log.SaveUnsynced(hs, batch);
+                    if (way != 2) pending.Run();
+                    if (way == 1) log.CompleteSync(pending);
+                }
                 RecordSplitPrefixes(candidates, model, hs, batch, options);
                 model.Save(hs, batch);
-                Record(candidates, model, sync);
+                Record(candidates, model, sync && way != 2);
+                if (way >= 2) (fs, options, log, model, candidates, term) = Crash(fs, random, candidates, term, where);
             }
             else if (op < 65)
             {

@@ -179,6 +179,39 @@ public sealed class DurableLogStorageTests : IDisposable
     }
 
     [Fact]
+    public void A_LogSync_of_a_nearly_full_segment_seals_it_and_creates_the_next()
+    {
+        var model = new LogModel();
+        using (var log = Open())
+        {
+            ulong index = 1;
+            var rolledByLogSync = 0;
+            while (rolledByLogSync < 3)
+            {
+                var batch = Range(index, index + 9, 1, length: 300);
+                index += 10;
+                var segments = log.SegmentCount;
+                var sync = log.SaveUnsynced(new HardState(1, 1, index - 1), batch);
+                model.Save(new HardState(1, 1, index - 1), batch);
+                var rolls = log.SegmentCount > segments; // the write itself found no room (Roll)
+                sync.Run();
+                sync.Error.ShouldBeNull();
+                var filesAfterRun = Directory.GetFiles(_dir.Path, "*.seg").Length;
+                log.CompleteSync(sync);
+                if (!rolls && log.SegmentCount > segments)
+                {
+                    // Created by the LogSync: the file was there before the owner took it back.
+                    filesAfterRun.ShouldBe(log.SegmentCount);
+                    rolledByLogSync++;
+                }
+            }
+            log.ShouldMatch(model.Log);
+        }
+        using var reopened = Open();
+        reopened.ShouldMatch(model.Log);
+    }
+
+    [Fact]
     public void Compaction_with_a_term_that_does_not_match_the_log_is_refused()
     {
         using var log = Open();
