@@ -57,7 +57,15 @@ public sealed class LogSyncJob
     internal long StartedAt { get; }
 
     /// <summary>Fsyncs. Never throws: a failure is reported when the loop takes the job back, and stops the node.</summary>
-    public void Run() => Sync.Run();
+    public void Run()
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        Sync.Run();
+        RunTime = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+    }
+
+    /// <summary>How long <see cref="Run"/> took (wall clock): the fsync, and a segment roll or file deletions with it.</summary>
+    public TimeSpan RunTime { get; private set; }
 
     /// <summary>Why the fsync failed, or null (once <see cref="Run"/> returned).</summary>
     public Exception? Error => Sync.Error;

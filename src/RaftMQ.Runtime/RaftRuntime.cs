@@ -30,6 +30,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private long _lastTick; // the loop's clock: the timestamp up to which ticks were given to the core
     private long _timerDue; // when the timer is set to wake the loop (a timestamp); loop thread only
     private long _lastSlowLog;
+    private long _lastSlowFsyncLog;
     private volatile DiskAlarmReport? _peerDiskAlarm;
     private ulong _transferee; // the loop's last view of the core's transfer target
     private long _droppedPeerMessages;
@@ -561,6 +562,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 break;
             case LogSyncedInput l:
                 driver.CompleteLogSync(l.Job); // throws when the fsync failed: the node stops
+                if (l.Job.RunTime > SlowIteration) NoteSlowFsync(l.Job.RunTime);
                 break;
             case TransferInput t:
                 driver.TransferLeadership(t.Target, t.Completion);
@@ -582,6 +584,15 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         _lastSlowLog = now;
         LogSlowIteration(_logger, _options.Raft.Id, (long)took.TotalMilliseconds, inputs, (long)handling.TotalMilliseconds,
             (long)saving.TotalMilliseconds, (long)applying.TotalMilliseconds, (long)snapshots.TotalMilliseconds);
+    }
+
+    private void NoteSlowFsync(TimeSpan took)
+    {
+        // At most one line a second, like the slow iterations.
+        var now = _time.GetTimestamp();
+        if (_lastSlowFsyncLog != 0 && _time.GetElapsedTime(_lastSlowFsyncLog, now) < TimeSpan.FromSeconds(1)) return;
+        _lastSlowFsyncLog = now;
+        LogSlowFsync(_logger, _options.Raft.Id, (long)took.TotalMilliseconds);
     }
 
     /// <summary>Lets a state machine with a view for readers off the loop (<see cref="IReaderView"/>) refresh it.</summary>
@@ -679,6 +690,10 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     [LoggerMessage(EventId = 11, Level = LogLevel.Warning,
         Message = "Node {Id} loop held up for {Ms} ms: {Inputs} inputs handled in {HandlingMs} ms, log writes and syncs {SaveMs} ms, applying {ApplyMs} ms, snapshots and compaction {SnapshotMs} ms (the last three within the whole iteration)")]
     private static partial void LogSlowIteration(ILogger logger, ulong id, long ms, int inputs, long handlingMs, long saveMs, long applyMs, long snapshotMs);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Warning,
+        Message = "Node {Id} log fsync took {Ms} ms (off the loop; commits and this node's acknowledgements waited for it)")]
+    private static partial void LogSlowFsync(ILogger logger, ulong id, long ms);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Node {Id} storage recovery: {Report}")]
     private static partial void LogRecovery(ILogger logger, ulong id, string report);
