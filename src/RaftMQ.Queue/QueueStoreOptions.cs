@@ -28,12 +28,20 @@ public sealed record QueueStoreOptions
     /// </summary>
     public long CompactionCheckMessages { get; init; } = 4096;
 
+    /// <summary>
+    /// Every this many bytes written to segments, the store asks the kernel to start writing them out, off the loop
+    /// (<c>Store/Writeback.cs</c>): steady writeback instead of bursts the Raft log's fsyncs would wait behind. 0 turns
+    /// it off.
+    /// </summary>
+    public long WritebackBytes { get; init; } = 4L << 20;
+
     public static QueueStoreOptions Default { get; } = new();
 
     internal void Validate()
     {
         if (SegmentBytes < 1) throw new ArgumentOutOfRangeException(nameof(SegmentBytes), SegmentBytes, "must be positive");
         if (CompactionCheckMessages < 1) throw new ArgumentOutOfRangeException(nameof(CompactionCheckMessages), CompactionCheckMessages, "must be positive");
+        if (WritebackBytes < 0) throw new ArgumentOutOfRangeException(nameof(WritebackBytes), WritebackBytes, "must not be negative");
         if (WriteBufferBytes < 1) throw new ArgumentOutOfRangeException(nameof(WriteBufferBytes), WriteBufferBytes, "must be positive");
         if (ReadBufferBytes < MessageRecord.OverheadBytes)
             throw new ArgumentOutOfRangeException(nameof(ReadBufferBytes), ReadBufferBytes, $"must hold a record's {MessageRecord.OverheadBytes}-byte header");

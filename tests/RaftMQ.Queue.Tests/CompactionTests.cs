@@ -17,7 +17,7 @@ public sealed class CompactionTests : IDisposable
 
     public void Dispose() => _queues.Dispose();
 
-    private static readonly QueueStoreOptions Compacting = new() { SegmentBytes = 4_096, CompactionCheckMessages = 64 };
+    private static readonly QueueStoreOptions Compacting = new() { SegmentBytes = 4_096, CompactionCheckMessages = 64, WritebackBytes = 1 };
     private static readonly QueueStoreOptions Never = new() { SegmentBytes = 4_096, CompactionCheckMessages = long.MaxValue };
 
     private static long DiskBytes(QueueStateMachine sm) => Directory.GetFiles(sm.Directory, "*.seg").Sum(f => new FileInfo(f).Length);

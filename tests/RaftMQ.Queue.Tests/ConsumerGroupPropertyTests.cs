@@ -45,7 +45,7 @@ public sealed class ConsumerGroupPropertyTests : IDisposable
         var a = _queues.Create(storeOptions: store);
         var b = _queues.Create(storeOptions: store);
         // A node whose store compacts at every chance, with smaller segments: compaction must change no result.
-        var compacting = _queues.Create(storeOptions: new QueueStoreOptions { SegmentBytes = 256, CompactionCheckMessages = 1 });
+        var compacting = _queues.Create(storeOptions: new QueueStoreOptions { SegmentBytes = 256, CompactionCheckMessages = 1, WritebackBytes = 1 }); // and writeback requested for every write, racing consumption and retirement
         QueueStateMachine? restored = null;
         var snapshotAt = random.Next(100, 300);
 

@@ -32,6 +32,7 @@ internal sealed class MessageStore : IDisposable
     private int _nextTopicId;
     private int _rewrites;
     private bool _disposed;
+    private readonly Writeback _writeback;
 
     /// <summary>Opens the store over <paramref name="directory"/>, deleting the segment files a previous run left there.</summary>
     public MessageStore(string directory, QueueStoreOptions options)
@@ -43,6 +44,7 @@ internal sealed class MessageStore : IDisposable
         Options = options;
         _writeBuffer = new byte[options.WriteBufferBytes];
         _readBuffer = new byte[options.ReadBufferBytes];
+        _writeback = new Writeback(options.WritebackBytes);
         // Owner-only when created here (0700), like the node's data directory it normally sits in.
         if (OperatingSystem.IsWindows()) System.IO.Directory.CreateDirectory(Directory);
         else System.IO.Directory.CreateDirectory(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
@@ -97,6 +99,7 @@ internal sealed class MessageStore : IDisposable
     {
         if (_pending == 0) return;
         _pendingSegment!.Write(_pendingPosition, _writeBuffer.AsSpan(0, _pending));
+        _writeback.Written(_pendingSegment, _pendingPosition, _pending);
         _pending = 0;
         _pendingSegment = null;
     }
@@ -144,7 +147,9 @@ internal sealed class MessageStore : IDisposable
                     var n = (int)Math.Min(buffer.Length, e.Length - done);
                     if (e.Segment.Read(e.Physical + done, buffer.AsSpan(0, n)) != n)
                         throw Corrupt(e.Segment, e.Physical + done, "the file ends before the records it holds");
-                    segment.Write(segment.Grow(n), buffer.AsSpan(0, n));
+                    var at = segment.Grow(n);
+                    segment.Write(at, buffer.AsSpan(0, n));
+                    _writeback.Written(segment, at, n);
                     done += n;
                 }
                 result.Add(e with { Segment = segment, Physical = physical });
@@ -394,6 +399,7 @@ internal sealed class MessageStore : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        _writeback.Dispose();
         Clear();
     }
 

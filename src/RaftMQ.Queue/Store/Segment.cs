@@ -93,6 +93,15 @@ internal sealed partial class Segment
     /// <summary>Writes claimed bytes. No fsync: the Raft log is the durable copy (docs/queue-store.md).</summary>
     public void Write(long position, ReadOnlySpan<byte> bytes) => RandomAccess.Write(Handle, bytes, position);
 
+    /// <summary>Where the bytes not yet handed to <see cref="Writeback"/> start (loop thread only).</summary>
+    internal long WritebackFrom { get; set; }
+
+    /// <summary>The end of the bytes written since <see cref="WritebackFrom"/> (loop thread only).</summary>
+    internal long WritebackEnd { get; set; }
+
+    /// <summary>The open handle, for <see cref="Writeback"/>; null when the file is closed.</summary>
+    internal SafeFileHandle? HandleForWriteback => _handle;
+
     /// <summary>Reads up to <paramref name="buffer"/>'s length at <paramref name="position"/>, stopping at <see cref="Size"/>; returns the count.</summary>
     public int Read(long position, Span<byte> buffer)
     {
