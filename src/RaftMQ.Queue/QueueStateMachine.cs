@@ -249,11 +249,37 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
 
     /// <summary>
     /// Whether <paramref name="count"/> more messages of <paramref name="bytes"/> (records) fit all four bounds of the
-    /// queue (either may be negative: what a drop-oldest publish frees first, net of what it adds).
+    /// queue (either may be negative: what a drop-oldest publish frees first, net of what it adds). The bounds count
+    /// what some group still holds: messages every group has finished behind one that is held (leased for hours,
+    /// delayed) count nothing, so one stuck message costs its own bytes, not everything published since. The counts
+    /// between head and tail are an upper bound of that, and when they fit that is the answer; only when they do not
+    /// is what every group finished subtracted (<see cref="TopicLog.FinishedByAll"/>, for this topic, and for every
+    /// topic when the total is in doubt): a function of the state, so every node decides alike.
     /// </summary>
-    private bool Fits(TopicLog log, long bytes, long count) =>
-        _store.TotalBytes + bytes <= _limits.MaxTotalMessageBytes && log.Bytes + bytes <= _limits.MaxTopicMessageBytes
-        && _store.TotalMessages + count <= _limits.MaxTotalMessages && log.Count + count <= _limits.MaxTopicMessages;
+    private bool Fits(TopicLog log, long bytes, long count)
+    {
+        bool Within(long topicBytes, long topicCount) =>
+            topicBytes + bytes <= _limits.MaxTopicMessageBytes && topicCount + count <= _limits.MaxTopicMessages;
+        bool WithinTotal(long totalBytes, long totalCount) =>
+            totalBytes + bytes <= _limits.MaxTotalMessageBytes && totalCount + count <= _limits.MaxTotalMessages;
+        var topicFits = Within(log.Bytes, log.Count);
+        var totalFits = WithinTotal(_store.TotalBytes, _store.TotalMessages);
+        if (topicFits && totalFits) return true;
+        if (!topicFits)
+        {
+            var (finishedCount, finishedBytes) = log.FinishedByAll();
+            if (!Within(log.Bytes - finishedBytes, log.Count - finishedCount)) return false;
+        }
+        if (totalFits) return true;
+        long allFinishedCount = 0, allFinishedBytes = 0;
+        foreach (var t in _store.Topics)
+        {
+            var (c, b) = t.FinishedByAll();
+            allFinishedCount += c;
+            allFinishedBytes += b;
+        }
+        return WithinTotal(_store.TotalBytes - allFinishedBytes, _store.TotalMessages - allFinishedCount);
+    }
 
     /// <summary>
     /// Binary messages: each within <see cref="QueueLimits.MaxMessageBytes"/> and with headers

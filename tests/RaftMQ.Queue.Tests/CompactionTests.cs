@@ -76,7 +76,8 @@ public sealed class CompactionTests : IDisposable
         long now = 1_000;
         var stuck = Stuck(both, ref now);
 
-        // Both still count everything between the stuck head and the tail (the limits do), but only the node that does
+        // Both still count everything between the stuck head and the tail (the totals do; the limits subtract what every
+        // group finished, see The_limits_count_...), but only the node that does
         // not compact keeps it on disk.
         compacting.Offsets("t").ShouldBe((0UL, (ulong)(Rounds * PerRound + 2)));
         compacting.TotalMessageBytes.ShouldBe(never.TotalMessageBytes);
@@ -107,6 +108,45 @@ public sealed class CompactionTests : IDisposable
         compacting.Depth("t").ShouldBe(0);
         Snapshot(compacting).ShouldBe(Snapshot(never));
         DiskBytes(compacting).ShouldBeLessThan(Compacting.SegmentBytes);
+    }
+
+    [Theory]
+    [InlineData("topic messages")]
+    [InlineData("topic bytes")]
+    [InlineData("total messages")]
+    [InlineData("total bytes")]
+    public void The_limits_count_what_a_group_holds_not_the_finished_history_behind_a_stuck_message(string bound)
+    {
+        // Every record here has the same size: one probe tells it.
+        var probe = _queues.Create();
+        probe.Apply(1, QueueCommand.CreateTopic("p").Encode());
+        probe.Apply(2, QueueCommand.PublishMessages("p", [new QueueMessage(System.Text.Encoding.UTF8.GetBytes("m-00"))], 0).Encode());
+        var record = probe.TotalMessageBytes;
+        var limits = bound switch
+        {
+            "topic messages" => QueueLimits.Default with { MaxTopicMessages = 5 },
+            "topic bytes" => QueueLimits.Default with { MaxTopicMessageBytes = 5 * record },
+            "total messages" => QueueLimits.Default with { MaxTotalMessages = 6 },
+            _ => QueueLimits.Default with { MaxTotalMessageBytes = 6 * record },
+        };
+        QueueStateMachine[] both = [_queues.Create(limits, Compacting), _queues.Create(limits, Never)];
+        long now = 1_000;
+        Run(both, QueueCommand.CreateTopic("t"));
+        Run(both, QueueCommand.CreateTopic("other"));
+        Run(both, QueueCommand.PublishMessages("other", [new QueueMessage(System.Text.Encoding.UTF8.GetBytes("o-00"))], now)).Success.ShouldBeTrue();
+        Run(both, Publish("m-00", now));
+        Run(both, QueueCommand.Receive("t", "default", 1, 10_000_000, now)).Delivered!.Count.ShouldBe(1); // held for hours
+        // Far more messages than the bound go through behind the held one: none is refused.
+        for (int i = 1; i <= 40; i++)
+        {
+            Run(both, Publish($"m-{i % 100:D2}", now)).Success.ShouldBeTrue($"publish {i} behind the held message");
+            var got = Run(both, QueueCommand.Receive("t", "default", 1, 60_000, now)).Delivered!.Single();
+            Run(both, QueueCommand.Ack("t", "default", [new Receipt(got.Offset, got.DeliveryCount)], now)).Count.ShouldBe(1);
+        }
+        both[0].Offsets("t").ShouldBe((0UL, 41UL)); // the head stays on the held message
+        // What is held counts: the held message, "other"'s, and these four fill the bound exactly; one more does not fit.
+        for (int i = 0; i < 4; i++) Run(both, Publish($"w-{i:D2}", now)).Success.ShouldBeTrue($"waiting message {i}");
+        Run(both, Publish("w-04", now)).Status.ShouldBe(QueueStatus.LimitReached);
     }
 
     [Fact]

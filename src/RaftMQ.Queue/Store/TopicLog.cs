@@ -326,6 +326,22 @@ internal sealed class TopicLog
     }
 
     /// <summary>
+    /// The messages, and the bytes of their records, that every group has finished but that still lie between the
+    /// head and the tail (behind a message some group holds). A function of the state alone, the same on every node
+    /// whatever its files look like: O(groups + finished ranges), reading the record before each run.
+    /// </summary>
+    public (long Messages, long Bytes) FinishedByAll()
+    {
+        long messages = 0, bytes = 0;
+        foreach (var (start, end, from, to) in FinishedPositions())
+        {
+            messages += (long)(end - start);
+            bytes += to - from;
+        }
+        return (messages, bytes);
+    }
+
+    /// <summary>
     /// The runs of offsets every group has finished between the head and the lowest cursor (none lies above it),
     /// with where their records start and end.
     /// </summary>
