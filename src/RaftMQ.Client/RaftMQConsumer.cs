@@ -147,9 +147,12 @@ public sealed class RaftMQConsumer : IAsyncDisposable
                     if (acks.Count > 0)
                     {
                         // The acks and the next batch in one request that does not wait: its answer (and the acks'
-                        // outcome) comes at once; when it finds nothing, the next round waits, without acks.
+                        // outcome) comes at once; when it finds nothing, the next round waits, without acks. A stop
+                        // does not cancel it (a cancelled request may still be applied, and its acks then look stale
+                        // when sent again): it is answered within the client's operation timeout, and what it leased
+                        // is nacked at once below.
                         var result = await _client.ReceiveAndAckAsync(
-                            _topic, acks, _options.Group, _options.Prefetch, _options.Lease, TimeSpan.Zero, cancellationToken: stopping).ConfigureAwait(false);
+                            _topic, acks, _options.Group, _options.Prefetch, _options.Lease, TimeSpan.Zero, cancellationToken: CancellationToken.None).ConfigureAwait(false);
                         Acked(result.Acks);
                         acks = [];
                         batch = result.Deliveries;
