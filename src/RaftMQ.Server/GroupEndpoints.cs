@@ -397,10 +397,7 @@ public static class GroupEndpoints
             return;
         }
         var command = QueueCommand.Receive(topic, group, max, lease);
-        // Receipts of another group or topic name no delivery here: stale, and not sent (as the ack endpoint does).
-        var tag = Receipt.Tag(topic, group);
-        var own = acks?.Where(r => r.Tag == tag).Select(r => r.Receipt).ToList() ?? [];
-        var foreign = acks?.Where(r => r.Tag != tag).Select(r => r.Text).ToList();
+        var (own, foreign) = acks is null ? ([], null) : Split(acks, topic, group);
         Task Write(HttpContext c, QueueResult result) => !result.Success ? Failure(c, result, topic, group)
             : WriteMessages(c, result.Delivered!, topic, group,
                 foreign is null ? null : (result.Count, foreign.Concat((result.Stale ?? []).Select(r => r.Format(topic, group)))));
@@ -577,11 +574,7 @@ public static class GroupEndpoints
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
-        // A receipt given to another group or topic (or of the form without a group) names no delivery of this
-        // group: stale, and not sent, so it cannot settle a delivery that has the same offset and count here.
-        var tag = Receipt.Tag(topic, group);
-        var own = receipts!.Where(r => r.Tag == tag).Select(r => r.Receipt).ToList();
-        var foreign = receipts!.Where(r => r.Tag != tag).Select(r => r.Text).ToList();
+        var (own, foreign) = Split(receipts!, topic, group);
         var done = op switch { QueueOp.Ack => "acked", QueueOp.Nack => "nacked", _ => "extended" };
         Task Answer(HttpContext c, int count, IEnumerable<string> stale) => WriteObject(c, StatusCodes.Status200OK, json =>
         {
@@ -745,6 +738,17 @@ public static class GroupEndpoints
         }
         receipts = list;
         return null;
+    }
+
+    /// <summary>
+    /// The receipts of this topic and group, to send, and the texts of the others: a receipt given to another group or
+    /// topic (or of the form without a group) names no delivery of this group, so it is answered stale and not sent,
+    /// and cannot settle a delivery that has the same offset and count here.
+    /// </summary>
+    private static (List<Receipt> Own, List<string> Foreign) Split(List<(Receipt Receipt, ulong? Tag, string Text)> receipts, string topic, string group)
+    {
+        var tag = Receipt.Tag(topic, group);
+        return ([.. receipts.Where(r => r.Tag == tag).Select(r => r.Receipt)], [.. receipts.Where(r => r.Tag != tag).Select(r => r.Text)]);
     }
 
     /// <summary><c>{"success": true, ...}</c> with the fields <paramref name="write"/> writes.</summary>
