@@ -9,12 +9,14 @@
 # CLIENTS consumers take them all, each with at most W unacked:
 #   rabbitmq  basic.consume, prefetch W, manual acks, every message acked on its own (loadgen rabbitmq consume)
 #   nats      durable pull consumer, explicit acks, pull requests of W messages (loadgen nats consume)
-#   raftmq    POST /v1/topics/T/receive max=W with a lease, then one POST /v1/topics/T/ack of all its receipts
+#   raftmq    POST /v1/topics/T/receive max=W with a lease, carrying the receipts of the client's previous batch in "ack"
+#             (one request and one log entry a batch; each client's last batch: one POST /v1/topics/T/ack);
+#             RECEIVE_ARGS=--separate-ack: the receive, then one POST /v1/topics/T/ack of all its receipts
 #
 #   usage: benchmarks/receive-ack.sh
 #   build first: dotnet build -c Release RaftMQ.slnx   (bin/raftmq and bin/raftmq-node use the Release build)
 #   needs: rabbitmq-server, nats-server, jq (apt-get install -y rabbitmq-server nats-server jq), the .NET 10 SDK
-#   env: CLIENTS (16), BATCH (10: the batch windows besides 1, e.g. "10 100"; 0 = 1 only), SIZE (100), SYSTEMS ("rabbitmq nats raftmq"),
+#   env: RECEIVE_ARGS (more arguments of `raftmq bench receive`, e.g. --separate-ack), CLIENTS (16), BATCH (10: the batch windows besides 1, e.g. "10 100"; 0 = 1 only), SIZE (100), SYSTEMS ("rabbitmq nats raftmq"),
 #        COUNT_<system>_<window> messages per measured run (defaults below keep each run at roughly 5-30 s here),
 #        BENCH_DIR (the harness, default ../shared/bench next to this repository), BENCH_TMP (/tmp/mq-bench-receive-ack),
 #        RESULTS ($BENCH_TMP/results), TIMEOUT (180 s per loadgen run)
@@ -106,8 +108,9 @@ raftmq() { # fresh 3-node cluster (Release node), warm-up, then per window: benc
   for w in "${windows[@]}"; do
     n=$(count_for raftmq "$w")
     log "raftmq receive+ack: clients=$CLIENTS max=$w count=$n (fills $n first, not measured)"
+    # shellcheck disable=SC2086 # RECEIVE_ARGS is a list of arguments
     if j=$("$root/bin/raftmq" bench receive --data "$raftmq_data" --clients "$CLIENTS" --max "$w" --count "$n" --size "$SIZE" \
-      --timeout 30 --json); then :; else log "raftmq max=$w had errors"; fi
+      --timeout 30 --json ${RECEIVE_ARGS:-}); then :; else log "raftmq max=$w had errors"; fi
     [ -n "$j" ] && row raftmq "$w" "$(jq .messages <<< "$j")" "$(jq .seconds <<< "$j")" "$(jq .messages_per_second <<< "$j")" \
       "$(jq .latency_ms.p50 <<< "$j")" "$(jq .latency_ms.p99 <<< "$j")" "$(jq .errors <<< "$j")"
   done

@@ -11,11 +11,12 @@ namespace RaftMQ.Cli;
 /// <see cref="Batch"/> above 1 each operation is one request carrying up to that many messages (the /v1 batch API),
 /// with 1 it is one RRMQ request per message. For <c>receive</c> an operation is a receive of up to
 /// <see cref="Batch"/> messages (its <c>max</c>) leased for <see cref="LeaseMs"/> to consumer group
-/// <see cref="Group"/>, followed by one ack of all their receipts.
+/// <see cref="Group"/>; the receipts are acked by the client's next receive, in the same request
+/// (<see cref="SeparateAck"/>: by one ack request of their own right after the receive).
 /// </summary>
 public sealed record BenchSettings(
     string Operation, int Clients, int Size, long? Count, TimeSpan? Duration, string Topic, long Prefill, int Batch = 1,
-    int LeaseMs = 30_000, string Group = "default")
+    int LeaseMs = 30_000, string Group = "default", bool SeparateAck = false)
 {
     /// <summary>
     /// Whether each message records the latency of the operation that carried it (receive: receive sent → ack
@@ -39,7 +40,8 @@ public sealed record BenchResult(
 
     /// <summary>
     /// Latencies of the requests an operation is made of, by name, when it is made of several (receive: "receive" and
-    /// "ack", each per request), so that a run shows where an operation's time goes; empty otherwise.
+    /// "ack", each per request; with the acks on the receives, "ack" is each client's last, plain ack), so that a run
+    /// shows where an operation's time goes; empty otherwise.
     /// </summary>
     public IReadOnlyDictionary<string, LatencyHistogram> Parts { get; init; } = new Dictionary<string, LatencyHistogram>();
 }
@@ -79,9 +81,11 @@ public static class Bench
 
     /// <summary>
     /// At-least-once consumption: fills the topic (not measured, in requests as large as a 1 MiB body allows), then
-    /// every client receives up to <see cref="BenchSettings.Batch"/> messages with a lease and acks their receipts in one
-    /// request, again and again. A message counts once its ack is answered with it applied; its latency runs from
-    /// sending the receive to that answer. A receipt the ack reports stale (its lease ran out and the message went to
+    /// every client receives up to <see cref="BenchSettings.Batch"/> messages with a lease, again and again, acking
+    /// each batch's receipts with its next receive (one request, one log entry: receive with <c>"ack"</c>), and the last
+    /// batch with a plain ack; with <see cref="BenchSettings.SeparateAck"/>, with one ack request of their own right
+    /// after each receive. A message counts once its ack is answered with it applied; its latency runs from sending the
+    /// receive that delivered it to that answer. A receipt reported stale (its lease ran out and the message went to
     /// another consumer) counts as an error, and its message will be received again.
     /// </summary>
     private static async Task<BenchResult> ReceiveAndAckAsync(RaftMQClient client, BenchSettings s, bool showProgress, CancellationToken ct)
@@ -104,20 +108,61 @@ public static class Bench
             var latency = Stopwatch.GetElapsedTime(since);
             lock (h) h.Record(latency);
         }
-        var result = await RunPhaseAsync("receive+ack", s, async (n, t) =>
+        int Applied(SettleResult settled)
+        {
+            if (settled.Stale.Count > 0) Interlocked.Add(ref stale, settled.Stale.Count);
+            return settled.Applied;
+        }
+        static string[] Receipts(IReadOnlyList<Delivery> deliveries)
+        {
+            var receipts = new string[deliveries.Count];
+            for (int i = 0; i < receipts.Length; i++) receipts[i] = deliveries[i].Receipt;
+            return receipts;
+        }
+
+        ClientSteps SeparateAck() => new(async (n, t) =>
         {
             var t0 = Stopwatch.GetTimestamp();
             var deliveries = await client.ReceiveAsync(s.Topic, s.Group, n, lease, deadLetters: false, t).ConfigureAwait(false);
             Record(receives, t0);
-            if (deliveries.Count == 0) return 0;
-            var receipts = new string[deliveries.Count];
-            for (int i = 0; i < receipts.Length; i++) receipts[i] = deliveries[i].Receipt;
+            if (deliveries.Count == 0) return Step.Nothing;
             var t1 = Stopwatch.GetTimestamp();
-            var settled = await client.AckAsync(s.Topic, receipts, s.Group, deadLetters: false, t).ConfigureAwait(false);
+            var settled = await client.AckAsync(s.Topic, Receipts(deliveries), s.Group, deadLetters: false, t).ConfigureAwait(false);
             Record(acks, t1);
-            if (settled.Stale.Count > 0) Interlocked.Add(ref stale, settled.Stale.Count);
-            return settled.Applied;
-        }, showProgress, ct).ConfigureAwait(false);
+            var applied = Applied(settled);
+            return new Step(applied, applied, t0);
+        });
+
+        // Each client holds its last batch (its receipts, and when its receive was sent) until its next receive acks it.
+        ClientSteps AckOnNextReceive()
+        {
+            string[] held = [];
+            long heldSince = 0;
+            return new ClientSteps(
+                async (n, t) =>
+                {
+                    var t0 = Stopwatch.GetTimestamp();
+                    var result = await client.ReceiveAndAckAsync(s.Topic, held, s.Group, n, lease, cancellationToken: t).ConfigureAwait(false);
+                    Record(receives, t0);
+                    var applied = Applied(result.Acks);
+                    var done = new Step(applied, result.Deliveries.Count - result.Acks.Stale.Count, heldSince, result.Deliveries.Count == 0);
+                    (held, heldSince) = (Receipts(result.Deliveries), t0);
+                    return done;
+                },
+                async t =>
+                {
+                    if (held.Length == 0) return Step.Nothing;
+                    var t0 = Stopwatch.GetTimestamp();
+                    var settled = await client.AckAsync(s.Topic, held, s.Group, deadLetters: false, t).ConfigureAwait(false);
+                    Record(acks, t0);
+                    var applied = Applied(settled);
+                    var done = new Step(applied, applied, heldSince);
+                    held = [];
+                    return done;
+                });
+        }
+
+        var result = await RunPhaseAsync("receive+ack", s, s.SeparateAck ? SeparateAck : AckOnNextReceive, showProgress, ct).ConfigureAwait(false);
         var errors = new Dictionary<string, long>(result.Errors);
         if (stale > 0) errors["stale-receipt"] = stale;
         return result with { Errors = errors, Parts = new Dictionary<string, LatencyHistogram> { ["receive"] = receives, ["ack"] = acks } };
@@ -128,11 +173,38 @@ public static class Bench
         (int)Math.Clamp((RaftMQClient.MaxRequestBytes - 1024) / (size + 3L), 1, MaxBatch);
 
     /// <summary>
+    /// What one operation did: <paramref name="Done"/> messages finished (counted, each with the latency from
+    /// <paramref name="Since"/>, a Stopwatch timestamp), <paramref name="Taken"/> of the messages it claimed kept (the
+    /// rest are handed back for any client to do; fewer than none when earlier ones must be done again), and whether it
+    /// found nothing left (<paramref name="Exhausted"/>: the client stops).
+    /// </summary>
+    private readonly record struct Step(int Done, int Taken, long Since, bool Exhausted = false)
+    {
+        public static Step Nothing => new(0, 0, 0, Exhausted: true);
+    }
+
+    /// <summary>One client's operation (given how many messages to claim), and what it does once it stops (finishing what it holds).</summary>
+    private sealed record ClientSteps(Func<int, CancellationToken, Task<Step>> Op, Func<CancellationToken, Task<Step>>? Finish = null);
+
+    /// <summary>
     /// Runs <paramref name="op"/> from every client until the count (of messages) or the duration is reached. The
     /// op is given how many messages to carry and returns how many it did; 0 means nothing is left to pop.
     /// </summary>
+    private static Task<BenchResult> RunPhaseAsync(
+        string label, BenchSettings s, Func<int, CancellationToken, Task<int>> op, bool showProgress, CancellationToken ct) =>
+        RunPhaseAsync(label, s, () => new ClientSteps(async (n, t) =>
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            var carried = await op(n, t).ConfigureAwait(false);
+            return new Step(carried, carried, t0, carried == 0);
+        }), showProgress, ct);
+
+    /// <summary>
+    /// Runs each client's steps (<paramref name="newClient"/> makes them, once per client) until the count (of
+    /// messages) or the duration is reached, or a step finds nothing left; then the client's finish, if any.
+    /// </summary>
     private static async Task<BenchResult> RunPhaseAsync(
-        string label, BenchSettings s, Func<int, CancellationToken, Task<int>> op, bool showProgress, CancellationToken ct)
+        string label, BenchSettings s, Func<ClientSteps> newClient, bool showProgress, CancellationToken ct)
     {
         long issued = 0, done = 0, messages = 0, empty = 0;
         var errors = new System.Collections.Concurrent.ConcurrentDictionary<string, long>();
@@ -142,6 +214,19 @@ public static class Bench
         async Task ClientAsync(int c)
         {
             var h = histograms[c];
+            var steps = newClient();
+            void Count(Step step)
+            {
+                if (step.Done == 0 && step.Taken == 0) return;
+                var latency = Stopwatch.GetElapsedTime(step.Since);
+                if (step.Done > 0)
+                {
+                    if (s.LatencyPerMessage) h.Record(latency, step.Done);
+                    else h.Record(latency);
+                }
+                Interlocked.Increment(ref done);
+                Interlocked.Add(ref messages, step.Done);
+            }
             while (!ct.IsCancellationRequested)
             {
                 var n = s.Batch;
@@ -153,33 +238,36 @@ public static class Bench
                     n = (int)Math.Min(s.Batch, count - before);
                 }
                 if (s.Duration is { } d && Stopwatch.GetElapsedTime(start) >= d) break;
-                var t0 = Stopwatch.GetTimestamp();
                 try
                 {
-                    var carried = await op(n, ct).ConfigureAwait(false);
-                    if (carried > 0)
-                    {
-                        var latency = Stopwatch.GetElapsedTime(t0);
-                        if (s.LatencyPerMessage) h.Record(latency, carried);
-                        else h.Record(latency);
-                        Interlocked.Increment(ref done);
-                        Interlocked.Add(ref messages, carried);
-                        // A request that carried fewer than it claimed (a receive short of messages, a stale ack) hands
-                        // the rest back, so that --count messages are done in the end.
-                        if (s.Count is not null && carried < n) Interlocked.Add(ref issued, carried - n);
-                    }
-                    else
+                    var step = await steps.Op(n, ct).ConfigureAwait(false);
+                    Count(step);
+                    if (step.Exhausted)
                     {
                         // Nothing left to pop: this client is done.
                         Interlocked.Increment(ref empty);
                         break;
                     }
+                    // A request that kept fewer than it claimed (a receive short of messages, a stale ack) hands the
+                    // rest back, so that --count messages are done in the end.
+                    if (s.Count is not null && step.Taken < n) Interlocked.Add(ref issued, step.Taken - n);
                 }
                 catch (RaftMQException e)
                 {
                     errors.AddOrUpdate(ErrorKind(e), 1, (_, k) => k + 1);
                     // A cluster that stays down would otherwise turn this loop into a busy spin of failures.
                     if (e is ClusterUnavailableException) await Task.Delay(50, ct).ConfigureAwait(false);
+                }
+            }
+            if (steps.Finish is { } finish)
+            {
+                try
+                {
+                    Count(await finish(ct).ConfigureAwait(false));
+                }
+                catch (RaftMQException e)
+                {
+                    errors.AddOrUpdate(ErrorKind(e), 1, (_, k) => k + 1);
                 }
             }
         }
@@ -272,6 +360,8 @@ public static class Bench
                 w.WriteString("group", r.Settings.Group);
                 w.WriteNumber("max", r.Settings.Batch);
                 w.WriteNumber("lease_ms", r.Settings.LeaseMs);
+                // "next-receive": each batch acked by the client's next receive; "separate": by an ack request of its own.
+                w.WriteString("ack", r.Settings.SeparateAck ? "separate" : "next-receive");
             }
             // What one latency sample is: a request, or (receive) a message from its receive sent to its ack answered.
             w.WriteString("latency_per", r.Settings.LatencyPerMessage ? "message" : "request");

@@ -533,8 +533,13 @@ public static partial class Cli
             };
             var max = new Option<int>("--max")
             {
-                Description = $"Messages per receive (1-{Bench.MaxBatch}); each receive is followed by one ack of all it got",
+                Description = $"Messages per receive (1-{Bench.MaxBatch}); all it got are acked by the client's next receive (or, with --separate-ack, one ack request)",
                 DefaultValueFactory = _ => 1,
+            };
+            var separateAck = new Option<bool>("--separate-ack")
+            {
+                Description = "Ack each batch with an ack request of its own right after its receive (two requests and two log entries a batch), "
+                    + "instead of with the client's next receive",
             };
             var lease = new Option<int>("--lease-ms") { Description = "Lease of each receive, in milliseconds", DefaultValueFactory = _ => 30_000 };
             var group = new Option<string>("--group") { Description = "Consumer group the clients share (created if missing)", DefaultValueFactory = _ => "default" };
@@ -546,9 +551,12 @@ public static partial class Cli
                     "bench pop --clients 4 --count 20000", "bench pop --clients 4 --count 100000 --batch 100"),
                 _ => Describe(
                     "Measure at-least-once consumption: fills a topic (not measured), then each client receives up to --max messages with a "
-                    + "lease (POST /v1/topics/T/receive) and acks their receipts in one request (POST /v1/topics/T/ack), again and again. "
+                    + "lease (POST /v1/topics/T/receive), again and again, each receive carrying the acks of the client's previous batch "
+                    + "(\"ack\": one request and one log entry per batch), and acks its last batch with POST /v1/topics/T/ack. With "
+                    + "--separate-ack each receive is followed by an ack request of its own instead. "
                     + "msg/s counts acked messages; latency is per message, from sending its receive to its ack's answer.",
-                    "bench receive --clients 16 --max 1 --count 20000", "bench receive --clients 16 --max 100 --count 200000 --json"),
+                    "bench receive --clients 16 --max 1 --count 20000", "bench receive --clients 16 --max 100 --count 200000 --json",
+                    "bench receive --clients 16 --max 10 --count 50000 --separate-ack"),
             })
             { clients, size, count, duration, topic, json };
             if (op == "receive")
@@ -556,6 +564,7 @@ public static partial class Cli
                 cmd.Add(max);
                 cmd.Add(lease);
                 cmd.Add(group);
+                cmd.Add(separateAck);
             }
             else
             {
@@ -587,7 +596,7 @@ public static partial class Cli
                 var p = op != "publish" ? r.GetValue(prefill) : 0;
                 if (op != "publish" && p <= 0) throw new CliException("--prefill must be positive", ExitCodes.Usage);
                 var settings = new BenchSettings(op, c, s, n, d is null ? null : TimeSpan.FromSeconds(d.Value),
-                    r.GetValue(topic) ?? $"bench-{Guid.NewGuid().ToString("N")[..8]}", p, b, leaseMs, groupName);
+                    r.GetValue(topic) ?? $"bench-{Guid.NewGuid().ToString("N")[..8]}", p, b, leaseMs, groupName, op == "receive" && r.GetValue(separateAck));
                 var (urls, _) = Target(r);
                 var options = ClientOptions(urls, r);
                 options.MaxConnectionsPerNode = Math.Max(options.MaxConnectionsPerNode, c);

@@ -31,6 +31,13 @@ public sealed record Delivery(
 /// </summary>
 public sealed record SettleResult(int Applied, IReadOnlyList<string> Stale);
 
+/// <summary>
+/// What a receive that carried acks did (<see cref="RaftMQClient.ReceiveAndAckAsync"/>): the new deliveries, and the
+/// outcome of the acks, applied first in the same log entry (<see cref="SettleResult.Applied"/> acked; the stale
+/// receipts were not applied: their message was delivered again since, or is already acked or dead-lettered).
+/// </summary>
+public sealed record ReceiveAckResult(IReadOnlyList<Delivery> Deliveries, SettleResult Acks);
+
 /// <summary>A topic's settings and counts (<see cref="RaftMQClient.GetTopicStatsAsync"/>); field meanings in docs/rest-api.md.</summary>
 public sealed record TopicStatistics(
     string Topic, bool DeadLetters, ulong Head, ulong Tail, long Messages, long Bytes, int MaxDeliveries, long DeadLettered,
@@ -352,8 +359,31 @@ public sealed partial class RaftMQClient
     /// the server holds the request up to <paramref name="wait"/> (long polling, at most 20 s) and answers as soon as
     /// messages are; empty when none came in time. Each attempt's timeout is extended by the wait.
     /// </summary>
-    public Task<IReadOnlyList<Delivery>> ReceiveAsync(
-        string topic, string group, int max, TimeSpan? lease, TimeSpan wait, bool deadLetters = false, CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<Delivery>> ReceiveAsync(
+        string topic, string group, int max, TimeSpan? lease, TimeSpan wait, bool deadLetters = false, CancellationToken cancellationToken = default) =>
+        (await ReceiveCoreAsync(topic, group, max, lease, wait, ack: null, deadLetters, cancellationToken).ConfigureAwait(false)).Deliveries;
+
+    /// <summary>
+    /// Acks <paramref name="ack"/> (the receipts of this consumer's previous batch) and leases up to <paramref name="max"/>
+    /// messages, in one request and one log entry (<c>POST /v1/topics/{topic}/receive</c> with <c>"ack"</c>). The acks
+    /// are applied first, with the same fencing as <see cref="AckAsync"/>, and at once even when the server holds the
+    /// request up to <paramref name="wait"/> (long polling) for messages. Retried after a lost answer like
+    /// <see cref="AckAsync"/> and <see cref="ReceiveAsync(string, string, int, TimeSpan?, bool, CancellationToken)"/>: a
+    /// receipt the lost attempt acked is then reported stale, and what it leased comes back when its lease ends.
+    /// <paramref name="ack"/> holds at most 1,000 receipts (the server's bound); empty makes this a plain receive.
+    /// </summary>
+    /// <exception cref="TopicNotFoundException">The topic does not exist.</exception>
+    /// <exception cref="RequestRejectedException">No such group (404) or a bad argument or receipt (400); nothing was acked.</exception>
+    public Task<ReceiveAckResult> ReceiveAndAckAsync(
+        string topic, IReadOnlyList<string> ack, string group = "default", int max = 1, TimeSpan? lease = null, TimeSpan wait = default,
+        bool deadLetters = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(ack);
+        return ReceiveCoreAsync(topic, group, max, lease, wait, ack, deadLetters, cancellationToken);
+    }
+
+    private Task<ReceiveAckResult> ReceiveCoreAsync(
+        string topic, string group, int max, TimeSpan? lease, TimeSpan wait, IReadOnlyList<string>? ack, bool deadLetters, CancellationToken cancellationToken)
     {
         CheckTopic(topic);
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
@@ -364,15 +394,23 @@ public sealed partial class RaftMQClient
             w.WriteNumber("max", max);
             w.WriteNumber("lease_ms", (long)(lease ?? TimeSpan.FromSeconds(30)).TotalMilliseconds);
             if (wait > TimeSpan.Zero) w.WriteNumber("wait_ms", (long)wait.TotalMilliseconds);
+            if (ack is not null)
+            {
+                w.WriteStartArray("ack");
+                foreach (var r in ack) w.WriteStringValue(r);
+                w.WriteEndArray();
+            }
         });
         var path = TopicPath(topic, deadLetters ? "dead-letters/receive" : "receive");
         return RunAsync(
             "receive", Safety.Idempotent, node => JsonRequest(HttpMethod.Post, node, path, body),
             (status, result) => status switch
             {
-                HttpStatusCode.OK => Parse(result, "receive", r => (IReadOnlyList<Delivery>)[.. r.Messages!.Value.EnumerateArray().Select(m => new Delivery(
-                    m.GetProperty("offset").GetUInt64(), m.GetProperty("receipt").GetString()!, m.GetProperty("delivery_count").GetInt32(),
-                    m.GetProperty("published_at").GetInt64(), Headers(m), Body(m)))]),
+                HttpStatusCode.OK => Parse(result, "receive", r => new ReceiveAckResult(
+                    [.. r.Messages!.Value.EnumerateArray().Select(m => new Delivery(
+                        m.GetProperty("offset").GetUInt64(), m.GetProperty("receipt").GetString()!, m.GetProperty("delivery_count").GetInt32(),
+                        m.GetProperty("published_at").GetInt64(), Headers(m), Body(m)))],
+                    ack is null ? new SettleResult(0, []) : new SettleResult(Get(r, "acked").GetInt32(), [.. Get(r, "stale").EnumerateArray().Select(s => s.GetString()!)]))),
                 HttpStatusCode.NotFound when result?.Error == "no such topic" => throw new TopicNotFoundException(topic),
                 _ => throw Rejected(status, result),
             },

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 
 namespace RaftMQ.Client;
@@ -26,6 +27,17 @@ public sealed record RaftMQConsumerOptions
     /// <summary>The longest <see cref="Wait"/>: the server's bound on <c>wait_ms</c> (docs/rest-api.md, "Long polling").</summary>
     public static TimeSpan MaxWait { get; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// The longest the ack of a handled message waits to ride on the next receive (one request and one log entry for
+    /// both) while the handler runs on the batch's next messages; past it, the acks waiting are sent on their own
+    /// (0 to 1 minute; zero: each ack but the batch's last is sent as soon as its handler returns). The batch's last
+    /// acks always ride on the receive that follows it.
+    /// </summary>
+    public TimeSpan AckDelay { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>The longest <see cref="AckDelay"/>.</summary>
+    public static TimeSpan MaxAckDelay { get; } = TimeSpan.FromMinutes(1);
+
     internal void Validate()
     {
         ArgumentException.ThrowIfNullOrEmpty(Group);
@@ -33,6 +45,7 @@ public sealed record RaftMQConsumerOptions
         if (Lease < TimeSpan.FromMilliseconds(2)) throw new ArgumentOutOfRangeException(nameof(Lease), Lease, "must be at least 2 ms");
         if (RetryDelay < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(RetryDelay), RetryDelay, "must not be negative");
         if (Wait < TimeSpan.FromMilliseconds(1) || Wait > MaxWait) throw new ArgumentOutOfRangeException(nameof(Wait), Wait, $"must be 1 ms to {MaxWait.TotalSeconds:0} s");
+        if (AckDelay < TimeSpan.Zero || AckDelay > MaxAckDelay) throw new ArgumentOutOfRangeException(nameof(AckDelay), AckDelay, $"must be 0 to {MaxAckDelay.TotalSeconds:0} s");
     }
 }
 
@@ -41,9 +54,16 @@ public sealed record RaftMQConsumerOptions
 /// <see cref="RaftMQConsumerOptions.Prefetch"/> messages with a lease (waiting on the server up to
 /// <see cref="RaftMQConsumerOptions.Wait"/> while none is ready), runs the handler on each in turn, acks the
 /// message when the handler returns and nacks it (with the exception's message as its error) when the handler
-/// throws. While messages wait or run, their leases are extended every half lease, so a slow handler keeps its
-/// message. <see cref="StopAsync"/> lets the running handler finish, nacks the prefetched messages it did not start,
-/// and returns. A consumer that dies instead loses nothing: its leases end and the messages are delivered again.
+/// throws. The acks of a batch ride on the next receive (<see cref="RaftMQClient.ReceiveAndAckAsync"/>: one request
+/// and one log entry for the acks and the next batch). That receive does not wait on the server, so its answer, with
+/// the acks' outcome, comes at once; only when it finds nothing does the consumer send a waiting receive, which carries
+/// no acks. So no ack is held while the consumer is idle. An ack waiting for the receive while the handler runs on the
+/// batch's next messages is sent on its own once it has waited <see cref="RaftMQConsumerOptions.AckDelay"/>; acks
+/// whose receive failed are sent again with the next one, and acks left when the consumer stops are sent with a
+/// plain ack. While messages wait, run or wait for their ack, their leases are extended every half lease, so a slow
+/// handler keeps its message. <see cref="StopAsync"/> lets the running handler finish, nacks the prefetched messages it
+/// did not start, sends the acks left, and returns. A consumer that dies instead loses nothing: its leases end and the
+/// messages are delivered again.
 /// </summary>
 public sealed class RaftMQConsumer : IAsyncDisposable
 {
@@ -115,48 +135,79 @@ public sealed class RaftMQConsumer : IAsyncDisposable
     {
         var stopping = _stop.Token;
         var pause = FirstErrorPause;
-        while (!stopping.IsCancellationRequested)
+        // Handled messages whose ack is not sent yet: it rides on the next receive.
+        List<string> acks = [];
+        try
         {
-            IReadOnlyList<Delivery> batch;
-            try
+            while (!stopping.IsCancellationRequested)
             {
-                // Long polling: while nothing is ready the server holds the receive until something is (or Wait is
-                // over), so the next receive follows at once, with no pause between receives.
-                batch = await _client.ReceiveAsync(_topic, _options.Group, _options.Prefetch, _options.Lease, _options.Wait, cancellationToken: stopping)
-                    .ConfigureAwait(false);
-                pause = FirstErrorPause;
-            }
-            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e) when (e is TopicNotFoundException or RequestRejectedException)
-            {
-                throw; // an unknown topic or group, a bad option: nothing to retry
-            }
-            catch (RaftMQException e)
-            {
-                // The client retried until its operation timeout already; pause so a node failing fast is not hammered.
-                OnError?.Invoke(e);
+                IReadOnlyList<Delivery> batch;
                 try
                 {
-                    await Task.Delay(pause, stopping).ConfigureAwait(false);
+                    if (acks.Count > 0)
+                    {
+                        // The acks and the next batch in one request that does not wait: its answer (and the acks'
+                        // outcome) comes at once; when it finds nothing, the next round waits, without acks. A stop
+                        // does not cancel it (a cancelled request may still be applied, and its acks then look stale
+                        // when sent again): it is answered within the client's operation timeout, and what it leased
+                        // is nacked at once below.
+                        var result = await _client.ReceiveAndAckAsync(
+                            _topic, acks, _options.Group, _options.Prefetch, _options.Lease, TimeSpan.Zero, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+                        Acked(result.Acks);
+                        acks = [];
+                        batch = result.Deliveries;
+                    }
+                    else
+                    {
+                        // Long polling: while nothing is ready the server holds the receive until something is (or Wait
+                        // is over), so the next receive follows at once, with no pause between receives.
+                        batch = await _client.ReceiveAsync(_topic, _options.Group, _options.Prefetch, _options.Lease, _options.Wait, cancellationToken: stopping)
+                            .ConfigureAwait(false);
+                    }
+                    pause = FirstErrorPause;
                 }
-                catch (OperationCanceledException)
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
                 {
                     return;
                 }
-                pause = TimeSpan.FromMilliseconds(Math.Min(pause.TotalMilliseconds * 2, MaxErrorPause.TotalMilliseconds));
-                continue;
+                catch (Exception e) when (e is TopicNotFoundException or RequestRejectedException)
+                {
+                    throw; // an unknown topic or group, a bad option: nothing to retry
+                }
+                catch (RaftMQException e)
+                {
+                    // The client retried until its operation timeout already; pause so a node failing fast is not
+                    // hammered. The acks stay, for the next receive (sent again, a receipt already acked is stale).
+                    OnError?.Invoke(e);
+                    try
+                    {
+                        await Task.Delay(pause, stopping).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+                    pause = TimeSpan.FromMilliseconds(Math.Min(pause.TotalMilliseconds * 2, MaxErrorPause.TotalMilliseconds));
+                    continue;
+                }
+                if (batch.Count > 0) acks = await HandleBatchAsync(batch, stopping).ConfigureAwait(false);
             }
-            if (batch.Count > 0) await HandleBatchAsync(batch, stopping).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Stopping (or a fatal error) with acks not sent, or whose receive was cancelled: a plain ack, not cancelled
+            // by the stop (bounded by the client's operation timeout).
+            if (acks.Count > 0) await SettleAsync(() => _client.AckAsync(_topic, acks, _options.Group), acked: true).ConfigureAwait(false);
         }
     }
 
-    private async Task HandleBatchAsync(IReadOnlyList<Delivery> batch, CancellationToken stopping)
+    /// <summary>Runs the handler on each message of <paramref name="batch"/>; returns the receipts to ack that are not sent yet.</summary>
+    private async Task<List<string>> HandleBatchAsync(IReadOnlyList<Delivery> batch, CancellationToken stopping)
     {
         var unsettled = new List<string>(batch.Select(d => d.Receipt));
         var gate = new object();
+        var acks = new List<string>();
+        var oldestAck = 0L;
         using var extending = new CancellationTokenSource();
         var extender = ExtendLeasesAsync(() => { lock (gate) return [.. unsettled]; }, extending.Token);
         try
@@ -167,25 +218,39 @@ public sealed class RaftMQConsumer : IAsyncDisposable
                 if (stopping.IsCancellationRequested)
                 {
                     await SettleAsync(() => _client.NackAsync(_topic, [.. batch.Skip(i).Select(b => b.Receipt)], _options.Group)).ConfigureAwait(false);
-                    return;
+                    break;
                 }
-                Exception? failure = null;
-                try
+                var handling = HandleAsync(d, stopping);
+                if (acks.Count > 0)
                 {
-                    await _handler(d, stopping).ConfigureAwait(false);
+                    // Acks wait for the next receive at most AckDelay: past it (the handler still running), they go alone.
+                    var left = _options.AckDelay - Stopwatch.GetElapsedTime(oldestAck);
+                    var due = left <= TimeSpan.Zero;
+                    if (!due)
+                    {
+                        using var timer = new CancellationTokenSource();
+                        var delay = Task.Delay(left, timer.Token);
+                        due = await Task.WhenAny(handling, delay).ConfigureAwait(false) != handling;
+                        await timer.CancelAsync().ConfigureAwait(false);
+                    }
+                    if (due)
+                    {
+                        List<string> sent = [.. acks];
+                        acks.Clear();
+                        await SettleAsync(() => _client.AckAsync(_topic, sent, _options.Group), acked: true).ConfigureAwait(false);
+                        lock (gate) unsettled.RemoveAll(sent.Contains);
+                    }
                 }
-                catch (Exception e)
-                {
-                    failure = e;
-                }
-                lock (gate) unsettled.Remove(d.Receipt);
+                var failure = await handling.ConfigureAwait(false);
                 if (failure is null)
                 {
-                    if (await SettleAsync(() => _client.AckAsync(_topic, [d.Receipt], _options.Group)).ConfigureAwait(false))
-                        Interlocked.Increment(ref _processed);
+                    // Its lease is still extended (it stays unsettled) until its ack is sent.
+                    if (acks.Count == 0) oldestAck = Stopwatch.GetTimestamp();
+                    acks.Add(d.Receipt);
                 }
                 else
                 {
+                    lock (gate) unsettled.Remove(d.Receipt);
                     Interlocked.Increment(ref _failed);
                     await SettleAsync(() => _client.NackAsync(_topic, [d.Receipt], _options.Group, _options.RetryDelay, Cut(failure.Message))).ConfigureAwait(false);
                 }
@@ -196,6 +261,34 @@ public sealed class RaftMQConsumer : IAsyncDisposable
             await extending.CancelAsync().ConfigureAwait(false);
             await extender.ConfigureAwait(false);
         }
+        return acks;
+    }
+
+    /// <summary>The handler's run on <paramref name="d"/>: null when it returned, else what it threw.</summary>
+    private async Task<Exception?> HandleAsync(Delivery d, CancellationToken stopping)
+    {
+        try
+        {
+            await _handler(d, stopping).ConfigureAwait(false);
+            return null;
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
+    }
+
+    /// <summary>Counts what an ack applied; stale receipts go to <see cref="OnError"/> (their message comes back).</summary>
+    private void Acked(SettleResult result)
+    {
+        Interlocked.Add(ref _processed, result.Applied);
+        ReportStale(result);
+    }
+
+    private void ReportStale(SettleResult result)
+    {
+        if (result.Stale.Count > 0)
+            OnError?.Invoke(new InvalidOperationException($"stale receipts {string.Join(", ", result.Stale)}: their lease ended before they were settled; they will be delivered again"));
     }
 
     /// <summary>Every half lease, extends the leases of the messages not settled yet.</summary>
@@ -224,20 +317,21 @@ public sealed class RaftMQConsumer : IAsyncDisposable
         }
     }
 
-    /// <summary>Runs an ack or nack; true when nothing was stale. Failures go to <see cref="OnError"/>: the message then comes back after its lease.</summary>
-    private async Task<bool> SettleAsync(Func<Task<SettleResult>> settle)
+    /// <summary>
+    /// Runs an ack (<paramref name="acked"/>: counted in <see cref="Processed"/>) or nack. Stale receipts and failures go
+    /// to <see cref="OnError"/>: the message then comes back after its lease.
+    /// </summary>
+    private async Task SettleAsync(Func<Task<SettleResult>> settle, bool acked = false)
     {
         try
         {
             var result = await settle().ConfigureAwait(false);
-            if (result.Stale.Count > 0)
-                OnError?.Invoke(new InvalidOperationException($"stale receipts {string.Join(", ", result.Stale)}: their lease ended before they were settled; they will be delivered again"));
-            return result.Stale.Count == 0;
+            if (acked) Acked(result);
+            else ReportStale(result);
         }
         catch (RaftMQException e)
         {
             OnError?.Invoke(e);
-            return false;
         }
     }
 

@@ -14,7 +14,7 @@ public enum GroupStart : byte
 }
 
 /// <summary>
-/// The consumer-group commands (ops 8 to 15). Each is <c>[op u8][topic length u16][topic][timestamp i64]</c>, the
+/// The consumer-group commands (ops 8 to 15, 17 and 18). Each is <c>[op u8][topic length u16][topic][timestamp i64]</c>, the
 /// timestamp at the same fixed place as a binary publish's so the leader stamps it (<see cref="PublishStamper"/>),
 /// then per op:
 /// <list type="bullet">
@@ -24,7 +24,8 @@ public enum GroupStart : byte
 /// [expire u8] (0: keep, else the enum's value + 1), with the dedup window −1 for keep when they are present;</item>
 /// <item>DeleteTopic: nothing;</item>
 /// <item>CreateGroup: [group][start u8]; DeleteGroup (op 17): [group];</item>
-/// <item>Receive: [group][max u32][lease_ms i64];</item>
+/// <item>Receive: [group][max u32][lease_ms i64]; ReceiveAck (op 18): [group][max u32][lease_ms i64][receipts] (the
+/// receipts acked first, then the receive, in one entry);</item>
 /// <item>Ack: [group][receipts]; Nack: [group][delay_ms i64][error length u16][error][receipts]; Extend: [group][lease_ms i64][receipts];</item>
 /// <item>Redrive: [max u32];</item>
 /// </list>
@@ -55,6 +56,13 @@ public readonly partial record struct QueueCommand
     public static QueueCommand Receive(string topic, string group, int max, long leaseMs, long timestampMs = 0) =>
         new(QueueOp.Receive, topic, null) { Group = group, Max = max, DurationMs = leaseMs, TimestampMs = timestampMs };
 
+    /// <summary>
+    /// Acks <paramref name="receipts"/>, then leases up to <paramref name="max"/> messages for <paramref name="leaseMs"/> ms,
+    /// in one entry. <paramref name="timestampMs"/> is normally stamped by the leader.
+    /// </summary>
+    public static QueueCommand ReceiveAck(string topic, string group, int max, long leaseMs, IReadOnlyList<Receipt> receipts, long timestampMs = 0) =>
+        new(QueueOp.ReceiveAck, topic, null) { Group = group, Max = max, DurationMs = leaseMs, Receipts = receipts, TimestampMs = timestampMs };
+
     public static QueueCommand Ack(string topic, string group, IReadOnlyList<Receipt> receipts, long timestampMs = 0) =>
         new(QueueOp.Ack, topic, null) { Group = group, Receipts = receipts, TimestampMs = timestampMs };
 
@@ -74,9 +82,9 @@ public readonly partial record struct QueueCommand
         && Equals(Retention, other.Retention)
         && (ReferenceEquals(Receipts, other.Receipts) || (Receipts is not null && other.Receipts is not null && Receipts.SequenceEqual(other.Receipts)));
 
-    private static bool HasGroup(QueueOp op) => op is QueueOp.CreateGroup or QueueOp.Receive or QueueOp.Ack or QueueOp.Nack or QueueOp.Extend or QueueOp.DeleteGroup;
+    private static bool HasGroup(QueueOp op) => op is QueueOp.CreateGroup or QueueOp.Receive or QueueOp.ReceiveAck or QueueOp.Ack or QueueOp.Nack or QueueOp.Extend or QueueOp.DeleteGroup;
 
-    private static bool HasReceipts(QueueOp op) => op is QueueOp.Ack or QueueOp.Nack or QueueOp.Extend;
+    private static bool HasReceipts(QueueOp op) => op is QueueOp.Ack or QueueOp.Nack or QueueOp.Extend or QueueOp.ReceiveAck;
 
     private byte[] EncodeGroupOp()
     {
@@ -87,7 +95,7 @@ public readonly partial record struct QueueCommand
         var error = Op == QueueOp.Nack && Error is not null ? Encoding.UTF8.GetBytes(Error) : [];
         if (error.Length > ushort.MaxValue) throw new ArgumentException("nack error too long to encode");
         var receipts = HasReceipts(Op) ? Receipts ?? throw new ArgumentException($"a {Op} needs its receipts") : [];
-        if (Op is QueueOp.Receive or QueueOp.Redrive && Max < 0) throw new ArgumentException("max must not be negative");
+        if (Op is QueueOp.Receive or QueueOp.ReceiveAck or QueueOp.Redrive && Max < 0) throw new ArgumentException("max must not be negative");
         using var buffer = new MemoryStream();
         using (var w = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
         {
@@ -119,7 +127,7 @@ public readonly partial record struct QueueCommand
                 case QueueOp.CreateGroup:
                     w.Write((byte)Start);
                     break;
-                case QueueOp.Receive:
+                case QueueOp.Receive or QueueOp.ReceiveAck:
                     w.Write((uint)Max);
                     w.Write(DurationMs);
                     break;
@@ -214,13 +222,20 @@ public readonly partial record struct QueueCommand
                     c = c with { Error = errorLength == 0 ? null : utf8.GetString(rest[..errorLength]) };
                     rest = rest[errorLength..];
                     break;
+                case QueueOp.ReceiveAck:
+                    if (rest.Length < 12) return false;
+                    var most = BinaryPrimitives.ReadUInt32LittleEndian(rest);
+                    if (most > int.MaxValue) return false;
+                    c = c with { Max = (int)most, DurationMs = BinaryPrimitives.ReadInt64LittleEndian(rest[4..]) };
+                    rest = rest[12..];
+                    break;
                 case QueueOp.Extend:
                     if (rest.Length < 8) return false;
                     c = c with { DurationMs = BinaryPrimitives.ReadInt64LittleEndian(rest) };
                     rest = rest[8..];
                     break;
             }
-            // Ack, Nack, Extend: the receipts, exactly filling the rest.
+            // Ack, Nack, Extend, ReceiveAck: the receipts, exactly filling the rest.
             if (rest.Length < 4) return false;
             var count = BinaryPrimitives.ReadUInt32LittleEndian(rest);
             rest = rest[4..];

@@ -47,6 +47,12 @@ public enum QueueOp : byte
 
     /// <summary>Deletes a consumer group: its leases end, and what only it held goes.</summary>
     DeleteGroup = 17,
+
+    /// <summary>
+    /// An <see cref="Ack"/> of the receipts (the consumer's previous batch) then a <see cref="Receive"/>, atomically in
+    /// one entry: answered with the delivered messages, the acked count and the stale receipts.
+    /// </summary>
+    ReceiveAck = 18,
 }
 
 /// <summary>
@@ -114,7 +120,7 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
     }
 
     /// <summary>Whether commands of <paramref name="op"/> carry the leader's time right after the topic.</summary>
-    public static bool IsStamped(QueueOp op) => op is QueueOp.PublishMessages or >= QueueOp.ConfigureTopic and <= QueueOp.DeleteGroup;
+    public static bool IsStamped(QueueOp op) => op is QueueOp.PublishMessages or >= QueueOp.ConfigureTopic and <= QueueOp.ReceiveAck;
 
     /// <summary>Length of a <see cref="QueueOp.PublishBatch"/> command of <paramref name="count"/> messages of <paramref name="messageBytes"/> UTF-8 bytes in all.</summary>
     public static long PublishBatchLength(int topicBytes, int count, long messageBytes) => HeaderBytes + topicBytes + 4L + 4L * count + messageBytes;
@@ -284,7 +290,7 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
     {
         command = default;
         if (data.Length >= HeaderBytes && data[0] == (byte)QueueOp.PublishExtended) return TryDecodePublishExtended(data, out command);
-        if (data.Length >= HeaderBytes && data[0] is >= (byte)QueueOp.ConfigureTopic and <= (byte)QueueOp.Redrive or (byte)QueueOp.DeleteGroup)
+        if (data.Length >= HeaderBytes && data[0] is >= (byte)QueueOp.ConfigureTopic and <= (byte)QueueOp.Redrive or (byte)QueueOp.DeleteGroup or (byte)QueueOp.ReceiveAck)
             return TryDecodeGroupOp(data, out command);
         if (data.Length < HeaderBytes + 4 || data[0] is < (byte)QueueOp.CreateTopic or > (byte)QueueOp.PopMessages) return false;
         var op = (QueueOp)data[0];
@@ -432,7 +438,7 @@ public sealed record QueueResult(QueueStatus Status, string? Message = null)
     /// <summary>The messages a binary pop removed, with their offsets, publish times and headers; null for the other results.</summary>
     public IReadOnlyList<QueueMessage>? Delivered { get; init; }
 
-    /// <summary>The receipts an ack, nack or extend refused as no longer current; null for the other results.</summary>
+    /// <summary>The receipts an ack, nack, extend or receive-ack refused as no longer current; null for the other results.</summary>
     public IReadOnlyList<Receipt>? Stale { get; init; }
 
     /// <summary>

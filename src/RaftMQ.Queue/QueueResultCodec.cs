@@ -29,16 +29,18 @@ public sealed class QueueResultCodec : IResultCodec
     public const int DeliveredOverheadBytes = 8 + 8 + 2 + 4;
 
     /// <summary>
-    /// The largest encoded result of a binary pop under <paramref name="limits"/>: its payloads and headers within
-    /// <see cref="QueueLimits.MaxPopBatchBytes"/> (or one message, when that alone is larger), plus the fixed bytes of
-    /// <see cref="QueueLimits.MaxBatchMessages"/> messages. What a leader sends back must fit its forwarding bound.
+    /// The largest encoded result of a binary pop or a receive under <paramref name="limits"/>: its payloads and headers
+    /// within <see cref="QueueLimits.MaxPopBatchBytes"/> (or one message, when that alone is larger), plus the fixed bytes
+    /// of <see cref="QueueLimits.MaxBatchMessages"/> messages, plus a receive-ack's stale receipts. What a leader sends back must fit its forwarding bound.
     /// </summary>
     public static long MaxPopMessagesResultBytes(QueueLimits limits)
     {
         ArgumentNullException.ThrowIfNull(limits);
         // A dead letter's record holds more headers than a publish may (DeadLetters), and a receive adds a count per message.
         var content = Math.Max(limits.MaxPopBatchBytes, (long)limits.MaxMessageBytes + limits.MaxHeaderBytes + DeadLetters.MaxAddedHeaderBytes(limits));
-        return 6 + 4 + content + (long)limits.MaxBatchMessages * DeliveredOverheadBytes + 4 + 4L * limits.MaxBatchMessages;
+        // A receive-ack adds the stale receipts of its ack.
+        return 6 + 4 + content + (long)limits.MaxBatchMessages * DeliveredOverheadBytes + 4 + 4L * limits.MaxBatchMessages
+            + 4 + 12L * limits.MaxReceiptsPerCall;
     }
     private static readonly UTF8Encoding Strict = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 

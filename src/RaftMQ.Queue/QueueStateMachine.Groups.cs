@@ -359,6 +359,22 @@ public sealed partial class QueueStateMachine
     }
 
     /// <summary>
+    /// An <see cref="Ack"/> of <paramref name="receipts"/> then a <see cref="Receive"/>, both at <paramref name="now"/>:
+    /// every argument is checked first, so a bad one changes nothing; then the ack (stale receipts reported, never
+    /// applied) and the receive. Answered with the receive's <see cref="QueueResult.Delivered"/>, the ack's
+    /// <see cref="QueueResult.Count"/> and <see cref="QueueResult.Stale"/>.
+    /// </summary>
+    private QueueResult ReceiveAck(string topic, string? group, int max, long leaseMs, IReadOnlyList<Receipt>? receipts, long now)
+    {
+        if (FindGroup(topic, group, out _, out _) is { } missing) return missing;
+        if (CheckReceipts(receipts) is { } invalid) return invalid;
+        if (max < 1 || max > _limits.MaxBatchMessages || leaseMs < 1 || leaseMs > _limits.MaxLeaseMs) return new QueueResult(QueueStatus.Invalid);
+        var acked = Ack(topic, group, receipts, now);
+        var received = Receive(topic, group, max, leaseMs, now);
+        return received with { Count = acked.Count, Stale = acked.Stale };
+    }
+
+    /// <summary>
     /// Gives the current deliveries among <paramref name="receipts"/> back: each is delivered again no sooner than
     /// <paramref name="delayMs"/> from now, or dead-lettered when it has had max_deliveries deliveries.
     /// </summary>

@@ -144,6 +144,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
                 QueueOp.DeleteGroup => DeleteGroup(c.Topic, c.Group),
                 QueueOp.Receive => Receive(c.Topic, c.Group, c.Max, c.DurationMs, now),
                 QueueOp.Ack => Ack(c.Topic, c.Group, c.Receipts, now),
+                QueueOp.ReceiveAck => ReceiveAck(c.Topic, c.Group, c.Max, c.DurationMs, c.Receipts, now),
                 QueueOp.Nack => Nack(c.Topic, c.Group, c.Receipts, c.DurationMs, c.Error, now),
                 QueueOp.Extend => Extend(c.Topic, c.Group, c.Receipts, c.DurationMs, now),
                 QueueOp.Redrive => Redrive(c.Topic, c.Max, now),
@@ -192,8 +193,8 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
             case QueueOp.Nack or QueueOp.CreateGroup or QueueOp.DeleteGroup:
                 notify(c.Topic, c.Group);
                 break;
-            case QueueOp.Ack or QueueOp.Pop or QueueOp.PopBatch or QueueOp.PopMessages:
-                var group = c.Op == QueueOp.Ack ? c.Group! : TopicState.DefaultGroup;
+            case QueueOp.Ack or QueueOp.ReceiveAck or QueueOp.Pop or QueueOp.PopBatch or QueueOp.PopMessages:
+                var group = c.Op is QueueOp.Ack or QueueOp.ReceiveAck ? c.Group! : TopicState.DefaultGroup;
                 if (_store.Find(c.Topic) is { } log && log.State!.Find(group) is { } g && g.Cursor < log.Tail) notify(c.Topic, group);
                 break;
         }

@@ -364,6 +364,13 @@ public static class GroupEndpoints
         return (messages, 200, null);
     }
 
+    /// <summary>
+    /// Receive: <c>{"group", "max", "lease_ms", "wait_ms", "ack"}</c>. With a non-empty <c>"ack"</c> (receipts, as the ack
+    /// endpoint takes them) the node proposes a <see cref="QueueOp.ReceiveAck"/>: the ack of those receipts, then the
+    /// receive, in one entry; the answer adds <c>"acked"</c> and <c>"stale"</c>. With <c>wait_ms</c> the first round
+    /// is that receive-ack, proposed at once whether or not anything is ready, so the acks are never held while the
+    /// request waits; when it leases nothing, the later rounds are plain receives (<see cref="ReceiveWaitingAsync"/>).
+    /// </summary>
     private static async Task Receive(HttpContext ctx, QueueNode node)
     {
         if (await TopicOf(ctx, node) is not { } topic) return;
@@ -374,13 +381,15 @@ public static class GroupEndpoints
         int max = 1;
         long lease = DefaultLeaseMs;
         long wait = 0;
+        List<(Receipt Receipt, ulong? Tag, string Text)>? acks = null;
         var error = body.Length == 0 ? null : Fields(body, (name, value) => name switch
         {
             "group" => Group(value, limits, out group),
             "max" => Int(value, name, 1, limits.MaxBatchMessages, out max),
             "lease_ms" => Long(value, name, 1, limits.MaxLeaseMs, out lease),
             "wait_ms" => Long(value, name, 0, ServerLimits.MaxReceiveWaitMs, out wait),
-            _ => $"unknown field \"{name}\" (the body takes \"group\", \"max\", \"lease_ms\", \"wait_ms\")",
+            "ack" => Receipts(value, name, limits, allowEmpty: true, out acks),
+            _ => $"unknown field \"{name}\" (the body takes \"group\", \"max\", \"lease_ms\", \"wait_ms\", \"ack\")",
         });
         if (error is not null)
         {
@@ -388,15 +397,49 @@ public static class GroupEndpoints
             return;
         }
         var command = QueueCommand.Receive(topic, group, max, lease);
-        Task Write(HttpContext c, QueueResult result) => result.Success ? WriteMessages(c, result.Delivered!, topic, group) : Failure(c, result, topic, group);
+        var (own, foreign) = acks is null ? ([], null) : Split(acks, topic, group);
+        Task Write(HttpContext c, QueueResult result) => !result.Success ? Failure(c, result, topic, group)
+            : WriteMessages(c, result.Delivered!, topic, group,
+                foreign is null ? null : (result.Count, foreign.Concat((result.Stale ?? []).Select(r => r.Format(topic, group)))));
+        var first = own.Count > 0 ? QueueCommand.ReceiveAck(topic, group, max, lease, own) : command;
         using var waiter = wait == 0 ? null : node.Waiters.TryEnter(topic, group);
         if (waiter is null)
         {
-            // wait_ms 0, or every waiting place is taken: one receive, answered at once.
-            await RrmqEndpoints.RunCommandAsync(ctx, node, command, Write);
+            // wait_ms 0, or every waiting place is taken: one receive (with its acks), answered at once.
+            await RrmqEndpoints.RunCommandAsync(ctx, node, first, Write);
             return;
         }
-        await ReceiveWaitingAsync(ctx, node, waiter, command, wait, Write);
+        if (own.Count == 0)
+        {
+            await ReceiveWaitingAsync(ctx, node, waiter, command, wait, Write);
+            return;
+        }
+        // The acks first, at once; when that leased nothing, wait with plain receives, answering the acks' outcome with
+        // whatever they lease (what the receive-ack leased was nothing).
+        var started = node.Time.GetTimestamp();
+        CommandOutcome outcome;
+        try
+        {
+            using var deadline = node.RequestDeadline(ctx.RequestAborted);
+            outcome = await node.ExecuteAsync(first, deadline.Token);
+        }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        {
+            return; // the client is gone: nothing to answer
+        }
+        if (outcome is not CommandOutcome.Applied { Result: { Success: true, Delivered.Count: 0 } acked })
+        {
+            await RrmqEndpoints.RunCommandOutcomeAsync(ctx, outcome, Write);
+            return;
+        }
+        var left = wait - (long)node.Time.GetElapsedTime(started).TotalMilliseconds;
+        if (left <= 0)
+        {
+            await Write(ctx, acked);
+            return;
+        }
+        await ReceiveWaitingAsync(ctx, node, waiter, command, left,
+            (c, result) => Write(c, result.Success ? result with { Count = acked.Count, Stale = acked.Stale } : result));
     }
 
     /// <summary>
@@ -409,7 +452,9 @@ public static class GroupEndpoints
     /// nothing polls. A receive that came back empty is proposed again without a signal in between only after
     /// <see cref="ServerLimits.ReceiveRetryMs"/>, doubling each time: that bounds the entries a clock ahead of the
     /// leader's (a follower's) can cause. A client that gives up stops it; what a receive leased for it then comes
-    /// back when the lease ends.
+    /// back when the lease ends. A receive that carries acks never reaches here holding them: <see cref="Receive"/>
+    /// proposes its receive-ack first, at once, and only when that leased nothing does it wait here, with the plain
+    /// <paramref name="command"/> (so each round proposes a receive, never the acks again).
     /// </summary>
     private static async Task ReceiveWaitingAsync(
         HttpContext ctx, QueueNode node, ReceiveWaiters.Waiter waiter, QueueCommand command, long waitMs, Func<HttpContext, QueueResult, Task> write)
@@ -516,7 +561,7 @@ public static class GroupEndpoints
         var error = Fields(body, (name, value) => (name, op) switch
         {
             ("group", _) => Group(value, limits, out group),
-            ("receipts", _) => Receipts(value, limits, out receipts),
+            ("receipts", _) => Receipts(value, "receipts", limits, allowEmpty: false, out receipts),
             ("delay_ms", QueueOp.Nack) => Long(value, name, 0, limits.MaxNackDelayMs, out duration),
             ("error", QueueOp.Nack) => value.ValueKind != JsonValueKind.String ? "\"error\" must be a string"
                 : Encoding.UTF8.GetByteCount(value.GetString()!) > limits.MaxNackErrorBytes ? $"\"error\" is longer than {limits.MaxNackErrorBytes} bytes (UTF-8)"
@@ -529,11 +574,7 @@ public static class GroupEndpoints
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
-        // A receipt given to another group or topic (or of the form without a group) names no delivery of this
-        // group: stale, and not sent, so it cannot settle a delivery that has the same offset and count here.
-        var tag = Receipt.Tag(topic, group);
-        var own = receipts!.Where(r => r.Tag == tag).Select(r => r.Receipt).ToList();
-        var foreign = receipts!.Where(r => r.Tag != tag).Select(r => r.Text).ToList();
+        var (own, foreign) = Split(receipts!, topic, group);
         var done = op switch { QueueOp.Ack => "acked", QueueOp.Nack => "nacked", _ => "extended" };
         Task Answer(HttpContext c, int count, IEnumerable<string> stale) => WriteObject(c, StatusCodes.Status200OK, json =>
         {
@@ -675,25 +716,39 @@ public static class GroupEndpoints
         return limits.CheckGroupName(group) is { } error ? $"\"group\": {error}" : null;
     }
 
-    /// <summary>The receipts of a settle call, each parsed with its group tag (null for the form without one) and its text.</summary>
-    private static string? Receipts(JsonElement value, QueueLimits limits, out List<(Receipt Receipt, ulong? Tag, string Text)>? receipts)
+    /// <summary>
+    /// The receipts of a settle call (field <paramref name="name"/>), or the acks of a receive, each parsed with its group
+    /// tag (null for the form without one) and its text; at most <see cref="QueueLimits.MaxReceiptsPerCall"/>.
+    /// </summary>
+    private static string? Receipts(JsonElement value, string name, QueueLimits limits, bool allowEmpty, out List<(Receipt Receipt, ulong? Tag, string Text)>? receipts)
     {
         receipts = null;
-        if (value.ValueKind != JsonValueKind.Array) return "\"receipts\" must be an array of receipt strings";
+        if (value.ValueKind != JsonValueKind.Array) return $"\"{name}\" must be an array of receipt strings";
         var count = value.GetArrayLength();
-        if (count == 0) return "\"receipts\" must not be empty";
+        if (count == 0 && !allowEmpty) return $"\"{name}\" must not be empty";
         if (count > limits.MaxReceiptsPerCall) return $"more than {limits.MaxReceiptsPerCall} receipts in one call";
         var list = new List<(Receipt, ulong?, string)>(count);
         var i = 0;
         foreach (var r in value.EnumerateArray())
         {
             if (r.ValueKind != JsonValueKind.String || !Receipt.TryParse(r.GetString(), out var receipt, out var tag))
-                return $"receipt {i} is not a receipt: pass the \"receipt\" strings receive returned, unchanged";
+                return $"{(name == "receipts" ? "receipt" : $"\"{name}\" receipt")} {i} is not a receipt: pass the \"receipt\" strings receive returned, unchanged";
             list.Add((receipt, tag, r.GetString()!));
             i++;
         }
         receipts = list;
         return null;
+    }
+
+    /// <summary>
+    /// The receipts of this topic and group, to send, and the texts of the others: a receipt given to another group or
+    /// topic (or of the form without a group) names no delivery of this group, so it is answered stale and not sent,
+    /// and cannot settle a delivery that has the same offset and count here.
+    /// </summary>
+    private static (List<Receipt> Own, List<string> Foreign) Split(List<(Receipt Receipt, ulong? Tag, string Text)> receipts, string topic, string group)
+    {
+        var tag = Receipt.Tag(topic, group);
+        return ([.. receipts.Where(r => r.Tag == tag).Select(r => r.Receipt)], [.. receipts.Where(r => r.Tag != tag).Select(r => r.Text)]);
     }
 
     /// <summary><c>{"success": true, ...}</c> with the fields <paramref name="write"/> writes.</summary>
@@ -713,8 +768,10 @@ public static class GroupEndpoints
     /// <summary>
     /// <c>{"success": true, "messages": [{"offset", "body", "published_at", "headers", and for a receive "receipt",
     /// "delivery_count"}]}</c>; "body" is the payload as text, or null with "body_base64" when it is not valid UTF-8.
+    /// A receive that carried acks adds <c>"acked"</c> (how many) and <c>"stale"</c> (the receipts not applied).
     /// </summary>
-    private static async Task WriteMessages(HttpContext ctx, IReadOnlyList<QueueMessage> messages, string? topic, string? group)
+    private static async Task WriteMessages(
+        HttpContext ctx, IReadOnlyList<QueueMessage> messages, string? topic, string? group, (int Count, IEnumerable<string> Stale)? acks = null)
     {
         if (ctx.Response.HasStarted) return;
         ctx.Response.StatusCode = StatusCodes.Status200OK;
@@ -746,6 +803,13 @@ public static class GroupEndpoints
             if (json.BytesPending > 64 * 1024) await json.FlushAsync(ctx.RequestAborted);
         }
         json.WriteEndArray();
+        if (acks is { } a)
+        {
+            json.WriteNumber("acked", a.Count);
+            json.WriteStartArray("stale");
+            foreach (var r in a.Stale) json.WriteStringValue(r);
+            json.WriteEndArray();
+        }
         json.WriteEndObject();
         await json.FlushAsync(ctx.RequestAborted);
     }

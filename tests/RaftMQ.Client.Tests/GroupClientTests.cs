@@ -1,3 +1,5 @@
+using System.Net;
+
 namespace RaftMQ.Client.Tests;
 
 /// <summary>The consumer-group operations of the client against real node processes, through a follower.</summary>
@@ -91,6 +93,39 @@ public sealed class GroupClientTests
         await client.DeleteTopicAsync(topic);
         await Should.ThrowAsync<TopicNotFoundException>(() => client.GetTopicStatsAsync(topic));
         await Should.ThrowAsync<TopicNotFoundException>(() => client.ReceiveAsync(topic));
+    }
+
+    [Fact]
+    public async Task ReceiveAndAck_acks_the_previous_batch_and_leases_the_next_in_one_call()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        using var client = Client(cluster.Url((leader + 1) % 3, "/"));
+        const string topic = "pairs";
+        await client.ConfigureTopicAsync(topic);
+        await client.PublishMessagesAsync(topic, [.. Enumerable.Range(0, 5).Select(i => OutgoingMessage.FromText($"m{i}"))]);
+
+        var first = await client.ReceiveAsync(topic, max: 2);
+        var next = await client.ReceiveAndAckAsync(topic, [.. first.Select(d => d.Receipt)], max: 2);
+        next.Acks.Applied.ShouldBe(2);
+        next.Acks.Stale.ShouldBeEmpty();
+        next.Deliveries.Select(d => d.Text).ShouldBe(["m2", "m3"]);
+        (await client.GetTopicStatsAsync(topic)).Groups[0].AckedTotal.ShouldBe(2);
+
+        // The same receipts again: stale, not applied; the receive still happens.
+        var again = await client.ReceiveAndAckAsync(topic, [first[0].Receipt], max: 5, wait: TimeSpan.FromMilliseconds(100));
+        again.Acks.Applied.ShouldBe(0);
+        again.Acks.Stale.ShouldBe([first[0].Receipt]);
+        again.Deliveries.Select(d => d.Text).ShouldBe(["m4"]);
+        var none = await client.ReceiveAndAckAsync(topic, [], max: 5);
+        (none.Acks.Applied, none.Acks.Stale.Count, none.Deliveries.Count).ShouldBe((0, 0, 0));
+
+        var bad = await Should.ThrowAsync<RequestRejectedException>(() => client.ReceiveAndAckAsync(topic, ["not a receipt"]));
+        bad.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        bad.ServerError.ShouldNotBeNull().ShouldContain("\"ack\" receipt 0");
+        await Should.ThrowAsync<TopicNotFoundException>(() => client.ReceiveAndAckAsync("nowhere", [next.Deliveries[0].Receipt]));
+        await Should.ThrowAsync<ArgumentNullException>(() => client.ReceiveAndAckAsync(topic, null!));
     }
 }
 

@@ -19,7 +19,7 @@ public sealed class QueueMemoryCollection
 }
 
 /// <summary>
-/// The delivery model under random consumers: receives, acks, nacks, extends, crashes (a consumer forgets its
+/// The delivery model under random consumers: receives, acks, nacks, extends, receive-acks, crashes (a consumer forgets its
 /// messages) and time passing, on two state machines fed the same commands and a third restored from a snapshot
 /// taken mid-lease. Checks that no message is ever leased to two consumers at once, that stale receipts are refused,
 /// that every message is in the end acked once or dead-lettered, and that all three answer alike and write the same.
@@ -68,6 +68,20 @@ public sealed class ConsumerGroupPropertyTests : IDisposable
         ulong published = 0;
         long now = 1_000;
 
+        void Received(string group, IReadOnlyList<QueueMessage> delivered, long deadline)
+        {
+            var held = holders[group];
+            foreach (var m in delivered)
+            {
+                if (held.TryGetValue(m.Offset, out var h)) h.Deadline.ShouldBeLessThanOrEqualTo(now, $"offset {m.Offset} leased twice in {group}");
+                acked[group].ShouldNotContain(m.Offset);
+                m.DeliveryCount.ShouldBe(deliveries[group].GetValueOrDefault(m.Offset) + 1);
+                deliveries[group][m.Offset] = m.DeliveryCount;
+                Encoding.UTF8.GetString(m.Payload.Span).ShouldBe($"m{m.Offset}");
+                held[m.Offset] = new Holder(m.DeliveryCount, deadline);
+            }
+        }
+
         for (int step = 0; step < 600; step++)
         {
             now += random.Next(0, 40);
@@ -82,29 +96,25 @@ public sealed class ConsumerGroupPropertyTests : IDisposable
                     break;
                 case 2 or 3:
                     var lease = random.Next(1, 120);
-                    foreach (var m in Run(QueueCommand.Receive("t", group, random.Next(1, 5), lease, now)).Delivered!)
-                    {
-                        if (held.TryGetValue(m.Offset, out var h)) h.Deadline.ShouldBeLessThanOrEqualTo(now, $"offset {m.Offset} leased twice in {group}");
-                        acked[group].ShouldNotContain(m.Offset);
-                        m.DeliveryCount.ShouldBe(deliveries[group].GetValueOrDefault(m.Offset) + 1);
-                        deliveries[group][m.Offset] = m.DeliveryCount;
-                        Encoding.UTF8.GetString(m.Payload.Span).ShouldBe($"m{m.Offset}");
-                        held[m.Offset] = new Holder(m.DeliveryCount, now + lease);
-                    }
+                    Received(group, Run(QueueCommand.Receive("t", group, random.Next(1, 5), lease, now)).Delivered!, now + lease);
                     break;
                 case 4 or 5 or 6:
                     if (held.Count == 0) break;
                     var chosen = held.Keys.OrderBy(_ => random.Next()).Take(random.Next(1, 4)).ToList();
                     var receipts = chosen.Select(o => new Receipt(o, held[o].Delivery - (random.Next(8) == 0 ? 1 : 0))).Where(r => r.Delivery > 0).ToList();
                     if (receipts.Count == 0) break;
-                    var op = random.Next(4);
+                    // 0 nack, 1 extend, 2 and 3 ack, 4 receive-ack (an ack, then a receive in the same entry).
+                    var op = random.Next(5);
                     var extension = random.Next(1, 120);
+                    var receiveLease = random.Next(1, 120);
                     var result = op switch
                     {
                         0 => Run(QueueCommand.Nack("t", group, receipts, random.Next(0, 50), "e" + step, now)),
                         1 => Run(QueueCommand.Extend("t", group, receipts, extension, now)),
+                        4 => Run(QueueCommand.ReceiveAck("t", group, random.Next(1, 5), receiveLease, receipts, now)),
                         _ => Run(QueueCommand.Ack("t", group, receipts, now)),
                     };
+                    if (op != 4) result.Delivered.ShouldBeNull();
                     foreach (var r in receipts)
                     {
                         var current = deliveries[group][r.Offset] == r.Delivery;
@@ -115,6 +125,9 @@ public sealed class ConsumerGroupPropertyTests : IDisposable
                         else held.Remove(r.Offset);
                         if (op >= 2) acked[group].Add(r.Offset).ShouldBeTrue($"offset {r.Offset} acked twice");
                     }
+                    result.Count.ShouldBe(receipts.Count - result.Stale!.Count);
+                    // The receive part runs after the ack part: it may lease what the ack part just freed room for.
+                    if (op == 4) Received(group, result.Delivered!, now + receiveLease);
                     break;
                 case 7:
                     if (held.Count > 0) held.Remove(held.Keys.First()); // a consumer crashes holding it

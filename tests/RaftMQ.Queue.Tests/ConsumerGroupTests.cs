@@ -272,6 +272,7 @@ public sealed class ConsumerGroupTests : IDisposable
             QueueCommand.Ack("t", "g", [new Receipt(1, 2), new Receipt(ulong.MaxValue, int.MaxValue)], 5),
             QueueCommand.Nack("t", "g", [new Receipt(3, 1)], 100, "é error", 6), QueueCommand.Nack("t", "g", [new Receipt(3, 1)], 0, null),
             QueueCommand.Extend("t", "g", [new Receipt(4, 4)], 1_000, 7), QueueCommand.Redrive("t", 5, 8),
+            QueueCommand.ReceiveAck("t", "g", 10, 30_000, [new Receipt(1, 2)], 9),
         ];
         foreach (var c in commands)
         {

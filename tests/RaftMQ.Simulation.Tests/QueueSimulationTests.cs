@@ -279,7 +279,8 @@ public sealed class QueueSimulationTests(ITestOutputHelper output)
         }
         output.WriteLine($"{outcomes.Count} queue schedules in {watch.ElapsedMilliseconds} ms: " +
             $"{outcomes.Sum(o => o.Check.AckedPublishes)} messages published and acknowledged, {outcomes.Sum(o => o.Check.Deliveries)} deliveries " +
-            $"({outcomes.Sum(o => o.Check.Redeliveries)} redeliveries), {outcomes.Sum(o => o.Check.Acked)} acked, {outcomes.Sum(o => o.StaleSettles)} stale receipts, " +
+            $"({outcomes.Sum(o => o.Check.Redeliveries)} redeliveries), {outcomes.Sum(o => o.Check.Acked)} acked ({outcomes.Sum(o => o.ReceiveAcks)} receives carrying acks), " +
+            $"{outcomes.Sum(o => o.StaleSettles)} stale receipts, " +
             $"{outcomes.Sum(o => o.DeadLetters)} dead letters, {outcomes.Sum(o => o.ConsumerCrashes)} consumer crashes, {outcomes.Sum(o => o.Republishes)} republishes, " +
             $"{outcomes.Sum(o => o.Unknown)} calls of unknown outcome, {outcomes.Sum(o => o.Crashes)} node crashes, {outcomes.Sum(o => o.Terms)} leader terms, " +
             $"{outcomes.Sum(o => o.SnapshotsInstalled)} snapshots installed");
@@ -290,6 +291,7 @@ public sealed class QueueSimulationTests(ITestOutputHelper output)
         outcomes.Sum(o => o.Check.Redeliveries).ShouldBeGreaterThan(outcomes.Count * 5);
         outcomes.Sum(o => o.ConsumerCrashes).ShouldBeGreaterThan(outcomes.Count * 2);
         outcomes.Sum(o => o.StaleSettles).ShouldBeGreaterThan(outcomes.Count / 10);
+        outcomes.Sum(o => o.ReceiveAcks).ShouldBeGreaterThan(outcomes.Count * 2);
         outcomes.Sum(o => o.DeadLetters).ShouldBeGreaterThan(outcomes.Count / 10);
         outcomes.Sum(o => o.Unknown).ShouldBeGreaterThan(outcomes.Count);
         outcomes.Sum(o => o.Republishes).ShouldBeGreaterThan(outcomes.Count);

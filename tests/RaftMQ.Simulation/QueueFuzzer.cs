@@ -13,13 +13,14 @@ namespace RaftMQ.Simulation;
 /// <param name="Republishes">Publishes sent again with the same ids.</param>
 /// <param name="DeadLetters">Dead letters read back at the end.</param>
 /// <param name="StaleSettles">Receipts an ack or nack reported stale.</param>
+/// <param name="ReceiveAcks">Receives sent carrying acks (one receive-ack command each).</param>
 /// <param name="Terms">Terms that had a leader.</param>
 /// <param name="Crashes">Nodes crashed.</param>
 /// <param name="SnapshotsInstalled">Queue snapshots followers installed from a leader.</param>
 /// <param name="History">The clients' history the check passed.</param>
 public readonly record struct QueueFuzzOutcome(
     ulong Seed, int Nodes, QueueCheckResult Check, int Calls, int Unknown, int ConsumerCrashes, int Republishes, int DeadLetters,
-    int StaleSettles, int Terms, int Crashes, int SnapshotsInstalled, IReadOnlyList<QueueCall> History);
+    int StaleSettles, int ReceiveAcks, int Terms, int Crashes, int SnapshotsInstalled, IReadOnlyList<QueueCall> History);
 
 /// <summary>
 /// Random fault schedules against a simulated cluster running the production queue (<see cref="SimApplication.Queue"/>),
@@ -98,7 +99,7 @@ public static class QueueFuzzer
         var calls = workload.History.Calls;
         return new QueueFuzzOutcome(
             seed, n, check, calls.Count, calls.Count(c => c.Outcome is QueueCallOutcome.Unknown or QueueCallOutcome.Pending), workload.ConsumerCrashes,
-            workload.Republishes, calls.Count(c => c.Kind == QueueCallKind.DeadLetter), calls.Sum(c => c.Stale.Count),
+            workload.Republishes, calls.Count(c => c.Kind == QueueCallKind.DeadLetter), calls.Sum(c => c.Stale.Count), workload.ReceiveAcks,
             sim.Checker.LeaderOfTerm.Count, crashes, sim.Nodes.Sum(x => x.SnapshotsInstalled), calls);
     }
 

@@ -12,7 +12,8 @@ namespace RaftMQ.Simulation;
 /// messages with ids (the id is also the body) and retry a batch with the same ids until it is answered Ok — also,
 /// now and then, after an Ok, as a producer does whose answer was lost on its side. Consumers in two groups receive
 /// with leases, hold the messages for a random time (often past the lease, so their acks come late and may be
-/// stale), then ack most, nack some and drop some (never settled: delivered again when the lease ends); and they
+/// stale), then ack most (half the time the acks ride on the next receive, one receive-ack command), nack some and
+/// drop some (never settled: delivered again when the lease ends); and they
 /// crash mid-lease — abandoning what they hold and the answer they wait for — and either never come back or come
 /// back later as a new consumer. Each call goes to a random node (the leader more often): the leader proposes it
 /// with the production hooks, a follower forwards it, a node that is down refuses it. A call not answered within
@@ -68,6 +69,9 @@ public sealed class QueueWorkload
 
     /// <summary>Publishes sent again after an answer that was not Ok, or after an Ok (the same ids each time).</summary>
     public int Republishes { get; private set; }
+
+    /// <summary>Receives sent carrying the acks of the consumer's previous messages (<see cref="QueueOp.ReceiveAck"/>).</summary>
+    public int ReceiveAcks { get; private set; }
 
     /// <summary>Whether the clients only finish their work now: no new messages, no faults of their own, everything acked.</summary>
     public bool Draining { get; private set; }
@@ -183,12 +187,22 @@ public sealed class QueueWorkload
 
     private long Between(long min, long max) => min + _rng.Next((int)(max - min + 1));
 
-    /// <summary>A call in flight: the proposal carrying it, its record in the history, and when its client gives up.</summary>
-    private sealed class Call(ClientProposal proposal, QueueCall record, long giveUpAt)
+    /// <summary>
+    /// A call in flight: the proposal carrying it, its record in the history, and when its client gives up. A receive
+    /// that carries acks (<see cref="QueueOp.ReceiveAck"/>) is two records with the same times and outcome: the ack
+    /// (<see cref="Record"/>), then the receive (<see cref="ReceivePart"/>), applied in that order in one entry.
+    /// </summary>
+    private sealed class Call(ClientProposal proposal, QueueCall record, long giveUpAt, QueueCall? receivePart = null)
     {
         public ClientProposal Proposal { get; } = proposal;
 
         public QueueCall Record { get; } = record;
+
+        /// <summary>The receive of a receive-ack; null for the other calls.</summary>
+        public QueueCall? ReceivePart { get; } = receivePart;
+
+        /// <summary>Every record of the call.</summary>
+        public IEnumerable<QueueCall> Records => ReceivePart is { } r ? [Record, r] : [Record];
 
         /// <summary>The outcome once the client knows it: Ok with the result, NotApplied, or Unknown; Pending while it waits.</summary>
         public QueueCallOutcome Poll(long now, out QueueResult? result)
@@ -209,7 +223,8 @@ public sealed class QueueWorkload
         }
     }
 
-    private Call Start(QueueCommand command, QueueCall record) => new(Send(command), record, _sim.Now + ClientTimeoutMs);
+    private Call Start(QueueCommand command, QueueCall record, QueueCall? receivePart = null) =>
+        new(Send(command), record, _sim.Now + ClientTimeoutMs, receivePart);
 
     /// <summary>A producer: batches of 1–3 messages with ids, each batch retried with the same ids until answered Ok.</summary>
     private sealed class Producer(QueueWorkload w, string name, int messages)
@@ -298,7 +313,10 @@ public sealed class QueueWorkload
             {
                 Dead = true;
                 w.ConsumerCrashes++;
-                if (_call is { } lost) w.History.Unknown(lost.Record);
+                if (_call is { } lost)
+                {
+                    foreach (var r in lost.Records) w.History.Unknown(r);
+                }
                 while (_settles.TryDequeue(out _)) { }
                 _call = null;
                 _held = [];
@@ -317,16 +335,26 @@ public sealed class QueueWorkload
             if (_settles.TryDequeue(out var next))
             {
                 var receipts = next.Receipts.Select(r => new QueueReceipt(r.Offset, r.Delivery)).ToList();
+                // The last settle an ack, half the time it rides on the next receive: one command, the ack then the receive.
+                if (next.Kind == QueueCallKind.Ack && _settles.Count == 0 && _held.Count == 0 && w._rng.Next(2) == 0)
+                {
+                    var (ackLease, ackMax) = NextReceive();
+                    var ack = w.History.Ack(name, Group, receipts);
+                    w.ReceiveAcks++;
+                    _call = w.Start(QueueCommand.ReceiveAck(Topic, Group, ackMax, ackLease, next.Receipts), ack, w.History.Receive(name, Group, ackMax, ackLease));
+                    return;
+                }
                 _call = w.Start(next.Command, next.Kind == QueueCallKind.Ack ? w.History.Ack(name, Group, receipts) : w.History.Nack(name, Group, receipts));
                 return;
             }
             if (_held.Count == 0 && sim.Now >= _nextAt)
             {
-                var lease = LeaseChoices[w._rng.Next(LeaseChoices.Length)];
-                var max = 1 + w._rng.Next(3);
+                var (lease, max) = NextReceive();
                 _call = w.Start(QueueCommand.Receive(Topic, Group, max, lease), w.History.Receive(name, Group, max, lease));
             }
         }
+
+        private (long Lease, int Max) NextReceive() => (LeaseChoices[w._rng.Next(LeaseChoices.Length)], 1 + w._rng.Next(3));
 
         private void Answered(Call call, QueueCallOutcome outcome, QueueResult? result)
         {
@@ -334,30 +362,40 @@ public sealed class QueueWorkload
             var record = call.Record;
             if (outcome != QueueCallOutcome.Ok)
             {
-                if (outcome == QueueCallOutcome.NotApplied) w.History.NotApplied(record);
-                else w.History.Unknown(record);
+                foreach (var r in call.Records)
+                {
+                    if (outcome == QueueCallOutcome.NotApplied) w.History.NotApplied(r);
+                    else w.History.Unknown(r);
+                }
                 _nextAt = sim.Now + w.Between(10, 100);
                 return;
             }
-            if (result!.Status != QueueStatus.Ok) throw sim.Failure($"{name}'s {record.Kind} was answered {result.Status}");
-            if (record.Kind == QueueCallKind.Receive)
+            if (result!.Status != QueueStatus.Ok) throw sim.Failure($"{name}'s {(call.ReceivePart is null ? record.Kind : "receive-ack")} was answered {result.Status}");
+            List<QueueReceipt> stale = [.. (result.Stale ?? []).Select(r => new QueueReceipt(r.Offset, r.Delivery))];
+            if (call.ReceivePart is { } receivePart)
             {
-                var delivered = result.Delivered ?? [];
-                _held = [.. delivered.Select(m => new QueueDelivery(m.Offset, m.DeliveryCount, Encoding.UTF8.GetString(m.Payload.Span)))];
-                w.History.Received(record, _held);
-                if (_held.Count > 0)
-                {
-                    w._lastDelivery[Group] = sim.Now;
-                    // Processing takes a while; outside the drain often longer than the lease (the ack comes late).
-                    _holdUntil = sim.Now + (w.Draining ? w.Between(0, 20) : w.Between(0, record.LeaseMs * 2));
-                }
-                else
-                {
-                    _nextAt = sim.Now + w.Between(10, 80);
-                }
+                // A receive-ack: its ack part's outcome, then its receive part as any receive.
+                w.History.Settled(record, stale);
+                record = receivePart;
+            }
+            else if (record.Kind != QueueCallKind.Receive)
+            {
+                w.History.Settled(record, stale);
                 return;
             }
-            w.History.Settled(record, [.. (result.Stale ?? []).Select(r => new QueueReceipt(r.Offset, r.Delivery))]);
+            var delivered = result.Delivered ?? [];
+            _held = [.. delivered.Select(m => new QueueDelivery(m.Offset, m.DeliveryCount, Encoding.UTF8.GetString(m.Payload.Span)))];
+            w.History.Received(record, _held);
+            if (_held.Count > 0)
+            {
+                w._lastDelivery[Group] = sim.Now;
+                // Processing takes a while; outside the drain often longer than the lease (the ack comes late).
+                _holdUntil = sim.Now + (w.Draining ? w.Between(0, 20) : w.Between(0, record.LeaseMs * 2));
+            }
+            else
+            {
+                _nextAt = sim.Now + w.Between(10, 80);
+            }
         }
 
         /// <summary>Decides what becomes of each held message: ack (most), nack, or nothing (a lost ack).</summary>
