@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using RaftMQ.StateMachine;
+using static RaftMQ.Queue.Tests.QueueTestSteps;
 
 namespace RaftMQ.Queue.Tests;
 
@@ -14,8 +15,6 @@ public sealed class BinaryMessageTests : IDisposable
     private readonly TestQueues _queues = new();
 
     public void Dispose() => _queues.Dispose();
-
-    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
 
     private static QueueMessage Message(byte[] payload, params (string Name, string Value)[] headers) =>
         new(payload, [.. headers.Select(h => new MessageHeader(h.Name, h.Value))]);

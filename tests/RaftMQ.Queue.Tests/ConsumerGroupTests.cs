@@ -1,5 +1,6 @@
 using RaftMQ.StateMachine;
 using System.Text;
+using static RaftMQ.Queue.Tests.QueueTestSteps;
 
 namespace RaftMQ.Queue.Tests;
 
@@ -13,14 +14,6 @@ public sealed class ConsumerGroupTests : IDisposable
     private readonly TestQueues _queues = new();
 
     public void Dispose() => _queues.Dispose();
-
-    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
-
-    private static QueueMessage Msg(string text) => new(Encoding.UTF8.GetBytes(text));
-
-    private static string Text(QueueMessage m) => Encoding.UTF8.GetString(m.Payload.Span);
-
-    private static Receipt ReceiptOf(QueueMessage m) => new(m.Offset, m.DeliveryCount);
 
     private static QueueStateMachine WithTopic(TestQueues queues, int messages, int maxDeliveries = 0)
     {
@@ -343,8 +336,6 @@ public sealed class GroupSnapshotCompatibilityTests : IDisposable
     private readonly TestQueues _queues = new();
 
     public void Dispose() => _queues.Dispose();
-
-    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
 
     [Fact]
     public void A_version_2_snapshot_restores_with_the_default_group_at_its_head()

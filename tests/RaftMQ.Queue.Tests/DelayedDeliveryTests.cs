@@ -1,5 +1,6 @@
 using System.Text;
 using RaftMQ.StateMachine;
+using static RaftMQ.Queue.Tests.QueueTestSteps;
 
 namespace RaftMQ.Queue.Tests;
 
@@ -10,8 +11,6 @@ public sealed class DelayedDeliveryTests : IDisposable
     private readonly TestQueues _queues = new();
 
     public void Dispose() => _queues.Dispose();
-
-    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
 
     private static QueueMessage Msg(string text, long delayMs = 0) => new(Encoding.UTF8.GetBytes(text)) { DelayMs = delayMs };
 

@@ -1,5 +1,6 @@
 using System.Text;
 using RaftMQ.StateMachine;
+using static RaftMQ.Queue.Tests.QueueTestSteps;
 
 namespace RaftMQ.Queue.Tests;
 
@@ -9,12 +10,6 @@ public sealed class DeleteGroupTests : IDisposable
     private readonly TestQueues _queues = new();
 
     public void Dispose() => _queues.Dispose();
-
-    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
-
-    private static QueueMessage Msg(string text) => new(Encoding.UTF8.GetBytes(text));
-
-    private static string Text(QueueMessage m) => Encoding.UTF8.GetString(m.Payload.Span);
 
     private static byte[] Snapshot(QueueStateMachine sm)
     {

@@ -1,4 +1,5 @@
 using System.Text;
+using static RaftMQ.Queue.Tests.QueueTestSteps;
 
 namespace RaftMQ.Queue.Tests;
 
@@ -12,10 +13,6 @@ public sealed class GroupCountersTests : IDisposable
     private readonly TestQueues _queues = new();
 
     public void Dispose() => _queues.Dispose();
-
-    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
-
-    private static Receipt ReceiptOf(QueueMessage m) => new(m.Offset, m.DeliveryCount);
 
     private static DateTimeOffset At(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs);
 

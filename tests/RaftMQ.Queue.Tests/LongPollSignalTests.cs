@@ -1,4 +1,5 @@
 using System.Text;
+using static RaftMQ.Queue.Tests.QueueTestSteps;
 
 namespace RaftMQ.Queue.Tests;
 
@@ -14,11 +15,7 @@ public sealed class LongPollSignalTests : IDisposable
 
     public void Dispose() => _queues.Dispose();
 
-    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
-
     private static QueueMessage Msg(string text, long delayMs = 0) => new(Encoding.UTF8.GetBytes(text)) { DelayMs = delayMs };
-
-    private static Receipt ReceiptOf(QueueMessage m) => new(m.Offset, m.DeliveryCount);
 
     /// <summary>A queue with topic "t" and groups "default" and "audit", recording each signal as "topic/group" ("*": every group).</summary>
     private (QueueStateMachine Queue, List<string> Signals) Setup(QueueLimits? limits = null, int maxDeliveries = 0)

@@ -2,6 +2,7 @@ using System.Text;
 using FsCheck.Fluent;
 using FsCheck;
 using RaftMQ.StateMachine;
+using static RaftMQ.Queue.Tests.QueueTestSteps;
 
 namespace RaftMQ.Queue.Tests;
 
@@ -12,8 +13,6 @@ public sealed class QueueBatchTests : IDisposable
     public void Dispose() => _queues.Dispose();
 
     private const int O = QueueLimits.MessageOverheadBytes; // what each message counts beyond its payload
-
-    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
 
     private static bool IsUtf8(string s) => Encoding.UTF8.GetString(Encoding.UTF8.GetBytes(s)) == s;
 

@@ -1,6 +1,7 @@
 using RaftMQ.Queue.Store;
 using RaftMQ.Raft;
 using RaftMQ.Storage;
+using static RaftMQ.Queue.Tests.QueueTestSteps;
 
 namespace RaftMQ.Queue.Tests;
 
@@ -13,8 +14,6 @@ public sealed class QueueSnapshotLinkTests : IDisposable
     private readonly TestQueues _queues = new();
 
     public void Dispose() => _queues.Dispose();
-
-    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
 
     private static string[] SegmentPaths(QueueStateMachine sm) => [.. Directory.GetFiles(sm.Directory, "*.seg").Order(StringComparer.Ordinal)];
 

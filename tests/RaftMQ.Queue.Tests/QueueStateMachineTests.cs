@@ -1,6 +1,7 @@
 using FsCheck.Fluent;
 using FsCheck;
 using RaftMQ.StateMachine;
+using static RaftMQ.Queue.Tests.QueueTestSteps;
 
 namespace RaftMQ.Queue.Tests;
 
@@ -9,8 +10,6 @@ public sealed class QueueStateMachineTests : IDisposable
     private readonly TestQueues _queues = new();
 
     public void Dispose() => _queues.Dispose();
-
-    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
 
     [Fact]
     public void Commands_round_trip_through_their_encoding()

@@ -1,6 +1,7 @@
 using System.Text;
 using RaftMQ.Queue.Store;
 using RaftMQ.StateMachine;
+using static RaftMQ.Queue.Tests.QueueTestSteps;
 
 namespace RaftMQ.Queue.Tests;
 
@@ -13,8 +14,6 @@ public sealed class QueueStoreTests : IDisposable
     private readonly TestQueues _queues = new();
 
     public void Dispose() => _queues.Dispose();
-
-    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
 
     private static string[] SegmentFiles(QueueStateMachine sm) =>
         [.. Directory.GetFiles(sm.Directory, "*.seg").Select(Path.GetFileName).Order(StringComparer.Ordinal)!];

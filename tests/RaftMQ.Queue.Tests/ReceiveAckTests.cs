@@ -1,4 +1,5 @@
 using System.Text;
+using static RaftMQ.Queue.Tests.QueueTestSteps;
 
 namespace RaftMQ.Queue.Tests;
 
@@ -12,14 +13,6 @@ public sealed class ReceiveAckTests : IDisposable
     private readonly TestQueues _queues = new();
 
     public void Dispose() => _queues.Dispose();
-
-    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
-
-    private static QueueMessage Msg(string text) => new(Encoding.UTF8.GetBytes(text));
-
-    private static string Text(QueueMessage m) => Encoding.UTF8.GetString(m.Payload.Span);
-
-    private static Receipt ReceiptOf(QueueMessage m) => new(m.Offset, m.DeliveryCount);
 
     private QueueStateMachine WithTopic(int messages, QueueLimits? limits = null)
     {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using RaftMQ.StateMachine;
+using static RaftMQ.Queue.Tests.QueueTestSteps;
 
 namespace RaftMQ.Queue.Tests;
 
@@ -17,17 +18,11 @@ public sealed class RetentionTests : IDisposable
 
     public void Dispose() => _queues.Dispose();
 
-    private static QueueResult Apply(QueueStateMachine sm, QueueCommand c) => (QueueResult)sm.Apply(1, c.Encode())!;
-
-    private static QueueMessage Msg(string text) => new(Encoding.UTF8.GetBytes(text));
-
     private static QueueResult Publish(QueueStateMachine sm, long now, params string[] texts) =>
         Apply(sm, QueueCommand.PublishMessages("t", [.. texts.Select(Msg)], now));
 
     private static List<QueueMessage> Receive(QueueStateMachine sm, string group, long now, int max = 100) =>
         [.. Apply(sm, QueueCommand.Receive("t", group, max, 60_000, now)).Delivered!];
-
-    private static string Text(QueueMessage m) => Encoding.UTF8.GetString(m.Payload.Span);
 
     private QueueStateMachine WithTopic(TopicRetention retention, QueueStoreOptions? store = null, QueueLimits? limits = null)
     {
