@@ -2,33 +2,41 @@
 # Node start-up time: milliseconds from launching `bin/raftmq-node config.json 0` (fresh data directory) until its
 # HTTP port first answers `GET /status`, then SIGTERM and the time the node takes to exit. Repeats RUNS times and
 # prints every run and the medians.
-#   usage: benchmarks/startup.sh [--runs N] [--cluster 1|3] [--node PATH]...
+#   usage: benchmarks/startup.sh [--runs N] [--cluster 1|3] [--node PATH]... [--staggered N] [--load]
 #     --runs N       runs per node binary (default 9)
 #     --cluster 3    a 3-node config whose two peers are down (default 1: a one-node cluster)
 #     --node PATH    the launcher to time (default bin/raftmq-node); give it twice or more to compare builds, runs
 #                    are then interleaved (A B A B ...) so load from other work on the machine hits both alike
+#     --staggered N  instead: each run launches the N nodes of an N-node cluster one after another, as test harnesses
+#                    do (docs/benchmarks.md, "Node start-up"); a node must answer within 2 s of its launch, then the
+#                    next is launched; prints each node's time and whether every node of every run made it
+#     --load         while running, keep both cores busy (two spinning processes) and the disk too (a third that
+#                    writes and fsyncs 4 MiB at a time)
 #   (build first: dotnet build -c Release RaftMQ.slnx)
 # The timer is a small python3 process that is already running when it launches the node and polls with raw
 # sockets every 0.5 ms, so neither a poller's own start-up nor a curl per attempt is counted.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-runs=9 cluster=1 nodes=()
+runs=9 cluster=1 nodes=() staggered=0 load=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
     --cluster) cluster=$2; shift 2 ;;
+    --staggered) staggered=$2; shift 2 ;;
+    --load) load=1; shift ;;
     --node) nodes+=("$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"); shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "startup.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [ ${#nodes[@]} -gt 0 ] || nodes=("$root/bin/raftmq-node")
 command -v python3 >/dev/null || { echo "startup.sh: needs python3" >&2; exit 1; }
-exec python3 - "$runs" "$cluster" "${nodes[@]}" <<'PY'
+exec python3 - "$runs" "$cluster" "$staggered" "$load" "${nodes[@]}" <<'PY'
 import json, os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
-runs, cluster, nodes = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+runs, cluster, staggered, load_on, nodes = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5:]
 if cluster not in (1, 3): sys.exit("startup.sh: --cluster must be 1 or 3")
+if staggered: cluster = staggered
 REQUEST = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 DEADLINE_S = 10.0
 
@@ -108,7 +116,65 @@ def run_once(node):
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+def stop(procs):
+    for p in procs: p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill(); p.wait()
+
+def staggered_once(node):
+    """Launches the nodes of a `cluster`-node cluster one after another; returns each node's first answer (ms) or None."""
+    work = tempfile.mkdtemp(prefix="raftmq-startup.")
+    procs, times = [], []
+    try:
+        base = free_port_base()
+        addresses = [{"ip": "127.0.0.1", "port": base + 2 * i, "internal_port": base + 2 * i + 1} for i in range(cluster)]
+        with open(os.path.join(work, "config.json"), "w") as f: json.dump({"addresses": addresses}, f)
+        for i in range(cluster):
+            log = open(os.path.join(work, f"node-{i}.log"), "wb")
+            t0 = time.perf_counter_ns()
+            proc = subprocess.Popen([node, "config.json", str(i)], cwd=work, stdout=log, stderr=subprocess.STDOUT)
+            procs.append(proc)
+            answered = first_answer(base + 2 * i, proc, t0)
+            times.append(None if answered is None or answered > HARNESS_S * 1e9 else answered / 1e6)
+            if times[-1] is None:
+                sys.stdout.write(f"node {i} did not answer within {HARNESS_S:.0f} s; its log:\n")
+                sys.stdout.write(open(os.path.join(work, f"node-{i}.log"), errors="replace").read()[-3000:])
+                break
+        return times
+    finally:
+        stop(procs)
+        shutil.rmtree(work, ignore_errors=True)
+
+load_procs = []
+if load_on:
+    spin = "while True: pass"
+    write = ("import os,tempfile\nd=tempfile.mkdtemp(prefix='raftmq-load.')\np=os.path.join(d,'f')\nb=os.urandom(4<<20)\n"
+             "while True:\n f=os.open(p,os.O_WRONLY|os.O_CREAT|os.O_TRUNC)\n os.write(f,b); os.fsync(f); os.close(f)")
+    load_procs = [subprocess.Popen([sys.executable, "-c", c]) for c in (spin, spin, write)]
+    time.sleep(1)
 load = os.getloadavg()[0]
+if staggered:
+    HARNESS_S = 2.0
+    print(f"{runs} runs per node binary: the {cluster} nodes of a cluster launched one after another, each to answer "
+          f"within {HARNESS_S:.0f} s; {'with' if load_on else 'without'} background load; load average {load:.2f}", flush=True)
+    try:
+        for n in nodes:
+            failed = 0
+            worst = []
+            for r in range(runs):
+                times = staggered_once(n)
+                ok = len(times) == cluster and all(t is not None for t in times)
+                failed += not ok
+                worst.append(max((t for t in times if t is not None), default=float("nan")))
+                print(f"  run {r + 1}: " + ", ".join("-" if t is None else f"{t:.0f}" for t in times) + " ms" + ("" if ok else "  FAILED"), flush=True)
+            print(f"{n}: {runs - failed} of {runs} runs started every node in time; slowest node per run: median "
+                  f"{statistics.median(worst):.0f} ms, max {max(worst):.0f} ms; load average now {os.getloadavg()[0]:.2f}")
+    finally:
+        for p in load_procs: p.kill()
+    sys.exit(0)
 print(f"{runs} runs per node, {'one-node cluster' if cluster == 1 else '3-node cluster, peers down'}; load average {load:.2f}", flush=True)
 results = {n: [] for n in nodes}
 for r in range(runs):
