@@ -5,7 +5,7 @@ namespace RaftMQ.Queue;
 /// <summary>One topic's counters (see <see cref="QueueStateMachine.TopicCounters"/>).</summary>
 /// <param name="Topic">The topic's name.</param>
 /// <param name="Ready">Messages waiting to be popped.</param>
-/// <param name="ReadyBytes">Bytes of the waiting messages' records (what the queue's byte limit counts).</param>
+/// <param name="ReadyBytes">Bytes of the records from the oldest held message to the tail: an upper bound of what the queue's byte limit counts (that leaves out what every group finished behind a held message).</param>
 /// <param name="Published">Messages ever published to the topic (its tail offset).</param>
 /// <param name="Consumed">Messages ever popped from the topic (its head offset).</param>
 public sealed record TopicCounters(string Topic, long Ready, long ReadyBytes, long Published, long Consumed);
