@@ -578,20 +578,26 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
 
     private void NoteSlowIteration(int inputs, TimeSpan took, TimeSpan handling, TimeSpan saving, TimeSpan applying, TimeSpan snapshots)
     {
-        // At most one line a second: a saturated node would otherwise log every iteration.
-        var now = _time.GetTimestamp();
-        if (_lastSlowLog != 0 && _time.GetElapsedTime(_lastSlowLog, now) < TimeSpan.FromSeconds(1)) return;
-        _lastSlowLog = now;
+        if (!OncePerSecond(ref _lastSlowLog)) return;
         LogSlowIteration(_logger, _options.Raft.Id, (long)took.TotalMilliseconds, inputs, (long)handling.TotalMilliseconds,
             (long)saving.TotalMilliseconds, (long)applying.TotalMilliseconds, (long)snapshots.TotalMilliseconds);
     }
 
+    /// <summary>
+    /// Whether a line may be logged now, at most one a second per <paramref name="last"/> (when the last one was
+    /// logged): a saturated node would otherwise log every iteration.
+    /// </summary>
+    private bool OncePerSecond(ref long last)
+    {
+        var now = _time.GetTimestamp();
+        if (last != 0 && _time.GetElapsedTime(last, now) < TimeSpan.FromSeconds(1)) return false;
+        last = now;
+        return true;
+    }
+
     private void NoteSlowFsync(TimeSpan took)
     {
-        // At most one line a second, like the slow iterations.
-        var now = _time.GetTimestamp();
-        if (_lastSlowFsyncLog != 0 && _time.GetElapsedTime(_lastSlowFsyncLog, now) < TimeSpan.FromSeconds(1)) return;
-        _lastSlowFsyncLog = now;
+        if (!OncePerSecond(ref _lastSlowFsyncLog)) return;
         LogSlowFsync(_logger, _options.Raft.Id, (long)took.TotalMilliseconds);
     }
 

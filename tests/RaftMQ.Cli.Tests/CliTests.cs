@@ -422,13 +422,20 @@ public sealed class CliClusterTests
         env.RecordedPids().ShouldBeEmpty();
     }
 
+    /// <summary>A key file in <paramref name="env"/> with one key allowed everything on every topic.</summary>
+    private static (string Key, string Path) OperatorKeys(CliEnvironment env)
+    {
+        const string key = "operator-0123456789abcdef";
+        var path = Path.Combine(env.Root, "keys.json");
+        File.WriteAllText(path, $$"""{"keys": [{"name": "operator", "key": "{{key}}", "permissions": [{"topics": "*", "allow": ["publish", "consume", "admin"]}]}]}""");
+        return (key, path);
+    }
+
     [Fact]
     public async Task Cluster_up_with_an_auth_file_starts_every_node_with_it_also_on_restart_and_commands_need_the_key()
     {
         await using var env = new CliEnvironment();
-        const string key = "operator-0123456789abcdef";
-        var keys = Path.Combine(env.Root, "keys.json");
-        File.WriteAllText(keys, $$"""{"keys": [{"name": "operator", "key": "{{key}}", "permissions": [{"topics": "*", "allow": ["publish", "consume", "admin"]}]}]}""");
+        var (key, keys) = OperatorKeys(env);
         var up = await env.RunAsync("cluster", "up", "--detach", "--nodes", "1", "--auth-file", keys);
         up.ExitCode.ShouldBe(0, up.ToString());
 
@@ -467,9 +474,7 @@ public sealed class CliClusterTests
     public async Task Cluster_up_with_auth_rrmq_requires_keys_on_the_rrmq_endpoints_too()
     {
         await using var env = new CliEnvironment();
-        const string key = "operator-0123456789abcdef";
-        var keys = Path.Combine(env.Root, "keys.json");
-        File.WriteAllText(keys, $$"""{"keys": [{"name": "operator", "key": "{{key}}", "permissions": [{"topics": "*", "allow": ["publish", "consume", "admin"]}]}]}""");
+        var (key, keys) = OperatorKeys(env);
         var alone = await env.RunAsync("cluster", "up", "--detach", "--nodes", "1", "--auth-rrmq");
         alone.ExitCode.ShouldBe(2, alone.ToString());
         alone.Stderr.ShouldContain("--auth-file");
