@@ -79,7 +79,7 @@ public readonly partial record struct QueueCommand
         string.Equals(Group, other.Group, StringComparison.Ordinal) && DurationMs == other.DurationMs
         && string.Equals(Error, other.Error, StringComparison.Ordinal) && MaxDeliveries == other.MaxDeliveries
         && CreateIfMissing == other.CreateIfMissing && Start == other.Start && DedupWindowMs == other.DedupWindowMs
-        && Equals(Retention, other.Retention)
+        && Equals(Retention, other.Retention) && Equals(Bounds, other.Bounds)
         && (ReferenceEquals(Receipts, other.Receipts) || (Receipts is not null && other.Receipts is not null && Receipts.SequenceEqual(other.Receipts)));
 
     private static bool HasGroup(QueueOp op) => op is QueueOp.CreateGroup or QueueOp.Receive or QueueOp.ReceiveAck or QueueOp.Ack or QueueOp.Nack or QueueOp.Extend or QueueOp.DeleteGroup;

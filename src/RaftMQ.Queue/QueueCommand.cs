@@ -53,6 +53,13 @@ public enum QueueOp : byte
     /// one entry: answered with the delivered messages, the acked count and the stale receipts.
     /// </summary>
     ReceiveAck = 18,
+
+    /// <summary>
+    /// Changes the queue-wide bounds (<see cref="QueueBounds"/>): [op u8][0 u16] (no topic), then [max_bytes i64]
+    /// [max_messages i64][max_topic_bytes i64][max_topic_messages i64], −1 keeping a value. Answered Ok, or Invalid
+    /// for a value out of range (nothing changed).
+    /// </summary>
+    SetLimits = 19,
 }
 
 /// <summary>
@@ -110,6 +117,42 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
 
     /// <summary>A ConfigureTopic's retention settings (each null keeps the current value); null changes none.</summary>
     public TopicRetention? Retention { get; init; }
+
+    /// <summary>A <see cref="QueueOp.SetLimits"/>'s new bounds; null for the other ops.</summary>
+    public QueueBoundsChange? Bounds { get; init; }
+
+    /// <summary>Changes the queue-wide bounds: the values <paramref name="change"/> sets, the others kept.</summary>
+    public static QueueCommand SetLimits(QueueBoundsChange change) => new(QueueOp.SetLimits, "", null) { Bounds = change };
+
+    private const int SetLimitsBytes = HeaderBytes + 4 * 8;
+
+    private byte[] EncodeSetLimits()
+    {
+        var change = Bounds ?? throw new ArgumentException("a SetLimits needs its bounds");
+        var buffer = new byte[SetLimitsBytes];
+        buffer[0] = (byte)QueueOp.SetLimits;
+        var rest = buffer.AsSpan(HeaderBytes);
+        foreach (var value in (ReadOnlySpan<long?>)[change.MaxBytes, change.MaxMessages, change.MaxTopicBytes, change.MaxTopicMessages])
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(rest, value ?? -1);
+            rest = rest[8..];
+        }
+        return buffer;
+    }
+
+    private static bool TryDecodeSetLimits(ReadOnlySpan<byte> data, out QueueCommand command)
+    {
+        command = default;
+        if (data.Length != SetLimitsBytes || BinaryPrimitives.ReadUInt16LittleEndian(data[1..]) != 0) return false;
+        var values = new long?[4];
+        for (int i = 0; i < values.Length; i++)
+        {
+            var value = BinaryPrimitives.ReadInt64LittleEndian(data[(HeaderBytes + 8 * i)..]);
+            values[i] = value == -1 ? null : value;
+        }
+        command = SetLimits(new QueueBoundsChange(values[0], values[1], values[2], values[3]));
+        return true;
+    }
 
     /// <summary>Where a <see cref="QueueOp.PublishMessages"/> command's timestamp lies in its encoding, or -1 for other bytes.</summary>
     public static int TimestampPosition(ReadOnlySpan<byte> encoded)
@@ -212,6 +255,7 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
     public byte[] Encode()
     {
         if (Op == QueueOp.PublishExtended) return EncodePublishExtended();
+        if (Op == QueueOp.SetLimits) return EncodeSetLimits();
         if (Op >= QueueOp.ConfigureTopic) return EncodeGroupOp();
         var topicBytes = Encoding.UTF8.GetByteCount(Topic);
         if (topicBytes > ushort.MaxValue) throw new ArgumentException("topic name too long");
@@ -290,6 +334,7 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
     {
         command = default;
         if (data.Length >= HeaderBytes && data[0] == (byte)QueueOp.PublishExtended) return TryDecodePublishExtended(data, out command);
+        if (data.Length >= HeaderBytes && data[0] == (byte)QueueOp.SetLimits) return TryDecodeSetLimits(data, out command);
         if (data.Length >= HeaderBytes && data[0] is >= (byte)QueueOp.ConfigureTopic and <= (byte)QueueOp.Redrive or (byte)QueueOp.DeleteGroup or (byte)QueueOp.ReceiveAck)
             return TryDecodeGroupOp(data, out command);
         if (data.Length < HeaderBytes + 4 || data[0] is < (byte)QueueOp.CreateTopic or > (byte)QueueOp.PopMessages) return false;

@@ -23,7 +23,9 @@ public sealed record QueueLimits
 
     /// <summary>
     /// Most bytes of messages held across all topics, each message counting its payload plus
-    /// <see cref="MessageOverheadBytes"/>; a publish past it is refused (LimitReached).
+    /// <see cref="MessageOverheadBytes"/>; a publish past it is refused (LimitReached). This and the next three are the
+    /// queue-wide bounds a new cluster starts with (<see cref="InitialBounds"/>); the cluster changes them with a
+    /// replicated command (<see cref="QueueOp.SetLimits"/>), each up to its ceiling below.
     /// </summary>
     public long MaxTotalMessageBytes { get; init; } = 1L << 30;
 
@@ -34,7 +36,30 @@ public sealed record QueueLimits
     public long MaxTotalMessages { get; init; } = 20_000_000;
 
     /// <summary>Most messages held in one topic.</summary>
-    public int MaxTopicMessages { get; init; } = 10_000_000;
+    public long MaxTopicMessages { get; init; } = 10_000_000;
+
+    /// <summary>
+    /// Highest value the byte bounds may be set to (1 TiB), total or per topic, and the ceiling of a topic's own
+    /// <c>max_bytes</c>. Memory does not grow with the bytes held (docs/queue-store.md, "What is in memory"); the disk
+    /// alarm keeps a node's disk from filling whatever this allows.
+    /// </summary>
+    public long MaxSettableBytes { get; init; } = 1L << 40;
+
+    /// <summary>Highest value the message-count bounds may be set to, and the ceiling of a topic's own <c>max_messages</c>.</summary>
+    public long MaxSettableMessages { get; init; } = 10_000_000_000;
+
+    /// <summary>The queue-wide bounds of a cluster whose log never changed them.</summary>
+    public QueueBounds InitialBounds => new(MaxTotalMessageBytes, MaxTotalMessages, MaxTopicMessageBytes, MaxTopicMessages);
+
+    /// <summary>What is wrong with a change of the queue-wide bounds, naming the field (as HTTP and the CLI call it), or null.</summary>
+    public string? CheckBounds(QueueBoundsChange change)
+    {
+        static string? Check(long? value, string name, long ceiling) =>
+            value is < 1 || value > ceiling ? $"\"{name}\" must be an integer between 1 and {ceiling}" : null;
+        return Check(change.MaxBytes, "max_bytes", MaxSettableBytes) ?? Check(change.MaxMessages, "max_messages", MaxSettableMessages)
+            ?? Check(change.MaxTopicBytes, "max_topic_bytes", MaxSettableBytes)
+            ?? Check(change.MaxTopicMessages, "max_topic_messages", MaxSettableMessages);
+    }
 
     /// <summary>
     /// Most messages in one batch: a batch publish of more is refused whole (Invalid); a batch pop asking for more
@@ -121,18 +146,18 @@ public sealed record QueueLimits
 
     /// <summary>
     /// Longest <c>max_age_ms</c> a topic may be given (365 days); 0 means messages never expire by age. A topic's
-    /// <c>max_messages</c> may be at most <see cref="MaxTopicMessages"/> and its <c>max_bytes</c> at most
-    /// <see cref="MaxTopicMessageBytes"/> (0: no bound of its own).
+    /// <c>max_messages</c> may be at most <see cref="MaxSettableMessages"/> and its <c>max_bytes</c> at most
+    /// <see cref="MaxSettableBytes"/> (0: no bound of its own); the cluster's per-topic bounds apply as well.
     /// </summary>
     public long MaxRetentionAgeMs { get; init; } = 365L * 24 * 60 * 60 * 1000;
 
     /// <summary>What is wrong with a retention setting, naming the field (as HTTP and the CLI call it), or null.</summary>
     public string? CheckRetention(TopicRetention retention)
     {
-        if (retention.MaxMessages is < 0 || retention.MaxMessages > MaxTopicMessages)
-            return $"\"max_messages\" must be an integer between 0 (unlimited) and {MaxTopicMessages}";
-        if (retention.MaxBytes is < 0 || retention.MaxBytes > MaxTopicMessageBytes)
-            return $"\"max_bytes\" must be an integer between 0 (unlimited) and {MaxTopicMessageBytes}";
+        if (retention.MaxMessages is < 0 || retention.MaxMessages > MaxSettableMessages)
+            return $"\"max_messages\" must be an integer between 0 (unlimited) and {MaxSettableMessages}";
+        if (retention.MaxBytes is < 0 || retention.MaxBytes > MaxSettableBytes)
+            return $"\"max_bytes\" must be an integer between 0 (unlimited) and {MaxSettableBytes}";
         if (retention.MaxAgeMs is < 0 || retention.MaxAgeMs > MaxRetentionAgeMs)
             return $"\"max_age_ms\" must be an integer between 0 (unlimited) and {MaxRetentionAgeMs}";
         if (retention.Overflow is { } o && !Enum.IsDefined(o)) return "\"overflow\" must be \"reject-publish\" or \"drop-oldest\"";
@@ -204,9 +229,30 @@ public sealed record QueueLimits
         if (MaxRetentionAgeMs < 0) throw new ArgumentException("MaxRetentionAgeMs must not be negative.");
         if (MaxDedupIdsPerTopic < 1) throw new ArgumentException("MaxDedupIdsPerTopic must be positive.");
         if (MaxDedupIds < 1) throw new ArgumentException("MaxDedupIds must be positive.");
+        if (MaxSettableBytes < 1 || MaxSettableMessages < 1) throw new ArgumentException("MaxSettableBytes and MaxSettableMessages must be positive.");
+        if (CheckBounds(new QueueBoundsChange(MaxTotalMessageBytes, MaxTotalMessages, MaxTopicMessageBytes, MaxTopicMessages)) is { } bad)
+            throw new ArgumentException($"The initial queue-wide bounds are out of range: {bad}.");
         if (MaxHeaderBytes + DeadLetters.MaxAddedHeaderBytes(this) > ushort.MaxValue)
             throw new ArgumentException("MaxHeaderBytes leaves no room in a record for a dead letter's headers; lower it or MaxNackErrorBytes.");
     }
 
     public static QueueLimits Default { get; } = new();
+}
+
+/// <summary>
+/// The queue-wide bounds in force: replicated state (docs/queue-store.md, "Bounds"), changed by
+/// <see cref="QueueOp.SetLimits"/>. Byte bounds count each message's record (payload, headers and
+/// <see cref="QueueLimits.MessageOverheadBytes"/>).
+/// </summary>
+public sealed record QueueBounds(long MaxBytes, long MaxMessages, long MaxTopicBytes, long MaxTopicMessages)
+{
+    /// <summary>These bounds with the values <paramref name="change"/> sets.</summary>
+    public QueueBounds With(QueueBoundsChange change) => new(
+        change.MaxBytes ?? MaxBytes, change.MaxMessages ?? MaxMessages, change.MaxTopicBytes ?? MaxTopicBytes, change.MaxTopicMessages ?? MaxTopicMessages);
+}
+
+/// <summary>A change of the queue-wide bounds: each value null keeps the current one.</summary>
+public sealed record QueueBoundsChange(long? MaxBytes = null, long? MaxMessages = null, long? MaxTopicBytes = null, long? MaxTopicMessages = null)
+{
+    public bool IsEmpty => MaxBytes is null && MaxMessages is null && MaxTopicBytes is null && MaxTopicMessages is null;
 }

@@ -32,6 +32,9 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
 
     public QueueLimits Limits => _limits;
 
+    /// <summary>The queue-wide bounds in force (replicated: <see cref="QueueOp.SetLimits"/>); read on the loop, e.g. through ReadAsync.</summary>
+    public QueueBounds Bounds => _store.Bounds ?? _limits.InitialBounds;
+
     /// <summary>
     /// Called with a topic and a group (null: every group of the topic) after an applied command may have made some of
     /// the group's messages deliverable or changed when they will be (<see cref="Signal"/> lists the commands), and for
@@ -127,6 +130,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     /// </summary>
     public QueueResult Execute(QueueCommand c)
     {
+        if (c.Op == QueueOp.SetLimits) return SetLimits(c.Bounds);
         var nameLimit = _limits.MaxTopicNameBytes + (DeadLetters.IsDeadLetterTopic(c.Topic) ? DeadLetters.Suffix.Length : 0);
         if (Encoding.UTF8.GetByteCount(c.Topic) > nameLimit || c.Topic.Length == 0)
             return new QueueResult(QueueStatus.Invalid);
@@ -259,10 +263,11 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     /// </summary>
     private bool Fits(TopicLog log, long bytes, long count)
     {
+        var bounds = Bounds;
         bool Within(long topicBytes, long topicCount) =>
-            topicBytes + bytes <= _limits.MaxTopicMessageBytes && topicCount + count <= _limits.MaxTopicMessages;
+            topicBytes + bytes <= bounds.MaxTopicBytes && topicCount + count <= bounds.MaxTopicMessages;
         bool WithinTotal(long totalBytes, long totalCount) =>
-            totalBytes + bytes <= _limits.MaxTotalMessageBytes && totalCount + count <= _limits.MaxTotalMessages;
+            totalBytes + bytes <= bounds.MaxBytes && totalCount + count <= bounds.MaxMessages;
         var topicFits = Within(log.Bytes, log.Count);
         var totalFits = WithinTotal(_store.TotalBytes, _store.TotalMessages);
         if (topicFits && totalFits) return true;
@@ -280,6 +285,17 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
             allFinishedBytes += b;
         }
         return WithinTotal(_store.TotalBytes - allFinishedBytes, _store.TotalMessages - allFinishedCount);
+    }
+
+    /// <summary>
+    /// Sets the queue-wide bounds <paramref name="change"/> names, or none when one is out of range (Invalid). Lowering
+    /// a bound below what the queue holds removes nothing: publishes are refused until consumption brings it below.
+    /// </summary>
+    private QueueResult SetLimits(QueueBoundsChange? change)
+    {
+        if (change is null || change.IsEmpty || _limits.CheckBounds(change) is not null) return new QueueResult(QueueStatus.Invalid);
+        _store.Bounds = Bounds.With(change);
+        return QueueResult.Ok;
     }
 
     /// <summary>

@@ -68,7 +68,7 @@ public static class AccessPolicy
             return Strictest;
         }
         if (Is(p, "/message") && put) return new AccessRule(AccessNeed.BodyTopic, ClientPermission.Publish, Rrmq: true);
-        if (get && (Is(p, "/metrics") || Is(p, "/v1/metrics") || Is(p, "/v1/cluster/overview") || Is(p, "/v1/cluster/members")
+        if (get && (Is(p, "/metrics") || Is(p, "/v1/metrics") || Is(p, "/v1/cluster/overview") || Is(p, "/v1/cluster/members") || Is(p, "/v1/cluster/limits")
             || (p.StartsWith("/openapi/", Ci) && p.IndexOf('/', "/openapi/".Length) < 0)))
             return Authenticated;
         if (post && Is(p, "/v1/messages")) return new AccessRule(AccessNeed.BodyTopic, ClientPermission.Publish);

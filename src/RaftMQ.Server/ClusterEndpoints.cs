@@ -8,7 +8,7 @@ namespace RaftMQ.Server;
 /// <summary>
 /// Operations on the cluster itself: <c>POST /v1/cluster/transfer-leader</c> hands leadership to another node;
 /// <c>GET</c>, <c>POST /v1/cluster/members</c> and <c>DELETE /v1/cluster/members/{node}</c> list, add and remove
-/// members. Nodes are named by their number (the index in the cluster configuration for the nodes that bootstrapped
+/// members; <c>GET</c> and <c>PUT /v1/cluster/limits</c> read and change the queue-wide bounds. Nodes are named by their number (the index in the cluster configuration for the nodes that bootstrapped
 /// it), as everywhere in the API. Status codes are documented in docs/rest-api.md.
 /// </summary>
 public static partial class ClusterEndpoints
@@ -26,6 +26,7 @@ public static partial class ClusterEndpoints
     {
         app.MapPost("/v1/cluster/transfer-leader", (HttpContext ctx) => TransferLeader(ctx, node));
         MapMembers(app, node);
+        MapLimits(app, node);
     }
 
     private static async Task TransferLeader(HttpContext ctx, QueueNode node)

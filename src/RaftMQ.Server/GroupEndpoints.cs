@@ -90,8 +90,8 @@ public static class GroupEndpoints
         {
             "max_deliveries" => Int(value, name, 1, limits.MaxDeliveriesLimit, out maxDeliveries),
             "dedup_window_ms" => Long(value, name, 0, limits.MaxDedupWindowMs, out var window) ?? Set(out dedupWindow, (long?)window),
-            "max_messages" => Long(value, name, 0, limits.MaxTopicMessages, out var m) ?? Set(out retention, retention with { MaxMessages = m }),
-            "max_bytes" => Long(value, name, 0, limits.MaxTopicMessageBytes, out var b) ?? Set(out retention, retention with { MaxBytes = b }),
+            "max_messages" => Long(value, name, 0, limits.MaxSettableMessages, out var m) ?? Set(out retention, retention with { MaxMessages = m }),
+            "max_bytes" => Long(value, name, 0, limits.MaxSettableBytes, out var b) ?? Set(out retention, retention with { MaxBytes = b }),
             "max_age_ms" => Long(value, name, 0, limits.MaxRetentionAgeMs, out var a) ?? Set(out retention, retention with { MaxAgeMs = a }),
             "overflow" => value.ValueKind == JsonValueKind.String && TopicRetention.TryParseOverflow(value.GetString(), out var o)
                 ? Set(out retention, retention with { Overflow = o })
@@ -279,7 +279,7 @@ public static class GroupEndpoints
                     json.WriteEndArray();
                     json.WriteNumber("duplicates", result.Offsets is { } all ? all.Count - result.Count : 0);
                 })
-                : V1Endpoints.WriteFailure(c, result, limits));
+                : V1Endpoints.WriteFailure(c, result));
     }
 
     /// <summary>
@@ -661,7 +661,7 @@ public static class GroupEndpoints
         await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.Redrive(topic, max),
             (c, result) => result.Success
                 ? WriteObject(c, StatusCodes.Status200OK, json => json.WriteNumber("redriven", result.Count))
-                : V1Endpoints.WriteFailure(c, result, limits));
+                : V1Endpoints.WriteFailure(c, result));
     }
 
     /// <summary>A refusal of the state machine: 404 for a missing topic or group, 400 otherwise.</summary>
@@ -675,7 +675,7 @@ public static class GroupEndpoints
     };
 
     /// <summary>Runs <paramref name="field"/> on each field of a JSON object body; the first error it returns, or null.</summary>
-    private static string? Fields(byte[] body, Func<string, JsonElement, string?> field)
+    internal static string? Fields(byte[] body, Func<string, JsonElement, string?> field)
     {
         using var doc = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = RequestBody.MaxDepth });
         if (doc.RootElement.ValueKind != JsonValueKind.Object) return "body must be a JSON object";
@@ -688,7 +688,7 @@ public static class GroupEndpoints
         return null;
     }
 
-    private static string? Set<T>(out T target, T value)
+    internal static string? Set<T>(out T target, T value)
     {
         target = value;
         return null;
@@ -701,7 +701,7 @@ public static class GroupEndpoints
             ? null : $"\"{name}\" must be an integer between {min} and {max}";
     }
 
-    private static string? Long(JsonElement value, string name, long min, long max, out long result)
+    internal static string? Long(JsonElement value, string name, long min, long max, out long result)
     {
         result = 0;
         return value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out result) && result >= min && result <= max
@@ -752,7 +752,7 @@ public static class GroupEndpoints
     }
 
     /// <summary><c>{"success": true, ...}</c> with the fields <paramref name="write"/> writes.</summary>
-    private static async Task WriteObject(HttpContext ctx, int status, Action<Utf8JsonWriter> write)
+    internal static async Task WriteObject(HttpContext ctx, int status, Action<Utf8JsonWriter> write)
     {
         if (ctx.Response.HasStarted) return;
         ctx.Response.StatusCode = status;

@@ -66,7 +66,7 @@ public static class MessageEndpoints
             (c, result) => result.Success
                 ? RrmqEndpoints.WriteJson(c, StatusCodes.Status200OK,
                     new PublishMessagesResponse(true, result.Count, result.FirstOffset ?? 0), ServerJsonContext.Default.PublishMessagesResponse)
-                : V1Endpoints.WriteFailure(c, result, limits));
+                : V1Endpoints.WriteFailure(c, result));
     }
 
     private static async Task Pop(HttpContext ctx, QueueNode node, string topic, byte[] body)
@@ -94,7 +94,7 @@ public static class MessageEndpoints
             return;
         }
         await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.PopMessages(topic, max),
-            (c, result) => result.Success ? WritePopped(c, result.Delivered!) : V1Endpoints.WriteFailure(c, result, limits));
+            (c, result) => result.Success ? WritePopped(c, result.Delivered!) : V1Endpoints.WriteFailure(c, result));
     }
 
     /// <summary>

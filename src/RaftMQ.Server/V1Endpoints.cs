@@ -73,7 +73,7 @@ public static class V1Endpoints
         await RrmqEndpoints.RunEncodedAsync(ctx, node, command,
             (c, result) => result.Success
                 ? RrmqEndpoints.WriteJson(c, StatusCodes.Status200OK, new PublishBatchResponse(true, result.Count), ServerJsonContext.Default.PublishBatchResponse)
-                : WriteFailure(c, result, limits));
+                : WriteFailure(c, result));
     }
 
     private static async Task PopBatch(HttpContext ctx, QueueNode node)
@@ -94,7 +94,7 @@ public static class V1Endpoints
         await RrmqEndpoints.RunCommandAsync(ctx, node, QueueCommand.PopBatch(request!.Topic!, request.Max ?? 1),
             (c, result) => result.Success
                 ? RrmqEndpoints.WriteJson(c, StatusCodes.Status200OK, new PopBatchResponse(true, result.Messages!), ServerJsonContext.Default.PopBatchResponse)
-                : WriteFailure(c, result, limits));
+                : WriteFailure(c, result));
     }
 
     /// <summary>Deserializes a JSON object body; on failure returns why.</summary>
@@ -126,14 +126,14 @@ public static class V1Endpoints
     }
 
     /// <summary>A command the state machine refused: why, with the status code the RRMQ endpoints use for the same outcome.</summary>
-    internal static Task WriteFailure(HttpContext ctx, QueueResult result, QueueLimits limits) => result.Status switch
+    internal static Task WriteFailure(HttpContext ctx, QueueResult result) => result.Status switch
     {
         QueueStatus.NoSuchTopic => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound, "no such topic"),
         QueueStatus.TopicFull => WriteTopicFull(ctx),
         QueueStatus.NoSuchGroup => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
             "the topic's group \"default\" was deleted: a pop receives and acks on it (create it again with PUT /v1/topics/<topic>/groups/default, or receive from another group)"),
         QueueStatus.LimitReached => RrmqEndpoints.WriteError(ctx, StatusCodes.Status507InsufficientStorage,
-            $"the queue is full: the batch would pass {limits.MaxTotalMessageBytes} bytes of waiting messages; nothing was published"),
+            "the queue is full: the messages would pass the cluster's bounds on waiting messages or bytes, in all topics or in this one (GET /v1/cluster/limits); nothing was published"),
         _ => RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, "the queue refused the command as invalid"),
     };
 }

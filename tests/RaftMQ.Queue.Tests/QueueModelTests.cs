@@ -17,17 +17,33 @@ public sealed class QueueModelTests : IDisposable
 
     public void Dispose() => _queues.Dispose();
 
-    /// <summary>The specification: the queue before it had a store, plus the record overhead in the byte bounds.</summary>
+    /// <summary>
+    /// The specification: the queue before it had a store, plus the record overhead in the byte bounds and the
+    /// queue-wide bounds as replicated settings.
+    /// </summary>
     private sealed class Model(QueueLimits limits)
     {
         public List<(string Name, Queue<string> Messages)> Topics { get; private init; } = [];
 
+        private QueueBounds _bounds = limits.InitialBounds;
+
+        public QueueBounds Bounds => _bounds;
+
         public long Bytes => Topics.Sum(t => TopicBytes(t.Messages));
 
-        public Model Clone() => new(limits) { Topics = [.. Topics.Select(t => (t.Name, new Queue<string>(t.Messages)))] };
+        public Model Clone() => new(limits) { Topics = [.. Topics.Select(t => (t.Name, new Queue<string>(t.Messages)))], _bounds = _bounds };
 
         public QueueResult Execute(QueueCommand c)
         {
+            if (c.Op == QueueOp.SetLimits)
+            {
+                var b = c.Bounds!;
+                long?[] values = [b.MaxBytes, b.MaxTopicBytes, b.MaxMessages, b.MaxTopicMessages];
+                if (values.All(v => v is null) || values.Any(v => v < 1)) return new(QueueStatus.Invalid);
+                _bounds = new QueueBounds(b.MaxBytes ?? _bounds.MaxBytes, b.MaxMessages ?? _bounds.MaxMessages,
+                    b.MaxTopicBytes ?? _bounds.MaxTopicBytes, b.MaxTopicMessages ?? _bounds.MaxTopicMessages);
+                return QueueResult.Ok;
+            }
             if (c.Topic.Length == 0 || Encoding.UTF8.GetByteCount(c.Topic) > limits.MaxTopicNameBytes) return new(QueueStatus.Invalid);
             var q = Topics.FirstOrDefault(t => t.Name == c.Topic).Messages;
             if (c.Op == QueueOp.CreateTopic)
@@ -67,8 +83,8 @@ public sealed class QueueModelTests : IDisposable
         {
             if (messages.Any(m => Encoding.UTF8.GetByteCount(m) > limits.MaxMessageBytes)) return new(QueueStatus.Invalid);
             var bytes = TopicBytes(messages);
-            if (Bytes + bytes > limits.MaxTotalMessageBytes || TopicBytes(q) + bytes > limits.MaxTopicMessageBytes
-                || Topics.Sum(t => t.Messages.Count) + messages.Count > limits.MaxTotalMessages || q.Count + messages.Count > limits.MaxTopicMessages)
+            if (Bytes + bytes > _bounds.MaxBytes || TopicBytes(q) + bytes > _bounds.MaxTopicBytes
+                || Topics.Sum(t => t.Messages.Count) + messages.Count > _bounds.MaxMessages || q.Count + messages.Count > _bounds.MaxTopicMessages)
                 return new(QueueStatus.LimitReached);
             foreach (var m in messages) q.Enqueue(m);
             return QueueResult.Ok;
@@ -129,9 +145,7 @@ public sealed class QueueModelTests : IDisposable
                         sm.RestoreSnapshot(buffer);
                         model = captured!;
                     }
-                    if (!sm.Topics().SequenceEqual(model.Topics.Select(x => x.Name)) || sm.TotalMessageBytes != model.Bytes
-                        || model.Topics.Any(x => sm.Depth(x.Name) != x.Messages.Count))
-                        throw new Exception("the queue's state differs from the model's");
+                    Check(sm, model);
                 }
                 return true;
             }
@@ -232,7 +246,7 @@ public sealed class QueueModelTests : IDisposable
     private static void Check(QueueStateMachine sm, Model model)
     {
         if (!sm.Topics().SequenceEqual(model.Topics.Select(x => x.Name)) || sm.TotalMessageBytes != model.Bytes
-            || model.Topics.Any(x => sm.Depth(x.Name) != x.Messages.Count))
+            || model.Topics.Any(x => sm.Depth(x.Name) != x.Messages.Count) || sm.Bounds != model.Bounds)
             throw new Exception("the queue's state differs from the model's");
     }
 
@@ -263,6 +277,10 @@ public sealed class QueueModelTests : IDisposable
             1 or 2 => QueueCommand.Publish(topic, Message(0)),
             3 => QueueCommand.Pop(topic),
             4 => QueueCommand.PublishBatch(topic, [.. Enumerable.Range(0, count % 8).Select(Message)]),
+            // Now and then the queue-wide bounds move, up or down past what the queue holds (all four left out: Invalid).
+            5 when count >= 0xC0 => QueueCommand.SetLimits(new QueueBoundsChange(
+                MaxBytes: (count & 1) == 0 ? (20 + t % 40) * O : null, MaxMessages: (count & 2) == 0 ? 10 + t % 30 : null,
+                MaxTopicBytes: (count & 4) == 0 ? (10 + t % 30) * O : null, MaxTopicMessages: (count & 8) == 0 ? 5 + t % 25 : null)),
             5 => QueueCommand.PopBatch(topic, count % 8),
             _ => null,
         };

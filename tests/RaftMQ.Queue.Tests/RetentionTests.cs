@@ -282,8 +282,8 @@ public sealed class RetentionTests : IDisposable
         var sm = WithTopic(new TopicRetention(MaxMessages: 10));
         foreach (var bad in new[]
         {
-            new TopicRetention(MaxMessages: -3), new TopicRetention(MaxMessages: limits.MaxTopicMessages + 1L),
-            new TopicRetention(MaxBytes: -5), new TopicRetention(MaxBytes: limits.MaxTopicMessageBytes + 1),
+            new TopicRetention(MaxMessages: -3), new TopicRetention(MaxMessages: limits.MaxSettableMessages + 1L),
+            new TopicRetention(MaxBytes: -5), new TopicRetention(MaxBytes: limits.MaxSettableBytes + 1),
             new TopicRetention(MaxAgeMs: -2), new TopicRetention(MaxAgeMs: limits.MaxRetentionAgeMs + 1),
             new TopicRetention(Overflow: (OverflowPolicy)7), new TopicRetention(Expire: (ExpiryAction)9),
         })
@@ -301,7 +301,7 @@ public sealed class RetentionTests : IDisposable
         sm.Peek(DeadLetters.TopicFor("t"), null, 10)!.Count.ShouldBe(1);
         Apply(sm, QueueCommand.ConfigureTopic(DeadLetters.TopicFor("t"), 0, retention: new TopicRetention(MaxMessages: 1))).Status.ShouldBe(QueueStatus.Invalid);
         // 0 is unlimited, and the largest values are accepted.
-        Apply(sm, QueueCommand.ConfigureTopic("t", 0, retention: new TopicRetention(limits.MaxTopicMessages, limits.MaxTopicMessageBytes, limits.MaxRetentionAgeMs)))
+        Apply(sm, QueueCommand.ConfigureTopic("t", 0, retention: new TopicRetention(limits.MaxSettableMessages, limits.MaxSettableBytes, limits.MaxRetentionAgeMs)))
             .ShouldBe(QueueResult.Ok);
         Apply(sm, QueueCommand.ConfigureTopic("t", 0, retention: new TopicRetention(0, 0, 0))).ShouldBe(QueueResult.Ok);
     }

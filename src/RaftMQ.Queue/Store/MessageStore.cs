@@ -16,7 +16,8 @@ internal sealed class MessageStore : IDisposable
     private const byte LegacySnapshotVersion = 1; // topics of UTF-8 strings, from before the store
     private const byte RecordsSnapshotVersion = 2; // records only, from before consumer groups
     private const byte GroupsSnapshotVersion = 3; // every record between head and tail, from before compaction
-    private const byte SnapshotVersion = 4; // only the records some group has not finished, as extents
+    private const byte ExtentsSnapshotVersion = 4; // only the records some group has not finished, as extents
+    private const byte SnapshotVersion = 5; // version 4 and the queue-wide bounds, written only once they were set
 
     private readonly Dictionary<string, TopicLog> _topics = new(StringComparer.Ordinal);
     private readonly List<TopicLog> _order = [];
@@ -80,6 +81,12 @@ internal sealed class MessageStore : IDisposable
 
     /// <summary>The replicated clock: the latest leader time applied (Unix ms), carried by snapshots.</summary>
     public long Clock { get; set; }
+
+    /// <summary>
+    /// The queue-wide bounds the log set (<see cref="QueueOp.SetLimits"/>), carried by snapshots; null while none was
+    /// applied (the limits' <see cref="QueueLimits.InitialBounds"/> hold then).
+    /// </summary>
+    public QueueBounds? Bounds { get; set; }
 
     /// <summary>Called for each topic a snapshot restores without consumption state (older formats): gives it its initial state.</summary>
     public Action<TopicLog>? InitialState { get; set; }
@@ -220,7 +227,7 @@ internal sealed class MessageStore : IDisposable
         Flush(); // the snapshot reads the files, not the buffer
         var topics = new CapturedTopic[_order.Count];
         for (int i = 0; i < topics.Length; i++) topics[i] = _order[i].Capture();
-        return new Snapshot(topics, Clock);
+        return new Snapshot(topics, Clock, Bounds);
     }
 
     /// <summary>Replaces every topic and file with the state in <paramref name="source"/>.</summary>
@@ -229,13 +236,14 @@ internal sealed class MessageStore : IDisposable
         using var r = new BinaryReader(source, Encoding.UTF8, leaveOpen: true);
         if (r.ReadUInt32() != SnapshotMagic) throw new InvalidDataException("not a queue snapshot");
         var version = r.ReadByte();
-        if (version is not (LegacySnapshotVersion or RecordsSnapshotVersion or GroupsSnapshotVersion or SnapshotVersion))
+        if (version is not (LegacySnapshotVersion or RecordsSnapshotVersion or GroupsSnapshotVersion or ExtentsSnapshotVersion or SnapshotVersion))
             throw new InvalidDataException($"unknown queue snapshot version {version}");
         Clear();
         // New file names: files of the replaced state may still be read by a snapshot being written.
         _generation++;
         var withGroups = version >= GroupsSnapshotVersion;
         Clock = withGroups ? r.ReadInt64() : 0;
+        Bounds = version >= SnapshotVersion ? ReadBounds(r) : null;
         var topics = r.ReadInt32();
         if (topics < 0) throw new InvalidDataException("negative topic count");
         var files = version != LegacySnapshotVersion && source.CanSeek ? source as ISnapshotFile : null;
@@ -251,7 +259,7 @@ internal sealed class MessageStore : IDisposable
             }
             else
             {
-                var range = ReadRange(r, name, logicalHead, version == SnapshotVersion);
+                var range = ReadRange(r, name, logicalHead, version >= ExtentsSnapshotVersion);
                 topic = files is not null && TryRestoreLinkedTopic(r, range, files) is { } linked ? linked : RestoreTopic(r, range);
             }
             if (withGroups)
@@ -270,6 +278,14 @@ internal sealed class MessageStore : IDisposable
             }
         }
         Flush();
+    }
+
+    private static QueueBounds ReadBounds(BinaryReader r)
+    {
+        var bounds = new QueueBounds(r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64());
+        if (bounds.MaxBytes < 1 || bounds.MaxMessages < 1 || bounds.MaxTopicBytes < 1 || bounds.MaxTopicMessages < 1)
+            throw new InvalidDataException($"bad queue-wide bounds {bounds}");
+        return bounds;
     }
 
     /// <summary>A topic's range in a snapshot: head, tail, logical bytes between them, and the extents holding the kept records.</summary>
@@ -476,7 +492,7 @@ internal sealed class MessageStore : IDisposable
     /// A captured state: each topic's range and its segments, retained until disposed so that the loop's compaction
     /// cannot delete them. <see cref="WriteTo"/> copies the live records from the files (format in docs/queue-store.md).
     /// </summary>
-    private sealed class Snapshot(CapturedTopic[] topics, long clock) : IStateMachineSnapshot
+    private sealed class Snapshot(CapturedTopic[] topics, long clock, QueueBounds? bounds) : IStateMachineSnapshot
     {
         private int _disposed;
 
@@ -485,8 +501,16 @@ internal sealed class MessageStore : IDisposable
             ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
             using var w = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true);
             w.Write(SnapshotMagic);
-            w.Write(SnapshotVersion);
+            // Version 4 while the bounds were never set, so that such a state stays readable by nodes of earlier builds.
+            w.Write(bounds is null ? ExtentsSnapshotVersion : SnapshotVersion);
             w.Write(clock);
+            if (bounds is not null)
+            {
+                w.Write(bounds.MaxBytes);
+                w.Write(bounds.MaxMessages);
+                w.Write(bounds.MaxTopicBytes);
+                w.Write(bounds.MaxTopicMessages);
+            }
             w.Write(topics.Length);
             var buffer = new byte[64 * 1024];
             foreach (var topic in topics)
