@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Help;
 using System.CommandLine.Invocation;
+using System.Globalization;
 using RaftMQ.Client;
 using Spectre.Console;
 
@@ -256,12 +257,46 @@ public static partial class Cli
             return ExitCodes.Ok;
         }));
 
+        var limitBytes = new Option<long?>("--max-bytes") { Description = "Most bytes waiting in all topics (payload, headers and 28 bytes a message), 1 to 1 TiB" };
+        var limitMessages = new Option<long?>("--max-messages") { Description = "Most messages waiting in all topics" };
+        var limitTopicBytes = new Option<long?>("--max-topic-bytes") { Description = "Most bytes waiting in one topic" };
+        var limitTopicMessages = new Option<long?>("--max-topic-messages") { Description = "Most messages waiting in one topic" };
+        var limits = new Command("limits", Describe(
+            "Show the queue-wide bounds on waiting messages and what they count now (bytes, messages), one name and value a line; "
+            + "with options, change them first. "
+            + "The change goes through the log, so every node applies it; lowering a bound removes nothing (publishes wait "
+            + "until consumption brings the queue below it).",
+            "cluster limits", "cluster limits --max-bytes 4294967296 --max-topic-bytes 4294967296"))
+        { limitBytes, limitMessages, limitTopicBytes, limitTopicMessages };
+        limits.SetAction(Guard(async (r, ct) =>
+        {
+            var (bytes, messages, topicBytes, topicMessages) = (r.GetValue(limitBytes), r.GetValue(limitMessages), r.GetValue(limitTopicBytes), r.GetValue(limitTopicMessages));
+            if (bytes < 1 || messages < 1 || topicBytes < 1 || topicMessages < 1) throw new CliException("a limit must be at least 1", ExitCodes.Usage);
+            var (urls, _) = Target(r);
+            using var client = NewClient(urls, r);
+            var change = bytes is not null || messages is not null || topicBytes is not null || topicMessages is not null;
+            var l = change
+                ? await client.SetLimitsAsync(bytes, messages, topicBytes, topicMessages, ct).ConfigureAwait(false)
+                : await client.GetLimitsAsync(ct).ConfigureAwait(false);
+            // One "name<TAB>value" line each, named as in the HTTP API, for scripts.
+            foreach (var (name, value) in new[]
+            {
+                ("max_bytes", l.MaxBytes), ("max_messages", l.MaxMessages), ("max_topic_bytes", l.MaxTopicBytes),
+                ("max_topic_messages", l.MaxTopicMessages), ("bytes", l.Bytes), ("messages", l.Messages),
+            })
+            {
+                Console.Out.WriteLine($"{name}\t{value.ToString(CultureInfo.InvariantCulture)}");
+            }
+            return ExitCodes.Ok;
+        }));
+
         cluster.Add(up);
         cluster.Add(down);
         cluster.Add(status);
         cluster.Add(kill);
         cluster.Add(start);
         cluster.Add(transfer);
+        cluster.Add(limits);
         foreach (var c in MembershipCommands()) cluster.Add(c);
         return cluster;
     }

@@ -73,7 +73,10 @@ public sealed class RequestRejectedException : RaftMQException
     /// <summary>The HTTP status code.</summary>
     public HttpStatusCode StatusCode { get; }
 
-    /// <summary>The node's explanation (the <c>error</c> field of the body), if it gave one.</summary>
+    /// <summary>
+    /// The node's explanation (the <c>error</c> field of the body), if it gave one; for a 507 without one (the RRMQ
+    /// endpoints give none), what a 507 means.
+    /// </summary>
     public string? ServerError { get; }
 }
 

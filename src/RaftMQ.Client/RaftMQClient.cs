@@ -719,7 +719,14 @@ public sealed partial class RaftMQClient : IDisposable
         return new HttpRequestMessage(method, new Uri(node, path)) { Content = content };
     }
 
-    private static RequestRejectedException Rejected(HttpStatusCode status, ResultBody? result) => new(status, result?.Error);
+    /// <summary>
+    /// The rejection, with the node's explanation; a 507 of the RRMQ endpoints carries none (their body is
+    /// <c>{"success": false}</c>), so the client says what it means.
+    /// </summary>
+    private static RequestRejectedException Rejected(HttpStatusCode status, ResultBody? result) => new(status, result?.Error
+        ?? (status == HttpStatusCode.InsufficientStorage
+            ? "the queue is full: it holds the cluster's maximum of waiting messages or bytes (GET /v1/cluster/limits), or of topics"
+            : null));
 
     private static void CheckTopic(string topic)
     {

@@ -17,6 +17,7 @@ public sealed class CliUsageTests
     [InlineData("cluster kill")]
     [InlineData("cluster start")]
     [InlineData("cluster transfer-leader")]
+    [InlineData("cluster limits")]
     [InlineData("cluster members")]
     [InlineData("cluster add")]
     [InlineData("cluster remove")]
@@ -70,6 +71,7 @@ public sealed class CliUsageTests
     [InlineData("cluster transfer-leader x --urls http://127.0.0.1:1", "'x'")]
     [InlineData("cluster transfer-leader -1 --urls http://127.0.0.1:1", "NODE must be a node index")]
     [InlineData("cluster remove -1 --urls http://127.0.0.1:1", "NODE must be a node number")]
+    [InlineData("cluster limits --max-bytes 0 --urls http://127.0.0.1:1", "at least 1")]
     [InlineData("cluster add ftp://10.0.0.4:8567 --urls http://127.0.0.1:1", "not a node URL")]
     [InlineData("cert ca --days 0", "--days")]
     [InlineData("cert node ../escape", "NAME must be")]
@@ -147,6 +149,19 @@ public sealed class CliClusterTests
         var stats = await env.RunAsync("topic", "stats", "jobs");
         stats.Stdout.ShouldContain("0 dead-lettered");
         stats.Stdout.ShouldContain("default\t0\t0\t0\t0\t-\t");
+
+        // The queue-wide bounds: read, changed through the log, enforced.
+        var limits = await env.RunAsync("cluster", "limits");
+        limits.Stdout.ShouldStartWith("max_bytes\t1073741824\nmax_messages\t20000000\nmax_topic_bytes\t1073741824\nmax_topic_messages\t10000000\n", Case.Sensitive, limits.ToString());
+        (await env.RunAsync("cluster", "limits", "--max-topic-messages", "1")).Stdout.ShouldContain("max_topic_messages\t1\n");
+        (await env.RunAsync("topic", "create", "capped")).ExitCode.ShouldBe(0);
+        (await env.RunAsync("publish", "capped", "x")).ExitCode.ShouldBe(0);
+        var full = await env.RunAsync("publish", "capped", "y");
+        full.ExitCode.ShouldNotBe(0, full.ToString());
+        full.Stderr.ShouldContain("the queue is full");
+        full.Stderr.ShouldContain("/v1/cluster/limits");
+        (await env.RunAsync("consume", "capped", "--group", "default")).Stdout.ShouldBe("x\n");
+        (await env.RunAsync("cluster", "limits", "--max-topic-messages", "10000000")).ExitCode.ShouldBe(0);
 
         // An id makes a publish safe to repeat: the second is recognised and not stored.
         (await env.RunAsync("topic", "configure", "jobs", "--dedup-window-ms", "600000")).Stdout.ShouldBe("configured topic 'jobs'\n");

@@ -29,6 +29,8 @@ public sealed class AccessPolicyTests
     [InlineData("GET", "/v1/metrics", AccessNeed.Authenticated, ClientPermission.None, null, false)]
     [InlineData("GET", "/v1/cluster/overview", AccessNeed.Authenticated, ClientPermission.None, null, false)]
     [InlineData("GET", "/v1/cluster/members", AccessNeed.Authenticated, ClientPermission.None, null, false)]
+    [InlineData("GET", "/v1/cluster/limits", AccessNeed.Authenticated, ClientPermission.None, null, false)]
+    [InlineData("PUT", "/v1/cluster/limits", AccessNeed.Cluster, A, null, false)]
     [InlineData("GET", "/openapi/v1.json", AccessNeed.Authenticated, ClientPermission.None, null, false)]
     // Batches name their topic in the body.
     [InlineData("POST", "/v1/messages", AccessNeed.BodyTopic, P, null, false)]
