@@ -106,6 +106,17 @@ try
     using var probeClient = new RaftMQClient(probeOptions);
     var topics = Enumerable.Range(0, opt.Topics).Select(t => opt.Topics == 1 ? "fill" : $"fill-{t}").ToArray();
     foreach (var t in topics) await client.CreateTopicAsync(t);
+    // A backlog past the default bounds (1 GiB, 10,000,000 messages a topic) raises them first, as an operator would
+    // (PUT /v1/cluster/limits); each message counts its payload and 28 bytes, and the probe adds a few thousand.
+    var needBytes = opt.Messages * (opt.Size + 28L) + (64L << 20);
+    var needMessages = opt.Messages + 1_000_000L;
+    var limits = await client.GetLimitsAsync();
+    if (needBytes > Math.Min(limits.MaxBytes, limits.MaxTopicBytes) || needMessages > Math.Min(limits.MaxMessages, limits.MaxTopicMessages))
+    {
+        limits = await client.SetLimitsAsync(
+            Math.Max(needBytes, limits.MaxBytes), Math.Max(needMessages, limits.MaxMessages), Math.Max(needBytes, limits.MaxTopicBytes), Math.Max(needMessages, limits.MaxTopicMessages));
+        Console.Error.WriteLine($"raised the queue-wide bounds to {limits.MaxBytes} bytes and {limits.MaxMessages} messages (per topic {limits.MaxTopicBytes}, {limits.MaxTopicMessages})");
+    }
     await probeClient.CreateTopicAsync("probe");
     await probeClient.PublishAsync("probe", "warm-up");
     var termsBefore = await TermsAsync();

@@ -37,6 +37,10 @@ public sealed class QueueInstruments : IDisposable
         _meter.CreateObservableCounter("raftmq.queue.published", () => PerTopic(queue, t => t.Published), "{message}", "Messages published to each topic");
         _meter.CreateObservableCounter("raftmq.queue.consumed", () => PerTopic(queue, t => t.Consumed), "{message}", "Messages popped from each topic");
         _meter.CreateObservableGauge("raftmq.queue.topics", () => UserTopics(queue).Count(), "{topic}", "Topics in the queue (dead-letter topics not counted)");
+        _meter.CreateObservableGauge("raftmq.queue.limit.size", () => queue.Bounds.MaxBytes, "By",
+            "The cluster's bound on the bytes of waiting messages in all topics (GET /v1/cluster/limits)");
+        _meter.CreateObservableGauge("raftmq.queue.limit.messages", () => queue.Bounds.MaxMessages, "{message}",
+            "The cluster's bound on the waiting messages in all topics (GET /v1/cluster/limits)");
         _meter.CreateObservableGauge("raftmq.queue.group.ready", () => PerGroup(queue, g => g.Ready), "{message}",
             "Messages each consumer group may be given now: never delivered, or given back (nack, expired lease) and due");
         _meter.CreateObservableGauge("raftmq.queue.group.leased", () => PerGroup(queue, g => g.Leased), "{message}",

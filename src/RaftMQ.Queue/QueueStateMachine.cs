@@ -26,14 +26,20 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     {
         _limits = limits ?? QueueLimits.Default;
         _limits.Validate();
+        _initialBounds = _limits.InitialBounds;
         _store = new MessageStore(directory, storeOptions ?? QueueStoreOptions.Default);
         _store.InitialState = InitialState;
     }
 
     public QueueLimits Limits => _limits;
 
-    /// <summary>The queue-wide bounds in force (replicated: <see cref="QueueOp.SetLimits"/>); read on the loop, e.g. through ReadAsync.</summary>
-    public QueueBounds Bounds => _store.Bounds ?? _limits.InitialBounds;
+    /// <summary>
+    /// The queue-wide bounds in force (replicated: <see cref="QueueOp.SetLimits"/>); read on the loop, e.g. through
+    /// ReadAsync, or from another thread as the loop last set them (for metrics).
+    /// </summary>
+    public QueueBounds Bounds => _store.Bounds ?? _initialBounds;
+
+    private readonly QueueBounds _initialBounds;
 
     /// <summary>
     /// Called with a topic and a group (null: every group of the topic) after an applied command may have made some of

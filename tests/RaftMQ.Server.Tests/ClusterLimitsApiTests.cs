@@ -20,6 +20,9 @@ public sealed partial class ClusterLimitsApiTests
     [GeneratedRegex(@"restored the state machine from snapshot (\d+)")]
     private static partial Regex SnapshotRestored();
 
+    [GeneratedRegex(@"^raftmq_queue_limit_size_bytes(\{[^}]*\})? 3000000000\b", RegexOptions.Multiline)]
+    private static partial Regex LimitGauge();
+
     private const string Limits = "/v1/cluster/limits";
 
     private static (long, long, long, long, long, long) Read(JsonObject json) => (
@@ -40,6 +43,13 @@ public sealed partial class ClusterLimitsApiTests
 
         var changed = await Ok(cluster, follower, HttpMethod.Put, Limits, """{"max_topic_messages": 2, "max_bytes": 3000000000}""");
         Read(changed).ShouldBe((3_000_000_000L, 20_000_000L, 1L << 30, 2L, 0L, 0L));
+        // Every node's metrics show the bound it enforces.
+        foreach (var node in Enumerable.Range(0, 3))
+        {
+            (await Eventually.TrueAsync(
+                async () => LimitGauge().IsMatch((await cluster.SendAsync(node, HttpMethod.Get, "/metrics")).Body),
+                TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(100))).ShouldBeTrue($"node {node}'s raftmq_queue_limit_size_bytes");
+        }
         var changeIndex = JsonNode.Parse((await cluster.SendAsync(follower, HttpMethod.Get, "/v1/status")).Body)!["applied_index"]!.GetValue<long>();
         await Ok(cluster, follower, HttpMethod.Post, Path("t", "publish"), """{"messages": [{"body": "a"}, {"body": "b"}]}""");
         var error = await Refused(cluster, follower, HttpMethod.Post, Path("t", "publish"), """{"messages": [{"body": "c"}]}""", HttpStatusCode.InsufficientStorage);
