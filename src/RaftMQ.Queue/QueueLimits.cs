@@ -146,18 +146,18 @@ public sealed record QueueLimits
 
     /// <summary>
     /// Longest <c>max_age_ms</c> a topic may be given (365 days); 0 means messages never expire by age. A topic's
-    /// <c>max_messages</c> may be at most <see cref="MaxSettableMessages"/> and its <c>max_bytes</c> at most
-    /// <see cref="MaxSettableBytes"/> (0: no bound of its own); the cluster's per-topic bounds apply as well.
+    /// <c>max_messages</c> and <c>max_bytes</c> may be at most the cluster's per-topic bounds when they are set
+    /// (<see cref="QueueBounds.MaxTopicMessages"/>, <see cref="QueueBounds.MaxTopicBytes"/>; 0: no bound of its own).
     /// </summary>
     public long MaxRetentionAgeMs { get; init; } = 365L * 24 * 60 * 60 * 1000;
 
     /// <summary>What is wrong with a retention setting, naming the field (as HTTP and the CLI call it), or null.</summary>
-    public string? CheckRetention(TopicRetention retention)
+    public string? CheckRetention(TopicRetention retention, QueueBounds bounds)
     {
-        if (retention.MaxMessages is < 0 || retention.MaxMessages > MaxSettableMessages)
-            return $"\"max_messages\" must be an integer between 0 (unlimited) and {MaxSettableMessages}";
-        if (retention.MaxBytes is < 0 || retention.MaxBytes > MaxSettableBytes)
-            return $"\"max_bytes\" must be an integer between 0 (unlimited) and {MaxSettableBytes}";
+        if (retention.MaxMessages is < 0 || retention.MaxMessages > bounds.MaxTopicMessages)
+            return $"\"max_messages\" must be an integer between 0 (unlimited) and {bounds.MaxTopicMessages}";
+        if (retention.MaxBytes is < 0 || retention.MaxBytes > bounds.MaxTopicBytes)
+            return $"\"max_bytes\" must be an integer between 0 (unlimited) and {bounds.MaxTopicBytes}";
         if (retention.MaxAgeMs is < 0 || retention.MaxAgeMs > MaxRetentionAgeMs)
             return $"\"max_age_ms\" must be an integer between 0 (unlimited) and {MaxRetentionAgeMs}";
         if (retention.Overflow is { } o && !Enum.IsDefined(o)) return "\"overflow\" must be \"reject-publish\" or \"drop-oldest\"";

@@ -164,7 +164,7 @@ public sealed partial class QueueStateMachine
         _ageLimitedTopics = -1;
         if (maxDeliveries < 0 || maxDeliveries > _limits.MaxDeliveriesLimit) return new QueueResult(QueueStatus.Invalid);
         if (dedupWindowMs is < 0 || dedupWindowMs > _limits.MaxDedupWindowMs) return new QueueResult(QueueStatus.Invalid);
-        if (retention is not null && _limits.CheckRetention(retention) is not null) return new QueueResult(QueueStatus.Invalid);
+        if (retention is not null && _limits.CheckRetention(retention, Bounds) is not null) return new QueueResult(QueueStatus.Invalid);
         if (_store.Find(topic) is { } log)
         {
             if (maxDeliveries == 0 && dedupWindowMs is null && (retention is null || retention.IsEmpty))

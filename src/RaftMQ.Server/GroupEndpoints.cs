@@ -90,8 +90,10 @@ public static class GroupEndpoints
         {
             "max_deliveries" => Int(value, name, 1, limits.MaxDeliveriesLimit, out maxDeliveries),
             "dedup_window_ms" => Long(value, name, 0, limits.MaxDedupWindowMs, out var window) ?? Set(out dedupWindow, (long?)window),
-            "max_messages" => Long(value, name, 0, limits.MaxSettableMessages, out var m) ?? Set(out retention, retention with { MaxMessages = m }),
-            "max_bytes" => Long(value, name, 0, limits.MaxSettableBytes, out var b) ?? Set(out retention, retention with { MaxBytes = b }),
+            // A topic's own bounds are at most the cluster's per-topic ones (as this node last applied them; the
+            // state machine checks again against the bounds in force when the command applies).
+            "max_messages" => Long(value, name, 0, node.StateMachine.Bounds.MaxTopicMessages, out var m) ?? Set(out retention, retention with { MaxMessages = m }),
+            "max_bytes" => Long(value, name, 0, node.StateMachine.Bounds.MaxTopicBytes, out var b) ?? Set(out retention, retention with { MaxBytes = b }),
             "max_age_ms" => Long(value, name, 0, limits.MaxRetentionAgeMs, out var a) ?? Set(out retention, retention with { MaxAgeMs = a }),
             "overflow" => value.ValueKind == JsonValueKind.String && TopicRetention.TryParseOverflow(value.GetString(), out var o)
                 ? Set(out retention, retention with { Overflow = o })

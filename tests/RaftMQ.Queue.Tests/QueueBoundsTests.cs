@@ -91,6 +91,24 @@ public sealed class QueueBoundsTests : IDisposable
     }
 
     [Fact]
+    public void A_topics_own_retention_bounds_are_at_most_the_clusters_per_topic_bounds()
+    {
+        var sm = _queues.Create();
+        var oneGiB = QueueLimits.Default.MaxTopicMessageBytes;
+        Apply(sm, QueueCommand.ConfigureTopic("t", 0, retention: new TopicRetention(MaxBytes: oneGiB))).Success.ShouldBeTrue("created with the largest value");
+        Apply(sm, QueueCommand.ConfigureTopic("t", 0, retention: new TopicRetention(MaxBytes: 2 * oneGiB))).Status.ShouldBe(QueueStatus.Invalid);
+        Apply(sm, QueueCommand.SetLimits(new QueueBoundsChange(MaxTopicBytes: 4 * oneGiB, MaxTopicMessages: 50_000_000))).ShouldBe(QueueResult.Ok);
+        Apply(sm, QueueCommand.ConfigureTopic("t", 0, retention: new TopicRetention(40_000_000, 2 * oneGiB))).ShouldBe(QueueResult.Ok);
+        sm.Stats("t", 0)!.MaxBytes.ShouldBe(2 * oneGiB);
+        QueueLimits.Default.CheckRetention(new TopicRetention(MaxBytes: 2 * oneGiB), QueueLimits.Default.InitialBounds)
+            .ShouldBe($"\"max_bytes\" must be an integer between 0 (unlimited) and {oneGiB}");
+        // Lowering the cluster's bound keeps the topic's setting (the lower bound refuses first) and refuses new ones above it.
+        Apply(sm, QueueCommand.SetLimits(new QueueBoundsChange(MaxTopicBytes: oneGiB))).ShouldBe(QueueResult.Ok);
+        sm.Stats("t", 0)!.MaxBytes.ShouldBe(2 * oneGiB);
+        Apply(sm, QueueCommand.ConfigureTopic("t", 0, retention: new TopicRetention(MaxBytes: oneGiB + 1))).Status.ShouldBe(QueueStatus.Invalid);
+    }
+
+    [Fact]
     public void Snapshots_carry_the_bounds_and_a_state_that_never_set_them_keeps_the_earlier_format()
     {
         var sm = _queues.Create();

@@ -282,15 +282,15 @@ public sealed class RetentionTests : IDisposable
         var sm = WithTopic(new TopicRetention(MaxMessages: 10));
         foreach (var bad in new[]
         {
-            new TopicRetention(MaxMessages: -3), new TopicRetention(MaxMessages: limits.MaxSettableMessages + 1L),
-            new TopicRetention(MaxBytes: -5), new TopicRetention(MaxBytes: limits.MaxSettableBytes + 1),
+            new TopicRetention(MaxMessages: -3), new TopicRetention(MaxMessages: limits.MaxTopicMessages + 1L),
+            new TopicRetention(MaxBytes: -5), new TopicRetention(MaxBytes: limits.MaxTopicMessageBytes + 1),
             new TopicRetention(MaxAgeMs: -2), new TopicRetention(MaxAgeMs: limits.MaxRetentionAgeMs + 1),
             new TopicRetention(Overflow: (OverflowPolicy)7), new TopicRetention(Expire: (ExpiryAction)9),
         })
         {
             Apply(sm, QueueCommand.ConfigureTopic("t", 0, retention: bad)).Status.ShouldBe(QueueStatus.Invalid, bad.ToString());
             Apply(sm, QueueCommand.ConfigureTopic("new", 0, retention: bad)).Status.ShouldBe(QueueStatus.Invalid, bad.ToString());
-            limits.CheckRetention(bad).ShouldNotBeNull();
+            limits.CheckRetention(bad, limits.InitialBounds).ShouldNotBeNull();
         }
         sm.Stats("t", 0)!.MaxMessages.ShouldBe(10L);
         sm.Topics().ShouldBe(["t"]);
@@ -301,7 +301,7 @@ public sealed class RetentionTests : IDisposable
         sm.Peek(DeadLetters.TopicFor("t"), null, 10)!.Count.ShouldBe(1);
         Apply(sm, QueueCommand.ConfigureTopic(DeadLetters.TopicFor("t"), 0, retention: new TopicRetention(MaxMessages: 1))).Status.ShouldBe(QueueStatus.Invalid);
         // 0 is unlimited, and the largest values are accepted.
-        Apply(sm, QueueCommand.ConfigureTopic("t", 0, retention: new TopicRetention(limits.MaxSettableMessages, limits.MaxSettableBytes, limits.MaxRetentionAgeMs)))
+        Apply(sm, QueueCommand.ConfigureTopic("t", 0, retention: new TopicRetention(limits.MaxTopicMessages, limits.MaxTopicMessageBytes, limits.MaxRetentionAgeMs)))
             .ShouldBe(QueueResult.Ok);
         Apply(sm, QueueCommand.ConfigureTopic("t", 0, retention: new TopicRetention(0, 0, 0))).ShouldBe(QueueResult.Ok);
     }
