@@ -327,20 +327,17 @@ internal sealed class PeerSender : IAsyncDisposable
                     continue;
                 }
 
-                // A peer that stops reading would otherwise hold this flush, and the link, forever. Almost every flush
-                // completes at once (the socket takes the bytes), so only one that has to wait arms a timer: no timer
-                // per message sent. The timer closes the connection, which cancels the flush (the catch below).
-                var flush = connection.FlushAsync(scope.Token);
-                if (flush.IsCompleted)
+                // A peer that stops reading would otherwise hold this flush, and the link, forever.
+                using var writeTimeout = new CancellationTokenSource(options.WriteTimeout, time);
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(scope.Token, writeTimeout.Token);
+                try
                 {
-                    await flush.ConfigureAwait(false);
+                    await connection.FlushAsync(linked.Token).ConfigureAwait(false);
                 }
-                else
+                catch (OperationCanceledException) when (writeTimeout.IsCancellationRequested)
                 {
-                    using var writeTimeout = new CancellationTokenSource(options.WriteTimeout, time);
-                    using var onTimeout = writeTimeout.Token.Register(
-                        () => scope.Close($"write timed out after {options.WriteTimeout.TotalMilliseconds} ms"));
-                    await flush.ConfigureAwait(false);
+                    scope.Close($"write timed out after {options.WriteTimeout.TotalMilliseconds} ms");
+                    break;
                 }
 
                 counters.Sent(count, bytes);
