@@ -10,7 +10,8 @@ namespace RaftMQ.Server;
 /// </summary>
 public static partial class ClusterEndpoints
 {
-    private static readonly string[] LimitFields = ["max_bytes", "max_messages", "max_topic_bytes", "max_topic_messages"];
+    /// <summary>The fields a <c>PUT</c> takes, as its errors list them.</summary>
+    private const string LimitFields = "\"max_bytes\", \"max_messages\", \"max_topic_bytes\", \"max_topic_messages\"";
 
     private static void MapLimits(IEndpointRouteBuilder app, QueueNode node)
     {
@@ -30,9 +31,9 @@ public static partial class ClusterEndpoints
             "max_messages" => GroupEndpoints.Long(value, name, 1, limits.MaxSettableMessages, out var v) ?? GroupEndpoints.Set(out change, change with { MaxMessages = v }),
             "max_topic_bytes" => GroupEndpoints.Long(value, name, 1, limits.MaxSettableBytes, out var v) ?? GroupEndpoints.Set(out change, change with { MaxTopicBytes = v }),
             "max_topic_messages" => GroupEndpoints.Long(value, name, 1, limits.MaxSettableMessages, out var v) ?? GroupEndpoints.Set(out change, change with { MaxTopicMessages = v }),
-            _ => $"unknown field \"{name}\" (the body takes {string.Join(", ", LimitFields.Select(f => $"\"{f}\""))})",
+            _ => $"unknown field \"{name}\" (the body takes {LimitFields})",
         });
-        if (error is null && change.IsEmpty) error = $"the body names no limit to change (it takes {string.Join(", ", LimitFields.Select(f => $"\"{f}\""))})";
+        if (error is null && change.IsEmpty) error = $"the body names no limit to change (it takes {LimitFields})";
         if (error is not null)
         {
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
