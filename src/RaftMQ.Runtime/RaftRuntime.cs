@@ -24,7 +24,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private readonly Channel<Input> _inbox;
     private readonly CancellationTokenSource _stop = new();
     private NodeDriver? _driver;
-    private ITimer? _ticker;
+    private LoopAlarm? _alarm;
     private Task? _loop;
     private int _wakePending; // 1 while the timer's wake-up waits in the inbox
     private long _lastTick; // the loop's clock: the timestamp up to which ticks were given to the core
@@ -101,14 +101,14 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         _driver.Counters.Instruments = _instruments;
         _driver.SoftStateChanged += OnSoftStateChanged;
         _logSyncThread = new LogSyncThread($"raftmq-fsync-{_options.Raft.Id}", OnLogSynced);
-        _loop = Task.Run(() => RunAsync(_stop.Token));
-        _transport.SetReceiver(Deliver); // straight from the connection's reader into the inbox: no extra hop
-        // No fixed tick: the loop gives the core the ticks that passed whenever it wakes, and sets this one-shot timer
-        // for the next tick that does something (ScheduleWake).
+        // No fixed tick: the loop gives the core the ticks that passed whenever it wakes, and sets this alarm for the
+        // next tick that does something (ScheduleWake).
         _lastTick = _time.GetTimestamp();
         _timerDue = _lastTick + TicksToTimestamp(1);
-        _ticker = _time.CreateTimer(
-            static state => ((RaftRuntime)state!).OnTimer(), this, _options.TickInterval, Timeout.InfiniteTimeSpan);
+        _alarm = new LoopAlarm($"raftmq-alarm-{_options.Raft.Id}", _time, OnTimer);
+        _alarm.Set(_timerDue);
+        _loop = Task.Run(() => RunAsync(_stop.Token));
+        _transport.SetReceiver(Deliver); // straight from the connection's reader into the inbox: no extra hop
     }
 
     TimeProvider INodeHost.Time => _time;
@@ -398,7 +398,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
-        if (_ticker is not null) await _ticker.DisposeAsync().ConfigureAwait(false);
+        _alarm?.Dispose();
         await _stop.CancelAsync().ConfigureAwait(false);
         _inbox.Writer.TryComplete();
         if (_loop is not null)
@@ -463,15 +463,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         var due = _lastTick + TicksToTimestamp(driver.Raft.TicksUntilTimeout);
         if (due == _timerDue) return;
         _timerDue = due;
-        var wait = _time.GetElapsedTime(_time.GetTimestamp(), due);
-        try
-        {
-            _ticker?.Change(wait > TimeSpan.Zero ? wait : TimeSpan.FromTicks(1), Timeout.InfiniteTimeSpan);
-        }
-        catch (ObjectDisposedException)
-        {
-            // Stopping: the timer went first.
-        }
+        _alarm?.Set(due);
     }
 
     private async Task RunAsync(CancellationToken ct)
