@@ -58,8 +58,8 @@ internal sealed class LoopAlarm : IDisposable
                         if (remaining <= 0) break;
                         _waitingFor = _due;
                         // Rounded up to whole milliseconds, so the thread never wakes just before the time and spins.
-                        var ms = (int)Math.Min(int.MaxValue, (remaining * 1000 + _time.TimestampFrequency - 1) / _time.TimestampFrequency);
-                        Monitor.Wait(_gate, ms);
+                        var ms = Math.Ceiling(remaining * 1000.0 / _time.TimestampFrequency);
+                        Monitor.Wait(_gate, ms >= int.MaxValue ? int.MaxValue : (int)ms);
                     }
                     else
                     {

@@ -98,6 +98,16 @@ public sealed class LoopAlarmTests
     }
 
     [Fact]
+    public async Task A_time_beyond_any_wait_sleeps_and_still_obeys_an_earlier_one()
+    {
+        var firings = new Firings();
+        using var alarm = new LoopAlarm("test-alarm", Time, firings.Fired);
+        alarm.Set(long.MaxValue - 1); // more milliseconds than a wait can take
+        alarm.Set(In(TimeSpan.FromMilliseconds(20)));
+        await firings.WaitForAsync(1);
+    }
+
+    [Fact]
     public async Task A_time_already_past_fires_at_once()
     {
         var firings = new Firings();
