@@ -5,7 +5,7 @@ namespace RaftMQ.Runtime;
 /// back once. Moving the time later (a follower does after every heartbeat) costs nothing: the thread wakes at the
 /// time it was waiting for, sees the later one and sleeps again. Only an earlier time wakes it at once.
 /// <para>
-/// A <see cref="System.Threading.Timer"/> did the same at about three times the cost on Linux: every firing there is
+/// A <see cref="System.Threading.Timer"/> did the same with several times the wake-ups on Linux: every firing there is
 /// a wake of the runtime's timer thread, a thread-pool work item, and a second wake of the timer thread when the
 /// queue re-arms (docs/benchmarks.md, "The loop's wake-up on a thread of its own").
 /// </para>
