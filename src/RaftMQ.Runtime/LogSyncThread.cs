@@ -9,7 +9,7 @@ namespace RaftMQ.Runtime;
 internal sealed class LogSyncThread : IDisposable
 {
     private readonly Action<LogSyncJob> _done;
-    private readonly SemaphoreSlim _signal = new(0);
+    private readonly AutoResetEvent _signal = new(false); // no spinning before it sleeps (SemaphoreSlim spins)
     private readonly Thread _thread;
     private LogSyncJob? _job;
     private volatile bool _stopping;
@@ -28,14 +28,14 @@ internal sealed class LogSyncThread : IDisposable
     {
         if (Interlocked.CompareExchange(ref _job, job, null) is not null)
             throw new InvalidOperationException("a log fsync is already running");
-        _signal.Release();
+        _signal.Set();
     }
 
     private void Run()
     {
         while (true)
         {
-            _signal.Wait();
+            _signal.WaitOne();
             if (_stopping) return;
             var job = Volatile.Read(ref _job)!;
             job.Run();
@@ -48,7 +48,7 @@ internal sealed class LogSyncThread : IDisposable
     public void Dispose()
     {
         _stopping = true;
-        _signal.Release();
+        _signal.Set();
         _thread.Join();
         _signal.Dispose();
     }

@@ -19,7 +19,7 @@ internal sealed partial class Writeback : IDisposable
 
     private readonly long _threshold;
     private readonly List<Segment> _dirty = [];
-    private readonly SemaphoreSlim _signal = new(0);
+    private readonly AutoResetEvent _signal = new(false); // no spinning before it sleeps (SemaphoreSlim spins)
     private (SafeFileHandle Handle, long From, long Count)[]? _batch; // handed to the thread; null once taken
     private Thread? _thread;
     private long _written;
@@ -48,7 +48,7 @@ internal sealed partial class Writeback : IDisposable
         if (n == 0) return;
         Volatile.Write(ref _batch, n == batch.Length ? batch : batch[..n]);
         _thread ??= StartThread();
-        _signal.Release();
+        _signal.Set();
     }
 
     private Thread StartThread()
@@ -62,7 +62,7 @@ internal sealed partial class Writeback : IDisposable
     {
         while (true)
         {
-            _signal.Wait();
+            _signal.WaitOne();
             if (_stopping) return;
             var batch = Volatile.Read(ref _batch)!;
             foreach (var (handle, from, count) in batch)
@@ -92,7 +92,7 @@ internal sealed partial class Writeback : IDisposable
         _stopping = true;
         if (_thread is not null)
         {
-            _signal.Release();
+            _signal.Set();
             _thread.Join();
         }
         _signal.Dispose();
