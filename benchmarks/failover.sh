@@ -3,10 +3,11 @@
 # surviving node. Repeats KILLS times (default 20), restarting the killed node between rounds, and prints the
 # times with their median, p90 and maximum.
 #   usage: benchmarks/failover.sh [KILLS]        (build first: dotnet build -c Release RaftMQ.slnx)
+#   env: NODE (the node binary; default bin/raftmq-node), and any RAFTMQ_ node setting, e.g. RAFTMQ_HEARTBEAT_MS
 set -euo pipefail
 kills=${1:-20}
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-node="$root/bin/raftmq-node"
+node="${NODE:-$root/bin/raftmq-node}"
 name=failover
 # shellcheck source=local-cluster.sh
 source "$root/benchmarks/local-cluster.sh"
