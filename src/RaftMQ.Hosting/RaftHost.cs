@@ -39,6 +39,9 @@ public sealed class RaftHost : IAsyncDisposable
     /// <summary>The peer transport's traffic, drops and refusals (for metrics).</summary>
     public TransportCounters TransportCounters => _transport.Counters;
 
+    /// <summary>The peers whose link from this node is down now: its connection closed or could not be made.</summary>
+    public IReadOnlyList<ulong> LinksDown() => _transport.LinksDown();
+
     /// <summary>Where the node listens for peers (useful when the options asked for port 0).</summary>
     public IPEndPoint PeerEndPoint => _transport.LocalEndPoint;
 

@@ -30,7 +30,9 @@ public sealed partial class NodeDriver
     /// <summary>
     /// Sends <paramref name="command"/> to the leader this node knows (forwarding must be on) and completes
     /// <paramref name="completion"/> with the answer: the leader's <see cref="ForwardResult"/>, or one made here —
-    /// <see cref="ForwardStatus.NotLeader"/> when no other node is known to lead (this node may lead: propose here),
+    /// <see cref="ForwardStatus.NotLeader"/> when no other node is known to lead (this node may lead: propose here) or
+    /// the host's link to the leader is down (<see cref="INodeHost.IsLinkDown"/>; not sent: route again once the leader
+    /// changes),
     /// <see cref="ForwardStatus.NotApplied"/> when over <see cref="ProposalForwarding.MaxOutstandingForwards"/> or the
     /// command is too large, <see cref="ForwardStatus.Unknown"/> after <see cref="ProposalForwarding.Timeout"/>. A
     /// caller that stops waiting cancels <paramref name="completion"/>; the forward is then forgotten at the next tick.
@@ -43,6 +45,14 @@ public sealed partial class NodeDriver
         if (_node.Role == Role.Leader || leader == 0)
         {
             completion.TrySetResult(LocalAnswer(ForwardStatus.NotLeader, 0, leader, leader == 0 ? "no leader is known" : "this node leads"));
+            return;
+        }
+        if (_host.IsLinkDown(leader))
+        {
+            // Sent now, it would wait in the link's queue for a node that is most likely gone, and its fate would be
+            // unknown. Not sent, it is certainly not applied: the caller routes again once the leader changes.
+            completion.TrySetResult(LocalAnswer(ForwardStatus.NotLeader, 0, leader,
+                $"the link to the leader (node {leader}) is down; the command was not sent"));
             return;
         }
         if (command.Length > _raftOptions.MaxEntryBytes)
@@ -174,7 +184,9 @@ public sealed partial class NodeDriver
     /// led for an election timeout (<paramref name="ticks"/> counted since the last call): outcome unknown. A deposed
     /// leader that is alive answers its forwarded entries as they are applied or replaced, which takes a heartbeat or
     /// two of the new leader; one that crashed never answers, and its followers' callers should not wait the whole
-    /// <see cref="ProposalForwarding.Timeout"/> for it.
+    /// <see cref="ProposalForwarding.Timeout"/> for it. When the host also knows its link to that node is down
+    /// (<see cref="INodeHost.IsLinkDown"/>: a killed process closes its connections), no answer can come over it and
+    /// the forward is given up at once.
     /// </summary>
     private void ExpireForwards(int ticks)
     {
@@ -185,7 +197,7 @@ public sealed partial class NodeDriver
         {
             if (f.Completion.Task.IsCompleted || _host.Time.GetElapsedTime(f.SentAt) > forwarding.Timeout)
                 (expired ??= []).Add((id, UnknownReason.TimedOut));
-            else if (_node.Leader != f.Leader && f.TicksWithoutLeader + ticks >= _raftOptions.ElectionTicks)
+            else if (_node.Leader != f.Leader && (f.TicksWithoutLeader + ticks >= _raftOptions.ElectionTicks || _host.IsLinkDown(f.Leader)))
                 (expired ??= []).Add((id, UnknownReason.LeaderLost));
             else if (_node.Leader != f.Leader)
                 (leaderless ??= []).Add(id);

@@ -30,6 +30,13 @@ public interface INodeHost
     /// on the loop instead.
     /// </summary>
     bool TrySyncLogInBackground(LogSyncJob job) => false;
+
+    /// <summary>
+    /// True when the host knows its link to <paramref name="peer"/> is down now (the connection closed or could not be
+    /// made: the peer process is most likely gone); false when it is up or the host cannot tell. Only a hint: the
+    /// driver gives up waiting on a node it no longer believes leads sooner when its link is down.
+    /// </summary>
+    bool IsLinkDown(ulong peer) => false;
 }
 
 /// <summary>
@@ -742,6 +749,7 @@ public sealed partial class NodeDriver : IDisposable
     private void OnSoftStateChanged(SoftState soft)
     {
         LogRoleChanged(_logger, _raftOptions.Id, soft.Role, soft.Term, soft.Leader);
+        ExpireForwards(0); // forwards to a leader that is gone need not wait for the next tick
         ForgetPeerAlarms(); // a new leadership, or none: followers report again to whoever leads
         if (soft.Role != Role.Leader && _outgoingSnapshots.Count > 0)
         {

@@ -115,6 +115,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
 
     void INodeHost.Send(RaftMessage message) => _transport.Send(message);
 
+    bool INodeHost.IsLinkDown(ulong peer) => _transport.IsLinkDown(peer);
+
     void INodeHost.WriteSnapshotInBackground(SnapshotJob job) =>
         _ = Task.Run(async () =>
         {

@@ -120,7 +120,7 @@ public sealed record RuntimeMetrics(
 public sealed record TransportMetrics(
     long MessagesSent, long MessagesReceived, long SendQueueDrops, long InboundDrops, long OversizedDrops, long UnknownPeerDrops,
     long UnsupportedDrops, long SpoofedDrops, long OutboundConnects, long InboundAccepts, long AuthFailures, long ProtocolErrors,
-    long ConnectionsRefused);
+    long ConnectionsRefused, IReadOnlyList<int> LinksDown);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(MetricsResponse))]

@@ -37,7 +37,7 @@ public static class V1Endpoints
             transport = new TransportMetrics(
                 t.MessagesSent, t.MessagesReceived, t.SendQueueDrops, t.InboundDrops, t.OversizedDrops, t.UnknownPeerDrops,
                 t.UnsupportedDrops, t.SpoofedDrops, t.OutboundConnects, t.InboundAccepts, t.AuthFailures, t.ProtocolErrors,
-                t.ConnectionsRefused);
+                t.ConnectionsRefused, [.. host.LinksDown().Select(ClusterConfig.IndexOf)]);
         }
         var d = node.Disk.Current;
         var http = ctx.RequestServices.GetRequiredService<HttpConnectionLimiter>();

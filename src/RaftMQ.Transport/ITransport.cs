@@ -25,4 +25,12 @@ public interface ITransport : IAsyncDisposable
 
     /// <summary>Queues <paramref name="message"/> for its <see cref="RaftMessage.To"/> peer; returns at once and never throws for a non-null message.</summary>
     void Send(RaftMessage message);
+
+    /// <summary>
+    /// True when this node's link to <paramref name="peerId"/> is known to be down now: its connection closed or
+    /// failed and has not been made again (the peer process is gone, or refuses this node). False when the link is up,
+    /// not yet tried, or the transport cannot tell. A partition that drops packets silently looks up until a write
+    /// times out, so false never means the peer is alive.
+    /// </summary>
+    bool IsLinkDown(ulong peerId) => false;
 }

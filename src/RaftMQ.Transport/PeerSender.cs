@@ -25,6 +25,7 @@ internal sealed class PeerSender : IAsyncDisposable
     private ConnectionScope? current;
     private Task? loop;
     private bool disposed;
+    private volatile bool linkDown;
 
     public PeerSender(
         ulong peerId, EndPoint endPoint, TcpTransportOptions options, TransportCounters counters, ILogger logger, TimeProvider time)
@@ -71,6 +72,13 @@ internal sealed class PeerSender : IAsyncDisposable
             Interlocked.Add(ref queuedBytes, -size);
         }
     }
+
+    /// <summary>
+    /// True from the moment a connection to the peer ends or a dial fails until a connection is made again; false
+    /// before the first dial. The outbound connection is watched for end of stream, so a peer process that dies is
+    /// noticed at once, not at the next send.
+    /// </summary>
+    public bool LinkDown => linkDown;
 
     /// <summary>Bytes of messages waiting for this peer.</summary>
     public long QueuedBytes => Interlocked.Read(ref queuedBytes);
@@ -161,6 +169,7 @@ internal sealed class PeerSender : IAsyncDisposable
             }
             catch (Exception ex)
             {
+                linkDown = true;
                 // One line per outage, not one per retry: log only when the reason changes.
                 var reason = ex.Message;
                 if (ex is HandshakeException)
@@ -192,6 +201,7 @@ internal sealed class PeerSender : IAsyncDisposable
 
             attempt = 0;
             lastFailure = null;
+            linkDown = false;
             counters.OutboundConnected();
             logger.OutboundConnected(peerId, target.ToString() ?? "?");
             string lost;
@@ -355,6 +365,7 @@ internal sealed class PeerSender : IAsyncDisposable
         }
         finally
         {
+            linkDown = true;
             lock (gate)
             {
                 current = null;

@@ -45,7 +45,7 @@ public sealed class TcpTransport : ITransport
         refusalLog = new RateLimitedLog(options.RefusalLogInterval, time);
         evictionLog = new RateLimitedLog(options.RefusalLogInterval, time);
         handshakeFailureLog = new RateLimitedLog(options.RefusalLogInterval, time);
-        Instruments = new TransportInstruments(Counters);
+        Instruments = new TransportInstruments(Counters, () => peers.Values.Count(p => p.LinkDown));
 
         // Full means the node's loop is behind: drop new arrivals rather than stall every peer's reader (§5.3 retries).
         inbound = Channel.CreateBounded<RaftMessage>(
@@ -129,7 +129,12 @@ public sealed class TcpTransport : ITransport
         }
     }
 
-    /// <summary>Adds a peer, or moves an existing one to a new endpoint (its link is redialled).</summary>
+    /// <inheritdoc/>
+    public bool IsLinkDown(ulong peerId) => peers.TryGetValue(peerId, out var sender) && sender.LinkDown;
+
+    /// <summary>The peers whose link is down now (<see cref="IsLinkDown"/>), in id order.</summary>
+    public IReadOnlyList<ulong> LinksDown() => [.. peers.Where(p => p.Value.LinkDown).Select(p => p.Key).Order()];
+
     /// <inheritdoc/>
     public void SetReceiver(Action<RaftMessage> receiver)
     {
@@ -143,6 +148,7 @@ public sealed class TcpTransport : ITransport
         }
     }
 
+    /// <summary>Adds a peer, or moves an existing one to a new endpoint (its link is redialled).</summary>
     public void SetPeer(ulong id, EndPoint endPoint)
     {
         options.ValidatePeer(id, endPoint);

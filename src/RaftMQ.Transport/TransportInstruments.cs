@@ -14,9 +14,16 @@ public sealed class TransportInstruments : IDisposable
 
     private readonly Meter _meter = new(MeterName);
 
-    public TransportInstruments(TransportCounters counters)
+    /// <param name="counters">The transport's counters.</param>
+    /// <param name="linksDown">Reads how many peer links are down now; null leaves that gauge out.</param>
+    public TransportInstruments(TransportCounters counters, Func<int>? linksDown = null)
     {
         ArgumentNullException.ThrowIfNull(counters);
+        if (linksDown is not null)
+        {
+            _meter.CreateObservableGauge("raftmq.transport.links.down", linksDown, "{link}", "Peer links whose connection closed or could not be made, now");
+        }
+
         var c = counters;
         _meter.CreateObservableCounter("raftmq.transport.messages.sent", () => c.MessagesSent, "{message}", "Messages written and flushed to peer connections");
         _meter.CreateObservableCounter("raftmq.transport.messages.received", () => c.MessagesReceived, "{message}", "Messages received from peers and handed to the node");

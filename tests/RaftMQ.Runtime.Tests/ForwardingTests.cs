@@ -58,6 +58,50 @@ public sealed class ForwardingTests : IDisposable
         return leader;
     }
 
+    [Fact]
+    public void A_forward_whose_leader_stopped_leading_and_whose_link_is_down_becomes_unknown_at_once()
+    {
+        var (driver, host, _) = Follower(Forwarding());
+        var forwarded = new TaskCompletionSource<ForwardResult>();
+        driver.Forward(Bytes("a"), forwarded);
+        // Node 2's connection closes (its process was killed) while this node still believes it leads: keep waiting,
+        // the link may come back and node 2 answer.
+        host.Down.Add(2);
+        for (int i = 0; i < 3; i++) driver.Tick();
+        forwarded.Task.IsCompleted.ShouldBeFalse("a link down is no sign that node 2 stopped leading");
+        // A new command is not sent over the link that is down: certainly not applied, the caller routes again.
+        host.Sent.Clear();
+        var unsent = new TaskCompletionSource<ForwardResult>();
+        driver.Forward(Bytes("b"), unsent);
+        Done(unsent).Status.ShouldBe(ForwardStatus.NotLeader);
+        Done(unsent).LeaderHint.ShouldBe(2UL);
+        host.Sent.OfType<ForwardProposal>().ShouldBeEmpty();
+        driver.OutstandingForwards.ShouldBe(1);
+        // Node 3 leads term 2: node 2 stopped leading and cannot answer over a closed link. Given up as the leader
+        // changes, with no tick in between.
+        driver.Step(new Heartbeat(3, 1, 2, 0, 0));
+        driver.ProcessReady();
+        Done(forwarded).Status.ShouldBe(ForwardStatus.Unknown);
+        ((UnknownReason)Done(forwarded).Reason).ShouldBe(UnknownReason.LeaderLost);
+        driver.OutstandingForwards.ShouldBe(0);
+    }
+
+    [Fact]
+    public void A_forward_to_a_deposed_leader_whose_link_is_up_still_waits_for_its_answer()
+    {
+        var (driver, host, _) = Follower(Forwarding());
+        host.Down.Add(3); // another peer's link being down changes nothing
+        var forwarded = new TaskCompletionSource<ForwardResult>();
+        driver.Forward(Bytes("a"), forwarded);
+        var forward = host.Sent.OfType<ForwardProposal>().Single();
+        driver.Step(new Heartbeat(3, 1, 2, 0, 0));
+        driver.ProcessReady();
+        driver.Tick();
+        forwarded.Task.IsCompleted.ShouldBeFalse("node 2 is deposed but reachable: it answers once it learns its entry's fate");
+        driver.Step(Applied(from: 2, forward.RequestId));
+        Done(forwarded).Status.ShouldBe(ForwardStatus.Applied);
+    }
+
     /// <summary>Node 1 of {1, 2, 3}, following node 2 in term 1.</summary>
     private (NodeDriver Driver, TestHost Host, AppendMachine Machine) Follower(ProposalForwarding? forwarding, ulong seed = 1000)
     {
@@ -438,6 +482,11 @@ public sealed class ForwardingTests : IDisposable
         public void Send(RaftMessage message) => Sent.Add(message);
 
         public void WriteSnapshotInBackground(SnapshotJob job) => throw new InvalidOperationException("no snapshots in these tests");
+
+        /// <summary>Peers whose link the host reports down.</summary>
+        public HashSet<ulong> Down { get; } = [];
+
+        public bool IsLinkDown(ulong peer) => Down.Contains(peer);
     }
 
     private sealed class ManualClock : TimeProvider

@@ -90,6 +90,39 @@ public sealed partial class ClusterTests
     }
 
     [Fact]
+    public async Task A_write_through_a_follower_while_the_leader_is_dead_goes_to_the_next_leader_not_unknown()
+    {
+        await using var cluster = TestCluster.Create(3, Args);
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = Enumerable.Range(0, 3).First(i => i != leader);
+        (await cluster.CreateTopicAsync(follower, "routed")).Status.ShouldBe(HttpStatusCode.Created);
+        (await cluster.PublishAsync(follower, "routed", "before")).ShouldBe((HttpStatusCode.OK, """{"success":true}"""));
+        (await Eventually.TrueAsync(async () => (await LinksDownAsync(cluster, follower)).Length == 0, TestCluster.DefaultTimeout))
+            .ShouldBeTrue("every link of a healthy cluster comes up");
+
+        await cluster.Node(leader).KillAsync();
+        // The killed process closed its connections: the follower's link to it is down long before an election ends.
+        (await Eventually.TrueAsync(async () => (await LinksDownAsync(cluster, follower)).SequenceEqual([leader]), TestCluster.DefaultTimeout))
+            .ShouldBeTrue($"node {follower} should see its link to the killed node {leader} down");
+        // Not sent to the dead leader (where its fate would be unknown): held until the next leader takes it.
+        (await cluster.PublishAsync(follower, "routed", "during")).ShouldBe((HttpStatusCode.OK, """{"success":true}"""));
+
+        var next = await cluster.WaitForLeaderAsync(not: leader);
+        (await cluster.PopAsync(next, "routed")).Body.ShouldBe("""{"success":true,"message":"before"}""");
+        (await cluster.PopAsync(next, "routed")).Body.ShouldBe("""{"success":true,"message":"during"}""");
+        (await cluster.PopAsync(next, "routed")).Status.ShouldBe(HttpStatusCode.NotFound);
+    }
+
+    /// <summary>The nodes whose peer link from node <paramref name="node"/> is down, from its GET /v1/metrics.</summary>
+    private static async Task<int[]> LinksDownAsync(TestCluster cluster, int node)
+    {
+        var (status, body) = await cluster.SendAsync(node, HttpMethod.Get, "/v1/metrics");
+        status.ShouldBe(HttpStatusCode.OK);
+        return [.. JsonDocument.Parse(body).RootElement.GetProperty("transport").GetProperty("links_down").EnumerateArray().Select(e => e.GetInt32())];
+    }
+
+    [Fact]
     public async Task Killing_the_leader_under_continuous_publishing_loses_and_duplicates_no_acknowledged_message()
     {
         await using var cluster = TestCluster.Create(3, Args);

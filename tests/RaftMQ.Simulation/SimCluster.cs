@@ -1072,6 +1072,9 @@ public sealed partial class SimCluster : IDisposable
             if (node.IsUp && node.Incarnation == incarnation) cluster.Send(message);
         }
 
+        /// <summary>A crashed or stopped node's connections are closed, as a killed process's are; a partition is silent.</summary>
+        public bool IsLinkDown(ulong peer) => peer >= 1 && peer <= (ulong)cluster._nodes.Length && !cluster._nodes[(int)peer - 1].IsUp;
+
         public void WriteSnapshotInBackground(SnapshotJob job)
         {
             var delay = cluster._options.SnapshotWriteDelayMaxMs == 0 ? 0 : cluster._random.Next(cluster._options.SnapshotWriteDelayMaxMs + 1);

@@ -170,6 +170,36 @@ public sealed class TcpTransportTests
     }
 
     [Fact]
+    public async Task A_link_is_reported_down_as_soon_as_its_peer_dies_and_up_again_once_redialled()
+    {
+        var t = await StartClusterAsync(2);
+        var a = t[0];
+        var b = t[1];
+        try
+        {
+            await AssertExchangeAsync(a, b);
+            a.IsLinkDown(2).ShouldBeFalse();
+            a.IsLinkDown(9).ShouldBeFalse("an unknown peer has no link to be down");
+            var portOfB = b.LocalEndPoint.Port;
+
+            // Nothing is sent after this: the idle link learns of the closed connection by watching it.
+            await b.DisposeAsync();
+            WaitUntil(() => a.IsLinkDown(2), "node 1 sees its link to the stopped node 2 go down");
+
+            var optionsB = Options(2, portOfB);
+            optionsB.Peers[1] = a.LocalEndPoint;
+            b = t[1] = new TcpTransport(optionsB);
+            await b.StartAsync();
+            WaitUntil(() => !a.IsLinkDown(2), "node 1's link is up again once it redials the restarted node 2");
+            await AssertExchangeAsync(a, b);
+        }
+        finally
+        {
+            await DisposeAllAsync(t);
+        }
+    }
+
+    [Fact]
     public async Task A_full_send_queue_drops_its_oldest_messages()
     {
         using var reserved = new ReservedPort();
