@@ -25,7 +25,8 @@ public static partial class ClusterEndpoints
     {
         app.MapGet("/v1/cluster/members", (HttpContext ctx) => ListMembers(ctx, node));
         app.MapPost("/v1/cluster/members", (HttpContext ctx) => AddMember(ctx, node));
-        app.MapDelete("/v1/cluster/members/{member}", (HttpContext ctx, string member) => RemoveMember(ctx, node, member));
+        // A RequestDelegate, as every endpoint here: no reflection over the handler (the node is trimmed).
+        app.MapDelete("/v1/cluster/members/{member}", (HttpContext ctx) => RemoveMember(ctx, node, (string)ctx.Request.RouteValues["member"]!));
     }
 
     private static async Task ListMembers(HttpContext ctx, QueueNode node)

@@ -106,6 +106,18 @@ public sealed class OpenApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_node_binary_serves_the_same_document_as_the_app_built_here()
+    {
+        // The shipped node is trimmed (in Release): what it serves must not lose anything the code describes.
+        var (_, url) = await StartAppAsync();
+        var expected = (await DocumentAsync(url)).GetProperty("paths").GetRawText();
+        await using var cluster = TestCluster.Create(1);
+        await cluster.StartAllAsync();
+        var served = (await DocumentAsync(cluster.Url(0, "/"))).GetProperty("paths").GetRawText();
+        served.ShouldBe(expected);
+    }
+
+    [Fact]
     public async Task The_document_describes_every_mapped_route_with_its_methods()
     {
         var (app, url) = await StartAppAsync();
