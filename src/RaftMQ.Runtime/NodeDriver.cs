@@ -33,8 +33,9 @@ public interface INodeHost
 
     /// <summary>
     /// True when the host knows its link to <paramref name="peer"/> is down now (the connection closed or could not be
-    /// made: the peer process is most likely gone); false when it is up or the host cannot tell. Only a hint: the
-    /// driver gives up waiting on a node it no longer believes leads sooner when its link is down.
+    /// made: the peer process is most likely gone); false when it is up or the host cannot tell. A hint for forwarding
+    /// only (<see cref="NodeDriver.Forward"/>): a command is not sent to a leader whose link is down, and a forward
+    /// already sent is given up as soon as its node no longer leads and its link is down. Raft itself never uses it.
     /// </summary>
     bool IsLinkDown(ulong peer) => false;
 }
