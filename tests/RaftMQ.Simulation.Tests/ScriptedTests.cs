@@ -1,3 +1,4 @@
+using RaftMQ.Runtime;
 using RaftMQ.Simulation.Tests.Support;
 
 namespace RaftMQ.Simulation.Tests;
@@ -16,6 +17,44 @@ public sealed class ScriptedTests
     {
         sim.Await(() => sim.Leader is { } l && l.CommitIndex >= 1 && sim.Nodes.All(n => n.Raft!.Leader == l.Id), 5_000, "a settled leader");
         return sim.Leader!;
+    }
+
+    [Fact]
+    public void Forward_LeaderCrashed_NothingSentToIt_AndOneInFlightGivenUpAsTheLeaderChanges()
+    {
+        var sim = Cluster(3);
+        var leader = ElectedLeader(sim);
+        var follower = sim.Nodes.First(n => n.Id != leader.Id);
+        // A forward the leader takes and never answers: it crashes with the command in hand.
+        sim.Intercept<ForwardProposal>(InterceptPoint.BeforeReceive, _ => InterceptDecision.Hold, to: leader.Id);
+        var inFlight = sim.ProposeThrough(Sim.Cmd(1), follower.Id);
+        sim.Await(() => sim.Held.Count == 1, 1_000, "the leader holds the forward");
+        sim.Crash(leader.Id);
+
+        // The follower still believes the crashed node leads, but its link to it is down: a new command is not sent
+        // there (certainly not applied; a server routes it again once the leader changes).
+        follower.Raft!.Leader.ShouldBe(leader.Id);
+        var sentHeld = sim.Held.Count;
+        var notSent = sim.ProposeThrough(Sim.Cmd(2), follower.Id);
+        Answered(notSent).Status.ShouldBe(ForwardStatus.NotLeader);
+        sim.Held.Count.ShouldBe(sentHeld, "nothing more went to the crashed leader");
+        inFlight.ForwardAnswer!.IsCompleted.ShouldBeFalse("the sent forward's fate is open while the leader is believed");
+
+        // Once the follower stops believing in the crashed leader, the sent forward is given up (unknown) within a
+        // tick or an fsync's hand-back, not an election timeout (100 virtual ms here) later as with the link up.
+        sim.Await(() => follower.Raft!.Leader != leader.Id, 5_000, "the follower notices the leader is gone");
+        var changedAt = sim.Now;
+        sim.Await(() => inFlight.ForwardAnswer.IsCompleted, 5_000, "the sent forward is given up");
+        (sim.Now - changedAt).ShouldBeLessThan(30, "given up at the leader change, not an election timeout later");
+        Answered(inFlight).Status.ShouldBe(ForwardStatus.Unknown);
+        ((UnknownReason)Answered(inFlight).Reason).ShouldBe(UnknownReason.LeaderLost);
+    }
+
+    /// <summary>The answer a forwarded proposal already has.</summary>
+    private static ForwardResult Answered(ClientProposal p)
+    {
+        p.ForwardAnswer!.IsCompletedSuccessfully.ShouldBeTrue();
+        return p.ForwardAnswer.GetAwaiter().GetResult();
     }
 
     [Fact]
