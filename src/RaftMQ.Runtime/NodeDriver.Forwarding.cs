@@ -202,7 +202,7 @@ public sealed partial class NodeDriver
             else if (_node.Leader != f.Leader)
                 (leaderless ??= []).Add(id);
         }
-        if (leaderless is not null)
+        if (leaderless is not null && ticks > 0)
         {
             foreach (var id in leaderless) _forwards[id] = _forwards[id] with { TicksWithoutLeader = _forwards[id].TicksWithoutLeader + ticks };
         }

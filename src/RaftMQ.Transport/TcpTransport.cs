@@ -45,7 +45,7 @@ public sealed class TcpTransport : ITransport
         refusalLog = new RateLimitedLog(options.RefusalLogInterval, time);
         evictionLog = new RateLimitedLog(options.RefusalLogInterval, time);
         handshakeFailureLog = new RateLimitedLog(options.RefusalLogInterval, time);
-        Instruments = new TransportInstruments(Counters, () => peers.Values.Count(p => p.LinkDown));
+        Instruments = new TransportInstruments(Counters, () => LinksDown().Count);
 
         // Full means the node's loop is behind: drop new arrivals rather than stall every peer's reader (§5.3 retries).
         inbound = Channel.CreateBounded<RaftMessage>(
