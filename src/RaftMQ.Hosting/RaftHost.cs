@@ -160,6 +160,9 @@ public sealed class RaftHost : IAsyncDisposable
                 Voters = options.JoinExisting ? [] : [options.NodeId, .. options.Peers.Keys.Order()],
                 ElectionTicks = Math.Max(2, (int)(options.ElectionTimeout / tick)),
                 HeartbeatTicks = Math.Max(1, (int)(options.HeartbeatInterval / tick)),
+                QuiescedHeartbeatTicks = options.IdleHeartbeatInterval == TimeSpan.Zero
+                    ? 0
+                    : Math.Max(Math.Max(1, (int)(options.HeartbeatInterval / tick)), (int)Math.Min(RaftOptions.MaxQuiescedTicks, options.IdleHeartbeatInterval / tick)),
                 RandomSeed = (ulong)RandomNumberGenerator.GetInt32(int.MaxValue),
                 MaxEntryBytes = options.MaxCommandBytes,
             },

@@ -71,6 +71,12 @@ public sealed record RaftHostOptions
     /// <summary>Leader heartbeat interval; less than <see cref="ElectionTimeout"/>.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(50);
 
+    /// <summary>
+    /// The heartbeat interval once the cluster is quiet (<see cref="Raft.RaftOptions.QuiescedHeartbeatTicks"/>): nothing to
+    /// replicate for two election timeouts. <see cref="TimeSpan.Zero"/> keeps the normal pace always.
+    /// </summary>
+    public TimeSpan IdleHeartbeatInterval { get; init; }
+
     /// <summary>Snapshot the state machine and compact the log every this many applied entries (§7).</summary>
     public ulong SnapshotEveryEntries { get; init; } = 50_000;
 
@@ -134,6 +140,8 @@ public sealed record RaftHostOptions
         if (TickInterval <= TimeSpan.Zero) throw new ArgumentException("TickInterval must be positive.");
         if (HeartbeatInterval < TickInterval || ElectionTimeout <= HeartbeatInterval)
             throw new ArgumentException("Need TickInterval <= HeartbeatInterval < ElectionTimeout.");
+        if (IdleHeartbeatInterval != TimeSpan.Zero && IdleHeartbeatInterval < HeartbeatInterval)
+            throw new ArgumentException("IdleHeartbeatInterval must be zero (off) or at least HeartbeatInterval.");
         if (MaxCommandBytes <= 0) throw new ArgumentException("MaxCommandBytes must be positive.");
         if (SnapshotEveryEntries == 0 || SnapshotEveryBytes <= 0) throw new ArgumentException("SnapshotEveryEntries and SnapshotEveryBytes must be positive.");
     }

@@ -33,8 +33,10 @@ public sealed record AppendEntriesResponse(
 /// <summary>
 /// A leader's heartbeat: keeps followers from campaigning, carries a safe commit index and, when
 /// <paramref name="ReadRound"/> is not 0, asks followers to confirm leadership for pending reads (thesis §6.4).
+/// <paramref name="Quiesced"/>: the leader is quiet (<see cref="RaftOptions.QuiescedHeartbeatTicks"/>), its next
+/// heartbeat comes at the quiet pace, so the follower waits the quiet election timeout.
 /// </summary>
-public sealed record Heartbeat(ulong From, ulong To, ulong Term, ulong Commit, ulong ReadRound)
+public sealed record Heartbeat(ulong From, ulong To, ulong Term, ulong Commit, ulong ReadRound, bool Quiesced = false)
     : RaftMessage(From, To, Term);
 
 /// <summary>The answer to <see cref="Heartbeat"/>, echoing its read round.</summary>

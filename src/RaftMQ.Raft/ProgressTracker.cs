@@ -157,6 +157,14 @@ internal sealed class ProgressTracker
     /// <summary>Whether a quorum was heard from since <see cref="ResetRecentActive"/> (thesis §6.2 check-quorum).</summary>
     public bool QuorumActive() => Config.HasQuorum(_isActive);
 
+    /// <summary>Whether every follower was heard from since <see cref="ResetRecentActive"/>.</summary>
+    public bool AllRecentlyActive()
+    {
+        foreach (var (id, pr) in _progress)
+            if (id != _self && !pr.RecentActive) return false;
+        return true;
+    }
+
     /// <summary>Starts a new check-quorum period: every follower must be heard from again.</summary>
     public void ResetRecentActive()
     {

@@ -144,6 +144,7 @@ public sealed partial class RaftNode
         }
         _transferTarget = target;
         _transferElapsed = 0;
+        Wake();
         _timeoutNowSent = false;
         if (!MaybeSendTimeoutNow()) SendAppend(target, sendIfEmpty: true);
         return new MembershipResult(MembershipStatus.Accepted, 0, Term, Id, "");
@@ -278,6 +279,7 @@ public sealed partial class RaftNode
         _log.AppendLeaderEntry(entry);
         _uncommittedBytes += entry.Size;
         _broadcastPending = true;
+        Wake();
         _configurations.Add(new ConfigurationRecord(entry.Index, Term, next));
         ApplyConfiguration();
         return new MembershipResult(MembershipStatus.Accepted, entry.Index, Term, Id, "");

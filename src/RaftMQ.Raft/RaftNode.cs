@@ -133,12 +133,12 @@ public sealed partial class RaftNode
             int ticks;
             if (Role == Role.Leader)
             {
-                ticks = Math.Min(_options.HeartbeatTicks - _heartbeatElapsed, _options.ElectionTicks - _electionElapsed);
+                ticks = Math.Min(HeartbeatTicksInEffect - _heartbeatElapsed, ElectionTicksInEffect - _electionElapsed);
                 if (_transferTarget != 0) ticks = Math.Min(ticks, _options.ElectionTicks - _transferElapsed);
             }
             else
             {
-                ticks = _randomizedElectionTimeout - _electionElapsed;
+                ticks = ElectionTimeoutInEffect - _electionElapsed;
             }
             return Math.Max(1, ticks);
         }
@@ -167,6 +167,7 @@ public sealed partial class RaftNode
         _log.AppendLeaderEntry(entry);
         _uncommittedBytes += entry.Size;
         _broadcastPending = true;
+        Wake();
         return new ProposeResult(ProposeStatus.Accepted, entry.Index, Term, Id);
     }
 
@@ -207,7 +208,7 @@ public sealed partial class RaftNode
         if (message.Term > Term)
         {
             if (message is RequestVote { LeadershipTransfer: false } && _options.CheckQuorum && Leader != 0
-                && _electionElapsed < _options.ElectionTicks)
+                && _electionElapsed < ElectionTicksInEffect)
             {
                 // Thesis §4.2.3: while we hear from a current leader, ignore (pre-)vote requests from a disruptive node;
                 // an election the leader itself asked for (§3.10) is the exception.
@@ -379,7 +380,7 @@ public sealed partial class RaftNode
     private void TickElection()
     {
         _electionElapsed++;
-        if (_electionElapsed >= _randomizedElectionTimeout)
+        if (_electionElapsed >= ElectionTimeoutInEffect)
         {
             _electionElapsed = 0;
             StartElection();
@@ -390,14 +391,18 @@ public sealed partial class RaftNode
     {
         _heartbeatElapsed++;
         _electionElapsed++;
+        if (_idleTicks < int.MaxValue) _idleTicks++;
         if (_transferTarget != 0 && ++_transferElapsed >= _options.ElectionTicks)
         {
             // Thesis §3.10: the target did not take over within an election timeout; lead on and accept proposals.
             AbortLeadershipTransfer();
         }
-        if (_electionElapsed >= _options.ElectionTicks)
+        if (_electionElapsed >= ElectionTicksInEffect)
         {
             _electionElapsed = 0;
+            // A quiet leader wakes when any follower went silent for a whole (quiet) period: a cluster missing a member
+            // runs at the normal pace.
+            if (_quiesced && !_tracker.AllRecentlyActive()) Wake();
             var quorumActive = QuorumRecentlyActive();
             MaybeForgetDeparting(periodEnded: true);
             if (_options.CheckQuorum && !quorumActive)
@@ -407,9 +412,10 @@ public sealed partial class RaftNode
                 return;
             }
         }
-        if (_heartbeatElapsed >= _options.HeartbeatTicks)
+        if (_heartbeatElapsed >= HeartbeatTicksInEffect)
         {
             _heartbeatElapsed = 0;
+            if (!_quiesced && CanQuiesce()) _quiesced = true;
             BroadcastHeartbeat();
         }
     }
@@ -519,6 +525,7 @@ public sealed partial class RaftNode
             case AppendEntries ae:
                 _electionElapsed = 0;
                 Leader = ae.From;
+                _quiesced = false;
                 HandleAppendEntries(ae);
                 break;
             case Heartbeat hb:
@@ -529,6 +536,7 @@ public sealed partial class RaftNode
             case InstallSnapshot snap:
                 _electionElapsed = 0;
                 Leader = snap.From;
+                _quiesced = false;
                 HandleInstallSnapshot(snap);
                 break;
             case TimeoutNow:
@@ -605,6 +613,7 @@ public sealed partial class RaftNode
     {
         // The leader sends min(matchIndex, commit), so this never passes what we hold.
         _log.CommitTo(Math.Min(hb.Commit, _log.LastIndex));
+        FollowPace(hb.Quiesced);
         Send(new HeartbeatResponse(Id, hb.From, Term, hb.ReadRound));
     }
 
@@ -614,6 +623,7 @@ public sealed partial class RaftNode
         {
             case AppendEntriesResponse r when _tracker.TryGetProgress(r.From, out var pr):
                 pr.RecentActive = true;
+                if (r.Reject) Wake();
                 if (r.Reject)
                 {
                     var hint = r.HintTerm > 0 ? _log.FindConflictByTerm(r.HintIndex, r.HintTerm) : r.HintIndex;
@@ -653,7 +663,11 @@ public sealed partial class RaftNode
                 // The follower is alive, but a full window may hold only lost appends, whose answers never come.
                 // Free one slot so an append goes out; if the follower lacks entries its rejection restarts probing.
                 if (pr.State == ReplicationState.Replicate && pr.InflightFull) pr.FreeFirstInflight();
-                if (pr.Match < _log.LastIndex) SendAppend(h.From, sendIfEmpty: true);
+                if (pr.Match < _log.LastIndex)
+                {
+                    Wake();
+                    SendAppend(h.From, sendIfEmpty: true);
+                }
                 if (_tracker.RecordReadRoundAck(h.From, h.ReadRound)) ReleaseConfirmedReads();
                 break;
             case ReadIndexRequest rq:
@@ -697,7 +711,7 @@ public sealed partial class RaftNode
         {
             if (peer == Id) continue;
             var pr = _tracker[peer];
-            Send(new Heartbeat(Id, peer, Term, Math.Min(pr.Match, _log.Committed), _tracker.ReadRound));
+            Send(new Heartbeat(Id, peer, Term, Math.Min(pr.Match, _log.Committed), _tracker.ReadRound, _quiesced));
             if (pr.State == ReplicationState.Probe && pr.ProbeSent && pr.SilentLastPeriod && !pr.RecentActive)
             {
                 // A follower whose log lags behind the change that added this leader drops its heartbeats (it does not
@@ -833,6 +847,8 @@ public sealed partial class RaftNode
         _uncommittedBytes = 0;
         _transferTarget = 0;
         _transferElapsed = 0;
+        _quiesced = false;
+        _idleTicks = 0;
     }
 
     private void BecomeFollower(ulong term, ulong leader)

@@ -19,6 +19,31 @@ public sealed class RaftOptions
     /// <summary>Ticks between a leader's heartbeats; must be less than <see cref="ElectionTicks"/>.</summary>
     public int HeartbeatTicks { get; set; } = 1;
 
+    /// <summary>
+    /// Ticks between a leader's heartbeats while the cluster is quiet, or 0 (the default) to keep the normal pace
+    /// always. A leader quiets once, for two election timeouts, it appended nothing and every follower held its whole
+    /// log, committed, and answered; its heartbeats then say so, and a follower that gets one waits
+    /// <see cref="QuiescedElectionTicks"/> before campaigning. A new entry, a follower that falls behind or goes silent,
+    /// a leadership transfer or a link reported down (<see cref="RaftNode.ReportUnreachable"/>) ends the quiet.
+    /// </summary>
+    public int QuiescedHeartbeatTicks { get; set; }
+
+    /// <summary>
+    /// The election timeout (and check-quorum period) while quiet: <see cref="QuiescedHeartbeatTicks"/> scaled by
+    /// <see cref="ElectionTicks"/> / <see cref="HeartbeatTicks"/>, so that as many heartbeats fit in it as at the
+    /// normal pace; randomized in [T, 2T) like the normal one. <see cref="ElectionTicks"/> when quiescing is off.
+    /// </summary>
+    public int QuiescedElectionTicks =>
+        QuiescedHeartbeatTicks <= HeartbeatTicks || HeartbeatTicks <= 0
+            ? ElectionTicks
+            : (int)Math.Min(MaxQuiescedTicks, (long)QuiescedHeartbeatTicks * ElectionTicks / HeartbeatTicks);
+
+    /// <summary>Ticks with nothing new before a leader quiets: two election timeouts.</summary>
+    internal int QuiesceAfterTicks => 2 * ElectionTicks;
+
+    /// <summary>Bound of <see cref="QuiescedHeartbeatTicks"/> and <see cref="QuiescedElectionTicks"/>.</summary>
+    public const int MaxQuiescedTicks = 1 << 24;
+
     /// <summary>Seed of the randomness used for election timeouts.</summary>
     public ulong RandomSeed { get; set; }
 
@@ -65,6 +90,10 @@ public sealed class RaftOptions
         if (Voters.Distinct().Count() != Voters.Count) throw new ArgumentException("Voters must be distinct.");
         if (HeartbeatTicks <= 0) throw new ArgumentException("HeartbeatTicks must be positive.");
         if (ElectionTicks <= HeartbeatTicks) throw new ArgumentException("ElectionTicks must be greater than HeartbeatTicks.");
+        if (QuiescedHeartbeatTicks < 0 || QuiescedHeartbeatTicks > MaxQuiescedTicks)
+            throw new ArgumentException($"QuiescedHeartbeatTicks must be in [0, {MaxQuiescedTicks}].");
+        if (QuiescedHeartbeatTicks > 0 && QuiescedHeartbeatTicks < HeartbeatTicks)
+            throw new ArgumentException("QuiescedHeartbeatTicks must be 0 (off) or at least HeartbeatTicks.");
         if (MaxInflightAppends <= 0) throw new ArgumentException("MaxInflightAppends must be positive.");
         if (MaxBytesPerAppend <= 0 || MaxBytesPerApplyBatch <= 0 || MaxUncommittedBytes <= 0)
             throw new ArgumentException("Byte limits must be positive.");

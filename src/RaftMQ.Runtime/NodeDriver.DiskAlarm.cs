@@ -61,7 +61,12 @@ public sealed partial class NodeDriver
     private void ReceiveDiskAlarm(DiskAlarmReport m)
     {
         if (m.To != _node.Id || m.From == _node.Id || _node.Role != Role.Leader) return;
-        if (m.Alarm) _peerAlarms[m.From] = (m, _ticks);
+        if (m.Alarm)
+        {
+            _peerAlarms[m.From] = (m, _ticks);
+            // Renewals come every election timeout at the normal pace; a quiet leader would forget the alarm between them.
+            _node.KeepAwake();
+        }
         else _peerAlarms.Remove(m.From);
     }
 

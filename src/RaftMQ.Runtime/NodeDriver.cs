@@ -359,6 +359,12 @@ public sealed partial class NodeDriver : IDisposable
     }
 
     /// <summary>
+    /// The host's link to <paramref name="peer"/> went down (<see cref="INodeHost.IsLinkDown"/> turned true): the core
+    /// hears of it (<see cref="RaftNode.ReportUnreachable"/>), so a quiet cluster returns to the normal pace.
+    /// </summary>
+    public void LinkDown(ulong peer) => _node.ReportUnreachable(peer);
+
+    /// <summary>
     /// Advances the node's logical clock by <paramref name="ticks"/> ticks: the ticks that elapsed since the last
     /// call, after the owner handed the node every message that arrived meanwhile. At most one less than an election
     /// timeout is caught up at once: a loop held up (a long fsync, a GC pause) is no sign that the leader or a quorum
@@ -368,7 +374,7 @@ public sealed partial class NodeDriver : IDisposable
     /// </summary>
     public void Tick(int ticks = 1)
     {
-        ticks = Math.Min(ticks, Math.Max(1, _raftOptions.ElectionTicks - 1));
+        ticks = Math.Min(ticks, Math.Max(1, _node.ElectionTicksInEffect - 1));
         for (int i = 0; i < ticks; i++) _node.Tick();
         ReportDiskAlarm(ticks);
         ExpireSnapshotTransfers();

@@ -109,6 +109,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         _alarm.Set(_timerDue);
         _loop = Task.Run(() => RunAsync(_stop.Token));
         _transport.SetReceiver(Deliver); // straight from the connection's reader into the inbox: no extra hop
+        _transport.SetLinkDownHandler(OnLinkDown);
     }
 
     TimeProvider INodeHost.Time => _time;
@@ -442,6 +443,13 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             Volatile.Write(ref _wakePending, 0); // inbox full or closed: the loop is busy (and ticks as it goes) or stopping
     }
 
+    /// <summary>A transport thread saw a link go down: the loop tells the core (a quiet cluster wakes up).</summary>
+    private void OnLinkDown(ulong peer)
+    {
+        // Not waiting for room: a full inbox means a busy loop, which is not quiet; the hint is then worth nothing.
+        _inbox.Writer.TryWrite(new LinkDownInput(peer));
+    }
+
     private long TicksToTimestamp(long ticks) => (long)(_options.TickInterval.TotalSeconds * ticks * _time.TimestampFrequency);
 
     /// <summary>
@@ -456,7 +464,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         var passed = (now - _lastTick) / tick;
         if (passed <= 0) return;
         _lastTick += passed * tick;
-        driver.Tick((int)Math.Min(passed, _options.MaxTicksCatchUp)); // a leader promotes caught-up learners here
+        // A quiet node sleeps for longer than the usual catch-up bound; it is given the time that passed (the driver caps).
+        driver.Tick((int)Math.Min(passed, Math.Max(_options.MaxTicksCatchUp, driver.Raft.ElectionTicksInEffect))); // a leader promotes caught-up learners here
     }
 
     /// <summary>Sets the timer for the core's next timeout (a heartbeat on the leader, the election timeout elsewhere).</summary>
@@ -553,6 +562,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 break;
             case SnapshotWrittenInput w:
                 driver.CompleteSnapshot(w.Job);
+                break;
+            case LinkDownInput d:
+                driver.LinkDown(d.Peer);
                 break;
             case LogSyncedInput l:
                 driver.CompleteLogSync(l.Job); // throws when the fsync failed: the node stops
@@ -677,6 +689,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private sealed record ReadInput(Func<object?> Query, TaskCompletionSource<object?> Completion) : Input;
 
     private sealed record SnapshotWrittenInput(SnapshotJob Job) : Input;
+
+    private sealed record LinkDownInput(ulong Peer) : Input;
 
     private sealed record LogSyncedInput(LogSyncJob Job) : Input;
 

@@ -33,6 +33,9 @@ public sealed record NodeSettings
                                       with --join: ./raftmq-data/joined-<PORT>)
           --election-timeout-ms N     minimum election timeout; the actual one is random in [N, 2N)   (default 150)
           --heartbeat-ms N            leader heartbeat interval, less than the election timeout       (default 50)
+          --idle-heartbeat-ms N       heartbeat interval once the cluster is quiet (nothing to         (default 500)
+                                      replicate for two election timeouts); the election timeout
+                                      scales with it meanwhile; 0 keeps the normal pace always
           --tick-ms N                 length of one Raft clock tick                                    (default 10)
           --request-timeout-ms N      how long a request waits for a leader and a commit               (default 2500)
           --max-connections N         most open HTTP connections; a connection over it is closed at   (default 4096)
@@ -110,6 +113,9 @@ public sealed record NodeSettings
     public int ElectionTimeoutMs { get; init; } = 150;
 
     public int HeartbeatMs { get; init; } = 50;
+
+    /// <summary><c>--idle-heartbeat-ms</c>: the heartbeat interval of a quiet cluster; 0 turns quiescing off.</summary>
+    public int IdleHeartbeatMs { get; init; } = 500;
 
     public int TickMs { get; init; } = 10;
 
@@ -226,6 +232,7 @@ public sealed record NodeSettings
         TickInterval = TimeSpan.FromMilliseconds(TickMs),
         ElectionTimeout = TimeSpan.FromMilliseconds(ElectionTimeoutMs),
         HeartbeatInterval = TimeSpan.FromMilliseconds(HeartbeatMs),
+        IdleHeartbeatInterval = TimeSpan.FromMilliseconds(IdleHeartbeatMs),
         SnapshotEveryEntries = (ulong)SnapshotEveryEntries,
     };
 
@@ -283,6 +290,10 @@ public sealed record NodeSettings
         foreach (var (key, value) in named) s = s.Apply(key, value, $"--{key}");
         if (s.HeartbeatMs < s.TickMs || s.ElectionTimeoutMs <= s.HeartbeatMs)
             throw new ConfigException("need --tick-ms <= --heartbeat-ms < --election-timeout-ms");
+        if (s.IdleHeartbeatMs != 0 && s.IdleHeartbeatMs < s.HeartbeatMs)
+            throw new ConfigException($"--idle-heartbeat-ms {s.IdleHeartbeatMs} must be 0 (off) or at least --heartbeat-ms {s.HeartbeatMs}");
+        if ((long)s.IdleHeartbeatMs / s.TickMs > RaftMQ.Raft.RaftOptions.MaxQuiescedTicks / 8)
+            throw new ConfigException($"--idle-heartbeat-ms {s.IdleHeartbeatMs} is too long for --tick-ms {s.TickMs}");
         if ((s.TlsCert is null) != (s.TlsKey is null) || (s.TlsCert is null) != (s.TlsCa is null))
             throw new ConfigException("--tls-cert, --tls-key and --tls-ca go together: the node's certificate, its key and the cluster's CA (TLS on the HTTP port and between peers)");
         if (s.AuthRrmq && s.AuthFile is null) throw new ConfigException("--auth-rrmq needs --auth-file PATH (the keys the RRMQ endpoints would ask for)");
@@ -304,6 +315,7 @@ public sealed record NodeSettings
         ["data-dir"] = (s, v, _) => s with { DataDirectory = v },
         ["election-timeout-ms"] = (s, v, source) => s with { ElectionTimeoutMs = PositiveInt(source, v) },
         ["heartbeat-ms"] = (s, v, source) => s with { HeartbeatMs = PositiveInt(source, v) },
+        ["idle-heartbeat-ms"] = (s, v, source) => s with { IdleHeartbeatMs = NonNegativeInt(source, v) },
         ["tick-ms"] = (s, v, source) => s with { TickMs = PositiveInt(source, v) },
         ["request-timeout-ms"] = (s, v, source) => s with { RequestTimeoutMs = PositiveInt(source, v) },
         ["max-connections"] = (s, v, source) => s with { MaxConnections = PositiveInt(source, v) },

@@ -33,4 +33,12 @@ public interface ITransport : IAsyncDisposable
     /// times out, so false never means the peer is alive.
     /// </summary>
     bool IsLinkDown(ulong peerId) => false;
+
+    /// <summary>
+    /// Calls <paramref name="handler"/> with the peer's id each time a link goes down (<see cref="IsLinkDown"/> turns
+    /// true), once per outage, on a transport thread; it must not block. Transports that cannot tell never call it.
+    /// </summary>
+    void SetLinkDownHandler(Action<ulong> handler)
+    {
+    }
 }

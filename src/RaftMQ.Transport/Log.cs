@@ -61,4 +61,7 @@ internal static partial class Log
 
     [LoggerMessage(11, LogLevel.Debug, "Dropped a {Type} from peer {PeerId} claiming From={From} To={To}")]
     public static partial void SpoofedMessage(this ILogger logger, string type, ulong peerId, ulong from, ulong to);
+
+    [LoggerMessage(20, LogLevel.Warning, "The link-down handler failed for peer {PeerId}")]
+    public static partial void LinkDownHandlerFailed(this ILogger logger, Exception exception, ulong peerId);
 }

@@ -26,10 +26,13 @@ internal sealed class PeerSender : IAsyncDisposable
     private Task? loop;
     private bool disposed;
     private volatile bool linkDown;
+    private readonly Action<ulong>? linkWentDown;
 
     public PeerSender(
-        ulong peerId, EndPoint endPoint, TcpTransportOptions options, TransportCounters counters, ILogger logger, TimeProvider time)
+        ulong peerId, EndPoint endPoint, TcpTransportOptions options, TransportCounters counters, ILogger logger, TimeProvider time,
+        Action<ulong>? linkWentDown = null)
     {
+        this.linkWentDown = linkWentDown;
         this.peerId = peerId;
         this.endPoint = endPoint;
         this.options = options;
@@ -79,6 +82,21 @@ internal sealed class PeerSender : IAsyncDisposable
     /// noticed at once, not at the next send.
     /// </summary>
     public bool LinkDown => linkDown;
+
+    /// <summary>The link goes down: the callback hears of it once per outage (not once per failed redial).</summary>
+    private void MarkDown()
+    {
+        if (linkDown) return;
+        linkDown = true;
+        try
+        {
+            linkWentDown?.Invoke(peerId);
+        }
+        catch (Exception ex)
+        {
+            logger.LinkDownHandlerFailed(ex, peerId);
+        }
+    }
 
     /// <summary>Bytes of messages waiting for this peer.</summary>
     public long QueuedBytes => Interlocked.Read(ref queuedBytes);
@@ -169,7 +187,7 @@ internal sealed class PeerSender : IAsyncDisposable
             }
             catch (Exception ex)
             {
-                linkDown = true;
+                MarkDown();
                 // One line per outage, not one per retry: log only when the reason changes.
                 var reason = ex.Message;
                 if (ex is HandshakeException)
@@ -365,7 +383,7 @@ internal sealed class PeerSender : IAsyncDisposable
         }
         finally
         {
-            linkDown = true;
+            MarkDown();
             lock (gate)
             {
                 current = null;

@@ -31,6 +31,7 @@ public sealed class TcpTransport : ITransport
     private Socket? listener;
     private Task? acceptLoop;
     private volatile Action<RaftMessage>? receiver;
+    private volatile Action<ulong>? linkDownHandler;
     private bool started;
     private bool disposed;
 
@@ -136,6 +137,13 @@ public sealed class TcpTransport : ITransport
     public IReadOnlyList<ulong> LinksDown() => [.. peers.Where(p => p.Value.LinkDown).Select(p => p.Key).Order()];
 
     /// <inheritdoc/>
+    public void SetLinkDownHandler(Action<ulong> handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        linkDownHandler = handler;
+    }
+
+    /// <inheritdoc/>
     public void SetReceiver(Action<RaftMessage> receiver)
     {
         ArgumentNullException.ThrowIfNull(receiver);
@@ -226,7 +234,8 @@ public sealed class TcpTransport : ITransport
         stop.Dispose();
     }
 
-    private PeerSender NewSender(ulong id, EndPoint endPoint) => new(id, endPoint, options, Counters, logger, time);
+    private PeerSender NewSender(ulong id, EndPoint endPoint) =>
+        new(id, endPoint, options, Counters, logger, time, peer => linkDownHandler?.Invoke(peer));
 
     private async Task AcceptLoopAsync()
     {
