@@ -57,6 +57,16 @@ public static partial class Fuzzer
     /// <summary>The largest command the fuzzed nodes accept (their MaxEntryBytes): bursts go up to it.</summary>
     private const int SimEntryLimit = 64 * 1024;
 
+    /// <summary>
+    /// Half the runs quiesce (<see cref="RaftOptions.QuiescedHeartbeatTicks"/>, 2 to 10 heartbeats apart), drawn from a
+    /// stream of their own so that a seed's other choices are the same either way.
+    /// </summary>
+    internal static int QuietHeartbeatTicks(ulong seed, int heartbeatTicks)
+    {
+        var quiet = new SplitMix64(seed ^ 0x2545F4914F6CDD1DUL);
+        return quiet.Next(2) == 0 ? 0 : heartbeatTicks * (2 + quiet.Next(9));
+    }
+
     /// <summary>Virtual time the healed cluster gets to converge before the run counts as stuck.</summary>
     public const long ConvergeTimeoutMs = 30_000;
 
@@ -100,6 +110,7 @@ public static partial class Fuzzer
             TickMs = 5 + rng.Next(16),
             ElectionTicks = electionTicks,
             HeartbeatTicks = heartbeatTicks,
+            QuiescedHeartbeatTicks = QuietHeartbeatTicks(seed, heartbeatTicks),
             PreVote = rng.Next(4) != 0,
             CheckQuorum = rng.Next(4) != 0,
             SnapshotEveryEntries = snapshotEvery,

@@ -46,14 +46,17 @@ public static class QueueFuzzer
             : DiskConfig.Reliable;
         var electionTicks = 5 + rng.Next(11);
         var link = Fuzzer.RandomLink(rng);
+        var tickMs = 5 + rng.Next(11);
+        var heartbeatTicks = 1 + rng.Next(Math.Max(1, electionTicks / 3));
         using var sim = new SimCluster(new SimOptions
         {
             Application = SimApplication.Queue,
             Nodes = n,
             Seed = seed,
-            TickMs = 5 + rng.Next(11),
+            TickMs = tickMs,
             ElectionTicks = electionTicks,
-            HeartbeatTicks = 1 + rng.Next(Math.Max(1, electionTicks / 3)),
+            HeartbeatTicks = heartbeatTicks,
+            QuiescedHeartbeatTicks = Fuzzer.QuietHeartbeatTicks(seed, heartbeatTicks),
             PreVote = rng.Next(4) != 0,
             CheckQuorum = rng.Next(4) != 0,
             SnapshotEveryEntries = SnapshotEveryChoices[rng.Next(SnapshotEveryChoices.Length)],

@@ -256,6 +256,11 @@ public sealed partial class SimCluster : IDisposable
         }
         // (Messages that survive include held ones: a held message is one still on its way.)
         if (!survive) Stats.Dropped += _held.RemoveAll(h => h.Message.From == id || h.Message.To == id);
+        // The other nodes' connections to it close: each transport notices within a millisecond or so (RaftRuntime
+        // hands that to the driver as NodeDriver.LinkDown). A partition, unlike this, stays silent.
+        foreach (var other in _nodes)
+            if (other.IsUp && other.Id != id)
+                Schedule(Now + 1, new SimEvent(EventKind.LinkDown, other.Id, null, other.Incarnation, Peer: id));
         UpdateClients();
         Trace(kind, id, null, note + (survive ? " (its messages on the wire survive)" : ""));
     }
@@ -324,6 +329,7 @@ public sealed partial class SimCluster : IDisposable
             Voters = InitialConfiguration(node.Id).Voters.ToArray(),
             ElectionTicks = _options.ElectionTicks,
             HeartbeatTicks = _options.HeartbeatTicks,
+            QuiescedHeartbeatTicks = _options.QuiescedHeartbeatTicks,
             PreVote = _options.PreVote,
             CheckQuorum = _options.CheckQuorum,
             RandomSeed = Mix(Seed, (ulong)node.Incarnation),
@@ -846,6 +852,17 @@ public sealed partial class SimCluster : IDisposable
                 logJob.Run();
                 Drive(syncing, () => syncer.CompleteLogSync(logJob), loopSyncs: false);
                 break;
+            case EventKind.LinkDown:
+                var hearing = _nodes[ev.Node - 1];
+                if (hearing.Driver is not { } linked || hearing.Incarnation != ev.Incarnation) break;
+                if (hearing.BusyUntil > Now)
+                {
+                    Schedule(hearing.BusyUntil, ev);
+                    break;
+                }
+                var peer = ev.Peer;
+                Drive(hearing, () => linked.LinkDown(peer));
+                break;
         }
     }
 
@@ -1055,11 +1072,14 @@ public sealed partial class SimCluster : IDisposable
 
         /// <summary>The node's driver left Readies for its next step (bounded applying): it handles them now.</summary>
         Continue,
+
+        /// <summary>The node's link to a peer went down (the peer process stopped), as TCP reports a closed connection.</summary>
+        LinkDown,
     }
 
     /// <summary>An event; <paramref name="Incarnation"/> ties a restart or a snapshot write to the run of the node.</summary>
     private readonly record struct SimEvent(
-        EventKind Kind, ulong Node, Envelope? Envelope, int Incarnation = 0, SnapshotJob? Job = null, LogSyncJob? LogJob = null);
+        EventKind Kind, ulong Node, Envelope? Envelope, int Incarnation = 0, SnapshotJob? Job = null, LogSyncJob? LogJob = null, ulong Peer = 0);
 
     /// <summary>What a node's driver needs from the world, for one run of the node.</summary>
     private sealed class Host(SimCluster cluster, SimNode node, int incarnation) : INodeHost

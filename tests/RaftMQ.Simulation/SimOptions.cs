@@ -136,6 +136,9 @@ public sealed class SimOptions
     /// <summary>See <see cref="RaftOptions.HeartbeatTicks"/>.</summary>
     public int HeartbeatTicks { get; set; } = 2;
 
+    /// <summary>See <see cref="RaftOptions.QuiescedHeartbeatTicks"/> (0: off).</summary>
+    public int QuiescedHeartbeatTicks { get; set; }
+
     /// <summary>See <see cref="RaftOptions.PreVote"/>.</summary>
     public bool PreVote { get; set; } = true;
 
