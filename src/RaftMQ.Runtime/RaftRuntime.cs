@@ -616,7 +616,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private void UpdateStatus(RaftNode node)
     {
         if (node.Leader != _status.Leader) Interlocked.Increment(ref _leaderChanges);
-        _status = new RaftStatus(node.Id, node.Role, node.Term, node.Leader, node.CommitIndex, node.AppliedIndex, node.LastIndex);
+        _status = new RaftStatus(node.Id, node.Role, node.Term, node.Leader, node.CommitIndex, node.AppliedIndex, node.LastIndex, node.Quiesced);
         UpdateReplication(node);
     }
 

@@ -35,7 +35,8 @@ public sealed class RaftRuntimeOptions
 }
 
 /// <summary>A node's state as seen from outside the loop (a consistent copy, refreshed after every iteration).</summary>
-public sealed record RaftStatus(ulong Id, Role Role, ulong Term, ulong Leader, ulong CommitIndex, ulong AppliedIndex, ulong LastIndex);
+public sealed record RaftStatus(
+    ulong Id, Role Role, ulong Term, ulong Leader, ulong CommitIndex, ulong AppliedIndex, ulong LastIndex, bool Quiesced = false);
 
 /// <summary>The leader's view of one other member: the highest index known to be in its log (Raft's matchIndex).</summary>
 public readonly record struct PeerReplication(ulong Peer, ulong MatchIndex);

@@ -36,6 +36,7 @@ public sealed class RuntimeInstruments : IDisposable
         _meter.CreateObservableGauge("raftmq.raft.leader", () => (long)r.Status.Leader, null, "The id of the leader this node knows (0: none)");
         _meter.CreateObservableGauge("raftmq.raft.commit_index", () => (long)r.Status.CommitIndex, null, "The highest log index known to be committed");
         _meter.CreateObservableGauge("raftmq.raft.applied_index", () => (long)r.Status.AppliedIndex, null, "The highest log index applied to the state machine");
+        _meter.CreateObservableGauge("raftmq.raft.quiesced", () => r.Status.Quiesced ? 1 : 0, null, "1 while this node runs at the quiet pace (idle heartbeats), else 0");
         _meter.CreateObservableGauge("raftmq.raft.last_index", () => (long)r.Status.LastIndex, null, "The index of the last entry in this node's log");
         _meter.CreateObservableGauge("raftmq.raft.follower.lag", () => LagMeasurements(r), "{entry}", "On the leader, per follower: entries of the leader's log the follower is not known to hold");
         _meter.CreateObservableCounter("raftmq.raft.leader_changes", () => r.LeaderChanges, "{change}", "Times this node saw the leader change (a new leader, or none)");

@@ -99,7 +99,7 @@ internal sealed partial class ServerJsonContext : JsonSerializerContext;
 
 /// <summary>GET /v1/metrics: this node's counters since it started; the two sections are null until the node runs.</summary>
 public sealed record MetricsResponse(
-    int Node, bool Ready, string Role, ulong Term, int? Leader, ulong CommitIndex, ulong AppliedIndex, ulong LastIndex,
+    int Node, bool Ready, string Role, ulong Term, int? Leader, ulong CommitIndex, ulong AppliedIndex, ulong LastIndex, bool Quiesced,
     RuntimeMetrics? Runtime, TransportMetrics? Transport, DiskMetrics Disk, HttpMetrics Http);
 
 /// <summary>

@@ -43,7 +43,7 @@ public static class V1Endpoints
         var http = ctx.RequestServices.GetRequiredService<HttpConnectionLimiter>();
         var metrics = new MetricsResponse(
             node.Settings.Index, host is not null, s?.Role.ToString() ?? "Starting", s?.Term ?? 0, leader,
-            s?.CommitIndex ?? 0, s?.AppliedIndex ?? 0, s?.LastIndex ?? 0, runtime, transport,
+            s?.CommitIndex ?? 0, s?.AppliedIndex ?? 0, s?.LastIndex ?? 0, s?.Quiesced ?? false, runtime, transport,
             new DiskMetrics(d.Alarm, d.FreeBytes, d.LimitBytes, d.Directory), new HttpMetrics(http.Open, http.Refused, node.Waiters.Waiting));
         return RrmqEndpoints.WriteJson(ctx, StatusCodes.Status200OK, metrics, MetricsJsonContext.Default.MetricsResponse);
     }
