@@ -2,6 +2,7 @@
 # An idle 3-node cluster: CPU (user + system, from /proc/PID/stat) and RSS of each node over a quiet window after the
 # leader is elected and has committed one write, and the node processes' voluntary context switches (wake-ups).
 #   usage: benchmarks/idle.sh [SECONDS] [NODE_BINARY]     (default 30 s and bin/raftmq-node)
+#   env: SETTLE (seconds between the first write and the window, default 2), and any RAFTMQ_ node setting
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds=${1:-30}
@@ -11,7 +12,7 @@ name=idle
 for i in 0 1 2; do start "$i"; done
 l=$(leader)
 curl -s -m 5 -X PUT "http://127.0.0.1:${http[$l]}/topic" -d '{"topic":"idle"}' > /dev/null
-sleep 2 # let start-up work (JIT, the first snapshot timers) settle before the window
+sleep "${SETTLE:-2}" # let start-up work (JIT, the first snapshot timers) settle before the window
 hz=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 switches() { awk '/^voluntary_ctxt_switches/ {v=$2} /^nonvoluntary_ctxt_switches/ {n=$2} END {print v + n}' "$1/status"; }

@@ -438,6 +438,7 @@ public sealed partial class RaftNode
         // Thesis §9.6: ask whether we could win before disturbing anyone's term.
         Role = Role.PreCandidate;
         Leader = 0;
+        _quiesced = false; // a node that campaigns retries at the normal timeout, quiet leader or not
         _tracker.ResetVotes();
         _tracker.RecordVote(Id, true);
         if (_tracker.TallyVotes() == VoteResult.Won)

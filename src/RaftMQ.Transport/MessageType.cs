@@ -21,6 +21,8 @@ public enum MessageType : byte
     ForwardProposal = 12,
     ForwardResult = 13,
     DiskAlarmReport = 14,
+    /// <summary>A <c>Heartbeat</c> of a leader at the quiet pace (<c>Heartbeat.Quiesced</c>); same fields as Heartbeat.</summary>
+    QuietHeartbeat = 15,
 
     // Membership and leadership transfer take 32 and up.
     TimeoutNow = 32,

@@ -66,7 +66,7 @@ public static class RaftMessageCodec
             RequestVoteResponse => HeaderSize + 1 + 1,
             AppendEntries m => AppendEntriesSize(m),
             AppendEntriesResponse => HeaderSize + 1 + 8 + 8 + 8,
-            Heartbeat h => HeaderSize + 8 + 8 + (h.Quiesced ? 1 : 0),
+            Heartbeat => HeaderSize + 8 + 8,
             HeartbeatResponse => HeaderSize + 8,
             ReadIndexRequest => HeaderSize + 8,
             ReadIndexResponse => HeaderSize + 8 + 8,
@@ -129,11 +129,10 @@ public static class RaftMessageCodec
 
             case Heartbeat m:
             {
-                // The quiet flag is written only when set, so a heartbeat at the normal pace is the same bytes as before it.
-                var w = Begin(writer, MessageType.Heartbeat, m, 8 + 8 + (m.Quiesced ? 1 : 0));
+                // A quiet heartbeat has a type of its own, so one at the normal pace is the same bytes as before quiescing.
+                var w = Begin(writer, m.Quiesced ? MessageType.QuietHeartbeat : MessageType.Heartbeat, m, 8 + 8);
                 w.U64(m.Commit);
                 w.U64(m.ReadRound);
-                if (m.Quiesced) w.Bool(true);
                 w.Commit(writer);
                 break;
             }
@@ -266,8 +265,8 @@ public static class RaftMessageCodec
             MessageType.AppendEntries => ReadAppendEntries(ref r, from, to, term),
             MessageType.AppendEntriesResponse => new AppendEntriesResponse(
                 from, to, term, Reject: r.Bool("Reject"), Index: r.U64("Index"), HintIndex: r.U64("HintIndex"), HintTerm: r.U64("HintTerm")),
-            MessageType.Heartbeat => new Heartbeat(
-                from, to, term, Commit: r.U64("Commit"), ReadRound: r.U64("ReadRound"), Quiesced: r.Remaining > 0 && r.Bool("Quiesced")),
+            MessageType.Heartbeat or MessageType.QuietHeartbeat => new Heartbeat(
+                from, to, term, Commit: r.U64("Commit"), ReadRound: r.U64("ReadRound"), Quiesced: type == MessageType.QuietHeartbeat),
             MessageType.HeartbeatResponse => new HeartbeatResponse(from, to, term, ReadRound: r.U64("ReadRound")),
             MessageType.ReadIndexRequest => new ReadIndexRequest(from, to, term, Context: r.U64("Context")),
             MessageType.ReadIndexResponse => new ReadIndexResponse(from, to, term, Context: r.U64("Context"), Index: r.U64("Index")),

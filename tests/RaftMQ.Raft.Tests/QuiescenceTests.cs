@@ -107,6 +107,24 @@ public sealed class QuiescenceTests
     }
 
     [Fact]
+    public void A_quiet_follower_cut_off_campaigns_after_the_quiet_timeout_then_retries_at_the_normal_one()
+    {
+        var cluster = ElectedAndQuiet();
+        cluster.Isolate(3);
+        var node = cluster[3];
+        var ticks = 0;
+        while (node.Node.Role == Role.Follower && ticks < 300)
+        {
+            cluster.Tick();
+            ticks++;
+        }
+        node.Node.Role.ShouldBe(Role.PreCandidate);
+        ticks.ShouldBeGreaterThan(80, "not before the quiet timeout (100 ticks, less the ticks since the last heartbeat)");
+        node.Node.Quiesced.ShouldBeFalse();
+        node.Node.TicksUntilTimeout.ShouldBeLessThanOrEqualTo(2 * TestNode.ElectionTicks);
+    }
+
+    [Fact]
     public void A_follower_told_its_link_to_the_leader_is_down_goes_back_to_the_normal_timeout()
     {
         var cluster = ElectedAndQuiet();

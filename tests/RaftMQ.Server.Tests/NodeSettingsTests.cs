@@ -110,3 +110,44 @@ public sealed class NodeSettingsTests
         secret.GetProperty("state").GetProperty("Source").GetString().ShouldNotBeNullOrEmpty("the message's named values are fields");
     }
 }
+
+/// <summary><c>--idle-heartbeat-ms</c>: its default, off, and the values refused.</summary>
+public sealed class IdleHeartbeatSettingsTests
+{
+    private static readonly Dictionary<string, string> NoEnvironment = [];
+
+    private static NodeSettings Parse(params string[] options) => NodeSettings.Parse(["config.json", "0", .. options], NoEnvironment);
+
+    [Fact]
+    public void The_default_is_500_ms_and_0_turns_quiescing_off()
+    {
+        var s = Parse();
+        s.IdleHeartbeatMs.ShouldBe(500);
+        var host = new RaftMQ.Hosting.RaftHostOptions
+        {
+            NodeId = 1,
+            Peers = new Dictionary<ulong, EndPoint>(),
+            ListenEndPoint = new IPEndPoint(IPAddress.Loopback, 0),
+            DataDirectory = "unused",
+            ClusterId = "c",
+            ClusterSecret = [1],
+            TickInterval = TimeSpan.FromMilliseconds(s.TickMs),
+            ElectionTimeout = TimeSpan.FromMilliseconds(s.ElectionTimeoutMs),
+            HeartbeatInterval = TimeSpan.FromMilliseconds(s.HeartbeatMs),
+            IdleHeartbeatInterval = TimeSpan.FromMilliseconds(s.IdleHeartbeatMs),
+        };
+        var raft = RaftMQ.Hosting.RaftHost.RuntimeOptions(host).Raft;
+        raft.QuiescedHeartbeatTicks.ShouldBe(50);
+        raft.QuiescedElectionTicks.ShouldBe(150, "the quiet timeout keeps the ratio of 150 ms to 50 ms");
+
+        Parse("--idle-heartbeat-ms", "0").IdleHeartbeatMs.ShouldBe(0);
+        NodeSettings.Parse(["config.json", "0"], new Dictionary<string, string> { ["RAFTMQ_IDLE_HEARTBEAT_MS"] = "2000" }).IdleHeartbeatMs.ShouldBe(2000);
+    }
+
+    [Theory]
+    [InlineData("20", "must be 0 (off) or at least --heartbeat-ms 50")]
+    [InlineData("-1", "idle-heartbeat-ms")]
+    [InlineData("soon", "idle-heartbeat-ms")]
+    public void A_value_below_the_heartbeat_or_not_a_number_is_refused(string value, string says) =>
+        Should.Throw<RaftMQ.Hosting.ConfigException>(() => Parse("--idle-heartbeat-ms", value)).Message.ShouldContain(says);
+}

@@ -46,8 +46,8 @@ internal static class MessageGenerators
         select (RaftMessage)new AppendEntries(f, t, term, pi, pt, entries.ToArray(), c),
         from f in U64 from t in U64 from term in Bounded from r in Bool from i in Bounded from hi in Bounded from ht in Bounded
         select (RaftMessage)new AppendEntriesResponse(f, t, term, r, i, hi, ht),
-        from f in U64 from t in U64 from term in Bounded from c in Bounded from rr in U64
-        select (RaftMessage)new Heartbeat(f, t, term, c, rr),
+        from f in U64 from t in U64 from term in Bounded from c in Bounded from rr in U64 from q in Bool
+        select (RaftMessage)new Heartbeat(f, t, term, c, rr, q),
         from f in U64 from t in U64 from term in Bounded from rr in U64
         select (RaftMessage)new HeartbeatResponse(f, t, term, rr),
         from f in U64 from t in U64 from term in Bounded from ctx in U64

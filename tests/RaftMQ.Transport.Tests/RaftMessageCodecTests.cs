@@ -93,7 +93,7 @@ public sealed class RaftMessageCodecTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(15)]
+    [InlineData(16)]
     [InlineData(63)]
     [InlineData(128)]
     [InlineData(255)]
@@ -178,6 +178,21 @@ public sealed class RaftMessageCodecTests
             new AppendEntries(1, 2, 3, 4, 5, [new Entry(5, 3, EntryType.Command, new byte[] { 1 })], 4));
         bytes[RaftMessageCodec.HeaderSize + 28 + 16] = 7;
         Should.Throw<ProtocolException>(() => RaftMessageCodec.Read(bytes)).Message.ShouldContain("entry type 7");
+    }
+
+    [Fact]
+    public void A_quiet_heartbeat_carries_its_flag_and_a_normal_one_is_the_bytes_it_always_was()
+    {
+        var normal = RaftMessageCodec.Encode(new Heartbeat(1, 2, 3, 4, 5));
+        normal.Length.ShouldBe(RaftMessageCodec.HeaderSize + 16);
+        normal[0].ShouldBe((byte)MessageType.Heartbeat, "at the normal pace the bytes are those of a node without quiescing");
+        RaftMessageCodec.Read(normal).ShouldBe(new Heartbeat(1, 2, 3, 4, 5, Quiesced: false));
+
+        var quiet = RaftMessageCodec.Encode(new Heartbeat(1, 2, 3, 4, 5, Quiesced: true));
+        quiet.Length.ShouldBe(normal.Length);
+        quiet[0].ShouldBe((byte)MessageType.QuietHeartbeat);
+        quiet.AsSpan(1).SequenceEqual(normal.AsSpan(1)).ShouldBeTrue("the same fields");
+        RaftMessageCodec.Read(quiet).ShouldBe(new Heartbeat(1, 2, 3, 4, 5, Quiesced: true));
     }
 
     [Fact]

@@ -177,14 +177,18 @@ public sealed class TcpTransportTests
         var b = t[1];
         try
         {
+            var downs = new System.Collections.Concurrent.ConcurrentQueue<ulong>();
+            a.SetLinkDownHandler(downs.Enqueue);
             await AssertExchangeAsync(a, b);
             a.IsLinkDown(2).ShouldBeFalse();
             a.IsLinkDown(9).ShouldBeFalse("an unknown peer has no link to be down");
             var portOfB = b.LocalEndPoint.Port;
+            downs.ShouldBeEmpty();
 
             // Nothing is sent after this: the idle link learns of the closed connection by watching it.
             await b.DisposeAsync();
             WaitUntil(() => a.IsLinkDown(2), "node 1 sees its link to the stopped node 2 go down");
+            WaitUntil(() => downs.Count == 1, "the link-down handler hears of it");
 
             var optionsB = Options(2, portOfB);
             optionsB.Peers[1] = a.LocalEndPoint;
@@ -192,6 +196,8 @@ public sealed class TcpTransportTests
             await b.StartAsync();
             WaitUntil(() => !a.IsLinkDown(2), "node 1's link is up again once it redials the restarted node 2");
             await AssertExchangeAsync(a, b);
+            // Once per outage, not once per failed redial in between.
+            downs.ShouldBe([2UL]);
         }
         finally
         {
