@@ -27,7 +27,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private LoopAlarm? _alarm;
     private Task? _loop;
     private int _wakePending; // 1 while the timer's wake-up waits in the inbox
-    private long _lastTick; // the loop's clock: the timestamp up to which ticks were given to the core
+    private long _lastTick; // the loop's clock: the timestamp up to which ticks were counted
+    private long _ticksOwed; // ticks counted before an iteration's inputs but given to the core only after them
     private long _timerDue; // when the timer is set to wake the loop (a timestamp); loop thread only
     private long _lastSlowLog;
     private long _lastSlowFsyncLog;
@@ -453,19 +454,42 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private long TicksToTimestamp(long ticks) => (long)(_options.TickInterval.TotalSeconds * ticks * _time.TimestampFrequency);
 
     /// <summary>
-    /// Gives the core the ticks that passed since the last ones (at most <see cref="RaftRuntimeOptions.MaxTicksCatchUp"/>;
-    /// the driver caps a catch-up below an election timeout). Called after the iteration's messages, so a heartbeat
-    /// that waited in the inbox while the loop was held up counts before the time that passed meanwhile.
+    /// Gives the core the ticks that passed since the last ones (at most <see cref="RaftRuntimeOptions.MaxTicksCatchUp"/>,
+    /// or the election timeout in effect when longer: a quiet node sleeps that long; the driver caps a catch-up below an
+    /// election timeout). Called after the iteration's messages, so a heartbeat that waited in the inbox while the loop
+    /// was held up counts before the time that passed meanwhile.
     /// </summary>
     private void TickForTimePassed(NodeDriver driver)
     {
-        var now = _time.GetTimestamp();
-        var tick = TicksToTimestamp(1);
-        var passed = (now - _lastTick) / tick;
+        var passed = TakeTicksPassed() + _ticksOwed;
+        _ticksOwed = 0;
         if (passed <= 0) return;
-        _lastTick += passed * tick;
-        // A quiet node sleeps for longer than the usual catch-up bound; it is given the time that passed (the driver caps).
         driver.Tick((int)Math.Min(passed, Math.Max(_options.MaxTicksCatchUp, driver.Raft.ElectionTicksInEffect))); // a leader promotes caught-up learners here
+    }
+
+    /// <summary>
+    /// Before the iteration's inputs: the ticks that passed that cannot make the core act (fewer than
+    /// <see cref="RaftNode.TicksUntilTimeout"/>). A loop that slept until an input woke it (a quiet node sleeps for
+    /// hundreds of ticks) must count that idle time before the input, not after: otherwise a leadership transfer that
+    /// starts, or the first append a quiet follower gets, would find most of an election timeout gone at once. The
+    /// rest waits for <see cref="TickForTimePassed"/>, after the inputs, so nothing times out before them.
+    /// </summary>
+    private void TickForIdleTimeBeforeInputs(NodeDriver driver)
+    {
+        var passed = TakeTicksPassed() + _ticksOwed;
+        var harmless = Math.Min(passed, Math.Max(0, driver.Raft.TicksUntilTimeout - 1));
+        _ticksOwed = passed - harmless;
+        if (harmless > 0) driver.Tick((int)harmless);
+    }
+
+    /// <summary>Whole ticks since <see cref="_lastTick"/>, which moves on by as many.</summary>
+    private long TakeTicksPassed()
+    {
+        var tick = TicksToTimestamp(1);
+        var passed = (_time.GetTimestamp() - _lastTick) / tick;
+        if (passed <= 0) return 0;
+        _lastTick += passed * tick;
+        return passed;
     }
 
     /// <summary>Sets the timer for the core's next timeout (a heartbeat on the leader, the election timeout elsewhere).</summary>
@@ -497,6 +521,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 var (saveBefore, applyBefore, snapshotBefore) =
                     (driver.Counters.SaveTimestampTicks, driver.Counters.ApplyTimestampTicks, driver.Counters.SnapshotTimestampTicks);
                 var handled = 0;
+                TickForIdleTimeBeforeInputs(driver);
                 while (handled < _options.MaxInputsPerIteration && reader.TryRead(out var input))
                 {
                     // Time is judged after the messages: a heartbeat that waited in the inbox while the loop was
