@@ -3,7 +3,8 @@
 # surviving node. Repeats KILLS times (default 20), restarting the killed node between rounds, and prints the
 # times with their median, p90 and maximum.
 #   usage: benchmarks/failover.sh [KILLS]        (build first: dotnet build -c Release RaftMQ.slnx)
-#   env: NODE (the node binary; default bin/raftmq-node), and any RAFTMQ_ node setting, e.g. RAFTMQ_HEARTBEAT_MS
+#   env: NODE (the node binary; default bin/raftmq-node), QUIET=1 (kill the leader only once the whole cluster is
+#        quiet, docs/runtime.md "A quiet cluster"), and any RAFTMQ_ node setting, e.g. RAFTMQ_HEARTBEAT_MS
 set -euo pipefail
 kills=${1:-20}
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +19,11 @@ times=()
 for k in $(seq 1 "$kills"); do
   l=$(leader)
   curl -s -XPUT "http://127.0.0.1:${http[$l]}/message" -d '{"topic":"failover","message":"warm"}' > /dev/null
+  if [ "${QUIET:-0}" = 1 ]; then
+    for i in 0 1 2; do
+      until curl -s -m 1 "http://127.0.0.1:${http[$i]}/v1/metrics" 2>/dev/null | grep -q '"quiesced":true'; do sleep 0.05; done
+    done
+  fi
   t0=$(now_ms)
   kill -9 "${pids[$l]}"; wait "${pids[$l]}" 2>/dev/null || true; pids[$l]=0
   others=(); for i in 0 1 2; do [ "$i" != "$l" ] && others+=("$i"); done
