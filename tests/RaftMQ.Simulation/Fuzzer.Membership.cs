@@ -229,7 +229,7 @@ public static partial class Fuzzer
         {
             var expected = Expected(sim, node, kind, target);
             // A live voter removed while a wiped member is in the configuration could leave no live majority.
-            var configuration = sim.Checker.ConfigurationOf(node);
+            var configuration = LogConfiguration(sim, node);
             if (kind == MembershipChangeKind.RemoveMember && configuration.IsVoter(target) && !sim.IsRetired(target)
                 && configuration.Voters.Concat(configuration.Learners).Any(sim.IsRetired) && expected.Contains(MembershipStatus.Accepted))
             {
@@ -287,7 +287,7 @@ public static partial class Fuzzer
             if (ChangeInFlight(raft)) return [MembershipStatus.ChangeInProgress];
             var commitTerm = raft.TryGetEntry(raft.CommitIndex, out var c) ? c.Term : sim.Node(id).Storage.Snapshot.Term;
             if (commitTerm != raft.Term) return [MembershipStatus.NotCommittedInTerm];
-            var configuration = sim.Checker.ConfigurationOf(id);
+            var configuration = LogConfiguration(sim, id);
             return kind switch
             {
                 MembershipChangeKind.AddLearner => configuration.IsMember(target) ? [MembershipStatus.AlreadyMember] : [MembershipStatus.Accepted],
@@ -298,6 +298,22 @@ public static partial class Fuzzer
                     : configuration.IsVoter(target) && configuration.Voters.Count == 1 ? [MembershipStatus.LastVoter]
                     : [MembershipStatus.Accepted],
             };
+        }
+
+        /// <summary>
+        /// The configuration of <paramref name="id"/>'s log as it is now, read from the log itself: its latest
+        /// configuration entry, persisted or not (a leader appends before its own fsync ends, and a quorum of followers
+        /// may commit the entry first, after which the next change is allowed); the checker's record, which follows
+        /// what the node persisted, when the log holds no such entry past its snapshot.
+        /// </summary>
+        private static ClusterConfiguration LogConfiguration(SimCluster sim, ulong id)
+        {
+            if (sim.Node(id).Raft is { } raft)
+            {
+                for (var i = raft.LastIndex; i > 0 && raft.TryGetEntry(i, out var e); i--)
+                    if (e.Type == EntryType.Configuration) return ClusterConfiguration.Decode(e.Data.Span);
+            }
+            return sim.Checker.ConfigurationOf(id);
         }
 
         /// <summary>Whether the leader's log holds a configuration entry past its commit index (read from the log itself).</summary>
