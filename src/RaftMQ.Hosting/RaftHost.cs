@@ -152,6 +152,7 @@ public sealed class RaftHost : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         var tick = options.TickInterval;
+        var heartbeatTicks = Math.Max(1, (int)(options.HeartbeatInterval / tick));
         return new RaftRuntimeOptions
         {
             Raft = new RaftOptions
@@ -159,10 +160,10 @@ public sealed class RaftHost : IAsyncDisposable
                 Id = options.NodeId,
                 Voters = options.JoinExisting ? [] : [options.NodeId, .. options.Peers.Keys.Order()],
                 ElectionTicks = Math.Max(2, (int)(options.ElectionTimeout / tick)),
-                HeartbeatTicks = Math.Max(1, (int)(options.HeartbeatInterval / tick)),
+                HeartbeatTicks = heartbeatTicks,
                 QuiescedHeartbeatTicks = options.IdleHeartbeatInterval == TimeSpan.Zero
                     ? 0
-                    : Math.Max(Math.Max(1, (int)(options.HeartbeatInterval / tick)), (int)Math.Min(RaftOptions.MaxQuiescedTicks, options.IdleHeartbeatInterval / tick)),
+                    : Math.Max(heartbeatTicks, (int)Math.Min(RaftOptions.MaxQuiescedTicks, options.IdleHeartbeatInterval / tick)),
                 RandomSeed = (ulong)RandomNumberGenerator.GetInt32(int.MaxValue),
                 MaxEntryBytes = options.MaxCommandBytes,
             },

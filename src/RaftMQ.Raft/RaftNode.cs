@@ -624,9 +624,9 @@ public sealed partial class RaftNode
         {
             case AppendEntriesResponse r when _tracker.TryGetProgress(r.From, out var pr):
                 pr.RecentActive = true;
-                if (r.Reject) Wake();
                 if (r.Reject)
                 {
+                    Wake();
                     var hint = r.HintTerm > 0 ? _log.FindConflictByTerm(r.HintIndex, r.HintTerm) : r.HintIndex;
                     if (pr.MaybeDecrTo(r.Index, hint))
                     {

@@ -25,8 +25,7 @@ public sealed class QuiescenceTests
         (await cluster.CreateTopicAsync(leader, "quiet")).Status.ShouldBe(HttpStatusCode.Created);
         (await cluster.PublishAsync(leader, "quiet", "one")).ShouldBe((HttpStatusCode.OK, """{"success":true}"""));
 
-        (await Eventually.TrueAsync(async () => (await QuiescedAsync(cluster)).All(q => q), TestCluster.DefaultTimeout))
-            .ShouldBeTrue("every node of the idle cluster runs at the quiet pace");
+        await AllQuietAsync(cluster, "every node of the idle cluster runs at the quiet pace");
 
         // At the normal pace the leader sends 4 heartbeats (two rounds to two followers) in 50 to 100 ms; quiet, the
         // second round is 2 s after the first.
@@ -38,8 +37,7 @@ public sealed class QuiescenceTests
 
         // A publish to the quiet cluster is answered, and so is a pop through a follower.
         (await cluster.PublishAsync(leader, "quiet", "two")).ShouldBe((HttpStatusCode.OK, """{"success":true}"""));
-        (await Eventually.TrueAsync(async () => (await QuiescedAsync(cluster)).All(q => q), TestCluster.DefaultTimeout))
-            .ShouldBeTrue("the cluster quiets again once idle");
+        await AllQuietAsync(cluster, "the cluster quiets again once idle");
 
         watch.Restart();
         await cluster.Node(leader).KillAsync();
@@ -62,8 +60,7 @@ public sealed class QuiescenceTests
         (await cluster.CreateTopicAsync(leader, "handover")).Status.ShouldBe(HttpStatusCode.Created);
         for (var round = 0; round < 3; round++)
         {
-            (await Eventually.TrueAsync(async () => (await QuiescedAsync(cluster)).All(q => q), TestCluster.DefaultTimeout))
-                .ShouldBeTrue("the idle cluster quiets");
+            await AllQuietAsync(cluster, "the idle cluster quiets");
             // Two rounds of quiet heartbeats: the leader sleeps between them, 2 s at a time. Asked once a second, the
             // condition turns true anywhere from 0 to 1 s after the leader last woke, so the transfer below usually
             // finds it long asleep (the bug needed 150 ms: 150 ticks of 1 ms).
@@ -77,6 +74,10 @@ public sealed class QuiescenceTests
             leader = next;
         }
     }
+
+    /// <summary>Waits until every running node reports <c>quiesced</c>; fails saying <paramref name="why"/> otherwise.</summary>
+    private static async Task AllQuietAsync(TestCluster cluster, string why) =>
+        (await Eventually.TrueAsync(async () => (await QuiescedAsync(cluster)).All(q => q), TestCluster.DefaultTimeout)).ShouldBeTrue(why);
 
     /// <summary>Each running node's <c>quiesced</c> from its GET /v1/metrics.</summary>
     private static async Task<bool[]> QuiescedAsync(TestCluster cluster)
