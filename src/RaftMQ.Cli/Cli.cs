@@ -319,7 +319,7 @@ public static partial class Cli
         try
         {
             using var client = NewClient(local.Urls, r);
-            var probes = await WaitForLeaderAsync(local, client, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+            var probes = await WaitForLeaderAsync(local, client, ct).ConfigureAwait(false);
             AnsiConsole.Write(ClusterView.Render(probes, local));
             Console.Out.WriteLine(ClusterView.Summary(probes));
             if (detach)
@@ -343,21 +343,29 @@ public static partial class Cli
         return ExitCodes.Ok;
     }
 
-    /// <summary>Polls the nodes until every one answers and one is leader; fails fast if a node process exits.</summary>
-    private static async Task<IReadOnlyList<NodeProbe>> WaitForLeaderAsync(LocalCluster local, RaftMQClient client, TimeSpan timeout, CancellationToken ct)
+    /// <summary>How long `cluster up` waits for every node of a local cluster to answer and one to lead.</summary>
+    private static readonly TimeSpan ClusterReadyTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Polls the nodes until every one answers and one is leader; fails fast if a node process exits. With
+    /// <paramref name="runningOnly"/>, nodes stopped on purpose before (`cluster remove` of a node in the middle, `cluster
+    /// kill`) are left out.
+    /// </summary>
+    private static async Task<IReadOnlyList<NodeProbe>> WaitForLeaderAsync(LocalCluster local, RaftMQClient client, CancellationToken ct, bool runningOnly = false)
     {
-        var deadline = DateTime.UtcNow + timeout;
+        var expected = local.File.Nodes.Where(n => !runningOnly || local.IsRunning(n.Index)).Select(n => n.Index).ToHashSet();
+        var deadline = DateTime.UtcNow + ClusterReadyTimeout;
         while (true)
         {
             foreach (var n in local.File.Nodes)
             {
-                if (!local.IsRunning(n.Index))
+                if (expected.Contains(n.Index) && !local.IsRunning(n.Index))
                     throw new CliException($"node {n.Index} exited while starting; the end of its log ({n.Log}):\n{local.LogTail(n.Index)}");
             }
             var probes = await client.GetClusterStatusAsync(ct).ConfigureAwait(false);
-            if (probes.All(p => p.Status is not null) && probes.Any(p => p.Status!.IsLeader)) return probes;
+            if (probes.Where((p, i) => expected.Contains(i)).All(p => p.Status is not null) && probes.Any(p => p.Status is { IsLeader: true })) return probes;
             if (DateTime.UtcNow > deadline)
-                throw new CliException($"no leader was elected within {timeout.TotalSeconds:0} s ({ClusterView.Summary(probes)}); node logs are in {local.Directory}");
+                throw new CliException($"the cluster was not ready within {ClusterReadyTimeout.TotalSeconds:0} s ({ClusterView.Summary(probes)}); node logs are in {local.Directory}");
             await Task.Delay(50, ct).ConfigureAwait(false);
         }
     }

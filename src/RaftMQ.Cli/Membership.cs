@@ -117,8 +117,10 @@ public static partial class Cli
             await local.DropLastNodeAsync().ConfigureAwait(false);
             Console.Out.WriteLine($"node {index} removed and stopped");
         }
+        // Done, as for a cluster started afresh, when every node answers and one leads: a node that has just become a
+        // voter may still be starting its HTTP listener, or answer slowly on a busy machine.
         using var view = NewClient(local.Urls, r);
-        var probes = await view.GetClusterStatusAsync(ct).ConfigureAwait(false);
+        var probes = await WaitForLeaderAsync(local, view, ct, runningOnly: true).ConfigureAwait(false);
         AnsiConsole.Write(ClusterView.Render(probes, local));
         Console.Out.WriteLine(ClusterView.Summary(probes));
         return ExitCodes.Ok;

@@ -190,11 +190,6 @@ internal sealed class PeerSender : IAsyncDisposable
                 MarkDown();
                 // One line per outage, not one per retry: log only when the reason changes.
                 var reason = ex.Message;
-                if (ex is HandshakeException)
-                {
-                    counters.AuthFailed();
-                }
-
                 if (reason != lastFailure)
                 {
                     if (ex is HandshakeException)
@@ -207,6 +202,11 @@ internal sealed class PeerSender : IAsyncDisposable
                     }
 
                     lastFailure = reason;
+                }
+
+                if (ex is HandshakeException)
+                {
+                    counters.AuthFailed();
                 }
 
                 if (!await BackoffAsync(attempt++).ConfigureAwait(false))

@@ -279,21 +279,23 @@ public sealed class TcpTransport : ITransport
         link.Slot = slots.Admit(remote?.Address ?? IPAddress.None, link, evicted);
         foreach (var old in evicted)
         {
-            Counters.ConnectionRefused();
             old.Scope.Close("evicted by a newer connection");
             if (evictionLog.TryLog(out var suppressed))
             {
                 logger.HandshakeEvicted(old.Connection.Remote, options.MaxPendingHandshakes, options.MaxPendingHandshakesPerAddress, suppressed);
             }
+
+            Counters.ConnectionRefused();
         }
 
         if (link.Slot is null)
         {
-            Counters.ConnectionRefused();
             if (refusalLog.TryLog(out var suppressed))
             {
                 logger.TooManyConnections(link.Connection.Remote, options.MaxInboundConnections, suppressed);
             }
+
+            Counters.ConnectionRefused();
 
             link.Scope.Dispose();
             _ = link.Connection.DisposeAsync().AsTask();
@@ -336,7 +338,6 @@ public sealed class TcpTransport : ITransport
                 }
                 catch (Exception ex) when (!scope.Token.IsCancellationRequested)
                 {
-                    Counters.AuthFailed();
                     var why = ex switch
                     {
                         HandshakeException => ex.Message,
@@ -348,6 +349,7 @@ public sealed class TcpTransport : ITransport
                         logger.InboundHandshakeFailed(connection.Remote, why, suppressed);
                     }
 
+                    Counters.AuthFailed();
                     return;
                 }
             }
@@ -376,8 +378,8 @@ public sealed class TcpTransport : ITransport
         }
         catch (ProtocolException ex)
         {
-            Counters.ProtocolError();
             logger.ProtocolError(peerId, connection.Remote, ex.Message);
+            Counters.ProtocolError();
         }
         catch (OperationCanceledException) when (scope.Token.IsCancellationRequested)
         {
@@ -451,8 +453,8 @@ public sealed class TcpTransport : ITransport
         // An authenticated peer may speak only for itself, and only to this node.
         if (message.From != peerId || message.To != options.NodeId)
         {
-            Counters.SpoofedDropped();
             logger.SpoofedMessage(message.GetType().Name, peerId, message.From, message.To);
+            Counters.SpoofedDropped();
             return;
         }
 

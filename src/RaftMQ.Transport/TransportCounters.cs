@@ -1,6 +1,9 @@
 namespace RaftMQ.Transport;
 
-/// <summary>What a transport dropped, refused and moved; monotonic, safe to read from any thread.</summary>
+/// <summary>
+/// What a transport dropped, refused and moved; monotonic, safe to read from any thread. A refusal or error is counted
+/// after its log line is written, so whoever sees the count also finds the line.
+/// </summary>
 public sealed class TransportCounters
 {
     private long sendQueueDrops;

@@ -386,7 +386,7 @@ public sealed class CliClusterTests
         grow.ExitCode.ShouldBe(0, grow.ToString());
         grow.Stdout.ShouldContain("node 3 is a voter");
         grow.Stdout.ShouldContain("node 4 is a voter");
-        grow.Stdout.ShouldContain("5 of 5 nodes up");
+        grow.Stdout.ShouldContain("5 of 5 nodes up", Case.Sensitive, grow.ToString());
         env.RecordedPids().Count.ShouldBe(5);
         var members = await env.RunAsync("cluster", "members");
         members.ExitCode.ShouldBe(0, members.ToString());
