@@ -39,6 +39,11 @@ public static partial class Fuzzer
     {
         private readonly SplitMix64 _rng = new(seed ^ 0xBB67AE8584CAA73BUL);
         private int _asked, _selfRemovals, _wiped, _inFlight, _misuse, _notLeader;
+
+        // What DecommissionRemoved has read of the committed log: how far, the latest configuration, every member.
+        private int _committedScanned;
+        private ClusterConfiguration? _latestCommitted;
+        private readonly HashSet<ulong> _everMember = [];
         private bool _owed; // an action came due while nobody led
 
         /// <summary>Node ids of the pool: three to five spares beyond the first configuration.</summary>
@@ -120,7 +125,17 @@ public static partial class Fuzzer
             var deadline = sim.Now + ConvergeTimeoutMs;
             while (true)
             {
-                if (!sim.RunUntil(() => Converged(sim, out _), Math.Max(0, deadline - sim.Now)))
+                // A removal that commits while the cluster settles is followed by its shutdown too: a removed node
+                // that never learned of its removal would otherwise campaign against the cluster for ever when
+                // neither pre-vote nor check-quorum is on (docs/membership.md).
+                var converged = sim.RunUntil(
+                    () =>
+                    {
+                        DecommissionRemoved(sim);
+                        return Converged(sim, out _);
+                    },
+                    Math.Max(0, deadline - sim.Now));
+                if (!converged)
                     throw sim.Failure($"the healed cluster did not converge within {ConvergeTimeoutMs} virtual ms (membership settling)");
                 var leader = sim.Leader!;
                 var configuration = sim.Checker.ConfigurationOf(leader.Id);
@@ -138,19 +153,22 @@ public static partial class Fuzzer
         /// Stops for good every node that a committed configuration had and the latest committed one (the last
         /// configuration entry any node applied) no longer has: the removed nodes.
         /// </summary>
-        private static void DecommissionRemoved(SimCluster sim)
+        private void DecommissionRemoved(SimCluster sim)
         {
-            var latest = sim.InitialConfiguration(1);
-            var everMember = new HashSet<ulong>(latest.Voters);
-            foreach (var e in sim.Checker.Committed)
+            _latestCommitted ??= sim.InitialConfiguration(1);
+            if (_everMember.Count == 0) _everMember.UnionWith(_latestCommitted.Voters);
+            var committed = sim.Checker.Committed;
+            if (_committedScanned == committed.Count) return;
+            for (; _committedScanned < committed.Count; _committedScanned++)
             {
+                var e = committed[_committedScanned];
                 if (e.Type != EntryType.Configuration) continue;
-                latest = ClusterConfiguration.Decode(e.Data.Span);
-                everMember.UnionWith(latest.Voters);
-                everMember.UnionWith(latest.Learners);
+                _latestCommitted = ClusterConfiguration.Decode(e.Data.Span);
+                _everMember.UnionWith(_latestCommitted.Voters);
+                _everMember.UnionWith(_latestCommitted.Learners);
             }
-            foreach (var id in everMember)
-                if (!latest.IsMember(id) && !sim.IsRetired(id)) sim.Decommission(id);
+            foreach (var id in _everMember)
+                if (!_latestCommitted.IsMember(id) && !sim.IsRetired(id)) sim.Decommission(id);
         }
 
         public MembershipOutcome Outcome(SimCluster sim)
