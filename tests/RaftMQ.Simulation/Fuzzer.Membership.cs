@@ -205,16 +205,34 @@ public static partial class Fuzzer
         }
 
         // Wipes a member (a follower, or now and then the leader) when the rest can still form a majority for good:
-        // at least three voters, none wiped yet, no change in flight.
+        // at least three voters, none wiped yet, no change in flight on the leader, and every configuration a node's
+        // log holds keeps a majority of live voters without it. A node runs on the latest configuration in its log,
+        // committed or not, so an uncommitted change left on a node by an earlier leader counts too (seed 7010760:
+        // n3 held "remove n2" from its own term, then the next leader, n1, was wiped; n3, needing n1, could not win,
+        // and n2, needing n3, could not win against n3's longer log).
         private void MaybeWipe(SimCluster sim, ClusterConfiguration configuration, ulong leader, ulong wipedMember)
         {
             if (wipedMember != 0 || configuration.Voters.Count < 3 || ChangeInFlight(sim.Node(leader).Raft!)) return;
-            var members = configuration.Voters.Concat(configuration.Learners).Where(m => _rng.Next(4) == 0 || m != leader).ToList();
+            var members = configuration.Voters.Concat(configuration.Learners)
+                .Where(m => (_rng.Next(4) == 0 || m != leader) && LeavesEveryConfigurationAMajority(sim, m)).ToList();
             if (members.Count == 0) return;
             var victim = members[_rng.Next(members.Count)];
             // Another wiped node may still be in a configuration some lagging node runs on; keep it to one at a time.
             sim.Wipe(victim);
             _wiped++;
+        }
+
+        private static bool LeavesEveryConfigurationAMajority(SimCluster sim, ulong victim)
+        {
+            foreach (var node in sim.Nodes)
+            {
+                if (sim.IsRetired(node.Id)) continue;
+                var voters = sim.Checker.ConfigurationOf(node.Id).Voters;
+                if (!voters.Contains(victim)) continue;
+                var live = voters.Count(v => v != victim && !sim.IsRetired(v));
+                if (2 * live <= voters.Count) return false;
+            }
+            return true;
         }
 
         private void Misuse(SimCluster sim, ClusterConfiguration configuration, ulong leader)
