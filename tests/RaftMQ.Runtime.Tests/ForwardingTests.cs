@@ -488,15 +488,4 @@ public sealed class ForwardingTests : IDisposable
 
         public bool IsLinkDown(ulong peer) => Down.Contains(peer);
     }
-
-    private sealed class ManualClock : TimeProvider
-    {
-        private long _ticks;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => _ticks;
-
-        public void Advance(TimeSpan by) => _ticks += by.Ticks;
-    }
 }

@@ -230,44 +230,4 @@ public sealed class LeadershipTransferTests : IAsyncLifetime
             }
         }
     }
-
-    /// <summary>Connects runtimes in this process: a message goes straight into the addressee's inbox.</summary>
-    private sealed class InProcessNetwork
-    {
-        private readonly ConcurrentDictionary<ulong, Action<RaftMessage>> _receivers = new();
-        private long _isolated;
-
-        public ITransport Join(ulong id) => new Endpoint(this, id);
-
-        /// <summary>From now on, messages to and from node <paramref name="id"/> are lost.</summary>
-        public void Isolate(ulong id) => Interlocked.Exchange(ref _isolated, (long)id);
-
-        private bool Lost(RaftMessage m)
-        {
-            var isolated = (ulong)Interlocked.Read(ref _isolated);
-            return isolated != 0 && (m.From == isolated || m.To == isolated);
-        }
-
-        private sealed class Endpoint(InProcessNetwork network, ulong id) : ITransport
-        {
-            private readonly Channel<RaftMessage> _inbound = Channel.CreateUnbounded<RaftMessage>();
-
-            public ChannelReader<RaftMessage> Inbound => _inbound.Reader;
-
-            public void SetReceiver(Action<RaftMessage> receiver) => network._receivers[id] = receiver;
-
-            public Task StartAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
-
-            public void Send(RaftMessage message)
-            {
-                if (!network.Lost(message) && network._receivers.TryGetValue(message.To, out var receiver)) receiver(message);
-            }
-
-            public ValueTask DisposeAsync()
-            {
-                network._receivers.TryRemove(id, out _);
-                return ValueTask.CompletedTask;
-            }
-        }
-    }
 }
