@@ -6,10 +6,11 @@
 # kill -9 takes to serve its first linearizable read (GET /topic).
 #   usage: benchmarks/queue-backlog.sh [MESSAGES] [SIZE] [TOPICS]      (defaults 2000000 100 1)
 #   build first: dotnet build -c Release RaftMQ.slnx   (-p:CompositeNode=false is enough: the R2R node is used then)
-#   env: CLIENTS (16), BATCH (1000), NODE_ARGS (extra node options), KEEP=1 keeps the data directory
+#   env: CLIENTS (16), BATCH (1000), NODE (the node binary; default the built one), NODE_ARGS (extra node options),
+#        KEEP=1 keeps the data directory
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-node="$root/src/RaftMQ.Server/bin/Release/node/RaftMQ.Server"
+node="${NODE:-$root/src/RaftMQ.Server/bin/Release/node/RaftMQ.Server}"
 [ -x "$node" ] || node="$root/src/RaftMQ.Server/bin/Release/net10.0/RaftMQ.Server"
 [ -x "$node" ] || { echo "build the node first: dotnet build -c Release RaftMQ.slnx" >&2; exit 1; }
 tool="$root/benchmarks/RaftMQ.QueueBacklog/bin/Release/net10.0/RaftMQ.QueueBacklog.dll"
