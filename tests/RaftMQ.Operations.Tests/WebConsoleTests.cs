@@ -55,12 +55,12 @@ public sealed class WebConsoleTests
         // ... and so does one published with the page's own form; the pop form takes the oldest.
         await page.TypeAsync("#publish-form input[name=topic]", "orders");
         await page.TypeAsync("#publish-form input[name=message]", "from the console");
-        await page.ClickAsync("#publish-form button");
+        await ActivateAsync(page, "#publish-form button");
         await page.WaitForFunctionAsync(
             "() => document.querySelector('#topic-table tr[data-topic=\"orders\"] td.ready')?.textContent === '4'",
             new WaitForFunctionOptions { Timeout = LoadTimeoutMs });
         await page.TypeAsync("#pop-form input[name=topic]", "orders");
-        await page.ClickAsync("#pop-form button");
+        await ActivateAsync(page, "#pop-form button");
         await page.WaitForFunctionAsync("() => document.querySelector('#result').textContent.includes('\"message\":\"m0\"')",
             new WaitForFunctionOptions { Timeout = LoadTimeoutMs });
 
@@ -86,7 +86,7 @@ public sealed class WebConsoleTests
             + " && document.querySelector('#groups tr[data-group=\"default\"] td.dead-lettered')?.textContent === '1'"
             + " && !document.querySelector('#redrive').disabled",
             new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
-        await page.ClickAsync("#redrive");
+        await ActivateAsync(page, "#redrive");
         await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
             "() => document.querySelector('#detail-body').dataset.topic === 'jobs' && document.querySelector('#dead-letters')?.dataset.count === '0'"
             + " && document.querySelector('#groups tr[data-group=\"default\"] td.ready')?.textContent === '1'"
@@ -110,7 +110,7 @@ public sealed class WebConsoleTests
         var refusal = await cluster.SendAsync(serving, HttpMethod.Post, "/v1/cluster/members", "{\"url\": \"not-a-url\"}");
         refusal.Status.ShouldBe(HttpStatusCode.BadRequest);
         await page.TypeAsync("#add-member-form input[name=url]", "not-a-url");
-        await page.ClickAsync("#add-member-form button");
+        await ActivateAsync(page, "#add-member-form button");
         await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
             "(body) => document.querySelector('#result').textContent === 'POST /v1/cluster/members → 400\\n' + body",
             new WaitForFunctionOptions { Timeout = LoadTimeoutMs }, refusal.Body));
@@ -163,7 +163,7 @@ public sealed class WebConsoleTests
             "() => document.querySelectorAll('#members tr[data-up=\"true\"]').length === 4",
             new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
 
-        await page.ClickAsync($"#members tr[data-node=\"{victim}\"] button.remove");
+        await ActivateAsync(page, $"#members tr[data-node=\"{victim}\"] button.remove");
         await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
             "(node) => document.querySelectorAll('#members tbody tr').length === 3 && !document.querySelector(`#members tr[data-node=\"${node}\"]`)",
             new WaitForFunctionOptions { Timeout = LoadTimeoutMs }, victim));
@@ -213,17 +213,17 @@ public sealed class WebConsoleTests
 
         // The forms send it too (the RRMQ endpoints need it here: --auth-rrmq).
         await page.TypeAsync("#create-form input[name=topic]", "orders");
-        await page.ClickAsync("#create-form button");
+        await ActivateAsync(page, "#create-form button");
         await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
             "() => document.querySelector('#result').textContent.startsWith('PUT /topic → 201')", new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
         await page.TypeAsync("#publish-form input[name=topic]", "orders");
         await page.TypeAsync("#publish-form input[name=message]", "from the console");
-        await page.ClickAsync("#publish-form button");
+        await ActivateAsync(page, "#publish-form button");
         await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
             "() => document.querySelector('#result').textContent.startsWith('PUT /message → 200')", new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
         (await cluster.PopAsync(leader, "orders")).Status.ShouldBe(HttpStatusCode.Unauthorized, "the RRMQ pop needs a key here");
         await page.TypeAsync("#pop-form input[name=topic]", "orders");
-        await page.ClickAsync("#pop-form button");
+        await ActivateAsync(page, "#pop-form button");
         await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
             "() => document.querySelector('#result').textContent.includes('\"message\":\"from the console\"')",
             new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
@@ -252,6 +252,18 @@ public sealed class WebConsoleTests
         }
     }
 
+    /// <summary>
+    /// Activates a button as a keyboard user does: focus, then Enter. The page redraws every 500 ms and its sections
+    /// change height as topics, results and figures come and go; a mouse click goes to coordinates computed a moment
+    /// before it is sent, so on a busy machine it can land beside a button that has just moved, and nothing happens.
+    /// Focus and key presses go to the element itself, wherever it is by then.
+    /// </summary>
+    private static async Task ActivateAsync(IPage page, string selector)
+    {
+        await page.FocusAsync(selector);
+        await page.Keyboard.PressAsync("Enter");
+    }
+
     /// <summary>Runs a wait; when it times out, fails with what the page shows and logged, to tell why.</summary>
     private static async Task WhatThePageShowsOnFailure(IPage page, List<string> console, Func<Task> wait)
     {
@@ -263,7 +275,9 @@ public sealed class WebConsoleTests
         {
             var shown = await page.EvaluateExpressionAsync<string>(
                 "document.querySelector('#summary').textContent + '\\n' + document.querySelector('#members').outerHTML + '\\n' + document.querySelector('#topic-table').outerHTML"
-                + " + '\\n' + document.querySelector('#details').outerHTML + '\\n' + document.querySelector('#result').textContent");
+                + " + '\\n' + document.querySelector('#details').outerHTML + '\\n' + document.querySelector('#result').textContent"
+                + " + '\\nform fields: ' + [...document.querySelectorAll('form input')].map(i => i.closest('form').id + ' ' + i.name + '=' + JSON.stringify(i.value)).join(', ')"
+                + " + '\\nfocused: ' + (document.activeElement ? document.activeElement.outerHTML.slice(0, 200) : 'nothing')");
             throw new ShouldAssertException($"{e.Message}\nthe page shows:\n{shown}\nits console:\n{string.Join('\n', console)}", e);
         }
     }

@@ -247,6 +247,7 @@ async function refreshDetails() {
 
 // The topic's groups (one row each) and its dead letters, with a button that redrives them.
 function renderDetails(body, stats) {
+  const focused = document.activeElement === redriveButton; // moving it out and back in would drop a keyboard user's focus
   body.className = "";
   body.textContent = "";
   body.dataset.topic = stats.topic;
@@ -283,6 +284,7 @@ function renderDetails(body, stats) {
   redriveButton.disabled = !(stats.dead_lettered > 0);
   dead.append(redriveButton);
   body.append(table, dead);
+  if (focused) redriveButton.focus();
 }
 
 // One Redrive button, moved into each redraw of the details rather than made anew: a click that spans a redraw
