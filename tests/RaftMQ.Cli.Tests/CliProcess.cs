@@ -87,7 +87,7 @@ public sealed class CliProcess : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            throw new TimeoutException($"raftmq did not exit within {timeout}; stdout:\n{Stdout}\nstderr:\n{Stderr}");
+            throw new TimeoutException($"raftmq did not exit within {timeout}; stdout:\n{Stdout}\nstderr:\n{Stderr}\n{Threads()}");
         }
         return _process.ExitCode;
     }
@@ -95,11 +95,45 @@ public sealed class CliProcess : IAsyncDisposable
     public Task<bool> WaitForOutputAsync(string text, TimeSpan timeout) =>
         Eventually.TrueAsync(() => Task.FromResult(Stdout.Contains(text, StringComparison.Ordinal) || _process.HasExited), timeout);
 
-    /// <summary>Sends a signal as a terminal would (SIGINT for Ctrl-C).</summary>
+    /// <summary>Sends a signal as a terminal would (SIGINT for Ctrl-C); throws when <c>kill</c> fails.</summary>
     public async Task SignalAsync(string signal)
     {
-        using var kill = Process.Start("kill", ["-" + signal, Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        var psi = new ProcessStartInfo("kill", ["-" + signal, Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+        {
+            RedirectStandardError = true,
+        };
+        using var kill = Process.Start(psi)!;
+        var error = await kill.StandardError.ReadToEndAsync();
         await kill.WaitForExitAsync();
+        if (kill.ExitCode != 0) throw new InvalidOperationException($"kill -{signal} {Pid} exited with {kill.ExitCode}: {error}");
+    }
+
+    /// <summary>
+    /// What a process that does not exit is doing, for the failure message: its signal masks (pending, blocked,
+    /// caught) and each thread's name, state and kernel wait channel.
+    /// </summary>
+    private string Threads()
+    {
+        var text = new System.Text.StringBuilder($"process {Pid}:\n");
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{Pid}/status"))
+            {
+                if (line.StartsWith("State", StringComparison.Ordinal) || line.StartsWith("Sig", StringComparison.Ordinal)
+                    || line.StartsWith("ShdPnd", StringComparison.Ordinal)) text.AppendLine(line);
+            }
+            foreach (var task in Directory.EnumerateDirectories($"/proc/{Pid}/task"))
+            {
+                var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
+                text.AppendLine($"  {Path.GetFileName(task)} {File.ReadAllText(Path.Combine(task, "comm")).Trim()} {state} {File.ReadAllText(Path.Combine(task, "wchan"))}");
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            text.AppendLine($"  ({e.Message})");
+        }
+        return text.ToString();
     }
 
     private void Append(System.Text.StringBuilder to, string? line)
