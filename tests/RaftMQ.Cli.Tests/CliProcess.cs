@@ -42,7 +42,10 @@ public sealed class CliProcess : IAsyncDisposable
 
     public static CliProcess Start(CliEnvironment env, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        // Started as from a terminal, with Ctrl-C's signal at its default: a test run launched in the background by a
+        // script (`./test.sh &`) inherits SIGINT ignored (POSIX shells ignore it for background jobs), .NET keeps an
+        // inherited SIG_IGN, and the CLI would then never see the Ctrl-C a test sends it.
+        var psi = new ProcessStartInfo("env")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -50,6 +53,8 @@ public sealed class CliProcess : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = env.Home,
         };
+        psi.ArgumentList.Add("--default-signal=INT");
+        psi.ArgumentList.Add("dotnet");
         psi.ArgumentList.Add(CliDll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["RAFTMQ_DATA"] = env.Data;
