@@ -701,8 +701,8 @@ public sealed partial class NodeDriver : IDisposable
     /// same batch covers: to the same leader, in the same term, for an index at least as high. A follower that took
     /// several appends in one iteration persists them with one write and one fsync and so answers each in the same
     /// Ready; the leader needs only the last (it frees its window and advances the follower's match by index), and
-    /// leaving out the others is no more than the network losing them, which Raft tolerates. Under load this halves
-    /// a follower's messages to its leader (docs/benchmarks.md, "Covered acknowledgements"). Rejections, heartbeats
+    /// leaving out the others is no more than the network losing them, which Raft tolerates. Under load this cuts
+    /// a fifth to a third of the peer messages a publish (docs/benchmarks.md, "Covered acknowledgements"). Rejections, heartbeats
     /// and everything else go as they are. Empty (the shared instance) in the common case of one acknowledgement.
     /// </summary>
     private HashSet<int> CoveredAcknowledgements(IReadOnlyList<RaftMessage> messages)
