@@ -152,6 +152,9 @@ sealed class Replicator
     private readonly SafeFileHandle _log;
     private long _offset;
     private int _sleeping;
+    private int _count;
+    // FLOOR_MIN_BATCH (an experiment on batch size): a batch waits, up to 1 ms, until that many records are pending.
+    private readonly int _minBatch = int.TryParse(Environment.GetEnvironmentVariable("FLOOR_MIN_BATCH"), out var m) ? m : 1;
     public long Batches;
 
     public Replicator(string dir, int[] followerPorts)
@@ -171,7 +174,9 @@ sealed class Replicator
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _pending.Enqueue((record, done));
-        if (Volatile.Read(ref _sleeping) == 1) _work.Set();
+        // The first record wakes a replicator sleeping without a deadline (it then waits up to 1 ms for the rest).
+        var count = Interlocked.Increment(ref _count);
+        if ((count >= _minBatch || count == 1) && Volatile.Read(ref _sleeping) == 1) _work.Set();
         return done.Task;
     }
 
@@ -183,17 +188,20 @@ sealed class Replicator
         for (long number = 1; ; number++)
         {
             // Sleep only when nothing is pending (announce it first, so that a writer that sees it sets the event).
-            while (_pending.IsEmpty)
+            while (Volatile.Read(ref _count) < _minBatch)
             {
                 Volatile.Write(ref _sleeping, 1);
-                if (_pending.IsEmpty) _work.WaitOne();
+                var some = Volatile.Read(ref _count) > 0;
+                var woken = Volatile.Read(ref _count) >= _minBatch || _work.WaitOne(some ? 1 : -1);
                 Volatile.Write(ref _sleeping, 0);
+                if (!woken && some) break;
             }
             batch.Clear();
             frame.SetLength(12);
             frame.Position = 12;
             while (_pending.TryDequeue(out var item))
             {
+                Interlocked.Decrement(ref _count);
                 frame.Write(item.Record);
                 batch.Add(item.Done);
             }
