@@ -30,9 +30,9 @@ perf trace -p "$(cut -d' ' -f1 "$data/nodes" | paste -sd,)" -o "$data/trace" \
   -e 'sendto,recvfrom,sendmsg,recvmsg,read,write,pwrite64,pwritev,fsync,fdatasync' -- sleep 0.4 2> /dev/null
 python3 - "$data/nodes" "$data/trace" "$count" <<'PY'
 import os, re, sys
-nodes = [l.split() for l in open(sys.argv[1])]
-who, thread_of = {}, {}
-for i, (pid, role) in enumerate(nodes):
+pids = [l.split()[0] for l in open(sys.argv[1])]  # the leader first
+who = {}
+for i, pid in enumerate(pids):
     for tid in os.listdir(f"/proc/{pid}/task"):
         who[tid] = "L" if i == 0 else f"F{i}"
 rows = []

@@ -185,6 +185,7 @@ sealed class Replicator
         var batch = new List<TaskCompletionSource>();
         var frame = new MemoryStream();
         var answer = new byte[8];
+        var readable = new List<Socket>(_followers.Length);
         for (long number = 1; ; number++)
         {
             // Sleep only when nothing is pending (announce it first, so that a writer that sees it sets the event).
@@ -215,7 +216,8 @@ sealed class Replicator
             // This node has it on disk; one follower more is a majority of three.
             while (_acked.Max() < number)
             {
-                var readable = _followers.ToList();
+                readable.Clear();
+                readable.AddRange(_followers);
                 Socket.Select(readable, null, null, -1);
                 foreach (var follower in readable)
                 {
