@@ -38,6 +38,14 @@ public interface INodeHost
     /// already sent is given up as soon as its node no longer leads and its link is down. Raft itself never uses it.
     /// </summary>
     bool IsLinkDown(ulong peer) => false;
+
+    /// <summary>
+    /// Called on the loop by <see cref="NodeDriver.ProcessReady"/> once its Readies are handled and before it
+    /// completes the membership changes and leadership transfers that waited on them: a host that publishes views of
+    /// the node (its status, its configuration) refreshes them here, so that a caller whose change just completed
+    /// finds the change in them.
+    /// </summary>
+    void BeforeCompletingChanges() { }
 }
 
 /// <summary>
@@ -541,6 +549,7 @@ public sealed partial class NodeDriver : IDisposable
         }
         while (ProposeHeld()); // what was applied made room for held-back proposals: their entries make a new Ready
         MaybeTakeSnapshot();
+        _host.BeforeCompletingChanges();
         CheckTransfer();
         CheckMembershipChanges();
     }

@@ -14,7 +14,10 @@ public sealed partial class RaftRuntime
     /// <summary>The configuration this node runs on (the latest in its log, committed or not), refreshed every iteration.</summary>
     public ClusterConfiguration Configuration => _configuration;
 
-    /// <summary>The configuration in force at this node's commit index.</summary>
+    /// <summary>
+    /// The configuration in force at this node's commit index, refreshed with <see cref="Configuration"/>: a
+    /// membership change whose call completed is in it.
+    /// </summary>
     public ClusterConfiguration CommittedConfiguration => _committedConfiguration;
 
     /// <summary>

@@ -62,7 +62,11 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         _status = new RaftStatus(options.Raft.Id, Role.Follower, storage.Log.HardState.Term, 0, storage.Log.HardState.Commit, 0, storage.Log.LastIndex);
     }
 
-    /// <summary>The node's state, refreshed after every loop iteration.</summary>
+    /// <summary>
+    /// The node's state, refreshed at the end of every loop iteration, before the iteration completes membership
+    /// changes and transfers. A proposal completes as its entry is applied, mid-iteration, so its index can be past
+    /// <see cref="RaftStatus.AppliedIndex"/> until the iteration ends.
+    /// </summary>
     public RaftStatus Status => _status;
 
     /// <summary>What the loop has done so far (log writes and syncs, messages, entries applied, ...).</summary>
@@ -134,6 +138,20 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 // The node stopped; nothing waits for the job.
             }
         });
+
+    /// <summary>
+    /// Publishes what callers read outside the loop (<see cref="Status"/>, the readers' view, the transfer and the
+    /// configurations) at the end of every <see cref="NodeDriver.ProcessReady"/>, before the driver completes the
+    /// membership changes and transfers it committed: a caller whose change completed sees it here.
+    /// </summary>
+    void INodeHost.BeforeCompletingChanges()
+    {
+        var driver = _driver!;
+        UpdateStatus(driver.Raft);
+        PublishReaderView();
+        NoteTransfer(driver);
+        NoteMembership(driver.Raft);
+    }
 
     bool INodeHost.TrySyncLogInBackground(LogSyncJob job)
     {
@@ -506,10 +524,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         var driver = _driver!;
         try
         {
-            driver.ProcessReady();
-            UpdateStatus(driver.Raft);
-            PublishReaderView();
-            NoteMembership(driver.Raft);
+            driver.ProcessReady(); // publishes the views (BeforeCompletingChanges)
             var reader = _inbox.Reader;
             // With Readies left (ProcessReady stops after a bounded amount of applying), the loop goes round again at
             // once: the inputs that arrived meanwhile are handled first, then the next chunk.
@@ -539,11 +554,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
                 }
                 TickForTimePassed(driver);
                 var handledAt = _time.GetTimestamp();
-                driver.ProcessReady();
-                UpdateStatus(driver.Raft);
-                PublishReaderView();
-                NoteTransfer(driver);
-                NoteMembership(driver.Raft);
+                driver.ProcessReady(); // publishes the views (BeforeCompletingChanges)
                 ScheduleWake(driver);
                 _peerDiskAlarm = driver.PeerDiskAlarm;
                 var took = _time.GetElapsedTime(started);

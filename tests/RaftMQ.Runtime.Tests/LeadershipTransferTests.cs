@@ -29,7 +29,7 @@ public sealed class LeadershipTransferTests : IAsyncLifetime
             var options = new RaftRuntimeOptions
             {
                 // A long election timeout, so that a busy machine does not start elections of its own mid-test.
-                Raft = new RaftOptions { Id = id, Voters = [1, 2, 3], ElectionTicks = 40, HeartbeatTicks = 2, RandomSeed = 11 + id },
+                Raft = new RaftOptions { Id = id, Voters = [1, 2, 3], ElectionTicks = 100, HeartbeatTicks = 2, RandomSeed = 11 + id },
                 Node = new NodeDriverOptions { Forwarding = new ProposalForwarding { Results = new IntCodec(), Timeout = Deadline } },
                 TickInterval = TimeSpan.FromMilliseconds(10),
             };

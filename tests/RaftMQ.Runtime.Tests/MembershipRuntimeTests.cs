@@ -27,8 +27,9 @@ public sealed class MembershipRuntimeTests : IAsyncLifetime
             var id = (ulong)(i + 1);
             var options = new RaftRuntimeOptions
             {
-                // Node 4 joins later: it starts with no voters and waits for a leader that added it.
-                Raft = new RaftOptions { Id = id, Voters = id == 4 ? [] : [1, 2, 3], ElectionTicks = 40, HeartbeatTicks = 2, RandomSeed = 31 + id },
+                // Node 4 joins later: it starts with no voters and waits for a leader that added it. A long election
+                // timeout (1 s), so that a busy machine that starves the loops does not start elections mid-test.
+                Raft = new RaftOptions { Id = id, Voters = id == 4 ? [] : [1, 2, 3], ElectionTicks = 100, HeartbeatTicks = 2, RandomSeed = 31 + id },
                 Node = new NodeDriverOptions { Forwarding = new ProposalForwarding { Results = new IntCodec(), Timeout = Deadline } },
                 TickInterval = TimeSpan.FromMilliseconds(10),
                 PromoteCaughtUpLearners = true,
