@@ -153,8 +153,9 @@ public sealed class ConsumerCrashTests(ITestOutputHelper output)
         var retry = JsonNode.Parse(text)!;
         var stale = retry["stale"]!.AsArray().Select(s => receipts[again.FindIndex(g => g.Receipt == s!.GetValue<string>())]).ToList();
         history.Settled(retryCall, stale);
-        (firstAcked + retry["acked"]!.GetValue<int>()).ShouldBeLessThanOrEqualTo(Messages);
-        (retry["acked"]!.GetValue<int>() + stale.Count).ShouldBe(Messages);
+        var retryAcked = retry["acked"]!.GetValue<int>();
+        (firstAcked + retryAcked).ShouldBeLessThanOrEqualTo(Messages);
+        (retryAcked + stale.Count).ShouldBe(Messages);
 
         // Nothing is left in the group: every message finished, none leased or waiting to be delivered again.
         var group = JsonNode.Parse((await cluster.SendAsync(next, HttpMethod.Get, Path())).Body)!["groups"]!.AsArray().Single()!;
@@ -163,6 +164,9 @@ public sealed class ConsumerCrashTests(ITestOutputHelper output)
 
         var check = QueueHistoryChecker.Check(history.Calls, [Group], drained: true);
         check.Describe().ShouldBe("ok");
-        (check.Deliveries, check.Redeliveries, check.Acked).ShouldBe((Messages, Messages, Messages));
+        // The acks the clients saw applied: all six when the first ack's answer came or it did not apply before the
+        // leader died; fewer when it applied unanswered (the retry then finds those receipts stale). The group's
+        // acked_total above says each message was acked, once.
+        (check.Deliveries, check.Redeliveries, check.Acked).ShouldBe((Messages, Messages, firstAcked + retryAcked));
     }
 }
