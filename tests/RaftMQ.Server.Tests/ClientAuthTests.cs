@@ -340,7 +340,7 @@ public sealed class ClientAuthTests
     {
         (await node.WaitForLineAsync(l => l.Contains(expected, StringComparison.Ordinal), TestCluster.DefaultTimeout))
             .ShouldBeTrue($"no line with {expected}; output:\n{node.Output}");
-        (await Eventually.TrueAsync(() => Task.FromResult(node.HasExited), TestCluster.DefaultTimeout)).ShouldBeTrue($"output:\n{node.Output}");
+        (await node.WaitForExitAsync(TestCluster.DefaultTimeout)).ShouldBeTrue($"output:\n{node.Output}");
         node.ExitCode.ShouldBe(2, node.Output);
     }
 

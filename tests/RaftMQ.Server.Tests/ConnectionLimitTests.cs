@@ -198,7 +198,7 @@ public sealed class ConnectionLimitTests
 
     private static async Task AssertExitsWithAsync(NodeProcess node, int exitCode)
     {
-        (await Eventually.TrueAsync(() => Task.FromResult(node.HasExited), TestCluster.DefaultTimeout))
+        (await node.WaitForExitAsync(TestCluster.DefaultTimeout))
             .ShouldBeTrue($"the node kept running; output:\n{node.Output}");
         node.ExitCode.ShouldBe(exitCode, $"output:\n{node.Output}");
     }

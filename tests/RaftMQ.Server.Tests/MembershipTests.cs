@@ -253,14 +253,14 @@ public sealed class MembershipTests
             var port = TestCluster.FreePorts(1)[0];
             await using (var noAddress = NodeProcess.StartWith(["--join", $"http://127.0.0.1:{port}"], 0, directory))
             {
-                (await Eventually.TrueAsync(() => Task.FromResult(noAddress.HasExited), TimeSpan.FromSeconds(30))).ShouldBeTrue();
+                (await noAddress.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBeTrue();
                 noAddress.ExitCode.ShouldBe(2);
                 noAddress.Output.ShouldContain("--join needs --address");
             }
             await using (var noSecret = NodeProcess.StartWith(
                 ["--join", $"http://127.0.0.1:{port}", "--address", $"127.0.0.1:{port}", "--data-dir", Path.Combine(directory, "d")], 0, directory))
             {
-                (await Eventually.TrueAsync(() => Task.FromResult(noSecret.HasExited), TimeSpan.FromSeconds(30))).ShouldBeTrue();
+                (await noSecret.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBeTrue();
                 noSecret.ExitCode.ShouldBe(2);
                 noSecret.Output.ShouldContain("needs the cluster's secret");
             }
@@ -301,7 +301,7 @@ public sealed class MembershipTests
         await WaitForVotersAsync(cluster, survivor, [.. new[] { survivor, 3 }.Order()]);
         await cluster.Node(survivor).TerminateAsync(TimeSpan.FromSeconds(5));
         var again = cluster.Start(survivor, "--force-new-cluster");
-        (await Eventually.TrueAsync(() => Task.FromResult(again.HasExited), TimeSpan.FromSeconds(30))).ShouldBeTrue(again.Output);
+        (await again.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBeTrue(again.Output);
         again.ExitCode.ShouldBe(1);
         again.Output.ShouldContain("already applied");
         cluster.Start(survivor);

@@ -26,7 +26,7 @@ public sealed class NodeSettingsTests
     {
         (await node.WaitForLineAsync(l => l.Contains(expected, StringComparison.Ordinal), TestCluster.DefaultTimeout))
             .ShouldBeTrue($"no line with {expected}; output:\n{node.Output}");
-        (await Eventually.TrueAsync(() => Task.FromResult(node.HasExited), TestCluster.DefaultTimeout)).ShouldBeTrue($"the node kept running; output:\n{node.Output}");
+        (await node.WaitForExitAsync(TestCluster.DefaultTimeout)).ShouldBeTrue($"the node kept running; output:\n{node.Output}");
         node.ExitCode.ShouldBe(exitCode, $"output:\n{node.Output}");
         return node.Output;
     }

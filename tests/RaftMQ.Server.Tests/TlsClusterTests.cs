@@ -121,7 +121,7 @@ public sealed class TlsClusterTests
             await using var node = NodeProcess.Start(cluster.ConfigPath, 0, dir, args);
             (await node.WaitForLineAsync(l => l.Contains(expected, StringComparison.Ordinal), TestCluster.DefaultTimeout))
                 .ShouldBeTrue($"no line with {expected}; output:\n{node.Output}");
-            (await Eventually.TrueAsync(() => Task.FromResult(node.HasExited), TestCluster.DefaultTimeout)).ShouldBeTrue($"output:\n{node.Output}");
+            (await node.WaitForExitAsync(TestCluster.DefaultTimeout)).ShouldBeTrue($"output:\n{node.Output}");
             node.ExitCode.ShouldBe(2, node.Output);
             node.Output.ShouldNotContain("Unhandled exception");
         }

@@ -45,7 +45,7 @@ public sealed class WalDamageTests
             var refusal = node.Output.Split('\n').First(Refusal);
             refusal.ShouldContain(Path.GetFileName(wal), customMessage: name);
             refusal.ShouldContain(says, customMessage: name);
-            (await Eventually.TrueAsync(() => Task.FromResult(node.HasExited), TimeSpan.FromSeconds(30))).ShouldBeTrue($"{name}: the node must not run");
+            (await node.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBeTrue($"{name}: the node must not run");
             node.ExitCode.ShouldNotBe(0, name);
             File.WriteAllBytes(wal, intact);
         }
@@ -75,7 +75,7 @@ public sealed class WalDamageTests
             static bool Refusal(string line) => line.Contains("could not start", StringComparison.Ordinal) && line.Contains("Read-only file system", StringComparison.Ordinal);
             (await node.WaitForLineAsync(Refusal, TimeSpan.FromSeconds(30))).ShouldBeTrue($"no refusal in\n{node.Output}");
             node.Output.Split('\n').First(Refusal).ShouldContain(tmpfs.Path);
-            (await Eventually.TrueAsync(() => Task.FromResult(node.HasExited), TimeSpan.FromSeconds(30))).ShouldBeTrue("the node must not run");
+            (await node.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBeTrue("the node must not run");
             node.ExitCode.ShouldNotBe(0);
         }
         finally

@@ -26,6 +26,24 @@ public sealed partial class NodeProcess : IAsyncDisposable
 
     public int ExitCode => _process.ExitCode;
 
+    /// <summary>
+    /// Waits until the process has exited and all its output has been read (<see cref="Output"/> is complete then:
+    /// the exit itself is seen before the last lines arrive); false at the deadline.
+    /// </summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
     public static string RepoRoot { get; } = FindRepoRoot();
 
     /// <summary>The server assembly built in the same configuration as the tests.</summary>
