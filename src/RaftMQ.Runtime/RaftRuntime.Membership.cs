@@ -76,7 +76,7 @@ public sealed partial class RaftRuntime
     private void NoteMembership(RaftNode raft)
     {
         var configuration = raft.Configuration;
-        _committedConfiguration = raft.ConfigurationIndex <= raft.CommitIndex ? configuration : raft.ConfigurationAt(raft.CommitIndex);
+        _committedConfiguration = raft.ConfigurationAt(raft.CommitIndex); // the latest one once committed
         if (!ReferenceEquals(configuration, _configuration))
         {
             var changed = !configuration.Equals(_configuration);

@@ -201,18 +201,10 @@ public sealed partial class NodeProcess : IAsyncDisposable
     {
         var sw = Stopwatch.StartNew();
         if (!_process.HasExited) SendSignal(_process.Id, 15);
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await _process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            _process.Kill();
-            await _process.WaitForExitAsync();
-            throw new TimeoutException($"node {Index} did not exit within {timeout} of SIGTERM");
-        }
-        return sw.Elapsed;
+        if (await WaitForExitAsync(timeout)) return sw.Elapsed;
+        _process.Kill();
+        await _process.WaitForExitAsync();
+        throw new TimeoutException($"node {Index} did not exit within {timeout} of SIGTERM");
     }
 
     public async ValueTask DisposeAsync()
