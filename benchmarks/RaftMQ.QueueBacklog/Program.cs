@@ -5,13 +5,12 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using RaftMQ.Client;
 
 var opt = Options.Parse(args);
 Directory.CreateDirectory(opt.Dir);
-var ports = FreePorts(6);
+var ports = RaftMQ.LoopbackPorts.Take(6);
 var http = new[] { ports[0], ports[2], ports[4] };
 var config = Path.Combine(opt.Dir, "config.json");
 File.WriteAllText(config, "{\"addresses\":[" + string.Join(",", Enumerable.Range(0, 3).Select(i =>
@@ -255,19 +254,6 @@ finally
         p?.WaitForExit();
     }
     if (!opt.Keep) Directory.Delete(opt.Dir, recursive: true);
-}
-
-static int[] FreePorts(int count)
-{
-    var listeners = Enumerable.Range(0, count).Select(_ =>
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return l;
-    }).ToList();
-    var result = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-    foreach (var l in listeners) l.Stop();
-    return result;
 }
 
 internal sealed record Options(

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -231,7 +230,7 @@ public sealed class LocalCluster
     {
         if (index != File.Nodes.Count) throw new InvalidOperationException("nodes are added after the last one");
         if (index >= MaxNodes) throw new CliException($"a local cluster has at most {MaxNodes} nodes", ExitCodes.Usage);
-        var ports = FreePorts(2);
+        var ports = LoopbackPorts.Take(2);
         var dataDir = Path.Combine(Directory, $"node-{index}");
         if (System.IO.Directory.Exists(dataDir)) System.IO.Directory.Delete(dataDir, recursive: true); // a node removed earlier
         if (File.Ca is { } ca) EnsureNodeCertificate(Path.GetDirectoryName(ca)!, index);
@@ -347,7 +346,7 @@ public sealed class LocalCluster
 
     private static List<int> WriteConfig(string config, int size)
     {
-        var ports = FreePorts(size * 2);
+        var ports = LoopbackPorts.Take(size * 2);
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
         {
@@ -366,20 +365,6 @@ public sealed class LocalCluster
         }
         System.IO.File.WriteAllBytes(config, stream.ToArray());
         return [.. Enumerable.Range(0, size).Select(i => ports[2 * i])];
-    }
-
-    /// <summary>Distinct free loopback ports: all are held open at once so none is handed out twice.</summary>
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ =>
-        {
-            var l = new TcpListener(IPAddress.Loopback, 0);
-            l.Start();
-            return l;
-        }).ToList();
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        foreach (var l in listeners) l.Stop();
-        return ports;
     }
 
     /// <summary>

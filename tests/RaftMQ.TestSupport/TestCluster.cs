@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Shouldly;
@@ -255,19 +254,12 @@ public sealed class TestCluster : IAsyncDisposable
         }
     }
 
-    /// <summary>Free TCP ports on loopback, distinct from each other.</summary>
-    public static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ =>
-        {
-            var l = new TcpListener(IPAddress.Loopback, 0);
-            l.Start();
-            return l;
-        }).ToList();
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        foreach (var l in listeners) l.Stop();
-        return ports;
-    }
+    /// <summary>
+    /// Loopback ports for nodes, distinct from each other, outside the ephemeral range and reserved for this test
+    /// process (<see cref="LoopbackPorts"/>): nothing that binds port 0 or connects out, here or in another process,
+    /// can take one before the node binds it.
+    /// </summary>
+    public static int[] FreePorts(int count) => LoopbackPorts.Take(count);
 }
 
 /// <summary>Waits for a condition with a deadline, checking it on a short period.</summary>
