@@ -19,7 +19,7 @@ namespace RaftMQ;
 /// </summary>
 internal static class LoopbackPorts
 {
-    private const int Lowest = 10000;
+    private const int Span = 6000;
     private static readonly Lock Gate = new();
     private static readonly List<FileStream> Held = [];
     private static readonly int[] Candidates = BuildCandidates();
@@ -95,12 +95,17 @@ internal static class LoopbackPorts
         return _lockDirectory;
     }
 
-    /// <summary>Ports from <see cref="Lowest"/> up that are not in the ephemeral range (all of them if it cannot be read or leaves none).</summary>
+    /// <summary>
+    /// The <see cref="Span"/> ports just below the ephemeral range (26768–32767 with Linux's default 32768–60999), or
+    /// just above it if there is no room below. Well below would meet other services' usual ports (RabbitMQ's
+    /// distribution port 25672, for one, which the side-by-side benchmarks start).
+    /// </summary>
     private static int[] BuildCandidates()
     {
         var (low, high) = EphemeralRange();
-        var outside = Enumerable.Range(Lowest, IPEndPoint.MaxPort - Lowest + 1).Where(p => p < low || p > high).ToArray();
-        return outside.Length > 0 ? outside : [.. Enumerable.Range(Lowest, IPEndPoint.MaxPort - Lowest + 1)];
+        if (low - Span >= 1024) return [.. Enumerable.Range(low - Span, Span)];
+        if (high + Span <= IPEndPoint.MaxPort) return [.. Enumerable.Range(high + 1, Span)];
+        return [.. Enumerable.Range(1024, IPEndPoint.MaxPort - 1023)];
     }
 
     private static (int Low, int High) EphemeralRange()

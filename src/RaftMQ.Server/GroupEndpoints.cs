@@ -757,9 +757,7 @@ public static class GroupEndpoints
     internal static async Task WriteObject(HttpContext ctx, int status, Action<Utf8JsonWriter> write)
     {
         if (ctx.Response.HasStarted) return;
-        ctx.Response.StatusCode = status;
-        ctx.Response.ContentType = "application/json";
-        await using var json = new Utf8JsonWriter(ctx.Response.Body);
+        await using var json = RrmqEndpoints.StartJson(ctx, status);
         json.WriteStartObject();
         json.WriteBoolean("success", true);
         write(json);
@@ -776,9 +774,7 @@ public static class GroupEndpoints
         HttpContext ctx, IReadOnlyList<QueueMessage> messages, string? topic, string? group, (int Count, IEnumerable<string> Stale)? acks = null)
     {
         if (ctx.Response.HasStarted) return;
-        ctx.Response.StatusCode = StatusCodes.Status200OK;
-        ctx.Response.ContentType = "application/json";
-        await using var json = new Utf8JsonWriter(ctx.Response.Body);
+        await using var json = RrmqEndpoints.StartJson(ctx, StatusCodes.Status200OK);
         json.WriteStartObject();
         json.WriteBoolean("success", true);
         json.WriteStartArray("messages");

@@ -189,9 +189,7 @@ public static class MessageEndpoints
     private static async Task WritePopped(HttpContext ctx, IReadOnlyList<QueueMessage> messages)
     {
         if (ctx.Response.HasStarted) return;
-        ctx.Response.StatusCode = StatusCodes.Status200OK;
-        ctx.Response.ContentType = "application/json";
-        await using var json = new Utf8JsonWriter(ctx.Response.Body);
+        await using var json = RrmqEndpoints.StartJson(ctx, StatusCodes.Status200OK);
         json.WriteStartObject();
         json.WriteBoolean("success", true);
         json.WriteStartArray("messages");

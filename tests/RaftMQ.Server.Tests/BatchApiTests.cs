@@ -13,7 +13,7 @@ public sealed class BatchApiTests
     private static Task<(HttpStatusCode Status, string Body)> PopBatchAsync(TestCluster cluster, int node, string topic, int max) =>
         cluster.SendAsync(node, HttpMethod.Post, "/v1/messages/pop", JsonSerializer.Serialize(new { topic, max }));
 
-    private static string Popped(params string[] messages) => JsonSerializer.Serialize(new { success = true, messages });
+    private static string Popped(params string[] messages) => AnswerJson.Of(new { success = true, messages });
 
     [Fact]
     public async Task Batches_through_the_leader_and_followers_keep_order_with_single_publishes_and_pops()
@@ -40,7 +40,7 @@ public sealed class BatchApiTests
 
         // Pops of every kind, again from every node.
         (await PopBatchAsync(cluster, f2, "t", 3)).Body.ShouldBe(Popped([.. expected.Take(3)]));
-        (await cluster.PopAsync(leader, "t")).Body.ShouldBe(JsonSerializer.Serialize(new { success = true, message = expected[3] }));
+        (await cluster.PopAsync(leader, "t")).Body.ShouldBe(AnswerJson.Of(new { success = true, message = expected[3] }));
         (await cluster.SendAsync(f1, HttpMethod.Post, "/v1/messages/pop", """{"topic":"t"}""")).Body.ShouldBe(Popped(expected[4]), "max defaults to 1");
         (await PopBatchAsync(cluster, leader, "t", 1000)).Body.ShouldBe(Popped([.. expected.Skip(5)]));
         (await PopBatchAsync(cluster, f1, "t", 5)).ShouldBe((HttpStatusCode.OK, """{"success":true,"messages":[]}"""));

@@ -109,7 +109,7 @@ public sealed class DiskAlarmTests
 
         // Reads and pops go on, and give back exactly what was acknowledged, in order: nothing refused was applied.
         (await cluster.TopicsAsync(node)).ShouldBe((HttpStatusCode.OK, """{"success":true,"topics":["t"]}"""));
-        (await cluster.PopAsync(node, "t")).ShouldBe((HttpStatusCode.OK, JsonSerializer.Serialize(new { success = true, message = acknowledged[0] })));
+        (await cluster.PopAsync(node, "t")).ShouldBe((HttpStatusCode.OK, AnswerJson.Of(new { success = true, message = acknowledged[0] })));
         var rest = await DrainAsync(cluster, node, "t");
         rest.Count.ShouldBe(acknowledged.Count - 1);
         rest.SequenceEqual(acknowledged.Skip(1)).ShouldBeTrue("the popped messages differ from the acknowledged ones");
@@ -234,7 +234,7 @@ public sealed class DiskAlarmTests
         (await cluster.TopicsAsync(small)).ShouldBe((HttpStatusCode.OK, """{"success":true,"topics":["t"]}"""));
 
         // Pops go on, through the full node too, and give back exactly what was acknowledged, in order.
-        (await cluster.PopAsync(small, "t")).ShouldBe((HttpStatusCode.OK, JsonSerializer.Serialize(new { success = true, message = acknowledged[0] })));
+        (await cluster.PopAsync(small, "t")).ShouldBe((HttpStatusCode.OK, AnswerJson.Of(new { success = true, message = acknowledged[0] })));
         var rest = await DrainAsync(cluster, leader, "t");
         rest.SequenceEqual(acknowledged.Skip(1)).ShouldBeTrue("the popped messages differ from the acknowledged ones");
 

@@ -61,7 +61,22 @@ public sealed class SingleNodeTests : IAsyncLifetime
         var topics = System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("topics").EnumerateArray().Select(e => e.GetString()).ToArray();
         topics.ShouldBe(names);
         foreach (var name in names)
-            (await _cluster.PopAsync(0, name)).Body.ShouldBe(System.Text.Json.JsonSerializer.Serialize(new { success = true, message = "hello " + name }));
+            (await _cluster.PopAsync(0, name)).Body.ShouldBe(AnswerJson.Of(new { success = true, message = "hello " + name }));
+    }
+
+    [Fact]
+    public async Task A_message_comes_back_as_its_text_with_only_what_JSON_requires_escaped()
+    {
+        const string message = "{\"order\": 1, \"note\": \"say <hi> & 'bye' — ¡olé! 你好 🙂\"}\n\tend\\";
+        (await _cluster.CreateTopicAsync(0, "text")).Status.ShouldBe(HttpStatusCode.Created);
+        (await _cluster.PublishAsync(0, "text", message)).Status.ShouldBe(HttpStatusCode.OK);
+        using var response = await _cluster.Http.GetAsync(_cluster.Url(0, "/message/text"));
+        var raw = Encoding.UTF8.GetString(await response.Content.ReadAsByteArrayAsync());
+        // Characters beyond U+FFFF (the emoji) are written as the JSON escapes of their UTF-16 pair.
+        raw.ShouldBe("{\"success\":true,\"message\":\"{\\\"order\\\": 1, \\\"note\\\": \\\"say <hi> & 'bye' — ¡olé! 你好 \\uD83D\\uDE42\\\"}\\n\\tend\\\\\"}");
+        System.Text.Json.JsonDocument.Parse(raw).RootElement.GetProperty("message").GetString().ShouldBe(message);
+        response.Content.Headers.ContentType!.MediaType.ShouldBe("application/json");
+        response.Headers.GetValues("X-Content-Type-Options").ShouldBe(["nosniff"]);
     }
 
     [Theory]
