@@ -127,7 +127,7 @@ internal sealed class BankCluster : IAsyncDisposable
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
             return JsonNode.Parse(await Http.GetStringAsync(new Uri(Urls[i], "/stats"), cts.Token));
         }
-        catch (Exception e) when (e is HttpRequestException or OperationCanceledException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is HttpRequestException or HttpIOException or OperationCanceledException or System.Text.Json.JsonException)
         {
             return null;
         }

@@ -12,6 +12,28 @@ public sealed partial class NodeProcess : IAsyncDisposable
     private readonly Lock _gate = new();
     private TaskCompletionSource _newLine = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>
+    /// Every node this test process started and has not disposed. A test class whose <c>InitializeAsync</c> throws
+    /// is never disposed by xUnit, and neither is its cluster: what is left here is killed when the test process
+    /// exits, so that a failed start-up does not leave nodes running beside the test projects that come after it.
+    /// </summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<NodeProcess, byte> Live = new();
+
+    static NodeProcess() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    {
+        foreach (var node in Live.Keys)
+        {
+            try
+            {
+                node._process.Kill();
+            }
+            catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception)
+            {
+                // It has exited already.
+            }
+        }
+    };
+
     private NodeProcess(Process process, int index)
     {
         _process = process;
@@ -138,6 +160,7 @@ public sealed partial class NodeProcess : IAsyncDisposable
         process.OutputDataReceived += (_, e) => node.OnLine(e.Data);
         process.ErrorDataReceived += (_, e) => node.OnLine(e.Data);
         process.Start();
+        Live[node] = 0;
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return node;
@@ -214,6 +237,7 @@ public sealed partial class NodeProcess : IAsyncDisposable
             _process.Kill();
             await _process.WaitForExitAsync();
         }
+        Live.TryRemove(this, out _);
         _process.Dispose();
     }
 

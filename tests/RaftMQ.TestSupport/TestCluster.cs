@@ -176,9 +176,9 @@ public sealed class TestCluster : IAsyncDisposable
             var json = await Http.GetFromJsonAsync<JsonElement>(Url(i, "/status"), cts.Token);
             return (json.GetProperty("role").GetString()!, json.GetProperty("term").GetInt64());
         }
-        catch (Exception e) when (e is HttpRequestException or OperationCanceledException or JsonException)
+        catch (Exception e) when (e is HttpRequestException or HttpIOException or OperationCanceledException or JsonException)
         {
-            return null;
+            return null; // HttpIOException: the answer was cut off (a node stopping, or one that failed to start)
         }
     }
 
