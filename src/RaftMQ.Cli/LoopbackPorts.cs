@@ -23,6 +23,7 @@ internal static class LoopbackPorts
     private static readonly Lock Gate = new();
     private static readonly List<FileStream> Held = [];
     private static readonly int[] Candidates = BuildCandidates();
+    private static readonly string? LockDirectory = MakeLockDirectory();
     private static int _next = Random.Shared.Next(Candidates.Length);
 
     /// <summary><paramref name="count"/> distinct loopback ports that are free now and that no other process using this class will choose.</summary>
@@ -48,7 +49,7 @@ internal static class LoopbackPorts
     private static bool TryHold(int port)
     {
         FileStream? lockFile = null;
-        if (LockDirectory() is { } directory)
+        if (LockDirectory is { } directory)
         {
             try
             {
@@ -74,25 +75,19 @@ internal static class LoopbackPorts
         return true;
     }
 
-    private static string? _lockDirectory;
-    private static bool _lockDirectoryTried;
-
     /// <summary>The directory of the lock files (per user: another user's files could not be opened), or null if it cannot be made.</summary>
-    private static string? LockDirectory()
+    private static string? MakeLockDirectory()
     {
-        if (_lockDirectoryTried) return _lockDirectory;
-        _lockDirectoryTried = true;
         try
         {
             var directory = Path.Combine(Path.GetTempPath(), $"raftmq-ports-{Environment.UserName}");
             Directory.CreateDirectory(directory);
-            _lockDirectory = directory;
+            return directory;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // Without a lock directory the ports are still outside the ephemeral range and free when chosen.
+            return null; // without lock files the ports are still outside the ephemeral range and free when chosen
         }
-        return _lockDirectory;
     }
 
     /// <summary>

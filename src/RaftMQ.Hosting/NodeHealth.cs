@@ -48,11 +48,9 @@ public static class NodeHealth
     private static Task WriteAsync(HttpContext context, HealthReport report)
     {
         context.Response.ContentType = "application/json";
-        context.Response.Headers.XContentTypeOptions = "nosniff";
         var reason = report.Entries.Values.Select(e => e.Description).FirstOrDefault(d => d is not null) ?? (report.Entries.Count == 0 ? "serving" : "ready");
         using var buffer = new MemoryStream();
-        // Escaped as every answer of the node is: only what JSON requires (docs/rest-api.md, "JSON").
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        using (var json = new Utf8JsonWriter(buffer, NodeWebApplication.AnswerJson))
         {
             json.WriteStartObject();
             json.WriteString("status", report.Status.ToString());

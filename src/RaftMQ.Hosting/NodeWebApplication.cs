@@ -21,6 +21,15 @@ namespace RaftMQ.Hosting;
 public static class NodeWebApplication
 {
     /// <summary>
+    /// How a node writes the JSON of its answers: only what JSON requires is escaped (quotation marks, backslashes,
+    /// control characters; characters beyond U+FFFF as the escapes of their UTF-16 pair), all other text is written
+    /// as UTF-8 as it is, so that a message published as <c>say "hi" — ¡olé!</c> comes back as that text rather
+    /// than with <c>\u0022</c> and <c>\u00E9</c> escapes six bytes each. The characters HTML gives a meaning to are not
+    /// escaped either: the node's answers carry <c>X-Content-Type-Options: nosniff</c>, so no browser reads one as a page.
+    /// </summary>
+    public static readonly System.Text.Json.JsonWriterOptions AnswerJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>
     /// A builder listening on <paramref name="listen"/> with a request-body bound, single-line console logs at
     /// <paramref name="logLevel"/> (framework messages from Warning), and a 1 s shutdown grace (a harness sends
     /// SIGTERM and waits only a few seconds). With <paramref name="loggers"/> (from <see cref="CreateLoggerFactory"/>)

@@ -161,7 +161,6 @@ public static class ApiDocument
             }
             var document = await provider.GetOpenApiDocumentAsync(ctx.RequestAborted);
             ctx.Response.ContentType = "application/json; charset=utf-8";
-            ctx.Response.Headers.XContentTypeOptions = "nosniff";
             using var buffer = new MemoryStream();
             await document.SerializeAsJsonAsync(buffer, OpenApiSpecVersion.OpenApi3_1, ctx.RequestAborted);
             ctx.Response.ContentLength = buffer.Length;

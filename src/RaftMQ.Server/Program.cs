@@ -137,6 +137,12 @@ var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.I
 
 NodeEndpoints.AddServices(builder, node);
 var app = builder.Build();
+// Every answer says its type is the one it has (JSON answers leave <>&' unescaped: NodeWebApplication.AnswerJson).
+app.Use((ctx, next) =>
+{
+    ctx.Response.Headers.XContentTypeOptions = "nosniff";
+    return next(ctx);
+});
 app.Use(httpInstruments.Middleware);
 // Before routing: a target that names a host must never reach the forwarding to the leader (RequestTarget).
 app.Use(RequestTarget.RefuseUnlessOriginForm);

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using RaftMQ.Hosting;
 using RaftMQ.Queue;
 using RaftMQ.Raft;
 
@@ -216,42 +217,33 @@ public static class RrmqEndpoints
         WriteJson(ctx, status, new ErrorResponse(false, error), ServerJsonContext.Default.ErrorResponse);
 
     /// <summary>
-    /// Answers <paramref name="status"/> with <paramref name="value"/> (see <see cref="ResponseJson"/>) and sends it:
-    /// the response has started when this returns. The body is written into the response's pipe, so the serializer's
-    /// closing synchronous flush only moves bytes into it; the pipe's own flush sends them.
+    /// Answers <paramref name="status"/> with <paramref name="value"/> (written as <see cref="NodeWebApplication.AnswerJson"/>
+    /// says) and sends it: the response has started when this returns. The body is written into the response's pipe,
+    /// so the serializer's closing synchronous flush only moves bytes into it; the pipe's own flush sends them.
     /// </summary>
     internal static async Task WriteJson<T>(HttpContext ctx, int status, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
     {
         if (ctx.Response.HasStarted) return;
         SetJsonHeaders(ctx, status);
-        using (var json = new Utf8JsonWriter(ctx.Response.BodyWriter, ResponseJson)) JsonSerializer.Serialize(json, value, type);
+        using (var json = new Utf8JsonWriter(ctx.Response.BodyWriter, NodeWebApplication.AnswerJson)) JsonSerializer.Serialize(json, value, type);
         await ctx.Response.BodyWriter.FlushAsync(ctx.RequestAborted);
     }
-
-    /// <summary>
-    /// JSON answers escape only what JSON requires (quotation marks, backslashes, control characters) and write all
-    /// other text as UTF-8 as it is: a message published as <c>say "hi" — ¡olé!</c> comes back as that text, not with
-    /// <c>\u0022</c> and <c>\u00E9</c> escapes six bytes each. The characters HTML gives a meaning to are not escaped
-    /// either, so every JSON answer says <c>X-Content-Type-Options: nosniff</c>: no browser reads one as a page.
-    /// </summary>
-    private static readonly JsonWriterOptions ResponseJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private static void SetJsonHeaders(HttpContext ctx, int status)
     {
         ctx.Response.StatusCode = status;
         ctx.Response.ContentType = "application/json";
-        ctx.Response.Headers.XContentTypeOptions = "nosniff";
     }
 
     /// <summary>
     /// Starts a JSON answer with <paramref name="status"/> that the caller writes and flushes itself (with
     /// <c>FlushAsync</c>, as often as it likes to bound what waits in memory): its headers, and a writer of its body
-    /// (see <see cref="ResponseJson"/>).
+    /// (see <see cref="NodeWebApplication.AnswerJson"/>).
     /// </summary>
     internal static Utf8JsonWriter StartJson(HttpContext ctx, int status)
     {
         SetJsonHeaders(ctx, status);
-        return new Utf8JsonWriter(ctx.Response.Body, ResponseJson);
+        return new Utf8JsonWriter(ctx.Response.Body, NodeWebApplication.AnswerJson);
     }
 }
 
