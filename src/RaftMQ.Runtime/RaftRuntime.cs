@@ -12,6 +12,13 @@ namespace RaftMQ.Runtime;
 /// is posted to the loop's bounded inbox. One iteration takes a batch of inputs, then lets the driver persist, send,
 /// apply and complete waiting callers. A Ready's fsync runs on a thread of its own (<see cref="LogSyncThread"/>) while
 /// the loop goes on taking inputs, which the next Ready writes together; snapshots are written on the thread pool.
+/// <para>
+/// The loop has no thread of its own. A thread that posts an input and finds the loop idle runs one iteration itself
+/// (the connection's reader with a peer's message, the request's handler with a proposal, the fsync thread with its
+/// finished job, the alarm); work left after that goes on in one thread-pool work item, which runs while there is
+/// input, as a dedicated loop would. At most one thread runs the loop at a time (<see cref="_running"/>). So an input
+/// that finds the loop idle costs no thread wake-up at all (docs/runtime.md, "Who runs the loop").
+/// </para>
 /// </summary>
 public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
 {
@@ -25,7 +32,10 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private readonly CancellationTokenSource _stop = new();
     private NodeDriver? _driver;
     private LoopAlarm? _alarm;
-    private Task? _loop;
+    private TaskCompletionSource? _done; // completes when the loop has stopped: normally, or faulted when the node failed
+    private int _running; // 1 while a thread runs the loop (or a work item to run it is queued); 1 for good once it stopped
+    private bool _firstReadyDone; // loop only: the first run publishes the views before taking any input
+    private readonly Action<RaftRuntime> _runQueued = static runtime => runtime.RunLoop(int.MaxValue);
     private int _wakePending; // 1 while the timer's wake-up waits in the inbox
     private long _lastTick; // the loop's clock: the timestamp up to which ticks were counted
     private long _ticksOwed; // ticks counted before an iteration's inputs but given to the core only after them
@@ -90,12 +100,12 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     public long DroppedPeerMessages => Interlocked.Read(ref _droppedPeerMessages);
 
     /// <summary>Completes when the loop ends: normally on shutdown, faulted when the node failed (e.g. an fsync error).</summary>
-    public Task Completion => _loop ?? Task.CompletedTask;
+    public Task Completion => _done?.Task ?? Task.CompletedTask;
 
     /// <summary>Builds the driver (state machine from the newest snapshot, core over the log) and starts the loop and the tick timer.</summary>
     public void Start()
     {
-        if (_loop is not null) throw new InvalidOperationException("Already started.");
+        if (_done is not null) throw new InvalidOperationException("Already started.");
         LogRecovery(_logger, _options.Raft.Id, _storage.Recovery.ToString());
         // Read contexts start at a random point in every run, so a late answer to a read of an earlier run of this
         // node can never confirm one of this run.
@@ -112,7 +122,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         _timerDue = _lastTick + TicksToTimestamp(1);
         _alarm = new LoopAlarm($"raftmq-alarm-{_options.Raft.Id}", _time, OnTimer);
         _alarm.Set(_timerDue);
-        _loop = Task.Run(() => RunAsync(_stop.Token));
+        _done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _running = 1; // the first run is queued: it publishes the views before any input
+        ThreadPool.UnsafeQueueUserWorkItem(_runQueued, this, preferLocal: false);
         _transport.SetReceiver(Deliver); // straight from the connection's reader into the inbox: no extra hop
         _transport.SetLinkDownHandler(OnLinkDown);
     }
@@ -132,6 +144,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             {
                 // Waits for room like a proposal: the loop must get the job back to take the next snapshot.
                 await _inbox.Writer.WriteAsync(new SnapshotWrittenInput(job), _stop.Token).ConfigureAwait(false);
+                RunLoopIfIdle();
             }
             catch (Exception e) when (e is OperationCanceledException or ChannelClosedException or ObjectDisposedException)
             {
@@ -165,6 +178,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         try
         {
             _inbox.Writer.WriteAsync(new LogSyncedInput(job), _stop.Token).AsTask().GetAwaiter().GetResult();
+            RunLoopIfIdle(); // an iteration here may hand this thread its next job, which it then runs without a wake-up
         }
         catch (Exception e) when (e is OperationCanceledException or ChannelClosedException or ObjectDisposedException)
         {
@@ -172,10 +186,18 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         }
     }
 
-    /// <summary>Hands the loop a message from a peer; drops it when the inbox is full (never blocks the transport).</summary>
+    /// <summary>
+    /// Hands the loop a message from a peer, and runs an iteration on this thread when the loop is idle; drops the
+    /// message when the inbox is full (never blocks the transport).
+    /// </summary>
     public void Deliver(RaftMessage message)
     {
-        if (!_inbox.Writer.TryWrite(new PeerInput(message))) Interlocked.Increment(ref _droppedPeerMessages);
+        if (!_inbox.Writer.TryWrite(new PeerInput(message)))
+        {
+            Interlocked.Increment(ref _droppedPeerMessages);
+            return;
+        }
+        RunLoopIfIdle();
     }
 
     /// <summary>
@@ -256,7 +278,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             {
                 deadline.ThrowIfCancellationRequested();
                 // The status of a stopped node is stale: it must not look like a leader to propose on.
-                if (_loop is { IsCompleted: true } loop) throw new NodeStoppedException("The node has stopped.", loop.Exception?.InnerException);
+                if (_done?.Task is { IsCompleted: true } loop) throw new NodeStoppedException("The node has stopped.", loop.Exception?.InnerException);
                 var changed = SoftStateChanged; // read before the status, so a change in between is not missed
                 var status = _status;
                 if (status.Role == Role.Leader)
@@ -423,11 +445,12 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         _alarm?.Dispose();
         await _stop.CancelAsync().ConfigureAwait(false);
         _inbox.Writer.TryComplete();
-        if (_loop is not null)
+        if (_done is not null)
         {
+            RunLoopIfIdle(); // an idle loop stops here; a running one stops at its next iteration
             try
             {
-                await _loop.ConfigureAwait(false);
+                await _done.Task.ConfigureAwait(false);
             }
             catch (Exception)
             {
@@ -443,8 +466,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
 
     private async ValueTask PostAsync(Input input, CancellationToken cancellationToken)
     {
-        if (_loop is null) throw new InvalidOperationException("Not started.");
-        if (_loop.IsCompleted) throw new NodeStoppedException("The node has stopped.", _loop.Exception?.InnerException);
+        if (_done is null) throw new InvalidOperationException("Not started.");
+        if (_done.Task.IsCompleted) throw new NodeStoppedException("The node has stopped.", _done.Task.Exception?.InnerException);
         try
         {
             await _inbox.Writer.WriteAsync(input, cancellationToken).ConfigureAwait(false);
@@ -453,20 +476,22 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         {
             throw new NodeStoppedException("The node has stopped.", e);
         }
+        RunLoopIfIdle();
     }
 
     private void OnTimer()
     {
         // The timer only wakes the loop; the loop reads the clock. At most one wake-up waits in the inbox.
-        if (Interlocked.Exchange(ref _wakePending, 1) == 0 && !_inbox.Writer.TryWrite(TickInput.Instance))
-            Volatile.Write(ref _wakePending, 0); // inbox full or closed: the loop is busy (and ticks as it goes) or stopping
+        if (Interlocked.Exchange(ref _wakePending, 1) != 0) return;
+        if (_inbox.Writer.TryWrite(TickInput.Instance)) RunLoopIfIdle();
+        else Volatile.Write(ref _wakePending, 0); // inbox full or closed: the loop is busy (and ticks as it goes) or stopping
     }
 
     /// <summary>A transport thread saw a link go down: the loop tells the core (a quiet cluster wakes up).</summary>
     private void OnLinkDown(ulong peer)
     {
         // Not waiting for room: a full inbox means a busy loop, which is not quiet; the hint is then worth nothing.
-        _inbox.Writer.TryWrite(new LinkDownInput(peer));
+        if (_inbox.Writer.TryWrite(new LinkDownInput(peer))) RunLoopIfIdle();
     }
 
     private long TicksToTimestamp(long ticks) => (long)(_options.TickInterval.TotalSeconds * ticks * _time.TimestampFrequency);
@@ -519,65 +544,118 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         _alarm?.Set(due);
     }
 
-    private async Task RunAsync(CancellationToken ct)
+    /// <summary>
+    /// Called after every write to the inbox (and once more on disposal): when no thread runs the loop, this one runs an
+    /// iteration, and queues a work item for what is left. The write and the claim are each a full fence, and so is
+    /// the release in <see cref="RunLoop"/> before it looks at the inbox again: either this claim succeeds, or the
+    /// thread that held the loop sees the input after letting go.
+    /// </summary>
+    private void RunLoopIfIdle()
+    {
+        if (Interlocked.CompareExchange(ref _running, 1, 0) == 0) RunLoop(1);
+    }
+
+    /// <summary>
+    /// Runs the loop on this thread, which holds <see cref="_running"/>: up to <paramref name="iterations"/> iterations
+    /// while there is input or a Ready left, then either queues a work item to go on (more is left) or lets go.
+    /// Never throws: a failure stops the node (<see cref="Completion"/> faults), and the loop stays held for good.
+    /// </summary>
+    private void RunLoop(int iterations)
     {
         var driver = _driver!;
-        try
+        var ct = _stop.Token;
+        var reader = _inbox.Reader;
+        while (true)
         {
-            driver.ProcessReady(); // publishes the views (BeforeCompletingChanges)
-            var reader = _inbox.Reader;
-            // With Readies left (ProcessReady stops after a bounded amount of applying), the loop goes round again at
-            // once: the inputs that arrived meanwhile are handled first, then the next chunk.
-            while (driver.HasPendingReady || await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+            bool more;
+            try
             {
-                ct.ThrowIfCancellationRequested();
-                driver.Counters.Iteration();
-                var started = _time.GetTimestamp();
-                var (saveBefore, applyBefore, snapshotBefore) =
-                    (driver.Counters.SaveTimestampTicks, driver.Counters.ApplyTimestampTicks, driver.Counters.SnapshotTimestampTicks);
-                var handled = 0;
-                TickForIdleTimeBeforeInputs(driver);
-                while (handled < _options.MaxInputsPerIteration && reader.TryRead(out var input))
+                if (!_firstReadyDone)
                 {
-                    // Time is judged after the messages: a heartbeat that waited in the inbox while the loop was
-                    // held up counts before the ticks that elapsed meanwhile, never after them.
-                    if (input is TickInput)
-                    {
-                        Volatile.Write(ref _wakePending, 0);
-                        _timerDue = long.MinValue; // fired: set again below
-                    }
-                    else
-                    {
-                        Handle(driver, input);
-                    }
-                    handled++;
+                    _firstReadyDone = true;
+                    driver.ProcessReady(); // publishes the views (BeforeCompletingChanges)
                 }
-                TickForTimePassed(driver);
-                var handledAt = _time.GetTimestamp();
-                driver.ProcessReady(); // publishes the views (BeforeCompletingChanges)
-                ScheduleWake(driver);
-                _peerDiskAlarm = driver.PeerDiskAlarm;
-                var took = _time.GetElapsedTime(started);
-                if (took > SlowIteration)
+                // With Readies left (ProcessReady stops after a bounded amount of applying), the loop goes round again
+                // at once: the inputs that arrived meanwhile are handled first, then the next chunk.
+                for (var n = 0; n < iterations && !ct.IsCancellationRequested && (driver.HasPendingReady || reader.Count > 0); n++)
+                    Iterate(driver, reader);
+                if (ct.IsCancellationRequested)
                 {
-                    NoteSlowIteration(handled, took, _time.GetElapsedTime(started, handledAt),
-                        _time.GetElapsedTime(0, driver.Counters.SaveTimestampTicks - saveBefore),
-                        _time.GetElapsedTime(0, driver.Counters.ApplyTimestampTicks - applyBefore),
-                        _time.GetElapsedTime(0, driver.Counters.SnapshotTimestampTicks - snapshotBefore));
+                    StopLoop(null);
+                    return;
                 }
+                more = driver.HasPendingReady || reader.Count > 0;
             }
+            catch (Exception e)
+            {
+                LogFatal(_logger, e);
+                StopLoop(e);
+                return;
+            }
+            if (more)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(_runQueued, this, preferLocal: false);
+                return;
+            }
+            Interlocked.Exchange(ref _running, 0);
+            // An input written after the check above found the loop still held: take it (or a stop) now.
+            if (!ct.IsCancellationRequested && reader.Count == 0) return;
+            if (Interlocked.CompareExchange(ref _running, 1, 0) != 0) return;
         }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+    }
+
+    /// <summary>One iteration: a batch of inputs, the ticks that passed, the Ready.</summary>
+    private void Iterate(NodeDriver driver, ChannelReader<Input> reader)
+    {
+        driver.Counters.Iteration();
+        var started = _time.GetTimestamp();
+        var (saveBefore, applyBefore, snapshotBefore) =
+            (driver.Counters.SaveTimestampTicks, driver.Counters.ApplyTimestampTicks, driver.Counters.SnapshotTimestampTicks);
+        var handled = 0;
+        TickForIdleTimeBeforeInputs(driver);
+        while (handled < _options.MaxInputsPerIteration && reader.TryRead(out var input))
         {
-            // Shutdown.
+            // Time is judged after the messages: a heartbeat that waited in the inbox while the loop was
+            // held up counts before the ticks that elapsed meanwhile, never after them.
+            if (input is TickInput)
+            {
+                Volatile.Write(ref _wakePending, 0);
+                _timerDue = long.MinValue; // fired: set again below
+            }
+            else
+            {
+                Handle(driver, input);
+            }
+            handled++;
         }
-        catch (Exception e)
+        TickForTimePassed(driver);
+        var handledAt = _time.GetTimestamp();
+        driver.ProcessReady(); // publishes the views (BeforeCompletingChanges)
+        ScheduleWake(driver);
+        _peerDiskAlarm = driver.PeerDiskAlarm;
+        var took = _time.GetElapsedTime(started);
+        if (took > SlowIteration)
         {
-            LogFatal(_logger, e);
-            FailAll(new NodeStoppedException("The node failed and stopped: " + e.Message, e));
-            throw;
+            NoteSlowIteration(handled, took, _time.GetElapsedTime(started, handledAt),
+                _time.GetElapsedTime(0, driver.Counters.SaveTimestampTicks - saveBefore),
+                _time.GetElapsedTime(0, driver.Counters.ApplyTimestampTicks - applyBefore),
+                _time.GetElapsedTime(0, driver.Counters.SnapshotTimestampTicks - snapshotBefore));
         }
-        FailAll(new NodeStoppedException("The node is shutting down."));
+    }
+
+    /// <summary>The loop ends, for good (it stays held): waiting callers fail, <see cref="Completion"/> completes.</summary>
+    private void StopLoop(Exception? failure)
+    {
+        if (failure is null)
+        {
+            FailAll(new NodeStoppedException("The node is shutting down."));
+            _done!.TrySetResult();
+        }
+        else
+        {
+            FailAll(new NodeStoppedException("The node failed and stopped: " + failure.Message, failure));
+            _done!.TrySetException(failure);
+        }
     }
 
     private void Handle(NodeDriver driver, Input input)

@@ -9,6 +9,12 @@ namespace RaftMQ.Transport;
 /// The outbound half of one peer link: a bounded queue that drops its oldest message when full, and a loop that
 /// keeps one authenticated connection open (reconnecting with jittered exponential backoff) and writes every
 /// queued message to it, flushing once per batch.
+/// <para>
+/// While the connection is up, the thread that queues a message writes it at once when no other thread is writing
+/// (one token, <see cref="writing"/>): a socket with room takes it without blocking, so a message costs no thread
+/// wake-up. A write the socket cannot take at once (its buffer is full) is handed to the loop, which waits for it
+/// under the write timeout and writes what queued meanwhile; so does everything queued while the link was down.
+/// </para>
 /// </summary>
 internal sealed class PeerSender : IAsyncDisposable
 {
@@ -26,6 +32,11 @@ internal sealed class PeerSender : IAsyncDisposable
     private Task? loop;
     private bool disposed;
     private volatile bool linkDown;
+    private int writing; // 1 while one thread writes to the connection: the pump, or a thread that queued a message
+    private volatile Live? live; // the connection queuing threads may write to; null while the link is down
+    private Task? handedOver; // a flush a queuing thread started and could not finish; its token passes to the pump
+    private readonly Channel<byte> wake = Channel.CreateBounded<byte>(
+        new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
     private readonly Action<ulong>? linkWentDown;
 
     public PeerSender(
@@ -73,7 +84,101 @@ internal sealed class PeerSender : IAsyncDisposable
         if (!queue.Writer.TryWrite(message))
         {
             Interlocked.Add(ref queuedBytes, -size);
+            return;
         }
+
+        WriteQueuedNow();
+    }
+
+    /// <summary>The connection a queuing thread may write to, and its scope.</summary>
+    private sealed record Live(PeerConnection Connection, ConnectionScope Scope);
+
+    /// <summary>
+    /// On a thread that queued a message: writes the queue to the connection now, unless the link is down or another
+    /// thread is writing (which looks at the queue again after it lets go). Never blocks on the socket.
+    /// </summary>
+    private void WriteQueuedNow()
+    {
+        while (live is { } link && Interlocked.CompareExchange(ref writing, 1, 0) == 0)
+        {
+            if (!ReferenceEquals(link, live) || link.Scope.Token.IsCancellationRequested)
+            {
+                // The link went down meanwhile, or is going (closed, not yet torn down): its messages wait in the
+                // queue for the next connection, as they would have without this thread.
+                ReleaseWriting();
+                if (ReferenceEquals(link, live)) return;
+                continue;
+            }
+
+            try
+            {
+                while (WriteBatch(link.Connection, out var count, out var bytes))
+                {
+                    var flush = link.Connection.FlushAsync(link.Scope.Token);
+                    if (!flush.IsCompleted)
+                    {
+                        // The socket's buffer is full: the pump waits for this flush (under the write timeout) and
+                        // holds the token until it is done.
+                        Volatile.Write(ref handedOver, Sent(flush, count, bytes));
+                        wake.Writer.TryWrite(0);
+                        return;
+                    }
+
+                    flush.GetAwaiter().GetResult();
+                    counters.Sent(count, bytes);
+                }
+            }
+            catch (Exception ex)
+            {
+                link.Scope.Close(ex is OperationCanceledException ? "connection closed" : ex.Message);
+            }
+
+            // Let go, then look again: a message queued while this thread held the token found it taken.
+            ReleaseWriting();
+            if (queue.Reader.Count == 0) return;
+        }
+    }
+
+    private void ReleaseWriting() => Interlocked.Exchange(ref writing, 0);
+
+    private async Task Sent(ValueTask flush, int count, long bytes)
+    {
+        await flush.ConfigureAwait(false);
+        counters.Sent(count, bytes);
+    }
+
+    /// <summary>
+    /// Dequeues up to <see cref="TcpTransportOptions.MaxBatchBytes"/> of messages into the connection's buffer; false
+    /// when nothing was written (the queue was empty, or held only messages that cannot be sent).
+    /// </summary>
+    private bool WriteBatch(PeerConnection connection, out int count, out long bytes)
+    {
+        count = 0;
+        bytes = 0;
+        while (bytes < options.MaxBatchBytes && TryDequeue(out var message))
+        {
+            if (!RaftMessageCodec.TryGetSize(message, out var size))
+            {
+                // A message type without an encoding must not take the link down with it.
+                counters.UnsupportedDropped();
+                logger.UnsupportedMessage(message.GetType().Name, peerId);
+                continue;
+            }
+
+            if (size > options.MaxFrameBytes)
+            {
+                counters.OversizedDropped();
+                logger.MessageTooLarge(message.GetType().Name, size, peerId, options.MaxFrameBytes);
+                continue;
+            }
+
+            Frame.WriteHeader(connection.Writer, (int)size);
+            RaftMessageCodec.Write(message, connection.Writer);
+            bytes += Frame.HeaderSize + size;
+            count++;
+        }
+
+        return count > 0;
     }
 
     /// <summary>
@@ -310,7 +415,10 @@ internal sealed class PeerSender : IAsyncDisposable
         }
     }
 
-    /// <summary>Writes queued messages until the connection fails or the transport stops; returns why it ended.</summary>
+    /// <summary>
+    /// Writes what queuing threads could not (messages queued while the link was down, flushes the socket did not take
+    /// at once) until the connection fails or the transport stops; returns why it ended.
+    /// </summary>
     private async Task<string> PumpAsync(PeerConnection connection)
     {
         using var scope = new ConnectionScope(stop.Token);
@@ -320,55 +428,42 @@ internal sealed class PeerSender : IAsyncDisposable
         }
 
         var watch = WatchAsync(connection, scope);
+        var holding = false; // whether this loop holds the writing token
         try
         {
-            var reader = queue.Reader;
-            while (await reader.WaitToReadAsync(scope.Token).ConfigureAwait(false))
+            live = new Live(connection, scope);
+            wake.Writer.TryWrite(0); // what queued while the link was down
+            while (await wake.Reader.WaitToReadAsync(scope.Token).ConfigureAwait(false))
             {
-                var count = 0;
-                long bytes = 0;
-                while (bytes < options.MaxBatchBytes && TryDequeue(out var message))
+                wake.Reader.TryRead(out _);
+                if (Interlocked.Exchange(ref handedOver, null) is { } flush)
                 {
-                    if (!RaftMessageCodec.TryGetSize(message, out var size))
+                    holding = true; // a queuing thread's flush: its token is now this loop's
+                    if (!await WithinWriteTimeoutAsync(flush, scope).ConfigureAwait(false)) break;
+                }
+                else if (Interlocked.CompareExchange(ref writing, 1, 0) == 0)
+                {
+                    holding = true;
+                }
+                else
+                {
+                    continue; // a queuing thread writes, and looks at the queue again when it lets go
+                }
+
+                var timedOut = false;
+                while (WriteBatch(connection, out var count, out var bytes))
+                {
+                    if (!await WithinWriteTimeoutAsync(Sent(connection.FlushAsync(scope.Token), count, bytes), scope).ConfigureAwait(false))
                     {
-                        // A message type without an encoding must not take the link down with it.
-                        counters.UnsupportedDropped();
-                        logger.UnsupportedMessage(message.GetType().Name, peerId);
-                        continue;
+                        timedOut = true;
+                        break;
                     }
-
-                    if (size > options.MaxFrameBytes)
-                    {
-                        counters.OversizedDropped();
-                        logger.MessageTooLarge(message.GetType().Name, size, peerId, options.MaxFrameBytes);
-                        continue;
-                    }
-
-                    Frame.WriteHeader(connection.Writer, (int)size);
-                    RaftMessageCodec.Write(message, connection.Writer);
-                    bytes += Frame.HeaderSize + size;
-                    count++;
                 }
 
-                if (count == 0)
-                {
-                    continue;
-                }
-
-                // A peer that stops reading would otherwise hold this flush, and the link, forever.
-                using var writeTimeout = new CancellationTokenSource(options.WriteTimeout, time);
-                using var linked = CancellationTokenSource.CreateLinkedTokenSource(scope.Token, writeTimeout.Token);
-                try
-                {
-                    await connection.FlushAsync(linked.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (writeTimeout.IsCancellationRequested)
-                {
-                    scope.Close($"write timed out after {options.WriteTimeout.TotalMilliseconds} ms");
-                    break;
-                }
-
-                counters.Sent(count, bytes);
+                if (timedOut) break;
+                holding = false;
+                ReleaseWriting();
+                if (queue.Reader.Count > 0) wake.Writer.TryWrite(0);
             }
 
             scope.Close("send queue closed");
@@ -390,10 +485,66 @@ internal sealed class PeerSender : IAsyncDisposable
             }
 
             scope.Close("connection ended");
+            await StopWritingAsync(holding).ConfigureAwait(false);
             await watch.ConfigureAwait(false);
         }
 
         return scope.Reason;
+    }
+
+    /// <summary>
+    /// Waits for <paramref name="flush"/> no longer than the write timeout: a peer that stops reading would otherwise
+    /// hold it, and the link, forever. False (the connection closed) when it timed out.
+    /// </summary>
+    private async Task<bool> WithinWriteTimeoutAsync(Task flush, ConnectionScope scope)
+    {
+        if (flush.IsCompleted)
+        {
+            await flush.ConfigureAwait(false);
+            return true;
+        }
+
+        try
+        {
+            await flush.WaitAsync(options.WriteTimeout, time, scope.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            scope.Close($"write timed out after {options.WriteTimeout.TotalMilliseconds} ms");
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// The link is going down: no queuing thread may start writing to it, and one that writes now finishes first (it
+    /// never blocks), so the connection can be disposed. Takes the token (unless this loop holds it already) and
+    /// leaves it free for the next connection.
+    /// </summary>
+    private async Task StopWritingAsync(bool holding)
+    {
+        live = null;
+        var spin = new SpinWait();
+        while (!holding)
+        {
+            if (Interlocked.Exchange(ref handedOver, null) is { } flush)
+            {
+                try
+                {
+                    await flush.ConfigureAwait(false); // the scope is closed: it ends at once
+                }
+                catch (Exception)
+                {
+                }
+
+                break;
+            }
+
+            if (Interlocked.CompareExchange(ref writing, 1, 0) == 0) break;
+            spin.SpinOnce();
+        }
+
+        ReleaseWriting();
     }
 
     /// <summary>
