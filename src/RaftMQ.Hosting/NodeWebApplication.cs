@@ -30,6 +30,19 @@ public static class NodeWebApplication
     public static readonly System.Text.Json.JsonWriterOptions AnswerJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>
+    /// Has the socket engine run socket completions on its own thread instead of queueing each to the thread pool
+    /// (<c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c>, unless the environment sets it already). A peer message
+    /// read then goes straight on into the node's loop when the loop is idle (<c>RaftRuntime</c>), with no thread
+    /// wake-up in between; HTTP requests still reach their handlers on the pool (Kestrel dispatches them). Must run
+    /// first in the process, before any socket exists: the engine reads the setting once.
+    /// </summary>
+    public static void RunSocketCompletionsInline()
+    {
+        const string Name = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+        if (Environment.GetEnvironmentVariable(Name) is null) Environment.SetEnvironmentVariable(Name, "1");
+    }
+
+    /// <summary>
     /// A builder listening on <paramref name="listen"/> with a request-body bound, single-line console logs at
     /// <paramref name="logLevel"/> (framework messages from Warning), and a 1 s shutdown grace (a harness sends
     /// SIGTERM and waits only a few seconds). With <paramref name="loggers"/> (from <see cref="CreateLoggerFactory"/>)

@@ -1,7 +1,9 @@
 using Microsoft.Extensions.Logging;
+using RaftMQ.Hosting;
 using RaftMQ.Queue;
 using RaftMQ.Server;
 
+NodeWebApplication.RunSocketCompletionsInline(); // first: before any socket (docs/runtime.md, "Who runs the loop")
 // The first answer's JSON metadata is built on the other core while this one starts the web host (docs/benchmarks.md).
 _ = Task.Run(() => System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new StatusResponse("Follower", 0), ServerJsonContext.Default.StatusResponse));
 NodeSettings settings;

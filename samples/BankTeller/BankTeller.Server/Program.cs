@@ -2,6 +2,7 @@ using BankTeller.Server;
 using RaftMQ.Hosting;
 
 // The bank teller server: the bank state machine, with client sessions, on a node the Raft library hosts.
+NodeWebApplication.RunSocketCompletionsInline(); // first: before any socket
 ServerSettings settings;
 ClusterConfig config;
 try
