@@ -188,7 +188,9 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
 
     /// <summary>
     /// Hands the loop a message from a peer, and runs an iteration on this thread when the loop is idle; drops the
-    /// message when the inbox is full (never blocks the transport).
+    /// message when the inbox is full (never blocks the transport). A snapshot chunk's iteration writes or reads a
+    /// piece of a snapshot file, and the last chunk installs the snapshot: that one runs on the pool instead, never on
+    /// the transport's thread (the socket engine's, which every socket of the node waits on).
     /// </summary>
     public void Deliver(RaftMessage message)
     {
@@ -197,7 +199,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             Interlocked.Increment(ref _droppedPeerMessages);
             return;
         }
-        RunLoopIfIdle();
+        if (message is SnapshotChunk or SnapshotChunkResponse) RunLoopOnPoolIfIdle();
+        else RunLoopIfIdle();
     }
 
     /// <summary>
@@ -553,6 +556,12 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private void RunLoopIfIdle()
     {
         if (Interlocked.CompareExchange(ref _running, 1, 0) == 0) RunLoop(1);
+    }
+
+    /// <summary>Like <see cref="RunLoopIfIdle"/>, but the claimed loop runs in a thread-pool work item, not on this thread.</summary>
+    private void RunLoopOnPoolIfIdle()
+    {
+        if (Interlocked.CompareExchange(ref _running, 1, 0) == 0) ThreadPool.UnsafeQueueUserWorkItem(_runQueued, this, preferLocal: false);
     }
 
     /// <summary>
