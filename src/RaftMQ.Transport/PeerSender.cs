@@ -259,6 +259,7 @@ internal sealed class PeerSender : IAsyncDisposable
         }
 
         queue.Writer.TryComplete();
+        wake.Writer.TryComplete();
         await stop.CancelAsync().ConfigureAwait(false);
 
         if (running is not null)

@@ -85,3 +85,27 @@ internal sealed class InProcessNetwork
         }
     }
 }
+
+/// <summary>Three runtimes (voters 1, 2, 3) over real storage, joined by an <see cref="InProcessNetwork"/>, with forwarding on.</summary>
+internal static class InProcessCluster
+{
+    /// <summary>Starts a runtime per machine in <paramref name="machines"/> (node i + 1 runs machine i), each in its own directory under <paramref name="directory"/>.</summary>
+    public static RaftRuntime[] Start(string directory, InProcessNetwork network, IReadOnlyList<RaftMQ.StateMachine.IStateMachine> machines, ulong seed, TimeSpan forwardTimeout)
+    {
+        var nodes = new RaftRuntime[machines.Count];
+        for (var i = 0; i < nodes.Length; i++)
+        {
+            var id = (ulong)(i + 1);
+            var options = new RaftRuntimeOptions
+            {
+                // A long election timeout, so that a busy machine does not start elections of its own mid-test.
+                Raft = new RaftOptions { Id = id, Voters = [1, 2, 3], ElectionTicks = 100, HeartbeatTicks = 2, RandomSeed = seed + id },
+                Node = new NodeDriverOptions { Forwarding = new ProposalForwarding { Results = new IntCodec(), Timeout = forwardTimeout } },
+                TickInterval = TimeSpan.FromMilliseconds(10),
+            };
+            nodes[i] = new RaftRuntime(options, RaftMQ.Storage.NodeStorage.Open(Path.Combine(directory, "n" + id)), machines[i], network.Join(id));
+            nodes[i].Start();
+        }
+        return nodes;
+    }
+}

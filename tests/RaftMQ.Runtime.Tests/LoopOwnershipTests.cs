@@ -1,7 +1,5 @@
 using System.Text;
-using RaftMQ.Raft;
 using RaftMQ.StateMachine;
-using RaftMQ.Storage;
 
 namespace RaftMQ.Runtime.Tests;
 
@@ -20,25 +18,12 @@ public sealed class LoopOwnershipTests : IAsyncLifetime
 
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "raftmq-loop-ownership-tests", Guid.NewGuid().ToString("N")[..12]);
     private readonly InProcessNetwork _network = new();
-    private readonly RaftRuntime[] _nodes = new RaftRuntime[3];
-    private readonly ExclusiveMachine[] _machines = new ExclusiveMachine[3];
+    private readonly ExclusiveMachine[] _machines = [new(), new(), new()];
+    private RaftRuntime[] _nodes = [];
 
     public Task InitializeAsync()
     {
-        for (var i = 0; i < 3; i++)
-        {
-            var id = (ulong)(i + 1);
-            _machines[i] = new ExclusiveMachine();
-            var options = new RaftRuntimeOptions
-            {
-                // A long election timeout, so that a busy machine does not start elections of its own mid-test.
-                Raft = new RaftOptions { Id = id, Voters = [1, 2, 3], ElectionTicks = 100, HeartbeatTicks = 2, RandomSeed = 41 + id },
-                Node = new NodeDriverOptions { Forwarding = new ProposalForwarding { Results = new IntCodec(), Timeout = Deadline } },
-                TickInterval = TimeSpan.FromMilliseconds(10),
-            };
-            _nodes[i] = new RaftRuntime(options, NodeStorage.Open(Path.Combine(_directory, "n" + id)), _machines[i], _network.Join(id));
-            _nodes[i].Start();
-        }
+        _nodes = InProcessCluster.Start(_directory, _network, _machines, seed: 41, Deadline);
         return Task.CompletedTask;
     }
 
