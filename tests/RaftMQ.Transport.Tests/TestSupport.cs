@@ -28,27 +28,41 @@ internal static class TestSupport
 
     public static IPEndPoint Loopback(int port) => new(IPAddress.Loopback, port);
 
-    /// <summary>Starts transports 1..n on free ports and makes each a peer of all others.</summary>
+    /// <summary>
+    /// Starts transports 1..n on free ports, each with all the others as peers from the start. (Added after the
+    /// start, one transport at a time, the first could dial a peer that did not know it yet and be refused: a refusal
+    /// counted and logged, and the refusal log is rate-limited, which tests that count refusals or look for a line
+    /// would trip over.) A transport that dials a peer not yet listening is refused by the OS and redials.
+    /// </summary>
     public static async Task<TcpTransport[]> StartClusterAsync(int n, Action<TcpTransportOptions>? configure = null, ILogger<TcpTransport>? logger = null)
     {
-        var transports = new TcpTransport[n];
-        for (var i = 0; i < n; i++)
+        var ports = Enumerable.Range(0, n).Select(_ => new ReservedPort()).ToArray();
+        try
         {
-            var options = Options((ulong)i + 1);
-            configure?.Invoke(options);
-            transports[i] = new TcpTransport(options, logger);
-            await transports[i].StartAsync();
-        }
-
-        foreach (var t in transports)
-        {
-            foreach (var peer in transports.Where(p => p != t))
+            var transports = new TcpTransport[n];
+            for (var i = 0; i < n; i++)
             {
-                t.SetPeer(peer.NodeId, peer.LocalEndPoint);
-            }
-        }
+                var options = Options((ulong)i + 1, ports[i].Port);
+                for (var j = 0; j < n; j++)
+                {
+                    if (j != i) options.Peers[(ulong)j + 1] = ports[j].EndPoint;
+                }
 
-        return transports;
+                configure?.Invoke(options);
+                transports[i] = new TcpTransport(options, logger);
+            }
+
+            foreach (var t in transports)
+            {
+                await t.StartAsync();
+            }
+
+            return transports;
+        }
+        finally
+        {
+            foreach (var port in ports) port.Dispose(); // the transports listen on them now
+        }
     }
 
     /// <summary>
