@@ -108,6 +108,7 @@ public static partial class Cli
         root.Add(CertCommand());
         if (!inShell) root.Add(ShellCommand());
         root.Add(DemoCommand());
+        NumericValues.Install(root);
         AddExamplesToHelp(root);
         return root;
     }
@@ -252,15 +253,24 @@ public static partial class Cli
             if (to < 0) throw new CliException("NODE must be a node index (0, 1, ...)", ExitCodes.Usage);
             var (urls, _) = Target(r);
             using var client = NewClient(urls, r);
-            var done = await client.TransferLeaderAsync(to, ct).ConfigureAwait(false);
+            LeadershipTransfer done;
+            try
+            {
+                done = await client.TransferLeaderAsync(to, ct).ConfigureAwait(false);
+            }
+            catch (RequestRejectedException e) when (e.StatusCode == System.Net.HttpStatusCode.BadRequest)
+            {
+                // The one 400 that is about the cluster's state, not the arguments: the node already leads, or is no voter.
+                throw new CliException(e.Message, ExitCodes.Failure);
+            }
             Console.Out.WriteLine($"node {done.Leader} leads (term {done.Term})");
             return ExitCodes.Ok;
         }));
 
-        var limitBytes = new Option<long?>("--max-bytes") { Description = "Most bytes waiting in all topics (payload, headers and 28 bytes a message), 1 to 1 TiB" };
-        var limitMessages = new Option<long?>("--max-messages") { Description = "Most messages waiting in all topics" };
-        var limitTopicBytes = new Option<long?>("--max-topic-bytes") { Description = "Most bytes waiting in one topic" };
-        var limitTopicMessages = new Option<long?>("--max-topic-messages") { Description = "Most messages waiting in one topic" };
+        var limitBytes = new Option<long?>("--max-bytes") { Description = "Most bytes waiting in all topics (payload, headers and 28 bytes a message), 1 to 1 TiB" }.Within(1);
+        var limitMessages = new Option<long?>("--max-messages") { Description = "Most messages waiting in all topics" }.Within(1);
+        var limitTopicBytes = new Option<long?>("--max-topic-bytes") { Description = "Most bytes waiting in one topic" }.Within(1);
+        var limitTopicMessages = new Option<long?>("--max-topic-messages") { Description = "Most messages waiting in one topic" }.Within(1);
         var limits = new Command("limits", Describe(
             "Show the queue-wide bounds on waiting messages and what they count now (bytes, messages), one name and value a line; "
             + "with options, change them first. "
@@ -271,7 +281,6 @@ public static partial class Cli
         limits.SetAction(Guard(async (r, ct) =>
         {
             var (bytes, messages, topicBytes, topicMessages) = (r.GetValue(limitBytes), r.GetValue(limitMessages), r.GetValue(limitTopicBytes), r.GetValue(limitTopicMessages));
-            if (bytes < 1 || messages < 1 || topicBytes < 1 || topicMessages < 1) throw new CliException("a limit must be at least 1", ExitCodes.Usage);
             var (urls, _) = Target(r);
             using var client = NewClient(urls, r);
             var change = bytes is not null || messages is not null || topicBytes is not null || topicMessages is not null;
@@ -407,7 +416,7 @@ public static partial class Cli
         var topic = new Argument<string>("TOPIC") { Description = "The topic to publish to" };
         var message = new Argument<string?>("MESSAGE") { Description = "The message; without it, every line of standard input is one message", Arity = ArgumentArity.ZeroOrOne };
         var id = new Option<string?>("--id") { Description = "A message id (one MESSAGE only): a repeat within the topic's dedup window is not stored again, so the command may be retried safely" };
-        var delayMs = new Option<long?>("--delay-ms") { Description = "Deliver the message (one MESSAGE only) no sooner than this many ms after it is published (up to 86400000)" };
+        var delayMs = new Option<long?>("--delay-ms") { Description = "Deliver the message (one MESSAGE only) no sooner than this many ms after it is published (up to 86400000)" }.Within(0, NumericValues.MaxMilliseconds);
         var publish = new Command("publish", Describe(
             "Publish a message, or one message per line of standard input. Returns once each is committed.",
             "publish orders \"order 42\"", "publish orders \"order 42\" --id order-42", "publish orders \"reminder\" --delay-ms 60000", "publish orders < orders.txt")) { topic, message, id, delayMs };
@@ -422,7 +431,6 @@ public static partial class Cli
             {
                 if (r.GetValue(message) is not { } text) throw new CliException("--id and --delay-ms take one MESSAGE argument, not standard input", ExitCodes.Usage);
                 if (messageId is { Length: 0 }) throw new CliException("--id must not be empty", ExitCodes.Usage);
-                if (delay is < 0) throw new CliException("--delay-ms must not be negative", ExitCodes.Usage);
                 var outgoing = OutgoingMessage.FromText(text) with { Id = messageId, Delay = delay is { } d ? TimeSpan.FromMilliseconds(d) : null };
                 var result = await client.PublishToTopicAsync(t, [outgoing], ct).ConfigureAwait(false);
                 Console.Out.WriteLine(result.Duplicates == 0
@@ -490,7 +498,7 @@ public static partial class Cli
     private static Command ConsumeCommand()
     {
         var topic = new Argument<string>("TOPIC") { Description = "The topic to consume from" };
-        var count = new Option<long?>("--count", "-c") { Description = "Stop after this many messages (default: all waiting ones)" };
+        var count = new Option<long?>("--count", "-c") { Description = "Stop after this many messages (default: all waiting ones)" }.Within(1);
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep waiting for new messages (until --count or Ctrl-C)" };
         var group = new Option<string?>("--group", "-g") { Description = "Receive as a consumer of this group and ack each message after printing it (at least once)" };
         var consume = new Command("consume", Describe(
@@ -503,48 +511,40 @@ public static partial class Cli
             using var client = NewClient(urls, r);
             var t = r.GetValue(topic)!;
             var max = r.GetValue(count);
-            if (max is <= 0) throw new CliException("--count must be positive", ExitCodes.Usage);
             if (r.GetValue(group) is { } g) return await ConsumeGroupAsync(client, t, g, max, r.GetValue(follow), ct).ConfigureAwait(false);
             var following = r.GetValue(follow);
             long got = 0;
             var idle = TimeSpan.FromMilliseconds(20);
             var checkedTopic = false;
-            try
+            while (max is null || got < max)
             {
-                while (max is null || got < max)
+                string? m;
+                try
                 {
-                    string? m;
-                    try
-                    {
-                        m = await client.PopAsync(t, ct).ConfigureAwait(false);
-                    }
-                    catch (OutcomeUnknownException e)
-                    {
-                        throw new CliException($"{e.Message}\n{got} message(s) were consumed before; one more may have been removed", ExitCodes.OutcomeUnknown);
-                    }
-                    if (m is not null)
-                    {
-                        Console.Out.WriteLine(m);
-                        got++;
-                        idle = TimeSpan.FromMilliseconds(20);
-                        continue;
-                    }
-                    if (!checkedTopic)
-                    {
-                        // 404 means empty or unknown: tell them apart once, so a typo is not a silent wait.
-                        if (!(await client.ListTopicsAsync(ct).ConfigureAwait(false)).Contains(t))
-                            throw new CliException($"topic '{t}' does not exist; create it with: {Name} topic create {t}");
-                        checkedTopic = true;
-                    }
-                    if (!following) break;
-                    // Polling (the REST API has no blocking pop): back off while the topic stays empty.
-                    await Task.Delay(idle, ct).ConfigureAwait(false);
-                    idle = TimeSpan.FromMilliseconds(Math.Min(idle.TotalMilliseconds * 2, 500));
+                    m = await client.PopAsync(t, ct).ConfigureAwait(false);
                 }
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested && following)
-            {
-                // Ctrl-C is how --follow ends.
+                catch (OutcomeUnknownException e)
+                {
+                    throw new CliException($"{e.Message}\n{got} message(s) were consumed before; one more may have been removed", ExitCodes.OutcomeUnknown);
+                }
+                if (m is not null)
+                {
+                    Console.Out.WriteLine(m);
+                    got++;
+                    idle = TimeSpan.FromMilliseconds(20);
+                    continue;
+                }
+                if (!checkedTopic)
+                {
+                    // 404 means empty or unknown: tell them apart once, so a typo is not a silent wait.
+                    if (!(await client.ListTopicsAsync(ct).ConfigureAwait(false)).Contains(t))
+                        throw new CliException($"topic '{t}' does not exist; create it with: {Name} topic create {t}");
+                    checkedTopic = true;
+                }
+                if (!following) break;
+                // Polling (the REST API has no blocking pop): back off while the topic stays empty.
+                await Task.Delay(idle, ct).ConfigureAwait(false);
+                idle = TimeSpan.FromMilliseconds(Math.Min(idle.TotalMilliseconds * 2, 500));
             }
             if (got == 0 && !following) Console.Error.WriteLine($"topic '{t}' is empty");
             return ExitCodes.Ok;
@@ -803,8 +803,10 @@ public static partial class Cli
             }
             catch (RequestRejectedException e)
             {
+                // 400: the request itself was invalid (a value out of the cluster's range, a bad name), so it is the
+                // arguments' fault and nothing changed; 409, 413, 507: refused for the cluster's state or the size.
                 Error(e.Message);
-                return ExitCodes.Failure;
+                return e.StatusCode == System.Net.HttpStatusCode.BadRequest ? ExitCodes.Usage : ExitCodes.Failure;
             }
             catch (ArgumentException e)
             {

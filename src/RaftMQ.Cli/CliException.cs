@@ -11,10 +11,10 @@ public static class ExitCodes
 {
     public const int Ok = 0;
 
-    /// <summary>The command failed and changed nothing: no cluster, no leader, unknown topic, rejected request.</summary>
+    /// <summary>The command failed and changed nothing: no cluster, no leader, unknown topic, a request refused for the cluster's state (409, 413, 507).</summary>
     public const int Failure = 1;
 
-    /// <summary>Bad arguments.</summary>
+    /// <summary>Bad arguments: refused by the tool, or by the cluster as an invalid request (400); nothing changed.</summary>
     public const int Usage = 2;
 
     /// <summary>A publish or pop may or may not have been applied.</summary>

@@ -55,14 +55,26 @@ public static class ClusterView
         return table;
     }
 
-    /// <summary>One line that says who leads, for output that is not a terminal.</summary>
+    /// <summary>
+    /// One line that says who leads, for output that is not a terminal: the leader of the newest term any node that
+    /// answered is in, as that node itself says (it leads) or, when it is not among the nodes asked, as the nodes
+    /// in that term report it (<c>leader</c>, <c>leader_url</c>), as the client finds the leader.
+    /// </summary>
     public static string Summary(IReadOnlyList<NodeProbe> probes)
     {
         var up = probes.Count(p => p.Status is not null);
-        var leader = probes.Where(p => p.Status is { IsLeader: true }).MaxBy(p => p.Status!.Term);
-        return leader is null
-            ? $"no leader ({up} of {probes.Count} nodes up)"
-            : $"leader: node {leader.Status!.Node} ({leader.Url.ToString().TrimEnd('/')}), term {leader.Status.Term} ({up} of {probes.Count} nodes up)";
+        var answered = probes.Where(p => p.Status is not null).Select(p => p.Status!).ToList();
+        var term = answered.Count == 0 ? 0 : answered.Max(s => s.Term);
+        var current = answered.Where(s => s.Term == term).ToList();
+        int? node = null;
+        Uri? url = null;
+        if (current.FirstOrDefault(s => s.IsLeader) is { } self) (node, url) = (self.Node, self.Url);
+        else if (current.FirstOrDefault(s => s.Leader is not null) is { } follower) (node, url) = (follower.Leader, follower.LeaderUrl);
+        var nodesUp = $"({up} of {probes.Count} nodes up)";
+        if (node is null) return $"no leader {nodesUp}";
+        return url is null
+            ? $"leader: node {node}, term {term} {nodesUp}"
+            : $"leader: node {node} ({url.ToString().TrimEnd('/')}), term {term} {nodesUp}";
     }
 
     /// <summary>

@@ -76,12 +76,27 @@ public sealed class CliUsageTests
     [InlineData("cert ca --days 0", "--days")]
     [InlineData("cert node ../escape", "NAME must be")]
     [InlineData("topic list --urls https://127.0.0.1:1 --ca /nonexistent/ca.pem", "--ca: cannot read /nonexistent/ca.pem")]
+    // Every numeric option and argument is parsed and bounded in one place, which names the option in words.
+    [InlineData("dlq list t --max 0 --urls http://127.0.0.1:1", "--max must be at least 1")]
+    [InlineData("dlq redrive t --max 0 --urls http://127.0.0.1:1", "--max must be at least 1")]
+    [InlineData("publish t x --delay-ms abc --urls http://127.0.0.1:1", "--delay-ms must be a whole number, not 'abc'")]
+    [InlineData("publish t x --delay-ms -1 --urls http://127.0.0.1:1", "--delay-ms must be at least 0")]
+    [InlineData("publish t x --delay-ms 99999999999999999999 --urls http://127.0.0.1:1", "--delay-ms must be at most")]
+    [InlineData("receive t --max 0 --urls http://127.0.0.1:1", "--max must be at least 1")]
+    [InlineData("receive t --max 3000000000 --urls http://127.0.0.1:1", "--max must be at most 2147483647")]
+    [InlineData("receive t --lease-ms 1.5 --urls http://127.0.0.1:1", "--lease-ms must be a whole number, not '1.5'")]
+    [InlineData("topic configure t --max-age-ms -5 --urls http://127.0.0.1:1", "--max-age-ms must be at least 0")]
+    [InlineData("topic list --timeout soon --urls http://127.0.0.1:1", "--timeout must be a number, not 'soon'")]
+    [InlineData("cluster kill zero", "NODE must be a whole number, not 'zero'")]
     public async Task Bad_arguments_exit_with_2_and_say_what_is_wrong(string args, string expected)
     {
         await using var env = new CliEnvironment();
         var r = await env.RunAsync(args.Split(' '));
         r.ExitCode.ShouldBe(2, r.ToString());
         r.Stderr.ShouldContain(expected);
+        // In the tool's words, not the parser's or the client's about .NET types and parameters.
+        r.Stderr.ShouldNotContain("System.", Case.Sensitive, r.ToString());
+        r.Stderr.ShouldNotContain("(Parameter", Case.Sensitive, r.ToString());
     }
 
     [Fact]
@@ -131,7 +146,7 @@ public sealed class CliClusterTests
         (stale.ExitCode, stale.Stdout).ShouldBe((1, "acked 0\n"), stale.ToString());
         stale.Stderr.ShouldContain($"stale receipt {receipt}");
         var bad = await env.RunAsync("ack", "jobs", "nonsense");
-        bad.ExitCode.ShouldBe(1, bad.ToString());
+        bad.ExitCode.ShouldBe(2, bad.ToString()); // the cluster's 400: an argument is wrong
         bad.Stderr.ShouldContain("is not a receipt");
         (await env.RunAsync("consume", "jobs", "--group", "default")).Stdout.ShouldBe("b\n");
 
@@ -192,7 +207,7 @@ public sealed class CliClusterTests
         var sideways = await env.RunAsync("topic", "configure", "jobs", "--overflow", "sideways");
         (sideways.ExitCode, sideways.Stderr.Contains("--overflow must be reject-publish or drop-oldest", StringComparison.Ordinal)).ShouldBe((2, true), sideways.ToString());
         var tooOld = await env.RunAsync("topic", "configure", "jobs", "--max-age-ms", "31536000001");
-        (tooOld.ExitCode, tooOld.Stderr.Contains("\"max_age_ms\" must be an integer between 0 and 31536000000", StringComparison.Ordinal)).ShouldBe((1, true), tooOld.ToString());
+        (tooOld.ExitCode, tooOld.Stderr.Contains("\"max_age_ms\" must be an integer between 0 and 31536000000", StringComparison.Ordinal)).ShouldBe((2, true), tooOld.ToString());
 
         // Groups: created, created again (unchanged), deleted, and the last one refused.
         (await env.RunAsync("group", "create", "jobs", "audit", "--start", "latest")).Stdout.ShouldBe("created group 'audit' of topic 'jobs'\n");
@@ -417,6 +432,125 @@ public sealed class CliClusterTests
         down.ExitCode.ShouldBe(0, down.ToString());
         down.Stdout.ShouldContain("stopped 2 node(s)");
         pids.ShouldAllBe(p => !CliEnvironment.IsAlive(p));
+    }
+
+    /// <summary>The URLs of the local cluster's nodes, by index, from its cluster file.</summary>
+    private static string[] NodeUrls(CliEnvironment env)
+    {
+        using var file = JsonDocument.Parse(File.ReadAllText(Path.Combine(env.Data, "cluster.json")));
+        return [.. file.RootElement.GetProperty("nodes").EnumerateArray().Select(n => n.GetProperty("url").GetString()!.TrimEnd('/'))];
+    }
+
+    [Fact]
+    public async Task Cluster_status_of_followers_only_names_the_leader_they_report()
+    {
+        await using var env = new CliEnvironment();
+        var up = await env.RunAsync("cluster", "up", "--detach");
+        up.ExitCode.ShouldBe(0, up.ToString());
+        var urls = NodeUrls(env);
+        var all = await env.RunAsync("cluster", "status");
+        all.ExitCode.ShouldBe(0, all.ToString());
+        var leader = int.Parse(all.Stdout.Split("leader: node ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        var followers = Enumerable.Range(0, urls.Length).Where(i => i != leader).Select(i => urls[i]).ToArray();
+
+        // Neither URL given is the leader's: the followers name it (node and URL) in the newest term.
+        var two = await env.RunAsync("cluster", "status", "--urls", string.Join(',', followers));
+        two.ExitCode.ShouldBe(0, two.ToString());
+        two.Stdout.ShouldNotContain("Leader", Case.Sensitive, two.ToString());
+        two.Stdout.ShouldContain($"leader: node {leader} ({urls[leader]}), term ", Case.Sensitive, two.ToString());
+        two.Stdout.ShouldContain("(2 of 2 nodes up)", Case.Sensitive, two.ToString());
+        var one = await env.RunAsync("cluster", "status", "--urls", followers[0]);
+        one.ExitCode.ShouldBe(0, one.ToString());
+        one.Stdout.ShouldContain($"leader: node {leader} ({urls[leader]}), term ", Case.Sensitive, one.ToString());
+        one.Stdout.ShouldContain("(1 of 1 nodes up)", Case.Sensitive, one.ToString());
+        (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task Dlq_list_of_a_missing_topic_exits_1_and_of_a_topic_without_dead_letters_0()
+    {
+        await using var env = new CliEnvironment();
+        var up = await env.RunAsync("cluster", "up", "--detach", "--nodes", "1");
+        up.ExitCode.ShouldBe(0, up.ToString());
+        var missing = await env.RunAsync("dlq", "list", "nope");
+        missing.ExitCode.ShouldBe(1, missing.ToString());
+        missing.Stderr.ShouldContain("raftmq: error: topic 'nope' does not exist", Case.Sensitive, missing.ToString());
+        missing.Stdout.ShouldBeEmpty();
+
+        (await env.RunAsync("topic", "create", "quiet")).ExitCode.ShouldBe(0);
+        var none = await env.RunAsync("dlq", "list", "quiet");
+        (none.ExitCode, none.Stdout).ShouldBe((0, ""), none.ToString());
+        none.Stderr.ShouldContain("no dead letters in 'quiet'");
+        (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task A_request_the_cluster_refuses_as_invalid_exits_2_with_its_reason_and_one_refused_for_its_state_1()
+    {
+        await using var env = new CliEnvironment();
+        var up = await env.RunAsync("cluster", "up", "--detach", "--nodes", "1");
+        up.ExitCode.ShouldBe(0, up.ToString());
+        (await env.RunAsync("topic", "create", "t")).ExitCode.ShouldBe(0);
+        foreach (var (args, reason) in new (string[], string)[]
+        {
+            (["receive", "t", "--wait-ms", "20001"], "\"wait_ms\" must be an integer between 0 and 20000"),
+            (["publish", "t", "x", "--delay-ms", "86400001"], "\"delay_ms\" must be an integer between 0 and 86400000"),
+            (["topic", "configure", "t", "--max-deliveries", "0"], "\"max_deliveries\" must be an integer between 1 and"),
+            (["dlq", "redrive", "t", "--max", "5000"], "\"max\" must be an integer between 1 and"),
+            (["group", "create", "t", "bad!"], "group name"),
+            (["cluster", "limits", "--max-bytes", "99999999999999"], "\"max_bytes\" must be an integer between 1 and"),
+        })
+        {
+            var r = await env.RunAsync(args);
+            r.ExitCode.ShouldBe(2, r.ToString());
+            r.Stderr.ShouldContain("(400 BadRequest)", Case.Sensitive, r.ToString());
+            r.Stderr.ShouldContain(reason, Case.Sensitive, r.ToString());
+        }
+        // Nothing changed: no message was published, the group was not made.
+        (await env.RunAsync("topic", "stats", "t")).Stdout.ShouldContain("0 published");
+        // The cluster's state, not the arguments: the leader cannot take over from itself (a 400 too), the last group.
+        var self = await env.RunAsync("cluster", "transfer-leader", "0");
+        self.ExitCode.ShouldBe(1, self.ToString());
+        self.Stderr.ShouldContain("node 0 already leads");
+        var last = await env.RunAsync("group", "delete", "t", "default");
+        last.ExitCode.ShouldBe(1, last.ToString());
+        (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task Ctrl_c_ends_consume_follow_with_130_and_what_was_acked_stays_acked()
+    {
+        await using var env = new CliEnvironment();
+        var up = await env.RunAsync("cluster", "up", "--detach", "--nodes", "1");
+        up.ExitCode.ShouldBe(0, up.ToString());
+        (await env.RunAsync("topic", "create", "orders2")).ExitCode.ShouldBe(0);
+
+        // Popping: the message is printed, then the tool polls for more until Ctrl-C.
+        (await env.RunAsync("publish", "orders2", "popped")).ExitCode.ShouldBe(0);
+        await using (var follow = CliProcess.Start(env, "consume", "orders2", "--follow"))
+        {
+            (await follow.WaitForOutputAsync("popped\n", TimeSpan.FromSeconds(30))).ShouldBeTrue(follow.Stderr);
+            await follow.SignalAsync("INT");
+            (await follow.WaitForExitAsync(TimeSpan.FromSeconds(20))).ShouldBe(130, $"{follow.Stdout}\n{follow.Stderr}");
+            follow.Stdout.ShouldBe("popped\n");
+            follow.Stderr.ShouldContain("interrupted");
+        }
+
+        // As a group: the message is printed and acked; Ctrl-C during the next long poll leaves it acked.
+        await using (var follow = CliProcess.Start(env, "consume", "orders2", "--group", "default", "--follow"))
+        {
+            (await env.RunAsync("publish", "orders2", "acked")).ExitCode.ShouldBe(0);
+            (await follow.WaitForOutputAsync("acked\n", TimeSpan.FromSeconds(30))).ShouldBeTrue(follow.Stderr);
+            // group, ready, leased, delayed, unacked, oldest_age_ms, acked_total (the pop above acked one too)
+            (await Eventually.TrueAsync(
+                async () => (await env.RunAsync("topic", "stats", "orders2")).Stdout.Contains("default\t0\t0\t0\t0\t-\t2\t", StringComparison.Ordinal),
+                TimeSpan.FromSeconds(30))).ShouldBeTrue("the printed message is acked");
+            await follow.SignalAsync("INT");
+            (await follow.WaitForExitAsync(TimeSpan.FromSeconds(20))).ShouldBe(130, $"{follow.Stdout}\n{follow.Stderr}");
+            follow.Stdout.ShouldBe("acked\n");
+        }
+        (await env.RunAsync("topic", "stats", "orders2")).Stdout.ShouldContain("default\t0\t0\t0\t0\t-\t2\t");
+        (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
     }
 
     [Fact]
