@@ -512,6 +512,9 @@ public sealed partial class QueueStateMachine
         return next <= _store.Clock ? long.MinValue : next;
     }
 
+    /// <summary>Whether <paramref name="topic"/> exists. A read (call on the loop).</summary>
+    public bool HasTopic(string topic) => _store.Find(topic) is not null;
+
     /// <summary>
     /// Up to <paramref name="max"/> messages from offset <paramref name="from"/> (the head when null or below it), without
     /// consuming anything, within <see cref="QueueLimits.MaxPopBatchBytes"/>; null when the topic does not exist. A

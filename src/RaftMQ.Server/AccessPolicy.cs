@@ -55,7 +55,7 @@ public static class AccessPolicy
         // RRMQ: the catch-all GET /message/<topic> takes the whole rest of the path as the topic, as its endpoint does.
         if (get && path.StartsWith("/message/", Ci))
         {
-            var topic = Unescape(path["/message/".Length..]);
+            var topic = RequestTarget.Unescape(path["/message/".Length..]);
             return new AccessRule(AccessNeed.Topic, ClientPermission.Consume, topic, Rrmq: true);
         }
         var p = path.Length > 1 && path.EndsWith('/') ? path[..^1] : path;
@@ -92,7 +92,8 @@ public static class AccessPolicy
     private static AccessRule TopicRule(string method, string rest)
     {
         var slash = rest.IndexOf('/', StringComparison.Ordinal);
-        var topic = Unescape(slash < 0 ? rest : rest[..slash]);
+        // A malformed escape names no topic (RequestTarget.Check refuses the request before routing anyway).
+        if (RequestTarget.Unescape(slash < 0 ? rest : rest[..slash]) is not { } topic) return Strictest;
         var action = slash < 0 ? "" : rest[(slash + 1)..];
         var get = HttpMethods.IsGet(method) || HttpMethods.IsHead(method);
         var post = HttpMethods.IsPost(method);
@@ -124,15 +125,4 @@ public static class AccessPolicy
 
     private static bool Is(string path, string literal) => string.Equals(path, literal, Ci);
 
-    private static string? Unescape(string segment)
-    {
-        try
-        {
-            return Uri.UnescapeDataString(segment);
-        }
-        catch (UriFormatException)
-        {
-            return null;
-        }
-    }
 }

@@ -20,6 +20,7 @@ public static class GroupEndpoints
     private const int DefaultPeekMax = 10;
     private const int DefaultRedriveMax = 100;
     private const string DeadLettersSegment = "dead-letters";
+    private const string NoDeadLetters = "no dead letters: the topic does not exist or never dead-lettered a message";
 
     public static void Map(IEndpointRouteBuilder app, QueueNode node)
     {
@@ -50,15 +51,10 @@ public static class GroupEndpoints
         var q = raw.IndexOf('?', StringComparison.Ordinal);
         var path = q >= 0 ? raw[..q] : raw;
         var parts = path.Length > Prefix.Length ? path[Prefix.Length..].Split('/') : [""];
-        try
-        {
-            return [.. parts.Select(Uri.UnescapeDataString)];
-        }
-        catch (UriFormatException)
-        {
-            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, "the topic or group in the path is not a valid URL escape");
-            return null;
-        }
+        var segments = parts.Select(RequestTarget.Unescape).ToArray();
+        if (segments.All(x => x is not null)) return segments!;
+        await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, "the topic or group in the path is not a valid URL escape");
+        return null;
     }
 
     /// <summary>
@@ -135,7 +131,7 @@ public static class GroupEndpoints
         if (stats is null)
         {
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
-                DeadLetters.IsDeadLetterTopic(topic) ? "no dead letters: the topic does not exist or never dead-lettered a message" : "no such topic");
+                DeadLetters.IsDeadLetterTopic(topic) ? NoDeadLetters : "no such topic");
             return;
         }
         await WriteObject(ctx, StatusCodes.Status200OK, json =>
@@ -626,15 +622,17 @@ public static class GroupEndpoints
             return;
         }
         using var deadline = node.RequestDeadline(ctx.RequestAborted);
-        var (ok, messages, readError) = await node.ReadAsync(sm => sm.Peek(topic, from, max), deadline.Token);
+        // Dead letters of a topic that never dead-lettered a message: none yet, not an unknown topic.
+        var (ok, messages, readError) = await node.ReadAsync(
+            sm => sm.Peek(topic, from, max) ?? (DeadLetters.IsDeadLetterTopic(topic) && sm.HasTopic(DeadLetters.SourceOf(topic)) ? [] : null),
+            deadline.Token);
         if (!ok)
         {
             ctx.Response.Headers[ErrorCodes.Header] = ErrorCodes.NoLeader;
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status503ServiceUnavailable, readError!);
             return;
         }
-        if (messages is null) await RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
-            DeadLetters.IsDeadLetterTopic(topic) ? "no dead letters: the topic does not exist or never dead-lettered a message" : "no such topic");
+        if (messages is null) await RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound, "no such topic");
         else await WriteMessages(ctx, messages, null, null);
     }
 
@@ -669,7 +667,8 @@ public static class GroupEndpoints
     /// <summary>A refusal of the state machine: 404 for a missing topic or group, 400 otherwise.</summary>
     private static Task Failure(HttpContext ctx, QueueResult result, string topic, string? group) => result.Status switch
     {
-        QueueStatus.NoSuchTopic => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound, "no such topic"),
+        QueueStatus.NoSuchTopic => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
+            DeadLetters.IsDeadLetterTopic(topic) ? NoDeadLetters : "no such topic"),
         QueueStatus.NoSuchGroup => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
             $"no such consumer group \"{group}\" (create it with PUT /v1/topics/<topic>/groups/{group})"),
         _ => RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest,

@@ -26,18 +26,19 @@ public static class MessageEndpoints
         var path = (q >= 0 ? raw[..q] : raw)[Prefix.Length..];
         var slash = path.IndexOf('/', StringComparison.Ordinal);
         var action = slash < 0 ? "" : path[(slash + 1)..];
+        if (action == "dead-letters/redrive")
+        {
+            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest,
+                "redrive the topic the dead letters came from (POST /v1/topics/<topic>/redrive), not its dead letters");
+            return;
+        }
         if (slash <= 0 || action is not ("messages" or "messages/pop"))
         {
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
                 "no such endpoint: POST /v1/topics/<topic>/ then messages, messages/pop, publish, receive, ack, nack, extend or redrive (the topic percent-escaped, %2F for '/'; docs/rest-api.md)");
             return;
         }
-        string topic;
-        try
-        {
-            topic = Uri.UnescapeDataString(path[..slash]);
-        }
-        catch (UriFormatException)
+        if (RequestTarget.Unescape(path[..slash]) is not { } topic)
         {
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, "the topic in the path is not a valid URL escape");
             return;

@@ -146,14 +146,16 @@ app.Use((ctx, next) =>
     return next(ctx);
 });
 app.Use(httpInstruments.Middleware);
-// Before routing: a target that names a host must never reach the forwarding to the leader (RequestTarget).
-app.Use(RequestTarget.RefuseUnlessOriginForm);
+// Before routing: a target that names a host must never reach the forwarding to the leader, and one whose path the
+// server would rewrite (dot segments, bad escapes) never reaches another endpoint than it names (RequestTarget).
+app.Use(RequestTarget.Check);
 // Host, Origin and API key checks, before routing: a refused request never reaches an endpoint (docs/security.md).
 if (apiKeys is not null) apiKeys.Logger = loggers.CreateLogger("RaftMQ.Auth");
 var guard = new RequestGuard(apiKeys, settings.AuthRrmq, settings.AllowedOrigins,
     settings.AllowedHosts is { } hosts ? [.. hosts, me.Ip] : null);
 app.Use(guard.InvokeAsync);
 app.UseRouting();
+app.Use(RequestTarget.AnswerUnrouted);
 // The metrics exporter is built once the node serves (it costs tens of milliseconds of CPU that the first answer
 // should not wait for); a scrape before then waits for it. Counters and gauges read cumulative values, so they miss
 // nothing; the latency histograms and HTTP counts start with it.

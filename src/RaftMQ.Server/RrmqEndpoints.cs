@@ -64,12 +64,7 @@ public static class RrmqEndpoints
         var q = raw.IndexOf('?', StringComparison.Ordinal);
         var path = q >= 0 ? raw[..q] : raw;
         const string prefix = "/message/";
-        string topic;
-        try
-        {
-            topic = Uri.UnescapeDataString(path.StartsWith(prefix, StringComparison.Ordinal) ? path[prefix.Length..] : "");
-        }
-        catch (UriFormatException)
+        if (RequestTarget.Unescape(path.StartsWith(prefix, StringComparison.Ordinal) ? path[prefix.Length..] : "") is not { } topic)
         {
             await WriteError(ctx, StatusCodes.Status400BadRequest, "the topic in the path is not a valid URL escape");
             return;

@@ -34,6 +34,12 @@ public sealed class GroupApiTests
         // default was never consumed: it still holds both messages.
         (await Ok(cluster, leader, HttpMethod.Get, Path(topic)))["messages"]!.GetValue<long>().ShouldBe(2);
 
+        // Before its first dead letter a topic's dead letters read as none (peek), are not there to lease, and
+        // cannot be redriven themselves.
+        Messages(await Ok(cluster, follower, HttpMethod.Get, Path(topic, "dead-letters/peek") + "?max=10")).ShouldBeEmpty();
+        (await Refused(cluster, leader, HttpMethod.Post, Path(topic, "dead-letters/receive"), "{}", HttpStatusCode.NotFound)).ShouldContain("no dead letters");
+        (await Refused(cluster, leader, HttpMethod.Post, Path(topic, "dead-letters/redrive"), "{}", HttpStatusCode.BadRequest)).ShouldContain("redrive the topic");
+
         (await Ok(cluster, follower, HttpMethod.Delete, Path(topic, "groups/default")))["deleted"]!.GetValue<bool>().ShouldBeTrue();
         var stats = await Ok(cluster, leader, HttpMethod.Get, Path(topic));
         stats["messages"]!.GetValue<long>().ShouldBe(0);
@@ -132,6 +138,7 @@ public sealed class GroupApiTests
 
         (await Ok(cluster, follower, HttpMethod.Delete, Path(topic))).Count.ShouldBe(1);
         (await Refused(cluster, leader, HttpMethod.Get, Path(topic), null, HttpStatusCode.NotFound)).ShouldBe("no such topic");
+        (await Refused(cluster, leader, HttpMethod.Get, Path(topic, "dead-letters/peek"), null, HttpStatusCode.NotFound)).ShouldBe("no such topic");
         (await Refused(cluster, leader, HttpMethod.Get, Path(topic, "dead-letters"), null, HttpStatusCode.NotFound)).ShouldContain("no dead letters");
     }
 

@@ -65,6 +65,61 @@ public sealed class RequestTargetTests
         (await cluster.PopAsync(follower, "t")).Body.ShouldBe("""{"success":true,"message":"kept"}""");
     }
 
+    [Fact]
+    public async Task Dot_segments_and_bad_escapes_in_a_path_get_400_and_reach_no_endpoint()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "4000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = Enumerable.Range(0, 3).First(i => i != leader);
+        (await cluster.CreateTopicAsync(leader, "fo")).Status.ShouldBe(HttpStatusCode.Created);
+        // Each would otherwise be resolved to another path (/v1/messages, /v1/messages/pop, /message) or create a
+        // topic named by the undecoded text.
+        (string Method, string Target, string? Body, string Error)[] requests =
+        [
+            ("POST", "/v1/topics/%2e%2e/messages", """{"topic":"fo","messages":["moved"]}""", "escaped or not"),
+            ("POST", "/v1/topics/fo/%2E%2E/%2e%2e/messages", """{"topic":"fo","messages":["moved"]}""", "escaped or not"),
+            ("POST", "/v1/topics/fo/../../messages", """{"topic":"fo","messages":["moved"]}""", "escaped or not"),
+            ("POST", "/v1/topics/%2E%2E/messages/pop", """{"topic":"fo","max":1}""", "escaped or not"),
+            ("GET", "/message/fo/%2e%2e/fo", null, "escaped or not"),
+            ("GET", "/message/%2e", null, "escaped or not"),
+            ("PUT", "/v1/topics/%zz", "{}", "valid URL escape"),
+            ("PUT", "/v1/topics/ab%2", "{}", "valid URL escape"),
+            ("PUT", "/v1/topics/%C3%28", "{}", "valid URL escape"),
+            ("GET", "/message/%FF", null, "valid URL escape"),
+        ];
+        foreach (var node in new[] { follower, leader })
+        {
+            foreach (var (method, target, body, error) in requests)
+            {
+                var answer = await RawHttp.SendAsync(cluster.Ports[node].Http, method, target, body);
+                answer.Status.ShouldBe(400, $"node {node}: {method} {target} answered {answer.Status} {answer.Body}");
+                answer.Body.ShouldContain("\"success\":false", customMessage: $"node {node}: {method} {target}");
+                answer.Body.ShouldContain(error, customMessage: $"node {node}: {method} {target}");
+            }
+        }
+        // Nothing was published, popped or created; a valid escape still names its topic.
+        (await cluster.TopicsAsync(leader)).Body.ShouldBe("""{"success":true,"topics":["fo"]}""");
+        (await RawHttp.SendAsync(cluster.Ports[follower].Http, "PUT", "/v1/topics/caf%C3%A9", "{}")).Status.ShouldBe(201);
+        (await cluster.TopicsAsync(leader)).Body.ShouldBe("""{"success":true,"topics":["fo","café"]}""");
+        (await cluster.PopAsync(follower, "fo")).Status.ShouldBe(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task A_path_or_method_no_endpoint_serves_gets_a_json_reason()
+    {
+        await using var cluster = TestCluster.Create(1);
+        await cluster.StartAllAsync();
+        foreach (var (method, target, status) in new[] { ("GET", "/nothing", 404), ("POST", "/status", 405), ("DELETE", "/topic", 405), ("GET", "/v1/nothing/here", 404) })
+        {
+            var answer = await RawHttp.SendAsync(cluster.Ports[0].Http, method, target);
+            answer.Status.ShouldBe(status, $"{method} {target}: {answer.Body}");
+            answer.Headers.ShouldContain("application/json", Case.Insensitive, $"{method} {target}");
+            answer.Body.ShouldStartWith("{\"success\":false,\"error\":", customMessage: $"{method} {target}");
+            answer.Body.ShouldContain($"{method} {target}", customMessage: $"{method} {target}");
+        }
+    }
+
     /// <summary>A bounded accept is the deadline: a request sent on would connect well within it.</summary>
     private static async Task AssertNoConnectionAsync(TcpListener bait)
     {
