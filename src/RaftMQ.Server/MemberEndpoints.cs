@@ -224,7 +224,7 @@ public static partial class ClusterEndpoints
         }
         catch (JsonException e)
         {
-            return $"body must be a JSON object like {{\"url\": \"http://10.0.0.4:8567\"}}: {e.Message}";
+            return $"body must be a JSON object like {{\"url\": \"http://10.0.0.4:8567\"}}: {RequestBody.Describe(e)}";
         }
         if (request?.Url is not { } text) return "field \"url\" (the new node's HTTP address, like http://10.0.0.4:8567) is required";
         if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme != NodeHttp.Scheme || url.IsDefaultPort && !text.Contains(':', StringComparison.Ordinal)

@@ -102,6 +102,16 @@ internal static class RequestBody
     }
 
     /// <summary>What is wrong with <paramref name="body"/> as JSON text, or null if nothing is.</summary>
+    /// <summary>
+    /// Why a typed deserialization failed, in the API's terms: a value the serializer could not convert names its field
+    /// (its message would name .NET types); a syntax error keeps the reader's message (the position in the text).
+    /// </summary>
+    public static string Describe(JsonException e) =>
+        e.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal)
+            && e.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal)
+            ? $"field \"{path[2..]}\" has a value of the wrong type, or one out of range for it"
+            : e.Message;
+
     public static string? Check(ReadOnlySpan<byte> body)
     {
         if (!Utf8.IsValid(body)) return "body is not valid UTF-8";

@@ -109,7 +109,7 @@ public static class V1Endpoints
         }
         catch (JsonException e)
         {
-            return (null, $"body is not a valid request: {e.Message}");
+            return (null, $"body is not a valid request: {RequestBody.Describe(e)}");
         }
     }
 

@@ -94,6 +94,9 @@ public sealed class BatchApiTests
             got.ShouldBe(status, $"POST {path} {(body.Length > 80 ? body[..80] + "..." : body)} answered {text}");
             text.ShouldContain("\"success\":false");
             text.ShouldContain("\"error\":");
+            // The reason is the API's, not the serializer's (which names .NET types).
+            text.ShouldNotContain("RaftMQ.", customMessage: $"POST {path} {body}");
+            text.ShouldNotContain("System.", customMessage: $"POST {path} {body}");
         }
 
         // Messages each within their bound, but a body over 1 MiB: refused before the upload (as curl does, with
