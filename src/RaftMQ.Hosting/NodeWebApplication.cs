@@ -121,6 +121,9 @@ public static class NodeWebApplication
     {
         var filters = new LoggerFilterOptions { MinLevel = logLevel };
         filters.Rules.Add(new LoggerFilterRule(null, "Microsoft", LogLevel.Warning, null));
+        // A failed start (a port in use) is reported in one line by the program that started the host; the host's own
+        // error line would repeat it with a stack trace.
+        filters.Rules.Add(new LoggerFilterRule(null, "Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical, null));
         var factory = new LoggerFactory([], filters);
         // Added (not passed to the constructor) so that disposing the factory disposes it, flushing its queue.
         ConsoleFormatter formatter = format == LogFormat.Json ? new NodeJsonLogFormatter() : new NodeLogFormatter();

@@ -58,6 +58,18 @@ public sealed class RaftHost : IAsyncDisposable
         StartAsync(options, stateMachine, forwarding: null, loggers, cancellationToken);
 
     /// <summary>
+    /// Why <see cref="StartAsync(RaftHostOptions, IStateMachine, ILoggerFactory?, CancellationToken)"/> failed, in one
+    /// line an operator can act on, when it failed for a reason of the machine, not of the code: damaged stored data
+    /// (the message names the file and what to do), a port in use or a directory it cannot write. Null for anything
+    /// else, which is a bug to report with its stack trace.
+    /// </summary>
+    public static string? DescribeStartFailure(Exception e) => e switch
+    {
+        StorageCorruptedException or IOException or UnauthorizedAccessException => e.Message,
+        _ => null,
+    };
+
+    /// <summary>
     /// <see cref="StartAsync(RaftHostOptions, IStateMachine, ILoggerFactory?, CancellationToken)"/> with
     /// <paramref name="forwarding"/>: a follower then forwards the commands given to
     /// <see cref="RaftRuntime.ProposeOrRouteAsync"/> to the leader over the peer link (null leaves it off).

@@ -222,7 +222,9 @@ try
 }
 catch (Exception e)
 {
-    logger.LogCritical(e, "Node {Index} could not start: {Message}", settings.Index, e.Message);
+    // Damaged data, a port in use, an unwritable directory: one line; anything else with its stack trace.
+    if (RaftHost.DescribeStartFailure(e) is { } reason) logger.LogCritical("Node {Index} could not start: {Message}", settings.Index, reason);
+    else logger.LogCritical(e, "Node {Index} could not start: {Message}", settings.Index, e.Message);
     node.SetFailed(e);
     await app.StopAsync();
     return 1;

@@ -97,6 +97,12 @@ public sealed class TcpTransport : ITransport
                 socket.Bind(options.ListenEndPoint);
                 socket.Listen(options.ListenBacklog);
             }
+            catch (SocketException e)
+            {
+                // Most often the port is in use: say which port, in words an operator can act on.
+                socket.Dispose();
+                throw new IOException($"cannot listen for peers on {options.ListenEndPoint}: {e.Message}", e);
+            }
             catch
             {
                 socket.Dispose();

@@ -45,6 +45,7 @@ public sealed class WalDamageTests
             var refusal = node.Output.Split('\n').First(Refusal);
             refusal.ShouldContain(Path.GetFileName(wal), customMessage: name);
             refusal.ShouldContain(says, customMessage: name);
+            refusal.ShouldNotContain("Exception", customMessage: name); // an operator's problem, not a stack trace
             (await node.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBeTrue($"{name}: the node must not run");
             node.ExitCode.ShouldNotBe(0, name);
             File.WriteAllBytes(wal, intact);
@@ -56,6 +57,26 @@ public sealed class WalDamageTests
         (await cluster.WaitForLeaderAsync()).ShouldBe(0);
         for (int i = 0; i < Messages; i++) (await cluster.PopAsync(0, "kept")).Body.ShouldBe($$"""{"success":true,"message":"m{{i}}"}""");
         (await cluster.PopAsync(0, "kept")).Status.ShouldBe(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task A_port_in_use_stops_the_node_at_start_in_one_line_naming_the_port()
+    {
+        await using var cluster = TestCluster.Create(1);
+        foreach (var (port, says) in new[] { (cluster.Ports[0].Peer, "cannot listen for peers on"), (cluster.Ports[0].Http, "cannot listen on") })
+        {
+            using var holder = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+            holder.Start();
+            var node = cluster.Start(0);
+            (await node.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBeTrue("the node must not run");
+            node.ExitCode.ShouldNotBe(0);
+            // The refusal is one line naming the port, not a stack trace (an operator's problem, not a bug).
+            (await node.WaitForLineAsync(l => l.Contains(says, StringComparison.Ordinal), TimeSpan.FromSeconds(10)))
+                .ShouldBeTrue($"no refusal in\n{node.Output}");
+            node.Output.ShouldContain($":{port}");
+            node.Output.ShouldNotContain("Exception", customMessage: node.Output);
+            node.Output.ShouldNotContain("   at ", customMessage: node.Output);
+        }
     }
 
     [TmpfsFact]

@@ -59,7 +59,9 @@ try
 }
 catch (Exception e)
 {
-    loggers.CreateLogger("BankTeller").LogCritical(e, "Node {Index} could not start: {Message}", settings.Index, e.Message);
+    var log = loggers.CreateLogger("BankTeller");
+    if (RaftHost.DescribeStartFailure(e) is { } reason) log.LogCritical("Node {Index} could not start: {Message}", settings.Index, reason);
+    else log.LogCritical(e, "Node {Index} could not start: {Message}", settings.Index, e.Message);
     node.SetFailed(e);
     await app.StopAsync();
     return 1;
