@@ -74,7 +74,7 @@ public sealed record NodeSettings
           --force-new-cluster         UNSAFE recovery of a cluster that lost its majority for good: this node
                                       becomes the only voter and commits what its log holds; what only the lost
                                       nodes held is gone. Then start new nodes with --join (docs/membership.md)
-          --log-level LEVEL           Trace, Debug, Information, Warning, Error                        (default Information)
+          --log-level LEVEL           Trace, Debug, Information, Warning, Error, Critical              (default Information)
           --log-format FORMAT         text (one line per event) or json (one JSON object per line)     (default text)
           --settings FILE             a JSON object of any of the options above, named without the dashes in front:
                                       {"election-timeout-ms": 300, "log-format": "json"}
@@ -252,6 +252,10 @@ public sealed record NodeSettings
                 continue;
             }
             var eq = a.IndexOf('=', StringComparison.Ordinal);
+            var name = eq > 0 ? a[2..eq] : a[2..];
+            // Named first: an unknown option would otherwise be read as one that takes the next argument.
+            if (!Options.ContainsKey(name) && name is not ("settings" or "help"))
+                throw new ConfigException($"unknown option --{name} (raftmq-node --help lists them)");
             if (eq > 0)
             {
                 named[a[2..eq]] = a[(eq + 1)..];

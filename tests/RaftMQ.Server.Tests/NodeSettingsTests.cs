@@ -151,3 +151,23 @@ public sealed class IdleHeartbeatSettingsTests
     public void A_value_below_the_heartbeat_or_not_a_number_is_refused(string value, string says) =>
         Should.Throw<RaftMQ.Hosting.ConfigException>(() => Parse("--idle-heartbeat-ms", value)).Message.ShouldContain(says);
 }
+
+/// <summary>An option the node does not know is named as unknown, wherever it stands on the command line.</summary>
+public sealed class UnknownOptionTests
+{
+    private static readonly Dictionary<string, string> NoEnvironment = [];
+
+    [Theory]
+    [InlineData("config.json", "0", "--no-such-flag")]
+    [InlineData("--no-such-flag", "config.json", "0")]
+    [InlineData("config.json", "0", "--no-such-flag=5")]
+    [InlineData("config.json", "0", "--data-dir", "d", "--no-such-flag", "5")]
+    public void Is_refused_by_its_name(params string[] args) =>
+        Should.Throw<RaftMQ.Hosting.ConfigException>(() => NodeSettings.Parse(args, NoEnvironment))
+            .Message.ShouldBe("unknown option --no-such-flag (raftmq-node --help lists them)");
+
+    [Fact]
+    public void Known_options_still_parse_in_both_forms() =>
+        NodeSettings.Parse(["config.json", "0", "--log-level", "Critical", "--request-timeout-ms=4000", "--auth-rrmq", "--auth-file", "a"], NoEnvironment)
+            .RequestTimeoutMs.ShouldBe(4000);
+}

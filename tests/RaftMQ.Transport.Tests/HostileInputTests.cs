@@ -228,6 +228,9 @@ public sealed class HostileInputTests : IAsyncLifetime
             var welcome = await first.ReadFrameAsync(512, CancellationToken.None);
             welcome[0].ShouldBe((byte)MessageType.HandshakeWelcome);
             welcome[1..].ShouldBe(Handshake.Prove(Secret, Handshake.ListenerLabel, Handshake.Transcript(ClusterId, 3, 2, nonce, listenerNonce)));
+            // The listener counts the accept after it sent the welcome; closing before then would let it see the
+            // connection gone and count nothing (the count below would then miss it, on a busy machine).
+            WaitUntil(() => B.Counters.InboundAccepts == 2, "the first handshake is accepted");
         }
 
         // Same hello, same proof: the listener's fresh nonce makes the recording worthless.
