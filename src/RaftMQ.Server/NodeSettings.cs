@@ -383,7 +383,9 @@ public sealed record NodeSettings
             }
             catch (Exception e) when (e is FileNotFoundException or InvalidDataException or FormatException or IOException or System.Text.Json.JsonException)
             {
-                throw new ConfigException($"--settings {settingsFile}: {e.Message}");
+                // The provider's own message only says the file did not load; the innermost one says where and why.
+                var detail = e.GetBaseException();
+                throw new ConfigException($"--settings {settingsFile}: {e.Message}{(ReferenceEquals(detail, e) ? "" : $" ({detail.Message})")}");
             }
             foreach (var (key, value) in file.AsEnumerable().OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
@@ -470,12 +472,15 @@ public sealed record NodeSettings
     private static int NonNegativeInt(string source, string value) =>
         int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n)
             ? n
-            : throw new ConfigException($"{source} must be a non-negative integer, not '{value}'");
+            : throw new ConfigException(TooLarge(value) ? $"{source} must be at most {int.MaxValue}, not '{value}'" : $"{source} must be a non-negative integer, not '{value}'");
 
     private static int PositiveInt(string source, string value) =>
         int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
             ? n
-            : throw new ConfigException($"{source} must be a positive integer, not '{value}'");
+            : throw new ConfigException(TooLarge(value) ? $"{source} must be at most {int.MaxValue}, not '{value}'" : $"{source} must be a positive integer, not '{value}'");
+
+    /// <summary>Digits only, but more than an option's integer holds.</summary>
+    private static bool TooLarge(string value) => value.Length > 0 && value.All(char.IsAsciiDigit) && !int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out _);
 }
 
 /// <summary>The user asked for --help.</summary>

@@ -64,7 +64,8 @@ public sealed class NodeSettingsTests
     [InlineData("""{"log-format": "xml"}""", "\"log-format\" in ", "unknown log format 'xml'")]
     [InlineData("""{"no-such-setting": 1}""", "unknown option \"no-such-setting\" in ", "settings-")]
     [InlineData("""{"log": {"level": "Debug"}}""", "unknown setting \"log:level\"", "settings-")]
-    [InlineData("""{"heartbeat-ms": 5""", "--settings ", "settings-")]
+    [InlineData("""{"heartbeat-ms": 5""", "--settings ", "BytePositionInLine")]
+    [InlineData("""{"request-timeout-ms": 99999999999}""", "\"request-timeout-ms\" in ", "must be at most 2147483647, not '99999999999'")]
     public async Task A_bad_settings_file_stops_the_node_naming_the_setting(string json, string names, string says)
     {
         await using var cluster = TestCluster.Create(1);
