@@ -638,12 +638,9 @@ public static class GroupEndpoints
 
     private static async Task Redrive(HttpContext ctx, QueueNode node)
     {
+        // Only /v1/topics/{topic}/redrive routes here, never a dead-letter topic: .../dead-letters/redrive is
+        // refused by MessageEndpoints' catch-all.
         if (await TopicOf(ctx, node) is not { } topic) return;
-        if (DeadLetters.IsDeadLetterTopic(topic))
-        {
-            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, "redrive the topic the dead letters came from, not its dead-letter topic");
-            return;
-        }
         var body = await RequestBody.ReadAsync(ctx, optional: true);
         if (body is null) return;
         var limits = node.StateMachine.Limits;
