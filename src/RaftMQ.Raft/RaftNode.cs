@@ -328,14 +328,43 @@ public sealed partial class RaftNode
         }
         if (ready.CommittedEntries.Count > 0)
         {
-            _log.AppliedTo(ready.CommittedEntries[^1].Index);
-            if (Role == Role.Leader)
-            {
-                foreach (var e in ready.CommittedEntries)
-                    if (e.Term == Term) _uncommittedBytes -= e.Size;
-                if (_uncommittedBytes < 0) _uncommittedBytes = 0;
-            }
+            // Entries handed out by TakeCommittedBeforeDurable meanwhile follow these: the applied index is past them.
+            var last = ready.CommittedEntries[^1].Index;
+            if (last > _log.Applied) _log.AppliedTo(last);
+            ReleaseUncommittedBytes(ready.CommittedEntries);
         }
+    }
+
+    /// <summary>
+    /// While a Ready is outstanding, takes the entries committed since that it does not hand out, at most
+    /// <paramref name="maxBytes"/> of them (at least one), for the runtime to apply at once, after the outstanding
+    /// Ready's own <see cref="Ready.CommittedEntries"/> and before its write ends. A committed entry is durable on a
+    /// majority and can never change, so applying it does not wait for this node's own copy to be durable: a leader
+    /// whose followers acknowledged an entry before its own fsync ended applies it then (thesis §10.2.1). Only entries
+    /// up to the last one the outstanding Ready writes are handed out: everything applied is in the written log, and
+    /// once that write is durable, in the durable log. The next Ready does not hand these entries out again.
+    /// </summary>
+    public IReadOnlyList<Entry> TakeCommittedBeforeDurable(long maxBytes)
+    {
+        if (_outstandingReady is not { } outstanding || _log.PendingSnapshot is not null) return [];
+        var from = _log.Applied;
+        if (outstanding.CommittedEntries.Count > 0) from = Math.Max(from, outstanding.CommittedEntries[^1].Index);
+        var written = outstanding.Entries.Count > 0 ? outstanding.Entries[^1].Index : _log.StableLastIndex;
+        var to = Math.Min(_log.Committed, written);
+        if (to <= from) return [];
+        var list = RaftLog.NewSliceList(from + 1, to + 1);
+        _log.Slice(from + 1, to + 1, maxBytes, list);
+        _log.AppliedTo(list[^1].Index);
+        ReleaseUncommittedBytes(list);
+        return list;
+    }
+
+    private void ReleaseUncommittedBytes(IReadOnlyList<Entry> applied)
+    {
+        if (Role != Role.Leader) return;
+        foreach (var e in applied)
+            if (e.Term == Term) _uncommittedBytes -= e.Size;
+        if (_uncommittedBytes < 0) _uncommittedBytes = 0;
     }
 
     /// <summary>

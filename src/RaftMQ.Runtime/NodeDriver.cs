@@ -68,6 +68,9 @@ public sealed class LogSyncJob
 
     internal bool SentFirst { get; }
 
+    /// <summary>Whether the Ready's committed entries were applied when its fsync started (they need none of it).</summary>
+    internal bool AppliedFirst { get; set; }
+
     internal DurableLogStorage.LogSync Sync { get; }
 
     internal long StartedAt { get; }
@@ -263,6 +266,7 @@ public sealed partial class NodeDriver : IDisposable
     private LogSyncJob? _logSync; // a Ready written and being fsynced off the loop; no other Ready until it is back
     private InstallSnapshot? _installAfterSync; // a received snapshot waits for the outstanding Ready
     private SnapshotJob? _snapshotAfterSync; // a finished snapshot compacts the log once no fsync runs
+    private ulong _applied; // the state machine's applied index: may run ahead of the core's while a Ready is out
 
     /// <summary>
     /// Opens the node from its storage: the state machine from the newest snapshot (§7), the core over the log after
@@ -311,6 +315,7 @@ public sealed partial class NodeDriver : IDisposable
         }
         raftOptions.Applied = applied;
         _node = new RaftNode(raftOptions, log);
+        _applied = _node.AppliedIndex;
         LogStarted(_logger, raftOptions.Id, log.HardState.Term, log.LastIndex, log.HardState.Commit);
     }
 
@@ -334,6 +339,13 @@ public sealed partial class NodeDriver : IDisposable
 
     /// <summary>Whether a Ready's fsync runs off the loop (<see cref="INodeHost.TrySyncLogInBackground"/>).</summary>
     public bool LogSyncInProgress => _logSync is not null;
+
+    /// <summary>
+    /// The index of the last entry applied to the state machine (or restored from a snapshot). While a Ready's fsync
+    /// runs it may be ahead of the core's <see cref="RaftNode.AppliedIndex"/> and of the durable log: committed entries
+    /// are applied without waiting for this node's own write of them (<see cref="RaftNode.TakeCommittedBeforeDurable"/>).
+    /// </summary>
+    public ulong AppliedIndex => _applied;
 
     // ---- inputs ----
 
@@ -564,6 +576,8 @@ public sealed partial class NodeDriver : IDisposable
         {
             // A Ready's fsync runs: what needs none of it to be durable goes now (heartbeats and their answers above
             // all, so that a long fsync does not look like a dead node), the rest waits for the Ready to be back.
+            // Applied first: the proposals it completes are answered while the loop sends (the commit, above all).
+            ApplyBeforeDurable();
             var early = node.TakeMessagesBeforeDurable();
             if (early.Count > 0) Send(early);
             return;
@@ -594,6 +608,10 @@ public sealed partial class NodeDriver : IDisposable
                     if (job.Sync.IsNeeded && _host.TrySyncLogInBackground(job))
                     {
                         _logSync = job;
+                        // Committed entries are final whatever this node's disk does: applied while the fsync runs.
+                        ApplyReady(ready);
+                        job.AppliedFirst = true;
+                        ApplyBeforeDurable();
                         return;
                     }
                     job.Run();
@@ -643,27 +661,21 @@ public sealed partial class NodeDriver : IDisposable
         Counters.Saved(ready.Entries.Count, true, _host.Time.GetElapsedTime(job.StartedAt));
         if (ready.HardState is { } saved) _persistedHardState = saved;
         _observer?.Persisted(ready.HardState, ready.Entries);
-        FinishReady(ready, job.SentFirst);
+        FinishReady(ready, job.SentFirst, job.AppliedFirst);
     }
 
     /// <summary>What follows a Ready's persisting, in order: send, apply, release reads, advance the core.</summary>
-    private void FinishReady(Ready ready, bool sentFirst)
+    private void FinishReady(Ready ready, bool sentFirst, bool appliedFirst = false)
     {
         var node = _node;
-        // A leader never overwrites its log (§5.3); anyone else may have just replaced entries this node proposed.
-        if (_proposals.Count > 0 && node.Role != Role.Leader && (ready.Entries.Count > 0 || ready.Snapshot is not null))
-            DropOverwrittenProposals();
         if (!sentFirst) Send(ready.Messages);
-        var applying = _host.Time.GetTimestamp();
-        Apply(ready.CommittedEntries);
-        Counters.ApplyTook(_host.Time.GetTimestamp() - applying);
-        Counters.Applied(ready.CommittedEntries.Count);
+        if (!appliedFirst) ApplyReady(ready);
         foreach (var rs in ready.ReadStates)
         {
             if (_unconfirmedReads.Remove(rs.Context, out var read)) _confirmedReads.Enqueue(read, rs.Index);
         }
         node.Advance(ready);
-        ServeConfirmedReads(node.AppliedIndex);
+        ServeConfirmedReads(_applied);
         if (ready.SoftState is { } soft) OnSoftStateChanged(soft);
         foreach (var (peer, succeeded) in _snapshotReports) node.ReportSnapshot(peer, succeeded);
         _snapshotReports.Clear();
@@ -736,6 +748,44 @@ public sealed partial class NodeDriver : IDisposable
         return _coveredAcks;
     }
 
+    /// <summary>
+    /// Answers the proposals the Ready's entries replaced, then applies its committed entries. Neither needs the
+    /// Ready's write to be durable: an entry replaced in this node's log is held by no leader and can never commit.
+    /// </summary>
+    private void ApplyReady(Ready ready)
+    {
+        // A leader never overwrites its log (§5.3); anyone else may have just replaced entries this node proposed.
+        if (_proposals.Count > 0 && _node.Role != Role.Leader && (ready.Entries.Count > 0 || ready.Snapshot is not null))
+            DropOverwrittenProposals();
+        ApplyTimed(ready.CommittedEntries);
+    }
+
+    /// <summary>
+    /// While a Ready's fsync runs, applies the entries committed since (a leader's followers acknowledged them before
+    /// its own fsync ended), up to <see cref="NodeDriverOptions.MaxApplyBytesPerStep"/> bytes a call, and serves the
+    /// reads they release.
+    /// </summary>
+    private void ApplyBeforeDurable()
+    {
+        var appliedBefore = _appliedBytes;
+        while (_appliedBytes - appliedBefore < _options.MaxApplyBytesPerStep)
+        {
+            var entries = _node.TakeCommittedBeforeDurable(_raftOptions.MaxBytesPerApplyBatch);
+            if (entries.Count == 0) break;
+            ApplyTimed(entries);
+        }
+        ServeConfirmedReads(_applied);
+    }
+
+    private void ApplyTimed(IReadOnlyList<Entry> entries)
+    {
+        if (entries.Count == 0) return;
+        var applying = _host.Time.GetTimestamp();
+        Apply(entries);
+        Counters.ApplyTook(_host.Time.GetTimestamp() - applying);
+        Counters.Applied(entries.Count);
+    }
+
     private void Apply(IReadOnlyList<Entry> entries)
     {
         foreach (var e in entries)
@@ -751,6 +801,7 @@ public sealed partial class NodeDriver : IDisposable
                 _applyCheckpoints.Enqueue((e.Index, _appliedBytes));
                 _lastCheckpointBytes = _appliedBytes;
             }
+            _applied = e.Index;
             _observer?.Applied(e);
             if (RemoveProposal(e.Index, out var p))
             {
@@ -822,9 +873,13 @@ public sealed partial class NodeDriver : IDisposable
     private void MaybeTakeSnapshot()
     {
         if (_snapshotInProgress is not null) return;
-        var applied = _node.AppliedIndex;
+        var applied = _applied;
         var due = applied - _lastSnapshotIndex >= _options.SnapshotEveryEntries || _bytesSinceSnapshot >= _options.SnapshotEveryBytes;
         if (!due || applied <= _lastSnapshotIndex || !_node.TryGetEntry(applied, out var last)) return;
+        // Entries applied during a Ready's fsync (ApplyBeforeDurable) are written but may not be durable yet, so this
+        // snapshot can be past the durable log. Its compaction waits for the fsync (CompleteSnapshot), and a crash
+        // before the fsync ends restarts the node from the snapshot with an empty log after it (NodeStorage.Open
+        // installs a snapshot newer than the log), as if the leader had sent it: it holds committed entries only.
         // The configuration goes with the snapshot, so that a node whose log is compacted behind it recovers it.
         var started = _host.Time.GetTimestamp();
         var metadata = new SnapshotMetadata(applied, last.Term) { Configuration = _node.ConfigurationAt(applied) };
@@ -857,6 +912,7 @@ public sealed partial class NodeDriver : IDisposable
         _storage.Log.InstallSnapshot(snapshot);
         _stateMachine.RestoreSnapshot(stream);
         _lastSnapshotIndex = Math.Max(_lastSnapshotIndex, snapshot.Index);
+        _applied = snapshot.Index;
         _bytesSinceSnapshot = 0;
         _applyCheckpoints.Clear();
         // The entries these proposals were waiting for are inside the snapshot: whether each was this node's

@@ -160,7 +160,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     void INodeHost.BeforeCompletingChanges()
     {
         var driver = _driver!;
-        UpdateStatus(driver.Raft);
+        UpdateStatus(driver);
         PublishReaderView();
         NoteTransfer(driver);
         NoteMembership(driver.Raft);
@@ -736,10 +736,12 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         if (_stateMachine is IReaderView view) view.PublishReaderView(_time.GetUtcNow());
     }
 
-    private void UpdateStatus(RaftNode node)
+    private void UpdateStatus(NodeDriver driver)
     {
+        var node = driver.Raft;
         if (node.Leader != _status.Leader) Interlocked.Increment(ref _leaderChanges);
-        _status = new RaftStatus(node.Id, node.Role, node.Term, node.Leader, node.CommitIndex, node.AppliedIndex, node.LastIndex, node.Quiesced);
+        // The state machine's applied index: it may be ahead of the core's while a Ready's fsync runs.
+        _status = new RaftStatus(node.Id, node.Role, node.Term, node.Leader, node.CommitIndex, driver.AppliedIndex, node.LastIndex, node.Quiesced);
         UpdateReplication(node);
     }
 
@@ -757,7 +759,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
 
     private void OnSoftStateChanged(SoftState soft)
     {
-        UpdateStatus(_driver!.Raft);
+        UpdateStatus(_driver!);
         SignalChange();
     }
 

@@ -180,6 +180,66 @@ public sealed class ReadyContractTests
         leader.Node.CommitIndex.ShouldBe(3UL);
     }
 
+    // A committed entry is durable on a majority and final: the leader applies what its followers acknowledged while
+    // its own write of it is still out, but nothing past what that write covers.
+    [Fact]
+    public void Entries_committed_by_the_followers_are_handed_out_during_the_leaders_own_write_up_to_what_it_covers()
+    {
+        var leader = new TestNode(1, Three);
+        leader.ElectAndCommitNoOp();
+        leader.Node.TakeCommittedBeforeDurable(long.MaxValue).ShouldBeEmpty(); // no Ready outstanding
+        leader.Propose();
+        leader.Propose();
+        var ready = leader.Node.GetReady(); // entries 2 and 3, being written
+        ready.Entries.Select(e => e.Index).ShouldBe([2UL, 3UL]);
+        leader.Node.TakeCommittedBeforeDurable(long.MaxValue).ShouldBeEmpty(); // nothing committed yet
+        leader.Propose(); // entry 4, not in the outstanding Ready
+
+        // Both followers hold 2..4: committed without the leader's own copy, which is not durable yet.
+        leader.Node.Step(new AppendEntriesResponse(2, 1, leader.Node.Term, false, 4, 0, 0));
+        leader.Node.Step(new AppendEntriesResponse(3, 1, leader.Node.Term, false, 4, 0, 0));
+        leader.Node.CommitIndex.ShouldBe(4UL);
+
+        var early = leader.Node.TakeCommittedBeforeDurable(1); // bounded by bytes, at least one entry
+        early.Select(e => e.Index).ShouldBe([2UL]);
+        leader.Node.AppliedIndex.ShouldBe(2UL);
+        // Entry 4 is committed but not in the write that is out: it waits, so that everything applied is in the
+        // written log (and, once that write is durable, in the durable log).
+        leader.Node.TakeCommittedBeforeDurable(long.MaxValue).Select(e => e.Index).ShouldBe([3UL]);
+        leader.Node.TakeCommittedBeforeDurable(long.MaxValue).ShouldBeEmpty();
+        leader.Node.AppliedIndex.ShouldBe(3UL);
+
+        leader.Storage.Append(ready.Entries);
+        leader.Node.Advance(ready);
+        var next = leader.Node.GetReady();
+        next.Entries.Select(e => e.Index).ShouldBe([4UL]);
+        next.CommittedEntries.Select(e => e.Index).ShouldBe([4UL]); // 2 and 3 are not handed out twice
+        leader.Storage.Append(next.Entries);
+        leader.Node.Advance(next);
+        leader.Node.AppliedIndex.ShouldBe(4UL);
+    }
+
+    // The outstanding Ready's own committed entries come first: what is taken meanwhile starts after them.
+    [Fact]
+    public void Entries_taken_during_a_write_follow_the_outstanding_Readys_own_committed_entries()
+    {
+        var follower = new TestNode(2, Three, TestNode.StorageWith(term: 2, commit: 0));
+        follower.Node.Step(new AppendEntries(1, 2, 2, 0, 0, TestNode.Entries(1, 2, 2, 2), 1));
+        var ready = follower.Node.GetReady();
+        ready.Entries.Select(e => e.Index).ShouldBe([1UL, 2UL, 3UL]);
+        ready.CommittedEntries.Select(e => e.Index).ShouldBe([1UL]);
+
+        follower.Node.Step(new Heartbeat(1, 2, 2, 3, 0)); // the leader's commit reaches 3
+        follower.Node.TakeCommittedBeforeDurable(long.MaxValue).Select(e => e.Index).ShouldBe([2UL, 3UL]);
+        follower.Node.AppliedIndex.ShouldBe(3UL);
+
+        follower.Storage.Append(ready.Entries);
+        follower.Node.Advance(ready); // its committed entry 1 is behind the applied index: no step back
+        follower.Node.AppliedIndex.ShouldBe(3UL);
+        follower.Node.HasReady().ShouldBeTrue(); // the new commit index, to persist
+        follower.Node.GetReady().CommittedEntries.ShouldBeEmpty();
+    }
+
     [Fact]
     public void Advance_WithAnotherReady_IsRefused()
     {

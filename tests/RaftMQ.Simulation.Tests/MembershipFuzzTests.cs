@@ -71,7 +71,7 @@ public abstract class MembershipFuzzTestsBase(ITestOutputHelper output)
         promoted.ShouldBeGreaterThan(perPart / 4L);
         votersRemoved.ShouldBeGreaterThan(perPart / 4L);
         learnersRemoved.ShouldBeGreaterThan(0L);
-        selfRemovals.ShouldBeGreaterThan(perPart / 10L);
+        selfRemovals.ShouldBeGreaterThanOrEqualTo(perPart / 10L); // a tenth of the schedules or more
         wiped.ShouldBeGreaterThan(perPart / 10L);
         inFlight.ShouldBeGreaterThan(perPart / 10L);
         misuse.ShouldBeGreaterThan(perPart / 8L);

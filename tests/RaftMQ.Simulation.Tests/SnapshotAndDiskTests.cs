@@ -176,6 +176,49 @@ public sealed class SnapshotAndDiskTests
         AwaitConverged(sim);
     }
 
+    // A committed entry is on a majority's disks: the leader applies it, answers its proposal and may snapshot it
+    // while its own fsync of it is stalled. If it then loses power, it comes back from that snapshot, past its log.
+    [Fact]
+    public void A_leader_whose_disk_stalls_applies_what_its_followers_hold_and_restarts_from_a_snapshot_past_its_log()
+    {
+        var sim = Cluster(3, o =>
+        {
+            o.Disk = new DiskConfig { LoseUnsyncedOnCrash = true };
+            o.SnapshotEveryEntries = 1;
+            o.SnapshotRetainEntries = 1_000;
+        });
+        var leader = ElectedLeader(sim);
+        ProposeAndCommit(sim, leader, 2, 1);
+        AwaitConverged(sim);
+        var durable = sim.DiskLog(leader.Id).LastIndex;
+
+        sim.StallLogSyncs(leader.Id, 2_000);
+        var stalledUntil = sim.Now + 2_000;
+        var proposal = sim.Propose(Sim.Cmd(10), leader.Id);
+        sim.Await(() => proposal.IsAcknowledged, 500, "the proposal acknowledged while the leader's own fsync is stalled");
+        // Written (its compaction of the log waits for the fsync).
+        sim.Await(() => leader.LatestSnapshot is { } s && s.Index >= proposal.Result.Index, 500, "a snapshot of the applied entry");
+        sim.Now.ShouldBeLessThan(stalledUntil);
+        leader.Driver!.LogSyncInProgress.ShouldBeTrue();
+
+        sim.Crash(leader.Id, CrashMode.DropUnsynced);
+        using (var wal = sim.DiskWal(leader.Id))
+        {
+            wal.LastIndex.ShouldBeLessThan(proposal.Result.Index, "the entry never reached the leader's own log on disk");
+            wal.LastIndex.ShouldBeGreaterThanOrEqualTo(durable);
+        }
+        using (var log = sim.DiskLog(leader.Id))
+        {
+            log.Snapshot.Index.ShouldBe(proposal.Result.Index, "a restart starts the log from the snapshot");
+            log.LastIndex.ShouldBe(proposal.Result.Index);
+        }
+        sim.Restart(leader.Id);
+        leader.Raft!.AppliedIndex.ShouldBeGreaterThanOrEqualTo(proposal.Result.Index, "restored from the snapshot");
+        AwaitConverged(sim);
+        ProposeAndCommit(sim, sim.Leader!, 2, 20);
+        AwaitConverged(sim);
+    }
+
     [Fact]
     public void PowerLoss_LosesOnlyUnsyncedCommitIndexes()
     {

@@ -160,6 +160,17 @@ public sealed partial class SimCluster : IDisposable
         node.BusyUntil = Math.Max(node.BusyUntil, Now + durationMs);
     }
 
+    /// <summary>
+    /// Stalls node <paramref name="id"/>'s disk for <paramref name="durationMs"/> from now: a log fsync running or
+    /// started meanwhile ends no earlier than that, while the node's loop goes on (the fsync runs off the loop).
+    /// </summary>
+    public void StallLogSyncs(ulong id, long durationMs)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(durationMs);
+        var node = Node(id);
+        node.LogSyncStalledUntil = Math.Max(node.LogSyncStalledUntil, Now + durationMs);
+    }
+
     /// <summary>Processes the next event (a tick or a delivery), whatever its time. False only if nothing is scheduled.</summary>
     public bool Step() => StepUntil(long.MaxValue);
 
@@ -285,6 +296,16 @@ public sealed partial class SimCluster : IDisposable
     {
         var copy = Node(id).Disk.Crash(CrashMode.KeepAll, new Random(0));
         return NodeStorage.Open(SimNode.DataDirectory, StorageOptionsOn(copy)).Log;
+    }
+
+    /// <summary>
+    /// The write-ahead log alone as a restart of <paramref name="id"/> would find it now, before the newest snapshot
+    /// is adopted (<see cref="DiskLog"/> adopts it, as a restart does).
+    /// </summary>
+    public DurableLogStorage DiskWal(ulong id)
+    {
+        var copy = Node(id).Disk.Crash(CrashMode.KeepAll, new Random(0));
+        return DurableLogStorage.Open(Path.Combine(SimNode.DataDirectory, "wal"), StorageOptionsOn(copy));
     }
 
     /// <summary>A node's storage settings: the production code with small files, so segments roll and are deleted often.</summary>
@@ -843,9 +864,9 @@ public sealed partial class SimCluster : IDisposable
                 var syncing = _nodes[ev.Node - 1];
                 // A crash in between loses the fsync: what it would have covered may be lost on the disk too.
                 if (syncing.Driver is not { } syncer || syncing.Incarnation != ev.Incarnation) break;
-                if (syncing.BusyUntil > Now)
+                if (syncing.BusyUntil > Now || syncing.LogSyncStalledUntil > Now)
                 {
-                    Schedule(syncing.BusyUntil, ev);
+                    Schedule(Math.Max(syncing.BusyUntil, syncing.LogSyncStalledUntil), ev);
                     break;
                 }
                 var logJob = ev.LogJob!;

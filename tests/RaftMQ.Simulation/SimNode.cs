@@ -76,6 +76,9 @@ public sealed class SimNode : INodeObserver
     /// <summary>Until when the node's loop is held up by a slow fsync: messages wait and ticks are counted, not handled.</summary>
     public long BusyUntil { get; internal set; }
 
+    /// <summary>Until when the node's log fsyncs do not end (a stalled disk): its loop goes on meanwhile.</summary>
+    public long LogSyncStalledUntil { get; internal set; }
+
     /// <summary>Ticks that came while the loop was held up; handled together (at most 64) once it is free.</summary>
     internal int MissedTicks { get; set; }
 

@@ -1,0 +1,159 @@
+using RaftMQ.Raft;
+using RaftMQ.Storage;
+
+namespace RaftMQ.Runtime.Tests;
+
+/// <summary>
+/// A leader whose followers acknowledge an entry before its own fsync of it ends applies the entry then, and answers
+/// its proposal, without waiting for that fsync (the entry is durable on a majority already).
+/// </summary>
+public sealed class ApplyBeforeDurableTests : IDisposable
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "raftmq-apply-early-tests", Guid.NewGuid().ToString("N")[..12]);
+
+    [Fact]
+    public void A_proposal_acknowledged_by_both_followers_completes_while_the_leaders_own_fsync_runs()
+    {
+        var host = new HoldingHost();
+        var machine = new AppendMachine();
+        var driver = new NodeDriver(new RaftOptions { Id = 1, Voters = [1, 2, 3], ElectionTicks = 5, RandomSeed = 3 },
+            new NodeDriverOptions(), NodeStorage.Open(_directory), machine, host, readContextSeed: 5);
+        try
+        {
+            ElectAndSettle(driver, host);
+            var appliedBefore = machine.Applies;
+
+            var done = new TaskCompletionSource<object?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var proposed = driver.Propose("a"u8.ToArray(), done);
+            proposed.IsAccepted.ShouldBeTrue();
+            driver.ProcessReady();
+            var sync = host.Sync.ShouldNotBeNull(); // the leader's own fsync of the entry, held here
+            driver.LogSyncInProgress.ShouldBeTrue();
+
+            AcknowledgeAll(driver, host, proposed.Index);
+            driver.ProcessReady();
+
+            done.Task.IsCompletedSuccessfully.ShouldBeTrue(); // answered before the leader's fsync ended
+            machine.Applies.ShouldBe(appliedBefore + 1);
+            machine.Items[^1].ShouldBe("a");
+            driver.AppliedIndex.ShouldBe(proposed.Index);
+            driver.Raft.AppliedIndex.ShouldBe(proposed.Index);
+            driver.LogSyncInProgress.ShouldBeTrue(); // the leader's own fsync is still out
+
+            host.Sync = null;
+            sync.Run();
+            driver.CompleteLogSync(sync);
+            driver.ProcessReady();
+            machine.Applies.ShouldBe(appliedBefore + 1); // not applied twice
+        }
+        finally
+        {
+            driver.Dispose();
+            driver.Storage.Dispose();
+        }
+    }
+
+    [Fact]
+    public void One_acknowledgement_with_the_leaders_fsync_out_is_not_a_majority()
+    {
+        var host = new HoldingHost();
+        var machine = new AppendMachine();
+        var driver = new NodeDriver(new RaftOptions { Id = 1, Voters = [1, 2, 3], ElectionTicks = 5, RandomSeed = 3 },
+            new NodeDriverOptions(), NodeStorage.Open(_directory), machine, host, readContextSeed: 5);
+        try
+        {
+            ElectAndSettle(driver, host);
+            var done = new TaskCompletionSource<object?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var proposed = driver.Propose("b"u8.ToArray(), done);
+            driver.ProcessReady();
+            var sync = host.Sync.ShouldNotBeNull();
+
+            driver.Step(new AppendEntriesResponse(2, 1, driver.Raft.Term, false, proposed.Index, 0, 0));
+            driver.ProcessReady();
+            done.Task.IsCompleted.ShouldBeFalse(); // one follower alone holds it durably
+
+            host.Sync = null;
+            sync.Run();
+            driver.CompleteLogSync(sync); // now the leader's own copy counts: two of three
+            driver.ProcessReady();
+            done.Task.IsCompletedSuccessfully.ShouldBeTrue();
+            machine.Items[^1].ShouldBe("b");
+        }
+        finally
+        {
+            driver.Dispose();
+            driver.Storage.Dispose();
+        }
+    }
+
+    /// <summary>Makes the driver the leader of term 1 with the term's no-op committed and every fsync finished.</summary>
+    private static void ElectAndSettle(NodeDriver driver, HoldingHost host)
+    {
+        for (var i = 0; i < 100 && driver.Raft.Role != Role.Leader; i++)
+        {
+            driver.Tick();
+            Drain(driver, host);
+            foreach (var vote in host.TakeSent().OfType<RequestVote>())
+                driver.Step(new RequestVoteResponse(vote.To, 1, vote.Term, true, vote.PreVote));
+            Drain(driver, host);
+        }
+        driver.Raft.Role.ShouldBe(Role.Leader);
+        AcknowledgeAll(driver, host, driver.Raft.LastIndex);
+        Drain(driver, host);
+        driver.Raft.CommitIndex.ShouldBe(driver.Raft.LastIndex);
+        host.TakeSent();
+    }
+
+    private static void AcknowledgeAll(NodeDriver driver, HoldingHost host, ulong index)
+    {
+        foreach (var peer in new ulong[] { 2, 3 })
+            driver.Step(new AppendEntriesResponse(peer, 1, driver.Raft.Term, false, index, 0, 0));
+        host.TakeSent();
+    }
+
+    /// <summary>Handles Readies and finishes every fsync at once, until none is left.</summary>
+    private static void Drain(NodeDriver driver, HoldingHost host)
+    {
+        driver.ProcessReady();
+        while (host.Sync is { } sync)
+        {
+            host.Sync = null;
+            sync.Run();
+            driver.CompleteLogSync(sync);
+            driver.ProcessReady();
+        }
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_directory)) Directory.Delete(_directory, recursive: true);
+    }
+
+    /// <summary>Keeps the fsync it is given for the test to finish (or not).</summary>
+    private sealed class HoldingHost : INodeHost
+    {
+        private readonly List<RaftMessage> _sent = [];
+
+        public LogSyncJob? Sync { get; set; }
+
+        public TimeProvider Time => TimeProvider.System;
+
+        public void Send(RaftMessage message) => _sent.Add(message);
+
+        public List<RaftMessage> TakeSent()
+        {
+            var sent = _sent.ToList();
+            _sent.Clear();
+            return sent;
+        }
+
+        public void WriteSnapshotInBackground(SnapshotJob job) => throw new InvalidOperationException("no snapshots in this test");
+
+        public bool TrySyncLogInBackground(LogSyncJob job)
+        {
+            Sync.ShouldBeNull("one fsync at a time");
+            Sync = job;
+            return true;
+        }
+    }
+}
