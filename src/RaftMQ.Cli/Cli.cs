@@ -212,7 +212,7 @@ public static partial class Cli
             var probes = await client.GetClusterStatusAsync(ct).ConfigureAwait(false);
             AnsiConsole.Write(ClusterView.Render(probes, local));
             Console.Out.WriteLine(ClusterView.Summary(probes));
-            if (probes.All(p => p.Status is null)) throw new CliException(NoneReachable(urls));
+            if (probes.All(p => p.Status is null)) throw new CliException(NoneReachable(probes));
             return ExitCodes.Ok;
         }));
 
@@ -743,8 +743,14 @@ public static partial class Cli
 
     internal static RaftMQClient NewClient(IReadOnlyList<Uri> urls, ParseResult r) => new(ClientOptions(urls, r));
 
-    private static string NoneReachable(IReadOnlyList<Uri> urls) =>
-        $"no node answered at {string.Join(", ", urls.Select(u => u.ToString().TrimEnd('/')))}";
+    /// <summary>Each node with why it did not answer (a refused connection, a timeout, a node that speaks HTTPS only).</summary>
+    private static string NoneReachable(IReadOnlyList<NodeProbe> probes) =>
+        "no node answered: " + string.Join("; ", probes.Select(p =>
+        {
+            var url = p.Url.ToString().TrimEnd('/');
+            var why = p.Error ?? "no answer";
+            return why.StartsWith(url, StringComparison.Ordinal) ? why : $"{url}: {why}";
+        }));
 
     private static async Task IgnoreCancel(Task task)
     {

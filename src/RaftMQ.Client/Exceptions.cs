@@ -23,7 +23,8 @@ public sealed class ClusterUnavailableException : RaftMQException
         : base(message, inner) => Reason = reason;
 
     /// <summary>
-    /// Why, as a short code: <c>unreachable</c> (no node answered), or the node's <c>X-RaftMQ-Error</c> code
+    /// Why, as a short code: <c>unreachable</c> (no node answered), <c>tls-required</c> (every node answered that it
+    /// speaks HTTPS only: the URLs say http://; not retried), or the node's <c>X-RaftMQ-Error</c> code
     /// (<c>no-leader</c>, <c>overloaded</c>, <c>stopped</c>, <c>not-leader</c>).
     /// </summary>
     public string Reason { get; }

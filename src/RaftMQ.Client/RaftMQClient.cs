@@ -598,6 +598,8 @@ public sealed partial class RaftMQClient : IDisposable
             discovery = _discovery ??= Task.Run(DiscoverAsync);
         }
         var d = await discovery.WaitAsync(token).ConfigureAwait(false);
+        // Every node answered that it speaks HTTPS only: the URLs are wrong, and no retry will change that.
+        if (d.Leader is null && d.Reason == TlsRequired) throw new ClusterUnavailableException(d.Reason, d.Message);
         return d.Leader ?? throw new RetryableException(d.Reason, d.Message, null);
     }
 
@@ -609,7 +611,11 @@ public sealed partial class RaftMQClient : IDisposable
         {
             var probes = await GetClusterStatusAsync(CancellationToken.None).ConfigureAwait(false);
             var answered = probes.Where(p => p.Status is not null).Select(p => p.Status!).ToList();
-            if (answered.Count == 0)
+            if (answered.Count == 0 && probes.Count > 0 && probes.All(p => p.Error?.EndsWith(TlsRequiredMessage, StringComparison.Ordinal) == true))
+            {
+                found = new Discovery(null, TlsRequired, string.Join("; ", probes.Select(p => p.Error)));
+            }
+            else if (answered.Count == 0)
             {
                 found = new Discovery(null, "unreachable", "no node answered: " + string.Join("; ", probes.Select(p => $"{p.Url} {p.Error}")));
             }
@@ -682,8 +688,8 @@ public sealed partial class RaftMQClient : IDisposable
         try
         {
             using var response = await _http.GetAsync(new Uri(node, path), timeout.Token).ConfigureAwait(false);
-            if (response.Headers.TryGetValues("X-RaftMQ-Error", out var codes) && codes.Contains("tls-required"))
-                throw new HttpRequestException($"{node} speaks HTTPS only (the node runs with TLS): use https:// in its URL", null, response.StatusCode);
+            if (response.Headers.TryGetValues("X-RaftMQ-Error", out var codes) && codes.Contains(TlsRequired))
+                throw new HttpRequestException($"{node} {TlsRequiredMessage}", null, response.StatusCode);
             if (!response.IsSuccessStatusCode) throw new HttpRequestException($"{node} answered {(int)response.StatusCode}", null, response.StatusCode);
             var bytes = await response.Content.ReadAsByteArrayAsync(timeout.Token).ConfigureAwait(false);
             return JsonSerializer.Deserialize(bytes, type) ?? throw new HttpRequestException($"{node} answered an empty status");
@@ -761,6 +767,9 @@ public sealed partial class RaftMQClient : IDisposable
     }
 
     private sealed record Discovery(Uri? Leader, string Reason, string Message);
+
+    private const string TlsRequired = "tls-required";
+    private const string TlsRequiredMessage = "speaks HTTPS only (the node runs with TLS): use https:// in its URL";
 
     /// <summary>A failure known to have changed nothing; the retry pipeline tries again.</summary>
     private sealed class RetryableException(string reason, string message, Exception? inner) : Exception(message, inner)

@@ -787,10 +787,16 @@ public sealed class TlsClusterCliTests
         fromEnvironment.ExitCode.ShouldBe(0, fromEnvironment.ToString());
         env.Variables.Remove("RAFTMQ_CA");
 
-        // A plain http:// URL to the TLS port fails with the node's own explanation.
-        var plain = await env.RunAsync("topic", "list", "--urls", url.Replace("https://", "http://", StringComparison.Ordinal), "--timeout", "3");
+        // A plain http:// URL to the TLS port fails with the node's own explanation, at once: no retry can fix a URL.
+        var httpUrl = url.Replace("https://", "http://", StringComparison.Ordinal);
+        var plain = await env.RunAsync("topic", "list", "--urls", httpUrl);
         plain.ExitCode.ShouldNotBe(0, plain.ToString());
-        plain.Stderr.ShouldContain("HTTPS");
+        plain.Stderr.ShouldContain("speaks HTTPS only");
+        plain.Stderr.ShouldNotContain("attempts", customMessage: plain.ToString());
+        plain.Stderr.ShouldNotContain("did not complete", customMessage: plain.ToString());
+        var plainStatus = await env.RunAsync("cluster", "status", "--urls", httpUrl);
+        plainStatus.ExitCode.ShouldNotBe(0, plainStatus.ToString());
+        plainStatus.Stderr.ShouldContain("speaks HTTPS only");
 
         (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
     }
