@@ -209,13 +209,11 @@ public sealed class ReadyContractTests
         leader.Node.TakeCommittedBeforeDurable(long.MaxValue).ShouldBeEmpty();
         leader.Node.AppliedIndex.ShouldBe(3UL);
 
-        leader.Storage.Append(ready.Entries);
-        leader.Node.Advance(ready);
+        leader.PersistAndAdvance(ready);
         var next = leader.Node.GetReady();
         next.Entries.Select(e => e.Index).ShouldBe([4UL]);
         next.CommittedEntries.Select(e => e.Index).ShouldBe([4UL]); // 2 and 3 are not handed out twice
-        leader.Storage.Append(next.Entries);
-        leader.Node.Advance(next);
+        leader.PersistAndAdvance(next);
         leader.Node.AppliedIndex.ShouldBe(4UL);
     }
 
@@ -233,8 +231,7 @@ public sealed class ReadyContractTests
         follower.Node.TakeCommittedBeforeDurable(long.MaxValue).Select(e => e.Index).ShouldBe([2UL, 3UL]);
         follower.Node.AppliedIndex.ShouldBe(3UL);
 
-        follower.Storage.Append(ready.Entries);
-        follower.Node.Advance(ready); // its committed entry 1 is behind the applied index: no step back
+        follower.PersistAndAdvance(ready); // its committed entry 1 is behind the applied index: no step back
         follower.Node.AppliedIndex.ShouldBe(3UL);
         follower.Node.HasReady().ShouldBeTrue(); // the new commit index, to persist
         follower.Node.GetReady().CommittedEntries.ShouldBeEmpty();

@@ -83,6 +83,13 @@ internal sealed class TestNode
 
     public ProposeResult Propose(int bytes = 100) => Node.Propose(new byte[bytes]);
 
+    /// <summary>Stores a Ready taken by hand (<see cref="RaftNode.GetReady"/>) and advances the node past it.</summary>
+    public void PersistAndAdvance(Ready ready)
+    {
+        Storage.Append(ready.Entries);
+        Node.Advance(ready);
+    }
+
     /// <summary>Ticks until the node campaigns, then grants every (pre-)vote it asks for. Returns the leader's first messages.</summary>
     public List<RaftMessage> Elect()
     {

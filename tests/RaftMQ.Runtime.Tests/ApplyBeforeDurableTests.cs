@@ -10,80 +10,64 @@ namespace RaftMQ.Runtime.Tests;
 public sealed class ApplyBeforeDurableTests : IDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "raftmq-apply-early-tests", Guid.NewGuid().ToString("N")[..12]);
+    private readonly HoldingHost _host = new();
+    private readonly AppendMachine _machine = new();
+    private readonly NodeDriver _driver;
+
+    /// <summary>Node 1 of three, elected, with its no-op committed and every fsync finished.</summary>
+    public ApplyBeforeDurableTests()
+    {
+        _driver = new NodeDriver(new RaftOptions { Id = 1, Voters = [1, 2, 3], ElectionTicks = 5, RandomSeed = 3 },
+            new NodeDriverOptions(), NodeStorage.Open(_directory), _machine, _host, readContextSeed: 5);
+        ElectAndSettle(_driver, _host);
+    }
 
     [Fact]
     public void A_proposal_acknowledged_by_both_followers_completes_while_the_leaders_own_fsync_runs()
     {
-        var host = new HoldingHost();
-        var machine = new AppendMachine();
-        var driver = new NodeDriver(new RaftOptions { Id = 1, Voters = [1, 2, 3], ElectionTicks = 5, RandomSeed = 3 },
-            new NodeDriverOptions(), NodeStorage.Open(_directory), machine, host, readContextSeed: 5);
-        try
-        {
-            ElectAndSettle(driver, host);
-            var appliedBefore = machine.Applies;
+        var appliedBefore = _machine.Applies;
+        var done = new TaskCompletionSource<object?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var proposed = _driver.Propose("a"u8.ToArray(), done);
+        proposed.IsAccepted.ShouldBeTrue();
+        _driver.ProcessReady();
+        var sync = _host.Sync.ShouldNotBeNull(); // the leader's own fsync of the entry, held here
+        _driver.LogSyncInProgress.ShouldBeTrue();
 
-            var done = new TaskCompletionSource<object?>(TaskCreationOptions.RunContinuationsAsynchronously);
-            var proposed = driver.Propose("a"u8.ToArray(), done);
-            proposed.IsAccepted.ShouldBeTrue();
-            driver.ProcessReady();
-            var sync = host.Sync.ShouldNotBeNull(); // the leader's own fsync of the entry, held here
-            driver.LogSyncInProgress.ShouldBeTrue();
+        AcknowledgeAll(_driver, _host, proposed.Index);
+        _driver.ProcessReady();
 
-            AcknowledgeAll(driver, host, proposed.Index);
-            driver.ProcessReady();
+        done.Task.IsCompletedSuccessfully.ShouldBeTrue(); // answered before the leader's fsync ended
+        _machine.Applies.ShouldBe(appliedBefore + 1);
+        _machine.Items[^1].ShouldBe("a");
+        _driver.AppliedIndex.ShouldBe(proposed.Index);
+        _driver.Raft.AppliedIndex.ShouldBe(proposed.Index);
+        _driver.LogSyncInProgress.ShouldBeTrue(); // the leader's own fsync is still out
 
-            done.Task.IsCompletedSuccessfully.ShouldBeTrue(); // answered before the leader's fsync ended
-            machine.Applies.ShouldBe(appliedBefore + 1);
-            machine.Items[^1].ShouldBe("a");
-            driver.AppliedIndex.ShouldBe(proposed.Index);
-            driver.Raft.AppliedIndex.ShouldBe(proposed.Index);
-            driver.LogSyncInProgress.ShouldBeTrue(); // the leader's own fsync is still out
-
-            host.Sync = null;
-            sync.Run();
-            driver.CompleteLogSync(sync);
-            driver.ProcessReady();
-            machine.Applies.ShouldBe(appliedBefore + 1); // not applied twice
-        }
-        finally
-        {
-            driver.Dispose();
-            driver.Storage.Dispose();
-        }
+        _host.Sync = null;
+        sync.Run();
+        _driver.CompleteLogSync(sync);
+        _driver.ProcessReady();
+        _machine.Applies.ShouldBe(appliedBefore + 1); // not applied twice
     }
 
     [Fact]
     public void One_acknowledgement_with_the_leaders_fsync_out_is_not_a_majority()
     {
-        var host = new HoldingHost();
-        var machine = new AppendMachine();
-        var driver = new NodeDriver(new RaftOptions { Id = 1, Voters = [1, 2, 3], ElectionTicks = 5, RandomSeed = 3 },
-            new NodeDriverOptions(), NodeStorage.Open(_directory), machine, host, readContextSeed: 5);
-        try
-        {
-            ElectAndSettle(driver, host);
-            var done = new TaskCompletionSource<object?>(TaskCreationOptions.RunContinuationsAsynchronously);
-            var proposed = driver.Propose("b"u8.ToArray(), done);
-            driver.ProcessReady();
-            var sync = host.Sync.ShouldNotBeNull();
+        var done = new TaskCompletionSource<object?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var proposed = _driver.Propose("b"u8.ToArray(), done);
+        _driver.ProcessReady();
+        var sync = _host.Sync.ShouldNotBeNull();
 
-            driver.Step(new AppendEntriesResponse(2, 1, driver.Raft.Term, false, proposed.Index, 0, 0));
-            driver.ProcessReady();
-            done.Task.IsCompleted.ShouldBeFalse(); // one follower alone holds it durably
+        _driver.Step(new AppendEntriesResponse(2, 1, _driver.Raft.Term, false, proposed.Index, 0, 0));
+        _driver.ProcessReady();
+        done.Task.IsCompleted.ShouldBeFalse(); // one follower alone holds it durably
 
-            host.Sync = null;
-            sync.Run();
-            driver.CompleteLogSync(sync); // now the leader's own copy counts: two of three
-            driver.ProcessReady();
-            done.Task.IsCompletedSuccessfully.ShouldBeTrue();
-            machine.Items[^1].ShouldBe("b");
-        }
-        finally
-        {
-            driver.Dispose();
-            driver.Storage.Dispose();
-        }
+        _host.Sync = null;
+        sync.Run();
+        _driver.CompleteLogSync(sync); // now the leader's own copy counts: two of three
+        _driver.ProcessReady();
+        done.Task.IsCompletedSuccessfully.ShouldBeTrue();
+        _machine.Items[^1].ShouldBe("b");
     }
 
     /// <summary>Makes the driver the leader of term 1 with the term's no-op committed and every fsync finished.</summary>
@@ -126,6 +110,8 @@ public sealed class ApplyBeforeDurableTests : IDisposable
 
     public void Dispose()
     {
+        _driver.Dispose();
+        _driver.Storage.Dispose();
         if (Directory.Exists(_directory)) Directory.Delete(_directory, recursive: true);
     }
 
