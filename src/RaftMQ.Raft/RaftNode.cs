@@ -323,8 +323,8 @@ public sealed partial class RaftNode
         {
             var last = ready.Entries[^1];
             _log.StableTo(last.Index, last.Term);
-            // A commit this advances goes out with the next append or heartbeat (see MaybeCommit).
-            if (Role == Role.Leader && _tracker[Id].MaybeUpdate(_log.StableLastIndex)) MaybeCommit();
+            if (Role == Role.Leader && _tracker[Id].MaybeUpdate(_log.StableLastIndex) && MaybeCommit())
+                _broadcastPending = true;
         }
         if (ready.CommittedEntries.Count > 0)
         {
@@ -679,7 +679,7 @@ public sealed partial class RaftNode
                 {
                     pr.FreeInflightTo(r.Index);
                 }
-                MaybeCommit(); // goes out with the next append or heartbeat
+                if (MaybeCommit()) _broadcastPending = true;
                 // Pipelining: keep the follower's window full while it is behind.
                 while (SendAppend(r.From, sendIfEmpty: false))
                 {
@@ -780,14 +780,7 @@ public sealed partial class RaftNode
         MaybeStepDownAfterRemoval();
     }
 
-    /// <summary>
-    /// §5.3/§5.4.2: commit the highest index a quorum holds, but only an entry of the current term. No append is sent
-    /// for the new commit index alone: followers learn it with the next append (entries to replicate) or heartbeat
-    /// (every <see cref="RaftOptions.HeartbeatTicks"/>), §5.3's "eventually". A follower needs it only to apply, and
-    /// nothing waits on a follower's apply: a proposal is answered by the leader (a forwarded one too), and a read on
-    /// a follower learns the commit index from its read round's heartbeat. Sent alone, it cost each follower a round
-    /// trip per commit: half of a lone writer's peer messages (docs/benchmarks.md, "The commit without a round trip").
-    /// </summary>
+    /// <summary>§5.3/§5.4.2: commit the highest index a quorum holds, but only an entry of the current term.</summary>
     private bool MaybeCommit()
     {
         var candidate = _tracker.Committed();
