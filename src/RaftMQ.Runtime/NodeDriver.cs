@@ -577,7 +577,7 @@ public sealed partial class NodeDriver : IDisposable
             // A Ready's fsync runs: what needs none of it to be durable goes now (heartbeats and their answers above
             // all, so that a long fsync does not look like a dead node), the rest waits for the Ready to be back.
             // Applied first: the proposals it completes are answered while the loop sends (the commit, above all).
-            ApplyBeforeDurable();
+            ApplyBeforeDurable(_appliedBytes);
             var early = node.TakeMessagesBeforeDurable();
             if (early.Count > 0) Send(early);
             return;
@@ -611,7 +611,7 @@ public sealed partial class NodeDriver : IDisposable
                         // Committed entries are final whatever this node's disk does: applied while the fsync runs.
                         ApplyReady(ready);
                         job.AppliedFirst = true;
-                        ApplyBeforeDurable();
+                        ApplyBeforeDurable(appliedBefore); // within this step's apply bound, with what it applied so far
                         return;
                     }
                     job.Run();
@@ -762,12 +762,11 @@ public sealed partial class NodeDriver : IDisposable
 
     /// <summary>
     /// While a Ready's fsync runs, applies the entries committed since (a leader's followers acknowledged them before
-    /// its own fsync ended), up to <see cref="NodeDriverOptions.MaxApplyBytesPerStep"/> bytes a call, and serves the
-    /// reads they release.
+    /// its own fsync ended), until the step has applied <see cref="NodeDriverOptions.MaxApplyBytesPerStep"/> bytes since
+    /// <paramref name="appliedBefore"/>, and serves the reads they release.
     /// </summary>
-    private void ApplyBeforeDurable()
+    private void ApplyBeforeDurable(long appliedBefore)
     {
-        var appliedBefore = _appliedBytes;
         while (_appliedBytes - appliedBefore < _options.MaxApplyBytesPerStep)
         {
             var entries = _node.TakeCommittedBeforeDurable(_raftOptions.MaxBytesPerApplyBatch);
