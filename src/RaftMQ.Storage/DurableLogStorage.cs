@@ -145,10 +145,13 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         long start = offsets[position];
         var runEnd = last - from + 1 < inRun ? offsets[position + (int)(last - from) + 1] : segment.Length;
         // One reused chunk buffer (not a fresh large array per read, which would pile up on the large object heap);
-        // each entry gets a copy of its bytes.
-        _readBuffer ??= new byte[_options.ReadChunkBytes];
+        // each entry gets a copy of its bytes. It grows to what the reads need, up to ReadChunkBytes: a node whose
+        // reads are small (a follower catching up a few entries) never holds a whole chunk.
+        var want = (int)Math.Min(runEnd - start, _options.ReadChunkBytes);
+        if (_readBuffer is null || _readBuffer.Length < want)
+            _readBuffer = new byte[Math.Max(want, (int)Math.Min(_options.ReadChunkBytes, 2L * (_readBuffer?.Length ?? 0)))];
         var buffer = _readBuffer;
-        var filled = segment.File.Read(start, buffer.AsSpan(0, (int)Math.Min(runEnd - start, buffer.Length)));
+        var filled = segment.File.Read(start, buffer.AsSpan(0, want));
         var i = from;
         while (i <= last)
         {

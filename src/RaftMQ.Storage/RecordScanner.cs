@@ -6,7 +6,7 @@ internal sealed class RecordScanner
     private readonly IStorageFile _file;
     private readonly long _end;
     private readonly int _maxBody;
-    private readonly byte[] _buffer;
+    private byte[] _buffer;
     private long _bufferOffset; // file offset of _buffer[0]
     private int _filled;
     private int _cursor;
@@ -16,7 +16,9 @@ internal sealed class RecordScanner
         _file = file;
         _end = end;
         _maxBody = maxBody;
-        _buffer = new byte[Math.Max(chunkBytes, WalFormat.FrameBytes + maxBody)];
+        // A chunk, or the whole (smaller) segment; a record larger than that grows it (Ensure), up to the largest
+        // record, so recovering a node of small segments does not allocate a chunk plus a maximal entry per segment.
+        _buffer = new byte[(int)Math.Clamp(end - start, WalFormat.FrameBytes, Math.Max(chunkBytes, WalFormat.FrameBytes))];
         _bufferOffset = start;
     }
 
@@ -52,6 +54,14 @@ internal sealed class RecordScanner
             _bufferOffset += _cursor;
             _filled -= _cursor;
             _cursor = 0;
+        }
+        if (count > _buffer.Length)
+        {
+            // A record larger than the buffer (CheckRecord bounds count by the largest record): grow by doubling, but
+            // never past the largest record or the bytes the file has left.
+            var size = Math.Min(Math.Max(count, 2L * _buffer.Length), WalFormat.FrameBytes + (long)_maxBody);
+            size = Math.Min(size, _end - _bufferOffset);
+            if (size > _buffer.Length) Array.Resize(ref _buffer, (int)size);
         }
         while (_filled < count)
         {

@@ -194,7 +194,7 @@ public sealed class SnapshotStore
         // Version 1: the data is the rest of the file. Version 2: the file's own bytes, then the run table, all
         // under the checksum.
         var bodyStart = h.HeaderLength;
-        var buffer = new byte[1024 * 1024];
+        var buffer = new byte[(int)Math.Clamp(file.Length - bodyStart, 1, 1024 * 1024)];
         var crc = ~0u;
         for (long pos = bodyStart; pos < file.Length;)
         {
@@ -428,7 +428,8 @@ public sealed class SnapshotWriter : Stream, ISnapshotFileSink
     private readonly string _tempPath;
     private readonly IStorageFile _file;
     private readonly long _maxBytes;
-    private readonly byte[] _buffer = new byte[256 * 1024];
+    private const int MaxBufferBytes = 256 * 1024;
+    private byte[] _buffer = new byte[16 * 1024]; // doubles while full, up to MaxBufferBytes: a small snapshot stays small
     private readonly List<SnapshotStore.Run> _runs = [];
     private readonly List<(string Temp, string Final)> _parts = [];
     private readonly Dictionary<string, int> _partsByPath = new(StringComparer.Ordinal); // a file linked once per snapshot
@@ -475,7 +476,9 @@ public sealed class SnapshotWriter : Stream, ISnapshotFileSink
             buffer[..n].CopyTo(_buffer.AsSpan(_buffered));
             _buffered += n;
             buffer = buffer[n..];
-            if (_buffered == _buffer.Length) FlushBuffer();
+            if (_buffered < _buffer.Length) continue;
+            if (_buffer.Length < MaxBufferBytes) Array.Resize(ref _buffer, _buffer.Length * 2);
+            else FlushBuffer();
         }
     }
 
