@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace RaftMQ.Simulation.Tests;
 
 /// <summary>
-/// Randomized fault schedules (see <see cref="Fuzzer"/>), with and without snapshots and disk faults: 10,000 in the default run, 200,000 with
+/// Randomized fault schedules (see <see cref="Fuzzer"/>), with and without snapshots and disk faults: 6,000 in the default run, 200,000 with
 /// <c>RAFTMQ_SOAK=1</c>, one with <c>RAFTMQ_SEED=n</c>. The seeds are split over several test classes because xunit
 /// runs classes, not the cases of one theory, in parallel.
 /// </summary>
@@ -13,7 +13,7 @@ public abstract class FuzzTestsBase(ITestOutputHelper output)
 {
     private const int Parts = 4;
     private const ulong FirstSeed = 1_000_000;
-    private const int DefaultSchedules = 10_000;
+    private const int DefaultSchedules = 6_000;
     private const int SoakSchedules = 200_000;
 
     protected abstract int Part { get; }
