@@ -90,7 +90,7 @@ public sealed class AuthenticationFailedException : RaftMQException
 {
     /// <summary>Creates the exception.</summary>
     public AuthenticationFailedException(string operation, bool keyGiven, string? serverError)
-        : base($"{operation}: the node requires a valid API key (401){(keyGiven ? ": the key given was refused" : ": none was given (RaftMQClientOptions.ApiKey)")}"
+        : base($"{operation}: the node requires a valid API key (401){(keyGiven ? ": the key given was refused" : ": none was given")}"
             + (serverError is null ? "" : $"; the node says: {serverError}")) => ServerError = serverError;
 
     /// <summary>The node's explanation, if it gave one.</summary>

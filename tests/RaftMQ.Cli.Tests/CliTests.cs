@@ -591,6 +591,7 @@ public sealed class CliClusterTests
         var denied = await env.RunAsync("topic", "configure", "jobs");
         denied.ExitCode.ShouldBe(4, denied.ToString());
         denied.Stderr.ShouldContain("--api-key");
+        denied.Stderr.ShouldNotContain("RaftMQClientOptions"); // a CLI user is told the CLI's option, not the library's
         (await env.RunAsync("topic", "configure", "jobs", "--api-key", key)).ExitCode.ShouldBe(0);
 
         // A node started again by the tool takes the key file again.
