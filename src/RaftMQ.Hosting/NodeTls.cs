@@ -122,14 +122,6 @@ public static class NodeHttp
     public static SslClientAuthenticationOptions? ClientOptions() => authority is null ? null : TrustOnly(authority);
 
     /// <summary>TLS client settings that trust <paramref name="ca"/> and nothing else, with the usual host name check.</summary>
-    public static SslClientAuthenticationOptions TrustOnly(X509Certificate2 ca)
-    {
-        var policy = new X509ChainPolicy
-        {
-            TrustMode = X509ChainTrustMode.CustomRootTrust,
-            RevocationMode = X509RevocationMode.NoCheck,
-        };
-        policy.CustomTrustStore.Add(ca);
-        return new SslClientAuthenticationOptions { CertificateChainPolicy = policy };
-    }
+    public static SslClientAuthenticationOptions TrustOnly(X509Certificate2 ca) =>
+        new() { CertificateChainPolicy = RaftMQ.Transport.PeerTlsOptions.CaOnlyPolicy(ca) };
 }

@@ -85,6 +85,22 @@ public sealed class PeerTlsOptions
     }
 
     /// <summary>
+    /// A chain policy that trusts <paramref name="authority"/> as the only root (no system store, no revocation
+    /// check: the cluster's CA publishes no revocation list). The peers' checks and the node's own HTTPS clients use it.
+    /// </summary>
+    public static X509ChainPolicy CaOnlyPolicy(X509Certificate2 authority)
+    {
+        ArgumentNullException.ThrowIfNull(authority);
+        var policy = new X509ChainPolicy
+        {
+            TrustMode = X509ChainTrustMode.CustomRootTrust,
+            RevocationMode = X509RevocationMode.NoCheck,
+        };
+        policy.CustomTrustStore.Add(authority);
+        return policy;
+    }
+
+    /// <summary>
     /// Why <paramref name="certificate"/> is not one issued by <paramref name="authority"/> for <paramref name="usage"/>
     /// (an extended key usage) and valid now, or null when it is.
     /// </summary>
@@ -92,10 +108,7 @@ public sealed class PeerTlsOptions
     {
         ArgumentNullException.ThrowIfNull(certificate);
         ArgumentNullException.ThrowIfNull(authority);
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(authority);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        using var chain = new X509Chain { ChainPolicy = CaOnlyPolicy(authority) };
         chain.ChainPolicy.ApplicationPolicy.Add(usage);
         if (chain.Build(certificate))
         {
