@@ -269,10 +269,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         // A segment close to full is sealed and the next one created by this fsync, off the owner's thread, rather
         // than by a later write on it (Roll): the same steps in the same order, so recovery's rules do not change.
         if (Active.Length >= _options.SegmentBytes - _options.SegmentBytes / 8)
-        {
             sync.RollTo = new NextSegment(Active.Sequence + 1, LastIndex + 1, HardState, Snapshot);
-            sync.Sealing = Active;
-        }
         return sync;
     }
 
@@ -454,7 +451,6 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         {
             if (Active.Length + size > _options.SegmentBytes) Roll();
             var active = Active;
-            if (active.Length + size > active.ReservedTo) Reserve(active, active.Length + size);
             header = header with { DurableEnd = (ulong)_durableEnd };
             if (_writeBuffer.Length < size) _writeBuffer = new byte[Math.Max(size, Math.Min(_writeBuffer.Length * 2, _options.MaxBatchBytes))];
             var buf = _writeBuffer.AsSpan(0, size);
@@ -479,19 +475,6 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         {
             throw Fail("write", ex);
         }
-    }
-
-    // Reserves the segment's blocks a step past `needed` (never past SegmentBytes), so that the writes up to there
-    // change no metadata and their fsync is data-only. Tried once per step: a file system that cannot (or a full
-    // disk) leaves the writes to extend the file, which is slower, not wrong.
-    private void Reserve(SegmentFile segment, long needed)
-    {
-        var step = Math.Min(_options.AllocateBytes, _options.SegmentBytes);
-        if (step <= 0) return;
-        var target = Math.Min(_options.SegmentBytes, needed + step);
-        if (target <= needed) return;
-        segment.File.Allocate(target);
-        segment.ReservedTo = target;
     }
 
     // Applies a batch to the in-memory view; recovery replays the same rules (LogIndex.ApplyHeader).
@@ -535,9 +518,6 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         /// <summary>When set, <see cref="Run"/> seals the segment and creates this next one.</summary>
         internal NextSegment? RollTo { get; set; }
 
-        /// <summary>With <see cref="RollTo"/>: the segment to seal before it is created.</summary>
-        internal SegmentFile? Sealing { get; set; }
-
         /// <summary>The segment <see cref="Run"/> created, once it did.</summary>
         internal SegmentFile? Rolled { get; private set; }
 
@@ -563,10 +543,9 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
         {
             try
             {
-                if (RollTo is null) Segment?.File.SyncData();
+                Segment?.File.Sync();
                 if (RollTo is { } next)
                 {
-                    Sealing!.Seal();
                     _operation = "segment creation";
                     Rolled = _storage.CreateSegment(next);
                     _storage.RecordDurableEnd(Rolled, next.FirstIndex - 1, next.HardState, sync: true);
@@ -592,7 +571,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     {
         try
         {
-            Active.File.SyncData();
+            Active.File.Sync();
             _durableEnd = Active.Length;
             _unsynced = false;
             // After the fsync, so it claims only what is on disk; not fsynced itself (see DurableEndFile).
@@ -621,7 +600,7 @@ public sealed class DurableLogStorage : ILogStorage, IDisposable
     // LogSync did this already (SaveUnsynced); this is for a write that fills the segment before one could.
     private void Roll()
     {
-        Active.Seal();
+        Active.File.Sync();
         _unsynced = false;
         var next = CreateSegment(new NextSegment(Active.Sequence + 1, LastIndex + 1, HardState, Snapshot));
         _segments.Add(next);

@@ -47,20 +47,6 @@ public interface IStorageFile : IDisposable
     /// <summary>Flushes data and metadata to stable storage (fsync).</summary>
     void Sync();
 
-    /// <summary>
-    /// Flushes data, and the metadata needed to read it back (the length, the blocks), to stable storage, but not the
-    /// times (fdatasync). As durable as <see cref="Sync"/> for the bytes; cheaper when the writes changed neither the
-    /// length nor the blocks, which is what <see cref="Allocate"/> arranges.
-    /// </summary>
-    void SyncData() => Sync();
-
-    /// <summary>
-    /// Extends the file to <paramref name="length"/> bytes with zeros, reserving the disk blocks where the file system
-    /// can (fallocate), so that later writes inside that length change no metadata. Durable, like a write, after the
-    /// next sync. False, having changed nothing, when the file system cannot reserve them (not supported, no space).
-    /// </summary>
-    bool Allocate(long length) => false;
-
     /// <summary>Cuts or extends the file to <paramref name="length"/>.</summary>
     void SetLength(long length);
 }

@@ -11,23 +11,6 @@ internal sealed class SegmentFile(ulong sequence, string path, IStorageFile file
 
     /// <summary>Bytes of valid records: the file's logical end, where the next batch is written.</summary>
     public long Length { get; set; } = length;
-
-    /// <summary>
-    /// How far the file's blocks were reserved, or tried to be (<see cref="IStorageFile.Allocate"/>): past
-    /// <see cref="Length"/> the file holds zeros, which recovery reads as the end of the log and a seal cuts off.
-    /// </summary>
-    public long ReservedTo { get; set; } = length;
-
-    /// <summary>
-    /// Cuts the zeros a reservation left past <see cref="Length"/>, then fsyncs: a segment that is not the last must
-    /// end with its last record. Called when the segment is sealed, before the next one is created.
-    /// </summary>
-    public void Seal()
-    {
-        if (ReservedTo > Length && File.Length > Length) File.SetLength(Length);
-        ReservedTo = Length;
-        File.Sync();
-    }
 }
 
 /// <summary>

@@ -6,7 +6,7 @@ namespace RaftMQ.Storage;
 
 /// <summary>
 /// The real file system: <see cref="RandomAccess"/> on <see cref="SafeFileHandle"/>s, fsync through
-/// <see cref="RandomAccess.FlushToDisk"/>, and on Linux fdatasync and fallocate from libc. Directories it creates are the owner's only (0700) and so are files (0600):
+/// <see cref="RandomAccess.FlushToDisk"/>. Directories it creates are the owner's only (0700) and so are files (0600):
 /// the log holds every message the application committed.
 /// </summary>
 public sealed partial class PhysicalFileSystem : IStorageFileSystem
@@ -105,12 +105,6 @@ public sealed partial class PhysicalFileSystem : IStorageFileSystem
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int fd);
 
-    [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
-    private static partial int Fdatasync(int fd);
-
-    [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
-    private static partial int Fallocate(int fd, int mode, long offset, long length);
-
     private sealed class PhysicalFile(SafeFileHandle handle) : IStorageFile
     {
         public long Length => RandomAccess.GetLength(handle);
@@ -130,47 +124,6 @@ public sealed partial class PhysicalFileSystem : IStorageFileSystem
         public void Write(long offset, ReadOnlySpan<byte> data) => RandomAccess.Write(handle, data, offset);
 
         public void Sync() => RandomAccess.FlushToDisk(handle);
-
-        public void SyncData()
-        {
-            if (!OperatingSystem.IsLinux())
-            {
-                RandomAccess.FlushToDisk(handle);
-                return;
-            }
-            var added = false;
-            try
-            {
-                handle.DangerousAddRef(ref added);
-                if (Fdatasync((int)handle.DangerousGetHandle()) != 0)
-                    throw new IOException("fdatasync failed", new Win32Exception(Marshal.GetLastPInvokeError()));
-            }
-            finally
-            {
-                if (added) handle.DangerousRelease();
-            }
-        }
-
-        public bool Allocate(long length)
-        {
-            // Linux only: elsewhere there is no fallocate, and emulating it by writing zeros would cost a segment's
-            // bytes of writes for nothing.
-            if (!OperatingSystem.IsLinux()) return false;
-            var added = false;
-            try
-            {
-                handle.DangerousAddRef(ref added);
-                var current = RandomAccess.GetLength(handle);
-                if (length <= current) return true;
-                // Mode 0: reserve the blocks and extend the length. Any failure (EOPNOTSUPP, ENOSPC, EFBIG) leaves the
-                // writes to extend the file one by one, as without it.
-                return Fallocate((int)handle.DangerousGetHandle(), 0, current, length - current) == 0;
-            }
-            finally
-            {
-                if (added) handle.DangerousRelease();
-            }
-        }
 
         public void SetLength(long length) => RandomAccess.SetLength(handle, length);
 

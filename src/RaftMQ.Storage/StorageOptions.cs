@@ -7,14 +7,6 @@ public sealed class StorageOptions
     public long SegmentBytes { get; init; } = 64L * 1024 * 1024;
 
     /// <summary>
-    /// How far ahead of the writes the active segment's blocks are reserved (fallocate), in steps of this size and never
-    /// past <see cref="SegmentBytes"/>: a write inside the reserved length changes no metadata, so its fsync is a
-    /// data-only one (fdatasync) with no file-system journal commit. The disk holds at most this much more than the
-    /// log per node. 0 turns it off (every write extends the file). Default 4 MiB.
-    /// </summary>
-    public long AllocateBytes { get; init; } = 4L * 1024 * 1024;
-
-    /// <summary>
     /// Largest <see cref="RaftMQ.Raft.Entry.Data"/> (in bytes) accepted; <see cref="DurableLogStorage.Save"/> refuses a longer
     /// entry. The consensus core must refuse proposals over this bound: check at start-up with
     /// <see cref="ValidateEntryLimit"/>. Default 4 MiB.
@@ -70,8 +62,6 @@ public sealed class StorageOptions
     {
         if (SegmentBytes < 64 * 1024 || SegmentBytes > uint.MaxValue)
             throw new ArgumentException($"SegmentBytes must be in [64 KiB, 4 GiB), got {SegmentBytes}", nameof(SegmentBytes));
-        if (AllocateBytes < 0)
-            throw new ArgumentException($"AllocateBytes must be >= 0, got {AllocateBytes}", nameof(AllocateBytes));
         if (MaxEntryBytes < 1)
             throw new ArgumentException($"MaxEntryBytes must be positive, got {MaxEntryBytes}", nameof(MaxEntryBytes));
         if (MaxBatchBytes < MaxEntryBytes + WalFormat.MaxFramingPerBatch)

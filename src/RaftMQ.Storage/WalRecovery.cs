@@ -170,17 +170,7 @@ internal sealed class WalRecovery(IStorageFileSystem fs, string directory, Stora
                     }
                 }
 
-                if (failure is not null && isLast && opened && batch is null && IsZeroFrom(file, failureAt, length))
-                {
-                    // Blocks reserved ahead of the writes (DurableLogStorage.Reserve) and not written yet: the log ends
-                    // here, with nothing cut. Only at a batch boundary, and only if every byte to the end is zero: a
-                    // batch whose header was written and whose entries were not is an unfinished write, cut below.
-                    if (failureAt < claimed) throw Lost(path, failureAt, claimed, "it ends at a record boundary, followed by zeros", failureAt);
-                    segment.Length = failureAt;
-                    segment.ReservedTo = length;
-                    failure = null;
-                }
-                else if (failure is not null)
+                if (failure is not null)
                 {
                     if (!isLast)
                     {
@@ -203,7 +193,6 @@ internal sealed class WalRecovery(IStorageFileSystem fs, string directory, Stora
                     file.SetLength(cut);
                     file.Sync();
                     segment.Length = cut;
-                    segment.ReservedTo = cut;
                     result.TruncatedFile = path;
                     result.TruncatedAtOffset = cut;
                     result.TruncatedBytes = length - cut;
@@ -240,20 +229,6 @@ internal sealed class WalRecovery(IStorageFileSystem fs, string directory, Stora
                 $"the log in {directory} ends with term {result.HardState.Term}, but {DurableEndFile.FileName} records that term " +
                 $"{d.HardState.Term} had been fsynced ({Describe(d)}): the segment files are older than the log that was acknowledged. {Advice}", last);
         }
-    }
-
-    // Whether bytes [from, end) of the file are all zero.
-    private static bool IsZeroFrom(IStorageFile file, long from, long end)
-    {
-        var buffer = new byte[(int)Math.Clamp(end - from, 1, 64 * 1024)];
-        for (var at = from; at < end;)
-        {
-            var n = file.Read(at, buffer.AsSpan(0, (int)Math.Min(buffer.Length, end - at)));
-            if (n == 0) return false;
-            if (buffer.AsSpan(0, n).ContainsAnyExcept((byte)0)) return false;
-            at += n;
-        }
-        return true;
     }
 
     private void ApplyHeader(in WalFormat.BatchHeader header, string path, long offset, Result result)

@@ -286,18 +286,6 @@ public sealed class FaultyFileSystem : IStorageFileSystem
             inode.MakeDurable();
         }
 
-        public bool Allocate(long length)
-        {
-            // Zeros written past the end: like any write, they survive a power cut only once synced, and a torn
-            // crash may keep part of them.
-            if (length <= inode.Length) return true;
-            var at = inode.Length;
-            var zeros = new byte[length - at];
-            inode.WriteAt(at, zeros);
-            inode.Unsynced.Add((at, zeros));
-            return true;
-        }
-
         public void SetLength(long length)
         {
             // A truncation is metadata: treated as durable at once (recovery fsyncs right after it anyway).

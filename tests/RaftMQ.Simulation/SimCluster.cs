@@ -315,7 +315,6 @@ public sealed partial class SimCluster : IDisposable
         SegmentBytes = _options.SegmentBytes,
         MaxEntryBytes = _options.MaxEntryBytes,
         MaxBatchBytes = (int)Math.Min(_options.SegmentBytes - 4096, int.MaxValue),
-        AllocateBytes = _options.AllocateBytes,
         CacheBytes = 256 * 1024,
         CacheEntries = 1024,
     };

@@ -175,12 +175,6 @@ public sealed class SimOptions
     /// <summary>Size of a node's log segment files (small, so segments roll and get deleted often).</summary>
     public long SegmentBytes { get; set; } = 256 * 1024;
 
-    /// <summary>
-    /// How far ahead of the writes a segment's blocks are reserved (small, so reservations are extended, cut at a
-    /// seal and left as zeros by crashes often).
-    /// </summary>
-    public long AllocateBytes { get; set; } = 16 * 1024;
-
     /// <summary>Largest command a node accepts (<see cref="RaftOptions.MaxEntryBytes"/> and the storage's bound).</summary>
     public int MaxEntryBytes { get; set; } = 64 * 1024;
 

@@ -17,9 +17,6 @@ public sealed class DurableEndTests
 
     private static DurableLogStorage Open(FaultyFileSystem fs) => DurableLogStorage.Open(Dir, SmallOptions(fs));
 
-    // Segment files that end with their last record (no reserved zeros), for tests that damage a file at its end.
-    private static DurableLogStorage OpenExact(FaultyFileSystem fs) => DurableLogStorage.Open(Dir, SmallOptions(fs, reserve: false));
-
     // Three segments of synced batches, the last holding a few, as a node leaves them when it stops.
     private static void WriteThreeSegments(DurableLogStorage log)
     {
@@ -70,11 +67,11 @@ public sealed class DurableEndTests
     public void A_last_segment_shortened_by_100_bytes_of_synced_data_is_refused()
     {
         var fs = new FaultyFileSystem();
-        using (var log = OpenExact(fs)) WriteThreeSegments(log);
+        using (var log = Open(fs)) WriteThreeSegments(log);
         var length = fs.ReadAll(Segment(3)).Length;
         fs.Truncate(Segment(3), length - 100);
 
-        var ex = Should.Throw<StorageCorruptedException>(() => OpenExact(fs));
+        var ex = Should.Throw<StorageCorruptedException>(() => Open(fs));
         ex.FilePath.ShouldBe(Segment(3));
         ex.Message.ShouldContain($"fsynced through offset {length}");
         ex.Message.ShouldContain("Do not start the node");
@@ -142,7 +139,7 @@ public sealed class DurableEndTests
     public void Damage_inside_the_durable_end_is_refused_even_with_nothing_written_after_it()
     {
         var fs = new FaultyFileSystem();
-        using (var log = OpenExact(fs))
+        using (var log = Open(fs))
         {
             log.Save(null, Range(1, 10, 1, length: 100), sync: true);
             log.Save(null, Range(11, 20, 1, length: 100), sync: true);
@@ -151,7 +148,7 @@ public sealed class DurableEndTests
         var length = fs.ReadAll(Segment(1)).Length;
         fs.FlipBit(Segment(1), length - 10);
 
-        var ex = Should.Throw<StorageCorruptedException>(() => OpenExact(fs));
+        var ex = Should.Throw<StorageCorruptedException>(() => Open(fs));
         ex.FilePath.ShouldBe(Segment(1));
         ex.Message.ShouldContain($"fsynced through offset {length}");
     }

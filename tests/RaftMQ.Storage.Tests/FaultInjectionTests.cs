@@ -14,9 +14,6 @@ public sealed class FaultInjectionTests
 
     private static DurableLogStorage Open(FaultyFileSystem fs) => DurableLogStorage.Open(Dir, SmallOptions(fs));
 
-    // Segment files that end with their last record (no reserved zeros), for tests that damage a file at its end.
-    private static DurableLogStorage OpenExact(FaultyFileSystem fs) => DurableLogStorage.Open(Dir, SmallOptions(fs, reserve: false));
-
     [Fact]
     public void Unsynced_writes_lost_in_a_crash_leave_exactly_the_synced_log()
     {
@@ -123,14 +120,14 @@ public sealed class FaultInjectionTests
     {
         var fs = new FaultyFileSystem();
         var model = new LogModel();
-        var log = OpenExact(fs);
+        var log = Open(fs);
         log.Save(null, Range(1, 10, 1), sync: true);
         model.Save(null, Range(1, 10, 1));
         log.Save(null, Range(11, 20, 1), sync: false);
         var crashed = fs.Crash(CrashMode.KeepPrefix, new Random(1), keepBytes: 10_000);
         crashed.FlipBit(FirstSegment, crashed.ReadAll(FirstSegment).Length - 5);
 
-        using var recovered = OpenExact(crashed);
+        using var recovered = Open(crashed);
         recovered.ShouldMatch(model.Log);
         recovered.Recovery.TailTruncated.ShouldBeTrue();
         recovered.Recovery.DiscardedEntries.ShouldBe(9);
@@ -183,7 +180,7 @@ public sealed class FaultInjectionTests
     {
         var fs = new FaultyFileSystem();
         var model = new LogModel();
-        var log = OpenExact(fs); // segment 1 as a roll leaves it: sealed at its last record
+        var log = Open(fs);
         log.Save(null, Range(1, 10, 1), sync: true);
         model.Save(null, Range(1, 10, 1));
         var torn = Path.Combine(Dir, "wal-0000000000000002.seg");
@@ -194,7 +191,7 @@ public sealed class FaultInjectionTests
         }
         fs.SyncDirectory(Dir);
 
-        using var recovered = OpenExact(fs.Crash(CrashMode.DropUnsynced, new Random(1)));
+        using var recovered = Open(fs.Crash(CrashMode.DropUnsynced, new Random(1)));
         recovered.ShouldMatch(model.Log);
         recovered.Recovery.DeletedFiles.ShouldBe([torn]);
         recovered.Save(null, Range(11, 12, 1), sync: true);
@@ -229,7 +226,7 @@ public sealed class FaultInjectionTests
     {
         var fs = new FaultyFileSystem();
         var model = new LogModel();
-        var log = OpenExact(fs);
+        var log = Open(fs);
         log.Save(null, Range(1, 10, 1), sync: true);
         model.Save(null, Range(1, 10, 1));
 
@@ -238,7 +235,7 @@ public sealed class FaultInjectionTests
         Should.Throw<StorageFailedException>(() => log.Save(null, Range(11, 20, 1), sync: true));
         Should.Throw<StorageFailedException>(() => log.Save(null, Range(11, 20, 1), sync: true));
 
-        using var recovered = OpenExact(fs.Crash(CrashMode.KeepPrefix, new Random(1), keepBytes: long.MaxValue));
+        using var recovered = Open(fs.Crash(CrashMode.KeepPrefix, new Random(1), keepBytes: long.MaxValue));
         recovered.ShouldMatch(model.Log);
         recovered.Recovery.TailTruncated.ShouldBeTrue();
         recovered.Recovery.TruncatedBytes.ShouldBe(100);

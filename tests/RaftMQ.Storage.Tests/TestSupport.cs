@@ -30,15 +30,10 @@ public sealed class TempDirectory : IDisposable
 /// <summary>Entries, options and the comparison of a log against its expected contents.</summary>
 public static class Logs
 {
-    /// <summary>
-    /// Small bounds so that tests cross segment boundaries and read from disk. With <paramref name="reserve"/> false,
-    /// no blocks are reserved ahead of the writes (<see cref="StorageOptions.AllocateBytes"/> 0), so a segment file
-    /// ends with its last record: for tests that damage or cut a file at its end.
-    /// </summary>
-    public static StorageOptions SmallOptions(IStorageFileSystem? fs = null, bool reserve = true) => new()
+    /// <summary>Small bounds so that tests cross segment boundaries and read from disk.</summary>
+    public static StorageOptions SmallOptions(IStorageFileSystem? fs = null) => new()
     {
         SegmentBytes = 64 * 1024,
-        AllocateBytes = reserve ? 16 * 1024 : 0,
         MaxEntryBytes = 4 * 1024,
         MaxBatchBytes = 32 * 1024,
         CacheEntries = 8,
