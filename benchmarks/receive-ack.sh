@@ -19,7 +19,8 @@
 #   env: RECEIVE_ARGS (more arguments of `raftmq bench receive`, e.g. --separate-ack), CLIENTS (16), BATCH (10: the batch windows besides 1, e.g. "10 100"; 0 = 1 only), SIZE (100), SYSTEMS ("rabbitmq nats raftmq"),
 #        COUNT_<system>_<window> messages per measured run (defaults below keep each run at roughly 5-30 s here),
 #        BENCH_DIR (the harness, default ../shared/bench next to this repository), BENCH_TMP (/tmp/mq-bench-receive-ack),
-#        RESULTS ($BENCH_TMP/results), TIMEOUT (180 s per loadgen run)
+#        RESULTS ($BENCH_TMP/results), TIMEOUT (180 s per loadgen run), CLI (the raftmq that consumes from RaftMQ: bin/raftmq,
+#        the native CLI where the build made one; src/RaftMQ.Cli/bin/Release/net10.0/raftmq for the JIT one)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_DIR=${BENCH_DIR:-$root/../shared/bench}
@@ -57,6 +58,7 @@ log() { echo "== $(date -u +%H:%M:%S) $*" >&2; }
 mkdir -p "$RESULTS"
 : > "$OUT"
 raftmq_data="$BENCH_TMP/raftmq"
+cli=${CLI:-$root/bin/raftmq}
 UP_NOW=""
 cleanup() {
   case "$UP_NOW" in
@@ -104,12 +106,12 @@ raftmq() { # fresh 3-node cluster (Release node), warm-up, then per window: benc
   UP_NOW=raftmq
   "$root/bin/raftmq" cluster up --detach --fresh --data "$raftmq_data" >&2
   log "raftmq up; warm-up (not recorded)"
-  "$root/bin/raftmq" bench receive --data "$raftmq_data" --clients 4 --count 2000 --size "$SIZE" --json > /dev/null
+  "$cli" bench receive --data "$raftmq_data" --clients 4 --count 2000 --size "$SIZE" --json > /dev/null
   for w in "${windows[@]}"; do
     n=$(count_for raftmq "$w")
     log "raftmq receive+ack: clients=$CLIENTS max=$w count=$n (fills $n first, not measured)"
     # shellcheck disable=SC2086 # RECEIVE_ARGS is a list of arguments
-    if j=$("$root/bin/raftmq" bench receive --data "$raftmq_data" --clients "$CLIENTS" --max "$w" --count "$n" --size "$SIZE" \
+    if j=$("$cli" bench receive --data "$raftmq_data" --clients "$CLIENTS" --max "$w" --count "$n" --size "$SIZE" \
       --timeout 30 --json ${RECEIVE_ARGS:-}); then :; else log "raftmq max=$w had errors"; fi
     [ -n "$j" ] && row raftmq "$w" "$(jq .messages <<< "$j")" "$(jq .seconds <<< "$j")" "$(jq .messages_per_second <<< "$j")" \
       "$(jq .latency_ms.p50 <<< "$j")" "$(jq .latency_ms.p99 <<< "$j")" "$(jq .errors <<< "$j")"

@@ -30,16 +30,6 @@ public sealed class CliProcess : IAsyncDisposable
         }
     }
 
-    public static string CliDll
-    {
-        get
-        {
-            var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
-            var path = Path.Combine(NodeProcess.RepoRoot, "src", "RaftMQ.Cli", "bin", configuration, "net10.0", "raftmq.dll");
-            return File.Exists(path) ? path : throw new FileNotFoundException("build the CLI first", path);
-        }
-    }
-
     public static CliProcess Start(CliEnvironment env, params string[] args)
     {
         // Started as from a terminal, with Ctrl-C's signal at its default: a test run launched in the background by a
@@ -54,8 +44,7 @@ public sealed class CliProcess : IAsyncDisposable
             WorkingDirectory = env.Home,
         };
         psi.ArgumentList.Add("--default-signal=INT");
-        psi.ArgumentList.Add("dotnet");
-        psi.ArgumentList.Add(CliDll);
+        foreach (var part in CliCommand.Prefix) psi.ArgumentList.Add(part);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["RAFTMQ_DATA"] = env.Data;
         psi.Environment["HOME"] = env.Home;

@@ -344,26 +344,13 @@ public sealed class ClientAuthTests
         node.ExitCode.ShouldBe(2, node.Output);
     }
 
-    /// <summary>The CLI built in the tests' configuration.</summary>
-    private static string CliDll
-    {
-        get
-        {
-            var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
-            var path = Path.Combine(NodeProcess.RepoRoot, "src", "RaftMQ.Cli", "bin", configuration, "net10.0", "raftmq.dll");
-            return File.Exists(path) ? path : throw new FileNotFoundException("build the CLI first", path);
-        }
-    }
-
     /// <summary>Runs the CLI to completion (within a minute) with $RAFTMQ_API_KEY set to <paramref name="envKey"/> or unset.</summary>
     private static async Task<(int Code, string Stdout, string Stderr)> RunCliAsync(string? envKey, params string[] args)
     {
         var home = Directory.CreateTempSubdirectory("raftmq-cli-").FullName;
         try
         {
-            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = home };
-            psi.ArgumentList.Add(CliDll);
-            foreach (var a in args) psi.ArgumentList.Add(a);
+            var psi = CliCommand.StartInfo(home, args);
             psi.Environment["HOME"] = home;
             psi.Environment["RAFTMQ_DATA"] = home;
             psi.Environment.Remove("RAFTMQ_URLS");

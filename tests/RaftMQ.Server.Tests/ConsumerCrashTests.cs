@@ -26,17 +26,6 @@ public sealed class ConsumerCrashTests(ITestOutputHelper output)
     /// <summary>The clock of the history: Unix ms, the clock the leader stamps leases with (same machine).</summary>
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
-    /// <summary>The CLI built in the tests' configuration.</summary>
-    private static string CliDll
-    {
-        get
-        {
-            var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
-            var path = System.IO.Path.Combine(NodeProcess.RepoRoot, "src", "RaftMQ.Cli", "bin", configuration, "net10.0", "raftmq.dll");
-            return File.Exists(path) ? path : throw new FileNotFoundException("build the CLI first", path);
-        }
-    }
-
     /// <summary>A receive through node <paramref name="node"/>, recorded; the deliveries (with receipts), or null when not answered.</summary>
     private static async Task<List<(QueueDelivery Delivery, string Receipt)>?> ReceiveAsync(
         TestCluster cluster, QueueHistory history, string client, int node, int max, long leaseMs)
@@ -81,9 +70,7 @@ public sealed class ConsumerCrashTests(ITestOutputHelper output)
         // The consumer: `raftmq receive` leases all six through a follower and prints them. Its output is read only
         // up to the first line, so it blocks printing the second — it holds six leases and has acked nothing.
         var home = Directory.CreateTempSubdirectory("raftmq-consumer-").FullName;
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = home };
-        foreach (var a in new[] { CliDll, "receive", Topic, "--max", $"{Messages}", "--lease-ms", $"{KilledLeaseMs}", "--urls", cluster.Url(follower, "/").ToString() })
-            psi.ArgumentList.Add(a);
+        var psi = CliCommand.StartInfo(home, "receive", Topic, "--max", $"{Messages}", "--lease-ms", $"{KilledLeaseMs}", "--urls", cluster.Url(follower, "/").ToString());
         psi.Environment["HOME"] = home;
         psi.Environment["RAFTMQ_DATA"] = home;
         var killedReceive = history.Receive("killed-consumer", Group, Messages, KilledLeaseMs);
