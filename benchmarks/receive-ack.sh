@@ -82,8 +82,10 @@ peer() { # peer rabbitmq|nats: fresh cluster, warm-up, then per window: fill (pu
   local target=$1 script ports w n line
   script="$BENCH_DIR/peers/$target-cluster.sh"
   UP_NOW=$target
-  # The harness's start-up has twice reported a NATS server "died during start-up" with an empty log, right after
-  # the RabbitMQ cluster stopped (not reproduced alone, nor under load); one more try instead of a run without NATS.
+  # The harness's start-up has reported a NATS server "died during start-up" with an empty log, three times, each
+  # right after the RabbitMQ cluster stopped. Likely cause: its liveness check reads /proc/PID/cmdline of the PID of
+  # `setsid nats-server … &`, which until the forked shell has exec'd still reads as the harness script and so does not
+  # match "nats-server" (../shared is not ours to change). One more try instead of a run without NATS.
   ports=$("$script" up | sed -n 's/^[A-Z]* ports: //p') || true
   if [ -z "$ports" ]; then
     log "$target did not start; stopping what started and trying once more"
