@@ -69,6 +69,12 @@ public static partial class Cli
                 Console.Out.WriteLine(string.Join('\t', g.Group, g.Ready, g.Leased, g.Delayed, g.Unacked,
                     g.OldestAgeMs?.ToString(CultureInfo.InvariantCulture) ?? "-", g.AckedTotal, g.DeadLetteredTotal));
             }
+            // The delivery-count histogram of each group's unacked messages, one line a group: "0" never delivered.
+            foreach (var g in s.Groups.Where(g => g.DeliveryCounts.Count > 0))
+            {
+                Console.Out.WriteLine($"deliveries of {g.Group}'s unacked messages: "
+                    + string.Join(' ', g.DeliveryCounts.Select(c => $"{c.Key}:{c.Value}")));
+            }
             return ExitCodes.Ok;
         }));
         var deleteName = new Argument<string>("TOPIC") { Description = "Topic name" };

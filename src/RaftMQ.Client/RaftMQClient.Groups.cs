@@ -123,7 +123,15 @@ public sealed record IdempotentPublishResult(IReadOnlyList<ulong> Offsets, int D
 /// <summary>One consumer group of <see cref="TopicStatistics"/>.</summary>
 public sealed record GroupStatistics(
     string Group, long Ready, int Leased, int Delayed, long Unacked, long? OldestAgeMs, ulong Cursor, ulong AckFloor,
-    long DeliveredTotal, long AckedTotal, long DeadLetteredTotal);
+    long DeliveredTotal, long AckedTotal, long DeadLetteredTotal)
+{
+    /// <summary>
+    /// The unacked messages by their deliveries so far, in the server's buckets and order ("0" never delivered, "1",
+    /// "2", "3", "4", "5-9", "10-19", "20-49", "50-99", "100+"; docs/rest-api.md, "delivery_counts"); empty from a
+    /// server that does not report them.
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, long>> DeliveryCounts { get; init; } = [];
+}
 
 /// <summary>At-least-once consumption: topics, consumer groups, leases (docs/client.md, "Consumer groups").</summary>
 public sealed partial class RaftMQClient
@@ -199,7 +207,12 @@ public sealed partial class RaftMQClient
                         g.GetProperty("delayed").GetInt32(), g.GetProperty("unacked").GetInt64(),
                         g.GetProperty("oldest_age_ms").ValueKind == JsonValueKind.Null ? null : g.GetProperty("oldest_age_ms").GetInt64(),
                         g.GetProperty("cursor").GetUInt64(), g.GetProperty("ack_floor").GetUInt64(), g.GetProperty("delivered_total").GetInt64(),
-                        g.GetProperty("acked_total").GetInt64(), g.GetProperty("dead_lettered_total").GetInt64()))])
+                        g.GetProperty("acked_total").GetInt64(), g.GetProperty("dead_lettered_total").GetInt64())
+                    {
+                        DeliveryCounts = g.TryGetProperty("delivery_counts", out var counts) && counts.ValueKind == JsonValueKind.Object
+                            ? [.. counts.EnumerateObject().Select(c => KeyValuePair.Create(c.Name, c.Value.GetInt64()))]
+                            : [],
+                    })])
                 {
                     // Absent from servers built before retention: their topics had none.
                     MaxMessages = Optional(r, "max_messages")?.GetInt64() ?? 0, MaxBytes = Optional(r, "max_bytes")?.GetInt64() ?? 0,

@@ -483,7 +483,7 @@ public sealed partial class QueueStateMachine
         now = Math.Max(now, _store.Clock);
         var state = log.State!;
         var groups = new List<GroupStats>(state.Groups.Count);
-        foreach (var g in state.Groups) groups.Add(CountGroup(log, g, now, OldestPublished(log, g)));
+        foreach (var g in state.Groups) groups.Add(CountGroup(log, g, now, OldestPublished(log, g)) with { DeliveryCounts = g.DeliveryCounts(log.Tail) });
         var deadName = DeadLetters.IsDeadLetterTopic(topic) ? null : DeadLetters.TopicFor(topic);
         return new TopicStats(topic, log.Head, log.Tail, log.Count, log.Bytes, state.MaxDeliveries, deadName,
             DeadLettersWaiting(log), state.PublishedTotal, groups)
@@ -608,4 +608,35 @@ public sealed record GroupStats(
 {
     /// <summary>Publish time (Unix ms, the leader's clock) of the oldest unacked message; null when <see cref="OldestAgeMs"/> is.</summary>
     public long? OldestPublishedMs { get; init; }
+
+    /// <summary>
+    /// The unacked messages by their deliveries so far, one count per bucket of <see cref="DeliveryCountHistogram"/>
+    /// (summing to <see cref="Unacked"/>); filled by <see cref="QueueStateMachine.Stats"/>, null in the metrics' counters.
+    /// </summary>
+    public IReadOnlyList<long>? DeliveryCounts { get; init; }
+}
+
+/// <summary>
+/// The buckets of a group's delivery-count histogram (<see cref="GroupStats.DeliveryCounts"/>): 0 (never delivered),
+/// 1, 2, 3, 4, 5–9, 10–19, 20–49, 50–99 and 100 or more (up to <see cref="QueueLimits.MaxDeliveriesLimit"/>).
+/// Fixed, so that every answer has the same keys whatever a topic's <c>max_deliveries</c>.
+/// </summary>
+public static class DeliveryCountHistogram
+{
+    private static readonly int[] LowerBounds = [0, 1, 2, 3, 4, 5, 10, 20, 50, 100];
+
+    /// <summary>The buckets' names, as the REST API and the CLI show them: "0", "1", …, "5-9", …, "100+".</summary>
+    public static IReadOnlyList<string> Labels { get; } = [.. LowerBounds.Select((low, i) =>
+        i == LowerBounds.Length - 1 ? $"{low}+" : LowerBounds[i + 1] - low == 1 ? $"{low}" : $"{low}-{LowerBounds[i + 1] - 1}")];
+
+    /// <summary>How many buckets there are.</summary>
+    public static int Buckets => LowerBounds.Length;
+
+    /// <summary>The bucket of a message delivered <paramref name="deliveries"/> times.</summary>
+    public static int BucketOf(int deliveries)
+    {
+        var i = LowerBounds.Length - 1;
+        while (i > 0 && deliveries < LowerBounds[i]) i--;
+        return i;
+    }
 }

@@ -172,6 +172,9 @@ public static class GroupEndpoints
                 json.WriteNumber("delivered_total", g.DeliveredTotal);
                 json.WriteNumber("acked_total", g.AckedTotal);
                 json.WriteNumber("dead_lettered_total", g.DeadLetteredTotal);
+                json.WriteStartObject("delivery_counts");
+                for (var i = 0; i < g.DeliveryCounts!.Count; i++) json.WriteNumber(DeliveryCountHistogram.Labels[i], g.DeliveryCounts[i]);
+                json.WriteEndObject();
                 json.WriteEndObject();
             }
             json.WriteEndArray();

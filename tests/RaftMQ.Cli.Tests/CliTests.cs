@@ -184,7 +184,9 @@ public sealed class CliClusterTests
         (await env.RunAsync("publish", "jobs", "once", "--id", "job-7")).Stdout.ShouldBe("id 'job-7' was published to 'jobs' already, at offset 4: not stored again\n");
         (await env.RunAsync("consume", "jobs", "--group", "default")).Stdout.ShouldBe("once\n");
         (await env.RunAsync("publish", "jobs", "later", "--delay-ms", "3600000")).Stdout.ShouldBe("published 1 message to 'jobs' at offset 5\n");
-        (await env.RunAsync("topic", "stats", "jobs")).Stdout.ShouldContain("default\t0\t0\t1\t1\t");
+        var delayedStats = (await env.RunAsync("topic", "stats", "jobs")).Stdout;
+        delayedStats.ShouldContain("default\t0\t0\t1\t1\t");
+        delayedStats.ShouldContain("deliveries of default's unacked messages: 0:1 1:0 2:0 3:0 4:0 5-9:0 10-19:0 20-49:0 50-99:0 100+:0\n");
         var waited = await env.RunAsync("receive", "jobs", "--wait-ms", "300"); // only a delayed message: nothing within the wait
         (waited.ExitCode, waited.Stdout).ShouldBe((0, ""), waited.ToString());
         // consume --group --follow long-polls: a message published while it waits is printed and acked; --count 1 ends it.

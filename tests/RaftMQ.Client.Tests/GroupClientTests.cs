@@ -44,6 +44,9 @@ public sealed class GroupClientTests
         var stats = await client.GetTopicStatsAsync(topic);
         (stats.DeadLettered, stats.MaxDeliveries, string.Join(",", stats.Groups.Select(g => g.Group))).ShouldBe((1L, 1, "default,audit"));
         stats.Groups[1].Ready.ShouldBe(2);
+        stats.Groups[1].DeliveryCounts.Select(c => c.Key).ShouldBe(["0", "1", "2", "3", "4", "5-9", "10-19", "20-49", "50-99", "100+"]);
+        stats.Groups[1].DeliveryCounts.Select(c => c.Value).ShouldBe([2L, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // audit: both never delivered
+        stats.Groups[0].DeliveryCounts.Sum(c => c.Value).ShouldBe(0L); // default: one acked, one dead-lettered
         var letter = (await client.PeekAsync(topic, deadLetters: true)).Single();
         letter.Payload.ShouldBe(new byte[] { 0xff, 0 });
         letter.Headers.ShouldContain(new KeyValuePair<string, string>("raftmq-last-error", "unreadable"));

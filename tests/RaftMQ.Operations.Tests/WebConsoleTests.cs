@@ -90,6 +90,7 @@ public sealed class WebConsoleTests
         await WhatThePageShowsOnFailure(page, console, () => page.WaitForFunctionAsync(
             "() => document.querySelector('#detail-body').dataset.topic === 'jobs' && document.querySelector('#dead-letters')?.dataset.count === '0'"
             + " && document.querySelector('#groups tr[data-group=\"default\"] td.ready')?.textContent === '1'"
+            + " && document.querySelector('#groups tr[data-group=\"default\"] td.deliveries')?.textContent === '—'" // redriven: a new message, never delivered
             + " && document.querySelector('#result').textContent.includes('\"redriven\":1')",
             new WaitForFunctionOptions { Timeout = LoadTimeoutMs }));
         var back = await cluster.PopAsync(leader, "jobs");

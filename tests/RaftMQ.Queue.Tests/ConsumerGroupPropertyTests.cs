@@ -82,6 +82,27 @@ public sealed class ConsumerGroupPropertyTests : IDisposable
             }
         }
 
+        // Each group's delivery-count histogram against the model: every offset neither acked nor dead-lettered, by
+        // the deliveries the consumers saw (0 for one never delivered), and summing to the group's unacked count.
+        void CheckDeliveryCounts()
+        {
+            var stats = a.Stats("t", now)!;
+            var dead = a.Peek(DeadLetters.TopicFor("t"), null, 10_000) ?? [];
+            foreach (var group in groups)
+            {
+                var lettered = dead.Where(m => m.Headers.Contains(new MessageHeader(DeadLetters.GroupHeader, group)))
+                    .Select(m => ulong.Parse(m.Headers.Single(h => h.Name == DeadLetters.OriginalOffsetHeader).Value, CultureInfo.InvariantCulture)).ToHashSet();
+                var expected = new long[DeliveryCountHistogram.Buckets];
+                for (ulong o = 0; o < published; o++)
+                {
+                    if (!acked[group].Contains(o) && !lettered.Contains(o)) expected[DeliveryCountHistogram.BucketOf(deliveries[group].GetValueOrDefault(o))]++;
+                }
+                var g = stats.Groups.Single(x => x.Group == group);
+                g.DeliveryCounts!.ShouldBe(expected, $"group {group}'s delivery counts at {now}");
+                g.DeliveryCounts!.Sum().ShouldBe(g.Unacked);
+            }
+        }
+
         for (int step = 0; step < 600; step++)
         {
             now += random.Next(0, 40);
@@ -136,6 +157,7 @@ public sealed class ConsumerGroupPropertyTests : IDisposable
                     Run(QueueCommand.PopMessages("t", 1)).Delivered!.ShouldAllBe(m => acked["default"].Add(m.Offset));
                     break;
             }
+            if (step % 25 == 0) CheckDeliveryCounts();
             if (step == snapshotAt)
             {
                 using var buffer = new MemoryStream();
@@ -159,6 +181,8 @@ public sealed class ConsumerGroupPropertyTests : IDisposable
                 foreach (var m in got) acked[group].Add(m.Offset).ShouldBeTrue();
             }
         }
+        CheckDeliveryCounts();
+        a.Stats("t", now)!.Groups.ShouldAllBe(g => g.DeliveryCounts!.All(c => c == 0), "everything is acked or dead-lettered");
         var dead = a.Peek(DeadLetters.TopicFor("t"), null, 1_000) ?? [];
         dead.ShouldNotBeEmpty("the run should reach the delivery limit for some messages");
         foreach (var group in groups)

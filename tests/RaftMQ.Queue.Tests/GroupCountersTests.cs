@@ -45,7 +45,7 @@ public sealed class GroupCountersTests : IDisposable
         topic.Topic.ShouldBe("t");
         topic.DeadLettered.ShouldBe(1);
         topic.DeadLettered.ShouldBe(stats.DeadLettered);
-        topic.Groups.ShouldBe(stats.Groups);
+        topic.Groups.ShouldBe(stats.Groups.Select(g => g with { DeliveryCounts = null }), "the same counts (the histogram is the stats' only)");
         var (d, a) = (topic.Groups[0], topic.Groups[1]);
         (d.Group, d.Ready, d.Leased, d.Delayed, d.Unacked, d.DeliveredTotal, d.AckedTotal, d.DeadLetteredTotal).ShouldBe(("default", 1L, 1, 0, 2L, 2L, 1L, 0L));
         (a.Group, a.Ready, a.Leased, a.Delayed, a.Unacked, a.DeliveredTotal, a.AckedTotal, a.DeadLetteredTotal).ShouldBe(("audit", 2L, 0, 0, 2L, 1L, 0L, 1L));

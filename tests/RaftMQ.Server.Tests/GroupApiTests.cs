@@ -101,6 +101,15 @@ public sealed class GroupApiTests
         // The first consumer's receipt is stale now: refused, not applied.
         (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{receipts[1]}}"]}"""))["acked"]!.GetValue<int>().ShouldBe(0);
 
+        // The delivery-count histogram: offset 1 is unacked on its second delivery, and one more published is unacked
+        // and never delivered.
+        (await Ok(cluster, follower, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "fourth"}]}"""))["offsets"]!.AsArray().Single()!.GetValue<long>().ShouldBe(3);
+        var counts = (await Ok(cluster, follower, HttpMethod.Get, Path(topic)))["groups"]!.AsArray().Single()!["delivery_counts"]!.AsObject();
+        counts.Select(c => (c.Key, c.Value!.GetValue<long>())).ShouldBe(
+            [("0", 1L), ("1", 0L), ("2", 1L), ("3", 0L), ("4", 0L), ("5-9", 0L), ("10-19", 0L), ("20-49", 0L), ("50-99", 0L), ("100+", 0L)]);
+        var fourth = Messages(await Ok(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"max": 1}""")).Single()!;
+        (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{fourth["receipt"]!.GetValue<string>()}}"]}"""))["acked"]!.GetValue<int>().ShouldBe(1);
+
         // A nack at the delivery limit dead-letters it, with its story.
         var nacked = await Ok(cluster, follower, HttpMethod.Post, Path(topic, "nack"),
             $$"""{"group": "default", "receipts": ["{{again["receipt"]!.GetValue<string>()}}"], "delay_ms": 0, "error": "cannot parse"}""");
@@ -123,7 +132,7 @@ public sealed class GroupApiTests
         (dead["topic"]!.GetValue<string>(), dead["dead_letters"]!.GetValue<bool>(), dead["messages"]!.GetValue<long>()).ShouldBe((topic, true, 1L));
         (await Ok(cluster, follower, HttpMethod.Post, Path(topic, "redrive"), """{"max": 10}"""))["redriven"]!.GetValue<int>().ShouldBe(1);
         var back = Messages(await Ok(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"max": 10}""")).Single()!;
-        (back["offset"]!.GetValue<long>(), back["delivery_count"]!.GetValue<int>()).ShouldBe((3L, 1));
+        (back["offset"]!.GetValue<long>(), back["delivery_count"]!.GetValue<int>()).ShouldBe((4L, 1));
         Convert.FromBase64String(back["body_base64"]!.GetValue<string>()).ShouldBe(binary);
         (await Ok(cluster, leader, HttpMethod.Get, Path(topic)))["dead_lettered"]!.GetValue<long>().ShouldBe(0);
 
@@ -133,8 +142,8 @@ public sealed class GroupApiTests
         (await cluster.PublishAsync(follower, topic, "rrmq")).Status.ShouldBe(HttpStatusCode.OK);
         (await cluster.PopAsync(follower, topic)).Body.ShouldBe("""{"success":true,"message":"rrmq"}""");
         Messages(await Ok(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"group": "audit", "max": 10}"""))
-            .Select(m => m!["offset"]!.GetValue<long>()).ShouldBe([3, 4]);
-        Messages(await Ok(cluster, leader, HttpMethod.Get, Path(topic, "peek") + "?from=4")).Single()!["body"]!.GetValue<string>().ShouldBe("rrmq");
+            .Select(m => m!["offset"]!.GetValue<long>()).ShouldBe([4, 5]);
+        Messages(await Ok(cluster, leader, HttpMethod.Get, Path(topic, "peek") + "?from=5")).Single()!["body"]!.GetValue<string>().ShouldBe("rrmq");
 
         (await Ok(cluster, follower, HttpMethod.Delete, Path(topic))).Count.ShouldBe(1);
         (await Refused(cluster, leader, HttpMethod.Get, Path(topic), null, HttpStatusCode.NotFound)).ShouldBe("no such topic");

@@ -217,6 +217,20 @@ internal sealed class ConsumerGroup
         return n;
     }
 
+    /// <summary>
+    /// The unfinished messages below <paramref name="tail"/> by their deliveries so far, in the buckets of
+    /// <see cref="DeliveryCountHistogram"/>: those from the cursor on have none, the leased and pending ones their
+    /// count. Sums to <see cref="Unfinished"/>. O(in flight).
+    /// </summary>
+    public long[] DeliveryCounts(ulong tail)
+    {
+        var counts = new long[DeliveryCountHistogram.Buckets];
+        counts[0] = (long)(tail - Cursor);
+        foreach (var lease in _leased.Values) counts[DeliveryCountHistogram.BucketOf(lease.Count)]++;
+        foreach (var pending in _pending.Values) counts[DeliveryCountHistogram.BucketOf(pending.Count)]++;
+        return counts;
+    }
+
     /// <summary>Messages not yet finished: [floor, tail) less the finished ones.</summary>
     public long Unfinished(ulong tail) => (long)(tail - Floor) - _finished.Count;
 

@@ -254,7 +254,7 @@ function renderDetails(body, stats) {
   const table = document.createElement("table");
   table.id = "groups";
   const head = table.createTHead().insertRow();
-  for (const h of ["group", "ready", "leased", "delayed", "unacked", "dead-lettered", "oldest age"]) {
+  for (const h of ["group", "ready", "leased", "delayed", "unacked", "dead-lettered", "oldest age", "unacked by deliveries"]) {
     const th = document.createElement("th");
     th.textContent = h;
     head.append(th);
@@ -271,6 +271,10 @@ function renderDetails(body, stats) {
     const deadLettered = cell(row, String(g.dead_lettered_total), "num dead-lettered");
     deadLettered.title = "messages this group dead-lettered so far";
     cell(row, g.oldest_age_ms === null || g.oldest_age_ms === undefined ? "—" : formatAge(g.oldest_age_ms), "num age");
+    // The delivery-count histogram's delivered buckets ("0", never delivered, is the rest of unacked): "1: 3, 2: 1".
+    const delivered = Object.entries(g.delivery_counts || {}).filter(([k, v]) => k !== "0" && v > 0);
+    const deliveries = cell(row, delivered.length === 0 ? "—" : delivered.map(([k, v]) => `${k}: ${v}`).join(", "), "deliveries");
+    deliveries.title = "unacked messages by how many times they were delivered (deliveries: messages)";
   }
   const dead = document.createElement("p");
   dead.id = "dead-letters";
