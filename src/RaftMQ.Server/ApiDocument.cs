@@ -67,7 +67,7 @@ public static class ApiDocument
             Answers(("201", "{\"success\": true, \"created\": true, \"topic\": t}"), ("200", "the topic existed; its settings changed"),
                 ("400", "a bad field, named: a bound out of range, overflow not reject-publish|drop-oldest, expire not dead-letter|drop"),
                 ("507", "past the queue's bounds, or the disk alarm is on"))),
-        [("GET", "/v1/topics/{topic}")] = new("A topic's settings and stats, and each consumer group's (ready, leased, delayed, unacked, oldest age, cursor, ack floor)", null,
+        [("GET", "/v1/topics/{topic}")] = new("A topic's settings and stats, and each consumer group's (ready, leased, delayed, unacked, oldest age, cursor, ack floor, delivery-count histogram)", null,
             new Dictionary<string, string> { ["200"] = "{\"success\": true, \"topic\", \"head\", \"tail\", \"messages\", \"bytes\", \"max_deliveries\", \"dead_lettered\", \"published_total\", \"dedup_window_ms\", \"max_messages\", \"max_bytes\", \"max_age_ms\", \"overflow\", \"expire\", \"overflow_dropped_total\", \"expired_total\", \"groups\": [...]}", ["404"] = "no such topic" }),
         [("DELETE", "/v1/topics/{topic}")] = new("Delete a topic with its groups and dead letters", null,
             Answers(("200", "{\"success\": true}"), ("404", "no such topic"))),
