@@ -86,11 +86,12 @@ peer() { # peer rabbitmq|nats: fresh cluster, warm-up, then per window: fill (pu
   # right after the RabbitMQ cluster stopped. Likely cause: its liveness check reads /proc/PID/cmdline of the PID of
   # `setsid nats-server … &`, which until the forked shell has exec'd still reads as the harness script and so does not
   # match "nats-server" (../shared is not ours to change). One more try instead of a run without NATS.
-  ports=$("$script" up | sed -n 's/^[A-Z]* ports: //p') || true
+  up_ports() { "$script" up | sed -n 's/^[A-Z]* ports: //p'; }
+  ports=$(up_ports) || true
   if [ -z "$ports" ]; then
     log "$target did not start; stopping what started and trying once more"
     "$script" down || true
-    ports=$("$script" up | sed -n 's/^[A-Z]* ports: //p')
+    ports=$(up_ports)
   fi
   log "$target up on $ports; warm-up (not recorded)"
   "${LOADGEN[@]}" "$target" publish --ports "$ports" --clients 4 --size "$SIZE" --count 2000 --timeout "$TIMEOUT" > /dev/null

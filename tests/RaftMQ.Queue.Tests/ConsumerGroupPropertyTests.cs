@@ -82,6 +82,11 @@ public sealed class ConsumerGroupPropertyTests : IDisposable
             }
         }
 
+        // The original offsets of the dead letters that group dead-lettered.
+        static List<ulong> DeadLetteredBy(IEnumerable<QueueMessage> dead, string group) =>
+            [.. dead.Where(m => m.Headers.Contains(new MessageHeader(DeadLetters.GroupHeader, group)))
+                .Select(m => ulong.Parse(m.Headers.Single(h => h.Name == DeadLetters.OriginalOffsetHeader).Value, CultureInfo.InvariantCulture))];
+
         // Each group's delivery-count histogram against the model: every offset neither acked nor dead-lettered, by
         // the deliveries the consumers saw (0 for one never delivered), and summing to the group's unacked count.
         void CheckDeliveryCounts()
@@ -90,8 +95,7 @@ public sealed class ConsumerGroupPropertyTests : IDisposable
             var dead = a.Peek(DeadLetters.TopicFor("t"), null, 10_000) ?? [];
             foreach (var group in groups)
             {
-                var lettered = dead.Where(m => m.Headers.Contains(new MessageHeader(DeadLetters.GroupHeader, group)))
-                    .Select(m => ulong.Parse(m.Headers.Single(h => h.Name == DeadLetters.OriginalOffsetHeader).Value, CultureInfo.InvariantCulture)).ToHashSet();
+                var lettered = DeadLetteredBy(dead, group).ToHashSet();
                 var expected = new long[DeliveryCountHistogram.Buckets];
                 for (ulong o = 0; o < published; o++)
                 {
@@ -187,8 +191,7 @@ public sealed class ConsumerGroupPropertyTests : IDisposable
         dead.ShouldNotBeEmpty("the run should reach the delivery limit for some messages");
         foreach (var group in groups)
         {
-            var lettered = dead.Where(m => m.Headers.Contains(new MessageHeader(DeadLetters.GroupHeader, group)))
-                .Select(m => ulong.Parse(m.Headers.Single(h => h.Name == DeadLetters.OriginalOffsetHeader).Value, CultureInfo.InvariantCulture)).ToList();
+            var lettered = DeadLetteredBy(dead, group);
             lettered.ShouldBeUnique();
             lettered.ShouldAllBe(o => !acked[group].Contains(o));
             acked[group].Concat(lettered).Order().ShouldBe(Enumerable.Range(0, (int)published).Select(i => (ulong)i), $"group {group}");
