@@ -260,7 +260,11 @@ public sealed class NodeNetwork : IAsyncDisposable
         var stdout = p.StandardOutput.ReadToEndAsync();
         var error = await p.StandardError.ReadToEndAsync();
         await p.WaitForExitAsync();
-        if (p.ExitCode != 0 && !(ignoreMissing && error.Contains("Cannot find device", StringComparison.Ordinal)))
+        // A device can be missing in two ways: not there when `ip` looks it up ("Cannot find device"), or gone between
+        // the lookup and the delete ("No such device": a namespace's deletion removes its veth pair asynchronously, so
+        // a host end listed a moment earlier can vanish under us).
+        if (p.ExitCode != 0 && !(ignoreMissing && (error.Contains("Cannot find device", StringComparison.Ordinal)
+                || error.Contains("No such device", StringComparison.Ordinal))))
             throw new InvalidOperationException($"{string.Join(' ', command)} failed ({p.ExitCode}): {error.Trim()}");
         return await stdout;
     }
