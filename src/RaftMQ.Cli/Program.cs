@@ -1,6 +1,13 @@
 using System.Runtime.InteropServices;
 using RaftMQ.Cli;
 
+// `raftmq bench`: the socket engine runs socket completions on its own thread instead of queueing each to the thread
+// pool, so an answer reaches the waiting client without waking a pool thread (a third less client CPU with 16
+// consumers; docs/benchmarks.md, "The bench client's threads"). Only there: elsewhere the CLI's code after an await
+// may block (a prompt, the console) and would hold every socket up. First, before any socket exists.
+const string InlineCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+if (args is ["bench", ..] && Environment.GetEnvironmentVariable(InlineCompletions) is null) Environment.SetEnvironmentVariable(InlineCompletions, "1");
+
 // Ctrl-C and SIGTERM cancel the running command (which stops what it started); a second Ctrl-C ends the process.
 using var registrations = new Signals();
 Cli.ConfigureConsole();
