@@ -32,8 +32,24 @@ internal static class RawHttp
         head.Append("\r\n");
         await stream.WriteAsync(Encoding.ASCII.GetBytes(head.ToString()), cts.Token);
         if (body is not null) await stream.WriteAsync(body, cts.Token);
+        return await ReadAnswerAsync(stream, cts.Token);
+    }
+
+    /// <summary>Sends <paramref name="request"/> as it is (any bytes, valid HTTP or not) and reads the answer to the end.</summary>
+    public static async Task<Response> SendBytesAsync(int port, byte[] request, TimeSpan? timeout = null)
+    {
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(20));
+        using var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, port, cts.Token);
+        var stream = client.GetStream();
+        await stream.WriteAsync(request, cts.Token);
+        return await ReadAnswerAsync(stream, cts.Token);
+    }
+
+    private static async Task<Response> ReadAnswerAsync(NetworkStream stream, CancellationToken cancellationToken)
+    {
         using var answer = new MemoryStream();
-        await stream.CopyToAsync(answer, cts.Token);
+        await stream.CopyToAsync(answer, cancellationToken);
         return Parse(answer.ToArray());
     }
 

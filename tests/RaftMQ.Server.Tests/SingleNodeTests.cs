@@ -153,6 +153,33 @@ public sealed class SingleNodeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Requests_that_are_not_HTTP_get_the_HTTP_servers_4xx_or_505_and_the_node_serves_on()
+    {
+        await _cluster.CreateTopicAsync(0, "t");
+        var port = _cluster.Ports[0].Http;
+        (string Request, int Status)[] cases =
+        [
+            ("GARBAGE\r\n\r\n", 400),
+            ("GET /status HTTP/1.1\r\n\r\n", 400), // no Host
+            ("GET /message/t%00 HTTP/1.1\r\nHost: x\r\n\r\n", 400), // NUL in the path
+            ("GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+            ("\x16\x03\x01\x00\xa5\x01\x00\x00", 400), // a TLS ClientHello's first bytes on a plain port
+            ("GET /status HTTP/9.9\r\nHost: x\r\n\r\n", 505),
+            ($"GET /{new string('a', 9 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+            ($"GET /status HTTP/1.1\r\nHost: x\r\nX-A: {new string('a', 40 * 1024)}\r\n\r\n", 431),
+        ];
+        foreach (var (request, status) in cases)
+        {
+            var answer = await RawHttp.SendBytesAsync(port, Encoding.Latin1.GetBytes(request));
+            answer.Status.ShouldBe(status, request[..Math.Min(40, request.Length)]);
+            answer.Headers.ShouldContain("Connection: close", Case.Insensitive);
+        }
+        (await _cluster.PublishAsync(0, "t", "still here")).Status.ShouldBe(HttpStatusCode.OK);
+        (await _cluster.PopAsync(0, "t")).Body.ShouldBe("""{"success":true,"message":"still here"}""");
+        _cluster.Node(0).HasExited.ShouldBeFalse();
+    }
+
+    [Fact]
     public async Task Every_path_answers_without_a_server_error()
     {
         foreach (var (method, path) in new[] { ("GET", "/"), ("GET", "/nothing"), ("POST", "/topic"), ("DELETE", "/message"), ("GET", "/message/"), ("GET", "/v1/status") })
