@@ -212,7 +212,10 @@ public sealed class DiskAlarmTests
         }
         (await cluster.CreateTopicAsync(leader, "t")).Status.ShouldBe(HttpStatusCode.Created);
 
-        // Fill through the leader until the cluster refuses: node 2's disk is the one that fills.
+        // Fill through the leader until the cluster refuses: node 2's disk is the one that fills. The leader and node 1
+        // commit without node 2, so on a busy machine node 2 can fall far behind and its disk fill later than the
+        // leader's log grows: each batch waits for node 2 to hold everything the leader has, so that the leader hears
+        // of node 2's alarm by the time node 2's disk is what the batches have filled.
         var acknowledged = new List<string>();
         Answer refused = null!;
         for (int batch = 0; refused is null; batch++)
@@ -220,8 +223,17 @@ public sealed class DiskAlarmTests
             batch.ShouldBeLessThan(1000, "the cluster never refused a publish");
             var messages = Enumerable.Range(0, 100).Select(i => $"{batch:D5}.{i:D3} ".PadRight(1000, 'x')).ToList();
             var a = await PublishBatchAsync(cluster, leader, "t", messages);
-            if (a.Status == HttpStatusCode.OK) acknowledged.AddRange(messages);
-            else refused = a;
+            if (a.Status != HttpStatusCode.OK)
+            {
+                refused = a;
+                break;
+            }
+            acknowledged.AddRange(messages);
+            var leaderLast = (await SendAsync(cluster, leader, HttpMethod.Get, "/v1/status")).Json.GetProperty("last_index").GetInt64();
+            long smallLast = 0;
+            (await Eventually.TrueAsync(
+                async () => (smallLast = (await SendAsync(cluster, small, HttpMethod.Get, "/v1/status")).Json.GetProperty("last_index").GetInt64()) >= leaderLast,
+                TimeSpan.FromSeconds(30))).ShouldBeTrue($"node {small} stayed behind: last index {smallLast}, the leader's {leaderLast}");
         }
         ShouldBeDiskFull(refused, limitBytes, cluster.Node(small));
         refused.Json.GetProperty("error").GetString()!.ShouldStartWith($"disk full: node {small} has");
