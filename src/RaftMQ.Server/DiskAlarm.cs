@@ -56,6 +56,24 @@ public sealed partial class DiskAlarm
     }
 
     /// <summary>
+    /// How stale the reading a follower reports to its leader may be. A follower admits nothing itself: it stores
+    /// whatever the leader sends, as fast as the leader admits it, so only a fresh reading lets it raise its alarm
+    /// before that fills its disk (at 50 MB/s of publishes a follower writes about 25 MB in the
+    /// <see cref="CheckInterval"/>). One statvfs per report at most every 10 ms; reports come with the driver's
+    /// ticks, which stop when the node is idle.
+    /// </summary>
+    public static readonly TimeSpan ReportInterval = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>The state for a follower's report to its leader: read again when older than <see cref="ReportInterval"/>.</summary>
+    public DiskState ForReport
+    {
+        get
+        {
+            lock (_gate) return Read(force: _checkedAt == long.MinValue || _time.GetElapsedTime(_checkedAt) >= ReportInterval);
+        }
+    }
+
+    /// <summary>
     /// The leader's admission of a command adding <paramref name="bytes"/>: the state to decide on, read again when
     /// the bytes admitted since the last reading may have used the room that reading saw; unless the alarm is on,
     /// the bytes are counted as admitted.

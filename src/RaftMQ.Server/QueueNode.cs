@@ -198,10 +198,10 @@ public sealed class QueueNode : IAsyncDisposable
         return null;
     }
 
-    /// <summary>This node's disk alarm as the runtime reports it to the leader (the cached reading; cheap).</summary>
+    /// <summary>This node's disk alarm as the runtime reports it to the leader (a reading at most 10 ms old: <see cref="DiskAlarm.ForReport"/>).</summary>
     public DiskReading ReadDiskAlarm()
     {
-        var d = Disk.Current;
+        var d = Disk.ForReport;
         return new DiskReading(d.Alarm, d.FreeBytes, d.LimitBytes);
     }
 
