@@ -60,7 +60,7 @@ public sealed partial class DiskAlarm
     /// whatever the leader sends, as fast as the leader admits it, so only a fresh reading lets it raise its alarm
     /// before that fills its disk (at 50 MB/s of publishes a follower writes about 25 MB in the
     /// <see cref="CheckInterval"/>). One statvfs per report at most every 10 ms; reports come with the driver's
-    /// ticks, which stop when the node is idle.
+    /// ticks, which an idle node has only with its heartbeats.
     /// </summary>
     public static readonly TimeSpan ReportInterval = TimeSpan.FromMilliseconds(10);
 
