@@ -51,7 +51,7 @@ public sealed partial class DiskAlarm
     {
         get
         {
-            lock (_gate) return Read(force: false);
+            lock (_gate) return Read(CheckInterval);
         }
     }
 
@@ -69,7 +69,7 @@ public sealed partial class DiskAlarm
     {
         get
         {
-            lock (_gate) return Read(force: _checkedAt == long.MinValue || _time.GetElapsedTime(_checkedAt) >= ReportInterval);
+            lock (_gate) return Read(ReportInterval);
         }
     }
 
@@ -86,17 +86,17 @@ public sealed partial class DiskAlarm
             var room = _state.FreeBytes - LimitBytes;
             // While the alarm is on nothing is admitted: the time bound alone decides when to look again.
             var stale = LimitBytes > 0 && !_state.Alarm && (_admittedSinceCheck + bytes) * WriteAmplification > room / 2;
-            var state = Read(force: stale);
+            var state = Read(stale ? TimeSpan.Zero : CheckInterval);
             if (!state.Alarm) _admittedSinceCheck += bytes;
             return state;
         }
     }
 
-    /// <summary>The cached reading, unless it is older than <see cref="CheckInterval"/> or <paramref name="force"/>d.</summary>
-    private DiskState Read(bool force)
+    /// <summary>The cached reading, unless it is <paramref name="maxAge"/> old or older (or there is none yet).</summary>
+    private DiskState Read(TimeSpan maxAge)
     {
         var now = _time.GetTimestamp();
-        if (!force && _checkedAt != long.MinValue && _time.GetElapsedTime(_checkedAt, now) < CheckInterval) return _state;
+        if (_checkedAt != long.MinValue && _time.GetElapsedTime(_checkedAt, now) < maxAge) return _state;
         _checkedAt = now;
         _admittedSinceCheck = 0;
         var free = FreeBytes();

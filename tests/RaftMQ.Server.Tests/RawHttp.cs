@@ -18,21 +18,15 @@ internal static class RawHttp
     public static Task<Response> SendAsync(int port, string method, string target, string? body = null, TimeSpan? timeout = null) =>
         SendAsync(port, method, target, body is null ? null : Encoding.UTF8.GetBytes(body), timeout);
 
-    public static async Task<Response> SendAsync(int port, string method, string target, byte[]? body, TimeSpan? timeout = null)
+    public static Task<Response> SendAsync(int port, string method, string target, byte[]? body, TimeSpan? timeout = null)
     {
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(20));
-        using var client = new TcpClient();
-        await client.ConnectAsync(IPAddress.Loopback, port, cts.Token);
-        var stream = client.GetStream();
         var head = new StringBuilder()
             .Append(method).Append(' ').Append(target).Append(" HTTP/1.1\r\n")
             .Append("Host: ").Append(HostFor(port, target)).Append("\r\n")
             .Append("Connection: close\r\n");
         if (body is not null) head.Append("Content-Type: application/json\r\nContent-Length: ").Append(body.Length).Append("\r\n");
         head.Append("\r\n");
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(head.ToString()), cts.Token);
-        if (body is not null) await stream.WriteAsync(body, cts.Token);
-        return await ReadAnswerAsync(stream, cts.Token);
+        return SendBytesAsync(port, [.. Encoding.ASCII.GetBytes(head.ToString()), .. body ?? []], timeout);
     }
 
     /// <summary>
@@ -57,13 +51,6 @@ internal static class RawHttp
         {
             // Reset after the answer arrived (above): what was read is the answer.
         }
-        return Parse(answer.ToArray());
-    }
-
-    private static async Task<Response> ReadAnswerAsync(NetworkStream stream, CancellationToken cancellationToken)
-    {
-        using var answer = new MemoryStream();
-        await stream.CopyToAsync(answer, cancellationToken);
         return Parse(answer.ToArray());
     }
 
