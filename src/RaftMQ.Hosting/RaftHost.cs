@@ -188,6 +188,7 @@ public sealed class RaftHost : IAsyncDisposable
                 SnapshotRetainEntries = options.SnapshotRetainEntries ?? options.SnapshotEveryEntries / 10,
                 MaxProposalBytesInFlight = RaftHostOptions.MaxProposalBytesInFlight,
                 ReadDiskAlarm = options.ReadDiskAlarm,
+                WaitingToApply = options.WaitingToApply,
                 Forwarding = forwarding,
             },
         };

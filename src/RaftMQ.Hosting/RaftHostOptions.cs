@@ -99,6 +99,13 @@ public sealed record RaftHostOptions
     public Func<DiskReading>? ReadDiskAlarm { get; init; }
 
     /// <summary>
+    /// Whether the application holds requests that wait for this node to apply new entries, such as long polls held on
+    /// a follower (<see cref="NodeDriverOptions.WaitingToApply"/>): while true, the leader sends this node each new
+    /// commit index at once. Null: only the runtime's own reads count.
+    /// </summary>
+    public Func<bool>? WaitingToApply { get; init; }
+
+    /// <summary>
     /// Bytes of commands the leader keeps in flight (proposed, not yet applied) before it holds back large ones
     /// (<see cref="NodeDriverOptions.MaxProposalBytesInFlight"/>): a small request waits behind at most about this
     /// much of the others' data. 1 MiB: with the fsync off the loop the next Ready is written while one is fsynced, so

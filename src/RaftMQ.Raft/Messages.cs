@@ -25,9 +25,12 @@ public sealed record AppendEntries(
 /// The answer to <see cref="AppendEntries"/>. On success <paramref name="Index"/> is the last index the follower now
 /// matches. On rejection <paramref name="Index"/> is the rejected PrevLogIndex and (<paramref name="HintIndex"/>,
 /// <paramref name="HintTerm"/>) is the follower's last entry that may still match, for fast backtracking (§5.3).
+/// <paramref name="WantsCommit"/> (on success only): the follower has requests waiting for it to apply new entries
+/// (<see cref="RaftNode.WaitingToApply"/>), so the leader sends it each new commit index at once instead of with the
+/// next append or heartbeat.
 /// </summary>
 public sealed record AppendEntriesResponse(
-    ulong From, ulong To, ulong Term, bool Reject, ulong Index, ulong HintIndex, ulong HintTerm)
+    ulong From, ulong To, ulong Term, bool Reject, ulong Index, ulong HintIndex, ulong HintTerm, bool WantsCommit = false)
     : RaftMessage(From, To, Term);
 
 /// <summary>

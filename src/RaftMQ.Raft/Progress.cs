@@ -41,6 +41,17 @@ internal sealed class Progress
     /// <summary>Not heard from during the whole of the last check-quorum period.</summary>
     public bool SilentLastPeriod { get; set; }
 
+    /// <summary>
+    /// The follower's last append answer asked for new commit indexes at once (<see cref="AppendEntriesResponse.WantsCommit"/>).
+    /// </summary>
+    public bool WantsCommit { get; set; }
+
+    /// <summary>The highest commit index sent to this follower in this term (appends and heartbeats).</summary>
+    public ulong CommitSent { get; private set; }
+
+    /// <summary>Records a commit index just sent to the follower.</summary>
+    public void SentCommit(ulong commit) => CommitSent = Math.Max(CommitSent, commit);
+
     /// <summary>Highest read round this follower has acknowledged in the current term.</summary>
     public ulong ReadRoundAck { get; set; }
 

@@ -80,6 +80,14 @@ public sealed partial class RaftNode
     /// <summary>The highest index handed to the application.</summary>
     public ulong AppliedIndex => _log.Applied;
 
+    /// <summary>
+    /// Set by the host while it holds requests that wait for this node to apply new entries (a follower's long polls).
+    /// A follower's append answers carry it (<see cref="AppendEntriesResponse.WantsCommit"/>), and a leader sends such
+    /// a follower each new commit index at once; every other follower learns it with the next append or heartbeat
+    /// (<see cref="MaybeCommit"/>). Only latency depends on it, never safety.
+    /// </summary>
+    public bool WaitingToApply { get; set; }
+
     /// <summary>The index of the last entry in the log (durable or not).</summary>
     public ulong LastIndex => _log.LastIndex;
 
@@ -323,8 +331,8 @@ public sealed partial class RaftNode
         {
             var last = ready.Entries[^1];
             _log.StableTo(last.Index, last.Term);
-            if (Role == Role.Leader && _tracker[Id].MaybeUpdate(_log.StableLastIndex) && MaybeCommit())
-                _broadcastPending = true;
+            // A commit this advances goes out with the next append or heartbeat, or at once to followers that want it (Flush).
+            if (Role == Role.Leader && _tracker[Id].MaybeUpdate(_log.StableLastIndex)) MaybeCommit();
         }
         if (ready.CommittedEntries.Count > 0)
         {
@@ -621,7 +629,7 @@ public sealed partial class RaftNode
         if (ae.PrevLogIndex < _log.Committed)
         {
             // Everything up to our commit index already matches the leader (§5.4 leader completeness).
-            Send(new AppendEntriesResponse(Id, ae.From, Term, false, _log.Committed, 0, 0));
+            Send(new AppendEntriesResponse(Id, ae.From, Term, false, _log.Committed, 0, 0, WaitingToApply));
             return;
         }
         if (!ConfigurationEntriesValid(ae)) return;
@@ -630,7 +638,7 @@ public sealed partial class RaftNode
             NoteAppended(ae.PrevLogIndex, ae.Entries);
             // Figure 2, AppendEntries rule 5: commit up to min(leaderCommit, index of last new entry).
             _log.CommitTo(Math.Min(ae.LeaderCommit, lastNew));
-            Send(new AppendEntriesResponse(Id, ae.From, Term, false, lastNew, 0, 0));
+            Send(new AppendEntriesResponse(Id, ae.From, Term, false, lastNew, 0, 0, WaitingToApply));
             return;
         }
         // §5.3 optimisation: name our last entry whose term is at most the leader's PrevLogTerm, so the leader can
@@ -664,6 +672,7 @@ public sealed partial class RaftNode
                     }
                     break;
                 }
+                pr.WantsCommit = r.WantsCommit;
                 if (!pr.MaybeUpdate(r.Index)) break;
                 if (pr.State == ReplicationState.Snapshot)
                 {
@@ -679,7 +688,7 @@ public sealed partial class RaftNode
                 {
                     pr.FreeInflightTo(r.Index);
                 }
-                if (MaybeCommit()) _broadcastPending = true;
+                MaybeCommit(); // goes out with the next append or heartbeat, or at once to followers that want it (Flush)
                 // Pipelining: keep the follower's window full while it is behind.
                 while (SendAppend(r.From, sendIfEmpty: false))
                 {
@@ -731,6 +740,7 @@ public sealed partial class RaftNode
         }
         if (entries.Count == 0 && !sendIfEmpty) return false;
         Send(new AppendEntries(Id, to, Term, prevIndex, prevTerm, entries, _log.Committed));
+        pr.SentCommit(_log.Committed);
         pr.SentEntries(entries.Count > 0 ? entries[^1].Index : prevIndex, entries.Count);
         return true;
     }
@@ -741,7 +751,9 @@ public sealed partial class RaftNode
         {
             if (peer == Id) continue;
             var pr = _tracker[peer];
-            Send(new Heartbeat(Id, peer, Term, Math.Min(pr.Match, _log.Committed), _tracker.ReadRound, _quiesced));
+            var commit = Math.Min(pr.Match, _log.Committed);
+            Send(new Heartbeat(Id, peer, Term, commit, _tracker.ReadRound, _quiesced));
+            pr.SentCommit(commit);
             if (pr.State == ReplicationState.Probe && pr.ProbeSent && pr.SilentLastPeriod && !pr.RecentActive)
             {
                 // A follower whose log lags behind the change that added this leader drops its heartbeats (it does not
@@ -751,6 +763,7 @@ public sealed partial class RaftNode
                 if (_log.TryTerm(pr.Next - 1, out var prevTerm))
                 {
                     Send(new AppendEntries(Id, peer, Term, pr.Next - 1, prevTerm, [], _log.Committed));
+                    pr.SentCommit(_log.Committed);
                 }
                 else
                 {
@@ -777,10 +790,27 @@ public sealed partial class RaftNode
             foreach (var peer in _tracker.ReplicationTargets)
                 if (peer != Id) SendAppend(peer, sendIfEmpty: true);
         }
+        // A follower that holds requests waiting to apply gets a new commit index at once (an append, empty when it
+        // has every entry), instead of with the next append or heartbeat.
+        foreach (var peer in _tracker.ReplicationTargets)
+        {
+            if (peer == Id) continue;
+            var pr = _tracker[peer];
+            if (pr.WantsCommit && pr.CommitSent < Math.Min(pr.Match, _log.Committed)) SendAppend(peer, sendIfEmpty: true);
+        }
         MaybeStepDownAfterRemoval();
     }
 
-    /// <summary>§5.3/§5.4.2: commit the highest index a quorum holds, but only an entry of the current term.</summary>
+    /// <summary>
+    /// §5.3/§5.4.2: commit the highest index a quorum holds, but only an entry of the current term. No append is sent
+    /// for the new commit index alone, except to followers that asked for it (<see cref="WaitingToApply"/>, in
+    /// <see cref="Flush"/>): the others learn it with the next append or heartbeat (every
+    /// <see cref="RaftOptions.HeartbeatTicks"/>), §5.3's "eventually". A follower needs it only to apply, and only
+    /// its own waiting requests wait on that: a proposal is answered by the leader (a forwarded one too), and a read on
+    /// a follower learns the commit index from its read round's heartbeat. Sent alone to every follower, it cost each
+    /// a round trip per commit: half of a lone writer's peer messages (docs/benchmarks.md, "The commit without a round
+    /// trip").
+    /// </summary>
     private bool MaybeCommit()
     {
         var candidate = _tracker.Committed();

@@ -210,6 +210,14 @@ public sealed class NodeDriverOptions
     /// </summary>
     public Func<DiskReading>? ReadDiskAlarm { get; init; }
 
+    /// <summary>
+    /// Whether the host holds requests that wait for this node to apply new entries (a follower's long polls; cheap:
+    /// called on the loop at every append a follower takes). While it or one of the driver's reads waits, the node asks its
+    /// leader for each new commit index at once (<see cref="RaftNode.WaitingToApply"/>); otherwise it learns commits
+    /// with the leader's next append or heartbeat. Null: only the driver's own reads count.
+    /// </summary>
+    public Func<bool>? WaitingToApply { get; init; }
+
     /// <summary>Forwarding of proposals from followers to the leader over the peer link; null leaves it off.</summary>
     public ProposalForwarding? Forwarding { get; init; }
 
@@ -373,6 +381,11 @@ public sealed partial class NodeDriver : IDisposable
                 break;
             case InstallSnapshot install when _logSync is not null:
                 _installAfterSync = install; // the core takes it once the outstanding Ready is advanced
+                break;
+            case AppendEntries:
+                // Its own reads wait to apply up to their read index (a follower's may be past the commit it knows).
+                _node.WaitingToApply = _unconfirmedReads.Count > 0 || _confirmedReads.Count > 0 || _options.WaitingToApply?.Invoke() == true;
+                _node.Step(message);
                 break;
             default:
                 _node.Step(message);

@@ -134,7 +134,7 @@ httpLimits = httpLimits with
     MaxConnectionsPerAddress = Math.Min(httpLimits.MaxConnectionsPerAddress, descriptors.HttpConnections),
 };
 // A passphrase's key comes from a slow KDF, so it is derived on that other core too, off the first answer's path.
-var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(identity, me, dataDirectory, secret.Key(), members) with { ReadDiskAlarm = node.ReadDiskAlarm, PeerTls = tls?.Peer }, node.StateMachine, node.Forwarding, loggers));
+var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(identity, me, dataDirectory, secret.Key(), members) with { ReadDiskAlarm = node.ReadDiskAlarm, WaitingToApply = () => node.Waiters.Waiting > 0, PeerTls = tls?.Peer }, node.StateMachine, node.Forwarding, loggers));
 var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers, httpLimits, tls?.Certificate);
 
 NodeEndpoints.AddServices(builder, node);

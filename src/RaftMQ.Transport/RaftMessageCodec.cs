@@ -121,8 +121,10 @@ public static class RaftMessageCodec
                 var w = Begin(writer, MessageType.AppendEntriesResponse, m, 1 + 8 + 8 + 8);
                 w.Bool(m.Reject);
                 w.U64(m.Index);
-                w.U64(m.HintIndex);
-                w.U64(m.HintTerm);
+                // A success carries no hint; its hint index says whether the follower wants commits at once (1) or not
+                // (0), which a node of an earlier version ignores: the wire format is unchanged.
+                w.U64(m.Reject ? m.HintIndex : m.WantsCommit ? 1UL : 0UL);
+                w.U64(m.Reject ? m.HintTerm : 0UL);
                 w.Commit(writer);
                 break;
             }
@@ -263,8 +265,7 @@ public static class RaftMessageCodec
             MessageType.RequestVoteResponse =>
                 new RequestVoteResponse(from, to, term, Granted: r.Bool("Granted"), PreVote: r.Bool("PreVote")),
             MessageType.AppendEntries => ReadAppendEntries(ref r, from, to, term),
-            MessageType.AppendEntriesResponse => new AppendEntriesResponse(
-                from, to, term, Reject: r.Bool("Reject"), Index: r.U64("Index"), HintIndex: r.U64("HintIndex"), HintTerm: r.U64("HintTerm")),
+            MessageType.AppendEntriesResponse => ReadAppendEntriesResponse(ref r, from, to, term),
             MessageType.Heartbeat or MessageType.QuietHeartbeat => new Heartbeat(
                 from, to, term, Commit: r.U64("Commit"), ReadRound: r.U64("ReadRound"), Quiesced: type == MessageType.QuietHeartbeat),
             MessageType.HeartbeatResponse => new HeartbeatResponse(from, to, term, ReadRound: r.U64("ReadRound")),
@@ -345,6 +346,17 @@ public static class RaftMessageCodec
 
         var data = length == 0 ? ReadOnlyMemory<byte>.Empty : r.Bytes((int)length);
         return new SnapshotChunk(from, to, term, snapshot, offset, data, done);
+    }
+
+    private static AppendEntriesResponse ReadAppendEntriesResponse(ref FieldReader r, ulong from, ulong to, ulong term)
+    {
+        var reject = r.Bool("Reject");
+        var index = r.U64("Index");
+        var hintIndex = r.U64("HintIndex");
+        var hintTerm = r.U64("HintTerm");
+        return reject
+            ? new AppendEntriesResponse(from, to, term, true, index, hintIndex, hintTerm)
+            : new AppendEntriesResponse(from, to, term, false, index, 0, 0, WantsCommit: hintIndex != 0);
     }
 
     private static AppendEntries ReadAppendEntries(ref FieldReader r, ulong from, ulong to, ulong term)

@@ -76,9 +76,10 @@ public sealed class LeaderRulesTests
     }
 
     // §5.3: "the leader ... includes [the highest committed index] in future AppendEntries RPCs ... so that the other
-    // servers eventually find out": a commit goes out at once, even to a follower with no new entries to receive.
+    // servers eventually find out": with the next append, or at the latest with the next heartbeat; no message goes
+    // for the commit alone to a follower that did not ask for it.
     [Fact]
-    public void NewCommitIndex_GoesOutAtOnce_ToEveryFollower()
+    public void NewCommitIndex_GoesOutWithTheNextAppend_OrTheNextHeartbeat()
     {
         var leader = new TestNode(1, Three);
         leader.ElectAndCommitNoOp();
@@ -86,10 +87,75 @@ public sealed class LeaderRulesTests
         var appends = leader.Flush().OfType<AppendEntries>().ToList();
 
         var sent = leader.Step(TestNode.AckOf(appends.Single(a => a.To == 2)));
-
         leader.Node.CommitIndex.ShouldBe(2UL);
-        sent.To<AppendEntries>(3).ShouldHaveSingleItem().LeaderCommit.ShouldBe(2UL); // 3 has entry 2 in flight already
-        sent.To<AppendEntries>(2).ShouldHaveSingleItem().LeaderCommit.ShouldBe(2UL);
+        sent.ShouldBeEmpty(); // nothing new to replicate: no append for the commit alone
+
+        leader.Propose(); // entry 3 carries commit 2 to both
+        leader.Flush().OfType<AppendEntries>().ShouldAllBe(a => a.LeaderCommit == 2UL && a.Entries.Count == 1);
+
+        var quiet = new TestNode(1, Three);
+        quiet.ElectAndCommitNoOp();
+        quiet.Propose();
+        var first = quiet.Flush().OfType<AppendEntries>().ToList();
+        quiet.Step(TestNode.AckOf(first.Single(a => a.To == 2)));
+        quiet.Step(TestNode.AckOf(first.Single(a => a.To == 3)));
+        quiet.Node.CommitIndex.ShouldBe(2UL);
+        var heartbeats = quiet.Tick(quiet.Options.HeartbeatTicks).OfType<Heartbeat>().ToList();
+        heartbeats.Select(h => h.To).Order().ShouldBe([2UL, 3UL]);
+        heartbeats.ShouldAllBe(h => h.Commit == 2UL); // both hold entry 2: they learn it is committed
+    }
+
+    // A follower holding requests that wait for it to apply (long polls) says so in its append answers, and gets each
+    // new commit index at once — whether its answer came before the commit or after it — while the others do not;
+    // once its answers stop asking, it learns commits like the others.
+    [Fact]
+    public void NewCommitIndex_GoesOutAtOnce_ToAFollowerThatAsksForIt()
+    {
+        var leader = new TestNode(1, Three);
+        leader.ElectAndCommitNoOp();
+        leader.Propose();
+        var appends = leader.Flush().OfType<AppendEntries>().ToList();
+
+        // 3 asks, and its answer commits entry 2: 3 gets the commit alone at once, 2 does not.
+        var sent = leader.Step(TestNode.AckOf(appends.Single(a => a.To == 3)) with { WantsCommit = true });
+        leader.Node.CommitIndex.ShouldBe(2UL);
+        var commit = sent.ShouldHaveSingleItem().ShouldBeOfType<AppendEntries>();
+        commit.To.ShouldBe(3UL);
+        commit.LeaderCommit.ShouldBe(2UL);
+        commit.Entries.ShouldBeEmpty();
+        leader.Step(TestNode.AckOf(commit) with { WantsCommit = true }).ShouldBeEmpty(); // it already has commit 2
+        leader.Step(TestNode.AckOf(appends.Single(a => a.To == 2))).ShouldBeEmpty();
+
+        // 3's answer comes after the commit it did not take part in: it gets the commit then.
+        leader.Propose();
+        appends = leader.Flush().OfType<AppendEntries>().ToList();
+        leader.Step(TestNode.AckOf(appends.Single(a => a.To == 2))).ShouldBeEmpty();
+        leader.Node.CommitIndex.ShouldBe(3UL);
+        sent = leader.Step(TestNode.AckOf(appends.Single(a => a.To == 3)) with { WantsCommit = true });
+        sent.ShouldHaveSingleItem().ShouldBeOfType<AppendEntries>().LeaderCommit.ShouldBe(3UL);
+
+        // 3 no longer asks: its next commit waits for an append or a heartbeat like 2's.
+        leader.Propose();
+        appends = leader.Flush().OfType<AppendEntries>().ToList();
+        leader.Step(TestNode.AckOf(appends.Single(a => a.To == 3))).ShouldBeEmpty();
+        leader.Step(TestNode.AckOf(appends.Single(a => a.To == 2))).ShouldBeEmpty();
+        leader.Node.CommitIndex.ShouldBe(4UL);
+    }
+
+    // The follower's side: its append answers carry what its host set.
+    [Fact]
+    public void A_follower_asks_for_commits_at_once_only_while_its_host_waits_to_apply()
+    {
+        var follower = new TestNode(2, Three);
+        var append = new AppendEntries(1, 2, 1, 0, 0, [new Entry(1, 1, EntryType.NoOp, ReadOnlyMemory<byte>.Empty)], 0);
+        follower.Step(append).To<AppendEntriesResponse>(1).ShouldHaveSingleItem().WantsCommit.ShouldBeFalse();
+
+        follower.Node.WaitingToApply = true;
+        var answer = follower.Step(append with { PrevLogIndex = 1, PrevLogTerm = 1, Entries = [], LeaderCommit = 1 })
+            .To<AppendEntriesResponse>(1).ShouldHaveSingleItem();
+        answer.WantsCommit.ShouldBeTrue();
+        answer.Reject.ShouldBeFalse();
+        follower.Node.CommitIndex.ShouldBe(1UL);
     }
 
     // Thesis §6.4: leadership for a read is confirmed by a majority, the leader included: in five, two followers.

@@ -19,7 +19,7 @@ public sealed class DiskAlarmReportTests : IDisposable
     {
         var driver = new NodeDriver(
             new RaftOptions { Id = 1, Voters = [1, 2, 3], ElectionTicks = ElectionTicks, RandomSeed = 3 },
-            new NodeDriverOptions { ReadDiskAlarm = () => _disk }, NodeStorage.Open(_directory), new AppendMachine(), new Host(_sent),
+            new NodeDriverOptions { ReadDiskAlarm = () => _disk }, NodeStorage.Open(_directory), new AppendMachine(), new SendRecordingHost(_sent),
             readContextSeed: 7);
         _drivers.Add(driver);
         return driver;
@@ -110,14 +110,5 @@ public sealed class DiskAlarmReportTests : IDisposable
             d.Storage.Dispose();
         }
         if (Directory.Exists(_directory)) Directory.Delete(_directory, recursive: true);
-    }
-
-    private sealed class Host(List<RaftMessage> sent) : INodeHost
-    {
-        public TimeProvider Time => TimeProvider.System;
-
-        public void Send(RaftMessage message) => sent.Add(message);
-
-        public void WriteSnapshotInBackground(SnapshotJob job) => job.Write();
     }
 }

@@ -364,7 +364,9 @@ public sealed class HostileInputTests : IAsyncLifetime
         {
             0 => new Heartbeat(3, 2, Small(), Small(), Small()),
             1 => new RequestVote(3, 2, Small(), Small(), Small(), random.Next(2) == 0),
-            2 => new AppendEntriesResponse(3, 2, Small(), random.Next(2) == 0, Small(), Small(), Small()),
+            2 => random.Next(2) == 0
+                ? new AppendEntriesResponse(3, 2, Small(), true, Small(), Small(), Small())
+                : new AppendEntriesResponse(3, 2, Small(), false, Small(), 0, 0, random.Next(2) == 0),
             _ => new AppendEntries(3, 2, Small(), Small(), Small(),
                 [.. Enumerable.Range(0, random.Next(0, 4)).Select(i => new Entry(Small() + (ulong)i, Small(), EntryType.Command, new byte[random.Next(0, 200)]))],
                 Small()),

@@ -44,8 +44,8 @@ internal static class MessageGenerators
         from f in U64 from t in U64 from term in Bounded from pi in Bounded from pt in Bounded
         from entries in Gen.ListOf(EntryGen) from c in Bounded
         select (RaftMessage)new AppendEntries(f, t, term, pi, pt, entries.ToArray(), c),
-        from f in U64 from t in U64 from term in Bounded from r in Bool from i in Bounded from hi in Bounded from ht in Bounded
-        select (RaftMessage)new AppendEntriesResponse(f, t, term, r, i, hi, ht),
+        from f in U64 from t in U64 from term in Bounded from r in Bool from i in Bounded from hi in Bounded from ht in Bounded from w in Bool
+        select (RaftMessage)(r ? new AppendEntriesResponse(f, t, term, true, i, hi, ht) : new AppendEntriesResponse(f, t, term, false, i, 0, 0, w)),
         from f in U64 from t in U64 from term in Bounded from c in Bounded from rr in U64 from q in Bool
         select (RaftMessage)new Heartbeat(f, t, term, c, rr, q),
         from f in U64 from t in U64 from term in Bounded from rr in U64

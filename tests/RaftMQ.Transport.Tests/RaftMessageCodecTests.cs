@@ -196,6 +196,18 @@ public sealed class RaftMessageCodecTests
     }
 
     [Fact]
+    public void A_success_carries_its_commit_request_where_a_rejection_carries_its_hint_and_an_old_success_decodes_alike()
+    {
+        var plain = RaftMessageCodec.Encode(new AppendEntriesResponse(1, 2, 3, false, 4, 0, 0));
+        var asking = RaftMessageCodec.Encode(new AppendEntriesResponse(1, 2, 3, false, 4, 0, 0, WantsCommit: true));
+        asking.Length.ShouldBe(plain.Length, "the same fields: a node of an earlier version reads it as the success it is");
+        RaftMessageCodec.Read(plain).ShouldBe(new AppendEntriesResponse(1, 2, 3, false, 4, 0, 0, WantsCommit: false));
+        RaftMessageCodec.Read(asking).ShouldBe(new AppendEntriesResponse(1, 2, 3, false, 4, 0, 0, WantsCommit: true));
+        RaftMessageCodec.Read(RaftMessageCodec.Encode(new AppendEntriesResponse(1, 2, 3, true, 4, 2, 1, WantsCommit: true)))
+            .ShouldBe(new AppendEntriesResponse(1, 2, 3, true, 4, 2, 1), "a rejection keeps its hint and asks for nothing");
+    }
+
+    [Fact]
     public void A_huge_entry_count_is_refused_before_anything_is_allocated()
     {
         var bytes = RaftMessageCodec.Encode(new AppendEntries(1, 2, 3, 4, 5, [], 4));
