@@ -357,14 +357,31 @@ public sealed partial class RaftNode
         if (_outstandingReady is not { } outstanding || _log.PendingSnapshot is not null) return [];
         var from = _log.Applied;
         if (outstanding.CommittedEntries.Count > 0) from = Math.Max(from, outstanding.CommittedEntries[^1].Index);
-        var written = outstanding.Entries.Count > 0 ? outstanding.Entries[^1].Index : _log.StableLastIndex;
-        var to = Math.Min(_log.Committed, written);
+        var to = Math.Min(_log.Committed, WrittenAndStillInTheLog(outstanding));
         if (to <= from) return [];
         var list = RaftLog.NewSliceList(from + 1, to + 1);
         _log.Slice(from + 1, to + 1, maxBytes, list);
         _log.AppliedTo(list[^1].Index);
         ReleaseUncommittedBytes(list);
         return list;
+    }
+
+    /// <summary>
+    /// The last index up to which this node's log holds what is written (by earlier Readies, and by
+    /// <paramref name="outstanding"/>, whose write may not have ended). An append of a new leader that arrived meanwhile
+    /// may have replaced a suffix of what the outstanding Ready writes (§5.3: a conflicting entry and all that follow
+    /// it): those indexes now hold other entries, not yet written, which must not be applied before they are.
+    /// </summary>
+    private ulong WrittenAndStillInTheLog(Ready outstanding)
+    {
+        var written = _log.StableLastIndex;
+        foreach (var e in outstanding.Entries)
+        {
+            // Same index and term: the same entry, and (Log Matching) the same log before it.
+            if (!_log.TryTerm(e.Index, out var term) || term != e.Term) break;
+            written = e.Index;
+        }
+        return written;
     }
 
     private void ReleaseUncommittedBytes(IReadOnlyList<Entry> applied)

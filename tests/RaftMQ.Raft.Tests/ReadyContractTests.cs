@@ -237,6 +237,34 @@ public sealed class ReadyContractTests
         follower.Node.GetReady().CommittedEntries.ShouldBeEmpty();
     }
 
+    // A new leader's append may replace entries the outstanding Ready is writing (§5.3: a conflict and all after it).
+    // The replacements are in no write yet: even once committed, they wait for the Ready that writes them. Found by
+    // the simulator: a follower whose fsync was slow applied the new leader's entry at an index its disk still held
+    // the old one at, snapshotted it, and stopped when compacting the log behind that snapshot.
+    [Fact]
+    public void Entries_that_replaced_part_of_the_outstanding_write_are_not_handed_out_before_they_are_written()
+    {
+        var follower = new TestNode(2, Three, TestNode.StorageWith(term: 2, commit: 0));
+        follower.Node.Step(new AppendEntries(1, 2, 2, 0, 0, TestNode.Entries(1, 2, 2, 2), 1));
+        var ready = follower.Node.GetReady(); // 1..3 of term 2, being written; 1 committed
+        ready.Entries.Select(e => e.Index).ShouldBe([1UL, 2UL, 3UL]);
+
+        // Leader 3 of term 3 holds 1 and then its own entry 2: 2 and 3 of term 2 are gone from the log.
+        var replacement = new Entry(2, 3, EntryType.Command, new byte[] { 9 });
+        follower.Node.Step(new AppendEntries(3, 2, 3, 1, 2, [replacement], 1));
+        follower.Node.Step(new AppendEntries(3, 2, 3, 2, 3, [], 2)); // entry 2 of term 3 commits
+        follower.Node.CommitIndex.ShouldBe(2UL);
+        follower.Node.TakeCommittedBeforeDurable(long.MaxValue).ShouldBeEmpty(); // written: 2 of term 2, not 2 of term 3
+        follower.Node.AppliedIndex.ShouldBe(0UL);
+
+        follower.PersistAndAdvance(ready);
+        var next = follower.Node.GetReady();
+        next.Entries.Select(e => (e.Index, e.Term)).ShouldContain((2UL, 3UL)); // written now (1 again with it: the old write's end no longer matches)
+        next.CommittedEntries.Select(e => (e.Index, e.Term)).ShouldBe([(2UL, 3UL)]); // 1 came with the first Ready
+        follower.PersistAndAdvance(next);
+        follower.Node.AppliedIndex.ShouldBe(2UL);
+    }
+
     [Fact]
     public void Advance_WithAnotherReady_IsRefused()
     {

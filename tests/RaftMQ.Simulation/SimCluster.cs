@@ -368,6 +368,9 @@ public sealed partial class SimCluster : IDisposable
             SnapshotTransferTimeout = TimeSpan.FromMilliseconds(_options.SnapshotTransferTimeoutMs),
             Forwarding = QueueMode ? QueueForwarding(node) : new ProposalForwarding { Results = IndexResultCodec.Instance, Timeout = TimeSpan.FromMilliseconds(ForwardTimeoutMs) },
             PromoteCaughtUpLearners = _options.PromoteCaughtUpLearners,
+            // Half the incarnations ask their leaders for commits at once, as a node holding long polls does; the rest
+            // learn them with the next append or heartbeat: every run mixes both (only latency may depend on it).
+            WaitingToApply = ((node.Id + (ulong)node.Incarnation) & 1) == 0 ? static () => true : null,
         };
         var disk = node.Disk;
         disk.FaultRandom = new Random((int)(Mix(Seed ^ 0xD15C, (ulong)node.Incarnation * 64 + node.Id) & int.MaxValue));
