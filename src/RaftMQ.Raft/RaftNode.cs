@@ -374,10 +374,14 @@ public sealed partial class RaftNode
     /// </summary>
     private ulong WrittenAndStillInTheLog(Ready outstanding)
     {
+        var entries = outstanding.Entries;
+        // Same index and term: the same entry, and (Log Matching) the same log before it. So the common case, nothing
+        // replaced, is one look-up, however many entries the Ready writes.
+        if (entries.Count > 0 && _log.TryTerm(entries[^1].Index, out var lastTerm) && lastTerm == entries[^1].Term)
+            return entries[^1].Index;
         var written = _log.StableLastIndex;
-        foreach (var e in outstanding.Entries)
+        foreach (var e in entries)
         {
-            // Same index and term: the same entry, and (Log Matching) the same log before it.
             if (!_log.TryTerm(e.Index, out var term) || term != e.Term) break;
             written = e.Index;
         }
