@@ -329,8 +329,11 @@ public sealed partial class RaftNode
         if (ready.Snapshot is { } snapshot) _log.SnapshotStableTo(snapshot);
         if (ready.Entries.Count > 0)
         {
-            var last = ready.Entries[^1];
-            _log.StableTo(last.Index, last.Term);
+            // What this Ready wrote and the log still holds is durable now: an append that replaced a suffix of it
+            // meanwhile leaves the prefix before the replacement, which is not written again (it may already be
+            // compacted behind a snapshot taken meanwhile).
+            var written = WrittenAndStillInTheLog(ready);
+            if (written >= ready.Entries[0].Index) _log.StableTo(written, _log.Term(written));
             // A commit this advances goes out with the next append or heartbeat, or at once to followers that want it (Flush).
             if (Role == Role.Leader && _tracker[Id].MaybeUpdate(_log.StableLastIndex)) MaybeCommit();
         }
