@@ -832,8 +832,8 @@ public sealed partial class RaftNode
     /// <see cref="RaftOptions.HeartbeatTicks"/>), §5.3's "eventually". A follower needs it only to apply, and only
     /// its own waiting requests wait on that: a proposal is answered by the leader (a forwarded one too), and a read on
     /// a follower learns the commit index from its read round's heartbeat. Sent alone to every follower, it cost each
-    /// a round trip per commit: half of a lone writer's peer messages (docs/benchmarks.md, "The commit without a round
-    /// trip").
+    /// a round trip per commit: half of a lone writer's peer messages (docs/benchmarks.md, "The commit only to
+    /// followers that wait").
     /// </summary>
     private bool MaybeCommit()
     {
