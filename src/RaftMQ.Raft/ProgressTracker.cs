@@ -121,15 +121,22 @@ internal sealed class ProgressTracker
 
     // ---- progress (leader only) ----
 
-    /// <summary>A new leader's view: every voter probed from <paramref name="next"/>, nothing known to match.</summary>
-    public void ResetProgress(ulong next)
+    /// <summary>
+    /// A new leader's view: every member probed from <paramref name="next"/>, nothing known to match. Members of
+    /// <paramref name="previous"/> that the current configuration lacks are <see cref="Departing"/>: pass the
+    /// configuration before the latest while the latest is not known to be committed, else none.
+    /// </summary>
+    public void ResetProgress(ulong next, ClusterConfiguration? previous = null)
     {
         _progress.Clear();
-        Departing = [];
-        ReplicationTargets = Replicas;
         foreach (var id in Replicas) _progress[id] = new Progress(next, _maxInflight);
         // A leader that is being removed still tracks its own log.
         _progress.TryAdd(_self, new Progress(next, _maxInflight));
+        Departing = previous is null
+            ? []
+            : [.. previous.Voters.Concat(previous.Learners).Where(id => id != _self && !Replicas.Contains(id)).Order()];
+        foreach (var id in Departing) _progress[id] = new Progress(next, _maxInflight);
+        ReplicationTargets = Departing.Count == 0 ? Replicas : [.. Replicas.Union(Departing).Order()];
     }
 
     /// <summary>Forgets all progress (this node is no longer leader).</summary>

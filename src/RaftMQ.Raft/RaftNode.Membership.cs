@@ -251,10 +251,13 @@ public sealed partial class RaftNode
         {
             if (_tracker.IsVoter(Id)) return true;
             if (ConfigurationIndex <= _log.Committed) return false;
-            var previous = _configurations.Count >= 2 ? _configurations[^2].Configuration : _baseConfiguration;
-            return previous.IsVoter(Id);
+            return PreviousConfiguration.IsVoter(Id);
         }
     }
+
+    /// <summary>The configuration before the latest one.</summary>
+    private ClusterConfiguration PreviousConfiguration =>
+        _configurations.Count >= 2 ? _configurations[^2].Configuration : _baseConfiguration;
 
     // ---- proposing a change ----
 

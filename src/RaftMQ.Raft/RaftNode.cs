@@ -948,7 +948,11 @@ public sealed partial class RaftNode
         Reset(Term);
         Role = Role.Leader;
         Leader = Id;
-        _tracker.ResetProgress(_log.LastIndex + 1);
+        // Members that the latest, uncommitted change removes still get the log until it commits, from this leader
+        // too, not only from the one that proposed it: else one that still counts itself a voter (Promotable) hears
+        // nothing, campaigns and, without pre-vote or check-quorum, deposes every leader that needs longer than an
+        // election timeout to commit the change (thesis §4.2.3).
+        _tracker.ResetProgress(_log.LastIndex + 1, ConfigurationIndex > _log.Committed ? PreviousConfiguration : null);
         _tracker[Id].MaybeUpdate(_log.StableLastIndex);
         // §5.4.2 and §8: a leader commits entries of earlier terms only by committing one of its own; the no-op is it.
         var noOp = new Entry(_log.LastIndex + 1, Term, EntryType.NoOp, ReadOnlyMemory<byte>.Empty);

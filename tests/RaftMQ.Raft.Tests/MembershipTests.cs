@@ -153,6 +153,53 @@ public sealed class MembershipTests
     }
 
     [Fact]
+    public void A_new_leader_keeps_a_member_that_an_uncommitted_change_removes_informed_until_the_change_commits()
+    {
+        // Neither pre-vote nor check-quorum: nothing else keeps a removed member that hears nothing from campaigning.
+        var c = new TestCluster([1, 2, 3, 4, 5], configure: o =>
+        {
+            o.PreVote = false;
+            o.CheckQuorum = false;
+        });
+        c.Elect(1);
+        c.Deliver();
+        c.Isolate(4);
+        c.Isolate(5);
+        var removal = c.Change(1, n => n.RemoveMember(2));
+        removal.IsAccepted.ShouldBeTrue(removal.Message);
+        c.Node(3).ConfigurationIndex.ShouldBe(removal.Index);
+        c.Node(2).ConfigurationIndex.ShouldBe(removal.Index);
+        c.Node(3).CommitIndex.ShouldBeLessThan(removal.Index); // 1 and 3 are two of the new four voters
+
+        // Leader 1 is lost; node 3 wins (4 and 5 grant it, then are cut off again) with the change still uncommitted.
+        c.Isolate(1);
+        var first = c[3].Elect();
+        var term = c.Node(3).Term;
+        first.OfType<AppendEntries>().Select(m => m.To).ShouldContain(2UL);
+        c.Send(first);
+        c.Tick(10 * TestNode.ElectionTicks);
+
+        // Node 2 still counts itself a voter (its removal is not known committed) but hears the leader: it stays quiet.
+        c.Node(2).Role.ShouldBe(Role.Follower);
+        c.Node(2).Term.ShouldBe(term);
+        c.Node(2).Leader.ShouldBe(3UL);
+        c.Node(3).Role.ShouldBe(Role.Leader);
+        c.Node(3).Term.ShouldBe(term);
+
+        // Once the change commits, node 2 learns it (4 and 5 campaigned while cut off, so the leader may have changed
+        // meanwhile), the leader stops sending to it, and node 2 never campaigns.
+        c.Heal(4);
+        c.Heal(5);
+        c.Tick(4 * TestNode.ElectionTicks);
+        var leader = c.Leader.ShouldNotBeNull();
+        leader.Node.CommitIndex.ShouldBeGreaterThanOrEqualTo(removal.Index);
+        c.Node(2).CommitIndex.ShouldBeGreaterThanOrEqualTo(removal.Index);
+        leader.Tick(2 * TestNode.ElectionTicks).Where(m => m.To == 2).ShouldBeEmpty();
+        c.Isolate(2);
+        c[2].Tick(10 * TestNode.ElectionTicks).ShouldBeEmpty();
+    }
+
+    [Fact]
     public void RemovingTheLeader_ItLeadsUntilTheChangeCommits_ThenHandsOverAndNeverCampaigns()
     {
         var c = ThreeWithLeader1();

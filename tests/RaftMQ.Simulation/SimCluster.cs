@@ -1054,6 +1054,7 @@ public sealed partial class SimCluster : IDisposable
         sb.AppendLine(message);
         sb.Append(CultureInfo.InvariantCulture, $"  seed {Seed}, virtual time {Now} ms").AppendLine();
         if (_options.ReplayCommand is { } replay) sb.Append("  replay: ").AppendLine(replay);
+        sb.Append(CultureInfo.InvariantCulture, $"  pre-vote {(_options.PreVote ? "on" : "off")}, check-quorum {(_options.CheckQuorum ? "on" : "off")}").AppendLine();
         sb.AppendLine("  nodes:");
         foreach (var node in _nodes) sb.Append("    ").AppendLine(node.ToString());
         var count = (int)Math.Min(_traceCount, _trace.Length);

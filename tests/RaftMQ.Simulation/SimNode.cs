@@ -192,7 +192,7 @@ public sealed class SimNode : INodeObserver
         if (Raft is { } r)
         {
             return $"n{Id} {r.Role} t{r.Term} vote={r.Vote} last={r.LastIndex}/t{r.LastTerm} commit={r.CommitIndex} applied={r.AppliedIndex}" +
-                $"{SnapshotSummary}{(ClockPaused ? " paused" : "")}";
+                $"{SnapshotSummary} config@{r.ConfigurationIndex}={r.Configuration}{(ClockPaused ? " paused" : "")}";
         }
         return _lastLog is null ? $"n{Id} never started" : $"n{Id} down t{_lastLog.HardState.Term} last={_lastLog.LastIndex} commit={_lastLog.HardState.Commit}";
     }
