@@ -33,7 +33,7 @@ public abstract class FuzzTestsBase(ITestOutputHelper output)
 
         var total = SimEnvironment.Soak ? SoakSchedules : DefaultSchedules;
         var perPart = total / Parts;
-        var first = FirstSeed + (ulong)(Part * perPart);
+        var first = FirstSeed + SimEnvironment.SeedOffset + (ulong)(Part * perPart);
         var watch = Stopwatch.StartNew();
         long acknowledged = 0, forwarded = 0, proposals = 0, crashes = 0, elections = 0, snapshotsInstalled = 0, diskFaults = 0, reads = 0, transfers = 0;
         int withLeaderChange = 0, fiveNodes = 0, withSnapshotInstall = 0, withDiskFault = 0;

@@ -31,7 +31,7 @@ public abstract class MembershipFuzzTestsBase(ITestOutputHelper output)
 
         var total = SimEnvironment.Soak ? SoakSchedules : DefaultSchedules;
         var perPart = total / Parts;
-        var first = FirstSeed + (ulong)(Part * perPart);
+        var first = FirstSeed + SimEnvironment.SeedOffset + (ulong)(Part * perPart);
         var watch = Stopwatch.StartNew();
         long asked = 0, added = 0, promoted = 0, votersRemoved = 0, learnersRemoved = 0, selfRemovals = 0, wiped = 0, inFlight = 0, misuse = 0, notLeader = 0;
         long acknowledged = 0, crashes = 0, snapshotJoins = 0;

@@ -269,7 +269,7 @@ public sealed class QueueSimulationTests(ITestOutputHelper output)
         var filter = Sim.Filter(GetType(), nameof(Queue_fuzz));
         IEnumerable<ulong> seeds = SimEnvironment.SeedOverride is { } one
             ? [one]
-            : Enumerable.Range(0, SimEnvironment.Soak ? SoakSchedules : DefaultSchedules).Select(i => FirstSeed + (ulong)i);
+            : Enumerable.Range(0, SimEnvironment.Soak ? SoakSchedules : DefaultSchedules).Select(i => FirstSeed + SimEnvironment.SeedOffset + (ulong)i);
         var watch = Stopwatch.StartNew();
         var outcomes = new List<QueueFuzzOutcome>();
         foreach (var seed in seeds)

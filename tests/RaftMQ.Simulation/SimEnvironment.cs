@@ -4,12 +4,13 @@ namespace RaftMQ.Simulation;
 
 /// <summary>
 /// The environment variables that steer simulation runs: <c>RAFTMQ_SEED=n</c> replays one seed,
-/// <c>RAFTMQ_SOAK=1</c> runs the long randomized sweeps.
+/// <c>RAFTMQ_SOAK=1</c> runs the long randomized sweeps, <c>RAFTMQ_SEED_OFFSET=n</c> moves the sweeps' seeds by n.
 /// </summary>
 public static class SimEnvironment
 {
     public const string SeedVariable = "RAFTMQ_SEED";
     public const string SoakVariable = "RAFTMQ_SOAK";
+    public const string SeedOffsetVariable = "RAFTMQ_SEED_OFFSET";
 
     /// <summary>The seed to replay, when <c>RAFTMQ_SEED</c> is set.</summary>
     public static ulong? SeedOverride
@@ -21,6 +22,22 @@ public static class SimEnvironment
             if (!ulong.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var seed))
                 throw new ArgumentException($"{SeedVariable} must be a non-negative integer, not '{text}'.");
             return seed;
+        }
+    }
+
+    /// <summary>
+    /// What <c>RAFTMQ_SEED_OFFSET</c> adds to the first seed of every fuzzer's sweep (0 when unset): a soak with a new
+    /// offset runs schedules no earlier soak ran. A failure's replay command names its seed, offset included.
+    /// </summary>
+    public static ulong SeedOffset
+    {
+        get
+        {
+            var text = Environment.GetEnvironmentVariable(SeedOffsetVariable);
+            if (string.IsNullOrWhiteSpace(text)) return 0;
+            if (!ulong.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var offset) || offset > 1UL << 60)
+                throw new ArgumentException($"{SeedOffsetVariable} must be an integer from 0 to 2^60, not '{text}'.");
+            return offset;
         }
     }
 
