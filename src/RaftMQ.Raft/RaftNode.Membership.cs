@@ -226,8 +226,13 @@ public sealed partial class RaftNode
         // A leader still hears from the members it is removing.
         if (Role == Role.Leader && _tracker.TryGetProgress(message.From, out _)) return true;
         if (message is AppendEntries or InstallSnapshot) return true;
-        // Heartbeats, and the request to take over from a leader that removed itself, from the leader already followed.
-        if (message is Heartbeat or TimeoutNow) return _tracker.Voters.Count == 0 || (message.Term == Term && message.From == Leader);
+        // Heartbeats in this node's term, which only this term's leader sends (one leader a term): a leader that removed
+        // itself leads until the change commits, and a follower holding the change that stopped following it (a
+        // pre-vote resets the leader it knows) must still answer, or the leader never learns what it lacks and the
+        // change never commits. A heartbeat of another term moves no term here.
+        if (message is Heartbeat) return _tracker.Voters.Count == 0 || message.Term == Term;
+        // The request to take over from a leader that removed itself, from the leader already followed.
+        if (message is TimeoutNow) return _tracker.Voters.Count == 0 || (message.Term == Term && message.From == Leader);
         // A candidate this node does not know may be a voter of a configuration its log lacks, whose vote it needs
         // (thesis §4.1). A pre-vote moves no term, so it is heard; the real request only after a granted pre-vote
         // (or when pre-votes are off), and a leadership transfer's, which a leader of this cluster asked for.

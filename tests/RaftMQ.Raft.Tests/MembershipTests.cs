@@ -200,6 +200,42 @@ public sealed class MembershipTests
     }
 
     [Fact]
+    public void A_follower_holding_the_leaders_removal_of_itself_answers_its_heartbeats_after_it_stopped_following_it()
+    {
+        var c = ThreeWithLeader1();
+        c.Isolate(2);
+        var removal = c.Change(1, n => n.RemoveMember(1));
+        removal.IsAccepted.ShouldBeTrue(removal.Message);
+        ShouldHaveConfiguration(c.Node(3), [2, 3]); // node 3 holds the change; without node 2 it cannot commit
+        c.Node(1).CommitIndex.ShouldBeLessThan(removal.Index);
+
+        // Node 3, cut off for an election timeout, asks for pre-votes in vain and no longer knows a leader.
+        c.Isolate(3);
+        for (var i = 0; i < 4 * TestNode.ElectionTicks && c.Node(3).Role != Role.PreCandidate; i++) c[3].Tick();
+        c.Node(3).Role.ShouldBe(Role.PreCandidate);
+        c.Node(3).Leader.ShouldBe(0UL);
+
+        // Node 1 is not in node 3's configuration, but leads node 3's term: its heartbeat is answered and followed,
+        // so node 1 learns what node 3 lacks (here nothing) and can finish the change.
+        var answer = c[3].Step(new Heartbeat(1, 3, c.Node(3).Term, c.Node(1).CommitIndex, 0));
+        answer.OfType<HeartbeatResponse>().ShouldHaveSingleItem().To.ShouldBe(1UL);
+        c.Node(3).Role.ShouldBe(Role.Follower);
+        c.Node(3).Leader.ShouldBe(1UL);
+
+        // A heartbeat of a later term from outside the configuration still moves nothing.
+        var term = c.Node(3).Term;
+        c[3].Step(new Heartbeat(1, 3, term + 1, 0, 0)).ShouldBeEmpty();
+        c.Node(3).Term.ShouldBe(term);
+
+        c.HealAll();
+        c.Tick(4 * TestNode.ElectionTicks);
+        var leader = c.Leader.ShouldNotBeNull();
+        leader.Node.Id.ShouldBeOneOf(2UL, 3UL);
+        leader.Node.CommitIndex.ShouldBeGreaterThanOrEqualTo(removal.Index);
+        c.Node(1).Role.ShouldBe(Role.Follower);
+    }
+
+    [Fact]
     public void RemovingTheLeader_ItLeadsUntilTheChangeCommits_ThenHandsOverAndNeverCampaigns()
     {
         var c = ThreeWithLeader1();
