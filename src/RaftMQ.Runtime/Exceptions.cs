@@ -9,9 +9,9 @@ public sealed class NotLeaderException(ulong leaderId)
     public ulong LeaderId { get; } = leaderId;
 }
 
-/// <summary>Another entry was committed at the proposal's index: it was definitely not applied. Safe to retry.</summary>
+/// <summary>The proposal was overwritten by another leader's entry: it was definitely not applied. Safe to retry.</summary>
 public sealed class ProposalDroppedException(ulong index)
-    : Exception($"Another entry was committed at index {index}: the proposal there was not applied.")
+    : Exception($"The proposal at index {index} was replaced by a new leader's entry and was not applied.")
 {
     public ulong Index { get; } = index;
 }
@@ -35,19 +35,13 @@ public sealed class CommandTooLargeException(int bytes, int maxBytes)
 }
 
 /// <summary>
-/// Whether the proposal was committed cannot be told here: its entry was covered by a snapshot installed from the
-/// leader before this node applied it (<see cref="UnknownReason.SnapshotCovered"/>), or this node, leading again, put
-/// a new entry at its index while the old one may still be committed by a leader of a later term that holds it
-/// (<see cref="UnknownReason.LeaderLost"/>). The outcome is unknown: retry only if the command is idempotent.
+/// The proposal's entry was covered by a snapshot installed from the leader before this node applied it, so whether it
+/// was committed cannot be told here: the outcome is unknown (retry only if the command is idempotent).
 /// </summary>
-public sealed class ProposalOutcomeUnknownException(ulong index, UnknownReason reason = UnknownReason.SnapshotCovered)
-    : Exception(reason == UnknownReason.SnapshotCovered
-        ? $"The outcome of the proposal at index {index} is unknown: a snapshot from the leader replaced the log there."
-        : $"The outcome of the proposal at index {index} is unknown: its leadership ended before it committed, and a later leader may still commit it.")
+public sealed class ProposalOutcomeUnknownException(ulong index)
+    : Exception($"The outcome of the proposal at index {index} is unknown: a snapshot from the leader replaced the log there.")
 {
     public ulong Index { get; } = index;
-
-    public UnknownReason Reason { get; } = reason;
 }
 
 /// <summary>

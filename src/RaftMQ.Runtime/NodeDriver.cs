@@ -448,7 +448,9 @@ public sealed partial class NodeDriver : IDisposable
         switch (r.Status)
         {
             case ProposeStatus.Accepted:
-                if (RemoveProposal(r.Index, out var replaced)) FailReplaced(replaced, r.Index);
+                // A pending proposal at this index belonged to an earlier leadership of this node whose entry was
+                // overwritten before it was applied here: it was not applied.
+                if (RemoveProposal(r.Index, out var replaced)) Fail(replaced, new ProposalDroppedException(r.Index));
                 AddProposal(r.Index, new PendingProposal(r.Term, completion, 0, 0, command.Length));
                 break;
             case ProposeStatus.NotLeader:
@@ -760,21 +762,16 @@ public sealed partial class NodeDriver : IDisposable
     }
 
     /// <summary>
-    /// Applies the Ready's committed entries, which does not need its write to be durable. A proposal whose entry a
-    /// new leader's entries replaced in this node's log is not answered here: a leader of a later term that still holds
-    /// the old entry may commit it yet (thesis Figure 3.7), so only the entry committed at its index tells (at apply),
-    /// or its caller's deadline ends the wait with an unknown outcome. Answering "not applied" at the replacement made
-    /// the runtime propose the command again, and both copies could be applied.
+    /// Answers the proposals the Ready's entries replaced, then applies its committed entries. Neither needs the
+    /// Ready's write to be durable: an entry replaced in this node's log is held by no leader and can never commit.
     /// </summary>
-    private void ApplyReady(Ready ready) => ApplyTimed(ready.CommittedEntries);
-
-    /// <summary>
-    /// Answers a pending proposal of an earlier leadership of this node whose index this node, leading again, has
-    /// just proposed a new entry at: its entry is no longer in this log, but a leader of a later term that holds it
-    /// may still commit it, so the outcome is unknown, not "not applied".
-    /// </summary>
-    private void FailReplaced(in PendingProposal replaced, ulong index) =>
-        Fail(replaced, new ProposalOutcomeUnknownException(index, UnknownReason.LeaderLost));
+    private void ApplyReady(Ready ready)
+    {
+        // A leader never overwrites its log (§5.3); anyone else may have just replaced entries this node proposed.
+        if (_proposals.Count > 0 && _node.Role != Role.Leader && (ready.Entries.Count > 0 || ready.Snapshot is not null))
+            DropOverwrittenProposals();
+        ApplyTimed(ready.CommittedEntries);
+    }
 
     /// <summary>
     /// While a Ready's fsync runs, applies the entries committed since (a leader's followers acknowledged them before
@@ -823,6 +820,27 @@ public sealed partial class NodeDriver : IDisposable
                 if (p.Term == e.Term) Succeed(p, result);
                 else Fail(p, new ProposalDroppedException(e.Index));
             }
+        }
+    }
+
+    /// <summary>
+    /// Answers the proposals whose entries are no longer in the log: replaced by another leader's entry at their
+    /// index, or cut off behind a shorter log. Such an entry can never be committed (by log matching, no leader holds
+    /// it), so the proposal was not applied; without this its caller would wait until the log grew back to its index.
+    /// </summary>
+    private void DropOverwrittenProposals()
+    {
+        List<ulong>? dropped = null;
+        foreach (var (index, p) in _proposals)
+        {
+            if (index <= _node.FirstIndex - 1) continue; // compacted: answered at apply or at the snapshot install
+            if (index > _node.LastIndex || !_node.TryGetEntry(index, out var e) || e.Term != p.Term) (dropped ??= []).Add(index);
+        }
+        if (dropped is null) return;
+        foreach (var index in dropped)
+        {
+            RemoveProposal(index, out var p);
+            Fail(p, new ProposalDroppedException(index));
         }
     }
 

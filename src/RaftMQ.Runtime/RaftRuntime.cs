@@ -206,8 +206,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     /// <summary>
     /// Replicates <paramref name="command"/> and returns the state machine's result once it is committed and applied.
     /// Throws <see cref="NotLeaderException"/> on a non-leader (nothing was proposed; safe to retry elsewhere),
-    /// <see cref="ProposalDroppedException"/> when another entry was committed at its index (not applied; safe to retry),
-    /// <see cref="ProposalOutcomeUnknownException"/> when it cannot be told whether it was committed,
+    /// <see cref="ProposalDroppedException"/> when a new leader replaced it (not applied; safe to retry),
     /// <see cref="LeadershipTransferringException"/> while this node hands leadership over (not proposed; safe to retry), and
     /// <see cref="OperationCanceledException"/> when cancelled (the outcome is then unknown).
     /// </summary>
@@ -349,7 +348,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         }
         catch (ProposalOutcomeUnknownException e)
         {
-            return new ProposeOutcome.Unknown(e.Reason, e.Message);
+            return new ProposeOutcome.Unknown(UnknownReason.SnapshotCovered, e.Message);
         }
         catch (NodeStoppedException e)
         {
