@@ -129,10 +129,10 @@ public sealed partial class InvariantChecker
     }
 
     // At a new leader: the votes of its term it got from voters of its configuration must be a majority of them.
-    private void CheckElectionQuorum(ulong node, ulong term)
+    private void CheckElectionQuorum(ulong node, ulong term, ClusterConfiguration? logConfiguration)
     {
         if (!_configurations.TryGetValue(node, out var record)) return; // a checker fed by hand, without logs
-        var configuration = record.Latest;
+        var configuration = logConfiguration ?? record.Latest;
         var voters = configuration.Voters;
         var votes = voters.Count(v => v == node || (_votes.TryGetValue((v, term), out var c) && c == node));
         if (votes * 2 <= voters.Count)

@@ -179,8 +179,11 @@ public sealed partial class InvariantChecker
     /// <summary>
     /// Observes that <paramref name="node"/> is leader in <paramref name="term"/>; its log starts after
     /// <paramref name="compactedTo"/> and <paramref name="termAt"/> reads the rest (null past the end).
+    /// <paramref name="logConfiguration"/>, when given, is the latest configuration in the node's whole log, the
+    /// entries its fsync has not covered yet included: a node campaigns on what it appended (§4.1), so its election is
+    /// judged by that, not by what it persisted (null: the persisted record).
     /// </summary>
-    public void OnLeader(ulong node, ulong term, SnapshotMetadata compactedTo, Func<ulong, ulong?> termAt)
+    public void OnLeader(ulong node, ulong term, SnapshotMetadata compactedTo, Func<ulong, ulong?> termAt, ClusterConfiguration? logConfiguration = null)
     {
         if (_leaderOfTerm.TryGetValue(term, out var leader))
         {
@@ -188,7 +191,7 @@ public sealed partial class InvariantChecker
             return;
         }
         _leaderOfTerm.Add(term, node);
-        CheckElectionQuorum(node, term);
+        CheckElectionQuorum(node, term, logConfiguration);
         // The last entry committed in a term up to this one; usually the last one of all.
         var k = _committed.Count - 1;
         while (k >= 0 && _committedBy[k] > term) k--;

@@ -922,6 +922,21 @@ public sealed partial class SimCluster : IDisposable
     }
 
     /// <summary>Checks what a node's last step may have changed, and records the answers clients got.</summary>
+    /// <summary>
+    /// The latest configuration entry in <paramref name="r"/>'s log as it is in memory (what it appended, persisted or
+    /// not), read from the entries themselves; before its first entry, its snapshot's; null when neither says (a log
+    /// opened without either: the checker's own record decides).
+    /// </summary>
+    private static ClusterConfiguration? LatestConfigurationInLog(SimNode node, RaftNode r)
+    {
+        for (var i = r.LastIndex; i >= r.FirstIndex && i > 0; i--)
+        {
+            if (r.TryGetEntry(i, out var e) && e.Type == EntryType.Configuration)
+                return ClusterConfiguration.TryDecode(e.Data.Span, out var configuration, out _) ? configuration : null;
+        }
+        return node.Storage.Snapshot.Configuration;
+    }
+
     private void AfterInput(SimNode node)
     {
         UpdateClients();
@@ -933,7 +948,7 @@ public sealed partial class SimCluster : IDisposable
             if (r.Role == Role.Leader && !(Checker.LeaderOfTerm.TryGetValue(r.Term, out var known) && known == node.Id))
             {
                 var log = node.Storage;
-                Checker.OnLeader(node.Id, r.Term, log.Snapshot, index => r.TryGetEntry(index, out var e) ? e.Term : null);
+                Checker.OnLeader(node.Id, r.Term, log.Snapshot, index => r.TryGetEntry(index, out var e) ? e.Term : null, LatestConfigurationInLog(node, r));
             }
         }
     }
