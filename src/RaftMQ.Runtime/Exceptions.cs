@@ -9,9 +9,9 @@ public sealed class NotLeaderException(ulong leaderId)
     public ulong LeaderId { get; } = leaderId;
 }
 
-/// <summary>The proposal was overwritten by another leader's entry: it was definitely not applied. Safe to retry.</summary>
+/// <summary>Another entry was committed at the proposal's index: it was definitely not applied. Safe to retry.</summary>
 public sealed class ProposalDroppedException(ulong index)
-    : Exception($"The proposal at index {index} was replaced by a new leader's entry and was not applied.")
+    : Exception($"Another entry was committed at index {index}: the proposal there was not applied.")
 {
     public ulong Index { get; } = index;
 }
@@ -35,13 +35,19 @@ public sealed class CommandTooLargeException(int bytes, int maxBytes)
 }
 
 /// <summary>
-/// The proposal's entry was covered by a snapshot installed from the leader before this node applied it, so whether it
-/// was committed cannot be told here: the outcome is unknown (retry only if the command is idempotent).
+/// Whether the proposal was committed cannot be told here: its entry was covered by a snapshot installed from the
+/// leader before this node applied it (<see cref="UnknownReason.SnapshotCovered"/>), or a new leader's entries
+/// replaced it in this node's log while a leader of a later term that still holds it may commit it yet
+/// (<see cref="UnknownReason.LeaderLost"/>). The outcome is unknown: retry only if the command is idempotent.
 /// </summary>
-public sealed class ProposalOutcomeUnknownException(ulong index)
-    : Exception($"The outcome of the proposal at index {index} is unknown: a snapshot from the leader replaced the log there.")
+public sealed class ProposalOutcomeUnknownException(ulong index, UnknownReason reason = UnknownReason.SnapshotCovered)
+    : Exception(reason == UnknownReason.SnapshotCovered
+        ? $"The outcome of the proposal at index {index} is unknown: a snapshot from the leader replaced the log there."
+        : $"The outcome of the proposal at index {index} is unknown: a new leader replaced it here, and a later leader may still commit it.")
 {
     public ulong Index { get; } = index;
+
+    public UnknownReason Reason { get; } = reason;
 }
 
 /// <summary>

@@ -145,7 +145,7 @@ public sealed partial class NodeDriver
         switch (r.Status)
         {
             case ProposeStatus.Accepted:
-                if (RemoveProposal(r.Index, out var replaced)) Fail(replaced, new ProposalDroppedException(r.Index));
+                if (RemoveProposal(r.Index, out var replaced)) Fail(replaced, new ProposalOutcomeUnknownException(r.Index, UnknownReason.LeaderLost));
                 AddProposal(r.Index, new PendingProposal(r.Term, null, from, requestId, command.Length));
                 _forwardedInFlight++;
                 break;
@@ -268,8 +268,8 @@ public sealed partial class NodeDriver
                 // Certainly not applied, and the leadership it was proposed under is over: the follower routes again.
                 Answer(p.ForwardedBy, p.RequestId, ForwardStatus.NotLeader, 0, error.Message);
                 break;
-            case ProposalOutcomeUnknownException:
-                Answer(p.ForwardedBy, p.RequestId, ForwardStatus.Unknown, (byte)UnknownReason.SnapshotCovered, error.Message);
+            case ProposalOutcomeUnknownException unknown:
+                Answer(p.ForwardedBy, p.RequestId, ForwardStatus.Unknown, (byte)unknown.Reason, error.Message);
                 break;
             default:
                 Answer(p.ForwardedBy, p.RequestId, ForwardStatus.Unknown, (byte)UnknownReason.Stopped, error.Message);

@@ -448,9 +448,9 @@ public sealed partial class NodeDriver : IDisposable
         switch (r.Status)
         {
             case ProposeStatus.Accepted:
-                // A pending proposal at this index belonged to an earlier leadership of this node whose entry was
-                // overwritten before it was applied here: it was not applied.
-                if (RemoveProposal(r.Index, out var replaced)) Fail(replaced, new ProposalDroppedException(r.Index));
+                // A pending proposal at this index belonged to an earlier leadership of this node whose entry is no
+                // longer in this log; a later leader holding it may still commit it (see DropOverwrittenProposals).
+                if (RemoveProposal(r.Index, out var replaced)) Fail(replaced, new ProposalOutcomeUnknownException(r.Index, UnknownReason.LeaderLost));
                 AddProposal(r.Index, new PendingProposal(r.Term, completion, 0, 0, command.Length));
                 break;
             case ProposeStatus.NotLeader:
@@ -763,7 +763,7 @@ public sealed partial class NodeDriver : IDisposable
 
     /// <summary>
     /// Answers the proposals the Ready's entries replaced, then applies its committed entries. Neither needs the
-    /// Ready's write to be durable: an entry replaced in this node's log is held by no leader and can never commit.
+    /// Ready's write to be durable.
     /// </summary>
     private void ApplyReady(Ready ready)
     {
@@ -825,8 +825,13 @@ public sealed partial class NodeDriver : IDisposable
 
     /// <summary>
     /// Answers the proposals whose entries are no longer in the log: replaced by another leader's entry at their
-    /// index, or cut off behind a shorter log. Such an entry can never be committed (by log matching, no leader holds
-    /// it), so the proposal was not applied; without this its caller would wait until the log grew back to its index.
+    /// index, or cut off behind a shorter log. Where the entry now at the index is committed, the proposal was
+    /// certainly not applied (<see cref="ProposalDroppedException"/>: the caller may propose again). Otherwise the
+    /// outcome is unknown: a leader of a later term that still holds the replaced entry may commit it yet (thesis
+    /// Figure 3.7: a node that got it wins a later election with the votes of nodes that never got the new entry).
+    /// Answering those "not applied" made the runtime propose the command again, and both copies could be applied (a
+    /// receive leased twice: queue simulator seed 66001970). Without an answer here the caller would wait until the
+    /// log grew back to the index.
     /// </summary>
     private void DropOverwrittenProposals()
     {
@@ -840,7 +845,9 @@ public sealed partial class NodeDriver : IDisposable
         foreach (var index in dropped)
         {
             RemoveProposal(index, out var p);
-            Fail(p, new ProposalDroppedException(index));
+            Fail(p, index <= _node.CommitIndex
+                ? new ProposalDroppedException(index)
+                : new ProposalOutcomeUnknownException(index, UnknownReason.LeaderLost));
         }
     }
 

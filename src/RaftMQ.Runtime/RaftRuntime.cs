@@ -348,7 +348,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         }
         catch (ProposalOutcomeUnknownException e)
         {
-            return new ProposeOutcome.Unknown(UnknownReason.SnapshotCovered, e.Message);
+            return new ProposeOutcome.Unknown(e.Reason, e.Message);
         }
         catch (NodeStoppedException e)
         {

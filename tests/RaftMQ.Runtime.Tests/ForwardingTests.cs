@@ -370,10 +370,9 @@ public sealed class ForwardingTests : IDisposable
         host.Sent.OfType<ForwardProposal>().ShouldBeEmpty();
     }
 
-    [Fact]
-    public void A_forwarded_entry_replaced_by_a_new_leader_is_answered_as_not_leader()
+    /// <summary>Node 1 of {1, 2, 3} leads (votes from 2) and takes a forward; returns the driver, its host and the term.</summary>
+    private (NodeDriver Driver, TestHost Host, ulong Term) LeaderWithAForward()
     {
-        // Node 1 of {1, 2, 3} leads in term 2 (votes from 2), takes a forward, then node 3 leads term 3 and overwrites.
         var (driver, host, _) = Create(1, [1, 2, 3], Forwarding());
         for (int i = 0; i < 50 && driver.Raft.Role is Role.Follower; i++)
         {
@@ -394,13 +393,37 @@ public sealed class ForwardingTests : IDisposable
         driver.Step(new ForwardProposal(2, 1, term, 42, Bytes("lost")));
         driver.ProcessReady();
         driver.ForwardedInFlight.ShouldBe(1);
-        var index = driver.Raft.LastIndex;
+        driver.Raft.LastIndex.ShouldBe(2UL); // the no-op, then the forward
         host.Sent.Clear();
-        // Node 3 leads a later term and replaces everything from the no-op on with its own entries.
+        return (driver, host, term);
+    }
+
+    [Fact]
+    public void A_forwarded_entry_replaced_by_a_new_leader_is_answered_as_unknown()
+    {
+        var (driver, host, term) = LeaderWithAForward();
+        // Node 3 leads a later term and replaces everything from the no-op on with its own entries, not committed yet.
+        // A leader of a later term that holds node 1's entries (node 2 may) could still commit them: not "not applied",
+        // which would have the follower propose the command again.
         driver.Step(new AppendEntries(3, 1, term + 1, 0, 0,
             [new Entry(1, term + 1, EntryType.NoOp, ReadOnlyMemory<byte>.Empty), new Entry(2, term + 1, EntryType.NoOp, ReadOnlyMemory<byte>.Empty)], 0));
         driver.ProcessReady();
-        index.ShouldBe(2UL);
+        var answer = host.Sent.OfType<ForwardResult>().ShouldHaveSingleItem();
+        answer.RequestId.ShouldBe(42UL);
+        answer.Status.ShouldBe(ForwardStatus.Unknown);
+        ((UnknownReason)answer.Reason).ShouldBe(UnknownReason.LeaderLost);
+        driver.ForwardedInFlight.ShouldBe(0);
+    }
+
+    [Fact]
+    public void A_forwarded_entry_replaced_by_a_committed_entry_is_answered_as_not_leader()
+    {
+        var (driver, host, term) = LeaderWithAForward();
+        // The new leader's entries arrive already committed: the forward certainly was not applied; the follower routes
+        // it again.
+        driver.Step(new AppendEntries(3, 1, term + 1, 0, 0,
+            [new Entry(1, term + 1, EntryType.NoOp, ReadOnlyMemory<byte>.Empty), new Entry(2, term + 1, EntryType.NoOp, ReadOnlyMemory<byte>.Empty)], 2));
+        driver.ProcessReady();
         var answer = host.Sent.OfType<ForwardResult>().ShouldHaveSingleItem();
         answer.RequestId.ShouldBe(42UL);
         answer.Status.ShouldBe(ForwardStatus.NotLeader);
