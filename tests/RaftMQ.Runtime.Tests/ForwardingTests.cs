@@ -398,6 +398,14 @@ public sealed class ForwardingTests : IDisposable
         return (driver, host, term);
     }
 
+    /// <summary>Node 3, leading the next term, replaces node 1's no-op and forward with its own, committed up to <paramref name="commit"/>.</summary>
+    private static void ReplaceByNodeThree(NodeDriver driver, ulong term, ulong commit)
+    {
+        driver.Step(new AppendEntries(3, 1, term + 1, 0, 0,
+            [new Entry(1, term + 1, EntryType.NoOp, ReadOnlyMemory<byte>.Empty), new Entry(2, term + 1, EntryType.NoOp, ReadOnlyMemory<byte>.Empty)], commit));
+        driver.ProcessReady();
+    }
+
     [Fact]
     public void A_forwarded_entry_replaced_by_a_new_leader_is_answered_as_unknown()
     {
@@ -405,9 +413,7 @@ public sealed class ForwardingTests : IDisposable
         // Node 3 leads a later term and replaces everything from the no-op on with its own entries, not committed yet.
         // A leader of a later term that holds node 1's entries (node 2 may) could still commit them: not "not applied",
         // which would have the follower propose the command again.
-        driver.Step(new AppendEntries(3, 1, term + 1, 0, 0,
-            [new Entry(1, term + 1, EntryType.NoOp, ReadOnlyMemory<byte>.Empty), new Entry(2, term + 1, EntryType.NoOp, ReadOnlyMemory<byte>.Empty)], 0));
-        driver.ProcessReady();
+        ReplaceByNodeThree(driver, term, commit: 0);
         var answer = host.Sent.OfType<ForwardResult>().ShouldHaveSingleItem();
         answer.RequestId.ShouldBe(42UL);
         answer.Status.ShouldBe(ForwardStatus.Unknown);
@@ -421,9 +427,7 @@ public sealed class ForwardingTests : IDisposable
         var (driver, host, term) = LeaderWithAForward();
         // The new leader's entries arrive already committed: the forward certainly was not applied; the follower routes
         // it again.
-        driver.Step(new AppendEntries(3, 1, term + 1, 0, 0,
-            [new Entry(1, term + 1, EntryType.NoOp, ReadOnlyMemory<byte>.Empty), new Entry(2, term + 1, EntryType.NoOp, ReadOnlyMemory<byte>.Empty)], 2));
-        driver.ProcessReady();
+        ReplaceByNodeThree(driver, term, commit: 2);
         var answer = host.Sent.OfType<ForwardResult>().ShouldHaveSingleItem();
         answer.RequestId.ShouldBe(42UL);
         answer.Status.ShouldBe(ForwardStatus.NotLeader);
