@@ -145,7 +145,7 @@ public sealed partial class NodeDriver
         switch (r.Status)
         {
             case ProposeStatus.Accepted:
-                if (RemoveProposal(r.Index, out var replaced)) Fail(replaced, new ProposalOutcomeUnknownException(r.Index, UnknownReason.LeaderLost));
+                FailReplacedProposal(r.Index);
                 AddProposal(r.Index, new PendingProposal(r.Term, null, from, requestId, command.Length));
                 _forwardedInFlight++;
                 break;

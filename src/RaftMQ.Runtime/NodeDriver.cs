@@ -448,9 +448,7 @@ public sealed partial class NodeDriver : IDisposable
         switch (r.Status)
         {
             case ProposeStatus.Accepted:
-                // A pending proposal at this index belonged to an earlier leadership of this node whose entry is no
-                // longer in this log; a later leader holding it may still commit it (see DropOverwrittenProposals).
-                if (RemoveProposal(r.Index, out var replaced)) Fail(replaced, new ProposalOutcomeUnknownException(r.Index, UnknownReason.LeaderLost));
+                FailReplacedProposal(r.Index);
                 AddProposal(r.Index, new PendingProposal(r.Term, completion, 0, 0, command.Length));
                 break;
             case ProposeStatus.NotLeader:
@@ -821,6 +819,16 @@ public sealed partial class NodeDriver : IDisposable
                 else Fail(p, new ProposalDroppedException(e.Index));
             }
         }
+    }
+
+    /// <summary>
+    /// Answers a pending proposal of an earlier leadership of this node at <paramref name="index"/>, which this node,
+    /// leading again, has just proposed a new entry at: the old entry is no longer in this log, but a later leader
+    /// that holds it may still commit it (see <see cref="DropOverwrittenProposals"/>), so its outcome is unknown.
+    /// </summary>
+    private void FailReplacedProposal(ulong index)
+    {
+        if (RemoveProposal(index, out var replaced)) Fail(replaced, new ProposalOutcomeUnknownException(index, UnknownReason.LeaderLost));
     }
 
     /// <summary>

@@ -68,8 +68,9 @@ public enum UnknownReason
     Stale,
 
     /// <summary>
-    /// The leader the command was forwarded to stopped leading (another leads, or none is known) and did not answer
-    /// within an election timeout: it may have crashed with the command in its log.
+    /// The leadership the command was proposed under ended before it committed: the leader it was forwarded to stopped
+    /// leading and did not answer within an election timeout (it may have crashed with the command in its log), or a
+    /// new leader's entry, not committed yet, replaced it (a later leader that still holds it may commit it).
     /// </summary>
     LeaderLost,
 }
