@@ -88,6 +88,12 @@ public sealed partial class RaftNode
     /// </summary>
     public bool WaitingToApply { get; set; }
 
+    /// <summary>
+    /// A snapshot this node adopted (an <see cref="InstallSnapshot"/> it took) that the next <see cref="Ready"/> hands
+    /// out, or null: right after stepping an InstallSnapshot, whether the core took it.
+    /// </summary>
+    public SnapshotMetadata? PendingSnapshot => _log.PendingSnapshot;
+
     /// <summary>The index of the last entry in the log (durable or not).</summary>
     public ulong LastIndex => _log.LastIndex;
 

@@ -272,7 +272,7 @@ public sealed partial class NodeDriver : IDisposable
     private long _lastCheckpointBytes;
     private IncomingSnapshot? _incomingSnapshot;
     private LogSyncJob? _logSync; // a Ready written and being fsynced off the loop; no other Ready until it is back
-    private InstallSnapshot? _installAfterSync; // a received snapshot waits for the outstanding Ready
+    private (InstallSnapshot Install, IncomingSnapshot? Received)? _installAfterSync; // waits for the outstanding Ready
     private SnapshotJob? _snapshotAfterSync; // a finished snapshot compacts the log once no fsync runs
     private ulong _applied; // the state machine's applied index: may run ahead of the core's while a Ready is out
 
@@ -380,7 +380,7 @@ public sealed partial class NodeDriver : IDisposable
                 ReceiveDiskAlarm(report);
                 break;
             case InstallSnapshot install when _logSync is not null:
-                _installAfterSync = install; // the core takes it once the outstanding Ready is advanced
+                DeferInstall(install, null); // the core takes it once the outstanding Ready is advanced
                 break;
             case AppendEntries:
                 // Its own reads wait to apply up to their read index (a follower's may be past the commit it knows).
@@ -652,10 +652,10 @@ public sealed partial class NodeDriver : IDisposable
         _logSync = null;
         if (job.Ready is null) _storage.CompleteSync(job.Sync); // a compaction's (throws if it failed)
         else Synced(job);
-        if (_installAfterSync is { } install)
+        if (_installAfterSync is { } deferred)
         {
             _installAfterSync = null;
-            _node.Step(install);
+            StepInstall(deferred.Install, deferred.Received);
         }
         if (_snapshotAfterSync is { } snapshot)
         {
@@ -714,6 +714,8 @@ public sealed partial class NodeDriver : IDisposable
         _outgoingSnapshots.Clear();
         _incomingSnapshot?.Dispose();
         _incomingSnapshot = null;
+        _installAfterSync?.Received?.Dispose();
+        _installAfterSync = null;
     }
 
     private void Send(IReadOnlyList<RaftMessage> messages)
@@ -1023,12 +1025,37 @@ public sealed partial class NodeDriver : IDisposable
         if (incoming.Accept(chunk))
         {
             _incomingSnapshot = null;
-            incoming.Dispose();
             var install = new InstallSnapshot(chunk.From, node.Id, chunk.Term, chunk.Snapshot);
-            if (_logSync is null) node.Step(install);
-            else _installAfterSync = install; // after the outstanding Ready, which the core must advance first
+            if (_logSync is null) StepInstall(install, incoming);
+            else DeferInstall(install, incoming); // after the outstanding Ready, which the core must advance first
         }
         _host.Send(new SnapshotChunkResponse(node.Id, chunk.From, node.Term, chunk.Snapshot, incoming.Received, false));
+    }
+
+    private void DeferInstall(InstallSnapshot install, IncomingSnapshot? received)
+    {
+        // Only the newest counts; the core never saw the one it replaces, whose file is discarded.
+        _installAfterSync?.Received?.Dispose();
+        _installAfterSync = (install, received);
+    }
+
+    /// <summary>
+    /// Tells the core a snapshot is here, and commits its file to the store only if the core adopted it. The store's
+    /// newest snapshot is what the node restarts from and what <see cref="InstallSnapshot"/> restores, so one the
+    /// core refused (its leader's term ended while it waited for a fsync, or this node's commit had passed it) must
+    /// not be left there: a later snapshot the core adopts could be older than it.
+    /// </summary>
+    private void StepInstall(InstallSnapshot install, IncomingSnapshot? received)
+    {
+        try
+        {
+            _node.Step(install);
+            if (received is not null && _node.PendingSnapshot == install.Snapshot) received.Commit();
+        }
+        finally
+        {
+            received?.Dispose();
+        }
     }
 
     /// <summary>

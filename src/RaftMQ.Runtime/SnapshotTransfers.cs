@@ -79,8 +79,9 @@ internal sealed class OutgoingSnapshot : IDisposable
 
 /// <summary>
 /// The follower's side: chunks in order go into a snapshot file being written; out-of-order or repeated chunks are
-/// answered with the offset expected next. When the last chunk arrives the file is committed (fsynced, renamed) and
-/// the core is told, through <see cref="InstallSnapshot"/>, that the snapshot is here.
+/// answered with the offset expected next. When the last chunk arrives the core is told, through
+/// <see cref="InstallSnapshot"/>, that the snapshot is here; the file is committed (fsynced, renamed) only if the core
+/// adopts it (NodeDriver.StepInstall says why).
 /// </summary>
 internal sealed class IncomingSnapshot : IDisposable
 {
@@ -96,7 +97,7 @@ internal sealed class IncomingSnapshot : IDisposable
 
     public ulong Received { get; private set; }
 
-    /// <summary>Takes a chunk; true when the snapshot is complete and committed to the store.</summary>
+    /// <summary>Takes a chunk; true when the snapshot is complete (not yet committed to the store: <see cref="Commit"/>).</summary>
     public bool Accept(SnapshotChunk chunk)
     {
         if (chunk.Offset != Received) return false;
@@ -105,10 +106,11 @@ internal sealed class IncomingSnapshot : IDisposable
             _writer.Write(chunk.Data.Span);
             Received += (ulong)chunk.Data.Length;
         }
-        if (!chunk.Done) return false;
-        _writer.Commit();
-        return true;
+        return chunk.Done;
     }
+
+    /// <summary>Makes the complete snapshot the store's newest (the core adopted it).</summary>
+    public void Commit() => _writer.Commit();
 
     public void Dispose() => _writer.Dispose();
 }
