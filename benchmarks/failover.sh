@@ -4,7 +4,9 @@
 # times with their median, p90 and maximum.
 #   usage: benchmarks/failover.sh [KILLS]        (build first: dotnet build -c Release RaftMQ.slnx)
 #   env: NODE (the node binary; default bin/raftmq-node), QUIET=1 (kill the leader only once the whole cluster is
-#        quiet, docs/runtime.md "A quiet cluster"), and any RAFTMQ_ node setting, e.g. RAFTMQ_HEARTBEAT_MS
+#        quiet, docs/runtime.md "A quiet cluster"), LOAD=n (n clients publish without pause to random nodes all the
+#        while, and what their writes got back is counted: benchmarks/write-outcomes.py), and any RAFTMQ_ node
+#        setting, e.g. RAFTMQ_HEARTBEAT_MS
 set -euo pipefail
 kills=${1:-20}
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,6 +17,11 @@ source "$root/benchmarks/local-cluster.sh"
 for i in 0 1 2; do start "$i"; done
 l=$(leader)
 curl -s -XPUT "http://127.0.0.1:${http[$l]}/topic" -d '{"topic":"failover"}' > /dev/null
+load=0
+if [ "${LOAD:-0}" -gt 0 ]; then
+  python3 "$root/benchmarks/write-outcomes.py" failover "${http[0]},${http[1]},${http[2]}" "$LOAD" > "$dir/outcomes" &
+  load=$!
+fi
 times=()
 for k in $(seq 1 "$kills"); do
   l=$(leader)
@@ -37,3 +44,4 @@ done
 sorted=($(printf '%s\n' "${times[@]}" | sort -n))
 c=${#sorted[@]}
 echo "failover over $c kills: median ${sorted[$(( (c - 1) / 2 ))]} ms, p90 ${sorted[$(( (c * 9 + 9) / 10 - 1 ))]} ms, max ${sorted[$((c - 1))]} ms"
+if [ "$load" != 0 ]; then kill -TERM "$load"; wait "$load" || true; cat "$dir/outcomes"; fi
