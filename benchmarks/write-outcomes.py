@@ -5,13 +5,16 @@ failovers"). benchmarks/failover.sh runs it with LOAD=n while it kills leaders.
 
 Outcomes: `200` (applied), `<status> <X-RaftMQ-Error>` for an error answer (e.g. `503 outcome-unknown`: the write
 may or may not have been applied; `503 no-leader`: certainly not applied), `refused` (the node's port is closed: its
-process is gone), `timeout` (no answer within TIMEOUT seconds), `error <kind>` for any other failure.
+process is gone), `timeout` (no answer within TIMEOUT seconds), `error <kind>` for any other failure. DETAIL=1 splits
+the 503s by their error text (numbers masked).
   usage: benchmarks/write-outcomes.py TOPIC PORT[,PORT...] [CLIENTS] [TIMEOUT]   (defaults: 4 clients, 5 s)
 """
 import collections
 import http.client
 import json
+import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -20,6 +23,7 @@ topic, ports = sys.argv[1], [int(p) for p in sys.argv[2].split(",")]
 clients = int(sys.argv[3]) if len(sys.argv) > 3 else 4
 timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 5.0
 counts = collections.Counter()
+DETAIL = os.environ.get("DETAIL") == "1"
 lock = threading.Lock()
 stop = threading.Event()
 
@@ -37,8 +41,10 @@ def client(seed):
             connections[port] = c
             c.request("PUT", "/message", body, {"Content-Type": "application/json"})
             r = c.getresponse()
-            r.read()
+            text = r.read()
             outcome = "200" if r.status == 200 else f"{r.status} {r.getheader('X-RaftMQ-Error') or '-'}"
+            if r.status == 503 and DETAIL:
+                outcome += ": " + re.sub(r"\d+", "N", json.loads(text).get("error", ""))
         except ConnectionRefusedError:
             outcome = "refused"
         except TimeoutError:
