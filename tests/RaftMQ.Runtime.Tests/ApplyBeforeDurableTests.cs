@@ -76,14 +76,14 @@ public sealed class ApplyBeforeDurableTests : IDisposable
         for (var i = 0; i < 100 && driver.Raft.Role != Role.Leader; i++)
         {
             driver.Tick();
-            Drain(driver, host);
+            host.Drain(driver);
             foreach (var vote in host.TakeSent().OfType<RequestVote>())
                 driver.Step(new RequestVoteResponse(vote.To, 1, vote.Term, true, vote.PreVote));
-            Drain(driver, host);
+            host.Drain(driver);
         }
         driver.Raft.Role.ShouldBe(Role.Leader);
         AcknowledgeAll(driver, host, driver.Raft.LastIndex);
-        Drain(driver, host);
+        host.Drain(driver);
         driver.Raft.CommitIndex.ShouldBe(driver.Raft.LastIndex);
         host.TakeSent();
     }
@@ -95,51 +95,10 @@ public sealed class ApplyBeforeDurableTests : IDisposable
         host.TakeSent();
     }
 
-    /// <summary>Handles Readies and finishes every fsync at once, until none is left.</summary>
-    private static void Drain(NodeDriver driver, HoldingHost host)
-    {
-        driver.ProcessReady();
-        while (host.Sync is { } sync)
-        {
-            host.Sync = null;
-            sync.Run();
-            driver.CompleteLogSync(sync);
-            driver.ProcessReady();
-        }
-    }
-
     public void Dispose()
     {
         _driver.Dispose();
         _driver.Storage.Dispose();
         if (Directory.Exists(_directory)) Directory.Delete(_directory, recursive: true);
-    }
-
-    /// <summary>Keeps the fsync it is given for the test to finish (or not).</summary>
-    private sealed class HoldingHost : INodeHost
-    {
-        private readonly List<RaftMessage> _sent = [];
-
-        public LogSyncJob? Sync { get; set; }
-
-        public TimeProvider Time => TimeProvider.System;
-
-        public void Send(RaftMessage message) => _sent.Add(message);
-
-        public List<RaftMessage> TakeSent()
-        {
-            var sent = _sent.ToList();
-            _sent.Clear();
-            return sent;
-        }
-
-        public void WriteSnapshotInBackground(SnapshotJob job) => throw new InvalidOperationException("no snapshots in this test");
-
-        public bool TrySyncLogInBackground(LogSyncJob job)
-        {
-            Sync.ShouldBeNull("one fsync at a time");
-            Sync = job;
-            return true;
-        }
     }
 }

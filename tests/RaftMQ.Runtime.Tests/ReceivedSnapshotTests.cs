@@ -50,14 +50,7 @@ public sealed class ReceivedSnapshotTests : IDisposable
         // The new leader's snapshot is older than the refused one; the core adopts it and the node installs it.
         var older = new SnapshotMetadata(23, 1) { Configuration = Members };
         _driver.Step(Chunk(from: 3, term: 2, older, ["x", "y"]));
-        _driver.ProcessReady();
-        while (_host.Sync is { } next)
-        {
-            _host.Sync = null;
-            next.Run();
-            _driver.CompleteLogSync(next);
-            _driver.ProcessReady();
-        }
+        _host.Drain(_driver);
 
         _driver.Storage.Snapshots.Latest.ShouldBe(older);
         _driver.AppliedIndex.ShouldBe(23ul);
@@ -70,11 +63,11 @@ public sealed class ReceivedSnapshotTests : IDisposable
     {
         _driver.Step(new AppendEntries(1, 2, 1, 0, 0,
             [new Entry(1, 1, EntryType.Command, "a"u8.ToArray()), new Entry(2, 1, EntryType.Command, "b"u8.ToArray())], 2));
-        Drain();
+        _host.Drain(_driver);
         _driver.AppliedIndex.ShouldBe(2ul);
 
         _driver.Step(Chunk(from: 1, term: 1, new SnapshotMetadata(1, 1) { Configuration = Members }, ["a"]));
-        Drain();
+        _host.Drain(_driver);
 
         _driver.Storage.Snapshots.Latest.ShouldBeNull();
         _machine.Items.ShouldBe(["a", "b"]);
@@ -90,50 +83,10 @@ public sealed class ReceivedSnapshotTests : IDisposable
         return new SnapshotChunk(from, 2, term, snapshot, 0, bytes.ToArray(), Done: true);
     }
 
-    private void Drain()
-    {
-        _driver.ProcessReady();
-        while (_host.Sync is { } sync)
-        {
-            _host.Sync = null;
-            sync.Run();
-            _driver.CompleteLogSync(sync);
-            _driver.ProcessReady();
-        }
-    }
-
     public void Dispose()
     {
         _driver.Dispose();
         _driver.Storage.Dispose();
         if (Directory.Exists(_directory)) Directory.Delete(_directory, recursive: true);
-    }
-
-    /// <summary>Keeps the fsync it is given for the test to finish.</summary>
-    private sealed class HoldingHost : INodeHost
-    {
-        private readonly List<RaftMessage> _sent = [];
-
-        public LogSyncJob? Sync { get; set; }
-
-        public TimeProvider Time => TimeProvider.System;
-
-        public void Send(RaftMessage message) => _sent.Add(message);
-
-        public List<RaftMessage> TakeSent()
-        {
-            var sent = _sent.ToList();
-            _sent.Clear();
-            return sent;
-        }
-
-        public void WriteSnapshotInBackground(SnapshotJob job) => throw new InvalidOperationException("no snapshots of its own in this test");
-
-        public bool TrySyncLogInBackground(LogSyncJob job)
-        {
-            Sync.ShouldBeNull("one fsync at a time");
-            Sync = job;
-            return true;
-        }
     }
 }
