@@ -38,7 +38,7 @@ public sealed class QueueWorkload
     private readonly SplitMix64 _rng;
     private readonly List<Producer> _producers = [];
     private readonly List<Consumer> _consumers = [];
-    private readonly Dictionary<string, long> _lastDelivery = [];
+    private readonly Dictionary<string, long> _quietSince = []; // per group: its last delivery, or while draining its last failed call
     private int _nextConsumer;
 
     public QueueWorkload(SimCluster sim, SplitMix64 rng, int producers = 2, int consumersPerGroup = 2, int messagesPerProducer = 20)
@@ -52,7 +52,7 @@ public sealed class QueueWorkload
         foreach (var group in Groups)
         {
             for (int i = 0; i < consumersPerGroup; i++) _consumers.Add(NewConsumer(group));
-            _lastDelivery[group] = 0;
+            _quietSince[group] = 0;
         }
     }
 
@@ -118,11 +118,11 @@ public sealed class QueueWorkload
         foreach (var group in Groups)
             if (!_consumers.Any(c => c.Group == group && !c.Dead)) _consumers.Add(NewConsumer(group));
         var quiet = 2 * MaxLeaseMs + MaxNackDelayMs + 300;
-        foreach (var group in Groups) _lastDelivery[group] = _sim.Now;
+        foreach (var group in Groups) _quietSince[group] = _sim.Now;
         var deadline = _sim.Now + timeoutMs;
         bool Done() =>
             _producers.All(p => p.Done) && _consumers.All(c => c.Dead || c.Idle)
-            && Groups.All(g => _sim.Now - _lastDelivery[g] > quiet);
+            && Groups.All(g => _sim.Now - _quietSince[g] > quiet);
         while (!Done())
         {
             if (_sim.Now > deadline)
@@ -368,6 +368,11 @@ public sealed class QueueWorkload
                     else w.History.Unknown(r);
                 }
                 _nextAt = sim.Now + w.Between(10, 100);
+                // The drain ends after a quiet spell with no delivery: a call that failed (an answer that came late
+                // or never) says nothing about what is left, so the spell starts again. Without this, a consumer
+                // that waited out its client timeout ended the drain with messages still undelivered, reported as
+                // lost (queue seed 66000505 on a runtime that answered replaced proposals late).
+                if (w.Draining) w._quietSince[Group] = sim.Now;
                 return;
             }
             if (result!.Status != QueueStatus.Ok) throw sim.Failure($"{name}'s {(call.ReceivePart is null ? record.Kind : "receive-ack")} was answered {result.Status}");
@@ -388,7 +393,7 @@ public sealed class QueueWorkload
             w.History.Received(record, _held);
             if (_held.Count > 0)
             {
-                w._lastDelivery[Group] = sim.Now;
+                w._quietSince[Group] = sim.Now;
                 // Processing takes a while; outside the drain often longer than the lease (the ack comes late).
                 _holdUntil = sim.Now + (w.Draining ? w.Between(0, 20) : w.Between(0, record.LeaseMs * 2));
             }
