@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Text.Json.Nodes;
 using RaftMQ.Linearizability;
@@ -16,6 +17,7 @@ internal sealed class NemesisClients(TestCluster cluster, int nodes, string topi
     private readonly CancellationTokenSource _producing = new();
     private int _published;
     private int _publishFailures;
+    private readonly ConcurrentDictionary<string, int> _failureReasons = new();
     private long _lastDelivery = Now();
     private volatile bool _draining;
     private long _drainDeadline = long.MaxValue;
@@ -29,6 +31,10 @@ internal sealed class NemesisClients(TestCluster cluster, int nodes, string topi
 
     /// <summary>Publish calls that got no answer (tried again at once).</summary>
     public int PublishFailures => Volatile.Read(ref _publishFailures);
+
+    /// <summary>The failed publish calls by reason: the status and its <c>X-RaftMQ-Error</c> code, or "no answer".</summary>
+    public string PublishFailureReasons =>
+        _failureReasons.IsEmpty ? "none" : string.Join(", ", _failureReasons.OrderByDescending(r => r.Value).Select(r => $"{r.Value} {r.Key}"));
 
     public bool Producing => !_producing.IsCancellationRequested;
 
@@ -59,7 +65,7 @@ internal sealed class NemesisClients(TestCluster cluster, int nodes, string topi
             while (true) // the same ids until answered: a repeat of a stored id is answered, not stored again
             {
                 var call = History.Publish(name, ids);
-                var (status, text) = await V1Api.TryPostAsync(cluster, random.Next(nodes), Path("publish"), body);
+                var (status, text, reason) = await TryPublishAsync(random.Next(nodes), body);
                 if (status == HttpStatusCode.OK)
                 {
                     History.Published(call, [.. JsonNode.Parse(text)!["offsets"]!.AsArray().Select(o => o!.GetValue<ulong>())]);
@@ -68,7 +74,21 @@ internal sealed class NemesisClients(TestCluster cluster, int nodes, string topi
                 }
                 History.Unknown(call); // tried again at once, at another random node
                 Interlocked.Increment(ref _publishFailures);
+                _failureReasons.AddOrUpdate(reason, 1, (_, n) => n + 1);
             }
+        }
+    }
+
+    private async Task<(HttpStatusCode Status, string Body, string Reason)> TryPublishAsync(int node, string body)
+    {
+        try
+        {
+            var (status, text, code) = await cluster.SendWithErrorCodeAsync(node, HttpMethod.Post, Path("publish"), body);
+            return (status, text, code is null ? $"{(int)status}" : $"{(int)status} {code}");
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return (0, e.Message, "no answer");
         }
     }
 

@@ -94,6 +94,7 @@ public sealed class NemesisTests(ITestOutputHelper output)
 
         var check = QueueHistoryChecker.Check(clients.History.Calls, [Group], drained: true);
         output.WriteLine($"{clients.History.Calls.Count} calls; {check.Deliveries} deliveries, {check.Redeliveries} redeliveries, {check.Acked} acked");
+        output.WriteLine($"failed publishes: {clients.PublishFailures} ({clients.PublishFailureReasons})");
         check.Describe().ShouldBe("ok", $"seed {seed}");
         check.Acked.ShouldBeGreaterThan(0);
         faults.ShouldNotBeEmpty();

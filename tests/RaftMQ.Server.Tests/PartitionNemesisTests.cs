@@ -271,6 +271,7 @@ public sealed class PartitionNemesisTests(ITestOutputHelper output)
         var readCheck = CounterReadChecker.Check(OffsetWrites(clients.History.Calls), allReads);
         output.WriteLine($"{clients.History.Calls.Count} calls; {check.AckedPublishes} messages published, {check.Deliveries} deliveries, {check.Redeliveries} redeliveries, " +
             $"{check.Acked} acked; {allReads.Count} tail reads; {started.Elapsed.TotalSeconds:F1} s");
+        output.WriteLine($"failed publishes: {clients.PublishFailures} ({clients.PublishFailureReasons})");
         if (!check.Ok) Assert.Fail($"seed {seed}: {check.Describe()}");
         if (readCheck != "ok") Assert.Fail($"seed {seed}: {readCheck}");
         check.Acked.ShouldBeGreaterThan(0);

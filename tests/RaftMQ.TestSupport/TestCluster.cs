@@ -211,10 +211,18 @@ public sealed class TestCluster : IAsyncDisposable
 
     public async Task<(HttpStatusCode Status, string Body)> SendAsync(int node, HttpMethod method, string path, string? body = null)
     {
+        var (status, text, _) = await SendWithErrorCodeAsync(node, method, path, body);
+        return (status, text);
+    }
+
+    /// <summary>As <see cref="SendAsync"/>, with the answer's <c>X-RaftMQ-Error</c> code, if any.</summary>
+    public async Task<(HttpStatusCode Status, string Body, string? ErrorCode)> SendWithErrorCodeAsync(int node, HttpMethod method, string path, string? body = null)
+    {
         using var request = new HttpRequestMessage(method, Url(node, path));
         if (body is not null) request.Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
         using var response = await Http.SendAsync(request);
-        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        var code = response.Headers.TryGetValues("X-RaftMQ-Error", out var values) ? values.FirstOrDefault() : null;
+        return (response.StatusCode, await response.Content.ReadAsStringAsync(), code);
     }
 
     public Task<(HttpStatusCode Status, string Body)> CreateTopicAsync(int node, string topic) =>
