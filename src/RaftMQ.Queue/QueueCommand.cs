@@ -68,6 +68,9 @@ public enum QueueOp : byte
 /// <item>CreateTopic, Pop: [0 u32]; Publish: [message length u32][message] (the original three, unchanged);</item>
 /// <item>PublishBatch: [count u32] then count times [message length u32][message];</item>
 /// <item>PopBatch, PopMessages: [max u32];</item>
+/// <item>Pop, PopBatch, PopMessages as this build writes them: [timestamp i64] before the [0 u32] or [max u32], the
+/// leader's time, so that a pop moves the replicated clock as the group commands do (a delayed message falls due, a
+/// lease ends) on a cluster that only pops. Entries of earlier builds, without it, decode and apply as before.</item>
 /// <item>PublishMessages: [timestamp i64][count u32] then count times [header bytes u16][headers][payload length u32][payload],
 /// the headers as <see cref="MessageHeaders"/> writes them. The timestamp (Unix ms) sits at a fixed place, right after
 /// the topic, so the leader can stamp it into the bytes it proposes (<see cref="PublishStamper"/>).</item>
@@ -88,7 +91,7 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
     /// <summary>The binary messages of a <see cref="QueueOp.PublishMessages"/>, in order; null for the other ops.</summary>
     public IReadOnlyList<QueueMessage>? Binary { get; init; }
 
-    /// <summary>The leader's time in a stamped command (a <see cref="QueueOp.PublishMessages"/>'s publish time, a group command's now; Unix ms); 0 when not stamped.</summary>
+    /// <summary>The leader's time in a stamped command (a <see cref="QueueOp.PublishMessages"/>'s publish time, a pop's or a group command's now; Unix ms); 0 when not stamped.</summary>
     public long TimestampMs { get; init; }
 
     /// <summary>The consumer group of a receive, ack, nack, extend or group creation; null for the other ops.</summary>
@@ -154,7 +157,7 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
         return true;
     }
 
-    /// <summary>Where a <see cref="QueueOp.PublishMessages"/> command's timestamp lies in its encoding, or -1 for other bytes.</summary>
+    /// <summary>Where a stamped command's timestamp lies in its encoding (<see cref="IsStamped"/>; a pop of an earlier build has none), or -1 for other bytes.</summary>
     public static int TimestampPosition(ReadOnlySpan<byte> encoded)
     {
         if (encoded.Length < HeaderBytes || !IsStamped((QueueOp)encoded[0])) return -1;
@@ -163,7 +166,10 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
     }
 
     /// <summary>Whether commands of <paramref name="op"/> carry the leader's time right after the topic.</summary>
-    public static bool IsStamped(QueueOp op) => op is QueueOp.PublishMessages or >= QueueOp.ConfigureTopic and <= QueueOp.ReceiveAck;
+    public static bool IsStamped(QueueOp op) =>
+        op is QueueOp.PublishMessages or QueueOp.Pop or QueueOp.PopBatch or QueueOp.PopMessages or >= QueueOp.ConfigureTopic and <= QueueOp.ReceiveAck;
+
+    private static bool IsPop(QueueOp op) => op is QueueOp.Pop or QueueOp.PopBatch or QueueOp.PopMessages;
 
     /// <summary>Length of a <see cref="QueueOp.PublishBatch"/> command of <paramref name="count"/> messages of <paramref name="messageBytes"/> UTF-8 bytes in all.</summary>
     public static long PublishBatchLength(int topicBytes, int count, long messageBytes) => HeaderBytes + topicBytes + 4L + 4L * count + messageBytes;
@@ -260,6 +266,7 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
         var topicBytes = Encoding.UTF8.GetByteCount(Topic);
         if (topicBytes > ushort.MaxValue) throw new ArgumentException("topic name too long");
         var length = HeaderBytes + topicBytes + 4L;
+        if (IsPop(Op)) length += 8;
         if (Op == QueueOp.PublishMessages)
         {
             if (Binary is null) throw new ArgumentException("a binary publish needs its messages");
@@ -289,6 +296,11 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
         BinaryPrimitives.WriteUInt16LittleEndian(span[1..], (ushort)topicBytes);
         Encoding.UTF8.GetBytes(Topic, span.Slice(HeaderBytes, topicBytes));
         var rest = span[(HeaderBytes + topicBytes)..];
+        if (IsPop(Op))
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(rest, TimestampMs);
+            rest = rest[8..];
+        }
         switch (Op)
         {
             case QueueOp.PublishBatch:
@@ -343,6 +355,12 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
         if (data.Length < HeaderBytes + topicLength + 4) return false;
         if (op == QueueOp.PublishMessages) return TryDecodeMessages(data, topicLength, out command);
         var rest = data[(HeaderBytes + topicLength)..];
+        long timestamp = 0;
+        if (IsPop(op) && rest.Length == 8 + 4)
+        {
+            timestamp = BinaryPrimitives.ReadInt64LittleEndian(rest);
+            rest = rest[8..];
+        }
         var value = BinaryPrimitives.ReadUInt32LittleEndian(rest);
         rest = rest[4..];
         try
@@ -373,11 +391,11 @@ public readonly partial record struct QueueCommand(QueueOp Op, string Topic, str
                     return true;
                 case QueueOp.PopBatch or QueueOp.PopMessages:
                     if (!rest.IsEmpty || value > int.MaxValue) return false;
-                    command = op == QueueOp.PopBatch ? PopBatch(topic, (int)value) : PopMessages(topic, (int)value);
+                    command = (op == QueueOp.PopBatch ? PopBatch(topic, (int)value) : PopMessages(topic, (int)value)) with { TimestampMs = timestamp };
                     return true;
                 default:
                     if (value != 0 || !rest.IsEmpty) return false;
-                    command = new QueueCommand(op, topic, null);
+                    command = new QueueCommand(op, topic, null) { TimestampMs = timestamp };
                     return true;
             }
         }

@@ -49,10 +49,37 @@ public sealed class DelayedDeliveryTests : IDisposable
         Apply(sm, QueueCommand.ConfigureTopic("t", 0));
         Apply(sm, QueueCommand.PublishExtended("t", [Msg("a", 1_000), Msg("b")], 10_000));
         Apply(sm, QueueCommand.PopMessages("t", 10)).Delivered!.Select(m => m.Offset).ShouldBe([1UL]);
-        Apply(sm, QueueCommand.Pop("t")).Status.ShouldBe(QueueStatus.Empty);
-        // Pops carry no time: the next stamped command moves the clock past the delay.
-        Apply(sm, QueueCommand.PublishExtended("t", [Msg("c")], 11_000));
-        Apply(sm, QueueCommand.PopMessages("t", 10)).Delivered!.Select(m => m.Offset).ShouldBe([0UL, 2UL]);
+        Apply(sm, QueueCommand.Pop("t") with { TimestampMs = 10_999 }).Status.ShouldBe(QueueStatus.Empty);
+        // A pop carries the leader's time: on a cluster that only pops, the pop itself finds the message due.
+        Apply(sm, QueueCommand.Pop("t") with { TimestampMs = 11_000 }).ShouldBe(new QueueResult(QueueStatus.Ok, "a"));
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("c", 1_000)], 11_000));
+        Apply(sm, QueueCommand.PopBatch("t", 10) with { TimestampMs = 11_999 }).Messages!.ShouldBeEmpty();
+        Apply(sm, QueueCommand.PopBatch("t", 10) with { TimestampMs = 12_000 }).Messages!.ShouldBe(["c"]);
+        sm.Depth("t").ShouldBe(0);
+    }
+
+    [Fact]
+    public void A_pop_of_an_earlier_build_carries_no_time_and_moves_no_clock()
+    {
+        var sm = _queues.Create();
+        Apply(sm, QueueCommand.ConfigureTopic("t", 0));
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("a", 1_000)], 10_000));
+        // The bytes an earlier build wrote for a pop of "t": no timestamp.
+        QueueCommand.TryDecode([3, 1, 0, (byte)'t', 0, 0, 0, 0], out var old).ShouldBeTrue();
+        old.TimestampMs.ShouldBe(0);
+        for (var i = 0; i < 3; i++) Apply(sm, old).Status.ShouldBe(QueueStatus.Empty);
+        Apply(sm, QueueCommand.Pop("t") with { TimestampMs = 11_000 }).ShouldBe(new QueueResult(QueueStatus.Ok, "a"));
+    }
+
+    [Fact]
+    public void A_pop_takes_a_message_whose_lease_ended_with_no_other_command_between()
+    {
+        var sm = _queues.Create();
+        Apply(sm, QueueCommand.ConfigureTopic("t", 0));
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("a")], 1_000));
+        Receive(sm, "default", 1_000).ShouldBe(["a#1"]); // leased until 61,000; the consumer goes away
+        Apply(sm, QueueCommand.Pop("t") with { TimestampMs = 60_999 }).Status.ShouldBe(QueueStatus.Empty);
+        Apply(sm, QueueCommand.PopMessages("t", 10) with { TimestampMs = 61_000 }).Delivered!.Select(m => m.Offset).ShouldBe([0UL]);
         sm.Depth("t").ShouldBe(0);
     }
 

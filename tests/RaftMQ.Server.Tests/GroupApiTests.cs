@@ -245,6 +245,31 @@ public sealed class GroupApiTests
     }
 
     [Fact]
+    public async Task A_delayed_message_and_an_ended_lease_reach_the_RRMQ_pop_with_nothing_but_pops_proposed()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        const string topic = "popped-later";
+        await Ok(cluster, follower, HttpMethod.Put, Path(topic), null, HttpStatusCode.Created);
+        await Ok(cluster, follower, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "leased"}, {"body": "later", "delay_ms": 1000}]}""");
+        Messages(await Ok(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"max": 10, "lease_ms": 1000}"""))
+            .Select(m => m!["body"]!.GetValue<string>()).ShouldBe(["leased"]); // its consumer goes away
+
+        // From here on only pops are proposed: each carries the leader's time, so the delay and the lease end.
+        var popped = new List<string>();
+        (await Eventually.TrueAsync(async () =>
+        {
+            var (status, body) = await cluster.PopAsync(follower, topic);
+            if (status == HttpStatusCode.OK) popped.Add(JsonNode.Parse(body)!["message"]!.GetValue<string>());
+            else status.ShouldBe(HttpStatusCode.NotFound); // empty for now
+            return popped.Count == 2;
+        }, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(50))).ShouldBeTrue($"popped: {string.Join(", ", popped)}");
+        popped.Order().ShouldBe(["later", "leased"]);
+    }
+
+    [Fact]
     public async Task A_waiting_receive_is_answered_by_a_publish_or_an_ended_lease_and_otherwise_when_its_wait_is_over()
     {
         await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
