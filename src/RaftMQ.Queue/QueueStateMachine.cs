@@ -121,6 +121,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
             rest = messages;
             // Commands carry no publish time yet: the record's timestamp stays 0 until the leader stamps them.
             while (QueueCommand.TryReadBatchMessage(ref rest, out var m)) log.Append([], m, timestamp: 0);
+            log.State!.PublishedTotal += count;
             Deliverable?.Invoke(topic, null);
             return QueueResult.Ok with { Count = (int)count };
         }

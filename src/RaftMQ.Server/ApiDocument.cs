@@ -60,8 +60,8 @@ public static class ApiDocument
             Answers(("200", "{\"success\": true, \"published\": n, \"first_offset\": o}"), ("404", "no such topic"), ("409", "the topic is at its max_messages or max_bytes under overflow reject-publish (X-RaftMQ-Error: topic-full); nothing stored"), ("507", "the messages do not fit, or the leader's disk alarm is on"))),
         [("POST", "/v1/topics/{topic}/messages/pop")] = new("Pop up to max messages with offsets, publish times and headers", """{"max": 10}""",
             Answers(("200", "{\"success\": true, \"messages\": [{\"offset\", \"timestamp_ms\", \"headers\", \"payload_base64\"}]}"), ("404", "no such topic"))),
-        [("POST", "/v1/topics/{rest}")] = new("The binary message endpoints under /v1/topics/ (routed by hand: see /v1/topics/{topic}/messages and /v1/topics/{topic}/messages/pop)", null,
-            new Dictionary<string, string> { ["200"] = "as the path's endpoint", ["404"] = "a path that is not one of them, or no such topic" }),
+        [("POST", "/v1/topics/{topic}/dead-letters/redrive")] = new("Always refused: redrive the topic the dead letters came from (POST /v1/topics/{topic}/redrive)", null,
+            new Dictionary<string, string> { ["400"] = "redrive the topic, not its dead letters" }),
         [("PUT", "/v1/topics/{topic}")] = new("Create or configure a topic: max_deliveries, dedup_window_ms and retention (max_messages, max_bytes, max_age_ms, overflow, expire); absent fields are kept",
             """{"max_deliveries": 5, "dedup_window_ms": 3600000, "max_messages": 100000, "max_bytes": 104857600, "max_age_ms": 86400000, "overflow": "drop-oldest", "expire": "dead-letter"}""",
             Answers(("201", "{\"success\": true, \"created\": true, \"topic\": t}"), ("200", "the topic existed; its settings changed"),
@@ -197,10 +197,7 @@ public static class ApiDocument
         };
         document.Paths ??= [];
         var routes = endpoints.Endpoints.OfType<RouteEndpoint>().Select(e => (Path: OpenApiPath(e.RoutePattern), Methods: MethodsOf(e), e.RoutePattern));
-        // The routes mapped as one catch-all and routed by hand are documented as the paths they serve.
-        var documented = Operations.Keys.Where(k => k.Route.StartsWith("/v1/topics/", StringComparison.Ordinal))
-            .Select(k => (Path: k.Route, Methods: (IReadOnlyList<string>)[k.Method], RoutePattern: RoutePatternFactory.Parse(k.Route)));
-        foreach (var (path, methods, pattern) in routes.Concat(documented))
+        foreach (var (path, methods, pattern) in routes)
         {
             if (!document.Paths.TryGetValue(path, out var item) || item is not OpenApiPathItem pathItem)
             {

@@ -68,7 +68,7 @@ public static class GroupEndpoints
         var error = DeadLetters.IsDeadLetterTopic(topic)
             ? "topic names may not end in U+0000 followed by \"dlq\": that suffix names dead-letter topics (reach them under /v1/topics/<topic>/dead-letters)"
             : RrmqEndpoints.ValidateTopic(node, topic);
-        if (error is null) return segments.Length > 1 && segments[1] == DeadLettersSegment ? DeadLetters.TopicFor(topic) : topic;
+        if (error is null) return segments.Length > 1 && string.Equals(segments[1], DeadLettersSegment, StringComparison.OrdinalIgnoreCase) ? DeadLetters.TopicFor(topic) : topic;
         await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
         return null;
     }
@@ -669,8 +669,9 @@ public static class GroupEndpoints
     {
         QueueStatus.NoSuchTopic => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
             DeadLetters.IsDeadLetterTopic(topic) ? NoDeadLetters : "no such topic"),
-        QueueStatus.NoSuchGroup => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
-            $"no such consumer group \"{group}\" (create it with PUT /v1/topics/<topic>/groups/{group})"),
+        QueueStatus.NoSuchGroup => RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound, DeadLetters.IsDeadLetterTopic(topic)
+            ? $"no such consumer group \"{group}\": the dead letters have only the group \"default\""
+            : $"no such consumer group \"{group}\" (create it with PUT /v1/topics/<topic>/groups/{group})"),
         _ => RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest,
             DeadLetters.IsDeadLetterTopic(topic) ? "a dead-letter topic cannot be configured or created" : "the queue refused the command as invalid"),
     };

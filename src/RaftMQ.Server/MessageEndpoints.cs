@@ -15,7 +15,11 @@ public static class MessageEndpoints
 
     public static void Map(IEndpointRouteBuilder app, QueueNode node)
     {
-        app.MapPost("/v1/topics/{**rest}", (HttpContext ctx) => Route(ctx, node));
+        // Explicit routes, not a catch-all: an unknown path under /v1/topics answers 404 and a known one asked with
+        // another method 405, as everywhere else.
+        app.MapPost("/v1/topics/{topic}/messages", (HttpContext ctx) => Route(ctx, node));
+        app.MapPost("/v1/topics/{topic}/messages/pop", (HttpContext ctx) => Route(ctx, node));
+        app.MapPost("/v1/topics/{topic}/dead-letters/redrive", (HttpContext ctx) => Route(ctx, node));
         GroupEndpoints.Map(app, node);
     }
 
@@ -25,7 +29,8 @@ public static class MessageEndpoints
         var q = raw.IndexOf('?', StringComparison.Ordinal);
         var path = (q >= 0 ? raw[..q] : raw)[Prefix.Length..];
         var slash = path.IndexOf('/', StringComparison.Ordinal);
-        var action = slash < 0 ? "" : path[(slash + 1)..];
+        // Paths match in any case, as the routes do; only the topic keeps its case.
+        var action = slash < 0 ? "" : path[(slash + 1)..].ToLowerInvariant();
         if (action == "dead-letters/redrive")
         {
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest,

@@ -64,7 +64,7 @@ public static class RrmqEndpoints
         var q = raw.IndexOf('?', StringComparison.Ordinal);
         var path = q >= 0 ? raw[..q] : raw;
         const string prefix = "/message/";
-        if (RequestTarget.Unescape(path.StartsWith(prefix, StringComparison.Ordinal) ? path[prefix.Length..] : "") is not { } topic)
+        if (RequestTarget.Unescape(path.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) ? path[prefix.Length..] : "") is not { } topic)
         {
             await WriteError(ctx, StatusCodes.Status400BadRequest, "the topic in the path is not a valid URL escape");
             return;
@@ -203,6 +203,8 @@ public static class RrmqEndpoints
         if (topic.Length == 0) return "topic must not be empty";
         // A URL path cannot carry these as a segment (clients normalise them away), so GET /message/<topic> could not reach them.
         if (topic is "." or "..") return "topic must not be \".\" or \"..\"";
+        // No request path can carry U+0000 (%00 is refused before routing): such a topic could be created but never popped.
+        if (topic.Contains('\0')) return "topic must not contain U+0000";
         if (Encoding.UTF8.GetByteCount(topic) > node.StateMachine.Limits.MaxTopicNameBytes)
             return $"topic is longer than {node.StateMachine.Limits.MaxTopicNameBytes} bytes (UTF-8)";
         return null;

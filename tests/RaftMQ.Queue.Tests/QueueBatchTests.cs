@@ -115,6 +115,7 @@ public sealed class QueueBatchTests : IDisposable
         Apply(sm, QueueCommand.PublishBatch("t", ["m5"])).Count.ShouldBe(1);
         sm.Depth("t").ShouldBe(6);
         sm.TotalMessageBytes.ShouldBe(12 + 6 * O);
+        sm.Stats("t", 0)!.PublishedTotal.ShouldBe(6, "published_total counts batches too");
         Apply(sm, QueueCommand.Pop("t")).Message.ShouldBe("m0");
         Apply(sm, QueueCommand.PopBatch("t", 2)).Messages.ShouldBe(["m1", "m2"]);
         Apply(sm, QueueCommand.PopBatch("t", 100)).Messages.ShouldBe(["m3", "m4", "m5"]);

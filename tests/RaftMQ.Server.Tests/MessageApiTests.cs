@@ -130,7 +130,11 @@ public sealed class MessageApiTests
             ("/v1/topics/missing/messages", """{"messages":[{"payload":"a"}]}""", HttpStatusCode.NotFound, "no such topic"),
             ("/v1/topics/missing/messages/pop", """{"max":1}""", HttpStatusCode.NotFound, "no such topic"),
             ("/v1/topics/t/other", "{}", HttpStatusCode.NotFound, "no such endpoint"),
-            ("/v1/topics/t", "{}", HttpStatusCode.NotFound, "no such endpoint"),
+            ("/v1/topics/t", "{}", HttpStatusCode.MethodNotAllowed, "method not allowed"),
+            ("/v1/topics", "{}", HttpStatusCode.NotFound, "no such endpoint"),
+            ("/V1/TOPICS", "{}", HttpStatusCode.NotFound, "no such endpoint"),
+            ("/v1/topics/t/dead-letters/other", "{}", HttpStatusCode.NotFound, "no such endpoint"),
+            ("/v1/topics/t/DEAD-LETTERS/REDRIVE", "{}", HttpStatusCode.BadRequest, "not its dead letters"),
             (pop, "", HttpStatusCode.BadRequest, "not valid JSON"),
             (pop, """{"max":0}""", HttpStatusCode.BadRequest, "between 1 and 1000"),
             (pop, """{"max":1001}""", HttpStatusCode.BadRequest, "between 1 and 1000"),
@@ -150,5 +154,37 @@ public sealed class MessageApiTests
         (await cluster.CreateTopicAsync(0, "a/b")).Status.ShouldBe(HttpStatusCode.Created);
         (await cluster.SendAsync(0, HttpMethod.Post, "/v1/topics/a%2Fb/messages", """{"messages":[{"payload":"in a/b"}]}""")).Status.ShouldBe(HttpStatusCode.OK);
         (await cluster.PopAsync(0, "a/b")).Body.ShouldBe("""{"success":true,"message":"in a/b"}""");
+    }
+
+    [Fact]
+    public async Task Paths_match_in_any_case_except_the_topic_and_no_name_is_created_that_a_path_cannot_reach()
+    {
+        await using var cluster = TestCluster.Create(1);
+        await cluster.StartAllAsync();
+        await cluster.WaitForLeaderAsync();
+        (await cluster.CreateTopicAsync(0, "Mixed")).Status.ShouldBe(HttpStatusCode.Created);
+        (await cluster.SendAsync(0, HttpMethod.Post, "/V1/Topics/Mixed/MESSAGES", """{"messages":[{"payload":"one"},{"payload":"two"}]}""")).Status.ShouldBe(HttpStatusCode.OK);
+        // Under /dead-letters in any case: the topic's dead letters (none yet), never the topic's own messages.
+        foreach (var path in new[] { "/v1/topics/Mixed/dead-letters/receive", "/v1/topics/Mixed/Dead-Letters/receive", "/V1/TOPICS/Mixed/DEAD-LETTERS/RECEIVE" })
+        {
+            var (status, body) = await cluster.SendAsync(0, HttpMethod.Post, path, """{"max": 10}""");
+            body.ShouldNotContain("receipt", Case.Sensitive, $"POST {path} answered {status} {body}");
+            status.ShouldBe(HttpStatusCode.NotFound, $"POST {path}: the topic never dead-lettered; answered {body}");
+        }
+        var popped = JsonNode.Parse((await cluster.SendAsync(0, HttpMethod.Post, "/v1/topics/Mixed/Messages/Pop", """{"max":1}""")).Body)!;
+        popped["messages"]!.AsArray().Select(m => Encoding.UTF8.GetString(Convert.FromBase64String(m!["payload_base64"]!.GetValue<string>()))).ShouldBe(["one"]);
+        (await cluster.SendAsync(0, HttpMethod.Get, "/MESSAGE/Mixed", null)).Body.ShouldBe("""{"success":true,"message":"two"}""");
+        (await cluster.SendAsync(0, HttpMethod.Get, "/message/mixed", null)).Status.ShouldBe(HttpStatusCode.NotFound, "topic names keep their case");
+
+        // U+0000 cannot travel in a path (%00 is refused), so no topic may hold it.
+        var (nul, error) = await cluster.SendAsync(0, HttpMethod.Put, "/topic", """{"topic":"a\u0000b"}""");
+        nul.ShouldBe(HttpStatusCode.BadRequest, error);
+        error.ShouldContain("U+0000");
+        (await cluster.SendAsync(0, HttpMethod.Get, "/topic", null)).Body.ShouldNotContain("a\\u0000b");
+
+        // A path under /v1/topics that no endpoint serves is 404 for every method; a served one asked with another method 405.
+        (await cluster.SendAsync(0, HttpMethod.Get, "/v1/topics/Mixed/nothing", null)).Status.ShouldBe(HttpStatusCode.NotFound);
+        (await cluster.SendAsync(0, HttpMethod.Delete, "/v1/topics/Mixed/nothing/else", null)).Status.ShouldBe(HttpStatusCode.NotFound);
+        (await cluster.SendAsync(0, HttpMethod.Get, "/v1/topics/Mixed/messages", null)).Status.ShouldBe(HttpStatusCode.MethodNotAllowed);
     }
 }
