@@ -109,10 +109,13 @@ public sealed class BadBodyTests : IAsyncLifetime
         // Escaped, raw UTF-8 and a surrogate pair (U+1F600) side by side: only lone surrogates and invalid UTF-8 are refused.
         var escaped = """ \ud83d\ude00 \u00e9 é \" \\ \u0000 \/ """;
         var expected = " \U0001F600 é é \" \\ \0 / ";
-        (await _cluster.SendAsync(0, HttpMethod.Put, "/topic", $$"""{"topic":"u{{escaped}}"}""")).Status.ShouldBe(HttpStatusCode.Created);
-        (await _cluster.SendAsync(0, HttpMethod.Put, "/message", $$"""{"topic":"u{{escaped}}","message":"m{{escaped}}"}""")).Status.ShouldBe(HttpStatusCode.OK);
-        (await _cluster.SendAsync(0, HttpMethod.Post, "/v1/messages", $$"""{"topic":"u{{escaped}}","messages":["b{{escaped}}"]}""")).Status.ShouldBe(HttpStatusCode.OK);
-        var (status, body) = await _cluster.SendAsync(0, HttpMethod.Post, "/v1/messages/pop", $$"""{"topic":"u{{escaped}}","max":2}""");
+        // A topic name takes them all but U+0000, which no path can carry: that one is refused.
+        var topic = escaped.Replace("\\u0000", "", StringComparison.Ordinal);
+        (await _cluster.SendAsync(0, HttpMethod.Put, "/topic", $$"""{"topic":"u{{topic}}"}""")).Status.ShouldBe(HttpStatusCode.Created);
+        (await _cluster.SendAsync(0, HttpMethod.Put, "/message", $$"""{"topic":"u{{topic}}","message":"m{{escaped}}"}""")).Status.ShouldBe(HttpStatusCode.OK);
+        (await _cluster.SendAsync(0, HttpMethod.Post, "/v1/messages", $$"""{"topic":"u{{topic}}","messages":["b{{escaped}}"]}""")).Status.ShouldBe(HttpStatusCode.OK);
+        (await _cluster.SendAsync(0, HttpMethod.Put, "/topic", $$"""{"topic":"u{{escaped}}"}""")).Status.ShouldBe(HttpStatusCode.BadRequest);
+        var (status, body) = await _cluster.SendAsync(0, HttpMethod.Post, "/v1/messages/pop", $$"""{"topic":"u{{topic}}","max":2}""");
         status.ShouldBe(HttpStatusCode.OK, body);
         System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("messages").EnumerateArray().Select(m => m.GetString()).ShouldBe(["m" + expected, "b" + expected]);
     }
