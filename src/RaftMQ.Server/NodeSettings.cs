@@ -21,9 +21,10 @@ public sealed record NodeSettings
 
           CONFIG.json                 {"addresses": [{"ip": "127.0.0.1", "port": 8567, "internal_port": 8568}, ...]}
           INDEX                       this node's position in "addresses" (0-based)
-          --join URL                  a new node asks the cluster at URL (any member's HTTP address) to add it; it
-                                      joins as a learner and becomes a voter once it has caught up. Once joined,
-                                      the node's identity is in its data directory and --join is ignored
+          --join URL                  a new node asks the cluster at URL (any member's HTTP address, as
+                                      http://HOST:PORT) to add it; it joins as a learner and becomes a voter
+                                      once it has caught up. Once joined, the node's identity is in its data
+                                      directory and --join is ignored
           --address IP:PORT[:PEER_PORT]  with --join: where this node serves HTTP and its peers (default PORT + 1000)
           --node N                    with --join: the node number to ask for (default: one above the highest member)
 
