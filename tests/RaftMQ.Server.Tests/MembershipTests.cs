@@ -249,7 +249,7 @@ public sealed class MembershipTests
             var (status, answer) = await cluster.SendAsync(0, HttpMethod.Post, path, body);
             status.ShouldBe(HttpStatusCode.BadRequest, $"{body}: {answer}");
             using var doc = JsonDocument.Parse(answer);
-            doc.RootElement.GetProperty("error").GetString().ShouldContain(says, customMessage: body);
+            doc.RootElement.GetProperty("error").GetString()!.ShouldContain(says, customMessage: body);
         }
         (await MembersAsync(cluster, 0))!.Select(m => m.Node).ShouldBe([0], "nothing refused was added");
 
