@@ -236,7 +236,7 @@ public sealed class LocalCluster
         if (File.Ca is { } ca) EnsureNodeCertificate(Path.GetDirectoryName(ca)!, index);
         List<string> args =
         [
-            "--join", member.ToString(), "--address", $"127.0.0.1:{ports[0]}:{ports[1]}", "--node", index.ToString(CultureInfo.InvariantCulture),
+            "--join", $"{member.Scheme}://{member.Host}:{member.Port}", "--address", $"127.0.0.1:{ports[0]}:{ports[1]}", "--node", index.ToString(CultureInfo.InvariantCulture),
             "--data-dir", dataDir, "--cluster-secret-file", Path.Combine(Directory, SecretFileName),
         ];
         File.Nodes.Add(new LocalNode(index, $"{(File.Ca is null ? "http" : "https")}://127.0.0.1:{ports[0]}", 0, dataDir, Path.Combine(Directory, $"node-{index}.log"), args));

@@ -9,7 +9,10 @@ namespace RaftMQ.Hosting;
 public sealed record NodeAddress(string Ip, int Port, int InternalPort, bool InternalPortGiven)
 {
     /// <summary>The node's HTTP API: <c>https</c> when this process runs with TLS (<see cref="NodeHttp"/>).</summary>
-    public Uri HttpUri => new($"{NodeHttp.Scheme}://{(Ip.Contains(':') ? $"[{Ip}]" : Ip)}:{Port}");
+    public Uri HttpUri => new(Url);
+
+    /// <summary><see cref="HttpUri"/> as text, the port always written (80 and 443 included), no path: <c>http://HOST:PORT</c>.</summary>
+    public string Url => $"{NodeHttp.Scheme}://{(Ip.Contains(':') ? $"[{Ip}]" : Ip)}:{Port}";
 }
 
 /// <summary>
@@ -80,6 +83,8 @@ public sealed class ClusterConfig
                 if (a.ValueKind != JsonValueKind.Object) throw new ConfigException($"{source}: addresses[{i}] is not an object");
                 if (!a.TryGetProperty("ip", out var ipEl) || ipEl.ValueKind != JsonValueKind.String || ipEl.GetString() is not { Length: > 0 } ip)
                     throw new ConfigException($"{source}: addresses[{i}].ip must be a non-empty string");
+                if (!IsHost(ip))
+                    throw new ConfigException($"{source}: addresses[{i}].ip must be an IP address or a host name, not '{ip}'");
                 var port = ReadPort(a, "port", i, source) ?? throw new ConfigException($"{source}: addresses[{i}].port is missing");
                 var internalPort = ReadPort(a, "internal_port", i, source);
                 if (internalPort is null && port + DefaultInternalPortOffset > 65535)
@@ -152,22 +157,47 @@ public sealed class ClusterConfig
             Addresses.Select((a, i) => (a, i)).ToDictionary(x => NodeId(x.i), x => x.a));
     }
 
-    /// <summary>Where a node listens: "localhost" is loopback, an IP is itself, a host name listens on every interface.</summary>
-    public static IPEndPoint ListenEndPoint(string ip, int port)
+    /// <summary>Whether <paramref name="host"/> is an IP address or a well-formed host name (which may not resolve).</summary>
+    public static bool IsHost(string host) =>
+        IPAddress.TryParse(host, out _) || (host.Length <= 253 && Uri.CheckHostName(host) == UriHostNameType.Dns);
+
+    /// <summary>Where a node listens: "localhost" is loopback, an IP is itself, a host name its first resolved address.</summary>
+    public static IPEndPoint ListenEndPoint(string ip, int port) => new(ListenAddress(ip), port);
+
+    /// <summary>
+    /// The address a node whose config entry says <paramref name="ip"/> listens on: "localhost" is loopback, an IP is
+    /// itself, a host name is resolved (once, at start) and the first address it resolves to is taken. A
+    /// <see cref="ConfigException"/> when it does not resolve.
+    /// </summary>
+    public static IPAddress ListenAddress(string ip)
     {
-        if (ip == "localhost") return new IPEndPoint(IPAddress.Loopback, port);
-        return new IPEndPoint(IPAddress.TryParse(ip, out var parsed) ? parsed : IPAddress.Any, port);
+        if (ip == "localhost") return IPAddress.Loopback;
+        if (IPAddress.TryParse(ip, out var parsed)) return parsed;
+        if (!IsHost(ip)) throw new ConfigException($"'{ip}' is not an IP address or a host name");
+        IPAddress[] resolved;
+        try
+        {
+            resolved = Dns.GetHostAddresses(ip);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or ArgumentException)
+        {
+            throw new ConfigException($"cannot resolve this node's host name '{ip}' to an address to listen on: {e.Message}");
+        }
+        return resolved.Length > 0 ? resolved[0] : throw new ConfigException($"cannot resolve this node's host name '{ip}': it has no address");
     }
 
-    /// <summary>The peer endpoint of a node, resolving a host name if the config gives one.</summary>
-    public static IPEndPoint PeerEndPoint(NodeAddress a)
-    {
-        if (IPAddress.TryParse(a.Ip, out var ip)) return new IPEndPoint(ip, a.InternalPort);
-        var resolved = Dns.GetHostAddresses(a.Ip);
-        if (resolved.Length == 0) throw new ConfigException($"cannot resolve '{a.Ip}'");
-        return new IPEndPoint(resolved[0], a.InternalPort);
-    }
+    /// <summary>
+    /// The peer endpoint of a node: an IP address as it is; a host name as a <see cref="DnsEndPoint"/>, which the
+    /// transport resolves at each connection attempt, so a name that does not resolve (yet) is retried like a peer
+    /// that is down, and a peer with TLS is checked against the name (a DNS subject alternative name).
+    /// </summary>
+    public static EndPoint PeerEndPoint(NodeAddress a) =>
+        IPAddress.TryParse(a.Ip, out var ip) ? new IPEndPoint(ip, a.InternalPort) : new DnsEndPoint(a.Ip, a.InternalPort);
 }
 
 /// <summary>A configuration or command-line error; the message tells the user what to fix.</summary>
-public sealed class ConfigException(string message) : Exception(message);
+public sealed class ConfigException(string message) : Exception(message)
+{
+    /// <summary>The command line itself is malformed (arguments missing, an unknown option): the usage helps.</summary>
+    public bool ShowUsage { get; init; }
+}

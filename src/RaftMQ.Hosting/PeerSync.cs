@@ -8,8 +8,7 @@ namespace RaftMQ.Hosting;
 /// <summary>
 /// Keeps the transport's peers equal to the members of the configuration in force: a member added at run time is
 /// dialled (and may connect) at the address the configuration records for it; a member that left is dropped after
-/// <see cref="RaftHostOptions.RemovedPeerGrace"/>, so that it still hears of its removal. Runs off the node's loop
-/// (a host name may need resolving).
+/// <see cref="RaftHostOptions.RemovedPeerGrace"/>, so that it still hears of its removal. Runs off the node's loop.
 /// </summary>
 internal sealed class PeerSync
 {
@@ -81,14 +80,9 @@ internal sealed class PeerSync
             EndPoint? endPoint = null;
             if (_options.Members?.AddressOf(id) is { } address)
             {
-                try
-                {
-                    endPoint = ClusterConfig.PeerEndPoint(address);
-                }
-                catch (Exception e) when (e is ConfigException or System.Net.Sockets.SocketException)
-                {
-                    _logger.LogWarning("Member {Id}'s peer address {Address} does not resolve: {Message}", id, MemberAddress.Format(address), e.Message);
-                }
+                // A host name stays a name: the transport resolves it at each connection attempt (one that does not
+                // resolve is retried like a peer that is down).
+                endPoint = ClusterConfig.PeerEndPoint(address);
             }
             else if (MemberAddress.Decode(configuration.AddressOf(id).Span) is { } recorded)
             {

@@ -31,7 +31,7 @@ public static class JoinRequest
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(Timeout);
         var body = JsonSerializer.SerializeToUtf8Bytes(
-            new AddMemberBody(me.HttpUri.ToString().TrimEnd('/'), me.InternalPort, nodeNumber), MembersJsonContext.Default.AddMemberBody);
+            new AddMemberBody(me.Url, me.InternalPort, nodeNumber), MembersJsonContext.Default.AddMemberBody);
         var target = member;
         var lastProblem = "no answer yet";
         while (true)
@@ -90,7 +90,7 @@ public static class JoinRequest
     }
 
     private static bool SameAddress(MemberBody m, NodeAddress me) =>
-        Uri.TryCreate(m.Url, UriKind.Absolute, out var url) && url.Port == me.Port && url.Host.Trim('[', ']') == me.Ip && m.PeerPort == me.InternalPort;
+        Uri.TryCreate(m.Url, UriKind.Absolute, out var url) && url.Port == me.Port && string.Equals(url.Host.Trim('[', ']'), me.Ip, StringComparison.OrdinalIgnoreCase) && m.PeerPort == me.InternalPort;
 
     private static MembersResponse? Parse(string text)
     {

@@ -69,7 +69,7 @@ public static partial class ClusterEndpoints
             {
                 ctx.Response.Headers[ErrorCodes.Header] = AlreadyMember;
                 await WriteMembers(ctx, node, StatusCodes.Status409Conflict, configuration, runtime.Status.Leader,
-                    $"{address!.HttpUri} is already node {ClusterConfig.IndexOf(id)}, a {(configuration.IsVoter(id) ? "voter" : "learner")}", id);
+                    $"{address!.Url} is already node {ClusterConfig.IndexOf(id)}, a {(configuration.IsVoter(id) ? "voter" : "learner")}", id);
                 return;
             }
         }
@@ -204,7 +204,7 @@ public static partial class ClusterEndpoints
         var members = Members(configuration).Order().Select(id =>
         {
             var a = node.Members.AddressOf(id);
-            return new MemberBody(ClusterConfig.IndexOf(id), configuration.IsVoter(id) ? "voter" : "learner", a?.HttpUri.ToString().TrimEnd('/') ?? "", a?.InternalPort ?? 0);
+            return new MemberBody(ClusterConfig.IndexOf(id), configuration.IsVoter(id) ? "voter" : "learner", a?.Url ?? "", a?.InternalPort ?? 0);
         }).ToList();
         return RrmqEndpoints.WriteJson(ctx, status,
             new MembersResponse(error is null, error, subject is { } s ? ClusterConfig.IndexOf(s) : null, node.ClusterId,
@@ -212,31 +212,48 @@ public static partial class ClusterEndpoints
             MembersJsonContext.Default.MembersResponse);
     }
 
-    /// <summary>Reads <c>{"url": "http://HOST:PORT", "peer_port": n, "node": n}</c> (the last two optional); returns what is wrong, or null.</summary>
+    /// <summary>
+    /// Reads <c>{"url": "http://HOST:PORT", "peer_port": n, "node": n}</c> (the last two optional, null meaning absent;
+    /// no other field, none twice; the URL as <see cref="NodeUrl"/> takes it, in this cluster's scheme); returns what
+    /// is wrong, or null.
+    /// </summary>
     private static string? ParseAddMember(byte[] body, out NodeAddress? address, out int? number)
     {
         address = null;
         number = null;
-        AddMemberBody? request;
-        try
+        Uri? url = null;
+        int? peerPort = null, node = null;
+        var example = $"like {NodeHttp.Scheme}://10.0.0.4:8567";
+        var error = GroupEndpoints.Fields(body, (name, value) => name switch
         {
-            request = JsonSerializer.Deserialize(body, MembersJsonContext.Default.AddMemberBody);
-        }
-        catch (JsonException e)
-        {
-            return $"body must be a JSON object like {{\"url\": \"http://10.0.0.4:8567\"}}: {RequestBody.Describe(e)}";
-        }
-        if (request?.Url is not { } text) return "field \"url\" (the new node's HTTP address, like http://10.0.0.4:8567) is required";
-        if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme != NodeHttp.Scheme || url.IsDefaultPort && !text.Contains(':', StringComparison.Ordinal)
-            || url.AbsolutePath != "/" || url.Query.Length > 0)
-            return $"field \"url\" must be an address with a port, like {NodeHttp.Scheme}://10.0.0.4:8567 (this cluster speaks {NodeHttp.Scheme}), not '{text}'";
-        var peerPort = request.PeerPort ?? url.Port + ClusterConfig.DefaultInternalPortOffset;
-        if (peerPort is < 1 or > 65535 || peerPort == url.Port) return $"field \"peer_port\" must be a port (1-65535) other than the HTTP port, not {peerPort}";
-        if (request.Node is < 0 or > 1_000_000) return "field \"node\" must be a node number from 0";
-        var candidate = new NodeAddress(url.Host.Trim('[', ']'), url.Port, peerPort, true);
+            "url" when value.ValueKind != JsonValueKind.String => $"field \"url\" must be a string, the new node's HTTP address {example}",
+            "url" => NodeUrl.Parse(value.GetString()!, out var parsed) is { } why
+                ? $"field \"url\" must be the new node's HTTP address {example}, with the port and nothing else: {why}"
+                : parsed.Scheme != NodeHttp.Scheme
+                    ? $"field \"url\" must be an {NodeHttp.Scheme}:// address: this cluster {(NodeHttp.Scheme == "https" ? "runs with TLS" : "runs without TLS")}, not '{value.GetString()}'"
+                    : GroupEndpoints.Set(out url, parsed),
+            "peer_port" => OptionalInt(value, name, 1, 65535, "a port (1-65535)", out peerPort),
+            "node" => OptionalInt(value, name, 0, 1_000_000, "a node number from 0", out node),
+            _ => $"unknown field \"{name}\" (the body takes \"url\", \"peer_port\" and \"node\")",
+        });
+        if (error is not null) return error;
+        if (url is null) return $"field \"url\" (the new node's HTTP address, {example}) is required";
+        var peer = peerPort ?? url.Port + ClusterConfig.DefaultInternalPortOffset;
+        if (peer is < 1 or > 65535 || peer == url.Port) return $"field \"peer_port\" must be a port (1-65535) other than the HTTP port, not {peer}";
+        var candidate = new NodeAddress(NodeUrl.Host(url), url.Port, peer, true);
         if (MemberAddress.Encode(candidate).Length > ClusterConfiguration.MaxAddressBytes) return "the address is too long";
         address = candidate;
-        number = request.Node;
+        number = node;
+        return null;
+    }
+
+    private static string? OptionalInt(JsonElement value, string name, int min, int max, string what, out int? result)
+    {
+        result = null;
+        if (value.ValueKind == JsonValueKind.Null) return null;
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out var n) || n < min || n > max)
+            return $"field \"{name}\" must be {what}, not {value.GetRawText()}";
+        result = n;
         return null;
     }
 }

@@ -21,9 +21,10 @@ public sealed record NodeSettings
 
           CONFIG.json                 {"addresses": [{"ip": "127.0.0.1", "port": 8567, "internal_port": 8568}, ...]}
           INDEX                       this node's position in "addresses" (0-based)
-          --join URL                  a new node asks the cluster at URL (any member's HTTP address) to add it; it
-                                      joins as a learner and becomes a voter once it has caught up. Once joined,
-                                      the node's identity is in its data directory and --join is ignored
+          --join URL                  a new node asks the cluster at URL (any member's HTTP address, as
+                                      http://HOST:PORT) to add it; it joins as a learner and becomes a voter
+                                      once it has caught up. Once joined, the node's identity is in its data
+                                      directory and --join is ignored
           --address IP:PORT[:PEER_PORT]  with --join: where this node serves HTTP and its peers (default PORT + 1000)
           --node N                    with --join: the node number to ask for (default: one above the highest member)
 
@@ -213,16 +214,18 @@ public sealed record NodeSettings
         HostOptions(config.Identity(Index), config.Address(Index), DataDirectoryFor(config), clusterSecret);
 
     /// <summary>
-    /// How the library hosts the node <paramref name="identity"/> names, listening at <paramref name="me"/>: the
-    /// members it knows as its first peers, the peers' key and this command line's timings.
+    /// How the library hosts the node <paramref name="identity"/> names, listening at <paramref name="me"/> (on
+    /// <paramref name="listenAddress"/> when given: its host name resolved once at start): the members it knows as its
+    /// first peers, the peers' key and this command line's timings.
     /// </summary>
     public RaftHostOptions HostOptions(
-        NodeIdentity identity, NodeAddress me, string dataDirectory, byte[] clusterSecret, MemberDirectory? members = null) => new()
+        NodeIdentity identity, NodeAddress me, string dataDirectory, byte[] clusterSecret, MemberDirectory? members = null,
+        System.Net.IPAddress? listenAddress = null) => new()
     {
         NodeId = identity.NodeId,
         Peers = identity.Members.Where(m => m.Key != identity.NodeId)
-            .ToDictionary(m => m.Key, m => (System.Net.EndPoint)ClusterConfig.PeerEndPoint(m.Value)),
-        ListenEndPoint = ClusterConfig.ListenEndPoint(me.Ip, me.InternalPort),
+            .ToDictionary(m => m.Key, m => ClusterConfig.PeerEndPoint(m.Value)),
+        ListenEndPoint = new System.Net.IPEndPoint(listenAddress ?? ClusterConfig.ListenAddress(me.Ip), me.InternalPort),
         DataDirectory = dataDirectory,
         ClusterId = identity.ClusterId,
         ClusterSecret = clusterSecret,
@@ -266,7 +269,7 @@ public sealed record NodeSettings
             }
             else
             {
-                if (i + 1 >= args.Count) throw new ConfigException($"option {a} needs a value");
+                if (i + 1 >= args.Count) throw new ConfigException($"option {a} needs a value") { ShowUsage = true };
                 named[a[2..]] = args[++i];
             }
         }
@@ -274,17 +277,17 @@ public sealed record NodeSettings
         var joining = named.ContainsKey("join");
         if (joining && positional.Count == 0)
         {
-            if (!named.ContainsKey("address")) throw new ConfigException("--join needs --address IP:PORT[:PEER_PORT] (or a config file and INDEX) to say where this node listens");
+            if (!named.ContainsKey("address")) throw new ConfigException("--join needs --address IP:PORT[:PEER_PORT] (or a config file and INDEX) to say where this node listens") { ShowUsage = true };
         }
         else if (positional.Count != 2)
         {
-            throw new ConfigException("expected two arguments: the config file and this node's index (or --join URL --address IP:PORT)");
+            throw new ConfigException("expected two arguments: the config file and this node's index (or --join URL --address IP:PORT)") { ShowUsage = true };
         }
         var index = -1;
         if (positional.Count == 2 && !int.TryParse(positional[1], NumberStyles.None, CultureInfo.InvariantCulture, out index))
-            throw new ConfigException($"INDEX must be a non-negative integer, not '{positional[1]}'");
+            throw new ConfigException($"INDEX must be a non-negative integer, not '{positional[1]}'") { ShowUsage = true };
         if (!joining && (named.ContainsKey("address") || named.ContainsKey("node")))
-            throw new ConfigException("--address and --node go with --join");
+            throw new ConfigException("--address and --node go with --join") { ShowUsage = true };
 
         var s = new NodeSettings { ConfigPath = positional.Count == 2 ? positional[0] : "", Index = index };
         // Lowest precedence first: the settings file, then the environment, then the command line.
@@ -331,14 +334,15 @@ public sealed record NodeSettings
         ["cluster-secret-file"] = (s, v, _) => s with { ClusterSecretFile = v },
         ["join"] = (s, v, source) => s with
         {
-            Join = Uri.TryCreate(v, UriKind.Absolute, out var join) && (join.Scheme == Uri.UriSchemeHttp || join.Scheme == Uri.UriSchemeHttps)
-                ? join
-                : throw new ConfigException($"{source} must be a member's HTTP address like http://10.0.0.1:8567 (https:// with TLS), not '{v}'"),
+            Join = NodeUrl.Parse(v, out var join) is { } why
+                ? throw new ConfigException($"{source} must be a member's HTTP address like http://10.0.0.1:8567 (https:// with TLS): {why}")
+                : join,
         },
         ["address"] = (s, v, source) => s with
         {
-            Address = MemberAddress.Decode(v)
-                ?? throw new ConfigException($"{source} must be IP:PORT or IP:PORT:PEER_PORT (ports 1-65535, the peer port PORT + 1000 by default), not '{v}'"),
+            Address = MemberAddress.Decode(v) is { } address && ClusterConfig.IsHost(address.Ip)
+                ? address
+                : throw new ConfigException($"{source} must be IP:PORT or IP:PORT:PEER_PORT (ports 1-65535, the peer port PORT + 1000 by default; a host name for IP), not '{v}'"),
         },
         ["node"] = (s, v, source) => s with { NodeNumber = NonNegativeInt(source, v) },
         ["force-new-cluster"] = (s, v, source) => s with { ForceNewCluster = Flag(source, v) },

@@ -26,8 +26,21 @@ catch (HelpRequestedException)
 }
 catch (ConfigException e)
 {
+    // One line; the usage after it only when the command line itself is malformed (not a value or the config file).
     Console.Error.WriteLine($"raftmq-node: {e.Message}");
-    Console.Error.WriteLine(NodeSettings.Usage);
+    if (e.ShowUsage) Console.Error.WriteLine(NodeSettings.Usage);
+    return 2;
+}
+
+// Where the node listens: a host name is resolved once, here, and its first address taken (docs/operations.md).
+System.Net.IPAddress listenAddress;
+try
+{
+    listenAddress = ClusterConfig.ListenAddress(me.Ip);
+}
+catch (ConfigException e)
+{
+    Console.Error.WriteLine($"raftmq-node: {e.Message}");
     return 2;
 }
 
@@ -61,10 +74,15 @@ if (settings.Tls)
     }
     if (settings.Join is { Scheme: not "https" } plainJoin)
     {
-        Console.Error.WriteLine($"raftmq-node: --join {plainJoin}: a node with TLS joins a TLS cluster, at an https:// address");
+        Console.Error.WriteLine($"raftmq-node: --join {plainJoin.OriginalString}: a node with TLS joins a TLS cluster, at an https:// address");
         return 2;
     }
     NodeHttp.UseTls(tls.Authority);
+}
+else if (settings.Join is { Scheme: "https" } tlsJoin)
+{
+    Console.Error.WriteLine($"raftmq-node: --join {tlsJoin.OriginalString}: a node without TLS joins a cluster without TLS, at an http:// address (a TLS cluster's nodes run with --tls-cert, --tls-key and --tls-ca)");
+    return 2;
 }
 
 // The peers' secret: found, or created for a new cluster, before anything listens (docs/security.md).
@@ -116,7 +134,7 @@ using var queueInstruments = new QueueInstruments(node.StateMachine);
 using var httpInstruments = new HttpInstruments();
 // Every command a request can become must be one the node accepts (no input within the limits may stop a node);
 // the limits do not depend on the secret.
-var limitOptions = settings.HostOptions(identity, me, dataDirectory, clusterSecret: []);
+var limitOptions = settings.HostOptions(identity, me, dataDirectory, clusterSecret: [], listenAddress: listenAddress);
 ServerLimits.CheckAgainst(limitOptions);
 ServerLimits.CheckAgainst(node.StateMachine.Limits, node.Forwarding);
 // Every connection the bounds allow, plus the node's files, must fit the open-file limit (docs/rest-api.md).
@@ -134,8 +152,8 @@ httpLimits = httpLimits with
     MaxConnectionsPerAddress = Math.Min(httpLimits.MaxConnectionsPerAddress, descriptors.HttpConnections),
 };
 // A passphrase's key comes from a slow KDF, so it is derived on that other core too, off the first answer's path.
-var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(identity, me, dataDirectory, secret.Key(), members) with { ReadDiskAlarm = node.ReadDiskAlarm, WaitingToApply = () => node.Waiters.Waiting > 0, PeerTls = tls?.Peer }, node.StateMachine, node.Forwarding, loggers));
-var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers, httpLimits, tls?.Certificate);
+var raftStart = Task.Run(() => RaftHost.StartAsync(settings.HostOptions(identity, me, dataDirectory, secret.Key(), members, listenAddress) with { ReadDiskAlarm = node.ReadDiskAlarm, WaitingToApply = () => node.Waiters.Waiting > 0, PeerTls = tls?.Peer }, node.StateMachine, node.Forwarding, loggers));
+var builder = NodeWebApplication.CreateBuilder(new System.Net.IPEndPoint(listenAddress, me.Port), settings.LogLevel, ServerLimits.MaxRequestBodyBytes, loggers, httpLimits, tls?.Certificate);
 
 NodeEndpoints.AddServices(builder, node);
 var app = builder.Build();
@@ -168,9 +186,11 @@ try
 {
     await app.StartAsync();
 }
-catch (IOException e)
+catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
 {
-    Console.Error.WriteLine($"raftmq-node: cannot listen on {me.Ip}:{me.Port}: {e.Message}");
+    // A port in use, an address not on this machine: one line naming the address and why, no stack trace.
+    var address = me.Ip == listenAddress.ToString() ? $"{me.Ip}:{me.Port}" : $"{me.Ip}:{me.Port} ({new System.Net.IPEndPoint(listenAddress, me.Port)})";
+    Console.Error.WriteLine($"raftmq-node: cannot listen on {address}: {ListenFailure(e)}");
     try
     {
         await (await raftStart).DisposeAsync();
@@ -222,8 +242,10 @@ try
 }
 catch (Exception e)
 {
-    // Damaged data, a port in use, an unwritable directory: one line; anything else with its stack trace.
-    if (RaftHost.DescribeStartFailure(e) is { } reason) logger.LogCritical("Node {Index} could not start: {Message}", settings.Index, reason);
+    // The peer port in use or not on this machine: one line on stderr, as for the HTTP port. Damaged data, an
+    // unwritable directory: one line in the log; anything else with its stack trace.
+    if (e is IOException { InnerException: System.Net.Sockets.SocketException }) Console.Error.WriteLine($"raftmq-node: {e.Message}");
+    else if (RaftHost.DescribeStartFailure(e) is { } reason) logger.LogCritical("Node {Index} could not start: {Message}", settings.Index, reason);
     else logger.LogCritical(e, "Node {Index} could not start: {Message}", settings.Index, e.Message);
     node.SetFailed(e);
     await app.StopAsync();
@@ -237,3 +259,11 @@ await host.DisposeAsync();
 await node.DisposeAsync();
 (await meterProvider.Task).Dispose();
 return exitCode;
+
+// Why a listen failed, in the system's words ("Address already in use"): the socket error under Kestrel's wrapping.
+static string ListenFailure(Exception e)
+{
+    for (var inner = e; inner is not null; inner = inner.InnerException)
+        if (inner is System.Net.Sockets.SocketException socket) return socket.Message;
+    return e.Message;
+}

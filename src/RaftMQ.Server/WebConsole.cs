@@ -87,7 +87,7 @@ public static class WebConsole
     private static MemberOverview Local(QueueNode node, int index, NodeAddress address)
     {
         var s = node.Runtime?.Status;
-        return new MemberOverview(index, address.HttpUri.ToString().TrimEnd('/'))
+        return new MemberOverview(index, address.Url)
         {
             Up = true,
             Role = s?.Role is { } role ? RoleName(role) : "Starting",
@@ -123,7 +123,7 @@ public static class WebConsole
         /// </summary>
         public async Task<MemberOverview> AskAsync(int index, NodeAddress address, string authorization, CancellationToken aborted)
         {
-            var url = address.HttpUri.ToString().TrimEnd('/');
+            var url = address.Url;
             try
             {
                 using var request = new HttpRequestMessage(HttpMethod.Get, url + "/v1/metrics");

@@ -1,3 +1,4 @@
+using System.Net;
 using RaftMQ.Raft;
 
 namespace RaftMQ.Hosting.Tests;
@@ -83,6 +84,64 @@ public sealed class NodeIdentityTests : IDisposable
     [InlineData("127.0.0.1:1:2:3")]
     [InlineData("[::1:8567")]
     public void Malformed_member_addresses_are_refused(string text) => MemberAddress.Decode(text).ShouldBeNull();
+
+    [Theory]
+    [InlineData("not a host")]
+    [InlineData("10.0.0.1:8567")]
+    [InlineData("http://10.0.0.1")]
+    [InlineData("-node.example")]
+    [InlineData("node..example")]
+    [InlineData(" 10.0.0.1")]
+    public void A_config_ip_that_is_neither_an_ip_address_nor_a_host_name_is_refused(string ip)
+    {
+        var json = $$"""{"addresses": [{"ip": {{System.Text.Json.JsonSerializer.Serialize(ip)}}, "port": 8567}]}""";
+        Should.Throw<ConfigException>(() => ClusterConfig.Parse(json, "c.json")).Message
+            .ShouldBe($"c.json: addresses[0].ip must be an IP address or a host name, not '{ip}'");
+    }
+
+    [Theory]
+    [InlineData("10.0.0.1")]
+    [InlineData("::1")]
+    [InlineData("localhost")]
+    [InlineData("mq-1.example.com")]
+    [InlineData("no-such-host.invalid")]
+    public void A_config_ip_may_be_an_ip_address_or_a_host_name_that_resolves_only_later(string ip) =>
+        ClusterConfig.Parse($$"""{"addresses": [{"ip": "{{ip}}", "port": 8567}]}""").Addresses[0].Ip.ShouldBe(ip);
+
+    [Fact]
+    public void A_node_listens_on_its_ip_or_its_host_names_first_address_and_a_name_that_does_not_resolve_stops_it()
+    {
+        ClusterConfig.ListenAddress("10.0.0.1").ShouldBe(IPAddress.Parse("10.0.0.1"));
+        ClusterConfig.ListenAddress("::1").ShouldBe(IPAddress.IPv6Loopback);
+        ClusterConfig.ListenAddress("localhost").ShouldBe(IPAddress.Loopback);
+        // Not every interface, as before: the first address the name resolves to.
+        var name = Dns.GetHostName();
+        ClusterConfig.ListenAddress(name).ShouldBe(Dns.GetHostAddresses(name)[0]);
+        ClusterConfig.ListenEndPoint(name, 8567).ShouldBe(new IPEndPoint(Dns.GetHostAddresses(name)[0], 8567));
+        Should.Throw<ConfigException>(() => ClusterConfig.ListenAddress("no-such-host.invalid")).Message
+            .ShouldStartWith("cannot resolve this node's host name 'no-such-host.invalid'");
+        Should.Throw<ConfigException>(() => ClusterConfig.ListenAddress("not a host")).Message.ShouldContain("not an IP address or a host name");
+    }
+
+    [Fact]
+    public void A_peer_named_by_a_host_name_is_dialled_by_that_name_and_one_that_does_not_resolve_is_no_error()
+    {
+        ClusterConfig.PeerEndPoint(new NodeAddress("10.0.0.1", 8567, 8568, true)).ShouldBe(new IPEndPoint(IPAddress.Parse("10.0.0.1"), 8568));
+        ClusterConfig.PeerEndPoint(new NodeAddress("::1", 8567, 8568, true)).ShouldBe(new IPEndPoint(IPAddress.IPv6Loopback, 8568));
+        // Resolved by the transport at each connection attempt (and checked against the certificate's DNS name with TLS).
+        ClusterConfig.PeerEndPoint(new NodeAddress("mq-1.example.com", 8567, 8568, true)).ShouldBe(new DnsEndPoint("mq-1.example.com", 8568));
+        ClusterConfig.PeerEndPoint(new NodeAddress("no-such-host.invalid", 8567, 8568, true)).ShouldBe(new DnsEndPoint("no-such-host.invalid", 8568));
+        var config = ClusterConfig.Parse("""{"addresses": [{"ip": "127.0.0.1", "port": 8567}, {"ip": "no-such-host.invalid", "port": 8567}]}""");
+        config.HostOptions(0, _directory, new byte[32]).Peers[2].ShouldBe(new DnsEndPoint("no-such-host.invalid", 9567));
+    }
+
+    [Fact]
+    public void A_members_url_always_writes_its_port()
+    {
+        new NodeAddress("10.0.0.1", 80, 1080, true).Url.ShouldBe("http://10.0.0.1:80");
+        new NodeAddress("::1", 8567, 9567, true).Url.ShouldBe("http://[::1]:8567");
+        new NodeAddress("mq-1.example.com", 443, 1443, true).Url.ShouldBe("http://mq-1.example.com:443");
+    }
 
     [Fact]
     public void The_directory_takes_the_configurations_addresses_over_the_initial_ones()

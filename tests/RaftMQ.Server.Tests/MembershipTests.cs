@@ -216,6 +216,126 @@ public sealed class MembershipTests
     }
 
     [Fact]
+    public async Task A_member_url_must_be_http_host_port_and_nothing_else()
+    {
+        await using var cluster = TestCluster.Create(1, Args);
+        await cluster.StartAllAsync();
+        await cluster.WaitForLeaderAsync();
+        const string path = "/v1/cluster/members";
+        (string Body, string Says)[] refused =
+        [
+            ("""{"url": "http://127.0.0.1"}""", "has no port: write it out, like http://127.0.0.1:8567"),
+            ("""{"url": "http://127.0.0.1:80/"}""", "has a path after the port"),
+            ("""{"url": "http://127.0.0.1:80/v1"}""", "has a path after the port"),
+            ("""{"url": "http://127.0.0.1:80?x=1"}""", "has a query after the port"),
+            ("""{"url": "http://127.0.0.1:80#top"}""", "has a fragment after the port"),
+            ("""{"url": "http://admin:pw@127.0.0.1:80"}""", "carries user info"),
+            ("""{"url": "https://127.0.0.1:80"}""", "must be an http:// address: this cluster runs without TLS"),
+            ("""{"url": "ftp://127.0.0.1:80"}""", "is not http:// or https://"),
+            ("""{"url": "127.0.0.1:80"}""", "is not a URL"),
+            ("""{"url": "http://127.0.0.1:0"}""", "has no valid port"),
+            ("""{"url": "http://-x-:80"}""", "does not name a host"),
+            ("""{"url": 8567}""", "\"url\" must be a string"),
+            ("""{"url": "http://127.0.0.1:80", "peer": 1080}""", "unknown field \"peer\" (the body takes \"url\", \"peer_port\" and \"node\")"),
+            ("""{"url": "http://127.0.0.1:80", "url": "http://127.0.0.1:81"}""", "field \"url\" appears twice"),
+            ("""{"url": "http://127.0.0.1:80", "node": 1, "node": 2}""", "field \"node\" appears twice"),
+            ("""{"url": "http://127.0.0.1:80", "node": -1}""", "\"node\" must be a node number from 0"),
+            ("""{"url": "http://127.0.0.1:80", "peer_port": "1080"}""", "\"peer_port\" must be a port (1-65535)"),
+            ("""{"peer_port": 1080}""", "\"url\" (the new node's HTTP address, like http://10.0.0.4:8567) is required"),
+            ("""["http://127.0.0.1:80"]""", "body must be a JSON object"),
+        ];
+        foreach (var (body, says) in refused)
+        {
+            var (status, answer) = await cluster.SendAsync(0, HttpMethod.Post, path, body);
+            status.ShouldBe(HttpStatusCode.BadRequest, $"{body}: {answer}");
+            using var doc = JsonDocument.Parse(answer);
+            doc.RootElement.GetProperty("error").GetString()!.ShouldContain(says, customMessage: body);
+        }
+        (await MembersAsync(cluster, 0))!.Select(m => m.Node).ShouldBe([0], "nothing refused was added");
+
+        // Port 80 written out is a port like any other, and the member's url writes it back (as every member's does).
+        var (added, addedBody) = await cluster.SendAsync(0, HttpMethod.Post, path, """{"url": "http://127.0.0.1:80", "peer_port": 1080}""");
+        added.ShouldBe(HttpStatusCode.Created, addedBody);
+        var members = (await MembersAsync(cluster, 0))!;
+        members.Single(m => m.Node == 1).Url.ShouldBe("http://127.0.0.1:80");
+        members.Single(m => m.Node == 0).Url.ShouldBe($"http://127.0.0.1:{cluster.Ports[0].Http}");
+        (await cluster.SendAsync(0, HttpMethod.Delete, path + "/1")).Status.ShouldBe(HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task A_join_url_must_be_http_host_port_too()
+    {
+        var directory = TestCluster.NewDirectory();
+        Directory.CreateDirectory(directory);
+        try
+        {
+            var port = TestCluster.FreePorts(1)[0];
+            (string Url, string Says)[] refused =
+            [
+                ($"http://127.0.0.1:{port}/", "has a path after the port"),
+                ($"http://127.0.0.1:{port}/v1/cluster", "has a path after the port"),
+                ("http://127.0.0.1", "has no port"),
+                ($"http://user@127.0.0.1:{port}", "carries user info"),
+                ($"http://127.0.0.1:{port}?a=b", "has a query"),
+                ($"http://127.0.0.1:{port}#x", "has a fragment"),
+                ($"127.0.0.1:{port}", "is not a URL"),
+                ($"ftp://127.0.0.1:{port}", "is not http:// or https://"),
+                ($"https://127.0.0.1:{port}", "a node without TLS joins a cluster without TLS, at an http:// address"),
+            ];
+            foreach (var (url, says) in refused)
+            {
+                await using var node = NodeProcess.StartWith(
+                    ["--join", url, "--address", $"127.0.0.1:{port}", "--data-dir", Path.Combine(directory, "d"), "--cluster-secret", "s3cret-s3cret"], 0, directory);
+                (await node.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBeTrue($"{url}: the node kept running");
+                node.ExitCode.ShouldBe(2, $"{url}: {node.Output}");
+                // One line, naming the option, the URL and what is wrong with it; no usage, no stack trace.
+                node.ErrorLines.Count.ShouldBe(1, $"{url}:\n{node.Output}");
+                node.ErrorLines[0].ShouldStartWith("raftmq-node: --join ", customMessage: url);
+                node.ErrorLines[0].ShouldContain(url, customMessage: url);
+                node.ErrorLines[0].ShouldContain(says, customMessage: url);
+            }
+            File.Exists(Path.Combine(directory, "d", "node-identity.json")).ShouldBeFalse();
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_node_joins_and_restarts_while_a_member_has_a_host_name_that_does_not_resolve()
+    {
+        await using var cluster = TestCluster.CreateGrowable(3, 1, Args);
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        (await cluster.CreateTopicAsync(leader, "kept")).Status.ShouldBe(HttpStatusCode.Created);
+        // A member whose host name nobody can resolve (.invalid never does, RFC 6761): a learner that never answers.
+        var (status, body) = await cluster.SendAsync(leader, HttpMethod.Post, "/v1/cluster/members", """{"url": "http://no-such-host.invalid:8567", "node": 9}""");
+        status.ShouldBe(HttpStatusCode.Created, body);
+
+        // A new node learns of it when it joins, dials it by its name, and serves with the others.
+        cluster.StartJoining(3, leader);
+        await WaitForMembersAsync(cluster, leader, m => m.Any(x => x.Node == 3 && x.Role == "voter") && m.Any(x => x.Node == 9 && x.Role == "learner"),
+            "node 3 a voter beside the unresolvable learner 9");
+        (await cluster.PublishAsync(3, "kept", "before")).Status.ShouldBe(HttpStatusCode.OK);
+        (await cluster.Node(3).WaitForLineAsync(l => l.Contains("no-such-host.invalid", StringComparison.Ordinal) && l.Contains("retrying", StringComparison.Ordinal), Progress))
+            .ShouldBeTrue($"node 3 does not say it keeps trying the name:\n{cluster.Node(3).Output}");
+
+        // Restarted, it starts from its identity, which holds the name, and serves again.
+        await cluster.Node(3).KillAsync();
+        cluster.Start(3);
+        await cluster.WaitUntilAnsweringAsync(3);
+        (await cluster.Node(3).WaitForLineAsync(l => l.Contains("Node 4 started", StringComparison.Ordinal), TimeSpan.FromSeconds(15)))
+            .ShouldBeTrue(cluster.Node(3).Output);
+        await WaitForMembersAsync(cluster, 3, m => m.Any(x => x.Node == 3 && x.Role == "voter") && m.Any(x => x.Node == 9 && x.Url == "http://no-such-host.invalid:8567"),
+            "node 3 a voter and the unresolvable member 9, as node 3 sees them");
+        (await cluster.PublishAsync(3, "kept", "after")).Status.ShouldBe(HttpStatusCode.OK);
+        (await cluster.PopAsync(0, "kept")).Body.ShouldBe("""{"success":true,"message":"before"}""");
+        (await cluster.PopAsync(1, "kept")).Body.ShouldBe("""{"success":true,"message":"after"}""");
+        foreach (var i in Enumerable.Range(0, 4)) cluster.IsRunning(i).ShouldBeTrue($"node {i} stopped:\n{cluster.Node(i).Output}");
+    }
+
+    [Fact]
     public async Task A_node_whose_disk_was_wiped_is_replaced_by_a_new_node_that_catches_up_from_a_snapshot()
     {
         await using var cluster = TestCluster.CreateGrowable(3, 1, [.. Args, "--snapshot-every", "20"]);

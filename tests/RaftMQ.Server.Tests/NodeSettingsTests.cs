@@ -167,6 +167,32 @@ public sealed class UnknownOptionTests
         Should.Throw<RaftMQ.Hosting.ConfigException>(() => NodeSettings.Parse(args, NoEnvironment))
             .Message.ShouldBe("unknown option --no-such-flag (raftmq-node --help lists them)");
 
+    [Theory]
+    [InlineData("http://10.0.0.1:8567", "10.0.0.1:8571", "10.0.0.1")]
+    [InlineData("https://mq-1.example.com:443", "mq-4.example.com:8571:8572", "mq-4.example.com")]
+    [InlineData("http://[::1]:80", "[::1]:8571", "::1")]
+    public void A_join_url_and_address_with_an_ip_or_a_host_name_parse(string join, string address, string host)
+    {
+        var s = NodeSettings.Parse(["--join", join, "--address", address], NoEnvironment);
+        s.Join!.OriginalString.ShouldBe(join);
+        s.Address!.Ip.ShouldBe(host);
+    }
+
+    [Theory]
+    [InlineData("http://10.0.0.1:8567/", "--join must be a member's HTTP address like http://10.0.0.1:8567 (https:// with TLS): 'http://10.0.0.1:8567/' has a path after the port")]
+    [InlineData("http://10.0.0.1", "--join must be a member's HTTP address like http://10.0.0.1:8567 (https:// with TLS): 'http://10.0.0.1' has no port")]
+    public void A_join_url_with_more_or_less_than_http_host_port_is_refused_in_one_line(string join, string says)
+    {
+        var e = Should.Throw<RaftMQ.Hosting.ConfigException>(() => NodeSettings.Parse(["--join", join, "--address", "10.0.0.4:8571"], NoEnvironment));
+        e.Message.ShouldStartWith(says);
+        e.ShowUsage.ShouldBeFalse("a bad value is one line; the usage is for a malformed command line");
+    }
+
+    [Fact]
+    public void An_address_whose_host_is_no_ip_address_or_host_name_is_refused() =>
+        Should.Throw<RaftMQ.Hosting.ConfigException>(() => NodeSettings.Parse(["--join", "http://10.0.0.1:8567", "--address", "not a host:8571"], NoEnvironment))
+            .Message.ShouldBe("--address must be IP:PORT or IP:PORT:PEER_PORT (ports 1-65535, the peer port PORT + 1000 by default; a host name for IP), not 'not a host:8571'");
+
     [Fact]
     public void Known_options_still_parse_in_both_forms() =>
         NodeSettings.Parse(["config.json", "0", "--log-level", "Critical", "--request-timeout-ms=4000", "--auth-rrmq", "--auth-file", "a"], NoEnvironment)

@@ -9,6 +9,7 @@ public sealed partial class NodeProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly List<string> _lines = [];
+    private readonly List<string> _errorLines = [];
     private readonly Lock _gate = new();
     private TaskCompletionSource _newLine = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -158,7 +159,7 @@ public sealed partial class NodeProcess : IAsyncDisposable
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         var node = new NodeProcess(process, index);
         process.OutputDataReceived += (_, e) => node.OnLine(e.Data);
-        process.ErrorDataReceived += (_, e) => node.OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => node.OnLine(e.Data, standardError: true);
         process.Start();
         Live[node] = 0;
         process.BeginOutputReadLine();
@@ -166,13 +167,14 @@ public sealed partial class NodeProcess : IAsyncDisposable
         return node;
     }
 
-    private void OnLine(string? line)
+    private void OnLine(string? line, bool standardError = false)
     {
         if (line is null) return;
         TaskCompletionSource signal;
         lock (_gate)
         {
             _lines.Add(line);
+            if (standardError) _errorLines.Add(line);
             signal = _newLine;
             _newLine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
@@ -184,6 +186,15 @@ public sealed partial class NodeProcess : IAsyncDisposable
         get
         {
             lock (_gate) return string.Join('\n', _lines);
+        }
+    }
+
+    /// <summary>The lines of standard error alone (<see cref="Output"/> holds them too, among standard output's).</summary>
+    public IReadOnlyList<string> ErrorLines
+    {
+        get
+        {
+            lock (_gate) return [.. _errorLines];
         }
     }
 

@@ -124,7 +124,7 @@ public sealed class TestCluster : IAsyncDisposable
         if (IsRunning(i)) throw new InvalidOperationException($"node {i} is already running");
         string[] args =
         [
-            "--join", Url(member, "/").ToString(), "--address", $"127.0.0.1:{Ports[i].Http}:{Ports[i].Peer}",
+            "--join", $"{Scheme}://{Hosts[member]}:{Ports[member].Http}", "--address", $"127.0.0.1:{Ports[i].Http}:{Ports[i].Peer}",
             "--node", i.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data-dir", JoinedDataDirectory(i),
             "--cluster-secret-file", ConfigPath + ".secret", .. _extraArgs, .. moreArgs,
         ];

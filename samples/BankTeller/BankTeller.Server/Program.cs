@@ -36,7 +36,17 @@ catch (ConfigException e)
 }
 
 var me = config.Address(settings.Index);
-var builder = NodeWebApplication.CreateBuilder(ClusterConfig.ListenEndPoint(me.Ip, me.Port), settings.LogLevel, BankEndpoints.MaxRequestBodyBytes);
+System.Net.IPEndPoint listen;
+try
+{
+    listen = ClusterConfig.ListenEndPoint(me.Ip, me.Port); // a host name: its first address
+}
+catch (ConfigException e)
+{
+    Console.Error.WriteLine($"bank-server: {e.Message}");
+    return 2;
+}
+var builder = NodeWebApplication.CreateBuilder(listen, settings.LogLevel, BankEndpoints.MaxRequestBodyBytes);
 
 var app = builder.Build();
 var loggers = app.Services.GetRequiredService<ILoggerFactory>();
@@ -46,7 +56,7 @@ try
 {
     await app.StartAsync();
 }
-catch (IOException e)
+catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
 {
     Console.Error.WriteLine($"bank-server: cannot listen on {me.Ip}:{me.Port}: {e.Message}");
     return 1;
