@@ -365,7 +365,7 @@ public sealed partial class RaftMQClient : IDisposable
     {
         ArgumentNullException.ThrowIfNull(url);
         var body = JsonSerializer.SerializeToUtf8Bytes(
-            new AddMemberRequest(url.GetLeftPart(UriPartial.Authority), peerPort, node), ClientJson.Default.AddMemberRequest);
+            new AddMemberRequest(MemberUrl(url), peerPort, node), ClientJson.Default.AddMemberRequest);
         return RunAsync("add a member", Safety.Unsafe, n => JsonRequest(HttpMethod.Post, n, "/v1/cluster/members", body),
             (status, result) => status == HttpStatusCode.Created ? Members(result) : throw FollowOrReject(status, result), cancellationToken);
     }
@@ -755,6 +755,9 @@ public sealed partial class RaftMQClient : IDisposable
             if (_nodes.Count < _options.MaxKnownNodes && !_nodes.Any(n => Key(n) == Key(node))) _nodes.Add(node);
         }
     }
+
+    /// <summary>A member's URL as the cluster takes it: scheme, host and the port written out, even the scheme's default (80).</summary>
+    internal static string MemberUrl(Uri url) => $"{url.Scheme}://{url.Host}:{url.Port}";
 
     private static string Key(Uri node) => node.GetLeftPart(UriPartial.Authority).ToLowerInvariant();
 

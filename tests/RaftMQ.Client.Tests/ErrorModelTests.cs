@@ -8,6 +8,15 @@ namespace RaftMQ.Client.Tests;
 /// </summary>
 public sealed class ErrorModelTests
 {
+    [Theory]
+    [InlineData("http://node-a/", "http://node-a:80")]
+    [InlineData("http://node-a:80", "http://node-a:80")]
+    [InlineData("http://10.0.0.7:8567/", "http://10.0.0.7:8567")]
+    [InlineData("https://[::1]:9443", "https://[::1]:9443")]
+    [InlineData("HTTP://Node-B:8567", "http://node-b:8567")]
+    public void A_member_url_is_sent_with_its_port_written_out(string given, string sent) =>
+        RaftMQClient.MemberUrl(new Uri(given)).ShouldBe(sent);
+
     [Fact]
     public async Task A_publish_whose_connection_drops_after_sending_is_reported_unknown_and_not_retried()
     {
