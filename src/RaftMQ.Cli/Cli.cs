@@ -152,7 +152,7 @@ public static partial class Cli
 
     private static Command ClusterCommand()
     {
-        var cluster = new Command("cluster", Describe("Start, inspect and stop a cluster.", "cluster up", "cluster status", "cluster down"));
+        var cluster = new Command("cluster", Describe("Start, inspect, resize and stop a cluster, and change its members.", "cluster up", "cluster status", "cluster down"));
 
         var nodes = new Option<int?>("--nodes", "-n") { Description = "Number of nodes (1-15; default: as many as the cluster recorded in --data has, else 3)" };
         var detach = new Option<bool>("--detach", "-d") { Description = "Leave the nodes running in the background and return" };
@@ -280,8 +280,8 @@ public static partial class Cli
         var limits = new Command("limits", Describe(
             "Show the queue-wide bounds on waiting messages and what they count now (bytes, messages), one name and value a line; "
             + "with options, change them first. "
-            + "The change goes through the log, so every node applies it; lowering a bound removes nothing (publishes wait "
-            + "until consumption brings the queue below it).",
+            + "The change goes through the log, so every node applies it; lowering a bound removes nothing (publishes are refused "
+            + "(507) until consumption brings the queue below it).",
             "cluster limits", "cluster limits --max-bytes 4294967296 --max-topic-bytes 4294967296"))
         { limitBytes, limitMessages, limitTopicBytes, limitTopicMessages };
         limits.SetAction(Guard(async (r, ct) =>
@@ -700,7 +700,7 @@ public static partial class Cli
     private static Command DemoCommand()
     {
         var demo = new Command("demo", Describe(
-            "Start a local 3-node cluster in the background (or use the running one), send a few messages through it, "
+            "Start the local cluster in the background (the one recorded in --data, else 3 nodes; or use the running one), send a few messages through it, "
             + "and show what to try next.", "demo"));
         demo.SetAction(Guard((r, ct) => Demo.RunAsync(r, DataDir(r), ct)));
         return demo;

@@ -145,7 +145,7 @@ public sealed class LocalCluster
         }
         // The record of the cluster last run here (kept by `cluster down`), when it has this many members: start the same
         // nodes again, those that joined it later included, with their data.
-        var recorded = !fresh && System.IO.File.Exists(config) && Load(directory)?.File is { } f && f.Config == config && f.Nodes.Count(n => !n.Removed) == size ? f : null;
+        var recorded = !fresh && System.IO.File.Exists(config) && Load(directory)?.File is { } last && last.Config == config && last.Nodes.Count(n => !n.Removed) == size ? last : null;
         var reuse = !fresh && ReadPorts(config) is { } existing && existing.Count == size ? existing : null;
         if (reuse is null && recorded is null)
         {
