@@ -169,10 +169,10 @@ public sealed class LocalCluster
             : new ClusterFile(config, nodeBinary, [.. Enumerable.Range(0, size).Select(i => new LocalNode(
                 i, $"{scheme}://127.0.0.1:{ports[i]}", 0, Path.Combine(directory, $"node-{i}"), Path.Combine(directory, $"node-{i}.log")))], authFile, ca, authRrmq);
         var cluster = new LocalCluster(directory, file) { NodeArgs = nodeArgs };
-        foreach (var n in file.Nodes)
+        for (int i = 0; i < file.Nodes.Count; i++)
         {
-            if (tls) EnsureNodeCertificate(certificates, n.Index);
-            if (!n.Removed) cluster.StartNode(n.Index);
+            if (tls) EnsureNodeCertificate(certificates, i);
+            if (!file.Nodes[i].Removed) cluster.StartNode(i);
         }
         return cluster;
     }

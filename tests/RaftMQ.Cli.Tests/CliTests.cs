@@ -605,7 +605,8 @@ public sealed class CliClusterTests
         await using (var remove = CliProcess.Start(env, "cluster", "remove", $"{target}", "--timeout", "60"))
         {
             (await remove.WaitForErrorAsync($"the answer to removing node {target} was lost", TimeSpan.FromSeconds(60))).ShouldBeTrue(remove.Stderr);
-            (await env.RunAsync("cluster", "kill", $"{target}")).ExitCode.ShouldBe(0);
+            // Not checked: had the members already told, the tool would have stopped the node itself.
+            await env.RunAsync("cluster", "kill", $"{target}");
             var back = await env.RunAsync("cluster", "start", $"{stopped}");
             back.ExitCode.ShouldBe(0, back.ToString());
             (await remove.WaitForExitAsync(TimeSpan.FromSeconds(90))).ShouldBe(0, $"{remove.Stdout}\n{remove.Stderr}");
