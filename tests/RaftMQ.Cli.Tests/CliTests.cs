@@ -611,6 +611,8 @@ public sealed class CliClusterTests
             back.ExitCode.ShouldBe(0, back.ToString());
             (await remove.WaitForExitAsync(TimeSpan.FromSeconds(90))).ShouldBe(0, $"{remove.Stdout}\n{remove.Stderr}");
             remove.Stdout.ShouldContain($"removed node {target} from the cluster");
+            remove.Stderr.ShouldContain($"the answer to removing node {target} was lost", Case.Sensitive, remove.Stderr);
+            remove.Stderr.ShouldContain("outcome-unknown", Case.Sensitive, remove.Stderr);
         }
         (await env.RunAsync("cluster", "members")).Stdout.ShouldContain("2 voter(s), 0 learner(s)");
         var restart = await env.RunAsync("cluster", "start", $"{target}");
