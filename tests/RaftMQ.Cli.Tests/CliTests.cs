@@ -554,21 +554,21 @@ public sealed class CliClusterTests
         up.ExitCode.ShouldBe(0, up.ToString());
         (await env.RunAsync("topic", "create", "kept")).ExitCode.ShouldBe(0);
         (await env.RunAsync("publish", "kept", "before")).ExitCode.ShouldBe(0);
-        var grow = await env.RunAsync("cluster", "up", "--nodes", "5");
+        var grow = await env.RunAsync("cluster", "up", "--nodes", "6");
         grow.ExitCode.ShouldBe(0, grow.ToString());
         var grown = env.RecordedPids();
-        grown.Count.ShouldBe(5);
+        grown.Count.ShouldBe(6);
 
-        // Down keeps the record; up without --nodes starts the same five nodes, with their data.
+        // Down keeps the record; up without --nodes starts the same six nodes, with their data.
         var down = await env.RunAsync("cluster", "down");
         down.ExitCode.ShouldBe(0, down.ToString());
-        down.Stdout.ShouldContain("stopped 5 node(s)");
+        down.Stdout.ShouldContain("stopped 6 node(s)");
         grown.ShouldAllBe(p => !CliEnvironment.IsAlive(p));
         File.Exists(Path.Combine(env.Data, "cluster.json")).ShouldBeTrue();
         var again = await env.RunAsync("cluster", "up", "--detach");
         again.ExitCode.ShouldBe(0, again.ToString());
-        again.Stdout.ShouldContain("(5 of 5 nodes up)", Case.Sensitive, again.ToString());
-        (await env.RunAsync("cluster", "members")).Stdout.ShouldContain("5 voter(s), 0 learner(s)");
+        again.Stdout.ShouldContain("(6 of 6 nodes up)", Case.Sensitive, again.ToString());
+        (await env.RunAsync("cluster", "members")).Stdout.ShouldContain("6 voter(s), 0 learner(s)");
         (await env.RunAsync("consume", "kept")).Stdout.ShouldBe("before\n");
 
         // A node removed from the middle is recorded as removed: status counts the members only, start refuses it.
@@ -578,16 +578,26 @@ public sealed class CliClusterTests
         removed.Stdout.ShouldContain("records it as removed");
         var status = await env.RunAsync("cluster", "status");
         status.ExitCode.ShouldBe(0, status.ToString());
-        status.Stdout.ShouldContain("(4 of 4 nodes up)", Case.Sensitive, status.ToString());
+        status.Stdout.ShouldContain("(5 of 5 nodes up)", Case.Sensitive, status.ToString());
         status.Stdout.ShouldNotContain(urls[1], Case.Sensitive, status.ToString());
         var start = await env.RunAsync("cluster", "start", "1");
         start.ExitCode.ShouldBe(1, start.ToString());
         start.Stderr.ShouldContain("node 1 was removed from the cluster", Case.Sensitive, start.ToString());
         var twice = await env.RunAsync("cluster", "remove", "1");
         twice.ExitCode.ShouldBe(1, twice.ToString());
-        twice.Stderr.ShouldContain("node 1 is not a member of the cluster (its members: 0, 2, 3, 4)", Case.Sensitive, twice.ToString());
+        twice.Stderr.ShouldContain("node 1 is not a member of the cluster (its members: 0, 2, 3, 4, 5)", Case.Sensitive, twice.ToString());
 
-        // Shrinking counts the members only: node 4, the last, goes; nodes 0, 2 and 3 are left.
+        // A node removed behind the local cluster's back (through --urls, which the local record does not follow) is
+        // refused by start all the same: the cluster does not list it. From then on the record says so.
+        var elsewhere = await env.RunAsync("cluster", "remove", "5", "--urls", urls[0]);
+        elsewhere.ExitCode.ShouldBe(0, elsewhere.ToString());
+        (await env.RunAsync("cluster", "kill", "5")).ExitCode.ShouldBe(0);
+        var notMember = await env.RunAsync("cluster", "start", "5");
+        notMember.ExitCode.ShouldBe(1, notMember.ToString());
+        notMember.Stderr.ShouldContain("node 5 is not a member of the cluster (its members: 0, 2, 3, 4)", Case.Sensitive, notMember.ToString());
+        (await env.RunAsync("cluster", "start", "5")).Stderr.ShouldContain("node 5 was removed from the cluster");
+
+        // Shrinking counts the members only: node 4, the last member, goes; nodes 0, 2 and 3 are left.
         var shrink = await env.RunAsync("cluster", "up", "--nodes", "3");
         shrink.ExitCode.ShouldBe(0, shrink.ToString());
         shrink.Stdout.ShouldContain("node 4 removed and stopped");
@@ -616,7 +626,8 @@ public sealed class CliClusterTests
         }
         (await env.RunAsync("cluster", "members")).Stdout.ShouldContain("2 voter(s), 0 learner(s)");
         var restart = await env.RunAsync("cluster", "start", $"{target}");
-        restart.ExitCode.ShouldBe(target == 3 ? 2 : 1, restart.ToString()); // the last node is forgotten; one before it recorded as removed
+        restart.ExitCode.ShouldBe(1, restart.ToString());
+        restart.Stderr.ShouldContain($"node {target} was removed from the cluster", Case.Sensitive, restart.ToString());
 
         var last = await env.RunAsync("cluster", "down");
         last.ExitCode.ShouldBe(0, last.ToString());
