@@ -591,7 +591,9 @@ public sealed class CliClusterTests
         // refused by start all the same: the cluster does not list it. From then on the record says so.
         var elsewhere = await env.RunAsync("cluster", "remove", "5", "--urls", urls[0]);
         elsewhere.ExitCode.ShouldBe(0, elsewhere.ToString());
+        var pid5 = env.RecordedPids()[5];
         (await env.RunAsync("cluster", "kill", "5")).ExitCode.ShouldBe(0);
+        (await Eventually.TrueAsync(() => Task.FromResult(!CliEnvironment.IsAlive(pid5)), TimeSpan.FromSeconds(20))).ShouldBeTrue("node 5 is gone after SIGKILL");
         var notMember = await env.RunAsync("cluster", "start", "5");
         notMember.ExitCode.ShouldBe(1, notMember.ToString());
         notMember.Stderr.ShouldContain("node 5 is not a member of the cluster (its members: 0, 2, 3, 4)", Case.Sensitive, notMember.ToString());
