@@ -165,7 +165,13 @@ public static class Bench
         var result = await RunPhaseAsync("receive+ack", s, s.SeparateAck ? SeparateAck : AckOnNextReceive, showProgress, ct).ConfigureAwait(false);
         var errors = new Dictionary<string, long>(result.Errors);
         if (stale > 0) errors["stale-receipt"] = stale;
-        return result with { Errors = errors, Parts = new Dictionary<string, LatencyHistogram> { ["receive"] = receives, ["ack"] = acks } };
+        // Every request counts: each receive (an empty one too) and each ack request, which a step of --separate-ack
+        // makes two of.
+        return result with
+        {
+            Ops = receives.Count + acks.Count, Errors = errors,
+            Parts = new Dictionary<string, LatencyHistogram> { ["receive"] = receives, ["ack"] = acks },
+        };
     }
 
     /// <summary>Messages per fill request: as many as fit a 1 MiB body (each costs its bytes plus quotes and a comma).</summary>

@@ -98,7 +98,7 @@ public static partial class Cli
         };
         root.Add(ClusterCommand());
         root.Add(TopicCommand());
-        root.Add(PublishCommand());
+        root.Add(PublishCommand(inShell));
         root.Add(ConsumeCommand());
         root.Add(GroupCommand());
         root.Add(ReceiveCommand());
@@ -152,9 +152,9 @@ public static partial class Cli
 
     private static Command ClusterCommand()
     {
-        var cluster = new Command("cluster", Describe("Start, inspect and stop a cluster.", "cluster up", "cluster status", "cluster down"));
+        var cluster = new Command("cluster", Describe("Start, inspect, resize and stop a cluster, and change its members.", "cluster up", "cluster status", "cluster down"));
 
-        var nodes = new Option<int>("--nodes", "-n") { Description = "Number of nodes (1-15)", DefaultValueFactory = _ => 3 };
+        var nodes = new Option<int?>("--nodes", "-n") { Description = "Number of nodes (1-15; default: as many as the cluster recorded in --data has, else 3)" };
         var detach = new Option<bool>("--detach", "-d") { Description = "Leave the nodes running in the background and return" };
         var fresh = new Option<bool>("--fresh") { Description = "Start from empty node data and new ports" };
         var authFile = new Option<string?>("--auth-file")
@@ -178,9 +178,11 @@ public static partial class Cli
             "cluster up --detach --auth-file keys.json", "cluster up --detach --tls"))
         { nodes, detach, fresh, authFile, authRrmq, tls };
         up.SetAction(Guard((r, ct) => ClusterUpAsync(
-            DataDir(r), r.GetValue(nodes), r.GetValue(detach), r.GetValue(fresh), r, ct, r.GetValue(authFile), r.GetValue(tls), r.GetValue(authRrmq))));
+            DataDir(r), r.GetValue(nodes) ?? LocalCluster.Load(DataDir(r))?.Members.Count ?? 3, r.GetValue(detach), r.GetValue(fresh), r, ct, r.GetValue(authFile), r.GetValue(tls), r.GetValue(authRrmq))));
 
-        var down = new Command("down", Describe("Stop the local cluster started with `cluster up --detach` (SIGTERM, then SIGKILL after 5 s).", "cluster down"));
+        var down = new Command("down", Describe(
+            "Stop the local cluster started with `cluster up --detach` (SIGTERM, then SIGKILL after 5 s). Its record (DATA/cluster.json) "
+            + "stays, so the next `cluster up` starts the same nodes again, with their data.", "cluster down"));
         down.SetAction(Guard(async (r, ct) =>
         {
             var dir = DataDir(r);
@@ -227,14 +229,18 @@ public static partial class Cli
             return Task.FromResult(ExitCodes.Ok);
         }));
         var startIndex = new Argument<int>("NODE") { Description = "The node's index (the `node` column)" };
-        var start = new Command("start", Describe("Start a stopped node of the local cluster again; it catches up from the leader.", "cluster start 0")) { startIndex };
-        start.SetAction(Guard((r, ct) =>
+        var start = new Command("start", Describe(
+            "Start a stopped node of the local cluster again; it catches up from the leader. A node removed from the cluster is refused.",
+            "cluster start 0")) { startIndex };
+        start.SetAction(Guard(async (r, ct) =>
         {
             var local = RequireLocal(r);
             var i = r.GetValue(startIndex);
+            if (i >= 0 && i < local.File.Nodes.Count && !local.File.Nodes[i].Removed && !local.IsRunning(i) && local.AnyRunning)
+                await RefuseNonMemberAsync(local, i, r, ct).ConfigureAwait(false);
             local.StartNode(i);
             Console.Out.WriteLine($"started node {i} (pid {local.File.Nodes[i].Pid})");
-            return Task.FromResult(ExitCodes.Ok);
+            return ExitCodes.Ok;
         }));
 
         var target = new Argument<int?>("NODE")
@@ -274,8 +280,8 @@ public static partial class Cli
         var limits = new Command("limits", Describe(
             "Show the queue-wide bounds on waiting messages and what they count now (bytes, messages), one name and value a line; "
             + "with options, change them first. "
-            + "The change goes through the log, so every node applies it; lowering a bound removes nothing (publishes wait "
-            + "until consumption brings the queue below it).",
+            + "The change goes through the log, so every node applies it; lowering a bound removes nothing (publishes are refused "
+            + "(507) until consumption brings the queue below it).",
             "cluster limits", "cluster limits --max-bytes 4294967296 --max-topic-bytes 4294967296"))
         { limitBytes, limitMessages, limitTopicBytes, limitTopicMessages };
         limits.SetAction(Guard(async (r, ct) =>
@@ -313,7 +319,7 @@ public static partial class Cli
     internal static async Task<int> ClusterUpAsync(
         string dir, int size, bool detach, bool fresh, ParseResult r, CancellationToken ct, string? authFile = null, bool tls = false, bool authRrmq = false)
     {
-        if (!fresh && LocalCluster.Load(dir) is { AnyRunning: true } running && running.File.Nodes.Count != size)
+        if (!fresh && LocalCluster.Load(dir) is { AnyRunning: true } running && running.Members.Count != size)
         {
             if (authFile is not null && running.File.AuthFile != Path.GetFullPath(authFile))
                 throw new CliException($"the running cluster was started with {(running.File.AuthFile is { } f ? "--auth-file " + f : "no --auth-file")}; its new nodes take the same", ExitCodes.Usage);
@@ -362,17 +368,18 @@ public static partial class Cli
     /// </summary>
     private static async Task<IReadOnlyList<NodeProbe>> WaitForLeaderAsync(LocalCluster local, RaftMQClient client, CancellationToken ct, bool runningOnly = false)
     {
-        var expected = local.File.Nodes.Where(n => !runningOnly || local.IsRunning(n.Index)).Select(n => n.Index).ToHashSet();
+        var expected = local.Members.Where(n => !runningOnly || local.IsRunning(n.Index)).Select(n => n.Index).ToHashSet();
         var deadline = DateTime.UtcNow + ClusterReadyTimeout;
         while (true)
         {
-            foreach (var n in local.File.Nodes)
+            foreach (var n in local.Members)
             {
                 if (expected.Contains(n.Index) && !local.IsRunning(n.Index))
                     throw new CliException($"node {n.Index} exited while starting; the end of its log ({n.Log}):\n{local.LogTail(n.Index)}");
             }
             var probes = await client.GetClusterStatusAsync(ct).ConfigureAwait(false);
-            if (probes.Where((p, i) => expected.Contains(i)).All(p => p.Status is not null) && probes.Any(p => p.Status is { IsLeader: true })) return probes;
+            if (probes.Where(p => local.NodeAt(p.Url) is { } n && expected.Contains(n.Index)).All(p => p.Status is not null)
+                && probes.Any(p => p.Status is { IsLeader: true })) return probes;
             if (DateTime.UtcNow > deadline)
                 throw new CliException($"the cluster was not ready within {ClusterReadyTimeout.TotalSeconds:0} s ({ClusterView.Summary(probes)}); node logs are in {local.Directory}");
             await Task.Delay(50, ct).ConfigureAwait(false);
@@ -383,7 +390,7 @@ public static partial class Cli
 
     private static Command TopicCommand()
     {
-        var topic = new Command("topic", Describe("Create and list topics.", "topic create orders", "topic list"));
+        var topic = new Command("topic", Describe("Create, list, configure, inspect and delete topics.", "topic create orders", "topic list", "topic stats orders"));
         var name = new Argument<string>("TOPIC") { Description = "Topic name (1-255 bytes of UTF-8)" };
         var create = new Command("create", Describe("Create a topic. Creating an existing topic is not an error.", "topic create orders")) { name };
         create.SetAction(Guard(async (r, ct) =>
@@ -411,7 +418,7 @@ public static partial class Cli
         return topic;
     }
 
-    private static Command PublishCommand()
+    private static Command PublishCommand(bool inShell = false)
     {
         var topic = new Argument<string>("TOPIC") { Description = "The topic to publish to" };
         var message = new Argument<string?>("MESSAGE") { Description = "The message; without it, every line of standard input is one message", Arity = ArgumentArity.ZeroOrOne };
@@ -422,6 +429,9 @@ public static partial class Cli
             "publish orders \"order 42\"", "publish orders \"order 42\" --id order-42", "publish orders \"reminder\" --delay-ms 60000", "publish orders < orders.txt")) { topic, message, id, delayMs };
         publish.SetAction(Guard(async (r, ct) =>
         {
+            // The shell's standard input holds its commands (a script's next lines): they are not messages.
+            if (inShell && r.GetValue(message) is null)
+                throw new CliException("publish needs a MESSAGE in the shell, e.g. publish orders \"order 42\"", ExitCodes.Usage);
             var (urls, _) = Target(r);
             using var client = NewClient(urls, r);
             var t = r.GetValue(topic)!;
@@ -487,6 +497,14 @@ public static partial class Cli
                 {
                     Console.Error.WriteLine($"{n} message(s) were published before the error; none from line {line} on");
                     throw;
+                }
+                catch (ArgumentException)
+                {
+                    // The client refuses a batch over the request bound before sending it; a batch holds at most
+                    // 128 KiB of lines, so only one line, alone in its batch, can be that large.
+                    throw new CliException(
+                        $"line {line} is too large to publish: one message must fit a {RaftMQClient.MaxRequestBytes / 1024 / 1024} MiB request (as JSON)\n"
+                        + $"{n} message(s) were published before it; none from line {line} on");
                 }
             }
             Console.Out.WriteLine($"published {n} message(s) to '{t}'");
@@ -567,7 +585,7 @@ public static partial class Cli
             var count = new Option<long?>("--count") { Description = "Messages in total (default 10,000 unless --duration is given)" };
             var duration = new Option<double?>("--duration") { Description = "Run for this many seconds instead of a count" };
             var topic = new Option<string?>("--topic") { Description = "Topic to use (default: a new bench-* topic)" };
-            var prefill = new Option<long>("--prefill") { Description = $"{op} with --duration: messages published first", DefaultValueFactory = _ => 20_000 };
+            var prefill = new Option<long>("--prefill") { Description = "With --duration: messages published first (not measured)", DefaultValueFactory = _ => 20_000 };
             var json = new Option<bool>("--json") { Description = "Print the result as JSON (no progress bar)" };
             var batch = new Option<int>("--batch")
             {
@@ -672,7 +690,8 @@ public static partial class Cli
     private static Command ShellCommand()
     {
         var shell = new Command("shell", Describe(
-            "An interactive prompt for every command above (without the `raftmq` prefix), with line editing, history and help.",
+            "An interactive prompt for every raftmq command (without the `raftmq` prefix), with line editing, history and help. "
+            + "With standard input redirected it runs a script, one command a line, and exits with the code of the last command that failed (0 if none did).",
             "shell", "shell --urls http://127.0.0.1:8567"));
         shell.SetAction(Guard((r, ct) => Shell.RunAsync(r.GetValue(Urls), r.GetValue(Data), r.GetValue(ApiKey), r.GetValue(Ca))));
         return shell;
@@ -681,7 +700,7 @@ public static partial class Cli
     private static Command DemoCommand()
     {
         var demo = new Command("demo", Describe(
-            "Start a local 3-node cluster in the background (or use the running one), send a few messages through it, "
+            "Start the local cluster in the background (the one recorded in --data, else 3 nodes; or use the running one), send a few messages through it, "
             + "and show what to try next.", "demo"));
         demo.SetAction(Guard((r, ct) => Demo.RunAsync(r, DataDir(r), ct)));
         return demo;

@@ -25,13 +25,14 @@ public static class ClusterView
         {
             var p = probes[i];
             var s = p.Status;
+            var node = local?.NodeAt(p.Url);
             var row = new List<string>
             {
-                s is null ? (local is null ? "?" : i.ToString(CultureInfo.InvariantCulture)) : s.Node.ToString(CultureInfo.InvariantCulture),
+                s is null ? (node is null ? "?" : node.Index.ToString(CultureInfo.InvariantCulture)) : s.Node.ToString(CultureInfo.InvariantCulture),
                 Markup.Escape(p.Url.ToString().TrimEnd('/')),
             };
             if (local is not null)
-                row.Add(i < local.File.Nodes.Count && local.IsRunning(i) ? local.File.Nodes[i].Pid.ToString(CultureInfo.InvariantCulture) : "[red]-[/]");
+                row.Add(node is not null && local.IsRunning(node.Index) ? node.Pid.ToString(CultureInfo.InvariantCulture) : "[red]-[/]");
             if (s is null)
             {
                 row.AddRange(["[red]down[/]", "", "", "", ""]);

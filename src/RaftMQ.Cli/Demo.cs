@@ -17,8 +17,10 @@ public static class Demo
         }
         else
         {
-            AnsiConsole.MarkupLine("[bold]Starting a local 3-node cluster[/] (nodes run in the background)");
-            var code = await Cli.ClusterUpAsync(dir, 3, detach: true, fresh: false, r, ct).ConfigureAwait(false);
+            // The cluster recorded here (stopped by `cluster down`) starts again as it was; else a new one of 3 nodes.
+            var size = local?.Members.Count ?? 3;
+            AnsiConsole.MarkupLine($"[bold]Starting a local {size}-node cluster[/] (nodes run in the background)");
+            var code = await Cli.ClusterUpAsync(dir, size, detach: true, fresh: false, r, ct).ConfigureAwait(false);
             if (code != ExitCodes.Ok) return code;
             local = LocalCluster.Load(dir)!;
         }

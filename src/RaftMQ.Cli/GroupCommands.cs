@@ -173,13 +173,21 @@ public static partial class Cli
         var receipts = new Argument<string[]>("RECEIPT") { Description = "Receipts printed by receive", Arity = ArgumentArity.OneOrMore };
         var group = GroupOption();
         var ack = new Command("ack", Describe(
-            "Ack received messages by their receipts. Exits 1 when a receipt is stale (its lease ended and the message went to another consumer, or it was acked already).",
-            "ack orders r2a-1 r2b-1")) { topic, receipts, group };
+            "Ack received messages by their receipts. Exits 1 when a receipt is stale (its lease ended and the message went to another consumer, or it was acked already), "
+            + "or when the topic or the group does not exist.",
+            "ack orders r0-1-f041c189e9a304f0", "ack orders r3-2-9b1d0c6e2f7a4b58 --group billing")) { topic, receipts, group };
         ack.SetAction(Guard(async (r, ct) =>
         {
             var (urls, _) = Target(r);
             using var client = NewClient(urls, r);
-            var result = await client.AckAsync(r.GetValue(topic)!, r.GetValue(receipts)!, r.GetValue(group)!, cancellationToken: ct).ConfigureAwait(false);
+            var (t, g) = (r.GetValue(topic)!, r.GetValue(group)!);
+            var result = await client.AckAsync(t, r.GetValue(receipts)!, g, cancellationToken: ct).ConfigureAwait(false);
+            if (result.Applied == 0 && result.Stale.Count > 0)
+            {
+                // A missing topic or group answers as if every receipt were stale: tell them apart (a missing topic throws on, exit 1).
+                var stats = await client.GetTopicStatsAsync(t, cancellationToken: ct).ConfigureAwait(false);
+                if (!stats.Groups.Any(x => x.Group == g)) throw new CliException($"topic '{t}' has no group '{g}'; nothing was acked");
+            }
             Console.Out.WriteLine($"acked {result.Applied}");
             foreach (var s in result.Stale) Console.Error.WriteLine($"stale receipt {s}: not acked (delivered again since, or acked already)");
             return result.Stale.Count == 0 ? ExitCodes.Ok : ExitCodes.Failure;

@@ -8,7 +8,8 @@ namespace RaftMQ.Cli;
 
 /// <summary>
 /// One node of a local cluster as the cluster file records it. <see cref="Args"/> are the node's arguments when it
-/// joined the running cluster (<c>--join ...</c>) rather than starting from the config.
+/// joined the running cluster (<c>--join ...</c>) rather than starting from the config. <see cref="Removed"/>: the node
+/// was removed from the membership (<c>cluster remove</c> of a node before the last): it is not started again.
 /// </summary>
 public sealed record LocalNode(
     [property: JsonPropertyName("index")] int Index,
@@ -16,7 +17,8 @@ public sealed record LocalNode(
     [property: JsonPropertyName("pid")] int Pid,
     [property: JsonPropertyName("data_dir")] string DataDir,
     [property: JsonPropertyName("log")] string Log,
-    [property: JsonPropertyName("args")] List<string>? Args = null);
+    [property: JsonPropertyName("args")] List<string>? Args = null,
+    [property: JsonPropertyName("removed")] bool Removed = false);
 
 /// <summary>
 /// The cluster file (<c>cluster.json</c> in the data directory): how to find and stop a local cluster. <see cref="Ca"/>
@@ -65,7 +67,14 @@ public sealed class LocalCluster
 
     public ClusterFile File { get; private set; }
 
-    public IReadOnlyList<Uri> Urls => [.. File.Nodes.Select(n => new Uri(n.Url))];
+    /// <summary>The nodes that are members (not removed), in index order.</summary>
+    public IReadOnlyList<LocalNode> Members => [.. File.Nodes.Where(n => !n.Removed)];
+
+    /// <summary>The members' URLs, in index order (removed nodes are no longer part of the cluster).</summary>
+    public IReadOnlyList<Uri> Urls => [.. Members.Select(n => new Uri(n.Url))];
+
+    /// <summary>The node recorded at <paramref name="url"/>, or null.</summary>
+    public LocalNode? NodeAt(Uri url) => File.Nodes.FirstOrDefault(n => new Uri(n.Url).Authority == url.Authority);
 
     public static string DefaultDirectory =>
         Environment.GetEnvironmentVariable("RAFTMQ_DATA") is { Length: > 0 } d
@@ -134,13 +143,16 @@ public sealed class LocalCluster
             // A fresh cluster gets a fresh peer secret: the first node to start generates it (docs/security.md).
             System.IO.File.Delete(Path.Combine(directory, SecretFileName));
         }
+        // The record of the cluster last run here (kept by `cluster down`), when it has this many members: start the same
+        // nodes again, those that joined it later included, with their data.
+        var recorded = !fresh && System.IO.File.Exists(config) && Load(directory)?.File is { } last && last.Config == config && last.Nodes.Count(n => !n.Removed) == size ? last : null;
         var reuse = !fresh && ReadPorts(config) is { } existing && existing.Count == size ? existing : null;
-        if (reuse is null)
+        if (reuse is null && recorded is null)
         {
             // New ports make a new cluster: node data of an earlier one (whose members may have joined at other ports) would not fit it.
             foreach (var d in System.IO.Directory.EnumerateDirectories(directory, "node-*")) System.IO.Directory.Delete(d, recursive: true);
         }
-        var ports = reuse ?? WriteConfig(config, size);
+        var ports = reuse ?? (recorded is not null ? [] : WriteConfig(config, size));
 
         string? ca = null;
         var certificates = Path.Combine(directory, TlsDirectoryName);
@@ -149,22 +161,35 @@ public sealed class LocalCluster
         {
             ca = Path.Combine(certificates, Cli.CaFile);
             if (!System.IO.File.Exists(ca)) Cli.CreateAuthority(certificates, 3650, "RaftMQ local cluster CA");
-            for (int i = 0; i < size; i++) EnsureNodeCertificate(certificates, i);
         }
         var scheme = tls ? "https" : "http";
-        var file = new ClusterFile(config, nodeBinary, [.. Enumerable.Range(0, size).Select(i => new LocalNode(
-            i, $"{scheme}://127.0.0.1:{ports[i]}", 0, Path.Combine(directory, $"node-{i}"), Path.Combine(directory, $"node-{i}.log")))], authFile, ca, authRrmq);
+        var file = recorded is not null
+            ? new ClusterFile(config, nodeBinary, [.. recorded.Nodes.Select(n => n with { Url = $"{scheme}://{new Uri(n.Url).Authority}", Args = Scheme(n.Args, scheme) })],
+                authFile, ca, authRrmq)
+            : new ClusterFile(config, nodeBinary, [.. Enumerable.Range(0, size).Select(i => new LocalNode(
+                i, $"{scheme}://127.0.0.1:{ports[i]}", 0, Path.Combine(directory, $"node-{i}"), Path.Combine(directory, $"node-{i}.log")))], authFile, ca, authRrmq);
         var cluster = new LocalCluster(directory, file) { NodeArgs = nodeArgs };
-        for (int i = 0; i < size; i++) cluster.StartNode(i);
+        for (int i = 0; i < file.Nodes.Count; i++)
+        {
+            if (tls) EnsureNodeCertificate(certificates, i);
+            if (!file.Nodes[i].Removed) cluster.StartNode(i);
+        }
         return cluster;
     }
 
     private IReadOnlyList<string> NodeArgs { get; init; } = [];
 
+    /// <summary>A joined node's recorded arguments with the URL it joined through in <paramref name="scheme"/> (the cluster may restart with or without TLS).</summary>
+    private static List<string>? Scheme(List<string>? args, string scheme) =>
+        args?.Select(a => a.StartsWith("http://", StringComparison.Ordinal) || a.StartsWith("https://", StringComparison.Ordinal)
+            ? $"{scheme}://{a[(a.IndexOf("://", StringComparison.Ordinal) + 3)..]}" : a).ToList();
+
     /// <summary>Starts node <paramref name="index"/> again (after a kill) with the recorded binary and config.</summary>
     public void StartNode(int index)
     {
         if (index < 0 || index >= File.Nodes.Count) throw new CliException($"no node {index}: the cluster has nodes 0-{File.Nodes.Count - 1}", ExitCodes.Usage);
+        if (File.Nodes[index].Removed)
+            throw new CliException($"node {index} was removed from the cluster: it is no member, and a removed node does not rejoin with its data (add a new one with: {Cli.Name} cluster up --nodes N{DataArg(Directory)})");
         if (IsRunning(index)) throw new CliException($"node {index} is already running (pid {File.Nodes[index].Pid})");
         var node = File.Nodes[index];
         System.IO.File.AppendAllText(node.Log, $"--- {DateTime.Now:yyyy-MM-dd HH:mm:ss} started by {Cli.Name}\n");
@@ -268,6 +293,38 @@ public sealed class LocalCluster
         if (System.IO.Directory.Exists(last.DataDir)) System.IO.Directory.Delete(last.DataDir, recursive: true);
     }
 
+    /// <summary>
+    /// Forgets node <paramref name="index"/>, removed from the membership: the last node is stopped and dropped with
+    /// its data (<see cref="DropLastNodeAsync"/>); a node before it is stopped and recorded as removed, so that neither
+    /// <c>cluster up</c> nor <c>cluster start</c> starts it again. Reads the cluster file first: another command may
+    /// have changed it meanwhile (a node started again).
+    /// </summary>
+    public async Task ForgetAsync(int index)
+    {
+        if (Load(Directory) is { } now) File = now.File;
+        if (index >= File.Nodes.Count || File.Nodes[index].Removed) return;
+        if (index == File.Nodes.Count - 1)
+        {
+            await DropLastNodeAsync().ConfigureAwait(false);
+            return;
+        }
+        var node = File.Nodes[index];
+        if (IsRunning(index))
+        {
+            Posix.Signal(node.Pid, Posix.SigTerm);
+            if (!await WaitGoneAsync([node.Pid], StopGrace).ConfigureAwait(false)) Posix.Signal(node.Pid, Posix.SigKill);
+        }
+        File.Nodes[index] = node with { Removed = true };
+        Save();
+    }
+
+    /// <summary>Records node <paramref name="index"/> as removed (the cluster says it is no member) without stopping anything.</summary>
+    public void MarkRemoved(int index)
+    {
+        File.Nodes[index] = File.Nodes[index] with { Removed = true };
+        Save();
+    }
+
     /// <summary>SIGKILL to one node: it dies at once, as in a crash.</summary>
     public void KillNode(int index)
     {
@@ -291,7 +348,8 @@ public sealed class LocalCluster
 
     /// <summary>
     /// Stops every running node: SIGTERM, then SIGKILL for any still running after <see cref="StopGrace"/>; waits
-    /// until all are gone and removes the cluster file. Returns how many nodes were running.
+    /// until all are gone. The cluster file stays, so that the next <c>cluster up</c> starts the same nodes (a cluster
+    /// grown with <c>cluster up --nodes N</c> included). Returns how many nodes were running.
     /// </summary>
     public async Task<int> StopAsync()
     {
@@ -303,7 +361,6 @@ public sealed class LocalCluster
             if (!await WaitGoneAsync(running, TimeSpan.FromSeconds(5)))
                 throw new CliException($"nodes {string.Join(", ", running.Where(Posix.IsAlive))} survived SIGKILL");
         }
-        System.IO.File.Delete(Path.Combine(Directory, ClusterFileName));
         return running.Count;
     }
 

@@ -51,7 +51,8 @@ public static partial class Cli
         var removeNode = new Argument<int>("NODE") { Description = "The member's number (the `node` column of `cluster members`)" };
         var remove = new Command("remove", Describe(
             "Remove a member (the leader included: it hands leadership over and steps down). Then stop its process; "
-            + "a removed node never rejoins with the same data. On the local cluster the node is stopped too.",
+            + "a removed node never rejoins with the same data. On the local cluster the node is stopped too. When the answer "
+            + "is lost (a timeout, 503 outcome-unknown), the members are read to tell whether the node was removed.",
             "cluster remove 3"))
         { removeNode };
         remove.SetAction(Guard(async (r, ct) =>
@@ -60,25 +61,92 @@ public static partial class Cli
             if (n < 0) throw new CliException("NODE must be a node number (0, 1, ...)", ExitCodes.Usage);
             var (urls, local) = Target(r);
             using var client = NewClient(urls, r);
-            var m = await client.RemoveMemberAsync(n, ct).ConfigureAwait(false);
-            Console.Out.WriteLine($"removed node {n} from the cluster");
-            if (local is not null && n < local.File.Nodes.Count)
+            var (m, wasMember) = await RemoveAndConfirmAsync(client, n, ct).ConfigureAwait(false);
+            if (!wasMember)
             {
-                if (n == local.File.Nodes.Count - 1)
-                {
-                    await local.DropLastNodeAsync().ConfigureAwait(false);
-                    Console.Out.WriteLine($"stopped node {n} and deleted its data");
-                }
-                else if (local.IsRunning(n))
-                {
-                    Posix.Signal(local.File.Nodes[n].Pid, Posix.SigTerm);
-                    Console.Out.WriteLine($"stopped node {n} (its entry stays in the local cluster's list; `cluster down` forgets it)");
-                }
+                // Nothing to remove; a local node the cluster no longer counts (an earlier removal whose answer was
+                // lost) is recorded as removed all the same.
+                if (local is not null && n < local.File.Nodes.Count && !local.File.Nodes[n].Removed) await ForgetLocalAsync(local, n).ConfigureAwait(false);
+                throw new CliException($"node {n} is not a member of the cluster (its members: {string.Join(", ", m.Members.Select(x => x.Node))})");
             }
+            Console.Out.WriteLine($"removed node {n} from the cluster");
+            if (local is not null && n < local.File.Nodes.Count) await ForgetLocalAsync(local, n).ConfigureAwait(false);
             AnsiConsole.Write(MembersTable(m));
             return ExitCodes.Ok;
         }));
         return [members, add, remove];
+    }
+
+    /// <summary>Stops local node <paramref name="n"/>, which is no member any more, and says what became of it.</summary>
+    private static async Task ForgetLocalAsync(LocalCluster local, int n)
+    {
+        var last = n == local.File.Nodes.Count - 1;
+        await local.ForgetAsync(n).ConfigureAwait(false);
+        Console.Out.WriteLine(last
+            ? $"stopped node {n} and deleted its data"
+            : $"stopped node {n}; the local cluster records it as removed (neither `cluster up` nor `cluster start` starts it again)");
+    }
+
+    /// <summary>
+    /// Removes member <paramref name="n"/> and returns the members after it, and whether it was a member at all (a
+    /// <c>404</c>: the members it returns then are the cluster's, read). When the answer is lost (the connection dropped,
+    /// a timeout, a <c>503 outcome-unknown</c>), the change may or may not be in force: the members, read from the
+    /// leader, tell which, rather than a blind failure.
+    /// </summary>
+    private static async Task<(ClusterMembers Members, bool WasMember)> RemoveAndConfirmAsync(RaftMQClient client, int n, CancellationToken ct)
+    {
+        try
+        {
+            return (await client.RemoveMemberAsync(n, ct).ConfigureAwait(false), true);
+        }
+        catch (RequestRejectedException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            var now = await client.GetMembersAsync(ct).ConfigureAwait(false);
+            if (now.Members.Any(x => x.Node == n)) throw;
+            return (now, false);
+        }
+        catch (OutcomeUnknownException e)
+        {
+            Console.Error.WriteLine($"the answer to removing node {n} was lost ({e.Message}); reading the members to see whether it was removed");
+            ClusterMembers now;
+            try
+            {
+                now = await client.GetMembersAsync(ct).ConfigureAwait(false);
+            }
+            catch (RaftMQException again)
+            {
+                throw new CliException(
+                    $"node {n} may or may not have been removed, and the members could not be read ({again.Message}); check with: {Name} cluster members",
+                    ExitCodes.OutcomeUnknown);
+            }
+            if (now.Members.Any(x => x.Node == n))
+                throw new CliException($"node {n} is still a member: the removal did not take effect; run it again: {Name} cluster remove {n}");
+            return (now, true);
+        }
+    }
+
+    /// <summary>
+    /// Refuses to start node <paramref name="n"/> when the cluster (some of its nodes run) says it is no member: an
+    /// earlier removal went through although its answer was lost. A cluster that does not answer in time (no leader
+    /// without this node) does not stop the start.
+    /// </summary>
+    private static async Task RefuseNonMemberAsync(LocalCluster local, int n, ParseResult r, CancellationToken ct)
+    {
+        var options = ClientOptions(local.Urls, r);
+        options.OperationTimeout = TimeSpan.FromSeconds(Math.Min(3, options.OperationTimeout.TotalSeconds));
+        using var client = new RaftMQClient(options);
+        ClusterMembers m;
+        try
+        {
+            m = await client.GetMembersAsync(ct).ConfigureAwait(false);
+        }
+        catch (RaftMQException)
+        {
+            return;
+        }
+        if (m.Members.Any(x => x.Node == n)) return;
+        local.MarkRemoved(n);
+        throw new CliException($"node {n} is not a member of the cluster (its members: {string.Join(", ", m.Members.Select(x => x.Node))}); it was removed, and a removed node does not rejoin with its data");
     }
 
     /// <summary>Grows or shrinks a running local cluster to <paramref name="size"/> nodes, one membership change at a time.</summary>
@@ -90,8 +158,8 @@ public static partial class Cli
         local.JoinApiKey = options.ApiKey; // adding a member needs an admin key when the nodes require keys
         // Listing the members needs the same permission as adding one: a cluster that would refuse the new node
         // refuses this first, before a node is started for nothing.
-        if (local.File.Nodes.Count < size) await client.GetMembersAsync(ct).ConfigureAwait(false);
-        while (local.File.Nodes.Count < size)
+        if (local.Members.Count < size) await client.GetMembersAsync(ct).ConfigureAwait(false);
+        while (local.Members.Count < size)
         {
             var index = local.File.Nodes.Count;
             var leader = await client.FindLeaderAsync(ct).ConfigureAwait(false);
@@ -110,12 +178,13 @@ public static partial class Cli
             }
             Console.Out.WriteLine($"node {index} is a voter");
         }
-        while (local.File.Nodes.Count > size)
+        while (local.Members.Count > size)
         {
-            var index = local.File.Nodes.Count - 1;
-            await client.RemoveMemberAsync(index, ct).ConfigureAwait(false);
-            await local.DropLastNodeAsync().ConfigureAwait(false);
-            Console.Out.WriteLine($"node {index} removed and stopped");
+            var index = local.Members[^1].Index;
+            // A node the cluster no longer counts (an earlier removal whose answer was lost) is only stopped.
+            var (_, wasMember) = await RemoveAndConfirmAsync(client, index, ct).ConfigureAwait(false);
+            await local.ForgetAsync(index).ConfigureAwait(false);
+            Console.Out.WriteLine(wasMember ? $"node {index} removed and stopped" : $"node {index} was no member any more; stopped");
         }
         // Done, as for a cluster started afresh, when every node answers and one leads: a node that has just become a
         // voter may still be starting its HTTP listener, or answer slowly on a busy machine.

@@ -31,6 +31,8 @@ public static class Shell
             AnsiConsole.MarkupLine("[bold]RaftMQ shell[/]: every command of [blue]raftmq[/] without the prefix. "
                 + "[grey]help[/] lists them, [grey]COMMAND --help[/] explains one, [grey]exit[/] leaves; Ctrl-C stops a running command.");
         }
+        // A script (standard input redirected) exits with the code of the last command that failed, 0 if none did.
+        var failed = ExitCodes.Ok;
         while (true)
         {
             var line = editor.ReadLine("raftmq> ");
@@ -39,6 +41,12 @@ public static class Shell
             if (line.Length == 0 || line.StartsWith('#')) continue;
             history.Add(line);
             if (history.Count > MaxHistory) history.RemoveRange(0, history.Count - MaxHistory);
+            if (UnterminatedQuote(line))
+            {
+                Cli.Error("unterminated quote: close it with a matching \"");
+                failed = ExitCodes.Usage;
+                continue;
+            }
             var args = CommandLineParser.SplitCommandLine(line).ToList();
             if (args[0] == "raftmq") args.RemoveAt(0);
             if (args.Count == 0) continue;
@@ -46,7 +54,7 @@ public static class Shell
             {
                 case "exit" or "quit":
                     SaveHistory(historyPath, history);
-                    return ExitCodes.Ok;
+                    return interactive ? ExitCodes.Ok : failed;
                 case "help" or "?":
                     args = args.Count > 1 ? [.. args.Skip(1), "--help"] : ["--help"];
                     if (args.Count == 1)
@@ -57,6 +65,7 @@ public static class Shell
                     continue;
                 case "shell":
                     Cli.Error("already in the shell");
+                    failed = ExitCodes.Usage;
                     continue;
             }
             if (urls is not null && !args.Contains("--urls")) args.AddRange(["--urls", urls]);
@@ -65,10 +74,14 @@ public static class Shell
             if (ca is not null && !args.Contains("--ca")) args.AddRange(["--ca", ca]);
             var last = await Cli.RunAsync(args, Signals.Renew(), inShell: true).ConfigureAwait(false);
             if (last != ExitCodes.Ok && interactive) AnsiConsole.MarkupLine($"[grey](exit code {last})[/]");
+            if (last != ExitCodes.Ok) failed = last;
         }
         SaveHistory(historyPath, history);
-        return ExitCodes.Ok;
+        return interactive ? ExitCodes.Ok : failed;
     }
+
+    /// <summary>Whether a double quote opens without closing (the command-line splitter would take the rest of the line silently).</summary>
+    internal static bool UnterminatedQuote(string line) => line.Count(c => c == '"') % 2 == 1;
 
     private static List<string> LoadHistory(string path)
     {

@@ -89,6 +89,9 @@ public sealed class CliProcess : IAsyncDisposable
     public Task<bool> WaitForOutputAsync(string text, TimeSpan timeout) =>
         Eventually.TrueAsync(() => Task.FromResult(Stdout.Contains(text, StringComparison.Ordinal) || _process.HasExited), timeout);
 
+    public Task<bool> WaitForErrorAsync(string text, TimeSpan timeout) =>
+        Eventually.TrueAsync(() => Task.FromResult(Stderr.Contains(text, StringComparison.Ordinal) || _process.HasExited), timeout);
+
     /// <summary>Sends a signal as a terminal would (SIGINT for Ctrl-C); throws when <c>kill</c> fails.</summary>
     public async Task SignalAsync(string signal)
     {
