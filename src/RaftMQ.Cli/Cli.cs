@@ -220,13 +220,13 @@ public static partial class Cli
 
         var index = new Argument<int>("NODE") { Description = "The node's index (the `node` column)" };
         var kill = new Command("kill", Describe("Kill one node of the local cluster with SIGKILL, as in a crash.", "cluster kill 0")) { index };
-        kill.SetAction(Guard((r, ct) =>
+        kill.SetAction(Guard(async (r, ct) =>
         {
             var local = RequireLocal(r);
             var i = r.GetValue(index);
-            local.KillNode(i);
+            await local.KillNodeAsync(i);
             Console.Out.WriteLine($"killed node {i} (pid {local.File.Nodes[i].Pid}); bring it back with: {Name} cluster start {i}{LocalCluster.DataArg(local.Directory)}");
-            return Task.FromResult(ExitCodes.Ok);
+            return ExitCodes.Ok;
         }));
         var startIndex = new Argument<int>("NODE") { Description = "The node's index (the `node` column)" };
         var start = new Command("start", Describe(

@@ -325,12 +325,18 @@ public sealed class LocalCluster
         Save();
     }
 
-    /// <summary>SIGKILL to one node: it dies at once, as in a crash.</summary>
-    public void KillNode(int index)
+    /// <summary>
+    /// SIGKILL to one node: it dies at once, as in a crash. Returns once the process is gone (the kernel may take a
+    /// moment to tear it down), so that a <c>cluster start</c> right after finds it stopped.
+    /// </summary>
+    public async Task KillNodeAsync(int index)
     {
         if (index < 0 || index >= File.Nodes.Count) throw new CliException($"no node {index}: the cluster has nodes 0-{File.Nodes.Count - 1}", ExitCodes.Usage);
         if (!IsRunning(index)) throw new CliException($"node {index} is not running");
-        Posix.Signal(File.Nodes[index].Pid, Posix.SigKill);
+        var pid = File.Nodes[index].Pid;
+        Posix.Signal(pid, Posix.SigKill);
+        if (!await WaitGoneAsync([pid], TimeSpan.FromSeconds(5)).ConfigureAwait(false))
+            throw new CliException($"node {index} (pid {pid}) is still running 5 s after SIGKILL");
     }
 
     /// <summary>The last lines of a node's log, to show why it failed.</summary>

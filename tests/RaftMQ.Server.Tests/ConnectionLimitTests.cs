@@ -129,13 +129,14 @@ public sealed class ConnectionLimitTests
     [InlineData("--max-connections 10 --max-connections-per-ip 11", "--max-connections-per-ip 11 is over --max-connections 10")]
     [InlineData("--max-connections 0", "--max-connections must be a positive integer")]
     [InlineData("--idle-timeout-ms soon", "--idle-timeout-ms must be a positive integer")]
-    public async Task Bad_connection_options_are_refused_with_the_usage(string options, string message)
+    public async Task Bad_connection_options_are_refused_in_one_line(string options, string message)
     {
         await using var cluster = TestCluster.Create(1, options.Split(' '));
         var node = cluster.Start(0);
         await AssertExitsWithAsync(node, 2);
         node.Output.ShouldContain(message);
-        node.Output.ShouldContain("--max-connections-per-ip N");
+        // A bad value is named, not answered with the whole usage (docs/operations.md).
+        node.Output.ShouldNotContain("usage:");
     }
 
     [Fact]
