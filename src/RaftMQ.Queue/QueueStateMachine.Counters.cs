@@ -18,18 +18,28 @@ public sealed partial class QueueStateMachine : IReaderView
     // Loop thread only: each group's floor and the publish time of the message there, as the last refresh read it,
     // so that a refresh reads a record only for the groups whose floor moved. Keyed by the group object: a topic
     // deleted and created again, or a restored snapshot, has new ones.
-    private Dictionary<ConsumerGroup, (ulong Floor, long Published)> _oldestRead = [];
+    // Read: whether a message was there to read (a group at the tail has none yet; its first publish must be read).
+    private Dictionary<ConsumerGroup, (ulong Floor, long Published, bool Read)> _oldestRead = [];
+
+    // Loop thread only: whether the last build could be out of date. A command applied or a snapshot restored since
+    // makes it so; and so does time alone while some group has something whose count moves with the clock (a lease
+    // or delay that ends, an oldest message whose age grows). Otherwise the last build is still the count of now, and
+    // an idle node holding many topics does not rebuild (and allocate) them all every interval.
+    private bool _countersStale = true;
+    private bool _countersMoveWithTime;
 
     /// <summary>
     /// The per-group counters as the loop last published them, readable from any thread: consistent with each other
     /// as of <see cref="GroupCountersView.TakenAtMs"/>, at most about <see cref="QueueLimits.GroupCountersRefreshMs"/>
-    /// old while the loop runs.
+    /// out of date while the loop runs (an older build is kept only while nothing it counts has changed).
     /// </summary>
     public GroupCountersView GroupCounters() => Volatile.Read(ref _groupCounters);
 
     /// <summary>
     /// Rebuilds <see cref="GroupCounters"/> when <see cref="QueueLimits.GroupCountersRefreshMs"/> passed since the last
-    /// build (by this node's clock). On the loop. O(topics + groups + in flight + delayed), as a <see cref="Stats"/>
+    /// build (by this node's clock) and the last build may be out of date: a command was applied since, or some count
+    /// moves with time (a lease, a delayed message, an oldest message's age). Otherwise the last one stays published,
+    /// with its <see cref="GroupCountersView.TakenAtMs"/>: its counts are those of now too. On the loop. O(topics + groups + in flight + delayed), as a <see cref="Stats"/>
     /// of every topic, with one record read per group whose ack floor moved since the last build.
     /// </summary>
     public void PublishReaderView(DateTimeOffset now)
@@ -38,24 +48,30 @@ public sealed partial class QueueStateMachine : IReaderView
         // Due when the interval passed, or the clock went back (a refresh then, not a wait as long as the jump).
         var elapsed = nowMs - _groupCountersAtMs;
         if (_groupCountersAtMs != long.MinValue && elapsed >= 0 && elapsed < _limits.GroupCountersRefreshMs) return;
+        if (_groupCountersAtMs != long.MinValue && !_countersStale && !_countersMoveWithTime) return; // still the count of now
         _groupCountersAtMs = nowMs;
+        _countersStale = false;
+        var moveWithTime = false;
         var at = Math.Max(nowMs, _store.Clock);
-        var oldestRead = new Dictionary<ConsumerGroup, (ulong Floor, long Published)>(_oldestRead.Count);
+        var oldestRead = new Dictionary<ConsumerGroup, (ulong Floor, long Published, bool Read)>(_oldestRead.Count);
         var topics = new List<TopicGroupCounters>();
         foreach (var log in _store.Topics)
         {
             // A dead-letter topic is counted as its source topic's dead_lettered, not as a topic with groups.
             if (DeadLetters.IsDeadLetterTopic(log.Name)) continue;
             var groups = new List<GroupStats>(log.State!.Groups.Count);
+            moveWithTime |= log.State.Delays.Count > 0;
             foreach (var g in log.State.Groups)
             {
-                var published = _oldestRead.TryGetValue(g, out var read) && read.Floor == g.Floor ? read.Published : OldestPublished(log, g);
-                oldestRead[g] = (g.Floor, published);
+                var published = _oldestRead.TryGetValue(g, out var read) && read.Floor == g.Floor && read.Read ? read.Published : OldestPublished(log, g);
+                oldestRead[g] = (g.Floor, published, g.Floor < log.Tail);
                 groups.Add(CountGroup(log, g, at, published));
+                moveWithTime |= g.InFlight > 0 || published > 0;
             }
             topics.Add(new TopicGroupCounters(log.Name, DeadLettersWaiting(log), groups, log.State.ExpiredTotal, log.State.OverflowDroppedTotal));
         }
         _oldestRead = oldestRead;
+        _countersMoveWithTime = moveWithTime;
         Volatile.Write(ref _groupCounters, new GroupCountersView(at, topics));
     }
 

@@ -87,6 +87,36 @@ public sealed class GroupCountersTests : IDisposable
     }
 
     [Fact]
+    public void An_idle_queue_whose_counts_cannot_move_with_time_is_not_counted_again_until_a_command_is_applied()
+    {
+        var sm = _queues.Create(QueueLimits.Default with { GroupCountersRefreshMs = 1_000 });
+        foreach (var name in new[] { "a", "b", "c" }) Apply(sm, QueueCommand.ConfigureTopic(name, 5)).Count.ShouldBe(1);
+        sm.PublishReaderView(At(1_000));
+        var idle = sm.GroupCounters();
+        idle.Topics.Count.ShouldBe(3);
+        sm.PublishReaderView(At(2_000));
+        sm.PublishReaderView(At(60_000));
+        sm.GroupCounters().ShouldBeSameAs(idle, "empty topics: nothing changed, nothing to count again");
+
+        // A publish (a command applied) makes the next count a new one; its oldest message's age then moves with time.
+        Apply(sm, QueueCommand.PublishMessages("b", [new QueueMessage(Encoding.UTF8.GetBytes("m"))], 61_000)).Success.ShouldBeTrue();
+        sm.PublishReaderView(At(61_000));
+        var published = sm.GroupCounters();
+        published.ShouldNotBeSameAs(idle);
+        published.Topics[1].Groups[0].Ready.ShouldBe(1L);
+        sm.PublishReaderView(At(63_000));
+        sm.GroupCounters().Topics[1].Groups[0].OldestAgeMs.ShouldBe(2_000L, "a waiting message ages without any command");
+
+        // Consumed: nothing left that moves with time, so the count after the pop stays.
+        Apply(sm, QueueCommand.PopMessages("b", 1) with { TimestampMs = 64_000 }).Delivered!.ShouldHaveSingleItem();
+        sm.PublishReaderView(At(64_000));
+        var consumed = sm.GroupCounters();
+        consumed.Topics[1].Groups[0].Ready.ShouldBe(0L);
+        sm.PublishReaderView(At(90_000));
+        sm.GroupCounters().ShouldBeSameAs(consumed);
+    }
+
+    [Fact]
     public void A_deleted_topic_leaves_the_next_count_and_one_created_again_with_the_same_name_starts_from_zero()
     {
         var sm = WithTwoGroups(QueueLimits.Default with { GroupCountersRefreshMs = 1 });
