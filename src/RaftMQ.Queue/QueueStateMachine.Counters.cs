@@ -23,8 +23,9 @@ public sealed partial class QueueStateMachine : IReaderView
 
     // Loop thread only: whether the last build could be out of date. A command applied or a snapshot restored since
     // makes it so; and so does time alone while some group has something whose count moves with the clock (a lease
-    // or delay that ends, an oldest message whose age grows). Otherwise the last build is still the count of now, and
-    // an idle node holding many topics does not rebuild (and allocate) them all every interval.
+    // or a delay that ends). Otherwise the last build is still the count of now (an oldest message's age is as of
+    // the build's TakenAtMs; the metrics compute it from OldestPublishedMs when scraped), and an idle node holding
+    // many topics, empty or not, does not rebuild (and allocate) them all every interval.
     private bool _countersStale = true;
     private bool _countersMoveWithTime;
 
@@ -38,7 +39,7 @@ public sealed partial class QueueStateMachine : IReaderView
     /// <summary>
     /// Rebuilds <see cref="GroupCounters"/> when <see cref="QueueLimits.GroupCountersRefreshMs"/> passed since the last
     /// build (by this node's clock) and the last build may be out of date: a command was applied since, or some count
-    /// moves with time (a lease, a delayed message, an oldest message's age). Otherwise the last one stays published,
+    /// moves with time (a lease, a delayed message). Otherwise the last one stays published,
     /// with its <see cref="GroupCountersView.TakenAtMs"/>: its counts are those of now too. On the loop. O(topics + groups + in flight + delayed), as a <see cref="Stats"/>
     /// of every topic, with one record read per group whose ack floor moved since the last build.
     /// </summary>
@@ -66,7 +67,7 @@ public sealed partial class QueueStateMachine : IReaderView
                 var published = _oldestRead.TryGetValue(g, out var read) && read.Floor == g.Floor && read.Read ? read.Published : OldestPublished(log, g);
                 oldestRead[g] = (g.Floor, published, g.Floor < log.Tail);
                 groups.Add(CountGroup(log, g, at, published));
-                moveWithTime |= g.InFlight > 0 || published > 0;
+                moveWithTime |= g.InFlight > 0; // a lease that ends, a nack's delay that passes
             }
             topics.Add(new TopicGroupCounters(log.Name, DeadLettersWaiting(log), groups, log.State.ExpiredTotal, log.State.OverflowDroppedTotal));
         }

@@ -87,7 +87,7 @@ public sealed class GroupCountersTests : IDisposable
     }
 
     [Fact]
-    public void An_idle_queue_whose_counts_cannot_move_with_time_is_not_counted_again_until_a_command_is_applied()
+    public void An_idle_queue_is_not_counted_again_until_a_command_is_applied_or_a_lease_can_end()
     {
         var sm = _queues.Create(QueueLimits.Default with { GroupCountersRefreshMs = 1_000 });
         foreach (var name in new[] { "a", "b", "c" }) Apply(sm, QueueCommand.ConfigureTopic(name, 5)).Count.ShouldBe(1);
@@ -98,20 +98,30 @@ public sealed class GroupCountersTests : IDisposable
         sm.PublishReaderView(At(60_000));
         sm.GroupCounters().ShouldBeSameAs(idle, "empty topics: nothing changed, nothing to count again");
 
-        // A publish (a command applied) makes the next count a new one; its oldest message's age then moves with time.
+        // A publish (a command applied) makes the next count a new one. A waiting message changes no count with time:
+        // its age is as of the count's time (the metrics take the age from its publish time when scraped).
         Apply(sm, QueueCommand.PublishMessages("b", [new QueueMessage(Encoding.UTF8.GetBytes("m"))], 61_000)).Success.ShouldBeTrue();
-        sm.PublishReaderView(At(61_000));
+        sm.PublishReaderView(At(62_000));
         var published = sm.GroupCounters();
         published.ShouldNotBeSameAs(idle);
-        published.Topics[1].Groups[0].Ready.ShouldBe(1L);
-        sm.PublishReaderView(At(63_000));
-        sm.GroupCounters().Topics[1].Groups[0].OldestAgeMs.ShouldBe(2_000L, "a waiting message ages without any command");
+        var waiting = published.Topics[1].Groups[0];
+        (waiting.Ready, waiting.OldestPublishedMs, waiting.OldestAgeMs, published.TakenAtMs).ShouldBe((1L, 61_000L, 1_000L, 62_000L));
+        sm.PublishReaderView(At(70_000));
+        sm.GroupCounters().ShouldBeSameAs(published);
 
-        // Consumed: nothing left that moves with time, so the count after the pop stays.
-        Apply(sm, QueueCommand.PopMessages("b", 1) with { TimestampMs = 64_000 }).Delivered!.ShouldHaveSingleItem();
-        sm.PublishReaderView(At(64_000));
+        // Leased: the lease ends by the clock alone, so the counts are taken again each interval until it is settled.
+        var leased = Apply(sm, QueueCommand.Receive("b", "default", 1, 5_000, 71_000)).Delivered!.Single(); // until 76,000
+        sm.PublishReaderView(At(71_000));
+        sm.GroupCounters().Topics[1].Groups[0].Leased.ShouldBe(1);
+        sm.PublishReaderView(At(76_000));
+        var ended = sm.GroupCounters().Topics[1].Groups[0];
+        (ended.Leased, ended.Ready).ShouldBe((0, 1L));
+
+        // Acked: nothing left that moves with time, so the count after the ack stays.
+        Apply(sm, QueueCommand.Ack("b", "default", [ReceiptOf(leased)], 75_000)).Count.ShouldBe(1);
+        sm.PublishReaderView(At(77_000));
         var consumed = sm.GroupCounters();
-        consumed.Topics[1].Groups[0].Ready.ShouldBe(0L);
+        (consumed.Topics[1].Groups[0].Ready, consumed.Topics[1].Groups[0].Unacked).ShouldBe((0L, 0L));
         sm.PublishReaderView(At(90_000));
         sm.GroupCounters().ShouldBeSameAs(consumed);
     }
