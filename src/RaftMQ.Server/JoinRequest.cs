@@ -90,7 +90,7 @@ public static class JoinRequest
     }
 
     private static bool SameAddress(MemberBody m, NodeAddress me) =>
-        Uri.TryCreate(m.Url, UriKind.Absolute, out var url) && url.Port == me.Port && string.Equals(url.Host.Trim('[', ']'), me.Ip, StringComparison.OrdinalIgnoreCase) && m.PeerPort == me.InternalPort;
+        Uri.TryCreate(m.Url, UriKind.Absolute, out var url) && url.Port == me.Port && string.Equals(NodeUrl.Host(url), me.Ip, StringComparison.OrdinalIgnoreCase) && m.PeerPort == me.InternalPort;
 
     private static MembersResponse? Parse(string text)
     {
@@ -112,7 +112,7 @@ public static class JoinRequest
         foreach (var m in answer.Members)
         {
             if (!Uri.TryCreate(m.Url, UriKind.Absolute, out var url)) continue;
-            members[ClusterConfig.NodeId(m.Node)] = new NodeAddress(url.Host.Trim('[', ']'), url.Port, m.PeerPort, true);
+            members[ClusterConfig.NodeId(m.Node)] = new NodeAddress(NodeUrl.Host(url), url.Port, m.PeerPort, true);
         }
         members[ClusterConfig.NodeId(node)] = me;
         return new NodeIdentity(clusterId, ClusterConfig.NodeId(node), Joined: true, members);

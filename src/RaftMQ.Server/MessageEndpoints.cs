@@ -16,34 +16,20 @@ public static class MessageEndpoints
     public static void Map(IEndpointRouteBuilder app, QueueNode node)
     {
         // Explicit routes, not a catch-all: an unknown path under /v1/topics answers 404 and a known one asked with
-        // another method 405, as everywhere else.
-        app.MapPost("/v1/topics/{topic}/messages", (HttpContext ctx) => Route(ctx, node));
-        app.MapPost("/v1/topics/{topic}/messages/pop", (HttpContext ctx) => Route(ctx, node));
-        app.MapPost("/v1/topics/{topic}/dead-letters/redrive", (HttpContext ctx) => Route(ctx, node));
+        // another method 405, as everywhere else. The route says which endpoint it is (in any case, as routes match).
+        app.MapPost("/v1/topics/{topic}/messages", (HttpContext ctx) => Route(ctx, node, pop: false));
+        app.MapPost("/v1/topics/{topic}/messages/pop", (HttpContext ctx) => Route(ctx, node, pop: true));
+        app.MapPost("/v1/topics/{topic}/dead-letters/redrive", (HttpContext ctx) => RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest,
+            "redrive the topic the dead letters came from (POST /v1/topics/<topic>/redrive), not its dead letters"));
         GroupEndpoints.Map(app, node);
     }
 
-    private static async Task Route(HttpContext ctx, QueueNode node)
+    private static async Task Route(HttpContext ctx, QueueNode node, bool pop)
     {
+        // The raw target keeps %2F and other escapes intact; the route put the topic segment right after the prefix.
         var raw = RequestTarget.Of(ctx);
-        var q = raw.IndexOf('?', StringComparison.Ordinal);
-        var path = (q >= 0 ? raw[..q] : raw)[Prefix.Length..];
-        var slash = path.IndexOf('/', StringComparison.Ordinal);
-        // Paths match in any case, as the routes do; only the topic keeps its case.
-        var action = slash < 0 ? "" : path[(slash + 1)..].ToLowerInvariant();
-        if (action == "dead-letters/redrive")
-        {
-            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest,
-                "redrive the topic the dead letters came from (POST /v1/topics/<topic>/redrive), not its dead letters");
-            return;
-        }
-        if (slash <= 0 || action is not ("messages" or "messages/pop"))
-        {
-            await RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound,
-                "no such endpoint: POST /v1/topics/<topic>/ then messages, messages/pop, publish, receive, ack, nack, extend or redrive (the topic percent-escaped, %2F for '/'; docs/rest-api.md)");
-            return;
-        }
-        if (RequestTarget.Unescape(path[..slash]) is not { } topic)
+        var path = raw[Prefix.Length..];
+        if (RequestTarget.Unescape(path[..path.IndexOf('/', StringComparison.Ordinal)]) is not { } topic)
         {
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, "the topic in the path is not a valid URL escape");
             return;
@@ -55,8 +41,8 @@ public static class MessageEndpoints
         }
         var body = await RequestBody.ReadAsync(ctx);
         if (body is null) return;
-        if (action == "messages") await Publish(ctx, node, topic, body);
-        else await Pop(ctx, node, topic, body);
+        if (pop) await Pop(ctx, node, topic, body);
+        else await Publish(ctx, node, topic, body);
     }
 
     private static async Task Publish(HttpContext ctx, QueueNode node, string topic, byte[] body)
