@@ -15,11 +15,12 @@ public sealed partial class QueueStateMachine : IReaderView
     private GroupCountersView _groupCounters = GroupCountersView.Empty;
     private long _groupCountersAtMs = long.MinValue;
 
-    // Loop thread only: each group's floor and the publish time of the message there, as the last refresh read it,
-    // so that a refresh reads a record only for the groups whose floor moved. Keyed by the group object: a topic
-    // deleted and created again, or a restored snapshot, has new ones.
-    // Read: whether a message was there to read (a group at the tail has none yet; its first publish must be read).
-    private Dictionary<ConsumerGroup, (ulong Floor, long Published, bool Read)> _oldestRead = [];
+    // Loop thread only: each topic's counts as the last build took them, keyed by the topic object (a topic deleted
+    // and created again, or a restored snapshot, has new ones). A build counts again only the topics a command
+    // touched since (CountAgain) and those whose counts move with time alone (a lease or a delay that ends); the
+    // others' counts are still those of now, so a busy node with many topics counts the few it is busy with.
+    private readonly Dictionary<TopicLog, CountedTopic> _counted = [];
+    private long _builds;
 
     // Loop thread only: whether the last build could be out of date. A command applied or a snapshot restored since
     // makes it so; and so does time alone while some group has something whose count moves with the clock (a lease
@@ -28,6 +29,40 @@ public sealed partial class QueueStateMachine : IReaderView
     // many topics, empty or not, does not rebuild (and allocate) them all every interval.
     private bool _countersStale = true;
     private bool _countersMoveWithTime;
+
+    /// <summary>One topic's counts in the last build, and what its next count needs.</summary>
+    private sealed class CountedTopic
+    {
+        public required TopicGroupCounters Counters;
+        /// <summary>Some group has a lease or the topic a delay: its counts change with the clock alone.</summary>
+        public bool MovesWithTime;
+        /// <summary>A command changed the topic (or its dead-letter topic) since it was counted.</summary>
+        public bool Touched;
+        /// <summary>The build that last found the topic (an entry no build found is of a deleted topic).</summary>
+        public long Build;
+        /// <summary>Per group, in the order counted: its ack floor, and the publish time of the message there, as read
+        /// then (Read: a message was there; a group at the tail has none yet and its first publish must be read), so
+        /// that a count reads a record only for the groups whose floor moved.</summary>
+        public (ConsumerGroup Group, ulong Floor, long Published, bool Read)[] Oldest = [];
+    }
+
+    /// <summary>
+    /// A command changed <paramref name="topic"/> (or, for a dead-letter topic, its source topic's
+    /// <c>dead_lettered</c>): the next build counts it again. O(1).
+    /// </summary>
+    private void CountAgain(string topic)
+    {
+        _countersStale = true;
+        var counted = DeadLetters.IsDeadLetterTopic(topic) ? DeadLetters.SourceOf(topic) : topic;
+        if (_store.Find(counted) is { } log && _counted.TryGetValue(log, out var entry)) entry.Touched = true;
+    }
+
+    /// <summary>Every topic is counted again at the next build (a snapshot replaced them all).</summary>
+    private void CountAllAgain()
+    {
+        _countersStale = true;
+        _counted.Clear();
+    }
 
     /// <summary>
     /// The per-group counters as the loop last published them, readable from any thread: consistent with each other
@@ -39,9 +74,10 @@ public sealed partial class QueueStateMachine : IReaderView
     /// <summary>
     /// Rebuilds <see cref="GroupCounters"/> when <see cref="QueueLimits.GroupCountersRefreshMs"/> passed since the last
     /// build (by this node's clock) and the last build may be out of date: a command was applied since, or some count
-    /// moves with time (a lease, a delayed message). Otherwise the last one stays published,
-    /// with its <see cref="GroupCountersView.TakenAtMs"/>: its counts are those of now too. On the loop. O(topics + groups + in flight + delayed), as a <see cref="Stats"/>
-    /// of every topic, with one record read per group whose ack floor moved since the last build.
+    /// moves with time (a lease, a delayed message). Otherwise the last one stays published, with its
+    /// <see cref="GroupCountersView.TakenAtMs"/>: its counts are those of now too. On the loop. O(topics) to gather
+    /// them, plus, as a <see cref="Stats"/> would, O(groups + in flight + delayed) of each topic counted again (one a
+    /// command touched since, or whose counts move with time), with one record read per group whose ack floor moved.
     /// </summary>
     public void PublishReaderView(DateTimeOffset now)
     {
@@ -52,28 +88,50 @@ public sealed partial class QueueStateMachine : IReaderView
         if (_groupCountersAtMs != long.MinValue && !_countersStale && !_countersMoveWithTime) return; // still the count of now
         _groupCountersAtMs = nowMs;
         _countersStale = false;
+        var build = ++_builds;
         var moveWithTime = false;
         var at = Math.Max(nowMs, _store.Clock);
-        var oldestRead = new Dictionary<ConsumerGroup, (ulong Floor, long Published, bool Read)>(_oldestRead.Count);
-        var topics = new List<TopicGroupCounters>();
+        var topics = new List<TopicGroupCounters>(_counted.Count + 1);
         foreach (var log in _store.Topics)
         {
             // A dead-letter topic is counted as its source topic's dead_lettered, not as a topic with groups.
             if (DeadLetters.IsDeadLetterTopic(log.Name)) continue;
-            var groups = new List<GroupStats>(log.State!.Groups.Count);
-            moveWithTime |= log.State.Delays.Count > 0;
-            foreach (var g in log.State.Groups)
-            {
-                var published = _oldestRead.TryGetValue(g, out var read) && read.Floor == g.Floor && read.Read ? read.Published : OldestPublished(log, g);
-                oldestRead[g] = (g.Floor, published, g.Floor < log.Tail);
-                groups.Add(CountGroup(log, g, at, published));
-                moveWithTime |= g.InFlight > 0; // a lease that ends, a nack's delay that passes
-            }
-            topics.Add(new TopicGroupCounters(log.Name, DeadLettersWaiting(log), groups, log.State.ExpiredTotal, log.State.OverflowDroppedTotal));
+            if (!_counted.TryGetValue(log, out var counted)) _counted[log] = counted = Count(log, null, at);
+            else if (counted.Touched || counted.MovesWithTime) Count(log, counted, at);
+            counted.Build = build;
+            moveWithTime |= counted.MovesWithTime;
+            topics.Add(counted.Counters);
         }
-        _oldestRead = oldestRead;
+        if (_counted.Count > topics.Count)
+        {
+            foreach (var deleted in _counted.Where(c => c.Value.Build != build).Select(c => c.Key).ToList()) _counted.Remove(deleted);
+        }
         _countersMoveWithTime = moveWithTime;
         Volatile.Write(ref _groupCounters, new GroupCountersView(at, topics));
+    }
+
+    /// <summary>Counts <paramref name="log"/>'s groups at <paramref name="at"/> into <paramref name="into"/> (null: a new entry).</summary>
+    private CountedTopic Count(TopicLog log, CountedTopic? into, long at)
+    {
+        var state = log.State!;
+        var before = into?.Oldest ?? [];
+        var oldest = new (ConsumerGroup Group, ulong Floor, long Published, bool Read)[state.Groups.Count];
+        var groups = new List<GroupStats>(state.Groups.Count);
+        var moveWithTime = state.Delays.Count > 0;
+        var i = 0;
+        foreach (var g in state.Groups)
+        {
+            // Groups keep their order, so the one at the same place is nearly always this one.
+            var read = i < before.Length && before[i].Group == g ? before[i] : Array.Find(before, r => r.Group == g);
+            var published = read.Group is not null && read.Floor == g.Floor && read.Read ? read.Published : OldestPublished(log, g);
+            oldest[i++] = (g, g.Floor, published, g.Floor < log.Tail);
+            groups.Add(CountGroup(log, g, at, published));
+            moveWithTime |= g.InFlight > 0; // a lease that ends, a nack's delay that passes
+        }
+        var counters = new TopicGroupCounters(log.Name, DeadLettersWaiting(log), groups, state.ExpiredTotal, state.OverflowDroppedTotal);
+        into ??= new CountedTopic { Counters = counters };
+        (into.Counters, into.MovesWithTime, into.Touched, into.Oldest) = (counters, moveWithTime, false, oldest);
+        return into;
     }
 
     /// <summary>Publish time (Unix ms) of the group's oldest unacked message, the one at its ack floor; 0 when none or it has none (a string message).</summary>
@@ -109,7 +167,10 @@ public sealed partial class QueueStateMachine : IReaderView
 }
 
 /// <summary>What <see cref="QueueStateMachine.GroupCounters"/> returns: every topic's groups, as of one moment.</summary>
-/// <param name="TakenAtMs">The time the counts are for (Unix ms: the node's clock when built, or the replicated clock if later).</param>
+/// <param name="TakenAtMs">The time the counts are for (Unix ms: the node's clock when built, or the replicated clock if later).
+/// A topic no command touched since an earlier build keeps that build's counts, which are those of this time too,
+/// except each group's <see cref="GroupStats.OldestAgeMs"/>, which is as of that earlier build: take an age from
+/// <see cref="GroupStats.OldestPublishedMs"/>, as the metrics do.</param>
 /// <param name="Topics">The topics in creation order, dead-letter topics left out (see <see cref="TopicGroupCounters.DeadLettered"/>).</param>
 public sealed record GroupCountersView(long TakenAtMs, IReadOnlyList<TopicGroupCounters> Topics)
 {

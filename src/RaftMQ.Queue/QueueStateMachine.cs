@@ -128,7 +128,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
         }
         finally
         {
-            _store.Flush();
+            AfterCommand(topic);
         }
     }
 
@@ -176,10 +176,26 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
         }
         finally
         {
-            _deadLettered = false;
-            _retentionTouched.Clear();
-            _store.Flush();
+            AfterCommand(c.Topic);
         }
+    }
+
+    /// <summary>
+    /// After each command on <paramref name="topic"/>, applied or refused: the topics it changed (it, and every topic
+    /// retention removed messages from, whose waiting receives are told) are counted again at the next
+    /// <see cref="PublishReaderView"/>, and the segment files are flushed.
+    /// </summary>
+    private void AfterCommand(string topic)
+    {
+        CountAgain(topic);
+        foreach (var t in _retentionTouched)
+        {
+            CountAgain(t);
+            Deliverable?.Invoke(t, null);
+        }
+        _deadLettered = false;
+        _retentionTouched.Clear();
+        _store.Flush();
     }
 
     /// <summary>
@@ -187,12 +203,12 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     /// group of the topic; a nack (its messages come back, perhaps later), the group; an ack or a pop that finished
     /// messages of a group with more behind its cursor (it may have been at its in-flight bound), the group; a new
     /// group; a deleted topic (its waiting receives answer that); the dead-letter topic, when the command
-    /// dead-lettered a message; and every topic retention removed messages from, with its dead-letter topic.
+    /// dead-lettered a message. (Every topic retention removed messages from, with its dead-letter topic, is told by
+    /// <see cref="AfterCommand"/>, for the batch publish too.)
     /// </summary>
     private void Signal(Action<string, string?> notify, QueueCommand c, QueueResult result)
     {
         if (_deadLettered) notify(DeadLetters.TopicFor(c.Topic), null);
-        foreach (var topic in _retentionTouched) notify(topic, null);
         if (!result.Success) return;
         switch (c.Op)
         {
@@ -414,7 +430,7 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     public void RestoreSnapshot(Stream source)
     {
         _store.Restore(source);
-        _countersStale = true;
+        CountAllAgain();
         _ageLimitedTopics = -1;
         AfterRestore();
         if (Deliverable is { } notify)

@@ -144,4 +144,49 @@ public sealed class GroupCountersTests : IDisposable
         var group = sm.GroupCounters().Topics.ShouldHaveSingleItem().Groups.ShouldHaveSingleItem();
         (group.Group, group.Ready, group.DeliveredTotal, group.OldestPublishedMs, group.OldestAgeMs).ShouldBe(("default", 1L, 0L, 7_000L, 500L));
     }
+    [Fact]
+    public void A_build_counts_again_only_the_topics_commands_touched_and_those_that_move_with_time()
+    {
+        var sm = _queues.Create(QueueLimits.Default with { GroupCountersRefreshMs = 1 });
+        foreach (var name in new[] { "idle", "busy", "leased", "aging", "dead" }) Apply(sm, QueueCommand.ConfigureTopic(name, 1)).Count.ShouldBe(1);
+        Apply(sm, QueueCommand.ConfigureTopic("aging", 1, retention: new TopicRetention(MaxAgeMs: 10_000))).Success.ShouldBeTrue();
+        foreach (var name in new[] { "idle", "busy", "leased", "aging", "dead" })
+            Apply(sm, QueueCommand.PublishMessages(name, [new QueueMessage(Encoding.UTF8.GetBytes("m")), new QueueMessage(Encoding.UTF8.GetBytes("n"))], 1_000)).Success.ShouldBeTrue();
+        Apply(sm, QueueCommand.Receive("leased", "default", 1, 100_000, 1_000)).Delivered!.ShouldHaveSingleItem(); // until 101,000
+        var dying = Apply(sm, QueueCommand.Receive("dead", "default", 1, 100_000, 1_000)).Delivered!.Single();
+        Apply(sm, QueueCommand.Nack("dead", "default", [ReceiptOf(dying)], 0, "bad", 1_000)).Count.ShouldBe(1); // max_deliveries 1
+        sm.PublishReaderView(At(2_000));
+        var first = Topics(sm);
+        first["dead"].DeadLettered.ShouldBe(1);
+
+        // Nothing applied: only the topic with a lease is counted again.
+        sm.PublishReaderView(At(3_000));
+        var second = Topics(sm);
+        second["idle"].ShouldBeSameAs(first["idle"]);
+        second["busy"].ShouldBeSameAs(first["busy"]);
+        second["dead"].ShouldBeSameAs(first["dead"]);
+        second["leased"].ShouldNotBeSameAs(first["leased"], "its lease can end by the clock alone");
+
+        // A receive on busy, stamped 20,000: the clock step expires aging's messages (max_age 10 s) in the same command.
+        Apply(sm, QueueCommand.Receive("busy", "default", 1, 100_000, 20_000)).Delivered!.ShouldHaveSingleItem();
+        // A receive and an ack on dead's dead-letter topic change dead's dead_lettered.
+        var dead = DeadLetters.TopicFor("dead");
+        var letter = Apply(sm, QueueCommand.Receive(dead, "default", 1, 100_000, 20_000)).Delivered!.Single();
+        Apply(sm, QueueCommand.Ack(dead, "default", [ReceiptOf(letter)], 20_000)).Count.ShouldBe(1);
+        sm.PublishReaderView(At(21_000));
+        var third = Topics(sm);
+        third["idle"].ShouldBeSameAs(first["idle"], "no command touched it");
+        (third["busy"].Groups[0].Leased, third["busy"].Groups[0].Ready).ShouldBe((1, 1L));
+        (third["aging"].Expired, third["aging"].Groups[0].Ready).ShouldBe((2L, 0L));
+        third["dead"].DeadLettered.ShouldBe(0);
+        foreach (var (name, counted) in third)
+        {
+            var stats = sm.Stats(name, 21_000)!;
+            counted.Groups.Select(g => g with { DeliveryCounts = null, OldestAgeMs = null })
+                .ShouldBe(stats.Groups.Select(g => g with { DeliveryCounts = null, OldestAgeMs = null }), $"{name}: the stats' counts");
+            (counted.DeadLettered, counted.Expired).ShouldBe((stats.DeadLettered, stats.ExpiredTotal), name);
+        }
+    }
+
+    private static Dictionary<string, TopicGroupCounters> Topics(QueueStateMachine sm) => sm.GroupCounters().Topics.ToDictionary(t => t.Topic);
 }
