@@ -325,6 +325,16 @@ public sealed class CliClusterTests
             json.RootElement.GetProperty("messages").GetInt64().ShouldBe(500);
             json.RootElement.GetProperty("requests").GetInt64().ShouldBe(10);
         }
+        // A run that drains the topic: each client ends on a pop that found it empty, and that request counts too.
+        var drained = await env.RunAsync("bench", "pop", "--clients", "2", "--duration", "120", "--prefill", "100", "--size", "16", "--topic", "drained", "--json");
+        drained.ExitCode.ShouldBe(0, drained.ToString());
+        using (var json = JsonDocument.Parse(drained.Stdout))
+        {
+            json.RootElement.GetProperty("messages").GetInt64().ShouldBe(100);
+            json.RootElement.GetProperty("errors").GetInt64().ShouldBe(0);
+            json.RootElement.GetProperty("requests").GetInt64().ShouldBe(102, drained.Stdout);
+            json.RootElement.GetProperty("ops").GetInt64().ShouldBe(102, drained.Stdout);
+        }
 
         // Receive + ack: every message is received with a lease and acked; latency is per message. 300 messages in
         // receives of up to 7: at least 43 receives, more only if a receive came back short. By default each receive
