@@ -379,9 +379,10 @@ public sealed class CliClusterTests
             acked.Stdout.Split('\n').ShouldContain("default\t0\t0\t0\t0\t-\t300\t0", customMessage: acked.ToString());
         }
 
-        var shell = await env.RunWithInputAsync("topic create sh\npublish sh \"two words\"\nconsume sh\nbogus\nexit\n", "shell");
+        var shell = await env.RunWithInputAsync("topic create sh\npublish sh \"two words\"\npublish sh \"say \\\"hi there \\\\o/\"\nconsume sh\nbogus\nexit\n", "shell");
         shell.ExitCode.ShouldBe(2, shell.ToString()); // a script exits with the code of its last failed command
         shell.Stdout.ShouldContain("two words\n");
+        shell.Stdout.ShouldContain("say \"hi there \\o/\n", Case.Sensitive, shell.ToString()); // an escaped quote neither opens nor ends one
         shell.Stderr.ShouldContain("'bogus'");
         var clean = await env.RunWithInputAsync("publish sh again\nconsume sh\n", "shell");
         (clean.ExitCode, clean.Stdout.Contains("again\n", StringComparison.Ordinal)).ShouldBe((0, true), clean.ToString());
