@@ -125,7 +125,7 @@ public static class Bench
             var t0 = Stopwatch.GetTimestamp();
             var deliveries = await client.ReceiveAsync(s.Topic, s.Group, n, lease, deadLetters: false, t).ConfigureAwait(false);
             Record(receives, t0);
-            if (deliveries.Count == 0) return Step.Nothing;
+            if (deliveries.Count == 0) return new Step(0, 0, t0, Exhausted: true);
             var t1 = Stopwatch.GetTimestamp();
             var settled = await client.AckAsync(s.Topic, Receipts(deliveries), s.Group, deadLetters: false, t).ConfigureAwait(false);
             Record(acks, t1);
@@ -181,12 +181,14 @@ public static class Bench
     /// <summary>
     /// What one operation did: <paramref name="Done"/> messages finished (counted, each with the latency from
     /// <paramref name="Since"/>, a Stopwatch timestamp), <paramref name="Taken"/> of the messages it claimed kept (the
-    /// rest are handed back for any client to do; fewer than none when earlier ones must be done again), and whether it
-    /// found nothing left (<paramref name="Exhausted"/>: the client stops).
+    /// rest are handed back for any client to do; fewer than none when earlier ones must be done again), whether it
+    /// found nothing left (<paramref name="Exhausted"/>: the client stops), and how many requests it sent and had
+    /// answered (<paramref name="Requests"/>; an answer that carried nothing, an empty pop, is a request all the same).
     /// </summary>
-    private readonly record struct Step(int Done, int Taken, long Since, bool Exhausted = false)
+    private readonly record struct Step(int Done, int Taken, long Since, bool Exhausted = false, int Requests = 1)
     {
-        public static Step Nothing => new(0, 0, 0, Exhausted: true);
+        /// <summary>Nothing to do, and no request sent.</summary>
+        public static Step Nothing => new(0, 0, 0, Exhausted: true, Requests: 0);
     }
 
     /// <summary>One client's operation (given how many messages to claim), and what it does once it stops (finishing what it holds).</summary>
@@ -221,16 +223,15 @@ public static class Bench
         {
             var h = histograms[c];
             var steps = newClient();
+            // Every request answered counts, and (per request) its latency: an empty pop too, which each pop client
+            // ends on. Per message (receive), only the messages done have a latency.
             void Count(Step step)
             {
-                if (step.Done == 0 && step.Taken == 0) return;
+                if (step.Requests == 0) return;
                 var latency = Stopwatch.GetElapsedTime(step.Since);
-                if (step.Done > 0)
-                {
-                    if (s.LatencyPerMessage) h.Record(latency, step.Done);
-                    else h.Record(latency);
-                }
-                Interlocked.Increment(ref done);
+                if (!s.LatencyPerMessage) h.Record(latency);
+                else if (step.Done > 0) h.Record(latency, step.Done);
+                Interlocked.Add(ref done, step.Requests);
                 Interlocked.Add(ref messages, step.Done);
             }
             while (!ct.IsCancellationRequested)

@@ -52,7 +52,8 @@ public static partial class Cli
         var remove = new Command("remove", Describe(
             "Remove a member (the leader included: it hands leadership over and steps down). Then stop its process; "
             + "a removed node never rejoins with the same data. On the local cluster the node is stopped too. When the answer "
-            + "is lost (a timeout, 503 outcome-unknown), the members are read to tell whether the node was removed.",
+            + "is lost (a timeout, 503 outcome-unknown), the members are read to tell whether the node was removed; a node still "
+            + "listed is read again once the leader has committed its log (the removal may still be committing), up to --timeout.",
             "cluster remove 3"))
         { removeNode };
         remove.SetAction(Guard(async (r, ct) =>
@@ -61,7 +62,7 @@ public static partial class Cli
             if (n < 0) throw new CliException("NODE must be a node number (0, 1, ...)", ExitCodes.Usage);
             var (urls, local) = Target(r);
             using var client = NewClient(urls, r);
-            var (m, wasMember) = await RemoveAndConfirmAsync(client, n, ct).ConfigureAwait(false);
+            var (m, wasMember) = await RemoveAndConfirmAsync(client, n, TimeSpan.FromSeconds(r.GetValue(Timeout)), ct).ConfigureAwait(false);
             if (!wasMember)
             {
                 // Nothing to remove; a local node the cluster no longer counts (an earlier removal whose answer was
@@ -91,9 +92,12 @@ public static partial class Cli
     /// Removes member <paramref name="n"/> and returns the members after it, and whether it was a member at all (a
     /// <c>404</c>: the members it returns then are the cluster's, read). When the answer is lost (the connection dropped,
     /// a timeout, a <c>503 outcome-unknown</c>), the change may or may not be in force: the members, read from the
-    /// leader, tell which, rather than a blind failure.
+    /// leader, tell which, rather than a blind failure. A member still listed then may be one whose removal is still
+    /// committing (appended by the leader, not yet in the log of the node that answered the read): it is read again
+    /// once the leader has committed and applied every entry its log held after that read, which settles it (waiting
+    /// up to <paramref name="settle"/>).
     /// </summary>
-    private static async Task<(ClusterMembers Members, bool WasMember)> RemoveAndConfirmAsync(RaftMQClient client, int n, CancellationToken ct)
+    private static async Task<(ClusterMembers Members, bool WasMember)> RemoveAndConfirmAsync(RaftMQClient client, int n, TimeSpan settle, CancellationToken ct)
     {
         try
         {
@@ -112,6 +116,17 @@ public static partial class Cli
             try
             {
                 now = await client.GetMembersAsync(ct).ConfigureAwait(false);
+                if (now.Members.Any(x => x.Node == n))
+                {
+                    Console.Error.WriteLine($"node {n} is still listed; waiting until the leader has committed what its log holds, in case the removal is still committing");
+                    if (await LeaderCommittedAsync(client, settle, ct).ConfigureAwait(false) is { } unsettled)
+                    {
+                        throw new CliException(
+                            $"node {n} is still listed as a member, but the removal may still be committing: {unsettled}; check with: {Name} cluster members",
+                            ExitCodes.OutcomeUnknown);
+                    }
+                    now = await client.GetMembersAsync(ct).ConfigureAwait(false);
+                }
             }
             catch (RaftMQException again)
             {
@@ -122,6 +137,32 @@ public static partial class Cli
             if (now.Members.Any(x => x.Node == n))
                 throw new CliException($"node {n} is still a member: the removal did not take effect; run it again: {Name} cluster remove {n}");
             return (now, true);
+        }
+    }
+
+    /// <summary>
+    /// Waits until the leader has committed and applied every entry its log held when first seen (<c>last_index</c> of
+    /// its <c>GET /v1/status</c>; a new leader's, if leadership moves meanwhile: an entry not in the new leader's log is
+    /// lost with its term). Returns null once it has, or what it last saw at <paramref name="timeout"/>.
+    /// </summary>
+    private static async Task<string?> LeaderCommittedAsync(RaftMQClient client, TimeSpan timeout, CancellationToken ct)
+    {
+        var start = System.Diagnostics.Stopwatch.GetTimestamp();
+        ulong term = 0, target = 0;
+        var seen = "no leader answered";
+        while (true)
+        {
+            var probes = await client.GetClusterStatusAsync(ct).ConfigureAwait(false);
+            var leader = probes.Where(p => p.Status is { IsLeader: true }).Select(p => p.Status!).MaxBy(s => s.Term);
+            if (leader is not null)
+            {
+                if (leader.Term != term) (term, target) = (leader.Term, leader.LastIndex);
+                if (leader.CommitIndex >= target && leader.AppliedIndex >= target) return null;
+                seen = $"node {leader.Node} leads and has committed up to index {leader.CommitIndex} (applied {leader.AppliedIndex}), short of index {target}, the end of its log";
+            }
+            var left = timeout - System.Diagnostics.Stopwatch.GetElapsedTime(start);
+            if (left <= TimeSpan.Zero) return $"after {timeout.TotalSeconds:0.#} s, {seen}";
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(50, left.TotalMilliseconds)), ct).ConfigureAwait(false);
         }
     }
 
@@ -182,7 +223,7 @@ public static partial class Cli
         {
             var index = local.Members[^1].Index;
             // A node the cluster no longer counts (an earlier removal whose answer was lost) is only stopped.
-            var (_, wasMember) = await RemoveAndConfirmAsync(client, index, ct).ConfigureAwait(false);
+            var (_, wasMember) = await RemoveAndConfirmAsync(client, index, options.OperationTimeout, ct).ConfigureAwait(false);
             await local.ForgetAsync(index).ConfigureAwait(false);
             Console.Out.WriteLine(wasMember ? $"node {index} removed and stopped" : $"node {index} was no member any more; stopped");
         }

@@ -1,4 +1,3 @@
-using System.CommandLine.Parsing;
 using Spectre.Console;
 
 namespace RaftMQ.Cli;
@@ -41,13 +40,12 @@ public static class Shell
             if (line.Length == 0 || line.StartsWith('#')) continue;
             history.Add(line);
             if (history.Count > MaxHistory) history.RemoveRange(0, history.Count - MaxHistory);
-            if (UnterminatedQuote(line))
+            if (!TrySplit(line, out var args))
             {
                 Cli.Error("unterminated quote: close it with a matching \"");
                 failed = ExitCodes.Usage;
                 continue;
             }
-            var args = CommandLineParser.SplitCommandLine(line).ToList();
             if (args[0] == "raftmq") args.RemoveAt(0);
             if (args.Count == 0) continue;
             switch (args[0])
@@ -80,8 +78,51 @@ public static class Shell
         return interactive ? ExitCodes.Ok : failed;
     }
 
-    /// <summary>Whether a double quote opens without closing (the command-line splitter would take the rest of the line silently).</summary>
-    internal static bool UnterminatedQuote(string line) => line.Count(c => c == '"') % 2 == 1;
+    /// <summary>
+    /// Splits a shell line into words (docs/cli.md, "Shell"): whitespace separates words outside double quotes; a
+    /// double-quoted part keeps its whitespace and joins the text around it (<c>a"b c"d</c> is one word, <c>ab cd</c>;
+    /// <c>""</c> is an empty word); <c>\"</c> is a literal <c>"</c> and <c>\\</c> a literal <c>\</c>, in quotes or
+    /// not, and any other backslash is itself. Single quotes are ordinary characters. False, with no words, when a
+    /// double quote opens without closing: the one place that decides, so the check and the words cannot disagree.
+    /// </summary>
+    internal static bool TrySplit(string line, out List<string> words)
+    {
+        words = [];
+        var word = new System.Text.StringBuilder();
+        bool inWord = false, quoted = false;
+        for (int i = 0; i < line.Length; i++)
+        {
+            var c = line[i];
+            if (c == '\\' && i + 1 < line.Length && line[i + 1] is '"' or '\\')
+            {
+                word.Append(line[++i]);
+                inWord = true;
+            }
+            else if (c == '"')
+            {
+                quoted = !quoted;
+                inWord = true;
+            }
+            else if (!quoted && char.IsWhiteSpace(c))
+            {
+                if (inWord) words.Add(word.ToString());
+                word.Clear();
+                inWord = false;
+            }
+            else
+            {
+                word.Append(c);
+                inWord = true;
+            }
+        }
+        if (quoted)
+        {
+            words = [];
+            return false;
+        }
+        if (inWord) words.Add(word.ToString());
+        return true;
+    }
 
     private static List<string> LoadHistory(string path)
     {

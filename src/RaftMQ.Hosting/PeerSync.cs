@@ -97,7 +97,7 @@ internal sealed class PeerSync
             if (_current.TryGetValue(id, out var known) && known.Equals(endPoint)) continue;
             _transport.SetPeer(id, endPoint);
             _current[id] = endPoint;
-            _logger.LogInformation("Peer {Id} at {EndPoint} (configuration {Configuration})", id, endPoint, configuration);
+            _logger.LogInformation("Peer {Id} at {EndPoint} (configuration {Configuration})", id, EndPointText.Of(endPoint), configuration);
         }
         foreach (var id in _current.Keys.Where(id => !members.Contains(id)).ToList())
         {

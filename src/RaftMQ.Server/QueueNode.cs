@@ -102,8 +102,11 @@ public sealed class QueueNode : IAsyncDisposable
     /// <summary>Where the members are, from the configuration in force.</summary>
     public MemberDirectory Members { get; }
 
-    /// <summary>The HTTP address of node <paramref name="id"/> (a Raft id), or null when unknown.</summary>
-    public string? UrlOf(ulong id) => Members.AddressOf(id)?.HttpUri.ToString();
+    /// <summary>
+    /// The HTTP address of node <paramref name="id"/> (a Raft id), or null when unknown: <see cref="NodeAddress.Url"/>,
+    /// written as every member's <c>url</c> is (<c>http://HOST:PORT</c>, the port always written, no trailing slash).
+    /// </summary>
+    public string? UrlOf(ulong id) => Members.AddressOf(id)?.Url;
 
     public QueueStateMachine StateMachine { get; }
 

@@ -300,11 +300,11 @@ internal sealed class PeerSender : IAsyncDisposable
                 {
                     if (ex is HandshakeException)
                     {
-                        logger.AuthenticationFailed("to", $"peer {peerId} at {target}", reason);
+                        logger.AuthenticationFailed("to", $"peer {peerId} at {EndPointText.Of(target)}", reason);
                     }
                     else
                     {
-                        logger.PeerUnreachable(peerId, target.ToString() ?? "?", reason);
+                        logger.PeerUnreachable(peerId, EndPointText.Of(target), reason);
                     }
 
                     lastFailure = reason;
@@ -327,7 +327,7 @@ internal sealed class PeerSender : IAsyncDisposable
             lastFailure = null;
             linkDown = false;
             counters.OutboundConnected();
-            logger.OutboundConnected(peerId, target.ToString() ?? "?");
+            logger.OutboundConnected(peerId, EndPointText.Of(target));
             string lost;
             await using (connection.ConfigureAwait(false))
             {

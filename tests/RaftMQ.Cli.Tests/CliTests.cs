@@ -325,6 +325,16 @@ public sealed class CliClusterTests
             json.RootElement.GetProperty("messages").GetInt64().ShouldBe(500);
             json.RootElement.GetProperty("requests").GetInt64().ShouldBe(10);
         }
+        // A run that drains the topic: each client ends on a pop that found it empty, and that request counts too.
+        var drained = await env.RunAsync("bench", "pop", "--clients", "2", "--duration", "120", "--prefill", "100", "--size", "16", "--topic", "drained", "--json");
+        drained.ExitCode.ShouldBe(0, drained.ToString());
+        using (var json = JsonDocument.Parse(drained.Stdout))
+        {
+            json.RootElement.GetProperty("messages").GetInt64().ShouldBe(100);
+            json.RootElement.GetProperty("errors").GetInt64().ShouldBe(0);
+            json.RootElement.GetProperty("requests").GetInt64().ShouldBe(102, drained.Stdout);
+            json.RootElement.GetProperty("ops").GetInt64().ShouldBe(102, drained.Stdout);
+        }
 
         // Receive + ack: every message is received with a lease and acked; latency is per message. 300 messages in
         // receives of up to 7: at least 43 receives, more only if a receive came back short. By default each receive
@@ -369,9 +379,10 @@ public sealed class CliClusterTests
             acked.Stdout.Split('\n').ShouldContain("default\t0\t0\t0\t0\t-\t300\t0", customMessage: acked.ToString());
         }
 
-        var shell = await env.RunWithInputAsync("topic create sh\npublish sh \"two words\"\nconsume sh\nbogus\nexit\n", "shell");
+        var shell = await env.RunWithInputAsync("topic create sh\npublish sh \"two words\"\npublish sh \"say \\\"hi there \\\\o/\"\nconsume sh\nbogus\nexit\n", "shell");
         shell.ExitCode.ShouldBe(2, shell.ToString()); // a script exits with the code of its last failed command
         shell.Stdout.ShouldContain("two words\n");
+        shell.Stdout.ShouldContain("say \"hi there \\o/\n", Case.Sensitive, shell.ToString()); // an escaped quote neither opens nor ends one
         shell.Stderr.ShouldContain("'bogus'");
         var clean = await env.RunWithInputAsync("publish sh again\nconsume sh\n", "shell");
         (clean.ExitCode, clean.Stdout.Contains("again\n", StringComparison.Ordinal)).ShouldBe((0, true), clean.ToString());

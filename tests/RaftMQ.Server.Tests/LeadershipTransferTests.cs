@@ -86,7 +86,7 @@ public sealed class LeadershipTransferTests
             response.Headers.GetValues("X-RaftMQ-Error").ShouldBe(["not-leader"]);
             using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
             doc.RootElement.GetProperty("leader").GetInt32().ShouldBe(leader);
-            doc.RootElement.GetProperty("leader_url").GetString().ShouldBe(cluster.Url(leader, "/").ToString());
+            doc.RootElement.GetProperty("leader_url").GetString().ShouldBe($"http://127.0.0.1:{cluster.Ports[leader].Http}");
         }
         (await cluster.SendAsync(leader, HttpMethod.Post, path, """{"to": 3}""")).ShouldBe(
             (HttpStatusCode.NotFound, """{"success":false,"error":"no node 3: it is not a voting member of the cluster"}"""));

@@ -149,6 +149,54 @@ public sealed class MembershipTests
     }
 
     [Fact]
+    public async Task Leader_urls_are_written_as_member_urls_are_the_port_always_and_no_trailing_slash()
+    {
+        await using var cluster = TestCluster.Create(3, Args);
+        // Node 2 is recorded at port 80 and never started: nodes 0 and 1 are a majority. Uri.ToString() would write
+        // its URL as http://127.0.0.1/ (port 80 dropped, a slash added).
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(cluster.ConfigPath))!;
+        config["addresses"]![2]!["port"] = 80;
+        File.WriteAllText(cluster.ConfigPath, config.ToJsonString());
+        cluster.Start(0);
+        cluster.Start(1);
+        await cluster.WaitUntilAnsweringAsync(0);
+        await cluster.WaitUntilAnsweringAsync(1);
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = 1 - leader;
+        var leaderUrl = $"http://127.0.0.1:{cluster.Ports[leader].Http}";
+
+        // The members answer: leader_url is the leader's member url, character for character.
+        var (status, body) = await cluster.SendAsync(follower, HttpMethod.Get, "/v1/cluster/members");
+        status.ShouldBe(HttpStatusCode.OK, body);
+        using (var doc = JsonDocument.Parse(body))
+        {
+            doc.RootElement.GetProperty("leader_url").GetString().ShouldBe(leaderUrl, body);
+            var urls = doc.RootElement.GetProperty("members").EnumerateArray().ToDictionary(m => m.GetProperty("node").GetInt32(), m => m.GetProperty("url").GetString());
+            urls[leader].ShouldBe(leaderUrl, body);
+            urls[2].ShouldBe("http://127.0.0.1:80", body);
+        }
+        // A follower's status, once it has heard from the leader.
+        string? seen = null;
+        (await Eventually.TrueAsync(async () =>
+        {
+            var (code, text) = await cluster.SendAsync(follower, HttpMethod.Get, "/v1/status");
+            if (code != HttpStatusCode.OK) return false;
+            using var doc = JsonDocument.Parse(text);
+            seen = doc.RootElement.GetProperty("leader_url").GetString();
+            return seen is not null;
+        }, Progress)).ShouldBeTrue("the follower's status never named a leader");
+        seen.ShouldBe(leaderUrl);
+        // A member's URL in an error message: the port-80 node, as its member url gives it.
+        (status, body) = await cluster.SendAsync(leader, HttpMethod.Post, "/v1/cluster/members", """{"url": "http://127.0.0.1:9", "node": 2}""");
+        status.ShouldBe(HttpStatusCode.Conflict, body);
+        using (var doc = JsonDocument.Parse(body))
+        {
+            doc.RootElement.GetProperty("error").GetString().ShouldBe("node 2 is already a member, at http://127.0.0.1:80");
+            doc.RootElement.GetProperty("leader_url").GetString().ShouldBe(leaderUrl, body);
+        }
+    }
+
+    [Fact]
     public async Task Every_misuse_of_the_members_endpoints_gets_a_clear_error()
     {
         await using var cluster = TestCluster.CreateGrowable(3, 1, Args);
@@ -165,7 +213,7 @@ public sealed class MembershipTests
             response.Headers.GetValues("X-RaftMQ-Error").ShouldBe(["not-leader"]);
             using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
             doc.RootElement.GetProperty("leader").GetInt32().ShouldBe(leader);
-            doc.RootElement.GetProperty("leader_url").GetString().ShouldBe(cluster.Url(leader, "/").ToString());
+            doc.RootElement.GetProperty("leader_url").GetString().ShouldBe($"http://127.0.0.1:{cluster.Ports[leader].Http}");
         }
         // Bad bodies and node numbers.
         (await cluster.SendAsync(leader, HttpMethod.Post, path, "{}")).Status.ShouldBe(HttpStatusCode.BadRequest);

@@ -498,4 +498,45 @@ public sealed class UnsupportedMessageTests
             await DisposeAllAsync(t);
         }
     }
+
+    [Fact]
+    public async Task A_peer_named_by_host_name_is_logged_as_host_and_port()
+    {
+        var log = new ListLogger();
+        using var down = new ReservedPort();
+        // Every peer dialled by name, as a config whose "ip" is a host name makes the node do; peer 3 never answers.
+        var t = await StartClusterAsync(2, o =>
+        {
+            foreach (var (id, endPoint) in o.Peers.ToList())
+            {
+                o.Peers[id] = new System.Net.DnsEndPoint("localhost", ((System.Net.IPEndPoint)endPoint).Port);
+            }
+            if (o.NodeId == 1) o.Peers[3] = new System.Net.DnsEndPoint("localhost", down.Port);
+        }, log);
+        try
+        {
+            await AssertExchangeAsync(t[0], t[1]);
+            var port2 = t[1].LocalEndPoint.Port;
+            WaitUntil(() => log.Has(Microsoft.Extensions.Logging.LogLevel.Information, $"Connected to peer 2 at localhost:{port2}"), "the connection to peer 2 was logged by name");
+            WaitUntil(() => log.Has(Microsoft.Extensions.Logging.LogLevel.Warning, $"Peer 3 at localhost:{down.Port} unreachable"), "peer 3 was logged unreachable by name");
+            log.Lines.ShouldNotContain(l => l.Message.Contains("Unspecified", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await DisposeAllAsync(t);
+        }
+    }
+
+    [Theory]
+    [InlineData("mq-1.example.com", 8568, "mq-1.example.com:8568")]
+    [InlineData("fe80::1", 8568, "[fe80::1]:8568")]
+    public void A_named_endpoint_is_written_as_host_and_port(string host, int port, string expected) =>
+        EndPointText.Of(new System.Net.DnsEndPoint(host, port)).ShouldBe(expected);
+
+    [Fact]
+    public void An_address_endpoint_is_written_as_it_writes_itself()
+    {
+        EndPointText.Of(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 8568)).ShouldBe("127.0.0.1:8568");
+        EndPointText.Of(new System.Net.IPEndPoint(System.Net.IPAddress.IPv6Loopback, 8568)).ShouldBe("[::1]:8568");
+    }
 }
