@@ -85,6 +85,22 @@ else if (settings.Join is { Scheme: "https" } tlsJoin)
     return 2;
 }
 
+// One node process per data directory, before anything is read or written there: a node started twice on it (the
+// same command run again, two nodes given one --data-dir) would delete the running node's queue files at its start.
+var dataDirectory = settings.DataDirectoryFor(config);
+DataDirectoryLock? dataLock;
+try
+{
+    dataLock = DataDirectoryLock.Acquire(dataDirectory);
+}
+catch (DataDirectoryInUseException e)
+{
+    // A condition that may pass (the other process stops): exit 1, as for a port in use.
+    Console.Error.WriteLine($"raftmq-node: {e.Message}");
+    return 1;
+}
+using var heldDataLock = dataLock; // held until the process exits
+
 // The peers' secret: found, or created for a new cluster, before anything listens (docs/security.md).
 RaftMQ.Hosting.ClusterSecret secret;
 try
@@ -98,7 +114,6 @@ catch (ConfigException e)
 }
 
 // Who this node is: stored in its data directory at its first start (bootstrapped from the config, or joined).
-var dataDirectory = settings.DataDirectoryFor(config);
 NodeIdentity identity;
 try
 {
