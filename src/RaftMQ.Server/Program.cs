@@ -85,8 +85,22 @@ else if (settings.Join is { Scheme: "https" } tlsJoin)
     return 2;
 }
 
-// One node process per data directory, before anything is read or written there: a node started twice on it (the
-// same command run again, two nodes given one --data-dir) would delete the running node's queue files at its start.
+// The peers' secret: found, or created for a new cluster, before anything listens (docs/security.md).
+RaftMQ.Hosting.ClusterSecret secret;
+try
+{
+    secret = RaftMQ.Hosting.ClusterSecret.Resolve(settings.SecretSources(config));
+}
+catch (ConfigException e)
+{
+    Console.Error.WriteLine($"raftmq-node: {e.Message}");
+    return 2;
+}
+
+// One node process per data directory, before its identity, log or queue is read or written: a node started twice on
+// it (the same command run again, two nodes given one --data-dir) would delete the running node's queue files at its
+// start. (Finding the secret above only reads the directory's copy or adds it, and refuses a joining node without one
+// before anything makes the directory.)
 var dataDirectory = settings.DataDirectoryFor(config);
 DataDirectoryLock? dataLock;
 try
@@ -100,18 +114,6 @@ catch (DataDirectoryInUseException e)
     return 1;
 }
 using var heldDataLock = dataLock; // held until the process exits
-
-// The peers' secret: found, or created for a new cluster, before anything listens (docs/security.md).
-RaftMQ.Hosting.ClusterSecret secret;
-try
-{
-    secret = RaftMQ.Hosting.ClusterSecret.Resolve(settings.SecretSources(config));
-}
-catch (ConfigException e)
-{
-    Console.Error.WriteLine($"raftmq-node: {e.Message}");
-    return 2;
-}
 
 // Who this node is: stored in its data directory at its first start (bootstrapped from the config, or joined).
 NodeIdentity identity;
