@@ -68,8 +68,12 @@ public static partial class ClusterEndpoints
             if (node.Members.AddressOf(id) is { } known && SameEndpoint(known, address!))
             {
                 ctx.Response.Headers[ErrorCodes.Header] = AlreadyMember;
-                await WriteMembers(ctx, node, StatusCodes.Status409Conflict, configuration, runtime.Status.Leader,
-                    $"{address!.Url} is already node {ClusterConfig.IndexOf(id)}, a {(configuration.IsVoter(id) ? "voter" : "learner")}", id);
+                var role = configuration.IsVoter(id) ? "voter" : "learner";
+                // Name what collides: the HTTP address, or only the peer port (then the URL alone would mislead).
+                var says = known.Port == address!.Port
+                    ? $"{address.Url} is already node {ClusterConfig.IndexOf(id)}, a {role}"
+                    : $"peer port {address.InternalPort} of {address.Ip} is already node {ClusterConfig.IndexOf(id)}'s (a {role}, at {known.Url}): give the new node another peer_port";
+                await WriteMembers(ctx, node, StatusCodes.Status409Conflict, configuration, runtime.Status.Leader, says, id);
                 return;
             }
         }

@@ -18,6 +18,16 @@ public static class NodeIdentityStart
                     $"raftmq-node: note: the data directory {dataDirectory} belongs to node {ClusterConfig.IndexOf(stored.NodeId)} of cluster {stored.ClusterId}; "
                     + $"it starts as that node (INDEX {settings.Index} only says where it listens)");
             }
+            // A config edited after the first start (a port, an ip) moves where the node listens, but the cluster still
+            // records it, and dials it and sends clients to it, at the address of its first start: say so.
+            if (config is not null && stored.Members.GetValueOrDefault(stored.NodeId) is { } recorded
+                && (!string.Equals(recorded.Ip, me.Ip, StringComparison.OrdinalIgnoreCase) || recorded.Port != me.Port || recorded.InternalPort != me.InternalPort))
+            {
+                Console.Error.WriteLine(
+                    $"raftmq-node: warning: the cluster records node {ClusterConfig.IndexOf(stored.NodeId)} at {MemberAddress.Format(recorded)}, but {settings.ConfigPath} "
+                    + $"puts it at {MemberAddress.Format(me)}: it listens there, while its peers dial, and leader hints send clients to, the recorded address. "
+                    + "To move a node, remove it and add it back at the new address (docs/membership.md)");
+            }
             return stored;
         }
         NodeIdentity identity;

@@ -97,8 +97,25 @@ catch (ConfigException e)
     return 2;
 }
 
-// Who this node is: stored in its data directory at its first start (bootstrapped from the config, or joined).
+// One node process per data directory, before its identity, log or queue is read or written: a node started twice on
+// it (the same command run again, two nodes given one --data-dir) would delete the running node's queue files at its
+// start. (Finding the secret above only reads the directory's copy or adds it, and refuses a joining node without one
+// before anything makes the directory.)
 var dataDirectory = settings.DataDirectoryFor(config);
+DataDirectoryLock? dataLock;
+try
+{
+    dataLock = DataDirectoryLock.Acquire(dataDirectory);
+}
+catch (DataDirectoryInUseException e)
+{
+    // A condition that may pass (the other process stops): exit 1, as for a port in use.
+    Console.Error.WriteLine($"raftmq-node: {e.Message}");
+    return 1;
+}
+using var heldDataLock = dataLock; // held until the process exits
+
+// Who this node is: stored in its data directory at its first start (bootstrapped from the config, or joined).
 NodeIdentity identity;
 try
 {

@@ -87,12 +87,12 @@ public sealed class TcpTransport : ITransport
             var socket = new Socket(options.ListenEndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
             try
             {
-                // A restarted node must rebind its port while old connections linger in TIME_WAIT. On Windows the
-                // option would let another process steal the port, and is not needed there.
-                if (!OperatingSystem.IsWindows())
-                {
-                    socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-                }
+                // A restarted node must rebind its port while old connections linger in TIME_WAIT: SO_REUSEADDR. Set
+                // as a raw option, because .NET's ReuseAddress also sets SO_REUSEPORT on Unix, which lets a second
+                // process listen on a port a running node listens on (the kernel then shares the connections out
+                // between them) instead of failing with "Address already in use". On Windows the option would let
+                // another process steal the port, and is not needed there.
+                AllowRebindInTimeWait(socket);
 
                 socket.Bind(options.ListenEndPoint);
                 socket.Listen(options.ListenBacklog);
@@ -242,6 +242,22 @@ public sealed class TcpTransport : ITransport
 
     private PeerSender NewSender(ulong id, EndPoint endPoint) =>
         new(id, endPoint, options, Counters, logger, time, peer => linkDownHandler?.Invoke(peer));
+
+    /// <summary>
+    /// SO_REUSEADDR alone (not SO_REUSEPORT): rebinding a port whose old connections are in TIME_WAIT works, binding a
+    /// port another socket listens on fails.
+    /// </summary>
+    private static void AllowRebindInTimeWait(Socket socket)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            socket.SetRawSocketOption(1 /* SOL_SOCKET */, 2 /* SO_REUSEADDR */, BitConverter.GetBytes(1));
+        }
+        else if (OperatingSystem.IsMacOS() || OperatingSystem.IsFreeBSD())
+        {
+            socket.SetRawSocketOption(0xffff /* SOL_SOCKET */, 4 /* SO_REUSEADDR */, BitConverter.GetBytes(1));
+        }
+    }
 
     private async Task AcceptLoopAsync()
     {

@@ -103,4 +103,41 @@ public sealed class ListenAddressTests
             answered.ShouldBeTrue($"no leader answered at {status}; output:\n{node.Output}");
             node.HasExited.ShouldBeFalse();
         });
+
+    [Fact]
+    public async Task A_node_restarted_at_another_address_of_its_config_serves_there_and_warns_that_the_cluster_records_the_old_one()
+    {
+        // The config edited after the first start: its data directory says who it is, the config only where it listens.
+        var data = Path.Combine(TestCluster.NewDirectory(), "data");
+        await using var cluster = TestCluster.Create(1, "--data-dir", data);
+        await cluster.StartAllAsync();
+        await cluster.WaitForLeaderAsync();
+        (await cluster.CreateTopicAsync(0, "kept")).Status.ShouldBe(HttpStatusCode.Created);
+        (await cluster.PublishAsync(0, "kept", "m")).Status.ShouldBe(HttpStatusCode.OK);
+        await cluster.StopAllAsync();
+        var moved = TestCluster.FreePorts(2);
+        File.WriteAllText(cluster.ConfigPath, $$"""{"addresses": [{"ip": "127.0.0.1", "port": {{moved[0]}}, "internal_port": {{moved[1]}}}]}""");
+
+        var node = cluster.Start(0);
+        var warned = await node.WaitForLineAsync(l => l.StartsWith("raftmq-node: warning: ", StringComparison.Ordinal), TestCluster.DefaultTimeout);
+        warned.ShouldBeTrue($"no warning; output:\n{node.Output}");
+        node.ErrorLines.ShouldHaveSingleItem().ShouldBe(
+            $"raftmq-node: warning: the cluster records node 0 at 127.0.0.1:{cluster.Ports[0].Http}:{cluster.Ports[0].Peer}, but {cluster.ConfigPath} "
+            + $"puts it at 127.0.0.1:{moved[0]}:{moved[1]}: it listens there, while its peers dial, and leader hints send clients to, the recorded address. "
+            + "To move a node, remove it and add it back at the new address (docs/membership.md)");
+        var pop = new Uri($"http://127.0.0.1:{moved[0]}/message/kept");
+        var popped = await Eventually.TrueAsync(async () =>
+        {
+            try
+            {
+                return await cluster.Http.GetStringAsync(pop) == """{"success":true,"message":"m"}""";
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }, TestCluster.DefaultTimeout);
+        popped.ShouldBeTrue($"the message was not popped at {pop}; output:\n{node.Output}");
+        Directory.Delete(Path.GetDirectoryName(data)!, recursive: true);
+    }
 }

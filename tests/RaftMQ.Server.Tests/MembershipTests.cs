@@ -228,6 +228,11 @@ public sealed class MembershipTests
         (status, body) = await cluster.SendAsync(leader, HttpMethod.Post, path, $$"""{"url": "{{cluster.Url(follower, "").ToString().TrimEnd('/')}}"}""");
         status.ShouldBe(HttpStatusCode.Conflict);
         body.ShouldContain($"already node {follower}");
+        // ... or only by its peer port: the error names that, not the new URL.
+        (status, body) = await cluster.SendAsync(leader, HttpMethod.Post, path,
+            $$"""{"url": "http://127.0.0.1:{{cluster.Ports[3].Http}}", "peer_port": {{cluster.Ports[follower].Peer}}}""");
+        status.ShouldBe(HttpStatusCode.Conflict);
+        body.ShouldContain($"peer port {cluster.Ports[follower].Peer} of 127.0.0.1 is already node {follower}'s (a voter, at http://127.0.0.1:{cluster.Ports[follower].Http})");
         (status, body) = await cluster.SendAsync(leader, HttpMethod.Post, path, $$"""{"url": "http://127.0.0.1:{{cluster.Ports[3].Http}}", "node": {{follower}}}""");
         status.ShouldBe(HttpStatusCode.Conflict);
         body.ShouldContain($"node {follower} is already a member");

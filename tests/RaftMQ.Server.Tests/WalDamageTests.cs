@@ -60,6 +60,42 @@ public sealed class WalDamageTests
     }
 
     [Fact]
+    public async Task A_second_node_on_a_running_nodes_data_directory_stops_before_touching_it()
+    {
+        // The mistake: another node (other ports, so nothing else refuses it) given the running node's --data-dir. At
+        // its start a node deletes the queue's segment files of the previous run, so it deleted the running node's.
+        await using var cluster = TestCluster.Create(1, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        await cluster.CreateTopicAsync(0, "kept");
+        for (int i = 0; i < 20; i++) (await cluster.PublishAsync(0, "kept", $"m{i}")).Status.ShouldBe(HttpStatusCode.OK);
+        var data = Directory.GetDirectories(cluster.Directory, "node-0", SearchOption.AllDirectories).ShouldHaveSingleItem();
+        var segments = Directory.GetFiles(Path.Combine(data, "queue"));
+        segments.ShouldNotBeEmpty();
+
+        var ports = TestCluster.FreePorts(2);
+        var other = Path.Combine(cluster.Directory, "other.json");
+        File.WriteAllText(other, $$"""{"addresses": [{"ip": "127.0.0.1", "port": {{ports[0]}}, "internal_port": {{ports[1]}}}]}""");
+        foreach (var config in new[] { other, cluster.ConfigPath }) // ... and the same node started twice
+        {
+            await using var second = NodeProcess.Start(config, 0, cluster.Directory, "--data-dir", data);
+            (await second.WaitForExitAsync(TestCluster.DefaultTimeout)).ShouldBeTrue($"the second node runs; output:\n{second.Output}");
+            second.ExitCode.ShouldBe(1, second.Output);
+            second.ErrorLines.ShouldHaveSingleItem().ShouldBe(
+                $"raftmq-node: the data directory {data} is in use by another node process (it holds node.lock there): "
+                + "stop that node first, or give this node a data directory of its own (--data-dir)");
+            Directory.GetFiles(Path.Combine(data, "queue")).ShouldBe(segments, "the running node's queue files are untouched");
+        }
+
+        for (int i = 0; i < 20; i++) (await cluster.PopAsync(0, "kept")).Body.ShouldBe($$"""{"success":true,"message":"m{{i}}"}""");
+        // Once the node is gone (SIGKILL included) the kernel has released its lock: it starts again on its directory.
+        await cluster.Node(0).KillAsync();
+        cluster.Start(0);
+        await cluster.WaitUntilAnsweringAsync(0);
+        (await cluster.WaitForLeaderAsync()).ShouldBe(0);
+        (await cluster.PopAsync(0, "kept")).Status.ShouldBe(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
     public async Task A_port_in_use_stops_the_node_at_start_in_one_line_naming_the_port()
     {
         await using var cluster = TestCluster.Create(1);

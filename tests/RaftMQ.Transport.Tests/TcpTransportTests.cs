@@ -51,6 +51,33 @@ public sealed class TcpTransportTests
     }
 
     [Fact]
+    public async Task A_port_another_transport_listens_on_is_refused_and_a_closed_ones_port_can_be_taken_again()
+    {
+        // .NET's ReuseAddress sets SO_REUSEPORT too on Unix, which let a second node (another cluster's, or the same
+        // node started twice) listen on a running node's peer port and share its connections, with no error.
+        var first = new TcpTransport(Options(1));
+        await first.StartAsync();
+        var port = first.LocalEndPoint.Port;
+        try
+        {
+            var second = new TcpTransport(Options(2, port));
+            var refused = await Should.ThrowAsync<IOException>(() => second.StartAsync());
+            refused.Message.ShouldStartWith($"cannot listen for peers on 127.0.0.1:{port}: ");
+            await second.DisposeAsync();
+        }
+        finally
+        {
+            await first.DisposeAsync();
+        }
+
+        // A restarted node rebinds its port at once (SO_REUSEADDR is still set).
+        var again = new TcpTransport(Options(1, port));
+        await again.StartAsync();
+        again.LocalEndPoint.Port.ShouldBe(port);
+        await again.DisposeAsync();
+    }
+
+    [Fact]
     public async Task A_receiver_gets_the_queued_messages_first_then_every_later_one_in_order()
     {
         var t = await StartClusterAsync(2);
