@@ -86,7 +86,6 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
 
     public object? Apply(ulong index, ReadOnlyMemory<byte> command)
     {
-        _countersStale = true;
         if (QueueCommand.IsPublishBatch(command.Span)) return ApplyPublishBatch(command.Span);
         if (!QueueCommand.TryDecode(command.Span, out var c)) return new QueueResult(QueueStatus.Invalid);
         return Execute(c);
@@ -138,7 +137,6 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     /// </summary>
     public QueueResult Execute(QueueCommand c)
     {
-        _countersStale = true;
         if (c.Op == QueueOp.SetLimits) return SetLimits(c.Bounds);
         var nameLimit = _limits.MaxTopicNameBytes + (DeadLetters.IsDeadLetterTopic(c.Topic) ? DeadLetters.Suffix.Length : 0);
         if (Encoding.UTF8.GetByteCount(c.Topic) > nameLimit || c.Topic.Length == 0)

@@ -102,7 +102,7 @@ catch (ConfigException e)
 // start. (Finding the secret above only reads the directory's copy or adds it, and refuses a joining node without one
 // before anything makes the directory.)
 var dataDirectory = settings.DataDirectoryFor(config);
-DataDirectoryLock? dataLock;
+IDisposable? dataLock;
 try
 {
     dataLock = DataDirectoryLock.Acquire(dataDirectory);
