@@ -161,6 +161,45 @@ public sealed class IdempotentPublishTests : IDisposable
     }
 
     [Fact]
+    public void A_snapshot_holds_the_ids_at_capture_however_the_table_moves_before_it_is_written()
+    {
+        // The capture does not copy the ids (the loop would stall on a large table); it is written later. Between the
+        // two the table forgets every id it held (by the window, then by the per-topic bound) and remembers new ones,
+        // over several of its chunks.
+        var limits = QueueLimits.Default with { MaxDedupIdsPerTopic = 3_000 };
+        QueueMessage[] Ids(string prefix, int from, int count) => [.. Enumerable.Range(from, count).Select(i => Msg($"{prefix}{i}", $"{prefix}-{i}"))];
+        void Before(QueueStateMachine m)
+        {
+            foreach (var batch in Ids("old", 0, 1_000).Chunk(500)) Publish(m, 1_000, batch).Count.ShouldBe(500);
+            foreach (var batch in Ids("kept", 0, 1_500).Chunk(500)) Publish(m, 2_000, batch).Count.ShouldBe(500);
+            Publish(m, 11_000, Msg("last", "last")).Count.ShouldBe(1); // the window (10 s) forgets the 1,000 "old" ids
+            m.Stats("t", 0)!.DedupIds.ShouldBe(1_501);
+        }
+        var sm = WithTopic(limits, window: 10_000);
+        Before(sm);
+        using var snapshot = sm.CaptureSnapshot();
+
+        foreach (var batch in Ids("new", 0, 3_001).Chunk(1_000)) Publish(sm, 30_000, batch);
+        (sm.Stats("t", 0)!.DedupIds, sm.Stats("t", 0)!.DedupForgottenEarlyTotal).ShouldBe((3_000, 1L));
+        using var written = new MemoryStream();
+        snapshot.WriteTo(written);
+
+        // The same bytes as a node that only ever applied the commands before the capture.
+        var twin = WithTopic(limits, window: 10_000);
+        Before(twin);
+        using var expected = new MemoryStream();
+        twin.WriteSnapshot(expected);
+        written.ToArray().ShouldBe(expected.ToArray());
+
+        written.Position = 0;
+        var restored = _queues.Create(limits);
+        restored.RestoreSnapshot(written);
+        (restored.DedupIds, restored.Stats("t", 0)!.DedupForgottenEarlyTotal).ShouldBe((1_501, 0L));
+        Publish(restored, 11_001, Msg("x", "kept-0"), Msg("x", "kept-1499"), Msg("x", "last")).Count.ShouldBe(0);
+        Publish(restored, 11_002, Msg("x", "old-999"), Msg("x", "new-0")).Count.ShouldBe(2);
+    }
+
+    [Fact]
     public void A_topic_state_written_before_deduplication_restores_with_the_default_window()
     {
         var sm = WithTopic(window: 10_000);

@@ -167,29 +167,29 @@ internal sealed class TopicState
     /// <summary>
     /// The state in a snapshot: settings, totals, each group, then the deduplication section (window and ids), the
     /// delayed messages (count, then offset and due time each) and the retention section (bounds, policies, counters),
-    /// which states written before them lack.
+    /// which states written before them lack. The capture (on the loop) writes all but the ids, which
+    /// <see cref="DedupTable.Captured"/> writes later, from the snapshot's writer: this part comes before them.
     /// </summary>
-    public byte[] Serialize()
+    public void WriteBeforeIds(BinaryWriter w)
     {
-        using var buffer = new MemoryStream();
-        using (var w = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
-        {
-            w.Write(MaxDeliveries);
-            w.Write(PublishedTotal);
-            w.Write(_order.Count);
-            foreach (var g in _order) g.Write(w);
-            w.Write(DedupWindowMs);
-            Dedup.Write(w);
-            Delays.Write(w);
-            w.Write(MaxMessages);
-            w.Write(MaxBytes);
-            w.Write(MaxAgeMs);
-            w.Write((byte)Overflow);
-            w.Write((byte)Expire);
-            w.Write(OverflowDroppedTotal);
-            w.Write(ExpiredTotal);
-        }
-        return buffer.ToArray();
+        w.Write(MaxDeliveries);
+        w.Write(PublishedTotal);
+        w.Write(_order.Count);
+        foreach (var g in _order) g.Write(w);
+        w.Write(DedupWindowMs);
+    }
+
+    /// <summary>The part of the state in a snapshot after the deduplication ids (<see cref="WriteBeforeIds"/>).</summary>
+    public void WriteAfterIds(BinaryWriter w)
+    {
+        Delays.Write(w);
+        w.Write(MaxMessages);
+        w.Write(MaxBytes);
+        w.Write(MaxAgeMs);
+        w.Write((byte)Overflow);
+        w.Write((byte)Expire);
+        w.Write(OverflowDroppedTotal);
+        w.Write(ExpiredTotal);
     }
 
     public static TopicState Read(BinaryReader r, string topic, ulong head, ulong tail)

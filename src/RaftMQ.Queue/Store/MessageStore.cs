@@ -221,13 +221,32 @@ internal sealed class MessageStore : IDisposable
         return record;
     }
 
-    /// <summary>Captures every topic's cursors and segment sizes (O(topics + segments), no message is copied).</summary>
+    /// <summary>How many bytes of topic states one buffer of a capture holds before the next topic starts a new one.</summary>
+    private const int CaptureBufferBytes = 64 << 20;
+
+    /// <summary>
+    /// Captures every topic's cursors and segment sizes (O(topics + segments), no message is copied) and state: the
+    /// groups and delays are copied (O(their size)), the deduplication ids are not (O(1), written by the writer).
+    /// </summary>
     public IStateMachineSnapshot Capture()
     {
         Flush(); // the snapshot reads the files, not the buffer
         var topics = new CapturedTopic[_order.Count];
-        for (int i = 0; i < topics.Length; i++) topics[i] = _order[i].Capture();
-        return new Snapshot(topics, Clock, Bounds);
+        // The topics' states go into shared buffers (per topic only the bytes of its state, no stream, writer or array
+        // of its own), a new one once a buffer holds CaptureBufferBytes, so that no buffer nears an array's 2 GB.
+        List<byte[]> buffers = [];
+        var first = 0;
+        while (first < topics.Length)
+        {
+            using var states = new MemoryStream();
+            using (var w = new BinaryWriter(states, Encoding.UTF8, leaveOpen: true))
+            {
+                do topics[first] = _order[first].Capture(w, buffers.Count);
+                while (++first < topics.Length && states.Length < CaptureBufferBytes);
+            }
+            buffers.Add(states.GetBuffer());
+        }
+        return new Snapshot(topics, buffers, Clock, Bounds);
     }
 
     /// <summary>Replaces every topic and file with the state in <paramref name="source"/>.</summary>
@@ -492,7 +511,7 @@ internal sealed class MessageStore : IDisposable
     /// A captured state: each topic's range and its segments, retained until disposed so that the loop's compaction
     /// cannot delete them. <see cref="WriteTo"/> copies the live records from the files (format in docs/queue-store.md).
     /// </summary>
-    private sealed class Snapshot(CapturedTopic[] topics, long clock, QueueBounds? bounds) : IStateMachineSnapshot
+    private sealed class Snapshot(CapturedTopic[] topics, List<byte[]> states, long clock, QueueBounds? bounds) : IStateMachineSnapshot
     {
         private int _disposed;
 
@@ -569,8 +588,7 @@ internal sealed class MessageStore : IDisposable
                 }
                 if (written != kept)
                     throw new InvalidOperationException($"topic {topic.Name}: wrote {written} bytes of records where {kept} were captured");
-                w.Write(topic.State.Length);
-                w.Write(topic.State);
+                topic.State.WriteTo(w, states);
             }
             w.Flush();
         }

@@ -303,10 +303,20 @@ internal sealed class TopicLog
         return freed;
     }
 
-    /// <summary>Captures the retained range for a snapshot: retains its segments and records the kept extents as they are now.</summary>
-    public CapturedTopic Capture()
+    /// <summary>
+    /// Captures the retained range for a snapshot: retains its segments and records the kept extents as they are now.
+    /// The topic's state is written to <paramref name="states"/>, the capture's buffer number
+    /// <paramref name="buffer"/>, all but its deduplication ids, which are captured in O(1) and written later; the
+    /// capture holds where the rest lies.
+    /// </summary>
+    public CapturedTopic Capture(BinaryWriter states, int buffer)
     {
-        var state = State?.Serialize() ?? [];
+        var start = checked((int)states.BaseStream.Position);
+        State?.WriteBeforeIds(states);
+        var ids = State?.Dedup.Capture();
+        var middle = checked((int)states.BaseStream.Position);
+        State?.WriteAfterIds(states);
+        var state = new CapturedState(buffer, start, middle, checked((int)states.BaseStream.Position), ids);
         if (Head == Tail) return new CapturedTopic(Name, Head, Tail, 0, [], LogicalHead, state);
         var extents = KeptExtents();
         Segment? previous = null;
@@ -447,4 +457,24 @@ internal readonly record struct Extent(Segment Segment, long Physical, ulong Fir
 /// retained until the snapshot is disposed; sealed bytes never change and the active segment only grows, so each
 /// extent's bytes stay as captured).
 /// </summary>
-internal sealed record CapturedTopic(string Name, ulong Head, ulong Tail, long Bytes, Extent[] Extents, long LogicalHead, byte[] State);
+/// <summary>A topic as captured for a snapshot.</summary>
+internal sealed record CapturedTopic(string Name, ulong Head, ulong Tail, long Bytes, Extent[] Extents, long LogicalHead, CapturedState State);
+
+/// <summary>
+/// A topic's state as captured for a snapshot: its bytes before the deduplication ids lie in the capture's buffer
+/// number <paramref name="Buffer"/> from <paramref name="Start"/> to <paramref name="Middle"/>, the bytes after them
+/// from there to <paramref name="End"/>; <paramref name="Ids"/> writes the ids (null: a topic without state).
+/// </summary>
+internal sealed record CapturedState(int Buffer, int Start, int Middle, int End, Groups.DedupTable.Captured? Ids)
+{
+    /// <summary>The state's length in the snapshot.</summary>
+    public int Length => checked(End - Start + (int)(Ids?.Bytes ?? 0));
+
+    public void WriteTo(BinaryWriter w, List<byte[]> buffers)
+    {
+        w.Write(Length);
+        w.Write(buffers[Buffer], Start, Middle - Start);
+        Ids?.WriteTo(w);
+        w.Write(buffers[Buffer], Middle, End - Middle);
+    }
+}

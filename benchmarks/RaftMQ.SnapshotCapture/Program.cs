@@ -1,0 +1,56 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using RaftMQ.Queue;
+
+// Fills a queue state machine (in a temporary directory) with TOPICS topics, each holding one message per id and
+// remembering IDS message ids, then captures a snapshot ROUNDS times: the capture is what the node's loop spends
+// (IStateMachine.CaptureSnapshot); the write runs on another thread in a node and is timed only to check the bytes.
+if (args.Length != 3 || !int.TryParse(args[0], out var topicCount) || !int.TryParse(args[1], out var ids) || !int.TryParse(args[2], out var rounds)
+    || topicCount < 1 || ids < 0 || rounds < 1)
+{
+    Console.Error.WriteLine("usage: RaftMQ.SnapshotCapture TOPICS IDS_PER_TOPIC ROUNDS");
+    return 2;
+}
+var dir = Path.Combine(Path.GetTempPath(), "raftmq-snapshot-capture-" + Environment.ProcessId);
+var limits = new QueueLimits { MaxDedupIdsPerTopic = Math.Max(ids, 1), MaxDedupIds = Math.Max(topicCount * ids, 1) };
+try
+{
+    using var sm = new QueueStateMachine(dir, limits, null);
+    ulong index = 1;
+    void Apply(QueueCommand c)
+    {
+        if (sm.Apply(index++, c.Encode()) is QueueResult { Success: false } r) throw new InvalidOperationException($"{c}: {r.Status}");
+    }
+    var body = Encoding.UTF8.GetBytes("hello");
+    for (int t = 0; t < topicCount; t++) Apply(QueueCommand.ConfigureTopic($"t{t}", 20));
+    for (int t = 0; t < topicCount; t++)
+    {
+        if (ids == 0) Apply(QueueCommand.PublishExtended($"t{t}", [new QueueMessage(body)], 1_000));
+        for (int first = 0; first < ids; first += limits.MaxBatchMessages)
+        {
+            var batch = Enumerable.Range(first, Math.Min(limits.MaxBatchMessages, ids - first))
+                .Select(i => new QueueMessage(body) { Id = $"message-id-{t}-{i:D12}" }).ToArray();
+            Apply(QueueCommand.PublishExtended($"t{t}", batch, 1_000));
+        }
+    }
+    var captures = new List<double>();
+    for (int r = 0; r < rounds; r++)
+    {
+        var clock = Stopwatch.StartNew();
+        using var snapshot = sm.CaptureSnapshot();
+        var captured = clock.Elapsed.TotalMilliseconds;
+        using var bytes = new MemoryStream();
+        snapshot.WriteTo(bytes);
+        captures.Add(captured);
+        Console.WriteLine($"round {r + 1}: capture {captured:F1} ms, write {clock.Elapsed.TotalMilliseconds - captured:F1} ms, "
+            + $"{bytes.Length:N0} bytes, sha256 {Convert.ToHexString(SHA256.HashData(bytes.GetBuffer().AsSpan(0, (int)bytes.Length)))[..12]}");
+    }
+    captures.Sort();
+    Console.WriteLine($"{topicCount} topics, {ids} ids each: median capture {captures[captures.Count / 2]:F1} ms over {rounds} rounds");
+    return 0;
+}
+finally
+{
+    if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# What a node's loop spends capturing the queue's state for a snapshot (docs/benchmarks.md, "Snapshot capture").
+# Usage: benchmarks/snapshot-capture.sh TOPICS IDS_PER_TOPIC ROUNDS
+#   benchmarks/snapshot-capture.sh 10000 0 15      # the most topics, one message each
+#   benchmarks/snapshot-capture.sh 10 100000 15    # the node-wide most deduplication ids (1,000,000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dotnet build benchmarks/RaftMQ.SnapshotCapture -c Release -nologo -clp:ErrorsOnly >&2
+exec dotnet benchmarks/RaftMQ.SnapshotCapture/bin/Release/net10.0/RaftMQ.SnapshotCapture.dll "$@"
