@@ -4,16 +4,20 @@ using System.Text;
 using RaftMQ.Queue;
 
 // Fills a queue state machine (in a temporary directory) with TOPICS topics, each holding one message per id and
-// remembering IDS message ids, then captures a snapshot ROUNDS times: the capture is what the node's loop spends
+// remembering IDS message ids, then DELAYED messages published with a delay of an hour and LEASED messages leased for
+// an hour to the group `default`, then captures a snapshot ROUNDS times: the capture is what the node's loop spends
 // (IStateMachine.CaptureSnapshot); the write runs on another thread in a node and is timed only to check the bytes.
-if (args.Length != 3 || !int.TryParse(args[0], out var topicCount) || !int.TryParse(args[1], out var ids) || !int.TryParse(args[2], out var rounds)
-    || topicCount < 1 || ids < 0 || rounds < 1)
+int[] numbers = [.. args.Select(a => int.TryParse(a, out var n) && n >= 0 ? n : -1)];
+if (args.Length is < 3 or > 5 || numbers.Any(n => n < 0) || numbers[0] < 1 || numbers[2] < 1)
 {
-    Console.Error.WriteLine("usage: RaftMQ.SnapshotCapture TOPICS IDS_PER_TOPIC ROUNDS");
+    Console.Error.WriteLine("usage: RaftMQ.SnapshotCapture TOPICS IDS_PER_TOPIC ROUNDS [DELAYED_PER_TOPIC [LEASED_PER_TOPIC]]");
     return 2;
 }
+var (topicCount, ids, rounds) = (numbers[0], numbers[1], numbers[2]);
+var delayed = numbers.Length > 3 ? numbers[3] : 0;
+var leased = numbers.Length > 4 ? numbers[4] : 0;
 var dir = Path.Combine(Path.GetTempPath(), "raftmq-snapshot-capture-" + Environment.ProcessId);
-var limits = new QueueLimits { MaxDedupIdsPerTopic = Math.Max(ids, 1), MaxDedupIds = Math.Max(topicCount * ids, 1) };
+var limits = new QueueLimits { MaxDedupIdsPerTopic = Math.Max(ids, 1), MaxDedupIds = Math.Max(topicCount * ids, 1), MaxInFlightPerGroup = Math.Max(leased, 1) };
 try
 {
     using var sm = new QueueStateMachine(dir, limits, null);
@@ -26,12 +30,23 @@ try
     for (int t = 0; t < topicCount; t++) Apply(QueueCommand.ConfigureTopic($"t{t}", 20));
     for (int t = 0; t < topicCount; t++)
     {
-        if (ids == 0) Apply(QueueCommand.PublishExtended($"t{t}", [new QueueMessage(body)], 1_000));
+        if (ids + delayed + leased == 0) Apply(QueueCommand.PublishExtended($"t{t}", [new QueueMessage(body)], 1_000));
         for (int first = 0; first < ids; first += limits.MaxBatchMessages)
         {
             var batch = Enumerable.Range(first, Math.Min(limits.MaxBatchMessages, ids - first))
                 .Select(i => new QueueMessage(body) { Id = $"message-id-{t}-{i:D12}" }).ToArray();
             Apply(QueueCommand.PublishExtended($"t{t}", batch, 1_000));
+        }
+        for (int first = 0; first < leased; first += limits.MaxBatchMessages)
+        {
+            var count = Math.Min(limits.MaxBatchMessages, leased - first);
+            Apply(QueueCommand.PublishExtended($"t{t}", [.. Enumerable.Repeat(new QueueMessage(body), count)], 1_000));
+            Apply(QueueCommand.Receive($"t{t}", "default", count, 3_600_000, 1_000));
+        }
+        for (int first = 0; first < delayed; first += limits.MaxBatchMessages)
+        {
+            var count = Math.Min(limits.MaxBatchMessages, delayed - first);
+            Apply(QueueCommand.PublishExtended($"t{t}", [.. Enumerable.Repeat(new QueueMessage(body) { DelayMs = 3_600_000 }, count)], 1_000));
         }
     }
     var captures = new List<double>();
@@ -47,7 +62,7 @@ try
             + $"{bytes.Length:N0} bytes, sha256 {Convert.ToHexString(SHA256.HashData(bytes.GetBuffer().AsSpan(0, (int)bytes.Length)))[..12]}");
     }
     captures.Sort();
-    Console.WriteLine($"{topicCount} topics, {ids} ids each: median capture {captures[captures.Count / 2]:F1} ms over {rounds} rounds");
+    Console.WriteLine($"{topicCount} topics, {ids} ids, {delayed} delayed and {leased} leased messages each: median capture {captures[captures.Count / 2]:F1} ms over {rounds} rounds");
     return 0;
 }
 finally

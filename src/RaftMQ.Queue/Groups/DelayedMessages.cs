@@ -1,3 +1,5 @@
+using System.Collections.Immutable;
+
 namespace RaftMQ.Queue.Groups;
 
 /// <summary>
@@ -6,25 +8,33 @@ namespace RaftMQ.Queue.Groups;
 /// delivered once due, and the cursor goes on). An entry is dropped once due, or once the topic's head has passed it,
 /// so the table holds only delayed messages not yet due: O(those) memory.
 /// </summary>
+/// <remarks>
+/// The entries by offset are an immutable set (each change makes a new one sharing all but O(log n) nodes), so that a
+/// snapshot captures them in O(1) on the loop (<see cref="Capture"/>) and writes them later from another thread.
+/// </remarks>
 internal sealed class DelayedMessages
 {
-    private readonly SortedDictionary<ulong, long> _byOffset = [];
+    private ImmutableSortedSet<Entry> _byOffset = ImmutableSortedSet.Create<Entry>(ByOffset.Instance);
     private readonly SortedSet<(long Due, ulong Offset)> _byDue = [];
 
     /// <summary>Entries held (after <see cref="Prune"/>: delayed messages not yet due).</summary>
     public int Count => _byOffset.Count;
 
-    /// <summary>The entries, lowest offset first.</summary>
-    public IEnumerable<KeyValuePair<ulong, long>> Entries => _byOffset;
-
     public void Add(ulong offset, long due)
     {
-        _byOffset.Add(offset, due);
+        var added = _byOffset.Add(new Entry(offset, due));
+        if (added == _byOffset) throw new ArgumentException($"offset {offset} is already delayed", nameof(offset));
+        _byOffset = added;
         _byDue.Add((due, offset));
     }
 
     /// <summary>When the message at <paramref name="offset"/> may first be delivered, if it was published with a delay still held.</summary>
-    public bool TryGetDue(ulong offset, out long due) => _byOffset.TryGetValue(offset, out due);
+    public bool TryGetDue(ulong offset, out long due)
+    {
+        var found = _byOffset.TryGetValue(new Entry(offset, 0), out var entry);
+        due = entry.Due;
+        return found;
+    }
 
     /// <summary>Drops the entries due at <paramref name="now"/> and those below <paramref name="head"/>.</summary>
     public void Prune(long now, ulong head)
@@ -33,14 +43,14 @@ internal sealed class DelayedMessages
         {
             var min = _byDue.Min;
             _byDue.Remove(min);
-            _byOffset.Remove(min.Offset);
+            _byOffset = _byOffset.Remove(new Entry(min.Offset, min.Due));
         }
         while (_byOffset.Count > 0)
         {
-            var first = _byOffset.First();
-            if (first.Key >= head) break;
-            _byOffset.Remove(first.Key);
-            _byDue.Remove((first.Value, first.Key));
+            var first = _byOffset.Min;
+            if (first.Offset >= head) break;
+            _byOffset = _byOffset.Remove(first);
+            _byDue.Remove((first.Due, first.Offset));
         }
     }
 
@@ -55,14 +65,38 @@ internal sealed class DelayedMessages
         return n;
     }
 
-    public void Write(BinaryWriter w)
+    /// <summary>The entries as they are now, to be written later from any thread while this table changes (O(1)).</summary>
+    public Captured Capture() => new(_byOffset);
+
+    /// <summary>Delayed messages captured for a snapshot: the count, then offset and due time each, lowest offset first.</summary>
+    public sealed class Captured
     {
-        w.Write(_byOffset.Count);
-        foreach (var (offset, due) in _byOffset)
+        private readonly ImmutableSortedSet<Entry> _entries;
+
+        internal Captured(ImmutableSortedSet<Entry> entries) => _entries = entries;
+
+        /// <summary>How many bytes <see cref="WriteTo"/> writes.</summary>
+        public long Bytes => sizeof(int) + (long)_entries.Count * (sizeof(ulong) + sizeof(long));
+
+        public void WriteTo(BinaryWriter w)
         {
-            w.Write(offset);
-            w.Write(due);
+            w.Write(_entries.Count);
+            foreach (var (offset, due) in _entries)
+            {
+                w.Write(offset);
+                w.Write(due);
+            }
         }
+    }
+
+    internal readonly record struct Entry(ulong Offset, long Due);
+
+    /// <summary>Entries are one per offset: ordered and found by it alone.</summary>
+    private sealed class ByOffset : IComparer<Entry>
+    {
+        public static readonly ByOffset Instance = new();
+
+        public int Compare(Entry x, Entry y) => x.Offset.CompareTo(y.Offset);
     }
 
     public static DelayedMessages Read(BinaryReader r, string topic, ulong head, ulong tail)
@@ -75,7 +109,7 @@ internal sealed class DelayedMessages
             var offset = r.ReadUInt64();
             var due = r.ReadInt64();
             if (offset < head || offset >= tail) throw new InvalidDataException($"topic {topic}: delayed offset {offset} outside [{head}, {tail})");
-            if (delayed._byOffset.ContainsKey(offset)) throw new InvalidDataException($"topic {topic}: delayed offset {offset} twice");
+            if (delayed.TryGetDue(offset, out _)) throw new InvalidDataException($"topic {topic}: delayed offset {offset} twice");
             delayed.Add(offset, due);
         }
         return delayed;

@@ -167,8 +167,9 @@ internal sealed class TopicState
     /// <summary>
     /// The state in a snapshot: settings, totals, each group, then the deduplication section (window and ids), the
     /// delayed messages (count, then offset and due time each) and the retention section (bounds, policies, counters),
-    /// which states written before them lack. The capture (on the loop) writes all but the ids, which
-    /// <see cref="DedupTable.Captured"/> writes later, from the snapshot's writer: this part comes before them.
+    /// which states written before them lack. The capture (on the loop) writes all but the ids and the delayed
+    /// messages, which <see cref="DedupTable.Captured"/> and <see cref="DelayedMessages.Captured"/> write later, from
+    /// the snapshot's writer: this part comes before them.
     /// </summary>
     public void WriteBeforeIds(BinaryWriter w)
     {
@@ -179,10 +180,9 @@ internal sealed class TopicState
         w.Write(DedupWindowMs);
     }
 
-    /// <summary>The part of the state in a snapshot after the deduplication ids (<see cref="WriteBeforeIds"/>).</summary>
-    public void WriteAfterIds(BinaryWriter w)
+    /// <summary>The part of the state in a snapshot after the deduplication ids and the delayed messages (<see cref="WriteBeforeIds"/>).</summary>
+    public void WriteAfterDelays(BinaryWriter w)
     {
-        Delays.Write(w);
         w.Write(MaxMessages);
         w.Write(MaxBytes);
         w.Write(MaxAgeMs);
