@@ -27,6 +27,7 @@ try
         if (sm.Apply(index++, c.Encode()) is QueueResult { Success: false } r) throw new InvalidOperationException($"{c}: {r.Status}");
     }
     var body = Encoding.UTF8.GetBytes("hello");
+    var filling = Stopwatch.StartNew();
     for (int t = 0; t < topicCount; t++) Apply(QueueCommand.ConfigureTopic($"t{t}", 20));
     for (int t = 0; t < topicCount; t++)
     {
@@ -49,6 +50,7 @@ try
             Apply(QueueCommand.PublishExtended($"t{t}", [.. Enumerable.Repeat(new QueueMessage(body) { DelayMs = 3_600_000 }, count)], 1_000));
         }
     }
+    Console.WriteLine($"filled in {filling.Elapsed.TotalMilliseconds:F0} ms");
     var captures = new List<double>();
     for (int r = 0; r < rounds; r++)
     {

@@ -70,6 +70,7 @@ public sealed partial class QueueStateMachine
         if (state.Delays.Count + delayed > _limits.MaxDelayedPerTopic) return new QueueResult(QueueStatus.LimitReached);
         Drop(log, plan);
         var buffer = ArrayPool<byte>.Shared.Rent(largestHeaders);
+        List<(ulong, long)>? delays = delayed > 0 ? new(delayed) : null;
         try
         {
             for (int i = 0; i < messages.Count; i++)
@@ -78,8 +79,9 @@ public sealed partial class QueueStateMachine
                 var m = messages[i];
                 log.Append(buffer.AsSpan(0, MessageHeaders.Write(buffer, m.Headers)), m.Payload.Span, now);
                 if (m.Id is not null) Remember(state, m.Id, offsets[i], now);
-                if (m.DelayMs > 0) state.Delays.Add(offsets[i], now + m.DelayMs);
+                if (m.DelayMs > 0) delays!.Add((offsets[i], now + m.DelayMs));
             }
+            if (delays is not null) state.Delays.Add(delays);
             state.PublishedTotal += count;
         }
         finally

@@ -20,12 +20,16 @@ internal sealed class DelayedMessages
     /// <summary>Entries held (after <see cref="Prune"/>: delayed messages not yet due).</summary>
     public int Count => _byOffset.Count;
 
-    public void Add(ulong offset, long due)
+    /// <summary>Adds the messages at these offsets (none delayed yet) with their due times; a batch costs one set's worth of new nodes.</summary>
+    public void Add(IEnumerable<(ulong Offset, long Due)> entries)
     {
-        var added = _byOffset.Add(new Entry(offset, due));
-        if (added == _byOffset) throw new ArgumentException($"offset {offset} is already delayed", nameof(offset));
-        _byOffset = added;
-        _byDue.Add((due, offset));
+        var builder = _byOffset.ToBuilder();
+        foreach (var (offset, due) in entries)
+        {
+            if (!builder.Add(new Entry(offset, due))) throw new ArgumentException($"offset {offset} is already delayed", nameof(entries));
+            _byDue.Add((due, offset));
+        }
+        _byOffset = builder.ToImmutable();
     }
 
     /// <summary>When the message at <paramref name="offset"/> may first be delivered, if it was published with a delay still held.</summary>
@@ -104,14 +108,17 @@ internal sealed class DelayedMessages
         var delayed = new DelayedMessages();
         var count = r.ReadInt32();
         if (count < 0) throw new InvalidDataException($"topic {topic}: negative delayed count");
+        var entries = new List<(ulong, long)>(Math.Min(count, 1 << 16));
+        var seen = new HashSet<ulong>();
         for (int i = 0; i < count; i++)
         {
             var offset = r.ReadUInt64();
             var due = r.ReadInt64();
             if (offset < head || offset >= tail) throw new InvalidDataException($"topic {topic}: delayed offset {offset} outside [{head}, {tail})");
-            if (delayed.TryGetDue(offset, out _)) throw new InvalidDataException($"topic {topic}: delayed offset {offset} twice");
-            delayed.Add(offset, due);
+            if (!seen.Add(offset)) throw new InvalidDataException($"topic {topic}: delayed offset {offset} twice");
+            entries.Add((offset, due));
         }
+        delayed.Add(entries);
         return delayed;
     }
 }
