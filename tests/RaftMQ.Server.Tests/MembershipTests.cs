@@ -438,11 +438,40 @@ public sealed class MembershipTests
                 noSecret.Output.ShouldContain("needs the cluster's secret");
             }
             File.Exists(Path.Combine(directory, "d", "node-identity.json")).ShouldBeFalse();
+            // The data directory is checked (created and locked) before the secret step; a start refused there removes
+            // what it made.
+            Directory.Exists(Path.Combine(directory, "d")).ShouldBeFalse("the refused start left its data directory behind");
         }
         finally
         {
             Directory.Delete(directory, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task A_joining_node_whose_data_directory_cannot_be_created_stops_before_asking_the_cluster_to_add_it()
+    {
+        await using var cluster = TestCluster.CreateGrowable(1, 1, Args);
+        await cluster.StartAllAsync();
+        await cluster.WaitForLeaderAsync();
+        // A path below a regular file (ENOTDIR) fails for root too, as the tests run in CI. Before, a node given the
+        // secret asked the cluster to add it and only then failed to store its identity (exit code 2), leaving the
+        // cluster a learner that never comes; a node without one was refused for the secret first.
+        var file = Path.Combine(cluster.Directory, "a-file");
+        File.WriteAllText(file, "");
+        var data = Path.Combine(file, "joined");
+        string[] join = ["--join", $"http://127.0.0.1:{cluster.Ports[0].Http}", "--address", $"127.0.0.1:{cluster.Ports[1].Http}:{cluster.Ports[1].Peer}", "--data-dir", data];
+        string[][] secrets = [["--cluster-secret-file", cluster.ConfigPath + ".secret"], []]; // the secret step comes after
+        foreach (var secret in secrets)
+        {
+            await using var node = NodeProcess.StartWith([.. join, .. secret], 1, cluster.Directory);
+            (await node.WaitForExitAsync(TestCluster.DefaultTimeout)).ShouldBeTrue($"the node runs; output:\n{node.Output}");
+            node.ExitCode.ShouldBe(1, node.Output);
+            node.ErrorLines.ShouldHaveSingleItem().ShouldBe(
+                $"raftmq-node: the data directory {data} cannot be created: Not a directory ({file} is a file); "
+                + "the node needs a directory it can create and write (--data-dir)");
+        }
+        (await MembersAsync(cluster, 0))!.Select(m => m.Node).ShouldBe([0], "the cluster was asked to add the node");
     }
 
     [Fact]
