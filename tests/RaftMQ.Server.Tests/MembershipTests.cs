@@ -475,6 +475,61 @@ public sealed class MembershipTests
     }
 
     [Fact]
+    public async Task The_members_list_says_on_every_node_whether_its_configuration_is_committed_and_at_which_index()
+    {
+        await using var cluster = TestCluster.Create(3, Args);
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+
+        async Task<JsonElement> Members(int via)
+        {
+            var (status, body) = await cluster.SendAsync(via, HttpMethod.Get, "/v1/cluster/members");
+            status.ShouldBe(HttpStatusCode.OK, body);
+            return JsonDocument.Parse(body).RootElement;
+        }
+
+        // The configuration the cluster bootstrapped with: committed, and no entry of the log holds it.
+        for (var i = 0; i < 3; i++)
+        {
+            var members = await Members(i);
+            members.GetProperty("committed").GetBoolean().ShouldBeTrue($"node {i}");
+            members.TryGetProperty("configuration_index", out _).ShouldBeFalse($"node {i}: {members}");
+        }
+
+        // A change's answer gives its entry's index. GET is linearizable: every node, the followers included, lists
+        // the change acknowledged before it as committed at that index, with no wait.
+        var spare = TestCluster.FreePorts(2);
+        var (added, addBody) = await cluster.SendAsync(leader, HttpMethod.Post, "/v1/cluster/members",
+            $$"""{"url": "http://127.0.0.1:{{spare[0]}}", "peer_port": {{spare[1]}}, "node": 7}""");
+        added.ShouldBe(HttpStatusCode.Created, addBody);
+        ulong index;
+        using (var answer = JsonDocument.Parse(addBody))
+        {
+            answer.RootElement.GetProperty("committed").GetBoolean().ShouldBeTrue(addBody);
+            index = answer.RootElement.GetProperty("configuration_index").GetUInt64();
+            index.ShouldBeGreaterThan(0UL);
+        }
+        for (var i = 0; i < 3; i++)
+        {
+            var members = await Members(i);
+            members.GetProperty("committed").GetBoolean().ShouldBeTrue($"node {i}");
+            members.GetProperty("configuration_index").GetUInt64().ShouldBe(index, $"node {i}");
+            members.GetProperty("members").EnumerateArray().Select(m => m.GetProperty("node").GetInt32()).ShouldBe([0, 1, 2, 7]);
+        }
+
+        var (removed, removeBody) = await cluster.SendAsync(leader, HttpMethod.Delete, "/v1/cluster/members/7");
+        removed.ShouldBe(HttpStatusCode.OK, removeBody);
+        var removal = JsonDocument.Parse(removeBody).RootElement.GetProperty("configuration_index").GetUInt64();
+        removal.ShouldBeGreaterThan(index);
+        for (var i = 0; i < 3; i++)
+        {
+            var members = await Members(i);
+            members.GetProperty("committed").GetBoolean().ShouldBeTrue($"node {i}");
+            members.GetProperty("configuration_index").GetUInt64().ShouldBe(removal, $"node {i}");
+        }
+    }
+
+    [Fact]
     public async Task After_losing_its_majority_for_good_a_node_restarted_with_force_new_cluster_serves_alone_and_grows_again()
     {
         await using var cluster = TestCluster.CreateGrowable(3, 1, Args);
