@@ -34,6 +34,17 @@ public sealed partial class RaftRuntime
         ReadWaitingForLeaderAsync(() => (_driver!.Raft.Configuration, _driver.Raft.Leader), cancellationToken);
 
     /// <summary>
+    /// <see cref="ReadConfigurationAsync"/> with where the configuration stands, all read together on the loop at the
+    /// linearizable point: the index of the log entry that holds it and whether this node's commit index covers it.
+    /// </summary>
+    public Task<ConfigurationState> ReadConfigurationStateAsync(CancellationToken cancellationToken = default) =>
+        ReadWaitingForLeaderAsync(() =>
+        {
+            var raft = _driver!.Raft;
+            return new ConfigurationState(raft.Configuration, raft.ConfigurationIndex, raft.ConfigurationIndex <= raft.CommitIndex, raft.Leader);
+        }, cancellationToken);
+
+    /// <summary>
     /// Adds node <paramref name="id"/> as a learner (it gets the log, then a leader with
     /// <see cref="RaftRuntimeOptions.PromoteCaughtUpLearners"/> promotes it once caught up), recording
     /// <paramref name="addresses"/> in the configuration; completes once the change is committed. Throws
@@ -94,3 +105,11 @@ public sealed partial class RaftRuntime
     [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Node {Id} runs on configuration {Configuration}")]
     private static partial void LogConfiguration(ILogger logger, ulong id, string configuration);
 }
+
+/// <summary>
+/// The configuration a node runs on (the latest in its log) as <see cref="RaftRuntime.ReadConfigurationStateAsync"/>
+/// reads it: <paramref name="Index"/> is its entry's log index, 0 when it comes from the node's snapshot or is the
+/// initial one (then it is committed); <paramref name="Committed"/> whether the node's commit index covers it (a
+/// follower learns of a commit with the leader's next message); <paramref name="Leader"/> the leader, 0 for none.
+/// </summary>
+public sealed record ConfigurationState(ClusterConfiguration Configuration, ulong Index, bool Committed, ulong Leader);

@@ -35,8 +35,10 @@ public static partial class ClusterEndpoints
         using var deadline = node.RequestDeadline(ctx.RequestAborted);
         try
         {
-            var (configuration, leader) = await runtime.ReadConfigurationAsync(deadline.Token);
-            await WriteMembers(ctx, node, StatusCodes.Status200OK, configuration, leader, null);
+            // The latest configuration, which the node acts on, committed or not; and whether it is.
+            var read = await runtime.ReadConfigurationStateAsync(deadline.Token);
+            await WriteMembers(ctx, node, StatusCodes.Status200OK, read.Configuration, read.Leader, null,
+                state: (read.Committed, read.Index == 0 ? null : (ulong?)read.Index));
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
@@ -118,7 +120,8 @@ public static partial class ClusterEndpoints
                 try
                 {
                     var done = await change(deadline.Token);
-                    await WriteMembers(ctx, node, status, done.Configuration, runtime.Status.Leader, null, subject);
+                    // The change's own configuration, committed at its entry's index.
+                    await WriteMembers(ctx, node, status, done.Configuration, runtime.Status.Leader, null, subject, (true, done.Index));
                     return;
                 }
                 catch (MembershipChangeException e) when (!e.OutcomeUnknown && e.Status is MembershipStatus.ChangeInProgress or MembershipStatus.NotCommittedInTerm)
@@ -202,8 +205,14 @@ public static partial class ClusterEndpoints
     private static bool SameEndpoint(NodeAddress a, NodeAddress b) =>
         string.Equals(a.Ip, b.Ip, StringComparison.OrdinalIgnoreCase) && (a.Port == b.Port || a.InternalPort == b.InternalPort);
 
+    /// <summary>
+    /// Writes the members of <paramref name="configuration"/>; <paramref name="state"/>, when known, says whether it is
+    /// committed and the log index of its entry (null when the entry predates the node's log: its snapshot's or the
+    /// initial configuration, committed).
+    /// </summary>
     private static Task WriteMembers(
-        HttpContext ctx, QueueNode node, int status, ClusterConfiguration configuration, ulong leader, string? error, ulong? subject = null)
+        HttpContext ctx, QueueNode node, int status, ClusterConfiguration configuration, ulong leader, string? error, ulong? subject = null,
+        (bool Committed, ulong? Index)? state = null)
     {
         var members = Members(configuration).Order().Select(id =>
         {
@@ -212,7 +221,7 @@ public static partial class ClusterEndpoints
         }).ToList();
         return RrmqEndpoints.WriteJson(ctx, status,
             new MembersResponse(error is null, error, subject is { } s ? ClusterConfig.IndexOf(s) : null, node.ClusterId,
-                leader == 0 ? null : ClusterConfig.IndexOf(leader), leader == 0 ? null : node.UrlOf(leader), members),
+                leader == 0 ? null : ClusterConfig.IndexOf(leader), leader == 0 ? null : node.UrlOf(leader), state?.Committed, state?.Index, members),
             MembersJsonContext.Default.MembersResponse);
     }
 
@@ -276,8 +285,9 @@ public sealed record MemberBody(
     [property: JsonPropertyName("peer_port")] int PeerPort);
 
 /// <summary>
-/// The members' answer: the node a change concerned (<c>node</c>), the cluster id, the leader and every member; on a
-/// <c>409 already-member</c> too, with <c>error</c>.
+/// The members' answer: the node a change concerned (<c>node</c>), the cluster id, the leader, whether the configuration
+/// listed is committed and its entry's log index (left out where unknown), and every member; on a
+/// <c>409 already-member</c> too, with <c>error</c> (and without <c>committed</c>).
 /// </summary>
 public sealed record MembersResponse(
     [property: JsonPropertyName("success")] bool Success,
@@ -286,6 +296,8 @@ public sealed record MembersResponse(
     [property: JsonPropertyName("cluster_id")] string? ClusterId,
     [property: JsonPropertyName("leader")] int? Leader,
     [property: JsonPropertyName("leader_url")] string? LeaderUrl,
+    [property: JsonPropertyName("committed")] bool? Committed,
+    [property: JsonPropertyName("configuration_index")] ulong? ConfigurationIndex,
     [property: JsonPropertyName("members")] IReadOnlyList<MemberBody>? Members);
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

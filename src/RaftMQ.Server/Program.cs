@@ -85,6 +85,27 @@ else if (settings.Join is { Scheme: "https" } tlsJoin)
     return 2;
 }
 
+// The data directory, before anything in it is read or written and before the secret step (which reads the
+// directory's copy of the secret or adds it) or a join: created if missing, and locked, one node process per data
+// directory (a node started twice on it, the same command run again or two nodes given one --data-dir, would delete
+// the running node's queue files at its start). Taking the lock opens a file there for writing, so it is also the
+// check that the node can write there: a directory it cannot create or write stops it here, in one line naming the
+// directory and the system's reason, not at the secret step, after a join, or at its first write.
+var dataDirectory = settings.DataDirectoryFor(config);
+DataDirectoryLock dataLock;
+try
+{
+    dataLock = DataDirectoryLock.Acquire(dataDirectory);
+}
+catch (Exception e) when (e is DataDirectoryInUseException or DataDirectoryUnusableException)
+{
+    // A condition of the machine that may pass (the other process stops, the disk is remounted read-write): exit 1,
+    // as for a port in use.
+    Console.Error.WriteLine($"raftmq-node: {e.Message}");
+    return 1;
+}
+using var heldDataLock = dataLock; // held until the process exits
+
 // The peers' secret: found, or created for a new cluster, before anything listens (docs/security.md).
 RaftMQ.Hosting.ClusterSecret secret;
 try
@@ -93,27 +114,11 @@ try
 }
 catch (ConfigException e)
 {
+    // A joining node refused for having no secret leaves no directory behind (the lock's, when this start made it).
+    dataLock.Abandon();
     Console.Error.WriteLine($"raftmq-node: {e.Message}");
     return 2;
 }
-
-// One node process per data directory, before its identity, log or queue is read or written: a node started twice on
-// it (the same command run again, two nodes given one --data-dir) would delete the running node's queue files at its
-// start. (Finding the secret above only reads the directory's copy or adds it, and refuses a joining node without one
-// before anything makes the directory.)
-var dataDirectory = settings.DataDirectoryFor(config);
-IDisposable? dataLock;
-try
-{
-    dataLock = DataDirectoryLock.Acquire(dataDirectory);
-}
-catch (DataDirectoryInUseException e)
-{
-    // A condition that may pass (the other process stops): exit 1, as for a port in use.
-    Console.Error.WriteLine($"raftmq-node: {e.Message}");
-    return 1;
-}
-using var heldDataLock = dataLock; // held until the process exits
 
 // Who this node is: stored in its data directory at its first start (bootstrapped from the config, or joined).
 NodeIdentity identity;
@@ -123,6 +128,8 @@ try
 }
 catch (ConfigException e)
 {
+    // A join the cluster refused stored nothing: a directory this start made goes (one that holds files stays).
+    dataLock.Abandon();
     Console.Error.WriteLine($"raftmq-node: {e.Message}");
     return 2;
 }

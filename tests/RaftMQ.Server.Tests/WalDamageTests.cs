@@ -115,6 +115,24 @@ public sealed class WalDamageTests
         }
     }
 
+    [Fact]
+    public async Task A_data_directory_the_node_cannot_create_stops_a_new_node_at_once_in_one_line_with_exit_code_1()
+    {
+        // A path below a regular file (ENOTDIR): it fails for root too, as the tests run in CI. Before, the secret step
+        // reported it ("cannot create the data directory ... Could not find a part of the path", exit code 2).
+        await using var cluster = TestCluster.Create(1);
+        var file = Path.Combine(cluster.Directory, "a-file");
+        File.WriteAllText(file, "");
+        var data = Path.Combine(file, "raftmq");
+        await using var node = NodeProcess.Start(cluster.ConfigPath, 0, cluster.Directory, "--data-dir", data);
+        (await node.WaitForExitAsync(TestCluster.DefaultTimeout)).ShouldBeTrue($"the node runs; output:\n{node.Output}");
+        node.ExitCode.ShouldBe(1, node.Output);
+        node.ErrorLines.ShouldHaveSingleItem().ShouldBe(
+            $"raftmq-node: the data directory {data} cannot be created: Not a directory ({file} is a file); "
+            + "the node needs a directory it can create and write (--data-dir)");
+        File.Exists(cluster.ConfigPath + ".secret").ShouldBeFalse("the node stopped before the secret step, which creates the shared secret");
+    }
+
     [TmpfsFact]
     public async Task A_read_only_data_directory_stops_the_node_at_start_naming_it_and_it_serves_once_writable()
     {
@@ -125,15 +143,19 @@ public sealed class WalDamageTests
         (await cluster.PublishAsync(0, "kept", "m")).Status.ShouldBe(HttpStatusCode.OK);
         await cluster.Node(0).KillAsync();
 
+        var data = Directory.GetDirectories(cluster.Directory, "node-0", SearchOption.AllDirectories).ShouldHaveSingleItem();
         await tmpfs.RemountAsync(readOnly: true);
         try
         {
+            // The lock file cannot be opened for writing: the node stops there, before the secret step, its log or
+            // its queue (before, it went on without the lock and stopped at its first write, exit code 1 all the same).
             var node = cluster.Start(0);
-            static bool Refusal(string line) => line.Contains("could not start", StringComparison.Ordinal) && line.Contains("Read-only file system", StringComparison.Ordinal);
-            (await node.WaitForLineAsync(Refusal, TimeSpan.FromSeconds(30))).ShouldBeTrue($"no refusal in\n{node.Output}");
-            node.Output.Split('\n').First(Refusal).ShouldContain(tmpfs.Path);
-            (await node.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBeTrue("the node must not run");
-            node.ExitCode.ShouldNotBe(0);
+            (await node.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBeTrue($"the node must not run; output:\n{node.Output}");
+            node.ExitCode.ShouldBe(1, node.Output);
+            node.ErrorLines.ShouldHaveSingleItem().ShouldBe(
+                $"raftmq-node: the data directory {data} is not writable: Read-only file system (opening node.lock there for writing); "
+                + "the node needs a directory it can create and write (--data-dir)");
+            node.Output.ShouldNotContain("could not start");
         }
         finally
         {
