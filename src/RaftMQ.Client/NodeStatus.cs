@@ -77,9 +77,19 @@ public sealed record ClusterMember(int Node, string Role, Uri? Url, int PeerPort
 
 /// <summary>
 /// The members of a cluster (<c>GET /v1/cluster/members</c>, and the answer to a change): the node a change concerned,
-/// the cluster's id, the leader, and every member by number.
+/// the cluster's id, the leader, and every member by number. The members are the latest configuration the answering
+/// node knows, which it acts on: <see cref="Committed"/> says whether it is committed (null from a node that does not
+/// say), <see cref="ConfigurationIndex"/> the log index of its entry (null when none of the node's log holds it: the
+/// first configuration, or one behind the node's snapshot, both committed).
 /// </summary>
-public sealed record ClusterMembers(int? Node, string ClusterId, int? Leader, IReadOnlyList<ClusterMember> Members);
+public sealed record ClusterMembers(int? Node, string ClusterId, int? Leader, IReadOnlyList<ClusterMember> Members)
+{
+    /// <summary>Whether the configuration listed is committed; null when the node did not say.</summary>
+    public bool? Committed { get; init; }
+
+    /// <summary>The log index of the configuration's entry; null when no entry of the node's log holds it.</summary>
+    public ulong? ConfigurationIndex { get; init; }
+}
 
 internal sealed record TransferLeaderBody([property: JsonPropertyName("to")] int? To);
 
@@ -96,7 +106,9 @@ internal sealed record ResultBody(
     [property: JsonPropertyName("term")] ulong? Term = null,
     [property: JsonPropertyName("node")] int? Node = null,
     [property: JsonPropertyName("cluster_id")] string? ClusterId = null,
-    [property: JsonPropertyName("members")] List<MemberEntry>? Members = null)
+    [property: JsonPropertyName("members")] List<MemberEntry>? Members = null,
+    [property: JsonPropertyName("committed")] bool? Committed = null,
+    [property: JsonPropertyName("configuration_index")] ulong? ConfigurationIndex = null)
 {
     /// <summary>The answer's other fields (those of the consumer-group endpoints), by name.</summary>
     [JsonExtensionData]

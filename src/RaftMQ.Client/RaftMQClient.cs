@@ -387,6 +387,10 @@ public sealed partial class RaftMQClient : IDisposable
         result?.Members is { } members
             ? new ClusterMembers(result.Node, result.ClusterId ?? "", result.Leader, [.. members.Select(m => new ClusterMember(
                 m.Node, m.Role ?? "unknown", Uri.TryCreate(m.Url, UriKind.Absolute, out var u) ? u : null, m.PeerPort))])
+            {
+                Committed = result.Committed,
+                ConfigurationIndex = result.ConfigurationIndex,
+            }
             : throw new RequestRejectedException(HttpStatusCode.OK, "the node's answer lists no members");
 
     /// <summary>A <c>409</c> naming the leader: learn it and retry there (certainly not applied); anything else is the answer.</summary>

@@ -25,6 +25,9 @@ public sealed class ClusterClientTests
 
         (await client.FindLeaderAsync()).ShouldBe(cluster.Url(leader, "/"));
         client.Nodes.Count.ShouldBe(2, "the leader's URL is learned from the follower");
+        // The first configuration: committed, and in no entry of the log.
+        var members = await client.GetMembersAsync();
+        (members.Members.Count, members.Committed, members.ConfigurationIndex).ShouldBe((3, (bool?)true, (ulong?)null));
 
         (await client.CreateTopicAsync("orders")).ShouldBeTrue();
         (await client.CreateTopicAsync("orders")).ShouldBeFalse();
