@@ -124,7 +124,7 @@ public static partial class Cli
             ClusterMembers now;
             try
             {
-                now = await client.GetMembersAsync(ct).ConfigureAwait(false);
+                now = await ReadMembersAsync(client, settle, ct).ConfigureAwait(false);
                 if (now.Members.Any(x => x.Node == n))
                 {
                     Console.Error.WriteLine($"node {n} is still listed; waiting until the leader has committed what its log holds, in case the removal is still committing");
@@ -134,7 +134,7 @@ public static partial class Cli
                             $"node {n} is still listed as a member, but the removal may still be committing: {unsettled}; check with: {Name} cluster members",
                             ExitCodes.OutcomeUnknown);
                     }
-                    now = await client.GetMembersAsync(ct).ConfigureAwait(false);
+                    now = await ReadMembersAsync(client, settle, ct).ConfigureAwait(false);
                 }
             }
             catch (RaftMQException again)
@@ -146,6 +146,27 @@ public static partial class Cli
             if (now.Members.Any(x => x.Node == n))
                 throw new CliException($"node {n} is still a member: the removal did not take effect; run it again: {Name} cluster remove {n}");
             return (now, true);
+        }
+    }
+
+    /// <summary>
+    /// The members, read again while the cluster has no leader, up to <paramref name="within"/> (--timeout): the
+    /// client's own retries end after a few seconds (<c>MaxRetries</c>), sooner than the election that a lost removal
+    /// may need (the leader steps down when the configuration it appended has no quorum up).
+    /// </summary>
+    private static async Task<ClusterMembers> ReadMembersAsync(RaftMQClient client, TimeSpan within, CancellationToken ct)
+    {
+        var start = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (true)
+        {
+            try
+            {
+                return await client.GetMembersAsync(ct).ConfigureAwait(false);
+            }
+            catch (ClusterUnavailableException) when (System.Diagnostics.Stopwatch.GetElapsedTime(start) < within)
+            {
+                // No leader yet, or no node answered: ask again (each call backs off between its own attempts).
+            }
         }
     }
 
