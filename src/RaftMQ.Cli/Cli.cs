@@ -199,7 +199,8 @@ public static partial class Cli
 
         var watch = new Option<bool>("--watch", "-w") { Description = "Keep the view updated until Ctrl-C" };
         var status = new Command("status", Describe(
-            "Show every node: URL, role, term, leader, commit and applied index.",
+            "Show every node: URL, role, term, leader, commit and applied index. Of the local cluster, also every other member "
+            + "the leader lists (one added by hand), marked external: the local cluster does not start or stop it.",
             "cluster status", "cluster status --watch", "cluster status --urls http://10.0.0.1:8567,http://10.0.0.2:8567"))
         { watch };
         status.SetAction(Guard(async (r, ct) =>

@@ -252,7 +252,7 @@ public static partial class Cli
         while (local.Members.Count > size)
         {
             var index = local.Members[^1].Index;
-            // A node the cluster no longer counts (an earlier removal whose answer was lost) is only stopped.
+            // A node the cluster no longer counts (an earlier removal whose answer was lost) is stopped and deleted all the same.
             var (_, wasMember) = await RemoveAndConfirmAsync(client, index, options.OperationTimeout, ct).ConfigureAwait(false);
             await local.ForgetAsync(index).ConfigureAwait(false);
             Console.Out.WriteLine(wasMember
