@@ -32,9 +32,9 @@ public static partial class Cli
         AnsiConsole.Console = console;
     }
 
-    private static readonly Option<string?> Urls = new("--urls")
+    private static readonly Option<string?> Urls = new("--urls", "--url")
     {
-        Description = "Comma-separated node URLs (default: $RAFTMQ_URLS, else the local cluster started by `cluster up`)",
+        Description = "Comma-separated node URLs, one or more (default: $RAFTMQ_URLS, else the local cluster started by `cluster up`)",
         Recursive = true,
     };
 
@@ -199,7 +199,8 @@ public static partial class Cli
 
         var watch = new Option<bool>("--watch", "-w") { Description = "Keep the view updated until Ctrl-C" };
         var status = new Command("status", Describe(
-            "Show every node: URL, role, term, leader, commit and applied index.",
+            "Show every node: URL, role, term, leader, commit and applied index. Of the local cluster, also every other member "
+            + "the leader lists (one added by hand), marked external: the local cluster does not start or stop it.",
             "cluster status", "cluster status --watch", "cluster status --urls http://10.0.0.1:8567,http://10.0.0.2:8567"))
         { watch };
         status.SetAction(Guard(async (r, ct) =>
@@ -211,9 +212,11 @@ public static partial class Cli
                 await IgnoreCancel(ClusterView.WatchAsync(client, local, "Ctrl-C to quit", ct)).ConfigureAwait(false);
                 return ExitCodes.Ok;
             }
-            var probes = await client.GetClusterStatusAsync(ct).ConfigureAwait(false);
-            AnsiConsole.Write(ClusterView.Render(probes, local));
+            var snapshot = await ClusterView.ReadAsync(client, local, ct).ConfigureAwait(false);
+            var probes = snapshot.Probes;
+            AnsiConsole.Write(ClusterView.Render(snapshot, local));
             Console.Out.WriteLine(ClusterView.Summary(probes));
+            if (snapshot.MembersNote is { } note) Console.Error.WriteLine($"note: {note}");
             if (probes.All(p => p.Status is null)) throw new CliException(NoneReachable(probes));
             return ExitCodes.Ok;
         }));
@@ -334,9 +337,9 @@ public static partial class Cli
         try
         {
             using var client = NewClient(local.Urls, r);
-            var probes = await WaitForLeaderAsync(local, client, ct).ConfigureAwait(false);
-            AnsiConsole.Write(ClusterView.Render(probes, local));
-            Console.Out.WriteLine(ClusterView.Summary(probes));
+            var snapshot = await ClusterView.WithMembersAsync(client, local, await WaitForLeaderAsync(local, client, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+            AnsiConsole.Write(ClusterView.Render(snapshot, local));
+            Console.Out.WriteLine(ClusterView.Summary(snapshot.Probes));
             if (detach)
             {
                 var data = LocalCluster.DataArg(local.Directory);
@@ -766,8 +769,11 @@ public static partial class Cli
     private static string NoneReachable(IReadOnlyList<NodeProbe> probes) =>
         "no node answered: " + string.Join("; ", probes.Select(p =>
         {
-            var url = p.Url.ToString().TrimEnd('/');
+            var url = NodeUrl.Format(p.Url);
             var why = p.Error ?? "no answer";
+            // The client's own messages may start with the URL as Uri writes it (no default port, a trailing slash).
+            var asked = p.Url.ToString();
+            if (why.StartsWith(asked, StringComparison.Ordinal)) return url + why[asked.Length..];
             return why.StartsWith(url, StringComparison.Ordinal) ? why : $"{url}: {why}";
         }));
 

@@ -55,7 +55,7 @@ public static class Demo
         var data = LocalCluster.DataArg(local.Directory);
         var leaderIndex = leaderNode?.Index ?? 0;
         AnsiConsole.WriteLine();
-        AnsiConsole.MarkupLine($"Each message was committed by a majority of the nodes before it was acknowledged. The leader is node {leaderIndex} ({Markup.Escape(leader.ToString().TrimEnd('/'))}).");
+        AnsiConsole.MarkupLine($"Each message was committed by a majority of the nodes before it was acknowledged. The leader is node {leaderIndex} ({Markup.Escape(NodeUrl.Format(leader))}).");
         AnsiConsole.WriteLine();
         AnsiConsole.MarkupLine("[bold]Try next:[/]");
         var steps = new (string Command, string What)[]

@@ -145,12 +145,19 @@ public sealed class LocalCluster
         }
         // The record of the cluster last run here (kept by `cluster down`), when it has this many members: start the same
         // nodes again, those that joined it later included, with their data.
-        var recorded = !fresh && System.IO.File.Exists(config) && Load(directory)?.File is { } last && last.Config == config && last.Nodes.Count(n => !n.Removed) == size ? last : null;
-        var reuse = !fresh && ReadPorts(config) is { } existing && existing.Count == size ? existing : null;
+        var record = fresh || !System.IO.File.Exists(config) ? null : Load(directory)?.File;
+        var recorded = record is not null && record.Config == config && record.Nodes.Count(n => !n.Removed) == size ? record : null;
+        // The config's ports and node data are reused only for the cluster the config describes: once nodes joined or
+        // were removed (the record says so), its members are no longer the config's nodes, and a removed node among
+        // them would start again with its data.
+        var resized = record is not null && record.Nodes.Any(n => n.Removed || n.Args is not null);
+        var reuse = !fresh && !resized && ReadPorts(config) is { } existing && existing.Count == size ? existing : null;
         if (reuse is null && recorded is null)
         {
-            // New ports make a new cluster: node data of an earlier one (whose members may have joined at other ports) would not fit it.
+            // New ports make a new cluster: node data of an earlier one (whose members may have joined at other ports)
+            // would not fit it, and its nodes' logs are not the new nodes'.
             foreach (var d in System.IO.Directory.EnumerateDirectories(directory, "node-*")) System.IO.Directory.Delete(d, recursive: true);
+            foreach (var f in System.IO.Directory.EnumerateFiles(directory, "node-*.log")) System.IO.File.Delete(f);
         }
         var ports = reuse ?? (recorded is not null ? [] : WriteConfig(config, size));
 
@@ -164,7 +171,7 @@ public sealed class LocalCluster
         }
         var scheme = tls ? "https" : "http";
         var file = recorded is not null
-            ? new ClusterFile(config, nodeBinary, [.. recorded.Nodes.Select(n => n with { Url = $"{scheme}://{new Uri(n.Url).Authority}", Args = Scheme(n.Args, scheme) })],
+            ? new ClusterFile(config, nodeBinary, [.. recorded.Nodes.Select(n => n with { Url = NodeUrl.Format(new Uri(n.Url), scheme), Args = Scheme(n.Args, scheme) })],
                 authFile, ca, authRrmq)
             : new ClusterFile(config, nodeBinary, [.. Enumerable.Range(0, size).Select(i => new LocalNode(
                 i, $"{scheme}://127.0.0.1:{ports[i]}", 0, Path.Combine(directory, $"node-{i}"), Path.Combine(directory, $"node-{i}.log")))], authFile, ca, authRrmq);
@@ -257,14 +264,17 @@ public sealed class LocalCluster
         if (index >= MaxNodes) throw new CliException($"a local cluster has at most {MaxNodes} nodes", ExitCodes.Usage);
         var ports = LoopbackPorts.Take(2);
         var dataDir = Path.Combine(Directory, $"node-{index}");
-        if (System.IO.Directory.Exists(dataDir)) System.IO.Directory.Delete(dataDir, recursive: true); // a node removed earlier
+        // A node that had this number before (removed, or refused when it asked to join) leaves nothing to the new one.
+        if (System.IO.Directory.Exists(dataDir)) System.IO.Directory.Delete(dataDir, recursive: true);
+        var log = Path.Combine(Directory, $"node-{index}.log");
+        System.IO.File.Delete(log);
         if (File.Ca is { } ca) EnsureNodeCertificate(Path.GetDirectoryName(ca)!, index);
         List<string> args =
         [
-            "--join", $"{member.Scheme}://{member.Host}:{member.Port}", "--address", $"127.0.0.1:{ports[0]}:{ports[1]}", "--node", index.ToString(CultureInfo.InvariantCulture),
+            "--join", NodeUrl.Format(member), "--address", $"127.0.0.1:{ports[0]}:{ports[1]}", "--node", index.ToString(CultureInfo.InvariantCulture),
             "--data-dir", dataDir, "--cluster-secret-file", Path.Combine(Directory, SecretFileName),
         ];
-        File.Nodes.Add(new LocalNode(index, $"{(File.Ca is null ? "http" : "https")}://127.0.0.1:{ports[0]}", 0, dataDir, Path.Combine(Directory, $"node-{index}.log"), args));
+        File.Nodes.Add(new LocalNode(index, $"{(File.Ca is null ? "http" : "https")}://127.0.0.1:{ports[0]}", 0, dataDir, log, args));
         StartNode(index);
     }
 
@@ -276,54 +286,71 @@ public sealed class LocalCluster
     }
 
     /// <summary>
-    /// Stops the last node (removed from the cluster's membership beforehand) and forgets it: its entry, and its data,
-    /// which belongs to a member that no longer exists.
+    /// Stops the last node, which never became a member (its join was refused: it stored no identity), and forgets
+    /// it: its entry and its data. Its log stays, for the error that named it, until the next node that takes its
+    /// number starts (<see cref="StartJoiningNode"/> starts that one's log afresh).
     /// </summary>
     public async Task DropLastNodeAsync()
     {
         var last = File.Nodes[^1];
-        if (IsRunning(last.Index))
-        {
-            Posix.Signal(last.Pid, Posix.SigTerm);
-            if (!await WaitGoneAsync([last.Pid], StopGrace).ConfigureAwait(false)) Posix.Signal(last.Pid, Posix.SigKill);
-            await WaitGoneAsync([last.Pid], TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-        }
+        await StopAsync(last.Index).ConfigureAwait(false);
         File.Nodes.RemoveAt(File.Nodes.Count - 1);
         Save();
-        if (System.IO.Directory.Exists(last.DataDir)) System.IO.Directory.Delete(last.DataDir, recursive: true);
+        DeleteData(last);
     }
 
     /// <summary>
-    /// Forgets node <paramref name="index"/>, removed from the membership: the last node is stopped and dropped with
-    /// its data (<see cref="DropLastNodeAsync"/>); a node before it is stopped and recorded as removed, so that neither
-    /// <c>cluster up</c> nor <c>cluster start</c> starts it again. Reads the cluster file first: another command may
-    /// have changed it meanwhile (a node started again).
+    /// Forgets node <paramref name="index"/>, removed from the membership: stops it and deletes its data directory
+    /// and its log, since a removed node never runs again with its data, and a later node given its number (the last
+    /// node's) starts empty, with a log of its own. The last node's entry goes; a node before it stays in the cluster
+    /// file marked removed, so that neither <c>cluster up</c> nor <c>cluster start</c> starts it again and its number
+    /// is not given again. Reads the cluster file first: another command may have changed it meanwhile (a node
+    /// started again).
     /// </summary>
     public async Task ForgetAsync(int index)
     {
         if (Load(Directory) is { } now) File = now.File;
         if (index >= File.Nodes.Count || File.Nodes[index].Removed) return;
-        if (index == File.Nodes.Count - 1)
-        {
-            await DropLastNodeAsync().ConfigureAwait(false);
-            return;
-        }
         var node = File.Nodes[index];
-        if (IsRunning(index))
-        {
-            Posix.Signal(node.Pid, Posix.SigTerm);
-            if (!await WaitGoneAsync([node.Pid], StopGrace).ConfigureAwait(false)) Posix.Signal(node.Pid, Posix.SigKill);
-        }
-        File.Nodes[index] = node with { Removed = true };
+        await StopAsync(index).ConfigureAwait(false);
+        if (index == File.Nodes.Count - 1) File.Nodes.RemoveAt(index);
+        else File.Nodes[index] = node with { Removed = true };
         Save();
+        DeleteData(node);
+        DeleteLog(node);
     }
 
-    /// <summary>Records node <paramref name="index"/> as removed (the cluster says it is no member) without stopping anything.</summary>
+    /// <summary>
+    /// Records node <paramref name="index"/> as removed (the cluster says it is no member), and, as
+    /// <see cref="ForgetAsync"/> does, deletes its data and log; it is not running (the caller checked), so nothing is stopped.
+    /// </summary>
     public void MarkRemoved(int index)
     {
-        File.Nodes[index] = File.Nodes[index] with { Removed = true };
+        var node = File.Nodes[index];
+        File.Nodes[index] = node with { Removed = true };
         Save();
+        if (IsRunning(index)) return;
+        DeleteData(node);
+        DeleteLog(node);
     }
+
+    /// <summary>Stops node <paramref name="index"/> if it runs: SIGTERM, SIGKILL after <see cref="StopGrace"/>; returns once it is gone.</summary>
+    private async Task StopAsync(int index)
+    {
+        if (!IsRunning(index)) return;
+        var pid = File.Nodes[index].Pid;
+        Posix.Signal(pid, Posix.SigTerm);
+        if (!await WaitGoneAsync([pid], StopGrace).ConfigureAwait(false)) Posix.Signal(pid, Posix.SigKill);
+        if (!await WaitGoneAsync([pid], TimeSpan.FromSeconds(5)).ConfigureAwait(false))
+            throw new CliException($"node {index} (pid {pid}) is still running 5 s after SIGKILL");
+    }
+
+    private static void DeleteData(LocalNode node)
+    {
+        if (System.IO.Directory.Exists(node.DataDir)) System.IO.Directory.Delete(node.DataDir, recursive: true);
+    }
+
+    private static void DeleteLog(LocalNode node) => System.IO.File.Delete(node.Log);
 
     /// <summary>
     /// SIGKILL to one node: it dies at once, as in a crash. Returns once the process is gone (the kernel may take a

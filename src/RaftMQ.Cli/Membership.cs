@@ -27,23 +27,32 @@ public static partial class Cli
             return ExitCodes.Ok;
         }));
 
-        var url = new Argument<string>("URL") { Description = "The new node's HTTP address, e.g. http://10.0.0.4:8567" };
+        var url = new Argument<string>("URL")
+        {
+            Description = "The new node's HTTP address, e.g. http://10.0.0.4:8567; without a scheme (10.0.0.4:8567) it takes the cluster's: "
+                + "https:// when the URLs the command talks to are all https://, else http://",
+        };
         var peerPort = new Option<int?>("--peer-port") { Description = "The new node's peer (internal) port (default: its HTTP port + 1000)" };
         var number = new Option<int?>("--node") { Description = "The node number to give it (default: one above the highest member)" };
         var add = new Command("add", Describe(
             "Add a node to the cluster as a learner; the leader promotes it to voter once it has caught up. Start the node "
-            + "itself with `raftmq-node --join MEMBER_URL --address IP:PORT[:PEER_PORT]` and the cluster's secret (docs/membership.md).",
-            "cluster add http://10.0.0.4:8567", "cluster add http://10.0.0.4:8567 --peer-port 9568"))
+            + "itself with `raftmq-node --join MEMBER_URL --address IP:PORT[:PEER_PORT]` and the cluster's secret (docs/membership.md). "
+            + "A URL without a scheme is https:// when the cluster's URLs (--urls, $RAFTMQ_URLS or the local cluster) are all https://, else http://.",
+            "cluster add http://10.0.0.4:8567", "cluster add http://10.0.0.4:8567 --peer-port 9568", "cluster add 10.0.0.4:8567"))
         { url, peerPort, number };
         add.SetAction(Guard(async (r, ct) =>
         {
             var text = r.GetValue(url)!;
-            if (!Uri.TryCreate(text.Contains("://", StringComparison.Ordinal) ? text : "http://" + text, UriKind.Absolute, out var node) || node.Scheme is not ("http" or "https"))
+            // Checked before the cluster is looked for: a bad URL is the arguments' fault, whatever the cluster.
+            var schemeless = !text.Contains("://", StringComparison.Ordinal);
+            if (!Uri.TryCreate(schemeless ? "http://" + text : text, UriKind.Absolute, out var node) || node.Scheme is not ("http" or "https") || node.Host.Length == 0)
                 throw new CliException($"'{text}' is not a node URL (expected e.g. http://10.0.0.4:8567, or https:// for a TLS cluster)", ExitCodes.Usage);
             var (urls, _) = Target(r);
+            // No scheme given: the cluster's, so that a TLS cluster's new member is added at https:// (it refuses http://).
+            if (schemeless && urls.All(u => u.Scheme == Uri.UriSchemeHttps)) node = new Uri("https://" + text);
             using var client = NewClient(urls, r);
             var m = await client.AddMemberAsync(node, r.GetValue(peerPort), r.GetValue(number), ct).ConfigureAwait(false);
-            Console.Out.WriteLine($"added node {m.Node} at {node.GetLeftPart(UriPartial.Authority)} as a learner; it becomes a voter once it has caught up");
+            Console.Out.WriteLine($"added node {m.Node} at {NodeUrl.Format(node)} as a learner; it becomes a voter once it has caught up");
             AnsiConsole.Write(MembersTable(m));
             return ExitCodes.Ok;
         }));
@@ -84,8 +93,8 @@ public static partial class Cli
         var last = n == local.File.Nodes.Count - 1;
         await local.ForgetAsync(n).ConfigureAwait(false);
         Console.Out.WriteLine(last
-            ? $"stopped node {n} and deleted its data"
-            : $"stopped node {n}; the local cluster records it as removed (neither `cluster up` nor `cluster start` starts it again)");
+            ? $"stopped node {n} and deleted its data and log"
+            : $"stopped node {n} and deleted its data and log; the local cluster records it as removed (neither `cluster up` nor `cluster start` starts it again)");
     }
 
     /// <summary>
@@ -115,7 +124,7 @@ public static partial class Cli
             ClusterMembers now;
             try
             {
-                now = await client.GetMembersAsync(ct).ConfigureAwait(false);
+                now = await ReadMembersAsync(client, settle, ct).ConfigureAwait(false);
                 if (now.Members.Any(x => x.Node == n))
                 {
                     Console.Error.WriteLine($"node {n} is still listed; waiting until the leader has committed what its log holds, in case the removal is still committing");
@@ -125,7 +134,7 @@ public static partial class Cli
                             $"node {n} is still listed as a member, but the removal may still be committing: {unsettled}; check with: {Name} cluster members",
                             ExitCodes.OutcomeUnknown);
                     }
-                    now = await client.GetMembersAsync(ct).ConfigureAwait(false);
+                    now = await ReadMembersAsync(client, settle, ct).ConfigureAwait(false);
                 }
             }
             catch (RaftMQException again)
@@ -137,6 +146,27 @@ public static partial class Cli
             if (now.Members.Any(x => x.Node == n))
                 throw new CliException($"node {n} is still a member: the removal did not take effect; run it again: {Name} cluster remove {n}");
             return (now, true);
+        }
+    }
+
+    /// <summary>
+    /// The members, read again while the cluster has no leader, up to <paramref name="within"/> (--timeout): the
+    /// client's own retries end after a few seconds (<c>MaxRetries</c>), sooner than the election that a lost removal
+    /// may need (the leader steps down when the configuration it appended has no quorum up).
+    /// </summary>
+    private static async Task<ClusterMembers> ReadMembersAsync(RaftMQClient client, TimeSpan within, CancellationToken ct)
+    {
+        var start = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (true)
+        {
+            try
+            {
+                return await client.GetMembersAsync(ct).ConfigureAwait(false);
+            }
+            catch (ClusterUnavailableException) when (System.Diagnostics.Stopwatch.GetElapsedTime(start) < within)
+            {
+                // No leader yet, or no node answered: ask again (each call backs off between its own attempts).
+            }
         }
     }
 
@@ -222,17 +252,19 @@ public static partial class Cli
         while (local.Members.Count > size)
         {
             var index = local.Members[^1].Index;
-            // A node the cluster no longer counts (an earlier removal whose answer was lost) is only stopped.
+            // A node the cluster no longer counts (an earlier removal whose answer was lost) is stopped and deleted all the same.
             var (_, wasMember) = await RemoveAndConfirmAsync(client, index, options.OperationTimeout, ct).ConfigureAwait(false);
             await local.ForgetAsync(index).ConfigureAwait(false);
-            Console.Out.WriteLine(wasMember ? $"node {index} removed and stopped" : $"node {index} was no member any more; stopped");
+            Console.Out.WriteLine(wasMember
+                ? $"node {index} removed and stopped; its data and log deleted"
+                : $"node {index} was no member any more; stopped, its data and log deleted");
         }
         // Done, as for a cluster started afresh, when every node answers and one leads: a node that has just become a
         // voter may still be starting its HTTP listener, or answer slowly on a busy machine.
         using var view = NewClient(local.Urls, r);
-        var probes = await WaitForLeaderAsync(local, view, ct, runningOnly: true).ConfigureAwait(false);
-        AnsiConsole.Write(ClusterView.Render(probes, local));
-        Console.Out.WriteLine(ClusterView.Summary(probes));
+        var snapshot = await ClusterView.WithMembersAsync(view, local, await WaitForLeaderAsync(local, view, ct, runningOnly: true).ConfigureAwait(false), ct).ConfigureAwait(false);
+        AnsiConsole.Write(ClusterView.Render(snapshot, local));
+        Console.Out.WriteLine(ClusterView.Summary(snapshot.Probes));
         return ExitCodes.Ok;
     }
 
@@ -271,7 +303,7 @@ public static partial class Cli
             table.AddRow(
                 x.Node.ToString(CultureInfo.InvariantCulture) + (m.Leader == x.Node ? " *" : ""),
                 x.IsVoter ? "voter" : "[yellow]learner[/]",
-                Markup.Escape(x.Url?.ToString().TrimEnd('/') ?? "?"),
+                Markup.Escape(x.Url is { } u ? NodeUrl.Format(u) : "?"),
                 x.PeerPort.ToString(CultureInfo.InvariantCulture));
         }
         return table;

@@ -66,10 +66,11 @@ public static class Shell
                     failed = ExitCodes.Usage;
                     continue;
             }
-            if (urls is not null && !args.Contains("--urls")) args.AddRange(["--urls", urls]);
-            if (data is not null && !args.Contains("--data")) args.AddRange(["--data", data]);
-            if (apiKey is not null && !args.Contains("--api-key")) args.AddRange(["--api-key", apiKey]);
-            if (ca is not null && !args.Contains("--ca")) args.AddRange(["--ca", ca]);
+            // The shell's own options go to every command that does not give its own (by any of the option's names).
+            if (urls is not null && !Gives(args, "--urls", "--url")) args.AddRange(["--urls", urls]);
+            if (data is not null && !Gives(args, "--data")) args.AddRange(["--data", data]);
+            if (apiKey is not null && !Gives(args, "--api-key")) args.AddRange(["--api-key", apiKey]);
+            if (ca is not null && !Gives(args, "--ca")) args.AddRange(["--ca", ca]);
             var last = await Cli.RunAsync(args, Signals.Renew(), inShell: true).ConfigureAwait(false);
             if (last != ExitCodes.Ok && interactive) AnsiConsole.MarkupLine($"[grey](exit code {last})[/]");
             if (last != ExitCodes.Ok) failed = last;
@@ -77,6 +78,10 @@ public static class Shell
         SaveHistory(historyPath, history);
         return interactive ? ExitCodes.Ok : failed;
     }
+
+    /// <summary>Whether <paramref name="args"/> give an option by one of <paramref name="names"/> (<c>--urls X</c>, <c>--urls=X</c> or <c>--urls:X</c>).</summary>
+    internal static bool Gives(List<string> args, params string[] names) =>
+        args.Any(a => names.Any(n => a == n || a.StartsWith(n + "=", StringComparison.Ordinal) || a.StartsWith(n + ":", StringComparison.Ordinal)));
 
     /// <summary>
     /// Splits a shell line into words (docs/cli.md, "Shell"): whitespace separates words outside double quotes; a

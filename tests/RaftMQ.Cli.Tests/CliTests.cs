@@ -460,16 +460,33 @@ public sealed class CliClusterTests
         pids.Skip(3).ShouldAllBe(p => !CliEnvironment.IsAlive(p));
         (await env.RunAsync("cluster", "members")).Stdout.ShouldContain("3 voter(s), 0 learner(s)");
         (await env.RunAsync("consume", "kept")).Stdout.ShouldBe("before\n");
+        // A removed node leaves neither its data nor its log.
+        foreach (var gone in new[] { 3, 4 }) LeftNothing(env, gone);
 
+        // Grown again, node 3 is a new node: empty data, and a log of its own (one start in it, not the removed node 3's).
+        var regrow = await env.RunAsync("cluster", "up", "--nodes", "4");
+        regrow.ExitCode.ShouldBe(0, regrow.ToString());
+        regrow.Stdout.ShouldContain("node 3 is a voter");
+        File.ReadAllText(Path.Combine(env.Data, "node-3.log")).Split("started by").Length.ShouldBe(2, "one start of one node");
+
+        // A node removed from the middle stays in the record, marked removed, and leaves nothing either.
         var remove = await env.RunAsync("cluster", "remove", "2");
         remove.ExitCode.ShouldBe(0, remove.ToString());
         remove.Stdout.ShouldContain("removed node 2 from the cluster");
-        remove.Stdout.ShouldContain("stopped node 2");
-        (await env.RunAsync("cluster", "members")).Stdout.ShouldContain("2 voter(s), 0 learner(s)");
+        remove.Stdout.ShouldContain("stopped node 2 and deleted its data and log; the local cluster records it as removed");
+        LeftNothing(env, 2);
+        (await env.RunAsync("cluster", "members")).Stdout.ShouldContain("3 voter(s), 0 learner(s)");
         var down = await env.RunAsync("cluster", "down");
         down.ExitCode.ShouldBe(0, down.ToString());
-        down.Stdout.ShouldContain("stopped 2 node(s)");
+        down.Stdout.ShouldContain("stopped 3 node(s)");
         pids.ShouldAllBe(p => !CliEnvironment.IsAlive(p));
+    }
+
+    /// <summary>Local node <paramref name="index"/>, removed, left neither its data directory nor its log.</summary>
+    private static void LeftNothing(CliEnvironment env, int index)
+    {
+        Directory.Exists(Path.Combine(env.Data, $"node-{index}")).ShouldBeFalse($"node {index}'s data directory");
+        File.Exists(Path.Combine(env.Data, $"node-{index}.log")).ShouldBeFalse($"node {index}'s log");
     }
 
     /// <summary>The URLs of the local cluster's nodes, by index, from its cluster file.</summary>
@@ -502,6 +519,58 @@ public sealed class CliClusterTests
         one.Stdout.ShouldContain($"leader: node {leader} ({urls[leader]}), term ", Case.Sensitive, one.ToString());
         one.Stdout.ShouldContain("(1 of 1 nodes up)", Case.Sensitive, one.ToString());
         (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task Cluster_status_of_a_local_cluster_lists_a_member_added_by_hand_marked_external_up_or_down()
+    {
+        await using var env = new CliEnvironment();
+        var up = await env.RunAsync("cluster", "up", "--detach");
+        up.ExitCode.ShouldBe(0, up.ToString());
+        var urls = NodeUrls(env);
+        string binary;
+        using (var file = JsonDocument.Parse(File.ReadAllText(Path.Combine(env.Data, "cluster.json"))))
+            binary = file.RootElement.GetProperty("node_binary").GetString()!;
+
+        // Added as an operator adds a node of another machine: `cluster add`, then the node itself with --join.
+        var ports = RaftMQ.TestSupport.TestCluster.FreePorts(2);
+        var url = $"http://127.0.0.1:{ports[0]}";
+        var add = await env.RunAsync("cluster", "add", $"127.0.0.1:{ports[0]}", "--peer-port", $"{ports[1]}");
+        add.ExitCode.ShouldBe(0, add.ToString());
+        add.Stdout.ShouldContain($"added node 3 at {url} as a learner", Case.Sensitive, add.ToString());
+        await using (var node = HandStartedNode.Start(binary, env.Root,
+            "--join", urls[0], "--address", $"127.0.0.1:{ports[0]}:{ports[1]}", "--data-dir", Path.Combine(env.Root, "by-hand"),
+            "--cluster-secret-file", Path.Combine(env.Data, "config.json.secret")))
+        {
+            (await Eventually.TrueAsync(async () => (await env.RunAsync("cluster", "members")).Stdout.Contains("4 voter(s)", StringComparison.Ordinal),
+                TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(200))).ShouldBeTrue(node.Output);
+
+            var status = await env.RunAsync("cluster", "status");
+            status.ExitCode.ShouldBe(0, status.ToString());
+            status.Stdout.ShouldContain("(4 of 4 nodes up)", Case.Sensitive, status.ToString());
+            var row = status.Stdout.Split('\n').Single(l => l.Contains(url + " ", StringComparison.Ordinal));
+            row.ShouldMatch(@"^\W*3\s", status.ToString());
+            row.ShouldContain("external", Case.Sensitive, status.ToString());
+            row.ShouldNotContain("down", Case.Sensitive, status.ToString());
+            status.Stdout.Split('\n').Count(l => l.Contains("external", StringComparison.Ordinal)).ShouldBe(2, status.ToString()); // the row and the note
+            status.Stdout.ShouldContain("external: a member the local cluster does not manage (not in its cluster.json)", Case.Sensitive, status.ToString());
+            foreach (var local in urls) status.Stdout.Split('\n').Single(l => l.Contains(local + " ", StringComparison.Ordinal)).ShouldNotContain("external");
+        }
+
+        // Stopped, it is still a member: listed at the URL the members give, down (3 of the 4 voters still elect a leader).
+        CliResult? down = null;
+        (await Eventually.TrueAsync(
+            async () => (down = await env.RunAsync("cluster", "status")).Stdout.Contains("(3 of 4 nodes up)", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(200))).ShouldBeTrue(down?.ToString());
+        var downRow = down!.Stdout.Split('\n').Single(l => l.Contains(url + " ", StringComparison.Ordinal));
+        downRow.ShouldMatch(@"^\W*3\s", down.ToString());
+        downRow.ShouldContain("external", Case.Sensitive, down.ToString());
+        downRow.ShouldContain("down", Case.Sensitive, down.ToString());
+
+        // The local cluster's commands act on its own nodes only.
+        var stopped = await env.RunAsync("cluster", "down");
+        stopped.ExitCode.ShouldBe(0, stopped.ToString());
+        stopped.Stdout.ShouldContain("stopped 3 node(s)");
     }
 
     [Fact]
@@ -587,6 +656,7 @@ public sealed class CliClusterTests
         var removed = await env.RunAsync("cluster", "remove", "1");
         removed.ExitCode.ShouldBe(0, removed.ToString());
         removed.Stdout.ShouldContain("records it as removed");
+        LeftNothing(env, 1);
         var status = await env.RunAsync("cluster", "status");
         status.ExitCode.ShouldBe(0, status.ToString());
         status.Stdout.ShouldContain("(5 of 5 nodes up)", Case.Sensitive, status.ToString());
@@ -609,6 +679,7 @@ public sealed class CliClusterTests
         notMember.ExitCode.ShouldBe(1, notMember.ToString());
         notMember.Stderr.ShouldContain("node 5 is not a member of the cluster (its members: 0, 2, 3, 4)", Case.Sensitive, notMember.ToString());
         (await env.RunAsync("cluster", "start", "5")).Stderr.ShouldContain("node 5 was removed from the cluster");
+        LeftNothing(env, 5);
 
         // Shrinking counts the members only: node 4, the last member, goes; nodes 0, 2 and 3 are left.
         var shrink = await env.RunAsync("cluster", "up", "--nodes", "3");
@@ -645,6 +716,16 @@ public sealed class CliClusterTests
         var last = await env.RunAsync("cluster", "down");
         last.ExitCode.ShouldBe(0, last.ToString());
         env.RecordedPids().ShouldAllBe(p => !CliEnvironment.IsAlive(p));
+
+        // Another size than the recorded members' (two) starts a new cluster, although config.json still lists three
+        // nodes: its ports and node data are not the members' any more (node 1 among them was removed).
+        var other = await env.RunAsync("cluster", "up", "--detach", "--nodes", "3");
+        other.ExitCode.ShouldBe(0, other.ToString());
+        other.Stdout.ShouldContain("(3 of 3 nodes up)", Case.Sensitive, other.ToString());
+        (await env.RunAsync("cluster", "members")).Stdout.ShouldContain("3 voter(s), 0 learner(s)");
+        (await env.RunAsync("topic", "list")).Stdout.ShouldNotContain("kept");
+        File.ReadAllText(Path.Combine(env.Data, "node-1.log")).Split("started by").Length.ShouldBe(2, "the new node 1's log is its own");
+        (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
     }
 
     [Fact]
@@ -978,6 +1059,14 @@ public sealed class TlsClusterCliTests
         var members = await env.RunAsync("cluster", "members");
         members.ExitCode.ShouldBe(0, members.ToString());
         members.Stdout.ShouldContain("2 voter(s)");
+
+        // An address without a scheme, for a cluster whose URLs are https://: the node is added at https://.
+        var port = RaftMQ.TestSupport.TestCluster.FreePorts(1)[0];
+        var added = await env.RunAsync("cluster", "add", $"127.0.0.1:{port}");
+        added.ExitCode.ShouldBe(0, added.ToString());
+        added.Stdout.ShouldContain($"added node 2 at https://127.0.0.1:{port} as a learner", Case.Sensitive, added.ToString());
+        (await env.RunAsync("cluster", "members")).Stdout.ShouldContain($"https://127.0.0.1:{port} ");
+        (await env.RunAsync("cluster", "remove", "2")).ExitCode.ShouldBe(0);
         (await env.RunAsync("cluster", "down")).ExitCode.ShouldBe(0);
     }
 }

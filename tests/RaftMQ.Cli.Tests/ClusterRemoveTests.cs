@@ -48,11 +48,25 @@ public sealed class ClusterRemoveTests
         r.Stderr.ShouldNotContain("run it again", Case.Sensitive, r.ToString());
     }
 
+    [Fact]
+    public async Task A_lost_removal_is_read_back_through_an_election_longer_than_the_clients_own_retries()
+    {
+        // After the lost answer the node has no leader for 13 members reads (the client gives up after 11 attempts,
+        // a few seconds), then answers, with node 1 gone: the tool keeps asking within --timeout and reports the removal.
+        await using var node = new ScriptedLeader(appended: true, commitAtStatusRead: 0, membersReadsWithoutLeader: 13);
+        await using var env = new CliEnvironment();
+        var r = await env.RunAsync("cluster", "remove", "1", "--urls", node.Url, "--timeout", "45");
+        r.ExitCode.ShouldBe(0, r.ToString());
+        r.Stdout.ShouldContain("removed node 1 from the cluster", Case.Sensitive, r.ToString());
+        node.MembersReadsWithoutLeader.ShouldBe(0, "every read without a leader was asked again");
+    }
+
     /// <summary>
     /// Node 0 of a two-node cluster, leading in term 1 with a log of 10 entries, all committed. A DELETE of node 1 is
     /// answered <c>503 outcome-unknown</c>; with <paramref name="appended"/> the removal is entry 11, committed at the
     /// <paramref name="commitAtStatusRead"/>-th <c>GET /v1/status</c> after the DELETE (never when null), and node 1
-    /// leaves the members once it is.
+    /// leaves the members once it is. The first <paramref name="membersReadsWithoutLeader"/> members reads after the
+    /// DELETE are answered <c>503 no-leader</c>, as in an election.
     /// </summary>
     private sealed class ScriptedLeader : IAsyncDisposable
     {
@@ -64,11 +78,13 @@ public sealed class ClusterRemoveTests
         private bool _deleted;
         private int _statusReads;
         private int _listedAfterDelete;
+        private int _withoutLeader;
 
-        public ScriptedLeader(bool appended, int? commitAtStatusRead)
+        public ScriptedLeader(bool appended, int? commitAtStatusRead, int membersReadsWithoutLeader = 0)
         {
             _appended = appended;
             _commitAt = commitAtStatusRead;
+            _withoutLeader = membersReadsWithoutLeader;
             var port = RaftMQ.TestSupport.TestCluster.FreePorts(1)[0];
             Url = $"http://127.0.0.1:{port}";
             _listener.Prefixes.Add(Url + "/");
@@ -77,6 +93,15 @@ public sealed class ClusterRemoveTests
         }
 
         public string Url { get; }
+
+        /// <summary>Members reads still to be answered <c>503 no-leader</c>.</summary>
+        public int MembersReadsWithoutLeader
+        {
+            get
+            {
+                lock (_gate) return _withoutLeader;
+            }
+        }
 
         /// <summary>Members reads after the DELETE that still listed node 1.</summary>
         public int ListedAfterDelete
@@ -135,6 +160,9 @@ public sealed class ClusterRemoveTests
                         if (_deleted) _statusReads++;
                         var (commit, last, _) = State();
                         return (200, $$"""{"service":"raftmq","node":0,"cluster_id":"scripted","ready":true,"role":"Leader","term":1,"leader":0,"leader_url":"{{Url}}","commit_index":{{commit}},"applied_index":{{commit}},"last_index":{{last}}}""", null);
+                    case ("GET", "/v1/cluster/members") when _deleted && _withoutLeader > 0:
+                        _withoutLeader--;
+                        return (503, """{"success":false,"error":"no leader elected yet"}""", "no-leader");
                     case ("GET", "/v1/cluster/members"):
                         var removed = State().Removed;
                         if (_deleted && !removed) _listedAfterDelete++;
