@@ -23,7 +23,8 @@ public static partial class Cli
             var m = await client.GetMembersAsync(ct).ConfigureAwait(false);
             AnsiConsole.Write(MembersTable(m));
             Console.Out.WriteLine($"cluster {m.ClusterId}: {m.Members.Count(x => x.IsVoter)} voter(s), {m.Members.Count(x => !x.IsVoter)} learner(s)"
-                + (m.Leader is int l ? $", node {l} leads" : ", no leader known"));
+                + (m.Leader is int l ? $", node {l} leads" : ", no leader known")
+                + (m.Committed == false ? $"; this configuration is not committed yet (log entry {m.ConfigurationIndex})" : ""));
             return ExitCodes.Ok;
         }));
 

@@ -534,7 +534,7 @@ public sealed partial class RaftMQClient : IDisposable
         catch (Exception e) when (NotSent(e, attempt.Token))
         {
             Forget(node);
-            throw new RetryableException("unreachable", $"cannot connect to {node}: {Why(e)}", e);
+            throw new RetryableException("unreachable", $"cannot connect to {MemberUrl(node)}: {Why(e)}", e);
         }
         catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException)
         {
@@ -542,9 +542,9 @@ public sealed partial class RaftMQClient : IDisposable
             Forget(node);
             var what = e is OperationCanceledException
                 ? token.IsCancellationRequested
-                    ? $"the operation timed out while waiting for {node}"
-                    : $"no answer from {node} within {_options.AttemptTimeout.TotalSeconds:0.#} s"
-                : $"lost the connection to {node} ({Why(e)})";
+                    ? $"the operation timed out while waiting for {MemberUrl(node)}"
+                    : $"no answer from {MemberUrl(node)} within {_options.AttemptTimeout.TotalSeconds:0.#} s"
+                : $"lost the connection to {MemberUrl(node)} ({Why(e)})";
             if (safety == Safety.Unsafe)
                 throw new OutcomeUnknownException(operation, $"{operation}: {what} after sending the request; it may or may not have been applied", e);
             if (token.IsCancellationRequested) throw;
@@ -557,18 +557,18 @@ public sealed partial class RaftMQClient : IDisposable
             if (code is "not-leader" or "no-leader" or "stopped" or "overloaded")
             {
                 if (code != "overloaded") Forget(node);
-                throw new RetryableException(code, $"{node} answered 503 {code}: {result?.Error}", null);
+                throw new RetryableException(code, $"{MemberUrl(node)} answered 503 {code}: {result?.Error}", null);
             }
             Forget(node);
             if (safety == Safety.Unsafe)
-                throw new OutcomeUnknownException(operation, $"{operation}: {node} answered 503 {code}: {result?.Error ?? "the command may or may not have been applied"}");
-            throw new RetryableException(code ?? "unavailable", $"{node} answered 503 {code}: {result?.Error}", null);
+                throw new OutcomeUnknownException(operation, $"{operation}: {MemberUrl(node)} answered 503 {code}: {result?.Error ?? "the command may or may not have been applied"}");
+            throw new RetryableException(code ?? "unavailable", $"{MemberUrl(node)} answered 503 {code}: {result?.Error}", null);
         }
         if ((int)status >= 500 && status != HttpStatusCode.InsufficientStorage)
         {
             if (safety == Safety.Unsafe)
-                throw new OutcomeUnknownException(operation, $"{operation}: {node} answered {(int)status}; the command may or may not have been applied");
-            throw new RetryableException("unavailable", $"{node} answered {(int)status}", null);
+                throw new OutcomeUnknownException(operation, $"{operation}: {MemberUrl(node)} answered {(int)status}; the command may or may not have been applied");
+            throw new RetryableException("unavailable", $"{MemberUrl(node)} answered {(int)status}", null);
         }
         // Credentials: never retried, whatever the operation (the same key gets the same answer).
         if (status == HttpStatusCode.Unauthorized) throw new AuthenticationFailedException(operation, _options.ApiKey is not null, result?.Error);
@@ -621,7 +621,7 @@ public sealed partial class RaftMQClient : IDisposable
             }
             else if (answered.Count == 0)
             {
-                found = new Discovery(null, "unreachable", "no node answered: " + string.Join("; ", probes.Select(p => $"{p.Url} {p.Error}")));
+                found = new Discovery(null, "unreachable", "no node answered: " + string.Join("; ", probes.Select(p => $"{MemberUrl(p.Url)} {p.Error}")));
             }
             else
             {
@@ -694,9 +694,9 @@ public sealed partial class RaftMQClient : IDisposable
             using var response = await _http.GetAsync(new Uri(node, path), timeout.Token).ConfigureAwait(false);
             if (response.Headers.TryGetValues("X-RaftMQ-Error", out var codes) && codes.Contains(TlsRequired))
                 throw new HttpRequestException($"{node} {TlsRequiredMessage}", null, response.StatusCode);
-            if (!response.IsSuccessStatusCode) throw new HttpRequestException($"{node} answered {(int)response.StatusCode}", null, response.StatusCode);
+            if (!response.IsSuccessStatusCode) throw new HttpRequestException($"{MemberUrl(node)} answered {(int)response.StatusCode}", null, response.StatusCode);
             var bytes = await response.Content.ReadAsByteArrayAsync(timeout.Token).ConfigureAwait(false);
-            return JsonSerializer.Deserialize(bytes, type) ?? throw new HttpRequestException($"{node} answered an empty status");
+            return JsonSerializer.Deserialize(bytes, type) ?? throw new HttpRequestException($"{MemberUrl(node)} answered an empty status");
         }
         catch (JsonException e)
         {
