@@ -173,7 +173,9 @@ public sealed class IdempotentPublishTests : IDisposable
             foreach (var batch in Ids("old", 0, 1_000).Chunk(500)) Publish(m, 1_000, batch).Count.ShouldBe(500);
             foreach (var batch in Ids("kept", 0, 1_500).Chunk(500)) Publish(m, 2_000, batch).Count.ShouldBe(500);
             Publish(m, 11_000, Msg("last", "last")).Count.ShouldBe(1); // the window (10 s) forgets the 1,000 "old" ids
-            m.Stats("t", 0)!.DedupIds.ShouldBe(1_501);
+            // Ids whose snapshot form is longer: two-byte UTF-8, and the longest id (128 bytes: a two-byte length).
+            Publish(m, 11_000, Msg("é", "clé-é"), Msg("long", new string('x', 128))).Count.ShouldBe(2);
+            m.Stats("t", 0)!.DedupIds.ShouldBe(1_503);
         }
         var sm = WithTopic(limits, window: 10_000);
         Before(sm);
@@ -194,8 +196,8 @@ public sealed class IdempotentPublishTests : IDisposable
         written.Position = 0;
         var restored = _queues.Create(limits);
         restored.RestoreSnapshot(written);
-        (restored.DedupIds, restored.Stats("t", 0)!.DedupForgottenEarlyTotal).ShouldBe((1_501, 0L));
-        Publish(restored, 11_001, Msg("x", "kept-0"), Msg("x", "kept-1499"), Msg("x", "last")).Count.ShouldBe(0);
+        (restored.DedupIds, restored.Stats("t", 0)!.DedupForgottenEarlyTotal).ShouldBe((1_503, 0L));
+        Publish(restored, 11_001, Msg("x", "kept-0"), Msg("x", "kept-1499"), Msg("x", "last"), Msg("x", "clé-é"), Msg("x", new string('x', 128))).Count.ShouldBe(0);
         Publish(restored, 11_002, Msg("x", "old-999"), Msg("x", "new-0")).Count.ShouldBe(2);
     }
 
