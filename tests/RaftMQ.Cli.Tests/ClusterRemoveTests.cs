@@ -1,6 +1,3 @@
-using System.Net;
-using System.Text;
-
 namespace RaftMQ.Cli.Tests;
 
 /// <summary>
@@ -70,8 +67,7 @@ public sealed class ClusterRemoveTests
     /// </summary>
     private sealed class ScriptedLeader : IAsyncDisposable
     {
-        private readonly HttpListener _listener = new();
-        private readonly Task _loop;
+        private readonly ScriptedNode _node;
         private readonly bool _appended;
         private readonly int? _commitAt;
         private readonly Lock _gate = new();
@@ -85,14 +81,10 @@ public sealed class ClusterRemoveTests
             _appended = appended;
             _commitAt = commitAtStatusRead;
             _withoutLeader = membersReadsWithoutLeader;
-            var port = RaftMQ.TestSupport.TestCluster.FreePorts(1)[0];
-            Url = $"http://127.0.0.1:{port}";
-            _listener.Prefixes.Add(Url + "/");
-            _listener.Start();
-            _loop = Task.Run(ServeAsync);
+            _node = new ScriptedNode((_, request) => Answer(request.Method, request.Path));
         }
 
-        public string Url { get; }
+        public string Url => _node.Url;
 
         /// <summary>Members reads still to be answered <c>503 no-leader</c>.</summary>
         public int MembersReadsWithoutLeader
@@ -117,37 +109,6 @@ public sealed class ClusterRemoveTests
             var last = _deleted && _appended ? 11UL : 10UL;
             var commit = last == 11 && _commitAt is { } at && _statusReads >= at ? 11UL : 10UL;
             return (commit, last, last == 11 && commit == 11);
-        }
-
-        private async Task ServeAsync()
-        {
-            while (true)
-            {
-                HttpListenerContext ctx;
-                try
-                {
-                    ctx = await _listener.GetContextAsync();
-                }
-                catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-                {
-                    return;
-                }
-                var (status, body, code) = Answer(ctx.Request.HttpMethod, ctx.Request.Url!.AbsolutePath);
-                var bytes = Encoding.UTF8.GetBytes(body);
-                ctx.Response.StatusCode = status;
-                ctx.Response.ContentType = "application/json";
-                if (code is not null) ctx.Response.Headers["X-RaftMQ-Error"] = code;
-                ctx.Response.ContentLength64 = bytes.Length;
-                try
-                {
-                    await ctx.Response.OutputStream.WriteAsync(bytes);
-                    ctx.Response.Close();
-                }
-                catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException)
-                {
-                    // The client went away.
-                }
-            }
         }
 
         private (int Status, string Body, string? Code) Answer(string method, string path)
@@ -177,10 +138,6 @@ public sealed class ClusterRemoveTests
             }
         }
 
-        public async ValueTask DisposeAsync()
-        {
-            _listener.Close();
-            await _loop;
-        }
+        public ValueTask DisposeAsync() => _node.DisposeAsync();
     }
 }

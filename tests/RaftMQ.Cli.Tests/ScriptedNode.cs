@@ -15,11 +15,21 @@ public sealed class ScriptedNode : IAsyncDisposable
 {
     private readonly HttpListener _listener = new();
     private readonly Task _loop;
-    private readonly Func<ScriptedNode, ScriptedRequest, (int Status, string Body)> _script;
+    private readonly Func<ScriptedNode, ScriptedRequest, (int Status, string Body, string? ErrorCode)> _script;
     private readonly Lock _gate = new();
     private readonly List<ScriptedRequest> _requests = [];
 
     public ScriptedNode(Func<ScriptedNode, ScriptedRequest, (int Status, string Body)> script)
+        : this((self, request) =>
+        {
+            var (status, body) = script(self, request);
+            return (status, body, null);
+        })
+    {
+    }
+
+    /// <summary>A node whose script also gives an answer's error code (the <c>X-RaftMQ-Error</c> header), or null.</summary>
+    public ScriptedNode(Func<ScriptedNode, ScriptedRequest, (int Status, string Body, string? ErrorCode)> script)
     {
         _script = script;
         var port = RaftMQ.TestSupport.TestCluster.FreePorts(1)[0];
@@ -57,10 +67,11 @@ public sealed class ScriptedNode : IAsyncDisposable
             using (var reader = new StreamReader(ctx.Request.InputStream, Encoding.UTF8)) body = await reader.ReadToEndAsync();
             var request = new ScriptedRequest(ctx.Request.HttpMethod, ctx.Request.Url!.AbsolutePath, body);
             lock (_gate) _requests.Add(request);
-            var (status, answer) = _script(this, request);
+            var (status, answer, code) = _script(this, request);
             var bytes = Encoding.UTF8.GetBytes(answer);
             ctx.Response.StatusCode = status;
             ctx.Response.ContentType = "application/json";
+            if (code is not null) ctx.Response.Headers["X-RaftMQ-Error"] = code;
             ctx.Response.ContentLength64 = bytes.Length;
             try
             {
