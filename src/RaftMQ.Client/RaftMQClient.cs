@@ -760,8 +760,16 @@ public sealed partial class RaftMQClient : IDisposable
         }
     }
 
-    /// <summary>A member's URL as the cluster takes it: scheme, host and the port written out, even the scheme's default (80).</summary>
-    internal static string MemberUrl(Uri url) => $"{url.Scheme}://{url.Host}:{url.Port}";
+    /// <summary>
+    /// A node's URL as the nodes write theirs, and as the cluster takes a member's: <c>SCHEME://HOST:PORT</c>, the port
+    /// always written (80 and 443 too), no trailing slash or path. <see cref="Uri.ToString"/> drops a scheme's default
+    /// port.
+    /// </summary>
+    public static string MemberUrl(Uri url)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        return $"{url.Scheme}://{url.Host}:{url.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+    }
 
     private static string Key(Uri node) => node.GetLeftPart(UriPartial.Authority).ToLowerInvariant();
 
