@@ -770,10 +770,7 @@ public static partial class Cli
         "no node answered: " + string.Join("; ", probes.Select(p =>
         {
             var url = NodeUrl.Format(p.Url);
-            var why = p.Error ?? "no answer";
-            // The client's own messages may start with the URL as Uri writes it (no default port, a trailing slash).
-            var asked = p.Url.ToString();
-            if (why.StartsWith(asked, StringComparison.Ordinal)) return url + why[asked.Length..];
+            var why = p.Error ?? "no answer"; // the client's messages name the node the same way (RaftMQClient.MemberUrl)
             return why.StartsWith(url, StringComparison.Ordinal) ? why : $"{url}: {why}";
         }));
 
