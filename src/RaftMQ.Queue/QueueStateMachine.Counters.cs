@@ -118,14 +118,15 @@ public sealed partial class QueueStateMachine : IReaderView
         var oldest = new (ConsumerGroup Group, ulong Floor, long Published, bool Read)[state.Groups.Count];
         var groups = new List<GroupStats>(state.Groups.Count);
         var moveWithTime = state.Delays.Count > 0;
+        var notDue = NotDue(state, at);
         var i = 0;
         foreach (var g in state.Groups)
         {
             // Groups keep their order, so the one at the same place is nearly always this one.
             var read = i < before.Length && before[i].Group == g ? before[i] : Array.Find(before, r => r.Group == g);
             var published = read.Group is not null && read.Floor == g.Floor && read.Read ? read.Published : OldestPublished(log, g);
+            groups.Add(CountGroup(log, g, at, published, notDue[i]));
             oldest[i++] = (g, g.Floor, published, g.Floor < log.Tail);
-            groups.Add(CountGroup(log, g, at, published));
             moveWithTime |= g.InFlight > 0; // a lease that ends, a nack's delay that passes
         }
         var counters = new TopicGroupCounters(log.Name, DeadLettersWaiting(log), groups, state.ExpiredTotal, state.OverflowDroppedTotal);
@@ -139,16 +140,26 @@ public sealed partial class QueueStateMachine : IReaderView
         g.Floor < log.Tail ? MessageRecord.Timestamp(log.ReadRecordAt(g.Floor, g.FloorPosition, out _)) : 0;
 
     /// <summary>
-    /// One group's counts at <paramref name="now"/> (Unix ms, not before <see cref="Clock"/>), its oldest unacked
-    /// message published at <paramref name="oldestPublished"/> (0: none, or no publish time). What both the stats and
-    /// the metrics report. O(in flight + the topic's delayed messages).
+    /// Per group of <paramref name="state"/>, in order, the messages from its cursor on published with a delay not
+    /// over at <paramref name="now"/> (<see cref="DelayedMessages.NotDueFrom"/>: all groups at once).
     /// </summary>
-    private static GroupStats CountGroup(TopicLog log, ConsumerGroup g, long now, long oldestPublished)
+    private static int[] NotDue(TopicState state, long now)
     {
-        var state = log.State!;
+        var cursors = new ulong[state.Groups.Count];
+        for (int i = 0; i < cursors.Length; i++) cursors[i] = state.Groups[i].Cursor;
+        return state.Delays.NotDueFrom(cursors, now);
+    }
+
+    /// <summary>
+    /// One group's counts at <paramref name="now"/> (Unix ms, not before <see cref="Clock"/>), its oldest unacked
+    /// message published at <paramref name="oldestPublished"/> (0: none, or no publish time), with
+    /// <paramref name="notDue"/> messages from its cursor on still delayed (<see cref="NotDue"/>). What both the
+    /// stats and the metrics report. O(in flight).
+    /// </summary>
+    private static GroupStats CountGroup(TopicLog log, ConsumerGroup g, long now, long oldestPublished, int notDue)
+    {
         var live = g.LiveLeases(now);
         var delayed = g.Delayed(now);
-        var notDue = state.Delays.NotDueFrom(g.Cursor, now);
         var ready = (long)(log.Tail - g.Cursor) + g.InFlight - live - delayed - notDue;
         delayed += notDue;
         long? oldest = oldestPublished > 0 ? oldestPublished : null;

@@ -483,7 +483,12 @@ public sealed partial class QueueStateMachine
         now = Math.Max(now, _store.Clock);
         var state = log.State!;
         var groups = new List<GroupStats>(state.Groups.Count);
-        foreach (var g in state.Groups) groups.Add(CountGroup(log, g, now, OldestPublished(log, g)) with { DeliveryCounts = g.DeliveryCounts(log.Tail) });
+        var notDue = NotDue(state, now);
+        for (int i = 0; i < state.Groups.Count; i++)
+        {
+            var g = state.Groups[i];
+            groups.Add(CountGroup(log, g, now, OldestPublished(log, g), notDue[i]) with { DeliveryCounts = g.DeliveryCounts(log.Tail) });
+        }
         var deadName = DeadLetters.IsDeadLetterTopic(topic) ? null : DeadLetters.TopicFor(topic);
         return new TopicStats(topic, log.Head, log.Tail, log.Count, log.Bytes, state.MaxDeliveries, deadName,
             DeadLettersWaiting(log), state.PublishedTotal, groups)

@@ -41,6 +41,7 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private long _ticksOwed; // ticks counted before an iteration's inputs but given to the core only after them
     private long _timerDue; // when the timer is set to wake the loop (a timestamp); loop thread only
     private long _lastSlowLog;
+    private long _readerViewTicks; // loop only: time spent in PublishReaderView, in the TimeProvider's ticks
     private long _lastSlowFsyncLog;
     private volatile DiskAlarmReport? _peerDiskAlarm;
     private ulong _transferee; // the loop's last view of the core's transfer target
@@ -618,8 +619,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     {
         driver.Counters.Iteration();
         var started = _time.GetTimestamp();
-        var (saveBefore, applyBefore, snapshotBefore) =
-            (driver.Counters.SaveTimestampTicks, driver.Counters.ApplyTimestampTicks, driver.Counters.SnapshotTimestampTicks);
+        var (saveBefore, applyBefore, snapshotBefore, viewsBefore) =
+            (driver.Counters.SaveTimestampTicks, driver.Counters.ApplyTimestampTicks, driver.Counters.SnapshotTimestampTicks, _readerViewTicks);
         var handled = 0;
         TickForIdleTimeBeforeInputs(driver);
         while (handled < _options.MaxInputsPerIteration && reader.TryRead(out var input))
@@ -648,7 +649,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
             NoteSlowIteration(handled, took, _time.GetElapsedTime(started, handledAt),
                 _time.GetElapsedTime(0, driver.Counters.SaveTimestampTicks - saveBefore),
                 _time.GetElapsedTime(0, driver.Counters.ApplyTimestampTicks - applyBefore),
-                _time.GetElapsedTime(0, driver.Counters.SnapshotTimestampTicks - snapshotBefore));
+                _time.GetElapsedTime(0, driver.Counters.SnapshotTimestampTicks - snapshotBefore),
+                _time.GetElapsedTime(0, _readerViewTicks - viewsBefore));
         }
     }
 
@@ -705,11 +707,11 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     /// <summary>An iteration longer than this is logged: it holds up heartbeats and votes (a third of an election timeout).</summary>
     private TimeSpan SlowIteration => ElectionTimeout / 3;
 
-    private void NoteSlowIteration(int inputs, TimeSpan took, TimeSpan handling, TimeSpan saving, TimeSpan applying, TimeSpan snapshots)
+    private void NoteSlowIteration(int inputs, TimeSpan took, TimeSpan handling, TimeSpan saving, TimeSpan applying, TimeSpan snapshots, TimeSpan views)
     {
         if (!OncePerSecond(ref _lastSlowLog)) return;
         LogSlowIteration(_logger, _options.Raft.Id, (long)took.TotalMilliseconds, inputs, (long)handling.TotalMilliseconds,
-            (long)saving.TotalMilliseconds, (long)applying.TotalMilliseconds, (long)snapshots.TotalMilliseconds);
+            (long)saving.TotalMilliseconds, (long)applying.TotalMilliseconds, (long)snapshots.TotalMilliseconds, (long)views.TotalMilliseconds);
     }
 
     /// <summary>
@@ -730,10 +732,16 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
         LogSlowFsync(_logger, _options.Raft.Id, (long)took.TotalMilliseconds);
     }
 
-    /// <summary>Lets a state machine with a view for readers off the loop (<see cref="IReaderView"/>) refresh it.</summary>
+    /// <summary>
+    /// Lets a state machine with a view for readers off the loop (<see cref="IReaderView"/>) refresh it, timed into
+    /// <see cref="_readerViewTicks"/> (a slow iteration's log line names it).
+    /// </summary>
     private void PublishReaderView()
     {
-        if (_stateMachine is IReaderView view) view.PublishReaderView(_time.GetUtcNow());
+        if (_stateMachine is not IReaderView view) return;
+        var started = _time.GetTimestamp();
+        view.PublishReaderView(_time.GetUtcNow());
+        _readerViewTicks += _time.GetTimestamp() - started;
     }
 
     private void UpdateStatus(NodeDriver driver)
@@ -827,8 +835,8 @@ public sealed partial class RaftRuntime : IAsyncDisposable, INodeHost
     private static partial void LogFatal(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 11, Level = LogLevel.Warning,
-        Message = "Node {Id} loop held up for {Ms} ms: {Inputs} inputs handled in {HandlingMs} ms, log writes and syncs {SaveMs} ms, applying {ApplyMs} ms, snapshots and compaction {SnapshotMs} ms (the last three within the whole iteration)")]
-    private static partial void LogSlowIteration(ILogger logger, ulong id, long ms, int inputs, long handlingMs, long saveMs, long applyMs, long snapshotMs);
+        Message = "Node {Id} loop held up for {Ms} ms: {Inputs} inputs handled in {HandlingMs} ms, log writes and syncs {SaveMs} ms, applying {ApplyMs} ms, snapshots and compaction {SnapshotMs} ms, the state machine's reader views {ViewsMs} ms (the last four within the whole iteration)")]
+    private static partial void LogSlowIteration(ILogger logger, ulong id, long ms, int inputs, long handlingMs, long saveMs, long applyMs, long snapshotMs, long viewsMs);
 
     [LoggerMessage(EventId = 12, Level = LogLevel.Warning,
         Message = "Node {Id} log fsync took {Ms} ms (off the loop; commits and this node's acknowledgements waited for it)")]

@@ -61,6 +61,55 @@ public sealed class DelayedDeliveryTests : IDisposable
     }
 
     [Fact]
+    public void The_counts_stay_right_when_publishes_receives_and_a_clock_going_back_come_between_them()
+    {
+        // A count remembers which delays it found due; what happens between counts must keep that right.
+        var sm = WithTopic();
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("a", 1_000), Msg("b", 3_000), Msg("c", 5_000)], 1_000));
+        (long Ready, int Delayed) Default(long now) => sm.Stats("t", now)!.Groups[0] is var g ? (g.Ready, g.Delayed) : default;
+        Default(4_500).ShouldBe((2L, 1));            // a, b due; c not
+        // The leader's clock (1,500) behind this count's (4,500): d is due at 2,500, already past for the count.
+        Apply(sm, QueueCommand.PublishExtended("t", [Msg("d", 1_000)], 1_500));
+        Default(4_500).ShouldBe((3L, 1));
+        Default(3_000).ShouldBe((2L, 2));            // an earlier time: a and d due, b and c not
+        Receive(sm, "other", 2_100).ShouldBe(["a#1"]); // prunes a (due at 2,000)
+        Default(4_500).ShouldBe((3L, 1));
+        Default(6_000).ShouldBe((4L, 0));
+        Default(5_999).ShouldBe((3L, 1));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Each_group_counts_as_delayed_exactly_its_undelivered_messages_not_due_yet(int seed)
+    {
+        // Groups whose cursors stand at different places (two at the same), counted at times before, between and
+        // after the due times with no command between: a group's delayed messages are those it has not received
+        // whose time has not come, whether its cursor passed them (set aside) or not.
+        var random = new Random(seed);
+        var sm = WithTopic();
+        long[] delays = [.. Enumerable.Range(0, 60).Select(_ => random.Next(11) * 500L)];
+        Apply(sm, QueueCommand.PublishExtended("t", [.. delays.Select((d, i) => Msg($"m{i}", d))], 1_000)).Count.ShouldBe(60);
+        int[] takes = [1, 3, 3, 10, 25, 60];
+        var received = new Dictionary<string, HashSet<int>> { ["default"] = [], ["other"] = [] };
+        for (int g = 0; g < takes.Length; g++)
+        {
+            Apply(sm, QueueCommand.CreateGroup("t", $"g{g}", GroupStart.Earliest)).ShouldBe(QueueResult.Ok);
+            received[$"g{g}"] = [.. Receive(sm, $"g{g}", 1_000, takes[g]).Select(m => int.Parse(m[1..m.IndexOf('#')]))];
+        }
+        foreach (var now in new long[] { 1_000, 1_499, 1_500, 2_600, 4_000, 5_999, 6_000, 3_000, 7_000 })
+        {
+            foreach (var g in sm.Stats("t", now)!.Groups)
+            {
+                var waiting = Enumerable.Range(0, 60).Where(i => !received[g.Group].Contains(i)).ToList();
+                var delayed = waiting.Count(i => 1_000 + delays[i] > now);
+                (g.Ready, g.Delayed, g.Leased).ShouldBe((waiting.Count - delayed, delayed, received[g.Group].Count), $"group {g.Group} at {now}");
+            }
+        }
+    }
+
+    [Fact]
     public void Pops_wait_for_the_delay_too()
     {
         var sm = _queues.Create();
