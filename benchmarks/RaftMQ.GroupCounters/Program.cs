@@ -6,14 +6,16 @@ using RaftMQ.Queue;
 // 1,000 whose leader stamps are SPREAD_MS apart, the topic having GROUPS groups besides `default`; then builds the
 // group counters (what a node's loop does at most once a second, QueueStateMachine.PublishReaderView) at times
 // before, while and after the messages fall due, with no command between: a topic nothing touches while its delays
-// end. Prints each build's time and the delayed count of `default`.
+// end. With LEASED, each group (default too) first holds that many messages leased for two hours. Prints each build's
+// time and the delayed and ready counts of `default`.
 int[] numbers = [.. args.Select(a => int.TryParse(a, out var n) && n >= 0 ? n : -1)];
-if (args.Length != 3 || numbers.Any(n => n < 0) || numbers[0] < 1000 || numbers[2] < 1)
+if (args.Length is < 3 or > 4 || numbers.Any(n => n < 0) || numbers[0] < 1000 || numbers[2] < 1)
 {
-    Console.Error.WriteLine("usage: RaftMQ.GroupCounters DELAYED(>=1000) GROUPS SPREAD_MS(>=1)");
+    Console.Error.WriteLine("usage: RaftMQ.GroupCounters DELAYED(>=1000) GROUPS SPREAD_MS(>=1) [LEASED_PER_GROUP]");
     return 2;
 }
 var (delayed, groups, spread) = (numbers[0], numbers[1], numbers[2]);
+var leased = args.Length > 3 ? numbers[3] : 0;
 var dir = Path.Combine(Path.GetTempPath(), "raftmq-group-counters-" + Environment.ProcessId);
 try
 {
@@ -29,11 +31,18 @@ try
     const long FirstStamp = 1_000, DelayMs = 3_600_000;
     var batches = delayed / 1000;
     var filling = Stopwatch.StartNew();
+    for (int first = 0; first < leased; first += 1000)
+    {
+        var count = Math.Min(1000, leased - first);
+        Apply(QueueCommand.PublishExtended("t", [.. Enumerable.Repeat(new QueueMessage(body), count)], FirstStamp));
+        foreach (var g in new[] { "default" }.Concat(Enumerable.Range(0, groups).Select(g => $"g{g}")))
+            Apply(QueueCommand.Receive("t", g, count, 2 * DelayMs, FirstStamp));
+    }
     for (int b = 0; b < batches; b++)
     {
         Apply(QueueCommand.PublishExtended("t", [.. Enumerable.Repeat(new QueueMessage(body) { DelayMs = DelayMs }, 1000)], FirstStamp + (long)b * spread));
     }
-    Console.WriteLine($"{batches * 1000} delayed messages, {groups} groups besides default, stamps {spread} ms apart per 1,000: filled in {filling.Elapsed.TotalMilliseconds:F0} ms");
+    Console.WriteLine($"{leased} leased per group, {batches * 1000} delayed messages, {groups} groups besides default, stamps {spread} ms apart per 1,000: filled in {filling.Elapsed.TotalMilliseconds:F0} ms");
     var (firstDue, lastDue) = (FirstStamp + DelayMs, FirstStamp + DelayMs + (batches - 1L) * spread);
     // The builds are at least the refresh interval (1 s) apart, the last one back in time.
     long[] times = [firstDue - 3_001, firstDue - 1, (firstDue + lastDue) / 2, (firstDue + lastDue) / 2 + 1_000, lastDue + 1, lastDue - 1_000];
