@@ -297,6 +297,7 @@ public static class GroupEndpoints
         foreach (var field in root.EnumerateObject())
         {
             if (field.Name != "messages") return (null, 400, $"unknown field \"{field.Name}\" (the body takes \"messages\")");
+            if (list.ValueKind != JsonValueKind.Undefined) return (null, 400, "field \"messages\" appears twice");
             list = field.Value;
         }
         if (list.ValueKind != JsonValueKind.Array) return (null, 400, "\"messages\" must be an array of message objects");
@@ -313,8 +314,11 @@ public static class GroupEndpoints
             var headers = new List<MessageHeader>();
             string? id = null;
             long delay = 0;
+            var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var field in m.EnumerateObject())
             {
+                // A field given twice is refused, as on every endpoint of these (not the last one taken, nor headers merged).
+                if (!seen.Add(field.Name)) return (null, 400, $"message {i}: field \"{field.Name}\" appears twice");
                 switch (field.Name)
                 {
                     case "body":

@@ -328,6 +328,11 @@ public sealed class GroupApiTests
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "delay_ms": 86400001}]}""", HttpStatusCode.BadRequest, "\"delay_ms\" must be an integer between 0 and"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "body_base64": "YQ=="}]}""", HttpStatusCode.BadRequest, "exactly one of"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": []}""", HttpStatusCode.BadRequest, "must not be empty"),
+            // A field given twice is refused, not read as its last value (nor headers merged): nothing is published.
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a"}], "messages": [{"body": "b"}, {"body": "c"}]}""", HttpStatusCode.BadRequest, "field \"messages\" appears twice"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "delay_ms": 0, "delay_ms": 5000}]}""", HttpStatusCode.BadRequest, "message 0: field \"delay_ms\" appears twice"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "id": "x", "id": "y"}]}""", HttpStatusCode.BadRequest, "message 0: field \"id\" appears twice"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a"}, {"body": "a", "headers": {"h": "1"}, "headers": {"k": "2"}}]}""", HttpStatusCode.BadRequest, "message 1: field \"headers\" appears twice"),
             (HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 20001}""", HttpStatusCode.BadRequest, "\"wait_ms\" must be an integer between 0 and 20000"),
             (HttpMethod.Post, Path(topic, "receive"), """{"max": 0}""", HttpStatusCode.BadRequest, "\"max\" must be an integer between 1 and 1000"),
             (HttpMethod.Post, Path(topic, "receive"), """{"lease_ms": 0}""", HttpStatusCode.BadRequest, "\"lease_ms\" must be an integer between 1 and"),
