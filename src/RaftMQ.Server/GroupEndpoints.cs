@@ -51,6 +51,8 @@ public static class GroupEndpoints
         var q = raw.IndexOf('?', StringComparison.Ordinal);
         var path = q >= 0 ? raw[..q] : raw;
         var parts = path.Length > Prefix.Length ? path[Prefix.Length..].Split('/') : [""];
+        // Routing ignores a trailing slash (/v1/topics/t/groups/g/ is /v1/topics/t/groups/g), and so do the names read here.
+        if (parts.Length > 1 && parts[^1].Length == 0) parts = parts[..^1];
         var segments = parts.Select(RequestTarget.Unescape).ToArray();
         if (segments.All(x => x is not null)) return segments!;
         await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, "the topic or group in the path is not a valid URL escape");

@@ -27,6 +27,10 @@ public sealed class GroupApiTests
         const string topic = "fanout";
         await Ok(cluster, leader, HttpMethod.Put, Path(topic), "{}", HttpStatusCode.Created);
         await Ok(cluster, leader, HttpMethod.Put, Path(topic, "groups/billing"), "{}", HttpStatusCode.Created);
+        // A trailing slash names the same group, as routing ignores it (not an empty group name).
+        (await Ok(cluster, follower, HttpMethod.Put, Path(topic, "groups/audit/"), null, HttpStatusCode.Created))["created"]!.GetValue<bool>().ShouldBeTrue();
+        (await Ok(cluster, leader, HttpMethod.Get, Path(topic)))["groups"]!.AsArray().Select(g => g!["group"]!.GetValue<string>()).ShouldBe(["default", "billing", "audit"]);
+        (await Ok(cluster, follower, HttpMethod.Delete, Path(topic, "groups/audit/")))["deleted"]!.GetValue<bool>().ShouldBeTrue();
         await Ok(cluster, leader, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a"}, {"body": "b"}]}""");
         var got = Messages(await Ok(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"group": "billing", "max": 2}"""));
         var receipts = string.Join(',', got.Select(m => $"\"{m!["receipt"]!.GetValue<string>()}\""));
