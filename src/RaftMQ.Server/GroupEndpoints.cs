@@ -51,6 +51,8 @@ public static class GroupEndpoints
         var q = raw.IndexOf('?', StringComparison.Ordinal);
         var path = q >= 0 ? raw[..q] : raw;
         var parts = path.Length > Prefix.Length ? path[Prefix.Length..].Split('/') : [""];
+        // Routing ignores a trailing slash (/v1/topics/t/groups/g/ is /v1/topics/t/groups/g), and so do the names read here.
+        if (parts.Length > 1 && parts[^1].Length == 0) parts = parts[..^1];
         var segments = parts.Select(RequestTarget.Unescape).ToArray();
         if (segments.All(x => x is not null)) return segments!;
         await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, "the topic or group in the path is not a valid URL escape");
@@ -297,6 +299,7 @@ public static class GroupEndpoints
         foreach (var field in root.EnumerateObject())
         {
             if (field.Name != "messages") return (null, 400, $"unknown field \"{field.Name}\" (the body takes \"messages\")");
+            if (list.ValueKind != JsonValueKind.Undefined) return (null, 400, "field \"messages\" appears twice");
             list = field.Value;
         }
         if (list.ValueKind != JsonValueKind.Array) return (null, 400, "\"messages\" must be an array of message objects");
@@ -313,8 +316,11 @@ public static class GroupEndpoints
             var headers = new List<MessageHeader>();
             string? id = null;
             long delay = 0;
+            var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var field in m.EnumerateObject())
             {
+                // A field given twice is refused, as on every endpoint of these (not the last one taken, nor headers merged).
+                if (!seen.Add(field.Name)) return (null, 400, $"message {i}: field \"{field.Name}\" appears twice");
                 switch (field.Name)
                 {
                     case "body":

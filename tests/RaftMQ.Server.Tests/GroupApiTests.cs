@@ -27,6 +27,10 @@ public sealed class GroupApiTests
         const string topic = "fanout";
         await Ok(cluster, leader, HttpMethod.Put, Path(topic), "{}", HttpStatusCode.Created);
         await Ok(cluster, leader, HttpMethod.Put, Path(topic, "groups/billing"), "{}", HttpStatusCode.Created);
+        // A trailing slash names the same group, as routing ignores it (not an empty group name).
+        (await Ok(cluster, follower, HttpMethod.Put, Path(topic, "groups/audit/"), null, HttpStatusCode.Created))["created"]!.GetValue<bool>().ShouldBeTrue();
+        (await Ok(cluster, leader, HttpMethod.Get, Path(topic)))["groups"]!.AsArray().Select(g => g!["group"]!.GetValue<string>()).ShouldBe(["default", "billing", "audit"]);
+        (await Ok(cluster, follower, HttpMethod.Delete, Path(topic, "groups/audit/")))["deleted"]!.GetValue<bool>().ShouldBeTrue();
         await Ok(cluster, leader, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a"}, {"body": "b"}]}""");
         var got = Messages(await Ok(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"group": "billing", "max": 2}"""));
         var receipts = string.Join(',', got.Select(m => $"\"{m!["receipt"]!.GetValue<string>()}\""));
@@ -328,6 +332,11 @@ public sealed class GroupApiTests
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "delay_ms": 86400001}]}""", HttpStatusCode.BadRequest, "\"delay_ms\" must be an integer between 0 and"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "body_base64": "YQ=="}]}""", HttpStatusCode.BadRequest, "exactly one of"),
             (HttpMethod.Post, Path(topic, "publish"), """{"messages": []}""", HttpStatusCode.BadRequest, "must not be empty"),
+            // A field given twice is refused, not read as its last value (nor headers merged): nothing is published.
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a"}], "messages": [{"body": "b"}, {"body": "c"}]}""", HttpStatusCode.BadRequest, "field \"messages\" appears twice"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "delay_ms": 0, "delay_ms": 5000}]}""", HttpStatusCode.BadRequest, "message 0: field \"delay_ms\" appears twice"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a", "id": "x", "id": "y"}]}""", HttpStatusCode.BadRequest, "message 0: field \"id\" appears twice"),
+            (HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "a"}, {"body": "a", "headers": {"h": "1"}, "headers": {"k": "2"}}]}""", HttpStatusCode.BadRequest, "message 1: field \"headers\" appears twice"),
             (HttpMethod.Post, Path(topic, "receive"), """{"wait_ms": 20001}""", HttpStatusCode.BadRequest, "\"wait_ms\" must be an integer between 0 and 20000"),
             (HttpMethod.Post, Path(topic, "receive"), """{"max": 0}""", HttpStatusCode.BadRequest, "\"max\" must be an integer between 1 and 1000"),
             (HttpMethod.Post, Path(topic, "receive"), """{"lease_ms": 0}""", HttpStatusCode.BadRequest, "\"lease_ms\" must be an integer between 1 and"),
