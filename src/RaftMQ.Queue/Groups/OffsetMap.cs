@@ -24,6 +24,7 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
 
     private object _owner = new();
     private Node _root;
+    private Leaf? _hot; // the leaf of the last lookup or removal (see Hot)
 
     public OffsetMap() => _root = new Leaf(_owner);
 
@@ -39,16 +40,20 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
 
     public bool TryGetValue(ulong key, [MaybeNullWhen(false)] out TValue value)
     {
-        var node = _root;
-        while (node is Inner inner) node = inner.Children[inner.ChildIndex(key)];
-        var leaf = (Leaf)node;
-        var i = Array.BinarySearch(leaf.Keys, 0, leaf.Count, key);
+        var leaf = Hot(key);
+        if (leaf is null)
+        {
+            var node = _root;
+            while (node is Inner inner) node = inner.Children[inner.ChildIndex(key)];
+            _hot = leaf = (Leaf)node;
+        }
+        var i = leaf.Search(key);
         if (i < 0)
         {
             value = default;
             return false;
         }
-        value = leaf.Values[i];
+        value = leaf.Values[leaf.Start + i];
         return true;
     }
 
@@ -69,7 +74,6 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
         if (Insert(root, key, value, replace, ref added, out var splitKey) is { } right)
         {
             var top = new Inner(_owner);
-            top.Keys[0] = root.Keys[0];
             top.Children[0] = root;
             top.Keys[1] = splitKey;
             top.Children[1] = right;
@@ -83,15 +87,29 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
 
     public bool Remove(ulong key) => Remove(key, out _);
 
+    /// <summary>
+    /// Removes <paramref name="key"/>; false when it was not there (the nodes on its path may then have been copied
+    /// all the same: the contents are unchanged).
+    /// </summary>
     public bool Remove(ulong key, [MaybeNullWhen(false)] out TValue value)
     {
-        if (!ContainsKey(key))
+        if (Hot(key) is { Count: > 1 } hot)
         {
-            value = default;
-            return false; // copies no node
+            // Within the leaf's keys, so in it if anywhere, and it keeps an entry: no other node changes.
+            var at = hot.Search(key);
+            if (at < 0)
+            {
+                value = default;
+                return false;
+            }
+            value = hot.Values[hot.Start + at];
+            hot.RemoveAt(at);
+            Count--;
+            return true;
         }
         var root = Writable(_root);
-        Remove(root, key, out value);
+        _root = root;
+        if (!Remove(root, key, out value)) return false;
         // A root with one child gives way to it; a root left without children to an empty leaf.
         while (root is Inner { Count: <= 1 } inner) root = inner.Count == 1 ? inner.Children[0] : new Leaf(_owner);
         _root = root;
@@ -129,6 +147,19 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
+    /// <summary>
+    /// The leaf of the last lookup or removal when <paramref name="key"/> lies within its keys and it is still in the
+    /// tree and this owner's (not shared with a capture); else null. Acks come in offset order, so they mostly find
+    /// the leaf of the one before. A leaf of this owner leaves the tree only emptied, and leaves hold disjoint ranges
+    /// of keys, so a key within its lowest and highest is in it or not in the map.
+    /// </summary>
+    private Leaf? Hot(ulong key)
+    {
+        var leaf = _hot;
+        return leaf is not null && leaf.Owner == _owner && leaf.Count > 0
+            && key >= leaf.Keys[leaf.Start] && key <= leaf.Keys[leaf.Start + leaf.Count - 1] ? leaf : null;
+    }
+
     /// <summary><paramref name="node"/> if this owner made it, else a copy of it for this owner (its children still shared).</summary>
     private Node Writable(Node node) => node.Owner == _owner ? node : node.CopyFor(_owner);
 
@@ -141,11 +172,11 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
         splitKey = 0;
         if (node is Leaf leaf)
         {
-            var i = Array.BinarySearch(leaf.Keys, 0, leaf.Count, key);
+            var i = leaf.Search(key);
             if (i >= 0)
             {
                 added = false;
-                if (replace) leaf.Values[i] = value;
+                if (replace) leaf.Values[leaf.Start + i] = value;
                 return null;
             }
             i = ~i;
@@ -166,13 +197,12 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
                 if (i <= leaf.Count) leaf.InsertAt(i, key, value);
                 else right.InsertAt(i - leaf.Count, key, value);
             }
-            splitKey = right.Keys[0];
+            splitKey = right.Keys[right.Start];
             return right;
         }
         var inner = (Inner)node;
         var c = inner.ChildIndex(key);
-        var child = Writable(inner.Children[c]);
-        inner.Children[c] = child;
+        var child = inner.WritableChild(c, _owner);
         if (Insert(child, key, value, replace, ref added, out var childSplitKey) is not { } split) return null;
         if (inner.Count < MaxEntries)
         {
@@ -191,29 +221,34 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
         return sibling;
     }
 
-    /// <summary>Removes <paramref name="key"/>, which is in the map, from <paramref name="node"/> (writable); a child emptied leaves it.</summary>
-    private void Remove(Node node, ulong key, out TValue value)
+    /// <summary>Removes <paramref name="key"/> from <paramref name="node"/> (writable), if there; a child emptied leaves it.</summary>
+    private bool Remove(Node node, ulong key, [MaybeNullWhen(false)] out TValue value)
     {
         if (node is Leaf leaf)
         {
-            var i = Array.BinarySearch(leaf.Keys, 0, leaf.Count, key);
-            value = leaf.Values[i];
+            var i = leaf.Search(key);
+            if (i < 0)
+            {
+                value = default;
+                return false;
+            }
+            value = leaf.Values[leaf.Start + i];
             leaf.RemoveAt(i);
-            return;
+            return true;
         }
         var inner = (Inner)node;
         var c = inner.ChildIndex(key);
-        var child = Writable(inner.Children[c]);
-        inner.Children[c] = child;
-        Remove(child, key, out value);
+        var child = inner.WritableChild(c, _owner);
+        if (!Remove(child, key, out value)) return false;
         if (child.Count == 0) inner.RemoveAt(c);
+        return true;
     }
 
     private static bool Floor(Node node, ulong at, out ulong key, [MaybeNullWhen(false)] out TValue value)
     {
         if (node is Leaf leaf)
         {
-            var i = Array.BinarySearch(leaf.Keys, 0, leaf.Count, at);
+            var i = leaf.Search(at);
             if (i < 0) i = ~i - 1;
             return leaf.EntryAt(i, out key, out value);
         }
@@ -228,7 +263,7 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
     {
         if (node is Leaf leaf)
         {
-            var i = Array.BinarySearch(leaf.Keys, 0, leaf.Count, at);
+            var i = leaf.Search(at);
             if (i < 0) i = ~i;
             return leaf.EntryAt(i, out key, out value);
         }
@@ -279,7 +314,7 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
             _index = -1;
         }
 
-        public readonly KeyValuePair<ulong, TValue> Current => new(_leaf!.Keys[_index], _leaf.Values[_index]);
+        public readonly KeyValuePair<ulong, TValue> Current => new(_leaf!.Keys[_leaf.Start + _index], _leaf.Values[_leaf.Start + _index]);
 
         readonly object IEnumerator.Current => Current;
 
@@ -318,7 +353,10 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
     {
         public readonly object Owner = owner;
 
-        /// <summary>The keys: a leaf's entries, or the lowest key each child of an inner node may hold (the first unused).</summary>
+        /// <summary>
+        /// The keys: a leaf's entries (from <see cref="Leaf.Start"/>), or the lowest key each child of an inner node
+        /// may hold (the first unused).
+        /// </summary>
         public readonly ulong[] Keys = new ulong[MaxEntries];
 
         public int Count;
@@ -326,42 +364,75 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
         public abstract Node CopyFor(object owner);
     }
 
+    /// <summary>
+    /// A leaf: its entries lie in [<see cref="Start"/>, <see cref="Start"/> + <see cref="Node.Count"/>) of its arrays,
+    /// so that taking the lowest entry (an ack at the floor) or adding past the highest (a delivery at the cursor) moves
+    /// no other; an entry in between moves those on its shorter side.
+    /// </summary>
     internal sealed class Leaf(object owner) : Node(owner)
     {
         public readonly TValue[] Values = new TValue[MaxEntries];
 
+        public int Start;
+
         public override Node CopyFor(object owner)
         {
-            var copy = new Leaf(owner) { Count = Count };
-            Array.Copy(Keys, copy.Keys, Count);
-            Array.Copy(Values, copy.Values, Count);
+            var copy = new Leaf(owner) { Count = Count, Start = Start };
+            Array.Copy(Keys, Start, copy.Keys, Start, Count);
+            Array.Copy(Values, Start, copy.Values, Start, Count);
             return copy;
         }
 
+        /// <summary>The index (from <see cref="Start"/>) of <paramref name="key"/>, or the bitwise complement of where it would go.</summary>
+        public int Search(ulong key) => Keys.AsSpan(Start, Count).BinarySearch(key);
+
+        /// <summary>Inserts at index <paramref name="i"/> (from <see cref="Start"/>); the leaf is not full.</summary>
         public void InsertAt(int i, ulong key, TValue value)
         {
-            Array.Copy(Keys, i, Keys, i + 1, Count - i);
-            Array.Copy(Values, i, Values, i + 1, Count - i);
-            Keys[i] = key;
-            Values[i] = value;
+            if (Start + Count < MaxEntries && (Start == 0 || i >= Count / 2))
+            {
+                Array.Copy(Keys, Start + i, Keys, Start + i + 1, Count - i);
+                Array.Copy(Values, Start + i, Values, Start + i + 1, Count - i);
+            }
+            else
+            {
+                // No room after the entries, or fewer to move before: those before move down one.
+                Array.Copy(Keys, Start, Keys, Start - 1, i);
+                Array.Copy(Values, Start, Values, Start - 1, i);
+                Start--;
+            }
+            Keys[Start + i] = key;
+            Values[Start + i] = value;
             Count++;
         }
 
+        /// <summary>Removes index <paramref name="i"/> (from <see cref="Start"/>).</summary>
         public void RemoveAt(int i)
         {
+            if (i < Count / 2)
+            {
+                Array.Copy(Keys, Start, Keys, Start + 1, i);
+                Array.Copy(Values, Start, Values, Start + 1, i);
+                Values[Start] = default!; // let go of what the value refers to
+                Start++;
+            }
+            else
+            {
+                Array.Copy(Keys, Start + i + 1, Keys, Start + i, Count - i - 1);
+                Array.Copy(Values, Start + i + 1, Values, Start + i, Count - i - 1);
+                Values[Start + Count - 1] = default!;
+            }
             Count--;
-            Array.Copy(Keys, i + 1, Keys, i, Count - i);
-            Array.Copy(Values, i + 1, Values, i, Count - i);
-            Values[Count] = default!; // let go of what the value refers to
+            if (Count == 0) Start = 0;
         }
 
         public void MoveUpperHalfTo(Leaf right)
         {
             var half = Count / 2;
             right.Count = Count - half;
-            Array.Copy(Keys, half, right.Keys, 0, right.Count);
-            Array.Copy(Values, half, right.Values, 0, right.Count);
-            Array.Clear(Values, half, right.Count);
+            Array.Copy(Keys, Start + half, right.Keys, 0, right.Count);
+            Array.Copy(Values, Start + half, right.Values, 0, right.Count);
+            Array.Clear(Values, Start + half, right.Count);
             Count = half;
         }
 
@@ -372,7 +443,7 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
                 (key, value) = (0, default);
                 return false;
             }
-            (key, value) = (Keys[i], Values[i]);
+            (key, value) = (Keys[Start + i], Values[Start + i]);
             return true;
         }
     }
@@ -404,6 +475,14 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
                 else hi = mid - 1;
             }
             return found;
+        }
+
+        /// <summary>Child <paramref name="c"/>, copied for <paramref name="owner"/> first unless it made it.</summary>
+        public Node WritableChild(int c, object owner)
+        {
+            var child = Children[c];
+            if (child.Owner == owner) return child;
+            return Children[c] = child.CopyFor(owner);
         }
 
         public void InsertAt(int i, ulong key, Node child)
