@@ -25,6 +25,9 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
     private object _owner = new();
     private Node _root;
     private Leaf? _hot; // the leaf of the last lookup or removal (see Hot)
+    private Leaf? _tail; // the leaf with the highest keys, when known (see Set)
+    private Leaf? _inserted; // the leaf the last Insert went to, and whether by the last child at every level
+    private bool _insertedRightmost;
 
     public OffsetMap() => _root = new Leaf(_owner);
 
@@ -69,9 +72,20 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
     /// <summary>Adds <paramref name="key"/>, or replaces its value when <paramref name="replace"/>; false when it was there.</summary>
     private bool Set(ulong key, TValue value, bool replace)
     {
+        // Past the highest key (a delivery at the cursor), with room in its leaf: no other node changes.
+        if (_tail is { } tail && tail.Owner == _owner && tail.Count is > 0 and < MaxEntries && key > tail.Keys[tail.Start + tail.Count - 1])
+        {
+            tail.InsertAt(tail.Count, key, value);
+            Count++;
+            return true;
+        }
         var root = Writable(_root);
         var added = true;
-        if (Insert(root, key, value, replace, ref added, out var splitKey) is { } right)
+        _insertedRightmost = true;
+        var split = Insert(root, key, value, replace, ref added, out var splitKey);
+        // A split may make another leaf the last: known again from the next insert down the last children.
+        _tail = _insertedRightmost ? _inserted : null;
+        if (split is { } right)
         {
             var top = new Inner(_owner);
             top.Children[0] = root;
@@ -172,6 +186,7 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
         splitKey = 0;
         if (node is Leaf leaf)
         {
+            _inserted = leaf;
             var i = leaf.Search(key);
             if (i >= 0)
             {
@@ -185,6 +200,7 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
                 leaf.InsertAt(i, key, value);
                 return null;
             }
+            _insertedRightmost = false; // a split
             var right = new Leaf(_owner);
             if (i == leaf.Count)
             {
@@ -202,6 +218,7 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
         }
         var inner = (Inner)node;
         var c = inner.ChildIndex(key);
+        if (c != inner.Count - 1) _insertedRightmost = false;
         var child = inner.WritableChild(c, _owner);
         if (Insert(child, key, value, replace, ref added, out var childSplitKey) is not { } split) return null;
         if (inner.Count < MaxEntries)
