@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace RaftMQ.Queue.Groups;
 
 /// <summary>A delivery that holds a lease: where its record is, how many deliveries so far, when the lease ends, the last nack error.</summary>
@@ -13,11 +15,17 @@ internal readonly record struct Pending(long Position, int Count, long NotBefore
 /// gaps), never O(backlog). Positions are the topic's logical byte positions of the records (see TopicLog).
 /// Pure bookkeeping: it reads no clock and no file.
 /// </summary>
+/// <remarks>
+/// What a snapshot holds of the group beyond its cursor, floor and totals (the leases, the pending messages and the
+/// finished ranges) is kept in <see cref="OffsetMap{TValue}"/>s, so that a snapshot captures them in O(1)
+/// (<see cref="Capture"/>) and writes them later from another thread while the loop goes on changing the group. The
+/// index of leases by deadline is not in a snapshot and stays a mutable set.
+/// </remarks>
 internal sealed class ConsumerGroup
 {
-    private readonly Dictionary<ulong, Lease> _leased = [];
+    private readonly OffsetMap<Lease> _leased = new();
     private readonly SortedSet<(long Deadline, ulong Offset)> _expiry = [];
-    private readonly SortedDictionary<ulong, Pending> _pending = [];
+    private readonly OffsetMap<Pending> _pending = new();
     private readonly RangeSet _finished = new();
 
     public ConsumerGroup(string name, ulong start, long position)
@@ -69,8 +77,10 @@ internal sealed class ConsumerGroup
 
     public int LeasedCount => _leased.Count;
 
+    /// <summary>The leases by offset, lowest first.</summary>
     public IReadOnlyDictionary<ulong, Lease> Leased => _leased;
 
+    /// <summary>The pending messages by offset, lowest first.</summary>
     public IReadOnlyDictionary<ulong, Pending> PendingEntries => _pending;
 
     /// <summary>When the first of the leases ends (Unix ms); <see cref="long.MaxValue"/> when none is held.</summary>
@@ -85,8 +95,7 @@ internal sealed class ConsumerGroup
         {
             var (_, offset) = _expiry.Min;
             _expiry.Remove(_expiry.Min);
-            var lease = _leased[offset];
-            _leased.Remove(offset);
+            _leased.Remove(offset, out var lease);
             _pending.Add(offset, new Pending(lease.Position, lease.Count, 0, lease.Error));
         }
     }
@@ -133,7 +142,7 @@ internal sealed class ConsumerGroup
         _expiry.Remove((lease.Deadline, offset));
     }
 
-    public void SetPending(ulong offset, Pending pending) => _pending[offset] = pending;
+    public void SetPending(ulong offset, Pending pending) => _pending.Set(offset, pending);
 
     /// <summary>
     /// Marks <paramref name="offset"/> (no longer leased nor pending) finished and moves the floor over every
@@ -163,26 +172,13 @@ internal sealed class ConsumerGroup
     /// Retention: every offset below <paramref name="offset"/> (whose record starts at <paramref name="position"/>)
     /// is gone for this group, delivered or not. Their leases and pending deliveries end without a trace, so their
     /// receipts are stale from now on; the cursor and the floor move up to it (the floor further over offsets finished
-    /// above it). O(in flight + finished ranges).
+    /// above it). O((leases, pending messages and finished ranges dropped) × log(in flight)).
     /// </summary>
     public void DropBelow(ulong offset, long position)
     {
         if (offset <= Floor) return;
-        List<ulong>? gone = null;
-        foreach (var o in _leased.Keys)
-        {
-            if (o < offset) (gone ??= []).Add(o);
-        }
-        if (gone is not null)
-        {
-            foreach (var o in gone) RemoveLease(o);
-        }
-        while (_pending.Count > 0)
-        {
-            var first = _pending.Keys.First();
-            if (first >= offset) break;
-            _pending.Remove(first);
-        }
+        foreach (var o in Below(_leased, offset)) RemoveLease(o);
+        foreach (var o in Below(_pending, offset)) _pending.Remove(o);
         _finished.RemoveBelow(offset);
         if (Cursor <= offset)
         {
@@ -193,6 +189,18 @@ internal sealed class ConsumerGroup
         FloorPosition = position;
         var floor = _finished.TakeRunFrom(offset);
         if (floor != offset) SetFloor(floor);
+    }
+
+    /// <summary>The keys of <paramref name="entries"/> below <paramref name="offset"/>, lowest first.</summary>
+    private static List<ulong> Below<T>(OffsetMap<T> entries, ulong offset)
+    {
+        List<ulong> below = [];
+        foreach (var (o, _) in entries)
+        {
+            if (o >= offset) break;
+            below.Add(o);
+        }
+        return below;
     }
 
     /// <summary>Leased messages whose lease has not ended at <paramref name="now"/>.</summary>
@@ -210,7 +218,7 @@ internal sealed class ConsumerGroup
     public int Delayed(long now)
     {
         var n = 0;
-        foreach (var p in _pending.Values)
+        foreach (var (_, p) in _pending)
         {
             if (p.NotBefore > now) n++;
         }
@@ -226,15 +234,19 @@ internal sealed class ConsumerGroup
     {
         var counts = new long[DeliveryCountHistogram.Buckets];
         counts[0] = (long)(tail - Cursor);
-        foreach (var lease in _leased.Values) counts[DeliveryCountHistogram.BucketOf(lease.Count)]++;
-        foreach (var pending in _pending.Values) counts[DeliveryCountHistogram.BucketOf(pending.Count)]++;
+        foreach (var (_, lease) in _leased) counts[DeliveryCountHistogram.BucketOf(lease.Count)]++;
+        foreach (var (_, pending) in _pending) counts[DeliveryCountHistogram.BucketOf(pending.Count)]++;
         return counts;
     }
 
     /// <summary>Messages not yet finished: [floor, tail) less the finished ones.</summary>
     public long Unfinished(ulong tail) => (long)(tail - Floor) - _finished.Count;
 
-    public void Write(BinaryWriter w)
+    /// <summary>
+    /// The group in a snapshot up to its leases: name, cursor, floor and totals. The leases, pending messages and
+    /// finished ranges follow, which <see cref="Capture"/> takes and <see cref="Captured.WriteTo"/> writes.
+    /// </summary>
+    public void WriteHeader(BinaryWriter w)
     {
         w.Write(Name);
         w.Write(Cursor);
@@ -244,33 +256,85 @@ internal sealed class ConsumerGroup
         w.Write(DeliveredTotal);
         w.Write(AckedTotal);
         w.Write(DeadLetteredTotal);
-        w.Write(_leased.Count);
-        foreach (var (offset, lease) in _leased.OrderBy(e => e.Key))
+    }
+
+    /// <summary>
+    /// The leases, pending messages and finished ranges as they are now, to be written later from any thread while
+    /// this group changes. O(1): copies nothing.
+    /// </summary>
+    public Captured Capture() => new(_leased.Capture(), _pending.Capture(), _finished.Capture());
+
+    /// <summary>
+    /// A group's leases, pending messages and finished ranges captured for a snapshot: immutable, so the snapshot's
+    /// writer reads them on its own thread.
+    /// </summary>
+    public sealed class Captured
+    {
+        private readonly OffsetMap<Lease>.Frozen _leased;
+        private readonly OffsetMap<Pending>.Frozen _pending;
+        private readonly OffsetMap<ulong>.Frozen _finished;
+
+        internal Captured(OffsetMap<Lease>.Frozen leased, OffsetMap<Pending>.Frozen pending, OffsetMap<ulong>.Frozen finished) =>
+            (_leased, _pending, _finished) = (leased, pending, finished);
+
+        /// <summary>How many bytes <see cref="WriteTo"/> writes. O(in flight): the nack errors' lengths are counted (call it from the writer).</summary>
+        public long Bytes
         {
-            w.Write(offset);
-            w.Write(lease.Position);
-            w.Write(lease.Count);
-            w.Write(lease.Deadline);
-            WriteError(w, lease.Error);
+            get
+            {
+                const int InFlightBytes = sizeof(ulong) + sizeof(long) + sizeof(int) + sizeof(long) + sizeof(bool);
+                long bytes = sizeof(int) + (long)_leased.Count * InFlightBytes + sizeof(int) + (long)_pending.Count * InFlightBytes
+                    + sizeof(int) + (long)_finished.Count * 2 * sizeof(ulong);
+                foreach (var (_, lease) in _leased) bytes += ErrorBytes(lease.Error);
+                foreach (var (_, pending) in _pending) bytes += ErrorBytes(pending.Error);
+                return bytes;
+            }
         }
-        w.Write(_pending.Count);
-        foreach (var (offset, pending) in _pending)
+
+        /// <summary>
+        /// The leases (count, then offset, position, deliveries, deadline and error each), the pending messages (the
+        /// same with the time they are ready) and the finished ranges (count, then start and end each), lowest first.
+        /// </summary>
+        public void WriteTo(BinaryWriter w)
         {
-            w.Write(offset);
-            w.Write(pending.Position);
-            w.Write(pending.Count);
-            w.Write(pending.NotBefore);
-            WriteError(w, pending.Error);
+            w.Write(_leased.Count);
+            foreach (var (offset, lease) in _leased)
+            {
+                w.Write(offset);
+                w.Write(lease.Position);
+                w.Write(lease.Count);
+                w.Write(lease.Deadline);
+                WriteError(w, lease.Error);
+            }
+            w.Write(_pending.Count);
+            foreach (var (offset, pending) in _pending)
+            {
+                w.Write(offset);
+                w.Write(pending.Position);
+                w.Write(pending.Count);
+                w.Write(pending.NotBefore);
+                WriteError(w, pending.Error);
+            }
+            w.Write(_finished.Count);
+            foreach (var (start, end) in _finished)
+            {
+                w.Write(start);
+                w.Write(end);
+            }
         }
-        w.Write(_finished.RangeCount);
-        foreach (var (start, end) in _finished.Ranges)
+
+        /// <summary>What an error takes after its flag (BinaryWriter's string: a 7-bit encoded length, then UTF-8).</summary>
+        private static int ErrorBytes(string? error)
         {
-            w.Write(start);
-            w.Write(end);
+            if (error is null) return 0;
+            var length = Encoding.UTF8.GetByteCount(error);
+            var prefix = 1;
+            for (var rest = length >> 7; rest != 0; rest >>= 7) prefix++;
+            return prefix + length;
         }
     }
 
-    /// <summary>Reads what <see cref="Write"/> wrote, checking it against the topic's [<paramref name="head"/>, <paramref name="tail"/>).</summary>
+    /// <summary>Reads what <see cref="WriteHeader"/> and <see cref="Captured.WriteTo"/> wrote, checking it against the topic's [<paramref name="head"/>, <paramref name="tail"/>).</summary>
     public static ConsumerGroup Read(BinaryReader r, ulong head, ulong tail)
     {
         var name = r.ReadString();
@@ -301,8 +365,9 @@ internal sealed class ConsumerGroup
         {
             var offset = ReadInFlightOffset(r, name, floor, cursor);
             var p = new Pending(r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), ReadError(r));
-            if (group._leased.ContainsKey(offset) || !group._pending.TryAdd(offset, p))
+            if (group._leased.ContainsKey(offset) || group._pending.ContainsKey(offset))
                 throw new InvalidDataException($"group {name}: offset {offset} in flight twice");
+            group._pending.Add(offset, p);
         }
         var ranges = r.ReadInt32();
         if (ranges < 0) throw new InvalidDataException($"group {name}: negative range count");

@@ -5,9 +5,13 @@ namespace RaftMQ.Queue.Groups;
 /// entry. Used for the offsets a group has finished (acked or dead-lettered) above its ack floor, so memory grows
 /// with the gaps, never with the backlog.
 /// </summary>
+/// <remarks>
+/// The ranges are an <see cref="OffsetMap{TValue}"/> from start to end (each operation O(log ranges)), so that a
+/// snapshot captures them in O(1) (<see cref="Capture"/>) and writes them later from another thread.
+/// </remarks>
 internal sealed class RangeSet
 {
-    private readonly List<(ulong Start, ulong End)> _ranges = [];
+    private readonly OffsetMap<ulong> _ranges = new();
 
     /// <summary>Offsets in the set.</summary>
     public long Count { get; private set; }
@@ -15,29 +19,25 @@ internal sealed class RangeSet
     /// <summary>Ranges held (the memory cost).</summary>
     public int RangeCount => _ranges.Count;
 
-    public IReadOnlyList<(ulong Start, ulong End)> Ranges => _ranges;
+    /// <summary>The ranges, lowest first. The set must not change while they are enumerated.</summary>
+    public IEnumerable<(ulong Start, ulong End)> Ranges => _ranges.Select(r => (r.Key, r.Value));
 
-    public bool Contains(ulong offset)
-    {
-        var i = IndexAtOrBefore(offset);
-        return i >= 0 && offset < _ranges[i].End;
-    }
+    /// <summary>The ranges as they are now (start → end), which never change after: for a snapshot's writer on another thread. O(1).</summary>
+    public OffsetMap<ulong>.Frozen Capture() => _ranges.Capture();
+
+    public bool Contains(ulong offset) => _ranges.TryGetFloor(offset, out _, out var end) && offset < end;
 
     /// <summary>Adds <paramref name="offset"/>; false when it was already there.</summary>
     public bool Add(ulong offset)
     {
-        var i = IndexAtOrBefore(offset);
-        if (i >= 0 && offset < _ranges[i].End) return false;
-        var joinsLeft = i >= 0 && _ranges[i].End == offset;
-        var joinsRight = i + 1 < _ranges.Count && _ranges[i + 1].Start == offset + 1;
-        if (joinsLeft && joinsRight)
-        {
-            _ranges[i] = (_ranges[i].Start, _ranges[i + 1].End);
-            _ranges.RemoveAt(i + 1);
-        }
-        else if (joinsLeft) _ranges[i] = (_ranges[i].Start, offset + 1);
-        else if (joinsRight) _ranges[i + 1] = (offset, _ranges[i + 1].End);
-        else _ranges.Insert(i + 1, (offset, offset + 1));
+        var hasLeft = _ranges.TryGetFloor(offset, out var leftStart, out var leftEnd);
+        if (hasLeft && offset < leftEnd) return false;
+        var hasRight = _ranges.TryGetCeiling(offset, out var rightStart, out var rightEnd);
+        var joinsLeft = hasLeft && leftEnd == offset;
+        var joinsRight = hasRight && rightStart == offset + 1;
+        if (joinsRight) _ranges.Remove(rightStart);
+        if (joinsLeft) _ranges.Set(leftStart, joinsRight ? rightEnd : offset + 1);
+        else _ranges.Add(offset, joinsRight ? rightEnd : offset + 1);
         Count++;
         return true;
     }
@@ -48,52 +48,34 @@ internal sealed class RangeSet
     /// </summary>
     public ulong TakeRunFrom(ulong offset)
     {
-        if (_ranges.Count == 0 || _ranges[0].Start != offset) return offset;
-        var end = _ranges[0].End;
+        if (!_ranges.TryGetFirst(out var start, out var end) || start != offset) return offset;
         Count -= (long)(end - offset);
-        _ranges.RemoveAt(0);
+        _ranges.Remove(start);
         return end;
     }
 
     /// <summary>Removes every offset below <paramref name="offset"/> (a group's floor jumping past them).</summary>
     public void RemoveBelow(ulong offset)
     {
-        var whole = 0;
-        while (whole < _ranges.Count && _ranges[whole].End <= offset)
+        while (_ranges.TryGetFirst(out var start, out var end) && start < offset)
         {
-            Count -= (long)(_ranges[whole].End - _ranges[whole].Start);
-            whole++;
-        }
-        _ranges.RemoveRange(0, whole);
-        if (_ranges.Count > 0 && _ranges[0].Start < offset)
-        {
-            Count -= (long)(offset - _ranges[0].Start);
-            _ranges[0] = (offset, _ranges[0].End);
+            _ranges.Remove(start);
+            if (end > offset)
+            {
+                Count -= (long)(offset - start);
+                _ranges.Add(offset, end);
+                return;
+            }
+            Count -= (long)(end - start);
         }
     }
 
     /// <summary>Appends a range read from a snapshot; ranges must come sorted, disjoint and not touching.</summary>
     public void AddRange(ulong start, ulong end)
     {
-        if (end <= start || (_ranges.Count > 0 && start <= _ranges[^1].End))
+        if (end <= start || (_ranges.TryGetLast(out _, out var lastEnd) && start <= lastEnd))
             throw new InvalidDataException($"bad finished range [{start}, {end})");
-        _ranges.Add((start, end));
+        _ranges.Add(start, end);
         Count += (long)(end - start);
-    }
-
-    private int IndexAtOrBefore(ulong offset)
-    {
-        int lo = 0, hi = _ranges.Count - 1, found = -1;
-        while (lo <= hi)
-        {
-            var mid = (lo + hi) >>> 1;
-            if (_ranges[mid].Start <= offset)
-            {
-                found = mid;
-                lo = mid + 1;
-            }
-            else hi = mid - 1;
-        }
-        return found;
     }
 }

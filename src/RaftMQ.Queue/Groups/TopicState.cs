@@ -167,20 +167,28 @@ internal sealed class TopicState
     /// <summary>
     /// The state in a snapshot: settings, totals, each group, then the deduplication section (window and ids), the
     /// delayed messages (count, then offset and due time each) and the retention section (bounds, policies, counters),
-    /// which states written before them lack. The capture (on the loop) writes all but the ids and the delayed
-    /// messages, which <see cref="DedupTable.Captured"/> and <see cref="DelayedMessages.Captured"/> write later, from
-    /// the snapshot's writer: this part comes before them.
+    /// which states written before them lack. The capture (on the loop) writes all but each group's leases, pending
+    /// messages and finished ranges, the ids and the delayed messages, which <see cref="ConsumerGroup.Captured"/>,
+    /// <see cref="DedupTable.Captured"/> and <see cref="DelayedMessages.Captured"/> write later, from the snapshot's
+    /// writer. This writes the part before the ids, and returns each group's captured part with the position in
+    /// <paramref name="w"/>'s stream it goes at (after the group's header). O(groups).
     /// </summary>
-    public void WriteBeforeIds(BinaryWriter w)
+    public (int At, ConsumerGroup.Captured Group)[] CaptureBeforeIds(BinaryWriter w)
     {
         w.Write(MaxDeliveries);
         w.Write(PublishedTotal);
         w.Write(_order.Count);
-        foreach (var g in _order) g.Write(w);
+        var groups = new (int At, ConsumerGroup.Captured Group)[_order.Count];
+        for (var i = 0; i < groups.Length; i++)
+        {
+            _order[i].WriteHeader(w);
+            groups[i] = (checked((int)w.BaseStream.Position), _order[i].Capture());
+        }
         w.Write(DedupWindowMs);
+        return groups;
     }
 
-    /// <summary>The part of the state in a snapshot after the deduplication ids and the delayed messages (<see cref="WriteBeforeIds"/>).</summary>
+    /// <summary>The part of the state in a snapshot after the deduplication ids and the delayed messages (<see cref="CaptureBeforeIds"/>).</summary>
     public void WriteAfterDelays(BinaryWriter w)
     {
         w.Write(MaxMessages);

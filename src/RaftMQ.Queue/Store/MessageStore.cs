@@ -226,7 +226,9 @@ internal sealed class MessageStore : IDisposable
 
     /// <summary>
     /// Captures every topic's cursors and segment sizes (O(topics + segments), no message is copied) and state: the
-    /// groups and delays are copied (O(their size)), the deduplication ids are not (O(1), written by the writer).
+    /// settings, totals and each group's cursor and floor are copied (O(topics + groups)); the groups' leases, pending
+    /// messages and finished ranges, the deduplication ids and the delayed messages are not (held as they are and
+    /// written by the writer).
     /// </summary>
     public IStateMachineSnapshot Capture()
     {

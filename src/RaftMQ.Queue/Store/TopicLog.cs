@@ -306,17 +306,18 @@ internal sealed class TopicLog
     /// <summary>
     /// Captures the retained range for a snapshot: retains its segments and records the kept extents as they are now.
     /// The topic's state is written to <paramref name="states"/>, the capture's buffer number
-    /// <paramref name="buffer"/>, all but its deduplication ids and delayed messages, which are captured in O(1) and
-    /// written later; the capture holds where the rest lies.
+    /// <paramref name="buffer"/>, all but its groups' leases, pending messages and finished ranges, its deduplication
+    /// ids and its delayed messages, which are captured without copying and written later; the capture holds where the
+    /// rest lies.
     /// </summary>
     public CapturedTopic Capture(BinaryWriter states, int buffer)
     {
         var start = checked((int)states.BaseStream.Position);
-        State?.WriteBeforeIds(states);
+        var groups = State?.CaptureBeforeIds(states) ?? [];
         var (ids, delays) = (State?.Dedup.Capture(), State?.Delays.Capture());
         var middle = checked((int)states.BaseStream.Position);
         State?.WriteAfterDelays(states);
-        var state = new CapturedState(buffer, start, middle, checked((int)states.BaseStream.Position), ids, delays);
+        var state = new CapturedState(buffer, start, groups, middle, checked((int)states.BaseStream.Position), ids, delays);
         if (Head == Tail) return new CapturedTopic(Name, Head, Tail, 0, [], LogicalHead, state);
         var extents = KeptExtents();
         Segment? previous = null;
@@ -462,19 +463,30 @@ internal sealed record CapturedTopic(string Name, ulong Head, ulong Tail, long B
 
 /// <summary>
 /// A topic's state as captured for a snapshot: its bytes before the deduplication ids lie in the capture's buffer
-/// number <paramref name="Buffer"/> from <paramref name="Start"/> to <paramref name="Middle"/>, the bytes after the
-/// delayed messages from there to <paramref name="End"/>; <paramref name="Ids"/> and <paramref name="Delays"/> write
-/// the ids and the delayed messages in between (both null: a topic without state).
+/// number <paramref name="Buffer"/> from <paramref name="Start"/> to <paramref name="Middle"/>, save each group's
+/// leases, pending messages and finished ranges, which <paramref name="GroupParts"/> write at their positions; the bytes
+/// after the delayed messages lie from there to <paramref name="End"/>; <paramref name="Ids"/> and
+/// <paramref name="Delays"/> write the ids and the delayed messages in between (no groups and both null: a topic
+/// without state).
 /// </summary>
-internal sealed record CapturedState(int Buffer, int Start, int Middle, int End, Groups.DedupTable.Captured? Ids, Groups.DelayedMessages.Captured? Delays)
+internal sealed record CapturedState(
+    int Buffer, int Start, (int At, Groups.ConsumerGroup.Captured Group)[] GroupParts, int Middle, int End,
+    Groups.DedupTable.Captured? Ids, Groups.DelayedMessages.Captured? Delays)
 {
-    /// <summary>The state's length in the snapshot.</summary>
-    public int Length => checked((int)(End - Start + (Ids?.Bytes ?? 0) + (Delays?.Bytes ?? 0)));
+    /// <summary>The state's length in the snapshot. O(in flight of its groups): call it from the writer.</summary>
+    public int Length => checked((int)(End - Start + GroupParts.Sum(g => g.Group.Bytes) + (Ids?.Bytes ?? 0) + (Delays?.Bytes ?? 0)));
 
     public void WriteTo(BinaryWriter w, List<byte[]> buffers)
     {
         w.Write(Length);
-        w.Write(buffers[Buffer], Start, Middle - Start);
+        var from = Start;
+        foreach (var (at, group) in GroupParts)
+        {
+            w.Write(buffers[Buffer], from, at - from);
+            group.WriteTo(w);
+            from = at;
+        }
+        w.Write(buffers[Buffer], from, Middle - from);
         Ids?.WriteTo(w);
         Delays?.WriteTo(w);
         w.Write(buffers[Buffer], Middle, End - Middle);
