@@ -506,14 +506,13 @@ public sealed partial class QueueStateMachine
     /// when a receive might deliver now whatever its time: a message waits past the cursor within the in-flight bound
     /// (perhaps one still delayed, which that receive sets aside with its due time), or the topic or group does not
     /// exist (the receive answers that). <see cref="long.MaxValue"/> when nothing will until a command changes the
-    /// group (see <see cref="Deliverable"/>). A read (call on the loop); O(pending).
+    /// group (see <see cref="Deliverable"/>). A read (call on the loop); O(log in flight).
     /// </summary>
     public long NextDeliveryAt(string topic, string group)
     {
         if (_store.Find(topic) is not { } log || log.State!.Find(group) is not { } g) return long.MinValue;
         if (g.Cursor < log.Tail && g.InFlight < _limits.MaxInFlightPerGroup) return long.MinValue;
-        var next = g.EarliestLeaseDeadline;
-        foreach (var pending in g.PendingEntries.Values) next = Math.Min(next, pending.NotBefore);
+        var next = Math.Min(g.EarliestLeaseDeadline, g.EarliestPendingAt);
         return next <= _store.Clock ? long.MinValue : next;
     }
 

@@ -188,5 +188,44 @@ public sealed class GroupCountersTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Leases_and_nack_delays_are_counted_by_the_clock_when_no_command_has_expired_them(int seed)
+    {
+        // Leases of different lengths, nacks with and without a delay, then counts at times before, between and past
+        // their ends with no command between: a lease that ended counts as ready (it leaves only when a command
+        // expires it), and a nacked message counts as delayed until its delay passes.
+        var random = new Random(seed);
+        var sm = _queues.Create();
+        Apply(sm, QueueCommand.ConfigureTopic("t", 0)).Count.ShouldBe(1);
+        Apply(sm, QueueCommand.PublishMessages("t", [.. Enumerable.Range(0, 200).Select(i => new QueueMessage(Encoding.UTF8.GetBytes($"m{i}")))], 1_000)).Success.ShouldBeTrue();
+        var leaseEnds = new List<long>();
+        var nackEnds = new List<long>();
+        for (int i = 0; i < 20; i++)
+        {
+            var leaseMs = 1_000L * random.Next(1, 10);
+            var got = Apply(sm, QueueCommand.Receive("t", "default", random.Next(1, 10), leaseMs, 2_000)).Delivered!;
+            foreach (var m in got)
+            {
+                if (random.Next(3) == 0)
+                {
+                    var delayMs = 1_000L * random.Next(0, 10); // 0: ready again at once
+                    Apply(sm, QueueCommand.Nack("t", "default", [ReceiptOf(m)], delayMs, null, 2_000)).Count.ShouldBe(1);
+                    nackEnds.Add(2_000 + delayMs);
+                }
+                else leaseEnds.Add(2_000 + leaseMs);
+            }
+        }
+        foreach (var now in new long[] { 2_000, 2_999, 3_000, 5_500, 8_000, 11_000, 6_500, 2_000 })
+        {
+            var g = sm.Stats("t", now)!.Groups.Single();
+            var live = leaseEnds.Count(end => end > now);
+            var delayed = nackEnds.Count(end => end > now);
+            (g.Leased, g.Delayed, g.Ready).ShouldBe((live, delayed, 200L - live - delayed), $"at {now}");
+        }
+    }
+
     private static Dictionary<string, TopicGroupCounters> Topics(QueueStateMachine sm) => sm.GroupCounters().Topics.ToDictionary(t => t.Topic);
 }

@@ -26,6 +26,9 @@ internal sealed class ConsumerGroup
     private readonly OffsetMap<Lease> _leased = new();
     private readonly SortedSet<(long Deadline, ulong Offset)> _expiry = [];
     private readonly OffsetMap<Pending> _pending = new();
+    // The pending messages with a time before which they are not delivered (nacked with a delay, or set aside by the
+    // cursor until due), by that time: not in a snapshot, like _expiry. Those pending without one are ready now.
+    private readonly SortedSet<(long NotBefore, ulong Offset)> _notBefore = [];
     private readonly RangeSet _finished = new();
 
     public ConsumerGroup(string name, ulong start, long position)
@@ -46,7 +49,7 @@ internal sealed class ConsumerGroup
         IEnumerable<(ulong Offset, Pending Pending)> waiting, IEnumerable<(ulong Start, ulong End)> finished)
     {
         var group = new ConsumerGroup(name, cursor, cursorPosition) { Floor = head, FloorPosition = headPosition };
-        foreach (var (offset, pending) in waiting) group._pending.Add(offset, pending);
+        foreach (var (offset, pending) in waiting) group.AddPending(offset, pending);
         foreach (var (start, end) in finished) group._finished.AddRange(start, end);
         return group;
     }
@@ -96,13 +99,21 @@ internal sealed class ConsumerGroup
             var (_, offset) = _expiry.Min;
             _expiry.Remove(_expiry.Min);
             _leased.Remove(offset, out var lease);
-            _pending.Add(offset, new Pending(lease.Position, lease.Count, 0, lease.Error));
+            AddPending(offset, new Pending(lease.Position, lease.Count, 0, lease.Error));
         }
     }
 
-    /// <summary>The pending message with the lowest offset that may be delivered at <paramref name="now"/>.</summary>
+    /// <summary>
+    /// The pending message with the lowest offset that may be delivered at <paramref name="now"/>. O(1) when none may
+    /// (every pending one waits for a later time); else O(pending ones before it that wait).
+    /// </summary>
     public bool FirstReady(long now, out ulong offset, out Pending pending)
     {
+        if (EarliestPendingAt > now)
+        {
+            (offset, pending) = (0, default);
+            return false;
+        }
         foreach (var (o, p) in _pending)
         {
             if (p.NotBefore <= now)
@@ -117,7 +128,22 @@ internal sealed class ConsumerGroup
         return false;
     }
 
-    public bool RemovePending(ulong offset) => _pending.Remove(offset);
+    /// <summary>When the first pending message may be delivered (Unix ms; 0 when one may be now); <see cref="long.MaxValue"/> when none is pending.</summary>
+    public long EarliestPendingAt =>
+        _pending.Count > _notBefore.Count ? 0 : _notBefore.Count > 0 ? _notBefore.Min.NotBefore : long.MaxValue;
+
+    public bool RemovePending(ulong offset)
+    {
+        if (!_pending.Remove(offset, out var removed)) return false;
+        if (removed.NotBefore > 0) _notBefore.Remove((removed.NotBefore, offset));
+        return true;
+    }
+
+    private void AddPending(ulong offset, Pending pending)
+    {
+        _pending.Add(offset, pending);
+        if (pending.NotBefore > 0) _notBefore.Add((pending.NotBefore, offset));
+    }
 
     /// <summary>Passes the cursor's message (its record is <paramref name="recordSize"/> bytes) to the caller.</summary>
     public void AdvanceCursor(int recordSize)
@@ -142,7 +168,11 @@ internal sealed class ConsumerGroup
         _expiry.Remove((lease.Deadline, offset));
     }
 
-    public void SetPending(ulong offset, Pending pending) => _pending.Set(offset, pending);
+    public void SetPending(ulong offset, Pending pending)
+    {
+        RemovePending(offset);
+        AddPending(offset, pending);
+    }
 
     /// <summary>
     /// Marks <paramref name="offset"/> (no longer leased nor pending) finished and moves the floor over every
@@ -178,7 +208,7 @@ internal sealed class ConsumerGroup
     {
         if (offset <= Floor) return;
         foreach (var o in Below(_leased, offset)) RemoveLease(o);
-        foreach (var o in Below(_pending, offset)) _pending.Remove(o);
+        foreach (var o in Below(_pending, offset)) RemovePending(o);
         _finished.RemoveBelow(offset);
         if (Cursor <= offset)
         {
@@ -203,24 +233,28 @@ internal sealed class ConsumerGroup
         return below;
     }
 
-    /// <summary>Leased messages whose lease has not ended at <paramref name="now"/>.</summary>
-    public int LiveLeases(long now)
-    {
-        var n = 0;
-        foreach (var (deadline, _) in _expiry)
-        {
-            if (deadline > now) n++;
-        }
-        return n;
-    }
+    /// <summary>
+    /// Leased messages whose lease has not ended at <paramref name="now"/>. Ended leases leave only when a command
+    /// expires them: O(log n + the ended ones still held), none when all or none ended.
+    /// </summary>
+    public int LiveLeases(long now) => _expiry.Count - AtOrBefore(_expiry, now);
 
-    /// <summary>Pending messages not deliverable before a later time (nacked with a delay).</summary>
-    public int Delayed(long now)
+    /// <summary>
+    /// Pending messages not deliverable before a later time (nacked with a delay, or set aside until due): O(log n +
+    /// those whose time passed and that no receive delivered yet), none when all or none are due.
+    /// </summary>
+    public int Delayed(long now) => _notBefore.Count - AtOrBefore(_notBefore, now);
+
+    /// <summary>The entries of an index by time whose time is at or before <paramref name="now"/>, walked from the earliest.</summary>
+    private static int AtOrBefore(SortedSet<(long Time, ulong Offset)> byTime, long now)
     {
+        if (byTime.Count == 0 || byTime.Min.Time > now) return 0;
+        if (byTime.Max.Time <= now) return byTime.Count;
         var n = 0;
-        foreach (var (_, p) in _pending)
+        foreach (var (time, _) in byTime)
         {
-            if (p.NotBefore > now) n++;
+            if (time > now) break;
+            n++;
         }
         return n;
     }
@@ -367,7 +401,7 @@ internal sealed class ConsumerGroup
             var p = new Pending(r.ReadInt64(), r.ReadInt32(), r.ReadInt64(), ReadError(r));
             if (group._leased.ContainsKey(offset) || group._pending.ContainsKey(offset))
                 throw new InvalidDataException($"group {name}: offset {offset} in flight twice");
-            group._pending.Add(offset, p);
+            group.AddPending(offset, p);
         }
         var ranges = r.ReadInt32();
         if (ranges < 0) throw new InvalidDataException($"group {name}: negative range count");
