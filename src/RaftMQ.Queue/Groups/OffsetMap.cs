@@ -14,13 +14,21 @@ namespace RaftMQ.Queue.Groups;
 /// takes the root and gives the map a new owner, so that from then on a change first copies (for the new owner) each
 /// node on its path that an earlier owner made. The nodes a capture holds are therefore never written again. Between
 /// two captures a node is copied at most once: a change costs O(log n) as in a mutable tree, plus a copy of its path
-/// the first time after a capture. A node emptied by a removal leaves its parent; nodes are not merged, so a node may
-/// hold few entries, but never none, and the tree is no deeper than the most entries it ever held required.
+/// the first time after a capture. A node emptied by a removal leaves its parent, and a leaf left with
+/// <see cref="MinEntries"/> or fewer joins a neighbouring leaf that has room (inner nodes are not joined); the tree is
+/// no deeper than the most entries it ever held required.
 /// </remarks>
 internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
 {
     /// <summary>Most entries of a leaf, children of an inner node.</summary>
     internal const int MaxEntries = 64;
+
+    /// <summary>
+    /// A leaf left with this many entries or fewer by a removal joins a neighbour that has room for them: so that
+    /// the entries a removal leaves scattered (a lease held while those around it were acked) share leaves, and a
+    /// map holds O(entries) memory, not a 64-entry leaf per scattered entry.
+    /// </summary>
+    internal const int MinEntries = MaxEntries / 4;
 
     private object _owner = new();
     private Node _root;
@@ -107,9 +115,9 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
     /// </summary>
     public bool Remove(ulong key, [MaybeNullWhen(false)] out TValue value)
     {
-        if (Hot(key) is { Count: > 1 } hot)
+        if (Hot(key) is { Count: > MinEntries + 1 } hot)
         {
-            // Within the leaf's keys, so in it if anywhere, and it keeps an entry: no other node changes.
+            // Within the leaf's keys, so in it if anywhere, and it keeps more than MinEntries: no other node changes.
             var at = hot.Search(key);
             if (at < 0)
             {
@@ -238,7 +246,10 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
         return sibling;
     }
 
-    /// <summary>Removes <paramref name="key"/> from <paramref name="node"/> (writable), if there; a child emptied leaves it.</summary>
+    /// <summary>
+    /// Removes <paramref name="key"/> from <paramref name="node"/> (writable), if there; a child emptied leaves it,
+    /// and a leaf left with <see cref="MinEntries"/> or fewer joins a neighbouring leaf with room for them.
+    /// </summary>
     private bool Remove(Node node, ulong key, [MaybeNullWhen(false)] out TValue value)
     {
         if (node is Leaf leaf)
@@ -258,7 +269,27 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
         var child = inner.WritableChild(c, _owner);
         if (!Remove(child, key, out value)) return false;
         if (child.Count == 0) inner.RemoveAt(c);
+        else if (child is Leaf { Count: <= MinEntries } sparse) JoinNeighbour(inner, c, sparse);
         return true;
+    }
+
+    /// <summary>
+    /// Moves the entries of <paramref name="inner"/>'s leaf at <paramref name="c"/> and those of the leaf before or
+    /// after it into the lower of the two, when they fit in one, and drops the higher from <paramref name="inner"/>.
+    /// </summary>
+    private void JoinNeighbour(Inner inner, int c, Leaf sparse)
+    {
+        int low;
+        if (c > 0 && inner.Children[c - 1] is Leaf before && before.Count + sparse.Count <= MaxEntries) low = c - 1;
+        else if (c + 1 < inner.Count && inner.Children[c + 1] is Leaf after && after.Count + sparse.Count <= MaxEntries) low = c;
+        else return;
+        var into = (Leaf)inner.WritableChild(low, _owner);
+        var from = (Leaf)inner.Children[low + 1];
+        into.Append(from);
+        inner.RemoveAt(low + 1);
+        // A leaf of this owner that left the tree must not serve the shortcuts (Hot, the tail); an earlier owner's
+        // may be a capture's, and is not touched.
+        if (from.Owner == _owner) from.Count = 0;
     }
 
     private static bool Floor(Node node, ulong at, out ulong key, [MaybeNullWhen(false)] out TValue value)
@@ -441,6 +472,21 @@ internal sealed class OffsetMap<TValue> : IReadOnlyDictionary<ulong, TValue>
             }
             Count--;
             if (Count == 0) Start = 0;
+        }
+
+        /// <summary>Adds <paramref name="higher"/>'s entries, all above this leaf's, after its own (they fit); <paramref name="higher"/> is only read.</summary>
+        public void Append(Leaf higher)
+        {
+            if (Start + Count + higher.Count > MaxEntries)
+            {
+                Array.Copy(Keys, Start, Keys, 0, Count);
+                Array.Copy(Values, Start, Values, 0, Count);
+                Array.Clear(Values, Count, Start);
+                Start = 0;
+            }
+            Array.Copy(higher.Keys, higher.Start, Keys, Start + Count, higher.Count);
+            Array.Copy(higher.Values, higher.Start, Values, Start + Count, higher.Count);
+            Count += higher.Count;
         }
 
         public void MoveUpperHalfTo(Leaf right)
