@@ -181,10 +181,19 @@ public static partial class Cli
             var (urls, _) = Target(r);
             using var client = NewClient(urls, r);
             var (t, g) = (r.GetValue(topic)!, r.GetValue(group)!);
-            var result = await client.AckAsync(t, r.GetValue(receipts)!, g, cancellationToken: ct).ConfigureAwait(false);
+            SettleResult result;
+            try
+            {
+                result = await client.AckAsync(t, r.GetValue(receipts)!, g, cancellationToken: ct).ConfigureAwait(false);
+            }
+            catch (RequestRejectedException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                throw new CliException($"topic '{t}' has no group '{g}'; nothing was acked");
+            }
             if (result.Applied == 0 && result.Stale.Count > 0)
             {
-                // A missing topic or group answers as if every receipt were stale: tell them apart (a missing topic throws on, exit 1).
+                // Receipts of the tagless form of earlier builds are answered stale without the topic and group being
+                // looked up: tell a missing one apart (a missing topic throws on, exit 1).
                 var stats = await client.GetTopicStatsAsync(t, cancellationToken: ct).ConfigureAwait(false);
                 if (!stats.Groups.Any(x => x.Group == g)) throw new CliException($"topic '{t}' has no group '{g}'; nothing was acked");
             }

@@ -29,7 +29,9 @@ public enum GroupStart : byte
 /// <item>Ack: [group][receipts]; Nack: [group][delay_ms i64][error length u16][error][receipts]; Extend: [group][lease_ms i64][receipts];</item>
 /// <item>Redrive: [max u32];</item>
 /// </list>
-/// a group being [length u8][UTF-8], receipts [count u32] then count times [offset u64][delivery i32].
+/// a group being [length u8][UTF-8], receipts [count u32] then count times [offset u64][delivery i32], or, when they
+/// carry their tags (<see cref="Receipt.Tag"/>, as this build writes them), [count u32 | 0x80000000] then count times
+/// [offset u64][delivery i32][tag u64]. The receipts of one command all carry their tag or none does.
 /// </summary>
 public readonly partial record struct QueueCommand
 {
@@ -85,6 +87,9 @@ public readonly partial record struct QueueCommand
     private static bool HasGroup(QueueOp op) => op is QueueOp.CreateGroup or QueueOp.Receive or QueueOp.ReceiveAck or QueueOp.Ack or QueueOp.Nack or QueueOp.Extend or QueueOp.DeleteGroup;
 
     private static bool HasReceipts(QueueOp op) => op is QueueOp.Ack or QueueOp.Nack or QueueOp.Extend or QueueOp.ReceiveAck;
+
+    /// <summary>The bit of a receipt count that says the receipts carry their tags (a count, at most int.MaxValue, never sets it).</summary>
+    private const uint TaggedReceipts = 0x8000_0000;
 
     private byte[] EncodeGroupOp()
     {
@@ -145,11 +150,14 @@ public readonly partial record struct QueueCommand
             }
             if (HasReceipts(Op))
             {
-                w.Write((uint)receipts.Count);
+                var tagged = receipts.Count > 0 && receipts[0].Tag is not null;
+                w.Write((uint)receipts.Count | (tagged ? TaggedReceipts : 0));
                 foreach (var r in receipts)
                 {
+                    if (r.Tag is not null != tagged) throw new ArgumentException("receipts with and without tags in one command");
                     w.Write(r.Offset);
                     w.Write(r.Delivery);
+                    if (r.Tag is { } tag) w.Write(tag);
                 }
             }
         }
@@ -239,12 +247,18 @@ public readonly partial record struct QueueCommand
             if (rest.Length < 4) return false;
             var count = BinaryPrimitives.ReadUInt32LittleEndian(rest);
             rest = rest[4..];
-            if (count > (uint)rest.Length / 12 || (ulong)rest.Length != count * 12UL) return false;
+            var tagged = (count & TaggedReceipts) != 0;
+            count &= ~TaggedReceipts;
+            var size = tagged ? 20 : 12;
+            if (count > (uint)(rest.Length / size) || (ulong)rest.Length != count * (ulong)size) return false;
             var receipts = new Receipt[count];
             for (int i = 0; i < receipts.Length; i++)
             {
-                receipts[i] = new Receipt(BinaryPrimitives.ReadUInt64LittleEndian(rest), BinaryPrimitives.ReadInt32LittleEndian(rest[8..]));
-                rest = rest[12..];
+                receipts[i] = new Receipt(BinaryPrimitives.ReadUInt64LittleEndian(rest), BinaryPrimitives.ReadInt32LittleEndian(rest[8..]))
+                {
+                    Tag = tagged ? BinaryPrimitives.ReadUInt64LittleEndian(rest[12..]) : null,
+                };
+                rest = rest[size..];
             }
             command = c with { Receipts = receipts };
             return true;

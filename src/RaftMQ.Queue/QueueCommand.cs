@@ -501,8 +501,11 @@ public sealed record QueueResult(QueueStatus Status, string? Message = null)
     /// <summary>The messages a binary pop removed, with their offsets, publish times and headers; null for the other results.</summary>
     public IReadOnlyList<QueueMessage>? Delivered { get; init; }
 
-    /// <summary>The receipts an ack, nack, extend or receive-ack refused as no longer current; null for the other results.</summary>
+    /// <summary>The receipts an ack, nack, extend or receive-ack refused as no longer current (as given, tags included); null for the other results.</summary>
     public IReadOnlyList<Receipt>? Stale { get; init; }
+
+    /// <summary>The tag of the receipts of <see cref="Delivered"/> for a receive or receive-ack (<see cref="Receipt.TagOf"/>); null for the other results.</summary>
+    public ulong? ReceiptTag { get; init; }
 
     /// <summary>
     /// The offset of each message of a successful <see cref="QueueOp.PublishExtended"/>, in order: where it was stored,
@@ -516,7 +519,7 @@ public sealed record QueueResult(QueueStatus Status, string? Message = null)
     /// <summary>Value equality, popped messages compared one by one.</summary>
     public bool Equals(QueueResult? other) =>
         other is not null && Status == other.Status && Count == other.Count && string.Equals(Message, other.Message, StringComparison.Ordinal)
-        && FirstOffset == other.FirstOffset
+        && FirstOffset == other.FirstOffset && ReceiptTag == other.ReceiptTag
         && (ReferenceEquals(Offsets, other.Offsets) || (Offsets is not null && other.Offsets is not null && Offsets.SequenceEqual(other.Offsets)))
         && (ReferenceEquals(Stale, other.Stale) || (Stale is not null && other.Stale is not null && Stale.SequenceEqual(other.Stale)))
         && (ReferenceEquals(Delivered, other.Delivered)

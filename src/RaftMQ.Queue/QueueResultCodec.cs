@@ -12,8 +12,9 @@ namespace RaftMQ.Queue;
 /// (u64), the whole messages (count 4, then each [offset u64][timestamp i64][header bytes u16][headers][payload length
 /// 4][payload]), the stale receipts (16: count 4, then each [offset u64][delivery i32]), the delivery counts of the
 /// whole messages (32: one i32 per message, present when any is not 0: a receive's), the offsets of an extended
-/// publish (64: count 4, then each u64). A result of the string ops never
-/// has parts 4 to 32, so it encodes as before.
+/// publish (64: count 4, then each u64), the tags (128: which follow, 1 byte: 1 = the receipt tag of a receive, 2 =
+/// one per stale receipt; then the receipt tag u64, then the stale receipts' tags, u64 each). A result of the string
+/// ops never has parts 4 to 128, so it encodes as before.
 /// </summary>
 public sealed class QueueResultCodec : IResultCodec
 {
@@ -24,6 +25,9 @@ public sealed class QueueResultCodec : IResultCodec
     private const byte HasStale = 16;
     private const byte HasDeliveryCounts = 32;
     private const byte HasOffsets = 64;
+    private const byte HasTags = 128;
+    private const byte HasReceiptTag = 1;
+    private const byte HasStaleTags = 2;
 
     /// <summary>The fixed bytes of one whole message in a result, besides its headers and payload.</summary>
     public const int DeliveredOverheadBytes = 8 + 8 + 2 + 4;
@@ -40,7 +44,7 @@ public sealed class QueueResultCodec : IResultCodec
         var content = Math.Max(limits.MaxPopBatchBytes, (long)limits.MaxMessageBytes + limits.MaxHeaderBytes + DeadLetters.MaxAddedHeaderBytes(limits));
         // A receive-ack adds the stale receipts of its ack.
         return 6 + 4 + content + (long)limits.MaxBatchMessages * DeliveredOverheadBytes + 4 + 4L * limits.MaxBatchMessages
-            + 4 + 12L * limits.MaxReceiptsPerCall;
+            + 4 + 12L * limits.MaxReceiptsPerCall + 1 + 8 + 8L * limits.MaxReceiptsPerCall;
     }
     private static readonly UTF8Encoding Strict = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -66,11 +70,15 @@ public sealed class QueueResultCodec : IResultCodec
         if (counts) size += 4 + 4 * r.Delivered!.Count;
         if (r.Stale is { } staleList) size += 4 + 12 * staleList.Count;
         if (r.Offsets is { } offsetList) size += 4 + 8 * offsetList.Count;
+        // Stale receipts of one command carry their tags or none does (QueueCommand's receipts).
+        var tags = (byte)((r.ReceiptTag is null ? 0 : HasReceiptTag) | (r.Stale is { Count: > 0 } s && s[0].Tag is not null ? HasStaleTags : 0));
+        if (tags != 0) size += 1 + (r.ReceiptTag is null ? 0 : 8) + ((tags & HasStaleTags) != 0 ? 8 * r.Stale!.Count : 0);
         var bytes = new byte[size];
         bytes[0] = (byte)r.Status;
         bytes[1] = (byte)((r.Message is null ? 0 : HasMessage) | (r.Messages is null ? 0 : HasMessages)
             | (r.FirstOffset is null ? 0 : HasFirstOffset) | (r.Delivered is null ? 0 : HasDelivered)
-            | (r.Stale is null ? 0 : HasStale) | (counts ? HasDeliveryCounts : 0) | (r.Offsets is null ? 0 : HasOffsets));
+            | (r.Stale is null ? 0 : HasStale) | (counts ? HasDeliveryCounts : 0) | (r.Offsets is null ? 0 : HasOffsets)
+            | (tags == 0 ? 0 : HasTags));
         BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(2), r.Count);
         var at = 6;
         if (r.Message is not null) at = WriteText(bytes, at, r.Message);
@@ -132,6 +140,23 @@ public sealed class QueueResultCodec : IResultCodec
                 at += 8;
             }
         }
+        if (tags != 0)
+        {
+            bytes[at++] = tags;
+            if (r.ReceiptTag is { } receiptTag)
+            {
+                BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(at), receiptTag);
+                at += 8;
+            }
+            if ((tags & HasStaleTags) != 0)
+            {
+                foreach (var receipt in r.Stale!)
+                {
+                    BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(at), receipt.Tag ?? throw new ArgumentException("stale receipts with and without tags"));
+                    at += 8;
+                }
+            }
+        }
         return bytes;
     }
 
@@ -141,8 +166,6 @@ public sealed class QueueResultCodec : IResultCodec
         if (bytes.Length < 6) throw new FormatException("a queue result is at least 6 bytes");
         if (bytes[0] > (byte)QueueStatus.LastGroup) throw new FormatException($"unknown queue status {bytes[0]}");
         var parts = bytes[1];
-        if ((parts & ~(HasMessage | HasMessages | HasFirstOffset | HasDelivered | HasStale | HasDeliveryCounts | HasOffsets)) != 0)
-            throw new FormatException($"unknown result parts {parts}");
         var count = BinaryPrimitives.ReadInt32LittleEndian(bytes[2..]);
         var rest = bytes[6..];
         var message = (parts & HasMessage) != 0 ? ReadText(ref rest) : null;
@@ -204,10 +227,34 @@ public sealed class QueueResultCodec : IResultCodec
                 rest = rest[8..];
             }
         }
+        ulong? receiptTag = null;
+        if ((parts & HasTags) != 0)
+        {
+            if (rest.Length < 1) throw new FormatException("truncated queue result");
+            var tags = rest[0];
+            rest = rest[1..];
+            if (tags == 0 || (tags & ~(HasReceiptTag | HasStaleTags)) != 0) throw new FormatException($"unknown result tags {tags}");
+            if ((tags & HasReceiptTag) != 0)
+            {
+                if (rest.Length < 8) throw new FormatException("truncated queue result");
+                receiptTag = BinaryPrimitives.ReadUInt64LittleEndian(rest);
+                rest = rest[8..];
+            }
+            if ((tags & HasStaleTags) != 0)
+            {
+                if (stale is null || stale.Count == 0 || rest.Length < 8L * stale.Count) throw new FormatException("stale tags that do not match the stale receipts");
+                for (int i = 0; i < stale.Count; i++)
+                {
+                    stale[i] = stale[i] with { Tag = BinaryPrimitives.ReadUInt64LittleEndian(rest) };
+                    rest = rest[8..];
+                }
+            }
+        }
         if (!rest.IsEmpty) throw new FormatException($"{rest.Length} bytes left over after a queue result");
         return new QueueResult((QueueStatus)bytes[0], message)
         {
             Count = count, Messages = messages, FirstOffset = firstOffset, Delivered = delivered, Stale = stale, Offsets = offsetList,
+            ReceiptTag = receiptTag,
         };
     }
 

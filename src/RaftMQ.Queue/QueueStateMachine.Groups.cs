@@ -29,7 +29,7 @@ public sealed partial class QueueStateMachine
 
     /// <summary>A topic restored from a snapshot of a format without groups: <c>default</c> at its head, the default settings.</summary>
     private void InitialState(TopicLog log) =>
-        log.State = new TopicState(DeadLetters.IsDeadLetterTopic(log.Name) ? 0 : _limits.DefaultMaxDeliveries, log.Head, log.LogicalHead)
+        log.State = new TopicState(DeadLetters.IsDeadLetterTopic(log.Name) ? 0 : _limits.DefaultMaxDeliveries, log.Head, log.LogicalHead, created: 0)
         {
             DedupWindowMs = _limits.DefaultDedupWindowMs,
         };
@@ -47,7 +47,7 @@ public sealed partial class QueueStateMachine
     private TopicLog NewTopic(string name, int maxDeliveries)
     {
         var log = _store.CreateTopic(name);
-        log.State = new TopicState(maxDeliveries, log.Head, log.LogicalHead) { DedupWindowMs = _limits.DefaultDedupWindowMs };
+        log.State = new TopicState(maxDeliveries, log.Head, log.LogicalHead, _applying) { DedupWindowMs = _limits.DefaultDedupWindowMs };
         return log;
     }
 
@@ -209,7 +209,9 @@ public sealed partial class QueueStateMachine
         var state = log.State!;
         if (state.Find(group!) is not null) return new QueueResult(QueueStatus.GroupExists);
         if (state.Groups.Count >= _limits.MaxGroupsPerTopic) return new QueueResult(QueueStatus.LimitReached);
-        state.Add(start == GroupStart.Latest ? new ConsumerGroup(group!, log.Tail, log.LogicalTail) : GroupAtHead(log, group!));
+        var created = start == GroupStart.Latest ? new ConsumerGroup(group!, log.Tail, log.LogicalTail) : GroupAtHead(log, group!);
+        created.Created = _applying;
+        state.Add(created);
         return QueueResult.Ok;
     }
 
@@ -302,15 +304,21 @@ public sealed partial class QueueStateMachine
             consumers.AddLease(c.Offset, new Lease(c.Position, c.Count + 1, now + leaseMs, c.Error));
         }
         AdvanceHead(log);
-        return QueueResult.Ok with { Delivered = delivered };
+        return QueueResult.Ok with { Delivered = delivered, ReceiptTag = Receipt.TagOf(topic, consumers.Name, consumers.Created) };
     }
 
     /// <summary>
-    /// The delivery <paramref name="receipt"/> names, if it is still the message's latest delivery and not finished:
-    /// leased, or its lease ended and it was not delivered again yet.
+    /// The delivery <paramref name="receipt"/> names, if it was given by this group (its tag is <paramref name="tag"/>,
+    /// or it has none) and is still the message's latest delivery and not finished: leased, or its lease ended and it
+    /// was not delivered again yet.
     /// </summary>
-    private static bool Current(ConsumerGroup group, Receipt receipt, out long position, out string? error, out bool leased)
+    private static bool Current(ConsumerGroup group, ulong tag, Receipt receipt, out long position, out string? error, out bool leased)
     {
+        if (receipt.Tag is { } given && given != tag)
+        {
+            (position, error, leased) = (0, null, false);
+            return false;
+        }
         if (group.TryGetLease(receipt.Offset, out var lease) && lease.Count == receipt.Delivery)
         {
             (position, error, leased) = (lease.Position, lease.Error, true);
@@ -342,9 +350,10 @@ public sealed partial class QueueStateMachine
         consumers.ExpireLeases(now);
         var stale = new List<Receipt>();
         var acked = 0;
+        var tag = Receipt.TagOf(topic, consumers.Name, consumers.Created);
         foreach (var r in receipts!)
         {
-            if (!Current(consumers, r, out _, out _, out var leased))
+            if (!Current(consumers, tag, r, out _, out _, out var leased))
             {
                 stale.Add(r);
                 continue;
@@ -388,9 +397,10 @@ public sealed partial class QueueStateMachine
         consumers.ExpireLeases(now);
         var stale = new List<Receipt>();
         var nacked = 0;
+        var tag = Receipt.TagOf(topic, consumers.Name, consumers.Created);
         foreach (var r in receipts!)
         {
-            if (!Current(consumers, r, out var position, out var previous, out var leased))
+            if (!Current(consumers, tag, r, out var position, out var previous, out var leased))
             {
                 stale.Add(r);
                 continue;
@@ -414,9 +424,10 @@ public sealed partial class QueueStateMachine
         consumers.ExpireLeases(now);
         var stale = new List<Receipt>();
         var extended = 0;
+        var tag = Receipt.TagOf(topic, consumers.Name, consumers.Created);
         foreach (var r in receipts!)
         {
-            if (!Current(consumers, r, out var position, out var error, out var leased))
+            if (!Current(consumers, tag, r, out var position, out var error, out var leased))
             {
                 stale.Add(r);
                 continue;

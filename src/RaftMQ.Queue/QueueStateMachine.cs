@@ -88,8 +88,11 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     {
         if (QueueCommand.IsPublishBatch(command.Span)) return ApplyPublishBatch(command.Span);
         if (!QueueCommand.TryDecode(command.Span, out var c)) return new QueueResult(QueueStatus.Invalid);
-        return Execute(c);
+        return Execute(c, index);
     }
+
+    /// <summary>The log index of the command being applied: the creation number of the groups it creates (<see cref="ConsumerGroup.Created"/>).</summary>
+    private ulong _applying;
 
     /// <summary>
     /// A batch publish appended straight from the entry's bytes, with no string per message (the batch path carries
@@ -132,11 +135,14 @@ public sealed partial class QueueStateMachine : IStateMachine, IDisposable
     }
 
     /// <summary>
-    /// Applies a decoded command (the same rules as <see cref="Apply"/>). A bad command is an error result; a
-    /// corrupt segment file throws <see cref="QueueStoreCorruptException"/>, which stops the node (a local fault).
+    /// Applies a decoded command (the same rules as <see cref="Apply"/>), the entry at <paramref name="index"/> of the
+    /// log: a group it creates records it, and its receipts name it (<see cref="Receipt.TagOf"/>). A bad command is an
+    /// error result; a corrupt segment file throws <see cref="QueueStoreCorruptException"/>, which stops the node (a
+    /// local fault).
     /// </summary>
-    public QueueResult Execute(QueueCommand c)
+    public QueueResult Execute(QueueCommand c, ulong index = 0)
     {
+        _applying = index;
         if (c.Op == QueueOp.SetLimits) return SetLimits(c.Bounds);
         var nameLimit = _limits.MaxTopicNameBytes + (DeadLetters.IsDeadLetterTopic(c.Topic) ? DeadLetters.Suffix.Length : 0);
         if (Encoding.UTF8.GetByteCount(c.Topic) > nameLimit || c.Topic.Length == 0)

@@ -388,7 +388,7 @@ public static class GroupEndpoints
         int max = 1;
         long lease = DefaultLeaseMs;
         long wait = 0;
-        List<(Receipt Receipt, ulong? Tag, string Text)>? acks = null;
+        List<Receipt>? acks = null;
         var error = body.Length == 0 ? null : Fields(body, (name, value) => name switch
         {
             "group" => Group(value, limits, out group),
@@ -404,10 +404,10 @@ public static class GroupEndpoints
             return;
         }
         var command = QueueCommand.Receive(topic, group, max, lease);
-        var (own, foreign) = acks is null ? ([], null) : Split(acks, topic, group);
+        var (own, foreign) = acks is null ? ([], null) : Split(acks);
         Task Write(HttpContext c, QueueResult result) => !result.Success ? Failure(c, result, topic, group)
-            : WriteMessages(c, result.Delivered!, topic, group,
-                foreign is null ? null : (result.Count, foreign.Concat((result.Stale ?? []).Select(r => r.Format(topic, group)))));
+            : WriteMessages(c, result.Delivered!, result.ReceiptTag ?? (result.Delivered!.Count == 0 ? 0UL : throw new InvalidOperationException("a receive's messages without their receipt tag")),
+                foreign is null ? null : (result.Count, foreign.Concat((result.Stale ?? []).Select(r => r.ToString()))));
         var first = own.Count > 0 ? QueueCommand.ReceiveAck(topic, group, max, lease, own) : command;
         using var waiter = wait == 0 ? null : node.Waiters.TryEnter(topic, group);
         if (waiter is null)
@@ -556,7 +556,7 @@ public static class GroupEndpoints
         if (body is null) return;
         var limits = node.StateMachine.Limits;
         string group = "default";
-        List<(Receipt Receipt, ulong? Tag, string Text)>? receipts = null;
+        List<Receipt>? receipts = null;
         long duration = op == QueueOp.Extend ? DefaultLeaseMs : 0;
         string? reason = null;
         var accepted = op switch
@@ -581,7 +581,7 @@ public static class GroupEndpoints
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
-        var (own, foreign) = Split(receipts!, topic, group);
+        var (own, foreign) = Split(receipts!);
         var done = op switch { QueueOp.Ack => "acked", QueueOp.Nack => "nacked", _ => "extended" };
         Task Answer(HttpContext c, int count, IEnumerable<string> stale) => WriteObject(c, StatusCodes.Status200OK, json =>
         {
@@ -603,7 +603,7 @@ public static class GroupEndpoints
         };
         await RrmqEndpoints.RunCommandAsync(ctx, node, command,
             (c, result) => result.Success
-                ? Answer(c, result.Count, foreign.Concat(result.Stale!.Select(r => r.Format(topic, group))))
+                ? Answer(c, result.Count, foreign.Concat(result.Stale!.Select(r => r.ToString())))
                 : Failure(c, result, topic, group));
     }
 
@@ -642,7 +642,7 @@ public static class GroupEndpoints
             return;
         }
         if (messages is null) await RrmqEndpoints.WriteError(ctx, StatusCodes.Status404NotFound, "no such topic");
-        else await WriteMessages(ctx, messages, null, null);
+        else await WriteMessages(ctx, messages, receiptTag: null);
     }
 
     private static async Task Redrive(HttpContext ctx, QueueNode node)
@@ -725,23 +725,23 @@ public static class GroupEndpoints
     }
 
     /// <summary>
-    /// The receipts of a settle call (field <paramref name="name"/>), or the acks of a receive, each parsed with its group
-    /// tag (null for the form without one) and its text; at most <see cref="QueueLimits.MaxReceiptsPerCall"/>.
+    /// The receipts of a settle call (field <paramref name="name"/>), or the acks of a receive, each parsed with its
+    /// group tag (none for the form without one); at most <see cref="QueueLimits.MaxReceiptsPerCall"/>.
     /// </summary>
-    private static string? Receipts(JsonElement value, string name, QueueLimits limits, bool allowEmpty, out List<(Receipt Receipt, ulong? Tag, string Text)>? receipts)
+    private static string? Receipts(JsonElement value, string name, QueueLimits limits, bool allowEmpty, out List<Receipt>? receipts)
     {
         receipts = null;
         if (value.ValueKind != JsonValueKind.Array) return $"\"{name}\" must be an array of receipt strings";
         var count = value.GetArrayLength();
         if (count == 0 && !allowEmpty) return $"\"{name}\" must not be empty";
         if (count > limits.MaxReceiptsPerCall) return $"more than {limits.MaxReceiptsPerCall} receipts in one call";
-        var list = new List<(Receipt, ulong?, string)>(count);
+        var list = new List<Receipt>(count);
         var i = 0;
         foreach (var r in value.EnumerateArray())
         {
-            if (r.ValueKind != JsonValueKind.String || !Receipt.TryParse(r.GetString(), out var receipt, out var tag))
+            if (r.ValueKind != JsonValueKind.String || !Receipt.TryParse(r.GetString(), out var receipt))
                 return $"{(name == "receipts" ? "receipt" : $"\"{name}\" receipt")} {i} is not a receipt: pass the \"receipt\" strings receive returned, unchanged";
-            list.Add((receipt, tag, r.GetString()!));
+            list.Add(receipt);
             i++;
         }
         receipts = list;
@@ -749,15 +749,14 @@ public static class GroupEndpoints
     }
 
     /// <summary>
-    /// The receipts of this topic and group, to send, and the texts of the others: a receipt given to another group or
-    /// topic (or of the form without a group) names no delivery of this group, so it is answered stale and not sent,
-    /// and cannot settle a delivery that has the same offset and count here.
+    /// The receipts to send, each with its tag, and the texts of those of the form without a tag (from builds before
+    /// receipts named their group), which name no delivery and are answered stale without being sent. The state
+    /// machine compares each tag with the group's (<see cref="Receipt.TagOf"/>: topic, group, and the entry that
+    /// created the group), so a receipt of another group or topic, or of a group or topic deleted and created again,
+    /// is stale even when a current delivery has the same offset and count.
     /// </summary>
-    private static (List<Receipt> Own, List<string> Foreign) Split(List<(Receipt Receipt, ulong? Tag, string Text)> receipts, string topic, string group)
-    {
-        var tag = Receipt.Tag(topic, group);
-        return ([.. receipts.Where(r => r.Tag == tag).Select(r => r.Receipt)], [.. receipts.Where(r => r.Tag != tag).Select(r => r.Text)]);
-    }
+    private static (List<Receipt> Own, List<string> Foreign) Split(List<Receipt> receipts) =>
+        ([.. receipts.Where(r => r.Tag is not null)], [.. receipts.Where(r => r.Tag is null).Select(r => r.ToString())]);
 
     /// <summary><c>{"success": true, ...}</c> with the fields <paramref name="write"/> writes.</summary>
     internal static async Task WriteObject(HttpContext ctx, int status, Action<Utf8JsonWriter> write)
@@ -777,7 +776,7 @@ public static class GroupEndpoints
     /// A receive that carried acks adds <c>"acked"</c> (how many) and <c>"stale"</c> (the receipts not applied).
     /// </summary>
     private static async Task WriteMessages(
-        HttpContext ctx, IReadOnlyList<QueueMessage> messages, string? topic, string? group, (int Count, IEnumerable<string> Stale)? acks = null)
+        HttpContext ctx, IReadOnlyList<QueueMessage> messages, ulong? receiptTag, (int Count, IEnumerable<string> Stale)? acks = null)
     {
         if (ctx.Response.HasStarted) return;
         await using var json = RrmqEndpoints.StartJson(ctx, StatusCodes.Status200OK);
@@ -794,9 +793,9 @@ public static class GroupEndpoints
                 json.WriteNull("body");
                 json.WriteBase64String("body_base64", m.Payload.Span);
             }
-            if (group is not null)
+            if (receiptTag is { } tag)
             {
-                json.WriteString("receipt", new Receipt(m.Offset, m.DeliveryCount).Format(topic!, group!));
+                json.WriteString("receipt", new Receipt(m.Offset, m.DeliveryCount) { Tag = tag }.ToString());
                 json.WriteNumber("delivery_count", m.DeliveryCount);
             }
             json.WriteNumber("published_at", m.TimestampMs);

@@ -602,7 +602,7 @@ public sealed class CliClusterTests
         var receipt = (await env.RunAsync("receive", "jobs")).Stdout.Split('\t')[0];
         receipt.ShouldStartWith("r0-");
 
-        // The cluster answers these as if every receipt were stale; the tool tells why.
+        // A missing topic or group: the tool says which.
         var noTopic = await env.RunAsync("ack", "nope", receipt);
         noTopic.ExitCode.ShouldBe(1, noTopic.ToString());
         noTopic.Stderr.ShouldContain("topic 'nope' does not exist", Case.Sensitive, noTopic.ToString());

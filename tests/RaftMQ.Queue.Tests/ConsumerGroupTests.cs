@@ -266,7 +266,15 @@ public sealed class ConsumerGroupTests : IDisposable
             QueueCommand.Nack("t", "g", [new Receipt(3, 1)], 100, "é error", 6), QueueCommand.Nack("t", "g", [new Receipt(3, 1)], 0, null),
             QueueCommand.Extend("t", "g", [new Receipt(4, 4)], 1_000, 7), QueueCommand.Redrive("t", 5, 8),
             QueueCommand.ReceiveAck("t", "g", 10, 30_000, [new Receipt(1, 2)], 9),
+            // As this build writes them: the receipts with their tags.
+            QueueCommand.Ack("t", "g", [new Receipt(1, 2) { Tag = 7 }, new Receipt(ulong.MaxValue, int.MaxValue) { Tag = ulong.MaxValue }], 5),
+            QueueCommand.Nack("t", "g", [new Receipt(3, 1) { Tag = 0 }], 100, "é error", 6),
+            QueueCommand.Extend("t", "g", [new Receipt(4, 4) { Tag = 9 }], 1_000, 7),
+            QueueCommand.ReceiveAck("t", "g", 10, 30_000, [new Receipt(1, 2) { Tag = 10 }], 9),
         ];
+        // The tags go in the entry: a tagged receipt is 8 bytes longer.
+        (QueueCommand.Ack("t", "g", [new Receipt(1, 2) { Tag = 7 }]).Encode().Length - QueueCommand.Ack("t", "g", [new Receipt(1, 2)]).Encode().Length).ShouldBe(8);
+        Should.Throw<ArgumentException>(() => QueueCommand.Ack("t", "g", [new Receipt(1, 2) { Tag = 7 }, new Receipt(2, 1)]).Encode());
         foreach (var c in commands)
         {
             var bytes = c.Encode();
@@ -286,6 +294,16 @@ public sealed class ConsumerGroupTests : IDisposable
             Delivered = [new QueueMessage(new byte[] { 1, 2 }, [new MessageHeader("a", "b")]) { Offset = 4, TimestampMs = 5, DeliveryCount = 3 }],
         };
         QueueResultCodec.Instance.Decode(QueueResultCodec.Instance.Encode(result)).ShouldBe(result);
+        foreach (var tagged in new[]
+        {
+            result with { ReceiptTag = 0xfeedUL, Stale = [new Receipt(9, 3) { Tag = 1 }, new Receipt(10, 1) { Tag = 2 }] },
+            result with { ReceiptTag = 0UL }, result with { Stale = [new Receipt(9, 3) { Tag = ulong.MaxValue }] },
+        })
+        {
+            var bytes = QueueResultCodec.Instance.Encode(tagged);
+            QueueResultCodec.Instance.Decode(bytes).ShouldBe(tagged);
+            for (int cut = 0; cut < bytes.Length; cut++) Should.Throw<FormatException>(() => QueueResultCodec.Instance.Decode(bytes.AsSpan(0, cut)));
+        }
         var nothing = QueueResult.Ok with { Stale = [] };
         QueueResultCodec.Instance.Decode(QueueResultCodec.Instance.Encode(nothing)).ShouldBe(nothing);
         QueueResultCodec.Instance.Decode(QueueResultCodec.Instance.Encode(new QueueResult(QueueStatus.NoSuchGroup))).ShouldBe(new QueueResult(QueueStatus.NoSuchGroup));
@@ -305,22 +323,32 @@ public sealed class ConsumerGroupTests : IDisposable
     }
 
     [Fact]
-    public void A_receipts_text_names_its_topic_and_group()
+    public void A_receipts_text_names_its_topic_group_and_the_groups_creation()
     {
-        var r = new Receipt(0x1234, 2);
-        var text = r.Format("orders", "billing");
-        text.ShouldMatch("^r1234-2-[0-9a-f]{16}$");
-        Receipt.TryParse(text, out var parsed, out var tag).ShouldBeTrue();
-        (parsed, tag).ShouldBe((r, Receipt.Tag("orders", "billing")));
-        // Another group, another topic, or the dead letters of the topic: another tag.
-        new[] { Receipt.Tag("orders", "default"), Receipt.Tag("invoices", "billing"), Receipt.Tag(DeadLetters.TopicFor("orders"), "billing"), Receipt.Tag("orders\0", "billing") }
-            .ShouldAllBe(t => t != tag);
-        Receipt.Tag("orders", "billing").ShouldBe(tag!.Value); // the same on every call and every node
-        // The form without a group still parses, with no tag.
-        Receipt.TryParse("r1234-2", out var old, out var none).ShouldBeTrue();
-        (old, none).ShouldBe((r, (ulong?)null));
+        var tag = Receipt.TagOf("orders", "billing", 42);
+        var r = new Receipt(0x1234, 2) { Tag = tag };
+        var text = r.ToString();
+        text.ShouldBe($"r1234-2-{tag:x16}");
+        Receipt.TryParse(text, out var parsed).ShouldBeTrue();
+        parsed.ShouldBe(r);
+        // Another group, another topic, the dead letters of the topic, or the group created again: another tag.
+        new[]
+        {
+            Receipt.TagOf("orders", "default", 42), Receipt.TagOf("invoices", "billing", 42), Receipt.TagOf(DeadLetters.TopicFor("orders"), "billing", 42),
+            Receipt.TagOf("orders\0", "billing", 42), Receipt.TagOf("orders", "billing", 43), Receipt.TagOf("orders", "billing", 0),
+        }.ShouldAllBe(t => t != tag);
+        Receipt.TagOf("orders", "billing", 42).ShouldBe(tag); // the same on every call and every node
+        // A group of a snapshot from before groups recorded their creation (0) keeps the tag its receipts had: FNV-1a
+        // of "orders\0billing".
+        Receipt.TagOf("orders", "billing", 0).ShouldBe(0x5855c0970a5ca1bfUL);
+        // Names longer than the stack buffer hash as well.
+        var longName = new string('\u00e9', 2000);
+        Receipt.TagOf(longName, "g", 1).ShouldNotBe(Receipt.TagOf(longName + "x", "g", 1));
+        // The form without a tag still parses, with none.
+        Receipt.TryParse("r1234-2", out var old).ShouldBeTrue();
+        (old, old.Tag).ShouldBe((new Receipt(0x1234, 2), (ulong?)null));
         foreach (var bad in new[] { "r1234-2-", "r1234-2-0123456789abcde", "r1234-2-0123456789abcdef0", "r1234-2-0123456789ABCDEF", "r1234-0-0123456789abcdef", "r1234-2-0123456789abcdef-1" })
-            Receipt.TryParse(bad, out _, out _).ShouldBeFalse(bad);
+            Receipt.TryParse(bad, out _).ShouldBeFalse(bad);
     }
 
     private sealed class FixedTime(DateTimeOffset now) : TimeProvider

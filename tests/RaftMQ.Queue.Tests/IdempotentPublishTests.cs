@@ -210,11 +210,11 @@ public sealed class IdempotentPublishTests : IDisposable
         var bytes = buffer.ToArray();
         // One empty topic "t": magic, version, clock, count, name, logical head, head, tail, bytes, no extents, then the state's
         // length and the state, whose last bytes are the dedup section (window, forgotten total, no ids: 20), the
-        // delayed section (no messages: 4) and the retention section (42).
+        // delayed section (no messages: 4), the retention section (42) and the groups' creations (one group: 12).
         const int lengthAt = 4 + 1 + 8 + 4 + 2 + 32 + 4;
         var stateLength = BitConverter.ToInt32(bytes, lengthAt);
         (lengthAt + 4 + stateLength).ShouldBe(bytes.Length);
-        BitConverter.ToInt64(bytes, bytes.Length - 42 - 24).ShouldBe(10_000);
+        BitConverter.ToInt64(bytes, bytes.Length - 12 - 42 - 24).ShouldBe(10_000);
         byte[] Without(int tail)
         {
             var old = bytes[..^tail];
@@ -223,11 +223,11 @@ public sealed class IdempotentPublishTests : IDisposable
         }
         // Written before delayed delivery: the window is kept.
         var withDedup = _queues.Create();
-        withDedup.RestoreSnapshot(new MemoryStream(Without(42 + 4)));
+        withDedup.RestoreSnapshot(new MemoryStream(Without(12 + 42 + 4)));
         withDedup.Stats("t", 0)!.DedupWindowMs.ShouldBe(10_000);
         // Written before deduplication: the default window.
         var restored = _queues.Create();
-        restored.RestoreSnapshot(new MemoryStream(Without(42 + 24)));
+        restored.RestoreSnapshot(new MemoryStream(Without(12 + 42 + 24)));
         restored.Stats("t", 0)!.DedupWindowMs.ShouldBe(restored.Limits.DefaultDedupWindowMs);
         Publish(restored, 1_000, Msg("a", "k")).Count.ShouldBe(1);
         Publish(restored, 1_001, Msg("a", "k")).Count.ShouldBe(0);

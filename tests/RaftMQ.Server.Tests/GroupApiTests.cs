@@ -396,12 +396,58 @@ public sealed class GroupApiTests
         }
         var billing = (await Ok(cluster, leader, HttpMethod.Get, Path(topic)))["groups"]!.AsArray().Single(g => g!["group"]!.GetValue<string>() == "billing")!;
         (billing["leased"]!.GetValue<int>(), billing["acked_total"]!.GetValue<long>()).ShouldBe((1, 0L));
-        // The dead letters of the topic are another topic: the receipt is stale there too.
-        (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "dead-letters/ack"), $$"""{"receipts": ["{{receipt}}"]}"""))["acked"]!.GetValue<int>().ShouldBe(0);
+        // The dead letters of the topic are another topic, not there before the first dead letter.
+        (await Refused(cluster, leader, HttpMethod.Post, Path(topic, "dead-letters/ack"), $$"""{"receipts": ["{{receipt}}"]}""", HttpStatusCode.NotFound)).ShouldContain("no dead letters");
 
         // Each receipt acks its own group's delivery.
         (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"group": "billing", "receipts": ["{{theirs["receipt"]!.GetValue<string>()}}"]}"""))["acked"]!.GetValue<int>().ShouldBe(1);
         var acked = await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{receipt}}", "{{receipt}}"]}""");
         (acked["acked"]!.GetValue<int>(), acked["stale"]!.AsArray().Single()!.GetValue<string>()).ShouldBe((1, receipt));
+    }
+
+    [Fact]
+    public async Task A_receipt_of_a_group_or_topic_deleted_and_created_again_is_stale_for_the_new_one()
+    {
+        await using var cluster = TestCluster.Create(3, "--request-timeout-ms", "8000");
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = (leader + 1) % 3;
+        const string topic = "again";
+        await Ok(cluster, leader, HttpMethod.Put, Path(topic), null, HttpStatusCode.Created);
+        await Ok(cluster, leader, HttpMethod.Put, Path(topic, "groups/billing"), null, HttpStatusCode.Created);
+        await Ok(cluster, leader, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "m"}]}""");
+        var old = Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"group": "billing", "lease_ms": 600000}""")).Single()!;
+
+        // The group deleted and created again, at the earliest message: the same offset and delivery count.
+        await Ok(cluster, leader, HttpMethod.Delete, Path(topic, "groups/billing"));
+        await Ok(cluster, follower, HttpMethod.Put, Path(topic, "groups/billing"), """{"start": "earliest"}""", HttpStatusCode.Created);
+        var fresh = Messages(await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), """{"group": "billing", "lease_ms": 600000}""")).Single()!;
+        (fresh["offset"]!.GetValue<long>(), fresh["delivery_count"]!.GetValue<int>()).ShouldBe((old["offset"]!.GetValue<long>(), old["delivery_count"]!.GetValue<int>()));
+        var oldReceipt = old["receipt"]!.GetValue<string>();
+        fresh["receipt"]!.GetValue<string>().ShouldNotBe(oldReceipt);
+
+        // The old consumer's late ack, nack, extend and receive-ack settle nothing of the new group's, through the
+        // leader and through a follower.
+        foreach (var (op, node) in new[] { ("ack", leader), ("nack", follower), ("extend", leader) })
+        {
+            var answer = await Ok(cluster, node, HttpMethod.Post, Path(topic, op), $$"""{"group": "billing", "receipts": ["{{oldReceipt}}"]}""");
+            answer["stale"]!.AsArray().Select(s => s!.GetValue<string>()).ShouldBe([oldReceipt], op);
+        }
+        var receiveAck = await Ok(cluster, follower, HttpMethod.Post, Path(topic, "receive"), $$"""{"group": "billing", "ack": ["{{oldReceipt}}"]}""");
+        (receiveAck["acked"]!.GetValue<int>(), receiveAck["stale"]!.AsArray().Single()!.GetValue<string>()).ShouldBe((0, oldReceipt));
+        var billing = (await Ok(cluster, leader, HttpMethod.Get, Path(topic)))["groups"]!.AsArray().Single(g => g!["group"]!.GetValue<string>() == "billing")!;
+        (billing["leased"]!.GetValue<int>(), billing["acked_total"]!.GetValue<long>()).ShouldBe((1, 0L));
+        (await Ok(cluster, follower, HttpMethod.Post, Path(topic, "ack"), $$"""{"group": "billing", "receipts": ["{{fresh["receipt"]!.GetValue<string>()}}"]}"""))["acked"]!.GetValue<int>().ShouldBe(1);
+
+        // The topic deleted and created again: a different message at the same offset.
+        var before = Messages(await Ok(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"lease_ms": 600000}""")).Single()!["receipt"]!.GetValue<string>();
+        await Ok(cluster, leader, HttpMethod.Delete, Path(topic));
+        await Ok(cluster, follower, HttpMethod.Put, Path(topic), null, HttpStatusCode.Created);
+        await Ok(cluster, leader, HttpMethod.Post, Path(topic, "publish"), """{"messages": [{"body": "another"}]}""");
+        var after = Messages(await Ok(cluster, leader, HttpMethod.Post, Path(topic, "receive"), """{"lease_ms": 600000}""")).Single()!;
+        after["body"]!.GetValue<string>().ShouldBe("another");
+        var late = await Ok(cluster, follower, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{before}}"]}""");
+        (late["acked"]!.GetValue<int>(), late["stale"]!.AsArray().Single()!.GetValue<string>()).ShouldBe((0, before));
+        (await Ok(cluster, leader, HttpMethod.Post, Path(topic, "ack"), $$"""{"receipts": ["{{after["receipt"]!.GetValue<string>()}}"]}"""))["acked"]!.GetValue<int>().ShouldBe(1);
     }
 }

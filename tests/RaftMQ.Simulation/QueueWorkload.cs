@@ -168,7 +168,7 @@ public sealed class QueueWorkload
                 History.DeadLetter("dlq-reader", Header(DeadLetters.GroupHeader), ulong.Parse(Header(DeadLetters.OriginalOffsetHeader), CultureInfo.InvariantCulture),
                     Encoding.UTF8.GetString(m.Payload.Span));
             }
-            var ack = Send(QueueCommand.Ack(topic, "default", [.. delivered.Select(m => new Receipt(m.Offset, m.DeliveryCount))]));
+            var ack = Send(QueueCommand.Ack(topic, "default", [.. delivered.Select(m => new Receipt(m.Offset, m.DeliveryCount) { Tag = result.ReceiptTag })]));
             _sim.RunUntil(() => ack.State != ProposalState.Pending, ClientTimeoutMs);
         }
     }
@@ -283,6 +283,9 @@ public sealed class QueueWorkload
         private readonly Queue<(QueueCommand Command, QueueCallKind Kind, List<Receipt> Receipts)> _settles = new();
         private Call? _call;
         private List<QueueDelivery> _held = [];
+
+        /// <summary>The tag of the held messages' receipts (the receive's <see cref="QueueResult.ReceiptTag"/>), which settles carry as the HTTP API's do.</summary>
+        private ulong? _heldTag;
         private long _nextAt;
         private long _holdUntil = -1;
         private long _reviveAt = -1;
@@ -390,6 +393,7 @@ public sealed class QueueWorkload
             }
             var delivered = result.Delivered ?? [];
             _held = [.. delivered.Select(m => new QueueDelivery(m.Offset, m.DeliveryCount, Encoding.UTF8.GetString(m.Payload.Span)))];
+            _heldTag = result.ReceiptTag;
             w.History.Received(record, _held);
             if (_held.Count > 0)
             {
@@ -410,7 +414,7 @@ public sealed class QueueWorkload
             var nacks = new List<Receipt>();
             foreach (var d in _held)
             {
-                var receipt = new Receipt(d.Offset, d.DeliveryCount);
+                var receipt = new Receipt(d.Offset, d.DeliveryCount) { Tag = _heldTag };
                 var roll = w.Draining ? 0 : w._rng.Next(100);
                 if (roll < 78) acks.Add(receipt);
                 else if (roll < 90) nacks.Add(receipt);

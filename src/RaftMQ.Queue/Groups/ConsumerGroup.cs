@@ -56,6 +56,14 @@ internal sealed class ConsumerGroup
 
     public string Name { get; }
 
+    /// <summary>
+    /// The log index of the entry that created the group (or its topic, for the group created with it); 0 for a group
+    /// restored from a snapshot written before groups recorded it. Its receipts' tag names it
+    /// (<see cref="Receipt.TagOf"/>), so that receipts of a group deleted and created again under the same name are
+    /// stale for the new one.
+    /// </summary>
+    public ulong Created { get; set; }
+
     /// <summary>The next offset never delivered to this group.</summary>
     public ulong Cursor { get; private set; }
 

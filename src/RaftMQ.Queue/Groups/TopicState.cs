@@ -13,11 +13,11 @@ internal sealed class TopicState
     private readonly Dictionary<string, ConsumerGroup> _groups = new(StringComparer.Ordinal);
     private readonly List<ConsumerGroup> _order = [];
 
-    /// <summary>A state with the group <c>default</c> starting at <paramref name="head"/>.</summary>
-    public TopicState(int maxDeliveries, ulong head, long headPosition)
+    /// <summary>A state with the group <c>default</c> starting at <paramref name="head"/>, created by the entry at <paramref name="created"/>.</summary>
+    public TopicState(int maxDeliveries, ulong head, long headPosition, ulong created)
     {
         MaxDeliveries = maxDeliveries;
-        Add(new ConsumerGroup(DefaultGroup, head, headPosition));
+        Add(new ConsumerGroup(DefaultGroup, head, headPosition) { Created = created });
     }
 
     private TopicState(int maxDeliveries) => MaxDeliveries = maxDeliveries;
@@ -188,7 +188,11 @@ internal sealed class TopicState
         return groups;
     }
 
-    /// <summary>The part of the state in a snapshot after the deduplication ids and the delayed messages (<see cref="CaptureBeforeIds"/>).</summary>
+    /// <summary>
+    /// The part of the state in a snapshot after the deduplication ids and the delayed messages (<see cref="CaptureBeforeIds"/>):
+    /// the retention section, then each group's <see cref="ConsumerGroup.Created"/> (count, then one u64 per group in
+    /// order), which states written before it lack.
+    /// </summary>
     public void WriteAfterDelays(BinaryWriter w)
     {
         w.Write(MaxMessages);
@@ -198,6 +202,8 @@ internal sealed class TopicState
         w.Write((byte)Expire);
         w.Write(OverflowDroppedTotal);
         w.Write(ExpiredTotal);
+        w.Write(_order.Count);
+        foreach (var g in _order) w.Write(g.Created);
     }
 
     public static TopicState Read(BinaryReader r, string topic, ulong head, ulong tail)
@@ -233,6 +239,12 @@ internal sealed class TopicState
                 state.Expire = (ExpiryAction)expire;
                 state.OverflowDroppedTotal = r.ReadInt64();
                 state.ExpiredTotal = r.ReadInt64();
+            }
+            // And states written before groups recorded their creation here (0: the tags their receipts had).
+            if (r.BaseStream.Position < r.BaseStream.Length)
+            {
+                if (r.ReadInt32() != groups) throw new InvalidDataException($"topic {topic}: creation numbers that do not match its {groups} groups");
+                foreach (var g in state._order) g.Created = r.ReadUInt64();
             }
         }
         if (state.Lowest().Floor != head) throw new InvalidDataException($"topic {topic}: head {head} is not its lowest group floor {state.Lowest().Floor}");
