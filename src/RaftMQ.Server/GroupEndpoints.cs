@@ -404,10 +404,10 @@ public static class GroupEndpoints
             return;
         }
         var command = QueueCommand.Receive(topic, group, max, lease);
-        var (own, foreign) = acks is null ? ([], null) : Split(acks);
+        var own = acks is null ? [] : Tagged(acks);
         Task Write(HttpContext c, QueueResult result) => !result.Success ? Failure(c, result, topic, group)
             : WriteMessages(c, result.Delivered!, result.ReceiptTag ?? (result.Delivered!.Count == 0 ? 0UL : throw new InvalidOperationException("a receive's messages without their receipt tag")),
-                foreign is null ? null : (result.Count, foreign.Concat((result.Stale ?? []).Select(r => r.ToString()))));
+                acks is null ? null : (result.Count, Stale(acks, result.Stale ?? [])));
         var first = own.Count > 0 ? QueueCommand.ReceiveAck(topic, group, max, lease, own) : command;
         using var waiter = wait == 0 ? null : node.Waiters.TryEnter(topic, group);
         if (waiter is null)
@@ -581,7 +581,7 @@ public static class GroupEndpoints
             await RrmqEndpoints.WriteError(ctx, StatusCodes.Status400BadRequest, error);
             return;
         }
-        var (own, foreign) = Split(receipts!);
+        var own = Tagged(receipts!);
         var done = op switch { QueueOp.Ack => "acked", QueueOp.Nack => "nacked", _ => "extended" };
         Task Answer(HttpContext c, int count, IEnumerable<string> stale) => WriteObject(c, StatusCodes.Status200OK, json =>
         {
@@ -592,7 +592,7 @@ public static class GroupEndpoints
         });
         if (own.Count == 0)
         {
-            await Answer(ctx, 0, foreign);
+            await Answer(ctx, 0, Stale(receipts!, []));
             return;
         }
         var command = op switch
@@ -603,7 +603,7 @@ public static class GroupEndpoints
         };
         await RrmqEndpoints.RunCommandAsync(ctx, node, command,
             (c, result) => result.Success
-                ? Answer(c, result.Count, foreign.Concat(result.Stale!.Select(r => r.ToString())))
+                ? Answer(c, result.Count, Stale(receipts!, result.Stale!))
                 : Failure(c, result, topic, group));
     }
 
@@ -749,14 +749,31 @@ public static class GroupEndpoints
     }
 
     /// <summary>
-    /// The receipts to send, each with its tag, and the texts of those of the form without a tag (from builds before
-    /// receipts named their group), which name no delivery and are answered stale without being sent. The state
-    /// machine compares each tag with the group's (<see cref="Receipt.TagOf"/>: topic, group, and the entry that
-    /// created the group), so a receipt of another group or topic, or of a group or topic deleted and created again,
-    /// is stale even when a current delivery has the same offset and count.
+    /// The receipts to send: those with a tag. One of the form without a tag (from builds before receipts named their
+    /// group) names no delivery: it is answered stale without being sent (<see cref="Stale"/>). The state machine
+    /// compares each tag with the group's (<see cref="Receipt.TagOf"/>: topic, group, and the entry that created the
+    /// group), so a receipt of another group or topic, or of a group or topic deleted and created again, is stale even
+    /// when a current delivery has the same offset and count.
     /// </summary>
-    private static (List<Receipt> Own, List<string> Foreign) Split(List<Receipt> receipts) =>
-        ([.. receipts.Where(r => r.Tag is not null)], [.. receipts.Where(r => r.Tag is null).Select(r => r.ToString())]);
+    private static List<Receipt> Tagged(List<Receipt> receipts) => [.. receipts.Where(r => r.Tag is not null)];
+
+    /// <summary>
+    /// The texts of the stale receipts in the order they were <paramref name="given"/>: each without a tag, and each
+    /// the state machine answered stale (<paramref name="stale"/>, in the order of the receipts sent).
+    /// </summary>
+    private static IEnumerable<string> Stale(List<Receipt> given, IReadOnlyList<Receipt> stale)
+    {
+        var next = 0;
+        foreach (var r in given)
+        {
+            if (r.Tag is null) yield return r.ToString();
+            else if (next < stale.Count && stale[next] == r)
+            {
+                next++;
+                yield return r.ToString();
+            }
+        }
+    }
 
     /// <summary><c>{"success": true, ...}</c> with the fields <paramref name="write"/> writes.</summary>
     internal static async Task WriteObject(HttpContext ctx, int status, Action<Utf8JsonWriter> write)
