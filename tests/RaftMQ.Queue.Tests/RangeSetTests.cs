@@ -32,6 +32,7 @@ public sealed class RangeSetTests
             if (r < 70) check.Add(check.Floor + (ulong)random.Next(window));
             else if (r < 82) check.TakeRun();
             else if (r < 84) check.RemoveBelow(check.Floor + (ulong)random.Next(window / 2));
+            else if (r < 90) check.Remove(random.Next(2) == 0 ? check.Min() : check.Floor + (ulong)random.Next(window));
             else if (r < 99) check.Contains(check.Floor - 3 + (ulong)random.Next(window + 3)); // below the floor too
             else check.Capture();
         }
@@ -55,6 +56,7 @@ public sealed class RangeSetTests
             if (r < 75) check.Add(random.Next(8) == 0 ? offset | 1 : offset & ~1UL);
             else if (r < 77) check.TakeRun();
             else if (r < 78) check.RemoveBelow(check.Floor + (ulong)random.Next(200));
+            else if (r < 80) check.Remove(random.Next(2) == 0 ? check.Min() : offset);
             else if (r < 99) check.Contains(offset);
             else check.Capture();
         }
@@ -136,6 +138,22 @@ public sealed class RangeSetTests
             _model.RemoveWhere(o => o < offset);
             Floor = Math.Max(Floor, offset);
             Done();
+        }
+
+        /// <summary>Removes one offset (a group's ready set: a pending message delivered), splitting its range when inside it.</summary>
+        public void Remove(ulong offset)
+        {
+            Same(_set.Remove(offset), _model.Remove(offset), "Remove", offset);
+            Done();
+        }
+
+        /// <summary>The lowest offset, as the set and the model say; the floor when both are empty.</summary>
+        public ulong Min()
+        {
+            var has = _set.TryGetMin(out var min);
+            Same(has, _model.Count > 0, "TryGetMin", 0);
+            if (has) Same(min, _model.Min, "TryGetMin", 0);
+            return has ? min : Floor;
         }
 
         public void Contains(ulong offset)

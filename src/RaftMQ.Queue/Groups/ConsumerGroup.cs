@@ -29,6 +29,11 @@ internal sealed class ConsumerGroup
     // The pending messages with a time before which they are not delivered (nacked with a delay, or set aside by the
     // cursor until due), by that time: not in a snapshot, like _expiry. Those pending without one are ready now.
     private readonly SortedSet<(long NotBefore, ulong Offset)> _notBefore = [];
+    // The offsets of the pending messages a receive at _readyAt may deliver: those without a time, and those whose
+    // time is at or before _readyAt (FirstReady adds them as the replicated clock passes their time). Not in a
+    // snapshot either: a restored group starts with the ones without a time and _readyAt 0.
+    private readonly RangeSet _ready = new();
+    private long _readyAt;
     private readonly RangeSet _finished = new();
 
     public ConsumerGroup(string name, ulong start, long position)
@@ -112,16 +117,31 @@ internal sealed class ConsumerGroup
     }
 
     /// <summary>
-    /// The pending message with the lowest offset that may be delivered at <paramref name="now"/>. O(1) when none may
-    /// (every pending one waits for a later time); else O(pending ones before it that wait).
+    /// The pending message with the lowest offset that may be delivered at <paramref name="now"/>. O(log n), plus
+    /// O(log n) once for each pending message whose time <paramref name="now"/> passes, when <paramref name="now"/>
+    /// never goes back between calls (the replicated clock, as receives pass it); for an earlier time than a call
+    /// before, O(pending messages before it that wait).
     /// </summary>
     public bool FirstReady(long now, out ulong offset, out Pending pending)
     {
-        if (EarliestPendingAt > now)
+        if (now < _readyAt) return FirstReadyScan(now, out offset, out pending);
+        if (now > _readyAt && _notBefore.Count > 0 && _notBefore.Min.NotBefore <= now)
         {
-            (offset, pending) = (0, default);
+            foreach (var (_, o) in _notBefore.GetViewBetween((_readyAt + 1, 0), (now, ulong.MaxValue))) _ready.Add(o);
+        }
+        _readyAt = now;
+        if (!_ready.TryGetMin(out offset))
+        {
+            pending = default;
             return false;
         }
+        pending = _pending[offset];
+        return true;
+    }
+
+    /// <summary>What <see cref="FirstReady"/> answers, by walking the pending messages from the lowest offset.</summary>
+    private bool FirstReadyScan(long now, out ulong offset, out Pending pending)
+    {
         foreach (var (o, p) in _pending)
         {
             if (p.NotBefore <= now)
@@ -144,6 +164,7 @@ internal sealed class ConsumerGroup
     {
         if (!_pending.Remove(offset, out var removed)) return false;
         if (removed.NotBefore > 0) _notBefore.Remove((removed.NotBefore, offset));
+        if (removed.NotBefore <= _readyAt) _ready.Remove(offset);
         return true;
     }
 
@@ -151,6 +172,7 @@ internal sealed class ConsumerGroup
     {
         _pending.Add(offset, pending);
         if (pending.NotBefore > 0) _notBefore.Add((pending.NotBefore, offset));
+        if (pending.NotBefore <= _readyAt) _ready.Add(offset);
     }
 
     /// <summary>Passes the cursor's message (its record is <paramref name="recordSize"/> bytes) to the caller.</summary>

@@ -3,7 +3,7 @@ namespace RaftMQ.Queue.Groups;
 /// <summary>
 /// A set of offsets kept as disjoint half-open ranges [start, end), sorted: a million consecutive offsets cost one
 /// entry. Used for the offsets a group has finished (acked or dead-lettered) above its ack floor, so memory grows
-/// with the gaps, never with the backlog.
+/// with the gaps, never with the backlog, and for the offsets of its pending messages that a receive may deliver.
 /// </summary>
 /// <remarks>
 /// The ranges are an <see cref="OffsetMap{TValue}"/> from start to end (each operation O(log ranges)), so that a
@@ -41,6 +41,27 @@ internal sealed class RangeSet
         Count++;
         return true;
     }
+
+    /// <summary>Removes <paramref name="offset"/>; false when it was not there.</summary>
+    public bool Remove(ulong offset)
+    {
+        if (!_ranges.TryGetFloor(offset, out var start, out var end) || offset >= end) return false;
+        if (offset == start)
+        {
+            _ranges.Remove(start);
+            if (end > offset + 1) _ranges.Add(offset + 1, end);
+        }
+        else
+        {
+            _ranges.Set(start, offset);
+            if (end > offset + 1) _ranges.Add(offset + 1, end);
+        }
+        Count--;
+        return true;
+    }
+
+    /// <summary>The lowest offset in the set; false when it is empty.</summary>
+    public bool TryGetMin(out ulong offset) => _ranges.TryGetFirst(out offset, out _);
 
     /// <summary>
     /// If a range starts at <paramref name="offset"/>, removes it and returns its end; else returns
