@@ -28,6 +28,7 @@ try
     while (receipts.Count < total)
     {
         var got = Run(QueueCommand.Receive("t", "default", 1_000, 10_000, now));
+        if (got.Delivered!.Count == 0) throw new InvalidOperationException($"only {receipts.Count} leased: DELAYED + READY must be within a group's in-flight bound ({QueueLimits.Default.MaxInFlightPerGroup})");
         receipts.AddRange(got.Delivered!.Select(m => new Receipt(m.Offset, m.DeliveryCount) { Tag = got.ReceiptTag }));
     }
     for (var i = 0; i < delayed; i += 1_000)

@@ -58,4 +58,66 @@ public sealed class ReadyIndexTests
             }
         }
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Leases_ending_by_the_thousand_or_one_by_one_become_ready_and_the_rest_stay_leased(int seed)
+    {
+        // Batches of leases with deadlines spread or shared, acks between, and times that pass few or thousands of
+        // deadlines at once: the index by deadline is cut one by one or built again (ExpireLeases), and must hold
+        // exactly the live leases either way.
+        var random = new Random(seed);
+        var group = new ConsumerGroup("g", 0, 0);
+        var leased = new Dictionary<ulong, long>(); // offset → deadline
+        var ready = new SortedSet<ulong>();
+        long now = 1_000;
+        ulong next = 0;
+        for (var round = 0; round < 300; round++)
+        {
+            var r = random.Next(10);
+            if (r < 4)
+            {
+                var shared = random.Next(2) == 0;
+                var deadline = now + random.Next(1, 500);
+                for (var i = random.Next(1, 3_000); i > 0; i--, next++)
+                {
+                    var d = shared ? deadline : now + random.Next(1, 500);
+                    group.AddLease(next, new Lease((long)next, 1, d, null));
+                    leased[next] = d;
+                }
+            }
+            else if (r < 6)
+            {
+                foreach (var offset in leased.Keys.Where(_ => random.Next(3) == 0).ToList())
+                {
+                    group.RemoveLease(offset); // acked
+                    leased.Remove(offset);
+                }
+            }
+            else
+            {
+                now += random.Next(0, 300);
+                group.ExpireLeases(now);
+                foreach (var (offset, _) in leased.Where(l => l.Value <= now).ToList())
+                {
+                    leased.Remove(offset);
+                    ready.Add(offset);
+                }
+            }
+            group.LiveLeases(now).ShouldBe(leased.Count(l => l.Value > now), $"round {round}");
+            group.EarliestLeaseDeadline.ShouldBe(leased.Count == 0 ? long.MaxValue : leased.Values.Min());
+            group.FirstReady(now, out var first, out _).ShouldBe(ready.Count > 0);
+            if (ready.Count > 0) first.ShouldBe(ready.Min);
+        }
+        foreach (var (offset, deadline) in leased)
+        {
+            group.TryGetLease(offset, out var lease).ShouldBeTrue();
+            lease.Deadline.ShouldBe(deadline);
+        }
+        group.ExpireLeases(long.MaxValue);
+        group.LiveLeases(now).ShouldBe(0);
+        group.EarliestLeaseDeadline.ShouldBe(long.MaxValue);
+    }
 }

@@ -24,7 +24,7 @@ internal readonly record struct Pending(long Position, int Count, long NotBefore
 internal sealed class ConsumerGroup
 {
     private readonly OffsetMap<Lease> _leased = new();
-    private readonly SortedSet<(long Deadline, ulong Offset)> _expiry = [];
+    private SortedSet<(long Deadline, ulong Offset)> _expiry = [];
     private readonly OffsetMap<Pending> _pending = new();
     // The pending messages with a time before which they are not delivered (nacked with a delay, or set aside by the
     // cursor until due), by that time: not in a snapshot, like _expiry. Those pending without one are ready now.
@@ -104,17 +104,39 @@ internal sealed class ConsumerGroup
 
     public RangeSet Finished => _finished;
 
-    /// <summary>Moves every lease whose deadline is at or before <paramref name="now"/> to pending (ready now), oldest deadline first.</summary>
+    /// <summary>
+    /// Moves every lease whose deadline is at or before <paramref name="now"/> to pending (ready now), oldest deadline
+    /// first. The ended ones leave the index by deadline one by one when they are few; when they are many (a consumer
+    /// that held thousands of leases gone), the index is built again from the rest, which costs far less
+    /// than removing each (docs/benchmarks.md, "Receives past delayed redeliveries").
+    /// </summary>
     public void ExpireLeases(long now)
     {
-        while (_expiry.Count > 0 && _expiry.Min.Deadline <= now)
+        if (_expiry.Count == 0 || _expiry.Min.Deadline > now) return;
+        List<ulong> ended = [];
+        foreach (var (deadline, offset) in _expiry)
         {
-            var (_, offset) = _expiry.Min;
-            _expiry.Remove(_expiry.Min);
+            if (deadline > now) break;
+            ended.Add(offset);
+        }
+        if (ended.Count < ExpiryRebuildMin || ended.Count * 4L < _expiry.Count)
+        {
+            for (var i = 0; i < ended.Count; i++) _expiry.Remove(_expiry.Min);
+        }
+        else
+        {
+            _expiry = ended.Count == _expiry.Count ? []
+                : new(_expiry.GetViewBetween((now + 1, 0), _expiry.Max));
+        }
+        foreach (var offset in ended)
+        {
             _leased.Remove(offset, out var lease);
             AddPending(offset, new Pending(lease.Position, lease.Count, 0, lease.Error));
         }
     }
+
+    /// <summary>Fewest ended leases for which <see cref="ExpireLeases"/> builds the index by deadline again (when they are also a quarter of it or more).</summary>
+    private const int ExpiryRebuildMin = 256;
 
     /// <summary>
     /// The pending message with the lowest offset that may be delivered at <paramref name="now"/>. O(log n), plus
