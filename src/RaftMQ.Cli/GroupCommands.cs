@@ -139,6 +139,28 @@ public static partial class Cli
         return command;
     }
 
+    /// <summary>
+    /// A value for a tab-separated column before the last: a backslash, tab, line feed or carriage return in it is
+    /// written <c>\\</c>, <c>\t</c>, <c>\n</c>, <c>\r</c>, so that it never moves the columns after it or starts a line.
+    /// </summary>
+    internal static string Column(string value)
+    {
+        if (value.AsSpan().IndexOfAny("\\\t\n\r") < 0) return value;
+        var escaped = new System.Text.StringBuilder(value.Length + 8);
+        foreach (var c in value)
+        {
+            _ = c switch
+            {
+                '\\' => escaped.Append(@"\\"),
+                '\t' => escaped.Append(@"\t"),
+                '\n' => escaped.Append(@"\n"),
+                '\r' => escaped.Append(@"\r"),
+                _ => escaped.Append(c),
+            };
+        }
+        return escaped.ToString();
+    }
+
     private static Option<string> GroupOption() =>
         new("--group", "-g") { Description = "Consumer group", DefaultValueFactory = _ => "default" };
 
@@ -231,7 +253,7 @@ public static partial class Cli
             foreach (var m in letters)
             {
                 string Header(string name) => m.Headers.FirstOrDefault(h => h.Key == name).Value ?? "-";
-                Console.Out.WriteLine($"{Header("raftmq-original-offset")}\t{Header("raftmq-delivery-count")}\t{Header("raftmq-last-error")}\t{m.Text}");
+                Console.Out.WriteLine($"{Header("raftmq-original-offset")}\t{Header("raftmq-delivery-count")}\t{Column(Header("raftmq-last-error"))}\t{m.Text}");
             }
             if (letters.Count == 0) Console.Error.WriteLine($"no dead letters in '{t}'");
             return ExitCodes.Ok;
