@@ -161,6 +161,22 @@ public static partial class Cli
         return escaped.ToString();
     }
 
+    /// <summary>
+    /// Runs a call on <paramref name="group"/> of <paramref name="topic"/>; the cluster's 404 for a missing group (a
+    /// missing topic is <see cref="TopicNotFoundException"/>) becomes an error naming both and the verb that creates it.
+    /// </summary>
+    private static async Task<T> InGroup<T>(string topic, string group, Func<Task<T>> call)
+    {
+        try
+        {
+            return await call().ConfigureAwait(false);
+        }
+        catch (RequestRejectedException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            throw new CliException($"topic '{topic}' has no group '{group}'; create it with: {Name} group create {topic} {group}");
+        }
+    }
+
     private static Option<string> GroupOption() =>
         new("--group", "-g") { Description = "Consumer group", DefaultValueFactory = _ => "default" };
 
@@ -180,8 +196,8 @@ public static partial class Cli
             var (urls, _) = Target(r);
             using var client = NewClient(urls, r);
             var t = r.GetValue(topic)!;
-            var got = await client.ReceiveAsync(t, r.GetValue(group)!, r.GetValue(max), TimeSpan.FromMilliseconds(r.GetValue(lease)),
-                TimeSpan.FromMilliseconds(r.GetValue(waitMs)), cancellationToken: ct).ConfigureAwait(false);
+            var got = await InGroup(t, r.GetValue(group)!, () => client.ReceiveAsync(t, r.GetValue(group)!, r.GetValue(max), TimeSpan.FromMilliseconds(r.GetValue(lease)),
+                TimeSpan.FromMilliseconds(r.GetValue(waitMs)), cancellationToken: ct)).ConfigureAwait(false);
             foreach (var d in got) Console.Out.WriteLine($"{d.Receipt}\t{d.Offset}\t{d.DeliveryCount}\t{d.Text}");
             if (got.Count == 0) Console.Error.WriteLine($"no message ready in '{t}' for group '{r.GetValue(group)}'");
             return ExitCodes.Ok;
@@ -203,15 +219,7 @@ public static partial class Cli
             var (urls, _) = Target(r);
             using var client = NewClient(urls, r);
             var (t, g) = (r.GetValue(topic)!, r.GetValue(group)!);
-            SettleResult result;
-            try
-            {
-                result = await client.AckAsync(t, r.GetValue(receipts)!, g, cancellationToken: ct).ConfigureAwait(false);
-            }
-            catch (RequestRejectedException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
-            {
-                throw new CliException($"topic '{t}' has no group '{g}'; nothing was acked");
-            }
+            var result = await InGroup(t, g, () => client.AckAsync(t, r.GetValue(receipts)!, g, cancellationToken: ct)).ConfigureAwait(false);
             if (result.Applied == 0 && result.Stale.Count > 0)
             {
                 // Receipts of the tagless form of earlier builds are answered stale without the topic and group being
@@ -297,7 +305,7 @@ public static partial class Cli
         {
             var want = (int)Math.Min(100, max is null ? 100 : max.Value - got);
             // --follow long-polls: the server holds the receive until a message is ready or FollowWait is over.
-            var batch = await client.ReceiveAsync(topic, group, want, TimeSpan.FromSeconds(30), following ? FollowWait : TimeSpan.Zero, cancellationToken: ct)
+            var batch = await InGroup(topic, group, () => client.ReceiveAsync(topic, group, want, TimeSpan.FromSeconds(30), following ? FollowWait : TimeSpan.Zero, cancellationToken: ct))
                 .ConfigureAwait(false);
             if (batch.Count > 0)
             {

@@ -610,6 +610,12 @@ public sealed class CliClusterTests
         var noGroup = await env.RunAsync("ack", "jobs", receipt, "--group", "billing");
         noGroup.ExitCode.ShouldBe(1, noGroup.ToString());
         noGroup.Stderr.ShouldContain("topic 'jobs' has no group 'billing'", Case.Sensitive, noGroup.ToString());
+        var receiveNoGroup = await env.RunAsync("receive", "jobs", "--group", "billing");
+        receiveNoGroup.ExitCode.ShouldBe(1, receiveNoGroup.ToString());
+        receiveNoGroup.Stderr.ShouldContain("topic 'jobs' has no group 'billing'; create it with: raftmq group create jobs billing", Case.Sensitive, receiveNoGroup.ToString());
+        var consumeNoGroup = await env.RunAsync("consume", "jobs", "--group", "billing");
+        consumeNoGroup.ExitCode.ShouldBe(1, consumeNoGroup.ToString());
+        consumeNoGroup.Stderr.ShouldContain("has no group 'billing'", Case.Sensitive, consumeNoGroup.ToString());
         (await env.RunAsync("ack", "jobs", receipt)).Stdout.ShouldBe("acked 1\n");
         var stale = await env.RunAsync("ack", "jobs", receipt);
         (stale.ExitCode, stale.Stdout).ShouldBe((1, "acked 0\n"), stale.ToString());
